@@ -1,0 +1,1 @@
+//! Front end of stmjit: lexer, parser, diagnostics, reference interpreter.

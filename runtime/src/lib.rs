@@ -1,0 +1,1 @@
+//! The STM runtime of stmjit (see `shared/DESIGN.md`).
