@@ -1,0 +1,1080 @@
+//! The verified `%gs` rewrite: turns segment accesses that Cranelift emitted
+//! through the pinned register into genuine `gs:`-prefixed accesses, in the
+//! final machine code, without moving any instruction.
+//!
+//! # Why a rewrite of the final bytes
+//! Stock Cranelift has no segment-override operand (see
+//! `shared/spikes/cranelift-gs/README.md`). The JIT reserves r15 as the pinned
+//! register and keeps it equal to the thread's segment base; the IR addresses a
+//! segment byte as `get_pinned_reg + offset`. `get_pinned_reg` lowers to a copy
+//! `mov rX, r15`, and the access becomes `[rX + idx*s + disp]`. This pass tracks
+//! those copies and rewrites each such access into `gs:[idx*s + disp]`.
+//!
+//! # Invariant that makes every decision safe
+//! **r15 == `%gs` base on every entry into JIT code, and JIT code never writes
+//! r15.** (The entry trampoline of [`crate::module`] establishes it; the pass
+//! refuses any function that writes r15.) Hence `[copy + idx + d]` and
+//! `gs:[idx + d]` address the same linear byte, and an access the pass *leaves
+//! alone* is still correct: leaving an access in r15 form costs the "genuine
+//! gs" property for that one instruction, never correctness.
+//!
+//! # The analysis
+//! The code is cut into regions at Cranelift's block starts (`bb_starts`, from
+//! `machine_code_cfg_info`), at every direct branch target and after every
+//! branch. Per region, a forward data-flow computes two sets of general
+//! registers: `must` (holds the value of r15 on every path) and `may` (holds it
+//! on some path). `mov r64, r15` adds a copy; `mov r64, copy` propagates it;
+//! any other write kills; a call kills every `must` copy and the caller-saved
+//! `may` copies. Only an access whose base is in `must` is rewritten.
+//!
+//! # What is refused (an error: the function is not compiled)
+//! The issue asks to refuse code where the base register escapes. These are
+//! errors ([`RewriteError`]):
+//! * r15 is written (the invariant would break), or read other than by the
+//!   copy `mov r64, r15` or as the base of a memory access;
+//! * a register that may hold a copy is read as a *value*: arithmetic, `lea`,
+//!   compare, push, stored to memory (a spill), an implicit operand; or used
+//!   as base/index of an instruction that does not access memory (`lea`), as an
+//!   index with scale > 1, or as base and index at once;
+//! * a copy-based access that already has a segment prefix or uses 32-bit
+//!   addressing;
+//! * bytes that do not decode, a branch into the middle of an instruction or
+//!   to undecoded bytes other than a trap stub, or a failed verification.
+//!
+//! Escapes that machine code cannot show (a copy passed as a call argument, or
+//! returned, by a plain `mov`) are caught earlier, on the Cranelift IR, by
+//! [`check_ir`], which the compile path always runs.
+//!
+//! # What is merely left in r15 form (recorded, not an error)
+//! * everything, in [`SegmentBase::R15`] mode (the `--segment-base r15`
+//!   comparison); the analysis and all refusals still run;
+//! * an access whose `gs:` encoding would be longer than the original, e.g.
+//!   `[copy + disp]` with no index (`gs:[disp32]` needs a SIB byte and a
+//!   4-byte displacement) or `[copy + idx*8]`;
+//! * an access through a register that holds a copy on some paths only.
+//!
+//! # Keeping every offset
+//! The replacement is never longer than the original; it is padded with
+//! multi-byte NOPs *after* it, so the instruction start (a possible branch
+//! target) and every following byte stay where they were: branches,
+//! relocations, trap offsets and stack-map return addresses stay valid. Every
+//! replacement is re-decoded and compared with the intended instruction, and
+//! the whole function is re-decoded to check that every original instruction
+//! boundary still exists.
+
+use iced_x86::{
+    Code, Decoder, DecoderOptions, Encoder, FlowControl, Formatter, Instruction,
+    InstructionInfoFactory, IntelFormatter, Mnemonic, OpAccess, OpKind, Register,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// How the final code reaches the thread's segment.
+///
+/// `Gs` is the design (genuine `%gs` prefixes); `R15` keeps the pinned-register
+/// form so that both can be benchmarked (`--segment-base r15`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum SegmentBase {
+    /// Rewrite every provable segment access into its `gs:` form.
+    #[default]
+    Gs,
+    /// Leave accesses as `[copy-of-r15 + ...]`; still analyse and refuse.
+    R15,
+}
+
+/// What a segment access does with memory; used for statistics and for the
+/// `--dump-asm` annotations (a byte store is the read marker, a byte load or
+/// test is the write-barrier flag test).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AccessKind {
+    /// Reads memory into a register (`mov`, `movzx`, SSE loads...).
+    Load,
+    /// Writes memory only (`mov [m], r/imm`).
+    Store,
+    /// Reads memory only to set flags (`cmp`, `test`, `bt`).
+    Compare,
+    /// Reads and writes memory (`add [m], r`, `lock cmpxchg`, `xchg`...).
+    ReadModifyWrite,
+}
+
+/// Why a segment access was not put in `gs:` form (it still works: see the
+/// module invariant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LeftReason {
+    /// [`SegmentBase::R15`] mode.
+    R15Mode,
+    /// The `gs:` encoding would be longer than the original instruction.
+    WouldGrow,
+    /// The base holds a copy of r15 on some paths only.
+    NotProvable,
+}
+
+/// One memory access through the segment base, found by the pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentAccess {
+    /// Offset of the instruction in the function's code.
+    pub offset: u32,
+    /// Length of the instruction (unchanged by the rewrite, NOPs included).
+    pub len: u32,
+    /// What the access does.
+    pub kind: AccessKind,
+    /// Size of the memory operand in bytes (1 for markers and flag tests).
+    pub width: u32,
+    /// `None` if rewritten to `gs:`, otherwise why not.
+    pub left: Option<LeftReason>,
+    /// Number of NOP padding bytes after the rewritten instruction.
+    pub nop_bytes: u32,
+}
+
+/// Summary counts of a rewrite, for `--dump-asm` headers, logs and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RewriteStats {
+    /// Copies `mov r64, r15` (one per `get_pinned_reg`).
+    pub copies: usize,
+    /// Register-to-register moves of a copy (regalloc moves), followed.
+    pub copy_moves: usize,
+    /// Accesses put in `gs:` form, by kind.
+    pub rewritten: BTreeMap<AccessKind, usize>,
+    /// Accesses left in r15 form, by reason.
+    pub left: BTreeMap<LeftReason, usize>,
+    /// NOP padding bytes inserted in total.
+    pub nop_bytes: usize,
+}
+
+impl RewriteStats {
+    /// Total accesses put in `gs:` form.
+    pub fn total_rewritten(&self) -> usize {
+        self.rewritten.values().sum()
+    }
+    /// Total accesses left in r15 form.
+    pub fn total_left(&self) -> usize {
+        self.left.values().sum()
+    }
+}
+
+impl fmt::Display for RewriteStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} gs accesses {:?}, {} left in r15 form {:?}, {} copies, {} copy moves, {} nop bytes",
+            self.total_rewritten(),
+            self.rewritten,
+            self.total_left(),
+            self.left,
+            self.copies,
+            self.copy_moves,
+            self.nop_bytes
+        )
+    }
+}
+
+/// Result of a successful pass.
+#[derive(Clone, Debug)]
+pub struct Rewritten {
+    /// The final bytes (same length as the input).
+    pub code: Vec<u8>,
+    /// Every segment access found, in code order.
+    pub accesses: Vec<SegmentAccess>,
+    /// Counts derived from `accesses` plus copy counts.
+    pub stats: RewriteStats,
+    /// Offsets of the original instructions that were decoded as code (data
+    /// such as inline jump tables, trap stubs and constants excluded).
+    pub instruction_starts: Vec<u32>,
+    /// End of the decoded code (start of trap stubs / constant pool).
+    pub code_end: u32,
+}
+
+/// How the segment base escaped (see [`RewriteError::BaseEscapes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Escape {
+    /// Read as a value by an ordinary instruction (arithmetic, compare, push...).
+    ValueUse,
+    /// Stored to memory as data (e.g. a spill): it could not be followed.
+    StoredToMemory,
+    /// Base or index of an instruction that does not access memory (`lea`):
+    /// the address becomes a value, and a `gs:` prefix would be ignored.
+    NonAccessingAddress,
+    /// Used as an index with scale > 1, or as base and index at once.
+    ScaledOrDoubled,
+    /// The IR uses `get_pinned_reg` (or an address made from it) other than
+    /// as the address of a load or store.
+    IrUse,
+}
+
+/// Why the pass refused a function. Every variant names the offending offset
+/// and instruction, so a compiler bug can be found from the message alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RewriteError {
+    /// The segment base (r15 or a copy of it) escapes: it is used otherwise
+    /// than as the base register of a memory access.
+    BaseEscapes {
+        /// Code offset (or IR instruction number for [`Escape::IrUse`]).
+        offset: u32,
+        /// The instruction, Intel syntax (or IR text).
+        instruction: String,
+        /// How it escapes.
+        how: Escape,
+    },
+    /// r15 is written inside a JIT function: the invariant r15 == gs base breaks.
+    PinnedRegWritten {
+        /// Code offset.
+        offset: u32,
+        /// The instruction.
+        instruction: String,
+    },
+    /// A copy-based access with a form the pass does not handle (an existing
+    /// segment prefix, 32-bit addressing).
+    Unsupported {
+        /// Code offset.
+        offset: u32,
+        /// The instruction.
+        instruction: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+    /// Bytes that do not decode where code is expected.
+    Undecodable {
+        /// Code offset.
+        offset: u32,
+    },
+    /// A branch to the middle of an instruction or to undecoded bytes.
+    BadBranchTarget {
+        /// Offset of the branch.
+        offset: u32,
+        /// Its target.
+        target: u64,
+    },
+    /// The re-decoded result differs from what was intended (a bug in the pass
+    /// or the encoder; never ignored).
+    VerificationFailed {
+        /// Code offset.
+        offset: u32,
+        /// What differs.
+        what: String,
+    },
+}
+
+impl fmt::Display for RewriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RewriteError::BaseEscapes {
+                offset,
+                instruction,
+                how,
+            } => write!(
+                f,
+                "segment base register escapes ({how:?}) at {offset:#x}: {instruction}"
+            ),
+            RewriteError::PinnedRegWritten {
+                offset,
+                instruction,
+            } => write!(
+                f,
+                "pinned register r15 written in JIT code at {offset:#x}: {instruction}"
+            ),
+            RewriteError::Unsupported {
+                offset,
+                instruction,
+                why,
+            } => {
+                write!(
+                    f,
+                    "unsupported segment access at {offset:#x} ({why}): {instruction}"
+                )
+            }
+            RewriteError::Undecodable { offset } => write!(f, "undecodable bytes at {offset:#x}"),
+            RewriteError::BadBranchTarget { offset, target } => {
+                write!(
+                    f,
+                    "branch at {offset:#x} to {target:#x}, not an instruction start"
+                )
+            }
+            RewriteError::VerificationFailed { offset, what } => {
+                write!(f, "rewrite verification failed at {offset:#x}: {what}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RewriteError {}
+
+/// Intel-syntax text of one instruction, for messages and verification.
+pub(crate) fn intel(i: &Instruction) -> String {
+    let mut f = IntelFormatter::new();
+    let mut s = String::new();
+    f.format(i, &mut s);
+    s
+}
+
+/// Intel's recommended multi-byte NOPs (SDM vol. 2, "NOP"), longest first use.
+pub fn nop_padding(n: usize) -> Vec<u8> {
+    const NOPS: [&[u8]; 10] = [
+        &[],
+        &[0x90],
+        &[0x66, 0x90],
+        &[0x0F, 0x1F, 0x00],
+        &[0x0F, 0x1F, 0x40, 0x00],
+        &[0x0F, 0x1F, 0x44, 0x00, 0x00],
+        &[0x66, 0x0F, 0x1F, 0x44, 0x00, 0x00],
+        &[0x0F, 0x1F, 0x80, 0x00, 0x00, 0x00, 0x00],
+        &[0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+        &[0x66, 0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+    ];
+    let mut out = Vec::with_capacity(n);
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(9);
+        out.extend_from_slice(NOPS[k]);
+        left -= k;
+    }
+    out
+}
+
+/// Set of general registers as a bit mask (bit i = i-th of rax..r15).
+type RegSet = u16;
+
+/// Registers a call preserves (System V: rbx, rbp, r12-r15).
+const CALLEE_SAVED: RegSet = (1 << 3) | (1 << 5) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 15);
+
+/// Bit of a register's full 64-bit GPR, if it is one.
+fn gpr_bit(r: Register) -> Option<RegSet> {
+    let full = r.full_register();
+    if full.is_gpr64() {
+        Some(1 << (full as u32 - Register::RAX as u32))
+    } else {
+        None
+    }
+}
+
+fn reads(a: OpAccess) -> bool {
+    matches!(
+        a,
+        OpAccess::Read | OpAccess::CondRead | OpAccess::ReadWrite | OpAccess::ReadCondWrite
+    )
+}
+
+fn has_mem_operand(i: &Instruction) -> bool {
+    (0..i.op_count()).any(|k| i.op_kind(k) == OpKind::Memory)
+}
+
+/// `mov r64, r15`: the lowering of `get_pinned_reg`.
+fn is_copy(i: &Instruction) -> bool {
+    i.mnemonic() == Mnemonic::Mov
+        && i.op_count() == 2
+        && i.op0_kind() == OpKind::Register
+        && i.op1_kind() == OpKind::Register
+        && i.op0_register().is_gpr64()
+        && i.op1_register() == Register::R15
+}
+
+/// `mov r64, r64` whose source may be a copy (a regalloc move).
+fn is_move_of(i: &Instruction, may: RegSet) -> Option<(RegSet, RegSet)> {
+    if i.mnemonic() == Mnemonic::Mov
+        && i.op_count() == 2
+        && i.op0_kind() == OpKind::Register
+        && i.op1_kind() == OpKind::Register
+        && i.op0_register().is_gpr64()
+        && i.op1_register().is_gpr64()
+    {
+        let src = gpr_bit(i.op1_register())?;
+        if src & may != 0 {
+            return Some((gpr_bit(i.op0_register())?, src));
+        }
+    }
+    None
+}
+
+/// Copy-tracking state at a program point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct State {
+    must: RegSet,
+    may: RegSet,
+}
+
+/// The effect of one instruction on the copy sets (no checks).
+fn transfer(st: State, i: &Instruction, info: &mut InstructionInfoFactory) -> State {
+    if i.mnemonic() == Mnemonic::Nop {
+        return st;
+    }
+    if is_copy(i) {
+        let b = gpr_bit(i.op0_register()).unwrap();
+        return State {
+            must: st.must | b,
+            may: st.may | b,
+        };
+    }
+    if let Some((dst, src)) = is_move_of(i, st.may) {
+        let must = if st.must & src != 0 {
+            st.must | dst
+        } else {
+            st.must & !dst
+        };
+        return State {
+            must,
+            may: st.may | dst,
+        };
+    }
+    let mut s = st;
+    for u in info.info(i).used_registers() {
+        if let Some(b) = gpr_bit(u.register()) {
+            match u.access() {
+                OpAccess::Write | OpAccess::ReadWrite => {
+                    s.must &= !b;
+                    s.may &= !b;
+                }
+                OpAccess::CondWrite | OpAccess::ReadCondWrite => s.must &= !b,
+                _ => {}
+            }
+        }
+    }
+    if matches!(
+        i.flow_control(),
+        FlowControl::Call | FlowControl::IndirectCall
+    ) {
+        s.must = 0;
+        s.may &= CALLEE_SAVED;
+    }
+    s
+}
+
+/// Control leaves the straight line after this instruction (no fall-through).
+fn ends_straight_line(i: &Instruction) -> bool {
+    matches!(
+        i.flow_control(),
+        FlowControl::Return | FlowControl::UnconditionalBranch | FlowControl::IndirectBranch
+    ) || i.mnemonic() == Mnemonic::Ud2
+}
+
+fn direct_target(i: &Instruction) -> Option<u64> {
+    match i.flow_control() {
+        FlowControl::ConditionalBranch | FlowControl::UnconditionalBranch => match i.op0_kind() {
+            OpKind::NearBranch64 => Some(i.near_branch64()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn is_trap_stub(code: &[u8], t: u64) -> bool {
+    let t = t as usize;
+    t + 2 <= code.len() && code[t] == 0x0F && code[t + 1] == 0x0B
+}
+
+/// Decode the code part of `code`: each block from its start up to the next
+/// block start, stopping early after an unconditional transfer that no
+/// pending forward branch of the block jumps over (what follows is data: an
+/// inline jump table, or, after the last block, trap stubs and constants).
+fn decode(code: &[u8], block_starts: &[u32]) -> Result<Vec<Instruction>, RewriteError> {
+    let mut starts: BTreeSet<u32> = block_starts
+        .iter()
+        .copied()
+        .filter(|&s| (s as usize) < code.len())
+        .collect();
+    if !code.is_empty() {
+        starts.insert(0);
+    }
+    let starts: Vec<u32> = starts.into_iter().collect();
+    let mut out = Vec::new();
+    for (k, &s) in starts.iter().enumerate() {
+        let limit = starts.get(k + 1).map_or(code.len(), |&n| n as usize);
+        let mut dec =
+            Decoder::with_ip(64, &code[s as usize..limit], s as u64, DecoderOptions::NONE);
+        let mut pending: u64 = 0; // furthest forward in-block branch target seen
+        while dec.can_decode() {
+            let i = dec.decode();
+            if i.is_invalid() {
+                return Err(RewriteError::Undecodable {
+                    offset: i.ip() as u32,
+                });
+            }
+            if let Some(t) = direct_target(&i) {
+                if t > i.ip() && (t as usize) < limit && !is_trap_stub(code, t) {
+                    pending = pending.max(t);
+                }
+            }
+            let next = i.next_ip();
+            out.push(i);
+            if ends_straight_line(&i) && pending <= next {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A straight-line piece of code: instructions `first..=last` of the decode.
+struct Region {
+    first: usize,
+    last: usize,
+    succs: Vec<usize>,
+}
+
+fn build_regions(
+    code: &[u8],
+    insts: &[Instruction],
+    block_starts: &[u32],
+) -> Result<(Vec<Region>, BTreeMap<u64, usize>), RewriteError> {
+    let index_of: BTreeMap<u64, usize> =
+        insts.iter().enumerate().map(|(k, i)| (i.ip(), k)).collect();
+    let mut leaders: BTreeSet<usize> = BTreeSet::new();
+    if !insts.is_empty() {
+        leaders.insert(0);
+    }
+    for &s in block_starts {
+        if let Some(&k) = index_of.get(&(s as u64)) {
+            leaders.insert(k);
+        }
+    }
+    for (k, i) in insts.iter().enumerate() {
+        if let Some(t) = direct_target(i) {
+            match index_of.get(&t) {
+                Some(&tk) => {
+                    leaders.insert(tk);
+                }
+                None => {
+                    // Allowed only: a trap stub that is not inside decoded code.
+                    let inside = index_of
+                        .range(..=t)
+                        .next_back()
+                        .is_some_and(|(_, &pk)| insts[pk].next_ip() > t);
+                    if !is_trap_stub(code, t) || inside {
+                        return Err(RewriteError::BadBranchTarget {
+                            offset: i.ip() as u32,
+                            target: t,
+                        });
+                    }
+                }
+            }
+        }
+        let breaks = !matches!(
+            i.flow_control(),
+            FlowControl::Next | FlowControl::Call | FlowControl::IndirectCall
+        );
+        let gap = insts.get(k + 1).is_some_and(|n| n.ip() != i.next_ip());
+        if (breaks || gap) && k + 1 < insts.len() {
+            leaders.insert(k + 1);
+        }
+    }
+    let leaders: Vec<usize> = leaders.into_iter().collect();
+    let region_at: BTreeMap<u64, usize> = leaders
+        .iter()
+        .enumerate()
+        .map(|(r, &k)| (insts[k].ip(), r))
+        .collect();
+    let block_regions: Vec<usize> = block_starts
+        .iter()
+        .filter_map(|&s| region_at.get(&(s as u64)).copied())
+        .collect();
+    let mut regions = Vec::with_capacity(leaders.len());
+    for (r, &first) in leaders.iter().enumerate() {
+        let last = leaders.get(r + 1).map_or(insts.len() - 1, |&n| n - 1);
+        let end = &insts[last];
+        let mut succs = Vec::new();
+        let falls_through = !ends_straight_line(end);
+        if falls_through {
+            if let Some(&n) = region_at.get(&end.next_ip()) {
+                succs.push(n);
+            }
+        }
+        if let Some(t) = direct_target(end) {
+            if let Some(&n) = region_at.get(&t) {
+                succs.push(n);
+            }
+        }
+        if end.flow_control() == FlowControl::IndirectBranch {
+            // Jump tables only target blocks: be conservative and take them all.
+            succs.extend(block_regions.iter().copied());
+        }
+        regions.push(Region { first, last, succs });
+    }
+    Ok((regions, region_at))
+}
+
+/// Forward data-flow to a fixed point: the state at each region's entry.
+fn solve(
+    regions: &[Region],
+    insts: &[Instruction],
+    info: &mut InstructionInfoFactory,
+) -> Vec<State> {
+    const TOP: State = State {
+        must: RegSet::MAX,
+        may: 0,
+    };
+    let mut entry = vec![TOP; regions.len()];
+    let mut seen = vec![false; regions.len()];
+    if regions.is_empty() {
+        return entry;
+    }
+    entry[0] = State { must: 0, may: 0 };
+    seen[0] = true;
+    let mut work = vec![0usize];
+    while let Some(r) = work.pop() {
+        let mut st = entry[r];
+        for i in &insts[regions[r].first..=regions[r].last] {
+            st = transfer(st, i, info);
+        }
+        for &s in &regions[r].succs {
+            let new = if seen[s] {
+                State {
+                    must: entry[s].must & st.must,
+                    may: entry[s].may | st.may,
+                }
+            } else {
+                st
+            };
+            if !seen[s] || new != entry[s] {
+                seen[s] = true;
+                entry[s] = new;
+                work.push(s);
+            }
+        }
+    }
+    for (r, e) in entry.iter_mut().enumerate() {
+        if !seen[r] {
+            // Not reachable from the entry by direct flow: assume nothing.
+            *e = State { must: 0, may: 0 };
+        }
+    }
+    entry
+}
+
+fn access_kind(i: &Instruction, info: &mut InstructionInfoFactory) -> Option<(AccessKind, u32)> {
+    let inf = info.info(i);
+    let m = inf.used_memory().first()?;
+    let width = m.memory_size().size() as u32;
+    let kind = match m.access() {
+        OpAccess::Read | OpAccess::CondRead => match i.mnemonic() {
+            Mnemonic::Cmp | Mnemonic::Test | Mnemonic::Bt => AccessKind::Compare,
+            _ => AccessKind::Load,
+        },
+        OpAccess::Write | OpAccess::CondWrite => AccessKind::Store,
+        OpAccess::ReadWrite | OpAccess::ReadCondWrite => AccessKind::ReadModifyWrite,
+        _ => return None,
+    };
+    Some((kind, width))
+}
+
+/// Registers read as values: every read except the explicit memory operand's
+/// base and index (found by asking iced about the instruction with its
+/// address registers removed).
+fn value_reads(i: &Instruction, info: &mut InstructionInfoFactory) -> RegSet {
+    let mut probe = *i;
+    if has_mem_operand(i) {
+        probe.set_memory_base(Register::None);
+        probe.set_memory_index(Register::None);
+    }
+    let mut set = 0;
+    for u in info.info(&probe).used_registers() {
+        if reads(u.access()) {
+            if let Some(b) = gpr_bit(u.register()) {
+                set |= b;
+            }
+        }
+    }
+    set
+}
+
+/// The `gs:` form of a copy-based access: the copy removed from the address;
+/// with scale 1 the other register becomes the base (a base-less SIB would
+/// force a 4-byte displacement).
+pub fn gs_form(i: &Instruction, copy_is_index: bool) -> Instruction {
+    let mut n = *i;
+    let (other, scale) = if copy_is_index {
+        (i.memory_base(), 1)
+    } else {
+        (i.memory_index(), i.memory_index_scale())
+    };
+    let d = i.memory_displacement64();
+    if other != Register::None && scale == 1 {
+        n.set_memory_base(other);
+        n.set_memory_index(Register::None);
+        n.set_memory_index_scale(1);
+        n.set_memory_displ_size(if d == 0 { 0 } else { 1 });
+    } else {
+        n.set_memory_base(Register::None);
+        n.set_memory_index(other);
+        n.set_memory_index_scale(scale);
+        n.set_memory_displ_size(4);
+    }
+    n.set_segment_prefix(Register::GS);
+    n
+}
+
+/// Encode `n` at `ip`; `Some(bytes)` padded with NOPs to `old_len`, verified
+/// by re-decoding, or `None` if it does not fit.
+fn encode_fitting(
+    n: &Instruction,
+    ip: u64,
+    old_len: usize,
+) -> Result<Option<(Vec<u8>, u32)>, RewriteError> {
+    let mut enc = Encoder::new(64);
+    let len = match enc.encode(n, ip) {
+        Ok(len) => len,
+        Err(e) => {
+            return Err(RewriteError::VerificationFailed {
+                offset: ip as u32,
+                what: format!("cannot encode {}: {e}", intel(n)),
+            })
+        }
+    };
+    if len > old_len {
+        return Ok(None);
+    }
+    let mut bytes = enc.take_buffer();
+    bytes.extend(nop_padding(old_len - len));
+    // Verify: the replacement decodes to `n` exactly, followed only by NOPs.
+    let mut d = Decoder::with_ip(64, &bytes, ip, DecoderOptions::NONE);
+    let first = d.decode();
+    let same = first.code() == n.code()
+        && first.len() == len
+        && first.segment_prefix() == Register::GS
+        && intel(&first) == intel(n);
+    if !same {
+        return Err(RewriteError::VerificationFailed {
+            offset: ip as u32,
+            what: format!("wanted `{}`, re-decoded `{}`", intel(n), intel(&first)),
+        });
+    }
+    while d.can_decode() {
+        let x = d.decode();
+        if x.code() != Code::Nopd
+            && x.code() != Code::Nopw
+            && x.code() != Code::Nopq
+            && x.mnemonic() != Mnemonic::Nop
+        {
+            return Err(RewriteError::VerificationFailed {
+                offset: ip as u32,
+                what: format!("padding decodes as `{}`", intel(&x)),
+            });
+        }
+    }
+    Ok(Some((bytes, (old_len - len) as u32)))
+}
+
+/// Run the pass on one function's final bytes.
+///
+/// `block_starts` are Cranelift's `bb_starts` (offset 0 is added); without
+/// them the pass still works from the branch structure, but cannot tell where
+/// the last block ends if constants follow it.
+pub fn rewrite(
+    code: &[u8],
+    block_starts: &[u32],
+    mode: SegmentBase,
+) -> Result<Rewritten, RewriteError> {
+    let insts = decode(code, block_starts)?;
+    let mut info = InstructionInfoFactory::new();
+    let mut out = code.to_vec();
+    let mut accesses = Vec::new();
+    let mut stats = RewriteStats::default();
+    let code_end = insts.last().map_or(0, |i| i.next_ip() as u32);
+    if insts.is_empty() {
+        return Ok(Rewritten {
+            code: out,
+            accesses,
+            stats,
+            instruction_starts: vec![],
+            code_end,
+        });
+    }
+    let (regions, _) = build_regions(code, &insts, block_starts)?;
+    let entries = solve(&regions, &insts, &mut info);
+    let r15 = gpr_bit(Register::R15).unwrap();
+
+    for (r, region) in regions.iter().enumerate() {
+        let mut st = entries[r];
+        for i in &insts[region.first..=region.last] {
+            let ip = i.ip() as u32;
+            let text = || intel(i);
+            if i.mnemonic() == Mnemonic::Nop {
+                continue;
+            }
+            // r15 must never be written.
+            let writes_r15 = info.info(i).used_registers().iter().any(|u| {
+                gpr_bit(u.register()) == Some(r15)
+                    && matches!(
+                        u.access(),
+                        OpAccess::Write
+                            | OpAccess::ReadWrite
+                            | OpAccess::CondWrite
+                            | OpAccess::ReadCondWrite
+                    )
+            });
+            if writes_r15 {
+                return Err(RewriteError::PinnedRegWritten {
+                    offset: ip,
+                    instruction: text(),
+                });
+            }
+            if is_copy(i) {
+                stats.copies += 1;
+                st = transfer(st, i, &mut info);
+                continue;
+            }
+            if is_move_of(i, st.may).is_some() {
+                stats.copy_moves += 1;
+                st = transfer(st, i, &mut info);
+                continue;
+            }
+            let seg = st.may | r15;
+            // Any read of the base as a value is an escape.
+            let vals = value_reads(i, &mut info);
+            if vals & seg != 0 {
+                let stored = access_kind(i, &mut info).is_some_and(|(k, _)| k == AccessKind::Store);
+                let how = if stored {
+                    Escape::StoredToMemory
+                } else {
+                    Escape::ValueUse
+                };
+                return Err(RewriteError::BaseEscapes {
+                    offset: ip,
+                    instruction: text(),
+                    how,
+                });
+            }
+            if has_mem_operand(i) {
+                let base = gpr_bit(i.memory_base()).unwrap_or(0);
+                let index = gpr_bit(i.memory_index()).unwrap_or(0);
+                let base_seg = base & seg != 0;
+                let index_seg = index & seg != 0;
+                if base_seg || index_seg {
+                    let kind = access_kind(i, &mut info);
+                    let escape = |how| RewriteError::BaseEscapes {
+                        offset: ip,
+                        instruction: text(),
+                        how,
+                    };
+                    let Some((kind, width)) = kind.filter(|_| i.mnemonic() != Mnemonic::Lea) else {
+                        return Err(escape(Escape::NonAccessingAddress));
+                    };
+                    if base_seg && index_seg {
+                        return Err(escape(Escape::ScaledOrDoubled));
+                    }
+                    if index_seg && i.memory_index_scale() != 1 {
+                        return Err(escape(Escape::ScaledOrDoubled));
+                    }
+                    if i.segment_prefix() != Register::None {
+                        return Err(RewriteError::Unsupported {
+                            offset: ip,
+                            instruction: text(),
+                            why: "segment prefix",
+                        });
+                    }
+                    let seg_reg = if base_seg {
+                        i.memory_base()
+                    } else {
+                        i.memory_index()
+                    };
+                    if !seg_reg.is_gpr64() {
+                        return Err(RewriteError::Unsupported {
+                            offset: ip,
+                            instruction: text(),
+                            why: "32-bit address",
+                        });
+                    }
+                    let seg_bit = if base_seg { base } else { index };
+                    let proven = seg_bit & (st.must | r15) != 0;
+                    let mut acc = SegmentAccess {
+                        offset: ip,
+                        len: i.len() as u32,
+                        kind,
+                        width,
+                        left: None,
+                        nop_bytes: 0,
+                    };
+                    if mode == SegmentBase::R15 {
+                        acc.left = Some(LeftReason::R15Mode);
+                    } else if !proven {
+                        acc.left = Some(LeftReason::NotProvable);
+                    } else {
+                        let n = gs_form(i, index_seg);
+                        match encode_fitting(&n, i.ip(), i.len())? {
+                            Some((bytes, pad)) => {
+                                out[ip as usize..ip as usize + i.len()].copy_from_slice(&bytes);
+                                acc.nop_bytes = pad;
+                            }
+                            None => acc.left = Some(LeftReason::WouldGrow),
+                        }
+                    }
+                    match acc.left {
+                        None => {
+                            *stats.rewritten.entry(acc.kind).or_default() += 1;
+                            stats.nop_bytes += acc.nop_bytes as usize;
+                        }
+                        Some(why) => *stats.left.entry(why).or_default() += 1,
+                    }
+                    accesses.push(acc);
+                }
+            }
+            st = transfer(st, i, &mut info);
+        }
+    }
+    accesses.sort_by_key(|a| a.offset);
+    let instruction_starts: Vec<u32> = insts.iter().map(|i| i.ip() as u32).collect();
+    verify_boundaries(&out, block_starts, &instruction_starts)?;
+    Ok(Rewritten {
+        code: out,
+        accesses,
+        stats,
+        instruction_starts,
+        code_end,
+    })
+}
+
+/// Re-decode the result and check that every original instruction start is
+/// still an instruction start (only NOPs may have appeared in between).
+fn verify_boundaries(out: &[u8], block_starts: &[u32], before: &[u32]) -> Result<(), RewriteError> {
+    let after = decode(out, block_starts)?;
+    let after_set: BTreeSet<u32> = after.iter().map(|i| i.ip() as u32).collect();
+    let before_set: BTreeSet<u32> = before.iter().copied().collect();
+    if let Some(&lost) = before_set.iter().find(|b| !after_set.contains(b)) {
+        return Err(RewriteError::VerificationFailed {
+            offset: lost,
+            what: "instruction boundary lost".into(),
+        });
+    }
+    if let Some(extra) = after
+        .iter()
+        .find(|i| !before_set.contains(&(i.ip() as u32)) && i.mnemonic() != Mnemonic::Nop)
+    {
+        return Err(RewriteError::VerificationFailed {
+            offset: extra.ip() as u32,
+            what: format!("new non-NOP instruction `{}`", intel(extra)),
+        });
+    }
+    Ok(())
+}
+
+/// Check the Cranelift IR of a JIT function before compiling it: the values
+/// of `get_pinned_reg` (and addresses `iadd(base, x)` made from them, where
+/// `x` is not itself derived from the base) may only
+/// be used as the *address* of loads, stores and atomics, and `set_pinned_reg`
+/// is forbidden.
+///
+/// This catches escapes the machine code cannot show, such as the segment
+/// base passed to a call or returned by a plain register move. The error
+/// offset is the IR instruction number.
+pub fn check_ir(func: &cranelift_codegen::ir::Function) -> Result<(), RewriteError> {
+    use cranelift_codegen::ir::{InstructionData, Opcode, Value};
+    let dfg = &func.dfg;
+    let insts: Vec<_> = func
+        .layout
+        .blocks()
+        .flat_map(|b| func.layout.block_insts(b))
+        .collect();
+    // Values that are the segment base or an address inside the segment.
+    let mut seg: BTreeSet<Value> = BTreeSet::new();
+    let is_seg = |seg: &BTreeSet<Value>, v: Value| seg.contains(&dfg.resolve_aliases(v));
+    loop {
+        let before = seg.len();
+        for &inst in &insts {
+            let data = &dfg.insts[inst];
+            let derived = match data.opcode() {
+                Opcode::GetPinnedReg => true,
+                Opcode::Iadd => {
+                    let a = dfg.inst_args(inst);
+                    is_seg(&seg, a[0]) != is_seg(&seg, a[1])
+                }
+                _ => false,
+            };
+            if derived {
+                seg.extend(dfg.inst_results(inst).iter().copied());
+            }
+        }
+        if seg.len() == before {
+            break;
+        }
+    }
+    for &inst in &insts {
+        let data = &dfg.insts[inst];
+        let text = || dfg.display_inst(inst).to_string();
+        if data.opcode() == Opcode::SetPinnedReg {
+            return Err(RewriteError::PinnedRegWritten {
+                offset: inst.as_u32(),
+                instruction: text(),
+            });
+        }
+        let address = match *data {
+            InstructionData::Load { arg, .. } => Some(arg),
+            InstructionData::LoadNoOffset { arg, opcode, .. } if opcode.can_load() => Some(arg),
+            InstructionData::Store { args, .. } | InstructionData::StoreNoOffset { args, .. } => {
+                Some(args[1])
+            }
+            InstructionData::AtomicRmw { args, .. } => Some(args[0]),
+            InstructionData::AtomicCas { args, .. } => Some(args[0]),
+            _ => None,
+        };
+        let combines = data.opcode() == Opcode::Iadd;
+        let mut address_used = false;
+        for (k, v) in dfg.inst_values(inst).enumerate() {
+            if !is_seg(&seg, v) {
+                continue;
+            }
+            let as_address = address
+                .is_some_and(|a| dfg.resolve_aliases(a) == dfg.resolve_aliases(v))
+                && !address_used
+                && address_position(data, k);
+            if as_address {
+                address_used = true;
+                continue;
+            }
+            let derived = combines && seg.contains(&dfg.inst_results(inst)[0]);
+            if derived {
+                continue;
+            }
+            return Err(RewriteError::BaseEscapes {
+                offset: inst.as_u32(),
+                instruction: text(),
+                how: Escape::IrUse,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether argument number `k` of a memory instruction is its address.
+fn address_position(data: &cranelift_codegen::ir::InstructionData, k: usize) -> bool {
+    use cranelift_codegen::ir::InstructionData;
+    match data {
+        InstructionData::Load { .. } | InstructionData::LoadNoOffset { .. } => k == 0,
+        InstructionData::Store { .. } | InstructionData::StoreNoOffset { .. } => k == 1,
+        InstructionData::AtomicRmw { .. } | InstructionData::AtomicCas { .. } => k == 0,
+        _ => false,
+    }
+}
+
+/// Check an entry trampoline (the one function allowed to set r15): it must
+/// not access memory other than its own stack frame, so that it cannot touch
+/// the segment before r15 is right, nor anything through the caller's r15.
+pub fn verify_trampoline(code: &[u8], block_starts: &[u32]) -> Result<(), RewriteError> {
+    for i in decode(code, block_starts)? {
+        if has_mem_operand(&i) && i.mnemonic() != Mnemonic::Nop {
+            let ok = |r: Register| {
+                matches!(
+                    r,
+                    Register::None | Register::RSP | Register::RBP | Register::RIP
+                )
+            };
+            if !ok(i.memory_base()) || !ok(i.memory_index()) {
+                return Err(RewriteError::Unsupported {
+                    offset: i.ip() as u32,
+                    instruction: intel(&i),
+                    why: "entry trampoline accesses memory other than its frame",
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The identity "rewrite" for code the pass must not touch (entry
+/// trampolines): decodes, records instruction starts, changes nothing.
+pub fn rewrite_none(code: &[u8], block_starts: &[u32]) -> Result<Rewritten, RewriteError> {
+    let insts = decode(code, block_starts)?;
+    Ok(Rewritten {
+        code: code.to_vec(),
+        accesses: vec![],
+        stats: RewriteStats::default(),
+        instruction_starts: insts.iter().map(|i| i.ip() as u32).collect(),
+        code_end: insts.last().map_or(0, |i| i.next_ip() as u32),
+    })
+}

@@ -1,0 +1,55 @@
+//! The Cranelift target the JIT compiles for.
+//!
+//! One place decides the code-generation settings, because the `%gs` rewrite
+//! depends on them: the pinned register (r15 = segment base) must be reserved,
+//! and `machine_code_cfg_info` must be on so that the rewrite knows the exact
+//! block starts of the final code.
+
+use cranelift_codegen::isa::{OwnedTargetIsa, TargetFrontendConfig};
+use cranelift_codegen::settings::{self, Configurable};
+
+/// Why the ISA could not be built (unsupported host, bad setting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsaError(pub String);
+
+impl std::fmt::Display for IsaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot build the Cranelift ISA: {}", self.0)
+    }
+}
+
+impl std::error::Error for IsaError {}
+
+/// Build the host ISA with the settings the JIT needs:
+/// * `opt_level=speed`: the language is compiled for speed;
+/// * `enable_pinned_reg=true`: r15 is reserved and holds the segment base
+///   (`get_pinned_reg` in the IR);
+/// * `is_pic=false`: cranelift-jit places code at known addresses;
+/// * `machine_code_cfg_info=true`: `bb_starts` for the rewrite pass;
+/// * the native CPU features (detected by `cranelift-native`).
+pub fn host_isa() -> Result<OwnedTargetIsa, IsaError> {
+    if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
+        return Err(IsaError("stmjit runs on Linux x86-64 only".into()));
+    }
+    let mut flags = settings::builder();
+    for (name, value) in [
+        ("opt_level", "speed"),
+        ("enable_pinned_reg", "true"),
+        ("is_pic", "false"),
+        ("machine_code_cfg_info", "true"),
+    ] {
+        flags
+            .set(name, value)
+            .map_err(|e| IsaError(format!("{name}={value}: {e}")))?;
+    }
+    let builder = cranelift_native::builder().map_err(|e| IsaError(e.to_string()))?;
+    builder
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| IsaError(e.to_string()))
+}
+
+/// The front-end configuration of the host ISA (pointer type, call
+/// convention), needed by `FunctionBuilder::finalize`.
+pub fn frontend_config() -> Result<TargetFrontendConfig, IsaError> {
+    Ok(host_isa()?.frontend_config())
+}

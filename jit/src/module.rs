@@ -1,0 +1,358 @@
+//! Compiling one function at a time into executable memory, with the `%gs`
+//! rewrite between code generation and the moment the code becomes
+//! executable.
+//!
+//! The route: `Context::compile` → final bytes, relocations, `bb_starts` →
+//! [`crate::gs_rewrite::rewrite`] → `Module::define_function_bytes` (copies
+//! into memory that is still writable, not executable) →
+//! `finalize_definitions` (applies relocations, then makes it executable).
+//! So unpatched code is never executable. `define_function_bytes` records no
+//! per-function metadata in cranelift-jit, so the GC stack maps, source
+//! locations and rewrite results are kept here, in [`CompiledFunction`].
+//!
+//! Every call from Rust into JIT code goes through an *entry trampoline*
+//! ([`Jit::define_entry_trampoline`]): r15 is not callee-saved once it is the
+//! pinned register, and the rewrite relies on r15 == gs base inside JIT code.
+
+use crate::gs_rewrite::{self, RewriteError, Rewritten, SegmentBase};
+use crate::isa::{self, IsaError};
+use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::ir::{self, AbiParam, InstBuilder, SourceLoc, UserFuncName};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module, ModuleError, ModuleReloc};
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+
+/// Why a function could not be compiled.
+#[derive(Debug)]
+pub enum JitError {
+    /// The ISA could not be built.
+    Isa(IsaError),
+    /// Cranelift rejected the function (verifier error, unsupported feature).
+    Codegen(String),
+    /// cranelift-module/jit failed (duplicate definition, unknown symbol...).
+    Module(ModuleError),
+    /// The `%gs` rewrite refused the function.
+    Rewrite {
+        /// Name of the function.
+        function: String,
+        /// Why.
+        error: RewriteError,
+    },
+}
+
+impl fmt::Display for JitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JitError::Isa(e) => write!(f, "{e}"),
+            JitError::Codegen(e) => write!(f, "code generation failed: {e}"),
+            JitError::Module(e) => write!(f, "JIT module error: {e}"),
+            JitError::Rewrite { function, error } => write!(f, "in function `{function}`: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for JitError {}
+
+impl From<ModuleError> for JitError {
+    fn from(e: ModuleError) -> Self {
+        JitError::Module(e)
+    }
+}
+
+impl From<IsaError> for JitError {
+    fn from(e: IsaError) -> Self {
+        JitError::Isa(e)
+    }
+}
+
+/// One GC safepoint of a compiled function (a call site): where the live GC
+/// references are in the frame when the callee returns to `return_offset`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackMapEntry {
+    /// Offset of the return address (the instruction after the call).
+    pub return_offset: u32,
+    /// Size of the frame, from SP at the call to the frame's top.
+    pub frame_size: u32,
+    /// `(type, offset from SP)` of every live GC reference slot.
+    pub slots: Vec<(ir::Type, u32)>,
+}
+
+/// Machine code as Cranelift emitted it, before any rewrite: for tests and
+/// tools that want to run the pass by hand.
+#[derive(Clone, Debug)]
+pub struct Emitted {
+    /// The code buffer (code, then trap stubs and constants).
+    pub bytes: Vec<u8>,
+    /// Block start offsets (`machine_code_cfg_info`).
+    pub block_starts: Vec<u32>,
+}
+
+/// Compile `func` with `isa` and return the raw bytes; defines nothing.
+pub fn emit(isa: &OwnedTargetIsa, func: ir::Function) -> Result<Emitted, JitError> {
+    let mut ctx = Context::for_function(func);
+    let code = ctx
+        .compile(&**isa, &mut ControlPlane::default())
+        .map_err(|e| JitError::Codegen(e.inner.to_string()))?;
+    Ok(Emitted {
+        bytes: code.code_buffer().to_vec(),
+        block_starts: code.bb_starts.clone(),
+    })
+}
+
+/// What the JIT keeps about one compiled function: everything the GC, the
+/// error reporter and `--dump-asm` need, since cranelift-jit keeps nothing for
+/// functions defined from bytes.
+#[derive(Clone, Debug)]
+pub struct CompiledFunction {
+    /// The name it was declared with.
+    pub name: String,
+    /// Its id in the module.
+    pub id: FuncId,
+    /// Bytes as Cranelift emitted them (before the rewrite, before relocation).
+    pub original: Vec<u8>,
+    /// The rewrite's result: final bytes (before relocation), the segment
+    /// accesses and statistics.
+    pub rewrite: Rewritten,
+    /// Block start offsets reported by Cranelift.
+    pub block_starts: Vec<u32>,
+    /// GC stack maps, by return address (the user stack maps of Cranelift).
+    pub stack_maps: Vec<StackMapEntry>,
+    /// Code ranges and the IR source location they came from (set by the
+    /// compiler with `FunctionBuilder::set_srcloc`): the hook that maps code
+    /// back to source positions and to barrier/allocation/poll annotations.
+    pub srclocs: Vec<(Range<u32>, SourceLoc)>,
+    /// Whether this is an entry trampoline (not rewritten; sets r15).
+    pub is_trampoline: bool,
+}
+
+/// A JIT code space: the Cranelift module plus the side tables of every
+/// function compiled into it.
+pub struct Jit {
+    module: JITModule,
+    isa: OwnedTargetIsa,
+    mode: SegmentBase,
+    functions: HashMap<FuncId, CompiledFunction>,
+    ctx: Context,
+    fbc: FunctionBuilderContext,
+}
+
+impl Jit {
+    /// A new code space. `symbols` are the runtime helpers JIT code may call
+    /// (imported by name with `Linkage::Import`).
+    pub fn new(mode: SegmentBase, symbols: &[(&str, *const u8)]) -> Result<Jit, JitError> {
+        let isa = isa::host_isa()?;
+        let mut builder = JITBuilder::with_isa(isa.clone(), default_libcall_names());
+        for &(name, ptr) in symbols {
+            builder.symbol(name, ptr);
+        }
+        Ok(Jit {
+            module: JITModule::new(builder),
+            isa,
+            mode,
+            functions: HashMap::new(),
+            ctx: Context::new(),
+            fbc: FunctionBuilderContext::new(),
+        })
+    }
+
+    /// `Gs` or `R15`: how compiled code reaches the segment.
+    pub fn segment_base(&self) -> SegmentBase {
+        self.mode
+    }
+
+    /// The underlying Cranelift module, to declare functions and data.
+    pub fn module(&mut self) -> &mut JITModule {
+        &mut self.module
+    }
+
+    /// The target ISA (for `FunctionBuilder::finalize` and signatures).
+    pub fn isa(&self) -> &OwnedTargetIsa {
+        &self.isa
+    }
+
+    /// A signature in the JIT's calling convention.
+    pub fn signature(&self, params: &[ir::Type], returns: &[ir::Type]) -> ir::Signature {
+        let mut sig = self.module.make_signature();
+        sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+        sig.returns
+            .extend(returns.iter().map(|&t| AbiParam::new(t)));
+        sig
+    }
+
+    /// Declare a function defined in this code space.
+    pub fn declare(&mut self, name: &str, sig: &ir::Signature) -> Result<FuncId, JitError> {
+        Ok(self.module.declare_function(name, Linkage::Local, sig)?)
+    }
+
+    /// Compile `func` (built by the language compiler) as the body of `id`:
+    /// check its IR for escapes of the segment base, generate code, rewrite
+    /// the segment accesses, define the bytes. The code is executable only
+    /// after [`Jit::finalize`].
+    pub fn compile(
+        &mut self,
+        id: FuncId,
+        func: ir::Function,
+    ) -> Result<&CompiledFunction, JitError> {
+        let name = self.name_of(id);
+        gs_rewrite::check_ir(&func).map_err(|error| JitError::Rewrite {
+            function: name.clone(),
+            error,
+        })?;
+        self.define(id, func, false)
+    }
+
+    /// Define an entry trampoline `name(base: i64, args of target...) ->
+    /// returns of target` that makes r15 the segment base, calls `target`,
+    /// and restores the caller's r15. Rust calls JIT code only through one;
+    /// `base` must be the thread's current `%gs` base.
+    pub fn define_entry_trampoline(
+        &mut self,
+        name: &str,
+        target: FuncId,
+        target_sig: &ir::Signature,
+    ) -> Result<FuncId, JitError> {
+        let mut sig = target_sig.clone();
+        sig.params.insert(0, AbiParam::new(ir::types::I64));
+        let id = self.declare(name, &sig)?;
+        let mut func = ir::Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
+        let callee = self.module.declare_func_in_func(target, &mut func);
+        {
+            let mut b = FunctionBuilder::new(&mut func, &mut self.fbc);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            let params = b.block_params(entry).to_vec();
+            let old = b.ins().get_pinned_reg(ir::types::I64);
+            b.ins().set_pinned_reg(params[0]);
+            let call = b.ins().call(callee, &params[1..]);
+            let results = b.inst_results(call).to_vec();
+            b.ins().set_pinned_reg(old);
+            b.ins().return_(&results);
+            b.seal_all_blocks();
+            b.finalize(self.isa.frontend_config());
+        }
+        self.define(id, func, true)?;
+        Ok(id)
+    }
+
+    fn name_of(&self, id: FuncId) -> String {
+        self.module
+            .declarations()
+            .get_function_decl(id)
+            .linkage_name(id)
+            .into_owned()
+    }
+
+    fn define(
+        &mut self,
+        id: FuncId,
+        func: ir::Function,
+        trampoline: bool,
+    ) -> Result<&CompiledFunction, JitError> {
+        let name = self.name_of(id);
+        self.ctx.clear();
+        self.ctx.func = func;
+        let code = self
+            .ctx
+            .compile(&*self.isa, &mut ControlPlane::default())
+            .map_err(|e| JitError::Codegen(format!("{name}: {}", e.inner)))?;
+        let original = code.code_buffer().to_vec();
+        let block_starts = code.bb_starts.clone();
+        let mach_relocs = code.buffer.relocs().to_vec();
+        let stack_maps = code
+            .buffer
+            .user_stack_maps()
+            .iter()
+            .map(|(off, span, map)| StackMapEntry {
+                return_offset: *off,
+                frame_size: *span,
+                slots: map.entries().collect(),
+            })
+            .collect();
+        let srclocs = code
+            .buffer
+            .get_srclocs_sorted()
+            .iter()
+            .filter(|s| !s.loc.is_default())
+            .map(|s| (s.start..s.end, s.loc))
+            .collect();
+        let alignment = code.buffer.alignment as u64;
+        let relocs: Vec<ModuleReloc> = mach_relocs
+            .iter()
+            .map(|r| ModuleReloc::from_mach_reloc(r, &self.ctx.func, id))
+            .collect();
+        let err = |error| JitError::Rewrite {
+            function: name.clone(),
+            error,
+        };
+        let rewrite = if trampoline {
+            gs_rewrite::verify_trampoline(&original, &block_starts).map_err(err)?;
+            gs_rewrite::rewrite_none(&original, &block_starts).map_err(err)?
+        } else {
+            gs_rewrite::rewrite(&original, &block_starts, self.mode).map_err(err)?
+        };
+        // The rewritten bytes go into writable, non-executable memory here.
+        self.module
+            .define_function_bytes(id, alignment, &rewrite.code, &relocs)?;
+        let f = CompiledFunction {
+            name,
+            id,
+            original,
+            rewrite,
+            block_starts,
+            stack_maps,
+            srclocs,
+            is_trampoline: trampoline,
+        };
+        self.functions.insert(id, f);
+        Ok(&self.functions[&id])
+    }
+
+    /// Apply relocations and make every defined function executable.
+    pub fn finalize(&mut self) -> Result<(), JitError> {
+        Ok(self.module.finalize_definitions()?)
+    }
+
+    /// Address of a finalized function (call it only through a trampoline
+    /// unless it is one).
+    pub fn code_ptr(&self, id: FuncId) -> *const u8 {
+        self.module.get_finalized_function(id)
+    }
+
+    /// The side tables of a compiled function.
+    pub fn function(&self, id: FuncId) -> Option<&CompiledFunction> {
+        self.functions.get(&id)
+    }
+
+    /// All compiled functions, in no particular order.
+    pub fn functions(&self) -> impl Iterator<Item = &CompiledFunction> {
+        self.functions.values()
+    }
+
+    /// The final, relocated, executable bytes of a finalized function (what
+    /// `--dump-asm` shows), read back from the code memory.
+    pub fn final_code(&self, id: FuncId) -> Option<&[u8]> {
+        let f = self.functions.get(&id)?;
+        let ptr = self.code_ptr(id);
+        // SAFETY: after finalize, `ptr` points at the function's code, mapped
+        // readable and executable for the module's lifetime (borrowed by &self),
+        // and it is `rewrite.code.len()` bytes long (the bytes we defined).
+        Some(unsafe { std::slice::from_raw_parts(ptr, f.rewrite.code.len()) })
+    }
+
+    /// A fresh function with the JIT's naming for `id`, for the compiler to
+    /// fill with a `FunctionBuilder` (using [`Jit::builder_context`]).
+    pub fn new_function(&self, id: FuncId, sig: ir::Signature) -> ir::Function {
+        ir::Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig)
+    }
+
+    /// A reusable builder context (avoids reallocating per function).
+    pub fn builder_context(&mut self) -> &mut FunctionBuilderContext {
+        &mut self.fbc
+    }
+}

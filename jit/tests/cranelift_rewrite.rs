@@ -1,0 +1,182 @@
+//! The rewrite on real Cranelift output: the listing shows genuine `gs:`
+//! barriers, every instruction boundary is kept, the code really goes through
+//! `%gs` when executed, and escapes of the base register are refused.
+
+mod common;
+
+use common::*;
+use cranelift_codegen::ir::{self, condcodes::IntCC, types, BlockArg, InstBuilder, MemFlagsData};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{FuncId, Linkage, Module};
+use iced_x86::{Decoder, DecoderOptions, Mnemonic, Register};
+use std::sync::atomic::{AtomicU64, Ordering};
+use stmjit_jit::disasm::{self, Syntax};
+use stmjit_jit::gs_rewrite::{self, AccessKind, Escape, LeftReason, RewriteError, SegmentBase};
+use stmjit_jit::module::emit;
+use stmjit_jit::{Jit, JitError};
+
+static SLOW_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// The write barrier's slow path: counts, clears the flag is the runtime's
+/// job (not done here), returns the object.
+extern "C" fn slow_path(obj: i64) -> i64 {
+    SLOW_CALLS.fetch_add(1, Ordering::SeqCst);
+    obj
+}
+
+fn new_jit(mode: SegmentBase) -> Jit {
+    Jit::new(mode, &[("slow_path", slow_path as *const u8)]).unwrap()
+}
+
+/// `barrier(obj)`: read marker, write-barrier flag test with a call to the
+/// slow path, then a field load and a field store.
+/// Returns `1000 + slow_path(obj)` if the flag is set, else the field at +8
+/// (after storing field+1 at +16).
+fn build_barrier(jit: &mut Jit, name: &str) -> (FuncId, ir::Function, ir::Signature) {
+    let sig = jit.signature(&i64s(1), &i64s(1));
+    let id = jit.declare(name, &sig).unwrap();
+    let slow_sig = jit.signature(&i64s(1), &i64s(1));
+    let slow_id = jit
+        .module()
+        .declare_function("slow_path", Linkage::Import, &slow_sig)
+        .unwrap();
+    let mut func = jit.new_function(id, sig.clone());
+    let slow_ref = jit.module().declare_func_in_func(slow_id, &mut func);
+    let cfg = jit.isa().frontend_config();
+    let mut fbc = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut func, &mut fbc);
+    let entry = b.create_block();
+    let slow = b.create_block();
+    let fast = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let obj = b.block_params(entry)[0];
+    let one = b.ins().iconst(types::I8, 1);
+    read_marker(&mut b, obj, one);
+    let t = flag_test(&mut b, obj);
+    b.ins().brif(t, slow, &[], fast, &[]);
+    b.switch_to_block(slow);
+    let call = b.ins().call(slow_ref, &[obj]);
+    let r = b.inst_results(call)[0];
+    let r = b.ins().iadd_imm_s(r, 1000);
+    b.ins().return_(&[r]);
+    b.switch_to_block(fast);
+    let f = load_field(&mut b, obj, 8);
+    let f1 = b.ins().iadd_imm_s(f, 1);
+    store_field(&mut b, obj, 16, f1);
+    b.ins().return_(&[f]);
+    b.seal_all_blocks();
+    b.finalize(cfg);
+    (id, func, sig)
+}
+
+/// `markloop(n, obj0)`: for i in 0..n { obj = obj0 + 32*i; marker; if flag {cnt+=1} }.
+fn build_loop(jit: &mut Jit, name: &str) -> (FuncId, ir::Function, ir::Signature) {
+    let sig = jit.signature(&i64s(2), &i64s(1));
+    let id = jit.declare(name, &sig).unwrap();
+    let mut func = jit.new_function(id, sig.clone());
+    let cfg = jit.isa().frontend_config();
+    let mut fbc = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut func, &mut fbc);
+    let entry = b.create_block();
+    let header = b.create_block();
+    let flagged = b.create_block();
+    let cont = b.create_block();
+    let exit = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.append_block_param(header, types::I64);
+    b.append_block_param(header, types::I64);
+    b.append_block_param(cont, types::I64);
+    b.switch_to_block(entry);
+    let n = b.block_params(entry)[0];
+    let obj0 = b.block_params(entry)[1];
+    let zero = b.ins().iconst(types::I64, 0);
+    b.ins()
+        .jump(header, &[BlockArg::Value(zero), BlockArg::Value(zero)]);
+    b.switch_to_block(header);
+    let i = b.block_params(header)[0];
+    let cnt = b.block_params(header)[1];
+    let off = b.ins().ishl_imm_u(i, 5);
+    let obj = b.ins().iadd(obj0, off);
+    let one = b.ins().iconst(types::I8, 1);
+    read_marker(&mut b, obj, one);
+    let t = flag_test(&mut b, obj);
+    b.ins().brif(t, flagged, &[], cont, &[BlockArg::Value(cnt)]);
+    b.switch_to_block(flagged);
+    let c1 = b.ins().iadd_imm_s(cnt, 1);
+    b.ins().jump(cont, &[BlockArg::Value(c1)]);
+    b.switch_to_block(cont);
+    let c = b.block_params(cont)[0];
+    let i2 = b.ins().iadd_imm_s(i, 1);
+    let more = b.ins().icmp(IntCC::UnsignedLessThan, i2, n);
+    b.ins().brif(
+        more,
+        header,
+        &[BlockArg::Value(i2), BlockArg::Value(c)],
+        exit,
+        &[],
+    );
+    b.switch_to_block(exit);
+    b.ins().return_(&[c]);
+    b.seal_all_blocks();
+    b.finalize(cfg);
+    (id, func, sig)
+}
+
+fn dump(jit: &Jit, id: FuncId, syntax: Syntax) -> String {
+    let f = jit.function(id).unwrap();
+    let code = jit.final_code(id).unwrap();
+    disasm::dump_function(f, code, jit.code_ptr(id) as u64, syntax, &[])
+}
+
+#[test]
+fn dump_asm_shows_gs_barriers() {
+    let mut jit = new_jit(SegmentBase::Gs);
+    let (bid, bfunc, _) = build_barrier(&mut jit, "barrier");
+    let (lid, lfunc, _) = build_loop(&mut jit, "markloop");
+    jit.compile(bid, bfunc).unwrap();
+    jit.compile(lid, lfunc).unwrap();
+    jit.finalize().unwrap();
+    for id in [bid, lid] {
+        let intel = dump(&jit, id, Syntax::Intel);
+        let att = dump(&jit, id, Syntax::Att);
+        println!("{intel}\n{att}");
+        assert!(
+            intel.contains("mov byte ptr gs:["),
+            "no gs marker store:\n{intel}"
+        );
+        assert!(intel.contains("byte ptr gs:["), "{intel}");
+        assert!(intel.contains("read barrier"), "{intel}");
+        assert!(intel.contains("write barrier"), "{intel}");
+        assert!(att.contains("movb $1,%gs:("), "{att}");
+        assert!(att.contains("%gs:2("), "no gs flag byte load:\n{att}");
+        let stats = &jit.function(id).unwrap().rewrite.stats;
+        assert_eq!(stats.total_left(), 0, "{stats}");
+        assert!(stats.rewritten[&AccessKind::Store] >= 1);
+    }
+    let st = &jit.function(bid).unwrap().rewrite.stats;
+    // marker store + field store, flag load + field load
+    assert_eq!(st.rewritten.get(&AccessKind::Store), Some(&2), "{st}");
+    assert_eq!(st.rewritten.get(&AccessKind::Load), Some(&2), "{st}");
+    assert_eq!(st.copies, 4, "{st}");
+    // The write-barrier annotation covers the flag load, its test and the branch.
+    let f = jit.function(bid).unwrap();
+    let ann = disasm::barrier_annotations(&f.rewrite.accesses, &f.rewrite.code);
+    let wb = ann
+        .iter()
+        .find(|a| a.label.starts_with(disasm::WRITE_BARRIER))
+        .unwrap();
+    let mut d = Decoder::with_ip(
+        64,
+        &f.rewrite.code[wb.range.start as usize..wb.range.end as usize],
+        0,
+        DecoderOptions::NONE,
+    );
+    let seq: Vec<Mnemonic> = d
+        .iter()
+        .map(|i| i.mnemonic())
+        .filter(|&m| m != Mnemonic::Nop)
+        .collect();
+    assert_eq!(seq.last(), Some(&Mnemonic::Jne), "{seq:?}");
+    assert!(seq.contains(&Mnemonic::Test), "{seq:?}");
+}
