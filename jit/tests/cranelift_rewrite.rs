@@ -180,3 +180,158 @@ fn dump_asm_shows_gs_barriers() {
     assert_eq!(seq.last(), Some(&Mnemonic::Jne), "{seq:?}");
     assert!(seq.contains(&Mnemonic::Test), "{seq:?}");
 }
+
+const SENTINEL: u64 = 0x5E57_1AE1_0000_0015;
+
+fn write_i64(seg: &mut [u8], off: usize, v: i64) {
+    seg[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+fn read_i64(seg: &[u8], off: usize) -> i64 {
+    i64::from_le_bytes(seg[off..off + 8].try_into().unwrap())
+}
+
+/// Compile `barrier` and `markloop` in `mode`, with entry trampolines.
+fn compiled(mode: SegmentBase) -> (Jit, *const u8, *const u8) {
+    let mut jit = new_jit(mode);
+    let (bid, bfunc, bsig) = build_barrier(&mut jit, "barrier");
+    let (lid, lfunc, lsig) = build_loop(&mut jit, "markloop");
+    jit.compile(bid, bfunc).unwrap();
+    jit.compile(lid, lfunc).unwrap();
+    let eb = jit
+        .define_entry_trampoline("enter_barrier", bid, &bsig)
+        .unwrap();
+    let el = jit
+        .define_entry_trampoline("enter_markloop", lid, &lsig)
+        .unwrap();
+    jit.finalize().unwrap();
+    let (pb, pl) = (jit.code_ptr(eb), jit.code_ptr(el));
+    (jit, pb, pl)
+}
+
+#[test]
+fn executed_code_really_goes_through_gs() {
+    let _restore = GsGuard::new();
+    let mut seg1 = vec![0u8; 1 << 20];
+    let mut seg2 = vec![0u8; 1 << 20];
+    let (base1, base2) = (seg1.as_mut_ptr() as u64, seg2.as_mut_ptr() as u64);
+    let obj = 0x1230usize;
+    write_i64(&mut seg1, obj + 8, 41);
+    write_i64(&mut seg2, obj + 8, 99);
+
+    for mode in [SegmentBase::Gs, SegmentBase::R15] {
+        for seg in [&mut seg1, &mut seg2] {
+            seg[obj >> 4] = 0;
+            write_i64(seg, obj + 16, 0);
+        }
+        let (_jit, barrier, markloop) = compiled(mode);
+
+        // The invariant holds: r15 == gs base == seg1.
+        set_gs_base(base1);
+        if has_fsgsbase() {
+            assert_eq!(rdgsbase(), base1);
+        }
+        let (r, r15) = call_entry(barrier, base1, obj as u64, 0, SENTINEL);
+        assert_eq!((r, r15), (41, SENTINEL), "{mode:?}: result, r15 restored");
+        assert_eq!(seg1[obj >> 4], 1, "read marker in seg1");
+        assert_eq!(read_i64(&seg1, obj + 16), 42);
+        assert_eq!(seg2[obj >> 4], 0);
+
+        // Break the invariant on purpose: r15 = seg1 but gs = seg2. The gs
+        // form reads and writes seg2, the r15 form still seg1.
+        set_gs_base(base2);
+        let (r, r15) = call_entry(barrier, base1, obj as u64, 0, SENTINEL);
+        assert_eq!(r15, SENTINEL);
+        match mode {
+            SegmentBase::Gs => {
+                assert_eq!(r, 99, "field read through gs");
+                assert_eq!(seg2[obj >> 4], 1, "marker landed in the gs segment");
+                assert_eq!(read_i64(&seg2, obj + 16), 100);
+            }
+            SegmentBase::R15 => {
+                assert_eq!(r, 41, "field read through r15");
+                assert_eq!(seg2[obj >> 4], 0);
+                assert_eq!(read_i64(&seg2, obj + 16), 0);
+            }
+        }
+
+        // Write-barrier flag set in the gs segment: the slow path is called.
+        set_gs_base(base1);
+        seg1[obj + 2] = 1;
+        let before = SLOW_CALLS.load(Ordering::SeqCst);
+        let (r, r15) = call_entry(barrier, base1, obj as u64, 0, SENTINEL);
+        assert_eq!((r, r15), (1000 + obj as u64, SENTINEL));
+        assert!(SLOW_CALLS.load(Ordering::SeqCst) > before);
+        seg1[obj + 2] = 0;
+
+        // The loop: 1000 markers, every 7th object flagged, all in seg2 via gs.
+        set_gs_base(base2);
+        let obj0 = 0x4_0000usize;
+        for i in (0..1000).step_by(7) {
+            seg2[obj0 + 32 * i + 2] = 1;
+        }
+        let (cnt, r15) = call_entry(markloop, base2, 1000, obj0 as u64, SENTINEL);
+        assert_eq!((cnt, r15), (143, SENTINEL));
+        assert!((0..1000).all(|i| seg2[(obj0 + 32 * i) >> 4] == 1));
+        for i in 0..1000 {
+            seg2[(obj0 + 32 * i) >> 4] = 0;
+            seg2[obj0 + 32 * i + 2] = 0;
+        }
+    }
+}
+
+/// Instruction starts and instructions of `code` between `starts` (what the
+/// pass decoded).
+fn decode_all(code: &[u8], end: u32) -> Vec<iced_x86::Instruction> {
+    Decoder::with_ip(64, &code[..end as usize], 0, DecoderOptions::NONE)
+        .iter()
+        .collect()
+}
+
+#[test]
+fn rewrite_keeps_every_instruction_boundary() {
+    let (jit, _, _) = compiled(SegmentBase::Gs);
+    let mut checked = 0;
+    for f in jit.functions().filter(|f| !f.is_trampoline) {
+        let rw = &f.rewrite;
+        let before = decode_all(&f.original, rw.code_end);
+        let after = decode_all(&rw.code, rw.code_end);
+        let after_starts: std::collections::BTreeMap<u64, &iced_x86::Instruction> =
+            after.iter().map(|i| (i.ip(), i)).collect();
+        for i in &before {
+            let j = after_starts
+                .get(&i.ip())
+                .unwrap_or_else(|| panic!("{}: boundary {:#x} lost", f.name, i.ip()));
+            let range = i.ip() as usize..i.next_ip() as usize;
+            match rw.accesses.iter().find(|a| a.offset as u64 == i.ip()) {
+                None => assert_eq!(
+                    f.original[range.clone()],
+                    rw.code[range],
+                    "{}: untouched bytes",
+                    f.name
+                ),
+                Some(a) => {
+                    assert!(a.left.is_none());
+                    assert_eq!(j.segment_prefix(), Register::GS);
+                    assert_eq!(j.mnemonic(), i.mnemonic());
+                    assert_eq!(j.len() + a.nop_bytes as usize, i.len());
+                    // Only NOPs fill the rest of the original instruction.
+                    let mut off = j.next_ip();
+                    while off < i.next_ip() {
+                        let n = after_starts[&off];
+                        assert_eq!(n.mnemonic(), Mnemonic::Nop);
+                        off = n.next_ip();
+                    }
+                    assert_eq!(off, i.next_ip());
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(f.original.len(), rw.code.len());
+        assert_eq!(
+            f.original[rw.code_end as usize..],
+            rw.code[rw.code_end as usize..]
+        );
+    }
+    assert_eq!(checked, 6);
+}

@@ -98,14 +98,14 @@ impl Drop for GsGuard {
     }
 }
 
-/// Call a two-argument entry trampoline `f(base, x) -> i64` with r15 set to
-/// a sentinel, and return (result, r15 after the call): the trampoline must
-/// give r15 back.
-pub fn call_entry2(f: *const u8, base: u64, x: u64, sentinel: u64) -> (u64, u64) {
+/// Call an entry trampoline `f(base, x, y) -> i64` (functions with fewer
+/// parameters ignore the extra ones) with r15 set to a sentinel, and return
+/// (result, r15 after the call): the trampoline must give r15 back.
+pub fn call_entry(f: *const u8, base: u64, x: u64, y: u64, sentinel: u64) -> (u64, u64) {
     let ret: u64;
     let after: u64;
     // SAFETY: `f` is a finalized trampoline with signature
-    // extern "sysv64" fn(i64, i64) -> i64; the stack is call-aligned on entry
+    // extern "sysv64" fn(i64, i64[, i64]) -> i64; the stack is call-aligned on entry
     // to an asm block without `nostack`; every register the C ABI lets the
     // callee clobber is declared clobbered, and r15 is an in/out operand.
     unsafe {
@@ -114,6 +114,7 @@ pub fn call_entry2(f: *const u8, base: u64, x: u64, sentinel: u64) -> (u64, u64)
             inout("r11") f => _,
             inout("rdi") base => _,
             inout("rsi") x => _,
+            inout("rdx") y => _,
             inout("r15") sentinel => after,
             lateout("rax") ret,
             clobber_abi("C"),
