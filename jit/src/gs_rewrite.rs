@@ -24,8 +24,9 @@
 //! branch. Per region, a forward data-flow computes two sets of general
 //! registers: `must` (holds the value of r15 on every path) and `may` (holds it
 //! on some path). `mov r64, r15` adds a copy; `mov r64, copy` propagates it;
-//! any other write kills; a call kills every `must` copy and the caller-saved
-//! `may` copies. Only an access whose base is in `must` is rewritten.
+//! any other write kills; a call kills the copies in caller-saved registers
+//! (the callee preserves the others, and r15). Only an access whose base is
+//! in `must` is rewritten.
 //!
 //! # What is refused (an error: the function is not compiled)
 //! The issue asks to refuse code where the base register escapes. These are
@@ -431,7 +432,10 @@ fn transfer(st: State, i: &Instruction, info: &mut InstructionInfoFactory) -> St
         i.flow_control(),
         FlowControl::Call | FlowControl::IndirectCall
     ) {
-        s.must = 0;
+        // The callee preserves the callee-saved registers (ABI) and r15 (Rust
+        // code saves it; JIT code never writes it), so a copy kept in a
+        // callee-saved register still equals r15 after the call.
+        s.must &= CALLEE_SAVED;
         s.may &= CALLEE_SAVED;
     }
     s
