@@ -823,7 +823,16 @@ pub fn rewrite(
             // Any read of the base as a value is an escape.
             let vals = value_reads(i, &mut info);
             if vals & seg != 0 {
-                let stored = access_kind(i, &mut info).is_some_and(|(k, _)| k == AccessKind::Store);
+                // Stored: an explicit register operand written to memory
+                // (a spill, a push); anything else (an implicit address like
+                // `stos`'s rdi, arithmetic) is a value use.
+                let explicit = (0..i.op_count()).any(|k| {
+                    i.op_kind(k) == OpKind::Register
+                        && gpr_bit(i.op_register(k)).is_some_and(|b| b & seg != 0)
+                });
+                let writes_memory =
+                    access_kind(i, &mut info).is_some_and(|(k, _)| k == AccessKind::Store);
+                let stored = explicit && writes_memory;
                 let how = if stored {
                     Escape::StoredToMemory
                 } else {

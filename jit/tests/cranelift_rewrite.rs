@@ -5,15 +5,14 @@
 mod common;
 
 use common::*;
-use cranelift_codegen::ir::{self, condcodes::IntCC, types, BlockArg, InstBuilder, MemFlagsData};
+use cranelift_codegen::ir::{self, condcodes::IntCC, types, BlockArg, InstBuilder};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
 use iced_x86::{Decoder, DecoderOptions, Mnemonic, Register};
 use std::sync::atomic::{AtomicU64, Ordering};
 use stmjit_jit::disasm::{self, Syntax};
-use stmjit_jit::gs_rewrite::{self, AccessKind, Escape, LeftReason, RewriteError, SegmentBase};
-use stmjit_jit::module::emit;
-use stmjit_jit::{Jit, JitError};
+use stmjit_jit::gs_rewrite::{AccessKind, SegmentBase};
+use stmjit_jit::Jit;
 
 static SLOW_CALLS: AtomicU64 = AtomicU64::new(0);
 
