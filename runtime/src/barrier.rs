@@ -1,0 +1,206 @@
+//! Read and write barriers, over the same `%gs` memory the JIT uses.
+//!
+//! Fast paths are real `gs:`-relative instructions (see `gs.rs`):
+//! - read: `mov byte gs:[ref >> 4], rv` where `rv = gs:[INFO_OFFSET + read_version]`;
+//! - write: `test byte gs:[ref + FLAGS_OFFSET], WRITE_BARRIER_FLAG; jnz slow`.
+//!
+//! # Card marking (protocol for the JIT)
+//! For a type registered with `carded: true` (big arrays):
+//! - reading element bytes at `a = ref + off`: `mov byte gs:[a >> 4], rv` (the element's own
+//!   granule, not the header's); reading the header/length marks `ref >> 4` as usual;
+//! - writing at `a`: `test byte gs:[ref + FLAGS_OFFSET], WB; jz done` (clear only for objects
+//!   allocated by this transaction), then
+//!   `cmp byte gs:[(a >> 4) + card_marker_disp], rv; je done`, else call the slow path
+//!   ([`StmThread::write_elem_barrier`]) with `(ref, off)`;
+//! - the slow path takes the write lock of the 16-byte card `a & !15`, records the card as
+//!   modified, privatizes only that card's page, and stores `rv` into the card marker. The
+//!   header flag stays set. Commit publishes, conflict-checks and unlocks per card, so writing
+//!   one element neither copies beyond its page nor conflicts with writes to other cards.
+//!
+//! Every Rust barrier also polls the safe-point word (the JIT polls at back-edges instead).
+
+use crate::gs;
+use crate::layout::MARKER_SHIFT;
+use crate::object::{Ref, FLAGS_OFFSET, WRITE_BARRIER_FLAG};
+use crate::stats::Stats;
+use crate::transaction::{Abort, ModKind, ModRec, StmThread, RV_OFF};
+
+impl StmThread {
+    /// Bounds check of the Rust API (two compares; kept in release builds too, so that a bad
+    /// reference is a clear panic, never a stray access through %gs).
+    #[inline]
+    fn debug_check(&self, a: u64, len: u64) {
+        self.stm.check_ref(a, len);
+    }
+
+    /// Read barrier for the object `r` (non-carded objects, and the header of carded ones).
+    #[inline]
+    pub fn read_barrier(&mut self, r: Ref) -> Result<(), Abort> {
+        self.enter()?;
+        self.debug_check(r, 8);
+        // SAFETY: %gs points at our segment (enter); r is in the object space, so its marker
+        // r >> 4 lies in the mapped marker area.
+        unsafe { gs::store_u8(r >> MARKER_SHIFT, gs::load_u8(RV_OFF)) };
+        Ok(())
+    }
+
+    /// Read barrier for the element at `r + off` of a card-marked object.
+    #[inline]
+    pub fn read_elem_barrier(&mut self, r: Ref, off: u64) -> Result<(), Abort> {
+        self.read_barrier(r + off)
+    }
+
+    /// Write barrier for the non-carded object `r` (for carded objects it marks the card of
+    /// the header granule).
+    #[inline]
+    pub fn write_barrier(&mut self, r: Ref) -> Result<(), Abort> {
+        self.enter()?;
+        self.debug_check(r, 8);
+        // SAFETY: %gs points at our segment and r is in its mapped old space.
+        if unsafe { gs::test_u8(r + FLAGS_OFFSET, WRITE_BARRIER_FLAG) } {
+            self.write_slow(r)?;
+        }
+        Ok(())
+    }
+
+    /// Write barrier for the element at `r + off` of a card-marked object.
+    #[inline]
+    pub fn write_elem_barrier(&mut self, r: Ref, off: u64) -> Result<(), Abort> {
+        self.enter()?;
+        let a = r + off;
+        self.debug_check(a, 8);
+        // SAFETY: %gs points at our segment; r and a are in its old space and the card marker
+        // of a lies in the mapped marker area.
+        unsafe {
+            if gs::test_u8(r + FLAGS_OFFSET, WRITE_BARRIER_FLAG)
+                && gs::load_u8((a >> MARKER_SHIFT) + self.stm.layout().card_marker_disp)
+                    != gs::load_u8(RV_OFF)
+            {
+                self.write_card_slow(a)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn write_slow(&mut self, r: Ref) -> Result<(), Abort> {
+        let stm = self.stm.clone();
+        stm.check_ref(r, 8);
+        let me = self.seg;
+        // SAFETY: r is a checked old-space address of our segment.
+        let type_id = unsafe { gs::load_u64(r) } >> 32;
+        let ti = stm.types.get(type_id as u32);
+        if ti.carded {
+            return self.write_card_slow(r);
+        }
+        let size = (ti.size)(stm.mem.addr(me, r)) as u64;
+        stm.check_ref(r, size);
+        self.acquire_write_lock(r)?;
+        let site = stm
+            .mem
+            .info(me)
+            .site
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.modified.push(ModRec {
+            addr: r,
+            len: size,
+            kind: ModKind::Object,
+            site,
+        });
+        let n = crate::pages::privatize(&stm.mem, me, &stm.segs[me].private, r, size);
+        Stats::add(&stm.stats.pages_privatized, n);
+        // SAFETY: the object's pages are now private to our segment, which %gs points at.
+        unsafe {
+            let f = gs::load_u8(r + FLAGS_OFFSET);
+            gs::store_u8(r + FLAGS_OFFSET, f & !WRITE_BARRIER_FLAG);
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn write_card_slow(&mut self, a: u64) -> Result<(), Abort> {
+        let stm = self.stm.clone();
+        let g = a & !(crate::layout::GRANULE - 1);
+        stm.check_ref(g, crate::layout::GRANULE);
+        let cm = (g >> MARKER_SHIFT) + stm.layout().card_marker_disp;
+        // SAFETY: %gs points at our segment; cm is in its marker area.
+        let rv = unsafe { gs::load_u8(RV_OFF) };
+        // SAFETY: as above.
+        if unsafe { gs::load_u8(cm) } == rv {
+            return Ok(());
+        }
+        self.acquire_write_lock(g)?;
+        let me = self.seg;
+        let site = stm
+            .mem
+            .info(me)
+            .site
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.modified.push(ModRec {
+            addr: g,
+            len: crate::layout::GRANULE,
+            kind: ModKind::Card,
+            site,
+        });
+        let n = crate::pages::privatize(
+            &stm.mem,
+            me,
+            &stm.segs[me].private,
+            g,
+            crate::layout::GRANULE,
+        );
+        Stats::add(&stm.stats.pages_privatized, n);
+        // SAFETY: cm is in our mapped marker area.
+        unsafe { gs::store_u8(cm, rv) };
+        Ok(())
+    }
+
+    /// Loads the u64 at `r + off` of this segment's view, without barrier.
+    #[inline]
+    pub fn load_u64(&mut self, r: Ref, off: u64) -> u64 {
+        self.ensure_active();
+        self.debug_check(r + off, 8);
+        // SAFETY: %gs points at our segment; the address is in its old space.
+        unsafe { gs::load_u64(r + off) }
+    }
+
+    /// Stores the u64 at `r + off` of this segment's view, without barrier (the caller ran
+    /// the write barrier, or the object is new in this transaction).
+    #[inline]
+    pub fn store_u64(&mut self, r: Ref, off: u64, v: u64) {
+        self.ensure_active();
+        self.debug_check(r + off, 8);
+        // SAFETY: %gs points at our segment; the address is in its old space.
+        unsafe { gs::store_u64(r + off, v) }
+    }
+
+    /// Read barrier + load of a field of a non-carded object.
+    #[inline]
+    pub fn read_u64(&mut self, r: Ref, off: u64) -> Result<u64, Abort> {
+        self.read_barrier(r)?;
+        Ok(self.load_u64(r, off))
+    }
+
+    /// Write barrier + store into a field of a non-carded object.
+    #[inline]
+    pub fn write_u64(&mut self, r: Ref, off: u64, v: u64) -> Result<(), Abort> {
+        self.write_barrier(r)?;
+        self.store_u64(r, off, v);
+        Ok(())
+    }
+
+    /// Element read barrier + load, for card-marked objects.
+    #[inline]
+    pub fn read_elem_u64(&mut self, r: Ref, off: u64) -> Result<u64, Abort> {
+        self.read_elem_barrier(r, off)?;
+        Ok(self.load_u64(r, off))
+    }
+
+    /// Element write barrier + store, for card-marked objects.
+    #[inline]
+    pub fn write_elem_u64(&mut self, r: Ref, off: u64, v: u64) -> Result<(), Abort> {
+        self.write_elem_barrier(r, off)?;
+        self.store_u64(r, off, v);
+        Ok(())
+    }
+}

@@ -1,0 +1,141 @@
+//! Contention management.
+//!
+//! Rules (c7's spirit, made deadlock-free by construction):
+//! - Age is the transaction's start timestamp (kept across abort-retries, so a transaction
+//!   that keeps losing gets older and eventually wins). An inevitable transaction counts as
+//!   older than all others and is never aborted; at most one exists at a time.
+//! - Write-write (found eagerly in the write barrier): if the attacker is older than the lock
+//!   holder (or the holder is already doomed), it dooms the holder (abort at its next safe
+//!   point) and takes the lock over. Otherwise the attacker, the younger, yields: it waits at a
+//!   safe point for the lock ([`WaitPolicy::Wait`]) or aborts itself
+//!   ([`WaitPolicy::AbortSelf`]). Waits go from younger to older only, so no cycle of waiters
+//!   can form; cycles that other policies would meet are broken by the abort of the younger.
+//!   Taking over the lock is sound because a doomed transaction can no longer commit: the
+//!   commit re-checks the doom flag after stopping the world.
+//! - Write-read (found at commit from the other segments' read markers): the reader is doomed,
+//!   unless it is inevitable, in which case the committer aborts.
+
+use crate::stats::{AbortCause, Conflict, ConflictKind};
+use crate::stm::{Stm, WaitPolicy, CAUSE_SHIFT, DOOMED, INEVITABLE, IN_TX};
+use crate::transaction::{Abort, StmThread};
+use std::sync::atomic::Ordering::SeqCst;
+
+/// Outcome of trying to doom a transaction.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Doom {
+    /// We doomed it now.
+    Newly,
+    /// Somebody had already doomed it.
+    Already,
+    /// It is inevitable or not in a transaction.
+    Refused,
+}
+
+impl Stm {
+    /// Marks the transaction of segment `victim` to abort at its next safe point.
+    pub(crate) fn doom(&self, victim: usize, cause: AbortCause) -> Doom {
+        let s = &self.segs[victim];
+        let mut st = s.tx_state.load(SeqCst);
+        loop {
+            if st & IN_TX == 0 || st & INEVITABLE != 0 {
+                return Doom::Refused;
+            }
+            if st & DOOMED != 0 {
+                return Doom::Already;
+            }
+            let new = st | DOOMED | ((cause as u32) << CAUSE_SHIFT);
+            match s.tx_state.compare_exchange(st, new, SeqCst, SeqCst) {
+                Ok(_) => break,
+                Err(x) => st = x,
+            }
+        }
+        self.mem
+            .info(victim)
+            .safe_point_request
+            .fetch_or(crate::layout::REQUEST_ABORT, SeqCst);
+        Doom::Newly
+    }
+}
+
+/// The cause recorded in a doomed `tx_state`.
+pub(crate) fn doom_cause(st: u32) -> AbortCause {
+    AbortCause::from_u8((st >> CAUSE_SHIFT) as u8)
+}
+
+impl StmThread {
+    /// Takes the write lock of granule `g` for the current segment, resolving write-write
+    /// conflicts as described in the module docs. Returns `Err` after aborting this
+    /// transaction when it loses.
+    pub(crate) fn acquire_write_lock(&mut self, g: u64) -> Result<(), Abort> {
+        let stm = self.stm.clone();
+        let me = self.seg;
+        let mut spins = 0u32;
+        loop {
+            let ms = stm.tx_state(me);
+            if ms & DOOMED != 0 {
+                return Err(self.abort_now(doom_cause(ms)));
+            }
+            let cur = stm.locks.owner(g);
+            if cur as usize == me {
+                return Ok(());
+            }
+            if cur == 0 {
+                if stm.locks.cas(g, 0, me as u8) {
+                    return Ok(());
+                }
+                continue;
+            }
+            let h = cur as usize;
+            let hs = stm.tx_state(h);
+            if hs & IN_TX == 0 {
+                // The holder is between its commit/abort and releasing; let it finish.
+                spins += 1;
+                if spins > 64 {
+                    std::thread::yield_now();
+                }
+                continue;
+            }
+            let site = stm.mem.info(me).site.load(SeqCst);
+            let older = ms & INEVITABLE != 0
+                || (hs & INEVITABLE == 0
+                    && (hs & DOOMED != 0
+                        || stm.segs[me].start_time.load(SeqCst)
+                            < stm.segs[h].start_time.load(SeqCst)));
+            if older {
+                match stm.doom(h, AbortCause::WriteWrite) {
+                    Doom::Refused => continue,
+                    Doom::Newly => stm.stats.log_conflict(Conflict {
+                        kind: ConflictKind::WriteWrite,
+                        winner_segment: me as u32,
+                        loser_segment: h as u32,
+                        object: g,
+                        site,
+                    }),
+                    Doom::Already => {}
+                }
+                if stm.locks.cas(g, cur, me as u8) {
+                    return Ok(());
+                }
+                continue;
+            }
+            stm.stats.log_conflict(Conflict {
+                kind: ConflictKind::WriteWrite,
+                winner_segment: h as u32,
+                loser_segment: me as u32,
+                object: g,
+                site,
+            });
+            match stm.config.wait_policy {
+                WaitPolicy::AbortSelf => return Err(self.abort_now(AbortCause::WriteWrite)),
+                WaitPolicy::Wait => {
+                    crate::stats::Stats::add(&stm.stats.ww_waits, 1);
+                    stm.enter_safe(me);
+                    crate::safepoint::wait_until(|| {
+                        stm.locks.owner(g) != cur || stm.tx_state(me) & DOOMED != 0
+                    });
+                    stm.enter_running(me);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Safe points: how a committing segment brings the others to a stop.
+//!
+//! Each segment is RUNNING (its thread may touch segment memory at any time) or SAFE (its
+//! thread is outside a transaction, blocked in the runtime, or detached from the OS thread).
+//! A committer sets `sync_in_progress`, sets `REQUEST_SYNC` in the `safe_point_request` word
+//! of every RUNNING segment, and waits until none is RUNNING. A thread polls that word (the
+//! JIT inline, the Rust API at every barrier) and parks when asked. A SAFE thread that wants
+//! to run again first sets RUNNING, then checks `sync_in_progress` and backs off if set
+//! (Dekker-style, both sides SeqCst): so no segment runs while a commit copies into it.
+
+use crate::layout::REQUEST_SYNC;
+use crate::stats::Stats;
+use crate::stm::Stm;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Instant;
+
+/// Waits until `cond()` holds: spins briefly, then yields, then sleeps in short steps (the
+/// machine may have fewer cores than runnable threads).
+pub(crate) fn wait_until(mut cond: impl FnMut() -> bool) {
+    let mut i = 0u32;
+    while !cond() {
+        if i < 64 {
+            std::hint::spin_loop();
+        } else if i < 64 + 256 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(20));
+        }
+        i = i.saturating_add(1);
+    }
+}
+
+impl Stm {
+    /// Marks `seg` RUNNING, waiting first for any commit in progress to finish.
+    pub(crate) fn enter_running(&self, seg: usize) {
+        let s = &self.segs[seg];
+        loop {
+            s.running.store(true, SeqCst);
+            if !self.sync_in_progress.load(SeqCst) {
+                return;
+            }
+            s.running.store(false, SeqCst);
+            let t0 = Instant::now();
+            wait_until(|| !self.sync_in_progress.load(SeqCst));
+            Stats::add(&self.stats.paused_ns, t0.elapsed().as_nanos() as u64);
+        }
+    }
+
+    /// Marks `seg` SAFE: a commit may now proceed without it.
+    pub(crate) fn enter_safe(&self, seg: usize) {
+        self.segs[seg].running.store(false, SeqCst);
+    }
+
+    /// Brings every segment other than `me` to a safe point. The caller holds the commit
+    /// mutex; call [`Stm::resume_world`] afterwards.
+    pub(crate) fn stop_the_world(&self, me: usize) {
+        self.sync_in_progress.store(true, SeqCst);
+        let n = self.num_segments();
+        let mut any = false;
+        for k in 1..=n {
+            if k != me && self.segs[k].running.load(SeqCst) {
+                self.mem
+                    .info(k)
+                    .safe_point_request
+                    .fetch_or(REQUEST_SYNC, SeqCst);
+                any = true;
+            }
+        }
+        if any {
+            let t0 = Instant::now();
+            for k in 1..=n {
+                if k != me {
+                    wait_until(|| !self.segs[k].running.load(SeqCst));
+                }
+            }
+            Stats::add(&self.stats.sync_wait_ns, t0.elapsed().as_nanos() as u64);
+            Stats::add(&self.stats.syncs, 1);
+        }
+    }
+
+    /// Ends a [`Stm::stop_the_world`].
+    pub(crate) fn resume_world(&self) {
+        for k in 1..=self.num_segments() {
+            self.mem
+                .info(k)
+                .safe_point_request
+                .fetch_and(!REQUEST_SYNC, SeqCst);
+        }
+        self.sync_in_progress.store(false, SeqCst);
+    }
+}

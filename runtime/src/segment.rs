@@ -1,0 +1,160 @@
+//! The reservation of N+1 segments and their mappings.
+//!
+//! One `mmap(PROT_NONE, MAP_NORESERVE)` reserves all segments; then each region of each
+//! segment is mapped over it with `MAP_FIXED`: the info page and the marker area as private
+//! anonymous memory, the nursery likewise, and the old-object space as one `MAP_SHARED`
+//! mapping of the memfd (the same file offset in every segment, so that a page is stored once
+//! until a segment privatizes it, see `pages.rs`).
+
+use crate::layout::{Layout, SegmentInfo, INFO_OFFSET, PAGE_SIZE};
+use std::io;
+
+/// The mapped memory of one runtime instance. Unmapped on drop.
+pub struct Memory {
+    /// The layout, with `base` filled in.
+    pub layout: Layout,
+    reservation_len: usize,
+    memfd: libc::c_int,
+}
+
+fn check(p: *mut libc::c_void, what: &str) -> io::Result<()> {
+    if p == libc::MAP_FAILED {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("stmjit: mmap {what}: {e}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Maps private anonymous read-write memory at `addr` (which lies in our reservation).
+///
+/// # Safety
+/// `[addr, addr+len)` must be inside the reservation and not referenced by live Rust borrows.
+pub(crate) unsafe fn map_private_anon(addr: u64, len: u64, what: &str) -> io::Result<()> {
+    let p = libc::mmap(
+        addr as *mut libc::c_void,
+        len as usize,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+        -1,
+        0,
+    );
+    check(p, what)
+}
+
+impl Memory {
+    /// Reserves and maps `layout.num_segments + 1` segments.
+    pub fn new(mut layout: Layout) -> io::Result<Memory> {
+        let nseg = layout.num_segments + 1;
+        let total = nseg
+            .checked_mul(layout.segment_size)
+            .expect("stmjit: reservation size overflows");
+        // SAFETY: a fresh PROT_NONE reservation at an address of the kernel's choosing
+        // touches no existing mapping.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total as usize,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        check(base, "reservation")?;
+        layout.base = base as u64;
+        // SAFETY: the name is a valid NUL-terminated string.
+        let memfd = unsafe { libc::memfd_create(c"stmjit-old-space".as_ptr(), libc::MFD_CLOEXEC) };
+        let mut mem = Memory {
+            layout,
+            reservation_len: total as usize,
+            memfd: -1,
+        };
+        if memfd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        mem.memfd = memfd;
+        let old_len = layout.old_end - layout.old_start;
+        // SAFETY: memfd is our open file descriptor.
+        if unsafe { libc::ftruncate(memfd, old_len as libc::off_t) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        for k in 0..nseg as usize {
+            let b = layout.segment_base(k);
+            // SAFETY (all three): the target ranges lie in our fresh reservation, which no
+            // Rust reference points into yet.
+            unsafe {
+                map_private_anon(b + INFO_OFFSET, PAGE_SIZE, "info page")?;
+                if k > 0 {
+                    let (ms, me) = layout.markers_region();
+                    map_private_anon(b + ms, me - ms, "marker area")?;
+                    if layout.nursery_end > layout.nursery_start {
+                        map_private_anon(
+                            b + layout.nursery_start,
+                            layout.nursery_end - layout.nursery_start,
+                            "nursery",
+                        )?;
+                    }
+                }
+                mem.map_shared(k, layout.old_start, old_len)?;
+            }
+            let info = (b + INFO_OFFSET) as *mut SegmentInfo;
+            // SAFETY: the info page was just mapped read-write and nobody else sees it yet.
+            unsafe {
+                (*info).segment_num = k as u32;
+                (*info)
+                    .segment_base
+                    .store(b, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Ok(mem)
+    }
+
+    /// Maps `[off, off+len)` of segment `k` (inside the old space) to the same range of the
+    /// memfd, shared.
+    ///
+    /// # Safety
+    /// The range must be inside the old space; no Rust borrow may point into it.
+    pub(crate) unsafe fn map_shared(&self, k: usize, off: u64, len: u64) -> io::Result<()> {
+        let b = self.layout.segment_base(k);
+        let p = libc::mmap(
+            (b + off) as *mut libc::c_void,
+            len as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_FIXED,
+            self.memfd,
+            (off - self.layout.old_start) as libc::off_t,
+        );
+        check(p, "old space (shared)")
+    }
+
+    /// The info block of segment `k`.
+    #[inline]
+    pub fn info(&self, k: usize) -> &SegmentInfo {
+        debug_assert!(k as u64 <= self.layout.num_segments);
+        // SAFETY: the info page of every segment is mapped read-write for the lifetime of
+        // `self`; fields written after construction are atomics.
+        unsafe { &*((self.layout.segment_base(k) + INFO_OFFSET) as *const SegmentInfo) }
+    }
+
+    /// Linear address of byte `off` of segment `k`.
+    #[inline]
+    pub fn addr(&self, k: usize, off: u64) -> *mut u8 {
+        (self.layout.segment_base(k) + off) as *mut u8
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        // SAFETY: the reservation is ours and nothing refers to it once the runtime is dropped
+        // (every handle holds an Arc to the runtime).
+        unsafe {
+            libc::munmap(self.layout.base as *mut libc::c_void, self.reservation_len);
+            if self.memfd >= 0 {
+                libc::close(self.memfd);
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Counters and the conflict log.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Why a transaction aborted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum AbortCause {
+    /// Lost a write-write conflict (its write lock was taken over, or it yielded).
+    WriteWrite = 1,
+    /// Read an object that another transaction then committed.
+    WriteRead = 2,
+    /// The caller asked for it (`StmThread::abort`).
+    Explicit = 3,
+}
+
+impl AbortCause {
+    pub(crate) fn from_u8(v: u8) -> AbortCause {
+        match v {
+            1 => AbortCause::WriteWrite,
+            2 => AbortCause::WriteRead,
+            _ => AbortCause::Explicit,
+        }
+    }
+}
+
+/// Kind of a logged conflict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConflictKind {
+    /// Two transactions wanted the same write lock.
+    WriteWrite,
+    /// A commit modified what a running transaction had read.
+    WriteRead,
+}
+
+/// One conflict, for `--stats`: the two segments, the object (or card address), and the
+/// caller-provided site id of the barrier involved (`SegmentInfo::site`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    /// Kind.
+    pub kind: ConflictKind,
+    /// Segment of the transaction that won (kept running / committed).
+    pub winner_segment: u32,
+    /// Segment of the transaction that was aborted or yielded.
+    pub loser_segment: u32,
+    /// The object reference (for cards: the granule address).
+    pub object: u64,
+    /// Site id that the winner's barrier had set (write barrier slow path).
+    pub site: u32,
+}
+
+/// Most conflicts kept in the log; later ones are counted but not stored.
+pub const CONFLICT_LOG_CAP: usize = 100_000;
+
+/// Runtime counters (shared by all threads).
+#[derive(Default)]
+pub struct Stats {
+    pub(crate) commits: AtomicU64,
+    pub(crate) aborts_ww: AtomicU64,
+    pub(crate) aborts_wr: AtomicU64,
+    pub(crate) aborts_explicit: AtomicU64,
+    pub(crate) pages_privatized: AtomicU64,
+    pub(crate) sync_wait_ns: AtomicU64,
+    pub(crate) paused_ns: AtomicU64,
+    pub(crate) syncs: AtomicU64,
+    pub(crate) ww_waits: AtomicU64,
+    pub(crate) marker_resets: AtomicU64,
+    pub(crate) conflicts: Mutex<Vec<Conflict>>,
+    pub(crate) conflicts_total: AtomicU64,
+}
+
+/// A copy of the counters at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct StatsSnapshot {
+    /// Committed transactions.
+    pub commits: u64,
+    /// Aborts caused by write-write conflicts.
+    pub aborts_write_write: u64,
+    /// Aborts caused by write-read conflicts.
+    pub aborts_write_read: u64,
+    /// Explicit aborts.
+    pub aborts_explicit: u64,
+    /// Old-object pages privatized (all segments together).
+    pub pages_privatized: u64,
+    /// Time committers spent waiting for the other segments to reach a safe point (ns).
+    pub sync_wait_ns: u64,
+    /// Time threads spent paused at safe points while another segment committed (ns).
+    pub paused_ns: u64,
+    /// Number of commits that had to stop at least one other running segment.
+    pub syncs: u64,
+    /// Write-write conflicts resolved by the younger transaction waiting.
+    pub ww_waits: u64,
+    /// Bulk read-marker resets (read-version wrap-arounds).
+    pub marker_resets: u64,
+    /// Conflicts detected (logged or not).
+    pub conflicts_total: u64,
+    /// The conflict log (first [`CONFLICT_LOG_CAP`]).
+    pub conflicts: Vec<Conflict>,
+}
+
+impl StatsSnapshot {
+    /// All aborts.
+    pub fn aborts(&self) -> u64 {
+        self.aborts_write_write + self.aborts_write_read + self.aborts_explicit
+    }
+}
+
+impl Stats {
+    pub(crate) fn add(c: &AtomicU64, v: u64) {
+        c.fetch_add(v, Relaxed);
+    }
+
+    pub(crate) fn count_abort(&self, cause: AbortCause) {
+        match cause {
+            AbortCause::WriteWrite => Self::add(&self.aborts_ww, 1),
+            AbortCause::WriteRead => Self::add(&self.aborts_wr, 1),
+            AbortCause::Explicit => Self::add(&self.aborts_explicit, 1),
+        }
+    }
+
+    pub(crate) fn log_conflict(&self, c: Conflict) {
+        self.conflicts_total.fetch_add(1, Relaxed);
+        let mut l = self.conflicts.lock().unwrap();
+        if l.len() < CONFLICT_LOG_CAP {
+            l.push(c);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            commits: self.commits.load(Relaxed),
+            aborts_write_write: self.aborts_ww.load(Relaxed),
+            aborts_write_read: self.aborts_wr.load(Relaxed),
+            aborts_explicit: self.aborts_explicit.load(Relaxed),
+            pages_privatized: self.pages_privatized.load(Relaxed),
+            sync_wait_ns: self.sync_wait_ns.load(Relaxed),
+            paused_ns: self.paused_ns.load(Relaxed),
+            syncs: self.syncs.load(Relaxed),
+            ww_waits: self.ww_waits.load(Relaxed),
+            marker_resets: self.marker_resets.load(Relaxed),
+            conflicts_total: self.conflicts_total.load(Relaxed),
+            conflicts: self.conflicts.lock().unwrap().clone(),
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The runtime instance: configuration, segments, shared per-segment state.
+
+use crate::alloc::BumpAllocator;
+use crate::layout::{Layout, PAGE_SIZE};
+use crate::locks::WriteLocks;
+use crate::object::{ObjectHeader, Ref, TypeId, TypeInfo, TypeRegistry};
+use crate::pages::PrivateBitmap;
+use crate::segment::Memory;
+use crate::stats::{Stats, StatsSnapshot};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// What a transaction does when it meets a write lock held by an older transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitPolicy {
+    /// Wait (at a safe point) until the older one commits or aborts. Deadlock-free because
+    /// only younger transactions wait for older ones; older ones take over the lock and doom
+    /// the younger holder.
+    Wait,
+    /// Abort at once. Needed when several segments are driven from one OS thread (waiting
+    /// would never end), e.g. by the model-based test.
+    AbortSelf,
+}
+
+/// Configuration of a runtime instance.
+#[derive(Clone, Debug)]
+pub struct StmConfig {
+    /// Number of transaction segments N (at least 2, at most 254).
+    pub num_segments: usize,
+    /// Bytes per segment (power of two, 32 MiB ..= 32 GiB).
+    pub segment_size: u64,
+    /// Bytes of nursery per segment (reserved for the GC issue).
+    pub nursery_size: u64,
+    /// Write-write contention policy for the younger transaction.
+    pub wait_policy: WaitPolicy,
+    /// Initial value of `SegmentInfo::budget` at each transaction start.
+    pub budget: i64,
+}
+
+impl Default for StmConfig {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        StmConfig {
+            num_segments: cpus.clamp(2, 254),
+            segment_size: 4 << 30,
+            nursery_size: 16 << 20,
+            wait_policy: WaitPolicy::Wait,
+            budget: 1 << 20,
+        }
+    }
+}
+
+/// `SegShared::tx_state` bits.
+pub(crate) const IN_TX: u32 = 1;
+pub(crate) const INEVITABLE: u32 = 2;
+pub(crate) const DOOMED: u32 = 4;
+/// The abort cause of a doomed transaction lives in bits 8..16.
+pub(crate) const CAUSE_SHIFT: u32 = 8;
+
+/// State of one segment that other threads read (see `safepoint.rs` and `contention.rs`).
+pub(crate) struct SegShared {
+    pub running: AtomicBool,
+    pub tx_state: AtomicU32,
+    pub start_time: AtomicU64,
+    pub private: PrivateBitmap,
+}
+
+/// One runtime instance: N+1 segments, the memfd old space, write locks, types and stats.
+pub struct Stm {
+    pub(crate) mem: Memory,
+    pub(crate) locks: WriteLocks,
+    pub(crate) segs: Vec<SegShared>,
+    pub(crate) types: TypeRegistry,
+    pub(crate) stats: Stats,
+    pub(crate) config: StmConfig,
+    pub(crate) commit_mutex: Mutex<()>,
+    pub(crate) sync_in_progress: AtomicBool,
+    pub(crate) free: Mutex<Vec<usize>>,
+    pub(crate) free_cv: Condvar,
+    pub(crate) inevitable: AtomicU8,
+    pub(crate) clock: AtomicU64,
+    pub(crate) alloc: BumpAllocator,
+}
+
+impl Stm {
+    /// Creates a runtime instance (reserves and maps its segments).
+    pub fn new(config: StmConfig) -> std::io::Result<Arc<Stm>> {
+        assert!(
+            (2..=254).contains(&config.num_segments),
+            "stmjit: num_segments must be in 2..=254"
+        );
+        let layout = Layout::new(
+            config.segment_size,
+            config.nursery_size,
+            config.num_segments as u64,
+        );
+        let mem = Memory::new(layout)?;
+        let layout = mem.layout;
+        let locks = WriteLocks::new(&layout)?;
+        let segs = (0..=config.num_segments)
+            .map(|_| SegShared {
+                running: AtomicBool::new(false),
+                tx_state: AtomicU32::new(0),
+                start_time: AtomicU64::new(0),
+                private: PrivateBitmap::new(layout.old_pages()),
+            })
+            .collect();
+        Ok(Arc::new(Stm {
+            alloc: BumpAllocator::new(&layout),
+            mem,
+            locks,
+            segs,
+            types: TypeRegistry::default(),
+            stats: Stats::default(),
+            free: Mutex::new((1..=config.num_segments).rev().collect()),
+            free_cv: Condvar::new(),
+            commit_mutex: Mutex::new(()),
+            sync_in_progress: AtomicBool::new(false),
+            inevitable: AtomicU8::new(0),
+            clock: AtomicU64::new(1),
+            config,
+        }))
+    }
+
+    /// The segment layout (offsets the JIT emits code against).
+    pub fn layout(&self) -> &Layout {
+        &self.mem.layout
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StmConfig {
+        &self.config
+    }
+
+    /// Number of transaction segments N.
+    pub fn num_segments(&self) -> usize {
+        self.config.num_segments
+    }
+
+    /// Registers an object type; see [`TypeInfo`].
+    pub fn register_type(&self, info: TypeInfo) -> TypeId {
+        self.types.register(info)
+    }
+
+    /// Looks up a registered type.
+    pub fn type_info(&self, id: TypeId) -> TypeInfo {
+        self.types.get(id.0)
+    }
+
+    /// A copy of the statistics.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Pages currently private in segment `seg`.
+    pub fn private_pages(&self, seg: usize) -> u64 {
+        self.segs[seg].private.count()
+    }
+
+    /// Bytes of old space handed out by the allocator.
+    pub fn allocated_bytes(&self) -> u64 {
+        self.alloc.used(&self.mem.layout)
+    }
+
+    /// Checks that `r` is a plausible old-object reference; a clear panic otherwise.
+    #[inline]
+    pub fn check_ref(&self, r: Ref, len: u64) {
+        let l = &self.mem.layout;
+        if r < l.old_start || r.saturating_add(len) > l.old_end || r % 8 != 0 {
+            panic!(
+                "stmjit: reference {r:#x} (+{len}) outside the object space [{:#x}, {:#x})",
+                l.old_start, l.old_end
+            );
+        }
+    }
+
+    /// Reads the committed value (segment 0) of the u64 at `r + off`: for tests and tools.
+    pub fn committed_u64(&self, r: Ref, off: u64) -> u64 {
+        self.segment_u64(0, r, off)
+    }
+
+    /// Reads segment `seg`'s view of the u64 at `r + off` (without any barrier): for tests.
+    pub fn segment_u64(&self, seg: usize, r: Ref, off: u64) -> u64 {
+        self.check_ref(r + off, 8);
+        assert!(seg <= self.num_segments());
+        // SAFETY: the address is inside the mapped old space of segment `seg` (checked above);
+        // a racing commit may change it, hence the volatile read of a plain integer.
+        unsafe { std::ptr::read_volatile(self.mem.addr(seg, r + off) as *const u64) }
+    }
+
+    /// The header of `r` as seen in segment `seg`: for tests.
+    pub fn segment_header(&self, seg: usize, r: Ref) -> ObjectHeader {
+        self.check_ref(r, 8);
+        // SAFETY: as in `segment_u64`.
+        unsafe { std::ptr::read_volatile(self.mem.addr(seg, r) as *const ObjectHeader) }
+    }
+
+    /// The read marker of address `a` in segment `seg`: for tests.
+    pub fn read_marker(&self, seg: usize, a: u64) -> u8 {
+        assert!(seg >= 1 && seg <= self.num_segments());
+        self.check_ref(a, 1);
+        // SAFETY: markers of the object space are mapped in every transaction segment.
+        unsafe { std::ptr::read_volatile(self.mem.addr(seg, a >> 4)) }
+    }
+
+    /// Linear address of segment `seg`'s base (what `%gs` holds while it runs).
+    pub fn segment_base(&self, seg: usize) -> u64 {
+        self.mem.layout.segment_base(seg)
+    }
+
+    /// Which segment holds the write lock of `a`'s granule (0 = none): for tests.
+    pub fn lock_owner(&self, a: u64) -> u8 {
+        self.locks.owner(a)
+    }
+
+    /// Reads a transaction segment's `SegmentInfo` (for tests and tools).
+    pub fn segment_info(&self, seg: usize) -> &crate::layout::SegmentInfo {
+        self.mem.info(seg)
+    }
+
+    pub(crate) fn page_index(&self, off: u64) -> u64 {
+        (off - self.mem.layout.old_start) / PAGE_SIZE
+    }
+
+    pub(crate) fn acquire_segment(&self, prefer: usize) -> usize {
+        let mut f = self.free.lock().unwrap();
+        loop {
+            if let Some(i) = f.iter().position(|&s| s == prefer) {
+                return f.swap_remove(i);
+            }
+            if let Some(s) = f.pop() {
+                return s;
+            }
+            f = self.free_cv.wait(f).unwrap();
+        }
+    }
+
+    pub(crate) fn release_segment(&self, seg: usize) {
+        self.free.lock().unwrap().push(seg);
+        self.free_cv.notify_one();
+    }
+
+    pub(crate) fn tx_state(&self, seg: usize) -> u32 {
+        self.segs[seg].tx_state.load(SeqCst)
+    }
+}

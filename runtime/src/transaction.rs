@@ -1,0 +1,528 @@
+//! Transactions: begin, commit, abort, inevitability, and the per-thread handle.
+//!
+//! Aborts are reported as `Err(Abort)` from every runtime entry (barriers, allocation,
+//! commit, `poll`), after the runtime has already rolled the transaction back: the caller
+//! only has to unwind to its restart point and call [`StmThread::begin`] again. There is no
+//! longjmp.
+
+use crate::contention::doom_cause;
+use crate::gs;
+use crate::layout::{SegmentInfo, INFO_OFFSET, PAGE_SIZE, REQUEST_ABORT, REQUEST_SYNC};
+use crate::object::{Ref, WRITE_BARRIER_FLAG};
+use crate::stats::{AbortCause, Conflict, ConflictKind, Stats};
+use crate::stm::{Stm, DOOMED, INEVITABLE, IN_TX};
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::Arc;
+
+/// The transaction was aborted (and already rolled back); retry from the start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Abort {
+    cause: AbortCause,
+}
+
+impl Abort {
+    /// Why it aborted.
+    pub fn cause(&self) -> AbortCause {
+        self.cause
+    }
+}
+
+impl std::fmt::Display for Abort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "transaction aborted ({:?})", self.cause)
+    }
+}
+
+impl std::error::Error for Abort {}
+
+/// What a modified record covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ModKind {
+    /// A whole non-carded old object (its header granule holds the lock).
+    Object,
+    /// One 16-byte card of a card-marked object.
+    Card,
+    /// An object allocated by this transaction (no lock; published at commit).
+    New,
+}
+
+/// One entry of the per-segment modified list.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ModRec {
+    pub addr: u64,
+    pub len: u64,
+    pub kind: ModKind,
+    pub site: u32,
+}
+
+pub(crate) const RV_OFF: u64 =
+    INFO_OFFSET + core::mem::offset_of!(SegmentInfo, read_version) as u64;
+pub(crate) const SPR_OFF: u64 =
+    INFO_OFFSET + core::mem::offset_of!(SegmentInfo, safe_point_request) as u64;
+
+thread_local! {
+    /// (runtime address, segment) that this OS thread currently runs, (0, 0) if none. Set only
+    /// while a handle of that runtime holds that segment in a transaction.
+    static ACTIVE: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// A thread's handle on a runtime: runs one transaction at a time in some segment.
+///
+/// Not `Send`: while a transaction runs, the OS thread's `%gs` points at its segment. Several
+/// handles may live on one OS thread (each operation switches `%gs` and the RUNNING state to
+/// its own segment; the others count as being at a safe point).
+pub struct StmThread {
+    pub(crate) stm: Arc<Stm>,
+    pub(crate) seg: usize,
+    last_seg: usize,
+    retained_start: Option<u64>,
+    pub(crate) modified: Vec<ModRec>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Stm {
+    /// A new thread handle (no transaction yet).
+    pub fn thread(self: &Arc<Self>) -> StmThread {
+        StmThread {
+            stm: self.clone(),
+            seg: 0,
+            last_seg: 0,
+            retained_start: None,
+            modified: Vec::new(),
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl StmThread {
+    /// The runtime.
+    pub fn stm(&self) -> &Arc<Stm> {
+        &self.stm
+    }
+
+    /// Segment of the running transaction, or 0 outside a transaction.
+    pub fn segment(&self) -> usize {
+        self.seg
+    }
+
+    /// Whether a transaction is running.
+    pub fn in_transaction(&self) -> bool {
+        self.seg != 0
+    }
+
+    /// Whether the running transaction is inevitable.
+    pub fn is_inevitable(&self) -> bool {
+        self.seg != 0 && self.stm.tx_state(self.seg) & INEVITABLE != 0
+    }
+
+    fn key(&self) -> (usize, usize) {
+        (Arc::as_ptr(&self.stm) as usize, self.seg)
+    }
+
+    /// Makes this handle's segment the running one of this OS thread (switching `%gs`).
+    #[inline]
+    pub(crate) fn ensure_active(&mut self) {
+        if self.seg == 0 {
+            panic!("stmjit: transactional operation outside a transaction (call begin() first)");
+        }
+        if ACTIVE.with(|a| a.get()) != self.key() {
+            self.activate();
+        }
+    }
+
+    #[cold]
+    fn activate(&mut self) {
+        let (p, s) = ACTIVE.with(|a| a.get());
+        if p != 0 {
+            // SAFETY: ACTIVE names a runtime only while a handle holding an Arc to it runs a
+            // transaction in segment s (cleared when that transaction ends or the handle drops).
+            unsafe { (*(p as *const Stm)).enter_safe(s) };
+        }
+        gs::set_gs_base(self.stm.segment_base(self.seg));
+        self.stm.enter_running(self.seg);
+        ACTIVE.with(|a| a.set(self.key()));
+    }
+
+    /// Leaves the segment: SAFE, released to the pool.
+    fn release(&mut self) {
+        let seg = self.seg;
+        self.stm.enter_safe(seg);
+        if ACTIVE.with(|a| a.get()) == self.key() {
+            ACTIVE.with(|a| a.set((0, 0)));
+        }
+        self.seg = 0;
+        self.last_seg = seg;
+        self.stm.release_segment(seg);
+    }
+
+    /// Enters the runtime: checks for a transaction, activates the segment, and polls the
+    /// safe-point request word (pausing or aborting as requested).
+    #[inline]
+    pub(crate) fn enter(&mut self) -> Result<(), Abort> {
+        self.ensure_active();
+        // SAFETY: %gs points at our segment (ensure_active), whose info page is mapped.
+        if unsafe { gs::load_u64(SPR_OFF) } != 0 {
+            return self.poll_slow();
+        }
+        Ok(())
+    }
+
+    /// Safe point: the Rust equivalent of the JIT's inline poll of
+    /// `SegmentInfo::safe_point_request`. Pauses while another segment commits; returns
+    /// `Err` (after rolling back) if this transaction was doomed.
+    pub fn poll(&mut self) -> Result<(), Abort> {
+        self.enter()
+    }
+
+    #[cold]
+    fn poll_slow(&mut self) -> Result<(), Abort> {
+        let me = self.seg;
+        let req = self.stm.mem.info(me).safe_point_request.load(SeqCst);
+        if req & REQUEST_SYNC != 0 {
+            self.stm.enter_safe(me);
+            self.stm.enter_running(me);
+        }
+        let st = self.stm.tx_state(me);
+        if st & DOOMED != 0 {
+            return Err(self.abort_now(doom_cause(st)));
+        }
+        Ok(())
+    }
+
+    /// Sets the caller's "site" id (`SegmentInfo::site`) that the next conflict logged by
+    /// this segment's barriers will carry.
+    pub fn set_site(&mut self, site: u32) {
+        self.ensure_active();
+        self.stm.mem.info(self.seg).site.store(site, Relaxed);
+    }
+
+    /// Starts a transaction: takes a segment (waiting while all N are in use), points `%gs`
+    /// at it, and bumps the read version (resetting all markers on wrap-around).
+    pub fn begin(&mut self) {
+        if self.seg != 0 {
+            panic!("stmjit: begin() called inside a transaction");
+        }
+        let stm = self.stm.clone();
+        let seg = stm.acquire_segment(self.last_seg);
+        self.seg = seg;
+        self.activate();
+        let info = stm.mem.info(seg);
+        let mut rv = info.read_version.load(Relaxed);
+        if rv == u8::MAX {
+            stm.reset_markers(seg);
+            rv = 0;
+        }
+        info.read_version.store(rv + 1, SeqCst);
+        let start = self
+            .retained_start
+            .take()
+            .unwrap_or_else(|| stm.clock.fetch_add(1, SeqCst));
+        stm.segs[seg].start_time.store(start, SeqCst);
+        info.safe_point_request.fetch_and(!REQUEST_ABORT, SeqCst);
+        info.budget.store(stm.config.budget, Relaxed);
+        debug_assert!(self.modified.is_empty());
+        stm.segs[seg].tx_state.store(IN_TX, SeqCst);
+    }
+
+    /// Commits: brings the other segments to a safe point, detects write-read conflicts,
+    /// publishes the modified objects and cards into segment 0 and into the other segments'
+    /// private copies of their pages, releases the write locks and re-sets the write-barrier
+    /// flags. `Err` if the transaction had been doomed (or must yield to an inevitable reader).
+    pub fn commit(&mut self) -> Result<(), Abort> {
+        if self.seg == 0 {
+            panic!("stmjit: commit() called outside a transaction");
+        }
+        self.enter()?;
+        let stm = self.stm.clone();
+        let me = self.seg;
+        stm.enter_safe(me);
+        let guard = stm.commit_mutex.lock().unwrap_or_else(|e| e.into_inner());
+        stm.stop_the_world(me);
+        // From here until resume_world no other segment runs: we have exclusive access to
+        // every segment's memory and the doom flags are stable.
+        let st = stm.tx_state(me);
+        if st & DOOMED != 0 {
+            let a = self.abort_now(doom_cause(st));
+            stm.resume_world();
+            drop(guard);
+            return Err(a);
+        }
+        let n = stm.num_segments();
+        // An inevitable reader of what we wrote wins: we abort.
+        let inev = stm.inevitable.load(SeqCst) as usize;
+        if inev != 0 && inev != me {
+            let rv = stm.mem.info(inev).read_version.load(SeqCst);
+            if let Some(rec) = self.modified.iter().find(|r| {
+                r.kind != crate::transaction::ModKind::New && stm.marker_at(inev, r.addr) == rv
+            }) {
+                stm.stats.log_conflict(Conflict {
+                    kind: ConflictKind::WriteRead,
+                    winner_segment: inev as u32,
+                    loser_segment: me as u32,
+                    object: rec.addr,
+                    site: rec.site,
+                });
+                let a = self.abort_now(AbortCause::WriteRead);
+                stm.resume_world();
+                drop(guard);
+                return Err(a);
+            }
+        }
+        // Write-read conflicts: doom the readers.
+        for k in 1..=n {
+            if k == me || stm.tx_state(k) & (IN_TX | DOOMED) != IN_TX {
+                continue;
+            }
+            let rv = stm.mem.info(k).read_version.load(SeqCst);
+            for rec in &self.modified {
+                if rec.kind != ModKind::New
+                    && stm.marker_at(k, rec.addr) == rv
+                    && stm.doom(k, AbortCause::WriteRead) == crate::contention::Doom::Newly
+                {
+                    stm.stats.log_conflict(Conflict {
+                        kind: ConflictKind::WriteRead,
+                        winner_segment: me as u32,
+                        loser_segment: k as u32,
+                        object: rec.addr,
+                        site: rec.site,
+                    });
+                    break;
+                }
+            }
+        }
+        // Re-set the write-barrier flags in our copy, then publish.
+        for rec in &self.modified {
+            if rec.kind != ModKind::Card {
+                // SAFETY: the object lies in our segment's mapped old space and no other
+                // thread runs (world stopped).
+                unsafe { *stm.mem.addr(me, rec.addr) |= WRITE_BARRIER_FLAG };
+            }
+        }
+        for rec in &self.modified {
+            stm.publish(me, rec.addr, rec.len);
+        }
+        for rec in &self.modified {
+            if rec.kind != ModKind::New {
+                let ok = stm.locks.cas(rec.addr, me as u8, 0);
+                debug_assert!(ok, "stmjit: lost a write lock while not doomed");
+            }
+        }
+        self.modified.clear();
+        if st & INEVITABLE != 0 {
+            stm.inevitable.store(0, SeqCst);
+        }
+        stm.segs[me].tx_state.store(0, SeqCst);
+        stm.mem
+            .info(me)
+            .safe_point_request
+            .fetch_and(!REQUEST_ABORT, SeqCst);
+        Stats::add(&stm.stats.commits, 1);
+        self.retained_start = None;
+        stm.resume_world();
+        drop(guard);
+        self.release();
+        Ok(())
+    }
+
+    /// Aborts the running transaction on request of the caller and returns the status to
+    /// propagate. Panics on an inevitable transaction (it cannot be undone).
+    pub fn abort(&mut self) -> Abort {
+        self.ensure_active();
+        self.abort_now(AbortCause::Explicit)
+    }
+
+    /// Rolls back: restores every modified object and card from segment 0 (the committed
+    /// version), releases the write locks we still own, and leaves the segment. The caller
+    /// must have exclusive access to the segment (RUNNING, or world stopped by us).
+    pub(crate) fn abort_now(&mut self, cause: AbortCause) -> Abort {
+        let stm = self.stm.clone();
+        let me = self.seg;
+        let st = stm.tx_state(me);
+        if st & INEVITABLE != 0 {
+            panic!("stmjit: an inevitable transaction cannot be aborted");
+        }
+        for rec in self.modified.iter().rev() {
+            if rec.kind != ModKind::New {
+                // SAFETY: both ranges are mapped (old space of segments 0 and me), distinct,
+                // and no commit runs concurrently (we are RUNNING or hold the world).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        stm.mem.addr(0, rec.addr),
+                        stm.mem.addr(me, rec.addr),
+                        rec.len as usize,
+                    )
+                };
+            }
+        }
+        for rec in &self.modified {
+            if rec.kind != ModKind::New {
+                // Fails harmlessly if an older transaction took the lock over.
+                stm.locks.cas(rec.addr, me as u8, 0);
+            }
+        }
+        self.modified.clear();
+        stm.segs[me].tx_state.store(0, SeqCst);
+        stm.mem
+            .info(me)
+            .safe_point_request
+            .fetch_and(!REQUEST_ABORT, SeqCst);
+        stm.stats.count_abort(cause);
+        self.retained_start = Some(stm.segs[me].start_time.load(SeqCst));
+        self.release();
+        Abort { cause }
+    }
+
+    /// Makes the running transaction inevitable: it will not be aborted by conflicts (others
+    /// yield to it). At most one at a time; waits (or, with `WaitPolicy::AbortSelf`, aborts)
+    /// while another one is inevitable.
+    pub fn become_inevitable(&mut self) -> Result<(), Abort> {
+        self.enter()?;
+        let stm = self.stm.clone();
+        let me = self.seg;
+        if stm.tx_state(me) & INEVITABLE != 0 {
+            return Ok(());
+        }
+        while stm
+            .inevitable
+            .compare_exchange(0, me as u8, SeqCst, SeqCst)
+            .is_err()
+        {
+            match stm.config.wait_policy {
+                crate::stm::WaitPolicy::AbortSelf => {
+                    return Err(self.abort_now(AbortCause::WriteWrite))
+                }
+                crate::stm::WaitPolicy::Wait => {
+                    stm.enter_safe(me);
+                    crate::safepoint::wait_until(|| {
+                        stm.inevitable.load(SeqCst) == 0 || stm.tx_state(me) & DOOMED != 0
+                    });
+                    stm.enter_running(me);
+                    let st = stm.tx_state(me);
+                    if st & DOOMED != 0 {
+                        return Err(self.abort_now(doom_cause(st)));
+                    }
+                }
+            }
+        }
+        let s = &stm.segs[me].tx_state;
+        let mut st = s.load(SeqCst);
+        loop {
+            if st & DOOMED != 0 {
+                stm.inevitable.store(0, SeqCst);
+                return Err(self.abort_now(doom_cause(st)));
+            }
+            match s.compare_exchange(st, st | INEVITABLE, SeqCst, SeqCst) {
+                Ok(_) => return Ok(()),
+                Err(x) => st = x,
+            }
+        }
+    }
+
+    /// Runs `f` as one transaction, retrying after every abort, and returns its result.
+    /// `f` must propagate the `Err(Abort)` of runtime calls (with `?`).
+    pub fn run<T>(&mut self, mut f: impl FnMut(&mut StmThread) -> Result<T, Abort>) -> T {
+        loop {
+            self.begin();
+            match f(self) {
+                Ok(v) => {
+                    if self.commit().is_ok() {
+                        return v;
+                    }
+                }
+                Err(_) => {
+                    if self.seg != 0 {
+                        // f returned an Abort obtained earlier without the runtime rolling
+                        // this transaction back; do it now.
+                        self.abort();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Allocates a zero-initialised object of type `ty` and `size` bytes (header included) in
+    /// the old space. It needs no write barrier in this transaction and becomes visible to
+    /// others when this transaction commits.
+    pub fn alloc(&mut self, ty: crate::object::TypeId, size: u64) -> Result<Ref, Abort> {
+        self.enter()?;
+        let size = size.max(crate::object::HEADER_SIZE);
+        let r = self.stm.alloc.alloc(size);
+        // SAFETY: r..r+8 is fresh old space, mapped in our segment.
+        unsafe { gs::store_u64(r, (ty.0 as u64) << 32) };
+        self.modified.push(ModRec {
+            addr: r,
+            len: size,
+            kind: ModKind::New,
+            site: 0,
+        });
+        Ok(r)
+    }
+}
+
+impl Drop for StmThread {
+    fn drop(&mut self) {
+        if self.seg != 0 {
+            self.ensure_active();
+            if self.is_inevitable() {
+                let _ = self.commit();
+            } else {
+                self.abort_now(AbortCause::Explicit);
+            }
+        }
+    }
+}
+
+impl Stm {
+    /// The read marker in segment `k` of the granule of `a`.
+    #[inline]
+    pub(crate) fn marker_at(&self, k: usize, a: u64) -> u8 {
+        // SAFETY: markers of the old space are mapped in every transaction segment.
+        unsafe { std::ptr::read_volatile(self.mem.addr(k, a >> crate::layout::MARKER_SHIFT)) }
+    }
+
+    /// Copies `[addr, addr+len)` from segment `me` into segment 0 (if our page is private;
+    /// otherwise our writes already went to the shared file) and into every other segment
+    /// whose copy of the page is private. World stopped.
+    pub(crate) fn publish(&self, me: usize, addr: u64, len: u64) {
+        let end = addr + len;
+        let mut a = addr;
+        while a < end {
+            let page_end = (a / PAGE_SIZE + 1) * PAGE_SIZE;
+            let b = end.min(page_end);
+            let p = self.page_index(a);
+            let src = self.mem.addr(me, a);
+            for k in 0..=self.num_segments() {
+                if k == me || (k == 0 && !self.segs[me].private.get(p)) {
+                    continue;
+                }
+                if k == 0 || self.segs[k].private.get(p) {
+                    // SAFETY: distinct mapped ranges of the same old-space bytes in two
+                    // segments; the world is stopped so nobody else touches them.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(src, self.mem.addr(k, a), (b - a) as usize)
+                    };
+                }
+            }
+            a = b;
+        }
+    }
+
+    /// Resets all read and card markers of `seg` to 0 (read-version wrap-around): the private
+    /// anonymous marker area is dropped with `MADV_DONTNEED` and reads back as zero pages.
+    pub(crate) fn reset_markers(&self, seg: usize) {
+        let (s, e) = self.mem.layout.markers_region();
+        // SAFETY: the range is our segment's private marker mapping; the owner is RUNNING so
+        // no committer reads it concurrently.
+        let r = unsafe {
+            libc::madvise(
+                self.mem.addr(seg, s) as *mut libc::c_void,
+                (e - s) as usize,
+                libc::MADV_DONTNEED,
+            )
+        };
+        assert_eq!(r, 0, "stmjit: madvise(MADV_DONTNEED) on markers failed");
+        Stats::add(&self.stats.marker_resets, 1);
+    }
+}

@@ -1,0 +1,98 @@
+#![allow(dead_code)]
+//! Shared helpers of the runtime tests: small configurations and two object types.
+
+use std::sync::Arc;
+use stmjit_runtime::*;
+
+/// A config with small segments so tests run fast.
+pub fn config(n: usize, policy: WaitPolicy) -> StmConfig {
+    StmConfig {
+        num_segments: n,
+        segment_size: 64 << 20,
+        nursery_size: 1 << 20,
+        wait_policy: policy,
+        budget: 1000,
+    }
+}
+
+fn cell_size(_: *const u8) -> usize {
+    16
+}
+
+fn array_size(obj: *const u8) -> usize {
+    // SAFETY: called by the runtime on a mapped, initialised array object.
+    let len = unsafe { *(obj.add(8) as *const u64) } as usize;
+    16 + 8 * len
+}
+
+/// Types used by tests: `cell` = header + one u64 at offset 8; `array` = header + length at
+/// offset 8 + u64 elements from offset 16, card-marked.
+pub struct Types {
+    pub cell: TypeId,
+    pub array: TypeId,
+}
+
+pub fn types(stm: &Stm) -> Types {
+    Types {
+        cell: stm.register_type(TypeInfo {
+            name: "cell",
+            size: cell_size,
+            trace: trace_none,
+            carded: false,
+        }),
+        array: stm.register_type(TypeInfo {
+            name: "array",
+            size: array_size,
+            trace: trace_none,
+            carded: true,
+        }),
+    }
+}
+
+/// Allocates and commits `n` cells with the given initial values.
+pub fn make_cells(stm: &Arc<Stm>, t: &Types, vals: &[u64]) -> Vec<Ref> {
+    let mut th = stm.thread();
+    th.run(|tx| {
+        let mut v = Vec::new();
+        for &x in vals {
+            let r = tx.alloc(t.cell, 16)?;
+            tx.write_u64(r, 8, x)?;
+            v.push(r);
+        }
+        Ok(v)
+    })
+}
+
+/// Allocates and commits an array of `n` u64 elements, all `init`.
+pub fn make_array(stm: &Arc<Stm>, t: &Types, n: u64, init: u64) -> Ref {
+    let mut th = stm.thread();
+    th.run(|tx| {
+        let r = tx.alloc(t.array, 16 + 8 * n)?;
+        tx.store_u64(r, 8, n);
+        for i in 0..n {
+            tx.write_elem_u64(r, 16 + 8 * i, init)?;
+        }
+        Ok(r)
+    })
+}
+
+/// Offset of element `i` of an array.
+pub fn elem(i: u64) -> u64 {
+    16 + 8 * i
+}
+
+/// A tiny deterministic PRNG (xorshift64*).
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}

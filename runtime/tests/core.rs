@@ -1,0 +1,302 @@
+//! Isolation, conflicts, inevitability, misuse.
+
+mod common;
+use common::*;
+use stmjit_runtime::*;
+
+#[test]
+fn gs_points_at_segment_during_transaction() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[7]);
+    let mut a = stm.thread();
+    a.begin();
+    assert_eq!(a.read_u64(c[0], 8).unwrap(), 7);
+    assert_eq!(gs::get_gs_base(), stm.segment_base(a.segment()));
+    // The read marker was really stored through %gs into our segment.
+    assert_eq!(
+        stm.read_marker(a.segment(), c[0]),
+        stm.segment_info(a.segment())
+            .read_version
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    a.commit().unwrap();
+}
+
+#[test]
+fn isolation_write_invisible_until_commit() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let mut a = stm.thread();
+    let mut b = stm.thread();
+    a.begin();
+    b.begin();
+    a.write_u64(c, 8, 42).unwrap();
+    assert_eq!(a.read_u64(c, 8).unwrap(), 42);
+    assert_eq!(
+        stm.committed_u64(c, 8),
+        1,
+        "segment 0 unchanged before commit"
+    );
+    assert_eq!(stm.segment_u64(b.segment(), c, 8), 1);
+    assert_eq!(
+        b.read_u64(c, 8).unwrap(),
+        1,
+        "other segment sees the old value"
+    );
+    b.commit().unwrap();
+    a.commit().unwrap();
+    assert_eq!(stm.committed_u64(c, 8), 42);
+    b.begin();
+    assert_eq!(b.read_u64(c, 8).unwrap(), 42, "visible after commit");
+    b.commit().unwrap();
+    // The flag is set again everywhere, and the page was privatized once.
+    for s in 0..=2 {
+        assert_eq!(stm.segment_header(s, c).flags as u8 & WRITE_BARRIER_FLAG, 1);
+    }
+    assert_eq!(stm.stats().pages_privatized, 1);
+}
+
+#[test]
+fn write_read_conflict_aborts_the_reader() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let mut reader = stm.thread();
+    let mut writer = stm.thread();
+    reader.begin();
+    writer.begin();
+    assert_eq!(reader.read_u64(c, 8).unwrap(), 1);
+    writer.set_site(77);
+    writer.write_u64(c, 8, 2).unwrap();
+    let (rs, ws) = (reader.segment(), writer.segment());
+    writer.commit().unwrap();
+    let e = reader.read_u64(c, 8).unwrap_err();
+    assert_eq!(e.cause(), AbortCause::WriteRead);
+    assert!(!reader.in_transaction());
+    let st = stm.stats();
+    assert_eq!(st.aborts_write_read, 1);
+    assert_eq!(st.commits, 2);
+    assert_eq!(
+        st.conflicts,
+        vec![Conflict {
+            kind: ConflictKind::WriteRead,
+            winner_segment: ws as u32,
+            loser_segment: rs as u32,
+            object: c,
+            site: 77
+        }]
+    );
+    reader.begin();
+    assert_eq!(reader.read_u64(c, 8).unwrap(), 2);
+    reader.commit().unwrap();
+}
+
+#[test]
+fn no_conflict_when_reader_did_not_read() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1, 2]);
+    let mut a = stm.thread();
+    let mut b = stm.thread();
+    a.begin();
+    b.begin();
+    a.read_u64(c[0], 8).unwrap();
+    b.write_u64(c[1], 8, 5).unwrap();
+    b.commit().unwrap();
+    // a sees b's commit of an object it had not read (it serializes after b).
+    assert_eq!(a.read_u64(c[1], 8).unwrap(), 5);
+    a.commit().unwrap();
+    assert_eq!(stm.stats().aborts(), 0);
+}
+
+#[test]
+fn write_write_conflict_younger_yields_older_takes_over() {
+    let stm = Stm::new(config(3, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let mut old = stm.thread();
+    let mut young = stm.thread();
+    old.begin();
+    young.begin();
+    // Younger attacker against an older holder: the younger aborts.
+    old.write_u64(c, 8, 10).unwrap();
+    let e = young.write_u64(c, 8, 20).unwrap_err();
+    assert_eq!(e.cause(), AbortCause::WriteWrite);
+    old.abort();
+    // Now the old one (retried, keeps its age) attacks the younger holder: it takes over.
+    old.begin();
+    young.begin(); // keeps its timestamp too, still younger than old
+    young.write_u64(c, 8, 20).unwrap();
+    assert_eq!(stm.lock_owner(c) as usize, young.segment());
+    old.write_u64(c, 8, 10).unwrap();
+    assert_eq!(stm.lock_owner(c) as usize, old.segment());
+    assert_eq!(
+        young.read_u64(c, 8).unwrap_err().cause(),
+        AbortCause::WriteWrite
+    );
+    old.commit().unwrap();
+    assert_eq!(stm.committed_u64(c, 8), 10);
+    let st = stm.stats();
+    assert_eq!(st.aborts_write_write, 2);
+    assert_eq!(st.aborts_explicit, 1);
+    assert_eq!(stm.lock_owner(c), 0);
+}
+
+#[test]
+fn doomed_transaction_cannot_commit() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let mut a = stm.thread();
+    let mut b = stm.thread();
+    a.begin();
+    b.begin();
+    a.read_u64(c, 8).unwrap();
+    b.write_u64(c, 8, 3).unwrap();
+    b.commit().unwrap();
+    assert_eq!(a.commit().unwrap_err().cause(), AbortCause::WriteRead);
+}
+
+#[test]
+fn inevitable_reader_wins_write_read() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let mut inev = stm.thread();
+    let mut w = stm.thread();
+    inev.begin();
+    w.begin();
+    inev.read_u64(c, 8).unwrap();
+    inev.become_inevitable().unwrap();
+    w.write_u64(c, 8, 9).unwrap();
+    assert_eq!(w.commit().unwrap_err().cause(), AbortCause::WriteRead);
+    assert_eq!(inev.read_u64(c, 8).unwrap(), 1);
+    inev.commit().unwrap();
+    assert_eq!(stm.committed_u64(c, 8), 1);
+}
+
+#[test]
+fn inevitable_wins_write_write_both_ways() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1, 1]);
+    let mut older = stm.thread();
+    let mut inev = stm.thread();
+    older.begin();
+    inev.begin();
+    inev.become_inevitable().unwrap();
+    // The inevitable (younger by timestamp) takes the older one's lock over.
+    older.write_u64(c[0], 8, 5).unwrap();
+    inev.write_u64(c[0], 8, 6).unwrap();
+    assert_eq!(older.poll().unwrap_err().cause(), AbortCause::WriteWrite);
+    // And an attacker against the inevitable holder yields.
+    older.begin();
+    inev.write_u64(c[1], 8, 7).unwrap();
+    assert_eq!(
+        older.write_u64(c[1], 8, 8).unwrap_err().cause(),
+        AbortCause::WriteWrite
+    );
+    inev.commit().unwrap();
+    assert_eq!(stm.committed_u64(c[0], 8), 6);
+    assert_eq!(stm.committed_u64(c[1], 8), 7);
+}
+
+#[test]
+fn only_one_inevitable() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let mut a = stm.thread();
+    let mut b = stm.thread();
+    a.begin();
+    b.begin();
+    a.become_inevitable().unwrap();
+    assert!(b.become_inevitable().is_err());
+    a.commit().unwrap();
+    b.begin();
+    b.become_inevitable().unwrap();
+    b.commit().unwrap();
+}
+
+#[test]
+fn abort_restores_and_unlocks() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let mut a = stm.thread();
+    a.begin();
+    a.write_u64(c, 8, 99).unwrap();
+    let seg = a.segment();
+    assert_eq!(stm.segment_u64(seg, c, 8), 99);
+    assert_eq!(a.abort().cause(), AbortCause::Explicit);
+    assert_eq!(stm.segment_u64(seg, c, 8), 1);
+    assert_eq!(
+        stm.segment_header(seg, c).flags as u8 & WRITE_BARRIER_FLAG,
+        1
+    );
+    assert_eq!(stm.lock_owner(c), 0);
+    assert_eq!(stm.stats().aborts_explicit, 1);
+}
+
+#[test]
+fn cards_do_not_conflict_on_different_elements() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let arr = make_array(&stm, &t, 4096, 1); // 32 KiB: 9 pages
+    let before = stm.stats().pages_privatized;
+    let mut a = stm.thread();
+    let mut b = stm.thread();
+    a.begin();
+    b.begin();
+    assert_eq!(a.read_elem_u64(arr, elem(0)).unwrap(), 1);
+    assert_eq!(b.read_elem_u64(arr, elem(4000)).unwrap(), 1);
+    a.write_elem_u64(arr, elem(0), 2).unwrap();
+    b.write_elem_u64(arr, elem(4000), 3).unwrap();
+    b.write_elem_u64(arr, elem(4001), 3).unwrap();
+    // Reading the header (length) does not conflict with element writes either.
+    assert_eq!(a.read_u64(arr, 8).unwrap(), 4096);
+    a.commit().unwrap();
+    b.commit().unwrap();
+    assert_eq!(stm.committed_u64(arr, elem(0)), 2);
+    assert_eq!(stm.committed_u64(arr, elem(4000)), 3);
+    assert_eq!(stm.committed_u64(arr, elem(4001)), 3);
+    assert_eq!(stm.committed_u64(arr, elem(2000)), 1);
+    let st = stm.stats();
+    assert_eq!(st.aborts(), 0);
+    assert_eq!(st.conflicts_total, 0);
+    // One page each, not the whole 9-page array.
+    assert_eq!(st.pages_privatized - before, 2);
+    // Same card: conflict.
+    a.begin();
+    b.begin();
+    a.read_elem_u64(arr, elem(10)).unwrap();
+    b.write_elem_u64(arr, elem(11), 5).unwrap(); // elements 10 and 11 share a 16-byte card
+    b.commit().unwrap();
+    assert_eq!(a.poll().unwrap_err().cause(), AbortCause::WriteRead);
+}
+
+#[test]
+#[should_panic(expected = "commit() called outside a transaction")]
+fn commit_without_transaction_panics() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let mut a = stm.thread();
+    let _ = a.commit();
+}
+
+#[test]
+#[should_panic(expected = "outside a transaction")]
+fn barrier_without_transaction_panics() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let mut a = stm.thread();
+    let _ = a.read_barrier(stm.layout().old_start);
+}
+
+#[test]
+#[should_panic(expected = "outside the object space")]
+fn reference_outside_heap_panics() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let mut a = stm.thread();
+    a.begin();
+    // Slow-path checks run in every build; the fast-path check only in debug builds.
+    let _ = a.write_elem_barrier(0x100, 0);
+}
