@@ -1,0 +1,219 @@
+//! Multi-threaded tests: counter, bank, deadlock, more threads than segments.
+
+mod common;
+use common::*;
+use std::sync::{Arc, Barrier};
+use std::time::Instant;
+use stmjit_runtime::*;
+
+fn spawn_all<F>(n: usize, f: F) -> Vec<u64>
+where
+    F: Fn(usize) -> u64 + Send + Sync + 'static,
+{
+    let f = Arc::new(f);
+    let barrier = Arc::new(Barrier::new(n));
+    let hs: Vec<_> = (0..n)
+        .map(|i| {
+            let f = f.clone();
+            let b = barrier.clone();
+            std::thread::spawn(move || {
+                b.wait();
+                f(i)
+            })
+        })
+        .collect();
+    hs.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn counter_4_threads_x_50000() {
+    let stm = Stm::new(config(4, WaitPolicy::Wait)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[0])[0];
+    let t0 = Instant::now();
+    let s2 = stm.clone();
+    spawn_all(4, move |_| {
+        let mut th = s2.thread();
+        for _ in 0..50_000 {
+            th.run(|tx| {
+                let v = tx.read_u64(c, 8)?;
+                tx.write_u64(c, 8, v + 1)
+            });
+        }
+        0
+    });
+    assert_eq!(stm.committed_u64(c, 8), 200_000);
+    let st = stm.stats();
+    assert_eq!(st.commits, 200_001);
+    eprintln!(
+        "counter: {:?}, aborts ww={} wr={}, syncs={}, sync wait {} ms, paused {} ms",
+        t0.elapsed(),
+        st.aborts_write_write,
+        st.aborts_write_read,
+        st.syncs,
+        st.sync_wait_ns / 1_000_000,
+        st.paused_ns / 1_000_000
+    );
+}
+
+fn transfer(tx: &mut StmThread, arr: Ref, from: u64, to: u64, amount: u64) -> Result<(), Abort> {
+    let a = tx.read_elem_u64(arr, elem(from))?;
+    if a < amount {
+        return Ok(());
+    }
+    let b = tx.read_elem_u64(arr, elem(to))?;
+    tx.write_elem_u64(arr, elem(from), a - amount)?;
+    tx.write_elem_u64(arr, elem(to), b + amount)
+}
+
+#[test]
+fn bank_4_threads_x_50000_over_64_accounts() {
+    let stm = Stm::new(config(4, WaitPolicy::Wait)).unwrap();
+    let t = types(&stm);
+    let arr = make_array(&stm, &t, 64, 1000);
+    let s2 = stm.clone();
+    let t0 = Instant::now();
+    spawn_all(4, move |i| {
+        let mut th = s2.thread();
+        let mut rng = Rng(0x9E3779B97F4A7C15 ^ (i as u64 + 1));
+        for _ in 0..50_000 {
+            let from = rng.below(64);
+            let mut to = rng.below(64);
+            if to == from {
+                to = (to + 1) % 64;
+            }
+            let amount = rng.below(300);
+            th.run(|tx| transfer(tx, arr, from, to, amount));
+        }
+        0
+    });
+    let mut total = 0;
+    for i in 0..64 {
+        let v = stm.committed_u64(arr, elem(i));
+        assert!(v <= 64_000, "balance {i} went negative (wrapped): {v}");
+        total += v;
+    }
+    assert_eq!(total, 64_000);
+    // Also check in a transaction, and that segment views agree after all commits.
+    let mut th = stm.thread();
+    let sum = th.run(|tx| {
+        let mut s = 0;
+        for i in 0..64 {
+            s += tx.read_elem_u64(arr, elem(i))?;
+        }
+        Ok(s)
+    });
+    assert_eq!(sum, 64_000);
+    let st = stm.stats();
+    eprintln!(
+        "bank: {:?}, commits={} aborts ww={} wr={} waits={} pages={}",
+        t0.elapsed(),
+        st.commits,
+        st.aborts_write_write,
+        st.aborts_write_read,
+        st.ww_waits,
+        st.pages_privatized
+    );
+}
+
+#[test]
+fn bank_disjoint_cards_do_not_conflict() {
+    // Two threads transfer among disjoint halves of one array (accounts 0..32 and 32..64:
+    // bytes [16, 272) and [272, 528), disjoint 16-byte cards), in overlapping transactions.
+    let stm = Stm::new(config(2, WaitPolicy::Wait)).unwrap();
+    let t = types(&stm);
+    let arr = make_array(&stm, &t, 64, 1000);
+    let before = stm.stats();
+    let s2 = stm.clone();
+    spawn_all(2, move |i| {
+        let mut th = s2.thread();
+        let mut rng = Rng(12345 + i as u64);
+        let base = 32 * i as u64;
+        for _ in 0..20_000 {
+            let from = base + rng.below(32);
+            let to = base + (from - base + 1 + rng.below(31)) % 32;
+            let amount = rng.below(100);
+            th.run(|tx| transfer(tx, arr, from, to, amount));
+        }
+        0
+    });
+    let st = stm.stats();
+    assert_eq!(st.commits - before.commits, 40_000);
+    assert_eq!(st.aborts() - before.aborts(), 0, "{st:?}");
+    assert_eq!(st.conflicts_total - before.conflicts_total, 0);
+    let total: u64 = (0..64).map(|i| stm.committed_u64(arr, elem(i))).sum();
+    assert_eq!(total, 64_000);
+}
+
+#[test]
+fn deadlock_ab_ba_always_finishes() {
+    let stm = Stm::new(config(2, WaitPolicy::Wait)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[0, 0]);
+    let (a, b) = (c[0], c[1]);
+    let s2 = stm.clone();
+    spawn_all(2, move |i| {
+        let mut th = s2.thread();
+        let (x, y) = if i == 0 { (a, b) } else { (b, a) };
+        for _ in 0..20_000 {
+            th.run(|tx| {
+                let v = tx.read_u64(x, 8)?;
+                tx.write_u64(x, 8, v + 1)?;
+                let w = tx.read_u64(y, 8)?;
+                tx.write_u64(y, 8, w + 1)
+            });
+        }
+        0
+    });
+    assert_eq!(stm.committed_u64(a, 8), 40_000);
+    assert_eq!(stm.committed_u64(b, 8), 40_000);
+}
+
+#[test]
+fn more_threads_than_segments_wait_for_one() {
+    let stm = Stm::new(config(2, WaitPolicy::Wait)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[0, 0, 0, 0, 0, 0]);
+    let c2 = c.clone();
+    let s2 = stm.clone();
+    spawn_all(6, move |i| {
+        let mut th = s2.thread();
+        for _ in 0..2_000 {
+            th.run(|tx| {
+                let v = tx.read_u64(c2[i], 8)?;
+                tx.write_u64(c2[i], 8, v + 1)
+            });
+        }
+        0
+    });
+    for r in c {
+        assert_eq!(stm.committed_u64(r, 8), 2_000);
+    }
+}
+
+#[test]
+fn inevitable_transaction_is_never_aborted_under_contention() {
+    let stm = Stm::new(config(3, WaitPolicy::Wait)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[0])[0];
+    let s2 = stm.clone();
+    spawn_all(3, move |i| {
+        let mut th = s2.thread();
+        for k in 0..5_000 {
+            if i == 0 && k % 10 == 0 {
+                th.begin();
+                th.become_inevitable().expect("fresh transaction");
+                let v = th.read_u64(c, 8).expect("inevitable never aborts");
+                th.write_u64(c, 8, v + 1).expect("inevitable never aborts");
+                th.commit().expect("inevitable never aborts");
+            } else {
+                th.run(|tx| {
+                    let v = tx.read_u64(c, 8)?;
+                    tx.write_u64(c, 8, v + 1)
+                });
+            }
+        }
+        0
+    });
+    assert_eq!(stm.committed_u64(c, 8), 15_000);
+}
