@@ -41,6 +41,20 @@ pub enum Syntax {
     Att,
 }
 
+impl std::str::FromStr for Syntax {
+    type Err = String;
+    /// `intel` or `att`, as in `--asm-syntax intel|att`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "intel" => Ok(Syntax::Intel),
+            "att" => Ok(Syntax::Att),
+            _ => Err(format!(
+                "unknown assembly syntax `{s}` (expected intel or att)"
+            )),
+        }
+    }
+}
+
 /// A comment attached to a range of code offsets (relative to the function).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Annotation {

@@ -83,6 +83,18 @@ pub enum SegmentBase {
     R15,
 }
 
+impl std::str::FromStr for SegmentBase {
+    type Err = String;
+    /// `gs` or `r15`, as in `--segment-base gs|r15`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "gs" => Ok(SegmentBase::Gs),
+            "r15" => Ok(SegmentBase::R15),
+            _ => Err(format!("unknown segment base `{s}` (expected gs or r15)")),
+        }
+    }
+}
+
 /// What a segment access does with memory; used for statistics and for the
 /// `--dump-asm` annotations (a byte store is the read marker, a byte load or
 /// test is the write-barrier flag test).
@@ -258,6 +270,15 @@ pub enum RewriteError {
 impl fmt::Display for RewriteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            RewriteError::BaseEscapes {
+                offset,
+                instruction,
+                how: Escape::IrUse,
+            } => write!(
+                f,
+                "segment base (get_pinned_reg) escapes in the IR at inst{offset}: `{instruction}` \
+                 (it may only be the address of a load or store)"
+            ),
             RewriteError::BaseEscapes {
                 offset,
                 instruction,

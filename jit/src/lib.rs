@@ -12,6 +12,8 @@
 //! The invariant everything rests on: **r15 == `%gs` base on every entry into
 //! JIT code**, and JIT code never writes r15.
 
+#![warn(missing_docs)]
+
 pub mod disasm;
 pub mod gs_rewrite;
 pub mod isa;

@@ -35,7 +35,7 @@ pub enum JitError {
     /// Cranelift rejected the function (verifier error, unsupported feature).
     Codegen(String),
     /// cranelift-module/jit failed (duplicate definition, unknown symbol...).
-    Module(ModuleError),
+    Module(Box<ModuleError>),
     /// The `%gs` rewrite refused the function.
     Rewrite {
         /// Name of the function.
@@ -60,7 +60,7 @@ impl std::error::Error for JitError {}
 
 impl From<ModuleError> for JitError {
     fn from(e: ModuleError) -> Self {
-        JitError::Module(e)
+        JitError::Module(Box::new(e))
     }
 }
 
