@@ -334,3 +334,161 @@ fn rewrite_keeps_every_instruction_boundary() {
     }
     assert_eq!(checked, 6);
 }
+
+/// Allocation fast path and safe-point poll, tagged with source locations
+/// that the listing turns into comments.
+#[test]
+fn srcloc_tags_mark_allocation_and_poll_sequences() {
+    use cranelift_codegen::ir::{MemFlagsData, SourceLoc};
+    const ALLOC: u32 = 1;
+    const POLL: u32 = 2;
+    let mut jit = new_jit(SegmentBase::Gs);
+    let sig = jit.signature(&i64s(1), &i64s(1));
+    let id = jit.declare("alloc_poll", &sig).unwrap();
+    let mut func = jit.new_function(id, sig);
+    let cfg = jit.isa().frontend_config();
+    let mut fbc = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut func, &mut fbc);
+    let entry = b.create_block();
+    let slow = b.create_block();
+    let fast = b.create_block();
+    let done = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let size = b.block_params(entry)[0];
+    // nursery bump: cur = gs:[0x40]; new = cur + size; if new > gs:[0x48] slow
+    b.set_srcloc(SourceLoc::new(ALLOC));
+    let p = b.ins().get_pinned_reg(types::I64);
+    let cur = b.ins().load(types::I64, MemFlagsData::trusted(), p, 0x40);
+    let new = b.ins().iadd(cur, size);
+    let p = b.ins().get_pinned_reg(types::I64);
+    let end = b.ins().load(types::I64, MemFlagsData::trusted(), p, 0x48);
+    let over = b.ins().icmp(IntCC::UnsignedGreaterThan, new, end);
+    b.ins().brif(over, slow, &[], fast, &[]);
+    b.switch_to_block(fast);
+    let p = b.ins().get_pinned_reg(types::I64);
+    b.ins().store(MemFlagsData::trusted(), new, p, 0x40);
+    b.set_srcloc(SourceLoc::default());
+    b.ins().jump(done, &[]);
+    b.switch_to_block(slow);
+    b.ins().jump(done, &[]);
+    b.switch_to_block(done);
+    // poll: gs:[0x50] -= 1
+    b.set_srcloc(SourceLoc::new(POLL));
+    let p = b.ins().get_pinned_reg(types::I64);
+    let budget = b.ins().load(types::I64, MemFlagsData::trusted(), p, 0x50);
+    let budget = b.ins().iadd_imm_s(budget, -1);
+    let p = b.ins().get_pinned_reg(types::I64);
+    b.ins().store(MemFlagsData::trusted(), budget, p, 0x50);
+    b.set_srcloc(SourceLoc::default());
+    b.ins().return_(&[cur]);
+    b.seal_all_blocks();
+    b.finalize(cfg);
+    jit.compile(id, func).unwrap();
+    jit.finalize().unwrap();
+    let f = jit.function(id).unwrap();
+    let labels = |loc: SourceLoc| match loc.bits() {
+        ALLOC => Some("allocation fast path".to_string()),
+        POLL => Some("safe-point poll".to_string()),
+        _ => None,
+    };
+    let extra = disasm::srcloc_annotations(&f.srclocs, labels);
+    let text = disasm::dump_function(f, jit.final_code(id).unwrap(), 0, Syntax::Intel, &extra);
+    println!("{text}");
+    assert!(text.contains("; allocation fast path"), "{text}");
+    assert!(text.contains("; safe-point poll"), "{text}");
+    // Constant-offset segment accesses cannot take the gs form in place.
+    assert!(f
+        .rewrite
+        .accesses
+        .iter()
+        .all(|a| a.left == Some(stmjit_jit::gs_rewrite::LeftReason::WouldGrow)));
+    assert!(text.contains("(r15)"), "{text}");
+    let alloc = extra
+        .iter()
+        .find(|a| a.label == "allocation fast path")
+        .unwrap();
+    let loads_in_alloc = f
+        .rewrite
+        .accesses
+        .iter()
+        .filter(|a| alloc.range.contains(&a.offset))
+        .count();
+    assert!(loads_in_alloc >= 2, "{extra:?}");
+}
+
+/// GC references declared with `declare_value_needs_stack_map` are reported
+/// at the call's return address, in the compiled function's side table.
+#[test]
+fn stack_maps_are_kept() {
+    let mut jit = new_jit(SegmentBase::Gs);
+    let sig = jit.signature(&i64s(2), &i64s(1));
+    let id = jit.declare("with_roots", &sig).unwrap();
+    let slow_sig = jit.signature(&i64s(1), &i64s(1));
+    let slow_id = jit
+        .module()
+        .declare_function("slow_path", Linkage::Import, &slow_sig)
+        .unwrap();
+    let mut func = jit.new_function(id, sig);
+    let slow_ref = jit.module().declare_func_in_func(slow_id, &mut func);
+    let cfg = jit.isa().frontend_config();
+    let mut fbc = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut func, &mut fbc);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let (x, y) = (b.block_params(entry)[0], b.block_params(entry)[1]);
+    b.declare_value_needs_stack_map(x);
+    b.declare_value_needs_stack_map(y);
+    let c = b.ins().call(slow_ref, &[x]);
+    let r = b.inst_results(c)[0];
+    let s = b.ins().iadd(r, x);
+    let s = b.ins().iadd(s, y);
+    b.ins().return_(&[s]);
+    b.seal_all_blocks();
+    b.finalize(cfg);
+    let f = jit.compile(id, func).unwrap();
+    let map = &f.stack_maps;
+    assert_eq!(map.len(), 1, "{map:?}");
+    assert_eq!(map[0].slots.len(), 2, "{map:?}");
+    // The return address follows a call instruction.
+    let call = decode_all(&f.rewrite.code, f.rewrite.code_end)
+        .into_iter()
+        .find(|i| i.next_ip() == map[0].return_offset as u64)
+        .unwrap();
+    assert_eq!(call.mnemonic(), Mnemonic::Call);
+}
+
+/// Not a test: how much the pass adds to compile time (run with
+/// `cargo test --release -p stmjit-jit --test cranelift_rewrite -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn measure_rewrite_cost() {
+    use std::time::Instant;
+    let mut jit = new_jit(SegmentBase::Gs);
+    let (_, bfunc, _) = build_barrier(&mut jit, "barrier");
+    let (_, lfunc, _) = build_loop(&mut jit, "markloop");
+    for (name, func) in [("barrier", bfunc), ("markloop", lfunc)] {
+        let n = 2000;
+        let t = Instant::now();
+        let mut e = None;
+        for _ in 0..n {
+            e = Some(stmjit_jit::module::emit(jit.isa(), func.clone()).unwrap());
+        }
+        let compile = t.elapsed() / n;
+        let e = e.unwrap();
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(
+                stmjit_jit::gs_rewrite::rewrite(&e.bytes, &e.block_starts, SegmentBase::Gs)
+                    .unwrap(),
+            );
+        }
+        let rewrite = t.elapsed() / n;
+        println!(
+            "{name}: {} bytes, Cranelift compile {compile:?}, gs rewrite {rewrite:?} ({:.1}%)",
+            e.bytes.len(),
+            100.0 * rewrite.as_secs_f64() / compile.as_secs_f64()
+        );
+    }
+}
