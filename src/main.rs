@@ -58,9 +58,8 @@ fn main() -> ExitCode {
                 eprintln!("error: the JIT is not built yet; run with --interp");
                 return ExitCode::from(EXIT_USAGE);
             }
-            let _ = (program, args);
-            eprintln!("error: the interpreter is not built yet");
-            ExitCode::from(EXIT_USAGE)
+            let status = stmjit_lang::run_file(&program, args);
+            ExitCode::from(u8::try_from(status).unwrap_or(1))
         }
     }
 }

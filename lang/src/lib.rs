@@ -1,1 +1,71 @@
-//! Front end of stmjit: lexer, parser, diagnostics, reference interpreter.
+//! Front end of stmjit: lexer, parser, name resolution, diagnostics and the reference
+//! interpreter (the oracle the JIT is tested against) for the language of `shared/LANGUAGE.md`.
+//!
+//! Pipeline: bytes → [`lexer::decode_source`] → [`lexer::lex`] → [`parser::parse_tokens`] →
+//! [`resolve::resolve`] → [`ast::Program`] → [`interp::run_program`]. [`parse`] runs the front
+//! half; [`run_file`] runs it all, as the CLI's `--interp` does.
+
+pub mod ast;
+pub mod diag;
+pub mod floatfmt;
+pub mod interp;
+pub mod lexer;
+pub mod ops;
+pub mod parser;
+pub mod resolve;
+pub mod stack;
+pub mod token;
+pub mod value;
+
+use std::path::Path;
+
+pub use ast::Program;
+pub use diag::{Diagnostic, ErrorKind, Span};
+
+/// Exit status of a program that ran to its end.
+pub const EXIT_OK: i32 = 0;
+/// Exit status after an uncaught runtime error.
+pub const EXIT_RUNTIME_ERROR: i32 = 1;
+/// Exit status after a syntax error (or an unreadable file).
+pub const EXIT_SYNTAX_ERROR: i32 = 2;
+
+/// Parses and resolves a whole program: the input of both the interpreter and the JIT.
+/// Recursion depth is bounded; deeply nested input needs a big stack to be accepted (see
+/// [`stack::on_big_stack`]), otherwise it gets a clean "too deeply nested" error.
+pub fn parse(source: &str) -> Result<Program, Diagnostic> {
+    let tokens = lexer::lex(source)?;
+    let parsed = parser::parse_tokens(tokens)?;
+    resolve::resolve(parsed)
+}
+
+/// [`parse`] for raw file contents: invalid UTF-8 is a syntax error too.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Program, Diagnostic> {
+    parse(lexer::decode_source(bytes)?)
+}
+
+/// Runs the program in file `path` on the reference interpreter with `args` as `args()`.
+/// Prints the program's output and any diagnostic itself; returns the exit status
+/// (0, 1 for a runtime error, 2 for a syntax error or unreadable file).
+pub fn run_file(path: &Path, args: Vec<String>) -> i32 {
+    let name = path.display().to_string();
+    match std::fs::read(path) {
+        Ok(bytes) => run_source(&bytes, &name, args),
+        Err(e) => {
+            eprintln!("error: cannot read {name}: {e}");
+            EXIT_SYNTAX_ERROR
+        }
+    }
+}
+
+/// Runs a program given as file contents; `file_name` is used in diagnostics. Runs on a
+/// thread with a big stack so deep recursion ends in a clean `RecursionError`.
+pub fn run_source(bytes: &[u8], file_name: &str, args: Vec<String>) -> i32 {
+    stack::on_big_stack(|| match parse_bytes(bytes) {
+        Ok(program) => interp::run_program(program, file_name, args),
+        Err(d) => {
+            let source = std::str::from_utf8(bytes).ok();
+            eprint!("{}", d.render(file_name, source));
+            EXIT_SYNTAX_ERROR
+        }
+    })
+}

@@ -1,0 +1,417 @@
+//! The abstract syntax tree, after name resolution. Designed as compiler input: every node has a
+//! span, every variable reference says statically whether it is a local slot of its function, a
+//! module global (by index into [`Program::globals`]) or a builtin, and functions are numbered.
+
+use crate::diag::Span;
+use std::sync::Arc;
+
+/// Index of a function in [`Program::functions`].
+pub type FuncId = usize;
+/// Index of a local variable slot in its [`Function::locals`] (parameters come first).
+pub type LocalId = usize;
+/// Index of a module global in [`Program::globals`].
+pub type GlobalId = usize;
+
+/// A whole parsed and resolved program.
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// Top-level statements, run in order; names there are globals.
+    pub body: Vec<Stmt>,
+    /// Every `def` of the program (module functions and methods), indexed by [`FuncId`].
+    pub functions: Vec<Function>,
+    /// Names of the module globals, indexed by [`GlobalId`]: every name that is assigned at
+    /// module level, declared `global`, defined by `def`/`class`, or read and not local.
+    pub globals: Vec<String>,
+}
+
+/// A function or method definition.
+#[derive(Debug, Clone)]
+pub struct Function {
+    /// The name after `def`.
+    pub name: String,
+    /// `name` for module functions, `Class.name` for methods: used in errors and traces.
+    pub qualname: String,
+    /// Number of parameters; they occupy local slots `0..arity`.
+    pub arity: usize,
+    /// Names of all local slots, parameters first.
+    pub locals: Vec<String>,
+    pub body: Vec<Stmt>,
+    /// Position of the `def` keyword.
+    pub span: Span,
+}
+
+/// A statement and its position (its first token).
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    pub kind: StmtKind,
+    pub span: Span,
+}
+
+/// The statements of LANGUAGE.md.
+#[derive(Debug, Clone)]
+pub enum StmtKind {
+    /// An expression evaluated for its effects.
+    Expr(Expr),
+    /// `t1 = t2 = ... = value`: the value is evaluated first, then stored into each target from
+    /// left to right (Python's order).
+    Assign {
+        targets: Vec<Target>,
+        value: Expr,
+    },
+    /// `target op= value`: the target's container and index are evaluated once. `+=` and `*=`
+    /// on a list extend it in place, as in Python.
+    AugAssign {
+        target: Target,
+        op: BinOp,
+        value: Expr,
+    },
+    /// `if cond: body else: orelse` (`elif` is an `If` alone in `orelse`).
+    If {
+        cond: Expr,
+        body: Vec<Stmt>,
+        orelse: Vec<Stmt>,
+    },
+    While {
+        cond: Expr,
+        body: Vec<Stmt>,
+    },
+    /// `for var in iter: body` over a range, list, str or dict.
+    For {
+        var: Name,
+        iter: Expr,
+        body: Vec<Stmt>,
+    },
+    Break,
+    Continue,
+    Pass,
+    Return(Option<Expr>),
+    /// `global a, b`: a declaration for the resolver; does nothing when run.
+    Global(Vec<String>),
+    /// `del target`: target is an index or slice.
+    Del(Target),
+    /// `def`: binds the function value to `target` (a global at module level).
+    FunctionDef {
+        func: FuncId,
+        target: Name,
+    },
+    /// `class Name(Base):` binds a new class to `target` (a global).
+    ClassDef {
+        name: String,
+        target: Name,
+        base: Option<Expr>,
+        /// Methods, by name.
+        methods: Vec<(String, FuncId)>,
+        /// Class attributes `NAME = expr` in the class body, evaluated in order.
+        attrs: Vec<(String, Expr)>,
+    },
+    /// `with atomic:` or `with LOCKEXPR:`.
+    With {
+        kind: WithKind,
+        body: Vec<Stmt>,
+    },
+}
+
+/// What a `with` statement holds for its block.
+#[derive(Debug, Clone)]
+pub enum WithKind {
+    /// `with atomic:` — the block is one transaction.
+    Atomic,
+    /// `with e:` — `e` must evaluate to a `Lock`, held for the block.
+    Lock(Expr),
+}
+
+/// Something that can be assigned to (or deleted).
+#[derive(Debug, Clone)]
+pub enum Target {
+    Name(Name),
+    Index {
+        obj: Expr,
+        index: Expr,
+    },
+    Slice {
+        obj: Expr,
+        lo: Option<Expr>,
+        hi: Option<Expr>,
+    },
+    Attr {
+        obj: Expr,
+        name: String,
+    },
+}
+
+/// A variable reference: its source name and where it lives.
+#[derive(Debug, Clone)]
+pub struct Name {
+    pub name: String,
+    pub slot: Slot,
+    pub span: Span,
+}
+
+/// Where a name lives, decided statically by the resolver (Python's rules: a name assigned in a
+/// function is local unless declared `global`; other names are module globals, then builtins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// A local of the enclosing function.
+    Local(LocalId),
+    /// A module global. Reading it when unbound falls back to the builtin of the same name, if
+    /// any (this happens only for names that are both assigned somewhere and builtins).
+    Global(GlobalId),
+    /// A builtin that no code of the program can shadow.
+    Builtin(Builtin),
+    /// Not yet resolved (only between parsing and resolution).
+    Unresolved,
+}
+
+/// The builtin functions of LANGUAGE.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Builtin {
+    Print,
+    Len,
+    Range,
+    Str,
+    Int,
+    Float,
+    Bool,
+    Abs,
+    Min,
+    Max,
+    Sqrt,
+    Ord,
+    Chr,
+    Hash,
+    Time,
+    Args,
+    Cores,
+    Spawn,
+    Lock,
+    TransactionQueue,
+    Serve,
+    Shutdown,
+    ServerPort,
+}
+
+impl Builtin {
+    /// All builtins, for lookups by name.
+    pub const ALL: [Builtin; 23] = [
+        Builtin::Print,
+        Builtin::Len,
+        Builtin::Range,
+        Builtin::Str,
+        Builtin::Int,
+        Builtin::Float,
+        Builtin::Bool,
+        Builtin::Abs,
+        Builtin::Min,
+        Builtin::Max,
+        Builtin::Sqrt,
+        Builtin::Ord,
+        Builtin::Chr,
+        Builtin::Hash,
+        Builtin::Time,
+        Builtin::Args,
+        Builtin::Cores,
+        Builtin::Spawn,
+        Builtin::Lock,
+        Builtin::TransactionQueue,
+        Builtin::Serve,
+        Builtin::Shutdown,
+        Builtin::ServerPort,
+    ];
+
+    /// The name a program uses for this builtin.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::Print => "print",
+            Builtin::Len => "len",
+            Builtin::Range => "range",
+            Builtin::Str => "str",
+            Builtin::Int => "int",
+            Builtin::Float => "float",
+            Builtin::Bool => "bool",
+            Builtin::Abs => "abs",
+            Builtin::Min => "min",
+            Builtin::Max => "max",
+            Builtin::Sqrt => "sqrt",
+            Builtin::Ord => "ord",
+            Builtin::Chr => "chr",
+            Builtin::Hash => "hash",
+            Builtin::Time => "time",
+            Builtin::Args => "args",
+            Builtin::Cores => "cores",
+            Builtin::Spawn => "spawn",
+            Builtin::Lock => "Lock",
+            Builtin::TransactionQueue => "TransactionQueue",
+            Builtin::Serve => "serve",
+            Builtin::Shutdown => "shutdown",
+            Builtin::ServerPort => "server_port",
+        }
+    }
+
+    /// The builtin called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        Builtin::ALL.iter().copied().find(|b| b.name() == name)
+    }
+}
+
+/// An expression and its position (its first token).
+#[derive(Debug, Clone)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+/// The expressions of LANGUAGE.md.
+#[derive(Debug, Clone)]
+pub enum ExprKind {
+    /// An int literal, already checked to be in the 63-bit range.
+    Int(i64),
+    Float(f64),
+    Str(Arc<str>),
+    Bool(bool),
+    None,
+    Name(Name),
+    /// `[a, b, ...]`
+    List(Vec<Expr>),
+    /// `{k: v, ...}`
+    Dict(Vec<(Expr, Expr)>),
+    Unary(UnaryOp, Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// `a and b` (short-circuit, yields an operand).
+    And(Box<Expr>, Box<Expr>),
+    /// `a or b` (short-circuit, yields an operand).
+    Or(Box<Expr>, Box<Expr>),
+    Not(Box<Expr>),
+    /// `first op1 e1 op2 e2 ...`: each operand evaluated at most once, stops at the first false.
+    Compare {
+        first: Box<Expr>,
+        rest: Vec<(CmpOp, Expr)>,
+    },
+    /// `then if cond else orelse`
+    IfElse {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        orelse: Box<Expr>,
+    },
+    /// `func(args)`
+    Call {
+        func: Box<Expr>,
+        args: Vec<Expr>,
+    },
+    /// `obj.name(args)`: kept apart from `Call(Attr)` so that builtin methods and instance
+    /// methods can be dispatched without creating a bound-method value.
+    MethodCall {
+        obj: Box<Expr>,
+        name: String,
+        args: Vec<Expr>,
+    },
+    Attr {
+        obj: Box<Expr>,
+        name: String,
+    },
+    Index {
+        obj: Box<Expr>,
+        index: Box<Expr>,
+    },
+    /// `obj[lo:hi]` with either bound optional.
+    Slice {
+        obj: Box<Expr>,
+        lo: Option<Box<Expr>>,
+        hi: Option<Box<Expr>>,
+    },
+}
+
+/// Unary operators `-`, `+`, `~`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnaryOp {
+    Neg,
+    Pos,
+    Invert,
+}
+
+/// Binary arithmetic and bitwise operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    FloorDiv,
+    Mod,
+    Pow,
+    Shl,
+    Shr,
+    BitAnd,
+    BitOr,
+    BitXor,
+}
+
+impl BinOp {
+    /// The operator as written, for error messages.
+    pub fn text(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::FloorDiv => "//",
+            BinOp::Mod => "%",
+            BinOp::Pow => "**",
+            BinOp::Shl => "<<",
+            BinOp::Shr => ">>",
+            BinOp::BitAnd => "&",
+            BinOp::BitOr => "|",
+            BinOp::BitXor => "^",
+        }
+    }
+
+    /// The augmented-assignment form (`+=`).
+    pub fn aug_text(self) -> &'static str {
+        match self {
+            BinOp::Add => "+=",
+            BinOp::Sub => "-=",
+            BinOp::Mul => "*=",
+            BinOp::Div => "/=",
+            BinOp::FloorDiv => "//=",
+            BinOp::Mod => "%=",
+            BinOp::Pow => "**=",
+            BinOp::Shl => "<<=",
+            BinOp::Shr => ">>=",
+            BinOp::BitAnd => "&=",
+            BinOp::BitOr => "|=",
+            BinOp::BitXor => "^=",
+        }
+    }
+}
+
+/// Comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    NotIn,
+    Is,
+    IsNot,
+}
+
+impl CmpOp {
+    /// The operator as written, for error messages.
+    pub fn text(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::In => "in",
+            CmpOp::NotIn => "not in",
+            CmpOp::Is => "is",
+            CmpOp::IsNot => "is not",
+        }
+    }
+}

@@ -1,0 +1,568 @@
+//! Arithmetic, unary operators, indexing, slicing and membership on values, with the exact
+//! semantics of LANGUAGE.md: 63-bit ints with `OverflowError`, Python's floor division and
+//! modulo, int/float mixing, str and list concatenation and repetition.
+
+use crate::ast::{BinOp, UnaryOp};
+use crate::diag::ErrorKind::{self, *};
+use crate::value::*;
+use std::sync::Arc;
+
+/// Smallest and largest int.
+pub const INT_MIN: i64 = -(1 << 62);
+pub const INT_MAX: i64 = (1 << 62) - 1;
+/// Largest str or list a repetition or concatenation may build (elements or bytes).
+pub const MAX_SEQUENCE: usize = 1 << 32;
+
+fn err<T>(kind: ErrorKind, msg: impl Into<String>) -> Result<T, OpError> {
+    Err((kind, msg.into()))
+}
+
+/// Checks that `v` is in the int range.
+pub fn int_result(v: Option<i128>) -> Result<Value, OpError> {
+    match v {
+        Some(v) if (INT_MIN as i128..=INT_MAX as i128).contains(&v) => Ok(Value::Int(v as i64)),
+        _ => err(OverflowError, "integer overflow (ints are 63-bit)"),
+    }
+}
+
+fn unsupported(op: BinOp, a: &Value, b: &Value) -> OpError {
+    (
+        TypeError,
+        format!(
+            "unsupported operand type(s) for {}: '{}' and '{}'",
+            op.text(),
+            a.type_name(),
+            b.type_name()
+        ),
+    )
+}
+
+/// `a op b`.
+pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
+    if let (Value::Bool(x), Value::Bool(y)) = (a, b) {
+        match op {
+            BinOp::BitAnd => return Ok(Value::Bool(*x & *y)),
+            BinOp::BitOr => return Ok(Value::Bool(*x | *y)),
+            BinOp::BitXor => return Ok(Value::Bool(*x ^ *y)),
+            _ => {}
+        }
+    }
+    match (as_num(a), as_num(b)) {
+        (Some(Num::Int(x)), Some(Num::Int(y))) => return int_op(op, x, y, a, b),
+        (Some(x), Some(y)) => {
+            let f = |n: Num| match n {
+                Num::Int(i) => i as f64,
+                Num::Float(f) => f,
+            };
+            return float_op(op, f(x), f(y), a, b);
+        }
+        _ => {}
+    }
+    match (op, a, b) {
+        (BinOp::Add, Value::Str(x), Value::Str(y)) => {
+            if x.len() + y.len() > MAX_SEQUENCE {
+                return err(MemoryError, "str too large");
+            }
+            Ok(Value::str(format!("{x}{y}")))
+        }
+        (BinOp::Add, Value::Str(_), _) => err(
+            TypeError,
+            format!(
+                "can only concatenate str (not \"{}\") to str",
+                b.type_name()
+            ),
+        ),
+        (BinOp::Add, Value::List(x), Value::List(y)) => {
+            let mut items = x.snapshot();
+            items.extend(y.snapshot());
+            Ok(ListObj::new_value(items))
+        }
+        (BinOp::Add, Value::List(_), _) => err(
+            TypeError,
+            format!(
+                "can only concatenate list (not \"{}\") to list",
+                b.type_name()
+            ),
+        ),
+        (BinOp::Mul, Value::Str(s), n) | (BinOp::Mul, n, Value::Str(s))
+            if matches!(n, Value::Int(_) | Value::Bool(_)) =>
+        {
+            let count = repeat_count(n, s.len())?;
+            Ok(Value::str(s.repeat(count)))
+        }
+        (BinOp::Mul, Value::List(l), n) | (BinOp::Mul, n, Value::List(l))
+            if matches!(n, Value::Int(_) | Value::Bool(_)) =>
+        {
+            let items = l.snapshot();
+            let count = repeat_count(n, items.len())?;
+            Ok(ListObj::new_value(repeat_items(&items, count)))
+        }
+        _ => Err(unsupported(op, a, b)),
+    }
+}
+
+/// How many times to repeat a sequence of `len` items for `seq * n` (negative counts as 0).
+pub fn repeat_count(n: &Value, len: usize) -> Result<usize, OpError> {
+    let n = match n {
+        Value::Int(i) => *i,
+        Value::Bool(b) => *b as i64,
+        _ => 0,
+    };
+    let n = n.max(0) as u128;
+    if n * len as u128 > MAX_SEQUENCE as u128 {
+        return err(MemoryError, "sequence too large");
+    }
+    Ok(n as usize)
+}
+
+/// `items` repeated `count` times.
+pub fn repeat_items(items: &[Value], count: usize) -> Vec<Value> {
+    let mut out = Vec::with_capacity(items.len() * count);
+    for _ in 0..count {
+        out.extend_from_slice(items);
+    }
+    out
+}
+
+fn int_op(op: BinOp, x: i64, y: i64, a: &Value, b: &Value) -> Result<Value, OpError> {
+    let (x1, y1) = (x as i128, y as i128);
+    match op {
+        BinOp::Add => int_result(Some(x1 + y1)),
+        BinOp::Sub => int_result(Some(x1 - y1)),
+        BinOp::Mul => int_result(Some(x1 * y1)),
+        BinOp::Div => {
+            if y == 0 {
+                return err(ZeroDivisionError, "division by zero");
+            }
+            Ok(Value::Float(x as f64 / y as f64))
+        }
+        BinOp::FloorDiv => {
+            if y == 0 {
+                return err(ZeroDivisionError, "integer division or modulo by zero");
+            }
+            int_result(Some(floor_div(x1, y1)))
+        }
+        BinOp::Mod => {
+            if y == 0 {
+                return err(ZeroDivisionError, "integer modulo by zero");
+            }
+            int_result(Some(x1 - floor_div(x1, y1) * y1))
+        }
+        BinOp::Pow => {
+            if y < 0 {
+                if x == 0 {
+                    return err(
+                        ZeroDivisionError,
+                        "0.0 cannot be raised to a negative power",
+                    );
+                }
+                return float_op(BinOp::Pow, x as f64, y as f64, a, b);
+            }
+            let mut result: i128 = 1;
+            let mut base = x1;
+            let mut e = y;
+            // Square-and-multiply, checking the range at every step.
+            while e > 0 {
+                if e & 1 == 1 {
+                    result = result
+                        .checked_mul(base)
+                        .filter(|r| r.abs() <= 1 << 62)
+                        .ok_or((
+                            OverflowError,
+                            "integer overflow (ints are 63-bit)".to_string(),
+                        ))?;
+                }
+                e >>= 1;
+                if e > 0 {
+                    base = base
+                        .checked_mul(base)
+                        .filter(|r| r.abs() <= 1 << 62)
+                        .ok_or((
+                            OverflowError,
+                            "integer overflow (ints are 63-bit)".to_string(),
+                        ))?;
+                }
+            }
+            int_result(Some(result))
+        }
+        BinOp::Shl => {
+            if y < 0 {
+                return err(ValueError, "negative shift count");
+            }
+            if x == 0 {
+                return Ok(Value::Int(0));
+            }
+            if y >= 64 {
+                return err(OverflowError, "integer overflow (ints are 63-bit)");
+            }
+            int_result(x1.checked_shl(y as u32))
+        }
+        BinOp::Shr => {
+            if y < 0 {
+                return err(ValueError, "negative shift count");
+            }
+            Ok(Value::Int(x >> y.min(63)))
+        }
+        BinOp::BitAnd => Ok(Value::Int(x & y)),
+        BinOp::BitOr => Ok(Value::Int(x | y)),
+        BinOp::BitXor => Ok(Value::Int(x ^ y)),
+    }
+}
+
+/// Floor division of ints (rounds toward negative infinity). `y != 0`.
+fn floor_div(x: i128, y: i128) -> i128 {
+    let q = x / y;
+    if (x % y != 0) && ((x < 0) != (y < 0)) {
+        q - 1
+    } else {
+        q
+    }
+}
+
+/// Python's float `divmod`: (floor quotient, modulo with the sign of the divisor).
+fn float_divmod(x: f64, y: f64) -> (f64, f64) {
+    let mut m = x % y;
+    let mut div = (x - m) / y;
+    if m != 0.0 {
+        if (y < 0.0) != (m < 0.0) {
+            m += y;
+            div -= 1.0;
+        }
+    } else {
+        m = 0.0f64.copysign(y);
+    }
+    let floordiv = if div != 0.0 {
+        let f = div.floor();
+        if div - f > 0.5 {
+            f + 1.0
+        } else {
+            f
+        }
+    } else {
+        0.0f64.copysign(x / y)
+    };
+    (floordiv, m)
+}
+
+fn float_op(op: BinOp, x: f64, y: f64, a: &Value, b: &Value) -> Result<Value, OpError> {
+    Ok(Value::Float(match op {
+        BinOp::Add => x + y,
+        BinOp::Sub => x - y,
+        BinOp::Mul => x * y,
+        BinOp::Div => {
+            if y == 0.0 {
+                return err(ZeroDivisionError, "float division by zero");
+            }
+            x / y
+        }
+        BinOp::FloorDiv => {
+            if y == 0.0 {
+                return err(ZeroDivisionError, "float floor division by zero");
+            }
+            float_divmod(x, y).0
+        }
+        BinOp::Mod => {
+            if y == 0.0 {
+                return err(ZeroDivisionError, "float modulo");
+            }
+            float_divmod(x, y).1
+        }
+        BinOp::Pow => {
+            if x == 0.0 && y < 0.0 {
+                return err(
+                    ZeroDivisionError,
+                    "0.0 cannot be raised to a negative power",
+                );
+            }
+            if x < 0.0 && y.is_finite() && y.fract() != 0.0 {
+                return err(
+                    ValueError,
+                    "negative number cannot be raised to a fractional power",
+                );
+            }
+            let r = x.powf(y);
+            if r.is_infinite() && x.is_finite() && y.is_finite() {
+                return err(OverflowError, "Numerical result out of range");
+            }
+            r
+        }
+        _ => return Err(unsupported(op, a, b)),
+    }))
+}
+
+/// `op v`.
+pub fn unary(op: UnaryOp, v: &Value) -> Result<Value, OpError> {
+    let name = match op {
+        UnaryOp::Neg => "-",
+        UnaryOp::Pos => "+",
+        UnaryOp::Invert => "~",
+    };
+    match (op, as_num(v)) {
+        (UnaryOp::Neg, Some(Num::Int(i))) => int_result(Some(-(i as i128))),
+        (UnaryOp::Neg, Some(Num::Float(f))) => Ok(Value::Float(-f)),
+        (UnaryOp::Pos, Some(Num::Int(i))) => Ok(Value::Int(i)),
+        (UnaryOp::Pos, Some(Num::Float(f))) => Ok(Value::Float(f)),
+        (UnaryOp::Invert, Some(Num::Int(i))) => Ok(Value::Int(!i)),
+        _ => err(
+            TypeError,
+            format!("bad operand type for unary {name}: '{}'", v.type_name()),
+        ),
+    }
+}
+
+/// An index or slice bound as an int (bools count), or a `TypeError` naming `what`.
+fn int_index(v: &Value, what: &str) -> Result<i64, OpError> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        Value::Bool(b) => Ok(*b as i64),
+        _ => err(TypeError, format!("{what}, not {}", v.type_name())),
+    }
+}
+
+/// Resolves a possibly negative index against `len`; `None` when out of range.
+fn position(i: i64, len: usize) -> Option<usize> {
+    let len = len as i64;
+    let i = if i < 0 { i + len } else { i };
+    (0..len).contains(&i).then_some(i as usize)
+}
+
+/// `obj[index]`.
+pub fn get_item(obj: &Value, index: &Value) -> Result<Value, OpError> {
+    match obj {
+        Value::List(l) => {
+            let i = int_index(index, "list indices must be integers or slices")?;
+            let items = lock(&l.items);
+            match position(i, items.len()) {
+                Some(p) => Ok(items[p].clone()),
+                None => err(IndexError, "list index out of range"),
+            }
+        }
+        Value::Str(s) => {
+            let i = int_index(index, "string indices must be integers")?;
+            let n = s.chars().count();
+            match position(i, n).and_then(|p| s.chars().nth(p)) {
+                Some(c) => Ok(Value::str(c.to_string())),
+                None => err(IndexError, "string index out of range"),
+            }
+        }
+        Value::Dict(d) => {
+            let k = Key::of(index)?;
+            match lock(&d.map).get(&k) {
+                Some(v) => Ok(v.clone()),
+                None => err(KeyError, index.repr(&|_| String::new())?),
+            }
+        }
+        Value::Range(a, b, s) => {
+            let i = int_index(index, "range indices must be integers or slices")?;
+            match position(i, range_len(*a, *b, *s) as usize) {
+                Some(p) => Ok(Value::Int(a + p as i64 * s)),
+                None => err(IndexError, "range object index out of range"),
+            }
+        }
+        _ => err(
+            TypeError,
+            format!("'{}' object is not subscriptable", obj.type_name()),
+        ),
+    }
+}
+
+/// `obj[index] = v`.
+pub fn set_item(obj: &Value, index: &Value, v: Value) -> Result<(), OpError> {
+    match obj {
+        Value::List(l) => {
+            let i = int_index(index, "list indices must be integers or slices")?;
+            let mut items = lock(&l.items);
+            match position(i, items.len()) {
+                Some(p) => {
+                    items[p] = v;
+                    Ok(())
+                }
+                None => err(IndexError, "list assignment index out of range"),
+            }
+        }
+        Value::Dict(d) => {
+            let k = Key::of(index)?;
+            lock(&d.map).insert(k, index.clone(), v);
+            Ok(())
+        }
+        _ => err(
+            TypeError,
+            format!(
+                "'{}' object does not support item assignment",
+                obj.type_name()
+            ),
+        ),
+    }
+}
+
+/// `del obj[index]`.
+pub fn del_item(obj: &Value, index: &Value) -> Result<(), OpError> {
+    match obj {
+        Value::List(l) => {
+            let i = int_index(index, "list indices must be integers or slices")?;
+            let mut items = lock(&l.items);
+            match position(i, items.len()) {
+                Some(p) => {
+                    items.remove(p);
+                    Ok(())
+                }
+                None => err(IndexError, "list assignment index out of range"),
+            }
+        }
+        Value::Dict(d) => {
+            let k = Key::of(index)?;
+            let removed = lock(&d.map).remove(&k);
+            match removed {
+                Some(_) => Ok(()),
+                None => err(KeyError, index.repr(&|_| String::new())?),
+            }
+        }
+        _ => err(
+            TypeError,
+            format!("'{}' object doesn't support item deletion", obj.type_name()),
+        ),
+    }
+}
+
+/// The clamped `[lo, hi)` range of a slice over `len` items, as Python computes it.
+fn slice_bounds(
+    lo: &Option<Value>,
+    hi: &Option<Value>,
+    len: usize,
+) -> Result<(usize, usize), OpError> {
+    let len = len as i64;
+    let clamp = |v: &Option<Value>, default: i64| -> Result<i64, OpError> {
+        match v {
+            None | Some(Value::None) => Ok(default),
+            Some(v) => {
+                let i = int_index(v, "slice indices must be integers or None")?;
+                let i = if i < 0 { (i + len).max(0) } else { i.min(len) };
+                Ok(i)
+            }
+        }
+    };
+    let (a, b) = (clamp(lo, 0)?, clamp(hi, len)?);
+    Ok((a as usize, b.max(a) as usize))
+}
+
+/// `obj[lo:hi]` for lists and strs.
+pub fn get_slice(obj: &Value, lo: &Option<Value>, hi: &Option<Value>) -> Result<Value, OpError> {
+    match obj {
+        Value::List(l) => {
+            let items = lock(&l.items);
+            let (a, b) = slice_bounds(lo, hi, items.len())?;
+            Ok(ListObj::new_value(items[a..b].to_vec()))
+        }
+        Value::Str(s) => {
+            let n = s.chars().count();
+            let (a, b) = slice_bounds(lo, hi, n)?;
+            Ok(Value::str(
+                s.chars().skip(a).take(b - a).collect::<String>(),
+            ))
+        }
+        _ => err(
+            TypeError,
+            format!("'{}' object is not subscriptable", obj.type_name()),
+        ),
+    }
+}
+
+/// `obj[lo:hi] = v` (lists only), or `del obj[lo:hi]` when `v` is `None`.
+pub fn set_slice(
+    obj: &Value,
+    lo: &Option<Value>,
+    hi: &Option<Value>,
+    v: Option<Vec<Value>>,
+) -> Result<(), OpError> {
+    match obj {
+        Value::List(l) => {
+            let mut items = lock(&l.items);
+            let (a, b) = slice_bounds(lo, hi, items.len())?;
+            items.splice(a..b, v.unwrap_or_default());
+            Ok(())
+        }
+        _ => err(
+            TypeError,
+            format!(
+                "'{}' object does not support item assignment",
+                obj.type_name()
+            ),
+        ),
+    }
+}
+
+/// `item in container`.
+pub fn contains(container: &Value, item: &Value) -> Result<bool, OpError> {
+    match container {
+        Value::List(l) => {
+            for v in l.snapshot() {
+                if equal(&v, item)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        Value::Dict(d) => {
+            let k = Key::of(item)?;
+            Ok(lock(&d.map).get(&k).is_some())
+        }
+        Value::Str(s) => match item {
+            Value::Str(sub) => Ok(s.contains(&**sub)),
+            _ => err(
+                TypeError,
+                format!(
+                    "'in <string>' requires string as left operand, not {}",
+                    item.type_name()
+                ),
+            ),
+        },
+        Value::Range(a, b, s) => {
+            let Some(Num::Int(i)) = as_num(item) else {
+                let Some(Num::Float(f)) = as_num(item) else {
+                    return Ok(false);
+                };
+                if f.fract() != 0.0 || !f.is_finite() {
+                    return Ok(false);
+                }
+                return contains(container, &Value::Int(f as i64));
+            };
+            let n = range_len(*a, *b, *s);
+            Ok(n > 0 && (i - a) % s == 0 && {
+                let k = (i - a) / s;
+                (0..n).contains(&k)
+            })
+        }
+        _ => err(
+            TypeError,
+            format!(
+                "argument of type '{}' is not iterable",
+                container.type_name()
+            ),
+        ),
+    }
+}
+
+/// The items `for x in v` visits, as a snapshot (used by builtins that consume an iterable).
+pub fn iterate(v: &Value) -> Result<Vec<Value>, OpError> {
+    match v {
+        Value::List(l) => Ok(l.snapshot()),
+        Value::Str(s) => Ok(s.chars().map(|c| Value::str(c.to_string())).collect()),
+        Value::Dict(d) => Ok(lock(&d.map).keys()),
+        Value::Range(a, b, s) => {
+            let n = range_len(*a, *b, *s);
+            if n as u64 > MAX_SEQUENCE as u64 {
+                return err(MemoryError, "range too large to materialize");
+            }
+            Ok((0..n).map(|k| Value::Int(a + k * s)).collect())
+        }
+        _ => err(
+            TypeError,
+            format!("'{}' object is not iterable", v.type_name()),
+        ),
+    }
+}
+
+/// A new str value from a char.
+pub fn char_value(c: char) -> Value {
+    Value::Str(Arc::from(c.to_string()))
+}

@@ -1,0 +1,896 @@
+//! Recursive-descent parser from tokens to the AST of [`crate::ast`]. Names are left
+//! `Slot::Unresolved`; [`crate::resolve`] fills them in. The parser enforces the structural rules
+//! of LANGUAGE.md (no nested `def`, `return` only in functions, `break`/`continue` only in loops)
+//! and bounds nesting so that recursion depth stays far from the stack limit.
+
+use crate::ast::*;
+use crate::diag::{Diagnostic, Span};
+use crate::stack;
+use crate::token::{Tok, Token};
+use std::sync::Arc;
+
+/// Deepest nesting accepted: brackets, unary operators, operators chained in one expression and
+/// blocks all count. Far beyond real programs (1 000 nested parentheses, 200 nested blocks and
+/// chains of thousands of `+` work), low enough that every recursive pass stays on the stack.
+pub const MAX_NESTING: usize = 20_000;
+
+/// The unresolved program: top-level statements and all functions.
+pub struct Parsed {
+    pub body: Vec<Stmt>,
+    pub functions: Vec<Function>,
+}
+
+/// Parses a token list (from [`crate::lexer::lex`]).
+pub fn parse_tokens(tokens: Vec<Token>) -> Result<Parsed, Diagnostic> {
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+        context: Context::Module,
+        loop_depth: 0,
+        functions: Vec::new(),
+    };
+    let mut body = Vec::new();
+    while p.peek() != &Tok::Eof {
+        p.statement(&mut body)?;
+    }
+    Ok(Parsed {
+        body,
+        functions: p.functions,
+    })
+}
+
+/// Where the statements being parsed are.
+#[derive(Clone, PartialEq)]
+enum Context {
+    Module,
+    /// Directly in the body of `class Name`.
+    Class(String),
+    Function,
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    pos: usize,
+    depth: usize,
+    context: Context,
+    loop_depth: usize,
+    functions: Vec<Function>,
+}
+
+type PResult<T> = Result<T, Diagnostic>;
+
+fn unresolved(name: String, span: Span) -> Name {
+    Name {
+        name,
+        slot: Slot::Unresolved,
+        span,
+    }
+}
+
+impl Parser {
+    fn peek(&self) -> &Tok {
+        &self.tokens[self.pos.min(self.tokens.len() - 1)].tok
+    }
+
+    fn peek_at(&self, n: usize) -> &Tok {
+        &self.tokens[(self.pos + n).min(self.tokens.len() - 1)].tok
+    }
+
+    fn span(&self) -> Span {
+        self.tokens[self.pos.min(self.tokens.len() - 1)].span
+    }
+
+    fn advance(&mut self) -> Token {
+        let t = self.tokens[self.pos.min(self.tokens.len() - 1)].clone();
+        if self.pos < self.tokens.len() - 1 {
+            self.pos += 1;
+        }
+        t
+    }
+
+    fn eat(&mut self, tok: &Tok) -> bool {
+        if self.peek() == tok {
+            self.advance();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn unexpected(&self) -> Diagnostic {
+        let msg = match self.peek() {
+            Tok::Indent => "unexpected indent".to_string(),
+            Tok::Dedent => "unexpected unindent".to_string(),
+            t => format!("invalid syntax: unexpected {}", t.describe()),
+        };
+        Diagnostic::new(msg, self.span())
+    }
+
+    fn expect(&mut self, tok: &Tok) -> PResult<Token> {
+        if self.peek() == tok {
+            Ok(self.advance())
+        } else if matches!(self.peek(), Tok::Indent | Tok::Dedent) {
+            Err(self.unexpected())
+        } else {
+            Err(Diagnostic::new(
+                format!(
+                    "expected {}, found {}",
+                    tok.describe(),
+                    self.peek().describe()
+                ),
+                self.span(),
+            ))
+        }
+    }
+
+    fn expect_name(&mut self) -> PResult<(String, Span)> {
+        let span = self.span();
+        match self.peek().clone() {
+            Tok::Name(n) => {
+                self.advance();
+                Ok((n, span))
+            }
+            t => Err(Diagnostic::new(
+                format!("expected a name, found {}", t.describe()),
+                span,
+            )),
+        }
+    }
+
+    /// Enters one level of nesting; fails cleanly when too deep.
+    fn enter(&mut self) -> PResult<()> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING || stack::near_limit() {
+            return Err(Diagnostic::new("too deeply nested", self.span()));
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self, levels: usize) {
+        self.depth -= levels;
+    }
+
+    // ----- statements -----
+
+    /// Parses one statement line or compound statement, appending to `out`.
+    fn statement(&mut self, out: &mut Vec<Stmt>) -> PResult<()> {
+        let span = self.span();
+        match self.peek() {
+            Tok::If => {
+                let s = self.if_stmt()?;
+                out.push(s);
+            }
+            Tok::While => {
+                self.advance();
+                let cond = self.expr()?;
+                self.loop_depth += 1;
+                let body = self.block();
+                self.loop_depth -= 1;
+                out.push(Stmt {
+                    kind: StmtKind::While { cond, body: body? },
+                    span,
+                });
+            }
+            Tok::For => {
+                self.advance();
+                let (name, nspan) = self.expect_name()?;
+                self.expect(&Tok::In)?;
+                let iter = self.expr()?;
+                self.loop_depth += 1;
+                let body = self.block();
+                self.loop_depth -= 1;
+                out.push(Stmt {
+                    kind: StmtKind::For {
+                        var: unresolved(name, nspan),
+                        iter,
+                        body: body?,
+                    },
+                    span,
+                });
+            }
+            Tok::Def => {
+                let (name, func) = self.def()?;
+                out.push(Stmt {
+                    kind: StmtKind::FunctionDef {
+                        func,
+                        target: unresolved(name, span),
+                    },
+                    span,
+                });
+            }
+            Tok::Class => {
+                let s = self.class()?;
+                out.push(s);
+            }
+            Tok::With => {
+                self.advance();
+                let kind = if self.eat(&Tok::Atomic) {
+                    WithKind::Atomic
+                } else {
+                    WithKind::Lock(self.expr()?)
+                };
+                let body = self.block()?;
+                out.push(Stmt {
+                    kind: StmtKind::With { kind, body },
+                    span,
+                });
+            }
+            Tok::Indent => return Err(self.unexpected()),
+            _ => self.simple_statements(out)?,
+        }
+        Ok(())
+    }
+
+    /// `small (';' small)* [';'] NEWLINE`
+    fn simple_statements(&mut self, out: &mut Vec<Stmt>) -> PResult<()> {
+        loop {
+            let s = self.small_statement()?;
+            out.push(s);
+            if self.eat(&Tok::Semi) {
+                if matches!(self.peek(), Tok::Newline | Tok::Eof) {
+                    break;
+                }
+                continue;
+            }
+            break;
+        }
+        if !self.eat(&Tok::Newline) && self.peek() != &Tok::Eof {
+            return Err(self.unexpected());
+        }
+        Ok(())
+    }
+
+    fn small_statement(&mut self) -> PResult<Stmt> {
+        let span = self.span();
+        let kind = match self.peek() {
+            Tok::Pass => {
+                self.advance();
+                StmtKind::Pass
+            }
+            Tok::Break | Tok::Continue => {
+                let is_break = self.peek() == &Tok::Break;
+                if self.loop_depth == 0 {
+                    let word = if is_break { "break" } else { "continue" };
+                    return Err(Diagnostic::new(format!("'{word}' outside loop"), span));
+                }
+                self.advance();
+                if is_break {
+                    StmtKind::Break
+                } else {
+                    StmtKind::Continue
+                }
+            }
+            Tok::Return => {
+                if self.context != Context::Function {
+                    return Err(Diagnostic::new("'return' outside function", span));
+                }
+                self.advance();
+                if matches!(self.peek(), Tok::Newline | Tok::Semi | Tok::Eof) {
+                    StmtKind::Return(None)
+                } else {
+                    StmtKind::Return(Some(self.expr()?))
+                }
+            }
+            Tok::Global => {
+                self.advance();
+                let mut names = vec![self.expect_name()?];
+                while self.eat(&Tok::Comma) {
+                    names.push(self.expect_name()?);
+                }
+                StmtKind::Global(names.into_iter().map(|(n, _)| n).collect())
+            }
+            Tok::Del => {
+                self.advance();
+                let e = self.expr()?;
+                let target = self.to_target(e)?;
+                if matches!(target, Target::Name(_) | Target::Attr { .. }) {
+                    return Err(Diagnostic::new(
+                        "del supports only d[k] and xs[i] targets",
+                        span,
+                    ));
+                }
+                StmtKind::Del(target)
+            }
+            _ => {
+                let e = self.expr()?;
+                match self.peek().clone() {
+                    Tok::Assign => {
+                        let mut targets = vec![self.to_target(e)?];
+                        self.advance();
+                        let mut value = self.expr()?;
+                        while self.eat(&Tok::Assign) {
+                            targets.push(self.to_target(value)?);
+                            value = self.expr()?;
+                        }
+                        StmtKind::Assign { targets, value }
+                    }
+                    Tok::AugAssign(op) => {
+                        let target = self.to_target(e)?;
+                        self.advance();
+                        let value = self.expr()?;
+                        StmtKind::AugAssign { target, op, value }
+                    }
+                    _ => StmtKind::Expr(e),
+                }
+            }
+        };
+        Ok(Stmt { kind, span })
+    }
+
+    /// Turns an expression parsed on the left of `=` into an assignment target.
+    fn to_target(&self, e: Expr) -> PResult<Target> {
+        Ok(match e.kind {
+            ExprKind::Name(n) => Target::Name(n),
+            ExprKind::Index { obj, index } => Target::Index {
+                obj: *obj,
+                index: *index,
+            },
+            ExprKind::Slice { obj, lo, hi } => Target::Slice {
+                obj: *obj,
+                lo: lo.map(|b| *b),
+                hi: hi.map(|b| *b),
+            },
+            ExprKind::Attr { obj, name } => Target::Attr { obj: *obj, name },
+            ExprKind::Call { .. } | ExprKind::MethodCall { .. } => {
+                return Err(Diagnostic::new("cannot assign to function call", e.span))
+            }
+            ExprKind::Int(_)
+            | ExprKind::Float(_)
+            | ExprKind::Str(_)
+            | ExprKind::Bool(_)
+            | ExprKind::None => return Err(Diagnostic::new("cannot assign to literal", e.span)),
+            _ => return Err(Diagnostic::new("cannot assign to expression", e.span)),
+        })
+    }
+
+    fn if_stmt(&mut self) -> PResult<Stmt> {
+        let span = self.span();
+        self.advance(); // `if` or `elif`
+        let cond = self.expr()?;
+        let body = self.block()?;
+        let orelse = match self.peek() {
+            Tok::Elif => vec![self.if_stmt()?],
+            Tok::Else => {
+                self.advance();
+                self.block()?
+            }
+            _ => Vec::new(),
+        };
+        Ok(Stmt {
+            kind: StmtKind::If { cond, body, orelse },
+            span,
+        })
+    }
+
+    /// `':' (simple_statements | NEWLINE INDENT statement+ DEDENT)`
+    fn block(&mut self) -> PResult<Vec<Stmt>> {
+        self.expect(&Tok::Colon)?;
+        self.enter()?;
+        let mut body = Vec::new();
+        if self.eat(&Tok::Newline) {
+            if self.peek() != &Tok::Indent {
+                return Err(Diagnostic::new("expected an indented block", self.span()));
+            }
+            self.advance();
+            while !matches!(self.peek(), Tok::Dedent | Tok::Eof) {
+                self.statement(&mut body)?;
+            }
+            self.eat(&Tok::Dedent);
+        } else {
+            self.simple_statements(&mut body)?;
+        }
+        self.leave(1);
+        Ok(body)
+    }
+
+    fn def(&mut self) -> PResult<(String, FuncId)> {
+        let span = self.span();
+        let qual_prefix = match &self.context {
+            Context::Function => return Err(Diagnostic::new(
+                "nested def is not allowed (functions are defined at module level or in a class)",
+                span,
+            )),
+            Context::Class(c) => format!("{c}."),
+            Context::Module => String::new(),
+        };
+        self.advance();
+        let (name, _) = self.expect_name()?;
+        self.expect(&Tok::LParen)?;
+        let mut params: Vec<String> = Vec::new();
+        while self.peek() != &Tok::RParen {
+            let (p, pspan) = self.expect_name()?;
+            if params.contains(&p) {
+                return Err(Diagnostic::new(
+                    format!("duplicate argument '{p}' in function definition"),
+                    pspan,
+                ));
+            }
+            params.push(p);
+            if !self.eat(&Tok::Comma) {
+                break;
+            }
+        }
+        self.expect(&Tok::RParen)?;
+        let saved = std::mem::replace(&mut self.context, Context::Function);
+        let saved_loops = std::mem::replace(&mut self.loop_depth, 0);
+        let body = self.block();
+        self.context = saved;
+        self.loop_depth = saved_loops;
+        let body = body?;
+        let id = self.functions.len();
+        self.functions.push(Function {
+            qualname: format!("{qual_prefix}{name}"),
+            name: name.clone(),
+            arity: params.len(),
+            locals: params,
+            body,
+            span,
+        });
+        Ok((name, id))
+    }
+
+    fn class(&mut self) -> PResult<Stmt> {
+        let span = self.span();
+        if self.context != Context::Module {
+            return Err(Diagnostic::new(
+                "class definitions are allowed only at module level",
+                span,
+            ));
+        }
+        self.advance();
+        let (name, _) = self.expect_name()?;
+        let base = if self.eat(&Tok::LParen) {
+            let b = if self.peek() == &Tok::RParen {
+                None
+            } else {
+                Some(self.expr()?)
+            };
+            self.expect(&Tok::RParen)?;
+            b
+        } else {
+            None
+        };
+        let saved_loops = std::mem::replace(&mut self.loop_depth, 0);
+        self.context = Context::Class(name.clone());
+        let body = self.block();
+        self.context = Context::Module;
+        self.loop_depth = saved_loops;
+        let mut methods = Vec::new();
+        let mut attrs = Vec::new();
+        for stmt in body? {
+            match stmt.kind {
+                StmtKind::FunctionDef { func, target } => methods.push((target.name, func)),
+                StmtKind::Pass => {}
+                StmtKind::Expr(Expr {
+                    kind: ExprKind::Str(_),
+                    ..
+                }) => {} // docstring
+                StmtKind::Assign { targets, value }
+                    if targets.len() == 1 && matches!(targets[0], Target::Name(_)) =>
+                {
+                    if let Some(Target::Name(n)) = targets.into_iter().next() {
+                        attrs.push((n.name, value));
+                    }
+                }
+                _ => {
+                    return Err(Diagnostic::new(
+                        "a class body may contain only methods, `NAME = value` and `pass`",
+                        stmt.span,
+                    ))
+                }
+            }
+        }
+        Ok(Stmt {
+            kind: StmtKind::ClassDef {
+                target: unresolved(name.clone(), span),
+                name,
+                base,
+                methods,
+                attrs,
+            },
+            span,
+        })
+    }
+
+    // ----- expressions -----
+
+    /// A full expression (conditional expressions included).
+    pub fn expr(&mut self) -> PResult<Expr> {
+        self.enter()?;
+        let r = self.ternary();
+        self.leave(1);
+        r
+    }
+
+    fn ternary(&mut self) -> PResult<Expr> {
+        let then = self.or_expr()?;
+        if self.peek() != &Tok::If {
+            return Ok(then);
+        }
+        self.advance();
+        let cond = self.or_expr()?;
+        self.expect(&Tok::Else)?;
+        let orelse = self.expr()?;
+        let span = then.span;
+        Ok(Expr {
+            kind: ExprKind::IfElse {
+                cond: Box::new(cond),
+                then: Box::new(then),
+                orelse: Box::new(orelse),
+            },
+            span,
+        })
+    }
+
+    /// Parses a left-associative chain `sub (op sub)*`; each operator deepens the tree, so it
+    /// counts toward the nesting limit.
+    fn chain(
+        &mut self,
+        sub: fn(&mut Parser) -> PResult<Expr>,
+        op_of: fn(&Tok) -> Option<BinOp>,
+    ) -> PResult<Expr> {
+        let mut left = sub(self)?;
+        let mut levels = 0;
+        let result = loop {
+            let Some(op) = op_of(self.peek()) else {
+                break Ok(left);
+            };
+            self.advance();
+            if let Err(e) = self.enter() {
+                break Err(e);
+            }
+            levels += 1;
+            let right = match sub(self) {
+                Ok(r) => r,
+                Err(e) => break Err(e),
+            };
+            let span = left.span;
+            left = Expr {
+                kind: ExprKind::Binary(op, Box::new(left), Box::new(right)),
+                span,
+            };
+        };
+        self.leave(levels);
+        result
+    }
+
+    fn or_expr(&mut self) -> PResult<Expr> {
+        let mut left = self.and_expr()?;
+        let mut levels = 0;
+        while self.peek() == &Tok::Or {
+            self.advance();
+            self.enter()?;
+            levels += 1;
+            let right = self.and_expr()?;
+            let span = left.span;
+            left = Expr {
+                kind: ExprKind::Or(Box::new(left), Box::new(right)),
+                span,
+            };
+        }
+        self.leave(levels);
+        Ok(left)
+    }
+
+    fn and_expr(&mut self) -> PResult<Expr> {
+        let mut left = self.not_expr()?;
+        let mut levels = 0;
+        while self.peek() == &Tok::And {
+            self.advance();
+            self.enter()?;
+            levels += 1;
+            let right = self.not_expr()?;
+            let span = left.span;
+            left = Expr {
+                kind: ExprKind::And(Box::new(left), Box::new(right)),
+                span,
+            };
+        }
+        self.leave(levels);
+        Ok(left)
+    }
+
+    fn not_expr(&mut self) -> PResult<Expr> {
+        if self.peek() != &Tok::Not {
+            return self.comparison();
+        }
+        let span = self.span();
+        self.advance();
+        self.enter()?;
+        let inner = self.not_expr();
+        self.leave(1);
+        Ok(Expr {
+            kind: ExprKind::Not(Box::new(inner?)),
+            span,
+        })
+    }
+
+    fn comparison(&mut self) -> PResult<Expr> {
+        let first = self.bitor()?;
+        let mut rest = Vec::new();
+        loop {
+            let op = match (self.peek(), self.peek_at(1)) {
+                (Tok::EqEq, _) => CmpOp::Eq,
+                (Tok::NotEq, _) => CmpOp::Ne,
+                (Tok::Lt, _) => CmpOp::Lt,
+                (Tok::Le, _) => CmpOp::Le,
+                (Tok::Gt, _) => CmpOp::Gt,
+                (Tok::Ge, _) => CmpOp::Ge,
+                (Tok::In, _) => CmpOp::In,
+                (Tok::Not, Tok::In) => {
+                    self.advance();
+                    CmpOp::NotIn
+                }
+                (Tok::Is, Tok::Not) => {
+                    self.advance();
+                    CmpOp::IsNot
+                }
+                (Tok::Is, _) => CmpOp::Is,
+                _ => break,
+            };
+            self.advance();
+            rest.push((op, self.bitor()?));
+        }
+        if rest.is_empty() {
+            return Ok(first);
+        }
+        let span = first.span;
+        Ok(Expr {
+            kind: ExprKind::Compare {
+                first: Box::new(first),
+                rest,
+            },
+            span,
+        })
+    }
+
+    fn bitor(&mut self) -> PResult<Expr> {
+        self.chain(Parser::bitxor, |t| {
+            (t == &Tok::Pipe).then_some(BinOp::BitOr)
+        })
+    }
+
+    fn bitxor(&mut self) -> PResult<Expr> {
+        self.chain(Parser::bitand, |t| {
+            (t == &Tok::Caret).then_some(BinOp::BitXor)
+        })
+    }
+
+    fn bitand(&mut self) -> PResult<Expr> {
+        self.chain(Parser::shift, |t| (t == &Tok::Amp).then_some(BinOp::BitAnd))
+    }
+
+    fn shift(&mut self) -> PResult<Expr> {
+        self.chain(Parser::arith, |t| match t {
+            Tok::LShift => Some(BinOp::Shl),
+            Tok::RShift => Some(BinOp::Shr),
+            _ => None,
+        })
+    }
+
+    fn arith(&mut self) -> PResult<Expr> {
+        self.chain(Parser::term, |t| match t {
+            Tok::Plus => Some(BinOp::Add),
+            Tok::Minus => Some(BinOp::Sub),
+            _ => None,
+        })
+    }
+
+    fn term(&mut self) -> PResult<Expr> {
+        self.chain(Parser::factor, |t| match t {
+            Tok::Star => Some(BinOp::Mul),
+            Tok::Slash => Some(BinOp::Div),
+            Tok::DoubleSlash => Some(BinOp::FloorDiv),
+            Tok::Percent => Some(BinOp::Mod),
+            _ => None,
+        })
+    }
+
+    fn factor(&mut self) -> PResult<Expr> {
+        let op = match self.peek() {
+            Tok::Minus => UnaryOp::Neg,
+            Tok::Plus => UnaryOp::Pos,
+            Tok::Tilde => UnaryOp::Invert,
+            _ => return self.power(),
+        };
+        let span = self.span();
+        self.advance();
+        // `-4611686018427387904` is the smallest int: fold it here, as its magnitude alone
+        // is out of range.
+        if op == UnaryOp::Neg
+            && self.peek() == &Tok::Int(1 << 62)
+            && self.peek_at(1) != &Tok::DoubleStar
+            && !matches!(self.peek_at(1), Tok::LParen | Tok::LBracket | Tok::Dot)
+        {
+            self.advance();
+            return Ok(Expr {
+                kind: ExprKind::Int(-(1i64 << 62)),
+                span,
+            });
+        }
+        self.enter()?;
+        let operand = self.factor();
+        self.leave(1);
+        Ok(Expr {
+            kind: ExprKind::Unary(op, Box::new(operand?)),
+            span,
+        })
+    }
+
+    fn power(&mut self) -> PResult<Expr> {
+        let base = self.postfix()?;
+        if self.peek() != &Tok::DoubleStar {
+            return Ok(base);
+        }
+        self.advance();
+        self.enter()?;
+        let exp = self.factor();
+        self.leave(1);
+        let span = base.span;
+        Ok(Expr {
+            kind: ExprKind::Binary(BinOp::Pow, Box::new(base), Box::new(exp?)),
+            span,
+        })
+    }
+
+    fn args(&mut self, close: &Tok) -> PResult<Vec<Expr>> {
+        let mut args = Vec::new();
+        while self.peek() != close {
+            args.push(self.expr()?);
+            if !self.eat(&Tok::Comma) {
+                break;
+            }
+        }
+        self.expect(close)?;
+        Ok(args)
+    }
+
+    fn postfix(&mut self) -> PResult<Expr> {
+        let mut e = self.atom()?;
+        let mut levels = 0;
+        let result = loop {
+            let span = e.span;
+            let step = match self.peek() {
+                Tok::LParen => {
+                    self.advance();
+                    self.args(&Tok::RParen).map(|args| match e.kind {
+                        ExprKind::Attr { obj, name } => ExprKind::MethodCall { obj, name, args },
+                        kind => ExprKind::Call {
+                            func: Box::new(Expr { kind, span }),
+                            args,
+                        },
+                    })
+                }
+                Tok::LBracket => {
+                    self.advance();
+                    self.subscript(e)
+                }
+                Tok::Dot => {
+                    self.advance();
+                    self.expect_name().map(|(name, _)| ExprKind::Attr {
+                        obj: Box::new(e),
+                        name,
+                    })
+                }
+                _ => break Ok(e),
+            };
+            match step {
+                Ok(kind) => e = Expr { kind, span },
+                Err(err) => break Err(err),
+            }
+            if let Err(err) = self.enter() {
+                break Err(err);
+            }
+            levels += 1;
+        };
+        self.leave(levels);
+        result
+    }
+
+    /// After `obj[`: an index or a slice, through the closing `]`.
+    fn subscript(&mut self, obj: Expr) -> PResult<ExprKind> {
+        let lo = if self.peek() == &Tok::Colon {
+            None
+        } else {
+            Some(self.expr()?)
+        };
+        if self.eat(&Tok::Colon) {
+            let hi = if self.peek() == &Tok::RBracket {
+                None
+            } else {
+                Some(self.expr()?)
+            };
+            self.expect(&Tok::RBracket)?;
+            return Ok(ExprKind::Slice {
+                obj: Box::new(obj),
+                lo: lo.map(Box::new),
+                hi: hi.map(Box::new),
+            });
+        }
+        self.expect(&Tok::RBracket)?;
+        match lo {
+            Some(index) => Ok(ExprKind::Index {
+                obj: Box::new(obj),
+                index: Box::new(index),
+            }),
+            None => Err(Diagnostic::new("expected an index", self.span())),
+        }
+    }
+
+    fn atom(&mut self) -> PResult<Expr> {
+        let span = self.span();
+        let kind = match self.peek().clone() {
+            Tok::Int(v) => {
+                self.advance();
+                if v >= 1 << 62 {
+                    return Err(Diagnostic::new(
+                        "integer literal too large (ints are 63-bit)",
+                        span,
+                    ));
+                }
+                ExprKind::Int(v as i64)
+            }
+            Tok::Float(v) => {
+                self.advance();
+                ExprKind::Float(v)
+            }
+            Tok::Str(s) => {
+                self.advance();
+                let mut s = s;
+                // Adjacent string literals concatenate, as in Python.
+                while let Tok::Str(more) = self.peek() {
+                    s.push_str(more);
+                    self.advance();
+                }
+                ExprKind::Str(Arc::from(s))
+            }
+            Tok::True => {
+                self.advance();
+                ExprKind::Bool(true)
+            }
+            Tok::False => {
+                self.advance();
+                ExprKind::Bool(false)
+            }
+            Tok::None => {
+                self.advance();
+                ExprKind::None
+            }
+            Tok::Name(n) => {
+                self.advance();
+                ExprKind::Name(unresolved(n, span))
+            }
+            Tok::LParen => {
+                self.advance();
+                let e = self.expr()?;
+                if self.peek() == &Tok::Comma {
+                    return Err(Diagnostic::new("tuples are not supported", self.span()));
+                }
+                self.expect(&Tok::RParen)?;
+                return Ok(e);
+            }
+            Tok::LBracket => {
+                self.advance();
+                ExprKind::List(self.args(&Tok::RBracket)?)
+            }
+            Tok::LBrace => {
+                self.advance();
+                let mut items = Vec::new();
+                while self.peek() != &Tok::RBrace {
+                    let k = self.expr()?;
+                    self.expect(&Tok::Colon)?;
+                    let v = self.expr()?;
+                    items.push((k, v));
+                    if !self.eat(&Tok::Comma) {
+                        break;
+                    }
+                }
+                self.expect(&Tok::RBrace)?;
+                ExprKind::Dict(items)
+            }
+            _ => return Err(self.unexpected()),
+        };
+        Ok(Expr { kind, span })
+    }
+}

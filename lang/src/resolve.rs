@@ -1,0 +1,298 @@
+//! Name resolution, with Python's rules: in a function, a name that is assigned (or a parameter,
+//! or a `for` variable) is local unless declared `global`; every other name is a module global,
+//! or a builtin when no code of the program can ever bind a global of that name.
+
+use crate::ast::*;
+use crate::diag::Diagnostic;
+use crate::parser::Parsed;
+use std::collections::{HashMap, HashSet};
+
+/// Resolves every name of `parsed` and returns the finished program.
+pub fn resolve(parsed: Parsed) -> Result<Program, Diagnostic> {
+    let Parsed {
+        mut body,
+        mut functions,
+    } = parsed;
+    // Names that may be bound as globals somewhere: assigned at module level or declared global.
+    let mut bindable = HashSet::new();
+    collect_assigned(&body, &mut bindable);
+    for f in &functions {
+        collect_globals(&f.body, &mut bindable);
+    }
+    let mut r = Resolver {
+        bindable,
+        globals: Vec::new(),
+        global_ids: HashMap::new(),
+    };
+    r.block(&mut body, None)?;
+    for f in &mut functions {
+        let mut declared = HashSet::new();
+        collect_globals(&f.body, &mut declared);
+        if let Some(p) = f.locals.iter().find(|p| declared.contains(*p)) {
+            return Err(Diagnostic::new(
+                format!("name '{p}' is parameter and global"),
+                f.span,
+            ));
+        }
+        let mut assigned = Vec::new();
+        collect_assigned_ordered(&f.body, &mut assigned);
+        for name in assigned {
+            if !declared.contains(&name) && !f.locals.contains(&name) {
+                f.locals.push(name);
+            }
+        }
+        let locals: HashMap<String, LocalId> = f
+            .locals
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        r.block(&mut f.body, Some(&locals))?;
+    }
+    Ok(Program {
+        body,
+        functions,
+        globals: r.globals,
+    })
+}
+
+/// Adds the names declared by `global` statements in `stmts` (nested blocks included).
+fn collect_globals(stmts: &[Stmt], out: &mut HashSet<String>) {
+    for s in stmts {
+        match &s.kind {
+            StmtKind::Global(names) => out.extend(names.iter().cloned()),
+            StmtKind::If { body, orelse, .. } => {
+                collect_globals(body, out);
+                collect_globals(orelse, out);
+            }
+            StmtKind::While { body, .. }
+            | StmtKind::For { body, .. }
+            | StmtKind::With { body, .. } => collect_globals(body, out),
+            _ => {}
+        }
+    }
+}
+
+fn collect_assigned(stmts: &[Stmt], out: &mut HashSet<String>) {
+    let mut v = Vec::new();
+    collect_assigned_ordered(stmts, &mut v);
+    out.extend(v);
+}
+
+/// Appends the names bound by `stmts` (assignment targets, `for` variables, `def` and `class`
+/// names), in source order, possibly with repeats.
+fn collect_assigned_ordered(stmts: &[Stmt], out: &mut Vec<String>) {
+    for s in stmts {
+        match &s.kind {
+            StmtKind::Assign { targets, .. } => {
+                for t in targets {
+                    if let Target::Name(n) = t {
+                        out.push(n.name.clone());
+                    }
+                }
+            }
+            StmtKind::AugAssign {
+                target: Target::Name(n),
+                ..
+            } => out.push(n.name.clone()),
+            StmtKind::For { var, body, .. } => {
+                out.push(var.name.clone());
+                collect_assigned_ordered(body, out);
+            }
+            StmtKind::FunctionDef { target, .. } | StmtKind::ClassDef { target, .. } => {
+                out.push(target.name.clone())
+            }
+            StmtKind::If { body, orelse, .. } => {
+                collect_assigned_ordered(body, out);
+                collect_assigned_ordered(orelse, out);
+            }
+            StmtKind::While { body, .. } | StmtKind::With { body, .. } => {
+                collect_assigned_ordered(body, out)
+            }
+            _ => {}
+        }
+    }
+}
+
+struct Resolver {
+    bindable: HashSet<String>,
+    globals: Vec<String>,
+    global_ids: HashMap<String, GlobalId>,
+}
+
+type Locals<'a> = Option<&'a HashMap<String, LocalId>>;
+
+impl Resolver {
+    fn global(&mut self, name: &str) -> GlobalId {
+        if let Some(&id) = self.global_ids.get(name) {
+            return id;
+        }
+        let id = self.globals.len();
+        self.globals.push(name.to_string());
+        self.global_ids.insert(name.to_string(), id);
+        id
+    }
+
+    fn name(&mut self, n: &mut Name, locals: Locals) {
+        n.slot = if let Some(&id) = locals.and_then(|l| l.get(&n.name)) {
+            Slot::Local(id)
+        } else if self.bindable.contains(&n.name) {
+            Slot::Global(self.global(&n.name))
+        } else if let Some(b) = Builtin::from_name(&n.name) {
+            Slot::Builtin(b)
+        } else {
+            Slot::Global(self.global(&n.name))
+        };
+    }
+
+    fn block(&mut self, stmts: &mut [Stmt], locals: Locals) -> Result<(), Diagnostic> {
+        for s in stmts {
+            self.stmt(s, locals)?;
+        }
+        Ok(())
+    }
+
+    fn stmt(&mut self, s: &mut Stmt, locals: Locals) -> Result<(), Diagnostic> {
+        match &mut s.kind {
+            StmtKind::Expr(e) => self.expr(e, locals),
+            StmtKind::Assign { targets, value } => {
+                self.expr(value, locals);
+                for t in targets {
+                    self.target(t, locals);
+                }
+            }
+            StmtKind::AugAssign { target, value, .. } => {
+                self.expr(value, locals);
+                self.target(target, locals);
+            }
+            StmtKind::If { cond, body, orelse } => {
+                self.expr(cond, locals);
+                self.block(body, locals)?;
+                self.block(orelse, locals)?;
+            }
+            StmtKind::While { cond, body } => {
+                self.expr(cond, locals);
+                self.block(body, locals)?;
+            }
+            StmtKind::For { var, iter, body } => {
+                self.expr(iter, locals);
+                self.name(var, locals);
+                self.block(body, locals)?;
+            }
+            StmtKind::Return(Some(e)) => self.expr(e, locals),
+            StmtKind::Del(t) => self.target(t, locals),
+            StmtKind::FunctionDef { target, .. } => self.name(target, locals),
+            StmtKind::ClassDef {
+                target,
+                base,
+                attrs,
+                ..
+            } => {
+                self.name(target, locals);
+                if let Some(b) = base {
+                    self.expr(b, None);
+                }
+                for (_, e) in attrs {
+                    self.expr(e, None);
+                }
+            }
+            StmtKind::With { kind, body } => {
+                if let WithKind::Lock(e) = kind {
+                    self.expr(e, locals);
+                }
+                self.block(body, locals)?;
+            }
+            StmtKind::Global(names) => {
+                for n in names.iter() {
+                    self.global(n);
+                }
+            }
+            StmtKind::Return(None) | StmtKind::Break | StmtKind::Continue | StmtKind::Pass => {}
+        }
+        Ok(())
+    }
+
+    fn target(&mut self, t: &mut Target, locals: Locals) {
+        match t {
+            Target::Name(n) => self.name(n, locals),
+            Target::Index { obj, index } => {
+                self.expr(obj, locals);
+                self.expr(index, locals);
+            }
+            Target::Slice { obj, lo, hi } => {
+                self.expr(obj, locals);
+                if let Some(e) = lo {
+                    self.expr(e, locals);
+                }
+                if let Some(e) = hi {
+                    self.expr(e, locals);
+                }
+            }
+            Target::Attr { obj, .. } => self.expr(obj, locals),
+        }
+    }
+
+    fn expr(&mut self, e: &mut Expr, locals: Locals) {
+        match &mut e.kind {
+            ExprKind::Int(_)
+            | ExprKind::Float(_)
+            | ExprKind::Str(_)
+            | ExprKind::Bool(_)
+            | ExprKind::None => {}
+            ExprKind::Name(n) => self.name(n, locals),
+            ExprKind::List(items) => {
+                for i in items {
+                    self.expr(i, locals);
+                }
+            }
+            ExprKind::Dict(items) => {
+                for (k, v) in items {
+                    self.expr(k, locals);
+                    self.expr(v, locals);
+                }
+            }
+            ExprKind::Unary(_, a) | ExprKind::Not(a) | ExprKind::Attr { obj: a, .. } => {
+                self.expr(a, locals)
+            }
+            ExprKind::Binary(_, a, b)
+            | ExprKind::And(a, b)
+            | ExprKind::Or(a, b)
+            | ExprKind::Index { obj: a, index: b } => {
+                self.expr(a, locals);
+                self.expr(b, locals);
+            }
+            ExprKind::Compare { first, rest } => {
+                self.expr(first, locals);
+                for (_, r) in rest {
+                    self.expr(r, locals);
+                }
+            }
+            ExprKind::IfElse { cond, then, orelse } => {
+                self.expr(cond, locals);
+                self.expr(then, locals);
+                self.expr(orelse, locals);
+            }
+            ExprKind::Call { func, args } => {
+                self.expr(func, locals);
+                for a in args {
+                    self.expr(a, locals);
+                }
+            }
+            ExprKind::MethodCall { obj, args, .. } => {
+                self.expr(obj, locals);
+                for a in args {
+                    self.expr(a, locals);
+                }
+            }
+            ExprKind::Slice { obj, lo, hi } => {
+                self.expr(obj, locals);
+                if let Some(e) = lo {
+                    self.expr(e, locals);
+                }
+                if let Some(e) = hi {
+                    self.expr(e, locals);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Stack-depth guard. The parser and the interpreter are recursive; deep input must end in a clean
+//! error, never in a stack overflow (a signal). Work runs on threads with a large, known stack
+//! ([`on_big_stack`]); recursive functions call [`near_limit`] and fail cleanly when the stack is
+//! nearly used up. On threads this module did not start it assumes a small stack, conservatively.
+
+use std::cell::Cell;
+
+/// Stack size of the threads started by [`on_big_stack`]. Only touched pages cost memory.
+pub const BIG_STACK: usize = 1 << 30;
+/// Stack assumed for threads not started by [`on_big_stack`] (test threads have 2 MiB).
+const UNKNOWN_STACK: usize = 1 << 20;
+/// Room kept free below the limit for the frames that report the error.
+const MARGIN: usize = 256 << 10;
+
+thread_local! {
+    /// (approximate stack base, usable size) of the current thread; 0 when not yet known.
+    static BOUNDS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+fn stack_pointer() -> usize {
+    let marker = 0u8;
+    std::hint::black_box(&marker) as *const u8 as usize
+}
+
+/// Runs `f` on a new thread with a [`BIG_STACK`]-byte stack and returns its result. Panics in
+/// `f` are propagated.
+pub fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        let handle = std::thread::Builder::new()
+            .stack_size(BIG_STACK)
+            .spawn_scoped(s, || {
+                mark_thread(BIG_STACK);
+                f()
+            })
+            .expect("cannot start a thread");
+        match handle.join() {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    })
+}
+
+/// Records the current stack pointer as the base of a thread whose stack is `size` bytes. Call
+/// first thing on a thread started with that stack size.
+pub fn mark_thread(size: usize) {
+    BOUNDS.with(|b| b.set((stack_pointer(), size)));
+}
+
+/// True when the current thread has used almost all of its stack: the caller must stop
+/// recursing and report an error.
+pub fn near_limit() -> bool {
+    BOUNDS.with(|b| {
+        let (mut base, mut size) = b.get();
+        if base == 0 {
+            base = stack_pointer();
+            size = UNKNOWN_STACK;
+            b.set((base, size));
+        }
+        let used = base.saturating_sub(stack_pointer());
+        used + MARGIN > size
+    })
+}

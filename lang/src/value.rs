@@ -1,0 +1,702 @@
+//! Runtime values of the reference interpreter and their Python-exact text forms (`str`, `repr`),
+//! equality, ordering and dict keys. Containers are shared between threads (`Arc` + `Mutex`); the
+//! interpreter's global lock serializes all access, so the mutexes are never contended. No code
+//! here holds two container locks at once (contents are cloned out first), so a list that
+//! contains itself cannot deadlock.
+
+use crate::ast::{Builtin, CmpOp, FuncId};
+use crate::diag::ErrorKind;
+use crate::floatfmt::float_repr;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Deepest container nesting that `str`, `==` and `<` walk before a `RecursionError`.
+pub const MAX_DATA_DEPTH: usize = 1000;
+
+/// A value of the language.
+#[derive(Clone, Debug)]
+pub enum Value {
+    None,
+    Bool(bool),
+    /// Always within −2^62 … 2^62−1.
+    Int(i64),
+    Float(f64),
+    Str(Arc<str>),
+    List(Arc<ListObj>),
+    Dict(Arc<DictObj>),
+    /// `range(start, stop, step)`; step is never 0.
+    Range(i64, i64, i64),
+    /// A `def` of the program.
+    Function(FuncId),
+    /// `instance.method` not yet called: (instance, method).
+    BoundMethod(Arc<(Value, FuncId)>),
+    Class(Arc<ClassObj>),
+    Instance(Arc<InstanceObj>),
+    Builtin(Builtin),
+    /// `xs.append` and friends not yet called: (receiver, method name).
+    BuiltinMethod(Arc<(Value, String)>),
+    Thread(Arc<ThreadObj>),
+    Lock(Arc<LockObj>),
+    Queue(Arc<QueueObj>),
+}
+
+/// Locks a mutex, ignoring poisoning (a panic elsewhere must not turn into another panic here).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A list.
+#[derive(Debug, Default)]
+pub struct ListObj {
+    pub items: Mutex<Vec<Value>>,
+}
+
+impl ListObj {
+    /// A new list value holding `items`.
+    pub fn new_value(items: Vec<Value>) -> Value {
+        Value::List(Arc::new(ListObj {
+            items: Mutex::new(items),
+        }))
+    }
+
+    /// A snapshot of the items.
+    pub fn snapshot(&self) -> Vec<Value> {
+        lock(&self.items).clone()
+    }
+}
+
+/// A dict.
+#[derive(Debug, Default)]
+pub struct DictObj {
+    pub map: Mutex<Dict>,
+}
+
+impl DictObj {
+    /// A new dict value.
+    pub fn new_value(map: Dict) -> Value {
+        Value::Dict(Arc::new(DictObj {
+            map: Mutex::new(map),
+        }))
+    }
+}
+
+/// The identity of a dict key: values that are `==` and hashable have the same `Key`
+/// (`1`, `1.0` and `True` are one key, as in Python).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    Int(i64),
+    /// A non-integral float (or NaN, or beyond the int range), by bits.
+    Float(u64),
+    Str(Arc<str>),
+    None,
+}
+
+impl Key {
+    /// The key of `v`, or a `TypeError` for unhashable values.
+    pub fn of(v: &Value) -> Result<Key, (ErrorKind, String)> {
+        Ok(match v {
+            Value::Int(i) => Key::Int(*i),
+            Value::Bool(b) => Key::Int(*b as i64),
+            Value::Float(f) => {
+                if f.fract() == 0.0 && f.abs() < 9.2e18 {
+                    Key::Int(*f as i64)
+                } else {
+                    Key::Float(f.to_bits())
+                }
+            }
+            Value::Str(s) => Key::Str(s.clone()),
+            Value::None => Key::None,
+            other => {
+                return Err((
+                    ErrorKind::TypeError,
+                    format!("unhashable type: '{}'", other.type_name()),
+                ))
+            }
+        })
+    }
+}
+
+/// An insertion-ordered hash map from [`Key`] to (original key value, value).
+#[derive(Debug, Default, Clone)]
+pub struct Dict {
+    entries: Vec<Option<(Value, Value)>>,
+    index: HashMap<Key, usize>,
+}
+
+impl Dict {
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn get(&self, k: &Key) -> Option<&Value> {
+        self.index
+            .get(k)
+            .and_then(|&i| self.entries[i].as_ref())
+            .map(|(_, v)| v)
+    }
+
+    /// Inserts or replaces; an existing entry keeps its position and its original key.
+    pub fn insert(&mut self, k: Key, key_value: Value, v: Value) {
+        if let Some(&i) = self.index.get(&k) {
+            if let Some(e) = self.entries[i].as_mut() {
+                e.1 = v;
+            }
+        } else {
+            self.index.insert(k, self.entries.len());
+            self.entries.push(Some((key_value, v)));
+        }
+    }
+
+    pub fn remove(&mut self, k: &Key) -> Option<Value> {
+        let i = self.index.remove(k)?;
+        let old = self.entries[i].take().map(|(_, v)| v);
+        if self.entries.len() > 32 && self.index.len() * 2 < self.entries.len() {
+            self.compact();
+        }
+        old
+    }
+
+    fn compact(&mut self) {
+        self.entries.retain(|e| e.is_some());
+        for (i, e) in self.entries.iter().enumerate() {
+            if let Some((kv, _)) = e {
+                if let Ok(k) = Key::of(kv) {
+                    self.index.insert(k, i);
+                }
+            }
+        }
+    }
+
+    /// (key, value) pairs in insertion order.
+    pub fn items(&self) -> Vec<(Value, Value)> {
+        self.entries.iter().flatten().cloned().collect()
+    }
+
+    pub fn keys(&self) -> Vec<Value> {
+        self.entries
+            .iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    pub fn values(&self) -> Vec<Value> {
+        self.entries
+            .iter()
+            .flatten()
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Takes every value out, leaving the dict empty (used for iterative drops).
+    fn drain_values(&mut self) -> Vec<Value> {
+        self.index.clear();
+        std::mem::take(&mut self.entries)
+            .into_iter()
+            .flatten()
+            .flat_map(|(k, v)| [k, v])
+            .collect()
+    }
+}
+
+/// A class: its name, optional base and attributes (methods are `Value::Function`).
+#[derive(Debug)]
+pub struct ClassObj {
+    pub name: String,
+    pub base: Option<Arc<ClassObj>>,
+    pub attrs: Mutex<Vec<(String, Value)>>,
+}
+
+impl ClassObj {
+    /// Looks `name` up in this class, then its bases.
+    pub fn lookup(&self, name: &str) -> Option<Value> {
+        let own = lock(&self.attrs)
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone());
+        own.or_else(|| self.base.as_ref().and_then(|b| b.lookup(name)))
+    }
+}
+
+/// An instance: its class and its own attributes in assignment order.
+#[derive(Debug)]
+pub struct InstanceObj {
+    pub class: Arc<ClassObj>,
+    pub attrs: Mutex<Vec<(String, Value)>>,
+}
+
+/// A spawned thread: its OS thread until joined, then its result.
+#[derive(Debug, Default)]
+pub struct ThreadObj {
+    pub handle: Mutex<Option<std::thread::JoinHandle<()>>>,
+    pub result: Mutex<Option<Value>>,
+}
+
+/// A reentrant lock: the owning thread and how many times it holds it.
+#[derive(Debug, Default)]
+pub struct LockObj {
+    pub owner: Mutex<Option<(std::thread::ThreadId, usize)>>,
+}
+
+/// A TransactionQueue: calls waiting to run.
+#[derive(Debug, Default)]
+pub struct QueueObj {
+    pub calls: Mutex<VecDeque<(Value, Vec<Value>)>>,
+}
+
+/// Dropping a long chain of containers (a linked list of 10^6 instances, a list nested 10^6
+/// deep) must not recurse: children whose last reference is being dropped are moved to a work
+/// list instead.
+fn drop_iteratively(mut work: Vec<Value>) {
+    while let Some(v) = work.pop() {
+        match v {
+            Value::List(a) => {
+                if let Some(obj) = Arc::into_inner(a) {
+                    work.append(&mut lock(&obj.items));
+                }
+            }
+            Value::Dict(a) => {
+                if let Some(obj) = Arc::into_inner(a) {
+                    work.extend(lock(&obj.map).drain_values());
+                }
+            }
+            Value::Instance(a) => {
+                if let Some(obj) = Arc::into_inner(a) {
+                    let attrs = std::mem::take(&mut *lock(&obj.attrs));
+                    work.extend(attrs.into_iter().map(|(_, v)| v));
+                }
+            }
+            Value::BoundMethod(a) => {
+                if let Some((recv, _)) = Arc::into_inner(a) {
+                    work.push(recv);
+                }
+            }
+            Value::BuiltinMethod(a) => {
+                if let Some((recv, _)) = Arc::into_inner(a) {
+                    work.push(recv);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Drop for ListObj {
+    fn drop(&mut self) {
+        let items = std::mem::take(self.items.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if !items.is_empty() {
+            drop_iteratively(items);
+        }
+    }
+}
+
+impl Drop for DictObj {
+    fn drop(&mut self) {
+        let values = self
+            .map
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain_values();
+        if !values.is_empty() {
+            drop_iteratively(values);
+        }
+    }
+}
+
+impl Drop for InstanceObj {
+    fn drop(&mut self) {
+        let attrs = std::mem::take(self.attrs.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if !attrs.is_empty() {
+            drop_iteratively(attrs.into_iter().map(|(_, v)| v).collect());
+        }
+    }
+}
+
+/// Error from a value operation: kind and message, without a position yet.
+pub type OpError = (ErrorKind, String);
+
+fn too_deep() -> OpError {
+    (
+        ErrorKind::RecursionError,
+        "maximum recursion depth exceeded".to_string(),
+    )
+}
+
+impl Value {
+    /// A str value.
+    pub fn str(s: impl Into<Arc<str>>) -> Value {
+        Value::Str(s.into())
+    }
+
+    /// Python's type name, as used in error messages.
+    pub fn type_name(&self) -> String {
+        match self {
+            Value::None => "NoneType".into(),
+            Value::Bool(_) => "bool".into(),
+            Value::Int(_) => "int".into(),
+            Value::Float(_) => "float".into(),
+            Value::Str(_) => "str".into(),
+            Value::List(_) => "list".into(),
+            Value::Dict(_) => "dict".into(),
+            Value::Range(..) => "range".into(),
+            Value::Function(_) => "function".into(),
+            Value::BoundMethod(_) => "method".into(),
+            Value::Class(_) => "type".into(),
+            Value::Instance(i) => i.class.name.clone(),
+            Value::Builtin(_) | Value::BuiltinMethod(_) => "builtin_function_or_method".into(),
+            Value::Thread(_) => "Thread".into(),
+            Value::Lock(_) => "Lock".into(),
+            Value::Queue(_) => "TransactionQueue".into(),
+        }
+    }
+
+    /// Python truthiness.
+    pub fn truthy(&self) -> bool {
+        match self {
+            Value::None => false,
+            Value::Bool(b) => *b,
+            Value::Int(i) => *i != 0,
+            Value::Float(f) => *f != 0.0,
+            Value::Str(s) => !s.is_empty(),
+            Value::List(l) => !lock(&l.items).is_empty(),
+            Value::Dict(d) => !lock(&d.map).is_empty(),
+            Value::Range(a, b, s) => range_len(*a, *b, *s) > 0,
+            _ => true,
+        }
+    }
+
+    /// `str(v)`; `names` gives function names for `<function f>`.
+    pub fn to_str(&self, names: &dyn Fn(FuncId) -> String) -> Result<String, OpError> {
+        match self {
+            Value::Str(s) => Ok(s.to_string()),
+            _ => {
+                let mut out = String::new();
+                self.write_repr(&mut out, names, &mut Vec::new())?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// `repr(v)`: as `str` but strings are quoted, as inside containers.
+    pub fn repr(&self, names: &dyn Fn(FuncId) -> String) -> Result<String, OpError> {
+        let mut out = String::new();
+        self.write_repr(&mut out, names, &mut Vec::new())?;
+        Ok(out)
+    }
+
+    fn write_repr(
+        &self,
+        out: &mut String,
+        names: &dyn Fn(FuncId) -> String,
+        active: &mut Vec<usize>,
+    ) -> Result<(), OpError> {
+        match self {
+            Value::None => out.push_str("None"),
+            Value::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
+            Value::Int(i) => out.push_str(&i.to_string()),
+            Value::Float(f) => out.push_str(&float_repr(*f)),
+            Value::Str(s) => out.push_str(&str_repr(s)),
+            Value::List(l) => {
+                let id = Arc::as_ptr(l) as usize;
+                if active.contains(&id) {
+                    out.push_str("[...]");
+                    return Ok(());
+                }
+                if active.len() >= MAX_DATA_DEPTH || crate::stack::near_limit() {
+                    return Err(too_deep());
+                }
+                active.push(id);
+                out.push('[');
+                for (i, v) in l.snapshot().iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    v.write_repr(out, names, active)?;
+                }
+                out.push(']');
+                active.pop();
+            }
+            Value::Dict(d) => {
+                let id = Arc::as_ptr(d) as usize;
+                if active.contains(&id) {
+                    out.push_str("{...}");
+                    return Ok(());
+                }
+                if active.len() >= MAX_DATA_DEPTH || crate::stack::near_limit() {
+                    return Err(too_deep());
+                }
+                active.push(id);
+                out.push('{');
+                let items = lock(&d.map).items();
+                for (i, (k, v)) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    k.write_repr(out, names, active)?;
+                    out.push_str(": ");
+                    v.write_repr(out, names, active)?;
+                }
+                out.push('}');
+                active.pop();
+            }
+            Value::Range(a, b, s) => {
+                if *s == 1 {
+                    out.push_str(&format!("range({a}, {b})"));
+                } else {
+                    out.push_str(&format!("range({a}, {b}, {s})"));
+                }
+            }
+            Value::Function(f) => out.push_str(&format!("<function {}>", names(*f))),
+            Value::BoundMethod(m) => out.push_str(&format!("<bound method {}>", names(m.1))),
+            Value::Class(c) => out.push_str(&format!("<class '__main__.{}'>", c.name)),
+            Value::Instance(i) => out.push_str(&format!("<{} object>", i.class.name)),
+            Value::Builtin(b) => out.push_str(&format!("<built-in function {}>", b.name())),
+            Value::BuiltinMethod(m) => out.push_str(&format!(
+                "<built-in method {} of {} object>",
+                m.1,
+                m.0.type_name()
+            )),
+            Value::Thread(_) => out.push_str("<Thread>"),
+            Value::Lock(_) => out.push_str("<Lock>"),
+            Value::Queue(_) => out.push_str("<TransactionQueue>"),
+        }
+        Ok(())
+    }
+}
+
+/// Number of values in `range(a, b, s)`.
+pub fn range_len(a: i64, b: i64, s: i64) -> i64 {
+    let (a, b, s) = (a as i128, b as i128, s as i128);
+    let n = if s > 0 {
+        (b - a + s - 1) / s
+    } else {
+        (a - b - s - 1) / -s
+    };
+    n.max(0) as i64
+}
+
+/// Python's `repr` of a str: single quotes unless the text has `'` and no `"`; escapes for
+/// backslash, the quote, `\n \r \t` and other non-printable characters.
+pub fn str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if (c as u32) >= 0x80 && (c.is_control() || (c.is_whitespace() && c != ' ')) => {
+                let n = c as u32;
+                if n <= 0xff {
+                    out.push_str(&format!("\\x{n:02x}"));
+                } else if n <= 0xffff {
+                    out.push_str(&format!("\\u{n:04x}"));
+                } else {
+                    out.push_str(&format!("\\U{n:08x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// A number, when `v` is one (bools count as ints).
+pub enum Num {
+    Int(i64),
+    Float(f64),
+}
+
+/// `v` as a number, if it is an int, bool or float.
+pub fn as_num(v: &Value) -> Option<Num> {
+    match v {
+        Value::Int(i) => Some(Num::Int(*i)),
+        Value::Bool(b) => Some(Num::Int(*b as i64)),
+        Value::Float(f) => Some(Num::Float(*f)),
+        _ => None,
+    }
+}
+
+/// Exact comparison of an int with a float (no rounding of the int), as Python does.
+fn cmp_int_float(i: i64, f: f64) -> Option<std::cmp::Ordering> {
+    use std::cmp::Ordering::*;
+    if f.is_nan() {
+        return None;
+    }
+    if f >= 9.3e18 {
+        return Some(Less);
+    }
+    if f <= -9.3e18 {
+        return Some(Greater);
+    }
+    let t = f.trunc();
+    let ti = t as i64;
+    Some(match i.cmp(&ti) {
+        Equal => {
+            if f > t {
+                Less
+            } else if f < t {
+                Greater
+            } else {
+                Equal
+            }
+        }
+        o => o,
+    })
+}
+
+/// Numeric ordering of two numbers; `None` when a NaN is involved.
+pub fn num_cmp(a: &Num, b: &Num) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Num::Int(x), Num::Int(y)) => Some(x.cmp(y)),
+        (Num::Float(x), Num::Float(y)) => x.partial_cmp(y),
+        (Num::Int(x), Num::Float(y)) => cmp_int_float(*x, *y),
+        (Num::Float(x), Num::Int(y)) => cmp_int_float(*y, *x).map(|o| o.reverse()),
+    }
+}
+
+/// `a == b` with Python's rules (unlike types other than numbers are unequal).
+pub fn equal(a: &Value, b: &Value) -> Result<bool, OpError> {
+    equal_depth(a, b, 0)
+}
+
+fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
+    if let (Some(x), Some(y)) = (as_num(a), as_num(b)) {
+        return Ok(num_cmp(&x, &y) == Some(std::cmp::Ordering::Equal));
+    }
+    Ok(match (a, b) {
+        (Value::None, Value::None) => true,
+        (Value::Str(x), Value::Str(y)) => x == y,
+        (Value::List(x), Value::List(y)) => {
+            if Arc::ptr_eq(x, y) {
+                return Ok(true);
+            }
+            if depth >= MAX_DATA_DEPTH || crate::stack::near_limit() {
+                return Err(too_deep());
+            }
+            let (xs, ys) = (x.snapshot(), y.snapshot());
+            if xs.len() != ys.len() {
+                return Ok(false);
+            }
+            for (p, q) in xs.iter().zip(ys.iter()) {
+                if !equal_depth(p, q, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        (Value::Dict(x), Value::Dict(y)) => {
+            if Arc::ptr_eq(x, y) {
+                return Ok(true);
+            }
+            if depth >= MAX_DATA_DEPTH || crate::stack::near_limit() {
+                return Err(too_deep());
+            }
+            let xs = lock(&x.map).items();
+            let ym = lock(&y.map).clone();
+            if xs.len() != ym.len() {
+                return Ok(false);
+            }
+            for (k, v) in xs {
+                let key = Key::of(&k)?;
+                match ym.get(&key) {
+                    Some(w) if equal_depth(&v, w, depth + 1)? => {}
+                    _ => return Ok(false),
+                }
+            }
+            true
+        }
+        (Value::Range(a1, b1, s1), Value::Range(a2, b2, s2)) => {
+            let (n1, n2) = (range_len(*a1, *b1, *s1), range_len(*a2, *b2, *s2));
+            n1 == n2 && (n1 == 0 || (a1 == a2 && (n1 == 1 || s1 == s2)))
+        }
+        _ => identical(a, b),
+    })
+}
+
+/// `a is b`: the same object. Immutable scalars are identical when equal and of the same type.
+pub fn identical(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::None, Value::None) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
+        (Value::Str(x), Value::Str(y)) => x == y,
+        (Value::List(x), Value::List(y)) => Arc::ptr_eq(x, y),
+        (Value::Dict(x), Value::Dict(y)) => Arc::ptr_eq(x, y),
+        (Value::Range(..), Value::Range(..)) => false,
+        (Value::Function(x), Value::Function(y)) => x == y,
+        (Value::BoundMethod(x), Value::BoundMethod(y)) => Arc::ptr_eq(x, y),
+        (Value::Class(x), Value::Class(y)) => Arc::ptr_eq(x, y),
+        (Value::Instance(x), Value::Instance(y)) => Arc::ptr_eq(x, y),
+        (Value::Builtin(x), Value::Builtin(y)) => x == y,
+        (Value::BuiltinMethod(x), Value::BuiltinMethod(y)) => Arc::ptr_eq(x, y),
+        (Value::Thread(x), Value::Thread(y)) => Arc::ptr_eq(x, y),
+        (Value::Lock(x), Value::Lock(y)) => Arc::ptr_eq(x, y),
+        (Value::Queue(x), Value::Queue(y)) => Arc::ptr_eq(x, y),
+        _ => false,
+    }
+}
+
+/// `a OP b` for an ordering operator (`<`, `<=`, `>`, `>=`) with Python's rules: numbers
+/// numerically (false when a NaN is involved), strs by code point, lists lexicographically
+/// (the first unequal items decide); other pairs are a `TypeError`.
+pub fn order(a: &Value, b: &Value, op: CmpOp) -> Result<bool, OpError> {
+    order_depth(a, b, op, 0)
+}
+
+fn order_depth(a: &Value, b: &Value, op: CmpOp, depth: usize) -> Result<bool, OpError> {
+    use std::cmp::Ordering;
+    let holds = |o: Option<Ordering>| match (o, op) {
+        (None, _) => false,
+        (Some(o), CmpOp::Lt) => o == Ordering::Less,
+        (Some(o), CmpOp::Le) => o != Ordering::Greater,
+        (Some(o), CmpOp::Gt) => o == Ordering::Greater,
+        (Some(o), _) => o != Ordering::Less,
+    };
+    if let (Some(x), Some(y)) = (as_num(a), as_num(b)) {
+        return Ok(holds(num_cmp(&x, &y)));
+    }
+    match (a, b) {
+        (Value::Str(x), Value::Str(y)) => Ok(holds(Some(x.cmp(y)))),
+        (Value::List(x), Value::List(y)) => {
+            if depth >= MAX_DATA_DEPTH || crate::stack::near_limit() {
+                return Err(too_deep());
+            }
+            let (xs, ys) = (x.snapshot(), y.snapshot());
+            for (p, q) in xs.iter().zip(ys.iter()) {
+                if !equal_depth(p, q, depth + 1)? {
+                    return order_depth(p, q, op, depth + 1);
+                }
+            }
+            Ok(holds(Some(xs.len().cmp(&ys.len()))))
+        }
+        _ => Err((
+            ErrorKind::TypeError,
+            format!(
+                "'{}' not supported between instances of '{}' and '{}'",
+                op.text(),
+                a.type_name(),
+                b.type_name()
+            ),
+        )),
+    }
+}

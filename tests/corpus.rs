@@ -1,0 +1,283 @@
+//! End-to-end tests of the reference interpreter on the program corpus in `tests/corpus/`.
+//!
+//! Each `NAME.lang` runs as `stmjit run --interp NAME.lang ARGS...` (ARGS from `NAME.args`, one
+//! per line) in the corpus directory. Its stdout must equal `NAME.out` (empty if absent). If
+//! `NAME.err` exists, stderr must equal it (a final line `...` means "this prefix, then
+//! anything") and the exit status must be 2 for a SyntaxError, 1 otherwise; without it the
+//! status must be 0 and stderr empty.
+//!
+//! The expected outputs come from CPython: every program without `.err` and not listed in
+//! `python_incompatible.txt` is also run by `python3 tests/oracle/run_python.py`, whose stdout
+//! must equal `NAME.out` too.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
+}
+
+/// Names (without `.lang`) of all corpus programs, sorted.
+fn programs() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(corpus_dir())
+        .expect("tests/corpus exists")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".lang").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 40, "corpus unexpectedly small");
+    names
+}
+
+fn read(name: &str, ext: &str) -> Option<String> {
+    std::fs::read_to_string(corpus_dir().join(format!("{name}.{ext}"))).ok()
+}
+
+fn program_args(name: &str) -> Vec<String> {
+    read(name, "args")
+        .map(|s| s.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn run_interp(name: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_stmjit"))
+        .args(["run", "--interp", &format!("{name}.lang")])
+        .args(program_args(name))
+        .current_dir(corpus_dir())
+        .output()
+        .expect("run stmjit")
+}
+
+/// Compares actual stderr with the expected text; a last line `...` allows any continuation.
+fn stderr_matches(expected: &str, actual: &str) -> bool {
+    match expected.strip_suffix("...\n") {
+        Some(prefix) => actual.starts_with(prefix),
+        None => expected == actual,
+    }
+}
+
+#[test]
+fn corpus_programs_give_expected_output() {
+    let mut failures = Vec::new();
+    for name in programs() {
+        let out = run_interp(&name);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let want_out = read(&name, "out").unwrap_or_default();
+        let want_err = read(&name, "err");
+        let want_code = match &want_err {
+            None => 0,
+            Some(e) if e.starts_with("error: SyntaxError") => 2,
+            Some(_) => 1,
+        };
+        let code = out.status.code();
+        let mut problems = Vec::new();
+        if stdout != want_out {
+            problems.push(format!(
+                "stdout differs\n--- expected\n{want_out}--- actual\n{stdout}"
+            ));
+        }
+        if !stderr_matches(want_err.as_deref().unwrap_or(""), &stderr) {
+            problems.push(format!(
+                "stderr differs\n--- expected\n{}--- actual\n{stderr}",
+                want_err.as_deref().unwrap_or("")
+            ));
+        }
+        if code != Some(want_code) {
+            problems.push(format!("exit status {code:?}, expected {want_code}"));
+        }
+        if !problems.is_empty() {
+            failures.push(format!("== {name}.lang\n{}", problems.join("\n")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+fn python_incompatible() -> Vec<String> {
+    read("python_incompatible", "txt")
+        .expect("tests/corpus/python_incompatible.txt")
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn cpython_agrees_with_expected_outputs() {
+    let skip = python_incompatible();
+    let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/run_python.py");
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for name in programs() {
+        if read(&name, "err").is_some() || skip.contains(&name) {
+            continue;
+        }
+        let out = Command::new("python3")
+            .arg(&oracle)
+            .arg(format!("{name}.lang"))
+            .args(program_args(&name))
+            .current_dir(corpus_dir())
+            .output()
+            .expect("python3 is needed for the oracle tests");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let want = read(&name, "out").unwrap_or_default();
+        if !out.status.success() || stdout != want {
+            failures.push(format!(
+                "== {name}.lang (python3 status {:?})\n--- expected\n{want}--- python3\n{stdout}{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 15,
+        "too few Python-compatible programs ({checked})"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn every_listed_incompatible_program_exists() {
+    for name in python_incompatible() {
+        assert!(
+            corpus_dir().join(format!("{name}.lang")).exists(),
+            "{name} listed in python_incompatible.txt but missing"
+        );
+    }
+}
+
+/// The corpus must exercise every keyword, builtin and method of LANGUAGE.md, and every error
+/// kind must be produced by some program.
+#[test]
+fn corpus_covers_the_language() {
+    let mut text = String::new();
+    let mut errors = String::new();
+    for name in programs() {
+        text.push_str(&read(&name, "lang").unwrap_or_default());
+        errors.push_str(&read(&name, "err").unwrap_or_default());
+    }
+    let words = [
+        "def ",
+        "return",
+        "if ",
+        "elif ",
+        "else:",
+        "while ",
+        "for ",
+        " in ",
+        "break",
+        "continue",
+        "pass",
+        " and ",
+        " or ",
+        "not ",
+        " is ",
+        " is not ",
+        "global ",
+        "class ",
+        "with ",
+        "atomic",
+        "True",
+        "False",
+        "None",
+        "del ",
+        "print(",
+        "len(",
+        "range(",
+        "str(",
+        "int(",
+        "float(",
+        "bool(",
+        "abs(",
+        "min(",
+        "max(",
+        "sqrt(",
+        "ord(",
+        "chr(",
+        "hash(",
+        "time(",
+        "args(",
+        "cores(",
+        "spawn(",
+        ".join()",
+        "Lock()",
+        "TransactionQueue()",
+        ".add(",
+        ".run()",
+        ".append(",
+        ".pop()",
+        ".pop(",
+        ".insert(",
+        ".index(",
+        ".sort()",
+        ".reverse()",
+        ".copy()",
+        ".get(",
+        ".keys()",
+        ".values()",
+        ".items()",
+        ".split()",
+        ".split(",
+        ".join(",
+        ".strip()",
+        ".startswith(",
+        ".upper()",
+        ".lower()",
+        ".find(",
+        "0x",
+        "1_0",
+        ".5",
+        "e-3",
+        "\\x",
+        "\\u{",
+        "\\0",
+        "//",
+        "%",
+        "**",
+        "<<",
+        ">>",
+        "&",
+        "|",
+        "^",
+        "~",
+        "+=",
+        "-=",
+        "*=",
+        "/=",
+        "//=",
+        "%=",
+        "&=",
+        "|=",
+        "^=",
+        "<<=",
+        ">>=",
+        "[1:",
+        "[:",
+        "not in",
+        "serve(",
+    ];
+    for w in words {
+        assert!(text.contains(w), "no corpus program uses {w:?}");
+    }
+    for kind in [
+        "SyntaxError",
+        "NameError",
+        "TypeError",
+        "ValueError",
+        "IndexError",
+        "KeyError",
+        "AttributeError",
+        "ZeroDivisionError",
+        "OverflowError",
+        "RecursionError",
+        "MemoryError",
+    ] {
+        assert!(
+            errors.contains(&format!("error: {kind}: ")),
+            "no corpus program produces {kind}"
+        );
+    }
+}

@@ -1,0 +1,76 @@
+# The CPython oracle's prelude: the stmjit builtins that Python lacks, so that a program of the
+# Python-compatible subset of LANGUAGE.md runs unchanged under python3 and gives the expected
+# output of the corpus independently of the reference interpreter.
+import collections as _collections
+import math as _math
+import os as _os
+import sys as _sys
+import threading as _threading
+import time as _time
+
+# One global reentrant lock stands for "runs as one transaction".
+_atomic_lock = _threading.RLock()
+
+
+class _Atomic:
+    def __enter__(self):
+        _atomic_lock.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        _atomic_lock.release()
+        return False
+
+
+atomic = _Atomic()
+
+
+class _Thread:
+    def __init__(self, f, args):
+        self._result = None
+
+        def body():
+            self._result = f(*args)
+
+        self._thread = _threading.Thread(target=body)
+        self._thread.start()
+
+    def join(self):
+        self._thread.join()
+        return self._result
+
+
+def spawn(f, *args):
+    return _Thread(f, args)
+
+
+def Lock():
+    # Reentrant, as nested `with lock:` blocks join the outer transaction.
+    return _threading.RLock()
+
+
+class TransactionQueue:
+    def __init__(self):
+        self._calls = _collections.deque()
+
+    def add(self, f, *args):
+        self._calls.append((f, args))
+
+    def run(self):
+        # Serially, in order: a valid schedule of "in parallel, each call atomic".
+        while self._calls:
+            f, args = self._calls.popleft()
+            with atomic:
+                f(*args)
+
+
+def cores():
+    return len(_os.sched_getaffinity(0))
+
+
+def args():
+    return list(_sys.argv[1:])
+
+
+sqrt = _math.sqrt
+time = _time.monotonic
