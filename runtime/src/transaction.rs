@@ -237,6 +237,18 @@ impl StmThread {
         self.enter()?;
         let stm = self.stm.clone();
         let me = self.seg;
+        if self.modified.is_empty() {
+            // Read-only fast path: nothing to publish or unlock. While we are RUNNING no commit
+            // runs (so no write-read doom can arrive) and, holding no lock, nobody dooms us
+            // for write-write: not being doomed now means our reads were consistent.
+            let st = stm.tx_state(me);
+            if st & DOOMED != 0 {
+                return Err(self.abort_now(doom_cause(st)));
+            }
+            self.finish_commit(st);
+            self.release();
+            return Ok(());
+        }
         stm.enter_safe(me);
         let guard = stm.commit_mutex.lock().unwrap_or_else(|e| e.into_inner());
         stm.stop_the_world(me);
@@ -310,6 +322,17 @@ impl StmThread {
             }
         }
         self.modified.clear();
+        // Leave IN_TX before resuming the world, so no later committer checks our markers.
+        self.finish_commit(st);
+        stm.resume_world();
+        drop(guard);
+        self.release();
+        Ok(())
+    }
+
+    fn finish_commit(&mut self, st: u32) {
+        let stm = &self.stm;
+        let me = self.seg;
         if st & INEVITABLE != 0 {
             stm.inevitable.store(0, SeqCst);
         }
@@ -320,10 +343,6 @@ impl StmThread {
             .fetch_and(!REQUEST_ABORT, SeqCst);
         Stats::add(&stm.stats.commits, 1);
         self.retained_start = None;
-        stm.resume_world();
-        drop(guard);
-        self.release();
-        Ok(())
     }
 
     /// Aborts the running transaction on request of the caller and returns the status to
