@@ -188,15 +188,24 @@ pub fn listing(
             .copied()
             .unwrap_or(end)
             .min(end);
+        // The instruction, then only NOP padding up to the next instruction;
+        // anything else before it is data (e.g. a jump table after `jmp reg`).
         let mut d = Decoder::with_ip(
             64,
             &code[off as usize..next_start as usize],
             ip + off as u64,
             DecoderOptions::NONE,
         );
+        let mut first = true;
+        let mut at = off;
         while d.can_decode() {
             let i = d.decode();
+            if !first && (i.is_invalid() || i.mnemonic() != Mnemonic::Nop) {
+                break;
+            }
+            first = false;
             let o = (i.ip() - ip) as u32;
+            at = o + i.len() as u32;
             let mut text = String::new();
             match syntax {
                 Syntax::Intel => intel_f.format(&i, &mut text),
@@ -213,18 +222,23 @@ pub fn listing(
                 } else {
                     "|"
                 };
-                let _ = write!(
-                    line,
-                    "{}; {mark}",
-                    if line.len() < 72 {
-                        " ".repeat(72 - line.len())
-                    } else {
-                        " ".into()
-                    }
-                );
+                let pad = if line.len() < 72 {
+                    " ".repeat(72 - line.len())
+                } else {
+                    " ".into()
+                };
+                let _ = write!(line, "{pad}; {mark}");
             }
             out.push_str(&line);
             out.push('\n');
+        }
+        if at < next_start {
+            let _ = writeln!(
+                out,
+                "  {:016x}: ; {} bytes of data",
+                ip + at as u64,
+                next_start - at
+            );
         }
         off = next_start;
     }

@@ -519,7 +519,7 @@ fn decode(code: &[u8], block_starts: &[u32]) -> Result<Vec<Instruction>, Rewrite
             }
             let next = i.next_ip();
             out.push(i);
-            if ends_straight_line(&i) && pending <= next {
+            if ends_straight_line(&i) && pending < next {
                 break;
             }
         }

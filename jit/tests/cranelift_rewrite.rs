@@ -492,3 +492,89 @@ fn measure_rewrite_cost() {
         );
     }
 }
+
+/// Real code shapes that put data in or after the code: a `br_table` (inline
+/// jump table), float constants (constant pool after the code), a
+/// conditional trap (trap stub after the code). Every segment access in them
+/// is still found and rewritten, and the function runs correctly.
+#[test]
+fn jump_tables_constants_and_trap_stubs() {
+    use cranelift_codegen::ir::{JumpTableData, TrapCode};
+    let _restore = GsGuard::new();
+    let mut jit = new_jit(SegmentBase::Gs);
+    let sig = jit.signature(&i64s(2), &i64s(1));
+    let id = jit.declare("shapes", &sig).unwrap();
+    let mut func = jit.new_function(id, sig.clone());
+    let cfg = jit.isa().frontend_config();
+    let mut fbc = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut func, &mut fbc);
+    let entry = b.create_block();
+    let arms: Vec<_> = (0..4).map(|_| b.create_block()).collect();
+    let dflt = b.create_block();
+    let join = b.create_block();
+    b.append_block_param(join, types::I64);
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let (sel, obj) = (b.block_params(entry)[0], b.block_params(entry)[1]);
+    // trap if sel == 99 (a deferred trap stub)
+    let is99 = b.ins().icmp_imm_s(IntCC::Equal, sel, 99);
+    b.ins().trapnz(is99, TrapCode::unwrap_user(1));
+    let sel32 = b.ins().ireduce(types::I32, sel);
+    let dblock = b.func.dfg.block_call(dflt, &[]);
+    let calls: Vec<_> = arms
+        .iter()
+        .map(|&a| b.func.dfg.block_call(a, &[]))
+        .collect();
+    let jt = b.create_jump_table(JumpTableData::new(dblock, &calls));
+    b.ins().br_table(sel32, jt);
+    for (k, &arm) in arms.iter().enumerate() {
+        b.switch_to_block(arm);
+        let v = b.ins().iconst(types::I8, k as i64 + 1);
+        read_marker(&mut b, obj, v);
+        let f = load_field(&mut b, obj, 8 * k as i32);
+        // a float constant from the constant pool: f * 1.5 truncated
+        let x = b.ins().fcvt_from_sint(types::F64, f);
+        let c = b.ins().f64const(1.5);
+        let y = b.ins().fmul(x, c);
+        let r = b.ins().fcvt_to_sint_sat(types::I64, y);
+        b.ins().jump(join, &[BlockArg::Value(r)]);
+    }
+    b.switch_to_block(dflt);
+    let z = b.ins().iconst(types::I64, -1);
+    b.ins().jump(join, &[BlockArg::Value(z)]);
+    b.switch_to_block(join);
+    let r = b.block_params(join)[0];
+    b.ins().return_(&[r]);
+    b.seal_all_blocks();
+    b.finalize(cfg);
+    let f = jit.compile(id, func).unwrap();
+    let text = disasm::dump_function(f, &f.rewrite.code, 0, Syntax::Intel, &[]);
+    println!("{text}");
+    assert_eq!(f.rewrite.stats.total_left(), 0, "{}", f.rewrite.stats);
+    assert_eq!(f.rewrite.stats.total_rewritten(), 8, "{}", f.rewrite.stats);
+    assert!(
+        (f.rewrite.code_end as usize) < f.rewrite.code.len(),
+        "constants/stubs after the code"
+    );
+    // The inline jump table is listed as data, not as instructions.
+    assert!(text.contains("bytes of data"), "{text}");
+    assert!(!text.contains("(bad)"), "{text}");
+    let entry = jit
+        .define_entry_trampoline("enter_shapes", id, &sig)
+        .unwrap();
+    jit.finalize().unwrap();
+    let ptr = jit.code_ptr(entry);
+    let mut seg = vec![0u8; 1 << 16];
+    let base = seg.as_mut_ptr() as u64;
+    let obj = 0x800usize;
+    for k in 0..4 {
+        write_i64(&mut seg, obj + 8 * k, 10 * (k as i64 + 1));
+    }
+    set_gs_base(base);
+    for k in 0..4u64 {
+        let (r, r15) = call_entry(ptr, base, k, obj as u64, SENTINEL);
+        assert_eq!((r, r15), (15 * (k + 1), SENTINEL));
+        assert_eq!(seg[obj >> 4], k as u8 + 1);
+    }
+    assert_eq!(call_entry(ptr, base, 7, obj as u64, SENTINEL).0, u64::MAX);
+}

@@ -512,6 +512,22 @@ fn copy_tracking_moves_kills_and_paths() {
 
 #[test]
 fn data_after_indirect_jumps_and_trap_stubs_is_skipped() {
+    // A jump over code that is the target of an earlier branch (the shape of
+    // Cranelift's float-to-int sequences): decoding goes on after the `jmp`.
+    let r = run(|a| {
+        let mut inner = a.create_label();
+        let mut out = a.create_label();
+        a.mov(r9, r15)?;
+        a.test(rdi, rdi)?;
+        a.jne(inner)?;
+        a.jmp(out)?;
+        a.set_label(&mut inner)?;
+        a.mov(byte_ptr(r9 + rdi), 1u32)?;
+        a.set_label(&mut out)?;
+        a.ret()
+    });
+    assert_eq!(r.accesses.len(), 1);
+    assert_eq!(r.accesses[0].left, None);
     // mov r9,r15 / jmp rax / 4 bytes of table / block: mov byte [r9+rdi],1 / ret
     let mut code = vec![0x4d, 0x89, 0xf9, 0xff, 0xe0, 0x0f, 0xff, 0xff, 0x48];
     let block = code.len() as u32;
