@@ -30,12 +30,15 @@ pub const EXIT_RUNTIME_ERROR: i32 = 1;
 pub const EXIT_SYNTAX_ERROR: i32 = 2;
 
 /// Parses and resolves a whole program: the input of both the interpreter and the JIT.
-/// Recursion depth is bounded; deeply nested input needs a big stack to be accepted (see
-/// [`stack::on_big_stack`]), otherwise it gets a clean "too deeply nested" error.
+/// Runs on a big stack (a helper thread unless the caller already has one), so nesting up to
+/// [`parser::MAX_NESTING`] is accepted whatever thread calls it; beyond, a clean
+/// "too deeply nested" SyntaxError.
 pub fn parse(source: &str) -> Result<Program, Diagnostic> {
-    let tokens = lexer::lex(source)?;
-    let parsed = parser::parse_tokens(tokens)?;
-    resolve::resolve(parsed)
+    stack::ensure_big_stack(|| {
+        let tokens = lexer::lex(source)?;
+        let parsed = parser::parse_tokens(tokens)?;
+        resolve::resolve(parsed)
+    })
 }
 
 /// [`parse`] for raw file contents: invalid UTF-8 is a syntax error too.

@@ -46,6 +46,20 @@ pub fn mark_thread(size: usize) {
     BOUNDS.with(|b| b.set((stack_pointer(), size)));
 }
 
+/// True when the current thread was started by [`on_big_stack`] (or marked with a big size).
+pub fn has_big_stack() -> bool {
+    BOUNDS.with(|b| b.get().1 >= BIG_STACK)
+}
+
+/// Runs `f` on the current thread if it has a big stack, else on a new big-stack thread.
+pub fn ensure_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if has_big_stack() {
+        f()
+    } else {
+        on_big_stack(f)
+    }
+}
+
 /// True when the current thread has used almost all of its stack: the caller must stop
 /// recursing and report an error.
 pub fn near_limit() -> bool {

@@ -529,15 +529,17 @@ impl Interp {
 
     fn load(&self, n: &Name, env: &[Option<Value>]) -> R<Value> {
         let found = match n.slot {
-            Slot::Local(i) => return env[i].clone().ok_or_else(|| {
-                exc(
-                    ErrorKind::NameError,
-                    format!(
+            Slot::Local(i) => {
+                return env[i].clone().ok_or_else(|| {
+                    exc(
+                        ErrorKind::NameError,
+                        format!(
                         "cannot access local variable '{}' where it is not associated with a value",
                         n.name
                     ),
-                )
-            }),
+                    )
+                })
+            }
             Slot::Global(g) => lock(&self.shared.globals)[g].clone(),
             Slot::Builtin(b) => Some(Value::Builtin(b)),
             Slot::Unresolved => None,
