@@ -1,6 +1,7 @@
 //! Float to text exactly as Python's `repr(float)`: the shortest digits that read back to the
 //! same double (Rust's `{:e}` gives those), laid out by Python's rules: scientific notation when
 //! the exponent is below -4 or at least 16, `e+20` / `e-05` exponents, `.0` on integral values.
+//! Checked against CPython on 30 000 values by `tests/float_repr_python.rs`.
 
 /// Python's `repr(x)` for a float: `0.1`, `1e+20`, `2.0`, `inf`, `nan`, `1e-05`, `-0.0`.
 pub fn float_repr(x: f64) -> String {
@@ -13,7 +14,13 @@ pub fn float_repr(x: f64) -> String {
     if x == 0.0 {
         return if x.is_sign_negative() { "-0.0" } else { "0.0" }.to_string();
     }
-    let sci = format!("{:e}", x.abs());
+    // Shortest digits that round-trip...
+    let shortest = format!("{:e}", x.abs());
+    let (mantissa, _) = shortest.split_once('e').unwrap_or((&shortest, "0"));
+    let len = mantissa.chars().filter(|c| c.is_ascii_digit()).count();
+    // ...but when two candidates of that length are equally near (a tie), Python takes the
+    // even one: the exact, round-half-even formatting at the same length gives it.
+    let sci = format!("{:.*e}", len - 1, x.abs());
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
