@@ -1,0 +1,219 @@
+//! Differential test of the reference interpreter against CPython: random, error-free programs
+//! (typed expression generator with guards against division by zero and int overflow) are run
+//! by `stmjit run --interp` and by `python3 tests/oracle/run_python.py`; stdout must be equal.
+
+use std::path::Path;
+use std::process::Command;
+
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+
+    /// An int expression whose value stays far inside 63 bits.
+    fn int(&mut self, d: u32) -> String {
+        if d == 0 || self.below(4) == 0 {
+            return match self.below(3) {
+                0 => format!("{}", self.below(101) as i64 - 50),
+                1 => self.pick(&["i0", "i1", "i2"]).to_string(),
+                _ => self
+                    .pick(&["len(s0)", "len(l0)", "True", "False", "0x1F", "1_000"])
+                    .to_string(),
+            };
+        }
+        let (a, b) = (self.int(d - 1), self.int(d - 1));
+        match self.below(19) {
+            0 => format!("({a} + {b})"),
+            1 => format!("({a} - {b})"),
+            2 => format!("(({a}) * ({b}) % 1009)"),
+            3 => format!("({a} // (abs({b}) + 1))"),
+            4 => format!("({a} % (abs({b}) + 1))"),
+            5 => format!("(-{a})"),
+            6 => format!("({a} & {b})"),
+            7 => format!("({a} | {b})"),
+            8 => format!("({a} ^ {b})"),
+            9 => format!("({a} << (abs({b}) % 5))"),
+            10 => format!("({a} >> (abs({b}) % 5))"),
+            11 => format!("min({a}, {b})"),
+            12 => format!("max({a}, {b}, {})", self.int(d - 1)),
+            13 => format!("({a} if {} else {b})", self.boolean(d - 1)),
+            14 => format!("({a} % 7) ** (abs({b}) % 3)"),
+            15 => format!("len({})", self.string(d - 1)),
+            16 => format!("int({} % 1000.0)", self.float(d - 1)),
+            17 => format!("(~{a})"),
+            _ => format!("l0[{a} % len(l0)]"),
+        }
+    }
+
+    fn float(&mut self, d: u32) -> String {
+        if d == 0 || self.below(4) == 0 {
+            return self
+                .pick(&[
+                    "0.5", "2.25", "-1.75", "1e-3", "3.0", "f0", ".1", "1e16", "-0.0",
+                ])
+                .to_string();
+        }
+        let (a, b) = (self.float(d - 1), self.float(d - 1));
+        match self.below(11) {
+            0 => format!("({a} + {b})"),
+            1 => format!("({a} - {})", self.int(d - 1)),
+            2 => format!("({a} * {b})"),
+            3 => format!("({} / (abs({}) + 1))", self.int(d - 1), self.int(d - 1)),
+            4 => format!("({a} / (abs({b}) + 0.5))"),
+            5 => format!("({a} // (abs({b}) + 1.0))"),
+            6 => format!("({a} % (abs({b}) + 1.0))"),
+            7 => format!("sqrt(abs({a}))"),
+            8 => format!("float({})", self.int(d - 1)),
+            9 => format!("abs({a})"),
+            _ => format!("(-{a})"),
+        }
+    }
+
+    fn boolean(&mut self, d: u32) -> String {
+        if d == 0 {
+            return self.pick(&["True", "False", "b0"]).to_string();
+        }
+        match self.below(9) {
+            0 => format!("({} < {})", self.int(d - 1), self.int(d - 1)),
+            1 => format!("({} == {})", self.int(d - 1), self.float(d - 1)),
+            2 => format!(
+                "({} <= {} < {})",
+                self.int(d - 1),
+                self.int(d - 1),
+                self.int(d - 1)
+            ),
+            3 => format!("(not {})", self.boolean(d - 1)),
+            4 => format!("({} and {})", self.boolean(d - 1), self.boolean(d - 1)),
+            5 => format!("({} or {})", self.boolean(d - 1), self.boolean(d - 1)),
+            6 => format!("({} in l0)", self.int(d - 1)),
+            7 => format!("({} in {})", self.string(d - 1), self.string(d - 1)),
+            _ => format!("({} > {})", self.string(d - 1), self.string(d - 1)),
+        }
+    }
+
+    fn string(&mut self, d: u32) -> String {
+        if d == 0 || self.below(3) == 0 {
+            return self
+                .pick(&[
+                    "'ab'", "''", "\"xyz\"", "s0", "'a b  c'", "'it''s'", "'\\t\\n'", "'é'",
+                ])
+                .replace("'it''s'", "\"it's\"");
+        }
+        let (a, b) = (self.string(d - 1), self.string(d - 1));
+        match self.below(9) {
+            0 => format!("({a} + {b})"),
+            1 => format!("({a} * (abs({}) % 3))", self.int(d - 1)),
+            2 => format!("str({})", self.int(d - 1)),
+            3 => format!("str({})", self.float(d - 1)),
+            4 => format!("{a}[{}:{}]", self.int(0), self.int(0)),
+            5 => format!("{a}.upper()"),
+            6 => format!("\"-\".join({})", self.list(d - 1)),
+            7 => format!("str({})", self.list(d - 1)),
+            _ => format!("{a}.strip()"),
+        }
+    }
+
+    fn list(&mut self, d: u32) -> String {
+        match self.below(4) {
+            0 => format!("[{}, {}]", self.string(d.saturating_sub(1)), self.string(0)),
+            1 => format!("{}.split()", self.string(d.saturating_sub(1))),
+            2 => format!("{}.split('a')", self.string(d.saturating_sub(1))),
+            _ => "['x', 'yy']".to_string(),
+        }
+    }
+
+    fn program(&mut self, statements: usize) -> String {
+        let mut p = String::from(
+            "i0 = 7\ni1 = -3\ni2 = 12\nf0 = 1.5\ns0 = 'hello'\nl0 = [4, -2, 9]\nb0 = True\n",
+        );
+        for _ in 0..statements {
+            let line = match self.below(8) {
+                0 => format!("i{} = {}", self.below(3), self.int(3)),
+                1 => format!("print({})", self.float(3)),
+                2 => format!("print({})", self.boolean(3)),
+                3 => format!("print({})", self.string(3)),
+                4 => format!(
+                    "print([{}, {}], {{{}: {}}})",
+                    self.int(2),
+                    self.float(2),
+                    self.string(1),
+                    self.int(1)
+                ),
+                5 => format!("l0.append({})\nl0.pop(0)", self.int(2)),
+                6 => format!("s0 = {}[:12]", self.string(2)),
+                _ => format!("print({})", self.int(3)),
+            };
+            p.push_str(&line);
+            p.push('\n');
+        }
+        p
+    }
+}
+
+#[test]
+fn random_programs_agree_with_cpython() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("stmjit-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut gen = Gen(0x5eed_1234_abcd_ef01);
+    for round in 0..6 {
+        let program = gen.program(400);
+        let path = dir.join(format!("random{round}.lang"));
+        std::fs::write(&path, &program).unwrap();
+        let ours = Command::new(env!("CARGO_BIN_EXE_stmjit"))
+            .args(["run", "--interp"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let python = Command::new("python3")
+            .arg(root.join("tests/oracle/run_python.py"))
+            .arg(&path)
+            .output()
+            .expect("python3 is needed for the oracle tests");
+        assert!(
+            python.status.success(),
+            "python3 failed on {}:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&python.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&ours.stderr),
+            "",
+            "interpreter failed on {}",
+            path.display()
+        );
+        let (a, b) = (
+            String::from_utf8_lossy(&ours.stdout),
+            String::from_utf8_lossy(&python.stdout),
+        );
+        assert!(a.lines().count() > 200, "too little output to compare");
+        if a != b {
+            let first = a
+                .lines()
+                .zip(b.lines())
+                .position(|(x, y)| x != y)
+                .unwrap_or(0);
+            panic!(
+                "{} differs from CPython at output line {}: ours {:?}, python {:?}",
+                path.display(),
+                first + 1,
+                a.lines().nth(first),
+                b.lines().nth(first)
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
