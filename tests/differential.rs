@@ -169,8 +169,8 @@ fn random_programs_agree_with_cpython() {
     let dir = std::env::temp_dir().join(format!("stmjit-diff-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut gen = Gen(0x5eed_1234_abcd_ef01);
-    for round in 0..6 {
-        let program = gen.program(400);
+    for round in 0..10 {
+        let program = gen.program(1000);
         let path = dir.join(format!("random{round}.lang"));
         std::fs::write(&path, &program).unwrap();
         let ours = Command::new(env!("CARGO_BIN_EXE_stmjit"))
