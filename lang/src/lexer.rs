@@ -312,7 +312,7 @@ impl Lexer {
         }
         self.digits(10, &mut text)?;
         let mut is_float = false;
-        if self.peek() == Some('.') && !self.peek_at(1).is_some_and(|c| c == '_') {
+        if self.peek() == Some('.') && self.peek_at(1).is_none_or(|c| c != '_') {
             is_float = true;
             text.push('.');
             self.bump();

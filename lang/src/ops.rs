@@ -7,8 +7,9 @@ use crate::diag::ErrorKind::{self, *};
 use crate::value::*;
 use std::sync::Arc;
 
-/// Smallest and largest int.
+/// Smallest int.
 pub const INT_MIN: i64 = -(1 << 62);
+/// Largest int.
 pub const INT_MAX: i64 = (1 << 62) - 1;
 /// Largest str or list a repetition or concatenation may build (elements or bytes).
 pub const MAX_SEQUENCE: usize = 1 << 32;

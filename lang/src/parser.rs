@@ -16,7 +16,9 @@ pub const MAX_NESTING: usize = 20_000;
 
 /// The unresolved program: top-level statements and all functions.
 pub struct Parsed {
+    /// Top-level statements.
     pub body: Vec<Stmt>,
+    /// All `def`s, indexed by [`FuncId`].
     pub functions: Vec<Function>,
 }
 

@@ -124,14 +124,17 @@ pub struct Dict {
 }
 
 impl Dict {
+    /// Number of entries.
     pub fn len(&self) -> usize {
         self.index.len()
     }
 
+    /// True when there are no entries.
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
     }
 
+    /// The value stored under `k`.
     pub fn get(&self, k: &Key) -> Option<&Value> {
         self.index
             .get(k)
@@ -151,6 +154,7 @@ impl Dict {
         }
     }
 
+    /// Removes the entry for `k` and returns its value (order of the others is kept).
     pub fn remove(&mut self, k: &Key) -> Option<Value> {
         let i = self.index.remove(k)?;
         let old = self.entries[i].take().map(|(_, v)| v);
@@ -176,6 +180,7 @@ impl Dict {
         self.entries.iter().flatten().cloned().collect()
     }
 
+    /// Keys in insertion order.
     pub fn keys(&self) -> Vec<Value> {
         self.entries
             .iter()
@@ -184,6 +189,7 @@ impl Dict {
             .collect()
     }
 
+    /// Values in insertion order.
     pub fn values(&self) -> Vec<Value> {
         self.entries
             .iter()
