@@ -29,22 +29,29 @@
 //! in `must` is rewritten.
 //!
 //! # What is refused (an error: the function is not compiled)
-//! The issue asks to refuse code where the base register escapes. These are
-//! errors ([`RewriteError`]):
-//! * r15 is written (the invariant would break), or read other than by the
-//!   copy `mov r64, r15` or as the base of a memory access;
-//! * a register that may hold a copy is read as a *value*: arithmetic, `lea`,
-//!   compare, push, stored to memory (a spill), an implicit operand; or used
-//!   as base/index of an instruction that does not access memory (`lea`), as an
-//!   index with scale > 1, or as base and index at once;
-//! * a copy-based access that already has a segment prefix or uses 32-bit
-//!   addressing;
-//! * bytes that do not decode, a branch into the middle of an instruction or
-//!   to undecoded bytes other than a trap stub, or a failed verification.
-//!
-//! Escapes that machine code cannot show (a copy passed as a call argument, or
-//! returned, by a plain `mov`) are caught earlier, on the Cranelift IR, by
-//! [`check_ir`], which the compile path always runs.
+//! The issue asks to refuse code where the base register escapes. Escapes are
+//! caught at two levels, both errors ([`RewriteError`]):
+//! * **On the IR** ([`check_ir`], always run by the compile path): the value
+//!   of `get_pinned_reg`, or an address `iadd(base, x)` made from it, used
+//!   other than as the address of a load, store or atomic (returned, passed
+//!   to a call or a block, stored as data, compared, added to the base
+//!   again...), and any `set_pinned_reg`. This is exact: the IR is where the
+//!   program's values are.
+//! * **On the machine code** (this pass): r15 written (the invariant would
+//!   break), or read other than by the copy `mov r64, r15` or as an access
+//!   base; a copy used as base or index of an instruction that does not access
+//!   memory (`lea`: the address becomes a value, and a `gs:` prefix would be
+//!   ignored), as an index with scale > 1, or as base and index at once; a
+//!   copy-based access with a segment prefix or 32-bit addressing; bytes that
+//!   do not decode, a branch into the middle of an instruction or to undecoded
+//!   bytes other than a trap stub, or a failed verification.
+//! * A copy register read as a plain *value* (arithmetic, compare, push,
+//!   stored to memory, an implicit operand) is refused by [`rewrite`]
+//!   ([`CopyReads::Refuse`], for code whose IR nobody checked) and only
+//!   counted by the compile path ([`CopyReads::Count`]): after [`check_ir`]
+//!   such reads are register-allocator artifacts (moves and dead spills of the
+//!   copy, stale registers given to an undefined input) that real Cranelift
+//!   output does contain; refusing them would reject valid programs.
 //!
 //! # What is merely left in r15 form (recorded, not an error)
 //! * everything, in [`SegmentBase::R15`] mode (the `--segment-base r15`
@@ -152,6 +159,9 @@ pub struct RewriteStats {
     pub left: BTreeMap<LeftReason, usize>,
     /// NOP padding bytes inserted in total.
     pub nop_bytes: usize,
+    /// Instructions that read a register possibly holding a copy as a value,
+    /// accepted in [`CopyReads::Count`] mode (register-allocator artifacts).
+    pub copy_value_reads: usize,
 }
 
 impl RewriteStats {
@@ -169,14 +179,16 @@ impl fmt::Display for RewriteStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} gs accesses {:?}, {} left in r15 form {:?}, {} copies, {} copy moves, {} nop bytes",
+            "{} gs accesses {:?}, {} left in r15 form {:?}, {} copies, {} copy moves, {} nop bytes, \
+             {} copy value reads",
             self.total_rewritten(),
             self.rewritten,
             self.total_left(),
             self.left,
             self.copies,
             self.copy_moves,
-            self.nop_bytes
+            self.nop_bytes,
+            self.copy_value_reads
         )
     }
 }
@@ -776,15 +788,43 @@ fn encode_fitting(
     Ok(Some((bytes, (old_len - len) as u32)))
 }
 
-/// Run the pass on one function's final bytes.
-///
-/// `block_starts` are Cranelift's `bb_starts` (offset 0 is added); without
-/// them the pass still works from the branch structure, but cannot tell where
-/// the last block ends if constants follow it.
+/// What to do when a register that may hold a copy of r15 is read as a value
+/// (by arithmetic, a compare, a store of it, an implicit operand...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyReads {
+    /// Refuse: the base escapes. For code whose IR was not checked (hand-written
+    /// code, other producers): the only proof of no escape is the machine code.
+    Refuse,
+    /// Accept and count ([`RewriteStats::copy_value_reads`]). Only sound for
+    /// code whose IR passed [`check_ir`]: there the copy's IR value is used
+    /// only as an address, so a machine-level read of its register is a
+    /// register-allocator artifact (a move or dead spill of the copy, or a
+    /// stale register given to an undefined input, e.g. a zeroing `xor` of
+    /// `isub x, x`), and cannot carry the base anywhere. Found by the random
+    /// program test; refusing those would reject valid programs.
+    Count,
+}
+
+/// Run the pass on one function's final bytes, refusing any value read of a
+/// copy ([`CopyReads::Refuse`]); see [`rewrite_with`].
 pub fn rewrite(
     code: &[u8],
     block_starts: &[u32],
     mode: SegmentBase,
+) -> Result<Rewritten, RewriteError> {
+    rewrite_with(code, block_starts, mode, CopyReads::Refuse)
+}
+
+/// Run the pass on one function's final bytes.
+///
+/// `block_starts` are Cranelift's `bb_starts` (offset 0 is added); without
+/// them the pass still works from the branch structure, but cannot tell where
+/// the last block ends if constants follow it, nor skip inline jump tables.
+pub fn rewrite_with(
+    code: &[u8],
+    block_starts: &[u32],
+    mode: SegmentBase,
+    copy_reads: CopyReads,
 ) -> Result<Rewritten, RewriteError> {
     let insts = decode(code, block_starts)?;
     let mut info = InstructionInfoFactory::new();
@@ -841,20 +881,26 @@ pub fn rewrite(
                 continue;
             }
             let seg = st.may | r15;
-            // Any read of the base as a value is an escape.
             let vals = value_reads(i, &mut info);
-            if vals & seg != 0 {
+            // r15 itself read as a value: an escape (Cranelift only copies it).
+            // A copy read as a value: an escape in `Refuse` mode; counted in
+            // `Count` mode (see `CopyReads`).
+            let refused = if copy_reads == CopyReads::Refuse {
+                seg
+            } else {
+                r15
+            };
+            if vals & refused != 0 {
                 // Stored: an explicit register operand written to memory
                 // (a spill, a push); anything else (an implicit address like
                 // `stos`'s rdi, arithmetic) is a value use.
                 let explicit = (0..i.op_count()).any(|k| {
                     i.op_kind(k) == OpKind::Register
-                        && gpr_bit(i.op_register(k)).is_some_and(|b| b & seg != 0)
+                        && gpr_bit(i.op_register(k)).is_some_and(|b| b & refused != 0)
                 });
                 let writes_memory =
                     access_kind(i, &mut info).is_some_and(|(k, _)| k == AccessKind::Store);
-                let stored = explicit && writes_memory;
-                let how = if stored {
+                let how = if explicit && writes_memory {
                     Escape::StoredToMemory
                 } else {
                     Escape::ValueUse
@@ -864,6 +910,9 @@ pub fn rewrite(
                     instruction: text(),
                     how,
                 });
+            }
+            if vals & seg != 0 {
+                stats.copy_value_reads += 1;
             }
             if has_mem_operand(i) {
                 let base = gpr_bit(i.memory_base()).unwrap_or(0);

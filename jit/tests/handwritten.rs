@@ -546,3 +546,45 @@ fn data_after_indirect_jumps_and_trap_stubs_is_skipped() {
     assert_eq!(r.code_end, 10);
     assert_eq!(r.code, code);
 }
+
+#[test]
+fn count_mode_accepts_copy_reads_but_not_address_escapes() {
+    use stmjit_jit::gs_rewrite::{rewrite_with, CopyReads};
+    // Regalloc artifacts seen in real output: a dead spill of the copy and a
+    // zeroing `xor` whose undefined input was given the copy's register.
+    let code = assemble(|a| {
+        a.mov(rdi, r15)?;
+        a.mov(rax, qword_ptr(rdi + rax + 0x100))?;
+        a.mov(r8, rdi)?;
+        a.mov(qword_ptr(rsp + 8), rdi)?;
+        a.xor(rdi, r8)?;
+        a.ret()
+    });
+    assert!(rewrite(&code, &[], SegmentBase::Gs).is_err());
+    let r = rewrite_with(&code, &[], SegmentBase::Gs, CopyReads::Count).unwrap();
+    assert_eq!(r.stats.copy_value_reads, 2, "{}", r.stats);
+    assert_eq!(r.stats.total_rewritten(), 1);
+    // Address escapes and r15 reads stay refused.
+    for body in [
+        (|a| {
+            a.mov(r9, r15)?;
+            a.lea(rax, qword_ptr(r9 + rdi))?;
+            a.ret()
+        }) as Asm,
+        |a| {
+            a.mov(eax, r15d)?;
+            a.ret()
+        },
+        |a| {
+            a.mov(r9, r15)?;
+            a.mov(byte_ptr(rdi + r9 * 4), 1u32)?;
+            a.ret()
+        },
+    ] {
+        let code = assemble(body);
+        assert!(matches!(
+            rewrite_with(&code, &[], SegmentBase::Gs, CopyReads::Count),
+            Err(RewriteError::BaseEscapes { .. })
+        ));
+    }
+}
