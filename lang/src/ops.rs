@@ -74,6 +74,9 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
             ),
         ),
         (BinOp::Add, Value::List(x), Value::List(y)) => {
+            if lock(&x.items).len() + lock(&y.items).len() > MAX_SEQUENCE {
+                return err(MemoryError, "list too large");
+            }
             let mut items = x.snapshot();
             items.extend(y.snapshot());
             Ok(ListObj::new_value(items))

@@ -7,6 +7,8 @@ use std::cell::Cell;
 
 /// Stack size of the threads started by [`on_big_stack`]. Only touched pages cost memory.
 pub const BIG_STACK: usize = 1 << 30;
+/// Stack size of the threads a program spawns (many may exist at once).
+pub const THREAD_STACK: usize = 256 << 20;
 /// Stack assumed for threads not started by [`on_big_stack`] (test threads have 2 MiB).
 const UNKNOWN_STACK: usize = 1 << 20;
 /// Room kept free below the limit for the frames that report the error.

@@ -220,11 +220,17 @@ pub struct ClassObj {
 impl ClassObj {
     /// Looks `name` up in this class, then its bases.
     pub fn lookup(&self, name: &str) -> Option<Value> {
-        let own = lock(&self.attrs)
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone());
-        own.or_else(|| self.base.as_ref().and_then(|b| b.lookup(name)))
+        let mut class = self;
+        loop {
+            let own = lock(&class.attrs)
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone());
+            if own.is_some() {
+                return own;
+            }
+            class = class.base.as_deref()?;
+        }
     }
 }
 

@@ -252,7 +252,9 @@ impl Interp {
                     Value::Str(s) => s.chars().count() as i64,
                     Value::List(l) => lock(&l.items).len() as i64,
                     Value::Dict(d) => lock(&d.map).len() as i64,
-                    Value::Range(a, b, s) => range_len(*a, *b, *s),
+                    Value::Range(a, b, s) => {
+                        return Ok(ops::int_result(Some(range_len(*a, *b, *s) as i128))?)
+                    }
                     other => {
                         return Err(exc(
                             TypeError,

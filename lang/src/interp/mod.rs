@@ -234,9 +234,9 @@ impl Interp {
         let shared = self.shared.clone();
         let t = thread.clone();
         let handle = std::thread::Builder::new()
-            .stack_size(stack::BIG_STACK)
+            .stack_size(stack::THREAD_STACK)
             .spawn(move || {
-                stack::mark_thread(stack::BIG_STACK);
+                stack::mark_thread(stack::THREAD_STACK);
                 shared.gil.acquire();
                 let mut it = Interp::new(shared.clone());
                 match it.call_value(f, args, span) {
