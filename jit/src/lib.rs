@@ -11,6 +11,42 @@
 //!
 //! The invariant everything rests on: **r15 == `%gs` base on every entry into
 //! JIT code**, and JIT code never writes r15.
+//!
+//! # How the language compiler uses it
+//! 1. [`Jit::new`] with the segment-base mode (`--segment-base gs|r15`) and the
+//!    runtime helpers JIT code calls (name, address).
+//! 2. Per function: [`Jit::declare`] (signature from [`Jit::signature`]),
+//!    [`Jit::new_function`], fill it with a `FunctionBuilder`, then
+//!    [`Jit::compile`]. Errors are [`JitError`]; a refusal of the `%gs`
+//!    rewrite is [`JitError::Rewrite`] and names the function and instruction.
+//! 3. Per entry point called from Rust: [`Jit::define_entry_trampoline`];
+//!    call it as `extern "C" fn(gs_base, args...) -> ret` with `gs_base` the
+//!    thread's current `%gs` base.
+//! 4. [`Jit::finalize`], then [`Jit::code_ptr`]. `--dump-asm`:
+//!    [`Jit::dump_asm`]. GC stack maps and source locations:
+//!    [`CompiledFunction::stack_maps`] and [`CompiledFunction::srclocs`].
+//!
+//! # IR conventions for segment accesses
+//! * Address a segment byte as `iadd(get_pinned_reg.i64, offset)` with a
+//!   **fresh `get_pinned_reg` for every access**, and use the address only as
+//!   the address of loads/stores/atomics (the IR check refuses anything else).
+//!   The barriers: `store.i8 version, iadd(base, ushr(ref, 4))` (read marker),
+//!   `load.i8 iadd(base, ref) + FLAGS` then `band` and `brif` to the slow path
+//!   (write barrier).
+//! * The offset must be a *register* value for the access to take the `gs:`
+//!   form in place (`[copy + reg + disp]` becomes `gs:[reg + disp]`). A
+//!   constant offset (`[copy + 0x40]`, e.g. the nursery pointer in the
+//!   segment's thread-local area) or a scaled index with a small displacement
+//!   stays in r15 form: correct by the invariant, and shown as `(r15)` in
+//!   `--dump-asm`.
+//! * Only barriers should be *byte-wide* segment accesses: `--dump-asm` marks
+//!   every byte store as the read barrier and every byte load or test (with
+//!   its test and branch) as the write barrier. Mark other sequences
+//!   (allocation, poll) with `FunctionBuilder::set_srcloc` and
+//!   [`disasm::srcloc_annotations`].
+//! * The runtime must not change the thread's `%gs` base while JIT frames are
+//!   live (their r15 copies would be stale); it sets it before calling a
+//!   trampoline with the same base.
 
 #![warn(missing_docs)]
 
