@@ -48,6 +48,8 @@ struct Lexer {
 
 impl Lexer {
     fn new(source: &str) -> Lexer {
+        // A UTF-8 byte-order mark is not part of the program (Python skips it too).
+        let source = source.strip_prefix('\u{feff}').unwrap_or(source);
         Lexer {
             chars: source.chars().collect(),
             pos: 0,
@@ -689,6 +691,7 @@ mod tests {
             e("99999999999999999999").message,
             "integer literal too large"
         );
+        assert!(lex("\u{feff}x = 1\r\nif x:\r\n    y\r\n").is_ok());
         let d = decode_source(b"x = 1\ny = \xff\n").unwrap_err();
         assert_eq!(d.span, Span::new(2, 5));
     }
