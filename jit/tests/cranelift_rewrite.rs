@@ -240,8 +240,14 @@ fn executed_code_really_goes_through_gs() {
         assert_eq!(seg2[obj >> 4], 0);
 
         // Break the invariant on purpose: r15 = seg1 but gs = seg2. The gs
-        // form reads and writes seg2, the r15 form still seg1.
-        set_gs_base(base2);
+        // form reads and writes seg2, the r15 form still seg1. (Switched with
+        // `wrgsbase` where the CPU and kernel allow it from user mode.)
+        if has_fsgsbase() {
+            wrgsbase(base2);
+            assert_eq!(gs_base(), base2);
+        } else {
+            set_gs_base(base2);
+        }
         let (r, r15) = call_entry(barrier, base1, obj as u64, 0, SENTINEL);
         assert_eq!(r15, SENTINEL);
         match mode {

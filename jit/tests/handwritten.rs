@@ -588,3 +588,29 @@ fn count_mode_accepts_copy_reads_but_not_address_escapes() {
         ));
     }
 }
+
+#[test]
+fn trampolines_may_only_touch_their_frame() {
+    use stmjit_jit::gs_rewrite::verify_trampoline;
+    let ok = assemble(|a| {
+        a.push(rbp)?;
+        a.mov(rbp, rsp)?;
+        a.mov(qword_ptr(rsp + 8), rbx)?;
+        a.mov(rax, r15)?;
+        a.mov(r15, rdi)?;
+        a.call(rsi)?;
+        a.mov(r15, rax)?;
+        a.pop(rbp)?;
+        a.ret()
+    });
+    verify_trampoline(&ok, &[]).unwrap();
+    let bad = assemble(|a| {
+        a.mov(r15, rdi)?;
+        a.mov(rax, qword_ptr(r15 + 8))?;
+        a.ret()
+    });
+    assert!(matches!(
+        verify_trampoline(&bad, &[]),
+        Err(RewriteError::Unsupported { .. })
+    ));
+}

@@ -83,6 +83,15 @@ pub fn rdgsbase() -> u64 {
     v
 }
 
+/// Set the gs base with `wrgsbase` (only if [`has_fsgsbase`]).
+pub fn wrgsbase(v: u64) {
+    assert!(has_fsgsbase());
+    // SAFETY: FSGSBASE is enabled for user mode (checked above); wrgsbase
+    // only changes this thread's gs base, which nothing but the JIT code
+    // under test uses.
+    unsafe { std::arch::asm!("wrgsbase {}", in(reg) v, options(nomem, nostack)) };
+}
+
 /// Restores the thread's original gs base when dropped (also on panic).
 pub struct GsGuard(u64);
 
