@@ -1,9 +1,56 @@
 //! Differential test of the reference interpreter against CPython: random, error-free programs
-//! (typed expression generator with guards against division by zero and int overflow) are run
+//! (typed expression generator with guards against division by zero and int overflow; also
+//! functions, methods with inheritance, dict and list mutation, loops) are run
 //! by `stmjit run --interp` and by `python3 tests/oracle/run_python.py`; stdout must be equal.
 
 use std::path::Path;
 use std::process::Command;
+
+/// Definitions every random program starts with.
+const PRELUDE: &str = "\
+i0 = 7
+i1 = -3
+i2 = 12
+f0 = 1.5
+s0 = 'hello'
+l0 = [4, -2, 9]
+b0 = True
+d0 = {'a': 1, 'b': 2}
+
+def fa(a, b):
+    if a < b:
+        return a * 2 - b
+    elif a == b:
+        return 0
+    return (a - b) % 17
+
+def fs(s, n):
+    out = ''
+    for c in s:
+        if c < 'm':
+            out = out + c
+        else:
+            out = c + out
+    return out[:n % 7 + 1]
+
+class Base:
+    def twice(self):
+        return self.v * 2
+
+class Acc(Base):
+    def __init__(self, v):
+        self.v = v
+
+    def add(self, x):
+        self.v = (self.v + x) % 1000
+        return self
+
+    def total(xs):
+        t = 0
+        for x in xs:
+            t += x
+        return t
+";
 
 struct Gen(u64);
 
@@ -136,11 +183,31 @@ impl Gen {
     }
 
     fn program(&mut self, statements: usize) -> String {
-        let mut p = String::from(
-            "i0 = 7\ni1 = -3\ni2 = 12\nf0 = 1.5\ns0 = 'hello'\nl0 = [4, -2, 9]\nb0 = True\n",
-        );
+        let mut p = String::from(PRELUDE);
         for _ in 0..statements {
-            let line = match self.below(8) {
+            let line = match self.below(17) {
+                8 => format!("print(fa({}, {}))", self.int(2), self.int(2)),
+                9 => format!("print(fs({}, {}))", self.string(2), self.int(1)),
+                10 => format!("acc = Acc({}).add({})\nprint(acc.v, acc.twice())", self.int(2), self.int(2)),
+                11 => format!("d0[{}] = {}", self.string(1), self.int(2)),
+                12 => format!(
+                    "print(d0.get({}, {}), len(d0))\nk = {}\nif k in d0:\n    del d0[k]",
+                    self.string(1),
+                    self.int(1),
+                    self.string(1)
+                ),
+                13 => "for k in d0:\n    print(k, d0[k])\nprint(d0)".to_string(),
+                14 => format!(
+                    "l0.insert({}, {})\nl0.sort()\nprint(l0, l0.index(l0[0]))\nl0.pop({})",
+                    self.int(1),
+                    self.int(1),
+                    self.below(3)
+                ),
+                15 => format!(
+                    "n = 0\nwhile n < abs({}) % 5:\n    n += 1\n    if n == 3:\n        continue\n    print('w', n)",
+                    self.int(2)
+                ),
+                16 => format!("print(Acc.total([{}, {}, {}]))", self.int(1), self.int(1), self.int(1)),
                 0 => format!("i{} = {}", self.below(3), self.int(3)),
                 1 => format!("print({})", self.float(3)),
                 2 => format!("print({})", self.boolean(3)),
