@@ -66,8 +66,9 @@ pub fn run_source(bytes: &[u8], file_name: &str, args: Vec<String>) -> i32 {
     stack::on_big_stack(|| match parse_bytes(bytes) {
         Ok(program) => interp::run_program(program, file_name, args),
         Err(d) => {
-            let source = std::str::from_utf8(bytes).ok();
-            eprint!("{}", d.render(file_name, source));
+            // Invalid UTF-8 is shown with replacement characters; the column still matches.
+            let source = String::from_utf8_lossy(bytes);
+            eprint!("{}", d.render(file_name, Some(&source)));
             EXIT_SYNTAX_ERROR
         }
     })

@@ -138,7 +138,7 @@ fn int_op(op: BinOp, x: i64, y: i64, a: &Value, b: &Value) -> Result<Value, OpEr
             if y == 0 {
                 return err(ZeroDivisionError, "division by zero");
             }
-            Ok(Value::Float(x as f64 / y as f64))
+            Ok(Value::Float(int_true_div(x, y)))
         }
         BinOp::FloorDiv => {
             if y == 0 {
@@ -210,6 +210,28 @@ fn int_op(op: BinOp, x: i64, y: i64, a: &Value, b: &Value) -> Result<Value, OpEr
         BinOp::BitAnd => Ok(Value::Int(x & y)),
         BinOp::BitOr => Ok(Value::Int(x | y)),
         BinOp::BitXor => Ok(Value::Int(x ^ y)),
+    }
+}
+
+/// `x / y` for ints, correctly rounded as in Python (converting both to floats first would
+/// round twice when they exceed 2^53). `y != 0`.
+pub fn int_true_div(x: i64, y: i64) -> f64 {
+    const EXACT: u64 = 1 << 53;
+    if x.unsigned_abs() <= EXACT && y.unsigned_abs() <= EXACT {
+        return x as f64 / y as f64;
+    }
+    let (n, d) = (x.unsigned_abs() as u128, y.unsigned_abs() as u128);
+    let bits = |v: u128| 128 - v.leading_zeros() as i32;
+    // Scale so the quotient has at least 55 significant bits, then fold the remainder into a
+    // sticky bit: the u128-to-f64 conversion (round to nearest even) then rounds correctly.
+    let shift = (56 + bits(d) - bits(n)).max(0);
+    let scaled = n << shift;
+    let q = scaled / d | u128::from(scaled % d != 0);
+    let magnitude = q as f64 / 2f64.powi(shift);
+    if (x < 0) != (y < 0) {
+        -magnitude
+    } else {
+        magnitude
     }
 }
 

@@ -6,6 +6,22 @@
 //! another thread waits, and when blocking in `join` or on a held `Lock`). Inside `with atomic:`,
 //! `with lock:` and `TransactionQueue` calls a thread does not switch, so each of them runs as
 //! one indivisible step: exactly the serial semantics LANGUAGE.md promises.
+//!
+//! Choices where LANGUAGE.md leaves room (the JIT must make the same ones):
+//! - Error positions: an error is reported at the start of the innermost expression that
+//!   failed (for `a + b`, the position of `a`); each caller's line is the start of its call
+//!   expression. Function names in traces are `f`, `Class.method`, `<module>`; a spawned
+//!   call that fails before its first statement (wrong arity) is reported `in <thread>`.
+//! - `with lock:` blocks also run without switching (each is one transaction); `Lock` is
+//!   reentrant. Blocking (`join`, waiting for a lock held by a blocked thread) gives up the
+//!   global lock even inside such a block.
+//! - Calls nest at most [`MAX_CALL_DEPTH`] deep (Python's default limit); data nests at most
+//!   [`MAX_DATA_DEPTH`] deep for `str`, `==`, `<`. Beyond: `RecursionError`.
+//! - Iterating a dict walks a snapshot of its keys (Python would raise on a size change);
+//!   iterating a list walks it by index, seeing appended items (as Python).
+//! - The main thread waits for unjoined threads at the end, as Python does; an error in any
+//!   thread ends the process at once with status 1.
+//! - `serve`, `shutdown` and `server_port` raise a `TypeError` (not supported yet).
 
 mod builtins;
 pub mod gil;
