@@ -25,8 +25,9 @@
 //! registers: `must` (holds the value of r15 on every path) and `may` (holds it
 //! on some path). `mov r64, r15` adds a copy; `mov r64, copy` propagates it;
 //! any other write kills; a call kills the copies in caller-saved registers
-//! (the callee preserves the others, and r15). Only an access whose base is
-//! in `must` is rewritten.
+//! (the callee preserves the others, and r15). The function entry and every
+//! block no modeled edge reaches (an indirect jump may reach any block) start
+//! with no copies. Only an access whose base is in `must` is rewritten.
 //!
 //! # What is refused (an error: the function is not compiled)
 //! The issue asks to refuse code where the base register escapes. Escapes are
@@ -642,9 +643,23 @@ fn solve(
     if regions.is_empty() {
         return entry;
     }
-    entry[0] = State { must: 0, may: 0 };
-    seen[0] = true;
-    let mut work = vec![0usize];
+    // The function entry, and every region no modeled edge reaches (a block
+    // entered some other way, e.g. by unwinding), start with no copies; this
+    // keeps `must` sound for the regions they flow into.
+    let mut has_pred = vec![false; regions.len()];
+    for r in regions {
+        for &s in &r.succs {
+            has_pred[s] = true;
+        }
+    }
+    let mut work = Vec::new();
+    for r in 0..regions.len() {
+        if r == 0 || !has_pred[r] {
+            entry[r] = State { must: 0, may: 0 };
+            seen[r] = true;
+            work.push(r);
+        }
+    }
     while let Some(r) = work.pop() {
         let mut st = entry[r];
         for i in &insts[regions[r].first..=regions[r].last] {
@@ -668,7 +683,7 @@ fn solve(
     }
     for (r, e) in entry.iter_mut().enumerate() {
         if !seen[r] {
-            // Not reachable from the entry by direct flow: assume nothing.
+            // Only reachable from a cycle no edge enters: assume nothing.
             *e = State { must: 0, may: 0 };
         }
     }

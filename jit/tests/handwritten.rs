@@ -614,3 +614,23 @@ fn trampolines_may_only_touch_their_frame() {
         Err(RewriteError::Unsupported { .. })
     ));
 }
+
+#[test]
+fn blocks_without_modeled_predecessors_assume_no_copies() {
+    // 0: mov r9,r15 / jmp J / B: mov r9,rsi / jmp J / J: mov byte [r9+rdi],1 / ret
+    // B is a block (e.g. a landing pad) that no branch reaches: it may still
+    // run, so J cannot assume r9 is a copy.
+    let mut code = vec![0x4d, 0x89, 0xf9, 0xeb, 0x05];
+    let b = code.len() as u32;
+    code.extend([0x49, 0x89, 0xf1, 0xeb, 0x00]);
+    let j = code.len() as u32;
+    code.extend([0x41, 0xc6, 0x04, 0x39, 0x01, 0xc3]);
+    let r = rewrite(&code, &[b, j], SegmentBase::Gs).unwrap();
+    assert_eq!(r.accesses[0].left, Some(LeftReason::NotProvable));
+    // Without B, J is only reached with r9 = copy: rewritten.
+    let code = [
+        0x4d, 0x89, 0xf9, 0xeb, 0x00, 0x41, 0xc6, 0x04, 0x39, 0x01, 0xc3,
+    ];
+    let r = rewrite(&code, &[5], SegmentBase::Gs).unwrap();
+    assert_eq!(r.accesses[0].left, None);
+}
