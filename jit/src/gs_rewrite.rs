@@ -341,6 +341,15 @@ pub(crate) fn intel(i: &Instruction) -> String {
     s
 }
 
+/// Whether two instructions read the same in Intel syntax (one formatter,
+/// reused: building one per comparison is most of the pass's cost).
+fn same_text(fmt: &mut IntelFormatter, a: &Instruction, b: &Instruction) -> bool {
+    let (mut x, mut y) = (String::new(), String::new());
+    fmt.format(a, &mut x);
+    fmt.format(b, &mut y);
+    x == y
+}
+
 /// Intel's recommended multi-byte NOPs (SDM vol. 2, "NOP"), longest first use.
 pub fn nop_padding(n: usize) -> Vec<u8> {
     const NOPS: [&[u8]; 10] = [
@@ -426,9 +435,53 @@ struct State {
     may: RegSet,
 }
 
+/// What the analysis needs to know about one instruction, asked of iced
+/// once per instruction.
+struct Facts {
+    /// A NOP (multi-byte NOPs name registers but use none).
+    nop: bool,
+    /// Registers possibly written (including conditional writes).
+    may_write: RegSet,
+    /// Registers surely written.
+    must_write: RegSet,
+    /// Registers read as values (not as the explicit memory address).
+    value_reads: RegSet,
+    /// A call (clobbers the caller-saved registers).
+    call: bool,
+    /// The memory access of the explicit operand, if any.
+    access: Option<(AccessKind, u32)>,
+}
+
+fn facts(i: &Instruction, info: &mut InstructionInfoFactory) -> Facts {
+    let (mut may_write, mut must_write) = (0, 0);
+    for u in info.info(i).used_registers() {
+        if let Some(b) = gpr_bit(u.register()) {
+            match u.access() {
+                OpAccess::Write | OpAccess::ReadWrite => {
+                    may_write |= b;
+                    must_write |= b;
+                }
+                OpAccess::CondWrite | OpAccess::ReadCondWrite => may_write |= b,
+                _ => {}
+            }
+        }
+    }
+    Facts {
+        nop: i.mnemonic() == Mnemonic::Nop,
+        may_write,
+        must_write,
+        value_reads: value_reads(i, info),
+        call: matches!(
+            i.flow_control(),
+            FlowControl::Call | FlowControl::IndirectCall
+        ),
+        access: access_kind(i, info),
+    }
+}
+
 /// The effect of one instruction on the copy sets (no checks).
-fn transfer(st: State, i: &Instruction, info: &mut InstructionInfoFactory) -> State {
-    if i.mnemonic() == Mnemonic::Nop {
+fn transfer(st: State, i: &Instruction, f: &Facts) -> State {
+    if f.nop {
         return st;
     }
     if is_copy(i) {
@@ -449,23 +502,11 @@ fn transfer(st: State, i: &Instruction, info: &mut InstructionInfoFactory) -> St
             may: st.may | dst,
         };
     }
-    let mut s = st;
-    for u in info.info(i).used_registers() {
-        if let Some(b) = gpr_bit(u.register()) {
-            match u.access() {
-                OpAccess::Write | OpAccess::ReadWrite => {
-                    s.must &= !b;
-                    s.may &= !b;
-                }
-                OpAccess::CondWrite | OpAccess::ReadCondWrite => s.must &= !b,
-                _ => {}
-            }
-        }
-    }
-    if matches!(
-        i.flow_control(),
-        FlowControl::Call | FlowControl::IndirectCall
-    ) {
+    let mut s = State {
+        must: st.must & !f.may_write,
+        may: st.may & !f.must_write,
+    };
+    if f.call {
         // The callee preserves the callee-saved registers (ABI) and r15 (Rust
         // code saves it; JIT code never writes it), so a copy kept in a
         // callee-saved register still equals r15 after the call.
@@ -629,11 +670,7 @@ fn build_regions(
 }
 
 /// Forward data-flow to a fixed point: the state at each region's entry.
-fn solve(
-    regions: &[Region],
-    insts: &[Instruction],
-    info: &mut InstructionInfoFactory,
-) -> Vec<State> {
+fn solve(regions: &[Region], insts: &[Instruction], facts: &[Facts]) -> Vec<State> {
     const TOP: State = State {
         must: RegSet::MAX,
         may: 0,
@@ -662,8 +699,8 @@ fn solve(
     }
     while let Some(r) = work.pop() {
         let mut st = entry[r];
-        for i in &insts[regions[r].first..=regions[r].last] {
-            st = transfer(st, i, info);
+        for k in regions[r].first..=regions[r].last {
+            st = transfer(st, &insts[k], &facts[k]);
         }
         for &s in &regions[r].succs {
             let new = if seen[s] {
@@ -758,6 +795,7 @@ fn encode_fitting(
     n: &Instruction,
     ip: u64,
     old_len: usize,
+    fmt: &mut IntelFormatter,
 ) -> Result<Option<(Vec<u8>, u32)>, RewriteError> {
     let mut enc = Encoder::new(64);
     let len = match enc.encode(n, ip) {
@@ -780,7 +818,7 @@ fn encode_fitting(
     let same = first.code() == n.code()
         && first.len() == len
         && first.segment_prefix() == Register::GS
-        && intel(&first) == intel(n);
+        && same_text(fmt, &first, n);
     if !same {
         return Err(RewriteError::VerificationFailed {
             offset: ip as u32,
@@ -857,29 +895,22 @@ pub fn rewrite_with(
         });
     }
     let (regions, _) = build_regions(code, &insts, block_starts)?;
-    let entries = solve(&regions, &insts, &mut info);
+    let facts: Vec<Facts> = insts.iter().map(|i| facts(i, &mut info)).collect();
+    let mut fmt = IntelFormatter::new();
+    let entries = solve(&regions, &insts, &facts);
     let r15 = gpr_bit(Register::R15).unwrap();
 
     for (r, region) in regions.iter().enumerate() {
         let mut st = entries[r];
-        for i in &insts[region.first..=region.last] {
+        for k in region.first..=region.last {
+            let (i, f) = (&insts[k], &facts[k]);
             let ip = i.ip() as u32;
             let text = || intel(i);
-            if i.mnemonic() == Mnemonic::Nop {
+            if f.nop {
                 continue;
             }
             // r15 must never be written.
-            let writes_r15 = info.info(i).used_registers().iter().any(|u| {
-                gpr_bit(u.register()) == Some(r15)
-                    && matches!(
-                        u.access(),
-                        OpAccess::Write
-                            | OpAccess::ReadWrite
-                            | OpAccess::CondWrite
-                            | OpAccess::ReadCondWrite
-                    )
-            });
-            if writes_r15 {
+            if f.may_write & r15 != 0 {
                 return Err(RewriteError::PinnedRegWritten {
                     offset: ip,
                     instruction: text(),
@@ -887,16 +918,16 @@ pub fn rewrite_with(
             }
             if is_copy(i) {
                 stats.copies += 1;
-                st = transfer(st, i, &mut info);
+                st = transfer(st, i, f);
                 continue;
             }
             if is_move_of(i, st.may).is_some() {
                 stats.copy_moves += 1;
-                st = transfer(st, i, &mut info);
+                st = transfer(st, i, f);
                 continue;
             }
             let seg = st.may | r15;
-            let vals = value_reads(i, &mut info);
+            let vals = f.value_reads;
             // r15 itself read as a value: an escape (Cranelift only copies it).
             // A copy read as a value: an escape in `Refuse` mode; counted in
             // `Count` mode (see `CopyReads`).
@@ -913,8 +944,7 @@ pub fn rewrite_with(
                     i.op_kind(k) == OpKind::Register
                         && gpr_bit(i.op_register(k)).is_some_and(|b| b & refused != 0)
                 });
-                let writes_memory =
-                    access_kind(i, &mut info).is_some_and(|(k, _)| k == AccessKind::Store);
+                let writes_memory = f.access.is_some_and(|(k, _)| k == AccessKind::Store);
                 let how = if explicit && writes_memory {
                     Escape::StoredToMemory
                 } else {
@@ -935,7 +965,7 @@ pub fn rewrite_with(
                 let base_seg = base & seg != 0;
                 let index_seg = index & seg != 0;
                 if base_seg || index_seg {
-                    let kind = access_kind(i, &mut info);
+                    let kind = f.access;
                     let escape = |how| RewriteError::BaseEscapes {
                         offset: ip,
                         instruction: text(),
@@ -985,7 +1015,7 @@ pub fn rewrite_with(
                         acc.left = Some(LeftReason::NotProvable);
                     } else {
                         let n = gs_form(i, index_seg);
-                        match encode_fitting(&n, i.ip(), i.len())? {
+                        match encode_fitting(&n, i.ip(), i.len(), &mut fmt)? {
                             Some((bytes, pad)) => {
                                 out[ip as usize..ip as usize + i.len()].copy_from_slice(&bytes);
                                 acc.nop_bytes = pad;
@@ -1003,7 +1033,7 @@ pub fn rewrite_with(
                     accesses.push(acc);
                 }
             }
-            st = transfer(st, i, &mut info);
+            st = transfer(st, i, f);
         }
     }
     accesses.sort_by_key(|a| a.offset);
