@@ -587,3 +587,38 @@ fn jump_tables_constants_and_trap_stubs() {
     }
     assert_eq!(call_entry(ptr, base, 7, obj as u64, SENTINEL).0, u64::MAX);
 }
+
+/// Not a test: the barrier loop (`markloop`: marker store + flag test per
+/// object) in gs and r15 form, ns per iteration (run like
+/// `measure_rewrite_cost`).
+#[test]
+#[ignore]
+fn measure_gs_vs_r15_loop() {
+    use std::time::Instant;
+    let _restore = GsGuard::new();
+    let mut seg = vec![0u8; 1 << 20];
+    let base = seg.as_mut_ptr() as u64;
+    set_gs_base(base);
+    let (n, reps) = (10_000u64, 5_000);
+    for round in 0..2 {
+        for mode in [SegmentBase::Gs, SegmentBase::R15] {
+            let (_jit, _, markloop) = compiled(mode);
+            let mut best = f64::MAX;
+            for _ in 0..5 {
+                let t = Instant::now();
+                for _ in 0..reps {
+                    let (cnt, _) = call_entry(markloop, base, n, 0x10000, SENTINEL);
+                    assert_eq!(cnt, 0);
+                }
+                best = best.min(t.elapsed().as_secs_f64() * 1e9 / (n * reps) as f64);
+            }
+            if round == 1 {
+                println!(
+                    "markloop {mode:?}: {best:.3} ns/iteration (best of 5, {} iterations each)",
+                    n * reps
+                );
+            }
+        }
+    }
+    assert!(seg.iter().any(|&b| b == 1));
+}
