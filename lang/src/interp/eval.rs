@@ -1,0 +1,325 @@
+//! Expressions, attribute access and calls.
+
+use super::*;
+
+impl Interp {
+    // ----- expressions -----
+
+    pub(super) fn eval_bounds(
+        &mut self,
+        lo: Option<&Expr>,
+        hi: Option<&Expr>,
+        env: &mut Vec<Option<Value>>,
+    ) -> R<(Option<Value>, Option<Value>)> {
+        let lo = match lo {
+            Some(e) => Some(self.eval(e, env)?),
+            None => None,
+        };
+        let hi = match hi {
+            Some(e) => Some(self.eval(e, env)?),
+            None => None,
+        };
+        Ok((lo, hi))
+    }
+
+    pub(super) fn eval_args(
+        &mut self,
+        args: &[Expr],
+        env: &mut Vec<Option<Value>>,
+    ) -> R<Vec<Value>> {
+        args.iter().map(|a| self.eval(a, env)).collect()
+    }
+
+    /// Evaluates `e`; an error without a position gets `e`'s.
+    pub(super) fn eval(&mut self, e: &Expr, env: &mut Vec<Option<Value>>) -> R<Value> {
+        self.eval_inner(e, env).map_err(|x| self.locate(x, e.span))
+    }
+
+    pub(super) fn eval_inner(&mut self, e: &Expr, env: &mut Vec<Option<Value>>) -> R<Value> {
+        Ok(match &e.kind {
+            ExprKind::Int(i) => Value::Int(*i),
+            ExprKind::Float(f) => Value::Float(*f),
+            ExprKind::Str(s) => Value::Str(s.clone()),
+            ExprKind::Bool(b) => Value::Bool(*b),
+            ExprKind::None => Value::None,
+            ExprKind::Name(n) => self.load(n, env)?,
+            ExprKind::List(items) => ListObj::new_value(self.eval_args(items, env)?),
+            ExprKind::Dict(items) => {
+                let mut map = Dict::default();
+                for (k, v) in items {
+                    let key = self.eval(k, env)?;
+                    let val = self.eval(v, env)?;
+                    let hk = Key::of(&key).map_err(|x| self.locate(x.into(), k.span))?;
+                    map.insert(hk, key, val);
+                }
+                DictObj::new_value(map)
+            }
+            ExprKind::Unary(op, a) => {
+                let v = self.eval(a, env)?;
+                ops::unary(*op, &v)?
+            }
+            ExprKind::Binary(op, a, b) => {
+                let x = self.eval(a, env)?;
+                let y = self.eval(b, env)?;
+                ops::binary(*op, &x, &y)?
+            }
+            ExprKind::And(a, b) => {
+                let x = self.eval(a, env)?;
+                if x.truthy() {
+                    self.eval(b, env)?
+                } else {
+                    x
+                }
+            }
+            ExprKind::Or(a, b) => {
+                let x = self.eval(a, env)?;
+                if x.truthy() {
+                    x
+                } else {
+                    self.eval(b, env)?
+                }
+            }
+            ExprKind::Not(a) => Value::Bool(!self.eval(a, env)?.truthy()),
+            ExprKind::Compare { first, rest } => {
+                let mut left = self.eval(first, env)?;
+                for (op, r) in rest {
+                    let right = self.eval(r, env)?;
+                    if !compare(*op, &left, &right)? {
+                        return Ok(Value::Bool(false));
+                    }
+                    left = right;
+                }
+                Value::Bool(true)
+            }
+            ExprKind::IfElse { cond, then, orelse } => {
+                if self.eval(cond, env)?.truthy() {
+                    self.eval(then, env)?
+                } else {
+                    self.eval(orelse, env)?
+                }
+            }
+            ExprKind::Call { func, args } => {
+                let f = self.eval(func, env)?;
+                let args = self.eval_args(args, env)?;
+                self.call_value(f, args, e.span)?
+            }
+            ExprKind::MethodCall { obj, name, args } => {
+                let recv = self.eval(obj, env)?;
+                let args = self.eval_args(args, env)?;
+                self.call_method(recv, name, args, e.span)?
+            }
+            ExprKind::Attr { obj, name } => {
+                let o = self.eval(obj, env)?;
+                self.get_attr(&o, name)?
+            }
+            ExprKind::Index { obj, index } => {
+                let o = self.eval(obj, env)?;
+                let i = self.eval(index, env)?;
+                ops::get_item(&o, &i)?
+            }
+            ExprKind::Slice { obj, lo, hi } => {
+                let o = self.eval(obj, env)?;
+                let (lo, hi) = self.eval_bounds(lo.as_deref(), hi.as_deref(), env)?;
+                ops::get_slice(&o, &lo, &hi)?
+            }
+        })
+    }
+
+    // ----- attributes and calls -----
+
+    pub(super) fn get_attr(&mut self, o: &Value, name: &str) -> R<Value> {
+        match o {
+            Value::Instance(inst) => {
+                let own = lock(&inst.attrs)
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone());
+                if let Some(v) = own {
+                    return Ok(v);
+                }
+                match inst.class.lookup(name) {
+                    Some(Value::Function(f)) => Ok(Value::BoundMethod(Arc::new((o.clone(), f)))),
+                    Some(v) => Ok(v),
+                    None => Err(exc(
+                        ErrorKind::AttributeError,
+                        format!("'{}' object has no attribute '{name}'", inst.class.name),
+                    )),
+                }
+            }
+            Value::Class(c) => c.lookup(name).ok_or_else(|| {
+                exc(
+                    ErrorKind::AttributeError,
+                    format!("type object '{}' has no attribute '{name}'", c.name),
+                )
+            }),
+            _ if methods::has_method(o, name) => Ok(Value::BuiltinMethod(Arc::new((
+                o.clone(),
+                name.to_string(),
+            )))),
+            _ => Err(exc(
+                ErrorKind::AttributeError,
+                format!("'{}' object has no attribute '{name}'", o.type_name()),
+            )),
+        }
+    }
+
+    pub(super) fn set_attr(&mut self, o: &Value, name: &str, v: Value) -> R<()> {
+        let attrs = match o {
+            Value::Instance(inst) => &inst.attrs,
+            Value::Class(c) => &c.attrs,
+            _ => {
+                return Err(exc(
+                    ErrorKind::AttributeError,
+                    format!("'{}' object has no attribute '{name}'", o.type_name()),
+                ))
+            }
+        };
+        let mut attrs = lock(attrs);
+        match attrs.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = v,
+            None => attrs.push((name.to_string(), v)),
+        }
+        Ok(())
+    }
+
+    pub(super) fn call_method(
+        &mut self,
+        recv: Value,
+        name: &str,
+        args: Vec<Value>,
+        span: Span,
+    ) -> R<Value> {
+        match &recv {
+            Value::Instance(_) | Value::Class(_) => {
+                let f = self.get_attr(&recv, name)?;
+                self.call_value(f, args, span)
+            }
+            _ => {
+                if let Some(f) = self.frames.last_mut() {
+                    f.pos = span;
+                }
+                self.call_builtin_method(&recv, name, args, span)
+            }
+        }
+    }
+
+    /// Calls any callable value with `args`; `span` is the call's position.
+    pub fn call_value(&mut self, f: Value, mut args: Vec<Value>, span: Span) -> R<Value> {
+        if let Some(frame) = self.frames.last_mut() {
+            frame.pos = span;
+        }
+        match f {
+            Value::Function(id) => self.call_function(id, args),
+            Value::BoundMethod(m) => {
+                args.insert(0, m.0.clone());
+                self.call_function(m.1, args)
+            }
+            Value::Class(c) => {
+                let inst = Value::Instance(Arc::new(InstanceObj {
+                    class: c.clone(),
+                    attrs: Mutex::new(Vec::new()),
+                }));
+                match c.lookup("__init__") {
+                    Some(init) => {
+                        let init = match init {
+                            Value::Function(id) => Value::BoundMethod(Arc::new((inst.clone(), id))),
+                            other => other,
+                        };
+                        let r = self.call_value(init, args, span)?;
+                        if !matches!(r, Value::None) {
+                            return Err(exc(
+                                ErrorKind::TypeError,
+                                format!("__init__() should return None, not '{}'", r.type_name()),
+                            ));
+                        }
+                    }
+                    None if !args.is_empty() => {
+                        return Err(exc(
+                            ErrorKind::TypeError,
+                            format!("{}() takes no arguments", c.name),
+                        ))
+                    }
+                    None => {}
+                }
+                Ok(inst)
+            }
+            Value::Builtin(b) => self.call_builtin(b, args, span),
+            Value::BuiltinMethod(m) => self.call_builtin_method(&m.0, &m.1, args, span),
+            other => Err(exc(
+                ErrorKind::TypeError,
+                format!("'{}' object is not callable", other.type_name()),
+            )),
+        }
+    }
+
+    pub(super) fn call_function(&mut self, id: FuncId, args: Vec<Value>) -> R<Value> {
+        let program = self.shared.program.clone();
+        let f = &program.functions[id];
+        if args.len() != f.arity {
+            return Err(exc(ErrorKind::TypeError, arity_message(f, args.len())));
+        }
+        if self.frames.len() >= MAX_CALL_DEPTH || stack::near_limit() {
+            return Err(exc(
+                ErrorKind::RecursionError,
+                "maximum recursion depth exceeded",
+            ));
+        }
+        let mut env: Vec<Option<Value>> = args.into_iter().map(Some).collect();
+        env.resize(f.locals.len(), None);
+        self.frames.push(Frame {
+            name: f.qualname.clone(),
+            pos: f.span,
+        });
+        let r = self.exec_block(&f.body, &mut env);
+        self.frames.pop();
+        match r? {
+            Flow::Return(v) => Ok(v),
+            _ => Ok(Value::None),
+        }
+    }
+}
+
+/// Python's message for a call of `f` with `given` arguments.
+fn arity_message(f: &Function, given: usize) -> String {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if given > f.arity {
+        format!(
+            "{}() takes {} positional argument{} but {} {} given",
+            f.qualname,
+            f.arity,
+            plural(f.arity),
+            given,
+            if given == 1 { "was" } else { "were" }
+        )
+    } else {
+        let missing: Vec<String> = f.locals[given..f.arity]
+            .iter()
+            .map(|n| format!("'{n}'"))
+            .collect();
+        let list = match missing.len() {
+            1 => missing[0].clone(),
+            2 => format!("{} and {}", missing[0], missing[1]),
+            n => format!("{}, and {}", missing[..n - 1].join(", "), missing[n - 1]),
+        };
+        format!(
+            "{}() missing {} required positional argument{}: {}",
+            f.qualname,
+            missing.len(),
+            plural(missing.len()),
+            list
+        )
+    }
+}
+
+/// One comparison `left op right`.
+fn compare(op: CmpOp, left: &Value, right: &Value) -> R<bool> {
+    Ok(match op {
+        CmpOp::Eq => equal(left, right)?,
+        CmpOp::Ne => !equal(left, right)?,
+        CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => order(left, right, op)?,
+        CmpOp::In => ops::contains(right, left)?,
+        CmpOp::NotIn => !ops::contains(right, left)?,
+        CmpOp::Is => identical(left, right),
+        CmpOp::IsNot => !identical(left, right),
+    })
+}

@@ -1,0 +1,328 @@
+//! Statements: assignment, control flow, definitions, `with`.
+
+use super::*;
+
+impl Interp {
+    // ----- statements -----
+
+    pub(super) fn exec_block(&mut self, stmts: &[Stmt], env: &mut Vec<Option<Value>>) -> R<Flow> {
+        for s in stmts {
+            self.tick();
+            match self.exec(s, env).map_err(|e| self.locate(e, s.span))? {
+                Flow::Next => {}
+                flow => return Ok(flow),
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    pub(super) fn exec(&mut self, s: &Stmt, env: &mut Vec<Option<Value>>) -> R<Flow> {
+        match &s.kind {
+            StmtKind::Expr(e) => {
+                self.eval(e, env)?;
+            }
+            StmtKind::Assign { targets, value } => {
+                let v = self.eval(value, env)?;
+                for t in targets {
+                    self.assign(t, v.clone(), env)?;
+                }
+            }
+            StmtKind::AugAssign { target, op, value } => {
+                self.aug_assign(target, *op, value, env)?
+            }
+            StmtKind::If { cond, body, orelse } => {
+                let branch = if self.eval(cond, env)?.truthy() {
+                    body
+                } else {
+                    orelse
+                };
+                return self.exec_block(branch, env);
+            }
+            StmtKind::While { cond, body } => {
+                while self.eval(cond, env)?.truthy() {
+                    match self.exec_block(body, env)? {
+                        Flow::Break => break,
+                        Flow::Return(v) => return Ok(Flow::Return(v)),
+                        Flow::Next | Flow::Continue => {}
+                    }
+                    self.tick();
+                }
+            }
+            StmtKind::For { var, iter, body } => return self.exec_for(var, iter, body, env),
+            StmtKind::Break => return Ok(Flow::Break),
+            StmtKind::Continue => return Ok(Flow::Continue),
+            StmtKind::Pass | StmtKind::Global(_) => {}
+            StmtKind::Return(e) => {
+                let v = match e {
+                    Some(e) => self.eval(e, env)?,
+                    None => Value::None,
+                };
+                return Ok(Flow::Return(v));
+            }
+            StmtKind::Del(target) => match target {
+                Target::Index { obj, index } => {
+                    let o = self.eval(obj, env)?;
+                    let i = self.eval(index, env)?;
+                    ops::del_item(&o, &i)?;
+                }
+                Target::Slice { obj, lo, hi } => {
+                    let o = self.eval(obj, env)?;
+                    let (lo, hi) = self.eval_bounds(lo.as_ref(), hi.as_ref(), env)?;
+                    ops::set_slice(&o, &lo, &hi, None)?;
+                }
+                _ => return Err(exc(ErrorKind::SyntaxError, "invalid del target")),
+            },
+            StmtKind::FunctionDef { func, target } => {
+                self.store(target, Value::Function(*func), env)?;
+            }
+            StmtKind::ClassDef {
+                name,
+                target,
+                base,
+                methods,
+                attrs,
+            } => {
+                let base = match base {
+                    None => None,
+                    Some(b) => match self.eval(b, env)? {
+                        Value::Class(c) => Some(c),
+                        other => {
+                            return Err(self.locate(
+                                exc(
+                                    ErrorKind::TypeError,
+                                    format!(
+                                        "a base class must be a class, not '{}'",
+                                        other.type_name()
+                                    ),
+                                ),
+                                b.span,
+                            ))
+                        }
+                    },
+                };
+                let mut table: Vec<(String, Value)> = Vec::new();
+                for (n, e) in attrs {
+                    let v = self.eval(e, env)?;
+                    table.retain(|(m, _)| m != n);
+                    table.push((n.clone(), v));
+                }
+                for (n, f) in methods {
+                    table.retain(|(m, _)| m != n);
+                    table.push((n.clone(), Value::Function(*f)));
+                }
+                let class = ClassObj {
+                    name: name.clone(),
+                    base,
+                    attrs: Mutex::new(table),
+                };
+                self.store(target, Value::Class(Arc::new(class)), env)?;
+            }
+            StmtKind::With { kind, body } => {
+                let held = match kind {
+                    WithKind::Atomic => None,
+                    WithKind::Lock(e) => match self.eval(e, env)? {
+                        Value::Lock(l) => Some(l),
+                        other => {
+                            return Err(self.locate(
+                                exc(
+                                    ErrorKind::TypeError,
+                                    format!(
+                                        "'{}' object does not support the context manager protocol",
+                                        other.type_name()
+                                    ),
+                                ),
+                                e.span,
+                            ))
+                        }
+                    },
+                };
+                if let Some(l) = &held {
+                    self.lock_acquire(l);
+                }
+                self.atomic += 1;
+                let r = self.exec_block(body, env);
+                self.atomic -= 1;
+                if let Some(l) = &held {
+                    self.lock_release(l);
+                }
+                return r;
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    pub(super) fn exec_for(
+        &mut self,
+        var: &Name,
+        iter: &Expr,
+        body: &[Stmt],
+        env: &mut Vec<Option<Value>>,
+    ) -> R<Flow> {
+        let it = self.eval(iter, env)?;
+        // Runs the body for one item; Some(flow) ends the loop.
+        macro_rules! step {
+            ($item:expr) => {{
+                self.store(var, $item, env)?;
+                match self.exec_block(body, env)? {
+                    Flow::Break => break,
+                    Flow::Return(v) => return Ok(Flow::Return(v)),
+                    Flow::Next | Flow::Continue => {}
+                }
+                self.tick();
+            }};
+        }
+        match &it {
+            Value::Range(a, b, s) => {
+                let n = range_len(*a, *b, *s);
+                for k in 0..n {
+                    step!(Value::Int(a + k * s));
+                }
+            }
+            // Lists are walked by index, so items appended during the loop are visited (Python).
+            Value::List(l) => {
+                let mut i = 0;
+                loop {
+                    let item = lock(&l.items).get(i).cloned();
+                    let Some(item) = item else { break };
+                    i += 1;
+                    step!(item);
+                }
+            }
+            other => {
+                let items = ops::iterate(other).map_err(|e| self.locate(e.into(), iter.span))?;
+                for item in items {
+                    step!(item);
+                }
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    pub(super) fn store(&mut self, n: &Name, v: Value, env: &mut [Option<Value>]) -> R<()> {
+        match n.slot {
+            Slot::Local(i) => env[i] = Some(v),
+            Slot::Global(g) => lock(&self.shared.globals)[g] = Some(v),
+            Slot::Builtin(_) | Slot::Unresolved => {
+                return Err(exc(
+                    ErrorKind::SyntaxError,
+                    format!("cannot assign to '{}'", n.name),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn load(&self, n: &Name, env: &[Option<Value>]) -> R<Value> {
+        let found = match n.slot {
+            Slot::Local(i) => {
+                return env[i].clone().ok_or_else(|| {
+                    exc(
+                        ErrorKind::NameError,
+                        format!(
+                        "cannot access local variable '{}' where it is not associated with a value",
+                        n.name
+                    ),
+                    )
+                })
+            }
+            Slot::Global(g) => lock(&self.shared.globals)[g].clone(),
+            Slot::Builtin(b) => Some(Value::Builtin(b)),
+            Slot::Unresolved => None,
+        };
+        found
+            .or_else(|| Builtin::from_name(&n.name).map(Value::Builtin))
+            .ok_or_else(|| {
+                exc(
+                    ErrorKind::NameError,
+                    format!("name '{}' is not defined", n.name),
+                )
+            })
+    }
+
+    pub(super) fn assign(&mut self, t: &Target, v: Value, env: &mut Vec<Option<Value>>) -> R<()> {
+        match t {
+            Target::Name(n) => self.store(n, v, env),
+            Target::Index { obj, index } => {
+                let o = self.eval(obj, env)?;
+                let i = self.eval(index, env)?;
+                Ok(ops::set_item(&o, &i, v).map_err(|e| self.locate(e.into(), obj.span))?)
+            }
+            Target::Slice { obj, lo, hi } => {
+                let o = self.eval(obj, env)?;
+                let (lo, hi) = self.eval_bounds(lo.as_ref(), hi.as_ref(), env)?;
+                let items = ops::iterate(&v)?;
+                Ok(ops::set_slice(&o, &lo, &hi, Some(items))
+                    .map_err(|e| self.locate(e.into(), obj.span))?)
+            }
+            Target::Attr { obj, name } => {
+                let o = self.eval(obj, env)?;
+                self.set_attr(&o, name, v)
+                    .map_err(|e| self.locate(e, obj.span))
+            }
+        }
+    }
+
+    pub(super) fn aug_assign(
+        &mut self,
+        target: &Target,
+        op: BinOp,
+        value: &Expr,
+        env: &mut Vec<Option<Value>>,
+    ) -> R<()> {
+        match target {
+            Target::Name(n) => {
+                let cur = self.load(n, env).map_err(|e| self.locate(e, n.span))?;
+                let rhs = self.eval(value, env)?;
+                let new = inplace(op, &cur, &rhs)?;
+                self.store(n, new, env)
+            }
+            Target::Index { obj, index } => {
+                let o = self.eval(obj, env)?;
+                let i = self.eval(index, env)?;
+                let cur = ops::get_item(&o, &i).map_err(|e| self.locate(e.into(), obj.span))?;
+                let rhs = self.eval(value, env)?;
+                let new = inplace(op, &cur, &rhs)?;
+                Ok(ops::set_item(&o, &i, new)?)
+            }
+            Target::Slice { obj, lo, hi } => {
+                let o = self.eval(obj, env)?;
+                let (lo, hi) = self.eval_bounds(lo.as_ref(), hi.as_ref(), env)?;
+                let cur = ops::get_slice(&o, &lo, &hi)?;
+                let rhs = self.eval(value, env)?;
+                let new = inplace(op, &cur, &rhs)?;
+                let items = ops::iterate(&new)?;
+                Ok(ops::set_slice(&o, &lo, &hi, Some(items))?)
+            }
+            Target::Attr { obj, name } => {
+                let o = self.eval(obj, env)?;
+                let cur = self
+                    .get_attr(&o, name)
+                    .map_err(|e| self.locate(e, obj.span))?;
+                let rhs = self.eval(value, env)?;
+                let new = inplace(op, &cur, &rhs)?;
+                self.set_attr(&o, name, new)
+            }
+        }
+    }
+}
+
+/// `cur op= rhs`: lists are extended (`+=`) or repeated (`*=`) in place, as in Python.
+fn inplace(op: BinOp, cur: &Value, rhs: &Value) -> R<Value> {
+    if let Value::List(l) = cur {
+        match (op, rhs) {
+            (BinOp::Add, _) => {
+                let more = ops::iterate(rhs)?;
+                lock(&l.items).extend(more);
+                return Ok(cur.clone());
+            }
+            (BinOp::Mul, Value::Int(_) | Value::Bool(_)) => {
+                let items = l.snapshot();
+                let count = ops::repeat_count(rhs, items.len())?;
+                *lock(&l.items) = ops::repeat_items(&items, count);
+                return Ok(cur.clone());
+            }
+            _ => {}
+        }
+    }
+    Ok(ops::binary(op, cur, rhs)?)
+}

@@ -1,0 +1,119 @@
+//! Threads of the interpreted program: switch points, `spawn`/`join`, `Lock` and
+//! `TransactionQueue`.
+
+use super::*;
+use std::time::Duration;
+
+impl Interp {
+    // ----- threads -----
+
+    /// A switch point between statements.
+    pub(super) fn tick(&mut self) {
+        self.ticks += 1;
+        if self.ticks >= SWITCH_INTERVAL {
+            self.ticks = 0;
+            if self.atomic == 0 && self.shared.gil.contended() {
+                self.shared.gil.release();
+                self.shared.gil.acquire();
+            }
+        }
+    }
+
+    /// Runs `f` with the global lock released (for blocking waits).
+    pub(super) fn without_gil<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.shared.gil.release();
+        let r = f();
+        self.shared.gil.acquire();
+        r
+    }
+
+    /// `spawn(f, args...)`.
+    pub(super) fn spawn(&mut self, f: Value, args: Vec<Value>, span: Span) -> R<Value> {
+        let thread = Arc::new(ThreadObj::default());
+        let shared = self.shared.clone();
+        let t = thread.clone();
+        let handle = std::thread::Builder::new()
+            .stack_size(stack::THREAD_STACK)
+            .spawn(move || {
+                stack::mark_thread(stack::THREAD_STACK);
+                shared.gil.acquire();
+                let mut it = Interp::new(shared.clone());
+                match it.call_value(f, args, span) {
+                    Ok(v) => *lock(&t.result) = Some(v),
+                    Err(e) => {
+                        let e = it.locate(e, span);
+                        shared.report(&e);
+                        std::process::exit(1);
+                    }
+                }
+                shared.gil.release();
+            })
+            .map_err(|e| {
+                exc(
+                    ErrorKind::MemoryError,
+                    format!("cannot start a thread: {e}"),
+                )
+            })?;
+        *lock(&thread.handle) = Some(handle);
+        lock(&self.shared.threads).push(thread.clone());
+        Ok(Value::Thread(thread))
+    }
+
+    /// `t.join()`: waits for the thread and returns its result.
+    pub(super) fn join(&mut self, t: &Arc<ThreadObj>) -> Value {
+        let handle = lock(&t.handle).take();
+        if let Some(h) = handle {
+            self.without_gil(|| {
+                let _ = h.join();
+            });
+        }
+        loop {
+            if let Some(v) = lock(&t.result).clone() {
+                return v;
+            }
+            // Another thread is joining it: wait for the result to appear.
+            self.without_gil(|| std::thread::sleep(Duration::from_micros(100)));
+        }
+    }
+
+    pub(super) fn lock_acquire(&mut self, l: &LockObj) {
+        let me = std::thread::current().id();
+        loop {
+            {
+                let mut owner = lock(&l.owner);
+                match *owner {
+                    None => {
+                        *owner = Some((me, 1));
+                        return;
+                    }
+                    Some((id, n)) if id == me => {
+                        *owner = Some((me, n + 1));
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+            self.without_gil(|| std::thread::sleep(Duration::from_micros(50)));
+        }
+    }
+
+    pub(super) fn lock_release(&mut self, l: &LockObj) {
+        let mut owner = lock(&l.owner);
+        if let Some((id, n)) = *owner {
+            *owner = if n > 1 { Some((id, n - 1)) } else { None };
+        }
+    }
+
+    /// `q.run()`: runs queued calls (also those added meanwhile), each without switching.
+    pub(super) fn run_queue(&mut self, q: &QueueObj, span: Span) -> R<Value> {
+        loop {
+            let next = lock(&q.calls).pop_front();
+            let Some((f, args)) = next else { break };
+            self.atomic += 1;
+            let r = self.call_value(f, args, span);
+            self.atomic -= 1;
+            r?;
+        }
+        Ok(Value::None)
+    }
+}
