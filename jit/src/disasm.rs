@@ -70,6 +70,7 @@ pub const READ_BARRIER: &str = "read barrier: read-marker store";
 /// Label of the write-barrier flag test (load/test + branch to slow path).
 pub const WRITE_BARRIER: &str = "write barrier: flag test";
 
+/// The instruction at offset `off`, if valid.
 fn decode_at(code: &[u8], off: u32) -> Option<Instruction> {
     let mut d = Decoder::with_ip(
         64,

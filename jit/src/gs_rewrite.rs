@@ -390,6 +390,7 @@ fn gpr_bit(r: Register) -> Option<RegSet> {
     }
 }
 
+/// Whether an access reads the register (possibly).
 fn reads(a: OpAccess) -> bool {
     matches!(
         a,
@@ -397,6 +398,7 @@ fn reads(a: OpAccess) -> bool {
     )
 }
 
+/// Whether the instruction has an explicit `[base + index*scale + disp]` operand.
 fn has_mem_operand(i: &Instruction) -> bool {
     (0..i.op_count()).any(|k| i.op_kind(k) == OpKind::Memory)
 }
@@ -452,6 +454,7 @@ struct Facts {
     access: Option<(AccessKind, u32)>,
 }
 
+/// Ask iced about one instruction.
 fn facts(i: &Instruction, info: &mut InstructionInfoFactory) -> Facts {
     let (mut may_write, mut must_write) = (0, 0);
     for u in info.info(i).used_registers() {
@@ -524,6 +527,7 @@ fn ends_straight_line(i: &Instruction) -> bool {
     ) || i.mnemonic() == Mnemonic::Ud2
 }
 
+/// Target of a direct (rel8/rel32) jump or conditional jump.
 fn direct_target(i: &Instruction) -> Option<u64> {
     match i.flow_control() {
         FlowControl::ConditionalBranch | FlowControl::UnconditionalBranch => match i.op0_kind() {
@@ -534,6 +538,8 @@ fn direct_target(i: &Instruction) -> Option<u64> {
     }
 }
 
+/// Whether `t` holds a `ud2`: Cranelift's out-of-line trap stubs, emitted
+/// after the code, are the only branch targets outside the decoded code.
 fn is_trap_stub(code: &[u8], t: u64) -> bool {
     let t = t as usize;
     t + 2 <= code.len() && code[t] == 0x0F && code[t + 1] == 0x0B
@@ -581,18 +587,22 @@ fn decode(code: &[u8], block_starts: &[u32]) -> Result<Vec<Instruction>, Rewrite
     Ok(out)
 }
 
-/// A straight-line piece of code: instructions `first..=last` of the decode.
+/// A straight-line piece of code: instructions `first..=last` of the decode,
+/// entered only at `first`, with the regions control can flow to next.
 struct Region {
     first: usize,
     last: usize,
     succs: Vec<usize>,
 }
 
+/// Cut the decoded code into regions: at block starts, branch targets and
+/// after every branch; check every direct target is an instruction start or a
+/// trap stub.
 fn build_regions(
     code: &[u8],
     insts: &[Instruction],
     block_starts: &[u32],
-) -> Result<(Vec<Region>, BTreeMap<u64, usize>), RewriteError> {
+) -> Result<Vec<Region>, RewriteError> {
     let index_of: BTreeMap<u64, usize> =
         insts.iter().enumerate().map(|(k, i)| (i.ip(), k)).collect();
     let mut leaders: BTreeSet<usize> = BTreeSet::new();
@@ -666,7 +676,7 @@ fn build_regions(
         }
         regions.push(Region { first, last, succs });
     }
-    Ok((regions, region_at))
+    Ok(regions)
 }
 
 /// Forward data-flow to a fixed point: the state at each region's entry.
@@ -727,6 +737,7 @@ fn solve(regions: &[Region], insts: &[Instruction], facts: &[Facts]) -> Vec<Stat
     entry
 }
 
+/// Kind and width of the explicit memory access, if the instruction has one.
 fn access_kind(i: &Instruction, info: &mut InstructionInfoFactory) -> Option<(AccessKind, u32)> {
     let inf = info.info(i);
     let m = inf.used_memory().first()?;
@@ -894,7 +905,7 @@ pub fn rewrite_with(
             code_end,
         });
     }
-    let (regions, _) = build_regions(code, &insts, block_starts)?;
+    let regions = build_regions(code, &insts, block_starts)?;
     let facts: Vec<Facts> = insts.iter().map(|i| facts(i, &mut info)).collect();
     let mut fmt = IntelFormatter::new();
     let entries = solve(&regions, &insts, &facts);
