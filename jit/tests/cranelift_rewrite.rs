@@ -620,5 +620,5 @@ fn measure_gs_vs_r15_loop() {
             }
         }
     }
-    assert!(seg.iter().any(|&b| b == 1));
+    assert!(seg.contains(&1));
 }
