@@ -20,7 +20,7 @@ impl Rng {
     }
 
     fn value(&mut self, depth: u32) -> String {
-        if depth == 0 || self.next() % 3 == 0 {
+        if depth == 0 || self.next().is_multiple_of(3) {
             return self
                 .pick(&[
                     "0",

@@ -226,7 +226,7 @@ pub fn int_true_div(x: i64, y: i64) -> f64 {
     // sticky bit: the u128-to-f64 conversion (round to nearest even) then rounds correctly.
     let shift = (56 + bits(d) - bits(n)).max(0);
     let scaled = n << shift;
-    let q = scaled / d | u128::from(scaled % d != 0);
+    let q = (scaled / d) | u128::from(scaled % d != 0);
     let magnitude = q as f64 / 2f64.powi(shift);
     if (x < 0) != (y < 0) {
         -magnitude
