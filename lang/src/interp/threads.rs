@@ -37,13 +37,21 @@ impl Interp {
             .spawn(move || {
                 stack::mark_thread(stack::THREAD_STACK);
                 shared.gil.acquire();
-                let mut it = Interp::new(shared.clone());
-                match it.call_value(f, args, span) {
-                    Ok(v) => *lock(&t.result) = Some(v),
-                    Err(e) => {
-                        let e = it.locate(e, span);
+                let run = std::panic::AssertUnwindSafe(|| {
+                    let mut it = Interp::new(shared.clone());
+                    it.call_value(f, args, span).map_err(|e| it.locate(e, span))
+                });
+                match std::panic::catch_unwind(run) {
+                    Ok(Ok(v)) => *lock(&t.result) = Some(v),
+                    Ok(Err(e)) => {
                         shared.report(&e);
                         std::process::exit(1);
+                    }
+                    // An interpreter bug: end the process rather than leave the others
+                    // waiting forever for the global lock this thread holds.
+                    Err(_) => {
+                        shared.flush_out();
+                        std::process::exit(101);
                     }
                 }
                 shared.gil.release();
