@@ -5,8 +5,9 @@
 //! * [`isa`]: the Cranelift target and its settings (pinned r15, cfg info);
 //! * [`module`]: compile one function, rewrite it, define it, finalize; entry
 //!   trampolines; the side tables (stack maps, source locations);
+//! * [`ir_check`]: the refusal of IR where the segment base escapes;
 //! * [`gs_rewrite`]: the verified rewrite of segment accesses into `gs:` form,
-//!   and the refusal of code where the segment base escapes;
+//!   and the machine-level refusals;
 //! * [`disasm`]: `--dump-asm` listings with barrier annotations.
 //!
 //! The invariant everything rests on: **r15 == `%gs` base on every entry into
@@ -52,6 +53,7 @@
 
 pub mod disasm;
 pub mod gs_rewrite;
+pub mod ir_check;
 pub mod isa;
 pub mod module;
 

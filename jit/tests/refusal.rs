@@ -293,3 +293,54 @@ fn one_address_for_a_load_and_a_store_is_folded_twice() {
     assert_eq!(r.stats.total_rewritten(), 2, "{}", r.stats);
     jit.compile(id, f).unwrap();
 }
+
+#[test]
+fn base_through_block_params_or_compares_is_refused_and_atomics_are_fine() {
+    use cranelift_codegen::ir::{condcodes::IntCC, AtomicRmwOp, BlockArg};
+    let mut jit = new_jit();
+    let (id, f) = build(&mut jit, "esc_block_arg", 1, |b, p, _| {
+        let next = b.create_block();
+        b.append_block_param(next, types::I64);
+        let a = seg_addr(b, p[0]);
+        b.ins().jump(next, &[BlockArg::Value(a)]);
+        b.switch_to_block(next);
+        let a = b.block_params(next)[0];
+        let v = b.ins().load(types::I64, MemFlagsData::trusted(), a, 0);
+        b.ins().return_(&[v]);
+    });
+    let e = ir_error(&mut jit, id, f);
+    assert!(e.to_string().contains("jump"), "{e}");
+    let (id, f) = build(&mut jit, "esc_compare", 1, |b, p, _| {
+        let base = b.ins().get_pinned_reg(types::I64);
+        let c = b.ins().icmp(IntCC::Equal, base, p[0]);
+        let c = b.ins().uextend(types::I64, c);
+        b.ins().return_(&[c]);
+    });
+    assert!(matches!(
+        ir_error(&mut jit, id, f),
+        RewriteError::BaseEscapes {
+            how: Escape::IrUse,
+            ..
+        }
+    ));
+    // An atomic read-modify-write on a segment address is an access.
+    let (id, f) = build(&mut jit, "atomic", 1, |b, p, _| {
+        let a = seg_addr(b, p[0]);
+        let one = b.ins().iconst(types::I64, 1);
+        let old = b.ins().atomic_rmw(
+            types::I64,
+            MemFlagsData::trusted(),
+            AtomicRmwOp::Add,
+            a,
+            one,
+        );
+        b.ins().return_(&[old]);
+    });
+    let r = jit.compile(id, f).unwrap();
+    assert_eq!(
+        r.rewrite.stats.rewritten.get(&AccessKind::ReadModifyWrite),
+        Some(&1),
+        "{}",
+        r.rewrite.stats
+    );
+}
