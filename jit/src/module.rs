@@ -132,6 +132,10 @@ pub struct CompiledFunction {
 
 /// A JIT code space: the Cranelift module plus the side tables of every
 /// function compiled into it.
+///
+/// Dropping it does not unmap the code (cranelift-jit frees code memory only
+/// in the unsafe `JITModule::free_memory`): function pointers obtained from it
+/// stay valid for the life of the process.
 pub struct Jit {
     module: JITModule,
     isa: OwnedTargetIsa,
