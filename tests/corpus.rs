@@ -6,9 +6,10 @@
 //! anything") and the exit status must be 2 for a SyntaxError, 1 otherwise; without it the
 //! status must be 0 and stderr empty.
 //!
-//! The expected outputs come from CPython: every program without `.err` and not listed in
-//! `python_incompatible.txt` is also run by `python3 tests/oracle/run_python.py`, whose stdout
-//! must equal `NAME.out` too.
+//! The expected outputs come from CPython: every program not listed in
+//! `python_incompatible.txt` and not a syntax error is also run by
+//! `python3 tests/oracle/run_python.py`, whose stdout must equal `NAME.out` too; for a program
+//! that fails, CPython must fail with the same `Kind: message` as ours.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -108,10 +109,14 @@ fn python_incompatible() -> Vec<String> {
 fn cpython_agrees_with_expected_outputs() {
     let skip = python_incompatible();
     let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/run_python.py");
-    let mut checked = 0;
+    let (mut clean, mut failing) = (0, 0);
     let mut failures = Vec::new();
     for name in programs() {
-        if read(&name, "err").is_some() || skip.contains(&name) {
+        let want_err = read(&name, "err");
+        let syntax = want_err
+            .as_deref()
+            .is_some_and(|e| e.starts_with("error: SyntaxError"));
+        if syntax || skip.contains(&name) {
             continue;
         }
         let out = Command::new("python3")
@@ -122,19 +127,39 @@ fn cpython_agrees_with_expected_outputs() {
             .output()
             .expect("python3 is needed for the oracle tests");
         let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
         let want = read(&name, "out").unwrap_or_default();
-        if !out.status.success() || stdout != want {
-            failures.push(format!(
-                "== {name}.lang (python3 status {:?})\n--- expected\n{want}--- python3\n{stdout}{}",
-                out.status.code(),
-                String::from_utf8_lossy(&out.stderr)
+        let mut problems = Vec::new();
+        if stdout != want {
+            problems.push(format!(
+                "stdout differs\n--- expected\n{want}--- python3\n{stdout}"
             ));
         }
-        checked += 1;
+        match &want_err {
+            None => {
+                clean += 1;
+                if !out.status.success() {
+                    problems.push(format!("python3 failed:\n{stderr}"));
+                }
+            }
+            Some(e) => {
+                // The same error: CPython's last line is `Kind: message`, ours `error: Kind: message`.
+                failing += 1;
+                let ours = e.lines().next().unwrap_or("").trim_start_matches("error: ");
+                let theirs = stderr.lines().last().unwrap_or("");
+                if out.status.success() || ours != theirs {
+                    problems.push(format!("error differs: ours {ours:?}, python3 {theirs:?}"));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            failures.push(format!("== {name}.lang\n{}", problems.join("\n")));
+        }
     }
+    assert!(clean >= 15, "too few Python-compatible programs ({clean})");
     assert!(
-        checked >= 15,
-        "too few Python-compatible programs ({checked})"
+        failing >= 15,
+        "too few runtime-error programs checked against CPython ({failing})"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -331,10 +331,14 @@ impl Drop for InstanceObj {
 /// Error from a value operation: kind and message, without a position yet.
 pub type OpError = (ErrorKind, String);
 
-fn too_deep() -> OpError {
+const REPR: &str = "while getting the repr of an object";
+const CMP: &str = "in comparison";
+
+/// The error for data nested too deeply; `doing` says during what, as Python does.
+fn too_deep(doing: &str) -> OpError {
     (
         ErrorKind::RecursionError,
-        "maximum recursion depth exceeded".to_string(),
+        format!("maximum recursion depth exceeded {doing}"),
     )
 }
 
@@ -419,7 +423,7 @@ impl Value {
                     return Ok(());
                 }
                 if active.len() >= MAX_DATA_DEPTH || crate::stack::near_limit() {
-                    return Err(too_deep());
+                    return Err(too_deep(REPR));
                 }
                 active.push(id);
                 out.push('[');
@@ -439,7 +443,7 @@ impl Value {
                     return Ok(());
                 }
                 if active.len() >= MAX_DATA_DEPTH || crate::stack::near_limit() {
-                    return Err(too_deep());
+                    return Err(too_deep(REPR));
                 }
                 active.push(id);
                 out.push('{');
@@ -602,7 +606,7 @@ fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
                 return Ok(true);
             }
             if depth >= MAX_DATA_DEPTH || crate::stack::near_limit() {
-                return Err(too_deep());
+                return Err(too_deep(CMP));
             }
             let (xs, ys) = (x.snapshot(), y.snapshot());
             if xs.len() != ys.len() {
@@ -620,7 +624,7 @@ fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
                 return Ok(true);
             }
             if depth >= MAX_DATA_DEPTH || crate::stack::near_limit() {
-                return Err(too_deep());
+                return Err(too_deep(CMP));
             }
             let xs = lock(&x.map).items();
             let ym = lock(&y.map).clone();
@@ -691,7 +695,7 @@ fn order_depth(a: &Value, b: &Value, op: CmpOp, depth: usize) -> Result<bool, Op
         (Value::Str(x), Value::Str(y)) => Ok(holds(Some(x.cmp(y)))),
         (Value::List(x), Value::List(y)) => {
             if depth >= MAX_DATA_DEPTH || crate::stack::near_limit() {
-                return Err(too_deep());
+                return Err(too_deep(CMP));
             }
             let (xs, ys) = (x.snapshot(), y.snapshot());
             for (p, q) in xs.iter().zip(ys.iter()) {

@@ -65,14 +65,30 @@ fn str_arg(method: &str, v: &Value) -> R<std::sync::Arc<str>> {
     }
 }
 
-/// Stable merge sort with Python's `<` (which may fail); Rust's `sort_by` needs a total order.
-fn merge_sort(items: Vec<Value>) -> R<Vec<Value>> {
-    if items.len() <= 1 {
-        return Ok(items);
+/// Stable sort with Python's `<` (which may fail); Rust's `sort_by` needs a total order.
+/// Small lists use binary insertion sort, as CPython's timsort does, so the first comparison
+/// (and so the message of a failing one) is the same as CPython's: `xs[1] < xs[0]`.
+fn sort_values(items: Vec<Value>) -> R<Vec<Value>> {
+    if items.len() <= 64 {
+        let mut out: Vec<Value> = Vec::with_capacity(items.len());
+        for v in items {
+            // Insert after every item not greater than `v` (stability).
+            let (mut lo, mut hi) = (0, out.len());
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if order(&v, &out[mid], CmpOp::Lt)? {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            out.insert(lo, v);
+        }
+        return Ok(out);
     }
     let mut right = items;
     let left = right.drain(..right.len() / 2).collect();
-    let (left, right) = (merge_sort(left)?, merge_sort(right)?);
+    let (left, right) = (sort_values(left)?, sort_values(right)?);
     let mut out = Vec::with_capacity(left.len() + right.len());
     let (mut l, mut r) = (left.into_iter().peekable(), right.into_iter().peekable());
     while let (Some(a), Some(b)) = (l.peek(), r.peek()) {
@@ -150,7 +166,7 @@ impl Interp {
                     }
                     "sort" => {
                         arity(t, name, &args, 0, 0)?;
-                        let sorted = merge_sort(l.snapshot())?;
+                        let sorted = sort_values(l.snapshot())?;
                         *lock(&l.items) = sorted;
                         Ok(Value::None)
                     }
