@@ -16,7 +16,7 @@
 //!   unless it is inevitable, in which case the committer aborts.
 
 use crate::stats::{AbortCause, Conflict, ConflictKind};
-use crate::stm::{Stm, WaitPolicy, CAUSE_SHIFT, DOOMED, INEVITABLE, IN_TX};
+use crate::stm::{lock_word, Stm, WaitPolicy, CAUSE_SHIFT, DOOMED, INEVITABLE, IN_TX, SEQ_SHIFT};
 use crate::transaction::{Abort, StmThread};
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -32,18 +32,22 @@ pub(crate) enum Doom {
 }
 
 impl Stm {
-    /// Marks the transaction of segment `victim` to abort at its next safe point.
-    pub(crate) fn doom(&self, victim: usize, cause: AbortCause) -> Doom {
+    /// Marks the transaction of segment `victim` to abort at its next safe point. With
+    /// `expect_seq`, only if that segment still runs the transaction with that sequence number.
+    pub(crate) fn doom(&self, victim: usize, cause: AbortCause, expect_seq: Option<u64>) -> Doom {
         let s = &self.segs[victim];
         let mut st = s.tx_state.load(SeqCst);
         loop {
-            if st & IN_TX == 0 || st & INEVITABLE != 0 {
+            if st & IN_TX == 0
+                || st & INEVITABLE != 0
+                || expect_seq.is_some_and(|q| q != st >> SEQ_SHIFT)
+            {
                 return Doom::Refused;
             }
             if st & DOOMED != 0 {
                 return Doom::Already;
             }
-            let new = st | DOOMED | ((cause as u32) << CAUSE_SHIFT);
+            let new = st | DOOMED | ((cause as u64) << CAUSE_SHIFT);
             match s.tx_state.compare_exchange(st, new, SeqCst, SeqCst) {
                 Ok(_) => break,
                 Err(x) => st = x,
@@ -58,12 +62,12 @@ impl Stm {
 }
 
 /// The cause recorded in a doomed `tx_state`.
-pub(crate) fn doom_cause(st: u32) -> AbortCause {
+pub(crate) fn doom_cause(st: u64) -> AbortCause {
     AbortCause::from_u8((st >> CAUSE_SHIFT) as u8)
 }
 
 impl StmThread {
-    /// Takes the write lock of granule `g` for the current segment, resolving write-write
+    /// Takes the write lock of granule `g` for the current transaction, resolving write-write
     /// conflicts as described in the module docs. Returns `Err` after aborting this
     /// transaction when it loses.
     pub(crate) fn acquire_write_lock(&mut self, g: u64) -> Result<(), Abort> {
@@ -75,20 +79,25 @@ impl StmThread {
             if ms & DOOMED != 0 {
                 return Err(self.abort_now(doom_cause(ms)));
             }
+            let mine = lock_word(me, ms);
             let cur = stm.locks.owner(g);
-            if cur as usize == me {
+            if cur == mine {
                 return Ok(());
             }
             if cur == 0 {
-                if stm.locks.cas(g, 0, me as u8) {
+                if stm.locks.cas(g, 0, mine) {
                     return Ok(());
                 }
                 continue;
             }
-            let h = cur as usize;
+            let h = (cur & 0xff) as usize;
+            assert!(
+                h != me,
+                "stmjit: internal error: stale write lock of this segment at {g:#x}"
+            );
             let hs = stm.tx_state(h);
-            if hs & IN_TX == 0 {
-                // The holder is between its commit/abort and releasing; let it finish.
+            if hs & IN_TX == 0 || lock_word(h, hs) != cur {
+                // The owner's transaction has ended and is releasing its locks; let it finish.
                 spins += 1;
                 if spins > 64 {
                     std::thread::yield_now();
@@ -102,7 +111,7 @@ impl StmThread {
                         || stm.segs[me].start_time.load(SeqCst)
                             < stm.segs[h].start_time.load(SeqCst)));
             if older {
-                match stm.doom(h, AbortCause::WriteWrite) {
+                match stm.doom(h, AbortCause::WriteWrite, Some(hs >> SEQ_SHIFT)) {
                     Doom::Refused => continue,
                     Doom::Newly => stm.stats.log_conflict(Conflict {
                         kind: ConflictKind::WriteWrite,
@@ -113,7 +122,8 @@ impl StmThread {
                     }),
                     Doom::Already => {}
                 }
-                if stm.locks.cas(g, cur, me as u8) {
+                // Succeeds only if the very transaction we doomed still owns the lock.
+                if stm.locks.cas(g, cur, mine) {
                     return Ok(());
                 }
                 continue;

@@ -7,7 +7,7 @@ use crate::object::{ObjectHeader, Ref, TypeId, TypeInfo, TypeRegistry};
 use crate::pages::PrivateBitmap;
 use crate::segment::Memory;
 use crate::stats::{Stats, StatsSnapshot};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// What a transaction does when it meets a write lock held by an older transaction.
@@ -53,16 +53,26 @@ impl Default for StmConfig {
 }
 
 /// `SegShared::tx_state` bits.
-pub(crate) const IN_TX: u32 = 1;
-pub(crate) const INEVITABLE: u32 = 2;
-pub(crate) const DOOMED: u32 = 4;
+pub(crate) const IN_TX: u64 = 1;
+pub(crate) const INEVITABLE: u64 = 2;
+pub(crate) const DOOMED: u64 = 4;
 /// The abort cause of a doomed transaction lives in bits 8..16.
 pub(crate) const CAUSE_SHIFT: u32 = 8;
+/// The segment's transaction sequence number (bumped at each begin) lives in bits 32..64.
+/// Write-lock words carry its low 24 bits, so that a lock taken over from one transaction
+/// can never be confused with a lock of a later transaction of the same segment (ABA).
+pub(crate) const SEQ_SHIFT: u32 = 32;
+
+/// The write-lock word of the transaction whose `tx_state` is `st` in segment `seg`.
+#[inline]
+pub(crate) fn lock_word(seg: usize, st: u64) -> u32 {
+    ((((st >> SEQ_SHIFT) as u32) & 0x00FF_FFFF) << 8) | seg as u32
+}
 
 /// State of one segment that other threads read (see `safepoint.rs` and `contention.rs`).
 pub(crate) struct SegShared {
     pub running: AtomicBool,
-    pub tx_state: AtomicU32,
+    pub tx_state: AtomicU64,
     pub start_time: AtomicU64,
     pub private: PrivateBitmap,
 }
@@ -102,7 +112,7 @@ impl Stm {
         let segs = (0..=config.num_segments)
             .map(|_| SegShared {
                 running: AtomicBool::new(false),
-                tx_state: AtomicU32::new(0),
+                tx_state: AtomicU64::new(0),
                 start_time: AtomicU64::new(0),
                 private: PrivateBitmap::new(layout.old_pages()),
             })
@@ -212,7 +222,7 @@ impl Stm {
 
     /// Which segment holds the write lock of `a`'s granule (0 = none): for tests.
     pub fn lock_owner(&self, a: u64) -> u8 {
-        self.locks.owner(a)
+        (self.locks.owner(a) & 0xff) as u8
     }
 
     /// Reads a transaction segment's `SegmentInfo` (for tests and tools).
@@ -242,7 +252,7 @@ impl Stm {
         self.free_cv.notify_one();
     }
 
-    pub(crate) fn tx_state(&self, seg: usize) -> u32 {
+    pub(crate) fn tx_state(&self, seg: usize) -> u64 {
         self.segs[seg].tx_state.load(SeqCst)
     }
 }

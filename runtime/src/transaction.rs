@@ -10,7 +10,7 @@ use crate::gs;
 use crate::layout::{SegmentInfo, INFO_OFFSET, PAGE_SIZE, REQUEST_ABORT, REQUEST_SYNC};
 use crate::object::{Ref, WRITE_BARRIER_FLAG};
 use crate::stats::{AbortCause, Conflict, ConflictKind, Stats};
-use crate::stm::{Stm, DOOMED, INEVITABLE, IN_TX};
+use crate::stm::{lock_word, Stm, DOOMED, INEVITABLE, IN_TX, SEQ_SHIFT};
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -223,7 +223,10 @@ impl StmThread {
         info.safe_point_request.fetch_and(!REQUEST_ABORT, SeqCst);
         info.budget.store(stm.config.budget, Relaxed);
         debug_assert!(self.modified.is_empty());
-        stm.segs[seg].tx_state.store(IN_TX, SeqCst);
+        let seq = (stm.tx_state(seg) >> SEQ_SHIFT) + 1;
+        stm.segs[seg]
+            .tx_state
+            .store((seq << SEQ_SHIFT) | IN_TX, SeqCst);
     }
 
     /// Commits: brings the other segments to a safe point, detects write-read conflicts,
@@ -291,7 +294,7 @@ impl StmThread {
             for rec in &self.modified {
                 if rec.kind != ModKind::New
                     && stm.marker_at(k, rec.addr) == rv
-                    && stm.doom(k, AbortCause::WriteRead) == crate::contention::Doom::Newly
+                    && stm.doom(k, AbortCause::WriteRead, None) == crate::contention::Doom::Newly
                 {
                     stm.stats.log_conflict(Conflict {
                         kind: ConflictKind::WriteRead,
@@ -317,8 +320,11 @@ impl StmThread {
         }
         for rec in &self.modified {
             if rec.kind != ModKind::New {
-                let ok = stm.locks.cas(rec.addr, me as u8, 0);
-                debug_assert!(ok, "stmjit: lost a write lock while not doomed");
+                let ok = stm.locks.cas(rec.addr, lock_word(me, st), 0);
+                assert!(
+                    ok,
+                    "stmjit: internal error: lost a write lock while not doomed"
+                );
             }
         }
         self.modified.clear();
@@ -330,13 +336,15 @@ impl StmThread {
         Ok(())
     }
 
-    fn finish_commit(&mut self, st: u32) {
+    fn finish_commit(&mut self, st: u64) {
         let stm = &self.stm;
         let me = self.seg;
         if st & INEVITABLE != 0 {
             stm.inevitable.store(0, SeqCst);
         }
-        stm.segs[me].tx_state.store(0, SeqCst);
+        stm.segs[me]
+            .tx_state
+            .store(st & !((1 << SEQ_SHIFT) - 1), SeqCst);
         stm.mem
             .info(me)
             .safe_point_request
@@ -378,11 +386,13 @@ impl StmThread {
         for rec in &self.modified {
             if rec.kind != ModKind::New {
                 // Fails harmlessly if an older transaction took the lock over.
-                stm.locks.cas(rec.addr, me as u8, 0);
+                stm.locks.cas(rec.addr, lock_word(me, st), 0);
             }
         }
         self.modified.clear();
-        stm.segs[me].tx_state.store(0, SeqCst);
+        stm.segs[me]
+            .tx_state
+            .store(st & !((1 << SEQ_SHIFT) - 1), SeqCst);
         stm.mem
             .info(me)
             .safe_point_request

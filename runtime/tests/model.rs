@@ -4,7 +4,7 @@
 //! every value read, every abort and its cause, the lock owners, each segment's view of every
 //! location, segment 0, and the final statistics.
 //!
-//! `STMJIT_RANDOM_SEEDS=n` runs n seeds (default 100) of `STMJIT_RANDOM_OPS` operations
+//! `STMJIT_RANDOM_SEEDS=n` runs n seeds (default 300) of `STMJIT_RANDOM_OPS` operations
 //! (default 200).
 
 mod common;
@@ -322,7 +322,7 @@ fn env(name: &str, default: usize) -> usize {
 
 #[test]
 fn model_random() {
-    let seeds = env("STMJIT_RANDOM_SEEDS", 100);
+    let seeds = env("STMJIT_RANDOM_SEEDS", 300);
     let ops = env("STMJIT_RANDOM_OPS", 200);
     let mut tot = [0u64; 4];
     for seed in 0..seeds as u64 {
