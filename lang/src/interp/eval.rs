@@ -104,9 +104,28 @@ impl Interp {
                 self.call_value(f, args, e.span)?
             }
             ExprKind::MethodCall { obj, name, args } => {
+                // Python's order: the receiver, then the attribute lookup, then the arguments.
                 let recv = self.eval(obj, env)?;
-                let args = self.eval_args(args, env)?;
-                self.call_method(recv, name, args, e.span)?
+                match &recv {
+                    Value::Instance(_) | Value::Class(_) => {
+                        let f = self.get_attr(&recv, name)?;
+                        let args = self.eval_args(args, env)?;
+                        self.call_value(f, args, e.span)?
+                    }
+                    _ => {
+                        if !methods::has_method(&recv, name) {
+                            return Err(exc(
+                                ErrorKind::AttributeError,
+                                format!("'{}' object has no attribute '{name}'", recv.type_name()),
+                            ));
+                        }
+                        let args = self.eval_args(args, env)?;
+                        if let Some(f) = self.frames.last_mut() {
+                            f.pos = e.span;
+                        }
+                        self.call_builtin_method(&recv, name, args, e.span)?
+                    }
+                }
             }
             ExprKind::Attr { obj, name } => {
                 let o = self.eval(obj, env)?;
@@ -180,27 +199,6 @@ impl Interp {
             None => attrs.push((name.to_string(), v)),
         }
         Ok(())
-    }
-
-    pub(super) fn call_method(
-        &mut self,
-        recv: Value,
-        name: &str,
-        args: Vec<Value>,
-        span: Span,
-    ) -> R<Value> {
-        match &recv {
-            Value::Instance(_) | Value::Class(_) => {
-                let f = self.get_attr(&recv, name)?;
-                self.call_value(f, args, span)
-            }
-            _ => {
-                if let Some(f) = self.frames.last_mut() {
-                    f.pos = span;
-                }
-                self.call_builtin_method(&recv, name, args, span)
-            }
-        }
     }
 
     /// Calls any callable value with `args`; `span` is the call's position.
