@@ -217,3 +217,46 @@ fn inevitable_transaction_is_never_aborted_under_contention() {
     });
     assert_eq!(stm.committed_u64(c, 8), 15_000);
 }
+
+#[test]
+fn bank_with_abort_self_policy_and_mixed_objects() {
+    // Younger attackers abort instead of waiting; transfers also bump a per-thread cell
+    // (non-carded objects), and every 97th transaction aborts explicitly.
+    let stm = Stm::new(config(3, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let arr = make_array(&stm, &t, 16, 500);
+    let counters = make_cells(&stm, &t, &[0, 0, 0, 0]);
+    let c2 = counters.clone();
+    let s2 = stm.clone();
+    spawn_all(4, move |i| {
+        let mut th = s2.thread();
+        let mut rng = Rng(777 + i as u64);
+        let mut done = 0;
+        for k in 0..20_000u64 {
+            let from = rng.below(16);
+            let to = (from + 1 + rng.below(15)) % 16;
+            let amount = rng.below(50);
+            let explicit = k % 97 == 0;
+            let mut first = true;
+            th.run(|tx| {
+                transfer(tx, arr, from, to, amount)?;
+                let v = tx.read_u64(c2[i], 8)?;
+                tx.write_u64(c2[i], 8, v + 1)?;
+                if explicit && first {
+                    first = false;
+                    return Err(tx.abort());
+                }
+                Ok(())
+            });
+            done += 1;
+        }
+        done
+    });
+    let total: u64 = (0..16).map(|i| stm.committed_u64(arr, elem(i))).sum();
+    assert_eq!(total, 8_000);
+    for c in counters {
+        assert_eq!(stm.committed_u64(c, 8), 20_000);
+    }
+    let st = stm.stats();
+    assert_eq!(st.aborts_explicit, 4 * (20_000u64.div_ceil(97)));
+}
