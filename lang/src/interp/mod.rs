@@ -35,7 +35,7 @@ use crate::diag::{render_runtime, ErrorKind, Span, TraceEntry};
 use crate::ops;
 use crate::stack;
 use crate::value::*;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -88,6 +88,8 @@ pub struct Shared {
     pub args: Vec<String>,
     globals: Mutex<Vec<Option<Value>>>,
     out: Mutex<Vec<u8>>,
+    /// Output goes straight out after each `print` (stdout is a terminal, as Python does).
+    line_buffered: bool,
     pub gil: gil::Gil,
     threads: Mutex<Vec<Arc<ThreadObj>>>,
     start: Instant,
@@ -108,7 +110,7 @@ impl Shared {
         let full = {
             let mut out = lock(&self.out);
             out.extend_from_slice(text.as_bytes());
-            out.len() > OUT_FLUSH
+            out.len() > OUT_FLUSH || self.line_buffered
         };
         if full {
             self.flush_out();
@@ -150,6 +152,7 @@ pub fn run_program(program: Program, file: &str, args: Vec<String>) -> i32 {
         args,
         globals: Mutex::new(globals),
         out: Mutex::new(Vec::new()),
+        line_buffered: std::io::stdout().is_terminal(),
         gil: gil::Gil::default(),
         threads: Mutex::new(Vec::new()),
         start: Instant::now(),
