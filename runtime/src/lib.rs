@@ -48,6 +48,7 @@ compile_error!("stmjit-runtime supports Linux x86-64 only");
 pub mod alloc;
 pub mod barrier;
 pub mod contention;
+pub mod ffi;
 pub mod gs;
 pub mod layout;
 pub mod locks;

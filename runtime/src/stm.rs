@@ -178,7 +178,7 @@ impl Stm {
     #[inline]
     pub fn check_ref(&self, r: Ref, len: u64) {
         let l = &self.mem.layout;
-        if r < l.old_start || r.saturating_add(len) > l.old_end || r % 8 != 0 {
+        if r < l.old_start || r.saturating_add(len) > l.old_end || !r.is_multiple_of(8) {
             panic!(
                 "stmjit: reference {r:#x} (+{len}) outside the object space [{:#x}, {:#x})",
                 l.old_start, l.old_end

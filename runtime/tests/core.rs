@@ -300,3 +300,53 @@ fn reference_outside_heap_panics() {
     // Slow-path checks run in every build; the fast-path check only in debug builds.
     let _ = a.write_elem_barrier(0x100, 0);
 }
+
+#[test]
+fn ffi_entry_points_report_status() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let mut a = stm.thread();
+    let mut b = stm.thread();
+    a.begin();
+    b.begin();
+    // SAFETY: the handles are valid and used from this thread only.
+    unsafe {
+        assert_eq!(ffi::stmjit_write_barrier_slow(&mut a, c), ffi::STATUS_OK);
+        a.store_u64(c, 8, 5);
+        let n = ffi::stmjit_alloc(&mut b, t.cell.0, 16);
+        assert_ne!(n, 0);
+        b.read_u64(c, 8).unwrap();
+        a.commit().unwrap();
+        assert_eq!(ffi::stmjit_poll(&mut b), ffi::STATUS_ABORTED);
+        assert!(!b.in_transaction());
+    }
+    assert_eq!(stm.committed_u64(c, 8), 5);
+}
+
+#[test]
+fn default_config_reserves_large_segments() {
+    let cfg = StmConfig::default();
+    assert!(cfg.num_segments >= 2);
+    let stm = Stm::new(cfg).unwrap();
+    let l = *stm.layout();
+    assert_eq!(l.segment_size, 4 << 30);
+    assert_eq!(l.read_markers_start, l.object_start >> 4);
+    assert_eq!(l.card_marker_disp, l.segment_size / 16);
+    assert!(l.old_start >= l.nursery_end && l.read_markers_end <= l.segment_size / 16);
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[3])[0];
+    let mut th = stm.thread();
+    assert_eq!(th.run(|tx| tx.read_u64(c, 8)), 3);
+    // The segment-info page is where the docs say, with the segment's own number and base.
+    let info = stm.segment_info(1);
+    assert_eq!(info.segment_num, 1);
+    assert_eq!(
+        info.segment_base.load(std::sync::atomic::Ordering::Relaxed),
+        stm.segment_base(1)
+    );
+    assert_eq!(
+        info as *const SegmentInfo as u64,
+        stm.segment_base(1) + INFO_OFFSET
+    );
+}

@@ -1,4 +1,5 @@
 //! Model-based random test in the manner of stmgc's `test_random.py`: several segments driven
+#![allow(clippy::needless_range_loop)]
 //! from one OS thread (each operation switches `%gs`), random reads, writes (objects and
 //! cards), commits, aborts and inevitability, checked against a simple model that predicts
 //! every value read, every abort and its cause, the lock owners, each segment's view of every
