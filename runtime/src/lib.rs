@@ -36,6 +36,18 @@
 //! After every runtime call returning `Err(Abort)`, the transaction is already rolled back;
 //! the caller unwinds to its restart point and calls [`StmThread::begin`].
 //!
+//! # For the GC issue
+//! - Types: [`Stm::register_type`] with a [`TypeInfo`] (size function, trace hook giving the
+//!   address of every reference field, `carded`). Header: [`ObjectHeader`]; flag bits from
+//!   [`object::FIRST_GC_FLAG`] up are free.
+//! - Allocation lives in `alloc` (a bump allocator in the memfd old space; objects are
+//!   published by the allocating transaction's commit as `New` records); replace it there.
+//! - `SegmentInfo::nursery_current`/`nursery_end` are reserved and initialised to an empty
+//!   nursery at `Layout::nursery_start`; the nursery area is mapped private per segment.
+//! - Roots the GC must also visit: the per-transaction modified lists (objects and cards).
+//! - Page re-sharing (after a major collection) is `segment::Memory::map_shared` over the
+//!   private run, plus clearing the segment's bit in its `PrivateBitmap`.
+//!
 //! # Modules
 //! `layout` (offsets), `gs` (`%gs` base and gs-relative accesses), `segment` (reservation,
 //! memfd), `pages` (privatization), `object` (header, types), `locks` (write locks),

@@ -39,6 +39,11 @@ impl PrivateBitmap {
         self.bits[(p / 64) as usize].fetch_or(1 << (p % 64), Relaxed);
     }
 
+    /// Marks page `p` shared again (for the GC's re-sharing, after mapping the file back).
+    pub fn clear(&self, p: u64) {
+        self.bits[(p / 64) as usize].fetch_and(!(1 << (p % 64)), Relaxed);
+    }
+
     /// Number of private pages.
     pub fn count(&self) -> u64 {
         self.bits

@@ -107,6 +107,15 @@ impl Memory {
                 (*info)
                     .segment_base
                     .store(b, std::sync::atomic::Ordering::Relaxed);
+                // An empty nursery: a JIT bump allocation takes its slow path until the GC
+                // issue hands out nursery space.
+                let ns = layout.nursery_start;
+                (*info)
+                    .nursery_current
+                    .store(ns, std::sync::atomic::Ordering::Relaxed);
+                (*info)
+                    .nursery_end
+                    .store(ns, std::sync::atomic::Ordering::Relaxed);
             }
         }
         Ok(mem)

@@ -1,5 +1,4 @@
 //! Model-based random test in the manner of stmgc's `test_random.py`: several segments driven
-#![allow(clippy::needless_range_loop)]
 //! from one OS thread (each operation switches `%gs`), random reads, writes (objects and
 //! cards), commits, aborts and inevitability, checked against a simple model that predicts
 //! every value read, every abort and its cause, the lock owners, each segment's view of every
@@ -7,6 +6,8 @@
 //!
 //! `STMJIT_RANDOM_SEEDS=n` runs n seeds (default 300) of `STMJIT_RANDOM_OPS` operations
 //! (default 200).
+
+#![allow(clippy::needless_range_loop)]
 
 mod common;
 use common::*;
