@@ -255,12 +255,13 @@ impl StmThread {
         stm.enter_safe(me);
         let guard = stm.commit_mutex.lock().unwrap_or_else(|e| e.into_inner());
         stm.stop_the_world(me);
+        let world = WorldStopped(&stm);
         // From here until resume_world no other segment runs: we have exclusive access to
         // every segment's memory and the doom flags are stable.
         let st = stm.tx_state(me);
         if st & DOOMED != 0 {
             let a = self.abort_now(doom_cause(st));
-            stm.resume_world();
+            drop(world);
             drop(guard);
             return Err(a);
         }
@@ -280,7 +281,7 @@ impl StmThread {
                     site: rec.site,
                 });
                 let a = self.abort_now(AbortCause::WriteRead);
-                stm.resume_world();
+                drop(world);
                 drop(guard);
                 return Err(a);
             }
@@ -330,7 +331,7 @@ impl StmThread {
         self.modified.clear();
         // Leave IN_TX before resuming the world, so no later committer checks our markers.
         self.finish_commit(st);
-        stm.resume_world();
+        drop(world);
         drop(guard);
         self.release();
         Ok(())
@@ -487,6 +488,16 @@ impl StmThread {
             site: 0,
         });
         Ok(r)
+    }
+}
+
+/// Resumes the world when dropped, also on unwinding (a panic inside a commit must not leave
+/// every other thread parked forever).
+struct WorldStopped<'a>(&'a Stm);
+
+impl Drop for WorldStopped<'_> {
+    fn drop(&mut self) {
+        self.0.resume_world();
     }
 }
 
