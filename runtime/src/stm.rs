@@ -87,7 +87,8 @@ pub struct Stm {
     pub(crate) config: StmConfig,
     pub(crate) commit_mutex: Mutex<()>,
     pub(crate) sync_in_progress: AtomicBool,
-    pub(crate) free: Mutex<Vec<usize>>,
+    /// Free segments, and the number of threads waiting for one.
+    pub(crate) free: Mutex<(Vec<usize>, usize)>,
     pub(crate) free_cv: Condvar,
     pub(crate) inevitable: AtomicU8,
     pub(crate) clock: AtomicU64,
@@ -124,7 +125,7 @@ impl Stm {
             segs,
             types: TypeRegistry::default(),
             stats: Stats::default(),
-            free: Mutex::new((1..=config.num_segments).rev().collect()),
+            free: Mutex::new(((1..=config.num_segments).rev().collect(), 0)),
             free_cv: Condvar::new(),
             commit_mutex: Mutex::new(()),
             sync_in_progress: AtomicBool::new(false),
@@ -237,19 +238,25 @@ impl Stm {
     pub(crate) fn acquire_segment(&self, prefer: usize) -> usize {
         let mut f = self.free.lock().unwrap();
         loop {
-            if let Some(i) = f.iter().position(|&s| s == prefer) {
-                return f.swap_remove(i);
+            if let Some(i) = f.0.iter().position(|&s| s == prefer) {
+                return f.0.swap_remove(i);
             }
-            if let Some(s) = f.pop() {
+            if let Some(s) = f.0.pop() {
                 return s;
             }
+            f.1 += 1;
             f = self.free_cv.wait(f).unwrap();
+            f.1 -= 1;
         }
     }
 
     pub(crate) fn release_segment(&self, seg: usize) {
-        self.free.lock().unwrap().push(seg);
-        self.free_cv.notify_one();
+        let mut f = self.free.lock().unwrap();
+        f.0.push(seg);
+        // Condvar::notify_one costs a system call even with no waiter: skip it then.
+        if f.1 > 0 {
+            self.free_cv.notify_one();
+        }
     }
 
     pub(crate) fn tx_state(&self, seg: usize) -> u64 {
