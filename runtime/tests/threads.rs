@@ -260,3 +260,52 @@ fn bank_with_abort_self_policy_and_mixed_objects() {
     let st = stm.stats();
     assert_eq!(st.aborts_explicit, 4 * (20_000u64.div_ceil(97)));
 }
+
+#[test]
+fn commits_pause_a_polling_thread_and_the_pause_is_measured() {
+    // Thread 0 runs one long transaction that only polls (like JIT code at loop back-edges)
+    // and reads an object; thread 1 commits writes to that object: its first commit must
+    // stop thread 0 at a safe point and doom it (write-read); later commits stop it too.
+    let stm = Stm::new(config(2, WaitPolicy::Wait)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[0, 0]);
+    let (shared, other) = (c[0], c[1]);
+    let s2 = stm.clone();
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let st2 = started.clone();
+    let h = std::thread::spawn(move || {
+        let mut th = s2.thread();
+        th.begin();
+        th.read_u64(shared, 8).unwrap();
+        st2.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut polls = 0u64;
+        let cause = loop {
+            polls += 1;
+            if let Err(a) = th.poll() {
+                break a.cause();
+            }
+        };
+        // Then keep polling inside fresh transactions that read nothing shared.
+        th.begin();
+        th.read_u64(other, 8).unwrap();
+        for _ in 0..200_000 {
+            th.poll().unwrap();
+        }
+        th.commit().unwrap();
+        (cause, polls)
+    });
+    while !started.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let mut th = stm.thread();
+    for i in 0..200 {
+        th.run(|tx| tx.write_u64(shared, 8, i));
+    }
+    let (cause, polls) = h.join().unwrap();
+    assert_eq!(cause, AbortCause::WriteRead);
+    assert!(polls >= 1);
+    let st = stm.stats();
+    assert_eq!(st.aborts_write_read, 1);
+    assert!(st.syncs >= 1, "{st:?}");
+    assert!(st.paused_ns > 0 && st.sync_wait_ns > 0, "{st:?}");
+}
