@@ -4,7 +4,7 @@
 //! every value read, every abort and its cause, the lock owners, each segment's view of every
 //! location, segment 0, and the final statistics.
 //!
-//! `STMJIT_RANDOM_SEEDS=n` runs n seeds (default 300) of `STMJIT_RANDOM_OPS` operations
+//! `STMJIT_RANDOM_SEEDS=n` runs n seeds (default 1000) of `STMJIT_RANDOM_OPS` operations
 //! (default 200).
 
 #![allow(clippy::needless_range_loop)]
@@ -324,7 +324,7 @@ fn env(name: &str, default: usize) -> usize {
 
 #[test]
 fn model_random() {
-    let seeds = env("STMJIT_RANDOM_SEEDS", 300);
+    let seeds = env("STMJIT_RANDOM_SEEDS", 1000);
     let ops = env("STMJIT_RANDOM_OPS", 200);
     let mut tot = [0u64; 4];
     for seed in 0..seeds as u64 {
