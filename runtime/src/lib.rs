@@ -71,6 +71,7 @@ pub mod segment;
 pub mod stats;
 pub mod stm;
 pub mod transaction;
+pub mod value;
 
 pub use layout::{
     Layout, SegmentInfo, GRANULE, INFO_OFFSET, MARKER_SHIFT, PAGE_SIZE, REQUEST_ABORT,
