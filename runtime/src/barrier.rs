@@ -76,7 +76,7 @@ impl StmThread {
                 && gs::load_u8((a >> MARKER_SHIFT) + self.stm.layout().card_marker_disp)
                     != gs::load_u8(RV_OFF)
             {
-                self.write_card_slow(a)?;
+                self.write_card_slow(r, a)?;
             }
         }
         Ok(())
@@ -88,10 +88,15 @@ impl StmThread {
         stm.check_ref(r, 8);
         let me = self.seg;
         // SAFETY: r is a checked old-space address of our segment.
-        let type_id = unsafe { gs::load_u64(r) } >> 32;
+        let header = unsafe { gs::load_u64(r) };
+        if header as u32 & crate::nursery::NEW_FLAG != 0 {
+            self.record_new_written(r);
+            return Ok(());
+        }
+        let type_id = header >> 32;
         let ti = stm.types.get(type_id as u32);
         if ti.carded {
-            return self.write_card_slow(r);
+            return self.write_card_slow(r, r);
         }
         let size = (ti.size)(stm.mem.addr(me, r)) as u64;
         stm.check_ref(r, size);
@@ -101,10 +106,11 @@ impl StmThread {
             .info(me)
             .site
             .load(std::sync::atomic::Ordering::Relaxed);
-        self.modified.push(ModRec {
+        self.gc.modified.push(ModRec {
             addr: r,
             len: size,
             kind: ModKind::Object,
+            obj: r,
             site,
         });
         let n = crate::pages::privatize(&stm.mem, me, &stm.segs[me].private, r, size);
@@ -117,9 +123,27 @@ impl StmThread {
         Ok(())
     }
 
+    /// First write since the last minor collection to an object promoted by this
+    /// transaction: no lock (nobody else can reach it), just remember it for the next minor
+    /// collection, which re-sets the flag.
     #[cold]
-    fn write_card_slow(&mut self, a: u64) -> Result<(), Abort> {
+    fn record_new_written(&mut self, r: Ref) {
+        // SAFETY: r is an object of our segment (checked by the caller); only we write it.
+        unsafe {
+            let f = gs::load_u8(r + FLAGS_OFFSET);
+            gs::store_u8(r + FLAGS_OFFSET, f & !WRITE_BARRIER_FLAG);
+        }
+        self.gc.old_young.push(r);
+    }
+
+    #[cold]
+    fn write_card_slow(&mut self, r: Ref, a: u64) -> Result<(), Abort> {
         let stm = self.stm.clone();
+        // SAFETY: r was checked by the caller; header in our mapped segment.
+        if unsafe { gs::load_u64(r) } as u32 & crate::nursery::NEW_FLAG != 0 {
+            self.record_new_written(r);
+            return Ok(());
+        }
         let g = a & !(crate::layout::GRANULE - 1);
         stm.check_ref(g, crate::layout::GRANULE);
         let cm = (g >> MARKER_SHIFT) + stm.layout().card_marker_disp;
@@ -136,10 +160,11 @@ impl StmThread {
             .info(me)
             .site
             .load(std::sync::atomic::Ordering::Relaxed);
-        self.modified.push(ModRec {
+        self.gc.modified.push(ModRec {
             addr: g,
             len: crate::layout::GRANULE,
             kind: ModKind::Card,
+            obj: r,
             site,
         });
         let n = crate::pages::privatize(

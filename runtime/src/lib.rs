@@ -57,17 +57,21 @@
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 compile_error!("stmjit-runtime supports Linux x86-64 only");
 
-pub mod alloc;
 pub mod barrier;
 pub mod contention;
 pub mod ffi;
+pub mod gcpage;
 pub mod gs;
+pub mod largemalloc;
 pub mod layout;
 pub mod locks;
+pub mod major;
+pub mod nursery;
 pub mod object;
 pub mod pages;
 pub mod safepoint;
 pub mod segment;
+pub mod shadowstack;
 pub mod stats;
 pub mod stm;
 pub mod transaction;
@@ -82,4 +86,5 @@ pub use object::{
 };
 pub use stats::{AbortCause, Conflict, ConflictKind, StatsSnapshot};
 pub use stm::{Stm, StmConfig, WaitPolicy};
+pub use shadowstack::{Frame, ShadowStack};
 pub use transaction::{Abort, StmThread};

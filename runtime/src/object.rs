@@ -39,8 +39,11 @@ pub struct TypeId(pub u32);
 
 /// Computes the size in bytes of an object from a pointer to its first byte.
 pub type SizeFn = fn(obj: *const u8) -> usize;
-/// Calls `visit` with the address of every reference field (a `u64` holding a [`Ref`], 0 for
-/// none) of the object at `obj`.
+/// Calls `visit` with the address of every *value word* of the object at `obj`: a tagged
+/// [`crate::value::Word`] (int, immediate such as `NONE == 0`, or reference). The GC reads
+/// each word and follows (and, for the moving minor collection, rewrites in place) only those
+/// with `value::is_ref(w)`; raw data (lengths, string bytes, floats) must not be visited.
+/// The hook may read the object's own fields (e.g. a length) and must not allocate.
 pub type TraceFn = fn(obj: *mut u8, visit: &mut dyn FnMut(*mut u64));
 
 /// What the runtime (and the GC) must know about a type.
@@ -50,7 +53,7 @@ pub struct TypeInfo {
     pub name: &'static str,
     /// Size of an object of this type, header included.
     pub size: SizeFn,
-    /// Enumerates the reference fields.
+    /// Enumerates the value words (see [`TraceFn`]).
     pub trace: TraceFn,
     /// Whether writes use card marking (big arrays): then locks, modified records and
     /// conflicts are per 16-byte card of the written address, and reads mark the element's
@@ -73,6 +76,11 @@ impl TypeRegistry {
         let mut t = self.types.write().unwrap();
         t.push(info);
         TypeId((t.len() - 1) as u32)
+    }
+
+    /// A read guard on all types (one lock for a whole collection).
+    pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<TypeInfo>> {
+        self.types.read().unwrap()
     }
 
     /// Looks a type up; panics with a clear message on an unknown id.

@@ -139,6 +139,27 @@ impl Memory {
         check(p, "old space (shared)")
     }
 
+    /// Releases the memory of `[off, off+len)` of the old space (page aligned) by punching
+    /// a hole in the memfd: every segment that shares those pages then reads zeros. Called by
+    /// the major collection on free page runs, which are shared in every segment by then.
+    pub(crate) fn punch_hole(&self, off: u64, len: u64) {
+        // SAFETY: plain system call on our memfd; the range is inside the file.
+        let r = unsafe {
+            libc::fallocate(
+                self.memfd,
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                (off - self.layout.old_start) as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        assert_eq!(
+            r,
+            0,
+            "stmjit: fallocate(PUNCH_HOLE) failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
     /// The info block of segment `k`.
     #[inline]
     pub fn info(&self, k: usize) -> &SegmentInfo {

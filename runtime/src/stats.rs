@@ -68,6 +68,16 @@ pub struct Stats {
     pub(crate) marker_resets: AtomicU64,
     pub(crate) conflicts: Mutex<Vec<Conflict>>,
     pub(crate) conflicts_total: AtomicU64,
+    pub(crate) minor_collections: AtomicU64,
+    pub(crate) bytes_promoted: AtomicU64,
+    pub(crate) minor_ns: AtomicU64,
+    pub(crate) minor_max_ns: AtomicU64,
+    pub(crate) major_collections: AtomicU64,
+    pub(crate) major_ns: AtomicU64,
+    pub(crate) major_max_ns: AtomicU64,
+    pub(crate) major_freed_bytes: AtomicU64,
+    pub(crate) live_bytes: AtomicU64,
+    pub(crate) pages_reshared: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -97,6 +107,26 @@ pub struct StatsSnapshot {
     pub conflicts_total: u64,
     /// The conflict log (first [`CONFLICT_LOG_CAP`]).
     pub conflicts: Vec<Conflict>,
+    /// Minor collections (nursery full, commit, or explicit).
+    pub minor_collections: u64,
+    /// Bytes copied out of nurseries (and young large objects kept) by minor collections.
+    pub bytes_promoted: u64,
+    /// Total time spent in minor collections (ns).
+    pub minor_ns: u64,
+    /// Longest minor collection (ns).
+    pub minor_max_ns: u64,
+    /// Major collections.
+    pub major_collections: u64,
+    /// Total time of major collections, world stopped (ns).
+    pub major_ns: u64,
+    /// Longest major collection (ns).
+    pub major_max_ns: u64,
+    /// Bytes freed by major collections.
+    pub major_freed_bytes: u64,
+    /// Live old-space bytes after the last major collection.
+    pub live_bytes: u64,
+    /// Private pages mapped back to the shared memfd by major collections.
+    pub pages_reshared: u64,
 }
 
 impl StatsSnapshot {
@@ -141,6 +171,16 @@ impl Stats {
             marker_resets: self.marker_resets.load(Relaxed),
             conflicts_total: self.conflicts_total.load(Relaxed),
             conflicts: self.conflicts.lock().unwrap().clone(),
+            minor_collections: self.minor_collections.load(Relaxed),
+            bytes_promoted: self.bytes_promoted.load(Relaxed),
+            minor_ns: self.minor_ns.load(Relaxed),
+            minor_max_ns: self.minor_max_ns.load(Relaxed),
+            major_collections: self.major_collections.load(Relaxed),
+            major_ns: self.major_ns.load(Relaxed),
+            major_max_ns: self.major_max_ns.load(Relaxed),
+            major_freed_bytes: self.major_freed_bytes.load(Relaxed),
+            live_bytes: self.live_bytes.load(Relaxed),
+            pages_reshared: self.pages_reshared.load(Relaxed),
         }
     }
 }

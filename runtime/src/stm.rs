@@ -1,8 +1,9 @@
 //! The runtime instance: configuration, segments, shared per-segment state.
 
-use crate::alloc::BumpAllocator;
+use crate::gcpage::OldSpace;
 use crate::layout::{Layout, PAGE_SIZE};
 use crate::locks::WriteLocks;
+use crate::major::GcGlobal;
 use crate::object::{ObjectHeader, Ref, TypeId, TypeInfo, TypeRegistry};
 use crate::pages::PrivateBitmap;
 use crate::segment::Memory;
@@ -29,7 +30,7 @@ pub struct StmConfig {
     pub num_segments: usize,
     /// Bytes per segment (power of two, 32 MiB ..= 32 GiB).
     pub segment_size: u64,
-    /// Bytes of nursery per segment (reserved for the GC issue).
+    /// Bytes of nursery per segment (rounded up to whole pages).
     pub nursery_size: u64,
     /// Write-write contention policy for the younger transaction.
     pub wait_policy: WaitPolicy,
@@ -92,7 +93,12 @@ pub struct Stm {
     pub(crate) free_cv: Condvar,
     pub(crate) inevitable: AtomicU8,
     pub(crate) clock: AtomicU64,
-    pub(crate) alloc: BumpAllocator,
+    /// The old-object allocator (size-class pages and page runs).
+    pub(crate) old: OldSpace,
+    /// Objects above this size are allocated young outside the nursery.
+    pub(crate) large_limit: u64,
+    /// Thread registry, global roots and major-collection threshold.
+    pub(crate) gc: GcGlobal,
 }
 
 impl Stm {
@@ -119,7 +125,10 @@ impl Stm {
             })
             .collect();
         Ok(Arc::new(Stm {
-            alloc: BumpAllocator::new(&layout),
+            old: OldSpace::new(&layout),
+            large_limit: ((layout.nursery_end - layout.nursery_start) / 4)
+                .clamp(crate::gcpage::SMALL_MAX, 64 << 10),
+            gc: GcGlobal::new(),
             mem,
             locks,
             segs,
@@ -170,19 +179,27 @@ impl Stm {
         self.segs[seg].private.count()
     }
 
-    /// Bytes of old space handed out by the allocator.
+    /// Bytes of old space in use: objects allocated and not freed by a major collection
+    /// (small objects count their size class, large ones whole pages).
     pub fn allocated_bytes(&self) -> u64 {
-        self.alloc.used(&self.mem.layout)
+        self.old.in_use_bytes()
     }
 
-    /// Checks that `r` is a plausible old-object reference; a clear panic otherwise.
+    /// Pages of the old space handed out (size-class pages and large-object runs): the
+    /// old space's footprint in the memfd.
+    pub fn old_pages_in_use(&self) -> u64 {
+        self.old.runs.in_use()
+    }
+
+    /// Checks that `r` is a plausible object reference (nursery or old space); a clear panic
+    /// otherwise.
     #[inline]
     pub fn check_ref(&self, r: Ref, len: u64) {
         let l = &self.mem.layout;
-        if r < l.old_start || r.saturating_add(len) > l.old_end || !r.is_multiple_of(8) {
+        if r < l.object_start || r.saturating_add(len) > l.old_end || !r.is_multiple_of(8) {
             panic!(
                 "stmjit: reference {r:#x} (+{len}) outside the object space [{:#x}, {:#x})",
-                l.old_start, l.old_end
+                l.object_start, l.old_end
             );
         }
     }

@@ -8,7 +8,7 @@
 use crate::contention::doom_cause;
 use crate::gs;
 use crate::layout::{SegmentInfo, INFO_OFFSET, PAGE_SIZE, REQUEST_ABORT, REQUEST_SYNC};
-use crate::object::{Ref, WRITE_BARRIER_FLAG};
+use crate::object::WRITE_BARRIER_FLAG;
 use crate::stats::{AbortCause, Conflict, ConflictKind, Stats};
 use crate::stm::{lock_word, Stm, DOOMED, INEVITABLE, IN_TX, SEQ_SHIFT};
 use std::cell::Cell;
@@ -54,6 +54,9 @@ pub(crate) struct ModRec {
     pub addr: u64,
     pub len: u64,
     pub kind: ModKind,
+    /// The object the record belongs to (for cards: the carded object, whose trace hook the
+    /// GC uses to find the card's value words; otherwise `addr`).
+    pub obj: u64,
     pub site: u32,
 }
 
@@ -78,19 +81,27 @@ pub struct StmThread {
     pub(crate) seg: usize,
     last_seg: usize,
     retained_start: Option<u64>,
-    pub(crate) modified: Vec<ModRec>,
+    /// GC state (modified records, shadow stack, young objects), boxed at a stable address
+    /// registered with the runtime for the major collector.
+    pub(crate) gc: Box<crate::nursery::ThreadGc>,
     _not_send: PhantomData<*const ()>,
 }
 
 impl Stm {
     /// A new thread handle (no transaction yet).
     pub fn thread(self: &Arc<Self>) -> StmThread {
+        let gc = Box::new(crate::nursery::ThreadGc::new());
+        self.gc
+            .threads
+            .lock()
+            .unwrap()
+            .push(&*gc as *const crate::nursery::ThreadGc as usize);
         StmThread {
             stm: self.clone(),
             seg: 0,
             last_seg: 0,
             retained_start: None,
-            modified: Vec::new(),
+            gc,
             _not_send: PhantomData,
         }
     }
@@ -148,6 +159,7 @@ impl StmThread {
     /// Leaves the segment: SAFE, released to the pool.
     fn release(&mut self) {
         let seg = self.seg;
+        self.gc.seg.store(0, SeqCst);
         self.stm.enter_safe(seg);
         if ACTIVE.with(|a| a.get()) == self.key() {
             ACTIVE.with(|a| a.set((0, 0)));
@@ -222,7 +234,8 @@ impl StmThread {
         stm.segs[seg].start_time.store(start, SeqCst);
         info.safe_point_request.fetch_and(!REQUEST_ABORT, SeqCst);
         info.budget.store(stm.config.budget, Relaxed);
-        debug_assert!(self.modified.is_empty());
+        debug_assert!(self.gc.modified.is_empty());
+        self.gc.seg.store(seg, SeqCst);
         let seq = (stm.tx_state(seg) >> SEQ_SHIFT) + 1;
         stm.segs[seg]
             .tx_state
@@ -238,9 +251,11 @@ impl StmThread {
             panic!("stmjit: commit() called outside a transaction");
         }
         self.enter()?;
+        // Promote the survivors first: they become `New` records published below.
+        self.minor_collection();
         let stm = self.stm.clone();
         let me = self.seg;
-        if self.modified.is_empty() {
+        if self.gc.modified.is_empty() {
             // Read-only fast path: nothing to publish or unlock. While we are RUNNING no commit
             // runs (so no write-read doom can arrive) and, holding no lock, nobody dooms us
             // for write-write: not being doomed now means our reads were consistent.
@@ -250,6 +265,7 @@ impl StmThread {
             }
             self.finish_commit(st);
             self.release();
+            self.maybe_major();
             return Ok(());
         }
         stm.enter_safe(me);
@@ -270,7 +286,7 @@ impl StmThread {
         let inev = stm.inevitable.load(SeqCst) as usize;
         if inev != 0 && inev != me {
             let rv = stm.mem.info(inev).read_version.load(SeqCst);
-            if let Some(rec) = self.modified.iter().find(|r| {
+            if let Some(rec) = self.gc.modified.iter().find(|r| {
                 r.kind != crate::transaction::ModKind::New && stm.marker_at(inev, r.addr) == rv
             }) {
                 stm.stats.log_conflict(Conflict {
@@ -292,7 +308,7 @@ impl StmThread {
                 continue;
             }
             let rv = stm.mem.info(k).read_version.load(SeqCst);
-            for rec in &self.modified {
+            for rec in &self.gc.modified {
                 if rec.kind != ModKind::New
                     && stm.marker_at(k, rec.addr) == rv
                     && stm.doom(k, AbortCause::WriteRead, None) == crate::contention::Doom::Newly
@@ -309,17 +325,23 @@ impl StmThread {
             }
         }
         // Re-set the write-barrier flags in our copy, then publish.
-        for rec in &self.modified {
+        for rec in &self.gc.modified {
             if rec.kind != ModKind::Card {
                 // SAFETY: the object lies in our segment's mapped old space and no other
                 // thread runs (world stopped).
-                unsafe { *stm.mem.addr(me, rec.addr) |= WRITE_BARRIER_FLAG };
+                unsafe {
+                    crate::nursery::update_flags(
+                        stm.mem.addr(me, rec.addr) as u64,
+                        WRITE_BARRIER_FLAG as u32,
+                        crate::nursery::NEW_FLAG,
+                    )
+                };
             }
         }
-        for rec in &self.modified {
+        for rec in &self.gc.modified {
             stm.publish(me, rec.addr, rec.len);
         }
-        for rec in &self.modified {
+        for rec in &self.gc.modified {
             if rec.kind != ModKind::New {
                 let ok = stm.locks.cas(rec.addr, lock_word(me, st), 0);
                 assert!(
@@ -328,13 +350,55 @@ impl StmThread {
                 );
             }
         }
-        self.modified.clear();
+        self.gc.modified.clear();
         // Leave IN_TX before resuming the world, so no later committer checks our markers.
         self.finish_commit(st);
         drop(world);
         drop(guard);
         self.release();
+        self.maybe_major();
         Ok(())
+    }
+
+    /// Runs a major collection if the allocated volume calls for one (after a commit).
+    fn maybe_major(&mut self) {
+        if self.stm.major_due() {
+            self.collect_major_outside();
+        }
+    }
+
+    /// Major collection from a thread that is not RUNNING its own segment: any segment this
+    /// OS thread has active (another handle's) is set SAFE meanwhile.
+    fn collect_major_outside(&mut self) {
+        let (p, s) = ACTIVE.with(|a| a.get());
+        let other = p == Arc::as_ptr(&self.stm) as usize && s != 0;
+        if other {
+            self.stm.enter_safe(s);
+        }
+        self.stm.major_collection();
+        if other {
+            self.stm.enter_running(s);
+        }
+    }
+
+    /// Runs a major collection now (also done automatically when the allocated volume
+    /// exceeds the threshold). Inside a transaction the transaction pauses at a safe point
+    /// meanwhile; `Err` if it was doomed during the pause. Nothing moves.
+    pub fn collect_major(&mut self) -> Result<(), Abort> {
+        if self.seg == 0 {
+            self.collect_major_outside();
+            return Ok(());
+        }
+        self.major_from_transaction()
+    }
+
+    /// Major collection from inside a transaction (allocation slow path or explicit).
+    pub(crate) fn major_from_transaction(&mut self) -> Result<(), Abort> {
+        self.ensure_active();
+        self.stm.enter_safe(self.seg);
+        self.stm.major_collection();
+        self.stm.enter_running(self.seg);
+        self.enter()
     }
 
     fn finish_commit(&mut self, st: u64) {
@@ -371,7 +435,7 @@ impl StmThread {
         if st & INEVITABLE != 0 {
             panic!("stmjit: an inevitable transaction cannot be aborted");
         }
-        for rec in self.modified.iter().rev() {
+        for rec in self.gc.modified.iter().rev() {
             if rec.kind != ModKind::New {
                 // SAFETY: both ranges are mapped (old space of segments 0 and me), distinct,
                 // and no commit runs concurrently (we are RUNNING or hold the world).
@@ -384,13 +448,14 @@ impl StmThread {
                 };
             }
         }
-        for rec in &self.modified {
+        for rec in &self.gc.modified {
             if rec.kind != ModKind::New {
                 // Fails harmlessly if an older transaction took the lock over.
                 stm.locks.cas(rec.addr, lock_word(me, st), 0);
             }
         }
-        self.modified.clear();
+        self.gc_abort();
+        self.gc.modified.clear();
         stm.segs[me]
             .tx_state
             .store(st & !((1 << SEQ_SHIFT) - 1), SeqCst);
@@ -471,29 +536,11 @@ impl StmThread {
             }
         }
     }
-
-    /// Allocates a zero-initialised object of type `ty` and `size` bytes (header included) in
-    /// the old space. It needs no write barrier in this transaction and becomes visible to
-    /// others when this transaction commits.
-    pub fn alloc(&mut self, ty: crate::object::TypeId, size: u64) -> Result<Ref, Abort> {
-        self.enter()?;
-        let size = size.max(crate::object::HEADER_SIZE);
-        let r = self.stm.alloc.alloc(size);
-        // SAFETY: r..r+8 is fresh old space, mapped in our segment.
-        unsafe { gs::store_u64(r, (ty.0 as u64) << 32) };
-        self.modified.push(ModRec {
-            addr: r,
-            len: size,
-            kind: ModKind::New,
-            site: 0,
-        });
-        Ok(r)
-    }
 }
 
 /// Resumes the world when dropped, also on unwinding (a panic inside a commit must not leave
 /// every other thread parked forever).
-struct WorldStopped<'a>(&'a Stm);
+pub(crate) struct WorldStopped<'a>(pub(crate) &'a Stm);
 
 impl Drop for WorldStopped<'_> {
     fn drop(&mut self) {
@@ -510,6 +557,11 @@ impl Drop for StmThread {
             } else {
                 self.abort_now(AbortCause::Explicit);
             }
+        }
+        let me = &*self.gc as *const crate::nursery::ThreadGc as usize;
+        let mut t = self.stm.gc.threads.lock().unwrap();
+        if let Some(i) = t.iter().position(|&p| p == me) {
+            t.swap_remove(i);
         }
     }
 }

@@ -26,14 +26,19 @@ fn reading_shares_pages_and_writing_privatizes_only_touched_pages() {
     let stm = Stm::new(cfg).unwrap();
     let t = types(&stm);
     let mut th = stm.thread();
-    let arr = th.run(|tx| {
+    let f = th.shadow_stack().push(1);
+    th.run(|tx| {
         let r = tx.alloc(t.array, 16 + 8 * ELEMS)?;
         tx.store_u64(r, 8, ELEMS);
         for i in 0..ELEMS {
             tx.store_u64(r, elem(i), i);
         }
-        Ok(r)
+        tx.shadow_stack().set(f, 0, r);
+        Ok(())
     });
+    let arr = th.shadow_stack().get(f, 0);
+    th.shadow_stack().pop(f);
+    stm.add_root(arr);
     drop(th);
     let data_kb = 8 * ELEMS / 1024;
     let pss0 = smaps_kb("Pss:");

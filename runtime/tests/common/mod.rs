@@ -49,31 +49,47 @@ pub fn types(stm: &Stm) -> Types {
     }
 }
 
-/// Allocates and commits `n` cells with the given initial values.
+/// Allocates and commits `n` cells with the given initial values. The cells are kept in the
+/// shadow stack across the commit (which moves them out of the nursery), then registered as
+/// global roots so that tests may hold them in plain variables.
 pub fn make_cells(stm: &Arc<Stm>, t: &Types, vals: &[u64]) -> Vec<Ref> {
     let mut th = stm.thread();
+    let f = th.shadow_stack().push(vals.len());
     th.run(|tx| {
-        let mut v = Vec::new();
-        for &x in vals {
+        for (i, &x) in vals.iter().enumerate() {
             let r = tx.alloc(t.cell, 16)?;
             tx.write_u64(r, 8, x)?;
-            v.push(r);
+            tx.shadow_stack().set(f, i, r);
         }
-        Ok(v)
-    })
+        Ok(())
+    });
+    let v: Vec<Ref> = (0..vals.len())
+        .map(|i| th.shadow_stack().get(f, i))
+        .collect();
+    th.shadow_stack().pop(f);
+    for &r in &v {
+        stm.add_root(r);
+    }
+    v
 }
 
-/// Allocates and commits an array of `n` u64 elements, all `init`.
+/// Allocates and commits an array of `n` u64 elements, all `init` (rooted as `make_cells`).
 pub fn make_array(stm: &Arc<Stm>, t: &Types, n: u64, init: u64) -> Ref {
     let mut th = stm.thread();
+    let f = th.shadow_stack().push(1);
     th.run(|tx| {
         let r = tx.alloc(t.array, 16 + 8 * n)?;
         tx.store_u64(r, 8, n);
         for i in 0..n {
             tx.write_elem_u64(r, 16 + 8 * i, init)?;
         }
-        Ok(r)
-    })
+        tx.shadow_stack().set(f, 0, r);
+        Ok(())
+    });
+    let r = th.shadow_stack().get(f, 0);
+    th.shadow_stack().pop(f);
+    stm.add_root(r);
+    r
 }
 
 /// Offset of element `i` of an array.

@@ -1,0 +1,317 @@
+//! The major collection: non-moving mark-sweep of the old space with the world stopped,
+//! followed by re-sharing of private pages.
+//!
+//! # Trigger
+//! Every promotion or large allocation counts towards `allocated_since_major`. A thread that
+//! commits runs a major collection when that volume exceeds the threshold,
+//! `max(min_threshold, live bytes after the previous major collection)`, so the old space
+//! stays within about twice the live size. A transaction that allocates a lot without
+//! committing runs one from its allocation slow path at twice the threshold.
+//!
+//! # Marking
+//! The collector takes the commit mutex and stops every segment at a safe point (the same
+//! protocol as commits). Roots:
+//! - the shadow stack of every thread handle, in or out of a transaction (outside one, a
+//!   thread may only push zeroed frames and store already-rooted values meanwhile: the scan
+//!   reads `top` once and never writes);
+//! - the global roots ([`Stm::add_root`]);
+//! - for each segment running a transaction: its nursery, scanned conservatively (every word
+//!   that is a tagged reference to an allocated old object marks it: young objects are not
+//!   parsed, so a header the JIT has not finished is harmless and nothing young moves), its
+//!   young large objects and `New` objects (kept alive until the transaction ends, since commit
+//!   publishes them by address), and **both versions** of its modified objects and cards: the
+//!   committed one (segment 0) and the transaction's own (its segment).
+//!
+//! Every object is traced in segment 0's view (committed state), except objects allocated by a
+//! running transaction, traced in that transaction's segment. Traces are clipped to the
+//! object's allocated size and unknown type ids are not traced, so stale memory (objects of
+//! aborted transactions) can never make the collector read outside the heap.
+//!
+//! # Sweep and re-sharing
+//! Unmarked objects are freed (`gcpage.rs`); their read markers are cleared in every segment
+//! so that a reused address does not inherit a stale "read" from an old transaction. Then,
+//! in each segment, every private page that the segment's running transaction (if any) has
+//! not modified or allocated on holds exactly the committed contents: it is mapped back to the
+//! shared memfd with `MAP_FIXED` and its private bit cleared. Finally the page runs that became
+//! free (now shared everywhere) are punched out of the memfd, which releases their memory.
+
+use crate::layout::{MARKER_SHIFT, PAGE_SIZE};
+use crate::nursery::ThreadGc;
+use crate::object::Ref;
+use crate::stats::Stats;
+use crate::stm::Stm;
+use crate::transaction::ModKind;
+use crate::value::is_ref;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Default minimum major-collection threshold (bytes allocated in the old space since the
+/// previous major collection).
+pub const DEFAULT_MIN_THRESHOLD: u64 = 64 << 20;
+
+/// Runtime-wide GC state.
+pub(crate) struct GcGlobal {
+    /// Every thread handle's GC state (`*const ThreadGc` as usize).
+    pub threads: Mutex<Vec<usize>>,
+    /// Old objects kept alive by the embedder.
+    pub roots: Mutex<Vec<Ref>>,
+    pub min_threshold: AtomicU64,
+    pub threshold: AtomicU64,
+}
+
+impl GcGlobal {
+    pub(crate) fn new() -> GcGlobal {
+        GcGlobal {
+            threads: Mutex::new(Vec::new()),
+            roots: Mutex::new(Vec::new()),
+            min_threshold: AtomicU64::new(DEFAULT_MIN_THRESHOLD),
+            threshold: AtomicU64::new(DEFAULT_MIN_THRESHOLD),
+        }
+    }
+}
+
+impl Stm {
+    /// Keeps the old object `r` (and what it references) alive until [`Stm::remove_root`]:
+    /// for references the embedder holds outside any shadow stack (module globals, prebuilt
+    /// constants, test fixtures). Panics on a young reference (roots must be committed).
+    pub fn add_root(&self, r: Ref) {
+        assert!(
+            self.old.object_size(r).is_some(),
+            "stmjit: add_root({r:#x}): not an old object (commit it first)"
+        );
+        self.gc.roots.lock().unwrap().push(r);
+    }
+
+    /// Drops one registration of `r` made by [`Stm::add_root`].
+    pub fn remove_root(&self, r: Ref) {
+        let mut g = self.gc.roots.lock().unwrap();
+        if let Some(i) = g.iter().position(|&x| x == r) {
+            g.swap_remove(i);
+        }
+    }
+
+    /// Sets the minimum major-collection threshold (bytes allocated in the old space since
+    /// the previous major collection); the effective threshold is the larger of it and the
+    /// live size after the previous major collection.
+    pub fn set_major_threshold(&self, min_bytes: u64) {
+        self.gc.min_threshold.store(min_bytes, Relaxed);
+        self.gc.threshold.store(min_bytes, Relaxed);
+    }
+
+    /// Objects larger than this are allocated outside the nursery (still young).
+    pub fn large_object_limit(&self) -> u64 {
+        self.large_limit
+    }
+
+    pub(crate) fn major_due(&self) -> bool {
+        self.old.allocated_since_major.load(Relaxed) > self.gc.threshold.load(Relaxed)
+    }
+
+    pub(crate) fn major_due_in_transaction(&self) -> bool {
+        self.old.allocated_since_major.load(Relaxed) > 2 * self.gc.threshold.load(Relaxed)
+    }
+
+    /// Runs a major collection. The calling thread must not be RUNNING in any segment (it
+    /// may hold one in a transaction, at a safe point).
+    pub(crate) fn major_collection(&self) {
+        let guard = self.commit_mutex.lock().unwrap_or_else(|e| e.into_inner());
+        self.stop_the_world(0);
+        let world = crate::transaction::WorldStopped(self);
+        let t0 = Instant::now();
+        let threads = self.gc.threads.lock().unwrap();
+        // SAFETY: registered pointers stay valid while registered (unregistered under this
+        // mutex before the box is dropped); every thread in a transaction is stopped at a safe
+        // point and threads outside one only touch their shadow stack (see module docs).
+        let tgs: Vec<&ThreadGc> = threads
+            .iter()
+            .map(|&p| unsafe { &*(p as *const ThreadGc) })
+            .collect();
+        let mut m = Marker {
+            stm: self,
+            types: self.types.read().clone(),
+            owner: HashMap::new(),
+            stack: Vec::new(),
+        };
+        for tg in &tgs {
+            let k = tg.seg.load(SeqCst);
+            if k != 0 {
+                for rec in tg.modified.iter().filter(|r| r.kind == ModKind::New) {
+                    m.owner.insert(rec.addr, k);
+                }
+                for &r in tg.young_large.keys() {
+                    m.owner.insert(r, k);
+                }
+            }
+        }
+        let l = self.mem.layout;
+        for tg in &tgs {
+            // SAFETY: p is a slot in use of a registered shadow stack (read only).
+            tg.shadow.for_each_slot(|p| m.mark(unsafe { *p }));
+            let k = tg.seg.load(SeqCst);
+            if k == 0 {
+                continue;
+            }
+            let cur = self.mem.info(k).nursery_current.load(SeqCst);
+            let mut a = l.nursery_start;
+            while a < cur {
+                // SAFETY: [nursery_start, cur) of segment k is mapped; k is stopped.
+                m.mark(unsafe { *(self.mem.addr(k, a) as *const u64) });
+                a += 8;
+            }
+            for &r in tg.young_large.keys() {
+                m.mark(r);
+            }
+            for rec in tg.modified.iter() {
+                match rec.kind {
+                    ModKind::New => m.mark(rec.addr),
+                    ModKind::Object | ModKind::Card => {
+                        m.mark(rec.obj);
+                        m.trace(rec.obj, k);
+                    }
+                }
+            }
+        }
+        for &r in self.gc.roots.lock().unwrap().iter() {
+            m.mark(r);
+        }
+        while let Some((r, v)) = m.stack.pop() {
+            m.trace(r, v);
+        }
+        let n = self.num_segments();
+        let frontier = self.old.runs.frontier();
+        let res = self.old.sweep(|a, len| {
+            for k in 1..=n {
+                // SAFETY: the read markers of the old space are mapped in every transaction
+                // segment; the world is stopped.
+                unsafe {
+                    std::ptr::write_bytes(
+                        self.mem.addr(k, a >> MARKER_SHIFT),
+                        0,
+                        (len >> MARKER_SHIFT) as usize,
+                    )
+                };
+            }
+        });
+        // Re-share private pages that hold only committed data.
+        let mut reshared = 0;
+        for k in 1..=n {
+            let mut busy: HashSet<u64> = HashSet::new();
+            for tg in tgs.iter().filter(|t| t.seg.load(SeqCst) == k) {
+                let mut add = |a: u64, len: u64| {
+                    for p in self.page_index(a)..=self.page_index(a + len.max(1) - 1) {
+                        busy.insert(p);
+                    }
+                };
+                for rec in tg.modified.iter() {
+                    add(rec.addr, rec.len);
+                }
+                for (&r, &len) in tg.young_large.iter() {
+                    add(r, len);
+                }
+            }
+            reshared += self.reshare_segment(k, frontier, &busy);
+        }
+        drop(m);
+        drop(threads);
+        // Release the memory of free page runs (shared in every segment by now).
+        let mut runs = res.freed_runs;
+        runs.sort_unstable();
+        let mut i = 0;
+        while i < runs.len() {
+            let (s, mut len) = runs[i];
+            i += 1;
+            while i < runs.len() && runs[i].0 == s + len {
+                len += runs[i].1;
+                i += 1;
+            }
+            self.mem
+                .punch_hole(l.old_start + s * PAGE_SIZE, len * PAGE_SIZE);
+        }
+        let min = self.gc.min_threshold.load(Relaxed);
+        self.gc.threshold.store(min.max(res.live_bytes), Relaxed);
+        let ns = t0.elapsed().as_nanos() as u64;
+        let st = &self.stats;
+        Stats::add(&st.major_collections, 1);
+        Stats::add(&st.major_ns, ns);
+        st.major_max_ns.fetch_max(ns, Relaxed);
+        Stats::add(&st.major_freed_bytes, res.freed_bytes);
+        st.live_bytes.store(res.live_bytes, Relaxed);
+        Stats::add(&st.pages_reshared, reshared);
+        drop(world);
+        drop(guard);
+    }
+
+    /// Maps back to the memfd every private page of segment `k` below `frontier` that is not
+    /// in `busy`; returns how many. World stopped.
+    fn reshare_segment(&self, k: usize, frontier: u64, busy: &HashSet<u64>) -> u64 {
+        let private = &self.segs[k].private;
+        let l = self.mem.layout;
+        let mut done = 0;
+        let mut p = 0;
+        while p < frontier {
+            if !private.get(p) || busy.contains(&p) {
+                p += 1;
+                continue;
+            }
+            let start = p;
+            while p < frontier && private.get(p) && !busy.contains(&p) {
+                p += 1;
+            }
+            // SAFETY: the run lies in segment k's old space; the world is stopped and no Rust
+            // borrow points into it.
+            unsafe {
+                self.mem
+                    .map_shared(k, l.old_start + start * PAGE_SIZE, (p - start) * PAGE_SIZE)
+                    .unwrap_or_else(|e| panic!("{e} (re-sharing pages)"));
+            }
+            for q in start..p {
+                private.clear(q);
+            }
+            done += p - start;
+        }
+        done
+    }
+}
+
+struct Marker<'a> {
+    stm: &'a Stm,
+    types: Vec<crate::object::TypeInfo>,
+    /// Objects allocated by a running transaction → its segment (their only valid view).
+    owner: HashMap<Ref, usize>,
+    stack: Vec<(Ref, usize)>,
+}
+
+impl Marker<'_> {
+    fn mark(&mut self, w: u64) {
+        if is_ref(w) && self.stm.old.object_size(w).is_some() && !self.stm.old.test_and_mark(w) {
+            let v = self.owner.get(&w).copied().unwrap_or(0);
+            self.stack.push((w, v));
+        }
+    }
+
+    /// Marks the children of `r` as seen in segment `v`.
+    fn trace(&mut self, r: Ref, v: usize) {
+        let Some(size) = self.stm.old.object_size(r) else {
+            return;
+        };
+        let p = self.stm.mem.addr(v, r) as u64;
+        // SAFETY: r is an allocated old object, mapped in every segment.
+        let ty = unsafe { *((p + 4) as *const u32) };
+        let Some(ti) = self.types.get(ty as usize).copied() else {
+            return;
+        };
+        let mut found = Vec::new();
+        (ti.trace)(p as *mut u8, &mut |q: *mut u64| {
+            let q = q as u64;
+            if q >= p && q + 8 <= p + size {
+                // SAFETY: q lies inside the object's allocated bytes (checked).
+                found.push(unsafe { *(q as *const u64) });
+            }
+        });
+        for w in found {
+            self.mark(w);
+        }
+    }
+}
