@@ -112,3 +112,5 @@ impl Rng {
         self.next() % n
     }
 }
+
+pub mod gcnode;
