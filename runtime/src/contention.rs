@@ -53,10 +53,7 @@ impl Stm {
                 Err(x) => st = x,
             }
         }
-        self.mem
-            .info(victim)
-            .safe_point_request
-            .fetch_or(crate::layout::REQUEST_ABORT, SeqCst);
+        self.request_safe_point(victim, crate::layout::REQUEST_ABORT);
         Doom::Newly
     }
 }

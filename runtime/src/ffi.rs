@@ -49,7 +49,11 @@ pub unsafe extern "C" fn stmjit_poll(th: *mut StmThread) -> u32 {
     status(unsafe { &mut *th }.poll())
 }
 
-/// Allocates an old object; returns its reference, or 0 if the transaction was aborted.
+/// Allocation slow path (call when the inline nursery check fails, or directly for any
+/// allocation): allocates a young, zeroed object with its header written (see
+/// [`crate::nursery`]); may run a minor collection (objects move: live references must be in
+/// the shadow stack) and honours safe-point requests. Returns the reference, or 0 if the
+/// transaction was aborted (rolled back; unwind to the restart point).
 ///
 /// # Safety
 /// As [`stmjit_write_barrier_slow`].

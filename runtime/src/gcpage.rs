@@ -82,8 +82,9 @@ impl Drop for SideTable {
     }
 }
 
+/// A segment's current page of one size class and the next slot to try.
 #[derive(Clone, Copy, Default)]
-struct Current {
+pub struct Current {
     page: Option<u64>,
     next: u64,
 }
@@ -99,6 +100,32 @@ pub struct SweepResult {
     pub freed_bytes: u64,
     /// Whole page runs returned to the page allocator `(first page index, pages)`.
     pub freed_runs: Vec<(u64, u64)>,
+}
+
+/// A segment's small-object allocator, locked for a batch of allocations (a minor
+/// collection); the byte counters are updated once, on drop.
+pub struct SegmentAllocator<'a> {
+    space: &'a OldSpace,
+    cur: std::sync::MutexGuard<'a, [Current; NUM_CLASSES]>,
+    bytes: u64,
+}
+
+impl SegmentAllocator<'_> {
+    /// As [`OldSpace::alloc_small`].
+    #[inline]
+    pub fn alloc_small(&mut self, size: u64) -> u64 {
+        self.bytes += size;
+        self.space.alloc_in(&mut self.cur, size)
+    }
+}
+
+impl Drop for SegmentAllocator<'_> {
+    fn drop(&mut self) {
+        self.space.in_use_bytes.fetch_add(self.bytes, Relaxed);
+        self.space
+            .allocated_since_major
+            .fetch_add(self.bytes, Relaxed);
+    }
 }
 
 /// The old-object space allocator of one runtime instance.
@@ -153,15 +180,27 @@ impl OldSpace {
 
     /// Allocates `size` bytes (a multiple of 16, at most [`SMALL_MAX`]) for segment `seg`
     /// and returns the segment offset. The memory holds garbage: the caller overwrites it.
+    /// (Minor collections use [`OldSpace::segment_allocator`] instead: one lock for all.)
     pub fn alloc_small(&self, seg: usize, size: u64) -> u64 {
+        self.segment_allocator(seg).alloc_small(size)
+    }
+
+    /// The allocator of segment `seg`'s current pages, locked until dropped (uncontended:
+    /// only the segment's owner and the major collection use it).
+    pub fn segment_allocator(&self, seg: usize) -> SegmentAllocator<'_> {
+        SegmentAllocator {
+            space: self,
+            cur: self.current[seg].lock().unwrap(),
+            bytes: 0,
+        }
+    }
+
+    fn alloc_in(&self, cur: &mut [Current; NUM_CLASSES], size: u64) -> u64 {
         let c = class_of(size);
-        let mut cur = self.current[seg].lock().unwrap();
         let cc = &mut cur[c];
         loop {
             if let Some(p) = cc.page {
                 if let Some(i) = self.take_slot(p, size, &mut cc.next) {
-                    self.in_use_bytes.fetch_add(size, Relaxed);
-                    self.allocated_since_major.fetch_add(size, Relaxed);
                     return self.page_addr(p) + i * size;
                 }
             }

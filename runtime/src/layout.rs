@@ -27,8 +27,8 @@ pub const REQUEST_SYNC: u64 = 1 << 0;
 /// Bit of [`SegmentInfo::safe_point_request`]: this segment's transaction was doomed by the
 /// contention manager; the next runtime entry or poll aborts it.
 pub const REQUEST_ABORT: u64 = 1 << 1;
-/// Bit of [`SegmentInfo::safe_point_request`]: reserved for the GC and for "commit soon"
-/// (transaction budget exhausted) requests of later issues.
+/// Bit of [`SegmentInfo::safe_point_request`]: reserved for "commit soon" (transaction budget
+/// exhausted) requests of later issues. (The GC's major collection uses [`REQUEST_SYNC`].)
 pub const REQUEST_OTHER: u64 = 1 << 2;
 
 /// The per-segment control block at `%gs:INFO_OFFSET`.
@@ -48,10 +48,13 @@ pub struct SegmentInfo {
     /// Safe-point/abort request word the JIT polls inline (`cmp qword gs:[..], 0; jne slow`):
     /// non-zero means "call `StmThread::poll`", see the `REQUEST_*` bits.
     pub safe_point_request: AtomicU64,
-    /// Nursery bump pointer (segment offset). Reserved for the GC issue.
+    /// Nursery bump pointer (segment offset of the next free byte): the JIT's inline
+    /// allocation loads it, adds the 16-rounded size and stores it back (see `nursery.rs`).
+    /// Only the segment's owner writes it.
     pub nursery_current: AtomicU64,
-    /// Nursery limit (segment offset). Reserved for the GC issue; another thread may set it
-    /// to 0 to force the owner into the runtime.
+    /// Nursery limit (segment offset). An allocation whose end exceeds it calls
+    /// `stmjit_alloc`. Other threads store 0 here (after setting a bit in
+    /// `safe_point_request`) to make the owner enter the runtime; the slow path restores it.
     pub nursery_end: AtomicU64,
     /// Transaction budget counter: the JIT decrements it at back-edges and ends the
     /// transaction (commit + begin) when it goes negative. The runtime only initialises it.
@@ -79,7 +82,7 @@ const _: () = assert!(core::mem::size_of::<SegmentInfo>() <= PAGE_SIZE as usize)
 /// | `[8192, S/128)` | no access (reserved) |
 /// | `[S/128, S/16)` | read markers of the object space: marker of `a` at `a >> 4` |
 /// | `[S/16 + S/128, S/8)` | card markers: marker of `a` at `(a >> 4) + card_marker_disp`, `card_marker_disp = S/16` |
-/// | `[S/8, S/8 + nursery_size)` | nursery (per segment, private; used by the GC issue) |
+/// | `[S/8, S/8 + nursery_size)` | nursery (per segment, private; see `nursery.rs`) |
 /// | `[old_start, S)` | old objects, backed by the shared memfd |
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]

@@ -17,7 +17,7 @@
 //! | `[8192, S/128)` | reserved, no access |
 //! | `[S/128, S/16)` | read markers: the marker of `a` is the byte at `a >> 4` |
 //! | `[S/16 + S/128, S/8)` | card markers: the marker of `a` is at `(a >> 4) + card_marker_disp` (`= S/16`) |
-//! | `[S/8, S/8 + nursery)` | nursery, private per segment (reserved for the GC issue) |
+//! | `[S/8, S/8 + nursery)` | nursery, private per segment (see [`nursery`]) |
 //! | `[old_start, S)` | old objects, `MAP_SHARED` views of one memfd until privatized |
 //!
 //! Deviation from the first sketch (object space at `S/16`): the object space starts at `S/8`
@@ -31,28 +31,61 @@
 //!   [`StmThread::write_barrier`]; cards: see the `barrier` module docs;
 //! - safe point: `cmp qword gs:[INFO_OFFSET + offset_of!(SegmentInfo, safe_point_request)], 0;
 //!   jne poll` at loop back-edges, poll = [`StmThread::poll`];
-//! - before a slow-path call it may store a site id at `offset_of!(SegmentInfo, site)`.
+//! - before a slow-path call it may store a site id at `offset_of!(SegmentInfo, site)`;
+//! - allocation (bump pointer in the segment's nursery; see [`nursery`] for the exact
+//!   sequence): `r = gs:[INFO_OFFSET + offset_of!(SegmentInfo, nursery_current)]; n = r + size`
+//!   (size rounded up to 16, at least 16); `if n > gs:[INFO_OFFSET + offset_of!(SegmentInfo,
+//!   nursery_end)]` call `ffi::stmjit_alloc(th, type_id, size)` (0 = aborted), else store `n`
+//!   back and write the header qword `gs:[r] = (type_id as u64) << 32` (flags 0: young
+//!   objects have no `WRITE_BARRIER_FLAG`). Nursery memory is already zeroed: every field of
+//!   a fresh object reads `NONE`; the JIT must not zero it;
+//! - roots: the per-thread [`ShadowStack`] (`StmThread::shadow_stack_ptr`; `top`, `base`,
+//!   `limit` at `offset_of!`): prologue `frame = top; if frame + n > limit → RecursionError;
+//!   zero n slots; top = frame + n`, epilogue `top = frame`. Every word in `[base, top)` is a
+//!   tagged value ([`value`]); references there are roots and are rewritten in place when
+//!   their object moves. Objects move only in `stmjit_alloc` (when the nursery is full) and at
+//!   commit / abort: live references must be in the shadow stack across those calls (and are
+//!   reloaded after them). Barrier slow paths and polls never move objects. Restart snapshots
+//!   (issue 6) live in the shadow stack and are therefore roots; after an abort, slots that
+//!   referred to objects of the aborted transaction read `NONE`.
+//!
+//! # Asking a thread to enter the runtime (`nursery_end` protocol)
+//! To make the thread running segment k enter the runtime soon (pause at a safe point for a
+//! commit or a major collection, abort because it was doomed, or, later, "commit soon"), the
+//! runtime sets a `REQUEST_*` bit in k's `safe_point_request` and then stores 0 into k's
+//! `nursery_end` (`Stm::request_safe_point`). So the JIT's next inline allocation fails its
+//! limit check and calls `stmjit_alloc`, which restores the real limit and polls; loops
+//! without allocation still poll `safe_point_request` at back-edges. The JIT never writes
+//! `nursery_end` itself and must re-read it at every allocation (no caching in registers
+//! across calls or back-edges).
 //!
 //! After every runtime call returning `Err(Abort)`, the transaction is already rolled back;
 //! the caller unwinds to its restart point and calls [`StmThread::begin`].
 //!
-//! # For the GC issue
-//! - Types: [`Stm::register_type`] with a [`TypeInfo`] (size function, trace hook giving the
-//!   address of every reference field, `carded`). Header: [`ObjectHeader`]; flag bits from
-//!   [`object::FIRST_GC_FLAG`] up are free.
-//! - Allocation lives in `alloc` (a bump allocator in the memfd old space; objects are
-//!   published by the allocating transaction's commit as `New` records); replace it there.
-//! - `SegmentInfo::nursery_current`/`nursery_end` are reserved and initialised to an empty
-//!   nursery at `Layout::nursery_start`; the nursery area is mapped private per segment.
-//! - Roots the GC must also visit: the per-transaction modified lists (objects and cards).
-//! - Page re-sharing (after a major collection) is `segment::Memory::map_shared` over the
-//!   private run, plus clearing the segment's bit in its `PrivateBitmap`.
+//! # Garbage collection
+//! Generational, inside the STM (details in each module):
+//! - [`nursery`]: per-segment bump-pointer nursery (private memory of the segment); moving
+//!   minor collection when full and at every commit, in the owner thread only, concurrently
+//!   with other segments. Young objects are never write-barriered, locked or conflict-checked;
+//!   survivors become `New` records that commit publishes. Objects above
+//!   `Stm::large_object_limit` are young outside the nursery and promoted in place.
+//! - [`shadowstack`]: roots of JIT frames and Rust helpers.
+//! - [`gcpage`] (size-class pages for small objects, per-segment current pages) and
+//!   [`largemalloc`] (page runs for large objects and for the size-class pages): the old space.
+//! - [`major`]: non-moving mark-sweep with the world stopped, triggered by allocated volume,
+//!   marking from all shadow stacks, global roots (`Stm::add_root`), running transactions'
+//!   nurseries (conservatively), `New` objects and both versions of modified objects; sweep
+//!   clears the read markers of freed objects; then re-shares private pages and punches free
+//!   page runs out of the memfd.
+//! - Trace hooks ([`TypeInfo::trace`]) visit every value word; only `value::is_ref` words are
+//!   followed. Header flags used by the GC: `nursery::NEW_FLAG`, `nursery::FORWARDED_FLAG`.
 //!
 //! # Modules
 //! `layout` (offsets), `gs` (`%gs` base and gs-relative accesses), `segment` (reservation,
 //! memfd), `pages` (privatization), `object` (header, types), `locks` (write locks),
 //! `barrier`, `transaction` (begin/commit/abort), `contention`, `safepoint`, `stats`,
-//! `alloc` (the bump allocator the GC issue replaces).
+//! `value` (tagged words), `shadowstack`, `nursery` (allocation, minor collection), `gcpage`
+//! and `largemalloc` (old space), `major` (major collection, re-sharing), `ffi`.
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 compile_error!("stmjit-runtime supports Linux x86-64 only");

@@ -112,7 +112,7 @@ pub(crate) unsafe fn update_flags(p: u64, set: u32, clear: u32) {
 struct Minor<'a> {
     stm: &'a Stm,
     types: &'a [crate::object::TypeInfo],
-    me: usize,
+    alloc: crate::gcpage::SegmentAllocator<'a>,
     base: u64,
     l: Layout,
     young_large: &'a mut HashMap<Ref, u64>,
@@ -138,11 +138,10 @@ impl Minor<'_> {
                     panic!("stmjit: young object {w:#x} has unknown type id {ty}")
                 });
                 let size = round_size((ti.size)(p as *const u8) as u64);
-                let old = &self.stm.old;
                 let new = if size <= crate::gcpage::SMALL_MAX {
-                    old.alloc_small(self.me, size)
+                    self.alloc.alloc_small(size)
                 } else {
-                    old.alloc_large(size)
+                    self.stm.old.alloc_large(size)
                 };
                 // Old space of our segment: fresh slot, disjoint from the nursery.
                 std::ptr::copy_nonoverlapping(
@@ -289,7 +288,7 @@ impl StmThread {
         let mut m = Minor {
             stm: &stm,
             types: &types,
-            me,
+            alloc: stm.old.segment_allocator(me),
             base,
             l,
             young_large: &mut gc.young_large,
@@ -330,6 +329,7 @@ impl StmThread {
         gc.old_young.clear();
         let promoted = m.promoted;
         gc.modified.append(&mut m.new_recs);
+        drop(m);
         drop(types);
         for (r, _) in gc.young_large.drain() {
             stm.old.free_large(r);

@@ -3,7 +3,7 @@
 //! Every object starts with an 8-byte [`ObjectHeader`]. The JIT tests the write-barrier flag
 //! with `test byte gs:[ref + FLAGS_OFFSET], WRITE_BARRIER_FLAG` and looks the type up by
 //! `type_id`. The registry gives each type its size and a trace hook enumerating its
-//! reference fields, which the GC issue uses.
+//! value words, which the GC uses.
 
 use std::sync::RwLock;
 
@@ -11,7 +11,7 @@ use std::sync::RwLock;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ObjectHeader {
-    /// Flag bits: [`WRITE_BARRIER_FLAG`], bits 8..32 reserved for the GC.
+    /// Flag bits: [`WRITE_BARRIER_FLAG`], bits 8..32 for the GC. Young objects: 0.
     pub flags: u32,
     /// Index in the type registry ([`TypeId`]).
     pub type_id: u32,
@@ -25,7 +25,7 @@ pub const TYPE_ID_OFFSET: u64 = core::mem::offset_of!(ObjectHeader, type_id) as 
 /// barrier slow path once that segment owns the object's write lock. Card-marked objects
 /// keep it set (their cards are tracked by card markers instead).
 pub const WRITE_BARRIER_FLAG: u8 = 1 << 0;
-/// First flag bit the GC issue may use.
+/// First flag bit owned by the GC (`nursery::NEW_FLAG`, `nursery::FORWARDED_FLAG`).
 pub const FIRST_GC_FLAG: u32 = 1 << 8;
 /// Size of the header.
 pub const HEADER_SIZE: u64 = core::mem::size_of::<ObjectHeader>() as u64;

@@ -5,7 +5,7 @@
 //! memory over the page with `mmap(MAP_FIXED)` and copies the committed contents (segment 0's
 //! view of the same file page) in. Runs of consecutive pages are privatized with one mmap;
 //! adjacent private runs merge into one VMA, which keeps us far from `vm.max_map_count` for
-//! clustered writes (the GC issue re-shares pages on major collection).
+//! clustered writes (the major collection re-shares pages, see `major.rs`).
 //!
 //! Privatization runs while the segment is RUNNING (not at a safe point), so no commit copies
 //! into the segment at the same time; the bitmap is read by committers while the owner is

@@ -31,6 +31,17 @@ pub(crate) fn wait_until(mut cond: impl FnMut() -> bool) {
 }
 
 impl Stm {
+    /// Asks the thread running segment `seg` to enter the runtime soon: sets `bits` in its
+    /// `safe_point_request` word (authoritative: polled at back-edges and by every runtime
+    /// entry), then sets its `nursery_end` to 0 so that its next inline allocation also takes
+    /// the slow path (which restores the real limit, then polls). The second store is only a
+    /// faster path to the same poll: an owner resetting its nursery may overwrite it.
+    pub(crate) fn request_safe_point(&self, seg: usize, bits: u64) {
+        let info = self.mem.info(seg);
+        info.safe_point_request.fetch_or(bits, SeqCst);
+        info.nursery_end.store(0, SeqCst);
+    }
+
     /// Marks `seg` RUNNING, waiting first for any commit in progress to finish.
     pub(crate) fn enter_running(&self, seg: usize) {
         let s = &self.segs[seg];
@@ -59,10 +70,7 @@ impl Stm {
         let mut any = false;
         for k in 1..=n {
             if k != me && self.segs[k].running.load(SeqCst) {
-                self.mem
-                    .info(k)
-                    .safe_point_request
-                    .fetch_or(REQUEST_SYNC, SeqCst);
+                self.request_safe_point(k, REQUEST_SYNC);
                 any = true;
             }
         }

@@ -107,15 +107,15 @@ impl Memory {
                 (*info)
                     .segment_base
                     .store(b, std::sync::atomic::Ordering::Relaxed);
-                // An empty nursery: a JIT bump allocation takes its slow path until the GC
-                // issue hands out nursery space.
+                // An empty, zeroed nursery (segment 0 has none: its limit stays at the start).
                 let ns = layout.nursery_start;
+                let ne = if k > 0 { layout.nursery_end } else { ns };
                 (*info)
                     .nursery_current
                     .store(ns, std::sync::atomic::Ordering::Relaxed);
                 (*info)
                     .nursery_end
-                    .store(ns, std::sync::atomic::Ordering::Relaxed);
+                    .store(ne, std::sync::atomic::Ordering::Relaxed);
             }
         }
         Ok(mem)

@@ -563,3 +563,74 @@ fn random_graphs_in_four_threads_match_the_model() {
     assert!(s.major_collections > 2);
     th.run(|tx| walk(tx, board, 6));
 }
+
+#[test]
+fn jit_style_inline_allocation_and_nursery_end_request() {
+    let stm = Stm::new(cfg(2)).unwrap();
+    let ty = node_type(&stm);
+    let c = {
+        let mut th = stm.thread();
+        let f = th.shadow_stack().push(1);
+        th.run(|tx| {
+            let r = new_node(tx, ty, 1, 1)?;
+            tx.shadow_stack().set(f, 0, r);
+            Ok(())
+        });
+        let r = th.shadow_stack().get(f, 0);
+        stm.add_root(r);
+        r
+    };
+    let mut a = stm.thread();
+    let f = a.shadow_stack().push(1);
+    a.begin();
+    let seg = a.segment();
+    let info = stm.segment_info(seg);
+    // The inline sequence, done by hand on the segment's info block.
+    let size = 16 + 8 * 3;
+    let r = info.nursery_current.load(SeqCst);
+    let n = r + size;
+    assert!(n <= info.nursery_end.load(SeqCst));
+    info.nursery_current.store(n, SeqCst);
+    let p = (stm.segment_base(seg) + r) as *mut u64;
+    // SAFETY: [r, n) is fresh nursery of our running segment.
+    unsafe {
+        assert!(
+            (0..size as usize / 8).all(|i| *p.add(i) == 0),
+            "nursery is zeroed"
+        );
+        *p = (ty.0 as u64) << 32;
+        *p.add(1) = int(3);
+        *p.add(2) = int(42);
+        *p.add(3) = int(42 ^ MAGIC);
+    }
+    a.shadow_stack().set(f, 0, r);
+    a.collect_minor().unwrap();
+    let r2 = a.shadow_stack().get(f, 0);
+    assert!(r2 >= stm.layout().old_start);
+    assert_eq!(read_node(&mut a, r2).unwrap(), (42, vec![NONE]));
+    // A conflict dooms `a`: its nursery_end drops to 0 and the next allocation aborts.
+    a.read_u64(c, field(0)).unwrap();
+    let mut b = stm.thread();
+    b.begin();
+    b.write_u64(c, field(0), int(5)).unwrap();
+    b.commit().unwrap();
+    assert_ne!(info.safe_point_request.load(SeqCst), 0);
+    assert_eq!(info.nursery_end.load(SeqCst), 0);
+    assert!(a.alloc(ty, 32).is_err());
+    assert_eq!(
+        a.shadow_stack().get(f, 0),
+        NONE,
+        "object of the aborted transaction"
+    );
+    a.begin();
+    assert_eq!(a.segment(), seg);
+    assert_eq!(
+        info.nursery_end.load(SeqCst),
+        stm.layout().nursery_end,
+        "the abort emptied the nursery and restored its limit"
+    );
+    let r = a.alloc(ty, 32).unwrap();
+    assert_eq!(r, stm.layout().nursery_start);
+    assert_eq!(info.nursery_end.load(SeqCst), stm.layout().nursery_end);
+    a.commit().unwrap();
+}
