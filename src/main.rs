@@ -1,7 +1,8 @@
 //! `stmjit`: the command line.
 //!
-//! `stmjit run prog.lang [ARGS...]` runs a program. Until the JIT lands, programs run on the
-//! reference interpreter of `stmjit-lang`, selected with `--interp`.
+//! `stmjit run [--dump-asm[=FILE]] [--asm-syntax intel|att] [--segment-base gs|r15]
+//! [--interp] prog.lang [ARGS...]` runs a program: compiled by Cranelift (`stmjit-jit`) onto
+//! the STM runtime, or on the reference interpreter of `stmjit-lang` with `--interp`.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -28,12 +29,34 @@ enum Command {
         /// Run on the reference interpreter (the test oracle) instead of the JIT.
         #[arg(long)]
         interp: bool,
+        /// Print the machine code of every function (barriers, polls marked) to stderr, or
+        /// to FILE; the program still runs.
+        #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true)]
+        dump_asm: Option<Option<PathBuf>>,
+        /// Syntax of `--dump-asm`.
+        #[arg(long, value_enum, default_value_t = AsmSyntax::Intel)]
+        asm_syntax: AsmSyntax,
+        /// How JIT code reaches its segment: `gs:` prefixes, or the pinned r15 register.
+        #[arg(long, value_enum, default_value_t = SegBase::Gs)]
+        segment_base: SegBase,
         /// The program file.
         program: PathBuf,
         /// Arguments passed to the program, returned by `args()`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AsmSyntax {
+    Intel,
+    Att,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SegBase {
+    Gs,
+    R15,
 }
 
 fn main() -> ExitCode {
@@ -51,14 +74,29 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run {
             interp,
+            dump_asm,
+            asm_syntax,
+            segment_base,
             program,
             args,
         } => {
-            if !interp {
-                eprintln!("error: the JIT is not built yet; run with --interp");
-                return ExitCode::from(EXIT_USAGE);
-            }
-            let status = stmjit_lang::run_file(&program, args);
+            let status = if interp {
+                stmjit_lang::run_file(&program, args)
+            } else {
+                let opts = stmjit_jit::program::Options {
+                    segment_base: Some(match segment_base {
+                        SegBase::Gs => stmjit_jit::SegmentBase::Gs,
+                        SegBase::R15 => stmjit_jit::SegmentBase::R15,
+                    }),
+                    dump_asm,
+                    syntax: match asm_syntax {
+                        AsmSyntax::Intel => stmjit_jit::disasm::Syntax::Intel,
+                        AsmSyntax::Att => stmjit_jit::disasm::Syntax::Att,
+                    },
+                    nursery: None,
+                };
+                stmjit_jit::program::run_file(&program, args, &opts)
+            };
             ExitCode::from(u8::try_from(status).unwrap_or(1))
         }
     }

@@ -59,3 +59,6 @@ pub mod module;
 
 pub use gs_rewrite::{RewriteError, SegmentBase};
 pub use module::{CompiledFunction, Jit, JitError, StackMapEntry};
+pub mod compile;
+pub mod program;
+pub mod rt;

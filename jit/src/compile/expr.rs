@@ -1,0 +1,665 @@
+//! Expressions.
+
+use super::{mf, FnCompiler, LOC_LIST_FAST};
+use crate::rt::{helpers::BINOPS, helpers::CMPOPS, helpers::UNOPS, UNBOUND};
+use cranelift_codegen::ir::{
+    condcodes::IntCC, types::I32, types::I64, InstBuilder, SourceLoc, Value,
+};
+use std::mem::offset_of;
+use stmjit_lang::ast::*;
+use stmjit_lang::diag::Span;
+use stmjit_runtime::objects::{ListObj, ARRAY_DATA};
+use stmjit_runtime::value::{FALSE, NONE, TRUE};
+
+/// Whether evaluating `e` can neither call anything nor allocate (so values computed before
+/// it need not be spilled).
+pub(crate) fn is_simple(e: &Expr) -> bool {
+    matches!(
+        e.kind,
+        ExprKind::Int(_) | ExprKind::Bool(_) | ExprKind::None
+    ) || matches!(&e.kind, ExprKind::Name(n) if matches!(n.slot, Slot::Local(_)))
+}
+
+fn tag(i: i64) -> i64 {
+    (i << 1) | 1
+}
+
+impl FnCompiler<'_, '_> {
+    /// Evaluates `e` into a word.
+    pub(crate) fn expr(&mut self, e: &Expr) -> Value {
+        match &e.kind {
+            ExprKind::Int(i) => self.b.ins().iconst(I64, tag(*i)),
+            ExprKind::Bool(v) => self
+                .b
+                .ins()
+                .iconst(I64, if *v { TRUE } else { FALSE } as i64),
+            ExprKind::None => self.b.ins().iconst(I64, NONE as i64),
+            ExprKind::Float(f) => {
+                let w = self.sh.rt.float_consts[&f.to_bits()];
+                self.b.ins().iconst(I64, w as i64)
+            }
+            ExprKind::Str(s) => {
+                let w = self.sh.rt.str_consts[&**s];
+                self.b.ins().iconst(I64, w as i64)
+            }
+            ExprKind::Name(n) => self.load_name(n, e.span),
+            ExprKind::List(items) => {
+                let mark = self.temp_mark();
+                for it in items {
+                    let v = self.expr(it);
+                    self.push_temp(v);
+                }
+                let p = self.slot_addr(mark);
+                let n = self.b.ins().iconst(I64, items.len() as i64);
+                let r = self.call_checked("stmjit_new_list", &[self.ctx, p, n], e.span);
+                self.pop_temps(mark);
+                r
+            }
+            ExprKind::Dict(items) => {
+                let mark = self.temp_mark();
+                for (k, v) in items {
+                    let kv = self.expr(k);
+                    self.push_temp(kv);
+                    let vv = self.expr(v);
+                    self.push_temp(vv);
+                }
+                let p = self.slot_addr(mark);
+                let n = self.b.ins().iconst(I64, items.len() as i64);
+                let r = self.call_checked("stmjit_new_dict", &[self.ctx, p, n], e.span);
+                self.pop_temps(mark);
+                r
+            }
+            ExprKind::Unary(op, a) => {
+                let v = self.expr(a);
+                let k = UNOPS.iter().position(|x| x == op).unwrap() as i64;
+                let k = self.b.ins().iconst(I64, k);
+                self.call_checked("stmjit_unary", &[self.ctx, k, v], e.span)
+            }
+            ExprKind::Binary(op, a, b) => {
+                let (x, y) = self.operands(a, b);
+                self.binop(*op, x, y, e.span, false)
+            }
+            ExprKind::And(a, b) | ExprKind::Or(a, b) => {
+                let is_and = matches!(e.kind, ExprKind::And(..));
+                let x = self.expr(a);
+                let t = self.truthy(x);
+                let other = self.b.create_block();
+                let done = self.b.create_block();
+                self.b.append_block_param(done, I64);
+                if is_and {
+                    self.b.ins().brif(t, other, &[], done, &[x.into()]);
+                } else {
+                    self.b.ins().brif(t, done, &[x.into()], other, &[]);
+                }
+                self.b.switch_to_block(other);
+                let y = self.expr(b);
+                self.b.ins().jump(done, &[y.into()]);
+                self.b.switch_to_block(done);
+                self.b.block_params(done)[0]
+            }
+            ExprKind::Not(a) => {
+                let x = self.expr(a);
+                let t = self.truthy(x);
+                let f = self.b.ins().iconst(I64, FALSE as i64);
+                let tr = self.b.ins().iconst(I64, TRUE as i64);
+                self.b.ins().select(t, f, tr)
+            }
+            ExprKind::Compare { first, rest } => self.compare(first, rest, e.span),
+            ExprKind::IfElse { cond, then, orelse } => {
+                let c = self.expr(cond);
+                let t = self.truthy(c);
+                let tb = self.b.create_block();
+                let eb = self.b.create_block();
+                let done = self.b.create_block();
+                self.b.append_block_param(done, I64);
+                self.b.ins().brif(t, tb, &[], eb, &[]);
+                self.b.switch_to_block(tb);
+                let x = self.expr(then);
+                self.b.ins().jump(done, &[x.into()]);
+                self.b.switch_to_block(eb);
+                let y = self.expr(orelse);
+                self.b.ins().jump(done, &[y.into()]);
+                self.b.switch_to_block(done);
+                self.b.block_params(done)[0]
+            }
+            ExprKind::Call { func, args } => self.call_expr(func, args, e.span),
+            ExprKind::MethodCall { obj, name, args } => {
+                let mark = self.temp_mark();
+                let o = self.expr(obj);
+                self.push_temp(o);
+                let name_id = self.sh.rt.name_id(name) as i64;
+                let nid = self.b.ins().iconst(I64, name_id);
+                if !args.iter().all(is_simple) {
+                    self.call_checked("stmjit_check_method", &[self.ctx, o, nid], e.span);
+                }
+                for a in args {
+                    let v = self.expr(a);
+                    self.push_temp(v);
+                }
+                let p = self.slot_addr(mark);
+                let n = self.b.ins().iconst(I64, args.len() as i64 + 1);
+                let nid = self.b.ins().iconst(I64, name_id);
+                let r = self.call_checked("stmjit_call_method", &[self.ctx, nid, p, n], e.span);
+                self.pop_temps(mark);
+                r
+            }
+            ExprKind::Attr { obj, name } => {
+                let o = self.expr(obj);
+                let nid = self.sh.rt.name_id(name) as i64;
+                let nid = self.b.ins().iconst(I64, nid);
+                self.call_checked("stmjit_getattr", &[self.ctx, o, nid], e.span)
+            }
+            ExprKind::Index { obj, index } => {
+                let (o, i) = self.operands(obj, index);
+                self.index(o, i, e.span)
+            }
+            ExprKind::Slice { obj, lo, hi } => {
+                let mark = self.temp_mark();
+                let o = self.expr(obj);
+                let t0 = self.push_temp(o);
+                let l = self.opt_expr(lo.as_deref());
+                let t1 = self.push_temp(l);
+                let h = self.opt_expr(hi.as_deref());
+                let o = self.load_slot(t0);
+                let l = self.load_slot(t1);
+                let r = self.call_checked("stmjit_getslice", &[self.ctx, o, l, h], e.span);
+                self.pop_temps(mark);
+                r
+            }
+        }
+    }
+
+    /// An optional expression, [`UNBOUND`] when absent.
+    pub(crate) fn opt_expr(&mut self, e: Option<&Expr>) -> Value {
+        match e {
+            Some(e) => self.expr(e),
+            None => self.b.ins().iconst(I64, UNBOUND as i64),
+        }
+    }
+
+    /// Evaluates two operands, spilling the first across the second when needed.
+    pub(crate) fn operands(&mut self, a: &Expr, b: &Expr) -> (Value, Value) {
+        let x = self.expr(a);
+        if is_simple(b) {
+            let y = self.expr(b);
+            return (x, y);
+        }
+        let mark = self.temp_mark();
+        let t = self.push_temp(x);
+        let y = self.expr(b);
+        let x = self.load_slot(t);
+        self.pop_temps(mark);
+        (x, y)
+    }
+
+    /// A name's value.
+    pub(crate) fn load_name(&mut self, n: &Name, span: Span) -> Value {
+        match n.slot {
+            Slot::Local(i) => {
+                let v = self.load_slot(i);
+                let unbound = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
+                let bad = self.b.create_block();
+                let ok = self.b.create_block();
+                self.b.ins().brif(unbound, bad, &[], ok, &[]);
+                self.b.set_cold_block(bad);
+                self.b.switch_to_block(bad);
+                let nid = self.sh.rt.name_id(&n.name) as i64;
+                let nid = self.b.ins().iconst(I64, nid);
+                let r = self.call("stmjit_unbound_local", &[self.ctx, nid]);
+                self.check(r, span);
+                self.b.ins().jump(ok, &[]);
+                self.b.switch_to_block(ok);
+                v
+            }
+            Slot::Global(g) => {
+                let v = self.load_global(g);
+                let unbound = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
+                let bad = self.b.create_block();
+                let ok = self.b.create_block();
+                self.b.append_block_param(ok, I64);
+                self.b.ins().brif(unbound, bad, &[], ok, &[v.into()]);
+                self.b.set_cold_block(bad);
+                self.b.switch_to_block(bad);
+                if let Some(b) = Builtin::from_name(&n.name) {
+                    let w = self.builtin_obj(b);
+                    self.b.ins().jump(ok, &[w.into()]);
+                } else {
+                    let nid = self.sh.rt.name_id(&n.name) as i64;
+                    let nid = self.b.ins().iconst(I64, nid);
+                    let r = self.call("stmjit_name_error", &[self.ctx, nid]);
+                    self.check(r, span);
+                    self.b.ins().jump(ok, &[r.into()]);
+                }
+                self.b.switch_to_block(ok);
+                self.b.block_params(ok)[0]
+            }
+            Slot::Builtin(b) => self.builtin_obj(b),
+            Slot::Unresolved => match Builtin::from_name(&n.name) {
+                Some(b) => self.builtin_obj(b),
+                None => {
+                    let nid = self.sh.rt.name_id(&n.name) as i64;
+                    let nid = self.b.ins().iconst(I64, nid);
+                    self.call_checked("stmjit_name_error", &[self.ctx, nid], span)
+                }
+            },
+        }
+    }
+
+    fn builtin_obj(&mut self, b: Builtin) -> Value {
+        let k = Builtin::ALL.iter().position(|x| *x == b).unwrap();
+        let w = self.sh.builtin_objs[k];
+        self.b.ins().iconst(I64, w as i64)
+    }
+
+    /// Segment offset of global `g`'s word.
+    fn global_off(&self, g: usize) -> i64 {
+        (self.sh.rt.globals + ARRAY_DATA + 8 * g as u64) as i64
+    }
+
+    /// Loads global `g` with its read barrier (the granule of its word in the globals array).
+    pub(crate) fn load_global(&mut self, g: usize) -> Value {
+        let go = self.global_off(g);
+        let off = self.b.ins().iconst(I64, go);
+        self.read_barrier(off);
+        let a = self.seg_addr(off);
+        self.b.ins().load(I64, mf(), a, 0)
+    }
+
+    /// Stores global `g` with the card write barrier.
+    pub(crate) fn store_global(&mut self, g: usize, v: Value, span: Span) {
+        let arr = self.b.ins().iconst(I64, self.sh.rt.globals as i64);
+        let off = self.b.ins().iconst(I64, (ARRAY_DATA + 8 * g as u64) as i64);
+        self.card_write_barrier(arr, off, span);
+        let go = self.global_off(g);
+        let o = self.b.ins().iconst(I64, go);
+        let a = self.seg_addr(o);
+        self.b.ins().store(mf(), v, a, 0);
+    }
+
+    /// Truthiness as an i8 (ints, bools and None inline).
+    pub(crate) fn truthy(&mut self, v: Value) -> Value {
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let is_true = self.b.ins().icmp_imm(IntCC::Equal, v, TRUE as i64);
+        let one = self.b.ins().iconst(I64, 1);
+        let zero = self.b.ins().iconst(I64, 0);
+        let not_true = self.b.create_block();
+        self.b
+            .ins()
+            .brif(is_true, done, &[one.into()], not_true, &[]);
+        self.b.switch_to_block(not_true);
+        // None (0) and False (2) are the only words below 3.
+        let falsy = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, v, 3);
+        let other = self.b.create_block();
+        self.b.ins().brif(falsy, done, &[zero.into()], other, &[]);
+        self.b.switch_to_block(other);
+        let int = self.b.ins().band_imm(v, 1);
+        let int_block = self.b.create_block();
+        let obj_block = self.b.create_block();
+        self.b.ins().brif(int, int_block, &[], obj_block, &[]);
+        self.b.switch_to_block(int_block);
+        let nz = self.b.ins().icmp_imm(IntCC::NotEqual, v, 1);
+        let nz = self.b.ins().uextend(I64, nz);
+        self.b.ins().jump(done, &[nz.into()]);
+        self.b.switch_to_block(obj_block);
+        let r = self.call("stmjit_truthy", &[self.ctx, v]);
+        self.b.ins().jump(done, &[r.into()]);
+        self.b.switch_to_block(done);
+        let r = self.b.block_params(done)[0];
+        self.b.ins().icmp_imm(IntCC::NotEqual, r, 0)
+    }
+
+    /// Branches to `slow` unless both words are ints; continues in a fresh block.
+    fn both_ints(&mut self, x: Value, y: Value, slow: cranelift_codegen::ir::Block) {
+        let both = self.b.ins().band(x, y);
+        let bit = self.b.ins().band_imm(both, 1);
+        let fast = self.b.create_block();
+        self.b.ins().brif(bit, fast, &[], slow, &[]);
+        self.b.switch_to_block(fast);
+    }
+
+    /// `x OP y` with int fast paths; `inplace` selects `OP=` semantics for the slow path.
+    pub(crate) fn binop(
+        &mut self,
+        op: BinOp,
+        x: Value,
+        y: Value,
+        span: Span,
+        inplace: bool,
+    ) -> Value {
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let inline = matches!(
+            op,
+            BinOp::Add
+                | BinOp::Sub
+                | BinOp::Mul
+                | BinOp::FloorDiv
+                | BinOp::Mod
+                | BinOp::BitAnd
+                | BinOp::BitOr
+                | BinOp::BitXor
+        );
+        if inline {
+            self.both_ints(x, y, slow);
+            let ins = self.b.ins();
+            let (r, of) = match op {
+                BinOp::Add => {
+                    let y1 = ins.iadd_imm(y, -1);
+                    let (r, of) = self.b.ins().sadd_overflow(x, y1);
+                    (r, Some(of))
+                }
+                BinOp::Sub => {
+                    let (r, of) = ins.ssub_overflow(x, y);
+                    let r = self.b.ins().bor_imm(r, 1);
+                    (r, Some(of))
+                }
+                BinOp::Mul => {
+                    let xs = ins.sshr_imm(x, 1);
+                    let y1 = self.b.ins().iadd_imm(y, -1);
+                    let (r, of) = self.b.ins().smul_overflow(xs, y1);
+                    let r = self.b.ins().bor_imm(r, 1);
+                    (r, Some(of))
+                }
+                BinOp::BitAnd => (ins.band(x, y), None),
+                BinOp::BitOr => (ins.bor(x, y), None),
+                BinOp::BitXor => {
+                    let r = ins.bxor(x, y);
+                    (self.b.ins().bor_imm(r, 1), None)
+                }
+                BinOp::FloorDiv | BinOp::Mod => {
+                    // Zero divisor (tagged 1) and the one overflowing quotient take the slow
+                    // path, which raises.
+                    let zero = ins.icmp_imm(IntCC::Equal, y, 1);
+                    let divb = self.b.create_block();
+                    self.b.ins().brif(zero, slow, &[], divb, &[]);
+                    self.b.switch_to_block(divb);
+                    let a = self.b.ins().sshr_imm(x, 1);
+                    let d = self.b.ins().sshr_imm(y, 1);
+                    let q = self.b.ins().sdiv(a, d);
+                    let r = self.b.ins().srem(a, d);
+                    // Floor: when the remainder is non-zero and its sign differs from d's.
+                    let rnz = self.b.ins().icmp_imm(IntCC::NotEqual, r, 0);
+                    let sx = self.b.ins().bxor(r, d);
+                    let neg = self.b.ins().icmp_imm(IntCC::SignedLessThan, sx, 0);
+                    let adj = self.b.ins().band(rnz, neg);
+                    let adj = self.b.ins().uextend(I64, adj);
+                    if op == BinOp::Mod {
+                        let dd = self.b.ins().imul(adj, d);
+                        let m = self.b.ins().iadd(r, dd);
+                        let m2 = self.b.ins().ishl_imm(m, 1);
+                        (self.b.ins().bor_imm(m2, 1), None)
+                    } else {
+                        let q = self.b.ins().isub(q, adj);
+                        let (q2, of) = self.b.ins().sadd_overflow(q, q);
+                        let q2 = self.b.ins().bor_imm(q2, 1);
+                        (q2, Some(of))
+                    }
+                }
+                _ => unreachable!(),
+            };
+            match of {
+                Some(of) => {
+                    self.b.ins().brif(of, slow, &[], done, &[r.into()]);
+                }
+                None => {
+                    self.b.ins().jump(done, &[r.into()]);
+                }
+            }
+        } else {
+            self.b.ins().jump(slow, &[]);
+        }
+        self.b.switch_to_block(slow);
+        let k = BINOPS.iter().position(|o| *o == op).unwrap() as i64;
+        let k = self.b.ins().iconst(I64, k);
+        let name = if inplace {
+            "stmjit_inplace"
+        } else {
+            "stmjit_binop"
+        };
+        let r = self.call_checked(name, &[self.ctx, k, x, y], span);
+        self.b.ins().jump(done, &[r.into()]);
+        self.b.switch_to_block(done);
+        self.b.block_params(done)[0]
+    }
+
+    /// One comparison `x OP y` as a bool word.
+    fn compare_one(&mut self, op: CmpOp, x: Value, y: Value, span: Span) -> Value {
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let slow = self.b.create_block();
+        let cc = match op {
+            CmpOp::Eq => Some(IntCC::Equal),
+            CmpOp::Ne => Some(IntCC::NotEqual),
+            CmpOp::Lt => Some(IntCC::SignedLessThan),
+            CmpOp::Le => Some(IntCC::SignedLessThanOrEqual),
+            CmpOp::Gt => Some(IntCC::SignedGreaterThan),
+            CmpOp::Ge => Some(IntCC::SignedGreaterThanOrEqual),
+            _ => None,
+        };
+        if let Some(cc) = cc {
+            self.both_ints(x, y, slow);
+            let c = self.b.ins().icmp(cc, x, y);
+            let t = self.b.ins().iconst(I64, TRUE as i64);
+            let f = self.b.ins().iconst(I64, FALSE as i64);
+            let r = self.b.ins().select(c, t, f);
+            self.b.ins().jump(done, &[r.into()]);
+        } else {
+            self.b.ins().jump(slow, &[]);
+        }
+        self.b.switch_to_block(slow);
+        let k = CMPOPS.iter().position(|o| *o == op).unwrap() as i64;
+        let k = self.b.ins().iconst(I64, k);
+        let r = self.call_checked("stmjit_compare", &[self.ctx, k, x, y], span);
+        self.b.ins().jump(done, &[r.into()]);
+        self.b.switch_to_block(done);
+        self.b.block_params(done)[0]
+    }
+
+    fn compare(&mut self, first: &Expr, rest: &[(CmpOp, Expr)], span: Span) -> Value {
+        if rest.len() == 1 {
+            let (x, y) = self.operands(first, &rest[0].1);
+            return self.compare_one(rest[0].0, x, y, span);
+        }
+        let mark = self.temp_mark();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let x = self.expr(first);
+        let left = self.push_temp(x);
+        for (i, (op, r)) in rest.iter().enumerate() {
+            let y = self.expr(r);
+            let right = self.push_temp(y);
+            let x = self.load_slot(left);
+            let c = self.compare_one(*op, x, y, span);
+            if i + 1 == rest.len() {
+                self.b.ins().jump(done, &[c.into()]);
+            } else {
+                let t = self.b.ins().icmp_imm(IntCC::Equal, c, TRUE as i64);
+                let next = self.b.create_block();
+                self.b.ins().brif(t, next, &[], done, &[c.into()]);
+                self.b.switch_to_block(next);
+                let y = self.load_slot(right);
+                self.store_slot(left, y);
+            }
+        }
+        self.b.switch_to_block(done);
+        self.pop_temps(mark);
+        self.b.block_params(done)[0]
+    }
+
+    /// Inline test that `o` is a list and `i` an in-range int; on success returns the
+    /// segment offset of the element word (after the list's read barrier), else branches to
+    /// `slow`.
+    fn list_elem(&mut self, o: Value, i: Value, slow: cranelift_codegen::ir::Block) -> Value {
+        self.b.set_srcloc(SourceLoc::new(LOC_LIST_FAST));
+        // A reference: even and >= 4096.
+        let low = self.b.ins().band_imm(o, 1);
+        let small = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, o, 4096);
+        let low8 = self.b.ins().icmp_imm(IntCC::NotEqual, low, 0);
+        let not_ref = self.b.ins().bor(low8, small);
+        let b1 = self.b.create_block();
+        self.b.ins().brif(not_ref, slow, &[], b1, &[]);
+        self.b.switch_to_block(b1);
+        let ta = self.seg_addr(o);
+        let ty = self.b.ins().load(
+            I32,
+            mf(),
+            ta,
+            stmjit_runtime::objects::TYPE_ID_OFFSET as i32,
+        );
+        let is_list = self
+            .b
+            .ins()
+            .icmp_imm(IntCC::Equal, ty, self.sh.rt.types.list.0 as i64);
+        let int = self.b.ins().band_imm(i, 1);
+        let int8 = self.b.ins().icmp_imm(IntCC::NotEqual, int, 0);
+        let ok = self.b.ins().band(is_list, int8);
+        let b2 = self.b.create_block();
+        self.b.ins().brif(ok, b2, &[], slow, &[]);
+        self.b.switch_to_block(b2);
+        self.read_barrier(o);
+        let la = self.seg_addr(o);
+        let len = self
+            .b
+            .ins()
+            .load(I64, mf(), la, offset_of!(ListObj, len) as i32);
+        let ia = self.seg_addr(o);
+        let items = self
+            .b
+            .ins()
+            .load(I64, mf(), ia, offset_of!(ListObj, items) as i32);
+        let idx = self.b.ins().sshr_imm(i, 1);
+        let neg = self.b.ins().icmp_imm(IntCC::SignedLessThan, idx, 0);
+        let wrapped = self.b.ins().iadd(idx, len);
+        let idx = self.b.ins().select(neg, wrapped, idx);
+        let inb = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, len);
+        let b3 = self.b.create_block();
+        self.b.ins().brif(inb, b3, &[], slow, &[]);
+        self.b.switch_to_block(b3);
+        let off = self.b.ins().ishl_imm(idx, 3);
+        let off = self.b.ins().iadd_imm(off, ARRAY_DATA as i64);
+        let addr = self.b.ins().iadd(items, off);
+        self.b.set_srcloc(SourceLoc::default());
+        let _ = mf();
+        addr
+    }
+
+    /// `o[i]`, inline for lists.
+    pub(crate) fn index(&mut self, o: Value, i: Value, span: Span) -> Value {
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let addr = self.list_elem(o, i, slow);
+        // The element's own granule (card-marked items array).
+        self.read_barrier(addr);
+        let a = self.seg_addr(addr);
+        let v = self.b.ins().load(I64, mf(), a, 0);
+        self.b.ins().jump(done, &[v.into()]);
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        let r = self.call_checked("stmjit_getitem", &[self.ctx, o, i], span);
+        self.b.ins().jump(done, &[r.into()]);
+        self.b.switch_to_block(done);
+        self.b.block_params(done)[0]
+    }
+
+    /// `o[i] = v`, inline for lists.
+    pub(crate) fn set_index(&mut self, o: Value, i: Value, v: Value, span: Span) {
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        let addr = self.list_elem(o, i, slow);
+        let ia = self.seg_addr(o);
+        let items = self
+            .b
+            .ins()
+            .load(I64, mf(), ia, offset_of!(ListObj, items) as i32);
+        let off = self.b.ins().isub(addr, items);
+        self.card_write_barrier(items, off, span);
+        let a = self.seg_addr(addr);
+        self.b.ins().store(mf(), v, a, 0);
+        self.b.ins().jump(done, &[]);
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        self.call_checked("stmjit_setitem", &[self.ctx, o, i, v], span);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+
+    fn call_expr(&mut self, func: &Expr, args: &[Expr], span: Span) -> Value {
+        // Builtins called by name.
+        if let ExprKind::Name(n) = &func.kind {
+            let b = match n.slot {
+                Slot::Builtin(b) => Some(b),
+                Slot::Unresolved => Builtin::from_name(&n.name),
+                _ => None,
+            };
+            if let Some(b) = b {
+                let mark = self.temp_mark();
+                for a in args {
+                    let v = self.expr(a);
+                    self.push_temp(v);
+                }
+                let p = self.slot_addr(mark);
+                let n = self.b.ins().iconst(I64, args.len() as i64);
+                let r = if b == Builtin::Print {
+                    self.call_checked("stmjit_print", &[self.ctx, p, n], span)
+                } else {
+                    let k = Builtin::ALL.iter().position(|x| *x == b).unwrap() as i64;
+                    let k = self.b.ins().iconst(I64, k);
+                    self.call_checked("stmjit_builtin", &[self.ctx, k, p, n], span)
+                };
+                self.pop_temps(mark);
+                return r;
+            }
+        }
+        let mark = self.temp_mark();
+        let f = self.expr(func);
+        let ft = self.push_temp(f);
+        for a in args {
+            let v = self.expr(a);
+            self.push_temp(v);
+        }
+        let f = self.load_slot(ft);
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let generic = self.b.create_block();
+        // Direct call when the callee is the function a module-level `def` bound to this
+        // global (and the arity matches); the generic path handles everything else.
+        let direct_fid = match &func.kind {
+            ExprKind::Name(Name {
+                slot: Slot::Global(g),
+                ..
+            }) => self.sh.def_of_global.get(g).copied(),
+            _ => None,
+        };
+        if let Some(fid) =
+            direct_fid.filter(|&fid| self.sh.rt.program.functions[fid].arity == args.len())
+        {
+            let expect = self.sh.rt.func_objs[fid] as i64;
+            let same = self.b.ins().icmp_imm(IntCC::Equal, f, expect);
+            let direct = self.b.create_block();
+            self.b.ins().brif(same, direct, &[], generic, &[]);
+            self.b.switch_to_block(direct);
+            let mut vals = vec![self.ctx];
+            for k in 0..args.len() {
+                vals.push(self.load_slot(ft + 1 + k));
+            }
+            let callee = self.direct(fid);
+            let inst = self.b.ins().call(callee, &vals);
+            let r = self.b.inst_results(inst)[0];
+            self.check(r, span);
+            self.b.ins().jump(done, &[r.into()]);
+        } else {
+            self.b.ins().jump(generic, &[]);
+        }
+        self.b.switch_to_block(generic);
+        let p = self.slot_addr(ft + 1);
+        let n = self.b.ins().iconst(I64, args.len() as i64);
+        let r = self.call_checked("stmjit_call", &[self.ctx, f, p, n], span);
+        self.b.ins().jump(done, &[r.into()]);
+        self.b.switch_to_block(done);
+        self.pop_temps(mark);
+        self.b.block_params(done)[0]
+    }
+}

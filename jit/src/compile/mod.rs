@@ -1,0 +1,428 @@
+//! AST → Cranelift IR for one function (or the module body).
+#![allow(deprecated)]
+//!
+//! # Frames and roots
+//! Every function pushes a frame on the thread's shadow stack (`Ctx::ss_top`) in its
+//! prologue: one word per local, then one per temporary. Locals live there (loads/stores),
+//! and so does every intermediate value that must survive the evaluation of another
+//! sub-expression (the left operand of `a + f(x)`, the arguments of a call being built): it
+//! is spilled to a temporary slot and reloaded after. So every reference live across a call
+//! that may allocate is in the shadow stack, where a moving GC finds and updates it.
+//!
+//! # Errors
+//! After every call that can raise, `r == ERR` branches to a cold block that records a trace
+//! entry for the site (`stmjit_trace`) and returns `ERR` through the epilogue.
+//!
+//! # Barriers (inline)
+//! Globals live in a card-marked array object; reads store the read marker of the global's
+//! granule, writes test the array's write-barrier flag and the card marker before calling
+//! the card slow path. List indexing with an int (`xs[i]`, `xs[i] = v`) is inlined with the
+//! list's read marker, the element's own granule marker, and the card write barrier. Loop
+//! back-edges poll `SegmentInfo::safe_point_request`.
+
+mod expr;
+mod stmt;
+
+use crate::rt::{Ctx, ERR, UNBOUND};
+use cranelift_codegen::ir::{
+    self, condcodes::IntCC, types::I64, types::I8, Block, FuncRef, InstBuilder, SourceLoc, Value,
+};
+use cranelift_frontend::{FunctionBuilder, Variable};
+use cranelift_module::{FuncId, Module};
+use std::collections::HashMap;
+use std::mem::offset_of;
+use stmjit_lang::diag::Span;
+use stmjit_runtime::ShadowStack;
+
+/// Source location marks for `--dump-asm` annotations.
+pub const LOC_POLL: u32 = 1;
+/// Marks the write-barrier sequence of card-marked stores.
+pub const LOC_CARD_WB: u32 = 2;
+/// Marks the inline list-indexing fast path.
+pub const LOC_LIST_FAST: u32 = 3;
+
+/// What the compiler of one function needs from the program-level compiler.
+pub struct Shared<'a> {
+    /// The Cranelift module (helpers and functions declared in it).
+    pub module: &'a mut cranelift_jit::JITModule,
+    /// Helper name → its declaration.
+    pub helpers: &'a HashMap<&'static str, FuncId>,
+    /// Function ids of the program's functions.
+    pub funcs: &'a [FuncId],
+    /// The runtime (constants are allocated during compilation, inside the transaction).
+    pub rt: &'a mut crate::rt::Runtime,
+    /// Program function id bound to each global by a module-level `def` (direct calls).
+    pub def_of_global: &'a HashMap<usize, usize>,
+    /// Builtin function objects by index in `Builtin::ALL`.
+    pub builtin_objs: &'a [u64],
+    /// The segment layout (card marker displacement).
+    pub card_disp: u64,
+    /// The target's frontend configuration.
+    pub frontend: cranelift_codegen::isa::TargetFrontendConfig,
+}
+
+/// Compiler of one function body.
+pub struct FnCompiler<'a, 'b> {
+    pub(crate) b: FunctionBuilder<'b>,
+    pub(crate) sh: &'b mut Shared<'a>,
+    refs: HashMap<&'static str, FuncRef>,
+    direct: HashMap<usize, FuncRef>,
+    pub(crate) ctx: Value,
+    pub(crate) frame_var: Variable,
+    pub(crate) nlocals: usize,
+    pub(crate) temps: usize,
+    pub(crate) max_temps: usize,
+    pub(crate) loops: Vec<(Block, Block)>,
+    pub(crate) func_idx: u32,
+    pub(crate) ret_block: Block,
+}
+
+/// Memory flags of shadow-stack and context accesses.
+pub(crate) fn mf() -> ir::MemFlagsData {
+    ir::MemFlagsData::trusted()
+}
+
+impl<'a, 'b> FnCompiler<'a, 'b> {
+    /// Compiles `body` into `func`: `arity` parameters after the context, `locals` locals.
+    #[allow(clippy::too_many_arguments)]
+    pub fn compile(
+        func: &'b mut ir::Function,
+        fbc: &'b mut cranelift_frontend::FunctionBuilderContext,
+        sh: &'b mut Shared<'a>,
+        arity: usize,
+        local_names: Vec<String>,
+        body: &[stmjit_lang::ast::Stmt],
+        func_idx: u32,
+    ) {
+        let b = FunctionBuilder::new(func, fbc);
+        let nlocals = local_names.len();
+        let _ = local_names;
+        let mut c = FnCompiler {
+            b,
+            sh,
+            refs: HashMap::new(),
+            direct: HashMap::new(),
+            ctx: Value::from_u32(0),
+            frame_var: Variable::from_u32(0),
+            nlocals,
+            temps: 0,
+            max_temps: 0,
+            loops: Vec::new(),
+            func_idx,
+            ret_block: Block::from_u32(0),
+        };
+        let entry = c.b.create_block();
+        c.b.append_block_params_for_function_params(entry);
+        let body_block = c.b.create_block();
+        let ret = c.b.create_block();
+        c.b.append_block_param(ret, I64);
+        c.ret_block = ret;
+        let params = c.b.block_params(entry).to_vec();
+        c.ctx = params[0];
+        c.frame_var = c.b.declare_var(I64);
+        // Body first (the frame size is known only after it).
+        c.b.switch_to_block(body_block);
+        c.stmts(body);
+        if !c.is_filled() {
+            let none = c.b.ins().iconst(I64, 0);
+            c.b.ins().jump(ret, &[none.into()]);
+        }
+        // Epilogue: pop the frame, decrement the depth.
+        c.b.switch_to_block(ret);
+        let rv = c.b.block_params(ret)[0];
+        let frame = c.frame();
+        let ss = c.b.ins().load(I64, mf(), c.ctx, offset_of!(Ctx, ss) as i32);
+        c.b.ins()
+            .store(mf(), frame, ss, offset_of!(ShadowStack, top) as i32);
+        let depth =
+            c.b.ins()
+                .load(I64, mf(), c.ctx, offset_of!(Ctx, depth) as i32);
+        let d0 = c.b.ins().iadd_imm(depth, -1);
+        c.b.ins()
+            .store(mf(), d0, c.ctx, offset_of!(Ctx, depth) as i32);
+        c.b.ins().return_(&[rv]);
+        // Prologue: depth check, frame push (slots initialised before `top` covers them).
+        c.b.switch_to_block(entry);
+        let depth =
+            c.b.ins()
+                .load(I64, mf(), c.ctx, offset_of!(Ctx, depth) as i32);
+        let too_deep = c.b.ins().icmp_imm(
+            IntCC::UnsignedGreaterThanOrEqual,
+            depth,
+            crate::rt::MAX_DEPTH as i64,
+        );
+        let deep_block = c.b.create_block();
+        let ok_block = c.b.create_block();
+        c.b.ins().brif(too_deep, deep_block, &[], ok_block, &[]);
+        c.b.set_cold_block(deep_block);
+        c.b.switch_to_block(deep_block);
+        let r = c.call("stmjit_recursion_error", &[c.ctx]);
+        c.b.ins().return_(&[r]);
+        c.b.switch_to_block(ok_block);
+        let ss = c.b.ins().load(I64, mf(), c.ctx, offset_of!(Ctx, ss) as i32);
+        let frame =
+            c.b.ins()
+                .load(I64, mf(), ss, offset_of!(ShadowStack, top) as i32);
+        c.b.def_var(c.frame_var, frame);
+        let nslots = (nlocals + c.max_temps) as i64;
+        let top = c.b.ins().iadd_imm(frame, 8 * nslots);
+        let limit =
+            c.b.ins()
+                .load(I64, mf(), ss, offset_of!(ShadowStack, limit) as i32);
+        let over = c.b.ins().icmp(IntCC::UnsignedGreaterThan, top, limit);
+        let over_block = c.b.create_block();
+        let push_block = c.b.create_block();
+        c.b.ins().brif(over, over_block, &[], push_block, &[]);
+        c.b.set_cold_block(over_block);
+        c.b.switch_to_block(over_block);
+        let r = c.call("stmjit_recursion_error", &[c.ctx]);
+        c.b.ins().return_(&[r]);
+        c.b.switch_to_block(push_block);
+        let d1 = c.b.ins().iadd_imm(depth, 1);
+        c.b.ins()
+            .store(mf(), d1, c.ctx, offset_of!(Ctx, depth) as i32);
+        for i in 0..nslots as usize {
+            let v = if i < arity {
+                params[1 + i]
+            } else if i < nlocals {
+                c.b.ins().iconst(I64, UNBOUND as i64)
+            } else {
+                c.b.ins().iconst(I64, 0)
+            };
+            c.b.ins().store(mf(), v, frame, 8 * i as i32);
+        }
+        c.b.ins()
+            .store(mf(), top, ss, offset_of!(ShadowStack, top) as i32);
+        c.b.ins().jump(body_block, &[]);
+        c.b.seal_all_blocks();
+        let fc = c.sh.frontend;
+        c.b.finalize(fc);
+        // The prologue was emitted last; make its block the entry (first in layout).
+        let first = func.layout.entry_block().expect("non-empty function");
+        if first != entry {
+            func.layout.remove_block(entry);
+            func.layout.insert_block(entry, first);
+        }
+    }
+
+    /// The frame pointer (first slot of this call's shadow-stack frame).
+    pub(crate) fn frame(&mut self) -> Value {
+        self.b.use_var(self.frame_var)
+    }
+
+    /// Whether the current block already ends in a terminator.
+    pub(crate) fn is_filled(&self) -> bool {
+        let Some(block) = self.b.current_block() else {
+            return true;
+        };
+        match self.b.func.layout.last_inst(block) {
+            Some(inst) => self.b.func.dfg.insts[inst].opcode().is_terminator(),
+            None => false,
+        }
+    }
+
+    /// Starts a fresh (unreachable) block after a terminator, so that code after `break`,
+    /// `return`... still has a block to go into.
+    pub(crate) fn dead_block(&mut self) {
+        let blk = self.b.create_block();
+        self.b.switch_to_block(blk);
+    }
+
+    /// A reference to helper `name` in this function.
+    pub(crate) fn helper(&mut self, name: &'static str) -> FuncRef {
+        if let Some(&r) = self.refs.get(name) {
+            return r;
+        }
+        let id = self.sh.helpers[name];
+        let r = self.sh.module.declare_func_in_func(id, self.b.func);
+        self.refs.insert(name, r);
+        r
+    }
+
+    /// A reference to program function `fid` in this function.
+    pub(crate) fn direct(&mut self, fid: usize) -> FuncRef {
+        if let Some(&r) = self.direct.get(&fid) {
+            return r;
+        }
+        let id = self.sh.funcs[fid];
+        let r = self.sh.module.declare_func_in_func(id, self.b.func);
+        self.direct.insert(fid, r);
+        r
+    }
+
+    /// Calls helper `name` and returns its result.
+    pub(crate) fn call(&mut self, name: &'static str, args: &[Value]) -> Value {
+        let f = self.helper(name);
+        let inst = self.b.ins().call(f, args);
+        self.b.inst_results(inst)[0]
+    }
+
+    /// Registers a trace site.
+    pub(crate) fn site(&mut self, span: Span) -> i64 {
+        self.sh.rt.sites.push(crate::rt::Site {
+            span,
+            func: self.func_idx,
+        });
+        (self.sh.rt.sites.len() - 1) as i64
+    }
+
+    /// After a call that may raise: `r == ERR` unwinds with a trace entry at `span`.
+    pub(crate) fn check(&mut self, r: Value, span: Span) {
+        let is_err = self.b.ins().icmp_imm(IntCC::Equal, r, ERR as i64);
+        let err = self.b.create_block();
+        let ok = self.b.create_block();
+        self.b.ins().brif(is_err, err, &[], ok, &[]);
+        self.b.set_cold_block(err);
+        self.b.switch_to_block(err);
+        let site = self.site(span);
+        let s = self.b.ins().iconst(I64, site);
+        let e = self.call("stmjit_trace", &[self.ctx, s]);
+        self.b.ins().jump(self.ret_block, &[e.into()]);
+        self.b.switch_to_block(ok);
+    }
+
+    /// Calls helper `name`, checks for an error at `span`, returns the result.
+    pub(crate) fn call_checked(&mut self, name: &'static str, args: &[Value], span: Span) -> Value {
+        let r = self.call(name, args);
+        self.check(r, span);
+        r
+    }
+
+    /// Allocates a temporary slot.
+    pub(crate) fn push_temp(&mut self, v: Value) -> usize {
+        let t = self.nlocals + self.temps;
+        self.temps += 1;
+        self.max_temps = self.max_temps.max(self.temps);
+        let f = self.frame();
+        self.b.ins().store(mf(), v, f, 8 * t as i32);
+        t
+    }
+
+    /// Reloads a slot (local or temporary).
+    pub(crate) fn load_slot(&mut self, slot: usize) -> Value {
+        let f = self.frame();
+        self.b.ins().load(I64, mf(), f, 8 * slot as i32)
+    }
+
+    /// Stores a slot.
+    pub(crate) fn store_slot(&mut self, slot: usize, v: Value) {
+        let f = self.frame();
+        self.b.ins().store(mf(), v, f, 8 * slot as i32);
+    }
+
+    /// Frees the temporaries from `mark` on.
+    pub(crate) fn pop_temps(&mut self, mark: usize) {
+        self.temps = mark - self.nlocals;
+    }
+
+    /// The first free temporary slot (a mark for [`Self::pop_temps`]).
+    pub(crate) fn temp_mark(&self) -> usize {
+        self.nlocals + self.temps
+    }
+
+    /// Address of slot `slot` (for argument arrays).
+    pub(crate) fn slot_addr(&mut self, slot: usize) -> Value {
+        let f = self.frame();
+        self.b.ins().iadd_imm(f, 8 * slot as i64)
+    }
+
+    // ----- segment accesses -----
+
+    /// `iadd(get_pinned_reg, off)`: the address of segment byte `off` (fresh pinned read per
+    /// access, as the `%gs` rewrite requires).
+    pub(crate) fn seg_addr(&mut self, off: Value) -> Value {
+        let base = self.b.ins().get_pinned_reg(I64);
+        self.b.ins().iadd(base, off)
+    }
+
+    /// The segment's read version (a byte of the segment-info page).
+    pub(crate) fn read_version(&mut self) -> Value {
+        let off = self.b.ins().iconst(
+            I64,
+            (stmjit_runtime::INFO_OFFSET
+                + offset_of!(stmjit_runtime::SegmentInfo, read_version) as u64) as i64,
+        );
+        let a = self.seg_addr(off);
+        self.b.ins().load(I8, ir::MemFlagsData::trusted(), a, 0)
+    }
+
+    /// Read barrier: `mov byte gs:[addr >> 4], rv`.
+    pub(crate) fn read_barrier(&mut self, addr: Value) {
+        let rv = self.read_version();
+        let m = self
+            .b
+            .ins()
+            .ushr_imm(addr, stmjit_runtime::MARKER_SHIFT as i64);
+        let a = self.seg_addr(m);
+        self.b.ins().store(ir::MemFlagsData::trusted(), rv, a, 0);
+    }
+
+    /// Card write barrier for the word at `obj + off` of a card-marked array:
+    /// `test byte gs:[obj + flags], WB; jz done; cmp byte gs:[(obj+off) >> 4 + disp], rv;
+    /// je done; call slow`.
+    pub(crate) fn card_write_barrier(&mut self, obj: Value, off: Value, span: Span) {
+        self.b.set_srcloc(SourceLoc::new(LOC_CARD_WB));
+        let fa = self.seg_addr(obj);
+        let flags = self.b.ins().load(I8, ir::MemFlagsData::trusted(), fa, 0);
+        let bit = self
+            .b
+            .ins()
+            .band_imm(flags, stmjit_runtime::WRITE_BARRIER_FLAG as i64);
+        let check_card = self.b.create_block();
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.ins().brif(bit, check_card, &[], done, &[]);
+        self.b.switch_to_block(check_card);
+        let addr = self.b.ins().iadd(obj, off);
+        let m = self
+            .b
+            .ins()
+            .ushr_imm(addr, stmjit_runtime::MARKER_SHIFT as i64);
+        let m = self.b.ins().iadd_imm(m, self.sh.card_disp as i64);
+        let ca = self.seg_addr(m);
+        let card = self.b.ins().load(I8, ir::MemFlagsData::trusted(), ca, 0);
+        let rv = self.read_version();
+        let same = self.b.ins().icmp(IntCC::Equal, card, rv);
+        self.b.ins().brif(same, done, &[], slow, &[]);
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        let th = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, th) as i32);
+        let st = self.call("stmjit_write_card_slow", &[th, obj, off]);
+        // A non-zero status is an abort (part 1: cannot happen; issue 6 restarts).
+        let aborted = self.b.ins().icmp_imm(IntCC::NotEqual, st, 0);
+        let raise = self.b.create_block();
+        self.b.ins().brif(aborted, raise, &[], done, &[]);
+        self.b.set_cold_block(raise);
+        self.b.switch_to_block(raise);
+        let r = self.call("stmjit_aborted", &[self.ctx]);
+        self.check(r, span);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+        self.b.set_srcloc(SourceLoc::default());
+    }
+
+    /// Safe-point poll at a loop back-edge: `cmp qword gs:[safe_point_request], 0`.
+    pub(crate) fn poll(&mut self, span: Span) {
+        self.b.set_srcloc(SourceLoc::new(LOC_POLL));
+        let off = self.b.ins().iconst(
+            I64,
+            (stmjit_runtime::INFO_OFFSET
+                + offset_of!(stmjit_runtime::SegmentInfo, safe_point_request) as u64)
+                as i64,
+        );
+        let a = self.seg_addr(off);
+        let req = self.b.ins().load(I64, ir::MemFlagsData::trusted(), a, 0);
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.ins().brif(req, slow, &[], done, &[]);
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        self.b.set_srcloc(SourceLoc::default());
+        self.call_checked("stmjit_poll_slow", &[self.ctx], span);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+}

@@ -1,0 +1,434 @@
+//! Statements.
+
+use super::expr::is_simple;
+use super::FnCompiler;
+use crate::rt::UNBOUND;
+use cranelift_codegen::ir::{condcodes::IntCC, types::I64, InstBuilder, Value};
+use stmjit_lang::ast::*;
+use stmjit_lang::diag::Span;
+
+impl FnCompiler<'_, '_> {
+    /// Compiles a block of statements.
+    pub(crate) fn stmts(&mut self, body: &[Stmt]) {
+        for s in body {
+            if self.is_filled() {
+                self.dead_block();
+            }
+            self.stmt(s);
+        }
+    }
+
+    fn store_name(&mut self, n: &Name, v: Value, span: Span) {
+        match n.slot {
+            Slot::Local(i) => self.store_slot(i, v),
+            Slot::Global(g) => self.store_global(g, v, span),
+            // The resolver rejects assignments to builtins.
+            Slot::Builtin(_) | Slot::Unresolved => {}
+        }
+    }
+
+    fn assign(&mut self, t: &Target, v: Value, stmt_span: Span) {
+        match t {
+            Target::Name(n) => self.store_name(n, v, stmt_span),
+            Target::Index { obj, index } => {
+                let mark = self.temp_mark();
+                let vt = self.push_temp(v);
+                let (o, i) = self.operands(obj, index);
+                let v = self.load_slot(vt);
+                self.set_index(o, i, v, obj.span);
+                self.pop_temps(mark);
+            }
+            Target::Slice { obj, lo, hi } => {
+                let mark = self.temp_mark();
+                let vt = self.push_temp(v);
+                let o = self.expr(obj);
+                let ot = self.push_temp(o);
+                let l = self.opt_expr(lo.as_ref());
+                let lt = self.push_temp(l);
+                let h = self.opt_expr(hi.as_ref());
+                let o = self.load_slot(ot);
+                let l = self.load_slot(lt);
+                let v = self.load_slot(vt);
+                self.call_checked("stmjit_setslice", &[self.ctx, o, l, h, v], obj.span);
+                self.pop_temps(mark);
+            }
+            Target::Attr { obj, name } => {
+                let mark = self.temp_mark();
+                let vt = self.push_temp(v);
+                let o = self.expr(obj);
+                let v = self.load_slot(vt);
+                let nid = self.sh.rt.name_id(name) as i64;
+                let nid = self.b.ins().iconst(I64, nid);
+                self.call_checked("stmjit_setattr", &[self.ctx, o, nid, v], obj.span);
+                self.pop_temps(mark);
+            }
+        }
+    }
+
+    fn stmt(&mut self, s: &Stmt) {
+        match &s.kind {
+            StmtKind::Expr(e) => {
+                self.expr(e);
+            }
+            StmtKind::Assign { targets, value } => {
+                let v = self.expr(value);
+                if targets.len() == 1 {
+                    self.assign(&targets[0], v, s.span);
+                } else {
+                    let mark = self.temp_mark();
+                    let t = self.push_temp(v);
+                    for target in targets {
+                        let v = self.load_slot(t);
+                        self.assign(target, v, s.span);
+                    }
+                    self.pop_temps(mark);
+                }
+            }
+            StmtKind::AugAssign { target, op, value } => {
+                self.aug_assign(target, *op, value, s.span)
+            }
+            StmtKind::If { cond, body, orelse } => {
+                let c = self.expr(cond);
+                let t = self.truthy(c);
+                let tb = self.b.create_block();
+                let eb = self.b.create_block();
+                let done = self.b.create_block();
+                self.b.ins().brif(t, tb, &[], eb, &[]);
+                self.b.switch_to_block(tb);
+                self.stmts(body);
+                if !self.is_filled() {
+                    self.b.ins().jump(done, &[]);
+                }
+                self.b.switch_to_block(eb);
+                self.stmts(orelse);
+                if !self.is_filled() {
+                    self.b.ins().jump(done, &[]);
+                }
+                self.b.switch_to_block(done);
+            }
+            StmtKind::While { cond, body } => {
+                let head = self.b.create_block();
+                let body_b = self.b.create_block();
+                let latch = self.b.create_block();
+                let exit = self.b.create_block();
+                self.b.ins().jump(head, &[]);
+                self.b.switch_to_block(head);
+                let c = self.expr(cond);
+                let t = self.truthy(c);
+                self.b.ins().brif(t, body_b, &[], exit, &[]);
+                self.b.switch_to_block(body_b);
+                self.loops.push((latch, exit));
+                self.stmts(body);
+                self.loops.pop();
+                if !self.is_filled() {
+                    self.b.ins().jump(latch, &[]);
+                }
+                self.b.switch_to_block(latch);
+                self.poll(s.span);
+                self.b.ins().jump(head, &[]);
+                self.b.switch_to_block(exit);
+            }
+            StmtKind::For { var, iter, body } => self.for_loop(var, iter, body, s.span),
+            StmtKind::Break => {
+                let (_, exit) = *self.loops.last().expect("break inside a loop");
+                self.b.ins().jump(exit, &[]);
+            }
+            StmtKind::Continue => {
+                let (latch, _) = *self.loops.last().expect("continue inside a loop");
+                self.b.ins().jump(latch, &[]);
+            }
+            StmtKind::Pass | StmtKind::Global(_) => {}
+            StmtKind::Return(e) => {
+                let v = match e {
+                    Some(e) => self.expr(e),
+                    None => self.b.ins().iconst(I64, 0),
+                };
+                let ret = self.ret_block;
+                self.b.ins().jump(ret, &[v.into()]);
+            }
+            StmtKind::Del(target) => match target {
+                Target::Index { obj, index } => {
+                    let (o, i) = self.operands(obj, index);
+                    self.call_checked("stmjit_delitem", &[self.ctx, o, i], s.span);
+                }
+                Target::Slice { obj, lo, hi } => {
+                    let mark = self.temp_mark();
+                    let o = self.expr(obj);
+                    let ot = self.push_temp(o);
+                    let l = self.opt_expr(lo.as_ref());
+                    let lt = self.push_temp(l);
+                    let h = self.opt_expr(hi.as_ref());
+                    let o = self.load_slot(ot);
+                    let l = self.load_slot(lt);
+                    let u = self.b.ins().iconst(I64, UNBOUND as i64);
+                    self.call_checked("stmjit_setslice", &[self.ctx, o, l, h, u], s.span);
+                    self.pop_temps(mark);
+                }
+                // The parser accepts only index and slice targets.
+                _ => {}
+            },
+            StmtKind::FunctionDef { func, target } => {
+                let w = self.sh.rt.func_objs[*func] as i64;
+                let v = self.b.ins().iconst(I64, w);
+                self.store_name(target, v, s.span);
+            }
+            StmtKind::ClassDef {
+                name,
+                target,
+                base,
+                methods,
+                attrs,
+            } => {
+                let mark = self.temp_mark();
+                let (bv, bspan) = match base {
+                    Some(b) => (self.expr(b), b.span),
+                    None => (self.b.ins().iconst(I64, UNBOUND as i64), s.span),
+                };
+                let bt = self.push_temp(bv);
+                let first = self.temp_mark();
+                for (_, e) in attrs {
+                    let v = self.expr(e);
+                    self.push_temp(v);
+                }
+                let def = {
+                    let rt = &mut *self.sh.rt;
+                    let methods: Vec<(u32, usize)> =
+                        methods.iter().map(|(n, f)| (rt.name_id(n), *f)).collect();
+                    let attrs: Vec<u32> = attrs.iter().map(|(n, _)| rt.name_id(n)).collect();
+                    rt.classdefs.push(crate::rt::ClassDef {
+                        name: name.clone(),
+                        methods,
+                        attrs,
+                    });
+                    rt.classdefs.len() - 1
+                };
+                let d = self.b.ins().iconst(I64, def as i64);
+                let bv = self.load_slot(bt);
+                let p = self.slot_addr(first);
+                let c = self.call_checked("stmjit_make_class", &[self.ctx, d, bv, p], bspan);
+                self.pop_temps(mark);
+                self.store_name(target, c, s.span);
+            }
+            StmtKind::With { kind, body } => {
+                if let WithKind::Lock(e) = kind {
+                    let v = self.expr(e);
+                    self.call_checked("stmjit_with_lock", &[self.ctx, v], e.span);
+                }
+                self.stmts(body);
+            }
+        }
+    }
+
+    fn aug_assign(&mut self, target: &Target, op: BinOp, value: &Expr, span: Span) {
+        match target {
+            Target::Name(n) => {
+                let cur = self.load_name(n, n.span);
+                let (cur, rhs) = if is_simple(value) {
+                    (cur, self.expr(value))
+                } else {
+                    let mark = self.temp_mark();
+                    let t = self.push_temp(cur);
+                    let rhs = self.expr(value);
+                    let cur = self.load_slot(t);
+                    self.pop_temps(mark);
+                    (cur, rhs)
+                };
+                let new = self.binop(op, cur, rhs, span, true);
+                self.store_name(n, new, span);
+            }
+            Target::Index { obj, index } => {
+                let mark = self.temp_mark();
+                let (o, i) = self.operands(obj, index);
+                let ot = self.push_temp(o);
+                let it = self.push_temp(i);
+                let cur = self.index(o, i, obj.span);
+                let ct = self.push_temp(cur);
+                let rhs = self.expr(value);
+                let cur = self.load_slot(ct);
+                let new = self.binop(op, cur, rhs, span, true);
+                let o = self.load_slot(ot);
+                let i = self.load_slot(it);
+                self.set_index(o, i, new, span);
+                self.pop_temps(mark);
+            }
+            Target::Slice { obj, lo, hi } => {
+                let mark = self.temp_mark();
+                let o = self.expr(obj);
+                let ot = self.push_temp(o);
+                let l = self.opt_expr(lo.as_ref());
+                let lt = self.push_temp(l);
+                let h = self.opt_expr(hi.as_ref());
+                let ht = self.push_temp(h);
+                let o = self.load_slot(ot);
+                let l = self.load_slot(lt);
+                let cur = self.call_checked("stmjit_getslice", &[self.ctx, o, l, h], span);
+                let ct = self.push_temp(cur);
+                let rhs = self.expr(value);
+                let cur = self.load_slot(ct);
+                let new = self.binop(op, cur, rhs, span, true);
+                let o = self.load_slot(ot);
+                let l = self.load_slot(lt);
+                let h = self.load_slot(ht);
+                self.call_checked("stmjit_setslice", &[self.ctx, o, l, h, new], span);
+                self.pop_temps(mark);
+            }
+            Target::Attr { obj, name } => {
+                let mark = self.temp_mark();
+                let o = self.expr(obj);
+                let ot = self.push_temp(o);
+                let nid = self.sh.rt.name_id(name) as i64;
+                let n1 = self.b.ins().iconst(I64, nid);
+                let cur = self.call_checked("stmjit_getattr", &[self.ctx, o, n1], obj.span);
+                let ct = self.push_temp(cur);
+                let rhs = self.expr(value);
+                let cur = self.load_slot(ct);
+                let new = self.binop(op, cur, rhs, span, true);
+                let o = self.load_slot(ot);
+                let n2 = self.b.ins().iconst(I64, nid);
+                self.call_checked("stmjit_setattr", &[self.ctx, o, n2, new], span);
+                self.pop_temps(mark);
+            }
+        }
+    }
+
+    fn for_loop(&mut self, var: &Name, iter: &Expr, body: &[Stmt], span: Span) {
+        let mark = self.temp_mark();
+        // `for v in range(a[, b[, STEP]])` with a constant step: a counted loop.
+        if let ExprKind::Call { func, args } = &iter.kind {
+            let is_range = matches!(&func.kind, ExprKind::Name(n)
+                if n.slot == Slot::Builtin(Builtin::Range)
+                    || (n.slot == Slot::Unresolved && n.name == "range"));
+            let step = match args.get(2).map(|e| &e.kind) {
+                None => Some(1),
+                Some(ExprKind::Int(s)) if *s != 0 => Some(*s),
+                Some(ExprKind::Unary(UnaryOp::Neg, e)) => match e.kind {
+                    ExprKind::Int(s) if s != 0 => Some(-s),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if is_range && (1..=3).contains(&args.len()) && step.is_some() {
+                let step = step.unwrap();
+                let (start, stop) = if args.len() == 1 {
+                    let z = self.b.ins().iconst(I64, 1);
+                    (z, self.expr(&args[0]))
+                } else {
+                    self.operands(&args[0], &args[1])
+                };
+                // Non-int bounds: the generic path (range() raises or accepts bools).
+                let both = self.b.ins().band(start, stop);
+                let bit = self.b.ins().band_imm(both, 1);
+                let counted = self.b.create_block();
+                let generic = self.b.create_block();
+                let exit = self.b.create_block();
+                let st = self.push_temp(start);
+                let et = self.push_temp(stop);
+                self.b.ins().brif(bit, counted, &[], generic, &[]);
+                // Counted loop over tagged ints.
+                self.b.switch_to_block(counted);
+                let head = self.b.create_block();
+                let body_b = self.b.create_block();
+                let latch = self.b.create_block();
+                self.b.ins().jump(head, &[]);
+                self.b.switch_to_block(head);
+                let cur = self.load_slot(st);
+                let end = self.load_slot(et);
+                let cc = if step > 0 {
+                    IntCC::SignedLessThan
+                } else {
+                    IntCC::SignedGreaterThan
+                };
+                let go = self.b.ins().icmp(cc, cur, end);
+                self.b.ins().brif(go, body_b, &[], exit, &[]);
+                self.b.switch_to_block(body_b);
+                self.store_name(var, cur, span);
+                self.loops.push((latch, exit));
+                self.stmts(body);
+                self.loops.pop();
+                if !self.is_filled() {
+                    self.b.ins().jump(latch, &[]);
+                }
+                self.b.switch_to_block(latch);
+                let cur = self.load_slot(st);
+                let delta = self.b.ins().iconst(I64, step.wrapping_mul(2));
+                let (next, of) = self.b.ins().sadd_overflow(cur, delta);
+                self.store_slot(st, next);
+                self.poll(span);
+                self.b.ins().brif(of, exit, &[], head, &[]);
+                // Generic: build the range object and iterate it.
+                self.b.switch_to_block(generic);
+                let mut argv = vec![st, et];
+                if args.len() == 1 {
+                    argv = vec![et];
+                }
+                let first = self.temp_mark();
+                for &t in &argv {
+                    let v = self.load_slot(t);
+                    self.push_temp(v);
+                }
+                if let Some(s) = args.get(2) {
+                    let v = self.expr(s);
+                    self.push_temp(v);
+                }
+                let k = Builtin::ALL
+                    .iter()
+                    .position(|x| *x == Builtin::Range)
+                    .unwrap() as i64;
+                let k = self.b.ins().iconst(I64, k);
+                let p = self.slot_addr(first);
+                let n = self.b.ins().iconst(I64, args.len() as i64);
+                let r = self.call_checked("stmjit_builtin", &[self.ctx, k, p, n], iter.span);
+                self.iterate(var, r, body, span, iter.span, exit);
+                self.b.switch_to_block(exit);
+                self.pop_temps(mark);
+                return;
+            }
+        }
+        let v = self.expr(iter);
+        let exit = self.b.create_block();
+        self.iterate(var, v, body, span, iter.span, exit);
+        self.b.switch_to_block(exit);
+        self.pop_temps(mark);
+    }
+
+    /// The generic `for` loop over the value `v`; ends by jumping to `exit`.
+    fn iterate(
+        &mut self,
+        var: &Name,
+        v: Value,
+        body: &[Stmt],
+        span: Span,
+        iter_span: Span,
+        exit: cranelift_codegen::ir::Block,
+    ) {
+        let it = self.call_checked("stmjit_iter", &[self.ctx, v], iter_span);
+        let itt = self.push_temp(it);
+        let zero = self.b.ins().iconst(I64, 1);
+        let idx = self.push_temp(zero);
+        let head = self.b.create_block();
+        let body_b = self.b.create_block();
+        let latch = self.b.create_block();
+        self.b.ins().jump(head, &[]);
+        self.b.switch_to_block(head);
+        let it = self.load_slot(itt);
+        let i = self.load_slot(idx);
+        let raw = self.b.ins().sshr_imm(i, 1);
+        let x = self.call("stmjit_iter_next", &[self.ctx, it, raw]);
+        let end = self.b.ins().icmp_imm(IntCC::Equal, x, UNBOUND as i64);
+        self.b.ins().brif(end, exit, &[], body_b, &[]);
+        self.b.switch_to_block(body_b);
+        self.store_name(var, x, span);
+        self.loops.push((latch, exit));
+        self.stmts(body);
+        self.loops.pop();
+        if !self.is_filled() {
+            self.b.ins().jump(latch, &[]);
+        }
+        self.b.switch_to_block(latch);
+        let i = self.load_slot(idx);
+        let i = self.b.ins().iadd_imm(i, 2);
+        self.store_slot(idx, i);
+        self.poll(span);
+        self.b.ins().jump(head, &[]);
+    }
+}

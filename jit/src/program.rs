@@ -1,0 +1,586 @@
+//! Linking and running a whole program: the runtime instance, the constants (allocated and
+//! promoted to the old space before any code embeds them), compilation of every function,
+//! entry trampolines, `--dump-asm`, and the single transaction of part 1.
+
+use crate::compile::{FnCompiler, Shared, LOC_CARD_WB, LOC_LIST_FAST, LOC_POLL};
+use crate::disasm::{srcloc_annotations, Syntax};
+use crate::rt::{self, calls, helpers, Ctx, Runtime, ERR, UNBOUND};
+use crate::{Jit, SegmentBase};
+use cranelift_codegen::ir::{types::I32, types::I64, InstBuilder};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{FuncId, Linkage, Module};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use stmjit_lang::ast::*;
+use stmjit_lang::diag::render_runtime;
+use stmjit_runtime::value::{Word, NONE};
+use stmjit_runtime::{Stm, StmConfig};
+
+/// How to run a program.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--segment-base`.
+    pub segment_base: Option<SegmentBase>,
+    /// `--dump-asm`: `Some(None)` = stderr, `Some(Some(path))` = that file.
+    pub dump_asm: Option<Option<std::path::PathBuf>>,
+    /// `--asm-syntax`.
+    pub syntax: Syntax,
+    /// Nursery size in bytes (default: the runtime's; `STMJIT_NURSERY` overrides).
+    pub nursery: Option<u64>,
+}
+
+/// Every helper JIT code calls: name, address, number of i64 parameters, whether it
+/// returns a u32 status (else an i64 word).
+fn helper_table() -> Vec<(&'static str, *const u8, usize, bool)> {
+    use helpers::*;
+    vec![
+        ("stmjit_trace", rt::stmjit_trace as *const u8, 2, false),
+        ("stmjit_binop", stmjit_binop as *const u8, 4, false),
+        ("stmjit_inplace", stmjit_inplace as *const u8, 4, false),
+        ("stmjit_unary", stmjit_unary as *const u8, 3, false),
+        ("stmjit_compare", stmjit_compare as *const u8, 4, false),
+        ("stmjit_truthy", stmjit_truthy as *const u8, 2, false),
+        ("stmjit_getitem", stmjit_getitem as *const u8, 3, false),
+        ("stmjit_setitem", stmjit_setitem as *const u8, 4, false),
+        ("stmjit_delitem", stmjit_delitem as *const u8, 3, false),
+        ("stmjit_getslice", stmjit_getslice as *const u8, 4, false),
+        ("stmjit_setslice", stmjit_setslice as *const u8, 5, false),
+        ("stmjit_getattr", stmjit_getattr as *const u8, 3, false),
+        ("stmjit_setattr", stmjit_setattr as *const u8, 4, false),
+        ("stmjit_new_list", stmjit_new_list as *const u8, 3, false),
+        ("stmjit_new_dict", stmjit_new_dict as *const u8, 3, false),
+        ("stmjit_iter", stmjit_iter as *const u8, 2, false),
+        ("stmjit_iter_next", stmjit_iter_next as *const u8, 3, false),
+        ("stmjit_print", stmjit_print as *const u8, 3, false),
+        (
+            "stmjit_name_error",
+            stmjit_name_error as *const u8,
+            2,
+            false,
+        ),
+        (
+            "stmjit_unbound_local",
+            stmjit_unbound_local as *const u8,
+            2,
+            false,
+        ),
+        (
+            "stmjit_recursion_error",
+            stmjit_recursion_error as *const u8,
+            1,
+            false,
+        ),
+        ("stmjit_aborted", stmjit_aborted as *const u8, 1, false),
+        ("stmjit_poll_slow", stmjit_poll_slow as *const u8, 1, false),
+        ("stmjit_call", calls::stmjit_call as *const u8, 4, false),
+        (
+            "stmjit_builtin",
+            calls::stmjit_builtin as *const u8,
+            4,
+            false,
+        ),
+        (
+            "stmjit_check_method",
+            calls::stmjit_check_method as *const u8,
+            3,
+            false,
+        ),
+        (
+            "stmjit_call_method",
+            calls::stmjit_call_method as *const u8,
+            4,
+            false,
+        ),
+        (
+            "stmjit_make_class",
+            calls::stmjit_make_class as *const u8,
+            4,
+            false,
+        ),
+        (
+            "stmjit_arity_error",
+            calls::stmjit_arity_error as *const u8,
+            3,
+            false,
+        ),
+        (
+            "stmjit_with_lock",
+            calls::stmjit_with_lock as *const u8,
+            2,
+            false,
+        ),
+        (
+            "stmjit_write_card_slow",
+            stmjit_runtime::ffi::stmjit_write_card_slow as *const u8,
+            3,
+            true,
+        ),
+    ]
+}
+
+/// Names that occur in the program text as attributes, methods, class members.
+fn collect(stmts: &[Stmt], strs: &mut Vec<String>, floats: &mut Vec<f64>, names: &mut Vec<String>) {
+    fn expr(e: &Expr, strs: &mut Vec<String>, floats: &mut Vec<f64>, names: &mut Vec<String>) {
+        let mut go = |x: &Expr| expr(x, strs, floats, names);
+        match &e.kind {
+            ExprKind::Str(s) => strs.push(s.to_string()),
+            ExprKind::Float(f) => floats.push(*f),
+            ExprKind::List(items) => items.iter().for_each(go),
+            ExprKind::Dict(items) => items.iter().for_each(|(k, v)| {
+                go(k);
+                go(v)
+            }),
+            ExprKind::Unary(_, a) | ExprKind::Not(a) => go(a),
+            ExprKind::Binary(_, a, b) | ExprKind::And(a, b) | ExprKind::Or(a, b) => {
+                go(a);
+                go(b)
+            }
+            ExprKind::Compare { first, rest } => {
+                go(first);
+                rest.iter().for_each(|(_, x)| go(x))
+            }
+            ExprKind::IfElse { cond, then, orelse } => {
+                go(cond);
+                go(then);
+                go(orelse)
+            }
+            ExprKind::Call { func, args } => {
+                go(func);
+                args.iter().for_each(go)
+            }
+            ExprKind::MethodCall { obj, name, args } => {
+                names.push(name.clone());
+                expr(obj, strs, floats, names);
+                args.iter().for_each(|a| expr(a, strs, floats, names))
+            }
+            ExprKind::Attr { obj, name } => {
+                names.push(name.clone());
+                expr(obj, strs, floats, names)
+            }
+            ExprKind::Index { obj, index } => {
+                go(obj);
+                go(index)
+            }
+            ExprKind::Slice { obj, lo, hi } => {
+                go(obj);
+                lo.iter().for_each(|x| go(x));
+                hi.iter().for_each(|x| go(x))
+            }
+            _ => {}
+        }
+    }
+    fn target(t: &Target, strs: &mut Vec<String>, floats: &mut Vec<f64>, names: &mut Vec<String>) {
+        match t {
+            Target::Name(_) => {}
+            Target::Index { obj, index } => {
+                expr(obj, strs, floats, names);
+                expr(index, strs, floats, names)
+            }
+            Target::Slice { obj, lo, hi } => {
+                expr(obj, strs, floats, names);
+                lo.iter().for_each(|x| expr(x, strs, floats, names));
+                hi.iter().for_each(|x| expr(x, strs, floats, names))
+            }
+            Target::Attr { obj, name } => {
+                names.push(name.clone());
+                expr(obj, strs, floats, names)
+            }
+        }
+    }
+    for s in stmts {
+        match &s.kind {
+            StmtKind::Expr(e) => expr(e, strs, floats, names),
+            StmtKind::Assign { targets, value } => {
+                targets.iter().for_each(|t| target(t, strs, floats, names));
+                expr(value, strs, floats, names)
+            }
+            StmtKind::AugAssign {
+                target: t, value, ..
+            } => {
+                target(t, strs, floats, names);
+                expr(value, strs, floats, names)
+            }
+            StmtKind::If { cond, body, orelse } => {
+                expr(cond, strs, floats, names);
+                collect(body, strs, floats, names);
+                collect(orelse, strs, floats, names)
+            }
+            StmtKind::While { cond, body } => {
+                expr(cond, strs, floats, names);
+                collect(body, strs, floats, names)
+            }
+            StmtKind::For { iter, body, .. } => {
+                expr(iter, strs, floats, names);
+                collect(body, strs, floats, names)
+            }
+            StmtKind::Return(Some(e)) => expr(e, strs, floats, names),
+            StmtKind::Del(t) => target(t, strs, floats, names),
+            StmtKind::ClassDef {
+                base,
+                methods,
+                attrs,
+                ..
+            } => {
+                base.iter().for_each(|b| expr(b, strs, floats, names));
+                methods.iter().for_each(|(n, _)| names.push(n.clone()));
+                for (n, e) in attrs {
+                    names.push(n.clone());
+                    expr(e, strs, floats, names)
+                }
+            }
+            StmtKind::With { kind, body } => {
+                if let WithKind::Lock(e) = kind {
+                    expr(e, strs, floats, names)
+                }
+                collect(body, strs, floats, names)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs `program` (already parsed) as JIT code; returns the exit status (0, or 1 after
+/// printing a runtime error). Must run on a thread with a big stack.
+pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i32 {
+    let program = Arc::new(program);
+    let nursery = opts
+        .nursery
+        .or_else(|| std::env::var("STMJIT_NURSERY").ok()?.parse().ok());
+    let mut config = StmConfig {
+        num_segments: 2,
+        ..StmConfig::default()
+    };
+    if let Some(n) = nursery {
+        config.nursery_size = n;
+    }
+    let stm = match Stm::new(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot create the runtime: {e}");
+            return 1;
+        }
+    };
+    let types = stmjit_runtime::objects::register(&stm);
+    let mut th = Box::new(stm.thread());
+    th.begin();
+    let seg_base = stm.segment_base(th.segment());
+    let layout = *stm.layout();
+    let ss = th.shadow_stack_ptr();
+    let th_ptr: *mut stmjit_runtime::StmThread = &mut *th;
+    let nfuncs = program.functions.len();
+    let mut func_names: Vec<String> = program
+        .functions
+        .iter()
+        .map(|f| f.qualname.clone())
+        .collect();
+    func_names.push("<module>".into());
+    let mut rt = Box::new(Runtime {
+        program: program.clone(),
+        file: file.to_string(),
+        args,
+        types,
+        seg_base,
+        th: th_ptr,
+        ss,
+        heap_left: (layout.old_end - layout.old_start) / 2,
+        names: Vec::new(),
+        name_ids: HashMap::new(),
+        name_strs: Vec::new(),
+        str_consts: HashMap::new(),
+        float_consts: HashMap::new(),
+        func_objs: Vec::new(),
+        entries: vec![None; nfuncs],
+        func_names,
+        sites: Vec::new(),
+        classdefs: Vec::new(),
+        classes: Vec::new(),
+        globals: 0,
+        error: None,
+        trace: Vec::new(),
+        trace_frozen: false,
+        current_site: 0,
+        out: Vec::new(),
+        start: std::time::Instant::now(),
+    });
+
+    // ----- constants: allocate, root (for the whole run), promote to the old space -----
+    let (mut strs, mut floats, mut names) = (Vec::new(), Vec::new(), vec!["__init__".to_string()]);
+    collect(&program.body, &mut strs, &mut floats, &mut names);
+    for f in program.functions.iter() {
+        collect(&f.body, &mut strs, &mut floats, &mut names);
+    }
+    let consts = (|| -> rt::R<_> {
+        let globals = rt.new_array(true, program.globals.len() as u64, UNBOUND)?;
+        let g = rt.root(globals);
+        let mut fr = Vec::new();
+        for fid in 0..nfuncs {
+            let o = rt.alloc(
+                types.function,
+                std::mem::size_of::<stmjit_runtime::objects::FunctionObj>() as u64,
+            )?;
+            rt.st(o, 8, fid as u64);
+            fr.push(rt.root(o));
+        }
+        let mut br = Vec::new();
+        for k in 0..Builtin::ALL.len() {
+            let o = rt.new_builtin(k as u64, NONE, false)?;
+            br.push(rt.root(o));
+        }
+        let mut nr = Vec::new();
+        for n in &names {
+            let id = rt.name_id(n) as usize;
+            if nr.len() <= id {
+                let o = rt.new_str(n)?;
+                nr.push(rt.root(o));
+            }
+        }
+        let mut sr = Vec::new();
+        for s in &strs {
+            let o = rt.new_str(s)?;
+            sr.push((s.clone(), rt.root(o)));
+        }
+        let mut flr = Vec::new();
+        for f in &floats {
+            let o = rt.new_float(*f)?;
+            flr.push((f.to_bits(), rt.root(o)));
+        }
+        Ok((g, fr, br, nr, sr, flr))
+    })();
+    let Ok((g, fr, br, nr, sr, flr)) = consts else {
+        eprintln!("error: MemoryError: cannot allocate the program's constants");
+        return 1;
+    };
+    if th.collect_minor().is_err() {
+        eprintln!("error: the initial transaction was aborted");
+        return 1;
+    }
+    rt.globals = rt.get(g);
+    rt.func_objs = fr.iter().map(|&r| rt.get(r)).collect();
+    let builtin_objs: Vec<Word> = br.iter().map(|&r| rt.get(r)).collect();
+    rt.name_strs = nr.iter().map(|&r| rt.get(r)).collect();
+    for (s, r) in sr {
+        let w = rt.get(r);
+        rt.str_consts.insert(s, w);
+    }
+    for (b, r) in flr {
+        let w = rt.get(r);
+        rt.float_consts.insert(b, w);
+    }
+
+    // ----- compile -----
+    let mode = opts.segment_base.unwrap_or(SegmentBase::Gs);
+    let table = helper_table();
+    let symbols: Vec<(&str, *const u8)> = table.iter().map(|&(n, p, _, _)| (n, p)).collect();
+    let mut jit = match Jit::new(mode, &symbols) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: JIT: {e:?}");
+            return 1;
+        }
+    };
+    let mut helper_ids: HashMap<&'static str, FuncId> = HashMap::new();
+    for &(name, _, n, status) in &table {
+        let params = vec![I64; n];
+        let ret = if status { I32 } else { I64 };
+        let sig = jit.signature(&params, &[ret]);
+        let id = jit
+            .module()
+            .declare_function(name, Linkage::Import, &sig)
+            .expect("declare helper");
+        helper_ids.insert(name, id);
+    }
+    let mut fids = Vec::new();
+    let mut sigs = Vec::new();
+    for (i, f) in program.functions.iter().enumerate() {
+        let sig = jit.signature(&vec![I64; 1 + f.arity], &[I64]);
+        fids.push(
+            jit.declare(&format!("f{i}_{}", f.qualname), &sig)
+                .expect("declare"),
+        );
+        sigs.push(sig);
+    }
+    let main_sig = jit.signature(&[I64], &[I64]);
+    let main_id = jit.declare("<module>", &main_sig).expect("declare");
+    let mut def_of_global = HashMap::new();
+    for s in &program.body {
+        if let StmtKind::FunctionDef { func, target } = &s.kind {
+            if let Slot::Global(g) = target.slot {
+                // Two defs of one name: no direct calls for it.
+                if def_of_global.insert(g, *func).is_some() {
+                    def_of_global.insert(g, usize::MAX);
+                }
+            }
+        }
+    }
+    def_of_global.retain(|_, f| *f != usize::MAX);
+    let frontend = jit.isa().frontend_config();
+    let card_disp = layout.card_marker_disp;
+    let mut fbc = FunctionBuilderContext::new();
+    let mut compiled = Vec::new();
+    for idx in 0..=nfuncs {
+        let (id, sig, arity, locals, body) = if idx < nfuncs {
+            let f = &program.functions[idx];
+            (
+                fids[idx],
+                sigs[idx].clone(),
+                f.arity,
+                f.locals.clone(),
+                &f.body,
+            )
+        } else {
+            (main_id, main_sig.clone(), 0, Vec::new(), &program.body)
+        };
+        let mut func = jit.new_function(id, sig);
+        {
+            let mut sh = Shared {
+                module: jit.module(),
+                helpers: &helper_ids,
+                funcs: &fids,
+                rt: &mut rt,
+                def_of_global: &def_of_global,
+                builtin_objs: &builtin_objs,
+                card_disp,
+                frontend,
+            };
+            FnCompiler::compile(
+                &mut func, &mut fbc, &mut sh, arity, locals, body, idx as u32,
+            );
+        }
+        compiled.push((id, func));
+    }
+    for (id, func) in compiled {
+        if std::env::var_os("STMJIT_VERIFY").is_some() {
+            if let Err(e) = cranelift_codegen::verify_function(&func, jit.isa().as_ref()) {
+                eprintln!(
+                    "{}",
+                    cranelift_codegen::print_errors::pretty_verifier_error(&func, None, e)
+                );
+            }
+        }
+        if let Err(e) = jit.compile(id, func) {
+            eprintln!("error: JIT: {e}");
+            return 1;
+        }
+    }
+    // Array entries: (ctx, argv) -> word, and their trampolines.
+    let array_sig = jit.signature(&[I64, I64], &[I64]);
+    let mut tramps = Vec::new();
+    for (i, f) in program.functions.iter().enumerate() {
+        let id = jit
+            .declare(&format!("a{i}_{}", f.qualname), &array_sig)
+            .expect("declare");
+        let mut func = jit.new_function(id, array_sig.clone());
+        {
+            let callee = jit.module().declare_func_in_func(fids[i], &mut func);
+            let mut b = FunctionBuilder::new(&mut func, &mut fbc);
+            let blk = b.create_block();
+            b.append_block_params_for_function_params(blk);
+            b.switch_to_block(blk);
+            let p = b.block_params(blk).to_vec();
+            let mut vals = vec![p[0]];
+            for k in 0..f.arity {
+                vals.push(b.ins().load(I64, crate::compile::mf(), p[1], 8 * k as i32));
+            }
+            let call = b.ins().call(callee, &vals);
+            let r = b.inst_results(call)[0];
+            b.ins().return_(&[r]);
+            b.seal_all_blocks();
+            b.finalize(frontend);
+        }
+        if let Err(e) = jit.compile(id, func) {
+            eprintln!("error: JIT: {e}");
+            return 1;
+        }
+        let t = jit
+            .define_entry_trampoline(&format!("t{i}_{}", f.qualname), id, &array_sig)
+            .expect("trampoline");
+        tramps.push(t);
+    }
+    let main_tramp = jit
+        .define_entry_trampoline("enter <module>", main_id, &main_sig)
+        .expect("trampoline");
+    if let Err(e) = jit.finalize() {
+        eprintln!("error: JIT: {e}");
+        return 1;
+    }
+    for (i, t) in tramps.iter().enumerate() {
+        // SAFETY: a finalized trampoline with the signature (base, ctx, argv) -> word.
+        rt.entries[i] =
+            Some(unsafe { std::mem::transmute::<*const u8, rt::ArrayEntry>(jit.code_ptr(*t)) });
+    }
+    if let Some(target) = &opts.dump_asm {
+        let text = jit.dump_asm(opts.syntax, |f| {
+            srcloc_annotations(&f.srclocs, |loc| match loc.bits() {
+                LOC_POLL => Some("safe-point poll".into()),
+                LOC_CARD_WB => {
+                    Some("card write barrier (flag test, card marker, slow path)".into())
+                }
+                LOC_LIST_FAST => Some("list index fast path (type and bounds checks)".into()),
+                _ => None,
+            })
+        });
+        match target {
+            None => {
+                let _ = std::io::stderr().write_all(text.as_bytes());
+            }
+            Some(path) => {
+                if let Err(e) = std::fs::write(path, text) {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                    return 2;
+                }
+            }
+        }
+    }
+
+    // ----- run: the whole program is one transaction in part 1 -----
+    let mut ctx = Ctx {
+        depth: 1,
+        ss,
+        th: th_ptr,
+        rt: &mut *rt,
+    };
+    type MainEntry = unsafe extern "C" fn(u64, *mut Ctx) -> u64;
+    // SAFETY: a finalized trampoline with the signature (base, ctx) -> word.
+    let main: MainEntry = unsafe { std::mem::transmute(jit.code_ptr(main_tramp)) };
+    // SAFETY: seg_base is this thread's %gs base (set by begin); ctx is live for the call.
+    let r = unsafe { main(seg_base, &mut ctx) };
+    let rt = &mut *rt;
+    if r == ERR {
+        rt.flush_out();
+        let (kind, msg) = rt.error.clone().unwrap_or((
+            stmjit_lang::diag::ErrorKind::TypeError,
+            "internal error without a message".into(),
+        ));
+        let text = render_runtime(kind, &msg, &rt.trace, &rt.file);
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        return 1;
+    }
+    if th.commit().is_err() {
+        eprintln!("error: the program's transaction was aborted at commit");
+        return 1;
+    }
+    rt.flush_out();
+    0
+}
+
+/// Runs the program in `path` (prints diagnostics itself; returns the exit status).
+pub fn run_file(path: &std::path::Path, args: Vec<String>, opts: &Options) -> i32 {
+    let name = path.display().to_string();
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot read {name}: {e}");
+            return stmjit_lang::EXIT_SYNTAX_ERROR;
+        }
+    };
+    let opts = opts.clone();
+    stmjit_lang::stack::on_big_stack(move || match stmjit_lang::parse_bytes(&bytes) {
+        Ok(program) => run(program, &name, args, &opts),
+        Err(d) => {
+            let source = String::from_utf8_lossy(&bytes);
+            eprint!("{}", d.render(&name, Some(&source)));
+            stmjit_lang::EXIT_SYNTAX_ERROR
+        }
+    })
+}

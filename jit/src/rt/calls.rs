@@ -1,0 +1,490 @@
+//! Calls by value (functions, bound methods, classes, builtins), method calls, class
+//! creation, and the part-1 placeholders of the concurrency builtins.
+//!
+//! **Part 1 (sequential) concurrency**: `spawn(f, ...)` runs `f` to completion at once and the
+//! Thread keeps its result for `join()`; `Lock` and `with lock:` do nothing beyond the type
+//! check; `TransactionQueue.run()` runs the queued calls one after the other. Under GIL
+//! semantics this is a valid schedule (a thread may run until it ends before others switch in)
+//! for every program that does not block waiting for another thread; issue 6 makes them real.
+
+use super::helpers::with_rt;
+use super::{builtins, exc, methods, ClassInfo, Ctx, Runtime, ERR, R, UNBOUND};
+use std::mem::offset_of;
+use stmjit_lang::ast::Builtin;
+use stmjit_lang::diag::ErrorKind;
+use stmjit_runtime::objects::*;
+use stmjit_runtime::value::{self, Word, NONE};
+
+/// Python's message for a call of function `f` with `given` arguments.
+pub fn arity_message(f: &stmjit_lang::ast::Function, given: usize) -> String {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if given > f.arity {
+        format!(
+            "{}() takes {} positional argument{} but {} {} given",
+            f.qualname,
+            f.arity,
+            plural(f.arity),
+            given,
+            if given == 1 { "was" } else { "were" }
+        )
+    } else {
+        let missing: Vec<String> = f.locals[given..f.arity]
+            .iter()
+            .map(|n| format!("'{n}'"))
+            .collect();
+        let list = match missing.len() {
+            1 => missing[0].clone(),
+            2 => format!("{} and {}", missing[0], missing[1]),
+            n => format!("{}, and {}", missing[..n - 1].join(", "), missing[n - 1]),
+        };
+        format!(
+            "{}() missing {} required positional argument{}: {}",
+            f.qualname,
+            missing.len(),
+            plural(missing.len()),
+            list
+        )
+    }
+}
+
+fn rt_of<'a>(ctx: *mut Ctx) -> &'a mut Runtime {
+    // SAFETY: helpers receive the live context; callers never hold another reference to the
+    // runtime across this one's use (borrows are re-taken after every call into JIT code).
+    unsafe { &mut *(*ctx).rt }
+}
+
+/// Calls the JIT function `fid` with `args` (arity checked here).
+fn call_function(ctx: *mut Ctx, fid: usize, args: &[Word]) -> Word {
+    let rt = rt_of(ctx);
+    let f = &rt.program.functions[fid];
+    if args.len() != f.arity {
+        let msg = arity_message(f, args.len());
+        return rt.raise(ErrorKind::TypeError, msg);
+    }
+    let entry = rt.entries[fid].expect("entries are set before the program runs");
+    let base = rt.seg_base;
+    // SAFETY: the entry is a finalized trampoline taking (segment base, ctx, argv) with
+    // `arity` words at argv; base is the running segment's base (its %gs base).
+    unsafe { entry(base, ctx, args.as_ptr()) }
+}
+
+/// `f(args)` for any callable value.
+pub fn call_value(ctx: *mut Ctx, f: Word, args: &[Word]) -> Word {
+    let rt = rt_of(ctx);
+    let t = rt.types;
+    match rt.type_of(f) {
+        Some(x) if x == t.function.0 => {
+            let fid = rt.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
+            call_function(ctx, fid, args)
+        }
+        Some(x) if x == t.bound_method.0 => {
+            let fid = rt.ld(f, offset_of!(BoundMethodObj, func_id) as u64) as usize;
+            let mut all = vec![rt.ld(f, offset_of!(BoundMethodObj, receiver) as u64)];
+            all.extend_from_slice(args);
+            call_function(ctx, fid, &all)
+        }
+        Some(x) if x == t.class.0 => instantiate(ctx, f, args),
+        Some(x) if x == t.builtin.0 => {
+            let which = rt.ld(f, offset_of!(BuiltinObj, which) as u64);
+            if rt.ld(f, offset_of!(BuiltinObj, is_method) as u64) == 0 {
+                call_builtin(ctx, which, args)
+            } else {
+                let recv = rt.ld(f, offset_of!(BuiltinObj, receiver) as u64);
+                builtin_method(ctx, recv, which as u32, args)
+            }
+        }
+        _ => {
+            let msg = format!("'{}' object is not callable", rt.type_name(f));
+            rt.raise(ErrorKind::TypeError, msg)
+        }
+    }
+}
+
+fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word]) -> Word {
+    let rt = rt_of(ctx);
+    let inst = match rt.alloc(rt.types.instance, std::mem::size_of::<InstanceObj>() as u64) {
+        Ok(r) => r,
+        Err((k, m)) => return rt.raise(k, m),
+    };
+    rt.st(inst, offset_of!(InstanceObj, class) as u64, cls);
+    let init = rt.name_id("__init__");
+    let found = match rt.class_lookup(cls, init) {
+        Ok(f) => f,
+        Err((k, m)) => return rt.raise(k, m),
+    };
+    match found {
+        Some(f) if rt.is(f, rt.types.function) => {
+            let fid = rt.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
+            let mut all = vec![inst];
+            all.extend_from_slice(args);
+            // The instance must survive the call: it is in `all`, which the callee copies
+            // into its frame (a root) before anything can allocate.
+            let r = call_function(ctx, fid, &all);
+            if r == ERR {
+                return ERR;
+            }
+            if r != NONE {
+                let rt = rt_of(ctx);
+                let msg = format!("__init__() should return None, not '{}'", rt.type_name(r));
+                return rt.raise(ErrorKind::TypeError, msg);
+            }
+            all[0]
+        }
+        Some(other) => {
+            let r = call_value(ctx, other, args);
+            if r == ERR {
+                return ERR;
+            }
+            inst
+        }
+        None if !args.is_empty() => {
+            let msg = format!("{}() takes no arguments", rt.class_name(cls));
+            rt.raise(ErrorKind::TypeError, msg)
+        }
+        None => inst,
+    }
+}
+
+fn new_opaque(rt: &mut Runtime, kind: u64, a: Word) -> R<Word> {
+    let r = rt.alloc(rt.types.opaque, std::mem::size_of::<OpaqueObj>() as u64)?;
+    rt.st(r, offset_of!(OpaqueObj, kind) as u64, kind);
+    rt.st(r, offset_of!(OpaqueObj, a) as u64, a);
+    Ok(r)
+}
+
+/// Calls builtin number `which` (index in `Builtin::ALL`).
+pub fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
+    let b = Builtin::ALL[which as usize];
+    match b {
+        Builtin::Print => {
+            // SAFETY: ctx is live; args is a readable slice.
+            unsafe { super::helpers::stmjit_print(ctx, args.as_ptr(), args.len() as u64) }
+        }
+        Builtin::Spawn => {
+            if args.is_empty() {
+                return rt_of(ctx).raise(
+                    ErrorKind::TypeError,
+                    "spawn() takes at least 1 argument (0 given)",
+                );
+            }
+            // Part 1: the thread runs to completion now (see the module docs).
+            let r = call_value(ctx, args[0], &args[1..]);
+            let rt = rt_of(ctx);
+            if r == ERR {
+                // The error happened in the thread: its trace ends there.
+                rt.trace_frozen = true;
+                if rt.trace.is_empty() {
+                    rt.trace.push(stmjit_lang::diag::TraceEntry {
+                        span: rt.sites[rt.current_site as usize].span,
+                        function: "<thread>".into(),
+                    });
+                }
+                return ERR;
+            }
+            with_rt(ctx, |rt| new_opaque(rt, OPAQUE_THREAD, r))
+        }
+        Builtin::Lock | Builtin::TransactionQueue if !args.is_empty() => with_rt(ctx, |_| {
+            Err(exc(
+                ErrorKind::TypeError,
+                format!(
+                    "{}() takes exactly 0 arguments ({} given)",
+                    b.name(),
+                    args.len()
+                ),
+            ))
+        }),
+        Builtin::Lock => with_rt(ctx, |rt| new_opaque(rt, OPAQUE_LOCK, NONE)),
+        Builtin::TransactionQueue => with_rt(ctx, |rt| {
+            let calls = rt.new_list(&[])?;
+            new_opaque(rt, OPAQUE_QUEUE, calls)
+        }),
+        Builtin::Len if args.len() == 1 => with_rt(ctx, |rt| {
+            let t = rt.types;
+            let o = args[0];
+            if rt.is(o, t.list) {
+                Ok(value::from_int(rt.list_len(o) as i64).unwrap())
+            } else if rt.is(o, t.str) {
+                Ok(value::from_int(rt.str_nchars(o) as i64).unwrap())
+            } else if rt.is(o, t.dict) {
+                Ok(value::from_int(rt.dict_len(o) as i64).unwrap())
+            } else {
+                generic_builtin(rt, b, args)
+            }
+        }),
+        _ => with_rt(ctx, |rt| generic_builtin(rt, b, args)),
+    }
+}
+
+fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
+    let deep = matches!(
+        b,
+        Builtin::Str | Builtin::Min | Builtin::Max | Builtin::Hash
+    );
+    let start = rt.start;
+    let prog_args = rt.args.clone();
+    let program = rt.program.clone();
+    rt.via_values(args, deep, false, |v| {
+        let names = |id: usize| program.functions[id].qualname.clone();
+        builtins::call_builtin(b, v.to_vec(), &names, start, &prog_args)
+    })
+}
+
+/// `recv.name(args)` for builtin types (lists, dicts, strs, threads, queues).
+fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
+    let rt = rt_of(ctx);
+    let t = rt.types;
+    let mname = rt.names[name as usize].clone();
+    if rt.is(recv, t.list) {
+        match (mname.as_str(), args.len()) {
+            ("append", 1) => return with_rt(ctx, |rt| rt.list_push(recv, args[0]).map(|_| NONE)),
+            ("pop", 0) => {
+                return with_rt(ctx, |rt| {
+                    let n = rt.list_len(recv);
+                    if n == 0 {
+                        return Err(exc(ErrorKind::IndexError, "pop from empty list"));
+                    }
+                    let v = rt.list_get(recv, n - 1);
+                    rt.wb(recv)?;
+                    rt.st(recv, offset_of!(ListObj, len) as u64, n - 1);
+                    Ok(v)
+                })
+            }
+            _ => {}
+        }
+    } else if rt.is(recv, t.dict) && mname == "get" && (1..=2).contains(&args.len()) {
+        return with_rt(ctx, |rt| {
+            Ok(rt
+                .dict_get(recv, args[0])?
+                .unwrap_or(args.get(1).copied().unwrap_or(NONE)))
+        });
+    } else if rt.is(recv, t.opaque) {
+        let kind = rt.ld(recv, offset_of!(OpaqueObj, kind) as u64);
+        match (kind, mname.as_str()) {
+            (OPAQUE_THREAD, "join") if args.is_empty() => {
+                return rt.ld(recv, offset_of!(OpaqueObj, a) as u64)
+            }
+            (OPAQUE_QUEUE, "add") => {
+                if args.is_empty() {
+                    return rt.raise(
+                        ErrorKind::TypeError,
+                        "TransactionQueue.add() takes at least 1 argument (0 given)",
+                    );
+                }
+                return with_rt(ctx, |rt| {
+                    let calls = rt.ld(recv, offset_of!(OpaqueObj, a) as u64);
+                    let call = rt.new_list(args)?;
+                    rt.list_push(calls, call).map(|_| NONE)
+                });
+            }
+            (OPAQUE_QUEUE, "run") if args.is_empty() => {
+                // Part 1: the queued calls run one after the other, each to its end.
+                let mut i = 0;
+                loop {
+                    let rt = rt_of(ctx);
+                    let calls = rt.ld(recv, offset_of!(OpaqueObj, a) as u64);
+                    if i >= rt.list_len(calls) {
+                        break;
+                    }
+                    let call = rt.list_items(rt.list_get(calls, i));
+                    i += 1;
+                    if call_value(ctx, call[0], &call[1..]) == ERR {
+                        return ERR;
+                    }
+                }
+                return with_rt(ctx, |rt| {
+                    let calls = rt.ld(recv, offset_of!(OpaqueObj, a) as u64);
+                    rt.list_replace(calls, &[]).map(|_| NONE)
+                });
+            }
+            _ => {}
+        }
+        let msg = format!(
+            "{}.{}() takes exactly 0 arguments ({} given)",
+            rt.type_name(recv),
+            mname,
+            args.len()
+        );
+        return rt.raise(ErrorKind::TypeError, msg);
+    }
+    with_rt(ctx, |rt| {
+        let mutates = rt.is(recv, t.list) || rt.is(recv, t.dict);
+        let deep = matches!(mname.as_str(), "sort" | "index" | "join");
+        let mut all = vec![recv];
+        all.extend_from_slice(args);
+        let program = rt.program.clone();
+        rt.via_values(&all, deep, mutates, |v| {
+            let names = |id: usize| program.functions[id].qualname.clone();
+            methods::call_method_value(&v[0], &mname, v[1..].to_vec(), &names)
+        })
+    })
+}
+
+/// `f(argv[0..n])` for any callable value.
+///
+/// # Safety
+/// `ctx` must be the live context; `argv` points at `n` readable words.
+pub unsafe extern "C" fn stmjit_call(ctx: *mut Ctx, f: Word, argv: *const Word, n: u64) -> Word {
+    // SAFETY: caller's contract.
+    let args = unsafe { std::slice::from_raw_parts(argv, n as usize) }.to_vec();
+    call_value(ctx, f, &args)
+}
+
+/// Builtin function `which` called directly by name.
+///
+/// # Safety
+/// As [`stmjit_call`].
+pub unsafe extern "C" fn stmjit_builtin(
+    ctx: *mut Ctx,
+    which: u64,
+    argv: *const Word,
+    n: u64,
+) -> Word {
+    // SAFETY: caller's contract.
+    let args = unsafe { std::slice::from_raw_parts(argv, n as usize) }.to_vec();
+    call_builtin(ctx, which, &args)
+}
+
+/// Checks that `o.name` exists, before the arguments of a method call are evaluated (Python's
+/// order); returns None or raises the AttributeError.
+///
+/// # Safety
+/// As [`stmjit_call`].
+pub unsafe extern "C" fn stmjit_check_method(ctx: *mut Ctx, o: Word, name: u64) -> Word {
+    with_rt(ctx, |rt| {
+        let t = rt.types;
+        if rt.is(o, t.instance) || rt.is(o, t.class) {
+            rt.getattr(o, name as u32).map(|_| NONE)
+        } else if methods::has_method(rt, o, &rt.names[name as usize]) {
+            Ok(NONE)
+        } else {
+            rt.getattr(o, name as u32).map(|_| NONE)
+        }
+    })
+}
+
+/// `argv[0].name(argv[1..n])`.
+///
+/// # Safety
+/// As [`stmjit_call`] (`argv` holds the receiver then the arguments).
+pub unsafe extern "C" fn stmjit_call_method(
+    ctx: *mut Ctx,
+    name: u64,
+    argv: *const Word,
+    n: u64,
+) -> Word {
+    // SAFETY: caller's contract.
+    let all = unsafe { std::slice::from_raw_parts(argv, n as usize) }.to_vec();
+    let o = all[0];
+    let rt = rt_of(ctx);
+    let t = rt.types;
+    if rt.is(o, t.instance) {
+        // Fast path: a method found in the class, not shadowed by an instance attribute.
+        rt.rb(o);
+        let cls = rt.ld(o, offset_of!(InstanceObj, class) as u64);
+        let id = rt.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
+        let shadowed = rt.classes[id]
+            .shape
+            .get(&(name as u32))
+            .is_some_and(|&s| rt.inst_slot(o, s) != UNBOUND);
+        if !shadowed {
+            if let Ok(Some(f)) = rt.class_lookup(cls, name as u32) {
+                if rt.is(f, t.function) {
+                    let fid = rt.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
+                    return call_function(ctx, fid, &all);
+                }
+            }
+        }
+    }
+    if rt.is(o, t.instance) || rt.is(o, t.class) {
+        let f = with_rt(ctx, |rt| rt.getattr(o, name as u32));
+        if f == ERR {
+            return ERR;
+        }
+        return call_value(ctx, f, &all[1..]);
+    }
+    if !methods::has_method(rt, o, &rt.names[name as usize].clone()) {
+        return with_rt(ctx, |rt| rt.getattr(o, name as u32));
+    }
+    builtin_method(ctx, o, name as u32, &all[1..])
+}
+
+/// Creates the class of class statement `def` with base `base` (None or a class) and the
+/// class attribute values at `argv`.
+///
+/// # Safety
+/// As [`stmjit_call`] (`argv` holds one word per class attribute of the statement).
+pub unsafe extern "C" fn stmjit_make_class(
+    ctx: *mut Ctx,
+    def: u64,
+    base: Word,
+    argv: *const Word,
+) -> Word {
+    with_rt(ctx, |rt| {
+        let cd = rt.classdefs[def as usize].clone();
+        // SAFETY: caller's contract.
+        let vals = unsafe { std::slice::from_raw_parts(argv, cd.attrs.len()) }.to_vec();
+        if base != UNBOUND && !rt.is(base, rt.types.class) {
+            return Err(exc(
+                ErrorKind::TypeError,
+                format!("a base class must be a class, not '{}'", rt.type_name(base)),
+            ));
+        }
+        let attrs = rt.new_dict()?;
+        for (n, v) in cd.attrs.iter().zip(vals) {
+            let key = rt.name_strs[*n as usize];
+            rt.dict_set(attrs, key, v)?;
+        }
+        for (n, f) in &cd.methods {
+            let key = rt.name_strs[*n as usize];
+            let fo = rt.func_objs[*f];
+            rt.dict_set(attrs, key, fo)?;
+        }
+        let c = rt.alloc(rt.types.class, std::mem::size_of::<ClassObj>() as u64)?;
+        let id = rt.classes.len();
+        rt.classes.push(ClassInfo {
+            name: cd.name.clone(),
+            ..ClassInfo::default()
+        });
+        rt.st(c, offset_of!(ClassObj, class_id) as u64, id as u64);
+        rt.st(
+            c,
+            offset_of!(ClassObj, base) as u64,
+            if base == UNBOUND { NONE } else { base },
+        );
+        rt.st(c, offset_of!(ClassObj, attrs) as u64, attrs);
+        Ok(c)
+    })
+}
+
+/// Raises the TypeError of a direct call of function `fid` with `n` arguments.
+///
+/// # Safety
+/// As [`stmjit_call`].
+pub unsafe extern "C" fn stmjit_arity_error(ctx: *mut Ctx, fid: u64, n: u64) -> Word {
+    with_rt(ctx, |rt| {
+        Err(exc(
+            ErrorKind::TypeError,
+            arity_message(&rt.program.functions[fid as usize], n as usize),
+        ))
+    })
+}
+
+/// Checks the value of `with EXPR:` (a Lock); returns None or raises.
+///
+/// # Safety
+/// As [`stmjit_call`].
+pub unsafe extern "C" fn stmjit_with_lock(ctx: *mut Ctx, v: Word) -> Word {
+    with_rt(ctx, |rt| {
+        if rt.is(v, rt.types.opaque) && rt.type_name(v) == "Lock" {
+            Ok(NONE)
+        } else {
+            Err(exc(
+                ErrorKind::TypeError,
+                format!(
+                    "'{}' object does not support the context manager protocol",
+                    rt.type_name(v)
+                ),
+            ))
+        }
+    })
+}

@@ -1,0 +1,291 @@
+//! Conversion between heap words and the reference interpreter's `Value`s, so that the rare
+//! and intricate operations (text forms, comparisons of containers, sorting, slicing, str
+//! methods...) reuse the front end's exact semantics instead of a second implementation.
+//!
+//! Identity is kept: every container met is converted once per operation ([`Memo`]), and
+//! converting back maps a container that came from the heap to its original reference, so an
+//! operation that returns or stores existing objects (`xs + ys`, `d.values()`, `xs.pop()`)
+//! returns the very same objects. A *shallow* conversion turns nested containers into empty
+//! stand-ins with the right type and identity: enough for operations that only move items
+//! around; a *deep* one copies contents, for those that look inside them.
+
+use super::{exc, Runtime, R};
+use std::collections::HashMap;
+use std::mem::offset_of;
+use std::sync::{Arc, Mutex};
+use stmjit_lang::ast::Builtin;
+use stmjit_lang::diag::ErrorKind;
+use stmjit_lang::value::{
+    ClassObj as VClass, Dict, DictObj as VDict, InstanceObj as VInst, Key, ListObj as VList,
+    LockObj, QueueObj, ThreadObj, Value,
+};
+use stmjit_runtime::objects::*;
+use stmjit_runtime::value::{self, is_int, Word, FALSE, NONE, TRUE};
+
+/// Nesting beyond which conversion stops copying (the interpreter's data depth limit is
+/// 1000: operations raise RecursionError before they would see the cut).
+const MAX_CONVERT_DEPTH: usize = stmjit_lang::value::MAX_DATA_DEPTH + 50;
+
+/// Containers converted during one operation, both ways.
+#[derive(Default)]
+pub struct Memo {
+    fwd: HashMap<Word, Value>,
+    back: HashMap<usize, Word>,
+    /// Copy the contents of nested containers (else: empty stand-ins).
+    pub deep: bool,
+}
+
+impl Memo {
+    /// A memo for deep conversion.
+    pub fn deep() -> Memo {
+        Memo {
+            deep: true,
+            ..Memo::default()
+        }
+    }
+
+    /// A memo for shallow conversion.
+    pub fn shallow() -> Memo {
+        Memo::default()
+    }
+}
+
+fn arc_id<T>(a: &Arc<T>) -> usize {
+    Arc::as_ptr(a) as *const u8 as usize
+}
+
+impl Runtime {
+    /// The `Value` of `w` (top level always with contents; nested ones per `memo.deep`).
+    pub fn to_value(&self, w: Word, memo: &mut Memo) -> Value {
+        self.to_value_at(w, memo, 0)
+    }
+
+    fn to_value_at(&self, w: Word, memo: &mut Memo, depth: usize) -> Value {
+        if is_int(w) {
+            return Value::Int(value::to_int(w));
+        }
+        match w {
+            NONE => return Value::None,
+            TRUE => return Value::Bool(true),
+            FALSE => return Value::Bool(false),
+            _ => {}
+        }
+        if let Some(v) = memo.fwd.get(&w) {
+            return v.clone();
+        }
+        let t = self.types;
+        let ty = self.type_of(w).unwrap_or(u32::MAX);
+        let contents = depth == 0 || (memo.deep && depth < MAX_CONVERT_DEPTH);
+        if ty == t.str.0 {
+            Value::str(self.str_of(w))
+        } else if ty == t.float.0 {
+            Value::Float(self.float_of(w))
+        } else if ty == t.list.0 {
+            let arc = Arc::new(VList::default());
+            let v = Value::List(arc.clone());
+            memo.fwd.insert(w, v.clone());
+            memo.back.insert(arc_id(&arc), w);
+            if contents {
+                let items: Vec<Value> = self
+                    .list_items(w)
+                    .into_iter()
+                    .map(|x| self.to_value_at(x, memo, depth + 1))
+                    .collect();
+                *arc.items.lock().unwrap() = items;
+            }
+            v
+        } else if ty == t.dict.0 {
+            let arc = Arc::new(VDict::default());
+            let v = Value::Dict(arc.clone());
+            memo.fwd.insert(w, v.clone());
+            memo.back.insert(arc_id(&arc), w);
+            if contents {
+                let mut map = Dict::default();
+                for (k, x) in self.dict_items(w) {
+                    let kv = self.to_value_at(k, memo, depth + 1);
+                    let xv = self.to_value_at(x, memo, depth + 1);
+                    if let Ok(key) = Key::of(&kv) {
+                        map.insert(key, kv, xv);
+                    }
+                }
+                *arc.map.lock().unwrap() = map;
+            }
+            v
+        } else if ty == t.instance.0 {
+            self.rb(w);
+            let cls = self.ld(w, offset_of!(InstanceObj, class) as u64);
+            let class = match self.to_value_at(cls, memo, depth + 1) {
+                Value::Class(c) => c,
+                _ => unreachable!("an instance's class is a class"),
+            };
+            let arc = Arc::new(VInst {
+                class,
+                attrs: Mutex::new(Vec::new()),
+            });
+            memo.back.insert(arc_id(&arc), w);
+            let v = Value::Instance(arc);
+            memo.fwd.insert(w, v.clone());
+            v
+        } else if ty == t.class.0 {
+            let arc = Arc::new(VClass {
+                name: self.class_name(w),
+                base: None,
+                attrs: Mutex::new(Vec::new()),
+            });
+            memo.back.insert(arc_id(&arc), w);
+            let v = Value::Class(arc);
+            memo.fwd.insert(w, v.clone());
+            v
+        } else if ty == t.function.0 {
+            Value::Function(self.ld(w, offset_of!(FunctionObj, func_id) as u64) as usize)
+        } else if ty == t.bound_method.0 {
+            let f = self.ld(w, offset_of!(BoundMethodObj, func_id) as u64) as usize;
+            let recv = self.ld(w, offset_of!(BoundMethodObj, receiver) as u64);
+            let r = self.to_value_at(recv, memo, depth + 1);
+            Value::BoundMethod(Arc::new((r, f)))
+        } else if ty == t.builtin.0 {
+            let which = self.ld(w, offset_of!(BuiltinObj, which) as u64) as usize;
+            if self.ld(w, offset_of!(BuiltinObj, is_method) as u64) == 0 {
+                Value::Builtin(Builtin::ALL[which])
+            } else {
+                let recv = self.ld(w, offset_of!(BuiltinObj, receiver) as u64);
+                let r = self.to_value_at(recv, memo, depth + 1);
+                Value::BuiltinMethod(Arc::new((r, self.names[which].clone())))
+            }
+        } else if ty == t.range.0 {
+            let (a, b, s) = self.range_of(w);
+            Value::Range(a, b, s)
+        } else {
+            let v = match self.ld(w, offset_of!(OpaqueObj, kind) as u64) {
+                OPAQUE_THREAD => {
+                    let a = Arc::new(ThreadObj::default());
+                    memo.back.insert(arc_id(&a), w);
+                    Value::Thread(a)
+                }
+                OPAQUE_LOCK => {
+                    let a = Arc::new(LockObj::default());
+                    memo.back.insert(arc_id(&a), w);
+                    Value::Lock(a)
+                }
+                _ => {
+                    let a = Arc::new(QueueObj::default());
+                    memo.back.insert(arc_id(&a), w);
+                    Value::Queue(a)
+                }
+            };
+            memo.fwd.insert(w, v.clone());
+            v
+        }
+    }
+
+    /// The word of `v`: existing containers map back to their references, new ones are
+    /// allocated.
+    pub fn from_value(&mut self, v: &Value, memo: &mut Memo) -> R<Word> {
+        Ok(match v {
+            Value::None => NONE,
+            Value::Bool(b) => value::from_bool(*b),
+            Value::Int(i) => value::from_int(*i).ok_or_else(|| {
+                exc(
+                    ErrorKind::OverflowError,
+                    "integer overflow (ints are 63-bit)",
+                )
+            })?,
+            Value::Float(f) => self.new_float(*f)?,
+            Value::Str(s) => self.new_str(s)?,
+            Value::List(l) => {
+                if let Some(&w) = memo.back.get(&arc_id(l)) {
+                    return Ok(w);
+                }
+                let items = l.snapshot();
+                let mut words = Vec::with_capacity(items.len());
+                for x in &items {
+                    words.push(self.from_value(x, memo)?);
+                }
+                let w = self.new_list(&words)?;
+                memo.back.insert(arc_id(l), w);
+                w
+            }
+            Value::Dict(d) => {
+                if let Some(&w) = memo.back.get(&arc_id(d)) {
+                    return Ok(w);
+                }
+                let items = d.map.lock().unwrap().items();
+                let w = self.new_dict()?;
+                memo.back.insert(arc_id(d), w);
+                for (k, x) in &items {
+                    let kw = self.from_value(k, memo)?;
+                    let xw = self.from_value(x, memo)?;
+                    self.dict_set(w, kw, xw)?;
+                }
+                w
+            }
+            Value::Range(a, b, s) => {
+                let r = self.alloc(self.types.range, std::mem::size_of::<RangeObj>() as u64)?;
+                self.st(r, offset_of!(RangeObj, start) as u64, *a as u64);
+                self.st(r, offset_of!(RangeObj, stop) as u64, *b as u64);
+                self.st(r, offset_of!(RangeObj, step) as u64, *s as u64);
+                r
+            }
+            Value::Function(f) => self.func_objs[*f],
+            Value::BoundMethod(m) => {
+                let recv = self.from_value(&m.0, memo)?;
+                self.new_bound_method(m.1, recv)?
+            }
+            Value::Builtin(b) => {
+                let which = Builtin::ALL.iter().position(|x| x == b).unwrap() as u64;
+                self.new_builtin(which, NONE, false)?
+            }
+            Value::BuiltinMethod(m) => {
+                let recv = self.from_value(&m.0, memo)?;
+                let id = self.name_id(&m.1) as u64;
+                self.new_builtin(id, recv, true)?
+            }
+            Value::Instance(a) => *memo.back.get(&arc_id(a)).expect("known instance"),
+            Value::Class(a) => *memo.back.get(&arc_id(a)).expect("known class"),
+            Value::Thread(a) => *memo.back.get(&arc_id(a)).expect("known thread"),
+            Value::Lock(a) => *memo.back.get(&arc_id(a)).expect("known lock"),
+            Value::Queue(a) => *memo.back.get(&arc_id(a)).expect("known queue"),
+        })
+    }
+
+    /// A bound method object.
+    pub fn new_bound_method(&mut self, func: usize, recv: Word) -> R<Word> {
+        let r = self.alloc(
+            self.types.bound_method,
+            std::mem::size_of::<BoundMethodObj>() as u64,
+        )?;
+        self.st(r, offset_of!(BoundMethodObj, func_id) as u64, func as u64);
+        self.st(r, offset_of!(BoundMethodObj, receiver) as u64, recv);
+        Ok(r)
+    }
+
+    /// A builtin function (`which` = index in `Builtin::ALL`) or builtin method (`which` =
+    /// name id) object.
+    pub fn new_builtin(&mut self, which: u64, recv: Word, method: bool) -> R<Word> {
+        let r = self.alloc(self.types.builtin, std::mem::size_of::<BuiltinObj>() as u64)?;
+        self.st(r, offset_of!(BuiltinObj, which) as u64, which);
+        self.st(r, offset_of!(BuiltinObj, receiver) as u64, recv);
+        self.st(r, offset_of!(BuiltinObj, is_method) as u64, method as u64);
+        Ok(r)
+    }
+
+    /// `str(w)`.
+    pub fn to_str(&self, w: Word) -> R<String> {
+        if self.is(w, self.types.str) {
+            return Ok(self.str_of(w).to_string());
+        }
+        if is_int(w) {
+            return Ok(value::to_int(w).to_string());
+        }
+        let v = self.to_value(w, &mut Memo::deep());
+        let names = |id: usize| self.program.functions[id].qualname.clone();
+        v.to_str(&names)
+    }
+
+    /// `repr(w)`.
+    pub fn repr(&self, w: Word) -> R<String> {
+        let v = self.to_value(w, &mut Memo::deep());
+        let names = |id: usize| self.program.functions[id].qualname.clone();
+        v.repr(&names)
+    }
+}

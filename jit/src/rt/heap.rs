@@ -1,0 +1,610 @@
+//! Heap accessors for helpers: every access goes to the running transaction's segment, with
+//! the barriers JIT code emits inline (read marker store, write-barrier flag test with the
+//! runtime's slow path, card marking for card-marked arrays), plus allocation and the
+//! language objects' operations (str, float, list, dict, instance slots).
+
+use super::{exc, Runtime, R, UNBOUND};
+use std::mem::offset_of;
+use stmjit_lang::diag::ErrorKind;
+use stmjit_runtime::ffi::{
+    stmjit_alloc, stmjit_write_barrier_slow, stmjit_write_card_slow, STATUS_OK,
+};
+use stmjit_runtime::layout::{SegmentInfo, INFO_OFFSET, MARKER_SHIFT};
+use stmjit_runtime::object::{FLAGS_OFFSET, TYPE_ID_OFFSET, WRITE_BARRIER_FLAG};
+use stmjit_runtime::objects::*;
+use stmjit_runtime::value::{self, is_int, is_ref, Word, FALSE, NONE, TRUE};
+
+/// Marks a deleted dict entry's key (never a value).
+pub const TOMBSTONE: Word = 16;
+
+const LIST_LEN: u64 = offset_of!(ListObj, len) as u64;
+const LIST_ITEMS: u64 = offset_of!(ListObj, items) as u64;
+const ARR_CAP: u64 = offset_of!(ArrayObj, cap) as u64;
+const D_LEN: u64 = offset_of!(DictObj, len) as u64;
+const D_USED: u64 = offset_of!(DictObj, used) as u64;
+const D_ENTRIES: u64 = offset_of!(DictObj, entries) as u64;
+const D_INDEX: u64 = offset_of!(DictObj, index) as u64;
+
+/// A dict key reduced to what decides equality (LANGUAGE.md: `1`, `1.0`, `True` are one key).
+#[derive(PartialEq, Debug)]
+pub enum KeyRef<'a> {
+    /// An int, bool or integral float.
+    Int(i64),
+    /// Any other float, by bits.
+    Float(u64),
+    /// A str's bytes.
+    Str(&'a [u8]),
+    /// None.
+    None,
+}
+
+impl Runtime {
+    /// Address of the byte `off` of the segment.
+    #[inline]
+    pub fn addr(&self, off: u64) -> *mut u8 {
+        (self.seg_base + off) as *mut u8
+    }
+
+    /// Loads the word at `r + off`.
+    #[inline]
+    pub fn ld(&self, r: u64, off: u64) -> u64 {
+        // SAFETY: r is a live object of our segment and off inside it (callers' invariant).
+        unsafe { *(self.addr(r + off) as *const u64) }
+    }
+
+    /// Stores the word at `r + off` (after the write barrier, or into a new object).
+    #[inline]
+    pub fn st(&self, r: u64, off: u64, v: u64) {
+        // SAFETY: as ld.
+        unsafe { *(self.addr(r + off) as *mut u64) = v }
+    }
+
+    /// The segment's read version.
+    #[inline]
+    pub fn rv(&self) -> u8 {
+        // SAFETY: the segment-info page is mapped in every transaction segment.
+        unsafe { *self.addr(INFO_OFFSET + offset_of!(SegmentInfo, read_version) as u64) }
+    }
+
+    /// Read barrier of a non-carded object (or of a carded one's header).
+    #[inline]
+    pub fn rb(&self, r: u64) {
+        // SAFETY: the marker of an object-space address lies in the mapped marker area.
+        unsafe { *self.addr(r >> MARKER_SHIFT) = self.rv() }
+    }
+
+    /// Write barrier of a non-carded object.
+    #[inline]
+    pub fn wb(&self, r: u64) -> R<()> {
+        // SAFETY: r is a live object; its flags byte is mapped.
+        if unsafe { *self.addr(r + FLAGS_OFFSET) } & WRITE_BARRIER_FLAG != 0 {
+            // SAFETY: th is this thread's handle; %gs points at its segment.
+            if unsafe { stmjit_write_barrier_slow(self.th, r) } != STATUS_OK {
+                return Err(aborted());
+            }
+        }
+        Ok(())
+    }
+
+    /// Write barrier of the element at `r + off` of a card-marked array.
+    #[inline]
+    pub fn wb_elem(&self, r: u64, off: u64) -> R<()> {
+        // SAFETY: as wb.
+        if unsafe { *self.addr(r + FLAGS_OFFSET) } & WRITE_BARRIER_FLAG != 0 {
+            // SAFETY: th is this thread's handle; %gs points at its segment.
+            if unsafe { stmjit_write_card_slow(self.th, r, off) } != STATUS_OK {
+                return Err(aborted());
+            }
+        }
+        Ok(())
+    }
+
+    /// The type id of `w` if it is a reference.
+    #[inline]
+    pub fn type_of(&self, w: Word) -> Option<u32> {
+        if is_ref(w) {
+            // SAFETY: w is a live object; the header is immutable after allocation.
+            Some(unsafe { *(self.addr(w + TYPE_ID_OFFSET) as *const u32) })
+        } else {
+            None
+        }
+    }
+
+    /// Whether `w` is an object of type `t`.
+    #[inline]
+    pub fn is(&self, w: Word, t: stmjit_runtime::TypeId) -> bool {
+        self.type_of(w) == Some(t.0)
+    }
+
+    /// Allocates a zeroed object (a MemoryError when the heap is exhausted).
+    pub fn alloc(&mut self, t: stmjit_runtime::TypeId, size: u64) -> R<u64> {
+        let rounded = size.div_ceil(16) * 16;
+        if rounded > self.heap_left {
+            return Err(exc(ErrorKind::MemoryError, "out of memory"));
+        }
+        self.heap_left -= rounded;
+        // SAFETY: th is this thread's handle, in a transaction on its segment.
+        let r = unsafe { stmjit_alloc(self.th, t.0, size) };
+        if r == 0 {
+            return Err(aborted());
+        }
+        Ok(r)
+    }
+
+    // ----- str -----
+
+    /// A new str.
+    pub fn new_str(&mut self, s: &str) -> R<Word> {
+        let r = self.alloc(self.types.str, str_size(s.len() as u64))?;
+        self.st(r, offset_of!(StrObj, len) as u64, s.len() as u64);
+        self.st(
+            r,
+            offset_of!(StrObj, nchars) as u64,
+            s.chars().count() as u64,
+        );
+        // SAFETY: the object has room for the bytes after the struct.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                s.as_ptr(),
+                self.addr(r + std::mem::size_of::<StrObj>() as u64),
+                s.len(),
+            )
+        };
+        Ok(r)
+    }
+
+    /// The text of a str object (immutable: no read barrier). The slice stays valid until
+    /// the object is moved or freed; copy it before allocating when the GC may move it.
+    pub fn str_of<'a>(&self, w: Word) -> &'a str {
+        let len = self.ld(w, offset_of!(StrObj, len) as u64) as usize;
+        // SAFETY: str objects hold valid UTF-8 of `len` bytes after the struct.
+        unsafe {
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                self.addr(w + std::mem::size_of::<StrObj>() as u64),
+                len,
+            ))
+        }
+    }
+
+    /// Number of characters of a str object.
+    pub fn str_nchars(&self, w: Word) -> u64 {
+        self.ld(w, offset_of!(StrObj, nchars) as u64)
+    }
+
+    // ----- float -----
+
+    /// A new float box.
+    pub fn new_float(&mut self, f: f64) -> R<Word> {
+        let r = self.alloc(self.types.float, std::mem::size_of::<FloatObj>() as u64)?;
+        self.st(r, offset_of!(FloatObj, value) as u64, f.to_bits());
+        Ok(r)
+    }
+
+    /// The value of a float box (immutable: no read barrier).
+    pub fn float_of(&self, w: Word) -> f64 {
+        f64::from_bits(self.ld(w, offset_of!(FloatObj, value) as u64))
+    }
+
+    // ----- arrays -----
+
+    /// A new array of `cap` words, all `fill`.
+    pub fn new_array(&mut self, carded: bool, cap: u64, fill: Word) -> R<Word> {
+        let t = if carded {
+            self.types.carded_array
+        } else {
+            self.types.array
+        };
+        let r = self.alloc(t, array_size(cap))?;
+        self.st(r, ARR_CAP, cap);
+        if fill != 0 {
+            for i in 0..cap {
+                self.st(r, ARRAY_DATA + 8 * i, fill);
+            }
+        }
+        Ok(r)
+    }
+
+    /// Capacity of an array (immutable).
+    pub fn arr_cap(&self, a: Word) -> u64 {
+        self.ld(a, ARR_CAP)
+    }
+
+    /// Element `i` of a card-marked array, with the element's read barrier.
+    #[inline]
+    pub fn carr_get(&self, a: Word, i: u64) -> Word {
+        let off = ARRAY_DATA + 8 * i;
+        self.rb(a + off);
+        self.ld(a, off)
+    }
+
+    /// Stores element `i` of a card-marked array, with the card write barrier.
+    #[inline]
+    pub fn carr_set(&self, a: Word, i: u64, v: Word) -> R<()> {
+        let off = ARRAY_DATA + 8 * i;
+        self.wb_elem(a, off)?;
+        self.st(a, off, v);
+        Ok(())
+    }
+
+    // ----- list -----
+
+    /// A new list holding `items`.
+    pub fn new_list(&mut self, items: &[Word]) -> R<Word> {
+        let cap = (items.len() as u64).max(4);
+        let arr = self.new_array(true, cap, 0)?;
+        for (i, &v) in items.iter().enumerate() {
+            self.st(arr, ARRAY_DATA + 8 * i as u64, v);
+        }
+        let l = self.alloc(self.types.list, std::mem::size_of::<ListObj>() as u64)?;
+        self.st(l, LIST_LEN, items.len() as u64);
+        self.st(l, LIST_ITEMS, arr);
+        Ok(l)
+    }
+
+    /// Length of a list.
+    #[inline]
+    pub fn list_len(&self, l: Word) -> u64 {
+        self.rb(l);
+        self.ld(l, LIST_LEN)
+    }
+
+    /// Item `i < len` of a list.
+    #[inline]
+    pub fn list_get(&self, l: Word, i: u64) -> Word {
+        self.rb(l);
+        let arr = self.ld(l, LIST_ITEMS);
+        self.carr_get(arr, i)
+    }
+
+    /// Stores item `i < len` of a list.
+    pub fn list_set(&self, l: Word, i: u64, v: Word) -> R<()> {
+        self.rb(l);
+        let arr = self.ld(l, LIST_ITEMS);
+        self.carr_set(arr, i, v)
+    }
+
+    /// Appends to a list (growing its items array when full).
+    pub fn list_push(&mut self, l: Word, v: Word) -> R<()> {
+        self.rb(l);
+        let len = self.ld(l, LIST_LEN);
+        let mut arr = self.ld(l, LIST_ITEMS);
+        if len == self.arr_cap(arr) {
+            let new = self.new_array(true, (len * 2).max(4), 0)?;
+            for i in 0..len {
+                let w = self.carr_get(arr, i);
+                self.st(new, ARRAY_DATA + 8 * i, w);
+            }
+            self.wb(l)?;
+            self.st(l, LIST_ITEMS, new);
+            arr = new;
+        }
+        self.carr_set(arr, len, v)?;
+        self.wb(l)?;
+        self.st(l, LIST_LEN, len + 1);
+        Ok(())
+    }
+
+    /// All items of a list.
+    pub fn list_items(&self, l: Word) -> Vec<Word> {
+        let n = self.list_len(l);
+        (0..n).map(|i| self.list_get(l, i)).collect()
+    }
+
+    /// Replaces all items of a list.
+    pub fn list_replace(&mut self, l: Word, items: &[Word]) -> R<()> {
+        self.rb(l);
+        let mut arr = self.ld(l, LIST_ITEMS);
+        if items.len() as u64 > self.arr_cap(arr) {
+            arr = self.new_array(true, items.len() as u64, 0)?;
+            self.wb(l)?;
+            self.st(l, LIST_ITEMS, arr);
+        }
+        for (i, &v) in items.iter().enumerate() {
+            self.carr_set(arr, i as u64, v)?;
+        }
+        self.wb(l)?;
+        self.st(l, LIST_LEN, items.len() as u64);
+        Ok(())
+    }
+
+    // ----- dict -----
+
+    /// A new empty dict.
+    pub fn new_dict(&mut self) -> R<Word> {
+        let d = self.alloc(self.types.dict, std::mem::size_of::<DictObj>() as u64)?;
+        let entries = self.new_array(true, 8, 0)?;
+        let index = self.new_array(true, 8, 0)?;
+        self.st(d, D_ENTRIES, entries);
+        self.st(d, D_INDEX, index);
+        Ok(d)
+    }
+
+    /// The equality class of a key, or a TypeError for unhashable values.
+    pub fn key_of<'a>(&self, k: Word) -> R<KeyRef<'a>> {
+        Ok(if is_int(k) {
+            KeyRef::Int(value::to_int(k))
+        } else if k == TRUE || k == FALSE {
+            KeyRef::Int((k == TRUE) as i64)
+        } else if k == NONE {
+            KeyRef::None
+        } else if self.is(k, self.types.str) {
+            KeyRef::Str(self.str_of(k).as_bytes())
+        } else if self.is(k, self.types.float) {
+            let f = self.float_of(k);
+            if f.fract() == 0.0 && f.abs() < 9.2e18 {
+                KeyRef::Int(f as i64)
+            } else {
+                KeyRef::Float(f.to_bits())
+            }
+        } else {
+            return Err(exc(
+                ErrorKind::TypeError,
+                format!("unhashable type: '{}'", self.type_name(k)),
+            ));
+        })
+    }
+
+    fn key_hash(k: &KeyRef) -> u64 {
+        let mix = |x: u64| (x ^ (x >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        match k {
+            KeyRef::Int(i) => mix(*i as u64),
+            KeyRef::Float(b) => mix(*b ^ 0x5555),
+            KeyRef::None => 0x1234_5678,
+            KeyRef::Str(s) => {
+                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+                for &b in s.iter() {
+                    h ^= b as u64;
+                    h = h.wrapping_mul(0x0100_0000_01b3);
+                }
+                mix(h)
+            }
+        }
+    }
+
+    /// Finds `k`: `(Some(entry), slot)` or `(None, free index slot)`.
+    fn dict_find(&self, d: Word, k: &KeyRef) -> (Option<u64>, u64) {
+        self.rb(d);
+        let entries = self.ld(d, D_ENTRIES);
+        let index = self.ld(d, D_INDEX);
+        let mask = self.arr_cap(index) - 1;
+        let mut i = Self::key_hash(k) & mask;
+        loop {
+            let slot = self.carr_get(index, i);
+            if slot == 0 {
+                return (None, i);
+            }
+            let e = (value::to_int(slot) - 1) as u64;
+            let key = self.carr_get(entries, 2 * e);
+            if key != TOMBSTONE {
+                // A stored key is always hashable.
+                if let Ok(kk) = self.key_of(key) {
+                    if &kk == k {
+                        return (Some(e), i);
+                    }
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// `d[k]` if present.
+    pub fn dict_get(&self, d: Word, k: Word) -> R<Option<Word>> {
+        let key = self.key_of(k)?;
+        let (e, _) = self.dict_find(d, &key);
+        Ok(e.map(|e| {
+            let entries = self.ld(d, D_ENTRIES);
+            self.carr_get(entries, 2 * e + 1)
+        }))
+    }
+
+    /// Number of live entries.
+    pub fn dict_len(&self, d: Word) -> u64 {
+        self.rb(d);
+        self.ld(d, D_LEN)
+    }
+
+    /// `d[k] = v`.
+    pub fn dict_set(&mut self, d: Word, k: Word, v: Word) -> R<()> {
+        let key = self.key_of(k)?;
+        let (e, _) = self.dict_find(d, &key);
+        if let Some(e) = e {
+            let entries = self.ld(d, D_ENTRIES);
+            return self.carr_set(entries, 2 * e + 1, v);
+        }
+        let used = self.ld(d, D_USED);
+        let entries = self.ld(d, D_ENTRIES);
+        if 2 * used == self.arr_cap(entries) {
+            self.dict_rebuild(d)?;
+        }
+        let key = self.key_of(k)?;
+        let (_, slot) = self.dict_find(d, &key);
+        let used = self.ld(d, D_USED);
+        let entries = self.ld(d, D_ENTRIES);
+        let index = self.ld(d, D_INDEX);
+        self.carr_set(entries, 2 * used, k)?;
+        self.carr_set(entries, 2 * used + 1, v)?;
+        self.carr_set(index, slot, value::from_int(used as i64 + 1).unwrap())?;
+        let len = self.ld(d, D_LEN);
+        self.wb(d)?;
+        self.st(d, D_USED, used + 1);
+        self.st(d, D_LEN, len + 1);
+        Ok(())
+    }
+
+    /// Compacts the live entries into fresh arrays with room to grow.
+    fn dict_rebuild(&mut self, d: Word) -> R<()> {
+        let items = self.dict_items(d);
+        let mut cap = 4u64;
+        while cap < 2 * items.len() as u64 + 2 {
+            cap *= 2;
+        }
+        let entries = self.new_array(true, 2 * cap, 0)?;
+        let index = self.new_array(true, 2 * cap, 0)?;
+        self.wb(d)?;
+        self.st(d, D_ENTRIES, entries);
+        self.st(d, D_INDEX, index);
+        self.st(d, D_USED, 0);
+        self.st(d, D_LEN, 0);
+        for (k, v) in items {
+            self.dict_set(d, k, v)?;
+        }
+        Ok(())
+    }
+
+    /// Removes `k`, returning its value if it was present.
+    pub fn dict_del(&mut self, d: Word, k: Word) -> R<Option<Word>> {
+        let key = self.key_of(k)?;
+        let (e, _) = self.dict_find(d, &key);
+        let Some(e) = e else { return Ok(None) };
+        let entries = self.ld(d, D_ENTRIES);
+        let v = self.carr_get(entries, 2 * e + 1);
+        self.carr_set(entries, 2 * e, TOMBSTONE)?;
+        self.carr_set(entries, 2 * e + 1, NONE)?;
+        let len = self.ld(d, D_LEN);
+        self.wb(d)?;
+        self.st(d, D_LEN, len - 1);
+        Ok(Some(v))
+    }
+
+    /// Live `(key, value)` pairs in insertion order.
+    pub fn dict_items(&self, d: Word) -> Vec<(Word, Word)> {
+        self.rb(d);
+        let used = self.ld(d, D_USED);
+        let entries = self.ld(d, D_ENTRIES);
+        let mut out = Vec::new();
+        for e in 0..used {
+            let k = self.carr_get(entries, 2 * e);
+            if k != TOMBSTONE {
+                out.push((k, self.carr_get(entries, 2 * e + 1)));
+            }
+        }
+        out
+    }
+
+    // ----- instances -----
+
+    /// Slot `i` of an instance, or [`UNBOUND`].
+    pub fn inst_slot(&self, o: Word, i: usize) -> Word {
+        self.rb(o);
+        let slots = self.ld(o, offset_of!(InstanceObj, slots) as u64);
+        if slots == 0 || i as u64 >= self.arr_cap(slots) {
+            return UNBOUND;
+        }
+        self.rb(slots);
+        self.ld(slots, ARRAY_DATA + 8 * i as u64)
+    }
+
+    /// Stores slot `i` of an instance (growing its slots array).
+    pub fn set_inst_slot(&mut self, o: Word, i: usize, v: Word) -> R<()> {
+        self.rb(o);
+        let mut slots = self.ld(o, offset_of!(InstanceObj, slots) as u64);
+        let cap = if slots == 0 { 0 } else { self.arr_cap(slots) };
+        if i as u64 >= cap {
+            let new = self.new_array(false, (i as u64 + 1).max(cap * 2).max(4), UNBOUND)?;
+            for j in 0..cap {
+                self.rb(slots);
+                let w = self.ld(slots, ARRAY_DATA + 8 * j);
+                self.st(new, ARRAY_DATA + 8 * j, w);
+            }
+            self.wb(o)?;
+            self.st(o, offset_of!(InstanceObj, slots) as u64, new);
+            slots = new;
+        }
+        self.wb(slots)?;
+        self.st(slots, ARRAY_DATA + 8 * i as u64, v);
+        Ok(())
+    }
+
+    /// The class name of an instance or class object.
+    pub fn class_name(&self, cls: Word) -> String {
+        let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
+        self.classes[id].name.clone()
+    }
+
+    /// Python's type name of a value, as used in error messages.
+    pub fn type_name(&self, w: Word) -> String {
+        if is_int(w) {
+            return "int".into();
+        }
+        match w {
+            NONE => return "NoneType".into(),
+            TRUE | FALSE => return "bool".into(),
+            _ => {}
+        }
+        let t = &self.types;
+        let ty = self.type_of(w).unwrap_or(u32::MAX);
+        if ty == t.str.0 {
+            "str"
+        } else if ty == t.float.0 {
+            "float"
+        } else if ty == t.list.0 {
+            "list"
+        } else if ty == t.dict.0 {
+            "dict"
+        } else if ty == t.instance.0 {
+            self.rb(w);
+            return self.class_name(self.ld(w, offset_of!(InstanceObj, class) as u64));
+        } else if ty == t.class.0 {
+            "type"
+        } else if ty == t.function.0 {
+            "function"
+        } else if ty == t.bound_method.0 {
+            "method"
+        } else if ty == t.builtin.0 {
+            "builtin_function_or_method"
+        } else if ty == t.range.0 {
+            "range"
+        } else if ty == t.opaque.0 {
+            match self.ld(w, offset_of!(OpaqueObj, kind) as u64) {
+                OPAQUE_THREAD => "Thread",
+                OPAQUE_LOCK => "Lock",
+                _ => "TransactionQueue",
+            }
+        } else {
+            "object"
+        }
+        .into()
+    }
+
+    /// Python truthiness.
+    pub fn truthy(&self, w: Word) -> bool {
+        if is_int(w) {
+            return w != 1;
+        }
+        match w {
+            NONE | FALSE => return false,
+            TRUE => return true,
+            _ => {}
+        }
+        let t = &self.types;
+        match self.type_of(w) {
+            Some(ty) if ty == t.str.0 => self.ld(w, offset_of!(StrObj, len) as u64) != 0,
+            Some(ty) if ty == t.float.0 => self.float_of(w) != 0.0,
+            Some(ty) if ty == t.list.0 => self.list_len(w) != 0,
+            Some(ty) if ty == t.dict.0 => self.dict_len(w) != 0,
+            Some(ty) if ty == t.range.0 => {
+                let (a, b, s) = self.range_of(w);
+                stmjit_lang::value::range_len(a, b, s) > 0
+            }
+            _ => true,
+        }
+    }
+
+    /// `(start, stop, step)` of a range object (immutable).
+    pub fn range_of(&self, w: Word) -> (i64, i64, i64) {
+        (
+            self.ld(w, offset_of!(RangeObj, start) as u64) as i64,
+            self.ld(w, offset_of!(RangeObj, stop) as u64) as i64,
+            self.ld(w, offset_of!(RangeObj, step) as u64) as i64,
+        )
+    }
+}
+
+/// The error of a rolled-back transaction. Part 1 runs one transaction on one thread, so it
+/// cannot happen; issue 6 replaces it with a restart.
+fn aborted() -> super::Exc {
+    exc(
+        ErrorKind::MemoryError,
+        "transaction aborted (restart is issue 6)",
+    )
+}

@@ -1,0 +1,740 @@
+//! `extern "C"` helpers for operations JIT code does not inline: generic arithmetic,
+//! comparisons, containers, attributes, iteration, printing and error raising.
+//!
+//! Every helper takes the thread's [`Ctx`] first and returns a word, or [`ERR`] after
+//! recording the error in the runtime.
+
+use super::convert::Memo;
+use super::{exc, Ctx, Runtime, ERR, R, UNBOUND};
+use std::io::Write;
+use std::mem::offset_of;
+use stmjit_lang::ast::{BinOp, CmpOp, UnaryOp};
+use stmjit_lang::diag::ErrorKind;
+use stmjit_lang::ops;
+use stmjit_lang::value::{equal, identical, order, Value};
+use stmjit_runtime::objects::*;
+use stmjit_runtime::value::{self, is_int, Word, NONE};
+
+/// Binary operators by the number JIT code passes.
+pub const BINOPS: [BinOp; 12] = [
+    BinOp::Add,
+    BinOp::Sub,
+    BinOp::Mul,
+    BinOp::Div,
+    BinOp::FloorDiv,
+    BinOp::Mod,
+    BinOp::Pow,
+    BinOp::Shl,
+    BinOp::Shr,
+    BinOp::BitAnd,
+    BinOp::BitOr,
+    BinOp::BitXor,
+];
+/// Comparison operators by number.
+pub const CMPOPS: [CmpOp; 10] = [
+    CmpOp::Eq,
+    CmpOp::Ne,
+    CmpOp::Lt,
+    CmpOp::Le,
+    CmpOp::Gt,
+    CmpOp::Ge,
+    CmpOp::In,
+    CmpOp::NotIn,
+    CmpOp::Is,
+    CmpOp::IsNot,
+];
+/// Unary operators by number.
+pub const UNOPS: [UnaryOp; 3] = [UnaryOp::Neg, UnaryOp::Pos, UnaryOp::Invert];
+
+/// Program output is written out when the buffer grows beyond this (part 1 runs the whole
+/// program as one transaction that cannot abort, so early output is final output).
+const OUT_FLUSH: usize = 1 << 16;
+
+/// Runs `f` on the context's runtime; an error is recorded and becomes [`ERR`].
+#[inline]
+pub fn with_rt(ctx: *mut Ctx, f: impl FnOnce(&mut Runtime) -> R<Word>) -> Word {
+    // SAFETY: JIT code passes the live context of its thread; its runtime outlives the run
+    // and no other reference to it is active during a helper call.
+    let rt = unsafe { &mut *(*ctx).rt };
+    match f(rt) {
+        Ok(w) => w,
+        Err((k, m)) => rt.raise(k, m),
+    }
+}
+
+impl Runtime {
+    /// Runs a value-level operation: converts `args` (the first one may be written back
+    /// when `mutates`), applies `f`, converts the result back.
+    pub fn via_values(
+        &mut self,
+        args: &[Word],
+        deep: bool,
+        mutates: bool,
+        f: impl FnOnce(&[Value]) -> R<Value>,
+    ) -> R<Word> {
+        let mut memo = if deep { Memo::deep() } else { Memo::shallow() };
+        let vals: Vec<Value> = args.iter().map(|&w| self.to_value(w, &mut memo)).collect();
+        let result = f(&vals);
+        if mutates {
+            self.write_back(args[0], &vals[0], &mut memo)?;
+        }
+        let result = result?;
+        self.from_value(&result, &mut memo)
+    }
+
+    /// Stores the contents of a converted list or dict back into its heap object.
+    fn write_back(&mut self, w: Word, v: &Value, memo: &mut Memo) -> R<()> {
+        match v {
+            Value::List(l) => {
+                let items = l.snapshot();
+                let mut words = Vec::with_capacity(items.len());
+                for x in &items {
+                    words.push(self.from_value(x, memo)?);
+                }
+                self.list_replace(w, &words)
+            }
+            Value::Dict(d) => {
+                let items = d.map.lock().unwrap().items();
+                for (k, _) in self.dict_items(w) {
+                    self.dict_del(w, k)?;
+                }
+                for (k, x) in &items {
+                    let kw = self.from_value(k, memo)?;
+                    let xw = self.from_value(x, memo)?;
+                    self.dict_set(w, kw, xw)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `a == b`.
+    pub fn eq(&self, a: Word, b: Word) -> R<bool> {
+        if is_int(a) && is_int(b) {
+            return Ok(a == b);
+        }
+        let s = self.types.str;
+        if self.is(a, s) && self.is(b, s) {
+            return Ok(a == b || self.str_of(a) == self.str_of(b));
+        }
+        let mut memo = Memo::deep();
+        let (x, y) = (self.to_value(a, &mut memo), self.to_value(b, &mut memo));
+        equal(&x, &y)
+    }
+
+    /// `a op b` for `<`, `<=`, `>`, `>=`.
+    pub fn order(&self, op: CmpOp, a: Word, b: Word) -> R<bool> {
+        let mut memo = Memo::deep();
+        let (x, y) = (self.to_value(a, &mut memo), self.to_value(b, &mut memo));
+        order(&x, &y, op)
+    }
+
+    /// `item in container`.
+    pub fn contains(&mut self, container: Word, item: Word) -> R<bool> {
+        let t = self.types;
+        if self.is(container, t.dict) {
+            return Ok(self.dict_get(container, item)?.is_some());
+        }
+        if self.is(container, t.list) {
+            let n = self.list_len(container);
+            for i in 0..n {
+                let x = self.list_get(container, i);
+                if x == item && !self.is(x, t.float) || self.eq(x, item)? {
+                    return Ok(true);
+                }
+            }
+            return Ok(false);
+        }
+        let mut memo = Memo::deep();
+        let (c, x) = (
+            self.to_value(container, &mut memo),
+            self.to_value(item, &mut memo),
+        );
+        ops::contains(&c, &x)
+    }
+
+    /// The value of a name looked up in a class and its bases (the attrs dicts).
+    pub fn class_lookup(&self, mut cls: Word, name: u32) -> R<Option<Word>> {
+        let key = self.name_strs[name as usize];
+        loop {
+            self.rb(cls);
+            let attrs = self.ld(cls, offset_of!(ClassObj, attrs) as u64);
+            if let Some(v) = self.dict_get(attrs, key)? {
+                return Ok(Some(v));
+            }
+            cls = self.ld(cls, offset_of!(ClassObj, base) as u64);
+            if cls == NONE {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// `o.name`.
+    pub fn getattr(&mut self, o: Word, name: u32) -> R<Word> {
+        let t = self.types;
+        if self.is(o, t.instance) {
+            self.rb(o);
+            let cls = self.ld(o, offset_of!(InstanceObj, class) as u64);
+            let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
+            if let Some(&slot) = self.classes[id].shape.get(&name) {
+                let v = self.inst_slot(o, slot);
+                if v != UNBOUND {
+                    return Ok(v);
+                }
+            }
+            return match self.class_lookup(cls, name)? {
+                Some(f) if self.is(f, t.function) => {
+                    let fid = self.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
+                    self.new_bound_method(fid, o)
+                }
+                Some(v) => Ok(v),
+                None => Err(exc(
+                    ErrorKind::AttributeError,
+                    format!(
+                        "'{}' object has no attribute '{}'",
+                        self.classes[id].name, self.names[name as usize]
+                    ),
+                )),
+            };
+        }
+        if self.is(o, t.class) {
+            return self.class_lookup(o, name)?.ok_or_else(|| {
+                exc(
+                    ErrorKind::AttributeError,
+                    format!(
+                        "type object '{}' has no attribute '{}'",
+                        self.class_name(o),
+                        self.names[name as usize]
+                    ),
+                )
+            });
+        }
+        if super::methods::has_method(self, o, &self.names[name as usize]) {
+            return self.new_builtin(name as u64, o, true);
+        }
+        Err(exc(
+            ErrorKind::AttributeError,
+            format!(
+                "'{}' object has no attribute '{}'",
+                self.type_name(o),
+                self.names[name as usize]
+            ),
+        ))
+    }
+
+    /// `o.name = v`.
+    pub fn setattr(&mut self, o: Word, name: u32, v: Word) -> R<()> {
+        let t = self.types;
+        if self.is(o, t.instance) {
+            self.rb(o);
+            let cls = self.ld(o, offset_of!(InstanceObj, class) as u64);
+            let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
+            let shape = &mut self.classes[id].shape;
+            let n = shape.len();
+            let slot = *shape.entry(name).or_insert(n);
+            return self.set_inst_slot(o, slot, v);
+        }
+        if self.is(o, t.class) {
+            self.rb(o);
+            let attrs = self.ld(o, offset_of!(ClassObj, attrs) as u64);
+            let key = self.name_strs[name as usize];
+            return self.dict_set(attrs, key, v);
+        }
+        Err(exc(
+            ErrorKind::AttributeError,
+            format!(
+                "'{}' object has no attribute '{}'",
+                self.type_name(o),
+                self.names[name as usize]
+            ),
+        ))
+    }
+
+    /// A list index (negative from the end), or IndexError with `what`.
+    fn list_index(&self, l: Word, i: Word, what: &str) -> R<Option<u64>> {
+        let i = if is_int(i) {
+            value::to_int(i)
+        } else if i == value::TRUE || i == value::FALSE {
+            (i == value::TRUE) as i64
+        } else {
+            return Ok(None);
+        };
+        let n = self.list_len(l) as i64;
+        let j = if i < 0 { i + n } else { i };
+        if !(0..n).contains(&j) {
+            return Err(exc(ErrorKind::IndexError, what.to_string()));
+        }
+        Ok(Some(j as u64))
+    }
+
+    /// `o[i]`.
+    pub fn getitem(&mut self, o: Word, i: Word) -> R<Word> {
+        let t = self.types;
+        if self.is(o, t.list) {
+            if let Some(j) = self.list_index(o, i, "list index out of range")? {
+                return Ok(self.list_get(o, j));
+            }
+        } else if self.is(o, t.dict) {
+            return match self.dict_get(o, i)? {
+                Some(v) => Ok(v),
+                None => Err(exc(ErrorKind::KeyError, self.repr(i)?)),
+            };
+        } else if self.is(o, t.str)
+            && is_int(i)
+            && self.str_nchars(o) == self.str_of(o).len() as u64
+        {
+            let n = self.str_nchars(o) as i64;
+            let k = value::to_int(i);
+            let k = if k < 0 { k + n } else { k };
+            if !(0..n).contains(&k) {
+                return Err(exc(ErrorKind::IndexError, "string index out of range"));
+            }
+            let s = &self.str_of(o)[k as usize..k as usize + 1];
+            let s = s.to_string();
+            return self.new_str(&s);
+        }
+        self.via_values(&[o, i], false, false, |v| ops::get_item(&v[0], &v[1]))
+    }
+
+    /// `o[i] = v`.
+    pub fn setitem(&mut self, o: Word, i: Word, v: Word) -> R<()> {
+        let t = self.types;
+        if self.is(o, t.list) {
+            if let Some(j) = self.list_index(o, i, "list assignment index out of range")? {
+                return self.list_set(o, j, v);
+            }
+        } else if self.is(o, t.dict) {
+            return self.dict_set(o, i, v);
+        }
+        self.via_values(&[o, i, v], false, true, |a| {
+            ops::set_item(&a[0], &a[1], a[2].clone()).map(|_| Value::None)
+        })?;
+        Ok(())
+    }
+
+    /// `del o[i]`.
+    pub fn delitem(&mut self, o: Word, i: Word) -> R<()> {
+        if self.is(o, self.types.dict) {
+            return match self.dict_del(o, i)? {
+                Some(_) => Ok(()),
+                None => Err(exc(ErrorKind::KeyError, self.repr(i)?)),
+            };
+        }
+        self.via_values(&[o, i], false, true, |a| {
+            ops::del_item(&a[0], &a[1]).map(|_| Value::None)
+        })?;
+        Ok(())
+    }
+
+    /// The iterator object of a `for` loop over `v`: lists and ranges iterate in place, dicts
+    /// over a snapshot of their keys, strs over a list of their characters.
+    pub fn iter(&mut self, v: Word) -> R<Word> {
+        let t = self.types;
+        if self.is(v, t.list) || self.is(v, t.range) {
+            return Ok(v);
+        }
+        if self.is(v, t.dict) {
+            let keys: Vec<Word> = self.dict_items(v).into_iter().map(|(k, _)| k).collect();
+            return self.new_list(&keys);
+        }
+        self.via_values(&[v], false, false, |a| {
+            ops::iterate(&a[0]).map(stmjit_lang::value::ListObj::new_value)
+        })
+    }
+
+    /// Item `i` of an iterator from [`Runtime::iter`], or [`UNBOUND`] at the end.
+    pub fn iter_next(&self, it: Word, i: u64) -> Word {
+        if self.is(it, self.types.range) {
+            let (a, b, s) = self.range_of(it);
+            if (i as i64) < stmjit_lang::value::range_len(a, b, s) {
+                return value::from_int(a + i as i64 * s).unwrap_or(UNBOUND);
+            }
+            return UNBOUND;
+        }
+        if i < self.list_len(it) {
+            self.list_get(it, i)
+        } else {
+            UNBOUND
+        }
+    }
+
+    /// Appends program output.
+    pub fn write_out(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+        if self.out.len() > OUT_FLUSH {
+            self.flush_out();
+        }
+    }
+
+    /// Writes buffered output to stdout.
+    pub fn flush_out(&mut self) {
+        let mut stdout = std::io::stdout().lock();
+        // A closed pipe is ignored: the program's result does not depend on it.
+        let _ = stdout.write_all(&self.out);
+        let _ = stdout.flush();
+        self.out.clear();
+    }
+}
+
+// ----- extern "C" entry points -----
+
+/// `a OP b` for any operands (JIT code inlines int fast paths and calls this otherwise).
+///
+/// # Safety
+/// `ctx` must be the live context of the calling thread (as for all helpers below).
+pub unsafe extern "C" fn stmjit_binop(ctx: *mut Ctx, op: u64, a: Word, b: Word) -> Word {
+    with_rt(ctx, |rt| {
+        let op = BINOPS[op as usize];
+        let t = rt.types;
+        if op == BinOp::Add && rt.is(a, t.str) && rt.is(b, t.str) {
+            let s = format!("{}{}", rt.str_of(a), rt.str_of(b));
+            return rt.new_str(&s);
+        }
+        if op == BinOp::Add && rt.is(a, t.list) && rt.is(b, t.list) {
+            let mut items = rt.list_items(a);
+            items.extend(rt.list_items(b));
+            return rt.new_list(&items);
+        }
+        rt.via_values(&[a, b], false, false, |v| ops::binary(op, &v[0], &v[1]))
+    })
+}
+
+/// `a OP= b`: lists are extended (`+=`) or repeated (`*=`) in place, as in Python.
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_inplace(ctx: *mut Ctx, op: u64, a: Word, b: Word) -> Word {
+    with_rt(ctx, |rt| {
+        let bop = BINOPS[op as usize];
+        if rt.is(a, rt.types.list)
+            && (bop == BinOp::Add
+                || bop == BinOp::Mul && (is_int(b) || b == value::TRUE || b == value::FALSE))
+        {
+            if bop == BinOp::Add && rt.is(b, rt.types.list) {
+                for x in rt.list_items(b) {
+                    rt.list_push(a, x)?;
+                }
+                return Ok(a);
+            }
+            return rt.via_values(&[a, b], false, true, |v| {
+                let Value::List(l) = &v[0] else {
+                    unreachable!()
+                };
+                if bop == BinOp::Add {
+                    let more = ops::iterate(&v[1])?;
+                    l.items.lock().unwrap().extend(more);
+                } else {
+                    let items = l.snapshot();
+                    let count = ops::repeat_count(&v[1], items.len())?;
+                    *l.items.lock().unwrap() = ops::repeat_items(&items, count);
+                }
+                Ok(v[0].clone())
+            });
+        }
+        // SAFETY: forwarded contract.
+        Ok(unsafe { stmjit_binop(ctx, op, a, b) })
+    })
+}
+
+/// `OP a`.
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_unary(ctx: *mut Ctx, op: u64, a: Word) -> Word {
+    with_rt(ctx, |rt| {
+        let op = UNOPS[op as usize];
+        rt.via_values(&[a], false, false, |v| ops::unary(op, &v[0]))
+    })
+}
+
+/// `a OP b` for a comparison operator; returns a bool word.
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_compare(ctx: *mut Ctx, op: u64, a: Word, b: Word) -> Word {
+    with_rt(ctx, |rt| {
+        let op = CMPOPS[op as usize];
+        let r = match op {
+            CmpOp::Eq => rt.eq(a, b)?,
+            CmpOp::Ne => !rt.eq(a, b)?,
+            CmpOp::In => rt.contains(b, a)?,
+            CmpOp::NotIn => !rt.contains(b, a)?,
+            CmpOp::Is | CmpOp::IsNot => {
+                let same = a == b && !rt.is(a, rt.types.range) || {
+                    let mut m = Memo::shallow();
+                    identical(&rt.to_value(a, &mut m), &rt.to_value(b, &mut m))
+                };
+                same == (op == CmpOp::Is)
+            }
+            _ => {
+                let s = rt.types.str;
+                if rt.is(a, s) && rt.is(b, s) {
+                    let (x, y) = (rt.str_of(a), rt.str_of(b));
+                    match op {
+                        CmpOp::Lt => x < y,
+                        CmpOp::Le => x <= y,
+                        CmpOp::Gt => x > y,
+                        _ => x >= y,
+                    }
+                } else {
+                    rt.order(op, a, b)?
+                }
+            }
+        };
+        Ok(value::from_bool(r))
+    })
+}
+
+/// Truthiness: 0 or 1 (never fails).
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_truthy(ctx: *mut Ctx, a: Word) -> u64 {
+    // SAFETY: forwarded contract.
+    let rt = unsafe { &*(*ctx).rt };
+    rt.truthy(a) as u64
+}
+
+/// `o[i]`.
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_getitem(ctx: *mut Ctx, o: Word, i: Word) -> Word {
+    with_rt(ctx, |rt| rt.getitem(o, i))
+}
+
+/// `o[i] = v`; returns None.
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_setitem(ctx: *mut Ctx, o: Word, i: Word, v: Word) -> Word {
+    with_rt(ctx, |rt| rt.setitem(o, i, v).map(|_| NONE))
+}
+
+/// `del o[i]`; returns None.
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_delitem(ctx: *mut Ctx, o: Word, i: Word) -> Word {
+    with_rt(ctx, |rt| rt.delitem(o, i).map(|_| NONE))
+}
+
+fn bound(w: Word) -> Option<Word> {
+    (w != UNBOUND).then_some(w)
+}
+
+/// `o[lo:hi]` (missing bounds are [`UNBOUND`]).
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_getslice(ctx: *mut Ctx, o: Word, lo: Word, hi: Word) -> Word {
+    with_rt(ctx, |rt| {
+        let args: Vec<Word> = [Some(o), bound(lo), bound(hi)]
+            .into_iter()
+            .flatten()
+            .collect();
+        let (has_lo, has_hi) = (lo != UNBOUND, hi != UNBOUND);
+        rt.via_values(&args, false, false, |v| {
+            let lo = has_lo.then(|| v[1].clone());
+            let hi = has_hi.then(|| v[if has_lo { 2 } else { 1 }].clone());
+            ops::get_slice(&v[0], &lo, &hi)
+        })
+    })
+}
+
+/// `o[lo:hi] = v` (`del o[lo:hi]` when `v` is [`UNBOUND`]); returns None.
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_setslice(
+    ctx: *mut Ctx,
+    o: Word,
+    lo: Word,
+    hi: Word,
+    v: Word,
+) -> Word {
+    with_rt(ctx, |rt| {
+        let args: Vec<Word> = [Some(o), bound(lo), bound(hi), bound(v)]
+            .into_iter()
+            .flatten()
+            .collect();
+        let (has_lo, has_hi, has_v) = (lo != UNBOUND, hi != UNBOUND, v != UNBOUND);
+        rt.via_values(&args, false, true, |a| {
+            let mut k = 1;
+            let mut next = |present: bool| {
+                present.then(|| {
+                    k += 1;
+                    a[k - 1].clone()
+                })
+            };
+            let lo = next(has_lo);
+            let hi = next(has_hi);
+            let items = match next(has_v) {
+                Some(v) => Some(ops::iterate(&v)?),
+                None => None,
+            };
+            ops::set_slice(&a[0], &lo, &hi, items).map(|_| Value::None)
+        })
+    })
+}
+
+/// `o.name` (`name` is an interned name id).
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_getattr(ctx: *mut Ctx, o: Word, name: u64) -> Word {
+    with_rt(ctx, |rt| rt.getattr(o, name as u32))
+}
+
+/// `o.name = v`; returns None.
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_setattr(ctx: *mut Ctx, o: Word, name: u64, v: Word) -> Word {
+    with_rt(ctx, |rt| rt.setattr(o, name as u32, v).map(|_| NONE))
+}
+
+/// A list of the `n` words at `argv`.
+///
+/// # Safety
+/// As [`stmjit_binop`]; `argv` points at `n` readable words.
+pub unsafe extern "C" fn stmjit_new_list(ctx: *mut Ctx, argv: *const Word, n: u64) -> Word {
+    // SAFETY: caller's contract.
+    let items = unsafe { std::slice::from_raw_parts(argv, n as usize) }.to_vec();
+    with_rt(ctx, |rt| rt.new_list(&items))
+}
+
+/// A dict of the `n` key/value pairs at `argv` (key, value, key, value...).
+///
+/// # Safety
+/// As [`stmjit_new_list`] with `2n` words.
+pub unsafe extern "C" fn stmjit_new_dict(ctx: *mut Ctx, argv: *const Word, n: u64) -> Word {
+    // SAFETY: caller's contract.
+    let items = unsafe { std::slice::from_raw_parts(argv, 2 * n as usize) }.to_vec();
+    with_rt(ctx, |rt| {
+        let d = rt.new_dict()?;
+        for kv in items.chunks(2) {
+            rt.dict_set(d, kv[0], kv[1])?;
+        }
+        Ok(d)
+    })
+}
+
+/// The iterator of a `for` loop over `v`.
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_iter(ctx: *mut Ctx, v: Word) -> Word {
+    with_rt(ctx, |rt| rt.iter(v))
+}
+
+/// The next item of an iterator, or [`UNBOUND`] at its end.
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_iter_next(ctx: *mut Ctx, it: Word, i: u64) -> Word {
+    // SAFETY: caller's contract.
+    let rt = unsafe { &*(*ctx).rt };
+    rt.iter_next(it, i)
+}
+
+/// `print(argv[0..n])`.
+///
+/// # Safety
+/// As [`stmjit_new_list`].
+pub unsafe extern "C" fn stmjit_print(ctx: *mut Ctx, argv: *const Word, n: u64) -> Word {
+    // SAFETY: caller's contract.
+    let items = unsafe { std::slice::from_raw_parts(argv, n as usize) }.to_vec();
+    with_rt(ctx, |rt| {
+        let mut line = String::new();
+        for (i, &w) in items.iter().enumerate() {
+            if i > 0 {
+                line.push(' ');
+            }
+            line.push_str(&rt.to_str(w)?);
+        }
+        line.push('\n');
+        rt.write_out(&line);
+        Ok(NONE)
+    })
+}
+
+/// Raises the NameError of an undefined global or builtin name (`name` = name id).
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_name_error(ctx: *mut Ctx, name: u64) -> Word {
+    with_rt(ctx, |rt| {
+        Err(exc(
+            ErrorKind::NameError,
+            format!("name '{}' is not defined", rt.names[name as usize]),
+        ))
+    })
+}
+
+/// Raises the NameError of a local read before assignment.
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_unbound_local(ctx: *mut Ctx, name: u64) -> Word {
+    with_rt(ctx, |rt| {
+        Err(exc(
+            ErrorKind::NameError,
+            format!(
+                "cannot access local variable '{}' where it is not associated with a value",
+                rt.names[name as usize]
+            ),
+        ))
+    })
+}
+
+/// Raises the RecursionError of a call nested too deeply.
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_recursion_error(ctx: *mut Ctx) -> Word {
+    with_rt(ctx, |_| {
+        Err(exc(
+            ErrorKind::RecursionError,
+            "maximum recursion depth exceeded",
+        ))
+    })
+}
+
+/// Raises the error of a transaction rolled back under JIT code (part 1: cannot happen).
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_aborted(ctx: *mut Ctx) -> Word {
+    with_rt(ctx, |_| {
+        Err(exc(
+            ErrorKind::MemoryError,
+            "transaction aborted (restart is issue 6)",
+        ))
+    })
+}
+
+/// Safe point: calls the runtime's poll.
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_poll_slow(ctx: *mut Ctx) -> Word {
+    // SAFETY: caller's contract.
+    let th = unsafe { (*ctx).th };
+    // SAFETY: th is this thread's handle.
+    if unsafe { stmjit_runtime::ffi::stmjit_poll(th) } != stmjit_runtime::ffi::STATUS_OK {
+        return with_rt(ctx, |_| {
+            Err(exc(
+                ErrorKind::MemoryError,
+                "transaction aborted (restart is issue 6)",
+            ))
+        });
+    }
+    NONE
+}
+
+/// Whether `w` is an error marker (for Rust callers).
+pub fn is_err(w: Word) -> bool {
+    w == ERR
+}

@@ -1,0 +1,243 @@
+//! The runtime side of JIT code: the per-thread context JIT functions receive, the heap
+//! accessors helpers use (with the same barriers JIT code emits inline), allocation, errors,
+//! and the `extern "C"` helpers themselves (submodules).
+//!
+//! # Values
+//! Every value is a tagged word (`stmjit_runtime::value`): ints `n << 1 | 1`, `None` = 0,
+//! `False` = 2, `True` = 6, references (segment offsets) otherwise. Two more even immediates
+//! are private to JIT code and never stored in the heap as values: [`UNBOUND`] (an unassigned
+//! local or global, an absent instance slot) and [`ERR`] (returned by a helper or a JIT
+//! function that raised: the caller unwinds).
+//!
+//! # Errors
+//! A helper that raises records the kind and message in [`Runtime::error`] and returns
+//! [`ERR`]. JIT code tests every call result against `ERR`; on a hit it appends a trace
+//! entry ([`stmjit_trace`], with the position of the failing expression or call in the
+//! current function) and returns `ERR` itself. No longjmp, no panics across the FFI.
+
+pub mod builtins;
+pub mod calls;
+pub mod convert;
+pub mod heap;
+pub mod helpers;
+pub mod methods;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use stmjit_lang::ast::Program;
+use stmjit_lang::diag::{ErrorKind, Span, TraceEntry};
+use stmjit_runtime::objects::Types;
+use stmjit_runtime::transaction::StmThread;
+use stmjit_runtime::value::Word;
+use stmjit_runtime::ShadowStack;
+
+/// An unassigned variable or an absent attribute slot (never a value).
+pub const UNBOUND: Word = 8;
+/// "This call raised; unwind" (never a value).
+pub const ERR: Word = 12;
+
+/// Deepest call nesting (the interpreter's limit, counting `<module>`).
+pub const MAX_DEPTH: u64 = stmjit_lang::interp::MAX_CALL_DEPTH as u64;
+
+/// What every JIT function receives as its first argument. JIT code reads and writes the
+/// first fields inline (offsets via `offset_of!`).
+#[repr(C)]
+pub struct Ctx {
+    /// Current call depth (`<module>` = 1).
+    pub depth: u64,
+    /// The thread's shadow stack (`stmjit_runtime::ShadowStack`): JIT prologues push their
+    /// frames on it inline; every word in it is a GC root.
+    pub ss: *mut ShadowStack,
+    /// The STM thread handle (slow paths of barriers, allocation, polls).
+    pub th: *mut StmThread,
+    /// Everything else the helpers need.
+    pub rt: *mut Runtime,
+}
+
+/// A word kept in the shadow stack by a Rust helper across calls that may move objects
+/// (allocation): read it back with [`Runtime::get`].
+#[derive(Clone, Copy, Debug)]
+pub struct Root(*mut u64);
+
+/// A call site or failing-expression site: where, in which function (for traces).
+#[derive(Clone, Debug)]
+pub struct Site {
+    /// Position reported.
+    pub span: Span,
+    /// Index into [`Runtime::func_names`].
+    pub func: u32,
+}
+
+/// Per-class data the JIT keeps outside the heap: the name and the shape (attribute name →
+/// slot index of instances), shared by all instances of the class.
+#[derive(Debug, Default)]
+pub struct ClassInfo {
+    /// Class name.
+    pub name: String,
+    /// Attribute name id → slot index.
+    pub shape: HashMap<u32, usize>,
+}
+
+/// A class statement of the program, for [`calls::stmjit_make_class`].
+#[derive(Debug, Clone)]
+pub struct ClassDef {
+    /// Name.
+    pub name: String,
+    /// `(name id, function id)` of the methods.
+    pub methods: Vec<(u32, usize)>,
+    /// Name ids of the class attributes, in order (their values are passed at run time).
+    pub attrs: Vec<u32>,
+}
+
+/// The JIT entry of a function taking its arguments from an array:
+/// `(segment base, ctx, argv) -> word`, a trampoline that sets r15.
+pub type ArrayEntry = unsafe extern "C" fn(u64, *mut Ctx, *const u64) -> u64;
+
+/// State shared by helpers of one program run.
+pub struct Runtime {
+    /// The program.
+    pub program: Arc<Program>,
+    /// File name for error traces.
+    pub file: String,
+    /// `args()`.
+    pub args: Vec<String>,
+    /// Registered object types.
+    pub types: Types,
+    /// Linear address of the segment of the running transaction.
+    pub seg_base: u64,
+    /// The STM thread handle (slow paths).
+    pub th: *mut StmThread,
+    /// The thread's shadow stack (roots of Rust helpers too).
+    pub ss: *mut ShadowStack,
+    /// Bytes the heap may still allocate before a MemoryError.
+    pub heap_left: u64,
+    /// Interned names (attributes, methods): id → text.
+    pub names: Vec<String>,
+    /// Name → id.
+    pub name_ids: HashMap<String, u32>,
+    /// Interned name strs (old, immutable objects), by name id.
+    pub name_strs: Vec<Word>,
+    /// Str literals of the program (old objects, embedded in the code).
+    pub str_consts: HashMap<String, Word>,
+    /// Float literals by bits (old objects, embedded in the code).
+    pub float_consts: HashMap<u64, Word>,
+    /// Function objects by function id.
+    pub func_objs: Vec<Word>,
+    /// Array entries by function id (after finalize).
+    pub entries: Vec<Option<ArrayEntry>>,
+    /// Function names for traces: qualnames of the program's functions, then `<module>`.
+    pub func_names: Vec<String>,
+    /// Trace sites.
+    pub sites: Vec<Site>,
+    /// Class statements.
+    pub classdefs: Vec<ClassDef>,
+    /// Classes created at run time (index = `ClassObj::class_id`).
+    pub classes: Vec<ClassInfo>,
+    /// The globals array (a card-marked array object, one word per global).
+    pub globals: Word,
+    /// The pending error, if a helper raised.
+    pub error: Option<(ErrorKind, String)>,
+    /// Trace of the pending error, innermost first.
+    pub trace: Vec<TraceEntry>,
+    /// The trace is complete (an error in a spawned thread: its callers are not shown).
+    pub trace_frozen: bool,
+    /// The site of the last builtin call (for errors reported `in <thread>`).
+    pub current_site: u64,
+    /// Program output not yet written (written at commit; see `program.rs`).
+    pub out: Vec<u8>,
+    /// Process start, for `time()`.
+    pub start: std::time::Instant,
+}
+
+impl Runtime {
+    /// Keeps `w` in the shadow stack until [`Runtime::release`] of an earlier mark.
+    pub fn root(&mut self, w: Word) -> Root {
+        // SAFETY: ss is this thread's shadow stack, used only by this thread; the slot
+        // is inside the mapping (a frame beyond the limit hits the guard page).
+        unsafe {
+            let ss = &mut *self.ss;
+            let p = ss.top;
+            assert!(p < ss.limit, "stmjit: shadow stack exhausted in a helper");
+            *p = w;
+            ss.top = p.add(1);
+            Root(p)
+        }
+    }
+
+    /// The current value of a rooted word (updated by the GC if the object moved).
+    #[inline]
+    pub fn get(&self, r: Root) -> Word {
+        // SAFETY: the slot is in use (pushed by `root`, not released yet).
+        unsafe { *r.0 }
+    }
+
+    /// Replaces a rooted word.
+    #[inline]
+    pub fn set(&mut self, r: Root, w: Word) {
+        // SAFETY: as `get`.
+        unsafe { *r.0 = w }
+    }
+
+    /// The shadow-stack mark to release to.
+    pub fn mark(&self) -> *mut u64 {
+        // SAFETY: ss is live.
+        unsafe { (*self.ss).top }
+    }
+
+    /// Pops the roots pushed since `mark`.
+    pub fn release(&mut self, mark: *mut u64) {
+        // SAFETY: mark was the top earlier in this helper; everything above is ours.
+        unsafe { (*self.ss).top = mark }
+    }
+
+    /// Id of an interned name (interning it if new; only before the program runs or from
+    /// helpers that need a name for a dynamic string).
+    pub fn name_id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.name_ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.name_ids.insert(name.to_string(), id);
+        self.name_strs.push(crate::rt::UNBOUND);
+        id
+    }
+
+    /// Records an error (the first one wins: later ones come from unwinding code).
+    pub fn raise(&mut self, kind: ErrorKind, msg: impl Into<String>) -> Word {
+        if self.error.is_none() {
+            self.error = Some((kind, msg.into()));
+            self.trace.clear();
+        }
+        ERR
+    }
+}
+
+/// Error of a helper operation: kind and message.
+pub type Exc = (ErrorKind, String);
+/// Result of helper operations.
+pub type R<T> = Result<T, Exc>;
+
+/// Builds an error.
+pub fn exc(kind: ErrorKind, msg: impl Into<String>) -> Exc {
+    (kind, msg.into())
+}
+
+/// Appends a trace entry for `site`; JIT code calls it when unwinding. Returns [`ERR`].
+///
+/// # Safety
+/// `ctx` must be the live context of the calling thread.
+pub unsafe extern "C" fn stmjit_trace(ctx: *mut Ctx, site: u64) -> u64 {
+    // SAFETY: ctx and its runtime are live for the whole run (caller's contract).
+    let rt = unsafe { &mut *(*ctx).rt };
+    if rt.trace_frozen {
+        return ERR;
+    }
+    let s = rt.sites[site as usize].clone();
+    let function = rt.func_names[s.func as usize].clone();
+    rt.trace.push(TraceEntry {
+        span: s.span,
+        function,
+    });
+    ERR
+}
