@@ -59,9 +59,24 @@ fn setup(n: usize) -> (Arc<Stm>, TypeId, TypeId) {
     (stm, cell, arr)
 }
 
+/// `n` committed cells, rooted (young objects move at commit: they are kept in the shadow
+/// stack across it, then registered as global roots).
 fn cells(stm: &Arc<Stm>, ty: TypeId, n: usize) -> Vec<Ref> {
     let mut th = stm.thread();
-    th.run(|tx| (0..n).map(|_| tx.alloc(ty, 16)).collect())
+    let f = th.shadow_stack().push(n);
+    th.run(|tx| {
+        for i in 0..n {
+            let r = tx.alloc(ty, 16)?;
+            tx.shadow_stack().set(f, i, r);
+        }
+        Ok(())
+    });
+    let v: Vec<Ref> = (0..n).map(|i| th.shadow_stack().get(f, i)).collect();
+    th.shadow_stack().pop(f);
+    for &r in &v {
+        stm.add_root(r);
+    }
+    v
 }
 
 fn gs_switch(c: &mut Criterion) {
@@ -186,11 +201,14 @@ fn write_barrier(c: &mut Criterion) {
             let mut left = iters;
             while left > 0 {
                 let n = left.min(1000);
-                let a = th.run(|tx| {
+                let f = th.shadow_stack().push(1);
+                th.run(|tx| {
                     let a = tx.alloc(arr, 16 + 4096 * n)?;
                     tx.store_u64(a, 8, 512 * n);
-                    Ok(a)
+                    tx.shadow_stack().set(f, 0, a);
+                    Ok(())
                 });
+                let a = th.shadow_stack().get(f, 0);
                 th.begin();
                 let before = stm.stats().pages_privatized;
                 let t0 = Instant::now();
@@ -200,6 +218,7 @@ fn write_barrier(c: &mut Criterion) {
                 total += t0.elapsed();
                 assert!(stm.stats().pages_privatized - before >= n - 1);
                 th.commit().unwrap();
+                th.shadow_stack().pop(f);
                 left -= n;
             }
             total

@@ -235,7 +235,9 @@ impl OldSpace {
             if j >= nslots {
                 break;
             }
-            word.fetch_or(1 << (j % 64), Relaxed);
+            // Only this page's owning segment sets bits (the sweep clears them with the
+            // world stopped): a plain read-modify-write is enough, no locked instruction.
+            word.store(word.load(Relaxed) | 1 << (j % 64), Relaxed);
             *next = j + 1;
             return Some(j);
         }

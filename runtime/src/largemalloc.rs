@@ -8,6 +8,7 @@
 //! or per large object, rarely enough for that to be cheap.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 struct Inner {
@@ -21,6 +22,8 @@ struct Inner {
 pub struct PageRuns {
     inner: Mutex<Inner>,
     pages: u64,
+    /// Copy of `Inner::frontier` readable without the lock (the marker asks per object).
+    frontier: AtomicU64,
 }
 
 impl PageRuns {
@@ -34,6 +37,7 @@ impl PageRuns {
                 in_use: 0,
             }),
             pages,
+            frontier: AtomicU64::new(0),
         }
     }
 
@@ -57,6 +61,7 @@ impl PageRuns {
             "stmjit: old-object space exhausted (segment too small for this heap)"
         );
         g.frontier += n;
+        self.frontier.store(g.frontier, Relaxed);
         start
     }
 
@@ -80,6 +85,7 @@ impl PageRuns {
         }
         if s + len == g.frontier {
             g.frontier = s;
+            self.frontier.store(s, Relaxed);
         } else {
             g.by_start.insert(s, len);
             g.by_size.insert((len, s));
@@ -89,7 +95,7 @@ impl PageRuns {
     /// One past the highest page ever in use since the last time the top of the heap was
     /// freed: pages at or above it are untouched.
     pub fn frontier(&self) -> u64 {
-        self.inner.lock().unwrap().frontier
+        self.frontier.load(Relaxed)
     }
 
     /// Pages currently handed out.

@@ -133,6 +133,7 @@ impl Stm {
             types: self.types.read().clone(),
             owner: HashMap::new(),
             stack: Vec::new(),
+            found: Vec::new(),
         };
         for tg in &tgs {
             let k = tg.seg.load(SeqCst);
@@ -281,12 +282,18 @@ struct Marker<'a> {
     /// Objects allocated by a running transaction → its segment (their only valid view).
     owner: HashMap<Ref, usize>,
     stack: Vec<(Ref, usize)>,
+    /// Scratch buffer of `trace`.
+    found: Vec<u64>,
 }
 
 impl Marker<'_> {
     fn mark(&mut self, w: u64) {
         if is_ref(w) && self.stm.old.object_size(w).is_some() && !self.stm.old.test_and_mark(w) {
-            let v = self.owner.get(&w).copied().unwrap_or(0);
+            let v = if self.owner.is_empty() {
+                0
+            } else {
+                self.owner.get(&w).copied().unwrap_or(0)
+            };
             self.stack.push((w, v));
         }
     }
@@ -302,7 +309,7 @@ impl Marker<'_> {
         let Some(ti) = self.types.get(ty as usize).copied() else {
             return;
         };
-        let mut found = Vec::new();
+        let mut found = std::mem::take(&mut self.found);
         (ti.trace)(p as *mut u8, &mut |q: *mut u64| {
             let q = q as u64;
             if q >= p && q + 8 <= p + size {
@@ -310,8 +317,10 @@ impl Marker<'_> {
                 found.push(unsafe { *(q as *const u64) });
             }
         });
-        for w in found {
+        for &w in &found {
             self.mark(w);
         }
+        found.clear();
+        self.found = found;
     }
 }

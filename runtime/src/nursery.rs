@@ -351,18 +351,21 @@ impl StmThread {
         let l = stm.mem.layout;
         let cur = stm.mem.info(me).nursery_current.load(Relaxed);
         let gc = &mut *self.gc;
-        let news: HashSet<Ref> = gc
-            .modified
-            .iter()
-            .filter(|r| r.kind == ModKind::New)
-            .map(|r| r.addr)
-            .collect();
-        let young_large = &gc.young_large;
-        gc.shadow.clear_refs(|w| {
-            (l.nursery_start..l.nursery_end).contains(&w)
-                || young_large.contains_key(&w)
-                || news.contains(&w)
-        });
+        if gc.shadow.depth() > 0 {
+            let mut news: Vec<Ref> = gc
+                .modified
+                .iter()
+                .filter(|r| r.kind == ModKind::New)
+                .map(|r| r.addr)
+                .collect();
+            news.sort_unstable();
+            let young_large = &gc.young_large;
+            gc.shadow.clear_refs(|w| {
+                (l.nursery_start..l.nursery_end).contains(&w)
+                    || young_large.contains_key(&w)
+                    || news.binary_search(&w).is_ok()
+            });
+        }
         for (r, _) in gc.young_large.drain() {
             stm.old.free_large(r);
         }
