@@ -185,14 +185,18 @@ impl Stm {
         let res = self.old.sweep(|a, len| {
             for k in 1..=n {
                 // SAFETY: the read markers of the old space are mapped in every transaction
-                // segment; the world is stopped.
-                unsafe {
-                    std::ptr::write_bytes(
+                // segment; the world is stopped, so nobody else accesses them.
+                let m = unsafe {
+                    std::slice::from_raw_parts_mut(
                         self.mem.addr(k, a >> MARKER_SHIFT),
-                        0,
                         (len >> MARKER_SHIFT) as usize,
                     )
                 };
+                // Reading an untouched marker page maps the zero page; writing would
+                // allocate it: write only where something is set.
+                if m.iter().any(|&b| b != 0) {
+                    m.fill(0);
+                }
             }
         });
         // Re-share private pages that hold only committed data.

@@ -399,7 +399,7 @@ fn random_thread(stm: Arc<Stm>, ty: TypeId, board: Ref, t: i64, txs: usize) {
         roots: vec![None; ROOTS],
         ..Default::default()
     };
-    let mut rng = Rng(0x1234_5678 ^ (t as u64 + 1) * 0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng(0x1234_5678 ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let next_id = AtomicU64::new(1);
     for n in 0..txs {
         let seed = rng.next();
@@ -633,4 +633,85 @@ fn jit_style_inline_allocation_and_nursery_end_request() {
     assert_eq!(r, stm.layout().nursery_start);
     assert_eq!(info.nursery_end.load(SeqCst), stm.layout().nursery_end);
     a.commit().unwrap();
+}
+
+fn vec_size(obj: *const u8) -> usize {
+    // SAFETY: called by the runtime on a mapped object whose length word is initialised.
+    let w = unsafe { *(obj.add(8) as *const u64) };
+    16 + 8
+        * (if value::is_int(w) {
+            value::to_int(w) as usize
+        } else {
+            0
+        })
+}
+
+fn vec_trace(obj: *mut u8, visit: &mut dyn FnMut(*mut u64)) {
+    for i in 0..(vec_size(obj) - 16) / 8 {
+        // SAFETY: the words lie inside the object.
+        visit(unsafe { obj.add(16 + 8 * i) } as *mut u64);
+    }
+}
+
+#[test]
+fn card_marked_vector_holds_young_objects_across_minor_and_major_collections() {
+    let stm = Stm::new(cfg(2)).unwrap();
+    stm.set_major_threshold(u64::MAX / 4);
+    let ty = node_type(&stm);
+    let vt = stm.register_type(TypeInfo {
+        name: "vec",
+        size: vec_size,
+        trace: vec_trace,
+        carded: true,
+    });
+    const N: u64 = 2000; // 16 KiB: old (young large, promoted in place at commit)
+    let mut th = stm.thread();
+    let f = th.shadow_stack().push(1);
+    th.run(|tx| {
+        let v = tx.alloc(vt, 16 + 8 * N)?;
+        tx.store_u64(v, 8, int(N as i64));
+        tx.shadow_stack().set(f, 0, v);
+        Ok(())
+    });
+    let v = th.shadow_stack().get(f, 0);
+    th.shadow_stack().pop(f);
+    stm.add_root(v);
+    let elem = |i: u64| 16 + 8 * i;
+    th.begin();
+    // Young nodes stored through the card barrier into every 100th element, with enough
+    // allocation in between for many minor collections.
+    for i in (0..N).step_by(100) {
+        let n = new_node(&mut th, ty, i as i64, 0).unwrap();
+        th.write_elem_u64(v, elem(i), n).unwrap();
+        for _ in 0..20 {
+            new_node(&mut th, ty, -1, 4).unwrap();
+        }
+    }
+    // A major collection by another thread while this transaction is open: the nodes are
+    // reachable only from this transaction's version of the cards.
+    std::thread::scope(|s| {
+        s.spawn(|| stm.thread().collect_major().unwrap());
+        while stm.stats().major_collections == 0 {
+            th.poll().unwrap();
+        }
+    });
+    assert!(stm.stats().minor_collections > 5);
+    for i in (0..N).step_by(100) {
+        let n = th.read_elem_u64(v, elem(i)).unwrap();
+        assert_eq!(read_node(&mut th, n).unwrap().0, i as i64);
+    }
+    th.commit().unwrap();
+    th.collect_major().unwrap();
+    let mut t2 = stm.thread();
+    t2.run(|tx| {
+        for i in 0..N {
+            let n = tx.read_elem_u64(v, elem(i))?;
+            if i % 100 == 0 {
+                assert_eq!(read_node(tx, n)?.0, i as i64);
+            } else {
+                assert_eq!(n, NONE);
+            }
+        }
+        Ok(())
+    });
 }
