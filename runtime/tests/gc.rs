@@ -523,7 +523,18 @@ fn random_thread(stm: Arc<Stm>, ty: TypeId, board: Ref, t: i64, txs: usize) {
 
 #[test]
 fn random_graphs_in_four_threads_match_the_model() {
-    let stm = Stm::new(cfg(4)).unwrap();
+    random_graphs(4, 4);
+}
+
+/// More threads than segments: threads waiting for a segment hold committed references in
+/// their shadow stacks while others run major collections.
+#[test]
+fn random_graphs_six_threads_on_three_segments() {
+    random_graphs(6, 3);
+}
+
+fn random_graphs(threads: i64, segments: usize) {
+    let stm = Stm::new(cfg(segments)).unwrap();
     stm.set_major_threshold(128 << 10);
     let ty = node_type(&stm);
     let mut th = stm.thread();
@@ -540,7 +551,7 @@ fn random_graphs_in_four_threads_match_the_model() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1500);
-    let hs: Vec<_> = (0..4)
+    let hs: Vec<_> = (0..threads)
         .map(|t| {
             let stm = stm.clone();
             std::thread::spawn(move || random_thread(stm, ty, board, t, txs))
