@@ -102,10 +102,25 @@ pub fn call_value(ctx: *mut Ctx, f: Word, args: &[Word]) -> Word {
 
 fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word]) -> Word {
     let rt = rt_of(ctx);
+    // The class and the arguments are rooted across the allocation, the instance across
+    // the call of `__init__`.
+    let mark = rt.mark();
+    let rc = rt.root(cls);
+    let rargs: Vec<super::Root> = args.iter().map(|&w| rt.root(w)).collect();
     let inst = match rt.alloc(rt.types.instance, std::mem::size_of::<InstanceObj>() as u64) {
         Ok(r) => r,
         Err((k, m)) => return rt.raise(k, m),
     };
+    let ri = rt.root(inst);
+    let cls = rt.get(rc);
+    let args: Vec<Word> = rargs.iter().map(|&r| rt.get(r)).collect();
+    let result = instantiate_init(ctx, cls, inst, ri, &args);
+    rt_of(ctx).release(mark);
+    result
+}
+
+fn instantiate_init(ctx: *mut Ctx, cls: Word, inst: Word, ri: super::Root, args: &[Word]) -> Word {
+    let rt = rt_of(ctx);
     rt.st(inst, offset_of!(InstanceObj, class) as u64, cls);
     let init = rt.name_id("__init__");
     let found = match rt.class_lookup(cls, init) {
@@ -123,6 +138,7 @@ fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word]) -> Word {
             if r == ERR {
                 return ERR;
             }
+            all[0] = rt_of(ctx).get(ri);
             if r != NONE {
                 let rt = rt_of(ctx);
                 let msg = format!("__init__() should return None, not '{}'", rt.type_name(r));
@@ -135,7 +151,7 @@ fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word]) -> Word {
             if r == ERR {
                 return ERR;
             }
-            inst
+            rt_of(ctx).get(ri)
         }
         None if !args.is_empty() => {
             let msg = format!("{}() takes no arguments", rt.class_name(cls));
@@ -271,16 +287,19 @@ fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
                     );
                 }
                 return with_rt(ctx, |rt| {
-                    let calls = rt.ld(recv, offset_of!(OpaqueObj, a) as u64);
+                    let rr = rt.root(recv);
                     let call = rt.new_list(args)?;
+                    let calls = rt.ld(rt.get(rr), offset_of!(OpaqueObj, a) as u64);
                     rt.list_push(calls, call).map(|_| NONE)
                 });
             }
             (OPAQUE_QUEUE, "run") if args.is_empty() => {
                 // Part 1: the queued calls run one after the other, each to its end.
+                let rr = rt.root(recv);
                 let mut i = 0;
                 loop {
                     let rt = rt_of(ctx);
+                    let recv = rt.get(rr);
                     let calls = rt.ld(recv, offset_of!(OpaqueObj, a) as u64);
                     if i >= rt.list_len(calls) {
                         break;
@@ -292,7 +311,7 @@ fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
                     }
                 }
                 return with_rt(ctx, |rt| {
-                    let calls = rt.ld(recv, offset_of!(OpaqueObj, a) as u64);
+                    let calls = rt.ld(rt.get(rr), offset_of!(OpaqueObj, a) as u64);
                     rt.list_replace(calls, &[]).map(|_| NONE)
                 });
             }
@@ -400,6 +419,10 @@ pub unsafe extern "C" fn stmjit_call_method(
         if f == ERR {
             return ERR;
         }
+        // Re-read the arguments: getattr may have allocated (argv is JIT frame slots,
+        // which the GC updates in place).
+        // SAFETY: caller's contract.
+        let all = unsafe { std::slice::from_raw_parts(argv, n as usize) }.to_vec();
         return call_value(ctx, f, &all[1..]);
     }
     if !methods::has_method(rt, o, &rt.names[name as usize].clone()) {
@@ -421,25 +444,30 @@ pub unsafe extern "C" fn stmjit_make_class(
 ) -> Word {
     with_rt(ctx, |rt| {
         let cd = rt.classdefs[def as usize].clone();
-        // SAFETY: caller's contract.
-        let vals = unsafe { std::slice::from_raw_parts(argv, cd.attrs.len()) }.to_vec();
         if base != UNBOUND && !rt.is(base, rt.types.class) {
             return Err(exc(
                 ErrorKind::TypeError,
                 format!("a base class must be a class, not '{}'", rt.type_name(base)),
             ));
         }
+        // Words held across allocations are rooted; the attribute values are read from
+        // argv (JIT frame slots, updated by the GC) right before each use.
+        let rb = rt.root(base);
         let attrs = rt.new_dict()?;
-        for (n, v) in cd.attrs.iter().zip(vals) {
+        let ra = rt.root(attrs);
+        for (i, n) in cd.attrs.iter().enumerate() {
             let key = rt.name_strs[*n as usize];
-            rt.dict_set(attrs, key, v)?;
+            // SAFETY: caller's contract (one word per class attribute).
+            let v = unsafe { *argv.add(i) };
+            rt.dict_set(rt.get(ra), key, v)?;
         }
         for (n, f) in &cd.methods {
             let key = rt.name_strs[*n as usize];
             let fo = rt.func_objs[*f];
-            rt.dict_set(attrs, key, fo)?;
+            rt.dict_set(rt.get(ra), key, fo)?;
         }
         let c = rt.alloc(rt.types.class, std::mem::size_of::<ClassObj>() as u64)?;
+        let (base, attrs) = (rt.get(rb), rt.get(ra));
         let id = rt.classes.len();
         rt.classes.push(ClassInfo {
             name: cd.name.clone(),

@@ -9,7 +9,7 @@
 //! stand-ins with the right type and identity: enough for operations that only move items
 //! around; a *deep* one copies contents, for those that look inside them.
 
-use super::{exc, Runtime, R};
+use super::{exc, Root, Runtime, R};
 use std::collections::HashMap;
 use std::mem::offset_of;
 use std::sync::{Arc, Mutex};
@@ -30,7 +30,7 @@ const MAX_CONVERT_DEPTH: usize = stmjit_lang::value::MAX_DATA_DEPTH + 50;
 #[derive(Default)]
 pub struct Memo {
     fwd: HashMap<Word, Value>,
-    back: HashMap<usize, Word>,
+    back: HashMap<usize, Root>,
     /// Copy the contents of nested containers (else: empty stand-ins).
     pub deep: bool,
 }
@@ -84,7 +84,7 @@ impl Runtime {
             let arc = Arc::new(VList::default());
             let v = Value::List(arc.clone());
             memo.fwd.insert(w, v.clone());
-            memo.back.insert(arc_id(&arc), w);
+            memo.back.insert(arc_id(&arc), self.root(w));
             if contents {
                 let items: Vec<Value> = self
                     .list_items(w)
@@ -98,7 +98,7 @@ impl Runtime {
             let arc = Arc::new(VDict::default());
             let v = Value::Dict(arc.clone());
             memo.fwd.insert(w, v.clone());
-            memo.back.insert(arc_id(&arc), w);
+            memo.back.insert(arc_id(&arc), self.root(w));
             if contents {
                 let mut map = Dict::default();
                 for (k, x) in self.dict_items(w) {
@@ -122,7 +122,7 @@ impl Runtime {
                 class,
                 attrs: Mutex::new(Vec::new()),
             });
-            memo.back.insert(arc_id(&arc), w);
+            memo.back.insert(arc_id(&arc), self.root(w));
             let v = Value::Instance(arc);
             memo.fwd.insert(w, v.clone());
             v
@@ -132,7 +132,7 @@ impl Runtime {
                 base: None,
                 attrs: Mutex::new(Vec::new()),
             });
-            memo.back.insert(arc_id(&arc), w);
+            memo.back.insert(arc_id(&arc), self.root(w));
             let v = Value::Class(arc);
             memo.fwd.insert(w, v.clone());
             v
@@ -159,17 +159,17 @@ impl Runtime {
             let v = match self.ld(w, offset_of!(OpaqueObj, kind) as u64) {
                 OPAQUE_THREAD => {
                     let a = Arc::new(ThreadObj::default());
-                    memo.back.insert(arc_id(&a), w);
+                    memo.back.insert(arc_id(&a), self.root(w));
                     Value::Thread(a)
                 }
                 OPAQUE_LOCK => {
                     let a = Arc::new(LockObj::default());
-                    memo.back.insert(arc_id(&a), w);
+                    memo.back.insert(arc_id(&a), self.root(w));
                     Value::Lock(a)
                 }
                 _ => {
                     let a = Arc::new(QueueObj::default());
-                    memo.back.insert(arc_id(&a), w);
+                    memo.back.insert(arc_id(&a), self.root(w));
                     Value::Queue(a)
                 }
             };
@@ -193,31 +193,36 @@ impl Runtime {
             Value::Float(f) => self.new_float(*f)?,
             Value::Str(s) => self.new_str(s)?,
             Value::List(l) => {
-                if let Some(&w) = memo.back.get(&arc_id(l)) {
-                    return Ok(w);
+                if let Some(&r) = memo.back.get(&arc_id(l)) {
+                    return Ok(self.get(r));
                 }
+                // Every converted item stays rooted until the operation ends (via_values).
                 let items = l.snapshot();
-                let mut words = Vec::with_capacity(items.len());
+                let mut roots = Vec::with_capacity(items.len());
                 for x in &items {
-                    words.push(self.from_value(x, memo)?);
+                    let w = self.from_value(x, memo)?;
+                    roots.push(self.root(w));
                 }
+                let words: Vec<Word> = roots.iter().map(|&r| self.get(r)).collect();
                 let w = self.new_list(&words)?;
-                memo.back.insert(arc_id(l), w);
+                memo.back.insert(arc_id(l), self.root(w));
                 w
             }
             Value::Dict(d) => {
-                if let Some(&w) = memo.back.get(&arc_id(d)) {
-                    return Ok(w);
+                if let Some(&r) = memo.back.get(&arc_id(d)) {
+                    return Ok(self.get(r));
                 }
                 let items = d.map.lock().unwrap().items();
                 let w = self.new_dict()?;
-                memo.back.insert(arc_id(d), w);
+                let rw = self.root(w);
+                memo.back.insert(arc_id(d), rw);
                 for (k, x) in &items {
                     let kw = self.from_value(k, memo)?;
+                    let rk = self.root(kw);
                     let xw = self.from_value(x, memo)?;
-                    self.dict_set(w, kw, xw)?;
+                    self.dict_set(self.get(rw), self.get(rk), xw)?;
                 }
-                w
+                self.get(rw)
             }
             Value::Range(a, b, s) => {
                 let r = self.alloc(self.types.range, std::mem::size_of::<RangeObj>() as u64)?;
@@ -240,20 +245,24 @@ impl Runtime {
                 let id = self.name_id(&m.1) as u64;
                 self.new_builtin(id, recv, true)?
             }
-            Value::Instance(a) => *memo.back.get(&arc_id(a)).expect("known instance"),
-            Value::Class(a) => *memo.back.get(&arc_id(a)).expect("known class"),
-            Value::Thread(a) => *memo.back.get(&arc_id(a)).expect("known thread"),
-            Value::Lock(a) => *memo.back.get(&arc_id(a)).expect("known lock"),
-            Value::Queue(a) => *memo.back.get(&arc_id(a)).expect("known queue"),
+            Value::Instance(a) => self.get(*memo.back.get(&arc_id(a)).expect("known instance")),
+            Value::Class(a) => self.get(*memo.back.get(&arc_id(a)).expect("known class")),
+            Value::Thread(a) => self.get(*memo.back.get(&arc_id(a)).expect("known thread")),
+            Value::Lock(a) => self.get(*memo.back.get(&arc_id(a)).expect("known lock")),
+            Value::Queue(a) => self.get(*memo.back.get(&arc_id(a)).expect("known queue")),
         })
     }
 
     /// A bound method object.
     pub fn new_bound_method(&mut self, func: usize, recv: Word) -> R<Word> {
+        let m = self.mark();
+        let rr = self.root(recv);
         let r = self.alloc(
             self.types.bound_method,
             std::mem::size_of::<BoundMethodObj>() as u64,
         )?;
+        let recv = self.get(rr);
+        self.release(m);
         self.st(r, offset_of!(BoundMethodObj, func_id) as u64, func as u64);
         self.st(r, offset_of!(BoundMethodObj, receiver) as u64, recv);
         Ok(r)
@@ -262,7 +271,11 @@ impl Runtime {
     /// A builtin function (`which` = index in `Builtin::ALL`) or builtin method (`which` =
     /// name id) object.
     pub fn new_builtin(&mut self, which: u64, recv: Word, method: bool) -> R<Word> {
+        let m = self.mark();
+        let rr = self.root(recv);
         let r = self.alloc(self.types.builtin, std::mem::size_of::<BuiltinObj>() as u64)?;
+        let recv = self.get(rr);
+        self.release(m);
         self.st(r, offset_of!(BuiltinObj, which) as u64, which);
         self.st(r, offset_of!(BuiltinObj, receiver) as u64, recv);
         self.st(r, offset_of!(BuiltinObj, is_method) as u64, method as u64);

@@ -3,7 +3,7 @@
 //! runtime's slow path, card marking for card-marked arrays), plus allocation and the
 //! language objects' operations (str, float, list, dict, instance slots).
 
-use super::{exc, Runtime, R, UNBOUND};
+use super::{exc, Root, Runtime, R, UNBOUND};
 use std::mem::offset_of;
 use stmjit_lang::diag::ErrorKind;
 use stmjit_runtime::ffi::{
@@ -230,14 +230,20 @@ impl Runtime {
 
     /// A new list holding `items`.
     pub fn new_list(&mut self, items: &[Word]) -> R<Word> {
+        // The items and the array are rooted across the allocations (they may move).
+        let m = self.mark();
+        let roots: Vec<Root> = items.iter().map(|&w| self.root(w)).collect();
         let cap = (items.len() as u64).max(4);
         let arr = self.new_array(true, cap, 0)?;
-        for (i, &v) in items.iter().enumerate() {
-            self.st(arr, ARRAY_DATA + 8 * i as u64, v);
-        }
+        let ra = self.root(arr);
         let l = self.alloc(self.types.list, std::mem::size_of::<ListObj>() as u64)?;
+        let arr = self.get(ra);
+        for (i, &r) in roots.iter().enumerate() {
+            self.st(arr, ARRAY_DATA + 8 * i as u64, self.get(r));
+        }
         self.st(l, LIST_LEN, items.len() as u64);
         self.st(l, LIST_ITEMS, arr);
+        self.release(m);
         Ok(l)
     }
 
@@ -267,9 +273,25 @@ impl Runtime {
     pub fn list_push(&mut self, l: Word, v: Word) -> R<()> {
         self.rb(l);
         let len = self.ld(l, LIST_LEN);
-        let mut arr = self.ld(l, LIST_ITEMS);
+        let arr = self.ld(l, LIST_ITEMS);
         if len == self.arr_cap(arr) {
+            let m = self.mark();
+            let (rl, rv) = (self.root(l), self.root(v));
             let new = self.new_array(true, (len * 2).max(4), 0)?;
+            let (l2, v2) = (self.get(rl), self.get(rv));
+            self.release(m);
+            return self.list_push_grown(l2, v2, new, len);
+        }
+        self.carr_set(arr, len, v)?;
+        self.wb(l)?;
+        self.st(l, LIST_LEN, len + 1);
+        Ok(())
+    }
+
+    /// Second half of [`Runtime::list_push`] after the new items array was allocated.
+    fn list_push_grown(&mut self, l: Word, v: Word, new: Word, len: u64) -> R<()> {
+        let mut arr = self.ld(l, LIST_ITEMS);
+        {
             for i in 0..len {
                 let w = self.carr_get(arr, i);
                 self.st(new, ARRAY_DATA + 8 * i, w);
@@ -294,8 +316,16 @@ impl Runtime {
     pub fn list_replace(&mut self, l: Word, items: &[Word]) -> R<()> {
         self.rb(l);
         let mut arr = self.ld(l, LIST_ITEMS);
+        let mut l = l;
+        let mut items = items.to_vec();
         if items.len() as u64 > self.arr_cap(arr) {
+            let m = self.mark();
+            let rl = self.root(l);
+            let roots: Vec<Root> = items.iter().map(|&w| self.root(w)).collect();
             arr = self.new_array(true, items.len() as u64, 0)?;
+            l = self.get(rl);
+            items = roots.iter().map(|&r| self.get(r)).collect();
+            self.release(m);
             self.wb(l)?;
             self.st(l, LIST_ITEMS, arr);
         }
@@ -311,9 +341,14 @@ impl Runtime {
 
     /// A new empty dict.
     pub fn new_dict(&mut self) -> R<Word> {
+        let m = self.mark();
         let d = self.alloc(self.types.dict, std::mem::size_of::<DictObj>() as u64)?;
+        let rd = self.root(d);
         let entries = self.new_array(true, 8, 0)?;
+        let re = self.root(entries);
         let index = self.new_array(true, 8, 0)?;
+        let (d, entries) = (self.get(rd), self.get(re));
+        self.release(m);
         self.st(d, D_ENTRIES, entries);
         self.st(d, D_INDEX, index);
         Ok(d)
@@ -413,8 +448,13 @@ impl Runtime {
         }
         let used = self.ld(d, D_USED);
         let entries = self.ld(d, D_ENTRIES);
+        let (mut d, mut k, mut v) = (d, k, v);
         if 2 * used == self.arr_cap(entries) {
+            let m = self.mark();
+            let (rd, rk, rv) = (self.root(d), self.root(k), self.root(v));
             self.dict_rebuild(d)?;
+            (d, k, v) = (self.get(rd), self.get(rk), self.get(rv));
+            self.release(m);
         }
         let key = self.key_of(k)?;
         let (_, slot) = self.dict_find(d, &key);
@@ -438,8 +478,21 @@ impl Runtime {
         while cap < 2 * items.len() as u64 + 2 {
             cap *= 2;
         }
+        let m = self.mark();
+        let rd = self.root(d);
+        let roots: Vec<(Root, Root)> = items
+            .iter()
+            .map(|&(k, v)| (self.root(k), self.root(v)))
+            .collect();
         let entries = self.new_array(true, 2 * cap, 0)?;
+        let re = self.root(entries);
         let index = self.new_array(true, 2 * cap, 0)?;
+        let (d, entries) = (self.get(rd), self.get(re));
+        let items: Vec<(Word, Word)> = roots
+            .iter()
+            .map(|&(k, v)| (self.get(k), self.get(v)))
+            .collect();
+        self.release(m);
         self.wb(d)?;
         self.st(d, D_ENTRIES, entries);
         self.st(d, D_INDEX, index);
@@ -499,8 +552,13 @@ impl Runtime {
         self.rb(o);
         let mut slots = self.ld(o, offset_of!(InstanceObj, slots) as u64);
         let cap = if slots == 0 { 0 } else { self.arr_cap(slots) };
+        let (mut o, mut v) = (o, v);
         if i as u64 >= cap {
+            let m = self.mark();
+            let (ro, rv, rs) = (self.root(o), self.root(v), self.root(slots));
             let new = self.new_array(false, (i as u64 + 1).max(cap * 2).max(4), UNBOUND)?;
+            (o, v, slots) = (self.get(ro), self.get(rv), self.get(rs));
+            self.release(m);
             for j in 0..cap {
                 self.rb(slots);
                 let w = self.ld(slots, ARRAY_DATA + 8 * j);

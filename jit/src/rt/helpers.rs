@@ -72,36 +72,45 @@ impl Runtime {
         mutates: bool,
         f: impl FnOnce(&[Value]) -> R<Value>,
     ) -> R<Word> {
+        // Every word held across allocations is rooted (the args here, the memo's
+        // containers in `to_value`), until the end of the operation.
+        let m = self.mark();
+        let first = self.root(args.first().copied().unwrap_or(NONE));
         let mut memo = if deep { Memo::deep() } else { Memo::shallow() };
         let vals: Vec<Value> = args.iter().map(|&w| self.to_value(w, &mut memo)).collect();
         let result = f(&vals);
         if mutates {
-            self.write_back(args[0], &vals[0], &mut memo)?;
+            self.write_back(first, &vals[0], &mut memo)?;
         }
         let result = result?;
-        self.from_value(&result, &mut memo)
+        let w = self.from_value(&result, &mut memo)?;
+        self.release(m);
+        Ok(w)
     }
 
     /// Stores the contents of a converted list or dict back into its heap object.
-    fn write_back(&mut self, w: Word, v: &Value, memo: &mut Memo) -> R<()> {
+    fn write_back(&mut self, w: super::Root, v: &Value, memo: &mut Memo) -> R<()> {
         match v {
             Value::List(l) => {
                 let items = l.snapshot();
-                let mut words = Vec::with_capacity(items.len());
+                let mut roots = Vec::with_capacity(items.len());
                 for x in &items {
-                    words.push(self.from_value(x, memo)?);
+                    let x = self.from_value(x, memo)?;
+                    roots.push(self.root(x));
                 }
-                self.list_replace(w, &words)
+                let words: Vec<Word> = roots.iter().map(|&r| self.get(r)).collect();
+                self.list_replace(self.get(w), &words)
             }
             Value::Dict(d) => {
                 let items = d.map.lock().unwrap().items();
-                for (k, _) in self.dict_items(w) {
-                    self.dict_del(w, k)?;
+                for (k, _) in self.dict_items(self.get(w)) {
+                    self.dict_del(self.get(w), k)?;
                 }
                 for (k, x) in &items {
                     let kw = self.from_value(k, memo)?;
+                    let rk = self.root(kw);
                     let xw = self.from_value(x, memo)?;
-                    self.dict_set(w, kw, xw)?;
+                    self.dict_set(self.get(w), self.get(rk), xw)?;
                 }
                 Ok(())
             }
@@ -412,10 +421,13 @@ pub unsafe extern "C" fn stmjit_inplace(ctx: *mut Ctx, op: u64, a: Word, b: Word
                 || bop == BinOp::Mul && (is_int(b) || b == value::TRUE || b == value::FALSE))
         {
             if bop == BinOp::Add && rt.is(b, rt.types.list) {
-                for x in rt.list_items(b) {
-                    rt.list_push(a, x)?;
+                let ra = rt.root(a);
+                let items: Vec<super::Root> =
+                    rt.list_items(b).into_iter().map(|x| rt.root(x)).collect();
+                for x in items {
+                    rt.list_push(rt.get(ra), rt.get(x))?;
                 }
-                return Ok(a);
+                return Ok(rt.get(ra));
             }
             return rt.via_values(&[a, b], false, true, |v| {
                 let Value::List(l) = &v[0] else {
@@ -610,14 +622,16 @@ pub unsafe extern "C" fn stmjit_new_list(ctx: *mut Ctx, argv: *const Word, n: u6
 /// # Safety
 /// As [`stmjit_new_list`] with `2n` words.
 pub unsafe extern "C" fn stmjit_new_dict(ctx: *mut Ctx, argv: *const Word, n: u64) -> Word {
-    // SAFETY: caller's contract.
-    let items = unsafe { std::slice::from_raw_parts(argv, 2 * n as usize) }.to_vec();
     with_rt(ctx, |rt| {
         let d = rt.new_dict()?;
-        for kv in items.chunks(2) {
-            rt.dict_set(d, kv[0], kv[1])?;
+        let rd = rt.root(d);
+        for i in 0..n as usize {
+            // Read after every allocation: argv is JIT frame slots, which the GC updates.
+            // SAFETY: caller's contract (2n readable words).
+            let (k, v) = unsafe { (*argv.add(2 * i), *argv.add(2 * i + 1)) };
+            rt.dict_set(rt.get(rd), k, v)?;
         }
-        Ok(d)
+        Ok(rt.get(rd))
     })
 }
 

@@ -151,7 +151,7 @@ pub struct Runtime {
 
 impl Runtime {
     /// Keeps `w` in the shadow stack until [`Runtime::release`] of an earlier mark.
-    pub fn root(&mut self, w: Word) -> Root {
+    pub fn root(&self, w: Word) -> Root {
         // SAFETY: ss is this thread's shadow stack, used only by this thread; the slot
         // is inside the mapping (a frame beyond the limit hits the guard page).
         unsafe {
@@ -173,7 +173,7 @@ impl Runtime {
 
     /// Replaces a rooted word.
     #[inline]
-    pub fn set(&mut self, r: Root, w: Word) {
+    pub fn set(&self, r: Root, w: Word) {
         // SAFETY: as `get`.
         unsafe { *r.0 = w }
     }
