@@ -241,6 +241,10 @@ impl StmThread {
             }
         }
         let cur = info.nursery_current.load(Relaxed);
+        if cur + size > l.nursery_end {
+            // Only with a nursery smaller than the object (e.g. `nursery_size` 0).
+            return Ok(self.alloc_young_large(ty, size));
+        }
         info.nursery_current.store(cur + size, Relaxed);
         // SAFETY: as in `alloc`.
         unsafe { crate::gs::store_u64(cur, (ty.0 as u64) << 32) };

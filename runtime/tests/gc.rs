@@ -726,3 +726,30 @@ fn card_marked_vector_holds_young_objects_across_minor_and_major_collections() {
         Ok(())
     });
 }
+
+#[test]
+fn no_nursery_at_all_still_works() {
+    let stm = Stm::new(StmConfig {
+        nursery_size: 0,
+        ..cfg(2)
+    })
+    .unwrap();
+    let ty = node_type(&stm);
+    let mut th = stm.thread();
+    let f = th.shadow_stack().push(1);
+    th.run(|tx| {
+        let a = new_node(tx, ty, 1, 1)?;
+        tx.shadow_stack().set(f, 0, a);
+        let b = new_node(tx, ty, 2, 0)?;
+        let a = tx.shadow_stack().get(f, 0);
+        tx.write_u64(a, field(0), b)?;
+        Ok(())
+    });
+    let a = th.shadow_stack().get(f, 0);
+    th.collect_major().unwrap();
+    th.run(|tx| {
+        let (_, fl) = read_node(tx, a)?;
+        assert_eq!(read_node(tx, fl[0])?.0, 2);
+        Ok(())
+    });
+}
