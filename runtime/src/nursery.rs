@@ -277,15 +277,14 @@ impl StmThread {
     /// The minor collection proper. The thread is RUNNING in its segment (or the world is
     /// stopped by it).
     pub(crate) fn minor_collection(&mut self) {
-        let stm = self.stm.clone();
         let me = self.seg;
-        let l = stm.mem.layout;
-        let info = stm.mem.info(me);
-        let cur = info.nursery_current.load(Relaxed);
-        let gc = &mut *self.gc;
-        if cur == l.nursery_start && gc.young_large.is_empty() {
-            return;
+        let l = self.stm.mem.layout;
+        let cur = self.stm.mem.info(me).nursery_current.load(Relaxed);
+        if cur == l.nursery_start && self.gc.young_large.is_empty() {
+            return; // nothing young: the common case of small transactions, no Arc clone
         }
+        let stm = self.stm.clone();
+        let gc = &mut *self.gc;
         let t0 = Instant::now();
         let types = stm.types.read();
         let base = l.segment_base(me);

@@ -159,7 +159,7 @@ impl StmThread {
     /// Leaves the segment: SAFE, released to the pool.
     fn release(&mut self) {
         let seg = self.seg;
-        self.gc.seg.store(0, SeqCst);
+        self.gc.seg.store(0, Relaxed); // published by enter_safe (SeqCst) below
         self.stm.enter_safe(seg);
         if ACTIVE.with(|a| a.get()) == self.key() {
             ACTIVE.with(|a| a.set((0, 0)));
@@ -235,7 +235,7 @@ impl StmThread {
         info.safe_point_request.fetch_and(!REQUEST_ABORT, SeqCst);
         info.budget.store(stm.config.budget, Relaxed);
         debug_assert!(self.gc.modified.is_empty());
-        self.gc.seg.store(seg, SeqCst);
+        self.gc.seg.store(seg, Relaxed); // seen by a collector only after our next safe point (SeqCst)
         let seq = (stm.tx_state(seg) >> SEQ_SHIFT) + 1;
         stm.segs[seg]
             .tx_state
