@@ -225,6 +225,8 @@ impl Jit {
         let id = self.declare(name, &sig)?;
         let mut func = ir::Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
         let callee = self.module.declare_func_in_func(target, &mut func);
+        // Absolute call: cranelift-jit may place the target more than 2 GiB away.
+        func.dfg.ext_funcs[callee].colocated = false;
         {
             let mut b = FunctionBuilder::new(&mut func, &mut self.fbc);
             let entry = b.create_block();

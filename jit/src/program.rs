@@ -473,6 +473,8 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
         let mut func = jit.new_function(id, array_sig.clone());
         {
             let callee = jit.module().declare_func_in_func(fids[i], &mut func);
+            // Absolute call: cranelift-jit may place functions far apart.
+            func.dfg.ext_funcs[callee].colocated = false;
             let mut b = FunctionBuilder::new(&mut func, &mut fbc);
             let blk = b.create_block();
             b.append_block_params_for_function_params(blk);

@@ -246,6 +246,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         }
         let id = self.sh.funcs[fid];
         let r = self.sh.module.declare_func_in_func(id, self.b.func);
+        // cranelift-jit may place functions more than 2 GiB apart: call through an
+        // absolute address, not a 32-bit PC-relative one.
+        self.b.func.dfg.ext_funcs[r].colocated = false;
         self.direct.insert(fid, r);
         r
     }

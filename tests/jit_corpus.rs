@@ -1,0 +1,100 @@
+//! The program corpus (`tests/corpus/`) through the JIT: every program's stdout, stderr and
+//! exit status must be those expected (the same files `corpus.rs` checks the interpreter
+//! against, themselves checked against CPython), with the default nursery and with a 4 KiB
+//! nursery (a minor collection every few allocations: every reference JIT code or a helper
+//! holds across an allocation must be in the shadow stack).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
+}
+
+fn programs() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(corpus_dir())
+        .expect("tests/corpus exists")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".lang").map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 40, "corpus unexpectedly small");
+    names
+}
+
+fn read(name: &str, ext: &str) -> Option<String> {
+    std::fs::read_to_string(corpus_dir().join(format!("{name}.{ext}"))).ok()
+}
+
+fn run_jit(name: &str, nursery: Option<u64>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
+    cmd.args(["run", &format!("{name}.lang")])
+        .args(
+            read(name, "args")
+                .map(|s| s.lines().map(str::to_string).collect::<Vec<_>>())
+                .unwrap_or_default(),
+        )
+        .current_dir(corpus_dir());
+    if let Some(n) = nursery {
+        cmd.env("STMJIT_NURSERY", n.to_string());
+    }
+    cmd.output().expect("run stmjit")
+}
+
+fn stderr_matches(expected: &str, actual: &str) -> bool {
+    match expected.strip_suffix("...\n") {
+        Some(prefix) => actual.starts_with(prefix),
+        None => expected == actual,
+    }
+}
+
+fn check_corpus(nursery: Option<u64>) {
+    let mut failures = Vec::new();
+    for name in programs() {
+        let out = run_jit(&name, nursery);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let want_out = read(&name, "out").unwrap_or_default();
+        let want_err = read(&name, "err");
+        let want_code = match &want_err {
+            None => 0,
+            Some(e) if e.starts_with("error: SyntaxError") => 2,
+            Some(_) => 1,
+        };
+        let mut problems = Vec::new();
+        if stdout != want_out {
+            problems.push(format!(
+                "stdout differs\n--- expected\n{want_out}--- actual\n{stdout}"
+            ));
+        }
+        match &want_err {
+            Some(e) if !stderr_matches(e, &stderr) => problems.push(format!(
+                "stderr differs\n--- expected\n{e}--- actual\n{stderr}"
+            )),
+            None if !stderr.is_empty() => problems.push(format!("unexpected stderr:\n{stderr}")),
+            _ => {}
+        }
+        if out.status.code() != Some(want_code) {
+            problems.push(format!(
+                "exit {:?}, expected {want_code}",
+                out.status.code()
+            ));
+        }
+        if !problems.is_empty() {
+            failures.push(format!("== {name}.lang\n{}", problems.join("\n")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn corpus_runs_through_the_jit() {
+    check_corpus(None);
+}
+
+#[test]
+fn corpus_runs_with_a_4k_nursery() {
+    check_corpus(Some(4096));
+}
