@@ -67,6 +67,8 @@ pub struct Annotation {
 
 /// Label of the read-barrier marker store.
 pub const READ_BARRIER: &str = "read barrier: read-marker store";
+/// Label of the load of the segment's read version (the byte the read barrier stores).
+pub const READ_VERSION: &str = "read version";
 /// Label of the write-barrier flag test (load/test + branch to slow path).
 pub const WRITE_BARRIER: &str = "write barrier: flag test";
 
@@ -91,7 +93,15 @@ pub fn barrier_annotations(accesses: &[SegmentAccess], code: &[u8]) -> Vec<Annot
         let form = if a.left.is_none() { "gs" } else { "r15" };
         let start = a.offset;
         let mut end = a.offset + a.len;
+        let rv_off = stmjit_runtime::INFO_OFFSET
+            + core::mem::offset_of!(stmjit_runtime::SegmentInfo, read_version) as u64;
+        let is_rv_load = a.kind == AccessKind::Load
+            && a.width == 1
+            && decode_at(code, a.offset).is_some_and(|i| {
+                i.memory_displacement64() == rv_off && i.memory_index() == iced_x86::Register::None
+            });
         let label = match (a.kind, a.width) {
+            _ if is_rv_load => format!("{READ_VERSION} ({form})"),
             (AccessKind::Store, 1) => format!("{READ_BARRIER} ({form})"),
             (AccessKind::Load | AccessKind::Compare, 1) => {
                 // Extend over the test of the loaded byte and the branch.

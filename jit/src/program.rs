@@ -537,7 +537,8 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
 
     // ----- run: the whole program is one transaction in part 1 -----
     let mut ctx = Ctx {
-        depth: 1,
+        // The module body's own prologue makes it 1.
+        depth: 0,
         ss,
         th: th_ptr,
         rt: &mut *rt,

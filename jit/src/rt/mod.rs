@@ -43,7 +43,7 @@ pub const MAX_DEPTH: u64 = stmjit_lang::interp::MAX_CALL_DEPTH as u64;
 /// first fields inline (offsets via `offset_of!`).
 #[repr(C)]
 pub struct Ctx {
-    /// Current call depth (`<module>` = 1).
+    /// Current call depth (`<module>` = 1 once its prologue ran).
     pub depth: u64,
     /// The thread's shadow stack (`stmjit_runtime::ShadowStack`): JIT prologues push their
     /// frames on it inline; every word in it is a GC root.
