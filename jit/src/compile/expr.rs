@@ -3,7 +3,7 @@
 use super::{mf, FnCompiler, LOC_LIST_FAST};
 use crate::rt::{helpers::BINOPS, helpers::CMPOPS, helpers::UNOPS, UNBOUND};
 use cranelift_codegen::ir::{
-    condcodes::IntCC, types::I32, types::I64, InstBuilder, SourceLoc, Value,
+    condcodes::IntCC, types::I32, types::I64, types::I8, InstBuilder, SourceLoc, Value,
 };
 use std::mem::offset_of;
 use stmjit_lang::ast::*;
@@ -98,16 +98,14 @@ impl FnCompiler<'_, '_> {
                 self.b.block_params(done)[0]
             }
             ExprKind::Not(a) => {
-                let x = self.expr(a);
-                let t = self.truthy(x);
+                let t = self.cond(a);
                 let f = self.b.ins().iconst(I64, FALSE as i64);
                 let tr = self.b.ins().iconst(I64, TRUE as i64);
                 self.b.ins().select(t, f, tr)
             }
             ExprKind::Compare { first, rest } => self.compare(first, rest, e.span),
             ExprKind::IfElse { cond, then, orelse } => {
-                let c = self.expr(cond);
-                let t = self.truthy(c);
+                let t = self.cond(cond);
                 let tb = self.b.create_block();
                 let eb = self.b.create_block();
                 let done = self.b.create_block();
@@ -195,6 +193,7 @@ impl FnCompiler<'_, '_> {
     /// A name's value.
     pub(crate) fn load_name(&mut self, n: &Name, span: Span) -> Value {
         match n.slot {
+            Slot::Local(i) if self.assigned[i] => self.load_slot(i),
             Slot::Local(i) => {
                 let v = self.load_slot(i);
                 let unbound = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
@@ -276,6 +275,69 @@ impl FnCompiler<'_, '_> {
         self.b.ins().store(mf(), v, a, 0);
     }
 
+    /// The truth of a condition as an i8: comparisons of ints branch on the machine compare
+    /// without making a bool word; `not`, `and`, `or` short-circuit on truth values.
+    pub(crate) fn cond(&mut self, e: &Expr) -> Value {
+        match &e.kind {
+            ExprKind::Compare { first, rest } if rest.len() == 1 => {
+                let op = rest[0].0;
+                let cc = match op {
+                    CmpOp::Eq => IntCC::Equal,
+                    CmpOp::Ne => IntCC::NotEqual,
+                    CmpOp::Lt => IntCC::SignedLessThan,
+                    CmpOp::Le => IntCC::SignedLessThanOrEqual,
+                    CmpOp::Gt => IntCC::SignedGreaterThan,
+                    CmpOp::Ge => IntCC::SignedGreaterThanOrEqual,
+                    _ => {
+                        let v = self.expr(e);
+                        return self.truthy(v);
+                    }
+                };
+                let (x, y) = self.operands(first, &rest[0].1);
+                let done = self.b.create_block();
+                self.b.append_block_param(done, I8);
+                let slow = self.b.create_block();
+                self.both_ints(x, y, slow);
+                let c = self.b.ins().icmp(cc, x, y);
+                self.b.ins().jump(done, &[c.into()]);
+                self.b.set_cold_block(slow);
+                self.b.switch_to_block(slow);
+                let k = CMPOPS.iter().position(|o| *o == op).unwrap() as i64;
+                let k = self.b.ins().iconst(I64, k);
+                let r = self.call_checked("stmjit_compare", &[self.ctx, k, x, y], e.span);
+                let t = self.b.ins().icmp_imm(IntCC::Equal, r, TRUE as i64);
+                self.b.ins().jump(done, &[t.into()]);
+                self.b.switch_to_block(done);
+                self.b.block_params(done)[0]
+            }
+            ExprKind::Not(a) => {
+                let c = self.cond(a);
+                self.b.ins().icmp_imm(IntCC::Equal, c, 0)
+            }
+            ExprKind::And(a, b) | ExprKind::Or(a, b) => {
+                let is_and = matches!(e.kind, ExprKind::And(..));
+                let x = self.cond(a);
+                let other = self.b.create_block();
+                let done = self.b.create_block();
+                self.b.append_block_param(done, I8);
+                if is_and {
+                    self.b.ins().brif(x, other, &[], done, &[x.into()]);
+                } else {
+                    self.b.ins().brif(x, done, &[x.into()], other, &[]);
+                }
+                self.b.switch_to_block(other);
+                let y = self.cond(b);
+                self.b.ins().jump(done, &[y.into()]);
+                self.b.switch_to_block(done);
+                self.b.block_params(done)[0]
+            }
+            _ => {
+                let v = self.expr(e);
+                self.truthy(v)
+            }
+        }
+    }
+
     /// Truthiness as an i8 (ints, bools and None inline).
     pub(crate) fn truthy(&mut self, v: Value) -> Value {
         let done = self.b.create_block();
@@ -301,6 +363,7 @@ impl FnCompiler<'_, '_> {
         let nz = self.b.ins().icmp_imm(IntCC::NotEqual, v, 1);
         let nz = self.b.ins().uextend(I64, nz);
         self.b.ins().jump(done, &[nz.into()]);
+        self.b.set_cold_block(obj_block);
         self.b.switch_to_block(obj_block);
         let r = self.call("stmjit_truthy", &[self.ctx, v]);
         self.b.ins().jump(done, &[r.into()]);
@@ -410,6 +473,7 @@ impl FnCompiler<'_, '_> {
         } else {
             self.b.ins().jump(slow, &[]);
         }
+        self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
         let k = BINOPS.iter().position(|o| *o == op).unwrap() as i64;
         let k = self.b.ins().iconst(I64, k);
@@ -448,6 +512,7 @@ impl FnCompiler<'_, '_> {
         } else {
             self.b.ins().jump(slow, &[]);
         }
+        self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
         let k = CMPOPS.iter().position(|o| *o == op).unwrap() as i64;
         let k = self.b.ins().iconst(I64, k);
@@ -646,8 +711,10 @@ impl FnCompiler<'_, '_> {
                 vals.push(self.load_slot(ft + 1 + k));
             }
             let callee = self.direct(fid);
+            self.spill_locals();
             let inst = self.b.ins().call(callee, &vals);
             let r = self.b.inst_results(inst)[0];
+            self.reload_locals();
             self.check(r, span);
             self.b.ins().jump(done, &[r.into()]);
         } else {

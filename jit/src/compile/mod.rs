@@ -69,6 +69,13 @@ pub struct FnCompiler<'a, 'b> {
     direct: HashMap<usize, FuncRef>,
     pub(crate) ctx: Value,
     pub(crate) frame_var: Variable,
+    /// One SSA variable per local: locals live in registers and are written to their
+    /// frame slots only around calls (where the GC may scan and update them).
+    pub(crate) local_vars: Vec<Variable>,
+    /// Locals definitely assigned at the current point of compilation (their reads need no
+    /// unbound check): parameters, then assignments in program order; branches intersect,
+    /// loop bodies do not count after the loop.
+    pub(crate) assigned: Vec<bool>,
     pub(crate) nlocals: usize,
     pub(crate) temps: usize,
     pub(crate) max_temps: usize,
@@ -104,6 +111,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             direct: HashMap::new(),
             ctx: Value::from_u32(0),
             frame_var: Variable::from_u32(0),
+            local_vars: Vec::new(),
+            assigned: (0..nlocals).map(|i| i < arity).collect(),
             nlocals,
             temps: 0,
             max_temps: 0,
@@ -120,6 +129,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         let params = c.b.block_params(entry).to_vec();
         c.ctx = params[0];
         c.frame_var = c.b.declare_var(I64);
+        c.local_vars = (0..nlocals).map(|_| c.b.declare_var(I64)).collect();
         // Body first (the frame size is known only after it).
         c.b.switch_to_block(body_block);
         c.stmts(body);
@@ -190,6 +200,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
                 c.b.ins().iconst(I64, 0)
             };
             c.b.ins().store(mf(), v, frame, 8 * i as i32);
+            if i < nlocals {
+                c.b.def_var(c.local_vars[i], v);
+            }
         }
         c.b.ins()
             .store(mf(), top, ss, offset_of!(ShadowStack, top) as i32);
@@ -256,8 +269,48 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
     /// Calls helper `name` and returns its result.
     pub(crate) fn call(&mut self, name: &'static str, args: &[Value]) -> Value {
         let f = self.helper(name);
+        // Helpers that neither allocate nor call back into JIT code (or only raise and
+        // unwind) need no spill of the locals.
+        const NO_MOVE: &[&str] = &[
+            "stmjit_truthy",
+            "stmjit_iter_next",
+            "stmjit_trace",
+            "stmjit_write_card_slow",
+            "stmjit_name_error",
+            "stmjit_unbound_local",
+            "stmjit_recursion_error",
+            "stmjit_aborted",
+            "stmjit_arity_error",
+        ];
+        let spill = !NO_MOVE.contains(&name);
+        if spill {
+            self.spill_locals();
+        }
         let inst = self.b.ins().call(f, args);
-        self.b.inst_results(inst)[0]
+        let r = self.b.inst_results(inst)[0];
+        if spill {
+            self.reload_locals();
+        }
+        r
+    }
+
+    /// Writes every local to its frame slot (before a call that may move objects).
+    pub(crate) fn spill_locals(&mut self) {
+        let f = self.frame();
+        for i in 0..self.nlocals {
+            let v = self.b.use_var(self.local_vars[i]);
+            self.b.ins().store(mf(), v, f, 8 * i as i32);
+        }
+    }
+
+    /// Reads every local back from its frame slot (after such a call: the GC may have
+    /// updated it).
+    pub(crate) fn reload_locals(&mut self) {
+        let f = self.frame();
+        for i in 0..self.nlocals {
+            let v = self.b.ins().load(I64, mf(), f, 8 * i as i32);
+            self.b.def_var(self.local_vars[i], v);
+        }
     }
 
     /// Registers a trace site.
@@ -303,12 +356,19 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
 
     /// Reloads a slot (local or temporary).
     pub(crate) fn load_slot(&mut self, slot: usize) -> Value {
+        if slot < self.nlocals {
+            return self.b.use_var(self.local_vars[slot]);
+        }
         let f = self.frame();
         self.b.ins().load(I64, mf(), f, 8 * slot as i32)
     }
 
     /// Stores a slot.
     pub(crate) fn store_slot(&mut self, slot: usize, v: Value) {
+        if slot < self.nlocals {
+            self.b.def_var(self.local_vars[slot], v);
+            return;
+        }
         let f = self.frame();
         self.b.ins().store(mf(), v, f, 8 * slot as i32);
     }

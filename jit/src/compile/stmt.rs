@@ -20,7 +20,10 @@ impl FnCompiler<'_, '_> {
 
     fn store_name(&mut self, n: &Name, v: Value, span: Span) {
         match n.slot {
-            Slot::Local(i) => self.store_slot(i, v),
+            Slot::Local(i) => {
+                self.store_slot(i, v);
+                self.assigned[i] = true;
+            }
             Slot::Global(g) => self.store_global(g, v, span),
             // The resolver rejects assignments to builtins.
             Slot::Builtin(_) | Slot::Unresolved => {}
@@ -88,22 +91,32 @@ impl FnCompiler<'_, '_> {
                 self.aug_assign(target, *op, value, s.span)
             }
             StmtKind::If { cond, body, orelse } => {
-                let c = self.expr(cond);
-                let t = self.truthy(c);
+                let t = self.cond(cond);
                 let tb = self.b.create_block();
                 let eb = self.b.create_block();
                 let done = self.b.create_block();
                 self.b.ins().brif(t, tb, &[], eb, &[]);
+                let before = self.assigned.clone();
                 self.b.switch_to_block(tb);
                 self.stmts(body);
-                if !self.is_filled() {
+                // A branch that does not fall through does not constrain what follows.
+                let after_body = (!self.is_filled()).then(|| self.assigned.clone());
+                if after_body.is_some() {
                     self.b.ins().jump(done, &[]);
                 }
+                self.assigned = before.clone();
                 self.b.switch_to_block(eb);
                 self.stmts(orelse);
-                if !self.is_filled() {
+                let after_else = (!self.is_filled()).then(|| self.assigned.clone());
+                if after_else.is_some() {
                     self.b.ins().jump(done, &[]);
                 }
+                self.assigned = match (after_body, after_else) {
+                    (Some(a), Some(b)) => a.iter().zip(&b).map(|(x, y)| *x && *y).collect(),
+                    (Some(a), None) => a,
+                    (None, Some(b)) => b,
+                    (None, None) => before,
+                };
                 self.b.switch_to_block(done);
             }
             StmtKind::While { cond, body } => {
@@ -113,12 +126,13 @@ impl FnCompiler<'_, '_> {
                 let exit = self.b.create_block();
                 self.b.ins().jump(head, &[]);
                 self.b.switch_to_block(head);
-                let c = self.expr(cond);
-                let t = self.truthy(c);
+                let t = self.cond(cond);
                 self.b.ins().brif(t, body_b, &[], exit, &[]);
                 self.b.switch_to_block(body_b);
                 self.loops.push((latch, exit));
+                let before = self.assigned.clone();
                 self.stmts(body);
+                self.assigned = before;
                 self.loops.pop();
                 if !self.is_filled() {
                     self.b.ins().jump(latch, &[]);
@@ -341,10 +355,12 @@ impl FnCompiler<'_, '_> {
                 let go = self.b.ins().icmp(cc, cur, end);
                 self.b.ins().brif(go, body_b, &[], exit, &[]);
                 self.b.switch_to_block(body_b);
+                let before = self.assigned.clone();
                 self.store_name(var, cur, span);
                 self.loops.push((latch, exit));
                 self.stmts(body);
                 self.loops.pop();
+                self.assigned = before;
                 if !self.is_filled() {
                     self.b.ins().jump(latch, &[]);
                 }
@@ -417,10 +433,12 @@ impl FnCompiler<'_, '_> {
         let end = self.b.ins().icmp_imm(IntCC::Equal, x, UNBOUND as i64);
         self.b.ins().brif(end, exit, &[], body_b, &[]);
         self.b.switch_to_block(body_b);
+        let before = self.assigned.clone();
         self.store_name(var, x, span);
         self.loops.push((latch, exit));
         self.stmts(body);
         self.loops.pop();
+        self.assigned = before;
         if !self.is_filled() {
             self.b.ins().jump(latch, &[]);
         }
