@@ -440,8 +440,16 @@ impl FnCompiler<'_, '_> {
                     self.b.switch_to_block(divb);
                     let a = self.b.ins().sshr_imm(x, 1);
                     let d = self.b.ins().sshr_imm(y, 1);
-                    let q = self.b.ins().sdiv(a, d);
-                    let r = self.b.ins().srem(a, d);
+                    // One division: the quotient for `//`, the remainder for `%` (the
+                    // other one derived with a multiply).
+                    let (q, r) = if op == BinOp::Mod {
+                        let r = self.b.ins().srem(a, d);
+                        (None, r)
+                    } else {
+                        let q = self.b.ins().sdiv(a, d);
+                        let qd = self.b.ins().imul(q, d);
+                        (Some(q), self.b.ins().isub(a, qd))
+                    };
                     // Floor: when the remainder is non-zero and its sign differs from d's.
                     let rnz = self.b.ins().icmp_imm(IntCC::NotEqual, r, 0);
                     let sx = self.b.ins().bxor(r, d);
@@ -454,7 +462,7 @@ impl FnCompiler<'_, '_> {
                         let m2 = self.b.ins().ishl_imm(m, 1);
                         (self.b.ins().bor_imm(m2, 1), None)
                     } else {
-                        let q = self.b.ins().isub(q, adj);
+                        let q = self.b.ins().isub(q.unwrap(), adj);
                         let (q2, of) = self.b.ins().sadd_overflow(q, q);
                         let q2 = self.b.ins().bor_imm(q2, 1);
                         (q2, Some(of))
