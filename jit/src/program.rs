@@ -310,6 +310,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     for f in program.functions.iter() {
         collect(&f.body, &mut strs, &mut floats, &mut names);
     }
+    assert_eq!(rt.name_id("__init__"), rt::INIT_NAME);
     let consts = (|| -> rt::R<_> {
         let globals = rt.new_array(true, program.globals.len() as u64, UNBOUND)?;
         let g = rt.root(globals);

@@ -510,7 +510,40 @@ impl FnCompiler<'_, '_> {
             CmpOp::Ge => Some(IntCC::SignedGreaterThanOrEqual),
             _ => None,
         };
-        if let Some(cc) = cc {
+        if matches!(op, CmpOp::Is | CmpOp::IsNot) {
+            // Same word: identical (ranges aside, which the helper handles); different
+            // words are identical only for equal strs or floats (two references).
+            let (t, f) = if op == CmpOp::Is {
+                (TRUE, FALSE)
+            } else {
+                (FALSE, TRUE)
+            };
+            let same = self.b.ins().icmp(IntCC::Equal, x, y);
+            let tv = self.b.ins().iconst(I64, t as i64);
+            let fv = self.b.ins().iconst(I64, f as i64);
+            let diff = self.b.create_block();
+            let same_b = self.b.create_block();
+            self.b.ins().brif(same, same_b, &[], diff, &[]);
+            self.b.switch_to_block(same_b);
+            // A same-word range is not identical to itself (interpreter semantics): only
+            // references need the helper.
+            let lowx = self.b.ins().band_imm(x, 1);
+            let small = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, x, 4096);
+            let lowx = self.b.ins().icmp_imm(IntCC::NotEqual, lowx, 0);
+            let imm = self.b.ins().bor(lowx, small);
+            self.b.ins().brif(imm, done, &[tv.into()], slow, &[]);
+            self.b.switch_to_block(diff);
+            let both = self.b.ins().bor(x, y);
+            let any_imm_x = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, x, 4096);
+            let any_imm_y = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, y, 4096);
+            let odd = self.b.ins().band_imm(both, 1);
+            let odd = self.b.ins().icmp_imm(IntCC::NotEqual, odd, 0);
+            let a = self.b.ins().bor(any_imm_x, any_imm_y);
+            let not_two_refs = self.b.ins().bor(a, odd);
+            self.b
+                .ins()
+                .brif(not_two_refs, done, &[fv.into()], slow, &[]);
+        } else if let Some(cc) = cc {
             self.both_ints(x, y, slow);
             let c = self.b.ins().icmp(cc, x, y);
             let t = self.b.ins().iconst(I64, TRUE as i64);

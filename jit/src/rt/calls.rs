@@ -104,25 +104,33 @@ fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word]) -> Word {
     let rt = rt_of(ctx);
     // The class and the arguments are rooted across the allocation, the instance across
     // the call of `__init__`.
+    // Layout in the shadow stack: class, instance, arguments: `[instance, args...]` is
+    // then the argument array of `__init__` (contiguous, and updated by the GC).
     let mark = rt.mark();
     let rc = rt.root(cls);
-    let rargs: Vec<super::Root> = args.iter().map(|&w| rt.root(w)).collect();
+    let ri = rt.root(NONE);
+    for &a in args {
+        rt.root(a);
+    }
     let inst = match rt.alloc(rt.types.instance, std::mem::size_of::<InstanceObj>() as u64) {
         Ok(r) => r,
         Err((k, m)) => return rt.raise(k, m),
     };
-    let ri = rt.root(inst);
+    rt.set(ri, inst);
     let cls = rt.get(rc);
-    let args: Vec<Word> = rargs.iter().map(|&r| rt.get(r)).collect();
-    let result = instantiate_init(ctx, cls, inst, ri, &args);
+    // SAFETY: the 1 + args.len() slots from `ri` were pushed just above, contiguously.
+    let all = unsafe { std::slice::from_raw_parts(ri.ptr(), 1 + args.len()) };
+    let result = instantiate_init(ctx, cls, inst, ri, all);
     rt_of(ctx).release(mark);
     result
 }
 
-fn instantiate_init(ctx: *mut Ctx, cls: Word, inst: Word, ri: super::Root, args: &[Word]) -> Word {
+/// `all` = `[instance, args...]` (rooted).
+fn instantiate_init(ctx: *mut Ctx, cls: Word, inst: Word, ri: super::Root, all: &[Word]) -> Word {
+    let args = &all[1..];
     let rt = rt_of(ctx);
     rt.st(inst, offset_of!(InstanceObj, class) as u64, cls);
-    let init = rt.name_id("__init__");
+    let init = super::INIT_NAME;
     let found = match rt.class_lookup(cls, init) {
         Ok(f) => f,
         Err((k, m)) => return rt.raise(k, m),
@@ -130,21 +138,16 @@ fn instantiate_init(ctx: *mut Ctx, cls: Word, inst: Word, ri: super::Root, args:
     match found {
         Some(f) if rt.is(f, rt.types.function) => {
             let fid = rt.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
-            let mut all = vec![inst];
-            all.extend_from_slice(args);
-            // The instance must survive the call: it is in `all`, which the callee copies
-            // into its frame (a root) before anything can allocate.
-            let r = call_function(ctx, fid, &all);
+            let r = call_function(ctx, fid, all);
             if r == ERR {
                 return ERR;
             }
-            all[0] = rt_of(ctx).get(ri);
             if r != NONE {
                 let rt = rt_of(ctx);
                 let msg = format!("__init__() should return None, not '{}'", rt.type_name(r));
                 return rt.raise(ErrorKind::TypeError, msg);
             }
-            all[0]
+            rt_of(ctx).get(ri)
         }
         Some(other) => {
             let r = call_value(ctx, other, args);
@@ -344,8 +347,9 @@ fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
 /// `ctx` must be the live context; `argv` points at `n` readable words.
 pub unsafe extern "C" fn stmjit_call(ctx: *mut Ctx, f: Word, argv: *const Word, n: u64) -> Word {
     // SAFETY: caller's contract.
-    let args = unsafe { std::slice::from_raw_parts(argv, n as usize) }.to_vec();
-    call_value(ctx, f, &args)
+    // (JIT frame slots: the GC keeps them up to date during the call.)
+    let args = unsafe { std::slice::from_raw_parts(argv, n as usize) };
+    call_value(ctx, f, args)
 }
 
 /// Builtin function `which` called directly by name.
@@ -401,10 +405,9 @@ pub unsafe extern "C" fn stmjit_call_method(
         rt.rb(o);
         let cls = rt.ld(o, offset_of!(InstanceObj, class) as u64);
         let id = rt.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
-        let shadowed = rt.classes[id]
-            .shape
-            .get(&(name as u32))
-            .is_some_and(|&s| rt.inst_slot(o, s) != UNBOUND);
+        let shadowed = rt
+            .shape_slot(id, name as u32)
+            .is_some_and(|s| rt.inst_slot(o, s) != UNBOUND);
         if !shadowed {
             if let Ok(Some(f)) = rt.class_lookup(cls, name as u32) {
                 if rt.is(f, t.function) {

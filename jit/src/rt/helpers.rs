@@ -164,7 +164,23 @@ impl Runtime {
     }
 
     /// The value of a name looked up in a class and its bases (the attrs dicts).
-    pub fn class_lookup(&self, mut cls: Word, name: u32) -> R<Option<Word>> {
+    pub fn class_lookup(&mut self, cls: Word, name: u32) -> R<Option<Word>> {
+        self.rb(cls);
+        let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
+        if let Some(&(_, w)) = self.classes[id].methods.iter().find(|(n, _)| *n == name) {
+            return Ok((w != UNBOUND).then_some(w));
+        }
+        let found = self.class_lookup_uncached(cls, name)?;
+        // Function objects are old constants (they never move): safe to cache.
+        match found {
+            Some(f) if self.is(f, self.types.function) => self.classes[id].methods.push((name, f)),
+            None => self.classes[id].methods.push((name, UNBOUND)),
+            _ => {}
+        }
+        Ok(found)
+    }
+
+    fn class_lookup_uncached(&self, mut cls: Word, name: u32) -> R<Option<Word>> {
         let key = self.name_strs[name as usize];
         loop {
             self.rb(cls);
@@ -186,7 +202,7 @@ impl Runtime {
             self.rb(o);
             let cls = self.ld(o, offset_of!(InstanceObj, class) as u64);
             let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
-            if let Some(&slot) = self.classes[id].shape.get(&name) {
+            if let Some(slot) = self.shape_slot(id, name) {
                 let v = self.inst_slot(o, slot);
                 if v != UNBOUND {
                     return Ok(v);
@@ -239,12 +255,19 @@ impl Runtime {
             self.rb(o);
             let cls = self.ld(o, offset_of!(InstanceObj, class) as u64);
             let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
-            let shape = &mut self.classes[id].shape;
-            let n = shape.len();
-            let slot = *shape.entry(name).or_insert(n);
+            let slot = match self.shape_slot(id, name) {
+                Some(s) => s,
+                None => {
+                    self.classes[id].shape.push(name);
+                    self.classes[id].shape.len() - 1
+                }
+            };
             return self.set_inst_slot(o, slot, v);
         }
         if self.is(o, t.class) {
+            for c in self.classes.iter_mut() {
+                c.methods.clear();
+            }
             self.rb(o);
             let attrs = self.ld(o, offset_of!(ClassObj, attrs) as u64);
             let key = self.name_strs[name as usize];

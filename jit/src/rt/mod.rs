@@ -31,6 +31,9 @@ use stmjit_runtime::transaction::StmThread;
 use stmjit_runtime::value::Word;
 use stmjit_runtime::ShadowStack;
 
+/// Name id of `__init__` (interned first, before the program is compiled).
+pub const INIT_NAME: u32 = 0;
+
 /// An unassigned variable or an absent attribute slot (never a value).
 pub const UNBOUND: Word = 8;
 /// "This call raised; unwind" (never a value).
@@ -59,6 +62,13 @@ pub struct Ctx {
 #[derive(Clone, Copy, Debug)]
 pub struct Root(*mut u64);
 
+impl Root {
+    /// The slot's address (consecutive roots are consecutive slots).
+    pub fn ptr(self) -> *const u64 {
+        self.0
+    }
+}
+
 /// A call site or failing-expression site: where, in which function (for traces).
 #[derive(Clone, Debug)]
 pub struct Site {
@@ -74,8 +84,11 @@ pub struct Site {
 pub struct ClassInfo {
     /// Class name.
     pub name: String,
-    /// Attribute name id → slot index.
-    pub shape: HashMap<u32, usize>,
+    /// Slot index → attribute name id (a short list: scanned, not hashed).
+    pub shape: Vec<u32>,
+    /// Method lookup cache: name id → function object (old, immutable) or [`UNBOUND`] for
+    /// "not found". Cleared whenever any class attribute is assigned.
+    pub methods: Vec<(u32, Word)>,
 }
 
 /// A class statement of the program, for [`calls::stmjit_make_class`].
@@ -188,6 +201,12 @@ impl Runtime {
     pub fn release(&mut self, mark: *mut u64) {
         // SAFETY: mark was the top earlier in this helper; everything above is ours.
         unsafe { (*self.ss).top = mark }
+    }
+
+    /// The slot of attribute `name` in the shape of class `id`.
+    #[inline]
+    pub fn shape_slot(&self, id: usize, name: u32) -> Option<usize> {
+        self.classes[id].shape.iter().position(|&n| n == name)
     }
 
     /// Id of an interned name (interning it if new; only before the program runs or from
