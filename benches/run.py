@@ -148,6 +148,9 @@ class Env:
                 f"`stmjit run` does not accept `{threads_flag(1)[0]}` yet: the threaded programs still "
                 "spawn THREADS threads (their argument), but the runtime's own parallelism cannot be "
                 "limited, so the TransactionQueue programs (isqrt, server) run once, at the runtime's default.")
+        if "--stats" not in helptext:
+            self.notes.append("`stmjit run` does not accept `--stats` yet: no abort counts or "
+                              "sync-pause shares (the runner does not parse them yet either).")
         if "pypy" in peers:
             if shutil.which(self.pypy3) is None and not no_build:
                 log("pypy3 missing: apt-get install -y pypy3 ...")
@@ -156,9 +159,9 @@ class Env:
             if not self.have_pypy:
                 self.notes.append("pypy3 is not installed and could not be installed: no PyPy3 figures.")
         cc = os.environ.get("CC", "gcc")
-        for name, flags in [("primes", []), ("nqueens", []), ("bank_tm", ["-fgnu-tm"])]:
-            kind = "libitm" if name == "bank_tm" else "c"
-            if kind not in peers:
+        for name, flags in [("parallel_probe", []), ("primes", []), ("nqueens", []), ("bank_tm", ["-fgnu-tm"])]:
+            kind = {"bank_tm": "libitm", "parallel_probe": "probe"}.get(name, "c")
+            if kind not in peers and kind != "probe":
                 continue
             out = os.path.join(BUILD, name)
             src = os.path.join(C_PEERS, name + ".c")
@@ -286,6 +289,20 @@ def run_program(prog, systems, runs, timeout):
     return results
 
 
+def probe_parallelism(env, tmax, iterations, rounds=3):
+    """Speed-up of a pure C busy loop at tmax threads over 1 thread (ideal: tmax), or None."""
+    exe = env.bins.get("parallel_probe")
+    if exe is None or tmax < 2:
+        return None
+    one, many = [], []
+    for _ in range(rounds):
+        for n, acc in ((1, one), (tmax, many)):
+            t0 = time.perf_counter()
+            subprocess.run([exe, str(n), str(iterations)], check=False)
+            acc.append(time.perf_counter() - t0)
+    return statistics.median(one) / statistics.median(many)
+
+
 def reference_checksum(results):
     """The checksum every system must print: CPython's (the oracle), else the most common one."""
     for r in results:
@@ -339,7 +356,7 @@ def ratio(a, b):
     return None if (a is None or b is None or b == 0) else a / b
 
 
-def write_report(path, env, args, modes, thread_counts, all_results, versions, elapsed, failures):
+def write_report(path, env, args, modes, thread_counts, all_results, versions, elapsed, probes):
     L = []
     A = L.append
     title = "quick check" if args.quick else "results"
@@ -366,7 +383,18 @@ def write_report(path, env, args, modes, thread_counts, all_results, versions, e
         A(f"| {k} | {v} |")
     for k, v in versions:
         A(f"| {k} | {v} |")
+    tmax = max(thread_counts)
+    for when, sp in probes:
+        if sp is not None:
+            A(f"| parallelism ({when}) | a pure C busy loop runs {sp:.2f}x faster on {tmax} threads "
+              f"than on 1 (ideal {tmax}) |")
     A("")
+    measured = [sp for _, sp in probes if sp is not None]
+    if measured and min(measured) < 0.75 * tmax:
+        A(f"**Warning: this machine did not give {tmax} threads {tmax} cores during this run (the C busy "
+          f"loop reached {min(measured):.2f}x of an ideal {tmax}x: the cores are shared with other work). "
+          "The multi-thread rows and speed-ups below measure time-slicing, not parallel scaling; "
+          "read them as such and rerun on a quiet machine with more cores.**\n")
     A(f"Sizes: `{args.sizes}`; {args.runs} runs of every (program, system, threads), interleaved; "
       f"times are the **median** wall-clock seconds of the whole process (start-up included). "
       f"Threads: {', '.join(map(str, thread_counts))}. Whole run: {elapsed:.0f} s. "
@@ -491,6 +519,9 @@ def main():
         ("gcc", first_line([os.environ.get("CC", "gcc"), "--version"])),
         ("rustc", first_line(["rustc", "--version"])),
     ]
+    probe_iters = 300_000_000 if args.quick else 2_000_000_000
+    log("measuring the machine's parallelism (C busy loop, 1 vs max threads) ...")
+    probes = [("start of run", probe_parallelism(env, max(thread_counts), probe_iters))]
     all_results = []
     failures = 0
     for prog in progs:
@@ -505,8 +536,9 @@ def main():
                 log(f"  MISMATCH/FAILURE {prog}: {r.system.label} t={r.system.threads}: "
                     f"{r.error or sorted(r.outputs)} (expected {ref})")
         all_results.append((prog, size, results))
+    probes.append(("end of run", probe_parallelism(env, max(thread_counts), probe_iters)))
     elapsed = time.time() - t_start
-    write_report(args.report, env, args, modes, thread_counts, all_results, versions, elapsed, failures)
+    write_report(args.report, env, args, modes, thread_counts, all_results, versions, elapsed, probes)
     log(f"wrote {args.report} ({elapsed:.0f} s); {failures} failures or mismatches")
     for n in env.notes:
         log("note: " + n)
