@@ -2,7 +2,7 @@
 //! promoted to the old space before any code embeds them), compilation of every function,
 //! entry trampolines, `--dump-asm`, and the single transaction of part 1.
 
-use crate::compile::{FnCompiler, Shared, LOC_CARD_WB, LOC_LIST_FAST, LOC_POLL};
+use crate::compile::{FnCompiler, Shared, LOC_ATTR_FAST, LOC_CARD_WB, LOC_LIST_FAST, LOC_POLL};
 use crate::disasm::{srcloc_annotations, Syntax};
 use crate::rt::{self, calls, helpers, Ctx, Runtime, ERR, UNBOUND};
 use crate::{Jit, SegmentBase};
@@ -46,8 +46,18 @@ fn helper_table() -> Vec<(&'static str, *const u8, usize, bool)> {
         ("stmjit_delitem", stmjit_delitem as *const u8, 3, false),
         ("stmjit_getslice", stmjit_getslice as *const u8, 4, false),
         ("stmjit_setslice", stmjit_setslice as *const u8, 5, false),
-        ("stmjit_getattr", stmjit_getattr as *const u8, 3, false),
-        ("stmjit_setattr", stmjit_setattr as *const u8, 4, false),
+        (
+            "stmjit_getattr_site",
+            stmjit_getattr_site as *const u8,
+            4,
+            false,
+        ),
+        (
+            "stmjit_setattr_site",
+            stmjit_setattr_site as *const u8,
+            5,
+            false,
+        ),
         ("stmjit_new_list", stmjit_new_list as *const u8, 3, false),
         ("stmjit_new_dict", stmjit_new_dict as *const u8, 3, false),
         ("stmjit_iter", stmjit_iter as *const u8, 2, false),
@@ -109,6 +119,12 @@ fn helper_table() -> Vec<(&'static str, *const u8, usize, bool)> {
             calls::stmjit_with_lock as *const u8,
             2,
             false,
+        ),
+        (
+            "stmjit_write_barrier_slow",
+            stmjit_runtime::ffi::stmjit_write_barrier_slow as *const u8,
+            2,
+            true,
         ),
         (
             "stmjit_write_card_slow",
@@ -294,6 +310,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
         func_names,
         sites: Vec::new(),
         classdefs: Vec::new(),
+        attr_caches: Vec::new(),
         classes: Vec::new(),
         globals: 0,
         error: None,
@@ -520,6 +537,9 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
                     Some("card write barrier (flag test, card marker, slow path)".into())
                 }
                 LOC_LIST_FAST => Some("list index fast path (type and bounds checks)".into()),
+                LOC_ATTR_FAST => {
+                    Some("attribute fast path (instance type, cached shape slot)".into())
+                }
                 _ => None,
             })
         });

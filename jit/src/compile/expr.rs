@@ -143,9 +143,7 @@ impl FnCompiler<'_, '_> {
             }
             ExprKind::Attr { obj, name } => {
                 let o = self.expr(obj);
-                let nid = self.sh.rt.name_id(name) as i64;
-                let nid = self.b.ins().iconst(I64, nid);
-                self.call_checked("stmjit_getattr", &[self.ctx, o, nid], e.span)
+                self.getattr(o, name, e.span)
             }
             ExprKind::Index { obj, index } => {
                 let (o, i) = self.operands(obj, index);
@@ -649,6 +647,132 @@ impl FnCompiler<'_, '_> {
         self.b.set_srcloc(SourceLoc::default());
         let _ = mf();
         addr
+    }
+
+    /// A new attribute-site cache `[class id, slot]` (filled by the helpers).
+    fn attr_cache(&mut self) -> i64 {
+        let b = Box::new([u64::MAX, 0]);
+        let p = &*b as *const [u64; 2] as i64;
+        self.sh.rt.attr_caches.push(b);
+        p
+    }
+
+    /// Inline instance-slot access through the site cache: branches to `slow` unless `o`
+    /// is an instance of the cached class whose slots array has the cached slot; returns
+    /// `(slots array, segment offset of the slot word)` after the instance's read barrier.
+    fn attr_slot(
+        &mut self,
+        o: Value,
+        cache: i64,
+        slow: cranelift_codegen::ir::Block,
+    ) -> (Value, Value) {
+        use stmjit_runtime::objects::{ArrayObj, ClassObj, InstanceObj};
+        self.b.set_srcloc(SourceLoc::new(super::LOC_ATTR_FAST));
+        let low = self.b.ins().band_imm(o, 1);
+        let small = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, o, 4096);
+        let low8 = self.b.ins().icmp_imm(IntCC::NotEqual, low, 0);
+        let not_ref = self.b.ins().bor(low8, small);
+        let b1 = self.b.create_block();
+        self.b.ins().brif(not_ref, slow, &[], b1, &[]);
+        self.b.switch_to_block(b1);
+        let ta = self.seg_addr(o);
+        let ty = self.b.ins().load(
+            I32,
+            mf(),
+            ta,
+            stmjit_runtime::objects::TYPE_ID_OFFSET as i32,
+        );
+        let is_inst = self
+            .b
+            .ins()
+            .icmp_imm(IntCC::Equal, ty, self.sh.rt.types.instance.0 as i64);
+        let b2 = self.b.create_block();
+        self.b.ins().brif(is_inst, b2, &[], slow, &[]);
+        self.b.switch_to_block(b2);
+        self.read_barrier(o);
+        let ca = self.seg_addr(o);
+        let cls = self
+            .b
+            .ins()
+            .load(I64, mf(), ca, offset_of!(InstanceObj, class) as i32);
+        // The class id never changes: no barrier.
+        let ia = self.seg_addr(cls);
+        let cid = self
+            .b
+            .ins()
+            .load(I64, mf(), ia, offset_of!(ClassObj, class_id) as i32);
+        let cp = self.b.ins().iconst(I64, cache);
+        let want = self.b.ins().load(I64, mf(), cp, 0);
+        let hit = self.b.ins().icmp(IntCC::Equal, cid, want);
+        let b3 = self.b.create_block();
+        self.b.ins().brif(hit, b3, &[], slow, &[]);
+        self.b.switch_to_block(b3);
+        let sa = self.seg_addr(o);
+        let slots = self
+            .b
+            .ins()
+            .load(I64, mf(), sa, offset_of!(InstanceObj, slots) as i32);
+        let b4 = self.b.create_block();
+        self.b.ins().brif(slots, b4, &[], slow, &[]);
+        self.b.switch_to_block(b4);
+        let idx = self.b.ins().load(I64, mf(), cp, 8);
+        let ka = self.seg_addr(slots);
+        let cap = self
+            .b
+            .ins()
+            .load(I64, mf(), ka, offset_of!(ArrayObj, cap) as i32);
+        let inb = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, cap);
+        let b5 = self.b.create_block();
+        self.b.ins().brif(inb, b5, &[], slow, &[]);
+        self.b.switch_to_block(b5);
+        let off = self.b.ins().ishl_imm(idx, 3);
+        let off = self.b.ins().iadd_imm(off, ARRAY_DATA as i64);
+        let addr = self.b.ins().iadd(slots, off);
+        self.b.set_srcloc(SourceLoc::default());
+        (slots, addr)
+    }
+
+    /// `o.name`, inline for instance slots.
+    pub(crate) fn getattr(&mut self, o: Value, name: &str, span: Span) -> Value {
+        let cache = self.attr_cache();
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let (slots, addr) = self.attr_slot(o, cache, slow);
+        self.read_barrier(slots);
+        let a = self.seg_addr(addr);
+        let v = self.b.ins().load(I64, mf(), a, 0);
+        let absent = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
+        self.b.ins().brif(absent, slow, &[], done, &[v.into()]);
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        let nid = self.sh.rt.name_id(name) as i64;
+        let nid = self.b.ins().iconst(I64, nid);
+        let cp = self.b.ins().iconst(I64, cache);
+        let r = self.call_checked("stmjit_getattr_site", &[self.ctx, o, nid, cp], span);
+        self.b.ins().jump(done, &[r.into()]);
+        self.b.switch_to_block(done);
+        self.b.block_params(done)[0]
+    }
+
+    /// `o.name = v`, inline for existing instance slots (write barrier on the slots array).
+    pub(crate) fn setattr(&mut self, o: Value, name: &str, v: Value, span: Span) {
+        let cache = self.attr_cache();
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        let (slots, addr) = self.attr_slot(o, cache, slow);
+        self.write_barrier(slots, span);
+        let a = self.seg_addr(addr);
+        self.b.ins().store(mf(), v, a, 0);
+        self.b.ins().jump(done, &[]);
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        let nid = self.sh.rt.name_id(name) as i64;
+        let nid = self.b.ins().iconst(I64, nid);
+        let cp = self.b.ins().iconst(I64, cache);
+        self.call_checked("stmjit_setattr_site", &[self.ctx, o, nid, v, cp], span);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
     }
 
     /// `o[i]`, inline for lists.

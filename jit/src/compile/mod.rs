@@ -40,6 +40,8 @@ pub const LOC_POLL: u32 = 1;
 pub const LOC_CARD_WB: u32 = 2;
 /// Marks the inline list-indexing fast path.
 pub const LOC_LIST_FAST: u32 = 3;
+/// Marks the inline instance-attribute fast path.
+pub const LOC_ATTR_FAST: u32 = 4;
 
 /// What the compiler of one function needs from the program-level compiler.
 pub struct Shared<'a> {
@@ -276,6 +278,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             "stmjit_iter_next",
             "stmjit_trace",
             "stmjit_write_card_slow",
+            "stmjit_write_barrier_slow",
             "stmjit_name_error",
             "stmjit_unbound_local",
             "stmjit_recursion_error",
@@ -465,6 +468,35 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
         self.b.set_srcloc(SourceLoc::default());
+    }
+
+    /// Write barrier of a non-carded object: `test byte gs:[obj + flags], WB; jnz slow`.
+    pub(crate) fn write_barrier(&mut self, obj: Value, span: Span) {
+        let fa = self.seg_addr(obj);
+        let flags = self.b.ins().load(I8, mf(), fa, 0);
+        let bit = self
+            .b
+            .ins()
+            .band_imm(flags, stmjit_runtime::WRITE_BARRIER_FLAG as i64);
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.ins().brif(bit, slow, &[], done, &[]);
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        let th = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, th) as i32);
+        let st = self.call("stmjit_write_barrier_slow", &[th, obj]);
+        let aborted = self.b.ins().icmp_imm(IntCC::NotEqual, st, 0);
+        let raise = self.b.create_block();
+        self.b.ins().brif(aborted, raise, &[], done, &[]);
+        self.b.set_cold_block(raise);
+        self.b.switch_to_block(raise);
+        let r = self.call("stmjit_aborted", &[self.ctx]);
+        self.check(r, span);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
     }
 
     /// Safe-point poll at a loop back-edge: `cmp qword gs:[safe_point_request], 0`.

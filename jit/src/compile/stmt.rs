@@ -60,9 +60,7 @@ impl FnCompiler<'_, '_> {
                 let vt = self.push_temp(v);
                 let o = self.expr(obj);
                 let v = self.load_slot(vt);
-                let nid = self.sh.rt.name_id(name) as i64;
-                let nid = self.b.ins().iconst(I64, nid);
-                self.call_checked("stmjit_setattr", &[self.ctx, o, nid, v], obj.span);
+                self.setattr(o, name, v, obj.span);
                 self.pop_temps(mark);
             }
         }
@@ -290,16 +288,13 @@ impl FnCompiler<'_, '_> {
                 let mark = self.temp_mark();
                 let o = self.expr(obj);
                 let ot = self.push_temp(o);
-                let nid = self.sh.rt.name_id(name) as i64;
-                let n1 = self.b.ins().iconst(I64, nid);
-                let cur = self.call_checked("stmjit_getattr", &[self.ctx, o, n1], obj.span);
+                let cur = self.getattr(o, name, obj.span);
                 let ct = self.push_temp(cur);
                 let rhs = self.expr(value);
                 let cur = self.load_slot(ct);
                 let new = self.binop(op, cur, rhs, span, true);
                 let o = self.load_slot(ot);
-                let n2 = self.b.ins().iconst(I64, nid);
-                self.call_checked("stmjit_setattr", &[self.ctx, o, n2, new], span);
+                self.setattr(o, name, new, span);
                 self.pop_temps(mark);
             }
         }

@@ -622,6 +622,56 @@ pub unsafe extern "C" fn stmjit_getattr(ctx: *mut Ctx, o: Word, name: u64) -> Wo
     with_rt(ctx, |rt| rt.getattr(o, name as u32))
 }
 
+/// Fills an attribute-site cache when `o` is an instance whose class shape has `name`.
+fn fill_cache(rt: &mut Runtime, o: Word, name: u32, cache: *mut [u64; 2]) {
+    if rt.is(o, rt.types.instance) {
+        rt.rb(o);
+        let cls = rt.ld(o, offset_of!(InstanceObj, class) as u64);
+        let id = rt.ld(cls, offset_of!(ClassObj, class_id) as u64);
+        if let Some(slot) = rt.shape_slot(id as usize, name) {
+            // SAFETY: JIT code passes the address of a live cache cell it reads itself.
+            unsafe { *cache = [id, slot as u64] };
+        }
+    }
+}
+
+/// `o.name` from an attribute site with a cache (filled for the site's fast path).
+///
+/// # Safety
+/// As [`stmjit_binop`]; `cache` is the site's cache cell.
+pub unsafe extern "C" fn stmjit_getattr_site(
+    ctx: *mut Ctx,
+    o: Word,
+    name: u64,
+    cache: *mut [u64; 2],
+) -> Word {
+    with_rt(ctx, |rt| {
+        let r = rt.getattr(o, name as u32)?;
+        fill_cache(rt, o, name as u32, cache);
+        Ok(r)
+    })
+}
+
+/// `o.name = v` from an attribute site with a cache; returns None.
+///
+/// # Safety
+/// As [`stmjit_getattr_site`].
+pub unsafe extern "C" fn stmjit_setattr_site(
+    ctx: *mut Ctx,
+    o: Word,
+    name: u64,
+    v: Word,
+    cache: *mut [u64; 2],
+) -> Word {
+    with_rt(ctx, |rt| {
+        let ro = rt.root(o);
+        rt.setattr(o, name as u32, v)?;
+        let o = rt.get(ro);
+        fill_cache(rt, o, name as u32, cache);
+        Ok(NONE)
+    })
+}
+
 /// `o.name = v`; returns None.
 ///
 /// # Safety

@@ -144,6 +144,8 @@ pub struct Runtime {
     pub sites: Vec<Site>,
     /// Class statements.
     pub classdefs: Vec<ClassDef>,
+    /// Attribute-site caches `[class id, slot]` read by JIT code (boxed: stable addresses).
+    pub attr_caches: Vec<Box<[u64; 2]>>,
     /// Classes created at run time (index = `ClassObj::class_id`).
     pub classes: Vec<ClassInfo>,
     /// The globals array (a card-marked array object, one word per global).
