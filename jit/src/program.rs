@@ -285,41 +285,16 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     let ss = th.shadow_stack_ptr();
     let th_ptr: *mut stmjit_runtime::StmThread = &mut *th;
     let nfuncs = program.functions.len();
-    let mut func_names: Vec<String> = program
-        .functions
-        .iter()
-        .map(|f| f.qualname.clone())
-        .collect();
-    func_names.push("<module>".into());
-    let mut rt = Box::new(Runtime {
-        program: program.clone(),
-        file: file.to_string(),
+    let heap_left = (layout.old_end - layout.old_start) / 2;
+    let mut rt = Box::new(Runtime::new(
+        program.clone(),
+        file,
         args,
         types,
+        th_ptr,
         seg_base,
-        th: th_ptr,
-        ss,
-        heap_left: (layout.old_end - layout.old_start) / 2,
-        names: Vec::new(),
-        name_ids: HashMap::new(),
-        name_strs: Vec::new(),
-        str_consts: HashMap::new(),
-        float_consts: HashMap::new(),
-        func_objs: Vec::new(),
-        entries: vec![None; nfuncs],
-        func_names,
-        sites: Vec::new(),
-        classdefs: Vec::new(),
-        attr_caches: Vec::new(),
-        classes: Vec::new(),
-        globals: 0,
-        error: None,
-        trace: Vec::new(),
-        trace_frozen: false,
-        current_site: 0,
-        out: Vec::new(),
-        start: std::time::Instant::now(),
-    });
+        heap_left,
+    ));
 
     // ----- constants: allocate, root (for the whole run), promote to the old space -----
     let (mut strs, mut floats, mut names) = (Vec::new(), Vec::new(), vec!["__init__".to_string()]);

@@ -117,6 +117,20 @@ fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word]) -> Word {
         Err((k, m)) => return rt.raise(k, m),
     };
     rt.set(ri, inst);
+    // Slots for every attribute the class's instances have had so far, so that
+    // `__init__`'s assignments take the inline path.
+    let id = rt.ld(rt.get(rc), offset_of!(ClassObj, class_id) as u64) as usize;
+    let n = rt.classes[id].shape.len() as u64;
+    if n > 0 {
+        match rt.new_array(false, n, UNBOUND) {
+            Ok(slots) => {
+                let inst = rt.get(ri);
+                rt.st(inst, offset_of!(InstanceObj, slots) as u64, slots);
+            }
+            Err((k, m)) => return rt.raise(k, m),
+        }
+    }
+    let inst = rt.get(ri);
     let cls = rt.get(rc);
     // SAFETY: the 1 + args.len() slots from `ri` were pushed just above, contiguously.
     let all = unsafe { std::slice::from_raw_parts(ri.ptr(), 1 + args.len()) };

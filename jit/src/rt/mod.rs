@@ -165,6 +165,57 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// The runtime of a program about to run in the transaction of `th` (which must be
+    /// running one, on the segment at `seg_base`).
+    pub fn new(
+        program: Arc<Program>,
+        file: &str,
+        args: Vec<String>,
+        types: Types,
+        th: *mut StmThread,
+        seg_base: u64,
+        heap_left: u64,
+    ) -> Runtime {
+        let nfuncs = program.functions.len();
+        let mut func_names: Vec<String> = program
+            .functions
+            .iter()
+            .map(|f| f.qualname.clone())
+            .collect();
+        func_names.push("<module>".into());
+        // SAFETY: th is a live handle owned by the caller for the runtime's lifetime.
+        let ss = unsafe { (*th).shadow_stack_ptr() };
+        Runtime {
+            program,
+            file: file.to_string(),
+            args,
+            types,
+            seg_base,
+            th,
+            ss,
+            heap_left,
+            names: Vec::new(),
+            name_ids: HashMap::new(),
+            name_strs: Vec::new(),
+            str_consts: HashMap::new(),
+            float_consts: HashMap::new(),
+            func_objs: Vec::new(),
+            entries: vec![None; nfuncs],
+            func_names,
+            sites: Vec::new(),
+            classdefs: Vec::new(),
+            attr_caches: Vec::new(),
+            classes: Vec::new(),
+            globals: 0,
+            error: None,
+            trace: Vec::new(),
+            trace_frozen: false,
+            current_site: 0,
+            out: Vec::new(),
+            start: std::time::Instant::now(),
+        }
+    }
+
     /// Keeps `w` in the shadow stack until [`Runtime::release`] of an earlier mark.
     pub fn root(&self, w: Word) -> Root {
         // SAFETY: ss is this thread's shadow stack, used only by this thread; the slot
