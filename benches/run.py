@@ -19,6 +19,7 @@ options:
   --report PATH         where to write the report (default benches/REPORT.md; with --quick,
                         benches/build/REPORT-quick.md)
   --no-build            use what is already built
+  --skip-quick          with `all`, skip the quick checksum pass that runs first
 environment:
   STMJIT_BIN            the stmjit binary (default target/release/stmjit, built with cargo)
   STMJIT_MODE           as --stmjit-mode
@@ -270,7 +271,7 @@ def run_once(system, timeout):
     return dt, (lines[-1] if lines else ""), None
 
 
-def run_program(prog, systems, runs, timeout):
+def run_program(prog, systems, runs, timeout, quiet=False):
     results = [Result(s) for s in systems]
     for rep in range(runs):
         for res in results:
@@ -285,7 +286,8 @@ def run_program(prog, systems, runs, timeout):
             res.outputs.add(line)
         done = ", ".join(f"{r.system.label}/{r.system.threads or '-'} {r.times[-1]:.2f}"
                          for r in results if r.times and len(r.times) == rep + 1)
-        log(f"  {prog} run {rep + 1}/{runs}: {done}")
+        if not quiet:
+            log(f"  {prog} run {rep + 1}/{runs}: {done}")
     return results
 
 
@@ -318,7 +320,7 @@ def reference_checksum(results):
 # ---------------------------------------------------------------------------------------------
 # The report
 # ---------------------------------------------------------------------------------------------
-def machine_details():
+def machine_details(stmjit_bin):
     model = "?"
     try:
         with open("/proc/cpuinfo") as f:
@@ -335,13 +337,19 @@ def machine_details():
     except (ValueError, OSError):
         mem = 0
     commit = first_line(["git", "-C", ROOT, "log", "-1", "--format=%h %s"])
+    try:
+        built = datetime.datetime.fromtimestamp(os.path.getmtime(stmjit_bin), datetime.timezone.utc)
+        built = built.strftime("%Y-%m-%d %H:%M UTC")
+    except OSError:
+        built = "?"
     return [
         ("date (UTC)", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")),
         ("CPU", f"{model} ({'with' if rtm else 'without'} RTM)"),
         ("cores", f"{len(os.sched_getaffinity(0))} usable ({os.cpu_count()} present)"),
         ("memory", f"{mem:.0f} GiB"),
         ("kernel", platform.release()),
-        ("stmjit commit", commit),
+        ("repository HEAD at report time", commit),
+        ("stmjit binary built", built),
         ("load average at start", " ".join(f"{x:.2f}" for x in os.getloadavg())),
     ]
 
@@ -356,7 +364,7 @@ def ratio(a, b):
     return None if (a is None or b is None or b == 0) else a / b
 
 
-def write_report(path, env, args, modes, thread_counts, all_results, versions, elapsed, probes):
+def write_report(path, env, args, modes, thread_counts, all_results, versions, elapsed, probes, quick_note):
     L = []
     A = L.append
     title = "quick check" if args.quick else "results"
@@ -379,7 +387,7 @@ def write_report(path, env, args, modes, thread_counts, all_results, versions, e
         A("")
     A("## Machine\n")
     A("| | |\n|---|---|")
-    for k, v in machine_details():
+    for k, v in machine_details(env.stmjit):
         A(f"| {k} | {v} |")
     for k, v in versions:
         A(f"| {k} | {v} |")
@@ -404,6 +412,8 @@ def write_report(path, env, args, modes, thread_counts, all_results, versions, e
     A("## Checksums\n")
     A("Every system must print the same last line (CPython with `tests/oracle/prelude.py` is the "
       "reference), at every thread count.\n")
+    if quick_note:
+        A(quick_note + "\n")
     A("| program | size | checksum | agree |\n|---|---|---|---|")
     for prog, size, results in all_results:
         ref = reference_checksum(results)
@@ -490,6 +500,7 @@ def main():
     ap.add_argument("--report", default=None)
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--skip-quick", action="store_true", help="`all` without the quick checksum pass first")
     args = ap.parse_args()
     if args.sizes is None:
         args.sizes = "quick" if args.quick else "moderate"
@@ -510,6 +521,7 @@ def main():
     thread_counts = [int(x) for x in args.threads.split(",")] if args.threads else list(range(1, ncpu + 1))
 
     t_start = time.time()
+    failures = 0
     env = Env()
     env.build(args.no_build, peers)
     versions = [
@@ -519,11 +531,28 @@ def main():
         ("gcc", first_line([os.environ.get("CC", "gcc"), "--version"])),
         ("rustc", first_line(["rustc", "--version"])),
     ]
+    quick_note = None
+    if not args.quick and not args.skip_quick:
+        log("quick check of every checksum (tiny sizes, 1 run) ...")
+        bad, n = [], 0
+        for prog in progs:
+            size = PROGRAMS[prog][SIZE_INDEX["quick"]]
+            results = run_program(prog, systems_for(prog, env, modes, thread_counts, peers, size), 1,
+                                  args.timeout, quiet=True)
+            ref = reference_checksum(results)
+            for r in results:
+                n += 1
+                if r.error or any(o != ref for o in r.outputs):
+                    bad.append(f"{prog}: {r.system.label}/{r.system.threads or '-'} "
+                               f"{r.error or sorted(r.outputs)} (expected {ref})")
+        failures += len(bad)
+        quick_note = (f"Quick check (sizes `quick`, every program on every system and thread count, "
+                      f"{n} runs): " + ("all checksums agree." if not bad else "**FAILED**: " + "; ".join(bad)))
+        log(quick_note)
     probe_iters = 300_000_000 if args.quick else 2_000_000_000
     log("measuring the machine's parallelism (C busy loop, 1 vs max threads) ...")
     probes = [("start of run", probe_parallelism(env, max(thread_counts), probe_iters))]
     all_results = []
-    failures = 0
     for prog in progs:
         size = PROGRAMS[prog][SIZE_INDEX[args.sizes]]
         systems = systems_for(prog, env, modes, thread_counts, peers, size)
@@ -538,7 +567,8 @@ def main():
         all_results.append((prog, size, results))
     probes.append(("end of run", probe_parallelism(env, max(thread_counts), probe_iters)))
     elapsed = time.time() - t_start
-    write_report(args.report, env, args, modes, thread_counts, all_results, versions, elapsed, probes)
+    write_report(args.report, env, args, modes, thread_counts, all_results, versions, elapsed, probes,
+                 quick_note)
     log(f"wrote {args.report} ({elapsed:.0f} s); {failures} failures or mismatches")
     for n in env.notes:
         log("note: " + n)
