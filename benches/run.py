@@ -90,6 +90,7 @@ PROGRAMS = {
     "wordcount":   ("2000", "300000", "2000000", True, []),
     "isqrt":       ("2000", "200000", "1000000", False, []),
     "microtx":     ("2000", "3000000", "10000000", True, []),
+    "microtq":     ("2000", "500000", "3000000", False, []),
     "server":      ("1000", "100000", "500000", False, []),
 }
 SIZE_INDEX = {"quick": 0, "moderate": 1, "large": 2}
@@ -148,7 +149,7 @@ class Env:
             self.notes.append(
                 f"`stmjit run` does not accept `{threads_flag(1)[0]}` yet: the threaded programs still "
                 "spawn THREADS threads (their argument), but the runtime's own parallelism cannot be "
-                "limited, so the TransactionQueue programs (isqrt, server) run once, at the runtime's default.")
+                "limited, so the TransactionQueue programs (isqrt, microtq, server) run once, at the runtime's default.")
         if "--stats" not in helptext:
             self.notes.append("`stmjit run` does not accept `--stats` yet: no abort counts or "
                               "sync-pause shares (the runner does not parse them yet either).")
