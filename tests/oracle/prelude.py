@@ -65,7 +65,10 @@ class TransactionQueue:
 
 
 def cores():
-    return len(_os.sched_getaffinity(0))
+    # PyPy3 7.3 lacks os.sched_getaffinity; fall back to the CPU count there.
+    if hasattr(_os, "sched_getaffinity"):
+        return len(_os.sched_getaffinity(0))
+    return _os.cpu_count() or 1
 
 
 def args():
