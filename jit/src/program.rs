@@ -285,7 +285,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     let ss = th.shadow_stack_ptr();
     let th_ptr: *mut stmjit_runtime::StmThread = &mut *th;
     let nfuncs = program.functions.len();
-    let heap_left = (layout.old_end - layout.old_start) / 2;
+    let heap_limit = (layout.old_end - layout.old_start) / 4 * 3;
     let mut rt = Box::new(Runtime::new(
         program.clone(),
         file,
@@ -293,7 +293,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
         types,
         th_ptr,
         seg_base,
-        heap_left,
+        heap_limit,
     ));
 
     // ----- constants: allocate, root (for the whole run), promote to the old space -----

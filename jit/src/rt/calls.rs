@@ -244,6 +244,11 @@ pub fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
                 generic_builtin(rt, b, args)
             }
         }),
+        // `str(x)` only reads its argument: no identity-keeping conversion.
+        Builtin::Str if args.len() == 1 => with_rt(ctx, |rt| {
+            let s = rt.to_str(args[0])?;
+            rt.new_str(&s)
+        }),
         _ => with_rt(ctx, |rt| generic_builtin(rt, b, args)),
     }
 }

@@ -33,6 +33,9 @@ pub struct Memo {
     back: HashMap<usize, Root>,
     /// Copy the contents of nested containers (else: empty stand-ins).
     pub deep: bool,
+    /// Remember (and root) the heap object of every container, to map results back;
+    /// read-only conversions (text forms, comparisons) need not.
+    pub keep: bool,
 }
 
 impl Memo {
@@ -40,13 +43,30 @@ impl Memo {
     pub fn deep() -> Memo {
         Memo {
             deep: true,
+            keep: true,
             ..Memo::default()
         }
     }
 
     /// A memo for shallow conversion.
     pub fn shallow() -> Memo {
+        Memo {
+            keep: true,
+            ..Memo::default()
+        }
+    }
+
+    /// A memo for a shallow conversion whose result is only read.
+    pub fn peek() -> Memo {
         Memo::default()
+    }
+
+    /// A memo for a deep conversion whose result is only read (never converted back).
+    pub fn reading() -> Memo {
+        Memo {
+            deep: true,
+            ..Memo::default()
+        }
     }
 }
 
@@ -84,7 +104,9 @@ impl Runtime {
             let arc = Arc::new(VList::default());
             let v = Value::List(arc.clone());
             memo.fwd.insert(w, v.clone());
-            memo.back.insert(arc_id(&arc), self.root(w));
+            if memo.keep {
+                memo.back.insert(arc_id(&arc), self.root(w));
+            }
             if contents {
                 let items: Vec<Value> = self
                     .list_items(w)
@@ -98,7 +120,9 @@ impl Runtime {
             let arc = Arc::new(VDict::default());
             let v = Value::Dict(arc.clone());
             memo.fwd.insert(w, v.clone());
-            memo.back.insert(arc_id(&arc), self.root(w));
+            if memo.keep {
+                memo.back.insert(arc_id(&arc), self.root(w));
+            }
             if contents {
                 let mut map = Dict::default();
                 for (k, x) in self.dict_items(w) {
@@ -122,7 +146,9 @@ impl Runtime {
                 class,
                 attrs: Mutex::new(Vec::new()),
             });
-            memo.back.insert(arc_id(&arc), self.root(w));
+            if memo.keep {
+                memo.back.insert(arc_id(&arc), self.root(w));
+            }
             let v = Value::Instance(arc);
             memo.fwd.insert(w, v.clone());
             v
@@ -132,7 +158,9 @@ impl Runtime {
                 base: None,
                 attrs: Mutex::new(Vec::new()),
             });
-            memo.back.insert(arc_id(&arc), self.root(w));
+            if memo.keep {
+                memo.back.insert(arc_id(&arc), self.root(w));
+            }
             let v = Value::Class(arc);
             memo.fwd.insert(w, v.clone());
             v
@@ -159,17 +187,23 @@ impl Runtime {
             let v = match self.ld(w, offset_of!(OpaqueObj, kind) as u64) {
                 OPAQUE_THREAD => {
                     let a = Arc::new(ThreadObj::default());
-                    memo.back.insert(arc_id(&a), self.root(w));
+                    if memo.keep {
+                        memo.back.insert(arc_id(&a), self.root(w));
+                    }
                     Value::Thread(a)
                 }
                 OPAQUE_LOCK => {
                     let a = Arc::new(LockObj::default());
-                    memo.back.insert(arc_id(&a), self.root(w));
+                    if memo.keep {
+                        memo.back.insert(arc_id(&a), self.root(w));
+                    }
                     Value::Lock(a)
                 }
                 _ => {
                     let a = Arc::new(QueueObj::default());
-                    memo.back.insert(arc_id(&a), self.root(w));
+                    if memo.keep {
+                        memo.back.insert(arc_id(&a), self.root(w));
+                    }
                     Value::Queue(a)
                 }
             };
@@ -198,12 +232,12 @@ impl Runtime {
                 }
                 // Every converted item stays rooted until the operation ends (via_values).
                 let items = l.snapshot();
-                let mut roots = Vec::with_capacity(items.len());
+                let mut held = Vec::with_capacity(items.len());
                 for x in &items {
                     let w = self.from_value(x, memo)?;
-                    roots.push(self.root(w));
+                    held.push(self.hold(w));
                 }
-                let words: Vec<Word> = roots.iter().map(|&r| self.get(r)).collect();
+                let words: Vec<Word> = held.iter().map(|&h| self.held(h)).collect();
                 let w = self.new_list(&words)?;
                 memo.back.insert(arc_id(l), self.root(w));
                 w
@@ -290,14 +324,14 @@ impl Runtime {
         if is_int(w) {
             return Ok(value::to_int(w).to_string());
         }
-        let v = self.to_value(w, &mut Memo::deep());
+        let v = self.to_value(w, &mut Memo::reading());
         let names = |id: usize| self.program.functions[id].qualname.clone();
         v.to_str(&names)
     }
 
     /// `repr(w)`.
     pub fn repr(&self, w: Word) -> R<String> {
-        let v = self.to_value(w, &mut Memo::deep());
+        let v = self.to_value(w, &mut Memo::reading());
         let names = |id: usize| self.program.functions[id].qualname.clone();
         v.repr(&names)
     }

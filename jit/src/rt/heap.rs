@@ -3,7 +3,7 @@
 //! runtime's slow path, card marking for card-marked arrays), plus allocation and the
 //! language objects' operations (str, float, list, dict, instance slots).
 
-use super::{exc, Root, Runtime, R, UNBOUND};
+use super::{exc, Runtime, R, UNBOUND};
 use std::mem::offset_of;
 use stmjit_lang::diag::ErrorKind;
 use stmjit_runtime::ffi::{
@@ -118,11 +118,19 @@ impl Runtime {
 
     /// Allocates a zeroed object (a MemoryError when the heap is exhausted).
     pub fn alloc(&mut self, t: stmjit_runtime::TypeId, size: u64) -> R<u64> {
-        let rounded = size.div_ceil(16) * 16;
-        if rounded > self.heap_left {
-            return Err(exc(ErrorKind::MemoryError, "out of memory"));
+        // The old space must keep room for this object and for a full nursery's survivors
+        // (the runtime panics when it is exhausted): checked for every big object and every
+        // 256th small one (small ones go to the nursery first).
+        self.allocs_unchecked += 1;
+        if size > 4096 || self.allocs_unchecked >= 256 {
+            self.allocs_unchecked = 0;
+            let l = self.stm.layout();
+            let nursery = l.nursery_end - l.nursery_start;
+            let used = self.stm.old_pages_in_use() * stmjit_runtime::PAGE_SIZE;
+            if size > self.heap_limit || used + size + nursery > self.heap_limit {
+                return Err(exc(ErrorKind::MemoryError, "out of memory"));
+            }
         }
-        self.heap_left -= rounded;
         // SAFETY: th is this thread's handle, in a transaction on its segment.
         let r = unsafe { stmjit_alloc(self.th, t.0, size) };
         if r == 0 {
@@ -232,16 +240,69 @@ impl Runtime {
     pub fn new_list(&mut self, items: &[Word]) -> R<Word> {
         // The items and the array are rooted across the allocations (they may move).
         let m = self.mark();
-        let roots: Vec<Root> = items.iter().map(|&w| self.root(w)).collect();
+        let held = self.hold_all(items)?;
         let cap = (items.len() as u64).max(4);
         let arr = self.new_array(true, cap, 0)?;
         let ra = self.root(arr);
         let l = self.alloc(self.types.list, std::mem::size_of::<ListObj>() as u64)?;
         let arr = self.get(ra);
-        for (i, &r) in roots.iter().enumerate() {
-            self.st(arr, ARRAY_DATA + 8 * i as u64, self.get(r));
+        for (i, &h) in held.iter().enumerate() {
+            self.st(arr, ARRAY_DATA + 8 * i as u64, self.held(h));
         }
         self.st(l, LIST_LEN, items.len() as u64);
+        self.st(l, LIST_ITEMS, arr);
+        self.release(m);
+        Ok(l)
+    }
+
+    /// A new list made of `times` repetitions of the concatenated slices `(list, lo, hi)`.
+    /// The items are copied from the source lists after the allocations (only the sources
+    /// are rooted), so any number of items can be copied.
+    pub fn list_concat(&mut self, parts: &[(Word, u64, u64)], times: u64) -> R<Word> {
+        let m = self.mark();
+        let roots: Vec<(super::Root, u64, u64)> = parts
+            .iter()
+            .map(|&(l, lo, hi)| (self.root(l), lo, hi))
+            .collect();
+        let per: u64 = parts.iter().map(|&(_, lo, hi)| hi - lo).sum();
+        let total = per
+            .checked_mul(times)
+            .filter(|&t| t <= self.heap_limit / 8)
+            .ok_or_else(|| exc(ErrorKind::MemoryError, "sequence too large"))?;
+        let arr = self.new_array(true, total.max(4), 0)?;
+        let ra = self.root(arr);
+        let l = self.alloc(self.types.list, std::mem::size_of::<ListObj>() as u64)?;
+        let arr = self.get(ra);
+        let mut k = 0;
+        for _ in 0..times {
+            for &(r, lo, hi) in &roots {
+                let src = self.get(r);
+                for i in lo..hi {
+                    let w = self.list_get(src, i);
+                    self.st(arr, ARRAY_DATA + 8 * k, w);
+                    k += 1;
+                }
+            }
+        }
+        self.st(l, LIST_LEN, total);
+        self.st(l, LIST_ITEMS, arr);
+        self.release(m);
+        Ok(l)
+    }
+
+    /// A new list of the keys of a dict, in order (copied after the allocations).
+    pub fn dict_keys_list(&mut self, d: Word) -> R<Word> {
+        let m = self.mark();
+        let rd = self.root(d);
+        let n = self.dict_len(d);
+        let arr = self.new_array(true, n.max(4), 0)?;
+        let ra = self.root(arr);
+        let l = self.alloc(self.types.list, std::mem::size_of::<ListObj>() as u64)?;
+        let (d, arr) = (self.get(rd), self.get(ra));
+        for (k, (key, _)) in self.dict_items(d).into_iter().enumerate() {
+            self.st(arr, ARRAY_DATA + 8 * k as u64, key);
+        }
+        self.st(l, LIST_LEN, n);
         self.st(l, LIST_ITEMS, arr);
         self.release(m);
         Ok(l)
@@ -321,10 +382,10 @@ impl Runtime {
         if items.len() as u64 > self.arr_cap(arr) {
             let m = self.mark();
             let rl = self.root(l);
-            let roots: Vec<Root> = items.iter().map(|&w| self.root(w)).collect();
+            let held = self.hold_all(&items)?;
             arr = self.new_array(true, items.len() as u64, 0)?;
             l = self.get(rl);
-            items = roots.iter().map(|&r| self.get(r)).collect();
+            items = held.iter().map(|&h| self.held(h)).collect();
             self.release(m);
             self.wb(l)?;
             self.st(l, LIST_ITEMS, arr);
@@ -480,17 +541,15 @@ impl Runtime {
         }
         let m = self.mark();
         let rd = self.root(d);
-        let roots: Vec<(Root, Root)> = items
-            .iter()
-            .map(|&(k, v)| (self.root(k), self.root(v)))
-            .collect();
+        let flat: Vec<Word> = items.iter().flat_map(|&(k, v)| [k, v]).collect();
+        let held = self.hold_all(&flat)?;
         let entries = self.new_array(true, 2 * cap, 0)?;
         let re = self.root(entries);
         let index = self.new_array(true, 2 * cap, 0)?;
         let (d, entries) = (self.get(rd), self.get(re));
-        let items: Vec<(Word, Word)> = roots
-            .iter()
-            .map(|&(k, v)| (self.get(k), self.get(v)))
+        let items: Vec<(Word, Word)> = held
+            .chunks(2)
+            .map(|kv| (self.held(kv[0]), self.held(kv[1])))
             .collect();
         self.release(m);
         self.wb(d)?;

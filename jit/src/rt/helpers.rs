@@ -56,7 +56,14 @@ pub fn with_rt(ctx: *mut Ctx, f: impl FnOnce(&mut Runtime) -> R<Word>) -> Word {
     // SAFETY: JIT code passes the live context of its thread; its runtime outlives the run
     // and no other reference to it is active during a helper call.
     let rt = unsafe { &mut *(*ctx).rt };
-    match f(rt) {
+    let r = f(rt);
+    if rt.root_overflow.replace(false) {
+        return rt.raise(
+            ErrorKind::MemoryError,
+            "too many objects held by one operation",
+        );
+    }
+    match r {
         Ok(w) => w,
         Err((k, m)) => rt.raise(k, m),
     }
@@ -93,12 +100,12 @@ impl Runtime {
         match v {
             Value::List(l) => {
                 let items = l.snapshot();
-                let mut roots = Vec::with_capacity(items.len());
+                let mut held = Vec::with_capacity(items.len());
                 for x in &items {
                     let x = self.from_value(x, memo)?;
-                    roots.push(self.root(x));
+                    held.push(self.hold(x));
                 }
-                let words: Vec<Word> = roots.iter().map(|&r| self.get(r)).collect();
+                let words: Vec<Word> = held.iter().map(|&h| self.held(h)).collect();
                 self.list_replace(self.get(w), &words)
             }
             Value::Dict(d) => {
@@ -127,14 +134,14 @@ impl Runtime {
         if self.is(a, s) && self.is(b, s) {
             return Ok(a == b || self.str_of(a) == self.str_of(b));
         }
-        let mut memo = Memo::deep();
+        let mut memo = Memo::reading();
         let (x, y) = (self.to_value(a, &mut memo), self.to_value(b, &mut memo));
         equal(&x, &y)
     }
 
     /// `a op b` for `<`, `<=`, `>`, `>=`.
     pub fn order(&self, op: CmpOp, a: Word, b: Word) -> R<bool> {
-        let mut memo = Memo::deep();
+        let mut memo = Memo::reading();
         let (x, y) = (self.to_value(a, &mut memo), self.to_value(b, &mut memo));
         order(&x, &y, op)
     }
@@ -155,7 +162,7 @@ impl Runtime {
             }
             return Ok(false);
         }
-        let mut memo = Memo::deep();
+        let mut memo = Memo::reading();
         let (c, x) = (
             self.to_value(container, &mut memo),
             self.to_value(item, &mut memo),
@@ -367,8 +374,7 @@ impl Runtime {
             return Ok(v);
         }
         if self.is(v, t.dict) {
-            let keys: Vec<Word> = self.dict_items(v).into_iter().map(|(k, _)| k).collect();
-            return self.new_list(&keys);
+            return self.dict_keys_list(v);
         }
         self.via_values(&[v], false, false, |a| {
             ops::iterate(&a[0]).map(stmjit_lang::value::ListObj::new_value)
@@ -424,9 +430,21 @@ pub unsafe extern "C" fn stmjit_binop(ctx: *mut Ctx, op: u64, a: Word, b: Word) 
             return rt.new_str(&s);
         }
         if op == BinOp::Add && rt.is(a, t.list) && rt.is(b, t.list) {
-            let mut items = rt.list_items(a);
-            items.extend(rt.list_items(b));
-            return rt.new_list(&items);
+            let (la, lb) = (rt.list_len(a), rt.list_len(b));
+            return rt.list_concat(&[(a, 0, la), (b, 0, lb)], 1);
+        }
+        if op == BinOp::Mul {
+            let (l, n) = if rt.is(a, t.list) { (a, b) } else { (b, a) };
+            if rt.is(l, t.list) && (is_int(n) || n == value::TRUE || n == value::FALSE) {
+                let len = rt.list_len(l);
+                let nv = if is_int(n) {
+                    Value::Int(value::to_int(n))
+                } else {
+                    Value::Bool(n == value::TRUE)
+                };
+                let count = ops::repeat_count(&nv, len as usize)?;
+                return rt.list_concat(&[(l, 0, len)], count as u64);
+            }
         }
         rt.via_values(&[a, b], false, false, |v| ops::binary(op, &v[0], &v[1]))
     })
@@ -497,7 +515,7 @@ pub unsafe extern "C" fn stmjit_compare(ctx: *mut Ctx, op: u64, a: Word, b: Word
             CmpOp::NotIn => !rt.contains(b, a)?,
             CmpOp::Is | CmpOp::IsNot => {
                 let same = a == b && !rt.is(a, rt.types.range) || {
-                    let mut m = Memo::shallow();
+                    let mut m = Memo::peek();
                     identical(&rt.to_value(a, &mut m), &rt.to_value(b, &mut m))
                 };
                 same == (op == CmpOp::Is)
@@ -565,6 +583,22 @@ fn bound(w: Word) -> Option<Word> {
 /// As [`stmjit_binop`].
 pub unsafe extern "C" fn stmjit_getslice(ctx: *mut Ctx, o: Word, lo: Word, hi: Word) -> Word {
     with_rt(ctx, |rt| {
+        // Lists with int (or missing) bounds: copied natively, Python's clamping.
+        let int_or_none = |w: Word| w == UNBOUND || is_int(w);
+        if rt.is(o, rt.types.list) && int_or_none(lo) && int_or_none(hi) {
+            let n = rt.list_len(o) as i64;
+            let clamp = |w: Word, default: i64| {
+                if w == UNBOUND {
+                    return default;
+                }
+                let i = value::to_int(w);
+                let i = if i < 0 { i + n } else { i };
+                i.clamp(0, n)
+            };
+            let (a, b) = (clamp(lo, 0), clamp(hi, n));
+            let b = b.max(a);
+            return rt.list_concat(&[(o, a as u64, b as u64)], 1);
+        }
         let args: Vec<Word> = [Some(o), bound(lo), bound(hi)]
             .into_iter()
             .flatten()

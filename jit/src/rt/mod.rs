@@ -69,6 +69,20 @@ impl Root {
     }
 }
 
+/// A word held by a helper across allocations: references are rooted, other words (ints,
+/// immediates) need not be.
+#[derive(Clone, Copy, Debug)]
+pub enum Held {
+    /// A rooted reference.
+    Ref(Root),
+    /// A word that is not a reference.
+    Word(Word),
+}
+
+/// Shadow-stack slots kept free for JIT frames and small helper roots when a helper roots
+/// many words at once.
+const ROOT_RESERVE: usize = 4096;
+
 /// A call site or failing-expression site: where, in which function (for traces).
 #[derive(Clone, Debug)]
 pub struct Site {
@@ -122,8 +136,17 @@ pub struct Runtime {
     pub th: *mut StmThread,
     /// The thread's shadow stack (roots of Rust helpers too).
     pub ss: *mut ShadowStack,
-    /// Bytes the heap may still allocate before a MemoryError.
-    pub heap_left: u64,
+    /// Bytes of old space the heap may use (in use + one nursery) before a MemoryError.
+    pub heap_limit: u64,
+    /// Allocations since the last check of the old space's footprint.
+    pub allocs_unchecked: u64,
+    /// The runtime instance (old-space footprint for MemoryError).
+    pub stm: Arc<stmjit_runtime::Stm>,
+    /// Set when a helper wanted more roots than the shadow stack holds (the helper's result
+    /// is then replaced by a MemoryError).
+    pub root_overflow: std::cell::Cell<bool>,
+    /// Where such roots go (never read back as valid).
+    overflow_slot: Box<std::cell::UnsafeCell<u64>>,
     /// Interned names (attributes, methods): id → text.
     pub names: Vec<String>,
     /// Name → id.
@@ -174,7 +197,7 @@ impl Runtime {
         types: Types,
         th: *mut StmThread,
         seg_base: u64,
-        heap_left: u64,
+        heap_limit: u64,
     ) -> Runtime {
         let nfuncs = program.functions.len();
         let mut func_names: Vec<String> = program
@@ -193,7 +216,12 @@ impl Runtime {
             seg_base,
             th,
             ss,
-            heap_left,
+            heap_limit,
+            allocs_unchecked: 0,
+            // SAFETY: as above.
+            stm: unsafe { (*th).stm().clone() },
+            root_overflow: std::cell::Cell::new(false),
+            overflow_slot: Box::new(std::cell::UnsafeCell::new(0)),
             names: Vec::new(),
             name_ids: HashMap::new(),
             name_strs: Vec::new(),
@@ -223,10 +251,52 @@ impl Runtime {
         unsafe {
             let ss = &mut *self.ss;
             let p = ss.top;
-            assert!(p < ss.limit, "stmjit: shadow stack exhausted in a helper");
+            if p >= ss.limit {
+                // No panic across the FFI: the helper's result becomes a MemoryError.
+                self.root_overflow.set(true);
+                let q = self.overflow_slot.get();
+                *q = w;
+                return Root(q);
+            }
             *p = w;
             ss.top = p.add(1);
             Root(p)
+        }
+    }
+
+    /// Holds `w` across allocations (roots it if it is a reference).
+    pub fn hold(&self, w: Word) -> Held {
+        if stmjit_runtime::value::is_ref(w) {
+            Held::Ref(self.root(w))
+        } else {
+            Held::Word(w)
+        }
+    }
+
+    /// Holds every word of `ws`; a MemoryError when the shadow stack cannot hold them all
+    /// and still leave room for JIT frames.
+    pub fn hold_all(&self, ws: &[Word]) -> R<Vec<Held>> {
+        let refs = ws
+            .iter()
+            .filter(|&&w| stmjit_runtime::value::is_ref(w))
+            .count();
+        // SAFETY: ss is live; top and limit point into the same mapping.
+        let free = unsafe { (*self.ss).limit.offset_from((*self.ss).top) } as usize;
+        if refs + ROOT_RESERVE > free {
+            return Err(exc(
+                ErrorKind::MemoryError,
+                "too many objects held by one operation",
+            ));
+        }
+        Ok(ws.iter().map(|&w| self.hold(w)).collect())
+    }
+
+    /// The current value of a held word.
+    #[inline]
+    pub fn held(&self, h: Held) -> Word {
+        match h {
+            Held::Ref(r) => self.get(r),
+            Held::Word(w) => w,
         }
     }
 
