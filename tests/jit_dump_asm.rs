@@ -85,3 +85,27 @@ fn dump_to_stderr() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "9 3\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("; function <module>"));
 }
+
+#[test]
+fn float_arithmetic_allocates_inline() {
+    let dir = std::env::temp_dir().join(format!("stmjit-dump-alloc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join("p.lang");
+    std::fs::write(
+        &prog,
+        "def f(x):\n    return x * 2.0 + 0.5\nprint(f(1.25))\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stmjit"))
+        .args(["run", "--dump-asm"])
+        .arg(&prog)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "3.0\n");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let f = text
+        .split("; function ")
+        .find(|s| s.starts_with("f0_f"))
+        .expect("listing of f");
+    assert!(f.contains("nursery allocation"), "{f}");
+}

@@ -2,7 +2,9 @@
 //! promoted to the old space before any code embeds them), compilation of every function,
 //! entry trampolines, `--dump-asm`, and the single transaction of part 1.
 
-use crate::compile::{FnCompiler, Shared, LOC_ATTR_FAST, LOC_CARD_WB, LOC_LIST_FAST, LOC_POLL};
+use crate::compile::{
+    FnCompiler, Shared, LOC_ALLOC, LOC_ATTR_FAST, LOC_CARD_WB, LOC_LIST_FAST, LOC_POLL,
+};
 use crate::disasm::{srcloc_annotations, Syntax};
 use crate::rt::{self, calls, helpers, Ctx, Runtime, ERR, UNBOUND};
 use crate::{Jit, SegmentBase};
@@ -118,6 +120,12 @@ fn helper_table() -> Vec<(&'static str, *const u8, usize, bool)> {
             "stmjit_with_lock",
             calls::stmjit_with_lock as *const u8,
             2,
+            false,
+        ),
+        (
+            "stmjit_alloc",
+            stmjit_runtime::ffi::stmjit_alloc as *const u8,
+            3,
             false,
         ),
         (
@@ -512,6 +520,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
                     Some("card write barrier (flag test, card marker, slow path)".into())
                 }
                 LOC_LIST_FAST => Some("list index fast path (type and bounds checks)".into()),
+                LOC_ALLOC => Some("nursery allocation (bump pointer, limit check)".into()),
                 LOC_ATTR_FAST => {
                     Some("attribute fast path (instance type, cached shape slot)".into())
                 }

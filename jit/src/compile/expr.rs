@@ -1,7 +1,7 @@
 //! Expressions.
 
 use super::{mf, FnCompiler, LOC_LIST_FAST};
-use crate::rt::{helpers::BINOPS, helpers::CMPOPS, helpers::UNOPS, UNBOUND};
+use crate::rt::{helpers::BINOPS, helpers::CMPOPS, helpers::UNOPS, Ctx, UNBOUND};
 use cranelift_codegen::ir::{
     condcodes::IntCC, types::I32, types::I64, types::I8, InstBuilder, SourceLoc, Value,
 };
@@ -479,8 +479,22 @@ impl FnCompiler<'_, '_> {
         } else {
             self.b.ins().jump(slow, &[]);
         }
-        self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
+        if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul) {
+            // Two floats: computed inline, the result boxed by inline nursery allocation.
+            let generic = self.b.create_block();
+            let fx = self.float_value(x, generic);
+            let fy = self.float_value(y, generic);
+            let r = match op {
+                BinOp::Add => self.b.ins().fadd(fx, fy),
+                BinOp::Sub => self.b.ins().fsub(fx, fy),
+                _ => self.b.ins().fmul(fx, fy),
+            };
+            let boxed = self.box_float(r, span);
+            self.b.ins().jump(done, &[boxed.into()]);
+            self.b.set_cold_block(generic);
+            self.b.switch_to_block(generic);
+        }
         let k = BINOPS.iter().position(|o| *o == op).unwrap() as i64;
         let k = self.b.ins().iconst(I64, k);
         let name = if inplace {
@@ -492,6 +506,105 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[r.into()]);
         self.b.switch_to_block(done);
         self.b.block_params(done)[0]
+    }
+
+    /// The f64 of a float box (immutable: no read barrier); branches to `other` when `v` is
+    /// not a float.
+    fn float_value(&mut self, v: Value, other: cranelift_codegen::ir::Block) -> Value {
+        let low = self.b.ins().band_imm(v, 1);
+        let small = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, v, 4096);
+        let low8 = self.b.ins().icmp_imm(IntCC::NotEqual, low, 0);
+        let not_ref = self.b.ins().bor(low8, small);
+        let b1 = self.b.create_block();
+        self.b.ins().brif(not_ref, other, &[], b1, &[]);
+        self.b.switch_to_block(b1);
+        let ta = self.seg_addr(v);
+        let ty = self.b.ins().load(
+            I32,
+            mf(),
+            ta,
+            stmjit_runtime::objects::TYPE_ID_OFFSET as i32,
+        );
+        let is_float = self
+            .b
+            .ins()
+            .icmp_imm(IntCC::Equal, ty, self.sh.rt.types.float.0 as i64);
+        let b2 = self.b.create_block();
+        self.b.ins().brif(is_float, b2, &[], other, &[]);
+        self.b.switch_to_block(b2);
+        let va = self.seg_addr(v);
+        self.b.ins().load(
+            cranelift_codegen::ir::types::F64,
+            mf(),
+            va,
+            offset_of!(stmjit_runtime::objects::FloatObj, value) as i32,
+        )
+    }
+
+    /// A new float box holding `f`, allocated inline in the nursery:
+    /// `r = nursery_current; n = r + 16; if n > nursery_end → stmjit_alloc; else
+    /// nursery_current = n; header = type << 32`, then the value.
+    pub(crate) fn box_float(&mut self, f: Value, span: Span) -> Value {
+        use stmjit_runtime::SegmentInfo;
+        let ty = self.sh.rt.types.float.0 as i64;
+        let size = std::mem::size_of::<stmjit_runtime::objects::FloatObj>() as i64;
+        self.b.set_srcloc(SourceLoc::new(super::LOC_ALLOC));
+        let cur_off =
+            (stmjit_runtime::INFO_OFFSET + offset_of!(SegmentInfo, nursery_current) as u64) as i64;
+        let end_off =
+            (stmjit_runtime::INFO_OFFSET + offset_of!(SegmentInfo, nursery_end) as u64) as i64;
+        let c = self.b.ins().iconst(I64, cur_off);
+        let ca = self.seg_addr(c);
+        let r = self.b.ins().load(I64, mf(), ca, 0);
+        let n = self.b.ins().iadd_imm(r, size);
+        let e = self.b.ins().iconst(I64, end_off);
+        let ea = self.seg_addr(e);
+        let end = self.b.ins().load(I64, mf(), ea, 0);
+        let full = self.b.ins().icmp(IntCC::UnsignedGreaterThan, n, end);
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        self.b.ins().brif(full, slow, &[], fast, &[]);
+        self.b.switch_to_block(fast);
+        let c2 = self.b.ins().iconst(I64, cur_off);
+        let ca2 = self.seg_addr(c2);
+        self.b.ins().store(mf(), n, ca2, 0);
+        let header = self.b.ins().iconst(I64, ty << 32);
+        let ha = self.seg_addr(r);
+        self.b.ins().store(mf(), header, ha, 0);
+        self.b.ins().jump(done, &[r.into()]);
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        self.b.set_srcloc(SourceLoc::default());
+        let th = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, th) as i32);
+        let t = self.b.ins().iconst(I64, ty);
+        let sz = self.b.ins().iconst(I64, size);
+        let r2 = self.call("stmjit_alloc", &[th, t, sz]);
+        let zero = self.b.ins().icmp_imm(IntCC::Equal, r2, 0);
+        let ok = self.b.create_block();
+        let raise = self.b.create_block();
+        self.b.ins().brif(zero, raise, &[], ok, &[]);
+        self.b.set_cold_block(raise);
+        self.b.switch_to_block(raise);
+        let e = self.call("stmjit_aborted", &[self.ctx]);
+        self.check(e, span);
+        self.b.ins().jump(ok, &[]);
+        self.b.switch_to_block(ok);
+        self.b.ins().jump(done, &[r2.into()]);
+        self.b.switch_to_block(done);
+        let obj = self.b.block_params(done)[0];
+        let va = self.seg_addr(obj);
+        self.b.ins().store(
+            mf(),
+            f,
+            va,
+            offset_of!(stmjit_runtime::objects::FloatObj, value) as i32,
+        );
+        obj
     }
 
     /// One comparison `x OP y` as a bool word.

@@ -42,6 +42,8 @@ pub const LOC_CARD_WB: u32 = 2;
 pub const LOC_LIST_FAST: u32 = 3;
 /// Marks the inline instance-attribute fast path.
 pub const LOC_ATTR_FAST: u32 = 4;
+/// Marks the inline nursery allocation.
+pub const LOC_ALLOC: u32 = 5;
 
 /// What the compiler of one function needs from the program-level compiler.
 pub struct Shared<'a> {
