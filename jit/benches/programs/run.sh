@@ -1,6 +1,7 @@
 #!/bin/sh
 # Single-threaded figures of the JIT against the interpreter, PyPy3 and C (medians of 5).
-# Usage: jit/benches/programs/run.sh [path/to/stmjit]   (from anywhere; pypy3 and gcc optional)
+# Usage: jit/benches/programs/run.sh [path/to/stmjit]   (pypy3 and gcc optional; INTERP=1 adds
+# the reference interpreter on primes, which takes about a minute per run)
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 stmjit=${1:-$here/../../../target/release/stmjit}
@@ -15,4 +16,4 @@ for p in primes bintrees queens; do
     echo "$p stmjit (JIT):  $(t "$stmjit" run "$here/$p.lang") s"
     if command -v pypy3 >/dev/null; then echo "$p pypy3:         $(t pypy3 "$here/$p.lang") s"; fi
 done
-echo "primes stmjit --interp: $(t "$stmjit" run --interp "$here/primes.lang") s"
+if [ -n "$INTERP" ]; then echo "primes stmjit --interp: $(t "$stmjit" run --interp "$here/primes.lang") s"; fi
