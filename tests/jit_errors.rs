@@ -61,6 +61,8 @@ const CASES: &[(&str, &str)] = &[
         "def r(a, b):\n    return a % b\nprint(r(7, 0))\n",
     ),
     ("ZeroDivisionError", "print(7 // (1 - 1))\n"),
+    ("ZeroDivisionError", "x = 0\nif 7 % x == 0:\n    print(1)\n"),
+    ("TypeError", "x = 'a'\nif x % 2 != 0:\n    print(1)\n"),
     ("ZeroDivisionError", "print(7 / 0)\n"),
     ("ZeroDivisionError", "print(7.5 % 0.0)\n"),
     ("OverflowError", "x = 4611686018427387903\nprint(x + 1)\n"),

@@ -277,6 +277,49 @@ impl FnCompiler<'_, '_> {
     /// without making a bool word; `not`, `and`, `or` short-circuit on truth values.
     pub(crate) fn cond(&mut self, e: &Expr) -> Value {
         match &e.kind {
+            // `a % b == 0` (or `!= 0`) on ints: the sign of a non-zero remainder does not
+            // matter, so the floor adjustment and retagging are skipped.
+            ExprKind::Compare { first, rest }
+                if rest.len() == 1
+                    && matches!(rest[0].0, CmpOp::Eq | CmpOp::Ne)
+                    && matches!(rest[0].1.kind, ExprKind::Int(0))
+                    && matches!(first.kind, ExprKind::Binary(BinOp::Mod, ..)) =>
+            {
+                let ExprKind::Binary(_, a, b) = &first.kind else {
+                    unreachable!()
+                };
+                let (x, y) = self.operands(a, b);
+                let done = self.b.create_block();
+                self.b.append_block_param(done, I8);
+                let slow = self.b.create_block();
+                self.both_ints(x, y, slow);
+                let zero = self.b.ins().icmp_imm(IntCC::Equal, y, 1);
+                let divb = self.b.create_block();
+                self.b.ins().brif(zero, slow, &[], divb, &[]);
+                self.b.switch_to_block(divb);
+                let xa = self.b.ins().sshr_imm(x, 1);
+                let yd = self.b.ins().sshr_imm(y, 1);
+                let r = self.b.ins().srem(xa, yd);
+                let cc = if rest[0].0 == CmpOp::Eq {
+                    IntCC::Equal
+                } else {
+                    IntCC::NotEqual
+                };
+                let c = self.b.ins().icmp_imm(cc, r, 0);
+                self.b.ins().jump(done, &[c.into()]);
+                self.b.set_cold_block(slow);
+                self.b.switch_to_block(slow);
+                // The generic path: `%` (raises on a zero divisor), then the comparison.
+                let m = self.binop(BinOp::Mod, x, y, first.span, false);
+                let zero = self.b.ins().iconst(I64, 1);
+                let k = CMPOPS.iter().position(|o| *o == rest[0].0).unwrap() as i64;
+                let k = self.b.ins().iconst(I64, k);
+                let r = self.call_checked("stmjit_compare", &[self.ctx, k, m, zero], e.span);
+                let t = self.b.ins().icmp_imm(IntCC::Equal, r, TRUE as i64);
+                self.b.ins().jump(done, &[t.into()]);
+                self.b.switch_to_block(done);
+                self.b.block_params(done)[0]
+            }
             ExprKind::Compare { first, rest } if rest.len() == 1 => {
                 let op = rest[0].0;
                 let cc = match op {
@@ -372,11 +415,30 @@ impl FnCompiler<'_, '_> {
 
     /// Branches to `slow` unless both words are ints; continues in a fresh block.
     fn both_ints(&mut self, x: Value, y: Value, slow: cranelift_codegen::ir::Block) {
+        // A constant int operand needs no check.
+        let (x, y) = match (self.known_int(x), self.known_int(y)) {
+            (true, true) => return,
+            (true, false) => (y, y),
+            (false, true) => (x, x),
+            (false, false) => (x, y),
+        };
         let both = self.b.ins().band(x, y);
         let bit = self.b.ins().band_imm(both, 1);
         let fast = self.b.create_block();
         self.b.ins().brif(bit, fast, &[], slow, &[]);
         self.b.switch_to_block(fast);
+    }
+
+    /// Whether `v` is an `iconst` of a tagged int.
+    fn known_int(&self, v: Value) -> bool {
+        use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
+        match self.b.func.dfg.value_def(v) {
+            ValueDef::Result(inst, _) => matches!(
+                self.b.func.dfg.insts[inst],
+                InstructionData::UnaryImm { opcode: Opcode::Iconst, imm } if imm.bits() & 1 == 1
+            ),
+            _ => false,
+        }
     }
 
     /// `x OP y` with int fast paths; `inplace` selects `OP=` semantics for the slow path.
@@ -453,13 +515,13 @@ impl FnCompiler<'_, '_> {
                     let sx = self.b.ins().bxor(r, d);
                     let neg = self.b.ins().icmp_imm(IntCC::SignedLessThan, sx, 0);
                     let adj = self.b.ins().band(rnz, neg);
-                    let adj = self.b.ins().uextend(I64, adj);
                     if op == BinOp::Mod {
-                        let dd = self.b.ins().imul(adj, d);
-                        let m = self.b.ins().iadd(r, dd);
+                        let rd = self.b.ins().iadd(r, d);
+                        let m = self.b.ins().select(adj, rd, r);
                         let m2 = self.b.ins().ishl_imm(m, 1);
                         (self.b.ins().bor_imm(m2, 1), None)
                     } else {
+                        let adj = self.b.ins().uextend(I64, adj);
                         let q = self.b.ins().isub(q.unwrap(), adj);
                         let (q2, of) = self.b.ins().sadd_overflow(q, q);
                         let q2 = self.b.ins().bor_imm(q2, 1);
@@ -479,7 +541,9 @@ impl FnCompiler<'_, '_> {
         } else {
             self.b.ins().jump(slow, &[]);
         }
+        self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
+        let first_new = self.b.func.dfg.num_blocks();
         if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul) {
             // Two floats: computed inline, the result boxed by inline nursery allocation.
             let generic = self.b.create_block();
@@ -494,6 +558,11 @@ impl FnCompiler<'_, '_> {
             self.b.ins().jump(done, &[boxed.into()]);
             self.b.set_cold_block(generic);
             self.b.switch_to_block(generic);
+        }
+        // Everything reached only from the slow path goes out of line.
+        for n in first_new..self.b.func.dfg.num_blocks() {
+            self.b
+                .set_cold_block(cranelift_codegen::ir::Block::from_u32(n as u32));
         }
         let k = BINOPS.iter().position(|o| *o == op).unwrap() as i64;
         let k = self.b.ins().iconst(I64, k);
