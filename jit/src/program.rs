@@ -294,15 +294,19 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     let th_ptr: *mut stmjit_runtime::StmThread = &mut *th;
     let nfuncs = program.functions.len();
     let heap_limit = (layout.old_end - layout.old_start) / 4 * 3;
-    let mut rt = Box::new(Runtime::new(
-        program.clone(),
-        file,
-        args,
-        types,
-        th_ptr,
-        seg_base,
-        heap_limit,
-    ));
+    // SAFETY: th is boxed, lives until the end of this function (after rt's last use) and
+    // stays on this thread.
+    let mut rt = Box::new(unsafe {
+        Runtime::new(
+            program.clone(),
+            file,
+            args,
+            types,
+            th_ptr,
+            seg_base,
+            heap_limit,
+        )
+    });
 
     // ----- constants: allocate, root (for the whole run), promote to the old space -----
     let (mut strs, mut floats, mut names) = (Vec::new(), Vec::new(), vec!["__init__".to_string()]);

@@ -29,15 +29,10 @@ fn fixture() -> Fixture {
     let base = stm.segment_base(th.segment());
     let program = Arc::new(stmjit_lang::parse("pass\n").unwrap());
     let th_ptr: *mut stmjit_runtime::StmThread = &mut *th;
-    let rt = Box::new(Runtime::new(
-        program,
-        "t.lang",
-        Vec::new(),
-        types,
-        th_ptr,
-        base,
-        1 << 28,
-    ));
+    // SAFETY: th is boxed and kept in the fixture with the runtime, on this thread.
+    let rt = Box::new(unsafe {
+        Runtime::new(program, "t.lang", Vec::new(), types, th_ptr, base, 1 << 28)
+    });
     Fixture { stm, th, rt }
 }
 

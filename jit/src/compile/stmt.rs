@@ -316,8 +316,7 @@ impl FnCompiler<'_, '_> {
                 },
                 _ => None,
             };
-            if is_range && (1..=3).contains(&args.len()) && step.is_some() {
-                let step = step.unwrap();
+            if let (true, true, Some(step)) = (is_range, (1..=3).contains(&args.len()), step) {
                 let (start, stop) = if args.len() == 1 {
                     let z = self.b.ins().iconst(I64, 1);
                     (z, self.expr(&args[0]))

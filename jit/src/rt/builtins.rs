@@ -2,6 +2,8 @@
 //! interpreter's (private) implementation, so that results and messages are identical.
 //! `print`, `len`, `spawn`, `Lock` and `TransactionQueue` are handled natively in `calls.rs`.
 
+#![allow(clippy::needless_question_mark)]
+
 use super::{exc, R};
 use std::sync::Arc;
 use stmjit_lang::ast::Builtin;

@@ -69,7 +69,7 @@ fn call_function(ctx: *mut Ctx, fid: usize, args: &[Word]) -> Word {
 }
 
 /// `f(args)` for any callable value.
-pub fn call_value(ctx: *mut Ctx, f: Word, args: &[Word]) -> Word {
+pub(crate) fn call_value(ctx: *mut Ctx, f: Word, args: &[Word]) -> Word {
     let rt = rt_of(ctx);
     let t = rt.types;
     match rt.type_of(f) {
@@ -186,7 +186,7 @@ fn new_opaque(rt: &mut Runtime, kind: u64, a: Word) -> R<Word> {
 }
 
 /// Calls builtin number `which` (index in `Builtin::ALL`).
-pub fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
+pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
     let b = Builtin::ALL[which as usize];
     match b {
         Builtin::Print => {

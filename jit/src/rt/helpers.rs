@@ -52,7 +52,7 @@ const OUT_FLUSH: usize = 1 << 16;
 
 /// Runs `f` on the context's runtime; an error is recorded and becomes [`ERR`].
 #[inline]
-pub fn with_rt(ctx: *mut Ctx, f: impl FnOnce(&mut Runtime) -> R<Word>) -> Word {
+pub(crate) fn with_rt(ctx: *mut Ctx, f: impl FnOnce(&mut Runtime) -> R<Word>) -> Word {
     // SAFETY: JIT code passes the live context of its thread; its runtime outlives the run
     // and no other reference to it is active during a helper call.
     let rt = unsafe { &mut *(*ctx).rt };

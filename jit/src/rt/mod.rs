@@ -190,7 +190,10 @@ pub struct Runtime {
 impl Runtime {
     /// The runtime of a program about to run in the transaction of `th` (which must be
     /// running one, on the segment at `seg_base`).
-    pub fn new(
+    ///
+    /// # Safety
+    /// `th` must be a live handle that outlives the runtime and is used only by this thread.
+    pub unsafe fn new(
         program: Arc<Program>,
         file: &str,
         args: Vec<String>,
