@@ -2,7 +2,7 @@
 //! exit status must be those expected (the same files `corpus.rs` checks the interpreter
 //! against, themselves checked against CPython), with the default nursery and with a 4 KiB
 //! nursery (a minor collection every few allocations: every reference JIT code or a helper
-//! holds across an allocation must be in the shadow stack).
+//! holds across an allocation must be in the shadow stack), and with `--segment-base r15`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -28,9 +28,11 @@ fn read(name: &str, ext: &str) -> Option<String> {
     std::fs::read_to_string(corpus_dir().join(format!("{name}.{ext}"))).ok()
 }
 
-fn run_jit(name: &str, nursery: Option<u64>) -> Output {
+fn run_jit(name: &str, nursery: Option<u64>, flags: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
-    cmd.args(["run", &format!("{name}.lang")])
+    cmd.arg("run")
+        .args(flags)
+        .arg(format!("{name}.lang"))
         .args(
             read(name, "args")
                 .map(|s| s.lines().map(str::to_string).collect::<Vec<_>>())
@@ -50,10 +52,10 @@ fn stderr_matches(expected: &str, actual: &str) -> bool {
     }
 }
 
-fn check_corpus(nursery: Option<u64>) {
+fn check_corpus(nursery: Option<u64>, flags: &[&str]) {
     let mut failures = Vec::new();
     for name in programs() {
-        let out = run_jit(&name, nursery);
+        let out = run_jit(&name, nursery, flags);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let want_out = read(&name, "out").unwrap_or_default();
@@ -91,10 +93,15 @@ fn check_corpus(nursery: Option<u64>) {
 
 #[test]
 fn corpus_runs_through_the_jit() {
-    check_corpus(None);
+    check_corpus(None, &[]);
 }
 
 #[test]
 fn corpus_runs_with_a_4k_nursery() {
-    check_corpus(Some(4096));
+    check_corpus(Some(4096), &[]);
+}
+
+#[test]
+fn corpus_runs_with_the_r15_segment_base() {
+    check_corpus(None, &["--segment-base", "r15"]);
 }
