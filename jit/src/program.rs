@@ -1,6 +1,10 @@
 //! Linking and running a whole program: the runtime instance, the constants (allocated and
 //! promoted to the old space before any code embeds them), compilation of every function,
 //! entry trampolines, `--dump-asm`, and the single transaction of part 1.
+//!
+//! Environment (for tests and debugging): `STMJIT_NURSERY=BYTES` sets the nursery size
+//! (the tests use 4096 to force a minor collection every few allocations);
+//! `STMJIT_VERIFY=1` runs Cranelift's verifier on every function and prints its errors.
 
 use crate::compile::{
     FnCompiler, Shared, LOC_ALLOC, LOC_ATTR_FAST, LOC_CARD_WB, LOC_LIST_FAST, LOC_POLL,
