@@ -131,6 +131,27 @@ impl Runtime {
                 return Err(exc(ErrorKind::MemoryError, "out of memory"));
             }
         }
+        // The nursery bump of the runtime's protocol (`nursery` module docs), as JIT code
+        // does it inline: small objects only; the slow path when the nursery is full (or a
+        // request zeroed `nursery_end`).
+        let rounded = size.max(16).div_ceil(16) * 16;
+        if rounded <= 1024 {
+            let cur_p = self.addr(INFO_OFFSET + offset_of!(SegmentInfo, nursery_current) as u64)
+                as *mut u64;
+            let end_p =
+                self.addr(INFO_OFFSET + offset_of!(SegmentInfo, nursery_end) as u64) as *mut u64;
+            // SAFETY: the segment-info page of our segment; only this thread bumps
+            // `nursery_current`; `nursery_end` may be zeroed by another thread (read once,
+            // volatile).
+            unsafe {
+                let r = std::ptr::read_volatile(cur_p);
+                if r + rounded <= std::ptr::read_volatile(end_p) {
+                    *cur_p = r + rounded;
+                    *(self.addr(r) as *mut u64) = (t.0 as u64) << 32;
+                    return Ok(r);
+                }
+            }
+        }
         // SAFETY: th is this thread's handle, in a transaction on its segment.
         let r = unsafe { stmjit_alloc(self.th, t.0, size) };
         if r == 0 {
