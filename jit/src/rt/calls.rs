@@ -117,6 +117,8 @@ fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word]) -> Word {
         Err((k, m)) => return rt.raise(k, m),
     };
     rt.set(ri, inst);
+    // The class field first, while the instance is surely young (no barrier needed).
+    rt.st(inst, offset_of!(InstanceObj, class) as u64, rt.get(rc));
     // Slots for every attribute the class's instances have had so far, so that
     // `__init__`'s assignments take the inline path.
     let id = rt.ld(rt.get(rc), offset_of!(ClassObj, class_id) as u64) as usize;
@@ -124,7 +126,11 @@ fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word]) -> Word {
     if n > 0 {
         match rt.new_array(false, n, UNBOUND) {
             Ok(slots) => {
+                // Allocating the slots may have promoted the instance: barrier first.
                 let inst = rt.get(ri);
+                if let Err((k, m)) = rt.wb(inst) {
+                    return rt.raise(k, m);
+                }
                 rt.st(inst, offset_of!(InstanceObj, slots) as u64, slots);
             }
             Err((k, m)) => return rt.raise(k, m),
@@ -143,7 +149,7 @@ fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word]) -> Word {
 fn instantiate_init(ctx: *mut Ctx, cls: Word, inst: Word, ri: super::Root, all: &[Word]) -> Word {
     let args = &all[1..];
     let rt = rt_of(ctx);
-    rt.st(inst, offset_of!(InstanceObj, class) as u64, cls);
+    let _ = inst;
     let init = super::INIT_NAME;
     let found = match rt.class_lookup(cls, init) {
         Ok(f) => f,

@@ -267,6 +267,10 @@ impl Runtime {
         let ra = self.root(arr);
         let l = self.alloc(self.types.list, std::mem::size_of::<ListObj>() as u64)?;
         let arr = self.get(ra);
+        // The list's allocation may have promoted the array: its stores need the barrier
+        // (a no-op for a young array; for a promoted one it records it for the next minor
+        // collection).
+        self.wb(arr)?;
         for (i, &h) in held.iter().enumerate() {
             self.st(arr, ARRAY_DATA + 8 * i as u64, self.held(h));
         }
@@ -294,6 +298,7 @@ impl Runtime {
         let ra = self.root(arr);
         let l = self.alloc(self.types.list, std::mem::size_of::<ListObj>() as u64)?;
         let arr = self.get(ra);
+        self.wb(arr)?;
         let mut k = 0;
         for _ in 0..times {
             for &(r, lo, hi) in &roots {
@@ -320,6 +325,7 @@ impl Runtime {
         let ra = self.root(arr);
         let l = self.alloc(self.types.list, std::mem::size_of::<ListObj>() as u64)?;
         let (d, arr) = (self.get(rd), self.get(ra));
+        self.wb(arr)?;
         for (k, (key, _)) in self.dict_items(d).into_iter().enumerate() {
             self.st(arr, ARRAY_DATA + 8 * k as u64, key);
         }
@@ -431,6 +437,8 @@ impl Runtime {
         let index = self.new_array(true, 8, 0)?;
         let (d, entries) = (self.get(rd), self.get(re));
         self.release(m);
+        // Allocating the arrays may have promoted the dict.
+        self.wb(d)?;
         self.st(d, D_ENTRIES, entries);
         self.st(d, D_INDEX, index);
         Ok(d)
