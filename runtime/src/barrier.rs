@@ -17,6 +17,22 @@
 //!   header flag stays set. Commit publishes, conflict-checks and unlocks per card, so writing
 //!   one element neither copies beyond its page nor conflicts with writes to other cards.
 //!
+//! # Card markers and reused memory
+//! The `je done` above is safe for objects promoted by the running transaction (`NEW_FLAG`,
+//! whose first write after each minor collection must reach `record_new_written`) because no
+//! promotion ever lands on a card whose marker holds the segment's current read version:
+//! - only the slow path stores a card marker, and only for an object committed before this
+//!   transaction (a `NEW_FLAG` object is just recorded: whole-object trace at the next minor
+//!   collection, which re-sets its flag, so its next card write takes the slow path again);
+//!   that object has a `Card` record, a root of every major collection until the transaction
+//!   ends, so its memory is not freed or reused meanwhile (young large objects, freed by
+//!   minor collections, have no write-barrier flag and never get here);
+//! - markers left by earlier transactions hold older read versions: the read version only
+//!   grows, and its wrap-around (`begin`) resets every read and card marker of the segment.
+//!
+//! So the sweep (`major.rs`) need not clear the card markers of freed objects (it clears read
+//! markers, which other segments' commits compare). Guarded by `tests/gc_cards.rs`.
+//!
 //! Every Rust barrier also polls the safe-point word (the JIT polls at back-edges instead).
 
 use crate::gs;

@@ -233,6 +233,15 @@ impl Stm {
         unsafe { std::ptr::read_volatile(self.mem.addr(seg, a >> 4)) }
     }
 
+    /// The card marker of address `a` in segment `seg`: for tests.
+    pub fn card_marker(&self, seg: usize, a: u64) -> u8 {
+        assert!(seg >= 1 && seg <= self.num_segments());
+        self.check_ref(a, 1);
+        let m = (a >> 4) + self.mem.layout.card_marker_disp;
+        // SAFETY: card markers of the object space are mapped in every transaction segment.
+        unsafe { std::ptr::read_volatile(self.mem.addr(seg, m)) }
+    }
+
     /// Linear address of segment `seg`'s base (what `%gs` holds while it runs).
     pub fn segment_base(&self, seg: usize) -> u64 {
         self.mem.layout.segment_base(seg)
