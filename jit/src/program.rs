@@ -8,6 +8,7 @@
 
 use crate::compile::{
     FnCompiler, Shared, LOC_ALLOC, LOC_ATTR_FAST, LOC_CARD_WB, LOC_LIST_FAST, LOC_POLL,
+    LOC_REGION_REPAIR,
 };
 use crate::disasm::{srcloc_annotations, Syntax};
 use crate::rt::{self, calls, helpers, Ctx, Runtime, ERR, UNBOUND};
@@ -529,6 +530,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
                 }
                 LOC_LIST_FAST => Some("list index fast path (type and bounds checks)".into()),
                 LOC_ALLOC => Some("nursery allocation (bump pointer, limit check)".into()),
+                LOC_REGION_REPAIR => Some("read-barrier region repair (slow path re-marks)".into()),
                 LOC_ATTR_FAST => {
                     Some("attribute fast path (instance type, cached shape slot)".into())
                 }

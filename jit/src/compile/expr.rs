@@ -426,7 +426,7 @@ impl FnCompiler<'_, '_> {
         let bit = self.b.ins().band_imm(both, 1);
         let fast = self.b.create_block();
         self.b.ins().brif(bit, fast, &[], slow, &[]);
-        self.b.switch_to_block(fast);
+        self.follow(fast);
     }
 
     /// Whether `v` is an `iconst` of a tagged int.
@@ -541,6 +541,7 @@ impl FnCompiler<'_, '_> {
         } else {
             self.b.ins().jump(slow, &[]);
         }
+        let marked = self.region_marked();
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
         let first_new = self.b.func.dfg.num_blocks();
@@ -555,6 +556,7 @@ impl FnCompiler<'_, '_> {
                 _ => self.b.ins().fmul(fx, fy),
             };
             let boxed = self.box_float(r, span);
+            self.repair_region(&marked);
             self.b.ins().jump(done, &[boxed.into()]);
             self.b.set_cold_block(generic);
             self.b.switch_to_block(generic);
@@ -572,8 +574,9 @@ impl FnCompiler<'_, '_> {
             "stmjit_binop"
         };
         let r = self.call_checked(name, &[self.ctx, k, x, y], span);
+        self.repair_region(&marked);
         self.b.ins().jump(done, &[r.into()]);
-        self.b.switch_to_block(done);
+        self.enter_join(done, marked);
         self.b.block_params(done)[0]
     }
 
@@ -733,13 +736,15 @@ impl FnCompiler<'_, '_> {
         } else {
             self.b.ins().jump(slow, &[]);
         }
+        let marked = self.region_marked();
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
         let k = CMPOPS.iter().position(|o| *o == op).unwrap() as i64;
         let k = self.b.ins().iconst(I64, k);
         let r = self.call_checked("stmjit_compare", &[self.ctx, k, x, y], span);
+        self.repair_region(&marked);
         self.b.ins().jump(done, &[r.into()]);
-        self.b.switch_to_block(done);
+        self.enter_join(done, marked);
         self.b.block_params(done)[0]
     }
 
@@ -786,7 +791,7 @@ impl FnCompiler<'_, '_> {
         let not_ref = self.b.ins().bor(low8, small);
         let b1 = self.b.create_block();
         self.b.ins().brif(not_ref, slow, &[], b1, &[]);
-        self.b.switch_to_block(b1);
+        self.follow(b1);
         let ta = self.seg_addr(o);
         let ty = self.b.ins().load(
             I32,
@@ -803,8 +808,8 @@ impl FnCompiler<'_, '_> {
         let ok = self.b.ins().band(is_list, int8);
         let b2 = self.b.create_block();
         self.b.ins().brif(ok, b2, &[], slow, &[]);
-        self.b.switch_to_block(b2);
-        self.read_barrier(o);
+        self.follow(b2);
+        self.read_barrier_obj(o);
         let la = self.seg_addr(o);
         let len = self
             .b
@@ -822,7 +827,7 @@ impl FnCompiler<'_, '_> {
         let inb = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, len);
         let b3 = self.b.create_block();
         self.b.ins().brif(inb, b3, &[], slow, &[]);
-        self.b.switch_to_block(b3);
+        self.follow(b3);
         let off = self.b.ins().ishl_imm(idx, 3);
         let off = self.b.ins().iadd_imm(off, ARRAY_DATA as i64);
         let addr = self.b.ins().iadd(items, off);
@@ -856,7 +861,7 @@ impl FnCompiler<'_, '_> {
         let not_ref = self.b.ins().bor(low8, small);
         let b1 = self.b.create_block();
         self.b.ins().brif(not_ref, slow, &[], b1, &[]);
-        self.b.switch_to_block(b1);
+        self.follow(b1);
         let ta = self.seg_addr(o);
         let ty = self.b.ins().load(
             I32,
@@ -870,8 +875,8 @@ impl FnCompiler<'_, '_> {
             .icmp_imm(IntCC::Equal, ty, self.sh.rt.types.instance.0 as i64);
         let b2 = self.b.create_block();
         self.b.ins().brif(is_inst, b2, &[], slow, &[]);
-        self.b.switch_to_block(b2);
-        self.read_barrier(o);
+        self.follow(b2);
+        self.read_barrier_obj(o);
         let ca = self.seg_addr(o);
         let cls = self
             .b
@@ -888,7 +893,7 @@ impl FnCompiler<'_, '_> {
         let hit = self.b.ins().icmp(IntCC::Equal, cid, want);
         let b3 = self.b.create_block();
         self.b.ins().brif(hit, b3, &[], slow, &[]);
-        self.b.switch_to_block(b3);
+        self.follow(b3);
         let sa = self.seg_addr(o);
         let slots = self
             .b
@@ -896,7 +901,7 @@ impl FnCompiler<'_, '_> {
             .load(I64, mf(), sa, offset_of!(InstanceObj, slots) as i32);
         let b4 = self.b.create_block();
         self.b.ins().brif(slots, b4, &[], slow, &[]);
-        self.b.switch_to_block(b4);
+        self.follow(b4);
         let idx = self.b.ins().load(I64, mf(), cp, 8);
         let ka = self.seg_addr(slots);
         let cap = self
@@ -906,7 +911,7 @@ impl FnCompiler<'_, '_> {
         let inb = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, cap);
         let b5 = self.b.create_block();
         self.b.ins().brif(inb, b5, &[], slow, &[]);
-        self.b.switch_to_block(b5);
+        self.follow(b5);
         let off = self.b.ins().ishl_imm(idx, 3);
         let off = self.b.ins().iadd_imm(off, ARRAY_DATA as i64);
         let addr = self.b.ins().iadd(slots, off);
@@ -925,6 +930,7 @@ impl FnCompiler<'_, '_> {
         let a = self.seg_addr(addr);
         let v = self.b.ins().load(I64, mf(), a, 0);
         let absent = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
+        let marked = self.region_marked();
         self.b.ins().brif(absent, slow, &[], done, &[v.into()]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
@@ -932,8 +938,9 @@ impl FnCompiler<'_, '_> {
         let nid = self.b.ins().iconst(I64, nid);
         let cp = self.b.ins().iconst(I64, cache);
         let r = self.call_checked("stmjit_getattr_site", &[self.ctx, o, nid, cp], span);
+        self.repair_region(&marked);
         self.b.ins().jump(done, &[r.into()]);
-        self.b.switch_to_block(done);
+        self.enter_join(done, marked);
         self.b.block_params(done)[0]
     }
 
@@ -967,12 +974,14 @@ impl FnCompiler<'_, '_> {
         self.read_barrier(addr);
         let a = self.seg_addr(addr);
         let v = self.b.ins().load(I64, mf(), a, 0);
+        let marked = self.region_marked();
         self.b.ins().jump(done, &[v.into()]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
         let r = self.call_checked("stmjit_getitem", &[self.ctx, o, i], span);
+        self.repair_region(&marked);
         self.b.ins().jump(done, &[r.into()]);
-        self.b.switch_to_block(done);
+        self.enter_join(done, marked);
         self.b.block_params(done)[0]
     }
 

@@ -19,6 +19,31 @@
 //! the card slow path. List indexing with an int (`xs[i]`, `xs[i] = v`) is inlined with the
 //! list's read marker, the element's own granule marker, and the card write barrier. Loop
 //! back-edges poll `SegmentInfo::safe_point_request`.
+//!
+//! # Read-barrier elision: one read marker per object per region
+//! A read marker holds the transaction's read version once stored, until the next
+//! transaction boundary (commit + begin bumps the read version). So within a *region*, a
+//! stretch of code that cannot cross a boundary, a second read barrier on the same object
+//! is redundant. Regions are defined conservatively, so that they stay correct when
+//! boundaries are added at loop back-edges, polls and calls (issue 6):
+//! - a region is a chain of blocks, each the only successor entered from the previous one
+//!   with no call in between ([`FnCompiler::follow`]); switching to any other block (a join,
+//!   a loop header, the code after a poll) starts an empty region;
+//! - every call (JIT function or runtime helper) empties it ([`FnCompiler::call`]): it may
+//!   end the transaction, and a minor GC may move the objects (locals are reloaded);
+//! - objects are identified by the local variable holding them (SSA values do not survive
+//!   the joins, and a reload after a call defines new ones); assigning the local removes it.
+//!
+//! The inline fast paths (`o.name`, `o[i]`, int arithmetic and comparisons) join their
+//! slow path, a helper call, at their end. To keep the region across that join, the slow
+//! path *repairs* it after the call ([`FnCompiler::repair_region`]): it stores the read
+//! marker again, with the read version current after the call and at the (possibly moved)
+//! object's address, for every local the fast path had marked (if it holds a reference), so
+//! the join's region is the fast path's. The repair is cold code (`--dump-asm` labels it). Only object (header) markers are
+//! kept this way: list element granules are never elided (card-marked arrays mark per
+//! granule, and the index differs), the slots array of an instance only within one access
+//! chain, and write-barrier flag tests are not elided (their slow path is a call, and the
+//! join after it ends the region).
 
 mod expr;
 mod stmt;
@@ -44,6 +69,9 @@ pub const LOC_LIST_FAST: u32 = 3;
 pub const LOC_ATTR_FAST: u32 = 4;
 /// Marks the inline nursery allocation.
 pub const LOC_ALLOC: u32 = 5;
+/// Marks the read markers a slow path stores again to keep the read-barrier region
+/// across its join (see "Read-barrier elision" above).
+pub const LOC_REGION_REPAIR: u32 = 6;
 
 /// What the compiler of one function needs from the program-level compiler.
 pub struct Shared<'a> {
@@ -86,6 +114,19 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) loops: Vec<(Block, Block)>,
     pub(crate) func_idx: u32,
     pub(crate) ret_block: Block,
+    /// The read-barrier region (see the module docs).
+    pub(crate) region: Region,
+    /// The local each value was loaded from, while the local still holds it (cleared at
+    /// its assignment and at reloads).
+    pub(crate) local_of: HashMap<Value, usize>,
+}
+
+/// The objects whose read marker is already stored in the current region: the block the
+/// region is valid in (it extends to single-entry successors), and the locals marked.
+#[derive(Default)]
+pub(crate) struct Region {
+    block: Option<Block>,
+    marked: Vec<usize>,
 }
 
 /// Memory flags of shadow-stack and context accesses.
@@ -123,6 +164,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             loops: Vec::new(),
             func_idx,
             ret_block: Block::from_u32(0),
+            region: Region::default(),
+            local_of: HashMap::new(),
         };
         let entry = c.b.create_block();
         c.b.append_block_params_for_function_params(entry);
@@ -287,6 +330,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             "stmjit_aborted",
             "stmjit_arity_error",
         ];
+        // Any call may end the transaction (issue 6) or move objects: the region ends.
+        self.region.marked.clear();
         let spill = !NO_MOVE.contains(&name);
         if spill {
             self.spill_locals();
@@ -301,6 +346,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
 
     /// Writes every local to its frame slot (before a call that may move objects).
     pub(crate) fn spill_locals(&mut self) {
+        // Before a call that may move objects (or end the transaction): the region ends.
+        self.region.marked.clear();
         let f = self.frame();
         for i in 0..self.nlocals {
             let v = self.b.use_var(self.local_vars[i]);
@@ -311,6 +358,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
     /// Reads every local back from its frame slot (after such a call: the GC may have
     /// updated it).
     pub(crate) fn reload_locals(&mut self) {
+        self.local_of.clear();
         let f = self.frame();
         for i in 0..self.nlocals {
             let v = self.b.ins().load(I64, mf(), f, 8 * i as i32);
@@ -362,7 +410,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
     /// Reloads a slot (local or temporary).
     pub(crate) fn load_slot(&mut self, slot: usize) -> Value {
         if slot < self.nlocals {
-            return self.b.use_var(self.local_vars[slot]);
+            let v = self.b.use_var(self.local_vars[slot]);
+            self.local_of.insert(v, slot);
+            return v;
         }
         let f = self.frame();
         self.b.ins().load(I64, mf(), f, 8 * slot as i32)
@@ -371,6 +421,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
     /// Stores a slot.
     pub(crate) fn store_slot(&mut self, slot: usize, v: Value) {
         if slot < self.nlocals {
+            self.local_of.retain(|_, l| *l != slot);
+            self.region.marked.retain(|&l| l != slot);
             self.b.def_var(self.local_vars[slot], v);
             return;
         }
@@ -423,6 +475,83 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             .ushr_imm(addr, stmjit_runtime::MARKER_SHIFT as i64);
         let a = self.seg_addr(m);
         self.b.ins().store(ir::MemFlagsData::trusted(), rv, a, 0);
+    }
+
+    /// Read barrier of object `o` (its header granule), elided when the local holding `o`
+    /// was already marked in the current region (see the module docs).
+    pub(crate) fn read_barrier_obj(&mut self, o: Value) {
+        let cur = self.b.current_block();
+        if self.region.block != cur {
+            self.region = Region {
+                block: cur,
+                marked: Vec::new(),
+            };
+        }
+        let local = self.local_of.get(&o).copied();
+        if let Some(l) = local {
+            if self.region.marked.contains(&l) {
+                return;
+            }
+        }
+        self.read_barrier(o);
+        if let Some(l) = local {
+            self.region.marked.push(l);
+        }
+    }
+
+    /// Switches to `blk`, whose only predecessor is the current block (no call in between):
+    /// the region extends into it.
+    pub(crate) fn follow(&mut self, blk: Block) {
+        let carry = self.region.block == self.b.current_block();
+        self.b.switch_to_block(blk);
+        if carry {
+            self.region.block = Some(blk);
+        }
+    }
+
+    /// The locals marked in the current region (empty if it is not valid here).
+    pub(crate) fn region_marked(&self) -> Vec<usize> {
+        if self.region.block == self.b.current_block() {
+            self.region.marked.clone()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// On a slow path, after its call and before it jumps to the join `done`: stores the
+    /// read marker again for each of `marked` that holds a reference (the call ended the
+    /// region; this re-establishes it on this edge).
+    pub(crate) fn repair_region(&mut self, marked: &[usize]) {
+        for &l in marked {
+            self.b.set_srcloc(SourceLoc::new(LOC_REGION_REPAIR));
+            let v = self.b.use_var(self.local_vars[l]);
+            // A reference: even and >= 4096 (as the fast paths test).
+            let low = self.b.ins().band_imm(v, 1);
+            let small = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, v, 4096);
+            let low8 = self.b.ins().icmp_imm(IntCC::NotEqual, low, 0);
+            let not_ref = self.b.ins().bor(low8, small);
+            let mark = self.b.create_block();
+            let next = self.b.create_block();
+            self.b.ins().brif(not_ref, next, &[], mark, &[]);
+            self.b.set_cold_block(mark);
+            self.b.switch_to_block(mark);
+            self.read_barrier(v);
+            self.b.ins().jump(next, &[]);
+            self.b.set_cold_block(next);
+            self.b.switch_to_block(next);
+            self.b.set_srcloc(SourceLoc::default());
+        }
+    }
+
+    /// Enters the join `done` of a fast path whose end had `marked` marked, every other
+    /// edge having been repaired ([`Self::repair_region`]): the region goes on there.
+    pub(crate) fn enter_join(&mut self, done: Block, marked: Vec<usize>) {
+        self.b.switch_to_block(done);
+        self.local_of.clear();
+        self.region = Region {
+            block: Some(done),
+            marked,
+        };
     }
 
     /// Card write barrier for the word at `obj + off` of a card-marked array:
