@@ -8,44 +8,13 @@
 //! for every program that does not block waiting for another thread; issue 6 makes them real.
 
 use super::helpers::with_rt;
-use super::{builtins, exc, methods, ClassInfo, Ctx, Runtime, ERR, R, UNBOUND};
+use super::{exc, methods, ClassInfo, Ctx, Runtime, ERR, R, UNBOUND};
 use std::mem::offset_of;
 use stmjit_lang::ast::Builtin;
+use stmjit_lang::builtins_core::{self, arity_message, BuiltinEnv};
 use stmjit_lang::diag::ErrorKind;
 use stmjit_runtime::objects::*;
 use stmjit_runtime::value::{self, Word, NONE};
-
-/// Python's message for a call of function `f` with `given` arguments.
-pub fn arity_message(f: &stmjit_lang::ast::Function, given: usize) -> String {
-    let plural = |n: usize| if n == 1 { "" } else { "s" };
-    if given > f.arity {
-        format!(
-            "{}() takes {} positional argument{} but {} {} given",
-            f.qualname,
-            f.arity,
-            plural(f.arity),
-            given,
-            if given == 1 { "was" } else { "were" }
-        )
-    } else {
-        let missing: Vec<String> = f.locals[given..f.arity]
-            .iter()
-            .map(|n| format!("'{n}'"))
-            .collect();
-        let list = match missing.len() {
-            1 => missing[0].clone(),
-            2 => format!("{} and {}", missing[0], missing[1]),
-            n => format!("{}, and {}", missing[..n - 1].join(", "), missing[n - 1]),
-        };
-        format!(
-            "{}() missing {} required positional argument{}: {}",
-            f.qualname,
-            missing.len(),
-            plural(missing.len()),
-            list
-        )
-    }
-}
 
 fn rt_of<'a>(ctx: *mut Ctx) -> &'a mut Runtime {
     // SAFETY: helpers receive the live context; callers never hold another reference to the
@@ -269,7 +238,12 @@ fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
     let program = rt.program.clone();
     rt.via_values(args, deep, false, |v| {
         let names = |id: usize| program.functions[id].qualname.clone();
-        builtins::call_builtin(b, v.to_vec(), &names, start, &prog_args)
+        let env = BuiltinEnv {
+            names: &names,
+            start,
+            args: &prog_args,
+        };
+        builtins_core::call_builtin(b, v.to_vec(), &env)
     })
 }
 
@@ -361,7 +335,7 @@ fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
         let program = rt.program.clone();
         rt.via_values(&all, deep, mutates, |v| {
             let names = |id: usize| program.functions[id].qualname.clone();
-            methods::call_method_value(&v[0], &mname, v[1..].to_vec(), &names)
+            builtins_core::call_method(&v[0], &mname, v[1..].to_vec(), &names)
         })
     })
 }

@@ -15,7 +15,6 @@
 //! entry ([`stmjit_trace`], with the position of the failing expression or call in the
 //! current function) and returns `ERR` itself. No longjmp, no panics across the FFI.
 
-pub mod builtins;
 pub mod calls;
 pub mod convert;
 pub mod heap;

@@ -254,7 +254,10 @@ impl Interp {
         let program = self.shared.program.clone();
         let f = &program.functions[id];
         if args.len() != f.arity {
-            return Err(exc(ErrorKind::TypeError, arity_message(f, args.len())));
+            return Err(exc(
+                ErrorKind::TypeError,
+                crate::builtins_core::arity_message(f, args.len()),
+            ));
         }
         if self.frames.len() >= MAX_CALL_DEPTH || stack::near_limit() {
             return Err(exc(
@@ -274,38 +277,6 @@ impl Interp {
             Flow::Return(v) => Ok(v),
             _ => Ok(Value::None),
         }
-    }
-}
-
-/// Python's message for a call of `f` with `given` arguments.
-fn arity_message(f: &Function, given: usize) -> String {
-    let plural = |n: usize| if n == 1 { "" } else { "s" };
-    if given > f.arity {
-        format!(
-            "{}() takes {} positional argument{} but {} {} given",
-            f.qualname,
-            f.arity,
-            plural(f.arity),
-            given,
-            if given == 1 { "was" } else { "were" }
-        )
-    } else {
-        let missing: Vec<String> = f.locals[given..f.arity]
-            .iter()
-            .map(|n| format!("'{n}'"))
-            .collect();
-        let list = match missing.len() {
-            1 => missing[0].clone(),
-            2 => format!("{} and {}", missing[0], missing[1]),
-            n => format!("{}, and {}", missing[..n - 1].join(", "), missing[n - 1]),
-        };
-        format!(
-            "{}() missing {} required positional argument{}: {}",
-            f.qualname,
-            missing.len(),
-            plural(missing.len()),
-            list
-        )
     }
 }
 

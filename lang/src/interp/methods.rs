@@ -1,113 +1,12 @@
-//! Methods of the builtin types: list, dict, str, Thread and TransactionQueue.
+//! Methods of the builtin types: Thread and TransactionQueue here (they need the
+//! interpreter); list, dict and str in [`crate::builtins_core`], shared with the JIT.
 
-use super::builtins::int_arg;
-use super::{exc, Interp, R};
-use crate::ast::CmpOp;
-use crate::diag::{ErrorKind::*, Span};
-use crate::ops;
+use super::{Interp, R};
+use crate::builtins_core::{self, method_arity};
+use crate::diag::Span;
 use crate::value::*;
 
-const LIST_METHODS: &[&str] = &[
-    "append", "pop", "insert", "index", "sort", "reverse", "copy",
-];
-const DICT_METHODS: &[&str] = &["get", "keys", "values", "items", "pop", "copy"];
-const STR_METHODS: &[&str] = &[
-    "split",
-    "join",
-    "strip",
-    "startswith",
-    "upper",
-    "lower",
-    "find",
-];
-
-/// True when `v`'s type has a builtin method `name` (for `v.name` without a call).
-pub(super) fn has_method(v: &Value, name: &str) -> bool {
-    match v {
-        Value::List(_) => LIST_METHODS.contains(&name),
-        Value::Dict(_) => DICT_METHODS.contains(&name),
-        Value::Str(_) => STR_METHODS.contains(&name),
-        Value::Thread(_) => name == "join",
-        Value::Queue(_) => name == "add" || name == "run",
-        _ => false,
-    }
-}
-
-fn arity(type_name: &str, name: &str, args: &[Value], min: usize, max: usize) -> R<()> {
-    if args.len() < min || args.len() > max {
-        let want = if min == max {
-            format!("exactly {min}")
-        } else if args.len() < min {
-            format!("at least {min}")
-        } else {
-            format!("at most {max}")
-        };
-        let n = if args.len() < min { min } else { max };
-        return Err(exc(
-            TypeError,
-            format!(
-                "{type_name}.{name}() takes {want} argument{} ({} given)",
-                if n == 1 { "" } else { "s" },
-                args.len()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn str_arg(method: &str, v: &Value) -> R<std::sync::Arc<str>> {
-    match v {
-        Value::Str(s) => Ok(s.clone()),
-        other => Err(exc(
-            TypeError,
-            format!("{method}() argument must be str, not {}", other.type_name()),
-        )),
-    }
-}
-
-/// Stable sort with Python's `<` (which may fail); Rust's `sort_by` needs a total order.
-/// Small lists use binary insertion sort, as CPython's timsort does, so the first comparison
-/// (and so the message of a failing one) is the same as CPython's: `xs[1] < xs[0]`.
-fn sort_values(items: Vec<Value>) -> R<Vec<Value>> {
-    if items.len() <= 64 {
-        let mut out: Vec<Value> = Vec::with_capacity(items.len());
-        for v in items {
-            // Insert after every item not greater than `v` (stability).
-            let (mut lo, mut hi) = (0, out.len());
-            while lo < hi {
-                let mid = (lo + hi) / 2;
-                if order(&v, &out[mid], CmpOp::Lt)? {
-                    hi = mid;
-                } else {
-                    lo = mid + 1;
-                }
-            }
-            out.insert(lo, v);
-        }
-        return Ok(out);
-    }
-    let mut right = items;
-    let left = right.drain(..right.len() / 2).collect();
-    let (left, right) = (sort_values(left)?, sort_values(right)?);
-    let mut out = Vec::with_capacity(left.len() + right.len());
-    let (mut l, mut r) = (left.into_iter().peekable(), right.into_iter().peekable());
-    while let (Some(a), Some(b)) = (l.peek(), r.peek()) {
-        // Take from the right only when strictly smaller: keeps equal items in order.
-        if order(b, a, CmpOp::Lt)? {
-            out.extend(r.next());
-        } else {
-            out.extend(l.next());
-        }
-    }
-    out.extend(l);
-    out.extend(r);
-    Ok(out)
-}
-
-/// A char index for a byte offset in `s`.
-fn char_index(s: &str, byte: usize) -> i64 {
-    s[..byte].chars().count() as i64
-}
+pub(super) use crate::builtins_core::has_method;
 
 impl Interp {
     pub(super) fn call_builtin_method(
@@ -118,217 +17,30 @@ impl Interp {
         span: Span,
     ) -> R<Value> {
         match recv {
-            Value::List(l) => {
-                let t = "list";
-                match name {
-                    "append" => {
-                        arity(t, name, &args, 1, 1)?;
-                        lock(&l.items).push(args[0].clone());
-                        Ok(Value::None)
-                    }
-                    "pop" => {
-                        arity(t, name, &args, 0, 1)?;
-                        let mut items = lock(&l.items);
-                        if items.is_empty() {
-                            return Err(exc(IndexError, "pop from empty list"));
-                        }
-                        let n = items.len() as i64;
-                        let i = match args.first() {
-                            None => n - 1,
-                            Some(v) => int_arg(v)?,
-                        };
-                        let i = if i < 0 { i + n } else { i };
-                        if !(0..n).contains(&i) {
-                            return Err(exc(IndexError, "pop index out of range"));
-                        }
-                        Ok(items.remove(i as usize))
-                    }
-                    "insert" => {
-                        arity(t, name, &args, 2, 2)?;
-                        let i = int_arg(&args[0])?;
-                        let mut items = lock(&l.items);
-                        let n = items.len() as i64;
-                        let i = if i < 0 { (i + n).max(0) } else { i.min(n) };
-                        items.insert(i as usize, args[1].clone());
-                        Ok(Value::None)
-                    }
-                    "index" => {
-                        arity(t, name, &args, 1, 1)?;
-                        for (i, v) in l.snapshot().iter().enumerate() {
-                            if equal(v, &args[0])? {
-                                return Ok(Value::Int(i as i64));
-                            }
-                        }
-                        Err(exc(
-                            ValueError,
-                            format!("{} is not in list", args[0].repr(&self.func_name())?),
-                        ))
-                    }
-                    "sort" => {
-                        arity(t, name, &args, 0, 0)?;
-                        let sorted = sort_values(l.snapshot())?;
-                        *lock(&l.items) = sorted;
-                        Ok(Value::None)
-                    }
-                    "reverse" => {
-                        arity(t, name, &args, 0, 0)?;
-                        lock(&l.items).reverse();
-                        Ok(Value::None)
-                    }
-                    "copy" => {
-                        arity(t, name, &args, 0, 0)?;
-                        Ok(ListObj::new_value(l.snapshot()))
-                    }
-                    _ => Err(no_attr(recv, name)),
-                }
-            }
-            Value::Dict(d) => {
-                let t = "dict";
-                match name {
-                    "get" => {
-                        arity(t, name, &args, 1, 2)?;
-                        let k = Key::of(&args[0])?;
-                        let found = lock(&d.map).get(&k).cloned();
-                        Ok(found
-                            .or_else(|| args.get(1).cloned())
-                            .unwrap_or(Value::None))
-                    }
-                    "keys" => {
-                        arity(t, name, &args, 0, 0)?;
-                        Ok(ListObj::new_value(lock(&d.map).keys()))
-                    }
-                    "values" => {
-                        arity(t, name, &args, 0, 0)?;
-                        Ok(ListObj::new_value(lock(&d.map).values()))
-                    }
-                    "items" => {
-                        arity(t, name, &args, 0, 0)?;
-                        let pairs = lock(&d.map).items();
-                        Ok(ListObj::new_value(
-                            pairs
-                                .into_iter()
-                                .map(|(k, v)| ListObj::new_value(vec![k, v]))
-                                .collect(),
-                        ))
-                    }
-                    "pop" => {
-                        arity(t, name, &args, 1, 2)?;
-                        let k = Key::of(&args[0])?;
-                        let removed = lock(&d.map).remove(&k);
-                        match (removed, args.get(1)) {
-                            (Some(v), _) => Ok(v),
-                            (None, Some(default)) => Ok(default.clone()),
-                            (None, None) => Err(exc(KeyError, args[0].repr(&self.func_name())?)),
-                        }
-                    }
-                    "copy" => {
-                        arity(t, name, &args, 0, 0)?;
-                        Ok(DictObj::new_value(lock(&d.map).clone()))
-                    }
-                    _ => Err(no_attr(recv, name)),
-                }
-            }
-            Value::Str(s) => {
-                let t = "str";
-                match name {
-                    "split" => {
-                        arity(t, name, &args, 0, 1)?;
-                        let parts: Vec<Value> = match args.first() {
-                            None | Some(Value::None) => {
-                                s.split_whitespace().map(Value::str).collect()
-                            }
-                            Some(sep) => {
-                                let sep = str_arg("split", sep)?;
-                                if sep.is_empty() {
-                                    return Err(exc(ValueError, "empty separator"));
-                                }
-                                s.split(&*sep).map(Value::str).collect()
-                            }
-                        };
-                        Ok(ListObj::new_value(parts))
-                    }
-                    "join" => {
-                        arity(t, name, &args, 1, 1)?;
-                        let items = ops::iterate(&args[0])?;
-                        let mut out = String::new();
-                        for (i, v) in items.iter().enumerate() {
-                            if i > 0 {
-                                out.push_str(s);
-                            }
-                            match v {
-                                Value::Str(p) => out.push_str(p),
-                                other => {
-                                    return Err(exc(
-                                        TypeError,
-                                        format!(
-                                            "sequence item {i}: expected str instance, {} found",
-                                            other.type_name()
-                                        ),
-                                    ))
-                                }
-                            }
-                        }
-                        Ok(Value::str(out))
-                    }
-                    "strip" => {
-                        arity(t, name, &args, 0, 0)?;
-                        Ok(Value::str(s.trim()))
-                    }
-                    "startswith" => {
-                        arity(t, name, &args, 1, 1)?;
-                        let p = str_arg("startswith", &args[0])?;
-                        Ok(Value::Bool(s.starts_with(&*p)))
-                    }
-                    "upper" => {
-                        arity(t, name, &args, 0, 0)?;
-                        Ok(Value::str(s.to_uppercase()))
-                    }
-                    "lower" => {
-                        arity(t, name, &args, 0, 0)?;
-                        Ok(Value::str(s.to_lowercase()))
-                    }
-                    "find" => {
-                        arity(t, name, &args, 1, 1)?;
-                        let p = str_arg("find", &args[0])?;
-                        Ok(Value::Int(match s.find(&*p) {
-                            Some(b) => char_index(s, b),
-                            None => -1,
-                        }))
-                    }
-                    _ => Err(no_attr(recv, name)),
-                }
-            }
             Value::Thread(th) if name == "join" => {
-                arity("Thread", name, &args, 0, 0)?;
+                method_arity("Thread", name, &args, 0, 0)?;
                 Ok(self.join(th))
             }
             Value::Queue(q) => match name {
                 "add" => {
-                    if args.is_empty() {
-                        return Err(exc(
-                            TypeError,
-                            "TransactionQueue.add() takes at least 1 argument (0 given)",
-                        ));
-                    }
+                    method_arity("TransactionQueue", name, &args, 1, usize::MAX)?;
                     let mut args = args;
                     let f = args.remove(0);
                     lock(&q.calls).push_back((f, args));
                     Ok(Value::None)
                 }
                 "run" => {
-                    arity("TransactionQueue", name, &args, 0, 0)?;
+                    method_arity("TransactionQueue", name, &args, 0, 0)?;
                     self.run_queue(q, span)
                 }
-                _ => Err(no_attr(recv, name)),
+                _ => Err(builtins_core::no_attr(recv, name).into()),
             },
-            _ => Err(no_attr(recv, name)),
+            _ => Ok(builtins_core::call_method(
+                recv,
+                name,
+                args,
+                &self.func_name(),
+            )?),
         }
     }
-}
-
-fn no_attr(v: &Value, name: &str) -> Box<super::Exc> {
-    exc(
-        AttributeError,
-        format!("'{}' object has no attribute '{name}'", v.type_name()),
-    )
 }

@@ -1,0 +1,839 @@
+//! The interpreter-state-free part of the builtin functions and of the str/list/dict methods
+//! of LANGUAGE.md, over [`Value`]s: one implementation shared by the reference interpreter
+//! and the JIT's runtime (which converts its heap objects to `Value`s for these rare
+//! operations), so that results, error kinds and messages are identical by construction.
+//! What needs interpreter or runtime state (`print`, `spawn`, `Lock`, `TransactionQueue`,
+//! Thread and TransactionQueue methods) stays with each caller.
+
+#![allow(clippy::needless_question_mark)]
+
+use crate::ast::{Builtin, CmpOp, FuncId, Function};
+use crate::diag::ErrorKind::{self, *};
+use crate::ops::{self, INT_MAX, INT_MIN};
+use crate::value::*;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Result of the shared operations; callers convert the error into their own type.
+pub type R<T> = Result<T, OpError>;
+
+fn exc(kind: ErrorKind, msg: impl Into<String>) -> OpError {
+    (kind, msg.into())
+}
+
+/// Checks that `name()` got between `min` and `max` arguments; Python's `TypeError` if not.
+/// Public so that callers checking the builtins they handle themselves use the same message.
+pub fn arity(name: &str, args: &[Value], min: usize, max: usize) -> R<()> {
+    if args.len() < min || args.len() > max {
+        return Err(arity_error(name, args.len(), min, max));
+    }
+    Ok(())
+}
+
+/// The `TypeError` for `name()` called with `given` arguments where `min..=max` are taken.
+fn arity_error(name: &str, given: usize, min: usize, max: usize) -> OpError {
+    let want = if min == max {
+        format!("exactly {min}")
+    } else if given < min {
+        format!("at least {min}")
+    } else {
+        format!("at most {max}")
+    };
+    let s = if (if given < min { min } else { max }) == 1 {
+        ""
+    } else {
+        "s"
+    };
+    exc(
+        TypeError,
+        format!("{name}() takes {want} argument{s} ({given} given)"),
+    )
+}
+
+/// An int argument (bools count), or a `TypeError`. Public for callers' own builtins.
+pub fn int_arg(v: &Value) -> R<i64> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        Value::Bool(b) => Ok(*b as i64),
+        other => Err(exc(
+            TypeError,
+            format!(
+                "'{}' object cannot be interpreted as an integer",
+                other.type_name()
+            ),
+        )),
+    }
+}
+
+fn float_arg(name: &str, v: &Value) -> R<f64> {
+    match as_num(v) {
+        Some(Num::Int(i)) => Ok(i as f64),
+        Some(Num::Float(f)) => Ok(f),
+        None => Err(exc(
+            TypeError,
+            format!(
+                "{name}() argument must be a number, not '{}'",
+                v.type_name()
+            ),
+        )),
+    }
+}
+
+/// Parses `int(s)` as Python does (base 10, surrounding whitespace, sign, `_` between digits).
+fn parse_int(s: &str) -> R<Value> {
+    let bad = || {
+        exc(
+            ValueError,
+            format!("invalid literal for int() with base 10: {}", str_repr(s)),
+        )
+    };
+    let t = s.trim();
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+        || !digits.chars().all(|c| c.is_ascii_digit() || c == '_')
+    {
+        return Err(bad());
+    }
+    let clean: String = digits.chars().filter(|c| *c != '_').collect();
+    let magnitude: i128 = clean
+        .trim_start_matches('0')
+        .parse::<i128>()
+        .or_else(|e| {
+            if clean.chars().all(|c| c == '0') {
+                Ok(0)
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|_| exc(OverflowError, "int too large (ints are 63-bit)"))?;
+    Ok(ops::int_result(Some(if neg {
+        -magnitude
+    } else {
+        magnitude
+    }))?)
+}
+
+/// Parses `float(s)` as Python does.
+fn parse_float(s: &str) -> R<Value> {
+    let bad = || {
+        exc(
+            ValueError,
+            format!("could not convert string to float: {}", str_repr(s)),
+        )
+    };
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let body = lower.trim_start_matches(['+', '-']);
+    if matches!(body, "inf" | "infinity" | "nan") {
+        return lower.parse::<f64>().map(Value::Float).map_err(|_| bad());
+    }
+    // Underscores only between digits; Rust's parser rejects them, so drop them after checking.
+    let chars: Vec<char> = t.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        if *c == '_' {
+            let ok = i > 0
+                && i + 1 < chars.len()
+                && chars[i - 1].is_ascii_digit()
+                && chars[i + 1].is_ascii_digit();
+            if !ok {
+                return Err(bad());
+            }
+        } else if !(c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')) {
+            return Err(bad());
+        }
+    }
+    let clean: String = t.chars().filter(|c| *c != '_').collect();
+    clean.parse::<f64>().map(Value::Float).map_err(|_| bad())
+}
+
+/// Python's `hash` of an int: modulo 2^61 − 1, sign kept, −1 becomes −2.
+fn hash_int(i: i64) -> i64 {
+    const M: i128 = (1 << 61) - 1;
+    let h = (i as i128).abs() % M;
+    let h = if i < 0 { -h } else { h } as i64;
+    if h == -1 {
+        -2
+    } else {
+        h
+    }
+}
+
+/// Python's `hash` of a float (equal to the int's hash for integral values).
+fn hash_float(v: f64) -> i64 {
+    const BITS: i32 = 61;
+    const M: u64 = (1 << 61) - 1;
+    if v.is_infinite() {
+        return if v > 0.0 { 314159 } else { -314159 };
+    }
+    if v.is_nan() {
+        return 0;
+    }
+    // frexp: v = m * 2^e with 0.5 <= |m| < 1.
+    let (mut m, mut e) = frexp(v.abs());
+    let mut x: u64 = 0;
+    while m != 0.0 {
+        x = ((x << 28) & M) | (x >> (BITS - 28));
+        m *= 268435456.0;
+        e -= 28;
+        let y = m as u64;
+        m -= y as f64;
+        x += y;
+        if x >= M {
+            x -= M;
+        }
+    }
+    let e = if e >= 0 {
+        e % BITS
+    } else {
+        BITS - 1 - ((-1 - e) % BITS)
+    };
+    x = ((x << e) & M) | (x >> (BITS - e));
+    let h = if v < 0.0 { -(x as i64) } else { x as i64 };
+    if h == -1 {
+        -2
+    } else {
+        h
+    }
+}
+
+fn frexp(v: f64) -> (f64, i32) {
+    if v == 0.0 {
+        return (0.0, 0);
+    }
+    let bits = v.to_bits();
+    let exp = ((bits >> 52) & 0x7ff) as i32;
+    if exp == 0 {
+        // Subnormal: scale up first.
+        let (m, e) = frexp(v * 2f64.powi(64));
+        return (m, e - 64);
+    }
+    let m = f64::from_bits((bits & !(0x7ff << 52)) | (1022 << 52));
+    (m, exp - 1022)
+}
+
+/// `hash(v)`: Python's values for numbers and bools; a fixed FNV-1a hash for strs (Python
+/// randomizes str hashes per process, so no program can depend on them).
+pub fn hash_value(v: &Value) -> R<i64> {
+    Ok(match v {
+        Value::Int(i) => hash_int(*i),
+        Value::Bool(b) => *b as i64,
+        Value::Float(f) => hash_float(*f),
+        Value::None => 0x5f5f_4e6f_6e65,
+        Value::Str(s) => {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in s.bytes() {
+                h ^= b as u64;
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            let h = (h >> 3) as i64;
+            if h == -1 {
+                -2
+            } else {
+                h
+            }
+        }
+        Value::List(_) | Value::Dict(_) => {
+            return Err(exc(
+                TypeError,
+                format!("unhashable type: '{}'", v.type_name()),
+            ))
+        }
+        Value::Instance(i) => (Arc::as_ptr(i) as usize >> 4) as i64,
+        Value::Class(c) => (Arc::as_ptr(c) as usize >> 4) as i64,
+        Value::Function(f) => *f as i64,
+        other => (other as *const Value as usize >> 4) as i64,
+    })
+}
+
+/// What the shared builtins need from their caller beyond the arguments.
+pub struct BuiltinEnv<'a> {
+    /// The qualified name of function `id` (for `str` of functions and bound methods).
+    pub names: &'a dyn Fn(FuncId) -> String,
+    /// When the program started (`time()` counts from here).
+    pub start: Instant,
+    /// The program's command-line arguments (`args()`).
+    pub args: &'a [String],
+}
+
+/// `b(args)` for every builtin except `print`, `spawn`, `Lock` and `TransactionQueue`, which
+/// need the caller's state (output, threads, its own object representation) and must be
+/// handled by the caller before calling this.
+pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> {
+    let names = env.names;
+    {
+        let name = b.name();
+        match b {
+            Builtin::Len => {
+                arity(name, &args, 1, 1)?;
+                let n = match &args[0] {
+                    Value::Str(s) => s.chars().count() as i64,
+                    Value::List(l) => lock(&l.items).len() as i64,
+                    Value::Dict(d) => lock(&d.map).len() as i64,
+                    Value::Range(a, b, s) => {
+                        return Ok(ops::int_result(Some(range_len(*a, *b, *s) as i128))?)
+                    }
+                    other => {
+                        return Err(exc(
+                            TypeError,
+                            format!("object of type '{}' has no len()", other.type_name()),
+                        ))
+                    }
+                };
+                Ok(Value::Int(n))
+            }
+            Builtin::Range => {
+                arity(name, &args, 1, 3)?;
+                let ints: Vec<i64> = args.iter().map(int_arg).collect::<R<_>>()?;
+                let (a, b, s) = match ints[..] {
+                    [n] => (0, n, 1),
+                    [a, b] => (a, b, 1),
+                    [a, b, s] => (a, b, s),
+                    _ => unreachable!("arity checked"),
+                };
+                if s == 0 {
+                    return Err(exc(ValueError, "range() arg 3 must not be zero"));
+                }
+                Ok(Value::Range(a, b, s))
+            }
+            Builtin::Str => {
+                arity(name, &args, 0, 1)?;
+                match args.first() {
+                    None => Ok(Value::str("")),
+                    Some(v) => Ok(Value::str(v.to_str(names)?)),
+                }
+            }
+            Builtin::Int => {
+                arity(name, &args, 0, 1)?;
+                match args.first() {
+                    None => Ok(Value::Int(0)),
+                    Some(Value::Int(i)) => Ok(Value::Int(*i)),
+                    Some(Value::Bool(b)) => Ok(Value::Int(*b as i64)),
+                    Some(Value::Float(f)) => {
+                        if f.is_nan() {
+                            return Err(exc(ValueError, "cannot convert float NaN to integer"));
+                        }
+                        if f.is_infinite() {
+                            return Err(exc(
+                                OverflowError,
+                                "cannot convert float infinity to integer",
+                            ));
+                        }
+                        let t = f.trunc();
+                        if t < INT_MIN as f64 || t > INT_MAX as f64 {
+                            return Err(exc(OverflowError, "int too large (ints are 63-bit)"));
+                        }
+                        Ok(Value::Int(t as i64))
+                    }
+                    Some(Value::Str(s)) => parse_int(s),
+                    Some(other) => Err(exc(
+                        TypeError,
+                        format!(
+                            "int() argument must be a string or a number, not '{}'",
+                            other.type_name()
+                        ),
+                    )),
+                }
+            }
+            Builtin::Float => {
+                arity(name, &args, 0, 1)?;
+                match args.first() {
+                    None => Ok(Value::Float(0.0)),
+                    Some(Value::Str(s)) => parse_float(s),
+                    Some(v) => match as_num(v) {
+                        Some(Num::Int(i)) => Ok(Value::Float(i as f64)),
+                        Some(Num::Float(f)) => Ok(Value::Float(f)),
+                        None => Err(exc(
+                            TypeError,
+                            format!(
+                                "float() argument must be a string or a real number, not '{}'",
+                                v.type_name()
+                            ),
+                        )),
+                    },
+                }
+            }
+            Builtin::Bool => {
+                arity(name, &args, 0, 1)?;
+                Ok(Value::Bool(args.first().is_some_and(|v| v.truthy())))
+            }
+            Builtin::Abs => {
+                arity(name, &args, 1, 1)?;
+                match as_num(&args[0]) {
+                    Some(Num::Int(i)) => Ok(ops::int_result(Some((i as i128).abs()))?),
+                    Some(Num::Float(f)) => Ok(Value::Float(f.abs())),
+                    None => Err(exc(
+                        TypeError,
+                        format!("bad operand type for abs(): '{}'", args[0].type_name()),
+                    )),
+                }
+            }
+            Builtin::Min | Builtin::Max => {
+                let items = match args.len() {
+                    0 => {
+                        return Err(exc(
+                            TypeError,
+                            format!("{name} expected at least 1 argument, got 0"),
+                        ))
+                    }
+                    1 => ops::iterate(&args[0])?,
+                    _ => args,
+                };
+                let op = if b == Builtin::Min {
+                    CmpOp::Lt
+                } else {
+                    CmpOp::Gt
+                };
+                let mut it = items.into_iter();
+                let Some(mut best) = it.next() else {
+                    return Err(exc(
+                        ValueError,
+                        format!("{name}() arg is an empty sequence"),
+                    ));
+                };
+                for v in it {
+                    if order(&v, &best, op)? {
+                        best = v;
+                    }
+                }
+                Ok(best)
+            }
+            Builtin::Sqrt => {
+                arity(name, &args, 1, 1)?;
+                let x = float_arg(name, &args[0])?;
+                if x < 0.0 {
+                    return Err(exc(ValueError, "math domain error"));
+                }
+                Ok(Value::Float(x.sqrt()))
+            }
+            Builtin::Ord => {
+                arity(name, &args, 1, 1)?;
+                match &args[0] {
+                    Value::Str(s) => {
+                        let mut chars = s.chars();
+                        match (chars.next(), chars.next()) {
+                            (Some(c), None) => Ok(Value::Int(c as i64)),
+                            _ => Err(exc(
+                                TypeError,
+                                format!(
+                                    "ord() expected a character, but string of length {} found",
+                                    s.chars().count()
+                                ),
+                            )),
+                        }
+                    }
+                    other => Err(exc(
+                        TypeError,
+                        format!(
+                            "ord() expected string of length 1, but {} found",
+                            other.type_name()
+                        ),
+                    )),
+                }
+            }
+            Builtin::Chr => {
+                arity(name, &args, 1, 1)?;
+                let i = int_arg(&args[0])?;
+                u32::try_from(i)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .map(ops::char_value)
+                    .ok_or_else(|| exc(ValueError, "chr() arg not in range(0x110000)"))
+            }
+            Builtin::Hash => {
+                arity(name, &args, 1, 1)?;
+                Ok(Value::Int(hash_value(&args[0])?))
+            }
+            Builtin::Time => {
+                arity(name, &args, 0, 0)?;
+                Ok(Value::Float(env.start.elapsed().as_secs_f64()))
+            }
+            Builtin::Args => {
+                arity(name, &args, 0, 0)?;
+                let items = env.args.iter().map(|a| Value::str(a.as_str())).collect();
+                Ok(ListObj::new_value(items))
+            }
+            Builtin::Cores => {
+                arity(name, &args, 0, 0)?;
+                let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+                Ok(Value::Int(n as i64))
+            }
+            Builtin::Print | Builtin::Spawn | Builtin::Lock | Builtin::TransactionQueue => {
+                unreachable!("{name}() is handled by the caller")
+            }
+            Builtin::Serve | Builtin::Shutdown | Builtin::ServerPort => Err(exc(
+                TypeError,
+                format!("{name}() is not supported by the reference interpreter yet"),
+            )),
+        }
+    }
+}
+
+/// The methods of lists, dicts and strs (public for the JIT's `has_method`, which looks at
+/// heap objects rather than `Value`s).
+pub const LIST_METHODS: &[&str] = &[
+    "append", "pop", "insert", "index", "sort", "reverse", "copy",
+];
+/// See [`LIST_METHODS`].
+pub const DICT_METHODS: &[&str] = &["get", "keys", "values", "items", "pop", "copy"];
+/// See [`LIST_METHODS`].
+pub const STR_METHODS: &[&str] = &[
+    "split",
+    "join",
+    "strip",
+    "startswith",
+    "upper",
+    "lower",
+    "find",
+];
+
+/// True when `v`'s type has a builtin method `name` (for `v.name` without a call).
+pub fn has_method(v: &Value, name: &str) -> bool {
+    match v {
+        Value::List(_) => LIST_METHODS.contains(&name),
+        Value::Dict(_) => DICT_METHODS.contains(&name),
+        Value::Str(_) => STR_METHODS.contains(&name),
+        Value::Thread(_) => name == "join",
+        Value::Queue(_) => name == "add" || name == "run",
+        _ => false,
+    }
+}
+
+/// Checks that method `type_name.name()` got between `min` and `max` arguments; Python's
+/// `TypeError` if not. Public for the methods callers handle themselves (Thread, queue).
+pub fn method_arity(type_name: &str, name: &str, args: &[Value], min: usize, max: usize) -> R<()> {
+    if args.len() < min || args.len() > max {
+        return Err(arity_error(
+            &format!("{type_name}.{name}"),
+            args.len(),
+            min,
+            max,
+        ));
+    }
+    Ok(())
+}
+
+fn str_arg(method: &str, v: &Value) -> R<std::sync::Arc<str>> {
+    match v {
+        Value::Str(s) => Ok(s.clone()),
+        other => Err(exc(
+            TypeError,
+            format!("{method}() argument must be str, not {}", other.type_name()),
+        )),
+    }
+}
+
+/// Stable sort with Python's `<` (which may fail); Rust's `sort_by` needs a total order.
+/// Small lists use binary insertion sort, as CPython's timsort does, so the first comparison
+/// (and so the message of a failing one) is the same as CPython's: `xs[1] < xs[0]`.
+fn sort_values(items: Vec<Value>) -> R<Vec<Value>> {
+    if items.len() <= 64 {
+        let mut out: Vec<Value> = Vec::with_capacity(items.len());
+        for v in items {
+            // Insert after every item not greater than `v` (stability).
+            let (mut lo, mut hi) = (0, out.len());
+            while lo < hi {
+                let mid = (lo + hi) / 2;
+                if order(&v, &out[mid], CmpOp::Lt)? {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            out.insert(lo, v);
+        }
+        return Ok(out);
+    }
+    let mut right = items;
+    let left = right.drain(..right.len() / 2).collect();
+    let (left, right) = (sort_values(left)?, sort_values(right)?);
+    let mut out = Vec::with_capacity(left.len() + right.len());
+    let (mut l, mut r) = (left.into_iter().peekable(), right.into_iter().peekable());
+    while let (Some(a), Some(b)) = (l.peek(), r.peek()) {
+        // Take from the right only when strictly smaller: keeps equal items in order.
+        if order(b, a, CmpOp::Lt)? {
+            out.extend(r.next());
+        } else {
+            out.extend(l.next());
+        }
+    }
+    out.extend(l);
+    out.extend(r);
+    Ok(out)
+}
+
+/// A char index for a byte offset in `s`.
+fn char_index(s: &str, byte: usize) -> i64 {
+    s[..byte].chars().count() as i64
+}
+
+/// `recv.name(args)` for list, dict and str methods; an `AttributeError` for any other
+/// receiver or name (callers handle Thread and TransactionQueue methods first). `names` gives
+/// function names for `repr` in messages.
+pub fn call_method(
+    recv: &Value,
+    name: &str,
+    args: Vec<Value>,
+    names: &dyn Fn(FuncId) -> String,
+) -> R<Value> {
+    {
+        match recv {
+            Value::List(l) => {
+                let t = "list";
+                match name {
+                    "append" => {
+                        method_arity(t, name, &args, 1, 1)?;
+                        lock(&l.items).push(args[0].clone());
+                        Ok(Value::None)
+                    }
+                    "pop" => {
+                        method_arity(t, name, &args, 0, 1)?;
+                        let mut items = lock(&l.items);
+                        if items.is_empty() {
+                            return Err(exc(IndexError, "pop from empty list"));
+                        }
+                        let n = items.len() as i64;
+                        let i = match args.first() {
+                            None => n - 1,
+                            Some(v) => int_arg(v)?,
+                        };
+                        let i = if i < 0 { i + n } else { i };
+                        if !(0..n).contains(&i) {
+                            return Err(exc(IndexError, "pop index out of range"));
+                        }
+                        Ok(items.remove(i as usize))
+                    }
+                    "insert" => {
+                        method_arity(t, name, &args, 2, 2)?;
+                        let i = int_arg(&args[0])?;
+                        let mut items = lock(&l.items);
+                        let n = items.len() as i64;
+                        let i = if i < 0 { (i + n).max(0) } else { i.min(n) };
+                        items.insert(i as usize, args[1].clone());
+                        Ok(Value::None)
+                    }
+                    "index" => {
+                        method_arity(t, name, &args, 1, 1)?;
+                        for (i, v) in l.snapshot().iter().enumerate() {
+                            if equal(v, &args[0])? {
+                                return Ok(Value::Int(i as i64));
+                            }
+                        }
+                        Err(exc(
+                            ValueError,
+                            format!("{} is not in list", args[0].repr(names)?),
+                        ))
+                    }
+                    "sort" => {
+                        method_arity(t, name, &args, 0, 0)?;
+                        let sorted = sort_values(l.snapshot())?;
+                        *lock(&l.items) = sorted;
+                        Ok(Value::None)
+                    }
+                    "reverse" => {
+                        method_arity(t, name, &args, 0, 0)?;
+                        lock(&l.items).reverse();
+                        Ok(Value::None)
+                    }
+                    "copy" => {
+                        method_arity(t, name, &args, 0, 0)?;
+                        Ok(ListObj::new_value(l.snapshot()))
+                    }
+                    _ => Err(no_attr(recv, name)),
+                }
+            }
+            Value::Dict(d) => {
+                let t = "dict";
+                match name {
+                    "get" => {
+                        method_arity(t, name, &args, 1, 2)?;
+                        let k = Key::of(&args[0])?;
+                        let found = lock(&d.map).get(&k).cloned();
+                        Ok(found
+                            .or_else(|| args.get(1).cloned())
+                            .unwrap_or(Value::None))
+                    }
+                    "keys" => {
+                        method_arity(t, name, &args, 0, 0)?;
+                        Ok(ListObj::new_value(lock(&d.map).keys()))
+                    }
+                    "values" => {
+                        method_arity(t, name, &args, 0, 0)?;
+                        Ok(ListObj::new_value(lock(&d.map).values()))
+                    }
+                    "items" => {
+                        method_arity(t, name, &args, 0, 0)?;
+                        let pairs = lock(&d.map).items();
+                        Ok(ListObj::new_value(
+                            pairs
+                                .into_iter()
+                                .map(|(k, v)| ListObj::new_value(vec![k, v]))
+                                .collect(),
+                        ))
+                    }
+                    "pop" => {
+                        method_arity(t, name, &args, 1, 2)?;
+                        let k = Key::of(&args[0])?;
+                        let removed = lock(&d.map).remove(&k);
+                        match (removed, args.get(1)) {
+                            (Some(v), _) => Ok(v),
+                            (None, Some(default)) => Ok(default.clone()),
+                            (None, None) => Err(exc(KeyError, args[0].repr(names)?)),
+                        }
+                    }
+                    "copy" => {
+                        method_arity(t, name, &args, 0, 0)?;
+                        Ok(DictObj::new_value(lock(&d.map).clone()))
+                    }
+                    _ => Err(no_attr(recv, name)),
+                }
+            }
+            Value::Str(s) => {
+                let t = "str";
+                match name {
+                    "split" => {
+                        method_arity(t, name, &args, 0, 1)?;
+                        let parts: Vec<Value> = match args.first() {
+                            None | Some(Value::None) => {
+                                s.split_whitespace().map(Value::str).collect()
+                            }
+                            Some(sep) => {
+                                let sep = str_arg("split", sep)?;
+                                if sep.is_empty() {
+                                    return Err(exc(ValueError, "empty separator"));
+                                }
+                                s.split(&*sep).map(Value::str).collect()
+                            }
+                        };
+                        Ok(ListObj::new_value(parts))
+                    }
+                    "join" => {
+                        method_arity(t, name, &args, 1, 1)?;
+                        let items = ops::iterate(&args[0])?;
+                        let mut out = String::new();
+                        for (i, v) in items.iter().enumerate() {
+                            if i > 0 {
+                                out.push_str(s);
+                            }
+                            match v {
+                                Value::Str(p) => out.push_str(p),
+                                other => {
+                                    return Err(exc(
+                                        TypeError,
+                                        format!(
+                                            "sequence item {i}: expected str instance, {} found",
+                                            other.type_name()
+                                        ),
+                                    ))
+                                }
+                            }
+                        }
+                        Ok(Value::str(out))
+                    }
+                    "strip" => {
+                        method_arity(t, name, &args, 0, 0)?;
+                        Ok(Value::str(s.trim()))
+                    }
+                    "startswith" => {
+                        method_arity(t, name, &args, 1, 1)?;
+                        let p = str_arg("startswith", &args[0])?;
+                        Ok(Value::Bool(s.starts_with(&*p)))
+                    }
+                    "upper" => {
+                        method_arity(t, name, &args, 0, 0)?;
+                        Ok(Value::str(s.to_uppercase()))
+                    }
+                    "lower" => {
+                        method_arity(t, name, &args, 0, 0)?;
+                        Ok(Value::str(s.to_lowercase()))
+                    }
+                    "find" => {
+                        method_arity(t, name, &args, 1, 1)?;
+                        let p = str_arg("find", &args[0])?;
+                        Ok(Value::Int(match s.find(&*p) {
+                            Some(b) => char_index(s, b),
+                            None => -1,
+                        }))
+                    }
+                    _ => Err(no_attr(recv, name)),
+                }
+            }
+            _ => Err(no_attr(recv, name)),
+        }
+    }
+}
+
+/// The `AttributeError` for a missing attribute `name` of `v`.
+pub fn no_attr(v: &Value, name: &str) -> OpError {
+    exc(
+        AttributeError,
+        format!("'{}' object has no attribute '{name}'", v.type_name()),
+    )
+}
+
+/// Python's message for a call of function `f` with `given` arguments (wrong arity).
+pub fn arity_message(f: &Function, given: usize) -> String {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    if given > f.arity {
+        format!(
+            "{}() takes {} positional argument{} but {} {} given",
+            f.qualname,
+            f.arity,
+            plural(f.arity),
+            given,
+            if given == 1 { "was" } else { "were" }
+        )
+    } else {
+        let missing: Vec<String> = f.locals[given..f.arity]
+            .iter()
+            .map(|n| format!("'{n}'"))
+            .collect();
+        let list = match missing.len() {
+            1 => missing[0].clone(),
+            2 => format!("{} and {}", missing[0], missing[1]),
+            n => format!("{}, and {}", missing[..n - 1].join(", "), missing[n - 1]),
+        };
+        format!(
+            "{}() missing {} required positional argument{}: {}",
+            f.qualname,
+            missing.len(),
+            plural(missing.len()),
+            list
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_hashes() {
+        // Values from CPython 3.11 (64-bit).
+        assert_eq!(hash_int(-1), -2);
+        assert_eq!(hash_int((1 << 61) - 1), 0);
+        assert_eq!(hash_int(1 << 61), 1);
+        assert_eq!(hash_float(1.5), 1152921504606846977);
+        assert_eq!(hash_float(-2.0), -2);
+        assert_eq!(hash_float(0.1), 230584300921369408);
+        assert_eq!(hash_float(1e300), 1224995262755759164);
+        assert_eq!(hash_float(1e-300), 482449582752280463);
+        assert_eq!(hash_float(5e-324), 16777216);
+        assert_eq!(hash_float(2f64.powi(70)), 512);
+    }
+
+    #[test]
+    fn int_and_float_parsing() {
+        assert!(matches!(parse_int(" -1_000 ").unwrap(), Value::Int(-1000)));
+        assert!(parse_int("1__0").is_err());
+        assert!(parse_int("0x10").is_err());
+        assert!(matches!(parse_float("1_0.5e1").unwrap(), Value::Float(f) if f == 105.0));
+        assert!(matches!(parse_float(" -inf").unwrap(), Value::Float(f) if f == f64::NEG_INFINITY));
+        assert!(parse_float("abc").is_err());
+    }
+}
