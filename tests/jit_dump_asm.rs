@@ -109,3 +109,38 @@ fn float_arithmetic_allocates_inline() {
         .expect("listing of f");
     assert!(f.contains("nursery allocation"), "{f}");
 }
+
+#[test]
+fn float_comparisons_are_inline() {
+    let dir = std::env::temp_dir().join(format!("stmjit-dump-fcmp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join("p.lang");
+    std::fs::write(
+        &prog,
+        "def f(x, y):\n    if x <= y:\n        return 1\n    return 2\n\
+         def g(x, y):\n    return x > y\n\
+         n = 1e308 * 10.0\nn = n - n\n\
+         print(f(1.5, 2.5), f(2.5, 2.5), f(3.0, 2.5), g(1.5, 0.5), g(0.5, 1.5))\n\
+         print(f(1, 2.5), g(3, 2.5), f(n, 1.0), g(n, n), g(1.0, n), f(-0.0, 0.0), g(\"b\", \"a\"))\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stmjit"))
+        .args(["run", "--dump-asm"])
+        .arg(&prog)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1 1 2 True False\n1 True 2 False False 1 True\n"
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    // Both the branch form (`if x <= y`) and the value form (`x > y`) compare two floats
+    // with a float instruction instead of only calling the comparison helper.
+    for name in ["f0_f", "f1_g"] {
+        let f = text
+            .split("; function ")
+            .find(|s| s.starts_with(name))
+            .expect("listing of the function");
+        assert!(f.contains("ucomisd"), "{f}");
+    }
+}

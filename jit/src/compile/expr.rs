@@ -3,7 +3,8 @@
 use super::{mf, FnCompiler, LOC_LIST_FAST};
 use crate::rt::{helpers::BINOPS, helpers::CMPOPS, helpers::UNOPS, Ctx, UNBOUND};
 use cranelift_codegen::ir::{
-    condcodes::IntCC, types::I32, types::I64, types::I8, InstBuilder, SourceLoc, Value,
+    condcodes::FloatCC, condcodes::IntCC, types::I32, types::I64, types::I8, InstBuilder,
+    SourceLoc, Value,
 };
 use std::mem::offset_of;
 use stmjit_lang::ast::*;
@@ -343,6 +344,14 @@ impl FnCompiler<'_, '_> {
                 self.b.ins().jump(done, &[c.into()]);
                 self.b.set_cold_block(slow);
                 self.b.switch_to_block(slow);
+                if let Some(c) = self.float_order(op) {
+                    let (c, generic) = c;
+                    let fx = self.float_value(x, generic);
+                    let fy = self.float_value(y, generic);
+                    let c = self.b.ins().fcmp(c, fx, fy);
+                    self.b.ins().jump(done, &[c.into()]);
+                    self.b.switch_to_block(generic);
+                }
                 let k = CMPOPS.iter().position(|o| *o == op).unwrap() as i64;
                 let k = self.b.ins().iconst(I64, k);
                 let r = self.call_checked("stmjit_compare", &[self.ctx, k, x, y], e.span);
@@ -580,6 +589,22 @@ impl FnCompiler<'_, '_> {
         self.b.block_params(done)[0]
     }
 
+    /// For `<`, `<=`, `>`, `>=`: the float condition (ordered, so false when either side
+    /// is NaN, as `order` gives) and a fresh cold block for operands that are not two
+    /// floats.
+    fn float_order(&mut self, op: CmpOp) -> Option<(FloatCC, cranelift_codegen::ir::Block)> {
+        let cc = match op {
+            CmpOp::Lt => FloatCC::LessThan,
+            CmpOp::Le => FloatCC::LessThanOrEqual,
+            CmpOp::Gt => FloatCC::GreaterThan,
+            CmpOp::Ge => FloatCC::GreaterThanOrEqual,
+            _ => return None,
+        };
+        let generic = self.b.create_block();
+        self.b.set_cold_block(generic);
+        Some((cc, generic))
+    }
+
     /// The f64 of a float box (immutable: no read barrier); branches to `other` when `v` is
     /// not a float.
     fn float_value(&mut self, v: Value, other: cranelift_codegen::ir::Block) -> Value {
@@ -739,6 +764,17 @@ impl FnCompiler<'_, '_> {
         let marked = self.region_marked();
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
+        if let Some((c, generic)) = self.float_order(op) {
+            // Two floats: compared inline (no call, so the read region holds).
+            let fx = self.float_value(x, generic);
+            let fy = self.float_value(y, generic);
+            let c = self.b.ins().fcmp(c, fx, fy);
+            let t = self.b.ins().iconst(I64, TRUE as i64);
+            let f = self.b.ins().iconst(I64, FALSE as i64);
+            let r = self.b.ins().select(c, t, f);
+            self.b.ins().jump(done, &[r.into()]);
+            self.b.switch_to_block(generic);
+        }
         let k = CMPOPS.iter().position(|o| *o == op).unwrap() as i64;
         let k = self.b.ins().iconst(I64, k);
         let r = self.call_checked("stmjit_compare", &[self.ctx, k, x, y], span);
