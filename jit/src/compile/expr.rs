@@ -3,8 +3,7 @@
 use super::{mf, FnCompiler, LOC_LIST_FAST};
 use crate::rt::{helpers::BINOPS, helpers::CMPOPS, helpers::UNOPS, Ctx, UNBOUND};
 use cranelift_codegen::ir::{
-    condcodes::FloatCC, condcodes::IntCC, types::I32, types::I64, types::I8, InstBuilder,
-    SourceLoc, Value,
+    condcodes::FloatCC, condcodes::IntCC, types::I64, types::I8, InstBuilder, SourceLoc, Value,
 };
 use std::mem::offset_of;
 use stmjit_lang::ast::*;
@@ -608,24 +607,7 @@ impl FnCompiler<'_, '_> {
     /// The f64 of a float box (immutable: no read barrier); branches to `other` when `v` is
     /// not a float.
     fn float_value(&mut self, v: Value, other: cranelift_codegen::ir::Block) -> Value {
-        let low = self.b.ins().band_imm(v, 1);
-        let small = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, v, 4096);
-        let low8 = self.b.ins().icmp_imm(IntCC::NotEqual, low, 0);
-        let not_ref = self.b.ins().bor(low8, small);
-        let b1 = self.b.create_block();
-        self.b.ins().brif(not_ref, other, &[], b1, &[]);
-        self.b.switch_to_block(b1);
-        let ta = self.seg_addr(v);
-        let ty = self.b.ins().load(
-            I32,
-            mf(),
-            ta,
-            stmjit_runtime::objects::TYPE_ID_OFFSET as i32,
-        );
-        let is_float = self
-            .b
-            .ins()
-            .icmp_imm(IntCC::Equal, ty, self.sh.rt.types.float.0 as i64);
+        let is_float = self.has_type(v, self.sh.rt.types.float.0, other);
         let b2 = self.b.create_block();
         self.b.ins().brif(is_float, b2, &[], other, &[]);
         self.b.switch_to_block(b2);
@@ -820,25 +802,7 @@ impl FnCompiler<'_, '_> {
     /// `slow`.
     fn list_elem(&mut self, o: Value, i: Value, slow: cranelift_codegen::ir::Block) -> Value {
         self.b.set_srcloc(SourceLoc::new(LOC_LIST_FAST));
-        // A reference: even and >= 4096.
-        let low = self.b.ins().band_imm(o, 1);
-        let small = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, o, 4096);
-        let low8 = self.b.ins().icmp_imm(IntCC::NotEqual, low, 0);
-        let not_ref = self.b.ins().bor(low8, small);
-        let b1 = self.b.create_block();
-        self.b.ins().brif(not_ref, slow, &[], b1, &[]);
-        self.follow(b1);
-        let ta = self.seg_addr(o);
-        let ty = self.b.ins().load(
-            I32,
-            mf(),
-            ta,
-            stmjit_runtime::objects::TYPE_ID_OFFSET as i32,
-        );
-        let is_list = self
-            .b
-            .ins()
-            .icmp_imm(IntCC::Equal, ty, self.sh.rt.types.list.0 as i64);
+        let is_list = self.has_type(o, self.sh.rt.types.list.0, slow);
         let int = self.b.ins().band_imm(i, 1);
         let int8 = self.b.ins().icmp_imm(IntCC::NotEqual, int, 0);
         let ok = self.b.ins().band(is_list, int8);
@@ -891,24 +855,7 @@ impl FnCompiler<'_, '_> {
     ) -> (Value, Value) {
         use stmjit_runtime::objects::{ArrayObj, ClassObj, InstanceObj};
         self.b.set_srcloc(SourceLoc::new(super::LOC_ATTR_FAST));
-        let low = self.b.ins().band_imm(o, 1);
-        let small = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, o, 4096);
-        let low8 = self.b.ins().icmp_imm(IntCC::NotEqual, low, 0);
-        let not_ref = self.b.ins().bor(low8, small);
-        let b1 = self.b.create_block();
-        self.b.ins().brif(not_ref, slow, &[], b1, &[]);
-        self.follow(b1);
-        let ta = self.seg_addr(o);
-        let ty = self.b.ins().load(
-            I32,
-            mf(),
-            ta,
-            stmjit_runtime::objects::TYPE_ID_OFFSET as i32,
-        );
-        let is_inst = self
-            .b
-            .ins()
-            .icmp_imm(IntCC::Equal, ty, self.sh.rt.types.instance.0 as i64);
+        let is_inst = self.has_type(o, self.sh.rt.types.instance.0, slow);
         let b2 = self.b.create_block();
         self.b.ins().brif(is_inst, b2, &[], slow, &[]);
         self.follow(b2);

@@ -455,6 +455,36 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.ins().iadd(base, off)
     }
 
+    /// Whether the tagged word `v` is *not* a reference (an int, or an immediate below
+    /// `IMMEDIATE_LIMIT`): the test every inline fast path makes before touching an object.
+    pub(crate) fn is_not_ref(&mut self, v: Value) -> Value {
+        use stmjit_runtime::value::{IMMEDIATE_LIMIT, INT_TAG};
+        let low = self.b.ins().band_imm(v, INT_TAG as i64);
+        let small = self
+            .b
+            .ins()
+            .icmp_imm(IntCC::UnsignedLessThan, v, IMMEDIATE_LIMIT as i64);
+        let low8 = self.b.ins().icmp_imm(IntCC::NotEqual, low, 0);
+        self.b.ins().bor(low8, small)
+    }
+
+    /// Branches to `other` unless `v` is a reference, then tests its header's type id against
+    /// `type_id` (no read barrier: the type of an object never changes). Returns the test.
+    pub(crate) fn has_type(&mut self, v: Value, type_id: u32, other: Block) -> Value {
+        let not_ref = self.is_not_ref(v);
+        let is_ref = self.b.create_block();
+        self.b.ins().brif(not_ref, other, &[], is_ref, &[]);
+        self.follow(is_ref);
+        let addr = self.seg_addr(v);
+        let ty = self.b.ins().load(
+            cranelift_codegen::ir::types::I32,
+            mf(),
+            addr,
+            stmjit_runtime::objects::TYPE_ID_OFFSET as i32,
+        );
+        self.b.ins().icmp_imm(IntCC::Equal, ty, type_id as i64)
+    }
+
     /// The segment's read version (a byte of the segment-info page).
     pub(crate) fn read_version(&mut self) -> Value {
         let off = self.b.ins().iconst(
@@ -525,11 +555,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         for &l in marked {
             self.b.set_srcloc(SourceLoc::new(LOC_REGION_REPAIR));
             let v = self.b.use_var(self.local_vars[l]);
-            // A reference: even and >= 4096 (as the fast paths test).
-            let low = self.b.ins().band_imm(v, 1);
-            let small = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, v, 4096);
-            let low8 = self.b.ins().icmp_imm(IntCC::NotEqual, low, 0);
-            let not_ref = self.b.ins().bor(low8, small);
+            let not_ref = self.is_not_ref(v);
             let mark = self.b.create_block();
             let next = self.b.create_block();
             self.b.ins().brif(not_ref, next, &[], mark, &[]);
