@@ -18,6 +18,29 @@ impl FnCompiler<'_, '_> {
         }
     }
 
+    /// Compiles a loop body at the current block: `bind` first (the loop variable's
+    /// assignment), then the statements, with `break`/`continue` going to `exit`/`latch`;
+    /// falls through to `latch` and leaves the builder there. What the body assigns does not
+    /// count as assigned after it, since the body may run zero times.
+    fn loop_body(
+        &mut self,
+        body: &[Stmt],
+        latch: cranelift_codegen::ir::Block,
+        exit: cranelift_codegen::ir::Block,
+        bind: impl FnOnce(&mut Self),
+    ) {
+        let before = self.assigned.clone();
+        bind(self);
+        self.loops.push((latch, exit));
+        self.stmts(body);
+        self.loops.pop();
+        self.assigned = before;
+        if !self.is_filled() {
+            self.b.ins().jump(latch, &[]);
+        }
+        self.b.switch_to_block(latch);
+    }
+
     fn store_name(&mut self, n: &Name, v: Value, span: Span) {
         match n.slot {
             Slot::Local(i) => {
@@ -127,15 +150,7 @@ impl FnCompiler<'_, '_> {
                 let t = self.cond(cond);
                 self.b.ins().brif(t, body_b, &[], exit, &[]);
                 self.b.switch_to_block(body_b);
-                self.loops.push((latch, exit));
-                let before = self.assigned.clone();
-                self.stmts(body);
-                self.assigned = before;
-                self.loops.pop();
-                if !self.is_filled() {
-                    self.b.ins().jump(latch, &[]);
-                }
-                self.b.switch_to_block(latch);
+                self.loop_body(body, latch, exit, |_| {});
                 self.poll(s.span);
                 self.b.ins().jump(head, &[]);
                 self.b.switch_to_block(exit);
@@ -349,16 +364,7 @@ impl FnCompiler<'_, '_> {
                 let go = self.b.ins().icmp(cc, cur, end);
                 self.b.ins().brif(go, body_b, &[], exit, &[]);
                 self.b.switch_to_block(body_b);
-                let before = self.assigned.clone();
-                self.store_name(var, cur, span);
-                self.loops.push((latch, exit));
-                self.stmts(body);
-                self.loops.pop();
-                self.assigned = before;
-                if !self.is_filled() {
-                    self.b.ins().jump(latch, &[]);
-                }
-                self.b.switch_to_block(latch);
+                self.loop_body(body, latch, exit, |c| c.store_name(var, cur, span));
                 let cur = self.load_slot(st);
                 let delta = self.b.ins().iconst(I64, step.wrapping_mul(2));
                 let (next, of) = self.b.ins().sadd_overflow(cur, delta);
@@ -427,16 +433,7 @@ impl FnCompiler<'_, '_> {
         let end = self.b.ins().icmp_imm(IntCC::Equal, x, UNBOUND as i64);
         self.b.ins().brif(end, exit, &[], body_b, &[]);
         self.b.switch_to_block(body_b);
-        let before = self.assigned.clone();
-        self.store_name(var, x, span);
-        self.loops.push((latch, exit));
-        self.stmts(body);
-        self.loops.pop();
-        self.assigned = before;
-        if !self.is_filled() {
-            self.b.ins().jump(latch, &[]);
-        }
-        self.b.switch_to_block(latch);
+        self.loop_body(body, latch, exit, |c| c.store_name(var, x, span));
         let i = self.load_slot(idx);
         let i = self.b.ins().iadd_imm(i, 2);
         self.store_slot(idx, i);
