@@ -11,36 +11,11 @@
 //! `python3 tests/oracle/run_python.py`, whose stdout must equal `NAME.out` too; for a program
 //! that fails, CPython must fail with the same `Kind: message` as ours.
 
-use std::path::{Path, PathBuf};
+mod corpus_files;
+
+use corpus_files::{corpus_dir, program_args, programs, read};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
-}
-
-/// Names (without `.lang`) of all corpus programs, sorted.
-fn programs() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(corpus_dir())
-        .expect("tests/corpus exists")
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            name.strip_suffix(".lang").map(str::to_string)
-        })
-        .collect();
-    names.sort();
-    assert!(names.len() >= 40, "corpus unexpectedly small");
-    names
-}
-
-fn read(name: &str, ext: &str) -> Option<String> {
-    std::fs::read_to_string(corpus_dir().join(format!("{name}.{ext}"))).ok()
-}
-
-fn program_args(name: &str) -> Vec<String> {
-    read(name, "args")
-        .map(|s| s.lines().map(str::to_string).collect())
-        .unwrap_or_default()
-}
 
 fn run_interp(name: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stmjit"))

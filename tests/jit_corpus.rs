@@ -4,40 +4,17 @@
 //! nursery (a minor collection every few allocations: every reference JIT code or a helper
 //! holds across an allocation must be in the shadow stack), and with `--segment-base r15`.
 
-use std::path::{Path, PathBuf};
+mod corpus_files;
+
+use corpus_files::{corpus_dir, program_args, programs, read};
 use std::process::{Command, Output};
-
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus")
-}
-
-fn programs() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(corpus_dir())
-        .expect("tests/corpus exists")
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            name.strip_suffix(".lang").map(str::to_string)
-        })
-        .collect();
-    names.sort();
-    assert!(names.len() >= 40, "corpus unexpectedly small");
-    names
-}
-
-fn read(name: &str, ext: &str) -> Option<String> {
-    std::fs::read_to_string(corpus_dir().join(format!("{name}.{ext}"))).ok()
-}
 
 fn run_jit(name: &str, nursery: Option<u64>, flags: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
     cmd.arg("run")
         .args(flags)
         .arg(format!("{name}.lang"))
-        .args(
-            read(name, "args")
-                .map(|s| s.lines().map(str::to_string).collect::<Vec<_>>())
-                .unwrap_or_default(),
-        )
+        .args(program_args(name))
         .current_dir(corpus_dir());
     if let Some(n) = nursery {
         cmd.env("STMJIT_NURSERY", n.to_string());
