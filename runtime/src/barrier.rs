@@ -116,7 +116,7 @@ impl StmThread {
         }
         let size = (ti.size)(stm.mem.addr(me, r)) as u64;
         stm.check_ref(r, size);
-        self.acquire_write_lock(r)?;
+        self.acquire_write_lock(r, r)?;
         let site = stm
             .mem
             .info(me)
@@ -169,7 +169,7 @@ impl StmThread {
         if unsafe { gs::load_u8(cm) } == rv {
             return Ok(());
         }
-        self.acquire_write_lock(g)?;
+        self.acquire_write_lock(g, r)?;
         let me = self.seg;
         let site = stm
             .mem

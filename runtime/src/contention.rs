@@ -15,7 +15,7 @@
 //! - Write-read (found at commit from the other segments' read markers): the reader is doomed,
 //!   unless it is inevitable, in which case the committer aborts.
 
-use crate::stats::{AbortCause, Conflict, ConflictKind};
+use crate::stats::{AbortCause, Conflict, ConflictInfo, ConflictKind};
 use crate::stm::{lock_word, Stm, WaitPolicy, CAUSE_SHIFT, DOOMED, INEVITABLE, IN_TX, SEQ_SHIFT};
 use crate::transaction::{Abort, StmThread};
 use std::sync::atomic::Ordering::SeqCst;
@@ -34,8 +34,18 @@ pub(crate) enum Doom {
 impl Stm {
     /// Marks the transaction of segment `victim` to abort at its next safe point. With
     /// `expect_seq`, only if that segment still runs the transaction with that sequence number.
-    pub(crate) fn doom(&self, victim: usize, cause: AbortCause, expect_seq: Option<u64>) -> Doom {
+    /// `info` is handed to the victim's `Abort` if this call dooms it (`Doom::Newly`): it is
+    /// stored under the victim's conflict-slot mutex, held across the DOOMED transition, so
+    /// the victim (which takes that mutex in `abort_now` after seeing DOOMED) always sees it.
+    pub(crate) fn doom(
+        &self,
+        victim: usize,
+        cause: AbortCause,
+        expect_seq: Option<u64>,
+        info: Option<ConflictInfo>,
+    ) -> Doom {
         let s = &self.segs[victim];
+        let mut slot = s.conflict.lock().unwrap_or_else(|e| e.into_inner());
         let mut st = s.tx_state.load(SeqCst);
         loop {
             if st & IN_TX == 0
@@ -53,6 +63,8 @@ impl Stm {
                 Err(x) => st = x,
             }
         }
+        *slot = info;
+        drop(slot);
         self.request_safe_point(victim, crate::layout::REQUEST_ABORT);
         Doom::Newly
     }
@@ -66,8 +78,9 @@ pub(crate) fn doom_cause(st: u64) -> AbortCause {
 impl StmThread {
     /// Takes the write lock of granule `g` for the current transaction, resolving write-write
     /// conflicts as described in the module docs. Returns `Err` after aborting this
-    /// transaction when it loses.
-    pub(crate) fn acquire_write_lock(&mut self, g: u64) -> Result<(), Abort> {
+    /// transaction when it loses. `obj` is the object that `g` belongs to (the carded object
+    /// for a card, else `g` itself): it is what conflict reports name.
+    pub(crate) fn acquire_write_lock(&mut self, g: u64, obj: u64) -> Result<(), Abort> {
         let stm = self.stm.clone();
         let me = self.seg;
         let mut spins = 0u32;
@@ -107,8 +120,16 @@ impl StmThread {
                     && (hs & DOOMED != 0
                         || stm.segs[me].start_time.load(SeqCst)
                             < stm.segs[h].start_time.load(SeqCst)));
+            let type_id = stm.type_id_in(me, obj);
             if older {
-                match stm.doom(h, AbortCause::WriteWrite, Some(hs >> SEQ_SHIFT)) {
+                let info = ConflictInfo {
+                    kind: ConflictKind::WriteWrite,
+                    object: obj,
+                    type_id,
+                    winner_site: site,
+                    winner_segment: me as u32,
+                };
+                match stm.doom(h, AbortCause::WriteWrite, Some(hs >> SEQ_SHIFT), Some(info)) {
                     Doom::Refused => continue,
                     Doom::Newly => stm.stats.log_conflict(Conflict {
                         kind: ConflictKind::WriteWrite,
@@ -116,6 +137,7 @@ impl StmThread {
                         loser_segment: h as u32,
                         object: g,
                         site,
+                        type_id,
                     }),
                     Doom::Already => {}
                 }
@@ -131,9 +153,21 @@ impl StmThread {
                 loser_segment: me as u32,
                 object: g,
                 site,
+                type_id,
             });
             match stm.config.wait_policy {
-                WaitPolicy::AbortSelf => return Err(self.abort_now(AbortCause::WriteWrite)),
+                WaitPolicy::AbortSelf => {
+                    // The holder's own barrier site is in its (private) modified list; its
+                    // current site is the best we can read safely from here.
+                    let info = ConflictInfo {
+                        kind: ConflictKind::WriteWrite,
+                        object: obj,
+                        type_id,
+                        winner_site: stm.mem.info(h).site.load(SeqCst),
+                        winner_segment: h as u32,
+                    };
+                    return Err(self.abort_with(AbortCause::WriteWrite, Some(info)));
+                }
                 WaitPolicy::Wait => {
                     crate::stats::Stats::add(&stm.stats.ww_waits, 1);
                     stm.enter_safe(me);

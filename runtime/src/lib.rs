@@ -119,6 +119,6 @@ pub use object::{
     trace_none, ObjectHeader, Ref, TypeId, TypeInfo, FLAGS_OFFSET, HEADER_SIZE, WRITE_BARRIER_FLAG,
 };
 pub use shadowstack::{Frame, ShadowStack};
-pub use stats::{AbortCause, Conflict, ConflictKind, StatsSnapshot};
+pub use stats::{AbortCause, Conflict, ConflictInfo, ConflictKind, StatsSnapshot};
 pub use stm::{Stm, StmConfig, WaitPolicy};
 pub use transaction::{Abort, StmThread};

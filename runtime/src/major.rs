@@ -15,6 +15,8 @@
 //!   thread may only push zeroed frames and store already-rooted values meanwhile: the scan
 //!   reads `top` once and never writes);
 //! - the global roots ([`Stm::add_root`]);
+//! - the restart roots of every thread handle ([`crate::StmThread::set_restart_roots`]),
+//!   read under their mutex (minor collections never look at them);
 //! - for each segment running a transaction: its nursery, scanned conservatively (every word
 //!   that is a tagged reference to an allocated old object marks it: young objects are not
 //!   parsed, so a header the JIT has not finished is harmless and nothing young moves), its
@@ -150,6 +152,14 @@ impl Stm {
         for tg in &tgs {
             // SAFETY: p is a slot in use of a registered shadow stack (read only).
             tg.shadow.for_each_slot(|p| m.mark(unsafe { *p }));
+            for &w in tg
+                .restart_roots
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+            {
+                m.mark(w);
+            }
             let k = tg.seg.load(SeqCst);
             if k == 0 {
                 continue;

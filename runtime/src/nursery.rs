@@ -74,6 +74,10 @@ pub(crate) struct ThreadGc {
     /// Objects promoted in this transaction that were written since the last minor
     /// collection (their write-barrier flag is clear until the next one).
     pub old_young: Vec<Ref>,
+    /// Restart roots (`StmThread::set_restart_roots`): tagged words marked by the major
+    /// collector, never scanned by minor collections. A mutex because a major collection
+    /// started by another thread may read them at any time, even outside a transaction.
+    pub restart_roots: std::sync::Mutex<Vec<u64>>,
 }
 
 impl ThreadGc {
@@ -86,6 +90,7 @@ impl ThreadGc {
             modified: Vec::new(),
             young_large: HashMap::new(),
             old_young: Vec::new(),
+            restart_roots: std::sync::Mutex::new(Vec::new()),
         }
     }
 }

@@ -48,6 +48,27 @@ pub struct Conflict {
     pub object: u64,
     /// Site id that the winner's barrier had set (write barrier slow path).
     pub site: u32,
+    /// Type id from the object's header at conflict time (for cards: of the carded object),
+    /// so that `--stats` can name what was contended without parsing the heap afterwards.
+    pub type_id: u32,
+}
+
+/// What a conflict-caused abort knows about the other side, so that `--stats` (in the
+/// aborted thread) can name both sides: carried by [`crate::Abort::conflict`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConflictInfo {
+    /// Write-write (lock) or write-read (commit over our reads).
+    pub kind: ConflictKind,
+    /// The object (for cards: the carded object, not the granule).
+    pub object: u64,
+    /// Type id from the object's header at conflict time.
+    pub type_id: u32,
+    /// `SegmentInfo::site` of the winner: the site its write barrier recorded
+    /// (`ModRec.site`) where it wrote the object; where the winner did not write it (an
+    /// inevitable reader, or a lock holder we yielded to), the site it had set last.
+    pub winner_site: u32,
+    /// Segment of the winning transaction.
+    pub winner_segment: u32,
 }
 
 /// Most conflicts kept in the log; later ones are counted but not stored.

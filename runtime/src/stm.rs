@@ -7,7 +7,7 @@ use crate::major::GcGlobal;
 use crate::object::{ObjectHeader, Ref, TypeId, TypeInfo, TypeRegistry};
 use crate::pages::PrivateBitmap;
 use crate::segment::Memory;
-use crate::stats::{Stats, StatsSnapshot};
+use crate::stats::{ConflictInfo, Stats, StatsSnapshot};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -26,7 +26,8 @@ pub enum WaitPolicy {
 /// Configuration of a runtime instance.
 #[derive(Clone, Debug)]
 pub struct StmConfig {
-    /// Number of transaction segments N (at least 2, at most 254).
+    /// Number of transaction segments N (1 ..= 254; 1 makes the runtime a GIL: threads take
+    /// turns on the single segment, as the JIT's `--gil` mode wants).
     pub num_segments: usize,
     /// Bytes per segment (power of two, 32 MiB ..= 32 GiB).
     pub segment_size: u64,
@@ -76,6 +77,9 @@ pub(crate) struct SegShared {
     pub tx_state: AtomicU64,
     pub start_time: AtomicU64,
     pub private: PrivateBitmap,
+    /// What the doomer of this segment's transaction knew about the conflict: written under
+    /// this mutex together with the DOOMED bit (see `Stm::doom`), taken by `abort_now`.
+    pub conflict: Mutex<Option<ConflictInfo>>,
 }
 
 /// One runtime instance: N+1 segments, the memfd old space, write locks, types and stats.
@@ -105,8 +109,8 @@ impl Stm {
     /// Creates a runtime instance (reserves and maps its segments).
     pub fn new(config: StmConfig) -> std::io::Result<Arc<Stm>> {
         assert!(
-            (2..=254).contains(&config.num_segments),
-            "stmjit: num_segments must be in 2..=254"
+            (1..=254).contains(&config.num_segments),
+            "stmjit: num_segments must be in 1..=254"
         );
         let layout = Layout::new(
             config.segment_size,
@@ -122,6 +126,7 @@ impl Stm {
                 tx_state: AtomicU64::new(0),
                 start_time: AtomicU64::new(0),
                 private: PrivateBitmap::new(layout.old_pages()),
+                conflict: Mutex::new(None),
             })
             .collect();
         Ok(Arc::new(Stm {
@@ -283,6 +288,15 @@ impl Stm {
         if f.1 > 0 {
             self.free_cv.notify_one();
         }
+    }
+
+    /// Type id in the header of the old object `obj` as segment `seg` sees it (for conflict
+    /// reports). The type id of an allocated object never changes, so any view will do.
+    pub(crate) fn type_id_in(&self, seg: usize, obj: Ref) -> u32 {
+        // SAFETY: obj is an old-space address (a locked granule's object or a modified
+        // record's object) mapped in every segment; the type-id half of the header is written
+        // once at allocation, so a racing reader can only see that value.
+        unsafe { std::ptr::read_volatile((self.mem.addr(seg, obj) as *const u32).add(1)) }
     }
 
     pub(crate) fn tx_state(&self, seg: usize) -> u64 {

@@ -9,7 +9,7 @@ use crate::contention::doom_cause;
 use crate::gs;
 use crate::layout::{SegmentInfo, INFO_OFFSET, PAGE_SIZE, REQUEST_ABORT, REQUEST_SYNC};
 use crate::object::WRITE_BARRIER_FLAG;
-use crate::stats::{AbortCause, Conflict, ConflictKind, Stats};
+use crate::stats::{AbortCause, Conflict, ConflictInfo, ConflictKind, Stats};
 use crate::stm::{lock_word, Stm, DOOMED, INEVITABLE, IN_TX, SEQ_SHIFT};
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -20,12 +20,19 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Abort {
     cause: AbortCause,
+    conflict: Option<ConflictInfo>,
 }
 
 impl Abort {
     /// Why it aborted.
     pub fn cause(&self) -> AbortCause {
         self.cause
+    }
+
+    /// The conflict that caused this abort (object, its type, and the winner's segment and
+    /// site), so that `--stats` can name both sides; `None` for explicit aborts.
+    pub fn conflict(&self) -> Option<ConflictInfo> {
+        self.conflict
     }
 }
 
@@ -203,6 +210,31 @@ impl StmThread {
         Ok(())
     }
 
+    /// Replaces this thread's restart roots: tagged words (see [`crate::value`]) that major
+    /// collections mark as roots, so the JIT can keep the frame it snapshots right after a
+    /// commit alive across later transactions. Minor collections neither scan nor update
+    /// them: store only committed old-space references (other words are ignored by the
+    /// collector, but a young reference would not be kept alive). Callable in or out of a
+    /// transaction; safe against a major collection run by another thread at any time.
+    pub fn set_restart_roots(&mut self, words: &[u64]) {
+        let mut r = self
+            .gc
+            .restart_roots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        r.clear();
+        r.extend_from_slice(words);
+    }
+
+    /// A copy of this thread's restart roots (see [`StmThread::set_restart_roots`]).
+    pub fn restart_roots(&self) -> Vec<u64> {
+        self.gc
+            .restart_roots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Sets the caller's "site" id (`SegmentInfo::site`) that the next conflict logged by
     /// this segment's barriers will carry.
     pub fn set_site(&mut self, site: u32) {
@@ -247,6 +279,16 @@ impl StmThread {
     /// private copies of their pages, releases the write locks and re-sets the write-barrier
     /// flags. `Err` if the transaction had been doomed (or must yield to an inevitable reader).
     pub fn commit(&mut self) -> Result<(), Abort> {
+        self.commit_with(&mut || {})
+    }
+
+    /// Like [`StmThread::commit`], and runs `on_commit` exactly once iff the commit succeeds,
+    /// at the transaction's serialization point, while no other transaction can be committing
+    /// (writers: world stopped, commit mutex held; read-only: after the doom check, still
+    /// RUNNING). So effects appended there (e.g. buffered `print` output to a global queue)
+    /// appear in commit order. `on_commit` must be short, must not call into this runtime,
+    /// and must not wait for other transactions.
+    pub fn commit_with(&mut self, on_commit: &mut dyn FnMut()) -> Result<(), Abort> {
         if self.seg == 0 {
             panic!("stmjit: commit() called outside a transaction");
         }
@@ -264,6 +306,8 @@ impl StmThread {
                 return Err(self.abort_now(doom_cause(st)));
             }
             self.finish_commit(st);
+            // Still RUNNING: no writer commit is in its world-stopped phase.
+            on_commit();
             self.release();
             self.maybe_major();
             return Ok(());
@@ -289,14 +333,24 @@ impl StmThread {
             if let Some(rec) = self.gc.modified.iter().find(|r| {
                 r.kind != crate::transaction::ModKind::New && stm.marker_at(inev, r.addr) == rv
             }) {
+                let type_id = stm.type_id_in(0, rec.obj);
                 stm.stats.log_conflict(Conflict {
                     kind: ConflictKind::WriteRead,
                     winner_segment: inev as u32,
                     loser_segment: me as u32,
                     object: rec.addr,
                     site: rec.site,
+                    type_id,
                 });
-                let a = self.abort_now(AbortCause::WriteRead);
+                // The reader wrote nothing here: its current site is what we can name.
+                let info = ConflictInfo {
+                    kind: ConflictKind::WriteRead,
+                    object: rec.obj,
+                    type_id,
+                    winner_site: stm.mem.info(inev).site.load(SeqCst),
+                    winner_segment: inev as u32,
+                };
+                let a = self.abort_with(AbortCause::WriteRead, Some(info));
                 drop(world);
                 drop(guard);
                 return Err(a);
@@ -309,9 +363,19 @@ impl StmThread {
             }
             let rv = stm.mem.info(k).read_version.load(SeqCst);
             for rec in &self.gc.modified {
-                if rec.kind != ModKind::New
-                    && stm.marker_at(k, rec.addr) == rv
-                    && stm.doom(k, AbortCause::WriteRead, None) == crate::contention::Doom::Newly
+                if rec.kind == ModKind::New || stm.marker_at(k, rec.addr) != rv {
+                    continue;
+                }
+                let type_id = stm.type_id_in(0, rec.obj);
+                let info = ConflictInfo {
+                    kind: ConflictKind::WriteRead,
+                    object: rec.obj,
+                    type_id,
+                    winner_site: rec.site,
+                    winner_segment: me as u32,
+                };
+                if stm.doom(k, AbortCause::WriteRead, None, Some(info))
+                    == crate::contention::Doom::Newly
                 {
                     stm.stats.log_conflict(Conflict {
                         kind: ConflictKind::WriteRead,
@@ -319,9 +383,10 @@ impl StmThread {
                         loser_segment: k as u32,
                         object: rec.addr,
                         site: rec.site,
+                        type_id,
                     });
-                    break;
                 }
+                break;
             }
         }
         // Re-set the write-barrier flags in our copy, then publish.
@@ -353,6 +418,7 @@ impl StmThread {
         self.gc.modified.clear();
         // Leave IN_TX before resuming the world, so no later committer checks our markers.
         self.finish_commit(st);
+        on_commit();
         drop(world);
         drop(guard);
         self.release();
@@ -427,8 +493,29 @@ impl StmThread {
 
     /// Rolls back: restores every modified object and card from segment 0 (the committed
     /// version), releases the write locks we still own, and leaves the segment. The caller
-    /// must have exclusive access to the segment (RUNNING, or world stopped by us).
+    /// must have exclusive access to the segment (RUNNING, or world stopped by us). The
+    /// conflict information is what the doomer left in our slot (none for explicit aborts).
     pub(crate) fn abort_now(&mut self, cause: AbortCause) -> Abort {
+        let left = self.stm.segs[self.seg]
+            .conflict
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let info = if cause == AbortCause::Explicit {
+            None
+        } else {
+            left
+        };
+        self.abort_with(cause, info)
+    }
+
+    /// [`StmThread::abort_now`] with the conflict information given by the caller (when we
+    /// abort ourselves on finding the conflict).
+    pub(crate) fn abort_with(
+        &mut self,
+        cause: AbortCause,
+        conflict: Option<ConflictInfo>,
+    ) -> Abort {
         let stm = self.stm.clone();
         let me = self.seg;
         let st = stm.tx_state(me);
@@ -465,8 +552,13 @@ impl StmThread {
             .fetch_and(!REQUEST_ABORT, SeqCst);
         stm.stats.count_abort(cause);
         self.retained_start = Some(stm.segs[me].start_time.load(SeqCst));
+        // A doom that raced with this self-abort must not leak into a later transaction.
+        *stm.segs[me]
+            .conflict
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
         self.release();
-        Abort { cause }
+        Abort { cause, conflict }
     }
 
     /// Makes the running transaction inevitable: it will not be aborted by conflicts (others

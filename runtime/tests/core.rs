@@ -85,7 +85,8 @@ fn write_read_conflict_aborts_the_reader() {
             winner_segment: ws as u32,
             loser_segment: rs as u32,
             object: c,
-            site: 77
+            site: 77,
+            type_id: t.cell.0,
         }]
     );
     reader.begin();

@@ -1,0 +1,333 @@
+//! Runtime additions the JIT needs: `commit_with` (commit-ordered hooks), restart roots,
+//! conflict information on aborts, and the one-segment (`--gil`) runtime.
+
+mod common;
+use common::gcnode::*;
+use common::*;
+use std::sync::{Arc, Barrier, Mutex};
+use stmjit_runtime::*;
+
+/// Runs one transaction reading the counter `c` (and incrementing it if `write`), retrying
+/// after aborts; the hook logs (thread, value seen or written, write) at the commit point.
+fn counter_tx(
+    th: &mut StmThread,
+    c: Ref,
+    write: bool,
+    me: usize,
+    log: &Mutex<Vec<(usize, u64, bool)>>,
+) {
+    loop {
+        th.begin();
+        let r = (|| -> Result<u64, Abort> {
+            let v = th.read_u64(c, 8)?;
+            if write {
+                th.write_u64(c, 8, v + 1)?;
+                Ok(v + 1)
+            } else {
+                Ok(v)
+            }
+        })();
+        match r {
+            Ok(v) => {
+                let mut hook = || log.lock().unwrap().push((me, v, write));
+                if th.commit_with(&mut hook).is_ok() {
+                    return;
+                }
+            }
+            Err(_) => {
+                if th.in_transaction() {
+                    th.abort();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn commit_with_hooks_run_in_commit_order() {
+    const THREADS: usize = 4;
+    const TXS: usize = 2000;
+    let stm = Stm::new(config(THREADS, WaitPolicy::Wait)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[0])[0];
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let hs: Vec<_> = (0..THREADS)
+        .map(|i| {
+            let (stm, log, barrier) = (stm.clone(), log.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut th = stm.thread();
+                barrier.wait();
+                for j in 0..TXS {
+                    counter_tx(&mut th, c, (i + j) % 3 == 0, i, &log);
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let log = log.lock().unwrap();
+    assert_eq!(
+        log.len(),
+        THREADS * TXS,
+        "one hook per committed transaction"
+    );
+    // Replaying the log in order must reproduce the committed counter values: writers see
+    // 1, 2, 3, ... and every reader sees the value of the last writer before it.
+    let mut cur = 0;
+    for (k, &(th, v, write)) in log.iter().enumerate() {
+        if write {
+            cur += 1;
+            assert_eq!(
+                v, cur,
+                "entry {k} (thread {th}): writer out of commit order"
+            );
+        } else {
+            assert_eq!(
+                v, cur,
+                "entry {k} (thread {th}): reader out of commit order"
+            );
+        }
+    }
+    assert_eq!(stm.committed_u64(c, 8), cur);
+}
+
+#[test]
+fn commit_with_hook_not_run_when_commit_fails() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let mut reader = stm.thread();
+    let mut writer = stm.thread();
+    reader.begin();
+    writer.begin();
+    reader.read_u64(c, 8).unwrap();
+    writer.write_u64(c, 8, 2).unwrap();
+    let mut ran_w = 0;
+    writer.commit_with(&mut || ran_w += 1).unwrap();
+    assert_eq!(ran_w, 1);
+    // The reader was doomed by the writer's commit: its commit fails and the hook never runs.
+    let mut ran_r = 0;
+    let e = reader.commit_with(&mut || ran_r += 1).unwrap_err();
+    assert_eq!(e.cause(), AbortCause::WriteRead);
+    assert_eq!(ran_r, 0);
+    assert!(!reader.in_transaction());
+}
+
+/// Commits a node with `k` fields and returns it (old, committed, not rooted anywhere).
+fn committed_node(th: &mut StmThread, ty: TypeId, id: i64, k: usize) -> Ref {
+    let f = th.shadow_stack().push(1);
+    th.run(|tx| {
+        let r = new_node(tx, ty, id, k)?;
+        tx.shadow_stack().set(f, 0, r);
+        Ok(())
+    });
+    let r = th.shadow_stack().get(f, 0);
+    th.shadow_stack().pop(f);
+    r
+}
+
+#[test]
+fn restart_roots_keep_objects_alive_across_major_collections() {
+    let stm = Stm::new(cfg(2)).unwrap();
+    let ty = node_type(&stm);
+    let mut th = stm.thread();
+    th.collect_major().unwrap();
+    let base = stm.allocated_bytes();
+    let keep = committed_node(&mut th, ty, 41, 30);
+    let size = stm.allocated_bytes() - base;
+    assert!(size >= 16 + 8 * 32, "node not counted: {size}");
+    // A child reachable only through the rooted node.
+    let child = committed_node(&mut th, ty, 42, 2);
+    th.run(|tx| tx.write_u64(keep, field(0), child));
+    let both = stm.allocated_bytes();
+    th.set_restart_roots(&[keep, int(7), value::NONE]);
+    assert_eq!(th.restart_roots(), vec![keep, int(7), value::NONE]);
+    for round in 0..4 {
+        // Garbage in between, and collections from this thread (outside a transaction) and
+        // from another thread (while this one is outside a transaction).
+        th.run(|tx| {
+            for i in 0..50 {
+                new_node(tx, ty, 1000 + i, 4)?;
+            }
+            Ok(())
+        });
+        if round % 2 == 0 {
+            th.collect_major().unwrap();
+        } else {
+            let s2 = stm.clone();
+            std::thread::spawn(move || s2.thread().collect_major().unwrap())
+                .join()
+                .unwrap();
+        }
+        assert_eq!(stm.allocated_bytes(), both, "round {round}");
+        assert_eq!(stm.stats().live_bytes, both, "round {round}");
+        th.run(|tx| {
+            let (id, f) = read_node(tx, keep)?;
+            assert_eq!(id, 41);
+            assert_eq!(f[0], child);
+            assert_eq!(read_node(tx, child)?.0, 42);
+            Ok(())
+        });
+    }
+    // Also marked while this thread is inside a transaction (stopped at a safe point).
+    th.begin();
+    th.collect_major().unwrap();
+    th.commit().unwrap();
+    assert_eq!(stm.allocated_bytes(), both);
+    th.set_restart_roots(&[]);
+    assert!(th.restart_roots().is_empty());
+    th.collect_major().unwrap();
+    assert_eq!(
+        stm.allocated_bytes(),
+        base,
+        "restart roots cleared: both nodes freed"
+    );
+    assert_eq!(stm.stats().live_bytes, base);
+}
+
+#[test]
+fn write_read_conflict_info_names_the_winner() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let arr = make_array(&stm, &t, 64, 0);
+    // Object.
+    let mut reader = stm.thread();
+    let mut writer = stm.thread();
+    reader.begin();
+    writer.begin();
+    reader.read_u64(c, 8).unwrap();
+    writer.set_site(77);
+    writer.write_u64(c, 8, 2).unwrap();
+    writer.set_site(78); // the site recorded by the barrier counts, not the latest
+    let ws = writer.segment() as u32;
+    writer.commit().unwrap();
+    let e = reader.poll().unwrap_err();
+    assert_eq!(e.cause(), AbortCause::WriteRead);
+    assert_eq!(
+        e.conflict(),
+        Some(ConflictInfo {
+            kind: ConflictKind::WriteRead,
+            object: c,
+            type_id: t.cell.0,
+            winner_site: 77,
+            winner_segment: ws,
+        })
+    );
+    assert_eq!(stm.stats().conflicts.last().unwrap().type_id, t.cell.0);
+    // Card: the carded object is named, not the granule.
+    reader.begin();
+    writer.begin();
+    reader.read_elem_u64(arr, elem(40)).unwrap();
+    writer.set_site(91);
+    writer.write_elem_u64(arr, elem(40), 5).unwrap();
+    let ws = writer.segment() as u32;
+    writer.commit().unwrap();
+    let e = reader.poll().unwrap_err();
+    assert_eq!(
+        e.conflict(),
+        Some(ConflictInfo {
+            kind: ConflictKind::WriteRead,
+            object: arr,
+            type_id: t.array.0,
+            winner_site: 91,
+            winner_segment: ws,
+        })
+    );
+    // The next transaction of the same segment does not inherit it.
+    reader.begin();
+    assert_eq!(reader.abort().conflict(), None);
+}
+
+#[test]
+fn write_write_conflict_info_names_the_winner() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let arr = make_array(&stm, &t, 64, 0);
+    let mut old = stm.thread();
+    let mut young = stm.thread();
+    // The older transaction takes the lock over and dooms the younger holder.
+    old.begin();
+    young.begin();
+    young.set_site(5);
+    young.write_u64(c, 8, 10).unwrap();
+    old.set_site(9);
+    old.write_u64(c, 8, 20).unwrap();
+    let e = young.poll().unwrap_err();
+    assert_eq!(e.cause(), AbortCause::WriteWrite);
+    assert_eq!(
+        e.conflict(),
+        Some(ConflictInfo {
+            kind: ConflictKind::WriteWrite,
+            object: c,
+            type_id: t.cell.0,
+            winner_site: 9,
+            winner_segment: old.segment() as u32,
+        })
+    );
+    assert_eq!(stm.stats().conflicts.last().unwrap().type_id, t.cell.0);
+    // The younger yields (AbortSelf) on a card the older one holds.
+    young.begin();
+    old.set_site(13);
+    old.write_elem_u64(arr, elem(3), 1).unwrap();
+    young.set_site(6);
+    let e = young.write_elem_u64(arr, elem(3), 2).unwrap_err();
+    assert_eq!(
+        e.conflict(),
+        Some(ConflictInfo {
+            kind: ConflictKind::WriteWrite,
+            object: arr,
+            type_id: t.array.0,
+            winner_site: 13,
+            winner_segment: old.segment() as u32,
+        })
+    );
+    old.commit().unwrap();
+    assert_eq!(stm.committed_u64(c, 8), 20);
+}
+
+#[test]
+fn explicit_abort_has_no_conflict_info() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let mut a = stm.thread();
+    a.begin();
+    a.write_u64(c, 8, 3).unwrap();
+    let e = a.abort();
+    assert_eq!(e.cause(), AbortCause::Explicit);
+    assert_eq!(e.conflict(), None);
+}
+
+#[test]
+fn one_segment_runtime_two_threads_take_turns() {
+    let stm = Stm::new(config(1, WaitPolicy::Wait)).unwrap();
+    assert_eq!(stm.num_segments(), 1);
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[0])[0];
+    let barrier = Arc::new(Barrier::new(2));
+    let hs: Vec<_> = (0..2)
+        .map(|_| {
+            let (stm, barrier) = (stm.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut th = stm.thread();
+                barrier.wait();
+                for _ in 0..1000 {
+                    th.run(|tx| {
+                        let v = tx.read_u64(c, 8)?;
+                        tx.write_u64(c, 8, v + 1)
+                    });
+                    assert_eq!(th.segment(), 0);
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(stm.committed_u64(c, 8), 2000);
+    assert_eq!(stm.stats().aborts(), 0);
+}
