@@ -9,15 +9,17 @@ usage:
   python3 benches/run.py all --programs bank,primes --runs 3 --sizes large
 
 options:
-  --stmjit-mode MODES   comma-separated: interp (the reference interpreter, `run --interp`) and/or
-                        jit (the default `run`); env STMJIT_MODE; default: interp
+  --stmjit-mode MODES   comma-separated: jit (the default `run`) and/or interp (the reference
+                        interpreter, `run --interp`); env STMJIT_MODE; default: jit
   --threads LIST        thread counts for the multi-threaded systems (default 1..CPUs present)
   --runs N              runs per (program, system, threads); the median is reported (default 5)
   --sizes quick|moderate|large
   --programs LIST       a subset of the programs
   --peers LIST          a subset of: cpython,pypy,c,libitm,rust-stm (default all)
   --report PATH         where to write the report (default benches/REPORT.md; with --quick,
-                        benches/build/REPORT-quick.md)
+                        benches/build/REPORT-quick.md); the SVG charts go to charts/ beside it
+  --label NAME          name this run's outputs (e.g. a 16-core device run): REPORT-NAME.md,
+                        charts/*-NAME.svg, results-NAME.json, so that it sits beside the default one
   --no-build            use what is already built
   --skip-quick          with `all`, skip the quick checksum pass that runs first
 environment:
@@ -26,12 +28,21 @@ environment:
   STMJIT_FLAGS          extra flags given to every `stmjit run` (e.g. "--segment-base r15")
   PYTHON3, PYPY3        the Python interpreters (default python3, pypy3)
 
+With `--gil` in `stmjit run --help`, every thread count is also run in `--gil` mode (the baseline
+of every STM figure); with `--threads`, `--threads T` is passed along with the program's THREADS
+argument; with `--stats`, one extra `--stats` run per (program, thread count) in STM mode gives
+commits, aborts and the shares of wall time lost to aborts and sync pauses. Missing flags only
+leave their columns empty ("n/a").
+
 Systems are interleaved (every system runs once, then every system again, ...) so that the noise of
 a shared machine falls on all of them alike. Times are wall-clock seconds of the whole process,
 start-up included.
 """
 import argparse
 import datetime
+import html
+import json
+import math
 import os
 import platform
 import shlex
@@ -58,6 +69,9 @@ STMJIT_MODES = {
     "jit": [],
 }
 GIL_FLAG = ["--gil"]  # run under a global lock instead of STM (the JIT's baseline)
+STATS_FLAG = ["--stats"]  # print commits, aborts, time lost ... to stderr at exit
+# Modes that get `--gil` rows: the reference interpreter already runs under one global lock.
+GIL_MODES = {"jit"}
 
 
 def threads_flag(n):
@@ -65,7 +79,7 @@ def threads_flag(n):
 
 
 MODE_LABELS = {
-    "interp": "stmjit numbers are from the reference interpreter (`--interp`); the JIT is not built yet",
+    "interp": "stmjit numbers are from the reference interpreter (`--interp`, one global lock), not the JIT",
     "jit": "stmjit numbers are from the Cranelift JIT (`stmjit run`)",
 }
 # When both modes run side by side, the interpreter's label must not claim that there is no JIT.
@@ -126,6 +140,7 @@ class Env:
         self.extra = shlex.split(os.environ.get("STMJIT_FLAGS", ""))
         self.have_gil = False
         self.have_threads = False
+        self.have_stats = False
         self.have_pypy = False
         self.bins = {}
 
@@ -141,6 +156,7 @@ class Env:
         helptext = sh([self.stmjit, "run", "--help"]).stdout
         self.have_gil = GIL_FLAG[0] in helptext
         self.have_threads = threads_flag(1)[0] in helptext
+        self.have_stats = STATS_FLAG[0] in helptext
         if not self.have_gil:
             self.notes.append(
                 f"`stmjit run` does not accept `{GIL_FLAG[0]}` yet (checked with `stmjit run --help`): "
@@ -150,9 +166,9 @@ class Env:
                 f"`stmjit run` does not accept `{threads_flag(1)[0]}` yet: the threaded programs still "
                 "spawn THREADS threads (their argument), but the runtime's own parallelism cannot be "
                 "limited, so the TransactionQueue programs (isqrt, microtq, server) run once, at the runtime's default.")
-        if "--stats" not in helptext:
-            self.notes.append("`stmjit run` does not accept `--stats` yet: no abort counts or "
-                              "sync-pause shares (the runner does not parse them yet either).")
+        if not self.have_stats:
+            self.notes.append(f"`stmjit run` does not accept `{STATS_FLAG[0]}` yet: no commit or abort "
+                              "counts, no abort or sync-pause shares (n/a in the tables).")
         if "pypy" in peers:
             if shutil.which(self.pypy3) is None and not no_build:
                 log("pypy3 missing: apt-get install -y pypy3 ...")
@@ -204,7 +220,7 @@ def systems_for(prog, env, modes, thread_counts, peers, size):
     out = []
     tcounts = thread_counts if (threaded or env.have_threads) else [None]
     for mode in modes:
-        for gil in ([False, True] if env.have_gil else [False]):
+        for gil in ([False, True] if env.have_gil and mode in GIL_MODES else [False]):
             for t in tcounts:
                 flags = list(STMJIT_MODES[mode]) + env.extra
                 if gil:
@@ -252,6 +268,7 @@ class Result:
         self.times = []
         self.outputs = set()  # last lines of stdout (the checksum)
         self.error = None
+        self.stats = None  # from the extra `--stats` run (STM rows only): parse_stats()
 
     def median(self):
         return statistics.median(self.times) if self.times else None
@@ -290,6 +307,72 @@ def run_program(prog, systems, runs, timeout, quiet=False):
         if not quiet:
             log(f"  {prog} run {rep + 1}/{runs}: {done}")
     return results
+
+
+STATS_PATTERNS = {
+    # key -> regexp over the `--stats` text on stderr; each group is one number
+    "header": r"^stats: (\d+) segments?, mode (\S+)",
+    "commits": r"^\s*commits: (\d+)",
+    "aborts": r"^\s*aborts: (\d+)(?: \(write-write (\d+), write-read (\d+), other (\d+)\))?",
+    "abort_ms": r"^\s*time lost to aborts: ([0-9.]+) ms",
+    "sync_ms": r"^\s*sync pause: ([0-9.]+) ms",
+    "conflicts": r"^\s*conflicts: (\d+)",
+}
+
+
+def parse_stats(text):
+    """The figures of `stmjit run --stats` (stderr) as a dict; keys whose line is absent are absent."""
+    import re
+    st = {}
+    for key, pat in STATS_PATTERNS.items():
+        m = re.search(pat, text, re.M)
+        if not m:
+            continue
+        if key == "header":
+            st["segments"], st["mode"] = int(m.group(1)), m.group(2)
+        elif key == "aborts":
+            st["aborts"] = int(m.group(1))
+            if m.group(2) is not None:
+                st["write-write"], st["write-read"], st["other"] = (int(m.group(i)) for i in (2, 3, 4))
+        elif key.endswith("_ms"):
+            st[key] = float(m.group(1))
+        else:
+            st[key] = int(m.group(1))
+    return st
+
+
+def collect_stats(prog, results, env, timeout, quiet=False):
+    """One extra `--stats` run of every stmjit STM row (not timed with the others): fills r.stats
+    (with "wall_s", the wall time of that run) and adds its checksum to r.outputs."""
+    if not env.have_stats:
+        return
+    for r in results:
+        if r.system.group != "stmjit" or r.error:
+            continue
+        argv = list(r.system.argv)
+        argv[2:2] = STATS_FLAG  # [stmjit, run, --stats, ...]
+        t0 = time.perf_counter()
+        try:
+            p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               timeout=timeout, env=r.system.env, cwd=ROOT)
+        except subprocess.TimeoutExpired:
+            log(f"  {prog}: {r.system.label} t={r.system.threads} --stats: timed out after {timeout} s")
+            continue
+        dt = time.perf_counter() - t0
+        if p.returncode != 0:
+            msg = (p.stderr.strip().splitlines() or ["(no message)"])[0]
+            r.error = f"--stats run: exit {p.returncode}: {msg}"
+            log(f"  {prog}: {r.system.label} t={r.system.threads} --stats: FAILED {r.error}")
+            continue
+        lines = p.stdout.strip().splitlines()
+        r.outputs.add(lines[-1] if lines else "")
+        r.stats = parse_stats(p.stderr)
+        r.stats["wall_s"] = dt
+        if not quiet:
+            st = r.stats
+            log(f"  {prog} --stats {r.system.label}/{r.system.threads or '-'}: "
+                f"commits {st.get('commits', 'n/a')}, aborts {st.get('aborts', 'n/a')}, "
+                f"lost to aborts {st.get('abort_ms', 'n/a')} ms, sync pause {st.get('sync_ms', 'n/a')} ms")
 
 
 def probe_parallelism(env, tmax, iterations, rounds=3):
@@ -365,10 +448,229 @@ def ratio(a, b):
     return None if (a is None or b is None or b == 0) else a / b
 
 
-def write_report(path, env, args, modes, thread_counts, all_results, versions, elapsed, probes, quick_note):
+def pct(x):
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def stat_cells(st):
+    """commits | aborts (by cause) | share of wall time lost to aborts | to sync pauses."""
+    if not st:
+        return ["n/a"] * 4
+    aborts = st.get("aborts")
+    a = "n/a" if aborts is None else str(aborts)
+    if aborts is not None and "write-write" in st:
+        a += f" (ww {st['write-write']}, wr {st['write-read']}, other {st['other']})"
+    wall_ms = 1000 * st["wall_s"]
+    share = lambda k: st[k] / wall_ms if k in st and wall_ms > 0 else None
+    return [str(st.get("commits", "n/a")), a, pct(share("abort_ms")), pct(share("sync_ms"))]
+
+
+def stmjit_table(A, env, mode, results):
+    """One row per thread count for `stmjit MODE`: time, speed-up, the --gil baseline, the ratio to
+    every peer at the same thread count, and the `--stats` figures."""
+    stm = f"stmjit {mode}"
+    gil = stm + " --gil"
+    by = {(r.system.label, r.system.threads): r for r in results}
+    rows = [r for r in results if r.system.label == stm]
+    if not rows:
+        return
+    peers = []
+    for r in results:
+        if r.system.group == "peer" and r.system.label not in peers:
+            peers.append(r.system.label)
+    show_gil = env.have_gil and mode in GIL_MODES
+    med = lambda label, t: (by[(label, t)].median() if (label, t) in by and not by[(label, t)].error else None)
+    head = ["threads", "STM s", "speed-up"]
+    if show_gil:
+        head += ["--gil s", "--gil speed-up", "STM/GIL"]
+    head += [f"÷ {p}" for p in peers]
+    if env.have_stats:
+        head += ["commits", "aborts", "aborts % wall", "sync pause % wall"]
+    A("| " + " | ".join(head) + " |")
+    A("|" + "---|" * len(head))
+    for r in rows:
+        t = r.system.threads
+        if r.error:
+            A(f"| {t or 'runtime'} | failed: {r.error} |" + " |" * (len(head) - 2))
+            continue
+        m = r.median()
+        cells = [str(t or "runtime"), fmt(m), fmt(ratio(med(stm, 1), m), 2) if t and t > 1 else "—"]
+        if show_gil:
+            g = med(gil, t)
+            cells += [fmt(g), fmt(ratio(med(gil, 1), g), 2) if t and t > 1 else "—", fmt(ratio(m, g), 2)]
+        for p in peers:
+            pm = med(p, t) if (p, t) in by else med(p, None)
+            cells.append(fmt(ratio(m, pm), 2))
+        if env.have_stats:
+            cells += stat_cells(r.stats)
+        A("| " + " | ".join(cells) + " |")
+    A("")
+
+
+# ---------------------------------------------------------------------------------------------
+# SVG charts: plain SVG text, no plotting library.
+# ---------------------------------------------------------------------------------------------
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+          "#bcbd22", "#17becf"]
+
+
+def nice_step(span, ticks=6):
+    raw = span / ticks
+    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
+    for k in (1, 2, 2.5, 5, 10):
+        if k * mag >= raw:
+            return k * mag
+    return 10 * mag
+
+
+def svg_text(x, y, text, anchor="start", size=12, extra=""):
+    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" {extra}>'
+            f"{html.escape(str(text))}</text>")
+
+
+def svg_speedup(path, title, xs, series):
+    """Speed-up (y) against threads (x), one polyline per system, and the ideal y = x dashed."""
+    W, H, L, R, T, B = 680, 400, 55, 200, 40, 45
+    pw, ph = W - L - R, H - T - B
+    ymax = max([max(xs)] + [y for _, pts in series for _, y in pts])
+    step = nice_step(ymax)
+    ymax = step * math.ceil(ymax / step)
+    x0, x1 = min(xs), max(xs)
+    X = lambda x: L + (pw * (x - x0) / (x1 - x0) if x1 > x0 else pw / 2)
+    Y = lambda y: T + ph - ph * y / ymax
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+         'font-family="sans-serif">', f'<rect width="{W}" height="{H}" fill="white"/>',
+         svg_text(W / 2, 22, title, "middle", 15, 'font-weight="bold"')]
+    y = 0.0
+    while y <= ymax + 1e-9:
+        o.append(f'<line x1="{L}" y1="{Y(y):.1f}" x2="{L + pw}" y2="{Y(y):.1f}" stroke="#ddd"/>')
+        o.append(svg_text(L - 6, Y(y) + 4, f"{y:g}", "end", 11))
+        y += step
+    for x in xs:
+        o.append(f'<line x1="{X(x):.1f}" y1="{T + ph}" x2="{X(x):.1f}" y2="{T + ph + 4}" stroke="black"/>')
+        o.append(svg_text(X(x), T + ph + 17, x, "middle", 11))
+    o.append(f'<rect x="{L}" y="{T}" width="{pw}" height="{ph}" fill="none" stroke="black"/>')
+    o.append(svg_text(L + pw / 2, H - 8, "threads", "middle"))
+    o.append(svg_text(14, T + ph / 2, "speed-up vs 1 thread", "middle", 12,
+                      f'transform="rotate(-90 14 {T + ph / 2:.1f})"'))
+    o.append(f'<line x1="{X(x0):.1f}" y1="{Y(x0):.1f}" x2="{X(x1):.1f}" y2="{Y(x1):.1f}" '
+             'stroke="#999" stroke-dasharray="5,4"/>')
+    legend = [("ideal", "#999", True)]
+    for i, (name, pts) in enumerate(series):
+        c = COLORS[i % len(COLORS)]
+        legend.append((name, c, False))
+        pts = sorted(pts)
+        o.append('<polyline fill="none" stroke="{}" stroke-width="{}" points="{}"/>'.format(
+            c, 3 if name.startswith("stmjit") else 1.5, " ".join(f"{X(px):.1f},{Y(py):.1f}" for px, py in pts)))
+        for px, py in pts:
+            o.append(f'<circle cx="{X(px):.1f}" cy="{Y(py):.1f}" r="3" fill="{c}"><title>'
+                     f'{html.escape(name)}: {px} threads, {py:.2f}x</title></circle>')
+    for i, (name, c, dashed) in enumerate(legend):
+        ly = T + 10 + 18 * i
+        dash = ' stroke-dasharray="5,4"' if dashed else ""
+        o.append(f'<line x1="{L + pw + 12}" y1="{ly}" x2="{L + pw + 36}" y2="{ly}" stroke="{c}" '
+                 f'stroke-width="2"{dash}/>')
+        o.append(svg_text(L + pw + 42, ly + 4, name, "start", 11))
+    o.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(o) + "\n")
+
+
+def svg_bars(path, title, groups, keys):
+    """Horizontal bars of median seconds: one group per system, one bar per key (thread count)."""
+    bar, gap = 14, 10
+    L, R, T = 170, 90, 60
+    W = 720
+    n = sum(1 for _, vals in groups for k in keys if vals.get(k) is not None)
+    H = T + n * bar + len(groups) * gap + 20
+    vmax = max([v for _, vals in groups for v in vals.values() if v is not None] + [1e-9])
+    pw = W - L - R
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+         'font-family="sans-serif">', f'<rect width="{W}" height="{H}" fill="white"/>',
+         svg_text(W / 2, 22, title, "middle", 15, 'font-weight="bold"')]
+    for i, k in enumerate(keys):
+        lx = L + 160 * i
+        o.append(f'<rect x="{lx}" y="34" width="14" height="12" fill="{COLORS[i % len(COLORS)]}"/>')
+        o.append(svg_text(lx + 20, 45, k, "start", 12))
+    y = T
+    for name, vals in groups:
+        present = [(i, k) for i, k in enumerate(keys) if vals.get(k) is not None]
+        if not present:
+            continue
+        o.append(svg_text(L - 8, y + bar * len(present) / 2 + 4, name, "end", 12))
+        for i, k in present:
+            v = vals[k]
+            w = max(1.0, pw * v / vmax)
+            o.append(f'<rect x="{L}" y="{y}" width="{w:.1f}" height="{bar - 2}" '
+                     f'fill="{COLORS[i % len(COLORS)]}"><title>{html.escape(name)}, {html.escape(k)}: '
+                     f'{v:.3f} s</title></rect>')
+            o.append(svg_text(L + w + 4, y + bar - 4, f"{v:.3f} s", "start", 11))
+            y += bar
+        y += gap
+    o.append(f'<line x1="{L}" y1="{T - 4}" x2="{L}" y2="{y}" stroke="black"/>')
+    o.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(o) + "\n")
+
+
+def write_charts(chart_dir, suffix, modes, thread_counts, all_results):
+    """Per program: speedup-PROG.svg (threaded systems) and bars-PROG.svg (every system at 1 and at
+    the most threads). Returns {prog: [(caption, path), ...]}."""
+    os.makedirs(chart_dir, exist_ok=True)
+    tmax = max(thread_counts)
+    charts = {}
+    for prog, size, results in all_results:
+        charts[prog] = []
+        labels = []
+        for r in results:
+            if r.system.label not in labels:
+                labels.append(r.system.label)
+        meds = {(r.system.label, r.system.threads): r.median() for r in results if not r.error and r.times}
+        series = []
+        for lab in labels:
+            one = meds.get((lab, 1))
+            pts = [(t, one / m) for (l, t), m in meds.items() if l == lab and t and one and m]
+            if len(pts) >= 2:
+                series.append((lab, pts))
+        if series and tmax > 1:
+            p = os.path.join(chart_dir, f"speedup-{prog}{suffix}.svg")
+            svg_speedup(p, f"{prog} ({size}): speed-up vs threads", sorted(t for t in thread_counts), series)
+            charts[prog].append(("speed-up vs threads", p))
+        keys = ["1 thread"] + ([f"{tmax} threads"] if tmax > 1 else [])
+        groups = []
+        for lab in labels:
+            vals = {"1 thread": meds.get((lab, 1), meds.get((lab, None)))}
+            if tmax > 1:
+                vals[f"{tmax} threads"] = meds.get((lab, tmax))
+            groups.append((lab, vals))
+        if any(v is not None for _, vals in groups for v in vals.values()):
+            p = os.path.join(chart_dir, f"bars-{prog}{suffix}.svg")
+            svg_bars(p, f"{prog} ({size}): median seconds, stmjit vs peers (shorter is faster)", groups, keys)
+            charts[prog].append(("stmjit vs peers", p))
+    return charts
+
+
+def write_json(path, env, modes, thread_counts, all_results):
+    """The medians and stats of this run, machine-readable (to put a 16-core run beside a 2-core one)."""
+    out = {"machine": dict(machine_details(env.stmjit)), "modes": modes, "threads": thread_counts,
+           "programs": {}}
+    for prog, size, results in all_results:
+        out["programs"][prog] = {"size": size, "rows": [
+            {"system": r.system.label, "threads": r.system.threads, "median_s": r.median(),
+             "times_s": r.times, "checksums": sorted(r.outputs), "error": r.error, "stats": r.stats}
+            for r in results]}
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+
+
+def write_report(path, env, args, modes, thread_counts, all_results, versions, elapsed, probes, quick_note,
+                 charts):
     L = []
     A = L.append
     title = "quick check" if args.quick else "results"
+    if args.label:
+        title += f" ({args.label})"
     A(f"# stmjit benchmarks: {title}\n")
     A("Generated by `python3 benches/run.py " + " ".join(sys.argv[1:]) + "`; do not edit by hand.\n")
     labels = MODE_LABELS_BOTH if len(modes) > 1 else MODE_LABELS
@@ -425,6 +727,25 @@ def write_report(path, env, args, modes, thread_counts, all_results, versions, e
     A("")
 
     base_mode = modes[0]
+    A("## stmjit per program\n")
+    A("One row per thread count (`--threads T` with the program's THREADS argument T). *STM s*: median "
+      "seconds in STM mode; *speed-up*: time at 1 thread / time at T; *--gil s*, *--gil speed-up*: the "
+      "same in `--gil` mode (one global lock, the baseline); *STM/GIL*: STM time / `--gil` time at the "
+      "same T (the cost of STM; lower is better); *÷ PEER*: stmjit STM time / the peer's time at the "
+      "same T (below 1: stmjit is faster). From one extra `--stats` run per thread count (STM mode): "
+      "*commits*, *aborts* (by cause: write-write, write-read, other), and the time lost to aborts and "
+      "to sync (safe-point) pauses as a share of that run's wall time (summed over the threads, so it "
+      "can pass 100% with several threads); n/a where `--stats` printed no such line. Columns whose "
+      "flag `stmjit run --help` does not list are left out.\n")
+    rel = os.path.dirname(os.path.abspath(path))
+    for prog, size, results in all_results:
+        A(f"### {prog} ({size})\n")
+        for mode in modes:
+            if len(modes) > 1:
+                A(f"`stmjit {mode}`:\n")
+            stmjit_table(A, env, mode, results)
+        for caption, cp in charts.get(prog, []):
+            A(f"![{prog}: {caption}]({os.path.relpath(cp, rel)})\n")
     A(f"## Times\n")
     A(f"Median seconds. *vs stmjit 1T*: time / time of `stmjit {base_mode}` with 1 thread (lower is "
       "faster). *vs --gil*: stmjit STM time / stmjit `--gil` time at the same thread count "
@@ -492,13 +813,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", nargs="?", default="all", choices=["all"])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--stmjit-mode", default=os.environ.get("STMJIT_MODE", "interp"))
+    ap.add_argument("--stmjit-mode", default=os.environ.get("STMJIT_MODE", "jit"))
     ap.add_argument("--threads", default=None)
     ap.add_argument("--runs", type=int, default=None)
     ap.add_argument("--sizes", default=None, choices=list(SIZE_INDEX))
     ap.add_argument("--programs", default=",".join(PROGRAMS))
     ap.add_argument("--peers", default=",".join(ALL_PEERS))
     ap.add_argument("--report", default=None)
+    ap.add_argument("--label", default=None,
+                    help="name the outputs REPORT-LABEL.md, charts/*-LABEL.svg, results-LABEL.json")
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--skip-quick", action="store_true", help="`all` without the quick checksum pass first")
@@ -507,8 +830,13 @@ def main():
         args.sizes = "quick" if args.quick else "moderate"
     if args.runs is None:
         args.runs = 1 if args.quick else 5
+    if args.label is not None and not all(c.isalnum() or c in "-_." for c in args.label):
+        sys.exit("--label: letters, digits, '-', '_' and '.' only")
+    suffix = f"-{args.label}" if args.label else ""
     if args.report is None:
-        args.report = os.path.join(BUILD, "REPORT-quick.md") if args.quick else os.path.join(BENCHES, "REPORT.md")
+        args.report = (os.path.join(BUILD, f"REPORT-quick{suffix}.md") if args.quick
+                       else os.path.join(BENCHES, f"REPORT{suffix}.md"))
+    report_dir = os.path.dirname(os.path.abspath(args.report))
     modes = [m for m in args.stmjit_mode.split(",") if m]
     for m in modes:
         if m not in STMJIT_MODES:
@@ -559,6 +887,7 @@ def main():
         systems = systems_for(prog, env, modes, thread_counts, peers, size)
         log(f"{prog} (size {size}): {len(systems)} systems x {args.runs} runs")
         results = run_program(prog, systems, args.runs, args.timeout)
+        collect_stats(prog, results, env, args.timeout)
         ref = reference_checksum(results)
         for r in results:
             if r.error or any(o != ref for o in r.outputs):
@@ -568,9 +897,13 @@ def main():
         all_results.append((prog, size, results))
     probes.append(("end of run", probe_parallelism(env, max(thread_counts), probe_iters)))
     elapsed = time.time() - t_start
+    charts = write_charts(os.path.join(report_dir, "charts"), suffix, modes, thread_counts, all_results)
+    json_path = os.path.join(report_dir, f"results{'-quick' if args.quick else ''}{suffix}.json")
+    write_json(json_path, env, modes, thread_counts, all_results)
     write_report(args.report, env, args, modes, thread_counts, all_results, versions, elapsed, probes,
-                 quick_note)
-    log(f"wrote {args.report} ({elapsed:.0f} s); {failures} failures or mismatches")
+                 quick_note, charts)
+    log(f"wrote {args.report}, {json_path} and {sum(len(c) for c in charts.values())} SVG charts in "
+        f"{os.path.join(report_dir, 'charts')} ({elapsed:.0f} s); {failures} failures or mismatches")
     for n in env.notes:
         log("note: " + n)
     return 1 if failures else 0
