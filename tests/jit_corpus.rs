@@ -82,3 +82,70 @@ fn corpus_runs_with_a_4k_nursery() {
 fn corpus_runs_with_the_r15_segment_base() {
     check_corpus(None, &["--segment-base", "r15"]);
 }
+
+/// Runs one corpus program through the JIT with extra environment variables.
+fn run_jit_env(name: &str, flags: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
+    cmd.arg("run")
+        .args(flags)
+        .arg(format!("{name}.lang"))
+        .args(program_args(name))
+        .current_dir(corpus_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run stmjit")
+}
+
+/// `check_corpus` with extra environment variables for every run.
+fn check_corpus_env(flags: &[&str], env: &[(&str, &str)]) {
+    let mut failures = Vec::new();
+    for name in programs() {
+        let out = run_jit_env(&name, flags, env);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let want_out = read(&name, "out").unwrap_or_default();
+        let want_err = read(&name, "err");
+        let want_code = match &want_err {
+            None => 0,
+            Some(e) if e.starts_with("error: SyntaxError") => 2,
+            Some(_) => 1,
+        };
+        let mut problems = Vec::new();
+        if stdout != want_out {
+            problems.push(format!(
+                "stdout differs\n--- expected\n{want_out}--- actual\n{stdout}"
+            ));
+        }
+        match &want_err {
+            Some(e) if !stderr_matches(e, &stderr) => problems.push(format!(
+                "stderr differs\n--- expected\n{e}--- actual\n{stderr}"
+            )),
+            None if !stderr.is_empty() => problems.push(format!("unexpected stderr:\n{stderr}")),
+            _ => {}
+        }
+        if out.status.code() != Some(want_code) {
+            problems.push(format!(
+                "exit {:?}, expected {want_code}",
+                out.status.code()
+            ));
+        }
+        if !problems.is_empty() {
+            failures.push(format!("== {name}.lang {env:?}\n{}", problems.join("\n")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// With every commit of a non-inevitable transaction aborting at probability 0.3 and short
+/// transactions (many boundaries, so many restarts), every program prints exactly the same.
+#[test]
+fn corpus_with_aborts() {
+    check_corpus_env(
+        &[],
+        &[
+            ("STMJIT_ABORT_PROBABILITY", "0.3"),
+            ("STMJIT_BUDGET", "100"),
+        ],
+    );
+}

@@ -154,3 +154,68 @@ fn random_programs_agree_with_the_interpreter() {
     assert!(compared_lines > 20 * n, "too little output compared");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `run` (the JIT) with extra environment variables.
+fn run_jit_env(path: &std::path::Path, env: &[(&str, &str)]) -> (String, String, Option<i32>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
+    cmd.arg("run").arg(path);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run stmjit");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code(),
+    )
+}
+
+/// With commits aborting at probability 0.3 and short transactions (`STMJIT_BUDGET=50`), the
+/// JIT still prints exactly what the interpreter prints: every restart re-executes exactly
+/// from its boundary. 100 programs by default; `STMJIT_DIFF_ABORT_PROGRAMS=N` for more.
+#[test]
+fn random_programs_agree_with_the_interpreter_under_aborts() {
+    let n: usize = std::env::var("STMJIT_DIFF_ABORT_PROGRAMS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
+    let env = [("STMJIT_ABORT_PROBABILITY", "0.3"), ("STMJIT_BUDGET", "50")];
+    let dir = std::env::temp_dir().join(format!("stmjit-jitdiff-aborts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut g = Gen(0x0bad_cafe_5eed_1234);
+    let mut compared_lines = 0;
+    for k in 0..n {
+        let src = program(&mut g, 40);
+        let path = dir.join(format!("p{k}.lang"));
+        std::fs::write(&path, &src).unwrap();
+        let want = run(&path, true, None);
+        assert_eq!(
+            want.2,
+            Some(0),
+            "interpreter failed on {}: {}",
+            path.display(),
+            want.1
+        );
+        let got = run_jit_env(&path, &env);
+        if got != want {
+            let first = got
+                .0
+                .lines()
+                .zip(want.0.lines())
+                .position(|(x, y)| x != y)
+                .unwrap_or(0);
+            panic!(
+                "{} (aborts {env:?}) differs at line {}: jit {:?}, interp {:?}\njit exit {:?}, stderr: {}",
+                path.display(),
+                first + 1,
+                got.0.lines().nth(first),
+                want.0.lines().nth(first),
+                got.2,
+                got.1
+            );
+        }
+        compared_lines += want.0.lines().count();
+    }
+    assert!(compared_lines > 20 * n, "too little output compared");
+    let _ = std::fs::remove_dir_all(&dir);
+}

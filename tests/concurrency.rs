@@ -1,0 +1,484 @@
+//! Threads in compiled code (`tests/concurrency/`): spawn/join, `with atomic:`, locks,
+//! `TransactionQueue`, printing inside transactions, errors in threads, `--gil`, `--threads N`,
+//! `--stats` and the abort debug switch (`STMJIT_ABORT_PROBABILITY`, `STMJIT_BUDGET`).
+//!
+//! Every program here was checked under CPython with the oracle prelude
+//! (`tests/oracle/run_python.py`) and under the reference interpreter (`stmjit run --interp`);
+//! the `.out` files are CPython's output. Programs whose output depends on the schedule
+//! (`printing.lang`, `thread_error.lang`) are checked structurally instead.
+//!
+//! Each run is killed after 120 s and the test fails: a deadlock or livelock is a failure,
+//! not a hang.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Environment of the abort tests: every commit of a non-inevitable transaction aborts with
+/// probability 0.3, and transactions are short.
+const ABORTS: &[(&str, &str)] = &[("STMJIT_ABORT_PROBABILITY", "0.3"), ("STMJIT_BUDGET", "50")];
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/concurrency")
+}
+
+struct Run {
+    stdout: String,
+    stderr: String,
+    code: Option<i32>,
+}
+
+impl Run {
+    fn describe(&self) -> String {
+        format!(
+            "exit {:?}\n--- stdout (last 2000 bytes)\n{}\n--- stderr\n{}",
+            self.code,
+            tail(&self.stdout, 2000),
+            tail(&self.stderr, 4000)
+        )
+    }
+}
+
+fn tail(s: &str, n: usize) -> &str {
+    if s.len() <= n {
+        return s;
+    }
+    let mut start = s.len() - n;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+/// Runs `stmjit run FLAGS NAME.lang ARGS` in `tests/concurrency/` with extra environment
+/// variables; kills it and fails after [`TIMEOUT`].
+fn run(name: &str, flags: &[&str], env: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
+    cmd.arg("run")
+        .args(flags)
+        .arg(format!("{name}.lang"))
+        .args(args)
+        .current_dir(dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start stmjit");
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out_pipe.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err_pipe.read_to_end(&mut v);
+        v
+    });
+    let start = Instant::now();
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for stmjit") {
+            break status;
+        }
+        if start.elapsed() > TIMEOUT {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().expect("wait for killed stmjit");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let r = Run {
+        stdout: String::from_utf8_lossy(&out_reader.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&err_reader.join().unwrap()).into_owned(),
+        code: status.code(),
+    };
+    assert!(
+        !timed_out,
+        "{name}.lang {flags:?} {env:?} did not finish within {TIMEOUT:?} (deadlock or livelock?)\n{}",
+        r.describe()
+    );
+    r
+}
+
+fn expected(name: &str) -> String {
+    std::fs::read_to_string(dir().join(format!("{name}.out"))).expect("expected output file")
+}
+
+/// Runs a program and checks its stdout against `NAME.out`, exit status 0 and (without
+/// `--stats`) an empty stderr.
+fn check(name: &str, flags: &[&str], env: &[(&str, &str)], args: &[&str]) -> Run {
+    let r = run(name, flags, env, args);
+    let want = expected(name);
+    assert!(
+        r.stdout == want && r.code == Some(0),
+        "{name}.lang {flags:?} {env:?}: wrong result\n--- expected stdout\n{want}{}",
+        r.describe()
+    );
+    if !flags.contains(&"--stats") {
+        assert!(
+            r.stderr.is_empty(),
+            "{name}.lang {flags:?} {env:?}: unexpected stderr\n{}",
+            r.describe()
+        );
+    }
+    r
+}
+
+/// The numbers of a `--stats` report.
+#[derive(Debug)]
+struct Stats {
+    commits: u64,
+    aborts: u64,
+    conflicts: u64,
+    /// The per-site lines (`    <kind> conflict on <type> at ...`).
+    sites: Vec<String>,
+}
+
+fn leading_number(line: &str, prefix: &str) -> Option<u64> {
+    let rest = line.strip_prefix(prefix)?;
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+fn stats(r: &Run) -> Stats {
+    let mut commits = None;
+    let mut aborts = None;
+    let mut conflicts = None;
+    let mut sites = Vec::new();
+    for line in r.stderr.lines() {
+        if let Some(n) = leading_number(line, "  commits: ") {
+            commits = Some(n);
+        } else if let Some(n) = leading_number(line, "  aborts: ") {
+            aborts = Some(n);
+        } else if let Some(n) = leading_number(line, "  conflicts: ") {
+            conflicts = Some(n);
+        } else if line.starts_with("    ") && line.contains(" conflict on ") {
+            sites.push(line.to_string());
+        }
+    }
+    let missing =
+        |what: &str| -> ! { panic!("no `{what}` line in the --stats report\n{}", r.describe()) };
+    Stats {
+        commits: commits.unwrap_or_else(|| missing("commits:")),
+        aborts: aborts.unwrap_or_else(|| missing("aborts:")),
+        conflicts: conflicts.unwrap_or_else(|| missing("conflicts:")),
+        sites,
+    }
+}
+
+// ---- 1. a shared counter ----
+
+#[test]
+fn counter_stm_4_segments() {
+    check("counter", &["--threads", "4"], &[], &[]);
+}
+
+#[test]
+fn counter_stm_2_segments() {
+    check("counter", &["--threads", "2"], &[], &[]);
+}
+
+#[test]
+fn counter_gil() {
+    check("counter", &["--gil"], &[], &[]);
+}
+
+#[test]
+fn counter_with_aborts() {
+    let r = check("counter", &["--threads", "4", "--stats"], ABORTS, &[]);
+    let s = stats(&r);
+    assert!(s.commits > 0, "no commits counted: {s:?}\n{}", r.describe());
+    assert!(
+        s.aborts > 0,
+        "STMJIT_ABORT_PROBABILITY=0.3 caused no abort: {s:?}\n{}",
+        r.describe()
+    );
+}
+
+// ---- 2. bank transfers ----
+
+#[test]
+fn bank_keeps_the_total() {
+    check("bank", &["--threads", "4"], &[], &[]);
+}
+
+#[test]
+fn bank_keeps_the_total_with_aborts() {
+    check("bank", &["--threads", "4"], ABORTS, &[]);
+}
+
+#[test]
+fn bank_keeps_the_total_gil() {
+    check("bank", &["--gil"], &[], &[]);
+}
+
+// ---- 3. printing inside contended transactions ----
+
+/// Every line of `printing.lang` appears exactly once and whole, each thread's lines in
+/// increasing order, and in commit order (the counter value each line carries is its position).
+fn check_printing(flags: &[&str], env: &[(&str, &str)]) {
+    const THREADS: usize = 4;
+    const LINES: usize = 200;
+    let r = run("printing", flags, env, &[]);
+    let ctx = || format!("printing.lang {flags:?} {env:?}\n{}", r.describe());
+    assert_eq!(r.code, Some(0), "{}", ctx());
+    assert!(
+        r.stdout.ends_with('\n'),
+        "output does not end with a newline\n{}",
+        ctx()
+    );
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        THREADS * LINES + 1,
+        "wrong number of lines\n{}",
+        ctx()
+    );
+    let pad = "x".repeat(50);
+    let mut next = [0usize; THREADS];
+    for (pos, line) in lines[..THREADS * LINES].iter().enumerate() {
+        let bad = || format!("line {} is wrong: {line:?}\n{}", pos + 1, ctx());
+        let (head, count) = line
+            .rsplit_once(" #")
+            .unwrap_or_else(|| panic!("{}", bad()));
+        let mut words = head.split(' ');
+        let (t, word, i, x) = (words.next(), words.next(), words.next(), words.next());
+        assert!(
+            words.next().is_none() && word == Some("line") && x == Some(&pad[..]),
+            "{}",
+            bad()
+        );
+        let k: usize = t
+            .and_then(|t| t.strip_prefix('t'))
+            .and_then(|k| k.parse().ok())
+            .filter(|&k| k < THREADS)
+            .unwrap_or_else(|| panic!("{}", bad()));
+        let i: usize = i
+            .and_then(|i| i.parse().ok())
+            .unwrap_or_else(|| panic!("{}", bad()));
+        assert_eq!(
+            i,
+            next[k],
+            "thread {k}'s lines out of order or repeated: {}",
+            bad()
+        );
+        next[k] += 1;
+        let c: usize = count.parse().unwrap_or_else(|_| panic!("{}", bad()));
+        assert_eq!(
+            c,
+            pos + 1,
+            "lines not in commit order (counter values): {}",
+            bad()
+        );
+    }
+    assert_eq!(next, [LINES; THREADS], "{}", ctx());
+    assert_eq!(lines[THREADS * LINES], "counter 800 800", "{}", ctx());
+    if !flags.contains(&"--stats") {
+        assert!(r.stderr.is_empty(), "unexpected stderr\n{}", ctx());
+    }
+}
+
+#[test]
+fn printing_is_whole_once_and_in_order() {
+    check_printing(&["--threads", "4"], &[]);
+}
+
+#[test]
+fn printing_is_whole_once_and_in_order_with_aborts() {
+    check_printing(&["--threads", "4"], ABORTS);
+}
+
+#[test]
+fn printing_gil() {
+    check_printing(&["--gil"], &[]);
+}
+
+// ---- 4. TransactionQueue ----
+
+#[test]
+fn transaction_queue_runs_every_call_once() {
+    check("txqueue", &["--threads", "4"], &[], &[]);
+}
+
+#[test]
+fn transaction_queue_runs_every_call_once_on_2_segments() {
+    check("txqueue", &["--threads", "2"], &[], &[]);
+}
+
+#[test]
+fn transaction_queue_runs_every_call_once_with_aborts() {
+    check("txqueue", &["--threads", "4"], ABORTS, &[]);
+}
+
+// ---- 5. disjoint writes commit without conflicts ----
+
+#[test]
+fn disjoint_list_indexes_do_not_conflict() {
+    let r = check("disjoint_list", &["--threads", "2", "--stats"], &[], &[]);
+    let s = stats(&r);
+    assert_eq!(
+        s.conflicts,
+        0,
+        "writes to disjoint halves of one list conflicted: {s:?}\n{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn disjoint_dict_keys_do_not_conflict() {
+    let r = check("disjoint_dict", &["--threads", "2", "--stats"], &[], &[]);
+    let s = stats(&r);
+    assert_eq!(
+        s.conflicts,
+        0,
+        "updates of disjoint existing keys of one dict conflicted: {s:?}\n{}",
+        r.describe()
+    );
+}
+
+// ---- 6. the same key: conflicts, and still the serial result ----
+
+#[test]
+fn same_dict_key_gives_the_serial_result() {
+    let r = check(
+        "same_key",
+        &["--threads", "2", "--stats"],
+        &[("STMJIT_BUDGET", "20")],
+        &[],
+    );
+    let s = stats(&r);
+    // The machine may run the two threads one after the other: no lower bound on conflicts.
+    eprintln!(
+        "same_key: {} commits, {} aborts, {} conflicts",
+        s.commits, s.aborts, s.conflicts
+    );
+    for site in &s.sites {
+        assert!(
+            site.contains("conflict on dict"),
+            "a conflict site that is not the dict: {site}\n{}",
+            r.describe()
+        );
+    }
+}
+
+// ---- 7. deadlock-prone patterns finish ----
+
+#[test]
+fn locks_in_opposite_orders_finish() {
+    check("deadlock_locks", &["--threads", "4"], &[], &[]);
+}
+
+#[test]
+fn locks_in_opposite_orders_finish_with_aborts() {
+    check("deadlock_locks", &["--threads", "2"], ABORTS, &[]);
+}
+
+#[test]
+fn locks_in_opposite_orders_finish_gil() {
+    check("deadlock_locks", &["--gil"], &[], &[]);
+}
+
+#[test]
+fn atomic_read_then_write_in_opposite_orders_finish() {
+    check("deadlock_atomic", &["--threads", "4"], &[], &[]);
+}
+
+#[test]
+fn atomic_read_then_write_in_opposite_orders_finish_with_aborts() {
+    check("deadlock_atomic", &["--threads", "2"], ABORTS, &[]);
+}
+
+// ---- 8. an error in a thread ----
+
+fn check_thread_error(flags: &[&str]) {
+    let r = run("thread_error", flags, &[], &[]);
+    let ctx = || format!("thread_error.lang {flags:?}\n{}", r.describe());
+    assert_eq!(r.code, Some(1), "{}", ctx());
+    let err: Vec<&str> = r.stderr.lines().collect();
+    assert!(
+        err.first()
+            .is_some_and(|l| l.starts_with("error: ZeroDivisionError:")),
+        "stderr does not start with the thread's error\n{}",
+        ctx()
+    );
+    assert_eq!(
+        err.get(1).copied(),
+        Some("  at thread_error.lang:7:12 in f"),
+        "the thread's call stack\n{}",
+        ctx()
+    );
+    // Whatever the main thread printed before the error ended the program: whole lines, in
+    // order, and nothing after the failed join.
+    assert!(
+        r.stdout.is_empty() || r.stdout.ends_with('\n'),
+        "a partial line\n{}",
+        ctx()
+    );
+    let pad = "y".repeat(40);
+    for (i, line) in r.stdout.lines().enumerate() {
+        assert_eq!(
+            line,
+            format!("main line {i} {pad}"),
+            "main thread output garbled at line {}\n{}",
+            i + 1,
+            ctx()
+        );
+    }
+}
+
+#[test]
+fn error_in_a_thread_ends_the_program() {
+    check_thread_error(&["--threads", "4"]);
+}
+
+#[test]
+fn error_in_a_thread_ends_the_program_gil() {
+    check_thread_error(&["--gil"]);
+}
+
+// ---- 9. join values; more threads than segments ----
+
+#[test]
+fn join_returns_values_with_more_threads_than_segments() {
+    check("join_values", &["--threads", "2"], &[], &[]);
+}
+
+#[test]
+fn join_returns_values_with_one_segment() {
+    check("join_values", &["--threads", "1"], &[], &[]);
+}
+
+#[test]
+fn join_returns_values_with_aborts() {
+    check("join_values", &["--threads", "2"], ABORTS, &[]);
+}
+
+// ---- the programs' expected outputs agree with the reference interpreter ----
+
+/// The `.out` files come from CPython; the interpreter (threads run one after the other)
+/// must give the same, so that a failure above is the JIT's.
+#[test]
+fn expected_outputs_agree_with_the_interpreter() {
+    for name in [
+        "counter",
+        "bank",
+        "txqueue",
+        "disjoint_list",
+        "disjoint_dict",
+        "same_key",
+        "deadlock_locks",
+        "deadlock_atomic",
+        "join_values",
+    ] {
+        check(name, &["--interp"], &[], &[]);
+    }
+    check_printing(&["--interp"], &[]);
+    check_thread_error(&["--interp"]);
+}
