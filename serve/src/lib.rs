@@ -1,0 +1,459 @@
+//! HTTP/1.1 layer of the stmjit builtin `serve(port, handler)`.
+//!
+//! This crate knows nothing about the JIT or the STM runtime: it reads requests
+//! and writes responses (outside any transaction), and hands each request to a
+//! per-worker closure. The JIT wraps that closure so that each call is one
+//! transaction; because the closure is created on the worker's own thread
+//! (see [`Server::run`]) it may hold a `!Send` per-thread transactional handle.
+//!
+//! Parsing is done by [`tiny_http`]; this crate adds the limits and the
+//! robustness that tiny_http lacks (see the README section of each item).
+//!
+//! # Example
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use stmjit_serve::{Limits, Response, Server};
+//!
+//! let server = Server::bind(0, Limits::default()).unwrap();
+//! let port = server.port();
+//! let stop = server.shutdown_handle();
+//! let t = std::thread::spawn(move || {
+//!     server.run(2, |_worker| {
+//!         let stop = stop.clone();
+//!         move |req: stmjit_serve::Request| {
+//!             if req.path == "/quit" {
+//!                 stop.shutdown();
+//!             }
+//!             Response::text(200, format!("hello {}", req.path))
+//!         }
+//!     })
+//! });
+//! let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+//! c.write_all(b"GET /quit HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+//! let mut answer = String::new();
+//! c.read_to_string(&mut answer).unwrap();
+//! assert!(answer.starts_with("HTTP/1.1 200"));
+//! assert!(answer.ends_with("hello /quit"));
+//! t.join().unwrap().unwrap();
+//! ```
+
+use std::io::{self, Read};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+/// One HTTP request, fully read (body included) before the handler runs, so
+/// that the handler — a transaction in stmjit — never does socket I/O.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The method as sent (`GET`, `POST`, ...).
+    pub method: String,
+    /// The request target without the query string (not percent-decoded,
+    /// like Python's `http.server`).
+    pub path: String,
+    /// The query string split on `&` and `=`, `+` and `%XX` decoded (invalid
+    /// UTF-8 replaced by U+FFFD), in order; the language turns it into a dict.
+    pub query: Vec<(String, String)>,
+    /// Header names in lower case (HTTP names are case-insensitive and the
+    /// language exposes a dict keyed by lower-case names), values as sent.
+    pub headers: Vec<(String, String)>,
+    /// The body, which must be valid UTF-8 (the language's `str`); anything
+    /// else is answered 400 before the handler runs.
+    pub body: String,
+}
+
+/// What a handler answers; written to the socket by the worker after the
+/// handler (transaction) has returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// Value of the `Content-Type` header.
+    pub content_type: String,
+    /// Body bytes (`Content-Length` is set from their length).
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A `text/plain; charset=utf-8` response: the language's default when a
+    /// handler returns a plain `str`.
+    pub fn text(status: u16, body: impl Into<String>) -> Response {
+        Response {
+            status,
+            content_type: "text/plain; charset=utf-8".to_string(),
+            body: body.into().into_bytes(),
+        }
+    }
+}
+
+/// Limits on what a client may send, so that a hostile or broken client
+/// cannot take unbounded memory or a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted body in bytes (default 1 MiB); larger ones get 413.
+    pub max_body: usize,
+    /// Largest accepted request line plus headers in bytes (default 16 KiB);
+    /// larger ones get 431. tiny_http reads the whole head before this check
+    /// can run, so this bounds what reaches a handler, not what tiny_http's
+    /// connection thread buffers.
+    pub max_header_bytes: usize,
+    /// Intended idle/read timeout per connection (default 10 s). NOT enforced
+    /// yet: tiny_http 0.12 does not expose the accepted sockets, so no socket
+    /// timeout can be set on them (see the crate README/report).
+    pub read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body: 1 << 20,
+            max_header_bytes: 16 << 10,
+            read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// State shared between the server and its shutdown handles.
+struct Shared {
+    stopping: AtomicBool,
+    port: u16,
+    /// Weak, so that a handle kept after `run` returned does not keep the
+    /// listener open; `shutdown` after that is a no-op.
+    http: Weak<tiny_http::Server>,
+    /// Number of workers to wake with `unblock` (0 before `run`).
+    workers: Mutex<usize>,
+    /// First accept error reported by tiny_http (its accept loop stops then).
+    error: Mutex<Option<io::Error>>,
+}
+
+impl Shared {
+    fn shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Some(http) = self.http.upgrade() {
+            // Each `unblock` releases exactly one thread blocked in `recv`;
+            // requests queued before it are still taken first.
+            let n = *self.workers.lock().unwrap_or_else(|e| e.into_inner());
+            for _ in 0..n {
+                http.unblock();
+            }
+        }
+    }
+}
+
+/// Handle to stop a running server from any thread.
+///
+/// Cloneable and `Send + Sync` so the language's `shutdown()` can call it from
+/// any handler or thread, and `server_port()` can read the port.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    shared: Arc<Shared>,
+}
+
+impl ShutdownHandle {
+    /// Stops taking new requests; requests already being handled finish and
+    /// are answered, then [`Server::run`] returns. Safe to call from inside a
+    /// handler, more than once, or before `run`.
+    pub fn shutdown(&self) {
+        self.shared.shutdown();
+    }
+
+    /// The port the server listens on (useful after `bind(0, ..)`).
+    pub fn port(&self) -> u16 {
+        self.shared.port
+    }
+}
+
+/// A bound HTTP server, not yet serving (see [`Server::run`]).
+pub struct Server {
+    http: Arc<tiny_http::Server>,
+    shared: Arc<Shared>,
+    limits: Limits,
+}
+
+/// Above this declared body size, a rejected request's unread body is not
+/// drained: tiny_http's drain allocates the whole remaining length at once,
+/// which would abort the process for absurd `Content-Length` values.
+const MAX_DRAIN: usize = 64 << 20;
+
+impl Server {
+    /// Binds 127.0.0.1:port (0 = any free port).
+    ///
+    /// Binding happens here rather than in `run`, so that the port is known
+    /// (and `server_port()` works) before the first request.
+    pub fn bind(port: u16, limits: Limits) -> io::Result<Server> {
+        let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))?;
+        let port = listener.local_addr()?.port();
+        let http = tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| io::Error::new(io::ErrorKind::Other, e.to_string()))?;
+        let http = Arc::new(http);
+        let shared = Arc::new(Shared {
+            stopping: AtomicBool::new(false),
+            port,
+            http: Arc::downgrade(&http),
+            workers: Mutex::new(0),
+            error: Mutex::new(None),
+        });
+        Ok(Server {
+            http,
+            shared,
+            limits,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.shared.port
+    }
+
+    /// A handle that stops [`Server::run`] from any thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Runs `workers` worker threads until shutdown; each worker thread calls `make_worker(i)` once ON ITS OWN THREAD (the result may be !Send: it will hold a per-thread transactional handle) and then calls the returned closure for each request it takes. Returns after shutdown once every in-flight request has been answered and all workers have exited.
+    ///
+    /// Each worker calls tiny_http's `recv` itself (no dispatcher thread), so
+    /// workers never wait for each other except on tiny_http's queue lock
+    /// while popping. A panic in the closure answers 500 and the worker goes
+    /// on with the same closure. Requests still queued (not yet taken by a
+    /// worker) when the workers have exited are answered 503. Returns `Err`
+    /// if tiny_http's accept loop failed (it stops accepting then).
+    pub fn run<W, F>(self, workers: usize, make_worker: F) -> io::Result<()>
+    where
+        F: Fn(usize) -> W + Sync,
+        W: FnMut(Request) -> Response,
+    {
+        let workers = workers.max(1);
+        *self.shared.workers.lock().unwrap() = workers;
+        if self.shared.stopping.load(Ordering::SeqCst) {
+            // shutdown() ran before run(): its unblocks counted 0 workers.
+            self.shared.shutdown();
+        }
+        let make_worker = &make_worker;
+        let http = &*self.http;
+        let shared = &*self.shared;
+        let limits = self.limits;
+        std::thread::scope(|s| {
+            for i in 0..workers {
+                std::thread::Builder::new()
+                    .name(format!("serve-worker-{i}"))
+                    .spawn_scoped(s, move || worker_loop(i, http, shared, limits, make_worker))
+                    .expect("spawn serve worker");
+            }
+        });
+        // Answer what was queued but never taken, so no client waits forever.
+        while let Ok(Some(rq)) = self.http.try_recv() {
+            answer(rq, Response::text(503, "server shutting down"), true);
+        }
+        let err = self.shared.error.lock().unwrap().take();
+        drop(self.http); // closes the listener (tiny_http's Drop)
+        match err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+fn worker_loop<W, F>(i: usize, http: &tiny_http::Server, shared: &Shared, limits: Limits, make: &F)
+where
+    F: Fn(usize) -> W + Sync,
+    W: FnMut(Request) -> Response,
+{
+    let mut handler = make(i);
+    while !shared.stopping.load(Ordering::SeqCst) {
+        let rq = match http.recv() {
+            Ok(rq) => rq,
+            Err(e) => {
+                if !shared.stopping.load(Ordering::SeqCst) {
+                    // Not our unblock: tiny_http's accept loop died.
+                    let mut slot = shared.error.lock().unwrap_or_else(|e| e.into_inner());
+                    if slot.is_none() {
+                        *slot = Some(e);
+                    }
+                    drop(slot);
+                    shared.shutdown();
+                }
+                break;
+            }
+        };
+        serve_one(rq, &limits, &mut handler);
+    }
+}
+
+/// Reads one request, runs the handler on it, writes the answer.
+fn serve_one<W>(mut rq: tiny_http::Request, limits: &Limits, handler: &mut W)
+where
+    W: FnMut(Request) -> Response,
+{
+    // Header size: tiny_http has no limit of its own.
+    let head_bytes: usize = rq.method().as_str().len()
+        + rq.url().len()
+        + 12
+        + rq.headers()
+            .iter()
+            .map(|h| h.field.as_str().as_str().len() + h.value.as_str().len() + 4)
+            .sum::<usize>();
+    if head_bytes > limits.max_header_bytes {
+        reject(rq, 431, "request header fields too large");
+        return;
+    }
+    // Declared body size: tiny_http would let us read any length.
+    if rq.body_length().is_some_and(|n| n > limits.max_body) {
+        reject(rq, 413, "payload too large");
+        return;
+    }
+    // Chunked bodies have no declared size: read one byte past the limit.
+    let mut body = Vec::new();
+    let read = rq
+        .as_reader()
+        .take(limits.max_body as u64 + 1)
+        .read_to_end(&mut body);
+    if read.is_err() {
+        // Client went away or sent a broken chunked body.
+        reject(rq, 400, "bad request body");
+        return;
+    }
+    if rq.body_length().is_some_and(|n| n != body.len()) {
+        // tiny_http reports a client that closed mid-body as a short body.
+        reject(rq, 400, "truncated request body");
+        return;
+    }
+    if body.len() > limits.max_body {
+        reject(rq, 413, "payload too large");
+        return;
+    }
+    let body = match String::from_utf8(body) {
+        Ok(b) => b,
+        Err(_) => {
+            reject(rq, 400, "request body is not valid UTF-8");
+            return;
+        }
+    };
+    let (path, query) = split_target(rq.url());
+    let request = Request {
+        method: rq.method().as_str().to_string(),
+        path,
+        query,
+        headers: rq
+            .headers()
+            .iter()
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_ascii_lowercase(),
+                    h.value.as_str().to_string(),
+                )
+            })
+            .collect(),
+        body,
+    };
+    let response = match catch_unwind(AssertUnwindSafe(|| handler(request))) {
+        Ok(r) => r,
+        Err(_) => Response::text(500, "internal server error"),
+    };
+    answer(rq, response, false);
+}
+
+/// Answers a request that is not passed to the handler and asks the client
+/// to close (its unread body makes the connection unusable anyway).
+fn reject(rq: tiny_http::Request, status: u16, msg: &str) {
+    let unread = rq.body_length().unwrap_or(0);
+    if unread > MAX_DRAIN {
+        // Dropping the request would make tiny_http allocate `unread` bytes
+        // to drain the body (an abort for huge values). Take the stream out
+        // instead and never drop it: this leaks the connection (socket and
+        // tiny_http's connection thread) but keeps the server alive.
+        let resp = tiny_http::Response::from_string(msg).with_status_code(status);
+        let stream = rq.upgrade("close", resp);
+        std::mem::forget(stream);
+        return;
+    }
+    answer(rq, Response::text(status, msg), true);
+}
+
+fn answer(rq: tiny_http::Request, r: Response, close: bool) {
+    let mut resp = tiny_http::Response::from_data(r.body).with_status_code(r.status);
+    if let Ok(h) = tiny_http::Header::from_bytes(&b"Content-Type"[..], r.content_type.as_bytes()) {
+        resp.add_header(h);
+    }
+    if close {
+        resp.add_header(tiny_http::Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+    }
+    // A client that went away is not an error worth reporting.
+    let _ = rq.respond(resp);
+}
+
+/// Splits a request target into the path and its decoded query pairs.
+fn split_target(target: &str) -> (String, Vec<(String, String)>) {
+    let (path, q) = match target.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (target, ""),
+    };
+    let query = q
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect();
+    (path.to_string(), query)
+}
+
+/// `application/x-www-form-urlencoded` decoding of one key or value.
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                match (
+                    b.get(i + 1).copied().and_then(hex),
+                    b.get(i + 2).copied().and_then(hex),
+                ) {
+                    (Some(h), Some(l)) => {
+                        out.push(h * 16 + l);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_splitting() {
+        let (p, q) = split_target("/a/b?x=1&y=h%C3%A9+llo&z&=v&%zz=%4");
+        assert_eq!(p, "/a/b");
+        assert_eq!(
+            q,
+            vec![
+                ("x".into(), "1".into()),
+                ("y".into(), "hé llo".into()),
+                ("z".into(), "".into()),
+                ("".into(), "v".into()),
+                ("%zz".into(), "%4".into()),
+            ]
+        );
+        assert_eq!(split_target("/"), ("/".to_string(), vec![]));
+        assert_eq!(percent_decode("%ff"), "\u{fffd}");
+    }
+}
