@@ -7,7 +7,7 @@
 //! (see [`Server::run`]) it may hold a `!Send` per-thread transactional handle.
 //!
 //! Parsing is done by [`tiny_http`]; this crate adds the limits and the
-//! robustness that tiny_http lacks (see the README section of each item).
+//! robustness that tiny_http lacks (see the docs of each item).
 //!
 //! # Example
 //!
@@ -187,7 +187,7 @@ impl Server {
         let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))?;
         let port = listener.local_addr()?.port();
         let http = tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| io::Error::new(io::ErrorKind::Other, e.to_string()))?;
+            .map_err(|e| io::Error::other(e.to_string()))?;
         let http = Arc::new(http);
         let shared = Arc::new(Shared {
             stopping: AtomicBool::new(false),
