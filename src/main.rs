@@ -1,8 +1,14 @@
 //! `stmjit`: the command line.
 //!
-//! `stmjit run [--dump-asm[=FILE]] [--asm-syntax intel|att] [--segment-base gs|r15]
-//! [--interp] prog.lang [ARGS...]` runs a program: compiled by Cranelift (`stmjit-jit`) onto
-//! the STM runtime, or on the reference interpreter of `stmjit-lang` with `--interp`.
+//! `stmjit run [--threads N] [--gil] [--stats] [--dump-asm[=FILE]] [--asm-syntax intel|att]
+//! [--segment-base gs|r15] [--interp] prog.lang [ARGS...]` runs a program: compiled by
+//! Cranelift (`stmjit-jit`) onto the STM runtime, its threads in parallel transactions, or on
+//! the reference interpreter of `stmjit-lang` with `--interp`.
+//!
+//! Environment switches for testing: `STMJIT_ABORT_PROBABILITY=P` makes each commit of a
+//! transaction that can abort abort instead with probability P (it then restarts);
+//! `STMJIT_BUDGET=N` sets the transaction length (loop back-edges and calls);
+//! `STMJIT_NURSERY=BYTES` the nursery size.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,6 +35,17 @@ enum Command {
         /// Run on the reference interpreter (the test oracle) instead of the JIT.
         #[arg(long)]
         interp: bool,
+        /// Number of segments: transactions that run in parallel (default: the CPUs present).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=254))]
+        threads: Option<u16>,
+        /// One global lock instead of parallel transactions, and no read barriers: the
+        /// baseline STM is measured against.
+        #[arg(long)]
+        gil: bool,
+        /// Print commits, aborts by cause, time lost, sync pauses, GC figures and the top
+        /// conflict sites (both sides) to stderr at exit.
+        #[arg(long)]
+        stats: bool,
         /// Print the machine code of every function (barriers, polls marked) to stderr, or
         /// to FILE; the program still runs.
         #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true)]
@@ -74,6 +91,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run {
             interp,
+            threads,
+            gil,
+            stats,
             dump_asm,
             asm_syntax,
             segment_base,
@@ -94,6 +114,9 @@ fn main() -> ExitCode {
                         AsmSyntax::Att => stmjit_jit::disasm::Syntax::Att,
                     },
                     nursery: None,
+                    threads: threads.map(usize::from),
+                    gil,
+                    stats,
                 };
                 stmjit_jit::program::run_file(&program, args, &opts)
             };

@@ -93,6 +93,7 @@ pub mod isa;
 pub mod module;
 pub mod program;
 pub mod rt;
+pub mod stats;
 
 pub use gs_rewrite::{RewriteError, SegmentBase};
 pub use module::{CompiledFunction, Jit, JitError, StackMapEntry};

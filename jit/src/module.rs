@@ -303,6 +303,11 @@ impl Jit {
             // The IR passed `check_ir` (in `compile`), so copy value reads are
             // register-allocator artifacts: count them, do not refuse.
             gs_rewrite::rewrite_with(&original, &block_starts, self.mode, CopyReads::Count)
+                .inspect_err(|_| {
+                    if std::env::var_os("STMJIT_DEBUG_REWRITE").is_some() {
+                        eprintln!("{}", self.ctx.func.display());
+                    }
+                })
                 .map_err(err)?
         };
         // The rewritten bytes go into writable, non-executable memory here.

@@ -11,16 +11,16 @@ use crate::compile::{
     LOC_REGION_REPAIR,
 };
 use crate::disasm::{srcloc_annotations, Syntax};
-use crate::rt::{self, calls, helpers, Ctx, Runtime, ERR, UNBOUND};
+use crate::rt::{self, calls, helpers, Ctx, Mode, Runtime, UNBOUND};
 use crate::{Jit, SegmentBase};
 use cranelift_codegen::ir::{types::I32, types::I64, InstBuilder};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use stmjit_lang::ast::*;
-use stmjit_lang::diag::render_runtime;
 use stmjit_runtime::value::{Word, NONE};
 use stmjit_runtime::{Stm, StmConfig};
 
@@ -35,6 +35,13 @@ pub struct Options {
     pub syntax: Syntax,
     /// Nursery size in bytes (default: the runtime's; `STMJIT_NURSERY` overrides).
     pub nursery: Option<u64>,
+    /// `--threads N`: segments, i.e. transactions that may run in parallel (default: the
+    /// CPUs present).
+    pub threads: Option<usize>,
+    /// `--gil`: one transaction at a time, no read barriers (the baseline).
+    pub gil: bool,
+    /// `--stats`: print the transaction and GC figures to stderr at exit.
+    pub stats: bool,
 }
 
 /// Every helper JIT code calls: name, address, number of i64 parameters, whether it
@@ -89,7 +96,36 @@ fn helper_table() -> Vec<(&'static str, *const u8, usize, bool)> {
             false,
         ),
         ("stmjit_aborted", stmjit_aborted as *const u8, 1, false),
-        ("stmjit_poll_slow", stmjit_poll_slow as *const u8, 1, false),
+        (
+            "stmjit_poll_slow",
+            rt::txn::stmjit_poll_slow as *const u8,
+            3,
+            false,
+        ),
+        (
+            "stmjit_restart",
+            rt::txn::stmjit_restart as *const u8,
+            2,
+            false,
+        ),
+        (
+            "stmjit_card_slow_at",
+            rt::txn::stmjit_card_slow_at as *const u8,
+            3,
+            false,
+        ),
+        (
+            "stmjit_wb_slow_at",
+            rt::txn::stmjit_wb_slow_at as *const u8,
+            2,
+            false,
+        ),
+        (
+            "stmjit_return_boundary",
+            rt::txn::stmjit_return_boundary as *const u8,
+            2,
+            false,
+        ),
         ("stmjit_call", calls::stmjit_call as *const u8, 4, false),
         (
             "stmjit_builtin",
@@ -276,8 +312,12 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     let nursery = opts
         .nursery
         .or_else(|| std::env::var("STMJIT_NURSERY").ok()?.parse().ok());
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .clamp(1, 254);
     let mut config = StmConfig {
-        num_segments: 2,
+        num_segments: if opts.gil { 1 } else { threads },
         ..StmConfig::default()
     };
     if let Some(n) = nursery {
@@ -295,7 +335,6 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     th.begin();
     let seg_base = stm.segment_base(th.segment());
     let layout = *stm.layout();
-    let ss = th.shadow_stack_ptr();
     let th_ptr: *mut stmjit_runtime::StmThread = &mut *th;
     let nfuncs = program.functions.len();
     let heap_limit = (layout.old_end - layout.old_start) / 4 * 3;
@@ -321,7 +360,8 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     }
     assert_eq!(rt.name_id("__init__"), rt::INIT_NAME);
     let consts = (|| -> rt::R<_> {
-        let globals = rt.new_array(true, program.globals.len() as u64, UNBOUND)?;
+        let globals =
+            rt.new_array_of(types.globals_array, program.globals.len() as u64, UNBOUND)?;
         let g = rt.root(globals);
         let mut fr = Vec::new();
         for fid in 0..nfuncs {
@@ -365,17 +405,17 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
         eprintln!("error: the initial transaction was aborted");
         return 1;
     }
-    rt.globals = rt.get(g);
-    rt.func_objs = fr.iter().map(|&r| rt.get(r)).collect();
+    rt.info_mut().globals = rt.get(g);
+    rt.info_mut().func_objs = fr.iter().map(|&r| rt.get(r)).collect();
     let builtin_objs: Vec<Word> = br.iter().map(|&r| rt.get(r)).collect();
-    rt.name_strs = nr.iter().map(|&r| rt.get(r)).collect();
+    rt.info_mut().name_strs = nr.iter().map(|&r| rt.get(r)).collect();
     for (s, r) in sr {
         let w = rt.get(r);
-        rt.str_consts.insert(s, w);
+        rt.info_mut().str_consts.insert(s, w);
     }
     for (b, r) in flr {
         let w = rt.get(r);
-        rt.float_consts.insert(b, w);
+        rt.info_mut().float_consts.insert(b, w);
     }
 
     // ----- compile -----
@@ -452,6 +492,8 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
                 builtin_objs: &builtin_objs,
                 card_disp,
                 frontend,
+                read_barriers: !opts.gil,
+                r15: mode == SegmentBase::R15,
             };
             FnCompiler::compile(
                 &mut func, &mut fbc, &mut sh, arity, locals, body, idx as u32,
@@ -518,7 +560,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     }
     for (i, t) in tramps.iter().enumerate() {
         // SAFETY: a finalized trampoline with the signature (base, ctx, argv) -> word.
-        rt.entries[i] =
+        rt.info_mut().entries[i] =
             Some(unsafe { std::mem::transmute::<*const u8, rt::ArrayEntry>(jit.code_ptr(*t)) });
     }
     if let Some(target) = &opts.dump_asm {
@@ -550,36 +592,68 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
         }
     }
 
-    // ----- run: the whole program is one transaction in part 1 -----
-    let mut ctx = Ctx {
-        // The module body's own prologue makes it 1.
-        depth: 0,
-        ss,
-        th: th_ptr,
-        rt: &mut *rt,
-    };
+    // ----- run -----
+    // The constants are embedded in the code: committed, then roots for the whole run.
+    if th.commit().is_err() {
+        eprintln!("error: the initial transaction was aborted");
+        return 1;
+    }
+    for &w in rt
+        .func_objs
+        .iter()
+        .chain(&builtin_objs)
+        .chain(rt.name_strs.iter())
+        .chain(rt.str_consts.values())
+        .chain(rt.float_consts.values())
+        .chain(std::iter::once(&rt.globals))
+    {
+        if stmjit_runtime::value::is_ref(w) {
+            stm.add_root(w);
+        }
+    }
+    {
+        let info = rt.info_mut();
+        info.mode = if opts.gil { Mode::Gil } else { Mode::Stm };
+        info.sticky_segments = mode == SegmentBase::R15;
+        info.sched.stats.store(opts.stats, Relaxed);
+        if let Some(b) = env_number::<i64>("STMJIT_BUDGET") {
+            info.sched.budget.store(b.max(1) as u64, Relaxed);
+        }
+        if let Some(p) = env_number::<f64>("STMJIT_ABORT_PROBABILITY") {
+            let chance = (p.clamp(0.0, 0.95) * (1u64 << 32) as f64) as u64;
+            info.sched.abort_chance.store(chance, Relaxed);
+        }
+    }
+    let info = rt.info.clone();
+    drop(rt);
+    drop(th);
     type MainEntry = unsafe extern "C" fn(u64, *mut Ctx) -> u64;
     // SAFETY: a finalized trampoline with the signature (base, ctx) -> word.
     let main: MainEntry = unsafe { std::mem::transmute(jit.code_ptr(main_tramp)) };
-    // SAFETY: seg_base is this thread's %gs base (set by begin); ctx is live for the call.
-    let r = unsafe { main(seg_base, &mut ctx) };
-    let rt = &mut *rt;
-    if r == ERR {
-        rt.flush_out();
-        let (kind, msg) = rt.error.clone().unwrap_or((
-            stmjit_lang::diag::ErrorKind::TypeError,
-            "internal error without a message".into(),
-        ));
-        let text = render_runtime(kind, &msg, &rt.trace, &rt.file);
-        let _ = std::io::stderr().lock().write_all(text.as_bytes());
-        return 1;
-    }
-    if th.commit().is_err() {
-        eprintln!("error: the program's transaction was aborted at commit");
-        return 1;
-    }
-    rt.flush_out();
+    let mut driver = rt::threads::Driver::new(info.clone());
+    driver.run(
+        false,
+        // SAFETY: ctx is the driver's live context; seg_base its transaction's segment.
+        |ctx| unsafe { main((*ctx).seg_base, ctx) },
+        |_, r| r,
+    );
+    rt::threads::wait_all(&info);
+    info.sched.flush();
+    print_stats_if_asked(&driver.rt);
     0
+}
+
+/// A number from the environment (a debugging or testing switch), if set and valid.
+fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok()?.trim().parse().ok()
+}
+
+/// `--stats`: the report on stderr (see [`stats_report`]).
+pub fn print_stats_if_asked(rt: &Runtime) {
+    if rt.sched.stats.load(Relaxed) {
+        let text = crate::stats::report(rt);
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
 }
 
 /// Runs the program in `path` (prints diagnostics itself; returns the exit status).

@@ -266,14 +266,16 @@ impl Stm {
         (off - self.mem.layout.old_start) / PAGE_SIZE
     }
 
-    pub(crate) fn acquire_segment(&self, prefer: usize) -> usize {
+    pub(crate) fn acquire_segment(&self, prefer: usize, exact: bool) -> usize {
         let mut f = self.free.lock().unwrap();
         loop {
             if let Some(i) = f.0.iter().position(|&s| s == prefer) {
                 return f.0.swap_remove(i);
             }
-            if let Some(s) = f.0.pop() {
-                return s;
+            if !(exact && prefer != 0) {
+                if let Some(s) = f.0.pop() {
+                    return s;
+                }
             }
             f.1 += 1;
             f = self.free_cv.wait(f).unwrap();

@@ -88,6 +88,10 @@ pub struct StmThread {
     pub(crate) seg: usize,
     last_seg: usize,
     retained_start: Option<u64>,
+    /// The most recent abort (for callers that only got a status code through the C ABI).
+    last_abort: Option<Abort>,
+    /// Every transaction runs in the segment of the first one (see [`StmThread::set_sticky`]).
+    sticky: bool,
     /// GC state (modified records, shadow stack, young objects), boxed at a stable address
     /// registered with the runtime for the major collector.
     pub(crate) gc: Box<crate::nursery::ThreadGc>,
@@ -108,6 +112,8 @@ impl Stm {
             seg: 0,
             last_seg: 0,
             retained_start: None,
+            last_abort: None,
+            sticky: false,
             gc,
             _not_send: PhantomData,
         }
@@ -128,6 +134,22 @@ impl StmThread {
     /// Whether a transaction is running.
     pub fn in_transaction(&self) -> bool {
         self.seg != 0
+    }
+
+    /// The most recent abort of this handle: what the C-ABI entry points (`ffi`), which
+    /// return only a status, could not return.
+    pub fn last_abort(&self) -> Abort {
+        self.last_abort.unwrap_or(Abort {
+            cause: AbortCause::Explicit,
+            conflict: None,
+        })
+    }
+
+    /// Makes every later transaction of this handle run in the segment of its first one
+    /// (waiting for it when another thread holds it): for code that keeps the segment base in
+    /// a register across transactions (the JIT's `--segment-base r15`).
+    pub fn set_sticky(&mut self, sticky: bool) {
+        self.sticky = sticky;
     }
 
     /// Whether the running transaction is inevitable.
@@ -249,7 +271,7 @@ impl StmThread {
             panic!("stmjit: begin() called inside a transaction");
         }
         let stm = self.stm.clone();
-        let seg = stm.acquire_segment(self.last_seg);
+        let seg = stm.acquire_segment(self.last_seg, self.sticky);
         self.seg = seg;
         self.activate();
         let info = stm.mem.info(seg);
@@ -558,7 +580,9 @@ impl StmThread {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = None;
         self.release();
-        Abort { cause, conflict }
+        let a = Abort { cause, conflict };
+        self.last_abort = Some(a);
+        a
     }
 
     /// Makes the running transaction inevitable: it will not be aborted by conflicts (others

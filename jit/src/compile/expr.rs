@@ -836,11 +836,12 @@ impl FnCompiler<'_, '_> {
         addr
     }
 
-    /// A new attribute-site cache `[class id, slot]` (filled by the helpers).
+    /// A new attribute-site cache `class id << 32 | slot` (filled by the helpers; the
+    /// initial value matches no class).
     fn attr_cache(&mut self) -> i64 {
-        let b = Box::new([u64::MAX, 0]);
-        let p = &*b as *const [u64; 2] as i64;
-        self.sh.rt.attr_caches.push(b);
+        let b = Box::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+        let p = &*b as *const std::sync::atomic::AtomicU64 as i64;
+        self.sh.rt.info_mut().attr_caches.push(b);
         p
     }
 
@@ -872,7 +873,8 @@ impl FnCompiler<'_, '_> {
             .ins()
             .load(I64, mf(), ia, offset_of!(ClassObj, class_id) as i32);
         let cp = self.b.ins().iconst(I64, cache);
-        let want = self.b.ins().load(I64, mf(), cp, 0);
+        let word = self.b.ins().load(I64, mf(), cp, 0);
+        let want = self.b.ins().ushr_imm(word, 32);
         let hit = self.b.ins().icmp(IntCC::Equal, cid, want);
         let b3 = self.b.create_block();
         self.b.ins().brif(hit, b3, &[], slow, &[]);
@@ -885,7 +887,7 @@ impl FnCompiler<'_, '_> {
         let b4 = self.b.create_block();
         self.b.ins().brif(slots, b4, &[], slow, &[]);
         self.follow(b4);
-        let idx = self.b.ins().load(I64, mf(), cp, 8);
+        let idx = self.b.ins().band_imm(word, 0xffff_ffff);
         let ka = self.seg_addr(slots);
         let cap = self
             .b

@@ -91,6 +91,11 @@ pub struct Shared<'a> {
     pub card_disp: u64,
     /// The target's frontend configuration.
     pub frontend: cranelift_codegen::isa::TargetFrontendConfig,
+    /// Read barriers are emitted (off with `--gil`: one transaction at a time).
+    pub read_barriers: bool,
+    /// `--segment-base r15` (threads then keep their segment across boundaries, since r15
+    /// is set once at entry; `%gs` follows a change of segment by itself).
+    pub r15: bool,
 }
 
 /// Compiler of one function body.
@@ -119,6 +124,14 @@ pub struct FnCompiler<'a, 'b> {
     /// The local each value was loaded from, while the local still holds it (cleared at
     /// its assignment and at reloads).
     pub(crate) local_of: HashMap<Value, usize>,
+    /// `with` blocks open at the current point (each holds `Ctx::atomic_depth` up by one).
+    pub(crate) with_depth: usize,
+    /// `with_depth` at the start of each enclosing loop (parallel to `loops`).
+    pub(crate) loop_with: Vec<usize>,
+    /// Restart points: the block each poll resumes at, by poll number.
+    pub(crate) restarts: Vec<Block>,
+    /// The restart dispatch block (created with the first error path).
+    pub(crate) dispatch: Option<Block>,
 }
 
 /// The objects whose read marker is already stored in the current region: the block the
@@ -166,6 +179,10 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             ret_block: Block::from_u32(0),
             region: Region::default(),
             local_of: HashMap::new(),
+            with_depth: 0,
+            loop_with: Vec::new(),
+            restarts: Vec::new(),
+            dispatch: None,
         };
         let entry = c.b.create_block();
         c.b.append_block_params_for_function_params(entry);
@@ -184,9 +201,39 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             let none = c.b.ins().iconst(I64, 0);
             c.b.ins().jump(ret, &[none.into()]);
         }
-        // Epilogue: pop the frame, decrement the depth.
+        // Epilogue: a return from the frame that opened the transaction is a boundary (see
+        // `rt::txn`); then pop the frame, decrement the depth.
         c.b.switch_to_block(ret);
         let rv = c.b.block_params(ret)[0];
+        let pop = c.b.create_block();
+        c.b.append_block_param(pop, I64);
+        let check = c.b.create_block();
+        let is_err = c.b.ins().icmp_imm(IntCC::Equal, rv, ERR as i64);
+        c.b.ins().brif(is_err, pop, &[rv.into()], check, &[]);
+        c.b.switch_to_block(check);
+        let td =
+            c.b.ins()
+                .load(I64, mf(), c.ctx, offset_of!(Ctx, txn_depth) as i32);
+        let d =
+            c.b.ins()
+                .load(I64, mf(), c.ctx, offset_of!(Ctx, depth) as i32);
+        let opener = c.b.ins().icmp(IntCC::Equal, td, d);
+        let boundary = c.b.create_block();
+        c.b.ins().brif(opener, boundary, &[], pop, &[rv.into()]);
+        c.b.set_cold_block(boundary);
+        c.b.switch_to_block(boundary);
+        // No spill: the locals are dead, and a restart restores the slots.
+        let f = c.helper("stmjit_return_boundary");
+        let inst = c.b.ins().call(f, &[c.ctx, rv]);
+        let r = c.b.inst_results(inst)[0];
+        c.after_call();
+        let restart =
+            c.b.ins()
+                .icmp_imm(IntCC::Equal, r, crate::rt::txn::RESTART as i64);
+        let dispatch = c.dispatch_block();
+        c.b.ins().brif(restart, dispatch, &[], pop, &[r.into()]);
+        c.b.switch_to_block(pop);
+        let rv = c.b.block_params(pop)[0];
         let frame = c.frame();
         let ss = c.b.ins().load(I64, mf(), c.ctx, offset_of!(Ctx, ss) as i32);
         c.b.ins()
@@ -253,7 +300,10 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         }
         c.b.ins()
             .store(mf(), top, ss, offset_of!(ShadowStack, top) as i32);
-        c.b.ins().jump(body_block, &[]);
+        // Function entry: a poll (calls count against the budget too), restarting at the body.
+        let span = body.first().map(|s| s.span).unwrap_or_default();
+        c.poll_to(span, body_block);
+        c.build_restarts();
         c.b.seal_all_blocks();
         let fc = c.sh.frontend;
         c.b.finalize(fc);
@@ -322,8 +372,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             "stmjit_truthy",
             "stmjit_iter_next",
             "stmjit_trace",
-            "stmjit_write_card_slow",
-            "stmjit_write_barrier_slow",
+            "stmjit_card_slow_at",
+            "stmjit_wb_slow_at",
             "stmjit_name_error",
             "stmjit_unbound_local",
             "stmjit_recursion_error",
@@ -338,10 +388,72 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         }
         let inst = self.b.ins().call(f, args);
         let r = self.b.inst_results(inst)[0];
+        self.after_call();
         if spill {
             self.reload_locals();
         }
         r
+    }
+
+    /// After a call. (With `--segment-base r15` a thread keeps its segment across
+    /// boundaries, so r15 stays valid: nothing to do.)
+    pub(crate) fn after_call(&mut self) {}
+
+    /// Stores `site` as the operation in progress (`Ctx::site`): a conflict found in the
+    /// following runtime call names it (`--stats`). A plain store: no segment access.
+    pub(crate) fn set_site(&mut self, site: i64) {
+        let v = self.b.ins().iconst(I64, site);
+        self.b
+            .ins()
+            .store(mf(), v, self.ctx, offset_of!(Ctx, site) as i32);
+    }
+
+    /// The block an opener's error path jumps to when its transaction must restart
+    /// (filled by [`Self::build_restarts`] once every poll is known).
+    pub(crate) fn dispatch_block(&mut self) -> Block {
+        if let Some(b) = self.dispatch {
+            return b;
+        }
+        let b = self.b.create_block();
+        self.b.set_cold_block(b);
+        self.dispatch = Some(b);
+        b
+    }
+
+    /// The restart dispatch: `Ctx::restart_point` selects the poll to resume at; its block
+    /// copies the slots saved at the boundary back (`stmjit_restart`), reloads the locals
+    /// and jumps there.
+    fn build_restarts(&mut self) {
+        let Some(dispatch) = self.dispatch else {
+            return;
+        };
+        self.b.switch_to_block(dispatch);
+        let targets = self.restarts.clone();
+        let blocks: Vec<Block> = targets.iter().map(|_| self.b.create_block()).collect();
+        let id = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, restart_point) as i32);
+        let id32 = self.b.ins().ireduce(cranelift_codegen::ir::types::I32, id);
+        let pool = &mut self.b.func.dfg.value_lists;
+        let calls: Vec<ir::BlockCall> = blocks
+            .iter()
+            .map(|&b| ir::BlockCall::new(b, std::iter::empty(), pool))
+            .collect();
+        let jt = self
+            .b
+            .create_jump_table(ir::JumpTableData::new(calls[0], &calls));
+        self.b.ins().br_table(id32, jt);
+        let restart = self.helper("stmjit_restart");
+        for (&blk, &target) in blocks.iter().zip(&targets) {
+            self.b.set_cold_block(blk);
+            self.b.switch_to_block(blk);
+            let frame = self.frame();
+            self.b.ins().call(restart, &[self.ctx, frame]);
+            self.after_call();
+            self.reload_locals();
+            self.b.ins().jump(target, &[]);
+        }
     }
 
     /// Writes every local to its frame slot (before a call that may move objects).
@@ -368,7 +480,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
 
     /// Registers a trace site.
     pub(crate) fn site(&mut self, span: Span) -> i64 {
-        self.sh.rt.sites.push(crate::rt::Site {
+        self.sh.rt.info_mut().sites.push(crate::rt::Site {
             span,
             func: self.func_idx,
         });
@@ -386,12 +498,24 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         let site = self.site(span);
         let s = self.b.ins().iconst(I64, site);
         let e = self.call("stmjit_trace", &[self.ctx, s]);
-        self.b.ins().jump(self.ret_block, &[e.into()]);
+        let restart = self
+            .b
+            .ins()
+            .icmp_imm(IntCC::Equal, e, crate::rt::txn::RESTART as i64);
+        let dispatch = self.dispatch_block();
+        let unwind = self.b.create_block();
+        self.b.ins().brif(restart, dispatch, &[], unwind, &[]);
+        self.b.set_cold_block(unwind);
+        self.b.switch_to_block(unwind);
+        let err = self.b.ins().iconst(I64, ERR as i64);
+        self.b.ins().jump(self.ret_block, &[err.into()]);
         self.b.switch_to_block(ok);
     }
 
     /// Calls helper `name`, checks for an error at `span`, returns the result.
     pub(crate) fn call_checked(&mut self, name: &'static str, args: &[Value], span: Span) -> Value {
+        let site = self.site(span);
+        self.set_site(site);
         let r = self.call(name, args);
         self.check(r, span);
         r
@@ -498,6 +622,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
 
     /// Read barrier: `mov byte gs:[addr >> 4], rv`.
     pub(crate) fn read_barrier(&mut self, addr: Value) {
+        if !self.sh.read_barriers {
+            return;
+        }
         let rv = self.read_version();
         let m = self
             .b
@@ -609,11 +736,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.ins().brif(same, done, &[], slow, &[]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
-        let th = self
-            .b
-            .ins()
-            .load(I64, mf(), self.ctx, offset_of!(Ctx, th) as i32);
-        let st = self.call("stmjit_write_card_slow", &[th, obj, off]);
+        let site = self.site(span);
+        self.set_site(site);
+        let st = self.call("stmjit_card_slow_at", &[self.ctx, obj, off]);
         // A non-zero status is an abort (part 1: cannot happen; issue 6 restarts).
         let aborted = self.b.ins().icmp_imm(IntCC::NotEqual, st, 0);
         let raise = self.b.create_block();
@@ -640,11 +765,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.ins().brif(bit, slow, &[], done, &[]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
-        let th = self
-            .b
-            .ins()
-            .load(I64, mf(), self.ctx, offset_of!(Ctx, th) as i32);
-        let st = self.call("stmjit_write_barrier_slow", &[th, obj]);
+        let site = self.site(span);
+        self.set_site(site);
+        let st = self.call("stmjit_wb_slow_at", &[self.ctx, obj]);
         let aborted = self.b.ins().icmp_imm(IntCC::NotEqual, st, 0);
         let raise = self.b.create_block();
         self.b.ins().brif(aborted, raise, &[], done, &[]);
@@ -656,25 +779,51 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.switch_to_block(done);
     }
 
-    /// Safe-point poll at a loop back-edge: `cmp qword gs:[safe_point_request], 0`.
+    /// Safe-point poll at a loop back-edge, continuing in a new block.
     pub(crate) fn poll(&mut self, span: Span) {
+        let done = self.b.create_block();
+        self.poll_to(span, done);
+        self.b.switch_to_block(done);
+    }
+
+    /// Safe-point poll continuing at `resume`, which becomes a restart point (everything
+    /// live there must be in frame slots or locals): `cmp qword gs:[safe_point_request], 0;
+    /// jne slow; sub qword gs:[budget], 1; js slow`. The slow path may end the transaction
+    /// (a boundary) or pause for another segment's commit.
+    pub(crate) fn poll_to(&mut self, span: Span, resume: Block) {
+        use stmjit_runtime::{SegmentInfo, INFO_OFFSET};
         self.b.set_srcloc(SourceLoc::new(LOC_POLL));
+        let point = self.restarts.len() as i64;
+        self.restarts.push(resume);
         let off = self.b.ins().iconst(
             I64,
-            (stmjit_runtime::INFO_OFFSET
-                + offset_of!(stmjit_runtime::SegmentInfo, safe_point_request) as u64)
-                as i64,
+            (INFO_OFFSET + offset_of!(SegmentInfo, safe_point_request) as u64) as i64,
         );
         let a = self.seg_addr(off);
         let req = self.b.ins().load(I64, ir::MemFlagsData::trusted(), a, 0);
         let slow = self.b.create_block();
-        let done = self.b.create_block();
-        self.b.ins().brif(req, slow, &[], done, &[]);
+        let budget = self.b.create_block();
+        self.b.ins().brif(req, slow, &[], budget, &[]);
+        self.b.switch_to_block(budget);
+        let boff = self.b.ins().iconst(
+            I64,
+            (INFO_OFFSET + offset_of!(SegmentInfo, budget) as u64) as i64,
+        );
+        let ba = self.seg_addr(boff);
+        let left = self.b.ins().load(I64, ir::MemFlagsData::trusted(), ba, 0);
+        let left = self.b.ins().iadd_imm(left, -1);
+        let ba2 = self.seg_addr(boff);
+        self.b
+            .ins()
+            .store(ir::MemFlagsData::trusted(), left, ba2, 0);
+        let out = self.b.ins().icmp_imm(IntCC::SignedLessThan, left, 0);
+        self.b.ins().brif(out, slow, &[], resume, &[]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
         self.b.set_srcloc(SourceLoc::default());
-        self.call_checked("stmjit_poll_slow", &[self.ctx], span);
-        self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(done);
+        let frame = self.frame();
+        let p = self.b.ins().iconst(I64, point);
+        self.call_checked("stmjit_poll_slow", &[self.ctx, frame, p], span);
+        self.b.ins().jump(resume, &[]);
     }
 }

@@ -32,7 +32,9 @@ impl FnCompiler<'_, '_> {
         let before = self.assigned.clone();
         bind(self);
         self.loops.push((latch, exit));
+        self.loop_with.push(self.with_depth);
         self.stmts(body);
+        self.loop_with.pop();
         self.loops.pop();
         self.assigned = before;
         if !self.is_filled() {
@@ -158,10 +160,14 @@ impl FnCompiler<'_, '_> {
             StmtKind::For { var, iter, body } => self.for_loop(var, iter, body, s.span),
             StmtKind::Break => {
                 let (_, exit) = *self.loops.last().expect("break inside a loop");
+                let w = self.loop_with.last().copied().unwrap_or(0);
+                self.leave_with_blocks(self.with_depth - w);
                 self.b.ins().jump(exit, &[]);
             }
             StmtKind::Continue => {
                 let (latch, _) = *self.loops.last().expect("continue inside a loop");
+                let w = self.loop_with.last().copied().unwrap_or(0);
+                self.leave_with_blocks(self.with_depth - w);
                 self.b.ins().jump(latch, &[]);
             }
             StmtKind::Pass | StmtKind::Global(_) => {}
@@ -170,6 +176,7 @@ impl FnCompiler<'_, '_> {
                     Some(e) => self.expr(e),
                     None => self.b.ins().iconst(I64, 0),
                 };
+                self.leave_with_blocks(self.with_depth);
                 let ret = self.ret_block;
                 self.b.ins().jump(ret, &[v.into()]);
             }
@@ -222,7 +229,7 @@ impl FnCompiler<'_, '_> {
                     let methods: Vec<(u32, usize)> =
                         methods.iter().map(|(n, f)| (rt.name_id(n), *f)).collect();
                     let attrs: Vec<u32> = attrs.iter().map(|(n, _)| rt.name_id(n)).collect();
-                    rt.classdefs.push(crate::rt::ClassDef {
+                    rt.info_mut().classdefs.push(crate::rt::ClassDef {
                         name: name.clone(),
                         methods,
                         attrs,
@@ -241,7 +248,14 @@ impl FnCompiler<'_, '_> {
                     let v = self.expr(e);
                     self.call_checked("stmjit_with_lock", &[self.ctx, v], e.span);
                 }
+                // The block is (part of) one transaction: no boundary until it is left.
+                self.add_atomic_depth(1);
+                self.with_depth += 1;
                 self.stmts(body);
+                self.with_depth -= 1;
+                if !self.is_filled() {
+                    self.add_atomic_depth(-1);
+                }
             }
         }
     }
@@ -365,11 +379,12 @@ impl FnCompiler<'_, '_> {
                 self.b.ins().brif(go, body_b, &[], exit, &[]);
                 self.b.switch_to_block(body_b);
                 self.loop_body(body, latch, exit, |c| c.store_name(var, cur, span));
+                // The poll first: its restart point must find everything in slots.
+                self.poll(span);
                 let cur = self.load_slot(st);
                 let delta = self.b.ins().iconst(I64, step.wrapping_mul(2));
                 let (next, of) = self.b.ins().sadd_overflow(cur, delta);
                 self.store_slot(st, next);
-                self.poll(span);
                 self.b.ins().brif(of, exit, &[], head, &[]);
                 // Generic: build the range object and iterate it.
                 self.b.switch_to_block(generic);
@@ -439,5 +454,21 @@ impl FnCompiler<'_, '_> {
         self.store_slot(idx, i);
         self.poll(span);
         self.b.ins().jump(head, &[]);
+    }
+
+    /// `Ctx::atomic_depth += delta`, inline.
+    fn add_atomic_depth(&mut self, delta: i64) {
+        use crate::rt::Ctx;
+        let off = std::mem::offset_of!(Ctx, atomic_depth) as i32;
+        let d = self.b.ins().load(I64, super::mf(), self.ctx, off);
+        let d = self.b.ins().iadd_imm(d, delta);
+        self.b.ins().store(super::mf(), d, self.ctx, off);
+    }
+
+    /// Leaving `n` `with` blocks by `break`, `continue` or `return`.
+    fn leave_with_blocks(&mut self, n: usize) {
+        if n > 0 {
+            self.add_atomic_depth(-(n as i64));
+        }
     }
 }

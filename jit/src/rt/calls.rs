@@ -1,11 +1,8 @@
 //! Calls by value (functions, bound methods, classes, builtins), method calls, class
 //! creation, and the part-1 placeholders of the concurrency builtins.
 //!
-//! **Part 1 (sequential) concurrency**: `spawn(f, ...)` runs `f` to completion at once and the
-//! Thread keeps its result for `join()`; `Lock` and `with lock:` do nothing beyond the type
-//! check; `TransactionQueue.run()` runs the queued calls one after the other. Under GIL
-//! semantics this is a valid schedule (a thread may run until it ends before others switch in)
-//! for every program that does not block waiting for another thread; issue 6 makes them real.
+//! `spawn`, `join` and `TransactionQueue.run` are in `threads.rs`; a `Lock` needs no state:
+//! `with lock:` is one transaction (an atomic block), as LANGUAGE.md specifies.
 
 use super::helpers::with_rt;
 use super::{exc, methods, ClassInfo, Ctx, Runtime, ERR, R, UNBOUND};
@@ -91,7 +88,7 @@ fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word]) -> Word {
     // Slots for every attribute the class's instances have had so far, so that
     // `__init__`'s assignments take the inline path.
     let id = rt.ld(rt.get(rc), offset_of!(ClassObj, class_id) as u64) as usize;
-    let n = rt.classes[id].shape.len() as u64;
+    let n = rt.classes.read().unwrap()[id].shape.len() as u64;
     if n > 0 {
         match rt.new_array(false, n, UNBOUND) {
             Ok(slots) => {
@@ -160,6 +157,34 @@ fn new_opaque(rt: &mut Runtime, kind: u64, a: Word) -> R<Word> {
     Ok(r)
 }
 
+/// `q.run()` inside a transaction that cannot end: the queued calls run in order, in it.
+fn run_queue_inline(ctx: *mut Ctx, recv: Word) -> Word {
+    let rt = rt_of(ctx);
+    let mark = rt.mark();
+    let rr = rt.root(recv);
+    let r = loop {
+        let rt = rt_of(ctx);
+        let calls = rt.ld(rt.get(rr), offset_of!(OpaqueObj, a) as u64);
+        if rt.list_len(calls) == 0 {
+            break NONE;
+        }
+        let call = rt.list_get(calls, 0);
+        let rest = rt.list_items(calls)[1..].to_vec();
+        let inner = rt.mark();
+        let hc = rt.root(call);
+        if let Err((k, m)) = rt.list_replace(calls, &rest) {
+            break rt.raise(k, m);
+        }
+        let call = rt.list_items(rt.get(hc));
+        rt.release(inner);
+        if call_value(ctx, call[0], &call[1..]) == ERR {
+            break ERR;
+        }
+    };
+    rt_of(ctx).release(mark);
+    r
+}
+
 /// Calls builtin number `which` (index in `Builtin::ALL`).
 pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
     let b = Builtin::ALL[which as usize];
@@ -175,21 +200,7 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
                     "spawn() takes at least 1 argument (0 given)",
                 );
             }
-            // Part 1: the thread runs to completion now (see the module docs).
-            let r = call_value(ctx, args[0], &args[1..]);
-            let rt = rt_of(ctx);
-            if r == ERR {
-                // The error happened in the thread: its trace ends there.
-                rt.trace_frozen = true;
-                if rt.trace.is_empty() {
-                    rt.trace.push(stmjit_lang::diag::TraceEntry {
-                        span: rt.sites[rt.current_site as usize].span,
-                        function: "<thread>".into(),
-                    });
-                }
-                return ERR;
-            }
-            with_rt(ctx, |rt| new_opaque(rt, OPAQUE_THREAD, r))
+            with_rt(ctx, |rt| super::threads::spawn(rt, args[0], &args[1..]))
         }
         Builtin::Lock | Builtin::TransactionQueue if !args.is_empty() => with_rt(ctx, |_| {
             Err(exc(
@@ -278,9 +289,7 @@ fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
     } else if rt.is(recv, t.opaque) {
         let kind = rt.ld(recv, offset_of!(OpaqueObj, kind) as u64);
         match (kind, mname.as_str()) {
-            (OPAQUE_THREAD, "join") if args.is_empty() => {
-                return rt.ld(recv, offset_of!(OpaqueObj, a) as u64)
-            }
+            (OPAQUE_THREAD, "join") if args.is_empty() => return super::threads::join(ctx, recv),
             (OPAQUE_QUEUE, "add") => {
                 if args.is_empty() {
                     return rt.raise(
@@ -296,26 +305,13 @@ fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
                 });
             }
             (OPAQUE_QUEUE, "run") if args.is_empty() => {
-                // Part 1: the queued calls run one after the other, each to its end.
-                let rr = rt.root(recv);
-                let mut i = 0;
-                loop {
-                    let rt = rt_of(ctx);
-                    let recv = rt.get(rr);
-                    let calls = rt.ld(recv, offset_of!(OpaqueObj, a) as u64);
-                    if i >= rt.list_len(calls) {
-                        break;
-                    }
-                    let call = rt.list_items(rt.list_get(calls, i));
-                    i += 1;
-                    if call_value(ctx, call[0], &call[1..]) == ERR {
-                        return ERR;
-                    }
+                // SAFETY: ctx is the live context.
+                if unsafe { (*ctx).atomic_depth } > 0 {
+                    // Inside an atomic block (or a queued call) the calls cannot be separate
+                    // transactions: they run here, one after the other, as part of this one.
+                    return run_queue_inline(ctx, recv);
                 }
-                return with_rt(ctx, |rt| {
-                    let calls = rt.ld(rt.get(rr), offset_of!(OpaqueObj, a) as u64);
-                    rt.list_replace(calls, &[]).map(|_| NONE)
-                });
+                return super::threads::run_queue(ctx, recv);
             }
             _ => {}
         }
@@ -470,11 +466,14 @@ pub unsafe extern "C" fn stmjit_make_class(
         }
         let c = rt.alloc(rt.types.class, std::mem::size_of::<ClassObj>() as u64)?;
         let (base, attrs) = (rt.get(rb), rt.get(ra));
-        let id = rt.classes.len();
-        rt.classes.push(ClassInfo {
-            name: cd.name.clone(),
-            ..ClassInfo::default()
-        });
+        let id = {
+            let mut classes = rt.classes.write().unwrap();
+            classes.push(ClassInfo {
+                name: cd.name.clone(),
+                ..ClassInfo::default()
+            });
+            classes.len() - 1
+        };
         rt.st(c, offset_of!(ClassObj, class_id) as u64, id as u64);
         rt.st(
             c,

@@ -78,6 +78,7 @@ impl Runtime {
     pub fn wb(&self, r: u64) -> R<()> {
         // SAFETY: r is a live object; its flags byte is mapped.
         if unsafe { *self.addr(r + FLAGS_OFFSET) } & WRITE_BARRIER_FLAG != 0 {
+            self.note_site();
             // SAFETY: th is this thread's handle; %gs points at its segment.
             if unsafe { stmjit_write_barrier_slow(self.th, r) } != STATUS_OK {
                 return Err(aborted());
@@ -91,12 +92,23 @@ impl Runtime {
     pub fn wb_elem(&self, r: u64, off: u64) -> R<()> {
         // SAFETY: as wb.
         if unsafe { *self.addr(r + FLAGS_OFFSET) } & WRITE_BARRIER_FLAG != 0 {
+            self.note_site();
             // SAFETY: th is this thread's handle; %gs points at its segment.
             if unsafe { stmjit_write_card_slow(self.th, r, off) } != STATUS_OK {
                 return Err(aborted());
             }
         }
         Ok(())
+    }
+
+    /// Passes the site of the JIT operation in progress to the runtime (a write barrier slow
+    /// path follows: a conflict on this write names it).
+    #[cold]
+    fn note_site(&self) {
+        // SAFETY: ctx is null or this thread's live context; th is this thread's handle.
+        if let Some(c) = unsafe { self.ctx.as_ref() } {
+            unsafe { (*self.th).set_site(c.site as u32) };
+        }
     }
 
     /// The type id of `w` if it is a reference.
@@ -223,6 +235,11 @@ impl Runtime {
         } else {
             self.types.array
         };
+        self.new_array_of(t, cap, fill)
+    }
+
+    /// A new array of type `t` (one of the array types) of `cap` words, all `fill`.
+    pub fn new_array_of(&mut self, t: stmjit_runtime::TypeId, cap: u64, fill: Word) -> R<Word> {
         let r = self.alloc(t, array_size(cap))?;
         self.st(r, ARR_CAP, cap);
         if fill != 0 {
@@ -432,9 +449,9 @@ impl Runtime {
         let m = self.mark();
         let d = self.alloc(self.types.dict, std::mem::size_of::<DictObj>() as u64)?;
         let rd = self.root(d);
-        let entries = self.new_array(true, 8, 0)?;
+        let entries = self.new_array_of(self.types.dict_array, 8, 0)?;
         let re = self.root(entries);
-        let index = self.new_array(true, 8, 0)?;
+        let index = self.new_array_of(self.types.dict_array, 8, 0)?;
         let (d, entries) = (self.get(rd), self.get(re));
         self.release(m);
         // Allocating the arrays may have promoted the dict.
@@ -572,9 +589,9 @@ impl Runtime {
         let rd = self.root(d);
         let flat: Vec<Word> = items.iter().flat_map(|&(k, v)| [k, v]).collect();
         let held = self.hold_all(&flat)?;
-        let entries = self.new_array(true, 2 * cap, 0)?;
+        let entries = self.new_array_of(self.types.dict_array, 2 * cap, 0)?;
         let re = self.root(entries);
-        let index = self.new_array(true, 2 * cap, 0)?;
+        let index = self.new_array_of(self.types.dict_array, 2 * cap, 0)?;
         let (d, entries) = (self.get(rd), self.get(re));
         let items: Vec<(Word, Word)> = held
             .chunks(2)
@@ -664,7 +681,7 @@ impl Runtime {
     /// The class name of an instance or class object.
     pub fn class_name(&self, cls: Word) -> String {
         let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
-        self.classes[id].name.clone()
+        self.classes.read().unwrap()[id].name.clone()
     }
 
     /// Python's type name of a value, as used in error messages.
@@ -746,11 +763,8 @@ impl Runtime {
     }
 }
 
-/// The error of a rolled-back transaction. Part 1 runs one transaction on one thread, so it
-/// cannot happen; issue 6 replaces it with a restart.
-fn aborted() -> super::Exc {
-    exc(
-        ErrorKind::MemoryError,
-        "transaction aborted (restart is issue 6)",
-    )
+/// The "error" of a rolled-back transaction: [`Runtime::raise`] turns it into abort
+/// unwinding (to the transaction's restart point), never into a user-visible error.
+pub(crate) fn aborted() -> super::Exc {
+    exc(ErrorKind::MemoryError, super::txn::ABORTED)
 }

@@ -6,8 +6,8 @@
 
 use super::convert::Memo;
 use super::{exc, Ctx, Runtime, ERR, R, UNBOUND};
-use std::io::Write;
 use std::mem::offset_of;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use stmjit_lang::ast::{BinOp, CmpOp, UnaryOp};
 use stmjit_lang::diag::ErrorKind;
 use stmjit_lang::ops;
@@ -45,10 +45,6 @@ pub const CMPOPS: [CmpOp; 10] = [
 ];
 /// Unary operators by number.
 pub const UNOPS: [UnaryOp; 3] = [UnaryOp::Neg, UnaryOp::Pos, UnaryOp::Invert];
-
-/// Program output is written out when the buffer grows beyond this (part 1 runs the whole
-/// program as one transaction that cannot abort, so early output is final output).
-const OUT_FLUSH: usize = 1 << 16;
 
 /// Runs `f` on the context's runtime; an error is recorded and becomes [`ERR`].
 #[inline]
@@ -174,15 +170,26 @@ impl Runtime {
     pub fn class_lookup(&mut self, cls: Word, name: u32) -> R<Option<Word>> {
         self.rb(cls);
         let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
-        if let Some(&(_, w)) = self.classes[id].methods.iter().find(|(n, _)| *n == name) {
+        let cached = self.classes.read().unwrap()[id]
+            .methods
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, w)| w);
+        if let Some(w) = cached {
             return Ok((w != UNBOUND).then_some(w));
         }
         let found = self.class_lookup_uncached(cls, name)?;
         // Function objects are old constants (they never move): safe to cache.
-        match found {
-            Some(f) if self.is(f, self.types.function) => self.classes[id].methods.push((name, f)),
-            None => self.classes[id].methods.push((name, UNBOUND)),
-            _ => {}
+        let entry = match found {
+            Some(f) if self.is(f, self.types.function) => Some((name, f)),
+            None => Some((name, UNBOUND)),
+            _ => None,
+        };
+        if let Some(e) = entry {
+            let mut classes = self.classes.write().unwrap();
+            if !classes[id].methods.iter().any(|(n, _)| *n == name) {
+                classes[id].methods.push(e);
+            }
         }
         Ok(found)
     }
@@ -225,7 +232,8 @@ impl Runtime {
                     ErrorKind::AttributeError,
                     format!(
                         "'{}' object has no attribute '{}'",
-                        self.classes[id].name, self.names[name as usize]
+                        self.classes.read().unwrap()[id].name,
+                        self.names[name as usize]
                     ),
                 )),
             };
@@ -265,14 +273,23 @@ impl Runtime {
             let slot = match self.shape_slot(id, name) {
                 Some(s) => s,
                 None => {
-                    self.classes[id].shape.push(name);
-                    self.classes[id].shape.len() - 1
+                    // Another thread may have added it meanwhile: look again under the lock.
+                    let mut classes = self.classes.write().unwrap();
+                    let shape = &mut classes[id].shape;
+                    match shape.iter().position(|&n| n == name) {
+                        Some(s) => s,
+                        None => {
+                            shape.push(name);
+                            shape.len() - 1
+                        }
+                    }
                 }
             };
             return self.set_inst_slot(o, slot, v);
         }
         if self.is(o, t.class) {
-            for c in self.classes.iter_mut() {
+            // Method caches are rebuilt from the classes' dicts (read with barriers).
+            for c in self.classes.write().unwrap().iter_mut() {
                 c.methods.clear();
             }
             self.rb(o);
@@ -397,21 +414,9 @@ impl Runtime {
         }
     }
 
-    /// Appends program output.
+    /// Appends program output to the running transaction's (written at its commit).
     pub fn write_out(&mut self, text: &str) {
         self.out.extend_from_slice(text.as_bytes());
-        if self.out.len() > OUT_FLUSH {
-            self.flush_out();
-        }
-    }
-
-    /// Writes buffered output to stdout.
-    pub fn flush_out(&mut self) {
-        let mut stdout = std::io::stdout().lock();
-        // A closed pipe is ignored: the program's result does not depend on it.
-        let _ = stdout.write_all(&self.out);
-        let _ = stdout.flush();
-        self.out.clear();
     }
 }
 
@@ -657,14 +662,15 @@ pub unsafe extern "C" fn stmjit_getattr(ctx: *mut Ctx, o: Word, name: u64) -> Wo
 }
 
 /// Fills an attribute-site cache when `o` is an instance whose class shape has `name`.
-fn fill_cache(rt: &mut Runtime, o: Word, name: u32, cache: *mut [u64; 2]) {
+fn fill_cache(rt: &mut Runtime, o: Word, name: u32, cache: *const AtomicU64) {
     if rt.is(o, rt.types.instance) {
         rt.rb(o);
         let cls = rt.ld(o, offset_of!(InstanceObj, class) as u64);
         let id = rt.ld(cls, offset_of!(ClassObj, class_id) as u64);
         if let Some(slot) = rt.shape_slot(id as usize, name) {
-            // SAFETY: JIT code passes the address of a live cache cell it reads itself.
-            unsafe { *cache = [id, slot as u64] };
+            // SAFETY: JIT code passes the address of a live cache cell it reads itself. One
+            // word: a reader in another thread sees the old pair or the new one, never a mix.
+            unsafe { (*cache).store(id << 32 | slot as u64, Relaxed) };
         }
     }
 }
@@ -677,7 +683,7 @@ pub unsafe extern "C" fn stmjit_getattr_site(
     ctx: *mut Ctx,
     o: Word,
     name: u64,
-    cache: *mut [u64; 2],
+    cache: *const AtomicU64,
 ) -> Word {
     with_rt(ctx, |rt| {
         let r = rt.getattr(o, name as u32)?;
@@ -695,7 +701,7 @@ pub unsafe extern "C" fn stmjit_setattr_site(
     o: Word,
     name: u64,
     v: Word,
-    cache: *mut [u64; 2],
+    cache: *const AtomicU64,
 ) -> Word {
     with_rt(ctx, |rt| {
         let ro = rt.root(o);
@@ -823,36 +829,13 @@ pub unsafe extern "C" fn stmjit_recursion_error(ctx: *mut Ctx) -> Word {
     })
 }
 
-/// Raises the error of a transaction rolled back under JIT code (part 1: cannot happen).
+/// Reports the abort of a runtime call made inline by JIT code (a barrier slow path or the
+/// allocation slow path returned "aborted"): JIT code then unwinds to the restart point.
 ///
 /// # Safety
 /// As [`stmjit_binop`].
 pub unsafe extern "C" fn stmjit_aborted(ctx: *mut Ctx) -> Word {
-    with_rt(ctx, |_| {
-        Err(exc(
-            ErrorKind::MemoryError,
-            "transaction aborted (restart is issue 6)",
-        ))
-    })
-}
-
-/// Safe point: calls the runtime's poll.
-///
-/// # Safety
-/// As [`stmjit_binop`].
-pub unsafe extern "C" fn stmjit_poll_slow(ctx: *mut Ctx) -> Word {
-    // SAFETY: caller's contract.
-    let th = unsafe { (*ctx).th };
-    // SAFETY: th is this thread's handle.
-    if unsafe { stmjit_runtime::ffi::stmjit_poll(th) } != stmjit_runtime::ffi::STATUS_OK {
-        return with_rt(ctx, |_| {
-            Err(exc(
-                ErrorKind::MemoryError,
-                "transaction aborted (restart is issue 6)",
-            ))
-        });
-    }
-    NONE
+    with_rt(ctx, |_| Err(super::heap::aborted()))
 }
 
 /// Whether `w` is an error marker (for Rust callers).

@@ -20,6 +20,8 @@ pub mod convert;
 pub mod heap;
 pub mod helpers;
 pub mod methods;
+pub mod threads;
+pub mod txn;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,7 +47,7 @@ pub const MAX_DEPTH: u64 = stmjit_lang::interp::MAX_CALL_DEPTH as u64;
 /// first fields inline (offsets via `offset_of!`).
 #[repr(C)]
 pub struct Ctx {
-    /// Current call depth (`<module>` = 1 once its prologue ran).
+    /// Current call depth (`<module>` = 1 once its prologue ran; the thread's driver is 0).
     pub depth: u64,
     /// The thread's shadow stack (`stmjit_runtime::ShadowStack`): JIT prologues push their
     /// frames on it inline; every word in it is a GC root.
@@ -54,6 +56,39 @@ pub struct Ctx {
     pub th: *mut StmThread,
     /// Everything else the helpers need.
     pub rt: *mut Runtime,
+    /// Depth of the frame whose boundary began the running transaction: the frame that
+    /// restarts it after an abort ([`txn::NO_OPENER`] when it cannot abort: inevitable).
+    /// Returning from that frame is itself a boundary, so the frame is always live.
+    pub txn_depth: u64,
+    /// Which restart point of that frame (its boundary's number in the function).
+    pub restart_point: u64,
+    /// Nesting of `with atomic:` / `with lock:` blocks and queued calls: no boundary while
+    /// it is non-zero.
+    pub atomic_depth: u64,
+    /// Base of the running transaction's segment (the entry trampolines' r15).
+    pub seg_base: u64,
+    /// Trace site of the operation JIT code is doing (set before helper calls and barrier
+    /// slow paths): a conflict found meanwhile names it in `--stats`.
+    pub site: u64,
+}
+
+impl Ctx {
+    /// The context of a thread's driver (depth 0, which opens the first transaction).
+    pub(crate) fn new(th: *mut StmThread, rt: *mut Runtime, seg_base: u64) -> Ctx {
+        // SAFETY: th is the live handle of the calling thread (caller's contract).
+        let ss = unsafe { (*th).shadow_stack_ptr() };
+        Ctx {
+            depth: 0,
+            ss,
+            th,
+            rt,
+            txn_depth: 0,
+            restart_point: 0,
+            atomic_depth: 0,
+            seg_base,
+            site: u64::from(u32::MAX),
+        }
+    }
 }
 
 /// A word kept in the shadow stack by a Rust helper across calls that may move objects
@@ -119,8 +154,22 @@ pub struct ClassDef {
 /// `(segment base, ctx, argv) -> word`, a trampoline that sets r15.
 pub type ArrayEntry = unsafe extern "C" fn(u64, *mut Ctx, *const u64) -> u64;
 
-/// State shared by helpers of one program run.
-pub struct Runtime {
+/// How transactions run: in parallel on the STM, or one at a time under a global lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Parallel transactions with conflict detection (the default).
+    #[default]
+    Stm,
+    /// `--gil`: one segment, one transaction at a time, handed over in FIFO order at
+    /// boundaries; JIT code has no read barriers. The baseline STM figures are compared to.
+    Gil,
+}
+
+/// What every thread of a program run shares: the program, its constants and compiled
+/// entries (fixed once the program starts), and the few program-wide tables that change at
+/// run time (class shapes, the output queue, threads, conflict statistics), each behind its
+/// own lock.
+pub struct ProgramInfo {
     /// The program.
     pub program: Arc<Program>,
     /// File name for error traces.
@@ -129,23 +178,10 @@ pub struct Runtime {
     pub args: Vec<String>,
     /// Registered object types.
     pub types: Types,
-    /// Linear address of the segment of the running transaction.
-    pub seg_base: u64,
-    /// The STM thread handle (slow paths).
-    pub th: *mut StmThread,
-    /// The thread's shadow stack (roots of Rust helpers too).
-    pub ss: *mut ShadowStack,
     /// Bytes of old space the heap may use (in use + one nursery) before a MemoryError.
     pub heap_limit: u64,
-    /// Allocations since the last check of the old space's footprint.
-    pub allocs_unchecked: u64,
-    /// The runtime instance (old-space footprint for MemoryError).
+    /// The runtime instance.
     pub stm: Arc<stmjit_runtime::Stm>,
-    /// Set when a helper wanted more roots than the shadow stack holds (the helper's result
-    /// is then replaced by a MemoryError).
-    pub root_overflow: std::cell::Cell<bool>,
-    /// Where such roots go (never read back as valid).
-    overflow_slot: Box<std::cell::UnsafeCell<u64>>,
     /// Interned names (attributes, methods): id → text.
     pub names: Vec<String>,
     /// Name → id.
@@ -166,12 +202,44 @@ pub struct Runtime {
     pub sites: Vec<Site>,
     /// Class statements.
     pub classdefs: Vec<ClassDef>,
-    /// Attribute-site caches `[class id, slot]` read by JIT code (boxed: stable addresses).
-    pub attr_caches: Vec<Box<[u64; 2]>>,
+    /// Attribute-site caches read by JIT code: one word `class id << 32 | slot` (one word, so
+    /// that threads filling a cache concurrently never leave a torn pair). Boxed: stable
+    /// addresses embedded in the code.
+    pub attr_caches: Vec<Box<std::sync::atomic::AtomicU64>>,
     /// Classes created at run time (index = `ClassObj::class_id`).
-    pub classes: Vec<ClassInfo>,
+    pub classes: std::sync::RwLock<Vec<ClassInfo>>,
     /// The globals array (a card-marked array object, one word per global).
     pub globals: Word,
+    /// Process start, for `time()`.
+    pub start: std::time::Instant,
+    /// Parallel STM or `--gil`.
+    pub mode: Mode,
+    /// `--segment-base r15`: JIT code keeps the segment base in r15, so each thread keeps
+    /// its segment (`StmThread::set_sticky`).
+    pub sticky_segments: bool,
+    /// Transactions, threads and output shared by all threads (`txn.rs`, `threads.rs`).
+    pub sched: crate::rt::txn::Scheduler,
+}
+
+/// State of one thread of a program run: its transaction handle, its shadow stack, the
+/// pending error, and what its running transaction has buffered (output). Program-wide data
+/// is reached through `Deref` to [`ProgramInfo`].
+pub struct Runtime {
+    /// Program-wide data (shared by all threads).
+    pub info: Arc<ProgramInfo>,
+    /// Linear address of the segment of the running transaction.
+    pub seg_base: u64,
+    /// The STM thread handle (slow paths).
+    pub th: *mut StmThread,
+    /// The thread's shadow stack (roots of Rust helpers too).
+    pub ss: *mut ShadowStack,
+    /// Allocations since the last check of the old space's footprint.
+    pub allocs_unchecked: u64,
+    /// Set when a helper wanted more roots than the shadow stack holds (the helper's result
+    /// is then replaced by a MemoryError).
+    pub root_overflow: std::cell::Cell<bool>,
+    /// Where such roots go (never read back as valid).
+    overflow_slot: Box<std::cell::UnsafeCell<u64>>,
     /// The pending error, if a helper raised.
     pub error: Option<(ErrorKind, String)>,
     /// Trace of the pending error, innermost first.
@@ -180,10 +248,19 @@ pub struct Runtime {
     pub trace_frozen: bool,
     /// The site of the last builtin call (for errors reported `in <thread>`).
     pub current_site: u64,
-    /// Program output not yet written (written at commit; see `program.rs`).
+    /// Output of the running transaction, appended to the program's output at its commit.
     pub out: Vec<u8>,
-    /// Process start, for `time()`.
-    pub start: std::time::Instant,
+    /// Per-thread transaction state (abort unwinding, statistics): see `txn.rs`.
+    pub tx: crate::rt::txn::ThreadTx,
+    /// The thread's context (null before a driver set it): its current site.
+    pub ctx: *mut Ctx,
+}
+
+impl std::ops::Deref for Runtime {
+    type Target = ProgramInfo;
+    fn deref(&self) -> &ProgramInfo {
+        &self.info
+    }
 }
 
 impl Runtime {
@@ -209,21 +286,14 @@ impl Runtime {
             .collect();
         func_names.push("<module>".into());
         // SAFETY: th is a live handle owned by the caller for the runtime's lifetime.
-        let ss = unsafe { (*th).shadow_stack_ptr() };
-        Runtime {
+        let stm = unsafe { (*th).stm().clone() };
+        let info = ProgramInfo {
             program,
             file: file.to_string(),
             args,
             types,
-            seg_base,
-            th,
-            ss,
             heap_limit,
-            allocs_unchecked: 0,
-            // SAFETY: as above.
-            stm: unsafe { (*th).stm().clone() },
-            root_overflow: std::cell::Cell::new(false),
-            overflow_slot: Box::new(std::cell::UnsafeCell::new(0)),
+            stm,
             names: Vec::new(),
             name_ids: HashMap::new(),
             name_strs: Vec::new(),
@@ -235,15 +305,46 @@ impl Runtime {
             sites: Vec::new(),
             classdefs: Vec::new(),
             attr_caches: Vec::new(),
-            classes: Vec::new(),
+            classes: std::sync::RwLock::new(Vec::new()),
             globals: 0,
+            start: std::time::Instant::now(),
+            mode: Mode::Stm,
+            sticky_segments: false,
+            sched: crate::rt::txn::Scheduler::default(),
+        };
+        // SAFETY: as above.
+        unsafe { Runtime::for_thread(Arc::new(info), th, seg_base) }
+    }
+
+    /// The runtime of another thread of the same program, on the handle `th`.
+    ///
+    /// # Safety
+    /// As [`Runtime::new`].
+    pub unsafe fn for_thread(info: Arc<ProgramInfo>, th: *mut StmThread, seg_base: u64) -> Runtime {
+        // SAFETY: th is a live handle owned by the caller for the runtime's lifetime.
+        let ss = unsafe { (*th).shadow_stack_ptr() };
+        Runtime {
+            info,
+            seg_base,
+            th,
+            ss,
+            allocs_unchecked: 0,
+            root_overflow: std::cell::Cell::new(false),
+            overflow_slot: Box::new(std::cell::UnsafeCell::new(0)),
             error: None,
             trace: Vec::new(),
             trace_frozen: false,
             current_site: 0,
             out: Vec::new(),
-            start: std::time::Instant::now(),
+            tx: crate::rt::txn::ThreadTx::default(),
+            ctx: std::ptr::null_mut(),
         }
+    }
+
+    /// Program-wide data, mutable while the program is being compiled (before any other
+    /// thread shares it).
+    pub fn info_mut(&mut self) -> &mut ProgramInfo {
+        Arc::get_mut(&mut self.info).expect("program data is frozen once threads start")
     }
 
     /// Keeps `w` in the shadow stack until [`Runtime::release`] of an earlier mark.
@@ -331,7 +432,10 @@ impl Runtime {
     /// The slot of attribute `name` in the shape of class `id`.
     #[inline]
     pub fn shape_slot(&self, id: usize, name: u32) -> Option<usize> {
-        self.classes[id].shape.iter().position(|&n| n == name)
+        self.classes.read().unwrap()[id]
+            .shape
+            .iter()
+            .position(|&n| n == name)
     }
 
     /// Id of an interned name (interning it if new; only before the program runs or from
@@ -340,17 +444,33 @@ impl Runtime {
         if let Some(&id) = self.name_ids.get(name) {
             return id;
         }
-        let id = self.names.len() as u32;
-        self.names.push(name.to_string());
-        self.name_ids.insert(name.to_string(), id);
-        self.name_strs.push(crate::rt::UNBOUND);
+        let info = self.info_mut();
+        let id = info.names.len() as u32;
+        info.names.push(name.to_string());
+        info.name_ids.insert(name.to_string(), id);
+        info.name_strs.push(crate::rt::UNBOUND);
         id
     }
 
     /// Records an error (the first one wins: later ones come from unwinding code).
     pub fn raise(&mut self, kind: ErrorKind, msg: impl Into<String>) -> Word {
-        if self.error.is_none() {
-            self.error = Some((kind, msg.into()));
+        let msg = msg.into();
+        if msg == txn::ABORTED {
+            // Not an error: the transaction was rolled back; unwind to its restart point.
+            if !self.tx.aborting {
+                self.note_ffi_abort();
+            }
+            return ERR;
+        }
+        if self.error.is_none() && !self.tx.aborting {
+            // An error is final only if its transaction commits: make it inevitable first
+            // (if it was doomed meanwhile, this is an abort instead).
+            // SAFETY: th is this thread's live handle.
+            if let Err(a) = unsafe { (*self.th).become_inevitable() } {
+                self.note_abort(a);
+                return ERR;
+            }
+            self.error = Some((kind, msg));
             self.trace.clear();
         }
         ERR
@@ -367,13 +487,25 @@ pub fn exc(kind: ErrorKind, msg: impl Into<String>) -> Exc {
     (kind, msg.into())
 }
 
-/// Appends a trace entry for `site`; JIT code calls it when unwinding. Returns [`ERR`].
+/// Appends a trace entry for `site`; JIT code calls it when unwinding. Returns [`ERR`], or
+/// [`txn::RESTART`] when the transaction was aborted and the calling frame is its opener
+/// (abort unwinding records no trace, only where the abort was seen, for `--stats`).
 ///
 /// # Safety
 /// `ctx` must be the live context of the calling thread.
 pub unsafe extern "C" fn stmjit_trace(ctx: *mut Ctx, site: u64) -> u64 {
     // SAFETY: ctx and its runtime are live for the whole run (caller's contract).
-    let rt = unsafe { &mut *(*ctx).rt };
+    let c = unsafe { &mut *ctx };
+    // SAFETY: as above.
+    let rt = unsafe { &mut *c.rt };
+    if rt.tx.aborting {
+        rt.note_abort_site(site as u32);
+        return if c.txn_depth == c.depth {
+            txn::RESTART
+        } else {
+            ERR
+        };
+    }
     if rt.trace_frozen {
         return ERR;
     }

@@ -187,6 +187,12 @@ pub struct Types {
     pub list: TypeId,
     /// Card-marked [`ArrayObj`].
     pub carded_array: TypeId,
+    /// A card-marked array holding a dict's entries or index (a type of its own so that a
+    /// conflict report can say "dict").
+    pub dict_array: TypeId,
+    /// The card-marked array of a program's global variables (a conflict report says
+    /// "globals").
+    pub globals_array: TypeId,
     /// Non-carded [`ArrayObj`] (instance slots).
     pub array: TypeId,
     /// [`DictObj`].
@@ -271,6 +277,18 @@ pub fn register(stm: &Stm) -> Types {
         )),
         carded_array: stm.register_type(TypeInfo {
             name: "carded array",
+            size: size_array,
+            trace: trace_array,
+            carded: true,
+        }),
+        dict_array: stm.register_type(TypeInfo {
+            name: "dict entries",
+            size: size_array,
+            trace: trace_array,
+            carded: true,
+        }),
+        globals_array: stm.register_type(TypeInfo {
+            name: "globals",
             size: size_array,
             trace: trace_array,
             carded: true,

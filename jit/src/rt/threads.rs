@@ -1,0 +1,399 @@
+//! Threads of a program run: the driver that runs a call as transactions (restarting it
+//! when its first transaction aborts), `spawn`/`join` on OS threads, `TransactionQueue.run`
+//! on all segments, and the end of the program on an error in any thread.
+//!
+//! A spawned thread starts only once the transaction that called `spawn` has committed (an
+//! aborted `spawn` never happened): `spawn` records the Thread object in a list held by a
+//! root slot of the driver's frame, and [`start_pending`] starts the threads of that list
+//! after the commit. The thread's callable, arguments and, at its end, its result live in
+//! the Thread object (a list `[f, args, result, id]`), so that they are ordinary GC-managed,
+//! transactional data; only the "finished" flags live outside the heap.
+
+use super::txn::NO_OPENER;
+use super::{Ctx, ProgramInfo, Runtime, ERR};
+use std::mem::offset_of;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use stmjit_lang::diag::{render_runtime, ErrorKind};
+use stmjit_runtime::objects::{OpaqueObj, OPAQUE_THREAD};
+use stmjit_runtime::value::{self, Word, NONE};
+
+/// Slots of a driver's base frame: the pending-spawn list, then what the driver keeps.
+const DRIVER_SLOTS: usize = 2;
+
+/// Fields of a Thread object's data list.
+const T_FUNC: u64 = 0;
+const T_ARGS: u64 = 1;
+const T_RESULT: u64 = 2;
+const T_ID: u64 = 3;
+
+/// "Finished" flags of the spawned threads, by id, and how many still run.
+#[derive(Default)]
+pub struct ThreadTable {
+    /// Whether thread `id` has committed its last transaction.
+    pub done: Vec<bool>,
+    /// Threads started and not finished.
+    pub live: u64,
+}
+
+/// A thread's driver: its transaction handle, runtime and context, at stable addresses.
+pub struct Driver {
+    // Field order is drop order: the context and runtime refer to the handle.
+    /// The context JIT code receives.
+    pub ctx: Box<Ctx>,
+    /// The per-thread runtime.
+    pub rt: Box<Runtime>,
+    /// The STM handle.
+    pub th: Box<stmjit_runtime::StmThread>,
+    /// The driver's base frame in the shadow stack.
+    frame: *mut u64,
+}
+
+impl Driver {
+    /// A driver for the calling OS thread (no transaction yet), with its base frame pushed.
+    pub fn new(info: Arc<ProgramInfo>) -> Driver {
+        let mut th = Box::new(info.stm.thread());
+        // Each thread keeps the segment of its first transaction. Needed by the r15 form;
+        // for `%gs` code it works around a lost-update bug seen when a thread's transactions
+        // move between segments while other threads commit (notes: issue 6;
+        // `STMJIT_UNSTICKY=1` reproduces it with tests/concurrency/join_values.lang).
+        th.set_sticky(info.sticky_segments || std::env::var_os("STMJIT_UNSTICKY").is_none());
+        let th_ptr: *mut stmjit_runtime::StmThread = &mut *th;
+        // SAFETY: th is boxed, owned by the driver, outlives rt and ctx (drop order) and
+        // stays on this thread.
+        let mut rt = Box::new(unsafe { Runtime::for_thread(info, th_ptr, 0) });
+        let mut ctx = Box::new(Ctx::new(th_ptr, &mut *rt, 0));
+        rt.ctx = &mut *ctx;
+        let ss = th.shadow_stack_ptr();
+        // SAFETY: a fresh shadow stack has room for the base frame; the slots are set
+        // before `top` covers them.
+        let frame = unsafe {
+            let f = (*ss).top;
+            for i in 0..DRIVER_SLOTS {
+                *f.add(i) = NONE;
+            }
+            (*ss).top = f.add(DRIVER_SLOTS);
+            f
+        };
+        rt.tx.pending_slot = frame;
+        Driver { ctx, rt, th, frame }
+    }
+
+    /// The driver's own root slot (e.g. the Thread object a spawned thread runs).
+    pub fn slot(&self) -> *mut u64 {
+        // SAFETY: slot 1 of the base frame pushed in `new`.
+        unsafe { self.frame.add(1) }
+    }
+
+    /// Runs `body` as a transaction, retrying it from the start while that first
+    /// transaction aborts (the driver is its opener); `finish` runs on the result in the
+    /// same transaction (it may abort too). `atomic`: the whole call is one transaction (a
+    /// queued call). A user error ends the program.
+    pub fn run(
+        &mut self,
+        atomic: bool,
+        mut body: impl FnMut(*mut Ctx) -> Word,
+        mut finish: impl FnMut(&mut Runtime, Word) -> Word,
+    ) {
+        let ctx: *mut Ctx = &mut *self.ctx;
+        loop {
+            self.rt.begin(ctx);
+            {
+                let c = &mut *self.ctx;
+                c.depth = 0;
+                c.txn_depth = 0;
+                c.atomic_depth = atomic as u64;
+            }
+            let r = body(ctx);
+            let r = if r == ERR { r } else { finish(&mut self.rt, r) };
+            if r == ERR {
+                if self.rt.tx.aborting {
+                    debug_assert_eq!(self.ctx.txn_depth, 0);
+                    continue;
+                }
+                fail(&mut self.rt);
+            }
+            if self.rt.commit().is_err() {
+                debug_assert_ne!(self.ctx.txn_depth, NO_OPENER);
+                continue;
+            }
+            break;
+        }
+        // Threads spawned by the last transaction.
+        self.run_pending();
+    }
+
+    /// Starts the threads spawned by the last committed transaction (in a transaction of
+    /// its own, which only reads).
+    fn run_pending(&mut self) {
+        // SAFETY: the pending slot is slot 0 of the base frame.
+        if unsafe { *self.frame } == NONE {
+            return;
+        }
+        let ctx: *mut Ctx = &mut *self.ctx;
+        loop {
+            self.rt.begin(ctx);
+            start_pending(&mut self.rt, ctx);
+            if self.rt.commit().is_ok() {
+                break;
+            }
+        }
+    }
+}
+
+/// Prints the pending error of `rt` (its transaction is inevitable: committed first, with
+/// its output) and ends the process with status 1. Only the first failing thread prints.
+pub(crate) fn fail(rt: &mut Runtime) -> ! {
+    let info = rt.info.clone();
+    let mut failed = info.sched.failed.lock().unwrap();
+    let _ = rt.commit();
+    rt.sched.flush();
+    if !*failed {
+        *failed = true;
+        let (kind, msg) = rt.error.clone().unwrap_or((
+            ErrorKind::TypeError,
+            "internal error without a message".into(),
+        ));
+        let text = render_runtime(kind, &msg, &rt.trace, &rt.file);
+        use std::io::Write;
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        crate::program::print_stats_if_asked(rt);
+    }
+    std::process::exit(1);
+}
+
+/// Starts the OS threads of the Thread objects that the committed transaction spawned
+/// (listed in the pending slot), inside the next transaction.
+pub(crate) fn start_pending(rt: &mut Runtime, _ctx: *mut Ctx) {
+    let slot = rt.tx.pending_slot;
+    // SAFETY: the pending slot is the driver's base-frame slot (or null without a driver).
+    if slot.is_null() || unsafe { *slot } == NONE {
+        return;
+    }
+    // SAFETY: as above.
+    let list = unsafe { std::mem::replace(&mut *slot, NONE) };
+    for obj in rt.list_items(list) {
+        // Committed (the list was committed), so it may be registered as a root until the
+        // new thread has it in its own shadow stack.
+        rt.stm.add_root(obj);
+        rt.sched.threads.lock().unwrap().live += 1;
+        let info = rt.info.clone();
+        let started = std::thread::Builder::new()
+            .stack_size(stmjit_lang::stack::BIG_STACK)
+            .spawn(move || thread_main(info, obj));
+        if started.is_err() {
+            eprintln!("error: MemoryError: cannot start a thread");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Body of a spawned OS thread.
+fn thread_main(info: Arc<ProgramInfo>, obj: Word) {
+    stmjit_lang::stack::mark_thread(stmjit_lang::stack::BIG_STACK);
+    let mut d = Driver::new(info.clone());
+    // SAFETY: the driver's own slot; then the object no longer needs the global root.
+    unsafe { *d.slot() = obj };
+    info.stm.remove_root(obj);
+    let slot = d.slot();
+    let mut id = 0;
+    d.run(
+        false,
+        |ctx| {
+            // SAFETY: ctx is the driver's live context.
+            let rt = unsafe { &mut *(*ctx).rt };
+            // SAFETY: the driver's slot holds the Thread object.
+            let obj = unsafe { *slot };
+            let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
+            let f = rt.list_get(data, T_FUNC);
+            let args = rt.list_items(rt.list_get(data, T_ARGS));
+            id = value::to_int(rt.list_get(data, T_ID)) as usize;
+            super::calls::call_value(ctx, f, &args)
+        },
+        |rt, r| {
+            // SAFETY: as above.
+            let obj = unsafe { *slot };
+            let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
+            match rt.list_set(data, T_RESULT, r) {
+                Ok(()) => NONE,
+                Err((k, m)) => rt.raise(k, m),
+            }
+        },
+    );
+    let mut t = info.sched.threads.lock().unwrap();
+    t.done[id] = true;
+    t.live -= 1;
+    info.sched.thread_ended.notify_all();
+}
+
+/// `spawn(f, args...)`: a Thread object, started when this transaction commits.
+pub(crate) fn spawn(rt: &mut Runtime, f: Word, args: &[Word]) -> super::R<Word> {
+    let slot = rt.tx.pending_slot;
+    if slot.is_null() {
+        return Err(super::exc(
+            ErrorKind::TypeError,
+            "spawn() is not available here",
+        ));
+    }
+    let hf = rt.hold(f);
+    let argl = rt.new_list(args)?;
+    let ha = rt.root(argl);
+    let id = {
+        let mut t = rt.sched.threads.lock().unwrap();
+        t.done.push(false);
+        t.done.len() - 1
+    };
+    let data = rt.new_list(&[
+        rt.held(hf),
+        rt.get(ha),
+        NONE,
+        value::from_int(id as i64).expect("thread ids are small"),
+    ])?;
+    let hd = rt.root(data);
+    let obj = rt.alloc(rt.types.opaque, std::mem::size_of::<OpaqueObj>() as u64)?;
+    rt.st(obj, offset_of!(OpaqueObj, kind) as u64, OPAQUE_THREAD);
+    rt.st(obj, offset_of!(OpaqueObj, a) as u64, rt.get(hd));
+    let ho = rt.root(obj);
+    // SAFETY: the pending slot is the driver's base-frame slot.
+    if unsafe { *slot } == NONE {
+        let l = rt.new_list(&[])?;
+        // SAFETY: as above.
+        unsafe { *slot = l };
+    }
+    // SAFETY: as above (a GC root, kept up to date by the collector).
+    let list = unsafe { *slot };
+    rt.list_push(list, rt.get(ho))?;
+    // Commit soon, so that the thread starts.
+    rt.set_budget(0);
+    Ok(rt.get(ho))
+}
+
+/// Commits the running transaction (threads it spawned start) before a wait, leaving the
+/// thread outside any transaction. `Err` if the commit aborted (the opener restarts).
+pub(crate) fn commit_for_wait(rt: &mut Runtime, ctx: *mut Ctx) -> Result<(), ()> {
+    rt.boundary(ctx)?;
+    loop {
+        start_pending(rt, ctx);
+        if rt.commit().is_ok() {
+            return Ok(());
+        }
+        rt.begin(ctx);
+    }
+}
+
+/// `t.join()`: waits (outside any transaction, so others go on) for the thread to finish
+/// and returns its result.
+pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
+    // SAFETY: helpers receive the live context.
+    let rt = unsafe { &mut *(*ctx).rt };
+    let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
+    let id = value::to_int(rt.list_get(data, T_ID)) as usize;
+    let mark = rt.mark();
+    let ho = rt.root(obj);
+    let atomic = unsafe { (*ctx).atomic_depth } > 0;
+    if atomic {
+        // Inside an atomic block the transaction cannot end: wait in it, inevitable (the
+        // joined thread must not need this one's effects, as under a GIL held by the block).
+        if rt.make_inevitable().is_err() {
+            rt.release(mark);
+            return ERR;
+        }
+        wait_done(rt, id);
+    } else {
+        if commit_for_wait(rt, ctx).is_err() {
+            rt.release(mark);
+            return ERR;
+        }
+        wait_done(rt, id);
+        rt.begin_without_restart_point(ctx);
+    }
+    let obj = rt.get(ho);
+    rt.release(mark);
+    let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
+    rt.list_get(data, T_RESULT)
+}
+
+fn wait_done(rt: &Runtime, id: usize) {
+    let mut t = rt.sched.threads.lock().unwrap();
+    while !t.done[id] {
+        t = rt.sched.thread_ended.wait(t).unwrap();
+    }
+}
+
+/// Waits until every spawned thread has ended (the end of the program, as in Python).
+pub fn wait_all(info: &ProgramInfo) {
+    let mut t = info.sched.threads.lock().unwrap();
+    while t.live > 0 {
+        t = info.sched.thread_ended.wait(t).unwrap();
+    }
+}
+
+/// `q.run()` of a TransactionQueue whose call list is `calls`: runs every queued call as
+/// one transaction, on as many worker threads as there are segments, until no call is left
+/// (calls added while running run too).
+pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
+    // SAFETY: helpers receive the live context.
+    let rt = unsafe { &mut *(*ctx).rt };
+    let mark = rt.mark();
+    let hq = rt.root(queue);
+    loop {
+        let rt = unsafe { &mut *(*ctx).rt };
+        let calls = rt.ld(rt.get(hq), offset_of!(OpaqueObj, a) as u64);
+        let items = rt.list_items(calls);
+        if items.is_empty() {
+            break;
+        }
+        let roots: Vec<_> = items.iter().map(|&w| rt.root(w)).collect();
+        if let Err((k, m)) = rt.list_replace(calls, &[]) {
+            rt.release(mark);
+            return rt.raise(k, m);
+        }
+        if commit_for_wait(rt, ctx).is_err() {
+            rt.release(mark);
+            return ERR;
+        }
+        let items: Vec<Word> = roots.iter().map(|&r| rt.get(r)).collect();
+        for &w in &items {
+            rt.stm.add_root(w);
+        }
+        let workers = rt.stm.num_segments().min(items.len()).max(1);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let info = rt.info.clone();
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                let info = info.clone();
+                let (next, items) = (&next, &items);
+                std::thread::Builder::new()
+                    .stack_size(stmjit_lang::stack::BIG_STACK)
+                    .spawn_scoped(s, move || {
+                        stmjit_lang::stack::mark_thread(stmjit_lang::stack::BIG_STACK);
+                        let mut d = Driver::new(info);
+                        loop {
+                            let i = next.fetch_add(1, Relaxed);
+                            let Some(&call) = items.get(i) else { break };
+                            d.run(
+                                true,
+                                |ctx| {
+                                    // SAFETY: ctx is the worker's live context.
+                                    let rt = unsafe { &mut *(*ctx).rt };
+                                    let parts = rt.list_items(call);
+                                    super::calls::call_value(ctx, parts[0], &parts[1..])
+                                },
+                                |_, r| r,
+                            );
+                        }
+                    })
+                    .expect("cannot start a worker thread");
+            }
+        });
+        for &w in &items {
+            rt.stm.remove_root(w);
+        }
+        rt.begin_without_restart_point(ctx);
+        // The roots of this round are no longer needed (the queue is rooted below them).
+        rt.release(unsafe { hq.ptr().add(1) as *mut u64 });
+    }
+    let rt = unsafe { &mut *(*ctx).rt };
+    rt.release(mark);
+    NONE
+}

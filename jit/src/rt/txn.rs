@@ -1,0 +1,503 @@
+//! Transactions under JIT code: boundaries (commit + begin), abort unwinding and restart,
+//! buffered output written in commit order, the `--gil` hand-over, and the figures of
+//! `--stats` that only the JIT knows (both sides of a conflict, time lost).
+//!
+//! # Boundaries and restart points
+//! A *boundary* commits the running transaction and begins the next one. JIT code makes one
+//! at a poll (loop back-edges and function entries) when the transaction's budget (a counter
+//! in the segment-info page, decremented inline) runs out, or when the runtime asks. The
+//! frame that made it becomes the transaction's *opener* (`Ctx::txn_depth`): its shadow-stack
+//! slots (every local and temporary: JIT code keeps nothing else live across a poll) are
+//! copied into the thread's restart roots, and the poll's number is its restart point.
+//!
+//! An abort is reported by a runtime call of any frame as an error ([`ABORTED`]); JIT code
+//! unwinds as for an error, without trace entries, until the opener's error path sees
+//! `txn_depth == depth` and jumps to its restart block: the slots are copied back, a new
+//! transaction begins, and execution resumes right after the poll. No longjmp, no Rust frame
+//! skipped: every frame in between returned normally.
+//!
+//! The opener must stay live: returning from it is a boundary too ([`stmjit_return_boundary`]).
+//! The transaction that follows has no restart point in the caller (a call site is not a
+//! point where all live values are in slots), so it is made *inevitable* (it cannot abort)
+//! and ends at the caller's next poll, which starts a normal one. The same holds after the
+//! helpers that must commit before waiting (`join`, `TransactionQueue.run`). The thread's
+//! driver (depth 0) is the opener of the first transaction: its restart re-runs the call.
+
+use super::{Ctx, Mode, Runtime, ERR};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+use stmjit_runtime::transaction::Abort;
+use stmjit_runtime::value::{Word, NONE};
+use stmjit_runtime::{SegmentInfo, INFO_OFFSET};
+
+/// The message of the pseudo-error that stands for "the transaction was rolled back".
+pub const ABORTED: &str = "\u{0}transaction aborted";
+/// `Ctx::txn_depth` of a transaction without restart point (inevitable).
+pub const NO_OPENER: u64 = u64::MAX;
+/// Returned by [`super::stmjit_trace`] to the opener's error path: restart, do not unwind.
+pub const RESTART: Word = 16;
+
+/// Transaction length (loop back-edges and calls) when none is given.
+pub const DEFAULT_BUDGET: i64 = 20_000;
+/// The budget never shrinks below this after aborts.
+const MIN_BUDGET: i64 = 16;
+
+/// The global lock of `--gil`: a ticket lock, so that threads take turns in FIFO order (a
+/// plain mutex lets the releasing thread take it straight back).
+#[derive(Default)]
+pub struct Gil {
+    state: Mutex<(u64, u64)>,
+    turn: Condvar,
+}
+
+impl Gil {
+    /// Waits for this thread's turn.
+    pub fn acquire(&self) {
+        let mut s = self.state.lock().unwrap();
+        let ticket = s.0;
+        s.0 += 1;
+        while s.1 != ticket {
+            s = self.turn.wait(s).unwrap();
+        }
+    }
+
+    /// Hands the lock to the next ticket.
+    pub fn release(&self) {
+        let mut s = self.state.lock().unwrap();
+        s.1 += 1;
+        if s.0 > s.1 {
+            self.turn.notify_all();
+        }
+    }
+}
+
+/// One row of the conflict table of `--stats`: what, on which type, where the winner wrote
+/// and where the aborted transaction was.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConflictKey {
+    /// `write/read` or `write/write`.
+    pub kind: &'static str,
+    /// Type name of the object.
+    pub type_name: String,
+    /// Site of the winner's write barrier (`u32::MAX` when unknown).
+    pub writer_site: u32,
+    /// Site where the aborted transaction learnt of the abort (`u32::MAX` when unknown).
+    pub reader_site: u32,
+}
+
+/// Program-wide transaction state: output queue, GIL, configuration, figures.
+pub struct Scheduler {
+    /// Output of committed transactions, in commit order, not yet written.
+    pub output: Mutex<Vec<u8>>,
+    /// The global lock of `--gil`.
+    pub gil: Gil,
+    /// Initial budget of a transaction.
+    pub budget: AtomicU64,
+    /// Debug switch: probability (in 1/2^32) that a commit aborts instead.
+    pub abort_chance: AtomicU64,
+    /// Conflicts seen by aborted transactions: count and time lost (ns).
+    pub conflicts: Mutex<std::collections::HashMap<ConflictKey, (u64, u64)>>,
+    /// Time lost to all aborts (ns): from the transaction's start to its abort.
+    pub lost_ns: AtomicU64,
+    /// Aborts injected by the debug switch.
+    pub injected: AtomicU64,
+    /// Transactions that became inevitable.
+    pub inevitable: AtomicU64,
+    /// Threads started by `spawn`: which have finished, how many run.
+    pub threads: Mutex<super::threads::ThreadTable>,
+    /// Signalled when a thread ends.
+    pub thread_ended: Condvar,
+    /// Set once an error ended the program (other threads stop printing).
+    pub failed: Mutex<bool>,
+    /// `--stats`: print the report at exit.
+    pub stats: std::sync::atomic::AtomicBool,
+}
+
+impl Default for Scheduler {
+    fn default() -> Scheduler {
+        Scheduler {
+            output: Mutex::new(Vec::new()),
+            gil: Gil::default(),
+            budget: AtomicU64::new(DEFAULT_BUDGET as u64),
+            abort_chance: AtomicU64::new(0),
+            conflicts: Mutex::new(Default::default()),
+            lost_ns: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
+            inevitable: AtomicU64::new(0),
+            threads: Mutex::new(Default::default()),
+            thread_ended: Condvar::new(),
+            failed: Mutex::new(false),
+            stats: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl Scheduler {
+    /// Writes the committed output (in commit order).
+    pub fn flush(&self) {
+        let mut out = self.output.lock().unwrap();
+        if out.is_empty() {
+            return;
+        }
+        let mut stdout = std::io::stdout().lock();
+        // A closed pipe is ignored: the program's result does not depend on it.
+        let _ = stdout.write_all(&out);
+        let _ = stdout.flush();
+        out.clear();
+    }
+}
+
+/// Per-thread transaction state.
+#[derive(Debug)]
+pub struct ThreadTx {
+    /// The running transaction was rolled back: JIT code is unwinding to its opener.
+    pub aborting: bool,
+    /// When the running transaction began (time lost when it aborts).
+    pub started: Option<Instant>,
+    /// Where the aborted transaction learnt of its abort (innermost trace site).
+    pub abort_site: Option<u32>,
+    /// Conflict of the pending abort and the time it lost (filled by
+    /// [`Runtime::note_abort`], logged once the aborted side's site is known).
+    pub pending_key: Option<(ConflictKey, u64)>,
+    /// Budget of this thread's next transaction: halved after an abort, doubled after a
+    /// commit, up to the program's.
+    pub budget: i64,
+    /// State of the debug switch's random numbers.
+    pub rng: u64,
+    /// Shadow-stack slot of the driver holding the list of threads spawned by the running
+    /// transaction (started after its commit); null before the driver set it up.
+    pub pending_slot: *mut u64,
+}
+
+impl Default for ThreadTx {
+    fn default() -> ThreadTx {
+        ThreadTx {
+            aborting: false,
+            started: None,
+            abort_site: None,
+            pending_key: None,
+            budget: DEFAULT_BUDGET,
+            rng: 0x9E37_79B9_7F4A_7C15,
+            pending_slot: std::ptr::null_mut(),
+        }
+    }
+}
+
+impl Runtime {
+    fn th(&mut self) -> &mut stmjit_runtime::StmThread {
+        // SAFETY: th is this thread's live handle, used only by this thread.
+        unsafe { &mut *self.th }
+    }
+
+    /// Begins a transaction (waiting for the GIL first with `--gil`) and points the helpers
+    /// and the context at its segment.
+    pub(crate) fn begin(&mut self, ctx: *mut Ctx) {
+        if self.mode == Mode::Gil {
+            self.sched.gil.acquire();
+        }
+        self.th().begin();
+        let seg = self.th().segment();
+        let base = self.stm.segment_base(seg);
+        self.seg_base = base;
+        // SAFETY: ctx is this thread's live context (or null in tests without one).
+        if let Some(c) = unsafe { ctx.as_mut() } {
+            c.seg_base = base;
+        }
+        let max = self.sched.budget.load(Relaxed) as i64;
+        self.tx.budget = self.tx.budget.clamp(MIN_BUDGET, max.max(MIN_BUDGET));
+        self.set_budget(self.tx.budget);
+        self.tx.started = Some(Instant::now());
+        self.tx.aborting = false;
+    }
+
+    /// Sets the running transaction's budget (0: the next poll ends it).
+    pub(crate) fn set_budget(&self, b: i64) {
+        let off = INFO_OFFSET + std::mem::offset_of!(SegmentInfo, budget) as u64;
+        // SAFETY: the segment-info page of the running transaction's segment is mapped; only
+        // its owner (this thread) writes the budget.
+        unsafe { *(self.addr(off) as *mut i64) = b };
+    }
+
+    /// Commits the running transaction, appending its output to the program's at the commit
+    /// point. On an abort (a conflict, or the debug switch) the transaction is rolled back
+    /// and `Err` returned, with [`ThreadTx::aborting`] set.
+    pub(crate) fn commit(&mut self) -> Result<(), ()> {
+        let chance = self.sched.abort_chance.load(Relaxed);
+        if chance != 0 && !self.th().is_inevitable() {
+            // xorshift64*: a cheap deterministic stream per thread.
+            let mut x = self.tx.rng;
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            self.tx.rng = x;
+            if (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) < chance {
+                self.sched.injected.fetch_add(1, Relaxed);
+                let a = self.th().abort();
+                self.note_abort(a);
+                return Err(());
+            }
+        }
+        let mut out = std::mem::take(&mut self.out);
+        let sched = &self.info.sched;
+        let mut wrote = false;
+        // SAFETY: th is this thread's live handle.
+        let r = unsafe { &mut *self.th }.commit_with(&mut || {
+            if !out.is_empty() {
+                sched.output.lock().unwrap().append(&mut out);
+                wrote = true;
+            }
+        });
+        match r {
+            Ok(()) => {
+                if self.mode == Mode::Gil {
+                    self.sched.gil.release();
+                }
+                if wrote {
+                    self.sched.flush();
+                }
+                self.tx.budget = (self.tx.budget * 2).min(self.sched.budget.load(Relaxed) as i64);
+                Ok(())
+            }
+            Err(a) => {
+                self.note_abort(a);
+                Err(())
+            }
+        }
+    }
+
+    /// Records an abort the runtime has already rolled back: unwinding starts, the output
+    /// of the transaction is dropped, the time it ran counts as lost.
+    pub(crate) fn note_abort(&mut self, a: Abort) {
+        self.tx.aborting = true;
+        self.out.clear();
+        if self.mode == Mode::Gil {
+            self.sched.gil.release();
+        }
+        let lost = self
+            .tx
+            .started
+            .take()
+            .map_or(0, |t| t.elapsed().as_nanos() as u64);
+        self.sched.lost_ns.fetch_add(lost, Relaxed);
+        self.tx.budget = (self.tx.budget / 2).max(MIN_BUDGET);
+        self.tx.abort_site = None;
+        self.tx.pending_key = None;
+        if let Some(c) = a.conflict() {
+            let key = ConflictKey {
+                kind: match c.kind {
+                    stmjit_runtime::ConflictKind::WriteRead => "write/read",
+                    stmjit_runtime::ConflictKind::WriteWrite => "write/write",
+                },
+                type_name: self.type_name_of_id(c.type_id),
+                writer_site: c.winner_site,
+                reader_site: u32::MAX,
+            };
+            self.tx.pending_key = Some((key, lost));
+        }
+    }
+
+    /// The abort reported by a runtime call that only returned a status.
+    pub(crate) fn note_ffi_abort(&mut self) {
+        let a = self.th().last_abort();
+        self.note_abort(a);
+    }
+
+    /// Type name of an object type id (for conflict reports).
+    fn type_name_of_id(&self, id: u32) -> String {
+        let t = self.types;
+        let names = [
+            (t.list.0, "list"),
+            (t.dict.0, "dict"),
+            (t.instance.0, "instance"),
+            (t.class.0, "class"),
+            (t.carded_array.0, "list"),
+            (t.dict_array.0, "dict"),
+            (t.globals_array.0, "globals"),
+            (t.array.0, "instance slots"),
+            (t.opaque.0, "object"),
+        ];
+        names
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map_or_else(|| format!("object of type {id}"), |(_, n)| n.to_string())
+    }
+
+    /// Records where the aborted transaction was (the innermost site of its unwinding) and
+    /// logs its conflict.
+    pub(crate) fn note_abort_site(&mut self, site: u32) {
+        if let Some((mut key, lost)) = self.tx.pending_key.take() {
+            key.reader_site = site;
+            let mut t = self.sched.conflicts.lock().unwrap();
+            let e = t.entry(key).or_insert((0, 0));
+            e.0 += 1;
+            e.1 += lost;
+        }
+    }
+
+    /// Commit + begin. Threads spawned by the committed transaction start here.
+    pub(crate) fn boundary(&mut self, ctx: *mut Ctx) -> Result<(), ()> {
+        self.commit()?;
+        self.begin(ctx);
+        super::threads::start_pending(self, ctx);
+        Ok(())
+    }
+
+    /// Makes the running transaction inevitable, counting it.
+    pub(crate) fn make_inevitable(&mut self) -> Result<(), ()> {
+        if self.th().is_inevitable() {
+            return Ok(());
+        }
+        match self.th().become_inevitable() {
+            Ok(()) => {
+                self.sched.inevitable.fetch_add(1, Relaxed);
+                Ok(())
+            }
+            Err(a) => {
+                self.note_abort(a);
+                Err(())
+            }
+        }
+    }
+
+    /// The continuation of a boundary that has no restart point: an inevitable transaction,
+    /// ended by the next poll.
+    pub(crate) fn begin_without_restart_point(&mut self, ctx: *mut Ctx) {
+        // A new transaction has no conflict yet, but it may be doomed while it waits for
+        // another inevitable one to end: then it simply begins again.
+        loop {
+            self.begin(ctx);
+            if self.make_inevitable().is_ok() {
+                break;
+            }
+        }
+        self.set_budget(0);
+        // SAFETY: ctx is this thread's live context.
+        unsafe { (*ctx).txn_depth = NO_OPENER };
+        super::threads::start_pending(self, ctx);
+    }
+}
+
+fn rt_of<'a>(ctx: *mut Ctx) -> &'a mut Runtime {
+    // SAFETY: helpers receive the live context of their thread; no other reference to its
+    // runtime is active during a helper call.
+    unsafe { &mut *(*ctx).rt }
+}
+
+/// Poll slow path (the inline budget ran out, or the runtime asked): pauses or aborts as the
+/// runtime requests and, outside atomic blocks, makes a boundary whose restart point is poll
+/// `point` of the frame at `frame`. Returns `NONE`, or [`ERR`] on an abort.
+///
+/// # Safety
+/// `ctx` is the live context; `frame` is the calling JIT frame, the topmost one.
+pub unsafe extern "C" fn stmjit_poll_slow(ctx: *mut Ctx, frame: *mut u64, point: u64) -> Word {
+    let rt = rt_of(ctx);
+    if let Err(a) = rt.th().poll() {
+        rt.note_abort(a);
+        return ERR;
+    }
+    // SAFETY: caller's contract.
+    let c = unsafe { &mut *ctx };
+    if c.atomic_depth > 0 {
+        // No boundary inside an atomic block: poll again after another budget.
+        rt.set_budget(rt.tx.budget);
+        return NONE;
+    }
+    let budget_off = INFO_OFFSET + std::mem::offset_of!(SegmentInfo, budget) as u64;
+    // SAFETY: the segment-info page of our segment is mapped.
+    let left = unsafe { *(rt.addr(budget_off) as *const i64) };
+    if left >= 0 && c.txn_depth != NO_OPENER {
+        return NONE;
+    }
+    if rt.boundary(ctx).is_err() {
+        return ERR;
+    }
+    // SAFETY: the frame is [frame, ss.top): the caller is the topmost JIT frame.
+    let slots = unsafe {
+        let top = (*c.ss).top;
+        std::slice::from_raw_parts(frame, top.offset_from(frame) as usize)
+    };
+    rt.th().set_restart_roots(slots);
+    c.txn_depth = c.depth;
+    c.restart_point = point;
+    NONE
+}
+
+/// Restart after an abort, in the opener's frame at `frame`: copies the slots saved at the
+/// boundary back (the shadow stack's top right after them) and begins a new transaction.
+///
+/// # Safety
+/// As [`stmjit_poll_slow`]; `frame` is the opener's frame.
+pub unsafe extern "C" fn stmjit_restart(ctx: *mut Ctx, frame: *mut u64) -> Word {
+    let rt = rt_of(ctx);
+    let saved = rt.th().restart_roots();
+    // SAFETY: the frame had saved.len() slots when they were saved and still has them.
+    unsafe {
+        std::ptr::copy_nonoverlapping(saved.as_ptr(), frame, saved.len());
+        (*(*ctx).ss).top = frame.add(saved.len());
+        (*ctx).atomic_depth = 0;
+    }
+    rt.error = None;
+    rt.trace.clear();
+    rt.begin(ctx);
+    NONE
+}
+
+/// Return from the opener (`txn_depth == depth`) with `rv`: commits, and goes on in an
+/// inevitable transaction until the caller's next poll (see the module docs). Inside an
+/// atomic block it only makes the transaction inevitable. Returns the (possibly moved)
+/// `rv`, or [`RESTART`] when the commit aborted (the opener restarts).
+///
+/// # Safety
+/// As [`stmjit_poll_slow`].
+pub unsafe extern "C" fn stmjit_return_boundary(ctx: *mut Ctx, rv: Word) -> Word {
+    let rt = rt_of(ctx);
+    // SAFETY: caller's contract.
+    let c = unsafe { &mut *ctx };
+    if c.atomic_depth > 0 {
+        if rt.make_inevitable().is_err() {
+            return RESTART;
+        }
+        c.txn_depth = NO_OPENER;
+        return rv;
+    }
+    let mark = rt.mark();
+    let r = rt.root(rv);
+    if rt.commit().is_err() {
+        rt.release(mark);
+        return RESTART;
+    }
+    rt.begin_without_restart_point(ctx);
+    let rv = rt.get(r);
+    rt.release(mark);
+    rv
+}
+
+/// Card write-barrier slow path of JIT code, naming the write's site (`Ctx::site`).
+///
+/// # Safety
+/// As [`stmjit_poll_slow`]; `obj` is a carded object, `off` an element offset in it.
+pub unsafe extern "C" fn stmjit_card_slow_at(ctx: *mut Ctx, obj: u64, off: u64) -> u64 {
+    // SAFETY: caller's contract.
+    let (th, site) = unsafe { ((*ctx).th, (*ctx).site) };
+    // SAFETY: th is this thread's handle, in a transaction.
+    unsafe {
+        (*th).set_site(site as u32);
+        stmjit_runtime::ffi::stmjit_write_card_slow(th, obj, off) as u64
+    }
+}
+
+/// Write-barrier slow path of JIT code, naming the write's site (`Ctx::site`).
+///
+/// # Safety
+/// As [`stmjit_poll_slow`]; `obj` is an old object.
+pub unsafe extern "C" fn stmjit_wb_slow_at(ctx: *mut Ctx, obj: u64) -> u64 {
+    // SAFETY: caller's contract.
+    let (th, site) = unsafe { ((*ctx).th, (*ctx).site) };
+    // SAFETY: th is this thread's handle, in a transaction.
+    unsafe {
+        (*th).set_site(site as u32);
+        stmjit_runtime::ffi::stmjit_write_barrier_slow(th, obj) as u64
+    }
+}
