@@ -9,82 +9,8 @@ mod corpus_files;
 use corpus_files::{corpus_dir, program_args, programs, read};
 use std::process::{Command, Output};
 
-fn run_jit(name: &str, nursery: Option<u64>, flags: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
-    cmd.arg("run")
-        .args(flags)
-        .arg(format!("{name}.lang"))
-        .args(program_args(name))
-        .current_dir(corpus_dir());
-    if let Some(n) = nursery {
-        cmd.env("STMJIT_NURSERY", n.to_string());
-    }
-    cmd.output().expect("run stmjit")
-}
-
-fn stderr_matches(expected: &str, actual: &str) -> bool {
-    match expected.strip_suffix("...\n") {
-        Some(prefix) => actual.starts_with(prefix),
-        None => expected == actual,
-    }
-}
-
-fn check_corpus(nursery: Option<u64>, flags: &[&str]) {
-    let mut failures = Vec::new();
-    for name in programs() {
-        let out = run_jit(&name, nursery, flags);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let want_out = read(&name, "out").unwrap_or_default();
-        let want_err = read(&name, "err");
-        let want_code = match &want_err {
-            None => 0,
-            Some(e) if e.starts_with("error: SyntaxError") => 2,
-            Some(_) => 1,
-        };
-        let mut problems = Vec::new();
-        if stdout != want_out {
-            problems.push(format!(
-                "stdout differs\n--- expected\n{want_out}--- actual\n{stdout}"
-            ));
-        }
-        match &want_err {
-            Some(e) if !stderr_matches(e, &stderr) => problems.push(format!(
-                "stderr differs\n--- expected\n{e}--- actual\n{stderr}"
-            )),
-            None if !stderr.is_empty() => problems.push(format!("unexpected stderr:\n{stderr}")),
-            _ => {}
-        }
-        if out.status.code() != Some(want_code) {
-            problems.push(format!(
-                "exit {:?}, expected {want_code}",
-                out.status.code()
-            ));
-        }
-        if !problems.is_empty() {
-            failures.push(format!("== {name}.lang\n{}", problems.join("\n")));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-}
-
-#[test]
-fn corpus_runs_through_the_jit() {
-    check_corpus(None, &[]);
-}
-
-#[test]
-fn corpus_runs_with_a_4k_nursery() {
-    check_corpus(Some(4096), &[]);
-}
-
-#[test]
-fn corpus_runs_with_the_r15_segment_base() {
-    check_corpus(None, &["--segment-base", "r15"]);
-}
-
-/// Runs one corpus program through the JIT with extra environment variables.
-fn run_jit_env(name: &str, flags: &[&str], env: &[(&str, &str)]) -> Output {
+/// Runs one corpus program through the JIT with `flags` and extra environment variables.
+fn run_jit(name: &str, flags: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
     cmd.arg("run")
         .args(flags)
@@ -97,11 +23,17 @@ fn run_jit_env(name: &str, flags: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run stmjit")
 }
 
-/// `check_corpus` with extra environment variables for every run.
-fn check_corpus_env(flags: &[&str], env: &[(&str, &str)]) {
+fn stderr_matches(expected: &str, actual: &str) -> bool {
+    match expected.strip_suffix("...\n") {
+        Some(prefix) => actual.starts_with(prefix),
+        None => expected == actual,
+    }
+}
+
+fn check_corpus(flags: &[&str], env: &[(&str, &str)]) {
     let mut failures = Vec::new();
     for name in programs() {
-        let out = run_jit_env(&name, flags, env);
+        let out = run_jit(&name, flags, env);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let want_out = read(&name, "out").unwrap_or_default();
@@ -137,11 +69,26 @@ fn check_corpus_env(flags: &[&str], env: &[(&str, &str)]) {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+#[test]
+fn corpus_runs_through_the_jit() {
+    check_corpus(&[], &[]);
+}
+
+#[test]
+fn corpus_runs_with_a_4k_nursery() {
+    check_corpus(&[], &[("STMJIT_NURSERY", "4096")]);
+}
+
+#[test]
+fn corpus_runs_with_the_r15_segment_base() {
+    check_corpus(&["--segment-base", "r15"], &[]);
+}
+
 /// With every commit of a non-inevitable transaction aborting at probability 0.3 and short
 /// transactions (many boundaries, so many restarts), every program prints exactly the same.
 #[test]
 fn corpus_with_aborts() {
-    check_corpus_env(
+    check_corpus(
         &[],
         &[
             ("STMJIT_ABORT_PROBABILITY", "0.3"),

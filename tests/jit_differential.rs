@@ -87,10 +87,12 @@ fn program(g: &mut Gen, statements: usize) -> String {
     p
 }
 
+/// Runs `path` (on the interpreter with `interp`) with extra environment variables:
+/// stdout, stderr, exit status.
 fn run(
     path: &std::path::Path,
     interp: bool,
-    nursery: Option<u64>,
+    env: &[(&str, &str)],
 ) -> (String, String, Option<i32>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
     cmd.arg("run");
@@ -98,67 +100,6 @@ fn run(
         cmd.arg("--interp");
     }
     cmd.arg(path);
-    if let Some(n) = nursery {
-        cmd.env("STMJIT_NURSERY", n.to_string());
-    }
-    let out = cmd.output().expect("run stmjit");
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code(),
-    )
-}
-
-#[test]
-fn random_programs_agree_with_the_interpreter() {
-    let n: usize = std::env::var("STMJIT_DIFF_PROGRAMS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500);
-    let dir = std::env::temp_dir().join(format!("stmjit-jitdiff-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut g = Gen(0x0123_4567_89ab_cdef);
-    let mut compared_lines = 0;
-    for k in 0..n {
-        let src = program(&mut g, 40);
-        let path = dir.join(format!("p{k}.lang"));
-        std::fs::write(&path, &src).unwrap();
-        let want = run(&path, true, None);
-        assert_eq!(
-            want.2,
-            Some(0),
-            "interpreter failed on {}: {}",
-            path.display(),
-            want.1
-        );
-        let nursery = (k % 10 == 0).then_some(4096);
-        let got = run(&path, false, nursery);
-        if got != want {
-            let first = got
-                .0
-                .lines()
-                .zip(want.0.lines())
-                .position(|(x, y)| x != y)
-                .unwrap_or(0);
-            panic!(
-                "{} (nursery {nursery:?}) differs at line {}: jit {:?}, interp {:?}\njit stderr: {}",
-                path.display(),
-                first + 1,
-                got.0.lines().nth(first),
-                want.0.lines().nth(first),
-                got.1
-            );
-        }
-        compared_lines += want.0.lines().count();
-    }
-    assert!(compared_lines > 20 * n, "too little output compared");
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// `run` (the JIT) with extra environment variables.
-fn run_jit_env(path: &std::path::Path, env: &[(&str, &str)]) -> (String, String, Option<i32>) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
-    cmd.arg("run").arg(path);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -170,25 +111,23 @@ fn run_jit_env(path: &std::path::Path, env: &[(&str, &str)]) -> (String, String,
     )
 }
 
-/// With commits aborting at probability 0.3 and short transactions (`STMJIT_BUDGET=50`), the
-/// JIT still prints exactly what the interpreter prints: every restart re-executes exactly
-/// from its boundary. 100 programs by default; `STMJIT_DIFF_ABORT_PROGRAMS=N` for more.
-#[test]
-fn random_programs_agree_with_the_interpreter_under_aborts() {
-    let n: usize = std::env::var("STMJIT_DIFF_ABORT_PROGRAMS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
-    let env = [("STMJIT_ABORT_PROBABILITY", "0.3"), ("STMJIT_BUDGET", "50")];
-    let dir = std::env::temp_dir().join(format!("stmjit-jitdiff-aborts-{}", std::process::id()));
+/// Generates `n` programs from `seed` and runs each on the interpreter and on the JIT with the
+/// environment `env(k)`: the outputs must be identical.
+fn compare_random_programs(
+    n: usize,
+    seed: u64,
+    tag: &str,
+    env: impl Fn(usize) -> Vec<(&'static str, &'static str)>,
+) {
+    let dir = std::env::temp_dir().join(format!("stmjit-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut g = Gen(0x0bad_cafe_5eed_1234);
+    let mut g = Gen(seed);
     let mut compared_lines = 0;
     for k in 0..n {
         let src = program(&mut g, 40);
         let path = dir.join(format!("p{k}.lang"));
         std::fs::write(&path, &src).unwrap();
-        let want = run(&path, true, None);
+        let want = run(&path, true, &[]);
         assert_eq!(
             want.2,
             Some(0),
@@ -196,7 +135,8 @@ fn random_programs_agree_with_the_interpreter_under_aborts() {
             path.display(),
             want.1
         );
-        let got = run_jit_env(&path, &env);
+        let env = env(k);
+        let got = run(&path, false, &env);
         if got != want {
             let first = got
                 .0
@@ -205,7 +145,7 @@ fn random_programs_agree_with_the_interpreter_under_aborts() {
                 .position(|(x, y)| x != y)
                 .unwrap_or(0);
             panic!(
-                "{} (aborts {env:?}) differs at line {}: jit {:?}, interp {:?}\njit exit {:?}, stderr: {}",
+                "{} ({env:?}) differs at line {}: jit {:?}, interp {:?}\njit exit {:?}, stderr: {}",
                 path.display(),
                 first + 1,
                 got.0.lines().nth(first),
@@ -218,4 +158,42 @@ fn random_programs_agree_with_the_interpreter_under_aborts() {
     }
     assert!(compared_lines > 20 * n, "too little output compared");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A program count from the environment variable `var`, else `default`.
+fn count(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn random_programs_agree_with_the_interpreter() {
+    // Every tenth program with a 4 KiB nursery (a minor collection every few allocations).
+    compare_random_programs(
+        count("STMJIT_DIFF_PROGRAMS", 500),
+        0x0123_4567_89ab_cdef,
+        "jitdiff",
+        |k| {
+            if k % 10 == 0 {
+                vec![("STMJIT_NURSERY", "4096")]
+            } else {
+                Vec::new()
+            }
+        },
+    );
+}
+
+/// With commits aborting at probability 0.3 and short transactions (`STMJIT_BUDGET=50`), the
+/// JIT still prints exactly what the interpreter prints: every restart re-executes exactly
+/// from its boundary. 100 programs by default; `STMJIT_DIFF_ABORT_PROGRAMS=N` for more.
+#[test]
+fn random_programs_agree_with_the_interpreter_under_aborts() {
+    compare_random_programs(
+        count("STMJIT_DIFF_ABORT_PROGRAMS", 100),
+        0x0bad_cafe_5eed_1234,
+        "jitdiff-aborts",
+        |_| vec![("STMJIT_ABORT_PROBABILITY", "0.3"), ("STMJIT_BUDGET", "50")],
+    );
 }

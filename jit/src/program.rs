@@ -493,7 +493,6 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
                 card_disp,
                 frontend,
                 read_barriers: !opts.gil,
-                r15: mode == SegmentBase::R15,
             };
             FnCompiler::compile(
                 &mut func, &mut fbc, &mut sh, arity, locals, body, idx as u32,

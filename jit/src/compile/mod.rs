@@ -93,9 +93,6 @@ pub struct Shared<'a> {
     pub frontend: cranelift_codegen::isa::TargetFrontendConfig,
     /// Read barriers are emitted (off with `--gil`: one transaction at a time).
     pub read_barriers: bool,
-    /// `--segment-base r15` (threads then keep their segment across boundaries, since r15
-    /// is set once at entry; `%gs` follows a change of segment by itself).
-    pub r15: bool,
 }
 
 /// Compiler of one function body.
@@ -116,7 +113,9 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) nlocals: usize,
     pub(crate) temps: usize,
     pub(crate) max_temps: usize,
-    pub(crate) loops: Vec<(Block, Block)>,
+    /// Enclosing loops: latch (`continue`), exit (`break`), and the `with` blocks open at
+    /// the loop's start (those opened inside it are left by `break`/`continue`).
+    pub(crate) loops: Vec<(Block, Block, usize)>,
     pub(crate) func_idx: u32,
     pub(crate) ret_block: Block,
     /// The read-barrier region (see the module docs).
@@ -126,8 +125,6 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) local_of: HashMap<Value, usize>,
     /// `with` blocks open at the current point (each holds `Ctx::atomic_depth` up by one).
     pub(crate) with_depth: usize,
-    /// `with_depth` at the start of each enclosing loop (parallel to `loops`).
-    pub(crate) loop_with: Vec<usize>,
     /// Restart points: the block each poll resumes at, by poll number.
     pub(crate) restarts: Vec<Block>,
     /// The restart dispatch block (created with the first error path).
@@ -180,7 +177,6 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             region: Region::default(),
             local_of: HashMap::new(),
             with_depth: 0,
-            loop_with: Vec::new(),
             restarts: Vec::new(),
             dispatch: None,
         };
@@ -226,7 +222,6 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         let f = c.helper("stmjit_return_boundary");
         let inst = c.b.ins().call(f, &[c.ctx, rv]);
         let r = c.b.inst_results(inst)[0];
-        c.after_call();
         let restart =
             c.b.ins()
                 .icmp_imm(IntCC::Equal, r, crate::rt::txn::RESTART as i64);
@@ -388,16 +383,11 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         }
         let inst = self.b.ins().call(f, args);
         let r = self.b.inst_results(inst)[0];
-        self.after_call();
         if spill {
             self.reload_locals();
         }
         r
     }
-
-    /// After a call. (With `--segment-base r15` a thread keeps its segment across
-    /// boundaries, so r15 stays valid: nothing to do.)
-    pub(crate) fn after_call(&mut self) {}
 
     /// Stores `site` as the operation in progress (`Ctx::site`): a conflict found in the
     /// following runtime call names it (`--stats`). A plain store: no segment access.
@@ -450,7 +440,6 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             self.b.switch_to_block(blk);
             let frame = self.frame();
             self.b.ins().call(restart, &[self.ctx, frame]);
-            self.after_call();
             self.reload_locals();
             self.b.ins().jump(target, &[]);
         }
@@ -489,13 +478,18 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
 
     /// After a call that may raise: `r == ERR` unwinds with a trace entry at `span`.
     pub(crate) fn check(&mut self, r: Value, span: Span) {
+        let site = self.site(span);
+        self.check_site(r, site);
+    }
+
+    /// [`Self::check`] with the trace site already registered.
+    fn check_site(&mut self, r: Value, site: i64) {
         let is_err = self.b.ins().icmp_imm(IntCC::Equal, r, ERR as i64);
         let err = self.b.create_block();
         let ok = self.b.create_block();
         self.b.ins().brif(is_err, err, &[], ok, &[]);
         self.b.set_cold_block(err);
         self.b.switch_to_block(err);
-        let site = self.site(span);
         let s = self.b.ins().iconst(I64, site);
         let e = self.call("stmjit_trace", &[self.ctx, s]);
         let restart = self
@@ -517,7 +511,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         let site = self.site(span);
         self.set_site(site);
         let r = self.call(name, args);
-        self.check(r, span);
+        self.check_site(r, site);
         r
     }
 
@@ -746,7 +740,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.set_cold_block(raise);
         self.b.switch_to_block(raise);
         let r = self.call("stmjit_aborted", &[self.ctx]);
-        self.check(r, span);
+        self.check_site(r, site);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
         self.b.set_srcloc(SourceLoc::default());
@@ -774,7 +768,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.set_cold_block(raise);
         self.b.switch_to_block(raise);
         let r = self.call("stmjit_aborted", &[self.ctx]);
-        self.check(r, span);
+        self.check_site(r, site);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
     }

@@ -31,10 +31,8 @@ impl FnCompiler<'_, '_> {
     ) {
         let before = self.assigned.clone();
         bind(self);
-        self.loops.push((latch, exit));
-        self.loop_with.push(self.with_depth);
+        self.loops.push((latch, exit, self.with_depth));
         self.stmts(body);
-        self.loop_with.pop();
         self.loops.pop();
         self.assigned = before;
         if !self.is_filled() {
@@ -159,14 +157,12 @@ impl FnCompiler<'_, '_> {
             }
             StmtKind::For { var, iter, body } => self.for_loop(var, iter, body, s.span),
             StmtKind::Break => {
-                let (_, exit) = *self.loops.last().expect("break inside a loop");
-                let w = self.loop_with.last().copied().unwrap_or(0);
+                let (_, exit, w) = *self.loops.last().expect("break inside a loop");
                 self.leave_with_blocks(self.with_depth - w);
                 self.b.ins().jump(exit, &[]);
             }
             StmtKind::Continue => {
-                let (latch, _) = *self.loops.last().expect("continue inside a loop");
-                let w = self.loop_with.last().copied().unwrap_or(0);
+                let (latch, _, w) = *self.loops.last().expect("continue inside a loop");
                 self.leave_with_blocks(self.with_depth - w);
                 self.b.ins().jump(latch, &[]);
             }

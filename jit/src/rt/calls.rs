@@ -5,19 +5,13 @@
 //! `with lock:` is one transaction (an atomic block), as LANGUAGE.md specifies.
 
 use super::helpers::with_rt;
-use super::{exc, methods, ClassInfo, Ctx, Runtime, ERR, R, UNBOUND};
+use super::{exc, methods, rt_of, ClassInfo, Ctx, Runtime, ERR, R, UNBOUND};
 use std::mem::offset_of;
 use stmjit_lang::ast::Builtin;
 use stmjit_lang::builtins_core::{self, arity_message, BuiltinEnv};
 use stmjit_lang::diag::ErrorKind;
 use stmjit_runtime::objects::*;
 use stmjit_runtime::value::{self, Word, NONE};
-
-fn rt_of<'a>(ctx: *mut Ctx) -> &'a mut Runtime {
-    // SAFETY: helpers receive the live context; callers never hold another reference to the
-    // runtime across this one's use (borrows are re-taken after every call into JIT code).
-    unsafe { &mut *(*ctx).rt }
-}
 
 /// Calls the JIT function `fid` with `args` (arity checked here).
 fn call_function(ctx: *mut Ctx, fid: usize, args: &[Word]) -> Word {

@@ -244,10 +244,6 @@ pub struct Runtime {
     pub error: Option<(ErrorKind, String)>,
     /// Trace of the pending error, innermost first.
     pub trace: Vec<TraceEntry>,
-    /// The trace is complete (an error in a spawned thread: its callers are not shown).
-    pub trace_frozen: bool,
-    /// The site of the last builtin call (for errors reported `in <thread>`).
-    pub current_site: u64,
     /// Output of the running transaction, appended to the program's output at its commit.
     pub out: Vec<u8>,
     /// Per-thread transaction state (abort unwinding, statistics): see `txn.rs`.
@@ -333,8 +329,6 @@ impl Runtime {
             overflow_slot: Box::new(std::cell::UnsafeCell::new(0)),
             error: None,
             trace: Vec::new(),
-            trace_frozen: false,
-            current_site: 0,
             out: Vec::new(),
             tx: crate::rt::txn::ThreadTx::default(),
             ctx: std::ptr::null_mut(),
@@ -477,6 +471,14 @@ impl Runtime {
     }
 }
 
+/// The runtime of the thread whose context JIT code passed to a helper.
+pub(crate) fn rt_of<'a>(ctx: *mut Ctx) -> &'a mut Runtime {
+    // SAFETY: helpers receive the live context of their thread; callers never hold another
+    // reference to the runtime across this one's use (borrows are re-taken after every call
+    // into JIT code).
+    unsafe { &mut *(*ctx).rt }
+}
+
 /// Error of a helper operation: kind and message.
 pub type Exc = (ErrorKind, String);
 /// Result of helper operations.
@@ -505,9 +507,6 @@ pub unsafe extern "C" fn stmjit_trace(ctx: *mut Ctx, site: u64) -> u64 {
         } else {
             ERR
         };
-    }
-    if rt.trace_frozen {
-        return ERR;
     }
     let s = rt.sites[site as usize].clone();
     let function = rt.func_names[s.func as usize].clone();

@@ -10,7 +10,7 @@
 //! transactional data; only the "finished" flags live outside the heap.
 
 use super::txn::NO_OPENER;
-use super::{Ctx, ProgramInfo, Runtime, ERR};
+use super::{rt_of, Ctx, ProgramInfo, Runtime, ERR};
 use std::mem::offset_of;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -133,7 +133,7 @@ impl Driver {
         let ctx: *mut Ctx = &mut *self.ctx;
         loop {
             self.rt.begin(ctx);
-            start_pending(&mut self.rt, ctx);
+            start_pending(&mut self.rt);
             if self.rt.commit().is_ok() {
                 break;
             }
@@ -164,7 +164,7 @@ pub(crate) fn fail(rt: &mut Runtime) -> ! {
 
 /// Starts the OS threads of the Thread objects that the committed transaction spawned
 /// (listed in the pending slot), inside the next transaction.
-pub(crate) fn start_pending(rt: &mut Runtime, _ctx: *mut Ctx) {
+pub(crate) fn start_pending(rt: &mut Runtime) {
     let slot = rt.tx.pending_slot;
     // SAFETY: the pending slot is the driver's base-frame slot (or null without a driver).
     if slot.is_null() || unsafe { *slot } == NONE {
@@ -200,8 +200,7 @@ fn thread_main(info: Arc<ProgramInfo>, obj: Word) {
     d.run(
         false,
         |ctx| {
-            // SAFETY: ctx is the driver's live context.
-            let rt = unsafe { &mut *(*ctx).rt };
+            let rt = rt_of(ctx);
             // SAFETY: the driver's slot holds the Thread object.
             let obj = unsafe { *slot };
             let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
@@ -273,7 +272,7 @@ pub(crate) fn spawn(rt: &mut Runtime, f: Word, args: &[Word]) -> super::R<Word> 
 pub(crate) fn commit_for_wait(rt: &mut Runtime, ctx: *mut Ctx) -> Result<(), ()> {
     rt.boundary(ctx)?;
     loop {
-        start_pending(rt, ctx);
+        start_pending(rt);
         if rt.commit().is_ok() {
             return Ok(());
         }
@@ -284,12 +283,12 @@ pub(crate) fn commit_for_wait(rt: &mut Runtime, ctx: *mut Ctx) -> Result<(), ()>
 /// `t.join()`: waits (outside any transaction, so others go on) for the thread to finish
 /// and returns its result.
 pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
-    // SAFETY: helpers receive the live context.
-    let rt = unsafe { &mut *(*ctx).rt };
+    let rt = rt_of(ctx);
     let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
     let id = value::to_int(rt.list_get(data, T_ID)) as usize;
     let mark = rt.mark();
     let ho = rt.root(obj);
+    // SAFETY: helpers receive the live context of their thread.
     let atomic = unsafe { (*ctx).atomic_depth } > 0;
     if atomic {
         // Inside an atomic block the transaction cannot end: wait in it, inevitable (the
@@ -332,12 +331,11 @@ pub fn wait_all(info: &ProgramInfo) {
 /// one transaction, on as many worker threads as there are segments, until no call is left
 /// (calls added while running run too).
 pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
-    // SAFETY: helpers receive the live context.
-    let rt = unsafe { &mut *(*ctx).rt };
+    let rt = rt_of(ctx);
     let mark = rt.mark();
     let hq = rt.root(queue);
     loop {
-        let rt = unsafe { &mut *(*ctx).rt };
+        let rt = rt_of(ctx);
         let calls = rt.ld(rt.get(hq), offset_of!(OpaqueObj, a) as u64);
         let items = rt.list_items(calls);
         if items.is_empty() {
@@ -374,8 +372,7 @@ pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
                             d.run(
                                 true,
                                 |ctx| {
-                                    // SAFETY: ctx is the worker's live context.
-                                    let rt = unsafe { &mut *(*ctx).rt };
+                                    let rt = rt_of(ctx);
                                     let parts = rt.list_items(call);
                                     super::calls::call_value(ctx, parts[0], &parts[1..])
                                 },
@@ -391,9 +388,9 @@ pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
         }
         rt.begin_without_restart_point(ctx);
         // The roots of this round are no longer needed (the queue is rooted below them).
+        // SAFETY: hq was pushed right after `mark`; the slot after it is this round's first.
         rt.release(unsafe { hq.ptr().add(1) as *mut u64 });
     }
-    let rt = unsafe { &mut *(*ctx).rt };
-    rt.release(mark);
+    rt_of(ctx).release(mark);
     NONE
 }

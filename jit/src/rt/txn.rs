@@ -23,7 +23,7 @@
 //! helpers that must commit before waiting (`join`, `TransactionQueue.run`). The thread's
 //! driver (depth 0) is the opener of the first transaction: its restart re-runs the call.
 
-use super::{Ctx, Mode, Runtime, ERR};
+use super::{rt_of, Ctx, Mode, Runtime, ERR};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Condvar, Mutex};
@@ -214,12 +214,16 @@ impl Runtime {
         self.tx.aborting = false;
     }
 
+    /// The running transaction's budget word (`SegmentInfo::budget`), which JIT code
+    /// decrements inline. Only the segment's owner (this thread) reads and writes it.
+    fn budget_word(&self) -> *mut i64 {
+        self.addr(INFO_OFFSET + std::mem::offset_of!(SegmentInfo, budget) as u64) as *mut i64
+    }
+
     /// Sets the running transaction's budget (0: the next poll ends it).
     pub(crate) fn set_budget(&self, b: i64) {
-        let off = INFO_OFFSET + std::mem::offset_of!(SegmentInfo, budget) as u64;
-        // SAFETY: the segment-info page of the running transaction's segment is mapped; only
-        // its owner (this thread) writes the budget.
-        unsafe { *(self.addr(off) as *mut i64) = b };
+        // SAFETY: the segment-info page of the running transaction's segment is mapped.
+        unsafe { *self.budget_word() = b };
     }
 
     /// Commits the running transaction, appending its output to the program's at the commit
@@ -342,7 +346,7 @@ impl Runtime {
     pub(crate) fn boundary(&mut self, ctx: *mut Ctx) -> Result<(), ()> {
         self.commit()?;
         self.begin(ctx);
-        super::threads::start_pending(self, ctx);
+        super::threads::start_pending(self);
         Ok(())
     }
 
@@ -377,14 +381,8 @@ impl Runtime {
         self.set_budget(0);
         // SAFETY: ctx is this thread's live context.
         unsafe { (*ctx).txn_depth = NO_OPENER };
-        super::threads::start_pending(self, ctx);
+        super::threads::start_pending(self);
     }
-}
-
-fn rt_of<'a>(ctx: *mut Ctx) -> &'a mut Runtime {
-    // SAFETY: helpers receive the live context of their thread; no other reference to its
-    // runtime is active during a helper call.
-    unsafe { &mut *(*ctx).rt }
 }
 
 /// Poll slow path (the inline budget ran out, or the runtime asked): pauses or aborts as the
@@ -406,9 +404,8 @@ pub unsafe extern "C" fn stmjit_poll_slow(ctx: *mut Ctx, frame: *mut u64, point:
         rt.set_budget(rt.tx.budget);
         return NONE;
     }
-    let budget_off = INFO_OFFSET + std::mem::offset_of!(SegmentInfo, budget) as u64;
     // SAFETY: the segment-info page of our segment is mapped.
-    let left = unsafe { *(rt.addr(budget_off) as *const i64) };
+    let left = unsafe { *rt.budget_word() };
     if left >= 0 && c.txn_depth != NO_OPENER {
         return NONE;
     }
