@@ -482,3 +482,23 @@ fn expected_outputs_agree_with_the_interpreter() {
     check_printing(&["--interp"], &[]);
     check_thread_error(&["--interp"]);
 }
+
+/// Leaving `with atomic:`/`with lock:` by `return`, `break` and `continue` ends the block:
+/// with short transactions the runtime goes on committing at polls after it (a block left
+/// open would keep the whole rest of the program in one transaction: a handful of commits).
+#[test]
+fn leaving_atomic_blocks_early_ends_them() {
+    let r = check(
+        "leave_atomic",
+        &["--threads", "2", "--stats"],
+        &[("STMJIT_BUDGET", "20")],
+        &[],
+    );
+    let s = stats(&r);
+    assert!(
+        s.commits >= 100,
+        "only {} commits: an atomic block left early stayed open\n{}",
+        s.commits,
+        r.describe()
+    );
+}
