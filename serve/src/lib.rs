@@ -100,9 +100,12 @@ pub struct Limits {
     /// can run, so this bounds what reaches a handler, not what tiny_http's
     /// connection thread buffers.
     pub max_header_bytes: usize,
-    /// Intended idle/read timeout per connection (default 10 s). NOT enforced
-    /// yet: tiny_http 0.12 does not expose the accepted sockets, so no socket
-    /// timeout can be set on them (see the crate README/report).
+    /// Read and write timeout of every connection (default 10 s), so that a
+    /// client that goes silent (mid-head, mid-body, or idle between
+    /// keep-alive requests) or stops reading its answers cannot hold a
+    /// connection thread or a worker for ever. tiny_http 0.12 does not expose
+    /// the accepted sockets, so it is set on the listening socket, whose
+    /// `SO_RCVTIMEO`/`SO_SNDTIMEO` Linux copies to each accepted one.
     pub read_timeout: Duration,
 }
 
@@ -171,6 +174,7 @@ pub struct Server {
     http: Arc<tiny_http::Server>,
     shared: Arc<Shared>,
     limits: Limits,
+    stack_size: Option<usize>,
 }
 
 /// Above this declared body size, a rejected request's unread body is not
@@ -185,6 +189,7 @@ impl Server {
     /// (and `server_port()` works) before the first request.
     pub fn bind(port: u16, limits: Limits) -> io::Result<Server> {
         let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))?;
+        set_timeouts(&listener, limits.read_timeout)?;
         let port = listener.local_addr()?.port();
         let http = tiny_http::Server::from_listener(listener, None)
             .map_err(|e| io::Error::other(e.to_string()))?;
@@ -200,7 +205,16 @@ impl Server {
             http,
             shared,
             limits,
+            stack_size: None,
         })
+    }
+
+    /// Sets the stack size of the worker threads of [`Server::run`]: stmjit
+    /// runs compiled code (deep recursion) on them, which needs the big stack
+    /// its other threads have.
+    pub fn with_stack_size(mut self, bytes: usize) -> Server {
+        self.stack_size = Some(bytes);
+        self
     }
 
     /// The bound port.
@@ -238,10 +252,14 @@ impl Server {
         let http = &*self.http;
         let shared = &*self.shared;
         let limits = self.limits;
+        let stack_size = self.stack_size;
         std::thread::scope(|s| {
             for i in 0..workers {
-                std::thread::Builder::new()
-                    .name(format!("serve-worker-{i}"))
+                let mut builder = std::thread::Builder::new().name(format!("serve-worker-{i}"));
+                if let Some(n) = stack_size {
+                    builder = builder.stack_size(n);
+                }
+                builder
                     .spawn_scoped(s, move || worker_loop(i, http, shared, limits, make_worker))
                     .expect("spawn serve worker");
             }
@@ -257,6 +275,36 @@ impl Server {
             None => Ok(()),
         }
     }
+}
+
+/// Sets `SO_RCVTIMEO` and `SO_SNDTIMEO` on the listening socket; Linux copies
+/// both to every socket `accept` returns (see [`Limits::read_timeout`]).
+fn set_timeouts(listener: &TcpListener, t: Duration) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if t.is_zero() {
+        return Ok(()); // no timeout
+    }
+    let tv = libc::timeval {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_usec: t.subsec_micros() as libc::suseconds_t,
+    };
+    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
+        // SAFETY: the fd is the listener's open socket for the whole call; `tv` is a valid
+        // timeval and its exact size is passed.
+        let r = unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 fn worker_loop<W, F>(i: usize, http: &tiny_http::Server, shared: &Shared, limits: Limits, make: &F)
