@@ -59,6 +59,7 @@ pub fn report(rt: &Runtime) -> String {
         "  inevitable transactions: {}",
         sched.inevitable.load(Relaxed)
     );
+    o.push_str(&crate::rt::serve::stats_lines(&rt.info));
     let _ = writeln!(
         o,
         "  gc: {} minor ({}, longest {}, {} KiB promoted), {} major ({}, longest {}), {} KiB live",

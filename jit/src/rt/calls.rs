@@ -1,7 +1,8 @@
 //! Calls by value (functions, bound methods, classes, builtins), method calls, class
-//! creation, and the part-1 placeholders of the concurrency builtins.
+//! creation, and the dispatch of the concurrency builtins.
 //!
-//! `spawn`, `join` and `TransactionQueue.run` are in `threads.rs`; a `Lock` needs no state:
+//! `spawn`, `join` and `TransactionQueue.run` are in `threads.rs`, `serve`, `shutdown` and
+//! `server_port` in `serve.rs`; a `Lock` needs no state:
 //! `with lock:` is one transaction (an atomic block), as LANGUAGE.md specifies.
 
 use super::helpers::with_rt;
@@ -224,6 +225,9 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
                 generic_builtin(rt, b, args)
             }
         }),
+        Builtin::Serve => super::serve::serve(ctx, args),
+        Builtin::Shutdown => super::serve::shutdown(ctx, args),
+        Builtin::ServerPort => super::serve::server_port(ctx, args),
         // `str(x)` only reads its argument: no identity-keeping conversion.
         Builtin::Str if args.len() == 1 => with_rt(ctx, |rt| {
             let s = rt.to_str(args[0])?;

@@ -20,6 +20,7 @@ pub mod convert;
 pub mod heap;
 pub mod helpers;
 pub mod methods;
+pub mod serve;
 pub mod threads;
 pub mod txn;
 
@@ -219,6 +220,8 @@ pub struct ProgramInfo {
     pub sticky_segments: bool,
     /// Transactions, threads and output shared by all threads (`txn.rs`, `threads.rs`).
     pub sched: crate::rt::txn::Scheduler,
+    /// `serve`'s servers and request figures (`serve.rs`).
+    pub serve: crate::rt::serve::ServeState,
 }
 
 /// State of one thread of a program run: its transaction handle, its shadow stack, the
@@ -307,6 +310,7 @@ impl Runtime {
             mode: Mode::Stm,
             sticky_segments: false,
             sched: crate::rt::txn::Scheduler::default(),
+            serve: Default::default(),
         };
         // SAFETY: as above.
         unsafe { Runtime::for_thread(Arc::new(info), th, seg_base) }

@@ -1,0 +1,520 @@
+//! `serve(port, handler)` end to end: the built `stmjit` runs `tests/serve/app.lang`, which
+//! serves on a free port and prints it; the tests drive it over loopback with plain
+//! `TcpStream` clients (keep-alive, raw bytes, abrupt disconnects) and check every answer,
+//! the program's output, its exit status and its `--stats` lines.
+//!
+//! Each program run is killed after [`TIMEOUT`] and the test fails: a hang is a failure.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running `stmjit run app.lang`, killed when dropped (a failing test leaves no process).
+struct App {
+    child: Child,
+    port: u16,
+    /// Lines of stdout after the `port N` line.
+    stdout: mpsc::Receiver<String>,
+    stderr: thread::JoinHandle<String>,
+    started: Instant,
+}
+
+/// How the program ended.
+struct Exit {
+    code: Option<i32>,
+    stdout: Vec<String>,
+    stderr: String,
+}
+
+impl App {
+    /// Starts the test service with `flags` (before the file) and extra environment.
+    fn start(flags: &[&str], env: &[(&str, &str)]) -> App {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
+        cmd.arg("run")
+            .args(flags)
+            .arg("app.lang")
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("cannot run stmjit");
+        let out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let started = Instant::now();
+        let first = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the program printed no port");
+        let port = first
+            .strip_prefix("port ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("expected `port N`, got {first:?}"));
+        assert_ne!(port, 0, "server_port() gave 0 after serve(0, h)");
+        App {
+            child,
+            port,
+            stdout: rx,
+            stderr,
+            started,
+        }
+    }
+
+    /// Waits for the program to end (after `/stop`); fails after [`TIMEOUT`].
+    fn wait(mut self) -> Exit {
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut stdout = Vec::new();
+                while let Ok(l) = self.stdout.recv_timeout(Duration::from_secs(5)) {
+                    stdout.push(l);
+                }
+                let stderr = std::mem::replace(&mut self.stderr, thread::spawn(String::new));
+                return Exit {
+                    code: status.code(),
+                    stdout,
+                    stderr: stderr.join().unwrap(),
+                };
+            }
+            assert!(
+                self.started.elapsed() < TIMEOUT,
+                "the program did not end within {TIMEOUT:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn connect(&self) -> Conn {
+        Conn::new(self.port)
+    }
+
+    /// One request on a fresh connection.
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut c = self.connect();
+        let (st, _, body) = c.request("GET", path, &[], b"");
+        (st, body)
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A keep-alive client connection.
+struct Conn {
+    w: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl Conn {
+    fn new(port: u16) -> Conn {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        s.set_nodelay(true).unwrap();
+        Conn {
+            w: s.try_clone().unwrap(),
+            r: BufReader::new(s),
+        }
+    }
+
+    /// Sends one request (one write) and reads its answer: (status, content type, body).
+    fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String, String) {
+        let mut msg = format!(
+            "{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            msg.push_str(&format!("{k}: {v}\r\n"));
+        }
+        msg.push_str("\r\n");
+        let mut bytes = msg.into_bytes();
+        bytes.extend_from_slice(body);
+        self.w.write_all(&bytes).expect("send request");
+        let (st, h, b) = read_response(&mut self.r).expect("no response");
+        let ct = h.get("content-type").cloned().unwrap_or_default();
+        (st, ct, String::from_utf8(b).expect("utf-8 body"))
+    }
+}
+
+/// Reads one response: (status, lower-case headers, body); None on EOF or a broken answer.
+fn read_response(r: &mut impl BufRead) -> Option<(u16, HashMap<String, String>, Vec<u8>)> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let status: u16 = line.split(' ').nth(1)?.parse().ok()?;
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+    }
+    let n: usize = headers.get("content-length")?.parse().ok()?;
+    let mut body = vec![0; n];
+    r.read_exact(&mut body).ok()?;
+    Some((status, headers, body))
+}
+
+/// Runs `conns` concurrent keep-alive connections of `per_conn` `/inc/kN` requests each
+/// (8 keys), checks that every answer is 200 and that, per key, the answers are exactly
+/// 1..=n (each increment seen once, none lost), then that `/counts` agrees. Returns the
+/// number of requests made.
+fn hammer_counters(app: &App, conns: usize, per_conn: usize) -> usize {
+    const KEYS: usize = 8;
+    let port = app.port;
+    let clients: Vec<_> = (0..conns)
+        .map(|c| {
+            thread::spawn(move || {
+                let mut conn = Conn::new(port);
+                let mut seen = Vec::with_capacity(per_conn);
+                for i in 0..per_conn {
+                    let k = (c + i) % KEYS;
+                    let (st, ct, body) = conn.request("GET", &format!("/inc/k{k}"), &[], b"");
+                    assert_eq!(st, 200, "/inc/k{k}: {body}");
+                    assert_eq!(ct, "text/plain; charset=utf-8");
+                    let n: usize = body.parse().unwrap_or_else(|_| panic!("body {body:?}"));
+                    seen.push((k, n));
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut per_key: Vec<Vec<usize>> = vec![Vec::new(); KEYS];
+    for c in clients {
+        for (k, n) in c.join().expect("client failed") {
+            per_key[k].push(n);
+        }
+    }
+    let mut expected = Vec::new();
+    for (k, mut ns) in per_key.into_iter().enumerate() {
+        ns.sort_unstable();
+        let want: Vec<usize> = (1..=ns.len()).collect();
+        assert!(ns == want, "key k{k}: the answers are not 1..={}", ns.len());
+        expected.push(format!("k{k}={}", ns.len()));
+    }
+    let (st, counts) = app.get("/counts");
+    assert_eq!(st, 200);
+    let mut got: Vec<&str> = counts.split(' ').collect();
+    got.sort_unstable();
+    assert_eq!(got, expected, "final counts");
+    conns * per_conn
+}
+
+/// `/stop`, then the program must end with status 0 having served `requests` handler calls.
+fn stop_and_check(app: App, requests: usize) -> Exit {
+    let (st, body) = app.get("/stop");
+    assert_eq!((st, body.as_str()), (200, "stopping"));
+    let exit = app.wait();
+    assert_eq!(exit.code, Some(0), "exit status; stderr:\n{}", exit.stderr);
+    assert_eq!(
+        exit.stdout.last().map(String::as_str),
+        Some(format!("served {requests}").as_str()),
+        "the program's last line (handler calls seen by the program)"
+    );
+    assert!(!exit.stderr.contains("panicked"), "{}", exit.stderr);
+    exit
+}
+
+/// The `requests served: N (handler errors E, handler transactions retried R)` line.
+fn served_line(stderr: &str) -> (usize, usize, usize) {
+    let line = stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("requests served:"))
+        .unwrap_or_else(|| panic!("no `requests served` line in:\n{stderr}"));
+    let nums: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (nums[0], nums[1], nums[2])
+}
+
+#[test]
+fn twenty_thousand_requests_from_concurrent_connections_count_exactly() {
+    let app = App::start(&["--stats"], &[]);
+    let n = hammer_counters(&app, 4, 5000);
+    assert_eq!(n, 20_000);
+    // + /counts and /stop.
+    let exit = stop_and_check(app, n + 2);
+    let (served, errors, _) = served_line(&exit.stderr);
+    assert_eq!((served, errors), (n + 2, 0), "{}", exit.stderr);
+}
+
+#[test]
+fn handler_retries_are_invisible_and_print_once() {
+    // Every commit of a handler aborts with probability 0.3: each call is retried until it
+    // commits, its effects and its output appear once.
+    let app = App::start(&["--stats"], &[("STMJIT_ABORT_PROBABILITY", "0.3")]);
+    let n = hammer_counters(&app, 2, 500);
+    let mut c = app.connect();
+    for i in 0..50 {
+        let (st, _, body) = c.request("GET", &format!("/print?n={i}"), &[], b"");
+        assert_eq!((st, body.as_str()), (200, "printed"));
+    }
+    let exit = stop_and_check(app, n + 2 + 50);
+    let printed: Vec<&String> = exit
+        .stdout
+        .iter()
+        .filter(|l| l.starts_with("handler printed"))
+        .collect();
+    let want: Vec<String> = (0..50).map(|i| format!("handler printed {i}")).collect();
+    assert_eq!(
+        printed.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        want.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "output of handlers: once each, in commit order"
+    );
+    let (served, errors, retried) = served_line(&exit.stderr);
+    assert_eq!((served, errors), (n + 52, 0));
+    assert!(
+        retried > 0,
+        "no handler transaction was retried:\n{}",
+        exit.stderr
+    );
+}
+
+#[test]
+fn gil_and_one_segment_serve_the_same() {
+    for flags in [&["--gil"][..], &["--threads", "1"][..]] {
+        let app = App::start(flags, &[]);
+        let n = hammer_counters(&app, 3, 300);
+        stop_and_check(app, n + 2);
+    }
+}
+
+#[test]
+fn request_fields_and_answer_forms() {
+    let app = App::start(&[], &[]);
+    let mut c = app.connect();
+    let (st, ct, body) = c.request(
+        "POST",
+        "/echo?a=1&b=x+y&c=%C3%A9",
+        &[("X-Test", "Hello There")],
+        "payload é".as_bytes(),
+    );
+    assert_eq!(st, 201);
+    assert_eq!(ct, "application/x-echo");
+    assert_eq!(body, "POST|/echo|a=1,b=x y,c=é|Hello There|payload é");
+    let (st, _, body) = c.request("GET", "/echo", &[], b"");
+    assert_eq!((st, body.as_str()), (201, "GET|/echo||-|"));
+    let (st, ct, body) = c.request("GET", "/nowhere", &[], b"");
+    assert_eq!(
+        (st, ct.as_str(), body.as_str()),
+        (404, "text/plain; charset=utf-8", "no route /nowhere")
+    );
+    let (st, _, body) = c.request("GET", "/port", &[], b"");
+    assert_eq!((st, body), (200, app.port.to_string()));
+    stop_and_check(app, 4 + 1);
+}
+
+#[test]
+fn a_handler_error_answers_500_and_the_next_request_is_served() {
+    let app = App::start(&["--stats"], &[]);
+    let mut c = app.connect();
+    let cases = [
+        (
+            "/boom",
+            "ZeroDivisionError: integer division or modulo by zero",
+        ),
+        ("/missing", "KeyError: 'no such key'"),
+        ("/bad", "TypeError: the handler returned 'int'"),
+        (
+            "/badlist",
+            "TypeError: the handler returned a list of 2 items",
+        ),
+    ];
+    for (i, (path, text)) in cases.iter().enumerate() {
+        // Same keep-alive connection: the error answer, then a normal one.
+        let (st, _, body) = c.request("GET", path, &[], b"");
+        assert_eq!(st, 500, "{path}: {body}");
+        assert!(body.starts_with(text), "{path}: {body:?}");
+        let (st, _, body) = c.request("GET", "/inc/after", &[], b"");
+        assert_eq!((st, body), (200, (i + 1).to_string()), "after {path}");
+    }
+    // The effects before the error stand (as with a GIL): /boom counted before dividing.
+    let (_, _, counts) = c.request("GET", "/counts", &[], b"");
+    assert_eq!(counts, "boom=1 after=4");
+    let exit = stop_and_check(app, 8 + 1 + 1);
+    for needle in [
+        "error: ZeroDivisionError: integer division or modulo by zero\n  at app.lang:",
+        "in handle\n",
+        "error: KeyError: 'no such key'\n",
+        "error: TypeError: the handler returned 'int'",
+    ] {
+        assert!(
+            exit.stderr.contains(needle),
+            "{needle:?} in:\n{}",
+            exit.stderr
+        );
+    }
+    let (served, errors, _) = served_line(&exit.stderr);
+    assert_eq!((served, errors), (10, 4));
+}
+
+/// Sends raw bytes (optionally half-closing), returns the first answer's status or None if
+/// the server dropped the connection without one.
+fn raw(port: u16, bytes: &[u8], half_close: bool) -> Option<u16> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    // The server may answer and close before reading everything.
+    let _ = s.write_all(bytes);
+    if half_close {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
+    // The status line only: a refused request's answer may have no Content-Length.
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).ok()?;
+    line.split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn malformed_and_abusive_requests_are_refused_and_serving_goes_on() {
+    let app = App::start(&[], &[]);
+    let port = app.port;
+    let probes = std::cell::Cell::new(0);
+    let refused = |what: &str, st: Option<u16>, want: Option<u16>| {
+        if let Some(st) = st {
+            assert!((400..500).contains(&st), "{what}: answered {st}");
+        }
+        if want.is_some() {
+            assert_eq!(st, want, "{what}");
+        }
+        // And the server still answers.
+        probes.set(probes.get() + 1);
+        let (st, body) = app.get("/hits");
+        assert_eq!(st, 200, "after {what}: {body}");
+    };
+    refused(
+        "garbage request line",
+        raw(port, b"\x01\x02 garbage\r\n\r\n", true),
+        Some(400),
+    );
+    refused("no request line", raw(port, b"\r\n\r\n", true), None);
+    let huge = format!(
+        "GET /inc/huge HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 << 10)
+    );
+    refused(
+        "64 KiB header",
+        raw(port, huge.as_bytes(), false),
+        Some(431),
+    );
+    let big = b"POST /inc/big HTTP/1.1\r\nHost: t\r\nContent-Length: 2097152\r\n\r\nxxxx";
+    refused("body over the limit", raw(port, big, false), Some(413));
+    let absurd = b"POST /inc/absurd HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999999\r\n\r\n";
+    refused("absurd content length", raw(port, absurd, false), Some(413));
+    refused(
+        "disconnect in the head",
+        raw(port, b"GET /inc/cut HTTP/1.1\r\nHost: t\r\nX-A", true),
+        None,
+    );
+    refused(
+        "disconnect in the body",
+        raw(
+            port,
+            b"POST /inc/cut HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly this",
+            true,
+        ),
+        None,
+    );
+    let bad_utf8 = b"POST /inc/utf HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n\xff\xfe";
+    refused("non-UTF-8 body", raw(port, bad_utf8, true), Some(400));
+    refused(
+        "bad chunked body",
+        raw(
+            port,
+            b"POST /inc/chunk HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            true,
+        ),
+        None,
+    );
+    refused("connect and close", raw(port, b"", true), None);
+    // Several at once while normal clients run.
+    let noisy: Vec<_> = (0..4)
+        .map(|i| {
+            thread::spawn(move || {
+                for _ in 0..10 {
+                    let _ = raw(port, &b"GET / HTTP/1.1\r\nHost"[..], true);
+                    let _ = raw(port, format!("NOT HTTP {i}\r\n\r\n").as_bytes(), true);
+                }
+            })
+        })
+        .collect();
+    let n = hammer_counters(&app, 2, 200);
+    for t in noisy {
+        t.join().unwrap();
+    }
+    // None of the refused requests reached the handler: only the probes (/hits), the
+    // counter requests, /counts and this /hits did (`/hits` answers the handler calls).
+    let (st, hits) = app.get("/hits");
+    let calls = probes.get() + n + 1 + 1;
+    assert_eq!((st, hits), (200, calls.to_string()));
+    stop_and_check(app, calls + 1);
+}
+
+#[test]
+fn shutdown_answers_the_requests_in_flight_then_the_program_ends() {
+    let app = App::start(&[], &[]);
+    let port = app.port;
+    // A slow request (tens of ms at least), in flight when /stop arrives.
+    let slow = thread::spawn(move || {
+        let mut c = Conn::new(port);
+        c.request("GET", "/slow?n=150000", &[], b"")
+    });
+    thread::sleep(Duration::from_millis(30));
+    let t0 = Instant::now();
+    let (st, body) = app.get("/stop");
+    assert_eq!((st, body.as_str()), (200, "stopping"));
+    let (st, _, body) = slow.join().unwrap();
+    assert_eq!(
+        (st, body.as_str()),
+        (200, "primes 13848"),
+        "the slow request"
+    );
+    let exit = app.wait();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+    assert_eq!(exit.stdout.last().map(String::as_str), Some("served 2"));
+    assert!(t0.elapsed() < Duration::from_secs(60));
+    // The port is closed now.
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still listening after the program ended"
+    );
+}
