@@ -36,11 +36,17 @@ struct Exit {
 impl App {
     /// Starts the test service with `flags` (before the file) and extra environment.
     fn start(flags: &[&str], env: &[(&str, &str)]) -> App {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve");
+        App::start_file("tests/serve", "app.lang", flags, env)
+    }
+
+    /// Runs `stmjit run FLAGS FILE` in `dir` (relative to the repository) and reads the
+    /// port from its first line of output (`port N`, or a `http://127.0.0.1:N` address).
+    fn start_file(dir: &str, file: &str, flags: &[&str], env: &[(&str, &str)]) -> App {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
         cmd.arg("run")
             .args(flags)
-            .arg("app.lang")
+            .arg(file)
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -71,7 +77,8 @@ impl App {
             .expect("the program printed no port");
         let port = first
             .strip_prefix("port ")
-            .and_then(|p| p.parse().ok())
+            .or_else(|| first.split("http://127.0.0.1:").nth(1))
+            .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("expected `port N`, got {first:?}"));
         assert_ne!(port, 0, "server_port() gave 0 after serve(0, h)");
         App {
@@ -517,4 +524,31 @@ fn shutdown_answers_the_requests_in_flight_then_the_program_ends() {
         TcpStream::connect(("127.0.0.1", port)).is_err(),
         "still listening after the program ended"
     );
+}
+
+#[test]
+fn the_kvservice_example_answers_its_routes() {
+    let app = App::start_file("examples", "kvservice.lang", &[], &[]);
+    let mut c = app.connect();
+    let mut ask = |method: &str, path: &str, body: &str| {
+        let (st, _, text) = c.request(method, path, &[], body.as_bytes());
+        (st, text)
+    };
+    assert_eq!(ask("GET", "/set?k=a&v=1", ""), (200, "ok\n".into()));
+    assert_eq!(ask("POST", "/set?k=b", "two words"), (200, "ok\n".into()));
+    assert_eq!(ask("GET", "/get?k=b", ""), (200, "two words".into()));
+    assert_eq!(ask("GET", "/get?k=zz", ""), (404, "no key zz\n".into()));
+    assert_eq!(ask("GET", "/incr?k=n", ""), (200, "1\n".into()));
+    assert_eq!(ask("GET", "/incr?k=n", ""), (200, "2\n".into()));
+    assert_eq!(ask("GET", "/keys", ""), (200, "a\nb\n".into()));
+    assert_eq!(ask("GET", "/del?k=a", ""), (200, "deleted\n".into()));
+    assert_eq!(ask("GET", "/primes?n=20000", ""), (200, "2262\n".into()));
+    assert_eq!(
+        ask("GET", "/stats", ""),
+        (200, "keys 1, counters 1\n".into())
+    );
+    assert_eq!(ask("GET", "/shutdown", ""), (200, "bye\n".into()));
+    let exit = app.wait();
+    assert_eq!(exit.code, Some(0), "{}", exit.stderr);
+    assert_eq!(exit.stdout, vec!["stopped".to_string()]);
 }
