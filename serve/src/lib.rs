@@ -38,12 +38,12 @@
 //! t.join().unwrap().unwrap();
 //! ```
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, Weak};
 
 /// One HTTP request, fully read (body included) before the handler runs, so
 /// that the handler — a transaction in stmjit — never does socket I/O.
@@ -100,13 +100,6 @@ pub struct Limits {
     /// can run, so this bounds what reaches a handler, not what tiny_http's
     /// connection thread buffers.
     pub max_header_bytes: usize,
-    /// Read and write timeout of every connection (default 10 s), so that a
-    /// client that goes silent (mid-head, mid-body, or idle between
-    /// keep-alive requests) or stops reading its answers cannot hold a
-    /// connection thread or a worker for ever. tiny_http 0.12 does not expose
-    /// the accepted sockets, so it is set on the listening socket, whose
-    /// `SO_RCVTIMEO`/`SO_SNDTIMEO` Linux copies to each accepted one.
-    pub read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -114,7 +107,6 @@ impl Default for Limits {
         Limits {
             max_body: 1 << 20,
             max_header_bytes: 16 << 10,
-            read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -126,7 +118,8 @@ struct Shared {
     /// Weak, so that a handle kept after `run` returned does not keep the
     /// listener open; `shutdown` after that is a no-op.
     http: Weak<tiny_http::Server>,
-    /// Number of workers to wake with `unblock` (0 before `run`).
+    /// Threads to wake with `unblock`: those blocked in tiny_http's `recv` (the
+    /// dispatcher once `run` started; 0 before).
     workers: Mutex<usize>,
     /// First accept error reported by tiny_http (its accept loop stops then).
     error: Mutex<Option<io::Error>>,
@@ -189,7 +182,6 @@ impl Server {
     /// (and `server_port()` works) before the first request.
     pub fn bind(port: u16, limits: Limits) -> io::Result<Server> {
         let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))?;
-        set_timeouts(&listener, limits.read_timeout)?;
         let port = listener.local_addr()?.port();
         let http = tiny_http::Server::from_listener(listener, None)
             .map_err(|e| io::Error::other(e.to_string()))?;
@@ -229,13 +221,20 @@ impl Server {
         }
     }
 
-    /// Runs `workers` worker threads until shutdown; each worker thread calls `make_worker(i)` once ON ITS OWN THREAD (the result may be !Send: it will hold a per-thread transactional handle) and then calls the returned closure for each request it takes. Returns after shutdown once every in-flight request has been answered and all workers have exited.
+    /// Runs `workers` worker threads until shutdown; each worker thread calls
+    /// `make_worker(i)` once ON ITS OWN THREAD (the result may be `!Send`: it will hold a
+    /// per-thread transactional handle) and then calls the returned closure for each
+    /// request it takes. Returns after shutdown once every request handed to a worker has
+    /// been answered and all workers have exited.
     ///
-    /// Each worker calls tiny_http's `recv` itself (no dispatcher thread), so
-    /// workers never wait for each other except on tiny_http's queue lock
-    /// while popping. A panic in the closure answers 500 and the worker goes
-    /// on with the same closure. Requests still queued (not yet taken by a
-    /// worker) when the workers have exited are answered 503. Returns `Err`
+    /// The calling thread dispatches: it takes requests from tiny_http, checks their
+    /// heads, and queues those whose body is already in memory (tiny_http reads bodies of
+    /// up to 1 KiB with the head). A longer or chunked body is read by a thread of its own,
+    /// which queues the request once the whole body is there: a client that stops sending
+    /// mid-body holds that thread, never a worker. The queue is a plain mutex-protected
+    /// deque (outside the STM heap); workers only run handlers and write answers. A panic
+    /// in the closure answers 500 and the worker goes on with the same closure. Requests
+    /// not handed to a worker when the workers have exited are answered 503. Returns `Err`
     /// if tiny_http's accept loop failed (it stops accepting then).
     pub fn run<W, F>(self, workers: usize, make_worker: F) -> io::Result<()>
     where
@@ -243,15 +242,14 @@ impl Server {
         W: FnMut(Request) -> Response,
     {
         let workers = workers.max(1);
-        *self.shared.workers.lock().unwrap() = workers;
+        // One thread blocks in tiny_http's `recv`: the dispatcher (see `Shared::shutdown`).
+        *self.shared.workers.lock().unwrap() = 1;
         if self.shared.stopping.load(Ordering::SeqCst) {
-            // shutdown() ran before run(): its unblocks counted 0 workers.
+            // shutdown() ran before run(): its unblocks counted 0 receivers.
             self.shared.shutdown();
         }
         let make_worker = &make_worker;
-        let http = &*self.http;
-        let shared = &*self.shared;
-        let limits = self.limits;
+        let ready = Arc::new(Ready::default());
         let stack_size = self.stack_size;
         std::thread::scope(|s| {
             for i in 0..workers {
@@ -259,12 +257,21 @@ impl Server {
                 if let Some(n) = stack_size {
                     builder = builder.stack_size(n);
                 }
+                let ready = &*ready;
                 builder
-                    .spawn_scoped(s, move || worker_loop(i, http, shared, limits, make_worker))
+                    .spawn_scoped(s, move || {
+                        let mut handler = make_worker(i);
+                        while let Some((rq, request)) = ready.pop() {
+                            handle(rq, request, &mut handler);
+                        }
+                    })
                     .expect("spawn serve worker");
             }
+            dispatch(&self.http, &self.shared, self.limits, &ready);
+            ready.close();
         });
-        // Answer what was queued but never taken, so no client waits forever.
+        // Answer what was never handed to a worker, so no client waits forever.
+        ready.finish();
         while let Ok(Some(rq)) = self.http.try_recv() {
             answer(rq, Response::text(503, "server shutting down"), true);
         }
@@ -277,42 +284,75 @@ impl Server {
     }
 }
 
-/// Sets `SO_RCVTIMEO` and `SO_SNDTIMEO` on the listening socket; Linux copies
-/// both to every socket `accept` returns (see [`Limits::read_timeout`]).
-fn set_timeouts(listener: &TcpListener, t: Duration) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    if t.is_zero() {
-        return Ok(()); // no timeout
-    }
-    let tv = libc::timeval {
-        tv_sec: t.as_secs() as libc::time_t,
-        tv_usec: t.subsec_micros() as libc::suseconds_t,
-    };
-    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-        // SAFETY: the fd is the listener's open socket for the whole call; `tv` is a valid
-        // timeval and its exact size is passed.
-        let r = unsafe {
-            libc::setsockopt(
-                listener.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
+/// A request taken from tiny_http and its parsed form, body included.
+type Job = (tiny_http::Request, Request);
+
+/// Requests ready for a worker, outside any transaction (so taking one is never a
+/// conflict), and the bookkeeping of shutdown.
+#[derive(Default)]
+struct Ready {
+    state: Mutex<ReadyState>,
+    more: Condvar,
 }
 
-fn worker_loop<W, F>(i: usize, http: &tiny_http::Server, shared: &Shared, limits: Limits, make: &F)
-where
-    F: Fn(usize) -> W + Sync,
-    W: FnMut(Request) -> Response,
-{
-    let mut handler = make(i);
+#[derive(Default)]
+struct ReadyState {
+    jobs: VecDeque<Job>,
+    /// The dispatcher stopped: workers leave once `jobs` is empty.
+    closed: bool,
+    /// The workers have left: late body readers answer 503 themselves.
+    finished: bool,
+}
+
+impl Ready {
+    /// Queues a request for a worker, or answers it 503 once the workers have left.
+    fn push(&self, job: Job) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.finished {
+            drop(st);
+            answer(job.0, Response::text(503, "server shutting down"), true);
+            return;
+        }
+        st.jobs.push_back(job);
+        drop(st);
+        self.more.notify_one();
+    }
+
+    /// The next request, or None once the dispatcher stopped and none is left.
+    fn pop(&self) -> Option<Job> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(j) = st.jobs.pop_front() {
+                return Some(j);
+            }
+            if st.closed {
+                return None;
+            }
+            st = self.more.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
+        self.more.notify_all();
+    }
+
+    /// After the workers left: answers 503 to anything queued since (body readers that
+    /// finished meanwhile), and makes later readers answer 503 themselves.
+    fn finish(&self) {
+        let left: Vec<Job> = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.finished = true;
+            st.jobs.drain(..).collect()
+        };
+        for (rq, _) in left {
+            answer(rq, Response::text(503, "server shutting down"), true);
+        }
+    }
+}
+
+/// The dispatcher loop (see [`Server::run`]), until shutdown.
+fn dispatch(http: &tiny_http::Server, shared: &Shared, limits: Limits, ready: &Arc<Ready>) {
     while !shared.stopping.load(Ordering::SeqCst) {
         let rq = match http.recv() {
             Ok(rq) => rq,
@@ -329,15 +369,49 @@ where
                 break;
             }
         };
-        serve_one(rq, &limits, &mut handler);
+        let Some(rq) = check_head(rq, &limits) else {
+            continue;
+        };
+        if body_in_memory(&rq) {
+            if let Some(job) = read_request(rq, &limits) {
+                ready.push(job);
+            }
+            continue;
+        }
+        // The body is still on the wire: read it on a thread of its own.
+        let ready = ready.clone();
+        let spawned = std::thread::Builder::new()
+            .name("serve-body".into())
+            .spawn(move || {
+                if let Some(job) = read_request(rq, &limits) {
+                    ready.push(job);
+                }
+            });
+        if spawned.is_err() {
+            // Out of threads: the request was moved into the closure and dropped with it
+            // (tiny_http answers 500 for a dropped request).
+            continue;
+        }
     }
 }
 
-/// Reads one request, runs the handler on it, writes the answer.
-fn serve_one<W>(mut rq: tiny_http::Request, limits: &Limits, handler: &mut W)
-where
-    W: FnMut(Request) -> Response,
-{
+/// Whether tiny_http has already read the whole body (none, or at most 1 KiB with a
+/// Content-Length, no `Expect: 100-continue`, no `Connection: upgrade`).
+fn body_in_memory(rq: &tiny_http::Request) -> bool {
+    let has = |name: &'static str, value: Option<&str>| {
+        rq.headers().iter().any(|h| {
+            h.field.equiv(name)
+                && value.is_none_or(|v| h.value.as_str().to_ascii_lowercase().contains(v))
+        })
+    };
+    if has("Transfer-Encoding", None) || has("Expect", None) || has("Connection", Some("upgrade")) {
+        return false;
+    }
+    rq.body_length().is_none_or(|n| n <= 1024)
+}
+
+/// Rejects a request whose head is over the limits (431, 413 by its Content-Length).
+fn check_head(rq: tiny_http::Request, limits: &Limits) -> Option<tiny_http::Request> {
     // Header size: tiny_http has no limit of its own.
     let head_bytes: usize = rq.method().as_str().len()
         + rq.url().len()
@@ -348,13 +422,19 @@ where
             .sum::<usize>();
     if head_bytes > limits.max_header_bytes {
         reject(rq, 431, "request header fields too large");
-        return;
+        return None;
     }
     // Declared body size: tiny_http would let us read any length.
     if rq.body_length().is_some_and(|n| n > limits.max_body) {
         reject(rq, 413, "payload too large");
-        return;
+        return None;
     }
+    Some(rq)
+}
+
+/// Reads the body and parses the request; rejects it (4xx) when the body is broken, cut,
+/// too long or not UTF-8.
+fn read_request(mut rq: tiny_http::Request, limits: &Limits) -> Option<Job> {
     // Chunked bodies have no declared size: read one byte past the limit.
     let mut body = Vec::new();
     let read = rq
@@ -364,22 +444,22 @@ where
     if read.is_err() {
         // Client went away or sent a broken chunked body.
         reject(rq, 400, "bad request body");
-        return;
+        return None;
     }
     if rq.body_length().is_some_and(|n| n != body.len()) {
         // tiny_http reports a client that closed mid-body as a short body.
         reject(rq, 400, "truncated request body");
-        return;
+        return None;
     }
     if body.len() > limits.max_body {
         reject(rq, 413, "payload too large");
-        return;
+        return None;
     }
     let body = match String::from_utf8(body) {
         Ok(b) => b,
         Err(_) => {
             reject(rq, 400, "request body is not valid UTF-8");
-            return;
+            return None;
         }
     };
     let (path, query) = split_target(rq.url());
@@ -399,6 +479,14 @@ where
             .collect(),
         body,
     };
+    Some((rq, request))
+}
+
+/// Runs the handler on a request and writes its answer.
+fn handle<W>(rq: tiny_http::Request, request: Request, handler: &mut W)
+where
+    W: FnMut(Request) -> Response,
+{
     let response = match catch_unwind(AssertUnwindSafe(|| handler(request))) {
         Ok(r) => r,
         Err(_) => Response::text(500, "internal server error"),
