@@ -473,6 +473,17 @@ fn malformed_and_abusive_requests_are_refused_and_serving_goes_on() {
         None,
     );
     refused("connect and close", raw(port, b"", true), None);
+    // Clients that stop sending mid-body and stay connected, more of them than workers:
+    // their bodies are read off the workers, which go on serving.
+    let stalled: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            let head = b"POST /inc/stalled HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n";
+            s.write_all(head).unwrap();
+            s.write_all(&[b'x'; 100]).unwrap();
+            s
+        })
+        .collect();
     // Several at once while normal clients run.
     let noisy: Vec<_> = (0..4)
         .map(|i| {
@@ -488,6 +499,7 @@ fn malformed_and_abusive_requests_are_refused_and_serving_goes_on() {
     for t in noisy {
         t.join().unwrap();
     }
+    drop(stalled);
     // None of the refused requests reached the handler: only the probes (/hits), the
     // counter requests, /counts and this /hits did (`/hits` answers the handler calls).
     let (st, hits) = app.get("/hits");
