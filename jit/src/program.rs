@@ -4,7 +4,9 @@
 //!
 //! Environment (for tests and debugging): `STMJIT_NURSERY=BYTES` sets the nursery size
 //! (the tests use 4096 to force a minor collection every few allocations);
-//! `STMJIT_VERIFY=1` runs Cranelift's verifier on every function and prints its errors.
+//! `STMJIT_VERIFY=1` runs Cranelift's verifier on every function and prints its errors;
+//! `STMJIT_BENCH_OMIT=write-barrier,poll` (for `benches/barriers.rs` only) compiles without
+//! the instance write-barrier test and/or the safe-point polls (see `compile::Shared`).
 
 use crate::compile::{
     FnCompiler, Shared, LOC_ALLOC, LOC_ATTR_FAST, LOC_CARD_WB, LOC_LIST_FAST, LOC_POLL,
@@ -466,6 +468,10 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     def_of_global.retain(|_, f| *f != usize::MAX);
     let frontend = jit.isa().frontend_config();
     let card_disp = layout.card_marker_disp;
+    // Benchmarks only: `STMJIT_BENCH_OMIT=write-barrier,poll` (see `compile::Shared`).
+    let omit = std::env::var("STMJIT_BENCH_OMIT").unwrap_or_default();
+    let omitted = |what: &str| omit.split(',').any(|w| w.trim() == what);
+    let (write_barriers, polls) = (!omitted("write-barrier"), !omitted("poll"));
     let mut fbc = FunctionBuilderContext::new();
     let mut compiled = Vec::new();
     for idx in 0..=nfuncs {
@@ -493,6 +499,8 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
                 card_disp,
                 frontend,
                 read_barriers: !opts.gil,
+                write_barriers,
+                polls,
             };
             FnCompiler::compile(
                 &mut func, &mut fbc, &mut sh, arity, locals, body, idx as u32,

@@ -93,6 +93,18 @@ pub struct Shared<'a> {
     pub frontend: cranelift_codegen::isa::TargetFrontendConfig,
     /// Read barriers are emitted (off with `--gil`: one transaction at a time).
     pub read_barriers: bool,
+    /// Benchmarks only (`STMJIT_BENCH_OMIT=write-barrier`, see `benches/barriers.rs`): when
+    /// false, instance-attribute stores skip the write-barrier flag test, so that the
+    /// barrier's fast path can be timed against the same store without it. Unsound in
+    /// general (a young reference stored into an old object is missed by the GC, a write
+    /// to an old object is not recorded for commit); the benchmark stores ints only. The
+    /// card barrier (globals, list items) is always emitted.
+    pub write_barriers: bool,
+    /// Benchmarks only (`STMJIT_BENCH_OMIT=poll`): when false, no safe-point poll is
+    /// emitted (loop back-edges and function entries jump straight on), so that the poll
+    /// can be timed against the same loop without it. Such code never ends its
+    /// transaction nor answers a safe-point request.
+    pub polls: bool,
 }
 
 /// Compiler of one function body.
@@ -748,6 +760,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
 
     /// Write barrier of a non-carded object: `test byte gs:[obj + flags], WB; jnz slow`.
     pub(crate) fn write_barrier(&mut self, obj: Value, span: Span) {
+        if !self.sh.write_barriers {
+            return;
+        }
         let fa = self.seg_addr(obj);
         let flags = self.b.ins().load(I8, mf(), fa, 0);
         let bit = self
@@ -789,6 +804,11 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.set_srcloc(SourceLoc::new(LOC_POLL));
         let point = self.restarts.len() as i64;
         self.restarts.push(resume);
+        if !self.sh.polls {
+            self.b.set_srcloc(SourceLoc::default());
+            self.b.ins().jump(resume, &[]);
+            return;
+        }
         let off = self.b.ins().iconst(
             I64,
             (INFO_OFFSET + offset_of!(SegmentInfo, safe_point_request) as u64) as i64,
