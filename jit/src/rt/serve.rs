@@ -336,23 +336,24 @@ fn handle(d: &mut Driver, sv: &Served, req: &Request) -> Response {
             sv.info.serve.retried.fetch_add(1, Relaxed);
             continue;
         }
-        // Error text (the error's transaction is inevitable: its commit cannot fail).
-        let failure = match &outcome {
-            Outcome::Answer(_) => None,
+        // Read the error before the commit (the error's transaction is inevitable: its
+        // commit cannot fail); report it only once committed.
+        let answer = match outcome {
+            Outcome::Answer(r) => Ok(r),
             Outcome::Raised => {
                 let (kind, msg) = rt.error.take().unwrap_or((
                     ErrorKind::TypeError,
                     "internal error without a message".into(),
                 ));
                 let trace = std::mem::take(&mut rt.trace);
-                Some((
+                Err((
                     format!("{kind}: {msg}\n"),
                     render_runtime(kind, &msg, &trace, &rt.file),
                 ))
             }
-            Outcome::BadResult(m) => Some((
+            Outcome::BadResult(m) => Err((
                 format!("TypeError: {m}\n"),
-                render_runtime(ErrorKind::TypeError, m, &[], &rt.file),
+                render_runtime(ErrorKind::TypeError, &m, &[], &rt.file),
             )),
         };
         if rt.commit().is_err() {
@@ -362,16 +363,12 @@ fn handle(d: &mut Driver, sv: &Served, req: &Request) -> Response {
         start_spawned(d);
         let state = &sv.info.serve;
         state.served.fetch_add(1, Relaxed);
-        return match (outcome, failure) {
-            (Outcome::Answer(r), _) => r,
-            (_, Some((text, report))) => {
-                state.errors.fetch_add(1, Relaxed);
-                use std::io::Write;
-                let _ = std::io::stderr().lock().write_all(report.as_bytes());
-                Response::text(500, text)
-            }
-            (_, None) => unreachable!("a failed handler call always has its text"),
-        };
+        return answer.unwrap_or_else(|(text, report)| {
+            state.errors.fetch_add(1, Relaxed);
+            use std::io::Write;
+            let _ = std::io::stderr().lock().write_all(report.as_bytes());
+            Response::text(500, text)
+        });
     }
 }
 
