@@ -267,6 +267,8 @@ impl Server {
                     })
                     .expect("spawn serve worker");
             }
+            let shared = &*self.shared;
+            s.spawn(move || kick_connection_pool(shared));
             dispatch(&self.http, &self.shared, self.limits, &ready);
             ready.close();
         });
@@ -348,6 +350,29 @@ impl Ready {
         for (rq, _) in left {
             answer(rq, Response::text(503, "server shutting down"), true);
         }
+    }
+}
+
+/// How often [`kick_connection_pool`] connects.
+const KICK_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Until shutdown, opens and closes a connection to the server every [`KICK_EVERY`].
+///
+/// tiny_http 0.12 reads each connection on a thread of its pool, and the pool can leave a
+/// new connection queued with no thread to take it: `TaskPool::spawn` queues the task
+/// when its count of idle threads is above 0, but that count falls only when a woken idle
+/// thread runs, so two connections accepted before it runs get one thread. The queued one
+/// then waits until some other connection of the pool ends, which with keep-alive or
+/// stalled clients may be never (seen as a client that got no answer for a minute). Each
+/// new connection makes the pool wake an idle thread or start one, which then takes the
+/// oldest queued connection; this one carries nothing and ends at once.
+fn kick_connection_pool(shared: &Shared) {
+    while !shared.stopping.load(Ordering::SeqCst) {
+        std::thread::sleep(KICK_EVERY);
+        if shared.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        let _ = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, shared.port));
     }
 }
 

@@ -493,3 +493,37 @@ fn silent_clients_do_not_hold_the_worker_or_the_shutdown() {
     );
     drop((long, short, head));
 }
+
+#[test]
+fn many_keepalive_connections_opened_at_once_are_all_served() {
+    // Connections opened together, each kept open after its answer: tiny_http's pool can
+    // leave some of them queued with no thread (see `kick_connection_pool`).
+    let (port, h, t, _) = counter_server(2);
+    for round in 0..5 {
+        let conns: Vec<_> = (0..24).map(|_| connect(port)).collect();
+        let readers: Vec<_> = conns
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut s)| {
+                thread::spawn(move || {
+                    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                        .unwrap();
+                    write!(s, "GET /r{round}c{i} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                    let mut r = BufReader::new(s);
+                    let answer = read_response(&mut r).map(|(st, _, b)| (st, b));
+                    (answer, r) // keep the connection open until all are answered
+                })
+            })
+            .collect();
+        let results: Vec<_> = readers.into_iter().map(|t| t.join().unwrap()).collect();
+        for (i, (answer, _)) in results.iter().enumerate() {
+            assert_eq!(
+                answer.as_ref().map(|(st, b)| (*st, b.as_slice())),
+                Some((200, &b"1"[..])),
+                "round {round}, connection {i}"
+            );
+        }
+    }
+    h.shutdown();
+    t.join().unwrap().unwrap();
+}
