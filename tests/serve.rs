@@ -564,3 +564,99 @@ fn the_kvservice_example_answers_its_routes() {
     assert_eq!(exit.code, Some(0), "{}", exit.stderr);
     assert_eq!(exit.stdout, vec!["stopped".to_string()]);
 }
+
+/// Runs `stmjit run misuse.lang CASE` to its end: (exit status, stdout, stderr).
+fn misuse(case: &str) -> (Option<i32>, String, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stmjit"))
+        .args(["run", "misuse.lang", case])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run stmjit");
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            panic!("{case}: the program did not end within {TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn misuses_are_errors_with_their_position() {
+    let cases = [
+        (
+            "port-type",
+            "TypeError: serve(): port must be an int, not 'str'",
+            15,
+        ),
+        (
+            "port-range",
+            "ValueError: serve(): port must be 0..65535, not 70000",
+            17,
+        ),
+        (
+            "handler",
+            "TypeError: serve(): the handler must be callable, not 'int'",
+            19,
+        ),
+        (
+            "arity",
+            "TypeError: serve() takes exactly 2 arguments (1 given)",
+            21,
+        ),
+        (
+            "atomic",
+            "TypeError: serve() cannot run inside an atomic block",
+            24,
+        ),
+        (
+            "in-use",
+            "ValueError: serve(): cannot listen on 127.0.0.1:",
+            27,
+        ),
+        (
+            "shutdown-arity",
+            "TypeError: shutdown() takes exactly 0 arguments (1 given)",
+            29,
+        ),
+        (
+            "port-in-atomic",
+            "ValueError: server_port(): no server has started",
+            32,
+        ),
+    ];
+    for (case, text, line) in cases {
+        let (code, _, stderr) = misuse(case);
+        assert_eq!(code, Some(1), "{case}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: {text}")),
+            "{case}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("\n  at misuse.lang:{line}:")),
+            "{case}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{case}: {stderr}");
+    }
+}
+
+#[test]
+fn shutdown_from_another_thread_ends_serve() {
+    // The thread may call shutdown() before or after serve() listens: both end it.
+    for _ in 0..3 {
+        let (code, stdout, stderr) = misuse("stop-from-thread");
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(stdout, "serve returned\n");
+    }
+}

@@ -126,15 +126,15 @@ pub(crate) fn serve(ctx: *mut Ctx, args: &[Word]) -> Word {
         return arity(rt, "serve", 2, args.len());
     }
     let (port, handler) = (args[0], args[1]);
-    if !value::is_int(port) || !(0..=65535).contains(&value::to_int(port)) {
-        let msg = if value::is_int(port) {
-            format!(
-                "serve(): port must be 0..65535, not {}",
-                value::to_int(port)
-            )
-        } else {
-            format!("serve(): port must be an int, not '{}'", rt.type_name(port))
-        };
+    if !value::is_int(port) {
+        let msg = format!("serve(): port must be an int, not '{}'", rt.type_name(port));
+        return rt.raise(ErrorKind::TypeError, msg);
+    }
+    if !(0..=65535).contains(&value::to_int(port)) {
+        let msg = format!(
+            "serve(): port must be 0..65535, not {}",
+            value::to_int(port)
+        );
         return rt.raise(ErrorKind::ValueError, msg);
     }
     let port = value::to_int(port) as u16;
