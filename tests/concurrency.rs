@@ -460,6 +460,50 @@ fn join_returns_values_with_aborts() {
     check("join_values", &["--threads", "2"], ABORTS, &[]);
 }
 
+/// A thread's transactions may run in any free segment. `STMJIT_MOVE_THREADS=1` makes every
+/// transaction begin in another segment than the previous one when one is free: JIT code
+/// must follow with its segment base (before the fix, r15 kept the old segment's base after
+/// a boundary inside a function, and every run here lost updates or failed).
+#[test]
+fn threads_move_between_segments() {
+    const MOVE: &[(&str, &str)] = &[("STMJIT_MOVE_THREADS", "1"), ("STMJIT_BUDGET", "20")];
+    check("segment_moves", &["--threads", "3"], MOVE, &[]);
+    check("segment_moves", &["--threads", "12"], MOVE, &[]);
+    check(
+        "segment_moves",
+        &["--threads", "3", "--segment-base", "r15"],
+        MOVE,
+        &[],
+    );
+    check("join_values", &["--threads", "4"], MOVE, &[]);
+}
+
+/// The same with aborts: a restart may begin in another segment too.
+#[test]
+fn threads_move_between_segments_with_aborts() {
+    check(
+        "segment_moves",
+        &["--threads", "3"],
+        &[
+            ("STMJIT_MOVE_THREADS", "1"),
+            ("STMJIT_ABORT_PROBABILITY", "0.3"),
+            ("STMJIT_BUDGET", "20"),
+        ],
+        &[],
+    );
+}
+
+/// More threads than segments, without the switch: segments change hands as they free up.
+#[test]
+fn more_threads_than_segments_with_short_transactions() {
+    check(
+        "segment_moves",
+        &["--threads", "2"],
+        &[("STMJIT_BUDGET", "20")],
+        &[],
+    );
+}
+
 // ---- the programs' expected outputs agree with the reference interpreter ----
 
 /// The `.out` files come from CPython; the interpreter (threads run one after the other)
@@ -476,6 +520,7 @@ fn expected_outputs_agree_with_the_interpreter() {
         "deadlock_locks",
         "deadlock_atomic",
         "join_values",
+        "segment_moves",
     ] {
         check(name, &["--interp"], &[], &[]);
     }

@@ -11,12 +11,18 @@
 //! those copies and rewrites each such access into `gs:[idx*s + disp]`.
 //!
 //! # Invariant that makes every decision safe
-//! **r15 == `%gs` base on every entry into JIT code, and JIT code never writes
-//! r15.** (The entry trampoline of [`crate::module`] establishes it; the pass
-//! refuses any function that writes r15.) Hence `[copy + idx + d]` and
-//! `gs:[idx + d]` address the same linear byte, and an access the pass *leaves
-//! alone* is still correct: leaving an access in r15 form costs the "genuine
-//! gs" property for that one instruction, never correctness.
+//! **r15 == `%gs` base wherever JIT code touches the segment.** The entry
+//! trampoline of [`crate::module`] establishes it on entry. A runtime call may
+//! end the transaction and begin the next one in another segment (threads are
+//! not tied to a segment), which changes `%gs`; the compiler then reloads r15
+//! right after the call from the context (`set_pinned_reg` of the load
+//! [`PinnedReload`] describes, the only write of r15 accepted, and only for
+//! code whose IR passed [`check_ir_with`]). A copy of r15 taken before a call
+//! or reload is *stale*: using it as an address is refused
+//! ([`Escape::AcrossCall`]). Hence `[copy + idx + d]` and `gs:[idx + d]`
+//! address the same linear byte, and an access the pass *leaves alone* is
+//! still correct: leaving an access in r15 form costs the "genuine gs"
+//! property for that one instruction, never correctness.
 //!
 //! # The analysis
 //! The code is cut into regions at Cranelift's block starts (`bb_starts`, from
@@ -24,8 +30,8 @@
 //! branch. Per region, a forward data-flow computes two sets of general
 //! registers: `must` (holds the value of r15 on every path) and `may` (holds it
 //! on some path). `mov r64, r15` adds a copy; `mov r64, copy` propagates it;
-//! any other write kills; a call kills the copies in caller-saved registers
-//! (the callee preserves the others, and r15). The function entry and every
+//! any other write kills; a call or a reload of r15 turns every copy into a
+//! stale one (kept in callee-saved registers, until overwritten). The function entry and every
 //! block no modeled edge reaches (an indirect jump may reach any block) start
 //! with no copies. Only an access whose base is in `must` is rewritten.
 //!
@@ -77,7 +83,7 @@ use iced_x86::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use crate::ir_check::check_ir;
+pub use crate::ir_check::{check_ir, check_ir_with, PinnedReload};
 use std::fmt;
 
 /// How the final code reaches the thread's segment.
@@ -165,6 +171,9 @@ pub struct RewriteStats {
     /// Instructions that read a register possibly holding a copy as a value,
     /// accepted in [`CopyReads::Count`] mode (register-allocator artifacts).
     pub copy_value_reads: usize,
+    /// Reloads of r15 after a runtime call (`mov r15, ...`, code whose IR passed
+    /// [`check_ir_with`]).
+    pub reloads: usize,
 }
 
 impl RewriteStats {
@@ -183,7 +192,7 @@ impl fmt::Display for RewriteStats {
         write!(
             f,
             "{} gs accesses {:?}, {} left in r15 form {:?}, {} copies, {} copy moves, {} nop bytes, \
-             {} copy value reads",
+             {} copy value reads, {} reloads",
             self.total_rewritten(),
             self.rewritten,
             self.total_left(),
@@ -191,7 +200,8 @@ impl fmt::Display for RewriteStats {
             self.copies,
             self.copy_moves,
             self.nop_bytes,
-            self.copy_value_reads
+            self.copy_value_reads,
+            self.reloads
         )
     }
 }
@@ -227,6 +237,11 @@ pub enum Escape {
     /// The IR uses `get_pinned_reg` (or an address made from it) other than
     /// as the address of a load or store.
     IrUse,
+    /// A copy of r15 taken before a call (or before r15 was reloaded) is used
+    /// after it: the call may have moved the thread to another segment, so
+    /// the copy may name the old one. In the IR: a base value used in another
+    /// block than its `get_pinned_reg`, or after a call in between.
+    AcrossCall,
 }
 
 /// Why the pass refused a function. Every variant names the offending offset
@@ -415,6 +430,17 @@ fn is_copy(i: &Instruction) -> bool {
         && i.op1_register() == Register::R15
 }
 
+/// `mov r15, r64` or `mov r15, m64`: the only shapes of the reload of r15
+/// after a runtime call (see [`PinnedReload`]).
+fn is_reload(i: &Instruction) -> bool {
+    i.mnemonic() == Mnemonic::Mov
+        && i.op_count() == 2
+        && i.op0_kind() == OpKind::Register
+        && i.op0_register() == Register::R15
+        && (i.op1_kind() == OpKind::Memory && i.memory_size().size() == 8
+            || i.op1_kind() == OpKind::Register && i.op1_register().is_gpr64())
+}
+
 /// `mov r64, r64` whose source may be a copy (a regalloc move).
 fn is_move_of(i: &Instruction, may: RegSet) -> Option<(RegSet, RegSet)> {
     if i.mnemonic() == Mnemonic::Mov
@@ -437,6 +463,9 @@ fn is_move_of(i: &Instruction, may: RegSet) -> Option<(RegSet, RegSet)> {
 struct State {
     must: RegSet,
     may: RegSet,
+    /// Registers that may hold a copy of r15 taken before a call or a reload
+    /// of r15: no longer the segment base (see [`Escape::AcrossCall`]).
+    stale: RegSet,
 }
 
 /// What the analysis needs to know about one instruction, asked of iced
@@ -494,29 +523,42 @@ fn transfer(st: State, i: &Instruction, f: &Facts) -> State {
         return State {
             must: st.must | b,
             may: st.may | b,
+            stale: st.stale & !b,
         };
     }
-    if let Some((dst, src)) = is_move_of(i, st.may) {
+    if let Some((dst, src)) = is_move_of(i, st.may | st.stale) {
         let must = if st.must & src != 0 {
             st.must | dst
         } else {
             st.must & !dst
         };
-        return State {
-            must,
-            may: st.may | dst,
+        let may = if st.may & src != 0 {
+            st.may | dst
+        } else {
+            st.may & !dst
         };
+        let stale = if st.stale & src != 0 {
+            st.stale | dst
+        } else {
+            st.stale & !dst
+        };
+        return State { must, may, stale };
     }
     let mut s = State {
         must: st.must & !f.may_write,
         may: st.may & !f.must_write,
+        stale: st.stale & !f.must_write,
     };
-    if f.call {
-        // The callee preserves the callee-saved registers (ABI) and r15 (Rust
-        // code saves it; JIT code never writes it), so a copy kept in a
-        // callee-saved register still equals r15 after the call.
-        s.must &= CALLEE_SAVED;
-        s.may &= CALLEE_SAVED;
+    let r15 = gpr_bit(Register::R15).unwrap();
+    if f.call || f.may_write & r15 != 0 {
+        // A call may switch the thread's segment (the callee, or the JIT code
+        // after a runtime call, reloads r15), and a write of r15 is that
+        // reload: every copy taken before may name the old segment. The
+        // callee-saved ones survive as stale; the others are clobbered.
+        let kept = if f.call { CALLEE_SAVED } else { RegSet::MAX };
+        s.stale = (s.stale | s.may) & kept;
+        s.must = 0;
+        s.may = 0;
     }
     s
 }
@@ -686,6 +728,7 @@ fn solve(regions: &[Region], insts: &[Instruction], facts: &[Facts]) -> Vec<Stat
     const TOP: State = State {
         must: RegSet::MAX,
         may: 0,
+        stale: 0,
     };
     let mut entry = vec![TOP; regions.len()];
     let mut seen = vec![false; regions.len()];
@@ -704,7 +747,11 @@ fn solve(regions: &[Region], insts: &[Instruction], facts: &[Facts]) -> Vec<Stat
     let mut work = Vec::new();
     for r in 0..regions.len() {
         if r == 0 || !has_pred[r] {
-            entry[r] = State { must: 0, may: 0 };
+            entry[r] = State {
+                must: 0,
+                may: 0,
+                stale: 0,
+            };
             seen[r] = true;
             work.push(r);
         }
@@ -719,6 +766,7 @@ fn solve(regions: &[Region], insts: &[Instruction], facts: &[Facts]) -> Vec<Stat
                 State {
                     must: entry[s].must & st.must,
                     may: entry[s].may | st.may,
+                    stale: entry[s].stale | st.stale,
                 }
             } else {
                 st
@@ -733,7 +781,11 @@ fn solve(regions: &[Region], insts: &[Instruction], facts: &[Facts]) -> Vec<Stat
     for (r, e) in entry.iter_mut().enumerate() {
         if !seen[r] {
             // Only reachable from a cycle no edge enters: assume nothing.
-            *e = State { must: 0, may: 0 };
+            *e = State {
+                must: 0,
+                may: 0,
+                stale: 0,
+            };
         }
     }
     entry
@@ -867,7 +919,9 @@ pub enum CopyReads {
     /// register-allocator artifact (a move or dead spill of the copy, or a
     /// stale register given to an undefined input, e.g. a zeroing `xor` of
     /// `isub x, x`), and cannot carry the base anywhere. Found by the random
-    /// program test; refusing those would reject valid programs.
+    /// program test; refusing those would reject valid programs. Also accepts
+    /// r15 written by a plain `mov r15, r64/m64`: the only write the IR check
+    /// lets through is the reload of [`PinnedReload`].
     Count,
 }
 
@@ -922,12 +976,18 @@ pub fn rewrite_with(
             if f.nop {
                 continue;
             }
-            // r15 must never be written.
+            // r15 is written only by the reload `check_ir_with` accepted: a
+            // plain `mov r15, r64/m64` in code whose IR was checked.
             if f.may_write & r15 != 0 {
-                return Err(RewriteError::PinnedRegWritten {
-                    offset: ip,
-                    instruction: text(),
-                });
+                if copy_reads == CopyReads::Refuse || !is_reload(i) {
+                    return Err(RewriteError::PinnedRegWritten {
+                        offset: ip,
+                        instruction: text(),
+                    });
+                }
+                stats.reloads += 1;
+                st = transfer(st, i, f);
+                continue;
             }
             if is_copy(i) {
                 stats.copies += 1;
@@ -975,6 +1035,13 @@ pub fn rewrite_with(
             if has_mem_operand(i) {
                 let base = gpr_bit(i.memory_base()).unwrap_or(0);
                 let index = gpr_bit(i.memory_index()).unwrap_or(0);
+                if (base | index) & st.stale != 0 {
+                    return Err(RewriteError::BaseEscapes {
+                        offset: ip,
+                        instruction: text(),
+                        how: Escape::AcrossCall,
+                    });
+                }
                 let base_seg = base & seg != 0;
                 let index_seg = index & seg != 0;
                 if base_seg || index_seg {

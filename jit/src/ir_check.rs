@@ -1,13 +1,31 @@
 //! The IR half of the escape check: before a JIT function is compiled, its
 //! Cranelift IR must use the segment base (`get_pinned_reg`) only to form the
-//! address of loads, stores and atomics, and must never set it.
+//! address of loads, stores and atomics, must not keep it across a call, and
+//! may set it only to the reload the compiler emits after a runtime call.
 //!
 //! The machine-code pass ([`crate::gs_rewrite`]) cannot see every escape: the
 //! base passed to a call or returned is just `mov rdi, r15` / `mov rax, r15`
 //! there. On the IR the uses of a value are explicit, so the check is exact.
+//!
+//! Why a base must not live across a call: a runtime call may end the
+//! transaction and begin the next one in another segment (issue 6: a thread's
+//! transactions move between segments). `%gs` and r15 then name the new
+//! segment, but a copy of r15 taken before the call still names the old one.
 
 use crate::gs_rewrite::{Escape, RewriteError};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The one `set_pinned_reg` JIT code may contain: `set_pinned_reg(load.i64
+/// ctx+offset)`, where `ctx` is entry-block parameter `ctx_param` and the
+/// word at `offset` is the running segment's base (the new `%gs` base after a
+/// runtime call that switched segments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PinnedReload {
+    /// Index of the context parameter of the function.
+    pub ctx_param: usize,
+    /// Offset of the segment-base word in the context.
+    pub offset: i32,
+}
 
 /// Check the Cranelift IR of a JIT function before compiling it: the values
 /// of `get_pinned_reg` (and addresses `iadd(base, x)` made from them, where
@@ -18,6 +36,17 @@ use std::collections::BTreeSet;
 /// base passed to a call or returned by a plain register move. The error
 /// offset is the IR instruction number.
 pub fn check_ir(func: &cranelift_codegen::ir::Function) -> Result<(), RewriteError> {
+    check_ir_with(func, None)
+}
+
+/// [`check_ir`], also accepting the reload `reload` describes (the language
+/// compiler's output: see [`PinnedReload`]). In both, a base value may only
+/// be used in the block of its `get_pinned_reg`, with no call and no
+/// `set_pinned_reg` in between.
+pub fn check_ir_with(
+    func: &cranelift_codegen::ir::Function,
+    reload: Option<PinnedReload>,
+) -> Result<(), RewriteError> {
     use cranelift_codegen::ir::{InstructionData, Opcode, Value};
     let dfg = &func.dfg;
     let insts: Vec<_> = func
@@ -48,14 +77,83 @@ pub fn check_ir(func: &cranelift_codegen::ir::Function) -> Result<(), RewriteErr
             break;
         }
     }
+    // Where each base value comes from: the block and the number of calls and
+    // reloads before its `get_pinned_reg` in that block ("epoch").
+    let entry_params = func
+        .layout
+        .entry_block()
+        .map(|b| dfg.block_params(b).to_vec())
+        .unwrap_or_default();
+    let is_reload = |v: Value| {
+        let Some(r) = reload else { return false };
+        let Some(def) = dfg.value_def(dfg.resolve_aliases(v)).inst() else {
+            return false;
+        };
+        match dfg.insts[def] {
+            InstructionData::Load {
+                opcode: Opcode::Load,
+                arg,
+                offset,
+                ..
+            } => {
+                dfg.value_type(v) == cranelift_codegen::ir::types::I64
+                    && i32::from(offset) == r.offset
+                    && entry_params.get(r.ctx_param) == Some(&dfg.resolve_aliases(arg))
+            }
+            _ => false,
+        }
+    };
+    let mut origin: BTreeMap<Value, (cranelift_codegen::ir::Block, u32)> = BTreeMap::new();
+    let mut here: BTreeMap<cranelift_codegen::ir::Inst, (cranelift_codegen::ir::Block, u32)> =
+        BTreeMap::new();
+    for block in func.layout.blocks() {
+        let mut epoch = 0u32;
+        for inst in func.layout.block_insts(block) {
+            here.insert(inst, (block, epoch));
+            let op = dfg.insts[inst].opcode();
+            if op.is_call() || op == Opcode::SetPinnedReg {
+                epoch += 1;
+            }
+        }
+    }
+    for &inst in &insts {
+        let data = &dfg.insts[inst];
+        let results = dfg.inst_results(inst);
+        if data.opcode() == Opcode::GetPinnedReg {
+            origin.insert(results[0], here[&inst]);
+        } else if data.opcode() == Opcode::Iadd {
+            let a = dfg.inst_args(inst);
+            let from = [a[0], a[1]]
+                .into_iter()
+                .find_map(|x| origin.get(&dfg.resolve_aliases(x)).copied());
+            if let (Some(o), true) = (from, is_seg(&seg, results[0])) {
+                origin.insert(results[0], o);
+            }
+        }
+    }
     for &inst in &insts {
         let data = &dfg.insts[inst];
         let text = || dfg.display_inst(inst).to_string();
-        if data.opcode() == Opcode::SetPinnedReg {
+        if data.opcode() == Opcode::SetPinnedReg
+            && !dfg.inst_args(inst).first().is_some_and(|&v| is_reload(v))
+        {
             return Err(RewriteError::PinnedRegWritten {
                 offset: inst.as_u32(),
                 instruction: text(),
             });
+        }
+        // A base used in another block, or after a call or reload: it may be stale.
+        for v in dfg.inst_values(inst) {
+            let v = dfg.resolve_aliases(v);
+            if let Some(&o) = origin.get(&v) {
+                if o != here[&inst] {
+                    return Err(RewriteError::BaseEscapes {
+                        offset: inst.as_u32(),
+                        instruction: text(),
+                        how: Escape::AcrossCall,
+                    });
+                }
+            }
         }
         let address = match *data {
             InstructionData::Load { arg, .. } => Some(arg),

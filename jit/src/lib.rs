@@ -79,9 +79,12 @@
 //!   its test and branch) as the write barrier. Mark other sequences
 //!   (allocation, poll) with `FunctionBuilder::set_srcloc` and
 //!   [`disasm::srcloc_annotations`].
-//! * The runtime must not change the thread's `%gs` base while JIT frames are
-//!   live (their r15 copies would be stale); it sets it before calling a
-//!   trampoline with the same base.
+//! * A runtime call may end the transaction and begin the next one in another
+//!   segment (new `%gs` base). After every such call the compiler reloads r15
+//!   from the context (`set_pinned_reg(load ctx+seg_base)`, allowed by
+//!   [`Jit::allow_reload`]); a base value must not live across a call (the IR
+//!   check and the machine pass both refuse it). Rust calls a trampoline with
+//!   the current base.
 
 #![warn(missing_docs)]
 

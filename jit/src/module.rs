@@ -143,6 +143,8 @@ pub struct Jit {
     functions: HashMap<FuncId, CompiledFunction>,
     ctx: Context,
     fbc: FunctionBuilderContext,
+    /// The reload of r15 compiled functions may contain (see [`Jit::allow_reload`]).
+    reload: Option<gs_rewrite::PinnedReload>,
 }
 
 impl Jit {
@@ -161,7 +163,16 @@ impl Jit {
             functions: HashMap::new(),
             ctx: Context::new(),
             fbc: FunctionBuilderContext::new(),
+            reload: None,
         })
+    }
+
+    /// Lets compiled functions reload r15 from their context after a runtime
+    /// call (`set_pinned_reg(load.i64 ctx+offset)`), for runtimes that may
+    /// move a thread to another segment inside such a call; see
+    /// [`gs_rewrite::check_ir_with`]. Without it any write of r15 is refused.
+    pub fn allow_reload(&mut self, reload: gs_rewrite::PinnedReload) {
+        self.reload = Some(reload);
     }
 
     /// `Gs` or `R15`: how compiled code reaches the segment.
@@ -203,7 +214,7 @@ impl Jit {
         func: ir::Function,
     ) -> Result<&CompiledFunction, JitError> {
         let name = self.name_of(id);
-        gs_rewrite::check_ir(&func).map_err(|error| JitError::Rewrite {
+        gs_rewrite::check_ir_with(&func, self.reload).map_err(|error| JitError::Rewrite {
             function: name.clone(),
             error,
         })?;

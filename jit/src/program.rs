@@ -320,6 +320,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
         .clamp(1, 254);
     let mut config = StmConfig {
         num_segments: if opts.gil { 1 } else { threads },
+        move_threads: std::env::var_os("STMJIT_MOVE_THREADS").is_some_and(|v| v == "1"),
         ..StmConfig::default()
     };
     if let Some(n) = nursery {
@@ -431,6 +432,11 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
             return 1;
         }
     };
+    // A runtime call may move the thread to another segment: JIT code reloads r15 after it.
+    jit.allow_reload(crate::gs_rewrite::PinnedReload {
+        ctx_param: 0,
+        offset: std::mem::offset_of!(crate::rt::Ctx, seg_base) as i32,
+    });
     let mut helper_ids: HashMap<&'static str, FuncId> = HashMap::new();
     for &(name, _, n, status) in &table {
         let params = vec![I64; n];
@@ -621,7 +627,6 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     {
         let info = rt.info_mut();
         info.mode = if opts.gil { Mode::Gil } else { Mode::Stm };
-        info.sticky_segments = mode == SegmentBase::R15;
         info.sched.stats.store(opts.stats, Relaxed);
         if let Some(b) = env_number::<i64>("STMJIT_BUDGET") {
             info.sched.budget.store(b.max(1) as u64, Relaxed);

@@ -478,13 +478,26 @@ fn copy_tracking_moves_kills_and_paths() {
         a.ret()
     });
     assert_eq!(r.accesses[0].left, None);
-    // Calls: a caller-saved copy dies, a callee-saved one survives.
+    // Calls: a caller-saved copy dies; a callee-saved one becomes stale (the
+    // call may have moved the thread to another segment) and may not be used
+    // as an address; a fresh copy after the call is rewritten.
+    let e = refused(|a| {
+        let mut f = a.create_label();
+        a.mov(rbx, r15)?;
+        a.call(f)?;
+        a.mov(byte_ptr(rbx + rdi), 1u32)?;
+        a.ret()?;
+        a.set_label(&mut f)?;
+        a.ret()
+    });
+    assert_eq!(escape(e), Escape::AcrossCall);
     let r = run(|a| {
         let mut f = a.create_label();
         a.mov(r9, r15)?;
         a.mov(rbx, r15)?;
         a.call(f)?;
         a.mov(byte_ptr(r9 + rdi), 1u32)?;
+        a.mov(rbx, r15)?;
         a.mov(byte_ptr(rbx + rdi), 1u32)?;
         a.ret()?;
         a.set_label(&mut f)?;
@@ -500,6 +513,18 @@ fn copy_tracking_moves_kills_and_paths() {
         ),
         "mov byte ptr gs:[rdi],1"
     );
+    // A stale copy moved to another register is still stale.
+    let e = refused(|a| {
+        let mut f = a.create_label();
+        a.mov(rbx, r15)?;
+        a.call(f)?;
+        a.mov(r12, rbx)?;
+        a.mov(byte_ptr(r12 + rdi), 1u32)?;
+        a.ret()?;
+        a.set_label(&mut f)?;
+        a.ret()
+    });
+    assert_eq!(escape(e), Escape::AcrossCall);
     // Multi-byte NOPs using the copy's register are not uses.
     let r = run(|a| {
         a.mov(rax, r15)?;

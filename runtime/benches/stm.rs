@@ -42,6 +42,7 @@ fn setup(n: usize) -> (Arc<Stm>, TypeId, TypeId) {
         nursery_size: 1 << 20,
         wait_policy: WaitPolicy::Wait,
         budget: 1000,
+        move_threads: false,
     })
     .unwrap();
     let cell = stm.register_type(TypeInfo {

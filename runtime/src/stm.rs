@@ -37,6 +37,10 @@ pub struct StmConfig {
     pub wait_policy: WaitPolicy,
     /// Initial value of `SegmentInfo::budget` at each transaction start.
     pub budget: i64,
+    /// Testing switch: begin each transaction in a free segment other than the thread's
+    /// previous one whenever there is one (normally the previous one is preferred), so that
+    /// tests show nothing depends on a thread keeping its segment.
+    pub move_threads: bool,
 }
 
 impl Default for StmConfig {
@@ -50,6 +54,7 @@ impl Default for StmConfig {
             nursery_size: 16 << 20,
             wait_policy: WaitPolicy::Wait,
             budget: 1 << 20,
+            move_threads: false,
         }
     }
 }
@@ -266,16 +271,23 @@ impl Stm {
         (off - self.mem.layout.old_start) / PAGE_SIZE
     }
 
-    pub(crate) fn acquire_segment(&self, prefer: usize, exact: bool) -> usize {
+    /// Takes a free segment, waiting while none is: `last` (the thread's previous one: its
+    /// read markers and private pages are warm) if it is free, or with
+    /// [`StmConfig::move_threads`] any other one if there is one.
+    pub(crate) fn acquire_segment(&self, last: usize) -> usize {
         let mut f = self.free.lock().unwrap();
         loop {
-            if let Some(i) = f.0.iter().position(|&s| s == prefer) {
+            let pick = if self.config.move_threads {
+                f.0.iter()
+                    .position(|&s| s != last)
+                    .or(f.0.iter().position(|&s| s == last))
+            } else {
+                f.0.iter()
+                    .position(|&s| s == last)
+                    .or(f.0.len().checked_sub(1))
+            };
+            if let Some(i) = pick {
                 return f.0.swap_remove(i);
-            }
-            if !(exact && prefer != 0) {
-                if let Some(s) = f.0.pop() {
-                    return s;
-                }
             }
             f.1 += 1;
             f = self.free_cv.wait(f).unwrap();

@@ -90,8 +90,6 @@ pub struct StmThread {
     retained_start: Option<u64>,
     /// The most recent abort (for callers that only got a status code through the C ABI).
     last_abort: Option<Abort>,
-    /// Every transaction runs in the segment of the first one (see [`StmThread::set_sticky`]).
-    sticky: bool,
     /// GC state (modified records, shadow stack, young objects), boxed at a stable address
     /// registered with the runtime for the major collector.
     pub(crate) gc: Box<crate::nursery::ThreadGc>,
@@ -113,7 +111,6 @@ impl Stm {
             last_seg: 0,
             retained_start: None,
             last_abort: None,
-            sticky: false,
             gc,
             _not_send: PhantomData,
         }
@@ -143,13 +140,6 @@ impl StmThread {
             cause: AbortCause::Explicit,
             conflict: None,
         })
-    }
-
-    /// Makes every later transaction of this handle run in the segment of its first one
-    /// (waiting for it when another thread holds it): for code that keeps the segment base in
-    /// a register across transactions (the JIT's `--segment-base r15`).
-    pub fn set_sticky(&mut self, sticky: bool) {
-        self.sticky = sticky;
     }
 
     /// Whether the running transaction is inevitable.
@@ -271,7 +261,7 @@ impl StmThread {
             panic!("stmjit: begin() called inside a transaction");
         }
         let stm = self.stm.clone();
-        let seg = stm.acquire_segment(self.last_seg, self.sticky);
+        let seg = stm.acquire_segment(self.last_seg);
         self.seg = seg;
         self.activate();
         let info = stm.mem.info(seg);

@@ -234,6 +234,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         let f = c.helper("stmjit_return_boundary");
         let inst = c.b.ins().call(f, &[c.ctx, rv]);
         let r = c.b.inst_results(inst)[0];
+        c.reload_segment_base();
         let restart =
             c.b.ins()
                 .icmp_imm(IntCC::Equal, r, crate::rt::txn::RESTART as i64);
@@ -396,9 +397,21 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         let inst = self.b.ins().call(f, args);
         let r = self.b.inst_results(inst)[0];
         if spill {
+            self.reload_segment_base();
             self.reload_locals();
         }
         r
+    }
+
+    /// After a runtime call that may end the transaction: the next one may run in another
+    /// segment, whose base the runtime left in `Ctx::seg_base` (and in `%gs`); r15 follows.
+    /// (Calls of JIT functions need none: the callee keeps r15 right itself.)
+    pub(crate) fn reload_segment_base(&mut self) {
+        let base = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, seg_base) as i32);
+        self.b.ins().set_pinned_reg(base);
     }
 
     /// Stores `site` as the operation in progress (`Ctx::site`): a conflict found in the
@@ -452,6 +465,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             self.b.switch_to_block(blk);
             let frame = self.frame();
             self.b.ins().call(restart, &[self.ctx, frame]);
+            self.reload_segment_base();
             self.reload_locals();
             self.b.ins().jump(target, &[]);
         }

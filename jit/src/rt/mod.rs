@@ -215,9 +215,6 @@ pub struct ProgramInfo {
     pub start: std::time::Instant,
     /// Parallel STM or `--gil`.
     pub mode: Mode,
-    /// `--segment-base r15`: JIT code keeps the segment base in r15, so each thread keeps
-    /// its segment (`StmThread::set_sticky`).
-    pub sticky_segments: bool,
     /// Transactions, threads and output shared by all threads (`txn.rs`, `threads.rs`).
     pub sched: crate::rt::txn::Scheduler,
     /// `serve`'s servers and request figures (`serve.rs`).
@@ -308,7 +305,6 @@ impl Runtime {
             globals: 0,
             start: std::time::Instant::now(),
             mode: Mode::Stm,
-            sticky_segments: false,
             sched: crate::rt::txn::Scheduler::default(),
             serve: Default::default(),
         };

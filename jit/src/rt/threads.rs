@@ -52,12 +52,9 @@ pub struct Driver {
 impl Driver {
     /// A driver for the calling OS thread (no transaction yet), with its base frame pushed.
     pub fn new(info: Arc<ProgramInfo>) -> Driver {
+        // A thread's transactions may run in any free segment: JIT code reloads r15 after
+        // every runtime call that may switch (`Compiler::reload_segment_base`).
         let mut th = Box::new(info.stm.thread());
-        // Each thread keeps the segment of its first transaction. Needed by the r15 form;
-        // for `%gs` code it works around a lost-update bug seen when a thread's transactions
-        // move between segments while other threads commit (notes: issue 6;
-        // `STMJIT_UNSTICKY=1` reproduces it with tests/concurrency/join_values.lang).
-        th.set_sticky(info.sticky_segments || std::env::var_os("STMJIT_UNSTICKY").is_none());
         let th_ptr: *mut stmjit_runtime::StmThread = &mut *th;
         // SAFETY: th is boxed, owned by the driver, outlives rt and ctx (drop order) and
         // stays on this thread.

@@ -58,6 +58,7 @@ pub fn cfg(n: usize) -> StmConfig {
         nursery_size: 4096,
         wait_policy: WaitPolicy::Wait,
         budget: 1000,
+        move_threads: false,
     }
 }
 

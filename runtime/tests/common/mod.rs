@@ -12,6 +12,7 @@ pub fn config(n: usize, policy: WaitPolicy) -> StmConfig {
         nursery_size: 1 << 20,
         wait_policy: policy,
         budget: 1000,
+        move_threads: false,
     }
 }
 
