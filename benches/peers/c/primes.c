@@ -1,10 +1,13 @@
-/* Counting primes with pthreads: the same trial division and split as programs/primes.lang.
+/* Counting primes with pthreads: the same trial division and split as programs/primes.lang
+   (chunks of CHUNK numbers dealt round robin).
    usage: primes N THREADS   prints: primes N COUNT SUM */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-struct job { long lo, hi, count, sum; };
+#define CHUNK 1000
+
+struct job { long k, t, n, count, sum; };
 
 static int is_prime(long n) {
     if (n < 2) return 0;
@@ -16,8 +19,11 @@ static int is_prime(long n) {
 
 static void *count(void *p) {
     struct job *j = p;
-    for (long n = j->lo; n < j->hi; n++)
-        if (is_prime(n)) { j->count++; j->sum += n; }
+    for (long lo = j->k * CHUNK; lo < j->n; lo += j->t * CHUNK) {
+        long hi = lo + CHUNK < j->n ? lo + CHUNK : j->n;
+        for (long n = lo; n < hi; n++)
+            if (is_prime(n)) { j->count++; j->sum += n; }
+    }
     return NULL;
 }
 
@@ -27,7 +33,7 @@ int main(int argc, char **argv) {
     pthread_t th[t];
     struct job jobs[t];
     for (int k = 0; k < t; k++) {
-        jobs[k] = (struct job){n * k / t, n * (k + 1) / t, 0, 0};
+        jobs[k] = (struct job){k, t, n, 0, 0};
         pthread_create(&th[k], NULL, count, &jobs[k]);
     }
     long total = 0, sum = 0;
