@@ -1035,15 +1035,25 @@ pub fn rewrite_with(
             if has_mem_operand(i) {
                 let base = gpr_bit(i.memory_base()).unwrap_or(0);
                 let index = gpr_bit(i.memory_index()).unwrap_or(0);
-                if (base | index) & st.stale != 0 {
+                // Code whose IR passed the check (`CopyReads::Count`) has no base
+                // living across a call, and no address made of two bases: a register
+                // that is only possibly a copy, or a stale one, is then not a base
+                // (the may-sets merge paths and are imprecise). Other code is refused.
+                let ir_checked = copy_reads == CopyReads::Count;
+                if (base | index) & st.stale != 0 && !ir_checked {
                     return Err(RewriteError::BaseEscapes {
                         offset: ip,
                         instruction: text(),
                         how: Escape::AcrossCall,
                     });
                 }
-                let base_seg = base & seg != 0;
-                let index_seg = index & seg != 0;
+                let is_proven = |r: RegSet| r & (st.must | r15) != 0;
+                let mut base_seg = base & seg != 0;
+                let mut index_seg = index & seg != 0;
+                if ir_checked && base_seg && index_seg && is_proven(base) != is_proven(index) {
+                    base_seg = is_proven(base);
+                    index_seg = is_proven(index);
+                }
                 if base_seg || index_seg {
                     let kind = f.access;
                     let escape = |how| RewriteError::BaseEscapes {

@@ -5,7 +5,8 @@
 use iced_x86::code_asm::*;
 use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter};
 use stmjit_jit::gs_rewrite::{
-    rewrite, AccessKind, Escape, LeftReason, RewriteError, Rewritten, SegmentBase,
+    rewrite, rewrite_with, AccessKind, CopyReads, Escape, LeftReason, RewriteError, Rewritten,
+    SegmentBase,
 };
 
 type Asm = fn(&mut CodeAssembler) -> Result<(), IcedError>;
@@ -658,4 +659,55 @@ fn blocks_without_modeled_predecessors_assume_no_copies() {
     ];
     let r = rewrite(&code, &[5], SegmentBase::Gs).unwrap();
     assert_eq!(r.accesses[0].left, None);
+}
+
+/// In code whose IR was checked (`CopyReads::Count`), a register that is a copy
+/// on some paths only, next to a proven copy, is the other operand of
+/// `iadd(base, x)`: rewritten with the proven one as the segment base (the
+/// random programs and the barrier benchmark hit this shape). Unchecked code is
+/// refused, as is a stale copy there.
+#[test]
+fn ir_checked_code_trusts_the_proven_copy() {
+    let body = |a: &mut CodeAssembler| {
+        let mut value = a.create_label();
+        let mut join = a.create_label();
+        a.mov(rax, r15)?;
+        a.test(rdi, rdi)?;
+        a.je(value)?;
+        a.mov(rdx, r15)?;
+        a.jmp(join)?;
+        a.set_label(&mut value)?;
+        a.mov(rdx, rsi)?;
+        a.set_label(&mut join)?;
+        a.mov(byte_ptr(rax + rdx), 1u32)?;
+        a.ret()
+    };
+    let code = assemble(body);
+    assert!(matches!(
+        rewrite(&code, &[], SegmentBase::Gs),
+        Err(RewriteError::BaseEscapes {
+            how: Escape::ScaledOrDoubled,
+            ..
+        })
+    ));
+    let r = rewrite_with(&code, &[], SegmentBase::Gs, CopyReads::Count).unwrap();
+    assert_eq!(r.stats.total_rewritten(), 1, "{}", r.stats);
+    let last = decode(&r.code)
+        .into_iter()
+        .find(|i| i.ip() == r.accesses[0].offset as u64)
+        .unwrap();
+    assert_eq!(text(&last), "mov byte ptr gs:[rdx],1");
+    // A stale copy used as an address: refused unless the IR was checked.
+    let stale = assemble(|a| {
+        let mut f = a.create_label();
+        a.mov(rbx, r15)?;
+        a.call(f)?;
+        a.mov(byte_ptr(rbx + rdi), 1u32)?;
+        a.ret()?;
+        a.set_label(&mut f)?;
+        a.ret()
+    });
+    assert!(rewrite(&stale, &[], SegmentBase::Gs).is_err());
+    let r = rewrite_with(&stale, &[], SegmentBase::Gs, CopyReads::Count).unwrap();
+    assert_eq!(r.stats.total_rewritten(), 0, "{}", r.stats);
 }
