@@ -182,7 +182,7 @@ def write_report(args, servers, stats, path):
         f"--connections {args.connections} --n {args.n}` on {time.strftime('%Y-%m-%d %H:%M')}.",
         "",
         f"- Machine: {machine()}; shared and noisy (other builds may run): figures vary run to run.",
-        f"- stmjit: `{stmjit_bin()}`, repository at {git_head()} "
+        f"- stmjit: `{stmjit_bin()}` (the repository was at {git_head()} when run) "
         "(`--threads 1`, `--threads 2`, `--gil`: one segment, one transaction at a time).",
         f"- Endpoint: `GET {path}` of `examples/kvservice.lang` (counts the primes below {args.n} by "
         "trial division; touches no shared data) and of its Python peer `benches/serve/kvservice.py` "
