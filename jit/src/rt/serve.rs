@@ -17,9 +17,8 @@
 use super::threads::{commit_for_wait, start_pending, Driver};
 use super::{rt_of, ClassInfo, Ctx, Mode, ProgramInfo, Runtime, ERR, R, UNBOUND};
 use std::mem::offset_of;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
 use stmjit_lang::diag::{render_runtime, ErrorKind};
 use stmjit_runtime::objects::{ClassObj, InstanceObj};
 use stmjit_runtime::value::{self, Word, NONE};
@@ -251,55 +250,14 @@ fn run_server(rt: &mut Runtime, port: u16, handler: Word, class: Word) -> Result
     };
     let state = &rt.info.serve;
     state.start(&stopper);
-    let meet = Rendezvous {
-        want: if rt.mode == Mode::Gil { 1 } else { workers },
-        arrived: AtomicUsize::new(0),
-        deadline: Instant::now() + Duration::from_millis(200),
-    };
     let r = server.run(workers, |_| {
         stmjit_lang::stack::mark_thread(stmjit_lang::stack::BIG_STACK);
         let mut d = Driver::new(served.info.clone());
-        rendezvous(&mut d, &meet);
         let served = &served;
         move |req: Request| handle(&mut d, served, &req)
     });
     state.stop(stopper.port());
     r.map_err(|e| format!("serve(): the server stopped: {e}"))
-}
-
-/// Start-up meeting of the workers (see [`rendezvous`]).
-struct Rendezvous {
-    /// Workers that should hold a segment at once (1: no meeting).
-    want: usize,
-    arrived: AtomicUsize,
-    /// No worker waits past this.
-    deadline: Instant,
-}
-
-/// Each worker's first transaction stays open (empty, polling) until every worker has one,
-/// or a short deadline passed, so that the workers begin in distinct segments. A thread
-/// may keep the segment of its first transaction (`Driver::new`): workers whose first
-/// requests came one after the other would all have taken the one segment just freed, and
-/// then run their handlers one at a time.
-fn rendezvous(d: &mut Driver, meet: &Rendezvous) {
-    if meet.want <= 1 {
-        return;
-    }
-    let ctx: *mut Ctx = &mut *d.ctx;
-    let rt = rt_of(ctx);
-    rt.begin(ctx);
-    meet.arrived.fetch_add(1, SeqCst);
-    while meet.arrived.load(SeqCst) < meet.want && Instant::now() < meet.deadline {
-        // A commit elsewhere may need this transaction at a safe point.
-        if let Err(a) = d.th.poll() {
-            rt.note_abort(a);
-            rt.begin(ctx);
-        }
-        std::thread::sleep(Duration::from_micros(100));
-    }
-    while rt.commit().is_err() {
-        rt.begin(ctx);
-    }
 }
 
 /// What one handler transaction produced.
