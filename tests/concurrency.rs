@@ -504,6 +504,39 @@ fn more_threads_than_segments_with_short_transactions() {
     );
 }
 
+/// `join` inside `with atomic:`/`with lock:` gives the GIL result (the block runs after the
+/// thread ended: it restarts once the thread is done) instead of hanging (before: the block
+/// waited for a thread that could start only when the block's transaction committed) or
+/// letting the thread's writes in between the block's reads.
+#[test]
+fn join_inside_atomic_blocks() {
+    check("join_in_atomic", &["--threads", "2"], &[], &[]);
+    check("join_in_atomic", &["--threads", "1"], &[], &[]);
+    check("join_in_atomic", &["--gil"], &[], &[]);
+    check("join_in_atomic", &["--threads", "2"], ABORTS, &[]);
+}
+
+/// Joining, inside an atomic block, a thread spawned in that same block can never end (it
+/// starts when the block commits): a TypeError at the join, not a hang.
+#[test]
+fn join_of_a_thread_spawned_in_the_same_atomic_block_is_an_error() {
+    let r = run("join_spawned_in_atomic", &[], &[], &[]);
+    assert_eq!(r.code, Some(1), "{}", r.describe());
+    let err: Vec<&str> = r.stderr.lines().collect();
+    assert!(
+        err.first()
+            .is_some_and(|l| l.starts_with("error: TypeError: join() inside the atomic block")),
+        "{}",
+        r.describe()
+    );
+    assert_eq!(
+        err.get(1).copied(),
+        Some("  at join_spawned_in_atomic.lang:8:11 in <module>"),
+        "{}",
+        r.describe()
+    );
+}
+
 // ---- the programs' expected outputs agree with the reference interpreter ----
 
 /// The `.out` files come from CPython; the interpreter (threads run one after the other)

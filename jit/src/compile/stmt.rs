@@ -240,6 +240,12 @@ impl FnCompiler<'_, '_> {
                 self.store_name(target, c, s.span);
             }
             StmtKind::With { kind, body } => {
+                if self.with_depth == 0 {
+                    // A possible boundary right before the block: threads spawned just
+                    // before it start (spawn asks for one), so a `join` in the block can
+                    // wait for them as under a GIL.
+                    self.poll(s.span);
+                }
                 if let WithKind::Lock(e) = kind {
                     let v = self.expr(e);
                     self.call_checked("stmjit_with_lock", &[self.ctx, v], e.span);

@@ -287,15 +287,25 @@ pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
     let ho = rt.root(obj);
     // SAFETY: helpers receive the live context of their thread.
     let atomic = unsafe { (*ctx).atomic_depth } > 0;
-    if atomic {
-        // Inside an atomic block the transaction cannot end: wait in it, inevitable (the
-        // joined thread must not need this one's effects, as under a GIL held by the block).
-        if rt.make_inevitable().is_err() {
+    if atomic && !is_done(rt, id) {
+        // Under a GIL no other thread runs during an atomic block, so the block can only
+        // have run after the thread ended.
+        if is_pending(rt, obj) {
+            rt.release(mark);
+            return rt.raise(
+                ErrorKind::TypeError,
+                "join() inside the atomic block that spawned the thread: it starts only when \
+                 the block ends, so the wait would never end",
+            );
+        }
+        if rt.abort_until_thread_ends(id) {
             rt.release(mark);
             return ERR;
         }
+        // Inevitable: no restart point to go back to, so wait in the transaction (the
+        // thread loses any conflict with it).
         wait_done(rt, id);
-    } else {
+    } else if !atomic {
         if commit_for_wait(rt, ctx).is_err() {
             rt.release(mark);
             return ERR;
@@ -309,7 +319,24 @@ pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
     rt.list_get(data, T_RESULT)
 }
 
-fn wait_done(rt: &Runtime, id: usize) {
+/// Whether thread `id` has ended.
+fn is_done(rt: &Runtime, id: usize) -> bool {
+    rt.sched.threads.lock().unwrap().done[id]
+}
+
+/// Whether the Thread `obj` was spawned by the running transaction (not started yet).
+fn is_pending(rt: &Runtime, obj: Word) -> bool {
+    let slot = rt.tx.pending_slot;
+    if slot.is_null() {
+        return false;
+    }
+    // SAFETY: the pending slot is the driver's base-frame slot (a GC root).
+    let list = unsafe { *slot };
+    list != NONE && (0..rt.list_len(list)).any(|k| rt.list_get(list, k) == obj)
+}
+
+/// Blocks until thread `id` has ended (call outside any transaction, or inevitable).
+pub(crate) fn wait_done(rt: &Runtime, id: usize) {
     let mut t = rt.sched.threads.lock().unwrap();
     while !t.done[id] {
         t = rt.sched.thread_ended.wait(t).unwrap();

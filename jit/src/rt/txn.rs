@@ -171,6 +171,9 @@ pub struct ThreadTx {
     /// Shadow-stack slot of the driver holding the list of threads spawned by the running
     /// transaction (started after its commit); null before the driver set it up.
     pub pending_slot: *mut u64,
+    /// A thread to wait for, outside any transaction, before the next one begins: set by a
+    /// `join` inside an atomic block that aborted its transaction to run after the thread.
+    pub wait_for_thread: Option<usize>,
 }
 
 impl Default for ThreadTx {
@@ -183,6 +186,7 @@ impl Default for ThreadTx {
             budget: DEFAULT_BUDGET,
             rng: 0x9E37_79B9_7F4A_7C15,
             pending_slot: std::ptr::null_mut(),
+            wait_for_thread: None,
         }
     }
 }
@@ -196,6 +200,9 @@ impl Runtime {
     /// Begins a transaction (waiting for the GIL first with `--gil`) and points the helpers
     /// and the context at its segment.
     pub(crate) fn begin(&mut self, ctx: *mut Ctx) {
+        if let Some(id) = self.tx.wait_for_thread.take() {
+            super::threads::wait_done(self, id);
+        }
         if self.mode == Mode::Gil {
             self.sched.gil.acquire();
         }
@@ -348,6 +355,19 @@ impl Runtime {
         self.begin(ctx);
         super::threads::start_pending(self);
         Ok(())
+    }
+
+    /// Aborts the running transaction so that it runs again once thread `id` has ended (the
+    /// wait is in [`Runtime::begin`], outside any transaction). `false` if the transaction
+    /// is inevitable and cannot run again.
+    pub(crate) fn abort_until_thread_ends(&mut self, id: usize) -> bool {
+        if self.th().is_inevitable() {
+            return false;
+        }
+        self.tx.wait_for_thread = Some(id);
+        let a = self.th().abort();
+        self.note_abort(a);
+        true
     }
 
     /// Makes the running transaction inevitable, counting it.

@@ -14,7 +14,10 @@
 //!   call that fails before its first statement (wrong arity) is reported `in <thread>`.
 //! - `with lock:` blocks also run without switching (each is one transaction); `Lock` is
 //!   reentrant. Blocking (`join`, waiting for a lock held by a blocked thread) gives up the
-//!   global lock even inside such a block.
+//!   global lock even inside such a block. Known difference: there the joined thread's
+//!   effects appear in the middle of the block, which LANGUAGE.md's serializability rules
+//!   out; the JIT instead aborts the block and runs it again once the thread has ended
+//!   (`tests/concurrency/join_in_atomic.lang`), which a tree-walker cannot undo.
 //! - Calls nest at most [`MAX_CALL_DEPTH`] deep (Python's default limit); data nests at most
 //!   [`MAX_DATA_DEPTH`] deep for `str`, `==`, `<`. Beyond: `RecursionError`.
 //! - Iterating a dict walks a snapshot of its keys (Python would raise on a size change);
