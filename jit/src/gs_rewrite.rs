@@ -58,7 +58,11 @@
 //!   counted by the compile path ([`CopyReads::Count`]): after [`check_ir`]
 //!   such reads are register-allocator artifacts (moves and dead spills of the
 //!   copy, stale registers given to an undefined input) that real Cranelift
-//!   output does contain; refusing them would reject valid programs.
+//!   output does contain; refusing them would reject valid programs. For the
+//!   same reason the compile path leaves *doubtful addresses* (a `lea` of a
+//!   copy, two copies, a scaled or stale copy: the may-sets merge paths) as
+//!   they are instead of refusing them; the exact IR check already ruled them
+//!   out.
 //!
 //! # What is merely left in r15 form (recorded, not an error)
 //! * everything, in [`SegmentBase::R15`] mode (the `--segment-base r15`
@@ -921,7 +925,10 @@ pub enum CopyReads {
     /// `isub x, x`), and cannot carry the base anywhere. Found by the random
     /// program test; refusing those would reject valid programs. Also accepts
     /// r15 written by a plain `mov r15, r64/m64`: the only write the IR check
-    /// lets through is the reload of [`PinnedReload`].
+    /// lets through is the reload of [`PinnedReload`]. And an address the
+    /// data-flow finds doubtful (a `lea` of a copy, two copies, a scaled copy,
+    /// a stale copy) is left as it is instead of refused: the IR check proved
+    /// it is none of these, and r15 is right wherever JIT code runs.
     Count,
 }
 
@@ -1061,7 +1068,29 @@ pub fn rewrite_with(
                         instruction: text(),
                         how,
                     };
-                    let Some((kind, width)) = kind.filter(|_| i.mnemonic() != Mnemonic::Lea) else {
+                    let is_lea = i.mnemonic() == Mnemonic::Lea;
+                    let doubtful = is_lea
+                        || (base_seg && index_seg)
+                        || (index_seg && i.memory_index_scale() != 1);
+                    if doubtful && ir_checked {
+                        // The IR check already proved there is no escape here; the
+                        // may-sets merge paths and cannot. Left as it is: correct by the
+                        // r15 invariant (`lea` is no access at all).
+                        if let Some((kind, width)) = kind.filter(|_| !is_lea) {
+                            accesses.push(SegmentAccess {
+                                offset: ip,
+                                len: i.len() as u32,
+                                kind,
+                                width,
+                                left: Some(LeftReason::NotProvable),
+                                nop_bytes: 0,
+                            });
+                            *stats.left.entry(LeftReason::NotProvable).or_default() += 1;
+                        }
+                        st = transfer(st, i, f);
+                        continue;
+                    }
+                    let Some((kind, width)) = kind.filter(|_| !is_lea) else {
                         return Err(escape(Escape::NonAccessingAddress));
                     };
                     if base_seg && index_seg {
