@@ -1215,6 +1215,44 @@ pub fn verify_trampoline(code: &[u8], block_starts: &[u32]) -> Result<(), Rewrit
     Ok(())
 }
 
+/// Check a `preserve_all` stub ([`crate::module::Jit::define_preserve_all_stub`]):
+/// everything [`verify_trampoline`] asks (memory only through its own frame), and
+/// moreover no use of r15 at all. Unlike an entry trampoline, a stub runs *inside* JIT
+/// code, between a caller and a runtime helper that both rely on r15 == `%gs` base; it
+/// forwards its arguments and must leave the segment base alone, neither reading it
+/// (it could pass it on: an escape the IR check of the caller cannot see) nor writing it.
+/// The stub is not rewritten ([`rewrite_none`]), so nothing else about r15 is checked
+/// in it; this is what makes that safe.
+pub fn verify_stub(code: &[u8], block_starts: &[u32]) -> Result<(), RewriteError> {
+    verify_trampoline(code, block_starts)?;
+    let mut info = InstructionInfoFactory::new();
+    for i in decode(code, block_starts)? {
+        if i.mnemonic() == Mnemonic::Nop {
+            continue;
+        }
+        for u in info.info(&i).used_registers() {
+            if u.register().full_register() != Register::R15 {
+                continue;
+            }
+            return Err(match u.access() {
+                OpAccess::Write
+                | OpAccess::ReadWrite
+                | OpAccess::CondWrite
+                | OpAccess::ReadCondWrite => RewriteError::PinnedRegWritten {
+                    offset: i.ip() as u32,
+                    instruction: intel(&i),
+                },
+                _ => RewriteError::Unsupported {
+                    offset: i.ip() as u32,
+                    instruction: intel(&i),
+                    why: "preserve_all stub reads r15 (the segment base)",
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The identity "rewrite" for code the pass must not touch (entry
 /// trampolines): decodes, records instruction starts, changes nothing.
 pub fn rewrite_none(code: &[u8], block_starts: &[u32]) -> Result<Rewritten, RewriteError> {

@@ -13,6 +13,11 @@
 //! Every call from Rust into JIT code goes through an *entry trampoline*
 //! ([`Jit::define_entry_trampoline`]): r15 is not callee-saved once it is the
 //! pinned register, and the rewrite relies on r15 == gs base inside JIT code.
+//!
+//! Runtime helpers that JIT code calls on a fast path's cold side (the write
+//! barriers' slow paths) go through a *`preserve_all` stub*
+//! ([`Jit::define_preserve_all_stub`]): a call to it clobbers no register, so
+//! the fast path around it keeps its values in registers.
 
 use crate::gs_rewrite::{self, CopyReads, RewriteError, Rewritten, SegmentBase};
 use crate::isa::{self, IsaError};
@@ -130,6 +135,17 @@ pub struct CompiledFunction {
     pub is_trampoline: bool,
 }
 
+/// What [`Jit::define`] is given: how the code is checked and whether it is rewritten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A language function: IR checked, `%gs` rewrite.
+    Compiled,
+    /// An entry trampoline: sets r15, touches only its frame; not rewritten.
+    Trampoline,
+    /// A `preserve_all` stub: touches only its frame, never r15; not rewritten.
+    Stub,
+}
+
 /// A JIT code space: the Cranelift module plus the side tables of every
 /// function compiled into it.
 ///
@@ -218,7 +234,7 @@ impl Jit {
             function: name.clone(),
             error,
         })?;
-        self.define(id, func, false)
+        self.define(id, func, Kind::Compiled)
     }
 
     /// Define an entry trampoline `name(base: i64, args of target...) ->
@@ -253,7 +269,49 @@ impl Jit {
             b.seal_all_blocks();
             b.finalize(self.isa.frontend_config());
         }
-        self.define(id, func, true)?;
+        self.define(id, func, Kind::Trampoline)?;
+        Ok(id)
+    }
+
+    /// Define `name(params...)` in the `preserve_all` calling convention, forwarding its
+    /// `params` (all `i64`) to the SystemV function `target` (declared with those
+    /// parameters and no result) and returning nothing.
+    ///
+    /// Why: a call of a SystemV helper clobbers every caller-saved register, so the
+    /// register allocator keeps the caller's live values out of them (spills, reloads,
+    /// extra moves) even on the fast path that never makes the call. A `preserve_all`
+    /// callee clobbers nothing at the call site; the stub pays for it on the slow path
+    /// instead, by saving in its prologue every register it (with `target`, a SystemV
+    /// call: all caller-saved GPRs and XMM0-15, low 128 bits) may clobber. A
+    /// `preserve_all` function can return nothing: `target` reports through memory
+    /// (the caller's context). The stub leaves r15 alone ([`gs_rewrite::verify_stub`]):
+    /// `target` is SystemV, for which r15 is callee-saved, so the caller's segment base
+    /// survives the call.
+    pub fn define_preserve_all_stub(
+        &mut self,
+        name: &str,
+        target: FuncId,
+        params: usize,
+    ) -> Result<FuncId, JitError> {
+        let mut sig = self.signature(&vec![ir::types::I64; params], &[]);
+        sig.call_conv = cranelift_codegen::isa::CallConv::PreserveAll;
+        let id = self.declare(name, &sig)?;
+        let mut func = ir::Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
+        let callee = self.module.declare_func_in_func(target, &mut func);
+        // Absolute call: the helper is anywhere in the process.
+        func.dfg.ext_funcs[callee].colocated = false;
+        {
+            let mut b = FunctionBuilder::new(&mut func, &mut self.fbc);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            let params = b.block_params(entry).to_vec();
+            b.ins().call(callee, &params);
+            b.ins().return_(&[]);
+            b.seal_all_blocks();
+            b.finalize(self.isa.frontend_config());
+        }
+        self.define(id, func, Kind::Stub)?;
         Ok(id)
     }
 
@@ -269,7 +327,7 @@ impl Jit {
         &mut self,
         id: FuncId,
         func: ir::Function,
-        trampoline: bool,
+        kind: Kind,
     ) -> Result<&CompiledFunction, JitError> {
         let name = self.name_of(id);
         self.ctx.clear();
@@ -307,8 +365,12 @@ impl Jit {
             function: name.clone(),
             error,
         };
-        let rewrite = if trampoline {
-            gs_rewrite::verify_trampoline(&original, &block_starts).map_err(err)?;
+        let rewrite = if kind != Kind::Compiled {
+            match kind {
+                Kind::Stub => gs_rewrite::verify_stub(&original, &block_starts),
+                _ => gs_rewrite::verify_trampoline(&original, &block_starts),
+            }
+            .map_err(err)?;
             gs_rewrite::rewrite_none(&original, &block_starts).map_err(err)?
         } else {
             // The IR passed `check_ir` (in `compile`), so copy value reads are
@@ -332,7 +394,7 @@ impl Jit {
             block_starts,
             stack_maps,
             srclocs,
-            is_trampoline: trampoline,
+            is_trampoline: kind == Kind::Trampoline,
         };
         self.functions.insert(id, f);
         Ok(&self.functions[&id])

@@ -111,18 +111,6 @@ fn helper_table() -> Vec<(&'static str, *const u8, usize, bool)> {
             false,
         ),
         (
-            "stmjit_card_slow_at",
-            rt::txn::stmjit_card_slow_at as *const u8,
-            3,
-            false,
-        ),
-        (
-            "stmjit_wb_slow_at",
-            rt::txn::stmjit_wb_slow_at as *const u8,
-            2,
-            false,
-        ),
-        (
             "stmjit_return_boundary",
             rt::txn::stmjit_return_boundary as *const u8,
             2,
@@ -182,6 +170,28 @@ fn helper_table() -> Vec<(&'static str, *const u8, usize, bool)> {
             stmjit_runtime::ffi::stmjit_write_card_slow as *const u8,
             3,
             true,
+        ),
+    ]
+}
+
+/// The `preserve_all` stubs JIT code calls instead of a SystemV helper (see
+/// [`Jit::define_preserve_all_stub`]): stub name (what the compiler calls), helper name,
+/// address, number of i64 parameters (the context only). Each helper takes its other
+/// arguments from `Ctx::barrier_obj`/`barrier_off` and reports through
+/// `Ctx::barrier_status`.
+fn stub_table() -> Vec<(&'static str, &'static str, *const u8, usize)> {
+    vec![
+        (
+            "wb_slow (preserve_all stub)",
+            "stmjit_wb_slow_status",
+            rt::txn::stmjit_wb_slow_status as *const u8,
+            1,
+        ),
+        (
+            "card_slow (preserve_all stub)",
+            "stmjit_card_slow_status",
+            rt::txn::stmjit_card_slow_status as *const u8,
+            1,
         ),
     ]
 }
@@ -424,7 +434,12 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     // ----- compile -----
     let mode = opts.segment_base.unwrap_or(SegmentBase::Gs);
     let table = helper_table();
-    let symbols: Vec<(&str, *const u8)> = table.iter().map(|&(n, p, _, _)| (n, p)).collect();
+    let stubs = stub_table();
+    let symbols: Vec<(&str, *const u8)> = table
+        .iter()
+        .map(|&(n, p, _, _)| (n, p))
+        .chain(stubs.iter().map(|&(_, n, p, _)| (n, p)))
+        .collect();
     let mut jit = match Jit::new(mode, &symbols) {
         Ok(j) => j,
         Err(e) => {
@@ -447,6 +462,17 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
             .declare_function(name, Linkage::Import, &sig)
             .expect("declare helper");
         helper_ids.insert(name, id);
+    }
+    for &(stub, name, _, n) in &stubs {
+        let sig = jit.signature(&vec![I64; n], &[]);
+        let target = jit
+            .module()
+            .declare_function(name, Linkage::Import, &sig)
+            .expect("declare helper");
+        let id = jit
+            .define_preserve_all_stub(stub, target, n)
+            .expect("preserve_all stub");
+        helper_ids.insert(stub, id);
     }
     let mut fids = Vec::new();
     let mut sigs = Vec::new();

@@ -652,6 +652,54 @@ fn trampolines_may_only_touch_their_frame() {
 }
 
 #[test]
+fn preserve_all_stubs_touch_only_their_frame_and_never_r15() {
+    use stmjit_jit::gs_rewrite::verify_stub;
+    let ok = assemble(|a| {
+        a.push(rbp)?;
+        a.mov(rbp, rsp)?;
+        a.sub(rsp, 0x20)?;
+        a.mov(qword_ptr(rsp), rax)?;
+        a.movdqu(xmmword_ptr(rsp + 0x10), xmm0)?;
+        a.mov(rax, 0x1234_5678_9abc_i64)?;
+        a.call(rax)?;
+        a.mov(rax, qword_ptr(rsp))?;
+        a.movdqu(xmm0, xmmword_ptr(rsp + 0x10))?;
+        a.add(rsp, 0x20)?;
+        a.pop(rbp)?;
+        a.ret()
+    });
+    verify_stub(&ok, &[]).unwrap();
+    // What an entry trampoline may do, a stub may not: read or write r15.
+    let reads = assemble(|a| {
+        a.mov(rsi, r15)?;
+        a.call(rax)?;
+        a.ret()
+    });
+    assert!(matches!(
+        verify_stub(&reads, &[]),
+        Err(RewriteError::Unsupported { .. })
+    ));
+    let writes = assemble(|a| {
+        a.mov(r15, rdi)?;
+        a.call(rax)?;
+        a.ret()
+    });
+    assert!(matches!(
+        verify_stub(&writes, &[]),
+        Err(RewriteError::PinnedRegWritten { .. })
+    ));
+    // The trampolines' refusal holds too: memory other than the frame.
+    let memory = assemble(|a| {
+        a.mov(qword_ptr(rdi + 0x48), rax)?;
+        a.ret()
+    });
+    assert!(matches!(
+        verify_stub(&memory, &[]),
+        Err(RewriteError::Unsupported { .. })
+    ));
+}
+
+#[test]
 fn blocks_without_modeled_predecessors_assume_no_copies() {
     // 0: mov r9,r15 / jmp J / B: mov r9,rsi / jmp J / J: mov byte [r9+rdi],1 / ret
     // B is a block (e.g. a landing pad) that no branch reaches: it may still

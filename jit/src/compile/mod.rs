@@ -107,6 +107,10 @@ pub struct Shared<'a> {
     pub polls: bool,
 }
 
+/// Trap code of blocks that cannot be reached (the "no error" side of the error check
+/// after `stmjit_aborted`, which always returns `ERR`).
+const TRAP_UNREACHABLE: u8 = 1;
+
 /// Compiler of one function body.
 pub struct FnCompiler<'a, 'b> {
     pub(crate) b: FunctionBuilder<'b>,
@@ -380,8 +384,6 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             "stmjit_truthy",
             "stmjit_iter_next",
             "stmjit_trace",
-            "stmjit_card_slow_at",
-            "stmjit_wb_slow_at",
             "stmjit_name_error",
             "stmjit_unbound_local",
             "stmjit_recursion_error",
@@ -401,6 +403,47 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             self.reload_locals();
         }
         r
+    }
+
+    /// The slow path of a write barrier, in the current (cold) block, continuing at `done`:
+    /// stores `args` (the object, and the card's offset) into the context
+    /// (`Ctx::barrier_obj`, `barrier_off`), calls the `preserve_all` stub `stub` (see
+    /// `Jit::define_preserve_all_stub`) with the context, reads its status
+    /// (`Ctx::barrier_status`), and on an abort (non-zero) unwinds to the restart point.
+    ///
+    /// Why it is shaped so: nothing live at `done` may be live across a call that clobbers
+    /// registers, or the register allocator keeps the fast path's values on the stack. The
+    /// stub clobbers no register; it neither moves objects nor switches segments (an abort
+    /// unwinds through the status), so no spill of the locals and no reload of r15. The
+    /// abort side makes SystemV calls, so it never rejoins `done`: `stmjit_aborted` always
+    /// returns `ERR`, so the error check always leaves (restart dispatch or unwind) and its
+    /// "no error" side is unreachable: a trap.
+    fn barrier_slow_path(&mut self, stub: &'static str, args: &[Value], site: i64, done: Block) {
+        let f = self.helper(stub);
+        // Absolute call: cranelift-jit may place the stub more than 2 GiB away.
+        self.b.func.dfg.ext_funcs[f].colocated = false;
+        // Any call may end the transaction (issue 6) or move objects: the region ends.
+        self.region.marked.clear();
+        // The arguments go through the context: the call fixes `rdi` only.
+        let fields = [offset_of!(Ctx, barrier_obj), offset_of!(Ctx, barrier_off)];
+        for (&v, off) in args.iter().zip(fields) {
+            self.b.ins().store(mf(), v, self.ctx, off as i32);
+        }
+        self.b.ins().call(f, &[self.ctx]);
+        let st = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, barrier_status) as i32);
+        let aborted = self.b.ins().icmp_imm(IntCC::NotEqual, st, 0);
+        let raise = self.b.create_block();
+        self.b.ins().brif(aborted, raise, &[], done, &[]);
+        self.b.set_cold_block(raise);
+        self.b.switch_to_block(raise);
+        let r = self.call("stmjit_aborted", &[self.ctx]);
+        self.check_site(r, site);
+        self.b
+            .ins()
+            .trap(ir::TrapCode::unwrap_user(TRAP_UNREACHABLE));
     }
 
     /// After a runtime call that may end the transaction: the next one may run in another
@@ -758,16 +801,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.switch_to_block(slow);
         let site = self.site(span);
         self.set_site(site);
-        let st = self.call("stmjit_card_slow_at", &[self.ctx, obj, off]);
-        // A non-zero status is an abort (part 1: cannot happen; issue 6 restarts).
-        let aborted = self.b.ins().icmp_imm(IntCC::NotEqual, st, 0);
-        let raise = self.b.create_block();
-        self.b.ins().brif(aborted, raise, &[], done, &[]);
-        self.b.set_cold_block(raise);
-        self.b.switch_to_block(raise);
-        let r = self.call("stmjit_aborted", &[self.ctx]);
-        self.check_site(r, site);
-        self.b.ins().jump(done, &[]);
+        self.barrier_slow_path("card_slow (preserve_all stub)", &[obj, off], site, done);
         self.b.switch_to_block(done);
         self.b.set_srcloc(SourceLoc::default());
     }
@@ -790,15 +824,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.switch_to_block(slow);
         let site = self.site(span);
         self.set_site(site);
-        let st = self.call("stmjit_wb_slow_at", &[self.ctx, obj]);
-        let aborted = self.b.ins().icmp_imm(IntCC::NotEqual, st, 0);
-        let raise = self.b.create_block();
-        self.b.ins().brif(aborted, raise, &[], done, &[]);
-        self.b.set_cold_block(raise);
-        self.b.switch_to_block(raise);
-        let r = self.call("stmjit_aborted", &[self.ctx]);
-        self.check_site(r, site);
-        self.b.ins().jump(done, &[]);
+        self.barrier_slow_path("wb_slow (preserve_all stub)", &[obj], site, done);
         self.b.switch_to_block(done);
     }
 

@@ -71,6 +71,17 @@ pub struct Ctx {
     /// Trace site of the operation JIT code is doing (set before helper calls and barrier
     /// slow paths): a conflict found meanwhile names it in `--stats`.
     pub site: u64,
+    /// Arguments and result of a write-barrier slow path (`txn::stmjit_wb_slow_status`,
+    /// `txn::stmjit_card_slow_status`): JIT code reaches them through `preserve_all` stubs
+    /// taking only the context, so that the call fixes one register (`rdi`) rather than
+    /// one per argument, and a `preserve_all` function returns nothing. JIT code stores
+    /// the object (and the card's offset) here with plain stores before the call and
+    /// reads the status back after it.
+    pub barrier_obj: u64,
+    /// See [`Ctx::barrier_obj`]: the element offset of a card write.
+    pub barrier_off: u64,
+    /// See [`Ctx::barrier_obj`]: the slow path's status (non-zero: aborted).
+    pub barrier_status: u64,
 }
 
 impl Ctx {
@@ -88,6 +99,9 @@ impl Ctx {
             atomic_depth: 0,
             seg_base,
             site: u64::from(u32::MAX),
+            barrier_obj: 0,
+            barrier_off: 0,
+            barrier_status: 0,
         }
     }
 }

@@ -520,3 +520,34 @@ pub unsafe extern "C" fn stmjit_wb_slow_at(ctx: *mut Ctx, obj: u64) -> u64 {
         stmjit_runtime::ffi::stmjit_write_barrier_slow(th, obj) as u64
     }
 }
+
+/// [`stmjit_card_slow_at`] for the `preserve_all` stub of JIT code
+/// ([`crate::module::Jit::define_preserve_all_stub`]): the object and offset come in
+/// `Ctx::barrier_obj` and `Ctx::barrier_off`, the status goes to `Ctx::barrier_status`
+/// (see there why).
+///
+/// # Safety
+/// As [`stmjit_card_slow_at`], for the object and offset in the context.
+pub unsafe extern "C" fn stmjit_card_slow_status(ctx: *mut Ctx) {
+    // SAFETY: ctx is the caller's live context, not aliased by any Rust reference here.
+    let (obj, off) = unsafe { ((*ctx).barrier_obj, (*ctx).barrier_off) };
+    // SAFETY: caller's contract (same as stmjit_card_slow_at's).
+    let st = unsafe { stmjit_card_slow_at(ctx, obj, off) };
+    // SAFETY: as above.
+    unsafe { (*ctx).barrier_status = st };
+}
+
+/// [`stmjit_wb_slow_at`] for the `preserve_all` stub of JIT code
+/// ([`crate::module::Jit::define_preserve_all_stub`]): the object comes in
+/// `Ctx::barrier_obj`, the status goes to `Ctx::barrier_status` (see there why).
+///
+/// # Safety
+/// As [`stmjit_wb_slow_at`], for the object in the context.
+pub unsafe extern "C" fn stmjit_wb_slow_status(ctx: *mut Ctx) {
+    // SAFETY: ctx is the caller's live context, not aliased by any Rust reference here.
+    let obj = unsafe { (*ctx).barrier_obj };
+    // SAFETY: caller's contract (same as stmjit_wb_slow_at's).
+    let st = unsafe { stmjit_wb_slow_at(ctx, obj) };
+    // SAFETY: as above.
+    unsafe { (*ctx).barrier_status = st };
+}
