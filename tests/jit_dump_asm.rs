@@ -144,3 +144,37 @@ fn float_comparisons_are_inline() {
         assert!(f.contains("ucomisd"), "{f}");
     }
 }
+
+/// The write barriers' slow paths call `preserve_all` stubs (issue 7): the listing shows
+/// each stub saving every SystemV caller-saved register, XMM0-15 included, around its call
+/// of the runtime helper, and never touching r15.
+#[test]
+fn dump_shows_the_preserve_all_barrier_stubs() {
+    let (out, text) = run(&[], "stubs");
+    assert!(out.status.success());
+    for stub in ["wb_slow", "card_slow"] {
+        let body = text
+            .split("; function ")
+            .find(|f| f.starts_with(&format!("{stub} (preserve_all stub)")))
+            .unwrap_or_else(|| panic!("no {stub} stub in:\n{text}"));
+        let calls = body.lines().filter(|l| l.contains("call ")).count();
+        assert_eq!(calls, 1, "{body}");
+        for r in ["rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11"] {
+            assert!(
+                body.lines()
+                    .any(|l| l.contains("mov [rsp") && l.ends_with(&format!("],{r}"))),
+                "{stub}: {r} not saved:\n{body}"
+            );
+        }
+        for k in 0..16 {
+            assert!(
+                body.lines()
+                    .any(|l| l.contains("movdqu [rsp") && l.ends_with(&format!(",xmm{k}"))),
+                "{stub}: xmm{k} not saved:\n{body}"
+            );
+        }
+        // (The header line's statistics say "r15 form": skip it.)
+        let code = body.split_once('\n').map_or("", |(_, c)| c);
+        assert!(!code.contains("r15"), "{stub} touches r15:\n{body}");
+    }
+}
