@@ -94,6 +94,24 @@ impl Stm {
         }
     }
 
+    /// Drops one registration of each of `rs` (a multiset: one per occurrence), in time
+    /// linear in the number of roots: removing many roots one by one with
+    /// [`Stm::remove_root`] is quadratic (a `TransactionQueue` round registers every call).
+    pub fn remove_roots(&self, rs: &[Ref]) {
+        let mut left: std::collections::HashMap<Ref, usize> = std::collections::HashMap::new();
+        for &r in rs {
+            *left.entry(r).or_default() += 1;
+        }
+        let mut g = self.gc.roots.lock().unwrap();
+        g.retain(|r| match left.get_mut(r) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        });
+    }
+
     /// Sets the minimum major-collection threshold (bytes allocated in the old space since
     /// the previous major collection); the effective threshold is the larger of it and the
     /// live size after the previous major collection.

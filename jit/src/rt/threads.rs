@@ -407,9 +407,7 @@ pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
                     .expect("cannot start a worker thread");
             }
         });
-        for &w in &items {
-            rt.stm.remove_root(w);
-        }
+        rt.stm.remove_roots(&items);
         rt.begin_without_restart_point(ctx);
         // The roots of this round are no longer needed (the queue is rooted below them).
         // SAFETY: hq was pushed right after `mark`; the slot after it is this round's first.
