@@ -3,7 +3,7 @@
 and on its peers side by side, checks that every checksum agrees, and writes a Markdown report.
 
 usage:
-  python3 benches/run.py all              moderate sizes, 5 runs each, writes benches/REPORT.md
+  python3 benches/run.py all              moderate sizes, 5 runs each, writes benches/RESULTS.md
   python3 benches/run.py --quick          tiny sizes, 1 run: a smoke test of every checksum
                                           (exit status 1 on any mismatch or failure)
   python3 benches/run.py all --programs bank,primes --runs 3 --sizes large
@@ -16,9 +16,9 @@ options:
   --sizes quick|moderate|large
   --programs LIST       a subset of the programs
   --peers LIST          a subset of: cpython,pypy,c,libitm,rust-stm (default all)
-  --report PATH         where to write the report (default benches/REPORT.md; with --quick,
-                        benches/build/REPORT-quick.md); the SVG charts go to charts/ beside it
-  --label NAME          name this run's outputs (e.g. a 16-core device run): REPORT-NAME.md,
+  --report PATH         where to write the report (default benches/RESULTS.md; with --quick,
+                        benches/build/RESULTS-quick.md); the SVG charts go to charts/ beside it
+  --label NAME          name this run's outputs (e.g. a 16-core device run): RESULTS-NAME.md,
                         charts/*-NAME.svg, results-NAME.json, so that it sits beside the default one
   --no-build            use what is already built
   --skip-quick          with `all`, skip the quick checksum pass that runs first
@@ -804,9 +804,37 @@ def write_report(path, env, args, modes, thread_counts, all_results, versions, e
     A("")
     A("Cells: `1 thread / T threads`; a single number where the system's parallelism is not set by "
       "the runner (TransactionQueue programs) or only one thread count was run.\n")
+    if not args.quick:
+        append_other_figures(A)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         f.write("\n".join(L) + "\n")
+
+
+# Figures measured by their own tools, folded into the report when present: (title, file in
+# benches/, the command that makes it).
+OTHER_FIGURES = [
+    ("HTTP server: `serve()` under wrk", "SERVE.md", "python3 benches/serve/run.py"),
+    ("Barrier microbenchmarks", "BARRIERS.md",
+     "cargo bench --bench barriers (its table, saved by hand with the date and commit)"),
+]
+
+
+def append_other_figures(A):
+    """Appends each file of OTHER_FIGURES that exists, its headings moved two levels down."""
+    for title, name, command in OTHER_FIGURES:
+        path = os.path.join(BENCHES, name)
+        if not os.path.exists(path):
+            continue
+        A(f"## {title}\n")
+        A(f"From `benches/{name}` (made by `{command}`; not re-measured by this run).\n")
+        with open(path) as f:
+            lines = f.read().splitlines()
+        if lines and lines[0].startswith("# "):
+            lines = lines[1:]
+        for line in lines:
+            A("##" + line if line.startswith("#") else line)
+        A("")
 
 
 def main():
@@ -821,7 +849,7 @@ def main():
     ap.add_argument("--peers", default=",".join(ALL_PEERS))
     ap.add_argument("--report", default=None)
     ap.add_argument("--label", default=None,
-                    help="name the outputs REPORT-LABEL.md, charts/*-LABEL.svg, results-LABEL.json")
+                    help="name the outputs RESULTS-LABEL.md, charts/*-LABEL.svg, results-LABEL.json")
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--skip-quick", action="store_true", help="`all` without the quick checksum pass first")
@@ -834,8 +862,8 @@ def main():
         sys.exit("--label: letters, digits, '-', '_' and '.' only")
     suffix = f"-{args.label}" if args.label else ""
     if args.report is None:
-        args.report = (os.path.join(BUILD, f"REPORT-quick{suffix}.md") if args.quick
-                       else os.path.join(BENCHES, f"REPORT{suffix}.md"))
+        args.report = (os.path.join(BUILD, f"RESULTS-quick{suffix}.md") if args.quick
+                       else os.path.join(BENCHES, f"RESULTS{suffix}.md"))
     report_dir = os.path.dirname(os.path.abspath(args.report))
     modes = [m for m in args.stmjit_mode.split(",") if m]
     for m in modes:
