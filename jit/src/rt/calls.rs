@@ -83,7 +83,9 @@ fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word]) -> Word {
     // Slots for every attribute the class's instances have had so far, so that
     // `__init__`'s assignments take the inline path.
     let id = rt.ld(rt.get(rc), offset_of!(ClassObj, class_id) as u64) as usize;
-    let n = rt.classes.read().unwrap()[id].shape.len() as u64;
+    let n = rt
+        .class_copy
+        .with(&rt.classes, |c| c[id].shape.len() as u64);
     if n > 0 {
         match rt.new_array(false, n, UNBOUND) {
             Ok(slots) => {
@@ -465,7 +467,7 @@ pub unsafe extern "C" fn stmjit_make_class(
         let c = rt.alloc(rt.types.class, std::mem::size_of::<ClassObj>() as u64)?;
         let (base, attrs) = (rt.get(rb), rt.get(ra));
         let id = {
-            let mut classes = rt.classes.write().unwrap();
+            let mut classes = rt.classes.write();
             classes.push(ClassInfo {
                 name: cd.name.clone(),
                 ..ClassInfo::default()

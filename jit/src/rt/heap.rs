@@ -681,7 +681,7 @@ impl Runtime {
     /// The class name of an instance or class object.
     pub fn class_name(&self, cls: Word) -> String {
         let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
-        self.classes.read().unwrap()[id].name.clone()
+        self.classes.read()[id].name.clone()
     }
 
     /// Python's type name of a value, as used in error messages.

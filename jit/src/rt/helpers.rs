@@ -170,11 +170,13 @@ impl Runtime {
     pub fn class_lookup(&mut self, cls: Word, name: u32) -> R<Option<Word>> {
         self.rb(cls);
         let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
-        let cached = self.classes.read().unwrap()[id]
-            .methods
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|&(_, w)| w);
+        let cached = self.class_copy.with(&self.classes, |c| {
+            c[id]
+                .methods
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|&(_, w)| w)
+        });
         if let Some(w) = cached {
             return Ok((w != UNBOUND).then_some(w));
         }
@@ -186,7 +188,7 @@ impl Runtime {
             _ => None,
         };
         if let Some(e) = entry {
-            let mut classes = self.classes.write().unwrap();
+            let mut classes = self.classes.write();
             if !classes[id].methods.iter().any(|(n, _)| *n == name) {
                 classes[id].methods.push(e);
             }
@@ -232,7 +234,7 @@ impl Runtime {
                     ErrorKind::AttributeError,
                     format!(
                         "'{}' object has no attribute '{}'",
-                        self.classes.read().unwrap()[id].name,
+                        self.classes.read()[id].name,
                         self.names[name as usize]
                     ),
                 )),
@@ -274,7 +276,7 @@ impl Runtime {
                 Some(s) => s,
                 None => {
                     // Another thread may have added it meanwhile: look again under the lock.
-                    let mut classes = self.classes.write().unwrap();
+                    let mut classes = self.classes.write();
                     let shape = &mut classes[id].shape;
                     match shape.iter().position(|&n| n == name) {
                         Some(s) => s,
@@ -289,7 +291,7 @@ impl Runtime {
         }
         if self.is(o, t.class) {
             // Method caches are rebuilt from the classes' dicts (read with barriers).
-            for c in self.classes.write().unwrap().iter_mut() {
+            for c in self.classes.write().iter_mut() {
                 c.methods.clear();
             }
             self.rb(o);

@@ -16,6 +16,7 @@
 //! current function) and returns `ERR` itself. No longjmp, no panics across the FFI.
 
 pub mod calls;
+pub mod class_table;
 pub mod convert;
 pub mod heap;
 pub mod helpers;
@@ -143,7 +144,7 @@ pub struct Site {
 
 /// Per-class data the JIT keeps outside the heap: the name and the shape (attribute name →
 /// slot index of instances), shared by all instances of the class.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ClassInfo {
     /// Class name.
     pub name: String,
@@ -222,7 +223,7 @@ pub struct ProgramInfo {
     /// addresses embedded in the code.
     pub attr_caches: Vec<Box<std::sync::atomic::AtomicU64>>,
     /// Classes created at run time (index = `ClassObj::class_id`).
-    pub classes: std::sync::RwLock<Vec<ClassInfo>>,
+    pub classes: class_table::ClassTable,
     /// The globals array (a card-marked array object, one word per global).
     pub globals: Word,
     /// Process start, for `time()`.
@@ -264,6 +265,8 @@ pub struct Runtime {
     pub tx: crate::rt::txn::ThreadTx,
     /// The thread's context (null before a driver set it): its current site.
     pub ctx: *mut Ctx,
+    /// This thread's copy of the class table (see [`class_table`]).
+    pub class_copy: class_table::ClassCopy,
 }
 
 impl std::ops::Deref for Runtime {
@@ -315,7 +318,7 @@ impl Runtime {
             sites: Vec::new(),
             classdefs: Vec::new(),
             attr_caches: Vec::new(),
-            classes: std::sync::RwLock::new(Vec::new()),
+            classes: Default::default(),
             globals: 0,
             start: std::time::Instant::now(),
             mode: Mode::Stm,
@@ -346,6 +349,7 @@ impl Runtime {
             out: Vec::new(),
             tx: crate::rt::txn::ThreadTx::default(),
             ctx: std::ptr::null_mut(),
+            class_copy: Default::default(),
         }
     }
 
@@ -440,10 +444,9 @@ impl Runtime {
     /// The slot of attribute `name` in the shape of class `id`.
     #[inline]
     pub fn shape_slot(&self, id: usize, name: u32) -> Option<usize> {
-        self.classes.read().unwrap()[id]
-            .shape
-            .iter()
-            .position(|&n| n == name)
+        self.class_copy.with(&self.classes, |c| {
+            c[id].shape.iter().position(|&n| n == name)
+        })
     }
 
     /// Id of an interned name (interning it if new; only before the program runs or from

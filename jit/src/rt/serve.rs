@@ -201,7 +201,7 @@ fn request_class(rt: &mut Runtime) -> R<Word> {
         .filter_map(|f| rt.name_ids.get(*f).copied())
         .collect();
     let id = {
-        let mut classes = rt.classes.write().unwrap();
+        let mut classes = rt.classes.write();
         classes.push(ClassInfo {
             name: "Request".into(),
             shape,
@@ -225,7 +225,7 @@ fn run_server(rt: &mut Runtime, port: u16, handler: Word, class: Word) -> Result
     let stopper = server.shutdown_handle();
     let id = rt.ld(class, offset_of!(ClassObj, class_id) as u64) as usize;
     let slots = {
-        let classes = rt.classes.read().unwrap();
+        let classes = rt.classes.read();
         FIELDS
             .iter()
             .enumerate()

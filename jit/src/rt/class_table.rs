@@ -1,0 +1,80 @@
+//! The program's class table, shared by all threads, with a per-thread copy for the hot
+//! lookups.
+//!
+//! Why: every method call and uncached attribute access looks up its class's shape or method
+//! cache. Behind one `RwLock`, each lookup writes the lock's reader count, a cache line that
+//! bounces between the cores of all threads doing method calls. The table changes rarely (a
+//! class statement, a method-cache fill, a class attribute assignment), so each thread reads
+//! its own copy, refreshed when the table's version has moved.
+
+use super::ClassInfo;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Release};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// The shared table: the classes by id, and a version bumped by every change.
+#[derive(Debug, Default)]
+pub struct ClassTable {
+    classes: RwLock<Vec<ClassInfo>>,
+    version: AtomicU64,
+}
+
+/// A write access to the table; the version moves when it ends, so that the copies refresh.
+pub struct ClassTableWrite<'a> {
+    guard: RwLockWriteGuard<'a, Vec<ClassInfo>>,
+    version: &'a AtomicU64,
+}
+
+impl std::ops::Deref for ClassTableWrite<'_> {
+    type Target = Vec<ClassInfo>;
+    fn deref(&self) -> &Vec<ClassInfo> {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for ClassTableWrite<'_> {
+    fn deref_mut(&mut self) -> &mut Vec<ClassInfo> {
+        &mut self.guard
+    }
+}
+
+impl Drop for ClassTableWrite<'_> {
+    fn drop(&mut self) {
+        // Still under the write lock: a reader that sees the new version copies the new table.
+        self.version.fetch_add(1, Release);
+    }
+}
+
+impl ClassTable {
+    /// Reads the shared table (for rare uses; hot paths use a [`ClassCopy`]).
+    pub fn read(&self) -> RwLockReadGuard<'_, Vec<ClassInfo>> {
+        self.classes.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the table; every thread's copy refreshes at its next lookup.
+    pub fn write(&self) -> ClassTableWrite<'_> {
+        ClassTableWrite {
+            guard: self.classes.write().unwrap_or_else(|e| e.into_inner()),
+            version: &self.version,
+        }
+    }
+}
+
+/// One thread's copy of the table and the version it was copied at.
+#[derive(Debug, Default)]
+pub struct ClassCopy(RefCell<(u64, Vec<ClassInfo>)>);
+
+impl ClassCopy {
+    /// Runs `f` on an up-to-date copy of `table` (as new as any change this thread can have
+    /// heard of: the version is read before the copy is taken). `f` must not look up
+    /// classes itself.
+    pub fn with<T>(&self, table: &ClassTable, f: impl FnOnce(&[ClassInfo]) -> T) -> T {
+        let v = table.version.load(Acquire);
+        let mut c = self.0.borrow_mut();
+        if c.0 != v || c.1.is_empty() {
+            let fresh = table.read().clone();
+            *c = (v, fresh);
+        }
+        f(&c.1)
+    }
+}
