@@ -87,6 +87,15 @@ pub(crate) struct SegShared {
     pub conflict: Mutex<Option<ConflictInfo>>,
 }
 
+/// The free transaction segments and a ticket queue of the threads waiting for one.
+pub(crate) struct FreeSegments {
+    segments: Vec<usize>,
+    /// Ticket of the next thread to ask.
+    next_ticket: u64,
+    /// Ticket of the thread whose turn it is.
+    serving: u64,
+}
+
 /// One runtime instance: N+1 segments, the memfd old space, write locks, types and stats.
 pub struct Stm {
     pub(crate) mem: Memory,
@@ -97,8 +106,8 @@ pub struct Stm {
     pub(crate) config: StmConfig,
     pub(crate) commit_mutex: Mutex<()>,
     pub(crate) sync_in_progress: AtomicBool,
-    /// Free segments, and the number of threads waiting for one.
-    pub(crate) free: Mutex<(Vec<usize>, usize)>,
+    /// Free segments and the queue of threads waiting for one.
+    pub(crate) free: Mutex<FreeSegments>,
     pub(crate) free_cv: Condvar,
     pub(crate) inevitable: AtomicU8,
     pub(crate) clock: AtomicU64,
@@ -144,7 +153,11 @@ impl Stm {
             segs,
             types: TypeRegistry::default(),
             stats: Stats::default(),
-            free: Mutex::new(((1..=config.num_segments).rev().collect(), 0)),
+            free: Mutex::new(FreeSegments {
+                segments: (1..=config.num_segments).rev().collect(),
+                next_ticket: 0,
+                serving: 0,
+            }),
             free_cv: Condvar::new(),
             commit_mutex: Mutex::new(()),
             sync_in_progress: AtomicBool::new(false),
@@ -274,33 +287,45 @@ impl Stm {
     /// Takes a free segment, waiting while none is: `last` (the thread's previous one: its
     /// read markers and private pages are warm) if it is free, or with
     /// [`StmConfig::move_threads`] any other one if there is one.
+    ///
+    /// First come, first served: a thread that ends a transaction and begins the next one
+    /// queues behind the threads already waiting (otherwise, with more threads than
+    /// segments, one that never blocks would take its segment back forever).
     pub(crate) fn acquire_segment(&self, last: usize) -> usize {
         let mut f = self.free.lock().unwrap();
+        let ticket = f.next_ticket;
+        f.next_ticket += 1;
         loop {
-            let pick = if self.config.move_threads {
-                f.0.iter()
+            let pick = if f.serving != ticket {
+                None
+            } else if self.config.move_threads {
+                let s = &f.segments;
+                s.iter()
                     .position(|&s| s != last)
-                    .or(f.0.iter().position(|&s| s == last))
+                    .or(s.iter().position(|&s| s == last))
             } else {
-                f.0.iter()
-                    .position(|&s| s == last)
-                    .or(f.0.len().checked_sub(1))
+                let s = &f.segments;
+                s.iter().position(|&s| s == last).or(s.len().checked_sub(1))
             };
             if let Some(i) = pick {
-                return f.0.swap_remove(i);
+                f.serving += 1;
+                if f.next_ticket > f.serving {
+                    // The next in line may find a segment free too.
+                    self.free_cv.notify_all();
+                }
+                return f.segments.swap_remove(i);
             }
-            f.1 += 1;
             f = self.free_cv.wait(f).unwrap();
-            f.1 -= 1;
         }
     }
 
+    /// Puts `seg` back and wakes the queue, if anyone waits.
     pub(crate) fn release_segment(&self, seg: usize) {
         let mut f = self.free.lock().unwrap();
-        f.0.push(seg);
-        // Condvar::notify_one costs a system call even with no waiter: skip it then.
-        if f.1 > 0 {
-            self.free_cv.notify_one();
+        f.segments.push(seg);
+        // Condvar::notify_all costs a system call even with no waiter: skip it then.
+        if f.next_ticket > f.serving {
+            self.free_cv.notify_all();
         }
     }
 
