@@ -537,6 +537,18 @@ fn join_of_a_thread_spawned_in_the_same_atomic_block_is_an_error() {
     );
 }
 
+/// A class attribute assigned by one thread reaches the method calls of another that had
+/// the old method cached (before: the cache was refilled with the old method between the
+/// assignment and its commit, and the watcher never saw the change). With one segment the
+/// spinning main thread must also let the watcher have the segment (first come, first served).
+#[test]
+fn class_attribute_changes_reach_other_threads() {
+    check("class_change", &["--threads", "2"], &[], &[]);
+    check("class_change", &["--threads", "1"], &[], &[]);
+    check("class_change", &["--gil"], &[], &[]);
+    check("class_change", &["--threads", "2"], ABORTS, &[]);
+}
+
 // ---- the programs' expected outputs agree with the reference interpreter ----
 
 /// The `.out` files come from CPython; the interpreter (threads run one after the other)
@@ -554,6 +566,7 @@ fn expected_outputs_agree_with_the_interpreter() {
         "deadlock_atomic",
         "join_values",
         "segment_moves",
+        "class_change",
     ] {
         check(name, &["--interp"], &[], &[]);
     }

@@ -13,10 +13,17 @@ use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Release};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The shared table: the classes by id, and a version bumped by every change.
+///
+/// The method caches (`ClassInfo::methods`) hold what class lookups found in the classes'
+/// attribute dicts, outside the STM heap. Assigning a class attribute forgets them all, at
+/// the assignment and again when its transaction commits, and bumps `epoch`: an entry found
+/// under an older epoch is not cached (its lookup may have read a value that a commit since
+/// replaced). The assigning transaction itself bypasses the caches until it ends.
 #[derive(Debug, Default)]
 pub struct ClassTable {
     classes: RwLock<Vec<ClassInfo>>,
     version: AtomicU64,
+    epoch: AtomicU64,
 }
 
 /// A write access to the table; the version moves when it ends, so that the copies refresh.
@@ -49,6 +56,30 @@ impl ClassTable {
     /// Reads the shared table (for rare uses; hot paths use a [`ClassCopy`]).
     pub fn read(&self) -> RwLockReadGuard<'_, Vec<ClassInfo>> {
         self.classes.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The method caches' epoch: read it before a lookup whose result is to be cached.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Acquire)
+    }
+
+    /// Forgets every method cache (a class attribute was assigned, or that assignment
+    /// committed) and moves the epoch.
+    pub fn forget_methods(&self) {
+        let mut w = self.write();
+        for c in w.iter_mut() {
+            c.methods.clear();
+        }
+        self.epoch.fetch_add(1, Release);
+    }
+
+    /// Caches `value` for `name` in class `id`, unless the caches were forgotten since
+    /// `epoch` was read (the lookup may have seen a replaced value) or it is there already.
+    pub fn cache_method(&self, id: usize, name: u32, value: u64, epoch: u64) {
+        let mut w = self.write();
+        if self.epoch.load(Acquire) == epoch && !w[id].methods.iter().any(|(n, _)| *n == name) {
+            w[id].methods.push((name, value));
+        }
     }
 
     /// Changes the table; every thread's copy refreshes at its next lookup.

@@ -170,6 +170,10 @@ impl Runtime {
     pub fn class_lookup(&mut self, cls: Word, name: u32) -> R<Option<Word>> {
         self.rb(cls);
         let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
+        if self.tx.class_changed {
+            // This transaction assigned a class attribute: the caches may predate it.
+            return self.class_lookup_uncached(cls, name);
+        }
         let cached = self.class_copy.with(&self.classes, |c| {
             c[id]
                 .methods
@@ -180,18 +184,16 @@ impl Runtime {
         if let Some(w) = cached {
             return Ok((w != UNBOUND).then_some(w));
         }
+        let epoch = self.classes.epoch();
         let found = self.class_lookup_uncached(cls, name)?;
         // Function objects are old constants (they never move): safe to cache.
         let entry = match found {
-            Some(f) if self.is(f, self.types.function) => Some((name, f)),
-            None => Some((name, UNBOUND)),
+            Some(f) if self.is(f, self.types.function) => Some(f),
+            None => Some(UNBOUND),
             _ => None,
         };
-        if let Some(e) = entry {
-            let mut classes = self.classes.write();
-            if !classes[id].methods.iter().any(|(n, _)| *n == name) {
-                classes[id].methods.push(e);
-            }
+        if let Some(w) = entry {
+            self.classes.cache_method(id, name, w, epoch);
         }
         Ok(found)
     }
@@ -290,10 +292,10 @@ impl Runtime {
             return self.set_inst_slot(o, slot, v);
         }
         if self.is(o, t.class) {
-            // Method caches are rebuilt from the classes' dicts (read with barriers).
-            for c in self.classes.write().iter_mut() {
-                c.methods.clear();
-            }
+            // Method caches are rebuilt from the classes' dicts (read with barriers); forgotten
+            // again when this transaction commits (`Runtime::commit`).
+            self.tx.class_changed = true;
+            self.classes.forget_methods();
             self.rb(o);
             let attrs = self.ld(o, offset_of!(ClassObj, attrs) as u64);
             let key = self.name_strs[name as usize];

@@ -174,6 +174,9 @@ pub struct ThreadTx {
     /// A thread to wait for, outside any transaction, before the next one begins: set by a
     /// `join` inside an atomic block that aborted its transaction to run after the thread.
     pub wait_for_thread: Option<usize>,
+    /// The running transaction assigned a class attribute: it bypasses the method caches,
+    /// and its commit forgets them (see [`super::class_table::ClassTable`]).
+    pub class_changed: bool,
 }
 
 impl Default for ThreadTx {
@@ -187,6 +190,7 @@ impl Default for ThreadTx {
             rng: 0x9E37_79B9_7F4A_7C15,
             pending_slot: std::ptr::null_mut(),
             wait_for_thread: None,
+            class_changed: false,
         }
     }
 }
@@ -254,12 +258,19 @@ impl Runtime {
         }
         let mut out = std::mem::take(&mut self.out);
         let sched = &self.info.sched;
+        let classes = &self.info.classes;
+        let class_changed = std::mem::take(&mut self.tx.class_changed);
         let mut wrote = false;
         // SAFETY: th is this thread's live handle.
         let r = unsafe { &mut *self.th }.commit_with(&mut || {
             if !out.is_empty() {
                 sched.output.lock().unwrap().append(&mut out);
                 wrote = true;
+            }
+            if class_changed {
+                // At the serialization point: no lookup after this commit finds an entry
+                // cached from before it. (No thread waits at a safe point holding the table.)
+                classes.forget_methods();
             }
         });
         match r {
@@ -284,6 +295,7 @@ impl Runtime {
     /// of the transaction is dropped, the time it ran counts as lost.
     pub(crate) fn note_abort(&mut self, a: Abort) {
         self.tx.aborting = true;
+        self.tx.class_changed = false;
         self.out.clear();
         if self.mode == Mode::Gil {
             self.sched.gil.release();
