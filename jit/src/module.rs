@@ -249,28 +249,14 @@ impl Jit {
     ) -> Result<FuncId, JitError> {
         let mut sig = target_sig.clone();
         sig.params.insert(0, AbiParam::new(ir::types::I64));
-        let id = self.declare(name, &sig)?;
-        let mut func = ir::Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
-        let callee = self.module.declare_func_in_func(target, &mut func);
-        // Absolute call: cranelift-jit may place the target more than 2 GiB away.
-        func.dfg.ext_funcs[callee].colocated = false;
-        {
-            let mut b = FunctionBuilder::new(&mut func, &mut self.fbc);
-            let entry = b.create_block();
-            b.append_block_params_for_function_params(entry);
-            b.switch_to_block(entry);
-            let params = b.block_params(entry).to_vec();
+        self.define_forwarder(name, sig, target, Kind::Trampoline, |b, callee, params| {
             let old = b.ins().get_pinned_reg(ir::types::I64);
             b.ins().set_pinned_reg(params[0]);
             let call = b.ins().call(callee, &params[1..]);
             let results = b.inst_results(call).to_vec();
             b.ins().set_pinned_reg(old);
-            b.ins().return_(&results);
-            b.seal_all_blocks();
-            b.finalize(self.isa.frontend_config());
-        }
-        self.define(id, func, Kind::Trampoline)?;
-        Ok(id)
+            results
+        })
     }
 
     /// Define `name(params...)` in the `preserve_all` calling convention, forwarding its
@@ -295,10 +281,26 @@ impl Jit {
     ) -> Result<FuncId, JitError> {
         let mut sig = self.signature(&vec![ir::types::I64; params], &[]);
         sig.call_conv = cranelift_codegen::isa::CallConv::PreserveAll;
+        self.define_forwarder(name, sig, target, Kind::Stub, |b, callee, params| {
+            b.ins().call(callee, params);
+            Vec::new()
+        })
+    }
+
+    /// Declares `name` with `sig` and defines it as one block that makes its call of
+    /// `target` (by absolute address: cranelift-jit may place it more than 2 GiB away, and
+    /// helpers are anywhere in the process) with `body`, then returns what `body` returns.
+    fn define_forwarder(
+        &mut self,
+        name: &str,
+        sig: ir::Signature,
+        target: FuncId,
+        kind: Kind,
+        body: impl FnOnce(&mut FunctionBuilder, ir::FuncRef, &[ir::Value]) -> Vec<ir::Value>,
+    ) -> Result<FuncId, JitError> {
         let id = self.declare(name, &sig)?;
         let mut func = ir::Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
         let callee = self.module.declare_func_in_func(target, &mut func);
-        // Absolute call: the helper is anywhere in the process.
         func.dfg.ext_funcs[callee].colocated = false;
         {
             let mut b = FunctionBuilder::new(&mut func, &mut self.fbc);
@@ -306,12 +308,12 @@ impl Jit {
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
             let params = b.block_params(entry).to_vec();
-            b.ins().call(callee, &params);
-            b.ins().return_(&[]);
+            let results = body(&mut b, callee, &params);
+            b.ins().return_(&results);
             b.seal_all_blocks();
             b.finalize(self.isa.frontend_config());
         }
-        self.define(id, func, Kind::Stub)?;
+        self.define(id, func, kind)?;
         Ok(id)
     }
 
