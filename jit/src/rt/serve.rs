@@ -14,7 +14,7 @@
 //! transaction (as `join` does), so it holds no segment and blocks no one; when the server
 //! has stopped it goes on in a new (inevitable) transaction.
 
-use super::threads::{commit_for_wait, start_pending, Driver};
+use super::threads::{commit_for_wait, Driver};
 use super::{rt_of, ClassInfo, Ctx, Mode, ProgramInfo, Runtime, ERR, R, UNBOUND};
 use std::mem::offset_of;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -318,7 +318,8 @@ fn handle(d: &mut Driver, sv: &Served, req: &Request) -> Response {
             sv.info.serve.retried.fetch_add(1, Relaxed);
             continue;
         }
-        start_spawned(d);
+        // Threads the committed handler transaction spawned start now.
+        d.run_pending();
         let state = &sv.info.serve;
         state.served.fetch_add(1, Relaxed);
         return answer.unwrap_or_else(|(text, report)| {
@@ -327,24 +328,6 @@ fn handle(d: &mut Driver, sv: &Served, req: &Request) -> Response {
             let _ = std::io::stderr().lock().write_all(report.as_bytes());
             Response::text(500, text)
         });
-    }
-}
-
-/// Threads the committed handler transaction spawned start now (in a transaction of their
-/// own, as after any driver transaction).
-fn start_spawned(d: &mut Driver) {
-    let slot = d.rt.tx.pending_slot;
-    // SAFETY: the pending slot is the driver's base-frame slot, set by `Driver::new`.
-    if slot.is_null() || unsafe { *slot } == NONE {
-        return;
-    }
-    let ctx: *mut Ctx = &mut *d.ctx;
-    loop {
-        d.rt.begin(ctx);
-        start_pending(&mut d.rt);
-        if d.rt.commit().is_ok() {
-            break;
-        }
     }
 }
 

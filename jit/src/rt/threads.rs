@@ -122,7 +122,7 @@ impl Driver {
 
     /// Starts the threads spawned by the last committed transaction (in a transaction of
     /// its own, which only reads).
-    fn run_pending(&mut self) {
+    pub(crate) fn run_pending(&mut self) {
         // SAFETY: the pending slot is slot 0 of the base frame.
         if unsafe { *self.frame } == NONE {
             return;

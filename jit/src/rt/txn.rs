@@ -46,34 +46,9 @@ pub const DEFAULT_BUDGET: i64 = 1_000_000;
 /// The budget never shrinks below this after aborts.
 const MIN_BUDGET: i64 = 16;
 
-/// The global lock of `--gil`: a ticket lock, so that threads take turns in FIFO order (a
-/// plain mutex lets the releasing thread take it straight back).
-#[derive(Default)]
-pub struct Gil {
-    state: Mutex<(u64, u64)>,
-    turn: Condvar,
-}
-
-impl Gil {
-    /// Waits for this thread's turn.
-    pub fn acquire(&self) {
-        let mut s = self.state.lock().unwrap();
-        let ticket = s.0;
-        s.0 += 1;
-        while s.1 != ticket {
-            s = self.turn.wait(s).unwrap();
-        }
-    }
-
-    /// Hands the lock to the next ticket.
-    pub fn release(&self) {
-        let mut s = self.state.lock().unwrap();
-        s.1 += 1;
-        if s.0 > s.1 {
-            self.turn.notify_all();
-        }
-    }
-}
+/// The global lock of `--gil` is the interpreter's: a ticket lock, so that threads take
+/// turns in FIFO order (a plain mutex lets the releasing thread take it straight back).
+pub use stmjit_lang::interp::gil::Gil;
 
 /// One row of the conflict table of `--stats`: what, on which type, where the winner wrote
 /// and where the aborted transaction was.
