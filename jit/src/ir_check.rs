@@ -13,7 +13,7 @@
 //! segment, but a copy of r15 taken before the call still names the old one.
 
 use crate::gs_rewrite::{Escape, RewriteError};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// The one `set_pinned_reg` JIT code may contain: `set_pinned_reg(load.i64
 /// ctx+offset)`, where `ctx` is entry-block parameter `ctx_param` and the
@@ -47,38 +47,56 @@ pub fn check_ir_with(
     func: &cranelift_codegen::ir::Function,
     reload: Option<PinnedReload>,
 ) -> Result<(), RewriteError> {
-    use cranelift_codegen::ir::{InstructionData, Opcode, Value};
+    use cranelift_codegen::ir::{Block, Inst, InstructionData, Opcode, Value};
     let dfg = &func.dfg;
     let insts: Vec<_> = func
         .layout
         .blocks()
         .flat_map(|b| func.layout.block_insts(b))
         .collect();
-    // Values that are the segment base or an address inside the segment.
-    let mut seg: BTreeSet<Value> = BTreeSet::new();
-    let is_seg = |seg: &BTreeSet<Value>, v: Value| seg.contains(&dfg.resolve_aliases(v));
-    loop {
-        let before = seg.len();
-        for &inst in &insts {
-            let data = &dfg.insts[inst];
-            let derived = match data.opcode() {
-                Opcode::GetPinnedReg => true,
-                Opcode::Iadd => {
-                    let a = dfg.inst_args(inst);
-                    is_seg(&seg, a[0]) != is_seg(&seg, a[1])
-                }
-                _ => false,
-            };
-            if derived {
-                seg.extend(dfg.inst_results(inst).iter().copied());
+    // Where each instruction is: its block and the number of calls and reloads
+    // before it in that block ("epoch").
+    let mut here: BTreeMap<Inst, (Block, u32)> = BTreeMap::new();
+    for block in func.layout.blocks() {
+        let mut epoch = 0u32;
+        for inst in func.layout.block_insts(block) {
+            here.insert(inst, (block, epoch));
+            let op = dfg.insts[inst].opcode();
+            if op.is_call() || op == Opcode::SetPinnedReg {
+                epoch += 1;
             }
         }
-        if seg.len() == before {
+    }
+    // Values that are the segment base or an address inside the segment, with the
+    // place of the `get_pinned_reg` they come from. A fixpoint: the layout order is
+    // not the dominance order.
+    let mut origin: BTreeMap<Value, (Block, u32)> = BTreeMap::new();
+    let from = |origin: &BTreeMap<Value, (Block, u32)>, v: Value| {
+        origin.get(&dfg.resolve_aliases(v)).copied()
+    };
+    loop {
+        let before = origin.len();
+        for &inst in &insts {
+            let found = match dfg.insts[inst].opcode() {
+                Opcode::GetPinnedReg => Some(here[&inst]),
+                Opcode::Iadd => {
+                    let a = dfg.inst_args(inst);
+                    match (from(&origin, a[0]), from(&origin, a[1])) {
+                        (Some(o), None) | (None, Some(o)) => Some(o),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if let Some(o) = found {
+                origin.entry(dfg.inst_results(inst)[0]).or_insert(o);
+            }
+        }
+        if origin.len() == before {
             break;
         }
     }
-    // Where each base value comes from: the block and the number of calls and
-    // reloads before its `get_pinned_reg` in that block ("epoch").
+    let is_seg = |v: Value| from(&origin, v).is_some();
     let entry_params = func
         .layout
         .entry_block()
@@ -103,34 +121,6 @@ pub fn check_ir_with(
             _ => false,
         }
     };
-    let mut origin: BTreeMap<Value, (cranelift_codegen::ir::Block, u32)> = BTreeMap::new();
-    let mut here: BTreeMap<cranelift_codegen::ir::Inst, (cranelift_codegen::ir::Block, u32)> =
-        BTreeMap::new();
-    for block in func.layout.blocks() {
-        let mut epoch = 0u32;
-        for inst in func.layout.block_insts(block) {
-            here.insert(inst, (block, epoch));
-            let op = dfg.insts[inst].opcode();
-            if op.is_call() || op == Opcode::SetPinnedReg {
-                epoch += 1;
-            }
-        }
-    }
-    for &inst in &insts {
-        let data = &dfg.insts[inst];
-        let results = dfg.inst_results(inst);
-        if data.opcode() == Opcode::GetPinnedReg {
-            origin.insert(results[0], here[&inst]);
-        } else if data.opcode() == Opcode::Iadd {
-            let a = dfg.inst_args(inst);
-            let from = [a[0], a[1]]
-                .into_iter()
-                .find_map(|x| origin.get(&dfg.resolve_aliases(x)).copied());
-            if let (Some(o), true) = (from, is_seg(&seg, results[0])) {
-                origin.insert(results[0], o);
-            }
-        }
-    }
     for &inst in &insts {
         let data = &dfg.insts[inst];
         let text = || dfg.display_inst(inst).to_string();
@@ -168,7 +158,7 @@ pub fn check_ir_with(
         let combines = data.opcode() == Opcode::Iadd;
         let mut address_used = false;
         for (k, v) in dfg.inst_values(inst).enumerate() {
-            if !is_seg(&seg, v) {
+            if !is_seg(v) {
                 continue;
             }
             let as_address = address
@@ -181,11 +171,7 @@ pub fn check_ir_with(
             }
             // `iadd(base, x)` with exactly one operand from the base: an
             // address (checked where it is used). Both from the base: escape.
-            let seg_args = dfg
-                .inst_args(inst)
-                .iter()
-                .filter(|&&a| is_seg(&seg, a))
-                .count();
+            let seg_args = dfg.inst_args(inst).iter().filter(|&&a| is_seg(a)).count();
             let derived = combines && seg_args == 1;
             if derived {
                 continue;

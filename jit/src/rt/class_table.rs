@@ -102,7 +102,7 @@ impl ClassCopy {
     pub fn with<T>(&self, table: &ClassTable, f: impl FnOnce(&[ClassInfo]) -> T) -> T {
         let v = table.version.load(Acquire);
         let mut c = self.0.borrow_mut();
-        if c.0 != v || c.1.is_empty() {
+        if c.0 != v {
             let fresh = table.read().clone();
             *c = (v, fresh);
         }
