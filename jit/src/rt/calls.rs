@@ -390,9 +390,9 @@ pub unsafe extern "C" fn stmjit_call_method(
     argv: *const Word,
     n: u64,
 ) -> Word {
-    // SAFETY: caller's contract.
-    let all = unsafe { std::slice::from_raw_parts(argv, n as usize) }.to_vec();
-    let o = all[0];
+    // SAFETY: caller's contract: `n` words at argv, frame slots of the calling JIT code.
+    let args = unsafe { std::slice::from_raw_parts(argv, n as usize) };
+    let o = args[0];
     let rt = rt_of(ctx);
     let t = rt.types;
     if rt.is(o, t.instance) {
@@ -407,7 +407,8 @@ pub unsafe extern "C" fn stmjit_call_method(
             if let Ok(Some(f)) = rt.class_lookup(cls, name as u32) {
                 if rt.is(f, t.function) {
                     let fid = rt.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
-                    return call_function(ctx, fid, &all);
+                    // Straight from the caller's slots: the callee copies them at entry.
+                    return call_function(ctx, fid, args);
                 }
             }
         }
@@ -426,6 +427,7 @@ pub unsafe extern "C" fn stmjit_call_method(
     if !methods::has_method(rt, o, &rt.names[name as usize].clone()) {
         return with_rt(ctx, |rt| rt.getattr(o, name as u32));
     }
+    let all = args.to_vec();
     builtin_method(ctx, o, name as u32, &all[1..])
 }
 
