@@ -144,7 +144,8 @@ pub(crate) fn fail(rt: &mut Runtime) -> ! {
     let info = rt.info.clone();
     let mut failed = info.sched.failed.lock().unwrap();
     let _ = rt.commit();
-    rt.sched.flush();
+    // Held until the process exits: no other thread writes a partial line meanwhile.
+    let _output = rt.sched.flush_and_hold();
     if !*failed {
         *failed = true;
         let (kind, msg) = rt.error.clone().unwrap_or((

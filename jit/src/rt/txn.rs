@@ -114,15 +114,22 @@ impl Default for Scheduler {
 impl Scheduler {
     /// Writes the committed output (in commit order).
     pub fn flush(&self) {
-        let mut out = self.output.lock().unwrap();
-        if out.is_empty() {
-            return;
+        drop(self.flush_and_hold());
+    }
+
+    /// Writes the committed output and keeps the output queue locked, so that no other
+    /// thread starts writing more: held by a thread that ends the process, which could
+    /// otherwise cut another thread's write in the middle of a line.
+    pub fn flush_and_hold(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        let mut out = self.output.lock().unwrap_or_else(|e| e.into_inner());
+        if !out.is_empty() {
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe is ignored: the program's result does not depend on it.
+            let _ = stdout.write_all(&out);
+            let _ = stdout.flush();
+            out.clear();
         }
-        let mut stdout = std::io::stdout().lock();
-        // A closed pipe is ignored: the program's result does not depend on it.
-        let _ = stdout.write_all(&out);
-        let _ = stdout.flush();
-        out.clear();
+        out
     }
 }
 
