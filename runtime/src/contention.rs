@@ -14,6 +14,13 @@
 //!   commit re-checks the doom flag after stopping the world.
 //! - Write-read (found at commit from the other segments' read markers): the reader is doomed,
 //!   unless it is inevitable, in which case the committer aborts.
+//! - Commit phase ([`StmThread::enter_commit_phase`]): a transaction doing its commit-time
+//!   writes (the JIT's pending dict insertions) right before committing. At most one is in
+//!   it at a time. It wins every write-write conflict whatever the ages, except against an
+//!   inevitable holder, where it aborts itself: so it never waits for a lock, and the others
+//!   wait for it (it is about to commit) rather than doom it. Waits still cannot form a cycle:
+//!   they only go towards the inevitable transaction, the one in its commit phase, or an older
+//!   transaction, and the first two never wait for a lock.
 
 use crate::stats::{AbortCause, Conflict, ConflictInfo, ConflictKind};
 use crate::stm::{lock_word, Stm, WaitPolicy, CAUSE_SHIFT, DOOMED, INEVITABLE, IN_TX, SEQ_SHIFT};
@@ -115,12 +122,26 @@ impl StmThread {
                 continue;
             }
             let site = stm.mem.info(me).site.load(SeqCst);
+            let finishing = stm.finishing.load(SeqCst) as usize;
+            let type_id = stm.type_id_in(me, obj);
+            if finishing == me && hs & INEVITABLE != 0 {
+                // In the commit phase we never wait; an inevitable holder cannot be doomed.
+                let info = ConflictInfo {
+                    kind: ConflictKind::WriteWrite,
+                    object: obj,
+                    type_id,
+                    winner_site: stm.mem.info(h).site.load(SeqCst),
+                    winner_segment: h as u32,
+                };
+                return Err(self.abort_with(AbortCause::WriteWrite, Some(info)));
+            }
             let older = ms & INEVITABLE != 0
+                || finishing == me
                 || (hs & INEVITABLE == 0
+                    && finishing != h
                     && (hs & DOOMED != 0
                         || stm.segs[me].start_time.load(SeqCst)
                             < stm.segs[h].start_time.load(SeqCst)));
-            let type_id = stm.type_id_in(me, obj);
             if older {
                 let info = ConflictInfo {
                     kind: ConflictKind::WriteWrite,

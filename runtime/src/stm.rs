@@ -110,6 +110,9 @@ pub struct Stm {
     pub(crate) free: Mutex<FreeSegments>,
     pub(crate) free_cv: Condvar,
     pub(crate) inevitable: AtomicU8,
+    /// Segment whose transaction is in its commit phase
+    /// ([`crate::StmThread::enter_commit_phase`]), 0 if none.
+    pub(crate) finishing: AtomicU8,
     pub(crate) clock: AtomicU64,
     /// The old-object allocator (size-class pages and page runs).
     pub(crate) old: OldSpace,
@@ -162,6 +165,7 @@ impl Stm {
             commit_mutex: Mutex::new(()),
             sync_in_progress: AtomicBool::new(false),
             inevitable: AtomicU8::new(0),
+            finishing: AtomicU8::new(0),
             clock: AtomicU64::new(1),
             config,
         }))

@@ -485,6 +485,7 @@ impl StmThread {
         if st & INEVITABLE != 0 {
             stm.inevitable.store(0, SeqCst);
         }
+        self.leave_commit_phase();
         stm.segs[me]
             .tx_state
             .store(st & !((1 << SEQ_SHIFT) - 1), SeqCst);
@@ -555,6 +556,7 @@ impl StmThread {
         }
         self.gc_abort();
         self.gc.modified.clear();
+        self.leave_commit_phase();
         stm.segs[me]
             .tx_state
             .store(st & !((1 << SEQ_SHIFT) - 1), SeqCst);
@@ -619,6 +621,46 @@ impl StmThread {
                 Err(x) => st = x,
             }
         }
+    }
+
+    /// Enters the running transaction's *commit phase*, for writes that must be done last,
+    /// right before [`StmThread::commit`] (the JIT inserts a transaction's new dict keys
+    /// there, so that inserting different keys does not conflict). Waits, at a safe point,
+    /// while another transaction is in its commit phase; the phase ends with the commit or
+    /// the abort. Meanwhile the transaction wins write-write conflicts against older ones
+    /// too (contention rules in `contention.rs`): others wait for it instead of dooming a
+    /// transaction that is about to commit. `Err` if the transaction was doomed.
+    pub fn enter_commit_phase(&mut self) -> Result<(), Abort> {
+        self.enter()?;
+        let stm = self.stm.clone();
+        let me = self.seg;
+        loop {
+            if stm.finishing.load(SeqCst) as usize == me
+                || stm
+                    .finishing
+                    .compare_exchange(0, me as u8, SeqCst, SeqCst)
+                    .is_ok()
+            {
+                return Ok(());
+            }
+            stm.enter_safe(me);
+            crate::safepoint::wait_until(|| {
+                stm.finishing.load(SeqCst) == 0 || stm.tx_state(me) & DOOMED != 0
+            });
+            stm.enter_running(me);
+            let st = stm.tx_state(me);
+            if st & DOOMED != 0 {
+                return Err(self.abort_now(doom_cause(st)));
+            }
+        }
+    }
+
+    /// Ends the commit phase if this transaction is in it (at commit and abort).
+    fn leave_commit_phase(&self) {
+        let _ = self
+            .stm
+            .finishing
+            .compare_exchange(self.seg as u8, 0, SeqCst, SeqCst);
     }
 
     /// Runs `f` as one transaction, retrying after every abort, and returns its result.

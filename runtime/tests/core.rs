@@ -351,3 +351,68 @@ fn default_config_reserves_large_segments() {
         stm.segment_base(1) + INFO_OFFSET
     );
 }
+
+/// A transaction in its commit phase is about to commit: an older writer of the same object
+/// yields to it (here, with `AbortSelf`, by aborting itself) instead of dooming it.
+#[test]
+fn commit_phase_is_not_doomed_by_an_older_writer() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let mut older = stm.thread();
+    let mut younger = stm.thread();
+    older.begin();
+    younger.begin();
+    younger.enter_commit_phase().unwrap();
+    younger.write_u64(c, 8, 2).unwrap();
+    assert!(
+        older.write_u64(c, 8, 3).is_err(),
+        "the older writer must yield to the transaction in its commit phase"
+    );
+    younger.commit().unwrap();
+    assert_eq!(stm.committed_u64(c, 8), 2);
+}
+
+/// A transaction in its commit phase never waits for a lock: it takes it over from an
+/// older holder (which is doomed), and another transaction can enter the phase after its
+/// commit.
+#[test]
+fn commit_phase_takes_locks_from_older_holders() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let mut older = stm.thread();
+    let mut younger = stm.thread();
+    older.begin();
+    younger.begin();
+    older.write_u64(c, 8, 3).unwrap();
+    younger.enter_commit_phase().unwrap();
+    younger.write_u64(c, 8, 2).unwrap();
+    younger.commit().unwrap();
+    assert!(older.poll().is_err(), "the older holder was doomed");
+    assert_eq!(stm.committed_u64(c, 8), 2);
+    older.begin();
+    older.enter_commit_phase().unwrap();
+    older.write_u64(c, 8, 4).unwrap();
+    older.commit().unwrap();
+    assert_eq!(stm.committed_u64(c, 8), 4);
+}
+
+/// The commit phase does not wait for an inevitable holder (which cannot be doomed, and
+/// may itself be waiting to enter the phase): it aborts itself.
+#[test]
+fn commit_phase_yields_to_an_inevitable_holder() {
+    let stm = Stm::new(config(2, WaitPolicy::Wait)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let mut inev = stm.thread();
+    let mut other = stm.thread();
+    inev.begin();
+    other.begin();
+    inev.become_inevitable().unwrap();
+    inev.write_u64(c, 8, 5).unwrap();
+    other.enter_commit_phase().unwrap();
+    assert!(other.write_u64(c, 8, 6).is_err());
+    inev.commit().unwrap();
+    assert_eq!(stm.committed_u64(c, 8), 5);
+}
