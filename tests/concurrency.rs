@@ -343,6 +343,48 @@ fn disjoint_dict_keys_do_not_conflict() {
     );
 }
 
+/// Inserting *new* keys into one shared dict from two threads: the keys wait in each
+/// transaction's overlay and are inserted at its commit (`jit/src/rt/dict_overlay.rs`), so
+/// the threads do not abort each other. Before, nearly every transaction conflicted on the
+/// dict's counts (4568 aborts for 6161 commits); only growth and hash neighbours may now.
+#[test]
+fn new_dict_keys_from_two_threads_do_not_conflict() {
+    let r = check(
+        "disjoint_new_keys",
+        &["--threads", "2", "--stats"],
+        &[("STMJIT_BUDGET", "20")],
+        &[],
+    );
+    let s = stats(&r);
+    assert!(
+        s.commits >= 1000,
+        "expected many short transactions: {s:?}\n{}",
+        r.describe()
+    );
+    assert!(
+        s.aborts * 20 <= s.commits,
+        "inserting different new keys into one dict conflicted: {s:?}\n{}",
+        r.describe()
+    );
+}
+
+/// Every dict operation sees the keys its transaction inserted into a dict committed before
+/// it (pending in the overlay until commit) where a serial run would: in one atomic block,
+/// across short transactions, with forced aborts, with threads moving between segments and
+/// under `--gil` (where inserts are direct).
+#[test]
+fn pending_dict_keys_behave_like_inserted_ones() {
+    check("dict_overlay_ops", &["--threads", "2"], &[], &[]);
+    check("dict_overlay_ops", &["--threads", "2"], ABORTS, &[]);
+    check(
+        "dict_overlay_ops",
+        &["--threads", "3"],
+        &[("STMJIT_MOVE_THREADS", "1"), ("STMJIT_BUDGET", "5")],
+        &[],
+    );
+    check("dict_overlay_ops", &["--gil", "--threads", "2"], &[], &[]);
+}
+
 // ---- 6. the same key: conflicts, and still the serial result ----
 
 #[test]
@@ -561,6 +603,8 @@ fn expected_outputs_agree_with_the_interpreter() {
         "txqueue",
         "disjoint_list",
         "disjoint_dict",
+        "disjoint_new_keys",
+        "dict_overlay_ops",
         "same_key",
         "deadlock_locks",
         "deadlock_atomic",

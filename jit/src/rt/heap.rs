@@ -20,9 +20,8 @@ pub const TOMBSTONE: Word = 16;
 const LIST_LEN: u64 = offset_of!(ListObj, len) as u64;
 const LIST_ITEMS: u64 = offset_of!(ListObj, items) as u64;
 const ARR_CAP: u64 = offset_of!(ArrayObj, cap) as u64;
-const D_LEN: u64 = offset_of!(DictObj, len) as u64;
-const D_USED: u64 = offset_of!(DictObj, used) as u64;
-const D_ENTRIES: u64 = offset_of!(DictObj, entries) as u64;
+/// Offset of a dict's entries array reference.
+pub(crate) const D_ENTRIES: u64 = offset_of!(DictObj, entries) as u64;
 const D_INDEX: u64 = offset_of!(DictObj, index) as u64;
 
 /// A dict key reduced to what decides equality (LANGUAGE.md: `1`, `1.0`, `True` are one key).
@@ -87,11 +86,17 @@ impl Runtime {
         Ok(())
     }
 
-    /// Write barrier of the element at `r + off` of a card-marked array.
+    /// Write barrier of the element at `r + off` of a card-marked array: as JIT code does
+    /// it, the slow path only if the array's flag is set and the card was not written yet
+    /// in this transaction (its card marker is not the read version).
     #[inline]
     pub fn wb_elem(&self, r: u64, off: u64) -> R<()> {
-        // SAFETY: as wb.
-        if unsafe { *self.addr(r + FLAGS_OFFSET) } & WRITE_BARRIER_FLAG != 0 {
+        let card_marker = ((r + off) >> MARKER_SHIFT) + self.stm.layout().card_marker_disp;
+        // SAFETY: as wb; the card marker of an object-space address lies in the mapped
+        // marker area.
+        if unsafe { *self.addr(r + FLAGS_OFFSET) } & WRITE_BARRIER_FLAG != 0
+            && unsafe { *self.addr(card_marker) } != self.rv()
+        {
             self.note_site();
             // SAFETY: th is this thread's handle; %gs points at its segment.
             if unsafe { stmjit_write_card_slow(self.th, r, off) } != STATUS_OK {
@@ -442,14 +447,18 @@ impl Runtime {
         Ok(())
     }
 
-    // ----- dict -----
+    // ----- dict tables -----
+    //
+    // The dict's own table, as committed plus what this transaction wrote into it. New keys
+    // inserted into a dict committed before the running transaction wait in the thread's
+    // overlay until commit (`dict_overlay.rs`): the `dict_*` operations there combine both.
 
     /// A new empty dict.
     pub fn new_dict(&mut self) -> R<Word> {
         let m = self.mark();
         let d = self.alloc(self.types.dict, std::mem::size_of::<DictObj>() as u64)?;
         let rd = self.root(d);
-        let entries = self.new_array_of(self.types.dict_array, 8, 0)?;
+        let entries = self.new_dict_entries(4)?;
         let re = self.root(entries);
         let index = self.new_array_of(self.types.dict_array, 8, 0)?;
         let (d, entries) = (self.get(rd), self.get(re));
@@ -459,6 +468,15 @@ impl Runtime {
         self.st(d, D_ENTRIES, entries);
         self.st(d, D_INDEX, index);
         Ok(d)
+    }
+
+    /// A new entries array with room for `cap` entries and zero counts.
+    fn new_dict_entries(&mut self, cap: u64) -> R<Word> {
+        let entries = self.new_array_of(self.types.dict_array, DICT_FIRST_ENTRY + 2 * cap, 0)?;
+        let zero = value::from_int(0).unwrap();
+        self.st(entries, ARRAY_DATA + 8 * DICT_LEN, zero);
+        self.st(entries, ARRAY_DATA + 8 * DICT_USED, zero);
+        Ok(entries)
     }
 
     /// The equality class of a key, or a TypeError for unhashable values.
@@ -503,8 +521,31 @@ impl Runtime {
         }
     }
 
-    /// Finds `k`: `(Some(entry), slot)` or `(None, free index slot)`.
-    fn dict_find(&self, d: Word, k: &KeyRef) -> (Option<u64>, u64) {
+    /// Word index of entry `e`'s key in the entries array (its value follows).
+    #[inline]
+    fn entry_word(e: u64) -> u64 {
+        DICT_FIRST_ENTRY + 2 * e
+    }
+
+    /// The counts of a dict's entries array, `(len, used)`, read with the counts card's
+    /// read barrier.
+    fn dict_counts(&self, entries: Word) -> (u64, u64) {
+        self.rb(entries + ARRAY_DATA);
+        let word = |i: u64| value::to_int(self.ld(entries, ARRAY_DATA + 8 * i)) as u64;
+        (word(DICT_LEN), word(DICT_USED))
+    }
+
+    /// Sets the counts of a dict's entries array, with the counts card's write barrier.
+    fn set_dict_counts(&self, entries: Word, len: u64, used: u64) -> R<()> {
+        self.wb_elem(entries, ARRAY_DATA)?;
+        // Counts are far below 2^62: always representable as tagged ints.
+        self.st(entries, ARRAY_DATA + 8 * DICT_LEN, (len << 1) | 1);
+        self.st(entries, ARRAY_DATA + 8 * DICT_USED, (used << 1) | 1);
+        Ok(())
+    }
+
+    /// Finds `k` in the table: `(Some(entry), slot)` or `(None, free index slot)`.
+    fn table_find(&self, d: Word, k: &KeyRef) -> (Option<u64>, u64) {
         self.rb(d);
         let entries = self.ld(d, D_ENTRIES);
         let index = self.ld(d, D_INDEX);
@@ -516,7 +557,7 @@ impl Runtime {
                 return (None, i);
             }
             let e = (value::to_int(slot) - 1) as u64;
-            let key = self.carr_get(entries, 2 * e);
+            let key = self.carr_get(entries, Self::entry_word(e));
             if key != TOMBSTONE {
                 // A stored key is always hashable.
                 if let Ok(kk) = self.key_of(key) {
@@ -529,58 +570,71 @@ impl Runtime {
         }
     }
 
-    /// `d[k]` if present.
-    pub fn dict_get(&self, d: Word, k: Word) -> R<Option<Word>> {
-        let key = self.key_of(k)?;
-        let (e, _) = self.dict_find(d, &key);
-        Ok(e.map(|e| {
+    /// The table's value of `k`, if present.
+    pub(crate) fn table_get(&self, d: Word, k: &KeyRef) -> Option<Word> {
+        let (e, _) = self.table_find(d, k);
+        e.map(|e| {
             let entries = self.ld(d, D_ENTRIES);
-            self.carr_get(entries, 2 * e + 1)
-        }))
+            self.carr_get(entries, Self::entry_word(e) + 1)
+        })
     }
 
-    /// Number of live entries.
-    pub fn dict_len(&self, d: Word) -> u64 {
+    /// Number of live entries of the table.
+    pub(crate) fn table_len(&self, d: Word) -> u64 {
         self.rb(d);
-        self.ld(d, D_LEN)
+        self.dict_counts(self.ld(d, D_ENTRIES)).0
     }
 
-    /// `d[k] = v`.
-    pub fn dict_set(&mut self, d: Word, k: Word, v: Word) -> R<()> {
-        let key = self.key_of(k)?;
-        let (e, _) = self.dict_find(d, &key);
-        if let Some(e) = e {
-            let entries = self.ld(d, D_ENTRIES);
-            return self.carr_set(entries, 2 * e + 1, v);
-        }
-        let used = self.ld(d, D_USED);
+    /// Replaces the value of `k` if the table holds it; `false` if it does not.
+    pub(crate) fn table_replace(&mut self, d: Word, k: &KeyRef, v: Word) -> R<bool> {
+        let (e, _) = self.table_find(d, k);
+        let Some(e) = e else { return Ok(false) };
         let entries = self.ld(d, D_ENTRIES);
+        self.carr_set(entries, Self::entry_word(e) + 1, v)?;
+        Ok(true)
+    }
+
+    /// `d[k] = v` in the table itself.
+    ///
+    /// Insertion ([`Runtime::table_insert`]): the counts card's write barrier comes first, before any count is read: two
+    /// transactions inserting at once then queue on that card's lock (the younger waits for
+    /// the older's commit and reads the counts it left) instead of both reading the counts
+    /// and one being aborted by the other's commit.
+    pub(crate) fn table_set(&mut self, d: Word, k: Word, v: Word) -> R<()> {
+        let key = self.key_of(k)?;
+        if self.table_replace(d, &key, v)? {
+            return Ok(());
+        }
+        self.table_insert(d, k, v)
+    }
+
+    /// Appends the new key `k` (absent from the table) with its value `v`.
+    pub(crate) fn table_insert(&mut self, d: Word, k: Word, v: Word) -> R<()> {
+        let entries = self.ld(d, D_ENTRIES);
+        self.wb_elem(entries, ARRAY_DATA + 8 * DICT_LEN)?;
+        let (_, used) = self.dict_counts(entries);
         let (mut d, mut k, mut v) = (d, k, v);
-        if 2 * used == self.arr_cap(entries) {
+        if Self::entry_word(used) == self.arr_cap(entries) {
             let m = self.mark();
             let (rd, rk, rv) = (self.root(d), self.root(k), self.root(v));
-            self.dict_rebuild(d)?;
+            self.table_rebuild(d)?;
             (d, k, v) = (self.get(rd), self.get(rk), self.get(rv));
             self.release(m);
         }
         let key = self.key_of(k)?;
-        let (_, slot) = self.dict_find(d, &key);
-        let used = self.ld(d, D_USED);
+        let (_, slot) = self.table_find(d, &key);
         let entries = self.ld(d, D_ENTRIES);
         let index = self.ld(d, D_INDEX);
-        self.carr_set(entries, 2 * used, k)?;
-        self.carr_set(entries, 2 * used + 1, v)?;
+        let (len, used) = self.dict_counts(entries);
+        self.carr_set(entries, Self::entry_word(used), k)?;
+        self.carr_set(entries, Self::entry_word(used) + 1, v)?;
         self.carr_set(index, slot, value::from_int(used as i64 + 1).unwrap())?;
-        let len = self.ld(d, D_LEN);
-        self.wb(d)?;
-        self.st(d, D_USED, used + 1);
-        self.st(d, D_LEN, len + 1);
-        Ok(())
+        self.set_dict_counts(entries, len + 1, used + 1)
     }
 
     /// Compacts the live entries into fresh arrays with room to grow.
-    fn dict_rebuild(&mut self, d: Word) -> R<()> {
-        let items = self.dict_items(d);
+    fn table_rebuild(&mut self, d: Word) -> R<()> {
+        let items = self.table_items(d);
         let mut cap = 4u64;
         while cap < 2 * items.len() as u64 + 2 {
             cap *= 2;
@@ -589,7 +643,7 @@ impl Runtime {
         let rd = self.root(d);
         let flat: Vec<Word> = items.iter().flat_map(|&(k, v)| [k, v]).collect();
         let held = self.hold_all(&flat)?;
-        let entries = self.new_array_of(self.types.dict_array, 2 * cap, 0)?;
+        let entries = self.new_dict_entries(cap)?;
         let re = self.root(entries);
         let index = self.new_array_of(self.types.dict_array, 2 * cap, 0)?;
         let (d, entries) = (self.get(rd), self.get(re));
@@ -601,39 +655,48 @@ impl Runtime {
         self.wb(d)?;
         self.st(d, D_ENTRIES, entries);
         self.st(d, D_INDEX, index);
-        self.st(d, D_USED, 0);
-        self.st(d, D_LEN, 0);
         for (k, v) in items {
-            self.dict_set(d, k, v)?;
+            self.table_insert(d, k, v)?;
         }
         Ok(())
     }
 
-    /// Removes `k`, returning its value if it was present.
-    pub fn dict_del(&mut self, d: Word, k: Word) -> R<Option<Word>> {
-        let key = self.key_of(k)?;
-        let (e, _) = self.dict_find(d, &key);
+    /// Entry `e` of the table, if `e` is below its used count: its key (`None` if deleted)
+    /// and value.
+    pub(crate) fn table_entry(&self, d: Word, e: u64) -> Option<(Option<Word>, Word)> {
+        self.rb(d);
+        let entries = self.ld(d, D_ENTRIES);
+        if e >= self.dict_counts(entries).1 {
+            return None;
+        }
+        let k = self.carr_get(entries, Self::entry_word(e));
+        let v = self.carr_get(entries, Self::entry_word(e) + 1);
+        Some(((k != TOMBSTONE).then_some(k), v))
+    }
+
+    /// Removes `k` from the table, returning its value if it was there.
+    pub(crate) fn table_del(&mut self, d: Word, k: &KeyRef) -> R<Option<Word>> {
+        let (e, _) = self.table_find(d, k);
         let Some(e) = e else { return Ok(None) };
         let entries = self.ld(d, D_ENTRIES);
-        let v = self.carr_get(entries, 2 * e + 1);
-        self.carr_set(entries, 2 * e, TOMBSTONE)?;
-        self.carr_set(entries, 2 * e + 1, NONE)?;
-        let len = self.ld(d, D_LEN);
-        self.wb(d)?;
-        self.st(d, D_LEN, len - 1);
+        let v = self.carr_get(entries, Self::entry_word(e) + 1);
+        self.carr_set(entries, Self::entry_word(e), TOMBSTONE)?;
+        self.carr_set(entries, Self::entry_word(e) + 1, NONE)?;
+        let (len, used) = self.dict_counts(entries);
+        self.set_dict_counts(entries, len - 1, used)?;
         Ok(Some(v))
     }
 
-    /// Live `(key, value)` pairs in insertion order.
-    pub fn dict_items(&self, d: Word) -> Vec<(Word, Word)> {
+    /// Live `(key, value)` pairs of the table, in insertion order.
+    pub(crate) fn table_items(&self, d: Word) -> Vec<(Word, Word)> {
         self.rb(d);
-        let used = self.ld(d, D_USED);
         let entries = self.ld(d, D_ENTRIES);
+        let (_, used) = self.dict_counts(entries);
         let mut out = Vec::new();
         for e in 0..used {
-            let k = self.carr_get(entries, 2 * e);
+            let k = self.carr_get(entries, Self::entry_word(e));
             if k != TOMBSTONE {
-                out.push((k, self.carr_get(entries, 2 * e + 1)));
+                out.push((k, self.carr_get(entries, Self::entry_word(e) + 1)));
             }
         }
         out

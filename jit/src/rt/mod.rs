@@ -18,6 +18,7 @@
 pub mod calls;
 pub mod class_table;
 pub mod convert;
+pub mod dict_overlay;
 pub mod heap;
 pub mod helpers;
 pub mod methods;
@@ -267,6 +268,9 @@ pub struct Runtime {
     pub ctx: *mut Ctx,
     /// This thread's copy of the class table (see [`class_table`]).
     pub class_copy: class_table::ClassCopy,
+    /// New keys the running transaction inserts into shared dicts at its commit (see
+    /// [`dict_overlay`]).
+    pub overlay: dict_overlay::DictOverlay,
 }
 
 impl std::ops::Deref for Runtime {
@@ -350,6 +354,7 @@ impl Runtime {
             tx: crate::rt::txn::ThreadTx::default(),
             ctx: std::ptr::null_mut(),
             class_copy: Default::default(),
+            overlay: Default::default(),
         }
     }
 

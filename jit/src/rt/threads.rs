@@ -18,8 +18,9 @@ use stmjit_lang::diag::{render_runtime, ErrorKind};
 use stmjit_runtime::objects::{OpaqueObj, OPAQUE_THREAD};
 use stmjit_runtime::value::{self, Word, NONE};
 
-/// Slots of a driver's base frame: the pending-spawn list, then what the driver keeps.
-const DRIVER_SLOTS: usize = 2;
+/// Slots of a driver's base frame: the pending-spawn list, what the driver keeps, and the
+/// list of the transaction's dict overlays (`dict_overlay.rs`).
+const DRIVER_SLOTS: usize = 3;
 
 /// Fields of a Thread object's data list.
 const T_FUNC: u64 = 0;
@@ -73,6 +74,8 @@ impl Driver {
             f
         };
         rt.tx.pending_slot = frame;
+        // SAFETY: slot 2 of the base frame just pushed.
+        rt.overlay.slot = unsafe { frame.add(2) };
         Driver { ctx, rt, th, frame }
     }
 

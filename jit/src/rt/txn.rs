@@ -90,6 +90,9 @@ pub struct Scheduler {
     pub failed: Mutex<bool>,
     /// `--stats`: print the report at exit.
     pub stats: std::sync::atomic::AtomicBool,
+    /// Dicts whose insertions conflicted: their new keys wait for commit
+    /// (`dict_overlay.rs`).
+    pub contended: super::dict_overlay::Contended,
 }
 
 impl Default for Scheduler {
@@ -107,6 +110,7 @@ impl Default for Scheduler {
             thread_ended: Condvar::new(),
             failed: Mutex::new(false),
             stats: std::sync::atomic::AtomicBool::new(false),
+            contended: Default::default(),
         }
     }
 }
@@ -205,6 +209,7 @@ impl Runtime {
         self.set_budget(self.tx.budget);
         self.tx.started = Some(Instant::now());
         self.tx.aborting = false;
+        self.reset_dict_overlay();
     }
 
     /// The running transaction's budget word (`SegmentInfo::budget`), which JIT code
@@ -223,6 +228,15 @@ impl Runtime {
     /// point. On an abort (a conflict, or the debug switch) the transaction is rolled back
     /// and `Err` returned, with [`ThreadTx::aborting`] set.
     pub(crate) fn commit(&mut self) -> Result<(), ()> {
+        if let Err((kind, msg)) = self.apply_dict_overlay() {
+            self.raise(kind, msg);
+            if self.tx.aborting {
+                return Err(());
+            }
+            // Out of memory while inserting the pending keys: a final error (`raise` made
+            // the transaction inevitable); its commit has nothing left to insert.
+            super::threads::fail(self);
+        }
         let chance = self.sched.abort_chance.load(Relaxed);
         if chance != 0 && !self.th().is_inevitable() {
             // xorshift64*: a cheap deterministic stream per thread.
@@ -292,6 +306,9 @@ impl Runtime {
         self.tx.abort_site = None;
         self.tx.pending_key = None;
         if let Some(c) = a.conflict() {
+            if c.type_id == self.types.dict_array.0 {
+                self.note_dict_conflict(c.object);
+            }
             let key = ConflictKey {
                 kind: match c.kind {
                     stmjit_runtime::ConflictKind::WriteRead => "write/read",

@@ -13,8 +13,12 @@
 //! - A `dict` keeps its entries in insertion order in a card-marked array of `(key, value)`
 //!   pairs, one 16-byte card per entry, and an open-addressing index in a second card-marked
 //!   array. Updating the value of an existing key writes only that entry's card: writes to
-//!   different existing keys never conflict. (Inserting a new key writes `len`/`used` and so
-//!   conflicts with other inserts, as growing any container must.)
+//!   different existing keys never conflict. The counts (`len`, `used`) live in the first
+//!   card of the entries array, not in the dict object, so that a lookup (which reads the
+//!   dict object and the cards of its probe) does not conflict with an insertion (which
+//!   writes the counts' card, the new entry's card and one index card). The JIT inserts
+//!   new keys into a committed dict only at commit (`jit/src/rt/dict_overlay.rs`), so
+//!   transactions inserting different keys do not conflict either.
 //! - An instance is `class` + a slots array; the attribute → slot index map (the *shape*) is
 //!   per class and shared by its instances (kept by the JIT, which caches it per access site),
 //!   so attribute access is an index, not a hash lookup per access.
@@ -73,16 +77,21 @@ pub const ARRAY_DATA: u64 = size_of::<ArrayObj>() as u64;
 pub struct DictObj {
     /// Object header.
     pub header: ObjectHeader,
-    /// Live entries.
-    pub len: u64,
-    /// Entries used in `entries` (live and deleted), the next insertion position.
-    pub used: u64,
-    /// Card-marked [`ArrayObj`] of `2 * capacity` words: key, value, key, value...
+    /// Card-marked [`ArrayObj`] of `2 + 2 * capacity` words: the counts card ([`DICT_LEN`],
+    /// [`DICT_USED`]), then key, value, key, value...
     pub entries: Word,
     /// Card-marked [`ArrayObj`] of index slots (a power of two): 0 = empty, else the tagged
     /// int `entry + 1`.
     pub index: Word,
 }
+
+/// Word index, in a dict's entries array, of its number of live entries (a tagged int).
+pub const DICT_LEN: u64 = 0;
+/// Word index, in a dict's entries array, of the number of entries used (live and deleted:
+/// the next insertion position), a tagged int. Shares a card with [`DICT_LEN`].
+pub const DICT_USED: u64 = 1;
+/// Word index, in a dict's entries array, of the first entry's key.
+pub const DICT_FIRST_ENTRY: u64 = 2;
 
 /// An instance of a class.
 #[repr(C)]
