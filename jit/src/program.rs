@@ -611,7 +611,9 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
                 }
                 LOC_LIST_FAST => Some("list index fast path (type and bounds checks)".into()),
                 LOC_ALLOC => Some("nursery allocation (bump pointer, limit check)".into()),
-                LOC_REGION_REPAIR => Some("read-barrier region repair (slow path re-marks)".into()),
+                LOC_REGION_REPAIR => {
+                    Some("barrier region repair (slow path re-marks, re-tests)".into())
+                }
                 LOC_ATTR_FAST => {
                     Some("attribute fast path (instance type, cached shape slot)".into())
                 }

@@ -6,7 +6,8 @@
 //!
 //! And in the compiler, checked on the `--dump-asm` listing: one read marker per object per
 //! region (no call, poll, loop header or other join in between); a call, a loop header or
-//! the reassignment of the local ends it; list element granules are each marked.
+//! the reassignment of the local ends it; list element granules are each marked. The same
+//! for the write-barrier flag test of an instance's stores (`self.a = 1; self.b = 2`).
 
 use std::sync::Arc;
 use stmjit_jit::rt::Runtime;
@@ -137,6 +138,18 @@ fn new_objects_skip_the_write_barrier_slow_path_old_ones_take_it() {
 /// Hot-path read-marker stores of each function in the `--dump-asm` listing of `src` (the
 /// stores a slow path repeats to keep the region across its join are not counted).
 fn hot_read_markers(src: &str) -> std::collections::HashMap<String, usize> {
+    hot_sequences(src, "read-marker store")
+}
+
+/// Hot-path write-barrier flag tests of each function in the `--dump-asm` listing of `src`
+/// (the tests a slow path repeats to keep the region across its join are not counted).
+fn hot_flag_tests(src: &str) -> std::collections::HashMap<String, usize> {
+    hot_sequences(src, "write barrier: flag test")
+}
+
+/// The sequences labelled `label` of each function in the `--dump-asm` listing of `src`,
+/// outside the slow paths' region repairs.
+fn hot_sequences(src: &str, label: &str) -> std::collections::HashMap<String, usize> {
     // One program run at a time in this process.
     static RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = RUN.lock().unwrap_or_else(|e| e.into_inner());
@@ -171,7 +184,7 @@ fn hot_read_markers(src: &str) -> std::collections::HashMap<String, usize> {
         } else {
             repair && line.contains("; |")
         };
-        if line.contains("read-marker store") && !repair {
+        if line.contains(label) && !repair {
             *out.entry(func.clone()).or_insert(0) += 1;
         }
     }
@@ -251,4 +264,111 @@ print(loop(p, 3), two_items([1, 2]), same_item([5], 0))
     // The list header once, each element read its granule: 1 + 2.
     assert_eq!(m["f3_two_items"], 3, "{m:?}");
     assert_eq!(m["f4_same_item"], 3, "{m:?}");
+}
+
+/// Instance stores (`o.name = v`) whose write barrier is the flag test of the slots array.
+const CLASS_C: &str = "class C:
+    def __init__(self):
+        self.a = 0
+        self.b = 0
+        self.c = 0
+
+def nop():
+    return 0
+";
+
+#[test]
+fn one_write_barrier_flag_test_per_object_per_region() {
+    let src = format!(
+        "{CLASS_C}
+def three(p):
+    p.a = 1
+    p.b = 2
+    p.c = 3
+
+class D(C):
+    def three(self):
+        self.a = 1
+        self.b = 2
+        self.c = 3
+
+    def across_joins(self, x):
+        self.a = self.b + x
+        self.c = self.a + x
+
+    def two_objects(self, o):
+        self.a = 1
+        o.a = 2
+        self.b = 3
+        o.b = 4
+
+d = D()
+three(d)
+d.three()
+d.across_joins(2)
+d.two_objects(D())
+print(d.a, d.b, d.c)
+"
+    );
+    let m = hot_flag_tests(&src);
+    // No call in between: the flag of `self` is tested at the first store only (and `self`
+    // read-marked once: the stores' joins keep the region too).
+    assert_eq!(
+        m["f3_D.three"], 1,
+        "self.a = 1; self.b = 2; self.c = 3: {m:?}"
+    );
+    assert_eq!(hot_read_markers(&src)["f3_D.three"], 1);
+    assert_eq!(m["f2_three"], 1, "p.a = 1; p.b = 2; p.c = 3: {m:?}");
+    // The joins of an attribute read and an addition keep it (their slow paths test again).
+    assert_eq!(
+        m["f4_D.across_joins"], 1,
+        "self.a = self.b + x; self.c = self.a + x: {m:?}"
+    );
+    // One test per object.
+    assert_eq!(m["f5_D.two_objects"], 2, "self, o, self, o: {m:?}");
+}
+
+#[test]
+fn a_call_a_reassignment_or_a_loop_header_brings_the_flag_test_back() {
+    let src = format!(
+        "{CLASS_C}
+class D(C):
+    def call_between(self):
+        self.a = 1
+        nop()
+        self.b = 2
+
+    def reassign(self, o):
+        self.a = 1
+        self = o
+        self.b = 2
+
+    def loop(self, n):
+        self.a = 1
+        i = 0
+        while i < n:
+            self.b = i
+            self.c = i
+            i = i + 1
+
+d = D()
+d.call_between()
+d.reassign(D())
+d.loop(3)
+print(d.a, d.b, d.c)
+"
+    );
+    let m = hot_flag_tests(&src);
+    // A call may end the transaction (or collect): the store after it tests again.
+    assert_eq!(
+        m["f2_D.call_between"], 2,
+        "self.a = 1; nop(); self.b = 2: {m:?}"
+    );
+    // The local holds another object.
+    assert_eq!(
+        m["f3_D.reassign"], 2,
+        "self.a = 1; self = o; self.b = 2: {m:?}"
+    );
+    // The loop header is a join: 1 before the loop, 1 in its body (for two stores).
+    assert_eq!(m["f4_D.loop"], 2, "{m:?}");
 }

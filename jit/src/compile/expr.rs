@@ -564,7 +564,7 @@ impl FnCompiler<'_, '_> {
                 _ => self.b.ins().fmul(fx, fy),
             };
             let boxed = self.box_float(r, span);
-            self.repair_region(&marked);
+            self.repair_region(&marked, span);
             self.b.ins().jump(done, &[boxed.into()]);
             self.b.set_cold_block(generic);
             self.b.switch_to_block(generic);
@@ -582,7 +582,7 @@ impl FnCompiler<'_, '_> {
             "stmjit_binop"
         };
         let r = self.call_checked(name, &[self.ctx, k, x, y], span);
-        self.repair_region(&marked);
+        self.repair_region(&marked, span);
         self.b.ins().jump(done, &[r.into()]);
         self.enter_join(done, marked);
         self.b.block_params(done)[0]
@@ -760,7 +760,7 @@ impl FnCompiler<'_, '_> {
         let k = CMPOPS.iter().position(|o| *o == op).unwrap() as i64;
         let k = self.b.ins().iconst(I64, k);
         let r = self.call_checked("stmjit_compare", &[self.ctx, k, x, y], span);
-        self.repair_region(&marked);
+        self.repair_region(&marked, span);
         self.b.ins().jump(done, &[r.into()]);
         self.enter_join(done, marked);
         self.b.block_params(done)[0]
@@ -923,21 +923,24 @@ impl FnCompiler<'_, '_> {
         let nid = self.b.ins().iconst(I64, nid);
         let cp = self.b.ins().iconst(I64, cache);
         let r = self.call_checked("stmjit_getattr_site", &[self.ctx, o, nid, cp], span);
-        self.repair_region(&marked);
+        self.repair_region(&marked, span);
         self.b.ins().jump(done, &[r.into()]);
         self.enter_join(done, marked);
         self.b.block_params(done)[0]
     }
 
-    /// `o.name = v`, inline for existing instance slots (write barrier on the slots array).
+    /// `o.name = v`, inline for existing instance slots (write barrier on the slots array,
+    /// elided when done in the region for the same local).
     pub(crate) fn setattr(&mut self, o: Value, name: &str, v: Value, span: Span) {
         let cache = self.attr_cache();
         let slow = self.b.create_block();
         let done = self.b.create_block();
+        let local = self.local_of.get(&o).copied();
         let (slots, addr) = self.attr_slot(o, cache, slow);
-        self.write_barrier(slots, span);
+        self.write_barrier(slots, local, span);
         let a = self.seg_addr(addr);
         self.b.ins().store(mf(), v, a, 0);
+        let marked = self.region_marked();
         self.b.ins().jump(done, &[]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
@@ -945,8 +948,9 @@ impl FnCompiler<'_, '_> {
         let nid = self.b.ins().iconst(I64, nid);
         let cp = self.b.ins().iconst(I64, cache);
         self.call_checked("stmjit_setattr_site", &[self.ctx, o, nid, v, cp], span);
+        self.repair_region(&marked, span);
         self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(done);
+        self.enter_join(done, marked);
     }
 
     /// `o[i]`, inline for lists.
@@ -964,7 +968,7 @@ impl FnCompiler<'_, '_> {
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
         let r = self.call_checked("stmjit_getitem", &[self.ctx, o, i], span);
-        self.repair_region(&marked);
+        self.repair_region(&marked, span);
         self.b.ins().jump(done, &[r.into()]);
         self.enter_join(done, marked);
         self.b.block_params(done)[0]

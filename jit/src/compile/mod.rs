@@ -20,7 +20,7 @@
 //! list's read marker, the element's own granule marker, and the card write barrier. Loop
 //! back-edges poll `SegmentInfo::safe_point_request`.
 //!
-//! # Read-barrier elision: one read marker per object per region
+//! # Barrier elision: one read marker and one write-barrier test per object per region
 //! A read marker holds the transaction's read version once stored, until the next
 //! transaction boundary (commit + begin bumps the read version). So within a *region*, a
 //! stretch of code that cannot cross a boundary, a second read barrier on the same object
@@ -34,16 +34,31 @@
 //! - objects are identified by the local variable holding them (SSA values do not survive
 //!   the joins, and a reload after a call defines new ones); assigning the local removes it.
 //!
-//! The inline fast paths (`o.name`, `o[i]`, int arithmetic and comparisons) join their
-//! slow path, a helper call, at their end. To keep the region across that join, the slow
-//! path *repairs* it after the call ([`FnCompiler::repair_region`]): it stores the read
-//! marker again, with the read version current after the call and at the (possibly moved)
-//! object's address, for every local the fast path had marked (if it holds a reference), so
-//! the join's region is the fast path's. The repair is cold code (`--dump-asm` labels it). Only object (header) markers are
+//! The write-barrier flag test of an instance's slots array (`o.name = v`,
+//! [`FnCompiler::write_barrier`]) is elided the same way, by the local holding the instance
+//! (which its attribute fast path has read-marked in the region). Once tested, the flag
+//! stays clear in our segment until the transaction ends or a minor collection re-sets it
+//! (on the objects the transaction promoted: `NEW_FLAG`, see `runtime/src/barrier.rs`), both
+//! only in calls. Unlike a call, the test's own slow path (a `preserve_all` stub) does not
+//! end the region: it makes no boundary and neither allocates, collects nor moves, so on
+//! success it returns in the same transaction and segment, the read version, our markers
+//! and locks as they were. A safe-point pause in it may let another segment commit, but not
+//! a write to an object we read-marked or locked without dooming us (the stub then returns
+//! an abort, which never rejoins): the instance still has the slots array tested.
+//!
+//! The inline fast paths (`o.name`, `o.name = v`, `o[i]`, int arithmetic and comparisons)
+//! join their slow path, a helper call, at their end. To keep the region across that join,
+//! the slow path *repairs* it after the call ([`FnCompiler::repair_region`]): it stores the
+//! read marker again, with the read version current after the call and at the (possibly
+//! moved) object's address, for every local the fast path had marked (if it holds a
+//! reference), and redoes the flag test (and slow path) of the slots array of every local
+//! whose write barrier the fast path had done (if it holds an instance with one: the call
+//! may have collected), so the join's region is the fast path's. The repair is cold code
+//! (`--dump-asm` labels it). Only object (header) markers and slots-array flag tests are
 //! kept this way: list element granules are never elided (card-marked arrays mark per
-//! granule, and the index differs), the slots array of an instance only within one access
-//! chain, and write-barrier flag tests are not elided (their slow path is a call, and the
-//! join after it ends the region).
+//! granule, and the index differs), the read marker of an instance's slots array only
+//! within one access chain, and card write barriers (globals, list items) are not elided
+//! (their join ends the region).
 
 mod expr;
 mod stmt;
@@ -69,8 +84,8 @@ pub const LOC_LIST_FAST: u32 = 3;
 pub const LOC_ATTR_FAST: u32 = 4;
 /// Marks the inline nursery allocation.
 pub const LOC_ALLOC: u32 = 5;
-/// Marks the read markers a slow path stores again to keep the read-barrier region
-/// across its join (see "Read-barrier elision" above).
+/// Marks the read markers a slow path stores again, and the write-barrier flag tests it
+/// redoes, to keep the region across its join (see "Barrier elision" above).
 pub const LOC_REGION_REPAIR: u32 = 6;
 
 /// What the compiler of one function needs from the program-level compiler.
@@ -134,7 +149,7 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) loops: Vec<(Block, Block, usize)>,
     pub(crate) func_idx: u32,
     pub(crate) ret_block: Block,
-    /// The read-barrier region (see the module docs).
+    /// The barrier-elision region (see the module docs).
     pub(crate) region: Region,
     /// The local each value was loaded from, while the local still holds it (cleared at
     /// its assignment and at reloads).
@@ -147,12 +162,38 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) dispatch: Option<Block>,
 }
 
-/// The objects whose read marker is already stored in the current region: the block the
-/// region is valid in (it extends to single-entry successors), and the locals marked.
+/// The barriers already done in the current region: the block the region is valid in (it
+/// extends to single-entry successors), and the locals marked.
 #[derive(Default)]
 pub(crate) struct Region {
     block: Option<Block>,
-    marked: Vec<usize>,
+    marks: Marks,
+}
+
+/// What a region has established, by the local holding each object (see the module docs).
+#[derive(Clone, Default, Debug)]
+pub(crate) struct Marks {
+    /// Locals whose object's read marker is stored.
+    read: Vec<usize>,
+    /// Locals holding an instance whose slots array's write-barrier flag test is done (the
+    /// flag is clear in our segment, or the slow path cleared it): a subset of `read`, since
+    /// only an instance read in this transaction keeps its slots array while a write-barrier
+    /// slow path pauses (another segment's commit changing it would doom us).
+    written: Vec<usize>,
+}
+
+impl Marks {
+    /// The region ends: nothing is known any more.
+    fn clear(&mut self) {
+        self.read.clear();
+        self.written.clear();
+    }
+
+    /// Local `l` is assigned: it may hold another object now.
+    fn forget(&mut self, l: usize) {
+        self.read.retain(|&m| m != l);
+        self.written.retain(|&m| m != l);
+    }
 }
 
 /// Memory flags of shadow-stack and context accesses.
@@ -391,7 +432,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             "stmjit_arity_error",
         ];
         // Any call may end the transaction (issue 6) or move objects: the region ends.
-        self.region.marked.clear();
+        self.region.marks.clear();
         let spill = !NO_MOVE.contains(&name);
         if spill {
             self.spill_locals();
@@ -418,12 +459,16 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
     /// abort side makes SystemV calls, so it never rejoins `done`: `stmjit_aborted` always
     /// returns `ERR`, so the error check always leaves (restart dispatch or unwind) and its
     /// "no error" side is unreachable: a trap.
+    ///
+    /// The stub returns to `done` in the same transaction (it makes no boundary), with
+    /// nothing moved: whether the region goes on at `done` is the caller's choice (see
+    /// "Barrier elision" in the module docs), so the region is left as it was.
     fn barrier_slow_path(&mut self, stub: &'static str, args: &[Value], site: i64, done: Block) {
         let f = self.helper(stub);
         // Absolute call: cranelift-jit may place the stub more than 2 GiB away.
         self.b.func.dfg.ext_funcs[f].colocated = false;
-        // Any call may end the transaction (issue 6) or move objects: the region ends.
-        self.region.marked.clear();
+        // The abort side's calls (which never rejoin `done`) must not end the caller's region.
+        let region = std::mem::take(&mut self.region);
         // The arguments go through the context: the call fixes `rdi` only.
         let fields = [offset_of!(Ctx, barrier_obj), offset_of!(Ctx, barrier_off)];
         for (&v, off) in args.iter().zip(fields) {
@@ -444,6 +489,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b
             .ins()
             .trap(ir::TrapCode::unwrap_user(TRAP_UNREACHABLE));
+        self.region = region;
     }
 
     /// After a runtime call that may end the transaction: the next one may run in another
@@ -517,7 +563,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
     /// Writes every local to its frame slot (before a call that may move objects).
     pub(crate) fn spill_locals(&mut self) {
         // Before a call that may move objects (or end the transaction): the region ends.
-        self.region.marked.clear();
+        self.region.marks.clear();
         let f = self.frame();
         for i in 0..self.nlocals {
             let v = self.b.use_var(self.local_vars[i]);
@@ -609,7 +655,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
     pub(crate) fn store_slot(&mut self, slot: usize, v: Value) {
         if slot < self.nlocals {
             self.local_of.retain(|_, l| *l != slot);
-            self.region.marked.retain(|&l| l != slot);
+            self.region.marks.forget(slot);
             self.b.def_var(self.local_vars[slot], v);
             return;
         }
@@ -697,25 +743,30 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.ins().store(ir::MemFlagsData::trusted(), rv, a, 0);
     }
 
-    /// Read barrier of object `o` (its header granule), elided when the local holding `o`
-    /// was already marked in the current region (see the module docs).
-    pub(crate) fn read_barrier_obj(&mut self, o: Value) {
+    /// The region at the current block, started empty if it is not valid here.
+    fn region_here(&mut self) {
         let cur = self.b.current_block();
         if self.region.block != cur {
             self.region = Region {
                 block: cur,
-                marked: Vec::new(),
+                marks: Marks::default(),
             };
         }
+    }
+
+    /// Read barrier of object `o` (its header granule), elided when the local holding `o`
+    /// was already marked in the current region (see the module docs).
+    pub(crate) fn read_barrier_obj(&mut self, o: Value) {
+        self.region_here();
         let local = self.local_of.get(&o).copied();
         if let Some(l) = local {
-            if self.region.marked.contains(&l) {
+            if self.region.marks.read.contains(&l) {
                 return;
             }
         }
         self.read_barrier(o);
         if let Some(l) = local {
-            self.region.marked.push(l);
+            self.region.marks.read.push(l);
         }
     }
 
@@ -729,20 +780,27 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         }
     }
 
-    /// The locals marked in the current region (empty if it is not valid here).
-    pub(crate) fn region_marked(&self) -> Vec<usize> {
+    /// The marks of the current region (none if it is not valid here).
+    pub(crate) fn region_marked(&self) -> Marks {
         if self.region.block == self.b.current_block() {
-            self.region.marked.clone()
+            self.region.marks.clone()
         } else {
-            Vec::new()
+            Marks::default()
         }
     }
 
     /// On a slow path, after its call and before it jumps to the join `done`: stores the
-    /// read marker again for each of `marked` that holds a reference (the call ended the
-    /// region; this re-establishes it on this edge).
-    pub(crate) fn repair_region(&mut self, marked: &[usize]) {
-        for &l in marked {
+    /// read marker again for each of `marks.read` that holds a reference, then redoes the
+    /// write-barrier flag test (and slow path) of the slots array of each of
+    /// `marks.written` that holds an instance with one (the call ended the region, and may
+    /// have run a minor collection, which re-sets the flag of the objects it promotes; this
+    /// re-establishes the region on this edge). `span` names the slow path's operation.
+    pub(crate) fn repair_region(&mut self, marks: &Marks, span: Span) {
+        // Reached only from the slow path: out of line, like the rest of it.
+        if let Some(cur) = self.b.current_block() {
+            self.b.set_cold_block(cur);
+        }
+        for &l in &marks.read {
             self.b.set_srcloc(SourceLoc::new(LOC_REGION_REPAIR));
             let v = self.b.use_var(self.local_vars[l]);
             let not_ref = self.is_not_ref(v);
@@ -757,16 +815,47 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             self.b.switch_to_block(next);
             self.b.set_srcloc(SourceLoc::default());
         }
+        if marks.written.is_empty() {
+            return;
+        }
+        let site = self.site(span);
+        for &l in &marks.written {
+            use stmjit_runtime::objects::InstanceObj;
+            self.b.set_srcloc(SourceLoc::new(LOC_REGION_REPAIR));
+            let v = self.b.use_var(self.local_vars[l]);
+            let first_new = self.b.func.dfg.num_blocks();
+            let next = self.b.create_block();
+            // Read under the marker just stored again (`written` is a subset of `read`).
+            let is_inst = self.has_type(v, self.sh.rt.types.instance.0, next);
+            let inst = self.b.create_block();
+            self.b.ins().brif(is_inst, inst, &[], next, &[]);
+            self.b.switch_to_block(inst);
+            let sa = self.seg_addr(v);
+            let slots = self
+                .b
+                .ins()
+                .load(I64, mf(), sa, offset_of!(InstanceObj, slots) as i32);
+            let has_slots = self.b.create_block();
+            self.b.ins().brif(slots, has_slots, &[], next, &[]);
+            self.b.switch_to_block(has_slots);
+            self.flag_test(slots, site, next);
+            // All of it is slow-path code.
+            for n in first_new..self.b.func.dfg.num_blocks() {
+                self.b.set_cold_block(Block::from_u32(n as u32));
+            }
+            self.b.switch_to_block(next);
+            self.b.set_srcloc(SourceLoc::default());
+        }
     }
 
-    /// Enters the join `done` of a fast path whose end had `marked` marked, every other
-    /// edge having been repaired ([`Self::repair_region`]): the region goes on there.
-    pub(crate) fn enter_join(&mut self, done: Block, marked: Vec<usize>) {
+    /// Enters the join `done` of a fast path whose end had `marks`, every other edge having
+    /// been repaired ([`Self::repair_region`]): the region goes on there.
+    pub(crate) fn enter_join(&mut self, done: Block, marks: Marks) {
         self.b.switch_to_block(done);
         self.local_of.clear();
         self.region = Region {
             block: Some(done),
-            marked,
+            marks,
         };
     }
 
@@ -807,10 +896,36 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
     }
 
     /// Write barrier of a non-carded object: `test byte gs:[obj + flags], WB; jnz slow`.
-    pub(crate) fn write_barrier(&mut self, obj: Value, span: Span) {
+    ///
+    /// `obj` is the slots array of the instance held by `local` (if it came from a local):
+    /// the test is elided when that local's write barrier is already done in the region, and
+    /// otherwise recorded there. The region goes on across the slow path's join: the stub
+    /// returns in the same transaction, nothing moved, the flag clear (see the module docs).
+    pub(crate) fn write_barrier(&mut self, obj: Value, local: Option<usize>, span: Span) {
         if !self.sh.write_barriers {
             return;
         }
+        self.region_here();
+        if let Some(l) = local {
+            if self.region.marks.written.contains(&l) {
+                return;
+            }
+        }
+        let done = self.b.create_block();
+        let site = self.site(span);
+        self.flag_test(obj, site, done);
+        self.b.switch_to_block(done);
+        self.region.block = Some(done);
+        // Only an instance read in this transaction keeps its slots array across a pause of
+        // the slow path (see `Marks::written`).
+        if let Some(l) = local.filter(|l| self.region.marks.read.contains(l)) {
+            self.region.marks.written.push(l);
+        }
+    }
+
+    /// The flag test of a non-carded object `obj`, continuing at `done` (after the slow path,
+    /// on a cold block, when the flag is set); `site` names the write.
+    fn flag_test(&mut self, obj: Value, site: i64, done: Block) {
         let fa = self.seg_addr(obj);
         let flags = self.b.ins().load(I8, mf(), fa, 0);
         let bit = self
@@ -818,14 +933,11 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             .ins()
             .band_imm(flags, stmjit_runtime::WRITE_BARRIER_FLAG as i64);
         let slow = self.b.create_block();
-        let done = self.b.create_block();
         self.b.ins().brif(bit, slow, &[], done, &[]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
-        let site = self.site(span);
         self.set_site(site);
         self.barrier_slow_path("wb_slow (preserve_all stub)", &[obj], site, done);
-        self.b.switch_to_block(done);
     }
 
     /// Safe-point poll at a loop back-edge, continuing in a new block.
