@@ -71,9 +71,7 @@ impl FnCompiler<'_, '_> {
             }
             ExprKind::Unary(op, a) => {
                 let v = self.expr(a);
-                let k = UNOPS.iter().position(|x| x == op).unwrap() as i64;
-                let k = self.b.ins().iconst(I64, k);
-                self.call_checked("stmjit_unary", &[self.ctx, k, v], e.span)
+                self.unary(*op, v, e.span)
             }
             ExprKind::Binary(op, a, b) => {
                 let (x, y) = self.operands(a, b);
@@ -471,6 +469,8 @@ impl FnCompiler<'_, '_> {
                 | BinOp::BitAnd
                 | BinOp::BitOr
                 | BinOp::BitXor
+                | BinOp::Shl
+                | BinOp::Shr
         );
         if inline {
             self.both_ints(x, y, slow);
@@ -497,6 +497,36 @@ impl FnCompiler<'_, '_> {
                 BinOp::BitOr => (ins.bor(x, y), None),
                 BinOp::BitXor => {
                     let r = ins.bxor(x, y);
+                    (self.b.ins().bor_imm(r, 1), None)
+                }
+                BinOp::Shl => {
+                    // On the even form 2a of x: (2a << s) >> s == 2a iff a << s kept every
+                    // bit and fits 63 bits. Counts outside 0..=62 (negative ones included,
+                    // compared unsigned) take the slow path, which raises or gives 0 << s.
+                    let s = ins.sshr_imm(y, 1);
+                    let big = self.b.ins().icmp_imm(IntCC::UnsignedGreaterThan, s, 62);
+                    let shift = self.b.create_block();
+                    self.b.ins().brif(big, slow, &[], shift, &[]);
+                    self.follow(shift);
+                    let even = self.b.ins().iadd_imm(x, -1);
+                    let r = self.b.ins().ishl(even, s);
+                    let back = self.b.ins().sshr(r, s);
+                    let lost = self.b.ins().icmp(IntCC::NotEqual, back, even);
+                    (self.b.ins().bor_imm(r, 1), Some(lost))
+                }
+                BinOp::Shr => {
+                    // Negative counts take the slow path (ValueError); counts past 62 shift
+                    // everything out, as 62 does on 63-bit ints.
+                    let s = ins.sshr_imm(y, 1);
+                    let neg = self.b.ins().icmp_imm(IntCC::SignedLessThan, s, 0);
+                    let shift = self.b.create_block();
+                    self.b.ins().brif(neg, slow, &[], shift, &[]);
+                    self.follow(shift);
+                    let max = self.b.ins().iconst(I64, 62);
+                    let s = self.b.ins().umin(s, max);
+                    let a = self.b.ins().sshr_imm(x, 1);
+                    let r = self.b.ins().sshr(a, s);
+                    let r = self.b.ins().ishl_imm(r, 1);
                     (self.b.ins().bor_imm(r, 1), None)
                 }
                 BinOp::FloorDiv | BinOp::Mod => {
@@ -582,6 +612,42 @@ impl FnCompiler<'_, '_> {
             "stmjit_binop"
         };
         let r = self.call_checked(name, &[self.ctx, k, x, y], span);
+        self.repair_region(&marked, span);
+        self.b.ins().jump(done, &[r.into()]);
+        self.enter_join(done, marked);
+        self.b.block_params(done)[0]
+    }
+
+    /// `-x`, `+x`, `~x`: inline for an int (`-x` with an overflow check), else the helper.
+    /// On tagged words `2a+1`: `-a` is `2 - x`, `~a` is `-x`.
+    fn unary(&mut self, op: UnaryOp, x: Value, span: Span) -> Value {
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let bit = self.b.ins().band_imm(x, 1);
+        let fast = self.b.create_block();
+        self.b.ins().brif(bit, fast, &[], slow, &[]);
+        self.follow(fast);
+        match op {
+            UnaryOp::Neg => {
+                let two = self.b.ins().iconst(I64, 2);
+                let (r, of) = self.b.ins().ssub_overflow(two, x);
+                self.b.ins().brif(of, slow, &[], done, &[r.into()]);
+            }
+            UnaryOp::Pos => {
+                self.b.ins().jump(done, &[x.into()]);
+            }
+            UnaryOp::Invert => {
+                let r = self.b.ins().ineg(x);
+                self.b.ins().jump(done, &[r.into()]);
+            }
+        }
+        let marked = self.region_marked();
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        let k = UNOPS.iter().position(|o| *o == op).unwrap() as i64;
+        let k = self.b.ins().iconst(I64, k);
+        let r = self.call_checked("stmjit_unary", &[self.ctx, k, x], span);
         self.repair_region(&marked, span);
         self.b.ins().jump(done, &[r.into()]);
         self.enter_join(done, marked);

@@ -66,6 +66,48 @@ pub(crate) fn with_rt(ctx: *mut Ctx, f: impl FnOnce(&mut Runtime) -> R<Word>) ->
 }
 
 impl Runtime {
+    /// The value of a number word (int, bool or float), converted without the general
+    /// machinery of [`Runtime::via_values`] (no roots, no memo, no allocation).
+    fn number_of(&self, w: Word) -> Option<Value> {
+        if is_int(w) {
+            Some(Value::Int(value::to_int(w)))
+        } else if w == value::TRUE || w == value::FALSE {
+            Some(Value::Bool(w == value::TRUE))
+        } else if self.is(w, self.types.float) {
+            Some(Value::Float(self.float_of(w)))
+        } else {
+            None
+        }
+    }
+
+    /// The word of a number result (an int, bool or float value).
+    fn number_word(&mut self, v: &Value) -> Option<R<Word>> {
+        match *v {
+            Value::Int(i) => value::from_int(i).map(Ok),
+            Value::Bool(b) => Some(Ok(if b { value::TRUE } else { value::FALSE })),
+            Value::Float(f) => Some(self.new_float(f)),
+            _ => None,
+        }
+    }
+
+    /// An arithmetic operation on numbers, straight from their words: the common slow path
+    /// of the JIT's inline int and float arithmetic (floats divided, int overflow, powers,
+    /// bools). `None` when an operand is not a number.
+    fn number_op(
+        &mut self,
+        args: &[Word],
+        f: impl FnOnce(&[Value]) -> R<Value>,
+    ) -> Option<R<Word>> {
+        let mut vals = [Value::None, Value::None];
+        for (slot, &w) in vals.iter_mut().zip(args) {
+            *slot = self.number_of(w)?;
+        }
+        Some(f(&vals[..args.len()]).and_then(|r| {
+            self.number_word(&r)
+                .unwrap_or_else(|| Err(exc(ErrorKind::TypeError, "internal: non-number result")))
+        }))
+    }
+
     /// Runs a value-level operation: converts `args` (the first one may be written back
     /// when `mutates`), applies `f`, converts the result back.
     pub fn via_values(
@@ -455,6 +497,9 @@ pub unsafe extern "C" fn stmjit_binop(ctx: *mut Ctx, op: u64, a: Word, b: Word) 
                 return rt.list_concat(&[(l, 0, len)], count as u64);
             }
         }
+        if let Some(r) = rt.number_op(&[a, b], |v| ops::binary(op, &v[0], &v[1])) {
+            return r;
+        }
         rt.via_values(&[a, b], false, false, |v| ops::binary(op, &v[0], &v[1]))
     })
 }
@@ -506,6 +551,9 @@ pub unsafe extern "C" fn stmjit_inplace(ctx: *mut Ctx, op: u64, a: Word, b: Word
 pub unsafe extern "C" fn stmjit_unary(ctx: *mut Ctx, op: u64, a: Word) -> Word {
     with_rt(ctx, |rt| {
         let op = UNOPS[op as usize];
+        if let Some(r) = rt.number_op(&[a], |v| ops::unary(op, &v[0])) {
+            return r;
+        }
         rt.via_values(&[a], false, false, |v| ops::unary(op, &v[0]))
     })
 }
