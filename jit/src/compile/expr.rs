@@ -74,6 +74,9 @@ impl FnCompiler<'_, '_> {
                 self.unary(*op, v, e.span)
             }
             ExprKind::Binary(op, a, b) => {
+                if let Some(v) = self.float_tree_expr(e) {
+                    return v;
+                }
                 let (x, y) = self.operands(a, b);
                 self.binop(*op, x, y, e.span, false)
             }
@@ -274,6 +277,9 @@ impl FnCompiler<'_, '_> {
     /// The truth of a condition as an i8: comparisons of ints branch on the machine compare
     /// without making a bool word; `not`, `and`, `or` short-circuit on truth values.
     pub(crate) fn cond(&mut self, e: &Expr) -> Value {
+        if let Some(c) = self.float_tree_cond(e) {
+            return c;
+        }
         match &e.kind {
             // `a % b == 0` (or `!= 0`) on ints: the sign of a non-zero remainder does not
             // matter, so the floor adjustment and retagging are skipped.
@@ -672,7 +678,7 @@ impl FnCompiler<'_, '_> {
 
     /// The f64 of a float box (immutable: no read barrier); branches to `other` when `v` is
     /// not a float.
-    fn float_value(&mut self, v: Value, other: cranelift_codegen::ir::Block) -> Value {
+    pub(crate) fn float_value(&mut self, v: Value, other: cranelift_codegen::ir::Block) -> Value {
         let is_float = self.has_type(v, self.sh.rt.types.float.0, other);
         let b2 = self.b.create_block();
         self.b.ins().brif(is_float, b2, &[], other, &[]);

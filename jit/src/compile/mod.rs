@@ -61,6 +61,7 @@
 //! (their join ends the region).
 
 mod expr;
+mod floats;
 mod stmt;
 
 use crate::rt::{Ctx, ERR, UNBOUND};
@@ -160,6 +161,9 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) restarts: Vec<Block>,
     /// The restart dispatch block (created with the first error path).
     pub(crate) dispatch: Option<Block>,
+    /// Compiling the generic path of an unboxed float tree (`floats.rs`): its subtrees are
+    /// not made trees again.
+    pub(crate) in_float_generic: bool,
 }
 
 /// The barriers already done in the current region: the block the region is valid in (it
@@ -236,6 +240,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             with_depth: 0,
             restarts: Vec::new(),
             dispatch: None,
+            in_float_generic: false,
         };
         let entry = c.b.create_block();
         c.b.append_block_params_for_function_params(entry);
