@@ -264,28 +264,13 @@ fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
     let t = rt.types;
     let mname = rt.names[name as usize].clone();
     if rt.is(recv, t.list) {
-        match (mname.as_str(), args.len()) {
-            ("append", 1) => return with_rt(ctx, |rt| rt.list_push(recv, args[0]).map(|_| NONE)),
-            ("pop", 0) => {
-                return with_rt(ctx, |rt| {
-                    let n = rt.list_len(recv);
-                    if n == 0 {
-                        return Err(exc(ErrorKind::IndexError, "pop from empty list"));
-                    }
-                    let v = rt.list_get(recv, n - 1);
-                    rt.wb(recv)?;
-                    rt.st(recv, offset_of!(ListObj, len) as u64, n - 1);
-                    Ok(v)
-                })
-            }
-            _ => {}
+        if let Some(r) = rt.list_method(recv, &mname, args) {
+            return with_rt(ctx, |_| r);
         }
-    } else if rt.is(recv, t.dict) && mname == "get" && (1..=2).contains(&args.len()) {
-        return with_rt(ctx, |rt| {
-            Ok(rt
-                .dict_get(recv, args[0])?
-                .unwrap_or(args.get(1).copied().unwrap_or(NONE)))
-        });
+    } else if rt.is(recv, t.dict) {
+        if let Some(r) = rt.dict_method(recv, &mname, args) {
+            return with_rt(ctx, |_| r);
+        }
     } else if rt.is(recv, t.opaque) {
         let kind = rt.ld(recv, offset_of!(OpaqueObj, kind) as u64);
         match (kind, mname.as_str()) {
@@ -324,7 +309,13 @@ fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
         return rt.raise(ErrorKind::TypeError, msg);
     }
     with_rt(ctx, |rt| {
-        let mutates = rt.is(recv, t.list) || rt.is(recv, t.dict);
+        // Only mutating methods write the converted receiver back (a write to every item).
+        let mutates = rt.is(recv, t.list)
+            && matches!(
+                mname.as_str(),
+                "sort" | "reverse" | "insert" | "pop" | "append"
+            )
+            || rt.is(recv, t.dict) && mname == "pop";
         let deep = matches!(mname.as_str(), "sort" | "index" | "join");
         let mut all = vec![recv];
         all.extend_from_slice(args);
