@@ -417,6 +417,13 @@ impl Runtime {
 
     /// `del o[i]`.
     pub fn delitem(&mut self, o: Word, i: Word) -> R<()> {
+        if self.is(o, self.types.list) && is_int(i) {
+            let n = self.list_len(o) as i64;
+            let k = value::to_int(i);
+            if (-n..n).contains(&k) {
+                return self.list_pop_at(o, Some(k)).map(|_| ());
+            }
+        }
         if self.is(o, self.types.dict) {
             return match self.dict_del(o, i)? {
                 Some(_) => Ok(()),

@@ -76,8 +76,9 @@ impl Runtime {
         })
     }
 
-    /// Removes and returns item `i` (the last one for `None`), shifting the later ones down.
-    fn list_pop_at(&mut self, l: Word, i: Option<i64>) -> R<Word> {
+    /// Removes and returns item `i` (the last one for `None`), shifting the later ones down
+    /// (`pop`, and `del xs[i]`).
+    pub(crate) fn list_pop_at(&mut self, l: Word, i: Option<i64>) -> R<Word> {
         let n = self.list_len(l) as i64;
         if n == 0 {
             return Err(exc(ErrorKind::IndexError, "pop from empty list"));
