@@ -302,11 +302,16 @@ class D(C):
         self.b = 3
         o.b = 4
 
+    def bump(self):
+        self.a += 1
+        self.b += 2
+
 d = D()
 three(d)
 d.three()
 d.across_joins(2)
 d.two_objects(D())
+d.bump()
 print(d.a, d.b, d.c)
 "
     );
@@ -326,6 +331,10 @@ print(d.a, d.b, d.c)
     );
     // One test per object.
     assert_eq!(m["f5_D.two_objects"], 2, "self, o, self, o: {m:?}");
+    // An augmented assignment reads and stores through the same local.
+    assert_eq!(m["f6_D.bump"], 1, "self.a += 1; self.b += 2: {m:?}");
+    // Its reads mark `self` once, and the slots array at each read (as `across_joins`).
+    assert_eq!(hot_read_markers(&src)["f6_D.bump"], 3);
 }
 
 #[test]

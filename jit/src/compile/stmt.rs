@@ -324,7 +324,15 @@ impl FnCompiler<'_, '_> {
                 let rhs = self.expr(value);
                 let cur = self.load_slot(ct);
                 let new = self.binop(op, cur, rhs, span, true);
-                let o = self.load_slot(ot);
+                // A local holding the object is read again rather than the temporary (the
+                // right-hand side cannot rebind it): the store then knows the local, and the
+                // region's barriers of `self.n += 1` are not repeated.
+                let o = match &obj.kind {
+                    ExprKind::Name(n) if matches!(n.slot, Slot::Local(_)) => {
+                        self.load_name(n, obj.span)
+                    }
+                    _ => self.load_slot(ot),
+                };
                 self.setattr(o, name, new, span);
                 self.pop_temps(mark);
             }
