@@ -205,11 +205,11 @@ impl Runtime {
     /// `d[k] = v`.
     pub fn dict_set(&mut self, d: Word, k: Word, v: Word) -> R<()> {
         let key = self.key_of(k)?;
-        if self.table_replace(d, &key, v)? {
+        let Some(slot) = self.table_replace(d, &key, v)? else {
             return Ok(());
-        }
+        };
         if !self.defers_inserts(d) {
-            return self.table_insert(d, k, v);
+            return self.table_insert(d, k, v, Some(slot));
         }
         // d is old and does not move; k and v may, when the overlay is made.
         let m = self.mark();

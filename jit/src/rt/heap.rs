@@ -585,13 +585,14 @@ impl Runtime {
         self.dict_counts(self.ld(d, D_ENTRIES)).0
     }
 
-    /// Replaces the value of `k` if the table holds it; `false` if it does not.
-    pub(crate) fn table_replace(&mut self, d: Word, k: &KeyRef, v: Word) -> R<bool> {
-        let (e, _) = self.table_find(d, k);
-        let Some(e) = e else { return Ok(false) };
+    /// Replaces the value of `k` if the table holds it (`None`); else the free index slot
+    /// where `k` would go, for [`Runtime::table_insert`].
+    pub(crate) fn table_replace(&mut self, d: Word, k: &KeyRef, v: Word) -> R<Option<u64>> {
+        let (e, slot) = self.table_find(d, k);
+        let Some(e) = e else { return Ok(Some(slot)) };
         let entries = self.ld(d, D_ENTRIES);
         self.carr_set(entries, Self::entry_word(e) + 1, v)?;
-        Ok(true)
+        Ok(None)
     }
 
     /// `d[k] = v` in the table itself.
@@ -602,27 +603,36 @@ impl Runtime {
     /// and one being aborted by the other's commit.
     pub(crate) fn table_set(&mut self, d: Word, k: Word, v: Word) -> R<()> {
         let key = self.key_of(k)?;
-        if self.table_replace(d, &key, v)? {
-            return Ok(());
+        match self.table_replace(d, &key, v)? {
+            None => Ok(()),
+            Some(slot) => self.table_insert(d, k, v, Some(slot)),
         }
-        self.table_insert(d, k, v)
     }
 
-    /// Appends the new key `k` (absent from the table) with its value `v`.
-    pub(crate) fn table_insert(&mut self, d: Word, k: Word, v: Word) -> R<()> {
+    /// Appends the new key `k` (absent from the table) with its value `v`, into the free
+    /// index `slot` if the caller's probe found it (`None`: probe again).
+    ///
+    /// A slot found before this transaction waited for the counts card's lock stays valid:
+    /// an insertion committed meanwhile into that slot wrote an index card our probe read,
+    /// and a growth wrote the dict object it read, so either dooms us (and the barrier
+    /// reports the abort) before we use the slot.
+    pub(crate) fn table_insert(&mut self, d: Word, k: Word, v: Word, slot: Option<u64>) -> R<()> {
         let entries = self.ld(d, D_ENTRIES);
         self.wb_elem(entries, ARRAY_DATA + 8 * DICT_LEN)?;
         let (_, used) = self.dict_counts(entries);
-        let (mut d, mut k, mut v) = (d, k, v);
+        let (mut d, mut k, mut v, mut slot) = (d, k, v, slot);
         if Self::entry_word(used) == self.arr_cap(entries) {
             let m = self.mark();
             let (rd, rk, rv) = (self.root(d), self.root(k), self.root(v));
             self.table_rebuild(d)?;
             (d, k, v) = (self.get(rd), self.get(rk), self.get(rv));
             self.release(m);
+            slot = None;
         }
-        let key = self.key_of(k)?;
-        let (_, slot) = self.table_find(d, &key);
+        let slot = match slot {
+            Some(slot) => slot,
+            None => self.table_find(d, &self.key_of(k)?).1,
+        };
         let entries = self.ld(d, D_ENTRIES);
         let index = self.ld(d, D_INDEX);
         let (len, used) = self.dict_counts(entries);
@@ -656,7 +666,7 @@ impl Runtime {
         self.st(d, D_ENTRIES, entries);
         self.st(d, D_INDEX, index);
         for (k, v) in items {
-            self.table_insert(d, k, v)?;
+            self.table_insert(d, k, v, None)?;
         }
         Ok(())
     }
