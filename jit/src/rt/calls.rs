@@ -258,22 +258,29 @@ fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
     })
 }
 
+/// The text of interned name `id` (names are fixed once the program runs: the reference
+/// does not borrow the runtime).
+fn name_of<'a>(ctx: *mut Ctx, id: u32) -> &'a str {
+    let rt: &'a Runtime = rt_of(ctx);
+    &rt.names[id as usize]
+}
+
 /// `recv.name(args)` for builtin types (lists, dicts, strs, threads, queues).
 fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
     let rt = rt_of(ctx);
     let t = rt.types;
-    let mname = rt.names[name as usize].clone();
+    let mname = name_of(ctx, name);
     if rt.is(recv, t.list) {
-        if let Some(r) = rt.list_method(recv, &mname, args) {
+        if let Some(r) = rt.list_method(recv, mname, args) {
             return with_rt(ctx, |_| r);
         }
     } else if rt.is(recv, t.dict) {
-        if let Some(r) = rt.dict_method(recv, &mname, args) {
+        if let Some(r) = rt.dict_method(recv, mname, args) {
             return with_rt(ctx, |_| r);
         }
     } else if rt.is(recv, t.opaque) {
         let kind = rt.ld(recv, offset_of!(OpaqueObj, kind) as u64);
-        match (kind, mname.as_str()) {
+        match (kind, mname) {
             (OPAQUE_THREAD, "join") if args.is_empty() => return super::threads::join(ctx, recv),
             (OPAQUE_QUEUE, "add") => {
                 if args.is_empty() {
@@ -312,17 +319,17 @@ fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
         // Only mutating methods write the converted receiver back (a write to every item).
         let mutates = rt.is(recv, t.list)
             && matches!(
-                mname.as_str(),
+                mname,
                 "sort" | "reverse" | "insert" | "pop" | "append"
             )
             || rt.is(recv, t.dict) && mname == "pop";
-        let deep = matches!(mname.as_str(), "sort" | "index" | "join");
+        let deep = matches!(mname, "sort" | "index" | "join");
         let mut all = vec![recv];
         all.extend_from_slice(args);
         let program = rt.program.clone();
         rt.via_values(&all, deep, mutates, |v| {
             let names = |id: usize| program.functions[id].qualname.clone();
-            builtins_core::call_method(&v[0], &mname, v[1..].to_vec(), &names)
+            builtins_core::call_method(&v[0], mname, v[1..].to_vec(), &names)
         })
     })
 }
@@ -349,8 +356,21 @@ pub unsafe extern "C" fn stmjit_builtin(
     n: u64,
 ) -> Word {
     // SAFETY: caller's contract.
-    let args = unsafe { std::slice::from_raw_parts(argv, n as usize) }.to_vec();
-    call_builtin(ctx, which, &args)
+    let src = unsafe { std::slice::from_raw_parts(argv, n as usize) };
+    // A copy (the builtin may allocate, and the GC update the slots), on the stack when small.
+    let mut small = [0; 8];
+    let heap;
+    let args: &[Word] = match small.get_mut(..src.len()) {
+        Some(buf) => {
+            buf.copy_from_slice(src);
+            buf
+        }
+        None => {
+            heap = src.to_vec();
+            &heap
+        }
+    };
+    call_builtin(ctx, which, args)
 }
 
 /// Checks that `o.name` exists, before the arguments of a method call are evaluated (Python's
@@ -360,12 +380,15 @@ pub unsafe extern "C" fn stmjit_builtin(
 /// As [`stmjit_call`].
 pub unsafe extern "C" fn stmjit_check_method(ctx: *mut Ctx, o: Word, name: u64) -> Word {
     with_rt(ctx, |rt| {
-        let t = rt.types;
-        if rt.is(o, t.instance) || rt.is(o, t.class) {
-            rt.getattr(o, name as u32).map(|_| NONE)
-        } else if methods::has_method(rt, o, &rt.names[name as usize]) {
+        let found = if rt.is(o, rt.types.instance) || rt.is(o, rt.types.class) {
+            rt.has_attr(o, name as u32)?
+        } else {
+            methods::has_method(rt, o, &rt.names[name as usize])
+        };
+        if found {
             Ok(NONE)
         } else {
+            // The AttributeError.
             rt.getattr(o, name as u32).map(|_| NONE)
         }
     })
@@ -415,11 +438,10 @@ pub unsafe extern "C" fn stmjit_call_method(
         let all = unsafe { std::slice::from_raw_parts(argv, n as usize) }.to_vec();
         return call_value(ctx, f, &all[1..]);
     }
-    if !methods::has_method(rt, o, &rt.names[name as usize].clone()) {
+    if !methods::has_method(rt, o, name_of(ctx, name as u32)) {
         return with_rt(ctx, |rt| rt.getattr(o, name as u32));
     }
-    let all = args.to_vec();
-    builtin_method(ctx, o, name as u32, &all[1..])
+    builtin_method(ctx, o, name as u32, &args[1..])
 }
 
 /// Creates the class of class statement `def` with base `base` (None or a class) and the

@@ -416,6 +416,29 @@ impl Runtime {
         Ok(())
     }
 
+    /// `l.pop(i)`: removes and returns item `i` (negative: from the end), moving the
+    /// following items down in place.
+    pub fn list_pop(&mut self, l: Word, i: i64) -> R<Word> {
+        let n = self.list_len(l);
+        if n == 0 {
+            return Err(exc(ErrorKind::IndexError, "pop from empty list"));
+        }
+        let j = if i < 0 { i.wrapping_add(n as i64) } else { i };
+        if !(0..n as i64).contains(&j) {
+            return Err(exc(ErrorKind::IndexError, "pop index out of range"));
+        }
+        let j = j as u64;
+        let v = self.list_get(l, j);
+        let arr = self.ld(l, LIST_ITEMS);
+        for k in j + 1..n {
+            let w = self.carr_get(arr, k);
+            self.carr_set(arr, k - 1, w)?;
+        }
+        self.wb(l)?;
+        self.st(l, LIST_LEN, n - 1);
+        Ok(v)
+    }
+
     /// All items of a list.
     pub fn list_items(&self, l: Word) -> Vec<Word> {
         let n = self.list_len(l);

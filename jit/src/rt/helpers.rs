@@ -309,6 +309,24 @@ impl Runtime {
         ))
     }
 
+    /// Whether instance or class `o` has attribute `name` (what `o.name` would find,
+    /// without making the bound method).
+    pub fn has_attr(&mut self, o: Word, name: u32) -> R<bool> {
+        if !self.is(o, self.types.instance) {
+            return Ok(self.class_lookup(o, name)?.is_some());
+        }
+        self.rb(o);
+        let cls = self.ld(o, offset_of!(InstanceObj, class) as u64);
+        let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
+        if self
+            .shape_slot(id, name)
+            .is_some_and(|s| self.inst_slot(o, s) != UNBOUND)
+        {
+            return Ok(true);
+        }
+        Ok(self.class_lookup(cls, name)?.is_some())
+    }
+
     /// `o.name = v`.
     pub fn setattr(&mut self, o: Word, name: u32, v: Word) -> R<()> {
         let t = self.types;
@@ -421,7 +439,7 @@ impl Runtime {
             let n = self.list_len(o) as i64;
             let k = value::to_int(i);
             if (-n..n).contains(&k) {
-                return self.list_pop_at(o, Some(k)).map(|_| ());
+                return self.list_pop(o, k).map(|_| ());
             }
         }
         if self.is(o, self.types.dict) {

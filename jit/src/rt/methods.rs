@@ -4,10 +4,8 @@
 //! Thread and TransactionQueue methods are handled natively in `calls.rs`.
 
 use super::{exc, Runtime, R};
-use std::mem::offset_of;
 use stmjit_lang::builtins_core::{DICT_METHODS, LIST_METHODS, STR_METHODS};
 use stmjit_lang::diag::ErrorKind;
-use stmjit_runtime::objects::ListObj;
 use stmjit_runtime::value::{self, is_int, Word, NONE};
 
 /// True when `v`'s type has a builtin method `name` (for `v.name` without a call).
@@ -35,8 +33,8 @@ impl Runtime {
     pub(crate) fn list_method(&mut self, l: Word, name: &str, args: &[Word]) -> Option<R<Word>> {
         Some(match (name, args) {
             ("append", &[v]) => self.list_push(l, v).map(|_| NONE),
-            ("pop", &[]) => self.list_pop_at(l, None),
-            ("pop", &[i]) if is_int(i) => self.list_pop_at(l, Some(value::to_int(i))),
+            ("pop", &[]) => self.list_pop(l, -1),
+            ("pop", &[i]) if is_int(i) => self.list_pop(l, value::to_int(i)),
             ("insert", &[i, v]) if is_int(i) => self.list_insert(l, value::to_int(i), v),
             ("index", &[v]) => match self.list_find(l, v) {
                 Ok(Some(i)) => Ok(value::from_int(i as i64).expect("a list index fits")),
@@ -74,29 +72,6 @@ impl Runtime {
             ("copy", &[]) => self.dict_copy(d),
             _ => return None,
         })
-    }
-
-    /// Removes and returns item `i` (the last one for `None`), shifting the later ones down
-    /// (`pop`, and `del xs[i]`).
-    pub(crate) fn list_pop_at(&mut self, l: Word, i: Option<i64>) -> R<Word> {
-        let n = self.list_len(l) as i64;
-        if n == 0 {
-            return Err(exc(ErrorKind::IndexError, "pop from empty list"));
-        }
-        let i = i.unwrap_or(n - 1);
-        let i = if i < 0 { i + n } else { i };
-        if !(0..n).contains(&i) {
-            return Err(exc(ErrorKind::IndexError, "pop index out of range"));
-        }
-        let (i, n) = (i as u64, n as u64);
-        let v = self.list_get(l, i);
-        for j in i..n - 1 {
-            let next = self.list_get(l, j + 1);
-            self.list_set(l, j, next)?;
-        }
-        self.wb(l)?;
-        self.st(l, offset_of!(ListObj, len) as u64, n - 1);
-        Ok(v)
     }
 
     /// Inserts `v` before item `i` (clamped to the list, negative from the end).
