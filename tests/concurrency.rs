@@ -611,6 +611,23 @@ fn class_attribute_changes_reach_other_threads() {
     check("class_change", &["--threads", "2"], ABORTS, &[]);
 }
 
+/// Method-call sites cache `class → function` (several classes per site) and call it with
+/// no lookup: a base-class method replaced by one thread, and then shadowed by an instance
+/// attribute, reaches the other threads' calls at such a site once committed, and the
+/// assigning transaction sees its own assignment at every call even while the others fill
+/// the site from before it (`method_change.lang` checks both: a wrong entry spins forever
+/// or prints another sum).
+#[test]
+fn method_changes_reach_polymorphic_call_sites() {
+    for _ in 0..3 {
+        check("method_change", &["--threads", "2"], &[], &[]);
+    }
+    check("method_change", &["--threads", "4"], &[], &[]);
+    check("method_change", &["--threads", "1"], &[], &[]);
+    check("method_change", &["--gil"], &[], &[]);
+    check("method_change", &["--threads", "2"], ABORTS, &[]);
+}
+
 // ---- 10. elided write-barrier flag tests ----
 
 /// A small nursery: minor collections in the middle of methods (see `elided_stores.lang`).
@@ -655,6 +672,7 @@ fn expected_outputs_agree_with_the_interpreter() {
         "join_values",
         "segment_moves",
         "class_change",
+        "method_change",
         "elided_stores",
     ] {
         check(name, &["--interp"], &[], &[]);

@@ -96,3 +96,24 @@ fn corpus_with_aborts() {
         ],
     );
 }
+
+/// The polymorphic attribute and method-call sites of `polymorphic_sites.lang` with short
+/// transactions: each class or instance attribute change there commits soon, and the sites
+/// fill their caches again between the changes (in one long transaction they stay empty
+/// from the first class attribute assignment on), so a cache entry that a change should
+/// have removed gives a wrong sum.
+#[test]
+fn polymorphic_sites_with_short_transactions() {
+    let name = "polymorphic_sites";
+    let want = read(name, "out").expect("expected output");
+    for budget in ["5", "20", "100"] {
+        let out = run_jit(name, &[], &[("STMJIT_BUDGET", budget)]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout == want,
+            "budget {budget}: exit {:?}\n--- stdout\n{stdout}--- stderr\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

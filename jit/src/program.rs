@@ -132,7 +132,7 @@ fn helper_table() -> Vec<(&'static str, *const u8, usize, bool)> {
         (
             "stmjit_call_method",
             calls::stmjit_call_method as *const u8,
-            4,
+            5,
             false,
         ),
         (
@@ -596,6 +596,9 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     if let Err(e) = jit.finalize() {
         eprintln!("error: JIT: {e}");
         return 1;
+    }
+    for (i, &id) in fids.iter().enumerate() {
+        rt.info_mut().func_code[i] = jit.code_ptr(id) as u64;
     }
     for (i, t) in tramps.iter().enumerate() {
         // SAFETY: a finalized trampoline with the signature (base, ctx, argv) -> word.

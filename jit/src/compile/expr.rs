@@ -122,26 +122,7 @@ impl FnCompiler<'_, '_> {
                 self.b.block_params(done)[0]
             }
             ExprKind::Call { func, args } => self.call_expr(func, args, e.span),
-            ExprKind::MethodCall { obj, name, args } => {
-                let mark = self.temp_mark();
-                let o = self.expr(obj);
-                self.push_temp(o);
-                let name_id = self.sh.rt.name_id(name) as i64;
-                let nid = self.b.ins().iconst(I64, name_id);
-                if !args.iter().all(is_simple) {
-                    self.call_checked("stmjit_check_method", &[self.ctx, o, nid], e.span);
-                }
-                for a in args {
-                    let v = self.expr(a);
-                    self.push_temp(v);
-                }
-                let p = self.slot_addr(mark);
-                let n = self.b.ins().iconst(I64, args.len() as i64 + 1);
-                let nid = self.b.ins().iconst(I64, name_id);
-                let r = self.call_checked("stmjit_call_method", &[self.ctx, nid, p, n], e.span);
-                self.pop_temps(mark);
-                r
-            }
+            ExprKind::MethodCall { obj, name, args } => self.method_call(obj, name, args, e.span),
             ExprKind::Attr { obj, name } => {
                 let o = self.expr(obj);
                 self.getattr(o, name, e.span)
@@ -908,77 +889,9 @@ impl FnCompiler<'_, '_> {
         addr
     }
 
-    /// A new attribute-site cache `class id << 32 | slot` (filled by the helpers; the
-    /// initial value matches no class).
-    fn attr_cache(&mut self) -> i64 {
-        let b = Box::new(std::sync::atomic::AtomicU64::new(u64::MAX));
-        let p = &*b as *const std::sync::atomic::AtomicU64 as i64;
-        self.sh.rt.info_mut().attr_caches.push(b);
-        p
-    }
-
-    /// Inline instance-slot access through the site cache: branches to `slow` unless `o`
-    /// is an instance of the cached class whose slots array has the cached slot; returns
-    /// `(slots array, segment offset of the slot word)` after the instance's read barrier.
-    fn attr_slot(
-        &mut self,
-        o: Value,
-        cache: i64,
-        slow: cranelift_codegen::ir::Block,
-    ) -> (Value, Value) {
-        use stmjit_runtime::objects::{ArrayObj, ClassObj, InstanceObj};
-        self.b.set_srcloc(SourceLoc::new(super::LOC_ATTR_FAST));
-        let is_inst = self.has_type(o, self.sh.rt.types.instance.0, slow);
-        let b2 = self.b.create_block();
-        self.b.ins().brif(is_inst, b2, &[], slow, &[]);
-        self.follow(b2);
-        self.read_barrier_obj(o);
-        let ca = self.seg_addr(o);
-        let cls = self
-            .b
-            .ins()
-            .load(I64, mf(), ca, offset_of!(InstanceObj, class) as i32);
-        // The class id never changes: no barrier.
-        let ia = self.seg_addr(cls);
-        let cid = self
-            .b
-            .ins()
-            .load(I64, mf(), ia, offset_of!(ClassObj, class_id) as i32);
-        let cp = self.b.ins().iconst(I64, cache);
-        let word = self.b.ins().load(I64, mf(), cp, 0);
-        let want = self.b.ins().ushr_imm(word, 32);
-        let hit = self.b.ins().icmp(IntCC::Equal, cid, want);
-        let b3 = self.b.create_block();
-        self.b.ins().brif(hit, b3, &[], slow, &[]);
-        self.follow(b3);
-        let sa = self.seg_addr(o);
-        let slots = self
-            .b
-            .ins()
-            .load(I64, mf(), sa, offset_of!(InstanceObj, slots) as i32);
-        let b4 = self.b.create_block();
-        self.b.ins().brif(slots, b4, &[], slow, &[]);
-        self.follow(b4);
-        let idx = self.b.ins().band_imm(word, 0xffff_ffff);
-        let ka = self.seg_addr(slots);
-        let cap = self
-            .b
-            .ins()
-            .load(I64, mf(), ka, offset_of!(ArrayObj, cap) as i32);
-        let inb = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, cap);
-        let b5 = self.b.create_block();
-        self.b.ins().brif(inb, b5, &[], slow, &[]);
-        self.follow(b5);
-        let off = self.b.ins().ishl_imm(idx, 3);
-        let off = self.b.ins().iadd_imm(off, ARRAY_DATA as i64);
-        let addr = self.b.ins().iadd(slots, off);
-        self.b.set_srcloc(SourceLoc::default());
-        (slots, addr)
-    }
-
     /// `o.name`, inline for instance slots.
     pub(crate) fn getattr(&mut self, o: Value, name: &str, span: Span) -> Value {
-        let cache = self.attr_cache();
+        let cache = self.attr_site();
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
@@ -1004,7 +917,7 @@ impl FnCompiler<'_, '_> {
     /// `o.name = v`, inline for existing instance slots (write barrier on the slots array,
     /// elided when done in the region for the same local).
     pub(crate) fn setattr(&mut self, o: Value, name: &str, v: Value, span: Span) {
-        let cache = self.attr_cache();
+        let cache = self.attr_site();
         let slow = self.b.create_block();
         let done = self.b.create_block();
         let local = self.local_of.get(&o).copied();

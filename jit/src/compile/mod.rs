@@ -62,6 +62,7 @@
 
 mod expr;
 mod floats;
+mod sites;
 mod stmt;
 
 use crate::rt::{Ctx, ERR, UNBOUND};

@@ -6,6 +6,7 @@
 //! `with lock:` is one transaction (an atomic block), as LANGUAGE.md specifies.
 
 use super::helpers::with_rt;
+use super::site_cache::SiteCache;
 use super::{exc, methods, rt_of, ClassInfo, Ctx, Runtime, ERR, R, UNBOUND};
 use std::mem::offset_of;
 use stmjit_lang::ast::Builtin;
@@ -394,19 +395,23 @@ pub unsafe extern "C" fn stmjit_check_method(ctx: *mut Ctx, o: Word, name: u64) 
     })
 }
 
-/// `argv[0].name(argv[1..n])`.
+/// `argv[0].name(argv[1..n])` from a method-call site whose cache (at `site`) missed:
+/// fills it when the method is a function found in the receiver's class.
 ///
 /// # Safety
-/// As [`stmjit_call`] (`argv` holds the receiver then the arguments).
+/// As [`stmjit_call`] (`argv` holds the receiver then the arguments); `site` is the live
+/// cache of the calling site.
 pub unsafe extern "C" fn stmjit_call_method(
     ctx: *mut Ctx,
     name: u64,
     argv: *const Word,
     n: u64,
+    site: *const SiteCache,
 ) -> Word {
     // SAFETY: caller's contract: `n` words at argv, frame slots of the calling JIT code.
     let args = unsafe { std::slice::from_raw_parts(argv, n as usize) };
     let o = args[0];
+    let name = name as u32;
     let rt = rt_of(ctx);
     let t = rt.types;
     if rt.is(o, t.instance) {
@@ -414,13 +419,22 @@ pub unsafe extern "C" fn stmjit_call_method(
         rt.rb(o);
         let cls = rt.ld(o, offset_of!(InstanceObj, class) as u64);
         let id = rt.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
-        let shadowed = rt
-            .shape_slot(id, name as u32)
-            .is_some_and(|s| rt.inst_slot(o, s) != UNBOUND);
+        // Before the shape and the class dicts are read (see `ClassTable::fill_method_site`).
+        let epoch = rt.classes.epoch();
+        let slot = rt.shape_slot(id, name);
+        let shadowed = slot.is_some_and(|s| rt.inst_slot(o, s) != UNBOUND);
         if !shadowed {
-            if let Ok(Some(f)) = rt.class_lookup(cls, name as u32) {
+            if let Ok(Some(f)) = rt.class_lookup(cls, name) {
                 if rt.is(f, t.function) {
                     let fid = rt.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
+                    let cacheable = slot.is_none()
+                        && !rt.tx.class_changed
+                        && rt.program.functions[fid].arity == args.len();
+                    if cacheable {
+                        // SAFETY: caller's contract (the site's cache is never freed).
+                        rt.classes
+                            .fill_method_site(unsafe { &*site }, id, fid, epoch);
+                    }
                     // Straight from the caller's slots: the callee copies them at entry.
                     return call_function(ctx, fid, args);
                 }
@@ -428,7 +442,7 @@ pub unsafe extern "C" fn stmjit_call_method(
         }
     }
     if rt.is(o, t.instance) || rt.is(o, t.class) {
-        let f = with_rt(ctx, |rt| rt.getattr(o, name as u32));
+        let f = with_rt(ctx, |rt| rt.getattr(o, name));
         if f == ERR {
             return ERR;
         }
@@ -438,10 +452,10 @@ pub unsafe extern "C" fn stmjit_call_method(
         let all = unsafe { std::slice::from_raw_parts(argv, n as usize) }.to_vec();
         return call_value(ctx, f, &all[1..]);
     }
-    if !methods::has_method(rt, o, name_of(ctx, name as u32)) {
-        return with_rt(ctx, |rt| rt.getattr(o, name as u32));
+    if !methods::has_method(rt, o, name_of(ctx, name)) {
+        return with_rt(ctx, |rt| rt.getattr(o, name));
     }
-    builtin_method(ctx, o, name as u32, &args[1..])
+    builtin_method(ctx, o, name, &args[1..])
 }
 
 /// Creates the class of class statement `def` with base `base` (None or a class) and the

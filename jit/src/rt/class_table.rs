@@ -6,11 +6,18 @@
 //! bounces between the cores of all threads doing method calls. The table changes rarely (a
 //! class statement, a method-cache fill, a class attribute assignment), so each thread reads
 //! its own copy, refreshed when the table's version has moved.
+//!
+//! The method-call sites of JIT code cache `class id → function id` themselves
+//! ([`super::site_cache`]), with no lookup at all on a hit. Those caches follow the method
+//! caches' rules, and one more: they are empty, and nobody fills them, while a transaction
+//! that assigned a class attribute runs (JIT code cannot tell which transaction it runs in).
+//! See [`ClassTable::fill_method_site`].
 
+use super::site_cache::SiteCache;
 use super::ClassInfo;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Release};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The shared table: the classes by id, and a version bumped by every change.
 ///
@@ -24,6 +31,18 @@ pub struct ClassTable {
     classes: RwLock<Vec<ClassInfo>>,
     version: AtomicU64,
     epoch: AtomicU64,
+    sites: Mutex<MethodSites>,
+}
+
+/// The method-call site caches of the program's code, and the transactions in flight that
+/// assigned a class attribute. Fills and clears of the caches hold the mutex around them.
+#[derive(Debug, Default)]
+struct MethodSites {
+    /// Boxed: JIT code embeds their addresses.
+    #[allow(clippy::vec_box)]
+    caches: Vec<Box<SiteCache>>,
+    /// Running transactions that assigned a class attribute: no fill while non-zero.
+    changing: u64,
 }
 
 /// A write access to the table; the version moves when it ends, so that the copies refresh.
@@ -71,6 +90,62 @@ impl ClassTable {
             c.methods.clear();
         }
         self.epoch.fetch_add(1, Release);
+    }
+
+    /// A transaction assigns its first class attribute: the method caches are forgotten and
+    /// the method-call sites stay empty until [`ClassTable::end_change`].
+    pub fn begin_change(&self) {
+        self.forget_methods();
+        self.forget_sites(|s| s.changing += 1);
+    }
+
+    /// The transaction of a [`ClassTable::begin_change`] ends. At a commit (at its
+    /// serialization point) the caches are forgotten again: entries filled meanwhile may
+    /// hold what the assignment replaced.
+    pub fn end_change(&self, committed: bool) {
+        if committed {
+            self.forget_methods();
+        }
+        self.forget_sites(|s| s.changing -= 1);
+    }
+
+    /// A class shape gained a name (call it after the table write that added it): a
+    /// method-call site entry is only valid while the instances of its class have no
+    /// attribute of the method's name (which would shadow the method).
+    pub fn shape_grew(&self) {
+        self.forget_sites(|_| {});
+    }
+
+    /// Empties every method-call site (after `f`), and moves the epoch so that no fill that
+    /// began before lands after it.
+    fn forget_sites(&self, f: impl FnOnce(&mut MethodSites)) {
+        let mut s = self.sites.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut s);
+        self.epoch.fetch_add(1, Release);
+        for c in &s.caches {
+            c.clear();
+        }
+    }
+
+    /// A new method-call site cache (while the program is compiled); its address is stable.
+    pub fn new_method_site(&mut self) -> *const SiteCache {
+        let s = self.sites.get_mut().unwrap_or_else(|e| e.into_inner());
+        s.caches.push(Box::default());
+        &**s.caches.last().unwrap()
+    }
+
+    /// Caches function `fid` for class `id` in a method-call site, unless the caches were
+    /// forgotten since `epoch` was read or a class attribute assignment is in flight.
+    ///
+    /// The caller read `epoch` before it looked the method up in the class dicts, and
+    /// then saw no attribute of the method's name in the class shape (through its copy of
+    /// the table, refreshed after reading `epoch`): a shape growth or an assignment since
+    /// has moved the epoch, and one after this fill empties the site.
+    pub fn fill_method_site(&self, site: &SiteCache, id: usize, fid: usize, epoch: u64) {
+        let s = self.sites.lock().unwrap_or_else(|e| e.into_inner());
+        if s.changing == 0 && self.epoch.load(Acquire) == epoch {
+            site.insert(id as u64, fid as u64);
+        }
     }
 
     /// Caches `value` for `name` in class `id`, unless the caches were forgotten since

@@ -5,9 +5,9 @@
 //! recording the error in the runtime.
 
 use super::convert::Memo;
+use super::site_cache::SiteCache;
 use super::{exc, Ctx, Runtime, ERR, R, UNBOUND};
 use std::mem::offset_of;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use stmjit_lang::ast::{BinOp, CmpOp, UnaryOp};
 use stmjit_lang::diag::ErrorKind;
 use stmjit_lang::ops;
@@ -344,7 +344,10 @@ impl Runtime {
                         Some(s) => s,
                         None => {
                             shape.push(name);
-                            shape.len() - 1
+                            let s = shape.len() - 1;
+                            drop(classes);
+                            self.classes.shape_grew();
+                            s
                         }
                     }
                 }
@@ -354,8 +357,11 @@ impl Runtime {
         if self.is(o, t.class) {
             // Method caches are rebuilt from the classes' dicts (read with barriers); forgotten
             // again when this transaction commits (`Runtime::commit`).
-            self.tx.class_changed = true;
-            self.classes.forget_methods();
+            if std::mem::replace(&mut self.tx.class_changed, true) {
+                self.classes.forget_methods();
+            } else {
+                self.classes.begin_change();
+            }
             self.rb(o);
             let attrs = self.ld(o, offset_of!(ClassObj, attrs) as u64);
             let key = self.name_strs[name as usize];
@@ -739,15 +745,14 @@ pub unsafe extern "C" fn stmjit_getattr(ctx: *mut Ctx, o: Word, name: u64) -> Wo
 }
 
 /// Fills an attribute-site cache when `o` is an instance whose class shape has `name`.
-fn fill_cache(rt: &mut Runtime, o: Word, name: u32, cache: *const AtomicU64) {
+fn fill_cache(rt: &mut Runtime, o: Word, name: u32, cache: *const SiteCache) {
     if rt.is(o, rt.types.instance) {
         rt.rb(o);
         let cls = rt.ld(o, offset_of!(InstanceObj, class) as u64);
         let id = rt.ld(cls, offset_of!(ClassObj, class_id) as u64);
         if let Some(slot) = rt.shape_slot(id as usize, name) {
-            // SAFETY: JIT code passes the address of a live cache cell it reads itself. One
-            // word: a reader in another thread sees the old pair or the new one, never a mix.
-            unsafe { (*cache).store(id << 32 | slot as u64, Relaxed) };
+            // SAFETY: JIT code passes the address of its site's live cache (never freed).
+            unsafe { (*cache).insert(id, slot as u64) };
         }
     }
 }
@@ -760,7 +765,7 @@ pub unsafe extern "C" fn stmjit_getattr_site(
     ctx: *mut Ctx,
     o: Word,
     name: u64,
-    cache: *const AtomicU64,
+    cache: *const SiteCache,
 ) -> Word {
     with_rt(ctx, |rt| {
         let r = rt.getattr(o, name as u32)?;
@@ -778,7 +783,7 @@ pub unsafe extern "C" fn stmjit_setattr_site(
     o: Word,
     name: u64,
     v: Word,
-    cache: *const AtomicU64,
+    cache: *const SiteCache,
 ) -> Word {
     with_rt(ctx, |rt| {
         let ro = rt.root(o);

@@ -23,6 +23,7 @@ pub mod heap;
 pub mod helpers;
 pub mod methods;
 pub mod serve;
+pub mod site_cache;
 pub mod threads;
 pub mod txn;
 
@@ -219,10 +220,13 @@ pub struct ProgramInfo {
     pub sites: Vec<Site>,
     /// Class statements.
     pub classdefs: Vec<ClassDef>,
-    /// Attribute-site caches read by JIT code: one word `class id << 32 | slot` (one word, so
-    /// that threads filling a cache concurrently never leave a torn pair). Boxed: stable
-    /// addresses embedded in the code.
-    pub attr_caches: Vec<Box<std::sync::atomic::AtomicU64>>,
+    /// Attribute-site caches read by JIT code: entries `class id << 32 | slot` (see
+    /// [`site_cache`]). Boxed: stable addresses embedded in the code.
+    pub attr_caches: Vec<Box<site_cache::SiteCache>>,
+    /// Code addresses of the program's JIT functions by function id (set once they are
+    /// finalized, before the program runs): method-call sites call the function their
+    /// cache names through it. Its address is embedded in the code.
+    pub func_code: Box<[u64]>,
     /// Classes created at run time (index = `ClassObj::class_id`).
     pub classes: class_table::ClassTable,
     /// The globals array (a card-marked array object, one word per global).
@@ -322,6 +326,7 @@ impl Runtime {
             sites: Vec::new(),
             classdefs: Vec::new(),
             attr_caches: Vec::new(),
+            func_code: vec![0; nfuncs].into_boxed_slice(),
             classes: Default::default(),
             globals: 0,
             start: std::time::Instant::now(),

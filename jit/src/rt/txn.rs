@@ -255,7 +255,8 @@ impl Runtime {
         let mut out = std::mem::take(&mut self.out);
         let sched = &self.info.sched;
         let classes = &self.info.classes;
-        let class_changed = std::mem::take(&mut self.tx.class_changed);
+        // Taken at the commit only: an abort ends the class change itself (`note_abort`).
+        let class_changed = self.tx.class_changed;
         let mut wrote = false;
         // SAFETY: th is this thread's live handle.
         let r = unsafe { &mut *self.th }.commit_with(&mut || {
@@ -265,12 +266,14 @@ impl Runtime {
             }
             if class_changed {
                 // At the serialization point: no lookup after this commit finds an entry
-                // cached from before it. (No thread waits at a safe point holding the table.)
-                classes.forget_methods();
+                // cached from before it. (No thread waits at a safe point holding the table
+                // or its method sites.)
+                classes.end_change(true);
             }
         });
         match r {
             Ok(()) => {
+                self.tx.class_changed = false;
                 if self.mode == Mode::Gil {
                     self.sched.gil.release();
                 }
@@ -291,7 +294,9 @@ impl Runtime {
     /// of the transaction is dropped, the time it ran counts as lost.
     pub(crate) fn note_abort(&mut self, a: Abort) {
         self.tx.aborting = true;
-        self.tx.class_changed = false;
+        if std::mem::take(&mut self.tx.class_changed) {
+            self.classes.end_change(false);
+        }
         self.out.clear();
         if self.mode == Mode::Gil {
             self.sched.gil.release();

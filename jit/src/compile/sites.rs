@@ -1,0 +1,201 @@
+//! Attribute and method-call sites: the inline probe of their polymorphic caches
+//! ([`crate::rt::site_cache`]), the instance-slot fast path of `o.name`, and method calls
+//! `o.name(args)` that call the cached function directly.
+
+use super::expr::is_simple;
+use super::{mf, FnCompiler};
+use crate::rt::site_cache::{SiteCache, WAYS};
+use cranelift_codegen::ir::{
+    self, condcodes::IntCC, types::I64, AbiParam, Block, InstBuilder, SourceLoc, Value,
+};
+use std::mem::offset_of;
+use stmjit_lang::ast::Expr;
+use stmjit_lang::diag::Span;
+use stmjit_runtime::objects::{ArrayObj, ClassObj, InstanceObj, ARRAY_DATA};
+
+impl FnCompiler<'_, '_> {
+    /// A new attribute-site cache (filled by the helpers with `class id << 32 | slot`).
+    pub(crate) fn attr_site(&mut self) -> i64 {
+        let b = Box::<SiteCache>::default();
+        let p = &*b as *const SiteCache as i64;
+        self.sh.rt.info_mut().attr_caches.push(b);
+        p
+    }
+
+    /// Branches to `slow` unless `o` is an instance; returns its class id. No read barrier:
+    /// an instance's class (set when it is created) and a class's id never change.
+    fn class_id_of(&mut self, o: Value, slow: Block) -> Value {
+        let is_inst = self.has_type(o, self.sh.rt.types.instance.0, slow);
+        let b2 = self.b.create_block();
+        self.b.ins().brif(is_inst, b2, &[], slow, &[]);
+        self.follow(b2);
+        self.class_id_loads(o)
+    }
+
+    /// The class id of instance `o` (two loads).
+    fn class_id_loads(&mut self, o: Value) -> Value {
+        let ca = self.seg_addr(o);
+        let cls = self
+            .b
+            .ins()
+            .load(I64, mf(), ca, offset_of!(InstanceObj, class) as i32);
+        let ia = self.seg_addr(cls);
+        self.b
+            .ins()
+            .load(I64, mf(), ia, offset_of!(ClassObj, class_id) as i32)
+    }
+
+    /// Compares class id `cid` with the entries of the site cache at `cache`, in order:
+    /// continues with the matching entry word in a new block, or branches to `slow`. The
+    /// first comparison is inline; the others are out of line, so a monomorphic site pays
+    /// one load and one compare.
+    ///
+    /// The region goes on in the new block: its predecessors all come from the current
+    /// block through blocks that only read the cache (no call, no barrier).
+    fn probe_site(&mut self, cid: Value, cache: i64, slow: Block) -> Value {
+        let carry = self.region.block == self.b.current_block();
+        let hit = self.b.create_block();
+        self.b.append_block_param(hit, I64);
+        let cp = self.b.ins().iconst(I64, cache);
+        for way in 0..WAYS {
+            let word = self.b.ins().load(I64, mf(), cp, 8 * way as i32);
+            let want = self.b.ins().ushr_imm(word, 32);
+            let same = self.b.ins().icmp(IntCC::Equal, cid, want);
+            if way + 1 == WAYS {
+                self.b.ins().brif(same, hit, &[word.into()], slow, &[]);
+            } else {
+                let next = self.b.create_block();
+                self.b.ins().brif(same, hit, &[word.into()], next, &[]);
+                self.b.set_cold_block(next);
+                self.b.switch_to_block(next);
+            }
+        }
+        self.b.switch_to_block(hit);
+        if carry {
+            self.region.block = Some(hit);
+        }
+        self.b.block_params(hit)[0]
+    }
+
+    /// Inline instance-slot access through the site cache: branches to `slow` unless `o`
+    /// is an instance of a cached class whose slots array has the cached slot; returns
+    /// `(slots array, segment offset of the slot word)` after the instance's read barrier.
+    pub(crate) fn attr_slot(&mut self, o: Value, cache: i64, slow: Block) -> (Value, Value) {
+        self.b.set_srcloc(SourceLoc::new(super::LOC_ATTR_FAST));
+        let is_inst = self.has_type(o, self.sh.rt.types.instance.0, slow);
+        let b2 = self.b.create_block();
+        self.b.ins().brif(is_inst, b2, &[], slow, &[]);
+        self.follow(b2);
+        // The barrier covers the slots array pointer read below.
+        self.read_barrier_obj(o);
+        let cid = self.class_id_loads(o);
+        let word = self.probe_site(cid, cache, slow);
+        let sa = self.seg_addr(o);
+        let slots = self
+            .b
+            .ins()
+            .load(I64, mf(), sa, offset_of!(InstanceObj, slots) as i32);
+        let b4 = self.b.create_block();
+        self.b.ins().brif(slots, b4, &[], slow, &[]);
+        self.follow(b4);
+        let idx = self.b.ins().band_imm(word, 0xffff_ffff);
+        let ka = self.seg_addr(slots);
+        let cap = self
+            .b
+            .ins()
+            .load(I64, mf(), ka, offset_of!(ArrayObj, cap) as i32);
+        let inb = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, cap);
+        let b5 = self.b.create_block();
+        self.b.ins().brif(inb, b5, &[], slow, &[]);
+        self.follow(b5);
+        let off = self.b.ins().ishl_imm(idx, 3);
+        let off = self.b.ins().iadd_imm(off, ARRAY_DATA as i64);
+        let addr = self.b.ins().iadd(slots, off);
+        self.b.set_srcloc(SourceLoc::default());
+        (slots, addr)
+    }
+
+    /// `obj.name(args)`. When the receiver is an instance of a class the site has cached,
+    /// the cached JIT function is called directly (by its address, with the receiver and
+    /// the arguments in registers); otherwise `stmjit_call_method` looks the method up (and
+    /// fills the cache).
+    ///
+    /// An entry `class id → function id` exists only for a function whose arity is this
+    /// site's argument count, found in the class dicts while the class's instances had no
+    /// attribute of that name (see `ClassTable::fill_method_site`), so a hit needs no other
+    /// check.
+    pub(crate) fn method_call(
+        &mut self,
+        obj: &Expr,
+        name: &str,
+        args: &[Expr],
+        span: Span,
+    ) -> Value {
+        let cache = self.sh.rt.info_mut().classes.new_method_site() as i64;
+        let name_id = self.sh.rt.name_id(name) as i64;
+        let mark = self.temp_mark();
+        let o = self.expr(obj);
+        self.push_temp(o);
+        if !args.iter().all(is_simple) {
+            // Python's order: `o.name` must exist before the arguments are evaluated. A
+            // cache hit says it does.
+            self.check_method(o, name_id, cache, span);
+        }
+        for a in args {
+            let v = self.expr(a);
+            self.push_temp(v);
+        }
+        let n = args.len() + 1;
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let slow = self.b.create_block();
+        let recv = self.load_slot(mark);
+        let cid = self.class_id_of(recv, slow);
+        let word = self.probe_site(cid, cache, slow);
+        let fid = self.b.ins().band_imm(word, 0xffff_ffff);
+        let off = self.b.ins().ishl_imm(fid, 3);
+        let table = self.sh.rt.func_code.as_ptr() as i64;
+        let addr = self.b.ins().iadd_imm(off, table);
+        let code = self.b.ins().load(I64, mf(), addr, 0);
+        let mut vals = vec![self.ctx];
+        for k in 0..n {
+            vals.push(self.load_slot(mark + k));
+        }
+        let mut sig = ir::Signature::new(self.b.func.signature.call_conv);
+        sig.params.extend((0..=n).map(|_| AbiParam::new(I64)));
+        sig.returns.push(AbiParam::new(I64));
+        let sig = self.b.import_signature(sig);
+        // As a direct call of a JIT function: no r15 reload (the callee keeps it right).
+        self.spill_locals();
+        let inst = self.b.ins().call_indirect(sig, code, &vals);
+        let r = self.b.inst_results(inst)[0];
+        self.reload_locals();
+        self.check(r, span);
+        self.b.ins().jump(done, &[r.into()]);
+        self.b.switch_to_block(slow);
+        let p = self.slot_addr(mark);
+        let nv = self.b.ins().iconst(I64, n as i64);
+        let nid = self.b.ins().iconst(I64, name_id);
+        let cp = self.b.ins().iconst(I64, cache);
+        let r = self.call_checked("stmjit_call_method", &[self.ctx, nid, p, nv, cp], span);
+        self.b.ins().jump(done, &[r.into()]);
+        self.b.switch_to_block(done);
+        self.pop_temps(mark);
+        self.b.block_params(done)[0]
+    }
+
+    /// Raises the AttributeError of `o.name` if `o` has no attribute `name`, unless the
+    /// method-call site cache at `cache` has `o`'s class (then it has).
+    fn check_method(&mut self, o: Value, name_id: i64, cache: i64, span: Span) {
+        let done = self.b.create_block();
+        let slow = self.b.create_block();
+        let cid = self.class_id_of(o, slow);
+        self.probe_site(cid, cache, slow);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(slow);
+        let nid = self.b.ins().iconst(I64, name_id);
+        self.call_checked("stmjit_check_method", &[self.ctx, o, nid], span);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+}

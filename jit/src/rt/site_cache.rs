@@ -1,0 +1,91 @@
+//! Polymorphic inline caches of attribute and method-call sites.
+//!
+//! Why: one call site often sees several classes (`t.runnable()` over a list of tasks of
+//! different subclasses). A cache of one entry misses on every change of class there, and
+//! each miss runs a helper that looks the class up again. [`WAYS`] entries per site keep
+//! such sites on the inline path.
+//!
+//! Each entry is one word, `class id << 32 | payload` (an attribute slot index, or the
+//! function id of a method), so a thread filling an entry while another reads it never
+//! leaves a torn pair: JIT code reads each entry with one aligned load. JIT code compares
+//! the entries in order, the first one inline right after the class id load; the others on
+//! out-of-line blocks (see `compile::sites`).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Entries per site.
+pub const WAYS: usize = 4;
+
+/// An unused entry: its class id (`u32::MAX`) matches no class.
+pub const EMPTY: u64 = u64::MAX;
+
+/// The entries of one site. Boxed by its owner: JIT code embeds its address.
+#[repr(C, align(32))]
+#[derive(Debug)]
+pub struct SiteCache(pub [AtomicU64; WAYS]);
+
+impl Default for SiteCache {
+    fn default() -> SiteCache {
+        SiteCache(std::array::from_fn(|_| AtomicU64::new(EMPTY)))
+    }
+}
+
+impl SiteCache {
+    /// The payload cached for class `class_id`, if any.
+    pub fn get(&self, class_id: u64) -> Option<u64> {
+        self.0.iter().find_map(|e| {
+            let w = e.load(Relaxed);
+            (w >> 32 == class_id).then_some(w & 0xffff_ffff)
+        })
+    }
+
+    /// Caches `payload` for `class_id`: in its existing entry, else in the first empty one,
+    /// else in the last one (the first ones, which JIT code tests first, stay put).
+    pub fn insert(&self, class_id: u64, payload: u64) {
+        debug_assert!(class_id < u64::from(u32::MAX) && payload <= u64::from(u32::MAX));
+        let word = class_id << 32 | payload;
+        for e in &self.0 {
+            let w = e.load(Relaxed);
+            if w >> 32 == class_id {
+                e.store(word, Relaxed);
+                return;
+            }
+            // Another thread may fill this entry at the same time: the loser tries the next.
+            if w == EMPTY && e.compare_exchange(EMPTY, word, Relaxed, Relaxed).is_ok() {
+                return;
+            }
+        }
+        self.0[WAYS - 1].store(word, Relaxed);
+    }
+
+    /// Empties every entry.
+    pub fn clear(&self) {
+        for e in &self.0 {
+            e.store(EMPTY, Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_fill_in_order_and_the_last_one_is_replaced() {
+        let c = SiteCache::default();
+        assert_eq!(c.get(3), None);
+        for id in 0..WAYS as u64 {
+            c.insert(id, 10 + id);
+        }
+        assert_eq!(c.get(0), Some(10));
+        assert_eq!(c.get(WAYS as u64 - 1), Some(10 + WAYS as u64 - 1));
+        c.insert(99, 7);
+        assert_eq!(c.get(99), Some(7));
+        assert_eq!(c.get(0), Some(10));
+        assert_eq!(c.get(WAYS as u64 - 1), None);
+        c.insert(0, 11);
+        assert_eq!(c.get(0), Some(11));
+        c.clear();
+        assert_eq!(c.get(0), None);
+    }
+}
