@@ -853,7 +853,12 @@ impl FnCompiler<'_, '_> {
     /// Inline test that `o` is a list and `i` an in-range int; on success returns the
     /// segment offset of the element word (after the list's read barrier), else branches to
     /// `slow`.
-    fn list_elem(&mut self, o: Value, i: Value, slow: cranelift_codegen::ir::Block) -> Value {
+    pub(crate) fn list_elem(
+        &mut self,
+        o: Value,
+        i: Value,
+        slow: cranelift_codegen::ir::Block,
+    ) -> Value {
         self.b.set_srcloc(SourceLoc::new(LOC_LIST_FAST));
         let is_list = self.has_type(o, self.sh.rt.types.list.0, slow);
         let int = self.b.ins().band_imm(i, 1);
@@ -989,6 +994,9 @@ impl FnCompiler<'_, '_> {
                 Slot::Unresolved => Builtin::from_name(&n.name),
                 _ => None,
             };
+            if b == Some(Builtin::Len) && args.len() == 1 {
+                return self.len_call(&args[0], span);
+            }
             if let Some(b) = b {
                 let mark = self.temp_mark();
                 for a in args {

@@ -62,6 +62,7 @@
 
 mod expr;
 mod floats;
+mod lists;
 mod sites;
 mod stmt;
 

@@ -453,8 +453,7 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(head);
         let it = self.load_slot(itt);
         let i = self.load_slot(idx);
-        let raw = self.b.ins().sshr_imm(i, 1);
-        let x = self.call("stmjit_iter_next", &[self.ctx, it, raw]);
+        let x = self.iter_item(it, i);
         let end = self.b.ins().icmp_imm(IntCC::Equal, x, UNBOUND as i64);
         self.b.ins().brif(end, exit, &[], body_b, &[]);
         self.b.switch_to_block(body_b);

@@ -266,14 +266,21 @@ fn name_of<'a>(ctx: *mut Ctx, id: u32) -> &'a str {
     &rt.names[id as usize]
 }
 
+/// A list method on list `l` run in place ([`Runtime::list_method`]), or None for the
+/// generic path.
+fn list_method(ctx: *mut Ctx, l: Word, name: &str, args: &[Word]) -> Option<Word> {
+    let r = rt_of(ctx).list_method(l, name, args)?;
+    Some(with_rt(ctx, |_| r))
+}
+
 /// `recv.name(args)` for builtin types (lists, dicts, strs, threads, queues).
 fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
     let rt = rt_of(ctx);
     let t = rt.types;
     let mname = name_of(ctx, name);
     if rt.is(recv, t.list) {
-        if let Some(r) = rt.list_method(recv, mname, args) {
-            return with_rt(ctx, |_| r);
+        if let Some(r) = list_method(ctx, recv, mname, args) {
+            return r;
         }
     } else if rt.is(recv, t.dict) {
         if let Some(r) = rt.dict_method(recv, mname, args) {
@@ -414,6 +421,11 @@ pub unsafe extern "C" fn stmjit_call_method(
     let name = name as u32;
     let rt = rt_of(ctx);
     let t = rt.types;
+    if rt.is(o, t.list) {
+        if let Some(r) = list_method(ctx, o, name_of(ctx, name), &args[1..]) {
+            return r;
+        }
+    }
     if rt.is(o, t.instance) {
         // Fast path: a method found in the class, not shadowed by an instance attribute.
         rt.rb(o);
