@@ -26,6 +26,10 @@ impl std::error::Error for IsaError {}
 ///   (`get_pinned_reg` in the IR);
 /// * `is_pic=false`: cranelift-jit places code at known addresses;
 /// * `machine_code_cfg_info=true`: `bb_starts` for the rewrite pass;
+/// * `enable_verifier` only in debug builds: Cranelift's IR verifier ran after every
+///   optimization pass of every function, a third of a release build's compile time
+///   (richards.lang). `STMJIT_VERIFY=1` runs it once per function in any build; the escape
+///   checks of the `%gs` rewrite always run;
 /// * the native CPU features (detected by `cranelift-native`).
 pub fn host_isa() -> Result<OwnedTargetIsa, IsaError> {
     if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
@@ -37,6 +41,14 @@ pub fn host_isa() -> Result<OwnedTargetIsa, IsaError> {
         ("enable_pinned_reg", "true"),
         ("is_pic", "false"),
         ("machine_code_cfg_info", "true"),
+        (
+            "enable_verifier",
+            if cfg!(debug_assertions) {
+                "true"
+            } else {
+                "false"
+            },
+        ),
     ] {
         flags
             .set(name, value)
