@@ -228,9 +228,11 @@ impl Runtime {
         }
         let epoch = self.classes.epoch();
         let found = self.class_lookup_uncached(cls, name)?;
-        // Function objects are old constants (they never move): safe to cache.
+        // Function objects are old constants (they never move), and ints, None and bools
+        // are no references: safe to cache (other objects may move, or be dropped with an
+        // aborted transaction).
         let entry = match found {
-            Some(f) if self.is(f, self.types.function) => Some(f),
+            Some(f) if self.is(f, self.types.function) || !value::is_ref(f) => Some(f),
             None => Some(UNBOUND),
             _ => None,
         };

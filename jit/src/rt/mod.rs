@@ -152,8 +152,9 @@ pub struct ClassInfo {
     pub name: String,
     /// Slot index → attribute name id (a short list: scanned, not hashed).
     pub shape: Vec<u32>,
-    /// Method lookup cache: name id → function object (old, immutable) or [`UNBOUND`] for
-    /// "not found". Cleared whenever any class attribute is assigned.
+    /// Class attribute lookup cache: name id → function object (old, immutable), int, None
+    /// or bool, or [`UNBOUND`] for "not found". Cleared whenever any class attribute is
+    /// assigned.
     pub methods: Vec<(u32, Word)>,
 }
 
