@@ -433,10 +433,11 @@ pub unsafe extern "C" fn stmjit_call_method(
         let id = rt.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
         // Before the shape and the class dicts are read (see `ClassTable::fill_method_site`).
         let epoch = rt.classes.epoch();
-        let slot = rt.shape_slot(id, name);
+        let (slot, cached) = rt.class_view(id, name);
         let shadowed = slot.is_some_and(|s| rt.inst_slot(o, s) != UNBOUND);
         if !shadowed {
-            if let Ok(Some(f)) = rt.class_lookup(cls, name) {
+            rt.rb(cls);
+            if let Ok(Some(f)) = rt.class_lookup_from(cls, id, name, cached) {
                 if rt.is(f, t.function) {
                     let fid = rt.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
                     let cacheable = slot.is_none()

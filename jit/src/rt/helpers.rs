@@ -208,23 +208,47 @@ impl Runtime {
         ops::contains(&c, &x)
     }
 
+    /// What this thread's copy of the class table knows of attribute `name` of class `id`,
+    /// in one look: its slot in the instances' shape, and the cached class lookup (`None`:
+    /// not cached, or this transaction bypasses the caches; `Some(UNBOUND)`: not found).
+    pub fn class_view(&self, id: usize, name: u32) -> (Option<usize>, Option<Word>) {
+        // A transaction that assigned a class attribute: the caches may predate it.
+        let bypass = self.tx.class_changed;
+        self.class_copy.with(&self.classes, |c| {
+            let class = &c[id];
+            let slot = class.shape.iter().position(|&n| n == name);
+            let cached = class
+                .methods
+                .iter()
+                .find(|(n, _)| *n == name && !bypass)
+                .map(|&(_, w)| w);
+            (slot, cached)
+        })
+    }
+
     /// The value of a name looked up in a class and its bases (the attrs dicts).
     pub fn class_lookup(&mut self, cls: Word, name: u32) -> R<Option<Word>> {
         self.rb(cls);
         let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
-        if self.tx.class_changed {
-            // This transaction assigned a class attribute: the caches may predate it.
-            return self.class_lookup_uncached(cls, name);
-        }
-        let cached = self.class_copy.with(&self.classes, |c| {
-            c[id]
-                .methods
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|&(_, w)| w)
-        });
+        let (_, cached) = self.class_view(id, name);
+        self.class_lookup_from(cls, id, name, cached)
+    }
+
+    /// [`Runtime::class_lookup`] of class `cls` (id `id`) once its cache entry was read
+    /// ([`Runtime::class_view`]).
+    pub(crate) fn class_lookup_from(
+        &mut self,
+        cls: Word,
+        id: usize,
+        name: u32,
+        cached: Option<Word>,
+    ) -> R<Option<Word>> {
         if let Some(w) = cached {
             return Ok((w != UNBOUND).then_some(w));
+        }
+        if self.tx.class_changed {
+            // Nothing it finds is cached: it may be this transaction's own assignment.
+            return self.class_lookup_uncached(cls, name);
         }
         let epoch = self.classes.epoch();
         let found = self.class_lookup_uncached(cls, name)?;
@@ -261,30 +285,7 @@ impl Runtime {
     pub fn getattr(&mut self, o: Word, name: u32) -> R<Word> {
         let t = self.types;
         if self.is(o, t.instance) {
-            self.rb(o);
-            let cls = self.ld(o, offset_of!(InstanceObj, class) as u64);
-            let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
-            if let Some(slot) = self.shape_slot(id, name) {
-                let v = self.inst_slot(o, slot);
-                if v != UNBOUND {
-                    return Ok(v);
-                }
-            }
-            return match self.class_lookup(cls, name)? {
-                Some(f) if self.is(f, t.function) => {
-                    let fid = self.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
-                    self.new_bound_method(fid, o)
-                }
-                Some(v) => Ok(v),
-                None => Err(exc(
-                    ErrorKind::AttributeError,
-                    format!(
-                        "'{}' object has no attribute '{}'",
-                        self.classes.read()[id].name,
-                        self.names[name as usize]
-                    ),
-                )),
-            };
+            return self.getattr_instance(o, name).map(|(v, _)| v);
         }
         if self.is(o, t.class) {
             return self.class_lookup(o, name)?.ok_or_else(|| {
@@ -309,6 +310,45 @@ impl Runtime {
                 self.names[name as usize]
             ),
         ))
+    }
+
+    /// `o.name` for an instance `o`, and where its class's shape has `name`: `(class id,
+    /// slot)` (for the cache of an attribute site).
+    pub(crate) fn getattr_instance(
+        &mut self,
+        o: Word,
+        name: u32,
+    ) -> R<(Word, Option<(u64, usize)>)> {
+        self.rb(o);
+        let cls = self.ld(o, offset_of!(InstanceObj, class) as u64);
+        let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
+        let (slot, cached) = self.class_view(id, name);
+        let at = slot.map(|s| (id as u64, s));
+        if let Some(s) = slot {
+            let v = self.inst_slot(o, s);
+            if v != UNBOUND {
+                return Ok((v, at));
+            }
+        }
+        self.rb(cls);
+        let v = match self.class_lookup_from(cls, id, name, cached)? {
+            Some(f) if self.is(f, self.types.function) => {
+                let fid = self.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
+                self.new_bound_method(fid, o)?
+            }
+            Some(v) => v,
+            None => {
+                return Err(exc(
+                    ErrorKind::AttributeError,
+                    format!(
+                        "'{}' object has no attribute '{}'",
+                        self.classes.read()[id].name,
+                        self.names[name as usize]
+                    ),
+                ))
+            }
+        };
+        Ok((v, at))
     }
 
     /// Whether instance or class `o` has attribute `name` (what `o.name` would find,
@@ -770,9 +810,15 @@ pub unsafe extern "C" fn stmjit_getattr_site(
     cache: *const SiteCache,
 ) -> Word {
     with_rt(ctx, |rt| {
-        let r = rt.getattr(o, name as u32)?;
-        fill_cache(rt, o, name as u32, cache);
-        Ok(r)
+        if !rt.is(o, rt.types.instance) {
+            return rt.getattr(o, name as u32);
+        }
+        let (v, at) = rt.getattr_instance(o, name as u32)?;
+        if let Some((id, slot)) = at {
+            // SAFETY: JIT code passes the address of its site's live cache (never freed).
+            unsafe { (*cache).insert(id, slot as u64) };
+        }
+        Ok(v)
     })
 }
 
