@@ -77,6 +77,13 @@ impl FnCompiler<'_, '_> {
         self.b.block_params(hit)[0]
     }
 
+    /// The payload (low half) of a cache entry word: a 32-bit move (`band` with
+    /// `0xffff_ffff` would load its mask from memory).
+    fn payload(&mut self, word: Value) -> Value {
+        let low = self.b.ins().ireduce(ir::types::I32, word);
+        self.b.ins().uextend(I64, low)
+    }
+
     /// Inline instance-slot access through the site cache: branches to `slow` unless `o`
     /// is an instance of a cached class whose slots array has the cached slot; returns
     /// `(slots array, segment offset of the slot word)` after the instance's read barrier.
@@ -98,7 +105,7 @@ impl FnCompiler<'_, '_> {
         let b4 = self.b.create_block();
         self.b.ins().brif(slots, b4, &[], slow, &[]);
         self.follow(b4);
-        let idx = self.b.ins().band_imm(word, 0xffff_ffff);
+        let idx = self.payload(word);
         let ka = self.seg_addr(slots);
         let cap = self
             .b
@@ -152,7 +159,7 @@ impl FnCompiler<'_, '_> {
         let recv = self.load_slot(mark);
         let cid = self.class_id_of(recv, slow);
         let word = self.probe_site(cid, cache, slow);
-        let fid = self.b.ins().band_imm(word, 0xffff_ffff);
+        let fid = self.payload(word);
         let off = self.b.ins().ishl_imm(fid, 3);
         let table = self.sh.rt.func_code.as_ptr() as i64;
         let addr = self.b.ins().iadd_imm(off, table);
