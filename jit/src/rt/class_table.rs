@@ -142,6 +142,10 @@ impl ClassTable {
     /// the table, refreshed after reading `epoch`): a shape growth or an assignment since
     /// has moved the epoch, and one after this fill empties the site.
     pub fn fill_method_site(&self, site: &SiteCache, id: usize, fid: usize, epoch: u64) {
+        if !site.has_room(id as u64) {
+            // A site of more classes than it caches: no lock at each of its misses.
+            return;
+        }
         let s = self.sites.lock().unwrap_or_else(|e| e.into_inner());
         if s.changing == 0 && self.epoch.load(Acquire) == epoch {
             site.insert(id as u64, fid as u64);

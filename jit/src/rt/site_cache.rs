@@ -39,15 +39,28 @@ impl SiteCache {
         })
     }
 
-    /// Caches `payload` for `class_id`: in its existing entry, else in the first empty one,
-    /// else in the last one (the first ones, which JIT code tests first, stay put).
+    /// Whether [`SiteCache::insert`] would store anything: an entry is empty or has
+    /// `class_id`.
+    pub fn has_room(&self, class_id: u64) -> bool {
+        self.0.iter().any(|e| {
+            let w = e.load(Relaxed);
+            w == EMPTY || w >> 32 == class_id
+        })
+    }
+
+    /// Caches `payload` for `class_id`: in its existing entry, else in the first empty one.
+    /// A full site keeps its entries: replacing one would make the threads that run a site
+    /// of more classes than [`WAYS`] write its cache line in turn at every call, and it
+    /// would miss as often.
     pub fn insert(&self, class_id: u64, payload: u64) {
         debug_assert!(class_id < u64::from(u32::MAX) && payload <= u64::from(u32::MAX));
         let word = class_id << 32 | payload;
         for e in &self.0 {
             let w = e.load(Relaxed);
             if w >> 32 == class_id {
-                e.store(word, Relaxed);
+                if w != word {
+                    e.store(word, Relaxed);
+                }
                 return;
             }
             // Another thread may fill this entry at the same time: the loser tries the next.
@@ -55,7 +68,6 @@ impl SiteCache {
                 return;
             }
         }
-        self.0[WAYS - 1].store(word, Relaxed);
     }
 
     /// Empties every entry.
@@ -71,21 +83,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entries_fill_in_order_and_the_last_one_is_replaced() {
+    fn entries_fill_in_order_and_a_full_site_keeps_them() {
         let c = SiteCache::default();
         assert_eq!(c.get(3), None);
         for id in 0..WAYS as u64 {
+            assert!(c.has_room(id));
             c.insert(id, 10 + id);
         }
         assert_eq!(c.get(0), Some(10));
         assert_eq!(c.get(WAYS as u64 - 1), Some(10 + WAYS as u64 - 1));
+        assert!(!c.has_room(99));
         c.insert(99, 7);
-        assert_eq!(c.get(99), Some(7));
-        assert_eq!(c.get(0), Some(10));
-        assert_eq!(c.get(WAYS as u64 - 1), None);
+        assert_eq!(c.get(99), None);
+        assert_eq!(c.get(WAYS as u64 - 1), Some(10 + WAYS as u64 - 1));
+        assert!(c.has_room(0));
         c.insert(0, 11);
         assert_eq!(c.get(0), Some(11));
         c.clear();
         assert_eq!(c.get(0), None);
+        assert!(c.has_room(99));
     }
 }
