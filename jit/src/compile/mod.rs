@@ -20,6 +20,14 @@
 //! list's read marker, the element's own granule marker, and the card write barrier. Loop
 //! back-edges poll `SegmentInfo::safe_point_request`.
 //!
+//! # Attribute and method-call sites
+//! Every `o.name`, `o.name = v` and `o.name(args)` has a polymorphic cache of a few
+//! `class id → slot` or `class id → function` entries (`rt::site_cache`), tested inline
+//! (`sites.rs`). A method-call site hit calls the cached JIT function by its address with
+//! the receiver and arguments in registers, like a direct call. Method-call entries follow
+//! the class table's rules (`rt::class_table`): they are emptied when a class attribute is
+//! assigned or a class shape grows, and not filled while such an assignment is in flight.
+//!
 //! # Barrier elision: one read marker and one write-barrier test per object per region
 //! A read marker holds the transaction's read version once stored, until the next
 //! transaction boundary (commit + begin bumps the read version). So within a *region*, a
