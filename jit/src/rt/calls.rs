@@ -259,8 +259,9 @@ fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
     })
 }
 
-/// The text of interned name `id` (names are fixed once the program runs: the reference
-/// does not borrow the runtime).
+/// The text of interned name `id`, not borrowing the runtime. Valid until the next name is
+/// interned ([`Runtime::name_id`], which only converting a value back to a word does once
+/// the program runs): not to be held across such a conversion.
 fn name_of<'a>(ctx: *mut Ctx, id: u32) -> &'a str {
     let rt: &'a Runtime = rt_of(ctx);
     &rt.names[id as usize]
@@ -323,21 +324,23 @@ fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
         );
         return rt.raise(ErrorKind::TypeError, msg);
     }
+    // An owned name: converting the result back may intern a name (`Runtime::name_id`).
+    let mname = mname.to_string();
     with_rt(ctx, |rt| {
         // Only mutating methods write the converted receiver back (a write to every item).
         let mutates = rt.is(recv, t.list)
             && matches!(
-                mname,
+                mname.as_str(),
                 "sort" | "reverse" | "insert" | "pop" | "append"
             )
             || rt.is(recv, t.dict) && mname == "pop";
-        let deep = matches!(mname, "sort" | "index" | "join");
+        let deep = matches!(mname.as_str(), "sort" | "index" | "join");
         let mut all = vec![recv];
         all.extend_from_slice(args);
         let program = rt.program.clone();
         rt.via_values(&all, deep, mutates, |v| {
             let names = |id: usize| program.functions[id].qualname.clone();
-            builtins_core::call_method(&v[0], mname, v[1..].to_vec(), &names)
+            builtins_core::call_method(&v[0], &mname, v[1..].to_vec(), &names)
         })
     })
 }
