@@ -5,9 +5,14 @@
 //! leaves are float literals and local variables is computed on `f64` values and boxed
 //! once, or, as the operand of a comparison in a condition, not at all.
 //!
+//! A tree is compiled so only where floats are likely: it has a float literal, or a local
+//! that the function assigns a float-like expression to (a float literal, or a tree with a
+//! float literal or such a local: [`float_locals`]). Int code (`i * i <= n`) keeps its
+//! inline int paths without a float test in front of them.
+//!
 //! The fast path loads the locals without their "unbound" check and tests that each holds
-//! a float, or an int where the other operand of its operator is surely a float (Python
-//! converts it then); otherwise (an unbound local, any other type), and for a zero divisor,
+//! a float, or an int where the other operand of its operator gives a float (a float
+//! literal or an operation: Python converts the int then); otherwise (an unbound local, any other type), and for a zero divisor,
 //! it branches to the generic code of the same expression, which reads the locals again
 //! (reading a local has no effect) and computes operation by operation, raising where the
 //! program would. So the fast path is taken only when its result is the generic one: the
@@ -16,19 +21,46 @@
 use super::FnCompiler;
 use cranelift_codegen::ir::{condcodes::FloatCC, types::F64, types::I64, types::I8};
 use cranelift_codegen::ir::{Block, InstBuilder, Value};
-use stmjit_lang::ast::{BinOp, CmpOp, Expr, ExprKind, Slot};
+use stmjit_lang::ast::{BinOp, CmpOp, Expr, ExprKind, Slot, Stmt, StmtKind, Target};
 
-/// Whether `e` is a leaf of a float tree: a float literal or a local variable.
+/// Ints exactly representable as `f64`: int literals up to this size may be leaves.
+const EXACT_INT: i64 = 1 << 53;
+
+/// Whether `e` is a leaf of a float tree: a float literal, a small int literal, or a local
+/// variable.
 fn is_leaf(e: &Expr) -> bool {
-    matches!(e.kind, ExprKind::Float(_))
-        || matches!(&e.kind, ExprKind::Name(n) if matches!(n.slot, Slot::Local(_)))
+    match &e.kind {
+        ExprKind::Float(_) => true,
+        ExprKind::Int(i) => i.abs() < EXACT_INT,
+        ExprKind::Name(n) => matches!(n.slot, Slot::Local(_)),
+        _ => false,
+    }
+}
+
+/// Whether `e` gives a float on the fast path whatever its locals hold: a float literal,
+/// or an operation (the fast path computes operations on floats only). An int next to it
+/// is converted, as Python converts the int operand of a float operation (round to
+/// nearest, as `fcvt` does; 63-bit ints never overflow an `f64`).
+fn gives_float(e: &Expr) -> bool {
+    matches!(e.kind, ExprKind::Float(_) | ExprKind::Binary(..))
+}
+
+/// Whether `x` and `other` are both int literals: an operation on them stays an int. Next
+/// to anything else an int literal is converted on the fast path, where its operand is a
+/// float (a float literal, an operation, or a local that the fast path checked holds a
+/// float).
+fn int_alone(x: &Expr, other: &Expr) -> bool {
+    matches!(x.kind, ExprKind::Int(_)) && matches!(other.kind, ExprKind::Int(_))
 }
 
 /// The number of operations of `e` as a float tree (0 for a leaf), or `None` if it is not
-/// one.
+/// one. Two int literals are not an operation of a tree.
 fn tree_ops(e: &Expr) -> Option<usize> {
     match &e.kind {
         ExprKind::Binary(BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div, a, b) => {
+            if int_alone(a, b) || int_alone(b, a) {
+                return None;
+            }
             Some(tree_ops(a)? + tree_ops(b)? + 1)
         }
         _ if is_leaf(e) => Some(0),
@@ -36,15 +68,61 @@ fn tree_ops(e: &Expr) -> Option<usize> {
     }
 }
 
-/// Whether the tree `e` gives a float whatever ints or floats its locals hold: it has a
-/// float literal operand somewhere along an operator chain (`+ - * /` with a float operand
-/// give a float, and convert an int operand to float exactly as `fcvt` does: ints are 63-bit,
-/// and Python converts with round-to-nearest too).
-fn surely_float(e: &Expr) -> bool {
+/// Whether `e` is a tree where floats are likely (see the module docs): a float literal,
+/// or a local marked in `float_locals`, among its leaves.
+fn float_likely(e: &Expr, float_locals: &[bool]) -> bool {
     match &e.kind {
         ExprKind::Float(_) => true,
-        ExprKind::Binary(_, a, b) => surely_float(a) || surely_float(b),
+        ExprKind::Name(n) => matches!(n.slot, Slot::Local(i) if float_locals[i]),
+        ExprKind::Binary(BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div, a, b) => {
+            float_likely(a, float_locals) || float_likely(b, float_locals)
+        }
         _ => false,
+    }
+}
+
+/// The locals of a function body that it assigns float-likely values to, by slot: to a
+/// fixpoint, since `t = zr * zr + c` makes `t` one if `zr` is.
+pub(crate) fn float_locals(body: &[Stmt], nlocals: usize) -> Vec<bool> {
+    fn mark(target: &Target, marks: &mut [bool], changed: &mut bool) {
+        if let Target::Name(n) = target {
+            if let Slot::Local(i) = n.slot {
+                *changed |= !marks[i];
+                marks[i] = true;
+            }
+        }
+    }
+    fn visit(stmts: &[Stmt], marks: &mut Vec<bool>, changed: &mut bool) {
+        let floaty =
+            |value: &Expr, marks: &[bool]| tree_ops(value).is_some() && float_likely(value, marks);
+        for s in stmts {
+            match &s.kind {
+                StmtKind::Assign { targets, value } if floaty(value, marks) => {
+                    for t in targets {
+                        mark(t, marks, changed);
+                    }
+                }
+                StmtKind::AugAssign { target, value, .. } if floaty(value, marks) => {
+                    mark(target, marks, changed);
+                }
+                StmtKind::If { body, orelse, .. } => {
+                    visit(body, marks, changed);
+                    visit(orelse, marks, changed);
+                }
+                StmtKind::While { body, .. }
+                | StmtKind::For { body, .. }
+                | StmtKind::With { body, .. } => visit(body, marks, changed),
+                _ => {}
+            }
+        }
+    }
+    let mut marks = vec![false; nlocals];
+    loop {
+        let mut changed = false;
+        visit(body, &mut marks, &mut changed);
+        if !changed {
+            return marks;
+        }
     }
 }
 
@@ -62,7 +140,11 @@ impl FnCompiler<'_, '_> {
     /// `e` as an unboxed float tree of at least two operations (a single one is no better
     /// than the generic inline path), boxed once; `None` if it is not such a tree.
     pub(crate) fn float_tree_expr(&mut self, e: &Expr) -> Option<Value> {
-        if self.in_float_generic || tree_ops(e)? < 2 || !has_local(e) {
+        if self.in_float_generic
+            || tree_ops(e)? < 2
+            || !has_local(e)
+            || !float_likely(e, &self.float_locals)
+        {
             return None;
         }
         let generic = self.b.create_block();
@@ -103,12 +185,22 @@ impl FnCompiler<'_, '_> {
             CmpOp::Ne => FloatCC::NotEqual,
             _ => return None,
         };
-        if tree_ops(first)? + tree_ops(second)? < 1 || !(has_local(first) || has_local(second)) {
+        if int_alone(first, second) || int_alone(second, first) {
+            return None;
+        }
+        if tree_ops(first)? + tree_ops(second)? < 1
+            || !(has_local(first) || has_local(second))
+            || !(float_likely(first, &self.float_locals)
+                || float_likely(second, &self.float_locals))
+        {
             return None;
         }
         let generic = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I8);
+        // A bare int local is not converted here: Python compares a float and an int
+        // exactly, which converting a big int would not. An int literal next to a float
+        // operand is exact (`EXACT_INT`).
         let x = self.float_tree(first, false, generic);
         let y = self.float_tree(second, false, generic);
         let c = self.b.ins().fcmp(cc, x, y);
@@ -129,6 +221,8 @@ impl FnCompiler<'_, '_> {
     fn float_tree(&mut self, e: &Expr, int_ok: bool, generic: Block) -> Value {
         match &e.kind {
             ExprKind::Float(f) => self.b.ins().f64const(*f),
+            // Next to an operand that is a float on the fast path (`int_alone`), and exact.
+            ExprKind::Int(i) => self.b.ins().f64const(*i as f64),
             ExprKind::Name(n) => {
                 let Slot::Local(i) = n.slot else {
                     unreachable!("float tree leaves are locals")
@@ -155,8 +249,8 @@ impl FnCompiler<'_, '_> {
                 self.b.block_params(done)[0]
             }
             ExprKind::Binary(op, a, b) => {
-                let x = self.float_tree(a, surely_float(b), generic);
-                let y = self.float_tree(b, surely_float(a), generic);
+                let x = self.float_tree(a, gives_float(b), generic);
+                let y = self.float_tree(b, gives_float(a), generic);
                 match op {
                     BinOp::Add => self.b.ins().fadd(x, y),
                     BinOp::Sub => self.b.ins().fsub(x, y),
@@ -195,13 +289,26 @@ mod tests {
         assert_eq!(tree_ops(&parse_expr("a * a - b * b + 1.5")), Some(4));
         assert_eq!(tree_ops(&parse_expr("a / 2.0")), Some(1));
         assert_eq!(tree_ops(&parse_expr("a")), Some(0));
-        // Int literals, calls, attributes, other operators: not trees.
-        assert_eq!(tree_ops(&parse_expr("a * 2")), None);
+        // Calls, attributes, other operators: not trees.
         assert_eq!(tree_ops(&parse_expr("a * f(b)")), None);
         assert_eq!(tree_ops(&parse_expr("a % b + a")), None);
         assert!(!has_local(&parse_expr("1.5 * 2.5 + 1.0")));
-        // Where an int operand is converted: next to a surely-float operand only.
-        assert!(surely_float(&parse_expr("2.0 * a / b")));
-        assert!(!surely_float(&parse_expr("a * b")));
+        // Int literals: not next to another one.
+        assert_eq!(tree_ops(&parse_expr("a * a + 1")), Some(2));
+        assert_eq!(tree_ops(&parse_expr("2 * a")), Some(1));
+        assert_eq!(tree_ops(&parse_expr("a + 1 * 2")), None);
+    }
+
+    #[test]
+    fn float_locals_reach_a_fixpoint() {
+        let p = stmjit_lang::parse(
+            "def f(n):\n    i = 3\n    t = 0\n    z = 0.0\n    while i < n:\n        t = z * z + 1\n        z = t\n        i += 2\n    return t\n",
+        )
+        .unwrap();
+        let f = &p.functions[0];
+        let marks = float_locals(&f.body, f.locals.len());
+        let slot = |name: &str| f.locals.iter().position(|l| l == name).unwrap();
+        assert!(marks[slot("z")] && marks[slot("t")]);
+        assert!(!marks[slot("i")] && !marks[slot("n")]);
     }
 }

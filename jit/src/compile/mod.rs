@@ -174,6 +174,8 @@ pub struct FnCompiler<'a, 'b> {
     /// Compiling the generic path of an unboxed float tree (`floats.rs`): its subtrees are
     /// not made trees again.
     pub(crate) in_float_generic: bool,
+    /// Locals the function assigns floats to (`floats.rs`), by slot.
+    pub(crate) float_locals: Vec<bool>,
 }
 
 /// The barriers already done in the current region: the block the region is valid in (it
@@ -251,6 +253,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             restarts: Vec::new(),
             dispatch: None,
             in_float_generic: false,
+            float_locals: floats::float_locals(body, nlocals),
         };
         let entry = c.b.create_block();
         c.b.append_block_params_for_function_params(entry);
