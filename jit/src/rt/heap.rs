@@ -527,10 +527,14 @@ impl Runtime {
         })
     }
 
+    /// The hash of a key. Ints hash to themselves, as in CPython: consecutive keys take
+    /// neighbouring index slots (a scattering hash made every lookup of `d[i]` in a loop
+    /// over `i` two cache misses); the probe sequence's perturbation spreads patterned keys
+    /// (`table_find`).
     fn key_hash(k: &KeyRef) -> u64 {
         let mix = |x: u64| (x ^ (x >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         match k {
-            KeyRef::Int(i) => mix(*i as u64),
+            KeyRef::Int(i) => *i as u64,
             KeyRef::Float(b) => mix(*b ^ 0x5555),
             KeyRef::None => 0x1234_5678,
             KeyRef::Str(s) => {
@@ -568,12 +572,19 @@ impl Runtime {
     }
 
     /// Finds `k` in the table: `(Some(entry), slot)` or `(None, free index slot)`.
+    ///
+    /// The probe sequence is CPython's: `i = 5i + 1 + perturb` with `perturb` the hash
+    /// shifted right by 5 more bits each step, so keys equal in their low bits (multiples
+    /// of a power of two) part after a few probes, and every slot is reached once `perturb`
+    /// is 0 (`5i + 1` cycles through all slots of a power-of-two table).
     fn table_find(&self, d: Word, k: &KeyRef) -> (Option<u64>, u64) {
         self.rb(d);
         let entries = self.ld(d, D_ENTRIES);
         let index = self.ld(d, D_INDEX);
         let mask = self.arr_cap(index) - 1;
-        let mut i = Self::key_hash(k) & mask;
+        let h = Self::key_hash(k);
+        let mut perturb = h;
+        let mut i = h & mask;
         loop {
             let slot = self.carr_get(index, i);
             if slot == 0 {
@@ -581,15 +592,17 @@ impl Runtime {
             }
             let e = (value::to_int(slot) - 1) as u64;
             let key = self.carr_get(entries, Self::entry_word(e));
-            if key != TOMBSTONE {
+            let same = match k {
+                // An int key stored as an int: compared without building its KeyRef.
+                KeyRef::Int(x) if is_int(key) => value::to_int(key) == *x,
                 // A stored key is always hashable.
-                if let Ok(kk) = self.key_of(key) {
-                    if &kk == k {
-                        return (Some(e), i);
-                    }
-                }
+                _ => key != TOMBSTONE && self.key_of(key).is_ok_and(|kk| &kk == k),
+            };
+            if same {
+                return (Some(e), i);
             }
-            i = (i + 1) & mask;
+            perturb >>= 5;
+            i = (i.wrapping_mul(5).wrapping_add(1).wrapping_add(perturb)) & mask;
         }
     }
 
