@@ -2,7 +2,8 @@
 //! exit status must be those expected (the same files `corpus.rs` checks the interpreter
 //! against, themselves checked against CPython), with the default nursery and with a 4 KiB
 //! nursery (a minor collection every few allocations: every reference JIT code or a helper
-//! holds across an allocation must be in the shadow stack), and with `--segment-base r15`.
+//! holds across an allocation must be in the shadow stack), and with `--segment-base r15`
+//! (and the IR verifier).
 
 mod corpus_files;
 
@@ -79,9 +80,11 @@ fn corpus_runs_with_a_4k_nursery() {
     check_corpus(&[], &[("STMJIT_NURSERY", "4096")]);
 }
 
+/// With Cranelift's IR verifier on every function (`STMJIT_VERIFY=1`: release builds do not
+/// run it otherwise); a verifier error is printed, so the stderr check catches it.
 #[test]
 fn corpus_runs_with_the_r15_segment_base() {
-    check_corpus(&["--segment-base", "r15"], &[]);
+    check_corpus(&["--segment-base", "r15"], &[("STMJIT_VERIFY", "1")]);
 }
 
 /// With every commit of a non-inevitable transaction aborting at probability 0.3 and short
