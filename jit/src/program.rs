@@ -118,6 +118,24 @@ fn helper_table() -> Vec<(&'static str, *const u8, usize, bool)> {
         ),
         ("stmjit_call", calls::stmjit_call as *const u8, 4, false),
         (
+            "stmjit_call_site",
+            calls::stmjit_call_site as *const u8,
+            5,
+            false,
+        ),
+        (
+            "stmjit_new_instance",
+            calls::stmjit_new_instance as *const u8,
+            3,
+            false,
+        ),
+        (
+            "stmjit_init_result",
+            calls::stmjit_init_result as *const u8,
+            2,
+            false,
+        ),
+        (
             "stmjit_builtin",
             calls::stmjit_builtin as *const u8,
             4,

@@ -1059,9 +1059,26 @@ impl FnCompiler<'_, '_> {
             self.b.ins().jump(generic, &[]);
         }
         self.b.switch_to_block(generic);
+        // A callee not known to be a function may be a class: `C(args)` through the site's
+        // class cache (`sites.rs`), the generic helper filling it.
+        let class_site = if direct_fid.is_none() {
+            let cache = self.sh.rt.info_mut().classes.new_method_site() as i64;
+            let slow = self.b.create_block();
+            self.class_call(ft, args.len(), cache, done, slow, span);
+            self.b.switch_to_block(slow);
+            Some(cache)
+        } else {
+            None
+        };
         let p = self.slot_addr(ft + 1);
         let n = self.b.ins().iconst(I64, args.len() as i64);
-        let r = self.call_checked("stmjit_call", &[self.ctx, f, p, n], span);
+        let r = match class_site {
+            Some(cache) => {
+                let cp = self.b.ins().iconst(I64, cache);
+                self.call_checked("stmjit_call_site", &[self.ctx, f, p, n, cp], span)
+            }
+            None => self.call_checked("stmjit_call", &[self.ctx, f, p, n], span),
+        };
         self.b.ins().jump(done, &[r.into()]);
         self.b.switch_to_block(done);
         self.pop_temps(mark);

@@ -27,6 +27,8 @@
 //! the receiver and arguments in registers, like a direct call. Method-call entries follow
 //! the class table's rules (`rt::class_table`): they are emptied when a class attribute is
 //! assigned or a class shape grows, and not filled while such an assignment is in flight.
+//! A call `f(args)` whose callee is not a known function has such a cache too, of classes:
+//! a hit allocates the instance in one helper and calls the cached `__init__` directly.
 //!
 //! # Barrier elision: one read marker and one write-barrier test per object per region
 //! A read marker holds the transaction's read version once stored, until the next

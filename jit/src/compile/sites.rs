@@ -1,6 +1,7 @@
 //! Attribute and method-call sites: the inline probe of their polymorphic caches
 //! ([`crate::rt::site_cache`]), the instance-slot fast path of `o.name`, and method calls
-//! `o.name(args)` that call the cached function directly.
+//! `o.name(args)` that call the cached function directly, and class calls `C(args)` that
+//! call the cached `__init__` directly.
 
 use super::expr::is_simple;
 use super::{mf, FnCompiler};
@@ -189,6 +190,84 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(done);
         self.pop_temps(mark);
         self.b.block_params(done)[0]
+    }
+
+    /// The class fast path of a call site `f(args)` (`f` in slot `ft`, the `nargs`
+    /// arguments after it): when `f` is a class the site cache at `cache` has, a helper
+    /// allocates the instance and its slots array, and the cached `__init__` is called
+    /// directly (as a method-call site hit calls its method) with the instance and the
+    /// arguments; its result must be None. Jumps to `done` with the instance, or to `slow`
+    /// (before any call) for the generic path, which fills the cache.
+    ///
+    /// Why: instantiation through the generic call helper dispatches on the callee's type,
+    /// looks the class's shape and `__init__` up, and calls `__init__` through an argument
+    /// array, at every call. An entry `class id → (function id, slot count)` exists only
+    /// for an `__init__` function of arity `nargs + 1` found in the class dicts, under the
+    /// method-call sites' rules (`ClassTable::fill_method_site`): a class attribute
+    /// assignment or a shape growth empties the site.
+    pub(crate) fn class_call(
+        &mut self,
+        ft: usize,
+        nargs: usize,
+        cache: i64,
+        done: Block,
+        slow: Block,
+        span: Span,
+    ) {
+        use crate::rt::calls::{CLASS_SITE_SHIFT, CLASS_SITE_SLOTS};
+        let f = self.load_slot(ft);
+        let is_class = self.has_type(f, self.sh.rt.types.class.0, slow);
+        let b2 = self.b.create_block();
+        self.b.ins().brif(is_class, b2, &[], slow, &[]);
+        self.follow(b2);
+        // No read barrier: a class's id never changes.
+        let fa = self.seg_addr(f);
+        let cid = self
+            .b
+            .ins()
+            .load(I64, mf(), fa, offset_of!(ClassObj, class_id) as i32);
+        let word = self.probe_site(cid, cache, slow);
+        let payload = self.payload(word);
+        let nslots = self.b.ins().band_imm(payload, CLASS_SITE_SLOTS as i64);
+        let inst = self.call_checked("stmjit_new_instance", &[self.ctx, f, nslots], span);
+        // The class is no longer needed: its slot roots the instance across `__init__`.
+        self.store_slot(ft, inst);
+        let fid = self.b.ins().ushr_imm(payload, CLASS_SITE_SHIFT as i64);
+        let off = self.b.ins().ishl_imm(fid, 3);
+        let table = self.sh.rt.func_code.as_ptr() as i64;
+        let addr = self.b.ins().iadd_imm(off, table);
+        let code = self.b.ins().load(I64, mf(), addr, 0);
+        let mut vals = vec![self.ctx];
+        for k in 0..=nargs {
+            vals.push(self.load_slot(ft + k));
+        }
+        let mut sig = ir::Signature::new(self.b.func.signature.call_conv);
+        sig.params
+            .extend((0..vals.len()).map(|_| AbiParam::new(I64)));
+        sig.returns.push(AbiParam::new(I64));
+        let sig = self.b.import_signature(sig);
+        // As a direct call of a JIT function: no r15 reload (the callee keeps it right).
+        self.spill_locals();
+        let call = self.b.ins().call_indirect(sig, code, &vals);
+        let r = self.b.inst_results(call)[0];
+        self.reload_locals();
+        self.check(r, span);
+        let is_none = self
+            .b
+            .ins()
+            .icmp_imm(IntCC::Equal, r, stmjit_runtime::value::NONE as i64);
+        let ok = self.b.create_block();
+        let bad = self.b.create_block();
+        self.b.ins().brif(is_none, ok, &[], bad, &[]);
+        self.b.set_cold_block(bad);
+        self.b.switch_to_block(bad);
+        // Always raises.
+        let e = self.call("stmjit_init_result", &[self.ctx, r]);
+        self.check(e, span);
+        self.b.ins().jump(ok, &[]);
+        self.b.switch_to_block(ok);
+        let inst = self.load_slot(ft);
+        self.b.ins().jump(done, &[inst.into()]);
     }
 
     /// Raises the AttributeError of `o.name` if `o` has no attribute `name`, unless the

@@ -45,7 +45,7 @@ pub(crate) fn call_value(ctx: *mut Ctx, f: Word, args: &[Word]) -> Word {
             all.extend_from_slice(args);
             call_function(ctx, fid, &all)
         }
-        Some(x) if x == t.class.0 => instantiate(ctx, f, args),
+        Some(x) if x == t.class.0 => instantiate(ctx, f, args, None),
         Some(x) if x == t.builtin.0 => {
             let which = rt.ld(f, offset_of!(BuiltinObj, which) as u64);
             if rt.ld(f, offset_of!(BuiltinObj, is_method) as u64) == 0 {
@@ -62,7 +62,15 @@ pub(crate) fn call_value(ctx: *mut Ctx, f: Word, args: &[Word]) -> Word {
     }
 }
 
-fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word]) -> Word {
+/// Class payloads of a call site cache: `function id << CLASS_SITE_SHIFT | slot count`
+/// (the count capped at [`CLASS_SITE_SLOTS`]).
+pub(crate) const CLASS_SITE_SHIFT: u32 = 8;
+/// The largest slot count a class call site caches (more: that many, the rest grow later).
+pub(crate) const CLASS_SITE_SLOTS: u64 = (1 << CLASS_SITE_SHIFT) - 1;
+
+/// `cls(args)`. With the cache of the calling site (`site`), fills it with the class's
+/// `__init__` when that is a function of the site's arity (see [`stmjit_call_site`]).
+fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word], site: Option<&SiteCache>) -> Word {
     let rt = rt_of(ctx);
     // The class and the arguments are rooted across the allocation, the instance across
     // the call of `__init__`.
@@ -104,32 +112,55 @@ fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word]) -> Word {
     let cls = rt.get(rc);
     // SAFETY: the 1 + args.len() slots from `ri` were pushed just above, contiguously.
     let all = unsafe { std::slice::from_raw_parts(ri.ptr(), 1 + args.len()) };
-    let result = instantiate_init(ctx, cls, inst, ri, all);
+    let result = instantiate_init(ctx, cls, inst, ri, all, site.map(|s| (s, n)));
     rt_of(ctx).release(mark);
     result
 }
 
-/// `all` = `[instance, args...]` (rooted).
-fn instantiate_init(ctx: *mut Ctx, cls: Word, inst: Word, ri: super::Root, all: &[Word]) -> Word {
+/// `all` = `[instance, args...]` (rooted); `site`: the calling site's cache and the slot
+/// count its hits are to allocate.
+fn instantiate_init(
+    ctx: *mut Ctx,
+    cls: Word,
+    inst: Word,
+    ri: super::Root,
+    all: &[Word],
+    site: Option<(&SiteCache, u64)>,
+) -> Word {
     let args = &all[1..];
     let rt = rt_of(ctx);
     let _ = inst;
     let init = super::INIT_NAME;
-    let found = match rt.class_lookup(cls, init) {
+    rt.rb(cls);
+    let id = rt.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
+    // Before the class dicts are read (see `ClassTable::fill_method_site`).
+    let epoch = rt.classes.epoch();
+    let (_, cached) = rt.class_view(id, init);
+    let found = match rt.class_lookup_from(cls, id, init, cached) {
         Ok(f) => f,
         Err((k, m)) => return rt.raise(k, m),
     };
     match found {
         Some(f) if rt.is(f, rt.types.function) => {
             let fid = rt.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
+            if let Some((site, n)) = site {
+                // The instance's own attributes do not matter (`__init__` is looked up in
+                // the class): unlike a method site, no shape condition.
+                let cacheable = !rt.tx.class_changed
+                    && rt.program.functions[fid].arity == all.len()
+                    && fid < 1 << (32 - CLASS_SITE_SHIFT);
+                if cacheable {
+                    let payload = (fid as u64) << CLASS_SITE_SHIFT | n.min(CLASS_SITE_SLOTS);
+                    rt.classes
+                        .fill_method_site(site, id, payload as usize, epoch);
+                }
+            }
             let r = call_function(ctx, fid, all);
             if r == ERR {
                 return ERR;
             }
             if r != NONE {
-                let rt = rt_of(ctx);
-                let msg = format!("__init__() should return None, not '{}'", rt.type_name(r));
-                return rt.raise(ErrorKind::TypeError, msg);
+                return init_result_error(ctx, r);
             }
             rt_of(ctx).get(ri)
         }
@@ -146,6 +177,56 @@ fn instantiate_init(ctx: *mut Ctx, cls: Word, inst: Word, ri: super::Root, all: 
         }
         None => inst,
     }
+}
+
+/// Raises the TypeError of an `__init__` that returned `r`, not None.
+fn init_result_error(ctx: *mut Ctx, r: Word) -> Word {
+    let rt = rt_of(ctx);
+    let msg = format!("__init__() should return None, not '{}'", rt.type_name(r));
+    rt.raise(ErrorKind::TypeError, msg)
+}
+
+/// A new instance of class `cls` with a slots array of `nslots` words (none when 0): the
+/// allocation of a class call site's cache hit, whose JIT code then calls the cached
+/// `__init__` itself. Why a helper of its own: the generic call path looks the class's
+/// shape and `__init__` up again at every call.
+///
+/// # Safety
+/// `ctx` must be the live context; `cls` a class.
+pub unsafe extern "C" fn stmjit_new_instance(ctx: *mut Ctx, cls: Word, nslots: u64) -> Word {
+    with_rt(ctx, |rt| {
+        let mark = rt.mark();
+        let r = new_instance(rt, cls, nslots);
+        rt.release(mark);
+        r
+    })
+}
+
+/// [`stmjit_new_instance`]: the slots array first, then the instance, so that the instance
+/// is surely young when its fields are stored (no barrier needed).
+fn new_instance(rt: &mut Runtime, cls: Word, nslots: u64) -> R<Word> {
+    let rc = rt.root(cls);
+    let rs = if nslots > 0 {
+        let slots = rt.new_array(false, nslots, UNBOUND)?;
+        Some(rt.root(slots))
+    } else {
+        None
+    };
+    let inst = rt.alloc(rt.types.instance, std::mem::size_of::<InstanceObj>() as u64)?;
+    rt.st(inst, offset_of!(InstanceObj, class) as u64, rt.get(rc));
+    if let Some(rs) = rs {
+        rt.st(inst, offset_of!(InstanceObj, slots) as u64, rt.get(rs));
+    }
+    Ok(inst)
+}
+
+/// Raises the TypeError of an `__init__` called by a class call site's cache hit that
+/// returned `r`, not None.
+///
+/// # Safety
+/// `ctx` must be the live context.
+pub unsafe extern "C" fn stmjit_init_result(ctx: *mut Ctx, r: Word) -> Word {
+    init_result_error(ctx, r)
 }
 
 fn new_opaque(rt: &mut Runtime, kind: u64, a: Word) -> R<Word> {
@@ -353,6 +434,28 @@ pub unsafe extern "C" fn stmjit_call(ctx: *mut Ctx, f: Word, argv: *const Word, 
     // SAFETY: caller's contract.
     // (JIT frame slots: the GC keeps them up to date during the call.)
     let args = unsafe { std::slice::from_raw_parts(argv, n as usize) };
+    call_value(ctx, f, args)
+}
+
+/// `f(argv[0..n])` from a call site with a class cache (at `site`) that missed: as
+/// [`stmjit_call`], and a class call fills the cache (see [`instantiate`]).
+///
+/// # Safety
+/// As [`stmjit_call`]; `site` is the live cache of the calling site.
+pub unsafe extern "C" fn stmjit_call_site(
+    ctx: *mut Ctx,
+    f: Word,
+    argv: *const Word,
+    n: u64,
+    site: *const SiteCache,
+) -> Word {
+    // SAFETY: caller's contract (JIT frame slots, updated by the GC during the call).
+    let args = unsafe { std::slice::from_raw_parts(argv, n as usize) };
+    let rt = rt_of(ctx);
+    if rt.is(f, rt.types.class) {
+        // SAFETY: caller's contract (the site's cache is never freed).
+        return instantiate(ctx, f, args, Some(unsafe { &*site }));
+    }
     call_value(ctx, f, args)
 }
 

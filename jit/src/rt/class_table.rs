@@ -11,7 +11,9 @@
 //! ([`super::site_cache`]), with no lookup at all on a hit. Those caches follow the method
 //! caches' rules, and one more: they are empty, and nobody fills them, while a transaction
 //! that assigned a class attribute runs (JIT code cannot tell which transaction it runs in).
-//! See [`ClassTable::fill_method_site`].
+//! See [`ClassTable::fill_method_site`]. The call sites `f(args)` whose callee may be a
+//! class cache `class id → (__init__ function id, slot count)` the same way, in the same
+//! table of sites (`calls::stmjit_call_site`).
 
 use super::site_cache::SiteCache;
 use super::ClassInfo;
@@ -134,7 +136,8 @@ impl ClassTable {
         &**s.caches.last().unwrap()
     }
 
-    /// Caches function `fid` for class `id` in a method-call site, unless the caches were
+    /// Caches function `fid` (or a class call site's payload) for class `id` in a
+    /// method-call site, unless the caches were
     /// forgotten since `epoch` was read or a class attribute assignment is in flight.
     ///
     /// The caller read `epoch` before it looked the method up in the class dicts, and
