@@ -205,6 +205,18 @@ pub unsafe extern "C" fn stmjit_new_instance(ctx: *mut Ctx, cls: Word, nslots: u
 /// [`stmjit_new_instance`]: the slots array first, then the instance, so that the instance
 /// is surely young when its fields are stored (no barrier needed).
 fn new_instance(rt: &mut Runtime, cls: Word, nslots: u64) -> R<Word> {
+    let isize = std::mem::size_of::<InstanceObj>() as u64;
+    if nslots > 0 {
+        // Both in one bump (no allocation in between: nothing to root).
+        let a = (rt.types.instance, isize);
+        let b = (rt.types.array, array_size(nslots));
+        if let Some((inst, slots)) = rt.alloc_pair(a, b)? {
+            rt.init_array(slots, nslots, UNBOUND);
+            rt.st(inst, offset_of!(InstanceObj, class) as u64, cls);
+            rt.st(inst, offset_of!(InstanceObj, slots) as u64, slots);
+            return Ok(inst);
+        }
+    }
     let rc = rt.root(cls);
     let rs = if nslots > 0 {
         let slots = rt.new_array(false, nslots, UNBOUND)?;
@@ -212,7 +224,7 @@ fn new_instance(rt: &mut Runtime, cls: Word, nslots: u64) -> R<Word> {
     } else {
         None
     };
-    let inst = rt.alloc(rt.types.instance, std::mem::size_of::<InstanceObj>() as u64)?;
+    let inst = rt.alloc(rt.types.instance, isize)?;
     rt.st(inst, offset_of!(InstanceObj, class) as u64, rt.get(rc));
     if let Some(rs) = rs {
         rt.st(inst, offset_of!(InstanceObj, slots) as u64, rt.get(rs));

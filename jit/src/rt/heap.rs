@@ -135,10 +135,81 @@ impl Runtime {
 
     /// Allocates a zeroed object (a MemoryError when the heap is exhausted).
     pub fn alloc(&mut self, t: stmjit_runtime::TypeId, size: u64) -> R<u64> {
-        // The old space must keep room for this object and for a full nursery's survivors
-        // (the runtime panics when it is exhausted): checked for every big object and every
-        // 256th small one (small ones go to the nursery first).
-        self.allocs_unchecked += 1;
+        self.heap_check(size, 1)?;
+        // The nursery bump of the runtime's protocol (`nursery` module docs), as JIT code
+        // does it inline: small objects only; the slow path when the nursery is full (or a
+        // request zeroed `nursery_end`).
+        let rounded = size.max(16).div_ceil(16) * 16;
+        if rounded <= 1024 {
+            if let Some(r) = self.bump(rounded) {
+                // SAFETY: the header word of the object just bumped, in our segment.
+                unsafe { *(self.addr(r) as *mut u64) = (t.0 as u64) << 32 };
+                return Ok(r);
+            }
+        }
+        // SAFETY: th is this thread's handle, in a transaction on its segment.
+        let r = unsafe { stmjit_alloc(self.th, t.0, size) };
+        if r == 0 {
+            return Err(aborted());
+        }
+        Ok(r)
+    }
+
+    /// Two small zeroed objects (types and sizes `a`, `b`) in one nursery bump, the second
+    /// right after the first; None when they do not fit in the nursery's rest (allocate
+    /// them one by one then). Why: an instance and its slots array are allocated together
+    /// at every class call, and one bump halves the cost.
+    pub fn alloc_pair(
+        &mut self,
+        a: (stmjit_runtime::TypeId, u64),
+        b: (stmjit_runtime::TypeId, u64),
+    ) -> R<Option<(u64, u64)>> {
+        let ra = a.1.max(16).div_ceil(16) * 16;
+        let rb = b.1.max(16).div_ceil(16) * 16;
+        if ra + rb > 1024 {
+            return Ok(None);
+        }
+        self.heap_check(ra + rb, 2)?;
+        let Some(r) = self.bump(ra + rb) else {
+            return Ok(None);
+        };
+        // SAFETY: the header words of the two objects just bumped, in our segment.
+        unsafe {
+            *(self.addr(r) as *mut u64) = (a.0 .0 as u64) << 32;
+            *(self.addr(r + ra) as *mut u64) = (b.0 .0 as u64) << 32;
+        }
+        Ok(Some((r, r + ra)))
+    }
+
+    /// The nursery bump of `rounded` bytes (a multiple of 16), None when the nursery is
+    /// full (or a request zeroed `nursery_end`): the start of the zeroed bytes, headers
+    /// not written.
+    #[inline]
+    fn bump(&mut self, rounded: u64) -> Option<u64> {
+        let cur_p =
+            self.addr(INFO_OFFSET + offset_of!(SegmentInfo, nursery_current) as u64) as *mut u64;
+        let end_p =
+            self.addr(INFO_OFFSET + offset_of!(SegmentInfo, nursery_end) as u64) as *mut u64;
+        // SAFETY: the segment-info page of our segment; only this thread bumps
+        // `nursery_current`; `nursery_end` may be zeroed by another thread (read once,
+        // volatile).
+        unsafe {
+            let r = std::ptr::read_volatile(cur_p);
+            if r + rounded <= std::ptr::read_volatile(end_p) {
+                *cur_p = r + rounded;
+                return Some(r);
+            }
+        }
+        None
+    }
+
+    /// Counts `n` allocations of `size` bytes in all against the heap limit: the old space
+    /// must keep room for them and for a full nursery's survivors (the runtime panics when
+    /// it is exhausted): checked for every big object and every 256th small one (small
+    /// ones go to the nursery first).
+    #[inline]
+    fn heap_check(&mut self, size: u64, n: u64) -> R<()> {
+        self.allocs_unchecked += n;
         if size > 4096 || self.allocs_unchecked >= 256 {
             self.allocs_unchecked = 0;
             let l = self.stm.layout();
@@ -148,33 +219,7 @@ impl Runtime {
                 return Err(exc(ErrorKind::MemoryError, "out of memory"));
             }
         }
-        // The nursery bump of the runtime's protocol (`nursery` module docs), as JIT code
-        // does it inline: small objects only; the slow path when the nursery is full (or a
-        // request zeroed `nursery_end`).
-        let rounded = size.max(16).div_ceil(16) * 16;
-        if rounded <= 1024 {
-            let cur_p = self.addr(INFO_OFFSET + offset_of!(SegmentInfo, nursery_current) as u64)
-                as *mut u64;
-            let end_p =
-                self.addr(INFO_OFFSET + offset_of!(SegmentInfo, nursery_end) as u64) as *mut u64;
-            // SAFETY: the segment-info page of our segment; only this thread bumps
-            // `nursery_current`; `nursery_end` may be zeroed by another thread (read once,
-            // volatile).
-            unsafe {
-                let r = std::ptr::read_volatile(cur_p);
-                if r + rounded <= std::ptr::read_volatile(end_p) {
-                    *cur_p = r + rounded;
-                    *(self.addr(r) as *mut u64) = (t.0 as u64) << 32;
-                    return Ok(r);
-                }
-            }
-        }
-        // SAFETY: th is this thread's handle, in a transaction on its segment.
-        let r = unsafe { stmjit_alloc(self.th, t.0, size) };
-        if r == 0 {
-            return Err(aborted());
-        }
-        Ok(r)
+        Ok(())
     }
 
     // ----- str -----
@@ -246,13 +291,18 @@ impl Runtime {
     /// A new array of type `t` (one of the array types) of `cap` words, all `fill`.
     pub fn new_array_of(&mut self, t: stmjit_runtime::TypeId, cap: u64, fill: Word) -> R<Word> {
         let r = self.alloc(t, array_size(cap))?;
+        self.init_array(r, cap, fill);
+        Ok(r)
+    }
+
+    /// Sets the capacity of new (zeroed) array `r` and fills its `cap` words with `fill`.
+    pub fn init_array(&self, r: Word, cap: u64, fill: Word) {
         self.st(r, ARR_CAP, cap);
         if fill != 0 {
             for i in 0..cap {
                 self.st(r, ARRAY_DATA + 8 * i, fill);
             }
         }
-        Ok(r)
     }
 
     /// Capacity of an array (immutable).
