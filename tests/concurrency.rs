@@ -628,6 +628,19 @@ fn method_changes_reach_polymorphic_call_sites() {
     check("method_change", &["--threads", "2"], ABORTS, &[]);
 }
 
+/// Instantiations at a class call site in other threads see a replaced `__init__` once its
+/// assignment commits, and the assigning transaction sees it at once (`init_change.lang`:
+/// a stale site entry spins forever or prints another sum).
+#[test]
+fn init_changes_reach_class_call_sites() {
+    for _ in 0..3 {
+        check("init_change", &["--threads", "2"], &[], &[]);
+    }
+    check("init_change", &["--threads", "4"], &[], &[]);
+    check("init_change", &["--gil"], &[], &[]);
+    check("init_change", &["--threads", "2"], ABORTS, &[]);
+}
+
 // ---- 10. elided write-barrier flag tests ----
 
 /// A small nursery: minor collections in the middle of methods (see `elided_stores.lang`).
@@ -666,6 +679,7 @@ fn expected_outputs_agree_with_the_interpreter() {
         "disjoint_new_keys",
         "dict_overlay_ops",
         "readonly_methods",
+        "init_change",
         "same_key",
         "deadlock_locks",
         "deadlock_atomic",
