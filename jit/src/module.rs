@@ -229,11 +229,6 @@ impl Jit {
         id: FuncId,
         func: ir::Function,
     ) -> Result<&CompiledFunction, JitError> {
-        let name = self.name_of(id);
-        gs_rewrite::check_ir_with(&func, self.reload).map_err(|error| JitError::Rewrite {
-            function: name.clone(),
-            error,
-        })?;
         self.define(id, func, Kind::Compiled)
     }
 
@@ -332,74 +327,64 @@ impl Jit {
         kind: Kind,
     ) -> Result<&CompiledFunction, JitError> {
         let name = self.name_of(id);
-        self.ctx.clear();
-        self.ctx.func = func;
-        let code = self
-            .ctx
-            .compile(&*self.isa, &mut ControlPlane::default())
-            .map_err(|e| JitError::Codegen(format!("{name}: {}", e.inner)))?;
-        let original = code.code_buffer().to_vec();
-        let block_starts = code.bb_starts.clone();
-        let mach_relocs = code.buffer.relocs().to_vec();
-        let stack_maps = code
-            .buffer
-            .user_stack_maps()
-            .iter()
-            .map(|(off, span, map)| StackMapEntry {
-                return_offset: *off,
-                frame_size: *span,
-                slots: map.entries().collect(),
+        let job = Job {
+            id,
+            name,
+            func,
+            kind,
+        };
+        let prepared = prepare(&*self.isa, self.mode, self.reload, &mut self.ctx, job)?;
+        self.install(prepared)
+    }
+
+    /// Like [`Jit::compile`] for every function of `funcs`, generating and rewriting
+    /// their code on several threads (each function's work is independent, and it is most
+    /// of a program's start-up), then defining them in order. The first failing function
+    /// in `funcs`' order is the error.
+    pub fn compile_all(&mut self, funcs: Vec<(FuncId, ir::Function)>) -> Result<(), JitError> {
+        let jobs: Vec<Job> = funcs
+            .into_iter()
+            .map(|(id, func)| Job {
+                id,
+                name: self.name_of(id),
+                func,
+                kind: Kind::Compiled,
             })
             .collect();
-        let srclocs = code
-            .buffer
-            .get_srclocs_sorted()
-            .iter()
-            .filter(|s| !s.loc.is_default())
-            .map(|s| (s.start..s.end, s.loc))
-            .collect();
-        let alignment = code.buffer.alignment as u64;
-        let relocs: Vec<ModuleReloc> = mach_relocs
-            .iter()
-            .map(|r| ModuleReloc::from_mach_reloc(r, &self.ctx.func, id))
-            .collect();
-        let err = |error| JitError::Rewrite {
-            function: name.clone(),
-            error,
-        };
-        let rewrite = if kind != Kind::Compiled {
-            match kind {
-                Kind::Stub => gs_rewrite::verify_stub(&original, &block_starts),
-                _ => gs_rewrite::verify_trampoline(&original, &block_starts),
-            }
-            .map_err(err)?;
-            gs_rewrite::rewrite_none(&original, &block_starts).map_err(err)?
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(jobs.len())
+            .min(MAX_COMPILE_THREADS);
+        let results = if workers <= 1 {
+            jobs.into_iter()
+                .map(|job| prepare(&*self.isa, self.mode, self.reload, &mut self.ctx, job))
+                .collect::<Vec<_>>()
         } else {
-            // The IR passed `check_ir` (in `compile`), so copy value reads are
-            // register-allocator artifacts: count them, do not refuse.
-            gs_rewrite::rewrite_with(&original, &block_starts, self.mode, CopyReads::Count)
-                .inspect_err(|_| {
-                    if std::env::var_os("STMJIT_DEBUG_REWRITE").is_some() {
-                        eprintln!("{}", self.ctx.func.display());
-                    }
-                })
-                .map_err(err)?
+            prepare_in_parallel(&*self.isa, self.mode, self.reload, jobs, workers)
         };
-        // The rewritten bytes go into writable, non-executable memory here.
+        for r in results {
+            self.install(r?)?;
+        }
+        Ok(())
+    }
+
+    /// Hands prepared code to the module (writable, non-executable until
+    /// [`Jit::finalize`]) and keeps its side tables.
+    fn install(&mut self, p: Prepared) -> Result<&CompiledFunction, JitError> {
         self.module
-            .define_function_bytes(id, alignment, &rewrite.code, &relocs)?;
+            .define_function_bytes(p.id, p.alignment, &p.rewrite.code, &p.relocs)?;
         let f = CompiledFunction {
-            name,
-            id,
-            original,
-            rewrite,
-            block_starts,
-            stack_maps,
-            srclocs,
-            is_trampoline: kind == Kind::Trampoline,
+            name: p.name,
+            id: p.id,
+            original: p.original,
+            rewrite: p.rewrite,
+            block_starts: p.block_starts,
+            stack_maps: p.stack_maps,
+            srclocs: p.srclocs,
+            is_trampoline: p.kind == Kind::Trampoline,
         };
-        self.functions.insert(id, f);
-        Ok(&self.functions[&id])
+        self.functions.insert(p.id, f);
+        Ok(&self.functions[&p.id])
     }
 
     /// Apply relocations and make every defined function executable.
@@ -474,4 +459,167 @@ impl Jit {
         }
         out
     }
+}
+
+/// Threads used at most to compile a program's functions.
+const MAX_COMPILE_THREADS: usize = 8;
+
+/// Stack of a compiling thread: Cranelift's passes recurse on deeply nested code.
+const COMPILE_STACK: usize = 256 << 20;
+
+/// A function to generate code for.
+struct Job {
+    id: FuncId,
+    name: String,
+    func: ir::Function,
+    kind: Kind,
+}
+
+/// Everything a function's definition needs, computed without the module: its final
+/// (rewritten) bytes, relocations and side tables.
+struct Prepared {
+    id: FuncId,
+    name: String,
+    kind: Kind,
+    original: Vec<u8>,
+    rewrite: gs_rewrite::Rewritten,
+    block_starts: Vec<u32>,
+    stack_maps: Vec<StackMapEntry>,
+    srclocs: Vec<(std::ops::Range<u32>, ir::SourceLoc)>,
+    alignment: u64,
+    relocs: Vec<ModuleReloc>,
+}
+
+/// Checks a language function's IR (for escapes of the segment base), generates its code,
+/// and rewrites (or, for trampolines and stubs, verifies) its segment accesses. Pure: it
+/// touches neither the module nor another function, so it may run on any thread.
+fn prepare(
+    isa: &dyn cranelift_codegen::isa::TargetIsa,
+    mode: SegmentBase,
+    reload: Option<gs_rewrite::PinnedReload>,
+    ctx: &mut Context,
+    job: Job,
+) -> Result<Prepared, JitError> {
+    let Job {
+        id,
+        name,
+        func,
+        kind,
+    } = job;
+    if kind == Kind::Compiled {
+        gs_rewrite::check_ir_with(&func, reload).map_err(|error| JitError::Rewrite {
+            function: name.clone(),
+            error,
+        })?;
+    }
+    ctx.clear();
+    ctx.func = func;
+    let code = ctx
+        .compile(isa, &mut ControlPlane::default())
+        .map_err(|e| JitError::Codegen(format!("{name}: {}", e.inner)))?;
+    let original = code.code_buffer().to_vec();
+    let block_starts = code.bb_starts.clone();
+    let mach_relocs = code.buffer.relocs().to_vec();
+    let stack_maps = code
+        .buffer
+        .user_stack_maps()
+        .iter()
+        .map(|(off, span, map)| StackMapEntry {
+            return_offset: *off,
+            frame_size: *span,
+            slots: map.entries().collect(),
+        })
+        .collect();
+    let srclocs = code
+        .buffer
+        .get_srclocs_sorted()
+        .iter()
+        .filter(|s| !s.loc.is_default())
+        .map(|s| (s.start..s.end, s.loc))
+        .collect();
+    let alignment = code.buffer.alignment as u64;
+    let relocs: Vec<ModuleReloc> = mach_relocs
+        .iter()
+        .map(|r| ModuleReloc::from_mach_reloc(r, &ctx.func, id))
+        .collect();
+    let err = |error| JitError::Rewrite {
+        function: name.clone(),
+        error,
+    };
+    let rewrite = if kind != Kind::Compiled {
+        match kind {
+            Kind::Stub => gs_rewrite::verify_stub(&original, &block_starts),
+            _ => gs_rewrite::verify_trampoline(&original, &block_starts),
+        }
+        .map_err(err)?;
+        gs_rewrite::rewrite_none(&original, &block_starts).map_err(err)?
+    } else {
+        // The IR passed `check_ir` (in `compile`), so copy value reads are
+        // register-allocator artifacts: count them, do not refuse.
+        gs_rewrite::rewrite_with(&original, &block_starts, mode, CopyReads::Count)
+            .inspect_err(|_| {
+                if std::env::var_os("STMJIT_DEBUG_REWRITE").is_some() {
+                    eprintln!("{}", ctx.func.display());
+                }
+            })
+            .map_err(err)?
+    };
+    Ok(Prepared {
+        id,
+        name,
+        kind,
+        original,
+        rewrite,
+        block_starts,
+        stack_maps,
+        srclocs,
+        alignment,
+        relocs,
+    })
+}
+
+/// [`prepare`] for every job on `workers` threads (each with its own Cranelift context),
+/// the results in the jobs' order.
+fn prepare_in_parallel(
+    isa: &dyn cranelift_codegen::isa::TargetIsa,
+    mode: SegmentBase,
+    reload: Option<gs_rewrite::PinnedReload>,
+    jobs: Vec<Job>,
+    workers: usize,
+) -> Vec<Result<Prepared, JitError>> {
+    let n = jobs.len();
+    let jobs: Vec<std::sync::Mutex<Option<Job>>> = jobs
+        .into_iter()
+        .map(|j| std::sync::Mutex::new(Some(j)))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: Vec<std::sync::Mutex<Option<Result<Prepared, JitError>>>> =
+        (0..n).map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        let work = || {
+            let mut ctx = Context::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let job = jobs[i]
+                    .lock()
+                    .unwrap()
+                    .take()
+                    .expect("each job is taken once");
+                let r = prepare(isa, mode, reload, &mut ctx, job);
+                *done[i].lock().unwrap() = Some(r);
+            }
+        };
+        for _ in 0..workers {
+            std::thread::Builder::new()
+                .stack_size(COMPILE_STACK)
+                .spawn_scoped(scope, work)
+                .expect("start a compiling thread");
+        }
+    });
+    done.into_iter()
+        .map(|d| d.into_inner().unwrap().expect("every job ran"))
+        .collect()
 }

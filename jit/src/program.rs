@@ -558,19 +558,19 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
         }
         compiled.push((id, func));
     }
-    for (id, func) in compiled {
-        if std::env::var_os("STMJIT_VERIFY").is_some() {
-            if let Err(e) = cranelift_codegen::verify_function(&func, jit.isa().as_ref()) {
+    if std::env::var_os("STMJIT_VERIFY").is_some() {
+        for (_, func) in &compiled {
+            if let Err(e) = cranelift_codegen::verify_function(func, jit.isa().as_ref()) {
                 eprintln!(
                     "{}",
-                    cranelift_codegen::print_errors::pretty_verifier_error(&func, None, e)
+                    cranelift_codegen::print_errors::pretty_verifier_error(func, None, e)
                 );
             }
         }
-        if let Err(e) = jit.compile(id, func) {
-            eprintln!("error: JIT: {e}");
-            return 1;
-        }
+    }
+    if let Err(e) = jit.compile_all(compiled) {
+        eprintln!("error: JIT: {e}");
+        return 1;
     }
     // Array entries: (ctx, argv) -> word, and their trampolines.
     let array_sig = jit.signature(&[I64, I64], &[I64]);
