@@ -124,24 +124,14 @@ impl StmThread {
             let site = stm.mem.info(me).site.load(SeqCst);
             let finishing = stm.finishing.load(SeqCst) as usize;
             let type_id = stm.type_id_in(me, obj);
-            if finishing == me && hs & INEVITABLE != 0 {
-                // In the commit phase we never wait; an inevitable holder cannot be doomed.
-                let info = ConflictInfo {
-                    kind: ConflictKind::WriteWrite,
-                    object: obj,
-                    type_id,
-                    winner_site: stm.mem.info(h).site.load(SeqCst),
-                    winner_segment: h as u32,
-                };
-                return Err(self.abort_with(AbortCause::WriteWrite, Some(info)));
-            }
-            let older = ms & INEVITABLE != 0
-                || finishing == me
-                || (hs & INEVITABLE == 0
-                    && finishing != h
-                    && (hs & DOOMED != 0
-                        || stm.segs[me].start_time.load(SeqCst)
-                            < stm.segs[h].start_time.load(SeqCst)));
+            // An inevitable holder cannot be doomed (at most one transaction is inevitable).
+            let older = hs & INEVITABLE == 0
+                && (ms & INEVITABLE != 0
+                    || finishing == me
+                    || (finishing != h
+                        && (hs & DOOMED != 0
+                            || stm.segs[me].start_time.load(SeqCst)
+                                < stm.segs[h].start_time.load(SeqCst))));
             if older {
                 let info = ConflictInfo {
                     kind: ConflictKind::WriteWrite,
@@ -176,7 +166,13 @@ impl StmThread {
                 site,
                 type_id,
             });
-            match stm.config.wait_policy {
+            // In the commit phase we never wait (see the module docs): we yield by aborting.
+            let policy = if finishing == me {
+                WaitPolicy::AbortSelf
+            } else {
+                stm.config.wait_policy
+            };
+            match policy {
                 WaitPolicy::AbortSelf => {
                     // The holder's own barrier site is in its (private) modified list; its
                     // current site is the best we can read safely from here.

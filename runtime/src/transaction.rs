@@ -597,15 +597,7 @@ impl StmThread {
                     return Err(self.abort_now(AbortCause::WriteWrite))
                 }
                 crate::stm::WaitPolicy::Wait => {
-                    stm.enter_safe(me);
-                    crate::safepoint::wait_until(|| {
-                        stm.inevitable.load(SeqCst) == 0 || stm.tx_state(me) & DOOMED != 0
-                    });
-                    stm.enter_running(me);
-                    let st = stm.tx_state(me);
-                    if st & DOOMED != 0 {
-                        return Err(self.abort_now(doom_cause(st)));
-                    }
+                    self.pause_until(|| stm.inevitable.load(SeqCst) == 0)?;
                 }
             }
         }
@@ -643,16 +635,23 @@ impl StmThread {
             {
                 return Ok(());
             }
-            stm.enter_safe(me);
-            crate::safepoint::wait_until(|| {
-                stm.finishing.load(SeqCst) == 0 || stm.tx_state(me) & DOOMED != 0
-            });
-            stm.enter_running(me);
-            let st = stm.tx_state(me);
-            if st & DOOMED != 0 {
-                return Err(self.abort_now(doom_cause(st)));
-            }
+            self.pause_until(|| stm.finishing.load(SeqCst) == 0)?;
         }
+    }
+
+    /// Waits at a safe point (so that commits can proceed meanwhile) until `cond` holds or
+    /// this transaction is doomed; `Err` (after rolling back) if it was doomed.
+    fn pause_until(&mut self, cond: impl Fn() -> bool) -> Result<(), Abort> {
+        let stm = self.stm.clone();
+        let me = self.seg;
+        stm.enter_safe(me);
+        crate::safepoint::wait_until(|| cond() || stm.tx_state(me) & DOOMED != 0);
+        stm.enter_running(me);
+        let st = stm.tx_state(me);
+        if st & DOOMED != 0 {
+            return Err(self.abort_now(doom_cause(st)));
+        }
+        Ok(())
     }
 
     /// Ends the commit phase if this transaction is in it (at commit and abort).
