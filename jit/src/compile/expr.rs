@@ -417,9 +417,7 @@ impl FnCompiler<'_, '_> {
         };
         let both = self.b.ins().band(x, y);
         let bit = self.b.ins().band_imm(both, 1);
-        let fast = self.b.create_block();
-        self.b.ins().brif(bit, fast, &[], slow, &[]);
-        self.follow(fast);
+        self.only_if(bit, slow);
     }
 
     /// Whether `v` is an `iconst` of a tagged int.
@@ -492,9 +490,7 @@ impl FnCompiler<'_, '_> {
                     // compared unsigned) take the slow path, which raises or gives 0 << s.
                     let s = ins.sshr_imm(y, 1);
                     let big = self.b.ins().icmp_imm(IntCC::UnsignedGreaterThan, s, 62);
-                    let shift = self.b.create_block();
-                    self.b.ins().brif(big, slow, &[], shift, &[]);
-                    self.follow(shift);
+                    self.unless(big, slow);
                     let even = self.b.ins().iadd_imm(x, -1);
                     let r = self.b.ins().ishl(even, s);
                     let back = self.b.ins().sshr(r, s);
@@ -506,9 +502,7 @@ impl FnCompiler<'_, '_> {
                     // everything out, as 62 does on 63-bit ints.
                     let s = ins.sshr_imm(y, 1);
                     let neg = self.b.ins().icmp_imm(IntCC::SignedLessThan, s, 0);
-                    let shift = self.b.create_block();
-                    self.b.ins().brif(neg, slow, &[], shift, &[]);
-                    self.follow(shift);
+                    self.unless(neg, slow);
                     let max = self.b.ins().iconst(I64, 62);
                     let s = self.b.ins().umin(s, max);
                     let a = self.b.ins().sshr_imm(x, 1);
@@ -612,9 +606,7 @@ impl FnCompiler<'_, '_> {
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
         let bit = self.b.ins().band_imm(x, 1);
-        let fast = self.b.create_block();
-        self.b.ins().brif(bit, fast, &[], slow, &[]);
-        self.follow(fast);
+        self.only_if(bit, slow);
         match op {
             UnaryOp::Neg => {
                 let two = self.b.ins().iconst(I64, 2);

@@ -147,20 +147,39 @@ impl FnCompiler<'_, '_> {
         {
             return None;
         }
-        let generic = self.b.create_block();
+        Some(self.with_generic(
+            I64,
+            |c, generic| {
+                let f = c.float_tree(e, false, generic);
+                c.box_float(f, e.span)
+            },
+            |c| c.expr(e),
+        ))
+    }
+
+    /// The join of a float tree's fast path (`fast`, given the block to branch to when it
+    /// cannot go on) and its generic code (`generic`, out of line, compiled with
+    /// [`FnCompiler::in_float_generic`] set so that it makes no tree again): the value of
+    /// type `ty` of whichever ran.
+    fn with_generic(
+        &mut self,
+        ty: cranelift_codegen::ir::Type,
+        fast: impl FnOnce(&mut Self, Block) -> Value,
+        generic: impl FnOnce(&mut Self) -> Value,
+    ) -> Value {
+        let generic_block = self.b.create_block();
         let done = self.b.create_block();
-        self.b.append_block_param(done, I64);
-        let f = self.float_tree(e, false, generic);
-        let boxed = self.box_float(f, e.span);
-        self.b.ins().jump(done, &[boxed.into()]);
-        self.b.set_cold_block(generic);
-        self.b.switch_to_block(generic);
+        self.b.append_block_param(done, ty);
+        let v = fast(self, generic_block);
+        self.b.ins().jump(done, &[v.into()]);
+        self.b.set_cold_block(generic_block);
+        self.b.switch_to_block(generic_block);
         self.in_float_generic = true;
-        let w = self.expr(e);
+        let w = generic(self);
         self.in_float_generic = false;
         self.b.ins().jump(done, &[w.into()]);
         self.b.switch_to_block(done);
-        Some(self.b.block_params(done)[0])
+        self.b.block_params(done)[0]
     }
 
     /// The condition `a OP b` (one comparison: `<`, `<=`, `>`, `>=`, `==`, `!=`) of two
@@ -185,9 +204,7 @@ impl FnCompiler<'_, '_> {
             CmpOp::Ne => FloatCC::NotEqual,
             _ => return None,
         };
-        if int_alone(first, second) || int_alone(second, first) {
-            return None;
-        }
+        // (Two int literals make no operation: `tree_ops` sums to 0.)
         if tree_ops(first)? + tree_ops(second)? < 1
             || !(has_local(first) || has_local(second))
             || !(float_likely(first, &self.float_locals)
@@ -195,29 +212,23 @@ impl FnCompiler<'_, '_> {
         {
             return None;
         }
-        let generic = self.b.create_block();
-        let done = self.b.create_block();
-        self.b.append_block_param(done, I8);
-        // A bare int local is not converted here: Python compares a float and an int
-        // exactly, which converting a big int would not. An int literal next to a float
-        // operand is exact (`EXACT_INT`).
-        let x = self.float_tree(first, false, generic);
-        let y = self.float_tree(second, false, generic);
-        let c = self.b.ins().fcmp(cc, x, y);
-        self.b.ins().jump(done, &[c.into()]);
-        self.b.set_cold_block(generic);
-        self.b.switch_to_block(generic);
-        self.in_float_generic = true;
-        let c = self.cond(e);
-        self.in_float_generic = false;
-        self.b.ins().jump(done, &[c.into()]);
-        self.b.switch_to_block(done);
-        Some(self.b.block_params(done)[0])
+        Some(self.with_generic(
+            I8,
+            |c, generic| {
+                // A bare int local is not converted here: Python compares a float and an
+                // int exactly, which converting a big int would not. An int literal next
+                // to a float operand is exact (`EXACT_INT`).
+                let x = c.float_tree(first, false, generic);
+                let y = c.float_tree(second, false, generic);
+                c.b.ins().fcmp(cc, x, y)
+            },
+            |c| c.cond(e),
+        ))
     }
 
     /// The `f64` of the float tree `e` (leaves in source order); branches to `generic` when
     /// a local holds neither a float nor, where `int_ok` (the other operand of its operator
-    /// is surely a float), an int, or when a divisor is zero.
+    /// gives a float: [`gives_float`]), an int, or when a divisor is zero.
     fn float_tree(&mut self, e: &Expr, int_ok: bool, generic: Block) -> Value {
         match &e.kind {
             ExprKind::Float(f) => self.b.ins().f64const(*f),
@@ -258,9 +269,7 @@ impl FnCompiler<'_, '_> {
                     BinOp::Div => {
                         let zero = self.b.ins().f64const(0.0);
                         let is_zero = self.b.ins().fcmp(FloatCC::Equal, y, zero);
-                        let ok = self.b.create_block();
-                        self.b.ins().brif(is_zero, generic, &[], ok, &[]);
-                        self.follow(ok);
+                        self.unless(is_zero, generic);
                         self.b.ins().fdiv(x, y)
                     }
                     _ => unreachable!("float tree operators are + - * /"),

@@ -17,10 +17,7 @@ impl FnCompiler<'_, '_> {
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
         self.b.set_srcloc(SourceLoc::new(super::LOC_LIST_FAST));
-        let is_list = self.has_type(v, self.sh.rt.types.list.0, slow);
-        let b2 = self.b.create_block();
-        self.b.ins().brif(is_list, b2, &[], slow, &[]);
-        self.follow(b2);
+        self.expect_type(v, self.sh.rt.types.list.0, slow);
         self.read_barrier_obj(v);
         let a = self.seg_addr(v);
         let n = self

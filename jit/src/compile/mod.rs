@@ -721,13 +721,32 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.ins().bor(low8, small)
     }
 
+    /// Goes on in a new block, which extends the region ([`FnCompiler::follow`]), when
+    /// `cond` is true; branches to `other` when it is false (a fast path's guard).
+    pub(crate) fn only_if(&mut self, cond: Value, other: Block) {
+        let next = self.b.create_block();
+        self.b.ins().brif(cond, next, &[], other, &[]);
+        self.follow(next);
+    }
+
+    /// [`FnCompiler::only_if`] the other way round: goes on when `cond` is false.
+    pub(crate) fn unless(&mut self, cond: Value, other: Block) {
+        let next = self.b.create_block();
+        self.b.ins().brif(cond, other, &[], next, &[]);
+        self.follow(next);
+    }
+
+    /// Goes on only if `v` is an object of type `type_id`; branches to `other` otherwise.
+    pub(crate) fn expect_type(&mut self, v: Value, type_id: u32, other: Block) {
+        let t = self.has_type(v, type_id, other);
+        self.only_if(t, other);
+    }
+
     /// Branches to `other` unless `v` is a reference, then tests its header's type id against
     /// `type_id` (no read barrier: the type of an object never changes). Returns the test.
     pub(crate) fn has_type(&mut self, v: Value, type_id: u32, other: Block) -> Value {
         let not_ref = self.is_not_ref(v);
-        let is_ref = self.b.create_block();
-        self.b.ins().brif(not_ref, other, &[], is_ref, &[]);
-        self.follow(is_ref);
+        self.unless(not_ref, other);
         let addr = self.seg_addr(v);
         let ty = self.b.ins().load(
             cranelift_codegen::ir::types::I32,

@@ -26,10 +26,7 @@ impl FnCompiler<'_, '_> {
     /// Branches to `slow` unless `o` is an instance; returns its class id. No read barrier:
     /// an instance's class (set when it is created) and a class's id never change.
     fn class_id_of(&mut self, o: Value, slow: Block) -> Value {
-        let is_inst = self.has_type(o, self.sh.rt.types.instance.0, slow);
-        let b2 = self.b.create_block();
-        self.b.ins().brif(is_inst, b2, &[], slow, &[]);
-        self.follow(b2);
+        self.expect_type(o, self.sh.rt.types.instance.0, slow);
         self.class_id_loads(o)
     }
 
@@ -90,10 +87,7 @@ impl FnCompiler<'_, '_> {
     /// `(slots array, segment offset of the slot word)` after the instance's read barrier.
     pub(crate) fn attr_slot(&mut self, o: Value, cache: i64, slow: Block) -> (Value, Value) {
         self.b.set_srcloc(SourceLoc::new(super::LOC_ATTR_FAST));
-        let is_inst = self.has_type(o, self.sh.rt.types.instance.0, slow);
-        let b2 = self.b.create_block();
-        self.b.ins().brif(is_inst, b2, &[], slow, &[]);
-        self.follow(b2);
+        self.expect_type(o, self.sh.rt.types.instance.0, slow);
         // The barrier covers the slots array pointer read below.
         self.read_barrier_obj(o);
         let cid = self.class_id_loads(o);
@@ -216,10 +210,7 @@ impl FnCompiler<'_, '_> {
     ) {
         use crate::rt::calls::{CLASS_SITE_SHIFT, CLASS_SITE_SLOTS};
         let f = self.load_slot(ft);
-        let is_class = self.has_type(f, self.sh.rt.types.class.0, slow);
-        let b2 = self.b.create_block();
-        self.b.ins().brif(is_class, b2, &[], slow, &[]);
-        self.follow(b2);
+        self.expect_type(f, self.sh.rt.types.class.0, slow);
         // No read barrier: a class's id never changes.
         let fa = self.seg_addr(f);
         let cid = self
