@@ -3,7 +3,7 @@
 //! runtime's slow path, card marking for card-marked arrays), plus allocation and the
 //! language objects' operations (str, float, list, dict, instance slots).
 
-use super::{exc, Runtime, R, UNBOUND};
+use super::{exc, Held, Runtime, R, UNBOUND};
 use std::mem::offset_of;
 use stmjit_lang::diag::ErrorKind;
 use stmjit_runtime::ffi::{
@@ -737,15 +737,14 @@ impl Runtime {
         }
         let m = self.mark();
         let rd = self.root(d);
-        let flat: Vec<Word> = items.iter().flat_map(|&(k, v)| [k, v]).collect();
-        let held = self.hold_all(&flat)?;
+        let held = self.hold_pairs(&items)?;
         let entries = self.new_dict_entries(cap)?;
         let re = self.root(entries);
         let index = self.new_array_of(self.types.dict_array, 2 * cap, 0)?;
         let (d, entries) = (self.get(rd), self.get(re));
         let items: Vec<(Word, Word)> = held
-            .chunks(2)
-            .map(|kv| (self.held(kv[0]), self.held(kv[1])))
+            .iter()
+            .map(|&(k, v)| (self.held(k), self.held(v)))
             .collect();
         self.release(m);
         self.wb(d)?;
@@ -755,6 +754,14 @@ impl Runtime {
             self.table_insert(d, k, v, None)?;
         }
         Ok(())
+    }
+
+    /// Holds the `(key, value)` pairs of a dict across allocations (see
+    /// [`Runtime::hold_all`]).
+    pub(crate) fn hold_pairs(&self, pairs: &[(Word, Word)]) -> R<Vec<(Held, Held)>> {
+        let flat: Vec<Word> = pairs.iter().flat_map(|&(k, v)| [k, v]).collect();
+        let held = self.hold_all(&flat)?;
+        Ok(held.chunks(2).map(|kv| (kv[0], kv[1])).collect())
     }
 
     /// Entry `e` of the table, if `e` is below its used count: its key (`None` if deleted)

@@ -124,17 +124,12 @@ impl Runtime {
 
     /// `d.items()`: a new list of `[key, value]` lists.
     fn dict_items_list(&mut self, d: Word) -> R<Word> {
-        let flat: Vec<Word> = self
-            .dict_items(d)
-            .into_iter()
-            .flat_map(|(k, v)| [k, v])
-            .collect();
         let m = self.mark();
-        let held = self.hold_all(&flat)?;
+        let held = self.hold_pairs(&self.dict_items(d))?;
         let out = self.new_list(&[])?;
         let ro = self.root(out);
-        for kv in held.chunks(2) {
-            let pair = self.new_list(&[self.held(kv[0]), self.held(kv[1])])?;
+        for &(k, v) in &held {
+            let pair = self.new_list(&[self.held(k), self.held(v)])?;
             self.list_push(self.get(ro), pair)?;
         }
         let out = self.get(ro);
@@ -144,17 +139,12 @@ impl Runtime {
 
     /// `d.copy()`: a new dict with the same items, in the same order.
     fn dict_copy(&mut self, d: Word) -> R<Word> {
-        let flat: Vec<Word> = self
-            .dict_items(d)
-            .into_iter()
-            .flat_map(|(k, v)| [k, v])
-            .collect();
         let m = self.mark();
-        let held = self.hold_all(&flat)?;
+        let held = self.hold_pairs(&self.dict_items(d))?;
         let copy = self.new_dict()?;
         let rc = self.root(copy);
-        for kv in held.chunks(2) {
-            self.dict_set(self.get(rc), self.held(kv[0]), self.held(kv[1]))?;
+        for &(k, v) in &held {
+            self.dict_set(self.get(rc), self.held(k), self.held(v))?;
         }
         let copy = self.get(rc);
         self.release(m);
