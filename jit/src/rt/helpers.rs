@@ -80,16 +80,6 @@ impl Runtime {
         }
     }
 
-    /// The word of a number result (an int, bool or float value).
-    fn number_word(&mut self, v: &Value) -> Option<R<Word>> {
-        match *v {
-            Value::Int(i) => value::from_int(i).map(Ok),
-            Value::Bool(b) => Some(Ok(if b { value::TRUE } else { value::FALSE })),
-            Value::Float(f) => Some(self.new_float(f)),
-            _ => None,
-        }
-    }
-
     /// An arithmetic operation on numbers, straight from their words: the common slow path
     /// of the JIT's inline int and float arithmetic (floats divided, int overflow, powers,
     /// bools). `None` when an operand is not a number.
@@ -102,10 +92,8 @@ impl Runtime {
         for (slot, &w) in vals.iter_mut().zip(args) {
             *slot = self.number_of(w)?;
         }
-        Some(f(&vals[..args.len()]).and_then(|r| {
-            self.number_word(&r)
-                .unwrap_or_else(|| Err(exc(ErrorKind::TypeError, "internal: non-number result")))
-        }))
+        // A number result converts back without touching the memo.
+        Some(f(&vals[..args.len()]).and_then(|r| self.from_value(&r, &mut Memo::peek())))
     }
 
     /// Runs a value-level operation: converts `args` (the first one may be written back
