@@ -352,17 +352,25 @@ fn default_config_reserves_large_segments() {
     );
 }
 
+/// One committed cell and two transactions begun in that order (the first is the older).
+fn cell_and_two_transactions(
+    policy: WaitPolicy,
+) -> (std::sync::Arc<Stm>, u64, StmThread, StmThread) {
+    let stm = Stm::new(config(2, policy)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let mut first = stm.thread();
+    let mut second = stm.thread();
+    first.begin();
+    second.begin();
+    (stm, c, first, second)
+}
+
 /// A transaction in its commit phase is about to commit: an older writer of the same object
 /// yields to it (here, with `AbortSelf`, by aborting itself) instead of dooming it.
 #[test]
 fn commit_phase_is_not_doomed_by_an_older_writer() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
-    let t = types(&stm);
-    let c = make_cells(&stm, &t, &[1])[0];
-    let mut older = stm.thread();
-    let mut younger = stm.thread();
-    older.begin();
-    younger.begin();
+    let (stm, c, mut older, mut younger) = cell_and_two_transactions(WaitPolicy::AbortSelf);
     younger.enter_commit_phase().unwrap();
     younger.write_u64(c, 8, 2).unwrap();
     assert!(
@@ -378,13 +386,7 @@ fn commit_phase_is_not_doomed_by_an_older_writer() {
 /// commit.
 #[test]
 fn commit_phase_takes_locks_from_older_holders() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
-    let t = types(&stm);
-    let c = make_cells(&stm, &t, &[1])[0];
-    let mut older = stm.thread();
-    let mut younger = stm.thread();
-    older.begin();
-    younger.begin();
+    let (stm, c, mut older, mut younger) = cell_and_two_transactions(WaitPolicy::AbortSelf);
     older.write_u64(c, 8, 3).unwrap();
     younger.enter_commit_phase().unwrap();
     younger.write_u64(c, 8, 2).unwrap();
@@ -402,13 +404,7 @@ fn commit_phase_takes_locks_from_older_holders() {
 /// may itself be waiting to enter the phase): it aborts itself.
 #[test]
 fn commit_phase_yields_to_an_inevitable_holder() {
-    let stm = Stm::new(config(2, WaitPolicy::Wait)).unwrap();
-    let t = types(&stm);
-    let c = make_cells(&stm, &t, &[1])[0];
-    let mut inev = stm.thread();
-    let mut other = stm.thread();
-    inev.begin();
-    other.begin();
+    let (stm, c, mut inev, mut other) = cell_and_two_transactions(WaitPolicy::Wait);
     inev.become_inevitable().unwrap();
     inev.write_u64(c, 8, 5).unwrap();
     other.enter_commit_phase().unwrap();
