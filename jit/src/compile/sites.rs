@@ -155,24 +155,7 @@ impl FnCompiler<'_, '_> {
         let cid = self.class_id_of(recv, slow);
         let word = self.probe_site(cid, cache, slow);
         let fid = self.payload(word);
-        let off = self.b.ins().ishl_imm(fid, 3);
-        let table = self.sh.rt.func_code.as_ptr() as i64;
-        let addr = self.b.ins().iadd_imm(off, table);
-        let code = self.b.ins().load(I64, mf(), addr, 0);
-        let mut vals = vec![self.ctx];
-        for k in 0..n {
-            vals.push(self.load_slot(mark + k));
-        }
-        let mut sig = ir::Signature::new(self.b.func.signature.call_conv);
-        sig.params.extend((0..=n).map(|_| AbiParam::new(I64)));
-        sig.returns.push(AbiParam::new(I64));
-        let sig = self.b.import_signature(sig);
-        // As a direct call of a JIT function: no r15 reload (the callee keeps it right).
-        self.spill_locals();
-        let inst = self.b.ins().call_indirect(sig, code, &vals);
-        let r = self.b.inst_results(inst)[0];
-        self.reload_locals();
-        self.check(r, span);
+        let r = self.call_cached(fid, mark, n, span);
         self.b.ins().jump(done, &[r.into()]);
         self.b.switch_to_block(slow);
         let p = self.slot_addr(mark);
@@ -184,6 +167,32 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(done);
         self.pop_temps(mark);
         self.b.block_params(done)[0]
+    }
+
+    /// Calls program function `fid` (a value: the payload of a site cache entry) directly
+    /// at its code address, with the context and the `n` words of frame slots `first..`,
+    /// and checks its result for an error.
+    fn call_cached(&mut self, fid: Value, first: usize, n: usize, span: Span) -> Value {
+        let off = self.b.ins().ishl_imm(fid, 3);
+        let table = self.sh.rt.func_code.as_ptr() as i64;
+        let addr = self.b.ins().iadd_imm(off, table);
+        let code = self.b.ins().load(I64, mf(), addr, 0);
+        let mut vals = vec![self.ctx];
+        for k in 0..n {
+            vals.push(self.load_slot(first + k));
+        }
+        let mut sig = ir::Signature::new(self.b.func.signature.call_conv);
+        sig.params
+            .extend((0..vals.len()).map(|_| AbiParam::new(I64)));
+        sig.returns.push(AbiParam::new(I64));
+        let sig = self.b.import_signature(sig);
+        // As a direct call of a JIT function: no r15 reload (the callee keeps it right).
+        self.spill_locals();
+        let call = self.b.ins().call_indirect(sig, code, &vals);
+        let r = self.b.inst_results(call)[0];
+        self.reload_locals();
+        self.check(r, span);
+        r
     }
 
     /// The class fast path of a call site `f(args)` (`f` in slot `ft`, the `nargs`
@@ -224,25 +233,7 @@ impl FnCompiler<'_, '_> {
         // The class is no longer needed: its slot roots the instance across `__init__`.
         self.store_slot(ft, inst);
         let fid = self.b.ins().ushr_imm(payload, CLASS_SITE_SHIFT as i64);
-        let off = self.b.ins().ishl_imm(fid, 3);
-        let table = self.sh.rt.func_code.as_ptr() as i64;
-        let addr = self.b.ins().iadd_imm(off, table);
-        let code = self.b.ins().load(I64, mf(), addr, 0);
-        let mut vals = vec![self.ctx];
-        for k in 0..=nargs {
-            vals.push(self.load_slot(ft + k));
-        }
-        let mut sig = ir::Signature::new(self.b.func.signature.call_conv);
-        sig.params
-            .extend((0..vals.len()).map(|_| AbiParam::new(I64)));
-        sig.returns.push(AbiParam::new(I64));
-        let sig = self.b.import_signature(sig);
-        // As a direct call of a JIT function: no r15 reload (the callee keeps it right).
-        self.spill_locals();
-        let call = self.b.ins().call_indirect(sig, code, &vals);
-        let r = self.b.inst_results(call)[0];
-        self.reload_locals();
-        self.check(r, span);
+        let r = self.call_cached(fid, ft, nargs + 1, span);
         let is_none = self
             .b
             .ins()
