@@ -100,6 +100,8 @@ PROGRAMS = {
     "binarytrees": ("6", "13", "15", True, []),
     "richards":    ("4", "80", "300", True, []),
     "mandelbrot":  ("40", "250", "800", True, []),
+    "spectralnorm": ("20", "200", "1000", True, []),
+    "nbody":       ("100", "20000", "200000", True, []),
     "bank":        ("2000", "500000", "2000000", True, ["libitm", "rust-stm"]),
     "wordcount":   ("2000", "300000", "2000000", True, []),
     "dictfill":    ("2000", "300000", "1000000", True, []),
