@@ -95,8 +95,7 @@ pub mod ir_check;
 pub mod isa;
 pub mod module;
 pub mod program;
-pub mod rt;
-pub mod stats;
+pub use stmjit_vm as rt;
 
 pub use gs_rewrite::{RewriteError, SegmentBase};
 pub use module::{CompiledFunction, Jit, JitError, StackMapEntry};

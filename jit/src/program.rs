@@ -361,7 +361,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
             return 1;
         }
     };
-    let types = stmjit_runtime::objects::register(&stm);
+    let types = stmjit_vm::objects::register(&stm);
     let mut th = Box::new(stm.thread());
     th.begin();
     let seg_base = stm.segment_base(th.segment());
@@ -398,7 +398,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
         for fid in 0..nfuncs {
             let o = rt.alloc(
                 types.function,
-                std::mem::size_of::<stmjit_runtime::objects::FunctionObj>() as u64,
+                std::mem::size_of::<stmjit_vm::objects::FunctionObj>() as u64,
             )?;
             rt.st(o, 8, fid as u64);
             fr.push(rt.root(o));
@@ -700,21 +700,13 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     );
     rt::threads::wait_all(&info);
     info.sched.flush();
-    print_stats_if_asked(&driver.rt);
+    rt::stats::print_stats_if_asked(&driver.rt);
     0
 }
 
 /// A number from the environment (a debugging or testing switch), if set and valid.
 fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
     std::env::var(name).ok()?.trim().parse().ok()
-}
-
-/// `--stats`: the report on stderr (see [`stats_report`]).
-pub fn print_stats_if_asked(rt: &Runtime) {
-    if rt.sched.stats.load(Relaxed) {
-        let text = crate::stats::report(rt);
-        let _ = std::io::stderr().lock().write_all(text.as_bytes());
-    }
 }
 
 /// Runs the program in `path` (prints diagnostics itself; returns the exit status).

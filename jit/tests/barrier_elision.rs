@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 use stmjit_jit::rt::Runtime;
-use stmjit_runtime::objects::ARRAY_DATA;
+use stmjit_vm::objects::ARRAY_DATA;
 use stmjit_runtime::value::from_int;
 use stmjit_runtime::{Stm, StmConfig, FLAGS_OFFSET, WRITE_BARRIER_FLAG};
 
@@ -28,7 +28,7 @@ fn fixture() -> Fixture {
         ..StmConfig::default()
     })
     .unwrap();
-    let types = stmjit_runtime::objects::register(&stm);
+    let types = stmjit_vm::objects::register(&stm);
     let mut th = Box::new(stm.thread());
     th.begin();
     let base = stm.segment_base(th.segment());
@@ -86,7 +86,7 @@ fn immutable_objects_are_read_without_read_barrier() {
     assert!(f.marked(l), "list header read must mark");
     let items = f.rt.ld(
         l,
-        std::mem::offset_of!(stmjit_runtime::objects::ListObj, items) as u64,
+        std::mem::offset_of!(stmjit_vm::objects::ListObj, items) as u64,
     );
     assert!(!f.marked(items + ARRAY_DATA));
     assert_eq!(f.rt.list_get(l, 0), from_int(7).unwrap());

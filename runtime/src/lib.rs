@@ -101,7 +101,6 @@ pub mod locks;
 pub mod major;
 pub mod nursery;
 pub mod object;
-pub mod objects;
 pub mod pages;
 pub mod safepoint;
 pub mod segment;

@@ -8,7 +8,7 @@ use cranelift_codegen::ir::{
 use std::mem::offset_of;
 use stmjit_lang::ast::*;
 use stmjit_lang::diag::Span;
-use stmjit_runtime::objects::{ListObj, ARRAY_DATA};
+use stmjit_vm::objects::{ListObj, ARRAY_DATA};
 use stmjit_runtime::value::{FALSE, NONE, TRUE};
 
 /// Whether evaluating `e` can neither call anything nor allocate (so values computed before
@@ -661,7 +661,7 @@ impl FnCompiler<'_, '_> {
             cranelift_codegen::ir::types::F64,
             mf(),
             va,
-            offset_of!(stmjit_runtime::objects::FloatObj, value) as i32,
+            offset_of!(stmjit_vm::objects::FloatObj, value) as i32,
         )
     }
 
@@ -671,7 +671,7 @@ impl FnCompiler<'_, '_> {
     pub(crate) fn box_float(&mut self, f: Value, span: Span) -> Value {
         use stmjit_runtime::SegmentInfo;
         let ty = self.sh.rt.types.float.0 as i64;
-        let size = std::mem::size_of::<stmjit_runtime::objects::FloatObj>() as i64;
+        let size = std::mem::size_of::<stmjit_vm::objects::FloatObj>() as i64;
         self.b.set_srcloc(SourceLoc::new(super::LOC_ALLOC));
         let cur_off =
             (stmjit_runtime::INFO_OFFSET + offset_of!(SegmentInfo, nursery_current) as u64) as i64;
@@ -726,7 +726,7 @@ impl FnCompiler<'_, '_> {
             mf(),
             f,
             va,
-            offset_of!(stmjit_runtime::objects::FloatObj, value) as i32,
+            offset_of!(stmjit_vm::objects::FloatObj, value) as i32,
         );
         obj
     }

@@ -6,7 +6,7 @@ use cranelift_codegen::ir::{types::I64, InstBuilder, SourceLoc, Value};
 use std::mem::offset_of;
 use stmjit_lang::ast::{Builtin, Expr};
 use stmjit_lang::diag::Span;
-use stmjit_runtime::objects::ListObj;
+use stmjit_vm::objects::ListObj;
 
 impl FnCompiler<'_, '_> {
     /// `len(arg)` (the builtin, called by name): a list's length is read inline (after the

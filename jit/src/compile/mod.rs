@@ -752,7 +752,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             cranelift_codegen::ir::types::I32,
             mf(),
             addr,
-            stmjit_runtime::objects::TYPE_ID_OFFSET as i32,
+            stmjit_vm::objects::TYPE_ID_OFFSET as i32,
         );
         self.b.ins().icmp_imm(IntCC::Equal, ty, type_id as i64)
     }
@@ -859,7 +859,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         }
         let site = self.site(span);
         for &l in &marks.written {
-            use stmjit_runtime::objects::InstanceObj;
+            use stmjit_vm::objects::InstanceObj;
             self.b.set_srcloc(SourceLoc::new(LOC_REGION_REPAIR));
             let v = self.b.use_var(self.local_vars[l]);
             let first_new = self.b.func.dfg.num_blocks();

@@ -12,7 +12,7 @@ use cranelift_codegen::ir::{
 use std::mem::offset_of;
 use stmjit_lang::ast::Expr;
 use stmjit_lang::diag::Span;
-use stmjit_runtime::objects::{ArrayObj, ClassObj, InstanceObj, ARRAY_DATA};
+use stmjit_vm::objects::{ArrayObj, ClassObj, InstanceObj, ARRAY_DATA};
 
 impl FnCompiler<'_, '_> {
     /// A new attribute-site cache (filled by the helpers with `class id << 32 | slot`).

@@ -12,7 +12,7 @@ use std::mem::offset_of;
 use stmjit_lang::ast::Builtin;
 use stmjit_lang::builtins_core::{self, arity_message, BuiltinEnv};
 use stmjit_lang::diag::ErrorKind;
-use stmjit_runtime::objects::*;
+use crate::objects::*;
 use stmjit_runtime::value::{self, Word, NONE};
 
 /// Calls the JIT function `fid` with `args` (arity checked here).
@@ -64,9 +64,9 @@ pub(crate) fn call_value(ctx: *mut Ctx, f: Word, args: &[Word]) -> Word {
 
 /// Class payloads of a call site cache: `function id << CLASS_SITE_SHIFT | slot count`
 /// (the count capped at [`CLASS_SITE_SLOTS`]).
-pub(crate) const CLASS_SITE_SHIFT: u32 = 8;
+pub const CLASS_SITE_SHIFT: u32 = 8;
 /// The largest slot count a class call site caches (more: that many, the rest grow later).
-pub(crate) const CLASS_SITE_SLOTS: u64 = (1 << CLASS_SITE_SHIFT) - 1;
+pub const CLASS_SITE_SLOTS: u64 = (1 << CLASS_SITE_SHIFT) - 1;
 
 /// `cls(args)`. With the cache of the calling site (`site`), fills it with the class's
 /// `__init__` when that is a function of the site's arity (see [`stmjit_call_site`]).

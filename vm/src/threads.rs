@@ -15,7 +15,7 @@ use std::mem::offset_of;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use stmjit_lang::diag::{render_runtime, ErrorKind};
-use stmjit_runtime::objects::{OpaqueObj, OPAQUE_THREAD};
+use crate::objects::{OpaqueObj, OPAQUE_THREAD};
 use stmjit_runtime::value::{self, Word, NONE};
 
 /// Slots of a driver's base frame: the pending-spawn list, what the driver keeps, and the
@@ -158,7 +158,7 @@ pub(crate) fn fail(rt: &mut Runtime) -> ! {
         let text = render_runtime(kind, &msg, &rt.trace, &rt.file);
         use std::io::Write;
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
-        crate::program::print_stats_if_asked(rt);
+        crate::stats::print_stats_if_asked(rt);
     }
     std::process::exit(1);
 }

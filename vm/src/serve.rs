@@ -20,7 +20,7 @@ use std::mem::offset_of;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
 use stmjit_lang::diag::{render_runtime, ErrorKind};
-use stmjit_runtime::objects::{ClassObj, InstanceObj};
+use crate::objects::{ClassObj, InstanceObj};
 use stmjit_runtime::value::{self, Word, NONE};
 use stmjit_serve::{Limits, Request, Response, Server, ShutdownHandle};
 

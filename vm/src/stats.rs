@@ -3,8 +3,9 @@
 //! table, which names *both* sides of each conflict by source position: where the winner
 //! wrote, and where the aborted transaction was when it learnt of the abort.
 
-use crate::rt::{Mode, Runtime};
+use crate::{Mode, Runtime};
 use std::fmt::Write;
+use std::io::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Conflict sites listed (the ones that lost the most time).
@@ -59,7 +60,7 @@ pub fn report(rt: &Runtime) -> String {
         "  inevitable transactions: {}",
         sched.inevitable.load(Relaxed)
     );
-    o.push_str(&crate::rt::serve::stats_lines(&rt.info));
+    o.push_str(&crate::serve::stats_lines(&rt.info));
     let _ = writeln!(
         o,
         "  gc: {} minor ({}, longest {}, {} KiB promoted), {} major ({}, longest {}), {} KiB live",
@@ -102,4 +103,12 @@ pub fn report(rt: &Runtime) -> String {
         let _ = writeln!(o, "    ... {} more sites", rows.len() - TOP_SITES);
     }
     o
+}
+
+/// `--stats`: the report on stderr (see [`report`]).
+pub fn print_stats_if_asked(rt: &Runtime) {
+    if rt.sched.stats.load(Relaxed) {
+        let text = report(rt);
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
 }

@@ -1,8 +1,8 @@
 //! Object layouts of the language (issue 5): the `#[repr(C)]` structs that JIT code and the
 //! JIT's runtime helpers address inside a segment, and their registration as runtime types.
 //!
-//! Every field that can hold a language value holds a tagged [`crate::value::Word`]; trace
-//! hooks report only the words that are references ([`crate::value::is_ref`]), so ints and
+//! Every field that can hold a language value holds a tagged [`stmjit_runtime::value::Word`]; trace
+//! hooks report only the words that are references (`stmjit_runtime::value::is_ref`), so ints and
 //! immediates stored in the same slots are never taken for pointers.
 //!
 //! Layout choices (why):
@@ -23,9 +23,9 @@
 //!   per class and shared by its instances (kept by the JIT, which caches it per access site),
 //!   so attribute access is an index, not a hash lookup per access.
 
-use crate::object::{ObjectHeader, TypeId, TypeInfo};
-use crate::stm::Stm;
-use crate::value::{is_ref, Word};
+use stmjit_runtime::object::{ObjectHeader, TypeId, TypeInfo};
+use stmjit_runtime::Stm;
+use stmjit_runtime::value::{is_ref, Word};
 use std::mem::{offset_of, size_of};
 
 /// An immutable string: UTF-8 bytes follow the struct.
@@ -257,7 +257,7 @@ fn trace_range<const FROM: usize, const TO: usize>(obj: *mut u8, visit: &mut dyn
     visit_words(obj, FROM, (TO - FROM) / 8, visit);
 }
 
-fn fixed<T>(name: &'static str, trace: crate::object::TraceFn) -> TypeInfo {
+fn fixed<T>(name: &'static str, trace: stmjit_runtime::object::TraceFn) -> TypeInfo {
     fn size_of_t<T>(_: *const u8) -> usize {
         size_of::<T>()
     }
@@ -271,7 +271,7 @@ fn fixed<T>(name: &'static str, trace: crate::object::TraceFn) -> TypeInfo {
 
 /// Registers every language object type with `stm` and returns their ids.
 pub fn register(stm: &Stm) -> Types {
-    use crate::object::trace_none;
+    use stmjit_runtime::object::trace_none;
     Types {
         str: stm.register_type(TypeInfo {
             name: "str",
@@ -355,4 +355,4 @@ pub fn array_size(cap: u64) -> u64 {
 }
 
 /// A reference's type id field offset, for JIT type tests.
-pub const TYPE_ID_OFFSET: u64 = crate::object::TYPE_ID_OFFSET;
+pub const TYPE_ID_OFFSET: u64 = stmjit_runtime::object::TYPE_ID_OFFSET;

@@ -19,7 +19,7 @@ use stmjit_lang::value::{
     ClassObj as VClass, Dict, DictObj as VDict, InstanceObj as VInst, Key, ListObj as VList,
     LockObj, QueueObj, ThreadObj, Value,
 };
-use stmjit_runtime::objects::*;
+use crate::objects::*;
 use stmjit_runtime::value::{self, is_int, Word, FALSE, NONE, TRUE};
 
 /// Nesting beyond which conversion stops copying (the interpreter's data depth limit is

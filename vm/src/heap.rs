@@ -11,7 +11,7 @@ use stmjit_runtime::ffi::{
 };
 use stmjit_runtime::layout::{SegmentInfo, INFO_OFFSET, MARKER_SHIFT};
 use stmjit_runtime::object::{FLAGS_OFFSET, TYPE_ID_OFFSET, WRITE_BARRIER_FLAG};
-use stmjit_runtime::objects::*;
+use crate::objects::*;
 use stmjit_runtime::value::{self, is_int, is_ref, Word, FALSE, NONE, TRUE};
 
 /// Marks a deleted dict entry's key (never a value).

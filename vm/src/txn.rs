@@ -538,7 +538,7 @@ pub unsafe extern "C" fn stmjit_wb_slow_at(ctx: *mut Ctx, obj: u64) -> u64 {
 }
 
 /// [`stmjit_card_slow_at`] for the `preserve_all` stub of JIT code
-/// ([`crate::module::Jit::define_preserve_all_stub`]): the object and offset come in
+/// (the backend's `Jit::define_preserve_all_stub`): the object and offset come in
 /// `Ctx::barrier_obj` and `Ctx::barrier_off`, the status goes to `Ctx::barrier_status`
 /// (see there why).
 ///
@@ -554,7 +554,7 @@ pub unsafe extern "C" fn stmjit_card_slow_status(ctx: *mut Ctx) {
 }
 
 /// [`stmjit_wb_slow_at`] for the `preserve_all` stub of JIT code
-/// ([`crate::module::Jit::define_preserve_all_stub`]): the object comes in
+/// (the backend's `Jit::define_preserve_all_stub`): the object comes in
 /// `Ctx::barrier_obj`, the status goes to `Ctx::barrier_status` (see there why).
 ///
 /// # Safety

@@ -22,8 +22,10 @@ pub mod dict_overlay;
 pub mod heap;
 pub mod helpers;
 pub mod methods;
+pub mod objects;
 pub mod serve;
 pub mod site_cache;
+pub mod stats;
 pub mod threads;
 pub mod txn;
 
@@ -31,7 +33,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use stmjit_lang::ast::Program;
 use stmjit_lang::diag::{ErrorKind, Span, TraceEntry};
-use stmjit_runtime::objects::Types;
+use crate::objects::Types;
 use stmjit_runtime::transaction::StmThread;
 use stmjit_runtime::value::Word;
 use stmjit_runtime::ShadowStack;
@@ -237,9 +239,9 @@ pub struct ProgramInfo {
     /// Parallel STM or `--gil`.
     pub mode: Mode,
     /// Transactions, threads and output shared by all threads (`txn.rs`, `threads.rs`).
-    pub sched: crate::rt::txn::Scheduler,
+    pub sched: crate::txn::Scheduler,
     /// `serve`'s servers and request figures (`serve.rs`).
-    pub serve: crate::rt::serve::ServeState,
+    pub serve: crate::serve::ServeState,
 }
 
 /// State of one thread of a program run: its transaction handle, its shadow stack, the
@@ -268,7 +270,7 @@ pub struct Runtime {
     /// Output of the running transaction, appended to the program's output at its commit.
     pub out: Vec<u8>,
     /// Per-thread transaction state (abort unwinding, statistics): see `txn.rs`.
-    pub tx: crate::rt::txn::ThreadTx,
+    pub tx: crate::txn::ThreadTx,
     /// The thread's context (null before a driver set it): its current site.
     pub ctx: *mut Ctx,
     /// This thread's copy of the class table (see [`class_table`]).
@@ -332,7 +334,7 @@ impl Runtime {
             globals: 0,
             start: std::time::Instant::now(),
             mode: Mode::Stm,
-            sched: crate::rt::txn::Scheduler::default(),
+            sched: crate::txn::Scheduler::default(),
             serve: Default::default(),
         };
         // SAFETY: as above.
@@ -357,7 +359,7 @@ impl Runtime {
             error: None,
             trace: Vec::new(),
             out: Vec::new(),
-            tx: crate::rt::txn::ThreadTx::default(),
+            tx: crate::txn::ThreadTx::default(),
             ctx: std::ptr::null_mut(),
             class_copy: Default::default(),
             overlay: Default::default(),
@@ -470,7 +472,7 @@ impl Runtime {
         let id = info.names.len() as u32;
         info.names.push(name.to_string());
         info.name_ids.insert(name.to_string(), id);
-        info.name_strs.push(crate::rt::UNBOUND);
+        info.name_strs.push(crate::UNBOUND);
         id
     }
 
