@@ -1,101 +1,11 @@
-//! Cranelift code generation for stmjit, with inline `%gs` barriers.
-//!
-//! This crate is built in stages, one file per stage (like the cranelift-jit
-//! toy demo):
-//! * [`isa`]: the Cranelift target and its settings (pinned r15, cfg info);
-//! * [`module`]: compile one function, rewrite it, define it, finalize; entry
-//!   trampolines; the side tables (stack maps, source locations);
-//! * [`ir_check`]: the refusal of IR where the segment base escapes;
-//! * [`gs_rewrite`]: the verified rewrite of segment accesses into `gs:` form,
-//!   and the machine-level refusals;
-//! * [`disasm`]: `--dump-asm` listings with barrier annotations.
-//!
-//! The language compiler on top of them:
-//! * [`compile`]: AST → Cranelift IR per function (expressions, statements, inline
-//!   fast paths and barriers, shadow-stack frames, error unwinding);
-//! * [`rt`]: the runtime side: the context JIT code receives, object access with
-//!   the same barriers, allocation, errors, and every `extern "C"` helper;
-//! * [`program`]: a whole run: constants, compilation, trampolines,
-//!   `--dump-asm`, the transaction.
-//!
-//! # Architecture of compiled programs (issue 5, part 1)
-//! * **Values** are tagged words (`stmjit_runtime::value`): ints `n << 1 | 1`,
-//!   `None`/`False`/`True` = 0/2/6, references (segment offsets) otherwise;
-//!   floats are boxed. Objects are the `#[repr(C)]` layouts of
-//!   `stmjit_runtime::objects` (str, float, list + card-marked items, dict with
-//!   per-entry cards, instance + shape slots, class, function, ...).
-//! * **Frames and roots**: every JIT function pushes a frame on the thread's
-//!   shadow stack (locals, then temporaries). Locals live in registers and are
-//!   written to their slots around every call that may move objects, then
-//!   reloaded; intermediate values that must survive another evaluation are
-//!   spilled to temporaries. Rust helpers root what they hold across allocations
-//!   in the same shadow stack ([`rt::Runtime::root`]).
-//! * **Errors**: a helper records kind + message and returns [`rt::ERR`]; JIT code
-//!   tests every call result, appends a trace entry for the site and returns
-//!   `ERR` through every frame; the program prints with
-//!   `stmjit_lang::diag::render_runtime` and exits 1. No longjmp, no unwinding
-//!   across the FFI.
-//! * **Barriers** inline: read-marker stores `gs:[ref >> 4] = rv` (element granule
-//!   for card-marked arrays), write-barrier flag tests with the runtime's slow
-//!   paths (card protocol for list items, dict entries and globals), safe-point
-//!   polls at loop back-edges, nursery bump allocation for float results. Helpers
-//!   use the same protocol through the segment's linear address.
-//! * **Transactions**: part 1 runs the whole program as one transaction on one
-//!   segment; `spawn`, `Lock`, `TransactionQueue` run sequentially (see
-//!   [`rt::calls`]). Issue 6 adds boundaries and restart.
-//!
-//! The invariant everything rests on: **r15 == `%gs` base on every entry into
-//! JIT code**, and JIT code never writes r15.
-//!
-//! # How the language compiler uses it
-//! 1. [`Jit::new`] with the segment-base mode (`--segment-base gs|r15`) and the
-//!    runtime helpers JIT code calls (name, address).
-//! 2. Per function: [`Jit::declare`] (signature from [`Jit::signature`]),
-//!    [`Jit::new_function`], fill it with a `FunctionBuilder`, then
-//!    [`Jit::compile`]. Errors are [`JitError`]; a refusal of the `%gs`
-//!    rewrite is [`JitError::Rewrite`] and names the function and instruction.
-//! 3. Per entry point called from Rust: [`Jit::define_entry_trampoline`];
-//!    call it as `extern "C" fn(gs_base, args...) -> ret` with `gs_base` the
-//!    thread's current `%gs` base.
-//! 4. [`Jit::finalize`], then [`Jit::code_ptr`]. `--dump-asm`:
-//!    [`Jit::dump_asm`]. GC stack maps and source locations:
-//!    [`CompiledFunction::stack_maps`] and [`CompiledFunction::srclocs`].
-//!
-//! # IR conventions for segment accesses
-//! * Address a segment byte as `iadd(get_pinned_reg.i64, offset)` with a
-//!   **fresh `get_pinned_reg` for every access**, and use the address only as
-//!   the address of loads/stores/atomics (the IR check refuses anything else).
-//!   The barriers: `store.i8 version, iadd(base, ushr(ref, 4))` (read marker),
-//!   `load.i8 iadd(base, ref) + FLAGS` then `band` and `brif` to the slow path
-//!   (write barrier).
-//! * The offset must be a *register* value for the access to take the `gs:`
-//!   form in place (`[copy + reg + disp]` becomes `gs:[reg + disp]`). A
-//!   constant offset (`[copy + 0x40]`, e.g. the nursery pointer in the
-//!   segment's thread-local area) or a scaled index with a small displacement
-//!   stays in r15 form: correct by the invariant, and shown as `(r15)` in
-//!   `--dump-asm`.
-//! * Only barriers should be *byte-wide* segment accesses: `--dump-asm` marks
-//!   every byte store as the read barrier and every byte load or test (with
-//!   its test and branch) as the write barrier. Mark other sequences
-//!   (allocation, poll) with `FunctionBuilder::set_srcloc` and
-//!   [`disasm::srcloc_annotations`].
-//! * A runtime call may end the transaction and begin the next one in another
-//!   segment (new `%gs` base). After every such call the compiler reloads r15
-//!   from the context (`set_pinned_reg(load ctx+seg_base)`, allowed by
-//!   [`Jit::allow_reload`]); a base value must not live across a call (the IR
-//!   check and the machine pass both refuse it). Rust calls a trampoline with
-//!   the current base.
+//! The compiler of stmjit: a program's AST to Cranelift IR with inline `%gs` barriers
+//! ([`compile`]), and a whole run: constants, compilation, entry trampolines,
+//! `--dump-asm`, the program's first transaction ([`program`]).
 
 #![warn(missing_docs)]
 
 pub mod compile;
-pub mod disasm;
-pub mod gs_rewrite;
-pub mod ir_check;
-pub mod isa;
-pub mod module;
 pub mod program;
-pub use stmjit_vm as rt;
 
-pub use gs_rewrite::{RewriteError, SegmentBase};
-pub use module::{CompiledFunction, Jit, JitError, StackMapEntry};
+pub use stmjit_backend::{disasm, gs_rewrite, Jit, SegmentBase};
+pub use stmjit_vm as rt;

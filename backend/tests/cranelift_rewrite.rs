@@ -10,9 +10,9 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
 use iced_x86::{Decoder, DecoderOptions, Mnemonic, Register};
 use std::sync::atomic::{AtomicU64, Ordering};
-use stmjit_jit::disasm::{self, Syntax};
-use stmjit_jit::gs_rewrite::{AccessKind, SegmentBase};
-use stmjit_jit::Jit;
+use stmjit_backend::disasm::{self, Syntax};
+use stmjit_backend::gs_rewrite::{AccessKind, SegmentBase};
+use stmjit_backend::Jit;
 
 static SLOW_CALLS: AtomicU64 = AtomicU64::new(0);
 
@@ -411,7 +411,7 @@ fn srcloc_tags_mark_allocation_and_poll_sequences() {
         .rewrite
         .accesses
         .iter()
-        .all(|a| a.left == Some(stmjit_jit::gs_rewrite::LeftReason::WouldGrow)));
+        .all(|a| a.left == Some(stmjit_backend::gs_rewrite::LeftReason::WouldGrow)));
     assert!(text.contains("(r15)"), "{text}");
     let alloc = extra
         .iter()
@@ -482,14 +482,14 @@ fn measure_rewrite_cost() {
         let t = Instant::now();
         let mut e = None;
         for _ in 0..n {
-            e = Some(stmjit_jit::module::emit(jit.isa(), func.clone()).unwrap());
+            e = Some(stmjit_backend::module::emit(jit.isa(), func.clone()).unwrap());
         }
         let compile = t.elapsed() / n;
         let e = e.unwrap();
         let t = Instant::now();
         for _ in 0..n {
             std::hint::black_box(
-                stmjit_jit::gs_rewrite::rewrite(&e.bytes, &e.block_starts, SegmentBase::Gs)
+                stmjit_backend::gs_rewrite::rewrite(&e.bytes, &e.block_starts, SegmentBase::Gs)
                     .unwrap(),
             );
         }

@@ -8,9 +8,9 @@ use common::*;
 use cranelift_codegen::ir::{self, types, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{Linkage, Module};
-use stmjit_jit::gs_rewrite::{self, AccessKind, Escape, LeftReason, RewriteError, SegmentBase};
-use stmjit_jit::module::emit;
-use stmjit_jit::{Jit, JitError};
+use stmjit_backend::gs_rewrite::{self, AccessKind, Escape, LeftReason, RewriteError, SegmentBase};
+use stmjit_backend::module::emit;
+use stmjit_backend::{Jit, JitError};
 
 extern "C" fn helper(x: i64) -> i64 {
     x + 1
@@ -53,7 +53,7 @@ fn build(
 fn machine(jit: &Jit, func: ir::Function) -> Result<gs_rewrite::Rewritten, RewriteError> {
     let e = emit(jit.isa(), func).unwrap();
     let r = gs_rewrite::rewrite(&e.bytes, &e.block_starts, SegmentBase::Gs);
-    let listing = stmjit_jit::disasm::listing(
+    let listing = stmjit_backend::disasm::listing(
         &e.bytes,
         0,
         &gs_rewrite::rewrite_none(&e.bytes, &e.block_starts)

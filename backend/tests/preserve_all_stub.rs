@@ -5,8 +5,8 @@
 use cranelift_module::Module;
 use iced_x86::{Decoder, DecoderOptions, InstructionInfoFactory, OpKind, Register};
 use std::collections::BTreeSet;
-use stmjit_jit::gs_rewrite::SegmentBase;
-use stmjit_jit::Jit;
+use stmjit_backend::gs_rewrite::SegmentBase;
+use stmjit_backend::Jit;
 
 extern "C" fn helper(_ctx: u64) {}
 

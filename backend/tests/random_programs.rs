@@ -12,8 +12,8 @@ use cranelift_codegen::ir::{condcodes::IntCC, types, InstBuilder, Value};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_module::{Linkage, Module};
 use proptest::prelude::*;
-use stmjit_jit::gs_rewrite::{LeftReason, SegmentBase};
-use stmjit_jit::Jit;
+use stmjit_backend::gs_rewrite::{LeftReason, SegmentBase};
+use stmjit_backend::Jit;
 
 const NVARS: usize = 4;
 const SEG_SIZE: usize = 1 << 17;
@@ -218,7 +218,7 @@ impl Gen<'_, '_> {
 fn compile(
     prog: &[Stmt],
     mode: SegmentBase,
-) -> (Jit, *const u8, stmjit_jit::gs_rewrite::RewriteStats) {
+) -> (Jit, *const u8, stmjit_backend::gs_rewrite::RewriteStats) {
     let mut jit = Jit::new(mode, &[("helper", helper as *const u8)]).unwrap();
     let sig = jit.signature(&i64s(2), &i64s(1));
     let id = jit.declare("prog", &sig).unwrap();

@@ -4,7 +4,7 @@
 
 use iced_x86::code_asm::*;
 use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter};
-use stmjit_jit::gs_rewrite::{
+use stmjit_backend::gs_rewrite::{
     rewrite, rewrite_with, AccessKind, CopyReads, Escape, LeftReason, RewriteError, Rewritten,
     SegmentBase,
 };
@@ -575,7 +575,7 @@ fn data_after_indirect_jumps_and_trap_stubs_is_skipped() {
 
 #[test]
 fn count_mode_accepts_copy_reads_and_leaves_doubtful_addresses() {
-    use stmjit_jit::gs_rewrite::{rewrite_with, CopyReads};
+    use stmjit_backend::gs_rewrite::{rewrite_with, CopyReads};
     // Regalloc artifacts seen in real output: a dead spill of the copy and a
     // zeroing `xor` whose undefined input was given the copy's register.
     let code = assemble(|a| {
@@ -627,7 +627,7 @@ fn count_mode_accepts_copy_reads_and_leaves_doubtful_addresses() {
 
 #[test]
 fn trampolines_may_only_touch_their_frame() {
-    use stmjit_jit::gs_rewrite::verify_trampoline;
+    use stmjit_backend::gs_rewrite::verify_trampoline;
     let ok = assemble(|a| {
         a.push(rbp)?;
         a.mov(rbp, rsp)?;
@@ -653,7 +653,7 @@ fn trampolines_may_only_touch_their_frame() {
 
 #[test]
 fn preserve_all_stubs_touch_only_their_frame_and_never_r15() {
-    use stmjit_jit::gs_rewrite::verify_stub;
+    use stmjit_backend::gs_rewrite::verify_stub;
     let ok = assemble(|a| {
         a.push(rbp)?;
         a.mov(rbp, rsp)?;

@@ -8,7 +8,7 @@ use iced_x86::code_asm::*;
 use iced_x86::{Decoder, DecoderOptions, Encoder, Formatter, Instruction, IntelFormatter};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
-use stmjit_jit::gs_rewrite::{gs_form, rewrite, LeftReason, SegmentBase};
+use stmjit_backend::gs_rewrite::{gs_form, rewrite, LeftReason, SegmentBase};
 
 /// Every general register except rsp (never an index) and r15 (the base).
 const REGS: [AsmRegister64; 14] = [
