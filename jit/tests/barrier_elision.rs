@@ -11,9 +11,9 @@
 
 use std::sync::Arc;
 use stmjit_jit::rt::Runtime;
-use stmjit_vm::objects::ARRAY_DATA;
 use stmjit_runtime::value::from_int;
 use stmjit_runtime::{Stm, StmConfig, FLAGS_OFFSET, WRITE_BARRIER_FLAG};
+use stmjit_vm::objects::ARRAY_DATA;
 
 struct Fixture {
     stm: Arc<Stm>,

@@ -8,11 +8,11 @@
 use super::helpers::with_rt;
 use super::site_cache::SiteCache;
 use super::{exc, methods, rt_of, ClassInfo, Ctx, Runtime, ERR, R, UNBOUND};
+use crate::objects::*;
 use std::mem::offset_of;
 use stmjit_lang::ast::Builtin;
 use stmjit_lang::builtins_core::{self, arity_message, BuiltinEnv};
 use stmjit_lang::diag::ErrorKind;
-use crate::objects::*;
 use stmjit_runtime::value::{self, Word, NONE};
 
 /// Calls the JIT function `fid` with `args` (arity checked here).

@@ -10,6 +10,7 @@
 //! around; a *deep* one copies contents, for those that look inside them.
 
 use super::{exc, Root, Runtime, R};
+use crate::objects::*;
 use std::collections::HashMap;
 use std::mem::offset_of;
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,6 @@ use stmjit_lang::value::{
     ClassObj as VClass, Dict, DictObj as VDict, InstanceObj as VInst, Key, ListObj as VList,
     LockObj, QueueObj, ThreadObj, Value,
 };
-use crate::objects::*;
 use stmjit_runtime::value::{self, is_int, Word, FALSE, NONE, TRUE};
 
 /// Nesting beyond which conversion stops copying (the interpreter's data depth limit is

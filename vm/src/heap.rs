@@ -4,6 +4,7 @@
 //! language objects' operations (str, float, list, dict, instance slots).
 
 use super::{exc, Held, Runtime, R, UNBOUND};
+use crate::objects::*;
 use std::mem::offset_of;
 use stmjit_lang::diag::ErrorKind;
 use stmjit_runtime::ffi::{
@@ -11,7 +12,6 @@ use stmjit_runtime::ffi::{
 };
 use stmjit_runtime::layout::{SegmentInfo, INFO_OFFSET, MARKER_SHIFT};
 use stmjit_runtime::object::{FLAGS_OFFSET, TYPE_ID_OFFSET, WRITE_BARRIER_FLAG};
-use crate::objects::*;
 use stmjit_runtime::value::{self, is_int, is_ref, Word, FALSE, NONE, TRUE};
 
 /// Marks a deleted dict entry's key (never a value).

@@ -7,12 +7,12 @@
 use super::convert::Memo;
 use super::site_cache::SiteCache;
 use super::{exc, Ctx, Runtime, ERR, R, UNBOUND};
+use crate::objects::*;
 use std::mem::offset_of;
 use stmjit_lang::ast::{BinOp, CmpOp, UnaryOp};
 use stmjit_lang::diag::ErrorKind;
 use stmjit_lang::ops;
 use stmjit_lang::value::{equal, identical, order, Value};
-use crate::objects::*;
 use stmjit_runtime::value::{self, is_int, Word, NONE};
 
 /// Binary operators by the number JIT code passes.

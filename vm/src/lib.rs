@@ -29,11 +29,11 @@ pub mod stats;
 pub mod threads;
 pub mod txn;
 
+use crate::objects::Types;
 use std::collections::HashMap;
 use std::sync::Arc;
 use stmjit_lang::ast::Program;
 use stmjit_lang::diag::{ErrorKind, Span, TraceEntry};
-use crate::objects::Types;
 use stmjit_runtime::transaction::StmThread;
 use stmjit_runtime::value::Word;
 use stmjit_runtime::ShadowStack;

@@ -16,11 +16,11 @@
 
 use super::threads::{commit_for_wait, Driver};
 use super::{rt_of, ClassInfo, Ctx, Mode, ProgramInfo, Runtime, ERR, R, UNBOUND};
+use crate::objects::{ClassObj, InstanceObj};
 use std::mem::offset_of;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
 use stmjit_lang::diag::{render_runtime, ErrorKind};
-use crate::objects::{ClassObj, InstanceObj};
 use stmjit_runtime::value::{self, Word, NONE};
 use stmjit_serve::{Limits, Request, Response, Server, ShutdownHandle};
 

@@ -11,11 +11,11 @@
 
 use super::txn::NO_OPENER;
 use super::{rt_of, Ctx, ProgramInfo, Runtime, ERR};
+use crate::objects::{OpaqueObj, OPAQUE_THREAD};
 use std::mem::offset_of;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use stmjit_lang::diag::{render_runtime, ErrorKind};
-use crate::objects::{OpaqueObj, OPAQUE_THREAD};
 use stmjit_runtime::value::{self, Word, NONE};
 
 /// Slots of a driver's base frame: the pending-spawn list, what the driver keeps, and the

@@ -8,8 +8,8 @@ use cranelift_codegen::ir::{
 use std::mem::offset_of;
 use stmjit_lang::ast::*;
 use stmjit_lang::diag::Span;
-use stmjit_vm::objects::{ListObj, ARRAY_DATA};
 use stmjit_runtime::value::{FALSE, NONE, TRUE};
+use stmjit_vm::objects::{ListObj, ARRAY_DATA};
 
 /// Whether evaluating `e` can neither call anything nor allocate (so values computed before
 /// it need not be spilled).

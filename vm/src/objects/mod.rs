@@ -23,10 +23,10 @@
 //!   per class and shared by its instances (kept by the JIT, which caches it per access site),
 //!   so attribute access is an index, not a hash lookup per access.
 
-use stmjit_runtime::object::{ObjectHeader, TypeId, TypeInfo};
-use stmjit_runtime::Stm;
-use stmjit_runtime::value::{is_ref, Word};
 use std::mem::{offset_of, size_of};
+use stmjit_runtime::object::{ObjectHeader, TypeId, TypeInfo};
+use stmjit_runtime::value::{is_ref, Word};
+use stmjit_runtime::Stm;
 
 /// An immutable string: UTF-8 bytes follow the struct.
 #[repr(C)]
