@@ -101,7 +101,7 @@ fn main() -> ExitCode {
             args,
         } => {
             let status = if interp {
-                stmjit_lang::run_file(&program, args)
+                stmjit_lang::run_file(&program, args, std::process::exit)
             } else {
                 let opts = stmjit_jit::program::Options {
                     segment_base: Some(match segment_base {
@@ -117,6 +117,9 @@ fn main() -> ExitCode {
                     threads: threads.map(usize::from),
                     gil,
                     stats,
+                    // The one place that ends the process from inside a run: a thread in
+                    // which the program failed (see `stmjit_lang::Exit`).
+                    exit: std::process::exit,
                 };
                 stmjit_jit::program::run_file(&program, args, &opts)
             };

@@ -27,7 +27,7 @@ use stmjit_runtime::value::{Word, NONE};
 use stmjit_runtime::{Stm, StmConfig};
 
 /// How to run a program.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// `--segment-base`.
     pub segment_base: Option<SegmentBase>,
@@ -44,6 +44,26 @@ pub struct Options {
     pub gil: bool,
     /// `--stats`: print the transaction and GC figures to stderr at exit.
     pub stats: bool,
+    /// Ends the process when the program fails in a spawned thread (see
+    /// [`stmjit_lang::Exit`]): the binary passes `std::process::exit`.
+    pub exit: stmjit_lang::Exit,
+}
+
+impl Options {
+    /// The defaults (`gs:` segment base, no listing, the CPUs' number of segments, no
+    /// `--gil`, no `--stats`), ending the process with `exit`.
+    pub fn new(exit: stmjit_lang::Exit) -> Options {
+        Options {
+            segment_base: None,
+            dump_asm: None,
+            syntax: Syntax::default(),
+            nursery: None,
+            threads: None,
+            gil: false,
+            stats: false,
+            exit,
+        }
+    }
 }
 
 /// Every helper JIT code calls: name, address, number of i64 parameters, whether it
@@ -376,6 +396,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
             program.clone(),
             file,
             args,
+            opts.exit,
             types,
             th_ptr,
             seg_base,

@@ -36,7 +36,16 @@ fn fixture() -> Fixture {
     let th_ptr: *mut stmjit_runtime::StmThread = &mut *th;
     // SAFETY: th is boxed and kept in the fixture with the runtime, on this thread.
     let rt = Box::new(unsafe {
-        Runtime::new(program, "t.lang", Vec::new(), types, th_ptr, base, 1 << 28)
+        Runtime::new(
+            program,
+            "t.lang",
+            Vec::new(),
+            std::process::exit,
+            types,
+            th_ptr,
+            base,
+            1 << 28,
+        )
     });
     Fixture { stm, th, rt }
 }
@@ -165,7 +174,7 @@ fn hot_sequences(src: &str, label: &str) -> std::collections::HashMap<String, us
     std::fs::write(&file, src).unwrap();
     let opts = stmjit_jit::program::Options {
         dump_asm: Some(Some(asm.clone())),
-        ..Default::default()
+        ..stmjit_jit::program::Options::new(std::process::exit)
     };
     assert_eq!(stmjit_jit::program::run_file(&file, Vec::new(), &opts), 0);
     let text = std::fs::read_to_string(&asm).unwrap();

@@ -84,7 +84,7 @@ fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word], site: Option<&SiteCache>
     }
     let inst = match rt.alloc(rt.types.instance, std::mem::size_of::<InstanceObj>() as u64) {
         Ok(r) => r,
-        Err((k, m)) => return rt.raise(k, m),
+        Err(e) => return rt.unwind(e),
     };
     rt.set(ri, inst);
     // The class field first, while the instance is surely young (no barrier needed).
@@ -100,12 +100,12 @@ fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word], site: Option<&SiteCache>
             Ok(slots) => {
                 // Allocating the slots may have promoted the instance: barrier first.
                 let inst = rt.get(ri);
-                if let Err((k, m)) = rt.wb(inst) {
-                    return rt.raise(k, m);
+                if let Err(e) = rt.wb(inst) {
+                    return rt.unwind(e);
                 }
                 rt.st(inst, offset_of!(InstanceObj, slots) as u64, slots);
             }
-            Err((k, m)) => return rt.raise(k, m),
+            Err(e) => return rt.unwind(e),
         }
     }
     let inst = rt.get(ri);
@@ -138,7 +138,7 @@ fn instantiate_init(
     let (_, cached) = rt.class_view(id, init);
     let found = match rt.class_lookup_from(cls, id, init, cached) {
         Ok(f) => f,
-        Err((k, m)) => return rt.raise(k, m),
+        Err(e) => return rt.unwind(e),
     };
     match found {
         Some(f) if rt.is(f, rt.types.function) => {
@@ -263,8 +263,8 @@ fn run_queue_inline(ctx: *mut Ctx, recv: Word) -> Word {
         let rest = rt.list_items(calls)[1..].to_vec();
         let inner = rt.mark();
         let hc = rt.root(call);
-        if let Err((k, m)) = rt.list_replace(calls, &rest) {
-            break rt.raise(k, m);
+        if let Err(e) = rt.list_replace(calls, &rest) {
+            break rt.unwind(e);
         }
         let call = rt.list_items(rt.get(hc));
         rt.release(inner);

@@ -326,13 +326,13 @@ impl Runtime {
         }
         let v = self.to_value(w, &mut Memo::reading());
         let names = |id: usize| self.program.functions[id].qualname.clone();
-        v.to_str(&names)
+        Ok(v.to_str(&names)?)
     }
 
     /// `repr(w)`.
     pub fn repr(&self, w: Word) -> R<String> {
         let v = self.to_value(w, &mut Memo::reading());
         let names = |id: usize| self.program.functions[id].qualname.clone();
-        v.repr(&names)
+        Ok(v.repr(&names)?)
     }
 }

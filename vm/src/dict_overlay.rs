@@ -40,7 +40,7 @@
 //! while the program runs a single thread.
 
 use super::heap::D_ENTRIES;
-use super::{Mode, Runtime, R};
+use super::{Mode, Runtime, Unwind, R};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -250,7 +250,7 @@ impl Runtime {
         }
         // SAFETY: th is this thread's live handle, in the running transaction.
         if unsafe { (*self.th).enter_commit_phase() }.is_err() {
-            return Err(super::heap::aborted());
+            return Err(Unwind::Aborted);
         }
         let mut dicts: Vec<(usize, Word)> =
             self.overlay.index.drain().map(|(d, i)| (i, d)).collect();

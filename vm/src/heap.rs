@@ -3,7 +3,7 @@
 //! runtime's slow path, card marking for card-marked arrays), plus allocation and the
 //! language objects' operations (str, float, list, dict, instance slots).
 
-use super::{exc, Held, Runtime, R, UNBOUND};
+use super::{exc, Held, Runtime, Unwind, R, UNBOUND};
 use crate::objects::*;
 use std::mem::offset_of;
 use stmjit_lang::diag::ErrorKind;
@@ -80,7 +80,7 @@ impl Runtime {
             self.note_site();
             // SAFETY: th is this thread's handle; %gs points at its segment.
             if unsafe { stmjit_write_barrier_slow(self.th, r) } != STATUS_OK {
-                return Err(aborted());
+                return Err(Unwind::Aborted);
             }
         }
         Ok(())
@@ -100,7 +100,7 @@ impl Runtime {
             self.note_site();
             // SAFETY: th is this thread's handle; %gs points at its segment.
             if unsafe { stmjit_write_card_slow(self.th, r, off) } != STATUS_OK {
-                return Err(aborted());
+                return Err(Unwind::Aborted);
             }
         }
         Ok(())
@@ -150,7 +150,7 @@ impl Runtime {
         // SAFETY: th is this thread's handle, in a transaction on its segment.
         let r = unsafe { stmjit_alloc(self.th, t.0, size) };
         if r == 0 {
-            return Err(aborted());
+            return Err(Unwind::Aborted);
         }
         Ok(r)
     }
@@ -927,10 +927,4 @@ impl Runtime {
             self.ld(w, offset_of!(RangeObj, step) as u64) as i64,
         )
     }
-}
-
-/// The "error" of a rolled-back transaction: [`Runtime::raise`] turns it into abort
-/// unwinding (to the transaction's restart point), never into a user-visible error.
-pub(crate) fn aborted() -> super::Exc {
-    exc(ErrorKind::MemoryError, super::txn::ABORTED)
 }

@@ -6,13 +6,13 @@
 
 use super::convert::Memo;
 use super::site_cache::SiteCache;
-use super::{exc, Ctx, Runtime, ERR, R, UNBOUND};
+use super::{exc, Ctx, Runtime, Unwind, ERR, R, UNBOUND};
 use crate::objects::*;
 use std::mem::offset_of;
 use stmjit_lang::ast::{BinOp, CmpOp, UnaryOp};
 use stmjit_lang::diag::ErrorKind;
 use stmjit_lang::ops;
-use stmjit_lang::value::{equal, identical, order, Value};
+use stmjit_lang::value::{equal, identical, order, OpError, Value};
 use stmjit_runtime::value::{self, is_int, Word, NONE};
 
 /// Binary operators by the number JIT code passes.
@@ -61,7 +61,7 @@ pub(crate) fn with_rt(ctx: *mut Ctx, f: impl FnOnce(&mut Runtime) -> R<Word>) ->
     }
     match r {
         Ok(w) => w,
-        Err((k, m)) => rt.raise(k, m),
+        Err(e) => rt.unwind(e),
     }
 }
 
@@ -86,24 +86,28 @@ impl Runtime {
     fn number_op(
         &mut self,
         args: &[Word],
-        f: impl FnOnce(&[Value]) -> R<Value>,
+        f: impl FnOnce(&[Value]) -> Result<Value, OpError>,
     ) -> Option<R<Word>> {
         let mut vals = [Value::None, Value::None];
         for (slot, &w) in vals.iter_mut().zip(args) {
             *slot = self.number_of(w)?;
         }
         // A number result converts back without touching the memo.
-        Some(f(&vals[..args.len()]).and_then(|r| self.from_value(&r, &mut Memo::peek())))
+        Some(
+            f(&vals[..args.len()])
+                .map_err(Unwind::from)
+                .and_then(|r| self.from_value(&r, &mut Memo::peek())),
+        )
     }
 
-    /// Runs a value-level operation: converts `args` (the first one may be written back
-    /// when `mutates`), applies `f`, converts the result back.
+    /// Runs a value-level operation of the interpreter: converts `args` (the first one may
+    /// be written back when `mutates`), applies `f`, converts the result back.
     pub fn via_values(
         &mut self,
         args: &[Word],
         deep: bool,
         mutates: bool,
-        f: impl FnOnce(&[Value]) -> R<Value>,
+        f: impl FnOnce(&[Value]) -> Result<Value, OpError>,
     ) -> R<Word> {
         // Every word held across allocations is rooted (the args here, the memo's
         // containers in `to_value`), until the end of the operation.
@@ -162,14 +166,14 @@ impl Runtime {
         }
         let mut memo = Memo::reading();
         let (x, y) = (self.to_value(a, &mut memo), self.to_value(b, &mut memo));
-        equal(&x, &y)
+        Ok(equal(&x, &y)?)
     }
 
     /// `a op b` for `<`, `<=`, `>`, `>=`.
     pub fn order(&self, op: CmpOp, a: Word, b: Word) -> R<bool> {
         let mut memo = Memo::reading();
         let (x, y) = (self.to_value(a, &mut memo), self.to_value(b, &mut memo));
-        order(&x, &y, op)
+        Ok(order(&x, &y, op)?)
     }
 
     /// `item in container`.
@@ -193,7 +197,7 @@ impl Runtime {
             self.to_value(container, &mut memo),
             self.to_value(item, &mut memo),
         );
-        ops::contains(&c, &x)
+        Ok(ops::contains(&c, &x)?)
     }
 
     /// What this thread's copy of the class table knows of attribute `name` of class `id`,
@@ -953,7 +957,7 @@ pub unsafe extern "C" fn stmjit_recursion_error(ctx: *mut Ctx) -> Word {
 /// # Safety
 /// As [`stmjit_binop`].
 pub unsafe extern "C" fn stmjit_aborted(ctx: *mut Ctx) -> Word {
-    with_rt(ctx, |_| Err(super::heap::aborted()))
+    with_rt(ctx, |_| Err(Unwind::Aborted))
 }
 
 /// Whether `w` is an error marker (for Rust callers).

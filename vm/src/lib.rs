@@ -19,6 +19,7 @@ pub mod calls;
 pub mod class_table;
 pub mod convert;
 pub mod dict_overlay;
+pub mod error;
 pub mod heap;
 pub mod helpers;
 pub mod methods;
@@ -29,11 +30,13 @@ pub mod stats;
 pub mod threads;
 pub mod txn;
 
-use crate::objects::Types;
 use std::collections::HashMap;
 use std::sync::Arc;
 use stmjit_lang::ast::Program;
 use stmjit_lang::diag::{ErrorKind, Span, TraceEntry};
+
+use crate::objects::Types;
+pub use error::{exc, stmjit_trace, Aborted, Unwind, R};
 use stmjit_runtime::transaction::StmThread;
 use stmjit_runtime::value::Word;
 use stmjit_runtime::ShadowStack;
@@ -197,6 +200,8 @@ pub struct ProgramInfo {
     pub file: String,
     /// `args()`.
     pub args: Vec<String>,
+    /// Ends the process when the program fails in a thread (see [`stmjit_lang::Exit`]).
+    pub exit: stmjit_lang::Exit,
     /// Registered object types.
     pub types: Types,
     /// Bytes of old space the heap may use (in use + one nursery) before a MemoryError.
@@ -293,10 +298,12 @@ impl Runtime {
     ///
     /// # Safety
     /// `th` must be a live handle that outlives the runtime and is used only by this thread.
+    #[allow(clippy::too_many_arguments)]
     pub unsafe fn new(
         program: Arc<Program>,
         file: &str,
         args: Vec<String>,
+        exit: stmjit_lang::Exit,
         types: Types,
         th: *mut StmThread,
         seg_base: u64,
@@ -315,6 +322,7 @@ impl Runtime {
             program,
             file: file.to_string(),
             args,
+            exit,
             types,
             heap_limit,
             stm,
@@ -475,30 +483,6 @@ impl Runtime {
         info.name_strs.push(crate::UNBOUND);
         id
     }
-
-    /// Records an error (the first one wins: later ones come from unwinding code).
-    pub fn raise(&mut self, kind: ErrorKind, msg: impl Into<String>) -> Word {
-        let msg = msg.into();
-        if msg == txn::ABORTED {
-            // Not an error: the transaction was rolled back; unwind to its restart point.
-            if !self.tx.aborting {
-                self.note_ffi_abort();
-            }
-            return ERR;
-        }
-        if self.error.is_none() && !self.tx.aborting {
-            // An error is final only if its transaction commits: make it inevitable first
-            // (if it was doomed meanwhile, this is an abort instead).
-            // SAFETY: th is this thread's live handle.
-            if let Err(a) = unsafe { (*self.th).become_inevitable() } {
-                self.note_abort(a);
-                return ERR;
-            }
-            self.error = Some((kind, msg));
-            self.trace.clear();
-        }
-        ERR
-    }
 }
 
 /// The runtime of the thread whose context JIT code passed to a helper.
@@ -507,42 +491,4 @@ pub(crate) fn rt_of<'a>(ctx: *mut Ctx) -> &'a mut Runtime {
     // reference to the runtime across this one's use (borrows are re-taken after every call
     // into JIT code).
     unsafe { &mut *(*ctx).rt }
-}
-
-/// Error of a helper operation: kind and message.
-pub type Exc = (ErrorKind, String);
-/// Result of helper operations.
-pub type R<T> = Result<T, Exc>;
-
-/// Builds an error.
-pub fn exc(kind: ErrorKind, msg: impl Into<String>) -> Exc {
-    (kind, msg.into())
-}
-
-/// Appends a trace entry for `site`; JIT code calls it when unwinding. Returns [`ERR`], or
-/// [`txn::RESTART`] when the transaction was aborted and the calling frame is its opener
-/// (abort unwinding records no trace, only where the abort was seen, for `--stats`).
-///
-/// # Safety
-/// `ctx` must be the live context of the calling thread.
-pub unsafe extern "C" fn stmjit_trace(ctx: *mut Ctx, site: u64) -> u64 {
-    // SAFETY: ctx and its runtime are live for the whole run (caller's contract).
-    let c = unsafe { &mut *ctx };
-    // SAFETY: as above.
-    let rt = unsafe { &mut *c.rt };
-    if rt.tx.aborting {
-        rt.note_abort_site(site as u32);
-        return if c.txn_depth == c.depth {
-            txn::RESTART
-        } else {
-            ERR
-        };
-    }
-    let s = rt.sites[site as usize].clone();
-    let function = rt.func_names[s.func as usize].clone();
-    rt.trace.push(TraceEntry {
-        span: s.span,
-        function,
-    });
-    ERR
 }

@@ -161,9 +161,9 @@ pub(crate) fn serve(ctx: *mut Ctx, args: &[Word]) -> Word {
     let hh = rt.root(handler);
     let class = match request_class(rt) {
         Ok(c) => c,
-        Err((k, m)) => {
+        Err(e) => {
             rt.release(mark);
-            return rt.raise(k, m);
+            return rt.unwind(e);
         }
     };
     let hc = rt.root(class);
@@ -337,8 +337,8 @@ fn call_handler(ctx: *mut Ctx, sv: &Served, req: &Request) -> Outcome {
     let rt = rt_of(ctx);
     let obj = match new_request(rt, sv, req) {
         Ok(o) => o,
-        Err((k, m)) => {
-            rt.raise(k, m);
+        Err(e) => {
+            rt.unwind(e);
             return Outcome::Raised;
         }
     };

@@ -10,7 +10,7 @@
 //! transactional data; only the "finished" flags live outside the heap.
 
 use super::txn::NO_OPENER;
-use super::{rt_of, Ctx, ProgramInfo, Runtime, ERR};
+use super::{rt_of, Aborted, Ctx, ProgramInfo, Runtime, ERR};
 use crate::objects::{OpaqueObj, OPAQUE_THREAD};
 use std::mem::offset_of;
 use std::sync::atomic::Ordering::Relaxed;
@@ -142,7 +142,8 @@ impl Driver {
 }
 
 /// Prints the pending error of `rt` (its transaction is inevitable: committed first, with
-/// its output) and ends the process with status 1. Only the first failing thread prints.
+/// its output) and ends the process with status 1 (`ProgramInfo::exit`). Only the first
+/// failing thread prints.
 pub(crate) fn fail(rt: &mut Runtime) -> ! {
     let info = rt.info.clone();
     let mut failed = info.sched.failed.lock().unwrap();
@@ -160,7 +161,7 @@ pub(crate) fn fail(rt: &mut Runtime) -> ! {
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
         crate::stats::print_stats_if_asked(rt);
     }
-    std::process::exit(1);
+    (info.exit)(stmjit_lang::EXIT_RUNTIME_ERROR);
 }
 
 /// Starts the OS threads of the Thread objects that the committed transaction spawned
@@ -184,7 +185,7 @@ pub(crate) fn start_pending(rt: &mut Runtime) {
             .spawn(move || thread_main(info, obj));
         if started.is_err() {
             eprintln!("error: MemoryError: cannot start a thread");
-            std::process::exit(1);
+            (rt.info.exit)(stmjit_lang::EXIT_RUNTIME_ERROR);
         }
     }
 }
@@ -216,7 +217,7 @@ fn thread_main(info: Arc<ProgramInfo>, obj: Word) {
             let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
             match rt.list_set(data, T_RESULT, r) {
                 Ok(()) => NONE,
-                Err((k, m)) => rt.raise(k, m),
+                Err(e) => rt.unwind(e),
             }
         },
     );
@@ -270,7 +271,7 @@ pub(crate) fn spawn(rt: &mut Runtime, f: Word, args: &[Word]) -> super::R<Word> 
 
 /// Commits the running transaction (threads it spawned start) before a wait, leaving the
 /// thread outside any transaction. `Err` if the commit aborted (the opener restarts).
-pub(crate) fn commit_for_wait(rt: &mut Runtime, ctx: *mut Ctx) -> Result<(), ()> {
+pub(crate) fn commit_for_wait(rt: &mut Runtime, ctx: *mut Ctx) -> Result<(), Aborted> {
     rt.boundary(ctx)?;
     loop {
         start_pending(rt);
@@ -370,9 +371,9 @@ pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
             break;
         }
         let roots: Vec<_> = items.iter().map(|&w| rt.root(w)).collect();
-        if let Err((k, m)) = rt.list_replace(calls, &[]) {
+        if let Err(e) = rt.list_replace(calls, &[]) {
             rt.release(mark);
-            return rt.raise(k, m);
+            return rt.unwind(e);
         }
         if commit_for_wait(rt, ctx).is_err() {
             rt.release(mark);

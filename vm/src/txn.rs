@@ -10,7 +10,7 @@
 //! slots (every local and temporary: JIT code keeps nothing else live across a poll) are
 //! copied into the thread's restart roots, and the poll's number is its restart point.
 //!
-//! An abort is reported by a runtime call of any frame as an error ([`ABORTED`]); JIT code
+//! An abort is reported by a runtime call of any frame as [`Unwind::Aborted`]; JIT code
 //! unwinds as for an error, without trace entries, until the opener's error path sees
 //! `txn_depth == depth` and jumps to its restart block: the slots are copied back, a new
 //! transaction begins, and execution resumes right after the poll. No longjmp, no Rust frame
@@ -23,7 +23,9 @@
 //! helpers that must commit before waiting (`join`, `TransactionQueue.run`). The thread's
 //! driver (depth 0) is the opener of the first transaction: its restart re-runs the call.
 
-use super::{rt_of, Ctx, Mode, Runtime, ERR};
+#[cfg(doc)]
+use super::Unwind;
+use super::{rt_of, Aborted, Ctx, Mode, Runtime, ERR};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Condvar, Mutex};
@@ -32,8 +34,6 @@ use stmjit_runtime::transaction::Abort;
 use stmjit_runtime::value::{Word, NONE};
 use stmjit_runtime::{SegmentInfo, INFO_OFFSET};
 
-/// The message of the pseudo-error that stands for "the transaction was rolled back".
-pub const ABORTED: &str = "\u{0}transaction aborted";
 /// `Ctx::txn_depth` of a transaction without restart point (inevitable).
 pub const NO_OPENER: u64 = u64::MAX;
 /// Returned by [`super::stmjit_trace`] to the opener's error path: restart, do not unwind.
@@ -227,11 +227,11 @@ impl Runtime {
     /// Commits the running transaction, appending its output to the program's at the commit
     /// point. On an abort (a conflict, or the debug switch) the transaction is rolled back
     /// and `Err` returned, with [`ThreadTx::aborting`] set.
-    pub(crate) fn commit(&mut self) -> Result<(), ()> {
-        if let Err((kind, msg)) = self.apply_dict_overlay() {
-            self.raise(kind, msg);
+    pub(crate) fn commit(&mut self) -> Result<(), Aborted> {
+        if let Err(e) = self.apply_dict_overlay() {
+            self.unwind(e);
             if self.tx.aborting {
-                return Err(());
+                return Err(Aborted);
             }
             // Out of memory while inserting the pending keys: a final error (`raise` made
             // the transaction inevitable); its commit has nothing left to insert.
@@ -249,7 +249,7 @@ impl Runtime {
                 self.sched.injected.fetch_add(1, Relaxed);
                 let a = self.th().abort();
                 self.note_abort(a);
-                return Err(());
+                return Err(Aborted);
             }
         }
         let mut out = std::mem::take(&mut self.out);
@@ -285,7 +285,7 @@ impl Runtime {
             }
             Err(a) => {
                 self.note_abort(a);
-                Err(())
+                Err(Aborted)
             }
         }
     }
@@ -366,7 +366,7 @@ impl Runtime {
     }
 
     /// Commit + begin. Threads spawned by the committed transaction start here.
-    pub(crate) fn boundary(&mut self, ctx: *mut Ctx) -> Result<(), ()> {
+    pub(crate) fn boundary(&mut self, ctx: *mut Ctx) -> Result<(), Aborted> {
         self.commit()?;
         self.begin(ctx);
         super::threads::start_pending(self);
@@ -387,7 +387,7 @@ impl Runtime {
     }
 
     /// Makes the running transaction inevitable, counting it.
-    pub(crate) fn make_inevitable(&mut self) -> Result<(), ()> {
+    pub(crate) fn make_inevitable(&mut self) -> Result<(), Aborted> {
         if self.th().is_inevitable() {
             return Ok(());
         }
@@ -398,7 +398,7 @@ impl Runtime {
             }
             Err(a) => {
                 self.note_abort(a);
-                Err(())
+                Err(Aborted)
             }
         }
     }

@@ -96,6 +96,8 @@ pub struct Shared {
     pub gil: gil::Gil,
     threads: Mutex<Vec<Arc<ThreadObj>>>,
     start: Instant,
+    /// Ends the process when a spawned thread fails (see [`crate::Exit`]).
+    exit: crate::Exit,
 }
 
 impl Shared {
@@ -146,8 +148,9 @@ pub struct Interp {
 
 /// Runs `program` to completion on the current thread (which should have a big stack, see
 /// [`crate::stack::on_big_stack`]) and returns the exit status: 0, or 1 after printing a
-/// runtime error. Waits for spawned threads still running at the end, as Python does.
-pub fn run_program(program: Program, file: &str, args: Vec<String>) -> i32 {
+/// runtime error. Waits for spawned threads still running at the end, as Python does. An
+/// error in a spawned thread ends the process with `exit`.
+pub fn run_program(program: Program, file: &str, args: Vec<String>, exit: crate::Exit) -> i32 {
     let globals = vec![None; program.globals.len()];
     let shared = Arc::new(Shared {
         program: Arc::new(program),
@@ -159,6 +162,7 @@ pub fn run_program(program: Program, file: &str, args: Vec<String>) -> i32 {
         gil: gil::Gil::default(),
         threads: Mutex::new(Vec::new()),
         start: Instant::now(),
+        exit,
     });
     shared.gil.acquire();
     let mut it = Interp::new(shared.clone());

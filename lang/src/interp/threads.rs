@@ -45,13 +45,13 @@ impl Interp {
                     Ok(Ok(v)) => *lock(&t.result) = Some(v),
                     Ok(Err(e)) => {
                         shared.report(&e);
-                        std::process::exit(1);
+                        (shared.exit)(1);
                     }
                     // An interpreter bug: end the process rather than leave the others
                     // waiting forever for the global lock this thread holds.
                     Err(_) => {
                         shared.flush_out();
-                        std::process::exit(101);
+                        (shared.exit)(101);
                     }
                 }
                 shared.gil.release();
