@@ -13,9 +13,10 @@ use crate::compile::{
     LOC_REGION_REPAIR,
 };
 use crate::disasm::{srcloc_annotations, Syntax};
-use crate::rt::{self, calls, helpers, Ctx, Mode, Runtime, UNBOUND};
+use crate::rt::abi::{Effects, Helper};
+use crate::rt::{self, Ctx, Mode, Runtime, UNBOUND};
 use crate::{Jit, SegmentBase};
-use cranelift_codegen::ir::{types::I32, types::I64, InstBuilder};
+use cranelift_codegen::ir::{types::I64, InstBuilder, Type};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
 use std::collections::HashMap;
@@ -66,172 +67,27 @@ impl Options {
     }
 }
 
-/// Every helper JIT code calls: name, address, number of i64 parameters, whether it
-/// returns a u32 status (else an i64 word).
-fn helper_table() -> Vec<(&'static str, *const u8, usize, bool)> {
-    use helpers::*;
-    vec![
-        ("stmjit_trace", rt::stmjit_trace as *const u8, 2, false),
-        ("stmjit_binop", stmjit_binop as *const u8, 4, false),
-        ("stmjit_inplace", stmjit_inplace as *const u8, 4, false),
-        ("stmjit_unary", stmjit_unary as *const u8, 3, false),
-        ("stmjit_compare", stmjit_compare as *const u8, 4, false),
-        ("stmjit_truthy", stmjit_truthy as *const u8, 2, false),
-        ("stmjit_getitem", stmjit_getitem as *const u8, 3, false),
-        ("stmjit_setitem", stmjit_setitem as *const u8, 4, false),
-        ("stmjit_delitem", stmjit_delitem as *const u8, 3, false),
-        ("stmjit_getslice", stmjit_getslice as *const u8, 4, false),
-        ("stmjit_setslice", stmjit_setslice as *const u8, 5, false),
-        (
-            "stmjit_getattr_site",
-            stmjit_getattr_site as *const u8,
-            4,
-            false,
-        ),
-        (
-            "stmjit_setattr_site",
-            stmjit_setattr_site as *const u8,
-            5,
-            false,
-        ),
-        ("stmjit_new_list", stmjit_new_list as *const u8, 3, false),
-        ("stmjit_new_dict", stmjit_new_dict as *const u8, 3, false),
-        ("stmjit_iter", stmjit_iter as *const u8, 2, false),
-        ("stmjit_iter_next", stmjit_iter_next as *const u8, 3, false),
-        ("stmjit_print", stmjit_print as *const u8, 3, false),
-        (
-            "stmjit_name_error",
-            stmjit_name_error as *const u8,
-            2,
-            false,
-        ),
-        (
-            "stmjit_unbound_local",
-            stmjit_unbound_local as *const u8,
-            2,
-            false,
-        ),
-        (
-            "stmjit_recursion_error",
-            stmjit_recursion_error as *const u8,
-            1,
-            false,
-        ),
-        ("stmjit_aborted", stmjit_aborted as *const u8, 1, false),
-        (
-            "stmjit_poll_slow",
-            rt::txn::stmjit_poll_slow as *const u8,
-            3,
-            false,
-        ),
-        (
-            "stmjit_restart",
-            rt::txn::stmjit_restart as *const u8,
-            2,
-            false,
-        ),
-        (
-            "stmjit_return_boundary",
-            rt::txn::stmjit_return_boundary as *const u8,
-            2,
-            false,
-        ),
-        ("stmjit_call", calls::stmjit_call as *const u8, 4, false),
-        (
-            "stmjit_call_site",
-            calls::stmjit_call_site as *const u8,
-            5,
-            false,
-        ),
-        (
-            "stmjit_new_instance",
-            calls::stmjit_new_instance as *const u8,
-            3,
-            false,
-        ),
-        (
-            "stmjit_init_result",
-            calls::stmjit_init_result as *const u8,
-            2,
-            false,
-        ),
-        (
-            "stmjit_builtin",
-            calls::stmjit_builtin as *const u8,
-            4,
-            false,
-        ),
-        (
-            "stmjit_check_method",
-            calls::stmjit_check_method as *const u8,
-            3,
-            false,
-        ),
-        (
-            "stmjit_call_method",
-            calls::stmjit_call_method as *const u8,
-            5,
-            false,
-        ),
-        (
-            "stmjit_make_class",
-            calls::stmjit_make_class as *const u8,
-            4,
-            false,
-        ),
-        (
-            "stmjit_arity_error",
-            calls::stmjit_arity_error as *const u8,
-            3,
-            false,
-        ),
-        (
-            "stmjit_with_lock",
-            calls::stmjit_with_lock as *const u8,
-            2,
-            false,
-        ),
-        (
-            "stmjit_alloc",
-            stmjit_runtime::ffi::stmjit_alloc as *const u8,
-            3,
-            false,
-        ),
-        (
-            "stmjit_write_barrier_slow",
-            stmjit_runtime::ffi::stmjit_write_barrier_slow as *const u8,
-            2,
-            true,
-        ),
-        (
-            "stmjit_write_card_slow",
-            stmjit_runtime::ffi::stmjit_write_card_slow as *const u8,
-            3,
-            true,
-        ),
-    ]
-}
-
-/// The `preserve_all` stubs JIT code calls instead of a SystemV helper (see
-/// [`Jit::define_preserve_all_stub`]): stub name (what the compiler calls), helper name,
-/// address, number of i64 parameters (the context only). Each helper takes its other
-/// arguments from `Ctx::barrier_obj`/`barrier_off` and reports through
-/// `Ctx::barrier_status`.
-fn stub_table() -> Vec<(&'static str, &'static str, *const u8, usize)> {
-    vec![
-        (
-            "wb_slow (preserve_all stub)",
-            "stmjit_wb_slow_status",
-            rt::txn::stmjit_wb_slow_status as *const u8,
-            1,
-        ),
-        (
-            "card_slow (preserve_all stub)",
-            "stmjit_card_slow_status",
-            rt::txn::stmjit_card_slow_status as *const u8,
-            1,
-        ),
-    ]
+/// Declares every helper JIT code calls ([`Helper`]) in `jit`, and defines the
+/// `preserve_all` stubs of those called through one: what JIT code calls for each helper.
+fn declare_helpers(jit: &mut Jit) -> HashMap<Helper, FuncId> {
+    let mut ids = HashMap::new();
+    for &helper in Helper::ALL {
+        let d = helper.decl();
+        let returns: &[Type] = if d.returns_word { &[I64] } else { &[] };
+        let sig = jit.signature(&vec![I64; d.params], returns);
+        let import = jit
+            .module()
+            .declare_function(d.symbol, Linkage::Import, &sig)
+            .expect("declare helper");
+        let id = match d.effects {
+            Effects::PreserveAll { stub } => jit
+                .define_preserve_all_stub(stub, import, d.params)
+                .expect("preserve_all stub"),
+            Effects::MayMove | Effects::NoMove => import,
+        };
+        ids.insert(helper, id);
+    }
+    ids
 }
 
 /// Names that occur in the program text as attributes, methods, class members.
@@ -472,12 +328,9 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
 
     // ----- compile -----
     let mode = opts.segment_base.unwrap_or(SegmentBase::Gs);
-    let table = helper_table();
-    let stubs = stub_table();
-    let symbols: Vec<(&str, *const u8)> = table
+    let symbols: Vec<(&str, *const u8)> = Helper::ALL
         .iter()
-        .map(|&(n, p, _, _)| (n, p))
-        .chain(stubs.iter().map(|&(_, n, p, _)| (n, p)))
+        .map(|h| (h.decl().symbol, h.decl().address))
         .collect();
     let mut jit = match Jit::new(mode, &symbols) {
         Ok(j) => j,
@@ -491,28 +344,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
         ctx_param: 0,
         offset: std::mem::offset_of!(crate::rt::Ctx, seg_base) as i32,
     });
-    let mut helper_ids: HashMap<&'static str, FuncId> = HashMap::new();
-    for &(name, _, n, status) in &table {
-        let params = vec![I64; n];
-        let ret = if status { I32 } else { I64 };
-        let sig = jit.signature(&params, &[ret]);
-        let id = jit
-            .module()
-            .declare_function(name, Linkage::Import, &sig)
-            .expect("declare helper");
-        helper_ids.insert(name, id);
-    }
-    for &(stub, name, _, n) in &stubs {
-        let sig = jit.signature(&vec![I64; n], &[]);
-        let target = jit
-            .module()
-            .declare_function(name, Linkage::Import, &sig)
-            .expect("declare helper");
-        let id = jit
-            .define_preserve_all_stub(stub, target, n)
-            .expect("preserve_all stub");
-        helper_ids.insert(stub, id);
-    }
+    let helper_ids = declare_helpers(&mut jit);
     let mut fids = Vec::new();
     let mut sigs = Vec::new();
     for (i, f) in program.functions.iter().enumerate() {

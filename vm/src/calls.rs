@@ -5,6 +5,7 @@
 //! `server_port` in `serve.rs`; a `Lock` needs no state:
 //! `with lock:` is one transaction (an atomic block), as LANGUAGE.md specifies.
 
+use super::abi::{CLASS_SITE_SHIFT, CLASS_SITE_SLOTS};
 use super::helpers::with_rt;
 use super::site_cache::SiteCache;
 use super::{exc, methods, rt_of, ClassInfo, Ctx, Runtime, ERR, R, UNBOUND};
@@ -61,12 +62,6 @@ pub(crate) fn call_value(ctx: *mut Ctx, f: Word, args: &[Word]) -> Word {
         }
     }
 }
-
-/// Class payloads of a call site cache: `function id << CLASS_SITE_SHIFT | slot count`
-/// (the count capped at [`CLASS_SITE_SLOTS`]).
-pub const CLASS_SITE_SHIFT: u32 = 8;
-/// The largest slot count a class call site caches (more: that many, the rest grow later).
-pub const CLASS_SITE_SLOTS: u64 = (1 << CLASS_SITE_SHIFT) - 1;
 
 /// `cls(args)`. With the cache of the calling site (`site`), fills it with the class's
 /// `__init__` when that is a function of the site's arity (see [`stmjit_call_site`]).
@@ -642,19 +637,6 @@ pub unsafe extern "C" fn stmjit_make_class(
         );
         rt.st(c, offset_of!(ClassObj, attrs) as u64, attrs);
         Ok(c)
-    })
-}
-
-/// Raises the TypeError of a direct call of function `fid` with `n` arguments.
-///
-/// # Safety
-/// As [`stmjit_call`].
-pub unsafe extern "C" fn stmjit_arity_error(ctx: *mut Ctx, fid: u64, n: u64) -> Word {
-    with_rt(ctx, |rt| {
-        Err(exc(
-            ErrorKind::TypeError,
-            arity_message(&rt.program.functions[fid as usize], n as usize),
-        ))
     })
 }
 

@@ -5,7 +5,7 @@
 //! program (an error, with a trace entry per frame: [`stmjit_trace`]) or to the frame that
 //! restarts the transaction (an abort: see `txn.rs`).
 
-use crate::{txn, Ctx, Runtime, ERR};
+use crate::{Ctx, Runtime, ERR, RESTART};
 use stmjit_lang::diag::{ErrorKind, TraceEntry};
 use stmjit_runtime::value::Word;
 
@@ -84,7 +84,7 @@ impl Runtime {
 }
 
 /// Appends a trace entry for `site`; JIT code calls it when unwinding. Returns [`ERR`], or
-/// [`txn::RESTART`] when the transaction was aborted and the calling frame is its opener
+/// [`RESTART`] when the transaction was aborted and the calling frame is its opener
 /// (abort unwinding records no trace, only where the abort was seen, for `--stats`).
 ///
 /// # Safety
@@ -96,11 +96,7 @@ pub unsafe extern "C" fn stmjit_trace(ctx: *mut Ctx, site: u64) -> u64 {
     let rt = unsafe { &mut *c.rt };
     if rt.tx.aborting {
         rt.note_abort_site(site as u32);
-        return if c.txn_depth == c.depth {
-            txn::RESTART
-        } else {
-            ERR
-        };
+        return if c.txn_depth == c.depth { RESTART } else { ERR };
     }
     let s = rt.sites[site as usize].clone();
     let function = rt.func_names[s.func as usize].clone();

@@ -3,7 +3,8 @@
 //! runtime's slow path, card marking for card-marked arrays), plus allocation and the
 //! language objects' operations (str, float, list, dict, instance slots).
 
-use super::{exc, Held, Runtime, Unwind, R, UNBOUND};
+use super::{exc, Held, Runtime, Unwind, R, TOMBSTONE, UNBOUND};
+use crate::abi::young_header;
 use crate::objects::*;
 use std::mem::offset_of;
 use stmjit_lang::diag::ErrorKind;
@@ -13,9 +14,6 @@ use stmjit_runtime::ffi::{
 use stmjit_runtime::layout::{SegmentInfo, INFO_OFFSET, MARKER_SHIFT};
 use stmjit_runtime::object::{FLAGS_OFFSET, TYPE_ID_OFFSET, WRITE_BARRIER_FLAG};
 use stmjit_runtime::value::{self, is_int, is_ref, Word, FALSE, NONE, TRUE};
-
-/// Marks a deleted dict entry's key (never a value).
-pub const TOMBSTONE: Word = 16;
 
 const LIST_LEN: u64 = offset_of!(ListObj, len) as u64;
 const LIST_ITEMS: u64 = offset_of!(ListObj, items) as u64;
@@ -143,7 +141,7 @@ impl Runtime {
         if rounded <= 1024 {
             if let Some(r) = self.bump(rounded) {
                 // SAFETY: the header word of the object just bumped, in our segment.
-                unsafe { *(self.addr(r) as *mut u64) = (t.0 as u64) << 32 };
+                unsafe { *(self.addr(r) as *mut u64) = young_header(t) };
                 return Ok(r);
             }
         }
@@ -175,8 +173,8 @@ impl Runtime {
         };
         // SAFETY: the header words of the two objects just bumped, in our segment.
         unsafe {
-            *(self.addr(r) as *mut u64) = (a.0 .0 as u64) << 32;
-            *(self.addr(r + ra) as *mut u64) = (b.0 .0 as u64) << 32;
+            *(self.addr(r) as *mut u64) = young_header(a.0);
+            *(self.addr(r + ra) as *mut u64) = young_header(b.0);
         }
         Ok(Some((r, r + ra)))
     }

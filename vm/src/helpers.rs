@@ -6,45 +6,15 @@
 
 use super::convert::Memo;
 use super::site_cache::SiteCache;
-use super::{exc, Ctx, Runtime, Unwind, ERR, R, UNBOUND};
+use super::{exc, Ctx, Runtime, Unwind, R, UNBOUND};
+use crate::abi::{BINOPS, CMPOPS, UNOPS};
 use crate::objects::*;
 use std::mem::offset_of;
-use stmjit_lang::ast::{BinOp, CmpOp, UnaryOp};
+use stmjit_lang::ast::{BinOp, CmpOp};
 use stmjit_lang::diag::ErrorKind;
 use stmjit_lang::ops;
 use stmjit_lang::value::{equal, identical, order, OpError, Value};
 use stmjit_runtime::value::{self, is_int, Word, NONE};
-
-/// Binary operators by the number JIT code passes.
-pub const BINOPS: [BinOp; 12] = [
-    BinOp::Add,
-    BinOp::Sub,
-    BinOp::Mul,
-    BinOp::Div,
-    BinOp::FloorDiv,
-    BinOp::Mod,
-    BinOp::Pow,
-    BinOp::Shl,
-    BinOp::Shr,
-    BinOp::BitAnd,
-    BinOp::BitOr,
-    BinOp::BitXor,
-];
-/// Comparison operators by number.
-pub const CMPOPS: [CmpOp; 10] = [
-    CmpOp::Eq,
-    CmpOp::Ne,
-    CmpOp::Lt,
-    CmpOp::Le,
-    CmpOp::Gt,
-    CmpOp::Ge,
-    CmpOp::In,
-    CmpOp::NotIn,
-    CmpOp::Is,
-    CmpOp::IsNot,
-];
-/// Unary operators by number.
-pub const UNOPS: [UnaryOp; 3] = [UnaryOp::Neg, UnaryOp::Pos, UnaryOp::Invert];
 
 /// Runs `f` on the context's runtime; an error is recorded and becomes [`ERR`].
 #[inline]
@@ -770,14 +740,6 @@ pub unsafe extern "C" fn stmjit_setslice(
     })
 }
 
-/// `o.name` (`name` is an interned name id).
-///
-/// # Safety
-/// As [`stmjit_binop`].
-pub unsafe extern "C" fn stmjit_getattr(ctx: *mut Ctx, o: Word, name: u64) -> Word {
-    with_rt(ctx, |rt| rt.getattr(o, name as u32))
-}
-
 /// Fills an attribute-site cache when `o` is an instance whose class shape has `name`.
 fn fill_cache(rt: &mut Runtime, o: Word, name: u32, cache: *const SiteCache) {
     if rt.is(o, rt.types.instance) {
@@ -832,14 +794,6 @@ pub unsafe extern "C" fn stmjit_setattr_site(
         fill_cache(rt, o, name as u32, cache);
         Ok(NONE)
     })
-}
-
-/// `o.name = v`; returns None.
-///
-/// # Safety
-/// As [`stmjit_binop`].
-pub unsafe extern "C" fn stmjit_setattr(ctx: *mut Ctx, o: Word, name: u64, v: Word) -> Word {
-    with_rt(ctx, |rt| rt.setattr(o, name as u32, v).map(|_| NONE))
 }
 
 /// A list of the `n` words at `argv`.
@@ -958,9 +912,4 @@ pub unsafe extern "C" fn stmjit_recursion_error(ctx: *mut Ctx) -> Word {
 /// As [`stmjit_binop`].
 pub unsafe extern "C" fn stmjit_aborted(ctx: *mut Ctx) -> Word {
     with_rt(ctx, |_| Err(Unwind::Aborted))
-}
-
-/// Whether `w` is an error marker (for Rust callers).
-pub fn is_err(w: Word) -> bool {
-    w == ERR
 }

@@ -15,6 +15,7 @@
 //! entry ([`stmjit_trace`], with the position of the failing expression or call in the
 //! current function) and returns `ERR` itself. No longjmp, no panics across the FFI.
 
+pub mod abi;
 pub mod calls;
 pub mod class_table;
 pub mod convert;
@@ -36,83 +37,11 @@ use stmjit_lang::ast::Program;
 use stmjit_lang::diag::{ErrorKind, Span, TraceEntry};
 
 use crate::objects::Types;
+pub use abi::{ArrayEntry, Ctx, ERR, INIT_NAME, MAX_DEPTH, RESTART, TOMBSTONE, UNBOUND};
 pub use error::{exc, stmjit_trace, Aborted, Unwind, R};
 use stmjit_runtime::transaction::StmThread;
 use stmjit_runtime::value::Word;
 use stmjit_runtime::ShadowStack;
-
-/// Name id of `__init__` (interned first, before the program is compiled).
-pub const INIT_NAME: u32 = 0;
-
-/// An unassigned variable or an absent attribute slot (never a value).
-pub const UNBOUND: Word = 8;
-/// "This call raised; unwind" (never a value).
-pub const ERR: Word = 12;
-
-/// Deepest call nesting (the interpreter's limit, counting `<module>`).
-pub const MAX_DEPTH: u64 = stmjit_lang::interp::MAX_CALL_DEPTH as u64;
-
-/// What every JIT function receives as its first argument. JIT code reads and writes the
-/// first fields inline (offsets via `offset_of!`).
-#[repr(C)]
-pub struct Ctx {
-    /// Current call depth (`<module>` = 1 once its prologue ran; the thread's driver is 0).
-    pub depth: u64,
-    /// The thread's shadow stack (`stmjit_runtime::ShadowStack`): JIT prologues push their
-    /// frames on it inline; every word in it is a GC root.
-    pub ss: *mut ShadowStack,
-    /// The STM thread handle (slow paths of barriers, allocation, polls).
-    pub th: *mut StmThread,
-    /// Everything else the helpers need.
-    pub rt: *mut Runtime,
-    /// Depth of the frame whose boundary began the running transaction: the frame that
-    /// restarts it after an abort ([`txn::NO_OPENER`] when it cannot abort: inevitable).
-    /// Returning from that frame is itself a boundary, so the frame is always live.
-    pub txn_depth: u64,
-    /// Which restart point of that frame (its boundary's number in the function).
-    pub restart_point: u64,
-    /// Nesting of `with atomic:` / `with lock:` blocks and queued calls: no boundary while
-    /// it is non-zero.
-    pub atomic_depth: u64,
-    /// Base of the running transaction's segment (the entry trampolines' r15).
-    pub seg_base: u64,
-    /// Trace site of the operation JIT code is doing (set before helper calls and barrier
-    /// slow paths): a conflict found meanwhile names it in `--stats`.
-    pub site: u64,
-    /// Arguments and result of a write-barrier slow path (`txn::stmjit_wb_slow_status`,
-    /// `txn::stmjit_card_slow_status`): JIT code reaches them through `preserve_all` stubs
-    /// taking only the context, so that the call fixes one register (`rdi`) rather than
-    /// one per argument, and a `preserve_all` function returns nothing. JIT code stores
-    /// the object (and the card's offset) here with plain stores before the call and
-    /// reads the status back after it.
-    pub barrier_obj: u64,
-    /// See [`Ctx::barrier_obj`]: the element offset of a card write.
-    pub barrier_off: u64,
-    /// See [`Ctx::barrier_obj`]: the slow path's status (non-zero: aborted).
-    pub barrier_status: u64,
-}
-
-impl Ctx {
-    /// The context of a thread's driver (depth 0, which opens the first transaction).
-    pub(crate) fn new(th: *mut StmThread, rt: *mut Runtime, seg_base: u64) -> Ctx {
-        // SAFETY: th is the live handle of the calling thread (caller's contract).
-        let ss = unsafe { (*th).shadow_stack_ptr() };
-        Ctx {
-            depth: 0,
-            ss,
-            th,
-            rt,
-            txn_depth: 0,
-            restart_point: 0,
-            atomic_depth: 0,
-            seg_base,
-            site: u64::from(u32::MAX),
-            barrier_obj: 0,
-            barrier_off: 0,
-            barrier_status: 0,
-        }
-    }
-}
 
 /// A word kept in the shadow stack by a Rust helper across calls that may move objects
 /// (allocation): read it back with [`Runtime::get`].
@@ -173,10 +102,6 @@ pub struct ClassDef {
     /// Name ids of the class attributes, in order (their values are passed at run time).
     pub attrs: Vec<u32>,
 }
-
-/// The JIT entry of a function taking its arguments from an array:
-/// `(segment base, ctx, argv) -> word`, a trampoline that sets r15.
-pub type ArrayEntry = unsafe extern "C" fn(u64, *mut Ctx, *const u64) -> u64;
 
 /// How transactions run: in parallel on the STM, or one at a time under a global lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

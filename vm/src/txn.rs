@@ -25,7 +25,7 @@
 
 #[cfg(doc)]
 use super::Unwind;
-use super::{rt_of, Aborted, Ctx, Mode, Runtime, ERR};
+use super::{rt_of, Aborted, Ctx, Mode, Runtime, ERR, RESTART};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Condvar, Mutex};
@@ -36,8 +36,6 @@ use stmjit_runtime::{SegmentInfo, INFO_OFFSET};
 
 /// `Ctx::txn_depth` of a transaction without restart point (inevitable).
 pub const NO_OPENER: u64 = u64::MAX;
-/// Returned by [`super::stmjit_trace`] to the opener's error path: restart, do not unwind.
-pub const RESTART: Word = 16;
 
 /// Transaction length (loop back-edges and calls) when none is given: long enough that
 /// the minor collection of each commit does not promote short-lived objects (binary trees

@@ -1,7 +1,9 @@
 //! Expressions.
 
 use super::{mf, FnCompiler, LOC_LIST_FAST};
-use crate::rt::{helpers::BINOPS, helpers::CMPOPS, helpers::UNOPS, Ctx, UNBOUND};
+use crate::rt::abi::Helper;
+use crate::rt::abi::{tagged_int, young_header, BINOPS, CMPOPS, TAGGED_ZERO, UNOPS};
+use crate::rt::{Ctx, UNBOUND};
 use cranelift_codegen::ir::{
     condcodes::FloatCC, condcodes::IntCC, types::I64, types::I8, InstBuilder, SourceLoc, Value,
 };
@@ -20,15 +22,11 @@ pub(crate) fn is_simple(e: &Expr) -> bool {
     ) || matches!(&e.kind, ExprKind::Name(n) if matches!(n.slot, Slot::Local(_)))
 }
 
-fn tag(i: i64) -> i64 {
-    (i << 1) | 1
-}
-
 impl FnCompiler<'_, '_> {
     /// Evaluates `e` into a word.
     pub(crate) fn expr(&mut self, e: &Expr) -> Value {
         match &e.kind {
-            ExprKind::Int(i) => self.b.ins().iconst(I64, tag(*i)),
+            ExprKind::Int(i) => self.b.ins().iconst(I64, tagged_int(*i) as i64),
             ExprKind::Bool(v) => self
                 .b
                 .ins()
@@ -51,7 +49,7 @@ impl FnCompiler<'_, '_> {
                 }
                 let p = self.slot_addr(mark);
                 let n = self.b.ins().iconst(I64, items.len() as i64);
-                let r = self.call_checked("stmjit_new_list", &[self.ctx, p, n], e.span);
+                let r = self.call_checked(Helper::NewList, &[self.ctx, p, n], e.span);
                 self.pop_temps(mark);
                 r
             }
@@ -65,7 +63,7 @@ impl FnCompiler<'_, '_> {
                 }
                 let p = self.slot_addr(mark);
                 let n = self.b.ins().iconst(I64, items.len() as i64);
-                let r = self.call_checked("stmjit_new_dict", &[self.ctx, p, n], e.span);
+                let r = self.call_checked(Helper::NewDict, &[self.ctx, p, n], e.span);
                 self.pop_temps(mark);
                 r
             }
@@ -140,7 +138,7 @@ impl FnCompiler<'_, '_> {
                 let h = self.opt_expr(hi.as_deref());
                 let o = self.load_slot(t0);
                 let l = self.load_slot(t1);
-                let r = self.call_checked("stmjit_getslice", &[self.ctx, o, l, h], e.span);
+                let r = self.call_checked(Helper::GetSlice, &[self.ctx, o, l, h], e.span);
                 self.pop_temps(mark);
                 r
             }
@@ -184,7 +182,7 @@ impl FnCompiler<'_, '_> {
                 self.b.switch_to_block(bad);
                 let nid = self.sh.rt.name_id(&n.name) as i64;
                 let nid = self.b.ins().iconst(I64, nid);
-                let r = self.call("stmjit_unbound_local", &[self.ctx, nid]);
+                let r = self.call(Helper::UnboundLocal, &[self.ctx, nid]);
                 self.check(r, span);
                 self.b.ins().jump(ok, &[]);
                 self.b.switch_to_block(ok);
@@ -205,7 +203,7 @@ impl FnCompiler<'_, '_> {
                 } else {
                     let nid = self.sh.rt.name_id(&n.name) as i64;
                     let nid = self.b.ins().iconst(I64, nid);
-                    let r = self.call("stmjit_name_error", &[self.ctx, nid]);
+                    let r = self.call(Helper::NameError, &[self.ctx, nid]);
                     self.check(r, span);
                     self.b.ins().jump(ok, &[r.into()]);
                 }
@@ -218,7 +216,7 @@ impl FnCompiler<'_, '_> {
                 None => {
                     let nid = self.sh.rt.name_id(&n.name) as i64;
                     let nid = self.b.ins().iconst(I64, nid);
-                    self.call_checked("stmjit_name_error", &[self.ctx, nid], span)
+                    self.call_checked(Helper::NameError, &[self.ctx, nid], span)
                 }
             },
         }
@@ -278,9 +276,9 @@ impl FnCompiler<'_, '_> {
                 self.b.append_block_param(done, I8);
                 let slow = self.b.create_block();
                 self.both_ints(x, y, slow);
-                let zero = self.b.ins().icmp_imm(IntCC::Equal, y, 1);
+                let zero_divisor = self.b.ins().icmp_imm(IntCC::Equal, y, TAGGED_ZERO as i64);
                 let divb = self.b.create_block();
-                self.b.ins().brif(zero, slow, &[], divb, &[]);
+                self.b.ins().brif(zero_divisor, slow, &[], divb, &[]);
                 self.b.switch_to_block(divb);
                 let xa = self.b.ins().sshr_imm(x, 1);
                 let yd = self.b.ins().sshr_imm(y, 1);
@@ -296,10 +294,10 @@ impl FnCompiler<'_, '_> {
                 self.b.switch_to_block(slow);
                 // The generic path: `%` (raises on a zero divisor), then the comparison.
                 let m = self.binop(BinOp::Mod, x, y, first.span, false);
-                let zero = self.b.ins().iconst(I64, 1);
+                let int_zero = self.b.ins().iconst(I64, TAGGED_ZERO as i64);
                 let k = CMPOPS.iter().position(|o| *o == rest[0].0).unwrap() as i64;
                 let k = self.b.ins().iconst(I64, k);
-                let r = self.call_checked("stmjit_compare", &[self.ctx, k, m, zero], e.span);
+                let r = self.call_checked(Helper::Compare, &[self.ctx, k, m, int_zero], e.span);
                 let t = self.b.ins().icmp_imm(IntCC::Equal, r, TRUE as i64);
                 self.b.ins().jump(done, &[t.into()]);
                 self.b.switch_to_block(done);
@@ -338,7 +336,7 @@ impl FnCompiler<'_, '_> {
                 }
                 let k = CMPOPS.iter().position(|o| *o == op).unwrap() as i64;
                 let k = self.b.ins().iconst(I64, k);
-                let r = self.call_checked("stmjit_compare", &[self.ctx, k, x, y], e.span);
+                let r = self.call_checked(Helper::Compare, &[self.ctx, k, x, y], e.span);
                 let t = self.b.ins().icmp_imm(IntCC::Equal, r, TRUE as i64);
                 self.b.ins().jump(done, &[t.into()]);
                 self.b.switch_to_block(done);
@@ -399,7 +397,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[nz.into()]);
         self.b.set_cold_block(obj_block);
         self.b.switch_to_block(obj_block);
-        let r = self.call("stmjit_truthy", &[self.ctx, v]);
+        let r = self.call(Helper::Truthy, &[self.ctx, v]);
         self.b.ins().jump(done, &[r.into()]);
         self.b.switch_to_block(done);
         let r = self.b.block_params(done)[0];
@@ -511,11 +509,11 @@ impl FnCompiler<'_, '_> {
                     (self.b.ins().bor_imm(r, 1), None)
                 }
                 BinOp::FloorDiv | BinOp::Mod => {
-                    // Zero divisor (tagged 1) and the one overflowing quotient take the slow
-                    // path, which raises.
-                    let zero = ins.icmp_imm(IntCC::Equal, y, 1);
+                    // Zero divisor and the one overflowing quotient take the slow path, which
+                    // raises.
+                    let zero_divisor = ins.icmp_imm(IntCC::Equal, y, TAGGED_ZERO as i64);
                     let divb = self.b.create_block();
-                    self.b.ins().brif(zero, slow, &[], divb, &[]);
+                    self.b.ins().brif(zero_divisor, slow, &[], divb, &[]);
                     self.b.switch_to_block(divb);
                     let a = self.b.ins().sshr_imm(x, 1);
                     let d = self.b.ins().sshr_imm(y, 1);
@@ -587,12 +585,12 @@ impl FnCompiler<'_, '_> {
         }
         let k = BINOPS.iter().position(|o| *o == op).unwrap() as i64;
         let k = self.b.ins().iconst(I64, k);
-        let name = if inplace {
-            "stmjit_inplace"
+        let helper = if inplace {
+            Helper::Inplace
         } else {
-            "stmjit_binop"
+            Helper::Binop
         };
-        let r = self.call_checked(name, &[self.ctx, k, x, y], span);
+        let r = self.call_checked(helper, &[self.ctx, k, x, y], span);
         self.repair_region(&marked, span);
         self.b.ins().jump(done, &[r.into()]);
         self.enter_join(done, marked);
@@ -626,7 +624,7 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(slow);
         let k = UNOPS.iter().position(|o| *o == op).unwrap() as i64;
         let k = self.b.ins().iconst(I64, k);
-        let r = self.call_checked("stmjit_unary", &[self.ctx, k, x], span);
+        let r = self.call_checked(Helper::Unary, &[self.ctx, k, x], span);
         self.repair_region(&marked, span);
         self.b.ins().jump(done, &[r.into()]);
         self.enter_join(done, marked);
@@ -694,7 +692,10 @@ impl FnCompiler<'_, '_> {
         let c2 = self.b.ins().iconst(I64, cur_off);
         let ca2 = self.seg_addr(c2);
         self.b.ins().store(mf(), n, ca2, 0);
-        let header = self.b.ins().iconst(I64, ty << 32);
+        let header = self
+            .b
+            .ins()
+            .iconst(I64, young_header(self.sh.rt.types.float) as i64);
         let ha = self.seg_addr(r);
         self.b.ins().store(mf(), header, ha, 0);
         self.b.ins().jump(done, &[r.into()]);
@@ -707,14 +708,14 @@ impl FnCompiler<'_, '_> {
             .load(I64, mf(), self.ctx, offset_of!(Ctx, th) as i32);
         let t = self.b.ins().iconst(I64, ty);
         let sz = self.b.ins().iconst(I64, size);
-        let r2 = self.call("stmjit_alloc", &[th, t, sz]);
+        let r2 = self.call(Helper::Alloc, &[th, t, sz]);
         let zero = self.b.ins().icmp_imm(IntCC::Equal, r2, 0);
         let ok = self.b.create_block();
         let raise = self.b.create_block();
         self.b.ins().brif(zero, raise, &[], ok, &[]);
         self.b.set_cold_block(raise);
         self.b.switch_to_block(raise);
-        let e = self.call("stmjit_aborted", &[self.ctx]);
+        let e = self.call(Helper::Aborted, &[self.ctx]);
         self.check(e, span);
         self.b.ins().jump(ok, &[]);
         self.b.switch_to_block(ok);
@@ -804,7 +805,7 @@ impl FnCompiler<'_, '_> {
         }
         let k = CMPOPS.iter().position(|o| *o == op).unwrap() as i64;
         let k = self.b.ins().iconst(I64, k);
-        let r = self.call_checked("stmjit_compare", &[self.ctx, k, x, y], span);
+        let r = self.call_checked(Helper::Compare, &[self.ctx, k, x, y], span);
         self.repair_region(&marked, span);
         self.b.ins().jump(done, &[r.into()]);
         self.enter_join(done, marked);
@@ -904,7 +905,7 @@ impl FnCompiler<'_, '_> {
         let nid = self.sh.rt.name_id(name) as i64;
         let nid = self.b.ins().iconst(I64, nid);
         let cp = self.b.ins().iconst(I64, cache);
-        let r = self.call_checked("stmjit_getattr_site", &[self.ctx, o, nid, cp], span);
+        let r = self.call_checked(Helper::GetAttrSite, &[self.ctx, o, nid, cp], span);
         self.repair_region(&marked, span);
         self.b.ins().jump(done, &[r.into()]);
         self.enter_join(done, marked);
@@ -929,7 +930,7 @@ impl FnCompiler<'_, '_> {
         let nid = self.sh.rt.name_id(name) as i64;
         let nid = self.b.ins().iconst(I64, nid);
         let cp = self.b.ins().iconst(I64, cache);
-        self.call_checked("stmjit_setattr_site", &[self.ctx, o, nid, v, cp], span);
+        self.call_checked(Helper::SetAttrSite, &[self.ctx, o, nid, v, cp], span);
         self.repair_region(&marked, span);
         self.b.ins().jump(done, &[]);
         self.enter_join(done, marked);
@@ -949,7 +950,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[v.into()]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
-        let r = self.call_checked("stmjit_getitem", &[self.ctx, o, i], span);
+        let r = self.call_checked(Helper::GetItem, &[self.ctx, o, i], span);
         self.repair_region(&marked, span);
         self.b.ins().jump(done, &[r.into()]);
         self.enter_join(done, marked);
@@ -973,7 +974,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
-        self.call_checked("stmjit_setitem", &[self.ctx, o, i, v], span);
+        self.call_checked(Helper::SetItem, &[self.ctx, o, i, v], span);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
     }
@@ -998,11 +999,11 @@ impl FnCompiler<'_, '_> {
                 let p = self.slot_addr(mark);
                 let n = self.b.ins().iconst(I64, args.len() as i64);
                 let r = if b == Builtin::Print {
-                    self.call_checked("stmjit_print", &[self.ctx, p, n], span)
+                    self.call_checked(Helper::Print, &[self.ctx, p, n], span)
                 } else {
                     let k = Builtin::ALL.iter().position(|x| *x == b).unwrap() as i64;
                     let k = self.b.ins().iconst(I64, k);
-                    self.call_checked("stmjit_builtin", &[self.ctx, k, p, n], span)
+                    self.call_checked(Helper::Builtin, &[self.ctx, k, p, n], span)
                 };
                 self.pop_temps(mark);
                 return r;
@@ -1067,9 +1068,9 @@ impl FnCompiler<'_, '_> {
         let r = match class_site {
             Some(cache) => {
                 let cp = self.b.ins().iconst(I64, cache);
-                self.call_checked("stmjit_call_site", &[self.ctx, f, p, n, cp], span)
+                self.call_checked(Helper::CallSite, &[self.ctx, f, p, n, cp], span)
             }
-            None => self.call_checked("stmjit_call", &[self.ctx, f, p, n], span),
+            None => self.call_checked(Helper::Call, &[self.ctx, f, p, n], span),
         };
         self.b.ins().jump(done, &[r.into()]);
         self.b.switch_to_block(done);

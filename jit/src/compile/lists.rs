@@ -2,6 +2,7 @@
 //! a list. Each falls back to its helper for any other type.
 
 use super::{mf, FnCompiler};
+use crate::rt::abi::Helper;
 use cranelift_codegen::ir::{types::I64, InstBuilder, SourceLoc, Value};
 use std::mem::offset_of;
 use stmjit_lang::ast::{Builtin, Expr};
@@ -39,7 +40,7 @@ impl FnCompiler<'_, '_> {
             .position(|x| *x == Builtin::Len)
             .unwrap() as i64;
         let k = self.b.ins().iconst(I64, k);
-        let r = self.call_checked("stmjit_builtin", &[self.ctx, k, p, one], span);
+        let r = self.call_checked(Helper::Builtin, &[self.ctx, k, p, one], span);
         self.pop_temps(mark);
         self.repair_region(&marked, span);
         self.b.ins().jump(done, &[r.into()]);
@@ -61,7 +62,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[x.into()]);
         self.b.switch_to_block(slow);
         let raw = self.b.ins().sshr_imm(i, 1);
-        let x = self.call("stmjit_iter_next", &[self.ctx, it, raw]);
+        let x = self.call(Helper::IterNext, &[self.ctx, it, raw]);
         self.b.ins().jump(done, &[x.into()]);
         self.b.switch_to_block(done);
         self.b.block_params(done)[0]

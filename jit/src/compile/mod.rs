@@ -76,6 +76,7 @@ mod lists;
 mod sites;
 mod stmt;
 
+use crate::rt::abi::{Effects, Helper};
 use crate::rt::{Ctx, ERR, UNBOUND};
 use cranelift_codegen::ir::{
     self, condcodes::IntCC, types::I64, types::I8, Block, FuncRef, InstBuilder, SourceLoc, Value,
@@ -105,8 +106,8 @@ pub const LOC_REGION_REPAIR: u32 = 6;
 pub struct Shared<'a> {
     /// The Cranelift module (helpers and functions declared in it).
     pub module: &'a mut cranelift_jit::JITModule,
-    /// Helper name → its declaration.
-    pub helpers: &'a HashMap<&'static str, FuncId>,
+    /// What JIT code calls for each helper: its import, or its `preserve_all` stub.
+    pub helpers: &'a HashMap<Helper, FuncId>,
     /// Function ids of the program's functions.
     pub funcs: &'a [FuncId],
     /// The runtime (constants are allocated during compilation, inside the transaction).
@@ -143,7 +144,7 @@ const TRAP_UNREACHABLE: u8 = 1;
 pub struct FnCompiler<'a, 'b> {
     pub(crate) b: FunctionBuilder<'b>,
     pub(crate) sh: &'b mut Shared<'a>,
-    refs: HashMap<&'static str, FuncRef>,
+    refs: HashMap<Helper, FuncRef>,
     direct: HashMap<usize, FuncRef>,
     pub(crate) ctx: Value,
     pub(crate) frame_var: Variable,
@@ -296,13 +297,13 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         c.b.set_cold_block(boundary);
         c.b.switch_to_block(boundary);
         // No spill: the locals are dead, and a restart restores the slots.
-        let f = c.helper("stmjit_return_boundary");
+        let f = c.helper(Helper::ReturnBoundary);
         let inst = c.b.ins().call(f, &[c.ctx, rv]);
         let r = c.b.inst_results(inst)[0];
         c.reload_segment_base();
         let restart =
             c.b.ins()
-                .icmp_imm(IntCC::Equal, r, crate::rt::txn::RESTART as i64);
+                .icmp_imm(IntCC::Equal, r, crate::rt::RESTART as i64);
         let dispatch = c.dispatch_block();
         c.b.ins().brif(restart, dispatch, &[], pop, &[r.into()]);
         c.b.switch_to_block(pop);
@@ -333,7 +334,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         c.b.ins().brif(too_deep, deep_block, &[], ok_block, &[]);
         c.b.set_cold_block(deep_block);
         c.b.switch_to_block(deep_block);
-        let r = c.call("stmjit_recursion_error", &[c.ctx]);
+        let r = c.call(Helper::RecursionError, &[c.ctx]);
         c.b.ins().return_(&[r]);
         c.b.switch_to_block(ok_block);
         let ss = c.b.ins().load(I64, mf(), c.ctx, offset_of!(Ctx, ss) as i32);
@@ -352,7 +353,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         c.b.ins().brif(over, over_block, &[], push_block, &[]);
         c.b.set_cold_block(over_block);
         c.b.switch_to_block(over_block);
-        let r = c.call("stmjit_recursion_error", &[c.ctx]);
+        let r = c.call(Helper::RecursionError, &[c.ctx]);
         c.b.ins().return_(&[r]);
         c.b.switch_to_block(push_block);
         let d1 = c.b.ins().iadd_imm(depth, 1);
@@ -411,14 +412,14 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.switch_to_block(blk);
     }
 
-    /// A reference to helper `name` in this function.
-    pub(crate) fn helper(&mut self, name: &'static str) -> FuncRef {
-        if let Some(&r) = self.refs.get(name) {
+    /// A reference to `helper` in this function.
+    pub(crate) fn helper(&mut self, helper: Helper) -> FuncRef {
+        if let Some(&r) = self.refs.get(&helper) {
             return r;
         }
-        let id = self.sh.helpers[name];
+        let id = self.sh.helpers[&helper];
         let r = self.sh.module.declare_func_in_func(id, self.b.func);
-        self.refs.insert(name, r);
+        self.refs.insert(helper, r);
         r
     }
 
@@ -436,24 +437,14 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         r
     }
 
-    /// Calls helper `name` and returns its result.
-    pub(crate) fn call(&mut self, name: &'static str, args: &[Value]) -> Value {
-        let f = self.helper(name);
-        // Helpers that neither allocate nor call back into JIT code (or only raise and
-        // unwind) need no spill of the locals.
-        const NO_MOVE: &[&str] = &[
-            "stmjit_truthy",
-            "stmjit_iter_next",
-            "stmjit_trace",
-            "stmjit_name_error",
-            "stmjit_unbound_local",
-            "stmjit_recursion_error",
-            "stmjit_aborted",
-            "stmjit_arity_error",
-        ];
-        // Any call may end the transaction (issue 6) or move objects: the region ends.
+    /// Calls `helper` and returns its result. Around a helper that may move objects or end
+    /// the transaction ([`Effects::MayMove`]) the locals are written to their slots and read
+    /// back, with the segment base.
+    pub(crate) fn call(&mut self, helper: Helper, args: &[Value]) -> Value {
+        let f = self.helper(helper);
+        // Any call may end the transaction or move objects: the region ends.
         self.region.marks.clear();
-        let spill = !NO_MOVE.contains(&name);
+        let spill = helper.decl().effects == Effects::MayMove;
         if spill {
             self.spill_locals();
         }
@@ -483,7 +474,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
     /// The stub returns to `done` in the same transaction (it makes no boundary), with
     /// nothing moved: whether the region goes on at `done` is the caller's choice (see
     /// "Barrier elision" in the module docs), so the region is left as it was.
-    fn barrier_slow_path(&mut self, stub: &'static str, args: &[Value], site: i64, done: Block) {
+    fn barrier_slow_path(&mut self, stub: Helper, args: &[Value], site: i64, done: Block) {
         let f = self.helper(stub);
         // Absolute call: cranelift-jit may place the stub more than 2 GiB away.
         self.b.func.dfg.ext_funcs[f].colocated = false;
@@ -504,7 +495,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.ins().brif(aborted, raise, &[], done, &[]);
         self.b.set_cold_block(raise);
         self.b.switch_to_block(raise);
-        let r = self.call("stmjit_aborted", &[self.ctx]);
+        let r = self.call(Helper::Aborted, &[self.ctx]);
         self.check_site(r, site);
         self.b
             .ins()
@@ -568,7 +559,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             .b
             .create_jump_table(ir::JumpTableData::new(calls[0], &calls));
         self.b.ins().br_table(id32, jt);
-        let restart = self.helper("stmjit_restart");
+        let restart = self.helper(Helper::Restart);
         for (&blk, &target) in blocks.iter().zip(&targets) {
             self.b.set_cold_block(blk);
             self.b.switch_to_block(blk);
@@ -626,11 +617,11 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.set_cold_block(err);
         self.b.switch_to_block(err);
         let s = self.b.ins().iconst(I64, site);
-        let e = self.call("stmjit_trace", &[self.ctx, s]);
+        let e = self.call(Helper::Trace, &[self.ctx, s]);
         let restart = self
             .b
             .ins()
-            .icmp_imm(IntCC::Equal, e, crate::rt::txn::RESTART as i64);
+            .icmp_imm(IntCC::Equal, e, crate::rt::RESTART as i64);
         let dispatch = self.dispatch_block();
         let unwind = self.b.create_block();
         self.b.ins().brif(restart, dispatch, &[], unwind, &[]);
@@ -641,11 +632,11 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.switch_to_block(ok);
     }
 
-    /// Calls helper `name`, checks for an error at `span`, returns the result.
-    pub(crate) fn call_checked(&mut self, name: &'static str, args: &[Value], span: Span) -> Value {
+    /// Calls `helper`, checks for an error at `span`, returns the result.
+    pub(crate) fn call_checked(&mut self, helper: Helper, args: &[Value], span: Span) -> Value {
         let site = self.site(span);
         self.set_site(site);
-        let r = self.call(name, args);
+        let r = self.call(helper, args);
         self.check_site(r, site);
         r
     }
@@ -929,7 +920,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.switch_to_block(slow);
         let site = self.site(span);
         self.set_site(site);
-        self.barrier_slow_path("card_slow (preserve_all stub)", &[obj, off], site, done);
+        self.barrier_slow_path(Helper::CardBarrierSlow, &[obj, off], site, done);
         self.b.switch_to_block(done);
         self.b.set_srcloc(SourceLoc::default());
     }
@@ -976,7 +967,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
         self.set_site(site);
-        self.barrier_slow_path("wb_slow (preserve_all stub)", &[obj], site, done);
+        self.barrier_slow_path(Helper::WriteBarrierSlow, &[obj], site, done);
     }
 
     /// Safe-point poll at a loop back-edge, continuing in a new block.
@@ -1028,7 +1019,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.set_srcloc(SourceLoc::default());
         let frame = self.frame();
         let p = self.b.ins().iconst(I64, point);
-        self.call_checked("stmjit_poll_slow", &[self.ctx, frame, p], span);
+        self.call_checked(Helper::PollSlow, &[self.ctx, frame, p], span);
         self.b.ins().jump(resume, &[]);
     }
 }

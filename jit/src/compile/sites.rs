@@ -5,6 +5,7 @@
 
 use super::expr::is_simple;
 use super::{mf, FnCompiler};
+use crate::rt::abi::Helper;
 use crate::rt::site_cache::{SiteCache, WAYS};
 use cranelift_codegen::ir::{
     self, condcodes::IntCC, types::I64, AbiParam, Block, InstBuilder, SourceLoc, Value,
@@ -162,7 +163,7 @@ impl FnCompiler<'_, '_> {
         let nv = self.b.ins().iconst(I64, n as i64);
         let nid = self.b.ins().iconst(I64, name_id);
         let cp = self.b.ins().iconst(I64, cache);
-        let r = self.call_checked("stmjit_call_method", &[self.ctx, nid, p, nv, cp], span);
+        let r = self.call_checked(Helper::CallMethod, &[self.ctx, nid, p, nv, cp], span);
         self.b.ins().jump(done, &[r.into()]);
         self.b.switch_to_block(done);
         self.pop_temps(mark);
@@ -217,7 +218,7 @@ impl FnCompiler<'_, '_> {
         slow: Block,
         span: Span,
     ) {
-        use crate::rt::calls::{CLASS_SITE_SHIFT, CLASS_SITE_SLOTS};
+        use crate::rt::abi::{CLASS_SITE_SHIFT, CLASS_SITE_SLOTS};
         let f = self.load_slot(ft);
         self.expect_type(f, self.sh.rt.types.class.0, slow);
         // No read barrier: a class's id never changes.
@@ -229,7 +230,7 @@ impl FnCompiler<'_, '_> {
         let word = self.probe_site(cid, cache, slow);
         let payload = self.payload(word);
         let nslots = self.b.ins().band_imm(payload, CLASS_SITE_SLOTS as i64);
-        let inst = self.call_checked("stmjit_new_instance", &[self.ctx, f, nslots], span);
+        let inst = self.call_checked(Helper::NewInstance, &[self.ctx, f, nslots], span);
         // The class is no longer needed: its slot roots the instance across `__init__`.
         self.store_slot(ft, inst);
         let fid = self.b.ins().ushr_imm(payload, CLASS_SITE_SHIFT as i64);
@@ -244,7 +245,7 @@ impl FnCompiler<'_, '_> {
         self.b.set_cold_block(bad);
         self.b.switch_to_block(bad);
         // Always raises.
-        let e = self.call("stmjit_init_result", &[self.ctx, r]);
+        let e = self.call(Helper::InitResult, &[self.ctx, r]);
         self.check(e, span);
         self.b.ins().jump(ok, &[]);
         self.b.switch_to_block(ok);
@@ -262,7 +263,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(slow);
         let nid = self.b.ins().iconst(I64, name_id);
-        self.call_checked("stmjit_check_method", &[self.ctx, o, nid], span);
+        self.call_checked(Helper::CheckMethod, &[self.ctx, o, nid], span);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
     }

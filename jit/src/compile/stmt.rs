@@ -2,6 +2,8 @@
 
 use super::expr::is_simple;
 use super::FnCompiler;
+use crate::rt::abi::Helper;
+use crate::rt::abi::TAGGED_ZERO;
 use crate::rt::UNBOUND;
 use cranelift_codegen::ir::{condcodes::IntCC, types::I64, InstBuilder, Value};
 use stmjit_lang::ast::*;
@@ -75,7 +77,7 @@ impl FnCompiler<'_, '_> {
                 let o = self.load_slot(ot);
                 let l = self.load_slot(lt);
                 let v = self.load_slot(vt);
-                self.call_checked("stmjit_setslice", &[self.ctx, o, l, h, v], obj.span);
+                self.call_checked(Helper::SetSlice, &[self.ctx, o, l, h, v], obj.span);
                 self.pop_temps(mark);
             }
             Target::Attr { obj, name } => {
@@ -179,7 +181,7 @@ impl FnCompiler<'_, '_> {
             StmtKind::Del(target) => match target {
                 Target::Index { obj, index } => {
                     let (o, i) = self.operands(obj, index);
-                    self.call_checked("stmjit_delitem", &[self.ctx, o, i], s.span);
+                    self.call_checked(Helper::DelItem, &[self.ctx, o, i], s.span);
                 }
                 Target::Slice { obj, lo, hi } => {
                     let mark = self.temp_mark();
@@ -191,7 +193,7 @@ impl FnCompiler<'_, '_> {
                     let o = self.load_slot(ot);
                     let l = self.load_slot(lt);
                     let u = self.b.ins().iconst(I64, UNBOUND as i64);
-                    self.call_checked("stmjit_setslice", &[self.ctx, o, l, h, u], s.span);
+                    self.call_checked(Helper::SetSlice, &[self.ctx, o, l, h, u], s.span);
                     self.pop_temps(mark);
                 }
                 // The parser accepts only index and slice targets.
@@ -235,7 +237,7 @@ impl FnCompiler<'_, '_> {
                 let d = self.b.ins().iconst(I64, def as i64);
                 let bv = self.load_slot(bt);
                 let p = self.slot_addr(first);
-                let c = self.call_checked("stmjit_make_class", &[self.ctx, d, bv, p], bspan);
+                let c = self.call_checked(Helper::MakeClass, &[self.ctx, d, bv, p], bspan);
                 self.pop_temps(mark);
                 self.store_name(target, c, s.span);
             }
@@ -248,7 +250,7 @@ impl FnCompiler<'_, '_> {
                 }
                 if let WithKind::Lock(e) = kind {
                     let v = self.expr(e);
-                    self.call_checked("stmjit_with_lock", &[self.ctx, v], e.span);
+                    self.call_checked(Helper::WithLock, &[self.ctx, v], e.span);
                 }
                 // The block is (part of) one transaction: no boundary until it is left.
                 self.add_atomic_depth(1);
@@ -304,7 +306,7 @@ impl FnCompiler<'_, '_> {
                 let ht = self.push_temp(h);
                 let o = self.load_slot(ot);
                 let l = self.load_slot(lt);
-                let cur = self.call_checked("stmjit_getslice", &[self.ctx, o, l, h], span);
+                let cur = self.call_checked(Helper::GetSlice, &[self.ctx, o, l, h], span);
                 let ct = self.push_temp(cur);
                 let rhs = self.expr(value);
                 let cur = self.load_slot(ct);
@@ -312,7 +314,7 @@ impl FnCompiler<'_, '_> {
                 let o = self.load_slot(ot);
                 let l = self.load_slot(lt);
                 let h = self.load_slot(ht);
-                self.call_checked("stmjit_setslice", &[self.ctx, o, l, h, new], span);
+                self.call_checked(Helper::SetSlice, &[self.ctx, o, l, h, new], span);
                 self.pop_temps(mark);
             }
             Target::Attr { obj, name } => {
@@ -357,8 +359,8 @@ impl FnCompiler<'_, '_> {
             };
             if let (true, true, Some(step)) = (is_range, (1..=3).contains(&args.len()), step) {
                 let (start, stop) = if args.len() == 1 {
-                    let z = self.b.ins().iconst(I64, 1);
-                    (z, self.expr(&args[0]))
+                    let int_zero = self.b.ins().iconst(I64, TAGGED_ZERO as i64);
+                    (int_zero, self.expr(&args[0]))
                 } else {
                     self.operands(&args[0], &args[1])
                 };
@@ -418,7 +420,7 @@ impl FnCompiler<'_, '_> {
                 let k = self.b.ins().iconst(I64, k);
                 let p = self.slot_addr(first);
                 let n = self.b.ins().iconst(I64, args.len() as i64);
-                let r = self.call_checked("stmjit_builtin", &[self.ctx, k, p, n], iter.span);
+                let r = self.call_checked(Helper::Builtin, &[self.ctx, k, p, n], iter.span);
                 self.iterate(var, r, body, span, iter.span, exit);
                 self.b.switch_to_block(exit);
                 self.pop_temps(mark);
@@ -442,10 +444,10 @@ impl FnCompiler<'_, '_> {
         iter_span: Span,
         exit: cranelift_codegen::ir::Block,
     ) {
-        let it = self.call_checked("stmjit_iter", &[self.ctx, v], iter_span);
+        let it = self.call_checked(Helper::Iter, &[self.ctx, v], iter_span);
         let itt = self.push_temp(it);
-        let zero = self.b.ins().iconst(I64, 1);
-        let idx = self.push_temp(zero);
+        let int_zero = self.b.ins().iconst(I64, TAGGED_ZERO as i64);
+        let idx = self.push_temp(int_zero);
         let head = self.b.create_block();
         let body_b = self.b.create_block();
         let latch = self.b.create_block();
