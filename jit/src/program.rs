@@ -1,12 +1,10 @@
-//! Linking and running a whole program: the runtime instance, the constants (allocated and
-//! promoted to the old space before any code embeds them), compilation of every function,
-//! entry trampolines, `--dump-asm`, and the single transaction of part 1.
+//! Linking and running a whole program ([`run`]): the runtime instance, the constants
+//! (allocated and promoted to the old space before any code embeds them), compilation of
+//! every function, entry trampolines, `--dump-asm`, the program's data, and the main
+//! thread's driver.
 //!
-//! Environment (for tests and debugging): `STMJIT_NURSERY=BYTES` sets the nursery size
-//! (the tests use 4096 to force a minor collection every few allocations);
-//! `STMJIT_VERIFY=1` runs Cranelift's verifier on every function and prints its errors;
-//! `STMJIT_BENCH_OMIT=write-barrier,poll` (for `benches/barriers.rs` only) compiles without
-//! the instance write-barrier test and/or the safe-point polls (see `compile::Shared`).
+//! The environment switches (for tests, benchmarks and debugging) are read once, here:
+//! see `Switches`.
 
 use crate::compile::{
     FnCompiler, Shared, LOC_ALLOC, LOC_ATTR_FAST, LOC_CARD_WB, LOC_LIST_FAST, LOC_POLL,
@@ -14,17 +12,24 @@ use crate::compile::{
 };
 use crate::disasm::{srcloc_annotations, Syntax};
 use crate::rt::abi::{Effects, Helper};
-use crate::rt::{self, Ctx, Mode, Runtime, UNBOUND};
+use crate::rt::objects::{FunctionObj, Types};
+use crate::rt::threads::Driver;
+use crate::rt::{
+    self, ArrayEntry, CodeTables, Constants, Ctx, Mode, Names, ProgramInfo, Runtime, Settings,
+    UNBOUND,
+};
 use crate::{Jit, SegmentBase};
-use cranelift_codegen::ir::{types::I64, InstBuilder, Type};
+use cranelift_codegen::ir::{types::I64, InstBuilder, Signature, Type};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::Ordering::Relaxed;
+use std::mem::{offset_of, size_of};
 use std::sync::Arc;
+use stmjit_backend::JitError;
 use stmjit_lang::ast::*;
-use stmjit_runtime::value::{Word, NONE};
+use stmjit_runtime::transaction::StmThread;
+use stmjit_runtime::value::NONE;
 use stmjit_runtime::{Stm, StmConfig};
 
 /// How to run a program.
@@ -90,194 +95,186 @@ fn declare_helpers(jit: &mut Jit) -> HashMap<Helper, FuncId> {
     ids
 }
 
-/// Names that occur in the program text as attributes, methods, class members.
-fn collect(stmts: &[Stmt], strs: &mut Vec<String>, floats: &mut Vec<f64>, names: &mut Vec<String>) {
-    fn expr(e: &Expr, strs: &mut Vec<String>, floats: &mut Vec<f64>, names: &mut Vec<String>) {
-        let mut go = |x: &Expr| expr(x, strs, floats, names);
-        match &e.kind {
-            ExprKind::Str(s) => strs.push(s.to_string()),
-            ExprKind::Float(f) => floats.push(*f),
-            ExprKind::List(items) => items.iter().for_each(go),
-            ExprKind::Dict(items) => items.iter().for_each(|(k, v)| {
-                go(k);
-                go(v)
-            }),
-            ExprKind::Unary(_, a) | ExprKind::Not(a) => go(a),
-            ExprKind::Binary(_, a, b) | ExprKind::And(a, b) | ExprKind::Or(a, b) => {
-                go(a);
-                go(b)
-            }
-            ExprKind::Compare { first, rest } => {
-                go(first);
-                rest.iter().for_each(|(_, x)| go(x))
-            }
-            ExprKind::IfElse { cond, then, orelse } => {
-                go(cond);
-                go(then);
-                go(orelse)
-            }
-            ExprKind::Call { func, args } => {
-                go(func);
-                args.iter().for_each(go)
-            }
-            ExprKind::MethodCall { obj, name, args } => {
-                names.push(name.clone());
-                expr(obj, strs, floats, names);
-                args.iter().for_each(|a| expr(a, strs, floats, names))
-            }
-            ExprKind::Attr { obj, name } => {
-                names.push(name.clone());
-                expr(obj, strs, floats, names)
-            }
-            ExprKind::Index { obj, index } => {
-                go(obj);
-                go(index)
-            }
-            ExprKind::Slice { obj, lo, hi } => {
-                go(obj);
-                lo.iter().for_each(|x| go(x));
-                hi.iter().for_each(|x| go(x))
-            }
-            _ => {}
-        }
-    }
-    fn target(t: &Target, strs: &mut Vec<String>, floats: &mut Vec<f64>, names: &mut Vec<String>) {
-        match t {
-            Target::Name(_) => {}
-            Target::Index { obj, index } => {
-                expr(obj, strs, floats, names);
-                expr(index, strs, floats, names)
-            }
-            Target::Slice { obj, lo, hi } => {
-                expr(obj, strs, floats, names);
-                lo.iter().for_each(|x| expr(x, strs, floats, names));
-                hi.iter().for_each(|x| expr(x, strs, floats, names))
-            }
-            Target::Attr { obj, name } => {
-                names.push(name.clone());
-                expr(obj, strs, floats, names)
-            }
-        }
-    }
-    for s in stmts {
-        match &s.kind {
-            StmtKind::Expr(e) => expr(e, strs, floats, names),
-            StmtKind::Assign { targets, value } => {
-                targets.iter().for_each(|t| target(t, strs, floats, names));
-                expr(value, strs, floats, names)
-            }
-            StmtKind::AugAssign {
-                target: t, value, ..
-            } => {
-                target(t, strs, floats, names);
-                expr(value, strs, floats, names)
-            }
-            StmtKind::If { cond, body, orelse } => {
-                expr(cond, strs, floats, names);
-                collect(body, strs, floats, names);
-                collect(orelse, strs, floats, names)
-            }
-            StmtKind::While { cond, body } => {
-                expr(cond, strs, floats, names);
-                collect(body, strs, floats, names)
-            }
-            StmtKind::For { iter, body, .. } => {
-                expr(iter, strs, floats, names);
-                collect(body, strs, floats, names)
-            }
-            StmtKind::Return(Some(e)) => expr(e, strs, floats, names),
-            StmtKind::Del(t) => target(t, strs, floats, names),
-            StmtKind::ClassDef {
-                base,
-                methods,
-                attrs,
-                ..
-            } => {
-                base.iter().for_each(|b| expr(b, strs, floats, names));
-                methods.iter().for_each(|(n, _)| names.push(n.clone()));
-                for (n, e) in attrs {
-                    names.push(n.clone());
-                    expr(e, strs, floats, names)
-                }
-            }
-            StmtKind::With { kind, body } => {
-                if let WithKind::Lock(e) = kind {
-                    expr(e, strs, floats, names)
-                }
-                collect(body, strs, floats, names)
-            }
-            _ => {}
-        }
-    }
-}
-
 /// Runs `program` (already parsed) as JIT code; returns the exit status (0, or 1 after
 /// printing a runtime error). Must run on a thread with a big stack.
+///
+/// The steps: start the runtime; allocate the program's constants in its first
+/// transaction; compile every function against them; link the program's data; commit the
+/// constants (compiled code embeds them) and run `<module>` on the main thread's driver.
 pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i32 {
+    let switches = Switches::from_env();
     let program = Arc::new(program);
-    let nursery = opts
-        .nursery
-        .or_else(|| std::env::var("STMJIT_NURSERY").ok()?.parse().ok());
-    let threads = opts
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .clamp(1, 254);
-    let mut config = StmConfig {
-        num_segments: if opts.gil { 1 } else { threads },
-        move_threads: std::env::var_os("STMJIT_MOVE_THREADS").is_some_and(|v| v == "1"),
-        ..StmConfig::default()
-    };
-    if let Some(n) = nursery {
-        config.nursery_size = n;
-    }
-    let stm = match Stm::new(config) {
-        Ok(s) => s,
+    let stm = match start_runtime(opts, &switches) {
+        Ok(stm) => stm,
         Err(e) => {
             eprintln!("error: cannot create the runtime: {e}");
             return 1;
         }
     };
     let types = stmjit_vm::objects::register(&stm);
+    let layout = *stm.layout();
+    let heap_limit = (layout.old_end - layout.old_start) / 4 * 3;
+    let settings = switches.settings(opts);
+    let mut info = Arc::new(ProgramInfo::new(
+        program.clone(),
+        file,
+        args,
+        opts.exit,
+        settings,
+        stm.clone(),
+        types,
+        heap_limit,
+    ));
     let mut th = Box::new(stm.thread());
     th.begin();
-    let seg_base = stm.segment_base(th.segment());
-    let layout = *stm.layout();
-    let th_ptr: *mut stmjit_runtime::StmThread = &mut *th;
-    let nfuncs = program.functions.len();
-    let heap_limit = (layout.old_end - layout.old_start) / 4 * 3;
-    // SAFETY: th is boxed, lives until the end of this function (after rt's last use) and
-    // stays on this thread.
-    let mut rt = Box::new(unsafe {
-        Runtime::new(
-            program.clone(),
-            file,
-            args,
-            opts.exit,
-            types,
-            th_ptr,
-            seg_base,
-            heap_limit,
-        )
-    });
-
-    // ----- constants: allocate, root (for the whole run), promote to the old space -----
-    let (mut strs, mut floats, mut names) = (Vec::new(), Vec::new(), vec!["__init__".to_string()]);
-    collect(&program.body, &mut strs, &mut floats, &mut names);
-    for f in program.functions.iter() {
-        collect(&f.body, &mut strs, &mut floats, &mut names);
+    let (mut names, consts) = match allocate_constants(&info, &mut th) {
+        Ok(c) => c,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return 1;
+        }
+    };
+    let mut code = CodeTables::new(program.functions.len());
+    let tables = Tables {
+        names: &mut names,
+        consts: &consts,
+        code: &mut code,
+    };
+    let linked = match compile_program(&program, types, tables, opts, &switches, &layout) {
+        Ok(linked) => linked,
+        Err(e) => {
+            eprintln!("error: JIT: {e}");
+            return 1;
+        }
+    };
+    if let Err(status) = write_listing(&linked.jit, opts) {
+        return status;
     }
-    assert_eq!(rt.name_id("__init__"), rt::INIT_NAME);
-    let consts = (|| -> rt::R<_> {
+    // The constants are embedded in the code: committed, then roots for the whole run.
+    if th.commit().is_err() {
+        eprintln!("error: the initial transaction was aborted");
+        return 1;
+    }
+    for w in consts.all().chain(names.str_objs().iter().copied()) {
+        if stmjit_runtime::value::is_ref(w) {
+            stm.add_root(w);
+        }
+    }
+    drop(th);
+    // Converting a builtin method back to a word names it by id: intern them all now, as
+    // the data of the program never changes once its threads run.
+    for name in stmjit_vm::methods::builtin_method_names() {
+        names.intern(name);
+    }
+    Arc::get_mut(&mut info)
+        .expect("only this thread holds the program's data before it runs")
+        .link(names, consts, code);
+    run_main(info, linked.main)
+}
+
+/// The switches of the environment, read once (for tests, benchmarks and debugging).
+struct Switches {
+    /// `STMJIT_NURSERY=BYTES`: the nursery size (the tests use 4096 to force a minor
+    /// collection every few allocations).
+    nursery: Option<u64>,
+    /// `STMJIT_MOVE_THREADS=1`: each transaction begins in another free segment than the
+    /// thread's previous one.
+    move_threads: bool,
+    /// `STMJIT_BUDGET=N`: transaction length in loop back-edges and calls.
+    budget: Option<i64>,
+    /// `STMJIT_ABORT_PROBABILITY=P`: each commit of a transaction that can abort aborts
+    /// instead with probability P.
+    abort_probability: Option<f64>,
+    /// `STMJIT_VERIFY=1`: Cranelift's verifier on every function, its errors printed.
+    verify: bool,
+    /// `STMJIT_BENCH_OMIT=write-barrier,poll` (for `benches/barriers.rs` only): compile
+    /// without the instance write-barrier test and/or the safe-point polls (see
+    /// `compile::Shared`).
+    omit: String,
+}
+
+impl Switches {
+    fn from_env() -> Switches {
+        Switches {
+            nursery: env_number("STMJIT_NURSERY"),
+            move_threads: std::env::var_os("STMJIT_MOVE_THREADS").is_some_and(|v| v == "1"),
+            budget: env_number("STMJIT_BUDGET"),
+            abort_probability: env_number("STMJIT_ABORT_PROBABILITY"),
+            verify: std::env::var_os("STMJIT_VERIFY").is_some(),
+            omit: std::env::var("STMJIT_BENCH_OMIT").unwrap_or_default(),
+        }
+    }
+
+    /// Whether `STMJIT_BENCH_OMIT` names `what`.
+    fn omits(&self, what: &str) -> bool {
+        self.omit.split(',').any(|w| w.trim() == what)
+    }
+
+    /// How the run's transactions behave.
+    fn settings(&self, opts: &Options) -> Settings {
+        let mut settings = Settings {
+            mode: if opts.gil { Mode::Gil } else { Mode::Stm },
+            stats: opts.stats,
+            ..Settings::default()
+        };
+        if let Some(b) = self.budget {
+            settings.budget = b.max(1) as u64;
+        }
+        if let Some(p) = self.abort_probability {
+            settings.abort_chance = (p.clamp(0.0, 0.95) * (1u64 << 32) as f64) as u64;
+        }
+        settings
+    }
+}
+
+/// A number from the environment (a debugging or testing switch), if set and valid.
+fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok()?.trim().parse().ok()
+}
+
+/// The runtime instance: as many segments as `--threads` says (the CPUs by default; one
+/// with `--gil`).
+fn start_runtime(opts: &Options, switches: &Switches) -> Result<Arc<Stm>, String> {
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .clamp(1, 254);
+    let mut config = StmConfig {
+        num_segments: if opts.gil { 1 } else { threads },
+        move_threads: switches.move_threads,
+        ..StmConfig::default()
+    };
+    if let Some(n) = opts.nursery.or(switches.nursery) {
+        config.nursery_size = n;
+    }
+    Stm::new(config).map_err(|e| e.to_string())
+}
+
+/// Allocates the program's constants in the running transaction of `th` (the first one):
+/// the globals array, the function and builtin objects, the strs of the names the program
+/// uses and its literals, and promotes them to the old space, where they never move.
+/// Returns the interned names and the constants, or the message of the error.
+fn allocate_constants(
+    info: &Arc<ProgramInfo>,
+    th: &mut StmThread,
+) -> Result<(Names, Constants), String> {
+    let program = &info.program;
+    let types = info.types;
+    let literals = stmjit_lang::literals::literals(program);
+    let mut names = Names::default();
+    assert_eq!(names.intern("__init__"), rt::INIT_NAME);
+    let seg_base = info.stm.segment_base(th.segment());
+    // SAFETY: th is the caller's live handle, used by this thread only, and outlives rt
+    // (dropped at the end of this function).
+    let mut rt = unsafe { Runtime::for_thread(info.clone(), th, seg_base) };
+    let roots = (|| -> rt::R<_> {
         let globals =
             rt.new_array_of(types.globals_array, program.globals.len() as u64, UNBOUND)?;
         let g = rt.root(globals);
         let mut fr = Vec::new();
-        for fid in 0..nfuncs {
-            let o = rt.alloc(
-                types.function,
-                std::mem::size_of::<stmjit_vm::objects::FunctionObj>() as u64,
-            )?;
-            rt.st(o, 8, fid as u64);
+        for fid in 0..program.functions.len() {
+            let o = rt.alloc(types.function, size_of::<FunctionObj>() as u64)?;
+            rt.st(o, offset_of!(FunctionObj, func_id) as u64, fid as u64);
             fr.push(rt.root(o));
         }
         let mut br = Vec::new();
@@ -286,77 +283,190 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
             br.push(rt.root(o));
         }
         let mut nr = Vec::new();
-        for n in &names {
-            let id = rt.name_id(n) as usize;
-            if nr.len() <= id {
+        for n in std::iter::once("__init__").chain(literals.names.iter().map(|n| n.as_str())) {
+            let id = names.intern(n);
+            if nr.len() <= id as usize {
                 let o = rt.new_str(n)?;
-                nr.push(rt.root(o));
+                nr.push((id, rt.root(o)));
             }
         }
         let mut sr = Vec::new();
-        for s in &strs {
+        for s in &literals.strs {
             let o = rt.new_str(s)?;
             sr.push((s.clone(), rt.root(o)));
         }
         let mut flr = Vec::new();
-        for f in &floats {
+        for f in &literals.floats {
             let o = rt.new_float(*f)?;
             flr.push((f.to_bits(), rt.root(o)));
         }
         Ok((g, fr, br, nr, sr, flr))
     })();
-    let Ok((g, fr, br, nr, sr, flr)) = consts else {
-        eprintln!("error: MemoryError: cannot allocate the program's constants");
-        return 1;
+    let Ok((g, fr, br, nr, sr, flr)) = roots else {
+        return Err("MemoryError: cannot allocate the program's constants".into());
     };
     if th.collect_minor().is_err() {
-        eprintln!("error: the initial transaction was aborted");
-        return 1;
+        return Err("the initial transaction was aborted".into());
     }
-    rt.info_mut().globals = rt.get(g);
-    rt.info_mut().func_objs = fr.iter().map(|&r| rt.get(r)).collect();
-    let builtin_objs: Vec<Word> = br.iter().map(|&r| rt.get(r)).collect();
-    rt.info_mut().name_strs = nr.iter().map(|&r| rt.get(r)).collect();
-    for (s, r) in sr {
-        let w = rt.get(r);
-        rt.info_mut().str_consts.insert(s, w);
+    for (id, r) in nr {
+        names.set_str_obj(id, rt.get(r));
     }
-    for (b, r) in flr {
-        let w = rt.get(r);
-        rt.info_mut().float_consts.insert(b, w);
-    }
+    let consts = Constants {
+        globals: rt.get(g),
+        func_objs: fr.iter().map(|&r| rt.get(r)).collect(),
+        builtin_objs: br.iter().map(|&r| rt.get(r)).collect(),
+        strs: sr.into_iter().map(|(s, r)| (s, rt.get(r))).collect(),
+        floats: flr.into_iter().map(|(b, r)| (b, rt.get(r))).collect(),
+    };
+    Ok((names, consts))
+}
 
-    // ----- compile -----
+/// What the compiler fills and reads beside the code: the program's names, constants and
+/// code tables.
+struct Tables<'a> {
+    names: &'a mut Names,
+    consts: &'a Constants,
+    code: &'a mut CodeTables,
+}
+
+/// A compiled and finalized program.
+struct Linked {
+    /// The code space (kept for `--dump-asm`; code stays mapped for the process's life).
+    jit: Jit,
+    /// The entry of `<module>`.
+    main: MainEntry,
+}
+
+/// The entry trampoline of `<module>`: `(segment base, ctx) -> word`.
+type MainEntry = unsafe extern "C" fn(u64, *mut Ctx) -> u64;
+
+/// Compiles every function of `program` and `<module>`, with their entry trampolines, and
+/// finalizes the code; fills `tables.code` with the code addresses and entries.
+fn compile_program(
+    program: &Program,
+    types: Types,
+    tables: Tables,
+    opts: &Options,
+    switches: &Switches,
+    layout: &stmjit_runtime::Layout,
+) -> Result<Linked, JitError> {
     let mode = opts.segment_base.unwrap_or(SegmentBase::Gs);
     let symbols: Vec<(&str, *const u8)> = Helper::ALL
         .iter()
         .map(|h| (h.decl().symbol, h.decl().address))
         .collect();
-    let mut jit = match Jit::new(mode, &symbols) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("error: JIT: {e:?}");
-            return 1;
-        }
-    };
+    let mut jit = Jit::new(mode, &symbols)?;
     // A runtime call may move the thread to another segment: JIT code reloads r15 after it.
     jit.allow_reload(crate::gs_rewrite::PinnedReload {
         ctx_param: 0,
-        offset: std::mem::offset_of!(crate::rt::Ctx, seg_base) as i32,
+        offset: offset_of!(Ctx, seg_base) as i32,
     });
     let helper_ids = declare_helpers(&mut jit);
-    let mut fids = Vec::new();
+    let funcs = declare_functions(&mut jit, program);
+    let def_of_global = direct_call_targets(program);
+    let frontend = jit.isa().frontend_config();
+    let mut fbc = FunctionBuilderContext::new();
+    let mut compiled = Vec::new();
+    let Tables {
+        names,
+        consts,
+        code,
+    } = tables;
+    let nfuncs = program.functions.len();
+    for idx in 0..=nfuncs {
+        let (id, sig, arity, locals, body) = if idx < nfuncs {
+            let f = &program.functions[idx];
+            (
+                funcs.ids[idx],
+                funcs.sigs[idx].clone(),
+                f.arity,
+                f.locals.clone(),
+                &f.body,
+            )
+        } else {
+            (
+                funcs.main,
+                funcs.main_sig.clone(),
+                0,
+                Vec::new(),
+                &program.body,
+            )
+        };
+        let mut func = jit.new_function(id, sig);
+        let mut sh = Shared {
+            module: jit.module(),
+            helpers: &helper_ids,
+            funcs: &funcs.ids,
+            program,
+            types,
+            names: &mut *names,
+            consts,
+            code: &mut *code,
+            def_of_global: &def_of_global,
+            card_disp: layout.card_marker_disp,
+            frontend,
+            read_barriers: !opts.gil,
+            write_barriers: !switches.omits("write-barrier"),
+            polls: !switches.omits("poll"),
+        };
+        FnCompiler::compile(
+            &mut func, &mut fbc, &mut sh, arity, locals, body, idx as u32,
+        );
+        compiled.push((id, func));
+    }
+    if switches.verify {
+        verify(&jit, &compiled);
+    }
+    jit.compile_all(compiled)?;
+    let tramps = define_array_entries(&mut jit, program, &funcs.ids, &mut fbc)?;
+    let main_tramp = jit.define_entry_trampoline("enter <module>", funcs.main, &funcs.main_sig)?;
+    jit.finalize()?;
+    for (i, &id) in funcs.ids.iter().enumerate() {
+        code.func_code[i] = jit.code_ptr(id) as u64;
+    }
+    for (i, t) in tramps.iter().enumerate() {
+        // SAFETY: a finalized trampoline with the signature (base, ctx, argv) -> word.
+        code.entries[i] =
+            Some(unsafe { std::mem::transmute::<*const u8, ArrayEntry>(jit.code_ptr(*t)) });
+    }
+    // SAFETY: a finalized trampoline with the signature (base, ctx) -> word.
+    let main = unsafe { std::mem::transmute::<*const u8, MainEntry>(jit.code_ptr(main_tramp)) };
+    Ok(Linked { jit, main })
+}
+
+/// The declarations of the program's functions: `f{i}_{qualname}(ctx, args...) -> word`,
+/// and `<module>(ctx) -> word`.
+struct Functions {
+    ids: Vec<FuncId>,
+    sigs: Vec<Signature>,
+    main: FuncId,
+    main_sig: Signature,
+}
+
+fn declare_functions(jit: &mut Jit, program: &Program) -> Functions {
+    let mut ids = Vec::new();
     let mut sigs = Vec::new();
     for (i, f) in program.functions.iter().enumerate() {
         let sig = jit.signature(&vec![I64; 1 + f.arity], &[I64]);
-        fids.push(
+        ids.push(
             jit.declare(&format!("f{i}_{}", f.qualname), &sig)
                 .expect("declare"),
         );
         sigs.push(sig);
     }
     let main_sig = jit.signature(&[I64], &[I64]);
-    let main_id = jit.declare("<module>", &main_sig).expect("declare");
+    let main = jit.declare("<module>", &main_sig).expect("declare");
+    Functions {
+        ids,
+        sigs,
+        main,
+        main_sig,
+    }
+}
+
+/// The program function bound to each global by a module-level `def`, for direct calls
+/// (none for a name with two defs).
+fn direct_call_targets(program: &Program) -> HashMap<usize, usize> {
     let mut def_of_global = HashMap::new();
     for s in &program.body {
         if let StmtKind::FunctionDef { func, target } = &s.kind {
@@ -369,63 +479,31 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
         }
     }
     def_of_global.retain(|_, f| *f != usize::MAX);
-    let frontend = jit.isa().frontend_config();
-    let card_disp = layout.card_marker_disp;
-    // Benchmarks only: `STMJIT_BENCH_OMIT=write-barrier,poll` (see `compile::Shared`).
-    let omit = std::env::var("STMJIT_BENCH_OMIT").unwrap_or_default();
-    let omitted = |what: &str| omit.split(',').any(|w| w.trim() == what);
-    let (write_barriers, polls) = (!omitted("write-barrier"), !omitted("poll"));
-    let mut fbc = FunctionBuilderContext::new();
-    let mut compiled = Vec::new();
-    for idx in 0..=nfuncs {
-        let (id, sig, arity, locals, body) = if idx < nfuncs {
-            let f = &program.functions[idx];
-            (
-                fids[idx],
-                sigs[idx].clone(),
-                f.arity,
-                f.locals.clone(),
-                &f.body,
-            )
-        } else {
-            (main_id, main_sig.clone(), 0, Vec::new(), &program.body)
-        };
-        let mut func = jit.new_function(id, sig);
-        {
-            let mut sh = Shared {
-                module: jit.module(),
-                helpers: &helper_ids,
-                funcs: &fids,
-                rt: &mut rt,
-                def_of_global: &def_of_global,
-                builtin_objs: &builtin_objs,
-                card_disp,
-                frontend,
-                read_barriers: !opts.gil,
-                write_barriers,
-                polls,
-            };
-            FnCompiler::compile(
-                &mut func, &mut fbc, &mut sh, arity, locals, body, idx as u32,
+    def_of_global
+}
+
+/// `STMJIT_VERIFY`: Cranelift's verifier on every function; prints its errors.
+fn verify(jit: &Jit, compiled: &[(FuncId, cranelift_codegen::ir::Function)]) {
+    for (_, func) in compiled {
+        if let Err(e) = cranelift_codegen::verify_function(func, jit.isa().as_ref()) {
+            eprintln!(
+                "{}",
+                cranelift_codegen::print_errors::pretty_verifier_error(func, None, e)
             );
         }
-        compiled.push((id, func));
     }
-    if std::env::var_os("STMJIT_VERIFY").is_some() {
-        for (_, func) in &compiled {
-            if let Err(e) = cranelift_codegen::verify_function(func, jit.isa().as_ref()) {
-                eprintln!(
-                    "{}",
-                    cranelift_codegen::print_errors::pretty_verifier_error(func, None, e)
-                );
-            }
-        }
-    }
-    if let Err(e) = jit.compile_all(compiled) {
-        eprintln!("error: JIT: {e}");
-        return 1;
-    }
-    // Array entries: (ctx, argv) -> word, and their trampolines.
+}
+
+/// For each program function, an entry taking its arguments from an array,
+/// `a{i}_{qualname}(ctx, argv) -> word`, and its trampoline `t{i}_{qualname}` (what Rust
+/// calls: spawned threads, queued calls, calls of values from helpers).
+fn define_array_entries(
+    jit: &mut Jit,
+    program: &Program,
+    funcs: &[FuncId],
+    fbc: &mut FunctionBuilderContext,
+) -> Result<Vec<FuncId>, JitError> {
+    let frontend = jit.isa().frontend_config();
     let array_sig = jit.signature(&[I64, I64], &[I64]);
     let mut tramps = Vec::new();
     for (i, f) in program.functions.iter().enumerate() {
@@ -434,10 +512,10 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
             .expect("declare");
         let mut func = jit.new_function(id, array_sig.clone());
         {
-            let callee = jit.module().declare_func_in_func(fids[i], &mut func);
+            let callee = jit.module().declare_func_in_func(funcs[i], &mut func);
             // Absolute call: cranelift-jit may place functions far apart.
             func.dfg.ext_funcs[callee].colocated = false;
-            let mut b = FunctionBuilder::new(&mut func, &mut fbc);
+            let mut b = FunctionBuilder::new(&mut func, fbc);
             let blk = b.create_block();
             b.append_block_params_for_function_params(blk);
             b.switch_to_block(blk);
@@ -452,99 +530,60 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
             b.seal_all_blocks();
             b.finalize(frontend);
         }
-        if let Err(e) = jit.compile(id, func) {
-            eprintln!("error: JIT: {e}");
-            return 1;
-        }
-        let t = jit
-            .define_entry_trampoline(&format!("t{i}_{}", f.qualname), id, &array_sig)
-            .expect("trampoline");
-        tramps.push(t);
+        jit.compile(id, func)?;
+        tramps.push(jit.define_entry_trampoline(
+            &format!("t{i}_{}", f.qualname),
+            id,
+            &array_sig,
+        )?);
     }
-    let main_tramp = jit
-        .define_entry_trampoline("enter <module>", main_id, &main_sig)
-        .expect("trampoline");
-    if let Err(e) = jit.finalize() {
-        eprintln!("error: JIT: {e}");
-        return 1;
-    }
-    for (i, &id) in fids.iter().enumerate() {
-        rt.info_mut().func_code[i] = jit.code_ptr(id) as u64;
-    }
-    for (i, t) in tramps.iter().enumerate() {
-        // SAFETY: a finalized trampoline with the signature (base, ctx, argv) -> word.
-        rt.info_mut().entries[i] =
-            Some(unsafe { std::mem::transmute::<*const u8, rt::ArrayEntry>(jit.code_ptr(*t)) });
-    }
-    if let Some(target) = &opts.dump_asm {
-        let text = jit.dump_asm(opts.syntax, |f| {
-            srcloc_annotations(&f.srclocs, |loc| match loc.bits() {
-                LOC_POLL => Some("safe-point poll".into()),
-                LOC_CARD_WB => {
-                    Some("card write barrier (flag test, card marker, slow path)".into())
-                }
-                LOC_LIST_FAST => Some("list index fast path (type and bounds checks)".into()),
-                LOC_ALLOC => Some("nursery allocation (bump pointer, limit check)".into()),
-                LOC_REGION_REPAIR => {
-                    Some("barrier region repair (slow path re-marks, re-tests)".into())
-                }
-                LOC_ATTR_FAST => {
-                    Some("attribute fast path (instance type, cached shape slot)".into())
-                }
-                _ => None,
-            })
-        });
-        match target {
-            None => {
-                let _ = std::io::stderr().write_all(text.as_bytes());
-            }
-            Some(path) => {
-                if let Err(e) = std::fs::write(path, text) {
-                    eprintln!("error: cannot write {}: {e}", path.display());
-                    return 2;
-                }
-            }
-        }
-    }
+    Ok(tramps)
+}
 
-    // ----- run -----
-    // The constants are embedded in the code: committed, then roots for the whole run.
-    if th.commit().is_err() {
-        eprintln!("error: the initial transaction was aborted");
-        return 1;
-    }
-    for &w in rt
-        .func_objs
-        .iter()
-        .chain(&builtin_objs)
-        .chain(rt.name_strs.iter())
-        .chain(rt.str_consts.values())
-        .chain(rt.float_consts.values())
-        .chain(std::iter::once(&rt.globals))
-    {
-        if stmjit_runtime::value::is_ref(w) {
-            stm.add_root(w);
+/// `--dump-asm`: the listing of every function, with the compiler's sequences labelled.
+/// `Err` is the exit status when the file cannot be written.
+fn write_listing(jit: &Jit, opts: &Options) -> Result<(), i32> {
+    let Some(target) = &opts.dump_asm else {
+        return Ok(());
+    };
+    let text = jit.dump_asm(opts.syntax, |f| {
+        srcloc_annotations(&f.srclocs, sequence_label)
+    });
+    match target {
+        None => {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        }
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return Err(stmjit_lang::EXIT_SYNTAX_ERROR);
+            }
         }
     }
-    {
-        let info = rt.info_mut();
-        info.mode = if opts.gil { Mode::Gil } else { Mode::Stm };
-        info.sched.stats.store(opts.stats, Relaxed);
-        if let Some(b) = env_number::<i64>("STMJIT_BUDGET") {
-            info.sched.budget.store(b.max(1) as u64, Relaxed);
+    Ok(())
+}
+
+/// The `--dump-asm` label of the sequences the compiler marks with a source location.
+fn sequence_label(loc: cranelift_codegen::ir::SourceLoc) -> Option<String> {
+    Some(
+        match loc.bits() {
+            LOC_POLL => "safe-point poll",
+            LOC_CARD_WB => "card write barrier (flag test, card marker, slow path)",
+            LOC_LIST_FAST => "list index fast path (type and bounds checks)",
+            LOC_ALLOC => "nursery allocation (bump pointer, limit check)",
+            LOC_REGION_REPAIR => "barrier region repair (slow path re-marks, re-tests)",
+            LOC_ATTR_FAST => "attribute fast path (instance type, cached shape slot)",
+            _ => return None,
         }
-        if let Some(p) = env_number::<f64>("STMJIT_ABORT_PROBABILITY") {
-            let chance = (p.clamp(0.0, 0.95) * (1u64 << 32) as f64) as u64;
-            info.sched.abort_chance.store(chance, Relaxed);
-        }
-    }
-    let info = rt.info.clone();
-    drop(rt);
-    drop(th);
-    type MainEntry = unsafe extern "C" fn(u64, *mut Ctx) -> u64;
-    // SAFETY: a finalized trampoline with the signature (base, ctx) -> word.
-    let main: MainEntry = unsafe { std::mem::transmute(jit.code_ptr(main_tramp)) };
-    let mut driver = rt::threads::Driver::new(info.clone());
+        .into(),
+    )
+}
+
+/// Runs `<module>` on the main thread's driver, waits for the threads it spawned, writes
+/// the output and the `--stats` report; the exit status (a failing thread ends the process
+/// itself).
+fn run_main(info: Arc<ProgramInfo>, main: MainEntry) -> i32 {
+    let mut driver = Driver::new(info.clone());
     driver.run(
         false,
         // SAFETY: ctx is the driver's live context; seg_base its transaction's segment.
@@ -552,14 +591,9 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
         |_, r| r,
     );
     rt::threads::wait_all(&info);
-    info.sched.flush();
+    info.output.flush();
     rt::stats::print_stats_if_asked(&driver.rt);
-    0
-}
-
-/// A number from the environment (a debugging or testing switch), if set and valid.
-fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name).ok()?.trim().parse().ok()
+    stmjit_lang::EXIT_OK
 }
 
 /// Runs the program in `path` (prints diagnostics itself; returns the exit status).

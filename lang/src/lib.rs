@@ -11,6 +11,7 @@ pub mod diag;
 pub mod floatfmt;
 pub mod interp;
 pub mod lexer;
+pub mod literals;
 pub mod ops;
 pub mod parser;
 pub mod resolve;

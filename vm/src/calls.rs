@@ -19,12 +19,12 @@ use stmjit_runtime::value::{self, Word, NONE};
 /// Calls the JIT function `fid` with `args` (arity checked here).
 fn call_function(ctx: *mut Ctx, fid: usize, args: &[Word]) -> Word {
     let rt = rt_of(ctx);
-    let f = &rt.program.functions[fid];
+    let f = &rt.info.program.functions[fid];
     if args.len() != f.arity {
         let msg = arity_message(f, args.len());
         return rt.raise(ErrorKind::TypeError, msg);
     }
-    let entry = rt.entries[fid].expect("entries are set before the program runs");
+    let entry = rt.info.code.entries[fid].expect("entries are set before the program runs");
     let base = rt.seg_base;
     // SAFETY: the entry is a finalized trampoline taking (segment base, ctx, argv) with
     // `arity` words at argv; base is the running segment's base (its %gs base).
@@ -89,7 +89,7 @@ fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word], site: Option<&SiteCache>
     let id = rt.ld(rt.get(rc), offset_of!(ClassObj, class_id) as u64) as usize;
     let n = rt
         .class_copy
-        .with(&rt.classes, |c| c[id].shape.len() as u64);
+        .with(&rt.info.classes, |c| c[id].shape.len() as u64);
     if n > 0 {
         match rt.new_array(false, n, UNBOUND) {
             Ok(slots) => {
@@ -129,7 +129,7 @@ fn instantiate_init(
     rt.rb(cls);
     let id = rt.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
     // Before the class dicts are read (see `ClassTable::fill_method_site`).
-    let epoch = rt.classes.epoch();
+    let epoch = rt.info.classes.epoch();
     let (_, cached) = rt.class_view(id, init);
     let found = match rt.class_lookup_from(cls, id, init, cached) {
         Ok(f) => f,
@@ -142,11 +142,12 @@ fn instantiate_init(
                 // The instance's own attributes do not matter (`__init__` is looked up in
                 // the class): unlike a method site, no shape condition.
                 let cacheable = !rt.tx.class_changed
-                    && rt.program.functions[fid].arity == all.len()
+                    && rt.info.program.functions[fid].arity == all.len()
                     && fid < 1 << (32 - CLASS_SITE_SHIFT);
                 if cacheable {
                     let payload = (fid as u64) << CLASS_SITE_SHIFT | n.min(CLASS_SITE_SLOTS);
-                    rt.classes
+                    rt.info
+                        .classes
                         .fill_method_site(site, id, payload as usize, epoch);
                 }
             }
@@ -333,9 +334,9 @@ fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
         b,
         Builtin::Str | Builtin::Min | Builtin::Max | Builtin::Hash
     );
-    let start = rt.start;
-    let prog_args = rt.args.clone();
-    let program = rt.program.clone();
+    let start = rt.info.start;
+    let prog_args = rt.info.args.clone();
+    let program = rt.info.program.clone();
     rt.via_values(args, deep, false, |v| {
         let names = |id: usize| program.functions[id].qualname.clone();
         let env = BuiltinEnv {
@@ -352,7 +353,7 @@ fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
 /// the program runs): not to be held across such a conversion.
 fn name_of<'a>(ctx: *mut Ctx, id: u32) -> &'a str {
     let rt: &'a Runtime = rt_of(ctx);
-    &rt.names[id as usize]
+    &rt.info.names.text(id)
 }
 
 /// A list method on list `l` run in place ([`Runtime::list_method`]), or None for the
@@ -425,7 +426,7 @@ fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
         let deep = matches!(mname.as_str(), "sort" | "index" | "join");
         let mut all = vec![recv];
         all.extend_from_slice(args);
-        let program = rt.program.clone();
+        let program = rt.info.program.clone();
         rt.via_values(&all, deep, mutates, |v| {
             let names = |id: usize| program.functions[id].qualname.clone();
             builtins_core::call_method(&v[0], &mname, v[1..].to_vec(), &names)
@@ -504,7 +505,7 @@ pub unsafe extern "C" fn stmjit_check_method(ctx: *mut Ctx, o: Word, name: u64) 
         let found = if rt.is(o, rt.types.instance) || rt.is(o, rt.types.class) {
             rt.has_attr(o, name as u32)?
         } else {
-            methods::has_method(rt, o, &rt.names[name as usize])
+            methods::has_method(rt, o, &rt.info.names.text(name as u32))
         };
         if found {
             Ok(NONE)
@@ -545,7 +546,7 @@ pub unsafe extern "C" fn stmjit_call_method(
         let cls = rt.ld(o, offset_of!(InstanceObj, class) as u64);
         let id = rt.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
         // Before the shape and the class dicts are read (see `ClassTable::fill_method_site`).
-        let epoch = rt.classes.epoch();
+        let epoch = rt.info.classes.epoch();
         let (slot, cached) = rt.class_view(id, name);
         let shadowed = slot.is_some_and(|s| rt.inst_slot(o, s) != UNBOUND);
         if !shadowed {
@@ -555,10 +556,11 @@ pub unsafe extern "C" fn stmjit_call_method(
                     let fid = rt.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
                     let cacheable = slot.is_none()
                         && !rt.tx.class_changed
-                        && rt.program.functions[fid].arity == args.len();
+                        && rt.info.program.functions[fid].arity == args.len();
                     if cacheable {
                         // SAFETY: caller's contract (the site's cache is never freed).
-                        rt.classes
+                        rt.info
+                            .classes
                             .fill_method_site(unsafe { &*site }, id, fid, epoch);
                     }
                     // Straight from the caller's slots: the callee copies them at entry.
@@ -596,7 +598,7 @@ pub unsafe extern "C" fn stmjit_make_class(
     argv: *const Word,
 ) -> Word {
     with_rt(ctx, |rt| {
-        let cd = rt.classdefs[def as usize].clone();
+        let cd = rt.info.code.classdefs[def as usize].clone();
         if base != UNBOUND && !rt.is(base, rt.types.class) {
             return Err(exc(
                 ErrorKind::TypeError,
@@ -609,20 +611,20 @@ pub unsafe extern "C" fn stmjit_make_class(
         let attrs = rt.new_dict()?;
         let ra = rt.root(attrs);
         for (i, n) in cd.attrs.iter().enumerate() {
-            let key = rt.name_strs[*n as usize];
+            let key = rt.info.names.str_obj(*n);
             // SAFETY: caller's contract (one word per class attribute).
             let v = unsafe { *argv.add(i) };
             rt.dict_set(rt.get(ra), key, v)?;
         }
         for (n, f) in &cd.methods {
-            let key = rt.name_strs[*n as usize];
-            let fo = rt.func_objs[*f];
+            let key = rt.info.names.str_obj(*n);
+            let fo = rt.info.consts.func_objs[*f];
             rt.dict_set(rt.get(ra), key, fo)?;
         }
         let c = rt.alloc(rt.types.class, std::mem::size_of::<ClassObj>() as u64)?;
         let (base, attrs) = (rt.get(rb), rt.get(ra));
         let id = {
-            let mut classes = rt.classes.write();
+            let mut classes = rt.info.classes.write();
             classes.push(ClassInfo {
                 name: cd.name.clone(),
                 ..ClassInfo::default()

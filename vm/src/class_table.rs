@@ -16,10 +16,24 @@
 //! table of sites (`calls::stmjit_call_site`).
 
 use super::site_cache::SiteCache;
-use super::ClassInfo;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Release};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use stmjit_runtime::value::Word;
+
+/// Per-class data the JIT keeps outside the heap: the name and the shape (attribute name →
+/// slot index of instances), shared by all instances of the class.
+#[derive(Debug, Default, Clone)]
+pub struct ClassInfo {
+    /// Class name.
+    pub name: String,
+    /// Slot index → attribute name id (a short list: scanned, not hashed).
+    pub shape: Vec<u32>,
+    /// Class attribute lookup cache: name id → function object (old, immutable), int, None
+    /// or bool, or `UNBOUND` for "not found". Cleared whenever any class attribute is
+    /// assigned.
+    pub methods: Vec<(u32, Word)>,
+}
 
 /// The shared table: the classes by id, and a version bumped by every change.
 ///
@@ -129,11 +143,16 @@ impl ClassTable {
         }
     }
 
-    /// A new method-call site cache (while the program is compiled); its address is stable.
-    pub fn new_method_site(&mut self) -> *const SiteCache {
-        let s = self.sites.get_mut().unwrap_or_else(|e| e.into_inner());
-        s.caches.push(Box::default());
-        &**s.caches.last().unwrap()
+    /// An empty table whose method-call sites (those of the compiled program) are `caches`.
+    #[allow(clippy::vec_box)]
+    pub fn with_method_sites(caches: Vec<Box<SiteCache>>) -> ClassTable {
+        ClassTable {
+            sites: Mutex::new(MethodSites {
+                caches,
+                changing: 0,
+            }),
+            ..ClassTable::default()
+        }
     }
 
     /// Caches function `fid` (or a class call site's payload) for class `id` in a

@@ -178,7 +178,10 @@ impl Runtime {
             } else {
                 let recv = self.ld(w, offset_of!(BuiltinObj, receiver) as u64);
                 let r = self.to_value_at(recv, memo, depth + 1);
-                Value::BuiltinMethod(Arc::new((r, self.names[which].clone())))
+                Value::BuiltinMethod(Arc::new((
+                    r,
+                    self.info.names.text(which as u32).to_string(),
+                )))
             }
         } else if ty == t.range.0 {
             let (a, b, s) = self.range_of(w);
@@ -265,7 +268,7 @@ impl Runtime {
                 self.st(r, offset_of!(RangeObj, step) as u64, *s as u64);
                 r
             }
-            Value::Function(f) => self.func_objs[*f],
+            Value::Function(f) => self.info.consts.func_objs[*f],
             Value::BoundMethod(m) => {
                 let recv = self.from_value(&m.0, memo)?;
                 self.new_bound_method(m.1, recv)?
@@ -276,7 +279,12 @@ impl Runtime {
             }
             Value::BuiltinMethod(m) => {
                 let recv = self.from_value(&m.0, memo)?;
-                let id = self.name_id(&m.1) as u64;
+                // Every builtin method name is interned before the program runs.
+                let id = self
+                    .info
+                    .names
+                    .id(&m.1)
+                    .expect("builtin method names are interned") as u64;
                 self.new_builtin(id, recv, true)?
             }
             Value::Instance(a) => self.get(*memo.back.get(&arc_id(a)).expect("known instance")),
@@ -325,14 +333,14 @@ impl Runtime {
             return Ok(value::to_int(w).to_string());
         }
         let v = self.to_value(w, &mut Memo::reading());
-        let names = |id: usize| self.program.functions[id].qualname.clone();
+        let names = |id: usize| self.info.program.functions[id].qualname.clone();
         Ok(v.to_str(&names)?)
     }
 
     /// `repr(w)`.
     pub fn repr(&self, w: Word) -> R<String> {
         let v = self.to_value(w, &mut Memo::reading());
-        let names = |id: usize| self.program.functions[id].qualname.clone();
+        let names = |id: usize| self.info.program.functions[id].qualname.clone();
         Ok(v.repr(&names)?)
     }
 }

@@ -124,14 +124,14 @@ impl Runtime {
     /// A conflict on an object of a dict's arrays aborted the running transaction: the
     /// dict is contended (see the module docs).
     pub(crate) fn note_dict_conflict(&self, array: Word) {
-        self.sched.contended.add(&[array]);
+        self.info.contended.add(&[array]);
     }
 
     /// Whether new keys of `d` wait in the overlay: `d` is contended, was committed before
     /// the running transaction (neither young nor promoted by it), and transactions run in
     /// parallel.
     fn defers_inserts(&mut self, d: Word) -> bool {
-        let version = self.sched.contended.version.load(Relaxed);
+        let version = self.info.contended.version.load(Relaxed);
         if version == 0 || self.overlay.slot.is_null() || self.mode != Mode::Stm {
             return false;
         }
@@ -146,7 +146,7 @@ impl Runtime {
         }
         if version != self.overlay.contended_version {
             let info = self.info.clone();
-            let set = info.sched.contended.set.lock();
+            let set = info.contended.set.lock();
             self.overlay.contended = set.unwrap_or_else(|e| e.into_inner()).clone();
             self.overlay.contended_version = version;
         }
@@ -156,7 +156,7 @@ impl Runtime {
         let entries = self.ld(d, D_ENTRIES);
         if self.overlay.contended.contains(&entries) {
             // The dict outlives its arrays: remember it, not only this one.
-            self.sched.contended.add(&[d]);
+            self.info.contended.add(&[d]);
             return true;
         }
         false

@@ -98,8 +98,8 @@ pub unsafe extern "C" fn stmjit_trace(ctx: *mut Ctx, site: u64) -> u64 {
         rt.note_abort_site(site as u32);
         return if c.txn_depth == c.depth { RESTART } else { ERR };
     }
-    let s = rt.sites[site as usize].clone();
-    let function = rt.func_names[s.func as usize].clone();
+    let s = rt.info.code.sites[site as usize].clone();
+    let function = rt.info.func_names[s.func as usize].clone();
     rt.trace.push(TraceEntry {
         span: s.span,
         function,

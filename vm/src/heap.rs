@@ -213,7 +213,7 @@ impl Runtime {
             let l = self.stm.layout();
             let nursery = l.nursery_end - l.nursery_start;
             let used = self.stm.old_pages_in_use() * stmjit_runtime::PAGE_SIZE;
-            if size > self.heap_limit || used + size + nursery > self.heap_limit {
+            if size > self.info.heap_limit || used + size + nursery > self.info.heap_limit {
                 return Err(exc(ErrorKind::MemoryError, "out of memory"));
             }
         }
@@ -362,7 +362,7 @@ impl Runtime {
         let per: u64 = parts.iter().map(|&(_, lo, hi)| hi - lo).sum();
         let total = per
             .checked_mul(times)
-            .filter(|&t| t <= self.heap_limit / 8)
+            .filter(|&t| t <= self.info.heap_limit / 8)
             .ok_or_else(|| exc(ErrorKind::MemoryError, "sequence too large"))?;
         let arr = self.new_array(true, total.max(4), 0)?;
         let ra = self.root(arr);
@@ -845,7 +845,7 @@ impl Runtime {
     /// The class name of an instance or class object.
     pub fn class_name(&self, cls: Word) -> String {
         let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
-        self.classes.read()[id].name.clone()
+        self.info.classes.read()[id].name.clone()
     }
 
     /// Python's type name of a value, as used in error messages.

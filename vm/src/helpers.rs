@@ -176,7 +176,7 @@ impl Runtime {
     pub fn class_view(&self, id: usize, name: u32) -> (Option<usize>, Option<Word>) {
         // A transaction that assigned a class attribute: the caches may predate it.
         let bypass = self.tx.class_changed;
-        self.class_copy.with(&self.classes, |c| {
+        self.class_copy.with(&self.info.classes, |c| {
             let class = &c[id];
             let slot = class.shape.iter().position(|&n| n == name);
             let cached = class
@@ -212,7 +212,7 @@ impl Runtime {
             // Nothing it finds is cached: it may be this transaction's own assignment.
             return self.class_lookup_uncached(cls, name);
         }
-        let epoch = self.classes.epoch();
+        let epoch = self.info.classes.epoch();
         let found = self.class_lookup_uncached(cls, name)?;
         // Function objects are old constants (they never move), and ints, None and bools
         // are no references: safe to cache (other objects may move, or be dropped with an
@@ -223,13 +223,13 @@ impl Runtime {
             _ => None,
         };
         if let Some(w) = entry {
-            self.classes.cache_method(id, name, w, epoch);
+            self.info.classes.cache_method(id, name, w, epoch);
         }
         Ok(found)
     }
 
     fn class_lookup_uncached(&self, mut cls: Word, name: u32) -> R<Option<Word>> {
-        let key = self.name_strs[name as usize];
+        let key = self.info.names.str_obj(name);
         loop {
             self.rb(cls);
             let attrs = self.ld(cls, offset_of!(ClassObj, attrs) as u64);
@@ -256,12 +256,12 @@ impl Runtime {
                     format!(
                         "type object '{}' has no attribute '{}'",
                         self.class_name(o),
-                        self.names[name as usize]
+                        self.info.names.text(name)
                     ),
                 )
             });
         }
-        if super::methods::has_method(self, o, &self.names[name as usize]) {
+        if super::methods::has_method(self, o, &self.info.names.text(name)) {
             return self.new_builtin(name as u64, o, true);
         }
         Err(exc(
@@ -269,7 +269,7 @@ impl Runtime {
             format!(
                 "'{}' object has no attribute '{}'",
                 self.type_name(o),
-                self.names[name as usize]
+                self.info.names.text(name)
             ),
         ))
     }
@@ -304,8 +304,8 @@ impl Runtime {
                     ErrorKind::AttributeError,
                     format!(
                         "'{}' object has no attribute '{}'",
-                        self.classes.read()[id].name,
-                        self.names[name as usize]
+                        self.info.classes.read()[id].name,
+                        self.info.names.text(name)
                     ),
                 ))
             }
@@ -342,7 +342,7 @@ impl Runtime {
                 Some(s) => s,
                 None => {
                     // Another thread may have added it meanwhile: look again under the lock.
-                    let mut classes = self.classes.write();
+                    let mut classes = self.info.classes.write();
                     let shape = &mut classes[id].shape;
                     match shape.iter().position(|&n| n == name) {
                         Some(s) => s,
@@ -350,7 +350,7 @@ impl Runtime {
                             shape.push(name);
                             let s = shape.len() - 1;
                             drop(classes);
-                            self.classes.shape_grew();
+                            self.info.classes.shape_grew();
                             s
                         }
                     }
@@ -362,13 +362,13 @@ impl Runtime {
             // Method caches are rebuilt from the classes' dicts (read with barriers); forgotten
             // again when this transaction commits (`Runtime::commit`).
             if std::mem::replace(&mut self.tx.class_changed, true) {
-                self.classes.forget_methods();
+                self.info.classes.forget_methods();
             } else {
-                self.classes.begin_change();
+                self.info.classes.begin_change();
             }
             self.rb(o);
             let attrs = self.ld(o, offset_of!(ClassObj, attrs) as u64);
-            let key = self.name_strs[name as usize];
+            let key = self.info.names.str_obj(name);
             return self.dict_set(attrs, key, v);
         }
         Err(exc(
@@ -376,7 +376,7 @@ impl Runtime {
             format!(
                 "'{}' object has no attribute '{}'",
                 self.type_name(o),
-                self.names[name as usize]
+                self.info.names.text(name)
             ),
         ))
     }
@@ -871,7 +871,7 @@ pub unsafe extern "C" fn stmjit_name_error(ctx: *mut Ctx, name: u64) -> Word {
     with_rt(ctx, |rt| {
         Err(exc(
             ErrorKind::NameError,
-            format!("name '{}' is not defined", rt.names[name as usize]),
+            format!("name '{}' is not defined", rt.info.names.text(name as u32)),
         ))
     })
 }
@@ -886,7 +886,7 @@ pub unsafe extern "C" fn stmjit_unbound_local(ctx: *mut Ctx, name: u64) -> Word 
             ErrorKind::NameError,
             format!(
                 "cannot access local variable '{}' where it is not associated with a value",
-                rt.names[name as usize]
+                rt.info.names.text(name as u32)
             ),
         ))
     })

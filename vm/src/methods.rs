@@ -8,6 +8,25 @@ use stmjit_lang::builtins_core::{DICT_METHODS, LIST_METHODS, STR_METHODS};
 use stmjit_lang::diag::ErrorKind;
 use stmjit_runtime::value::{self, is_int, Word, NONE};
 
+/// The methods of Thread and TransactionQueue objects.
+const THREAD_METHODS: &[&str] = &["join"];
+const QUEUE_METHODS: &[&str] = &["add", "run"];
+
+/// The name of every builtin method of every type (interned before the program runs, as a
+/// builtin method object names its method by id).
+pub fn builtin_method_names() -> impl Iterator<Item = &'static str> {
+    [
+        LIST_METHODS,
+        DICT_METHODS,
+        STR_METHODS,
+        THREAD_METHODS,
+        QUEUE_METHODS,
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
+}
+
 /// True when `v`'s type has a builtin method `name` (for `v.name` without a call).
 pub fn has_method(rt: &Runtime, v: Word, name: &str) -> bool {
     let t = rt.types;
@@ -16,8 +35,8 @@ pub fn has_method(rt: &Runtime, v: Word, name: &str) -> bool {
         Some(x) if x == t.dict.0 => DICT_METHODS.contains(&name),
         Some(x) if x == t.str.0 => STR_METHODS.contains(&name),
         Some(x) if x == t.opaque.0 => match rt.type_name(v).as_str() {
-            "Thread" => name == "join",
-            "TransactionQueue" => name == "add" || name == "run",
+            "Thread" => THREAD_METHODS.contains(&name),
+            "TransactionQueue" => QUEUE_METHODS.contains(&name),
             _ => false,
         },
         _ => false,

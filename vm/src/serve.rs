@@ -196,12 +196,9 @@ fn request_class(rt: &mut Runtime) -> R<Word> {
     let ra = rt.root(attrs);
     let c = rt.alloc(rt.types.class, std::mem::size_of::<ClassObj>() as u64)?;
     // Only attributes the program names have a name id; the others cannot be read.
-    let shape: Vec<u32> = FIELDS
-        .iter()
-        .filter_map(|f| rt.name_ids.get(*f).copied())
-        .collect();
+    let shape: Vec<u32> = FIELDS.iter().filter_map(|f| rt.info.names.id(f)).collect();
     let id = {
-        let mut classes = rt.classes.write();
+        let mut classes = rt.info.classes.write();
         classes.push(ClassInfo {
             name: "Request".into(),
             shape,
@@ -225,12 +222,12 @@ fn run_server(rt: &mut Runtime, port: u16, handler: Word, class: Word) -> Result
     let stopper = server.shutdown_handle();
     let id = rt.ld(class, offset_of!(ClassObj, class_id) as u64) as usize;
     let slots = {
-        let classes = rt.classes.read();
+        let classes = rt.info.classes.read();
         FIELDS
             .iter()
             .enumerate()
             .filter_map(|(i, f)| {
-                let name = *rt.name_ids.get(*f)?;
+                let name = rt.info.names.id(f)?;
                 let slot = classes[id].shape.iter().position(|&n| n == name)?;
                 Some((slot, i))
             })
@@ -306,12 +303,12 @@ fn handle(d: &mut Driver, sv: &Served, req: &Request) -> Response {
                 let trace = std::mem::take(&mut rt.trace);
                 Err((
                     format!("{kind}: {msg}\n"),
-                    render_runtime(kind, &msg, &trace, &rt.file),
+                    render_runtime(kind, &msg, &trace, &rt.info.file),
                 ))
             }
             Outcome::BadResult(m) => Err((
                 format!("TypeError: {m}\n"),
-                render_runtime(ErrorKind::TypeError, &m, &[], &rt.file),
+                render_runtime(ErrorKind::TypeError, &m, &[], &rt.info.file),
             )),
         };
         if rt.commit().is_err() {

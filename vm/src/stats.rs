@@ -19,7 +19,7 @@ fn ms(ns: u64) -> String {
 /// the `commits:`, `aborts:` and `conflicts:` lines).
 pub fn report(rt: &Runtime) -> String {
     let s = rt.stm.stats();
-    let sched = &rt.sched;
+    let stats = &rt.info.txn_stats;
     let mut o = String::new();
     let mode = match rt.mode {
         Mode::Stm => "stm",
@@ -35,7 +35,7 @@ pub fn report(rt: &Runtime) -> String {
         s.aborts_write_read,
         s.aborts_explicit
     );
-    let injected = sched.injected.load(Relaxed);
+    let injected = stats.injected.load(Relaxed);
     if injected > 0 {
         let _ = writeln!(
             o,
@@ -45,7 +45,7 @@ pub fn report(rt: &Runtime) -> String {
     let _ = writeln!(
         o,
         "  time lost to aborts: {}",
-        ms(sched.lost_ns.load(Relaxed))
+        ms(stats.lost_ns.load(Relaxed))
     );
     let _ = writeln!(
         o,
@@ -58,7 +58,7 @@ pub fn report(rt: &Runtime) -> String {
     let _ = writeln!(
         o,
         "  inevitable transactions: {}",
-        sched.inevitable.load(Relaxed)
+        stats.inevitable.load(Relaxed)
     );
     o.push_str(&crate::serve::stats_lines(&rt.info));
     let _ = writeln!(
@@ -75,7 +75,7 @@ pub fn report(rt: &Runtime) -> String {
     );
     let _ = writeln!(o, "  pages privatized: {}", s.pages_privatized);
     let _ = writeln!(o, "  conflicts: {}", s.conflicts_total);
-    let table = sched.conflicts.lock().unwrap();
+    let table = stats.conflicts.lock().unwrap();
     let mut rows: Vec<_> = table.iter().collect();
     rows.sort_by(|a, b| {
         b.1 .1
@@ -83,8 +83,8 @@ pub fn report(rt: &Runtime) -> String {
             .then(b.1 .0.cmp(&a.1 .0))
             .then(a.0.cmp(b.0))
     });
-    let site = |id: u32| match rt.sites.get(id as usize) {
-        Some(s) => format!("{}:{}:{}", rt.file, s.span.line, s.span.col),
+    let site = |id: u32| match rt.info.code.sites.get(id as usize) {
+        Some(s) => format!("{}:{}:{}", rt.info.file, s.span.line, s.span.col),
         None => "?".to_string(),
     };
     for (k, (n, lost)) in rows.iter().take(TOP_SITES) {
@@ -107,7 +107,7 @@ pub fn report(rt: &Runtime) -> String {
 
 /// `--stats`: the report on stderr (see [`report`]).
 pub fn print_stats_if_asked(rt: &Runtime) {
-    if rt.sched.stats.load(Relaxed) {
+    if rt.info.settings.stats {
         let text = report(rt);
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }

@@ -14,7 +14,7 @@ use super::{rt_of, Aborted, Ctx, ProgramInfo, Runtime, ERR};
 use crate::objects::{OpaqueObj, OPAQUE_THREAD};
 use std::mem::offset_of;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use stmjit_lang::diag::{render_runtime, ErrorKind};
 use stmjit_runtime::value::{self, Word, NONE};
 
@@ -27,6 +27,15 @@ const T_FUNC: u64 = 0;
 const T_ARGS: u64 = 1;
 const T_RESULT: u64 = 2;
 const T_ID: u64 = 3;
+
+/// The threads `spawn` started: which have finished, how many still run.
+#[derive(Default)]
+pub struct Threads {
+    /// The flags and the count.
+    pub table: Mutex<ThreadTable>,
+    /// Signalled when a thread ends.
+    pub ended: Condvar,
+}
 
 /// "Finished" flags of the spawned threads, by id, and how many still run.
 #[derive(Default)]
@@ -146,17 +155,17 @@ impl Driver {
 /// failing thread prints.
 pub(crate) fn fail(rt: &mut Runtime) -> ! {
     let info = rt.info.clone();
-    let mut failed = info.sched.failed.lock().unwrap();
+    let mut failed = info.output.failed.lock().unwrap();
     let _ = rt.commit();
     // Held until the process exits: no other thread writes a partial line meanwhile.
-    let _output = rt.sched.flush_and_hold();
+    let _output = rt.info.output.flush_and_hold();
     if !*failed {
         *failed = true;
         let (kind, msg) = rt.error.clone().unwrap_or((
             ErrorKind::TypeError,
             "internal error without a message".into(),
         ));
-        let text = render_runtime(kind, &msg, &rt.trace, &rt.file);
+        let text = render_runtime(kind, &msg, &rt.trace, &rt.info.file);
         use std::io::Write;
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
         crate::stats::print_stats_if_asked(rt);
@@ -178,7 +187,7 @@ pub(crate) fn start_pending(rt: &mut Runtime) {
         // Committed (the list was committed), so it may be registered as a root until the
         // new thread has it in its own shadow stack.
         rt.stm.add_root(obj);
-        rt.sched.threads.lock().unwrap().live += 1;
+        rt.info.threads.table.lock().unwrap().live += 1;
         let info = rt.info.clone();
         let started = std::thread::Builder::new()
             .stack_size(stmjit_lang::stack::BIG_STACK)
@@ -221,10 +230,10 @@ fn thread_main(info: Arc<ProgramInfo>, obj: Word) {
             }
         },
     );
-    let mut t = info.sched.threads.lock().unwrap();
+    let mut t = info.threads.table.lock().unwrap();
     t.done[id] = true;
     t.live -= 1;
-    info.sched.thread_ended.notify_all();
+    info.threads.ended.notify_all();
 }
 
 /// `spawn(f, args...)`: a Thread object, started when this transaction commits.
@@ -240,7 +249,7 @@ pub(crate) fn spawn(rt: &mut Runtime, f: Word, args: &[Word]) -> super::R<Word> 
     let argl = rt.new_list(args)?;
     let ha = rt.root(argl);
     let id = {
-        let mut t = rt.sched.threads.lock().unwrap();
+        let mut t = rt.info.threads.table.lock().unwrap();
         t.done.push(false);
         t.done.len() - 1
     };
@@ -326,7 +335,7 @@ pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
 
 /// Whether thread `id` has ended.
 fn is_done(rt: &Runtime, id: usize) -> bool {
-    rt.sched.threads.lock().unwrap().done[id]
+    rt.info.threads.table.lock().unwrap().done[id]
 }
 
 /// Whether the Thread `obj` was spawned by the running transaction (not started yet).
@@ -342,17 +351,17 @@ fn is_pending(rt: &Runtime, obj: Word) -> bool {
 
 /// Blocks until thread `id` has ended (call outside any transaction, or inevitable).
 pub(crate) fn wait_done(rt: &Runtime, id: usize) {
-    let mut t = rt.sched.threads.lock().unwrap();
+    let mut t = rt.info.threads.table.lock().unwrap();
     while !t.done[id] {
-        t = rt.sched.thread_ended.wait(t).unwrap();
+        t = rt.info.threads.ended.wait(t).unwrap();
     }
 }
 
 /// Waits until every spawned thread has ended (the end of the program, as in Python).
 pub fn wait_all(info: &ProgramInfo) {
-    let mut t = info.sched.threads.lock().unwrap();
+    let mut t = info.threads.table.lock().unwrap();
     while t.live > 0 {
-        t = info.sched.thread_ended.wait(t).unwrap();
+        t = info.threads.ended.wait(t).unwrap();
     }
 }
 

@@ -26,9 +26,8 @@
 #[cfg(doc)]
 use super::Unwind;
 use super::{rt_of, Aborted, Ctx, Mode, Runtime, ERR, RESTART};
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 use stmjit_runtime::transaction::Abort;
 use stmjit_runtime::value::{Word, NONE};
@@ -62,16 +61,11 @@ pub struct ConflictKey {
     pub reader_site: u32,
 }
 
-/// Program-wide transaction state: output queue, GIL, configuration, figures.
-pub struct Scheduler {
-    /// Output of committed transactions, in commit order, not yet written.
-    pub output: Mutex<Vec<u8>>,
-    /// The global lock of `--gil`.
-    pub gil: Gil,
-    /// Initial budget of a transaction.
-    pub budget: AtomicU64,
-    /// Debug switch: probability (in 1/2^32) that a commit aborts instead.
-    pub abort_chance: AtomicU64,
+/// The figures of `--stats` that only the object model knows: the conflicts aborted
+/// transactions saw (both sides, by site), the time aborts lost, the aborts injected by the
+/// debug switch, the transactions that became inevitable.
+#[derive(Default)]
+pub struct TxnStats {
     /// Conflicts seen by aborted transactions: count and time lost (ns).
     pub conflicts: Mutex<std::collections::HashMap<ConflictKey, (u64, u64)>>,
     /// Time lost to all aborts (ns): from the transaction's start to its abort.
@@ -80,59 +74,6 @@ pub struct Scheduler {
     pub injected: AtomicU64,
     /// Transactions that became inevitable.
     pub inevitable: AtomicU64,
-    /// Threads started by `spawn`: which have finished, how many run.
-    pub threads: Mutex<super::threads::ThreadTable>,
-    /// Signalled when a thread ends.
-    pub thread_ended: Condvar,
-    /// Set once an error ended the program (other threads stop printing).
-    pub failed: Mutex<bool>,
-    /// `--stats`: print the report at exit.
-    pub stats: std::sync::atomic::AtomicBool,
-    /// Dicts whose insertions conflicted: their new keys wait for commit
-    /// (`dict_overlay.rs`).
-    pub contended: super::dict_overlay::Contended,
-}
-
-impl Default for Scheduler {
-    fn default() -> Scheduler {
-        Scheduler {
-            output: Mutex::new(Vec::new()),
-            gil: Gil::default(),
-            budget: AtomicU64::new(DEFAULT_BUDGET as u64),
-            abort_chance: AtomicU64::new(0),
-            conflicts: Mutex::new(Default::default()),
-            lost_ns: AtomicU64::new(0),
-            injected: AtomicU64::new(0),
-            inevitable: AtomicU64::new(0),
-            threads: Mutex::new(Default::default()),
-            thread_ended: Condvar::new(),
-            failed: Mutex::new(false),
-            stats: std::sync::atomic::AtomicBool::new(false),
-            contended: Default::default(),
-        }
-    }
-}
-
-impl Scheduler {
-    /// Writes the committed output (in commit order).
-    pub fn flush(&self) {
-        drop(self.flush_and_hold());
-    }
-
-    /// Writes the committed output and keeps the output queue locked, so that no other
-    /// thread starts writing more: held by a thread that ends the process, which could
-    /// otherwise cut another thread's write in the middle of a line.
-    pub fn flush_and_hold(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
-        let mut out = self.output.lock().unwrap_or_else(|e| e.into_inner());
-        if !out.is_empty() {
-            let mut stdout = std::io::stdout().lock();
-            // A closed pipe is ignored: the program's result does not depend on it.
-            let _ = stdout.write_all(&out);
-            let _ = stdout.flush();
-            out.clear();
-        }
-        out
-    }
 }
 
 /// Per-thread transaction state.
@@ -192,7 +133,7 @@ impl Runtime {
             super::threads::wait_done(self, id);
         }
         if self.mode == Mode::Gil {
-            self.sched.gil.acquire();
+            self.info.gil.acquire();
         }
         self.th().begin();
         let seg = self.th().segment();
@@ -202,7 +143,7 @@ impl Runtime {
         if let Some(c) = unsafe { ctx.as_mut() } {
             c.seg_base = base;
         }
-        let max = self.sched.budget.load(Relaxed) as i64;
+        let max = self.info.settings.budget as i64;
         self.tx.budget = self.tx.budget.clamp(MIN_BUDGET, max.max(MIN_BUDGET));
         self.set_budget(self.tx.budget);
         self.tx.started = Some(Instant::now());
@@ -235,7 +176,7 @@ impl Runtime {
             // the transaction inevitable); its commit has nothing left to insert.
             super::threads::fail(self);
         }
-        let chance = self.sched.abort_chance.load(Relaxed);
+        let chance = self.info.settings.abort_chance;
         if chance != 0 && !self.th().is_inevitable() {
             // xorshift64*: a cheap deterministic stream per thread.
             let mut x = self.tx.rng;
@@ -244,14 +185,14 @@ impl Runtime {
             x ^= x >> 27;
             self.tx.rng = x;
             if (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) < chance {
-                self.sched.injected.fetch_add(1, Relaxed);
+                self.info.txn_stats.injected.fetch_add(1, Relaxed);
                 let a = self.th().abort();
                 self.note_abort(a);
                 return Err(Aborted);
             }
         }
         let mut out = std::mem::take(&mut self.out);
-        let sched = &self.info.sched;
+        let output = &self.info.output;
         let classes = &self.info.classes;
         // Taken at the commit only: an abort ends the class change itself (`note_abort`).
         let class_changed = self.tx.class_changed;
@@ -259,7 +200,7 @@ impl Runtime {
         // SAFETY: th is this thread's live handle.
         let r = unsafe { &mut *self.th }.commit_with(&mut || {
             if !out.is_empty() {
-                sched.output.lock().unwrap().append(&mut out);
+                output.append(&mut out);
                 wrote = true;
             }
             if class_changed {
@@ -273,12 +214,12 @@ impl Runtime {
             Ok(()) => {
                 self.tx.class_changed = false;
                 if self.mode == Mode::Gil {
-                    self.sched.gil.release();
+                    self.info.gil.release();
                 }
                 if wrote {
-                    self.sched.flush();
+                    self.info.output.flush();
                 }
-                self.tx.budget = (self.tx.budget * 2).min(self.sched.budget.load(Relaxed) as i64);
+                self.tx.budget = (self.tx.budget * 2).min(self.info.settings.budget as i64);
                 Ok(())
             }
             Err(a) => {
@@ -293,18 +234,18 @@ impl Runtime {
     pub(crate) fn note_abort(&mut self, a: Abort) {
         self.tx.aborting = true;
         if std::mem::take(&mut self.tx.class_changed) {
-            self.classes.end_change(false);
+            self.info.classes.end_change(false);
         }
         self.out.clear();
         if self.mode == Mode::Gil {
-            self.sched.gil.release();
+            self.info.gil.release();
         }
         let lost = self
             .tx
             .started
             .take()
             .map_or(0, |t| t.elapsed().as_nanos() as u64);
-        self.sched.lost_ns.fetch_add(lost, Relaxed);
+        self.info.txn_stats.lost_ns.fetch_add(lost, Relaxed);
         self.tx.budget = (self.tx.budget / 2).max(MIN_BUDGET);
         self.tx.abort_site = None;
         self.tx.pending_key = None;
@@ -356,7 +297,7 @@ impl Runtime {
     pub(crate) fn note_abort_site(&mut self, site: u32) {
         if let Some((mut key, lost)) = self.tx.pending_key.take() {
             key.reader_site = site;
-            let mut t = self.sched.conflicts.lock().unwrap();
+            let mut t = self.info.txn_stats.conflicts.lock().unwrap();
             let e = t.entry(key).or_insert((0, 0));
             e.0 += 1;
             e.1 += lost;
@@ -391,7 +332,7 @@ impl Runtime {
         }
         match self.th().become_inevitable() {
             Ok(()) => {
-                self.sched.inevitable.fetch_add(1, Relaxed);
+                self.info.txn_stats.inevitable.fetch_add(1, Relaxed);
                 Ok(())
             }
             Err(a) => {

@@ -33,11 +33,11 @@ impl FnCompiler<'_, '_> {
                 .iconst(I64, if *v { TRUE } else { FALSE } as i64),
             ExprKind::None => self.b.ins().iconst(I64, NONE as i64),
             ExprKind::Float(f) => {
-                let w = self.sh.rt.float_consts[&f.to_bits()];
+                let w = self.sh.consts.floats[&f.to_bits()];
                 self.b.ins().iconst(I64, w as i64)
             }
             ExprKind::Str(s) => {
-                let w = self.sh.rt.str_consts[&**s];
+                let w = self.sh.consts.strs[&**s];
                 self.b.ins().iconst(I64, w as i64)
             }
             ExprKind::Name(n) => self.load_name(n, e.span),
@@ -180,7 +180,7 @@ impl FnCompiler<'_, '_> {
                 self.b.ins().brif(unbound, bad, &[], ok, &[]);
                 self.b.set_cold_block(bad);
                 self.b.switch_to_block(bad);
-                let nid = self.sh.rt.name_id(&n.name) as i64;
+                let nid = self.sh.names.intern(&n.name) as i64;
                 let nid = self.b.ins().iconst(I64, nid);
                 let r = self.call(Helper::UnboundLocal, &[self.ctx, nid]);
                 self.check(r, span);
@@ -201,7 +201,7 @@ impl FnCompiler<'_, '_> {
                     let w = self.builtin_obj(b);
                     self.b.ins().jump(ok, &[w.into()]);
                 } else {
-                    let nid = self.sh.rt.name_id(&n.name) as i64;
+                    let nid = self.sh.names.intern(&n.name) as i64;
                     let nid = self.b.ins().iconst(I64, nid);
                     let r = self.call(Helper::NameError, &[self.ctx, nid]);
                     self.check(r, span);
@@ -214,7 +214,7 @@ impl FnCompiler<'_, '_> {
             Slot::Unresolved => match Builtin::from_name(&n.name) {
                 Some(b) => self.builtin_obj(b),
                 None => {
-                    let nid = self.sh.rt.name_id(&n.name) as i64;
+                    let nid = self.sh.names.intern(&n.name) as i64;
                     let nid = self.b.ins().iconst(I64, nid);
                     self.call_checked(Helper::NameError, &[self.ctx, nid], span)
                 }
@@ -224,13 +224,13 @@ impl FnCompiler<'_, '_> {
 
     fn builtin_obj(&mut self, b: Builtin) -> Value {
         let k = Builtin::ALL.iter().position(|x| *x == b).unwrap();
-        let w = self.sh.builtin_objs[k];
+        let w = self.sh.consts.builtin_objs[k];
         self.b.ins().iconst(I64, w as i64)
     }
 
     /// Segment offset of global `g`'s word.
     fn global_off(&self, g: usize) -> i64 {
-        (self.sh.rt.globals + ARRAY_DATA + 8 * g as u64) as i64
+        (self.sh.consts.globals + ARRAY_DATA + 8 * g as u64) as i64
     }
 
     /// Loads global `g` with its read barrier (the granule of its word in the globals array).
@@ -244,7 +244,7 @@ impl FnCompiler<'_, '_> {
 
     /// Stores global `g` with the card write barrier.
     pub(crate) fn store_global(&mut self, g: usize, v: Value, span: Span) {
-        let arr = self.b.ins().iconst(I64, self.sh.rt.globals as i64);
+        let arr = self.b.ins().iconst(I64, self.sh.consts.globals as i64);
         let off = self.b.ins().iconst(I64, (ARRAY_DATA + 8 * g as u64) as i64);
         self.card_write_barrier(arr, off, span);
         let go = self.global_off(g);
@@ -650,7 +650,7 @@ impl FnCompiler<'_, '_> {
     /// The f64 of a float box (immutable: no read barrier); branches to `other` when `v` is
     /// not a float.
     pub(crate) fn float_value(&mut self, v: Value, other: cranelift_codegen::ir::Block) -> Value {
-        let is_float = self.has_type(v, self.sh.rt.types.float.0, other);
+        let is_float = self.has_type(v, self.sh.types.float.0, other);
         let b2 = self.b.create_block();
         self.b.ins().brif(is_float, b2, &[], other, &[]);
         self.b.switch_to_block(b2);
@@ -668,7 +668,7 @@ impl FnCompiler<'_, '_> {
     /// nursery_current = n; header = type << 32`, then the value.
     pub(crate) fn box_float(&mut self, f: Value, span: Span) -> Value {
         use stmjit_runtime::SegmentInfo;
-        let ty = self.sh.rt.types.float.0 as i64;
+        let ty = self.sh.types.float.0 as i64;
         let size = std::mem::size_of::<stmjit_vm::objects::FloatObj>() as i64;
         self.b.set_srcloc(SourceLoc::new(super::LOC_ALLOC));
         let cur_off =
@@ -695,7 +695,7 @@ impl FnCompiler<'_, '_> {
         let header = self
             .b
             .ins()
-            .iconst(I64, young_header(self.sh.rt.types.float) as i64);
+            .iconst(I64, young_header(self.sh.types.float) as i64);
         let ha = self.seg_addr(r);
         self.b.ins().store(mf(), header, ha, 0);
         self.b.ins().jump(done, &[r.into()]);
@@ -853,7 +853,7 @@ impl FnCompiler<'_, '_> {
         slow: cranelift_codegen::ir::Block,
     ) -> Value {
         self.b.set_srcloc(SourceLoc::new(LOC_LIST_FAST));
-        let is_list = self.has_type(o, self.sh.rt.types.list.0, slow);
+        let is_list = self.has_type(o, self.sh.types.list.0, slow);
         let int = self.b.ins().band_imm(i, 1);
         let int8 = self.b.ins().icmp_imm(IntCC::NotEqual, int, 0);
         let ok = self.b.ins().band(is_list, int8);
@@ -902,7 +902,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().brif(absent, slow, &[], done, &[v.into()]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
-        let nid = self.sh.rt.name_id(name) as i64;
+        let nid = self.sh.names.intern(name) as i64;
         let nid = self.b.ins().iconst(I64, nid);
         let cp = self.b.ins().iconst(I64, cache);
         let r = self.call_checked(Helper::GetAttrSite, &[self.ctx, o, nid, cp], span);
@@ -927,7 +927,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
-        let nid = self.sh.rt.name_id(name) as i64;
+        let nid = self.sh.names.intern(name) as i64;
         let nid = self.b.ins().iconst(I64, nid);
         let cp = self.b.ins().iconst(I64, cache);
         self.call_checked(Helper::SetAttrSite, &[self.ctx, o, nid, v, cp], span);
@@ -1030,9 +1030,9 @@ impl FnCompiler<'_, '_> {
             _ => None,
         };
         if let Some(fid) =
-            direct_fid.filter(|&fid| self.sh.rt.program.functions[fid].arity == args.len())
+            direct_fid.filter(|&fid| self.sh.program.functions[fid].arity == args.len())
         {
-            let expect = self.sh.rt.func_objs[fid] as i64;
+            let expect = self.sh.consts.func_objs[fid] as i64;
             let same = self.b.ins().icmp_imm(IntCC::Equal, f, expect);
             let direct = self.b.create_block();
             self.b.ins().brif(same, direct, &[], generic, &[]);
@@ -1055,7 +1055,7 @@ impl FnCompiler<'_, '_> {
         // A callee not known to be a function may be a class: `C(args)` through the site's
         // class cache (`sites.rs`), the generic helper filling it.
         let class_site = if direct_fid.is_none() {
-            let cache = self.sh.rt.info_mut().classes.new_method_site() as i64;
+            let cache = self.sh.code.new_method_site() as i64;
             let slow = self.b.create_block();
             self.class_call(ft, args.len(), cache, done, slow, span);
             self.b.switch_to_block(slow);

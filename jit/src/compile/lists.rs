@@ -18,7 +18,7 @@ impl FnCompiler<'_, '_> {
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
         self.b.set_srcloc(SourceLoc::new(super::LOC_LIST_FAST));
-        self.expect_type(v, self.sh.rt.types.list.0, slow);
+        self.expect_type(v, self.sh.types.list.0, slow);
         self.read_barrier_obj(v);
         let a = self.seg_addr(v);
         let n = self

@@ -77,7 +77,8 @@ mod sites;
 mod stmt;
 
 use crate::rt::abi::{Effects, Helper};
-use crate::rt::{Ctx, ERR, UNBOUND};
+use crate::rt::objects::Types;
+use crate::rt::{CodeTables, Constants, Ctx, Names, ERR, UNBOUND};
 use cranelift_codegen::ir::{
     self, condcodes::IntCC, types::I64, types::I8, Block, FuncRef, InstBuilder, SourceLoc, Value,
 };
@@ -85,6 +86,7 @@ use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_module::{FuncId, Module};
 use std::collections::HashMap;
 use std::mem::offset_of;
+use stmjit_lang::ast::Program;
 use stmjit_lang::diag::Span;
 use stmjit_runtime::ShadowStack;
 
@@ -110,12 +112,19 @@ pub struct Shared<'a> {
     pub helpers: &'a HashMap<Helper, FuncId>,
     /// Function ids of the program's functions.
     pub funcs: &'a [FuncId],
-    /// The runtime (constants are allocated during compilation, inside the transaction).
-    pub rt: &'a mut crate::rt::Runtime,
+    /// The program.
+    pub program: &'a Program,
+    /// Its object types.
+    pub types: Types,
+    /// Interned names (the compiler interns the names its code passes to helpers).
+    pub names: &'a mut Names,
+    /// The program's literal objects.
+    pub consts: &'a Constants,
+    /// Trace sites, class statements, site caches, code addresses: filled as the code
+    /// refers to them.
+    pub code: &'a mut CodeTables,
     /// Program function id bound to each global by a module-level `def` (direct calls).
     pub def_of_global: &'a HashMap<usize, usize>,
-    /// Builtin function objects by index in `Builtin::ALL`.
-    pub builtin_objs: &'a [u64],
     /// The segment layout (card marker displacement).
     pub card_disp: u64,
     /// The target's frontend configuration.
@@ -595,11 +604,11 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
 
     /// Registers a trace site.
     pub(crate) fn site(&mut self, span: Span) -> i64 {
-        self.sh.rt.info_mut().sites.push(crate::rt::Site {
+        let site = crate::rt::Site {
             span,
             func: self.func_idx,
-        });
-        (self.sh.rt.sites.len() - 1) as i64
+        };
+        self.sh.code.add_site(site) as i64
     }
 
     /// After a call that may raise: `r == ERR` unwinds with a trace entry at `span`.
@@ -856,7 +865,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             let first_new = self.b.func.dfg.num_blocks();
             let next = self.b.create_block();
             // Read under the marker just stored again (`written` is a subset of `read`).
-            let is_inst = self.has_type(v, self.sh.rt.types.instance.0, next);
+            let is_inst = self.has_type(v, self.sh.types.instance.0, next);
             let inst = self.b.create_block();
             self.b.ins().brif(is_inst, inst, &[], next, &[]);
             self.b.switch_to_block(inst);

@@ -6,7 +6,7 @@
 use super::expr::is_simple;
 use super::{mf, FnCompiler};
 use crate::rt::abi::Helper;
-use crate::rt::site_cache::{SiteCache, WAYS};
+use crate::rt::site_cache::WAYS;
 use cranelift_codegen::ir::{
     self, condcodes::IntCC, types::I64, AbiParam, Block, InstBuilder, SourceLoc, Value,
 };
@@ -18,16 +18,13 @@ use stmjit_vm::objects::{ArrayObj, ClassObj, InstanceObj, ARRAY_DATA};
 impl FnCompiler<'_, '_> {
     /// A new attribute-site cache (filled by the helpers with `class id << 32 | slot`).
     pub(crate) fn attr_site(&mut self) -> i64 {
-        let b = Box::<SiteCache>::default();
-        let p = &*b as *const SiteCache as i64;
-        self.sh.rt.info_mut().attr_caches.push(b);
-        p
+        self.sh.code.new_attr_site() as i64
     }
 
     /// Branches to `slow` unless `o` is an instance; returns its class id. No read barrier:
     /// an instance's class (set when it is created) and a class's id never change.
     fn class_id_of(&mut self, o: Value, slow: Block) -> Value {
-        self.expect_type(o, self.sh.rt.types.instance.0, slow);
+        self.expect_type(o, self.sh.types.instance.0, slow);
         self.class_id_loads(o)
     }
 
@@ -88,7 +85,7 @@ impl FnCompiler<'_, '_> {
     /// `(slots array, segment offset of the slot word)` after the instance's read barrier.
     pub(crate) fn attr_slot(&mut self, o: Value, cache: i64, slow: Block) -> (Value, Value) {
         self.b.set_srcloc(SourceLoc::new(super::LOC_ATTR_FAST));
-        self.expect_type(o, self.sh.rt.types.instance.0, slow);
+        self.expect_type(o, self.sh.types.instance.0, slow);
         // The barrier covers the slots array pointer read below.
         self.read_barrier_obj(o);
         let cid = self.class_id_loads(o);
@@ -134,8 +131,8 @@ impl FnCompiler<'_, '_> {
         args: &[Expr],
         span: Span,
     ) -> Value {
-        let cache = self.sh.rt.info_mut().classes.new_method_site() as i64;
-        let name_id = self.sh.rt.name_id(name) as i64;
+        let cache = self.sh.code.new_method_site() as i64;
+        let name_id = self.sh.names.intern(name) as i64;
         let mark = self.temp_mark();
         let o = self.expr(obj);
         self.push_temp(o);
@@ -175,7 +172,7 @@ impl FnCompiler<'_, '_> {
     /// and checks its result for an error.
     fn call_cached(&mut self, fid: Value, first: usize, n: usize, span: Span) -> Value {
         let off = self.b.ins().ishl_imm(fid, 3);
-        let table = self.sh.rt.func_code.as_ptr() as i64;
+        let table = self.sh.code.func_code.as_ptr() as i64;
         let addr = self.b.ins().iadd_imm(off, table);
         let code = self.b.ins().load(I64, mf(), addr, 0);
         let mut vals = vec![self.ctx];
@@ -220,7 +217,7 @@ impl FnCompiler<'_, '_> {
     ) {
         use crate::rt::abi::{CLASS_SITE_SHIFT, CLASS_SITE_SLOTS};
         let f = self.load_slot(ft);
-        self.expect_type(f, self.sh.rt.types.class.0, slow);
+        self.expect_type(f, self.sh.types.class.0, slow);
         // No read barrier: a class's id never changes.
         let fa = self.seg_addr(f);
         let cid = self

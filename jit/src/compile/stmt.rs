@@ -200,7 +200,7 @@ impl FnCompiler<'_, '_> {
                 _ => {}
             },
             StmtKind::FunctionDef { func, target } => {
-                let w = self.sh.rt.func_objs[*func] as i64;
+                let w = self.sh.consts.func_objs[*func] as i64;
                 let v = self.b.ins().iconst(I64, w);
                 self.store_name(target, v, s.span);
             }
@@ -223,16 +223,17 @@ impl FnCompiler<'_, '_> {
                     self.push_temp(v);
                 }
                 let def = {
-                    let rt = &mut *self.sh.rt;
+                    let names = &mut *self.sh.names;
                     let methods: Vec<(u32, usize)> =
-                        methods.iter().map(|(n, f)| (rt.name_id(n), *f)).collect();
-                    let attrs: Vec<u32> = attrs.iter().map(|(n, _)| rt.name_id(n)).collect();
-                    rt.info_mut().classdefs.push(crate::rt::ClassDef {
+                        methods.iter().map(|(n, f)| (names.intern(n), *f)).collect();
+                    let attrs: Vec<u32> = attrs.iter().map(|(n, _)| names.intern(n)).collect();
+                    let classdefs = &mut self.sh.code.classdefs;
+                    classdefs.push(crate::rt::ClassDef {
                         name: name.clone(),
                         methods,
                         attrs,
                     });
-                    rt.classdefs.len() - 1
+                    classdefs.len() - 1
                 };
                 let d = self.b.ins().iconst(I64, def as i64);
                 let bv = self.load_slot(bt);

@@ -1,0 +1,174 @@
+//! The literals of a program: what its compiled code refers to as objects, which a
+//! compiler allocates before the code runs (LANGUAGE.md values are objects, and code embeds
+//! their references): str and float literals, and the names the program uses as
+//! attributes, methods and class members.
+
+use crate::ast::*;
+
+/// The literals of a program, in program order (the module body, then each function),
+/// repetitions included.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Literals {
+    /// Str literals.
+    pub strs: Vec<String>,
+    /// Float literals.
+    pub floats: Vec<f64>,
+    /// Names used as attributes, methods and class members.
+    pub names: Vec<String>,
+}
+
+/// The literals of `program`.
+pub fn literals(program: &Program) -> Literals {
+    let mut l = Literals::default();
+    l.stmts(&program.body);
+    for f in program.functions.iter() {
+        l.stmts(&f.body);
+    }
+    l
+}
+
+impl Literals {
+    /// Appends the literals of `stmts`, in order.
+    fn stmts(&mut self, stmts: &[Stmt]) {
+        for s in stmts {
+            self.stmt(s);
+        }
+    }
+
+    fn stmt(&mut self, s: &Stmt) {
+        match &s.kind {
+            StmtKind::Expr(e) => self.expr(e),
+            StmtKind::Assign { targets, value } => {
+                targets.iter().for_each(|t| self.target(t));
+                self.expr(value)
+            }
+            StmtKind::AugAssign { target, value, .. } => {
+                self.target(target);
+                self.expr(value)
+            }
+            StmtKind::If { cond, body, orelse } => {
+                self.expr(cond);
+                self.stmts(body);
+                self.stmts(orelse)
+            }
+            StmtKind::While { cond, body } => {
+                self.expr(cond);
+                self.stmts(body)
+            }
+            StmtKind::For { iter, body, .. } => {
+                self.expr(iter);
+                self.stmts(body)
+            }
+            StmtKind::Return(Some(e)) => self.expr(e),
+            StmtKind::Del(t) => self.target(t),
+            StmtKind::ClassDef {
+                base,
+                methods,
+                attrs,
+                ..
+            } => {
+                base.iter().for_each(|b| self.expr(b));
+                methods.iter().for_each(|(n, _)| self.names.push(n.clone()));
+                for (n, e) in attrs {
+                    self.names.push(n.clone());
+                    self.expr(e)
+                }
+            }
+            StmtKind::With { kind, body } => {
+                if let WithKind::Lock(e) = kind {
+                    self.expr(e)
+                }
+                self.stmts(body)
+            }
+            _ => {}
+        }
+    }
+
+    fn target(&mut self, t: &Target) {
+        match t {
+            Target::Name(_) => {}
+            Target::Index { obj, index } => {
+                self.expr(obj);
+                self.expr(index)
+            }
+            Target::Slice { obj, lo, hi } => {
+                self.expr(obj);
+                lo.iter().for_each(|x| self.expr(x));
+                hi.iter().for_each(|x| self.expr(x))
+            }
+            Target::Attr { obj, name } => {
+                self.names.push(name.clone());
+                self.expr(obj)
+            }
+        }
+    }
+
+    fn expr(&mut self, e: &Expr) {
+        match &e.kind {
+            ExprKind::Str(s) => self.strs.push(s.to_string()),
+            ExprKind::Float(f) => self.floats.push(*f),
+            ExprKind::List(items) => items.iter().for_each(|x| self.expr(x)),
+            ExprKind::Dict(items) => items.iter().for_each(|(k, v)| {
+                self.expr(k);
+                self.expr(v)
+            }),
+            ExprKind::Unary(_, a) | ExprKind::Not(a) => self.expr(a),
+            ExprKind::Binary(_, a, b) | ExprKind::And(a, b) | ExprKind::Or(a, b) => {
+                self.expr(a);
+                self.expr(b)
+            }
+            ExprKind::Compare { first, rest } => {
+                self.expr(first);
+                rest.iter().for_each(|(_, x)| self.expr(x))
+            }
+            ExprKind::IfElse { cond, then, orelse } => {
+                self.expr(cond);
+                self.expr(then);
+                self.expr(orelse)
+            }
+            ExprKind::Call { func, args } => {
+                self.expr(func);
+                args.iter().for_each(|x| self.expr(x))
+            }
+            ExprKind::MethodCall { obj, name, args } => {
+                self.names.push(name.clone());
+                self.expr(obj);
+                args.iter().for_each(|x| self.expr(x))
+            }
+            ExprKind::Attr { obj, name } => {
+                self.names.push(name.clone());
+                self.expr(obj)
+            }
+            ExprKind::Index { obj, index } => {
+                self.expr(obj);
+                self.expr(index)
+            }
+            ExprKind::Slice { obj, lo, hi } => {
+                self.expr(obj);
+                lo.iter().for_each(|x| self.expr(x));
+                hi.iter().for_each(|x| self.expr(x))
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_in_program_order_body_first() {
+        let p = crate::parse(
+            "def f(o):\n    return o.b + 2.5\nx = \"s\"\ny = x.upper()\nclass C:\n    k = 1.5\n",
+        )
+        .unwrap();
+        let l = literals(&p);
+        assert_eq!(l.strs, vec!["s".to_string()]);
+        assert_eq!(l.floats, vec![1.5, 2.5]);
+        assert_eq!(
+            l.names,
+            vec!["upper".to_string(), "k".to_string(), "b".to_string()]
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! The state of one thread of a program run ([`Runtime`]): its view of the heap (the segment
+//! of its running transaction, its STM handle, its shadow stack), its transaction's state,
+//! the pending error, and what the transaction has buffered. Helpers reach it through the
+//! context JIT code passes them ([`rt_of`]).
+//!
+//! Its methods live with their concern, one file each: heap access and allocation
+//! (`heap.rs`), roots (`roots.rs`), errors (`error.rs`), transactions (`txn.rs`), the
+//! objects' operations (`objects/`, `dict_overlay.rs`, `convert.rs`, `methods.rs`,
+//! `helpers.rs`). Program-wide data is [`Runtime::info`]; the few program-wide values every
+//! object operation reads (types, the runtime instance, the mode) are copied here.
+
+use crate::class_table::ClassCopy;
+use crate::dict_overlay::DictOverlay;
+use crate::objects::Types;
+use crate::program::{Mode, ProgramInfo};
+use crate::txn::ThreadTx;
+use crate::Ctx;
+use std::cell::{Cell, UnsafeCell};
+use std::sync::Arc;
+use stmjit_lang::diag::{ErrorKind, TraceEntry};
+use stmjit_runtime::transaction::StmThread;
+use stmjit_runtime::{ShadowStack, Stm};
+
+/// State of one thread of a program run (see the module docs).
+pub struct Runtime {
+    /// Program-wide data (shared by all threads).
+    pub info: Arc<ProgramInfo>,
+    /// The program's object types (a copy of `info.types`).
+    pub types: Types,
+    /// The runtime instance (`info.stm`).
+    pub stm: Arc<Stm>,
+    /// Parallel STM or `--gil` (`info.settings.mode`).
+    pub mode: Mode,
+    /// Linear address of the segment of the running transaction.
+    pub seg_base: u64,
+    /// The STM thread handle (slow paths).
+    pub th: *mut StmThread,
+    /// The thread's shadow stack (roots of Rust helpers too).
+    pub ss: *mut ShadowStack,
+    /// Allocations since the last check of the old space's footprint.
+    pub allocs_unchecked: u64,
+    /// Set when a helper wanted more roots than the shadow stack holds (the helper's result
+    /// is then replaced by a MemoryError).
+    pub root_overflow: Cell<bool>,
+    /// Where such roots go (never read back as valid).
+    pub(crate) overflow_slot: Box<UnsafeCell<u64>>,
+    /// The pending error, if a helper raised.
+    pub error: Option<(ErrorKind, String)>,
+    /// Trace of the pending error, innermost first.
+    pub trace: Vec<TraceEntry>,
+    /// Output of the running transaction, appended to the program's output at its commit.
+    pub out: Vec<u8>,
+    /// Per-thread transaction state (abort unwinding, statistics): see `txn.rs`.
+    pub tx: ThreadTx,
+    /// The thread's context (null before a driver set it): its current site.
+    pub ctx: *mut Ctx,
+    /// This thread's copy of the class table (see `class_table`).
+    pub class_copy: ClassCopy,
+    /// New keys the running transaction inserts into shared dicts at its commit (see
+    /// `dict_overlay`).
+    pub overlay: DictOverlay,
+}
+
+impl Runtime {
+    /// The runtime of a thread of the program `info` on the STM handle `th`, whose running
+    /// transaction (if any) is on the segment at `seg_base`.
+    ///
+    /// # Safety
+    /// `th` must be a live handle that outlives the runtime and is used only by this thread.
+    pub unsafe fn for_thread(info: Arc<ProgramInfo>, th: *mut StmThread, seg_base: u64) -> Runtime {
+        // SAFETY: th is a live handle owned by the caller for the runtime's lifetime.
+        let ss = unsafe { (*th).shadow_stack_ptr() };
+        Runtime {
+            types: info.types,
+            stm: info.stm.clone(),
+            mode: info.settings.mode,
+            info,
+            seg_base,
+            th,
+            ss,
+            allocs_unchecked: 0,
+            root_overflow: Cell::new(false),
+            overflow_slot: Box::new(UnsafeCell::new(0)),
+            error: None,
+            trace: Vec::new(),
+            out: Vec::new(),
+            tx: ThreadTx::default(),
+            ctx: std::ptr::null_mut(),
+            class_copy: Default::default(),
+            overlay: Default::default(),
+        }
+    }
+
+    /// The slot of attribute `name` in the shape of class `id`.
+    #[inline]
+    pub fn shape_slot(&self, id: usize, name: u32) -> Option<usize> {
+        self.class_copy.with(&self.info.classes, |c| {
+            c[id].shape.iter().position(|&n| n == name)
+        })
+    }
+}
+
+/// The runtime of the thread whose context JIT code passed to a helper.
+pub(crate) fn rt_of<'a>(ctx: *mut Ctx) -> &'a mut Runtime {
+    // SAFETY: helpers receive the live context of their thread; callers never hold another
+    // reference to the runtime across this one's use (borrows are re-taken after every call
+    // into JIT code).
+    unsafe { &mut *(*ctx).rt }
+}
