@@ -21,7 +21,7 @@
 //!    sequences are made of.
 
 use crate::gs_rewrite::{intel, AccessKind, SegmentAccess};
-use crate::module::CompiledFunction;
+use crate::module::{CompiledFunction, Jit};
 use cranelift_codegen::ir::SourceLoc;
 use iced_x86::{
     Decoder, DecoderOptions, FlowControl, Formatter, GasFormatter, Instruction, IntelFormatter,
@@ -295,6 +295,28 @@ pub fn dump_function(
         syntax,
         &ann,
     ));
+    out
+}
+
+/// The `--dump-asm` text of every finalized function of `jit`, in declaration order: final
+/// relocated bytes at their real addresses, barrier annotations, plus those `extra` returns
+/// for each function (e.g. [`srcloc_annotations`] for allocation and poll sequences).
+pub fn dump_asm(
+    jit: &Jit,
+    syntax: Syntax,
+    extra: impl Fn(&CompiledFunction) -> Vec<Annotation>,
+) -> String {
+    let mut functions: Vec<&CompiledFunction> = jit.functions().collect();
+    functions.sort_by_key(|f| f.id.as_u32());
+    let mut out = String::new();
+    for f in functions {
+        let Some(code) = jit.final_code(f.id) else {
+            continue;
+        };
+        let ip = jit.code_ptr(f.id) as u64;
+        out.push_str(&dump_function(f, code, ip, syntax, &extra(f)));
+        out.push('\n');
+    }
     out
 }
 

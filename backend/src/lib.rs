@@ -58,7 +58,7 @@
 //!    call it as `extern "C" fn(gs_base, args...) -> ret` with `gs_base` the
 //!    thread's current `%gs` base.
 //! 4. [`Jit::finalize`], then [`Jit::code_ptr`]. `--dump-asm`:
-//!    [`Jit::dump_asm`]. GC stack maps and source locations:
+//!    [`disasm::dump_asm`]. GC stack maps and source locations:
 //!    [`CompiledFunction::stack_maps`] and [`CompiledFunction::srclocs`].
 //!
 //! # IR conventions for segment accesses

@@ -429,36 +429,6 @@ impl Jit {
     pub fn builder_context(&mut self) -> &mut FunctionBuilderContext {
         &mut self.fbc
     }
-
-    /// The `--dump-asm` text of every finalized function, in declaration
-    /// order: final relocated bytes at their real addresses, barrier
-    /// annotations, plus those `extra` returns for each function (e.g.
-    /// [`crate::disasm::srcloc_annotations`] for allocation and poll
-    /// sequences).
-    pub fn dump_asm(
-        &self,
-        syntax: crate::disasm::Syntax,
-        extra: impl Fn(&CompiledFunction) -> Vec<crate::disasm::Annotation>,
-    ) -> String {
-        let mut ids: Vec<FuncId> = self.functions.keys().copied().collect();
-        ids.sort_by_key(|id| id.as_u32());
-        let mut out = String::new();
-        for id in ids {
-            let (Some(f), Some(code)) = (self.function(id), self.final_code(id)) else {
-                continue;
-            };
-            let ip = self.code_ptr(id) as u64;
-            out.push_str(&crate::disasm::dump_function(
-                f,
-                code,
-                ip,
-                syntax,
-                &extra(f),
-            ));
-            out.push('\n');
-        }
-        out
-    }
 }
 
 /// Threads used at most to compile a program's functions.

@@ -153,7 +153,7 @@ fn dump_asm_shows_gs_barriers() {
         assert_eq!(stats.total_left(), 0, "{stats}");
         assert!(stats.rewritten[&AccessKind::Store] >= 1);
     }
-    let all = jit.dump_asm(Syntax::Att, |_| vec![]);
+    let all = disasm::dump_asm(&jit, Syntax::Att, |_| vec![]);
     assert!(all.contains("; function barrier:") && all.contains("; function markloop:"));
     assert_eq!(all.matches("read barrier").count(), 2, "{all}");
     let st = &jit.function(bid).unwrap().rewrite.stats;

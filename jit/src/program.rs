@@ -10,7 +10,7 @@ use crate::compile::{
     FnCompiler, Shared, LOC_ALLOC, LOC_ATTR_FAST, LOC_CARD_WB, LOC_LIST_FAST, LOC_POLL,
     LOC_REGION_REPAIR,
 };
-use crate::disasm::{srcloc_annotations, Syntax};
+use crate::disasm::{dump_asm, srcloc_annotations, Syntax};
 use crate::rt::abi::{Effects, Helper};
 use crate::rt::objects::{FunctionObj, Types};
 use crate::rt::threads::Driver;
@@ -546,7 +546,7 @@ fn write_listing(jit: &Jit, opts: &Options) -> Result<(), i32> {
     let Some(target) = &opts.dump_asm else {
         return Ok(());
     };
-    let text = jit.dump_asm(opts.syntax, |f| {
+    let text = dump_asm(jit, opts.syntax, |f| {
         srcloc_annotations(&f.srclocs, sequence_label)
     });
     match target {
