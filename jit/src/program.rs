@@ -374,23 +374,17 @@ fn compile_program(
     } = tables;
     let nfuncs = program.functions.len();
     for idx in 0..=nfuncs {
-        let (id, sig, arity, locals, body) = if idx < nfuncs {
+        let (id, sig, arity, nlocals, body) = if idx < nfuncs {
             let f = &program.functions[idx];
             (
                 funcs.ids[idx],
                 funcs.sigs[idx].clone(),
                 f.arity,
-                f.locals.clone(),
+                f.locals.len(),
                 &f.body,
             )
         } else {
-            (
-                funcs.main,
-                funcs.main_sig.clone(),
-                0,
-                Vec::new(),
-                &program.body,
-            )
+            (funcs.main, funcs.main_sig.clone(), 0, 0, &program.body)
         };
         let mut func = jit.new_function(id, sig);
         let mut sh = Shared {
@@ -410,7 +404,7 @@ fn compile_program(
             polls: !switches.omits("poll"),
         };
         FnCompiler::compile(
-            &mut func, &mut fbc, &mut sh, arity, locals, body, idx as u32,
+            &mut func, &mut fbc, &mut sh, arity, nlocals, body, idx as u32,
         );
         compiled.push((id, func));
     }

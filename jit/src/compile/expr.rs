@@ -1,17 +1,36 @@
 //! Expressions.
 
+use super::barriers::Marks;
 use super::{mf, FnCompiler, LOC_LIST_FAST};
 use crate::rt::abi::Helper;
 use crate::rt::abi::{tagged_int, young_header, BINOPS, CMPOPS, TAGGED_ZERO, UNOPS};
 use crate::rt::{Ctx, UNBOUND};
 use cranelift_codegen::ir::{
-    condcodes::FloatCC, condcodes::IntCC, types::I64, types::I8, InstBuilder, SourceLoc, Value,
+    condcodes::FloatCC, condcodes::IntCC, types::I64, types::I8, Block, InstBuilder, SourceLoc,
+    Value,
 };
 use std::mem::offset_of;
 use stmjit_lang::ast::*;
 use stmjit_lang::diag::Span;
 use stmjit_runtime::value::{FALSE, NONE, TRUE};
 use stmjit_vm::objects::{ListObj, ARRAY_DATA};
+
+/// Whether `op` has an inline path for two ints ([`FnCompiler::int_binop`]).
+fn has_int_fast_path(op: BinOp) -> bool {
+    matches!(
+        op,
+        BinOp::Add
+            | BinOp::Sub
+            | BinOp::Mul
+            | BinOp::FloorDiv
+            | BinOp::Mod
+            | BinOp::BitAnd
+            | BinOp::BitOr
+            | BinOp::BitXor
+            | BinOp::Shl
+            | BinOp::Shr
+    )
+}
 
 /// Whether evaluating `e` can neither call anything nor allocate (so values computed before
 /// it need not be spilled).
@@ -370,67 +389,10 @@ impl FnCompiler<'_, '_> {
         }
     }
 
-    /// Truthiness as an i8 (ints, bools and None inline).
-    pub(crate) fn truthy(&mut self, v: Value) -> Value {
-        let done = self.b.create_block();
-        self.b.append_block_param(done, I64);
-        let is_true = self.b.ins().icmp_imm(IntCC::Equal, v, TRUE as i64);
-        let one = self.b.ins().iconst(I64, 1);
-        let zero = self.b.ins().iconst(I64, 0);
-        let not_true = self.b.create_block();
-        self.b
-            .ins()
-            .brif(is_true, done, &[one.into()], not_true, &[]);
-        self.b.switch_to_block(not_true);
-        // None (0) and False (2) are the only words below 3.
-        let falsy = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, v, 3);
-        let other = self.b.create_block();
-        self.b.ins().brif(falsy, done, &[zero.into()], other, &[]);
-        self.b.switch_to_block(other);
-        let int = self.b.ins().band_imm(v, 1);
-        let int_block = self.b.create_block();
-        let obj_block = self.b.create_block();
-        self.b.ins().brif(int, int_block, &[], obj_block, &[]);
-        self.b.switch_to_block(int_block);
-        let nz = self.b.ins().icmp_imm(IntCC::NotEqual, v, 1);
-        let nz = self.b.ins().uextend(I64, nz);
-        self.b.ins().jump(done, &[nz.into()]);
-        self.b.set_cold_block(obj_block);
-        self.b.switch_to_block(obj_block);
-        let r = self.call(Helper::Truthy, &[self.ctx, v]);
-        self.b.ins().jump(done, &[r.into()]);
-        self.b.switch_to_block(done);
-        let r = self.b.block_params(done)[0];
-        self.b.ins().icmp_imm(IntCC::NotEqual, r, 0)
-    }
-
-    /// Branches to `slow` unless both words are ints; continues in a fresh block.
-    fn both_ints(&mut self, x: Value, y: Value, slow: cranelift_codegen::ir::Block) {
-        // A constant int operand needs no check.
-        let (x, y) = match (self.known_int(x), self.known_int(y)) {
-            (true, true) => return,
-            (true, false) => (y, y),
-            (false, true) => (x, x),
-            (false, false) => (x, y),
-        };
-        let both = self.b.ins().band(x, y);
-        let bit = self.b.ins().band_imm(both, 1);
-        self.only_if(bit, slow);
-    }
-
-    /// Whether `v` is an `iconst` of a tagged int.
-    fn known_int(&self, v: Value) -> bool {
-        use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
-        match self.b.func.dfg.value_def(v) {
-            ValueDef::Result(inst, _) => matches!(
-                self.b.func.dfg.insts[inst],
-                InstructionData::UnaryImm { opcode: Opcode::Iconst, imm } if imm.bits() & 1 == 1
-            ),
-            _ => false,
-        }
-    }
-
-    /// `x OP y` with int fast paths; `inplace` selects `OP=` semantics for the slow path.
+    /// `x OP y`: an inline int fast path where there is one ([`Self::int_binop`]), inline
+    /// floats for `+ - *` ([`Self::float_binop`]), else the helper; `inplace` selects `OP=`
+    /// semantics for the helper. The slow paths are out of line and repair the barrier
+    /// region before they join the fast path.
     pub(crate) fn binop(
         &mut self,
         op: BinOp,
@@ -442,112 +404,10 @@ impl FnCompiler<'_, '_> {
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
-        let inline = matches!(
-            op,
-            BinOp::Add
-                | BinOp::Sub
-                | BinOp::Mul
-                | BinOp::FloorDiv
-                | BinOp::Mod
-                | BinOp::BitAnd
-                | BinOp::BitOr
-                | BinOp::BitXor
-                | BinOp::Shl
-                | BinOp::Shr
-        );
-        if inline {
+        if has_int_fast_path(op) {
             self.both_ints(x, y, slow);
-            let ins = self.b.ins();
-            let (r, of) = match op {
-                BinOp::Add => {
-                    let y1 = ins.iadd_imm(y, -1);
-                    let (r, of) = self.b.ins().sadd_overflow(x, y1);
-                    (r, Some(of))
-                }
-                BinOp::Sub => {
-                    let (r, of) = ins.ssub_overflow(x, y);
-                    let r = self.b.ins().bor_imm(r, 1);
-                    (r, Some(of))
-                }
-                BinOp::Mul => {
-                    let xs = ins.sshr_imm(x, 1);
-                    let y1 = self.b.ins().iadd_imm(y, -1);
-                    let (r, of) = self.b.ins().smul_overflow(xs, y1);
-                    let r = self.b.ins().bor_imm(r, 1);
-                    (r, Some(of))
-                }
-                BinOp::BitAnd => (ins.band(x, y), None),
-                BinOp::BitOr => (ins.bor(x, y), None),
-                BinOp::BitXor => {
-                    let r = ins.bxor(x, y);
-                    (self.b.ins().bor_imm(r, 1), None)
-                }
-                BinOp::Shl => {
-                    // On the even form 2a of x: (2a << s) >> s == 2a iff a << s kept every
-                    // bit and fits 63 bits. Counts outside 0..=62 (negative ones included,
-                    // compared unsigned) take the slow path, which raises or gives 0 << s.
-                    let s = ins.sshr_imm(y, 1);
-                    let big = self.b.ins().icmp_imm(IntCC::UnsignedGreaterThan, s, 62);
-                    self.unless(big, slow);
-                    let even = self.b.ins().iadd_imm(x, -1);
-                    let r = self.b.ins().ishl(even, s);
-                    let back = self.b.ins().sshr(r, s);
-                    let lost = self.b.ins().icmp(IntCC::NotEqual, back, even);
-                    (self.b.ins().bor_imm(r, 1), Some(lost))
-                }
-                BinOp::Shr => {
-                    // Negative counts take the slow path (ValueError); counts past 62 shift
-                    // everything out, as 62 does on 63-bit ints.
-                    let s = ins.sshr_imm(y, 1);
-                    let neg = self.b.ins().icmp_imm(IntCC::SignedLessThan, s, 0);
-                    self.unless(neg, slow);
-                    let max = self.b.ins().iconst(I64, 62);
-                    let s = self.b.ins().umin(s, max);
-                    let a = self.b.ins().sshr_imm(x, 1);
-                    let r = self.b.ins().sshr(a, s);
-                    let r = self.b.ins().ishl_imm(r, 1);
-                    (self.b.ins().bor_imm(r, 1), None)
-                }
-                BinOp::FloorDiv | BinOp::Mod => {
-                    // Zero divisor and the one overflowing quotient take the slow path, which
-                    // raises.
-                    let zero_divisor = ins.icmp_imm(IntCC::Equal, y, TAGGED_ZERO as i64);
-                    let divb = self.b.create_block();
-                    self.b.ins().brif(zero_divisor, slow, &[], divb, &[]);
-                    self.b.switch_to_block(divb);
-                    let a = self.b.ins().sshr_imm(x, 1);
-                    let d = self.b.ins().sshr_imm(y, 1);
-                    // One division: the quotient for `//`, the remainder for `%` (the
-                    // other one derived with a multiply).
-                    let (q, r) = if op == BinOp::Mod {
-                        let r = self.b.ins().srem(a, d);
-                        (None, r)
-                    } else {
-                        let q = self.b.ins().sdiv(a, d);
-                        let qd = self.b.ins().imul(q, d);
-                        (Some(q), self.b.ins().isub(a, qd))
-                    };
-                    // Floor: when the remainder is non-zero and its sign differs from d's.
-                    let rnz = self.b.ins().icmp_imm(IntCC::NotEqual, r, 0);
-                    let sx = self.b.ins().bxor(r, d);
-                    let neg = self.b.ins().icmp_imm(IntCC::SignedLessThan, sx, 0);
-                    let adj = self.b.ins().band(rnz, neg);
-                    if op == BinOp::Mod {
-                        let rd = self.b.ins().iadd(r, d);
-                        let m = self.b.ins().select(adj, rd, r);
-                        let m2 = self.b.ins().ishl_imm(m, 1);
-                        (self.b.ins().bor_imm(m2, 1), None)
-                    } else {
-                        let adj = self.b.ins().uextend(I64, adj);
-                        let q = self.b.ins().isub(q.unwrap(), adj);
-                        let (q2, of) = self.b.ins().sadd_overflow(q, q);
-                        let q2 = self.b.ins().bor_imm(q2, 1);
-                        (q2, Some(of))
-                    }
-                }
-                _ => unreachable!(),
-            };
-            match of {
+            let (r, overflow) = self.int_binop(op, x, y, slow);
+            match overflow {
                 Some(of) => {
                     self.b.ins().brif(of, slow, &[], done, &[r.into()]);
                 }
@@ -563,25 +423,11 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(slow);
         let first_new = self.b.func.dfg.num_blocks();
         if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul) {
-            // Two floats: computed inline, the result boxed by inline nursery allocation.
-            let generic = self.b.create_block();
-            let fx = self.float_value(x, generic);
-            let fy = self.float_value(y, generic);
-            let r = match op {
-                BinOp::Add => self.b.ins().fadd(fx, fy),
-                BinOp::Sub => self.b.ins().fsub(fx, fy),
-                _ => self.b.ins().fmul(fx, fy),
-            };
-            let boxed = self.box_float(r, span);
-            self.repair_region(&marked, span);
-            self.b.ins().jump(done, &[boxed.into()]);
-            self.b.set_cold_block(generic);
-            self.b.switch_to_block(generic);
+            self.float_binop(op, x, y, span, &marked, done);
         }
         // Everything reached only from the slow path goes out of line.
         for n in first_new..self.b.func.dfg.num_blocks() {
-            self.b
-                .set_cold_block(cranelift_codegen::ir::Block::from_u32(n as u32));
+            self.b.set_cold_block(Block::from_u32(n as u32));
         }
         let k = BINOPS.iter().position(|o| *o == op).unwrap() as i64;
         let k = self.b.ins().iconst(I64, k);
@@ -595,6 +441,136 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[r.into()]);
         self.enter_join(done, marked);
         self.b.block_params(done)[0]
+    }
+
+    /// `x OP y` on two ints (tagged words `2a+1`, `2b+1`), for an operator with
+    /// [`has_int_fast_path`]: the tagged result and, where the result may not fit 63 bits,
+    /// the overflow flag (the caller branches to `slow` on it). Branches to `slow` itself
+    /// where the operation raises or needs the general case.
+    fn int_binop(&mut self, op: BinOp, x: Value, y: Value, slow: Block) -> (Value, Option<Value>) {
+        let ins = self.b.ins();
+        match op {
+            BinOp::Add => {
+                let y1 = ins.iadd_imm(y, -1);
+                let (r, of) = self.b.ins().sadd_overflow(x, y1);
+                (r, Some(of))
+            }
+            BinOp::Sub => {
+                let (r, of) = ins.ssub_overflow(x, y);
+                let r = self.b.ins().bor_imm(r, 1);
+                (r, Some(of))
+            }
+            BinOp::Mul => {
+                let xs = ins.sshr_imm(x, 1);
+                let y1 = self.b.ins().iadd_imm(y, -1);
+                let (r, of) = self.b.ins().smul_overflow(xs, y1);
+                let r = self.b.ins().bor_imm(r, 1);
+                (r, Some(of))
+            }
+            BinOp::BitAnd => (ins.band(x, y), None),
+            BinOp::BitOr => (ins.bor(x, y), None),
+            BinOp::BitXor => {
+                let r = ins.bxor(x, y);
+                (self.b.ins().bor_imm(r, 1), None)
+            }
+            BinOp::Shl => self.int_shl(x, y, slow),
+            BinOp::Shr => self.int_shr(x, y, slow),
+            BinOp::FloorDiv | BinOp::Mod => self.int_div(op, x, y, slow),
+            _ => unreachable!("no int fast path for {op:?}"),
+        }
+    }
+
+    /// `x << y` on ints. On the even form 2a of x: (2a << s) >> s == 2a iff a << s kept every
+    /// bit and fits 63 bits. Counts outside 0..=62 (negative ones included, compared
+    /// unsigned) take the slow path, which raises or gives 0 << s.
+    fn int_shl(&mut self, x: Value, y: Value, slow: Block) -> (Value, Option<Value>) {
+        let s = self.b.ins().sshr_imm(y, 1);
+        let big = self.b.ins().icmp_imm(IntCC::UnsignedGreaterThan, s, 62);
+        self.unless(big, slow);
+        let even = self.b.ins().iadd_imm(x, -1);
+        let r = self.b.ins().ishl(even, s);
+        let back = self.b.ins().sshr(r, s);
+        let lost = self.b.ins().icmp(IntCC::NotEqual, back, even);
+        (self.b.ins().bor_imm(r, 1), Some(lost))
+    }
+
+    /// `x >> y` on ints. Negative counts take the slow path (ValueError); counts past 62
+    /// shift everything out, as 62 does on 63-bit ints.
+    fn int_shr(&mut self, x: Value, y: Value, slow: Block) -> (Value, Option<Value>) {
+        let s = self.b.ins().sshr_imm(y, 1);
+        let neg = self.b.ins().icmp_imm(IntCC::SignedLessThan, s, 0);
+        self.unless(neg, slow);
+        let max = self.b.ins().iconst(I64, 62);
+        let s = self.b.ins().umin(s, max);
+        let a = self.b.ins().sshr_imm(x, 1);
+        let r = self.b.ins().sshr(a, s);
+        let r = self.b.ins().ishl_imm(r, 1);
+        (self.b.ins().bor_imm(r, 1), None)
+    }
+
+    /// `x // y` or `x % y` on ints, floored as in Python. A zero divisor and the one
+    /// overflowing quotient take the slow path, which raises.
+    fn int_div(&mut self, op: BinOp, x: Value, y: Value, slow: Block) -> (Value, Option<Value>) {
+        let zero_divisor = self.b.ins().icmp_imm(IntCC::Equal, y, TAGGED_ZERO as i64);
+        let divb = self.b.create_block();
+        self.b.ins().brif(zero_divisor, slow, &[], divb, &[]);
+        self.b.switch_to_block(divb);
+        let a = self.b.ins().sshr_imm(x, 1);
+        let d = self.b.ins().sshr_imm(y, 1);
+        // One division: the quotient for `//`, the remainder for `%` (the other one derived
+        // with a multiply).
+        let (q, r) = if op == BinOp::Mod {
+            let r = self.b.ins().srem(a, d);
+            (None, r)
+        } else {
+            let q = self.b.ins().sdiv(a, d);
+            let qd = self.b.ins().imul(q, d);
+            (Some(q), self.b.ins().isub(a, qd))
+        };
+        // Floor: when the remainder is non-zero and its sign differs from d's.
+        let rnz = self.b.ins().icmp_imm(IntCC::NotEqual, r, 0);
+        let sx = self.b.ins().bxor(r, d);
+        let neg = self.b.ins().icmp_imm(IntCC::SignedLessThan, sx, 0);
+        let adj = self.b.ins().band(rnz, neg);
+        if op == BinOp::Mod {
+            let rd = self.b.ins().iadd(r, d);
+            let m = self.b.ins().select(adj, rd, r);
+            let m2 = self.b.ins().ishl_imm(m, 1);
+            (self.b.ins().bor_imm(m2, 1), None)
+        } else {
+            let adj = self.b.ins().uextend(I64, adj);
+            let q = self.b.ins().isub(q.unwrap(), adj);
+            let (q2, of) = self.b.ins().sadd_overflow(q, q);
+            let q2 = self.b.ins().bor_imm(q2, 1);
+            (q2, Some(of))
+        }
+    }
+
+    /// On the slow path of `x OP y` for `+ - *`: two floats computed inline, the result
+    /// boxed by inline nursery allocation, the region repaired, then the join `done`;
+    /// leaves the builder in a fresh cold block for operands that are not two floats.
+    fn float_binop(
+        &mut self,
+        op: BinOp,
+        x: Value,
+        y: Value,
+        span: Span,
+        marked: &Marks,
+        done: Block,
+    ) {
+        let generic = self.b.create_block();
+        let fx = self.float_value(x, generic);
+        let fy = self.float_value(y, generic);
+        let r = match op {
+            BinOp::Add => self.b.ins().fadd(fx, fy),
+            BinOp::Sub => self.b.ins().fsub(fx, fy),
+            _ => self.b.ins().fmul(fx, fy),
+        };
+        let boxed = self.box_float(r, span);
+        self.repair_region(marked, span);
+        self.b.ins().jump(done, &[boxed.into()]);
+        self.b.set_cold_block(generic);
+        self.b.switch_to_block(generic);
     }
 
     /// `-x`, `+x`, `~x`: inline for an int (`-x` with an overflow check), else the helper.
@@ -634,7 +610,7 @@ impl FnCompiler<'_, '_> {
     /// For `<`, `<=`, `>`, `>=`: the float condition (ordered, so false when either side
     /// is NaN, as `order` gives) and a fresh cold block for operands that are not two
     /// floats.
-    fn float_order(&mut self, op: CmpOp) -> Option<(FloatCC, cranelift_codegen::ir::Block)> {
+    fn float_order(&mut self, op: CmpOp) -> Option<(FloatCC, Block)> {
         let cc = match op {
             CmpOp::Lt => FloatCC::LessThan,
             CmpOp::Le => FloatCC::LessThanOrEqual,
@@ -649,7 +625,7 @@ impl FnCompiler<'_, '_> {
 
     /// The f64 of a float box (immutable: no read barrier); branches to `other` when `v` is
     /// not a float.
-    pub(crate) fn float_value(&mut self, v: Value, other: cranelift_codegen::ir::Block) -> Value {
+    pub(crate) fn float_value(&mut self, v: Value, other: Block) -> Value {
         let is_float = self.has_type(v, self.sh.types.float.0, other);
         let b2 = self.b.create_block();
         self.b.ins().brif(is_float, b2, &[], other, &[]);
@@ -846,12 +822,7 @@ impl FnCompiler<'_, '_> {
     /// Inline test that `o` is a list and `i` an in-range int; on success returns the
     /// segment offset of the element word (after the list's read barrier), else branches to
     /// `slow`.
-    pub(crate) fn list_elem(
-        &mut self,
-        o: Value,
-        i: Value,
-        slow: cranelift_codegen::ir::Block,
-    ) -> Value {
+    pub(crate) fn list_elem(&mut self, o: Value, i: Value, slow: Block) -> Value {
         self.b.set_srcloc(SourceLoc::new(LOC_LIST_FAST));
         let is_list = self.has_type(o, self.sh.types.list.0, slow);
         let int = self.b.ins().band_imm(i, 1);

@@ -96,67 +96,12 @@ impl FnCompiler<'_, '_> {
             StmtKind::Expr(e) => {
                 self.expr(e);
             }
-            StmtKind::Assign { targets, value } => {
-                let v = self.expr(value);
-                if targets.len() == 1 {
-                    self.assign(&targets[0], v, s.span);
-                } else {
-                    let mark = self.temp_mark();
-                    let t = self.push_temp(v);
-                    for target in targets {
-                        let v = self.load_slot(t);
-                        self.assign(target, v, s.span);
-                    }
-                    self.pop_temps(mark);
-                }
-            }
+            StmtKind::Assign { targets, value } => self.assign_stmt(targets, value, s.span),
             StmtKind::AugAssign { target, op, value } => {
                 self.aug_assign(target, *op, value, s.span)
             }
-            StmtKind::If { cond, body, orelse } => {
-                let t = self.cond(cond);
-                let tb = self.b.create_block();
-                let eb = self.b.create_block();
-                let done = self.b.create_block();
-                self.b.ins().brif(t, tb, &[], eb, &[]);
-                let before = self.assigned.clone();
-                self.b.switch_to_block(tb);
-                self.stmts(body);
-                // A branch that does not fall through does not constrain what follows.
-                let after_body = (!self.is_filled()).then(|| self.assigned.clone());
-                if after_body.is_some() {
-                    self.b.ins().jump(done, &[]);
-                }
-                self.assigned = before.clone();
-                self.b.switch_to_block(eb);
-                self.stmts(orelse);
-                let after_else = (!self.is_filled()).then(|| self.assigned.clone());
-                if after_else.is_some() {
-                    self.b.ins().jump(done, &[]);
-                }
-                self.assigned = match (after_body, after_else) {
-                    (Some(a), Some(b)) => a.iter().zip(&b).map(|(x, y)| *x && *y).collect(),
-                    (Some(a), None) => a,
-                    (None, Some(b)) => b,
-                    (None, None) => before,
-                };
-                self.b.switch_to_block(done);
-            }
-            StmtKind::While { cond, body } => {
-                let head = self.b.create_block();
-                let body_b = self.b.create_block();
-                let latch = self.b.create_block();
-                let exit = self.b.create_block();
-                self.b.ins().jump(head, &[]);
-                self.b.switch_to_block(head);
-                let t = self.cond(cond);
-                self.b.ins().brif(t, body_b, &[], exit, &[]);
-                self.b.switch_to_block(body_b);
-                self.loop_body(body, latch, exit, |_| {});
-                self.poll(s.span);
-                self.b.ins().jump(head, &[]);
-                self.b.switch_to_block(exit);
-            }
+            StmtKind::If { cond, body, orelse } => self.if_stmt(cond, body, orelse),
+            StmtKind::While { cond, body } => self.while_loop(cond, body, s.span),
             StmtKind::For { var, iter, body } => self.for_loop(var, iter, body, s.span),
             StmtKind::Break => {
                 let (_, exit, w) = *self.loops.last().expect("break inside a loop");
@@ -169,36 +114,8 @@ impl FnCompiler<'_, '_> {
                 self.b.ins().jump(latch, &[]);
             }
             StmtKind::Pass | StmtKind::Global(_) => {}
-            StmtKind::Return(e) => {
-                let v = match e {
-                    Some(e) => self.expr(e),
-                    None => self.b.ins().iconst(I64, 0),
-                };
-                self.leave_with_blocks(self.with_depth);
-                let ret = self.ret_block;
-                self.b.ins().jump(ret, &[v.into()]);
-            }
-            StmtKind::Del(target) => match target {
-                Target::Index { obj, index } => {
-                    let (o, i) = self.operands(obj, index);
-                    self.call_checked(Helper::DelItem, &[self.ctx, o, i], s.span);
-                }
-                Target::Slice { obj, lo, hi } => {
-                    let mark = self.temp_mark();
-                    let o = self.expr(obj);
-                    let ot = self.push_temp(o);
-                    let l = self.opt_expr(lo.as_ref());
-                    let lt = self.push_temp(l);
-                    let h = self.opt_expr(hi.as_ref());
-                    let o = self.load_slot(ot);
-                    let l = self.load_slot(lt);
-                    let u = self.b.ins().iconst(I64, UNBOUND as i64);
-                    self.call_checked(Helper::SetSlice, &[self.ctx, o, l, h, u], s.span);
-                    self.pop_temps(mark);
-                }
-                // The parser accepts only index and slice targets.
-                _ => {}
-            },
+            StmtKind::Return(e) => self.return_stmt(e.as_ref()),
+            StmtKind::Del(target) => self.del_stmt(target, s.span),
             StmtKind::FunctionDef { func, target } => {
                 let w = self.sh.consts.func_objs[*func] as i64;
                 let v = self.b.ins().iconst(I64, w);
@@ -210,58 +127,174 @@ impl FnCompiler<'_, '_> {
                 base,
                 methods,
                 attrs,
-            } => {
+            } => self.class_def(name, target, base.as_ref(), methods, attrs, s.span),
+            StmtKind::With { kind, body } => self.with_block(kind, body, s.span),
+        }
+    }
+
+    /// `targets = value` (each target assigned in turn, the value held in a temporary).
+    fn assign_stmt(&mut self, targets: &[Target], value: &Expr, span: Span) {
+        let v = self.expr(value);
+        if targets.len() == 1 {
+            self.assign(&targets[0], v, span);
+        } else {
+            let mark = self.temp_mark();
+            let t = self.push_temp(v);
+            for target in targets {
+                let v = self.load_slot(t);
+                self.assign(target, v, span);
+            }
+            self.pop_temps(mark);
+        }
+    }
+
+    /// `if cond: body else: orelse`. A local is assigned after it when every branch that
+    /// falls through assigns it.
+    fn if_stmt(&mut self, cond: &Expr, body: &[Stmt], orelse: &[Stmt]) {
+        let t = self.cond(cond);
+        let tb = self.b.create_block();
+        let eb = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.ins().brif(t, tb, &[], eb, &[]);
+        let before = self.assigned.clone();
+        self.b.switch_to_block(tb);
+        self.stmts(body);
+        // A branch that does not fall through does not constrain what follows.
+        let after_body = (!self.is_filled()).then(|| self.assigned.clone());
+        if after_body.is_some() {
+            self.b.ins().jump(done, &[]);
+        }
+        self.assigned = before.clone();
+        self.b.switch_to_block(eb);
+        self.stmts(orelse);
+        let after_else = (!self.is_filled()).then(|| self.assigned.clone());
+        if after_else.is_some() {
+            self.b.ins().jump(done, &[]);
+        }
+        self.assigned = match (after_body, after_else) {
+            (Some(a), Some(b)) => a.iter().zip(&b).map(|(x, y)| *x && *y).collect(),
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+            (None, None) => before,
+        };
+        self.b.switch_to_block(done);
+    }
+
+    /// `while cond: body`, with a poll at the back-edge.
+    fn while_loop(&mut self, cond: &Expr, body: &[Stmt], span: Span) {
+        let head = self.b.create_block();
+        let body_b = self.b.create_block();
+        let latch = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(head, &[]);
+        self.b.switch_to_block(head);
+        let t = self.cond(cond);
+        self.b.ins().brif(t, body_b, &[], exit, &[]);
+        self.b.switch_to_block(body_b);
+        self.loop_body(body, latch, exit, |_| {});
+        self.poll(span);
+        self.b.ins().jump(head, &[]);
+        self.b.switch_to_block(exit);
+    }
+
+    /// `return e`: leaves the open `with` blocks and jumps to the epilogue.
+    fn return_stmt(&mut self, e: Option<&Expr>) {
+        let v = match e {
+            Some(e) => self.expr(e),
+            None => self.b.ins().iconst(I64, 0),
+        };
+        self.leave_with_blocks(self.with_depth);
+        let ret = self.ret_block;
+        self.b.ins().jump(ret, &[v.into()]);
+    }
+
+    /// `del o[i]` or `del o[lo:hi]`.
+    fn del_stmt(&mut self, target: &Target, span: Span) {
+        match target {
+            Target::Index { obj, index } => {
+                let (o, i) = self.operands(obj, index);
+                self.call_checked(Helper::DelItem, &[self.ctx, o, i], span);
+            }
+            Target::Slice { obj, lo, hi } => {
                 let mark = self.temp_mark();
-                let (bv, bspan) = match base {
-                    Some(b) => (self.expr(b), b.span),
-                    None => (self.b.ins().iconst(I64, UNBOUND as i64), s.span),
-                };
-                let bt = self.push_temp(bv);
-                let first = self.temp_mark();
-                for (_, e) in attrs {
-                    let v = self.expr(e);
-                    self.push_temp(v);
-                }
-                let def = {
-                    let names = &mut *self.sh.names;
-                    let methods: Vec<(u32, usize)> =
-                        methods.iter().map(|(n, f)| (names.intern(n), *f)).collect();
-                    let attrs: Vec<u32> = attrs.iter().map(|(n, _)| names.intern(n)).collect();
-                    let classdefs = &mut self.sh.code.classdefs;
-                    classdefs.push(crate::rt::ClassDef {
-                        name: name.clone(),
-                        methods,
-                        attrs,
-                    });
-                    classdefs.len() - 1
-                };
-                let d = self.b.ins().iconst(I64, def as i64);
-                let bv = self.load_slot(bt);
-                let p = self.slot_addr(first);
-                let c = self.call_checked(Helper::MakeClass, &[self.ctx, d, bv, p], bspan);
+                let o = self.expr(obj);
+                let ot = self.push_temp(o);
+                let l = self.opt_expr(lo.as_ref());
+                let lt = self.push_temp(l);
+                let h = self.opt_expr(hi.as_ref());
+                let o = self.load_slot(ot);
+                let l = self.load_slot(lt);
+                let u = self.b.ins().iconst(I64, UNBOUND as i64);
+                self.call_checked(Helper::SetSlice, &[self.ctx, o, l, h, u], span);
                 self.pop_temps(mark);
-                self.store_name(target, c, s.span);
             }
-            StmtKind::With { kind, body } => {
-                if self.with_depth == 0 {
-                    // A possible boundary right before the block: threads spawned just
-                    // before it start (spawn asks for one), so a `join` in the block can
-                    // wait for them as under a GIL.
-                    self.poll(s.span);
-                }
-                if let WithKind::Lock(e) = kind {
-                    let v = self.expr(e);
-                    self.call_checked(Helper::WithLock, &[self.ctx, v], e.span);
-                }
-                // The block is (part of) one transaction: no boundary until it is left.
-                self.add_atomic_depth(1);
-                self.with_depth += 1;
-                self.stmts(body);
-                self.with_depth -= 1;
-                if !self.is_filled() {
-                    self.add_atomic_depth(-1);
-                }
-            }
+            // The parser accepts only index and slice targets.
+            _ => {}
+        }
+    }
+
+    /// A class statement: the base and the class attributes' values evaluated into
+    /// temporaries, the statement registered (`ClassDef`), `stmjit_make_class`.
+    fn class_def(
+        &mut self,
+        name: &str,
+        target: &Name,
+        base: Option<&Expr>,
+        methods: &[(String, usize)],
+        attrs: &[(String, Expr)],
+        span: Span,
+    ) {
+        let mark = self.temp_mark();
+        let (bv, bspan) = match base {
+            Some(b) => (self.expr(b), b.span),
+            None => (self.b.ins().iconst(I64, UNBOUND as i64), span),
+        };
+        let bt = self.push_temp(bv);
+        let first = self.temp_mark();
+        for (_, e) in attrs {
+            let v = self.expr(e);
+            self.push_temp(v);
+        }
+        let def = {
+            let names = &mut *self.sh.names;
+            let methods: Vec<(u32, usize)> =
+                methods.iter().map(|(n, f)| (names.intern(n), *f)).collect();
+            let attrs: Vec<u32> = attrs.iter().map(|(n, _)| names.intern(n)).collect();
+            let classdefs = &mut self.sh.code.classdefs;
+            classdefs.push(crate::rt::ClassDef {
+                name: name.to_string(),
+                methods,
+                attrs,
+            });
+            classdefs.len() - 1
+        };
+        let d = self.b.ins().iconst(I64, def as i64);
+        let bv = self.load_slot(bt);
+        let p = self.slot_addr(first);
+        let c = self.call_checked(Helper::MakeClass, &[self.ctx, d, bv, p], bspan);
+        self.pop_temps(mark);
+        self.store_name(target, c, span);
+    }
+
+    /// `with atomic:` or `with lock:`: the block is (part of) one transaction.
+    fn with_block(&mut self, kind: &WithKind, body: &[Stmt], span: Span) {
+        if self.with_depth == 0 {
+            // A possible boundary right before the block: threads spawned just
+            // before it start (spawn asks for one), so a `join` in the block can
+            // wait for them as under a GIL.
+            self.poll(span);
+        }
+        if let WithKind::Lock(e) = kind {
+            let v = self.expr(e);
+            self.call_checked(Helper::WithLock, &[self.ctx, v], e.span);
+        }
+        // The block is (part of) one transaction: no boundary until it is left.
+        self.add_atomic_depth(1);
+        self.with_depth += 1;
+        self.stmts(body);
+        self.with_depth -= 1;
+        if !self.is_filled() {
+            self.add_atomic_depth(-1);
         }
     }
 

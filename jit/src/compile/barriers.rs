@@ -1,0 +1,366 @@
+//! The inline barriers and their elision.
+//!
+//! Globals live in a card-marked array object; reads store the read marker of the global's
+//! granule, writes test the array's write-barrier flag and the card marker before calling
+//! the card slow path. List indexing with an int (`xs[i]`, `xs[i] = v`) is inlined with the
+//! list's read marker, the element's own granule marker, and the card write barrier. Loop
+//! back-edges poll `SegmentInfo::safe_point_request`.
+//!
+//!
+//! # Barrier elision: one read marker and one write-barrier test per object per region
+//! A read marker holds the transaction's read version once stored, until the next
+//! transaction boundary (commit + begin bumps the read version). So within a *region*, a
+//! stretch of code that cannot cross a boundary, a second read barrier on the same object
+//! is redundant. Regions are defined conservatively, so that they stay correct when
+//! boundaries are made at loop back-edges, polls and calls:
+//! - a region is a chain of blocks, each the only successor entered from the previous one
+//!   with no call in between ([`FnCompiler::follow`]); switching to any other block (a join,
+//!   a loop header, the code after a poll) starts an empty region;
+//! - every call (JIT function or runtime helper) empties it ([`FnCompiler::call`]): it may
+//!   end the transaction, and a minor GC may move the objects (locals are reloaded);
+//! - objects are identified by the local variable holding them (SSA values do not survive
+//!   the joins, and a reload after a call defines new ones); assigning the local removes it.
+//!
+//! The write-barrier flag test of an instance's slots array (`o.name = v`,
+//! [`FnCompiler::write_barrier`]) is elided the same way, by the local holding the instance
+//! (which its attribute fast path has read-marked in the region). Once tested, the flag
+//! stays clear in our segment until the transaction ends or a minor collection re-sets it
+//! (on the objects the transaction promoted: `NEW_FLAG`, see `runtime/src/barrier.rs`), both
+//! only in calls. Unlike a call, the test's own slow path (a `preserve_all` stub) does not
+//! end the region: it makes no boundary and neither allocates, collects nor moves, so on
+//! success it returns in the same transaction and segment, the read version, our markers
+//! and locks as they were. A safe-point pause in it may let another segment commit, but not
+//! a write to an object we read-marked or locked without dooming us (the stub then returns
+//! an abort, which never rejoins): the instance still has the slots array tested.
+//!
+//! The inline fast paths (`o.name`, `o.name = v`, `o[i]`, int arithmetic and comparisons)
+//! join their slow path, a helper call, at their end. To keep the region across that join,
+//! the slow path *repairs* it after the call ([`FnCompiler::repair_region`]): it stores the
+//! read marker again, with the read version current after the call and at the (possibly
+//! moved) object's address, for every local the fast path had marked (if it holds a
+//! reference), and redoes the flag test (and slow path) of the slots array of every local
+//! whose write barrier the fast path had done (if it holds an instance with one: the call
+//! may have collected), so the join's region is the fast path's. The repair is cold code
+//! (`--dump-asm` labels it). Only object (header) markers and slots-array flag tests are
+//! kept this way: list element granules are never elided (card-marked arrays mark per
+//! granule, and the index differs), the read marker of an instance's slots array only
+//! within one access chain, and card write barriers (globals, list items) are not elided
+//! (their join ends the region).
+
+use super::{mf, FnCompiler, LOC_CARD_WB, LOC_REGION_REPAIR};
+use crate::rt::abi::Helper;
+use crate::rt::Ctx;
+use cranelift_codegen::ir::{
+    self, condcodes::IntCC, types::I64, types::I8, Block, InstBuilder, SourceLoc, Value,
+};
+use std::mem::offset_of;
+use stmjit_lang::diag::Span;
+
+/// Trap code of blocks that cannot be reached (the "no error" side of the error check
+/// after `stmjit_aborted`, which always returns `ERR`).
+const TRAP_UNREACHABLE: u8 = 1;
+
+/// The barriers already done in the current region: the block the region is valid in (it
+/// extends to single-entry successors), and the locals marked.
+#[derive(Default)]
+pub(crate) struct Region {
+    pub(super) block: Option<Block>,
+    pub(super) marks: Marks,
+}
+
+/// What a region has established, by the local holding each object (see the module docs).
+#[derive(Clone, Default, Debug)]
+pub(crate) struct Marks {
+    /// Locals whose object's read marker is stored.
+    pub(super) read: Vec<usize>,
+    /// Locals holding an instance whose slots array's write-barrier flag test is done (the
+    /// flag is clear in our segment, or the slow path cleared it): a subset of `read`, since
+    /// only an instance read in this transaction keeps its slots array while a write-barrier
+    /// slow path pauses (another segment's commit changing it would doom us).
+    pub(super) written: Vec<usize>,
+}
+
+impl Marks {
+    /// The region ends: nothing is known any more.
+    pub(super) fn clear(&mut self) {
+        self.read.clear();
+        self.written.clear();
+    }
+
+    /// Local `l` is assigned: it may hold another object now.
+    pub(super) fn forget(&mut self, l: usize) {
+        self.read.retain(|&m| m != l);
+        self.written.retain(|&m| m != l);
+    }
+}
+
+impl FnCompiler<'_, '_> {
+    /// `iadd(get_pinned_reg, off)`: the address of segment byte `off` (fresh pinned read per
+    /// access, as the `%gs` rewrite requires).
+    pub(crate) fn seg_addr(&mut self, off: Value) -> Value {
+        let base = self.b.ins().get_pinned_reg(I64);
+        self.b.ins().iadd(base, off)
+    }
+    /// The segment's read version (a byte of the segment-info page).
+    pub(crate) fn read_version(&mut self) -> Value {
+        let off = self.b.ins().iconst(
+            I64,
+            (stmjit_runtime::INFO_OFFSET
+                + offset_of!(stmjit_runtime::SegmentInfo, read_version) as u64) as i64,
+        );
+        let a = self.seg_addr(off);
+        self.b.ins().load(I8, ir::MemFlagsData::trusted(), a, 0)
+    }
+    /// Read barrier: `mov byte gs:[addr >> 4], rv`.
+    pub(crate) fn read_barrier(&mut self, addr: Value) {
+        if !self.sh.read_barriers {
+            return;
+        }
+        let rv = self.read_version();
+        let m = self
+            .b
+            .ins()
+            .ushr_imm(addr, stmjit_runtime::MARKER_SHIFT as i64);
+        let a = self.seg_addr(m);
+        self.b.ins().store(ir::MemFlagsData::trusted(), rv, a, 0);
+    }
+    /// The region at the current block, started empty if it is not valid here.
+    pub(super) fn region_here(&mut self) {
+        let cur = self.b.current_block();
+        if self.region.block != cur {
+            self.region = Region {
+                block: cur,
+                marks: Marks::default(),
+            };
+        }
+    }
+    /// Read barrier of object `o` (its header granule), elided when the local holding `o`
+    /// was already marked in the current region (see the module docs).
+    pub(crate) fn read_barrier_obj(&mut self, o: Value) {
+        self.region_here();
+        let local = self.local_of.get(&o).copied();
+        if let Some(l) = local {
+            if self.region.marks.read.contains(&l) {
+                return;
+            }
+        }
+        self.read_barrier(o);
+        if let Some(l) = local {
+            self.region.marks.read.push(l);
+        }
+    }
+    /// Switches to `blk`, whose only predecessor is the current block (no call in between):
+    /// the region extends into it.
+    pub(crate) fn follow(&mut self, blk: Block) {
+        let carry = self.region.block == self.b.current_block();
+        self.b.switch_to_block(blk);
+        if carry {
+            self.region.block = Some(blk);
+        }
+    }
+    /// The marks of the current region (none if it is not valid here).
+    pub(crate) fn region_marked(&self) -> Marks {
+        if self.region.block == self.b.current_block() {
+            self.region.marks.clone()
+        } else {
+            Marks::default()
+        }
+    }
+    /// On a slow path, after its call and before it jumps to the join `done`: stores the
+    /// read marker again for each of `marks.read` that holds a reference, then redoes the
+    /// write-barrier flag test (and slow path) of the slots array of each of
+    /// `marks.written` that holds an instance with one (the call ended the region, and may
+    /// have run a minor collection, which re-sets the flag of the objects it promotes; this
+    /// re-establishes the region on this edge). `span` names the slow path's operation.
+    pub(crate) fn repair_region(&mut self, marks: &Marks, span: Span) {
+        // Reached only from the slow path: out of line, like the rest of it.
+        if let Some(cur) = self.b.current_block() {
+            self.b.set_cold_block(cur);
+        }
+        for &l in &marks.read {
+            self.b.set_srcloc(SourceLoc::new(LOC_REGION_REPAIR));
+            let v = self.b.use_var(self.local_vars[l]);
+            let not_ref = self.is_not_ref(v);
+            let mark = self.b.create_block();
+            let next = self.b.create_block();
+            self.b.ins().brif(not_ref, next, &[], mark, &[]);
+            self.b.set_cold_block(mark);
+            self.b.switch_to_block(mark);
+            self.read_barrier(v);
+            self.b.ins().jump(next, &[]);
+            self.b.set_cold_block(next);
+            self.b.switch_to_block(next);
+            self.b.set_srcloc(SourceLoc::default());
+        }
+        if marks.written.is_empty() {
+            return;
+        }
+        let site = self.site(span);
+        for &l in &marks.written {
+            use stmjit_vm::objects::InstanceObj;
+            self.b.set_srcloc(SourceLoc::new(LOC_REGION_REPAIR));
+            let v = self.b.use_var(self.local_vars[l]);
+            let first_new = self.b.func.dfg.num_blocks();
+            let next = self.b.create_block();
+            // Read under the marker just stored again (`written` is a subset of `read`).
+            let is_inst = self.has_type(v, self.sh.types.instance.0, next);
+            let inst = self.b.create_block();
+            self.b.ins().brif(is_inst, inst, &[], next, &[]);
+            self.b.switch_to_block(inst);
+            let sa = self.seg_addr(v);
+            let slots = self
+                .b
+                .ins()
+                .load(I64, mf(), sa, offset_of!(InstanceObj, slots) as i32);
+            let has_slots = self.b.create_block();
+            self.b.ins().brif(slots, has_slots, &[], next, &[]);
+            self.b.switch_to_block(has_slots);
+            self.flag_test(slots, site, next);
+            // All of it is slow-path code.
+            for n in first_new..self.b.func.dfg.num_blocks() {
+                self.b.set_cold_block(Block::from_u32(n as u32));
+            }
+            self.b.switch_to_block(next);
+            self.b.set_srcloc(SourceLoc::default());
+        }
+    }
+    /// Enters the join `done` of a fast path whose end had `marks`, every other edge having
+    /// been repaired ([`Self::repair_region`]): the region goes on there.
+    pub(crate) fn enter_join(&mut self, done: Block, marks: Marks) {
+        self.b.switch_to_block(done);
+        self.local_of.clear();
+        self.region = Region {
+            block: Some(done),
+            marks,
+        };
+    }
+    /// Card write barrier for the word at `obj + off` of a card-marked array:
+    /// `test byte gs:[obj + flags], WB; jz done; cmp byte gs:[(obj+off) >> 4 + disp], rv;
+    /// je done; call slow`.
+    pub(crate) fn card_write_barrier(&mut self, obj: Value, off: Value, span: Span) {
+        self.b.set_srcloc(SourceLoc::new(LOC_CARD_WB));
+        let fa = self.seg_addr(obj);
+        let flags = self.b.ins().load(I8, ir::MemFlagsData::trusted(), fa, 0);
+        let bit = self
+            .b
+            .ins()
+            .band_imm(flags, stmjit_runtime::WRITE_BARRIER_FLAG as i64);
+        let check_card = self.b.create_block();
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.ins().brif(bit, check_card, &[], done, &[]);
+        self.b.switch_to_block(check_card);
+        let addr = self.b.ins().iadd(obj, off);
+        let m = self
+            .b
+            .ins()
+            .ushr_imm(addr, stmjit_runtime::MARKER_SHIFT as i64);
+        let m = self.b.ins().iadd_imm(m, self.sh.card_disp as i64);
+        let ca = self.seg_addr(m);
+        let card = self.b.ins().load(I8, ir::MemFlagsData::trusted(), ca, 0);
+        let rv = self.read_version();
+        let same = self.b.ins().icmp(IntCC::Equal, card, rv);
+        self.b.ins().brif(same, done, &[], slow, &[]);
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        let site = self.site(span);
+        self.set_site(site);
+        self.barrier_slow_path(Helper::CardBarrierSlow, &[obj, off], site, done);
+        self.b.switch_to_block(done);
+        self.b.set_srcloc(SourceLoc::default());
+    }
+    /// Write barrier of a non-carded object: `test byte gs:[obj + flags], WB; jnz slow`.
+    ///
+    /// `obj` is the slots array of the instance held by `local` (if it came from a local):
+    /// the test is elided when that local's write barrier is already done in the region, and
+    /// otherwise recorded there. The region goes on across the slow path's join: the stub
+    /// returns in the same transaction, nothing moved, the flag clear (see the module docs).
+    pub(crate) fn write_barrier(&mut self, obj: Value, local: Option<usize>, span: Span) {
+        if !self.sh.write_barriers {
+            return;
+        }
+        self.region_here();
+        if let Some(l) = local {
+            if self.region.marks.written.contains(&l) {
+                return;
+            }
+        }
+        let done = self.b.create_block();
+        let site = self.site(span);
+        self.flag_test(obj, site, done);
+        self.b.switch_to_block(done);
+        self.region.block = Some(done);
+        // Only an instance read in this transaction keeps its slots array across a pause of
+        // the slow path (see `Marks::written`).
+        if let Some(l) = local.filter(|l| self.region.marks.read.contains(l)) {
+            self.region.marks.written.push(l);
+        }
+    }
+    /// The flag test of a non-carded object `obj`, continuing at `done` (after the slow path,
+    /// on a cold block, when the flag is set); `site` names the write.
+    pub(super) fn flag_test(&mut self, obj: Value, site: i64, done: Block) {
+        let fa = self.seg_addr(obj);
+        let flags = self.b.ins().load(I8, mf(), fa, 0);
+        let bit = self
+            .b
+            .ins()
+            .band_imm(flags, stmjit_runtime::WRITE_BARRIER_FLAG as i64);
+        let slow = self.b.create_block();
+        self.b.ins().brif(bit, slow, &[], done, &[]);
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        self.set_site(site);
+        self.barrier_slow_path(Helper::WriteBarrierSlow, &[obj], site, done);
+    }
+    /// The slow path of a write barrier, in the current (cold) block, continuing at `done`:
+    /// stores `args` (the object, and the card's offset) into the context
+    /// (`Ctx::barrier_obj`, `barrier_off`), calls the `preserve_all` stub `stub` (see
+    /// `Jit::define_preserve_all_stub`) with the context, reads its status
+    /// (`Ctx::barrier_status`), and on an abort (non-zero) unwinds to the restart point.
+    ///
+    /// Why it is shaped so: nothing live at `done` may be live across a call that clobbers
+    /// registers, or the register allocator keeps the fast path's values on the stack. The
+    /// stub clobbers no register; it neither moves objects nor switches segments (an abort
+    /// unwinds through the status), so no spill of the locals and no reload of r15. The
+    /// abort side makes SystemV calls, so it never rejoins `done`: `stmjit_aborted` always
+    /// returns `ERR`, so the error check always leaves (restart dispatch or unwind) and its
+    /// "no error" side is unreachable: a trap.
+    ///
+    /// The stub returns to `done` in the same transaction (it makes no boundary), with
+    /// nothing moved: whether the region goes on at `done` is the caller's choice (see
+    /// "Barrier elision" in the module docs), so the region is left as it was.
+    pub(super) fn barrier_slow_path(
+        &mut self,
+        stub: Helper,
+        args: &[Value],
+        site: i64,
+        done: Block,
+    ) {
+        let f = self.helper(stub);
+        // Absolute call: cranelift-jit may place the stub more than 2 GiB away.
+        self.b.func.dfg.ext_funcs[f].colocated = false;
+        // The abort side's calls (which never rejoin `done`) must not end the caller's region.
+        let region = std::mem::take(&mut self.region);
+        // The arguments go through the context: the call fixes `rdi` only.
+        let fields = [offset_of!(Ctx, barrier_obj), offset_of!(Ctx, barrier_off)];
+        for (&v, off) in args.iter().zip(fields) {
+            self.b.ins().store(mf(), v, self.ctx, off as i32);
+        }
+        self.b.ins().call(f, &[self.ctx]);
+        let st = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, barrier_status) as i32);
+        let aborted = self.b.ins().icmp_imm(IntCC::NotEqual, st, 0);
+        let raise = self.b.create_block();
+        self.b.ins().brif(aborted, raise, &[], done, &[]);
+        self.b.set_cold_block(raise);
+        self.b.switch_to_block(raise);
+        let r = self.call(Helper::Aborted, &[self.ctx]);
+        self.check_site(r, site);
+        self.b
+            .ins()
+            .trap(ir::TrapCode::unwrap_user(TRAP_UNREACHABLE));
+        self.region = region;
+    }
+}

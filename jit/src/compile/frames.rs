@@ -1,0 +1,183 @@
+//! Frames and roots.
+//!
+//! Every function pushes a frame on the thread's shadow stack (`Ctx::ss`, `ShadowStack::top`) in its
+//! prologue: one word per local, then one per temporary. Locals live there (loads/stores),
+//! and so does every intermediate value that must survive the evaluation of another
+//! sub-expression (the left operand of `a + f(x)`, the arguments of a call being built): it
+//! is spilled to a temporary slot and reloaded after. So every reference live across a call
+//! that may allocate is in the shadow stack, where a moving GC finds and updates it.
+//!
+
+use super::{mf, FnCompiler};
+use crate::rt::abi::Helper;
+use crate::rt::{Ctx, MAX_DEPTH, UNBOUND};
+use cranelift_codegen::ir::{condcodes::IntCC, types::I64, Block, InstBuilder, Value};
+use std::mem::offset_of;
+use stmjit_runtime::ShadowStack;
+
+impl FnCompiler<'_, '_> {
+    /// The epilogue, at the return block: a return from the frame that opened the running
+    /// transaction is a boundary first ([`Self::return_boundary`]); then the frame is popped
+    /// and the depth decremented.
+    pub(super) fn epilogue(&mut self) {
+        let ret = self.ret_block;
+        self.b.switch_to_block(ret);
+        let rv = self.b.block_params(ret)[0];
+        let pop = self.b.create_block();
+        self.b.append_block_param(pop, I64);
+        self.return_boundary(rv, pop);
+        self.b.switch_to_block(pop);
+        let rv = self.b.block_params(pop)[0];
+        let frame = self.frame();
+        let ss = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, ss) as i32);
+        self.b
+            .ins()
+            .store(mf(), frame, ss, offset_of!(ShadowStack, top) as i32);
+        let depth = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, depth) as i32);
+        let d0 = self.b.ins().iadd_imm(depth, -1);
+        self.b
+            .ins()
+            .store(mf(), d0, self.ctx, offset_of!(Ctx, depth) as i32);
+        self.b.ins().return_(&[rv]);
+    }
+    /// The prologue, at `entry` (whose parameters after the context are `params`): the
+    /// depth check, then the frame push: `arity` parameters, the other locals `UNBOUND`,
+    /// temporaries 0, each slot initialised before `top` covers it. (Emitted after the
+    /// body, whose compilation counted the temporaries.)
+    pub(super) fn prologue(&mut self, entry: Block, params: &[Value], arity: usize) {
+        self.b.switch_to_block(entry);
+        let depth = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, depth) as i32);
+        let too_deep =
+            self.b
+                .ins()
+                .icmp_imm(IntCC::UnsignedGreaterThanOrEqual, depth, MAX_DEPTH as i64);
+        let deep_block = self.b.create_block();
+        let ok_block = self.b.create_block();
+        self.b.ins().brif(too_deep, deep_block, &[], ok_block, &[]);
+        self.b.set_cold_block(deep_block);
+        self.b.switch_to_block(deep_block);
+        let r = self.call(Helper::RecursionError, &[self.ctx]);
+        self.b.ins().return_(&[r]);
+        self.b.switch_to_block(ok_block);
+        let ss = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, ss) as i32);
+        let frame = self
+            .b
+            .ins()
+            .load(I64, mf(), ss, offset_of!(ShadowStack, top) as i32);
+        self.b.def_var(self.frame_var, frame);
+        let nslots = (self.nlocals + self.max_temps) as i64;
+        let top = self.b.ins().iadd_imm(frame, 8 * nslots);
+        let limit = self
+            .b
+            .ins()
+            .load(I64, mf(), ss, offset_of!(ShadowStack, limit) as i32);
+        let over = self.b.ins().icmp(IntCC::UnsignedGreaterThan, top, limit);
+        let over_block = self.b.create_block();
+        let push_block = self.b.create_block();
+        self.b.ins().brif(over, over_block, &[], push_block, &[]);
+        self.b.set_cold_block(over_block);
+        self.b.switch_to_block(over_block);
+        let r = self.call(Helper::RecursionError, &[self.ctx]);
+        self.b.ins().return_(&[r]);
+        self.b.switch_to_block(push_block);
+        let d1 = self.b.ins().iadd_imm(depth, 1);
+        self.b
+            .ins()
+            .store(mf(), d1, self.ctx, offset_of!(Ctx, depth) as i32);
+        for i in 0..nslots as usize {
+            let v = if i < arity {
+                params[i]
+            } else if i < self.nlocals {
+                self.b.ins().iconst(I64, UNBOUND as i64)
+            } else {
+                self.b.ins().iconst(I64, 0)
+            };
+            self.b.ins().store(mf(), v, frame, 8 * i as i32);
+            if i < self.nlocals {
+                self.b.def_var(self.local_vars[i], v);
+            }
+        }
+        self.b
+            .ins()
+            .store(mf(), top, ss, offset_of!(ShadowStack, top) as i32);
+    }
+    /// The frame pointer (first slot of this call's shadow-stack frame).
+    pub(crate) fn frame(&mut self) -> Value {
+        self.b.use_var(self.frame_var)
+    }
+    /// Writes every local to its frame slot (before a call that may move objects).
+    pub(crate) fn spill_locals(&mut self) {
+        // Before a call that may move objects (or end the transaction): the region ends.
+        self.region.marks.clear();
+        let f = self.frame();
+        for i in 0..self.nlocals {
+            let v = self.b.use_var(self.local_vars[i]);
+            self.b.ins().store(mf(), v, f, 8 * i as i32);
+        }
+    }
+    /// Reads every local back from its frame slot (after such a call: the GC may have
+    /// updated it).
+    pub(crate) fn reload_locals(&mut self) {
+        self.local_of.clear();
+        let f = self.frame();
+        for i in 0..self.nlocals {
+            let v = self.b.ins().load(I64, mf(), f, 8 * i as i32);
+            self.b.def_var(self.local_vars[i], v);
+        }
+    }
+    /// Allocates a temporary slot.
+    pub(crate) fn push_temp(&mut self, v: Value) -> usize {
+        let t = self.nlocals + self.temps;
+        self.temps += 1;
+        self.max_temps = self.max_temps.max(self.temps);
+        let f = self.frame();
+        self.b.ins().store(mf(), v, f, 8 * t as i32);
+        t
+    }
+    /// Reloads a slot (local or temporary).
+    pub(crate) fn load_slot(&mut self, slot: usize) -> Value {
+        if slot < self.nlocals {
+            let v = self.b.use_var(self.local_vars[slot]);
+            self.local_of.insert(v, slot);
+            return v;
+        }
+        let f = self.frame();
+        self.b.ins().load(I64, mf(), f, 8 * slot as i32)
+    }
+    /// Stores a slot.
+    pub(crate) fn store_slot(&mut self, slot: usize, v: Value) {
+        if slot < self.nlocals {
+            self.local_of.retain(|_, l| *l != slot);
+            self.region.marks.forget(slot);
+            self.b.def_var(self.local_vars[slot], v);
+            return;
+        }
+        let f = self.frame();
+        self.b.ins().store(mf(), v, f, 8 * slot as i32);
+    }
+    /// Frees the temporaries from `mark` on.
+    pub(crate) fn pop_temps(&mut self, mark: usize) {
+        self.temps = mark - self.nlocals;
+    }
+    /// The first free temporary slot (a mark for [`Self::pop_temps`]).
+    pub(crate) fn temp_mark(&self) -> usize {
+        self.nlocals + self.temps
+    }
+    /// Address of slot `slot` (for argument arrays).
+    pub(crate) fn slot_addr(&mut self, slot: usize) -> Value {
+        let f = self.frame();
+        self.b.ins().iadd_imm(f, 8 * slot as i64)
+    }
+}

@@ -1,0 +1,157 @@
+//! Transaction boundaries in compiled code: safe-point polls at loop back-edges and function
+//! entries (a poll's slow path may end the transaction: its resume block is a *restart
+//! point*), the restart dispatch of the frame that opened an aborted transaction, the
+//! boundary at the return from that frame, and the reload of the segment base after a call
+//! that may have moved the thread to another segment. The runtime side is `txn.rs` of the
+//! object model.
+
+use super::{mf, FnCompiler, LOC_POLL};
+use crate::rt::abi::Helper;
+use crate::rt::{Ctx, ERR, RESTART};
+use cranelift_codegen::ir::{
+    self, condcodes::IntCC, types::I64, Block, InstBuilder, SourceLoc, Value,
+};
+use std::mem::offset_of;
+use stmjit_lang::diag::Span;
+
+impl FnCompiler<'_, '_> {
+    /// At the return of `rv` (the current block, the epilogue's), a return from the frame
+    /// that opened the running transaction is a boundary (see `txn.rs` of the object
+    /// model): `stmjit_return_boundary` commits and goes on in an inevitable transaction;
+    /// its `RESTART` (the commit aborted) goes to the restart dispatch. Continues at `pop`
+    /// with the value to return (an error returns at once).
+    pub(super) fn return_boundary(&mut self, rv: Value, pop: Block) {
+        let check = self.b.create_block();
+        let is_err = self.b.ins().icmp_imm(IntCC::Equal, rv, ERR as i64);
+        self.b.ins().brif(is_err, pop, &[rv.into()], check, &[]);
+        self.b.switch_to_block(check);
+        let td = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, txn_depth) as i32);
+        let d = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, depth) as i32);
+        let opener = self.b.ins().icmp(IntCC::Equal, td, d);
+        let boundary = self.b.create_block();
+        self.b.ins().brif(opener, boundary, &[], pop, &[rv.into()]);
+        self.b.set_cold_block(boundary);
+        self.b.switch_to_block(boundary);
+        // No spill: the locals are dead, and a restart restores the slots.
+        let f = self.helper(Helper::ReturnBoundary);
+        let inst = self.b.ins().call(f, &[self.ctx, rv]);
+        let r = self.b.inst_results(inst)[0];
+        self.reload_segment_base();
+        let restart = self.b.ins().icmp_imm(IntCC::Equal, r, RESTART as i64);
+        let dispatch = self.dispatch_block();
+        self.b.ins().brif(restart, dispatch, &[], pop, &[r.into()]);
+    }
+    /// Safe-point poll at a loop back-edge, continuing in a new block.
+    pub(crate) fn poll(&mut self, span: Span) {
+        let done = self.b.create_block();
+        self.poll_to(span, done);
+        self.b.switch_to_block(done);
+    }
+    /// Safe-point poll continuing at `resume`, which becomes a restart point (everything
+    /// live there must be in frame slots or locals): `cmp qword gs:[safe_point_request], 0;
+    /// jne slow; sub qword gs:[budget], 1; js slow`. The slow path may end the transaction
+    /// (a boundary) or pause for another segment's commit.
+    pub(crate) fn poll_to(&mut self, span: Span, resume: Block) {
+        use stmjit_runtime::{SegmentInfo, INFO_OFFSET};
+        self.b.set_srcloc(SourceLoc::new(LOC_POLL));
+        let point = self.restarts.len() as i64;
+        self.restarts.push(resume);
+        if !self.sh.polls {
+            self.b.set_srcloc(SourceLoc::default());
+            self.b.ins().jump(resume, &[]);
+            return;
+        }
+        let off = self.b.ins().iconst(
+            I64,
+            (INFO_OFFSET + offset_of!(SegmentInfo, safe_point_request) as u64) as i64,
+        );
+        let a = self.seg_addr(off);
+        let req = self.b.ins().load(I64, ir::MemFlagsData::trusted(), a, 0);
+        let slow = self.b.create_block();
+        let budget = self.b.create_block();
+        self.b.ins().brif(req, slow, &[], budget, &[]);
+        self.b.switch_to_block(budget);
+        let boff = self.b.ins().iconst(
+            I64,
+            (INFO_OFFSET + offset_of!(SegmentInfo, budget) as u64) as i64,
+        );
+        let ba = self.seg_addr(boff);
+        let left = self.b.ins().load(I64, ir::MemFlagsData::trusted(), ba, 0);
+        let left = self.b.ins().iadd_imm(left, -1);
+        let ba2 = self.seg_addr(boff);
+        self.b
+            .ins()
+            .store(ir::MemFlagsData::trusted(), left, ba2, 0);
+        let out = self.b.ins().icmp_imm(IntCC::SignedLessThan, left, 0);
+        self.b.ins().brif(out, slow, &[], resume, &[]);
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        self.b.set_srcloc(SourceLoc::default());
+        let frame = self.frame();
+        let p = self.b.ins().iconst(I64, point);
+        self.call_checked(Helper::PollSlow, &[self.ctx, frame, p], span);
+        self.b.ins().jump(resume, &[]);
+    }
+    /// After a runtime call that may end the transaction: the next one may run in another
+    /// segment, whose base the runtime left in `Ctx::seg_base` (and in `%gs`); r15 follows.
+    /// (Calls of JIT functions need none: the callee keeps r15 right itself.)
+    pub(crate) fn reload_segment_base(&mut self) {
+        let base = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, seg_base) as i32);
+        self.b.ins().set_pinned_reg(base);
+    }
+    /// The block an opener's error path jumps to when its transaction must restart
+    /// (filled by [`Self::build_restarts`] once every poll is known).
+    pub(crate) fn dispatch_block(&mut self) -> Block {
+        if let Some(b) = self.dispatch {
+            return b;
+        }
+        let b = self.b.create_block();
+        self.b.set_cold_block(b);
+        self.dispatch = Some(b);
+        b
+    }
+    /// The restart dispatch: `Ctx::restart_point` selects the poll to resume at; its block
+    /// copies the slots saved at the boundary back (`stmjit_restart`), reloads the locals
+    /// and jumps there.
+    pub(super) fn build_restarts(&mut self) {
+        let Some(dispatch) = self.dispatch else {
+            return;
+        };
+        self.b.switch_to_block(dispatch);
+        let targets = self.restarts.clone();
+        let blocks: Vec<Block> = targets.iter().map(|_| self.b.create_block()).collect();
+        let id = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, restart_point) as i32);
+        let id32 = self.b.ins().ireduce(cranelift_codegen::ir::types::I32, id);
+        let pool = &mut self.b.func.dfg.value_lists;
+        let calls: Vec<ir::BlockCall> = blocks
+            .iter()
+            .map(|&b| ir::BlockCall::new(b, std::iter::empty(), pool))
+            .collect();
+        let jt = self
+            .b
+            .create_jump_table(ir::JumpTableData::new(calls[0], &calls));
+        self.b.ins().br_table(id32, jt);
+        let restart = self.helper(Helper::Restart);
+        for (&blk, &target) in blocks.iter().zip(&targets) {
+            self.b.set_cold_block(blk);
+            self.b.switch_to_block(blk);
+            let frame = self.frame();
+            self.b.ins().call(restart, &[self.ctx, frame]);
+            self.reload_segment_base();
+            self.reload_locals();
+            self.b.ins().jump(target, &[]);
+        }
+    }
+}

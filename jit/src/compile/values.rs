@@ -1,0 +1,112 @@
+//! Tests on tagged words (`stmjit_vm::abi`: ints `n << 1 | 1`, immediates below
+//! `IMMEDIATE_LIMIT`, references otherwise) and the guards of inline fast paths: a failed
+//! guard branches to the slow path; a passed one goes on in a block that extends the
+//! barrier region.
+
+use super::{mf, FnCompiler};
+use crate::rt::abi::{Helper, TRUE};
+use cranelift_codegen::ir::{condcodes::IntCC, types::I64, Block, InstBuilder, Value};
+
+impl FnCompiler<'_, '_> {
+    /// Whether the tagged word `v` is *not* a reference (an int, or an immediate below
+    /// `IMMEDIATE_LIMIT`): the test every inline fast path makes before touching an object.
+    pub(crate) fn is_not_ref(&mut self, v: Value) -> Value {
+        use stmjit_runtime::value::{IMMEDIATE_LIMIT, INT_TAG};
+        let low = self.b.ins().band_imm(v, INT_TAG as i64);
+        let small = self
+            .b
+            .ins()
+            .icmp_imm(IntCC::UnsignedLessThan, v, IMMEDIATE_LIMIT as i64);
+        let low8 = self.b.ins().icmp_imm(IntCC::NotEqual, low, 0);
+        self.b.ins().bor(low8, small)
+    }
+    /// Goes on in a new block, which extends the region ([`FnCompiler::follow`]), when
+    /// `cond` is true; branches to `other` when it is false (a fast path's guard).
+    pub(crate) fn only_if(&mut self, cond: Value, other: Block) {
+        let next = self.b.create_block();
+        self.b.ins().brif(cond, next, &[], other, &[]);
+        self.follow(next);
+    }
+    /// [`FnCompiler::only_if`] the other way round: goes on when `cond` is false.
+    pub(crate) fn unless(&mut self, cond: Value, other: Block) {
+        let next = self.b.create_block();
+        self.b.ins().brif(cond, other, &[], next, &[]);
+        self.follow(next);
+    }
+    /// Goes on only if `v` is an object of type `type_id`; branches to `other` otherwise.
+    pub(crate) fn expect_type(&mut self, v: Value, type_id: u32, other: Block) {
+        let t = self.has_type(v, type_id, other);
+        self.only_if(t, other);
+    }
+    /// Branches to `other` unless `v` is a reference, then tests its header's type id against
+    /// `type_id` (no read barrier: the type of an object never changes). Returns the test.
+    pub(crate) fn has_type(&mut self, v: Value, type_id: u32, other: Block) -> Value {
+        let not_ref = self.is_not_ref(v);
+        self.unless(not_ref, other);
+        let addr = self.seg_addr(v);
+        let ty = self.b.ins().load(
+            cranelift_codegen::ir::types::I32,
+            mf(),
+            addr,
+            stmjit_vm::objects::TYPE_ID_OFFSET as i32,
+        );
+        self.b.ins().icmp_imm(IntCC::Equal, ty, type_id as i64)
+    }
+    /// Truthiness as an i8 (ints, bools and None inline).
+    pub(crate) fn truthy(&mut self, v: Value) -> Value {
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let is_true = self.b.ins().icmp_imm(IntCC::Equal, v, TRUE as i64);
+        let one = self.b.ins().iconst(I64, 1);
+        let zero = self.b.ins().iconst(I64, 0);
+        let not_true = self.b.create_block();
+        self.b
+            .ins()
+            .brif(is_true, done, &[one.into()], not_true, &[]);
+        self.b.switch_to_block(not_true);
+        // None (0) and False (2) are the only words below 3.
+        let falsy = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, v, 3);
+        let other = self.b.create_block();
+        self.b.ins().brif(falsy, done, &[zero.into()], other, &[]);
+        self.b.switch_to_block(other);
+        let int = self.b.ins().band_imm(v, 1);
+        let int_block = self.b.create_block();
+        let obj_block = self.b.create_block();
+        self.b.ins().brif(int, int_block, &[], obj_block, &[]);
+        self.b.switch_to_block(int_block);
+        let nz = self.b.ins().icmp_imm(IntCC::NotEqual, v, 1);
+        let nz = self.b.ins().uextend(I64, nz);
+        self.b.ins().jump(done, &[nz.into()]);
+        self.b.set_cold_block(obj_block);
+        self.b.switch_to_block(obj_block);
+        let r = self.call(Helper::Truthy, &[self.ctx, v]);
+        self.b.ins().jump(done, &[r.into()]);
+        self.b.switch_to_block(done);
+        let r = self.b.block_params(done)[0];
+        self.b.ins().icmp_imm(IntCC::NotEqual, r, 0)
+    }
+    /// Branches to `slow` unless both words are ints; continues in a fresh block.
+    pub(super) fn both_ints(&mut self, x: Value, y: Value, slow: Block) {
+        // A constant int operand needs no check.
+        let (x, y) = match (self.known_int(x), self.known_int(y)) {
+            (true, true) => return,
+            (true, false) => (y, y),
+            (false, true) => (x, x),
+            (false, false) => (x, y),
+        };
+        let both = self.b.ins().band(x, y);
+        let bit = self.b.ins().band_imm(both, 1);
+        self.only_if(bit, slow);
+    }
+    /// Whether `v` is an `iconst` of a tagged int.
+    fn known_int(&self, v: Value) -> bool {
+        use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
+        match self.b.func.dfg.value_def(v) {
+            ValueDef::Result(inst, _) => matches!(
+                self.b.func.dfg.insts[inst],
+                InstructionData::UnaryImm { opcode: Opcode::Iconst, imm } if imm.bits() & 1 == 1
+            ),
+            _ => false,
+        }
+    }
+}
