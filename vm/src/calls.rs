@@ -237,13 +237,6 @@ pub unsafe extern "C" fn stmjit_init_result(ctx: *mut Ctx, r: Word) -> Word {
     init_result_error(ctx, r)
 }
 
-fn new_opaque(rt: &mut Runtime, kind: u64, a: Word) -> R<Word> {
-    let r = rt.alloc(rt.types.opaque, std::mem::size_of::<OpaqueObj>() as u64)?;
-    rt.st(r, offset_of!(OpaqueObj, kind) as u64, kind);
-    rt.st(r, offset_of!(OpaqueObj, a) as u64, a);
-    Ok(r)
-}
-
 /// `q.run()` inside a transaction that cannot end: the queued calls run in order, in it.
 fn run_queue_inline(ctx: *mut Ctx, recv: Word) -> Word {
     let rt = rt_of(ctx);

@@ -295,35 +295,6 @@ impl Runtime {
         })
     }
 
-    /// A bound method object.
-    pub fn new_bound_method(&mut self, func: usize, recv: Word) -> R<Word> {
-        let m = self.mark();
-        let rr = self.root(recv);
-        let r = self.alloc(
-            self.types.bound_method,
-            std::mem::size_of::<BoundMethodObj>() as u64,
-        )?;
-        let recv = self.get(rr);
-        self.release(m);
-        self.st(r, offset_of!(BoundMethodObj, func_id) as u64, func as u64);
-        self.st(r, offset_of!(BoundMethodObj, receiver) as u64, recv);
-        Ok(r)
-    }
-
-    /// A builtin function (`which` = index in `Builtin::ALL`) or builtin method (`which` =
-    /// name id) object.
-    pub fn new_builtin(&mut self, which: u64, recv: Word, method: bool) -> R<Word> {
-        let m = self.mark();
-        let rr = self.root(recv);
-        let r = self.alloc(self.types.builtin, std::mem::size_of::<BuiltinObj>() as u64)?;
-        let recv = self.get(rr);
-        self.release(m);
-        self.st(r, offset_of!(BuiltinObj, which) as u64, which);
-        self.st(r, offset_of!(BuiltinObj, receiver) as u64, recv);
-        self.st(r, offset_of!(BuiltinObj, is_method) as u64, method as u64);
-        Ok(r)
-    }
-
     /// `str(w)`.
     pub fn to_str(&self, w: Word) -> R<String> {
         if self.is(w, self.types.str) {

@@ -39,7 +39,7 @@
 //! new keys directly, and so does every dict under `--gil` (one transaction at a time) or
 //! while the program runs a single thread.
 
-use super::heap::D_ENTRIES;
+use super::objects::D_ENTRIES;
 use super::{Mode, Runtime, Unwind, R};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;

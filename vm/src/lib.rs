@@ -24,12 +24,14 @@
 //!   operations of each kind), [`dict_overlay`] (new keys of shared dicts inserted at
 //!   commit), [`class_table`], [`site_cache`], [`convert`] (to and from the interpreter's
 //!   values), [`methods`];
+//! - operations: [`ops`] (values of any type), [`items`], [`attrs`];
 //! - what JIT code calls: [`helpers`] (operators, items, attributes, iteration, printing),
 //!   [`calls`];
 //! - transactions and threads: [`txn`], [`threads`], [`output`], [`serve`];
 //! - [`stats`]: the `--stats` report.
 
 pub mod abi;
+pub mod attrs;
 pub mod calls;
 pub mod class_table;
 pub mod convert;
@@ -37,8 +39,10 @@ pub mod dict_overlay;
 pub mod error;
 pub mod heap;
 pub mod helpers;
+pub mod items;
 pub mod methods;
 pub mod objects;
+pub mod ops;
 pub mod output;
 pub mod program;
 pub mod roots;

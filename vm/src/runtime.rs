@@ -91,6 +91,11 @@ impl Runtime {
         }
     }
 
+    /// Appends program output to the running transaction's (written at its commit).
+    pub fn write_out(&mut self, text: &str) {
+        self.out.extend_from_slice(text.as_bytes());
+    }
+
     /// The slot of attribute `name` in the shape of class `id`.
     #[inline]
     pub fn shape_slot(&self, id: usize, name: u32) -> Option<usize> {

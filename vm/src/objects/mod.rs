@@ -1,5 +1,6 @@
-//! Object layouts of the language (issue 5): the `#[repr(C)]` structs that JIT code and the
-//! JIT's runtime helpers address inside a segment, and their registration as runtime types.
+//! The language's objects, one file per kind: its `#[repr(C)]` layout (what JIT code and the
+//! helpers address inside a segment, with `offset_of!`) and its operations. This file
+//! registers them as runtime types.
 //!
 //! Every field that can hold a language value holds a tagged [`stmjit_runtime::value::Word`]; trace
 //! hooks report only the words that are references (`stmjit_runtime::value::is_ref`), so ints and
@@ -17,173 +18,40 @@
 //!   card of the entries array, not in the dict object, so that a lookup (which reads the
 //!   dict object and the cards of its probe) does not conflict with an insertion (which
 //!   writes the counts' card, the new entry's card and one index card). The JIT inserts
-//!   new keys into a committed dict only at commit (`jit/src/rt/dict_overlay.rs`), so
+//!   new keys into a committed dict only at commit (`dict_overlay.rs`), so
 //!   transactions inserting different keys do not conflict either.
 //! - An instance is `class` + a slots array; the attribute → slot index map (the *shape*) is
 //!   per class and shared by its instances (kept by the JIT, which caches it per access site),
 //!   so attribute access is an index, not a hash lookup per access.
 
+mod array;
+mod class;
+mod dict;
+mod float;
+mod function;
+mod instance;
+mod list;
+mod opaque;
+mod range;
+mod str;
+
+pub use array::{array_size, ArrayObj, ARRAY_DATA};
+pub use class::ClassObj;
+pub(crate) use dict::D_ENTRIES;
+pub use dict::{DictObj, KeyRef, DICT_FIRST_ENTRY, DICT_LEN, DICT_USED};
+pub use float::FloatObj;
+pub use function::{BoundMethodObj, BuiltinObj, FunctionObj};
+pub use instance::InstanceObj;
+pub use list::ListObj;
+pub(crate) use opaque::new_opaque;
+pub use opaque::{OpaqueObj, OPAQUE_LOCK, OPAQUE_QUEUE, OPAQUE_THREAD};
+pub use range::RangeObj;
+pub use str::{str_size, StrObj};
+
 use std::mem::{offset_of, size_of};
-use stmjit_runtime::object::{ObjectHeader, TypeId, TypeInfo};
-use stmjit_runtime::value::{is_ref, Word};
+use stmjit_runtime::object::{TypeId, TypeInfo};
+use stmjit_runtime::value::is_ref;
 use stmjit_runtime::Stm;
-
-/// An immutable string: UTF-8 bytes follow the struct.
-#[repr(C)]
-pub struct StrObj {
-    /// Object header.
-    pub header: ObjectHeader,
-    /// Length in bytes.
-    pub len: u64,
-    /// Length in characters (equal to `len` for ASCII text: O(1) indexing).
-    pub nchars: u64,
-}
-
-/// A boxed float (immutable).
-#[repr(C)]
-pub struct FloatObj {
-    /// Object header.
-    pub header: ObjectHeader,
-    /// The value.
-    pub value: f64,
-}
-
-/// A list: length plus a reference to its card-marked items array.
-#[repr(C)]
-pub struct ListObj {
-    /// Object header.
-    pub header: ObjectHeader,
-    /// Number of items.
-    pub len: u64,
-    /// The [`ArrayObj`] holding the items (capacity >= len).
-    pub items: Word,
-}
-
-/// A fixed-capacity array of words (list items, dict entries and index, instance slots,
-/// globals). The words follow the struct, at [`ARRAY_DATA`].
-#[repr(C)]
-pub struct ArrayObj {
-    /// Object header.
-    pub header: ObjectHeader,
-    /// Number of words.
-    pub cap: u64,
-}
-
-/// Offset of the first word of an [`ArrayObj`] (16: every even word starts a card).
-pub const ARRAY_DATA: u64 = size_of::<ArrayObj>() as u64;
-
-/// A dict: see the module docs.
-#[repr(C)]
-pub struct DictObj {
-    /// Object header.
-    pub header: ObjectHeader,
-    /// Card-marked [`ArrayObj`] of `2 + 2 * capacity` words: the counts card ([`DICT_LEN`],
-    /// [`DICT_USED`]), then key, value, key, value...
-    pub entries: Word,
-    /// Card-marked [`ArrayObj`] of index slots (a power of two): 0 = empty, else the tagged
-    /// int `entry + 1`.
-    pub index: Word,
-}
-
-/// Word index, in a dict's entries array, of its number of live entries (a tagged int).
-pub const DICT_LEN: u64 = 0;
-/// Word index, in a dict's entries array, of the number of entries used (live and deleted:
-/// the next insertion position), a tagged int. Shares a card with [`DICT_LEN`].
-pub const DICT_USED: u64 = 1;
-/// Word index, in a dict's entries array, of the first entry's key.
-pub const DICT_FIRST_ENTRY: u64 = 2;
-
-/// An instance of a class.
-#[repr(C)]
-pub struct InstanceObj {
-    /// Object header.
-    pub header: ObjectHeader,
-    /// Its class ([`ClassObj`]).
-    pub class: Word,
-    /// The slots [`ArrayObj`] (non-carded), indexed by the class's shape.
-    pub slots: Word,
-}
-
-/// A class.
-#[repr(C)]
-pub struct ClassObj {
-    /// Object header.
-    pub header: ObjectHeader,
-    /// Index of the class in the JIT's class table (name, shape, base).
-    pub class_id: u64,
-    /// Base class or None.
-    pub base: Word,
-    /// Class attributes and methods: a [`DictObj`] keyed by name strs.
-    pub attrs: Word,
-}
-
-/// A function of the program (immutable).
-#[repr(C)]
-pub struct FunctionObj {
-    /// Object header.
-    pub header: ObjectHeader,
-    /// The function's index in the program.
-    pub func_id: u64,
-}
-
-/// `instance.method` not yet called.
-#[repr(C)]
-pub struct BoundMethodObj {
-    /// Object header.
-    pub header: ObjectHeader,
-    /// The function's index in the program.
-    pub func_id: u64,
-    /// The receiver.
-    pub receiver: Word,
-}
-
-/// A builtin function (`receiver` = None) or a builtin method of `receiver`, not yet called.
-#[repr(C)]
-pub struct BuiltinObj {
-    /// Object header.
-    pub header: ObjectHeader,
-    /// Builtin function number, or method-name id for methods.
-    pub which: u64,
-    /// The receiver of a builtin method; None for builtin functions.
-    pub receiver: Word,
-    /// 1 for a builtin method, 0 for a builtin function.
-    pub is_method: u64,
-}
-
-/// `range(start, stop, step)` as a value (a `for` over `range(...)` written in place needs
-/// none: it is a counted loop).
-#[repr(C)]
-pub struct RangeObj {
-    /// Object header.
-    pub header: ObjectHeader,
-    /// Start.
-    pub start: i64,
-    /// Stop.
-    pub stop: i64,
-    /// Step (never 0).
-    pub step: i64,
-}
-
-/// Placeholder of `Thread`, `Lock` and `TransactionQueue` objects (issue 6 gives them their
-/// real behaviour): a kind word and two value words.
-#[repr(C)]
-pub struct OpaqueObj {
-    /// Object header.
-    pub header: ObjectHeader,
-    /// Which kind of object ([`OPAQUE_THREAD`], ...).
-    pub kind: u64,
-    /// First value (thread: result; queue: list of calls).
-    pub a: Word,
-    /// Second value (lock: hold count).
-    pub b: Word,
-}
-
-/// [`OpaqueObj::kind`] of a Thread.
-pub const OPAQUE_THREAD: u64 = 1;
-/// [`OpaqueObj::kind`] of a Lock.
-pub const OPAQUE_LOCK: u64 = 2;
-/// [`OpaqueObj::kind`] of a TransactionQueue.
-pub const OPAQUE_QUEUE: u64 = 3;
 
 /// The registered type ids of all language objects.
 #[derive(Clone, Copy, Debug)]
@@ -342,16 +210,6 @@ pub fn register(stm: &Stm) -> Types {
             trace_range::<{ offset_of!(OpaqueObj, a) }, { size_of::<OpaqueObj>() }>,
         )),
     }
-}
-
-/// Size in bytes of a str object holding `len` bytes.
-pub fn str_size(len: u64) -> u64 {
-    size_of::<StrObj>() as u64 + len
-}
-
-/// Size in bytes of an array object of `cap` words.
-pub fn array_size(cap: u64) -> u64 {
-    ARRAY_DATA + 8 * cap
 }
 
 /// A reference's type id field offset, for JIT type tests.

@@ -1,0 +1,119 @@
+//! Items and iteration: `o[i]`, `o[i] = v`, `del o[i]` (lists and dicts natively, other
+//! types through the interpreter's values), and the iterators of `for` loops.
+
+use crate::{exc, Runtime, R, UNBOUND};
+use stmjit_lang::diag::ErrorKind;
+use stmjit_lang::ops;
+use stmjit_lang::value::Value;
+use stmjit_runtime::value::{self, is_int, Word};
+
+impl Runtime {
+    /// A list index (negative from the end), or IndexError with `what`.
+    fn list_index(&self, l: Word, i: Word, what: &str) -> R<Option<u64>> {
+        let i = if is_int(i) {
+            value::to_int(i)
+        } else if i == value::TRUE || i == value::FALSE {
+            (i == value::TRUE) as i64
+        } else {
+            return Ok(None);
+        };
+        let n = self.list_len(l) as i64;
+        let j = if i < 0 { i + n } else { i };
+        if !(0..n).contains(&j) {
+            return Err(exc(ErrorKind::IndexError, what.to_string()));
+        }
+        Ok(Some(j as u64))
+    }
+    /// `o[i]`.
+    pub fn getitem(&mut self, o: Word, i: Word) -> R<Word> {
+        let t = self.types;
+        if self.is(o, t.list) {
+            if let Some(j) = self.list_index(o, i, "list index out of range")? {
+                return Ok(self.list_get(o, j));
+            }
+        } else if self.is(o, t.dict) {
+            return match self.dict_get(o, i)? {
+                Some(v) => Ok(v),
+                None => Err(exc(ErrorKind::KeyError, self.repr(i)?)),
+            };
+        } else if self.is(o, t.str)
+            && is_int(i)
+            && self.str_nchars(o) == self.str_of(o).len() as u64
+        {
+            let n = self.str_nchars(o) as i64;
+            let k = value::to_int(i);
+            let k = if k < 0 { k + n } else { k };
+            if !(0..n).contains(&k) {
+                return Err(exc(ErrorKind::IndexError, "string index out of range"));
+            }
+            let s = &self.str_of(o)[k as usize..k as usize + 1];
+            let s = s.to_string();
+            return self.new_str(&s);
+        }
+        self.via_values(&[o, i], false, false, |v| ops::get_item(&v[0], &v[1]))
+    }
+    /// `o[i] = v`.
+    pub fn setitem(&mut self, o: Word, i: Word, v: Word) -> R<()> {
+        let t = self.types;
+        if self.is(o, t.list) {
+            if let Some(j) = self.list_index(o, i, "list assignment index out of range")? {
+                return self.list_set(o, j, v);
+            }
+        } else if self.is(o, t.dict) {
+            return self.dict_set(o, i, v);
+        }
+        self.via_values(&[o, i, v], false, true, |a| {
+            ops::set_item(&a[0], &a[1], a[2].clone()).map(|_| Value::None)
+        })?;
+        Ok(())
+    }
+    /// `del o[i]`.
+    pub fn delitem(&mut self, o: Word, i: Word) -> R<()> {
+        if self.is(o, self.types.list) && is_int(i) {
+            let n = self.list_len(o) as i64;
+            let k = value::to_int(i);
+            if (-n..n).contains(&k) {
+                return self.list_pop(o, k).map(|_| ());
+            }
+        }
+        if self.is(o, self.types.dict) {
+            return match self.dict_del(o, i)? {
+                Some(_) => Ok(()),
+                None => Err(exc(ErrorKind::KeyError, self.repr(i)?)),
+            };
+        }
+        self.via_values(&[o, i], false, true, |a| {
+            ops::del_item(&a[0], &a[1]).map(|_| Value::None)
+        })?;
+        Ok(())
+    }
+    /// The iterator object of a `for` loop over `v`: lists and ranges iterate in place, dicts
+    /// over a snapshot of their keys, strs over a list of their characters.
+    pub fn iter(&mut self, v: Word) -> R<Word> {
+        let t = self.types;
+        if self.is(v, t.list) || self.is(v, t.range) {
+            return Ok(v);
+        }
+        if self.is(v, t.dict) {
+            return self.dict_keys_list(v);
+        }
+        self.via_values(&[v], false, false, |a| {
+            ops::iterate(&a[0]).map(stmjit_lang::value::ListObj::new_value)
+        })
+    }
+    /// Item `i` of an iterator from [`Runtime::iter`], or [`UNBOUND`] at the end.
+    pub fn iter_next(&self, it: Word, i: u64) -> Word {
+        if self.is(it, self.types.range) {
+            let (a, b, s) = self.range_of(it);
+            if (i as i64) < stmjit_lang::value::range_len(a, b, s) {
+                return value::from_int(a + i as i64 * s).unwrap_or(UNBOUND);
+            }
+            return UNBOUND;
+        }
+        if i < self.list_len(it) {
+            self.list_get(it, i)
+        } else {
+            UNBOUND
+        }
+    }
+}

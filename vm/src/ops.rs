@@ -1,0 +1,140 @@
+//! Operations on values of any type: numbers straight from their words, and the rare and
+//! intricate cases through the reference interpreter's values (`convert.rs`), so that they
+//! keep its exact semantics; equality, ordering, membership.
+
+use crate::convert::Memo;
+use crate::{Root, Runtime, Unwind, R};
+use stmjit_lang::ast::CmpOp;
+use stmjit_lang::ops;
+use stmjit_lang::value::{equal, order, OpError, Value};
+use stmjit_runtime::value::{self, is_int, Word, NONE};
+
+impl Runtime {
+    /// The value of a number word (int, bool or float), converted without the general
+    /// machinery of [`Runtime::via_values`] (no roots, no memo, no allocation).
+    fn number_of(&self, w: Word) -> Option<Value> {
+        if is_int(w) {
+            Some(Value::Int(value::to_int(w)))
+        } else if w == value::TRUE || w == value::FALSE {
+            Some(Value::Bool(w == value::TRUE))
+        } else if self.is(w, self.types.float) {
+            Some(Value::Float(self.float_of(w)))
+        } else {
+            None
+        }
+    }
+    /// An arithmetic operation on numbers, straight from their words: the common slow path
+    /// of the JIT's inline int and float arithmetic (floats divided, int overflow, powers,
+    /// bools). `None` when an operand is not a number.
+    pub(crate) fn number_op(
+        &mut self,
+        args: &[Word],
+        f: impl FnOnce(&[Value]) -> Result<Value, OpError>,
+    ) -> Option<R<Word>> {
+        let mut vals = [Value::None, Value::None];
+        for (slot, &w) in vals.iter_mut().zip(args) {
+            *slot = self.number_of(w)?;
+        }
+        // A number result converts back without touching the memo.
+        Some(
+            f(&vals[..args.len()])
+                .map_err(Unwind::from)
+                .and_then(|r| self.from_value(&r, &mut Memo::peek())),
+        )
+    }
+    /// Runs a value-level operation of the interpreter: converts `args` (the first one may
+    /// be written back when `mutates`), applies `f`, converts the result back.
+    pub fn via_values(
+        &mut self,
+        args: &[Word],
+        deep: bool,
+        mutates: bool,
+        f: impl FnOnce(&[Value]) -> Result<Value, OpError>,
+    ) -> R<Word> {
+        // Every word held across allocations is rooted (the args here, the memo's
+        // containers in `to_value`), until the end of the operation.
+        let m = self.mark();
+        let first = self.root(args.first().copied().unwrap_or(NONE));
+        let mut memo = if deep { Memo::deep() } else { Memo::shallow() };
+        let vals: Vec<Value> = args.iter().map(|&w| self.to_value(w, &mut memo)).collect();
+        let result = f(&vals);
+        if mutates {
+            self.write_back(first, &vals[0], &mut memo)?;
+        }
+        let result = result?;
+        let w = self.from_value(&result, &mut memo)?;
+        self.release(m);
+        Ok(w)
+    }
+    /// Stores the contents of a converted list or dict back into its heap object.
+    fn write_back(&mut self, w: Root, v: &Value, memo: &mut Memo) -> R<()> {
+        match v {
+            Value::List(l) => {
+                let items = l.snapshot();
+                let mut held = Vec::with_capacity(items.len());
+                for x in &items {
+                    let x = self.from_value(x, memo)?;
+                    held.push(self.hold(x));
+                }
+                let words: Vec<Word> = held.iter().map(|&h| self.held(h)).collect();
+                self.list_replace(self.get(w), &words)
+            }
+            Value::Dict(d) => {
+                let items = d.map.lock().unwrap().items();
+                for (k, _) in self.dict_items(self.get(w)) {
+                    self.dict_del(self.get(w), k)?;
+                }
+                for (k, x) in &items {
+                    let kw = self.from_value(k, memo)?;
+                    let rk = self.root(kw);
+                    let xw = self.from_value(x, memo)?;
+                    self.dict_set(self.get(w), self.get(rk), xw)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+    /// `a == b`.
+    pub fn eq(&self, a: Word, b: Word) -> R<bool> {
+        if is_int(a) && is_int(b) {
+            return Ok(a == b);
+        }
+        let s = self.types.str;
+        if self.is(a, s) && self.is(b, s) {
+            return Ok(a == b || self.str_of(a) == self.str_of(b));
+        }
+        let mut memo = Memo::reading();
+        let (x, y) = (self.to_value(a, &mut memo), self.to_value(b, &mut memo));
+        Ok(equal(&x, &y)?)
+    }
+    /// `a op b` for `<`, `<=`, `>`, `>=`.
+    pub fn order(&self, op: CmpOp, a: Word, b: Word) -> R<bool> {
+        let mut memo = Memo::reading();
+        let (x, y) = (self.to_value(a, &mut memo), self.to_value(b, &mut memo));
+        Ok(order(&x, &y, op)?)
+    }
+    /// `item in container`.
+    pub fn contains(&mut self, container: Word, item: Word) -> R<bool> {
+        let t = self.types;
+        if self.is(container, t.dict) {
+            return Ok(self.dict_get(container, item)?.is_some());
+        }
+        if self.is(container, t.list) {
+            let n = self.list_len(container);
+            for i in 0..n {
+                let x = self.list_get(container, i);
+                if x == item && !self.is(x, t.float) || self.eq(x, item)? {
+                    return Ok(true);
+                }
+            }
+            return Ok(false);
+        }
+        let mut memo = Memo::reading();
+        let (c, x) = (
+            self.to_value(container, &mut memo),
+            self.to_value(item, &mut memo),
+        );
+        Ok(ops::contains(&c, &x)?)
+    }
+}
