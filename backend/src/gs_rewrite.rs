@@ -947,6 +947,11 @@ pub fn rewrite(
 /// `block_starts` are Cranelift's `bb_starts` (offset 0 is added); without
 /// them the pass still works from the branch structure, but cannot tell where
 /// the last block ends if constants follow it, nor skip inline jump tables.
+///
+/// The steps: decode the code into instructions and straight-line regions, solve the
+/// copy sets at each region's entry (a data-flow over the branches), then walk every
+/// instruction with its region's state ([`Pass::instruction`]), rewriting the
+/// accesses it proves, and re-decode the result to verify it.
 pub fn rewrite_with(
     code: &[u8],
     block_starts: &[u32],
@@ -954,217 +959,259 @@ pub fn rewrite_with(
     copy_reads: CopyReads,
 ) -> Result<Rewritten, RewriteError> {
     let insts = decode(code, block_starts)?;
-    let mut info = InstructionInfoFactory::new();
-    let mut out = code.to_vec();
-    let mut accesses = Vec::new();
-    let mut stats = RewriteStats::default();
     let code_end = insts.last().map_or(0, |i| i.next_ip() as u32);
+    let mut pass = Pass {
+        mode,
+        copy_reads,
+        out: code.to_vec(),
+        accesses: Vec::new(),
+        stats: RewriteStats::default(),
+        fmt: IntelFormatter::new(),
+    };
     if insts.is_empty() {
         return Ok(Rewritten {
-            code: out,
-            accesses,
-            stats,
+            code: pass.out,
+            accesses: pass.accesses,
+            stats: pass.stats,
             instruction_starts: vec![],
             code_end,
         });
     }
     let regions = build_regions(code, &insts, block_starts)?;
+    let mut info = InstructionInfoFactory::new();
     let facts: Vec<Facts> = insts.iter().map(|i| facts(i, &mut info)).collect();
-    let mut fmt = IntelFormatter::new();
     let entries = solve(&regions, &insts, &facts);
-    let r15 = gpr_bit(Register::R15).unwrap();
-
-    for (r, region) in regions.iter().enumerate() {
-        let mut st = entries[r];
+    for (region, &entry) in regions.iter().zip(&entries) {
+        let mut st = entry;
         for k in region.first..=region.last {
-            let (i, f) = (&insts[k], &facts[k]);
-            let ip = i.ip() as u32;
-            let text = || intel(i);
-            if f.nop {
-                continue;
-            }
-            // r15 is written only by the reload `check_ir_with` accepted: a
-            // plain `mov r15, r64/m64` in code whose IR was checked.
-            if f.may_write & r15 != 0 {
-                if copy_reads == CopyReads::Refuse || !is_reload(i) {
-                    return Err(RewriteError::PinnedRegWritten {
-                        offset: ip,
-                        instruction: text(),
-                    });
-                }
-                stats.reloads += 1;
-                st = transfer(st, i, f);
-                continue;
-            }
-            if is_copy(i) {
-                stats.copies += 1;
-                st = transfer(st, i, f);
-                continue;
-            }
-            if is_move_of(i, st.may).is_some() {
-                stats.copy_moves += 1;
-                st = transfer(st, i, f);
-                continue;
-            }
-            let seg = st.may | r15;
-            let vals = f.value_reads;
-            // r15 itself read as a value: an escape (Cranelift only copies it).
-            // A copy read as a value: an escape in `Refuse` mode; counted in
-            // `Count` mode (see `CopyReads`).
-            let refused = if copy_reads == CopyReads::Refuse {
-                seg
-            } else {
-                r15
-            };
-            if vals & refused != 0 {
-                // Stored: an explicit register operand written to memory
-                // (a spill, a push); anything else (an implicit address like
-                // `stos`'s rdi, arithmetic) is a value use.
-                let explicit = (0..i.op_count()).any(|k| {
-                    i.op_kind(k) == OpKind::Register
-                        && gpr_bit(i.op_register(k)).is_some_and(|b| b & refused != 0)
-                });
-                let writes_memory = f.access.is_some_and(|(k, _)| k == AccessKind::Store);
-                let how = if explicit && writes_memory {
-                    Escape::StoredToMemory
-                } else {
-                    Escape::ValueUse
-                };
-                return Err(RewriteError::BaseEscapes {
-                    offset: ip,
-                    instruction: text(),
-                    how,
-                });
-            }
-            if vals & seg != 0 {
-                stats.copy_value_reads += 1;
-            }
-            if has_mem_operand(i) {
-                let base = gpr_bit(i.memory_base()).unwrap_or(0);
-                let index = gpr_bit(i.memory_index()).unwrap_or(0);
-                // Code whose IR passed the check (`CopyReads::Count`) has no base
-                // living across a call, and no address made of two bases: a register
-                // that is only possibly a copy, or a stale one, is then not a base
-                // (the may-sets merge paths and are imprecise). Other code is refused.
-                let ir_checked = copy_reads == CopyReads::Count;
-                if (base | index) & st.stale != 0 && !ir_checked {
-                    return Err(RewriteError::BaseEscapes {
-                        offset: ip,
-                        instruction: text(),
-                        how: Escape::AcrossCall,
-                    });
-                }
-                let is_proven = |r: RegSet| r & (st.must | r15) != 0;
-                let mut base_seg = base & seg != 0;
-                let mut index_seg = index & seg != 0;
-                if ir_checked && base_seg && index_seg && is_proven(base) != is_proven(index) {
-                    base_seg = is_proven(base);
-                    index_seg = is_proven(index);
-                }
-                if base_seg || index_seg {
-                    let kind = f.access;
-                    let escape = |how| RewriteError::BaseEscapes {
-                        offset: ip,
-                        instruction: text(),
-                        how,
-                    };
-                    let is_lea = i.mnemonic() == Mnemonic::Lea;
-                    let doubtful = is_lea
-                        || (base_seg && index_seg)
-                        || (index_seg && i.memory_index_scale() != 1);
-                    if doubtful && ir_checked {
-                        // The IR check already proved there is no escape here; the
-                        // may-sets merge paths and cannot. Left as it is: correct by the
-                        // r15 invariant (`lea` is no access at all).
-                        if let Some((kind, width)) = kind.filter(|_| !is_lea) {
-                            accesses.push(SegmentAccess {
-                                offset: ip,
-                                len: i.len() as u32,
-                                kind,
-                                width,
-                                left: Some(LeftReason::NotProvable),
-                                nop_bytes: 0,
-                            });
-                            *stats.left.entry(LeftReason::NotProvable).or_default() += 1;
-                        }
-                        st = transfer(st, i, f);
-                        continue;
-                    }
-                    let Some((kind, width)) = kind.filter(|_| !is_lea) else {
-                        return Err(escape(Escape::NonAccessingAddress));
-                    };
-                    if base_seg && index_seg {
-                        return Err(escape(Escape::ScaledOrDoubled));
-                    }
-                    if index_seg && i.memory_index_scale() != 1 {
-                        return Err(escape(Escape::ScaledOrDoubled));
-                    }
-                    if i.segment_prefix() != Register::None {
-                        return Err(RewriteError::Unsupported {
-                            offset: ip,
-                            instruction: text(),
-                            why: "segment prefix",
-                        });
-                    }
-                    let seg_reg = if base_seg {
-                        i.memory_base()
-                    } else {
-                        i.memory_index()
-                    };
-                    if !seg_reg.is_gpr64() {
-                        return Err(RewriteError::Unsupported {
-                            offset: ip,
-                            instruction: text(),
-                            why: "32-bit address",
-                        });
-                    }
-                    let seg_bit = if base_seg { base } else { index };
-                    let proven = seg_bit & (st.must | r15) != 0;
-                    let mut acc = SegmentAccess {
-                        offset: ip,
-                        len: i.len() as u32,
-                        kind,
-                        width,
-                        left: None,
-                        nop_bytes: 0,
-                    };
-                    if mode == SegmentBase::R15 {
-                        acc.left = Some(LeftReason::R15Mode);
-                    } else if !proven {
-                        acc.left = Some(LeftReason::NotProvable);
-                    } else {
-                        let n = gs_form(i, index_seg);
-                        match encode_fitting(&n, i.ip(), i.len(), &mut fmt)? {
-                            Some((bytes, pad)) => {
-                                out[ip as usize..ip as usize + i.len()].copy_from_slice(&bytes);
-                                acc.nop_bytes = pad;
-                            }
-                            None => acc.left = Some(LeftReason::WouldGrow),
-                        }
-                    }
-                    match acc.left {
-                        None => {
-                            *stats.rewritten.entry(acc.kind).or_default() += 1;
-                            stats.nop_bytes += acc.nop_bytes as usize;
-                        }
-                        Some(why) => *stats.left.entry(why).or_default() += 1,
-                    }
-                    accesses.push(acc);
-                }
-            }
-            st = transfer(st, i, f);
+            st = pass.instruction(st, &insts[k], &facts[k])?;
         }
     }
-    accesses.sort_by_key(|a| a.offset);
+    pass.accesses.sort_by_key(|a| a.offset);
     let instruction_starts: Vec<u32> = insts.iter().map(|i| i.ip() as u32).collect();
-    verify_boundaries(&out, block_starts, &instruction_starts)?;
+    verify_boundaries(&pass.out, block_starts, &instruction_starts)?;
     Ok(Rewritten {
-        code: out,
-        accesses,
-        stats,
+        code: pass.out,
+        accesses: pass.accesses,
+        stats: pass.stats,
         instruction_starts,
         code_end,
     })
+}
+
+/// The pass over one function: its settings, the bytes it rewrites and what it found.
+struct Pass {
+    mode: SegmentBase,
+    copy_reads: CopyReads,
+    out: Vec<u8>,
+    accesses: Vec<SegmentAccess>,
+    stats: RewriteStats,
+    fmt: IntelFormatter,
+}
+
+/// The register-set bit of r15.
+fn r15_bit() -> RegSet {
+    gpr_bit(Register::R15).unwrap()
+}
+
+impl Pass {
+    /// Instruction `i` (facts `f`) reached with the copy sets `st`: refuses it if the
+    /// segment base escapes through it, counts it if it copies or moves the base, rewrites
+    /// it if it accesses the segment through a proven copy; returns the sets after it.
+    fn instruction(
+        &mut self,
+        st: State,
+        i: &Instruction,
+        f: &Facts,
+    ) -> Result<State, RewriteError> {
+        if f.nop {
+            return Ok(st);
+        }
+        // r15 is written only by the reload `check_ir_with` accepted: a plain
+        // `mov r15, r64/m64` in code whose IR was checked.
+        if f.may_write & r15_bit() != 0 {
+            if self.copy_reads == CopyReads::Refuse || !is_reload(i) {
+                return Err(RewriteError::PinnedRegWritten {
+                    offset: i.ip() as u32,
+                    instruction: intel(i),
+                });
+            }
+            self.stats.reloads += 1;
+        } else if is_copy(i) {
+            self.stats.copies += 1;
+        } else if is_move_of(i, st.may).is_some() {
+            self.stats.copy_moves += 1;
+        } else {
+            self.check_value_reads(st, i, f)?;
+            if has_mem_operand(i) {
+                self.memory_operand(st, i, f)?;
+            }
+        }
+        Ok(transfer(st, i, f))
+    }
+
+    /// r15 itself read as a value: an escape (Cranelift only copies it). A copy read as a
+    /// value: an escape in `Refuse` mode; counted in `Count` mode (see [`CopyReads`]).
+    fn check_value_reads(
+        &mut self,
+        st: State,
+        i: &Instruction,
+        f: &Facts,
+    ) -> Result<(), RewriteError> {
+        let r15 = r15_bit();
+        let seg = st.may | r15;
+        let vals = f.value_reads;
+        let refused = if self.copy_reads == CopyReads::Refuse {
+            seg
+        } else {
+            r15
+        };
+        if vals & refused != 0 {
+            // Stored: an explicit register operand written to memory (a spill, a push);
+            // anything else (an implicit address like `stos`'s rdi, arithmetic) is a value
+            // use.
+            let explicit = (0..i.op_count()).any(|k| {
+                i.op_kind(k) == OpKind::Register
+                    && gpr_bit(i.op_register(k)).is_some_and(|b| b & refused != 0)
+            });
+            let writes_memory = f.access.is_some_and(|(k, _)| k == AccessKind::Store);
+            let how = if explicit && writes_memory {
+                Escape::StoredToMemory
+            } else {
+                Escape::ValueUse
+            };
+            return Err(RewriteError::BaseEscapes {
+                offset: i.ip() as u32,
+                instruction: intel(i),
+                how,
+            });
+        }
+        if vals & seg != 0 {
+            self.stats.copy_value_reads += 1;
+        }
+        Ok(())
+    }
+
+    /// The memory operand of `i`: when its base or index may be the segment base, checks
+    /// that it is an access the pass can prove and rewrite (else refuses it, or, in code
+    /// whose IR passed the check, leaves it in r15 form) and rewrites it into `gs:` form.
+    fn memory_operand(
+        &mut self,
+        st: State,
+        i: &Instruction,
+        f: &Facts,
+    ) -> Result<(), RewriteError> {
+        let r15 = r15_bit();
+        let seg = st.may | r15;
+        let ip = i.ip() as u32;
+        let escape = |how| RewriteError::BaseEscapes {
+            offset: ip,
+            instruction: intel(i),
+            how,
+        };
+        let base = gpr_bit(i.memory_base()).unwrap_or(0);
+        let index = gpr_bit(i.memory_index()).unwrap_or(0);
+        // Code whose IR passed the check (`CopyReads::Count`) has no base living across a
+        // call, and no address made of two bases: a register that is only possibly a copy,
+        // or a stale one, is then not a base (the may-sets merge paths and are imprecise).
+        // Other code is refused.
+        let ir_checked = self.copy_reads == CopyReads::Count;
+        if (base | index) & st.stale != 0 && !ir_checked {
+            return Err(escape(Escape::AcrossCall));
+        }
+        let is_proven = |r: RegSet| r & (st.must | r15) != 0;
+        let mut base_seg = base & seg != 0;
+        let mut index_seg = index & seg != 0;
+        if ir_checked && base_seg && index_seg && is_proven(base) != is_proven(index) {
+            base_seg = is_proven(base);
+            index_seg = is_proven(index);
+        }
+        if !base_seg && !index_seg {
+            return Ok(());
+        }
+        let is_lea = i.mnemonic() == Mnemonic::Lea;
+        let access = f.access.filter(|_| !is_lea);
+        let doubtful =
+            is_lea || (base_seg && index_seg) || (index_seg && i.memory_index_scale() != 1);
+        if doubtful && ir_checked {
+            // The IR check already proved there is no escape here; the may-sets merge paths
+            // and cannot. Left as it is: correct by the r15 invariant (`lea` is no access at
+            // all).
+            if let Some((kind, width)) = access {
+                self.record(SegmentAccess {
+                    offset: ip,
+                    len: i.len() as u32,
+                    kind,
+                    width,
+                    left: Some(LeftReason::NotProvable),
+                    nop_bytes: 0,
+                });
+            }
+            return Ok(());
+        }
+        let Some((kind, width)) = access else {
+            return Err(escape(Escape::NonAccessingAddress));
+        };
+        if base_seg && index_seg {
+            return Err(escape(Escape::ScaledOrDoubled));
+        }
+        if index_seg && i.memory_index_scale() != 1 {
+            return Err(escape(Escape::ScaledOrDoubled));
+        }
+        let unsupported = |why| RewriteError::Unsupported {
+            offset: ip,
+            instruction: intel(i),
+            why,
+        };
+        if i.segment_prefix() != Register::None {
+            return Err(unsupported("segment prefix"));
+        }
+        let seg_reg = if base_seg {
+            i.memory_base()
+        } else {
+            i.memory_index()
+        };
+        if !seg_reg.is_gpr64() {
+            return Err(unsupported("32-bit address"));
+        }
+        let proven = is_proven(if base_seg { base } else { index });
+        let mut acc = SegmentAccess {
+            offset: ip,
+            len: i.len() as u32,
+            kind,
+            width,
+            left: None,
+            nop_bytes: 0,
+        };
+        if self.mode == SegmentBase::R15 {
+            acc.left = Some(LeftReason::R15Mode);
+        } else if !proven {
+            acc.left = Some(LeftReason::NotProvable);
+        } else {
+            let n = gs_form(i, index_seg);
+            match encode_fitting(&n, i.ip(), i.len(), &mut self.fmt)? {
+                Some((bytes, pad)) => {
+                    self.out[ip as usize..ip as usize + i.len()].copy_from_slice(&bytes);
+                    acc.nop_bytes = pad;
+                }
+                None => acc.left = Some(LeftReason::WouldGrow),
+            }
+        }
+        self.record(acc);
+        Ok(())
+    }
+
+    /// Records a segment access and counts it (rewritten, or left in r15 form and why).
+    fn record(&mut self, acc: SegmentAccess) {
+        match acc.left {
+            None => {
+                *self.stats.rewritten.entry(acc.kind).or_default() += 1;
+                self.stats.nop_bytes += acc.nop_bytes as usize;
+            }
+            Some(why) => *self.stats.left.entry(why).or_default() += 1,
+        }
+        self.accesses.push(acc);
+    }
 }
 
 /// Re-decode the result and check that every original instruction start is
