@@ -265,212 +265,235 @@ pub struct BuiltinEnv<'a> {
 /// need the caller's state (output, threads, its own object representation) and must be
 /// handled by the caller before calling this.
 pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> {
-    let names = env.names;
-    {
-        let name = b.name();
-        match b {
-            Builtin::Len => {
-                arity(name, &args, 1, 1)?;
-                let n = match &args[0] {
-                    Value::Str(s) => s.chars().count() as i64,
-                    Value::List(l) => lock(&l.items).len() as i64,
-                    Value::Dict(d) => lock(&d.map).len() as i64,
-                    Value::Range(a, b, s) => {
-                        return Ok(ops::int_result(Some(range_len(*a, *b, *s) as i128))?)
-                    }
-                    other => {
-                        return Err(exc(
-                            TypeError,
-                            format!("object of type '{}' has no len()", other.type_name()),
-                        ))
-                    }
-                };
-                Ok(Value::Int(n))
+    let name = b.name();
+    match b {
+        Builtin::Len => len(&args),
+        Builtin::Range => range(&args),
+        Builtin::Str => {
+            arity(name, &args, 0, 1)?;
+            match args.first() {
+                None => Ok(Value::str("")),
+                Some(v) => Ok(Value::str(v.to_str(env.names)?)),
             }
-            Builtin::Range => {
-                arity(name, &args, 1, 3)?;
-                let ints: Vec<i64> = args.iter().map(int_arg).collect::<R<_>>()?;
-                let (a, b, s) = match ints[..] {
-                    [n] => (0, n, 1),
-                    [a, b] => (a, b, 1),
-                    [a, b, s] => (a, b, s),
-                    _ => unreachable!("arity checked"),
-                };
-                if s == 0 {
-                    return Err(exc(ValueError, "range() arg 3 must not be zero"));
-                }
-                Ok(Value::Range(a, b, s))
-            }
-            Builtin::Str => {
-                arity(name, &args, 0, 1)?;
-                match args.first() {
-                    None => Ok(Value::str("")),
-                    Some(v) => Ok(Value::str(v.to_str(names)?)),
-                }
-            }
-            Builtin::Int => {
-                arity(name, &args, 0, 1)?;
-                match args.first() {
-                    None => Ok(Value::Int(0)),
-                    Some(Value::Int(i)) => Ok(Value::Int(*i)),
-                    Some(Value::Bool(b)) => Ok(Value::Int(*b as i64)),
-                    Some(Value::Float(f)) => {
-                        if f.is_nan() {
-                            return Err(exc(ValueError, "cannot convert float NaN to integer"));
-                        }
-                        if f.is_infinite() {
-                            return Err(exc(
-                                OverflowError,
-                                "cannot convert float infinity to integer",
-                            ));
-                        }
-                        let t = f.trunc();
-                        if t < INT_MIN as f64 || t > INT_MAX as f64 {
-                            return Err(exc(OverflowError, "int too large (ints are 63-bit)"));
-                        }
-                        Ok(Value::Int(t as i64))
-                    }
-                    Some(Value::Str(s)) => parse_int(s),
-                    Some(other) => Err(exc(
-                        TypeError,
-                        format!(
-                            "int() argument must be a string or a number, not '{}'",
-                            other.type_name()
-                        ),
-                    )),
-                }
-            }
-            Builtin::Float => {
-                arity(name, &args, 0, 1)?;
-                match args.first() {
-                    None => Ok(Value::Float(0.0)),
-                    Some(Value::Str(s)) => parse_float(s),
-                    Some(v) => match as_num(v) {
-                        Some(Num::Int(i)) => Ok(Value::Float(i as f64)),
-                        Some(Num::Float(f)) => Ok(Value::Float(f)),
-                        None => Err(exc(
-                            TypeError,
-                            format!(
-                                "float() argument must be a string or a real number, not '{}'",
-                                v.type_name()
-                            ),
-                        )),
-                    },
-                }
-            }
-            Builtin::Bool => {
-                arity(name, &args, 0, 1)?;
-                Ok(Value::Bool(args.first().is_some_and(|v| v.truthy())))
-            }
-            Builtin::Abs => {
-                arity(name, &args, 1, 1)?;
-                match as_num(&args[0]) {
-                    Some(Num::Int(i)) => Ok(ops::int_result(Some((i as i128).abs()))?),
-                    Some(Num::Float(f)) => Ok(Value::Float(f.abs())),
-                    None => Err(exc(
-                        TypeError,
-                        format!("bad operand type for abs(): '{}'", args[0].type_name()),
-                    )),
-                }
-            }
-            Builtin::Min | Builtin::Max => {
-                let items = match args.len() {
-                    0 => {
-                        return Err(exc(
-                            TypeError,
-                            format!("{name} expected at least 1 argument, got 0"),
-                        ))
-                    }
-                    1 => ops::iterate(&args[0])?,
-                    _ => args,
-                };
-                let op = if b == Builtin::Min {
-                    CmpOp::Lt
-                } else {
-                    CmpOp::Gt
-                };
-                let mut it = items.into_iter();
-                let Some(mut best) = it.next() else {
-                    return Err(exc(
-                        ValueError,
-                        format!("{name}() arg is an empty sequence"),
-                    ));
-                };
-                for v in it {
-                    if order(&v, &best, op)? {
-                        best = v;
-                    }
-                }
-                Ok(best)
-            }
-            Builtin::Sqrt => {
-                arity(name, &args, 1, 1)?;
-                let x = float_arg(name, &args[0])?;
-                if x < 0.0 {
-                    return Err(exc(ValueError, "math domain error"));
-                }
-                Ok(Value::Float(x.sqrt()))
-            }
-            Builtin::Ord => {
-                arity(name, &args, 1, 1)?;
-                match &args[0] {
-                    Value::Str(s) => {
-                        let mut chars = s.chars();
-                        match (chars.next(), chars.next()) {
-                            (Some(c), None) => Ok(Value::Int(c as i64)),
-                            _ => Err(exc(
-                                TypeError,
-                                format!(
-                                    "ord() expected a character, but string of length {} found",
-                                    s.chars().count()
-                                ),
-                            )),
-                        }
-                    }
-                    other => Err(exc(
-                        TypeError,
-                        format!(
-                            "ord() expected string of length 1, but {} found",
-                            other.type_name()
-                        ),
-                    )),
-                }
-            }
-            Builtin::Chr => {
-                arity(name, &args, 1, 1)?;
-                let i = int_arg(&args[0])?;
-                u32::try_from(i)
-                    .ok()
-                    .and_then(char::from_u32)
-                    .map(ops::char_value)
-                    .ok_or_else(|| exc(ValueError, "chr() arg not in range(0x110000)"))
-            }
-            Builtin::Hash => {
-                arity(name, &args, 1, 1)?;
-                Ok(Value::Int(hash_value(&args[0])?))
-            }
-            Builtin::Time => {
-                arity(name, &args, 0, 0)?;
-                Ok(Value::Float(env.start.elapsed().as_secs_f64()))
-            }
-            Builtin::Args => {
-                arity(name, &args, 0, 0)?;
-                let items = env.args.iter().map(|a| Value::str(a.as_str())).collect();
-                Ok(ListObj::new_value(items))
-            }
-            Builtin::Cores => {
-                arity(name, &args, 0, 0)?;
-                let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-                Ok(Value::Int(n as i64))
-            }
-            Builtin::Print | Builtin::Spawn | Builtin::Lock | Builtin::TransactionQueue => {
-                unreachable!("{name}() is handled by the caller")
-            }
-            Builtin::Serve | Builtin::Shutdown | Builtin::ServerPort => Err(exc(
-                TypeError,
-                format!("{name}() is not supported by the reference interpreter yet"),
-            )),
         }
+        Builtin::Int => int(&args),
+        Builtin::Float => float(&args),
+        Builtin::Bool => {
+            arity(name, &args, 0, 1)?;
+            Ok(Value::Bool(args.first().is_some_and(|v| v.truthy())))
+        }
+        Builtin::Abs => abs(&args),
+        Builtin::Min | Builtin::Max => min_max(b, args),
+        Builtin::Sqrt => {
+            arity(name, &args, 1, 1)?;
+            let x = float_arg(name, &args[0])?;
+            if x < 0.0 {
+                return Err(exc(ValueError, "math domain error"));
+            }
+            Ok(Value::Float(x.sqrt()))
+        }
+        Builtin::Ord => ord(&args),
+        Builtin::Chr => {
+            arity(name, &args, 1, 1)?;
+            let i = int_arg(&args[0])?;
+            u32::try_from(i)
+                .ok()
+                .and_then(char::from_u32)
+                .map(ops::char_value)
+                .ok_or_else(|| exc(ValueError, "chr() arg not in range(0x110000)"))
+        }
+        Builtin::Hash => {
+            arity(name, &args, 1, 1)?;
+            Ok(Value::Int(hash_value(&args[0])?))
+        }
+        Builtin::Time => {
+            arity(name, &args, 0, 0)?;
+            Ok(Value::Float(env.start.elapsed().as_secs_f64()))
+        }
+        Builtin::Args => {
+            arity(name, &args, 0, 0)?;
+            let items = env.args.iter().map(|a| Value::str(a.as_str())).collect();
+            Ok(ListObj::new_value(items))
+        }
+        Builtin::Cores => {
+            arity(name, &args, 0, 0)?;
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Ok(Value::Int(n as i64))
+        }
+        Builtin::Print | Builtin::Spawn | Builtin::Lock | Builtin::TransactionQueue => {
+            unreachable!("{name}() is handled by the caller")
+        }
+        Builtin::Serve | Builtin::Shutdown | Builtin::ServerPort => Err(exc(
+            TypeError,
+            format!("{name}() is not supported by the reference interpreter yet"),
+        )),
+    }
+}
+
+/// `len(x)`.
+fn len(args: &[Value]) -> R<Value> {
+    let name = "len";
+    arity(name, args, 1, 1)?;
+    let n = match &args[0] {
+        Value::Str(s) => s.chars().count() as i64,
+        Value::List(l) => lock(&l.items).len() as i64,
+        Value::Dict(d) => lock(&d.map).len() as i64,
+        Value::Range(a, b, s) => return Ok(ops::int_result(Some(range_len(*a, *b, *s) as i128))?),
+        other => {
+            return Err(exc(
+                TypeError,
+                format!("object of type '{}' has no len()", other.type_name()),
+            ))
+        }
+    };
+    Ok(Value::Int(n))
+}
+
+/// `range(stop)`, `range(start, stop[, step])`.
+fn range(args: &[Value]) -> R<Value> {
+    let name = "range";
+    arity(name, args, 1, 3)?;
+    let ints: Vec<i64> = args.iter().map(int_arg).collect::<R<_>>()?;
+    let (a, b, s) = match ints[..] {
+        [n] => (0, n, 1),
+        [a, b] => (a, b, 1),
+        [a, b, s] => (a, b, s),
+        _ => unreachable!("arity checked"),
+    };
+    if s == 0 {
+        return Err(exc(ValueError, "range() arg 3 must not be zero"));
+    }
+    Ok(Value::Range(a, b, s))
+}
+
+/// `int(x)`: of a number (truncated) or a str (parsed).
+fn int(args: &[Value]) -> R<Value> {
+    let name = "int";
+    arity(name, args, 0, 1)?;
+    match args.first() {
+        None => Ok(Value::Int(0)),
+        Some(Value::Int(i)) => Ok(Value::Int(*i)),
+        Some(Value::Bool(b)) => Ok(Value::Int(*b as i64)),
+        Some(Value::Float(f)) => {
+            if f.is_nan() {
+                return Err(exc(ValueError, "cannot convert float NaN to integer"));
+            }
+            if f.is_infinite() {
+                return Err(exc(
+                    OverflowError,
+                    "cannot convert float infinity to integer",
+                ));
+            }
+            let t = f.trunc();
+            if t < INT_MIN as f64 || t > INT_MAX as f64 {
+                return Err(exc(OverflowError, "int too large (ints are 63-bit)"));
+            }
+            Ok(Value::Int(t as i64))
+        }
+        Some(Value::Str(s)) => parse_int(s),
+        Some(other) => Err(exc(
+            TypeError,
+            format!(
+                "int() argument must be a string or a number, not '{}'",
+                other.type_name()
+            ),
+        )),
+    }
+}
+
+/// `float(x)`: of a number or a str.
+fn float(args: &[Value]) -> R<Value> {
+    let name = "float";
+    arity(name, args, 0, 1)?;
+    match args.first() {
+        None => Ok(Value::Float(0.0)),
+        Some(Value::Str(s)) => parse_float(s),
+        Some(v) => match as_num(v) {
+            Some(Num::Int(i)) => Ok(Value::Float(i as f64)),
+            Some(Num::Float(f)) => Ok(Value::Float(f)),
+            None => Err(exc(
+                TypeError,
+                format!(
+                    "float() argument must be a string or a real number, not '{}'",
+                    v.type_name()
+                ),
+            )),
+        },
+    }
+}
+
+/// `abs(x)`.
+fn abs(args: &[Value]) -> R<Value> {
+    let name = "abs";
+    arity(name, args, 1, 1)?;
+    match as_num(&args[0]) {
+        Some(Num::Int(i)) => Ok(ops::int_result(Some((i as i128).abs()))?),
+        Some(Num::Float(f)) => Ok(Value::Float(f.abs())),
+        None => Err(exc(
+            TypeError,
+            format!("bad operand type for abs(): '{}'", args[0].type_name()),
+        )),
+    }
+}
+
+/// `min(...)` or `max(...)` (`b`) of the arguments, or of the items of the one argument.
+fn min_max(b: Builtin, args: Vec<Value>) -> R<Value> {
+    let name = b.name();
+    let items = match args.len() {
+        0 => {
+            return Err(exc(
+                TypeError,
+                format!("{name} expected at least 1 argument, got 0"),
+            ))
+        }
+        1 => ops::iterate(&args[0])?,
+        _ => args,
+    };
+    let op = if b == Builtin::Min {
+        CmpOp::Lt
+    } else {
+        CmpOp::Gt
+    };
+    let mut it = items.into_iter();
+    let Some(mut best) = it.next() else {
+        return Err(exc(
+            ValueError,
+            format!("{name}() arg is an empty sequence"),
+        ));
+    };
+    for v in it {
+        if order(&v, &best, op)? {
+            best = v;
+        }
+    }
+    Ok(best)
+}
+
+/// `ord(c)`.
+fn ord(args: &[Value]) -> R<Value> {
+    let name = "ord";
+    arity(name, args, 1, 1)?;
+    match &args[0] {
+        Value::Str(s) => {
+            let mut chars = s.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => Ok(Value::Int(c as i64)),
+                _ => Err(exc(
+                    TypeError,
+                    format!(
+                        "ord() expected a character, but string of length {} found",
+                        s.chars().count()
+                    ),
+                )),
+            }
+        }
+        other => Err(exc(
+            TypeError,
+            format!(
+                "ord() expected string of length 1, but {} found",
+                other.type_name()
+            ),
+        )),
     }
 }
 
@@ -581,190 +604,207 @@ pub fn call_method(
     args: Vec<Value>,
     names: &dyn Fn(FuncId) -> String,
 ) -> R<Value> {
-    {
-        match recv {
-            Value::List(l) => {
-                let t = "list";
-                match name {
-                    "append" => {
-                        method_arity(t, name, &args, 1, 1)?;
-                        lock(&l.items).push(args[0].clone());
-                        Ok(Value::None)
-                    }
-                    "pop" => {
-                        method_arity(t, name, &args, 0, 1)?;
-                        let mut items = lock(&l.items);
-                        if items.is_empty() {
-                            return Err(exc(IndexError, "pop from empty list"));
-                        }
-                        let n = items.len() as i64;
-                        let i = match args.first() {
-                            None => n - 1,
-                            Some(v) => int_arg(v)?,
-                        };
-                        let i = if i < 0 { i + n } else { i };
-                        if !(0..n).contains(&i) {
-                            return Err(exc(IndexError, "pop index out of range"));
-                        }
-                        Ok(items.remove(i as usize))
-                    }
-                    "insert" => {
-                        method_arity(t, name, &args, 2, 2)?;
-                        let i = int_arg(&args[0])?;
-                        let mut items = lock(&l.items);
-                        let n = items.len() as i64;
-                        let i = if i < 0 { (i + n).max(0) } else { i.min(n) };
-                        items.insert(i as usize, args[1].clone());
-                        Ok(Value::None)
-                    }
-                    "index" => {
-                        method_arity(t, name, &args, 1, 1)?;
-                        for (i, v) in l.snapshot().iter().enumerate() {
-                            if equal(v, &args[0])? {
-                                return Ok(Value::Int(i as i64));
-                            }
-                        }
-                        Err(exc(
-                            ValueError,
-                            format!("{} is not in list", args[0].repr(names)?),
-                        ))
-                    }
-                    "sort" => {
-                        method_arity(t, name, &args, 0, 0)?;
-                        let sorted = sort_values(l.snapshot())?;
-                        *lock(&l.items) = sorted;
-                        Ok(Value::None)
-                    }
-                    "reverse" => {
-                        method_arity(t, name, &args, 0, 0)?;
-                        lock(&l.items).reverse();
-                        Ok(Value::None)
-                    }
-                    "copy" => {
-                        method_arity(t, name, &args, 0, 0)?;
-                        Ok(ListObj::new_value(l.snapshot()))
-                    }
-                    _ => Err(no_attr(recv, name)),
-                }
-            }
-            Value::Dict(d) => {
-                let t = "dict";
-                match name {
-                    "get" => {
-                        method_arity(t, name, &args, 1, 2)?;
-                        let k = Key::of(&args[0])?;
-                        let found = lock(&d.map).get(&k).cloned();
-                        Ok(found
-                            .or_else(|| args.get(1).cloned())
-                            .unwrap_or(Value::None))
-                    }
-                    "keys" => {
-                        method_arity(t, name, &args, 0, 0)?;
-                        Ok(ListObj::new_value(lock(&d.map).keys()))
-                    }
-                    "values" => {
-                        method_arity(t, name, &args, 0, 0)?;
-                        Ok(ListObj::new_value(lock(&d.map).values()))
-                    }
-                    "items" => {
-                        method_arity(t, name, &args, 0, 0)?;
-                        let pairs = lock(&d.map).items();
-                        Ok(ListObj::new_value(
-                            pairs
-                                .into_iter()
-                                .map(|(k, v)| ListObj::new_value(vec![k, v]))
-                                .collect(),
-                        ))
-                    }
-                    "pop" => {
-                        method_arity(t, name, &args, 1, 2)?;
-                        let k = Key::of(&args[0])?;
-                        let removed = lock(&d.map).remove(&k);
-                        match (removed, args.get(1)) {
-                            (Some(v), _) => Ok(v),
-                            (None, Some(default)) => Ok(default.clone()),
-                            (None, None) => Err(exc(KeyError, args[0].repr(names)?)),
-                        }
-                    }
-                    "copy" => {
-                        method_arity(t, name, &args, 0, 0)?;
-                        Ok(DictObj::new_value(lock(&d.map).clone()))
-                    }
-                    _ => Err(no_attr(recv, name)),
-                }
-            }
-            Value::Str(s) => {
-                let t = "str";
-                match name {
-                    "split" => {
-                        method_arity(t, name, &args, 0, 1)?;
-                        let parts: Vec<Value> = match args.first() {
-                            None | Some(Value::None) => {
-                                s.split_whitespace().map(Value::str).collect()
-                            }
-                            Some(sep) => {
-                                let sep = str_arg("split", sep)?;
-                                if sep.is_empty() {
-                                    return Err(exc(ValueError, "empty separator"));
-                                }
-                                s.split(&*sep).map(Value::str).collect()
-                            }
-                        };
-                        Ok(ListObj::new_value(parts))
-                    }
-                    "join" => {
-                        method_arity(t, name, &args, 1, 1)?;
-                        let items = ops::iterate(&args[0])?;
-                        let mut out = String::new();
-                        for (i, v) in items.iter().enumerate() {
-                            if i > 0 {
-                                out.push_str(s);
-                            }
-                            match v {
-                                Value::Str(p) => out.push_str(p),
-                                other => {
-                                    return Err(exc(
-                                        TypeError,
-                                        format!(
-                                            "sequence item {i}: expected str instance, {} found",
-                                            other.type_name()
-                                        ),
-                                    ))
-                                }
-                            }
-                        }
-                        Ok(Value::str(out))
-                    }
-                    "strip" => {
-                        method_arity(t, name, &args, 0, 0)?;
-                        Ok(Value::str(s.trim()))
-                    }
-                    "startswith" => {
-                        method_arity(t, name, &args, 1, 1)?;
-                        let p = str_arg("startswith", &args[0])?;
-                        Ok(Value::Bool(s.starts_with(&*p)))
-                    }
-                    "upper" => {
-                        method_arity(t, name, &args, 0, 0)?;
-                        Ok(Value::str(s.to_uppercase()))
-                    }
-                    "lower" => {
-                        method_arity(t, name, &args, 0, 0)?;
-                        Ok(Value::str(s.to_lowercase()))
-                    }
-                    "find" => {
-                        method_arity(t, name, &args, 1, 1)?;
-                        let p = str_arg("find", &args[0])?;
-                        Ok(Value::Int(match s.find(&*p) {
-                            Some(b) => char_index(s, b),
-                            None => -1,
-                        }))
-                    }
-                    _ => Err(no_attr(recv, name)),
-                }
-            }
-            _ => Err(no_attr(recv, name)),
+    match recv {
+        Value::List(l) => list_method(recv, l, name, args, names),
+        Value::Dict(d) => dict_method(recv, d, name, args, names),
+        Value::Str(s) => str_method(recv, s, name, args),
+        _ => Err(no_attr(recv, name)),
+    }
+}
+
+/// `recv.name(args)` for the list `l` (`recv`).
+fn list_method(
+    recv: &Value,
+    l: &ListObj,
+    name: &str,
+    args: Vec<Value>,
+    names: &dyn Fn(FuncId) -> String,
+) -> R<Value> {
+    let t = "list";
+    match name {
+        "append" => {
+            method_arity(t, name, &args, 1, 1)?;
+            lock(&l.items).push(args[0].clone());
+            Ok(Value::None)
         }
+        "pop" => {
+            method_arity(t, name, &args, 0, 1)?;
+            let mut items = lock(&l.items);
+            if items.is_empty() {
+                return Err(exc(IndexError, "pop from empty list"));
+            }
+            let n = items.len() as i64;
+            let i = match args.first() {
+                None => n - 1,
+                Some(v) => int_arg(v)?,
+            };
+            let i = if i < 0 { i + n } else { i };
+            if !(0..n).contains(&i) {
+                return Err(exc(IndexError, "pop index out of range"));
+            }
+            Ok(items.remove(i as usize))
+        }
+        "insert" => {
+            method_arity(t, name, &args, 2, 2)?;
+            let i = int_arg(&args[0])?;
+            let mut items = lock(&l.items);
+            let n = items.len() as i64;
+            let i = if i < 0 { (i + n).max(0) } else { i.min(n) };
+            items.insert(i as usize, args[1].clone());
+            Ok(Value::None)
+        }
+        "index" => {
+            method_arity(t, name, &args, 1, 1)?;
+            for (i, v) in l.snapshot().iter().enumerate() {
+                if equal(v, &args[0])? {
+                    return Ok(Value::Int(i as i64));
+                }
+            }
+            Err(exc(
+                ValueError,
+                format!("{} is not in list", args[0].repr(names)?),
+            ))
+        }
+        "sort" => {
+            method_arity(t, name, &args, 0, 0)?;
+            let sorted = sort_values(l.snapshot())?;
+            *lock(&l.items) = sorted;
+            Ok(Value::None)
+        }
+        "reverse" => {
+            method_arity(t, name, &args, 0, 0)?;
+            lock(&l.items).reverse();
+            Ok(Value::None)
+        }
+        "copy" => {
+            method_arity(t, name, &args, 0, 0)?;
+            Ok(ListObj::new_value(l.snapshot()))
+        }
+        _ => Err(no_attr(recv, name)),
+    }
+}
+
+/// `recv.name(args)` for the dict `d` (`recv`).
+fn dict_method(
+    recv: &Value,
+    d: &DictObj,
+    name: &str,
+    args: Vec<Value>,
+    names: &dyn Fn(FuncId) -> String,
+) -> R<Value> {
+    let t = "dict";
+    match name {
+        "get" => {
+            method_arity(t, name, &args, 1, 2)?;
+            let k = Key::of(&args[0])?;
+            let found = lock(&d.map).get(&k).cloned();
+            Ok(found
+                .or_else(|| args.get(1).cloned())
+                .unwrap_or(Value::None))
+        }
+        "keys" => {
+            method_arity(t, name, &args, 0, 0)?;
+            Ok(ListObj::new_value(lock(&d.map).keys()))
+        }
+        "values" => {
+            method_arity(t, name, &args, 0, 0)?;
+            Ok(ListObj::new_value(lock(&d.map).values()))
+        }
+        "items" => {
+            method_arity(t, name, &args, 0, 0)?;
+            let pairs = lock(&d.map).items();
+            Ok(ListObj::new_value(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| ListObj::new_value(vec![k, v]))
+                    .collect(),
+            ))
+        }
+        "pop" => {
+            method_arity(t, name, &args, 1, 2)?;
+            let k = Key::of(&args[0])?;
+            let removed = lock(&d.map).remove(&k);
+            match (removed, args.get(1)) {
+                (Some(v), _) => Ok(v),
+                (None, Some(default)) => Ok(default.clone()),
+                (None, None) => Err(exc(KeyError, args[0].repr(names)?)),
+            }
+        }
+        "copy" => {
+            method_arity(t, name, &args, 0, 0)?;
+            Ok(DictObj::new_value(lock(&d.map).clone()))
+        }
+        _ => Err(no_attr(recv, name)),
+    }
+}
+
+/// `recv.name(args)` for the str `s` (`recv`).
+fn str_method(recv: &Value, s: &str, name: &str, args: Vec<Value>) -> R<Value> {
+    let t = "str";
+    match name {
+        "split" => {
+            method_arity(t, name, &args, 0, 1)?;
+            let parts: Vec<Value> = match args.first() {
+                None | Some(Value::None) => s.split_whitespace().map(Value::str).collect(),
+                Some(sep) => {
+                    let sep = str_arg("split", sep)?;
+                    if sep.is_empty() {
+                        return Err(exc(ValueError, "empty separator"));
+                    }
+                    s.split(&*sep).map(Value::str).collect()
+                }
+            };
+            Ok(ListObj::new_value(parts))
+        }
+        "join" => {
+            method_arity(t, name, &args, 1, 1)?;
+            let items = ops::iterate(&args[0])?;
+            let mut out = String::new();
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(s);
+                }
+                match v {
+                    Value::Str(p) => out.push_str(p),
+                    other => {
+                        return Err(exc(
+                            TypeError,
+                            format!(
+                                "sequence item {i}: expected str instance, {} found",
+                                other.type_name()
+                            ),
+                        ))
+                    }
+                }
+            }
+            Ok(Value::str(out))
+        }
+        "strip" => {
+            method_arity(t, name, &args, 0, 0)?;
+            Ok(Value::str(s.trim()))
+        }
+        "startswith" => {
+            method_arity(t, name, &args, 1, 1)?;
+            let p = str_arg("startswith", &args[0])?;
+            Ok(Value::Bool(s.starts_with(&*p)))
+        }
+        "upper" => {
+            method_arity(t, name, &args, 0, 0)?;
+            Ok(Value::str(s.to_uppercase()))
+        }
+        "lower" => {
+            method_arity(t, name, &args, 0, 0)?;
+            Ok(Value::str(s.to_lowercase()))
+        }
+        "find" => {
+            method_arity(t, name, &args, 1, 1)?;
+            let p = str_arg("find", &args[0])?;
+            Ok(Value::Int(match s.find(&*p) {
+                Some(b) => char_index(s, b),
+                None => -1,
+            }))
+        }
+        _ => Err(no_attr(recv, name)),
     }
 }
 
