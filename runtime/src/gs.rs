@@ -98,7 +98,10 @@ pub fn get_gs_base() -> u64 {
 /// `%gs` must point at a segment in which `off` is mapped writable.
 #[inline(always)]
 pub unsafe fn store_u8(off: u64, v: u8) {
-    asm!("mov byte ptr gs:[{0}], {1}", in(reg) off, in(reg_byte) v, options(nostack, preserves_flags));
+    // SAFETY: the caller's contract: `off` is mapped writable in the segment at `%gs`.
+    unsafe {
+        asm!("mov byte ptr gs:[{0}], {1}", in(reg) off, in(reg_byte) v, options(nostack, preserves_flags));
+    }
 }
 
 /// `mov r8, byte gs:[off]`.
@@ -108,7 +111,10 @@ pub unsafe fn store_u8(off: u64, v: u8) {
 #[inline(always)]
 pub unsafe fn load_u8(off: u64) -> u8 {
     let v: u8;
-    asm!("mov {0}, byte ptr gs:[{1}]", out(reg_byte) v, in(reg) off, options(nostack, preserves_flags, readonly));
+    // SAFETY: the caller's contract: `off` is mapped readable in the segment at `%gs`.
+    unsafe {
+        asm!("mov {0}, byte ptr gs:[{1}]", out(reg_byte) v, in(reg) off, options(nostack, preserves_flags, readonly));
+    }
     v
 }
 
@@ -119,7 +125,10 @@ pub unsafe fn load_u8(off: u64) -> u8 {
 #[inline(always)]
 pub unsafe fn load_u64(off: u64) -> u64 {
     let v: u64;
-    asm!("mov {0}, qword ptr gs:[{1}]", out(reg) v, in(reg) off, options(nostack, preserves_flags, readonly));
+    // SAFETY: the caller's contract: `off..off+8` is mapped readable in the segment at `%gs`.
+    unsafe {
+        asm!("mov {0}, qword ptr gs:[{1}]", out(reg) v, in(reg) off, options(nostack, preserves_flags, readonly));
+    }
     v
 }
 
@@ -129,7 +138,10 @@ pub unsafe fn load_u64(off: u64) -> u64 {
 /// `%gs` must point at a segment in which `off..off+8` is mapped writable.
 #[inline(always)]
 pub unsafe fn store_u64(off: u64, v: u64) {
-    asm!("mov qword ptr gs:[{0}], {1}", in(reg) off, in(reg) v, options(nostack, preserves_flags));
+    // SAFETY: the caller's contract: `off..off+8` is mapped writable in the segment at `%gs`.
+    unsafe {
+        asm!("mov qword ptr gs:[{0}], {1}", in(reg) off, in(reg) v, options(nostack, preserves_flags));
+    }
 }
 
 /// `test byte gs:[off], mask` — returns whether any bit of `mask` is set.
@@ -139,6 +151,9 @@ pub unsafe fn store_u64(off: u64, v: u64) {
 #[inline(always)]
 pub unsafe fn test_u8(off: u64, mask: u8) -> bool {
     let r: u8;
-    asm!("test byte ptr gs:[{0}], {1}", "setnz {2}", in(reg) off, in(reg_byte) mask, out(reg_byte) r, options(nostack, readonly));
+    // SAFETY: the caller's contract: `off` is mapped readable in the segment at `%gs`.
+    unsafe {
+        asm!("test byte ptr gs:[{0}], {1}", "setnz {2}", in(reg) off, in(reg_byte) mask, out(reg_byte) r, options(nostack, readonly));
+    }
     r != 0
 }

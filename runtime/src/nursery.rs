@@ -101,7 +101,8 @@ impl ThreadGc {
 /// `p` must point at a mapped object header.
 #[inline]
 pub(crate) unsafe fn flags_at(p: u64) -> u32 {
-    *(p as *const u32)
+    // SAFETY: the caller's contract: `p` is a mapped object header.
+    unsafe { *(p as *const u32) }
 }
 
 /// Sets and clears flag bits of the object at linear address `p`.
@@ -111,7 +112,8 @@ pub(crate) unsafe fn flags_at(p: u64) -> u32 {
 #[inline]
 pub(crate) unsafe fn update_flags(p: u64, set: u32, clear: u32) {
     let f = p as *mut u32;
-    *f = (*f | set) & !clear;
+    // SAFETY: the caller's contract: `p` is a mapped object header only we write.
+    unsafe { *f = (*f | set) & !clear };
 }
 
 struct Minor<'a> {

@@ -97,7 +97,8 @@ impl TypeRegistry {
     /// # Safety
     /// `obj` must point at a readable, initialised object.
     pub unsafe fn size_of(&self, obj: *const u8) -> usize {
-        let h = &*(obj as *const ObjectHeader);
+        // SAFETY: the caller's contract: `obj` is a readable, initialised object.
+        let h = unsafe { &*(obj as *const ObjectHeader) };
         (self.get(h.type_id).size)(obj)
     }
 }

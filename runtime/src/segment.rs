@@ -33,14 +33,17 @@ fn check(p: *mut libc::c_void, what: &str) -> io::Result<()> {
 /// # Safety
 /// `[addr, addr+len)` must be inside the reservation and not referenced by live Rust borrows.
 pub(crate) unsafe fn map_private_anon(addr: u64, len: u64, what: &str) -> io::Result<()> {
-    let p = libc::mmap(
-        addr as *mut libc::c_void,
-        len as usize,
-        libc::PROT_READ | libc::PROT_WRITE,
-        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
-        -1,
-        0,
-    );
+    // SAFETY: the caller's contract: the range is ours and no Rust borrow points into it.
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
     check(p, what)
 }
 
@@ -83,7 +86,7 @@ impl Memory {
         }
         for k in 0..nseg as usize {
             let b = layout.segment_base(k);
-            // SAFETY (all three): the target ranges lie in our fresh reservation, which no
+            // SAFETY: (all three) the target ranges lie in our fresh reservation, which no
             // Rust reference points into yet.
             unsafe {
                 map_private_anon(b + INFO_OFFSET, PAGE_SIZE, "info page")?;
@@ -128,14 +131,18 @@ impl Memory {
     /// The range must be inside the old space; no Rust borrow may point into it.
     pub(crate) unsafe fn map_shared(&self, k: usize, off: u64, len: u64) -> io::Result<()> {
         let b = self.layout.segment_base(k);
-        let p = libc::mmap(
-            (b + off) as *mut libc::c_void,
-            len as usize,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_FIXED,
-            self.memfd,
-            (off - self.layout.old_start) as libc::off_t,
-        );
+        // SAFETY: the caller's contract: the range is in the old space and no Rust borrow
+        // points into it.
+        let p = unsafe {
+            libc::mmap(
+                (b + off) as *mut libc::c_void,
+                len as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                self.memfd,
+                (off - self.layout.old_start) as libc::off_t,
+            )
+        };
         check(p, "old space (shared)")
     }
 

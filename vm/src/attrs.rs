@@ -97,7 +97,7 @@ impl Runtime {
                 )
             });
         }
-        if super::methods::has_method(self, o, &self.info.names.text(name)) {
+        if super::methods::has_method(self, o, self.info.names.text(name)) {
             return self.new_builtin(name as u64, o, true);
         }
         Err(exc(

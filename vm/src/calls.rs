@@ -346,7 +346,7 @@ fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
 /// the program runs): not to be held across such a conversion.
 fn name_of<'a>(ctx: *mut Ctx, id: u32) -> &'a str {
     let rt: &'a Runtime = rt_of(ctx);
-    &rt.info.names.text(id)
+    rt.info.names.text(id)
 }
 
 /// A list method on list `l` run in place ([`Runtime::list_method`]), or None for the
@@ -498,7 +498,7 @@ pub unsafe extern "C" fn stmjit_check_method(ctx: *mut Ctx, o: Word, name: u64) 
         let found = if rt.is(o, rt.types.instance) || rt.is(o, rt.types.class) {
             rt.has_attr(o, name as u32)?
         } else {
-            methods::has_method(rt, o, &rt.info.names.text(name as u32))
+            methods::has_method(rt, o, rt.info.names.text(name as u32))
         };
         if found {
             Ok(NONE)

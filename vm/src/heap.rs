@@ -71,11 +71,10 @@ impl Runtime {
     #[inline]
     pub fn wb_elem(&self, r: u64, off: u64) -> R<()> {
         let card_marker = ((r + off) >> MARKER_SHIFT) + self.stm.layout().card_marker_disp;
-        // SAFETY: as wb; the card marker of an object-space address lies in the mapped
-        // marker area.
-        if unsafe { *self.addr(r + FLAGS_OFFSET) } & WRITE_BARRIER_FLAG != 0
-            && unsafe { *self.addr(card_marker) } != self.rv()
-        {
+        // SAFETY: as wb.
+        let flagged = unsafe { *self.addr(r + FLAGS_OFFSET) } & WRITE_BARRIER_FLAG != 0;
+        // SAFETY: the card marker of an object-space address lies in the mapped marker area.
+        if flagged && unsafe { *self.addr(card_marker) } != self.rv() {
             self.note_site();
             // SAFETY: th is this thread's handle; %gs points at its segment.
             if unsafe { stmjit_write_card_slow(self.th, r, off) } != STATUS_OK {
@@ -89,8 +88,9 @@ impl Runtime {
     /// path follows: a conflict on this write names it).
     #[cold]
     fn note_site(&self) {
-        // SAFETY: ctx is null or this thread's live context; th is this thread's handle.
+        // SAFETY: ctx is null or this thread's live context.
         if let Some(c) = unsafe { self.ctx.as_ref() } {
+            // SAFETY: th is this thread's live handle.
             unsafe { (*self.th).set_site(c.site as u32) };
         }
     }

@@ -97,8 +97,8 @@ impl FnCompiler<'_, '_> {
             .ins()
             .store(mf(), d1, self.ctx, offset_of!(Ctx, depth) as i32);
         for i in 0..nslots as usize {
-            let v = if i < arity {
-                params[i]
+            let v = if let Some(&param) = params[..arity].get(i) {
+                param
             } else if i < self.nlocals {
                 self.b.ins().iconst(I64, UNBOUND as i64)
             } else {

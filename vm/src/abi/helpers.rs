@@ -36,16 +36,14 @@ pub enum Effects {
 /// A parameter or result type JIT code passes in one 64-bit register (a Cranelift `i64`):
 /// words, pointers, and unsigned ints of 32 bits (the callee reads the low half, as the
 /// SysV ABI says).
-pub trait WordSized {}
+pub trait WordSized {
+    /// Registers it takes: one.
+    const REGISTERS: usize = 1;
+}
 impl WordSized for u64 {}
 impl WordSized for u32 {}
 impl<T> WordSized for *mut T {}
 impl<T> WordSized for *const T {}
-
-/// One register for a [`WordSized`] type (the table counts parameters with it).
-const fn one<T: WordSized>() -> usize {
-    1
-}
 
 /// What the compiler needs to declare, link and call a helper.
 #[derive(Clone, Copy, Debug)]
@@ -88,8 +86,8 @@ macro_rules! helpers {
                         HelperDecl {
                             symbol: $symbol,
                             address: f as *const u8,
-                            params: 0 $(+ one::<$param>())*,
-                            returns_word: false $(|| one::<$ret>() == 1)?,
+                            params: 0 $(+ <$param as WordSized>::REGISTERS)*,
+                            returns_word: false $(|| <$ret as WordSized>::REGISTERS == 1)?,
                             effects: $effects,
                         }
                     })*
