@@ -1,4 +1,4 @@
-//! Barrier microbenchmarks (issue 7): the cost of the inline sequences the JIT emits, each
+//! Barrier microbenchmarks: the cost of the inline sequences the JIT emits, each
 //! timed in a loop compiled by stmjit itself against the same loop without the sequence.
 //!
 //! `CARGO_TARGET_DIR=/work/target-bench cargo bench --bench barriers`

@@ -110,8 +110,8 @@ fn main() -> ExitCode {
                     }),
                     dump_asm,
                     syntax: match asm_syntax {
-                        AsmSyntax::Intel => stmjit_jit::disasm::Syntax::Intel,
-                        AsmSyntax::Att => stmjit_jit::disasm::Syntax::Att,
+                        AsmSyntax::Intel => stmjit_jit::Syntax::Intel,
+                        AsmSyntax::Att => stmjit_jit::Syntax::Att,
                     },
                     nursery: None,
                     threads: threads.map(usize::from),

@@ -344,7 +344,7 @@ fn disjoint_dict_keys_do_not_conflict() {
 }
 
 /// Inserting *new* keys into one shared dict from two threads: the keys wait in each
-/// transaction's overlay and are inserted at its commit (`jit/src/rt/dict_overlay.rs`), so
+/// transaction's overlay and are inserted at its commit (`vm/src/dict_overlay.rs`), so
 /// the threads do not abort each other. Before, nearly every transaction conflicted on the
 /// dict's counts (4568 aborts for 6161 commits); only growth and hash neighbours may now.
 #[test]

@@ -145,7 +145,7 @@ fn float_comparisons_are_inline() {
     }
 }
 
-/// The write barriers' slow paths call `preserve_all` stubs (issue 7): the listing shows
+/// The write barriers' slow paths call `preserve_all` stubs: the listing shows
 /// each stub saving every SystemV caller-saved register, XMM0-15 included, around its call
 /// of the runtime helper, and never touching r15.
 #[test]

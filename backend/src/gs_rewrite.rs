@@ -36,7 +36,7 @@
 //! with no copies. Only an access whose base is in `must` is rewritten.
 //!
 //! # What is refused (an error: the function is not compiled)
-//! The issue asks to refuse code where the base register escapes. Escapes are
+//! Code where the base register escapes is refused. Escapes are
 //! caught at two levels, both errors ([`RewriteError`]):
 //! * **On the IR** ([`check_ir`], always run by the compile path): the value
 //!   of `get_pinned_reg`, or an address `iadd(base, x)` made from it, used
@@ -950,7 +950,7 @@ pub fn rewrite(
 ///
 /// The steps: decode the code into instructions and straight-line regions, solve the
 /// copy sets at each region's entry (a data-flow over the branches), then walk every
-/// instruction with its region's state ([`Pass::instruction`]), rewriting the
+/// instruction with its region's state (`Pass::instruction`), rewriting the
 /// accesses it proves, and re-decode the result to verify it.
 pub fn rewrite_with(
     code: &[u8],

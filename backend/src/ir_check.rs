@@ -8,7 +8,7 @@
 //! there. On the IR the uses of a value are explicit, so the check is exact.
 //!
 //! Why a base must not live across a call: a runtime call may end the
-//! transaction and begin the next one in another segment (issue 6: a thread's
+//! transaction and begin the next one in another segment (a thread's
 //! transactions move between segments). `%gs` and r15 then name the new
 //! segment, but a copy of r15 taken before the call still names the old one.
 

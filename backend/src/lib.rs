@@ -1,48 +1,18 @@
-//! Cranelift code generation for stmjit, with inline `%gs` barriers.
+//! The language-free backend of stmjit: Cranelift code generation into executable memory,
+//! with the segment accesses of the generated code rewritten into `gs:` form and verified.
+//! It knows the segment layout of `stmjit-runtime` (a segment base in `%gs`, r15 pinned to
+//! it) and nothing of the language: a compiler (`stmjit-jit`) builds Cranelift IR and hands
+//! it over.
 //!
-//! This crate is built in stages, one file per stage (like the cranelift-jit
-//! toy demo):
+//! One file per stage (like the cranelift-jit toy demo):
 //! * [`isa`]: the Cranelift target and its settings (pinned r15, cfg info);
-//! * [`module`]: compile one function, rewrite it, define it, finalize; entry
-//!   trampolines; the side tables (stack maps, source locations);
 //! * [`ir_check`]: the refusal of IR where the segment base escapes;
-//! * [`gs_rewrite`]: the verified rewrite of segment accesses into `gs:` form,
-//!   and the machine-level refusals;
+//! * [`module`]: compile one function (or many, in parallel), rewrite it, define it,
+//!   finalize; entry trampolines and `preserve_all` stubs; the side tables (stack maps,
+//!   source locations);
+//! * [`gs_rewrite`]: the verified rewrite of segment accesses into `gs:` form, and the
+//!   machine-level refusals;
 //! * [`disasm`]: `--dump-asm` listings with barrier annotations.
-//!
-//! The language compiler on top of them:
-//! * [`compile`]: AST → Cranelift IR per function (expressions, statements, inline
-//!   fast paths and barriers, shadow-stack frames, error unwinding);
-//! * [`rt`]: the runtime side: the context JIT code receives, object access with
-//!   the same barriers, allocation, errors, and every `extern "C"` helper;
-//! * [`program`]: a whole run: constants, compilation, trampolines,
-//!   `--dump-asm`, the transaction.
-//!
-//! # Architecture of compiled programs (issue 5, part 1)
-//! * **Values** are tagged words (`stmjit_runtime::value`): ints `n << 1 | 1`,
-//!   `None`/`False`/`True` = 0/2/6, references (segment offsets) otherwise;
-//!   floats are boxed. Objects are the `#[repr(C)]` layouts of
-//!   `stmjit_runtime::objects` (str, float, list + card-marked items, dict with
-//!   per-entry cards, instance + shape slots, class, function, ...).
-//! * **Frames and roots**: every JIT function pushes a frame on the thread's
-//!   shadow stack (locals, then temporaries). Locals live in registers and are
-//!   written to their slots around every call that may move objects, then
-//!   reloaded; intermediate values that must survive another evaluation are
-//!   spilled to temporaries. Rust helpers root what they hold across allocations
-//!   in the same shadow stack ([`rt::Runtime::root`]).
-//! * **Errors**: a helper records kind + message and returns [`rt::ERR`]; JIT code
-//!   tests every call result, appends a trace entry for the site and returns
-//!   `ERR` through every frame; the program prints with
-//!   `stmjit_lang::diag::render_runtime` and exits 1. No longjmp, no unwinding
-//!   across the FFI.
-//! * **Barriers** inline: read-marker stores `gs:[ref >> 4] = rv` (element granule
-//!   for card-marked arrays), write-barrier flag tests with the runtime's slow
-//!   paths (card protocol for list items, dict entries and globals), safe-point
-//!   polls at loop back-edges, nursery bump allocation for float results. Helpers
-//!   use the same protocol through the segment's linear address.
-//! * **Transactions**: part 1 runs the whole program as one transaction on one
-//!   segment; `spawn`, `Lock`, `TransactionQueue` run sequentially (see
-//!   [`rt::calls`]). Issue 6 adds boundaries and restart.
 //!
 //! The invariant everything rests on: **r15 == `%gs` base on every entry into
 //! JIT code**, and JIT code never writes r15.

@@ -10,15 +10,6 @@ use crate::compile::{
     FnCompiler, Shared, LOC_ALLOC, LOC_ATTR_FAST, LOC_CARD_WB, LOC_LIST_FAST, LOC_POLL,
     LOC_REGION_REPAIR,
 };
-use crate::disasm::{dump_asm, srcloc_annotations, Syntax};
-use crate::rt::abi::{Effects, Helper};
-use crate::rt::objects::{FunctionObj, Types};
-use crate::rt::threads::Driver;
-use crate::rt::{
-    self, ArrayEntry, CodeTables, Constants, Ctx, Mode, Names, ProgramInfo, Runtime, Settings,
-    UNBOUND,
-};
-use crate::{Jit, SegmentBase};
 use cranelift_codegen::ir::{types::I64, InstBuilder, Signature, Type};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
@@ -26,11 +17,19 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::mem::{offset_of, size_of};
 use std::sync::Arc;
+use stmjit_backend::disasm::{dump_asm, srcloc_annotations, Syntax};
 use stmjit_backend::JitError;
+use stmjit_backend::{Jit, SegmentBase};
 use stmjit_lang::ast::*;
 use stmjit_runtime::transaction::StmThread;
 use stmjit_runtime::value::NONE;
 use stmjit_runtime::{Stm, StmConfig};
+use stmjit_vm::abi::{Effects, Helper};
+use stmjit_vm::objects::{FunctionObj, Types};
+use stmjit_vm::threads::Driver;
+use stmjit_vm::{
+    ArrayEntry, CodeTables, Constants, Ctx, Mode, Names, ProgramInfo, Runtime, Settings, UNBOUND,
+};
 
 /// How to run a program.
 #[derive(Clone, Debug)]
@@ -262,12 +261,12 @@ fn allocate_constants(
     let types = info.types;
     let literals = stmjit_lang::literals::literals(program);
     let mut names = Names::default();
-    assert_eq!(names.intern("__init__"), rt::INIT_NAME);
+    assert_eq!(names.intern("__init__"), stmjit_vm::INIT_NAME);
     let seg_base = info.stm.segment_base(th.segment());
     // SAFETY: th is the caller's live handle, used by this thread only, and outlives rt
     // (dropped at the end of this function).
     let mut rt = unsafe { Runtime::for_thread(info.clone(), th, seg_base) };
-    let roots = (|| -> rt::R<_> {
+    let roots = (|| -> stmjit_vm::R<_> {
         let globals =
             rt.new_array_of(types.globals_array, program.globals.len() as u64, UNBOUND)?;
         let g = rt.root(globals);
@@ -357,7 +356,7 @@ fn compile_program(
         .collect();
     let mut jit = Jit::new(mode, &symbols)?;
     // A runtime call may move the thread to another segment: JIT code reloads r15 after it.
-    jit.allow_reload(crate::gs_rewrite::PinnedReload {
+    jit.allow_reload(stmjit_backend::gs_rewrite::PinnedReload {
         ctx_param: 0,
         offset: offset_of!(Ctx, seg_base) as i32,
     });
@@ -584,9 +583,9 @@ fn run_main(info: Arc<ProgramInfo>, main: MainEntry) -> i32 {
         |ctx| unsafe { main((*ctx).seg_base, ctx) },
         |_, r| r,
     );
-    rt::threads::wait_all(&info);
+    stmjit_vm::threads::wait_all(&info);
     info.output.flush();
-    rt::stats::print_stats_if_asked(&driver.rt);
+    stmjit_vm::stats::print_stats_if_asked(&driver.rt);
     stmjit_lang::EXIT_OK
 }
 

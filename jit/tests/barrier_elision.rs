@@ -127,7 +127,7 @@ print(loop(p, 3), two_items([1, 2]), same_item([5], 0))
 "
     );
     let m = hot_read_markers(&src);
-    // The loop header is a join (and issue 6's back-edge boundary): the read in the body
+    // The loop header is a join (and the back-edge's boundary): the read in the body
     // marks p again, 2 + 2.
     assert_eq!(m["f2_loop"], 4, "{m:?}");
     // The list header once, each element read its granule: 1 + 2.

@@ -46,7 +46,7 @@
 //!   their object moves. Objects move only in `stmjit_alloc` (when the nursery is full) and at
 //!   commit / abort: live references must be in the shadow stack across those calls (and are
 //!   reloaded after them). Barrier slow paths and polls never move objects. Restart snapshots
-//!   (issue 6) live in the shadow stack and are therefore roots; after an abort, slots that
+//!   live in the shadow stack and are therefore roots; after an abort, slots that
 //!   referred to objects of the aborted transaction read `NONE`.
 //!
 //! # Asking a thread to enter the runtime (`nursery_end` protocol)
@@ -86,6 +86,16 @@
 //! `barrier`, `transaction` (begin/commit/abort), `contention`, `safepoint`, `stats`,
 //! `value` (tagged words), `shadowstack`, `nursery` (allocation, minor collection), `gcpage`
 //! and `largemalloc` (old space), `major` (major collection, re-sharing), `ffi`.
+//!
+//! # The core: one unit over `Stm` and `StmThread`
+//! Seven modules import each other: `stm` (the instance, [`Stm`]), `transaction` (the
+//! thread's handle, [`StmThread`]), `contention`, `safepoint`, `nursery`, `shadowstack` and
+//! `major`. They are one unit split by concern, like stmgc's `core.h` with the `.c` files
+//! that include it: each works on the two shared structures (a transaction's begin, commit
+//! and abort reach the contention manager, the safe points, the minor collection, the
+//! shadow stack and the major collection, and each of those reads the instance and the
+//! thread's state back). Read them starting from `stm.rs` and `transaction.rs`; do not
+//! expect to use one of them alone. The other modules depend on them, never the reverse.
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 compile_error!("stmjit-runtime supports Linux x86-64 only");

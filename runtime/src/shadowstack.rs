@@ -22,7 +22,7 @@
 //! Every word in `[base, top)` is a tagged value ([`crate::value`]): ints and immediates are
 //! ignored, references (`value::is_ref`) are roots, and the minor collection rewrites a slot
 //! in place when it moves the object. Restart snapshots (values saved at a transaction
-//! boundary, issue 6) live in the shadow stack too, so they are roots automatically. After an
+//! boundary) live in the shadow stack too, so they are roots automatically. After an
 //! abort, every slot that referred to an object allocated by the aborted transaction reads
 //! `NONE` (the object no longer exists); references to committed objects are untouched.
 //!

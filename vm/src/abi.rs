@@ -3,7 +3,7 @@
 //! beside the values of `stmjit_runtime::value`), the object header it writes when it
 //! allocates ([`young_header`]), the numbering of the operators it passes, the payloads of
 //! its call-site caches, and every runtime helper it calls ([`Helper`], declared once in
-//! [`helpers`] with its signature and effects).
+//! `helpers` with its signature and effects).
 //!
 //! Object layouts are the `#[repr(C)]` structs of [`crate::objects`] and of the runtime
 //! (`SegmentInfo`, `ObjectHeader`, `ShadowStack`): compiled code takes every offset with
@@ -119,7 +119,7 @@ pub struct Ctx {
     /// Everything else the helpers need.
     pub rt: *mut Runtime,
     /// Depth of the frame whose boundary began the running transaction: the frame that
-    /// restarts it after an abort ([`txn::NO_OPENER`] when it cannot abort: inevitable).
+    /// restarts it after an abort (`txn::NO_OPENER` when it cannot abort: inevitable).
     /// Returning from that frame is itself a boundary, so the frame is always live.
     pub txn_depth: u64,
     /// Which restart point of that frame (its boundary's number in the function).

@@ -3,7 +3,7 @@
 //! thin entry point over the object model's operations (`ops.rs`, `items.rs`, `attrs.rs`,
 //! `objects/`); calls and classes are in `calls.rs`, transactions in `txn.rs`.
 //!
-//! Every helper takes the thread's [`Ctx`] first and returns a word, or [`ERR`] after
+//! Every helper takes the thread's [`Ctx`] first and returns a word, or [`ERR`](crate::ERR) after
 //! recording the error in the runtime.
 
 use super::attrs::fill_cache;

@@ -1,7 +1,7 @@
 //! The state of one thread of a program run ([`Runtime`]): its view of the heap (the segment
 //! of its running transaction, its STM handle, its shadow stack), its transaction's state,
 //! the pending error, and what the transaction has buffered. Helpers reach it through the
-//! context JIT code passes them ([`rt_of`]).
+//! context JIT code passes them (`rt_of`).
 //!
 //! Its methods live with their concern, one file each: heap access and allocation
 //! (`heap.rs`), roots (`roots.rs`), errors (`error.rs`), transactions (`txn.rs`), the

@@ -48,13 +48,13 @@
 //! (their join ends the region).
 
 use super::{mf, FnCompiler, LOC_CARD_WB, LOC_REGION_REPAIR};
-use crate::rt::abi::Helper;
-use crate::rt::Ctx;
 use cranelift_codegen::ir::{
     self, condcodes::IntCC, types::I64, types::I8, Block, InstBuilder, SourceLoc, Value,
 };
 use std::mem::offset_of;
 use stmjit_lang::diag::Span;
+use stmjit_vm::abi::Helper;
+use stmjit_vm::Ctx;
 
 /// Trap code of blocks that cannot be reached (the "no error" side of the error check
 /// after `stmjit_aborted`, which always returns `ERR`).

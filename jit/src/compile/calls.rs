@@ -10,12 +10,12 @@
 //! their slots and read back, with the segment base.
 
 use super::{mf, FnCompiler};
-use crate::rt::abi::{Effects, Helper};
-use crate::rt::{Ctx, ERR, RESTART};
 use cranelift_codegen::ir::{condcodes::IntCC, types::I64, FuncRef, InstBuilder, Value};
 use cranelift_module::Module;
 use std::mem::offset_of;
 use stmjit_lang::diag::Span;
+use stmjit_vm::abi::{Effects, Helper};
+use stmjit_vm::{Ctx, ERR, RESTART};
 
 impl FnCompiler<'_, '_> {
     /// A reference to `helper` in this function.
@@ -95,7 +95,7 @@ impl FnCompiler<'_, '_> {
     }
     /// Registers a trace site.
     pub(crate) fn site(&mut self, span: Span) -> i64 {
-        let site = crate::rt::Site {
+        let site = stmjit_vm::Site {
             span,
             func: self.func_idx,
         };

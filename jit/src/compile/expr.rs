@@ -2,9 +2,6 @@
 
 use super::barriers::Marks;
 use super::{mf, FnCompiler, LOC_LIST_FAST};
-use crate::rt::abi::Helper;
-use crate::rt::abi::{tagged_int, young_header, BINOPS, CMPOPS, TAGGED_ZERO, UNOPS};
-use crate::rt::{Ctx, UNBOUND};
 use cranelift_codegen::ir::{
     condcodes::FloatCC, condcodes::IntCC, types::I64, types::I8, Block, InstBuilder, SourceLoc,
     Value,
@@ -13,7 +10,10 @@ use std::mem::offset_of;
 use stmjit_lang::ast::*;
 use stmjit_lang::diag::Span;
 use stmjit_runtime::value::{FALSE, NONE, TRUE};
+use stmjit_vm::abi::Helper;
+use stmjit_vm::abi::{tagged_int, young_header, BINOPS, CMPOPS, TAGGED_ZERO, UNOPS};
 use stmjit_vm::objects::{ListObj, ARRAY_DATA};
+use stmjit_vm::{Ctx, UNBOUND};
 
 /// Whether `op` has an inline path for two ints ([`FnCompiler::int_binop`]).
 fn has_int_fast_path(op: BinOp) -> bool {

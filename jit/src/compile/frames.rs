@@ -9,11 +9,11 @@
 //!
 
 use super::{mf, FnCompiler};
-use crate::rt::abi::Helper;
-use crate::rt::{Ctx, MAX_DEPTH, UNBOUND};
 use cranelift_codegen::ir::{condcodes::IntCC, types::I64, Block, InstBuilder, Value};
 use std::mem::offset_of;
 use stmjit_runtime::ShadowStack;
+use stmjit_vm::abi::Helper;
+use stmjit_vm::{Ctx, MAX_DEPTH, UNBOUND};
 
 impl FnCompiler<'_, '_> {
     /// The epilogue, at the return block: a return from the frame that opened the running

@@ -2,11 +2,11 @@
 //! a list. Each falls back to its helper for any other type.
 
 use super::{mf, FnCompiler};
-use crate::rt::abi::Helper;
 use cranelift_codegen::ir::{types::I64, InstBuilder, SourceLoc, Value};
 use std::mem::offset_of;
 use stmjit_lang::ast::{Builtin, Expr};
 use stmjit_lang::diag::Span;
+use stmjit_vm::abi::Helper;
 use stmjit_vm::objects::ListObj;
 
 impl FnCompiler<'_, '_> {

@@ -36,15 +36,15 @@ mod values;
 
 pub(crate) use barriers::Region;
 
-use crate::rt::abi::Helper;
-use crate::rt::objects::Types;
-use crate::rt::{CodeTables, Constants, Names};
 use cranelift_codegen::ir::{self, types::I64, Block, FuncRef, InstBuilder, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_module::FuncId;
 use std::collections::HashMap;
 use stmjit_lang::ast::Program;
 use stmjit_runtime::value::NONE;
+use stmjit_vm::abi::Helper;
+use stmjit_vm::objects::Types;
+use stmjit_vm::{CodeTables, Constants, Names};
 
 /// Source location marks for `--dump-asm` annotations.
 pub const LOC_POLL: u32 = 1;

@@ -1,19 +1,19 @@
 //! Attribute and method-call sites: the inline probe of their polymorphic caches
-//! ([`crate::rt::site_cache`]), the instance-slot fast path of `o.name`, and method calls
+//! ([`stmjit_vm::site_cache`]), the instance-slot fast path of `o.name`, and method calls
 //! `o.name(args)` that call the cached function directly, and class calls `C(args)` that
 //! call the cached `__init__` directly.
 
 use super::expr::is_simple;
 use super::{mf, FnCompiler};
-use crate::rt::abi::Helper;
-use crate::rt::site_cache::WAYS;
 use cranelift_codegen::ir::{
     self, condcodes::IntCC, types::I64, AbiParam, Block, InstBuilder, SourceLoc, Value,
 };
 use std::mem::offset_of;
 use stmjit_lang::ast::Expr;
 use stmjit_lang::diag::Span;
+use stmjit_vm::abi::Helper;
 use stmjit_vm::objects::{ArrayObj, ClassObj, InstanceObj, ARRAY_DATA};
+use stmjit_vm::site_cache::WAYS;
 
 impl FnCompiler<'_, '_> {
     /// A new attribute-site cache (filled by the helpers with `class id << 32 | slot`).
@@ -215,7 +215,7 @@ impl FnCompiler<'_, '_> {
         slow: Block,
         span: Span,
     ) {
-        use crate::rt::abi::{CLASS_SITE_SHIFT, CLASS_SITE_SLOTS};
+        use stmjit_vm::abi::{CLASS_SITE_SHIFT, CLASS_SITE_SLOTS};
         let f = self.load_slot(ft);
         self.expect_type(f, self.sh.types.class.0, slow);
         // No read barrier: a class's id never changes.

@@ -2,12 +2,12 @@
 
 use super::expr::is_simple;
 use super::FnCompiler;
-use crate::rt::abi::Helper;
-use crate::rt::abi::TAGGED_ZERO;
-use crate::rt::UNBOUND;
 use cranelift_codegen::ir::{condcodes::IntCC, types::I64, InstBuilder, Value};
 use stmjit_lang::ast::*;
 use stmjit_lang::diag::Span;
+use stmjit_vm::abi::Helper;
+use stmjit_vm::abi::TAGGED_ZERO;
+use stmjit_vm::UNBOUND;
 
 impl FnCompiler<'_, '_> {
     /// Compiles a block of statements.
@@ -261,7 +261,7 @@ impl FnCompiler<'_, '_> {
                 methods.iter().map(|(n, f)| (names.intern(n), *f)).collect();
             let attrs: Vec<u32> = attrs.iter().map(|(n, _)| names.intern(n)).collect();
             let classdefs = &mut self.sh.code.classdefs;
-            classdefs.push(crate::rt::ClassDef {
+            classdefs.push(stmjit_vm::ClassDef {
                 name: name.to_string(),
                 methods,
                 attrs,
@@ -503,7 +503,7 @@ impl FnCompiler<'_, '_> {
 
     /// `Ctx::atomic_depth += delta`, inline.
     fn add_atomic_depth(&mut self, delta: i64) {
-        use crate::rt::Ctx;
+        use stmjit_vm::Ctx;
         let off = std::mem::offset_of!(Ctx, atomic_depth) as i32;
         let d = self.b.ins().load(I64, super::mf(), self.ctx, off);
         let d = self.b.ins().iadd_imm(d, delta);

@@ -6,13 +6,13 @@
 //! object model.
 
 use super::{mf, FnCompiler, LOC_POLL};
-use crate::rt::abi::Helper;
-use crate::rt::{Ctx, ERR, RESTART};
 use cranelift_codegen::ir::{
     self, condcodes::IntCC, types::I64, Block, InstBuilder, SourceLoc, Value,
 };
 use std::mem::offset_of;
 use stmjit_lang::diag::Span;
+use stmjit_vm::abi::Helper;
+use stmjit_vm::{Ctx, ERR, RESTART};
 
 impl FnCompiler<'_, '_> {
     /// At the return of `rv` (the current block, the epilogue's), a return from the frame

@@ -4,8 +4,8 @@
 //! barrier region.
 
 use super::{mf, FnCompiler};
-use crate::rt::abi::{Helper, TRUE};
 use cranelift_codegen::ir::{condcodes::IntCC, types::I64, Block, InstBuilder, Value};
+use stmjit_vm::abi::{Helper, TRUE};
 
 impl FnCompiler<'_, '_> {
     /// Whether the tagged word `v` is *not* a reference (an int, or an immediate below

@@ -15,7 +15,7 @@ pub struct ClassObj {
     pub class_id: u64,
     /// Base class or None.
     pub base: Word,
-    /// Class attributes and methods: a [`DictObj`] keyed by name strs.
+    /// Class attributes and methods: a [`DictObj`](super::DictObj) keyed by name strs.
     pub attrs: Word,
 }
 

@@ -6,8 +6,8 @@ use std::mem::offset_of;
 use stmjit_runtime::object::ObjectHeader;
 use stmjit_runtime::value::Word;
 
-/// Placeholder of `Thread`, `Lock` and `TransactionQueue` objects (issue 6 gives them their
-/// real behaviour): a kind word and two value words.
+/// A `Thread`, `Lock` or `TransactionQueue` object: a kind word and two value words (its
+/// behaviour is in `threads.rs` and `calls.rs`).
 #[repr(C)]
 pub struct OpaqueObj {
     /// Object header.
