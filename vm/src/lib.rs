@@ -29,6 +29,12 @@
 //!   [`calls`];
 //! - transactions and threads: [`txn`], [`threads`], [`output`], [`serve`];
 //! - [`stats`]: the `--stats` report.
+//!
+//! `calls`, `threads`, `txn`, `serve` and `stats` import each other, as the language does:
+//! calling a value may call a builtin that spawns, joins, runs a queue or serves, and those
+//! call values again, in transactions whose commits start threads or end the program. They
+//! are one unit over [`Runtime`] and its thread's `Driver`, as the runtime's core is over
+//! `Stm` and `StmThread`; the rest of the crate depends on them, never the reverse.
 
 pub mod abi;
 pub mod attrs;
