@@ -234,6 +234,9 @@ fn corpus_covers_the_language() {
         "\\x",
         "\\u{",
         "\\0",
+        "\\a",
+        "\\101",
+        "\\U000",
         "//",
         "%",
         "**",
@@ -274,6 +277,7 @@ fn corpus_covers_the_language() {
         "OverflowError",
         "RecursionError",
         "MemoryError",
+        "RuntimeError",
     ] {
         assert!(
             errors.contains(&format!("error: {kind}: ")),

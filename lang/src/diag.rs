@@ -33,6 +33,7 @@ pub enum ErrorKind {
     OverflowError,
     RecursionError,
     MemoryError,
+    RuntimeError,
 }
 
 impl ErrorKind {
@@ -50,6 +51,7 @@ impl ErrorKind {
             ErrorKind::OverflowError => "OverflowError",
             ErrorKind::RecursionError => "RecursionError",
             ErrorKind::MemoryError => "MemoryError",
+            ErrorKind::RuntimeError => "RuntimeError",
         }
     }
 }

@@ -443,7 +443,10 @@ impl Lexer {
             '\\' => Some('\\'),
             '"' => Some('"'),
             '\'' => Some('\''),
-            '0' => Some('\0'),
+            'a' => Some('\x07'),
+            'b' => Some('\x08'),
+            'f' => Some('\x0c'),
+            'v' => Some('\x0b'),
             _ => None,
         };
         if let Some(ch) = simple {
@@ -455,6 +458,34 @@ impl Lexer {
             '\n' => {
                 // Backslash-newline inside a string joins lines, as in Python.
                 self.bump();
+            }
+            '0'..='7' => {
+                // Octal: one to three digits, as in Python (`\0`, `\101`).
+                let mut v = 0u32;
+                for _ in 0..3 {
+                    match self.peek().and_then(|c| c.to_digit(8)) {
+                        Some(d) => {
+                            v = v * 8 + d;
+                            self.bump();
+                        }
+                        None => break,
+                    }
+                }
+                out.push(char::from_u32(v).unwrap_or('\u{fffd}'));
+            }
+            'U' => {
+                self.bump();
+                let v = self.hex_digits(8, at)?;
+                let ch = char::from_u32(v).ok_or_else(|| {
+                    Diagnostic::new(format!("invalid character U+{v:X} in \\U escape"), at)
+                })?;
+                out.push(ch);
+            }
+            'N' => {
+                return Err(Diagnostic::new(
+                    "\\N{...} escapes (characters by name) are not supported; write the character or \\uXXXX",
+                    at,
+                ));
             }
             'x' => {
                 self.bump();

@@ -1,5 +1,5 @@
 //! Front end of stmjit: lexer, parser, name resolution, diagnostics and the reference
-//! interpreter (the oracle the JIT is tested against) for the language of `shared/LANGUAGE.md`.
+//! interpreter (the oracle the JIT is tested against) for the language of `docs/LANGUAGE.md`.
 //!
 //! Pipeline: bytes → [`lexer::decode_source`] → [`lexer::lex`] → [`parser::parse_tokens`] →
 //! [`resolve::resolve`] → [`ast::Program`] → [`interp::run_program`]. [`parse`] runs the front

@@ -92,14 +92,21 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
             if matches!(n, Value::Int(_) | Value::Bool(_)) =>
         {
             let count = repeat_count(n, s.len())?;
-            Ok(Value::str(s.repeat(count)))
+            let mut out = String::new();
+            if out.try_reserve_exact(s.len().saturating_mul(count)).is_err() {
+                return err(MemoryError, "sequence too large");
+            }
+            for _ in 0..count {
+                out.push_str(s);
+            }
+            Ok(Value::str(out))
         }
         (BinOp::Mul, Value::List(l), n) | (BinOp::Mul, n, Value::List(l))
             if matches!(n, Value::Int(_) | Value::Bool(_)) =>
         {
             let items = l.snapshot();
             let count = repeat_count(n, items.len())?;
-            Ok(ListObj::new_value(repeat_items(&items, count)))
+            Ok(ListObj::new_value(repeat_items(&items, count)?))
         }
         _ => Err(unsupported(op, a, b)),
     }
@@ -119,13 +126,18 @@ pub fn repeat_count(n: &Value, len: usize) -> Result<usize, OpError> {
     Ok(n as usize)
 }
 
-/// `items` repeated `count` times.
-pub fn repeat_items(items: &[Value], count: usize) -> Vec<Value> {
-    let mut out = Vec::with_capacity(items.len() * count);
+/// `items` repeated `count` times; a `MemoryError` when the memory cannot be had (never an
+/// abort of the process).
+pub fn repeat_items(items: &[Value], count: usize) -> Result<Vec<Value>, OpError> {
+    let total = items.len().saturating_mul(count);
+    let mut out = Vec::new();
+    if out.try_reserve_exact(total).is_err() {
+        return err(MemoryError, "sequence too large");
+    }
     for _ in 0..count {
         out.extend_from_slice(items);
     }
-    out
+    Ok(out)
 }
 
 fn int_op(op: BinOp, x: i64, y: i64, a: &Value, b: &Value) -> Result<Value, OpError> {
@@ -521,8 +533,9 @@ pub fn set_slice(
 pub fn contains(container: &Value, item: &Value) -> Result<bool, OpError> {
     match container {
         Value::List(l) => {
+            // Identity before equality, as in Python: `n in [n]` holds for a NaN `n`.
             for v in l.snapshot() {
-                if equal(&v, item)? {
+                if identical(&v, item) || equal(&v, item)? {
                     return Ok(true);
                 }
             }

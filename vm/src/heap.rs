@@ -240,6 +240,7 @@ impl Runtime {
             match self.ld(w, offset_of!(OpaqueObj, kind) as u64) {
                 OPAQUE_THREAD => "Thread",
                 OPAQUE_LOCK => "Lock",
+                OPAQUE_DICT_ITER => "dict_keyiterator",
                 _ => "TransactionQueue",
             }
         } else {

@@ -104,7 +104,7 @@ pub unsafe extern "C" fn stmjit_inplace(ctx: *mut Ctx, op: u64, a: Word, b: Word
                 } else {
                     let items = l.snapshot();
                     let count = ops::repeat_count(&v[1], items.len())?;
-                    *l.items.lock().unwrap() = ops::repeat_items(&items, count);
+                    *l.items.lock().unwrap() = ops::repeat_items(&items, count)?;
                 }
                 Ok(v[0].clone())
             });
@@ -359,9 +359,7 @@ pub unsafe extern "C" fn stmjit_iter(ctx: *mut Ctx, v: Word) -> Word {
 /// # Safety
 /// As [`stmjit_binop`].
 pub unsafe extern "C" fn stmjit_iter_next(ctx: *mut Ctx, it: Word, i: u64) -> Word {
-    // SAFETY: caller's contract.
-    let rt = unsafe { &*(*ctx).rt };
-    rt.iter_next(it, i)
+    with_rt(ctx, |rt| rt.iter_next(it, i))
 }
 
 /// `print(argv[0..n])`.

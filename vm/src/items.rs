@@ -1,7 +1,9 @@
 //! Items and iteration: `o[i]`, `o[i] = v`, `del o[i]` (lists and dicts natively, other
 //! types through the interpreter's values), and the iterators of `for` loops.
 
+use crate::objects::{new_opaque, OpaqueObj, OPAQUE_DICT_ITER};
 use crate::{exc, Runtime, R, UNBOUND};
+use std::mem::offset_of;
 use stmjit_lang::diag::ErrorKind;
 use stmjit_lang::ops;
 use stmjit_lang::value::Value;
@@ -95,25 +97,45 @@ impl Runtime {
             return Ok(v);
         }
         if self.is(v, t.dict) {
-            return self.dict_keys_list(v);
+            let m = self.mark();
+            let rd = self.root(v);
+            let keys = self.dict_keys_list(v)?;
+            let it = new_opaque(self, OPAQUE_DICT_ITER, keys)?;
+            self.st(it, offset_of!(OpaqueObj, b) as u64, self.get(rd));
+            self.release(m);
+            return Ok(it);
         }
         self.via_values(&[v], false, false, |a| {
             ops::iterate(&a[0]).map(stmjit_lang::value::ListObj::new_value)
         })
     }
-    /// Item `i` of an iterator from [`Runtime::iter`], or [`UNBOUND`] at the end.
-    pub fn iter_next(&self, it: Word, i: u64) -> Word {
+    /// Item `i` of an iterator from [`Runtime::iter`], or [`UNBOUND`] at the end; a
+    /// RuntimeError when the dict being iterated changed size.
+    pub fn iter_next(&self, it: Word, i: u64) -> R<Word> {
         if self.is(it, self.types.range) {
             let (a, b, s) = self.range_of(it);
             if (i as i64) < stmjit_lang::value::range_len(a, b, s) {
-                return value::from_int(a + i as i64 * s).unwrap_or(UNBOUND);
+                return Ok(value::from_int(a + i as i64 * s).unwrap_or(UNBOUND));
             }
-            return UNBOUND;
+            return Ok(UNBOUND);
         }
-        if i < self.list_len(it) {
+        let it = if self.is(it, self.types.opaque) {
+            let keys = self.ld(it, offset_of!(OpaqueObj, a) as u64);
+            let d = self.ld(it, offset_of!(OpaqueObj, b) as u64);
+            if self.dict_len(d) != self.list_len(keys) {
+                return Err(exc(
+                    ErrorKind::RuntimeError,
+                    "dictionary changed size during iteration",
+                ));
+            }
+            keys
+        } else {
+            it
+        };
+        Ok(if i < self.list_len(it) {
             self.list_get(it, i)
         } else {
             UNBOUND
-        }
+        })
     }
 }

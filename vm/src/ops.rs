@@ -124,7 +124,13 @@ impl Runtime {
             let n = self.list_len(container);
             for i in 0..n {
                 let x = self.list_get(container, i);
-                if x == item && !self.is(x, t.float) || self.eq(x, item)? {
+                // Identity before equality, as in Python (`n in [n]` for a NaN `n`); floats
+                // of the same bits are one value, as `is` says (the interpreter's rule).
+                let same = x == item
+                    || self.is(x, t.float)
+                        && self.is(item, t.float)
+                        && self.float_of(x).to_bits() == self.float_of(item).to_bits();
+                if same || self.eq(x, item)? {
                     return Ok(true);
                 }
             }

@@ -27,6 +27,9 @@ const T_FUNC: u64 = 0;
 const T_ARGS: u64 = 1;
 const T_RESULT: u64 = 2;
 const T_ID: u64 = 3;
+/// The trace site of the `spawn` call: where an error of the call itself (wrong arity) is
+/// reported, `in <thread>`, as the interpreter does.
+const T_SITE: u64 = 4;
 
 /// The threads `spawn` started: which have finished, how many still run.
 #[derive(Default)]
@@ -218,7 +221,17 @@ fn thread_main(info: Arc<ProgramInfo>, obj: Word) {
             let f = rt.list_get(data, T_FUNC);
             let args = rt.list_items(rt.list_get(data, T_ARGS));
             id = value::to_int(rt.list_get(data, T_ID)) as usize;
-            super::calls::call_value(ctx, f, &args)
+            let site = value::to_int(rt.list_get(data, T_SITE));
+            let r = super::calls::call_value(ctx, f, &args);
+            let rt = rt_of(ctx);
+            if r == ERR && !rt.tx.aborting && rt.trace.is_empty() && site >= 0 {
+                let span = rt.info.code.sites[site as usize].span;
+                rt.trace.push(stmjit_lang::diag::TraceEntry {
+                    span,
+                    function: "<thread>".into(),
+                });
+            }
+            r
         },
         |rt, r| {
             // SAFETY: as above.
@@ -258,6 +271,7 @@ pub(crate) fn spawn(rt: &mut Runtime, f: Word, args: &[Word]) -> super::R<Word> 
         rt.get(ha),
         NONE,
         value::from_int(id as i64).expect("thread ids are small"),
+        value::from_int(current_site(rt)).expect("site ids are small"),
     ])?;
     let hd = rt.root(data);
     let obj = rt.alloc(rt.types.opaque, std::mem::size_of::<OpaqueObj>() as u64)?;
@@ -276,6 +290,21 @@ pub(crate) fn spawn(rt: &mut Runtime, f: Word, args: &[Word]) -> super::R<Word> 
     // Commit soon, so that the thread starts.
     rt.set_budget(0);
     Ok(rt.get(ho))
+}
+
+/// The trace site of the builtin call in progress (`Ctx::site`: `spawn`, `q.run()`), or -1
+/// when unknown.
+fn current_site(rt: &Runtime) -> i64 {
+    if rt.ctx.is_null() {
+        return -1;
+    }
+    // SAFETY: a non-null context of the runtime is live while one of its helpers runs.
+    let site = unsafe { (*rt.ctx).site };
+    if (site as usize) < rt.info.code.sites.len() {
+        site as i64
+    } else {
+        -1
+    }
 }
 
 /// Commits the running transaction (threads it spawned start) before a wait, leaving the
@@ -372,6 +401,7 @@ pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
     let rt = rt_of(ctx);
     let mark = rt.mark();
     let hq = rt.root(queue);
+    let run_site = current_site(rt);
     loop {
         let rt = rt_of(ctx);
         let calls = rt.ld(rt.get(hq), offset_of!(OpaqueObj, a) as u64);
@@ -412,7 +442,19 @@ pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
                                 |ctx| {
                                     let rt = rt_of(ctx);
                                     let parts = rt.list_items(call);
-                                    super::calls::call_value(ctx, parts[0], &parts[1..])
+                                    let r = super::calls::call_value(ctx, parts[0], &parts[1..]);
+                                    let rt = rt_of(ctx);
+                                    if r == ERR && !rt.tx.aborting && run_site >= 0 {
+                                        // The queued call's error is reported as raised
+                                        // through `q.run()`, as the interpreter does.
+                                        let s = &rt.info.code.sites[run_site as usize];
+                                        let function = rt.info.func_names[s.func as usize].clone();
+                                        rt.trace.push(stmjit_lang::diag::TraceEntry {
+                                            span: s.span,
+                                            function,
+                                        });
+                                    }
+                                    r
                                 },
                                 |_, r| r,
                             );

@@ -51,7 +51,7 @@ impl FnCompiler<'_, '_> {
     /// Item `i` (a tagged int) of the iterator `it` of a `for` loop, or `UNBOUND` past its
     /// end: inline for a list (the item's granule read-marked, as `xs[i]`), else
     /// `stmjit_iter_next` (ranges, and the end of a list).
-    pub(crate) fn iter_item(&mut self, it: Value, i: Value) -> Value {
+    pub(crate) fn iter_item(&mut self, it: Value, i: Value, span: Span) -> Value {
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
@@ -62,7 +62,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[x.into()]);
         self.b.switch_to_block(slow);
         let raw = self.b.ins().sshr_imm(i, 1);
-        let x = self.call(Helper::IterNext, &[self.ctx, it, raw]);
+        let x = self.call_checked(Helper::IterNext, &[self.ctx, it, raw], span);
         self.b.ins().jump(done, &[x.into()]);
         self.b.switch_to_block(done);
         self.b.block_params(done)[0]

@@ -489,7 +489,7 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(head);
         let it = self.load_slot(itt);
         let i = self.load_slot(idx);
-        let x = self.iter_item(it, i);
+        let x = self.iter_item(it, i, iter_span);
         let end = self.b.ins().icmp_imm(IntCC::Equal, x, UNBOUND as i64);
         self.b.ins().brif(end, exit, &[], body_b, &[]);
         self.b.switch_to_block(body_b);

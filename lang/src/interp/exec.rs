@@ -188,6 +188,23 @@ impl Interp {
                     step!(item);
                 }
             }
+            // Keys are a snapshot; a change of size raises at the next step, as in Python.
+            Value::Dict(d) => {
+                let keys = lock(&d.map).keys();
+                let n = keys.len();
+                let mut keys = keys.into_iter();
+                loop {
+                    if lock(&d.map).len() != n {
+                        let e = (
+                            ErrorKind::RuntimeError,
+                            "dictionary changed size during iteration".to_string(),
+                        );
+                        return Err(self.locate(e.into(), iter.span));
+                    }
+                    let Some(item) = keys.next() else { break };
+                    step!(item);
+                }
+            }
             other => {
                 let items = ops::iterate(other).map_err(|e| self.locate(e.into(), iter.span))?;
                 for item in items {
@@ -318,7 +335,7 @@ fn inplace(op: BinOp, cur: &Value, rhs: &Value) -> R<Value> {
             (BinOp::Mul, Value::Int(_) | Value::Bool(_)) => {
                 let items = l.snapshot();
                 let count = ops::repeat_count(rhs, items.len())?;
-                *lock(&l.items) = ops::repeat_items(&items, count);
+                *lock(&l.items) = ops::repeat_items(&items, count)?;
                 return Ok(cur.clone());
             }
             _ => {}

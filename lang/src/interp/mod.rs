@@ -20,8 +20,9 @@
 //!   (`tests/concurrency/join_in_atomic.lang`), which a tree-walker cannot undo.
 //! - Calls nest at most [`MAX_CALL_DEPTH`] deep (Python's default limit); data nests at most
 //!   [`MAX_DATA_DEPTH`] deep for `str`, `==`, `<`. Beyond: `RecursionError`.
-//! - Iterating a dict walks a snapshot of its keys (Python would raise on a size change);
-//!   iterating a list walks it by index, seeing appended items (as Python).
+//! - Iterating a dict walks a snapshot of its keys and raises `RuntimeError` at the next
+//!   step once the dict's size changed (as Python); iterating a list walks it by index,
+//!   seeing appended items (as Python).
 //! - The main thread waits for unjoined threads at the end, as Python does; an error in any
 //!   thread ends the process at once with status 1.
 //! - `serve`, `shutdown` and `server_port` raise a `TypeError` (not supported yet).

@@ -133,7 +133,7 @@ helpers! {
     NewDict = "stmjit_new_dict", ops::stmjit_new_dict: fn(*mut Ctx, *const Word, u64) -> Word, MayMove;
     /// The iterator of a `for` loop.
     Iter = "stmjit_iter", ops::stmjit_iter: fn(*mut Ctx, Word) -> Word, MayMove;
-    /// The next item of an iterator, or `UNBOUND` at its end.
+    /// The next item of an iterator, or `UNBOUND` at its end (ERR: a dict changed size).
     IterNext = "stmjit_iter_next", ops::stmjit_iter_next: fn(*mut Ctx, Word, u64) -> Word, NoMove;
     /// `print(...)` of the words in frame slots.
     Print = "stmjit_print", ops::stmjit_print: fn(*mut Ctx, *const Word, u64) -> Word, MayMove;

@@ -1,5 +1,5 @@
-//! Thread, Lock and TransactionQueue objects: a kind word and two value words (their
-//! behaviour is in `threads.rs` and `calls.rs`).
+//! Thread, Lock and TransactionQueue objects and dict iterators: a kind word and two value
+//! words (their behaviour is in `threads.rs`, `calls.rs` and `items.rs`).
 
 use crate::{Runtime, R};
 use std::mem::offset_of;
@@ -28,6 +28,11 @@ pub const OPAQUE_LOCK: u64 = 2;
 
 /// [`OpaqueObj::kind`] of a TransactionQueue.
 pub const OPAQUE_QUEUE: u64 = 3;
+
+/// [`OpaqueObj::kind`] of the iterator of a `for` loop over a dict (never a value of the
+/// program): `a` is the snapshot list of its keys, `b` the dict, whose size must stay that
+/// list's length (Python raises at the next step otherwise).
+pub const OPAQUE_DICT_ITER: u64 = 4;
 
 pub(crate) fn new_opaque(rt: &mut Runtime, kind: u64, a: Word) -> R<Word> {
     let r = rt.alloc(rt.types.opaque, std::mem::size_of::<OpaqueObj>() as u64)?;
