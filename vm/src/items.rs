@@ -100,6 +100,7 @@ impl Runtime {
             let m = self.mark();
             let rd = self.root(v);
             let keys = self.dict_keys_list(v)?;
+            // new_opaque roots the keys across its allocation; the dict is rooted here.
             let it = new_opaque(self, OPAQUE_DICT_ITER, keys)?;
             self.st(it, offset_of!(OpaqueObj, b) as u64, self.get(rd));
             self.release(m);

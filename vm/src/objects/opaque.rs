@@ -34,9 +34,14 @@ pub const OPAQUE_QUEUE: u64 = 3;
 /// list's length (Python raises at the next step otherwise).
 pub const OPAQUE_DICT_ITER: u64 = 4;
 
+/// A new opaque object of `kind` holding `a` (rooted across the allocation, which may move
+/// it).
 pub(crate) fn new_opaque(rt: &mut Runtime, kind: u64, a: Word) -> R<Word> {
+    let m = rt.mark();
+    let ra = rt.root(a);
     let r = rt.alloc(rt.types.opaque, std::mem::size_of::<OpaqueObj>() as u64)?;
     rt.st(r, offset_of!(OpaqueObj, kind) as u64, kind);
-    rt.st(r, offset_of!(OpaqueObj, a) as u64, a);
+    rt.st(r, offset_of!(OpaqueObj, a) as u64, rt.get(ra));
+    rt.release(m);
     Ok(r)
 }
