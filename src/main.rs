@@ -50,6 +50,10 @@ enum Command {
         /// to FILE; the program still runs.
         #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true)]
         dump_asm: Option<Option<PathBuf>>,
+        /// With `--dump-asm`: list only this function (its name in the program, e.g. `fill`
+        /// or `Account.deposit`, or its full listing name, e.g. `f0_fill`).
+        #[arg(long, value_name = "NAME")]
+        dump_asm_fn: Option<String>,
         /// Syntax of `--dump-asm`.
         #[arg(long, value_enum, default_value_t = AsmSyntax::Intel)]
         asm_syntax: AsmSyntax,
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
             gil,
             stats,
             dump_asm,
+            dump_asm_fn,
             asm_syntax,
             segment_base,
             program,
@@ -109,6 +114,7 @@ fn main() -> ExitCode {
                         SegBase::R15 => stmjit_jit::SegmentBase::R15,
                     }),
                     dump_asm,
+                    dump_asm_only: dump_asm_fn,
                     syntax: match asm_syntax {
                         AsmSyntax::Intel => stmjit_jit::Syntax::Intel,
                         AsmSyntax::Att => stmjit_jit::Syntax::Att,

@@ -64,7 +64,8 @@ fn att_syntax_and_r15_mode() {
     assert!(text.contains("%gs:"), "{text}");
     let (out, text) = run(&["--segment-base", "r15"], "r15");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "9 3\n");
-    assert!(!text.contains("gs:"), "r15 mode must not use gs:\n{text}");
+    let code = &text[text.find("\n; function ").expect("a function")..];
+    assert!(!code.contains("gs:"), "r15 mode must not use gs:\n{text}");
     assert!(
         text.contains("read barrier: read-marker store (r15)"),
         "{text}"
@@ -177,4 +178,103 @@ fn dump_shows_the_preserve_all_barrier_stubs() {
         let code = body.split_once('\n').map_or("", |(_, c)| c);
         assert!(!code.contains("r15"), "{stub} touches r15:\n{body}");
     }
+}
+
+/// The listing is for study: the legend explains the header terms, each region is headed by
+/// its source line, jumps go to labels and helpers are named, so that two runs of the same
+/// program give the same text (no absolute address anywhere).
+#[test]
+fn listing_has_source_lines_labels_and_names_and_diffs_cleanly() {
+    let (out, first) = run(&[], "study1");
+    assert!(out.status.success());
+    let (_, second) = run(&[], "study2");
+    assert_eq!(first, second, "two runs must list the same text");
+    assert!(first.starts_with("; How to read this listing"), "{first}");
+    assert!(
+        first.contains("WouldGrow ="),
+        "legend explains the header terms"
+    );
+    assert!(
+        first.contains("copies: `mov reg, r15`"),
+        "legend explains the copies"
+    );
+    let fill = first
+        .split("; function ")
+        .find(|s| s.starts_with("f0_fill"))
+        .expect("listing of fill");
+    assert!(
+        fill.contains("\n; 3:         xs[i] = xs[i] + i\n"),
+        "{fill}"
+    );
+    assert!(fill.contains("\n; 2:     for i in range(n):\n"), "{fill}");
+    assert!(fill.contains("\n; (frame setup, entry poll, return, restart dispatch)\n"));
+    // Jumps to labels, and the labels are defined.
+    let jump = fill
+        .lines()
+        .find(|l| l.contains(" jne .L") || l.contains(" je .L"))
+        .unwrap_or_else(|| panic!("no jump to a label in:\n{fill}"));
+    let label = jump
+        .split_whitespace()
+        .find(|w| w.starts_with(".L"))
+        .unwrap()
+        .to_string();
+    assert!(
+        fill.contains(&format!("\n{label}:\n")),
+        "{label} defined:\n{fill}"
+    );
+    // Helper calls are named: the loaded address, and the call through the register.
+    assert!(
+        fill.contains(",stmjit_iter\n") || fill.contains(",stmjit_iter "),
+        "{fill}"
+    );
+    assert!(fill.contains("; calls stmjit_iter_next"), "{fill}");
+    // No absolute code address: every line starts with an offset, a label or a comment.
+    for line in first.lines().filter(|l| !l.is_empty()) {
+        let t = line.trim_start();
+        assert!(
+            t.starts_with(';')
+                || t.starts_with(".L")
+                || t.as_bytes()[4] == b':'
+                || t.contains(": "),
+            "unexpected line: {line}"
+        );
+        assert!(
+            !line.contains("00007F") && !line.contains("0x7f"),
+            "absolute address: {line}"
+        );
+    }
+}
+
+/// `--dump-asm-fn NAME` lists one function (its program name or full name), and an unknown
+/// name is a usage error listing the compiled functions; the program does not run then.
+#[test]
+fn dump_asm_fn_filters_one_function() {
+    let (out, text) = run(&["--dump-asm-fn", "fill"], "only");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "9 3\n");
+    assert_eq!(text.matches("\n; function ").count(), 1, "{text}");
+    assert!(text.contains("; function f0_fill:"), "{text}");
+    let (_, text) = run(&["--dump-asm-fn", "<module>"], "only-module");
+    assert_eq!(text.matches("\n; function ").count(), 1, "{text}");
+    assert!(text.contains("; function <module>:"), "{text}");
+
+    let dir = std::env::temp_dir().join(format!("stmjit-dump-nofn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join("p.lang");
+    std::fs::write(&prog, PROGRAM).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stmjit"))
+        .args(["run", "--dump-asm", "--dump-asm-fn", "nope"])
+        .arg(&prog)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "",
+        "the program must not run"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error: --dump-asm-fn nope: no such function") && err.contains("f0_fill"),
+        "{err}"
+    );
 }

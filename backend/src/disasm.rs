@@ -25,11 +25,12 @@ use crate::module::{CompiledFunction, Jit};
 use cranelift_codegen::ir::SourceLoc;
 use iced_x86::{
     Decoder, DecoderOptions, FlowControl, Formatter, GasFormatter, Instruction, IntelFormatter,
-    Mnemonic,
+    Mnemonic, SymbolResolver, SymbolResult,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// Assembly syntax of the listing (`--asm-syntax intel|att`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -162,10 +163,150 @@ pub fn srcloc_annotations(
     out
 }
 
+/// Names for the addresses a listing mentions: the imported runtime helpers and every
+/// function of the code space. Jump targets inside the listed function become labels.
+/// Because no absolute address is printed except once per function header, the listings of
+/// two runs of the same program diff cleanly.
+#[derive(Clone, Debug, Default)]
+pub struct SymbolTable {
+    /// Imported symbols, by exact address (helpers JIT code calls by absolute address).
+    imports: BTreeMap<u64, String>,
+    /// Functions by start address: (end, name).
+    functions: BTreeMap<u64, (u64, String)>,
+}
+
+impl SymbolTable {
+    /// An imported symbol (a helper JIT code may call through `mov reg, imm64; call reg`).
+    pub fn add_import(&mut self, address: u64, name: &str) {
+        self.imports.insert(address, name.to_string());
+    }
+
+    /// A function occupying `len` bytes from `address`.
+    pub fn add_function(&mut self, address: u64, len: u64, name: &str) {
+        self.functions
+            .insert(address, (address + len, name.to_string()));
+    }
+
+    /// The name of `address`: an import, a function, or `function+0xOFF` inside one.
+    fn name_of(&self, address: u64) -> Option<(u64, &str)> {
+        if let Some(n) = self.imports.get(&address) {
+            return Some((address, n));
+        }
+        let (&start, (end, name)) = self.functions.range(..=address).next_back()?;
+        (address < *end).then_some((start, name.as_str()))
+    }
+}
+
+/// The iced-x86 resolver of one function's listing: branch targets inside it are its labels,
+/// other addresses come from the [`SymbolTable`].
+struct Resolver {
+    table: Option<Arc<SymbolTable>>,
+    /// Labels of the listed function, by absolute address.
+    labels: Arc<BTreeMap<u64, String>>,
+}
+
+impl SymbolResolver for Resolver {
+    fn symbol(
+        &mut self,
+        _instruction: &Instruction,
+        _operand: u32,
+        _instruction_operand: Option<u32>,
+        address: u64,
+        _address_size: u32,
+    ) -> Option<SymbolResult<'_>> {
+        if let Some(label) = self.labels.get(&address) {
+            return Some(SymbolResult::with_str(address, label));
+        }
+        let (start, name) = self.table.as_deref()?.name_of(address)?;
+        // iced-x86 prints `name+0xOFF` when the symbol starts before the address.
+        Some(SymbolResult::with_str(start, name))
+    }
+}
+
+/// The label of the `n`th branch target of a function (in address order).
+fn label_name(n: usize) -> String {
+    format!(".L{n}")
+}
+
+/// Branch targets inside `[ip, ip + code_end)`, decoded from `starts`, as labels.
+fn branch_labels(
+    code: &[u8],
+    ip: u64,
+    starts: &BTreeSet<u32>,
+    code_end: u32,
+) -> BTreeMap<u64, String> {
+    let mut targets = BTreeSet::new();
+    for &off in starts.range(..code_end) {
+        let Some(i) = decode_at(code, off) else {
+            continue;
+        };
+        let is_near_branch = matches!(
+            i.flow_control(),
+            FlowControl::ConditionalBranch | FlowControl::UnconditionalBranch
+        ) && i.op0_kind() == iced_x86::OpKind::NearBranch64;
+        let target = i.near_branch_target();
+        if is_near_branch && target < code_end as u64 {
+            targets.insert(ip + target);
+        }
+    }
+    targets
+        .into_iter()
+        .enumerate()
+        .map(|(n, a)| (a, label_name(n + 1)))
+        .collect()
+}
+
+/// For an indirect `call reg` whose register was loaded with a named address earlier in the
+/// same block, the comment naming the callee; tracks such loads in `named` (a register's entry
+/// is dropped when another instruction writes it, and all at calls).
+fn indirect_call_name(
+    i: &Instruction,
+    table: &SymbolTable,
+    named: &mut HashMap<iced_x86::Register, String>,
+) -> Option<String> {
+    use iced_x86::OpKind;
+    if i.flow_control() == FlowControl::IndirectCall && i.op0_kind() == OpKind::Register {
+        let name = named.remove(&i.op0_register().full_register());
+        named.clear();
+        return name.map(|n| format!("calls {n}"));
+    }
+    if i.op_count() == 0 || i.op0_kind() != OpKind::Register {
+        return None;
+    }
+    let reg = i.op0_register().full_register();
+    named.remove(&reg);
+    if i.mnemonic() == Mnemonic::Mov && i.op1_kind() == OpKind::Immediate64 {
+        if let Some((start, name)) = table.name_of(i.immediate64()) {
+            if start == i.immediate64() {
+                named.insert(reg, name.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// Whether `i` is `mov reg, imm64` of an address the table names (its last 8 bytes).
+fn named_address(i: &Instruction, table: &SymbolTable) -> bool {
+    i.op_count() == 2
+        && i.op1_kind() == iced_x86::OpKind::Immediate64
+        && table.name_of(i.immediate64()).is_some()
+}
+
+/// How a listing is printed.
+#[derive(Clone, Debug, Default)]
+pub struct Style {
+    /// Intel or AT&T.
+    pub syntax: Syntax,
+    /// Names for addresses; `None` prints raw addresses (jumps inside the function still go
+    /// to labels).
+    pub symbols: Option<Arc<SymbolTable>>,
+}
+
 /// Disassemble `code` (its first byte at address `ip`): the instructions
 /// starting at `starts` (offsets; NOP padding between them is decoded too),
 /// up to `code_end`; bytes that are not instructions (inline jump tables,
-/// trap stubs and constants after `code_end`) are summarized.
+/// trap stubs and constants after `code_end`) are summarized. Each line starts
+/// with the instruction's offset in the function.
 pub fn listing(
     code: &[u8],
     ip: u64,
@@ -174,22 +315,48 @@ pub fn listing(
     syntax: Syntax,
     annotations: &[Annotation],
 ) -> String {
-    let mut intel_f = IntelFormatter::new();
-    let mut gas_f = GasFormatter::new();
-    let mut out = String::new();
+    let style = Style {
+        syntax,
+        symbols: None,
+    };
+    listing_with(code, ip, starts, code_end, &style, annotations, &[])
+}
+
+/// [`listing`] with symbols and labels (see [`Style`]), and `headings`: lines printed
+/// before the instruction at an offset (the source line a region of code comes from).
+pub fn listing_with(
+    code: &[u8],
+    ip: u64,
+    starts: &[u32],
+    code_end: u32,
+    style: &Style,
+    annotations: &[Annotation],
+    headings: &[(u32, String)],
+) -> String {
     let starts: BTreeSet<u32> = starts.iter().copied().collect();
-    let mut off: u32 = 0;
     let end = (code_end as usize).min(code.len()) as u32;
+    let labels = Arc::new(branch_labels(code, ip, &starts, end));
+    let resolver = || -> Option<Box<dyn SymbolResolver>> {
+        Some(Box::new(Resolver {
+            table: style.symbols.clone(),
+            labels: labels.clone(),
+        }))
+    };
+    let mut formatter: Box<dyn Formatter> = match style.syntax {
+        Syntax::Intel => Box::new(IntelFormatter::with_options(resolver(), None)),
+        Syntax::Att => Box::new(GasFormatter::with_options(resolver(), None)),
+    };
+    let mut headings = headings.iter().peekable();
+    // Registers loaded with a named address (`mov rax, stmjit_binop`), so that the indirect
+    // call through them is annotated with the name too.
+    let mut named: HashMap<iced_x86::Register, String> = HashMap::new();
+    let mut out = String::new();
+    let mut off: u32 = 0;
     while off < end {
         if !starts.contains(&off) {
             // Data between instructions (an inline jump table).
             let next = starts.range(off..).next().copied().unwrap_or(end).min(end);
-            let _ = writeln!(
-                out,
-                "  {:016x}: ; {} bytes of data",
-                ip + off as u64,
-                next - off
-            );
+            let _ = writeln!(out, "  {off:04x}: ; {} bytes of data", next - off);
             off = next;
             continue;
         }
@@ -217,24 +384,50 @@ pub fn listing(
             first = false;
             let o = (i.ip() - ip) as u32;
             at = o + i.len() as u32;
-            let mut text = String::new();
-            match syntax {
-                Syntax::Intel => intel_f.format(&i, &mut text),
-                Syntax::Att => gas_f.format(&i, &mut text),
+            while let Some((_, text)) = headings.next_if(|(h, _)| *h <= o) {
+                let _ = writeln!(out, "; {text}");
             }
-            let hex: String = code[o as usize..o as usize + i.len()]
+            if let Some(label) = labels.get(&i.ip()) {
+                let _ = writeln!(out, "{label}:");
+                named.clear();
+            }
+            let call_note = style
+                .symbols
+                .as_deref()
+                .and_then(|table| indirect_call_name(&i, table, &mut named));
+            let mut text = String::new();
+            formatter.format(&i, &mut text);
+            let bytes = &code[o as usize..o as usize + i.len()];
+            let named_imm = style
+                .symbols
+                .as_deref()
+                .is_some_and(|t| named_address(&i, t));
+            // A named address differs between runs: its bytes are shown as `xx`.
+            let hex: String = bytes
                 .iter()
-                .map(|b| format!("{b:02x}"))
+                .enumerate()
+                .map(|(k, b)| {
+                    if named_imm && k + 8 >= bytes.len() {
+                        "xx".to_string()
+                    } else {
+                        format!("{b:02x}")
+                    }
+                })
                 .collect();
-            let mut line = format!("  {:016x}: {hex:<24} {text}", i.ip());
-            for a in annotations.iter().filter(|a| a.range.contains(&o)) {
-                let mark = if a.range.start == o {
-                    a.label.as_str()
-                } else {
-                    "|"
-                };
-                let pad = if line.len() < 72 {
-                    " ".repeat(72 - line.len())
+            let mut line = format!("  {o:04x}: {hex:<24} {text}");
+            let marks = annotations
+                .iter()
+                .filter(|a| a.range.contains(&o))
+                .map(|a| {
+                    if a.range.start == o {
+                        a.label.as_str()
+                    } else {
+                        "|"
+                    }
+                });
+            for mark in call_note.as_deref().into_iter().chain(marks) {
+                let pad = if line.len() < 64 {
+                    " ".repeat(64 - line.len())
                 } else {
                     " ".into()
                 };
@@ -244,12 +437,7 @@ pub fn listing(
             out.push('\n');
         }
         if at < next_start {
-            let _ = writeln!(
-                out,
-                "  {:016x}: ; {} bytes of data",
-                ip + at as u64,
-                next_start - at
-            );
+            let _ = writeln!(out, "  {at:04x}: ; {} bytes of data", next_start - at);
         }
         off = next_start;
     }
@@ -263,6 +451,33 @@ pub fn listing(
     out
 }
 
+/// What the code generator adds to one function's listing.
+#[derive(Clone, Debug, Default)]
+pub struct Notes {
+    /// Comments on code ranges (e.g. [`srcloc_annotations`] for allocation and poll
+    /// sequences).
+    pub annotations: Vec<Annotation>,
+    /// Lines printed before the instruction at an offset: the source line its code comes
+    /// from.
+    pub headings: Vec<(u32, String)>,
+}
+
+/// The header line of a function's listing: its name, size and rewrite figures (no address,
+/// so that listings of two runs diff cleanly).
+fn header(f: &CompiledFunction, code: &[u8]) -> String {
+    format!(
+        "; function {}{}: {} bytes; {}\n",
+        f.name,
+        if f.is_trampoline {
+            " (entry trampoline)"
+        } else {
+            ""
+        },
+        code.len(),
+        f.rewrite.stats
+    )
+}
+
 /// The `--dump-asm` text of one compiled function: a header with the rewrite
 /// statistics, then the listing of `code` (the final bytes, normally
 /// [`crate::Jit::final_code`]) at address `ip`, with the barrier annotations
@@ -274,50 +489,111 @@ pub fn dump_function(
     syntax: Syntax,
     extra: &[Annotation],
 ) -> String {
+    let notes = Notes {
+        annotations: extra.to_vec(),
+        headings: Vec::new(),
+    };
+    let style = Style {
+        syntax,
+        symbols: None,
+    };
+    dump_function_with(f, code, ip, &style, &notes)
+}
+
+/// [`dump_function`] with a [`Style`] and the code generator's [`Notes`].
+pub fn dump_function_with(
+    f: &CompiledFunction,
+    code: &[u8],
+    ip: u64,
+    style: &Style,
+    notes: &Notes,
+) -> String {
     let mut ann = barrier_annotations(&f.rewrite.accesses, code);
-    ann.extend_from_slice(extra);
-    let mut out = format!(
-        "; function {}{}: {} bytes; {}\n",
-        f.name,
-        if f.is_trampoline {
-            " (entry trampoline)"
-        } else {
-            ""
-        },
-        code.len(),
-        f.rewrite.stats
-    );
-    out.push_str(&listing(
+    ann.extend_from_slice(&notes.annotations);
+    let mut out = header(f, code);
+    out.push_str(&listing_with(
         code,
         ip,
         &f.rewrite.instruction_starts,
         f.rewrite.code_end,
-        syntax,
+        style,
         &ann,
+        &notes.headings,
     ));
     out
 }
 
-/// The `--dump-asm` text of every finalized function of `jit`, in declaration order: final
-/// relocated bytes at their real addresses, barrier annotations, plus those `extra` returns
-/// for each function (e.g. [`srcloc_annotations`] for allocation and poll sequences).
+/// The names of every function of `jit` and of the imports it was created with: what makes
+/// a listing's calls and jumps readable (see [`SymbolTable`]).
+pub fn symbol_table(jit: &Jit) -> SymbolTable {
+    let mut table = SymbolTable::default();
+    for (name, address) in jit.imports() {
+        table.add_import(*address, name);
+    }
+    for f in jit.functions() {
+        if let Some(code) = jit.final_code(f.id) {
+            table.add_function(jit.code_ptr(f.id) as u64, code.len() as u64, &f.name);
+        }
+    }
+    table
+}
+
+/// What the header terms of a listing mean (printed once at the top of `--dump-asm`).
+pub const LEGEND: &str = "\
+; How to read this listing
+;   Each function starts with `; function NAME: SIZE bytes; FIGURES`. Lines give the
+;   offset in the function, the bytes, the instruction and what the code generator made it for.
+;   Jumps go to labels (.L1, ...); calls and helper addresses are shown by name (the bytes
+;   of such an address show as xx), so the listings of two runs diff cleanly.
+;   gs accesses {Kind: n}: memory accesses through the segment base put in `gs:` form by the
+;     rewrite pass (Load, Store, Compare = test/cmp, ReadModifyWrite).
+;   left in r15 form {Reason: n}: accesses left as `[copy-of-r15 + ...]` (same memory, one
+;     instruction longer to reach): WouldGrow = the gs encoding would not fit in place;
+;     NotProvable = the register holds a copy of r15 on some paths only; R15Mode =
+;     `--segment-base r15`.
+;   copies: `mov reg, r15` copies of the segment base (one per use Cranelift emits). After the
+;     rewrite most are dead (their accesses now use gs:), but they stay: removing them would
+;     need a liveness proof across blocks, and they cost one cycle at most.
+;   copy moves: register moves of such a copy that the pass followed.
+;   nop bytes: padding after rewritten instructions, so no code offset ever moves.
+;   copy value reads: instructions reading a register that may hold a copy as a plain value
+;     (register-allocator artifacts, accepted and counted).
+;   reloads: `mov r15, [ctx+seg_base]` after a runtime call that may move the thread to
+;     another segment.
+;   read barrier: the one-byte read-marker store `mov byte gs:[ref >> 4], version`.
+;   write barrier: the flag test `test byte gs:[ref + flags], bit; jnz slow path`.
+";
+
+/// The `--dump-asm` text of the finalized functions of `jit` that `wanted` accepts, in
+/// declaration order: the [`LEGEND`], then each function with its header, barrier
+/// annotations and the code generator's [`Notes`]; jumps as labels, calls and helpers by
+/// name. `None` if `wanted` accepted no function.
 pub fn dump_asm(
     jit: &Jit,
     syntax: Syntax,
-    extra: impl Fn(&CompiledFunction) -> Vec<Annotation>,
-) -> String {
-    let mut functions: Vec<&CompiledFunction> = jit.functions().collect();
+    wanted: impl Fn(&CompiledFunction) -> bool,
+    notes: impl Fn(&CompiledFunction) -> Notes,
+) -> Option<String> {
+    let mut functions: Vec<&CompiledFunction> = jit.functions().filter(|f| wanted(f)).collect();
+    if functions.is_empty() {
+        return None;
+    }
     functions.sort_by_key(|f| f.id.as_u32());
-    let mut out = String::new();
+    let style = Style {
+        syntax,
+        symbols: Some(Arc::new(symbol_table(jit))),
+    };
+    let mut out = String::from(LEGEND);
+    out.push('\n');
     for f in functions {
         let Some(code) = jit.final_code(f.id) else {
             continue;
         };
         let ip = jit.code_ptr(f.id) as u64;
-        out.push_str(&dump_function(f, code, ip, syntax, &extra(f)));
+        out.push_str(&dump_function_with(f, code, ip, &style, &notes(f)));
         out.push('\n');
     }
-    out
+    Some(out)
 }
 
 /// One instruction in Intel syntax (for messages and tests).

@@ -161,6 +161,8 @@ pub struct Jit {
     fbc: FunctionBuilderContext,
     /// The reload of r15 compiled functions may contain (see [`Jit::allow_reload`]).
     reload: Option<gs_rewrite::PinnedReload>,
+    /// The symbols given to [`Jit::new`], for listings that name the helpers code calls.
+    imports: Vec<(String, u64)>,
 }
 
 impl Jit {
@@ -180,6 +182,10 @@ impl Jit {
             ctx: Context::new(),
             fbc: FunctionBuilderContext::new(),
             reload: None,
+            imports: symbols
+                .iter()
+                .map(|&(name, ptr)| (name.to_string(), ptr as u64))
+                .collect(),
         })
     }
 
@@ -401,6 +407,11 @@ impl Jit {
     /// The side tables of a compiled function.
     pub fn function(&self, id: FuncId) -> Option<&CompiledFunction> {
         self.functions.get(&id)
+    }
+
+    /// The imported symbols (name, address) JIT code may call, as given to [`Jit::new`].
+    pub fn imports(&self) -> &[(String, u64)] {
+        &self.imports
     }
 
     /// All compiled functions, in no particular order.

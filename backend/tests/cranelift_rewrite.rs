@@ -153,9 +153,23 @@ fn dump_asm_shows_gs_barriers() {
         assert_eq!(stats.total_left(), 0, "{stats}");
         assert!(stats.rewritten[&AccessKind::Store] >= 1);
     }
-    let all = disasm::dump_asm(&jit, Syntax::Att, |_| vec![]);
+    let all = disasm::dump_asm(&jit, Syntax::Att, |_| true, |_| Default::default()).unwrap();
     assert!(all.contains("; function barrier:") && all.contains("; function markloop:"));
-    assert_eq!(all.matches("read barrier").count(), 2, "{all}");
+    assert!(all.starts_with(disasm::LEGEND), "{all}");
+    // The loop's back-edge jumps to a label, never to an absolute address.
+    assert!(all.contains("\n.L1:\n"), "{all}");
+    assert!(!all.contains("0x7f"), "{all}");
+    let only = disasm::dump_asm(
+        &jit,
+        Syntax::Att,
+        |f| f.name == "markloop",
+        |_| Default::default(),
+    )
+    .unwrap();
+    assert!(only.contains("; function markloop:") && !only.contains("; function barrier:"));
+    assert!(disasm::dump_asm(&jit, Syntax::Att, |_| false, |_| Default::default()).is_none());
+    let code = &all[disasm::LEGEND.len()..];
+    assert_eq!(code.matches("read barrier").count(), 2, "{all}");
     let st = &jit.function(bid).unwrap().rewrite.stats;
     // marker store + field store, flag load + field load
     assert_eq!(st.rewritten.get(&AccessKind::Store), Some(&2), "{st}");

@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod compile;
+pub mod listing;
 pub mod program;
 
 pub use stmjit_backend::disasm::Syntax;

@@ -6,18 +6,14 @@
 //! The environment switches (for tests, benchmarks and debugging) are read once, here:
 //! see `Switches`.
 
-use crate::compile::{
-    FnCompiler, Shared, LOC_ALLOC, LOC_ATTR_FAST, LOC_CARD_WB, LOC_LIST_FAST, LOC_POLL,
-    LOC_REGION_REPAIR,
-};
+use crate::compile::{FnCompiler, Shared};
 use cranelift_codegen::ir::{types::I64, InstBuilder, Signature, Type};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
 use std::collections::HashMap;
-use std::io::Write;
 use std::mem::{offset_of, size_of};
 use std::sync::Arc;
-use stmjit_backend::disasm::{dump_asm, srcloc_annotations, Syntax};
+use stmjit_backend::disasm::Syntax;
 use stmjit_backend::JitError;
 use stmjit_backend::{Jit, SegmentBase};
 use stmjit_lang::ast::*;
@@ -40,6 +36,8 @@ pub struct Options {
     pub dump_asm: Option<Option<std::path::PathBuf>>,
     /// `--asm-syntax`.
     pub syntax: Syntax,
+    /// `--dump-asm-fn NAME`: list only that function (see [`crate::listing::function_matches`]).
+    pub dump_asm_only: Option<String>,
     /// Nursery size in bytes (default: the runtime's; `STMJIT_NURSERY` overrides).
     pub nursery: Option<u64>,
     /// `--threads N`: segments, i.e. transactions that may run in parallel (default: the
@@ -62,6 +60,7 @@ impl Options {
             segment_base: None,
             dump_asm: None,
             syntax: Syntax::default(),
+            dump_asm_only: None,
             nursery: None,
             threads: None,
             gil: false,
@@ -146,8 +145,19 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
             return 1;
         }
     };
-    if let Err(status) = write_listing(&linked.jit, opts) {
-        return status;
+    let listing = crate::listing::ListingOptions {
+        target: opts.dump_asm.clone(),
+        syntax: opts.syntax,
+        only: opts.dump_asm_only.clone(),
+    };
+    if listing.target.is_some() {
+        // The source lines of the listing: from the file itself (a program given as a string
+        // has line numbers only).
+        let source = std::fs::read_to_string(file).ok();
+        if let Err(status) = crate::listing::write_listing(&linked.jit, &listing, source.as_deref())
+        {
+            return status;
+        }
     }
     // The constants are embedded in the code: committed, then roots for the whole run.
     if th.commit().is_err() {
@@ -531,45 +541,6 @@ fn define_array_entries(
         )?);
     }
     Ok(tramps)
-}
-
-/// `--dump-asm`: the listing of every function, with the compiler's sequences labelled.
-/// `Err` is the exit status when the file cannot be written.
-fn write_listing(jit: &Jit, opts: &Options) -> Result<(), i32> {
-    let Some(target) = &opts.dump_asm else {
-        return Ok(());
-    };
-    let text = dump_asm(jit, opts.syntax, |f| {
-        srcloc_annotations(&f.srclocs, sequence_label)
-    });
-    match target {
-        None => {
-            let _ = std::io::stderr().write_all(text.as_bytes());
-        }
-        Some(path) => {
-            if let Err(e) = std::fs::write(path, text) {
-                eprintln!("error: cannot write {}: {e}", path.display());
-                return Err(stmjit_lang::EXIT_SYNTAX_ERROR);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The `--dump-asm` label of the sequences the compiler marks with a source location.
-fn sequence_label(loc: cranelift_codegen::ir::SourceLoc) -> Option<String> {
-    Some(
-        match loc.bits() {
-            LOC_POLL => "safe-point poll",
-            LOC_CARD_WB => "card write barrier (flag test, card marker, slow path)",
-            LOC_LIST_FAST => "list index fast path (type and bounds checks)",
-            LOC_ALLOC => "nursery allocation (bump pointer, limit check)",
-            LOC_REGION_REPAIR => "barrier region repair (slow path re-marks, re-tests)",
-            LOC_ATTR_FAST => "attribute fast path (instance type, cached shape slot)",
-            _ => return None,
-        }
-        .into(),
-    )
 }
 
 /// Runs `<module>` on the main thread's driver, waits for the threads it spawned, writes

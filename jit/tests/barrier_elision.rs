@@ -47,6 +47,11 @@ fn hot_sequences(src: &str, label: &str) -> std::collections::HashMap<String, us
             repair = false;
             continue;
         }
+        // Only instruction lines: labels (`.L3:`) and source headings (`; 3: ...`) neither
+        // start nor end an annotation range.
+        if !line.starts_with("  ") {
+            continue;
+        }
         // An annotation range: its label on its first line, `|` on the next ones.
         repair = if line.contains("region repair") {
             true

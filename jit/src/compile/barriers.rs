@@ -47,9 +47,9 @@
 //! within one access chain, and card write barriers (globals, list items) are not elided
 //! (their join ends the region).
 
-use super::{mf, FnCompiler, LOC_CARD_WB, LOC_REGION_REPAIR};
+use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{
-    self, condcodes::IntCC, types::I64, types::I8, Block, InstBuilder, SourceLoc, Value,
+    self, condcodes::IntCC, types::I64, types::I8, Block, InstBuilder, Value,
 };
 use std::mem::offset_of;
 use stmjit_lang::diag::Span;
@@ -178,7 +178,7 @@ impl FnCompiler<'_, '_> {
             self.b.set_cold_block(cur);
         }
         for &l in &marks.read {
-            self.b.set_srcloc(SourceLoc::new(LOC_REGION_REPAIR));
+            self.begin_sequence(super::LOC_REGION_REPAIR);
             let v = self.b.use_var(self.local_vars[l]);
             let not_ref = self.is_not_ref(v);
             let mark = self.b.create_block();
@@ -190,7 +190,7 @@ impl FnCompiler<'_, '_> {
             self.b.ins().jump(next, &[]);
             self.b.set_cold_block(next);
             self.b.switch_to_block(next);
-            self.b.set_srcloc(SourceLoc::default());
+            self.end_sequence();
         }
         if marks.written.is_empty() {
             return;
@@ -198,7 +198,7 @@ impl FnCompiler<'_, '_> {
         let site = self.site(span);
         for &l in &marks.written {
             use stmjit_vm::objects::InstanceObj;
-            self.b.set_srcloc(SourceLoc::new(LOC_REGION_REPAIR));
+            self.begin_sequence(super::LOC_REGION_REPAIR);
             let v = self.b.use_var(self.local_vars[l]);
             let first_new = self.b.func.dfg.num_blocks();
             let next = self.b.create_block();
@@ -221,7 +221,7 @@ impl FnCompiler<'_, '_> {
                 self.b.set_cold_block(Block::from_u32(n as u32));
             }
             self.b.switch_to_block(next);
-            self.b.set_srcloc(SourceLoc::default());
+            self.end_sequence();
         }
     }
     /// Enters the join `done` of a fast path whose end had `marks`, every other edge having
@@ -238,7 +238,7 @@ impl FnCompiler<'_, '_> {
     /// `test byte gs:[obj + flags], WB; jz done; cmp byte gs:[(obj+off) >> 4 + disp], rv;
     /// je done; call slow`.
     pub(crate) fn card_write_barrier(&mut self, obj: Value, off: Value, span: Span) {
-        self.b.set_srcloc(SourceLoc::new(LOC_CARD_WB));
+        self.begin_sequence(super::LOC_CARD_WB);
         let fa = self.seg_addr(obj);
         let flags = self.b.ins().load(I8, ir::MemFlagsData::trusted(), fa, 0);
         let bit = self
@@ -267,7 +267,7 @@ impl FnCompiler<'_, '_> {
         self.set_site(site);
         self.barrier_slow_path(Helper::CardBarrierSlow, &[obj, off], site, done);
         self.b.switch_to_block(done);
-        self.b.set_srcloc(SourceLoc::default());
+        self.end_sequence();
     }
     /// Write barrier of a non-carded object: `test byte gs:[obj + flags], WB; jnz slow`.
     ///

@@ -1,10 +1,9 @@
 //! Expressions.
 
 use super::barriers::Marks;
-use super::{mf, FnCompiler, LOC_LIST_FAST};
+use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{
-    condcodes::FloatCC, condcodes::IntCC, types::I64, types::I8, Block, InstBuilder, SourceLoc,
-    Value,
+    condcodes::FloatCC, condcodes::IntCC, types::I64, types::I8, Block, InstBuilder, Value,
 };
 use std::mem::offset_of;
 use stmjit_lang::ast::*;
@@ -646,7 +645,7 @@ impl FnCompiler<'_, '_> {
         use stmjit_runtime::SegmentInfo;
         let ty = self.sh.types.float.0 as i64;
         let size = std::mem::size_of::<stmjit_vm::objects::FloatObj>() as i64;
-        self.b.set_srcloc(SourceLoc::new(super::LOC_ALLOC));
+        self.begin_sequence(super::LOC_ALLOC);
         let cur_off =
             (stmjit_runtime::INFO_OFFSET + offset_of!(SegmentInfo, nursery_current) as u64) as i64;
         let end_off =
@@ -677,7 +676,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[r.into()]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
-        self.b.set_srcloc(SourceLoc::default());
+        self.end_sequence();
         let th = self
             .b
             .ins()
@@ -823,7 +822,7 @@ impl FnCompiler<'_, '_> {
     /// segment offset of the element word (after the list's read barrier), else branches to
     /// `slow`.
     pub(crate) fn list_elem(&mut self, o: Value, i: Value, slow: Block) -> Value {
-        self.b.set_srcloc(SourceLoc::new(LOC_LIST_FAST));
+        self.begin_sequence(super::LOC_LIST_FAST);
         let is_list = self.has_type(o, self.sh.types.list.0, slow);
         let int = self.b.ins().band_imm(i, 1);
         let int8 = self.b.ins().icmp_imm(IntCC::NotEqual, int, 0);
@@ -853,7 +852,7 @@ impl FnCompiler<'_, '_> {
         let off = self.b.ins().ishl_imm(idx, 3);
         let off = self.b.ins().iadd_imm(off, ARRAY_DATA as i64);
         let addr = self.b.ins().iadd(items, off);
-        self.b.set_srcloc(SourceLoc::default());
+        self.end_sequence();
         let _ = mf();
         addr
     }

@@ -2,7 +2,7 @@
 //! a list. Each falls back to its helper for any other type.
 
 use super::{mf, FnCompiler};
-use cranelift_codegen::ir::{types::I64, InstBuilder, SourceLoc, Value};
+use cranelift_codegen::ir::{types::I64, InstBuilder, Value};
 use std::mem::offset_of;
 use stmjit_lang::ast::{Builtin, Expr};
 use stmjit_lang::diag::Span;
@@ -17,7 +17,7 @@ impl FnCompiler<'_, '_> {
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
-        self.b.set_srcloc(SourceLoc::new(super::LOC_LIST_FAST));
+        self.begin_sequence(super::LOC_LIST_FAST);
         self.expect_type(v, self.sh.types.list.0, slow);
         self.read_barrier_obj(v);
         let a = self.seg_addr(v);
@@ -27,7 +27,7 @@ impl FnCompiler<'_, '_> {
             .load(I64, mf(), a, offset_of!(ListObj, len) as i32);
         let n = self.b.ins().ishl_imm(n, 1);
         let tagged = self.b.ins().bor_imm(n, 1);
-        self.b.set_srcloc(SourceLoc::default());
+        self.end_sequence();
         let marked = self.region_marked();
         self.b.ins().jump(done, &[tagged.into()]);
         self.b.switch_to_block(slow);

@@ -36,7 +36,7 @@ mod values;
 
 pub(crate) use barriers::Region;
 
-use cranelift_codegen::ir::{self, types::I64, Block, FuncRef, InstBuilder, Value};
+use cranelift_codegen::ir::{self, types::I64, Block, FuncRef, InstBuilder, SourceLoc, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_module::FuncId;
 use std::collections::HashMap;
@@ -46,7 +46,32 @@ use stmjit_vm::abi::Helper;
 use stmjit_vm::objects::Types;
 use stmjit_vm::{CodeTables, Constants, Names};
 
-/// Source location marks for `--dump-asm` annotations.
+/// Bits of a Cranelift `SourceLoc` that name the sequence (a `LOC_*` below, or 0 for the
+/// ordinary code of a line); the bits above them hold the source line. `--dump-asm` maps the
+/// code ranges Cranelift reports back to both (see [`loc_line`], [`loc_kind`]).
+pub const LOC_KIND_BITS: u32 = 4;
+
+/// The source location of code of sequence `kind` (0: none) on source line `line`.
+pub fn source_loc(line: u32, kind: u32) -> SourceLoc {
+    SourceLoc::new(line << LOC_KIND_BITS | kind)
+}
+
+/// The source line of a location (`None` for code the compiler placed on no line).
+pub fn loc_line(loc: SourceLoc) -> Option<u32> {
+    let line = loc.bits() >> LOC_KIND_BITS;
+    (!loc.is_default() && line != 0).then_some(line)
+}
+
+/// The sequence (a `LOC_*`, or 0) of a location.
+pub fn loc_kind(loc: SourceLoc) -> u32 {
+    if loc.is_default() {
+        0
+    } else {
+        loc.bits() & ((1 << LOC_KIND_BITS) - 1)
+    }
+}
+
+/// Marks the safe-point poll, for `--dump-asm` annotations.
 pub const LOC_POLL: u32 = 1;
 /// Marks the write-barrier sequence of card-marked stores.
 pub const LOC_CARD_WB: u32 = 2;
@@ -140,6 +165,9 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) in_float_generic: bool,
     /// Locals the function assigns floats to (`floats.rs`), by slot.
     pub(crate) float_locals: Vec<bool>,
+    /// The source line of the statement being compiled (0 before the first), recorded in
+    /// the source location of the code emitted for it (see [`source_loc`]).
+    pub(crate) line: u32,
 }
 
 /// Memory flags of shadow-stack and context accesses.
@@ -178,6 +206,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             let none = c.b.ins().iconst(I64, NONE as i64);
             c.b.ins().jump(ret, &[none.into()]);
         }
+        // What follows is the function's own machinery, of no source line.
+        c.at_line(0);
         c.epilogue();
         c.prologue(entry, &params[1..], arity);
         // Function entry: a poll (calls count against the budget too), restarting at the body.
@@ -227,7 +257,24 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             dispatch: None,
             in_float_generic: false,
             float_locals: floats::float_locals(body, nlocals),
+            line: 0,
         }
+    }
+
+    /// Code emitted from now on belongs to source line `line`.
+    pub(crate) fn at_line(&mut self, line: u32) {
+        self.line = line;
+        self.end_sequence();
+    }
+
+    /// Code emitted from now on is the sequence `kind` (a `LOC_*`) of the current line.
+    pub(crate) fn begin_sequence(&mut self, kind: u32) {
+        self.b.set_srcloc(source_loc(self.line, kind));
+    }
+
+    /// Ends a sequence: code emitted from now on is ordinary code of the current line.
+    pub(crate) fn end_sequence(&mut self) {
+        self.b.set_srcloc(source_loc(self.line, 0));
     }
 
     /// Whether the current block already ends in a terminator.

@@ -6,7 +6,7 @@
 use super::expr::is_simple;
 use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{
-    self, condcodes::IntCC, types::I64, AbiParam, Block, InstBuilder, SourceLoc, Value,
+    self, condcodes::IntCC, types::I64, AbiParam, Block, InstBuilder, Value,
 };
 use std::mem::offset_of;
 use stmjit_lang::ast::Expr;
@@ -84,7 +84,7 @@ impl FnCompiler<'_, '_> {
     /// is an instance of a cached class whose slots array has the cached slot; returns
     /// `(slots array, segment offset of the slot word)` after the instance's read barrier.
     pub(crate) fn attr_slot(&mut self, o: Value, cache: i64, slow: Block) -> (Value, Value) {
-        self.b.set_srcloc(SourceLoc::new(super::LOC_ATTR_FAST));
+        self.begin_sequence(super::LOC_ATTR_FAST);
         self.expect_type(o, self.sh.types.instance.0, slow);
         // The barrier covers the slots array pointer read below.
         self.read_barrier_obj(o);
@@ -111,7 +111,7 @@ impl FnCompiler<'_, '_> {
         let off = self.b.ins().ishl_imm(idx, 3);
         let off = self.b.ins().iadd_imm(off, ARRAY_DATA as i64);
         let addr = self.b.ins().iadd(slots, off);
-        self.b.set_srcloc(SourceLoc::default());
+        self.end_sequence();
         (slots, addr)
     }
 

@@ -32,10 +32,13 @@ impl FnCompiler<'_, '_> {
         bind: impl FnOnce(&mut Self),
     ) {
         let before = self.assigned.clone();
+        let header_line = self.line;
         bind(self);
         self.loops.push((latch, exit, self.with_depth));
         self.stmts(body);
         self.loops.pop();
+        // The back-edge (latch, poll, next iteration) is the loop header's code.
+        self.at_line(header_line);
         self.assigned = before;
         if !self.is_filled() {
             self.b.ins().jump(latch, &[]);
@@ -92,6 +95,7 @@ impl FnCompiler<'_, '_> {
     }
 
     fn stmt(&mut self, s: &Stmt) {
+        self.at_line(s.span.line);
         match &s.kind {
             StmtKind::Expr(e) => {
                 self.expr(e);

@@ -5,10 +5,8 @@
 //! that may have moved the thread to another segment. The runtime side is `txn.rs` of the
 //! object model.
 
-use super::{mf, FnCompiler, LOC_POLL};
-use cranelift_codegen::ir::{
-    self, condcodes::IntCC, types::I64, Block, InstBuilder, SourceLoc, Value,
-};
+use super::{mf, FnCompiler};
+use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, Block, InstBuilder, Value};
 use std::mem::offset_of;
 use stmjit_lang::diag::Span;
 use stmjit_vm::abi::Helper;
@@ -59,11 +57,11 @@ impl FnCompiler<'_, '_> {
     /// (a boundary) or pause for another segment's commit.
     pub(crate) fn poll_to(&mut self, span: Span, resume: Block) {
         use stmjit_runtime::{SegmentInfo, INFO_OFFSET};
-        self.b.set_srcloc(SourceLoc::new(LOC_POLL));
+        self.begin_sequence(super::LOC_POLL);
         let point = self.restarts.len() as i64;
         self.restarts.push(resume);
         if !self.sh.polls {
-            self.b.set_srcloc(SourceLoc::default());
+            self.end_sequence();
             self.b.ins().jump(resume, &[]);
             return;
         }
@@ -92,7 +90,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().brif(out, slow, &[], resume, &[]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
-        self.b.set_srcloc(SourceLoc::default());
+        self.end_sequence();
         let frame = self.frame();
         let p = self.b.ins().iconst(I64, point);
         self.call_checked(Helper::PollSlow, &[self.ctx, frame, p], span);
