@@ -112,18 +112,162 @@ pub struct TraceEntry {
 }
 
 /// Renders a runtime error: `error: Kind: message` then one `  at FILE:LINE:COL in function`
-/// line per active call, innermost first.
+/// line per active call, innermost first, each followed by its source line and a caret under
+/// the column when `file` can be read (as CPython reads its sources for a traceback).
 pub fn render_runtime(kind: ErrorKind, message: &str, trace: &[TraceEntry], file: &str) -> String {
+    let source = if trace.is_empty() {
+        None
+    } else {
+        cached_source(file)
+    };
+    render_runtime_with_source(kind, message, trace, file, source.as_deref())
+}
+
+/// The text of `file`, read once per process (a server whose handler fails on every request
+/// must not re-read its program each time); `None` if it cannot be read.
+fn cached_source(file: &str) -> Option<std::sync::Arc<str>> {
+    use std::sync::{Arc, Mutex};
+    static CACHE: Mutex<Option<(String, Option<Arc<str>>)>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((name, text)) = cache.as_ref() {
+        if name == file {
+            return text.clone();
+        }
+    }
+    let text: Option<Arc<str>> = std::fs::read(file)
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into());
+    *cache = Some((file.to_string(), text.clone()));
+    text
+}
+
+/// Consecutive identical frames shown before the rest are counted (CPython shows 3).
+const REPEATS_SHOWN: usize = 3;
+
+/// [`render_runtime`] with the program's `source` given (`None`: no source lines). A run of
+/// more than three identical frames (deep recursion) shows three, then
+/// `  [previous frame repeated N more times]`.
+pub fn render_runtime_with_source(
+    kind: ErrorKind,
+    message: &str,
+    trace: &[TraceEntry],
+    file: &str,
+    source: Option<&str>,
+) -> String {
     let mut out = if message.is_empty() {
         format!("error: {kind}\n")
     } else {
         format!("error: {kind}: {message}\n")
     };
-    for t in trace {
-        out.push_str(&format!(
-            "  at {}:{}:{} in {}\n",
-            file, t.span.line, t.span.col, t.function
-        ));
+    let mut i = 0;
+    while i < trace.len() {
+        let t = &trace[i];
+        let run = trace[i..].iter().take_while(|u| *u == t).count();
+        for _ in 0..run.min(REPEATS_SHOWN) {
+            out.push_str(&format!(
+                "  at {}:{}:{} in {}\n",
+                file, t.span.line, t.span.col, t.function
+            ));
+            out.push_str(&source_excerpt(source, t.span));
+        }
+        if run > REPEATS_SHOWN {
+            out.push_str(&format!(
+                "  [previous frame repeated {} more times]\n",
+                run - REPEATS_SHOWN
+            ));
+        }
+        i += run;
     }
     out
+}
+
+/// Longest source line shown under a frame (a longer one is cut around the column).
+const EXCERPT_MAX: usize = 160;
+
+/// The source line of `span` and a caret under its column, indented under an `at` line;
+/// empty without source. Leading indentation is dropped; a very long line is cut around the
+/// column.
+fn source_excerpt(source: Option<&str>, span: Span) -> String {
+    let Some(line) = source.and_then(|s| source_line(s, span.line)) else {
+        return String::new();
+    };
+    let chars: Vec<char> = line.chars().collect();
+    let indent = chars.iter().take_while(|c| c.is_whitespace()).count();
+    let col = (span.col.saturating_sub(1) as usize).max(indent);
+    let start = indent.max(col.saturating_sub(EXCERPT_MAX / 2));
+    let end = chars.len().min(start + EXCERPT_MAX);
+    if start >= end {
+        return String::new();
+    }
+    // Tabs as one space each: the caret counts characters.
+    let text: String = chars[start..end]
+        .iter()
+        .map(|&c| if c == '\t' { ' ' } else { c })
+        .collect();
+    let caret = " ".repeat(col.min(end) - start);
+    format!("    {}\n    {caret}^\n", text.trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(line: u32, col: u32, function: &str) -> TraceEntry {
+        TraceEntry {
+            span: Span::new(line, col),
+            function: function.into(),
+        }
+    }
+
+    #[test]
+    fn frames_show_their_source_line_and_a_caret() {
+        let source = "def f(d):\n\treturn d['x']\nf({})\n";
+        let trace = [entry(2, 9, "f"), entry(3, 1, "<module>")];
+        let text =
+            render_runtime_with_source(ErrorKind::KeyError, "'x'", &trace, "p.lang", Some(source));
+        assert_eq!(
+            text,
+            "error: KeyError: 'x'\n  at p.lang:2:9 in f\n    return d['x']\n           ^\n  \
+             at p.lang:3:1 in <module>\n    f({})\n    ^\n"
+        );
+        // Without the source: the `at` lines only, as LANGUAGE.md's base format.
+        let bare = render_runtime_with_source(ErrorKind::KeyError, "'x'", &trace, "p.lang", None);
+        assert_eq!(
+            bare,
+            "error: KeyError: 'x'\n  at p.lang:2:9 in f\n  at p.lang:3:1 in <module>\n"
+        );
+    }
+
+    #[test]
+    fn repeated_frames_are_collapsed_after_three() {
+        let mut trace = vec![entry(2, 12, "down"); 10];
+        trace.push(entry(3, 1, "<module>"));
+        let text = render_runtime_with_source(ErrorKind::RecursionError, "", &trace, "p", None);
+        assert_eq!(text.matches("in down").count(), 3, "{text}");
+        assert!(
+            text.contains("  [previous frame repeated 7 more times]\n  at p:3:1"),
+            "{text}"
+        );
+        // Exactly three repeats are shown as they are.
+        let three = vec![entry(2, 12, "down"); 3];
+        let text = render_runtime_with_source(ErrorKind::RecursionError, "", &three, "p", None);
+        assert!(!text.contains("repeated"), "{text}");
+    }
+
+    #[test]
+    fn a_huge_line_is_cut_around_the_column() {
+        let line = format!("x = {}", "1 + ".repeat(100_000));
+        let trace = [entry(1, 200_000, "<module>")];
+        let text = render_runtime_with_source(ErrorKind::TypeError, "m", &trace, "p", Some(&line));
+        assert!(text.len() < 600, "{} bytes", text.len());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[3].trim(), "^");
+        // The caret sits under the column's character.
+        let caret_at = lines[3].len() - 1;
+        let excerpt_start = 200_000 - 1 - EXCERPT_MAX / 2;
+        assert_eq!(
+            lines[2].chars().nth(caret_at),
+            line.chars().nth(excerpt_start + caret_at - 4)
+        );
+    }
 }
