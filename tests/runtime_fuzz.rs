@@ -166,11 +166,12 @@ fn ill_typed_programs_end_cleanly() {
                 let first = lines.next().unwrap_or("");
                 assert!(first.starts_with("error: "), "{stderr}\n{program}");
                 // `at` lines, each followed by its source line and caret (4-space indent),
-                // and collapsed runs of identical frames.
+                // collapsed runs of identical frames, and a spawned thread's origin.
                 assert!(
                     lines.all(|l| (l.starts_with("  at ") && l.contains(" in "))
                         || l.starts_with("    ")
-                        || l.starts_with("  [previous frame repeated ")),
+                        || l.starts_with("  [previous frame repeated ")
+                        || l.starts_with("  in the thread spawned at ")),
                     "{stderr}\n{program}"
                 );
             }

@@ -141,6 +141,16 @@ fn cached_source(file: &str) -> Option<std::sync::Arc<str>> {
     text
 }
 
+/// The line after a runtime error's trace when the error happened in a spawned thread: where
+/// the thread was spawned (a thread's trace ends at its function, so without this line an
+/// error in a worker does not say how the worker came to run).
+pub fn render_thread_origin(file: &str, spawned_at: Span) -> String {
+    format!(
+        "  in the thread spawned at {}:{}:{}\n",
+        file, spawned_at.line, spawned_at.col
+    )
+}
+
 /// Consecutive identical frames shown before the rest are counted (CPython shows 3).
 const REPEATS_SHOWN: usize = 3;
 

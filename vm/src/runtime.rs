@@ -48,6 +48,9 @@ pub struct Runtime {
     pub error: Option<(ErrorKind, String)>,
     /// Trace of the pending error, innermost first.
     pub trace: Vec<TraceEntry>,
+    /// The trace site of the `spawn()` call that started this thread (`None` on the main
+    /// thread): an uncaught error here says where its thread came from.
+    pub spawn_site: Option<u64>,
     /// Output of the running transaction, appended to the program's output at its commit.
     pub out: Vec<u8>,
     /// Per-thread transaction state (abort unwinding, statistics): see `txn.rs`.
@@ -83,6 +86,7 @@ impl Runtime {
             overflow_slot: Box::new(UnsafeCell::new(0)),
             error: None,
             trace: Vec::new(),
+            spawn_site: None,
             out: Vec::new(),
             tx: ThreadTx::default(),
             ctx: std::ptr::null_mut(),

@@ -15,7 +15,7 @@ use crate::objects::{OpaqueObj, OPAQUE_THREAD};
 use std::mem::offset_of;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Condvar, Mutex};
-use stmjit_lang::diag::{render_runtime, ErrorKind};
+use stmjit_lang::diag::{render_runtime, render_thread_origin, ErrorKind};
 use stmjit_runtime::value::{self, Word, NONE};
 
 /// Slots of a driver's base frame: the pending-spawn list, what the driver keeps, and the
@@ -28,7 +28,8 @@ const T_ARGS: u64 = 1;
 const T_RESULT: u64 = 2;
 const T_ID: u64 = 3;
 /// The trace site of the `spawn` call: where an error of the call itself (wrong arity) is
-/// reported, `in <thread>`, as the interpreter does.
+/// reported, `in <thread>`, as the interpreter does, and the origin an uncaught error in the
+/// thread names.
 const T_SITE: u64 = 4;
 
 /// The threads `spawn` started: which have finished, how many still run.
@@ -168,7 +169,13 @@ pub(crate) fn fail(rt: &mut Runtime) -> ! {
             ErrorKind::TypeError,
             "internal error without a message".into(),
         ));
-        let text = render_runtime(kind, &msg, &rt.trace, &rt.info.file);
+        let mut text = render_runtime(kind, &msg, &rt.trace, &rt.info.file);
+        let origin = rt
+            .spawn_site
+            .and_then(|s| rt.info.code.sites.get(s as usize));
+        if let Some(site) = origin {
+            text.push_str(&render_thread_origin(&rt.info.file, site.span));
+        }
         use std::io::Write;
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
         crate::stats::print_stats_if_asked(rt);
@@ -222,6 +229,7 @@ fn thread_main(info: Arc<ProgramInfo>, obj: Word) {
             let args = rt.list_items(rt.list_get(data, T_ARGS));
             id = value::to_int(rt.list_get(data, T_ID)) as usize;
             let site = value::to_int(rt.list_get(data, T_SITE));
+            rt.spawn_site = u64::try_from(site).ok();
             let r = super::calls::call_value(ctx, f, &args);
             let rt = rt_of(ctx);
             if r == ERR && !rt.tx.aborting && rt.trace.is_empty() && site >= 0 {

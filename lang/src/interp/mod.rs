@@ -35,7 +35,7 @@ mod methods;
 mod threads;
 
 use crate::ast::*;
-use crate::diag::{render_runtime, ErrorKind, Span, TraceEntry};
+use crate::diag::{render_runtime, render_thread_origin, ErrorKind, Span, TraceEntry};
 use crate::ops;
 use crate::stack;
 use crate::value::*;
@@ -127,6 +127,14 @@ impl Shared {
     pub fn report(&self, e: &Exc) {
         self.flush_out();
         let text = render_runtime(e.kind, &e.msg, &e.trace, &self.file);
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+
+    /// [`Shared::report`] for an error that ended a thread spawned at `spawned_at`.
+    pub fn report_in_thread(&self, e: &Exc, spawned_at: Span) {
+        self.flush_out();
+        let mut text = render_runtime(e.kind, &e.msg, &e.trace, &self.file);
+        text.push_str(&render_thread_origin(&self.file, spawned_at));
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 }

@@ -44,7 +44,7 @@ impl Interp {
                 match std::panic::catch_unwind(run) {
                     Ok(Ok(v)) => *lock(&t.result) = Some(v),
                     Ok(Err(e)) => {
-                        shared.report(&e);
+                        shared.report_in_thread(&e, span);
                         (shared.exit)(1);
                     }
                     // An interpreter bug: end the process rather than leave the others
