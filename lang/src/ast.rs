@@ -188,11 +188,12 @@ pub enum Builtin {
     Serve,
     Shutdown,
     ServerPort,
+    Repr,
 }
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 23] = [
+    pub const ALL: [Builtin; 24] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -216,6 +217,7 @@ impl Builtin {
         Builtin::Serve,
         Builtin::Shutdown,
         Builtin::ServerPort,
+        Builtin::Repr,
     ];
 
     /// The name a program uses for this builtin.
@@ -244,6 +246,7 @@ impl Builtin {
             Builtin::Serve => "serve",
             Builtin::Shutdown => "shutdown",
             Builtin::ServerPort => "server_port",
+            Builtin::Repr => "repr",
         }
     }
 

@@ -302,6 +302,10 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
                 .map(ops::char_value)
                 .ok_or_else(|| exc(ValueError, "chr() arg not in range(0x110000)"))
         }
+        Builtin::Repr => {
+            arity(name, &args, 1, 1)?;
+            Ok(Value::str(args[0].repr(env.names)?))
+        }
         Builtin::Hash => {
             arity(name, &args, 1, 1)?;
             Ok(Value::Int(hash_value(&args[0])?))
@@ -656,7 +660,7 @@ fn list_method(
         "index" => {
             method_arity(t, name, &args, 1, 1)?;
             for (i, v) in l.snapshot().iter().enumerate() {
-                if equal(v, &args[0])? {
+                if identical(v, &args[0]) || equal(v, &args[0])? {
                     return Ok(Value::Int(i as i64));
                 }
             }

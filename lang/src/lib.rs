@@ -15,6 +15,7 @@ pub mod literals;
 pub mod ops;
 pub mod parser;
 pub mod resolve;
+pub mod special;
 pub mod stack;
 pub mod token;
 pub mod value;

@@ -385,8 +385,14 @@ impl Value {
         }
     }
 
-    /// `str(v)`; `names` gives function names for `<function f>`.
+    /// `str(v)`; `names` gives function names for `<function f>`. An instance's `__str__`,
+    /// else its `__repr__`, gives its text ([`crate::special`]).
     pub fn to_str(&self, names: &dyn Fn(FuncId) -> String) -> Result<String, OpError> {
+        if let Value::Instance(_) = self {
+            if let Some(r) = crate::special::call(self, "__str__", &[]) {
+                return crate::special::text_of("__str__", r?);
+            }
+        }
         match self {
             Value::Str(s) => Ok(s.to_string()),
             _ => {
@@ -469,7 +475,10 @@ impl Value {
             Value::Function(f) => out.push_str(&format!("<function {}>", names(*f))),
             Value::BoundMethod(m) => out.push_str(&format!("<bound method {}>", names(m.1))),
             Value::Class(c) => out.push_str(&format!("<class '__main__.{}'>", c.name)),
-            Value::Instance(i) => out.push_str(&format!("<{} object>", i.class.name)),
+            Value::Instance(i) => match crate::special::call(self, "__repr__", &[]) {
+                Some(r) => out.push_str(&crate::special::text_of("__repr__", r?)?),
+                None => out.push_str(&format!("<{} object>", i.class.name)),
+            },
             Value::Builtin(b) => out.push_str(&format!("<built-in function {}>", b.name())),
             Value::BuiltinMethod(m) => out.push_str(&format!(
                 "<built-in method {} of {} object>",
@@ -594,9 +603,20 @@ pub fn equal(a: &Value, b: &Value) -> Result<bool, OpError> {
     equal_depth(a, b, 0)
 }
 
+/// `a != b`: an instance's `__ne__`, else the negation of `==`.
+pub fn not_equal(a: &Value, b: &Value) -> Result<bool, OpError> {
+    if let Some(r) = crate::special::compare(a, b, "__ne__") {
+        return r;
+    }
+    Ok(!equal(a, b)?)
+}
+
 fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
     if let (Some(x), Some(y)) = (as_num(a), as_num(b)) {
         return Ok(num_cmp(&x, &y) == Some(std::cmp::Ordering::Equal));
+    }
+    if let Some(r) = crate::special::compare(a, b, "__eq__") {
+        return r;
     }
     Ok(match (a, b) {
         (Value::None, Value::None) => true,
@@ -612,8 +632,9 @@ fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
             if xs.len() != ys.len() {
                 return Ok(false);
             }
+            // Items compare by identity first, as in Python (`[n] == [n]` for a NaN `n`).
             for (p, q) in xs.iter().zip(ys.iter()) {
-                if !equal_depth(p, q, depth + 1)? {
+                if !identical(p, q) && !equal_depth(p, q, depth + 1)? {
                     return Ok(false);
                 }
             }
@@ -634,7 +655,7 @@ fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
             for (k, v) in xs {
                 let key = Key::of(&k)?;
                 match ym.get(&key) {
-                    Some(w) if equal_depth(&v, w, depth + 1)? => {}
+                    Some(w) if identical(&v, w) || equal_depth(&v, w, depth + 1)? => {}
                     _ => return Ok(false),
                 }
             }
@@ -691,6 +712,15 @@ fn order_depth(a: &Value, b: &Value, op: CmpOp, depth: usize) -> Result<bool, Op
     if let (Some(x), Some(y)) = (as_num(a), as_num(b)) {
         return Ok(holds(num_cmp(&x, &y)));
     }
+    let special = match op {
+        CmpOp::Lt => "__lt__",
+        CmpOp::Le => "__le__",
+        CmpOp::Gt => "__gt__",
+        _ => "__ge__",
+    };
+    if let Some(r) = crate::special::compare(a, b, special) {
+        return r;
+    }
     match (a, b) {
         (Value::Str(x), Value::Str(y)) => Ok(holds(Some(x.cmp(y)))),
         (Value::List(x), Value::List(y)) => {
@@ -699,7 +729,7 @@ fn order_depth(a: &Value, b: &Value, op: CmpOp, depth: usize) -> Result<bool, Op
             }
             let (xs, ys) = (x.snapshot(), y.snapshot());
             for (p, q) in xs.iter().zip(ys.iter()) {
-                if !equal_depth(p, q, depth + 1)? {
+                if !identical(p, q) && !equal_depth(p, q, depth + 1)? {
                     return order_depth(p, q, op, depth + 1);
                 }
             }

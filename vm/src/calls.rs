@@ -318,6 +318,10 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
             let s = rt.to_str(args[0])?;
             rt.new_str(&s)
         }),
+        Builtin::Repr if args.len() == 1 => with_rt(ctx, |rt| {
+            let s = rt.repr(args[0])?;
+            rt.new_str(&s)
+        }),
         _ => with_rt(ctx, |rt| generic_builtin(rt, b, args)),
     }
 }
@@ -325,7 +329,7 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
 fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
     let deep = matches!(
         b,
-        Builtin::Str | Builtin::Min | Builtin::Max | Builtin::Hash
+        Builtin::Str | Builtin::Min | Builtin::Max | Builtin::Hash | Builtin::Repr
     );
     let start = rt.info.start;
     let prog_args = rt.info.args.clone();

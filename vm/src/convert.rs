@@ -36,6 +36,9 @@ pub struct Memo {
     /// Remember (and root) the heap object of every container, to map results back;
     /// read-only conversions (text forms, comparisons) need not.
     pub keep: bool,
+    /// Remember (and root) the heap object of every instance, so that their special
+    /// methods can be called (`special.rs`); the caller releases the roots.
+    pub instances: bool,
 }
 
 impl Memo {
@@ -67,6 +70,11 @@ impl Memo {
             deep: true,
             ..Memo::default()
         }
+    }
+
+    /// The rooted heap object of a converted instance (with `keep` or `instances`).
+    pub(crate) fn instance_root(&self, inst: &Arc<VInst>) -> Option<Root> {
+        self.back.get(&arc_id(inst)).copied()
     }
 }
 
@@ -146,7 +154,7 @@ impl Runtime {
                 class,
                 attrs: Mutex::new(Vec::new()),
             });
-            if memo.keep {
+            if memo.keep || memo.instances {
                 memo.back.insert(arc_id(&arc), self.root(w));
             }
             let v = Value::Instance(arc);
@@ -295,23 +303,23 @@ impl Runtime {
         })
     }
 
-    /// `str(w)`.
-    pub fn to_str(&self, w: Word) -> R<String> {
+    /// `str(w)` (an instance's `__str__` or `__repr__` runs).
+    pub fn to_str(&mut self, w: Word) -> R<String> {
         if self.is(w, self.types.str) {
             return Ok(self.str_of(w).to_string());
         }
         if is_int(w) {
             return Ok(value::to_int(w).to_string());
         }
-        let v = self.to_value(w, &mut Memo::reading());
-        let names = |id: usize| self.info.program.functions[id].qualname.clone();
-        Ok(v.to_str(&names)?)
+        let program = self.info.program.clone();
+        let names = |id: usize| program.functions[id].qualname.clone();
+        self.with_special(&[w], |v| v[0].to_str(&names))
     }
 
-    /// `repr(w)`.
-    pub fn repr(&self, w: Word) -> R<String> {
-        let v = self.to_value(w, &mut Memo::reading());
-        let names = |id: usize| self.info.program.functions[id].qualname.clone();
-        Ok(v.repr(&names)?)
+    /// `repr(w)` (an instance's `__repr__` runs).
+    pub fn repr(&mut self, w: Word) -> R<String> {
+        let program = self.info.program.clone();
+        let names = |id: usize| program.functions[id].qualname.clone();
+        self.with_special(&[w], |v| v[0].repr(&names))
     }
 }

@@ -137,7 +137,7 @@ pub unsafe extern "C" fn stmjit_compare(ctx: *mut Ctx, op: u64, a: Word, b: Word
         let op = CMPOPS[op as usize];
         let r = match op {
             CmpOp::Eq => rt.eq(a, b)?,
-            CmpOp::Ne => !rt.eq(a, b)?,
+            CmpOp::Ne => rt.ne(a, b)?,
             CmpOp::In => rt.contains(b, a)?,
             CmpOp::NotIn => !rt.contains(b, a)?,
             CmpOp::Is | CmpOp::IsNot => {

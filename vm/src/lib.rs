@@ -26,7 +26,7 @@
 //!   values), [`methods`];
 //! - operations: [`ops`] (values of any type), [`items`], [`attrs`];
 //! - what JIT code calls: [`helpers`] (operators, items, attributes, iteration, printing),
-//!   [`calls`];
+//!   [`calls`]; [`special`] (special methods of instances met by value operations);
 //! - transactions and threads: [`txn`], [`threads`], [`output`], [`serve`];
 //! - [`stats`]: the `--stats` report.
 //!
@@ -55,6 +55,7 @@ pub mod roots;
 pub mod runtime;
 pub mod serve;
 pub mod site_cache;
+pub mod special;
 pub mod stats;
 pub mod threads;
 pub mod txn;

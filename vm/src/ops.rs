@@ -6,7 +6,7 @@ use crate::convert::Memo;
 use crate::{Root, Runtime, Unwind, R};
 use stmjit_lang::ast::CmpOp;
 use stmjit_lang::ops;
-use stmjit_lang::value::{equal, order, OpError, Value};
+use stmjit_lang::value::{equal, not_equal, order, OpError, Value};
 use stmjit_runtime::value::{self, is_int, Word, NONE};
 
 impl Runtime {
@@ -55,9 +55,8 @@ impl Runtime {
         // containers in `to_value`), until the end of the operation.
         let m = self.mark();
         let first = self.root(args.first().copied().unwrap_or(NONE));
-        let mut memo = if deep { Memo::deep() } else { Memo::shallow() };
-        let vals: Vec<Value> = args.iter().map(|&w| self.to_value(w, &mut memo)).collect();
-        let result = f(&vals);
+        let memo = if deep { Memo::deep() } else { Memo::shallow() };
+        let (vals, result, mut memo) = self.run_special(args, memo, f);
         if mutates {
             self.write_back(first, &vals[0], &mut memo)?;
         }
@@ -95,8 +94,16 @@ impl Runtime {
             _ => Ok(()),
         }
     }
+    /// `a is b` for two items of a list: the same word, or floats of the same bits (one
+    /// value, as `is` says: the interpreter's rule). Membership tests it before equality,
+    /// as Python does (`n in [n]` for a NaN `n`).
+    pub(crate) fn same(&self, a: Word, b: Word) -> bool {
+        let f = self.types.float;
+        a == b
+            || self.is(a, f) && self.is(b, f) && self.float_of(a).to_bits() == self.float_of(b).to_bits()
+    }
     /// `a == b`.
-    pub fn eq(&self, a: Word, b: Word) -> R<bool> {
+    pub fn eq(&mut self, a: Word, b: Word) -> R<bool> {
         if is_int(a) && is_int(b) {
             return Ok(a == b);
         }
@@ -104,15 +111,22 @@ impl Runtime {
         if self.is(a, s) && self.is(b, s) {
             return Ok(a == b || self.str_of(a) == self.str_of(b));
         }
-        let mut memo = Memo::reading();
-        let (x, y) = (self.to_value(a, &mut memo), self.to_value(b, &mut memo));
-        Ok(equal(&x, &y)?)
+        self.with_special(&[a, b], |v| equal(&v[0], &v[1]))
+    }
+    /// `a != b`.
+    pub fn ne(&mut self, a: Word, b: Word) -> R<bool> {
+        if is_int(a) && is_int(b) {
+            return Ok(a != b);
+        }
+        let s = self.types.str;
+        if self.is(a, s) && self.is(b, s) {
+            return Ok(a != b && self.str_of(a) != self.str_of(b));
+        }
+        self.with_special(&[a, b], |v| not_equal(&v[0], &v[1]))
     }
     /// `a op b` for `<`, `<=`, `>`, `>=`.
-    pub fn order(&self, op: CmpOp, a: Word, b: Word) -> R<bool> {
-        let mut memo = Memo::reading();
-        let (x, y) = (self.to_value(a, &mut memo), self.to_value(b, &mut memo));
-        Ok(order(&x, &y, op)?)
+    pub fn order(&mut self, op: CmpOp, a: Word, b: Word) -> R<bool> {
+        self.with_special(&[a, b], |v| order(&v[0], &v[1], op))
     }
     /// `item in container`.
     pub fn contains(&mut self, container: Word, item: Word) -> R<bool> {
@@ -121,26 +135,8 @@ impl Runtime {
             return Ok(self.dict_get(container, item)?.is_some());
         }
         if self.is(container, t.list) {
-            let n = self.list_len(container);
-            for i in 0..n {
-                let x = self.list_get(container, i);
-                // Identity before equality, as in Python (`n in [n]` for a NaN `n`); floats
-                // of the same bits are one value, as `is` says (the interpreter's rule).
-                let same = x == item
-                    || self.is(x, t.float)
-                        && self.is(item, t.float)
-                        && self.float_of(x).to_bits() == self.float_of(item).to_bits();
-                if same || self.eq(x, item)? {
-                    return Ok(true);
-                }
-            }
-            return Ok(false);
+            return Ok(self.list_find(container, item)?.is_some());
         }
-        let mut memo = Memo::reading();
-        let (c, x) = (
-            self.to_value(container, &mut memo),
-            self.to_value(item, &mut memo),
-        );
-        Ok(ops::contains(&c, &x)?)
+        self.with_special(&[container, item], |v| ops::contains(&v[0], &v[1]))
     }
 }

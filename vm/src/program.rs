@@ -272,6 +272,9 @@ pub struct ProgramInfo {
     pub contended: Contended,
     /// `serve`'s servers and request figures (`serve.rs`).
     pub serve: ServeState,
+    /// The program names a special method (`__eq__`, `__repr__`, ...): value operations
+    /// then keep the instances they meet at hand, to call them (`special.rs`).
+    pub special_methods: bool,
 }
 
 impl ProgramInfo {
@@ -316,12 +319,16 @@ impl ProgramInfo {
             txn_stats: TxnStats::default(),
             contended: Contended::default(),
             serve: ServeState::default(),
+            special_methods: false,
         }
     }
 
     /// Adds what compiling the program produced, before any of its threads runs.
     pub fn link(&mut self, names: Names, consts: Constants, mut code: CodeTables) {
         self.classes = ClassTable::with_method_sites(std::mem::take(&mut code.method_sites));
+        self.special_methods = crate::special::NAMES
+            .iter()
+            .any(|n| names.id(n).is_some());
         self.names = names;
         self.consts = consts;
         self.code = code;

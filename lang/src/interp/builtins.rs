@@ -45,7 +45,7 @@ impl Interp {
                     start: self.shared.start,
                     args: &self.shared.args,
                 };
-                Ok(builtins_core::call_builtin(b, args, &env)?)
+                self.with_special(|| builtins_core::call_builtin(b, args, &env))
             }
         }
     }

@@ -84,7 +84,7 @@ impl Interp {
                 let mut left = self.eval(first, env)?;
                 for (op, r) in rest {
                     let right = self.eval(r, env)?;
-                    if !compare(*op, &left, &right)? {
+                    if !self.with_special(|| compare(*op, &left, &right))? {
                         return Ok(Value::Bool(false));
                     }
                     left = right;
@@ -281,10 +281,10 @@ impl Interp {
 }
 
 /// One comparison `left op right`.
-fn compare(op: CmpOp, left: &Value, right: &Value) -> R<bool> {
+fn compare(op: CmpOp, left: &Value, right: &Value) -> Result<bool, OpError> {
     Ok(match op {
         CmpOp::Eq => equal(left, right)?,
-        CmpOp::Ne => !equal(left, right)?,
+        CmpOp::Ne => not_equal(left, right)?,
         CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => order(left, right, op)?,
         CmpOp::In => ops::contains(right, left)?,
         CmpOp::NotIn => !ops::contains(right, left)?,

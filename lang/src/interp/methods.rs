@@ -35,12 +35,9 @@ impl Interp {
                 }
                 _ => Err(builtins_core::no_attr(recv, name).into()),
             },
-            _ => Ok(builtins_core::call_method(
-                recv,
-                name,
-                args,
-                &self.func_name(),
-            )?),
+            _ => self.with_special(|| {
+                builtins_core::call_method(recv, name, args, &self.func_name())
+            }),
         }
     }
 }

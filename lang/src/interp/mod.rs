@@ -32,6 +32,7 @@ mod eval;
 mod exec;
 pub mod gil;
 mod methods;
+mod special;
 mod threads;
 
 use crate::ast::*;
@@ -57,6 +58,9 @@ pub struct Exc {
     pub kind: ErrorKind,
     pub msg: String,
     pub trace: Vec<TraceEntry>,
+    /// The trace holds only the frames of a special method's call (`special.rs`): the
+    /// frames around the operation that called it are still to be appended.
+    pub open: bool,
 }
 
 /// Result of interpreter operations.
@@ -68,6 +72,7 @@ pub fn exc(kind: ErrorKind, msg: impl Into<String>) -> Box<Exc> {
         kind,
         msg: msg.into(),
         trace: Vec::new(),
+        open: false,
     })
 }
 
@@ -141,6 +146,7 @@ impl Shared {
 
 /// One active call: the function's name for traces and the position it is executing (updated
 /// at each call it makes).
+#[derive(Clone)]
 struct Frame {
     name: String,
     pos: Span,
@@ -215,7 +221,8 @@ impl Interp {
     /// Fills in the trace of `e` if it has none yet: `span` in the current function, then the
     /// call sites of the active callers.
     fn locate(&self, mut e: Box<Exc>, span: Span) -> Box<Exc> {
-        if e.trace.is_empty() {
+        if e.trace.is_empty() || e.open {
+            e.open = false;
             let mut frames = self.frames.iter().rev();
             let top = frames
                 .next()
@@ -241,6 +248,6 @@ impl Interp {
 
     /// `str(v)`.
     pub fn to_str(&self, v: &Value) -> R<String> {
-        Ok(v.to_str(&self.func_name())?)
+        self.with_special(|| v.to_str(&self.func_name()))
     }
 }

@@ -211,14 +211,25 @@ impl Runtime {
         self.list_set(l, i, v)?;
         Ok(NONE)
     }
-    /// The index of the first item equal to `v`.
-    pub(crate) fn list_find(&self, l: Word, v: Word) -> R<Option<u64>> {
-        for i in 0..self.list_len(l) {
-            if self.eq(self.list_get(l, i), v)? {
-                return Ok(Some(i));
+    /// The index of the first item equal to `v` (identity first, as in Python). `l` and
+    /// `v` are rooted: an `__eq__` may move them.
+    pub(crate) fn list_find(&mut self, l: Word, v: Word) -> R<Option<u64>> {
+        let m = self.mark();
+        let (rl, rv) = (self.root(l), self.root(v));
+        let mut i = 0;
+        let found = loop {
+            let (l, v) = (self.get(rl), self.get(rv));
+            if i >= self.list_len(l) {
+                break None;
             }
-        }
-        Ok(None)
+            let x = self.list_get(l, i);
+            if self.same(x, v) || self.eq(x, v)? {
+                break Some(i);
+            }
+            i += 1;
+        };
+        self.release(m);
+        Ok(found)
     }
     /// Reverses a list in place.
     pub(crate) fn list_reverse(&mut self, l: Word) -> R<()> {

@@ -1,0 +1,62 @@
+//! The interpreter's side of [`crate::special`]: special methods of instances met by the value
+//! operations run as ordinary calls of the interpreter, on a copy of the calling thread's
+//! state (its frames, for traces and the recursion limit, and its atomic nesting).
+
+use super::{Exc, Interp, R};
+use crate::special::{self, Special};
+use crate::value::{OpError, Value};
+use std::cell::RefCell;
+
+/// Answers special-method calls during one operation of `it`.
+struct InterpSpecial<'a> {
+    it: &'a Interp,
+    /// The full error of a special method that failed (the operation only carries its kind
+    /// and message), with the method's own frames in its trace.
+    failed: RefCell<Option<Box<Exc>>>,
+}
+
+impl Special for InterpSpecial<'_> {
+    fn call(&self, inst: &Value, name: &str, args: &[Value]) -> Option<Result<Value, OpError>> {
+        let Value::Instance(i) = inst else {
+            return None;
+        };
+        let method = i.class.lookup(name)?;
+        let mut sub = Interp {
+            shared: self.it.shared.clone(),
+            frames: self.it.frames.clone(),
+            atomic: self.it.atomic,
+            ticks: 0,
+        };
+        let outer = sub.frames.len();
+        let r = match method {
+            Value::Function(id) => {
+                let mut all = Vec::with_capacity(args.len() + 1);
+                all.push(inst.clone());
+                all.extend_from_slice(args);
+                sub.call_function(id, all)
+            }
+            other => sub.call_value(other, args.to_vec(), Default::default()),
+        };
+        Some(r.map_err(|mut e| {
+            // Keep the method's own frames; the operation's caller adds the others.
+            let own = e.trace.len().saturating_sub(outer);
+            e.trace.truncate(own);
+            e.open = true;
+            let op = (e.kind, e.msg.clone());
+            *self.failed.borrow_mut() = Some(e);
+            op
+        }))
+    }
+}
+
+impl Interp {
+    /// Runs a value operation that may meet instances with special methods.
+    pub(super) fn with_special<T>(&self, f: impl FnOnce() -> Result<T, OpError>) -> R<T> {
+        let host = InterpSpecial {
+            it: self,
+            failed: RefCell::new(None),
+        };
+        let r = special::with_special(&host, f);
+        r.map_err(|e| host.failed.take().unwrap_or_else(|| e.into()))
+    }
+}

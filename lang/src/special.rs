@@ -1,0 +1,105 @@
+//! The special methods a class may define (`__eq__`, `__ne__`, `__lt__`, `__le__`, `__gt__`,
+//! `__ge__`, `__str__`, `__repr__`), honoured by the value operations of [`crate::value`]
+//! wherever they meet an instance: `==` and `<` at any depth of lists and dicts, `in`,
+//! `list.index`, `str()`, `repr()`, `print` and the text of containers.
+//!
+//! Those operations are plain functions over values, shared by the interpreter and the JIT's
+//! runtime, which run user code in entirely different ways. So the runner installs a
+//! [`Special`] for the duration of an operation ([`with_special`]), and the operations reach
+//! it through a thread-local when, and only when, they meet an instance. Without one
+//! installed, instances keep their default behaviour (identity, `<C object>`).
+
+use crate::value::{OpError, Value};
+use std::cell::Cell;
+use std::ptr::NonNull;
+
+/// Calls the special methods of instances on behalf of the value operations.
+pub trait Special {
+    /// `inst.name(args...)` when the class of `inst` (an instance) defines `name`; `None`
+    /// when it does not. An error of the method comes back as `Err` (the runner may keep
+    /// more about it, such as its trace, on its side).
+    fn call(&self, inst: &Value, name: &str, args: &[Value]) -> Option<Result<Value, OpError>>;
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<NonNull<dyn Special + 'static>>> = const { Cell::new(None) };
+}
+
+/// Restores the previous [`Special`] when an operation ends, even by unwinding.
+struct Restore(Option<NonNull<dyn Special + 'static>>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+/// Runs `f` with `special` answering the special-method calls of the value operations on
+/// this thread (nested installations stack: the innermost one answers).
+pub fn with_special<T>(special: &dyn Special, f: impl FnOnce() -> T) -> T {
+    // SAFETY: only the lifetime is erased; the pointer is read back only by `call` below,
+    // while `f` runs (the `Restore` guard takes it out again before `special` goes away).
+    let erased: NonNull<dyn Special + 'static> = unsafe {
+        std::mem::transmute::<NonNull<dyn Special + '_>, NonNull<dyn Special + 'static>>(
+            NonNull::from(special),
+        )
+    };
+    let _restore = Restore(CURRENT.with(|c| c.replace(Some(erased))));
+    f()
+}
+
+/// `inst.name(args...)` through the installed [`Special`], if any and if the class defines
+/// `name`.
+pub fn call(inst: &Value, name: &str, args: &[Value]) -> Option<Result<Value, OpError>> {
+    let current = CURRENT.with(|c| c.get())?;
+    // SAFETY: installed by `with_special`, whose caller keeps it alive until the guard
+    // removes it; only shared references are made.
+    let special = unsafe { current.as_ref() };
+    special.call(inst, name, args)
+}
+
+/// The text returned by `__str__`/`__repr__`, which must be a str.
+pub fn text_of(name: &str, r: Value) -> Result<String, OpError> {
+    match r {
+        Value::Str(s) => Ok(s.to_string()),
+        other => Err((
+            crate::diag::ErrorKind::TypeError,
+            format!("{name} returned non-string (type {})", other.type_name()),
+        )),
+    }
+}
+
+/// The comparison `a op b` by special methods: `a.op(b)`, else the reflected `b.rop(a)`
+/// (`__eq__` for `__eq__`, `__gt__` for `__lt__`, ...); `None` when neither operand is an
+/// instance defining them. `!=` falls back to the negation of `__eq__`, as in Python.
+pub fn compare(a: &Value, b: &Value, op: &str) -> Option<Result<bool, OpError>> {
+    let (a_inst, b_inst) = (
+        matches!(a, Value::Instance(_)),
+        matches!(b, Value::Instance(_)),
+    );
+    if !a_inst && !b_inst {
+        return None;
+    }
+    let reflected = match op {
+        "__lt__" => "__gt__",
+        "__le__" => "__ge__",
+        "__gt__" => "__lt__",
+        "__ge__" => "__le__",
+        other => other,
+    };
+    let truth = |r: Result<Value, OpError>| r.map(|v| v.truthy());
+    if a_inst {
+        if let Some(r) = call(a, op, std::slice::from_ref(b)) {
+            return Some(truth(r));
+        }
+    }
+    if b_inst {
+        if let Some(r) = call(b, reflected, std::slice::from_ref(a)) {
+            return Some(truth(r));
+        }
+    }
+    if op == "__ne__" {
+        return compare(a, b, "__eq__").map(|r| r.map(|eq| !eq));
+    }
+    None
+}

@@ -1,0 +1,119 @@
+//! The JIT runtime's side of [`stmjit_lang::special`]: the value operations that work on the
+//! interpreter's values (`convert.rs`) call the special methods (`__eq__`, `__repr__`, ...)
+//! of the instances they meet as JIT functions, on the heap objects those values came from.
+//!
+//! An operation runs [`Runtime::with_special`]: its conversion roots every instance it
+//! meets (when the program names a special method at all), so that a call, which may move
+//! objects, still finds them. A special method that raises or whose transaction aborts has
+//! already recorded that in the runtime when it returns [`ERR`]: the operation only needs to
+//! fail (a later raise does not replace the first error, and does nothing while aborting).
+
+use crate::calls::call_value;
+use crate::convert::Memo;
+use crate::objects::InstanceObj;
+use crate::{rt_of, Ctx, Runtime, Unwind, ERR, R};
+use std::cell::RefCell;
+use std::mem::offset_of;
+use stmjit_lang::diag::ErrorKind;
+use stmjit_lang::special::{self, Special};
+use stmjit_lang::value::{OpError, Value};
+use stmjit_runtime::value::Word;
+
+/// The special methods that value operations call.
+pub const NAMES: [&str; 8] = [
+    "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__str__", "__repr__",
+];
+
+/// Answers special-method calls during one operation, with the memo of its conversion.
+struct VmSpecial {
+    ctx: *mut Ctx,
+    memo: RefCell<Memo>,
+}
+
+/// The error an operation fails with after a special method failed (already recorded).
+fn already_raised() -> OpError {
+    (ErrorKind::RuntimeError, "special method failed".into())
+}
+
+impl Special for VmSpecial {
+    fn call(&self, inst: &Value, name: &str, args: &[Value]) -> Option<Result<Value, OpError>> {
+        let Value::Instance(a) = inst else {
+            return None;
+        };
+        let rt = rt_of(self.ctx);
+        let root = self.memo.borrow().instance_root(a)?;
+        let id = rt.info.names.id(name)?;
+        rt.rb(rt.get(root));
+        let cls = rt.ld(rt.get(root), offset_of!(InstanceObj, class) as u64);
+        let f = match rt.class_lookup(cls, id) {
+            Ok(Some(f)) => f,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(fail(rt, e))),
+        };
+        // The method and its arguments stay rooted until the operation ends.
+        let rf = rt.root(f);
+        let mut roots = vec![rt.root(rt.get(root))];
+        for v in args {
+            let w = match rt.from_value(v, &mut self.memo.borrow_mut()) {
+                Ok(w) => w,
+                Err(e) => return Some(Err(fail(rt, e))),
+            };
+            roots.push(rt.root(w));
+        }
+        let words: Vec<Word> = roots.iter().map(|&r| rt.get(r)).collect();
+        let r = call_value(self.ctx, rt.get(rf), &words);
+        if r == ERR {
+            return Some(Err(already_raised()));
+        }
+        let rt = rt_of(self.ctx);
+        Some(Ok(rt.to_value(r, &mut self.memo.borrow_mut())))
+    }
+}
+
+/// An error of the runtime itself during a special-method call, recorded like any other.
+fn fail(rt: &mut Runtime, e: Unwind) -> OpError {
+    match e {
+        Unwind::Raise(kind, msg) => (kind, msg),
+        Unwind::Aborted => {
+            rt.unwind(Unwind::Aborted);
+            already_raised()
+        }
+    }
+}
+
+impl Runtime {
+    /// Converts `words` with `memo` and runs `f` on their values, calling the special
+    /// methods of the instances it meets; gives back the values, the result and the memo.
+    pub(crate) fn run_special<T>(
+        &mut self,
+        words: &[Word],
+        mut memo: Memo,
+        f: impl FnOnce(&[Value]) -> Result<T, OpError>,
+    ) -> (Vec<Value>, Result<T, OpError>, Memo) {
+        memo.instances = self.info.special_methods && !self.ctx.is_null();
+        let vals: Vec<Value> = words.iter().map(|&w| self.to_value(w, &mut memo)).collect();
+        if !memo.instances {
+            let r = f(&vals);
+            return (vals, r, memo);
+        }
+        let host = VmSpecial {
+            ctx: self.ctx,
+            memo: RefCell::new(memo),
+        };
+        let r = special::with_special(&host, || f(&vals));
+        (vals, r, host.memo.into_inner())
+    }
+
+    /// Runs the read-only value operation `f` on the values of `words` (converted deeply),
+    /// calling the special methods of the instances it meets.
+    pub fn with_special<T>(
+        &mut self,
+        words: &[Word],
+        f: impl FnOnce(&[Value]) -> Result<T, OpError>,
+    ) -> R<T> {
+        let m = self.mark();
+        let (_, r, _) = self.run_special(words, Memo::reading(), f);
+        self.release(m);
+        Ok(r?)
+    }
+}
