@@ -367,14 +367,16 @@ pub unsafe extern "C" fn stmjit_iter_next(ctx: *mut Ctx, it: Word, i: u64) -> Wo
 /// # Safety
 /// As [`stmjit_new_list`].
 pub unsafe extern "C" fn stmjit_print(ctx: *mut Ctx, argv: *const Word, n: u64) -> Word {
-    // SAFETY: caller's contract.
-    let items = unsafe { std::slice::from_raw_parts(argv, n as usize) }.to_vec();
     with_rt(ctx, |rt| {
         let mut line = String::new();
-        for (i, &w) in items.iter().enumerate() {
+        for i in 0..n as usize {
             if i > 0 {
                 line.push(' ');
             }
+            // Read at each step: argv is JIT frame slots, which the GC updates when a
+            // `__str__` runs and moves objects.
+            // SAFETY: caller's contract (n readable words).
+            let w = unsafe { *argv.add(i) };
             line.push_str(&rt.to_str(w)?);
         }
         line.push('\n');
