@@ -143,7 +143,7 @@ impl Lexer {
                 '0'..='9' => self.number()?,
                 '.' if matches!(self.peek_at(1), Some('0'..='9')) => self.number()?,
                 '"' | '\'' => self.string()?,
-                c if c == '_' || c.is_alphabetic() => self.name(),
+                c if c == '_' || c.is_alphabetic() => self.name()?,
                 _ => self.operator()?,
             }
         }
@@ -249,7 +249,7 @@ impl Lexer {
         Ok(())
     }
 
-    fn name(&mut self) {
+    fn name(&mut self) -> Result<(), Diagnostic> {
         let start = self.span();
         let mut word = String::new();
         while let Some(c) = self.peek() {
@@ -260,8 +260,26 @@ impl Lexer {
                 break;
             }
         }
+        if matches!(self.peek(), Some('"' | '\'')) {
+            // A string prefix: `r` (raw) and `u` as in Python; the others are named.
+            match word.to_ascii_lowercase().as_str() {
+                "r" => return self.string_literal(true, start),
+                "u" => return self.string_literal(false, start),
+                "f" | "rf" | "fr" => {
+                    return Err(Diagnostic::new(
+                        "f-strings are not supported (use str() and +)",
+                        start,
+                    ))
+                }
+                "b" | "br" | "rb" => {
+                    return Err(Diagnostic::new("bytes literals are not supported", start))
+                }
+                _ => {}
+            }
+        }
         let tok = Tok::keyword(&word).unwrap_or(Tok::Name(word));
         self.push(tok, start);
+        Ok(())
     }
 
     /// Reads digits of the given radix with single underscores between them; returns them
@@ -366,6 +384,11 @@ impl Lexer {
 
     fn string(&mut self) -> Result<(), Diagnostic> {
         let start = self.span();
+        self.string_literal(false, start)
+    }
+
+    /// A string literal from its opening quote; `raw`: backslashes stay as written (`r"..."`).
+    fn string_literal(&mut self, raw: bool, start: Span) -> Result<(), Diagnostic> {
         let quote = self.bump().unwrap_or('"');
         let triple = self.peek() == Some(quote) && self.peek_at(1) == Some(quote);
         if triple {
@@ -396,6 +419,18 @@ impl Lexer {
             }
             if (c == '\n' || c == '\r') && !triple {
                 return Err(Diagnostic::new("unterminated string literal", start));
+            }
+            if c == '\\' && raw {
+                // A backslash keeps the character after it (even a quote) in the literal.
+                value.push(c);
+                self.bump();
+                if let Some(next) = self.peek() {
+                    if next != '\n' && next != '\r' || triple {
+                        value.push(next);
+                        self.bump();
+                    }
+                }
+                continue;
             }
             if c == '\\' {
                 self.escape(&mut value)?;
@@ -620,6 +655,12 @@ impl Lexer {
             ('}', ..) => {
                 self.bump();
                 return self.close('}', Tok::RBrace, start);
+            }
+            ('@', ..) => {
+                return Err(Diagnostic::new(
+                    "'@' is not supported (no decorators, no matrix product)",
+                    start,
+                ))
             }
             _ => {
                 let shown = if c.is_control() || c.is_whitespace() {

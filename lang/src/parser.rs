@@ -169,24 +169,37 @@ impl Parser {
                 self.loop_depth += 1;
                 let body = self.block();
                 self.loop_depth -= 1;
+                let body = body?;
+                self.no_loop_else()?;
                 out.push(Stmt {
-                    kind: StmtKind::While { cond, body: body? },
+                    kind: StmtKind::While { cond, body },
                     span,
                 });
             }
             Tok::For => {
                 self.advance();
+                if self.peek() == &Tok::LParen {
+                    return Err(self.unsupported("tuple targets in 'for' are"));
+                }
                 let (name, nspan) = self.expect_name()?;
+                if self.peek() == &Tok::Comma {
+                    return Err(self.unsupported("tuple targets in 'for' (unpacking) are"));
+                }
                 self.expect(&Tok::In)?;
                 let iter = self.expr()?;
+                if self.peek() == &Tok::Comma {
+                    return Err(self.unsupported("tuples are"));
+                }
                 self.loop_depth += 1;
                 let body = self.block();
                 self.loop_depth -= 1;
+                let body = body?;
+                self.no_loop_else()?;
                 out.push(Stmt {
                     kind: StmtKind::For {
                         var: unresolved(name, nspan),
                         iter,
-                        body: body?,
+                        body,
                     },
                     span,
                 });
@@ -212,6 +225,12 @@ impl Parser {
                 } else {
                     WithKind::Lock(self.expr()?)
                 };
+                if matches!(self.peek(), Tok::Name(n) if n == "as") {
+                    return Err(self.unsupported("'with ... as' is"));
+                }
+                if self.peek() == &Tok::Comma {
+                    return Err(self.unsupported("several context managers in one 'with' are"));
+                }
                 let body = self.block()?;
                 out.push(Stmt {
                     kind: StmtKind::With { kind, body },
@@ -219,7 +238,26 @@ impl Parser {
                 });
             }
             Tok::Indent => return Err(self.unexpected()),
+            Tok::Name(n) => {
+                if let Some(what) = unsupported_statement(n, self.peek_at(1)) {
+                    return Err(Diagnostic::new(what, span));
+                }
+                self.simple_statements(out)?
+            }
             _ => self.simple_statements(out)?,
+        }
+        Ok(())
+    }
+
+    /// The error for a feature outside the language, naming it.
+    fn unsupported(&self, what: &str) -> Diagnostic {
+        Diagnostic::new(format!("{what} not supported"), self.span())
+    }
+
+    /// After a loop's body: `else:` on a loop is named.
+    fn no_loop_else(&self) -> PResult<()> {
+        if self.peek() == &Tok::Else {
+            return Err(self.unsupported("'else' after a loop is"));
         }
         Ok(())
     }
@@ -271,7 +309,11 @@ impl Parser {
                 if matches!(self.peek(), Tok::Newline | Tok::Semi | Tok::Eof) {
                     StmtKind::Return(None)
                 } else {
-                    StmtKind::Return(Some(self.expr()?))
+                    let e = self.expr()?;
+                    if self.peek() == &Tok::Comma {
+                        return Err(self.unsupported("tuples (returning several values) are"));
+                    }
+                    StmtKind::Return(Some(e))
                 }
             }
             Tok::Global => {
@@ -312,6 +354,10 @@ impl Parser {
                         self.advance();
                         let value = self.expr()?;
                         StmtKind::AugAssign { target, op, value }
+                    }
+                    Tok::Comma => return Err(self.unsupported("tuples (and unpacking) are")),
+                    Tok::Colon => {
+                        return Err(self.unsupported("annotations ('name: type') are"))
                     }
                     _ => StmtKind::Expr(e),
                 }
@@ -401,7 +447,15 @@ impl Parser {
         self.expect(&Tok::LParen)?;
         let mut params: Vec<String> = Vec::new();
         while self.peek() != &Tok::RParen {
+            if matches!(self.peek(), Tok::Star | Tok::DoubleStar) {
+                return Err(self.unsupported("'*args' and '**kwargs' parameters are"));
+            }
             let (p, pspan) = self.expect_name()?;
+            match self.peek() {
+                Tok::Assign => return Err(self.unsupported("default parameter values are")),
+                Tok::Colon => return Err(self.unsupported("annotations ('name: type') are")),
+                _ => {}
+            }
             if params.contains(&p) {
                 return Err(Diagnostic::new(
                     format!("duplicate argument '{p}' in function definition"),
@@ -414,6 +468,9 @@ impl Parser {
             }
         }
         self.expect(&Tok::RParen)?;
+        if self.peek() == &Tok::Minus && self.peek_at(1) == &Tok::Gt {
+            return Err(self.unsupported("annotations ('-> type') are"));
+        }
         let saved = std::mem::replace(&mut self.context, Context::Function);
         let saved_loops = std::mem::replace(&mut self.loop_depth, 0);
         let body = self.block();
@@ -739,7 +796,21 @@ impl Parser {
     fn args(&mut self, close: &Tok) -> PResult<Vec<Expr>> {
         let mut args = Vec::new();
         while self.peek() != close {
+            if matches!(self.peek(), Tok::Star | Tok::DoubleStar) {
+                return Err(self.unsupported("'*' and '**' unpacking is"));
+            }
             args.push(self.expr()?);
+            match (self.peek(), close) {
+                (Tok::For, Tok::RBracket) => {
+                    return Err(self.unsupported("list comprehensions are"))
+                }
+                (Tok::For, _) => return Err(self.unsupported("generator expressions are")),
+                (Tok::Assign, Tok::RParen) => {
+                    let at = args.last().map_or(self.span(), |a: &Expr| a.span);
+                    return Err(Diagnostic::new("keyword arguments are not supported", at));
+                }
+                _ => {}
+            }
             if !self.eat(&Tok::Comma) {
                 break;
             }
@@ -798,11 +869,14 @@ impl Parser {
             Some(self.expr()?)
         };
         if self.eat(&Tok::Colon) {
-            let hi = if self.peek() == &Tok::RBracket {
+            let hi = if matches!(self.peek(), Tok::RBracket | Tok::Colon) {
                 None
             } else {
                 Some(self.expr()?)
             };
+            if self.peek() == &Tok::Colon {
+                return Err(self.unsupported("slices with a step are"));
+            }
             self.expect(&Tok::RBracket)?;
             return Ok(ExprKind::Slice {
                 obj: Box::new(obj),
@@ -860,14 +934,22 @@ impl Parser {
                 ExprKind::None
             }
             Tok::Name(n) => {
+                if let Some(what) = unsupported_word(&n) {
+                    return Err(self.unsupported(what));
+                }
                 self.advance();
                 ExprKind::Name(unresolved(n, span))
             }
             Tok::LParen => {
                 self.advance();
+                if self.peek() == &Tok::RParen {
+                    return Err(self.unsupported("tuples are"));
+                }
                 let e = self.expr()?;
-                if self.peek() == &Tok::Comma {
-                    return Err(Diagnostic::new("tuples are not supported", self.span()));
+                match self.peek() {
+                    Tok::Comma => return Err(self.unsupported("tuples are")),
+                    Tok::For => return Err(self.unsupported("generator expressions are")),
+                    _ => {}
                 }
                 self.expect(&Tok::RParen)?;
                 return Ok(e);
@@ -880,9 +962,22 @@ impl Parser {
                 self.advance();
                 let mut items = Vec::new();
                 while self.peek() != &Tok::RBrace {
+                    if self.peek() == &Tok::DoubleStar {
+                        return Err(self.unsupported("'**' unpacking is"));
+                    }
                     let k = self.expr()?;
+                    match self.peek() {
+                        Tok::Comma | Tok::RBrace if items.is_empty() => {
+                            return Err(self.unsupported("sets are"))
+                        }
+                        Tok::For => return Err(self.unsupported("set comprehensions are")),
+                        _ => {}
+                    }
                     self.expect(&Tok::Colon)?;
                     let v = self.expr()?;
+                    if self.peek() == &Tok::For {
+                        return Err(self.unsupported("dict comprehensions are"));
+                    }
                     items.push((k, v));
                     if !self.eat(&Tok::Comma) {
                         break;
@@ -895,4 +990,42 @@ impl Parser {
         };
         Ok(Expr { kind, span })
     }
+}
+
+/// The feature a statement starting with the name `word` (then `next`) would use, when the
+/// language lacks it: Python's keywords that are plain names here.
+fn unsupported_statement(word: &str, next: &Tok) -> Option<String> {
+    let what = match word {
+        "try" | "except" | "finally" => "'try' statements (exceptions) are",
+        "raise" => "'raise' (exceptions) is",
+        "import" | "from" => "'import' (modules) is",
+        "async" => "'async' is",
+        "nonlocal" => "'nonlocal' (closures) is",
+        "assert" => "'assert' is",
+        "lambda" => "'lambda' is",
+        "yield" => "'yield' (generators) is",
+        "await" => "'await' is",
+        // `match` is a keyword only in front of a subject (`match = 1` is an assignment).
+        "match" if matches!(
+            next,
+            Tok::Name(_) | Tok::Int(_) | Tok::Str(_) | Tok::Float(_) | Tok::LBracket | Tok::LBrace
+        ) =>
+        {
+            "'match' statements are"
+        }
+        "type" if matches!(next, Tok::Name(_)) => "'type' aliases are",
+        _ => return None,
+    };
+    Some(format!("{what} not supported"))
+}
+
+/// The feature a Python keyword used inside an expression stands for, when the language
+/// lacks it.
+fn unsupported_word(word: &str) -> Option<&'static str> {
+    Some(match word {
+        "lambda" => "'lambda' is",
+        "yield" => "'yield' (generators) is",
+        "await" => "'await' is",
+        _ => return None,
+    })
 }

@@ -1,0 +1,70 @@
+//! Python features outside the language are SyntaxErrors that name the feature (not a
+//! generic "unexpected token"), at the position of the construct.
+
+use stmjit_lang::parse;
+
+/// `(source, words the message must contain, line, column)`.
+const CASES: &[(&str, &str, u32, u32)] = &[
+    ("try:\n    x = 1\nexcept ValueError:\n    pass\n", "'try' statements (exceptions)", 1, 1),
+    ("x = 1\nraise ValueError(\"x\")\n", "'raise' (exceptions)", 2, 1),
+    ("import math\n", "'import' (modules)", 1, 1),
+    ("from math import sqrt\n", "'import' (modules)", 1, 1),
+    ("def g():\n    yield 1\n", "'yield' (generators)", 2, 5),
+    ("def g():\n    x = yield\n", "'yield' (generators)", 2, 9),
+    ("async def f():\n    pass\n", "'async'", 1, 1),
+    ("@dec\ndef f():\n    pass\n", "'@' is not supported (no decorators", 1, 1),
+    ("match x:\n    case 1:\n        pass\n", "'match' statements", 1, 1),
+    ("xs = [x * 2 for x in range(3)]\n", "list comprehensions", 1, 13),
+    ("print(sum(x for x in range(3)))\n", "generator expressions", 1, 13),
+    ("print((x for x in range(3)))\n", "generator expressions", 1, 10),
+    ("d = {k: 1 for k in range(3)}\n", "dict comprehensions", 1, 11),
+    ("s = {1, 2}\n", "sets", 1, 7),
+    ("s = {x for x in range(3)}\n", "set comprehensions", 1, 8),
+    ("print(f\"{1}\")\n", "f-strings", 1, 7),
+    ("print(b\"ab\")\n", "bytes literals", 1, 7),
+    ("a, b = 1, 2\n", "tuples (and unpacking)", 1, 2),
+    ("for k, v in d.items():\n    pass\n", "tuple targets in 'for'", 1, 6),
+    ("def f():\n    return 1, 2\n", "tuples (returning several values)", 2, 13),
+    ("t = (1, 2)\n", "tuples", 1, 7),
+    ("def f(a=1):\n    pass\n", "default parameter values", 1, 8),
+    ("def f(*args):\n    pass\n", "'*args' and '**kwargs' parameters", 1, 7),
+    ("def f(a: int):\n    pass\n", "annotations", 1, 8),
+    ("def f(a) -> int:\n    pass\n", "annotations", 1, 10),
+    ("x: int = 3\n", "annotations", 1, 2),
+    ("print(1, end=\"\")\n", "keyword arguments", 1, 10),
+    ("print(*[1, 2])\n", "'*' and '**' unpacking", 1, 7),
+    ("f = lambda x: x\n", "'lambda'", 1, 5),
+    ("def f():\n    nonlocal x\n", "'nonlocal' (closures)", 2, 5),
+    ("assert 1 == 1\n", "'assert'", 1, 1),
+    ("x = [1, 2, 3][::2]\n", "slices with a step", 1, 16),
+    ("with open(\"f\") as fh:\n    pass\n", "'with ... as'", 1, 16),
+    ("for i in range(3):\n    pass\nelse:\n    pass\n", "'else' after a loop", 3, 1),
+    ("while False:\n    pass\nelse:\n    pass\n", "'else' after a loop", 3, 1),
+    ("print(\"\\N{BULLET}\")\n", "\\N{...} escapes", 1, 8),
+];
+
+#[test]
+fn unsupported_features_are_named() {
+    for &(src, words, line, col) in CASES {
+        let d = parse(src).expect_err(src);
+        assert!(
+            d.message.contains(words) && d.message.contains("not supported"),
+            "{src:?}: message {:?} should name {words:?}",
+            d.message
+        );
+        assert_eq!((d.span.line, d.span.col), (line, col), "{src:?}: position");
+    }
+}
+
+/// Names that are soft keywords in Python stay names here.
+#[test]
+fn soft_keywords_stay_names() {
+    for src in [
+        "match = 3\nprint(match)\n",
+        "type = 1\nprint(type)\n",
+        "case = [1]\nmatch = case[0]\n",
+        "print(r\"a\\nb\", u\"x\", R'\\'')\n",
+    ] {
+        parse(src).unwrap_or_else(|d| panic!("{src:?}: {}", d.message));
+    }
+}
