@@ -189,11 +189,16 @@ pub enum Builtin {
     Shutdown,
     ServerPort,
     Repr,
+    Sum,
+    Any,
+    All,
+    Sorted,
+    List,
 }
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 24] = [
+    pub const ALL: [Builtin; 29] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -218,6 +223,11 @@ impl Builtin {
         Builtin::Shutdown,
         Builtin::ServerPort,
         Builtin::Repr,
+        Builtin::Sum,
+        Builtin::Any,
+        Builtin::All,
+        Builtin::Sorted,
+        Builtin::List,
     ];
 
     /// The name a program uses for this builtin.
@@ -247,6 +257,11 @@ impl Builtin {
             Builtin::Shutdown => "shutdown",
             Builtin::ServerPort => "server_port",
             Builtin::Repr => "repr",
+            Builtin::Sum => "sum",
+            Builtin::Any => "any",
+            Builtin::All => "all",
+            Builtin::Sorted => "sorted",
+            Builtin::List => "list",
         }
     }
 

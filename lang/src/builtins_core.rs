@@ -302,6 +302,37 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
                 .map(ops::char_value)
                 .ok_or_else(|| exc(ValueError, "chr() arg not in range(0x110000)"))
         }
+        Builtin::Sum => {
+            arity(name, &args, 1, 2)?;
+            let mut total = args.get(1).cloned().unwrap_or(Value::Int(0));
+            if let Value::Str(_) = total {
+                return Err(exc(
+                    TypeError,
+                    "sum() can't sum strings [use ''.join(seq) instead]",
+                ));
+            }
+            for v in ops::iterate(&args[0])? {
+                total = ops::binary(crate::ast::BinOp::Add, &total, &v)?;
+            }
+            Ok(total)
+        }
+        Builtin::Any | Builtin::All => {
+            arity(name, &args, 1, 1)?;
+            let want = b == Builtin::Any;
+            let hit = ops::iterate(&args[0])?.iter().any(|v| v.truthy() == want);
+            Ok(Value::Bool(hit == want))
+        }
+        Builtin::Sorted => {
+            arity(name, &args, 1, 1)?;
+            Ok(ListObj::new_value(sort_values(ops::iterate(&args[0])?)?))
+        }
+        Builtin::List => {
+            arity(name, &args, 0, 1)?;
+            match args.first() {
+                None => Ok(ListObj::new_value(Vec::new())),
+                Some(v) => Ok(ListObj::new_value(ops::iterate(v)?)),
+            }
+        }
         Builtin::Repr => {
             arity(name, &args, 1, 1)?;
             Ok(Value::str(args[0].repr(env.names)?))

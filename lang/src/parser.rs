@@ -4,6 +4,7 @@
 //! and bounds nesting so that recursion depth stays far from the stack limit.
 
 use crate::ast::*;
+use crate::comprehension::{self, Clause, CompKind};
 use crate::diag::{Diagnostic, Span};
 use crate::stack;
 use crate::token::{Tok, Token};
@@ -18,8 +19,10 @@ pub const MAX_NESTING: usize = 20_000;
 pub struct Parsed {
     /// Top-level statements.
     pub body: Vec<Stmt>,
-    /// All `def`s, indexed by [`FuncId`].
+    /// All `def`s, indexed by [`FuncId`] (comprehensions' hidden functions included).
     pub functions: Vec<Function>,
+    /// The hidden functions of comprehensions: global name and id (`comprehension.rs`).
+    pub comps: Vec<(String, FuncId)>,
 }
 
 /// Parses a token list (from [`crate::lexer::lex`]).
@@ -31,14 +34,19 @@ pub fn parse_tokens(tokens: Vec<Token>) -> Result<Parsed, Diagnostic> {
         context: Context::Module,
         loop_depth: 0,
         functions: Vec::new(),
+        comps: Vec::new(),
     };
     let mut body = Vec::new();
     while p.peek() != &Tok::Eof {
         p.statement(&mut body)?;
     }
+    // The comprehensions' functions are defined before anything else runs.
+    let mut all = comprehension::definitions(&p.comps, Span::new(1, 1));
+    all.append(&mut body);
     Ok(Parsed {
-        body,
+        body: all,
         functions: p.functions,
+        comps: p.comps,
     })
 }
 
@@ -58,6 +66,7 @@ struct Parser {
     context: Context,
     loop_depth: usize,
     functions: Vec<Function>,
+    comps: Vec<(String, FuncId)>,
 }
 
 type PResult<T> = Result<T, Diagnostic>;
@@ -793,6 +802,81 @@ impl Parser {
         })
     }
 
+    /// The arguments of a call through `)`: a generator expression as the only argument is
+    /// a comprehension (short-circuiting for `any` and `all`).
+    fn call_args(&mut self, callee: &ExprKind) -> PResult<Vec<Expr>> {
+        if matches!(self.peek(), Tok::RParen | Tok::Star | Tok::DoubleStar) {
+            return self.args(&Tok::RParen);
+        }
+        let first = self.expr()?;
+        if self.peek() == &Tok::For {
+            let kind = match callee {
+                ExprKind::Name(n) if n.name == "any" => CompKind::Any,
+                ExprKind::Name(n) if n.name == "all" => CompKind::All,
+                _ => CompKind::List,
+            };
+            let span = first.span;
+            let clauses = self.comp_clauses()?;
+            self.expect(&Tok::RParen)?;
+            return Ok(vec![self.lower(kind, first, None, clauses, span)]);
+        }
+        if self.peek() == &Tok::Assign {
+            return Err(Diagnostic::new(
+                "keyword arguments are not supported",
+                first.span,
+            ));
+        }
+        let mut args = vec![first];
+        if self.eat(&Tok::Comma) {
+            args.extend(self.args(&Tok::RParen)?);
+        } else {
+            self.expect(&Tok::RParen)?;
+        }
+        Ok(args)
+    }
+
+    /// The `for` and `if` clauses of a comprehension, from its first `for`.
+    fn comp_clauses(&mut self) -> PResult<Vec<Clause>> {
+        let mut clauses = Vec::new();
+        loop {
+            match self.peek() {
+                Tok::For => {
+                    self.advance();
+                    if self.peek() == &Tok::LParen {
+                        return Err(self.unsupported("tuple targets in 'for' are"));
+                    }
+                    let (n, nspan) = self.expect_name()?;
+                    if self.peek() == &Tok::Comma {
+                        return Err(self.unsupported("tuple targets in 'for' (unpacking) are"));
+                    }
+                    self.expect(&Tok::In)?;
+                    let iter = self.or_expr()?;
+                    clauses.push(Clause::For(unresolved(n, nspan), iter));
+                }
+                Tok::If => {
+                    self.advance();
+                    clauses.push(Clause::If(self.or_expr()?));
+                }
+                _ => return Ok(clauses),
+            }
+        }
+    }
+
+    /// A comprehension lowered to a call of its hidden function (`comprehension.rs`).
+    fn lower(
+        &mut self,
+        kind: CompKind,
+        elt: Expr,
+        value: Option<Expr>,
+        clauses: Vec<Clause>,
+        span: Span,
+    ) -> Expr {
+        let (global, call) =
+            comprehension::lower(kind, elt, value, clauses, span, &mut self.functions);
+        self.comps.push((global, self.functions.len() - 1));
+        call
+    }
+
     fn args(&mut self, close: &Tok) -> PResult<Vec<Expr>> {
         let mut args = Vec::new();
         while self.peek() != close {
@@ -827,7 +911,7 @@ impl Parser {
             let step = match self.peek() {
                 Tok::LParen => {
                     self.advance();
-                    self.args(&Tok::RParen).map(|args| match e.kind {
+                    self.call_args(&e.kind).map(|args| match e.kind {
                         ExprKind::Attr { obj, name } => ExprKind::MethodCall { obj, name, args },
                         kind => ExprKind::Call {
                             func: Box::new(Expr { kind, span }),
@@ -956,7 +1040,23 @@ impl Parser {
             }
             Tok::LBracket => {
                 self.advance();
-                ExprKind::List(self.args(&Tok::RBracket)?)
+                if matches!(self.peek(), Tok::RBracket | Tok::Star | Tok::DoubleStar) {
+                    ExprKind::List(self.args(&Tok::RBracket)?)
+                } else {
+                    let first = self.expr()?;
+                    if self.peek() == &Tok::For {
+                        let clauses = self.comp_clauses()?;
+                        self.expect(&Tok::RBracket)?;
+                        return Ok(self.lower(CompKind::List, first, None, clauses, span));
+                    }
+                    let mut items = vec![first];
+                    if self.eat(&Tok::Comma) {
+                        items.extend(self.args(&Tok::RBracket)?);
+                    } else {
+                        self.expect(&Tok::RBracket)?;
+                    }
+                    ExprKind::List(items)
+                }
             }
             Tok::LBrace => {
                 self.advance();
@@ -975,8 +1075,13 @@ impl Parser {
                     }
                     self.expect(&Tok::Colon)?;
                     let v = self.expr()?;
+                    if self.peek() == &Tok::For && items.is_empty() {
+                        let clauses = self.comp_clauses()?;
+                        self.expect(&Tok::RBrace)?;
+                        return Ok(self.lower(CompKind::Dict, k, Some(v), clauses, span));
+                    }
                     if self.peek() == &Tok::For {
-                        return Err(self.unsupported("dict comprehensions are"));
+                        return Err(self.unsupported("dict comprehensions after other items are"));
                     }
                     items.push((k, v));
                     if !self.eat(&Tok::Comma) {

@@ -12,7 +12,15 @@ pub fn resolve(parsed: Parsed) -> Result<Program, Diagnostic> {
     let Parsed {
         mut body,
         mut functions,
+        comps,
     } = parsed;
+    crate::comprehension::bind_free_names(&mut body, &mut functions, &comps, &|f| {
+        let mut declared = HashSet::new();
+        collect_globals(&f.body, &mut declared);
+        let mut assigned = Vec::new();
+        collect_assigned_ordered(&f.body, &mut assigned);
+        assigned.into_iter().filter(|n| !declared.contains(n)).collect()
+    });
     // Names that may be bound as globals somewhere: assigned at module level or declared global.
     let mut bindable = HashSet::new();
     collect_assigned(&body, &mut bindable);

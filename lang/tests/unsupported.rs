@@ -14,10 +14,10 @@ const CASES: &[(&str, &str, u32, u32)] = &[
     ("async def f():\n    pass\n", "'async'", 1, 1),
     ("@dec\ndef f():\n    pass\n", "'@' is not supported (no decorators", 1, 1),
     ("match x:\n    case 1:\n        pass\n", "'match' statements", 1, 1),
-    ("xs = [x * 2 for x in range(3)]\n", "list comprehensions", 1, 13),
-    ("print(sum(x for x in range(3)))\n", "generator expressions", 1, 13),
     ("print((x for x in range(3)))\n", "generator expressions", 1, 10),
-    ("d = {k: 1 for k in range(3)}\n", "dict comprehensions", 1, 11),
+    ("print(max(1, x for x in range(3)))\n", "generator expressions", 1, 16),
+    ("d = {0: 0, k: 1 for k in range(3)}\n", "dict comprehensions after other items", 1, 17),
+    ("xs = [y for (a, b) in z]\n", "tuple targets in 'for'", 1, 13),
     ("s = {1, 2}\n", "sets", 1, 7),
     ("s = {x for x in range(3)}\n", "set comprehensions", 1, 8),
     ("print(f\"{1}\")\n", "f-strings", 1, 7),
@@ -64,6 +64,8 @@ fn soft_keywords_stay_names() {
         "type = 1\nprint(type)\n",
         "case = [1]\nmatch = case[0]\n",
         "print(r\"a\\nb\", u\"x\", R'\\'')\n",
+        "xs = [x * 2 for x in range(3) if x for y in xs if y]\n",
+        "print(sum(x for x in range(3)), any(x for x in []), {k: 1 for k in []})\n",
     ] {
         parse(src).unwrap_or_else(|d| panic!("{src:?}: {}", d.message));
     }

@@ -329,7 +329,15 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
 fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
     let deep = matches!(
         b,
-        Builtin::Str | Builtin::Min | Builtin::Max | Builtin::Hash | Builtin::Repr
+        Builtin::Str
+            | Builtin::Min
+            | Builtin::Max
+            | Builtin::Hash
+            | Builtin::Repr
+            | Builtin::Sum
+            | Builtin::Any
+            | Builtin::All
+            | Builtin::Sorted
     );
     let start = rt.info.start;
     let prog_args = rt.info.args.clone();
