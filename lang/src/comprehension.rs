@@ -329,8 +329,8 @@ fn called_comp(e: &Expr, by_global: &HashMap<&str, FuncId>) -> Option<FuncId> {
 
 /// Calls `f` on every expression of `stmts`, outer ones first.
 fn visit_stmts(stmts: &[Stmt], f: &mut dyn FnMut(&Expr)) {
-    // The mutable walk on a copy would cost a clone; a shared walk is written once through
-    // the mutable one's structure instead.
+    // One walker to keep in step with the AST: the mutable one, on a copy (this runs only
+    // for programs with comprehensions, a few times per function).
     for s in stmts {
         let mut s = s.clone();
         visit_stmt_mut(&mut s, &mut |e| f(e));
@@ -447,7 +447,7 @@ fn visit_expr_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
         }
         ExprKind::Slice { obj, lo, hi } => {
             visit_expr_mut(obj, f);
-            lo.iter_mut().chain(hi.iter_mut()).for_each(|e| visit_expr_mut(&mut **e, f));
+            lo.iter_mut().chain(hi.iter_mut()).for_each(|e| visit_expr_mut(e, f));
         }
     }
 }
