@@ -194,11 +194,12 @@ pub enum Builtin {
     All,
     Sorted,
     List,
+    Format,
 }
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 29] = [
+    pub const ALL: [Builtin; 30] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -228,6 +229,7 @@ impl Builtin {
         Builtin::All,
         Builtin::Sorted,
         Builtin::List,
+        Builtin::Format,
     ];
 
     /// The name a program uses for this builtin.
@@ -262,6 +264,7 @@ impl Builtin {
             Builtin::All => "all",
             Builtin::Sorted => "sorted",
             Builtin::List => "list",
+            Builtin::Format => "format",
         }
     }
 

@@ -333,6 +333,24 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
                 Some(v) => Ok(ListObj::new_value(ops::iterate(v)?)),
             }
         }
+        Builtin::Format => {
+            arity(name, &args, 1, 2)?;
+            let spec = match args.get(1) {
+                None => "",
+                Some(Value::Str(s)) => s,
+                Some(other) => {
+                    return Err(exc(
+                        TypeError,
+                        format!(
+                            "format() argument 2 must be str, not {}",
+                            other.type_name()
+                        ),
+                    ))
+                }
+            };
+            let text = |v: &Value| v.to_str(env.names);
+            Ok(Value::str(crate::format::format_value(&args[0], spec, &text)?))
+        }
         Builtin::Repr => {
             arity(name, &args, 1, 1)?;
             Ok(Value::str(args[0].repr(env.names)?))
@@ -548,6 +566,7 @@ pub const STR_METHODS: &[&str] = &[
     "upper",
     "lower",
     "find",
+    "format",
 ];
 
 /// True when `v`'s type has a builtin method `name` (for `v.name` without a call).
@@ -642,6 +661,11 @@ pub fn call_method(
     match recv {
         Value::List(l) => list_method(recv, l, name, args, names),
         Value::Dict(d) => dict_method(recv, d, name, args, names),
+        Value::Str(s) if name == "format" => {
+            let text = |v: &Value| v.to_str(names);
+            let repr = |v: &Value| v.repr(names);
+            Ok(Value::str(crate::format::str_format(s, &args, &text, &repr)?))
+        }
         Value::Str(s) => str_method(recv, s, name, args),
         _ => Err(no_attr(recv, name)),
     }

@@ -3,6 +3,7 @@
 
 use crate::ast::BinOp;
 use crate::diag::{Diagnostic, Span};
+use crate::token::FPart;
 use crate::token::{Tok, Token};
 
 /// Checks that `bytes` is UTF-8 and returns it as text; otherwise a SyntaxError pointing at the
@@ -265,12 +266,8 @@ impl Lexer {
             match word.to_ascii_lowercase().as_str() {
                 "r" => return self.string_literal(true, start),
                 "u" => return self.string_literal(false, start),
-                "f" | "rf" | "fr" => {
-                    return Err(Diagnostic::new(
-                        "f-strings are not supported (use str() and +)",
-                        start,
-                    ))
-                }
+                "f" => return self.fstring(false, start),
+                "rf" | "fr" => return self.fstring(true, start),
                 "b" | "br" | "rb" => {
                     return Err(Diagnostic::new("bytes literals are not supported", start))
                 }
@@ -385,6 +382,189 @@ impl Lexer {
     fn string(&mut self) -> Result<(), Diagnostic> {
         let start = self.span();
         self.string_literal(false, start)
+    }
+
+    /// An f-string from its opening quote: text with escapes (unless `raw`), `{{` and `}}`,
+    /// and replacement fields `{expr!conv:spec}` whose expressions the parser reads.
+    fn fstring(&mut self, raw: bool, start: Span) -> Result<(), Diagnostic> {
+        let quote = self.bump().unwrap_or('"');
+        let triple = self.peek() == Some(quote) && self.peek_at(1) == Some(quote);
+        if triple {
+            self.bump();
+            self.bump();
+        }
+        let parts = self.fstring_parts(quote, triple, raw, start, false)?;
+        self.push(Tok::FString(parts), start);
+        Ok(())
+    }
+
+    /// The parts of an f-string up to its closing quote (or, `in_spec`, up to the `}` that
+    /// ends a format spec, left unread).
+    fn fstring_parts(
+        &mut self,
+        quote: char,
+        triple: bool,
+        raw: bool,
+        start: Span,
+        in_spec: bool,
+    ) -> Result<Vec<FPart>, Diagnostic> {
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        loop {
+            let Some(c) = self.peek() else {
+                return Err(Diagnostic::new("unterminated f-string literal", start));
+            };
+            if in_spec && c == '}' {
+                break;
+            }
+            if c == quote {
+                if in_spec {
+                    return Err(Diagnostic::new("f-string: expecting '}'", self.span()));
+                }
+                if !triple {
+                    self.bump();
+                    break;
+                }
+                if self.peek_at(1) == Some(quote) && self.peek_at(2) == Some(quote) {
+                    self.bump();
+                    self.bump();
+                    self.bump();
+                    break;
+                }
+            }
+            if (c == '\n' || c == '\r') && !triple {
+                return Err(Diagnostic::new("unterminated f-string literal", start));
+            }
+            match c {
+                '\\' if !raw => self.escape(&mut text)?,
+                '{' if !in_spec && self.peek_at(1) == Some('{') => {
+                    self.bump();
+                    self.bump();
+                    text.push('{');
+                }
+                '}' if self.peek_at(1) == Some('}') => {
+                    self.bump();
+                    self.bump();
+                    text.push('}');
+                }
+                '}' => {
+                    return Err(Diagnostic::new(
+                        "f-string: single '}' is not allowed",
+                        self.span(),
+                    ))
+                }
+                '{' => {
+                    if !text.is_empty() {
+                        parts.push(FPart::Lit(std::mem::take(&mut text)));
+                    }
+                    self.fstring_field(quote, triple, raw, start, &mut parts)?;
+                }
+                _ => {
+                    text.push(c);
+                    self.bump();
+                }
+            }
+        }
+        if !text.is_empty() {
+            parts.push(FPart::Lit(text));
+        }
+        Ok(parts)
+    }
+
+    /// One replacement field, from its `{` through its `}`.
+    fn fstring_field(
+        &mut self,
+        quote: char,
+        triple: bool,
+        raw: bool,
+        start: Span,
+        parts: &mut Vec<FPart>,
+    ) -> Result<(), Diagnostic> {
+        self.bump(); // {
+        let at = self.span();
+        let mut src = String::new();
+        let mut depth = 0usize;
+        let mut in_str: Option<char> = None;
+        loop {
+            let Some(c) = self.peek() else {
+                return Err(Diagnostic::new("f-string: expecting '}'", at));
+            };
+            if c == quote && in_str.is_none() || (c == '\n' && !triple) {
+                return Err(Diagnostic::new("f-string: expecting '}'", self.span()));
+            }
+            if let Some(q) = in_str {
+                if c == q {
+                    in_str = None;
+                }
+            } else {
+                match c {
+                    '\'' | '"' => in_str = Some(c),
+                    '(' | '[' | '{' => depth += 1,
+                    ')' | ']' | '}' if depth > 0 => depth -= 1,
+                    '}' => break,
+                    '!' if depth == 0 && self.peek_at(1) != Some('=') => break,
+                    ':' if depth == 0 => break,
+                    '\\' => {
+                        return Err(Diagnostic::new(
+                            "f-string expression part cannot include a backslash",
+                            self.span(),
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+            src.push(c);
+            self.bump();
+        }
+        if src.trim().is_empty() {
+            return Err(Diagnostic::new("f-string: empty expression not allowed", at));
+        }
+        // `{x=}`: the expression's text, then its repr (unless a conversion or spec follows).
+        let trimmed = src.trim_end();
+        let self_doc = trimmed.ends_with('=')
+            && !trimmed.ends_with("==")
+            && !trimmed.ends_with("!=")
+            && !trimmed.ends_with("<=")
+            && !trimmed.ends_with(">=");
+        let mut conv = None;
+        if self_doc {
+            parts.push(FPart::Lit(src.clone()));
+            src = trimmed[..trimmed.len() - 1].to_string();
+        }
+        if self.peek() == Some('!') {
+            self.bump();
+            match self.peek() {
+                Some(k @ ('r' | 's')) => {
+                    conv = Some(k);
+                    self.bump();
+                }
+                _ => {
+                    return Err(Diagnostic::new(
+                        "f-string: invalid conversion character: expected 's' or 'r'",
+                        self.span(),
+                    ))
+                }
+            }
+        }
+        let mut spec = Vec::new();
+        if self.peek() == Some(':') {
+            self.bump();
+            spec = self.fstring_parts(quote, triple, raw, start, true)?;
+        }
+        if self.peek() != Some('}') {
+            return Err(Diagnostic::new("f-string: expecting '}'", self.span()));
+        }
+        self.bump();
+        if self_doc && conv.is_none() && spec.is_empty() {
+            conv = Some('r');
+        }
+        parts.push(FPart::Field {
+            src,
+            span: at,
+            conv,
+            spec,
+        });
+        Ok(())
     }
 
     /// A string literal from its opening quote; `raw`: backslashes stay as written (`r"..."`).

@@ -10,6 +10,7 @@ pub mod builtins_core;
 pub mod comprehension;
 pub mod diag;
 pub mod floatfmt;
+pub mod format;
 pub mod interp;
 pub mod lexer;
 pub mod literals;

@@ -7,7 +7,7 @@ use crate::ast::*;
 use crate::comprehension::{self, Clause, CompKind};
 use crate::diag::{Diagnostic, Span};
 use crate::stack;
-use crate::token::{Tok, Token};
+use crate::token::{FPart, Tok, Token};
 use std::sync::Arc;
 
 /// Deepest nesting accepted: brackets, unary operators, operators chained in one expression and
@@ -978,6 +978,96 @@ impl Parser {
         }
     }
 
+    /// An f-string as the concatenation of its text and `format(value, spec)` of each field
+    /// (`repr`/`str` first for `!r`/`!s`), with builtins no program name can shadow.
+    fn fstring(&mut self, parts: Vec<FPart>, span: Span) -> PResult<Expr> {
+        let mut pieces = Vec::new();
+        for p in parts {
+            pieces.push(self.fstring_piece(p, span)?);
+        }
+        let mut it = pieces.into_iter();
+        let Some(mut e) = it.next() else {
+            return Ok(Expr {
+                kind: ExprKind::Str(Arc::from("")),
+                span,
+            });
+        };
+        for p in it {
+            e = Expr {
+                kind: ExprKind::Binary(BinOp::Add, Box::new(e), Box::new(p)),
+                span,
+            };
+        }
+        Ok(e)
+    }
+
+    fn fstring_piece(&mut self, part: FPart, span: Span) -> PResult<Expr> {
+        let builtin = |b: Builtin, args: Vec<Expr>, at: Span| Expr {
+            kind: ExprKind::Call {
+                func: Box::new(Expr {
+                    kind: ExprKind::Name(Name {
+                        name: b.name().to_string(),
+                        slot: Slot::Builtin(b),
+                        span: at,
+                    }),
+                    span: at,
+                }),
+                args,
+            },
+            span: at,
+        };
+        match part {
+            FPart::Lit(t) => Ok(Expr {
+                kind: ExprKind::Str(Arc::from(t)),
+                span,
+            }),
+            FPart::Field {
+                src,
+                span: at,
+                conv,
+                spec,
+            } => {
+                let mut value = self.field_expr(&src, at)?;
+                match conv {
+                    Some('r') => value = builtin(Builtin::Repr, vec![value], at),
+                    Some(_) => value = builtin(Builtin::Str, vec![value], at),
+                    None => {}
+                }
+                let spec = self.fstring(spec, at)?;
+                Ok(builtin(Builtin::Format, vec![value, spec], at))
+            }
+        }
+    }
+
+    /// The expression of an f-string field, parsed from its source at `at`.
+    fn field_expr(&mut self, src: &str, at: Span) -> PResult<Expr> {
+        let shift = |s: Span| {
+            if s.line == 1 {
+                Span::new(at.line, s.col + at.col - 1)
+            } else {
+                Span::new(s.line + at.line - 1, s.col)
+            }
+        };
+        let src = format!("({src})");
+        let mut tokens = crate::lexer::lex(&src).map_err(|d| Diagnostic::new(d.message, shift(d.span)))?;
+        for t in &mut tokens {
+            // The parenthesis added in front shifts columns by one.
+            t.span = shift(Span::new(t.span.line, t.span.col.saturating_sub(1).max(1)));
+        }
+        let saved_tokens = std::mem::replace(&mut self.tokens, tokens);
+        let saved_pos = std::mem::replace(&mut self.pos, 0);
+        let e = self.expr();
+        let rest_ok = matches!(self.peek(), Tok::Newline | Tok::Eof);
+        let where_ = self.span();
+        self.tokens = saved_tokens;
+        self.pos = saved_pos;
+        let e = e?;
+        if !rest_ok {
+            return Err(Diagnostic::new("f-string: invalid syntax", where_));
+        }
+        Ok(e)
+    }
+
     fn atom(&mut self) -> PResult<Expr> {
         let span = self.span();
         let kind = match self.peek().clone() {
@@ -995,13 +1085,29 @@ impl Parser {
                 self.advance();
                 ExprKind::Float(v)
             }
-            Tok::Str(s) => {
-                self.advance();
-                let mut s = s;
+            Tok::Str(_) | Tok::FString(_) => {
                 // Adjacent string literals concatenate, as in Python.
-                while let Tok::Str(more) = self.peek() {
-                    s.push_str(more);
+                let mut parts = Vec::new();
+                let mut formatted = false;
+                loop {
+                    match self.peek().clone() {
+                        Tok::Str(s) => parts.push(FPart::Lit(s)),
+                        Tok::FString(p) => {
+                            formatted = true;
+                            parts.extend(p);
+                        }
+                        _ => break,
+                    }
                     self.advance();
+                }
+                if formatted {
+                    return self.fstring(parts, span);
+                }
+                let mut s = String::new();
+                for p in parts {
+                    if let FPart::Lit(t) = p {
+                        s.push_str(&t);
+                    }
                 }
                 ExprKind::Str(Arc::from(s))
             }

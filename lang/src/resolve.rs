@@ -142,6 +142,10 @@ impl Resolver {
     }
 
     fn name(&mut self, n: &mut Name, locals: Locals) {
+        if let Slot::Builtin(_) = n.slot {
+            // Set by the parser for what it lowers (f-strings): never shadowed.
+            return;
+        }
         n.slot = if let Some(&id) = locals.and_then(|l| l.get(&n.name)) {
             Slot::Local(id)
         } else if self.bindable.contains(&n.name) {

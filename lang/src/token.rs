@@ -17,6 +17,8 @@ pub enum Tok {
     Float(f64),
     /// A string literal with escapes decoded.
     Str(String),
+    /// An f-string: its literal parts (escapes decoded) and replacement fields.
+    FString(Vec<FPart>),
     // Keywords.
     Def,
     Return,
@@ -122,7 +124,7 @@ impl Tok {
         match self {
             Tok::Name(n) => format!("name '{n}'"),
             Tok::Int(_) | Tok::Float(_) => "number".to_string(),
-            Tok::Str(_) => "string".to_string(),
+            Tok::Str(_) | Tok::FString(_) => "string".to_string(),
             Tok::Newline => "end of line".to_string(),
             Tok::Indent => "indent".to_string(),
             Tok::Dedent => "dedent".to_string(),
@@ -191,6 +193,21 @@ impl Tok {
             _ => "",
         }
     }
+}
+
+/// A piece of an f-string.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FPart {
+    /// Text.
+    Lit(String),
+    /// `{expr!conv:spec}`: the expression's source and where it starts, the conversion
+    /// (`r`, `s`), the format spec (itself text and fields).
+    Field {
+        src: String,
+        span: Span,
+        conv: Option<char>,
+        spec: Vec<FPart>,
+    },
 }
 
 /// A token and where it starts.

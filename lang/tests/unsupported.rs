@@ -20,7 +20,6 @@ const CASES: &[(&str, &str, u32, u32)] = &[
     ("xs = [y for (a, b) in z]\n", "tuple targets in 'for'", 1, 13),
     ("s = {1, 2}\n", "sets", 1, 7),
     ("s = {x for x in range(3)}\n", "set comprehensions", 1, 8),
-    ("print(f\"{1}\")\n", "f-strings", 1, 7),
     ("print(b\"ab\")\n", "bytes literals", 1, 7),
     ("a, b = 1, 2\n", "tuples (and unpacking)", 1, 2),
     ("for k, v in d.items():\n    pass\n", "tuple targets in 'for'", 1, 6),

@@ -338,6 +338,7 @@ fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
             | Builtin::Any
             | Builtin::All
             | Builtin::Sorted
+            | Builtin::Format
     );
     let start = rt.info.start;
     let prog_args = rt.info.args.clone();
@@ -428,7 +429,7 @@ fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
                 "sort" | "reverse" | "insert" | "pop" | "append"
             )
             || rt.is(recv, t.dict) && mname == "pop";
-        let deep = matches!(mname.as_str(), "sort" | "index" | "join");
+        let deep = matches!(mname.as_str(), "sort" | "index" | "join" | "format");
         let mut all = vec![recv];
         all.extend_from_slice(args);
         let program = rt.info.program.clone();
