@@ -158,7 +158,7 @@ fn group(d: &str, sep: char, every: usize) -> String {
     let mut out = String::new();
     let n = d.len();
     for (i, ch) in d.chars().enumerate() {
-        if i > 0 && (n - i) % every == 0 {
+        if i > 0 && (n - i).is_multiple_of(every) {
             out.push(sep);
         }
         out.push(ch);
@@ -425,8 +425,8 @@ mod tests {
             (Value::Int(65), "c", "A"),
             (Value::Int(3), ".2f", "3.00"),
             (Value::Bool(true), ">5", "    1"),
-            (Value::Float(3.14159), ".2f", "3.14"),
-            (Value::Float(3.14159), "8.3f", "   3.142"),
+            (Value::Float(1.23456), ".2f", "1.23"),
+            (Value::Float(1.23456), "8.3f", "   1.235"),
             (Value::Float(2.5), ".0f", "2"),
             (Value::Float(1234.5), ",.2f", "1,234.50"),
             (Value::Float(0.25), ".1%", "25.0%"),
