@@ -553,20 +553,19 @@ fn ord(args: &[Value]) -> R<Value> {
 /// The methods of lists, dicts and strs (public for the JIT's `has_method`, which looks at
 /// heap objects rather than `Value`s).
 pub const LIST_METHODS: &[&str] = &[
-    "append", "pop", "insert", "index", "sort", "reverse", "copy",
+    "append", "pop", "insert", "index", "sort", "reverse", "copy", "extend", "remove", "clear",
+    "count",
 ];
 /// See [`LIST_METHODS`].
-pub const DICT_METHODS: &[&str] = &["get", "keys", "values", "items", "pop", "copy"];
+pub const DICT_METHODS: &[&str] = &[
+    "get", "keys", "values", "items", "pop", "copy", "update", "setdefault", "clear",
+];
 /// See [`LIST_METHODS`].
 pub const STR_METHODS: &[&str] = &[
-    "split",
-    "join",
-    "strip",
-    "startswith",
-    "upper",
-    "lower",
-    "find",
-    "format",
+    "split", "rsplit", "splitlines", "strip", "lstrip", "rstrip", "find", "rfind", "index",
+    "rindex", "count", "startswith", "endswith", "replace", "ljust", "rjust", "center",
+    "zfill", "title", "capitalize", "swapcase", "isdigit", "isdecimal", "isnumeric",
+    "isalpha", "isalnum", "isspace", "isupper", "islower", "join", "upper", "lower", "format",
 ];
 
 /// True when `v`'s type has a builtin method `name` (for `v.name` without a call).
@@ -593,16 +592,6 @@ pub fn method_arity(type_name: &str, name: &str, args: &[Value], min: usize, max
         ));
     }
     Ok(())
-}
-
-fn str_arg(method: &str, v: &Value) -> R<std::sync::Arc<str>> {
-    match v {
-        Value::Str(s) => Ok(s.clone()),
-        other => Err(exc(
-            TypeError,
-            format!("{method}() argument must be str, not {}", other.type_name()),
-        )),
-    }
 }
 
 /// Stable sort with Python's `<` (which may fail); Rust's `sort_by` needs a total order.
@@ -642,11 +631,6 @@ fn sort_values(items: Vec<Value>) -> R<Vec<Value>> {
     out.extend(l);
     out.extend(r);
     Ok(out)
-}
-
-/// A char index for a byte offset in `s`.
-fn char_index(s: &str, byte: usize) -> i64 {
-    s[..byte].chars().count() as i64
 }
 
 /// `recv.name(args)` for list, dict and str methods; an `AttributeError` for any other
@@ -739,7 +723,8 @@ fn list_method(
             method_arity(t, name, &args, 0, 0)?;
             Ok(ListObj::new_value(l.snapshot()))
         }
-        _ => Err(no_attr(recv, name)),
+        _ => crate::methods_extra::list_method(l, name, &args)
+            .unwrap_or_else(|| Err(no_attr(recv, name))),
     }
 }
 
@@ -793,28 +778,18 @@ fn dict_method(
             method_arity(t, name, &args, 0, 0)?;
             Ok(DictObj::new_value(lock(&d.map).clone()))
         }
-        _ => Err(no_attr(recv, name)),
+        _ => crate::methods_extra::dict_method(d, name, &args)
+            .unwrap_or_else(|| Err(no_attr(recv, name))),
     }
 }
 
 /// `recv.name(args)` for the str `s` (`recv`).
 fn str_method(recv: &Value, s: &str, name: &str, args: Vec<Value>) -> R<Value> {
+    if let Some(r) = crate::methods_extra::str_method(s, name, &args) {
+        return r;
+    }
     let t = "str";
     match name {
-        "split" => {
-            method_arity(t, name, &args, 0, 1)?;
-            let parts: Vec<Value> = match args.first() {
-                None | Some(Value::None) => s.split_whitespace().map(Value::str).collect(),
-                Some(sep) => {
-                    let sep = str_arg("split", sep)?;
-                    if sep.is_empty() {
-                        return Err(exc(ValueError, "empty separator"));
-                    }
-                    s.split(&*sep).map(Value::str).collect()
-                }
-            };
-            Ok(ListObj::new_value(parts))
-        }
         "join" => {
             method_arity(t, name, &args, 1, 1)?;
             let items = ops::iterate(&args[0])?;
@@ -838,15 +813,6 @@ fn str_method(recv: &Value, s: &str, name: &str, args: Vec<Value>) -> R<Value> {
             }
             Ok(Value::str(out))
         }
-        "strip" => {
-            method_arity(t, name, &args, 0, 0)?;
-            Ok(Value::str(s.trim()))
-        }
-        "startswith" => {
-            method_arity(t, name, &args, 1, 1)?;
-            let p = str_arg("startswith", &args[0])?;
-            Ok(Value::Bool(s.starts_with(&*p)))
-        }
         "upper" => {
             method_arity(t, name, &args, 0, 0)?;
             Ok(Value::str(s.to_uppercase()))
@@ -854,14 +820,6 @@ fn str_method(recv: &Value, s: &str, name: &str, args: Vec<Value>) -> R<Value> {
         "lower" => {
             method_arity(t, name, &args, 0, 0)?;
             Ok(Value::str(s.to_lowercase()))
-        }
-        "find" => {
-            method_arity(t, name, &args, 1, 1)?;
-            let p = str_arg("find", &args[0])?;
-            Ok(Value::Int(match s.find(&*p) {
-                Some(b) => char_index(s, b),
-                None => -1,
-            }))
         }
         _ => Err(no_attr(recv, name)),
     }

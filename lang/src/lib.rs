@@ -13,6 +13,7 @@ pub mod floatfmt;
 pub mod format;
 pub mod interp;
 pub mod lexer;
+pub mod methods_extra;
 pub mod literals;
 pub mod ops;
 pub mod parser;

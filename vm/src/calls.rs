@@ -426,10 +426,14 @@ fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
         let mutates = rt.is(recv, t.list)
             && matches!(
                 mname.as_str(),
-                "sort" | "reverse" | "insert" | "pop" | "append"
+                "sort" | "reverse" | "insert" | "pop" | "append" | "extend" | "remove" | "clear"
             )
-            || rt.is(recv, t.dict) && mname == "pop";
-        let deep = matches!(mname.as_str(), "sort" | "index" | "join" | "format");
+            || rt.is(recv, t.dict)
+                && matches!(mname.as_str(), "pop" | "update" | "setdefault" | "clear");
+        let deep = matches!(
+            mname.as_str(),
+            "sort" | "index" | "join" | "format" | "remove" | "count"
+        );
         let mut all = vec![recv];
         all.extend_from_slice(args);
         let program = rt.info.program.clone();
