@@ -341,15 +341,14 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
                 Some(other) => {
                     return Err(exc(
                         TypeError,
-                        format!(
-                            "format() argument 2 must be str, not {}",
-                            other.type_name()
-                        ),
+                        format!("format() argument 2 must be str, not {}", other.type_name()),
                     ))
                 }
             };
             let text = |v: &Value| v.to_str(env.names);
-            Ok(Value::str(crate::format::format_value(&args[0], spec, &text)?))
+            Ok(Value::str(crate::format::format_value(
+                &args[0], spec, &text,
+            )?))
         }
         Builtin::Repr => {
             arity(name, &args, 1, 1)?;
@@ -558,14 +557,51 @@ pub const LIST_METHODS: &[&str] = &[
 ];
 /// See [`LIST_METHODS`].
 pub const DICT_METHODS: &[&str] = &[
-    "get", "keys", "values", "items", "pop", "copy", "update", "setdefault", "clear",
+    "get",
+    "keys",
+    "values",
+    "items",
+    "pop",
+    "copy",
+    "update",
+    "setdefault",
+    "clear",
 ];
 /// See [`LIST_METHODS`].
 pub const STR_METHODS: &[&str] = &[
-    "split", "rsplit", "splitlines", "strip", "lstrip", "rstrip", "find", "rfind", "index",
-    "rindex", "count", "startswith", "endswith", "replace", "ljust", "rjust", "center",
-    "zfill", "title", "capitalize", "swapcase", "isdigit", "isdecimal", "isnumeric",
-    "isalpha", "isalnum", "isspace", "isupper", "islower", "join", "upper", "lower", "format",
+    "split",
+    "rsplit",
+    "splitlines",
+    "strip",
+    "lstrip",
+    "rstrip",
+    "find",
+    "rfind",
+    "index",
+    "rindex",
+    "count",
+    "startswith",
+    "endswith",
+    "replace",
+    "ljust",
+    "rjust",
+    "center",
+    "zfill",
+    "title",
+    "capitalize",
+    "swapcase",
+    "isdigit",
+    "isdecimal",
+    "isnumeric",
+    "isalpha",
+    "isalnum",
+    "isspace",
+    "isupper",
+    "islower",
+    "join",
+    "upper",
+    "lower",
+    "format",
 ];
 
 /// True when `v`'s type has a builtin method `name` (for `v.name` without a call).
@@ -648,7 +684,9 @@ pub fn call_method(
         Value::Str(s) if name == "format" => {
             let text = |v: &Value| v.to_str(names);
             let repr = |v: &Value| v.repr(names);
-            Ok(Value::str(crate::format::str_format(s, &args, &text, &repr)?))
+            Ok(Value::str(crate::format::str_format(
+                s, &args, &text, &repr,
+            )?))
         }
         Value::Str(s) => str_method(recv, s, name, args),
         _ => Err(no_attr(recv, name)),

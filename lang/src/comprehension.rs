@@ -153,8 +153,14 @@ pub fn lower(
         };
     }
     let (init, result) = match kind {
-        CompKind::List => (Some(ExprKind::List(Vec::new())), ExprKind::Name(name(RESULT, span))),
-        CompKind::Dict => (Some(ExprKind::Dict(Vec::new())), ExprKind::Name(name(RESULT, span))),
+        CompKind::List => (
+            Some(ExprKind::List(Vec::new())),
+            ExprKind::Name(name(RESULT, span)),
+        ),
+        CompKind::Dict => (
+            Some(ExprKind::Dict(Vec::new())),
+            ExprKind::Name(name(RESULT, span)),
+        ),
         CompKind::Any | CompKind::All => (None, ExprKind::List(Vec::new())),
     };
     let mut body = Vec::new();
@@ -398,7 +404,9 @@ fn visit_target_mut(t: &mut Target, f: &mut dyn FnMut(&mut Expr)) {
         }
         Target::Slice { obj, lo, hi } => {
             visit_expr_mut(obj, f);
-            lo.iter_mut().chain(hi.iter_mut()).for_each(|e| visit_expr_mut(e, f));
+            lo.iter_mut()
+                .chain(hi.iter_mut())
+                .for_each(|e| visit_expr_mut(e, f));
         }
         Target::Attr { obj, .. } => visit_expr_mut(obj, f),
     }
@@ -447,7 +455,9 @@ fn visit_expr_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
         }
         ExprKind::Slice { obj, lo, hi } => {
             visit_expr_mut(obj, f);
-            lo.iter_mut().chain(hi.iter_mut()).for_each(|e| visit_expr_mut(e, f));
+            lo.iter_mut()
+                .chain(hi.iter_mut())
+                .for_each(|e| visit_expr_mut(e, f));
         }
     }
 }

@@ -55,7 +55,13 @@ fn parse(spec: &str) -> Result<Spec, OpError> {
         while *i < c.len() && c[*i].is_ascii_digit() {
             *i += 1;
         }
-        (start < *i).then(|| c[start..*i].iter().collect::<String>().parse().unwrap_or(usize::MAX))
+        (start < *i).then(|| {
+            c[start..*i]
+                .iter()
+                .collect::<String>()
+                .parse()
+                .unwrap_or(usize::MAX)
+        })
     };
     if let Some(w) = number(&mut i) {
         s.width = w;
@@ -66,7 +72,8 @@ fn parse(spec: &str) -> Result<Spec, OpError> {
     }
     if i < c.len() && c[i] == '.' {
         i += 1;
-        s.precision = Some(number(&mut i).ok_or_else(|| bad("Format specifier missing precision"))?);
+        s.precision =
+            Some(number(&mut i).ok_or_else(|| bad("Format specifier missing precision"))?);
     }
     if i < c.len() {
         s.ty = Some(c[i]);
@@ -180,7 +187,12 @@ fn format_int(i: i128, s: &Spec, type_name: &str) -> Result<String, OpError> {
             let ch = u32::try_from(i)
                 .ok()
                 .and_then(char::from_u32)
-                .ok_or_else(|| (crate::diag::ErrorKind::OverflowError, "%c arg not in range(0x110000)".to_string()))?;
+                .ok_or_else(|| {
+                    (
+                        crate::diag::ErrorKind::OverflowError,
+                        "%c arg not in range(0x110000)".to_string(),
+                    )
+                })?;
             return Ok(pad("", &ch.to_string(), s, '>'));
         }
         Some('e' | 'E' | 'f' | 'F' | 'g' | 'G' | '%') => return format_float(i as f64, s),
@@ -192,7 +204,11 @@ fn format_int(i: i128, s: &Spec, type_name: &str) -> Result<String, OpError> {
     };
     let digits = match s.grouping {
         Some(sep) => {
-            let every = if matches!(s.ty, Some('x' | 'X' | 'o' | 'b')) { 4 } else { 3 };
+            let every = if matches!(s.ty, Some('x' | 'X' | 'o' | 'b')) {
+                4
+            } else {
+                3
+            };
             group(&digits, sep, every)
         }
         None => digits,
@@ -255,7 +271,11 @@ fn format_float(x: f64, s: &Spec) -> Result<String, OpError> {
     let a = x.abs();
     let body = if !a.is_finite() {
         let t = if a.is_nan() { "nan" } else { "inf" };
-        let t = if upper { t.to_uppercase() } else { t.to_string() };
+        let t = if upper {
+            t.to_uppercase()
+        } else {
+            t.to_string()
+        };
         if s.ty == Some('%') {
             format!("{t}%")
         } else {
@@ -269,7 +289,9 @@ fn format_float(x: f64, s: &Spec) -> Result<String, OpError> {
             },
             Some('f' | 'F') => format!("{:.*}", s.precision.unwrap_or(6), a),
             Some('e' | 'E') => sci(a, s.precision.unwrap_or(6), upper),
-            Some('g' | 'G' | 'n') => general(a, s.precision.unwrap_or(6), s.alternate, upper, false),
+            Some('g' | 'G' | 'n') => {
+                general(a, s.precision.unwrap_or(6), s.alternate, upper, false)
+            }
             Some('%') => format!("{:.*}%", s.precision.unwrap_or(6), a * 100.0),
             Some(t) => {
                 return Err(bad(format!(
@@ -280,7 +302,9 @@ fn format_float(x: f64, s: &Spec) -> Result<String, OpError> {
     };
     let body = match s.grouping {
         Some(sep) if a.is_finite() => {
-            let end = body.find(|c: char| !c.is_ascii_digit()).unwrap_or(body.len());
+            let end = body
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(body.len());
             format!("{}{}", group(&body[..end], sep, 3), &body[end..])
         }
         _ => body,
@@ -369,10 +393,7 @@ fn render(
                     *manual = true;
                     k
                 } else {
-                    return Err((
-                        crate::diag::ErrorKind::KeyError,
-                        format!("'{name}'"),
-                    ));
+                    return Err((crate::diag::ErrorKind::KeyError, format!("'{name}'")));
                 };
                 let v = args.get(index).ok_or_else(|| {
                     (
@@ -458,18 +479,40 @@ mod tests {
         let text = |v: &Value| v.to_str(&|_| String::new());
         let repr = |v: &Value| v.repr(&|_| String::new());
         let f = |t: &str, args: &[Value]| super::str_format(t, args, &text, &repr).unwrap();
-        assert_eq!(f("{} + {} = {}", &[Value::Int(1), Value::Int(2), Value::Int(3)]), "1 + 2 = 3");
+        assert_eq!(
+            f(
+                "{} + {} = {}",
+                &[Value::Int(1), Value::Int(2), Value::Int(3)]
+            ),
+            "1 + 2 = 3"
+        );
         assert_eq!(f("{1}{0}{1}", &[Value::str("a"), Value::str("b")]), "bab");
-        assert_eq!(f("{!r:>5}|{:.2f}", &[Value::str("x"), Value::Float(2.0)]), "  'x'|2.00");
+        assert_eq!(
+            f("{!r:>5}|{:.2f}", &[Value::str("x"), Value::Float(2.0)]),
+            "  'x'|2.00"
+        );
         assert_eq!(f("{{{}}}", &[Value::Int(7)]), "{7}");
         assert_eq!(f("{:{}}", &[Value::Int(7), Value::Int(3)]), "  7");
     }
 
     #[test]
     fn errors_are_python_s() {
-        let e = |v: Value, spec: &str| format_value(&v, spec, &|_| Ok(String::new())).unwrap_err().1;
-        assert_eq!(e(Value::str("a"), "d"), "Unknown format code 'd' for object of type 'str'");
-        assert_eq!(e(Value::None, "5"), "unsupported format string passed to NoneType.__format__");
-        assert_eq!(e(Value::Int(1), ".2d"), "Precision not allowed in integer format specifier");
+        let e = |v: Value, spec: &str| {
+            format_value(&v, spec, &|_| Ok(String::new()))
+                .unwrap_err()
+                .1
+        };
+        assert_eq!(
+            e(Value::str("a"), "d"),
+            "Unknown format code 'd' for object of type 'str'"
+        );
+        assert_eq!(
+            e(Value::None, "5"),
+            "unsupported format string passed to NoneType.__format__"
+        );
+        assert_eq!(
+            e(Value::Int(1), ".2d"),
+            "Precision not allowed in integer format specifier"
+        );
     }
 }

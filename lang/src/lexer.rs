@@ -517,7 +517,10 @@ impl Lexer {
             self.bump();
         }
         if src.trim().is_empty() {
-            return Err(Diagnostic::new("f-string: empty expression not allowed", at));
+            return Err(Diagnostic::new(
+                "f-string: empty expression not allowed",
+                at,
+            ));
         }
         // `{x=}`: the expression's text, then its repr (unless a conversion or spec follows).
         let trimmed = src.trim_end();

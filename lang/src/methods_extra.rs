@@ -63,7 +63,7 @@ fn find_in(hay: &[char], sub: &[char], lo: usize, hi: usize, last: bool) -> Opti
     }
 }
 
-fn strip_set<'a>(args: &'a [Value], name: &str) -> R<Option<Vec<char>>> {
+fn strip_set(args: &[Value], name: &str) -> R<Option<Vec<char>>> {
     match args.first() {
         None | Some(Value::None) => Ok(None),
         Some(v) => Ok(Some(text(name, 1, v)?.chars().collect())),
@@ -291,7 +291,9 @@ pub fn str_method(s: &str, name: &str, args: &[Value]) -> Option<R<Value>> {
             "isdigit" | "isdecimal" | "isnumeric" | "isalpha" | "isalnum" | "isspace" => {
                 arity(t, name, args, 0, 0)?;
                 let test = |c: char| match name {
-                    "isdigit" | "isdecimal" => c.is_ascii_digit() || c.is_numeric() && c.to_digit(10).is_some(),
+                    "isdigit" | "isdecimal" => {
+                        c.is_ascii_digit() || !c.is_ascii() && c.is_numeric()
+                    }
                     "isnumeric" => c.is_numeric(),
                     "isalpha" => c.is_alphabetic(),
                     "isalnum" => c.is_alphanumeric(),
@@ -303,9 +305,13 @@ pub fn str_method(s: &str, name: &str, args: &[Value]) -> Option<R<Value>> {
                 arity(t, name, args, 0, 0)?;
                 let upper = name == "isupper";
                 let cased = s.chars().any(|c| c.is_uppercase() || c.is_lowercase());
-                let ok = s
-                    .chars()
-                    .all(|c| if upper { !c.is_lowercase() } else { !c.is_uppercase() });
+                let ok = s.chars().all(|c| {
+                    if upper {
+                        !c.is_lowercase()
+                    } else {
+                        !c.is_uppercase()
+                    }
+                });
                 Ok(Value::Bool(cased && ok))
             }
             _ => unreachable!("{name} is one of the methods above"),

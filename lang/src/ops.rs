@@ -93,7 +93,10 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
         {
             let count = repeat_count(n, s.len())?;
             let mut out = String::new();
-            if out.try_reserve_exact(s.len().saturating_mul(count)).is_err() {
+            if out
+                .try_reserve_exact(s.len().saturating_mul(count))
+                .is_err()
+            {
                 return err(MemoryError, "sequence too large");
             }
             for _ in 0..count {

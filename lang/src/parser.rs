@@ -365,9 +365,7 @@ impl Parser {
                         StmtKind::AugAssign { target, op, value }
                     }
                     Tok::Comma => return Err(self.unsupported("tuples (and unpacking) are")),
-                    Tok::Colon => {
-                        return Err(self.unsupported("annotations ('name: type') are"))
-                    }
+                    Tok::Colon => return Err(self.unsupported("annotations ('name: type') are")),
                     _ => StmtKind::Expr(e),
                 }
             }
@@ -1049,7 +1047,8 @@ impl Parser {
             }
         };
         let src = format!("({src})");
-        let mut tokens = crate::lexer::lex(&src).map_err(|d| Diagnostic::new(d.message, shift(d.span)))?;
+        let mut tokens =
+            crate::lexer::lex(&src).map_err(|d| Diagnostic::new(d.message, shift(d.span)))?;
         for t in &mut tokens {
             // The parenthesis added in front shifts columns by one.
             t.span = shift(Span::new(t.span.line, t.span.col.saturating_sub(1).max(1)));
@@ -1217,10 +1216,16 @@ fn unsupported_statement(word: &str, next: &Tok) -> Option<String> {
         "yield" => "'yield' (generators) is",
         "await" => "'await' is",
         // `match` is a keyword only in front of a subject (`match = 1` is an assignment).
-        "match" if matches!(
-            next,
-            Tok::Name(_) | Tok::Int(_) | Tok::Str(_) | Tok::Float(_) | Tok::LBracket | Tok::LBrace
-        ) =>
+        "match"
+            if matches!(
+                next,
+                Tok::Name(_)
+                    | Tok::Int(_)
+                    | Tok::Str(_)
+                    | Tok::Float(_)
+                    | Tok::LBracket
+                    | Tok::LBrace
+            ) =>
         {
             "'match' statements are"
         }

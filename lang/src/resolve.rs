@@ -19,7 +19,10 @@ pub fn resolve(parsed: Parsed) -> Result<Program, Diagnostic> {
         collect_globals(&f.body, &mut declared);
         let mut assigned = Vec::new();
         collect_assigned_ordered(&f.body, &mut assigned);
-        assigned.into_iter().filter(|n| !declared.contains(n)).collect()
+        assigned
+            .into_iter()
+            .filter(|n| !declared.contains(n))
+            .collect()
     });
     // Names that may be bound as globals somewhere: assigned at module level or declared global.
     let mut bindable = HashSet::new();

@@ -100,7 +100,9 @@ impl Runtime {
     pub(crate) fn same(&self, a: Word, b: Word) -> bool {
         let f = self.types.float;
         a == b
-            || self.is(a, f) && self.is(b, f) && self.float_of(a).to_bits() == self.float_of(b).to_bits()
+            || self.is(a, f)
+                && self.is(b, f)
+                && self.float_of(a).to_bits() == self.float_of(b).to_bits()
     }
     /// `a == b`.
     pub fn eq(&mut self, a: Word, b: Word) -> R<bool> {

@@ -326,9 +326,7 @@ impl ProgramInfo {
     /// Adds what compiling the program produced, before any of its threads runs.
     pub fn link(&mut self, names: Names, consts: Constants, mut code: CodeTables) {
         self.classes = ClassTable::with_method_sites(std::mem::take(&mut code.method_sites));
-        self.special_methods = crate::special::NAMES
-            .iter()
-            .any(|n| names.id(n).is_some());
+        self.special_methods = crate::special::NAMES.iter().any(|n| names.id(n).is_some());
         self.names = names;
         self.consts = consts;
         self.code = code;

@@ -35,9 +35,8 @@ impl Interp {
                 }
                 _ => Err(builtins_core::no_attr(recv, name).into()),
             },
-            _ => self.with_special(|| {
-                builtins_core::call_method(recv, name, args, &self.func_name())
-            }),
+            _ => self
+                .with_special(|| builtins_core::call_method(recv, name, args, &self.func_name())),
         }
     }
 }
