@@ -195,11 +195,14 @@ pub enum Builtin {
     Sorted,
     List,
     Format,
+    /// `print(..., sep=S, end=E)` as the parser lowers it: the positional arguments, then
+    /// (name, value) pairs of the keywords in source order, then their count.
+    PrintKw,
 }
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 30] = [
+    pub const ALL: [Builtin; 31] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -230,6 +233,7 @@ impl Builtin {
         Builtin::Sorted,
         Builtin::List,
         Builtin::Format,
+        Builtin::PrintKw,
     ];
 
     /// The name a program uses for this builtin.
@@ -265,6 +269,8 @@ impl Builtin {
             Builtin::Sorted => "sorted",
             Builtin::List => "list",
             Builtin::Format => "format",
+            // Not a name a program can use (`from_name` never finds it).
+            Builtin::PrintKw => "<print>",
         }
     }
 

@@ -372,6 +372,7 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
             let n = std::thread::available_parallelism().map_or(1, |n| n.get());
             Ok(Value::Int(n as i64))
         }
+        Builtin::PrintKw => print_line(&args, env.names),
         Builtin::Print | Builtin::Spawn | Builtin::Lock | Builtin::TransactionQueue => {
             unreachable!("{name}() is handled by the caller")
         }
@@ -486,6 +487,42 @@ fn abs(args: &[Value]) -> R<Value> {
             format!("bad operand type for abs(): '{}'", args[0].type_name()),
         )),
     }
+}
+
+/// The text `print(..., sep=, end=)` writes, from the arguments of [`Builtin::PrintKw`].
+fn print_line(args: &[Value], names: &dyn Fn(FuncId) -> String) -> R<Value> {
+    let n = match args.last() {
+        Some(Value::Int(n)) if (*n as usize) * 2 < args.len() => *n as usize,
+        _ => return Err(exc(TypeError, "print(): malformed keyword arguments")),
+    };
+    let positional = &args[..args.len() - 1 - 2 * n];
+    let (mut sep, mut end) = (" ".to_string(), "\n".to_string());
+    for pair in args[positional.len()..args.len() - 1].chunks(2) {
+        let text = match &pair[1] {
+            Value::None => None,
+            Value::Str(s) => Some(s.to_string()),
+            other => {
+                let k = pair[0].to_str(names)?;
+                return Err(exc(
+                    TypeError,
+                    format!("{k} must be None or a string, not {}", other.type_name()),
+                ));
+            }
+        };
+        match &pair[0] {
+            Value::Str(k) if &**k == "sep" => sep = text.unwrap_or_else(|| " ".into()),
+            _ => end = text.unwrap_or_else(|| "\n".into()),
+        }
+    }
+    let mut line = String::new();
+    for (i, v) in positional.iter().enumerate() {
+        if i > 0 {
+            line.push_str(&sep);
+        }
+        line.push_str(&v.to_str(names)?);
+    }
+    line.push_str(&end);
+    Ok(Value::str(line))
 }
 
 /// `min(...)` or `max(...)` (`b`) of the arguments, or of the items of the one argument.

@@ -35,6 +35,7 @@ pub fn parse_tokens(tokens: Vec<Token>) -> Result<Parsed, Diagnostic> {
         loop_depth: 0,
         functions: Vec::new(),
         comps: Vec::new(),
+        print_kw: false,
     };
     let mut body = Vec::new();
     while p.peek() != &Tok::Eof {
@@ -67,6 +68,8 @@ struct Parser {
     loop_depth: usize,
     functions: Vec<Function>,
     comps: Vec<(String, FuncId)>,
+    /// The call whose arguments were just read is `print` with keywords (`print_args`).
+    print_kw: bool,
 }
 
 type PResult<T> = Result<T, Diagnostic>;
@@ -803,6 +806,9 @@ impl Parser {
     /// The arguments of a call through `)`: a generator expression as the only argument is
     /// a comprehension (short-circuiting for `any` and `all`).
     fn call_args(&mut self, callee: &ExprKind) -> PResult<Vec<Expr>> {
+        if matches!(callee, ExprKind::Name(n) if n.name == "print") {
+            return self.print_args();
+        }
         if matches!(self.peek(), Tok::RParen | Tok::Star | Tok::DoubleStar) {
             return self.args(&Tok::RParen);
         }
@@ -829,6 +835,75 @@ impl Parser {
             args.extend(self.args(&Tok::RParen)?);
         } else {
             self.expect(&Tok::RParen)?;
+        }
+        Ok(args)
+    }
+
+    /// The arguments of `print(...)` through `)`: with keyword arguments `sep=` and `end=`,
+    /// the positional ones, then ("name", value) pairs in source order, then their count;
+    /// `print_kw` then says that the call is [`Builtin::PrintKw`].
+    fn print_args(&mut self) -> PResult<Vec<Expr>> {
+        let mut args = Vec::new();
+        let mut kws = Vec::new();
+        while self.peek() != &Tok::RParen {
+            if matches!(self.peek(), Tok::Star | Tok::DoubleStar) {
+                return Err(self.unsupported("'*' and '**' unpacking is"));
+            }
+            if let (Tok::Name(k), Tok::Assign) = (self.peek().clone(), self.peek_at(1)) {
+                let at = self.span();
+                if k != "sep" && k != "end" {
+                    return Err(Diagnostic::new(
+                        format!("print() keyword argument '{k}' is not supported"),
+                        at,
+                    ));
+                }
+                if kws.iter().any(|(n, _): &(String, Expr)| *n == k) {
+                    return Err(Diagnostic::new(format!("keyword argument repeated: {k}"), at));
+                }
+                self.advance();
+                self.advance();
+                kws.push((k, self.expr()?));
+            } else {
+                if !kws.is_empty() {
+                    return Err(Diagnostic::new(
+                        "positional argument follows keyword argument",
+                        self.span(),
+                    ));
+                }
+                let e = self.expr()?;
+                match self.peek() {
+                    Tok::For => return Err(self.unsupported("generator expressions in print are")),
+                    Tok::Assign => {
+                        return Err(Diagnostic::new(
+                            "keyword arguments are not supported",
+                            e.span,
+                        ))
+                    }
+                    _ => {}
+                }
+                args.push(e);
+            }
+            if !self.eat(&Tok::Comma) {
+                break;
+            }
+        }
+        self.expect(&Tok::RParen)?;
+        if !kws.is_empty() {
+            let n = kws.len() as i64;
+            for (k, v) in kws {
+                let span = v.span;
+                args.push(Expr {
+                    kind: ExprKind::Str(Arc::from(k)),
+                    span,
+                });
+                args.push(v);
+            }
+            let span = self.span();
+            args.push(Expr {
+                kind: ExprKind::Int(n),
+                span,
+            });
+            self.print_kw = true;
         }
         Ok(args)
     }
@@ -909,8 +984,21 @@ impl Parser {
             let step = match self.peek() {
                 Tok::LParen => {
                     self.advance();
-                    self.call_args(&e.kind).map(|args| match e.kind {
+                    let args = self.call_args(&e.kind);
+                    let kw = std::mem::take(&mut self.print_kw);
+                    args.map(|args| match e.kind {
                         ExprKind::Attr { obj, name } => ExprKind::MethodCall { obj, name, args },
+                        ExprKind::Name(n) if kw => ExprKind::Call {
+                            func: Box::new(Expr {
+                                kind: ExprKind::Name(Name {
+                                    name: n.name,
+                                    slot: Slot::Builtin(Builtin::PrintKw),
+                                    span,
+                                }),
+                                span,
+                            }),
+                            args,
+                        },
                         kind => ExprKind::Call {
                             func: Box::new(Expr { kind, span }),
                             args,

@@ -269,10 +269,18 @@ fn run_queue_inline(ctx: *mut Ctx, recv: Word) -> Word {
 pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
     let b = Builtin::ALL[which as usize];
     match b {
-        Builtin::Print => {
-            // SAFETY: ctx is live; args is a readable slice.
-            unsafe { super::helpers::stmjit_print(ctx, args.as_ptr(), args.len() as u64) }
-        }
+        // Through the values, whose conversion roots what a `__str__` may move (`args` is a
+        // copy of the caller's slots, which the GC does not update).
+        Builtin::Print | Builtin::PrintKw => with_rt(ctx, |rt| {
+            let mut all = args.to_vec();
+            if b == Builtin::Print {
+                all.push(value::from_int(0).expect("small"));
+            }
+            let line = generic_builtin(rt, Builtin::PrintKw, &all)?;
+            let text = rt.str_of(line).to_string();
+            rt.write_out(&text);
+            Ok(NONE)
+        }),
         Builtin::Spawn => {
             if args.is_empty() {
                 return rt_of(ctx).raise(
@@ -339,6 +347,7 @@ fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
             | Builtin::All
             | Builtin::Sorted
             | Builtin::Format
+            | Builtin::PrintKw
     );
     let start = rt.info.start;
     let prog_args = rt.info.args.clone();

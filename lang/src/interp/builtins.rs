@@ -25,6 +25,18 @@ impl Interp {
                 self.shared.write_out(&line);
                 Ok(Value::None)
             }
+            Builtin::PrintKw => {
+                let env = BuiltinEnv {
+                    names: &self.func_name(),
+                    start: self.shared.start,
+                    args: &self.shared.args,
+                };
+                let line = self.with_special(|| builtins_core::call_builtin(b, args, &env))?;
+                if let Value::Str(s) = line {
+                    self.shared.write_out(&s);
+                }
+                Ok(Value::None)
+            }
             Builtin::Spawn => {
                 arity(name, &args, 1, usize::MAX)?;
                 let mut args = args;
