@@ -858,7 +858,10 @@ impl Parser {
                     ));
                 }
                 if kws.iter().any(|(n, _): &(String, Expr)| *n == k) {
-                    return Err(Diagnostic::new(format!("keyword argument repeated: {k}"), at));
+                    return Err(Diagnostic::new(
+                        format!("keyword argument repeated: {k}"),
+                        at,
+                    ));
                 }
                 self.advance();
                 self.advance();

@@ -86,7 +86,12 @@ const CASES: &[(&str, &str, u32, u32)] = &[
     ("def f(a) -> int:\n    pass\n", "annotations", 1, 10),
     ("x: int = 3\n", "annotations", 1, 2),
     ("f(1, key=2)\n", "keyword arguments", 1, 6),
-    ("print(1, file=f)\n", "print() keyword argument 'file' is not", 1, 10),
+    (
+        "print(1, file=f)\n",
+        "print() keyword argument 'file' is not",
+        1,
+        10,
+    ),
     ("print(*[1, 2])\n", "'*' and '**' unpacking", 1, 7),
     ("f = lambda x: x\n", "'lambda'", 1, 5),
     ("def f():\n    nonlocal x\n", "'nonlocal' (closures)", 2, 5),
