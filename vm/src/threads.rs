@@ -338,17 +338,22 @@ pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
     let ho = rt.root(obj);
     // SAFETY: helpers receive the live context of their thread.
     let atomic = unsafe { (*ctx).atomic_depth } > 0;
-    if atomic && !is_done(rt, id) {
+    if atomic && (is_pending(rt, obj) || rt.tx.split_atomic && !is_done(rt, id)) {
+        // A thread spawned by this very block: it could only start when the block ends, so
+        // the block commits here (its atomicity ends at this join, as in the interpreter and
+        // as Python's threads do), the thread starts and ends, and the rest of the block runs
+        // in a transaction without restart point (inevitable). A later join in that rest
+        // splits it again: waiting inside it could keep the thread from a segment.
+        if commit_for_wait(rt, ctx).is_err() {
+            rt.release(mark);
+            return ERR;
+        }
+        wait_done(rt, id);
+        rt.begin_without_restart_point(ctx);
+        rt.tx.split_atomic = true;
+    } else if atomic && !is_done(rt, id) {
         // Under a GIL no other thread runs during an atomic block, so the block can only
         // have run after the thread ended.
-        if is_pending(rt, obj) {
-            rt.release(mark);
-            return rt.raise(
-                ErrorKind::TypeError,
-                "join() inside the atomic block that spawned the thread: it starts only when \
-                 the block ends, so the wait would never end",
-            );
-        }
         if rt.abort_until_thread_ends(id) {
             rt.release(mark);
             return ERR;

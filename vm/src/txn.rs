@@ -102,6 +102,10 @@ pub struct ThreadTx {
     /// The running transaction assigned a class attribute: it bypasses the method caches,
     /// and its commit forgets them (see [`super::class_table::ClassTable`]).
     pub class_changed: bool,
+    /// The running transaction is the rest of an atomic block that a `join` of a thread
+    /// spawned in the block split (`threads::join`): later joins in it split it again
+    /// rather than wait inside it. Reset by every `begin`.
+    pub split_atomic: bool,
 }
 
 impl Default for ThreadTx {
@@ -116,6 +120,7 @@ impl Default for ThreadTx {
             pending_slot: std::ptr::null_mut(),
             wait_for_thread: None,
             class_changed: false,
+            split_atomic: false,
         }
     }
 }
@@ -148,6 +153,7 @@ impl Runtime {
         self.set_budget(self.tx.budget);
         self.tx.started = Some(Instant::now());
         self.tx.aborting = false;
+        self.tx.split_atomic = false;
         self.reset_dict_overlay();
     }
 
