@@ -198,11 +198,15 @@ pub enum Builtin {
     /// `print(..., sep=S, end=E)` as the parser lowers it: the positional arguments, then
     /// (name, value) pairs of the keywords in source order, then their count.
     PrintKw,
+    Round,
+    Hex,
+    Oct,
+    Bin,
 }
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 31] = [
+    pub const ALL: [Builtin; 35] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -234,6 +238,10 @@ impl Builtin {
         Builtin::List,
         Builtin::Format,
         Builtin::PrintKw,
+        Builtin::Round,
+        Builtin::Hex,
+        Builtin::Oct,
+        Builtin::Bin,
     ];
 
     /// The name a program uses for this builtin.
@@ -271,6 +279,10 @@ impl Builtin {
             Builtin::Format => "format",
             // Not a name a program can use (`from_name` never finds it).
             Builtin::PrintKw => "<print>",
+            Builtin::Round => "round",
+            Builtin::Hex => "hex",
+            Builtin::Oct => "oct",
+            Builtin::Bin => "bin",
         }
     }
 

@@ -283,6 +283,8 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
             Ok(Value::Bool(args.first().is_some_and(|v| v.truthy())))
         }
         Builtin::Abs => abs(&args),
+        Builtin::Round => crate::builtins_num::round(&args),
+        Builtin::Hex | Builtin::Oct | Builtin::Bin => crate::builtins_num::radix(name, &args),
         Builtin::Min | Builtin::Max => min_max(b, args),
         Builtin::Sqrt => {
             arity(name, &args, 1, 1)?;

@@ -7,6 +7,7 @@
 
 pub mod ast;
 pub mod builtins_core;
+pub mod builtins_num;
 pub mod comprehension;
 pub mod diag;
 pub mod floatfmt;
