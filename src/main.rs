@@ -31,6 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a program.
+    #[command(after_help = stmjit_jit::switches::HELP)]
     Run {
         /// Run on the reference interpreter (the test oracle) instead of the JIT.
         #[arg(long)]
@@ -105,6 +106,10 @@ fn main() -> ExitCode {
             program,
             args,
         } => {
+            if let Err(e) = stmjit_jit::switches::Switches::from_env() {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
             let status = if interp {
                 stmjit_lang::run_file(&program, args, std::process::exit)
             } else {

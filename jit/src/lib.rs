@@ -38,6 +38,7 @@
 pub mod compile;
 pub mod listing;
 pub mod program;
+pub mod switches;
 
 pub use stmjit_backend::disasm::Syntax;
 pub use stmjit_backend::SegmentBase;

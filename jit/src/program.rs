@@ -3,10 +3,11 @@
 //! every function, entry trampolines, `--dump-asm`, the program's data, and the main
 //! thread's driver.
 //!
-//! The environment switches (for tests, benchmarks and debugging) are read once, here:
-//! see `Switches`.
+//! The environment switches (for tests, benchmarks and debugging) are read and checked once,
+//! here: see [`crate::switches`].
 
 use crate::compile::{FnCompiler, Shared};
+use crate::switches::Switches;
 use cranelift_codegen::ir::{types::I64, InstBuilder, Signature, Type};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
@@ -100,7 +101,13 @@ fn declare_helpers(jit: &mut Jit) -> HashMap<Helper, FuncId> {
 /// transaction; compile every function against them; link the program's data; commit the
 /// constants (compiled code embeds them) and run `<module>` on the main thread's driver.
 pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i32 {
-    let switches = Switches::from_env();
+    let switches = match Switches::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return stmjit_lang::EXIT_SYNTAX_ERROR;
+        }
+    };
     let program = Arc::new(program);
     let stm = match start_runtime(opts, &switches) {
         Ok(stm) => stm,
@@ -112,7 +119,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     let types = stmjit_vm::objects::register(&stm);
     let layout = *stm.layout();
     let heap_limit = (layout.old_end - layout.old_start) / 4 * 3;
-    let settings = switches.settings(opts);
+    let settings = settings(&switches, opts);
     let mut info = Arc::new(ProgramInfo::new(
         program.clone(),
         file,
@@ -181,64 +188,20 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     run_main(info, linked.main)
 }
 
-/// The switches of the environment, read once (for tests, benchmarks and debugging).
-struct Switches {
-    /// `STMJIT_NURSERY=BYTES`: the nursery size (the tests use 4096 to force a minor
-    /// collection every few allocations).
-    nursery: Option<u64>,
-    /// `STMJIT_MOVE_THREADS=1`: each transaction begins in another free segment than the
-    /// thread's previous one.
-    move_threads: bool,
-    /// `STMJIT_BUDGET=N`: transaction length in loop back-edges and calls.
-    budget: Option<i64>,
-    /// `STMJIT_ABORT_PROBABILITY=P`: each commit of a transaction that can abort aborts
-    /// instead with probability P.
-    abort_probability: Option<f64>,
-    /// `STMJIT_VERIFY=1`: Cranelift's verifier on every function, its errors printed.
-    verify: bool,
-    /// `STMJIT_BENCH_OMIT=write-barrier,poll` (for `benches/barriers.rs` only): compile
-    /// without the instance write-barrier test and/or the safe-point polls (see
-    /// `compile::Shared`).
-    omit: String,
-}
-
-impl Switches {
-    fn from_env() -> Switches {
-        Switches {
-            nursery: env_number("STMJIT_NURSERY"),
-            move_threads: std::env::var_os("STMJIT_MOVE_THREADS").is_some_and(|v| v == "1"),
-            budget: env_number("STMJIT_BUDGET"),
-            abort_probability: env_number("STMJIT_ABORT_PROBABILITY"),
-            verify: std::env::var_os("STMJIT_VERIFY").is_some(),
-            omit: std::env::var("STMJIT_BENCH_OMIT").unwrap_or_default(),
-        }
+/// How the run's transactions behave, from the options and the switches.
+fn settings(switches: &Switches, opts: &Options) -> Settings {
+    let mut settings = Settings {
+        mode: if opts.gil { Mode::Gil } else { Mode::Stm },
+        stats: opts.stats,
+        ..Settings::default()
+    };
+    if let Some(b) = switches.budget {
+        settings.budget = b.max(1) as u64;
     }
-
-    /// Whether `STMJIT_BENCH_OMIT` names `what`.
-    fn omits(&self, what: &str) -> bool {
-        self.omit.split(',').any(|w| w.trim() == what)
+    if let Some(p) = switches.abort_probability {
+        settings.abort_chance = (p.clamp(0.0, 0.95) * (1u64 << 32) as f64) as u64;
     }
-
-    /// How the run's transactions behave.
-    fn settings(&self, opts: &Options) -> Settings {
-        let mut settings = Settings {
-            mode: if opts.gil { Mode::Gil } else { Mode::Stm },
-            stats: opts.stats,
-            ..Settings::default()
-        };
-        if let Some(b) = self.budget {
-            settings.budget = b.max(1) as u64;
-        }
-        if let Some(p) = self.abort_probability {
-            settings.abort_chance = (p.clamp(0.0, 0.95) * (1u64 << 32) as f64) as u64;
-        }
-        settings
-    }
-}
-
-/// A number from the environment (a debugging or testing switch), if set and valid.
-fn env_number<T: std::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name).ok()?.trim().parse().ok()
+    settings
 }
 
 /// The runtime instance: as many segments as `--threads` says (the CPUs by default; one

@@ -35,7 +35,8 @@ pub fn fsgsbase_available() -> bool {
 pub fn method() -> GsMethod {
     static M: OnceLock<GsMethod> = OnceLock::new();
     *M.get_or_init(|| {
-        if std::env::var_os("STMJIT_GS_ARCH_PRCTL").is_none() && fsgsbase_available() {
+        let forced = std::env::var("STMJIT_GS_ARCH_PRCTL").is_ok_and(|v| v.trim() == "1");
+        if !forced && fsgsbase_available() {
             GsMethod::WrGsBase
         } else {
             GsMethod::ArchPrctl

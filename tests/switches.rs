@@ -1,0 +1,87 @@
+//! The `STMJIT_*` environment switches: a bad value is a usage error (exit 2) naming the
+//! switch and its range, never a panic; `stmjit run --help` lists them all.
+
+use std::process::Command;
+
+fn stmjit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stmjit"))
+}
+
+fn program() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("stmjit-switches-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("p.lang");
+    std::fs::write(&p, "print(1 + 1)\n").unwrap();
+    p
+}
+
+#[test]
+fn bad_values_are_usage_errors_naming_the_switch() {
+    let p = program();
+    for (name, value) in [
+        ("STMJIT_NURSERY", "1099511627776"),
+        ("STMJIT_NURSERY", "big"),
+        ("STMJIT_BUDGET", "0"),
+        ("STMJIT_ABORT_PROBABILITY", "2"),
+        ("STMJIT_MOVE_THREADS", "yes"),
+        ("STMJIT_VERIFY", "on"),
+        ("STMJIT_GS_ARCH_PRCTL", "x"),
+        ("STMJIT_BENCH_OMIT", "everything"),
+    ] {
+        for interp in [false, true] {
+            let mut cmd = stmjit();
+            cmd.arg("run");
+            if interp {
+                cmd.arg("--interp");
+            }
+            let out = cmd.arg(&p).env(name, value).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name}={value}: {err}");
+            assert!(
+                err.starts_with(&format!("error: {name}={value}: expected")),
+                "{err}"
+            );
+            assert!(!err.contains("panicked"), "{err}");
+            assert!(out.stdout.is_empty(), "the program must not run");
+        }
+    }
+}
+
+#[test]
+fn good_values_run_the_program() {
+    let p = program();
+    let out = stmjit()
+        .arg("run")
+        .arg(&p)
+        .env("STMJIT_NURSERY", "4096")
+        .env("STMJIT_BUDGET", "50")
+        .env("STMJIT_ABORT_PROBABILITY", "0.5")
+        .env("STMJIT_MOVE_THREADS", "1")
+        .env("STMJIT_VERIFY", "0")
+        .env("STMJIT_GS_ARCH_PRCTL", "1")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn help_lists_every_switch() {
+    let out = stmjit().args(["run", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "STMJIT_NURSERY",
+        "STMJIT_BUDGET",
+        "STMJIT_ABORT_PROBABILITY",
+        "STMJIT_MOVE_THREADS",
+        "STMJIT_VERIFY",
+        "STMJIT_GS_ARCH_PRCTL",
+        "STMJIT_BENCH_OMIT",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+}
