@@ -59,18 +59,7 @@ impl FnCompiler<'_, '_> {
                 self.b.ins().iconst(I64, w as i64)
             }
             ExprKind::Name(n) => self.load_name(n, e.span),
-            ExprKind::List(items) => {
-                let mark = self.temp_mark();
-                for it in items {
-                    let v = self.expr(it);
-                    self.push_temp(v);
-                }
-                let p = self.slot_addr(mark);
-                let n = self.b.ins().iconst(I64, items.len() as i64);
-                let r = self.call_checked(Helper::NewList, &[self.ctx, p, n], e.span);
-                self.pop_temps(mark);
-                r
-            }
+            ExprKind::List(items) => self.list_literal(items, e.span),
             ExprKind::Dict(items) => {
                 let mark = self.temp_mark();
                 for (k, v) in items {
@@ -1046,5 +1035,49 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(done);
         self.pop_temps(mark);
         self.b.block_params(done)[0]
+    }
+}
+
+/// Elements of a list literal evaluated into frame temporaries at a time: a longer literal is
+/// built chunk by chunk (each chunk a list, appended to the first with `+=`), so that its
+/// frame stays small however long the literal is (a 1.2 M-element literal needed 1.2 M frame
+/// slots and failed with a RecursionError).
+const LIST_LITERAL_CHUNK: usize = 1024;
+
+impl FnCompiler<'_, '_> {
+    /// `[a, b, ...]`, left to right.
+    fn list_literal(&mut self, items: &[Expr], span: Span) -> Value {
+        let mut chunks = items.chunks(LIST_LITERAL_CHUNK);
+        let first = chunks.next().unwrap_or(&[]);
+        let list = self.list_of(first, span);
+        if items.len() <= LIST_LITERAL_CHUNK {
+            return list;
+        }
+        let mark = self.temp_mark();
+        self.push_temp(list);
+        let add = BINOPS.iter().position(|o| *o == BinOp::Add).unwrap() as i64;
+        for chunk in chunks {
+            let part = self.list_of(chunk, span);
+            let acc = self.load_slot(mark);
+            let k = self.b.ins().iconst(I64, add);
+            self.call_checked(Helper::Inplace, &[self.ctx, k, acc, part], span);
+        }
+        let r = self.load_slot(mark);
+        self.pop_temps(mark);
+        r
+    }
+
+    /// A new list of `items` (evaluated into temporaries, then one helper call).
+    fn list_of(&mut self, items: &[Expr], span: Span) -> Value {
+        let mark = self.temp_mark();
+        for it in items {
+            let v = self.expr(it);
+            self.push_temp(v);
+        }
+        let p = self.slot_addr(mark);
+        let n = self.b.ins().iconst(I64, items.len() as i64);
+        let r = self.call_checked(Helper::NewList, &[self.ctx, p, n], span);
+        self.pop_temps(mark);
+        r
     }
 }
