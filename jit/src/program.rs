@@ -526,10 +526,10 @@ fn run_main(info: Arc<ProgramInfo>, main: MainEntry) -> i32 {
 /// Runs the program in `path` (prints diagnostics itself; returns the exit status).
 pub fn run_file(path: &std::path::Path, args: Vec<String>, opts: &Options) -> i32 {
     let name = path.display().to_string();
-    let bytes = match std::fs::read(path) {
+    let bytes = match stmjit_lang::read_source(path) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: cannot read {name}: {e}");
+        Err(message) => {
+            eprintln!("error: {message}");
             return stmjit_lang::EXIT_SYNTAX_ERROR;
         }
     };

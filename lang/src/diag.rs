@@ -86,13 +86,23 @@ impl Diagnostic {
             self.message, file_name, self.span.line, self.span.col
         );
         if let Some(line) = source.and_then(|s| source_line(s, self.span.line)) {
+            // A very long line is shown as a window around the column.
+            let chars: Vec<char> = line.chars().collect();
+            let col = self.span.col.saturating_sub(1) as usize;
+            let (start, end) = if chars.len() > EXCERPT_MAX {
+                let start = col.saturating_sub(EXCERPT_MAX / 2).min(chars.len());
+                (start, chars.len().min(start + EXCERPT_MAX))
+            } else {
+                (0, chars.len())
+            };
+            let text: String = chars[start..end].iter().collect();
             // The caret line copies tabs from the source line so it lines up in a terminal.
-            let pad: String = line
-                .chars()
-                .take(self.span.col.saturating_sub(1) as usize)
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
+            let pad: String = chars[start..col.clamp(start, end)]
+                .iter()
+                .map(|&c| if c == '\t' { '\t' } else { ' ' })
+                .chain(std::iter::repeat_n(' ', col.saturating_sub(end)))
                 .collect();
-            out.push_str(&format!("    {line}\n    {pad}^\n"));
+            out.push_str(&format!("    {text}\n    {pad}^\n"));
         }
         out
     }

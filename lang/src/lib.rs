@@ -66,13 +66,36 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Program, Diagnostic> {
 /// thread ends the process with `exit`.
 pub fn run_file(path: &Path, args: Vec<String>, exit: Exit) -> i32 {
     let name = path.display().to_string();
-    match std::fs::read(path) {
+    match read_source(path) {
         Ok(bytes) => run_source(&bytes, &name, args, exit),
-        Err(e) => {
-            eprintln!("error: cannot read {name}: {e}");
+        Err(message) => {
+            eprintln!("error: {message}");
             EXIT_SYNTAX_ERROR
         }
     }
+}
+
+/// The largest program source accepted (64 MiB): far beyond any real program, and small
+/// enough that reading, parsing and compiling an accepted source cannot take all memory.
+pub const MAX_SOURCE_BYTES: u64 = 64 << 20;
+
+/// Reads a program file, at most [`MAX_SOURCE_BYTES`] of it (so `/dev/zero` or a huge file
+/// is refused after reading the limit, not after filling memory). `Err` is the message.
+pub fn read_source(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let name = path.display();
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {name}: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SOURCE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {name}: {e}"))?;
+    if bytes.len() as u64 > MAX_SOURCE_BYTES {
+        return Err(format!(
+            "{name}: the source is larger than {} MiB, the most a program may be",
+            MAX_SOURCE_BYTES >> 20
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Runs a program given as file contents; `file_name` is used in diagnostics. Runs on a

@@ -1,0 +1,63 @@
+//! Hostile input: a source beyond the 64 MiB limit is refused after reading the limit (exit 2,
+//! bounded memory), and a syntax error on a huge line shows a bounded excerpt.
+
+use std::process::Command;
+
+fn stmjit(args: &[&str], file: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_stmjit"))
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("stmjit-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn sources_beyond_64_mib_are_refused() {
+    // A sparse file one byte over the limit, and a device that never ends.
+    let big = temp("big.lang");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(stmjit_lang::MAX_SOURCE_BYTES + 1).unwrap();
+    drop(f);
+    for file in [big.as_path(), std::path::Path::new("/dev/zero")] {
+        for args in [&["run"][..], &["run", "--interp"][..]] {
+            let out = stmjit(args, file);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert!(
+                err.contains("the source is larger than 64 MiB"),
+                "{}: {err}",
+                file.display()
+            );
+        }
+    }
+    let _ = std::fs::remove_file(&big);
+}
+
+#[test]
+fn a_syntax_error_on_a_huge_line_shows_a_bounded_excerpt() {
+    // 5 MB on one line, the error far into it.
+    let file = temp("wide.lang");
+    let line = format!("x = [{}1 1]\n", "1, ".repeat(1_700_000));
+    std::fs::write(&file, &line).unwrap();
+    for args in [&["run"][..], &["run", "--interp"][..]] {
+        let out = stmjit(args, &file);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}", &err[..err.len().min(500)]);
+        assert!(
+            err.starts_with("error: SyntaxError: "),
+            "{}",
+            &err[..err.len().min(500)]
+        );
+        assert!(err.len() < 1000, "{} bytes of diagnostic", err.len());
+        // The caret still points at the offending token.
+        let lines: Vec<&str> = err.lines().collect();
+        let caret = lines[3].len() - 1;
+        assert_eq!(lines[2].as_bytes()[caret], b'1', "{err}");
+    }
+}
