@@ -246,6 +246,8 @@ pub struct InstanceObj {
 pub struct ThreadObj {
     pub handle: Mutex<Option<std::thread::JoinHandle<()>>>,
     pub result: Mutex<Option<Value>>,
+    /// The OS thread running it, once started: `join()` from that thread is an error.
+    pub os_thread: Mutex<Option<std::thread::ThreadId>>,
 }
 
 /// A reentrant lock: the owning thread and how many times it holds it.

@@ -51,6 +51,9 @@ pub struct Runtime {
     /// The trace site of the `spawn()` call that started this thread (`None` on the main
     /// thread): an uncaught error here says where its thread came from.
     pub spawn_site: Option<u64>,
+    /// The id of the spawned thread this runtime runs (`None` on the main thread), so that
+    /// `join()` of the thread itself is an error instead of a wait that never ends.
+    pub thread_id: Option<usize>,
     /// Output of the running transaction, appended to the program's output at its commit.
     pub out: Vec<u8>,
     /// Per-thread transaction state (abort unwinding, statistics): see `txn.rs`.
@@ -87,6 +90,7 @@ impl Runtime {
             error: None,
             trace: Vec::new(),
             spawn_site: None,
+            thread_id: None,
             out: Vec::new(),
             tx: ThreadTx::default(),
             ctx: std::ptr::null_mut(),

@@ -228,6 +228,7 @@ fn thread_main(info: Arc<ProgramInfo>, obj: Word) {
             let f = rt.list_get(data, T_FUNC);
             let args = rt.list_items(rt.list_get(data, T_ARGS));
             id = value::to_int(rt.list_get(data, T_ID)) as usize;
+            rt.thread_id = Some(id);
             let site = value::to_int(rt.list_get(data, T_SITE));
             rt.spawn_site = u64::try_from(site).ok();
             let r = super::calls::call_value(ctx, f, &args);
@@ -334,6 +335,10 @@ pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
     let rt = rt_of(ctx);
     let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
     let id = value::to_int(rt.list_get(data, T_ID)) as usize;
+    if rt.thread_id == Some(id) {
+        // The wait would never end (CPython raises the same).
+        return rt.raise(ErrorKind::RuntimeError, "cannot join current thread");
+    }
     let mark = rt.mark();
     let ho = rt.root(obj);
     // SAFETY: helpers receive the live context of their thread.

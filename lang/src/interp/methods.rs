@@ -19,7 +19,7 @@ impl Interp {
         match recv {
             Value::Thread(th) if name == "join" => {
                 method_arity("Thread", name, &args, 0, 0)?;
-                Ok(self.join(th))
+                self.join_checked(th)
             }
             Value::Queue(q) => match name {
                 "add" => {

@@ -36,6 +36,7 @@ impl Interp {
             .stack_size(stack::THREAD_STACK)
             .spawn(move || {
                 stack::mark_thread(stack::THREAD_STACK);
+                *lock(&t.os_thread) = Some(std::thread::current().id());
                 shared.gil.acquire();
                 let run = std::panic::AssertUnwindSafe(|| {
                     let mut it = Interp::new(shared.clone());
@@ -65,6 +66,15 @@ impl Interp {
         *lock(&thread.handle) = Some(handle);
         lock(&self.shared.threads).push(thread.clone());
         Ok(Value::Thread(thread))
+    }
+
+    /// `t.join()` from the program: [`Interp::join`], or a RuntimeError when `t` is the
+    /// calling thread itself (the wait would never end; CPython raises the same).
+    pub(super) fn join_checked(&mut self, t: &Arc<ThreadObj>) -> R<Value> {
+        if *lock(&t.os_thread) == Some(std::thread::current().id()) {
+            return Err(exc(ErrorKind::RuntimeError, "cannot join current thread"));
+        }
+        Ok(self.join(t))
     }
 
     /// `t.join()`: waits for the thread and returns its result.
