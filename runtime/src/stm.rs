@@ -9,7 +9,7 @@ use crate::pages::PrivateBitmap;
 use crate::segment::Memory;
 use crate::stats::{ConflictInfo, Stats, StatsSnapshot};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 /// What a transaction does when it meets a write lock held by an older transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,12 +88,31 @@ pub(crate) struct SegShared {
 }
 
 /// The free transaction segments and a ticket queue of the threads waiting for one.
+///
+/// Only the thread whose ticket is being served can take a segment, so only it is woken
+/// (each waiter parks, registered under its ticket): a release wakes one thread, never the
+/// whole queue (with a thousand waiting threads, waking all of them at every hand-off cost
+/// most of the run in the kernel).
 pub(crate) struct FreeSegments {
     segments: Vec<usize>,
     /// Ticket of the next thread to ask.
     next_ticket: u64,
     /// Ticket of the thread whose turn it is.
     serving: u64,
+    /// Parked waiters by ticket.
+    parked: std::collections::HashMap<u64, std::thread::Thread>,
+}
+
+impl FreeSegments {
+    /// Wakes the thread whose turn it is, if it is parked and a segment is free.
+    fn wake_served(&self) {
+        if self.segments.is_empty() {
+            return;
+        }
+        if let Some(t) = self.parked.get(&self.serving) {
+            t.unpark();
+        }
+    }
 }
 
 /// One runtime instance: N+1 segments, the memfd old space, write locks, types and stats.
@@ -108,7 +127,6 @@ pub struct Stm {
     pub(crate) sync_in_progress: AtomicBool,
     /// Free segments and the queue of threads waiting for one.
     pub(crate) free: Mutex<FreeSegments>,
-    pub(crate) free_cv: Condvar,
     pub(crate) inevitable: AtomicU8,
     /// Segment whose transaction is in its commit phase
     /// ([`crate::StmThread::enter_commit_phase`]), 0 if none.
@@ -160,8 +178,8 @@ impl Stm {
                 segments: (1..=config.num_segments).rev().collect(),
                 next_ticket: 0,
                 serving: 0,
+                parked: std::collections::HashMap::new(),
             }),
-            free_cv: Condvar::new(),
             commit_mutex: Mutex::new(()),
             sync_in_progress: AtomicBool::new(false),
             inevitable: AtomicU8::new(0),
@@ -313,24 +331,27 @@ impl Stm {
             };
             if let Some(i) = pick {
                 f.serving += 1;
-                if f.next_ticket > f.serving {
-                    // The next in line may find a segment free too.
-                    self.free_cv.notify_all();
-                }
-                return f.segments.swap_remove(i);
+                let seg = f.segments.swap_remove(i);
+                // The next in line may find a segment free too.
+                f.wake_served();
+                return seg;
             }
-            f = self.free_cv.wait(f).unwrap();
+            // Park until it is our turn and a segment is free (`wake_served`); a spurious or
+            // early wake-up just checks again. An unpark between the registration and the
+            // park is not lost: it makes the park return at once.
+            f.parked.insert(ticket, std::thread::current());
+            drop(f);
+            std::thread::park();
+            f = self.free.lock().unwrap();
+            f.parked.remove(&ticket);
         }
     }
 
-    /// Puts `seg` back and wakes the queue, if anyone waits.
+    /// Puts `seg` back and wakes the thread whose turn it is, if it waits.
     pub(crate) fn release_segment(&self, seg: usize) {
         let mut f = self.free.lock().unwrap();
         f.segments.push(seg);
-        // Condvar::notify_all costs a system call even with no waiter: skip it then.
-        if f.next_ticket > f.serving {
-            self.free_cv.notify_all();
-        }
+        f.wake_served();
     }
 
     /// Type id in the header of the old object `obj` as segment `seg` sees it (for conflict

@@ -37,7 +37,7 @@ const T_SITE: u64 = 4;
 pub struct Threads {
     /// The flags and the count.
     pub table: Mutex<ThreadTable>,
-    /// Signalled when a thread ends.
+    /// Signalled when the last running thread ends (`wait_all`).
     pub ended: Condvar,
 }
 
@@ -48,6 +48,10 @@ pub struct ThreadTable {
     pub done: Vec<bool>,
     /// Threads started and not finished.
     pub live: u64,
+    /// Threads parked in `join()` of thread `id`, by id: a thread's end wakes only them
+    /// (waking every waiter at every end made a spawn tree of a thousand threads spend
+    /// seconds in the kernel).
+    pub joiners: std::collections::HashMap<usize, Vec<std::thread::Thread>>,
 }
 
 /// A thread's driver: its transaction handle, runtime and context, at stable addresses.
@@ -255,7 +259,13 @@ fn thread_main(info: Arc<ProgramInfo>, obj: Word) {
     let mut t = info.threads.table.lock().unwrap();
     t.done[id] = true;
     t.live -= 1;
-    info.threads.ended.notify_all();
+    for joiner in t.joiners.remove(&id).unwrap_or_default() {
+        joiner.unpark();
+    }
+    if t.live == 0 {
+        // Only `wait_all` waits for that.
+        info.threads.ended.notify_all();
+    }
 }
 
 /// `spawn(f, args...)`: a Thread object, started when this transaction commits.
@@ -398,9 +408,23 @@ fn is_pending(rt: &Runtime, obj: Word) -> bool {
 
 /// Blocks until thread `id` has ended (call outside any transaction, or inevitable).
 pub(crate) fn wait_done(rt: &Runtime, id: usize) {
-    let mut t = rt.info.threads.table.lock().unwrap();
+    let threads = &rt.info.threads.table;
+    let mut t = threads.lock().unwrap();
     while !t.done[id] {
-        t = rt.info.threads.ended.wait(t).unwrap();
+        // Parked until thread `id` ends (its end unparks the joiners registered under its
+        // id, under this mutex, so the wake-up cannot be missed); a spurious wake-up checks
+        // again.
+        t.joiners
+            .entry(id)
+            .or_default()
+            .push(std::thread::current());
+        drop(t);
+        std::thread::park();
+        t = threads.lock().unwrap();
+        let me = std::thread::current().id();
+        if let Some(list) = t.joiners.get_mut(&id) {
+            list.retain(|j| j.id() != me);
+        }
     }
 }
 
