@@ -201,6 +201,7 @@ fn corpus_covers_the_language() {
         "repr(",
         "sum(",
         "round(",
+        "\"%5d|\" % n",
         "hex(",
         "oct(",
         "bin(",

@@ -419,6 +419,156 @@ fn render(
     Ok(out)
 }
 
+/// `template % value` with one value (there are no tuples): `%s %r %d %i %u %f %F %e %E %g
+/// %G %x %X %o %c %%` with flags `- + space # 0`, a width and a precision, as Python's
+/// printf-style formatting.
+pub fn percent(template: &str, value: &Value) -> Result<String, OpError> {
+    let c: Vec<char> = template.chars().collect();
+    let mut out = String::new();
+    let mut used = false;
+    let mut i = 0;
+    let text = |v: &Value| v.to_str(&|_| String::from("?"));
+    while i < c.len() {
+        if c[i] != '%' {
+            out.push(c[i]);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let (mut left, mut plus, mut space, mut alt, mut zero) =
+            (false, false, false, false, false);
+        while i < c.len() && matches!(c[i], '-' | '+' | ' ' | '#' | '0') {
+            match c[i] {
+                '-' => left = true,
+                '+' => plus = true,
+                ' ' => space = true,
+                '#' => alt = true,
+                _ => zero = true,
+            }
+            i += 1;
+        }
+        let mut width = String::new();
+        while i < c.len() && c[i].is_ascii_digit() {
+            width.push(c[i]);
+            i += 1;
+        }
+        let mut precision = None;
+        if i < c.len() && c[i] == '.' {
+            i += 1;
+            let mut p = String::new();
+            while i < c.len() && c[i].is_ascii_digit() {
+                p.push(c[i]);
+                i += 1;
+            }
+            precision = Some(p);
+        }
+        let Some(&ty) = c.get(i) else {
+            return Err(bad("incomplete format"));
+        };
+        i += 1;
+        if ty == '%' {
+            out.push('%');
+            continue;
+        }
+        if used {
+            return Err((TypeError, "not enough arguments for format string".into()));
+        }
+        used = true;
+        let align = if left { "<" } else { ">" };
+        // Numbers: no explicit alignment unless `-`, so that `0` pads after the sign.
+        let num_align = if left { "<" } else { "" };
+        let sign = if plus {
+            "+"
+        } else if space {
+            " "
+        } else {
+            ""
+        };
+        let z = if zero && !left { "0" } else { "" };
+        let prec = precision
+            .as_deref()
+            .map(|p| format!(".{}", if p.is_empty() { "0" } else { p }));
+        let prec = prec.unwrap_or_default();
+        let piece = match ty {
+            's' | 'r' => {
+                let t = if ty == 's' {
+                    text(value)?
+                } else {
+                    value.repr(&|_| String::from("?"))?
+                };
+                format_value(&Value::str(t), &format!("{align}{width}{prec}"), &text)?
+            }
+            'd' | 'i' | 'u' | 'x' | 'X' | 'o' | 'c' => {
+                let n = match value {
+                    Value::Int(_) | Value::Bool(_) => value.clone(),
+                    Value::Float(f) if matches!(ty, 'd' | 'i' | 'u') && f.is_finite() => {
+                        Value::Int(f.trunc() as i64)
+                    }
+                    other => {
+                        let what = if matches!(ty, 'x' | 'X' | 'o' | 'c') {
+                            format!(
+                                "%{ty} format: an integer is required, not {}",
+                                other.type_name()
+                            )
+                        } else {
+                            format!(
+                                "%{ty} format: a real number is required, not {}",
+                                other.type_name()
+                            )
+                        };
+                        return Err((TypeError, what));
+                    }
+                };
+                let t = match ty {
+                    'd' | 'i' | 'u' => 'd',
+                    t => t,
+                };
+                let hash = if alt { "#" } else { "" };
+                format_value(&n, &format!("{num_align}{sign}{hash}{z}{width}{t}"), &text)?
+            }
+            'f' | 'F' | 'e' | 'E' | 'g' | 'G' => {
+                let x = match value {
+                    Value::Int(i) => Value::Float(*i as f64),
+                    Value::Bool(b) => Value::Float(*b as i64 as f64),
+                    Value::Float(_) => value.clone(),
+                    other => {
+                        return Err((
+                            TypeError,
+                            format!("must be real number, not {}", other.type_name()),
+                        ))
+                    }
+                };
+                let hash = if alt { "#" } else { "" };
+                let prec = if prec.is_empty() {
+                    ".6".to_string()
+                } else {
+                    prec
+                };
+                format_value(
+                    &x,
+                    &format!("{num_align}{sign}{hash}{z}{width}{prec}{ty}"),
+                    &text,
+                )?
+            }
+            other => {
+                return Err(bad(format!(
+                    "unsupported format character '{other}' (0x{:x}) at index {}",
+                    other as u32,
+                    i - 1
+                )))
+            }
+        };
+        out.push_str(&piece);
+    }
+    if !used {
+        return Err((
+            TypeError,
+            "not all arguments converted during string formatting".into(),
+        ));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::format_value;

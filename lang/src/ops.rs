@@ -60,6 +60,9 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
         _ => {}
     }
     match (op, a, b) {
+        (BinOp::Mod, Value::Str(template), v) => {
+            Ok(Value::str(crate::format::percent(template, v)?))
+        }
         (BinOp::Add, Value::Str(x), Value::Str(y)) => {
             if x.len() + y.len() > MAX_SEQUENCE {
                 return err(MemoryError, "str too large");
