@@ -719,3 +719,18 @@ fn a_spawn_tree_of_a_thousand_threads_finishes() {
         &["9"],
     );
 }
+
+/// The same tree under `--gil`: the global lock hands itself to its first waiter and wakes
+/// that thread alone (before, each release woke every thread waiting for it).
+#[test]
+fn a_spawn_tree_of_a_thousand_threads_finishes_gil() {
+    check("spawn_tree", &["--gil"], &[], &["9"]);
+}
+
+/// A Lock handed among 64 threads on 2 segments, under `--gil` and with aborts: exact totals.
+#[test]
+fn lock_handed_among_64_threads() {
+    check("lock_handoff", &["--threads", "2"], &[], &[]);
+    check("lock_handoff", &["--gil"], &[], &[]);
+    check("lock_handoff", &["--threads", "2"], ABORTS, &[]);
+}
