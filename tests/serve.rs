@@ -366,6 +366,15 @@ fn a_handler_error_answers_500_and_the_next_request_is_served() {
             "/badlist",
             "TypeError: the handler returned a list of 2 items",
         ),
+        // Header injection and a 1xx (which would shift every later answer) are refused.
+        (
+            "/inject",
+            "TypeError: the handler's answer cannot be sent: the content type contains the control character '\\r'",
+        ),
+        (
+            "/interim",
+            "TypeError: the handler's status must be an int in 200..999, not 103",
+        ),
     ];
     for (i, (path, text)) in cases.iter().enumerate() {
         // Same keep-alive connection: the error answer, then a normal one.
@@ -377,13 +386,14 @@ fn a_handler_error_answers_500_and_the_next_request_is_served() {
     }
     // The effects before the error stand (as with a GIL): /boom counted before dividing.
     let (_, _, counts) = c.request("GET", "/counts", &[], b"");
-    assert_eq!(counts, "boom=1 after=4");
-    let exit = stop_and_check(app, 8 + 1 + 1);
+    assert_eq!(counts, "boom=1 after=6");
+    let exit = stop_and_check(app, 12 + 1 + 1);
     for needle in [
         "error: ZeroDivisionError: integer division or modulo by zero\n  at app.lang:",
         "in handle\n",
         "error: KeyError: 'no such key'\n",
         "error: TypeError: the handler returned 'int'",
+        "error: TypeError: the handler's answer cannot be sent",
     ] {
         assert!(
             exit.stderr.contains(needle),
@@ -392,7 +402,7 @@ fn a_handler_error_answers_500_and_the_next_request_is_served() {
         );
     }
     let (served, errors, _) = served_line(&exit.stderr);
-    assert_eq!((served, errors), (10, 4));
+    assert_eq!((served, errors), (14, 6));
 }
 
 /// Sends raw bytes (optionally half-closing), returns the first answer's status or None if

@@ -527,3 +527,39 @@ fn many_keepalive_connections_opened_at_once_are_all_served() {
     h.shutdown();
     t.join().unwrap().unwrap();
 }
+
+#[test]
+fn header_injection_and_interim_statuses_from_a_handler_answer_500() {
+    let (port, h, t) = start(1, |_| {
+        |req: Request| match req.path.as_str() {
+            "/inject" => Response {
+                status: 200,
+                content_type: "text/plain\r\nSet-Cookie: evil=1".into(),
+                body: b"x".to_vec(),
+            },
+            "/lf" => Response {
+                status: 200,
+                content_type: "text/plain\nX-Evil: 1".into(),
+                body: b"x".to_vec(),
+            },
+            "/interim" => Response::text(101, "switching"),
+            _ => Response::text(200, "fine"),
+        }
+    });
+    for path in ["/inject", "/lf", "/interim"] {
+        let mut s = connect(port);
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 500"), "{path}: {answer:?}");
+        assert!(!answer.to_ascii_lowercase().contains("evil"), "{answer:?}");
+        assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{answer:?}");
+    }
+    assert_eq!(get(port, "/ok"), (200, "fine".to_string()));
+    h.shutdown();
+    t.join().unwrap().unwrap();
+}

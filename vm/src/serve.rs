@@ -430,9 +430,10 @@ fn answer_of(rt: &mut Runtime, r: Word) -> Result<Response, String> {
     } else {
         -1
     };
-    if !(100..=999).contains(&status) {
+    // No 1xx: an interim status sent as the answer would shift every later answer.
+    if !(200..=999).contains(&status) {
         return Err(format!(
-            "the handler's status must be an int in 100..999, not {}",
+            "the handler's status must be an int in 200..999, not {}",
             rt.repr(rt.list_get(r, 0))
                 .unwrap_or_else(|_| rt.type_name(rt.list_get(r, 0)))
         ));
@@ -444,11 +445,15 @@ fn answer_of(rt: &mut Runtime, r: Word) -> Result<Response, String> {
             rt.type_name(body)
         ));
     }
-    Ok(Response {
+    let resp = Response {
         status: status as u16,
         content_type: rt.str_of(ctype).to_string(),
         body: rt.str_of(body).as_bytes().to_vec(),
-    })
+    };
+    // A CR or LF in the content type would write a header of the handler's own.
+    resp.check()
+        .map_err(|e| format!("the handler's answer cannot be sent: {e}"))?;
+    Ok(resp)
 }
 
 fn describe(rt: &Runtime, w: Word) -> String {
