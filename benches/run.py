@@ -30,7 +30,7 @@ environment:
 
 With `--gil` in `stmjit run --help`, every thread count is also run in `--gil` mode (the baseline
 of every STM figure); with `--threads`, `--threads T` is passed along with the program's THREADS
-argument; with `--stats`, one extra `--stats` run per (program, thread count) in STM mode gives
+argument; with `--stats-json`, one extra `--stats-json FILE` run per (program, thread count) in STM mode gives
 commits, aborts and the shares of wall time lost to aborts and sync pauses. Missing flags only
 leave their columns empty ("n/a").
 
@@ -50,6 +50,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 BENCHES = os.path.dirname(os.path.abspath(__file__))
@@ -69,7 +70,7 @@ STMJIT_MODES = {
     "jit": [],
 }
 GIL_FLAG = ["--gil"]  # run under a global lock instead of STM (the JIT's baseline)
-STATS_FLAG = ["--stats"]  # print commits, aborts, time lost ... to stderr at exit
+STATS_FLAG = ["--stats-json"]  # --stats-json FILE: commits, aborts, time lost ... as JSON at exit
 # Modes that get `--gil` rows: the reference interpreter already runs under one global lock.
 GIL_MODES = {"jit"}
 
@@ -271,7 +272,7 @@ class Result:
         self.times = []
         self.outputs = set()  # last lines of stdout (the checksum)
         self.error = None
-        self.stats = None  # from the extra `--stats` run (STM rows only): parse_stats()
+        self.stats = None  # from the extra `--stats-json` run (STM rows only): stats_from_json()
 
     def median(self):
         return statistics.median(self.times) if self.times else None
@@ -312,40 +313,18 @@ def run_program(prog, systems, runs, timeout, quiet=False):
     return results
 
 
-STATS_PATTERNS = {
-    # key -> regexp over the `--stats` text on stderr; each group is one number
-    "header": r"^stats: (\d+) segments?, mode (\S+)",
-    "commits": r"^\s*commits: (\d+)",
-    "aborts": r"^\s*aborts: (\d+)(?: \(write-write (\d+), write-read (\d+), other (\d+)\))?",
-    "abort_ms": r"^\s*time lost to aborts: ([0-9.]+) ms",
-    "sync_ms": r"^\s*sync pause: ([0-9.]+) ms",
-    "conflicts": r"^\s*conflicts: (\d+)",
-}
-
-
-def parse_stats(text):
-    """The figures of `stmjit run --stats` (stderr) as a dict; keys whose line is absent are absent."""
-    import re
-    st = {}
-    for key, pat in STATS_PATTERNS.items():
-        m = re.search(pat, text, re.M)
-        if not m:
-            continue
-        if key == "header":
-            st["segments"], st["mode"] = int(m.group(1)), m.group(2)
-        elif key == "aborts":
-            st["aborts"] = int(m.group(1))
-            if m.group(2) is not None:
-                st["write-write"], st["write-read"], st["other"] = (int(m.group(i)) for i in (2, 3, 4))
-        elif key.endswith("_ms"):
-            st[key] = float(m.group(1))
-        else:
-            st[key] = int(m.group(1))
+def stats_from_json(d):
+    """The figures of `stmjit run --stats-json FILE` (the parsed FILE) under the keys the tables use."""
+    st = {"segments": d["segments"], "mode": d["mode"], "commits": d["commits"], "aborts": d["aborts"],
+          "abort_ms": d["abort_lost_ms"], "sync_ms": d["sync_pause_ms"], "conflicts": d["conflicts"],
+          "abort_percent_of_tx": d["abort_lost_percent"]}
+    by_cause = d["aborts_by_cause"]
+    st["write-write"], st["write-read"], st["other"] = (by_cause[k] for k in ("write_write", "write_read", "other"))
     return st
 
 
 def collect_stats(prog, results, env, timeout, quiet=False):
-    """One extra `--stats` run of every stmjit STM row (not timed with the others): fills r.stats
+    """One extra `--stats-json` run of every stmjit STM row (not timed with the others): fills r.stats
     (with "wall_s", the wall time of that run) and adds its checksum to r.outputs."""
     if not env.have_stats:
         return
@@ -353,27 +332,35 @@ def collect_stats(prog, results, env, timeout, quiet=False):
         if r.system.group != "stmjit" or r.error:
             continue
         argv = list(r.system.argv)
-        argv[2:2] = STATS_FLAG  # [stmjit, run, --stats, ...]
-        t0 = time.perf_counter()
-        try:
-            p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               timeout=timeout, env=r.system.env, cwd=ROOT)
-        except subprocess.TimeoutExpired:
-            log(f"  {prog}: {r.system.label} t={r.system.threads} --stats: timed out after {timeout} s")
-            continue
-        dt = time.perf_counter() - t0
-        if p.returncode != 0:
-            msg = (p.stderr.strip().splitlines() or ["(no message)"])[0]
-            r.error = f"--stats run: exit {p.returncode}: {msg}"
-            log(f"  {prog}: {r.system.label} t={r.system.threads} --stats: FAILED {r.error}")
-            continue
-        lines = p.stdout.strip().splitlines()
-        r.outputs.add(lines[-1] if lines else "")
-        r.stats = parse_stats(p.stderr)
+        with tempfile.TemporaryDirectory(prefix="stmjit-stats-") as tmp:
+            json_path = os.path.join(tmp, "stats.json")
+            argv[2:2] = STATS_FLAG + [json_path]  # [stmjit, run, --stats-json, FILE, ...]
+            t0 = time.perf_counter()
+            try:
+                p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   timeout=timeout, env=r.system.env, cwd=ROOT)
+            except subprocess.TimeoutExpired:
+                log(f"  {prog}: {r.system.label} t={r.system.threads} --stats-json: timed out after {timeout} s")
+                continue
+            dt = time.perf_counter() - t0
+            if p.returncode != 0:
+                msg = (p.stderr.strip().splitlines() or ["(no message)"])[0]
+                r.error = f"--stats-json run: exit {p.returncode}: {msg}"
+                log(f"  {prog}: {r.system.label} t={r.system.threads} --stats-json: FAILED {r.error}")
+                continue
+            lines = p.stdout.strip().splitlines()
+            r.outputs.add(lines[-1] if lines else "")
+            try:
+                with open(json_path) as f:
+                    r.stats = stats_from_json(json.load(f))
+            except (OSError, ValueError, KeyError) as e:
+                r.error = f"--stats-json run: unreadable figures: {e}"
+                log(f"  {prog}: {r.system.label} t={r.system.threads} --stats-json: FAILED {r.error}")
+                continue
         r.stats["wall_s"] = dt
         if not quiet:
             st = r.stats
-            log(f"  {prog} --stats {r.system.label}/{r.system.threads or '-'}: "
+            log(f"  {prog} --stats-json {r.system.label}/{r.system.threads or '-'}: "
                 f"commits {st.get('commits', 'n/a')}, aborts {st.get('aborts', 'n/a')}, "
                 f"lost to aborts {st.get('abort_ms', 'n/a')} ms, sync pause {st.get('sync_ms', 'n/a')} ms")
 
@@ -735,10 +722,10 @@ def write_report(path, env, args, modes, thread_counts, all_results, versions, e
       "seconds in STM mode; *speed-up*: time at 1 thread / time at T; *--gil s*, *--gil speed-up*: the "
       "same in `--gil` mode (one global lock, the baseline); *STM/GIL*: STM time / `--gil` time at the "
       "same T (the cost of STM; lower is better); *÷ PEER*: stmjit STM time / the peer's time at the "
-      "same T (below 1: stmjit is faster). From one extra `--stats` run per thread count (STM mode): "
+      "same T (below 1: stmjit is faster). From one extra `--stats-json` run per thread count (STM mode): "
       "*commits*, *aborts* (by cause: write-write, write-read, other), and the time lost to aborts and "
       "to sync (safe-point) pauses as a share of that run's wall time (summed over the threads, so it "
-      "can pass 100% with several threads); n/a where `--stats` printed no such line. Columns whose "
+      "can pass 100% with several threads); n/a where `--stats-json` gave no such figure. Columns whose "
       "flag `stmjit run --help` does not list are left out.\n")
     rel = os.path.dirname(os.path.abspath(path))
     for prog, size, results in all_results:

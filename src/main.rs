@@ -1,6 +1,6 @@
 //! `stmjit`: the command line.
 //!
-//! `stmjit run [--threads N] [--gil] [--stats] [--dump-asm[=FILE]] [--asm-syntax intel|att]
+//! `stmjit run [--threads N] [--gil] [--stats] [--stats-json FILE] [--dump-asm[=FILE]] [--asm-syntax intel|att]
 //! [--segment-base gs|r15] [--interp] prog.lang [ARGS...]` runs a program: compiled by
 //! Cranelift (`stmjit-jit`) onto the STM runtime, its threads in parallel transactions, or on
 //! the reference interpreter of `stmjit-lang` with `--interp`.
@@ -47,6 +47,10 @@ enum Command {
         /// conflict sites (both sides) to stderr at exit.
         #[arg(long)]
         stats: bool,
+        /// Write the figures of `--stats` (with every conflict site) as JSON to FILE at
+        /// exit, for scripts; works with or without `--stats`.
+        #[arg(long, value_name = "FILE")]
+        stats_json: Option<PathBuf>,
         /// Print the machine code of every function (barriers, polls marked) to stderr, or
         /// to FILE; the program still runs.
         #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true)]
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
             threads,
             gil,
             stats,
+            stats_json,
             dump_asm,
             dump_asm_fn,
             asm_syntax,
@@ -128,6 +133,7 @@ fn main() -> ExitCode {
                     threads: threads.map(usize::from),
                     gil,
                     stats,
+                    stats_json,
                     // The one place that ends the process from inside a run: a thread in
                     // which the program failed (see `stmjit_lang::Exit`).
                     exit: std::process::exit,

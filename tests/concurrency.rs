@@ -430,6 +430,161 @@ fn same_dict_key_gives_the_serial_result() {
     }
 }
 
+// ---- 6b. the conflict sites of `--stats` and `--stats-json` ----
+
+/// Runs `stats_conflict.lang` (two threads incrementing one counter) with `--stats` and
+/// `--stats-json` until its threads overlapped and conflicted (a loaded machine may run them
+/// one after the other): the run, and the JSON it wrote.
+fn conflicting_stats_run(tag: &str) -> (Run, serde_json::Value) {
+    let name = format!("stmjit-stats-{tag}-{}.json", std::process::id());
+    let json = std::env::temp_dir().join(name);
+    let json_arg = json.to_str().expect("temp path is UTF-8").to_string();
+    for _ in 0..5 {
+        let r = check(
+            "stats_conflict",
+            &["--threads", "2", "--stats", "--stats-json", &json_arg],
+            &[("STMJIT_BUDGET", "20")],
+            &[],
+        );
+        let text = std::fs::read_to_string(&json).expect("--stats-json wrote no file");
+        let _ = std::fs::remove_file(&json);
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("--stats-json wrote bad JSON ({e}):\n{text}"));
+        if stats(&r).aborts > 0 && !v["conflict_sites"].as_array().unwrap().is_empty() {
+            return (r, v);
+        }
+    }
+    panic!("stats_conflict.lang: no conflict in 5 runs of two threads on one counter");
+}
+
+/// Line number (1-based) of the line of `stats_conflict.lang` that is `text` once trimmed.
+fn line_of(text: &str) -> u64 {
+    let src = std::fs::read_to_string(dir().join("stats_conflict.lang")).unwrap();
+    let i = src
+        .lines()
+        .position(|l| l.trim() == text)
+        .expect("line in program");
+    i as u64 + 1
+}
+
+/// Each conflict row names its two sides in words and quotes their source lines: the
+/// counter's one write is the winner's site; the two definitions are printed.
+#[test]
+fn stats_label_and_quote_both_sides_of_a_conflict() {
+    let (r, _) = conflicting_stats_run("text");
+    let write = line_of("box.n += 1");
+    let src = std::fs::read_to_string(dir().join("stats_conflict.lang")).unwrap();
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert!(
+        r.stderr.contains("    (a conflict: ") && r.stderr.contains("an abort: "),
+        "no definitions of conflicts and aborts\n{}",
+        r.describe()
+    );
+    let row = lines
+        .iter()
+        .position(|l| l.starts_with("    ") && l.contains(" conflict on "))
+        .unwrap_or_else(|| panic!("no conflict row\n{}", r.describe()));
+    let mut saw_write = false;
+    for (i, l) in lines.iter().enumerate().skip(row) {
+        let (verb, who) = if l.starts_with("      written at ") {
+            ("written", " by the ")
+        } else if l.starts_with("      noticed at ") {
+            ("noticed", " by the aborted one")
+        } else {
+            continue;
+        };
+        assert!(l.contains(who), "unlabelled side: {l}\n{}", r.describe());
+        let pos = l.split_whitespace().nth(2).unwrap();
+        let mut parts = pos.split(':');
+        assert_eq!(parts.next(), Some("stats_conflict.lang"), "{l}");
+        let line: u64 = parts.next().unwrap().parse().unwrap();
+        let quoted = lines.get(i + 1).map(|q| q.trim()).unwrap_or("");
+        let want = src.lines().nth(line as usize - 1).unwrap().trim();
+        assert_eq!(
+            quoted,
+            want,
+            "the {verb} side quotes the wrong line\n{}",
+            r.describe()
+        );
+        if verb == "written" {
+            assert_eq!(
+                line,
+                write,
+                "the winner wrote elsewhere: {l}\n{}",
+                r.describe()
+            );
+            saw_write = true;
+        }
+    }
+    assert!(saw_write, "no `written at` side\n{}", r.describe());
+    let lost = lines
+        .iter()
+        .find(|l| l.starts_with("  time lost to aborts: "))
+        .unwrap();
+    assert!(
+        lost.contains("% of the ") && lost.contains(" threads spent in transactions)"),
+        "no share of the time lost: {lost}"
+    );
+}
+
+/// `--stats-json` writes the figures of `--stats`: the same counts, the share of time lost,
+/// the definitions, and each conflict site with both sides and their source text.
+#[test]
+fn stats_json_has_the_figures_and_sites() {
+    let (r, v) = conflicting_stats_run("json");
+    let s = stats(&r);
+    assert_eq!(v["commits"].as_u64(), Some(s.commits), "{v}");
+    assert_eq!(v["aborts"].as_u64(), Some(s.aborts), "{v}");
+    assert_eq!(v["conflicts"].as_u64(), Some(s.conflicts), "{v}");
+    assert_eq!(v["segments"].as_u64(), Some(2), "{v}");
+    assert_eq!(v["mode"], "stm", "{v}");
+    for k in ["write_write", "write_read", "other"] {
+        assert!(
+            v["aborts_by_cause"][k].is_u64(),
+            "no aborts_by_cause.{k}: {v}"
+        );
+    }
+    for k in ["abort_lost_ms", "transaction_ms", "sync_pause_ms"] {
+        assert!(v[k].as_f64().is_some_and(|x| x >= 0.0), "no {k}: {v}");
+    }
+    let share = v["abort_lost_percent"].as_f64().unwrap();
+    assert!(share > 0.0 && share <= 100.0, "lost share {share}: {v}");
+    assert!(v["definitions"]["conflicts"].is_string() && v["definitions"]["aborts"].is_string());
+    let sites = v["conflict_sites"].as_array().unwrap();
+    let mut aborts = 0;
+    for site in sites {
+        aborts += site["aborts"].as_u64().unwrap();
+        assert!(
+            site["kind"] == "write/write" || site["kind"] == "write/read",
+            "{site}"
+        );
+        assert!(
+            site["type"].is_string() && site["lost_ms"].is_f64(),
+            "{site}"
+        );
+        for side in ["written_at", "noticed_at"] {
+            let p = &site[side];
+            assert_eq!(p["file"], "stats_conflict.lang", "{site}");
+            let line = p["line"].as_u64().unwrap();
+            assert!(p["col"].as_u64().is_some_and(|c| c >= 1), "{site}");
+            let src = std::fs::read_to_string(dir().join("stats_conflict.lang")).unwrap();
+            let want = src.lines().nth(line as usize - 1).unwrap().trim();
+            assert_eq!(p["text"], want, "{site}");
+        }
+    }
+    assert!(
+        aborts <= s.aborts,
+        "sites count {aborts} aborts of {}: {v}",
+        s.aborts
+    );
+    assert!(
+        sites
+            .iter()
+            .any(|s| s["written_at"]["line"].as_u64() == Some(line_of("box.n += 1"))),
+        "no site written at the counter's line: {v}"
+    );
+}
+
 // ---- 7. deadlock-prone patterns finish ----
 
 #[test]

@@ -48,6 +48,8 @@ pub struct Options {
     pub gil: bool,
     /// `--stats`: print the transaction and GC figures to stderr at exit.
     pub stats: bool,
+    /// `--stats-json FILE`: write the same figures as JSON to FILE at exit.
+    pub stats_json: Option<std::path::PathBuf>,
     /// Ends the process when the program fails in a spawned thread (see
     /// [`stmjit_lang::Exit`]): the binary passes `std::process::exit`.
     pub exit: stmjit_lang::Exit,
@@ -66,6 +68,7 @@ impl Options {
             threads: None,
             gil: false,
             stats: false,
+            stats_json: None,
             exit,
         }
     }
@@ -182,9 +185,10 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     for name in stmjit_vm::methods::builtin_method_names() {
         names.intern(name);
     }
-    Arc::get_mut(&mut info)
-        .expect("only this thread holds the program's data before it runs")
-        .link(names, consts, code);
+    let data =
+        Arc::get_mut(&mut info).expect("only this thread holds the program's data before it runs");
+    data.link(names, consts, code);
+    data.stats_json = opts.stats_json.clone();
     run_main(info, linked.main)
 }
 

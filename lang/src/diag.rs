@@ -134,8 +134,9 @@ pub fn render_runtime(kind: ErrorKind, message: &str, trace: &[TraceEntry], file
 }
 
 /// The text of `file`, read once per process (a server whose handler fails on every request
-/// must not re-read its program each time); `None` if it cannot be read.
-fn cached_source(file: &str) -> Option<std::sync::Arc<str>> {
+/// must not re-read its program each time; `--stats` quotes several sites); `None` if it
+/// cannot be read.
+pub fn cached_source(file: &str) -> Option<std::sync::Arc<str>> {
     use std::sync::{Arc, Mutex};
     static CACHE: Mutex<Option<(String, Option<Arc<str>>)>> = Mutex::new(None);
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());

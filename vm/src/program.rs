@@ -275,6 +275,9 @@ pub struct ProgramInfo {
     /// The program names a special method (`__eq__`, `__repr__`, ...): value operations
     /// then keep the instances they meet at hand, to call them (`special.rs`).
     pub special_methods: bool,
+    /// `--stats-json FILE`: where to write the `--stats` figures as JSON at exit (kept
+    /// out of [`Settings`], which is `Copy`).
+    pub stats_json: Option<std::path::PathBuf>,
 }
 
 impl ProgramInfo {
@@ -320,6 +323,7 @@ impl ProgramInfo {
             contended: Contended::default(),
             serve: ServeState::default(),
             special_methods: false,
+            stats_json: None,
         }
     }
 

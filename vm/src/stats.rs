@@ -1,31 +1,187 @@
-//! The `--stats` report: what a user needs to see why a program does not scale. The
-//! runtime's counters (commits, aborts by cause, sync pauses, GC) and the JIT's conflict
-//! table, which names *both* sides of each conflict by source position: where the winner
-//! wrote, and where the aborted transaction was when it learnt of the abort.
+//! The `--stats` report (text on stderr) and `--stats-json FILE` (the same figures as JSON):
+//! what a user needs to see why a program does not scale. The runtime's counters (commits,
+//! aborts by cause, sync pauses, GC) and the JIT's conflict table, which names *both* sides
+//! of each conflict by source position and quotes their lines: where the winner wrote, and
+//! where the aborted transaction was when it learnt of the abort (not necessarily what it
+//! read: read barriers record no site, to stay cheap).
 
+use crate::txn::ConflictKey;
 use crate::{Mode, Runtime};
+use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::io::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// Conflict sites listed (the ones that lost the most time).
+/// Conflict sites listed in the text report (the ones that lost the most time; the JSON
+/// lists all).
 const TOP_SITES: usize = 10;
+
+/// What the report means by a conflict, printed with it.
+const CONFLICTS_MEAN: &str = "a conflict: two transactions touched one object, one of them \
+     writing it; the loser aborts, or waits (some write/write ones)";
+/// What the report means by an abort, printed with it.
+const ABORTS_MEAN: &str = "an abort: a transaction rolled back and run again, after a conflict \
+     or for another cause (STMJIT_ABORT_PROBABILITY, a join that must wait)";
 
 fn ms(ns: u64) -> String {
     format!("{:.3} ms", ns as f64 / 1e6)
 }
 
-/// The report, one `key: value` line per figure (stable syntax: benchmarks and tests parse
-/// the `commits:`, `aborts:` and `conflicts:` lines).
-pub fn report(rt: &Runtime) -> String {
-    let s = rt.stm.stats();
-    let stats = &rt.info.txn_stats;
-    let mut o = String::new();
-    let mode = match rt.mode {
-        Mode::Stm => "stm",
-        Mode::Gil => "gil",
+fn ms_f(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+/// `part` as a percentage of `whole` (0 when `whole` is 0).
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// One side of a conflict: a source position and its line's text (trimmed).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Place {
+    line: u32,
+    col: u32,
+    text: Option<String>,
+}
+
+/// One row of the conflict table after merging rows whose sites are at the same positions
+/// (two site ids can share a position, e.g. the calls of one line).
+struct Row {
+    kind: &'static str,
+    type_name: String,
+    written: Option<Place>,
+    noticed: Option<Place>,
+    aborts: u64,
+    lost_ns: u64,
+}
+
+/// Every figure of the report, read once (text and JSON render the same snapshot).
+struct Figures {
+    s: stmjit_runtime::StatsSnapshot,
+    mode: &'static str,
+    segments: usize,
+    injected: u64,
+    lost_ns: u64,
+    /// Time threads spent in transactions, committed or aborted (ns).
+    tx_ns: u64,
+    inevitable: u64,
+    rows: Vec<Row>,
+}
+
+impl Figures {
+    fn read(rt: &Runtime) -> Figures {
+        let stats = &rt.info.txn_stats;
+        let lost_ns = stats.lost_ns.load(Relaxed);
+        Figures {
+            s: rt.stm.stats(),
+            mode: match rt.mode {
+                Mode::Stm => "stm",
+                Mode::Gil => "gil",
+            },
+            segments: rt.stm.num_segments(),
+            injected: stats.injected.load(Relaxed),
+            lost_ns,
+            tx_ns: lost_ns + stats.committed_ns.load(Relaxed),
+            inevitable: stats.inevitable.load(Relaxed),
+            rows: rows(rt),
+        }
+    }
+}
+
+/// The conflict table, rows with the same kind, type and positions merged, the ones that
+/// lost the most time first.
+fn rows(rt: &Runtime) -> Vec<Row> {
+    let source = stmjit_lang::diag::cached_source(&rt.info.file);
+    let place = |id: u32| {
+        let site = rt.info.code.sites.get(id as usize)?;
+        let (line, col) = (site.span.line, site.span.col);
+        let text = source
+            .as_deref()
+            .and_then(|s| stmjit_lang::diag::source_line(s, line))
+            .map(|t| t.trim().to_string());
+        Some(Place { line, col, text })
     };
-    let _ = writeln!(o, "stats: {} segments, mode {mode}", rt.stm.num_segments());
+    merge(rt.info.txn_stats.conflicts.lock().unwrap().iter(), place)
+}
+
+/// Merges the table's rows whose sites are at the same positions (`place` of a site id),
+/// summing their counts; sorted by time lost, then aborts, then positions.
+fn merge<'a>(
+    table: impl Iterator<Item = (&'a ConflictKey, &'a (u64, u64))>,
+    place: impl Fn(u32) -> Option<Place>,
+) -> Vec<Row> {
+    let mut merged: HashMap<_, (u64, u64)> = HashMap::new();
+    for (k, &(n, lost)) in table {
+        let key = (
+            k.kind,
+            k.type_name.clone(),
+            place(k.writer_site),
+            place(k.reader_site),
+        );
+        let e = merged.entry(key).or_insert((0, 0));
+        e.0 += n;
+        e.1 += lost;
+    }
+    let mut rows: Vec<Row> = merged
+        .into_iter()
+        .map(
+            |((kind, type_name, written, noticed), (aborts, lost_ns))| Row {
+                kind,
+                type_name,
+                written,
+                noticed,
+                aborts,
+                lost_ns,
+            },
+        )
+        .collect();
+    rows.sort_by(|a, b| {
+        (b.lost_ns, b.aborts)
+            .cmp(&(a.lost_ns, a.aborts))
+            .then_with(|| (a.kind, &a.type_name).cmp(&(b.kind, &b.type_name)))
+            .then_with(|| (&a.written, &a.noticed).cmp(&(&b.written, &b.noticed)))
+    });
+    rows
+}
+
+/// Who wrote, in the words of the report: a write/read conflict's winner has committed; a
+/// write/write conflict's winner holds the object and commits later.
+fn winner_words(kind: &str) -> &'static str {
+    if kind == "write/write" {
+        "the winning transaction"
+    } else {
+        "the committing transaction"
+    }
+}
+
+/// The two lines of one side of a row: where, and the source line quoted.
+fn side(o: &mut String, verb: &str, file: &str, p: &Option<Place>, who: &str) {
+    match p {
+        Some(p) => {
+            let _ = writeln!(o, "      {verb} at {file}:{}:{} by {who}", p.line, p.col);
+            if let Some(t) = &p.text {
+                let _ = writeln!(o, "          {t}");
+            }
+        }
+        None => {
+            let _ = writeln!(o, "      {verb} at an unknown site by {who}");
+        }
+    }
+}
+
+/// The report, one `key: value` line per figure (stable syntax: benchmarks and tests parse
+/// the `commits:`, `aborts:` and `conflicts:` lines), then the conflict sites, each with its
+/// two sides labelled and quoted.
+pub fn report(rt: &Runtime) -> String {
+    let f = Figures::read(rt);
+    let s = &f.s;
+    let mut o = String::new();
+    let _ = writeln!(o, "stats: {} segments, mode {}", f.segments, f.mode);
     let _ = writeln!(o, "  commits: {}", s.commits);
     let _ = writeln!(
         o,
@@ -35,17 +191,19 @@ pub fn report(rt: &Runtime) -> String {
         s.aborts_write_read,
         s.aborts_explicit
     );
-    let injected = stats.injected.load(Relaxed);
-    if injected > 0 {
+    if f.injected > 0 {
         let _ = writeln!(
             o,
-            "  injected aborts (STMJIT_ABORT_PROBABILITY): {injected}"
+            "  injected aborts (STMJIT_ABORT_PROBABILITY): {}",
+            f.injected
         );
     }
     let _ = writeln!(
         o,
-        "  time lost to aborts: {}",
-        ms(stats.lost_ns.load(Relaxed))
+        "  time lost to aborts: {} ({:.1}% of the {} threads spent in transactions)",
+        ms(f.lost_ns),
+        percent(f.lost_ns, f.tx_ns),
+        ms(f.tx_ns)
     );
     let _ = writeln!(
         o,
@@ -55,11 +213,7 @@ pub fn report(rt: &Runtime) -> String {
         ms(s.paused_ns),
         s.syncs
     );
-    let _ = writeln!(
-        o,
-        "  inevitable transactions: {}",
-        stats.inevitable.load(Relaxed)
-    );
+    let _ = writeln!(o, "  inevitable transactions: {}", f.inevitable);
     o.push_str(&crate::serve::stats_lines(&rt.info));
     let _ = writeln!(
         o,
@@ -75,40 +229,167 @@ pub fn report(rt: &Runtime) -> String {
     );
     let _ = writeln!(o, "  pages privatized: {}", s.pages_privatized);
     let _ = writeln!(o, "  conflicts: {}", s.conflicts_total);
-    let table = stats.conflicts.lock().unwrap();
-    let mut rows: Vec<_> = table.iter().collect();
-    rows.sort_by(|a, b| {
-        b.1 .1
-            .cmp(&a.1 .1)
-            .then(b.1 .0.cmp(&a.1 .0))
-            .then(a.0.cmp(b.0))
-    });
-    let site = |id: u32| match rt.info.code.sites.get(id as usize) {
-        Some(s) => format!("{}:{}:{}", rt.info.file, s.span.line, s.span.col),
-        None => "?".to_string(),
-    };
-    for (k, (n, lost)) in rows.iter().take(TOP_SITES) {
+    let _ = writeln!(o, "    ({CONFLICTS_MEAN};");
+    let _ = writeln!(o, "    {ABORTS_MEAN})");
+    let file = &rt.info.file;
+    for r in f.rows.iter().take(TOP_SITES) {
         let _ = writeln!(
             o,
-            "    {} conflict on {} at {} vs {}: {} aborts, {} lost",
-            k.kind,
-            k.type_name,
-            site(k.writer_site),
-            site(k.reader_site),
-            n,
-            ms(*lost)
+            "    {} conflict on {}: {} aborts, {} lost ({:.1}%)",
+            r.kind,
+            r.type_name,
+            r.aborts,
+            ms(r.lost_ns),
+            percent(r.lost_ns, f.tx_ns)
         );
+        side(&mut o, "written", file, &r.written, winner_words(r.kind));
+        side(&mut o, "noticed", file, &r.noticed, "the aborted one");
     }
-    if rows.len() > TOP_SITES {
-        let _ = writeln!(o, "    ... {} more sites", rows.len() - TOP_SITES);
+    if f.rows.len() > TOP_SITES {
+        let _ = writeln!(o, "    ... {} more sites", f.rows.len() - TOP_SITES);
+    }
+    if !f.rows.is_empty() {
+        let _ = writeln!(
+            o,
+            "    (\"noticed\" is where the aborted transaction learnt of the abort, not \
+             necessarily where it read the object)"
+        );
     }
     o
 }
 
-/// `--stats`: the report on stderr (see [`report`]).
+fn place_json(file: &str, p: &Option<Place>) -> Value {
+    match p {
+        Some(p) => json!({ "file": file, "line": p.line, "col": p.col, "text": p.text }),
+        None => Value::Null,
+    }
+}
+
+/// The figures of [`report`] as JSON (`--stats-json`): every conflict site, not only the
+/// top ones; times in milliseconds, shares in percent of the time threads spent in
+/// transactions.
+pub fn report_json(rt: &Runtime) -> Value {
+    let f = Figures::read(rt);
+    let s = &f.s;
+    let file = &rt.info.file;
+    let sites: Vec<Value> = f
+        .rows
+        .iter()
+        .map(|r| {
+            json!({
+                "kind": r.kind,
+                "type": r.type_name,
+                "aborts": r.aborts,
+                "lost_ms": ms_f(r.lost_ns),
+                "lost_percent": percent(r.lost_ns, f.tx_ns),
+                "written_at": place_json(file, &r.written),
+                "written_by": winner_words(r.kind),
+                "noticed_at": place_json(file, &r.noticed),
+            })
+        })
+        .collect();
+    json!({
+        "file": file,
+        "segments": f.segments,
+        "mode": f.mode,
+        "commits": s.commits,
+        "aborts": s.aborts(),
+        "aborts_by_cause": {
+            "write_write": s.aborts_write_write,
+            "write_read": s.aborts_write_read,
+            "other": s.aborts_explicit,
+        },
+        "injected_aborts": f.injected,
+        "abort_lost_ms": ms_f(f.lost_ns),
+        "transaction_ms": ms_f(f.tx_ns),
+        "abort_lost_percent": percent(f.lost_ns, f.tx_ns),
+        "sync_pause_ms": ms_f(s.sync_wait_ns + s.paused_ns),
+        "sync_wait_ms": ms_f(s.sync_wait_ns),
+        "paused_ms": ms_f(s.paused_ns),
+        "syncs": s.syncs,
+        "inevitable_transactions": f.inevitable,
+        "gc": {
+            "minor_collections": s.minor_collections,
+            "minor_ms": ms_f(s.minor_ns),
+            "minor_max_ms": ms_f(s.minor_max_ns),
+            "promoted_bytes": s.bytes_promoted,
+            "major_collections": s.major_collections,
+            "major_ms": ms_f(s.major_ns),
+            "major_max_ms": ms_f(s.major_max_ns),
+            "live_bytes": s.live_bytes,
+        },
+        "pages_privatized": s.pages_privatized,
+        "conflicts": s.conflicts_total,
+        "definitions": { "conflicts": CONFLICTS_MEAN, "aborts": ABORTS_MEAN },
+        "conflict_sites": sites,
+    })
+}
+
+/// `--stats`: the report on stderr (see [`report`]); `--stats-json FILE`: the JSON figures
+/// (see [`report_json`]) written to FILE (a failure to write it is reported, not fatal).
 pub fn print_stats_if_asked(rt: &Runtime) {
     if rt.info.settings.stats {
         let text = report(rt);
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    }
+    if let Some(path) = &rt.info.stats_json {
+        let mut text = report_json(rt).to_string();
+        text.push('\n');
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(kind: &'static str, w: u32, r: u32) -> ConflictKey {
+        ConflictKey {
+            kind,
+            type_name: "list".into(),
+            writer_site: w,
+            reader_site: r,
+        }
+    }
+
+    /// Sites 1 and 2 are both at 3:5 (say, two calls of one line): their rows merge, and the
+    /// merged row sums their counts; a row of another kind stays apart; an unknown site is
+    /// kept as such.
+    #[test]
+    fn rows_at_the_same_positions_merge() {
+        let place = |id: u32| match id {
+            1 | 2 => Some(Place {
+                line: 3,
+                col: 5,
+                text: Some("x[0] = 1".into()),
+            }),
+            7 => Some(Place {
+                line: 9,
+                col: 1,
+                text: None,
+            }),
+            _ => None,
+        };
+        let table = [
+            (key("write/write", 1, 7), (2, 100)),
+            (key("write/write", 2, 7), (3, 50)),
+            (key("write/read", 1, 7), (1, 400)),
+            (key("write/write", 1, u32::MAX), (1, 1)),
+        ];
+        let rows = merge(table.iter().map(|(k, v)| (k, v)), place);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            (rows[0].kind, rows[0].aborts, rows[0].lost_ns),
+            ("write/read", 1, 400)
+        );
+        assert_eq!(
+            (rows[1].kind, rows[1].aborts, rows[1].lost_ns),
+            ("write/write", 5, 150)
+        );
+        assert_eq!(rows[1].written.as_ref().map(|p| p.line), Some(3));
+        assert_eq!(rows[1].noticed.as_ref().map(|p| p.line), Some(9));
+        assert!(rows[2].noticed.is_none());
     }
 }

@@ -70,6 +70,9 @@ pub struct TxnStats {
     pub conflicts: Mutex<std::collections::HashMap<ConflictKey, (u64, u64)>>,
     /// Time lost to all aborts (ns): from the transaction's start to its abort.
     pub lost_ns: AtomicU64,
+    /// Time committed transactions ran (ns), from their start to their commit: with
+    /// `lost_ns`, the time threads spent in transactions (the base of the lost share).
+    pub committed_ns: AtomicU64,
     /// Aborts injected by the debug switch.
     pub injected: AtomicU64,
     /// Transactions that became inevitable.
@@ -219,6 +222,10 @@ impl Runtime {
         match r {
             Ok(()) => {
                 self.tx.class_changed = false;
+                if let Some(t) = self.tx.started.take() {
+                    let ran = t.elapsed().as_nanos() as u64;
+                    self.info.txn_stats.committed_ns.fetch_add(ran, Relaxed);
+                }
                 if self.mode == Mode::Gil {
                     self.info.gil.release();
                 }
