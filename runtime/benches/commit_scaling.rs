@@ -180,7 +180,10 @@ fn run(threads: usize, all_write: bool, work_iters: u64, window: Duration) -> Ru
         writer_commits += counted;
         max_commit = max_commit.max(m);
         let v = th.run(|tx| tx.read_u64(cell, 8));
-        assert_eq!(v, total, "lost update: a cell disagrees with its commit count");
+        assert_eq!(
+            v, total,
+            "lost update: a cell disagrees with its commit count"
+        );
     }
     let sync_ns = (s1.sync_wait_ns + s1.paused_ns) - (s0.sync_wait_ns + s0.paused_ns);
     Run {
