@@ -199,11 +199,12 @@ fn settings(switches: &Switches, opts: &Options) -> Settings {
         stats: opts.stats,
         ..Settings::default()
     };
+    // Both are in range: `Switches::from_env` checked them.
     if let Some(b) = switches.budget {
-        settings.budget = b.max(1) as u64;
+        settings.budget = b as u64;
     }
     if let Some(p) = switches.abort_probability {
-        settings.abort_chance = (p.clamp(0.0, 0.95) * (1u64 << 32) as f64) as u64;
+        settings.abort_chance = (p * (1u64 << 32) as f64) as u64;
     }
     settings
 }

@@ -68,6 +68,18 @@ impl Lexer {
         self.chars.get(self.pos).copied()
     }
 
+    /// At a `quote` character inside a string literal: whether it closes the literal (one
+    /// quote, or three for a triple-quoted one); if so, consumes the closing quote(s).
+    fn eat_closing_quote(&mut self, quote: char, triple: bool) -> bool {
+        let closes = !triple || (self.peek_at(1) == Some(quote) && self.peek_at(2) == Some(quote));
+        if closes {
+            for _ in 0..if triple { 3 } else { 1 } {
+                self.bump();
+            }
+        }
+        closes
+    }
+
     fn peek_at(&self, n: usize) -> Option<char> {
         self.chars.get(self.pos + n).copied()
     }
@@ -421,14 +433,7 @@ impl Lexer {
                 if in_spec {
                     return Err(Diagnostic::new("f-string: expecting '}'", self.span()));
                 }
-                if !triple {
-                    self.bump();
-                    break;
-                }
-                if self.peek_at(1) == Some(quote) && self.peek_at(2) == Some(quote) {
-                    self.bump();
-                    self.bump();
-                    self.bump();
+                if self.eat_closing_quote(quote, triple) {
                     break;
                 }
             }
@@ -588,17 +593,8 @@ impl Lexer {
                 };
                 return Err(Diagnostic::new(what, start));
             };
-            if c == quote {
-                if !triple {
-                    self.bump();
-                    break;
-                }
-                if self.peek_at(1) == Some(quote) && self.peek_at(2) == Some(quote) {
-                    self.bump();
-                    self.bump();
-                    self.bump();
-                    break;
-                }
+            if c == quote && self.eat_closing_quote(quote, triple) {
+                break;
             }
             if (c == '\n' || c == '\r') && !triple {
                 return Err(Diagnostic::new("unterminated string literal", start));

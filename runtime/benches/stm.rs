@@ -27,6 +27,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stmjit_runtime::*;
 
+mod common;
+use common::cells;
+
 fn cell_size(_: *const u8) -> usize {
     16
 }
@@ -58,26 +61,6 @@ fn setup(n: usize) -> (Arc<Stm>, TypeId, TypeId) {
         carded: true,
     });
     (stm, cell, arr)
-}
-
-/// `n` committed cells, rooted (young objects move at commit: they are kept in the shadow
-/// stack across it, then registered as global roots).
-fn cells(stm: &Arc<Stm>, ty: TypeId, n: usize) -> Vec<Ref> {
-    let mut th = stm.thread();
-    let f = th.shadow_stack().push(n);
-    th.run(|tx| {
-        for i in 0..n {
-            let r = tx.alloc(ty, 16)?;
-            tx.shadow_stack().set(f, i, r);
-        }
-        Ok(())
-    });
-    let v: Vec<Ref> = (0..n).map(|i| th.shadow_stack().get(f, i)).collect();
-    th.shadow_stack().pop(f);
-    for &r in &v {
-        stm.add_root(r);
-    }
-    v
 }
 
 fn gs_switch(c: &mut Criterion) {

@@ -950,13 +950,7 @@ impl FnCompiler<'_, '_> {
                 return self.len_call(&args[0], span);
             }
             if let Some(b) = b {
-                let mark = self.temp_mark();
-                for a in args {
-                    let v = self.expr(a);
-                    self.push_temp(v);
-                }
-                let p = self.slot_addr(mark);
-                let n = self.b.ins().iconst(I64, args.len() as i64);
+                let (mark, p, n) = self.eval_into_temps(args);
                 let r = if b == Builtin::Print {
                     self.call_checked(Helper::Print, &[self.ctx, p, n], span)
                 } else {
@@ -1069,6 +1063,15 @@ impl FnCompiler<'_, '_> {
 
     /// A new list of `items` (evaluated into temporaries, then one helper call).
     fn list_of(&mut self, items: &[Expr], span: Span) -> Value {
+        let (mark, p, n) = self.eval_into_temps(items);
+        let r = self.call_checked(Helper::NewList, &[self.ctx, p, n], span);
+        self.pop_temps(mark);
+        r
+    }
+
+    /// Evaluates `items` left to right into fresh temporaries: the argument array of a
+    /// helper taking `(argv, n)`. Returns the mark to pop them with, `argv` and `n`.
+    fn eval_into_temps(&mut self, items: &[Expr]) -> (usize, Value, Value) {
         let mark = self.temp_mark();
         for it in items {
             let v = self.expr(it);
@@ -1076,8 +1079,6 @@ impl FnCompiler<'_, '_> {
         }
         let p = self.slot_addr(mark);
         let n = self.b.ins().iconst(I64, items.len() as i64);
-        let r = self.call_checked(Helper::NewList, &[self.ctx, p, n], span);
-        self.pop_temps(mark);
-        r
+        (mark, p, n)
     }
 }
