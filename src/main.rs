@@ -1,6 +1,6 @@
 //! `stmjit`: the command line.
 //!
-//! `stmjit run [--threads N] [--gil] [--stats] [--stats-json FILE] [--dump-asm[=FILE]] [--asm-syntax intel|att]
+//! `stmjit run [--threads N] [--gil] [--stats] [--stats-json FILE] [--trace FILE] [--dump-asm[=FILE]] [--asm-syntax intel|att]
 //! [--segment-base gs|r15] [--interp] prog.lang [ARGS...]` runs a program: compiled by
 //! Cranelift (`stmjit-jit`) onto the STM runtime, its threads in parallel transactions, or on
 //! the reference interpreter of `stmjit-lang` with `--interp`.
@@ -51,6 +51,11 @@ enum Command {
         /// exit, for scripts; works with or without `--stats`.
         #[arg(long, value_name = "FILE")]
         stats_json: Option<PathBuf>,
+        /// Record every transaction (outcome, abort cause, conflict sites), wait and
+        /// collection per thread, and write them at exit as Chrome trace-event JSON to FILE
+        /// (open it in Perfetto or chrome://tracing).
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
         /// Print the machine code of every function (barriers, polls marked) to stderr, or
         /// to FILE; the program still runs.
         #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true)]
@@ -104,6 +109,7 @@ fn main() -> ExitCode {
             gil,
             stats,
             stats_json,
+            trace,
             dump_asm,
             dump_asm_fn,
             asm_syntax,
@@ -134,6 +140,7 @@ fn main() -> ExitCode {
                     gil,
                     stats,
                     stats_json,
+                    trace,
                     // The one place that ends the process from inside a run: a thread in
                     // which the program failed (see `stmjit_lang::Exit`).
                     exit: std::process::exit,

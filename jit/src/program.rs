@@ -50,6 +50,9 @@ pub struct Options {
     pub stats: bool,
     /// `--stats-json FILE`: write the same figures as JSON to FILE at exit.
     pub stats_json: Option<std::path::PathBuf>,
+    /// `--trace FILE`: record the run's events and write them as Chrome trace-event JSON to
+    /// FILE at exit (`stmjit_vm::trace_json`).
+    pub trace: Option<std::path::PathBuf>,
     /// Ends the process when the program fails in a spawned thread (see
     /// [`stmjit_lang::Exit`]): the binary passes `std::process::exit`.
     pub exit: stmjit_lang::Exit,
@@ -69,6 +72,7 @@ impl Options {
             gil: false,
             stats: false,
             stats_json: None,
+            trace: None,
             exit,
         }
     }
@@ -189,6 +193,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
         Arc::get_mut(&mut info).expect("only this thread holds the program's data before it runs");
     data.link(names, consts, code);
     data.stats_json = opts.stats_json.clone();
+    data.trace_json = opts.trace.clone();
     run_main(info, linked.main)
 }
 
@@ -219,6 +224,7 @@ fn start_runtime(opts: &Options, switches: &Switches) -> Result<Arc<Stm>, String
     let mut config = StmConfig {
         num_segments: if opts.gil { 1 } else { threads },
         move_threads: switches.move_threads,
+        trace: opts.trace.is_some(),
         ..StmConfig::default()
     };
     if let Some(n) = opts.nursery.or(switches.nursery) {
@@ -515,6 +521,9 @@ fn define_array_entries(
 /// the output and the `--stats` report; the exit status (a failing thread ends the process
 /// itself).
 fn run_main(info: Arc<ProgramInfo>, main: MainEntry) -> i32 {
+    if let Some(t) = info.stm.tracer() {
+        t.name_thread("main");
+    }
     let mut driver = Driver::new(info.clone());
     driver.run(
         false,
@@ -525,6 +534,7 @@ fn run_main(info: Arc<ProgramInfo>, main: MainEntry) -> i32 {
     stmjit_vm::threads::wait_all(&info);
     info.output.flush();
     stmjit_vm::stats::print_stats_if_asked(&driver.rt);
+    stmjit_vm::trace_json::write_if_asked(&driver.rt);
     stmjit_lang::EXIT_OK
 }
 

@@ -61,6 +61,7 @@ fn setup(n: usize) -> (Arc<Stm>, TypeId) {
         wait_policy: WaitPolicy::Wait,
         budget: 1 << 20,
         move_threads: false,
+        trace: false,
     })
     .unwrap();
     let cell = stm.register_type(TypeInfo {

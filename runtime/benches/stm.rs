@@ -46,6 +46,7 @@ fn setup(n: usize) -> (Arc<Stm>, TypeId, TypeId) {
         wait_policy: WaitPolicy::Wait,
         budget: 1000,
         move_threads: false,
+        trace: false,
     })
     .unwrap();
     let cell = stm.register_type(TypeInfo {

@@ -131,6 +131,7 @@ impl StmThread {
         });
         let n = crate::pages::privatize(&stm.mem, me, &stm.segs[me].private, r, size);
         Stats::add(&stm.stats.pages_privatized, n);
+        self.tx_pages += n;
         // SAFETY: the object's pages are now private to our segment, which %gs points at.
         unsafe {
             let f = gs::load_u8(r + FLAGS_OFFSET);
@@ -191,6 +192,7 @@ impl StmThread {
             crate::layout::GRANULE,
         );
         Stats::add(&stm.stats.pages_privatized, n);
+        self.tx_pages += n;
         // SAFETY: cm is in our mapped marker area.
         unsafe { gs::store_u8(cm, rv) };
         Ok(())

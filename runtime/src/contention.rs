@@ -139,6 +139,7 @@ impl StmThread {
                     type_id,
                     winner_site: site,
                     winner_segment: me as u32,
+                    winner_seq: ms >> SEQ_SHIFT,
                 };
                 match stm.doom(h, AbortCause::WriteWrite, Some(hs >> SEQ_SHIFT), Some(info)) {
                     Doom::Refused => continue,
@@ -182,16 +183,21 @@ impl StmThread {
                         type_id,
                         winner_site: stm.mem.info(h).site.load(SeqCst),
                         winner_segment: h as u32,
+                        winner_seq: hs >> SEQ_SHIFT,
                     };
                     return Err(self.abort_with(AbortCause::WriteWrite, Some(info)));
                 }
                 WaitPolicy::Wait => {
                     crate::stats::Stats::add(&stm.stats.ww_waits, 1);
+                    let t0 = std::time::Instant::now();
                     stm.enter_safe(me);
                     crate::safepoint::wait_until(|| {
                         stm.locks.owner(g) != cur || stm.tx_state(me) & DOOMED != 0
                     });
                     stm.enter_running(me);
+                    if let Some(t) = stm.tracer() {
+                        t.span_since(crate::trace::SpanKind::WriteLockWait, t0);
+                    }
                 }
             }
         }

@@ -117,6 +117,7 @@ pub mod segment;
 pub mod shadowstack;
 pub mod stats;
 pub mod stm;
+pub mod trace;
 pub mod transaction;
 pub mod value;
 
@@ -130,4 +131,5 @@ pub use object::{
 pub use shadowstack::{Frame, ShadowStack};
 pub use stats::{AbortCause, Conflict, ConflictInfo, ConflictKind, StatsSnapshot};
 pub use stm::{Stm, StmConfig, WaitPolicy};
+pub use trace::Tracer;
 pub use transaction::{Abort, StmThread};

@@ -269,6 +269,9 @@ impl Stm {
         Stats::add(&st.major_collections, 1);
         Stats::add(&st.major_ns, ns);
         st.major_max_ns.fetch_max(ns, Relaxed);
+        if let Some(t) = self.tracer() {
+            t.span_since(crate::trace::SpanKind::MajorCollection, t0);
+        }
         Stats::add(&st.major_freed_bytes, res.freed_bytes);
         st.live_bytes.store(res.live_bytes, Relaxed);
         Stats::add(&st.pages_reshared, reshared);

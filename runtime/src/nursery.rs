@@ -350,6 +350,9 @@ impl StmThread {
         Stats::add(&stm.stats.bytes_promoted, promoted);
         Stats::add(&stm.stats.minor_ns, ns);
         stm.stats.minor_max_ns.fetch_max(ns, Relaxed);
+        if let Some(t) = stm.tracer() {
+            t.span_since(crate::trace::SpanKind::MinorCollection, t0);
+        }
     }
 
     /// Forgets everything young after an abort: empties the nursery, frees the young large

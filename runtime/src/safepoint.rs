@@ -11,6 +11,7 @@
 use crate::layout::REQUEST_SYNC;
 use crate::stats::Stats;
 use crate::stm::Stm;
+use crate::trace::SpanKind;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Instant;
 
@@ -54,6 +55,9 @@ impl Stm {
             let t0 = Instant::now();
             wait_until(|| !self.sync_in_progress.load(SeqCst));
             Stats::add(&self.stats.paused_ns, t0.elapsed().as_nanos() as u64);
+            if let Some(t) = self.tracer() {
+                t.span_since(SpanKind::Paused, t0);
+            }
         }
     }
 
@@ -83,6 +87,9 @@ impl Stm {
             }
             Stats::add(&self.stats.sync_wait_ns, t0.elapsed().as_nanos() as u64);
             Stats::add(&self.stats.syncs, 1);
+            if let Some(t) = self.tracer() {
+                t.span_since(SpanKind::CommitSync, t0);
+            }
         }
     }
 

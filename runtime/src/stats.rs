@@ -69,6 +69,10 @@ pub struct ConflictInfo {
     pub winner_site: u32,
     /// Segment of the winning transaction.
     pub winner_segment: u32,
+    /// The winning transaction's number in its segment
+    /// ([`crate::StmThread::transaction_seq`]): with `winner_segment`, it names the winner,
+    /// so that a trace can draw an arrow from it to the aborted transaction.
+    pub winner_seq: u64,
 }
 
 /// Most conflicts kept in the log; later ones are counted but not stored.

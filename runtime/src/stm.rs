@@ -41,6 +41,8 @@ pub struct StmConfig {
     /// previous one whenever there is one (normally the previous one is preferred), so that
     /// tests show nothing depends on a thread keeping its segment.
     pub move_threads: bool,
+    /// Record an event trace of the run ([`crate::trace`]; `stmjit run --trace`).
+    pub trace: bool,
 }
 
 impl Default for StmConfig {
@@ -55,6 +57,7 @@ impl Default for StmConfig {
             wait_policy: WaitPolicy::Wait,
             budget: 1 << 20,
             move_threads: false,
+            trace: false,
         }
     }
 }
@@ -138,6 +141,8 @@ pub struct Stm {
     pub(crate) large_limit: u64,
     /// Thread registry, global roots and major-collection threshold.
     pub(crate) gc: GcGlobal,
+    /// The event trace, when [`StmConfig::trace`] asks for one.
+    pub(crate) tracer: Option<crate::trace::Tracer>,
 }
 
 impl Stm {
@@ -185,6 +190,7 @@ impl Stm {
             inevitable: AtomicU8::new(0),
             finishing: AtomicU8::new(0),
             clock: AtomicU64::new(1),
+            tracer: config.trace.then(crate::trace::Tracer::new),
             config,
         }))
     }
@@ -197,6 +203,12 @@ impl Stm {
     /// The configuration.
     pub fn config(&self) -> &StmConfig {
         &self.config
+    }
+
+    /// The event trace, if this runtime records one ([`StmConfig::trace`]).
+    #[inline]
+    pub fn tracer(&self) -> Option<&crate::trace::Tracer> {
+        self.tracer.as_ref()
     }
 
     /// Number of transaction segments N.
@@ -312,11 +324,13 @@ impl Stm {
     ///
     /// First come, first served: a thread that ends a transaction and begins the next one
     /// queues behind the threads already waiting (otherwise, with more threads than
-    /// segments, one that never blocks would take its segment back forever).
-    pub(crate) fn acquire_segment(&self, last: usize) -> usize {
+    /// segments, one that never blocks would take its segment back forever). Also says
+    /// whether the thread had to wait (park) for it.
+    pub(crate) fn acquire_segment(&self, last: usize) -> (usize, bool) {
         let mut f = self.free.lock().unwrap();
         let ticket = f.next_ticket;
         f.next_ticket += 1;
+        let mut parked = false;
         loop {
             let pick = if f.serving != ticket {
                 None
@@ -334,7 +348,7 @@ impl Stm {
                 let seg = f.segments.swap_remove(i);
                 // The next in line may find a segment free too.
                 f.wake_served();
-                return seg;
+                return (seg, parked);
             }
             // Park until it is our turn and a segment is free (`wake_served`); a spurious or
             // early wake-up just checks again. An unpark between the registration and the
@@ -342,6 +356,7 @@ impl Stm {
             f.parked.insert(ticket, std::thread::current());
             drop(f);
             std::thread::park();
+            parked = true;
             f = self.free.lock().unwrap();
             f.parked.remove(&ticket);
         }

@@ -11,6 +11,7 @@ use crate::layout::{SegmentInfo, INFO_OFFSET, PAGE_SIZE, REQUEST_ABORT, REQUEST_
 use crate::object::WRITE_BARRIER_FLAG;
 use crate::stats::{AbortCause, Conflict, ConflictInfo, ConflictKind, Stats};
 use crate::stm::{lock_word, Stm, DOOMED, INEVITABLE, IN_TX, SEQ_SHIFT};
+use crate::trace::{Event, Outcome, SpanKind, TxRecord};
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -93,7 +94,18 @@ pub struct StmThread {
     /// GC state (modified records, shadow stack, young objects), boxed at a stable address
     /// registered with the runtime for the major collector.
     pub(crate) gc: Box<crate::nursery::ThreadGc>,
+    /// Old-object pages the running transaction privatized (for its trace record).
+    pub(crate) tx_pages: u64,
+    /// The running transaction's trace record so far, when the runtime records a trace.
+    trace_tx: Option<OpenTx>,
     _not_send: PhantomData<*const ()>,
+}
+
+/// What the trace record of a running transaction knows before it ends.
+#[derive(Clone, Copy, Debug)]
+struct OpenTx {
+    start_ns: u64,
+    inevitable_ns: Option<u64>,
 }
 
 impl Stm {
@@ -112,6 +124,8 @@ impl Stm {
             retained_start: None,
             last_abort: None,
             gc,
+            tx_pages: 0,
+            trace_tx: None,
             _not_send: PhantomData,
         }
     }
@@ -140,6 +154,13 @@ impl StmThread {
             cause: AbortCause::Explicit,
             conflict: None,
         })
+    }
+
+    /// The running transaction's number in its segment (bumped at each begin): with
+    /// [`StmThread::segment`], it names the transaction, as [`ConflictInfo::winner_seq`]
+    /// names a conflict's winner.
+    pub fn transaction_seq(&self) -> u64 {
+        self.stm.tx_state(self.seg) >> SEQ_SHIFT
     }
 
     /// Whether the running transaction is inevitable.
@@ -261,7 +282,11 @@ impl StmThread {
             panic!("stmjit: begin() called inside a transaction");
         }
         let stm = self.stm.clone();
-        let seg = stm.acquire_segment(self.last_seg);
+        let t0 = stm.tracer().map(|_| std::time::Instant::now());
+        let (seg, waited) = stm.acquire_segment(self.last_seg);
+        if let (Some(t), Some(t0), true) = (stm.tracer(), t0, waited) {
+            t.span_since(crate::trace::SpanKind::SegmentWait, t0);
+        }
         self.seg = seg;
         self.activate();
         let info = stm.mem.info(seg);
@@ -284,6 +309,35 @@ impl StmThread {
         stm.segs[seg]
             .tx_state
             .store((seq << SEQ_SHIFT) | IN_TX, SeqCst);
+        self.tx_pages = 0;
+        if let Some(t) = stm.tracer() {
+            self.trace_tx = Some(OpenTx {
+                start_ns: t.now(),
+                inevitable_ns: None,
+            });
+        }
+    }
+
+    /// Records the end of the running transaction in the trace (before its segment is
+    /// released: its number is read from there).
+    fn trace_end(&mut self, outcome: Outcome, conflict: Option<ConflictInfo>, bytes: u64) {
+        let Some(t) = self.stm.tracer() else { return };
+        let Some(open) = self.trace_tx.take() else {
+            return;
+        };
+        t.push(Event::Transaction(TxRecord {
+            start_ns: open.start_ns,
+            end_ns: t.now(),
+            segment: self.seg as u32,
+            seq: self.transaction_seq(),
+            outcome,
+            inevitable_ns: open.inevitable_ns,
+            conflict,
+            noticed_site: u32::MAX,
+            injected: false,
+            bytes_written: bytes,
+            pages_privatized: self.tx_pages,
+        }));
     }
 
     /// Commits: brings the other segments to a safe point, detects write-read conflicts,
@@ -320,6 +374,7 @@ impl StmThread {
             self.finish_commit(st);
             // Still RUNNING: no writer commit is in its world-stopped phase.
             on_commit();
+            self.trace_end(Outcome::Committed, None, 0);
             self.release();
             self.maybe_major();
             return Ok(());
@@ -361,6 +416,7 @@ impl StmThread {
                     type_id,
                     winner_site: stm.mem.info(inev).site.load(SeqCst),
                     winner_segment: inev as u32,
+                    winner_seq: stm.tx_state(inev) >> SEQ_SHIFT,
                 };
                 let a = self.abort_with(AbortCause::WriteRead, Some(info));
                 drop(world);
@@ -385,6 +441,7 @@ impl StmThread {
                     type_id,
                     winner_site: rec.site,
                     winner_segment: me as u32,
+                    winner_seq: st >> SEQ_SHIFT,
                 };
                 if stm.doom(k, AbortCause::WriteRead, None, Some(info))
                     == crate::contention::Doom::Newly
@@ -427,12 +484,23 @@ impl StmThread {
                 );
             }
         }
+        let bytes = if stm.tracer().is_some() {
+            self.gc
+                .modified
+                .iter()
+                .filter(|r| r.kind != ModKind::New)
+                .map(|r| r.len)
+                .sum()
+        } else {
+            0
+        };
         self.gc.modified.clear();
         // Leave IN_TX before resuming the world, so no later committer checks our markers.
         self.finish_commit(st);
         on_commit();
         drop(world);
         drop(guard);
+        self.trace_end(Outcome::Committed, None, bytes);
         self.release();
         self.maybe_major();
         Ok(())
@@ -557,6 +625,7 @@ impl StmThread {
         self.gc_abort();
         self.gc.modified.clear();
         self.leave_commit_phase();
+        self.trace_end(Outcome::Aborted(cause), conflict, 0);
         stm.segs[me]
             .tx_state
             .store(st & !((1 << SEQ_SHIFT) - 1), SeqCst);
@@ -597,7 +666,11 @@ impl StmThread {
                     return Err(self.abort_now(AbortCause::WriteWrite))
                 }
                 crate::stm::WaitPolicy::Wait => {
+                    let t0 = std::time::Instant::now();
                     self.pause_until(|| stm.inevitable.load(SeqCst) == 0)?;
+                    if let Some(t) = stm.tracer() {
+                        t.span_since(SpanKind::InevitableWait, t0);
+                    }
                 }
             }
         }
@@ -609,7 +682,12 @@ impl StmThread {
                 return Err(self.abort_now(doom_cause(st)));
             }
             match s.compare_exchange(st, st | INEVITABLE, SeqCst, SeqCst) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    if let (Some(t), Some(open)) = (stm.tracer(), self.trace_tx.as_mut()) {
+                        open.inevitable_ns = Some(t.now());
+                    }
+                    return Ok(());
+                }
                 Err(x) => st = x,
             }
         }
@@ -635,7 +713,11 @@ impl StmThread {
             {
                 return Ok(());
             }
+            let t0 = std::time::Instant::now();
             self.pause_until(|| stm.finishing.load(SeqCst) == 0)?;
+            if let Some(t) = stm.tracer() {
+                t.span_since(SpanKind::CommitPhaseWait, t0);
+            }
         }
     }
 

@@ -203,6 +203,7 @@ fn write_read_conflict_info_names_the_winner() {
     writer.write_u64(c, 8, 2).unwrap();
     writer.set_site(78); // the site recorded by the barrier counts, not the latest
     let ws = writer.segment() as u32;
+    let wseq = writer.transaction_seq();
     writer.commit().unwrap();
     let e = reader.poll().unwrap_err();
     assert_eq!(e.cause(), AbortCause::WriteRead);
@@ -214,6 +215,7 @@ fn write_read_conflict_info_names_the_winner() {
             type_id: t.cell.0,
             winner_site: 77,
             winner_segment: ws,
+            winner_seq: wseq,
         })
     );
     assert_eq!(stm.stats().conflicts.last().unwrap().type_id, t.cell.0);
@@ -224,6 +226,7 @@ fn write_read_conflict_info_names_the_winner() {
     writer.set_site(91);
     writer.write_elem_u64(arr, elem(40), 5).unwrap();
     let ws = writer.segment() as u32;
+    let wseq = writer.transaction_seq();
     writer.commit().unwrap();
     let e = reader.poll().unwrap_err();
     assert_eq!(
@@ -234,6 +237,7 @@ fn write_read_conflict_info_names_the_winner() {
             type_id: t.array.0,
             winner_site: 91,
             winner_segment: ws,
+            winner_seq: wseq,
         })
     );
     // The next transaction of the same segment does not inherit it.
@@ -266,6 +270,7 @@ fn write_write_conflict_info_names_the_winner() {
             type_id: t.cell.0,
             winner_site: 9,
             winner_segment: old.segment() as u32,
+            winner_seq: old.transaction_seq(),
         })
     );
     assert_eq!(stm.stats().conflicts.last().unwrap().type_id, t.cell.0);
@@ -283,6 +288,7 @@ fn write_write_conflict_info_names_the_winner() {
             type_id: t.array.0,
             winner_site: 13,
             winner_segment: old.segment() as u32,
+            winner_seq: old.transaction_seq(),
         })
     );
     old.commit().unwrap();

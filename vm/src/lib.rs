@@ -28,7 +28,7 @@
 //! - what JIT code calls: [`helpers`] (operators, items, attributes, iteration, printing),
 //!   [`calls`]; [`special`] (special methods of instances met by value operations);
 //! - transactions and threads: [`txn`], [`threads`], [`output`], [`serve`];
-//! - [`stats`]: the `--stats` report.
+//! - [`stats`]: the `--stats` report; [`trace_json`]: the `--trace` file.
 //!
 //! `calls`, `threads`, `txn`, `serve` and `stats` import each other, as the language does:
 //! calling a value may call a builtin that spawns, joins, runs a queue or serves, and those
@@ -58,6 +58,7 @@ pub mod site_cache;
 pub mod special;
 pub mod stats;
 pub mod threads;
+pub mod trace_json;
 pub mod txn;
 
 pub use abi::{ArrayEntry, Ctx, ERR, INIT_NAME, MAX_DEPTH, RESTART, TOMBSTONE, UNBOUND};

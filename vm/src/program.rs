@@ -278,6 +278,8 @@ pub struct ProgramInfo {
     /// `--stats-json FILE`: where to write the `--stats` figures as JSON at exit (kept
     /// out of [`Settings`], which is `Copy`).
     pub stats_json: Option<std::path::PathBuf>,
+    /// `--trace FILE`: where to write the event trace at exit (`trace_json.rs`).
+    pub trace_json: Option<std::path::PathBuf>,
 }
 
 impl ProgramInfo {
@@ -324,6 +326,7 @@ impl ProgramInfo {
             serve: ServeState::default(),
             special_methods: false,
             stats_json: None,
+            trace_json: None,
         }
     }
 

@@ -183,6 +183,7 @@ pub(crate) fn fail(rt: &mut Runtime) -> ! {
         use std::io::Write;
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
         crate::stats::print_stats_if_asked(rt);
+        crate::trace_json::write_if_asked(rt);
     }
     (info.exit)(stmjit_lang::EXIT_RUNTIME_ERROR);
 }
@@ -233,6 +234,9 @@ fn thread_main(info: Arc<ProgramInfo>, obj: Word) {
             let args = rt.list_items(rt.list_get(data, T_ARGS));
             id = value::to_int(rt.list_get(data, T_ID)) as usize;
             rt.thread_id = Some(id);
+            if let Some(t) = rt.stm.tracer() {
+                t.name_thread(&format!("thread {}", id + 1));
+            }
             let site = value::to_int(rt.list_get(data, T_SITE));
             rt.spawn_site = u64::try_from(site).ok();
             let r = super::calls::call_value(ctx, f, &args);
@@ -409,7 +413,9 @@ fn is_pending(rt: &Runtime, obj: Word) -> bool {
 /// Blocks until thread `id` has ended (call outside any transaction, or inevitable).
 pub(crate) fn wait_done(rt: &Runtime, id: usize) {
     let threads = &rt.info.threads.table;
+    let t0 = rt.stm.tracer().map(|_| std::time::Instant::now());
     let mut t = threads.lock().unwrap();
+    let waited = !t.done[id];
     while !t.done[id] {
         // Parked until thread `id` ends (its end unparks the joiners registered under its
         // id, under this mutex, so the wake-up cannot be missed); a spurious wake-up checks
@@ -425,6 +431,10 @@ pub(crate) fn wait_done(rt: &Runtime, id: usize) {
         if let Some(list) = t.joiners.get_mut(&id) {
             list.retain(|j| j.id() != me);
         }
+    }
+    drop(t);
+    if let (Some(tracer), Some(t0), true) = (rt.stm.tracer(), t0, waited) {
+        tracer.span_since(stmjit_runtime::trace::SpanKind::JoinWait, t0);
     }
 }
 
@@ -475,6 +485,9 @@ pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
                     .stack_size(stmjit_lang::stack::BIG_STACK)
                     .spawn_scoped(s, move || {
                         stmjit_lang::stack::mark_thread(stmjit_lang::stack::BIG_STACK);
+                        if let Some(t) = info.stm.tracer() {
+                            t.name_thread("queue worker");
+                        }
                         let mut d = Driver::new(info);
                         loop {
                             let i = next.fetch_add(1, Relaxed);

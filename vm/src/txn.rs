@@ -196,11 +196,19 @@ impl Runtime {
             if (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) < chance {
                 self.info.txn_stats.injected.fetch_add(1, Relaxed);
                 let a = self.th().abort();
+                if let Some(t) = self.stm.tracer() {
+                    t.amend_last_transaction(|r| r.injected = true);
+                }
                 self.note_abort(a);
                 return Err(Aborted);
             }
         }
         let mut out = std::mem::take(&mut self.out);
+        // The text of `print`s for the trace (only when tracing: a copy).
+        let traced_out = match self.stm.tracer() {
+            Some(_) if !out.is_empty() => Some(String::from_utf8_lossy(&out).into_owned()),
+            _ => None,
+        };
         let output = &self.info.output;
         let classes = &self.info.classes;
         // Taken at the commit only: an abort ends the class change itself (`note_abort`).
@@ -231,6 +239,9 @@ impl Runtime {
                 }
                 if wrote {
                     self.info.output.flush();
+                }
+                if let (Some(t), Some(text)) = (self.stm.tracer(), traced_out) {
+                    t.output(&text);
                 }
                 self.tx.budget = (self.tx.budget * 2).min(self.info.settings.budget as i64);
                 Ok(())
@@ -286,7 +297,7 @@ impl Runtime {
     }
 
     /// Type name of an object type id (for conflict reports).
-    fn type_name_of_id(&self, id: u32) -> String {
+    pub(crate) fn type_name_of_id(&self, id: u32) -> String {
         let t = self.types;
         let names = [
             (t.list.0, "list"),
@@ -308,6 +319,9 @@ impl Runtime {
     /// Records where the aborted transaction was (the innermost site of its unwinding) and
     /// logs its conflict.
     pub(crate) fn note_abort_site(&mut self, site: u32) {
+        if let Some(t) = self.stm.tracer() {
+            t.amend_last_transaction(|r| r.noticed_site = site);
+        }
         if let Some((mut key, lost)) = self.tx.pending_key.take() {
             key.reader_site = site;
             let mut t = self.info.txn_stats.conflicts.lock().unwrap();

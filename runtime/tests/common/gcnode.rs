@@ -59,6 +59,7 @@ pub fn cfg(n: usize) -> StmConfig {
         wait_policy: WaitPolicy::Wait,
         budget: 1000,
         move_threads: false,
+        trace: false,
     }
 }
 

@@ -13,6 +13,7 @@ pub fn config(n: usize, policy: WaitPolicy) -> StmConfig {
         wait_policy: policy,
         budget: 1000,
         move_threads: false,
+        trace: false,
     }
 }
 

@@ -1,0 +1,378 @@
+//! The event trace of a run (`stmjit run --trace`, `--timeline`): when each transaction ran
+//! and how it ended, and when threads waited or collected garbage, so that a user can *see*
+//! why a program does not scale. This module only records; the JSON and SVG writers live
+//! above (they need the program's source positions).
+//!
+//! Off by default ([`crate::StmConfig::trace`]): then [`crate::Stm::tracer`] is `None` and
+//! every recording site costs one test of that field, only on runtime slow paths (begin,
+//! commit, abort, collections, waits), never in JIT code's inline barriers.
+//!
+//! Each OS thread appends to its own [`ThreadLog`] (found through a thread-local, created on
+//! first use and registered with the [`Tracer`]), under a mutex that only the writer at the
+//! end of the run ever contends; so the writer can take every thread's events at any time,
+//! also when one thread ends the process on an error while the others still run. A thread
+//! keeps at most [`EVENTS_PER_THREAD`] events; later ones are only counted ([`Dropped`]).
+
+use crate::stats::{AbortCause, ConflictInfo};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Most events kept per thread (about 100 bytes each): a long run keeps its first events and
+/// counts the rest, so that memory stays bounded. Written into the trace's metadata.
+pub const EVENTS_PER_THREAD: usize = 200_000;
+
+/// What a thread did between two moments, other than running a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpanKind {
+    /// A minor collection (nursery full, or at commit).
+    MinorCollection,
+    /// A major collection (world stopped), run by this thread.
+    MajorCollection,
+    /// A committing writer waiting for the other segments to reach a safe point.
+    CommitSync,
+    /// Paused at a safe point while another segment committed or collected.
+    Paused,
+    /// Waiting for a free segment (more threads than segments).
+    SegmentWait,
+    /// Waiting for another inevitable transaction to end before becoming inevitable.
+    InevitableWait,
+    /// Waiting for another transaction's commit phase (new dict keys) to end.
+    CommitPhaseWait,
+    /// Waiting for an older transaction to release an object's write lock.
+    WriteLockWait,
+    /// Waiting, outside any transaction, for a thread to end (`join`).
+    JoinWait,
+}
+
+impl SpanKind {
+    /// Name shown by trace viewers and the timeline's legend.
+    pub fn name(self) -> &'static str {
+        match self {
+            SpanKind::MinorCollection => "minor collection",
+            SpanKind::MajorCollection => "major collection",
+            SpanKind::CommitSync => "commit: waiting for the others to pause",
+            SpanKind::Paused => "paused for another commit",
+            SpanKind::SegmentWait => "waiting for a segment",
+            SpanKind::InevitableWait => "waiting to become inevitable",
+            SpanKind::CommitPhaseWait => "waiting for a commit phase",
+            SpanKind::WriteLockWait => "waiting for a write lock",
+            SpanKind::JoinWait => "waiting for a thread (join)",
+        }
+    }
+
+    /// Whether it is garbage collection (shaded apart from waits).
+    pub fn is_collection(self) -> bool {
+        matches!(self, SpanKind::MinorCollection | SpanKind::MajorCollection)
+    }
+}
+
+/// How a transaction ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Committed.
+    Committed,
+    /// Rolled back (to be run again), and why.
+    Aborted(AbortCause),
+}
+
+/// One transaction, from its begin to its commit or abort.
+#[derive(Clone, Debug)]
+pub struct TxRecord {
+    /// Begin (ns since the trace's start).
+    pub start_ns: u64,
+    /// Commit or abort (ns since the trace's start).
+    pub end_ns: u64,
+    /// Segment it ran in.
+    pub segment: u32,
+    /// The segment's transaction number: (segment, seq) names the transaction, as
+    /// [`ConflictInfo::winner_seq`] names a winner.
+    pub seq: u64,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// When it became inevitable, if it did.
+    pub inevitable_ns: Option<u64>,
+    /// The conflict that aborted it, if one did (the winner's segment, transaction, site).
+    pub conflict: Option<ConflictInfo>,
+    /// Where it learnt of its abort (a caller's site id, `u32::MAX` when unknown), set by
+    /// the caller after the abort ([`Tracer::amend_last_transaction`]).
+    pub noticed_site: u32,
+    /// Aborted on purpose by a testing switch (set by the caller).
+    pub injected: bool,
+    /// Bytes of old objects and cards it wrote (published at its commit).
+    pub bytes_written: u64,
+    /// Old-object pages it privatized.
+    pub pages_privatized: u64,
+}
+
+/// One recorded event.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A transaction.
+    Transaction(TxRecord),
+    /// A wait or a collection.
+    Span {
+        /// What.
+        kind: SpanKind,
+        /// Start (ns since the trace's start).
+        start_ns: u64,
+        /// End (ns since the trace's start).
+        end_ns: u64,
+    },
+    /// Program output, when it was written (at its transaction's commit).
+    Output {
+        /// When (ns since the trace's start).
+        at_ns: u64,
+        /// The text.
+        text: Box<str>,
+    },
+}
+
+/// What a thread did beyond [`EVENTS_PER_THREAD`]: counted, not kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// Events not kept.
+    pub events: u64,
+    /// Of them, committed transactions.
+    pub commits: u64,
+    /// Of them, aborted transactions.
+    pub aborts: u64,
+}
+
+/// The events of one OS thread.
+#[derive(Debug, Default)]
+pub struct ThreadLog {
+    /// Its name (set by the caller, e.g. "main"; "thread N" by default).
+    pub name: String,
+    /// Its events, in the order they ended.
+    pub events: Vec<Event>,
+    /// What was not kept.
+    pub dropped: Dropped,
+    /// Index in `events` of its last transaction, for [`Tracer::amend_last_transaction`].
+    last_tx: Option<usize>,
+}
+
+impl ThreadLog {
+    fn push(&mut self, e: Event) {
+        if self.events.len() >= EVENTS_PER_THREAD {
+            self.dropped.events += 1;
+            if let Event::Transaction(t) = &e {
+                match t.outcome {
+                    Outcome::Committed => self.dropped.commits += 1,
+                    Outcome::Aborted(_) => self.dropped.aborts += 1,
+                }
+                self.last_tx = None;
+            }
+            return;
+        }
+        if matches!(e, Event::Transaction(_)) {
+            self.last_tx = Some(self.events.len());
+        }
+        self.events.push(e);
+    }
+}
+
+/// Identity of each tracer, so that a thread-local log is never taken for another
+/// runtime's (tests create several).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This OS thread's log, and the id of the tracer it is registered with.
+    static LOCAL: RefCell<Option<(u64, Arc<Mutex<ThreadLog>>)>> = const { RefCell::new(None) };
+}
+
+/// The trace of one runtime: its start and every thread's log.
+pub struct Tracer {
+    id: u64,
+    epoch: Instant,
+    logs: Mutex<Vec<Arc<Mutex<ThreadLog>>>>,
+}
+
+/// Every thread's events, taken at the end of a run ([`Tracer::take`]).
+#[derive(Debug, Default)]
+pub struct TraceData {
+    /// The threads' logs, in the order the threads first recorded something.
+    pub threads: Vec<ThreadLog>,
+    /// Events kept per thread at most ([`EVENTS_PER_THREAD`]).
+    pub events_per_thread: usize,
+}
+
+impl Default for Tracer {
+    fn default() -> Tracer {
+        Tracer::new()
+    }
+}
+
+impl Tracer {
+    /// A tracer whose clock starts now.
+    pub fn new() -> Tracer {
+        Tracer {
+            id: NEXT_ID.fetch_add(1, Relaxed),
+            epoch: Instant::now(),
+            logs: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Nanoseconds from the trace's start to `t`.
+    pub fn ns(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// Nanoseconds from the trace's start to now.
+    pub fn now(&self) -> u64 {
+        self.ns(Instant::now())
+    }
+
+    /// Runs `f` on the calling thread's log (registering it on first use).
+    fn with_log<R>(&self, f: impl FnOnce(&mut ThreadLog) -> R) -> R {
+        LOCAL.with(|l| {
+            let mut l = l.borrow_mut();
+            if l.as_ref().is_none_or(|(id, _)| *id != self.id) {
+                let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+                let log = Arc::new(Mutex::new(ThreadLog {
+                    name: format!("thread {}", logs.len()),
+                    ..ThreadLog::default()
+                }));
+                logs.push(log.clone());
+                *l = Some((self.id, log));
+            }
+            let (_, log) = l.as_ref().expect("registered above");
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut log)
+        })
+    }
+
+    /// Records an event of the calling thread.
+    pub fn push(&self, e: Event) {
+        self.with_log(|l| l.push(e));
+    }
+
+    /// Records a span of the calling thread from `t0` to now.
+    pub fn span_since(&self, kind: SpanKind, t0: Instant) {
+        let (start_ns, end_ns) = (self.ns(t0), self.now());
+        self.push(Event::Span {
+            kind,
+            start_ns,
+            end_ns,
+        });
+    }
+
+    /// Records output written now by the calling thread.
+    pub fn output(&self, text: &str) {
+        let at_ns = self.now();
+        self.push(Event::Output {
+            at_ns,
+            text: text.into(),
+        });
+    }
+
+    /// Names the calling thread's track.
+    pub fn name_thread(&self, name: &str) {
+        self.with_log(|l| l.name = name.to_string());
+    }
+
+    /// Changes the calling thread's last transaction (what only the caller knows after the
+    /// runtime recorded it, e.g. where the aborted transaction noticed its abort). Nothing
+    /// happens if it was not kept.
+    pub fn amend_last_transaction(&self, f: impl FnOnce(&mut TxRecord)) {
+        self.with_log(|l| {
+            if let Some(Event::Transaction(t)) = l.last_tx.and_then(|i| l.events.get_mut(i)) {
+                f(t);
+            }
+        });
+    }
+
+    /// Takes every thread's events so far (the logs stay registered, empty: threads still
+    /// running may go on recording).
+    pub fn take(&self) -> TraceData {
+        let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let threads = logs
+            .iter()
+            .map(|l| {
+                let mut l = l.lock().unwrap_or_else(|e| e.into_inner());
+                ThreadLog {
+                    name: l.name.clone(),
+                    events: std::mem::take(&mut l.events),
+                    dropped: std::mem::take(&mut l.dropped),
+                    last_tx: l.last_tx.take(),
+                }
+            })
+            .collect();
+        TraceData {
+            threads,
+            events_per_thread: EVENTS_PER_THREAD,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tx(outcome: Outcome) -> Event {
+        Event::Transaction(TxRecord {
+            start_ns: 0,
+            end_ns: 1,
+            segment: 1,
+            seq: 1,
+            outcome,
+            inevitable_ns: None,
+            conflict: None,
+            noticed_site: u32::MAX,
+            injected: false,
+            bytes_written: 0,
+            pages_privatized: 0,
+        })
+    }
+
+    /// Past the cap, events are counted by kind, and amending a dropped transaction does
+    /// not change the last kept one.
+    #[test]
+    fn the_cap_counts_what_it_drops() {
+        let mut l = ThreadLog::default();
+        for _ in 0..EVENTS_PER_THREAD {
+            l.push(tx(Outcome::Committed));
+        }
+        l.push(tx(Outcome::Aborted(AbortCause::WriteRead)));
+        l.push(tx(Outcome::Committed));
+        l.push(Event::Output {
+            at_ns: 3,
+            text: "x".into(),
+        });
+        assert_eq!(l.events.len(), EVENTS_PER_THREAD);
+        assert_eq!(
+            l.dropped,
+            Dropped {
+                events: 3,
+                commits: 1,
+                aborts: 1
+            }
+        );
+        assert_eq!(l.last_tx, None);
+    }
+
+    /// Each thread gets its own log, registered once; two tracers do not share logs.
+    #[test]
+    fn one_log_per_thread_and_tracer() {
+        let a = Tracer::new();
+        let b = Tracer::new();
+        a.name_thread("main");
+        a.output("hi");
+        b.output("other");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                a.push(tx(Outcome::Committed));
+                a.amend_last_transaction(|t| t.noticed_site = 7);
+            });
+        });
+        let d = a.take();
+        assert_eq!(d.threads.len(), 2);
+        assert_eq!(d.threads[0].name, "main");
+        assert!(
+            matches!(&d.threads[0].events[..], [Event::Output { text, .. }] if &**text == "hi")
+        );
+        assert!(matches!(&d.threads[1].events[..], [Event::Transaction(t)] if t.noticed_site == 7));
+        assert_eq!(b.take().threads.len(), 1);
+    }
+}
