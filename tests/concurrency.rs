@@ -436,25 +436,63 @@ fn same_dict_key_gives_the_serial_result() {
 /// `--stats-json` until its threads overlapped and conflicted (a loaded machine may run them
 /// one after the other): the run, and the JSON it wrote.
 fn conflicting_stats_run(tag: &str) -> (Run, serde_json::Value) {
-    let name = format!("stmjit-stats-{tag}-{}.json", std::process::id());
-    let json = std::env::temp_dir().join(name);
+    stats_run_until("stats_conflict", tag, &[("STMJIT_BUDGET", "20")], |r, v| {
+        stats(r).aborts > 0 && !v["conflict_sites"].as_array().unwrap().is_empty()
+    })
+}
+
+/// Runs program `name` on two threads with `--stats` and `--stats-json` and `env` until
+/// `done` holds of the run and its JSON (at most 5 times: a loaded machine may run the
+/// threads one after the other).
+fn stats_run_until(
+    name: &str,
+    tag: &str,
+    env: &[(&str, &str)],
+    done: impl Fn(&Run, &serde_json::Value) -> bool,
+) -> (Run, serde_json::Value) {
+    let file = format!("stmjit-stats-{tag}-{}.json", std::process::id());
+    let json = std::env::temp_dir().join(file);
     let json_arg = json.to_str().expect("temp path is UTF-8").to_string();
     for _ in 0..5 {
         let r = check(
-            "stats_conflict",
+            name,
             &["--threads", "2", "--stats", "--stats-json", &json_arg],
-            &[("STMJIT_BUDGET", "20")],
+            env,
             &[],
         );
         let text = std::fs::read_to_string(&json).expect("--stats-json wrote no file");
         let _ = std::fs::remove_file(&json);
         let v: serde_json::Value = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("--stats-json wrote bad JSON ({e}):\n{text}"));
-        if stats(&r).aborts > 0 && !v["conflict_sites"].as_array().unwrap().is_empty() {
+        if done(&r, &v) {
             return (r, v);
         }
     }
-    panic!("stats_conflict.lang: no conflict in 5 runs of two threads on one counter");
+    panic!("{name}.lang: not the conflicts wanted in 5 runs of two threads");
+}
+
+/// A side line of a conflict row (`      read at F:L:C by the aborted one`): its verb, its
+/// position and who; None for other lines.
+fn side_of(l: &str) -> Option<(&str, &str, &str)> {
+    let rest = l.strip_prefix("      ")?;
+    let (verb, rest) = rest.split_once(" at ")?;
+    let (pos, who) = rest.split_once(" by ")?;
+    Some((verb, pos, who))
+}
+
+/// Whether a side line's verb and actor go together: the winner `written` (or `read`, an
+/// inevitable reader; `running`, where only its position is known) by a `... transaction`;
+/// the loser `read`, `written` or `noticed` (where it learnt of its abort) by `the aborted
+/// one`.
+fn labelled(verb: &str, who: &str) -> bool {
+    match who {
+        "the aborted one" => ["read", "written", "noticed"].contains(&verb),
+        "the committing transaction" | "the winning transaction" => {
+            ["written", "running"].contains(&verb)
+        }
+        "the inevitable transaction" => verb == "read",
+        _ => false,
+    }
 }
 
 /// Line number (1-based) of the line of `stats_conflict.lang` that is `text` once trimmed.
@@ -486,15 +524,14 @@ fn stats_label_and_quote_both_sides_of_a_conflict() {
         .unwrap_or_else(|| panic!("no conflict row\n{}", r.describe()));
     let mut saw_write = false;
     for (i, l) in lines.iter().enumerate().skip(row) {
-        let (verb, who) = if l.starts_with("      written at ") {
-            ("written", " by the ")
-        } else if l.starts_with("      noticed at ") {
-            ("noticed", " by the aborted one")
-        } else {
+        let Some((verb, pos, who)) = side_of(l) else {
             continue;
         };
-        assert!(l.contains(who), "unlabelled side: {l}\n{}", r.describe());
-        let pos = l.split_whitespace().nth(2).unwrap();
+        assert!(
+            labelled(verb, who),
+            "unlabelled side: {l}\n{}",
+            r.describe()
+        );
         let mut parts = pos.split(':');
         assert_eq!(parts.next(), Some("stats_conflict.lang"), "{l}");
         let line: u64 = parts.next().unwrap().parse().unwrap();
@@ -506,17 +543,21 @@ fn stats_label_and_quote_both_sides_of_a_conflict() {
             "the {verb} side quotes the wrong line\n{}",
             r.describe()
         );
-        if verb == "written" {
+        if verb == "written" || verb == "read" {
             assert_eq!(
                 line,
                 write,
-                "the winner wrote elsewhere: {l}\n{}",
+                "the counter is read and written at `box.n += 1` only: {l}\n{}",
                 r.describe()
             );
             saw_write = true;
         }
     }
-    assert!(saw_write, "no `written at` side\n{}", r.describe());
+    assert!(
+        saw_write,
+        "no `written at` or `read at` side\n{}",
+        r.describe()
+    );
     let lost = lines
         .iter()
         .find(|l| l.starts_with("  time lost to aborts: "))
@@ -562,8 +603,9 @@ fn stats_json_has_the_figures_and_sites() {
             site["type"].is_string() && site["lost_ms"].is_f64(),
             "{site}"
         );
-        for side in ["written_at", "noticed_at"] {
-            let p = &site[side];
+        for side in ["winner", "loser"] {
+            let p = &site[side]["at"];
+            assert!(site[side]["by"].is_string(), "{site}");
             assert_eq!(p["file"], "stats_conflict.lang", "{site}");
             let line = p["line"].as_u64().unwrap();
             assert!(p["col"].as_u64().is_some_and(|c| c >= 1), "{site}");
@@ -578,11 +620,89 @@ fn stats_json_has_the_figures_and_sites() {
         s.aborts
     );
     assert!(
-        sites
-            .iter()
-            .any(|s| s["written_at"]["line"].as_u64() == Some(line_of("box.n += 1"))),
+        sites.iter().any(
+            |s| s["winner"]["at"]["line"].as_u64() == Some(line_of("box.n += 1"))
+                && s["winner"]["access"] == "written"
+        ),
         "no site written at the counter's line: {v}"
     );
+}
+
+/// The sides of every conflict site of `read_sites.lang` (text and JSON): one thread writes
+/// at `# WRITE X` lines, the other reads at `# READ X` lines, so each row must be a
+/// write/read conflict written at a WRITE line by the committing transaction and read at
+/// the READ line of the same X by the aborted one. Returns the X of the rows.
+fn check_read_sites(r: &Run, v: &serde_json::Value) -> Vec<String> {
+    let src = std::fs::read_to_string(dir().join("read_sites.lang")).unwrap();
+    let tag = |line: u64, what: &str| -> Option<String> {
+        let l = src.lines().nth(line as usize - 1)?;
+        let (_, x) = l.split_once(&format!("# {what} "))?;
+        Some(x.trim().to_string())
+    };
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    let mut text_rows = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some((verb, pos, who)) = side_of(l) else {
+            continue;
+        };
+        let line: u64 = pos.split(':').nth(1).unwrap().parse().unwrap();
+        let want = if who == "the aborted one" {
+            ("read", "READ")
+        } else {
+            ("written", "WRITE")
+        };
+        assert_eq!(verb, want.0, "{l}\n{}", r.describe());
+        let x = tag(line, want.1)
+            .unwrap_or_else(|| panic!("not a {} line: {l}\n{}", want.1, r.describe()));
+        let quoted = lines.get(i + 1).map(|q| q.trim()).unwrap_or("");
+        assert_eq!(quoted, src.lines().nth(line as usize - 1).unwrap().trim());
+        text_rows.push(x);
+    }
+    assert!(
+        text_rows.chunks(2).all(|p| p.len() == 2 && p[0] == p[1]),
+        "a row whose read and write are of different objects: {text_rows:?}\n{}",
+        r.describe()
+    );
+    let mut names = Vec::new();
+    for site in v["conflict_sites"].as_array().unwrap() {
+        assert_eq!(site["kind"], "write/read", "{site}");
+        assert_eq!(site["winner"]["access"], "written", "{site}");
+        assert_eq!(site["winner"]["by"], "the committing transaction", "{site}");
+        assert_eq!(site["loser"]["access"], "read", "{site}");
+        assert_eq!(site["loser"]["by"], "the aborted one", "{site}");
+        let w = tag(site["winner"]["at"]["line"].as_u64().unwrap(), "WRITE");
+        let rd = tag(site["loser"]["at"]["line"].as_u64().unwrap(), "READ");
+        assert!(w.is_some() && w == rd, "sides of different objects: {site}");
+        names.push(w.unwrap());
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `--stats` names where the aborted transaction *read* the conflicting object, not where
+/// it learnt of the abort: for an attribute (`acct.balance`) and a dict item
+/// (`totals["sum"]`), each read and written at lines of its own.
+#[test]
+fn stats_name_where_the_aborted_transaction_read() {
+    let (r, v) = stats_run_until("read_sites", "reads", &[("STMJIT_BUDGET", "20")], |_, v| {
+        let sites = v["conflict_sites"].as_array().unwrap();
+        let has = |t: &str| sites.iter().any(|s| s["type"] == t);
+        has("instance slots") && has("dict")
+    });
+    assert_eq!(check_read_sites(&r, &v), ["balance", "sum"]);
+}
+
+/// Forced aborts (`STMJIT_ABORT_PROBABILITY`) are not conflicts: they add no rows, and the
+/// rows of real conflicts still name the right read (a transaction retried after a forced
+/// abort reads again; the read-site table is only trusted for the running transaction).
+#[test]
+fn forced_aborts_do_not_make_bogus_read_sites() {
+    let (r, v) = stats_run_until("read_sites", "forced", ABORTS, |r, v| {
+        stats(r).aborts > 0 && !v["conflict_sites"].as_array().unwrap().is_empty()
+    });
+    assert!(v["injected_aborts"].as_u64().unwrap() > 0, "{v}");
+    check_read_sites(&r, &v);
 }
 
 // ---- 7. deadlock-prone patterns finish ----

@@ -209,6 +209,11 @@ fn conflicts_have_arrows_and_both_sides() {
             if c["kind"] == "write/read" {
                 assert!(w.ends_with("conflict.lang:12:9"), "{e}");
                 assert_eq!(c["written_at"]["text"], "box.n += 1", "{e}");
+                // Only the reading thread is aborted by (or, inevitable, wins over) the
+                // writer: where it read the counter (recorded read sites, as `--stats`).
+                let rd = c["read_at"]["at"].as_str().unwrap_or("");
+                assert!(rd.ends_with("conflict.lang:18:14"), "{e}");
+                assert_eq!(c["read_at"]["text"], "s += box.n", "{e}");
             }
             assert!(c["winner"].is_string() && c["object"].is_string(), "{e}");
         }

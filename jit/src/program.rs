@@ -59,6 +59,13 @@ pub struct Options {
 }
 
 impl Options {
+    /// Whether a report names the sides of conflicts (`--stats`, `--stats-json`, `--trace`):
+    /// then the runtime records read sites, and read barriers cost one more load and store
+    /// (see `stmjit_runtime::readsites`).
+    pub fn reports_conflicts(&self) -> bool {
+        self.stats || self.stats_json.is_some() || self.trace.is_some()
+    }
+
     /// The defaults (`gs:` segment base, no listing, the CPUs' number of segments, no
     /// `--gil`, no `--stats`), ending the process with `exit`.
     pub fn new(exit: stmjit_lang::Exit) -> Options {
@@ -225,6 +232,7 @@ fn start_runtime(opts: &Options, switches: &Switches) -> Result<Arc<Stm>, String
         num_segments: if opts.gil { 1 } else { threads },
         move_threads: switches.move_threads,
         trace: opts.trace.is_some(),
+        record_read_sites: opts.reports_conflicts(),
         ..StmConfig::default()
     };
     if let Some(n) = opts.nursery.or(switches.nursery) {
@@ -383,6 +391,8 @@ fn compile_program(
             card_disp: layout.card_marker_disp,
             frontend,
             read_barriers: !opts.gil,
+            // As the runtime was configured (`start_runtime`).
+            read_sites: opts.reports_conflicts(),
             write_barriers: !switches.omits("write-barrier"),
             polls: !switches.omits("poll"),
         };

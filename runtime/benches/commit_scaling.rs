@@ -62,6 +62,7 @@ fn setup(n: usize) -> (Arc<Stm>, TypeId) {
         budget: 1 << 20,
         move_threads: false,
         trace: false,
+        record_read_sites: false,
     })
     .unwrap();
     let cell = stm.register_type(TypeInfo {

@@ -47,6 +47,7 @@ fn setup(n: usize) -> (Arc<Stm>, TypeId, TypeId) {
         budget: 1000,
         move_threads: false,
         trace: false,
+        record_read_sites: false,
     })
     .unwrap();
     let cell = stm.register_type(TypeInfo {

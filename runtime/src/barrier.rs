@@ -57,7 +57,22 @@ impl StmThread {
         // SAFETY: %gs points at our segment (enter); r is in the object space, so its marker
         // r >> 4 lies in the mapped marker area.
         unsafe { gs::store_u8(r >> MARKER_SHIFT, gs::load_u8(RV_OFF)) };
+        if self.stm.read_sites.is_some() {
+            self.record_read_site(r);
+        }
         Ok(())
+    }
+
+    /// Stores the caller's current site (`SegmentInfo::site`) as the read site of `r`'s
+    /// granule (see `readsites.rs`), right after its marker.
+    #[cold]
+    fn record_read_site(&mut self, r: Ref) {
+        let info = self.stm.mem.info(self.seg);
+        let base = info.read_sites.load(std::sync::atomic::Ordering::Relaxed);
+        let site = info.site.load(std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: r is a checked object-space offset, so its entry lies in our segment's
+        // table, mapped for the runtime's lifetime and written only by this segment's owner.
+        unsafe { *((base + (r >> MARKER_SHIFT) * 4) as *mut u32) = site.wrapping_add(1) };
     }
 
     /// Read barrier for the element at `r + off` of a card-marked object.

@@ -22,7 +22,7 @@
 //!   they only go towards the inevitable transaction, the one in its commit phase, or an older
 //!   transaction, and the first two never wait for a lock.
 
-use crate::stats::{AbortCause, Conflict, ConflictInfo, ConflictKind};
+use crate::stats::{AbortCause, Conflict, ConflictInfo, ConflictKind, Side, NO_SITE};
 use crate::stm::{lock_word, Stm, WaitPolicy, CAUSE_SHIFT, DOOMED, INEVITABLE, IN_TX, SEQ_SHIFT};
 use crate::transaction::{Abort, StmThread};
 use std::sync::atomic::Ordering::SeqCst;
@@ -133,11 +133,15 @@ impl StmThread {
                             || stm.segs[me].start_time.load(SeqCst)
                                 < stm.segs[h].start_time.load(SeqCst))));
             if older {
+                // The holder's own barrier site is in its (private) modified list: its
+                // side stays unknown (it names where it learns of the abort).
                 let info = ConflictInfo {
                     kind: ConflictKind::WriteWrite,
                     object: obj,
+                    addr: g,
                     type_id,
-                    winner_site: site,
+                    winner: Side::wrote(site),
+                    loser: Side::was_at(NO_SITE),
                     winner_segment: me as u32,
                     winner_seq: ms >> SEQ_SHIFT,
                 };
@@ -180,8 +184,10 @@ impl StmThread {
                     let info = ConflictInfo {
                         kind: ConflictKind::WriteWrite,
                         object: obj,
+                        addr: g,
                         type_id,
-                        winner_site: stm.mem.info(h).site.load(SeqCst),
+                        winner: Side::was_at(stm.mem.info(h).site.load(SeqCst)),
+                        loser: Side::wrote(site),
                         winner_segment: h as u32,
                         winner_seq: hs >> SEQ_SHIFT,
                     };

@@ -67,6 +67,10 @@ pub struct SegmentInfo {
     /// Linear address of this segment's base (what `%gs` base is set to), for JIT entry code
     /// that loads r15 from it (`mov r15, gs:[INFO_OFFSET + offset_of!(segment_base)]`).
     pub segment_base: AtomicU64,
+    /// Base of this segment's read-site table (see `readsites.rs`): the site of the last
+    /// read barrier on address `a` is the `u32` at `read_sites + (a >> 4) * 4`, plus one.
+    /// 0 when the runtime does not record read sites (the default).
+    pub read_sites: AtomicU64,
 }
 
 const _: () = assert!(core::mem::size_of::<SegmentInfo>() <= PAGE_SIZE as usize);

@@ -32,6 +32,8 @@
 //! - safe point: `cmp qword gs:[INFO_OFFSET + offset_of!(SegmentInfo, safe_point_request)], 0;
 //!   jne poll` at loop back-edges, poll = [`StmThread::poll`];
 //! - before a slow-path call it may store a site id at `offset_of!(SegmentInfo, site)`;
+//! - with [`StmConfig::record_read_sites`], each read barrier also stores its site in the
+//!   read-site table (`readsites` module docs), so conflicts name the aborted read;
 //! - allocation (bump pointer in the segment's nursery; see [`nursery`] for the exact
 //!   sequence): `r = gs:[INFO_OFFSET + offset_of!(SegmentInfo, nursery_current)]; n = r + size`
 //!   (size rounded up to 16, at least 16); `if n > gs:[INFO_OFFSET + offset_of!(SegmentInfo,
@@ -83,7 +85,8 @@
 //! # Modules
 //! `layout` (offsets), `gs` (`%gs` base and gs-relative accesses), `segment` (reservation,
 //! memfd), `pages` (privatization), `object` (header, types), `locks` (write locks),
-//! `barrier`, `transaction` (begin/commit/abort), `contention`, `safepoint`, `stats`,
+//! `barrier`, `readsites` (optional read-site tables, for conflict reports), `transaction`
+//! (begin/commit/abort), `contention`, `safepoint`, `stats`,
 //! `value` (tagged words), `shadowstack`, `nursery` (allocation, minor collection), `gcpage`
 //! and `largemalloc` (old space), `major` (major collection, re-sharing), `ffi`.
 //!
@@ -112,6 +115,7 @@ pub mod major;
 pub mod nursery;
 pub mod object;
 pub mod pages;
+pub mod readsites;
 pub mod safepoint;
 pub mod segment;
 pub mod shadowstack;
@@ -129,7 +133,9 @@ pub use object::{
     trace_none, ObjectHeader, Ref, TypeId, TypeInfo, FLAGS_OFFSET, HEADER_SIZE, WRITE_BARRIER_FLAG,
 };
 pub use shadowstack::{Frame, ShadowStack};
-pub use stats::{AbortCause, Conflict, ConflictInfo, ConflictKind, StatsSnapshot};
+pub use stats::{
+    AbortCause, Access, Conflict, ConflictInfo, ConflictKind, Side, StatsSnapshot, NO_SITE,
+};
 pub use stm::{Stm, StmConfig, WaitPolicy};
 pub use trace::Tracer;
 pub use transaction::{Abort, StmThread};

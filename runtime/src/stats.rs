@@ -53,20 +53,88 @@ pub struct Conflict {
     pub type_id: u32,
 }
 
-/// What a conflict-caused abort knows about the other side, so that `--stats` (in the
-/// aborted thread) can name both sides: carried by [`crate::Abort::conflict`].
+/// A site id that names nothing: the side of a conflict is unknown.
+pub const NO_SITE: u32 = u32::MAX;
+
+/// What the site of one side of a conflict names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Access {
+    /// Where that transaction wrote the object (its write barrier's site).
+    Wrote,
+    /// Where that transaction read the object (the read-site table, `readsites.rs`).
+    Read,
+    /// Only where that transaction was when the conflict was found (its latest site), or
+    /// nothing ([`NO_SITE`]): the aborted side then names where it learnt of its abort.
+    WasAt,
+}
+
+/// One side of a conflict: a caller-provided site id (`SegmentInfo::site`, or a read-site
+/// table entry) and what it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Side {
+    /// The site id, [`NO_SITE`] when unknown.
+    pub site: u32,
+    /// What the site names.
+    pub access: Access,
+}
+
+impl Side {
+    /// Where the transaction wrote the object.
+    pub fn wrote(site: u32) -> Side {
+        Side {
+            site,
+            access: Access::Wrote,
+        }
+    }
+
+    /// Where the transaction read the object ([`Side::was_at`] an unknown site when `site`
+    /// is [`NO_SITE`]: not recording read sites).
+    pub fn read(site: u32) -> Side {
+        if site == NO_SITE {
+            return Side::was_at(NO_SITE);
+        }
+        Side {
+            site,
+            access: Access::Read,
+        }
+    }
+
+    /// Only where the transaction was (its latest site; [`NO_SITE`]: unknown).
+    pub fn was_at(site: u32) -> Side {
+        Side {
+            site,
+            access: Access::WasAt,
+        }
+    }
+}
+
+/// What a conflict-caused abort knows about the conflict, so that `--stats` and `--trace`
+/// (in the aborted thread) can name both sides: carried by [`crate::Abort::conflict`].
+///
+/// The sides, by case:
+/// - write/read, a commit over our reads: the winner *wrote* (its write barrier's site,
+///   `ModRec.site`), we *read* (our read-site table at `addr`, when recorded);
+/// - write/read, an inevitable reader of what we were committing: the winner *read* (its
+///   table, or else where it was), we *wrote*;
+/// - write/write, we are doomed by an older writer: it *wrote* (the site of its barrier
+///   now), we were wherever we were (our own write's site is in our private records);
+/// - write/write, we yield to the holder: we *wrote* (our barrier's site), the holder was
+///   wherever it was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConflictInfo {
     /// Write-write (lock) or write-read (commit over our reads).
     pub kind: ConflictKind,
     /// The object (for cards: the carded object, not the granule).
     pub object: u64,
+    /// The address the conflict was found at: the object, or for cards the 16-byte granule
+    /// (so a report can name the element: a list index, a dict entry).
+    pub addr: u64,
     /// Type id from the object's header at conflict time.
     pub type_id: u32,
-    /// `SegmentInfo::site` of the winner: the site its write barrier recorded
-    /// (`ModRec.site`) where it wrote the object; where the winner did not write it (an
-    /// inevitable reader, or a lock holder we yielded to), the site it had set last.
-    pub winner_site: u32,
+    /// The winning transaction's side.
+    pub winner: Side,
+    /// The aborted transaction's side.
+    pub loser: Side,
     /// Segment of the winning transaction.
     pub winner_segment: u32,
     /// The winning transaction's number in its segment

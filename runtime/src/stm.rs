@@ -43,6 +43,11 @@ pub struct StmConfig {
     pub move_threads: bool,
     /// Record an event trace of the run ([`crate::trace`]; `stmjit run --trace`).
     pub trace: bool,
+    /// Read barriers record their site in a table beside the read markers, so that a
+    /// write/read conflict names where the aborted transaction read the object (see
+    /// `readsites.rs`). For reports (`--stats`, `--trace`); off by default, when it costs
+    /// nothing.
+    pub record_read_sites: bool,
 }
 
 impl Default for StmConfig {
@@ -58,6 +63,7 @@ impl Default for StmConfig {
             budget: 1 << 20,
             move_threads: false,
             trace: false,
+            record_read_sites: false,
         }
     }
 }
@@ -143,6 +149,8 @@ pub struct Stm {
     pub(crate) gc: GcGlobal,
     /// The event trace, when [`StmConfig::trace`] asks for one.
     pub(crate) tracer: Option<crate::trace::Tracer>,
+    /// The read-site tables, when [`StmConfig::record_read_sites`] is set.
+    pub(crate) read_sites: Option<crate::readsites::ReadSites>,
 }
 
 impl Stm {
@@ -160,6 +168,15 @@ impl Stm {
         let mem = Memory::new(layout)?;
         let layout = mem.layout;
         let locks = WriteLocks::new(&layout)?;
+        let read_sites = if config.record_read_sites {
+            let t = crate::readsites::ReadSites::new(&layout)?;
+            for k in 1..=config.num_segments {
+                mem.info(k).read_sites.store(t.base(k), SeqCst);
+            }
+            Some(t)
+        } else {
+            None
+        };
         let segs = (0..=config.num_segments)
             .map(|_| SegShared {
                 running: AtomicBool::new(false),
@@ -174,6 +191,7 @@ impl Stm {
             large_limit: ((layout.nursery_end - layout.nursery_start) / 4)
                 .clamp(crate::gcpage::SMALL_MAX, 64 << 10),
             gc: GcGlobal::new(),
+            read_sites,
             mem,
             locks,
             segs,

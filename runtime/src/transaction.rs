@@ -9,7 +9,7 @@ use crate::contention::doom_cause;
 use crate::gs;
 use crate::layout::{SegmentInfo, INFO_OFFSET, PAGE_SIZE, REQUEST_ABORT, REQUEST_SYNC};
 use crate::object::WRITE_BARRIER_FLAG;
-use crate::stats::{AbortCause, Conflict, ConflictInfo, ConflictKind, Stats};
+use crate::stats::{AbortCause, Conflict, ConflictInfo, ConflictKind, Side, Stats, NO_SITE};
 use crate::stm::{lock_word, Stm, DOOMED, INEVITABLE, IN_TX, SEQ_SHIFT};
 use crate::trace::{Event, Outcome, SpanKind, TxRecord};
 use std::cell::Cell;
@@ -409,12 +409,21 @@ impl StmThread {
                     site: rec.site,
                     type_id,
                 });
-                // The reader wrote nothing here: its current site is what we can name.
+                // The reader wrote nothing here: where it read the object (recorded), or
+                // else its current site, is what we can name.
+                let read = stm.read_site_at(inev, rec.addr);
+                let winner = if read == NO_SITE {
+                    Side::was_at(stm.mem.info(inev).site.load(SeqCst))
+                } else {
+                    Side::read(read)
+                };
                 let info = ConflictInfo {
                     kind: ConflictKind::WriteRead,
                     object: rec.obj,
+                    addr: rec.addr,
                     type_id,
-                    winner_site: stm.mem.info(inev).site.load(SeqCst),
+                    winner,
+                    loser: Side::wrote(rec.site),
                     winner_segment: inev as u32,
                     winner_seq: stm.tx_state(inev) >> SEQ_SHIFT,
                 };
@@ -438,8 +447,10 @@ impl StmThread {
                 let info = ConflictInfo {
                     kind: ConflictKind::WriteRead,
                     object: rec.obj,
+                    addr: rec.addr,
                     type_id,
-                    winner_site: rec.site,
+                    winner: Side::wrote(rec.site),
+                    loser: Side::read(stm.read_site_at(k, rec.addr)),
                     winner_segment: me as u32,
                     winner_seq: st >> SEQ_SHIFT,
                 };

@@ -212,8 +212,10 @@ fn write_read_conflict_info_names_the_winner() {
         Some(ConflictInfo {
             kind: ConflictKind::WriteRead,
             object: c,
+            addr: c,
             type_id: t.cell.0,
-            winner_site: 77,
+            winner: Side::wrote(77),
+            loser: Side::was_at(NO_SITE),
             winner_segment: ws,
             winner_seq: wseq,
         })
@@ -234,8 +236,10 @@ fn write_read_conflict_info_names_the_winner() {
         Some(ConflictInfo {
             kind: ConflictKind::WriteRead,
             object: arr,
+            addr: (arr + elem(40)) & !15,
             type_id: t.array.0,
-            winner_site: 91,
+            winner: Side::wrote(91),
+            loser: Side::was_at(NO_SITE),
             winner_segment: ws,
             winner_seq: wseq,
         })
@@ -267,8 +271,10 @@ fn write_write_conflict_info_names_the_winner() {
         Some(ConflictInfo {
             kind: ConflictKind::WriteWrite,
             object: c,
+            addr: c,
             type_id: t.cell.0,
-            winner_site: 9,
+            winner: Side::wrote(9),
+            loser: Side::was_at(NO_SITE),
             winner_segment: old.segment() as u32,
             winner_seq: old.transaction_seq(),
         })
@@ -285,8 +291,10 @@ fn write_write_conflict_info_names_the_winner() {
         Some(ConflictInfo {
             kind: ConflictKind::WriteWrite,
             object: arr,
+            addr: (arr + elem(3)) & !15,
             type_id: t.array.0,
-            winner_site: 13,
+            winner: Side::was_at(13),
+            loser: Side::wrote(6),
             winner_segment: old.segment() as u32,
             winner_seq: old.transaction_seq(),
         })
@@ -336,4 +344,95 @@ fn one_segment_runtime_two_threads_take_turns() {
     }
     assert_eq!(stm.committed_u64(c, 8), 2000);
     assert_eq!(stm.stats().aborts(), 0);
+}
+
+/// With `record_read_sites`, a write/read conflict names where the aborted transaction
+/// read the object (the site current at its read barrier), for objects and for cards; a
+/// read of an earlier transaction of the same segment is not reported; an inevitable
+/// reader that wins is named by its read.
+#[test]
+fn recorded_read_sites_name_the_aborted_read() {
+    let stm = Stm::new(StmConfig {
+        record_read_sites: true,
+        ..config(2, WaitPolicy::AbortSelf)
+    })
+    .unwrap();
+    assert!(stm.records_read_sites());
+    let t = types(&stm);
+    let cs = make_cells(&stm, &t, &[1, 2]);
+    let (c, d) = (cs[0], cs[1]);
+    let arr = make_array(&stm, &t, 64, 0);
+    let mut reader = stm.thread();
+    let mut writer = stm.thread();
+    reader.begin();
+    writer.begin();
+    reader.set_site(40);
+    reader.read_u64(c, 8).unwrap();
+    reader.set_site(41); // later sites do not overwrite the read's
+    reader.read_u64(d, 8).unwrap();
+    writer.set_site(77);
+    writer.write_u64(c, 8, 2).unwrap();
+    writer.commit().unwrap();
+    let e = reader.poll().unwrap_err().conflict().unwrap();
+    assert_eq!((e.winner, e.loser), (Side::wrote(77), Side::read(40)));
+    assert_eq!(e.loser.access, Access::Read);
+    // Cards: the element's granule.
+    reader.begin();
+    writer.begin();
+    reader.set_site(50);
+    reader.read_elem_u64(arr, elem(40)).unwrap();
+    writer.set_site(91);
+    writer.write_elem_u64(arr, elem(40), 5).unwrap();
+    writer.commit().unwrap();
+    let e = reader.poll().unwrap_err().conflict().unwrap();
+    assert_eq!((e.addr, e.loser), ((arr + elem(40)) & !15, Side::read(50)));
+    // A read of the previous transaction (same segment, site 60) is not this one's: the
+    // transaction that conflicts read `c` again at 61.
+    reader.begin();
+    reader.set_site(60);
+    reader.read_u64(d, 8).unwrap();
+    reader.commit().unwrap();
+    reader.begin();
+    writer.begin();
+    reader.set_site(61);
+    reader.read_u64(c, 8).unwrap();
+    writer.set_site(78);
+    writer.write_u64(d, 8, 3).unwrap(); // d: not read in this transaction, no conflict
+    writer.write_u64(c, 8, 3).unwrap();
+    writer.commit().unwrap();
+    let e = reader.poll().unwrap_err().conflict().unwrap();
+    assert_eq!((e.object, e.loser), (c, Side::read(61)));
+    // An inevitable reader wins over the committer of what it read: its read is named, and
+    // the committer's write.
+    reader.begin();
+    writer.begin();
+    reader.set_site(70);
+    reader.read_u64(c, 8).unwrap();
+    reader.set_site(71);
+    reader.become_inevitable().unwrap();
+    writer.set_site(79);
+    writer.write_u64(c, 8, 4).unwrap();
+    let e = writer.commit().unwrap_err().conflict().unwrap();
+    assert_eq!((e.winner, e.loser), (Side::read(70), Side::wrote(79)));
+    reader.commit().unwrap();
+}
+
+/// Without `record_read_sites` (the default) the aborted side of a write/read conflict is
+/// unknown, and no table is mapped.
+#[test]
+fn read_sites_are_not_recorded_by_default() {
+    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+    assert!(!stm.records_read_sites());
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1])[0];
+    let mut reader = stm.thread();
+    let mut writer = stm.thread();
+    reader.begin();
+    writer.begin();
+    reader.set_site(40);
+    reader.read_u64(c, 8).unwrap();
+    writer.write_u64(c, 8, 2).unwrap();
+    writer.commit().unwrap();
+    let e = reader.poll().unwrap_err().conflict().unwrap();
+    assert_eq!(e.loser, Side::was_at(NO_SITE));
 }

@@ -15,6 +15,7 @@ use stmjit_runtime::ffi::{
 use stmjit_runtime::layout::{SegmentInfo, INFO_OFFSET, MARKER_SHIFT};
 use stmjit_runtime::object::{FLAGS_OFFSET, TYPE_ID_OFFSET, WRITE_BARRIER_FLAG};
 use stmjit_runtime::value::{is_int, is_ref, Word, FALSE, NONE, TRUE};
+use stmjit_runtime::NO_SITE;
 
 impl Runtime {
     /// Address of the byte `off` of the segment.
@@ -49,6 +50,24 @@ impl Runtime {
     pub fn rb(&self, r: u64) {
         // SAFETY: the marker of an object-space address lies in the mapped marker area.
         unsafe { *self.addr(r >> MARKER_SHIFT) = self.rv() }
+        if self.record_reads {
+            self.record_read_site(r);
+        }
+    }
+
+    /// Stores the site of the JIT operation in progress (`Ctx::site`: the helper's caller)
+    /// as the read site of `r`'s granule, beside its marker (`stmjit_runtime::readsites`).
+    #[cold]
+    fn record_read_site(&self, r: u64) {
+        // SAFETY: ctx is null or this thread's live context.
+        let site = unsafe { self.ctx.as_ref() }.map_or(NO_SITE, |c| c.site as u32);
+        let base_p = self.addr(INFO_OFFSET + offset_of!(SegmentInfo, read_sites) as u64);
+        // SAFETY: the segment-info page is mapped; only the runtime writes `read_sites`
+        // (before any transaction runs).
+        let base = unsafe { *(base_p as *const u64) };
+        // SAFETY: r is an object-space offset: its entry lies in our segment's site table,
+        // mapped for the runtime's lifetime and written only by this segment's owner.
+        unsafe { *((base + (r >> MARKER_SHIFT) * 4) as *mut u32) = site.wrapping_add(1) };
     }
 
     /// Write barrier of a non-carded object.

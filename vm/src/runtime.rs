@@ -65,6 +65,9 @@ pub struct Runtime {
     /// New keys the running transaction inserts into shared dicts at its commit (see
     /// `dict_overlay`).
     pub overlay: DictOverlay,
+    /// The runtime records read sites (`--stats`, see `stmjit_runtime::readsites`): [`Runtime::rb`]
+    /// stores the operation's site beside each read marker.
+    pub record_reads: bool,
 }
 
 impl Runtime {
@@ -76,6 +79,7 @@ impl Runtime {
     pub unsafe fn for_thread(info: Arc<ProgramInfo>, th: *mut StmThread, seg_base: u64) -> Runtime {
         // SAFETY: th is a live handle owned by the caller for the runtime's lifetime.
         let ss = unsafe { (*th).shadow_stack_ptr() };
+        let info_records_reads = info.stm.records_read_sites();
         Runtime {
             types: info.types,
             stm: info.stm.clone(),
@@ -96,6 +100,7 @@ impl Runtime {
             ctx: std::ptr::null_mut(),
             class_copy: Default::default(),
             overlay: Default::default(),
+            record_reads: info_records_reads,
         }
     }
 

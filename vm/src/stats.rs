@@ -2,8 +2,9 @@
 //! what a user needs to see why a program does not scale. The runtime's counters (commits,
 //! aborts by cause, sync pauses, GC) and the JIT's conflict table, which names *both* sides
 //! of each conflict by source position and quotes their lines: where the winner wrote, and
-//! where the aborted transaction was when it learnt of the abort (not necessarily what it
-//! read: read barriers record no site, to stay cheap).
+//! where the aborted transaction read the object (read barriers record their site while a
+//! report is asked for, see `stmjit_runtime::readsites`), or wrote it; where neither is
+//! known, where the aborted transaction learnt of its abort ("noticed").
 
 use crate::txn::ConflictKey;
 use crate::{Mode, Runtime};
@@ -12,6 +13,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::io::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
+use stmjit_runtime::{Access, Side};
 
 /// Conflict sites listed in the text report (the ones that lost the most time; the JSON
 /// lists all).
@@ -49,13 +51,20 @@ struct Place {
     text: Option<String>,
 }
 
+/// One side of a row: what its site names, and where it is.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct SideAt {
+    access: Access,
+    place: Option<Place>,
+}
+
 /// One row of the conflict table after merging rows whose sites are at the same positions
 /// (two site ids can share a position, e.g. the calls of one line).
 struct Row {
     kind: &'static str,
     type_name: String,
-    written: Option<Place>,
-    noticed: Option<Place>,
+    winner: SideAt,
+    loser: SideAt,
     aborts: u64,
     lost_ns: u64,
 }
@@ -115,14 +124,13 @@ fn merge<'a>(
     table: impl Iterator<Item = (&'a ConflictKey, &'a (u64, u64))>,
     place: impl Fn(u32) -> Option<Place>,
 ) -> Vec<Row> {
+    let side = |s: Side| SideAt {
+        access: s.access,
+        place: place(s.site),
+    };
     let mut merged: HashMap<_, (u64, u64)> = HashMap::new();
     for (k, &(n, lost)) in table {
-        let key = (
-            k.kind,
-            k.type_name.clone(),
-            place(k.writer_site),
-            place(k.reader_site),
-        );
+        let key = (k.kind, k.type_name.clone(), side(k.winner), side(k.loser));
         let e = merged.entry(key).or_insert((0, 0));
         e.0 += n;
         e.1 += lost;
@@ -130,11 +138,11 @@ fn merge<'a>(
     let mut rows: Vec<Row> = merged
         .into_iter()
         .map(
-            |((kind, type_name, written, noticed), (aborts, lost_ns))| Row {
+            |((kind, type_name, winner, loser), (aborts, lost_ns))| Row {
                 kind,
                 type_name,
-                written,
-                noticed,
+                winner,
+                loser,
                 aborts,
                 lost_ns,
             },
@@ -144,18 +152,36 @@ fn merge<'a>(
         (b.lost_ns, b.aborts)
             .cmp(&(a.lost_ns, a.aborts))
             .then_with(|| (a.kind, &a.type_name).cmp(&(b.kind, &b.type_name)))
-            .then_with(|| (&a.written, &a.noticed).cmp(&(&b.written, &b.noticed)))
+            .then_with(|| (&a.winner, &a.loser).cmp(&(&b.winner, &b.loser)))
     });
     rows
 }
 
-/// Who wrote, in the words of the report: a write/read conflict's winner has committed; a
-/// write/write conflict's winner holds the object and commits later.
-fn winner_words(kind: &str) -> &'static str {
+/// The winner, in the words of the report: a write/read conflict's winner has committed
+/// (or, when it read the object, is the inevitable transaction, which wins over the
+/// committer); a write/write conflict's winner holds the object and commits later.
+fn winner_words(kind: &str, access: Access) -> &'static str {
     if kind == "write/write" {
         "the winning transaction"
+    } else if access == Access::Read {
+        "the inevitable transaction"
     } else {
         "the committing transaction"
+    }
+}
+
+/// The loser, in the words of the report.
+const LOSER_WORDS: &str = "the aborted one";
+
+/// What a side's site names, as the report's verb: `written`, `read`, and where only the
+/// position of the transaction is known, `noticed` (the aborted side: where it learnt of
+/// its abort) or `running` (the winner: where it was).
+fn verb(access: Access, loser: bool) -> &'static str {
+    match access {
+        Access::Wrote => "written",
+        Access::Read => "read",
+        Access::WasAt if loser => "noticed",
+        Access::WasAt => "running",
     }
 }
 
@@ -242,17 +268,20 @@ pub fn report(rt: &Runtime) -> String {
             ms(r.lost_ns),
             percent(r.lost_ns, f.tx_ns)
         );
-        side(&mut o, "written", file, &r.written, winner_words(r.kind));
-        side(&mut o, "noticed", file, &r.noticed, "the aborted one");
+        let (w, l) = (&r.winner, &r.loser);
+        let who = winner_words(r.kind, w.access);
+        side(&mut o, verb(w.access, false), file, &w.place, who);
+        side(&mut o, verb(l.access, true), file, &l.place, LOSER_WORDS);
     }
     if f.rows.len() > TOP_SITES {
         let _ = writeln!(o, "    ... {} more sites", f.rows.len() - TOP_SITES);
     }
-    if !f.rows.is_empty() {
+    let shown = &f.rows[..f.rows.len().min(TOP_SITES)];
+    if shown.iter().any(|r| r.loser.access == Access::WasAt) {
         let _ = writeln!(
             o,
-            "    (\"noticed\" is where the aborted transaction learnt of the abort, not \
-             necessarily where it read the object)"
+            "    (\"noticed\" is where the aborted transaction learnt of the abort: its read or \
+             write of the object was not recorded)"
         );
     }
     o
@@ -263,6 +292,17 @@ fn place_json(file: &str, p: &Option<Place>) -> Value {
         Some(p) => json!({ "file": file, "line": p.line, "col": p.col, "text": p.text }),
         None => Value::Null,
     }
+}
+
+/// One side of a conflict site in JSON: `access` is the text report's verb (`written`,
+/// `read`, `noticed`, `running`), `at` the place (null when unknown), `by` who.
+fn side_json(file: &str, s: &SideAt, loser: bool, kind: &str) -> Value {
+    let by = if loser {
+        LOSER_WORDS
+    } else {
+        winner_words(kind, s.access)
+    };
+    json!({ "access": verb(s.access, loser), "at": place_json(file, &s.place), "by": by })
 }
 
 /// The figures of [`report`] as JSON (`--stats-json`): every conflict site, not only the
@@ -282,9 +322,8 @@ pub fn report_json(rt: &Runtime) -> Value {
                 "aborts": r.aborts,
                 "lost_ms": ms_f(r.lost_ns),
                 "lost_percent": percent(r.lost_ns, f.tx_ns),
-                "written_at": place_json(file, &r.written),
-                "written_by": winner_words(r.kind),
-                "noticed_at": place_json(file, &r.noticed),
+                "winner": side_json(file, &r.winner, false, r.kind),
+                "loser": side_json(file, &r.loser, true, r.kind),
             })
         })
         .collect();
@@ -349,8 +388,12 @@ mod tests {
         ConflictKey {
             kind,
             type_name: "list".into(),
-            writer_site: w,
-            reader_site: r,
+            winner: Side::wrote(w),
+            loser: if r == 7 {
+                Side::read(r)
+            } else {
+                Side::was_at(r)
+            },
         }
     }
 
@@ -388,8 +431,11 @@ mod tests {
             (rows[1].kind, rows[1].aborts, rows[1].lost_ns),
             ("write/write", 5, 150)
         );
-        assert_eq!(rows[1].written.as_ref().map(|p| p.line), Some(3));
-        assert_eq!(rows[1].noticed.as_ref().map(|p| p.line), Some(9));
-        assert!(rows[2].noticed.is_none());
+        assert_eq!(rows[1].winner.place.as_ref().map(|p| p.line), Some(3));
+        assert_eq!(rows[1].winner.access, Access::Wrote);
+        assert_eq!(rows[1].loser.place.as_ref().map(|p| p.line), Some(9));
+        assert_eq!(rows[1].loser.access, Access::Read);
+        assert!(rows[2].loser.place.is_none());
+        assert_eq!(verb(rows[2].loser.access, true), "noticed");
     }
 }

@@ -8,7 +8,9 @@
 //! (`tid`) per OS thread, named by `thread_name` metadata events. Each transaction is a
 //! complete event (`ph: "X"`, `cat: "transaction"`) from its begin to its commit or abort,
 //! named by its outcome, with its segment, id (`segment.seq`), abort cause, both sides of
-//! its conflict (`written_at`, `noticed_at`: file:line:col and the source line, as in
+//! its conflict (`written_at`, where its writer wrote the object; `read_at`, where its
+//! reader read it, when recorded (`stmjit_runtime::readsites`); `noticed_at`, where the
+//! aborted transaction learnt of its abort: file:line:col and the source line, as in
 //! `--stats`), bytes written and pages privatized; an inevitable period is a child slice.
 //! Collections (`cat: "gc"`) and waits (`cat: "wait"`) are complete events too; a flow arrow
 //! (`ph: "s"`/`"f"`, `cat: "conflict"`) goes from the winning transaction to each one its
@@ -19,7 +21,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Write;
 use stmjit_runtime::trace::{Event, Outcome, TraceData, TxRecord};
-use stmjit_runtime::{AbortCause, ConflictKind};
+use stmjit_runtime::{AbortCause, Access, ConflictInfo, ConflictKind};
 
 /// Microseconds (the format's unit) from nanoseconds.
 fn us(ns: u64) -> f64 {
@@ -73,6 +75,15 @@ impl Sites<'_> {
     }
 }
 
+/// The site of the side of conflict `k` that `access`ed the object (the winner's first;
+/// `u32::MAX`, which names no site, when neither side's is known).
+fn site_of(k: &ConflictInfo, access: Access) -> u32 {
+    [k.winner, k.loser]
+        .iter()
+        .find(|s| s.access == access)
+        .map_or(u32::MAX, |s| s.site)
+}
+
 /// A transaction's complete event.
 fn tx_event(tid: usize, t: &TxRecord, sites: &Sites) -> Value {
     let mut args = json!({
@@ -94,7 +105,8 @@ fn tx_event(tid: usize, t: &TxRecord, sites: &Sites) -> Value {
         args["conflict"] = json!({
             "kind": kind,
             "object": sites.rt.type_name_of_id(k.type_id),
-            "written_at": sites.place(k.winner_site),
+            "written_at": sites.place(site_of(k, Access::Wrote)),
+            "read_at": sites.place(site_of(k, Access::Read)),
             "noticed_at": sites.place(t.noticed_site),
             "winner": format!("{}.{}", k.winner_segment, k.winner_seq),
         });

@@ -32,6 +32,7 @@ use std::time::Instant;
 use stmjit_runtime::transaction::Abort;
 use stmjit_runtime::value::{Word, NONE};
 use stmjit_runtime::{SegmentInfo, INFO_OFFSET};
+use stmjit_runtime::{Side, NO_SITE};
 
 /// `Ctx::txn_depth` of a transaction without restart point (inevitable).
 pub const NO_OPENER: u64 = u64::MAX;
@@ -47,18 +48,20 @@ const MIN_BUDGET: i64 = 16;
 /// turns in FIFO order (a plain mutex lets the releasing thread take it straight back).
 pub use stmjit_lang::interp::gil::Gil;
 
-/// One row of the conflict table of `--stats`: what, on which type, where the winner wrote
-/// and where the aborted transaction was.
+/// One row of the conflict table of `--stats`: what, on which type, and each side's site
+/// and what it names (the runtime's [`stmjit_runtime::ConflictInfo`] sides).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConflictKey {
     /// `write/read` or `write/write`.
     pub kind: &'static str,
     /// Type name of the object.
     pub type_name: String,
-    /// Site of the winner's write barrier (`u32::MAX` when unknown).
-    pub writer_site: u32,
-    /// Site where the aborted transaction learnt of the abort (`u32::MAX` when unknown).
-    pub reader_site: u32,
+    /// The winner's side (site [`NO_SITE`] when unknown).
+    pub winner: Side,
+    /// The aborted transaction's side: where it read or wrote the object when the runtime
+    /// knew; otherwise ([`stmjit_runtime::Access::WasAt`]) where it learnt of the abort, the innermost site
+    /// of its unwinding ([`NO_SITE`] when unknown).
+    pub loser: Side,
 }
 
 /// The figures of `--stats` that only the object model knows: the conflicts aborted
@@ -283,8 +286,8 @@ impl Runtime {
                     stmjit_runtime::ConflictKind::WriteWrite => "write/write",
                 },
                 type_name: self.type_name_of_id(c.type_id),
-                writer_site: c.winner_site,
-                reader_site: u32::MAX,
+                winner: c.winner,
+                loser: c.loser,
             };
             self.tx.pending_key = Some((key, lost));
         }
@@ -316,14 +319,17 @@ impl Runtime {
             .map_or_else(|| format!("object of type {id}"), |(_, n)| n.to_string())
     }
 
-    /// Records where the aborted transaction was (the innermost site of its unwinding) and
-    /// logs its conflict.
+    /// Records where the aborted transaction was (the innermost site of its unwinding), as
+    /// its side when the runtime did not know where it read or wrote the object, and logs
+    /// its conflict.
     pub(crate) fn note_abort_site(&mut self, site: u32) {
         if let Some(t) = self.stm.tracer() {
             t.amend_last_transaction(|r| r.noticed_site = site);
         }
         if let Some((mut key, lost)) = self.tx.pending_key.take() {
-            key.reader_site = site;
+            if key.loser.site == NO_SITE {
+                key.loser = Side::was_at(site);
+            }
             let mut t = self.info.txn_stats.conflicts.lock().unwrap();
             let e = t.entry(key).or_insert((0, 0));
             e.0 += 1;

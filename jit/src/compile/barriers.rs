@@ -111,8 +111,10 @@ impl FnCompiler<'_, '_> {
         let a = self.seg_addr(off);
         self.b.ins().load(I8, ir::MemFlagsData::trusted(), a, 0)
     }
-    /// Read barrier: `mov byte gs:[addr >> 4], rv`.
-    pub(crate) fn read_barrier(&mut self, addr: Value) {
+    /// Read barrier: `mov byte gs:[addr >> 4], rv`; when the runtime records read sites
+    /// (`--stats`), also the site of `span` in the read-site table (see
+    /// [`Self::record_read_site`]).
+    pub(crate) fn read_barrier(&mut self, addr: Value, span: Span) {
         if !self.sh.read_barriers {
             return;
         }
@@ -123,6 +125,30 @@ impl FnCompiler<'_, '_> {
             .ushr_imm(addr, stmjit_runtime::MARKER_SHIFT as i64);
         let a = self.seg_addr(m);
         self.b.ins().store(ir::MemFlagsData::trusted(), rv, a, 0);
+        if self.sh.read_sites {
+            self.record_read_site(m, span);
+        }
+    }
+    /// `mov dword [gs:[read_sites] + (addr >> 4) * 4], site + 1`, with `m = addr >> 4`: the
+    /// read-site table entry of the marker just stored (`stmjit_runtime::readsites`), so a
+    /// write/read conflict on this granule names this read. Emitted only when the runtime
+    /// records read sites, so code compiled without `--stats` is unchanged.
+    fn record_read_site(&mut self, m: Value, span: Span) {
+        let site = self.site(span);
+        let off = self.b.ins().iconst(
+            I64,
+            (stmjit_runtime::INFO_OFFSET
+                + offset_of!(stmjit_runtime::SegmentInfo, read_sites) as u64) as i64,
+        );
+        let a = self.seg_addr(off);
+        let base = self.b.ins().load(I64, mf(), a, 0);
+        let idx = self.b.ins().ishl_imm(m, 2);
+        let entry = self.b.ins().iadd(base, idx);
+        let v = self
+            .b
+            .ins()
+            .iconst(ir::types::I32, i64::from((site as u32).wrapping_add(1)));
+        self.b.ins().store(mf(), v, entry, 0);
     }
     /// The region at the current block, started empty if it is not valid here.
     pub(super) fn region_here(&mut self) {
@@ -136,7 +162,7 @@ impl FnCompiler<'_, '_> {
     }
     /// Read barrier of object `o` (its header granule), elided when the local holding `o`
     /// was already marked in the current region (see the module docs).
-    pub(crate) fn read_barrier_obj(&mut self, o: Value) {
+    pub(crate) fn read_barrier_obj(&mut self, o: Value, span: Span) {
         self.region_here();
         let local = self.local_of.get(&o).copied();
         if let Some(l) = local {
@@ -144,7 +170,7 @@ impl FnCompiler<'_, '_> {
                 return;
             }
         }
-        self.read_barrier(o);
+        self.read_barrier(o, span);
         if let Some(l) = local {
             self.region.marks.read.push(l);
         }
@@ -186,7 +212,7 @@ impl FnCompiler<'_, '_> {
             self.b.ins().brif(not_ref, next, &[], mark, &[]);
             self.b.set_cold_block(mark);
             self.b.switch_to_block(mark);
-            self.read_barrier(v);
+            self.read_barrier(v, span);
             self.b.ins().jump(next, &[]);
             self.b.set_cold_block(next);
             self.b.switch_to_block(next);

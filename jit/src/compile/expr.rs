@@ -196,7 +196,7 @@ impl FnCompiler<'_, '_> {
                 v
             }
             Slot::Global(g) => {
-                let v = self.load_global(g);
+                let v = self.load_global(g, span);
                 let unbound = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
                 let bad = self.b.create_block();
                 let ok = self.b.create_block();
@@ -241,10 +241,10 @@ impl FnCompiler<'_, '_> {
     }
 
     /// Loads global `g` with its read barrier (the granule of its word in the globals array).
-    pub(crate) fn load_global(&mut self, g: usize) -> Value {
+    pub(crate) fn load_global(&mut self, g: usize, span: Span) -> Value {
         let go = self.global_off(g);
         let off = self.b.ins().iconst(I64, go);
-        self.read_barrier(off);
+        self.read_barrier(off, span);
         let a = self.seg_addr(off);
         self.b.ins().load(I64, mf(), a, 0)
     }
@@ -810,7 +810,7 @@ impl FnCompiler<'_, '_> {
     /// Inline test that `o` is a list and `i` an in-range int; on success returns the
     /// segment offset of the element word (after the list's read barrier), else branches to
     /// `slow`.
-    pub(crate) fn list_elem(&mut self, o: Value, i: Value, slow: Block) -> Value {
+    pub(crate) fn list_elem(&mut self, o: Value, i: Value, slow: Block, span: Span) -> Value {
         self.begin_sequence(super::LOC_LIST_FAST);
         let is_list = self.has_type(o, self.sh.types.list.0, slow);
         let int = self.b.ins().band_imm(i, 1);
@@ -819,7 +819,7 @@ impl FnCompiler<'_, '_> {
         let b2 = self.b.create_block();
         self.b.ins().brif(ok, b2, &[], slow, &[]);
         self.follow(b2);
-        self.read_barrier_obj(o);
+        self.read_barrier_obj(o, span);
         let la = self.seg_addr(o);
         let len = self
             .b
@@ -852,8 +852,8 @@ impl FnCompiler<'_, '_> {
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
-        let (slots, addr) = self.attr_slot(o, cache, slow);
-        self.read_barrier(slots);
+        let (slots, addr) = self.attr_slot(o, cache, slow, span);
+        self.read_barrier(slots, span);
         let a = self.seg_addr(addr);
         let v = self.b.ins().load(I64, mf(), a, 0);
         let absent = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
@@ -878,7 +878,7 @@ impl FnCompiler<'_, '_> {
         let slow = self.b.create_block();
         let done = self.b.create_block();
         let local = self.local_of.get(&o).copied();
-        let (slots, addr) = self.attr_slot(o, cache, slow);
+        let (slots, addr) = self.attr_slot(o, cache, slow, span);
         self.write_barrier(slots, local, span);
         let a = self.seg_addr(addr);
         self.b.ins().store(mf(), v, a, 0);
@@ -900,9 +900,9 @@ impl FnCompiler<'_, '_> {
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
-        let addr = self.list_elem(o, i, slow);
+        let addr = self.list_elem(o, i, slow, span);
         // The element's own granule (card-marked items array).
-        self.read_barrier(addr);
+        self.read_barrier(addr, span);
         let a = self.seg_addr(addr);
         let v = self.b.ins().load(I64, mf(), a, 0);
         let marked = self.region_marked();
@@ -920,7 +920,7 @@ impl FnCompiler<'_, '_> {
     pub(crate) fn set_index(&mut self, o: Value, i: Value, v: Value, span: Span) {
         let slow = self.b.create_block();
         let done = self.b.create_block();
-        let addr = self.list_elem(o, i, slow);
+        let addr = self.list_elem(o, i, slow, span);
         let ia = self.seg_addr(o);
         let items = self
             .b

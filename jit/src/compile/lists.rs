@@ -19,7 +19,7 @@ impl FnCompiler<'_, '_> {
         self.b.append_block_param(done, I64);
         self.begin_sequence(super::LOC_LIST_FAST);
         self.expect_type(v, self.sh.types.list.0, slow);
-        self.read_barrier_obj(v);
+        self.read_barrier_obj(v, span);
         let a = self.seg_addr(v);
         let n = self
             .b
@@ -55,8 +55,8 @@ impl FnCompiler<'_, '_> {
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
-        let addr = self.list_elem(it, i, slow);
-        self.read_barrier(addr);
+        let addr = self.list_elem(it, i, slow, span);
+        self.read_barrier(addr, span);
         let a = self.seg_addr(addr);
         let x = self.b.ins().load(I64, mf(), a, 0);
         self.b.ins().jump(done, &[x.into()]);

@@ -112,6 +112,9 @@ pub struct Shared<'a> {
     pub frontend: cranelift_codegen::isa::TargetFrontendConfig,
     /// Read barriers are emitted (off with `--gil`: one transaction at a time).
     pub read_barriers: bool,
+    /// Read barriers also store their site in the runtime's read-site table
+    /// (`Stm::records_read_sites`: `--stats`), so that conflicts name the aborted read.
+    pub read_sites: bool,
     /// Benchmarks only (`STMJIT_BENCH_OMIT=write-barrier`, see `benches/barriers.rs`): when
     /// false, instance-attribute stores skip the write-barrier flag test, so that the
     /// barrier's fast path can be timed against the same store without it. Unsound in

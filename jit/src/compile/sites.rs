@@ -83,11 +83,17 @@ impl FnCompiler<'_, '_> {
     /// Inline instance-slot access through the site cache: branches to `slow` unless `o`
     /// is an instance of a cached class whose slots array has the cached slot; returns
     /// `(slots array, segment offset of the slot word)` after the instance's read barrier.
-    pub(crate) fn attr_slot(&mut self, o: Value, cache: i64, slow: Block) -> (Value, Value) {
+    pub(crate) fn attr_slot(
+        &mut self,
+        o: Value,
+        cache: i64,
+        slow: Block,
+        span: Span,
+    ) -> (Value, Value) {
         self.begin_sequence(super::LOC_ATTR_FAST);
         self.expect_type(o, self.sh.types.instance.0, slow);
         // The barrier covers the slots array pointer read below.
-        self.read_barrier_obj(o);
+        self.read_barrier_obj(o, span);
         let cid = self.class_id_loads(o);
         let word = self.probe_site(cid, cache, slow);
         let sa = self.seg_addr(o);

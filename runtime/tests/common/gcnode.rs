@@ -60,6 +60,7 @@ pub fn cfg(n: usize) -> StmConfig {
         budget: 1000,
         move_threads: false,
         trace: false,
+        record_read_sites: false,
     }
 }
 

@@ -14,6 +14,7 @@ pub fn config(n: usize, policy: WaitPolicy) -> StmConfig {
         budget: 1000,
         move_threads: false,
         trace: false,
+        record_read_sites: false,
     }
 }
 
