@@ -631,7 +631,8 @@ fn stats_json_has_the_figures_and_sites() {
 /// The sides of every conflict site of `read_sites.lang` (text and JSON): one thread writes
 /// at `# WRITE X` lines, the other reads at `# READ X` lines, so each row must be a
 /// write/read conflict written at a WRITE line by the committing transaction and read at
-/// the READ line of the same X by the aborted one. Returns the X of the rows.
+/// the READ line of the same X by the aborted one, on the object X names
+/// (`Account.balance`, `dict['sum']`). Returns the X of the rows.
 fn check_read_sites(r: &Run, v: &serde_json::Value) -> Vec<String> {
     let src = std::fs::read_to_string(dir().join("read_sites.lang")).unwrap();
     let tag = |line: u64, what: &str| -> Option<String> {
@@ -673,7 +674,25 @@ fn check_read_sites(r: &Run, v: &serde_json::Value) -> Vec<String> {
         let w = tag(site["winner"]["at"]["line"].as_u64().unwrap(), "WRITE");
         let rd = tag(site["loser"]["at"]["line"].as_u64().unwrap(), "READ");
         assert!(w.is_some() && w == rd, "sides of different objects: {site}");
-        names.push(w.unwrap());
+        let w = w.unwrap();
+        let (object, type_name) = match w.as_str() {
+            "balance" => ("Account.balance", "instance slots"),
+            "sum" => ("dict['sum']", "dict"),
+            _ => panic!("unknown tag {w}"),
+        };
+        assert_eq!(site["type"], type_name, "{site}");
+        let objects = site["objects"].as_array().unwrap();
+        assert!(
+            objects.len() == 1 && objects[0]["name"] == object,
+            "the object is not named {object}: {site}"
+        );
+        let text_row = format!(" conflict on {object} ({type_name}): ");
+        assert!(
+            r.stderr.contains(&text_row),
+            "no row `{text_row}`\n{}",
+            r.describe()
+        );
+        names.push(w);
     }
     names.sort();
     names.dedup();

@@ -40,6 +40,7 @@ pub mod abi;
 pub mod attrs;
 pub mod calls;
 pub mod class_table;
+pub mod conflict_names;
 pub mod convert;
 pub mod dict_overlay;
 pub mod error;
@@ -64,7 +65,9 @@ pub mod txn;
 pub use abi::{ArrayEntry, Ctx, ERR, INIT_NAME, MAX_DEPTH, RESTART, TOMBSTONE, UNBOUND};
 pub use class_table::ClassInfo;
 pub use error::{exc, stmjit_trace, Aborted, Unwind, R};
-pub use program::{ClassDef, CodeTables, Constants, Mode, Names, ProgramInfo, Settings, Site};
+pub use program::{
+    Accessed, ClassDef, CodeTables, Constants, Mode, Names, ProgramInfo, Settings, Site,
+};
 pub use roots::{Held, Root};
 pub(crate) use runtime::rt_of;
 pub use runtime::Runtime;

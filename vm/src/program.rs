@@ -160,6 +160,18 @@ pub struct Site {
     pub span: Span,
     /// Index into [`ProgramInfo::func_names`].
     pub func: u32,
+    /// The attribute or global variable the site's operation accesses: conflict reports
+    /// name the object by it (`conflict_names.rs`).
+    pub accesses: Option<Accessed>,
+}
+
+/// What a site's operation accesses by name ([`Site::accesses`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accessed {
+    /// Attribute `o.name` (its name id), read or written.
+    Attr(u32),
+    /// Global variable (its index in the program's globals), read or written.
+    Global(u32),
 }
 
 /// A class statement of the program, for `calls::stmjit_make_class`.

@@ -4,9 +4,10 @@
 //! of each conflict by source position and quotes their lines: where the winner wrote, and
 //! where the aborted transaction read the object (read barriers record their site while a
 //! report is asked for, see `stmjit_runtime::readsites`), or wrote it; where neither is
-//! known, where the aborted transaction learnt of its abort ("noticed").
+//! known, where the aborted transaction learnt of its abort ("noticed"); and the objects by
+//! name (`Account.balance`, `dict['sum']`, see `conflict_names.rs`).
 
-use crate::txn::ConflictKey;
+use crate::txn::{ConflictCount, ConflictKey};
 use crate::{Mode, Runtime};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -67,6 +68,36 @@ struct Row {
     loser: SideAt,
     aborts: u64,
     lost_ns: u64,
+    /// The objects' names with their aborts, most aborts first (`conflict_names.rs`).
+    objects: Vec<(String, u64)>,
+    /// Aborts on objects without a name (or past the names kept).
+    other_objects: u64,
+}
+
+/// Names shown per row of the text report (the JSON has all the kept ones).
+const NAMES_SHOWN: usize = 3;
+
+impl Row {
+    /// What the row's conflicts are on: its objects' names (the first [`NAMES_SHOWN`])
+    /// and its type, or only the type when no name is known.
+    fn what(&self) -> String {
+        if self.objects.is_empty() {
+            return self.type_name.clone();
+        }
+        let shown: Vec<&str> = self
+            .objects
+            .iter()
+            .take(NAMES_SHOWN)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let more = self.objects.len().saturating_sub(NAMES_SHOWN);
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        format!("{}{more} ({})", shown.join(", "), self.type_name)
+    }
 }
 
 /// Every figure of the report, read once (text and JSON render the same snapshot).
@@ -121,32 +152,43 @@ fn rows(rt: &Runtime) -> Vec<Row> {
 /// Merges the table's rows whose sites are at the same positions (`place` of a site id),
 /// summing their counts; sorted by time lost, then aborts, then positions.
 fn merge<'a>(
-    table: impl Iterator<Item = (&'a ConflictKey, &'a (u64, u64))>,
+    table: impl Iterator<Item = (&'a ConflictKey, &'a ConflictCount)>,
     place: impl Fn(u32) -> Option<Place>,
 ) -> Vec<Row> {
     let side = |s: Side| SideAt {
         access: s.access,
         place: place(s.site),
     };
-    let mut merged: HashMap<_, (u64, u64)> = HashMap::new();
-    for (k, &(n, lost)) in table {
+    let mut merged: HashMap<_, ConflictCount> = HashMap::new();
+    for (k, c) in table {
         let key = (k.kind, k.type_name.clone(), side(k.winner), side(k.loser));
-        let e = merged.entry(key).or_insert((0, 0));
-        e.0 += n;
-        e.1 += lost;
+        let e = merged.entry(key).or_default();
+        e.aborts += c.aborts;
+        e.lost_ns += c.lost_ns;
+        e.other_objects += c.other_objects;
+        for (name, n) in &c.objects {
+            match e.objects.iter_mut().find(|(m, _)| m == name) {
+                Some(x) => x.1 += n,
+                None => e.objects.push((name.clone(), *n)),
+            }
+        }
     }
     let mut rows: Vec<Row> = merged
         .into_iter()
-        .map(
-            |((kind, type_name, winner, loser), (aborts, lost_ns))| Row {
+        .map(|((kind, type_name, winner, loser), mut c)| {
+            c.objects
+                .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            Row {
                 kind,
                 type_name,
                 winner,
                 loser,
-                aborts,
-                lost_ns,
-            },
-        )
+                aborts: c.aborts,
+                lost_ns: c.lost_ns,
+                objects: c.objects,
+                other_objects: c.other_objects,
+            }
+        })
         .collect();
     rows.sort_by(|a, b| {
         (b.lost_ns, b.aborts)
@@ -263,7 +305,7 @@ pub fn report(rt: &Runtime) -> String {
             o,
             "    {} conflict on {}: {} aborts, {} lost ({:.1}%)",
             r.kind,
-            r.type_name,
+            r.what(),
             r.aborts,
             ms(r.lost_ns),
             percent(r.lost_ns, f.tx_ns)
@@ -319,6 +361,8 @@ pub fn report_json(rt: &Runtime) -> Value {
             json!({
                 "kind": r.kind,
                 "type": r.type_name,
+                "objects": r.objects.iter().map(|(n, a)| json!({ "name": n, "aborts": a })).collect::<Vec<_>>(),
+                "unnamed_object_aborts": r.other_objects,
                 "aborts": r.aborts,
                 "lost_ms": ms_f(r.lost_ns),
                 "lost_percent": percent(r.lost_ns, f.tx_ns),
@@ -415,11 +459,20 @@ mod tests {
             }),
             _ => None,
         };
+        let count = |aborts, lost_ns, names: &[(&str, u64)]| ConflictCount {
+            aborts,
+            lost_ns,
+            objects: names.iter().map(|&(n, a)| (n.to_string(), a)).collect(),
+            other_objects: 0,
+        };
         let table = [
-            (key("write/write", 1, 7), (2, 100)),
-            (key("write/write", 2, 7), (3, 50)),
-            (key("write/read", 1, 7), (1, 400)),
-            (key("write/write", 1, u32::MAX), (1, 1)),
+            (key("write/write", 1, 7), count(2, 100, &[("xs[0]", 2)])),
+            (
+                key("write/write", 2, 7),
+                count(3, 50, &[("xs[0]", 1), ("xs[1]", 2)]),
+            ),
+            (key("write/read", 1, 7), count(1, 400, &[])),
+            (key("write/write", 1, u32::MAX), count(1, 1, &[])),
         ];
         let rows = merge(table.iter().map(|(k, v)| (k, v)), place);
         assert_eq!(rows.len(), 3);
@@ -435,6 +488,12 @@ mod tests {
         assert_eq!(rows[1].winner.access, Access::Wrote);
         assert_eq!(rows[1].loser.place.as_ref().map(|p| p.line), Some(9));
         assert_eq!(rows[1].loser.access, Access::Read);
+        assert_eq!(
+            rows[1].objects,
+            [("xs[0]".to_string(), 3), ("xs[1]".to_string(), 2)]
+        );
+        assert_eq!(rows[1].what(), "xs[0], xs[1] (list)");
+        assert_eq!(rows[0].what(), "list");
         assert!(rows[2].loser.place.is_none());
         assert_eq!(verb(rows[2].loser.access, true), "noticed");
     }

@@ -64,13 +64,51 @@ pub struct ConflictKey {
     pub loser: Side,
 }
 
+/// The aborts of one row of the conflict table.
+#[derive(Clone, Debug, Default)]
+pub struct ConflictCount {
+    /// Aborts.
+    pub aborts: u64,
+    /// Time they lost (ns).
+    pub lost_ns: u64,
+    /// The objects' names (`conflict_names.rs`) with their aborts: the first
+    /// [`OBJECT_NAMES`] distinct ones; the aborts on others are in `other_objects`.
+    pub objects: Vec<(String, u64)>,
+    /// Aborts on objects without a name or past the first [`OBJECT_NAMES`].
+    pub other_objects: u64,
+}
+
+/// Distinct object names kept per row of the conflict table (a dict contended on many
+/// keys would otherwise grow its row without bound).
+pub const OBJECT_NAMES: usize = 8;
+
+impl ConflictCount {
+    /// Counts one abort that lost `lost_ns`, on the object named `name`.
+    pub fn add(&mut self, lost_ns: u64, name: Option<String>) {
+        self.aborts += 1;
+        self.lost_ns += lost_ns;
+        match name {
+            Some(n) => {
+                if let Some(e) = self.objects.iter_mut().find(|(m, _)| *m == n) {
+                    e.1 += 1;
+                } else if self.objects.len() < OBJECT_NAMES {
+                    self.objects.push((n, 1));
+                } else {
+                    self.other_objects += 1;
+                }
+            }
+            None => self.other_objects += 1,
+        }
+    }
+}
+
 /// The figures of `--stats` that only the object model knows: the conflicts aborted
 /// transactions saw (both sides, by site), the time aborts lost, the aborts injected by the
 /// debug switch, the transactions that became inevitable.
 #[derive(Default)]
 pub struct TxnStats {
-    /// Conflicts seen by aborted transactions: count and time lost (ns).
-    pub conflicts: Mutex<std::collections::HashMap<ConflictKey, (u64, u64)>>,
+    /// Conflicts seen by aborted transactions, by kind, type and sides.
+    pub conflicts: Mutex<std::collections::HashMap<ConflictKey, ConflictCount>>,
     /// Time lost to all aborts (ns): from the transaction's start to its abort.
     pub lost_ns: AtomicU64,
     /// Time committed transactions ran (ns), from their start to their commit: with
@@ -91,9 +129,9 @@ pub struct ThreadTx {
     pub started: Option<Instant>,
     /// Where the aborted transaction learnt of its abort (innermost trace site).
     pub abort_site: Option<u32>,
-    /// Conflict of the pending abort and the time it lost (filled by
+    /// Conflict of the pending abort, the time it lost and the object's name (filled by
     /// [`Runtime::note_abort`], logged once the aborted side's site is known).
-    pub pending_key: Option<(ConflictKey, u64)>,
+    pub pending_key: Option<(ConflictKey, u64, Option<String>)>,
     /// Budget of this thread's next transaction: halved after an abort, doubled after a
     /// commit, up to the program's.
     pub budget: i64,
@@ -289,7 +327,12 @@ impl Runtime {
                 winner: c.winner,
                 loser: c.loser,
             };
-            self.tx.pending_key = Some((key, lost));
+            // Only for a report (it reads the heap).
+            let name = self
+                .record_reads
+                .then(|| self.conflict_object_name(&c))
+                .flatten();
+            self.tx.pending_key = Some((key, lost, name));
         }
     }
 
@@ -326,14 +369,12 @@ impl Runtime {
         if let Some(t) = self.stm.tracer() {
             t.amend_last_transaction(|r| r.noticed_site = site);
         }
-        if let Some((mut key, lost)) = self.tx.pending_key.take() {
+        if let Some((mut key, lost, name)) = self.tx.pending_key.take() {
             if key.loser.site == NO_SITE {
                 key.loser = Side::was_at(site);
             }
             let mut t = self.info.txn_stats.conflicts.lock().unwrap();
-            let e = t.entry(key).or_insert((0, 0));
-            e.0 += 1;
-            e.1 += lost;
+            t.entry(key).or_default().add(lost, name);
         }
     }
 

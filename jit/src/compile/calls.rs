@@ -98,6 +98,7 @@ impl FnCompiler<'_, '_> {
         let site = stmjit_vm::Site {
             span,
             func: self.func_idx,
+            accesses: self.accesses,
         };
         self.sh.code.add_site(site) as i64
     }

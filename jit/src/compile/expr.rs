@@ -12,7 +12,7 @@ use stmjit_runtime::value::{FALSE, NONE, TRUE};
 use stmjit_vm::abi::Helper;
 use stmjit_vm::abi::{tagged_int, young_header, BINOPS, CMPOPS, TAGGED_ZERO, UNOPS};
 use stmjit_vm::objects::{ListObj, ARRAY_DATA};
-use stmjit_vm::{Ctx, UNBOUND};
+use stmjit_vm::{Accessed, Ctx, UNBOUND};
 
 /// Whether `op` has an inline path for two ints ([`FnCompiler::int_binop`]).
 fn has_int_fast_path(op: BinOp) -> bool {
@@ -244,7 +244,9 @@ impl FnCompiler<'_, '_> {
     pub(crate) fn load_global(&mut self, g: usize, span: Span) -> Value {
         let go = self.global_off(g);
         let off = self.b.ins().iconst(I64, go);
+        let outer = self.accesses.replace(Accessed::Global(g as u32));
         self.read_barrier(off, span);
+        self.accesses = outer;
         let a = self.seg_addr(off);
         self.b.ins().load(I64, mf(), a, 0)
     }
@@ -253,7 +255,9 @@ impl FnCompiler<'_, '_> {
     pub(crate) fn store_global(&mut self, g: usize, v: Value, span: Span) {
         let arr = self.b.ins().iconst(I64, self.sh.consts.globals as i64);
         let off = self.b.ins().iconst(I64, (ARRAY_DATA + 8 * g as u64) as i64);
+        let outer = self.accesses.replace(Accessed::Global(g as u32));
         self.card_write_barrier(arr, off, span);
+        self.accesses = outer;
         let go = self.global_off(g);
         let o = self.b.ins().iconst(I64, go);
         let a = self.seg_addr(o);
@@ -848,6 +852,15 @@ impl FnCompiler<'_, '_> {
 
     /// `o.name`, inline for instance slots.
     pub(crate) fn getattr(&mut self, o: Value, name: &str, span: Span) -> Value {
+        let nid = self.sh.names.intern(name);
+        let outer = self.accesses.replace(Accessed::Attr(nid));
+        let v = self.getattr_named(o, nid, span);
+        self.accesses = outer;
+        v
+    }
+
+    /// [`Self::getattr`] of the interned `name`.
+    fn getattr_named(&mut self, o: Value, name: u32, span: Span) -> Value {
         let cache = self.attr_site();
         let slow = self.b.create_block();
         let done = self.b.create_block();
@@ -861,8 +874,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().brif(absent, slow, &[], done, &[v.into()]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
-        let nid = self.sh.names.intern(name) as i64;
-        let nid = self.b.ins().iconst(I64, nid);
+        let nid = self.b.ins().iconst(I64, i64::from(name));
         let cp = self.b.ins().iconst(I64, cache);
         let r = self.call_checked(Helper::GetAttrSite, &[self.ctx, o, nid, cp], span);
         self.repair_region(&marked, span);
@@ -874,6 +886,14 @@ impl FnCompiler<'_, '_> {
     /// `o.name = v`, inline for existing instance slots (write barrier on the slots array,
     /// elided when done in the region for the same local).
     pub(crate) fn setattr(&mut self, o: Value, name: &str, v: Value, span: Span) {
+        let nid = self.sh.names.intern(name);
+        let outer = self.accesses.replace(Accessed::Attr(nid));
+        self.setattr_named(o, nid, v, span);
+        self.accesses = outer;
+    }
+
+    /// [`Self::setattr`] of the interned `name`.
+    fn setattr_named(&mut self, o: Value, name: u32, v: Value, span: Span) {
         let cache = self.attr_site();
         let slow = self.b.create_block();
         let done = self.b.create_block();
@@ -886,8 +906,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
-        let nid = self.sh.names.intern(name) as i64;
-        let nid = self.b.ins().iconst(I64, nid);
+        let nid = self.b.ins().iconst(I64, i64::from(name));
         let cp = self.b.ins().iconst(I64, cache);
         self.call_checked(Helper::SetAttrSite, &[self.ctx, o, nid, v, cp], span);
         self.repair_region(&marked, span);

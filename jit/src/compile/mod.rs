@@ -171,6 +171,9 @@ pub struct FnCompiler<'a, 'b> {
     /// The source line of the statement being compiled (0 before the first), recorded in
     /// the source location of the code emitted for it (see [`source_loc`]).
     pub(crate) line: u32,
+    /// The attribute or global of the `o.name`, `o.name = v` or global access being
+    /// compiled: the sites registered meanwhile carry it ([`stmjit_vm::Site::accesses`]).
+    pub(crate) accesses: Option<stmjit_vm::Accessed>,
 }
 
 /// Memory flags of shadow-stack and context accesses.
@@ -261,6 +264,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             in_float_generic: false,
             float_locals: floats::float_locals(body, nlocals),
             line: 0,
+            accesses: None,
         }
     }
 
