@@ -506,7 +506,8 @@ fn line_of(text: &str) -> u64 {
 }
 
 /// Each conflict row names its two sides in words and quotes their source lines: the
-/// counter's one write is the winner's site; the two definitions are printed.
+/// counter's one write is the winner's site, and the loser's read or write is there too
+/// (never only where it noticed the abort); the two definitions are printed.
 #[test]
 fn stats_label_and_quote_both_sides_of_a_conflict() {
     let (r, _) = conflicting_stats_run("text");
@@ -532,6 +533,8 @@ fn stats_label_and_quote_both_sides_of_a_conflict() {
             "unlabelled side: {l}\n{}",
             r.describe()
         );
+        // The aborted side of a write/write conflict names its own write too.
+        assert_ne!(verb, "noticed", "{l}\n{}", r.describe());
         let mut parts = pos.split(':');
         assert_eq!(parts.next(), Some("stats_conflict.lang"), "{l}");
         let line: u64 = parts.next().unwrap().parse().unwrap();

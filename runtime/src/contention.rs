@@ -133,8 +133,8 @@ impl StmThread {
                             || stm.segs[me].start_time.load(SeqCst)
                                 < stm.segs[h].start_time.load(SeqCst))));
             if older {
-                // The holder's own barrier site is in its (private) modified list: its
-                // side stays unknown (it names where it learns of the abort).
+                // The holder's own barrier site is in its (private) modified list: it fills
+                // its side in itself when it aborts (`StmThread::own_write_side`).
                 let info = ConflictInfo {
                     kind: ConflictKind::WriteWrite,
                     object: obj,

@@ -117,7 +117,7 @@ impl Side {
 /// - write/read, an inevitable reader of what we were committing: the winner *read* (its
 ///   table, or else where it was), we *wrote*;
 /// - write/write, we are doomed by an older writer: it *wrote* (the site of its barrier
-///   now), we were wherever we were (our own write's site is in our private records);
+///   now), we *wrote* (our own write's site, from our private records when we abort);
 /// - write/write, we yield to the holder: we *wrote* (our barrier's site), the holder was
 ///   wherever it was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

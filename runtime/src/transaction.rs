@@ -606,13 +606,16 @@ impl StmThread {
     pub(crate) fn abort_with(
         &mut self,
         cause: AbortCause,
-        conflict: Option<ConflictInfo>,
+        mut conflict: Option<ConflictInfo>,
     ) -> Abort {
         let stm = self.stm.clone();
         let me = self.seg;
         let st = stm.tx_state(me);
         if st & INEVITABLE != 0 {
             panic!("stmjit: an inevitable transaction cannot be aborted");
+        }
+        if let Some(c) = conflict.as_mut() {
+            self.own_write_side(c);
         }
         for rec in self.gc.modified.iter().rev() {
             if rec.kind != ModKind::New {
@@ -655,6 +658,18 @@ impl StmThread {
         let a = Abort { cause, conflict };
         self.last_abort = Some(a);
         a
+    }
+
+    /// Fills in the aborted side of a write/write conflict that its winner could not name
+    /// (it dooms a lock holder, whose write records are private to the holder): where this
+    /// transaction wrote the object, from its own records, before they are dropped.
+    fn own_write_side(&self, c: &mut ConflictInfo) {
+        if c.kind != ConflictKind::WriteWrite || c.loser.site != NO_SITE {
+            return;
+        }
+        if let Some(rec) = self.gc.modified.iter().find(|r| r.addr == c.addr) {
+            c.loser = Side::wrote(rec.site);
+        }
     }
 
     /// Makes the running transaction inevitable: it will not be aborted by conflicts (others

@@ -274,7 +274,8 @@ fn write_write_conflict_info_names_the_winner() {
             addr: c,
             type_id: t.cell.0,
             winner: Side::wrote(9),
-            loser: Side::was_at(NO_SITE),
+            // The holder names its own write (site 5) when it aborts.
+            loser: Side::wrote(5),
             winner_segment: old.segment() as u32,
             winner_seq: old.transaction_seq(),
         })
