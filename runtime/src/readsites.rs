@@ -19,7 +19,9 @@
 //! paired with a site store (JIT code, the object model's helpers and [`StmThread`]'s
 //! barriers all do both, with no safe point in between), the entry is then the site of a
 //! read of the running transaction. The committer reads it with the world stopped, next to
-//! the marker it checks ([`Stm::read_site_at`]).
+//! the marker it checks ([`Stm::read_site_at`]). A detection that does not stop the world
+//! (a transaction validating its own reads against a commit log, `shared/COMMITLOG.md`)
+//! reads its own segment's table the same way: only the owner writes it.
 //!
 //! Off (the default), `SegmentInfo::read_sites` is 0, nothing is mapped, and the JIT emits
 //! the plain barrier: the switch costs nothing unless asked for.
@@ -98,7 +100,7 @@ impl Stm {
 
     /// The site that segment `k`'s running transaction read the granule of `a` at, or
     /// [`NO_SITE`] (not recording, or the granule was not read in that transaction). For the
-    /// committer, with the world stopped or `k`'s owner at a safe point.
+    /// committer, with the world stopped or `k`'s owner at a safe point, or for `k`'s owner.
     pub(crate) fn read_site_at(&self, k: usize, a: u64) -> u32 {
         let Some(t) = &self.read_sites else {
             return NO_SITE;
@@ -115,7 +117,8 @@ impl Stm {
         }
         let p = (t.base(k) + (a >> MARKER_SHIFT) * 4) as *const u32;
         // SAFETY: a is an object-space offset, so its entry lies in segment k's table, which
-        // is mapped for the runtime's lifetime; its owner is not running (caller's contract).
+        // is mapped for the runtime's lifetime; its owner is not running, or is the caller
+        // (caller's contract).
         let v = unsafe { std::ptr::read_volatile(p) };
         v.wrapping_sub(1)
     }
