@@ -137,6 +137,9 @@ pub enum Target {
         obj: Expr,
         name: String,
     },
+    /// `a, (b, c) = ...` or `[a, b] = ...`: the value is unpacked into exactly as many
+    /// items, each stored into its target from left to right (Python's order and errors).
+    Tuple(Vec<Target>),
 }
 
 /// A variable reference: its source name and where it lives.
@@ -202,11 +205,18 @@ pub enum Builtin {
     Hex,
     Oct,
     Bin,
+    Tuple,
+    Enumerate,
+    Zip,
+    Reversed,
+    Map,
+    Filter,
+    Divmod,
 }
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 35] = [
+    pub const ALL: [Builtin; 42] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -242,6 +252,13 @@ impl Builtin {
         Builtin::Hex,
         Builtin::Oct,
         Builtin::Bin,
+        Builtin::Tuple,
+        Builtin::Enumerate,
+        Builtin::Zip,
+        Builtin::Reversed,
+        Builtin::Map,
+        Builtin::Filter,
+        Builtin::Divmod,
     ];
 
     /// The name a program uses for this builtin.
@@ -283,6 +300,13 @@ impl Builtin {
             Builtin::Hex => "hex",
             Builtin::Oct => "oct",
             Builtin::Bin => "bin",
+            Builtin::Tuple => "tuple",
+            Builtin::Enumerate => "enumerate",
+            Builtin::Zip => "zip",
+            Builtin::Reversed => "reversed",
+            Builtin::Map => "map",
+            Builtin::Filter => "filter",
+            Builtin::Divmod => "divmod",
         }
     }
 
@@ -311,6 +335,8 @@ pub enum ExprKind {
     Name(Name),
     /// `[a, b, ...]`
     List(Vec<Expr>),
+    /// `(a, b)`, `(a,)`, `()`, or a bare `a, b` where Python allows one.
+    Tuple(Vec<Expr>),
     /// `{k: v, ...}`
     Dict(Vec<(Expr, Expr)>),
     Unary(UnaryOp, Box<Expr>),

@@ -238,6 +238,12 @@ pub fn hash_value(v: &Value) -> R<i64> {
                 h
             }
         }
+        Value::Tuple(t) => {
+            // Unhashable items fail with their own type, as in CPython.
+            Key::of(v)?;
+            let items: Vec<i64> = t.items.iter().map(hash_value).collect::<R<_>>()?;
+            crate::builtins_seq::hash_tuple(&items)
+        }
         Value::List(_) | Value::Dict(_) => {
             return Err(exc(
                 TypeError,
@@ -375,7 +381,17 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
             Ok(Value::Int(n as i64))
         }
         Builtin::PrintKw => print_line(&args, env.names),
-        Builtin::Print | Builtin::Spawn | Builtin::Lock | Builtin::TransactionQueue => {
+        Builtin::Tuple => crate::builtins_seq::tuple(&args),
+        Builtin::Enumerate => crate::builtins_seq::enumerate(&args),
+        Builtin::Zip => crate::builtins_seq::zip(&args),
+        Builtin::Reversed => crate::builtins_seq::reversed(&args),
+        Builtin::Divmod => crate::builtins_seq::divmod(&args),
+        Builtin::Print
+        | Builtin::Spawn
+        | Builtin::Lock
+        | Builtin::TransactionQueue
+        | Builtin::Map
+        | Builtin::Filter => {
             unreachable!("{name}() is handled by the caller")
         }
         Builtin::Serve | Builtin::Shutdown | Builtin::ServerPort => Err(exc(
@@ -392,6 +408,7 @@ fn len(args: &[Value]) -> R<Value> {
     let n = match &args[0] {
         Value::Str(s) => s.chars().count() as i64,
         Value::List(l) => lock(&l.items).len() as i64,
+        Value::Tuple(t) => t.items.len() as i64,
         Value::Dict(d) => lock(&d.map).len() as i64,
         Value::Range(a, b, s) => return Ok(ops::int_result(Some(range_len(*a, *b, *s) as i128))?),
         other => {
@@ -647,6 +664,7 @@ pub const STR_METHODS: &[&str] = &[
 pub fn has_method(v: &Value, name: &str) -> bool {
     match v {
         Value::List(_) => LIST_METHODS.contains(&name),
+        Value::Tuple(_) => crate::builtins_seq::TUPLE_METHODS.contains(&name),
         Value::Dict(_) => DICT_METHODS.contains(&name),
         Value::Str(_) => STR_METHODS.contains(&name),
         Value::Thread(_) => name == "join",
@@ -719,6 +737,7 @@ pub fn call_method(
 ) -> R<Value> {
     match recv {
         Value::List(l) => list_method(recv, l, name, args, names),
+        Value::Tuple(t) => crate::builtins_seq::tuple_method(t, name, &args),
         Value::Dict(d) => dict_method(recv, d, name, args, names),
         Value::Str(s) if name == "format" => {
             let text = |v: &Value| v.to_str(names);
@@ -837,7 +856,7 @@ fn dict_method(
             Ok(ListObj::new_value(
                 pairs
                     .into_iter()
-                    .map(|(k, v)| ListObj::new_value(vec![k, v]))
+                    .map(|(k, v)| TupleObj::new_value(vec![k, v]))
                     .collect(),
             ))
         }

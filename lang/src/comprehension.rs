@@ -41,6 +41,9 @@ pub enum CompKind {
 pub enum Clause {
     For(Name, Expr),
     If(Expr),
+    /// The statement that unpacks the variable of the `for` clause before it into its
+    /// tuple target (`for k, v in ...`), first in that loop's body.
+    Bind(Stmt),
 }
 
 /// The name of a comprehension's iterable parameter.
@@ -76,7 +79,7 @@ pub fn lower(
     functions: &mut Vec<Function>,
 ) -> (String, Expr) {
     let r = || expr(ExprKind::Name(name(RESULT, span)), span);
-    let mut inner = match kind {
+    let inner = match kind {
         CompKind::List => stmt(
             StmtKind::Expr(expr(
                 ExprKind::MethodCall {
@@ -122,33 +125,41 @@ pub fn lower(
         }
     };
     let mut first_iter = None;
-    let n = clauses.len();
-    for (i, clause) in clauses.into_iter().rev().enumerate() {
+    let mut inner = vec![inner];
+    let first_for = clauses
+        .iter()
+        .position(|c| matches!(c, Clause::For(..)))
+        .expect("a comprehension starts with a for clause");
+    for (i, clause) in clauses.into_iter().enumerate().rev() {
         inner = match clause {
-            Clause::If(cond) => stmt(
+            Clause::If(cond) => vec![stmt(
                 StmtKind::If {
                     cond,
-                    body: vec![inner],
+                    body: inner,
                     orelse: Vec::new(),
                 },
                 span,
-            ),
+            )],
+            Clause::Bind(unpack) => {
+                inner.insert(0, unpack);
+                inner
+            }
             Clause::For(var, iter) => {
-                let iter = if i == n - 1 {
+                let iter = if i == first_for {
                     // The first iterable is evaluated by the caller and passed in.
                     first_iter = Some(iter);
                     expr(ExprKind::Name(name(ITER, span)), span)
                 } else {
                     iter
                 };
-                stmt(
+                vec![stmt(
                     StmtKind::For {
                         var,
                         iter,
-                        body: vec![inner],
+                        body: inner,
                     },
                     span,
-                )
+                )]
             }
         };
     }
@@ -173,7 +184,7 @@ pub fn lower(
             span,
         ));
     }
-    body.push(inner);
+    body.extend(inner);
     body.push(stmt(StmtKind::Return(Some(expr(result, span))), span));
     let label = match kind {
         CompKind::List => "<listcomp>",
@@ -409,6 +420,7 @@ fn visit_target_mut(t: &mut Target, f: &mut dyn FnMut(&mut Expr)) {
                 .for_each(|e| visit_expr_mut(e, f));
         }
         Target::Attr { obj, .. } => visit_expr_mut(obj, f),
+        Target::Tuple(items) => items.iter_mut().for_each(|t| visit_target_mut(t, f)),
     }
 }
 
@@ -421,7 +433,9 @@ fn visit_expr_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
         | ExprKind::Bool(_)
         | ExprKind::None
         | ExprKind::Name(_) => {}
-        ExprKind::List(items) => items.iter_mut().for_each(|i| visit_expr_mut(i, f)),
+        ExprKind::List(items) | ExprKind::Tuple(items) => {
+            items.iter_mut().for_each(|i| visit_expr_mut(i, f))
+        }
         ExprKind::Dict(items) => items.iter_mut().for_each(|(k, v)| {
             visit_expr_mut(k, f);
             visit_expr_mut(v, f);

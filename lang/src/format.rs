@@ -419,13 +419,18 @@ fn render(
     Ok(out)
 }
 
-/// `template % value` with one value (there are no tuples): `%s %r %d %i %u %f %F %e %E %g
+/// `template % value`, a tuple giving one value per conversion: `%s %r %d %i %u %f %F %e %E %g
 /// %G %x %X %o %c %%` with flags `- + space # 0`, a width and a precision, as Python's
 /// printf-style formatting.
 pub fn percent(template: &str, value: &Value) -> Result<String, OpError> {
     let c: Vec<char> = template.chars().collect();
     let mut out = String::new();
-    let mut used = false;
+    // A tuple gives one value per conversion; anything else is the only value.
+    let values: &[Value] = match value {
+        Value::Tuple(t) => &t.items,
+        v => std::slice::from_ref(v),
+    };
+    let mut used = 0;
     let mut i = 0;
     let text = |v: &Value| v.to_str(&|_| String::from("?"));
     while i < c.len() {
@@ -470,10 +475,10 @@ pub fn percent(template: &str, value: &Value) -> Result<String, OpError> {
             out.push('%');
             continue;
         }
-        if used {
+        let Some(value) = values.get(used) else {
             return Err((TypeError, "not enough arguments for format string".into()));
-        }
-        used = true;
+        };
+        used += 1;
         let align = if left { "<" } else { ">" };
         // Numbers: no explicit alignment unless `-`, so that `0` pads after the sign.
         let num_align = if left { "<" } else { "" };
@@ -560,7 +565,7 @@ pub fn percent(template: &str, value: &Value) -> Result<String, OpError> {
         };
         out.push_str(&piece);
     }
-    if !used {
+    if used < values.len() {
         return Err((
             TypeError,
             "not all arguments converted during string formatting".into(),

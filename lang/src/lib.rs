@@ -8,6 +8,7 @@
 pub mod ast;
 pub mod builtins_core;
 pub mod builtins_num;
+pub mod builtins_seq;
 pub mod comprehension;
 pub mod diag;
 pub mod floatfmt;

@@ -100,6 +100,7 @@ impl Literals {
                 self.names.push(name.clone());
                 self.expr(obj)
             }
+            Target::Tuple(items) => items.iter().for_each(|t| self.target(t)),
         }
     }
 
@@ -107,7 +108,9 @@ impl Literals {
         match &e.kind {
             ExprKind::Str(s) => self.strs.push(s.to_string()),
             ExprKind::Float(f) => self.floats.push(*f),
-            ExprKind::List(items) => items.iter().for_each(|x| self.expr(x)),
+            ExprKind::List(items) | ExprKind::Tuple(items) => {
+                items.iter().for_each(|x| self.expr(x))
+            }
             ExprKind::Dict(items) => items.iter().for_each(|(k, v)| {
                 self.expr(k);
                 self.expr(v)

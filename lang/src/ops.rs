@@ -91,6 +91,27 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
                 b.type_name()
             ),
         ),
+        (BinOp::Add, Value::Tuple(x), Value::Tuple(y)) => {
+            if x.items.len() + y.items.len() > MAX_SEQUENCE {
+                return err(MemoryError, "tuple too large");
+            }
+            let mut items = x.items.clone();
+            items.extend(y.items.iter().cloned());
+            Ok(TupleObj::new_value(items))
+        }
+        (BinOp::Add, Value::Tuple(_), _) => err(
+            TypeError,
+            format!(
+                "can only concatenate tuple (not \"{}\") to tuple",
+                b.type_name()
+            ),
+        ),
+        (BinOp::Mul, Value::Tuple(t), n) | (BinOp::Mul, n, Value::Tuple(t))
+            if matches!(n, Value::Int(_) | Value::Bool(_)) =>
+        {
+            let count = repeat_count(n, t.items.len())?;
+            Ok(TupleObj::new_value(repeat_items(&t.items, count)?))
+        }
         (BinOp::Mul, Value::Str(s), n) | (BinOp::Mul, n, Value::Str(s))
             if matches!(n, Value::Int(_) | Value::Bool(_)) =>
         {
@@ -381,6 +402,13 @@ pub fn get_item(obj: &Value, index: &Value) -> Result<Value, OpError> {
                 None => err(IndexError, "list index out of range"),
             }
         }
+        Value::Tuple(t) => {
+            let i = int_index(index, "tuple indices must be integers or slices")?;
+            match position(i, t.items.len()) {
+                Some(p) => Ok(t.items[p].clone()),
+                None => err(IndexError, "tuple index out of range"),
+            }
+        }
         Value::Str(s) => {
             let i = int_index(index, "string indices must be integers")?;
             let n = s.chars().count();
@@ -489,9 +517,13 @@ fn slice_bounds(
     Ok((a as usize, b.max(a) as usize))
 }
 
-/// `obj[lo:hi]` for lists and strs.
+/// `obj[lo:hi]` for lists, tuples and strs.
 pub fn get_slice(obj: &Value, lo: &Option<Value>, hi: &Option<Value>) -> Result<Value, OpError> {
     match obj {
+        Value::Tuple(t) => {
+            let (a, b) = slice_bounds(lo, hi, t.items.len())?;
+            Ok(TupleObj::new_value(t.items[a..b].to_vec()))
+        }
         Value::List(l) => {
             let items = lock(&l.items);
             let (a, b) = slice_bounds(lo, hi, items.len())?;
@@ -547,6 +579,14 @@ pub fn contains(container: &Value, item: &Value) -> Result<bool, OpError> {
             }
             Ok(false)
         }
+        Value::Tuple(t) => {
+            for v in &t.items {
+                if identical(v, item) || equal(v, item)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
         Value::Dict(d) => {
             let k = Key::of(item)?;
             Ok(lock(&d.map).get(&k).is_some())
@@ -591,6 +631,7 @@ pub fn contains(container: &Value, item: &Value) -> Result<bool, OpError> {
 pub fn iterate(v: &Value) -> Result<Vec<Value>, OpError> {
     match v {
         Value::List(l) => Ok(l.snapshot()),
+        Value::Tuple(t) => Ok(t.items.clone()),
         Value::Str(s) => Ok(s.chars().map(|c| Value::str(c.to_string())).collect()),
         Value::Dict(d) => Ok(lock(&d.map).keys()),
         Value::Range(a, b, s) => {

@@ -36,6 +36,7 @@ pub fn parse_tokens(tokens: Vec<Token>) -> Result<Parsed, Diagnostic> {
         functions: Vec::new(),
         comps: Vec::new(),
         print_kw: false,
+        hidden: 0,
     };
     let mut body = Vec::new();
     while p.peek() != &Tok::Eof {
@@ -70,6 +71,8 @@ struct Parser {
     comps: Vec<(String, FuncId)>,
     /// The call whose arguments were just read is `print` with keywords (`print_args`).
     print_kw: bool,
+    /// Hidden variables made so far (`for` loops with tuple targets).
+    hidden: usize,
 }
 
 type PResult<T> = Result<T, Diagnostic>;
@@ -190,29 +193,18 @@ impl Parser {
             }
             Tok::For => {
                 self.advance();
-                if self.peek() == &Tok::LParen {
-                    return Err(self.unsupported("tuple targets in 'for' are"));
-                }
-                let (name, nspan) = self.expect_name()?;
-                if self.peek() == &Tok::Comma {
-                    return Err(self.unsupported("tuple targets in 'for' (unpacking) are"));
-                }
+                let target = self.for_target()?;
                 self.expect(&Tok::In)?;
-                let iter = self.expr()?;
-                if self.peek() == &Tok::Comma {
-                    return Err(self.unsupported("tuples are"));
-                }
+                let iter = self.expr_list()?;
                 self.loop_depth += 1;
                 let body = self.block();
                 self.loop_depth -= 1;
-                let body = body?;
+                let mut body = body?;
                 self.no_loop_else()?;
+                let (var, unpack) = self.loop_variable(target, span);
+                body.splice(0..0, unpack);
                 out.push(Stmt {
-                    kind: StmtKind::For {
-                        var: unresolved(name, nspan),
-                        iter,
-                        body,
-                    },
+                    kind: StmtKind::For { var, iter, body },
                     span,
                 });
             }
@@ -321,11 +313,7 @@ impl Parser {
                 if matches!(self.peek(), Tok::Newline | Tok::Semi | Tok::Eof) {
                     StmtKind::Return(None)
                 } else {
-                    let e = self.expr()?;
-                    if self.peek() == &Tok::Comma {
-                        return Err(self.unsupported("tuples (returning several values) are"));
-                    }
-                    StmtKind::Return(Some(e))
+                    StmtKind::Return(Some(self.expr_list()?))
                 }
             }
             Tok::Global => {
@@ -340,7 +328,10 @@ impl Parser {
                 self.advance();
                 let e = self.expr()?;
                 let target = self.to_target(e)?;
-                if matches!(target, Target::Name(_) | Target::Attr { .. }) {
+                if matches!(
+                    target,
+                    Target::Name(_) | Target::Attr { .. } | Target::Tuple(_)
+                ) {
                     return Err(Diagnostic::new(
                         "del supports only d[k] and xs[i] targets",
                         span,
@@ -349,25 +340,37 @@ impl Parser {
                 StmtKind::Del(target)
             }
             _ => {
-                let e = self.expr()?;
+                let e = self.expr_list()?;
                 match self.peek().clone() {
                     Tok::Assign => {
                         let mut targets = vec![self.to_target(e)?];
                         self.advance();
-                        let mut value = self.expr()?;
+                        let mut value = self.expr_list()?;
                         while self.eat(&Tok::Assign) {
                             targets.push(self.to_target(value)?);
-                            value = self.expr()?;
+                            value = self.expr_list()?;
                         }
                         StmtKind::Assign { targets, value }
                     }
                     Tok::AugAssign(op) => {
+                        if matches!(e.kind, ExprKind::Tuple(_) | ExprKind::List(_)) {
+                            let what = if matches!(e.kind, ExprKind::Tuple(_)) {
+                                "tuple"
+                            } else {
+                                "list"
+                            };
+                            return Err(Diagnostic::new(
+                                format!(
+                                    "'{what}' is an illegal expression for augmented assignment"
+                                ),
+                                e.span,
+                            ));
+                        }
                         let target = self.to_target(e)?;
                         self.advance();
-                        let value = self.expr()?;
+                        let value = self.expr_list()?;
                         StmtKind::AugAssign { target, op, value }
                     }
-                    Tok::Comma => return Err(self.unsupported("tuples (and unpacking) are")),
                     Tok::Colon => return Err(self.unsupported("annotations ('name: type') are")),
                     _ => StmtKind::Expr(e),
                 }
@@ -390,6 +393,12 @@ impl Parser {
                 hi: hi.map(|b| *b),
             },
             ExprKind::Attr { obj, name } => Target::Attr { obj: *obj, name },
+            ExprKind::Tuple(items) | ExprKind::List(items) => Target::Tuple(
+                items
+                    .into_iter()
+                    .map(|i| self.to_target(i))
+                    .collect::<PResult<_>>()?,
+            ),
             ExprKind::Call { .. } | ExprKind::MethodCall { .. } => {
                 return Err(Diagnostic::new("cannot assign to function call", e.span))
             }
@@ -400,6 +409,117 @@ impl Parser {
             | ExprKind::None => return Err(Diagnostic::new("cannot assign to literal", e.span)),
             _ => return Err(Diagnostic::new("cannot assign to expression", e.span)),
         })
+    }
+
+    /// `expr (',' expr)* [',']`: with a comma, a tuple (`x = 1, 2`, `return a, b`,
+    /// `a, b = b, a`), as Python reads a statement's expressions.
+    fn expr_list(&mut self) -> PResult<Expr> {
+        if self.peek() == &Tok::Star {
+            return Err(self.unsupported("starred expressions ('*a') are"));
+        }
+        let first = self.expr()?;
+        if self.peek() != &Tok::Comma {
+            return Ok(first);
+        }
+        let span = first.span;
+        let mut items = vec![first];
+        while self.eat(&Tok::Comma) {
+            if matches!(
+                self.peek(),
+                Tok::Newline
+                    | Tok::Semi
+                    | Tok::Eof
+                    | Tok::Assign
+                    | Tok::AugAssign(_)
+                    | Tok::Colon
+                    | Tok::RBracket
+                    | Tok::RParen
+                    | Tok::RBrace
+                    | Tok::Dedent
+            ) {
+                break;
+            }
+            if self.peek() == &Tok::Star {
+                return Err(self.unsupported("starred expressions ('*a') are"));
+            }
+            items.push(self.expr()?);
+        }
+        Ok(Expr {
+            kind: ExprKind::Tuple(items),
+            span,
+        })
+    }
+
+    /// A `for` target, through `in`: a name, or targets separated by commas (`k, v`,
+    /// `i, (k, v)`, `[a, b]`) that each item is unpacked into.
+    fn for_target(&mut self) -> PResult<Target> {
+        let first = self.for_target_item()?;
+        if self.peek() != &Tok::Comma {
+            return Ok(first);
+        }
+        let mut items = vec![first];
+        while self.eat(&Tok::Comma) {
+            if self.peek() == &Tok::In {
+                break;
+            }
+            items.push(self.for_target_item()?);
+        }
+        Ok(Target::Tuple(items))
+    }
+
+    /// A name or a parenthesized (bracketed) list of targets, in a `for` target.
+    fn for_target_item(&mut self) -> PResult<Target> {
+        let close = match self.peek() {
+            Tok::LParen => Tok::RParen,
+            Tok::LBracket => Tok::RBracket,
+            _ => {
+                let (n, span) = self.expect_name()?;
+                return Ok(Target::Name(unresolved(n, span)));
+            }
+        };
+        self.advance();
+        self.enter()?;
+        let mut items = Vec::new();
+        let mut comma = false;
+        while self.peek() != &close {
+            items.push(self.for_target_item()?);
+            if !self.eat(&Tok::Comma) {
+                break;
+            }
+            comma = true;
+        }
+        self.expect(&close)?;
+        self.leave(1);
+        // `(x)` is `x` itself; `(x,)` and `[x]` unpack one item.
+        if close == Tok::RParen && items.len() == 1 && !comma {
+            return Ok(items.pop().expect("one item"));
+        }
+        Ok(Target::Tuple(items))
+    }
+
+    /// The variable a `for` loop (or comprehension clause) binds, and the statement that
+    /// unpacks it into a tuple target at the start of each iteration: a hidden variable
+    /// (`<for#N>`, a name no program can write) for a tuple target.
+    fn loop_variable(&mut self, target: Target, span: Span) -> (Name, Option<Stmt>) {
+        match target {
+            Target::Name(n) => (n, None),
+            t => {
+                self.hidden += 1;
+                let hidden = format!("<for#{}>", self.hidden);
+                let value = Expr {
+                    kind: ExprKind::Name(unresolved(hidden.clone(), span)),
+                    span,
+                };
+                let unpack = Stmt {
+                    kind: StmtKind::Assign {
+                        targets: vec![t],
+                        value,
+                    },
+                    span,
+                };
+                (unresolved(hidden, span), Some(unpack))
+            }
+        }
     }
 
     fn if_stmt(&mut self) -> PResult<Stmt> {
@@ -917,17 +1037,16 @@ impl Parser {
         loop {
             match self.peek() {
                 Tok::For => {
+                    let span = self.span();
                     self.advance();
-                    if self.peek() == &Tok::LParen {
-                        return Err(self.unsupported("tuple targets in 'for' are"));
-                    }
-                    let (n, nspan) = self.expect_name()?;
-                    if self.peek() == &Tok::Comma {
-                        return Err(self.unsupported("tuple targets in 'for' (unpacking) are"));
-                    }
+                    let target = self.for_target()?;
                     self.expect(&Tok::In)?;
                     let iter = self.or_expr()?;
-                    clauses.push(Clause::For(unresolved(n, nspan), iter));
+                    let (var, unpack) = self.loop_variable(target, span);
+                    clauses.push(Clause::For(var, iter));
+                    if let Some(unpack) = unpack {
+                        clauses.push(Clause::Bind(unpack));
+                    }
                 }
                 Tok::If => {
                     self.advance();
@@ -1039,7 +1158,27 @@ impl Parser {
         let lo = if self.peek() == &Tok::Colon {
             None
         } else {
-            Some(self.expr()?)
+            let first = self.expr()?;
+            if self.peek() == &Tok::Comma {
+                // `d[a, b]` indexes with the tuple `(a, b)`.
+                let span = first.span;
+                let mut items = vec![first];
+                while self.eat(&Tok::Comma) {
+                    if self.peek() == &Tok::RBracket {
+                        break;
+                    }
+                    items.push(self.expr()?);
+                }
+                self.expect(&Tok::RBracket)?;
+                return Ok(ExprKind::Index {
+                    obj: Box::new(obj),
+                    index: Box::new(Expr {
+                        kind: ExprKind::Tuple(items),
+                        span,
+                    }),
+                });
+            }
+            Some(first)
         };
         if self.eat(&Tok::Colon) {
             let hi = if matches!(self.peek(), Tok::RBracket | Tok::Colon) {
@@ -1222,12 +1361,31 @@ impl Parser {
             }
             Tok::LParen => {
                 self.advance();
-                if self.peek() == &Tok::RParen {
-                    return Err(self.unsupported("tuples are"));
+                if self.eat(&Tok::RParen) {
+                    return Ok(Expr {
+                        kind: ExprKind::Tuple(Vec::new()),
+                        span,
+                    });
                 }
                 let e = self.expr()?;
                 match self.peek() {
-                    Tok::Comma => return Err(self.unsupported("tuples are")),
+                    Tok::Comma => {
+                        let mut items = vec![e];
+                        while self.eat(&Tok::Comma) {
+                            if self.peek() == &Tok::RParen {
+                                break;
+                            }
+                            items.push(self.expr()?);
+                            if self.peek() == &Tok::For {
+                                return Err(self.unsupported("generator expressions are"));
+                            }
+                        }
+                        self.expect(&Tok::RParen)?;
+                        return Ok(Expr {
+                            kind: ExprKind::Tuple(items),
+                            span,
+                        });
+                    }
                     Tok::For => return Err(self.unsupported("generator expressions are")),
                     _ => {}
                 }

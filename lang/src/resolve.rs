@@ -97,9 +97,7 @@ fn collect_assigned_ordered(stmts: &[Stmt], out: &mut Vec<String>) {
         match &s.kind {
             StmtKind::Assign { targets, .. } => {
                 for t in targets {
-                    if let Target::Name(n) = t {
-                        out.push(n.name.clone());
-                    }
+                    target_names(t, out);
                 }
             }
             StmtKind::AugAssign {
@@ -122,6 +120,15 @@ fn collect_assigned_ordered(stmts: &[Stmt], out: &mut Vec<String>) {
             }
             _ => {}
         }
+    }
+}
+
+/// Appends the names a target binds (a tuple target's, nested ones included).
+fn target_names(t: &Target, out: &mut Vec<String>) {
+    match t {
+        Target::Name(n) => out.push(n.name.clone()),
+        Target::Tuple(items) => items.iter().for_each(|t| target_names(t, out)),
+        _ => {}
     }
 }
 
@@ -244,6 +251,11 @@ impl Resolver {
                 }
             }
             Target::Attr { obj, .. } => self.expr(obj, locals),
+            Target::Tuple(items) => {
+                for t in items {
+                    self.target(t, locals);
+                }
+            }
         }
     }
 
@@ -255,7 +267,7 @@ impl Resolver {
             | ExprKind::Bool(_)
             | ExprKind::None => {}
             ExprKind::Name(n) => self.name(n, locals),
-            ExprKind::List(items) => {
+            ExprKind::List(items) | ExprKind::Tuple(items) => {
                 for i in items {
                     self.expr(i, locals);
                 }

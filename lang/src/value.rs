@@ -23,6 +23,8 @@ pub enum Value {
     Float(f64),
     Str(Arc<str>),
     List(Arc<ListObj>),
+    /// Immutable: shared without a lock.
+    Tuple(Arc<TupleObj>),
     Dict(Arc<DictObj>),
     /// `range(start, stop, step)`; step is never 0.
     Range(i64, i64, i64),
@@ -65,6 +67,19 @@ impl ListObj {
     }
 }
 
+/// A tuple: its items never change after it is made.
+#[derive(Debug, Default)]
+pub struct TupleObj {
+    pub items: Vec<Value>,
+}
+
+impl TupleObj {
+    /// A new tuple value holding `items`.
+    pub fn new_value(items: Vec<Value>) -> Value {
+        Value::Tuple(Arc::new(TupleObj { items }))
+    }
+}
+
 /// A dict.
 #[derive(Debug, Default)]
 pub struct DictObj {
@@ -89,12 +104,30 @@ pub enum Key {
     Float(u64),
     Str(Arc<str>),
     None,
+    /// A tuple, by the keys of its items (all hashable).
+    Tuple(Vec<Key>),
 }
 
 impl Key {
-    /// The key of `v`, or a `TypeError` for unhashable values.
+    /// The key of `v`, or a `TypeError` for unhashable values (a tuple is hashable when
+    /// its items are).
     pub fn of(v: &Value) -> Result<Key, (ErrorKind, String)> {
+        Key::of_depth(v, 0)
+    }
+
+    fn of_depth(v: &Value, depth: usize) -> Result<Key, (ErrorKind, String)> {
         Ok(match v {
+            Value::Tuple(t) => {
+                if depth >= MAX_DATA_DEPTH || crate::stack::near_limit() {
+                    return Err(too_deep("while calling a Python object"));
+                }
+                Key::Tuple(
+                    t.items
+                        .iter()
+                        .map(|x| Key::of_depth(x, depth + 1))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
             Value::Int(i) => Key::Int(*i),
             Value::Bool(b) => Key::Int(*b as i64),
             Value::Float(f) => {
@@ -273,6 +306,11 @@ fn drop_iteratively(mut work: Vec<Value>) {
                     work.append(&mut lock(&obj.items));
                 }
             }
+            Value::Tuple(a) => {
+                if let Some(mut obj) = Arc::into_inner(a) {
+                    work.append(&mut obj.items);
+                }
+            }
             Value::Dict(a) => {
                 if let Some(obj) = Arc::into_inner(a) {
                     work.extend(lock(&obj.map).drain_values());
@@ -302,6 +340,15 @@ fn drop_iteratively(mut work: Vec<Value>) {
 impl Drop for ListObj {
     fn drop(&mut self) {
         let items = std::mem::take(self.items.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if !items.is_empty() {
+            drop_iteratively(items);
+        }
+    }
+}
+
+impl Drop for TupleObj {
+    fn drop(&mut self) {
+        let items = std::mem::take(&mut self.items);
         if !items.is_empty() {
             drop_iteratively(items);
         }
@@ -359,6 +406,7 @@ impl Value {
             Value::Float(_) => "float".into(),
             Value::Str(_) => "str".into(),
             Value::List(_) => "list".into(),
+            Value::Tuple(_) => "tuple".into(),
             Value::Dict(_) => "dict".into(),
             Value::Range(..) => "range".into(),
             Value::Function(_) => "function".into(),
@@ -381,6 +429,7 @@ impl Value {
             Value::Float(f) => *f != 0.0,
             Value::Str(s) => !s.is_empty(),
             Value::List(l) => !lock(&l.items).is_empty(),
+            Value::Tuple(t) => !t.items.is_empty(),
             Value::Dict(d) => !lock(&d.map).is_empty(),
             Value::Range(a, b, s) => range_len(*a, *b, *s) > 0,
             _ => true,
@@ -442,6 +491,26 @@ impl Value {
                     v.write_repr(out, names, active)?;
                 }
                 out.push(']');
+                active.pop();
+            }
+            Value::Tuple(t) => {
+                // A tuple cannot contain itself (it is made with its items): only the depth
+                // needs a limit.
+                if active.len() >= MAX_DATA_DEPTH || crate::stack::near_limit() {
+                    return Err(too_deep(REPR));
+                }
+                active.push(Arc::as_ptr(t) as usize);
+                out.push('(');
+                for (i, v) in t.items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    v.write_repr(out, names, active)?;
+                }
+                if t.items.len() == 1 {
+                    out.push(',');
+                }
+                out.push(')');
                 active.pop();
             }
             Value::Dict(d) => {
@@ -642,6 +711,23 @@ fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
             }
             true
         }
+        (Value::Tuple(x), Value::Tuple(y)) => {
+            if Arc::ptr_eq(x, y) {
+                return Ok(true);
+            }
+            if depth >= MAX_DATA_DEPTH || crate::stack::near_limit() {
+                return Err(too_deep(CMP));
+            }
+            if x.items.len() != y.items.len() {
+                return Ok(false);
+            }
+            for (p, q) in x.items.iter().zip(y.items.iter()) {
+                if !identical(p, q) && !equal_depth(p, q, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
         (Value::Dict(x), Value::Dict(y)) => {
             if Arc::ptr_eq(x, y) {
                 return Ok(true);
@@ -680,6 +766,9 @@ pub fn identical(a: &Value, b: &Value) -> bool {
         (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
         (Value::Str(x), Value::Str(y)) => x == y,
         (Value::List(x), Value::List(y)) => Arc::ptr_eq(x, y),
+        (Value::Tuple(x), Value::Tuple(y)) => {
+            Arc::ptr_eq(x, y) || x.items.is_empty() && y.items.is_empty()
+        }
         (Value::Dict(x), Value::Dict(y)) => Arc::ptr_eq(x, y),
         (Value::Range(..), Value::Range(..)) => false,
         (Value::Function(x), Value::Function(y)) => x == y,
@@ -696,8 +785,8 @@ pub fn identical(a: &Value, b: &Value) -> bool {
 }
 
 /// `a OP b` for an ordering operator (`<`, `<=`, `>`, `>=`) with Python's rules: numbers
-/// numerically (false when a NaN is involved), strs by code point, lists lexicographically
-/// (the first unequal items decide); other pairs are a `TypeError`.
+/// numerically (false when a NaN is involved), strs by code point, lists and tuples
+/// lexicographically (the first unequal items decide); other pairs are a `TypeError`.
 pub fn order(a: &Value, b: &Value, op: CmpOp) -> Result<bool, OpError> {
     order_depth(a, b, op, 0)
 }
@@ -730,12 +819,13 @@ fn order_depth(a: &Value, b: &Value, op: CmpOp, depth: usize) -> Result<bool, Op
                 return Err(too_deep(CMP));
             }
             let (xs, ys) = (x.snapshot(), y.snapshot());
-            for (p, q) in xs.iter().zip(ys.iter()) {
-                if !identical(p, q) && !equal_depth(p, q, depth + 1)? {
-                    return order_depth(p, q, op, depth + 1);
-                }
+            order_items(&xs, &ys, op, depth)
+        }
+        (Value::Tuple(x), Value::Tuple(y)) => {
+            if depth >= MAX_DATA_DEPTH || crate::stack::near_limit() {
+                return Err(too_deep(CMP));
             }
-            Ok(holds(Some(xs.len().cmp(&ys.len()))))
+            order_items(&x.items, &y.items, op, depth)
         }
         _ => Err((
             ErrorKind::TypeError,
@@ -747,4 +837,21 @@ fn order_depth(a: &Value, b: &Value, op: CmpOp, depth: usize) -> Result<bool, Op
             ),
         )),
     }
+}
+
+/// Lexicographic `xs OP ys` of two sequences' items: the first unequal pair decides, else
+/// the lengths.
+fn order_items(xs: &[Value], ys: &[Value], op: CmpOp, depth: usize) -> Result<bool, OpError> {
+    for (p, q) in xs.iter().zip(ys.iter()) {
+        if !identical(p, q) && !equal_depth(p, q, depth + 1)? {
+            return order_depth(p, q, op, depth + 1);
+        }
+    }
+    let o = xs.len().cmp(&ys.len());
+    Ok(match op {
+        CmpOp::Lt => o.is_lt(),
+        CmpOp::Le => o.is_le(),
+        CmpOp::Gt => o.is_gt(),
+        _ => o.is_ge(),
+    })
 }

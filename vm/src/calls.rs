@@ -314,10 +314,25 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
                 Ok(value::from_int(rt.str_nchars(o) as i64).unwrap())
             } else if rt.is(o, t.dict) {
                 Ok(value::from_int(rt.dict_len(o) as i64).unwrap())
+            } else if rt.is(o, t.tuple) {
+                Ok(value::from_int(rt.tuple_len(o) as i64).unwrap())
             } else {
                 generic_builtin(rt, b, args)
             }
         }),
+        // Built natively from a list or tuple: no conversion, no limit on roots.
+        Builtin::Tuple if args.len() == 1 => with_rt(ctx, |rt| {
+            let (t, o) = (rt.types, args[0]);
+            if rt.is(o, t.tuple) {
+                Ok(o)
+            } else if rt.is(o, t.list) {
+                let n = rt.list_len(o);
+                rt.tuple_concat(&[(o, 0, n)], 1)
+            } else {
+                generic_builtin(rt, b, args)
+            }
+        }),
+        Builtin::Map | Builtin::Filter => map_filter(ctx, b, args),
         Builtin::Serve => super::serve::serve(ctx, args),
         Builtin::Shutdown => super::serve::shutdown(ctx, args),
         Builtin::ServerPort => super::serve::server_port(ctx, args),
@@ -332,6 +347,72 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
         }),
         _ => with_rt(ctx, |rt| generic_builtin(rt, b, args)),
     }
+}
+
+/// `map(f, xs, ...)` and `filter(f, xs)`: the argument tuples of the calls are made first
+/// (shared with the interpreter: `builtins_seq::map_filter_items`), then `f` runs on each,
+/// as a JIT call; a list of the results (of the items kept).
+fn map_filter(ctx: *mut Ctx, b: Builtin, args: &[Word]) -> Word {
+    let rt = rt_of(ctx);
+    let mark = rt.mark();
+    let calls = with_rt(ctx, |rt| {
+        let name = b.name();
+        rt.via_values(args, false, false, |v| {
+            let calls = stmjit_lang::builtins_seq::map_filter_items(name, v)?;
+            Ok(stmjit_lang::value::ListObj::new_value(
+                calls
+                    .into_iter()
+                    .map(stmjit_lang::value::TupleObj::new_value)
+                    .collect(),
+            ))
+        })
+    });
+    if calls == ERR {
+        rt_of(ctx).release(mark);
+        return ERR;
+    }
+    let rt = rt_of(ctx);
+    let (rc, rf) = (rt.root(calls), rt.root(args[0]));
+    let out = with_rt(ctx, |rt| rt.new_list(&[]));
+    if out == ERR {
+        rt_of(ctx).release(mark);
+        return ERR;
+    }
+    let ro = rt_of(ctx).root(out);
+    let mut i = 0;
+    let r = loop {
+        let rt = rt_of(ctx);
+        let calls = rt.get(rc);
+        if i >= rt.list_len(calls) {
+            break rt.get(ro);
+        }
+        let call = rt.list_get(calls, i);
+        i += 1;
+        let cargs = rt.tuple_items(call);
+        let f = rt.get(rf);
+        let (r, keep) = if b == Builtin::Filter && f == NONE {
+            (NONE, rt.truthy(cargs[0]))
+        } else {
+            let r = call_value(ctx, f, &cargs);
+            if r == ERR {
+                break ERR;
+            }
+            (r, b == Builtin::Map || rt_of(ctx).truthy(r))
+        };
+        if keep {
+            let rt = rt_of(ctx);
+            let item = if b == Builtin::Map {
+                r
+            } else {
+                rt.tuple_get(rt.list_get(rt.get(rc), i - 1), 0)
+            };
+            if with_rt(ctx, |rt| rt.list_push(rt.get(ro), item).map(|_| NONE)) == ERR {
+                break ERR;
+            }
+        }
+    };
+    rt_of(ctx).release(mark);
+    r
 }
 
 fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {

@@ -18,7 +18,7 @@ use stmjit_lang::ast::Builtin;
 use stmjit_lang::diag::ErrorKind;
 use stmjit_lang::value::{
     ClassObj as VClass, Dict, DictObj as VDict, InstanceObj as VInst, Key, ListObj as VList,
-    LockObj, QueueObj, ThreadObj, Value,
+    LockObj, QueueObj, ThreadObj, TupleObj as VTuple, Value,
 };
 use stmjit_runtime::value::{self, is_int, Word, FALSE, NONE, TRUE};
 
@@ -123,6 +123,25 @@ impl Runtime {
                     .collect();
                 *arc.items.lock().unwrap() = items;
             }
+            v
+        } else if ty == t.tuple.0 {
+            // Always with its items (it cannot be filled later): nested containers follow
+            // the memo's rule. A tuple cannot contain itself, so this ends; its nesting
+            // depth is bounded like the data's.
+            if depth >= MAX_CONVERT_DEPTH {
+                return Value::Tuple(Arc::new(VTuple::default()));
+            }
+            let items: Vec<Value> = self
+                .tuple_items(w)
+                .into_iter()
+                .map(|x| self.to_value_at(x, memo, depth + 1))
+                .collect();
+            let arc = Arc::new(VTuple { items });
+            if memo.keep {
+                memo.back.insert(arc_id(&arc), self.root(w));
+            }
+            let v = Value::Tuple(arc);
+            memo.fwd.insert(w, v.clone());
             v
         } else if ty == t.dict.0 {
             let arc = Arc::new(VDict::default());
@@ -251,6 +270,21 @@ impl Runtime {
                 let words: Vec<Word> = held.iter().map(|&h| self.held(h)).collect();
                 let w = self.new_list(&words)?;
                 memo.back.insert(arc_id(l), self.root(w));
+                w
+            }
+            Value::Tuple(t) => {
+                if let Some(&r) = memo.back.get(&arc_id(t)) {
+                    return Ok(self.get(r));
+                }
+                // As for lists: the converted items stay rooted until the operation ends.
+                let mut held = Vec::with_capacity(t.items.len());
+                for x in &t.items {
+                    let w = self.from_value(x, memo)?;
+                    held.push(self.hold(w));
+                }
+                let words: Vec<Word> = held.iter().map(|&h| self.held(h)).collect();
+                let w = self.new_tuple(&words)?;
+                memo.back.insert(arc_id(t), self.root(w));
                 w
             }
             Value::Dict(d) => {

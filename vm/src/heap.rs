@@ -240,6 +240,8 @@ impl Runtime {
             "float"
         } else if ty == t.list.0 {
             "list"
+        } else if ty == t.tuple.0 {
+            "tuple"
         } else if ty == t.dict.0 {
             "dict"
         } else if ty == t.instance.0 {
@@ -283,6 +285,7 @@ impl Runtime {
             Some(ty) if ty == t.str.0 => self.ld(w, offset_of!(StrObj, len) as u64) != 0,
             Some(ty) if ty == t.float.0 => self.float_of(w) != 0.0,
             Some(ty) if ty == t.list.0 => self.list_len(w) != 0,
+            Some(ty) if ty == t.tuple.0 => self.tuple_len(w) != 0,
             Some(ty) if ty == t.dict.0 => self.dict_len(w) != 0,
             Some(ty) if ty == t.range.0 => {
                 let (a, b, s) = self.range_of(w);

@@ -67,10 +67,24 @@ pub unsafe extern "C" fn stmjit_binop(ctx: *mut Ctx, op: u64, a: Word, b: Word) 
                 return rt.list_concat(&[(l, 0, len)], count as u64);
             }
         }
+        if op == BinOp::Add && rt.is(a, t.tuple) && rt.is(b, t.tuple) {
+            let (la, lb) = (rt.tuple_len(a), rt.tuple_len(b));
+            return rt.tuple_concat(&[(a, 0, la), (b, 0, lb)], 1);
+        }
+        if op == BinOp::Mul {
+            let (s, n) = if rt.is(a, t.tuple) { (a, b) } else { (b, a) };
+            if rt.is(s, t.tuple) && is_int(n) {
+                let len = rt.tuple_len(s);
+                let count = ops::repeat_count(&Value::Int(value::to_int(n)), len as usize)?;
+                return rt.tuple_concat(&[(s, 0, len)], count as u64);
+            }
+        }
         if let Some(r) = rt.number_op(&[a, b], |v| ops::binary(op, &v[0], &v[1])) {
             return r;
         }
-        rt.via_values(&[a, b], false, false, |v| ops::binary(op, &v[0], &v[1]))
+        // `str % values` looks inside the values (their text): a deep conversion.
+        let deep = op == BinOp::Mod && rt.is(a, t.str);
+        rt.via_values(&[a, b], deep, false, |v| ops::binary(op, &v[0], &v[1]))
     })
 }
 
@@ -210,10 +224,15 @@ fn bound(w: Word) -> Option<Word> {
 /// As [`stmjit_binop`].
 pub unsafe extern "C" fn stmjit_getslice(ctx: *mut Ctx, o: Word, lo: Word, hi: Word) -> Word {
     with_rt(ctx, |rt| {
-        // Lists with int (or missing) bounds: copied natively, Python's clamping.
+        // Lists and tuples with int (or missing) bounds: copied natively, Python's clamping.
         let int_or_none = |w: Word| w == UNBOUND || is_int(w);
-        if rt.is(o, rt.types.list) && int_or_none(lo) && int_or_none(hi) {
-            let n = rt.list_len(o) as i64;
+        let is_tuple = rt.is(o, rt.types.tuple);
+        if (is_tuple || rt.is(o, rt.types.list)) && int_or_none(lo) && int_or_none(hi) {
+            let n = if is_tuple {
+                rt.tuple_len(o)
+            } else {
+                rt.list_len(o)
+            } as i64;
             let clamp = |w: Word, default: i64| {
                 if w == UNBOUND {
                     return default;
@@ -224,6 +243,9 @@ pub unsafe extern "C" fn stmjit_getslice(ctx: *mut Ctx, o: Word, lo: Word, hi: W
             };
             let (a, b) = (clamp(lo, 0), clamp(hi, n));
             let b = b.max(a);
+            if is_tuple {
+                return rt.tuple_concat(&[(o, a as u64, b as u64)], 1);
+            }
             return rt.list_concat(&[(o, a as u64, b as u64)], 1);
         }
         let args: Vec<Word> = [Some(o), bound(lo), bound(hi)]
@@ -326,6 +348,25 @@ pub unsafe extern "C" fn stmjit_new_list(ctx: *mut Ctx, argv: *const Word, n: u6
     // SAFETY: caller's contract.
     let items = unsafe { std::slice::from_raw_parts(argv, n as usize) }.to_vec();
     with_rt(ctx, |rt| rt.new_list(&items))
+}
+
+/// A tuple of the `n` words at `argv`.
+///
+/// # Safety
+/// As [`stmjit_new_list`].
+pub unsafe extern "C" fn stmjit_new_tuple(ctx: *mut Ctx, argv: *const Word, n: u64) -> Word {
+    // SAFETY: caller's contract.
+    let items = unsafe { std::slice::from_raw_parts(argv, n as usize) }.to_vec();
+    with_rt(ctx, |rt| rt.new_tuple(&items))
+}
+
+/// `t1, ..., tn = v`: the items of `v` into the `n` words at `out`; NONE, or ERR (not
+/// iterable, or not `n` items).
+///
+/// # Safety
+/// As [`stmjit_binop`]; `out` points at `n` writable words (JIT frame slots).
+pub unsafe extern "C" fn stmjit_unpack(ctx: *mut Ctx, v: Word, n: u64, out: *mut Word) -> Word {
+    with_rt(ctx, |rt| rt.unpack(v, n, out).map(|_| NONE))
 }
 
 /// A dict of the `n` key/value pairs at `argv` (key, value, key, value...).

@@ -33,6 +33,18 @@ impl Runtime {
             if let Some(j) = self.list_index(o, i, "list index out of range")? {
                 return Ok(self.list_get(o, j));
             }
+        } else if self.is(o, t.tuple) && (is_int(i) || i == value::TRUE || i == value::FALSE) {
+            let k = if is_int(i) {
+                value::to_int(i)
+            } else {
+                (i == value::TRUE) as i64
+            };
+            let n = self.tuple_len(o) as i64;
+            let k = if k < 0 { k + n } else { k };
+            if !(0..n).contains(&k) {
+                return Err(exc(ErrorKind::IndexError, "tuple index out of range"));
+            }
+            return Ok(self.tuple_get(o, k as u64));
         } else if self.is(o, t.dict) {
             return match self.dict_get(o, i)? {
                 Some(v) => Ok(v),
@@ -89,11 +101,11 @@ impl Runtime {
         })?;
         Ok(())
     }
-    /// The iterator object of a `for` loop over `v`: lists and ranges iterate in place, dicts
-    /// over a snapshot of their keys, strs over a list of their characters.
+    /// The iterator object of a `for` loop over `v`: lists, tuples and ranges iterate in
+    /// place, dicts over a snapshot of their keys, strs over a list of their characters.
     pub fn iter(&mut self, v: Word) -> R<Word> {
         let t = self.types;
-        if self.is(v, t.list) || self.is(v, t.range) {
+        if self.is(v, t.list) || self.is(v, t.range) || self.is(v, t.tuple) {
             return Ok(v);
         }
         if self.is(v, t.dict) {
@@ -120,6 +132,13 @@ impl Runtime {
             }
             return Ok(UNBOUND);
         }
+        if self.is(it, self.types.tuple) {
+            return Ok(if i < self.tuple_len(it) {
+                self.tuple_get(it, i)
+            } else {
+                UNBOUND
+            });
+        }
         let it = if self.is(it, self.types.opaque) {
             let keys = self.ld(it, offset_of!(OpaqueObj, a) as u64);
             let d = self.ld(it, offset_of!(OpaqueObj, b) as u64);
@@ -138,5 +157,39 @@ impl Runtime {
         } else {
             UNBOUND
         })
+    }
+}
+
+impl Runtime {
+    /// `t1, ..., tn = v`: the `n` items of `v` into `out` (JIT frame slots, which the GC
+    /// updates), with CPython's errors. Lists and tuples are read in place; other iterables
+    /// through the interpreter's values.
+    pub fn unpack(&mut self, v: Word, n: u64, out: *mut Word) -> R<()> {
+        let t = self.types;
+        let seq = if self.is(v, t.tuple) || self.is(v, t.list) {
+            v
+        } else {
+            self.via_values(&[v], false, false, |a| {
+                stmjit_lang::builtins_seq::unpack(&a[0], n as usize)
+                    .map(stmjit_lang::value::TupleObj::new_value)
+            })?
+        };
+        let is_tuple = self.is(seq, t.tuple);
+        let len = if is_tuple {
+            self.tuple_len(seq)
+        } else {
+            self.list_len(seq)
+        };
+        stmjit_lang::builtins_seq::check_unpack_len(len as usize, n as usize)?;
+        for i in 0..n {
+            let x = if is_tuple {
+                self.tuple_get(seq, i)
+            } else {
+                self.list_get(seq, i)
+            };
+            // SAFETY: the caller passes `n` writable slots.
+            unsafe { *out.add(i as usize) = x };
+        }
+        Ok(())
     }
 }

@@ -5,6 +5,7 @@
 
 use super::{exc, Runtime, R};
 use stmjit_lang::builtins_core::{DICT_METHODS, LIST_METHODS, STR_METHODS};
+use stmjit_lang::builtins_seq::TUPLE_METHODS;
 use stmjit_lang::diag::ErrorKind;
 use stmjit_runtime::value::{self, is_int, Word, NONE};
 
@@ -19,6 +20,7 @@ pub fn builtin_method_names() -> impl Iterator<Item = &'static str> {
         LIST_METHODS,
         DICT_METHODS,
         STR_METHODS,
+        TUPLE_METHODS,
         THREAD_METHODS,
         QUEUE_METHODS,
     ]
@@ -34,6 +36,7 @@ pub fn has_method(rt: &Runtime, v: Word, name: &str) -> bool {
         Some(x) if x == t.list.0 => LIST_METHODS.contains(&name),
         Some(x) if x == t.dict.0 => DICT_METHODS.contains(&name),
         Some(x) if x == t.str.0 => STR_METHODS.contains(&name),
+        Some(x) if x == t.tuple.0 => TUPLE_METHODS.contains(&name),
         Some(x) if x == t.opaque.0 => match rt.type_name(v).as_str() {
             "Thread" => THREAD_METHODS.contains(&name),
             "TransactionQueue" => QUEUE_METHODS.contains(&name),

@@ -60,6 +60,12 @@ impl FnCompiler<'_, '_> {
             }
             ExprKind::Name(n) => self.load_name(n, e.span),
             ExprKind::List(items) => self.list_literal(items, e.span),
+            ExprKind::Tuple(items) => {
+                let (mark, p, n) = self.eval_into_temps(items);
+                let r = self.call_checked(Helper::NewTuple, &[self.ctx, p, n], e.span);
+                self.pop_temps(mark);
+                r
+            }
             ExprKind::Dict(items) => {
                 let mark = self.temp_mark();
                 for (k, v) in items {
@@ -1090,7 +1096,7 @@ impl FnCompiler<'_, '_> {
 
     /// Evaluates `items` left to right into fresh temporaries: the argument array of a
     /// helper taking `(argv, n)`. Returns the mark to pop them with, `argv` and `n`.
-    fn eval_into_temps(&mut self, items: &[Expr]) -> (usize, Value, Value) {
+    pub(crate) fn eval_into_temps(&mut self, items: &[Expr]) -> (usize, Value, Value) {
         let mark = self.temp_mark();
         for it in items {
             let v = self.expr(it);

@@ -91,6 +91,28 @@ impl FnCompiler<'_, '_> {
                 self.setattr(o, name, v, obj.span);
                 self.pop_temps(mark);
             }
+            Target::Tuple(targets) => {
+                // The items go into fresh temporaries (GC roots), then into the targets
+                // from left to right.
+                let mark = self.temp_mark();
+                let unbound = self.b.ins().iconst(I64, UNBOUND as i64);
+                for _ in targets {
+                    self.push_temp(unbound);
+                }
+                let out = self.slot_addr(mark);
+                let n = self.b.ins().iconst(I64, targets.len() as i64);
+                self.call_checked(Helper::Unpack, &[self.ctx, v, n, out], stmt_span);
+                self.assign_items(targets, mark, stmt_span);
+                self.pop_temps(mark);
+            }
+        }
+    }
+
+    /// Stores the values in the temporaries from `first` on into `targets`, in order.
+    fn assign_items(&mut self, targets: &[Target], first: usize, span: Span) {
+        for (i, t) in targets.iter().enumerate() {
+            let x = self.load_slot(first + i);
+            self.assign(t, x, span);
         }
     }
 
@@ -138,6 +160,16 @@ impl FnCompiler<'_, '_> {
 
     /// `targets = value` (each target assigned in turn, the value held in a temporary).
     fn assign_stmt(&mut self, targets: &[Target], value: &Expr, span: Span) {
+        // `a, b = x, y`: no tuple is made (it could not be observed); the items are
+        // evaluated into temporaries, then stored, as Python orders it.
+        if let ([Target::Tuple(ts)], ExprKind::Tuple(items)) = (targets, &value.kind) {
+            if ts.len() == items.len() {
+                let (mark, _, _) = self.eval_into_temps(items);
+                self.assign_items(ts, mark, span);
+                self.pop_temps(mark);
+                return;
+            }
+        }
         let v = self.expr(value);
         if targets.len() == 1 {
             self.assign(&targets[0], v, span);
@@ -376,6 +408,8 @@ impl FnCompiler<'_, '_> {
                 self.setattr(o, name, new, span);
                 self.pop_temps(mark);
             }
+            // The parser rejects `a, b += ...`.
+            Target::Tuple(_) => {}
         }
     }
 

@@ -51,6 +51,25 @@ impl Interp {
                 arity(name, &args, 0, 0)?;
                 Ok(Value::Queue(Arc::new(QueueObj::default())))
             }
+            Builtin::Map | Builtin::Filter => {
+                let calls = crate::builtins_seq::map_filter_items(name, &args)?;
+                let f = args[0].clone();
+                let mut out = Vec::with_capacity(calls.len());
+                for call in calls {
+                    if b == Builtin::Map {
+                        out.push(self.call_value(f.clone(), call, span)?);
+                    } else {
+                        let keep = match &f {
+                            Value::None => call[0].truthy(),
+                            _ => self.call_value(f.clone(), call.clone(), span)?.truthy(),
+                        };
+                        if keep {
+                            out.extend(call);
+                        }
+                    }
+                }
+                Ok(ListObj::new_value(out))
+            }
             _ => {
                 let env = BuiltinEnv {
                     names: &self.func_name(),

@@ -44,6 +44,7 @@ impl Interp {
             ExprKind::None => Value::None,
             ExprKind::Name(n) => self.load(n, env)?,
             ExprKind::List(items) => ListObj::new_value(self.eval_args(items, env)?),
+            ExprKind::Tuple(items) => TupleObj::new_value(self.eval_args(items, env)?),
             ExprKind::Dict(items) => {
                 let mut map = Dict::default();
                 for (k, v) in items {

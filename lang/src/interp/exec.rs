@@ -276,6 +276,13 @@ impl Interp {
                 self.set_attr(&o, name, v)
                     .map_err(|e| self.locate(e, obj.span))
             }
+            Target::Tuple(targets) => {
+                let items = crate::builtins_seq::unpack(&v, targets.len())?;
+                for (t, x) in targets.iter().zip(items) {
+                    self.assign(t, x, env)?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -319,6 +326,11 @@ impl Interp {
                 let new = inplace(op, &cur, &rhs)?;
                 self.set_attr(&o, name, new)
             }
+            // The parser rejects `a, b += ...`.
+            Target::Tuple(_) => Err(exc(
+                ErrorKind::SyntaxError,
+                "illegal expression for augmented assignment",
+            )),
         }
     }
 }

@@ -129,6 +129,10 @@ helpers! {
     SetAttrSite = "stmjit_setattr_site", ops::stmjit_setattr_site: fn(*mut Ctx, Word, u64, Word, *const SiteCache) -> Word, MayMove;
     /// A list of the words in frame slots.
     NewList = "stmjit_new_list", ops::stmjit_new_list: fn(*mut Ctx, *const Word, u64) -> Word, MayMove;
+    /// A tuple of the words in frame slots.
+    NewTuple = "stmjit_new_tuple", ops::stmjit_new_tuple: fn(*mut Ctx, *const Word, u64) -> Word, MayMove;
+    /// `t1, ..., tn = v`: the items of `v` into `n` frame slots (NONE or ERR).
+    Unpack = "stmjit_unpack", ops::stmjit_unpack: fn(*mut Ctx, Word, u64, *mut Word) -> Word, MayMove;
     /// A dict of the key/value words in frame slots.
     NewDict = "stmjit_new_dict", ops::stmjit_new_dict: fn(*mut Ctx, *const Word, u64) -> Word, MayMove;
     /// The iterator of a `for` loop.

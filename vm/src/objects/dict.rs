@@ -51,6 +51,8 @@ pub enum KeyRef<'a> {
     Str(&'a [u8]),
     /// None.
     None,
+    /// A tuple, by its items' keys (a tuple is hashable when its items are).
+    Tuple(Vec<KeyRef<'a>>),
 }
 
 impl Runtime {
@@ -98,6 +100,9 @@ impl Runtime {
     }
     /// The equality class of a key, or a TypeError for unhashable values.
     pub fn key_of<'a>(&self, k: Word) -> R<KeyRef<'a>> {
+        self.key_of_depth(k, 0)
+    }
+    fn key_of_depth<'a>(&self, k: Word, depth: usize) -> R<KeyRef<'a>> {
         Ok(if is_int(k) {
             KeyRef::Int(value::to_int(k))
         } else if k == TRUE || k == FALSE {
@@ -113,6 +118,20 @@ impl Runtime {
             } else {
                 KeyRef::Float(f.to_bits())
             }
+        } else if self.is(k, self.types.tuple) {
+            if depth >= stmjit_lang::value::MAX_DATA_DEPTH {
+                return Err(exc(
+                    ErrorKind::RecursionError,
+                    "maximum recursion depth exceeded while calling a Python object",
+                ));
+            }
+            let items = self.tuple_items(k);
+            KeyRef::Tuple(
+                items
+                    .into_iter()
+                    .map(|x| self.key_of_depth(x, depth + 1))
+                    .collect::<R<_>>()?,
+            )
         } else {
             return Err(exc(
                 ErrorKind::TypeError,
@@ -137,6 +156,13 @@ impl Runtime {
                     h = h.wrapping_mul(0x0100_0000_01b3);
                 }
                 mix(h)
+            }
+            KeyRef::Tuple(items) => {
+                let mut h: u64 = 0x2545_f491_4f6c_dd1d ^ items.len() as u64;
+                for k in items {
+                    h = mix(h.rotate_left(31) ^ Self::key_hash(k));
+                }
+                h
             }
         }
     }
@@ -333,14 +359,14 @@ impl Runtime {
         }
         out
     }
-    /// `d.items()`: a new list of `[key, value]` lists.
+    /// `d.items()`: a new list of `(key, value)` tuples.
     pub(crate) fn dict_items_list(&mut self, d: Word) -> R<Word> {
         let m = self.mark();
         let held = self.hold_pairs(&self.dict_items(d))?;
         let out = self.new_list(&[])?;
         let ro = self.root(out);
         for &(k, v) in &held {
-            let pair = self.new_list(&[self.held(k), self.held(v)])?;
+            let pair = self.new_tuple(&[self.held(k), self.held(v)])?;
             self.list_push(self.get(ro), pair)?;
         }
         let out = self.get(ro);

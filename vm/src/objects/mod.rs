@@ -7,7 +7,8 @@
 //! immediates stored in the same slots are never taken for pointers.
 //!
 //! Layout choices (why):
-//! - `str` and `float` are immutable: JIT code reads them without read barriers.
+//! - `str`, `float` and `tuple` are immutable: JIT code reads them without read barriers,
+//!   and a tuple, complete when allocated, never takes a write barrier.
 //! - A `list` is a small header object (`len`, `items`) plus a separate **card-marked**
 //!   [`ArrayObj`] of items: writing one element takes the lock of its 16-byte card only, so
 //!   two threads writing different elements do not conflict and do not copy the whole array.
@@ -34,6 +35,7 @@ mod list;
 mod opaque;
 mod range;
 mod str;
+mod tuple;
 
 pub use array::{array_size, ArrayObj, ARRAY_DATA};
 pub use class::ClassObj;
@@ -47,6 +49,7 @@ pub(crate) use opaque::new_opaque;
 pub use opaque::{OpaqueObj, OPAQUE_DICT_ITER, OPAQUE_LOCK, OPAQUE_QUEUE, OPAQUE_THREAD};
 pub use range::RangeObj;
 pub use str::{str_size, StrObj};
+pub use tuple::{tuple_size, TupleObj, TUPLE_DATA};
 
 use std::mem::{offset_of, size_of};
 use stmjit_runtime::object::{TypeId, TypeInfo};
@@ -88,6 +91,8 @@ pub struct Types {
     pub range: TypeId,
     /// [`OpaqueObj`].
     pub opaque: TypeId,
+    /// [`TupleObj`].
+    pub tuple: TypeId,
 }
 
 fn size_str(obj: *const u8) -> usize {
@@ -112,6 +117,18 @@ fn visit_words(obj: *mut u8, off: usize, n: usize, visit: &mut dyn FnMut(*mut u6
             visit(p);
         }
     }
+}
+
+fn size_tuple(obj: *const u8) -> usize {
+    // SAFETY: as size_str.
+    let t = unsafe { &*(obj as *const TupleObj) };
+    tuple_size(t.len) as usize
+}
+
+fn trace_tuple(obj: *mut u8, visit: &mut dyn FnMut(*mut u64)) {
+    // SAFETY: the GC calls trace hooks on initialised objects of this type.
+    let len = unsafe { &*(obj as *const TupleObj) }.len as usize;
+    visit_words(obj, TUPLE_DATA as usize, len, visit);
 }
 
 fn trace_array(obj: *mut u8, visit: &mut dyn FnMut(*mut u64)) {
@@ -209,6 +226,12 @@ pub fn register(stm: &Stm) -> Types {
             "opaque",
             trace_range::<{ offset_of!(OpaqueObj, a) }, { size_of::<OpaqueObj>() }>,
         )),
+        tuple: stm.register_type(TypeInfo {
+            name: "tuple",
+            size: size_tuple,
+            trace: trace_tuple,
+            carded: false,
+        }),
     }
 }
 

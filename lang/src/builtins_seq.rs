@@ -1,0 +1,227 @@
+//! Tuples and the builtins that build sequences from iterables: `tuple`, `enumerate`, `zip`,
+//! `reversed`, `divmod`, the `tuple` methods, unpacking (`a, b = v`) and the hash of a tuple.
+//! Shared by the reference interpreter and the JIT's runtime, like [`crate::builtins_core`].
+//! `map` and `filter` call functions, so each runner does them itself, with
+//! [`map_filter_items`] shared.
+//!
+//! `enumerate`, `zip`, `reversed`, `map` and `filter` give lists (CPython: one-shot
+//! iterators): iterating them, `list()` of them and unpacking them give CPython's results.
+
+use crate::ast::BinOp;
+use crate::builtins_core::{arity, int_arg, method_arity, R};
+use crate::diag::ErrorKind::*;
+use crate::ops;
+use crate::value::*;
+
+fn exc(kind: crate::diag::ErrorKind, msg: impl Into<String>) -> OpError {
+    (kind, msg.into())
+}
+
+/// The methods of tuples.
+pub const TUPLE_METHODS: &[&str] = &["count", "index"];
+
+/// The `n` items that `t1, ..., tn = v` stores, with CPython's errors.
+pub fn unpack(v: &Value, n: usize) -> R<Vec<Value>> {
+    let items = match v {
+        Value::Tuple(t) => t.items.clone(),
+        Value::Range(a, b, s) => {
+            let len = range_len(*a, *b, *s);
+            if len as u64 > n as u64 {
+                return Err(too_many(n));
+            }
+            ops::iterate(v)?
+        }
+        Value::List(_) | Value::Str(_) | Value::Dict(_) => ops::iterate(v)?,
+        other => {
+            return Err(exc(
+                TypeError,
+                format!("cannot unpack non-iterable {} object", other.type_name()),
+            ))
+        }
+    };
+    check_unpack_len(items.len(), n)?;
+    Ok(items)
+}
+
+fn too_many(n: usize) -> OpError {
+    exc(
+        ValueError,
+        format!("too many values to unpack (expected {n})"),
+    )
+}
+
+/// The error of unpacking `got` items into `n` targets, if they differ.
+pub fn check_unpack_len(got: usize, n: usize) -> R<()> {
+    if got > n {
+        return Err(too_many(n));
+    }
+    if got < n {
+        return Err(exc(
+            ValueError,
+            format!("not enough values to unpack (expected {n}, got {got})"),
+        ));
+    }
+    Ok(())
+}
+
+/// `tuple()` and `tuple(xs)`.
+pub fn tuple(args: &[Value]) -> R<Value> {
+    arity("tuple", args, 0, 1)?;
+    Ok(match args.first() {
+        None => TupleObj::new_value(Vec::new()),
+        Some(Value::Tuple(t)) => Value::Tuple(t.clone()),
+        Some(v) => TupleObj::new_value(ops::iterate(v)?),
+    })
+}
+
+/// `enumerate(xs[, start])`: a list of `(index, item)` tuples.
+pub fn enumerate(args: &[Value]) -> R<Value> {
+    arity("enumerate", args, 1, 2)?;
+    let start = match args.get(1) {
+        None => 0,
+        Some(v) => int_arg(v)?,
+    };
+    let items = ops::iterate(&args[0])?;
+    let mut out = Vec::with_capacity(items.len());
+    for (k, x) in items.into_iter().enumerate() {
+        let i = ops::int_result(Some(start as i128 + k as i128))?;
+        out.push(TupleObj::new_value(vec![i, x]));
+    }
+    Ok(ListObj::new_value(out))
+}
+
+/// `zip(a, b, ...)`: a list of tuples, as long as the shortest argument.
+pub fn zip(args: &[Value]) -> R<Value> {
+    let columns: Vec<Vec<Value>> = args.iter().map(ops::iterate).collect::<R<_>>()?;
+    let n = columns.iter().map(Vec::len).min().unwrap_or(0);
+    let mut its: Vec<_> = columns.into_iter().map(Vec::into_iter).collect();
+    let rows = (0..n)
+        .map(|_| TupleObj::new_value(its.iter_mut().filter_map(Iterator::next).collect()))
+        .collect();
+    Ok(ListObj::new_value(rows))
+}
+
+/// `reversed(seq)`: a list of the items of a list, tuple, str, range or dict (its keys),
+/// last first.
+pub fn reversed(args: &[Value]) -> R<Value> {
+    arity("reversed", args, 1, 1)?;
+    match &args[0] {
+        Value::List(_) | Value::Tuple(_) | Value::Str(_) | Value::Range(..) | Value::Dict(_) => {
+            let mut items = ops::iterate(&args[0])?;
+            items.reverse();
+            Ok(ListObj::new_value(items))
+        }
+        other => Err(exc(
+            TypeError,
+            format!("'{}' object is not reversible", other.type_name()),
+        )),
+    }
+}
+
+/// `divmod(a, b)`: `(a // b, a % b)`.
+pub fn divmod(args: &[Value]) -> R<Value> {
+    arity("divmod", args, 2, 2)?;
+    let (a, b) = (&args[0], &args[1]);
+    match (as_num(a), as_num(b)) {
+        (Some(x), Some(y)) => {
+            let zero = match y {
+                Num::Int(i) => i == 0,
+                Num::Float(f) => f == 0.0,
+            };
+            if zero {
+                let msg = if matches!(x, Num::Float(_)) || matches!(y, Num::Float(_)) {
+                    "float divmod()"
+                } else {
+                    "integer division or modulo by zero"
+                };
+                return Err(exc(ZeroDivisionError, msg));
+            }
+            let q = ops::binary(BinOp::FloorDiv, a, b)?;
+            let r = ops::binary(BinOp::Mod, a, b)?;
+            Ok(TupleObj::new_value(vec![q, r]))
+        }
+        _ => Err(exc(
+            TypeError,
+            format!(
+                "unsupported operand type(s) for divmod(): '{}' and '{}'",
+                a.type_name(),
+                b.type_name()
+            ),
+        )),
+    }
+}
+
+/// The argument lists of the calls `map(f, a, b, ...)` makes (`[a[i], b[i], ...]`, as
+/// many as the shortest iterable has items), or of those `filter(f, xs)` makes (`[x]`).
+pub fn map_filter_items(name: &str, args: &[Value]) -> R<Vec<Vec<Value>>> {
+    if name == "filter" {
+        arity(name, args, 2, 2)?;
+        return Ok(ops::iterate(&args[1])?
+            .into_iter()
+            .map(|x| vec![x])
+            .collect());
+    }
+    if args.len() < 2 {
+        return Err(exc(TypeError, "map() must have at least two arguments."));
+    }
+    let columns: Vec<Vec<Value>> = args[1..].iter().map(ops::iterate).collect::<R<_>>()?;
+    let n = columns.iter().map(Vec::len).min().unwrap_or(0);
+    Ok((0..n)
+        .map(|i| columns.iter().map(|c| c[i].clone()).collect())
+        .collect())
+}
+
+/// `t.count(x)` and `t.index(x)` for the tuple `t`.
+pub fn tuple_method(t: &TupleObj, name: &str, args: &[Value]) -> R<Value> {
+    let ty = "tuple";
+    match name {
+        "count" => {
+            method_arity(ty, name, args, 1, 1)?;
+            let mut n = 0;
+            for v in &t.items {
+                if identical(v, &args[0]) || equal(v, &args[0])? {
+                    n += 1;
+                }
+            }
+            Ok(Value::Int(n))
+        }
+        "index" => {
+            method_arity(ty, name, args, 1, 1)?;
+            for (i, v) in t.items.iter().enumerate() {
+                if identical(v, &args[0]) || equal(v, &args[0])? {
+                    return Ok(Value::Int(i as i64));
+                }
+            }
+            Err(exc(ValueError, "tuple.index(x): x not in tuple"))
+        }
+        _ => Err(exc(
+            AttributeError,
+            format!("'tuple' object has no attribute '{name}'"),
+        )),
+    }
+}
+
+/// CPython's hash of a tuple whose items hash to `items` (its xxHash-based combination), so
+/// that `hash((1, 2))` is CPython's value whenever that value fits the 63-bit ints.
+pub fn hash_tuple(items: &[i64]) -> i64 {
+    const P1: u64 = 11_400_714_785_074_694_791;
+    const P2: u64 = 14_029_467_366_897_019_727;
+    const P5: u64 = 2_870_177_450_012_600_261;
+    let mut acc = P5;
+    for &h in items {
+        acc = acc.wrapping_add((h as u64).wrapping_mul(P2));
+        acc = acc.rotate_left(31);
+        acc = acc.wrapping_mul(P1);
+    }
+    acc = acc.wrapping_add(items.len() as u64 ^ (P5 ^ 3_527_539));
+    if acc == u64::MAX {
+        return 1_546_275_796;
+    }
+    // Ints are 63-bit: a hash outside their range keeps its low 63 bits (sign-extended).
+    let h = acc as i64;
+    if (crate::ops::INT_MIN..=crate::ops::INT_MAX).contains(&h) {
+        h
+    } else {
+        (h << 1) >> 1
+    }
+}
