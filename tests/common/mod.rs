@@ -1,7 +1,9 @@
 //! The random program generator shared by the differential tests (`differential.rs`: the
 //! interpreter against CPython; `jit_differential.rs`: the JIT against the interpreter).
 //! Programs are deterministic and error-free: typed expressions with guards against division
-//! by zero and int overflow, functions, methods with inheritance, dict and list mutation, loops.
+//! by zero and int overflow, functions, methods with inheritance, dict and list mutation, loops,
+//! tuples (displays, unpacking, `for` targets, tuple keys, several return values) and the
+//! sequence builtins.
 
 #![allow(dead_code)]
 
@@ -49,6 +51,9 @@ class Acc(Base):
         for x in xs:
             t += x
         return t
+
+def qr(a, b):
+    return a // (abs(b) + 1), a % (abs(b) + 1)
 ";
 
 pub struct Gen(pub u64);
@@ -184,7 +189,49 @@ impl Gen {
     pub fn program(&mut self, statements: usize) -> String {
         let mut p = String::from(PRELUDE);
         for _ in 0..statements {
-            let line = match self.below(17) {
+            let line = match self.below(23) {
+                17 => format!(
+                    "t0 = ({}, {}, {})\nprint(t0, t0[{}], t0[1:], len(t0), {} in t0, t0 + ({},), t0 * 2)",
+                    self.int(2),
+                    self.string(1),
+                    self.float(1),
+                    self.below(3),
+                    self.int(1),
+                    self.int(1)
+                ),
+                18 => format!(
+                    "a0, (b9, c9) = {}, [{}, {}]\nprint(a0, b9, c9)\na0, i1 = i1, a0\nprint(a0, i1)",
+                    self.int(2),
+                    self.string(1),
+                    self.int(1)
+                ),
+                19 => "for q, (k, v) in enumerate(sorted(d0.items())):\n    print(q, k, v)\nfor k, v in d0.items():\n    i2 = (i2 + v) % 1000\nprint([k for k, _ in d0.items()], i2)".to_string(),
+                20 => format!(
+                    "tk = {{({}, {}): 1}}\ntk[({}, {})] = 2\nprint(sorted(tk.items()), ({}, {}) < ({}, {}), hash((1, 2)) == hash((1.0, 2)))",
+                    self.int(1),
+                    self.string(1),
+                    self.int(1),
+                    self.string(1),
+                    self.int(1),
+                    self.string(1),
+                    self.int(1),
+                    self.string(1)
+                ),
+                21 => format!(
+                    "q, r = qr({}, {})\nprint(q, r, qr({}, {}), divmod({}, abs({}) + 1))",
+                    self.int(2),
+                    self.int(2),
+                    self.int(1),
+                    self.int(1),
+                    self.int(1),
+                    self.int(1)
+                ),
+                22 => format!(
+                    "print(list(zip(l0, {})), list(reversed(l0)), list(map(abs, l0)), list(filter(None, [{}, 0, {}])), tuple(l0))",
+                    self.list(1),
+                    self.int(1),
+                    self.string(1)
+                ),
                 8 => format!("print(fa({}, {}))", self.int(2), self.int(2)),
                 9 => format!("print(fs({}, {}))", self.string(2), self.int(1)),
                 10 => format!("acc = Acc({}).add({})\nprint(acc.v, acc.twice())", self.int(2), self.int(2)),

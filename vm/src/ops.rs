@@ -139,6 +139,26 @@ impl Runtime {
         if self.is(container, t.list) {
             return Ok(self.list_find(container, item)?.is_some());
         }
+        if self.is(container, t.tuple) {
+            // Identity first, as for lists; the tuple and the item are rooted (an
+            // `__eq__` may move them).
+            let m = self.mark();
+            let (rt, ri) = (self.root(container), self.root(item));
+            let mut found = Ok(false);
+            for i in 0..self.tuple_len(container) {
+                let (x, v) = (self.tuple_get(self.get(rt), i), self.get(ri));
+                found = if self.same(x, v) {
+                    Ok(true)
+                } else {
+                    self.eq(x, v)
+                };
+                if !matches!(found, Ok(false)) {
+                    break;
+                }
+            }
+            self.release(m);
+            return found;
+        }
         self.with_special(&[container, item], |v| ops::contains(&v[0], &v[1]))
     }
 }
