@@ -1031,3 +1031,34 @@ fn lock_handed_among_64_threads() {
     check("lock_handoff", &["--gil"], &[], &[]);
     check("lock_handoff", &["--threads", "2"], ABORTS, &[]);
 }
+
+// ---- tuples: immutable, so never a conflict; unpacked and rebuilt inside transactions ----
+
+/// Two threads reading one shared tuple table (and unpacking its items) while writing
+/// disjoint halves of a list: tuples take no barriers, so no conflicts.
+#[test]
+fn shared_tuples_are_read_without_conflicts() {
+    let r = check("shared_tuples", &["--threads", "2", "--stats"], &[], &[]);
+    let s = stats(&r);
+    assert_eq!(
+        s.conflicts,
+        0,
+        "reading a shared tuple conflicted: {s:?}\n{}",
+        r.describe()
+    );
+}
+
+/// Tuples unpacked and rebuilt in atomic blocks, tuple keys in a shared dict: the serial
+/// result with forced aborts, short transactions, threads moving between segments, `--gil`.
+#[test]
+fn tuple_updates_in_atomic_blocks_keep_the_totals() {
+    check("tuple_pairs", &["--threads", "3"], &[], &[]);
+    check("tuple_pairs", &["--threads", "3"], ABORTS, &[]);
+    check(
+        "tuple_pairs",
+        &["--threads", "2"],
+        &[("STMJIT_MOVE_THREADS", "1"), ("STMJIT_BUDGET", "5"), ("STMJIT_NURSERY", "4096")],
+        &[],
+    );
+    check("tuple_pairs", &["--gil"], &[], &[]);
+}
