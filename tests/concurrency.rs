@@ -1057,7 +1057,11 @@ fn tuple_updates_in_atomic_blocks_keep_the_totals() {
     check(
         "tuple_pairs",
         &["--threads", "2"],
-        &[("STMJIT_MOVE_THREADS", "1"), ("STMJIT_BUDGET", "5"), ("STMJIT_NURSERY", "4096")],
+        &[
+            ("STMJIT_MOVE_THREADS", "1"),
+            ("STMJIT_BUDGET", "5"),
+            ("STMJIT_NURSERY", "4096"),
+        ],
         &[],
     );
     check("tuple_pairs", &["--gil"], &[], &[]);

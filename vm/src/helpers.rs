@@ -366,7 +366,15 @@ pub unsafe extern "C" fn stmjit_new_tuple(ctx: *mut Ctx, argv: *const Word, n: u
 /// # Safety
 /// As [`stmjit_binop`]; `out` points at `n` writable words (JIT frame slots).
 pub unsafe extern "C" fn stmjit_unpack(ctx: *mut Ctx, v: Word, n: u64, out: *mut Word) -> Word {
-    with_rt(ctx, |rt| rt.unpack(v, n, out).map(|_| NONE))
+    with_rt(ctx, |rt| {
+        let seq = rt.unpack_seq(v, n)?;
+        // No allocation from here on: `seq` stays where it is.
+        for i in 0..n {
+            // SAFETY: caller's contract (`n` writable words at `out`).
+            unsafe { *out.add(i as usize) = rt.seq_get(seq, i) };
+        }
+        Ok(NONE)
+    })
 }
 
 /// A dict of the `n` key/value pairs at `argv` (key, value, key, value...).

@@ -161,10 +161,10 @@ impl Runtime {
 }
 
 impl Runtime {
-    /// `t1, ..., tn = v`: the `n` items of `v` into `out` (JIT frame slots, which the GC
-    /// updates), with CPython's errors. Lists and tuples are read in place; other iterables
-    /// through the interpreter's values.
-    pub fn unpack(&mut self, v: Word, n: u64, out: *mut Word) -> R<()> {
+    /// `t1, ..., tn = v`: `v` itself when it is a list or tuple of `n` items, else a tuple
+    /// of the `n` items of the iterable `v` (through the interpreter's values); CPython's
+    /// errors otherwise.
+    pub fn unpack_seq(&mut self, v: Word, n: u64) -> R<Word> {
         let t = self.types;
         let seq = if self.is(v, t.tuple) || self.is(v, t.list) {
             v
@@ -174,22 +174,24 @@ impl Runtime {
                     .map(stmjit_lang::value::TupleObj::new_value)
             })?
         };
-        let is_tuple = self.is(seq, t.tuple);
-        let len = if is_tuple {
+        let len = self.seq_len(seq);
+        stmjit_lang::builtins_seq::check_unpack_len(len as usize, n as usize)?;
+        Ok(seq)
+    }
+    /// Length of a list or tuple.
+    pub fn seq_len(&self, seq: Word) -> u64 {
+        if self.is(seq, self.types.tuple) {
             self.tuple_len(seq)
         } else {
             self.list_len(seq)
-        };
-        stmjit_lang::builtins_seq::check_unpack_len(len as usize, n as usize)?;
-        for i in 0..n {
-            let x = if is_tuple {
-                self.tuple_get(seq, i)
-            } else {
-                self.list_get(seq, i)
-            };
-            // SAFETY: the caller passes `n` writable slots.
-            unsafe { *out.add(i as usize) = x };
         }
-        Ok(())
+    }
+    /// Item `i < len` of a list or tuple.
+    pub fn seq_get(&self, seq: Word, i: u64) -> Word {
+        if self.is(seq, self.types.tuple) {
+            self.tuple_get(seq, i)
+        } else {
+            self.list_get(seq, i)
+        }
     }
 }
