@@ -1066,3 +1066,47 @@ fn tuple_updates_in_atomic_blocks_keep_the_totals() {
     );
     check("tuple_pairs", &["--gil"], &[], &[]);
 }
+
+// ---- the commit log (`STMJIT_COMMIT_LOG=1`, docs/COMMITLOG.md) ----
+
+/// Every program above, with writer commits that never stop the other threads: each thread
+/// reads its own snapshot until it validates at a safe point. (`init_change` hung before
+/// the class caches refreshed the snapshot after reading their epoch.)
+#[test]
+fn the_programs_run_with_the_commit_log() {
+    const LOG: (&str, &str) = ("STMJIT_COMMIT_LOG", "1");
+    for name in [
+        "bank",
+        "class_change",
+        "counter",
+        "deadlock_atomic",
+        "deadlock_locks",
+        "dict_overlay_ops",
+        "disjoint_dict",
+        "disjoint_list",
+        "disjoint_new_keys",
+        "elided_stores",
+        "init_change",
+        "join_in_atomic",
+        "join_spawned_in_atomic",
+        "join_values",
+        "leave_atomic",
+        "lock_handoff",
+        "method_change",
+        "readonly_methods",
+        "same_key",
+        "segment_moves",
+        "spawn_tree",
+        "txqueue",
+    ] {
+        let args: &[&str] = if name == "spawn_tree" { &["9"] } else { &[] };
+        check(name, &["--threads", "2"], &[LOG], args);
+        let moving = ("STMJIT_MOVE_THREADS", "1");
+        check(
+            name,
+            &["--threads", "4"],
+            &[LOG, ABORTS[0], ABORTS[1], moving],
+            args,
+        );
+    }
+}

@@ -48,6 +48,7 @@ fn setup(n: usize) -> (Arc<Stm>, TypeId, TypeId) {
         move_threads: false,
         trace: false,
         record_read_sites: false,
+        commit_log: StmConfig::default().commit_log,
     })
     .unwrap();
     let cell = stm.register_type(TypeInfo {

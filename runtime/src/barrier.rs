@@ -132,17 +132,26 @@ impl StmThread {
         let size = (ti.size)(stm.mem.addr(me, r)) as u64;
         stm.check_ref(r, size);
         self.acquire_write_lock(r, r)?;
+        self.refresh_after_lock(r)?;
         let site = stm
             .mem
             .info(me)
             .site
             .load(std::sync::atomic::Ordering::Relaxed);
+        // A write is also a read (stmgc-c8 does the same): with the commit log, our snapshot
+        // may predate the previous lock holder's commit, and the entry we append carries the
+        // whole object; validation must then find the conflict instead of letting us
+        // overwrite that commit with our stale copy. SAFETY: r's marker is in our mapped
+        // marker area.
+        unsafe { gs::store_u8(r >> MARKER_SHIFT, gs::load_u8(RV_OFF)) };
+        let backup = self.backup(r, size);
         self.gc.modified.push(ModRec {
             addr: r,
             len: size,
             kind: ModKind::Object,
             obj: r,
             site,
+            backup,
         });
         let n = crate::pages::privatize(&stm.mem, me, &stm.segs[me].private, r, size);
         Stats::add(&stm.stats.pages_privatized, n);
@@ -186,18 +195,23 @@ impl StmThread {
             return Ok(());
         }
         self.acquire_write_lock(g, r)?;
+        self.refresh_after_lock(g)?;
         let me = self.seg;
         let site = stm
             .mem
             .info(me)
             .site
             .load(std::sync::atomic::Ordering::Relaxed);
+        // A write is also a read (see `write_slow`). SAFETY: g's marker is in our marker area.
+        unsafe { gs::store_u8(g >> MARKER_SHIFT, rv) };
+        let backup = self.backup(g, crate::layout::GRANULE);
         self.gc.modified.push(ModRec {
             addr: g,
             len: crate::layout::GRANULE,
             kind: ModKind::Card,
             obj: r,
             site,
+            backup,
         });
         let n = crate::pages::privatize(
             &stm.mem,
@@ -211,6 +225,39 @@ impl StmThread {
         // SAFETY: cm is in our mapped marker area.
         unsafe { gs::store_u8(cm, rv) };
         Ok(())
+    }
+
+    /// Commit log: validates right after taking a write lock, before its read marker is
+    /// set and its backup taken. The previous holder may have committed the object after our
+    /// snapshot: importing that now costs nothing, while writing over our older copy would
+    /// cost an abort at the next validation. (A real conflict, with an earlier read of ours,
+    /// aborts here.)
+    fn refresh_after_lock(&mut self, g: u64) -> Result<(), Abort> {
+        if !self.stm.config.commit_log {
+            return Ok(());
+        }
+        if let Some(c) = self.validate() {
+            // Not recorded yet, so the abort would not release it.
+            let st = self.stm.tx_state(self.seg);
+            self.stm
+                .locks
+                .cas(g, crate::stm::lock_word(self.seg, st), 0);
+            return Err(self.abort_validated(c));
+        }
+        Ok(())
+    }
+
+    /// Commit log: saves our snapshot's contents of `[a, a+len)` for an abort and returns
+    /// where (`ModRec::backup`); nothing without the log (aborts restore from segment 0).
+    fn backup(&mut self, a: u64, len: u64) -> usize {
+        let at = self.gc.backups.len();
+        if self.stm.config.commit_log {
+            // SAFETY: the range is in our segment's mapped old space (checked by the caller).
+            let b =
+                unsafe { std::slice::from_raw_parts(self.stm.mem.addr(self.seg, a), len as usize) };
+            self.gc.backups.extend_from_slice(b);
+        }
+        at
     }
 
     /// Loads the u64 at `r + off` of this segment's view, without barrier.

@@ -23,7 +23,9 @@
 //!   transaction, and the first two never wait for a lock.
 
 use crate::stats::{AbortCause, Conflict, ConflictInfo, ConflictKind, Side, NO_SITE};
-use crate::stm::{lock_word, Stm, WaitPolicy, CAUSE_SHIFT, DOOMED, INEVITABLE, IN_TX, SEQ_SHIFT};
+use crate::stm::{
+    lock_word, Stm, WaitPolicy, CAUSE_SHIFT, COMMITTING, DOOMED, INEVITABLE, IN_TX, SEQ_SHIFT,
+};
 use crate::transaction::{Abort, StmThread};
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -56,7 +58,7 @@ impl Stm {
         let mut st = s.tx_state.load(SeqCst);
         loop {
             if st & IN_TX == 0
-                || st & INEVITABLE != 0
+                || st & (INEVITABLE | COMMITTING) != 0
                 || expect_seq.is_some_and(|q| q != st >> SEQ_SHIFT)
             {
                 return Doom::Refused;
@@ -146,7 +148,15 @@ impl StmThread {
                     winner_seq: ms >> SEQ_SHIFT,
                 };
                 match stm.doom(h, AbortCause::WriteWrite, Some(hs >> SEQ_SHIFT), Some(info)) {
-                    Doom::Refused => continue,
+                    Doom::Refused => {
+                        // Inevitable meanwhile, or appending its entry (commit log): it
+                        // releases the lock soon.
+                        spins += 1;
+                        if spins > 64 {
+                            std::thread::yield_now();
+                        }
+                        continue;
+                    }
                     Doom::Newly => stm.stats.log_conflict(Conflict {
                         kind: ConflictKind::WriteWrite,
                         winner_segment: me as u32,

@@ -30,6 +30,10 @@ pub const REQUEST_ABORT: u64 = 1 << 1;
 /// Bit of [`SegmentInfo::safe_point_request`]: reserved for "commit soon" (transaction budget
 /// exhausted) requests of later issues. (The GC's major collection uses [`REQUEST_SYNC`].)
 pub const REQUEST_OTHER: u64 = 1 << 2;
+/// Bit of [`SegmentInfo::safe_point_request`] (commit log only): another segment appended
+/// to the commit log; validate (check the read markers against the new entries, import
+/// them) at the next safe point. Handled entirely by the poll's slow path.
+pub const REQUEST_VALIDATE: u64 = 1 << 3;
 
 /// The per-segment control block at `%gs:INFO_OFFSET`.
 ///

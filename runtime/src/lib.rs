@@ -104,6 +104,7 @@
 compile_error!("stmjit-runtime supports Linux x86-64 only");
 
 pub mod barrier;
+pub mod commitlog;
 pub mod contention;
 pub mod ffi;
 pub mod gcpage;
@@ -127,7 +128,7 @@ pub mod value;
 
 pub use layout::{
     Layout, SegmentInfo, GRANULE, INFO_OFFSET, MARKER_SHIFT, PAGE_SIZE, REQUEST_ABORT,
-    REQUEST_OTHER, REQUEST_SYNC,
+    REQUEST_OTHER, REQUEST_SYNC, REQUEST_VALIDATE,
 };
 pub use object::{
     trace_none, ObjectHeader, Ref, TypeId, TypeInfo, FLAGS_OFFSET, HEADER_SIZE, WRITE_BARRIER_FLAG,

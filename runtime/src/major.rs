@@ -140,6 +140,16 @@ impl Stm {
         self.stop_the_world(0);
         let world = crate::transaction::WorldStopped(self);
         let t0 = Instant::now();
+        // Commit log: bring the idle segments (no transaction) to the oldest revision a
+        // transaction still sees, apply the entries up to it to segment 0 and free them
+        // (`commitlog.rs`). The entries left are roots below, and pin their pages.
+        let _apply = self.log.apply.lock().unwrap_or_else(|e| e.into_inner());
+        if self.config.commit_log {
+            let idle: Vec<usize> = (1..=self.num_segments())
+                .filter(|&k| self.tx_state(k) & crate::stm::IN_TX == 0)
+                .collect();
+            self.advance_log_locked(&idle);
+        }
         let threads = self.gc.threads.lock().unwrap();
         // SAFETY: registered pointers stay valid while registered (unregistered under this
         // mutex before the box is dropped); every thread in a transaction is stopped at a safe
@@ -205,6 +215,18 @@ impl Stm {
         for &r in self.gc.roots.lock().unwrap().iter() {
             m.mark(r);
         }
+        // Commit log: an entry not yet applied to segment 0 holds the newest contents of
+        // what it wrote, which segment 0 (where objects are traced) lacks; and its objects
+        // must keep their addresses until every segment has imported it. So every record's
+        // object is a root, and every word of its contents is scanned as a possible one.
+        self.for_each_retained(|e| {
+            for r in &e.recs {
+                m.mark(r.obj);
+                for w in e.data(r).chunks_exact(8) {
+                    m.mark(u64::from_ne_bytes(w.try_into().unwrap()));
+                }
+            }
+        });
         while let Some((r, v)) = m.stack.pop() {
             m.trace(r, v);
         }
@@ -231,12 +253,23 @@ impl Stm {
         let mut reshared = 0;
         for k in 1..=n {
             let mut busy: HashSet<u64> = HashSet::new();
-            for tg in tgs.iter().filter(|t| t.seg.load(SeqCst) == k) {
-                let mut add = |a: u64, len: u64| {
-                    for p in self.page_index(a)..=self.page_index(a + len.max(1) - 1) {
-                        busy.insert(p);
+            let mut add = |a: u64, len: u64| {
+                for p in self.page_index(a)..=self.page_index(a + len.max(1) - 1) {
+                    busy.insert(p);
+                }
+            };
+            // Commit log: segment 0 lacks the entries kept; a page one of them wrote holds
+            // newer contents in each segment that has validated that entry.
+            // SAFETY: k's `last` is alive (world stopped, `apply` held).
+            let rev = unsafe { (*self.seg_last(k)).rev };
+            self.for_each_retained(|e| {
+                if e.rev <= rev {
+                    for r in &e.recs {
+                        add(r.addr, r.len);
                     }
-                };
+                }
+            });
+            for tg in tgs.iter().filter(|t| t.seg.load(SeqCst) == k) {
                 for rec in tg.modified.iter() {
                     add(rec.addr, rec.len);
                 }
@@ -277,6 +310,21 @@ impl Stm {
         Stats::add(&st.pages_reshared, reshared);
         drop(world);
         drop(guard);
+    }
+
+    /// Calls `f` on every entry of the commit log not yet applied to segment 0. The caller
+    /// holds the log's `apply` mutex (so none is freed) and the world is stopped.
+    fn for_each_retained(&self, mut f: impl FnMut(&crate::commitlog::Entry)) {
+        let mut p = self.log.root();
+        loop {
+            // SAFETY: entries after the root are alive while `apply` is held.
+            p = unsafe { (*p).next.load(SeqCst) };
+            if p.is_null() {
+                return;
+            }
+            // SAFETY: as above.
+            f(unsafe { &*p });
+        }
     }
 
     /// Maps back to the memfd every private page of segment `k` below `frontier` that is not

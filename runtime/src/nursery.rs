@@ -69,6 +69,9 @@ pub(crate) struct ThreadGc {
     _region: Region,
     /// The transaction's modified records (objects, cards, and `New` objects).
     pub modified: Vec<ModRec>,
+    /// Commit log: the contents before this transaction of the ranges of the `Object` and
+    /// `Card` records (`ModRec::backup`), restored by an abort.
+    pub backups: Vec<u8>,
     /// Young objects outside the nursery: address → allocated size.
     pub young_large: HashMap<Ref, u64>,
     /// Objects promoted in this transaction that were written since the last minor
@@ -88,6 +91,7 @@ impl ThreadGc {
             shadow,
             _region: region,
             modified: Vec::new(),
+            backups: Vec::new(),
             young_large: HashMap::new(),
             old_young: Vec::new(),
             restart_roots: std::sync::Mutex::new(Vec::new()),
@@ -166,6 +170,7 @@ impl Minor<'_> {
                     kind: ModKind::New,
                     obj: new,
                     site: 0,
+                    backup: 0,
                 });
                 self.promoted += size;
                 new
@@ -181,6 +186,7 @@ impl Minor<'_> {
                     kind: ModKind::New,
                     obj: w,
                     site: 0,
+                    backup: 0,
                 });
                 self.promoted += size;
             }

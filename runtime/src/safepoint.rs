@@ -1,5 +1,8 @@
 //! Safe points: how a committing segment brings the others to a stop.
 //!
+//! With the commit log (`commitlog.rs`) only major collections stop the world; commits
+//! only set `REQUEST_VALIDATE` in the others' request words and never wait.
+//!
 //! Each segment is RUNNING (its thread may touch segment memory at any time) or SAFE (its
 //! thread is outside a transaction, blocked in the runtime, or detached from the OS thread).
 //! A committer sets `sync_in_progress`, sets `REQUEST_SYNC` in the `safe_point_request` word

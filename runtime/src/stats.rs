@@ -171,6 +171,13 @@ pub struct Stats {
     pub(crate) major_freed_bytes: AtomicU64,
     pub(crate) live_bytes: AtomicU64,
     pub(crate) pages_reshared: AtomicU64,
+    pub(crate) validations: AtomicU64,
+    pub(crate) validate_ns: AtomicU64,
+    pub(crate) imported_entries: AtomicU64,
+    pub(crate) imported_bytes: AtomicU64,
+    pub(crate) inevitable_waits: AtomicU64,
+    pub(crate) log_max_entries: AtomicU64,
+    pub(crate) log_max_bytes: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -186,11 +193,15 @@ pub struct StatsSnapshot {
     pub aborts_explicit: u64,
     /// Old-object pages privatized (all segments together).
     pub pages_privatized: u64,
-    /// Time committers spent waiting for the other segments to reach a safe point (ns).
+    /// Time committers (and, with the commit log, only major collections) spent waiting for
+    /// the other segments to reach a safe point (ns).
     pub sync_wait_ns: u64,
-    /// Time threads spent paused at safe points while another segment committed (ns).
+    /// Time threads spent paused at safe points while another segment committed (with the
+    /// commit log: while a major collection ran, or waiting for an inevitable transaction to
+    /// end before appending) (ns).
     pub paused_ns: u64,
-    /// Number of commits that had to stop at least one other running segment.
+    /// Number of commits (with the commit log: major collections) that had to stop at least
+    /// one other running segment.
     pub syncs: u64,
     /// Write-write conflicts resolved by the younger transaction waiting.
     pub ww_waits: u64,
@@ -220,6 +231,27 @@ pub struct StatsSnapshot {
     pub live_bytes: u64,
     /// Private pages mapped back to the shared memfd by major collections.
     pub pages_reshared: u64,
+    /// Commit log only: validations that found new entries (each segment validates at its
+    /// own safe points: begin, polls after another commit, its commit).
+    pub validations: u64,
+    /// Commit log only: time spent in those validations, checking read markers against the
+    /// new entries and importing them (ns).
+    pub validate_ns: u64,
+    /// Commit log only: entries imported into a segment (all segments together).
+    pub imported_entries: u64,
+    /// Commit log only: bytes copied into segments by those imports.
+    pub imported_bytes: u64,
+    /// Commit log only: writer commits (or inevitability requests) that waited for another
+    /// transaction's inevitability to end (the wait counts in `paused_ns`).
+    pub inevitable_waits: u64,
+    /// Commit log only: entries not yet applied to segment 0 and freed, now.
+    pub log_entries: u64,
+    /// Commit log only: memory those entries hold, now (bytes).
+    pub log_bytes: u64,
+    /// Commit log only: the most entries kept at once.
+    pub log_max_entries: u64,
+    /// Commit log only: the most bytes kept at once.
+    pub log_max_bytes: u64,
 }
 
 impl StatsSnapshot {
@@ -274,6 +306,15 @@ impl Stats {
             major_freed_bytes: self.major_freed_bytes.load(Relaxed),
             live_bytes: self.live_bytes.load(Relaxed),
             pages_reshared: self.pages_reshared.load(Relaxed),
+            validations: self.validations.load(Relaxed),
+            validate_ns: self.validate_ns.load(Relaxed),
+            imported_entries: self.imported_entries.load(Relaxed),
+            imported_bytes: self.imported_bytes.load(Relaxed),
+            inevitable_waits: self.inevitable_waits.load(Relaxed),
+            log_entries: 0,
+            log_bytes: 0,
+            log_max_entries: self.log_max_entries.load(Relaxed),
+            log_max_bytes: self.log_max_bytes.load(Relaxed),
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::object::{ObjectHeader, Ref, TypeId, TypeInfo, TypeRegistry};
 use crate::pages::PrivateBitmap;
 use crate::segment::Memory;
 use crate::stats::{ConflictInfo, Stats, StatsSnapshot};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
 /// What a transaction does when it meets a write lock held by an older transaction.
@@ -48,6 +48,11 @@ pub struct StmConfig {
     /// `readsites.rs`). For reports (`--stats`, `--trace`); off by default, when it costs
     /// nothing.
     pub record_read_sites: bool,
+    /// Writer commits append to a commit log and never stop the other segments (stmgc-c8's
+    /// model, `commitlog.rs`); each segment validates and imports at its own safe points.
+    /// Off: every writer commit stops the world (c7's model). Default: the environment
+    /// variable `STMJIT_COMMIT_LOG` (`1` on, anything else off); off when unset.
+    pub commit_log: bool,
 }
 
 impl Default for StmConfig {
@@ -64,6 +69,7 @@ impl Default for StmConfig {
             move_threads: false,
             trace: false,
             record_read_sites: false,
+            commit_log: std::env::var("STMJIT_COMMIT_LOG").is_ok_and(|v| v == "1"),
         }
     }
 }
@@ -72,6 +78,9 @@ impl Default for StmConfig {
 pub(crate) const IN_TX: u64 = 1;
 pub(crate) const INEVITABLE: u64 = 2;
 pub(crate) const DOOMED: u64 = 4;
+/// Commit log: the transaction is appending its entry; it can no longer be doomed (a
+/// transaction that took a write lock over from it could otherwise lose to it).
+pub(crate) const COMMITTING: u64 = 8;
 /// The abort cause of a doomed transaction lives in bits 8..16.
 pub(crate) const CAUSE_SHIFT: u32 = 8;
 /// The segment's transaction sequence number (bumped at each begin) lives in bits 32..64.
@@ -94,6 +103,9 @@ pub(crate) struct SegShared {
     /// What the doomer of this segment's transaction knew about the conflict: written under
     /// this mutex together with the DOOMED bit (see `Stm::doom`), taken by `abort_now`.
     pub conflict: Mutex<Option<ConflictInfo>>,
+    /// Commit log: the newest entry this segment has validated (its snapshot's revision).
+    /// Advanced by its owner, or, while the segment is idle, by `Stm::advance_log`.
+    pub last: AtomicPtr<crate::commitlog::Entry>,
 }
 
 /// The free transaction segments and a ticket queue of the threads waiting for one.
@@ -103,7 +115,7 @@ pub(crate) struct SegShared {
 /// whole queue (with a thousand waiting threads, waking all of them at every hand-off cost
 /// most of the run in the kernel).
 pub(crate) struct FreeSegments {
-    segments: Vec<usize>,
+    pub(crate) segments: Vec<usize>,
     /// Ticket of the next thread to ask.
     next_ticket: u64,
     /// Ticket of the thread whose turn it is.
@@ -129,6 +141,8 @@ pub struct Stm {
     pub(crate) mem: Memory,
     pub(crate) locks: WriteLocks,
     pub(crate) segs: Vec<SegShared>,
+    /// The commit log (used with [`StmConfig::commit_log`]).
+    pub(crate) log: crate::commitlog::CommitLog,
     pub(crate) types: TypeRegistry,
     pub(crate) stats: Stats,
     pub(crate) config: StmConfig,
@@ -177,6 +191,7 @@ impl Stm {
         } else {
             None
         };
+        let log = crate::commitlog::CommitLog::new();
         let segs = (0..=config.num_segments)
             .map(|_| SegShared {
                 running: AtomicBool::new(false),
@@ -184,6 +199,7 @@ impl Stm {
                 start_time: AtomicU64::new(0),
                 private: PrivateBitmap::new(layout.old_pages()),
                 conflict: Mutex::new(None),
+                last: AtomicPtr::new(log.root()),
             })
             .collect();
         Ok(Arc::new(Stm {
@@ -195,6 +211,7 @@ impl Stm {
             mem,
             locks,
             segs,
+            log,
             types: TypeRegistry::default(),
             stats: Stats::default(),
             free: Mutex::new(FreeSegments {
@@ -246,7 +263,10 @@ impl Stm {
 
     /// A copy of the statistics.
     pub fn stats(&self) -> StatsSnapshot {
-        self.stats.snapshot()
+        let mut s = self.stats.snapshot();
+        s.log_entries = self.log.len.load(std::sync::atomic::Ordering::Relaxed);
+        s.log_bytes = self.log.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        s
     }
 
     /// Pages currently private in segment `seg`.
@@ -279,8 +299,13 @@ impl Stm {
         }
     }
 
-    /// Reads the committed value (segment 0) of the u64 at `r + off`: for tests and tools.
+    /// Reads the latest committed value of the u64 at `r + off` (segment 0; with the commit
+    /// log, segment 0 and the entries not yet applied to it): for tests and tools.
     pub fn committed_u64(&self, r: Ref, off: u64) -> u64 {
+        if self.config.commit_log {
+            self.check_ref(r + off, 8);
+            return self.committed_bytes(r + off);
+        }
         self.segment_u64(0, r, off)
     }
 

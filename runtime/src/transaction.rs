@@ -1,5 +1,10 @@
 //! Transactions: begin, commit, abort, inevitability, and the per-thread handle.
 //!
+//! Two commit protocols: c7's (every writer commit stops the world and publishes into the
+//! other segments) and, with `StmConfig::commit_log`, c8's (a writer commit validates and
+//! appends to the commit log; every segment validates and imports at its own safe points:
+//! `validate`, `commit_logged`, and `commitlog.rs`).
+//!
 //! Aborts are reported as `Err(Abort)` from every runtime entry (barriers, allocation,
 //! commit, `poll`), after the runtime has already rolled the transaction back: the caller
 //! only has to unwind to its restart point and call [`StmThread::begin`] again. There is no
@@ -7,15 +12,18 @@
 
 use crate::contention::doom_cause;
 use crate::gs;
-use crate::layout::{SegmentInfo, INFO_OFFSET, PAGE_SIZE, REQUEST_ABORT, REQUEST_SYNC};
+use crate::layout::{
+    SegmentInfo, INFO_OFFSET, PAGE_SIZE, REQUEST_ABORT, REQUEST_SYNC, REQUEST_VALIDATE,
+};
 use crate::object::WRITE_BARRIER_FLAG;
 use crate::stats::{AbortCause, Conflict, ConflictInfo, ConflictKind, Side, Stats, NO_SITE};
-use crate::stm::{lock_word, Stm, DOOMED, INEVITABLE, IN_TX, SEQ_SHIFT};
+use crate::stm::{lock_word, Stm, COMMITTING, DOOMED, INEVITABLE, IN_TX, SEQ_SHIFT};
 use crate::trace::{Event, Outcome, SpanKind, TxRecord};
 use std::cell::Cell;
 use std::marker::PhantomData;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The transaction was aborted (and already rolled back); retry from the start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +74,9 @@ pub(crate) struct ModRec {
     /// GC uses to find the card's value words; otherwise `addr`).
     pub obj: u64,
     pub site: u32,
+    /// Commit log: offset in `ThreadGc::backups` of the range's contents before this
+    /// transaction wrote it (restored by an abort; `Object` and `Card` records only).
+    pub backup: usize,
 }
 
 pub(crate) const RV_OFF: u64 =
@@ -240,6 +251,113 @@ impl StmThread {
         if st & DOOMED != 0 {
             return Err(self.abort_now(doom_cause(st)));
         }
+        if req & REQUEST_VALIDATE != 0 {
+            self.validate_or_abort()?;
+        }
+        Ok(())
+    }
+
+    /// Commit log: validates this segment's snapshot against the entries appended since
+    /// (see `commitlog.rs`) and imports them. Returns the conflict, without importing that
+    /// entry or any later one, if one of them wrote a granule this transaction has read
+    /// (its read marker holds the read version; write slow paths set it too).
+    pub(crate) fn validate(&mut self) -> Option<(Conflict, ConflictInfo)> {
+        let stm = &*self.stm;
+        let me = self.seg;
+        let info = stm.mem.info(me);
+        // Cleared before looking: a request for an entry we are about to import is harmless,
+        // but one left set would send every later poll to this slow path.
+        if info.safe_point_request.load(Relaxed) & REQUEST_VALIDATE != 0 {
+            info.safe_point_request.fetch_and(!REQUEST_VALIDATE, SeqCst);
+        }
+        let mut cur = stm.seg_last(me);
+        // SAFETY: entries from a held segment's `last` on are alive: the log frees only
+        // entries before the smallest `last` of the segments not in the free list.
+        let mut next = unsafe { (*cur).next.load(Acquire) };
+        if next.is_null() {
+            return None;
+        }
+        let t0 = Instant::now();
+        let rv = info.read_version.load(Relaxed);
+        let check = stm.tx_state(me) & IN_TX != 0;
+        let (mut entries, mut bytes) = (0, 0);
+        let mut found = None;
+        while !next.is_null() {
+            // SAFETY: as above.
+            let e = unsafe { &*next };
+            if e.seg != me {
+                if check {
+                    if let Some(r) = e
+                        .recs
+                        .iter()
+                        .find(|r| r.kind != ModKind::New && stm.marker_at(me, r.addr) == rv)
+                    {
+                        let type_id = stm.type_id_in(me, r.obj);
+                        found = Some((
+                            Conflict {
+                                kind: ConflictKind::WriteRead,
+                                winner_segment: e.seg as u32,
+                                loser_segment: me as u32,
+                                object: r.addr,
+                                site: r.site,
+                                type_id,
+                            },
+                            ConflictInfo {
+                                kind: ConflictKind::WriteRead,
+                                object: r.obj,
+                                addr: r.addr,
+                                type_id,
+                                winner: Side::wrote(r.site),
+                                loser: Side::read(stm.read_site_at(me, r.addr)),
+                                winner_segment: e.seg as u32,
+                                winner_seq: e.seq,
+                            },
+                        ));
+                        break;
+                    }
+                }
+                for r in &e.recs {
+                    stm.import_rec(me, e, r);
+                }
+                entries += 1;
+                bytes += e.bytes.len() as u64;
+            }
+            cur = next;
+            stm.segs[me].last.store(cur, Release);
+            // SAFETY: as above.
+            next = unsafe { (*cur).next.load(Acquire) };
+        }
+        Stats::add(&stm.stats.validations, 1);
+        Stats::add(&stm.stats.imported_entries, entries);
+        Stats::add(&stm.stats.imported_bytes, bytes);
+        Stats::add(&stm.stats.validate_ns, t0.elapsed().as_nanos() as u64);
+        found
+    }
+
+    /// [`StmThread::validate`], aborting on a conflict.
+    pub(crate) fn validate_or_abort(&mut self) -> Result<(), Abort> {
+        match self.validate() {
+            None => Ok(()),
+            Some(c) => Err(self.abort_validated(c)),
+        }
+    }
+
+    /// Aborts for a conflict found by [`StmThread::validate`].
+    pub(crate) fn abort_validated(&mut self, (c, info): (Conflict, ConflictInfo)) -> Abort {
+        self.stm.stats.log_conflict(c);
+        self.abort_with(AbortCause::WriteRead, Some(info))
+    }
+
+    /// Brings the running transaction's view up to the newest commit (commit log: validates
+    /// now, aborting on a conflict; without the log every running transaction already sees
+    /// every commit). For callers that keep what a transaction reads outside the STM heap
+    /// under a version they read first (the JIT's class caches): after this call, the
+    /// transaction's view includes every commit whose effects happened before that read.
+    pub fn refresh(&mut self) -> Result<(), Abort> {
+        self.enter()?;
+        if self.stm.config.commit_log {
+            self.validate_or_abort()?;
+        }
         Ok(())
     }
 
@@ -316,6 +434,11 @@ impl StmThread {
                 inevitable_ns: None,
             });
         }
+        if stm.config.commit_log {
+            // Markers from earlier transactions hold older read versions: no conflict.
+            let c = self.validate();
+            debug_assert!(c.is_none());
+        }
     }
 
     /// Records the end of the running transaction in the trace (before its segment is
@@ -345,7 +468,7 @@ impl StmThread {
     /// private copies of their pages, releases the write locks and re-sets the write-barrier
     /// flags. `Err` if the transaction had been doomed (or must yield to an inevitable reader).
     pub fn commit(&mut self) -> Result<(), Abort> {
-        self.commit_with(&mut || {})
+        self.commit_inner(None)
     }
 
     /// Like [`StmThread::commit`], and runs `on_commit` exactly once iff the commit succeeds,
@@ -354,7 +477,17 @@ impl StmThread {
     /// RUNNING). So effects appended there (e.g. buffered `print` output to a global queue)
     /// appear in commit order. `on_commit` must be short, must not call into this runtime,
     /// and must not wait for other transactions.
+    ///
+    /// With the commit log, writers run `on_commit` right after appending their entry,
+    /// still holding the log's append mutex, so effects appear in log order; a read-only
+    /// transaction first validates to the newest entry under that mutex (so it serializes
+    /// after every commit whose effects are already out). Use [`StmThread::commit`] when
+    /// there is nothing to do: a read-only commit then takes no global lock.
     pub fn commit_with(&mut self, on_commit: &mut dyn FnMut()) -> Result<(), Abort> {
+        self.commit_inner(Some(on_commit))
+    }
+
+    fn commit_inner(&mut self, on_commit: Option<&mut dyn FnMut()>) -> Result<(), Abort> {
         if self.seg == 0 {
             panic!("stmjit: commit() called outside a transaction");
         }
@@ -363,6 +496,9 @@ impl StmThread {
         self.minor_collection();
         let stm = self.stm.clone();
         let me = self.seg;
+        if stm.config.commit_log {
+            return self.commit_logged(on_commit);
+        }
         if self.gc.modified.is_empty() {
             // Read-only fast path: nothing to publish or unlock. While we are RUNNING no commit
             // runs (so no write-read doom can arrive) and, holding no lock, nobody dooms us
@@ -373,7 +509,9 @@ impl StmThread {
             }
             self.finish_commit(st);
             // Still RUNNING: no writer commit is in its world-stopped phase.
-            on_commit();
+            if let Some(f) = on_commit {
+                f();
+            }
             self.trace_end(Outcome::Committed, None, 0);
             self.release();
             self.maybe_major();
@@ -508,13 +646,199 @@ impl StmThread {
         self.gc.modified.clear();
         // Leave IN_TX before resuming the world, so no later committer checks our markers.
         self.finish_commit(st);
-        on_commit();
+        if let Some(f) = on_commit {
+            f();
+        }
         drop(world);
         drop(guard);
         self.trace_end(Outcome::Committed, None, bytes);
         self.release();
         self.maybe_major();
         Ok(())
+    }
+
+    /// Commit with the commit log (after the minor collection): see `commitlog.rs`. Never
+    /// waits for another segment, except while another transaction is inevitable.
+    fn commit_logged(&mut self, mut on_commit: Option<&mut dyn FnMut()>) -> Result<(), Abort> {
+        let stm = self.stm.clone();
+        let me = self.seg;
+        if self.gc.modified.is_empty() {
+            // Read-only: every read came from one snapshot, validated whenever it moved:
+            // nothing to check. With an effect to order, serialize after the newest entry.
+            let guard = match on_commit {
+                Some(_) => {
+                    let g = stm.log.append.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(c) = self.validate() {
+                        drop(g);
+                        return Err(self.abort_validated(c));
+                    }
+                    Some(g)
+                }
+                None => None,
+            };
+            let st = stm.tx_state(me);
+            if st & DOOMED != 0 {
+                drop(guard);
+                return Err(self.abort_now(doom_cause(st)));
+            }
+            self.finish_commit(st);
+            if let Some(f) = on_commit.as_mut() {
+                f();
+            }
+            drop(guard);
+            self.trace_end(Outcome::Committed, None, 0);
+            self.release();
+            self.maybe_major();
+            return Ok(());
+        }
+        // Re-set the write-barrier flags in our copy (the entry carries them), then copy the
+        // new contents: our records are locked (or new), so no import changes them.
+        for rec in &self.gc.modified {
+            if rec.kind != ModKind::Card {
+                // SAFETY: the object lies in our segment's mapped old space, written only by
+                // this thread (we hold its lock, or allocated it).
+                unsafe {
+                    crate::nursery::update_flags(
+                        stm.mem.addr(me, rec.addr) as u64,
+                        WRITE_BARRIER_FLAG as u32,
+                        crate::nursery::NEW_FLAG,
+                    )
+                };
+            }
+        }
+        let mut entry = Some(self.build_entry());
+        let bytes = if stm.tracer().is_some() {
+            self.gc
+                .modified
+                .iter()
+                .filter(|r| r.kind != ModKind::New)
+                .map(|r| r.len)
+                .sum()
+        } else {
+            0
+        };
+        loop {
+            let guard = stm.log.append.lock().unwrap_or_else(|e| e.into_inner());
+            let inev = stm.inevitable.load(SeqCst) as usize;
+            if inev != 0 && inev != me {
+                // It must never abort: nothing may be appended over what it read, or will.
+                drop(guard);
+                self.wait_for_inevitable(inev)?;
+                continue;
+            }
+            if let Some(c) = self.validate() {
+                drop(guard);
+                return Err(self.abort_validated(c));
+            }
+            let s = &stm.segs[me].tx_state;
+            let st = s.load(SeqCst);
+            if st & DOOMED != 0
+                || s.compare_exchange(st, st | COMMITTING, SeqCst, SeqCst)
+                    .is_err()
+            {
+                // Only a doom changes our state meanwhile.
+                drop(guard);
+                let st = stm.tx_state(me);
+                return Err(self.abort_now(doom_cause(st)));
+            }
+            let e = stm.log.append(entry.take().unwrap(), &stm.stats);
+            stm.segs[me].last.store(e, Release);
+            for rec in &self.gc.modified {
+                if rec.kind != ModKind::New {
+                    let ok = stm.locks.cas(rec.addr, lock_word(me, st), 0);
+                    assert!(
+                        ok,
+                        "stmjit: internal error: lost a write lock while committing"
+                    );
+                }
+            }
+            self.gc.modified.clear();
+            self.gc.backups.clear();
+            self.finish_commit(st);
+            if let Some(f) = on_commit.as_mut() {
+                f();
+            }
+            drop(guard);
+            break;
+        }
+        // Ask the others to validate at their next safe point (no waiting).
+        for k in 1..=stm.num_segments() {
+            if k != me && stm.tx_state(k) & IN_TX != 0 {
+                stm.mem
+                    .info(k)
+                    .safe_point_request
+                    .fetch_or(REQUEST_VALIDATE, SeqCst);
+            }
+        }
+        if stm.log_due() {
+            stm.advance_log();
+        }
+        self.trace_end(Outcome::Committed, None, bytes);
+        self.release();
+        self.maybe_major();
+        Ok(())
+    }
+
+    /// The log entry of this transaction: every modified record with its current contents
+    /// in our segment.
+    fn build_entry(&self) -> Box<crate::commitlog::Entry> {
+        let stm = &self.stm;
+        let me = self.seg;
+        let total: u64 = self.gc.modified.iter().map(|r| r.len).sum();
+        let mut bytes = Vec::with_capacity(total as usize);
+        let mut recs = Vec::with_capacity(self.gc.modified.len());
+        for r in &self.gc.modified {
+            recs.push(crate::commitlog::Rec {
+                addr: r.addr,
+                len: r.len,
+                off: bytes.len(),
+                kind: r.kind,
+                obj: r.obj,
+                site: r.site,
+            });
+            // SAFETY: the range is in our segment's mapped old space; only we write it.
+            bytes.extend_from_slice(unsafe {
+                std::slice::from_raw_parts(stm.mem.addr(me, r.addr), r.len as usize)
+            });
+        }
+        crate::commitlog::Entry::new(me, stm.tx_state(me) >> SEQ_SHIFT, recs, bytes)
+    }
+
+    /// Commit log: waits at a safe point until segment `inev` is no longer inevitable (with
+    /// [`crate::WaitPolicy::AbortSelf`]: aborts instead). `Err` if aborted meanwhile.
+    fn wait_for_inevitable(&mut self, inev: usize) -> Result<(), Abort> {
+        let stm = self.stm.clone();
+        Stats::add(&stm.stats.inevitable_waits, 1);
+        match stm.config.wait_policy {
+            crate::stm::WaitPolicy::AbortSelf => {
+                let first = self.gc.modified.first();
+                let obj = first.map_or(0, |r| r.obj);
+                let info = ConflictInfo {
+                    kind: ConflictKind::WriteRead,
+                    object: obj,
+                    addr: first.map_or(0, |r| r.addr),
+                    loser: Side::wrote(first.map_or(NO_SITE, |r| r.site)),
+                    type_id: if obj != 0 {
+                        stm.type_id_in(self.seg, obj)
+                    } else {
+                        0
+                    },
+                    winner: Side::was_at(stm.mem.info(inev).site.load(SeqCst)),
+                    winner_segment: inev as u32,
+                    winner_seq: stm.tx_state(inev) >> SEQ_SHIFT,
+                };
+                Err(self.abort_with(AbortCause::WriteRead, Some(info)))
+            }
+            crate::stm::WaitPolicy::Wait => {
+                let t0 = Instant::now();
+                let r = self.pause_until(|| stm.inevitable.load(SeqCst) as usize != inev);
+                Stats::add(&stm.stats.paused_ns, t0.elapsed().as_nanos() as u64);
+                if let Some(t) = stm.tracer() {
+                    t.span_since(SpanKind::InevitableWait, t0);
+                }
+                r
+            }
+        }
     }
 
     /// Runs a major collection if the allocated volume calls for one (after a commit).
@@ -618,7 +942,17 @@ impl StmThread {
             self.own_write_side(c);
         }
         for rec in self.gc.modified.iter().rev() {
-            if rec.kind != ModKind::New {
+            if rec.kind != ModKind::New && stm.config.commit_log {
+                // Segment 0 may lag behind our snapshot: restore the backup, which holds
+                // our snapshot's contents (validation never moves the snapshot past an entry
+                // that wrote a range we modified: we set its read marker).
+                let b = &self.gc.backups[rec.backup..rec.backup + rec.len as usize];
+                // SAFETY: the range is in our segment's mapped old space, private (we wrote
+                // it), and only this thread writes it.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(b.as_ptr(), stm.mem.addr(me, rec.addr), b.len())
+                };
+            } else if rec.kind != ModKind::New {
                 // SAFETY: both ranges are mapped (old space of segments 0 and me), distinct,
                 // and no commit runs concurrently (we are RUNNING or hold the world).
                 unsafe {
@@ -638,6 +972,7 @@ impl StmThread {
         }
         self.gc_abort();
         self.gc.modified.clear();
+        self.gc.backups.clear();
         self.leave_commit_phase();
         self.trace_end(Outcome::Aborted(cause), conflict, 0);
         stm.segs[me]
@@ -682,6 +1017,9 @@ impl StmThread {
         if stm.tx_state(me) & INEVITABLE != 0 {
             return Ok(());
         }
+        if stm.config.commit_log {
+            return self.become_inevitable_logged();
+        }
         while stm
             .inevitable
             .compare_exchange(0, me as u8, SeqCst, SeqCst)
@@ -719,6 +1057,57 @@ impl StmThread {
         }
     }
 
+    /// [`StmThread::become_inevitable`] with the commit log: validates to the newest entry
+    /// and takes the inevitable slot under the append mutex, so that no entry is ever
+    /// appended after its snapshot by another transaction while it is inevitable.
+    fn become_inevitable_logged(&mut self) -> Result<(), Abort> {
+        let stm = self.stm.clone();
+        let me = self.seg;
+        loop {
+            let guard = stm.log.append.lock().unwrap_or_else(|e| e.into_inner());
+            if stm.inevitable.load(SeqCst) != 0 {
+                drop(guard);
+                match stm.config.wait_policy {
+                    crate::stm::WaitPolicy::AbortSelf => {
+                        return Err(self.abort_now(AbortCause::WriteWrite))
+                    }
+                    crate::stm::WaitPolicy::Wait => {
+                        Stats::add(&stm.stats.inevitable_waits, 1);
+                        let t0 = Instant::now();
+                        let r = self.pause_until(|| stm.inevitable.load(SeqCst) == 0);
+                        Stats::add(&stm.stats.paused_ns, t0.elapsed().as_nanos() as u64);
+                        if let Some(t) = stm.tracer() {
+                            t.span_since(SpanKind::InevitableWait, t0);
+                        }
+                        r?;
+                        continue;
+                    }
+                }
+            }
+            if let Some(c) = self.validate() {
+                drop(guard);
+                return Err(self.abort_validated(c));
+            }
+            let s = &stm.segs[me].tx_state;
+            let mut st = s.load(SeqCst);
+            loop {
+                if st & DOOMED != 0 {
+                    drop(guard);
+                    return Err(self.abort_now(doom_cause(st)));
+                }
+                match s.compare_exchange(st, st | INEVITABLE, SeqCst, SeqCst) {
+                    Ok(_) => break,
+                    Err(x) => st = x,
+                }
+            }
+            stm.inevitable.store(me as u8, SeqCst);
+            if let (Some(t), Some(open)) = (stm.tracer(), self.trace_tx.as_mut()) {
+                open.inevitable_ns = Some(t.now());
+            }
+            return Ok(());
+        }
+    }
+
     /// Enters the running transaction's *commit phase*, for writes that must be done last,
     /// right before [`StmThread::commit`] (the JIT inserts a transaction's new dict keys
     /// there, so that inserting different keys does not conflict). Waits, at a safe point,
@@ -738,6 +1127,12 @@ impl StmThread {
                     .is_ok()
             {
                 return Ok(());
+            }
+            let f = stm.finishing.load(SeqCst) as usize;
+            if stm.config.commit_log && f != 0 && stm.tx_state(me) & INEVITABLE != 0 {
+                // With the commit log its commit would wait for us: it yields instead
+                // (refused only while it appends, which ends soon).
+                stm.doom(f, AbortCause::WriteWrite, None, None);
             }
             let t0 = std::time::Instant::now();
             self.pause_until(|| stm.finishing.load(SeqCst) == 0)?;

@@ -4,9 +4,8 @@ mod common;
 use common::*;
 use stmjit_runtime::*;
 
-#[test]
-fn gs_points_at_segment_during_transaction() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn gs_points_at_segment_during_transaction_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[7]);
     let mut a = stm.thread();
@@ -24,8 +23,18 @@ fn gs_points_at_segment_during_transaction() {
 }
 
 #[test]
-fn isolation_write_invisible_until_commit() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn gs_points_at_segment_during_transaction() {
+    gs_points_at_segment_during_transaction_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn gs_points_at_segment_during_transaction_commit_log() {
+    gs_points_at_segment_during_transaction_in(true);
+}
+
+fn isolation_write_invisible_until_commit_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[1])[0];
     let mut a = stm.thread();
@@ -55,12 +64,25 @@ fn isolation_write_invisible_until_commit() {
     for s in 0..=2 {
         assert_eq!(stm.segment_header(s, c).flags as u8 & WRITE_BARRIER_FLAG, 1);
     }
-    assert_eq!(stm.stats().pages_privatized, 1);
+    // With the commit log, `b` also imports the commit into a private copy of its own when
+    // it validates (its shared page, segment 0, does not hold the new bytes yet).
+    let copies = if stm.config().commit_log { 2 } else { 1 };
+    assert_eq!(stm.stats().pages_privatized, copies);
 }
 
 #[test]
-fn write_read_conflict_aborts_the_reader() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn isolation_write_invisible_until_commit() {
+    isolation_write_invisible_until_commit_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn isolation_write_invisible_until_commit_commit_log() {
+    isolation_write_invisible_until_commit_in(true);
+}
+
+fn write_read_conflict_aborts_the_reader_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[1])[0];
     let mut reader = stm.thread();
@@ -95,8 +117,18 @@ fn write_read_conflict_aborts_the_reader() {
 }
 
 #[test]
-fn no_conflict_when_reader_did_not_read() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn write_read_conflict_aborts_the_reader() {
+    write_read_conflict_aborts_the_reader_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn write_read_conflict_aborts_the_reader_commit_log() {
+    write_read_conflict_aborts_the_reader_in(true);
+}
+
+fn no_conflict_when_reader_did_not_read_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[1, 2]);
     let mut a = stm.thread();
@@ -113,8 +145,18 @@ fn no_conflict_when_reader_did_not_read() {
 }
 
 #[test]
-fn write_write_conflict_younger_yields_older_takes_over() {
-    let stm = Stm::new(config(3, WaitPolicy::AbortSelf)).unwrap();
+fn no_conflict_when_reader_did_not_read() {
+    no_conflict_when_reader_did_not_read_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn no_conflict_when_reader_did_not_read_commit_log() {
+    no_conflict_when_reader_did_not_read_in(true);
+}
+
+fn write_write_conflict_younger_yields_older_takes_over_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 3, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[1])[0];
     let mut old = stm.thread();
@@ -146,8 +188,18 @@ fn write_write_conflict_younger_yields_older_takes_over() {
 }
 
 #[test]
-fn doomed_transaction_cannot_commit() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn write_write_conflict_younger_yields_older_takes_over() {
+    write_write_conflict_younger_yields_older_takes_over_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn write_write_conflict_younger_yields_older_takes_over_commit_log() {
+    write_write_conflict_younger_yields_older_takes_over_in(true);
+}
+
+fn doomed_transaction_cannot_commit_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[1])[0];
     let mut a = stm.thread();
@@ -161,8 +213,18 @@ fn doomed_transaction_cannot_commit() {
 }
 
 #[test]
-fn inevitable_reader_wins_write_read() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn doomed_transaction_cannot_commit() {
+    doomed_transaction_cannot_commit_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn doomed_transaction_cannot_commit_commit_log() {
+    doomed_transaction_cannot_commit_in(true);
+}
+
+fn inevitable_reader_wins_write_read_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[1])[0];
     let mut inev = stm.thread();
@@ -179,8 +241,18 @@ fn inevitable_reader_wins_write_read() {
 }
 
 #[test]
-fn inevitable_wins_write_write_both_ways() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn inevitable_reader_wins_write_read() {
+    inevitable_reader_wins_write_read_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn inevitable_reader_wins_write_read_commit_log() {
+    inevitable_reader_wins_write_read_in(true);
+}
+
+fn inevitable_wins_write_write_both_ways_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[1, 1]);
     let mut older = stm.thread();
@@ -205,8 +277,18 @@ fn inevitable_wins_write_write_both_ways() {
 }
 
 #[test]
-fn only_one_inevitable() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn inevitable_wins_write_write_both_ways() {
+    inevitable_wins_write_write_both_ways_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn inevitable_wins_write_write_both_ways_commit_log() {
+    inevitable_wins_write_write_both_ways_in(true);
+}
+
+fn only_one_inevitable_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let mut a = stm.thread();
     let mut b = stm.thread();
     a.begin();
@@ -220,8 +302,18 @@ fn only_one_inevitable() {
 }
 
 #[test]
-fn abort_restores_and_unlocks() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn only_one_inevitable() {
+    only_one_inevitable_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn only_one_inevitable_commit_log() {
+    only_one_inevitable_in(true);
+}
+
+fn abort_restores_and_unlocks_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[1])[0];
     let mut a = stm.thread();
@@ -240,8 +332,18 @@ fn abort_restores_and_unlocks() {
 }
 
 #[test]
-fn cards_do_not_conflict_on_different_elements() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn abort_restores_and_unlocks() {
+    abort_restores_and_unlocks_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn abort_restores_and_unlocks_commit_log() {
+    abort_restores_and_unlocks_in(true);
+}
+
+fn cards_do_not_conflict_on_different_elements_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let arr = make_array(&stm, &t, 4096, 1); // 32 KiB: 9 pages
     let before = stm.stats().pages_privatized;
@@ -265,8 +367,10 @@ fn cards_do_not_conflict_on_different_elements() {
     let st = stm.stats();
     assert_eq!(st.aborts(), 0);
     assert_eq!(st.conflicts_total, 0);
-    // One page each, not the whole 9-page array.
-    assert_eq!(st.pages_privatized - before, 2);
+    // One page each, not the whole 9-page array (with the commit log, `b` validating at its
+    // commit also imports `a`'s card into a private copy of that page).
+    let copies = if stm.config().commit_log { 3 } else { 2 };
+    assert_eq!(st.pages_privatized - before, copies);
     // Same card: conflict.
     a.begin();
     b.begin();
@@ -277,25 +381,56 @@ fn cards_do_not_conflict_on_different_elements() {
 }
 
 #[test]
-#[should_panic(expected = "commit() called outside a transaction")]
-fn commit_without_transaction_panics() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn cards_do_not_conflict_on_different_elements() {
+    cards_do_not_conflict_on_different_elements_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn cards_do_not_conflict_on_different_elements_commit_log() {
+    cards_do_not_conflict_on_different_elements_in(true);
+}
+
+fn commit_without_transaction_panics_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let mut a = stm.thread();
     let _ = a.commit();
 }
 
 #[test]
-#[should_panic(expected = "outside a transaction")]
-fn barrier_without_transaction_panics() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+#[should_panic(expected = "commit() called outside a transaction")]
+fn commit_without_transaction_panics() {
+    commit_without_transaction_panics_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+#[should_panic(expected = "commit() called outside a transaction")]
+fn commit_without_transaction_panics_commit_log() {
+    commit_without_transaction_panics_in(true);
+}
+
+fn barrier_without_transaction_panics_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let mut a = stm.thread();
     let _ = a.read_barrier(stm.layout().old_start);
 }
 
 #[test]
-#[should_panic(expected = "outside the object space")]
-fn reference_outside_heap_panics() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+#[should_panic(expected = "outside a transaction")]
+fn barrier_without_transaction_panics() {
+    barrier_without_transaction_panics_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+#[should_panic(expected = "outside a transaction")]
+fn barrier_without_transaction_panics_commit_log() {
+    barrier_without_transaction_panics_in(true);
+}
+
+fn reference_outside_heap_panics_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let mut a = stm.thread();
     a.begin();
     // Slow-path checks run in every build; the fast-path check only in debug builds.
@@ -303,8 +438,20 @@ fn reference_outside_heap_panics() {
 }
 
 #[test]
-fn ffi_entry_points_report_status() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+#[should_panic(expected = "outside the object space")]
+fn reference_outside_heap_panics() {
+    reference_outside_heap_panics_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+#[should_panic(expected = "outside the object space")]
+fn reference_outside_heap_panics_commit_log() {
+    reference_outside_heap_panics_in(true);
+}
+
+fn ffi_entry_points_report_status_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[1])[0];
     let mut a = stm.thread();
@@ -326,8 +473,21 @@ fn ffi_entry_points_report_status() {
 }
 
 #[test]
-fn default_config_reserves_large_segments() {
-    let cfg = StmConfig::default();
+fn ffi_entry_points_report_status() {
+    ffi_entry_points_report_status_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn ffi_entry_points_report_status_commit_log() {
+    ffi_entry_points_report_status_in(true);
+}
+
+fn default_config_reserves_large_segments_in(log: bool) {
+    let cfg = StmConfig {
+        commit_log: log,
+        ..StmConfig::default()
+    };
     assert!(cfg.num_segments >= 2);
     let stm = Stm::new(cfg).unwrap();
     let l = *stm.layout();
@@ -352,11 +512,23 @@ fn default_config_reserves_large_segments() {
     );
 }
 
+#[test]
+fn default_config_reserves_large_segments() {
+    default_config_reserves_large_segments_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn default_config_reserves_large_segments_commit_log() {
+    default_config_reserves_large_segments_in(true);
+}
+
 /// One committed cell and two transactions begun in that order (the first is the older).
 fn cell_and_two_transactions(
+    log: bool,
     policy: WaitPolicy,
 ) -> (std::sync::Arc<Stm>, u64, StmThread, StmThread) {
-    let stm = Stm::new(config(2, policy)).unwrap();
+    let stm = Stm::new(config_mode(log, 2, policy)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[1])[0];
     let mut first = stm.thread();
@@ -368,9 +540,8 @@ fn cell_and_two_transactions(
 
 /// A transaction in its commit phase is about to commit: an older writer of the same object
 /// yields to it (here, with `AbortSelf`, by aborting itself) instead of dooming it.
-#[test]
-fn commit_phase_is_not_doomed_by_an_older_writer() {
-    let (stm, c, mut older, mut younger) = cell_and_two_transactions(WaitPolicy::AbortSelf);
+fn commit_phase_is_not_doomed_by_an_older_writer_in(log: bool) {
+    let (stm, c, mut older, mut younger) = cell_and_two_transactions(log, WaitPolicy::AbortSelf);
     younger.enter_commit_phase().unwrap();
     younger.write_u64(c, 8, 2).unwrap();
     assert!(
@@ -381,12 +552,22 @@ fn commit_phase_is_not_doomed_by_an_older_writer() {
     assert_eq!(stm.committed_u64(c, 8), 2);
 }
 
+#[test]
+fn commit_phase_is_not_doomed_by_an_older_writer() {
+    commit_phase_is_not_doomed_by_an_older_writer_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn commit_phase_is_not_doomed_by_an_older_writer_commit_log() {
+    commit_phase_is_not_doomed_by_an_older_writer_in(true);
+}
+
 /// A transaction in its commit phase never waits for a lock: it takes it over from an
 /// older holder (which is doomed), and another transaction can enter the phase after its
 /// commit.
-#[test]
-fn commit_phase_takes_locks_from_older_holders() {
-    let (stm, c, mut older, mut younger) = cell_and_two_transactions(WaitPolicy::AbortSelf);
+fn commit_phase_takes_locks_from_older_holders_in(log: bool) {
+    let (stm, c, mut older, mut younger) = cell_and_two_transactions(log, WaitPolicy::AbortSelf);
     older.write_u64(c, 8, 3).unwrap();
     younger.enter_commit_phase().unwrap();
     younger.write_u64(c, 8, 2).unwrap();
@@ -400,15 +581,36 @@ fn commit_phase_takes_locks_from_older_holders() {
     assert_eq!(stm.committed_u64(c, 8), 4);
 }
 
+#[test]
+fn commit_phase_takes_locks_from_older_holders() {
+    commit_phase_takes_locks_from_older_holders_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn commit_phase_takes_locks_from_older_holders_commit_log() {
+    commit_phase_takes_locks_from_older_holders_in(true);
+}
+
 /// The commit phase does not wait for an inevitable holder (which cannot be doomed, and
 /// may itself be waiting to enter the phase): it aborts itself.
-#[test]
-fn commit_phase_yields_to_an_inevitable_holder() {
-    let (stm, c, mut inev, mut other) = cell_and_two_transactions(WaitPolicy::Wait);
+fn commit_phase_yields_to_an_inevitable_holder_in(log: bool) {
+    let (stm, c, mut inev, mut other) = cell_and_two_transactions(log, WaitPolicy::Wait);
     inev.become_inevitable().unwrap();
     inev.write_u64(c, 8, 5).unwrap();
     other.enter_commit_phase().unwrap();
     assert!(other.write_u64(c, 8, 6).is_err());
     inev.commit().unwrap();
     assert_eq!(stm.committed_u64(c, 8), 5);
+}
+
+#[test]
+fn commit_phase_yields_to_an_inevitable_holder() {
+    commit_phase_yields_to_an_inevitable_holder_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn commit_phase_yields_to_an_inevitable_holder_commit_log() {
+    commit_phase_yields_to_an_inevitable_holder_in(true);
 }

@@ -14,9 +14,8 @@ use stmjit_runtime::*;
 
 use common::gcnode::*;
 
-#[test]
-fn shadow_stack_frames_and_jit_style_pointer_use() {
-    let stm = Stm::new(cfg(2)).unwrap();
+fn shadow_stack_frames_and_jit_style_pointer_use_in(log: bool) {
+    let stm = Stm::new(cfg_mode(log, 2)).unwrap();
     let mut th = stm.thread();
     let p = th.shadow_stack_ptr();
     let f = th.shadow_stack().push(3);
@@ -47,16 +46,37 @@ fn shadow_stack_frames_and_jit_style_pointer_use() {
 }
 
 #[test]
-#[should_panic(expected = "shadow stack overflow")]
-fn shadow_stack_overflow_panics() {
-    let stm = Stm::new(cfg(2)).unwrap();
+fn shadow_stack_frames_and_jit_style_pointer_use() {
+    shadow_stack_frames_and_jit_style_pointer_use_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn shadow_stack_frames_and_jit_style_pointer_use_commit_log() {
+    shadow_stack_frames_and_jit_style_pointer_use_in(true);
+}
+
+fn shadow_stack_overflow_panics_in(log: bool) {
+    let stm = Stm::new(cfg_mode(log, 2)).unwrap();
     let mut th = stm.thread();
     th.shadow_stack().push(shadowstack::STACK_BYTES / 8 + 1);
 }
 
 #[test]
-fn young_objects_move_and_roots_are_updated_in_place() {
-    let stm = Stm::new(cfg(2)).unwrap();
+#[should_panic(expected = "shadow stack overflow")]
+fn shadow_stack_overflow_panics() {
+    shadow_stack_overflow_panics_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+#[should_panic(expected = "shadow stack overflow")]
+fn shadow_stack_overflow_panics_commit_log() {
+    shadow_stack_overflow_panics_in(true);
+}
+
+fn young_objects_move_and_roots_are_updated_in_place_in(log: bool) {
+    let stm = Stm::new(cfg_mode(log, 2)).unwrap();
     let ty = node_type(&stm);
     let mut th = stm.thread();
     let f = th.shadow_stack().push(2);
@@ -109,8 +129,18 @@ fn young_objects_move_and_roots_are_updated_in_place() {
 }
 
 #[test]
-fn minor_collection_inside_a_transaction_that_aborts() {
-    let stm = Stm::new(cfg(2)).unwrap();
+fn young_objects_move_and_roots_are_updated_in_place() {
+    young_objects_move_and_roots_are_updated_in_place_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn young_objects_move_and_roots_are_updated_in_place_commit_log() {
+    young_objects_move_and_roots_are_updated_in_place_in(true);
+}
+
+fn minor_collection_inside_a_transaction_that_aborts_in(log: bool) {
+    let stm = Stm::new(cfg_mode(log, 2)).unwrap();
     let ty = node_type(&stm);
     let mut th = stm.thread();
     let f = th.shadow_stack().push(3);
@@ -170,6 +200,17 @@ fn minor_collection_inside_a_transaction_that_aborts() {
     th.shadow_stack().pop(f);
 }
 
+#[test]
+fn minor_collection_inside_a_transaction_that_aborts() {
+    minor_collection_inside_a_transaction_that_aborts_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn minor_collection_inside_a_transaction_that_aborts_commit_log() {
+    minor_collection_inside_a_transaction_that_aborts_in(true);
+}
+
 trait Committed {
     fn read_committed(&mut self, x: Ref) -> Ref;
 }
@@ -179,9 +220,8 @@ impl Committed for StmThread {
     }
 }
 
-#[test]
-fn major_collection_while_other_threads_are_inside_transactions() {
-    let stm = Stm::new(cfg(3)).unwrap();
+fn major_collection_while_other_threads_are_inside_transactions_in(log: bool) {
+    let stm = Stm::new(cfg_mode(log, 3)).unwrap();
     stm.set_major_threshold(u64::MAX / 4);
     let ty = node_type(&stm);
     // G (global root) -> O1, and a garbage node.
@@ -272,8 +312,18 @@ fn major_collection_while_other_threads_are_inside_transactions() {
 }
 
 #[test]
-fn allocation_heavy_work_in_two_threads_does_not_conflict() {
-    let stm = Stm::new(cfg(2)).unwrap();
+fn major_collection_while_other_threads_are_inside_transactions() {
+    major_collection_while_other_threads_are_inside_transactions_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn major_collection_while_other_threads_are_inside_transactions_commit_log() {
+    major_collection_while_other_threads_are_inside_transactions_in(true);
+}
+
+fn allocation_heavy_work_in_two_threads_does_not_conflict_in(log: bool) {
+    let stm = Stm::new(cfg_mode(log, 2)).unwrap();
     stm.set_major_threshold(256 << 10);
     let ty = node_type(&stm);
     let hs: Vec<_> = (0..2)
@@ -324,6 +374,17 @@ fn allocation_heavy_work_in_two_threads_does_not_conflict() {
     assert_eq!(s.aborts(), 0);
     assert_eq!(s.conflicts_total, 0);
     assert!(s.major_collections >= 1);
+}
+
+#[test]
+fn allocation_heavy_work_in_two_threads_does_not_conflict() {
+    allocation_heavy_work_in_two_threads_does_not_conflict_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn allocation_heavy_work_in_two_threads_does_not_conflict_commit_log() {
+    allocation_heavy_work_in_two_threads_does_not_conflict_in(true);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -521,20 +582,40 @@ fn random_thread(stm: Arc<Stm>, ty: TypeId, board: Ref, t: i64, txs: usize) {
     th.shadow_stack().pop(roots);
 }
 
+fn random_graphs_in_four_threads_match_the_model_in(log: bool) {
+    random_graphs(log, 4, 4);
+}
+
 #[test]
 fn random_graphs_in_four_threads_match_the_model() {
-    random_graphs(4, 4);
+    random_graphs_in_four_threads_match_the_model_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn random_graphs_in_four_threads_match_the_model_commit_log() {
+    random_graphs_in_four_threads_match_the_model_in(true);
 }
 
 /// More threads than segments: threads waiting for a segment hold committed references in
 /// their shadow stacks while others run major collections.
-#[test]
-fn random_graphs_six_threads_on_three_segments() {
-    random_graphs(6, 3);
+fn random_graphs_six_threads_on_three_segments_in(log: bool) {
+    random_graphs(log, 6, 3);
 }
 
-fn random_graphs(threads: i64, segments: usize) {
-    let stm = Stm::new(cfg(segments)).unwrap();
+#[test]
+fn random_graphs_six_threads_on_three_segments() {
+    random_graphs_six_threads_on_three_segments_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn random_graphs_six_threads_on_three_segments_commit_log() {
+    random_graphs_six_threads_on_three_segments_in(true);
+}
+
+fn random_graphs(log: bool, threads: i64, segments: usize) {
+    let stm = Stm::new(cfg_mode(log, segments)).unwrap();
     stm.set_major_threshold(128 << 10);
     let ty = node_type(&stm);
     let mut th = stm.thread();
@@ -575,9 +656,8 @@ fn random_graphs(threads: i64, segments: usize) {
     th.run(|tx| walk(tx, board, 6));
 }
 
-#[test]
-fn jit_style_inline_allocation_and_nursery_end_request() {
-    let stm = Stm::new(cfg(2)).unwrap();
+fn jit_style_inline_allocation_and_nursery_end_request_in(log: bool) {
+    let stm = Stm::new(cfg_mode(log, 2)).unwrap();
     let ty = node_type(&stm);
     let c = {
         let mut th = stm.thread();
@@ -619,14 +699,18 @@ fn jit_style_inline_allocation_and_nursery_end_request() {
     let r2 = a.shadow_stack().get(f, 0);
     assert!(r2 >= stm.layout().old_start);
     assert_eq!(read_node(&mut a, r2).unwrap(), (42, vec![NONE]));
-    // A conflict dooms `a`: its nursery_end drops to 0 and the next allocation aborts.
+    // A conflict dooms `a`: its nursery_end drops to 0 and the next allocation aborts. (With
+    // the commit log only the request word is set: `a` finds the conflict when it validates
+    // at its next runtime entry.)
     a.read_u64(c, field(0)).unwrap();
     let mut b = stm.thread();
     b.begin();
     b.write_u64(c, field(0), int(5)).unwrap();
     b.commit().unwrap();
     assert_ne!(info.safe_point_request.load(SeqCst), 0);
-    assert_eq!(info.nursery_end.load(SeqCst), 0);
+    if !stm.config().commit_log {
+        assert_eq!(info.nursery_end.load(SeqCst), 0);
+    }
     assert!(a.alloc(ty, 32).is_err());
     assert_eq!(
         a.shadow_stack().get(f, 0),
@@ -644,6 +728,17 @@ fn jit_style_inline_allocation_and_nursery_end_request() {
     assert_eq!(r, stm.layout().nursery_start);
     assert_eq!(info.nursery_end.load(SeqCst), stm.layout().nursery_end);
     a.commit().unwrap();
+}
+
+#[test]
+fn jit_style_inline_allocation_and_nursery_end_request() {
+    jit_style_inline_allocation_and_nursery_end_request_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn jit_style_inline_allocation_and_nursery_end_request_commit_log() {
+    jit_style_inline_allocation_and_nursery_end_request_in(true);
 }
 
 fn vec_size(obj: *const u8) -> usize {
@@ -664,9 +759,8 @@ fn vec_trace(obj: *mut u8, visit: &mut dyn FnMut(*mut u64)) {
     }
 }
 
-#[test]
-fn card_marked_vector_holds_young_objects_across_minor_and_major_collections() {
-    let stm = Stm::new(cfg(2)).unwrap();
+fn card_marked_vector_holds_young_objects_across_minor_and_major_collections_in(log: bool) {
+    let stm = Stm::new(cfg_mode(log, 2)).unwrap();
     stm.set_major_threshold(u64::MAX / 4);
     let ty = node_type(&stm);
     let vt = stm.register_type(TypeInfo {
@@ -728,10 +822,20 @@ fn card_marked_vector_holds_young_objects_across_minor_and_major_collections() {
 }
 
 #[test]
-fn no_nursery_at_all_still_works() {
+fn card_marked_vector_holds_young_objects_across_minor_and_major_collections() {
+    card_marked_vector_holds_young_objects_across_minor_and_major_collections_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn card_marked_vector_holds_young_objects_across_minor_and_major_collections_commit_log() {
+    card_marked_vector_holds_young_objects_across_minor_and_major_collections_in(true);
+}
+
+fn no_nursery_at_all_still_works_in(log: bool) {
     let stm = Stm::new(StmConfig {
         nursery_size: 0,
-        ..cfg(2)
+        ..cfg_mode(log, 2)
     })
     .unwrap();
     let ty = node_type(&stm);
@@ -754,12 +858,22 @@ fn no_nursery_at_all_still_works() {
     });
 }
 
+#[test]
+fn no_nursery_at_all_still_works() {
+    no_nursery_at_all_still_works_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn no_nursery_at_all_still_works_commit_log() {
+    no_nursery_at_all_still_works_in(true);
+}
+
 /// `remove_roots` drops one registration per occurrence (roots form a multiset): an object
 /// registered twice and removed once stays alive. (It replaced one `remove_root` per call of a
 /// TransactionQueue round, which was quadratic: 500 000 queued calls took 15 s.)
-#[test]
-fn remove_roots_drops_one_registration_per_occurrence() {
-    let stm = Stm::new(cfg(2)).unwrap();
+fn remove_roots_drops_one_registration_per_occurrence_in(log: bool) {
+    let stm = Stm::new(cfg_mode(log, 2)).unwrap();
     stm.set_major_threshold(u64::MAX / 4);
     let ty = node_type(&stm);
     let mut th = stm.thread();
@@ -791,4 +905,15 @@ fn remove_roots_drops_one_registration_per_occurrence() {
     th.collect_major().unwrap();
     // Same-sized nodes: the second removal frees two, so the first freed exactly one.
     assert_eq!(all - stm.allocated_bytes(), 3 * one, "a and c freed too");
+}
+
+#[test]
+fn remove_roots_drops_one_registration_per_occurrence() {
+    remove_roots_drops_one_registration_per_occurrence_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn remove_roots_drops_one_registration_per_occurrence_commit_log() {
+    remove_roots_drops_one_registration_per_occurrence_in(true);
 }

@@ -98,9 +98,8 @@ fn store_young_and_check(th: &mut StmThread, ty: TypeId, f: Frame, s0: usize, n:
 /// Freed memory whose card marker still holds an old read version, reused by a promotion in
 /// a later transaction of the same segment that runs with that very read version again (after
 /// a read-version wrap-around): the first card write to the new object must still be recorded.
-#[test]
-fn reused_address_with_stale_card_marker_records_first_write_after_promotion() {
-    let stm = Stm::new(cfg(2)).unwrap();
+fn reused_address_with_stale_card_marker_records_first_write_after_promotion_in(log: bool) {
+    let stm = Stm::new(cfg_mode(log, 2)).unwrap();
     stm.set_major_threshold(u64::MAX / 4);
     let ty = node_type(&stm);
     let vt = vec_type(&stm);
@@ -187,13 +186,23 @@ fn reused_address_with_stale_card_marker_records_first_write_after_promotion() {
     });
 }
 
+#[test]
+fn reused_address_with_stale_card_marker_records_first_write_after_promotion() {
+    reused_address_with_stale_card_marker_records_first_write_after_promotion_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn reused_address_with_stale_card_marker_records_first_write_after_promotion_commit_log() {
+    reused_address_with_stale_card_marker_records_first_write_after_promotion_in(true);
+}
+
 /// An object card-marked by the running transaction cannot be freed before the transaction
 /// ends (its `Card` record is a root of the major collection), so its address, whose card
 /// marker holds the current read version, is not reused by this transaction's promotions even
 /// after a major collection in the middle of the transaction drops every other reference.
-#[test]
-fn card_marked_object_is_not_reused_within_its_transaction() {
-    let stm = Stm::new(cfg(2)).unwrap();
+fn card_marked_object_is_not_reused_within_its_transaction_in(log: bool) {
+    let stm = Stm::new(cfg_mode(log, 2)).unwrap();
     stm.set_major_threshold(u64::MAX / 4);
     let ty = node_type(&stm);
     let vt = vec_type(&stm);
@@ -238,4 +247,15 @@ fn card_marked_object_is_not_reused_within_its_transaction() {
         }
         Ok(())
     });
+}
+
+#[test]
+fn card_marked_object_is_not_reused_within_its_transaction() {
+    card_marked_object_is_not_reused_within_its_transaction_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn card_marked_object_is_not_reused_within_its_transaction_commit_log() {
+    card_marked_object_is_not_reused_within_its_transaction_in(true);
 }

@@ -43,11 +43,10 @@ fn counter_tx(
     }
 }
 
-#[test]
-fn commit_with_hooks_run_in_commit_order() {
+fn commit_with_hooks_run_in_commit_order_in(log: bool) {
     const THREADS: usize = 4;
     const TXS: usize = 2000;
-    let stm = Stm::new(config(THREADS, WaitPolicy::Wait)).unwrap();
+    let stm = Stm::new(config_mode(log, THREADS, WaitPolicy::Wait)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[0])[0];
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -94,8 +93,18 @@ fn commit_with_hooks_run_in_commit_order() {
 }
 
 #[test]
-fn commit_with_hook_not_run_when_commit_fails() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn commit_with_hooks_run_in_commit_order() {
+    commit_with_hooks_run_in_commit_order_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn commit_with_hooks_run_in_commit_order_commit_log() {
+    commit_with_hooks_run_in_commit_order_in(true);
+}
+
+fn commit_with_hook_not_run_when_commit_fails_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[1])[0];
     let mut reader = stm.thread();
@@ -115,6 +124,17 @@ fn commit_with_hook_not_run_when_commit_fails() {
     assert!(!reader.in_transaction());
 }
 
+#[test]
+fn commit_with_hook_not_run_when_commit_fails() {
+    commit_with_hook_not_run_when_commit_fails_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn commit_with_hook_not_run_when_commit_fails_commit_log() {
+    commit_with_hook_not_run_when_commit_fails_in(true);
+}
+
 /// Commits a node with `k` fields and returns it (old, committed, not rooted anywhere).
 fn committed_node(th: &mut StmThread, ty: TypeId, id: i64, k: usize) -> Ref {
     let f = th.shadow_stack().push(1);
@@ -128,9 +148,8 @@ fn committed_node(th: &mut StmThread, ty: TypeId, id: i64, k: usize) -> Ref {
     r
 }
 
-#[test]
-fn restart_roots_keep_objects_alive_across_major_collections() {
-    let stm = Stm::new(cfg(2)).unwrap();
+fn restart_roots_keep_objects_alive_across_major_collections_in(log: bool) {
+    let stm = Stm::new(cfg_mode(log, 2)).unwrap();
     let ty = node_type(&stm);
     let mut th = stm.thread();
     th.collect_major().unwrap();
@@ -188,8 +207,18 @@ fn restart_roots_keep_objects_alive_across_major_collections() {
 }
 
 #[test]
-fn write_read_conflict_info_names_the_winner() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn restart_roots_keep_objects_alive_across_major_collections() {
+    restart_roots_keep_objects_alive_across_major_collections_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn restart_roots_keep_objects_alive_across_major_collections_commit_log() {
+    restart_roots_keep_objects_alive_across_major_collections_in(true);
+}
+
+fn write_read_conflict_info_names_the_winner_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[1])[0];
     let arr = make_array(&stm, &t, 64, 0);
@@ -250,8 +279,18 @@ fn write_read_conflict_info_names_the_winner() {
 }
 
 #[test]
-fn write_write_conflict_info_names_the_winner() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn write_read_conflict_info_names_the_winner() {
+    write_read_conflict_info_names_the_winner_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn write_read_conflict_info_names_the_winner_commit_log() {
+    write_read_conflict_info_names_the_winner_in(true);
+}
+
+fn write_write_conflict_info_names_the_winner_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[1])[0];
     let arr = make_array(&stm, &t, 64, 0);
@@ -305,8 +344,18 @@ fn write_write_conflict_info_names_the_winner() {
 }
 
 #[test]
-fn explicit_abort_has_no_conflict_info() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn write_write_conflict_info_names_the_winner() {
+    write_write_conflict_info_names_the_winner_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn write_write_conflict_info_names_the_winner_commit_log() {
+    write_write_conflict_info_names_the_winner_in(true);
+}
+
+fn explicit_abort_has_no_conflict_info_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[1])[0];
     let mut a = stm.thread();
@@ -318,8 +367,18 @@ fn explicit_abort_has_no_conflict_info() {
 }
 
 #[test]
-fn one_segment_runtime_two_threads_take_turns() {
-    let stm = Stm::new(config(1, WaitPolicy::Wait)).unwrap();
+fn explicit_abort_has_no_conflict_info() {
+    explicit_abort_has_no_conflict_info_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn explicit_abort_has_no_conflict_info_commit_log() {
+    explicit_abort_has_no_conflict_info_in(true);
+}
+
+fn one_segment_runtime_two_threads_take_turns_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 1, WaitPolicy::Wait)).unwrap();
     assert_eq!(stm.num_segments(), 1);
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[0])[0];
@@ -345,6 +404,17 @@ fn one_segment_runtime_two_threads_take_turns() {
     }
     assert_eq!(stm.committed_u64(c, 8), 2000);
     assert_eq!(stm.stats().aborts(), 0);
+}
+
+#[test]
+fn one_segment_runtime_two_threads_take_turns() {
+    one_segment_runtime_two_threads_take_turns_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn one_segment_runtime_two_threads_take_turns_commit_log() {
+    one_segment_runtime_two_threads_take_turns_in(true);
 }
 
 /// With `record_read_sites`, a write/read conflict names where the aborted transaction

@@ -31,12 +31,19 @@ struct MTx {
     inevitable: bool,
     start: u64,
     retained: Option<u64>,
-    reads: BTreeSet<u64>, // marker granules read
+    reads: BTreeSet<u64>, // marker granules read (writes count as reads)
     locks: BTreeSet<u64>, // lock granules held
     writes: BTreeMap<Loc, u64>,
+    // Commit log only: the committed state at the last validation (the segment's view),
+    // the granules written by commits since, and whether one happened (the next runtime
+    // entry then validates).
+    snap: BTreeMap<Loc, u64>,
+    since: BTreeSet<u64>,
+    pending: bool,
 }
 
 struct World {
+    log: bool,
     cells: Vec<Ref>,
     arr: Ref,
     clock: u64,
@@ -77,6 +84,29 @@ impl World {
         t.retained = Some(t.start);
         *self.aborts.entry(cause).or_default() += 1;
     }
+    /// Commit log: the validation at `h`'s next runtime entry; `true` if it aborts (it read
+    /// a granule written by a commit since its snapshot).
+    fn validate(&mut self, h: usize) -> bool {
+        let t = &mut self.tx[h];
+        if !self.log || !t.pending {
+            return false;
+        }
+        if !t.since.is_disjoint(&t.reads) {
+            return true;
+        }
+        t.snap = self.committed.clone();
+        t.since.clear();
+        t.pending = false;
+        false
+    }
+    /// What `h` reads at `l` when it has not written it.
+    fn view(&self, h: usize, l: Loc) -> u64 {
+        if self.log {
+            self.tx[h].snap[&l]
+        } else {
+            self.committed[&l]
+        }
+    }
     fn doom(&mut self, h: usize, cause: AbortCause) {
         let t = &mut self.tx[h];
         if t.in_tx && !t.inevitable && t.doomed.is_none() {
@@ -92,8 +122,10 @@ fn expect_abort<T: std::fmt::Debug>(r: Result<T, Abort>, cause: AbortCause, ctx:
     }
 }
 
-fn run_seed(seed: u64, ops: usize) -> [u64; 4] {
-    let stm = Stm::new(config(K, WaitPolicy::AbortSelf)).unwrap();
+fn run_seed(seed: u64, ops: usize, log: bool) -> [u64; 4] {
+    let mut cfg = config(K, WaitPolicy::AbortSelf);
+    cfg.commit_log = log;
+    let stm = Stm::new(cfg).unwrap();
     let t = types(&stm);
     let init: Vec<u64> = (0..CELLS as u64).map(|i| 100 + i).collect();
     let cells = make_cells(&stm, &t, &init);
@@ -107,6 +139,7 @@ fn run_seed(seed: u64, ops: usize) -> [u64; 4] {
     }
     let base = stm.stats();
     let mut w = World {
+        log,
         clock: 3, // two set-up transactions took timestamps 1 and 2
         cells,
         arr,
@@ -127,7 +160,11 @@ fn run_seed(seed: u64, ops: usize) -> [u64; 4] {
         let ctx = format!("seed {seed} step {step} handle {h}");
         if !w.tx[h].in_tx {
             hs[h].begin();
+            let snap = w.committed.clone();
             let t = &mut w.tx[h];
+            t.snap = snap;
+            t.since.clear();
+            t.pending = false;
             t.in_tx = true;
             t.start = t.retained.take().unwrap_or_else(|| {
                 w.clock += 1;
@@ -136,7 +173,28 @@ fn run_seed(seed: u64, ops: usize) -> [u64; 4] {
         } else {
             let r = rng.below(100);
             let doomed = w.tx[h].doomed;
-            if r < 40 {
+            if (90..95).contains(&r) {
+                if w.tx[h].inevitable {
+                    continue;
+                }
+                let a = hs[h].abort();
+                assert_eq!(a.cause(), AbortCause::Explicit);
+                w.model_abort(h, AbortCause::Explicit);
+                continue;
+            }
+            // Every other operation enters the runtime: a doomed transaction aborts, then
+            // (commit log) a pending validation runs.
+            if doomed.is_none() && w.validate(h) {
+                let res = match r {
+                    0..40 => hs[h].read_u64(w.cells[0], 8).map(|_| ()),
+                    40..75 => hs[h].poll(),
+                    75..90 => hs[h].commit(),
+                    95..97 => hs[h].poll(),
+                    _ => hs[h].become_inevitable(),
+                };
+                expect_abort(res, AbortCause::WriteRead, &ctx);
+                w.model_abort(h, AbortCause::WriteRead);
+            } else if r < 40 {
                 let l = locs[rng.below(locs.len() as u64) as usize];
                 let (o, off) = w.addr(l);
                 let res = match l {
@@ -147,7 +205,7 @@ fn run_seed(seed: u64, ops: usize) -> [u64; 4] {
                     expect_abort(res, c, &ctx);
                     w.model_abort(h, c);
                 } else {
-                    let exp = *w.tx[h].writes.get(&l).unwrap_or(&w.committed[&l]);
+                    let exp = *w.tx[h].writes.get(&l).unwrap_or(&w.view(h, l));
                     assert_eq!(res.unwrap(), exp, "{ctx}: read {l:?}");
                     let k = w.key(l);
                     w.tx[h].reads.insert(k);
@@ -182,6 +240,7 @@ fn run_seed(seed: u64, ops: usize) -> [u64; 4] {
                     };
                     if ok {
                         res.unwrap_or_else(|e| panic!("{ctx}: write {l:?}: {e}"));
+                        w.tx[h].reads.insert(k);
                         w.lock_owner.insert(k, h);
                         w.tx[h].locks.insert(k);
                         w.tx[h].writes.insert(l, v);
@@ -197,11 +256,17 @@ fn run_seed(seed: u64, ops: usize) -> [u64; 4] {
                     w.model_abort(h, c);
                 } else {
                     let mine = w.tx[h].locks.clone();
+                    // With the commit log a writer never appends while another transaction
+                    // is inevitable (this policy aborts instead of waiting).
                     let inev_reader = (0..K).find(|&k| {
                         k != h
                             && w.tx[k].in_tx
                             && w.tx[k].inevitable
-                            && !w.tx[k].reads.is_disjoint(&mine)
+                            && (if log {
+                                !mine.is_empty()
+                            } else {
+                                !w.tx[k].reads.is_disjoint(&mine)
+                            })
                     });
                     if inev_reader.is_some() {
                         expect_abort(res, AbortCause::WriteRead, &ctx);
@@ -209,7 +274,14 @@ fn run_seed(seed: u64, ops: usize) -> [u64; 4] {
                     } else {
                         res.unwrap_or_else(|e| panic!("{ctx}: commit: {e}"));
                         for k in 0..K {
-                            if k != h && w.tx[k].in_tx && !w.tx[k].reads.is_disjoint(&mine) {
+                            if k == h || !w.tx[k].in_tx || mine.is_empty() {
+                                continue;
+                            }
+                            if log {
+                                let t = &mut w.tx[k];
+                                t.since.extend(mine.iter().copied());
+                                t.pending = true;
+                            } else if !w.tx[k].reads.is_disjoint(&mine) {
                                 w.doom(k, AbortCause::WriteRead);
                             }
                         }
@@ -223,13 +295,6 @@ fn run_seed(seed: u64, ops: usize) -> [u64; 4] {
                         w.commits += 1;
                     }
                 }
-            } else if r < 95 {
-                if w.tx[h].inevitable {
-                    continue;
-                }
-                let a = hs[h].abort();
-                assert_eq!(a.cause(), AbortCause::Explicit);
-                w.model_abort(h, AbortCause::Explicit);
             } else if r < 97 {
                 let res = hs[h].poll();
                 if let Some(c) = doomed {
@@ -263,7 +328,7 @@ fn run_seed(seed: u64, ops: usize) -> [u64; 4] {
             for k in 0..K {
                 let t = &w.tx[k];
                 if t.in_tx && t.doomed.is_none() {
-                    let exp = *t.writes.get(&l).unwrap_or(&w.committed[&l]);
+                    let exp = *t.writes.get(&l).unwrap_or(&w.view(k, l));
                     let seg = hs[k].segment();
                     assert_eq!(
                         stm.segment_u64(seg, o, off),
@@ -324,11 +389,21 @@ fn env(name: &str, default: usize) -> usize {
 
 #[test]
 fn model_random() {
+    model(false);
+}
+
+/// The same with the commit log: each segment sees its snapshot until it validates.
+#[test]
+fn model_random_commit_log() {
+    model(true);
+}
+
+fn model(log: bool) {
     let seeds = env("STMJIT_RANDOM_SEEDS", 1000);
     let ops = env("STMJIT_RANDOM_OPS", 200);
     let mut tot = [0u64; 4];
     for seed in 0..seeds as u64 {
-        let r = run_seed(seed, ops);
+        let r = run_seed(seed, ops, log);
         for i in 0..4 {
             tot[i] += r[i];
         }

@@ -25,9 +25,8 @@ where
     hs.into_iter().map(|h| h.join().unwrap()).collect()
 }
 
-#[test]
-fn counter_4_threads_x_50000() {
-    let stm = Stm::new(config(4, WaitPolicy::Wait)).unwrap();
+fn counter_4_threads_x_50000_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 4, WaitPolicy::Wait)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[0])[0];
     let t0 = Instant::now();
@@ -56,6 +55,17 @@ fn counter_4_threads_x_50000() {
     );
 }
 
+#[test]
+fn counter_4_threads_x_50000() {
+    counter_4_threads_x_50000_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn counter_4_threads_x_50000_commit_log() {
+    counter_4_threads_x_50000_in(true);
+}
+
 fn transfer(tx: &mut StmThread, arr: Ref, from: u64, to: u64, amount: u64) -> Result<(), Abort> {
     let a = tx.read_elem_u64(arr, elem(from))?;
     if a < amount {
@@ -66,9 +76,8 @@ fn transfer(tx: &mut StmThread, arr: Ref, from: u64, to: u64, amount: u64) -> Re
     tx.write_elem_u64(arr, elem(to), b + amount)
 }
 
-#[test]
-fn bank_4_threads_x_50000_over_64_accounts() {
-    let stm = Stm::new(config(4, WaitPolicy::Wait)).unwrap();
+fn bank_4_threads_x_50000_over_64_accounts_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 4, WaitPolicy::Wait)).unwrap();
     let t = types(&stm);
     let arr = make_array(&stm, &t, 64, 1000);
     let s2 = stm.clone();
@@ -117,10 +126,20 @@ fn bank_4_threads_x_50000_over_64_accounts() {
 }
 
 #[test]
-fn bank_disjoint_cards_do_not_conflict() {
+fn bank_4_threads_x_50000_over_64_accounts() {
+    bank_4_threads_x_50000_over_64_accounts_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn bank_4_threads_x_50000_over_64_accounts_commit_log() {
+    bank_4_threads_x_50000_over_64_accounts_in(true);
+}
+
+fn bank_disjoint_cards_do_not_conflict_in(log: bool) {
     // Two threads transfer among disjoint halves of one array (accounts 0..32 and 32..64:
     // bytes [16, 272) and [272, 528), disjoint 16-byte cards), in overlapping transactions.
-    let stm = Stm::new(config(2, WaitPolicy::Wait)).unwrap();
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::Wait)).unwrap();
     let t = types(&stm);
     let arr = make_array(&stm, &t, 64, 1000);
     let before = stm.stats();
@@ -146,8 +165,18 @@ fn bank_disjoint_cards_do_not_conflict() {
 }
 
 #[test]
-fn deadlock_ab_ba_always_finishes() {
-    let stm = Stm::new(config(2, WaitPolicy::Wait)).unwrap();
+fn bank_disjoint_cards_do_not_conflict() {
+    bank_disjoint_cards_do_not_conflict_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn bank_disjoint_cards_do_not_conflict_commit_log() {
+    bank_disjoint_cards_do_not_conflict_in(true);
+}
+
+fn deadlock_ab_ba_always_finishes_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::Wait)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[0, 0]);
     let (a, b) = (c[0], c[1]);
@@ -170,8 +199,18 @@ fn deadlock_ab_ba_always_finishes() {
 }
 
 #[test]
-fn more_threads_than_segments_wait_for_one() {
-    let stm = Stm::new(config(2, WaitPolicy::Wait)).unwrap();
+fn deadlock_ab_ba_always_finishes() {
+    deadlock_ab_ba_always_finishes_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn deadlock_ab_ba_always_finishes_commit_log() {
+    deadlock_ab_ba_always_finishes_in(true);
+}
+
+fn more_threads_than_segments_wait_for_one_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::Wait)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[0, 0, 0, 0, 0, 0]);
     let c2 = c.clone();
@@ -192,8 +231,18 @@ fn more_threads_than_segments_wait_for_one() {
 }
 
 #[test]
-fn inevitable_transaction_is_never_aborted_under_contention() {
-    let stm = Stm::new(config(3, WaitPolicy::Wait)).unwrap();
+fn more_threads_than_segments_wait_for_one() {
+    more_threads_than_segments_wait_for_one_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn more_threads_than_segments_wait_for_one_commit_log() {
+    more_threads_than_segments_wait_for_one_in(true);
+}
+
+fn inevitable_transaction_is_never_aborted_under_contention_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 3, WaitPolicy::Wait)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[0])[0];
     let s2 = stm.clone();
@@ -219,10 +268,20 @@ fn inevitable_transaction_is_never_aborted_under_contention() {
 }
 
 #[test]
-fn bank_with_abort_self_policy_and_mixed_objects() {
+fn inevitable_transaction_is_never_aborted_under_contention() {
+    inevitable_transaction_is_never_aborted_under_contention_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn inevitable_transaction_is_never_aborted_under_contention_commit_log() {
+    inevitable_transaction_is_never_aborted_under_contention_in(true);
+}
+
+fn bank_with_abort_self_policy_and_mixed_objects_in(log: bool) {
     // Younger attackers abort instead of waiting; transfers also bump a per-thread cell
     // (non-carded objects), and every 97th transaction aborts explicitly.
-    let stm = Stm::new(config(3, WaitPolicy::AbortSelf)).unwrap();
+    let stm = Stm::new(config_mode(log, 3, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let arr = make_array(&stm, &t, 16, 500);
     let counters = make_cells(&stm, &t, &[0, 0, 0, 0]);
@@ -262,11 +321,21 @@ fn bank_with_abort_self_policy_and_mixed_objects() {
 }
 
 #[test]
-fn commits_pause_a_polling_thread_and_the_pause_is_measured() {
+fn bank_with_abort_self_policy_and_mixed_objects() {
+    bank_with_abort_self_policy_and_mixed_objects_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn bank_with_abort_self_policy_and_mixed_objects_commit_log() {
+    bank_with_abort_self_policy_and_mixed_objects_in(true);
+}
+
+fn commits_pause_a_polling_thread_and_the_pause_is_measured_in(log: bool) {
     // Thread 0 runs one long transaction that only polls (like JIT code at loop back-edges)
     // and reads an object; thread 1 commits writes to that object: its first commit must
     // stop thread 0 at a safe point and doom it (write-read); later commits stop it too.
-    let stm = Stm::new(config(2, WaitPolicy::Wait)).unwrap();
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::Wait)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[0, 0]);
     let (shared, other) = (c[0], c[1]);
@@ -306,6 +375,23 @@ fn commits_pause_a_polling_thread_and_the_pause_is_measured() {
     assert!(polls >= 1);
     let st = stm.stats();
     assert_eq!(st.aborts_write_read, 1);
-    assert!(st.syncs >= 1, "{st:?}");
-    assert!(st.paused_ns > 0 && st.sync_wait_ns > 0, "{st:?}");
+    if stm.config().commit_log {
+        // Nobody stops: the reader found the conflict when it validated.
+        assert_eq!(st.syncs, 0, "{st:?}");
+        assert!(st.validations > 0, "{st:?}");
+    } else {
+        assert!(st.syncs >= 1, "{st:?}");
+        assert!(st.paused_ns > 0 && st.sync_wait_ns > 0, "{st:?}");
+    }
+}
+
+#[test]
+fn commits_pause_a_polling_thread_and_the_pause_is_measured() {
+    commits_pause_a_polling_thread_and_the_pause_is_measured_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn commits_pause_a_polling_thread_and_the_pause_is_measured_commit_log() {
+    commits_pause_a_polling_thread_and_the_pause_is_measured_in(true);
 }

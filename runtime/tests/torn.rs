@@ -30,14 +30,13 @@ fn check_all(tx: &mut StmThread, cells: &[Ref], arr: Ref) -> Result<u64, Abort> 
     Ok(sum)
 }
 
-#[test]
-fn pairs_stay_equal_in_every_transaction() {
+fn pairs_stay_equal_in_every_transaction_in(log: bool) {
     let txs: u64 = std::env::var("STMJIT_TORN_TXS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_000);
     let threads = 4;
-    let mut cfg = config(3, WaitPolicy::Wait);
+    let mut cfg = config_mode(log, 3, WaitPolicy::Wait);
     cfg.move_threads = true;
     let stm = Stm::new(cfg).unwrap();
     let t = types(&stm);
@@ -118,4 +117,15 @@ fn pairs_stay_equal_in_every_transaction() {
     assert_eq!(stm.committed_u64(arr, elem(FAR)), arrs);
     let st = stm.stats();
     assert!(st.aborts_explicit > 0, "{st:?}");
+}
+
+#[test]
+fn pairs_stay_equal_in_every_transaction() {
+    pairs_stay_equal_in_every_transaction_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn pairs_stay_equal_in_every_transaction_commit_log() {
+    pairs_stay_equal_in_every_transaction_in(true);
 }

@@ -5,9 +5,8 @@ mod common;
 use common::*;
 use stmjit_runtime::*;
 
-#[test]
-fn read_version_wraps_around_over_600_transactions() {
-    let stm = Stm::new(config(2, WaitPolicy::AbortSelf)).unwrap();
+fn read_version_wraps_around_over_600_transactions_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::AbortSelf)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[0])[0];
     let arr = make_array(&stm, &t, 64, 0);
@@ -50,4 +49,15 @@ fn read_version_wraps_around_over_600_transactions() {
     let st = stm.stats();
     assert!(st.marker_resets >= 2, "{st:?}");
     assert_eq!(st.aborts(), 86); // i % 7 == 0 for i in 0..600
+}
+
+#[test]
+fn read_version_wraps_around_over_600_transactions() {
+    read_version_wraps_around_over_600_transactions_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn read_version_wraps_around_over_600_transactions_commit_log() {
+    read_version_wraps_around_over_600_transactions_in(true);
 }

@@ -51,6 +51,7 @@ impl Runtime {
             return self.class_lookup_uncached(cls, name);
         }
         let epoch = self.info.classes.epoch();
+        self.refresh()?;
         let found = self.class_lookup_uncached(cls, name)?;
         // Function objects are old constants (they never move), and ints, None and bools
         // are no references: safe to cache (other objects may move, or be dropped with an

@@ -130,6 +130,9 @@ fn instantiate_init(
     let id = rt.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
     // Before the class dicts are read (see `ClassTable::fill_method_site`).
     let epoch = rt.info.classes.epoch();
+    if let Err(e) = rt.refresh() {
+        return rt.unwind(e);
+    }
     let (_, cached) = rt.class_view(id, init);
     let found = match rt.class_lookup_from(cls, id, init, cached) {
         Ok(f) => f,
@@ -647,6 +650,9 @@ pub unsafe extern "C" fn stmjit_call_method(
         let id = rt.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
         // Before the shape and the class dicts are read (see `ClassTable::fill_method_site`).
         let epoch = rt.info.classes.epoch();
+        if let Err(e) = rt.refresh() {
+            return rt.unwind(e);
+        }
         let (slot, cached) = rt.class_view(id, name);
         let shadowed = slot.is_some_and(|s| rt.inst_slot(o, s) != UNBOUND);
         if !shadowed {

@@ -70,6 +70,17 @@ impl Runtime {
         unsafe { *((base + (r >> MARKER_SHIFT) * 4) as *mut u32) = site.wrapping_add(1) };
     }
 
+    /// Brings the transaction's view up to the newest commit, after reading the class
+    /// caches' epoch and before the lookup whose result may be cached under it (with the
+    /// runtime's commit log a transaction reads a snapshot that may predate the epoch).
+    pub fn refresh(&self) -> R<()> {
+        // SAFETY: th is this thread's live handle, running a transaction in this OS thread.
+        match unsafe { (*self.th).refresh() } {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Unwind::Aborted),
+        }
+    }
+
     /// Write barrier of a non-carded object.
     #[inline]
     pub fn wb(&self, r: u64) -> R<()> {

@@ -281,6 +281,23 @@ pub fn report(rt: &Runtime) -> String {
         ms(s.paused_ns),
         s.syncs
     );
+    if s.log_max_entries > 0 {
+        // Commit log (`STMJIT_COMMIT_LOG=1`): writer commits stop nobody; the sync pause
+        // above is then major collections and waits for an inevitable transaction.
+        let _ = writeln!(
+            o,
+            "  commit log: {} validations ({}), {} entries imported ({} KiB), {} waits for an inevitable transaction; log now {} entries ({} KiB), at most {} ({} KiB)",
+            s.validations,
+            ms(s.validate_ns),
+            s.imported_entries,
+            s.imported_bytes / 1024,
+            s.inevitable_waits,
+            s.log_entries,
+            s.log_bytes / 1024,
+            s.log_max_entries,
+            s.log_max_bytes / 1024
+        );
+    }
     let _ = writeln!(o, "  inevitable transactions: {}", f.inevitable);
     o.push_str(&crate::serve::stats_lines(&rt.info));
     let _ = writeln!(
@@ -390,6 +407,17 @@ pub fn report_json(rt: &Runtime) -> Value {
         "sync_wait_ms": ms_f(s.sync_wait_ns),
         "paused_ms": ms_f(s.paused_ns),
         "syncs": s.syncs,
+        "commit_log": {
+            "validations": s.validations,
+            "validate_ms": ms_f(s.validate_ns),
+            "imported_entries": s.imported_entries,
+            "imported_bytes": s.imported_bytes,
+            "inevitable_waits": s.inevitable_waits,
+            "entries": s.log_entries,
+            "bytes": s.log_bytes,
+            "max_entries": s.log_max_entries,
+            "max_bytes": s.log_max_bytes,
+        },
         "inevitable_transactions": f.inevitable,
         "gc": {
             "minor_collections": s.minor_collections,

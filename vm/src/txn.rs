@@ -256,18 +256,25 @@ impl Runtime {
         let class_changed = self.tx.class_changed;
         let mut wrote = false;
         // SAFETY: th is this thread's live handle.
-        let r = unsafe { &mut *self.th }.commit_with(&mut || {
-            if !out.is_empty() {
-                output.append(&mut out);
-                wrote = true;
-            }
-            if class_changed {
-                // At the serialization point: no lookup after this commit finds an entry
-                // cached from before it. (No thread waits at a safe point holding the table
-                // or its method sites.)
-                classes.end_change(true);
-            }
-        });
+        let th = unsafe { &mut *self.th };
+        // Nothing to order: a plain commit (with the commit log, a read-only one then takes
+        // no global lock).
+        let r = if out.is_empty() && !class_changed {
+            th.commit()
+        } else {
+            th.commit_with(&mut || {
+                if !out.is_empty() {
+                    output.append(&mut out);
+                    wrote = true;
+                }
+                if class_changed {
+                    // At the serialization point: no lookup after this commit finds an entry
+                    // cached from before it. (No thread waits at a safe point holding the table
+                    // or its method sites.)
+                    classes.end_change(true);
+                }
+            })
+        };
         match r {
             Ok(()) => {
                 self.tx.class_changed = false;

@@ -61,6 +61,15 @@ pub fn cfg(n: usize) -> StmConfig {
         move_threads: false,
         trace: false,
         record_read_sites: false,
+        commit_log: StmConfig::default().commit_log,
+    }
+}
+
+/// [`cfg`] with the commit log on or off (tests run in both modes).
+pub fn cfg_mode(log: bool, n: usize) -> StmConfig {
+    StmConfig {
+        commit_log: log,
+        ..cfg(n)
     }
 }
 

@@ -15,6 +15,15 @@ pub fn config(n: usize, policy: WaitPolicy) -> StmConfig {
         move_threads: false,
         trace: false,
         record_read_sites: false,
+        commit_log: StmConfig::default().commit_log,
+    }
+}
+
+/// [`config`] with the commit log on or off (tests run in both modes).
+pub fn config_mode(log: bool, n: usize, policy: WaitPolicy) -> StmConfig {
+    StmConfig {
+        commit_log: log,
+        ..config(n, policy)
     }
 }
 

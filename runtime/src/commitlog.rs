@@ -1,0 +1,324 @@
+//! The commit log: writer commits that never stop the other segments (stmgc-c8's model).
+//!
+//! Enabled by [`crate::StmConfig::commit_log`]; otherwise commits stop the world (c7's model,
+//! `transaction.rs`). The design and its invariants are in `docs/COMMITLOG.md`; in short:
+//!
+//! - A writer commit appends an [`Entry`] holding the **new** contents of every range it
+//!   modified (objects, cards, objects it allocated), under the `append` mutex, after
+//!   validating against the entries appended since its snapshot. It never waits for another
+//!   segment, except while another transaction is inevitable.
+//! - Every segment keeps a snapshot: its memory changes only when **it** validates, at its
+//!   own safe points (begin, a poll that finds `REQUEST_VALIDATE`, its commit, becoming
+//!   inevitable). Validation walks the entries after the segment's `last` one: if one wrote
+//!   a granule whose read marker holds the segment's read version, the transaction aborts
+//!   (write-read conflict); otherwise the entry's bytes are copied into the segment's pages,
+//!   privatizing each page it writes first.
+//! - Segment 0 (the shared memfd) holds revision `r0`, the oldest entry kept (`root`): the
+//!   entries up to the smallest revision any non-idle segment has validated are applied to
+//!   it and freed by [`Stm::advance_log`]. A page shared in some segment never shows an
+//!   entry that segment has not validated (invariant I1 of `docs/COMMITLOG.md`): a segment
+//!   makes every page an entry writes private when it imports the entry, so by the time an
+//!   entry is applied to the memfd, every segment still sharing one of its pages either is
+//!   idle (brought to `r0` in the same step) or is the entry's committer, whose shared page
+//!   already holds those bytes (objects it promoted through its shared mapping).
+
+use crate::layout::PAGE_SIZE;
+use crate::stats::Stats;
+use crate::stm::Stm;
+use crate::transaction::ModKind;
+use std::sync::atomic::{
+    AtomicPtr, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
+use std::sync::Mutex;
+
+/// One modified range of an entry.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rec {
+    /// Segment offset of the first byte.
+    pub addr: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// Offset of the new contents in [`Entry::bytes`].
+    pub off: usize,
+    pub kind: ModKind,
+    /// The object the range belongs to (the carded object for a card).
+    pub obj: u64,
+    /// The committer's barrier site (for conflict reports).
+    pub site: u32,
+}
+
+/// One committed writer transaction: its records and their new contents. Immutable once
+/// appended, except `next`.
+pub(crate) struct Entry {
+    pub next: AtomicPtr<Entry>,
+    /// Revision: 1 + the previous entry's (the root sentinel has 0).
+    pub rev: u64,
+    /// Segment of the committer (0 for the sentinel).
+    pub seg: usize,
+    /// The committer's transaction sequence number (names it in conflict reports).
+    pub seq: u64,
+    pub recs: Vec<Rec>,
+    pub bytes: Vec<u8>,
+}
+
+impl Entry {
+    /// An entry not yet appended (revision set by [`CommitLog::append`]).
+    pub(crate) fn new(seg: usize, seq: u64, recs: Vec<Rec>, bytes: Vec<u8>) -> Box<Entry> {
+        Box::new(Entry {
+            next: AtomicPtr::new(std::ptr::null_mut()),
+            rev: 0,
+            seg,
+            seq,
+            recs,
+            bytes,
+        })
+    }
+
+    /// The new contents of record `r`.
+    pub(crate) fn data(&self, r: &Rec) -> &[u8] {
+        &self.bytes[r.off..r.off + r.len as usize]
+    }
+
+    /// Memory held by the entry (for `--stats`).
+    fn footprint(&self) -> u64 {
+        (std::mem::size_of::<Entry>()
+            + self.recs.len() * std::mem::size_of::<Rec>()
+            + self.bytes.len()) as u64
+    }
+}
+
+/// The global list of entries, oldest (`root`, revision `r0`, already applied to segment 0)
+/// to newest (`tail`).
+pub(crate) struct CommitLog {
+    /// Oldest entry kept; replaced (and the old one freed) only under `apply`.
+    root: AtomicPtr<Entry>,
+    /// Newest entry; replaced only under `append`.
+    tail: AtomicPtr<Entry>,
+    /// Serializes appends, and orders `on_commit` effects by revision.
+    pub append: Mutex<()>,
+    /// Serializes applying entries to segment 0 and freeing them (and readers of old entries
+    /// that are not a segment's own snapshot, e.g. [`Stm::committed_u64`]).
+    pub apply: Mutex<()>,
+    /// Entries after `root` and the bytes they hold.
+    pub len: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+// SAFETY: entries are shared read-only (except `next`, an atomic) and freed only under
+// `apply` once no segment's snapshot can reach them (see `Stm::advance_log`).
+unsafe impl Send for CommitLog {}
+// SAFETY: as above.
+unsafe impl Sync for CommitLog {}
+
+impl CommitLog {
+    pub(crate) fn new() -> CommitLog {
+        let root = Box::into_raw(Entry::new(0, 0, Vec::new(), Vec::new()));
+        CommitLog {
+            root: AtomicPtr::new(root),
+            tail: AtomicPtr::new(root),
+            append: Mutex::new(()),
+            apply: Mutex::new(()),
+            len: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// The root sentinel / oldest entry kept.
+    pub(crate) fn root(&self) -> *mut Entry {
+        self.root.load(Acquire)
+    }
+
+    /// The newest entry.
+    pub(crate) fn tail(&self) -> *mut Entry {
+        self.tail.load(Acquire)
+    }
+
+    /// Appends `e` after the tail and returns it (now owned by the log). The caller holds
+    /// `append` and has validated its segment to the tail.
+    pub(crate) fn append(&self, mut e: Box<Entry>, stats: &Stats) -> *mut Entry {
+        let t = self.tail();
+        // SAFETY: the tail is never freed (the root is at most the tail, and only entries
+        // before the root are freed).
+        e.rev = unsafe { (*t).rev } + 1;
+        let fp = e.footprint();
+        let p = Box::into_raw(e);
+        // SAFETY: as above; `next` of the tail is null (appends are serialized by `append`).
+        unsafe { (*t).next.store(p, Release) };
+        self.tail.store(p, Release);
+        let len = self.len.fetch_add(1, Relaxed) + 1;
+        let bytes = self.bytes.fetch_add(fp, Relaxed) + fp;
+        stats.log_max_entries.fetch_max(len, Relaxed);
+        stats.log_max_bytes.fetch_max(bytes, Relaxed);
+        p
+    }
+}
+
+impl Drop for CommitLog {
+    fn drop(&mut self) {
+        let mut p = *self.root.get_mut();
+        while !p.is_null() {
+            // SAFETY: every entry from the root on is owned by the log, which is being
+            // dropped (no segment can reach it any more).
+            let e = unsafe { Box::from_raw(p) };
+            p = e.next.load(Relaxed);
+        }
+    }
+}
+
+impl Stm {
+    /// The entry segment `k` has validated up to.
+    pub(crate) fn seg_last(&self, k: usize) -> *mut Entry {
+        self.segs[k].last.load(Acquire)
+    }
+
+    /// Copies record `r` of entry `e` into segment `k`'s pages, privatizing each page it
+    /// touches first, except where `k` shares the page and segment 0 already holds the
+    /// record's bytes there (objects the committer promoted through its shared mapping): so
+    /// data built by one transaction and only read by the others stays stored once. The
+    /// caller is `k`'s owner (RUNNING).
+    pub(crate) fn import_rec(&self, k: usize, e: &Entry, r: &Rec) {
+        let src = e.data(r);
+        let mut a = r.addr;
+        let end = r.addr + r.len;
+        while a < end {
+            let b = end.min((a / PAGE_SIZE + 1) * PAGE_SIZE);
+            let s = &src[(a - r.addr) as usize..(b - r.addr) as usize];
+            if !self.segs[k].private.get(self.page_index(a)) {
+                // SAFETY: segment 0's old space is mapped; its bytes of a live object change
+                // only when an entry is applied, and every entry up to ours that wrote them
+                // either left them equal or made the page private here (module docs).
+                let now = unsafe { std::slice::from_raw_parts(self.mem.addr(0, a), s.len()) };
+                if now == s {
+                    a = b;
+                    continue;
+                }
+                let n = crate::pages::privatize(&self.mem, k, &self.segs[k].private, a, b - a);
+                Stats::add(&self.stats.pages_privatized, n);
+            }
+            // SAFETY: a private page of segment k, whose owner is the caller.
+            unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), self.mem.addr(k, a), s.len()) };
+            a = b;
+        }
+    }
+
+    /// Copies record `r` of entry `e` into the pages of idle segment `k` that are private
+    /// there; shared ones receive it with segment 0 (see [`Stm::advance_log`]).
+    fn import_rec_idle(&self, k: usize, e: &Entry, r: &Rec) {
+        let src = e.data(r);
+        let mut a = r.addr;
+        let end = r.addr + r.len;
+        while a < end {
+            let b = end.min((a / PAGE_SIZE + 1) * PAGE_SIZE);
+            if self.segs[k].private.get(self.page_index(a)) {
+                let s = &src[(a - r.addr) as usize..(b - r.addr) as usize];
+                // SAFETY: a private page of idle segment k, held by the caller.
+                unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), self.mem.addr(k, a), s.len()) };
+            }
+            a = b;
+        }
+    }
+
+    /// Applies record `r` of entry `e` to segment 0 (the memfd).
+    fn apply_rec(&self, e: &Entry, r: &Rec) {
+        let src = e.data(r);
+        // SAFETY: segment 0's old space maps the memfd. By invariant I1 no running segment
+        // that has not validated `e` shares these pages, and those that share them and have
+        // validated it see the same bytes (see the module docs).
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.mem.addr(0, r.addr), src.len()) };
+    }
+
+    /// Applies to segment 0 every entry that every non-idle segment has validated, brings
+    /// the idle segments (in the free list, held meanwhile) to the same revision, and frees
+    /// the entries before it. The caller is RUNNING in a segment (so no major collection
+    /// runs) or runs the major collection. Does nothing if another thread is doing it.
+    pub(crate) fn advance_log(&self) {
+        let Ok(_apply) = self.log.apply.try_lock() else {
+            return;
+        };
+        let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        self.advance_log_locked(&free.segments);
+    }
+
+    /// [`Stm::advance_log`] with `apply` and the free-list mutex held; `idle` lists the
+    /// segments nobody holds.
+    pub(crate) fn advance_log_locked(&self, idle: &[usize]) {
+        let n = self.num_segments();
+        let tail = self.log.tail();
+        // SAFETY: the tail and every segment's `last` are at or after the root, which only
+        // we (holding `apply`) may free.
+        let mut min = unsafe { (*tail).rev };
+        for k in 1..=n {
+            if !idle.contains(&k) {
+                // SAFETY: as above.
+                min = min.min(unsafe { (*self.seg_last(k)).rev });
+            }
+        }
+        let mut root = self.log.root();
+        // SAFETY: see above; entries between the root and `min` are alive.
+        unsafe {
+            if (*root).rev >= min {
+                return;
+            }
+            loop {
+                let next = (*root).next.load(Acquire);
+                if next.is_null() || (*next).rev > min {
+                    break;
+                }
+                let e = &*next;
+                for &k in idle {
+                    if (*self.seg_last(k)).rev < e.rev {
+                        for r in &e.recs {
+                            self.import_rec_idle(k, e, r);
+                        }
+                    }
+                }
+                for r in &e.recs {
+                    self.apply_rec(e, r);
+                }
+                for &k in idle {
+                    if (*self.seg_last(k)).rev < e.rev {
+                        self.segs[k].last.store(next, Release);
+                    }
+                }
+                self.log.root.store(next, Release);
+                let old = Box::from_raw(root);
+                self.log.len.fetch_sub(1, Relaxed);
+                self.log.bytes.fetch_sub(e.footprint(), Relaxed);
+                drop(old);
+                root = next;
+            }
+        }
+    }
+
+    /// Whether the log is long enough to try [`Stm::advance_log`] after a commit.
+    pub(crate) fn log_due(&self) -> bool {
+        self.log.len.load(Relaxed) >= 16
+    }
+
+    /// Latest committed contents of the 8 bytes at `a` (segment 0 plus the log), for tests
+    /// and tools.
+    pub(crate) fn committed_bytes(&self, a: u64) -> u64 {
+        let _apply = self.log.apply.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: a is checked by the caller; segment 0's old space is mapped.
+        let mut v = unsafe { std::ptr::read_volatile(self.mem.addr(0, a) as *const u64) };
+        let mut p = self.log.root();
+        // SAFETY: entries after the root stay alive while we hold `apply`.
+        unsafe {
+            loop {
+                p = (*p).next.load(Acquire);
+                if p.is_null() {
+                    break;
+                }
+                let e = &*p;
+                for r in &e.recs {
+                    if r.addr <= a && a + 8 <= r.addr + r.len {
+                        let d = e.data(r);
+                        let o = (a - r.addr) as usize;
+                        v = u64::from_ne_bytes(d[o..o + 8].try_into().unwrap());
+                    }
+                }
+            }
+        }
+        v
+    }
+}
