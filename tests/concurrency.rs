@@ -202,6 +202,34 @@ fn counter_with_aborts() {
     );
 }
 
+// ---- 1b. counters shared by closures (cells) ----
+
+#[test]
+fn closure_counter_stm_4_segments() {
+    check("closure_counter", &["--threads", "4"], &[], &[]);
+}
+
+#[test]
+fn closure_counter_gil() {
+    check("closure_counter", &["--gil"], &[], &[]);
+}
+
+#[test]
+fn closure_counter_with_aborts() {
+    let r = check(
+        "closure_counter",
+        &["--threads", "4", "--stats"],
+        ABORTS,
+        &[],
+    );
+    let s = stats(&r);
+    assert!(
+        s.aborts > 0,
+        "STMJIT_ABORT_PROBABILITY=0.3 caused no abort: {s:?}\n{}",
+        r.describe()
+    );
+}
+
 // ---- 2. bank transfers ----
 
 #[test]
@@ -959,6 +987,7 @@ fn elided_write_barriers_keep_every_store_with_aborts() {
 fn expected_outputs_agree_with_the_interpreter() {
     for name in [
         "counter",
+        "closure_counter",
         "bank",
         "txqueue",
         "disjoint_list",

@@ -12,7 +12,7 @@ use cranelift_codegen::ir::{types::I64, InstBuilder, Signature, Type};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
 use std::collections::HashMap;
-use std::mem::{offset_of, size_of};
+use std::mem::offset_of;
 use std::sync::Arc;
 use stmjit_backend::disasm::Syntax;
 use stmjit_backend::JitError;
@@ -22,7 +22,7 @@ use stmjit_runtime::transaction::StmThread;
 use stmjit_runtime::value::NONE;
 use stmjit_runtime::{Stm, StmConfig};
 use stmjit_vm::abi::{Effects, Helper};
-use stmjit_vm::objects::{FunctionObj, Types};
+use stmjit_vm::objects::Types;
 use stmjit_vm::threads::Driver;
 use stmjit_vm::{
     ArrayEntry, CodeTables, Constants, Ctx, Mode, Names, ProgramInfo, Runtime, Settings, UNBOUND,
@@ -264,8 +264,7 @@ fn allocate_constants(
         let g = rt.root(globals);
         let mut fr = Vec::new();
         for fid in 0..program.functions.len() {
-            let o = rt.alloc(types.function, size_of::<FunctionObj>() as u64)?;
-            rt.st(o, offset_of!(FunctionObj, func_id) as u64, fid as u64);
+            let o = rt.new_function(fid, NONE, NONE)?;
             fr.push(rt.root(o));
         }
         let mut br = Vec::new();
@@ -365,17 +364,25 @@ fn compile_program(
     } = tables;
     let nfuncs = program.functions.len();
     for idx in 0..=nfuncs {
-        let (id, sig, arity, nlocals, body) = if idx < nfuncs {
+        let (id, sig, arity, nlocals, body, cells) = if idx < nfuncs {
             let f = &program.functions[idx];
             (
                 funcs.ids[idx],
                 funcs.sigs[idx].clone(),
-                f.arity,
+                f.entry_words(),
                 f.locals.len(),
                 &f.body,
+                &f.cells[..],
             )
         } else {
-            (funcs.main, funcs.main_sig.clone(), 0, 0, &program.body)
+            (
+                funcs.main,
+                funcs.main_sig.clone(),
+                0,
+                0,
+                &program.body,
+                &[][..],
+            )
         };
         let mut func = jit.new_function(id, sig);
         let mut sh = Shared {
@@ -397,7 +404,7 @@ fn compile_program(
             polls: !switches.omits("poll"),
         };
         FnCompiler::compile(
-            &mut func, &mut fbc, &mut sh, arity, nlocals, body, idx as u32,
+            &mut func, &mut fbc, &mut sh, arity, nlocals, body, cells, idx as u32,
         );
         compiled.push((id, func));
     }
@@ -434,7 +441,7 @@ fn declare_functions(jit: &mut Jit, program: &Program) -> Functions {
     let mut ids = Vec::new();
     let mut sigs = Vec::new();
     for (i, f) in program.functions.iter().enumerate() {
-        let sig = jit.signature(&vec![I64; 1 + f.arity], &[I64]);
+        let sig = jit.signature(&vec![I64; 1 + f.entry_words()], &[I64]);
         ids.push(
             jit.declare(&format!("f{i}_{}", f.qualname), &sig)
                 .expect("declare"),
@@ -508,7 +515,7 @@ fn define_array_entries(
             b.switch_to_block(blk);
             let p = b.block_params(blk).to_vec();
             let mut vals = vec![p[0]];
-            for k in 0..f.arity {
+            for k in 0..f.entry_words() {
                 vals.push(b.ins().load(I64, crate::compile::mf(), p[1], 8 * k as i32));
             }
             let call = b.ins().call(callee, &vals);

@@ -31,13 +31,80 @@ pub struct Function {
     pub name: String,
     /// `name` for module functions, `Class.name` for methods: used in errors and traces.
     pub qualname: String,
-    /// Number of parameters; they occupy local slots `0..arity`.
+    /// Number of parameter slots: local slots `0..arity` are the positional parameters,
+    /// then the keyword-only ones, then `*args`, then `**kwargs` ([`Params`]). A compiled
+    /// function's entry takes one word per slot.
     pub arity: usize,
-    /// Names of all local slots, parameters first.
+    /// How a call's arguments bind to the parameter slots.
+    pub params: Params,
+    /// The default values, evaluated in the enclosing scope each time the `def` runs (as in
+    /// Python): those of the positional parameters, then those of the keyword-only ones.
+    pub defaults: Vec<Expr>,
+    /// Names of all local slots: the parameters, then the free variables, then the other
+    /// locals.
     pub locals: Vec<String>,
+    /// Number of free variables (names of enclosing functions it uses): slots
+    /// `arity..arity + nfree` hold their cells, which the function object supplies.
+    pub nfree: usize,
+    /// For each free variable, the slot of the enclosing function that holds its cell (what
+    /// the `def` or `lambda` captures).
+    pub closure: Vec<LocalId>,
+    /// The cell variables: slots (parameters or other locals, not free variables) that
+    /// nested functions capture. Each holds a cell, made when the function is entered.
+    pub cells: Vec<LocalId>,
     pub body: Vec<Stmt>,
     /// Position of the `def` keyword.
     pub span: Span,
+}
+
+impl Function {
+    /// Whether a call binds exactly `arity` positional arguments, in order, to the slots
+    /// with nothing else to do: what direct calls and call caches rely on.
+    pub fn is_plain(&self) -> bool {
+        self.params.is_plain() && self.defaults.is_empty() && self.nfree == 0
+    }
+
+    /// Words a call passes to the compiled function: the parameter slots, then the cells of
+    /// the free variables.
+    pub fn entry_words(&self) -> usize {
+        self.arity + self.nfree
+    }
+}
+
+/// The parameter list of a function, as slots: `npos` positional parameters, the
+/// keyword-only ones, then one slot each for `*args` and `**kwargs` when present.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params {
+    /// Positional(-or-keyword) parameters: slots `0..npos`.
+    pub npos: usize,
+    /// How many of the last positional parameters have a default value.
+    pub ndefaults: usize,
+    /// Keyword-only parameters (after `*` or `*args`), in order: whether each has a default.
+    pub kwonly: Vec<bool>,
+    /// `*args`: the slot after the keyword-only ones gets the extra positional arguments.
+    pub varargs: bool,
+    /// `**kwargs`: the last slot gets a dict of the extra keyword arguments.
+    pub varkw: bool,
+}
+
+impl Params {
+    /// `n` positional parameters without defaults.
+    pub fn positional(n: usize) -> Params {
+        Params {
+            npos: n,
+            ..Params::default()
+        }
+    }
+
+    /// Only positional parameters, without defaults.
+    pub fn is_plain(&self) -> bool {
+        self.ndefaults == 0 && self.kwonly.is_empty() && !self.varargs && !self.varkw
+    }
+
+    /// Number of parameter slots.
+    pub fn slots(&self) -> usize {
+        self.npos + self.kwonly.len() + self.varargs as usize + self.varkw as usize
+    }
 }
 
 /// A statement and its position (its first token).
@@ -87,6 +154,8 @@ pub enum StmtKind {
     Return(Option<Expr>),
     /// `global a, b`: a declaration for the resolver; does nothing when run.
     Global(Vec<String>),
+    /// `nonlocal a, b`: a declaration for the resolver; does nothing when run.
+    Nonlocal(Vec<String>),
     /// `del target`: target is an index or slice.
     Del(Target),
     /// `def`: binds the function value to `target` (a global at module level).
@@ -156,6 +225,10 @@ pub struct Name {
 pub enum Slot {
     /// A local of the enclosing function.
     Local(LocalId),
+    /// A local slot of the enclosing function holding a cell, whose content is the variable:
+    /// a variable that nested functions share (a cell variable, or a free variable of this
+    /// function). Cells live in the heap, so reads and writes are transactional.
+    Cell(LocalId),
     /// A module global. Reading it when unbound falls back to the builtin of the same name, if
     /// any (this happens only for names that are both assigned somewhere and builtins).
     Global(GlobalId),
@@ -198,8 +271,9 @@ pub enum Builtin {
     Sorted,
     List,
     Format,
-    /// `print(..., sep=S, end=E)` as the parser lowers it: the positional arguments, then
-    /// (name, value) pairs of the keywords in source order, then their count.
+    /// The text `print(..., sep=S, end=E)` writes, as the interpreter and the runtime call it
+    /// for `print` with keywords: the positional arguments, then (name, value) pairs of the
+    /// keywords, then their count. Not a name a program can use.
     PrintKw,
     Round,
     Hex,
@@ -362,6 +436,15 @@ pub enum ExprKind {
         func: Box<Expr>,
         args: Vec<Expr>,
     },
+    /// `lambda params: body`: a new function value, as a `def` makes (its body is
+    /// `return body`).
+    Lambda(FuncId),
+    /// `func(args)` where some argument is a keyword argument (`name=value`), `*iterable` or
+    /// `**dict`: the arguments in source order (`obj.m(k=v)` calls `Attr` `obj.m`).
+    CallEx {
+        func: Box<Expr>,
+        args: Vec<Arg>,
+    },
     /// `obj.name(args)`: kept apart from `Call(Attr)` so that builtin methods and instance
     /// methods can be dispatched without creating a bound-method value.
     MethodCall {
@@ -383,6 +466,26 @@ pub enum ExprKind {
         lo: Option<Box<Expr>>,
         hi: Option<Box<Expr>>,
     },
+}
+
+/// One argument of a [`ExprKind::CallEx`] call.
+#[derive(Debug, Clone)]
+pub struct Arg {
+    pub kind: ArgKind,
+    pub value: Expr,
+}
+
+/// How an argument is passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArgKind {
+    /// A positional argument.
+    Pos,
+    /// `*iterable`: its items are positional arguments.
+    Star,
+    /// `name=value`.
+    Kw(String),
+    /// `**dict`: its items are keyword arguments (keys must be strs).
+    DoubleStar,
 }
 
 /// Unary operators `-`, `+`, `~`.

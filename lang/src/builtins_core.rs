@@ -252,7 +252,7 @@ pub fn hash_value(v: &Value) -> R<i64> {
         }
         Value::Instance(i) => (Arc::as_ptr(i) as usize >> 4) as i64,
         Value::Class(c) => (Arc::as_ptr(c) as usize >> 4) as i64,
-        Value::Function(f) => *f as i64,
+        Value::Function(f) => (Arc::as_ptr(f) as usize >> 4) as i64,
         other => (other as *const Value as usize >> 4) as i64,
     })
 }
@@ -691,14 +691,61 @@ pub fn method_arity(type_name: &str, name: &str, args: &[Value], min: usize, max
 /// Small lists use binary insertion sort, as CPython's timsort does, so the first comparison
 /// (and so the message of a failing one) is the same as CPython's: `xs[1] < xs[0]`.
 fn sort_values(items: Vec<Value>) -> R<Vec<Value>> {
+    sort_by_key(items, &|v| v)
+}
+
+/// The order in which `sorted(..., key=, reverse=)` puts items whose keys are `keys`: the
+/// items' indices. Stable, also reversed (as CPython: the items are reversed, sorted, and
+/// reversed back).
+pub fn sort_order(keys: Vec<Value>, reverse: bool) -> R<Vec<usize>> {
+    let mut pairs: Vec<(Value, usize)> = keys.into_iter().zip(0..).collect();
+    if reverse {
+        pairs.reverse();
+    }
+    let mut out = sort_by_key(pairs, &|p| &p.0)?;
+    if reverse {
+        out.reverse();
+    }
+    Ok(out.into_iter().map(|p| p.1).collect())
+}
+
+/// `min(..., key=)` or `max` (`b`): the index of the first item whose key (in `keys`) is
+/// smallest (largest); None when there are none.
+pub fn min_max_index(b: Builtin, keys: &[Value]) -> R<Option<usize>> {
+    let op = if b == Builtin::Min {
+        CmpOp::Lt
+    } else {
+        CmpOp::Gt
+    };
+    let mut best: Option<usize> = None;
+    for i in 0..keys.len() {
+        match best {
+            Some(j) if !order(&keys[i], &keys[j], op)? => {}
+            _ => best = Some(i),
+        }
+    }
+    Ok(best)
+}
+
+/// The ValueError of `min`/`max` (`b`) of no items.
+pub fn empty_min_max(b: Builtin) -> OpError {
+    exc(
+        ValueError,
+        format!("{}() arg is an empty sequence", b.name()),
+    )
+}
+
+/// Stable sort of `items` by `key` with Python's `<` (which may fail); Rust's `sort_by`
+/// needs a total order.
+fn sort_by_key<T>(items: Vec<T>, key: &dyn Fn(&T) -> &Value) -> R<Vec<T>> {
     if items.len() <= 64 {
-        let mut out: Vec<Value> = Vec::with_capacity(items.len());
+        let mut out: Vec<T> = Vec::with_capacity(items.len());
         for v in items {
             // Insert after every item not greater than `v` (stability).
             let (mut lo, mut hi) = (0, out.len());
             while lo < hi {
                 let mid = (lo + hi) / 2;
-                if order(&v, &out[mid], CmpOp::Lt)? {
+                if order(key(&v), key(&out[mid]), CmpOp::Lt)? {
                     hi = mid;
                 } else {
                     lo = mid + 1;
@@ -710,12 +757,12 @@ fn sort_values(items: Vec<Value>) -> R<Vec<Value>> {
     }
     let mut right = items;
     let left = right.drain(..right.len() / 2).collect();
-    let (left, right) = (sort_values(left)?, sort_values(right)?);
+    let (left, right) = (sort_by_key(left, key)?, sort_by_key(right, key)?);
     let mut out = Vec::with_capacity(left.len() + right.len());
     let (mut l, mut r) = (left.into_iter().peekable(), right.into_iter().peekable());
     while let (Some(a), Some(b)) = (l.peek(), r.peek()) {
         // Take from the right only when strictly smaller: keeps equal items in order.
-        if order(b, a, CmpOp::Lt)? {
+        if order(key(b), key(a), CmpOp::Lt)? {
             out.extend(r.next());
         } else {
             out.extend(l.next());

@@ -15,8 +15,9 @@
 //!
 //! This is Python's own scoping: the first iterable is evaluated in the enclosing scope, the
 //! loop variables are local to the comprehension. The enclosing function's locals that the
-//! comprehension reads (`free`) are passed by value: nothing can rebind them while it runs
-//! (there are no closures), so that is exact. Module names stay globals. Dict comprehensions
+//! comprehension reads (`free`) are passed by value: exact unless code the comprehension
+//! calls rebinds one through `nonlocal` while it runs (a known difference; Python's
+//! comprehension would see the new value). Module names stay globals. Dict comprehensions
 //! store `<r>[K] = V`. A generator expression as the argument of `any`/`all` stops at the
 //! first deciding item, as in Python: its function returns `[True]` (`[False]` for `all`)
 //! there, `[]` at the end, which `any`/`all` then decide on. As the argument of any other
@@ -196,6 +197,11 @@ pub fn lower(
         name: label.into(),
         qualname: label.into(),
         arity: 1,
+        params: Params::positional(1),
+        defaults: Vec::new(),
+        nfree: 0,
+        closure: Vec::new(),
+        cells: Vec::new(),
         locals: vec![ITER.into()],
         body,
         span,
@@ -229,13 +235,16 @@ pub fn definitions(comps: &[(String, FuncId)], span: Span) -> Vec<Stmt> {
 }
 
 /// Gives each hidden function the enclosing function's locals it reads as parameters after
-/// `<it>`, and passes them at its call. `assigned(f)` are the names function `f` binds
+/// `<it>`, and passes them at its call. `assigned(id, f)` are the names function `f` binds
+/// or has as free variables; `nested_needs(id)` the names the functions nested in
+/// comprehension `id` use from outside (read by the comprehension too).
 /// (its locals once resolved, parameters excluded).
 pub fn bind_free_names(
     body: &mut [Stmt],
     functions: &mut [Function],
     comps: &[(String, FuncId)],
-    assigned: &dyn Fn(&Function) -> HashSet<String>,
+    assigned: &dyn Fn(FuncId, &Function) -> HashSet<String>,
+    nested_needs: &dyn Fn(FuncId) -> BTreeSet<String>,
 ) {
     if comps.is_empty() {
         return;
@@ -263,7 +272,8 @@ pub fn bind_free_names(
         id: FuncId,
         functions: &[Function],
         children: &HashMap<Option<FuncId>, Vec<FuncId>>,
-        assigned: &dyn Fn(&Function) -> HashSet<String>,
+        assigned: &dyn Fn(FuncId, &Function) -> HashSet<String>,
+        nested_needs: &dyn Fn(FuncId) -> BTreeSet<String>,
         memo: &mut HashMap<FuncId, BTreeSet<String>>,
     ) -> BTreeSet<String> {
         if let Some(r) = memo.get(&id) {
@@ -277,9 +287,10 @@ pub fn bind_free_names(
             }
         });
         for &c in children.get(&Some(id)).into_iter().flatten() {
-            out.extend(reads(c, functions, children, assigned, memo));
+            out.extend(reads(c, functions, children, assigned, nested_needs, memo));
         }
-        let own = assigned(f);
+        out.extend(nested_needs(id));
+        let own = assigned(id, f);
         out.retain(|n| !own.contains(n) && !f.locals.contains(n));
         memo.insert(id, out.clone());
         out
@@ -299,12 +310,12 @@ pub fn bind_free_names(
     }
     let mut free_of: HashMap<FuncId, Vec<String>> = HashMap::new();
     for &c in &order {
-        let wanted = reads(c, functions, &children, assigned, &mut memo);
+        let wanted = reads(c, functions, &children, assigned, nested_needs, &mut memo);
         let free: Vec<String> = match parent.get(&c).copied().flatten() {
             None => Vec::new(),
             Some(p) => {
                 let pf = &functions[p];
-                let mut locals: HashSet<String> = assigned(pf);
+                let mut locals: HashSet<String> = assigned(p, pf);
                 locals.extend(pf.locals.iter().cloned());
                 wanted.into_iter().filter(|n| locals.contains(n)).collect()
             }
@@ -312,6 +323,7 @@ pub fn bind_free_names(
         let f = &mut functions[c];
         f.locals.extend(free.iter().cloned());
         f.arity = f.locals.len();
+        f.params = Params::positional(f.arity);
         free_of.insert(c, free);
     }
     // Pass them at the calls.
@@ -402,6 +414,7 @@ fn visit_stmt_mut(s: &mut Stmt, f: &mut dyn FnMut(&mut Expr)) {
         | StmtKind::Continue
         | StmtKind::Pass
         | StmtKind::Global(_)
+        | StmtKind::Nonlocal(_)
         | StmtKind::FunctionDef { .. } => {}
     }
 }
@@ -432,7 +445,8 @@ fn visit_expr_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
         | ExprKind::Str(_)
         | ExprKind::Bool(_)
         | ExprKind::None
-        | ExprKind::Name(_) => {}
+        | ExprKind::Name(_)
+        | ExprKind::Lambda(_) => {}
         ExprKind::List(items) | ExprKind::Tuple(items) => {
             items.iter_mut().for_each(|i| visit_expr_mut(i, f))
         }
@@ -462,6 +476,11 @@ fn visit_expr_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
         ExprKind::Call { func, args } => {
             visit_expr_mut(func, f);
             args.iter_mut().for_each(|a| visit_expr_mut(a, f));
+        }
+        ExprKind::CallEx { func, args } => {
+            visit_expr_mut(func, f);
+            args.iter_mut()
+                .for_each(|a| visit_expr_mut(&mut a.value, f));
         }
         ExprKind::MethodCall { obj, args, .. } => {
             visit_expr_mut(obj, f);

@@ -9,6 +9,8 @@ pub mod ast;
 pub mod builtins_core;
 pub mod builtins_num;
 pub mod builtins_seq;
+pub mod callargs;
+pub mod closures;
 pub mod comprehension;
 pub mod diag;
 pub mod floatfmt;

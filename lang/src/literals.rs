@@ -13,7 +13,7 @@ pub struct Literals {
     pub strs: Vec<String>,
     /// Float literals.
     pub floats: Vec<f64>,
-    /// Names used as attributes, methods and class members.
+    /// Names used as attributes, methods, class members and keyword arguments.
     pub names: Vec<String>,
 }
 
@@ -22,6 +22,7 @@ pub fn literals(program: &Program) -> Literals {
     let mut l = Literals::default();
     l.stmts(&program.body);
     for f in program.functions.iter() {
+        f.defaults.iter().for_each(|d| l.expr(d));
         l.stmts(&f.body);
     }
     l
@@ -132,6 +133,15 @@ impl Literals {
             ExprKind::Call { func, args } => {
                 self.expr(func);
                 args.iter().for_each(|x| self.expr(x))
+            }
+            ExprKind::CallEx { func, args } => {
+                self.expr(func);
+                for a in args {
+                    if let ArgKind::Kw(k) = &a.kind {
+                        self.names.push(k.clone());
+                    }
+                    self.expr(&a.value)
+                }
             }
             ExprKind::MethodCall { obj, name, args } => {
                 self.names.push(name.clone());

@@ -1,7 +1,7 @@
 //! Recursive-descent parser from tokens to the AST of [`crate::ast`]. Names are left
 //! `Slot::Unresolved`; [`crate::resolve`] fills them in. The parser enforces the structural rules
-//! of LANGUAGE.md (no nested `def`, `return` only in functions, `break`/`continue` only in loops)
-//! and bounds nesting so that recursion depth stays far from the stack limit.
+//! of LANGUAGE.md (classes at module level, `return` only in functions, `break`/`continue`
+//! only in loops) and bounds nesting so that recursion depth stays far from the stack limit.
 
 use crate::ast::*;
 use crate::comprehension::{self, Clause, CompKind};
@@ -35,7 +35,6 @@ pub fn parse_tokens(tokens: Vec<Token>) -> Result<Parsed, Diagnostic> {
         loop_depth: 0,
         functions: Vec::new(),
         comps: Vec::new(),
-        print_kw: false,
         hidden: 0,
     };
     let mut body = Vec::new();
@@ -58,7 +57,8 @@ enum Context {
     Module,
     /// Directly in the body of `class Name`.
     Class(String),
-    Function,
+    /// In a function (or lambda), by qualified name.
+    Function(String),
 }
 
 struct Parser {
@@ -69,10 +69,16 @@ struct Parser {
     loop_depth: usize,
     functions: Vec<Function>,
     comps: Vec<(String, FuncId)>,
-    /// The call whose arguments were just read is `print` with keywords (`print_args`).
-    print_kw: bool,
     /// Hidden variables made so far (`for` loops with tuple targets).
     hidden: usize,
+}
+
+/// The arguments of a call, as parsed.
+enum CallArgs {
+    /// Positional arguments only.
+    Plain(Vec<Expr>),
+    /// Some keyword or unpacked argument.
+    Ex(Vec<Arg>),
 }
 
 type PResult<T> = Result<T, Diagnostic>;
@@ -306,7 +312,7 @@ impl Parser {
                 }
             }
             Tok::Return => {
-                if self.context != Context::Function {
+                if !matches!(self.context, Context::Function(_)) {
                     return Err(Diagnostic::new("'return' outside function", span));
                 }
                 self.advance();
@@ -323,6 +329,20 @@ impl Parser {
                     names.push(self.expect_name()?);
                 }
                 StmtKind::Global(names.into_iter().map(|(n, _)| n).collect())
+            }
+            Tok::Name(n) if n == "nonlocal" && matches!(self.peek_at(1), Tok::Name(_)) => {
+                if !matches!(self.context, Context::Function(_)) {
+                    return Err(Diagnostic::new(
+                        "nonlocal declaration not allowed at module level",
+                        span,
+                    ));
+                }
+                self.advance();
+                let mut names = vec![self.expect_name()?];
+                while self.eat(&Tok::Comma) {
+                    names.push(self.expect_name()?);
+                }
+                StmtKind::Nonlocal(names.into_iter().map(|(n, _)| n).collect())
             }
             Tok::Del => {
                 self.advance();
@@ -562,46 +582,67 @@ impl Parser {
         Ok(body)
     }
 
-    fn def(&mut self) -> PResult<(String, FuncId)> {
-        let span = self.span();
-        let qual_prefix = match &self.context {
-            Context::Function => return Err(Diagnostic::new(
-                "nested def is not allowed (functions are defined at module level or in a class)",
-                span,
-            )),
+    /// What a function defined here prefixes its name with in its qualified name.
+    fn qual_prefix(&self) -> String {
+        match &self.context {
+            Context::Function(q) => format!("{q}.<locals>."),
             Context::Class(c) => format!("{c}."),
             Context::Module => String::new(),
-        };
+        }
+    }
+
+    /// `lambda params: body`, as a function whose body is `return body`.
+    fn lambda(&mut self) -> PResult<Expr> {
+        let span = self.span();
+        self.advance();
+        let (params, names, defaults) = self.parameters(&Tok::Colon)?;
+        self.expect(&Tok::Colon)?;
+        let qualname = format!("{}<lambda>", self.qual_prefix());
+        let saved = std::mem::replace(&mut self.context, Context::Function(qualname.clone()));
+        let saved_loops = std::mem::replace(&mut self.loop_depth, 0);
+        let body = self.expr();
+        self.context = saved;
+        self.loop_depth = saved_loops;
+        let body = body?;
+        let bspan = body.span;
+        let id = self.functions.len();
+        self.functions.push(Function {
+            name: "<lambda>".into(),
+            qualname,
+            arity: names.len(),
+            params,
+            defaults,
+            locals: names,
+            nfree: 0,
+            closure: Vec::new(),
+            cells: Vec::new(),
+            body: vec![Stmt {
+                kind: StmtKind::Return(Some(body)),
+                span: bspan,
+            }],
+            span,
+        });
+        Ok(Expr {
+            kind: ExprKind::Lambda(id),
+            span,
+        })
+    }
+
+    fn def(&mut self) -> PResult<(String, FuncId)> {
+        let span = self.span();
+        let qual_prefix = self.qual_prefix();
         self.advance();
         let (name, _) = self.expect_name()?;
         self.expect(&Tok::LParen)?;
-        let mut params: Vec<String> = Vec::new();
-        while self.peek() != &Tok::RParen {
-            if matches!(self.peek(), Tok::Star | Tok::DoubleStar) {
-                return Err(self.unsupported("'*args' and '**kwargs' parameters are"));
-            }
-            let (p, pspan) = self.expect_name()?;
-            match self.peek() {
-                Tok::Assign => return Err(self.unsupported("default parameter values are")),
-                Tok::Colon => return Err(self.unsupported("annotations ('name: type') are")),
-                _ => {}
-            }
-            if params.contains(&p) {
-                return Err(Diagnostic::new(
-                    format!("duplicate argument '{p}' in function definition"),
-                    pspan,
-                ));
-            }
-            params.push(p);
-            if !self.eat(&Tok::Comma) {
-                break;
-            }
-        }
+        let (params, names, defaults) = self.parameters(&Tok::RParen)?;
         self.expect(&Tok::RParen)?;
         if self.peek() == &Tok::Minus && self.peek_at(1) == &Tok::Gt {
             return Err(self.unsupported("annotations ('-> type') are"));
         }
-        let saved = std::mem::replace(&mut self.context, Context::Function);
+        let saved = std::mem::replace(
+            &mut self.context,
+            Context::Function(format!("{qual_prefix}{name}")),
+        );
         let saved_loops = std::mem::replace(&mut self.loop_depth, 0);
         let body = self.block();
         self.context = saved;
@@ -611,12 +652,123 @@ impl Parser {
         self.functions.push(Function {
             qualname: format!("{qual_prefix}{name}"),
             name: name.clone(),
-            arity: params.len(),
-            locals: params,
+            arity: names.len(),
+            params,
+            defaults,
+            locals: names,
+            nfree: 0,
+            closure: Vec::new(),
+            cells: Vec::new(),
             body,
             span,
         });
         Ok((name, id))
+    }
+
+    /// A parameter list through `close` (not consumed): positional parameters with optional
+    /// defaults, then `*` or `*args`, keyword-only parameters, `**kwargs`. Returns the
+    /// parameters, their slot names and the default values (positional ones first).
+    fn parameters(&mut self, close: &Tok) -> PResult<(Params, Vec<String>, Vec<Expr>)> {
+        let mut params = Params::default();
+        let (mut pos, mut kwonly, mut defaults, mut kw_defaults) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut varargs, mut varkw): (Option<String>, Option<String>) = (None, None);
+        let mut star = false;
+        let mut seen: Vec<String> = Vec::new();
+        let mut check_new = |p: &str, at: Span| -> PResult<()> {
+            if seen.iter().any(|s| s == p) {
+                return Err(Diagnostic::new(
+                    format!("duplicate argument '{p}' in function definition"),
+                    at,
+                ));
+            }
+            seen.push(p.to_string());
+            Ok(())
+        };
+        while self.peek() != close {
+            let at = self.span();
+            if varkw.is_some() {
+                return Err(Diagnostic::new(
+                    "arguments cannot follow var-keyword argument",
+                    at,
+                ));
+            }
+            if self.eat(&Tok::DoubleStar) {
+                let (p, pspan) = self.expect_name()?;
+                check_new(&p, pspan)?;
+                if self.peek() == &Tok::Assign {
+                    return Err(Diagnostic::new(
+                        "var-keyword argument cannot have default value",
+                        self.span(),
+                    ));
+                }
+                varkw = Some(p);
+            } else if self.eat(&Tok::Star) {
+                if star {
+                    return Err(Diagnostic::new("* argument may appear only once", at));
+                }
+                star = true;
+                if let Tok::Name(_) = self.peek() {
+                    let (p, pspan) = self.expect_name()?;
+                    check_new(&p, pspan)?;
+                    if self.peek() == &Tok::Assign {
+                        return Err(Diagnostic::new(
+                            "var-positional argument cannot have default value",
+                            self.span(),
+                        ));
+                    }
+                    varargs = Some(p);
+                } else if self.peek() == close
+                    || self.peek() == &Tok::Comma && self.peek_at(1) == close
+                    || self.peek() == &Tok::Comma && self.peek_at(1) == &Tok::DoubleStar
+                {
+                    return Err(Diagnostic::new("named arguments must follow bare *", at));
+                }
+            } else if self.peek() == &Tok::Slash {
+                return Err(self.unsupported("positional-only parameters ('/') are"));
+            } else {
+                let (p, pspan) = self.expect_name()?;
+                if self.peek() == &Tok::Colon && close == &Tok::RParen {
+                    return Err(self.unsupported("annotations ('name: type') are"));
+                }
+                check_new(&p, pspan)?;
+                let default = if self.eat(&Tok::Assign) {
+                    Some(self.expr()?)
+                } else {
+                    None
+                };
+                if star {
+                    params.kwonly.push(default.is_some());
+                    kw_defaults.extend(default);
+                    kwonly.push(p);
+                } else {
+                    match default {
+                        Some(d) => defaults.push(d),
+                        None if !defaults.is_empty() => {
+                            return Err(Diagnostic::new(
+                                "non-default argument follows default argument",
+                                pspan,
+                            ))
+                        }
+                        None => {}
+                    }
+                    pos.push(p);
+                }
+            }
+            if !self.eat(&Tok::Comma) {
+                break;
+            }
+        }
+        params.npos = pos.len();
+        params.ndefaults = defaults.len();
+        params.varargs = varargs.is_some();
+        params.varkw = varkw.is_some();
+        let mut names = pos;
+        names.extend(kwonly);
+        names.extend(varargs);
+        names.extend(varkw);
+        defaults.extend(kw_defaults);
+        Ok((params, names, defaults))
     }
 
     fn class(&mut self) -> PResult<Stmt> {
@@ -925,12 +1077,11 @@ impl Parser {
 
     /// The arguments of a call through `)`: a generator expression as the only argument is
     /// a comprehension (short-circuiting for `any` and `all`).
-    fn call_args(&mut self, callee: &ExprKind) -> PResult<Vec<Expr>> {
-        if matches!(callee, ExprKind::Name(n) if n.name == "print") {
-            return self.print_args();
-        }
-        if matches!(self.peek(), Tok::RParen | Tok::Star | Tok::DoubleStar) {
-            return self.args(&Tok::RParen);
+    fn call_args(&mut self, callee: &ExprKind) -> PResult<CallArgs> {
+        if matches!(self.peek(), Tok::RParen | Tok::Star | Tok::DoubleStar)
+            || matches!((self.peek(), self.peek_at(1)), (Tok::Name(_), Tok::Assign))
+        {
+            return self.general_args();
         }
         let first = self.expr()?;
         if self.peek() == &Tok::For {
@@ -942,42 +1093,58 @@ impl Parser {
             let span = first.span;
             let clauses = self.comp_clauses()?;
             self.expect(&Tok::RParen)?;
-            return Ok(vec![self.lower(kind, first, None, clauses, span)]);
+            return Ok(CallArgs::Plain(vec![
+                self.lower(kind, first, None, clauses, span)
+            ]));
         }
         if self.peek() == &Tok::Assign {
             return Err(Diagnostic::new(
-                "keyword arguments are not supported",
+                "expression cannot contain assignment, perhaps you meant \"==\"?",
                 first.span,
             ));
         }
-        let mut args = vec![first];
-        if self.eat(&Tok::Comma) {
-            args.extend(self.args(&Tok::RParen)?);
-        } else {
+        if !self.eat(&Tok::Comma) {
             self.expect(&Tok::RParen)?;
+            return Ok(CallArgs::Plain(vec![first]));
         }
-        Ok(args)
+        match self.general_args()? {
+            CallArgs::Plain(mut rest) => {
+                rest.insert(0, first);
+                Ok(CallArgs::Plain(rest))
+            }
+            CallArgs::Ex(mut rest) => {
+                rest.insert(
+                    0,
+                    Arg {
+                        kind: ArgKind::Pos,
+                        value: first,
+                    },
+                );
+                Ok(CallArgs::Ex(rest))
+            }
+        }
     }
 
-    /// The arguments of `print(...)` through `)`: with keyword arguments `sep=` and `end=`,
-    /// the positional ones, then ("name", value) pairs in source order, then their count;
-    /// `print_kw` then says that the call is [`Builtin::PrintKw`].
-    fn print_args(&mut self) -> PResult<Vec<Expr>> {
-        let mut args = Vec::new();
-        let mut kws = Vec::new();
+    /// Call arguments through `)`: positional ones, `*iterable`, `name=value`, `**dict`, with
+    /// Python's rules on their order; plain when all are positional.
+    fn general_args(&mut self) -> PResult<CallArgs> {
+        let mut args: Vec<Arg> = Vec::new();
+        let (mut keyword, mut dstar) = (false, false);
         while self.peek() != &Tok::RParen {
-            if matches!(self.peek(), Tok::Star | Tok::DoubleStar) {
-                return Err(self.unsupported("'*' and '**' unpacking is"));
-            }
-            if let (Tok::Name(k), Tok::Assign) = (self.peek().clone(), self.peek_at(1)) {
-                let at = self.span();
-                if k != "sep" && k != "end" {
+            let at = self.span();
+            let kind = if self.eat(&Tok::DoubleStar) {
+                dstar = true;
+                ArgKind::DoubleStar
+            } else if self.eat(&Tok::Star) {
+                if dstar {
                     return Err(Diagnostic::new(
-                        format!("print() keyword argument '{k}' is not supported"),
+                        "iterable argument unpacking follows keyword argument unpacking",
                         at,
                     ));
                 }
-                if kws.iter().any(|(n, _): &(String, Expr)| *n == k) {
+                ArgKind::Star
+            } else if let (Tok::Name(k), Tok::Assign) = (self.peek().clone(), self.peek_at(1)) {
+                if args.iter().any(|a| a.kind == ArgKind::Kw(k.clone())) {
                     return Err(Diagnostic::new(
                         format!("keyword argument repeated: {k}"),
                         at,
@@ -985,50 +1152,44 @@ impl Parser {
                 }
                 self.advance();
                 self.advance();
-                kws.push((k, self.expr()?));
+                keyword = true;
+                ArgKind::Kw(k)
             } else {
-                if !kws.is_empty() {
+                if dstar {
                     return Err(Diagnostic::new(
-                        "positional argument follows keyword argument",
-                        self.span(),
+                        "positional argument follows keyword argument unpacking",
+                        at,
                     ));
                 }
-                let e = self.expr()?;
-                match self.peek() {
-                    Tok::For => return Err(self.unsupported("generator expressions in print are")),
-                    Tok::Assign => {
-                        return Err(Diagnostic::new(
-                            "keyword arguments are not supported",
-                            e.span,
-                        ))
-                    }
-                    _ => {}
+                if keyword {
+                    return Err(Diagnostic::new(
+                        "positional argument follows keyword argument",
+                        at,
+                    ));
                 }
-                args.push(e);
+                ArgKind::Pos
+            };
+            let value = self.expr()?;
+            match self.peek() {
+                Tok::For => return Err(self.unsupported("generator expressions are")),
+                Tok::Assign => {
+                    return Err(Diagnostic::new(
+                        "expression cannot contain assignment, perhaps you meant \"==\"?",
+                        value.span,
+                    ))
+                }
+                _ => {}
             }
+            args.push(Arg { kind, value });
             if !self.eat(&Tok::Comma) {
                 break;
             }
         }
         self.expect(&Tok::RParen)?;
-        if !kws.is_empty() {
-            let n = kws.len() as i64;
-            for (k, v) in kws {
-                let span = v.span;
-                args.push(Expr {
-                    kind: ExprKind::Str(Arc::from(k)),
-                    span,
-                });
-                args.push(v);
-            }
-            let span = self.span();
-            args.push(Expr {
-                kind: ExprKind::Int(n),
-                span,
-            });
-            self.print_kw = true;
+        if args.iter().all(|a| a.kind == ArgKind::Pos) {
+            return Ok(CallArgs::Plain(args.into_iter().map(|a| a.value).collect()));
         }
-        Ok(args)
+        Ok(CallArgs::Ex(args))
     }
 
     /// The `for` and `if` clauses of a comprehension, from its first `for`.
@@ -1084,10 +1245,6 @@ impl Parser {
                     return Err(self.unsupported("list comprehensions are"))
                 }
                 (Tok::For, _) => return Err(self.unsupported("generator expressions are")),
-                (Tok::Assign, Tok::RParen) => {
-                    let at = args.last().map_or(self.span(), |a: &Expr| a.span);
-                    return Err(Diagnostic::new("keyword arguments are not supported", at));
-                }
                 _ => {}
             }
             if !self.eat(&Tok::Comma) {
@@ -1106,22 +1263,15 @@ impl Parser {
             let step = match self.peek() {
                 Tok::LParen => {
                     self.advance();
-                    let args = self.call_args(&e.kind);
-                    let kw = std::mem::take(&mut self.print_kw);
-                    args.map(|args| match e.kind {
-                        ExprKind::Attr { obj, name } => ExprKind::MethodCall { obj, name, args },
-                        ExprKind::Name(n) if kw => ExprKind::Call {
-                            func: Box::new(Expr {
-                                kind: ExprKind::Name(Name {
-                                    name: n.name,
-                                    slot: Slot::Builtin(Builtin::PrintKw),
-                                    span,
-                                }),
-                                span,
-                            }),
+                    self.call_args(&e.kind).map(|args| match (e.kind, args) {
+                        (ExprKind::Attr { obj, name }, CallArgs::Plain(args)) => {
+                            ExprKind::MethodCall { obj, name, args }
+                        }
+                        (kind, CallArgs::Plain(args)) => ExprKind::Call {
+                            func: Box::new(Expr { kind, span }),
                             args,
                         },
-                        kind => ExprKind::Call {
+                        (kind, CallArgs::Ex(args)) => ExprKind::CallEx {
                             func: Box::new(Expr { kind, span }),
                             args,
                         },
@@ -1352,6 +1502,7 @@ impl Parser {
                 self.advance();
                 ExprKind::None
             }
+            Tok::Name(n) if n == "lambda" => return self.lambda(),
             Tok::Name(n) => {
                 if let Some(what) = unsupported_word(&n) {
                     return Err(self.unsupported(what));
@@ -1459,9 +1610,7 @@ fn unsupported_statement(word: &str, next: &Tok) -> Option<String> {
         "raise" => "'raise' (exceptions) is",
         "import" | "from" => "'import' (modules) is",
         "async" => "'async' is",
-        "nonlocal" => "'nonlocal' (closures) is",
         "assert" => "'assert' is",
-        "lambda" => "'lambda' is",
         "yield" => "'yield' (generators) is",
         "await" => "'await' is",
         // `match` is a keyword only in front of a subject (`match = 1` is an assignment).
@@ -1488,7 +1637,6 @@ fn unsupported_statement(word: &str, next: &Tok) -> Option<String> {
 /// lacks it.
 fn unsupported_word(word: &str) -> Option<&'static str> {
     Some(match word {
-        "lambda" => "'lambda' is",
         "yield" => "'yield' (generators) is",
         "await" => "'await' is",
         _ => return None,

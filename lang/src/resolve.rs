@@ -1,8 +1,11 @@
 //! Name resolution, with Python's rules: in a function, a name that is assigned (or a parameter,
-//! or a `for` variable) is local unless declared `global`; every other name is a module global,
-//! or a builtin when no code of the program can ever bind a global of that name.
+//! or a `for` variable) is local unless declared `global` or `nonlocal`; a name an enclosing
+//! function binds is its (free) variable, shared through a cell (`closures.rs`); every other
+//! name is a module global, or a builtin when no code of the program can ever bind a global
+//! of that name.
 
 use crate::ast::*;
+use crate::closures;
 use crate::diag::Diagnostic;
 use crate::parser::Parsed;
 use std::collections::{HashMap, HashSet};
@@ -14,16 +17,87 @@ pub fn resolve(parsed: Parsed) -> Result<Program, Diagnostic> {
         mut functions,
         comps,
     } = parsed;
-    crate::comprehension::bind_free_names(&mut body, &mut functions, &comps, &|f| {
-        let mut declared = HashSet::new();
-        collect_globals(&f.body, &mut declared);
+    for f in &functions {
+        let (mut globals, mut nonlocals) = (HashSet::new(), HashSet::new());
+        collect_declared(&f.body, &mut globals, &mut nonlocals);
+        for (set, what) in [(&globals, "global"), (&nonlocals, "nonlocal")] {
+            if let Some(p) = f.locals[..f.arity].iter().find(|p| set.contains(*p)) {
+                return Err(Diagnostic::new(
+                    format!("name '{p}' is parameter and {what}"),
+                    f.span,
+                ));
+            }
+        }
+        if let Some(n) = globals.intersection(&nonlocals).next() {
+            return Err(Diagnostic::new(
+                format!("name '{n}' is nonlocal and global"),
+                f.span,
+            ));
+        }
+    }
+    // Nested functions first: which names each function uses from its enclosing ones.
+    let scopes = closures::scopes(&functions, &comps);
+    let bound: Vec<HashSet<String>> = functions.iter().map(closures::bound).collect();
+    let early_free = closures::free_vars(&scopes, &functions, &bound)?;
+    // Comprehensions get the enclosing function's names they read (their nested functions'
+    // needs included) as parameters.
+    crate::comprehension::bind_free_names(
+        &mut body,
+        &mut functions,
+        &comps,
+        &|id, _| {
+            let mut names = bound[id].clone();
+            names.extend(early_free[id].iter().cloned());
+            names
+        },
+        &|c| {
+            scopes.children[c]
+                .iter()
+                .flat_map(|&k| scopes.needs[k].iter().cloned())
+                .collect()
+        },
+    );
+    // The final free variables (comprehensions now bind their parameters), in the slots
+    // after the parameters.
+    let bound: Vec<HashSet<String>> = functions.iter().map(closures::bound).collect();
+    let free = closures::free_vars(&scopes, &functions, &bound)?;
+    for (f, free) in functions.iter_mut().zip(&free) {
+        let at = f.arity;
+        f.locals.splice(at..at, free.iter().cloned());
+        f.nfree = free.len();
+        let (mut globals, mut nonlocals) = (HashSet::new(), HashSet::new());
+        collect_declared(&f.body, &mut globals, &mut nonlocals);
         let mut assigned = Vec::new();
         collect_assigned_ordered(&f.body, &mut assigned);
-        assigned
-            .into_iter()
-            .filter(|n| !declared.contains(n))
-            .collect()
-    });
+        for name in assigned {
+            if !globals.contains(&name) && !f.locals.contains(&name) {
+                f.locals.push(name);
+            }
+        }
+    }
+    // Cell variables, and where each closure's cells come from.
+    for p in 0..functions.len() {
+        for &c in &scopes.children[p] {
+            let slots: Vec<LocalId> = free[c]
+                .iter()
+                .map(|n| {
+                    functions[p]
+                        .locals
+                        .iter()
+                        .position(|l| l == n)
+                        .expect("a free variable is bound or free in the enclosing function")
+                })
+                .collect();
+            let pf = &mut functions[p];
+            for &s in &slots {
+                let is_free = (pf.arity..pf.arity + pf.nfree).contains(&s);
+                if !is_free && !pf.cells.contains(&s) {
+                    pf.cells.push(s);
+                }
+            }
+            functions[c].closure = slots;
+        }
+    }
     // Names that may be bound as globals somewhere: assigned at module level or declared global.
     let mut bindable = HashSet::new();
     collect_assigned(&body, &mut bindable);
@@ -34,31 +108,29 @@ pub fn resolve(parsed: Parsed) -> Result<Program, Diagnostic> {
         bindable,
         globals: Vec::new(),
         global_ids: HashMap::new(),
+        // Resolved where the `def` is, in the enclosing scope.
+        defaults: functions
+            .iter_mut()
+            .map(|f| std::mem::take(&mut f.defaults))
+            .collect(),
     };
     r.block(&mut body, None)?;
     for f in &mut functions {
-        let mut declared = HashSet::new();
-        collect_globals(&f.body, &mut declared);
-        if let Some(p) = f.locals.iter().find(|p| declared.contains(*p)) {
-            return Err(Diagnostic::new(
-                format!("name '{p}' is parameter and global"),
-                f.span,
-            ));
-        }
-        let mut assigned = Vec::new();
-        collect_assigned_ordered(&f.body, &mut assigned);
-        for name in assigned {
-            if !declared.contains(&name) && !f.locals.contains(&name) {
-                f.locals.push(name);
-            }
-        }
-        let locals: HashMap<String, LocalId> = f
+        f.cells.sort_unstable();
+        let free_slots = f.arity..f.arity + f.nfree;
+        let locals: HashMap<String, Slot> = f
             .locals
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.clone(), i))
+            .map(|(i, n)| {
+                let cell = free_slots.contains(&i) || f.cells.contains(&i);
+                (n.clone(), if cell { Slot::Cell(i) } else { Slot::Local(i) })
+            })
             .collect();
         r.block(&mut f.body, Some(&locals))?;
+    }
+    for (f, d) in functions.iter_mut().zip(r.defaults.drain(..)) {
+        f.defaults = d;
     }
     Ok(Program {
         body,
@@ -69,16 +141,27 @@ pub fn resolve(parsed: Parsed) -> Result<Program, Diagnostic> {
 
 /// Adds the names declared by `global` statements in `stmts` (nested blocks included).
 fn collect_globals(stmts: &[Stmt], out: &mut HashSet<String>) {
+    collect_declared(stmts, out, &mut HashSet::new());
+}
+
+/// Adds the names declared by `global` statements in `stmts` (nested blocks included, nested
+/// functions not) to `globals`, those declared `nonlocal` to `nonlocals`.
+pub(crate) fn collect_declared(
+    stmts: &[Stmt],
+    globals: &mut HashSet<String>,
+    nonlocals: &mut HashSet<String>,
+) {
     for s in stmts {
         match &s.kind {
-            StmtKind::Global(names) => out.extend(names.iter().cloned()),
+            StmtKind::Global(names) => globals.extend(names.iter().cloned()),
+            StmtKind::Nonlocal(names) => nonlocals.extend(names.iter().cloned()),
             StmtKind::If { body, orelse, .. } => {
-                collect_globals(body, out);
-                collect_globals(orelse, out);
+                collect_declared(body, globals, nonlocals);
+                collect_declared(orelse, globals, nonlocals);
             }
             StmtKind::While { body, .. }
             | StmtKind::For { body, .. }
-            | StmtKind::With { body, .. } => collect_globals(body, out),
+            | StmtKind::With { body, .. } => collect_declared(body, globals, nonlocals),
             _ => {}
         }
     }
@@ -92,7 +175,7 @@ fn collect_assigned(stmts: &[Stmt], out: &mut HashSet<String>) {
 
 /// Appends the names bound by `stmts` (assignment targets, `for` variables, `def` and `class`
 /// names), in source order, possibly with repeats.
-fn collect_assigned_ordered(stmts: &[Stmt], out: &mut Vec<String>) {
+pub(crate) fn collect_assigned_ordered(stmts: &[Stmt], out: &mut Vec<String>) {
     for s in stmts {
         match &s.kind {
             StmtKind::Assign { targets, .. } => {
@@ -136,9 +219,11 @@ struct Resolver {
     bindable: HashSet<String>,
     globals: Vec<String>,
     global_ids: HashMap<String, GlobalId>,
+    /// Each function's default values, taken out of it while it is resolved.
+    defaults: Vec<Vec<Expr>>,
 }
 
-type Locals<'a> = Option<&'a HashMap<String, LocalId>>;
+type Locals<'a> = Option<&'a HashMap<String, Slot>>;
 
 impl Resolver {
     fn global(&mut self, name: &str) -> GlobalId {
@@ -156,8 +241,8 @@ impl Resolver {
             // Set by the parser for what it lowers (f-strings): never shadowed.
             return;
         }
-        n.slot = if let Some(&id) = locals.and_then(|l| l.get(&n.name)) {
-            Slot::Local(id)
+        n.slot = if let Some(&slot) = locals.and_then(|l| l.get(&n.name)) {
+            slot
         } else if self.bindable.contains(&n.name) {
             Slot::Global(self.global(&n.name))
         } else if let Some(b) = Builtin::from_name(&n.name) {
@@ -165,6 +250,15 @@ impl Resolver {
         } else {
             Slot::Global(self.global(&n.name))
         };
+    }
+
+    /// The default values of function `f`, in the scope of its `def` (`locals`).
+    fn defaults(&mut self, f: FuncId, locals: Locals) {
+        let mut d = std::mem::take(&mut self.defaults[f]);
+        for e in &mut d {
+            self.expr(e, locals);
+        }
+        self.defaults[f] = d;
     }
 
     fn block(&mut self, stmts: &mut [Stmt], locals: Locals) -> Result<(), Diagnostic> {
@@ -203,13 +297,20 @@ impl Resolver {
             }
             StmtKind::Return(Some(e)) => self.expr(e, locals),
             StmtKind::Del(t) => self.target(t, locals),
-            StmtKind::FunctionDef { target, .. } => self.name(target, locals),
+            StmtKind::FunctionDef { func, target } => {
+                self.defaults(*func, locals);
+                self.name(target, locals);
+            }
             StmtKind::ClassDef {
                 target,
                 base,
                 attrs,
+                methods,
                 ..
             } => {
+                for (_, f) in methods.iter() {
+                    self.defaults(*f, None);
+                }
                 self.name(target, locals);
                 if let Some(b) = base {
                     self.expr(b, None);
@@ -229,6 +330,7 @@ impl Resolver {
                     self.global(n);
                 }
             }
+            StmtKind::Nonlocal(_) => {}
             StmtKind::Return(None) | StmtKind::Break | StmtKind::Continue | StmtKind::Pass => {}
         }
         Ok(())
@@ -267,6 +369,7 @@ impl Resolver {
             | ExprKind::Bool(_)
             | ExprKind::None => {}
             ExprKind::Name(n) => self.name(n, locals),
+            ExprKind::Lambda(f) => self.defaults(*f, locals),
             ExprKind::List(items) | ExprKind::Tuple(items) => {
                 for i in items {
                     self.expr(i, locals);
@@ -303,6 +406,12 @@ impl Resolver {
                 self.expr(func, locals);
                 for a in args {
                     self.expr(a, locals);
+                }
+            }
+            ExprKind::CallEx { func, args } => {
+                self.expr(func, locals);
+                for a in args {
+                    self.expr(&mut a.value, locals);
                 }
             }
             ExprKind::MethodCall { obj, args, .. } => {

@@ -28,10 +28,10 @@ pub enum Value {
     Dict(Arc<DictObj>),
     /// `range(start, stop, step)`; step is never 0.
     Range(i64, i64, i64),
-    /// A `def` of the program.
-    Function(FuncId),
+    /// A function: what a `def` made when it ran.
+    Function(Arc<FuncValue>),
     /// `instance.method` not yet called: (instance, method).
-    BoundMethod(Arc<(Value, FuncId)>),
+    BoundMethod(Arc<(Value, Arc<FuncValue>)>),
     Class(Arc<ClassObj>),
     Instance(Arc<InstanceObj>),
     Builtin(Builtin),
@@ -40,6 +40,19 @@ pub enum Value {
     Thread(Arc<ThreadObj>),
     Lock(Arc<LockObj>),
     Queue(Arc<QueueObj>),
+}
+
+/// A function value: the program function and what its `def` evaluated.
+#[derive(Debug)]
+pub struct FuncValue {
+    /// The function in [`crate::ast::Program::functions`].
+    pub id: FuncId,
+    /// The values of its default parameters (`Function::defaults`), evaluated when the
+    /// `def` ran.
+    pub defaults: Vec<Value>,
+    /// The cells of its free variables (`Function::closure`): one-item lists, empty while
+    /// the variable is unbound.
+    pub closure: Vec<Value>,
 }
 
 /// Locks a mutex, ignoring poisoning (a panic elsewhere must not turn into another panic here).
@@ -543,8 +556,8 @@ impl Value {
                     out.push_str(&format!("range({a}, {b}, {s})"));
                 }
             }
-            Value::Function(f) => out.push_str(&format!("<function {}>", names(*f))),
-            Value::BoundMethod(m) => out.push_str(&format!("<bound method {}>", names(m.1))),
+            Value::Function(f) => out.push_str(&format!("<function {}>", names(f.id))),
+            Value::BoundMethod(m) => out.push_str(&format!("<bound method {}>", names(m.1.id))),
             Value::Class(c) => out.push_str(&format!("<class '__main__.{}'>", c.name)),
             Value::Instance(i) => match crate::special::call(self, "__repr__", &[]) {
                 Some(r) => out.push_str(&crate::special::text_of("__repr__", r?)?),
@@ -771,7 +784,7 @@ pub fn identical(a: &Value, b: &Value) -> bool {
         }
         (Value::Dict(x), Value::Dict(y)) => Arc::ptr_eq(x, y),
         (Value::Range(..), Value::Range(..)) => false,
-        (Value::Function(x), Value::Function(y)) => x == y,
+        (Value::Function(x), Value::Function(y)) => Arc::ptr_eq(x, y),
         (Value::BoundMethod(x), Value::BoundMethod(y)) => Arc::ptr_eq(x, y),
         (Value::Class(x), Value::Class(y)) => Arc::ptr_eq(x, y),
         (Value::Instance(x), Value::Instance(y)) => Arc::ptr_eq(x, y),

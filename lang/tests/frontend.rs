@@ -148,9 +148,14 @@ fn structural_errors() {
         err("def f(a):\n    global a\n").message,
         "name 'a' is parameter and global"
     );
+    assert!(parse("def f():\n    if x:\n        def g():\n            pass\n").is_ok());
     assert_eq!(
-        err("def f():\n    if x:\n        def g():\n            pass\n").span,
+        err("def f():\n    if x:\n        nonlocal y\n").span,
         Span::new(3, 9)
+    );
+    assert_eq!(
+        err("def f(a):\n    def g():\n        nonlocal a, b\n").message,
+        "no binding for nonlocal 'b' found"
     );
     assert!(parse("while x:\n    def g():\n        pass\n").is_ok());
     assert_eq!(

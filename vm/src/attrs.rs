@@ -53,11 +53,11 @@ impl Runtime {
         let epoch = self.info.classes.epoch();
         self.refresh()?;
         let found = self.class_lookup_uncached(cls, name)?;
-        // Function objects are old constants (they never move), and ints, None and bools
-        // are no references: safe to cache (other objects may move, or be dropped with an
-        // aborted transaction).
+        // The function objects of `def`s without defaults are old constants (they never
+        // move), and ints, None and bools are no references: safe to cache (other objects
+        // may move, or be dropped with an aborted transaction).
         let entry = match found {
-            Some(f) if self.is(f, self.types.function) || !value::is_ref(f) => Some(f),
+            Some(f) if self.is_const_function(f) || !value::is_ref(f) => Some(f),
             None => Some(UNBOUND),
             _ => None,
         };
@@ -130,10 +130,7 @@ impl Runtime {
         }
         self.rb(cls);
         let v = match self.class_lookup_from(cls, id, name, cached)? {
-            Some(f) if self.is(f, self.types.function) => {
-                let fid = self.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
-                self.new_bound_method(fid, o)?
-            }
+            Some(f) if self.is(f, self.types.function) => self.new_bound_method(f, o)?,
             Some(v) => v,
             None => {
                 return Err(exc(

@@ -6,6 +6,7 @@
 //! `with lock:` is one transaction (an atomic block), as LANGUAGE.md specifies.
 
 use super::abi::{CLASS_SITE_SHIFT, CLASS_SITE_SLOTS};
+use super::callkw::{call_bound, call_value_kw};
 use super::helpers::with_rt;
 use super::site_cache::SiteCache;
 use super::{exc, methods, rt_of, ClassInfo, Ctx, Runtime, ERR, R, UNBOUND};
@@ -16,10 +17,15 @@ use stmjit_lang::builtins_core::{self, arity_message, BuiltinEnv};
 use stmjit_lang::diag::ErrorKind;
 use stmjit_runtime::value::{self, Word, NONE};
 
-/// Calls the JIT function `fid` with `args` (arity checked here).
-fn call_function(ctx: *mut Ctx, fid: usize, args: &[Word]) -> Word {
+/// Calls function object `fobj` (of program function `fid`) with positional arguments
+/// `args`: straight into its code when its parameters are plain (arity checked here), else
+/// through [`call_bound`] (defaults, keyword-only parameters, `*args`, `**kwargs`).
+pub(crate) fn call_function(ctx: *mut Ctx, fobj: Word, fid: usize, args: &[Word]) -> Word {
     let rt = rt_of(ctx);
     let f = &rt.info.program.functions[fid];
+    if !f.is_plain() {
+        return call_bound(ctx, fobj, fid, args, &[]);
+    }
     if args.len() != f.arity {
         let msg = arity_message(f, args.len());
         return rt.raise(ErrorKind::TypeError, msg);
@@ -38,15 +44,16 @@ pub(crate) fn call_value(ctx: *mut Ctx, f: Word, args: &[Word]) -> Word {
     match rt.type_of(f) {
         Some(x) if x == t.function.0 => {
             let fid = rt.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
-            call_function(ctx, fid, args)
+            call_function(ctx, f, fid, args)
         }
         Some(x) if x == t.bound_method.0 => {
             let fid = rt.ld(f, offset_of!(BoundMethodObj, func_id) as u64) as usize;
+            let fobj = rt.ld(f, offset_of!(BoundMethodObj, func) as u64);
             let mut all = vec![rt.ld(f, offset_of!(BoundMethodObj, receiver) as u64)];
             all.extend_from_slice(args);
-            call_function(ctx, fid, &all)
+            call_function(ctx, fobj, fid, &all)
         }
-        Some(x) if x == t.class.0 => instantiate(ctx, f, args, None),
+        Some(x) if x == t.class.0 => instantiate(ctx, f, args, &[], None),
         Some(x) if x == t.builtin.0 => {
             let which = rt.ld(f, offset_of!(BuiltinObj, which) as u64);
             if rt.ld(f, offset_of!(BuiltinObj, is_method) as u64) == 0 {
@@ -63,9 +70,16 @@ pub(crate) fn call_value(ctx: *mut Ctx, f: Word, args: &[Word]) -> Word {
     }
 }
 
-/// `cls(args)`. With the cache of the calling site (`site`), fills it with the class's
-/// `__init__` when that is a function of the site's arity (see [`stmjit_call_site`]).
-fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word], site: Option<&SiteCache>) -> Word {
+/// `cls(args, **kw)`. With the cache of the calling site (`site`), fills it with the
+/// class's `__init__` when that is a plain function of the site's arity (see
+/// [`stmjit_call_site`]).
+pub(crate) fn instantiate(
+    ctx: *mut Ctx,
+    cls: Word,
+    args: &[Word],
+    kw: &[(String, Word)],
+    site: Option<&SiteCache>,
+) -> Word {
     let rt = rt_of(ctx);
     // The class and the arguments are rooted across the allocation, the instance across
     // the call of `__init__`.
@@ -77,6 +91,8 @@ fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word], site: Option<&SiteCache>
     for &a in args {
         rt.root(a);
     }
+    let kw_roots: Vec<(String, super::Root)> =
+        kw.iter().map(|(k, w)| (k.clone(), rt.root(*w))).collect();
     let inst = match rt.alloc(rt.types.instance, std::mem::size_of::<InstanceObj>() as u64) {
         Ok(r) => r,
         Err(e) => return rt.unwind(e),
@@ -107,19 +123,21 @@ fn instantiate(ctx: *mut Ctx, cls: Word, args: &[Word], site: Option<&SiteCache>
     let cls = rt.get(rc);
     // SAFETY: the 1 + args.len() slots from `ri` were pushed just above, contiguously.
     let all = unsafe { std::slice::from_raw_parts(ri.ptr(), 1 + args.len()) };
-    let result = instantiate_init(ctx, cls, inst, ri, all, site.map(|s| (s, n)));
+    let kw: Vec<(String, Word)> = kw_roots.into_iter().map(|(k, r)| (k, rt.get(r))).collect();
+    let result = instantiate_init(ctx, cls, inst, ri, all, &kw, site.map(|s| (s, n)));
     rt_of(ctx).release(mark);
     result
 }
 
-/// `all` = `[instance, args...]` (rooted); `site`: the calling site's cache and the slot
-/// count its hits are to allocate.
+/// `all` = `[instance, args...]` (rooted), `kw` the keyword arguments; `site`: the calling
+/// site's cache and the slot count its hits are to allocate.
 fn instantiate_init(
     ctx: *mut Ctx,
     cls: Word,
     inst: Word,
     ri: super::Root,
     all: &[Word],
+    kw: &[(String, Word)],
     site: Option<(&SiteCache, u64)>,
 ) -> Word {
     let args = &all[1..];
@@ -145,6 +163,7 @@ fn instantiate_init(
                 // The instance's own attributes do not matter (`__init__` is looked up in
                 // the class): unlike a method site, no shape condition.
                 let cacheable = !rt.tx.class_changed
+                    && rt.info.program.functions[fid].is_plain()
                     && rt.info.program.functions[fid].arity == all.len()
                     && fid < 1 << (32 - CLASS_SITE_SHIFT);
                 if cacheable {
@@ -154,7 +173,11 @@ fn instantiate_init(
                         .fill_method_site(site, id, payload as usize, epoch);
                 }
             }
-            let r = call_function(ctx, fid, all);
+            let r = if kw.is_empty() {
+                call_function(ctx, f, fid, all)
+            } else {
+                call_bound(ctx, f, fid, all, kw)
+            };
             if r == ERR {
                 return ERR;
             }
@@ -164,13 +187,13 @@ fn instantiate_init(
             rt_of(ctx).get(ri)
         }
         Some(other) => {
-            let r = call_value(ctx, other, args);
+            let r = call_value_kw(ctx, other, args, kw);
             if r == ERR {
                 return ERR;
             }
             rt_of(ctx).get(ri)
         }
-        None if !args.is_empty() => {
+        None if !args.is_empty() || !kw.is_empty() => {
             let msg = format!("{}() takes no arguments", rt.class_name(cls));
             rt.raise(ErrorKind::TypeError, msg)
         }
@@ -418,7 +441,7 @@ fn map_filter(ctx: *mut Ctx, b: Builtin, args: &[Word]) -> Word {
     r
 }
 
-fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
+pub(crate) fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
     let deep = matches!(
         b,
         Builtin::Str
@@ -450,7 +473,7 @@ fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
 /// The text of interned name `id`, not borrowing the runtime. Valid until the next name is
 /// interned ([`Runtime::name_id`], which only converting a value back to a word does once
 /// the program runs): not to be held across such a conversion.
-fn name_of<'a>(ctx: *mut Ctx, id: u32) -> &'a str {
+pub(crate) fn name_of<'a>(ctx: *mut Ctx, id: u32) -> &'a str {
     let rt: &'a Runtime = rt_of(ctx);
     rt.info.names.text(id)
 }
@@ -463,7 +486,7 @@ fn list_method(ctx: *mut Ctx, l: Word, name: &str, args: &[Word]) -> Option<Word
 }
 
 /// `recv.name(args)` for builtin types (lists, dicts, strs, threads, queues).
-fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
+pub(crate) fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]) -> Word {
     let rt = rt_of(ctx);
     let t = rt.types;
     let mname = name_of(ctx, name);
@@ -565,7 +588,7 @@ pub unsafe extern "C" fn stmjit_call_site(
     let rt = rt_of(ctx);
     if rt.is(f, rt.types.class) {
         // SAFETY: caller's contract (the site's cache is never freed).
-        return instantiate(ctx, f, args, Some(unsafe { &*site }));
+        return instantiate(ctx, f, args, &[], Some(unsafe { &*site }));
     }
     call_value(ctx, f, args)
 }
@@ -662,6 +685,7 @@ pub unsafe extern "C" fn stmjit_call_method(
                     let fid = rt.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
                     let cacheable = slot.is_none()
                         && !rt.tx.class_changed
+                        && rt.info.program.functions[fid].is_plain()
                         && rt.info.program.functions[fid].arity == args.len();
                     if cacheable {
                         // SAFETY: caller's contract (the site's cache is never freed).
@@ -670,7 +694,7 @@ pub unsafe extern "C" fn stmjit_call_method(
                             .fill_method_site(unsafe { &*site }, id, fid, epoch);
                     }
                     // Straight from the caller's slots: the callee copies them at entry.
-                    return call_function(ctx, fid, args);
+                    return call_function(ctx, f, fid, args);
                 }
             }
         }

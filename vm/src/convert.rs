@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use stmjit_lang::ast::Builtin;
 use stmjit_lang::diag::ErrorKind;
 use stmjit_lang::value::{
-    ClassObj as VClass, Dict, DictObj as VDict, InstanceObj as VInst, Key, ListObj as VList,
-    LockObj, QueueObj, ThreadObj, TupleObj as VTuple, Value,
+    ClassObj as VClass, Dict, DictObj as VDict, FuncValue, InstanceObj as VInst, Key,
+    ListObj as VList, LockObj, QueueObj, ThreadObj, TupleObj as VTuple, Value,
 };
 use stmjit_runtime::value::{self, is_int, Word, FALSE, NONE, TRUE};
 
@@ -192,11 +192,25 @@ impl Runtime {
             memo.fwd.insert(w, v.clone());
             v
         } else if ty == t.function.0 {
-            Value::Function(self.ld(w, offset_of!(FunctionObj, func_id) as u64) as usize)
+            // Identity kept, the default values left out (no operation reads them).
+            let arc = Arc::new(FuncValue {
+                id: self.ld(w, offset_of!(FunctionObj, func_id) as u64) as usize,
+                defaults: Vec::new(),
+                closure: Vec::new(),
+            });
+            if memo.keep {
+                memo.back.insert(arc_id(&arc), self.root(w));
+            }
+            let v = Value::Function(arc);
+            memo.fwd.insert(w, v.clone());
+            v
         } else if ty == t.bound_method.0 {
-            let f = self.ld(w, offset_of!(BoundMethodObj, func_id) as u64) as usize;
+            let f = self.ld(w, offset_of!(BoundMethodObj, func) as u64);
             let recv = self.ld(w, offset_of!(BoundMethodObj, receiver) as u64);
             let r = self.to_value_at(recv, memo, depth + 1);
+            let Value::Function(f) = self.to_value_at(f, memo, depth + 1) else {
+                unreachable!("a bound method's function is a function")
+            };
             Value::BoundMethod(Arc::new((r, f)))
         } else if ty == t.builtin.0 {
             let which = self.ld(w, offset_of!(BuiltinObj, which) as u64) as usize;
@@ -310,10 +324,16 @@ impl Runtime {
                 self.st(r, offset_of!(RangeObj, step) as u64, *s as u64);
                 r
             }
-            Value::Function(f) => self.info.consts.func_objs[*f],
+            Value::Function(f) => match memo.back.get(&arc_id(f)) {
+                Some(&r) => self.get(r),
+                None => self.info.consts.func_objs[f.id],
+            },
             Value::BoundMethod(m) => {
                 let recv = self.from_value(&m.0, memo)?;
-                self.new_bound_method(m.1, recv)?
+                let rr = self.root(recv);
+                let f = self.from_value(&Value::Function(m.1.clone()), memo)?;
+                let recv = self.get(rr);
+                self.new_bound_method(f, recv)?
             }
             Value::Builtin(b) => {
                 let which = Builtin::ALL.iter().position(|x| x == b).unwrap() as u64;

@@ -38,7 +38,9 @@
 
 pub mod abi;
 pub mod attrs;
+pub mod callkw;
 pub mod calls;
+pub mod cells;
 pub mod class_table;
 pub mod conflict_names;
 pub mod convert;

@@ -21,7 +21,7 @@ use crate::txn::{Gil, TxnStats, DEFAULT_BUDGET};
 use crate::ArrayEntry;
 use std::collections::HashMap;
 use std::sync::Arc;
-use stmjit_lang::ast::Program;
+use stmjit_lang::ast::{ArgKind, Program};
 use stmjit_lang::diag::Span;
 use stmjit_runtime::value::Word;
 use stmjit_runtime::Stm;
@@ -195,6 +195,8 @@ pub struct CodeTables {
     pub sites: Vec<Site>,
     /// Class statements.
     pub classdefs: Vec<ClassDef>,
+    /// The argument kinds of each call with keywords or unpacking (`callkw::stmjit_call_ex`).
+    pub call_shapes: Vec<Vec<ArgKind>>,
     /// Attribute-site caches: entries `class id << 32 | slot` (see `site_cache`).
     #[allow(clippy::vec_box)]
     pub attr_caches: Vec<Box<SiteCache>>,
@@ -215,6 +217,7 @@ impl CodeTables {
         CodeTables {
             sites: Vec::new(),
             classdefs: Vec::new(),
+            call_shapes: Vec::new(),
             attr_caches: Vec::new(),
             method_sites: Vec::new(),
             func_code: vec![0; nfuncs].into_boxed_slice(),
@@ -226,6 +229,12 @@ impl CodeTables {
     pub fn add_site(&mut self, site: Site) -> usize {
         self.sites.push(site);
         self.sites.len() - 1
+    }
+
+    /// Registers the argument kinds of a call with keywords or unpacking; their index.
+    pub fn add_call_shape(&mut self, kinds: Vec<ArgKind>) -> usize {
+        self.call_shapes.push(kinds);
+        self.call_shapes.len() - 1
     }
 
     /// A new attribute-site cache; its address (stable).

@@ -133,6 +133,8 @@ impl FnCompiler<'_, '_> {
                 self.b.block_params(done)[0]
             }
             ExprKind::Call { func, args } => self.call_expr(func, args, e.span),
+            ExprKind::CallEx { func, args } => self.call_ex(func, args, e.span),
+            ExprKind::Lambda(f) => self.function_value(*f, e.span),
             ExprKind::MethodCall { obj, name, args } => self.method_call(obj, name, args, e.span),
             ExprKind::Attr { obj, name } => {
                 let o = self.expr(obj);
@@ -184,6 +186,14 @@ impl FnCompiler<'_, '_> {
     /// A name's value.
     pub(crate) fn load_name(&mut self, n: &Name, span: Span) -> Value {
         match n.slot {
+            Slot::Cell(i) => {
+                let cell = self.load_slot(i);
+                let f = &self.sh.program.functions[self.func_idx as usize];
+                let free = (f.arity..f.arity + f.nfree).contains(&i);
+                let nid = self.sh.names.intern(&n.name) as u64 | (free as u64) << 32;
+                let info = self.b.ins().iconst(I64, nid as i64);
+                self.call_checked(Helper::CellGet, &[self.ctx, cell, info], span)
+            }
             Slot::Local(i) if self.assigned[i] => self.load_slot(i),
             Slot::Local(i) => {
                 let v = self.load_slot(i);
@@ -1007,9 +1017,10 @@ impl FnCompiler<'_, '_> {
             }) => self.sh.def_of_global.get(g).copied(),
             _ => None,
         };
-        if let Some(fid) =
-            direct_fid.filter(|&fid| self.sh.program.functions[fid].arity == args.len())
-        {
+        if let Some(fid) = direct_fid.filter(|&fid| {
+            let f = &self.sh.program.functions[fid];
+            f.is_plain() && f.arity == args.len()
+        }) {
             let expect = self.sh.consts.func_objs[fid] as i64;
             let same = self.b.ins().icmp_imm(IntCC::Equal, f, expect);
             let direct = self.b.create_block();
@@ -1090,6 +1101,27 @@ impl FnCompiler<'_, '_> {
     fn list_of(&mut self, items: &[Expr], span: Span) -> Value {
         let (mark, p, n) = self.eval_into_temps(items);
         let r = self.call_checked(Helper::NewList, &[self.ctx, p, n], span);
+        self.pop_temps(mark);
+        r
+    }
+
+    /// `func(args)` with keyword or unpacked arguments: the callee and the argument values
+    /// in source order into temporaries, their kinds registered, `stmjit_call_ex`.
+    fn call_ex(&mut self, func: &Expr, args: &[Arg], span: Span) -> Value {
+        let mark = self.temp_mark();
+        let f = self.expr(func);
+        let ft = self.push_temp(f);
+        for a in args {
+            let v = self.expr(&a.value);
+            self.push_temp(v);
+        }
+        let kinds = args.iter().map(|a| a.kind.clone()).collect();
+        let shape = self.sh.code.add_call_shape(kinds) as i64;
+        let f = self.load_slot(ft);
+        let p = self.slot_addr(ft + 1);
+        let n = self.b.ins().iconst(I64, args.len() as i64);
+        let shape = self.b.ins().iconst(I64, shape);
+        let r = self.call_checked(Helper::CallEx, &[self.ctx, f, p, n, shape], span);
         self.pop_temps(mark);
         r
     }

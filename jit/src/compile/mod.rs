@@ -182,8 +182,10 @@ pub(crate) fn mf() -> ir::MemFlagsData {
 }
 
 impl<'a, 'b> FnCompiler<'a, 'b> {
-    /// Compiles `body` into `func`: `arity` parameters after the context, `nlocals` locals
-    /// (the parameters first). `func_idx` is the function's index for traces.
+    /// Compiles `body` into `func`: `arity` parameters after the context (with the cells
+    /// of the free variables), `nlocals` locals (the parameters first), `cells` the slots of
+    /// the cell variables. `func_idx` is the function's index for traces.
+    #[allow(clippy::too_many_arguments)]
     pub fn compile(
         func: &'b mut ir::Function,
         fbc: &'b mut cranelift_frontend::FunctionBuilderContext,
@@ -191,6 +193,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         arity: usize,
         nlocals: usize,
         body: &[stmjit_lang::ast::Stmt],
+        cells: &[usize],
         func_idx: u32,
     ) {
         let b = FunctionBuilder::new(func, fbc);
@@ -207,6 +210,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         c.local_vars = (0..nlocals).map(|_| c.b.declare_var(I64)).collect();
         // Body first (the frame size is known only after it).
         c.b.switch_to_block(body_block);
+        let span = body.first().map(|s| s.span).unwrap_or_default();
+        c.make_cells(cells, span);
         c.stmts(body);
         if !c.is_filled() {
             let none = c.b.ins().iconst(I64, NONE as i64);

@@ -52,6 +52,10 @@ impl FnCompiler<'_, '_> {
                 self.store_slot(i, v);
                 self.assigned[i] = true;
             }
+            Slot::Cell(i) => {
+                let cell = self.load_slot(i);
+                self.call_checked(Helper::CellSet, &[self.ctx, cell, v], span);
+            }
             Slot::Global(g) => self.store_global(g, v, span),
             // The resolver rejects assignments to builtins.
             Slot::Builtin(_) | Slot::Unresolved => {}
@@ -139,12 +143,11 @@ impl FnCompiler<'_, '_> {
                 self.leave_with_blocks(self.with_depth - w);
                 self.b.ins().jump(latch, &[]);
             }
-            StmtKind::Pass | StmtKind::Global(_) => {}
+            StmtKind::Pass | StmtKind::Global(_) | StmtKind::Nonlocal(_) => {}
             StmtKind::Return(e) => self.return_stmt(e.as_ref()),
             StmtKind::Del(target) => self.del_stmt(target, s.span),
             StmtKind::FunctionDef { func, target } => {
-                let w = self.sh.consts.func_objs[*func] as i64;
-                let v = self.b.ins().iconst(I64, w);
+                let v = self.function_value(*func, s.span);
                 self.store_name(target, v, s.span);
             }
             StmtKind::ClassDef {
@@ -291,11 +294,26 @@ impl FnCompiler<'_, '_> {
             let v = self.expr(e);
             self.push_temp(v);
         }
+        // Methods with default values are made now, and passed as attributes after the
+        // others.
+        let program = self.sh.program;
+        let (plain, made): (Vec<_>, Vec<_>) = methods
+            .iter()
+            .partition(|(_, f)| program.functions[*f].defaults.is_empty());
+        for (_, f) in &made {
+            let v = self.function_value(*f, span);
+            self.push_temp(v);
+        }
         let def = {
             let names = &mut *self.sh.names;
             let methods: Vec<(u32, usize)> =
-                methods.iter().map(|(n, f)| (names.intern(n), *f)).collect();
-            let attrs: Vec<u32> = attrs.iter().map(|(n, _)| names.intern(n)).collect();
+                plain.iter().map(|(n, f)| (names.intern(n), *f)).collect();
+            let attrs: Vec<u32> = attrs
+                .iter()
+                .map(|(n, _)| n)
+                .chain(made.iter().map(|(n, _)| n))
+                .map(|n| names.intern(n))
+                .collect();
             let classdefs = &mut self.sh.code.classdefs;
             classdefs.push(stmjit_vm::ClassDef {
                 name: name.to_string(),
@@ -310,6 +328,43 @@ impl FnCompiler<'_, '_> {
         let c = self.call_checked(Helper::MakeClass, &[self.ctx, d, bv, p], bspan);
         self.pop_temps(mark);
         self.store_name(target, c, span);
+    }
+
+    /// The function object a `def` or `lambda` of `func` makes: the program's constant
+    /// one, or, for a function with default values or free variables, a new one holding
+    /// their values (evaluated now) and cells (this function's slots).
+    pub(super) fn function_value(&mut self, func: usize, span: Span) -> Value {
+        let program = self.sh.program;
+        let f = &program.functions[func];
+        if f.defaults.is_empty() && f.nfree == 0 {
+            let w = self.sh.consts.func_objs[func] as i64;
+            return self.b.ins().iconst(I64, w);
+        }
+        let (mark, _, _) = self.eval_into_temps(&f.defaults);
+        for &slot in &f.closure {
+            let cell = self.load_slot(slot);
+            self.push_temp(cell);
+        }
+        let p = self.slot_addr(mark);
+        let n = self
+            .b
+            .ins()
+            .iconst(I64, (f.defaults.len() + f.nfree) as i64);
+        let fid = self.b.ins().iconst(I64, func as i64);
+        let r = self.call_checked(Helper::MakeFunction, &[self.ctx, fid, p, n], span);
+        self.pop_temps(mark);
+        r
+    }
+
+    /// At function entry: each cell variable's slot gets a new cell holding its value (a
+    /// parameter's) or empty.
+    pub(super) fn make_cells(&mut self, cells: &[usize], span: Span) {
+        for &c in cells {
+            let v = self.load_slot(c);
+            let cell = self.call_checked(Helper::NewCell, &[self.ctx, v], span);
+            self.store_slot(c, cell);
+            self.assigned[c] = true;
+        }
     }
 
     /// `with atomic:` or `with lock:`: the block is (part of) one transaction.

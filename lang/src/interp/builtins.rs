@@ -5,6 +5,8 @@
 use super::{Interp, R};
 use crate::ast::Builtin;
 use crate::builtins_core::{self, arity, BuiltinEnv};
+use crate::callargs;
+use crate::diag::ErrorKind;
 use crate::diag::Span;
 use crate::value::*;
 use std::sync::Arc;
@@ -79,5 +81,98 @@ impl Interp {
                 self.with_special(|| builtins_core::call_builtin(b, args, &env))
             }
         }
+    }
+
+    /// Builtin `b` called with keyword arguments `kw`: `print(sep=, end=)`,
+    /// `sorted(key=, reverse=)`, `min`/`max(key=, default=)`; others take none.
+    pub(super) fn call_builtin_kw(
+        &mut self,
+        b: Builtin,
+        args: Vec<Value>,
+        kw: Vec<(String, Value)>,
+        span: Span,
+    ) -> R<Value> {
+        let type_error = |m: String| super::exc(ErrorKind::TypeError, m);
+        let allowed: &[&str] = match b {
+            Builtin::Print => &["sep", "end"],
+            Builtin::Sorted => &["key", "reverse"],
+            Builtin::Min | Builtin::Max => &["key", "default"],
+            _ => &[],
+        };
+        let mut kws = callargs::builtin_keywords(b.name(), allowed, kw).map_err(type_error)?;
+        match b {
+            Builtin::Print => {
+                let mut all = args;
+                let mut n = 0;
+                for (k, v) in allowed.iter().zip(kws) {
+                    if let Some(v) = v {
+                        all.push(Value::str(*k));
+                        all.push(v);
+                        n += 1;
+                    }
+                }
+                all.push(Value::Int(n));
+                self.call_builtin(Builtin::PrintKw, all, span)
+            }
+            Builtin::Sorted => {
+                if args.len() != 1 {
+                    return Err(type_error(format!(
+                        "sorted expected 1 argument, got {}",
+                        args.len()
+                    )));
+                }
+                let items = crate::ops::iterate(&args[0])?;
+                let reverse = kws[1].take().is_some_and(|r| r.truthy());
+                let keys = self.keys_of(kws[0].take(), &items, span)?;
+                let order = builtins_core::sort_order(keys, reverse)?;
+                Ok(ListObj::new_value(
+                    order.into_iter().map(|i| items[i].clone()).collect(),
+                ))
+            }
+            Builtin::Min | Builtin::Max => {
+                let default = kws[1].take();
+                let items = match args.len() {
+                    0 => {
+                        return Err(type_error(format!(
+                            "{} expected at least 1 argument, got 0",
+                            b.name()
+                        )))
+                    }
+                    1 => crate::ops::iterate(&args[0])?,
+                    _ if default.is_some() => {
+                        return Err(type_error(format!(
+                            "Cannot specify a default for {}() with multiple positional arguments",
+                            b.name()
+                        )))
+                    }
+                    _ => args,
+                };
+                let keys = self.keys_of(kws[0].take(), &items, span)?;
+                match (builtins_core::min_max_index(b, &keys)?, default) {
+                    (Some(i), _) => Ok(items[i].clone()),
+                    (None, Some(d)) => Ok(d),
+                    (None, None) => Err(builtins_core::empty_min_max(b).into()),
+                }
+            }
+            _ => unreachable!("builtin_keywords refuses keywords of other builtins"),
+        }
+    }
+
+    /// The keys that `key` (None: no key function, the items are their own keys) gives
+    /// `items`, in order.
+    pub(super) fn keys_of(
+        &mut self,
+        key: Option<Value>,
+        items: &[Value],
+        span: Span,
+    ) -> R<Vec<Value>> {
+        let Some(key) = key.filter(|k| !matches!(k, Value::None)) else {
+            return Ok(items.to_vec());
+        };
+        let mut keys = Vec::with_capacity(items.len());
+        for it in items {
+            keys.push(self.call_value(key.clone(), vec![it.clone()], span)?);
+        }
+        Ok(keys)
     }
 }

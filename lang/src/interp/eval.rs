@@ -1,6 +1,10 @@
 //! Expressions, attribute access and calls.
 
 use super::*;
+use crate::callargs;
+
+/// Keyword arguments: (name, value) pairs, names distinct.
+type Keywords = Vec<(String, Value)>;
 
 impl Interp {
     // ----- expressions -----
@@ -104,6 +108,12 @@ impl Interp {
                 let args = self.eval_args(args, env)?;
                 self.call_value(f, args, e.span)?
             }
+            ExprKind::Lambda(f) => self.make_function(*f, env)?,
+            ExprKind::CallEx { func, args } => {
+                let f = self.eval(func, env)?;
+                let (pos, kw) = self.eval_call_args(&f, args, env)?;
+                self.call_value_kw(f, pos, kw, e.span)?
+            }
             ExprKind::MethodCall { obj, name, args } => {
                 // Python's order: the receiver, then the attribute lookup, then the arguments.
                 let recv = self.eval(obj, env)?;
@@ -203,15 +213,27 @@ impl Interp {
     }
 
     /// Calls any callable value with `args`; `span` is the call's position.
-    pub fn call_value(&mut self, f: Value, mut args: Vec<Value>, span: Span) -> R<Value> {
+    pub fn call_value(&mut self, f: Value, args: Vec<Value>, span: Span) -> R<Value> {
+        self.call_value_kw(f, args, Vec::new(), span)
+    }
+
+    /// Calls any callable value with positional arguments `args` and keyword arguments
+    /// `kw` (names distinct); `span` is the call's position.
+    pub fn call_value_kw(
+        &mut self,
+        f: Value,
+        mut args: Vec<Value>,
+        kw: Vec<(String, Value)>,
+        span: Span,
+    ) -> R<Value> {
         if let Some(frame) = self.frames.last_mut() {
             frame.pos = span;
         }
         match f {
-            Value::Function(id) => self.call_function(id, args),
+            Value::Function(f) => self.call_function(&f, args, kw),
             Value::BoundMethod(m) => {
                 args.insert(0, m.0.clone());
-                self.call_function(m.1, args)
+                self.call_function(&m.1, args, kw)
             }
             Value::Class(c) => {
                 let inst = Value::Instance(Arc::new(InstanceObj {
@@ -221,10 +243,10 @@ impl Interp {
                 match c.lookup("__init__") {
                     Some(init) => {
                         let init = match init {
-                            Value::Function(id) => Value::BoundMethod(Arc::new((inst.clone(), id))),
+                            Value::Function(f) => Value::BoundMethod(Arc::new((inst.clone(), f))),
                             other => other,
                         };
-                        let r = self.call_value(init, args, span)?;
+                        let r = self.call_value_kw(init, args, kw, span)?;
                         if !matches!(r, Value::None) {
                             return Err(exc(
                                 ErrorKind::TypeError,
@@ -232,7 +254,7 @@ impl Interp {
                             ));
                         }
                     }
-                    None if !args.is_empty() => {
+                    None if !args.is_empty() || !kw.is_empty() => {
                         return Err(exc(
                             ErrorKind::TypeError,
                             format!("{}() takes no arguments", c.name),
@@ -242,8 +264,12 @@ impl Interp {
                 }
                 Ok(inst)
             }
-            Value::Builtin(b) => self.call_builtin(b, args, span),
-            Value::BuiltinMethod(m) => self.call_builtin_method(&m.0, &m.1, args, span),
+            Value::Builtin(b) if kw.is_empty() => self.call_builtin(b, args, span),
+            Value::Builtin(b) => self.call_builtin_kw(b, args, kw, span),
+            Value::BuiltinMethod(m) if kw.is_empty() => {
+                self.call_builtin_method(&m.0, &m.1, args, span)
+            }
+            Value::BuiltinMethod(m) => self.call_builtin_method_kw(&m.0, &m.1, args, kw),
             other => Err(exc(
                 ErrorKind::TypeError,
                 format!("'{}' object is not callable", other.type_name()),
@@ -251,26 +277,154 @@ impl Interp {
         }
     }
 
-    pub(super) fn call_function(&mut self, id: FuncId, args: Vec<Value>) -> R<Value> {
+    /// The function value a `def` (or a class body's method) makes: its default values
+    /// evaluated now, in the enclosing scope.
+    pub(super) fn make_function(&mut self, id: FuncId, env: &mut Vec<Option<Value>>) -> R<Value> {
         let program = self.shared.program.clone();
         let f = &program.functions[id];
-        if args.len() != f.arity {
-            return Err(exc(
-                ErrorKind::TypeError,
-                crate::builtins_core::arity_message(f, args.len()),
-            ));
+        let defaults = self.eval_args(&f.defaults, env)?;
+        let closure = f
+            .closure
+            .iter()
+            .map(|&slot| env[slot].clone().expect("a captured slot holds its cell"))
+            .collect();
+        Ok(Value::Function(Arc::new(FuncValue {
+            id,
+            defaults,
+            closure,
+        })))
+    }
+
+    /// Evaluates the arguments of a call with keywords or unpacking, in source order, into
+    /// positional and keyword arguments. `f` (the callee) names the errors.
+    fn eval_call_args(
+        &mut self,
+        f: &Value,
+        args: &[Arg],
+        env: &mut Vec<Option<Value>>,
+    ) -> R<(Vec<Value>, Keywords)> {
+        let mut pos = Vec::new();
+        let mut kw: Vec<(String, Value)> = Vec::new();
+        for a in args {
+            let v = self.eval(&a.value, env)?;
+            match &a.kind {
+                ArgKind::Pos => pos.push(v),
+                ArgKind::Star => match ops::iterate(&v) {
+                    Ok(items) => pos.extend(items),
+                    Err(_) => {
+                        return Err(exc(
+                            ErrorKind::TypeError,
+                            callargs::star_message(&self.callee_name(f), "*", v.type_name()),
+                        ))
+                    }
+                },
+                ArgKind::Kw(k) => {
+                    // Only a `**` before can have given it already (the parser refuses
+                    // repeated keywords).
+                    if kw.iter().any(|(n, _)| n == k) {
+                        return Err(exc(
+                            ErrorKind::TypeError,
+                            callargs::repeated_message(&self.callee_name(f), k),
+                        ));
+                    }
+                    kw.push((k.clone(), v))
+                }
+                ArgKind::DoubleStar => {
+                    let Value::Dict(d) = &v else {
+                        return Err(exc(
+                            ErrorKind::TypeError,
+                            callargs::star_message(&self.callee_name(f), "**", v.type_name()),
+                        ));
+                    };
+                    for (k, x) in lock(&d.map).items() {
+                        let Value::Str(k) = k else {
+                            return Err(exc(ErrorKind::TypeError, "keywords must be strings"));
+                        };
+                        if kw.iter().any(|(n, _)| **n == *k) {
+                            return Err(exc(
+                                ErrorKind::TypeError,
+                                callargs::repeated_message(&self.callee_name(f), &k),
+                            ));
+                        }
+                        kw.push((k.to_string(), x));
+                    }
+                }
+            }
         }
+        Ok((pos, kw))
+    }
+
+    /// How errors about the arguments of a call name callee `f`.
+    fn callee_name(&self, f: &Value) -> String {
+        let program = &self.shared.program;
+        match f {
+            Value::Function(f) => callargs::function_name(&program.functions[f.id]),
+            Value::BoundMethod(m) => callargs::function_name(&program.functions[m.1.id]),
+            Value::Builtin(b) => b.name().to_string(),
+            Value::BuiltinMethod(m) => m.1.clone(),
+            Value::Class(c) => c.name.clone(),
+            other => other.type_name(),
+        }
+    }
+
+    pub(super) fn call_function(
+        &mut self,
+        fv: &Arc<FuncValue>,
+        args: Vec<Value>,
+        kw: Vec<(String, Value)>,
+    ) -> R<Value> {
+        let program = self.shared.program.clone();
+        let f = &program.functions[fv.id];
+        let mut env: Vec<Option<Value>> = if f.is_plain() && kw.is_empty() {
+            if args.len() != f.arity {
+                return Err(exc(
+                    ErrorKind::TypeError,
+                    crate::builtins_core::arity_message(f, args.len()),
+                ));
+            }
+            args.into_iter().map(Some).collect()
+        } else {
+            let bound = callargs::bind(f, args, kw).map_err(|m| exc(ErrorKind::TypeError, m))?;
+            let mut env: Vec<Option<Value>> = bound
+                .slots
+                .into_iter()
+                .map(|s| {
+                    Some(match s {
+                        callargs::Source::Given(v) => v,
+                        callargs::Source::Default(i) => fv.defaults[i].clone(),
+                    })
+                })
+                .collect();
+            if f.params.varargs {
+                env.push(Some(TupleObj::new_value(bound.extra_pos)));
+            }
+            if f.params.varkw {
+                let mut map = Dict::default();
+                for (k, v) in bound.extra_kw {
+                    let key = Value::str(k);
+                    let hk = Key::of(&key)?;
+                    map.insert(hk, key, v);
+                }
+                env.push(Some(DictObj::new_value(map)));
+            }
+            env
+        };
         if self.frames.len() >= MAX_CALL_DEPTH || stack::near_limit() {
             return Err(exc(
                 ErrorKind::RecursionError,
                 "maximum recursion depth exceeded",
             ));
         }
-        let mut env: Vec<Option<Value>> = args.into_iter().map(Some).collect();
+        env.extend(fv.closure.iter().cloned().map(Some));
         env.resize(f.locals.len(), None);
+        for &c in &f.cells {
+            let v = env[c].take();
+            env[c] = Some(ListObj::new_value(v.into_iter().collect()));
+        }
         self.frames.push(Frame {
             name: f.qualname.clone(),
             pos: f.span,
+            func: Some(fv.id),
         });
         let r = self.exec_block(&f.body, &mut env);
         self.frames.pop();

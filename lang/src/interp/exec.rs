@@ -72,8 +72,10 @@ impl Interp {
                 }
                 _ => return Err(exc(ErrorKind::SyntaxError, "invalid del target")),
             },
+            StmtKind::Nonlocal(_) => {}
             StmtKind::FunctionDef { func, target } => {
-                self.store(target, Value::Function(*func), env)?;
+                let f = self.make_function(*func, env)?;
+                self.store(target, f, env)?;
             }
             StmtKind::ClassDef {
                 name,
@@ -107,8 +109,9 @@ impl Interp {
                     table.push((n.clone(), v));
                 }
                 for (n, f) in methods {
+                    let f = self.make_function(*f, env)?;
                     table.retain(|(m, _)| m != n);
-                    table.push((n.clone(), Value::Function(*f)));
+                    table.push((n.clone(), f));
                 }
                 let class = ClassObj {
                     name: name.clone(),
@@ -218,6 +221,12 @@ impl Interp {
     pub(super) fn store(&mut self, n: &Name, v: Value, env: &mut [Option<Value>]) -> R<()> {
         match n.slot {
             Slot::Local(i) => env[i] = Some(v),
+            Slot::Cell(i) => {
+                let Some(Value::List(cell)) = &env[i] else {
+                    unreachable!("a cell slot holds its cell")
+                };
+                *lock(&cell.items) = vec![v];
+            }
             Slot::Global(g) => lock(&self.shared.globals)[g] = Some(v),
             Slot::Builtin(_) | Slot::Unresolved => {
                 return Err(exc(
@@ -241,6 +250,24 @@ impl Interp {
                     ),
                     )
                 })
+            }
+            Slot::Cell(i) => {
+                let Some(Value::List(cell)) = &env[i] else {
+                    unreachable!("a cell slot holds its cell")
+                };
+                if let Some(v) = lock(&cell.items).first() {
+                    return Ok(v.clone());
+                }
+                let program = &self.shared.program;
+                let func = self.frames.last().and_then(|f| f.func);
+                let free = func.is_some_and(|f| {
+                    let f = &program.functions[f];
+                    (f.arity..f.arity + f.nfree).contains(&i)
+                });
+                return Err(exc(
+                    ErrorKind::NameError,
+                    crate::closures::unbound_message(&n.name, free),
+                ));
             }
             Slot::Global(g) => lock(&self.shared.globals)[g].clone(),
             Slot::Builtin(b) => Some(Value::Builtin(b)),

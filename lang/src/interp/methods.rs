@@ -39,4 +39,36 @@ impl Interp {
                 .with_special(|| builtins_core::call_method(recv, name, args, &self.func_name())),
         }
     }
+
+    /// `recv.name(args, **kw)`: only `list.sort(key=, reverse=)` takes keywords.
+    pub(super) fn call_builtin_method_kw(
+        &mut self,
+        recv: &Value,
+        name: &str,
+        args: Vec<Value>,
+        kw: Vec<(String, Value)>,
+    ) -> R<Value> {
+        let type_error = |m: String| super::exc(crate::diag::ErrorKind::TypeError, m);
+        let Value::List(l) = recv else {
+            let full = format!("{}.{name}", recv.type_name());
+            return Err(type_error(format!("{full}() takes no keyword arguments")));
+        };
+        if name != "sort" {
+            return Err(type_error(format!(
+                "list.{name}() takes no keyword arguments"
+            )));
+        }
+        let mut kws = crate::callargs::builtin_keywords("list.sort", &["key", "reverse"], kw)
+            .map_err(type_error)?;
+        if !args.is_empty() {
+            return Err(type_error("sort() takes no positional arguments".into()));
+        }
+        let items = l.snapshot();
+        let reverse = kws[1].take().is_some_and(|r| r.truthy());
+        let span = self.frames.last().map(|f| f.pos).unwrap_or_default();
+        let keys = self.keys_of(kws[0].take(), &items, span)?;
+        let order = builtins_core::sort_order(keys, reverse)?;
+        *lock(&l.items) = order.into_iter().map(|i| items[i].clone()).collect();
+        Ok(Value::None)
+    }
 }

@@ -152,6 +152,8 @@ impl Shared {
 struct Frame {
     name: String,
     pos: Span,
+    /// The function running (None: the module).
+    func: Option<FuncId>,
 }
 
 /// The per-thread interpreter.
@@ -186,6 +188,7 @@ pub fn run_program(program: Program, file: &str, args: Vec<String>, exit: crate:
     it.frames.push(Frame {
         name: "<module>".to_string(),
         pos: Span::default(),
+        func: None,
     });
     let program = shared.program.clone();
     let result = it.exec_block(&program.body, &mut Vec::new());

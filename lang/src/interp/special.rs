@@ -29,11 +29,11 @@ impl Special for InterpSpecial<'_> {
         };
         let outer = sub.frames.len();
         let r = match method {
-            Value::Function(id) => {
+            Value::Function(f) => {
                 let mut all = Vec::with_capacity(args.len() + 1);
                 all.push(inst.clone());
                 all.extend_from_slice(args);
-                sub.call_function(id, all)
+                sub.call_function(&f, all, Vec::new())
             }
             other => sub.call_value(other, args.to_vec(), Default::default()),
         };

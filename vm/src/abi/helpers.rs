@@ -9,7 +9,7 @@
 
 use super::Ctx;
 use crate::site_cache::SiteCache;
-use crate::{calls, error, helpers as ops, txn};
+use crate::{callkw, calls, cells, error, helpers as ops, txn};
 use stmjit_runtime::transaction::StmThread;
 use stmjit_runtime::value::Word;
 
@@ -171,6 +171,16 @@ helpers! {
     CheckMethod = "stmjit_check_method", calls::stmjit_check_method: fn(*mut Ctx, Word, u64) -> Word, MayMove;
     /// `o.name(args)` from a method-call site whose cache missed (fills it).
     CallMethod = "stmjit_call_method", calls::stmjit_call_method: fn(*mut Ctx, u64, *const Word, u64, *const SiteCache) -> Word, MayMove;
+    /// `f(args)` with keyword or unpacked arguments (values in frame slots, kinds by index).
+    CallEx = "stmjit_call_ex", callkw::stmjit_call_ex: fn(*mut Ctx, Word, *const Word, u64, u64) -> Word, MayMove;
+    /// The function object of a `def` or `lambda` with default values or free variables.
+    MakeFunction = "stmjit_make_function", callkw::stmjit_make_function: fn(*mut Ctx, u64, *const Word, u64) -> Word, MayMove;
+    /// A new cell holding a word (empty for `UNBOUND`): a cell variable at function entry.
+    NewCell = "stmjit_new_cell", cells::stmjit_new_cell: fn(*mut Ctx, Word) -> Word, MayMove;
+    /// The content of a cell (raises the NameError of an empty one).
+    CellGet = "stmjit_cell_get", cells::stmjit_cell_get: fn(*mut Ctx, Word, u64) -> Word, MayMove;
+    /// Stores into a cell.
+    CellSet = "stmjit_cell_set", cells::stmjit_cell_set: fn(*mut Ctx, Word, Word) -> Word, MayMove;
     /// Creates the class of a class statement.
     MakeClass = "stmjit_make_class", calls::stmjit_make_class: fn(*mut Ctx, u64, Word, *const Word) -> Word, MayMove;
     /// Checks the value of `with EXPR:` (a Lock).

@@ -1,5 +1,7 @@
-//! Callables: a program function (immutable, allocated with the program's constants), a
-//! bound method (`instance.method` not yet called), a builtin function or builtin method.
+//! Callables: a program function (the one object of a `def` without default values is
+//! allocated with the program's constants; a `def` with defaults makes a new one each time
+//! it runs), a bound method (`instance.method` not yet called), a builtin function or
+//! builtin method.
 
 use crate::{Runtime, R};
 use std::mem::offset_of;
@@ -13,6 +15,11 @@ pub struct FunctionObj {
     pub header: ObjectHeader,
     /// The function's index in the program.
     pub func_id: u64,
+    /// None, or a list of the values of its defaults (`Function::defaults`), evaluated
+    /// when its `def` ran. (References from here on.)
+    pub defaults: Word,
+    /// None, or a list of the cells of its free variables (`Function::closure`).
+    pub closure: Word,
 }
 
 /// `instance.method` not yet called.
@@ -22,8 +29,10 @@ pub struct BoundMethodObj {
     pub header: ObjectHeader,
     /// The function's index in the program.
     pub func_id: u64,
-    /// The receiver.
+    /// The receiver. (References from here on.)
     pub receiver: Word,
+    /// The function object.
+    pub func: Word,
 }
 
 /// A builtin function (`receiver` = None) or a builtin method of `receiver`, not yet called.
@@ -40,18 +49,49 @@ pub struct BuiltinObj {
 }
 
 impl Runtime {
-    /// A bound method object.
-    pub fn new_bound_method(&mut self, func: usize, recv: Word) -> R<Word> {
+    /// A bound method object of function object `func`.
+    pub fn new_bound_method(&mut self, func: Word, recv: Word) -> R<Word> {
         let m = self.mark();
         let rr = self.root(recv);
+        let rf = self.root(func);
         let r = self.alloc(
             self.types.bound_method,
             std::mem::size_of::<BoundMethodObj>() as u64,
         )?;
-        let recv = self.get(rr);
+        let (recv, func) = (self.get(rr), self.get(rf));
         self.release(m);
-        self.st(r, offset_of!(BoundMethodObj, func_id) as u64, func as u64);
+        let fid = self.ld(func, offset_of!(FunctionObj, func_id) as u64);
+        self.st(r, offset_of!(BoundMethodObj, func_id) as u64, fid);
         self.st(r, offset_of!(BoundMethodObj, receiver) as u64, recv);
+        self.st(r, offset_of!(BoundMethodObj, func) as u64, func);
+        Ok(r)
+    }
+
+    /// Whether `w` is the constant function object of its program function (allocated with
+    /// the program's constants, in the old space: it never moves), not one a `def` with
+    /// default values made.
+    pub fn is_const_function(&self, w: Word) -> bool {
+        self.is(w, self.types.function)
+            && self.info.consts.func_objs
+                [self.ld(w, offset_of!(FunctionObj, func_id) as u64) as usize]
+                == w
+    }
+
+    /// A function object of program function `fid` with default values `defaults` and
+    /// the cells of its free variables `closure` (lists, or None).
+    pub fn new_function(&mut self, fid: usize, defaults: Word, closure: Word) -> R<Word> {
+        let m = self.mark();
+        let rd = self.root(defaults);
+        let rc = self.root(closure);
+        let r = self.alloc(
+            self.types.function,
+            std::mem::size_of::<FunctionObj>() as u64,
+        )?;
+        let (defaults, closure) = (self.get(rd), self.get(rc));
+        self.release(m);
+        self.st(r, offset_of!(FunctionObj, func_id) as u64, fid as u64);
+        self.st(r, offset_of!(FunctionObj, defaults) as u64, defaults);
+        self.st(r, offset_of!(FunctionObj, closure) as u64, closure);
         Ok(r)
     }
     /// A builtin function (`which` = index in `Builtin::ALL`) or builtin method (`which` =

@@ -205,7 +205,10 @@ pub fn register(stm: &Stm) -> Types {
             "class",
             trace_range::<{ offset_of!(ClassObj, base) }, { size_of::<ClassObj>() }>,
         )),
-        function: stm.register_type(fixed::<FunctionObj>("function", trace_none)),
+        function: stm.register_type(fixed::<FunctionObj>(
+            "function",
+            trace_range::<{ offset_of!(FunctionObj, defaults) }, { size_of::<FunctionObj>() }>,
+        )),
         bound_method:
             stm.register_type(fixed::<BoundMethodObj>(
                 "method",
