@@ -733,14 +733,21 @@ fn check_read_sites(r: &Run, v: &serde_json::Value) -> Vec<String> {
 /// `--stats` names where the aborted transaction *read* the conflicting object, not where
 /// it learnt of the abort: for an attribute (`acct.balance`) and a dict item
 /// (`totals["sum"]`), each read and written at lines of its own.
+/// Every run is checked; the two objects may conflict in different runs (on a loaded
+/// machine one phase's threads often run one after the other).
 #[test]
 fn stats_name_where_the_aborted_transaction_read() {
-    let (r, v) = stats_run_until("read_sites", "reads", &[("STMJIT_BUDGET", "20")], |_, v| {
-        let sites = v["conflict_sites"].as_array().unwrap();
-        let has = |t: &str| sites.iter().any(|s| s["type"] == t);
-        has("instance slots") && has("dict")
-    });
-    assert_eq!(check_read_sites(&r, &v), ["balance", "sum"]);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let (r, v) = stats_run_until("read_sites", "reads", &[("STMJIT_BUDGET", "20")], |_, v| {
+            !v["conflict_sites"].as_array().unwrap().is_empty()
+        });
+        seen.extend(check_read_sites(&r, &v));
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(Vec::from_iter(seen), ["balance", "sum"]);
 }
 
 /// Forced aborts (`STMJIT_ABORT_PROBABILITY`) are not conflicts: they add no rows, and the
