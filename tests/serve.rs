@@ -317,6 +317,61 @@ fn handler_retries_are_invisible_and_print_once() {
     );
 }
 
+/// Sends `requests` on one connection in one write (pipelined), then reads their answers.
+fn pipelined(port: u16, requests: &[String]) -> Vec<(u16, String)> {
+    let mut c = Conn::new(port);
+    let mut bytes = Vec::new();
+    for path in requests {
+        bytes.extend(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    }
+    c.w.write_all(&bytes).expect("send pipelined requests");
+    (0..requests.len())
+        .map(|i| {
+            let (st, _, b) = read_response(&mut c.r)
+                .unwrap_or_else(|| panic!("no answer to pipelined request {i}"));
+            (st, String::from_utf8(b).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn pipelined_requests_of_one_connection_run_in_order() {
+    // Set-then-get pairs and increments pipelined on one connection: each request starts
+    // only after the previous one committed, so no get is stale and the increments answer
+    // 1, 2, 3... in order; connections run in parallel (2 segments, forced aborts).
+    const PAIRS: usize = 300;
+    let app = App::start(
+        &["--threads", "2", "--stats"],
+        &[("STMJIT_ABORT_PROBABILITY", "0.2")],
+    );
+    let port = app.port;
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            thread::spawn(move || {
+                let mut reqs = Vec::new();
+                for i in 0..PAIRS {
+                    reqs.push(format!("/put/c{c}?v={i}"));
+                    reqs.push(format!("/val/c{c}"));
+                    reqs.push(format!("/inc/p{c}"));
+                }
+                let answers = pipelined(port, &reqs);
+                let mut stale = 0;
+                for i in 0..PAIRS {
+                    assert_eq!(answers[3 * i], (200, "ok".to_string()));
+                    if answers[3 * i + 1] != (200, i.to_string()) {
+                        stale += 1;
+                    }
+                    assert_eq!(answers[3 * i + 2], (200, (i + 1).to_string()), "increment {i}");
+                }
+                stale
+            })
+        })
+        .collect();
+    let stale: usize = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    assert_eq!(stale, 0, "stale reads of pipelined set-then-get pairs");
+    stop_and_check(app, 4 * 3 * PAIRS + 1);
+}
+
 #[test]
 fn gil_and_one_segment_serve_the_same() {
     for flags in [&["--gil"][..], &["--threads", "1"][..]] {

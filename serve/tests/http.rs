@@ -562,3 +562,49 @@ fn header_injection_and_interim_statuses_from_a_handler_answer_500() {
     h.shutdown();
     t.join().unwrap().unwrap();
 }
+
+#[test]
+fn work_for_a_closed_connection_is_dropped_before_its_handler_starts() {
+    // One worker, held by /block until released. Requests whose clients close meanwhile
+    // wait in the queue; they never reach the handler.
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let ran: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (g, r) = (gate.clone(), ran.clone());
+    let (port, h, t) = start(1, move |_| {
+        let (g, r) = (g.clone(), r.clone());
+        move |req: Request| {
+            r.lock().unwrap().push(req.path.clone());
+            if req.path == "/block" {
+                let (m, cv) = &*g;
+                let mut open = m.lock().unwrap();
+                while !*open {
+                    open = cv.wait(open).unwrap();
+                }
+            }
+            Response::text(200, req.path)
+        }
+    });
+    let blocker = thread::spawn(move || get(port, "/block"));
+    let started = std::time::Instant::now();
+    while ran.lock().unwrap().is_empty() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for i in 0..20 {
+        let mut s = connect(port);
+        write!(s, "GET /abandoned{i} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        drop(s);
+    }
+    // The I/O thread sees the closes while the requests wait for the worker.
+    thread::sleep(std::time::Duration::from_millis(300));
+    {
+        let (m, cv) = &*gate;
+        *m.lock().unwrap() = true;
+        cv.notify_all();
+    }
+    assert_eq!(blocker.join().unwrap(), (200, "/block".to_string()));
+    assert_eq!(get(port, "/after"), (200, "/after".to_string()));
+    assert_eq!(*ran.lock().unwrap(), ["/block", "/after"]);
+    h.shutdown();
+    t.join().unwrap().unwrap();
+}
