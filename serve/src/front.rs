@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
@@ -342,16 +342,26 @@ async fn answer(
     Ok(to_hyper(r))
 }
 
-/// The handler's answer as hyper's (already checked by the worker: see `Response::check`).
+/// The handler's answer as hyper's (already checked by the worker: see `Response::check`;
+/// a header hyper still refuses makes it a 500).
 fn to_hyper(r: Response) -> Answer {
     let mut out = hyper::Response::new(Full::new(Bytes::from(r.body)));
     *out.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    match HeaderValue::from_bytes(r.content_type.as_bytes()) {
-        Ok(v) => {
-            out.headers_mut().insert(header::CONTENT_TYPE, v);
-        }
-        Err(_) => {
-            *out.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    for (k, v) in r.headers {
+        match (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_bytes(v.as_bytes()),
+        ) {
+            (Ok(k), Ok(v)) => {
+                out.headers_mut().append(k, v);
+            }
+            _ => {
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal server error",
+                    false,
+                )
+            }
         }
     }
     out

@@ -41,8 +41,11 @@
 
 mod front;
 mod io;
+mod latency;
 mod queue;
 mod target;
+
+pub use latency::Latencies;
 
 use std::io as stdio;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
@@ -80,15 +83,44 @@ pub struct Request {
 pub struct Response {
     /// HTTP status code.
     pub status: u16,
-    /// Value of the `Content-Type` header.
-    pub content_type: String,
-    /// Body bytes (`Content-Length` is set from their length).
+    /// Headers as (name, value) pairs, in order (a name may repeat: `Set-Cookie`).
+    /// `Content-Length` is set from the body; see [`Response::check`] for what is refused.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
     pub body: Vec<u8>,
 }
 
+/// Headers only the server sets: they frame the messages of the connection, so a handler
+/// that set them could corrupt the answers that follow.
+const SERVER_HEADERS: [&str; 6] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "trailer",
+];
+
 impl Response {
+    /// An answer with these headers (a `Content-Type` of `text/plain; charset=utf-8` is
+    /// added when they have none).
+    pub fn new(status: u16, mut headers: Vec<(String, String)>, body: Vec<u8>) -> Response {
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            headers.push(("Content-Type".into(), "text/plain; charset=utf-8".into()));
+        }
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
     /// Whether this answer can be written as it is: a final status (200..=999: a 1xx
-    /// would be taken as an interim answer, shifting every later one) and a content type
+    /// would be taken as an interim answer, shifting every later one), header names that
+    /// are HTTP tokens and not one of the framing headers the server sets, and values
     /// without control characters (a CR or LF would start a header of the handler's own:
     /// header injection). `Err` says what is wrong; [`Server::run`] answers 500 then.
     pub fn check(&self) -> Result<(), String> {
@@ -98,14 +130,19 @@ impl Response {
                 self.status
             ));
         }
-        if let Some(c) = self
-            .content_type
-            .chars()
-            .find(|&c| c.is_control() && c != '\t')
-        {
-            return Err(format!(
-                "the content type contains the control character {c:?}"
-            ));
+        for (name, value) in &self.headers {
+            let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if name.is_empty() || !name.chars().all(tchar) {
+                return Err(format!("the header name {name:?} is not a token"));
+            }
+            if SERVER_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+                return Err(format!("the header {name:?} is set by the server"));
+            }
+            if let Some(c) = value.chars().find(|&c| c.is_control() && c != '\t') {
+                return Err(format!(
+                    "the header {name:?} contains the control character {c:?}"
+                ));
+            }
         }
         Ok(())
     }
@@ -113,11 +150,7 @@ impl Response {
     /// A `text/plain; charset=utf-8` response: the language's default when a
     /// handler returns a plain `str`.
     pub fn text(status: u16, body: impl Into<String>) -> Response {
-        Response {
-            status,
-            content_type: "text/plain; charset=utf-8".to_string(),
-            body: body.into().into_bytes(),
-        }
+        Response::new(status, Vec::new(), body.into().into_bytes())
     }
 }
 

@@ -127,15 +127,19 @@ fn request_fields() {
                 .find(|(k, _)| k == "x-thing")
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default();
-            Response {
-                status: 201,
-                content_type: "application/x-test".into(),
-                body: format!(
+            Response::new(
+                201,
+                vec![
+                    ("Content-Type".into(), "application/x-test".into()),
+                    ("Set-Cookie".into(), "a=1".into()),
+                    ("Set-Cookie".into(), "b=2".into()),
+                ],
+                format!(
                     "{}|{}|{:?}|{}|{}",
                     req.method, req.path, req.query, hv, req.body
                 )
                 .into_bytes(),
-            }
+            )
         }
     });
     let mut s = connect(port);
@@ -531,21 +535,34 @@ fn many_keepalive_connections_opened_at_once_are_all_served() {
 fn header_injection_and_interim_statuses_from_a_handler_answer_500() {
     let (port, h, t) = start(1, |_| {
         |req: Request| match req.path.as_str() {
-            "/inject" => Response {
-                status: 200,
-                content_type: "text/plain\r\nSet-Cookie: evil=1".into(),
-                body: b"x".to_vec(),
-            },
-            "/lf" => Response {
-                status: 200,
-                content_type: "text/plain\nX-Evil: 1".into(),
-                body: b"x".to_vec(),
-            },
+            "/inject" => Response::new(
+                200,
+                vec![(
+                    "Content-Type".into(),
+                    "text/plain\r\nSet-Cookie: evil=1".into(),
+                )],
+                b"x".to_vec(),
+            ),
+            "/lf" => Response::new(
+                200,
+                vec![("X-A".into(), "1\nX-Evil: 1".into())],
+                b"x".to_vec(),
+            ),
+            "/name" => Response::new(
+                200,
+                vec![("X-Evil: 1\r\nX".into(), "1".into())],
+                b"x".to_vec(),
+            ),
+            "/framing" => Response::new(
+                200,
+                vec![("Content-Length".into(), "0".into())],
+                b"evil".to_vec(),
+            ),
             "/interim" => Response::text(101, "switching"),
             _ => Response::text(200, "fine"),
         }
     });
-    for path in ["/inject", "/lf", "/interim"] {
+    for path in ["/inject", "/lf", "/name", "/framing", "/interim"] {
         let mut s = connect(port);
         write!(
             s,
