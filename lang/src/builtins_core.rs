@@ -422,7 +422,7 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
 }
 
 /// The JSON tree of `v` for `json_encode` (what Python's `json.dumps` accepts: None, bools,
-/// numbers, strs, lists, dicts whose keys are strs, numbers, bools or None).
+/// numbers, strs, lists, tuples, dicts whose keys are strs, numbers, bools or None).
 fn to_json(v: &Value, depth: usize) -> R<Json> {
     if depth > json::MAX_DEPTH {
         return Err(exc(
@@ -448,6 +448,13 @@ fn to_json(v: &Value, depth: usize) -> R<Json> {
                     .collect::<R<_>>()?,
             )
         }
+        // A tuple is a JSON array, as in Python (it decodes back as a list).
+        Value::Tuple(t) => Json::List(
+            t.items
+                .iter()
+                .map(|x| to_json(x, depth + 1))
+                .collect::<R<_>>()?,
+        ),
         Value::Dict(d) => {
             let items = lock(&d.map).items();
             let mut out = Vec::with_capacity(items.len());
