@@ -553,33 +553,46 @@ fn all_values(rt: &mut Runtime, pairs: &[(String, String)]) -> R<Word> {
     Ok(d)
 }
 
-/// The answer a handler result stands for: a str (200, text/plain), or a list
+/// The items of a list or a tuple (the forms an answer and a header pair may take: `return
+/// 200, "text/plain", body` makes a tuple); None for anything else.
+fn seq_items(rt: &Runtime, w: Word) -> Option<Vec<Word>> {
+    let t = rt.types;
+    if rt.is(w, t.list) {
+        Some((0..rt.list_len(w)).map(|i| rt.list_get(w, i)).collect())
+    } else if rt.is(w, t.tuple) {
+        Some(rt.tuple_items(w))
+    } else {
+        None
+    }
+}
+
+/// The answer a handler result stands for: a str (200, text/plain), or a list or tuple
 /// `[status, content_type, body]` or `[status, headers, body]` where `headers` is a list of
-/// `[name, value]` pairs or a dict of name to value (strs); `Err` names what is wrong.
+/// `[name, value]` pairs (lists or tuples) or a dict of name to value (strs); `Err` names
+/// what is wrong.
 fn answer_of(rt: &mut Runtime, r: Word) -> Result<Response, String> {
     let t = rt.types;
     if rt.is(r, t.str) {
         return Ok(Response::text(200, rt.str_of(r)));
     }
     let expected = "a str or a list [status, content_type or headers, body]";
-    if !rt.is(r, t.list) || rt.list_len(r) != 3 {
+    let Some([status, second, body]) = seq_items(rt, r).and_then(|v| <[Word; 3]>::try_from(v).ok())
+    else {
         return Err(format!(
             "the handler returned {}, not {expected}",
             describe(rt, r)
         ));
-    }
-    let (status, second, body) = (rt.list_get(r, 0), rt.list_get(r, 1), rt.list_get(r, 2));
-    let status = if value::is_int(status) {
+    };
+    let code = if value::is_int(status) {
         value::to_int(status)
     } else {
         -1
     };
     // No 1xx: an interim status sent as the answer would shift every later answer.
-    if !(200..=999).contains(&status) {
+    if !(200..=999).contains(&code) {
         return Err(format!(
             "the handler's status must be an int in 200..999, not {}",
-            rt.repr(rt.list_get(r, 0))
-                .unwrap_or_else(|_| rt.type_name(rt.list_get(r, 0)))
+            rt.repr(status).unwrap_or_else(|_| rt.type_name(status))
         ));
     }
     if !rt.is(body, t.str) {
@@ -593,29 +606,30 @@ fn answer_of(rt: &mut Runtime, r: Word) -> Result<Response, String> {
     } else {
         header_pairs(rt, second)?
     };
-    let resp = Response::new(status as u16, headers, rt.str_of(body).as_bytes().to_vec());
+    let resp = Response::new(code as u16, headers, rt.str_of(body).as_bytes().to_vec());
     // A CR or LF in a header would write a header of the handler's own.
     resp.check()
         .map_err(|e| format!("the handler's answer cannot be sent: {e}"))?;
     Ok(resp)
 }
 
-/// The headers of an answer: a list of `[name, value]` pairs, or a dict (strs both).
+/// The headers of an answer: a list or tuple of `[name, value]` pairs (lists or tuples),
+/// or a dict (strs both).
 fn header_pairs(rt: &Runtime, h: Word) -> Result<Vec<(String, String)>, String> {
     let t = rt.types;
     let pairs: Vec<(Word, Word)> = if rt.is(h, t.dict) {
         rt.dict_items(h)
-    } else if rt.is(h, t.list) {
+    } else if let Some(items) = seq_items(rt, h) {
         let mut v = Vec::new();
-        for i in 0..rt.list_len(h) {
-            let p = rt.list_get(h, i);
-            if !rt.is(p, t.list) || rt.list_len(p) != 2 {
+        for p in items {
+            let Some([name, value]) = seq_items(rt, p).and_then(|v| <[Word; 2]>::try_from(v).ok())
+            else {
                 return Err(format!(
                     "the handler's headers must be [name, value] pairs, not {}",
                     describe(rt, p)
                 ));
-            }
-            v.push((rt.list_get(p, 0), rt.list_get(p, 1)));
+            };
+            v.push((name, value));
         }
         v
     } else {
@@ -644,6 +658,8 @@ fn header_pairs(rt: &Runtime, h: Word) -> Result<Vec<(String, String)>, String> 
 fn describe(rt: &Runtime, w: Word) -> String {
     if rt.is(w, rt.types.list) {
         format!("a list of {} items", rt.list_len(w))
+    } else if rt.is(w, rt.types.tuple) {
+        format!("a tuple of {} items", rt.tuple_len(w))
     } else {
         format!("'{}'", rt.type_name(w))
     }
