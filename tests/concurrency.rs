@@ -739,7 +739,11 @@ fn check_read_sites(r: &Run, v: &serde_json::Value) -> Vec<String> {
 fn stats_name_where_the_aborted_transaction_read() {
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..4 {
-        let (r, v) = stats_run_until("read_sites", "reads", &[("STMJIT_BUDGET", "20")], |_, v| {
+        // Compiled before the run (`STMJIT_EAGER`): compiled at its first call, the reader
+        // of a phase may still be compiling when the writer's loop ends, and no conflict
+        // happens.
+        let env = [("STMJIT_BUDGET", "20"), ("STMJIT_EAGER", "1")];
+        let (r, v) = stats_run_until("read_sites", "reads", &env, |_, v| {
             !v["conflict_sites"].as_array().unwrap().is_empty()
         });
         seen.extend(check_read_sites(&r, &v));
@@ -755,7 +759,9 @@ fn stats_name_where_the_aborted_transaction_read() {
 /// abort reads again; the read-site table is only trusted for the running transaction).
 #[test]
 fn forced_aborts_do_not_make_bogus_read_sites() {
-    let (r, v) = stats_run_until("read_sites", "forced", ABORTS, |r, v| {
+    // Compiled before the run, as in the test above.
+    let env = [ABORTS, &[("STMJIT_EAGER", "1")]].concat();
+    let (r, v) = stats_run_until("read_sites", "forced", &env, |r, v| {
         stats(r).aborts > 0 && !v["conflict_sites"].as_array().unwrap().is_empty()
     });
     assert!(v["injected_aborts"].as_u64().unwrap() > 0, "{v}");

@@ -87,6 +87,22 @@ fn corpus_runs_with_the_r15_segment_base() {
     check_corpus(&["--segment-base", "r15"], &[("STMJIT_VERIFY", "1")]);
 }
 
+/// Every function compiled as huge ones are (`STMJIT_QUICK=1`: locals in frame slots, the
+/// quick code-generation tier), with the IR verifier, under aborts and short transactions
+/// (restarts reload no locals then: they are in the slots the restart restores).
+#[test]
+fn corpus_runs_in_the_quick_tier() {
+    check_corpus(
+        &[],
+        &[
+            ("STMJIT_QUICK", "1"),
+            ("STMJIT_VERIFY", "1"),
+            ("STMJIT_ABORT_PROBABILITY", "0.2"),
+            ("STMJIT_BUDGET", "100"),
+        ],
+    );
+}
+
 /// With every commit of a non-inevitable transaction aborting at probability 0.3 and short
 /// transactions (many boundaries, so many restarts), every program prints exactly the same.
 #[test]

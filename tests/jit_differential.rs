@@ -170,17 +170,17 @@ fn count(var: &str, default: usize) -> usize {
 
 #[test]
 fn random_programs_agree_with_the_interpreter() {
-    // Every tenth program with a 4 KiB nursery (a minor collection every few allocations).
+    // Every tenth program with a 4 KiB nursery (a minor collection every few allocations),
+    // every tenth compiled as huge functions are (`STMJIT_QUICK=1`).
     compare_random_programs(
         count("STMJIT_DIFF_PROGRAMS", 500),
         0x0123_4567_89ab_cdef,
         "jitdiff",
-        |k| {
-            if k % 10 == 0 {
-                vec![("STMJIT_NURSERY", "4096")]
-            } else {
-                Vec::new()
-            }
+        |k| match k % 10 {
+            0 => vec![("STMJIT_NURSERY", "4096")],
+            // As huge functions are compiled: locals in frame slots, the quick tier.
+            5 => vec![("STMJIT_QUICK", "1")],
+            _ => Vec::new(),
         },
     );
 }
@@ -194,6 +194,13 @@ fn random_programs_agree_with_the_interpreter_under_aborts() {
         count("STMJIT_DIFF_ABORT_PROGRAMS", 100),
         0x0bad_cafe_5eed_1234,
         "jitdiff-aborts",
-        |_| vec![("STMJIT_ABORT_PROBABILITY", "0.3"), ("STMJIT_BUDGET", "50")],
+        |k| {
+            let mut env = vec![("STMJIT_ABORT_PROBABILITY", "0.3"), ("STMJIT_BUDGET", "50")];
+            // Restarts with the locals in frame slots (huge functions).
+            if k % 4 == 1 {
+                env.push(("STMJIT_QUICK", "1"));
+            }
+            env
+        },
     );
 }

@@ -32,12 +32,34 @@ impl std::error::Error for IsaError {}
 ///   checks of the `%gs` rewrite always run;
 /// * the native CPU features (detected by `cranelift-native`).
 pub fn host_isa() -> Result<OwnedTargetIsa, IsaError> {
+    host_isa_tier(Tier::Optimized)
+}
+
+/// How much work code generation does for a function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// `opt_level=speed` and the backtracking register allocator: the best code.
+    Optimized,
+    /// `opt_level=none` and the single-pass register allocator: code generation several
+    /// times cheaper in time and memory, in time and memory linear in the function's size,
+    /// for slower code. For huge functions (see `Jit::quick_tier_above`), where the other
+    /// tier's cost grows faster than the function.
+    Quick,
+}
+
+/// [`host_isa`] for the tier `tier`.
+pub fn host_isa_tier(tier: Tier) -> Result<OwnedTargetIsa, IsaError> {
+    let (opt_level, regalloc) = match tier {
+        Tier::Optimized => ("speed", "backtracking"),
+        Tier::Quick => ("none", "single_pass"),
+    };
     if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
         return Err(IsaError("stmjit runs on Linux x86-64 only".into()));
     }
     let mut flags = settings::builder();
     for (name, value) in [
-        ("opt_level", "speed"),
+        ("opt_level", opt_level),
+        ("regalloc_algorithm", regalloc),
         ("enable_pinned_reg", "true"),
         ("is_pic", "false"),
         ("machine_code_cfg_info", "true"),

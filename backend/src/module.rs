@@ -155,9 +155,14 @@ enum Kind {
 pub struct Jit {
     module: JITModule,
     isa: OwnedTargetIsa,
+    /// The ISA of the quick tier ([`isa::Tier::Quick`]), for functions of more than
+    /// `quick_above` IR instructions.
+    quick_isa: OwnedTargetIsa,
+    quick_above: usize,
     mode: SegmentBase,
     functions: HashMap<FuncId, CompiledFunction>,
-    ctx: Context,
+    /// Whether [`CompiledFunction`]s are kept (see [`Jit::keep_side_tables`]).
+    keep_side_tables: bool,
     fbc: FunctionBuilderContext,
     /// The reload of r15 compiled functions may contain (see [`Jit::allow_reload`]).
     reload: Option<gs_rewrite::PinnedReload>,
@@ -177,9 +182,11 @@ impl Jit {
         Ok(Jit {
             module: JITModule::new(builder),
             isa,
+            quick_isa: isa::host_isa_tier(isa::Tier::Quick)?,
+            quick_above: usize::MAX,
             mode,
             functions: HashMap::new(),
-            ctx: Context::new(),
+            keep_side_tables: true,
             fbc: FunctionBuilderContext::new(),
             reload: None,
             imports: symbols
@@ -195,6 +202,30 @@ impl Jit {
     /// [`gs_rewrite::check_ir_with`]. Without it any write of r15 is refused.
     pub fn allow_reload(&mut self, reload: gs_rewrite::PinnedReload) {
         self.reload = Some(reload);
+    }
+
+    /// Whether the side tables of each function defined from now on ([`CompiledFunction`]:
+    /// its bytes before and after the rewrite, stack maps, source locations) are kept for
+    /// [`Jit::function`] and listings (the default), or dropped once its code is defined:
+    /// they take several times the size of the code, and a program that compiles its
+    /// functions as it runs and lists none needs none of them.
+    pub fn keep_side_tables(&mut self, keep: bool) {
+        self.keep_side_tables = keep;
+    }
+
+    /// Functions of more than `insts` IR instructions get their code from the quick tier
+    /// ([`isa::Tier::Quick`]) from now on (`usize::MAX`, the default: none).
+    pub fn quick_tier_above(&mut self, insts: usize) {
+        self.quick_above = insts;
+    }
+
+    /// The ISAs of both tiers, for [`prepare`].
+    fn isas(&self) -> Isas<'_> {
+        Isas {
+            optimized: &*self.isa,
+            quick: &*self.quick_isa,
+            quick_above: self.quick_above,
+        }
     }
 
     /// `Gs` or `R15`: how compiled code reaches the segment.
@@ -229,12 +260,21 @@ impl Jit {
     /// Compile `func` (built by the language compiler) as the body of `id`:
     /// check its IR for escapes of the segment base, generate code, rewrite
     /// the segment accesses, define the bytes. The code is executable only
-    /// after [`Jit::finalize`].
+    /// after [`Jit::finalize`]. Needs the side tables kept ([`Jit::keep_side_tables`]).
     pub fn compile(
         &mut self,
         id: FuncId,
         func: ir::Function,
     ) -> Result<&CompiledFunction, JitError> {
+        self.define(id, func, Kind::Compiled)?;
+        Ok(self
+            .functions
+            .get(&id)
+            .expect("Jit::compile keeps the side tables (else use Jit::compile_code)"))
+    }
+
+    /// [`Jit::compile`] whether or not side tables are kept; the size of the code in bytes.
+    pub fn compile_code(&mut self, id: FuncId, func: ir::Function) -> Result<usize, JitError> {
         self.define(id, func, Kind::Compiled)
     }
 
@@ -326,12 +366,10 @@ impl Jit {
             .into_owned()
     }
 
-    fn define(
-        &mut self,
-        id: FuncId,
-        func: ir::Function,
-        kind: Kind,
-    ) -> Result<&CompiledFunction, JitError> {
+    /// Generates, rewrites and defines one function; the size of its code. Its Cranelift
+    /// context is made for it and freed after it, so that no function's working memory
+    /// outlives its compilation.
+    fn define(&mut self, id: FuncId, func: ir::Function, kind: Kind) -> Result<usize, JitError> {
         let name = self.name_of(id);
         let job = Job {
             id,
@@ -339,15 +377,24 @@ impl Jit {
             func,
             kind,
         };
-        let prepared = prepare(&*self.isa, self.mode, self.reload, &mut self.ctx, job)?;
+        let prepared = prepare(
+            self.isas(),
+            self.mode,
+            self.reload,
+            &mut Context::new(),
+            job,
+        )?;
         self.install(prepared)
     }
 
     /// Like [`Jit::compile`] for every function of `funcs`, generating and rewriting
     /// their code on several threads (each function's work is independent, and it is most
-    /// of a program's start-up), then defining them in order. The first failing function
-    /// in `funcs`' order is the error.
-    pub fn compile_all(&mut self, funcs: Vec<(FuncId, ir::Function)>) -> Result<(), JitError> {
+    /// of a program's start-up), then defining them in order; the size of each one's code.
+    /// The first failing function in `funcs`' order is the error.
+    pub fn compile_all(
+        &mut self,
+        funcs: Vec<(FuncId, ir::Function)>,
+    ) -> Result<Vec<usize>, JitError> {
         let jobs: Vec<Job> = funcs
             .into_iter()
             .map(|(id, func)| Job {
@@ -362,23 +409,25 @@ impl Jit {
             .min(jobs.len())
             .min(MAX_COMPILE_THREADS);
         let results = if workers <= 1 {
+            let mut ctx = Context::new();
             jobs.into_iter()
-                .map(|job| prepare(&*self.isa, self.mode, self.reload, &mut self.ctx, job))
+                .map(|job| prepare(self.isas(), self.mode, self.reload, &mut ctx, job))
                 .collect::<Vec<_>>()
         } else {
-            prepare_in_parallel(&*self.isa, self.mode, self.reload, jobs, workers)
+            prepare_in_parallel(self.isas(), self.mode, self.reload, jobs, workers)
         };
-        for r in results {
-            self.install(r?)?;
-        }
-        Ok(())
+        results.into_iter().map(|r| self.install(r?)).collect()
     }
 
     /// Hands prepared code to the module (writable, non-executable until
-    /// [`Jit::finalize`]) and keeps its side tables.
-    fn install(&mut self, p: Prepared) -> Result<&CompiledFunction, JitError> {
+    /// [`Jit::finalize`]) and keeps its side tables if asked; the size of the code.
+    fn install(&mut self, p: Prepared) -> Result<usize, JitError> {
         self.module
             .define_function_bytes(p.id, p.alignment, &p.rewrite.code, &p.relocs)?;
+        let size = p.rewrite.code.len();
+        if !self.keep_side_tables && p.kind != Kind::Trampoline && p.kind != Kind::Stub {
+            return Ok(size);
+        }
         let f = CompiledFunction {
             name: p.name,
             id: p.id,
@@ -390,7 +439,7 @@ impl Jit {
             is_trampoline: p.kind == Kind::Trampoline,
         };
         self.functions.insert(p.id, f);
-        Ok(&self.functions[&p.id])
+        Ok(size)
     }
 
     /// Apply relocations and make every defined function executable.
@@ -442,6 +491,26 @@ impl Jit {
     }
 }
 
+/// The ISAs of the two tiers and which functions get the quick one.
+#[derive(Clone, Copy)]
+struct Isas<'a> {
+    optimized: &'a dyn cranelift_codegen::isa::TargetIsa,
+    quick: &'a dyn cranelift_codegen::isa::TargetIsa,
+    /// Functions of more IR instructions than this get the quick tier.
+    quick_above: usize,
+}
+
+impl Isas<'_> {
+    /// The ISA a function of `insts` IR instructions is compiled with.
+    fn for_insts(&self, insts: usize) -> &dyn cranelift_codegen::isa::TargetIsa {
+        if insts > self.quick_above {
+            self.quick
+        } else {
+            self.optimized
+        }
+    }
+}
+
 /// Threads used at most to compile a program's functions.
 const MAX_COMPILE_THREADS: usize = 8;
 
@@ -475,7 +544,7 @@ struct Prepared {
 /// and rewrites (or, for trampolines and stubs, verifies) its segment accesses. Pure: it
 /// touches neither the module nor another function, so it may run on any thread.
 fn prepare(
-    isa: &dyn cranelift_codegen::isa::TargetIsa,
+    isas: Isas,
     mode: SegmentBase,
     reload: Option<gs_rewrite::PinnedReload>,
     ctx: &mut Context,
@@ -493,6 +562,7 @@ fn prepare(
             error,
         })?;
     }
+    let isa = isas.for_insts(func.dfg.num_insts());
     ctx.clear();
     ctx.func = func;
     let code = ctx
@@ -562,7 +632,7 @@ fn prepare(
 /// [`prepare`] for every job on `workers` threads (each with its own Cranelift context),
 /// the results in the jobs' order.
 fn prepare_in_parallel(
-    isa: &dyn cranelift_codegen::isa::TargetIsa,
+    isas: Isas,
     mode: SegmentBase,
     reload: Option<gs_rewrite::PinnedReload>,
     jobs: Vec<Job>,
@@ -589,7 +659,7 @@ fn prepare_in_parallel(
                     .unwrap()
                     .take()
                     .expect("each job is taken once");
-                let r = prepare(isa, mode, reload, &mut ctx, job);
+                let r = prepare(isas, mode, reload, &mut ctx, job);
                 *done[i].lock().unwrap() = Some(r);
             }
         };

@@ -22,8 +22,9 @@ pub struct ListingOptions {
     pub only: Option<String>,
 }
 
-/// Whether `--dump-asm-fn pattern` selects `f`: its full name (`f0_fill`, `a0_fill`,
-/// `t0_f0_fill`, `wb_slow (preserve_all stub)`), or the program's name of a compiled function
+/// Whether `--dump-asm-fn pattern` selects `f`: its full name (`f0_fill`, `a2` and `t2`,
+/// the entry of functions of 2 words called from Rust and its trampoline,
+/// `wb_slow (preserve_all stub)`), or the program's name of a compiled function
 /// (`fill`, `Account.deposit`: the name after the `fN_` prefix).
 pub fn function_matches(f: &CompiledFunction, pattern: &str) -> bool {
     if f.name == pattern {

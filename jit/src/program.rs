@@ -1,7 +1,16 @@
 //! Linking and running a whole program ([`run`]): the runtime instance, the constants
-//! (allocated and promoted to the old space before any code embeds them), compilation of
-//! every function, entry trampolines, `--dump-asm`, the program's data, and the main
-//! thread's driver.
+//! (allocated and promoted to the old space before any code embeds them), the program's
+//! data, compilation, entry trampolines, `--dump-asm`, and the main thread's driver.
+//!
+//! # Compiling less, later
+//! `<module>` is compiled before the program runs; every other function at its first call
+//! (JIT code finds 0 in the table of code addresses and calls `stmjit_compile`; Rust callers
+//! ask `ProgramInfo::code_of`), so a program pays only for the functions it runs. `--dump-asm`
+//! (and `STMJIT_EAGER=1`) compiles every function before the program runs instead, so that
+//! the listing shows them all, in order. A huge function keeps its locals in frame slots
+//! (`compile::locals_in_slots`) and gets the quick code-generation tier
+//! ([`QUICK_TIER_ABOVE`]): compile time and memory linear in its size. `--stats` reports the
+//! functions compiled and the time it took.
 //!
 //! The environment switches (for tests, benchmarks and debugging) are read and checked once,
 //! here: see [`crate::switches`].
@@ -13,20 +22,18 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
 use std::collections::HashMap;
 use std::mem::offset_of;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use stmjit_backend::disasm::Syntax;
 use stmjit_backend::JitError;
-use stmjit_backend::{Jit, SegmentBase};
+use stmjit_backend::SegmentBase;
 use stmjit_lang::ast::*;
 use stmjit_runtime::transaction::StmThread;
 use stmjit_runtime::value::NONE;
 use stmjit_runtime::{Stm, StmConfig};
 use stmjit_vm::abi::{Effects, Helper};
-use stmjit_vm::objects::Types;
 use stmjit_vm::threads::Driver;
-use stmjit_vm::{
-    ArrayEntry, CodeTables, Constants, Ctx, Mode, Names, ProgramInfo, Runtime, Settings, UNBOUND,
-};
+use stmjit_vm::{Compiler, Constants, Ctx, Mode, Names, ProgramInfo, Runtime, Settings, UNBOUND};
 
 /// How to run a program.
 #[derive(Clone, Debug)]
@@ -87,7 +94,7 @@ impl Options {
 
 /// Declares every helper JIT code calls ([`Helper`]) in `jit`, and defines the
 /// `preserve_all` stubs of those called through one: what JIT code calls for each helper.
-fn declare_helpers(jit: &mut Jit) -> HashMap<Helper, FuncId> {
+fn declare_helpers(jit: &mut stmjit_backend::Jit) -> HashMap<Helper, FuncId> {
     let mut ids = HashMap::new();
     for &helper in Helper::ALL {
         let d = helper.decl();
@@ -112,8 +119,10 @@ fn declare_helpers(jit: &mut Jit) -> HashMap<Helper, FuncId> {
 /// printing a runtime error). Must run on a thread with a big stack.
 ///
 /// The steps: start the runtime; allocate the program's constants in its first
-/// transaction; compile every function against them; link the program's data; commit the
-/// constants (compiled code embeds them) and run `<module>` on the main thread's driver.
+/// transaction and commit them (compiled code embeds them); link the program's data; compile
+/// `<module>` (and every function, with `--dump-asm` or `STMJIT_EAGER=1`); run `<module>`
+/// on the main thread's driver. The other functions are compiled at their first call
+/// ([`Jit`]).
 pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i32 {
     let switches = match Switches::from_env() {
         Ok(s) => s,
@@ -146,62 +155,66 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     ));
     let mut th = Box::new(stm.thread());
     th.begin();
-    let (mut names, consts) = match allocate_constants(&info, &mut th) {
+    let (names, consts) = match allocate_constants(&info, &mut th) {
         Ok(c) => c,
         Err(message) => {
             eprintln!("error: {message}");
             return 1;
         }
     };
-    let mut code = CodeTables::new(program.functions.len());
-    let tables = Tables {
-        names: &mut names,
-        consts: &consts,
-        code: &mut code,
-    };
-    let linked = match compile_program(&program, types, tables, opts, &switches, &layout) {
-        Ok(linked) => linked,
-        Err(e) => {
-            eprintln!("error: JIT: {e}");
-            return 1;
-        }
-    };
-    let listing = crate::listing::ListingOptions {
-        target: opts.dump_asm.clone(),
-        syntax: opts.syntax,
-        only: opts.dump_asm_only.clone(),
-    };
-    if listing.target.is_some() {
-        // The source lines of the listing: from the file itself (a program given as a string
-        // has line numbers only).
-        let source = std::fs::read_to_string(file).ok();
-        if let Err(status) = crate::listing::write_listing(&linked.jit, &listing, source.as_deref())
-        {
-            return status;
-        }
-    }
-    // The constants are embedded in the code: committed, then roots for the whole run.
+    // The constants are embedded in the code: committed before any is compiled, then roots
+    // for the whole run.
     if th.commit().is_err() {
         eprintln!("error: the initial transaction was aborted");
         return 1;
     }
-    for w in consts.all().chain(names.str_objs().iter().copied()) {
+    for w in consts.all().chain(names.str_objs()) {
         if stmjit_runtime::value::is_ref(w) {
             stm.add_root(w);
         }
     }
     drop(th);
-    // Converting a builtin method back to a word names it by id: intern them all now, as
-    // the data of the program never changes once its threads run.
+    // Converting a builtin method back to a word names it by id: intern them all now.
     for name in stmjit_vm::methods::builtin_method_names() {
         names.intern(name);
     }
     let data =
         Arc::get_mut(&mut info).expect("only this thread holds the program's data before it runs");
-    data.link(names, consts, code);
+    data.link(names, consts);
     data.stats_json = opts.stats_json.clone();
     data.trace_json = opts.trace.clone();
-    run_main(info, linked.main)
+    let listing = crate::listing::ListingOptions {
+        target: opts.dump_asm.clone(),
+        syntax: opts.syntax,
+        only: opts.dump_asm_only.clone(),
+    };
+    let eager = listing.target.is_some() || switches.eager;
+    let jit = match Jit::new(&info, opts, &switches, &layout, listing.target.is_some()) {
+        Ok(jit) => jit,
+        Err(e) => {
+            eprintln!("error: JIT: {e}");
+            return 1;
+        }
+    };
+    let main = match jit.compile_start(&info, eager) {
+        Ok(main) => main,
+        Err(e) => {
+            eprintln!("error: JIT: {e}");
+            return 1;
+        }
+    };
+    if listing.target.is_some() {
+        // The source lines of the listing: from the file itself (a program given as a string
+        // has line numbers only).
+        let source = std::fs::read_to_string(file).ok();
+        let state = jit.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(status) = crate::listing::write_listing(&state.jit, &listing, source.as_deref())
+        {
+            return status;
+        }
+    }
+    info.code.set_compiler(Box::new(jit));
+    run_main(info, main)
 }
 
 /// How the run's transactions behave, from the options and the switches.
@@ -252,7 +265,7 @@ fn allocate_constants(
     let program = &info.program;
     let types = info.types;
     let literals = stmjit_lang::literals::literals(program);
-    let mut names = Names::default();
+    let names = Names::default();
     assert_eq!(names.intern("__init__"), stmjit_vm::INIT_NAME);
     let seg_base = info.stm.segment_base(th.segment());
     // SAFETY: th is the caller's live handle, used by this thread only, and outlives rt
@@ -311,121 +324,331 @@ fn allocate_constants(
     Ok((names, consts))
 }
 
-/// What the compiler fills and reads beside the code: the program's names, constants and
-/// code tables.
-struct Tables<'a> {
-    names: &'a mut Names,
-    consts: &'a Constants,
-    code: &'a mut CodeTables,
-}
-
-/// A compiled and finalized program.
-struct Linked {
-    /// The code space (kept for `--dump-asm`; code stays mapped for the process's life).
-    jit: Jit,
-    /// The entry of `<module>`.
-    main: MainEntry,
-}
+/// Functions of more Cranelift IR instructions than this get their code from the quick tier
+/// (`stmjit_backend::isa::Tier::Quick`: no optimization, single-pass register allocation):
+/// the optimizing tier's time and memory grow faster than the function (a 1 000-line
+/// function: 325 000 instructions, 1.5 s and 280 MB; quick, with its locals in slots: 0.35 s
+/// and 110 MB). About 300 lines of ordinary code.
+const QUICK_TIER_ABOVE: usize = 100_000;
 
 /// The entry trampoline of `<module>`: `(segment base, ctx) -> word`.
 type MainEntry = unsafe extern "C" fn(u64, *mut Ctx) -> u64;
 
-/// Compiles every function of `program` and `<module>`, with their entry trampolines, and
-/// finalizes the code; fills `tables.code` with the code addresses and entries.
-fn compile_program(
-    program: &Program,
-    types: Types,
-    tables: Tables,
-    opts: &Options,
-    switches: &Switches,
-    layout: &stmjit_runtime::Layout,
-) -> Result<Linked, JitError> {
-    let mode = opts.segment_base.unwrap_or(SegmentBase::Gs);
-    let symbols: Vec<(&str, *const u8)> = Helper::ALL
-        .iter()
-        .map(|h| (h.decl().symbol, h.decl().address))
-        .collect();
-    let mut jit = Jit::new(mode, &symbols)?;
-    // A runtime call may move the thread to another segment: JIT code reloads r15 after it.
-    jit.allow_reload(stmjit_backend::gs_rewrite::PinnedReload {
-        ctx_param: 0,
-        offset: offset_of!(Ctx, seg_base) as i32,
-    });
-    let helper_ids = declare_helpers(&mut jit);
-    let funcs = declare_functions(&mut jit, program);
-    let def_of_global = direct_call_targets(program);
-    let frontend = jit.isa().frontend_config();
-    let mut fbc = FunctionBuilderContext::new();
-    let mut compiled = Vec::new();
-    let Tables {
-        names,
-        consts,
-        code,
-    } = tables;
-    let nfuncs = program.functions.len();
-    for idx in 0..=nfuncs {
-        let (id, sig, arity, nlocals, body, cells) = if idx < nfuncs {
-            let f = &program.functions[idx];
-            (
-                funcs.ids[idx],
-                funcs.sigs[idx].clone(),
+/// The JIT of a run: compiles `<module>` before the program runs and every other function
+/// at its first call, on the thread that makes it, while the other threads run.
+///
+/// # Compiling while transactions run
+/// Compiling is not transactional state: it reads the program and its constants (old
+/// objects allocated and committed before any code, never moved), and writes only tables
+/// outside the STM heap (code, sites, names, caches), so no abort undoes it and it makes no
+/// transaction inevitable. One lock serializes compilations; a function is compiled once
+/// (the thread that takes the lock after another compiled it finds its address), and its
+/// code address is published in `CodeTables::func_code` with a release store after the code
+/// is executable, where every thread's code and helpers read it. A thread waiting for the
+/// lock, or compiling, holds its segment meanwhile: a thread that asks for a safe point
+/// waits until that compilation ends (compiling never waits for another thread, so that
+/// ends).
+#[derive(Debug)]
+struct Jit {
+    state: Mutex<JitState>,
+}
+
+/// What compiling a function needs, behind [`Jit`]'s lock.
+struct JitState {
+    /// The code space.
+    jit: stmjit_backend::Jit,
+    /// What JIT code calls for each helper.
+    helpers: HashMap<Helper, FuncId>,
+    /// The declarations of the program's functions.
+    funcs: Functions,
+    /// Program function bound to each global by a module-level `def` (direct calls).
+    def_of_global: HashMap<usize, usize>,
+    /// The segment layout's card marker displacement.
+    card_disp: u64,
+    /// Read barriers (not with `--gil`).
+    read_barriers: bool,
+    /// Read barriers record their site (`--stats`).
+    read_sites: bool,
+    /// `STMJIT_BENCH_OMIT`.
+    write_barriers: bool,
+    /// `STMJIT_BENCH_OMIT`.
+    polls: bool,
+    /// `STMJIT_VERIFY`.
+    verify: bool,
+    /// `STMJIT_QUICK`: every function as a huge one.
+    quick: bool,
+}
+
+impl std::fmt::Debug for JitState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JitState").finish_non_exhaustive()
+    }
+}
+
+impl Jit {
+    /// A code space with the helpers and the program's functions declared (none defined);
+    /// `listing`: keep what `--dump-asm` shows of each function.
+    fn new(
+        info: &ProgramInfo,
+        opts: &Options,
+        switches: &Switches,
+        layout: &stmjit_runtime::Layout,
+        listing: bool,
+    ) -> Result<Jit, JitError> {
+        let mode = opts.segment_base.unwrap_or(SegmentBase::Gs);
+        let symbols: Vec<(&str, *const u8)> = Helper::ALL
+            .iter()
+            .map(|h| (h.decl().symbol, h.decl().address))
+            .collect();
+        let mut jit = stmjit_backend::Jit::new(mode, &symbols)?;
+        jit.keep_side_tables(listing);
+        jit.quick_tier_above(if switches.quick { 0 } else { QUICK_TIER_ABOVE });
+        // A runtime call may move the thread to another segment: JIT code reloads r15 after
+        // it.
+        jit.allow_reload(stmjit_backend::gs_rewrite::PinnedReload {
+            ctx_param: 0,
+            offset: offset_of!(Ctx, seg_base) as i32,
+        });
+        let helpers = declare_helpers(&mut jit);
+        let funcs = declare_functions(&mut jit, &info.program);
+        Ok(Jit {
+            state: Mutex::new(JitState {
+                jit,
+                helpers,
+                funcs,
+                def_of_global: direct_call_targets(&info.program),
+                card_disp: layout.card_marker_disp,
+                read_barriers: !opts.gil,
+                // As the runtime was configured (`start_runtime`).
+                read_sites: opts.reports_conflicts(),
+                write_barriers: !switches.omits("write-barrier"),
+                polls: !switches.omits("poll"),
+                verify: switches.verify,
+                quick: switches.quick,
+            }),
+        })
+    }
+
+    /// Compiles `<module>` (and, if `eager`, every function of the program first, and the
+    /// array entries they need) and its entry trampoline.
+    fn compile_start(&self, info: &ProgramInfo, eager: bool) -> Result<MainEntry, JitError> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if eager {
+            st.compile_all(info)?;
+        }
+        let nfuncs = info.program.functions.len();
+        st.compile_function(info, nfuncs)?;
+        let (main, sig) = (st.funcs.main, st.funcs.main_sig.clone());
+        let tramp = st
+            .jit
+            .define_entry_trampoline("enter <module>", main, &sig)?;
+        st.jit.finalize()?;
+        // SAFETY: a finalized trampoline with the signature (base, ctx) -> word.
+        Ok(unsafe { std::mem::transmute::<*const u8, MainEntry>(st.jit.code_ptr(tramp)) })
+    }
+}
+
+impl Compiler for Jit {
+    fn compile(&self, info: &ProgramInfo, fid: usize) -> Result<u64, String> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        // Another thread may have compiled it while this one waited for the lock.
+        if let Some(code) = info.code.compiled_code(fid) {
+            return Ok(code);
+        }
+        let name = &info.func_names[fid];
+        st.compile_function(info, fid)
+            .map_err(|e| format!("cannot compile function '{name}': JIT: {e}"))?;
+        st.jit
+            .finalize()
+            .map_err(|e| format!("cannot compile function '{name}': JIT: {e}"))?;
+        let code = st.jit.code_ptr(st.funcs.ids[fid]) as u64;
+        info.code.publish_code(fid, code);
+        Ok(code)
+    }
+
+    fn array_entry(&self, info: &ProgramInfo, words: usize) -> Result<u64, String> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = info.code.made_entry(words) {
+            return Ok(entry);
+        }
+        let entry = st
+            .define_array_entry(words)
+            .and_then(|t| st.jit.finalize().map(|_| t))
+            .map_err(|e| format!("cannot make the entry of {words} words: JIT: {e}"))?;
+        let address = st.jit.code_ptr(entry) as u64;
+        info.code.publish_entry(words, address);
+        Ok(address)
+    }
+}
+
+impl JitState {
+    /// Builds the IR of program function `fid` (`<module>` for the number of functions)
+    /// and defines its code (executable after the next finalize). Counts it in
+    /// [`stmjit_vm::CompileStats`].
+    fn compile_function(&mut self, info: &ProgramInfo, fid: usize) -> Result<(), JitError> {
+        let started = Started::now();
+        let func = self.build_ir(info, fid);
+        if self.verify {
+            verify(&self.jit, &func);
+        }
+        let id = self.id_of(fid);
+        let size = self.jit.compile_code(id, func)?;
+        started.count(info, 1, size);
+        Ok(())
+    }
+
+    /// The FuncId of program function `fid` (`<module>` for the number of functions).
+    fn id_of(&self, fid: usize) -> FuncId {
+        self.funcs.ids.get(fid).copied().unwrap_or(self.funcs.main)
+    }
+
+    /// The Cranelift IR of program function `fid` (`<module>` for the number of functions).
+    fn build_ir(&mut self, info: &ProgramInfo, fid: usize) -> cranelift_codegen::ir::Function {
+        let program = &*info.program;
+        let (arity, nlocals, body, cells, sig) = match program.functions.get(fid) {
+            Some(f) => (
                 f.entry_words(),
                 f.locals.len(),
-                &f.body,
+                &f.body[..],
                 &f.cells[..],
-            )
-        } else {
-            (
-                funcs.main,
-                funcs.main_sig.clone(),
+                self.funcs.sigs[fid].clone(),
+            ),
+            None => (
                 0,
                 0,
-                &program.body,
+                &program.body[..],
                 &[][..],
-            )
+                self.funcs.main_sig.clone(),
+            ),
         };
-        let mut func = jit.new_function(id, sig);
+        let mut func = self.jit.new_function(self.id_of(fid), sig);
+        let frontend = self.jit.isa().frontend_config();
         let mut sh = Shared {
-            module: jit.module(),
-            helpers: &helper_ids,
-            funcs: &funcs.ids,
+            module: self.jit.module(),
+            helpers: &self.helpers,
             program,
-            types,
-            names: &mut *names,
-            consts,
-            code: &mut *code,
-            def_of_global: &def_of_global,
-            card_disp: layout.card_marker_disp,
+            types: info.types,
+            names: &info.names,
+            consts: &info.consts,
+            code: &info.code,
+            classes: &info.classes,
+            def_of_global: &self.def_of_global,
+            card_disp: self.card_disp,
             frontend,
-            read_barriers: !opts.gil,
-            // As the runtime was configured (`start_runtime`).
-            read_sites: opts.reports_conflicts(),
-            write_barriers: !switches.omits("write-barrier"),
-            polls: !switches.omits("poll"),
+            read_barriers: self.read_barriers,
+            read_sites: self.read_sites,
+            write_barriers: self.write_barriers,
+            polls: self.polls,
+            quick: self.quick,
         };
+        // A builder context per function: its memory is freed with it.
+        let mut fbc = FunctionBuilderContext::new();
         FnCompiler::compile(
-            &mut func, &mut fbc, &mut sh, arity, nlocals, body, cells, idx as u32,
+            &mut func, &mut fbc, &mut sh, arity, nlocals, body, cells, fid as u32,
         );
-        compiled.push((id, func));
+        func
     }
-    if switches.verify {
-        verify(&jit, &compiled);
+
+    /// Compiles every function of the program (for `--dump-asm`, `STMJIT_EAGER=1`): their
+    /// IR here, their code on several threads, and the array entries they take; publishes
+    /// their code addresses.
+    fn compile_all(&mut self, info: &ProgramInfo) -> Result<(), JitError> {
+        let started = Started::now();
+        let n = info.program.functions.len();
+        let funcs: Vec<_> = (0..n)
+            .map(|fid| {
+                let func = self.build_ir(info, fid);
+                if self.verify {
+                    verify(&self.jit, &func);
+                }
+                (self.funcs.ids[fid], func)
+            })
+            .collect();
+        let sizes = self.jit.compile_all(funcs)?;
+        let mut words: Vec<usize> = info
+            .program
+            .functions
+            .iter()
+            .map(|f| f.entry_words())
+            .collect();
+        words.sort_unstable();
+        words.dedup();
+        let entries = words
+            .iter()
+            .map(|&w| self.define_array_entry(w))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.jit.finalize()?;
+        for fid in 0..n {
+            info.code
+                .publish_code(fid, self.jit.code_ptr(self.funcs.ids[fid]) as u64);
+        }
+        for (w, e) in words.into_iter().zip(entries) {
+            info.code.publish_entry(w, self.jit.code_ptr(e) as u64);
+        }
+        started.count(info, n, sizes.iter().sum());
+        Ok(())
     }
-    jit.compile_all(compiled)?;
-    let tramps = define_array_entries(&mut jit, program, &funcs.ids, &mut fbc)?;
-    let main_tramp = jit.define_entry_trampoline("enter <module>", funcs.main, &funcs.main_sig)?;
-    jit.finalize()?;
-    for (i, &id) in funcs.ids.iter().enumerate() {
-        code.func_code[i] = jit.code_ptr(id) as u64;
+
+    /// The entry of functions taking `words` words from an array,
+    /// `a{words}(ctx, argv, code) -> word`, which calls `code` with the context and the
+    /// words, and its trampoline `t{words}` (what Rust calls: spawned threads, queued
+    /// calls, calls of values from helpers); the trampoline's id.
+    fn define_array_entry(&mut self, words: usize) -> Result<FuncId, JitError> {
+        let jit = &mut self.jit;
+        let frontend = jit.isa().frontend_config();
+        let array_sig = jit.signature(&[I64, I64, I64], &[I64]);
+        let callee_sig = jit.signature(&vec![I64; 1 + words], &[I64]);
+        let id = jit.declare(&format!("a{words}"), &array_sig)?;
+        let mut func = jit.new_function(id, array_sig.clone());
+        {
+            let mut fbc = FunctionBuilderContext::new();
+            let mut b = FunctionBuilder::new(&mut func, &mut fbc);
+            let sig = b.import_signature(callee_sig);
+            let blk = b.create_block();
+            b.append_block_params_for_function_params(blk);
+            b.switch_to_block(blk);
+            let p = b.block_params(blk).to_vec();
+            let mut vals = vec![p[0]];
+            for k in 0..words {
+                vals.push(b.ins().load(I64, crate::compile::mf(), p[1], 8 * k as i32));
+            }
+            let call = b.ins().call_indirect(sig, p[2], &vals);
+            let r = b.inst_results(call)[0];
+            b.ins().return_(&[r]);
+            b.seal_all_blocks();
+            b.finalize(frontend);
+        }
+        jit.compile_code(id, func)?;
+        jit.define_entry_trampoline(&format!("t{words}"), id, &array_sig)
     }
-    for (i, t) in tramps.iter().enumerate() {
-        // SAFETY: a finalized trampoline with the signature (base, ctx, argv) -> word.
-        code.entries[i] =
-            Some(unsafe { std::mem::transmute::<*const u8, ArrayEntry>(jit.code_ptr(*t)) });
+}
+
+/// When a compilation began, in wall-clock and thread CPU time.
+struct Started {
+    at: std::time::Instant,
+    cpu_ns: u64,
+}
+
+impl Started {
+    fn now() -> Started {
+        Started {
+            at: std::time::Instant::now(),
+            cpu_ns: stmjit_backend::thread_cpu_ns(),
+        }
     }
-    // SAFETY: a finalized trampoline with the signature (base, ctx) -> word.
-    let main = unsafe { std::mem::transmute::<*const u8, MainEntry>(jit.code_ptr(main_tramp)) };
-    Ok(Linked { jit, main })
+
+    /// Counts `functions` compiled since into `size` bytes of code
+    /// ([`stmjit_vm::CompileStats`]). (Of functions compiled on other threads, as
+    /// `compile_all` does, the CPU time is not counted.)
+    fn count(&self, info: &ProgramInfo, functions: usize, size: usize) {
+        let c = &info.code.compiled;
+        c.functions.fetch_add(functions as u64, Ordering::Relaxed);
+        c.code_bytes.fetch_add(size as u64, Ordering::Relaxed);
+        c.nanos
+            .fetch_add(self.at.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let cpu = stmjit_backend::thread_cpu_ns().saturating_sub(self.cpu_ns);
+        c.cpu_nanos.fetch_add(cpu, Ordering::Relaxed);
+    }
 }
 
 /// The declarations of the program's functions: `f{i}_{qualname}(ctx, args...) -> word`,
@@ -437,7 +660,7 @@ struct Functions {
     main_sig: Signature,
 }
 
-fn declare_functions(jit: &mut Jit, program: &Program) -> Functions {
+fn declare_functions(jit: &mut stmjit_backend::Jit, program: &Program) -> Functions {
     let mut ids = Vec::new();
     let mut sigs = Vec::new();
     for (i, f) in program.functions.iter().enumerate() {
@@ -476,62 +699,14 @@ fn direct_call_targets(program: &Program) -> HashMap<usize, usize> {
     def_of_global
 }
 
-/// `STMJIT_VERIFY`: Cranelift's verifier on every function; prints its errors.
-fn verify(jit: &Jit, compiled: &[(FuncId, cranelift_codegen::ir::Function)]) {
-    for (_, func) in compiled {
-        if let Err(e) = cranelift_codegen::verify_function(func, jit.isa().as_ref()) {
-            eprintln!(
-                "{}",
-                cranelift_codegen::print_errors::pretty_verifier_error(func, None, e)
-            );
-        }
+/// `STMJIT_VERIFY`: Cranelift's verifier on a function; prints its errors.
+fn verify(jit: &stmjit_backend::Jit, func: &cranelift_codegen::ir::Function) {
+    if let Err(e) = cranelift_codegen::verify_function(func, jit.isa().as_ref()) {
+        eprintln!(
+            "{}",
+            cranelift_codegen::print_errors::pretty_verifier_error(func, None, e)
+        );
     }
-}
-
-/// For each program function, an entry taking its arguments from an array,
-/// `a{i}_{qualname}(ctx, argv) -> word`, and its trampoline `t{i}_{qualname}` (what Rust
-/// calls: spawned threads, queued calls, calls of values from helpers).
-fn define_array_entries(
-    jit: &mut Jit,
-    program: &Program,
-    funcs: &[FuncId],
-    fbc: &mut FunctionBuilderContext,
-) -> Result<Vec<FuncId>, JitError> {
-    let frontend = jit.isa().frontend_config();
-    let array_sig = jit.signature(&[I64, I64], &[I64]);
-    let mut tramps = Vec::new();
-    for (i, f) in program.functions.iter().enumerate() {
-        let id = jit
-            .declare(&format!("a{i}_{}", f.qualname), &array_sig)
-            .expect("declare");
-        let mut func = jit.new_function(id, array_sig.clone());
-        {
-            let callee = jit.module().declare_func_in_func(funcs[i], &mut func);
-            // Absolute call: cranelift-jit may place functions far apart.
-            func.dfg.ext_funcs[callee].colocated = false;
-            let mut b = FunctionBuilder::new(&mut func, fbc);
-            let blk = b.create_block();
-            b.append_block_params_for_function_params(blk);
-            b.switch_to_block(blk);
-            let p = b.block_params(blk).to_vec();
-            let mut vals = vec![p[0]];
-            for k in 0..f.entry_words() {
-                vals.push(b.ins().load(I64, crate::compile::mf(), p[1], 8 * k as i32));
-            }
-            let call = b.ins().call(callee, &vals);
-            let r = b.inst_results(call)[0];
-            b.ins().return_(&[r]);
-            b.seal_all_blocks();
-            b.finalize(frontend);
-        }
-        jit.compile(id, func)?;
-        tramps.push(jit.define_entry_trampoline(
-            &format!("t{i}_{}", f.qualname),
-            id,
-            &array_sig,
-        )?);
-    }
-    Ok(tramps)
 }
 
 /// Runs `<module>` on the main thread's driver, waits for the threads it spawned, writes

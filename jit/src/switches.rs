@@ -18,6 +18,12 @@ pub struct Switches {
     pub abort_probability: Option<f64>,
     /// `STMJIT_VERIFY=1`: Cranelift's verifier on every function, its errors printed.
     pub verify: bool,
+    /// `STMJIT_EAGER=1`: every function is compiled before the program runs (as with
+    /// `--dump-asm`), not at its first call.
+    pub eager: bool,
+    /// `STMJIT_QUICK=1`: every function is compiled as huge ones are (locals in frame
+    /// slots, the quick code-generation tier), for tests of that path.
+    pub quick: bool,
     /// `STMJIT_BENCH_OMIT=write-barrier,poll` (for `benches/barriers.rs` only): compile
     /// without the instance write-barrier test and/or the safe-point polls.
     pub omit: Vec<String>,
@@ -44,6 +50,10 @@ Environment switches (for tests, benchmarks and debugging; a bad value is a usag
   STMJIT_MOVE_THREADS=0|1        1: each transaction begins in another free segment than the
                                  thread's previous one
   STMJIT_VERIFY=0|1              1: run Cranelift's verifier on every function
+  STMJIT_EAGER=0|1               1: compile every function before the program runs, not at
+                                 its first call (as --dump-asm does)
+  STMJIT_QUICK=0|1               1: compile every function as huge ones are (locals in frame
+                                 slots, no optimization, single-pass register allocation)
   STMJIT_GS_ARCH_PRCTL=0|1       1: switch %gs with the arch_prctl syscall even where
                                  wrgsbase is available
   STMJIT_BENCH_OMIT=LIST         comma-separated: write-barrier, poll (benchmarks only: unsafe)";
@@ -94,6 +104,8 @@ impl Switches {
                 "a probability",
             )?,
             verify: flag("STMJIT_VERIFY")?,
+            eager: flag("STMJIT_EAGER")?,
+            quick: flag("STMJIT_QUICK")?,
             omit,
         })
     }
@@ -144,9 +156,11 @@ mod tests {
             ("STMJIT_ABORT_PROBABILITY", "0.3"),
             ("STMJIT_MOVE_THREADS", "1"),
             ("STMJIT_VERIFY", "0"),
+            ("STMJIT_EAGER", "1"),
             ("STMJIT_BENCH_OMIT", "poll, write-barrier"),
         ])
         .unwrap();
+        assert!(s.eager && !s.quick);
         assert_eq!(s.nursery, Some(4096));
         assert_eq!(s.budget, Some(50));
         assert_eq!(s.abort_probability, Some(0.3));
@@ -172,6 +186,8 @@ mod tests {
             ("STMJIT_ABORT_PROBABILITY", "NaN", "a probability"),
             ("STMJIT_MOVE_THREADS", "yes", "expected 0 or 1"),
             ("STMJIT_VERIFY", "2", "expected 0 or 1"),
+            ("STMJIT_EAGER", "yes", "expected 0 or 1"),
+            ("STMJIT_QUICK", "2", "expected 0 or 1"),
             ("STMJIT_GS_ARCH_PRCTL", "true", "expected 0 or 1"),
             ("STMJIT_BENCH_OMIT", "poll,reads", "(not `reads`)"),
         ] {

@@ -167,6 +167,8 @@ impl Ctx {
     }
 }
 
-/// The JIT entry of a function taking its arguments from an array:
-/// `(segment base, ctx, argv) -> word`, a trampoline that sets r15.
-pub type ArrayEntry = unsafe extern "C" fn(u64, *mut Ctx, *const u64) -> u64;
+/// The JIT entry of functions taking their arguments from an array:
+/// `(segment base, ctx, argv, code) -> word`, a trampoline that sets r15 and calls the
+/// function whose code address is `code` with the words at `argv` (one entry per number of
+/// words, shared by every function taking that many: see `ProgramInfo::array_entry`).
+pub type ArrayEntry = unsafe extern "C" fn(u64, *mut Ctx, *const u64, u64) -> u64;

@@ -106,12 +106,18 @@ pub(crate) fn call_bound(
             return rt.unwind(e);
         }
     };
-    let entry = rt.info.code.entries[fid].expect("entries are set before the program runs");
+    let (entry, code) = match crate::calls::entry_of(rt, fid, func.entry_words()) {
+        Ok(e) => e,
+        Err(e) => {
+            rt.release(mark);
+            return rt.unwind(e);
+        }
+    };
     let base = rt.seg_base;
-    // SAFETY: the entry is a finalized trampoline taking (segment base, ctx, argv) with
-    // `arity` words at argv (the contiguous roots just pushed, one per parameter slot); base
-    // is the running segment's base (its %gs base).
-    let r = unsafe { entry(base, ctx, argv.ptr()) };
+    // SAFETY: the entry is a finalized trampoline taking (segment base, ctx, argv, code)
+    // that calls `code` (function fid's) with its words at argv (the contiguous roots just
+    // pushed, one per parameter slot); base is the running segment's base (its %gs base).
+    let r = unsafe { entry(base, ctx, argv.ptr(), code) };
     rt_of(ctx).release(mark);
     r
 }

@@ -30,11 +30,37 @@ pub(crate) fn call_function(ctx: *mut Ctx, fobj: Word, fid: usize, args: &[Word]
         let msg = arity_message(f, args.len());
         return rt.raise(ErrorKind::TypeError, msg);
     }
-    let entry = rt.info.code.entries[fid].expect("entries are set before the program runs");
+    let (entry, code) = match entry_of(rt, fid, f.entry_words()) {
+        Ok(e) => e,
+        Err(e) => return rt.unwind(e),
+    };
     let base = rt.seg_base;
-    // SAFETY: the entry is a finalized trampoline taking (segment base, ctx, argv) with
-    // `arity` words at argv; base is the running segment's base (its %gs base).
-    unsafe { entry(base, ctx, args.as_ptr()) }
+    // SAFETY: the entry is a finalized trampoline taking (segment base, ctx, argv, code)
+    // that calls `code` (function fid's, which takes `arity` words) with the words at argv;
+    // base is the running segment's base (its %gs base).
+    unsafe { entry(base, ctx, args.as_ptr(), code) }
+}
+
+/// The array entry for a function of `words` words and the code of function `fid`,
+/// compiling either if it is not yet (the error of a failed compilation is a RuntimeError).
+pub(crate) fn entry_of(rt: &Runtime, fid: usize, words: usize) -> R<(crate::ArrayEntry, u64)> {
+    let failed = |m| exc(ErrorKind::RuntimeError, m);
+    let code = rt.info.code_of(fid).map_err(failed)?;
+    let entry = rt.info.array_entry(words).map_err(failed)?;
+    Ok((entry, code))
+}
+
+/// The code address of program function `fid`, compiled now (JIT code calls this at a
+/// call of a function whose code address is still 0: its first).
+///
+/// # Safety
+/// `ctx` must be the live context of the calling thread.
+pub unsafe extern "C" fn stmjit_compile(ctx: *mut Ctx, fid: u64) -> Word {
+    with_rt(ctx, |rt| {
+        rt.info
+            .code_of(fid as usize)
+            .map_err(|m| exc(ErrorKind::RuntimeError, m))
+    })
 }
 
 /// `f(args)` for any callable value.
@@ -455,7 +481,6 @@ pub(crate) fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<
             | Builtin::Sorted
             | Builtin::Format
             | Builtin::PrintKw
-            | Builtin::JsonEncode
     );
     let start = rt.info.start;
     let prog_args = rt.info.args.clone();

@@ -143,16 +143,12 @@ impl ClassTable {
         }
     }
 
-    /// An empty table whose method-call sites (those of the compiled program) are `caches`.
-    #[allow(clippy::vec_box)]
-    pub fn with_method_sites(caches: Vec<Box<SiteCache>>) -> ClassTable {
-        ClassTable {
-            sites: Mutex::new(MethodSites {
-                caches,
-                changing: 0,
-            }),
-            ..ClassTable::default()
-        }
+    /// A new method-call (or class-call) site cache, for code being compiled; its address
+    /// (stable). It starts empty, and is emptied with the others from now on.
+    pub fn new_method_site(&self) -> *const SiteCache {
+        let mut s = self.sites.lock().unwrap_or_else(|e| e.into_inner());
+        s.caches.push(Box::default());
+        &**s.caches.last().expect("just pushed")
     }
 
     /// Caches function `fid` (or a class call site's payload) for class `id` in a

@@ -37,6 +37,7 @@
 //! `Stm` and `StmThread`; the rest of the crate depends on them, never the reverse.
 
 pub mod abi;
+pub mod append;
 pub mod attrs;
 pub mod callkw;
 pub mod calls;
@@ -68,7 +69,8 @@ pub use abi::{ArrayEntry, Ctx, ERR, INIT_NAME, MAX_DEPTH, RESTART, TOMBSTONE, UN
 pub use class_table::ClassInfo;
 pub use error::{exc, stmjit_trace, Aborted, Unwind, R};
 pub use program::{
-    Accessed, ClassDef, CodeTables, Constants, Mode, Names, ProgramInfo, Settings, Site,
+    Accessed, ClassDef, CodeTables, CompileStats, Compiler, Constants, Mode, Names, ProgramInfo,
+    Settings, Site,
 };
 pub use roots::{Held, Root};
 pub(crate) use runtime::rt_of;

@@ -10,6 +10,7 @@
 //! with what compilation produced. Once shared (an `Arc` handed to the threads' drivers) it
 //! never changes but through those locks.
 
+use crate::append::AppendVec;
 use crate::class_table::ClassTable;
 use crate::dict_overlay::Contended;
 use crate::objects::Types;
@@ -20,7 +21,8 @@ use crate::threads::Threads;
 use crate::txn::{Gil, TxnStats, DEFAULT_BUDGET};
 use crate::ArrayEntry;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use stmjit_lang::ast::{ArgKind, Program};
 use stmjit_lang::diag::Span;
 use stmjit_runtime::value::Word;
@@ -64,31 +66,38 @@ impl Default for Settings {
 
 /// The interned names of a program (attributes, methods, class members, and the names of
 /// its errors): compiled code passes a name by its id.
+///
+/// Functions are compiled at their first call, by any thread, while others read names by
+/// id: interning goes through `&self` (under the lock of the map), reads by id take no lock.
 #[derive(Debug, Default)]
 pub struct Names {
-    texts: Vec<String>,
-    ids: HashMap<String, u32>,
-    strs: Vec<Word>,
+    texts: AppendVec<String>,
+    strs: AppendVec<AtomicU64>,
+    ids: RwLock<HashMap<String, u32>>,
 }
 
 impl Names {
-    /// The id of `name`, interning it if new (while the program is linked: ids are embedded
-    /// in the code). A new name has no str object ([`Names::str_obj`] is `UNBOUND`) until
-    /// [`Names::set_str_obj`].
-    pub fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
+    /// The id of `name`, interning it if new (ids are embedded in the code). A new name has
+    /// no str object ([`Names::str_obj`] is `UNBOUND`) until [`Names::set_str_obj`].
+    pub fn intern(&self, name: &str) -> u32 {
+        if let Some(id) = self.id(name) {
             return id;
         }
-        let id = self.texts.len() as u32;
-        self.texts.push(name.to_string());
-        self.ids.insert(name.to_string(), id);
-        self.strs.push(crate::UNBOUND);
+        let mut ids = self.ids.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&id) = ids.get(name) {
+            return id;
+        }
+        // Both pushes under the map's write lock: the two vectors keep the same indexes.
+        let id = self.texts.push(name.to_string()) as u32;
+        self.strs.push(AtomicU64::new(crate::UNBOUND));
+        ids.insert(name.to_string(), id);
         id
     }
 
     /// The id of `name`, if interned.
     pub fn id(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
+        let ids = self.ids.read().unwrap_or_else(|e| e.into_inner());
+        ids.get(name).copied()
     }
 
     /// The text of name `id`.
@@ -99,17 +108,20 @@ impl Names {
     /// The str object of name `id` (an old, immutable object: a key of class attribute
     /// dicts), or `UNBOUND` for a name interned after the constants were allocated.
     pub fn str_obj(&self, id: u32) -> Word {
-        self.strs[id as usize]
+        self.strs[id as usize].load(Ordering::Relaxed)
     }
 
-    /// Sets the str object of name `id`.
-    pub fn set_str_obj(&mut self, id: u32, w: Word) {
-        self.strs[id as usize] = w;
+    /// Sets the str object of name `id` (before the program runs).
+    pub fn set_str_obj(&self, id: u32, w: Word) {
+        self.strs[id as usize].store(w, Ordering::Relaxed)
     }
 
     /// Every name's str object, by id (GC roots for the whole run).
-    pub fn str_objs(&self) -> &[Word] {
-        &self.strs
+    pub fn str_objs(&self) -> Vec<Word> {
+        self.strs
+            .iter()
+            .map(|w| w.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// Number of names.
@@ -185,68 +197,125 @@ pub struct ClassDef {
     pub attrs: Vec<u32>,
 }
 
-/// What compiled code refers to besides names and constants, filled while the program is
-/// compiled: trace sites and class statements (by index), the caches of its attribute and
-/// method-call sites and the table of its functions' code addresses (by address: boxed,
-/// so that they never move).
+/// What compiled code refers to besides names and constants, filled as functions are
+/// compiled (at their first call, by any thread, while others run): trace sites, class
+/// statements and call shapes (by index), the caches of attribute sites and the table of
+/// the functions' code addresses (by address: they never move), and the compiler itself.
+/// Every table grows through `&self` and is read without a lock.
 #[derive(Debug)]
 pub struct CodeTables {
     /// Trace sites.
-    pub sites: Vec<Site>,
+    pub sites: AppendVec<Site>,
     /// Class statements.
-    pub classdefs: Vec<ClassDef>,
+    pub classdefs: AppendVec<ClassDef>,
     /// The argument kinds of each call with keywords or unpacking (`callkw::stmjit_call_ex`).
-    pub call_shapes: Vec<Vec<ArgKind>>,
+    pub call_shapes: AppendVec<Vec<ArgKind>>,
     /// Attribute-site caches: entries `class id << 32 | slot` (see `site_cache`).
-    #[allow(clippy::vec_box)]
-    pub attr_caches: Vec<Box<SiteCache>>,
-    /// Method-call and class-call site caches, until [`ProgramInfo::link`] hands them to
-    /// the class table (which empties them on class changes: see `class_table`).
-    #[allow(clippy::vec_box)]
-    pub method_sites: Vec<Box<SiteCache>>,
-    /// Code addresses of the program's JIT functions by function id (filled once they are
-    /// finalized): method-call sites call the function their cache names through it.
-    pub func_code: Box<[u64]>,
-    /// Entries taking their arguments from an array, by function id (after finalize).
-    pub entries: Vec<Option<ArrayEntry>>,
+    attr_caches: AppendVec<SiteCache>,
+    /// Code addresses of the program's JIT functions by function id: 0 until the function
+    /// is compiled (JIT code that finds 0 calls the compiler, `stmjit_compile`). Set once,
+    /// with a release store after the code is executable.
+    pub func_code: Box<[AtomicU64]>,
+    /// Entries taking their arguments from an array ([`ArrayEntry`]), by the number of
+    /// words they pass: 0 until made.
+    entries: Box<[AtomicU64]>,
+    /// Compiles functions at their first call (set before the program runs).
+    compiler: OnceLock<Box<dyn Compiler>>,
+    /// Functions compiled and the time it took (`--stats`).
+    pub compiled: CompileStats,
+}
+
+/// Compiles the program's functions while it runs (the JIT, `stmjit_jit::program`). Its
+/// work is not transactional state: nothing of it is undone when a transaction aborts.
+pub trait Compiler: Send + Sync + std::fmt::Debug {
+    /// Compiles program function `fid`, unless it is (another thread may have done it
+    /// meanwhile), and stores its code address in [`CodeTables::func_code`]; that address.
+    /// `Err` is why it cannot be compiled.
+    fn compile(&self, info: &ProgramInfo, fid: usize) -> Result<u64, String>;
+
+    /// Makes the [`ArrayEntry`] passing `words` words, unless it is made, and stores it; its
+    /// address.
+    fn array_entry(&self, info: &ProgramInfo, words: usize) -> Result<u64, String>;
+}
+
+/// How much compiling a run did (`--stats`).
+#[derive(Debug, Default)]
+pub struct CompileStats {
+    /// Program functions compiled (`<module>` included).
+    pub functions: AtomicU64,
+    /// Time spent compiling them, in nanoseconds (IR, code generation, `%gs` rewrite).
+    pub nanos: AtomicU64,
+    /// CPU time of the compiling threads meanwhile, in nanoseconds (the part of `nanos`
+    /// that other threads and processes did not take).
+    pub cpu_nanos: AtomicU64,
+    /// Bytes of machine code made for them.
+    pub code_bytes: AtomicU64,
 }
 
 impl CodeTables {
-    /// Empty tables for a program of `nfuncs` functions.
-    pub fn new(nfuncs: usize) -> CodeTables {
+    /// Empty tables for a program of `nfuncs` functions whose entries pass at most
+    /// `max_words` words.
+    pub fn new(nfuncs: usize, max_words: usize) -> CodeTables {
         CodeTables {
-            sites: Vec::new(),
-            classdefs: Vec::new(),
-            call_shapes: Vec::new(),
-            attr_caches: Vec::new(),
-            method_sites: Vec::new(),
-            func_code: vec![0; nfuncs].into_boxed_slice(),
-            entries: vec![None; nfuncs],
+            sites: AppendVec::new(),
+            classdefs: AppendVec::new(),
+            call_shapes: AppendVec::new(),
+            attr_caches: AppendVec::new(),
+            func_code: (0..nfuncs).map(|_| AtomicU64::new(0)).collect(),
+            entries: (0..=max_words).map(|_| AtomicU64::new(0)).collect(),
+            compiler: OnceLock::new(),
+            compiled: CompileStats::default(),
         }
     }
 
     /// Registers a trace site; its index.
-    pub fn add_site(&mut self, site: Site) -> usize {
-        self.sites.push(site);
-        self.sites.len() - 1
+    pub fn add_site(&self, site: Site) -> usize {
+        self.sites.push(site)
     }
 
     /// Registers the argument kinds of a call with keywords or unpacking; their index.
-    pub fn add_call_shape(&mut self, kinds: Vec<ArgKind>) -> usize {
-        self.call_shapes.push(kinds);
-        self.call_shapes.len() - 1
+    pub fn add_call_shape(&self, kinds: Vec<ArgKind>) -> usize {
+        self.call_shapes.push(kinds)
+    }
+
+    /// Registers a class statement; its index.
+    pub fn add_classdef(&self, def: ClassDef) -> usize {
+        self.classdefs.push(def)
     }
 
     /// A new attribute-site cache; its address (stable).
-    pub fn new_attr_site(&mut self) -> *const SiteCache {
-        self.attr_caches.push(Box::default());
-        &**self.attr_caches.last().unwrap()
+    pub fn new_attr_site(&self) -> *const SiteCache {
+        let i = self.attr_caches.push(SiteCache::default());
+        &self.attr_caches[i]
     }
 
-    /// A new method-call (or class-call) site cache; its address (stable).
-    pub fn new_method_site(&mut self) -> *const SiteCache {
-        self.method_sites.push(Box::default());
-        &**self.method_sites.last().unwrap()
+    /// Sets the compiler (once, before the program runs).
+    pub fn set_compiler(&self, compiler: Box<dyn Compiler>) {
+        if self.compiler.set(compiler).is_err() {
+            panic!("the compiler is set once");
+        }
+    }
+
+    /// The compiled code of function `fid`, if it is compiled.
+    pub fn compiled_code(&self, fid: usize) -> Option<u64> {
+        let code = self.func_code[fid].load(Ordering::Acquire);
+        (code != 0).then_some(code)
+    }
+
+    /// Publishes the code address of function `fid` (executable by now).
+    pub fn publish_code(&self, fid: usize, code: u64) {
+        self.func_code[fid].store(code, Ordering::Release);
+    }
+
+    /// The array entry passing `words` words, if made.
+    pub fn made_entry(&self, words: usize) -> Option<u64> {
+        let e = self.entries.get(words)?.load(Ordering::Acquire);
+        (e != 0).then_some(e)
+    }
+
+    /// Publishes the array entry passing `words` words (executable by now).
+    pub fn publish_entry(&self, words: usize, entry: u64) {
+        self.entries[words].store(entry, Ordering::Release);
     }
 }
 
@@ -318,6 +387,12 @@ impl ProgramInfo {
         heap_limit: u64,
     ) -> ProgramInfo {
         let nfuncs = program.functions.len();
+        let max_words = program
+            .functions
+            .iter()
+            .map(|f| f.entry_words())
+            .max()
+            .unwrap_or(0);
         let mut func_names: Vec<String> = program
             .functions
             .iter()
@@ -337,7 +412,7 @@ impl ProgramInfo {
             func_names,
             names: Names::default(),
             consts: Constants::default(),
-            code: CodeTables::new(nfuncs),
+            code: CodeTables::new(nfuncs, max_words),
             classes: ClassTable::default(),
             output: Output::default(),
             gil: Gil::default(),
@@ -351,12 +426,39 @@ impl ProgramInfo {
         }
     }
 
-    /// Adds what compiling the program produced, before any of its threads runs.
-    pub fn link(&mut self, names: Names, consts: Constants, mut code: CodeTables) {
-        self.classes = ClassTable::with_method_sites(std::mem::take(&mut code.method_sites));
+    /// Adds the program's names and constants (allocated in its first transaction), before
+    /// anything of it is compiled and before any of its threads runs.
+    pub fn link(&mut self, names: Names, consts: Constants) {
         self.special_methods = crate::special::NAMES.iter().any(|n| names.id(n).is_some());
         self.names = names;
         self.consts = consts;
-        self.code = code;
+    }
+
+    /// The code address of program function `fid`, compiling it first if it is not
+    /// compiled yet (its first call). `Err` is why it cannot be compiled.
+    pub fn code_of(&self, fid: usize) -> Result<u64, String> {
+        if let Some(code) = self.code.compiled_code(fid) {
+            return Ok(code);
+        }
+        self.compiler()?.compile(self, fid)
+    }
+
+    /// The entry calling a function of `words` words from an array (made at its first use).
+    pub fn array_entry(&self, words: usize) -> Result<ArrayEntry, String> {
+        let address = match self.code.made_entry(words) {
+            Some(e) => e,
+            None => self.compiler()?.array_entry(self, words)?,
+        };
+        // SAFETY: entries are executable trampolines with the signature of ArrayEntry,
+        // made by the compiler for this number of words.
+        Ok(unsafe { std::mem::transmute::<u64, ArrayEntry>(address) })
+    }
+
+    fn compiler(&self) -> Result<&dyn Compiler, String> {
+        self.code
+            .compiler
+            .get()
+            .map(|c| &**c)
+            .ok_or_else(|| "no compiler: the program runs without JIT".to_string())
     }
 }

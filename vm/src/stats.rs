@@ -313,6 +313,16 @@ pub fn report(rt: &Runtime) -> String {
         s.live_bytes / 1024
     );
     let _ = writeln!(o, "  pages privatized: {}", s.pages_privatized);
+    let c = &rt.info.code.compiled;
+    let _ = writeln!(
+        o,
+        "  jit: {} of {} functions compiled ({}, CPU {}, {} KiB of code)",
+        c.functions.load(Relaxed),
+        rt.info.func_names.len(),
+        ms(c.nanos.load(Relaxed)),
+        ms(c.cpu_nanos.load(Relaxed)),
+        c.code_bytes.load(Relaxed) / 1024
+    );
     let _ = writeln!(o, "  conflicts: {}", s.conflicts_total);
     let _ = writeln!(o, "    ({CONFLICTS_MEAN};");
     let _ = writeln!(o, "    {ABORTS_MEAN})");
@@ -430,6 +440,13 @@ pub fn report_json(rt: &Runtime) -> Value {
             "live_bytes": s.live_bytes,
         },
         "pages_privatized": s.pages_privatized,
+        "jit": {
+            "functions_compiled": rt.info.code.compiled.functions.load(Relaxed),
+            "functions": rt.info.func_names.len(),
+            "compile_ms": ms_f(rt.info.code.compiled.nanos.load(Relaxed)),
+            "compile_cpu_ms": ms_f(rt.info.code.compiled.cpu_nanos.load(Relaxed)),
+            "code_bytes": rt.info.code.compiled.code_bytes.load(Relaxed),
+        },
         "conflicts": s.conflicts_total,
         "definitions": { "conflicts": CONFLICTS_MEAN, "aborts": ABORTS_MEAN },
         "conflict_sites": sites,

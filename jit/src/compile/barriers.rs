@@ -205,7 +205,7 @@ impl FnCompiler<'_, '_> {
         }
         for &l in &marks.read {
             self.begin_sequence(super::LOC_REGION_REPAIR);
-            let v = self.b.use_var(self.local_vars[l]);
+            let v = self.local_value(l);
             let not_ref = self.is_not_ref(v);
             let mark = self.b.create_block();
             let next = self.b.create_block();
@@ -225,7 +225,7 @@ impl FnCompiler<'_, '_> {
         for &l in &marks.written {
             use stmjit_vm::objects::InstanceObj;
             self.begin_sequence(super::LOC_REGION_REPAIR);
-            let v = self.b.use_var(self.local_vars[l]);
+            let v = self.local_value(l);
             let first_new = self.b.func.dfg.num_blocks();
             let next = self.b.create_block();
             // Read under the marker just stored again (`written` is a subset of `read`).

@@ -10,7 +10,9 @@
 //! their slots and read back, with the segment base.
 
 use super::{mf, FnCompiler};
-use cranelift_codegen::ir::{condcodes::IntCC, types::I64, FuncRef, InstBuilder, Value};
+use cranelift_codegen::ir::{
+    self, condcodes::IntCC, types::I64, AbiParam, FuncRef, InstBuilder, Value,
+};
 use cranelift_module::Module;
 use std::mem::offset_of;
 use stmjit_lang::diag::Span;
@@ -28,18 +30,51 @@ impl FnCompiler<'_, '_> {
         self.refs.insert(helper, r);
         r
     }
-    /// A reference to program function `fid` in this function.
-    pub(crate) fn direct(&mut self, fid: usize) -> FuncRef {
-        if let Some(&r) = self.direct.get(&fid) {
-            return r;
+    /// The code address of program function `fid` (a constant), for a direct call. A
+    /// function is compiled at its first call: if `fid` is compiled already its address is
+    /// embedded; else it is read from the table of code addresses at each call, and while
+    /// it is 0 (not compiled yet) the cold path compiles it ([`Self::code_address`]).
+    pub(crate) fn direct_code(&mut self, fid: usize, span: Span) -> Value {
+        if let Some(code) = self.sh.code.compiled_code(fid) {
+            return self.b.ins().iconst(I64, code as i64);
         }
-        let id = self.sh.funcs[fid];
-        let r = self.sh.module.declare_func_in_func(id, self.b.func);
-        // cranelift-jit may place functions more than 2 GiB apart: call through an
-        // absolute address, not a 32-bit PC-relative one.
-        self.b.func.dfg.ext_funcs[r].colocated = false;
-        self.direct.insert(fid, r);
-        r
+        let fidv = self.b.ins().iconst(I64, fid as i64);
+        self.code_address(fidv, span)
+    }
+
+    /// The signature of a JIT function taking `params` words (the context first) and
+    /// returning one, for `call_indirect`.
+    pub(crate) fn jit_signature(&mut self, params: usize) -> ir::SigRef {
+        let mut sig = ir::Signature::new(self.b.func.signature.call_conv);
+        sig.params.extend((0..params).map(|_| AbiParam::new(I64)));
+        sig.returns.push(AbiParam::new(I64));
+        self.b.import_signature(sig)
+    }
+
+    /// The code address of the program function whose id is `fid` (a value): read from the
+    /// table of code addresses, and where it is 0 (the function's first call), the address
+    /// the compiler returns (`stmjit_compile`, which raises if the function cannot be
+    /// compiled).
+    pub(crate) fn code_address(&mut self, fid: Value, span: Span) -> Value {
+        let off = self.b.ins().ishl_imm(fid, 3);
+        let table = self.sh.code.func_code.as_ptr() as i64;
+        let addr = self.b.ins().iadd_imm(off, table);
+        // One aligned 8-byte load: atomic on x86-64; the compiler stores the address after
+        // the code is executable.
+        let code = self.b.ins().load(I64, mf(), addr, 0);
+        let missing = self.b.ins().icmp_imm(IntCC::Equal, code, 0);
+        let compile = self.b.create_block();
+        let have = self.b.create_block();
+        self.b.append_block_param(have, I64);
+        self.b
+            .ins()
+            .brif(missing, compile, &[], have, &[code.into()]);
+        self.b.set_cold_block(compile);
+        self.b.switch_to_block(compile);
+        let compiled = self.call_checked(Helper::Compile, &[self.ctx, fid], span);
+        self.b.ins().jump(have, &[compiled.into()]);
+        self.b.switch_to_block(have);
+        self.b.block_params(have)[0]
     }
     /// Calls `helper` and returns its result. Around a helper that may move objects or end
     /// the transaction ([`Effects::MayMove`]) the locals are written to their slots and read

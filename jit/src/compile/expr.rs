@@ -1026,13 +1026,15 @@ impl FnCompiler<'_, '_> {
             let direct = self.b.create_block();
             self.b.ins().brif(same, direct, &[], generic, &[]);
             self.b.switch_to_block(direct);
+            let code = self.direct_code(fid, span);
             let mut vals = vec![self.ctx];
             for k in 0..args.len() {
                 vals.push(self.load_slot(ft + 1 + k));
             }
-            let callee = self.direct(fid);
+            let sig = self.jit_signature(vals.len());
             self.spill_locals();
-            let inst = self.b.ins().call(callee, &vals);
+            // As any call of a JIT function: no r15 reload (the callee keeps it right).
+            let inst = self.b.ins().call_indirect(sig, code, &vals);
             let r = self.b.inst_results(inst)[0];
             self.reload_locals();
             self.check(r, span);
@@ -1044,7 +1046,7 @@ impl FnCompiler<'_, '_> {
         // A callee not known to be a function may be a class: `C(args)` through the site's
         // class cache (`sites.rs`), the generic helper filling it.
         let class_site = if direct_fid.is_none() {
-            let cache = self.sh.code.new_method_site() as i64;
+            let cache = self.sh.classes.new_method_site() as i64;
             let slow = self.b.create_block();
             self.class_call(ft, args.len(), cache, done, slow, span);
             self.b.switch_to_block(slow);

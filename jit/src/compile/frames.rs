@@ -105,7 +105,7 @@ impl FnCompiler<'_, '_> {
                 self.b.ins().iconst(I64, 0)
             };
             self.b.ins().store(mf(), v, frame, 8 * i as i32);
-            if i < self.nlocals {
+            if i < self.nlocals && !self.locals_in_slots {
                 self.b.def_var(self.local_vars[i], v);
             }
         }
@@ -121,6 +121,9 @@ impl FnCompiler<'_, '_> {
     pub(crate) fn spill_locals(&mut self) {
         // Before a call that may move objects (or end the transaction): the region ends.
         self.region.marks.clear();
+        if self.locals_in_slots {
+            return;
+        }
         let f = self.frame();
         for i in 0..self.nlocals {
             let v = self.b.use_var(self.local_vars[i]);
@@ -131,6 +134,9 @@ impl FnCompiler<'_, '_> {
     /// updated it).
     pub(crate) fn reload_locals(&mut self) {
         self.local_of.clear();
+        if self.locals_in_slots {
+            return;
+        }
         let f = self.frame();
         for i in 0..self.nlocals {
             let v = self.b.ins().load(I64, mf(), f, 8 * i as i32);
@@ -149,19 +155,34 @@ impl FnCompiler<'_, '_> {
     /// Reloads a slot (local or temporary).
     pub(crate) fn load_slot(&mut self, slot: usize) -> Value {
         if slot < self.nlocals {
-            let v = self.b.use_var(self.local_vars[slot]);
+            let v = self.local_value(slot);
             self.local_of.insert(v, slot);
             return v;
         }
         let f = self.frame();
         self.b.ins().load(I64, mf(), f, 8 * slot as i32)
     }
+    /// The current value of local `slot`: its SSA variable, or (locals in slots) a load of
+    /// its frame slot.
+    pub(crate) fn local_value(&mut self, slot: usize) -> Value {
+        if self.locals_in_slots {
+            let f = self.frame();
+            self.b.ins().load(I64, mf(), f, 8 * slot as i32)
+        } else {
+            self.b.use_var(self.local_vars[slot])
+        }
+    }
     /// Stores a slot.
     pub(crate) fn store_slot(&mut self, slot: usize, v: Value) {
         if slot < self.nlocals {
             self.local_of.retain(|_, l| *l != slot);
             self.region.marks.forget(slot);
-            self.b.def_var(self.local_vars[slot], v);
+            if self.locals_in_slots {
+                let f = self.frame();
+                self.b.ins().store(mf(), v, f, 8 * slot as i32);
+            } else {
+                self.b.def_var(self.local_vars[slot], v);
+            }
             return;
         }
         let f = self.frame();

@@ -43,6 +43,7 @@ use std::collections::HashMap;
 use stmjit_lang::ast::Program;
 use stmjit_runtime::value::NONE;
 use stmjit_vm::abi::Helper;
+use stmjit_vm::class_table::ClassTable;
 use stmjit_vm::objects::Types;
 use stmjit_vm::{CodeTables, Constants, Names};
 
@@ -91,19 +92,19 @@ pub struct Shared<'a> {
     pub module: &'a mut cranelift_jit::JITModule,
     /// What JIT code calls for each helper: its import, or its `preserve_all` stub.
     pub helpers: &'a HashMap<Helper, FuncId>,
-    /// Function ids of the program's functions.
-    pub funcs: &'a [FuncId],
     /// The program.
     pub program: &'a Program,
     /// Its object types.
     pub types: Types,
     /// Interned names (the compiler interns the names its code passes to helpers).
-    pub names: &'a mut Names,
+    pub names: &'a Names,
     /// The program's literal objects.
     pub consts: &'a Constants,
     /// Trace sites, class statements, site caches, code addresses: filled as the code
     /// refers to them.
-    pub code: &'a mut CodeTables,
+    pub code: &'a CodeTables,
+    /// The class table, which owns the method-call and class-call site caches.
+    pub classes: &'a ClassTable,
     /// Program function id bound to each global by a module-level `def` (direct calls).
     pub def_of_global: &'a HashMap<usize, usize>,
     /// The segment layout (card marker displacement).
@@ -127,6 +128,40 @@ pub struct Shared<'a> {
     /// can be timed against the same loop without it. Such code never ends its
     /// transaction nor answers a safe-point request.
     pub polls: bool,
+    /// `STMJIT_QUICK=1` (tests): every function keeps its locals in frame slots, as huge
+    /// ones do (see [`locals_in_slots`]).
+    pub quick: bool,
+}
+
+/// Above this many statements times locals, a function keeps its locals in frame slots
+/// ([`FnCompiler::locals_in_slots`]). Locals in SSA variables are written to their slots
+/// and read back around every call that may move objects: IR and code generation in the
+/// function's calls times its locals, which grows as the square of a function's size
+/// (a 1 000-line function of 13 locals: 325 000 IR instructions, 245 000 with its locals in
+/// slots, and code generation twice as fast). Below it, a function's locals stay in
+/// registers between calls (hot loops).
+const LOCALS_IN_SLOTS_ABOVE: usize = 4096;
+
+/// Whether a function of `nlocals` locals and body `body` keeps its locals in frame slots.
+pub fn locals_in_slots(body: &[stmjit_lang::ast::Stmt], nlocals: usize, forced: bool) -> bool {
+    forced || statements(body).saturating_mul(nlocals) > LOCALS_IN_SLOTS_ABOVE
+}
+
+/// The statements of `body`, those in nested blocks included (not those of the functions
+/// and classes it defines: compiled apart).
+fn statements(body: &[stmjit_lang::ast::Stmt]) -> usize {
+    use stmjit_lang::ast::StmtKind;
+    body.iter()
+        .map(|s| {
+            1 + match &s.kind {
+                StmtKind::If { body, orelse, .. } => statements(body) + statements(orelse),
+                StmtKind::While { body, .. }
+                | StmtKind::For { body, .. }
+                | StmtKind::With { body, .. } => statements(body),
+                _ => 0,
+            }
+        })
+        .sum()
 }
 
 /// Compiler of one function body.
@@ -134,12 +169,16 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) b: FunctionBuilder<'b>,
     pub(crate) sh: &'b mut Shared<'a>,
     refs: HashMap<Helper, FuncRef>,
-    direct: HashMap<usize, FuncRef>,
     pub(crate) ctx: Value,
     pub(crate) frame_var: Variable,
     /// One SSA variable per local: locals live in registers and are written to their
     /// frame slots only around calls (where the GC may scan and update them).
     pub(crate) local_vars: Vec<Variable>,
+    /// Locals live in their frame slots (a load at each read, a store at each assignment),
+    /// not in SSA variables written to their slots and read back around every call: for
+    /// huge functions, where that costs a function's calls times its locals in IR and in
+    /// code generation (see [`locals_in_slots`]).
+    pub(crate) locals_in_slots: bool,
     /// Locals definitely assigned at the current point of compilation (their reads need no
     /// unbound check): parameters, then assignments in program order; branches intersect,
     /// loop bodies do not count after the loop.
@@ -246,14 +285,15 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         body: &[stmjit_lang::ast::Stmt],
         func_idx: u32,
     ) -> Self {
+        let locals_in_slots = locals_in_slots(body, nlocals, sh.quick);
         FnCompiler {
             b,
             sh,
             refs: HashMap::new(),
-            direct: HashMap::new(),
             ctx: Value::from_u32(0),
             frame_var: Variable::from_u32(0),
             local_vars: Vec::new(),
+            locals_in_slots,
             assigned: (0..nlocals).map(|i| i < arity).collect(),
             nlocals,
             temps: 0,

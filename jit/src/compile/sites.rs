@@ -5,9 +5,7 @@
 
 use super::expr::is_simple;
 use super::{mf, FnCompiler};
-use cranelift_codegen::ir::{
-    self, condcodes::IntCC, types::I64, AbiParam, Block, InstBuilder, Value,
-};
+use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, Block, InstBuilder, Value};
 use std::mem::offset_of;
 use stmjit_lang::ast::Expr;
 use stmjit_lang::diag::Span;
@@ -137,7 +135,7 @@ impl FnCompiler<'_, '_> {
         args: &[Expr],
         span: Span,
     ) -> Value {
-        let cache = self.sh.code.new_method_site() as i64;
+        let cache = self.sh.classes.new_method_site() as i64;
         let name_id = self.sh.names.intern(name) as i64;
         let mark = self.temp_mark();
         let o = self.expr(obj);
@@ -177,20 +175,13 @@ impl FnCompiler<'_, '_> {
     /// at its code address, with the context and the `n` words of frame slots `first..`,
     /// and checks its result for an error.
     fn call_cached(&mut self, fid: Value, first: usize, n: usize, span: Span) -> Value {
-        let off = self.b.ins().ishl_imm(fid, 3);
-        let table = self.sh.code.func_code.as_ptr() as i64;
-        let addr = self.b.ins().iadd_imm(off, table);
-        let code = self.b.ins().load(I64, mf(), addr, 0);
+        let code = self.code_address(fid, span);
         let mut vals = vec![self.ctx];
         for k in 0..n {
             vals.push(self.load_slot(first + k));
         }
-        let mut sig = ir::Signature::new(self.b.func.signature.call_conv);
-        sig.params
-            .extend((0..vals.len()).map(|_| AbiParam::new(I64)));
-        sig.returns.push(AbiParam::new(I64));
-        let sig = self.b.import_signature(sig);
-        // As a direct call of a JIT function: no r15 reload (the callee keeps it right).
+        let sig = self.jit_signature(vals.len());
+        // As any call of a JIT function: no r15 reload (the callee keeps it right).
         self.spill_locals();
         let call = self.b.ins().call_indirect(sig, code, &vals);
         let r = self.b.inst_results(call)[0];

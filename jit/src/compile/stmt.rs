@@ -305,7 +305,7 @@ impl FnCompiler<'_, '_> {
             self.push_temp(v);
         }
         let def = {
-            let names = &mut *self.sh.names;
+            let names = self.sh.names;
             let methods: Vec<(u32, usize)> =
                 plain.iter().map(|(n, f)| (names.intern(n), *f)).collect();
             let attrs: Vec<u32> = attrs
@@ -314,13 +314,11 @@ impl FnCompiler<'_, '_> {
                 .chain(made.iter().map(|(n, _)| n))
                 .map(|n| names.intern(n))
                 .collect();
-            let classdefs = &mut self.sh.code.classdefs;
-            classdefs.push(stmjit_vm::ClassDef {
+            self.sh.code.add_classdef(stmjit_vm::ClassDef {
                 name: name.to_string(),
                 methods,
                 attrs,
-            });
-            classdefs.len() - 1
+            })
         };
         let d = self.b.ins().iconst(I64, def as i64);
         let bv = self.load_slot(bt);

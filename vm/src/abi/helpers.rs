@@ -155,6 +155,9 @@ helpers! {
     Restart = "stmjit_restart", txn::stmjit_restart: fn(*mut Ctx, *mut u64) -> Word, MayMove;
     /// Return from the frame that opened the transaction: a boundary.
     ReturnBoundary = "stmjit_return_boundary", txn::stmjit_return_boundary: fn(*mut Ctx, Word) -> Word, MayMove;
+    /// The code address of a program function not compiled yet: compiles it (its first
+    /// call). Neither moves objects nor ends the transaction: compiling touches no heap.
+    Compile = "stmjit_compile", calls::stmjit_compile: fn(*mut Ctx, u64) -> Word, NoMove;
     /// `f(args)` for any callable, arguments in frame slots.
     Call = "stmjit_call", calls::stmjit_call: fn(*mut Ctx, Word, *const Word, u64) -> Word, MayMove;
     /// `f(args)` from a call site with a class cache that missed (fills it).
