@@ -42,12 +42,26 @@ impl App {
     /// Runs `stmjit run FLAGS FILE` in `dir` (relative to the repository) and reads the
     /// port from its first line of output (`port N`, or a `http://127.0.0.1:N` address).
     fn start_file(dir: &str, file: &str, flags: &[&str], env: &[(&str, &str)]) -> App {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        App::start_args(dir, file, flags, env, &[])
+    }
+
+    /// As [`App::start_file`], with arguments for the program (after the file).
+    fn start_args(
+        dir: &str,
+        file: &str,
+        flags: &[&str],
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> App {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
-        cmd.arg("run")
-            .args(flags)
-            .arg(file)
-            .current_dir(&dir)
+        cmd.arg("run").args(flags).arg(file).args(args);
+        App::start_cmd(dir, cmd, env)
+    }
+
+    /// Starts `cmd` (a run of stmjit, maybe through a shell) in `dir`.
+    fn start_cmd(dir: &str, mut cmd: Command, env: &[(&str, &str)]) -> App {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        cmd.current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -317,6 +331,188 @@ fn handler_retries_are_invisible_and_print_once() {
     );
 }
 
+/// Sends `requests` on one connection in one write (pipelined), then reads their answers.
+fn pipelined(port: u16, requests: &[String]) -> Vec<(u16, String)> {
+    let mut c = Conn::new(port);
+    let mut bytes = Vec::new();
+    for path in requests {
+        bytes.extend(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    }
+    c.w.write_all(&bytes).expect("send pipelined requests");
+    (0..requests.len())
+        .map(|i| {
+            let (st, _, b) = read_response(&mut c.r)
+                .unwrap_or_else(|| panic!("no answer to pipelined request {i}"));
+            (st, String::from_utf8(b).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn pipelined_requests_of_one_connection_run_in_order() {
+    // Set-then-get pairs and increments pipelined on one connection: each request starts
+    // only after the previous one committed, so no get is stale and the increments answer
+    // 1, 2, 3... in order; connections run in parallel (2 segments, forced aborts).
+    const PAIRS: usize = 300;
+    let app = App::start(
+        &["--threads", "2", "--stats"],
+        &[("STMJIT_ABORT_PROBABILITY", "0.2")],
+    );
+    let port = app.port;
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            thread::spawn(move || {
+                let mut reqs = Vec::new();
+                for i in 0..PAIRS {
+                    reqs.push(format!("/put/c{c}?v={i}"));
+                    reqs.push(format!("/val/c{c}"));
+                    reqs.push(format!("/inc/p{c}"));
+                }
+                let answers = pipelined(port, &reqs);
+                let mut stale = 0;
+                for i in 0..PAIRS {
+                    assert_eq!(answers[3 * i], (200, "ok".to_string()));
+                    if answers[3 * i + 1] != (200, i.to_string()) {
+                        stale += 1;
+                    }
+                    assert_eq!(
+                        answers[3 * i + 2],
+                        (200, (i + 1).to_string()),
+                        "increment {i}"
+                    );
+                }
+                stale
+            })
+        })
+        .collect();
+    let stale: usize = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    assert_eq!(stale, 0, "stale reads of pipelined set-then-get pairs");
+    stop_and_check(app, 4 * 3 * PAIRS + 1);
+}
+
+#[test]
+fn options_headers_and_repeated_query_keys() {
+    // app.lang passes its first argument, decoded from JSON, as serve's options.
+    let app = App::start_args(
+        "tests/serve",
+        "app.lang",
+        &["--stats"],
+        &[],
+        &[r#"{"max_body": 10, "header_timeout": 0.5, "host": "127.0.0.1"}"#],
+    );
+    let mut c = app.connect();
+    let (st, ct, body) = c.request("GET", "/headers?a=1&b=2&a=3&a=", &[], b"");
+    assert_eq!((st, ct.as_str()), (201, "application/json"));
+    assert_eq!(body, r#"{"a": ["1", "3", ""], "b": ["2"]}"#);
+    // Both Set-Cookie headers, in order, and no header naming the server.
+    let mut raw = app.connect();
+    raw.w
+        .write_all(b"GET /headers HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        raw.r.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line.to_ascii_lowercase());
+    }
+    assert!(
+        head.contains("set-cookie: a=1\r\nset-cookie: b=2\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("x-answer: 42\r\n"), "{head}");
+    assert!(!head.contains("server:"), "{head}");
+    // A framing header from the handler is refused (500, printed).
+    let (st, _, body) = c.request("GET", "/badheader", &[], b"");
+    assert_eq!(st, 500, "{body}");
+    // max_body: 10.
+    let (st, _, body) = c.request("POST", "/echo", &[], b"0123456789");
+    assert_eq!((st, body.as_str()), (201, "POST|/echo||-|0123456789"));
+    let mut big = app.connect();
+    big.w
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n01234567890")
+        .unwrap();
+    assert_eq!(read_response(&mut big.r).map(|r| r.0), Some(413));
+    // header_timeout: 0.5 s; an idle connection is closed well within 10 s.
+    let started = Instant::now();
+    let mut idle = app.connect();
+    let mut rest = Vec::new();
+    let _ = idle.r.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "idle kept {:?}",
+        started.elapsed()
+    );
+    drop(c);
+    let exit = stop_and_check(app, 5);
+    assert!(
+        exit.stderr.contains("is set by the server"),
+        "{}",
+        exit.stderr
+    );
+    // --stats: request latency percentiles next to the request count.
+    let latency = exit
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("request latency: p50 "))
+        .unwrap_or_else(|| panic!("no latency line in:\n{}", exit.stderr));
+    assert!(
+        latency.contains(" ms, p99 ") && latency.ends_with("(5 answered by handlers)"),
+        "{latency}"
+    );
+}
+
+#[test]
+fn out_of_descriptors_then_serving_again_at_once() {
+    // The server runs with at most 256 descriptors; 400 clients connect (most cannot be
+    // accepted: EMFILE), then close. The server backs off and serves again at once.
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "ulimit -n 256 && exec \"$0\" run app.lang",
+        env!("CARGO_BIN_EXE_stmjit"),
+    ]);
+    let app = App::start_cmd("tests/serve", cmd, &[]);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], app.port));
+    // (Beyond the accept backlog a connect waits for SYN retries: not for long here.)
+    let conns: Vec<TcpStream> = (0..400)
+        .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok())
+        .collect();
+    assert!(conns.len() > 256, "only {} connected", conns.len());
+    thread::sleep(Duration::from_millis(300));
+    drop(conns);
+    let started = Instant::now();
+    let mut served = 0;
+    for i in 0..20 {
+        assert_eq!(app.get(&format!("/inc/after{i}")), (200, "1".to_string()));
+        served += 1;
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "serving again took {took:?}"
+    );
+    stop_and_check(app, served + 1);
+}
+
+/// `STMJIT_HEAVY=1`: the issue's 100 000 requests over keep-alive connections with 30%
+/// forced aborts, counts exact (a few minutes; not in the default run).
+#[test]
+fn heavy_hundred_thousand_requests_with_forced_aborts() {
+    if std::env::var_os("STMJIT_HEAVY").is_none() {
+        eprintln!("skipped: set STMJIT_HEAVY=1 to run");
+        return;
+    }
+    let app = App::start(&["--stats"], &[("STMJIT_ABORT_PROBABILITY", "0.3")]);
+    let n = hammer_counters(&app, 4, 25_000);
+    let exit = stop_and_check(app, n + 2);
+    let (served, errors, retried) = served_line(&exit.stderr);
+    assert_eq!((served, errors), (n + 2, 0), "{}", exit.stderr);
+    assert!(retried > 0);
+}
+
 #[test]
 fn gil_and_one_segment_serve_the_same() {
     for flags in [&["--gil"][..], &["--threads", "1"][..]] {
@@ -348,7 +544,19 @@ fn request_fields_and_answer_forms() {
     );
     let (st, _, body) = c.request("GET", "/port", &[], b"");
     assert_eq!((st, body), (200, app.port.to_string()));
-    stop_and_check(app, 4 + 1);
+    // A tuple answer with tuple header pairs; the tuple in the JSON is an array.
+    let (st, ct, body) = c.request("GET", "/tuple", &[], b"");
+    assert_eq!(
+        (st, ct.as_str(), body.as_str()),
+        (302, "application/json", r#"{"pair": [1, 2]}"#)
+    );
+    let (st, _, body) = c.request("GET", "/badtuple", &[], b"");
+    assert_eq!(st, 500, "{body}");
+    assert!(
+        body.starts_with("TypeError: the handler returned a tuple of 2 items"),
+        "{body:?}"
+    );
+    stop_and_check(app, 6 + 1);
 }
 
 #[test]
@@ -369,7 +577,7 @@ fn a_handler_error_answers_500_and_the_next_request_is_served() {
         // Header injection and a 1xx (which would shift every later answer) are refused.
         (
             "/inject",
-            "TypeError: the handler's answer cannot be sent: the content type contains the control character '\\r'",
+            "TypeError: the handler's answer cannot be sent: the header \"Content-Type\" contains the control character '\\r'",
         ),
         (
             "/interim",
@@ -472,7 +680,9 @@ fn malformed_and_abusive_requests_are_refused_and_serving_goes_on() {
         None,
     );
     let bad_utf8 = b"POST /inc/utf HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n\xff\xfe";
-    refused("non-UTF-8 body", raw(port, bad_utf8, true), Some(400));
+    // Not half-closed: a client that closes its side before its answer is made is taken
+    // as gone (its work is dropped), so whether it still got the 400 would be a race.
+    refused("non-UTF-8 body", raw(port, bad_utf8, false), Some(400));
     refused(
         "bad chunked body",
         raw(
@@ -552,30 +762,96 @@ fn shutdown_answers_the_requests_in_flight_then_the_program_ends() {
 fn the_kvservice_example_answers_its_routes() {
     let app = App::start_file("examples", "kvservice.lang", &[], &[]);
     let mut c = app.connect();
-    let mut ask = |method: &str, path: &str, body: &str| {
-        let (st, _, text) = c.request(method, path, &[], body.as_bytes());
-        (st, text)
+    let mut ask = |method: &str, path: &str, headers: &[(&str, &str)], body: &str| {
+        let (st, ct, text) = c.request(method, path, headers, body.as_bytes());
+        (st, ct, text)
     };
-    assert_eq!(ask("GET", "/set?k=a&v=1", ""), (200, "ok\n".into()));
-    assert_eq!(ask("POST", "/set?k=b", "two words"), (200, "ok\n".into()));
-    assert_eq!(ask("GET", "/get?k=b", ""), (200, "two words".into()));
-    assert_eq!(ask("GET", "/get?k=zz", ""), (404, "no key zz\n".into()));
-    assert_eq!(ask("GET", "/incr?k=n", ""), (200, "1\n".into()));
-    assert_eq!(ask("GET", "/incr?k=n", ""), (200, "2\n".into()));
-    assert_eq!(ask("GET", "/keys", ""), (200, "a\nb\n".into()));
-    assert_eq!(ask("GET", "/del?k=a", ""), (200, "deleted\n".into()));
-    assert_eq!(ask("GET", "/primes?n=20000", ""), (200, "2262\n".into()));
+    let json = "application/json".to_string();
+    let text = "text/plain; charset=utf-8".to_string();
+    let ok = |s: &str| (200, json.clone(), format!("{s}\n"));
     assert_eq!(
-        ask("GET", "/stats", ""),
-        (200, "keys 1, counters 1\n".into())
+        ask("PUT", "/kv/a", &[], "1"),
+        ok(r#"{"key": "a", "value": "1"}"#)
     );
-    assert_eq!(ask("GET", "/shutdown", ""), (200, "bye\n".into()));
+    assert_eq!(
+        ask(
+            "PUT",
+            "/kv/b",
+            &[("Content-Type", "application/json")],
+            r#"{"n": [1, 2.5, null]}"#
+        ),
+        ok(r#"{"key": "b", "value": {"n": [1, 2.5, null]}}"#)
+    );
+    assert_eq!(
+        ask("PUT", "/kv/ab", &[], "x y"),
+        ok(r#"{"key": "ab", "value": "x y"}"#)
+    );
+    assert_eq!(
+        ask("GET", "/kv/b", &[], ""),
+        ok(r#"{"key": "b", "value": {"n": [1, 2.5, null]}}"#)
+    );
+    assert_eq!(
+        ask("GET", "/kv/zz", &[], ""),
+        (
+            404,
+            json.clone(),
+            "{\"error\": \"no key zz\"}\n".to_string()
+        )
+    );
+    assert_eq!(
+        ask("GET", "/kv", &[], ""),
+        ok(r#"{"keys": ["a", "b", "ab"]}"#)
+    );
+    assert_eq!(
+        ask("GET", "/kv?prefix=a&prefix=zz", &[], ""),
+        ok(r#"{"keys": ["a", "ab"]}"#)
+    );
+    assert_eq!(
+        ask("POST", "/incr/n", &[], ""),
+        ok(r#"{"name": "n", "value": 1}"#)
+    );
+    assert_eq!(
+        ask("POST", "/incr/n", &[], ""),
+        ok(r#"{"name": "n", "value": 2}"#)
+    );
+    assert_eq!(ask("DELETE", "/kv/a", &[], ""), ok(r#"{"deleted": "a"}"#));
+    assert_eq!(
+        ask("GET", "/primes?n=20000", &[], ""),
+        (200, text.clone(), "2262\n".into())
+    );
+    assert_eq!(
+        ask("GET", "/ping", &[], ""),
+        (200, text.clone(), "pong\n".into())
+    );
+    assert_eq!(
+        ask("GET", "/stats", &[], ""),
+        ok(r#"{"keys": 2, "counters": 1}"#)
+    );
+    // Routing by method: a known path with another method is refused, saying what it takes.
+    let mut raw = app.connect();
+    raw.w
+        .write_all(b"GET /kv/a/../x HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut raw.r).unwrap().0, 404);
+    raw.w
+        .write_all(b"DELETE /incr/n HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    let (st, headers, body) = read_response(&mut raw.r).unwrap();
+    assert_eq!((st, headers["allow"].as_str()), (405, "POST"));
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        "{\"error\": \"DELETE not allowed\"}\n"
+    );
+    assert_eq!(ask("GET", "/shutdown", &[], "").0, 405);
+    assert_eq!(
+        ask("POST", "/shutdown", &[], ""),
+        (200, text, "bye\n".into())
+    );
     let exit = app.wait();
     assert_eq!(exit.code, Some(0), "{}", exit.stderr);
     assert_eq!(exit.stdout, vec!["stopped".to_string()]);
 }
 
-/// Runs `stmjit run misuse.lang CASE` to its end: (exit status, stdout, stderr).
 fn misuse(case: &str) -> (Option<i32>, String, String) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve");
     let mut child = Command::new(env!("CARGO_BIN_EXE_stmjit"))
@@ -622,7 +898,7 @@ fn misuses_are_errors_with_their_position() {
         ),
         (
             "arity",
-            "TypeError: serve() takes exactly 2 arguments (1 given)",
+            "TypeError: serve() takes 2 or 3 arguments (1 given)",
             21,
         ),
         (
@@ -644,6 +920,31 @@ fn misuses_are_errors_with_their_position() {
             "port-in-atomic",
             "ValueError: server_port(): no server has started",
             32,
+        ),
+        (
+            "options-type",
+            "TypeError: serve(): options must be a dict, not 'int'",
+            38,
+        ),
+        (
+            "options-unknown",
+            "ValueError: serve(): unknown option 'max_bodies' (the options are host, max_body,",
+            40,
+        ),
+        (
+            "options-value",
+            "ValueError: serve(): option 'max_body' must be at least 1, not 0",
+            42,
+        ),
+        (
+            "options-host",
+            "ValueError: serve(): option 'host' must be an IP address, not \"example.com\"",
+            44,
+        ),
+        (
+            "options-timeout",
+            "TypeError: serve(): option 'header_timeout' must be a number of seconds, not 'str'",
+            46,
         ),
     ];
     for (case, text, line) in cases {

@@ -31,6 +31,8 @@ def count_primes(n):
 
 def handle(method, path, query, body):
     key = query.get("k", "")
+    if path == "/ping":
+        return 200, "pong\n"
     if path == "/primes":
         n = int(query.get("n", "20000"))
         if n > 10_000_000:

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Requests per second of the key-value service's CPU-heavy endpoint under wrk:
+"""Requests per second and p99 latency of the key-value service under wrk, on its CPU-heavy
+endpoint (/primes) and its smallest one (/ping, per-request overhead):
 examples/kvservice.lang on stmjit (1 segment, 2 segments, --gil) against the same service on
 Python's http.server + ThreadingHTTPServer (benches/serve/kvservice.py) under CPython and PyPy3.
+Then each server's thread count and resident memory while it holds --idle idle keep-alive
+connections (and whether a fresh client is still answered).
 
-    python3 benches/serve/run.py [--runs 5] [--duration 3] [--connections 4] [--n 20000]
+    python3 benches/serve/run.py [--runs 5] [--duration 3] [--connections 4] [--n 20000] [--idle 2000]
 
 Every server runs for the whole benchmark on its own port; the wrk runs are interleaved
 (round r runs every system once, in a rotated order) and the report gives each system's
@@ -16,6 +19,8 @@ import argparse
 import os
 import platform
 import re
+import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -55,8 +60,10 @@ class Server:
         if not m:
             self.proc.kill()
             sys.exit(f"{name}: no port in {line!r}: {self.proc.stderr.read()}")
-        self.url = f"http://127.0.0.1:{m.group(1)}"
-        self.rates = []
+        self.port = int(m.group(1))
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.rates = {}  # path -> [req/s per run]
+        self.p99 = {}  # path -> [p99 ms per run]
 
     def get(self, path):
         with urllib.request.urlopen(self.url + path, timeout=60) as r:
@@ -64,7 +71,9 @@ class Server:
 
     def stop(self):
         try:
-            self.get("/shutdown")
+            req = urllib.request.Request(self.url + "/shutdown", data=b"", method="POST")
+            with urllib.request.urlopen(req, timeout=60) as r:
+                r.read()
         except OSError:
             pass
         try:
@@ -76,8 +85,9 @@ class Server:
 
 
 def wrk(server, path, duration, conns):
+    """(requests/s, p99 latency in ms) of one wrk run."""
     url = server.url + path
-    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", url]
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", url]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         server.proc.poll()
@@ -89,7 +99,51 @@ def wrk(server, path, duration, conns):
     errors = re.search(r"Socket errors: (.*)", out)
     if bad or errors:
         print(f"  warning: {url}: {bad.group(0) if bad else ''} {errors.group(0) if errors else ''}")
-    return rate
+    m = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)] if m else float("nan")
+    return rate, p99
+
+
+def proc_status(pid):
+    """(threads, resident MiB) of process `pid`."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            fields[k] = v.strip()
+    return int(fields["Threads"]), int(fields["VmRSS"].split()[0]) / 1024
+
+
+def idle_connections(server, n):
+    """Opens `n` keep-alive connections (every tenth served once, the others silent), then
+    the server's (threads, RSS MiB) and a fresh client's answer time in ms (None if it got
+    no answer within 10 s)."""
+    conns = []
+    try:
+        for i in range(n):
+            c = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            if i % 10 == 0:
+                c.sendall(b"GET /ping HTTP/1.1\r\nHost: b\r\n\r\n")
+                got = b""
+                while not got.endswith(b"pong\n"):
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+            conns.append(c)
+        time.sleep(1)
+        threads, rss = proc_status(server.proc.pid)
+        t = time.perf_counter()
+        try:
+            with urllib.request.urlopen(server.url + "/ping", timeout=10) as r:
+                r.read()
+            fresh = (time.perf_counter() - t) * 1000
+        except OSError:
+            fresh = None
+        return threads, rss, fresh
+    finally:
+        for c in conns:
+            c.close()
 
 
 def machine():
@@ -128,10 +182,14 @@ def main():
     ap.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--n", type=int, default=20000, help="/primes?n=N")
+    ap.add_argument("--idle", type=int, default=2000, help="idle connections to hold")
     ap.add_argument("--warmup", type=int, default=2, help="seconds of wrk per server first")
     ap.add_argument("--out", default=os.path.join(ROOT, "benches", "SERVE.md"))
     args = ap.parse_args()
     path = f"/primes?n={args.n}"
+    # Both ends of the idle connections need descriptors (the servers inherit the limit).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 2 * args.idle + 512)), hard))
     stm = stmjit_bin()
     if not os.path.exists(stm):
         sys.exit(f"no stmjit binary at {stm}: cargo build --release (or set STMJIT_BIN)")
@@ -147,6 +205,7 @@ def main():
 
 
 def measure(args, servers, path):
+    paths = [path, "/ping"]
     expected = servers[-2].get(path)  # CPython's answer is the reference
     for s in servers:
         got = s.get(path)
@@ -154,57 +213,91 @@ def measure(args, servers, path):
             sys.exit(f"{s.name}: {path} answered {got!r}, CPython {expected!r}")
         print(f"{s.name}: {s.url} ({' '.join(os.path.relpath(a, ROOT) if a.startswith(ROOT) else a for a in s.argv)})")
         if args.warmup:
-            wrk(s, path, args.warmup, args.connections)
+            for p in paths:
+                wrk(s, p, args.warmup, args.connections)
     for r in range(args.runs):
         order = servers[r % len(servers):] + servers[: r % len(servers)]
-        for s in order:
-            rate = wrk(s, path, args.duration, args.connections)
-            s.rates.append(rate)
-            print(f"run {r + 1}: {s.name}: {rate:.1f} req/s", flush=True)
+        for p in paths:
+            for s in order:
+                rate, p99 = wrk(s, p, args.duration, args.connections)
+                s.rates.setdefault(p, []).append(rate)
+                s.p99.setdefault(p, []).append(p99)
+                print(f"run {r + 1}: {s.name}: {p}: {rate:.1f} req/s, p99 {p99:.2f} ms", flush=True)
+    idle = {}
+    if args.idle:
+        for s in servers:
+            idle[s.name] = idle_connections(s, args.idle)
+            print(f"{s.name}: {args.idle} idle connections: {idle[s.name]}", flush=True)
     stats = {}
     for s in servers:
         code, out, err = s.stop()
         if code != 0:
             print(f"  warning: {s.name} exited {code}: {err[-500:]}")
         keep = [l.strip() for l in err.splitlines()
-                if re.match(r"\s*(stats:|commits:|aborts:|time lost|requests served:|conflicts:)", l)]
+                if re.match(r"\s*(stats:|commits:|aborts:|time lost|requests served:|request latency|conflicts:)", l)]
         stats[s.name] = keep
-    write_report(args, servers, stats, path)
+    write_report(args, servers, stats, idle, paths)
 
 
-def write_report(args, servers, stats, path):
-    med = {s.name: statistics.median(s.rates) for s in servers}
-    one, two, gil = med["stmjit, 1 segment"], med["stmjit, 2 segments"], med["stmjit --gil"]
+def write_report(args, servers, stats, idle, paths):
     lines = [
         "# serve(): requests per second under wrk",
         "",
         f"Generated by `python3 benches/serve/run.py --runs {args.runs} --duration {args.duration} "
-        f"--connections {args.connections} --n {args.n}` on {time.strftime('%Y-%m-%d %H:%M')}.",
+        f"--connections {args.connections} --n {args.n} --idle {args.idle}` on {time.strftime('%Y-%m-%d %H:%M')}.",
         "",
         f"- Machine: {machine()}; shared and noisy (other builds may run): figures vary run to run.",
         f"- stmjit: `{stmjit_bin()}` (the repository was at {git_head()} when run) "
         "(`--threads 1`, `--threads 2`, `--gil`: one segment, one transaction at a time).",
-        f"- Endpoint: `GET {path}` of `examples/kvservice.lang` (counts the primes below {args.n} by "
-        "trial division; touches no shared data) and of its Python peer `benches/serve/kvservice.py` "
+        f"- Endpoints: `GET {paths[0]}` of `examples/kvservice.lang` (counts the primes below {args.n} by "
+        "trial division; touches no shared data) and `GET /ping` (answers `pong`: per-request "
+        "overhead), and the same of its Python peer `benches/serve/kvservice.py` "
         "(`http.server` + `ThreadingHTTPServer`, HTTP/1.1 keep-alive).",
-        f"- Load: `wrk -t1 -c{args.connections} -d{args.duration}s URL` per run, after "
-        f"{args.warmup} s of warm-up per server; {args.runs} runs per system, interleaved (each "
-        "round runs every system once, in a rotated order); medians.",
+        f"- Load: `wrk -t1 -c{args.connections} -d{args.duration}s --latency URL` per run, after "
+        f"{args.warmup} s of warm-up per server and endpoint; {args.runs} runs per system, interleaved (each "
+        "round runs every system once, in a rotated order); medians (p99: median of the runs' p99).",
         f"- Versions: {version(['python3', '--version'], r'Python [0-9.]+')}; "
         f"{version(['pypy3', '--version'], r'PyPy [0-9.]+')}; {version(['wrk', '--version'], WRK_VERSION)}.",
         "",
-        "| system | median req/s | runs (req/s) | vs stmjit 1 segment |",
-        "|---|---:|---|---:|",
     ]
-    for s in servers:
-        runs = ", ".join(f"{x:.0f}" for x in s.rates)
-        lines.append(f"| {s.name} | {med[s.name]:.1f} | {runs} | {med[s.name] / one:.2f}x |")
+    ratios = []
+    for p in paths:
+        med = {s.name: statistics.median(s.rates[p]) for s in servers}
+        p99 = {s.name: statistics.median(s.p99[p]) for s in servers}
+        one, two, gil = med["stmjit, 1 segment"], med["stmjit, 2 segments"], med["stmjit --gil"]
+        lines += [
+            f"## `GET {p}`",
+            "",
+            "| system | median req/s | runs (req/s) | vs stmjit 1 segment | p99 ms |",
+            "|---|---:|---|---:|---:|",
+        ]
+        for s in servers:
+            runs = ", ".join(f"{x:.0f}" for x in s.rates[p])
+            lines.append(f"| {s.name} | {med[s.name]:.1f} | {runs} | {med[s.name] / one:.2f}x | {p99[s.name]:.2f} |")
+        lines += [
+            "",
+            f"- **2 segments / 1 segment: {two / one:.2f}x**" + (" (goal: at least 1.8x)." if p != "/ping" else "."),
+            f"- 2 segments / `--gil`: {two / gil:.2f}x.",
+            f"- stmjit 2 segments / CPython: {two / med['CPython']:.2f}x; / PyPy3: {two / med['PyPy3']:.2f}x.",
+            "",
+        ]
+    if idle:
+        lines += [
+            f"## {args.idle} idle keep-alive connections",
+            "",
+            "Every tenth connection was served once, the others never sent a byte; then the server's",
+            "thread count and resident memory (`/proc/PID/status`), and how long a fresh client waited",
+            "for `/ping`.",
+            "",
+            "| system | threads | RSS MiB | fresh client ms |",
+            "|---|---:|---:|---:|",
+        ]
+        for s in servers:
+            threads, rss, fresh = idle[s.name]
+            fresh = f"{fresh:.1f}" if fresh is not None else "no answer"
+            lines.append(f"| {s.name} | {threads} | {rss:.0f} | {fresh} |")
+        lines.append("")
     lines += [
-        "",
-        f"- **2 segments / 1 segment: {two / one:.2f}x** (goal: at least 1.8x).",
-        f"- 2 segments / `--gil`: {two / gil:.2f}x.",
-        f"- stmjit 2 segments / CPython: {two / med['CPython']:.2f}x; / PyPy3: {two / med['PyPy3']:.2f}x.",
-        "",
         "`--stats` of each stmjit server at its end (all its requests, warm-up included):",
         "",
     ]

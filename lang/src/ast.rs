@@ -286,11 +286,13 @@ pub enum Builtin {
     Map,
     Filter,
     Divmod,
+    JsonEncode,
+    JsonDecode,
 }
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 42] = [
+    pub const ALL: [Builtin; 44] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -333,6 +335,8 @@ impl Builtin {
         Builtin::Map,
         Builtin::Filter,
         Builtin::Divmod,
+        Builtin::JsonEncode,
+        Builtin::JsonDecode,
     ];
 
     /// The name a program uses for this builtin.
@@ -381,6 +385,8 @@ impl Builtin {
             Builtin::Map => "map",
             Builtin::Filter => "filter",
             Builtin::Divmod => "divmod",
+            Builtin::JsonEncode => "json_encode",
+            Builtin::JsonDecode => "json_decode",
         }
     }
 

@@ -9,6 +9,7 @@
 
 use crate::ast::{Builtin, CmpOp, FuncId, Function};
 use crate::diag::ErrorKind::{self, *};
+use crate::json::{self, Json};
 use crate::ops::{self, INT_MAX, INT_MIN};
 use crate::value::*;
 use std::sync::Arc;
@@ -362,6 +363,25 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
             arity(name, &args, 1, 1)?;
             Ok(Value::str(args[0].repr(env.names)?))
         }
+        Builtin::JsonEncode => {
+            arity(name, &args, 1, 1)?;
+            Ok(Value::str(json::encode(&to_json(&args[0], 0)?)))
+        }
+        Builtin::JsonDecode => {
+            arity(name, &args, 1, 1)?;
+            let Value::Str(s) = &args[0] else {
+                return Err(exc(
+                    TypeError,
+                    format!(
+                        "json_decode() argument must be str, not '{}'",
+                        args[0].type_name()
+                    ),
+                ));
+            };
+            json::decode(s)
+                .map(from_json)
+                .map_err(|m| exc(ValueError, format!("json_decode(): {m}")))
+        }
         Builtin::Hash => {
             arity(name, &args, 1, 1)?;
             Ok(Value::Int(hash_value(&args[0])?))
@@ -398,6 +418,96 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
             TypeError,
             format!("{name}() is not supported by the reference interpreter yet"),
         )),
+    }
+}
+
+/// The JSON tree of `v` for `json_encode` (what Python's `json.dumps` accepts: None, bools,
+/// numbers, strs, lists, tuples, dicts whose keys are strs, numbers, bools or None).
+fn to_json(v: &Value, depth: usize) -> R<Json> {
+    if depth > json::MAX_DEPTH {
+        return Err(exc(
+            ValueError,
+            format!(
+                "json_encode(): nesting deeper than {} (or a circular reference)",
+                json::MAX_DEPTH
+            ),
+        ));
+    }
+    Ok(match v {
+        Value::None => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::Int(*i),
+        Value::Float(x) => Json::Float(*x),
+        Value::Str(s) => Json::Str(s.to_string()),
+        Value::List(l) => {
+            let items = lock(&l.items).clone();
+            Json::List(
+                items
+                    .iter()
+                    .map(|x| to_json(x, depth + 1))
+                    .collect::<R<_>>()?,
+            )
+        }
+        // A tuple is a JSON array, as in Python (it decodes back as a list).
+        Value::Tuple(t) => Json::List(
+            t.items
+                .iter()
+                .map(|x| to_json(x, depth + 1))
+                .collect::<R<_>>()?,
+        ),
+        Value::Dict(d) => {
+            let items = lock(&d.map).items();
+            let mut out = Vec::with_capacity(items.len());
+            for (k, x) in &items {
+                let key = match k {
+                    Value::Str(s) => s.to_string(),
+                    Value::Int(i) => i.to_string(),
+                    Value::Float(f) => json::float_text(*f),
+                    Value::Bool(b) => b.to_string(),
+                    Value::None => "null".into(),
+                    other => {
+                        return Err(exc(
+                            TypeError,
+                            format!(
+                                "json_encode(): keys must be str, int, float, bool or None, not {}",
+                                other.type_name()
+                            ),
+                        ))
+                    }
+                };
+                out.push((key, to_json(x, depth + 1)?));
+            }
+            Json::Dict(out)
+        }
+        other => {
+            return Err(exc(
+                TypeError,
+                format!(
+                    "json_encode(): object of type {} is not JSON serializable",
+                    other.type_name()
+                ),
+            ))
+        }
+    })
+}
+
+/// The value `json_decode` gives for a JSON tree.
+fn from_json(j: Json) -> Value {
+    match j {
+        Json::Null => Value::None,
+        Json::Bool(b) => Value::Bool(b),
+        Json::Int(i) => Value::Int(i),
+        Json::Float(x) => Value::Float(x),
+        Json::Str(s) => Value::str(s),
+        Json::List(items) => ListObj::new_value(items.into_iter().map(from_json).collect()),
+        Json::Dict(items) => {
+            let mut d = Dict::default();
+            for (k, v) in items {
+                let key: Arc<str> = k.into();
+                d.insert(Key::Str(key.clone()), Value::Str(key), from_json(v));
+            }
+            DictObj::new_value(d)
+        }
     }
 }
 

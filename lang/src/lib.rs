@@ -16,6 +16,7 @@ pub mod diag;
 pub mod floatfmt;
 pub mod format;
 pub mod interp;
+pub mod json;
 pub mod lexer;
 pub mod literals;
 pub mod methods_extra;

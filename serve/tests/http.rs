@@ -113,8 +113,8 @@ fn bind_zero_gives_usable_port() {
     assert_eq!(body, "worker 0 GET /x");
     h.shutdown();
     t.join().unwrap().unwrap();
-    // (tiny_http closes the listener on its accept thread shortly after
-    // run returns, asynchronously, so that is not asserted here.)
+    // The listener is closed once run returned.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
 
 #[test]
@@ -127,15 +127,19 @@ fn request_fields() {
                 .find(|(k, _)| k == "x-thing")
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default();
-            Response {
-                status: 201,
-                content_type: "application/x-test".into(),
-                body: format!(
+            Response::new(
+                201,
+                vec![
+                    ("Content-Type".into(), "application/x-test".into()),
+                    ("Set-Cookie".into(), "a=1".into()),
+                    ("Set-Cookie".into(), "b=2".into()),
+                ],
+                format!(
                     "{}|{}|{:?}|{}|{}",
                     req.method, req.path, req.query, hv, req.body
                 )
                 .into_bytes(),
-            }
+            )
         }
     });
     let mut s = connect(port);
@@ -259,7 +263,7 @@ fn abusive_requests_are_rejected_and_server_keeps_serving() {
         ok_or_4xx("oversized body", raw(port, &over, false)),
         Some(413)
     );
-    // Absurd Content-Length (would make tiny_http allocate it to drain).
+    // Absurd Content-Length.
     assert_eq!(
         ok_or_4xx(
             "absurd length",
@@ -456,8 +460,8 @@ fn worker_state_is_built_on_its_own_thread_and_may_be_not_send() {
 
 #[test]
 fn silent_clients_do_not_hold_the_worker_or_the_shutdown() {
-    // One worker. Clients that stop sending mid-body (a long body: read by a thread of its
-    // own; a short one: tiny_http's connection thread) or mid-head must not keep the worker
+    // One worker. Clients that stop sending mid-body (a long body or a short one) or
+    // mid-head must not keep the worker
     // from serving others, nor shutdown from returning.
     let (port, h, t) = start(1, |_| move |req: Request| Response::text(200, req.body));
     let mut long = connect(port);
@@ -496,8 +500,7 @@ fn silent_clients_do_not_hold_the_worker_or_the_shutdown() {
 
 #[test]
 fn many_keepalive_connections_opened_at_once_are_all_served() {
-    // Connections opened together, each kept open after its answer: tiny_http's pool can
-    // leave some of them queued with no thread (see `kick_connection_pool`).
+    // Connections opened together, each kept open after its answer: all are served.
     let (port, h, t, _) = counter_server(2);
     for round in 0..5 {
         let conns: Vec<_> = (0..24).map(|_| connect(port)).collect();
@@ -532,21 +535,34 @@ fn many_keepalive_connections_opened_at_once_are_all_served() {
 fn header_injection_and_interim_statuses_from_a_handler_answer_500() {
     let (port, h, t) = start(1, |_| {
         |req: Request| match req.path.as_str() {
-            "/inject" => Response {
-                status: 200,
-                content_type: "text/plain\r\nSet-Cookie: evil=1".into(),
-                body: b"x".to_vec(),
-            },
-            "/lf" => Response {
-                status: 200,
-                content_type: "text/plain\nX-Evil: 1".into(),
-                body: b"x".to_vec(),
-            },
+            "/inject" => Response::new(
+                200,
+                vec![(
+                    "Content-Type".into(),
+                    "text/plain\r\nSet-Cookie: evil=1".into(),
+                )],
+                b"x".to_vec(),
+            ),
+            "/lf" => Response::new(
+                200,
+                vec![("X-A".into(), "1\nX-Evil: 1".into())],
+                b"x".to_vec(),
+            ),
+            "/name" => Response::new(
+                200,
+                vec![("X-Evil: 1\r\nX".into(), "1".into())],
+                b"x".to_vec(),
+            ),
+            "/framing" => Response::new(
+                200,
+                vec![("Content-Length".into(), "0".into())],
+                b"evil".to_vec(),
+            ),
             "/interim" => Response::text(101, "switching"),
             _ => Response::text(200, "fine"),
         }
     });
-    for path in ["/inject", "/lf", "/interim"] {
+    for path in ["/inject", "/lf", "/name", "/framing", "/interim"] {
         let mut s = connect(port);
         write!(
             s,
@@ -560,6 +576,52 @@ fn header_injection_and_interim_statuses_from_a_handler_answer_500() {
         assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{answer:?}");
     }
     assert_eq!(get(port, "/ok"), (200, "fine".to_string()));
+    h.shutdown();
+    t.join().unwrap().unwrap();
+}
+
+#[test]
+fn work_for_a_closed_connection_is_dropped_before_its_handler_starts() {
+    // One worker, held by /block until released. Requests whose clients close meanwhile
+    // wait in the queue; they never reach the handler.
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let ran: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (g, r) = (gate.clone(), ran.clone());
+    let (port, h, t) = start(1, move |_| {
+        let (g, r) = (g.clone(), r.clone());
+        move |req: Request| {
+            r.lock().unwrap().push(req.path.clone());
+            if req.path == "/block" {
+                let (m, cv) = &*g;
+                let mut open = m.lock().unwrap();
+                while !*open {
+                    open = cv.wait(open).unwrap();
+                }
+            }
+            Response::text(200, req.path)
+        }
+    });
+    let blocker = thread::spawn(move || get(port, "/block"));
+    let started = std::time::Instant::now();
+    while ran.lock().unwrap().is_empty() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for i in 0..20 {
+        let mut s = connect(port);
+        write!(s, "GET /abandoned{i} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        drop(s);
+    }
+    // The I/O thread sees the closes while the requests wait for the worker.
+    thread::sleep(std::time::Duration::from_millis(300));
+    {
+        let (m, cv) = &*gate;
+        *m.lock().unwrap() = true;
+        cv.notify_all();
+    }
+    assert_eq!(blocker.join().unwrap(), (200, "/block".to_string()));
+    assert_eq!(get(port, "/after"), (200, "/after".to_string()));
+    assert_eq!(*ran.lock().unwrap(), ["/block", "/after"]);
     h.shutdown();
     t.join().unwrap().unwrap();
 }

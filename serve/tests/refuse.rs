@@ -59,6 +59,16 @@ fn settles(limit: usize, f: fn() -> usize) -> usize {
     }
 }
 
+/// Absurd-length requests per run: 20 000 (the figure) with STMJIT_HEAVY set,
+/// fewer in the default run (CI).
+fn rounds() -> usize {
+    if std::env::var_os("STMJIT_HEAVY").is_some() {
+        20_000
+    } else {
+        1_000
+    }
+}
+
 #[test]
 fn oversized_bodies_get_413_unread_and_leak_nothing() {
     let server = Server::bind(0, Limits::default()).unwrap();
@@ -69,29 +79,31 @@ fn oversized_bodies_get_413_unread_and_leak_nothing() {
     thread::sleep(Duration::from_millis(200));
     let (t0, f0) = (threads(), fds());
 
-    // Over max_body (1 MiB) but small enough for tiny_http to let go of: nothing leaks,
-    // and a client holding such a connection open blocks nobody.
-    for i in 0..200 {
-        let a = refused(port, 32 << 20);
+    // Over max_body (1 MiB), and absurd: each gets its 413 and a close without the
+    // client sending the body, and a client holding such a connection open blocks nobody.
+    let started = Instant::now();
+    let n = rounds();
+    for i in 0..n {
+        let len = if i % 2 == 0 {
+            32 << 20
+        } else {
+            1_000_000_000_000
+        };
+        let a = refused(port, len);
         assert!(a.starts_with("HTTP/1.1 413"), "request {i}: {a:?}");
-        if i % 50 == 0 {
+        if i % 500 == 0 {
             assert!(get(port).starts_with("HTTP/1.1 200"));
         }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "too slow at {i}"
+        );
     }
-    let (t1, f1) = (settles(t0 + 4, threads), settles(f0 + 4, fds));
-    eprintln!("32 MiB: threads {t0} -> {t1}, fds {f0} -> {f1}");
-    assert!(t1 <= t0 + 4, "threads {t0} -> {t1}");
-    assert!(f1 <= f0 + 4, "fds {f0} -> {f1}");
-
-    // Absurd lengths: no descriptor leaks. (tiny_http keeps one parked thread per such
-    // request: see `refuse.rs`; counted, not asserted away.)
-    for i in 0..200 {
-        let a = refused(port, 1_000_000_000_000);
-        assert!(a.starts_with("HTTP/1.1 413"), "request {i}: {a:?}");
-    }
-    let f2 = settles(f0 + 4, fds);
-    eprintln!("10^12: threads {t1} -> {}, fds {f0} -> {f2}", threads());
-    assert!(f2 <= f0 + 4, "fds {f0} -> {f2}");
+    // Nothing leaks: no thread, no descriptor.
+    let (t1, f1) = (settles(t0, threads), settles(f0, fds));
+    eprintln!("{n} refused: threads {t0} -> {t1}, fds {f0} -> {f1}");
+    assert!(t1 <= t0, "threads {t0} -> {t1}");
+    assert!(f1 <= f0, "fds {f0} -> {f1}");
     assert!(get(port).starts_with("HTTP/1.1 200"));
 
     stop.shutdown();

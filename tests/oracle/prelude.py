@@ -2,6 +2,7 @@
 # Python-compatible subset of LANGUAGE.md runs unchanged under python3 and gives the expected
 # output of the corpus independently of the reference interpreter.
 import collections as _collections
+import json as _json
 import math as _math
 import os as _os
 import sys as _sys
@@ -77,3 +78,8 @@ def args():
 
 sqrt = _math.sqrt
 time = _time.monotonic
+
+
+# json_encode / json_decode are Python's json.dumps / json.loads with their defaults.
+json_encode = _json.dumps
+json_decode = _json.loads

@@ -481,6 +481,7 @@ pub(crate) fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<
             | Builtin::Sorted
             | Builtin::Format
             | Builtin::PrintKw
+            | Builtin::JsonEncode
     );
     let start = rt.info.start;
     let prog_args = rt.info.args.clone();

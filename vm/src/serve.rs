@@ -18,14 +18,16 @@ use super::threads::{commit_for_wait, Driver};
 use super::{rt_of, ClassInfo, Ctx, Mode, ProgramInfo, Runtime, ERR, R, UNBOUND};
 use crate::objects::{ClassObj, InstanceObj};
 use std::mem::offset_of;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 use stmjit_lang::diag::{render_runtime, ErrorKind};
 use stmjit_runtime::value::{self, Word, NONE};
-use stmjit_serve::{Limits, Request, Response, Server, ShutdownHandle};
+use stmjit_serve::{Latencies, Limits, Request, Response, Server, ShutdownHandle};
 
 /// The request attributes, in slot order of the request class.
-const FIELDS: [&str; 5] = ["method", "path", "query", "headers", "body"];
+const FIELDS: [&str; 6] = ["method", "path", "query", "headers", "body", "query_all"];
 
 /// Program-wide state of the servers: which run (for `shutdown()`), the last port (for
 /// `server_port()`), and the figures `--stats` prints. Kept outside the STM heap: these are
@@ -43,6 +45,8 @@ pub struct ServeState {
     pub errors: AtomicU64,
     /// Handler transactions rolled back and run again (conflicts, injected aborts).
     pub retried: AtomicU64,
+    /// Latencies of the answered requests (head taken to answer made), for `--stats`.
+    pub latency: Latencies,
 }
 
 #[derive(Default)]
@@ -116,13 +120,14 @@ fn arity(rt: &mut Runtime, name: &str, want: usize, got: usize) -> Word {
     rt.raise(ErrorKind::TypeError, msg)
 }
 
-/// `serve(port, handler)`: listens on 127.0.0.1:`port`, runs `handler(req)` for each request
-/// as one transaction on all segments, returns None once `shutdown()` was called and the
-/// requests in flight were answered.
+/// `serve(port, handler, options=None)`: listens on 127.0.0.1:`port` (or the `host` of
+/// `options`), runs `handler(req)` for each request as one transaction on all segments,
+/// returns None once `shutdown()` was called and the requests in flight were answered.
 pub(crate) fn serve(ctx: *mut Ctx, args: &[Word]) -> Word {
     let rt = rt_of(ctx);
-    if args.len() != 2 {
-        return arity(rt, "serve", 2, args.len());
+    if !(2..=3).contains(&args.len()) {
+        let msg = format!("serve() takes 2 or 3 arguments ({} given)", args.len());
+        return rt.raise(ErrorKind::TypeError, msg);
     }
     let (port, handler) = (args[0], args[1]);
     if !value::is_int(port) {
@@ -137,6 +142,14 @@ pub(crate) fn serve(ctx: *mut Ctx, args: &[Word]) -> Word {
         return rt.raise(ErrorKind::ValueError, msg);
     }
     let port = value::to_int(port) as u16;
+    let (host, limits) = match args.get(2) {
+        Some(&o) if o != NONE => match options(rt, o) {
+            Ok(x) => x,
+            Err((kind, msg)) => return rt.raise(kind, msg),
+        },
+        _ => (IpAddr::V4(Ipv4Addr::LOCALHOST), Limits::default()),
+    };
+    let addr = SocketAddr::new(host, port);
     let t = rt.types;
     if ![t.function, t.bound_method, t.class, t.builtin]
         .iter()
@@ -176,7 +189,7 @@ pub(crate) fn serve(ctx: *mut Ctx, args: &[Word]) -> Word {
     for w in [handler, class] {
         rt.stm.add_root(w);
     }
-    let result = run_server(rt, port, handler, class);
+    let result = run_server(rt, addr, limits, handler, class);
     for w in [handler, class] {
         rt.stm.remove_root(w);
     }
@@ -213,12 +226,115 @@ fn request_class(rt: &mut Runtime) -> R<Word> {
     Ok(c)
 }
 
+/// The names `serve`'s options dict may use, for the error that names an unknown one.
+const OPTIONS: &str = "host, max_body, max_header_bytes, max_connections, max_queue, \
+                       header_timeout, body_timeout, write_timeout, shutdown_timeout";
+
+/// `serve`'s options dict: the address to bind and the limits (LANGUAGE.md, "Concurrency").
+/// Sizes and counts are ints >= 1, timeouts are seconds (int or float) > 0.
+fn options(rt: &Runtime, d: Word) -> Result<(IpAddr, Limits), (ErrorKind, String)> {
+    let t = rt.types;
+    if !rt.is(d, t.dict) {
+        let msg = format!("serve(): options must be a dict, not '{}'", rt.type_name(d));
+        return Err((ErrorKind::TypeError, msg));
+    }
+    let mut host = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut l = Limits::default();
+    for (k, v) in rt.dict_items(d) {
+        if !rt.is(k, t.str) {
+            let msg = format!("serve(): option names are strs, not '{}'", rt.type_name(k));
+            return Err((ErrorKind::TypeError, msg));
+        }
+        let name = rt.str_of(k).to_string();
+        let count = || -> Result<usize, (ErrorKind, String)> {
+            if !value::is_int(v) {
+                let msg = format!(
+                    "serve(): option '{name}' must be an int, not '{}'",
+                    rt.type_name(v)
+                );
+                return Err((ErrorKind::TypeError, msg));
+            }
+            match usize::try_from(value::to_int(v)) {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err((
+                    ErrorKind::ValueError,
+                    format!(
+                        "serve(): option '{name}' must be at least 1, not {}",
+                        value::to_int(v)
+                    ),
+                )),
+            }
+        };
+        let seconds = || -> Result<Duration, (ErrorKind, String)> {
+            let s = if value::is_int(v) {
+                value::to_int(v) as f64
+            } else if rt.is(v, t.float) {
+                rt.float_of(v)
+            } else {
+                let msg = format!(
+                    "serve(): option '{name}' must be a number of seconds, not '{}'",
+                    rt.type_name(v)
+                );
+                return Err((ErrorKind::TypeError, msg));
+            };
+            if !(s > 0.0 && s <= 1e9) {
+                let msg = format!("serve(): option '{name}' must be in (0, 1e9] seconds, not {s}");
+                return Err((ErrorKind::ValueError, msg));
+            }
+            Ok(Duration::from_secs_f64(s))
+        };
+        match name.as_str() {
+            "host" => {
+                if !rt.is(v, t.str) {
+                    let msg = format!(
+                        "serve(): option 'host' must be a str, not '{}'",
+                        rt.type_name(v)
+                    );
+                    return Err((ErrorKind::TypeError, msg));
+                }
+                let h = rt.str_of(v);
+                host = if h == "localhost" {
+                    IpAddr::V4(Ipv4Addr::LOCALHOST)
+                } else {
+                    h.parse().map_err(|_| {
+                        (
+                            ErrorKind::ValueError,
+                            format!("serve(): option 'host' must be an IP address, not {h:?}"),
+                        )
+                    })?
+                };
+            }
+            "max_body" => l.max_body = count()?,
+            "max_header_bytes" => l.max_header_bytes = count()?,
+            "max_connections" => l.max_connections = count()?,
+            "max_queue" => l.max_queue = count()?,
+            "header_timeout" => l.header_timeout = seconds()?,
+            "body_timeout" => l.body_timeout = seconds()?,
+            "write_timeout" => l.write_timeout = seconds()?,
+            "shutdown_timeout" => l.shutdown_timeout = seconds()?,
+            _ => {
+                let msg = format!("serve(): unknown option '{name}' (the options are {OPTIONS})");
+                return Err((ErrorKind::ValueError, msg));
+            }
+        }
+    }
+    Ok((host, l))
+}
+
 /// Binds and serves until shutdown (outside any transaction). `Err`: the message of the
 /// ValueError `serve` raises.
-fn run_server(rt: &mut Runtime, port: u16, handler: Word, class: Word) -> Result<(), String> {
-    let server = Server::bind(port, Limits::default())
-        .map_err(|e| format!("serve(): cannot listen on 127.0.0.1:{port}: {e}"))?
-        .with_stack_size(stmjit_lang::stack::BIG_STACK);
+fn run_server(
+    rt: &mut Runtime,
+    addr: SocketAddr,
+    limits: Limits,
+    handler: Word,
+    class: Word,
+) -> Result<(), String> {
+    let info = rt.info.clone();
+    let server = Server::bind_addr(addr, limits)
+        .map_err(|e| format!("serve(): cannot listen on {addr}: {e}"))?
+        .with_stack_size(stmjit_lang::stack::BIG_STACK)
+        .on_answer(move |d| info.serve.latency.record(d));
     let stopper = server.shutdown_handle();
     let id = rt.ld(class, offset_of!(ClassObj, class_id) as u64) as usize;
     let slots = {
@@ -369,7 +485,8 @@ fn new_request(rt: &mut Runtime, sv: &Served, req: &Request) -> R<Word> {
             1 => rt.new_str(&req.path)?,
             2 => str_dict(rt, req.query.iter().map(|(k, v)| (k.clone(), v.clone())))?,
             3 => str_dict(rt, joined_headers(&req.headers).into_iter())?,
-            _ => rt.new_str(&req.body)?,
+            4 => rt.new_str(&req.body)?,
+            _ => all_values(rt, &req.query)?,
         };
         rt.set_inst_slot(rt.get(ri), slot, v)?;
     }
@@ -410,55 +527,139 @@ fn str_dict(rt: &mut Runtime, pairs: impl Iterator<Item = (String, String)>) -> 
     Ok(d)
 }
 
-/// The answer a handler result stands for: a str (200, text/plain), or a list
-/// `[status, content_type, body]`; `Err` names what is wrong otherwise.
+/// A new dict of str to the list of all its values, in order (`req.query_all`).
+fn all_values(rt: &mut Runtime, pairs: &[(String, String)]) -> R<Word> {
+    let m = rt.mark();
+    let d = rt.new_dict()?;
+    let rd = rt.root(d);
+    for (k, v) in pairs {
+        let kw = rt.new_str(k)?;
+        let rk = rt.root(kw);
+        let list = match rt.dict_get(rt.get(rd), rt.get(rk))? {
+            Some(l) => l,
+            None => {
+                let l = rt.new_list(&[])?;
+                let rl = rt.root(l);
+                rt.dict_set(rt.get(rd), rt.get(rk), l)?;
+                rt.get(rl)
+            }
+        };
+        let rl = rt.root(list);
+        let vw = rt.new_str(v)?;
+        rt.list_push(rt.get(rl), vw)?;
+    }
+    let d = rt.get(rd);
+    rt.release(m);
+    Ok(d)
+}
+
+/// The items of a list or a tuple (the forms an answer and a header pair may take: `return
+/// 200, "text/plain", body` makes a tuple); None for anything else.
+fn seq_items(rt: &Runtime, w: Word) -> Option<Vec<Word>> {
+    let t = rt.types;
+    if rt.is(w, t.list) {
+        Some((0..rt.list_len(w)).map(|i| rt.list_get(w, i)).collect())
+    } else if rt.is(w, t.tuple) {
+        Some(rt.tuple_items(w))
+    } else {
+        None
+    }
+}
+
+/// The answer a handler result stands for: a str (200, text/plain), or a list or tuple
+/// `[status, content_type, body]` or `[status, headers, body]` where `headers` is a list of
+/// `[name, value]` pairs (lists or tuples) or a dict of name to value (strs); `Err` names
+/// what is wrong.
 fn answer_of(rt: &mut Runtime, r: Word) -> Result<Response, String> {
     let t = rt.types;
     if rt.is(r, t.str) {
         return Ok(Response::text(200, rt.str_of(r)));
     }
-    let expected = "a str or a list [status, content_type, body]";
-    if !rt.is(r, t.list) || rt.list_len(r) != 3 {
+    let expected = "a str or a list [status, content_type or headers, body]";
+    let Some([status, second, body]) = seq_items(rt, r).and_then(|v| <[Word; 3]>::try_from(v).ok())
+    else {
         return Err(format!(
             "the handler returned {}, not {expected}",
             describe(rt, r)
         ));
-    }
-    let (status, ctype, body) = (rt.list_get(r, 0), rt.list_get(r, 1), rt.list_get(r, 2));
-    let status = if value::is_int(status) {
+    };
+    let code = if value::is_int(status) {
         value::to_int(status)
     } else {
         -1
     };
     // No 1xx: an interim status sent as the answer would shift every later answer.
-    if !(200..=999).contains(&status) {
+    if !(200..=999).contains(&code) {
         return Err(format!(
             "the handler's status must be an int in 200..999, not {}",
-            rt.repr(rt.list_get(r, 0))
-                .unwrap_or_else(|_| rt.type_name(rt.list_get(r, 0)))
+            rt.repr(status).unwrap_or_else(|_| rt.type_name(status))
         ));
     }
-    if !rt.is(ctype, t.str) || !rt.is(body, t.str) {
+    if !rt.is(body, t.str) {
         return Err(format!(
-            "the handler's content type and body must be strs, not '{}' and '{}'",
-            rt.type_name(ctype),
+            "the handler's body must be a str, not '{}'",
             rt.type_name(body)
         ));
     }
-    let resp = Response {
-        status: status as u16,
-        content_type: rt.str_of(ctype).to_string(),
-        body: rt.str_of(body).as_bytes().to_vec(),
+    let headers = if rt.is(second, t.str) {
+        vec![("Content-Type".to_string(), rt.str_of(second).to_string())]
+    } else {
+        header_pairs(rt, second)?
     };
-    // A CR or LF in the content type would write a header of the handler's own.
+    let resp = Response::new(code as u16, headers, rt.str_of(body).as_bytes().to_vec());
+    // A CR or LF in a header would write a header of the handler's own.
     resp.check()
         .map_err(|e| format!("the handler's answer cannot be sent: {e}"))?;
     Ok(resp)
 }
 
+/// The headers of an answer: a list or tuple of `[name, value]` pairs (lists or tuples),
+/// or a dict (strs both).
+fn header_pairs(rt: &Runtime, h: Word) -> Result<Vec<(String, String)>, String> {
+    let t = rt.types;
+    let pairs: Vec<(Word, Word)> = if rt.is(h, t.dict) {
+        rt.dict_items(h)
+    } else if let Some(items) = seq_items(rt, h) {
+        let mut v = Vec::new();
+        for p in items {
+            let Some([name, value]) = seq_items(rt, p).and_then(|v| <[Word; 2]>::try_from(v).ok())
+            else {
+                return Err(format!(
+                    "the handler's headers must be [name, value] pairs, not {}",
+                    describe(rt, p)
+                ));
+            };
+            v.push((name, value));
+        }
+        v
+    } else {
+        return Err(format!(
+            "the handler's second item must be a content type (str) or headers (a list of \
+             [name, value] pairs or a dict), not '{}'",
+            rt.type_name(h)
+        ));
+    };
+    pairs
+        .into_iter()
+        .map(|(k, v)| {
+            if rt.is(k, t.str) && rt.is(v, t.str) {
+                Ok((rt.str_of(k).to_string(), rt.str_of(v).to_string()))
+            } else {
+                Err(format!(
+                    "the handler's header names and values must be strs, not '{}' and '{}'",
+                    rt.type_name(k),
+                    rt.type_name(v)
+                ))
+            }
+        })
+        .collect()
+}
+
 fn describe(rt: &Runtime, w: Word) -> String {
     if rt.is(w, rt.types.list) {
         format!("a list of {} items", rt.list_len(w))
+    } else if rt.is(w, rt.types.tuple) {
+        format!("a tuple of {} items", rt.tuple_len(w))
     } else {
         format!("'{}'", rt.type_name(w))
     }
@@ -515,10 +716,20 @@ pub fn stats_lines(info: &ProgramInfo) -> String {
     if !s.used.load(Relaxed) {
         return String::new();
     }
-    format!(
+    let mut out = format!(
         "  requests served: {} (handler errors {}, handler transactions retried {})\n",
         s.served.load(Relaxed),
         s.errors.load(Relaxed),
         s.retried.load(Relaxed)
-    )
+    );
+    if let (Some(p50), Some(p99)) = (s.latency.percentile(50.0), s.latency.percentile(99.0)) {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        out.push_str(&format!(
+            "  request latency: p50 {:.3} ms, p99 {:.3} ms ({} answered by handlers)\n",
+            ms(p50),
+            ms(p99),
+            s.latency.count()
+        ));
+    }
+    out
 }
