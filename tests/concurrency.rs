@@ -1017,6 +1017,7 @@ fn expected_outputs_agree_with_the_interpreter() {
         "class_change",
         "method_change",
         "elided_stores",
+        "many_threads_few_segments",
     ] {
         check(name, &["--interp"], &[], &[]);
     }
@@ -1064,6 +1065,31 @@ fn a_spawn_tree_of_a_thousand_threads_finishes() {
 #[test]
 fn a_spawn_tree_of_a_thousand_threads_finishes_gil() {
     check("spawn_tree", &["--gil"], &[], &["9"]);
+}
+
+/// 24 threads with short transactions on 1 and 2 segments: threads keep their segment across
+/// their own transactions and hand it over on a time slice or at a join, so every thread
+/// gets its turns; exact totals. Also with moving threads, aborts, the commit log, `--gil`.
+#[test]
+fn many_threads_on_few_segments_all_finish() {
+    const SHORT: (&str, &str) = ("STMJIT_BUDGET", "20");
+    let name = "many_threads_few_segments";
+    check(name, &["--threads", "2"], &[SHORT], &[]);
+    check(name, &["--threads", "1"], &[SHORT], &[]);
+    check(
+        name,
+        &["--threads", "2"],
+        &[SHORT, ("STMJIT_MOVE_THREADS", "1")],
+        &[],
+    );
+    check(name, &["--threads", "2"], ABORTS, &[]);
+    check(
+        name,
+        &["--threads", "2"],
+        &[SHORT, ("STMJIT_COMMIT_LOG", "1")],
+        &[],
+    );
+    check(name, &["--gil"], &[SHORT], &[]);
 }
 
 /// A Lock handed among 64 threads on 2 segments, under `--gil` and with aborts: exact totals.
@@ -1134,6 +1160,7 @@ fn the_programs_run_with_the_commit_log() {
         "join_values",
         "leave_atomic",
         "lock_handoff",
+        "many_threads_few_segments",
         "method_change",
         "readonly_methods",
         "same_key",

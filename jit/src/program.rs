@@ -723,6 +723,8 @@ fn run_main(info: Arc<ProgramInfo>, main: MainEntry) -> i32 {
         |ctx| unsafe { main((*ctx).seg_base, ctx) },
         |_, r| r,
     );
+    // Waiting for the other threads: they may need the segment the main thread keeps.
+    driver.rt.detach();
     stmjit_vm::threads::wait_all(&info);
     info.output.flush();
     stmjit_vm::stats::print_stats_if_asked(&driver.rt);

@@ -49,6 +49,7 @@ fn setup(n: usize) -> (Arc<Stm>, TypeId, TypeId) {
         trace: false,
         record_read_sites: false,
         commit_log: StmConfig::default().commit_log,
+        time_slice: DEFAULT_TIME_SLICE,
     })
     .unwrap();
     let cell = stm.register_type(TypeInfo {

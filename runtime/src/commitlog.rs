@@ -235,7 +235,18 @@ impl Stm {
         let Ok(_apply) = self.log.apply.try_lock() else {
             return;
         };
-        let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        // A segment kept by a thread between its transactions pins the log at its snapshot:
+        // one that lags behind is taken over into the free list (its keeper queues at its
+        // next begin, and usually gets it back), so that a thread blocked for long while
+        // keeping its segment cannot make the log grow without bound.
+        let tail = self.log.tail();
+        for k in 1..=self.num_segments() {
+            if self.seg_last(k) != tail && !free.segments.contains(&k) && self.take_over(k) {
+                free.segments.push(k);
+                free.wake_served(&self.stats);
+            }
+        }
         self.advance_log_locked(&free.segments);
     }
 

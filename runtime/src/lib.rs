@@ -137,6 +137,6 @@ pub use shadowstack::{Frame, ShadowStack};
 pub use stats::{
     AbortCause, Access, Conflict, ConflictInfo, ConflictKind, Side, StatsSnapshot, NO_SITE,
 };
-pub use stm::{Stm, StmConfig, WaitPolicy};
+pub use stm::{Stm, StmConfig, WaitPolicy, DEFAULT_TIME_SLICE};
 pub use trace::Tracer;
 pub use transaction::{Abort, StmThread};

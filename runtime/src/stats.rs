@@ -178,6 +178,8 @@ pub struct Stats {
     pub(crate) inevitable_waits: AtomicU64,
     pub(crate) log_max_entries: AtomicU64,
     pub(crate) log_max_bytes: AtomicU64,
+    pub(crate) segment_wakeups: AtomicU64,
+    pub(crate) segment_takeovers: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -252,6 +254,13 @@ pub struct StatsSnapshot {
     pub log_max_entries: u64,
     /// Commit log only: the most bytes kept at once.
     pub log_max_bytes: u64,
+    /// Threads woken in the queue for a segment: one per hand-off (the head of the queue),
+    /// plus one when a thread taking a segment leaves others waiting (the next head, so
+    /// that it waits with a time limit). Never the whole queue.
+    pub segment_wakeups: u64,
+    /// Segments taken over from a thread that kept it between two of its transactions
+    /// (by the head of the queue, or to advance the commit log).
+    pub segment_takeovers: u64,
 }
 
 impl StatsSnapshot {
@@ -315,6 +324,8 @@ impl Stats {
             log_bytes: 0,
             log_max_entries: self.log_max_entries.load(Relaxed),
             log_max_bytes: self.log_max_bytes.load(Relaxed),
+            segment_wakeups: self.segment_wakeups.load(Relaxed),
+            segment_takeovers: self.segment_takeovers.load(Relaxed),
         }
     }
 }

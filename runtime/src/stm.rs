@@ -8,7 +8,10 @@ use crate::object::{ObjectHeader, Ref, TypeId, TypeInfo, TypeRegistry};
 use crate::pages::PrivateBitmap;
 use crate::segment::Memory;
 use crate::stats::{ConflictInfo, Stats, StatsSnapshot};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU64, AtomicU8,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::{Arc, Mutex};
 
 /// What a transaction does when it meets a write lock held by an older transaction.
@@ -37,9 +40,10 @@ pub struct StmConfig {
     pub wait_policy: WaitPolicy,
     /// Initial value of `SegmentInfo::budget` at each transaction start.
     pub budget: i64,
-    /// Testing switch: begin each transaction in a free segment other than the thread's
-    /// previous one whenever there is one (normally the previous one is preferred), so that
-    /// tests show nothing depends on a thread keeping its segment.
+    /// Testing switch: hand the segment back at every transaction end (normally a thread
+    /// keeps it across its own transactions) and begin each transaction in a free segment
+    /// other than the thread's previous one whenever there is one, so that tests show
+    /// nothing depends on a thread keeping its segment.
     pub move_threads: bool,
     /// Record an event trace of the run ([`crate::trace`]; `stmjit run --trace`).
     pub trace: bool,
@@ -53,7 +57,16 @@ pub struct StmConfig {
     /// Off: every writer commit stops the world (c7's model). Default: the environment
     /// variable `STMJIT_COMMIT_LOG` (`1` on, anything else off); off when unset.
     pub commit_log: bool,
+    /// How long a thread may keep its segment across its own transaction boundaries while
+    /// other threads wait for one (the time slice of a GIL: CPython's is 5 ms). A thread
+    /// whose slice has run out hands its segment over at its next transaction end; one that
+    /// blocks hands it over at once ([`crate::StmThread::detach`]). Zero: hand over at every
+    /// transaction end while someone waits.
+    pub time_slice: std::time::Duration,
 }
+
+/// The default [`StmConfig::time_slice`]: CPython's switch interval.
+pub const DEFAULT_TIME_SLICE: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl Default for StmConfig {
     fn default() -> Self {
@@ -70,9 +83,14 @@ impl Default for StmConfig {
             trace: false,
             record_read_sites: false,
             commit_log: std::env::var("STMJIT_COMMIT_LOG").is_ok_and(|v| v == "1"),
+            time_slice: DEFAULT_TIME_SLICE,
         }
     }
 }
+
+/// The shortest time-limited wait of the head of the segment queue (with a zero
+/// [`StmConfig::time_slice`]).
+const MIN_HEAD_WAIT: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// `SegShared::tx_state` bits.
 pub(crate) const IN_TX: u64 = 1;
@@ -106,14 +124,25 @@ pub(crate) struct SegShared {
     /// Commit log: the newest entry this segment has validated (its snapshot's revision).
     /// Advanced by its owner, or, while the segment is idle, by `Stm::advance_log`.
     pub last: AtomicPtr<crate::commitlog::Entry>,
+    /// The token ([`crate::StmThread`]'s `token`) of the thread that keeps this segment
+    /// between two of its transactions, or 0: the segment is in use, or in the free list.
+    /// The keeper takes it back, and anybody else takes it over, by swapping the token for
+    /// 0 (see [`Stm::reclaim_segment`] and [`Stm::take_over_idle`]).
+    pub kept_by: AtomicU64,
 }
 
 /// The free transaction segments and a ticket queue of the threads waiting for one.
 ///
-/// Only the thread whose ticket is being served can take a segment, so only it is woken
-/// (each waiter parks, registered under its ticket): a release wakes one thread, never the
-/// whole queue (with a thousand waiting threads, waking all of them at every hand-off cost
-/// most of the run in the kernel).
+/// Only the thread whose ticket is being served (the *head*) can take a segment, so only it
+/// is woken (each waiter parks, registered under its ticket): a release wakes one thread,
+/// never the whole queue (with a thousand waiting threads, waking all of them at every
+/// hand-off cost most of the run in the kernel).
+///
+/// A thread does not come back here at every transaction: it keeps its segment across its
+/// own boundaries (`SegShared::kept_by`) until its time slice has run out while others wait,
+/// or until it blocks. The head also takes over a segment kept by a thread that is between
+/// transactions, when it arrives and then every time slice while it waits (so a keeper that
+/// blocks without handing over delays the others by at most a slice).
 pub(crate) struct FreeSegments {
     pub(crate) segments: Vec<usize>,
     /// Ticket of the next thread to ask.
@@ -125,14 +154,17 @@ pub(crate) struct FreeSegments {
 }
 
 impl FreeSegments {
-    /// Wakes the thread whose turn it is, if it is parked and a segment is free.
-    fn wake_served(&self) {
-        if self.segments.is_empty() {
-            return;
-        }
+    /// Wakes the head (the thread whose turn it is) if it is parked, and counts the wake-up.
+    pub(crate) fn wake_served(&self, stats: &Stats) {
         if let Some(t) = self.parked.get(&self.serving) {
             t.unpark();
+            Stats::add(&stats.segment_wakeups, 1);
         }
+    }
+
+    /// Threads that asked for a segment and have not got one yet.
+    fn queued(&self) -> u64 {
+        self.next_ticket - self.serving
     }
 }
 
@@ -150,6 +182,9 @@ pub struct Stm {
     pub(crate) sync_in_progress: AtomicBool,
     /// Free segments and the queue of threads waiting for one.
     pub(crate) free: Mutex<FreeSegments>,
+    /// `FreeSegments::queued`, readable without the mutex: a thread ending a transaction
+    /// keeps its segment without looking further while it is 0.
+    pub(crate) waiting: AtomicU64,
     pub(crate) inevitable: AtomicU8,
     /// Segment whose transaction is in its commit phase
     /// ([`crate::StmThread::enter_commit_phase`]), 0 if none.
@@ -200,6 +235,7 @@ impl Stm {
                 private: PrivateBitmap::new(layout.old_pages()),
                 conflict: Mutex::new(None),
                 last: AtomicPtr::new(log.root()),
+                kept_by: AtomicU64::new(0),
             })
             .collect();
         Ok(Arc::new(Stm {
@@ -220,6 +256,7 @@ impl Stm {
                 serving: 0,
                 parked: std::collections::HashMap::new(),
             }),
+            waiting: AtomicU64::new(0),
             commit_mutex: Mutex::new(()),
             sync_in_progress: AtomicBool::new(false),
             inevitable: AtomicU8::new(0),
@@ -363,19 +400,30 @@ impl Stm {
 
     /// Takes a free segment, waiting while none is: `last` (the thread's previous one: its
     /// read markers and private pages are warm) if it is free, or with
-    /// [`StmConfig::move_threads`] any other one if there is one.
+    /// [`StmConfig::move_threads`] any other one if there is one. With no segment free, the
+    /// head of the queue takes over one whose keeper is between transactions
+    /// ([`Stm::take_over_idle`]).
     ///
-    /// First come, first served: a thread that ends a transaction and begins the next one
-    /// queues behind the threads already waiting (otherwise, with more threads than
-    /// segments, one that never blocks would take its segment back forever). Also says
+    /// First come, first served: a thread that has handed its segment over and begins its
+    /// next transaction queues behind the threads already waiting. Returns the segment and
     /// whether the thread had to wait (park) for it.
     pub(crate) fn acquire_segment(&self, last: usize) -> (usize, bool) {
         let mut f = self.free.lock().unwrap();
         let ticket = f.next_ticket;
         f.next_ticket += 1;
+        // Published before looking for a kept segment to take over (SeqCst on both sides):
+        // a keeper that then keeps its segment and blocks sees us waiting (`StmThread::
+        // detach`), or we see its segment kept.
+        self.waiting.store(f.queued(), SeqCst);
         let mut parked = false;
         loop {
-            let pick = if f.serving != ticket {
+            let head = f.serving == ticket;
+            if head && f.segments.is_empty() {
+                if let Some(k) = self.take_over_idle() {
+                    f.segments.push(k);
+                }
+            }
+            let pick = if !head {
                 None
             } else if self.config.move_threads {
                 let s = &f.segments;
@@ -388,28 +436,88 @@ impl Stm {
             };
             if let Some(i) = pick {
                 f.serving += 1;
+                self.waiting.store(f.queued(), SeqCst);
                 let seg = f.segments.swap_remove(i);
-                // The next in line may find a segment free too.
-                f.wake_served();
+                // The next in line becomes the head: it takes a free segment if there is
+                // one, and otherwise waits with a time limit (see `FreeSegments`).
+                f.wake_served(&self.stats);
                 return (seg, parked);
             }
-            // Park until it is our turn and a segment is free (`wake_served`); a spurious or
-            // early wake-up just checks again. An unpark between the registration and the
-            // park is not lost: it makes the park return at once.
+            // Park until woken as the head (`wake_served`), or, as the head, at most a time
+            // slice; a spurious or early wake-up just checks again. An unpark between the
+            // registration and the park is not lost: it makes the park return at once.
             f.parked.insert(ticket, std::thread::current());
             drop(f);
-            std::thread::park();
+            if head {
+                std::thread::park_timeout(self.config.time_slice.max(MIN_HEAD_WAIT));
+            } else {
+                std::thread::park();
+            }
             parked = true;
             f = self.free.lock().unwrap();
             f.parked.remove(&ticket);
         }
     }
 
-    /// Puts `seg` back and wakes the thread whose turn it is, if it waits.
+    /// Puts `seg` back and wakes the head of the queue, if it waits.
     pub(crate) fn release_segment(&self, seg: usize) {
         let mut f = self.free.lock().unwrap();
         f.segments.push(seg);
-        f.wake_served();
+        f.wake_served(&self.stats);
+    }
+
+    /// Threads waiting for a segment now (queued, not served yet): for tests and tools.
+    pub fn threads_waiting_for_segment(&self) -> u64 {
+        self.waiting.load(SeqCst)
+    }
+
+    /// Whether any thread waits for a segment.
+    pub(crate) fn anyone_waiting(&self) -> bool {
+        self.waiting.load(SeqCst) != 0
+    }
+
+    /// Whether a thread that has held its segment since `since` and just ended a
+    /// transaction must hand the segment over instead of keeping it: others wait and its
+    /// time slice has run out (with [`StmConfig::move_threads`]: always, so that threads
+    /// keep moving). Reads one shared word, written only when the queue changes.
+    pub(crate) fn must_hand_over(&self, since: std::time::Instant) -> bool {
+        self.config.move_threads
+            || (self.waiting.load(Relaxed) != 0 && since.elapsed() >= self.config.time_slice)
+    }
+
+    /// Marks `seg` as kept, between transactions, by the thread whose token is `token`.
+    /// The caller holds `seg` and has left it (SAFE, no transaction).
+    pub(crate) fn keep_segment(&self, seg: usize, token: u64) {
+        debug_assert!(token != 0);
+        self.segs[seg].kept_by.store(token, SeqCst);
+    }
+
+    /// The keeper `token` takes its kept segment `seg` back; `false` if another thread has
+    /// taken it over meanwhile.
+    pub(crate) fn reclaim_segment(&self, seg: usize, token: u64) -> bool {
+        self.segs[seg]
+            .kept_by
+            .compare_exchange(token, 0, SeqCst, SeqCst)
+            .is_ok()
+    }
+
+    /// Takes over some segment whose keeper is between transactions (its keeper finds out
+    /// at its next begin, and queues); the caller then holds it, as if taken from the free
+    /// list.
+    pub(crate) fn take_over_idle(&self) -> Option<usize> {
+        (1..=self.num_segments()).find(|&k| self.take_over(k))
+    }
+
+    /// Takes over segment `k` if a keeper holds it between transactions.
+    pub(crate) fn take_over(&self, k: usize) -> bool {
+        let s = &self.segs[k].kept_by;
+        let t = s.load(SeqCst);
+        if t != 0 && s.compare_exchange(t, 0, SeqCst, SeqCst).is_ok() {
+            Stats::add(&self.stats.segment_takeovers, 1);
+            true
+        } else {
+            false
+        }
     }
 
     /// Type id in the header of the old object `obj` as segment `seg` sees it (for conflict

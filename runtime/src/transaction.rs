@@ -21,6 +21,7 @@ use crate::stm::{lock_word, Stm, COMMITTING, DOOMED, INEVITABLE, IN_TX, SEQ_SHIF
 use crate::trace::{Event, Outcome, SpanKind, TxRecord};
 use std::cell::Cell;
 use std::marker::PhantomData;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::Arc;
 use std::time::Instant;
@@ -99,6 +100,13 @@ pub struct StmThread {
     pub(crate) stm: Arc<Stm>,
     pub(crate) seg: usize,
     last_seg: usize,
+    /// The segment this thread keeps between its transactions (0: none), unless another
+    /// thread has taken it over since (`SegShared::kept_by` says).
+    kept: usize,
+    /// Names this handle in `SegShared::kept_by` (unique, never 0).
+    token: u64,
+    /// When this thread took its segment from the queue (its time slice started).
+    slice_start: Instant,
     retained_start: Option<u64>,
     /// The most recent abort (for callers that only got a status code through the C ABI).
     last_abort: Option<Abort>,
@@ -128,10 +136,14 @@ impl Stm {
             .lock()
             .unwrap()
             .push(&*gc as *const crate::nursery::ThreadGc as usize);
+        static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
         StmThread {
             stm: self.clone(),
             seg: 0,
             last_seg: 0,
+            kept: 0,
+            token: NEXT_TOKEN.fetch_add(1, Relaxed),
+            slice_start: Instant::now(),
             retained_start: None,
             last_abort: None,
             gc,
@@ -207,7 +219,8 @@ impl StmThread {
         ACTIVE.with(|a| a.set(self.key()));
     }
 
-    /// Leaves the segment: SAFE, released to the pool.
+    /// Leaves the segment at the end of a transaction: SAFE, and kept for this thread's next
+    /// transaction, or handed over when others wait and this thread's time slice has run out.
     fn release(&mut self) {
         let seg = self.seg;
         self.gc.seg.store(0, Relaxed); // published by enter_safe (SeqCst) below
@@ -217,7 +230,37 @@ impl StmThread {
         }
         self.seg = 0;
         self.last_seg = seg;
-        self.stm.release_segment(seg);
+        if self.stm.must_hand_over(self.slice_start) {
+            self.stm.release_segment(seg);
+        } else {
+            self.kept = seg;
+            self.stm.keep_segment(seg, self.token);
+        }
+    }
+
+    /// Call outside a transaction before blocking (a join, a wait for other threads, I/O):
+    /// if threads wait for a segment, hands over the one this thread keeps between its
+    /// transactions, so that one of them runs at once rather than after a time slice.
+    /// Otherwise the segment stays kept (cheap: no global lock), and a thread that comes to
+    /// wait later takes it over from this idle keeper. Does nothing inside a transaction.
+    pub fn detach(&mut self) {
+        if self.kept != 0 && self.stm.anyone_waiting() {
+            self.give_back();
+        }
+    }
+
+    /// Puts the segment this thread keeps (if it still has it) back into the free list.
+    fn give_back(&mut self) {
+        let k = std::mem::take(&mut self.kept);
+        if k != 0 && self.stm.reclaim_segment(k, self.token) {
+            self.stm.release_segment(k);
+        }
+    }
+
+    /// The segment this thread keeps between its transactions (0: none): for tests. Another
+    /// thread may have taken it over since; the next begin finds out.
+    pub fn kept_segment(&self) -> usize {
+        self.kept
     }
 
     /// Enters the runtime: checks for a transaction, activates the segment, and polls the
@@ -393,18 +436,26 @@ impl StmThread {
         self.stm.mem.info(self.seg).site.store(site, Relaxed);
     }
 
-    /// Starts a transaction: takes a segment (waiting while all N are in use), points `%gs`
-    /// at it, and bumps the read version (resetting all markers on wrap-around).
+    /// Starts a transaction: takes the segment this thread kept since its last transaction,
+    /// or a free one (waiting while none is), points `%gs` at it, and bumps the read version
+    /// (resetting all markers on wrap-around).
     pub fn begin(&mut self) {
         if self.seg != 0 {
             panic!("stmjit: begin() called inside a transaction");
         }
         let stm = self.stm.clone();
-        let t0 = stm.tracer().map(|_| std::time::Instant::now());
-        let (seg, waited) = stm.acquire_segment(self.last_seg);
-        if let (Some(t), Some(t0), true) = (stm.tracer(), t0, waited) {
-            t.span_since(crate::trace::SpanKind::SegmentWait, t0);
-        }
+        let kept = std::mem::take(&mut self.kept);
+        let seg = if kept != 0 && stm.reclaim_segment(kept, self.token) {
+            kept
+        } else {
+            let t0 = stm.tracer().map(|_| std::time::Instant::now());
+            let (seg, waited) = stm.acquire_segment(self.last_seg);
+            if let (Some(t), Some(t0), true) = (stm.tracer(), t0, waited) {
+                t.span_since(crate::trace::SpanKind::SegmentWait, t0);
+            }
+            self.slice_start = Instant::now();
+            seg
+        };
         self.seg = seg;
         self.activate();
         let info = stm.mem.info(seg);
@@ -1208,6 +1259,7 @@ impl Drop for StmThread {
                 self.abort_now(AbortCause::Explicit);
             }
         }
+        self.give_back();
         let me = &*self.gc as *const crate::nursery::ThreadGc as usize;
         let mut t = self.stm.gc.threads.lock().unwrap();
         if let Some(i) = t.iter().position(|&p| p == me) {

@@ -433,6 +433,9 @@ fn handle(d: &mut Driver, sv: &Served, req: &Request) -> Response {
         }
         // Threads the committed handler transaction spawned start now.
         d.run_pending();
+        // The worker goes back to waiting for a request: a thread waiting for a segment may
+        // have this one meanwhile.
+        d.rt.detach();
         let state = &sv.info.serve;
         state.served.fetch_add(1, Relaxed);
         return answer.unwrap_or_else(|(text, report)| {

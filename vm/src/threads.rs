@@ -331,12 +331,14 @@ fn current_site(rt: &Runtime) -> i64 {
 }
 
 /// Commits the running transaction (threads it spawned start) before a wait, leaving the
-/// thread outside any transaction. `Err` if the commit aborted (the opener restarts).
+/// thread outside any transaction, its segment handed over if other threads wait for one.
+/// `Err` if the commit aborted (the opener restarts).
 pub(crate) fn commit_for_wait(rt: &mut Runtime, ctx: *mut Ctx) -> Result<(), Aborted> {
     rt.boundary(ctx)?;
     loop {
         start_pending(rt);
         if rt.commit().is_ok() {
+            rt.detach();
             return Ok(());
         }
         rt.begin(ctx);

@@ -179,6 +179,7 @@ impl Runtime {
     /// and the context at its segment.
     pub(crate) fn begin(&mut self, ctx: *mut Ctx) {
         if let Some(id) = self.tx.wait_for_thread.take() {
+            self.detach();
             super::threads::wait_done(self, id);
         }
         if self.mode == Mode::Gil {
@@ -383,6 +384,12 @@ impl Runtime {
             let mut t = self.info.txn_stats.conflicts.lock().unwrap();
             t.entry(key).or_default().add(lost, name);
         }
+    }
+
+    /// Before blocking outside a transaction: hands the segment this thread keeps between
+    /// its transactions over to a thread waiting for one, if any (`StmThread::detach`).
+    pub fn detach(&mut self) {
+        self.th().detach();
     }
 
     /// Commit + begin. Threads spawned by the committed transaction start here.

@@ -62,6 +62,7 @@ pub fn cfg(n: usize) -> StmConfig {
         trace: false,
         record_read_sites: false,
         commit_log: StmConfig::default().commit_log,
+        time_slice: DEFAULT_TIME_SLICE,
     }
 }
 

@@ -16,6 +16,7 @@ pub fn config(n: usize, policy: WaitPolicy) -> StmConfig {
         trace: false,
         record_read_sites: false,
         commit_log: StmConfig::default().commit_log,
+        time_slice: DEFAULT_TIME_SLICE,
     }
 }
 
