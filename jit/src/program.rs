@@ -267,6 +267,8 @@ fn allocate_constants(
     let literals = stmjit_lang::literals::literals(program);
     let names = Names::default();
     assert_eq!(names.intern("__init__"), stmjit_vm::INIT_NAME);
+    assert_eq!(names.intern("args"), stmjit_vm::exceptions::ARGS_NAME);
+    assert_eq!(names.intern("__name__"), stmjit_vm::exceptions::NAME_NAME);
     let seg_base = info.stm.segment_base(th.segment());
     // SAFETY: th is the caller's live handle, used by this thread only, and outlives rt
     // (dropped at the end of this function).
@@ -280,13 +282,34 @@ fn allocate_constants(
             let o = rt.new_function(fid, NONE, NONE)?;
             fr.push(rt.root(o));
         }
+        // The built-in exception classes are classes (ids 0.., bases first), the other
+        // builtins builtin function objects.
         let mut br = Vec::new();
-        for k in 0..Builtin::ALL.len() {
-            let o = rt.new_builtin(k as u64, NONE, false)?;
+        let mut exc_classes = Vec::new();
+        for (k, b) in Builtin::ALL.iter().enumerate() {
+            let o = match *b {
+                Builtin::ExcClass(i) => {
+                    let (_, base) = stmjit_lang::exceptions::CLASSES[i as usize];
+                    let base = if i == 0 {
+                        NONE
+                    } else {
+                        rt.get(exc_classes[base])
+                    };
+                    let c = rt.new_builtin_exc_class(i as usize, base)?;
+                    let r = rt.root(c);
+                    exc_classes.push(r);
+                    rt.get(r)
+                }
+                _ => rt.new_builtin(k as u64, NONE, false)?,
+            };
             br.push(rt.root(o));
         }
         let mut nr = Vec::new();
-        for n in std::iter::once("__init__").chain(literals.names.iter().map(|n| n.as_str())) {
+        let fixed = ["__init__", "args", "__name__"];
+        for n in fixed
+            .into_iter()
+            .chain(literals.names.iter().map(|n| n.as_str()))
+        {
             let id = names.intern(n);
             if nr.len() <= id as usize {
                 let o = rt.new_str(n)?;

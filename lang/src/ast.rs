@@ -178,6 +178,33 @@ pub enum StmtKind {
         kind: WithKind,
         body: Vec<Stmt>,
     },
+    /// `try: body` with `except` clauses, `else:` (runs when the body raised nothing) and
+    /// `finally:` (runs on every way out). `level` is how many `try` statements of the same
+    /// function enclose this one (its body, handlers, `else` or `finally`).
+    Try {
+        body: Vec<Stmt>,
+        handlers: Vec<Handler>,
+        orelse: Vec<Stmt>,
+        finalbody: Vec<Stmt>,
+        level: usize,
+    },
+    /// `raise e` or, with `None`, the bare `raise` of an `except` clause. `handler_level`
+    /// is the `level` of the innermost `try` whose `except` clause holds a bare `raise`
+    /// (the exception it re-raises); `None` outside any `except` clause.
+    Raise {
+        exc: Option<Expr>,
+        handler_level: Option<usize>,
+    },
+}
+
+/// One `except` clause: the classes it catches (none: every exception), the name the
+/// exception is bound to (`as e`), its body.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    pub classes: Vec<Expr>,
+    pub name: Option<Name>,
+    pub body: Vec<Stmt>,
+    pub span: Span,
 }
 
 /// What a `with` statement holds for its block.
@@ -288,11 +315,18 @@ pub enum Builtin {
     Divmod,
     JsonEncode,
     JsonDecode,
+    /// `type(x)`: the class of an instance (other values: a TypeError, see LANGUAGE.md).
+    Type,
+    /// `isinstance(x, cls)` (`cls` a class or a list of classes).
+    IsInstance,
+    /// A built-in exception class, by index in [`crate::exceptions::CLASSES`] (a class
+    /// value, not a function).
+    ExcClass(u8),
 }
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 44] = [
+    pub const ALL: [Builtin; 46 + crate::exceptions::COUNT] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -337,6 +371,25 @@ impl Builtin {
         Builtin::Divmod,
         Builtin::JsonEncode,
         Builtin::JsonDecode,
+        Builtin::Type,
+        Builtin::IsInstance,
+        Builtin::ExcClass(0),
+        Builtin::ExcClass(1),
+        Builtin::ExcClass(2),
+        Builtin::ExcClass(3),
+        Builtin::ExcClass(4),
+        Builtin::ExcClass(5),
+        Builtin::ExcClass(6),
+        Builtin::ExcClass(7),
+        Builtin::ExcClass(8),
+        Builtin::ExcClass(9),
+        Builtin::ExcClass(10),
+        Builtin::ExcClass(11),
+        Builtin::ExcClass(12),
+        Builtin::ExcClass(13),
+        Builtin::ExcClass(14),
+        Builtin::ExcClass(15),
+        Builtin::ExcClass(16),
     ];
 
     /// The name a program uses for this builtin.
@@ -387,6 +440,9 @@ impl Builtin {
             Builtin::Divmod => "divmod",
             Builtin::JsonEncode => "json_encode",
             Builtin::JsonDecode => "json_decode",
+            Builtin::Type => "type",
+            Builtin::IsInstance => "isinstance",
+            Builtin::ExcClass(i) => crate::exceptions::CLASSES[i as usize].0,
         }
     }
 

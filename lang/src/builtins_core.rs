@@ -406,6 +406,15 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
         Builtin::Zip => crate::builtins_seq::zip(&args),
         Builtin::Reversed => crate::builtins_seq::reversed(&args),
         Builtin::Divmod => crate::builtins_seq::divmod(&args),
+        Builtin::Type => {
+            arity(name, &args, 1, 1)?;
+            type_of(&args[0])
+        }
+        Builtin::IsInstance => {
+            arity(name, &args, 2, 2)?;
+            is_instance(&args[0], &args[1])
+        }
+        Builtin::ExcClass(_) => unreachable!("{name} is a class, called as one"),
         Builtin::Print
         | Builtin::Spawn
         | Builtin::Lock
@@ -509,6 +518,73 @@ fn from_json(j: Json) -> Value {
             DictObj::new_value(d)
         }
     }
+}
+
+/// `type(x)`: the class of an instance; for the built-in types that have a constructor,
+/// the constructor (`type(1) is int`); other values are not supported.
+pub fn type_of(v: &Value) -> R<Value> {
+    Ok(match v {
+        Value::Instance(i) => Value::Class(i.class.clone()),
+        Value::Int(_) => Value::Builtin(Builtin::Int),
+        Value::Bool(_) => Value::Builtin(Builtin::Bool),
+        Value::Float(_) => Value::Builtin(Builtin::Float),
+        Value::Str(_) => Value::Builtin(Builtin::Str),
+        Value::List(_) => Value::Builtin(Builtin::List),
+        Value::Range(..) => Value::Builtin(Builtin::Range),
+        other => {
+            return Err(exc(
+                TypeError,
+                format!("type() of a '{}' value is not supported", other.type_name()),
+            ))
+        }
+    })
+}
+
+/// Whether `class` is `of` or derives from it.
+pub fn is_subclass(class: &Arc<ClassObj>, of: &Arc<ClassObj>) -> bool {
+    let mut c = Some(class);
+    while let Some(k) = c {
+        if Arc::ptr_eq(k, of) {
+            return true;
+        }
+        c = k.base.as_ref();
+    }
+    false
+}
+
+/// `isinstance(x, cls)`: `cls` a class, a built-in type's constructor (`int`, `str`, ...)
+/// or a list of them.
+fn is_instance(v: &Value, cls: &Value) -> R<Value> {
+    let one = |c: &Value| -> R<bool> {
+        Ok(match (v, c) {
+            (Value::Instance(i), Value::Class(k)) => is_subclass(&i.class, k),
+            (_, Value::Class(_)) => false,
+            (_, Value::Builtin(b)) => matches!(
+                (v, b),
+                (Value::Int(_) | Value::Bool(_), Builtin::Int)
+                    | (Value::Bool(_), Builtin::Bool)
+                    | (Value::Float(_), Builtin::Float)
+                    | (Value::Str(_), Builtin::Str)
+                    | (Value::List(_), Builtin::List)
+                    | (Value::Range(..), Builtin::Range)
+            ),
+            _ => {
+                return Err(exc(
+                    TypeError,
+                    "isinstance() arg 2 must be a type or a list of types",
+                ))
+            }
+        })
+    };
+    if let Value::List(l) = cls {
+        for c in l.snapshot() {
+            if one(&c)? {
+                return Ok(Value::Bool(true));
+            }
+        }
+        return Ok(Value::Bool(false));
+    }
+    Ok(Value::Bool(one(cls)?))
 }
 
 /// `len(x)`.

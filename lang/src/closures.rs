@@ -181,6 +181,16 @@ fn nonlocal_span(stmts: &[Stmt], name: &str) -> Option<crate::diag::Span> {
         StmtKind::While { body, .. } | StmtKind::For { body, .. } | StmtKind::With { body, .. } => {
             nonlocal_span(body, name)
         }
+        StmtKind::Try {
+            body,
+            handlers,
+            orelse,
+            finalbody,
+            ..
+        } => nonlocal_span(body, name)
+            .or_else(|| handlers.iter().find_map(|h| nonlocal_span(&h.body, name)))
+            .or_else(|| nonlocal_span(orelse, name))
+            .or_else(|| nonlocal_span(finalbody, name)),
         _ => None,
     })
 }
@@ -268,6 +278,25 @@ impl<'a> Walk<'a> {
                 }
                 self.stmts(body);
             }
+            StmtKind::Try {
+                body,
+                handlers,
+                orelse,
+                finalbody,
+                ..
+            } => {
+                self.stmts(body);
+                for h in handlers {
+                    h.classes.iter().for_each(|c| self.expr(c));
+                    if let Some(n) = &h.name {
+                        self.names.insert(n.name.clone());
+                    }
+                    self.stmts(&h.body);
+                }
+                self.stmts(orelse);
+                self.stmts(finalbody);
+            }
+            StmtKind::Raise { exc, .. } => exc.iter().for_each(|e| self.expr(e)),
             StmtKind::Global(_)
             | StmtKind::Nonlocal(_)
             | StmtKind::Return(None)

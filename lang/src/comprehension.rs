@@ -409,6 +409,26 @@ fn visit_stmt_mut(s: &mut Stmt, f: &mut dyn FnMut(&mut Expr)) {
             }
             visit_stmts_mut(body, f);
         }
+        StmtKind::Try {
+            body,
+            handlers,
+            orelse,
+            finalbody,
+            ..
+        } => {
+            visit_stmts_mut(body, f);
+            for h in handlers {
+                h.classes.iter_mut().for_each(|e| visit_expr_mut(e, f));
+                visit_stmts_mut(&mut h.body, f);
+            }
+            visit_stmts_mut(orelse, f);
+            visit_stmts_mut(finalbody, f);
+        }
+        StmtKind::Raise { exc, .. } => {
+            if let Some(e) = exc {
+                visit_expr_mut(e, f);
+            }
+        }
         StmtKind::Return(None)
         | StmtKind::Break
         | StmtKind::Continue

@@ -124,7 +124,12 @@ pub struct TraceEntry {
 /// Renders a runtime error: `error: Kind: message` then one `  at FILE:LINE:COL in function`
 /// line per active call, innermost first, each followed by its source line and a caret under
 /// the column when `file` can be read (as CPython reads its sources for a traceback).
-pub fn render_runtime(kind: ErrorKind, message: &str, trace: &[TraceEntry], file: &str) -> String {
+pub fn render_runtime(
+    kind: impl fmt::Display,
+    message: &str,
+    trace: &[TraceEntry],
+    file: &str,
+) -> String {
     let source = if trace.is_empty() {
         None
     } else {
@@ -169,7 +174,7 @@ const REPEATS_SHOWN: usize = 3;
 /// more than three identical frames (deep recursion) shows three, then
 /// `  [previous frame repeated N more times]`.
 pub fn render_runtime_with_source(
-    kind: ErrorKind,
+    kind: impl fmt::Display,
     message: &str,
     trace: &[TraceEntry],
     file: &str,

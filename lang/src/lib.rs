@@ -13,6 +13,7 @@ pub mod callargs;
 pub mod closures;
 pub mod comprehension;
 pub mod diag;
+pub mod exceptions;
 pub mod floatfmt;
 pub mod format;
 pub mod interp;

@@ -81,6 +81,22 @@ impl Literals {
                 }
                 self.stmts(body)
             }
+            StmtKind::Try {
+                body,
+                handlers,
+                orelse,
+                finalbody,
+                ..
+            } => {
+                self.stmts(body);
+                for h in handlers {
+                    h.classes.iter().for_each(|c| self.expr(c));
+                    self.stmts(&h.body);
+                }
+                self.stmts(orelse);
+                self.stmts(finalbody)
+            }
+            StmtKind::Raise { exc: Some(e), .. } => self.expr(e),
             _ => {}
         }
     }

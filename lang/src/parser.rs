@@ -36,6 +36,8 @@ pub fn parse_tokens(tokens: Vec<Token>) -> Result<Parsed, Diagnostic> {
         functions: Vec::new(),
         comps: Vec::new(),
         hidden: 0,
+        try_level: 0,
+        handler_levels: Vec::new(),
     };
     let mut body = Vec::new();
     while p.peek() != &Tok::Eof {
@@ -71,6 +73,10 @@ struct Parser {
     comps: Vec<(String, FuncId)>,
     /// Hidden variables made so far (`for` loops with tuple targets).
     hidden: usize,
+    /// `try` statements of the current function enclosing the statement being parsed.
+    try_level: usize,
+    /// Levels of the `try` statements whose `except` clauses enclose it (innermost last).
+    handler_levels: Vec<usize>,
 }
 
 /// The arguments of a call, as parsed.
@@ -248,6 +254,11 @@ impl Parser {
                 });
             }
             Tok::Indent => return Err(self.unexpected()),
+            Tok::Name(n) if n == "try" && self.peek_at(1) == &Tok::Colon => {
+                let s = self.try_stmt()?;
+                out.push(s);
+            }
+            Tok::Name(n) if n == "raise" => self.simple_statements(out)?,
             Tok::Name(n) => {
                 if let Some(what) = unsupported_statement(n, self.peek_at(1)) {
                     return Err(Diagnostic::new(what, span));
@@ -294,6 +305,21 @@ impl Parser {
     fn small_statement(&mut self) -> PResult<Stmt> {
         let span = self.span();
         let kind = match self.peek() {
+            Tok::Name(n) if n == "raise" => {
+                self.advance();
+                let exc = if matches!(self.peek(), Tok::Newline | Tok::Semi | Tok::Eof) {
+                    None
+                } else {
+                    Some(self.expr()?)
+                };
+                if matches!(self.peek(), Tok::Name(n) if n == "from") {
+                    return Err(self.unsupported("'raise ... from' is"));
+                }
+                StmtKind::Raise {
+                    exc,
+                    handler_level: self.handler_levels.last().copied(),
+                }
+            }
             Tok::Pass => {
                 self.advance();
                 StmtKind::Pass
@@ -542,6 +568,111 @@ impl Parser {
         }
     }
 
+    /// `try:` with `except [CLASSES [as NAME]]:` clauses, `else:`, `finally:` (at least
+    /// one `except` or a `finally`). `CLASSES` is one expression or a parenthesised list
+    /// of them.
+    fn try_stmt(&mut self) -> PResult<Stmt> {
+        let span = self.span();
+        self.advance(); // `try`
+        let level = self.try_level;
+        self.try_level += 1;
+        let r = self.try_parts(level);
+        self.try_level -= 1;
+        let (body, handlers, orelse, finalbody) = r?;
+        Ok(Stmt {
+            kind: StmtKind::Try {
+                body,
+                handlers,
+                orelse,
+                finalbody,
+                level,
+            },
+            span,
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn try_parts(
+        &mut self,
+        level: usize,
+    ) -> PResult<(Vec<Stmt>, Vec<Handler>, Vec<Stmt>, Vec<Stmt>)> {
+        let is_word = |t: &Tok, w: &str| matches!(t, Tok::Name(n) if n == w);
+        let body = self.block()?;
+        let mut handlers = Vec::new();
+        while is_word(self.peek(), "except") {
+            let hspan = self.span();
+            if handlers.iter().any(|h: &Handler| h.classes.is_empty()) {
+                return Err(Diagnostic::new("default 'except:' must be last", hspan));
+            }
+            self.advance();
+            if self.peek() == &Tok::Star {
+                return Err(self.unsupported("'except*' (exception groups) is"));
+            }
+            let mut classes = Vec::new();
+            if self.peek() != &Tok::Colon {
+                if self.peek() == &Tok::LParen {
+                    self.advance();
+                    loop {
+                        classes.push(self.expr()?);
+                        if !self.eat(&Tok::Comma) || self.peek() == &Tok::RParen {
+                            break;
+                        }
+                    }
+                    self.expect(&Tok::RParen)?;
+                } else {
+                    classes.push(self.expr()?);
+                    if self.peek() == &Tok::Comma {
+                        return Err(Diagnostic::new(
+                            "multiple exception types must be parenthesized",
+                            self.span(),
+                        ));
+                    }
+                }
+            }
+            let name = if is_word(self.peek(), "as") {
+                if classes.is_empty() {
+                    return Err(self.unexpected());
+                }
+                self.advance();
+                let (n, nspan) = self.expect_name()?;
+                Some(unresolved(n, nspan))
+            } else {
+                None
+            };
+            self.handler_levels.push(level);
+            let hbody = self.block();
+            self.handler_levels.pop();
+            handlers.push(Handler {
+                classes,
+                name,
+                body: hbody?,
+                span: hspan,
+            });
+        }
+        let orelse = if self.peek() == &Tok::Else {
+            if handlers.is_empty() {
+                return Err(self.unexpected());
+            }
+            self.advance();
+            self.block()?
+        } else {
+            Vec::new()
+        };
+        let finalbody = if is_word(self.peek(), "finally") {
+            self.advance();
+            self.block()?
+        } else {
+            if handlers.is_empty() {
+                return Err(Diagnostic::new(
+                    "expected 'except' or 'finally' block",
+                    self.span(),
+                ));
+            }
+            Vec::new()
+        };
+        Ok((body, handlers, orelse, finalbody))
+    }
+
     fn if_stmt(&mut self) -> PResult<Stmt> {
         let span = self.span();
         self.advance(); // `if` or `elif`
@@ -644,9 +775,13 @@ impl Parser {
             Context::Function(format!("{qual_prefix}{name}")),
         );
         let saved_loops = std::mem::replace(&mut self.loop_depth, 0);
+        let saved_try = std::mem::replace(&mut self.try_level, 0);
+        let saved_handlers = std::mem::take(&mut self.handler_levels);
         let body = self.block();
         self.context = saved;
         self.loop_depth = saved_loops;
+        self.try_level = saved_try;
+        self.handler_levels = saved_handlers;
         let body = body?;
         let id = self.functions.len();
         self.functions.push(Function {
@@ -1606,8 +1741,7 @@ impl Parser {
 /// language lacks it: Python's keywords that are plain names here.
 fn unsupported_statement(word: &str, next: &Tok) -> Option<String> {
     let what = match word {
-        "try" | "except" | "finally" => "'try' statements (exceptions) are",
-        "raise" => "'raise' (exceptions) is",
+        "except" | "finally" => return Some(format!("'{word}' without 'try'")),
         "import" | "from" => "'import' (modules) is",
         "async" => "'async' is",
         "assert" => "'assert' is",

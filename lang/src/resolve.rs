@@ -162,6 +162,20 @@ pub(crate) fn collect_declared(
             StmtKind::While { body, .. }
             | StmtKind::For { body, .. }
             | StmtKind::With { body, .. } => collect_declared(body, globals, nonlocals),
+            StmtKind::Try {
+                body,
+                handlers,
+                orelse,
+                finalbody,
+                ..
+            } => {
+                collect_declared(body, globals, nonlocals);
+                for h in handlers {
+                    collect_declared(&h.body, globals, nonlocals);
+                }
+                collect_declared(orelse, globals, nonlocals);
+                collect_declared(finalbody, globals, nonlocals);
+            }
             _ => {}
         }
     }
@@ -200,6 +214,23 @@ pub(crate) fn collect_assigned_ordered(stmts: &[Stmt], out: &mut Vec<String>) {
             }
             StmtKind::While { body, .. } | StmtKind::With { body, .. } => {
                 collect_assigned_ordered(body, out)
+            }
+            StmtKind::Try {
+                body,
+                handlers,
+                orelse,
+                finalbody,
+                ..
+            } => {
+                collect_assigned_ordered(body, out);
+                for h in handlers {
+                    if let Some(n) = &h.name {
+                        out.push(n.name.clone());
+                    }
+                    collect_assigned_ordered(&h.body, out);
+                }
+                collect_assigned_ordered(orelse, out);
+                collect_assigned_ordered(finalbody, out);
             }
             _ => {}
         }
@@ -331,6 +362,31 @@ impl Resolver {
                 }
             }
             StmtKind::Nonlocal(_) => {}
+            StmtKind::Try {
+                body,
+                handlers,
+                orelse,
+                finalbody,
+                ..
+            } => {
+                self.block(body, locals)?;
+                for h in handlers {
+                    for c in &mut h.classes {
+                        self.expr(c, locals);
+                    }
+                    if let Some(n) = &mut h.name {
+                        self.name(n, locals);
+                    }
+                    self.block(&mut h.body, locals)?;
+                }
+                self.block(orelse, locals)?;
+                self.block(finalbody, locals)?;
+            }
+            StmtKind::Raise { exc, .. } => {
+                if let Some(e) = exc {
+                    self.expr(e, locals);
+                }
+            }
             StmtKind::Return(None) | StmtKind::Break | StmtKind::Continue | StmtKind::Pass => {}
         }
         Ok(())

@@ -261,6 +261,10 @@ pub struct ClassObj {
     pub name: String,
     pub base: Option<Arc<ClassObj>>,
     pub attrs: Mutex<Vec<(String, Value)>>,
+    /// An exception class (`BaseException` or derived from it): its instances have `args`.
+    pub exc: bool,
+    /// A built-in class (shown `<class 'ValueError'>`, not `<class '__main__.C'>`).
+    pub builtin: bool,
 }
 
 impl ClassObj {
@@ -452,9 +456,13 @@ impl Value {
     /// `str(v)`; `names` gives function names for `<function f>`. An instance's `__str__`,
     /// else its `__repr__`, gives its text ([`crate::special`]).
     pub fn to_str(&self, names: &dyn Fn(FuncId) -> String) -> Result<String, OpError> {
-        if let Value::Instance(_) = self {
+        if let Value::Instance(i) = self {
             if let Some(r) = crate::special::call(self, "__str__", &[]) {
                 return crate::special::text_of("__str__", r?);
+            }
+            if i.class.exc {
+                let args = crate::exceptions::args_of(i);
+                return crate::exceptions::text(&i.class.name, &args, names);
             }
         }
         match self {
@@ -558,9 +566,14 @@ impl Value {
             }
             Value::Function(f) => out.push_str(&format!("<function {}>", names(f.id))),
             Value::BoundMethod(m) => out.push_str(&format!("<bound method {}>", names(m.1.id))),
+            Value::Class(c) if c.builtin => out.push_str(&format!("<class '{}'>", c.name)),
             Value::Class(c) => out.push_str(&format!("<class '__main__.{}'>", c.name)),
             Value::Instance(i) => match crate::special::call(self, "__repr__", &[]) {
                 Some(r) => out.push_str(&crate::special::text_of("__repr__", r?)?),
+                None if i.class.exc => {
+                    let args = crate::exceptions::args_of(i);
+                    out.push_str(&crate::exceptions::repr(&i.class.name, &args, names)?)
+                }
                 None => out.push_str(&format!("<{} object>", i.class.name)),
             },
             Value::Builtin(b) => out.push_str(&format!("<built-in function {}>", b.name())),

@@ -87,7 +87,12 @@ impl Runtime {
             return self.getattr_instance(o, name).map(|(v, _)| v);
         }
         if self.is(o, t.class) {
-            return self.class_lookup(o, name)?.ok_or_else(|| {
+            let found = self.class_lookup(o, name)?;
+            if found.is_none() && name == crate::exceptions::NAME_NAME {
+                let n = self.class_name(o);
+                return self.new_str(&n);
+            }
+            return found.ok_or_else(|| {
                 exc(
                     ErrorKind::AttributeError,
                     format!(
@@ -97,6 +102,13 @@ impl Runtime {
                     ),
                 )
             });
+        }
+        if name == crate::exceptions::NAME_NAME
+            && self.is(o, t.builtin)
+            && self.ld(o, offset_of!(BuiltinObj, is_method) as u64) == 0
+        {
+            let which = self.ld(o, offset_of!(BuiltinObj, which) as u64) as usize;
+            return self.new_str(stmjit_lang::ast::Builtin::ALL[which].name());
         }
         if super::methods::has_method(self, o, self.info.names.text(name)) {
             return self.new_builtin(name as u64, o, true);

@@ -145,6 +145,17 @@ pub(crate) fn instantiate(
             Err(e) => return rt.unwind(e),
         }
     }
+    // An exception's arguments are its `args`, whatever `__init__` does (CPython's
+    // `BaseException.__new__`); its class call site is not cached (a hit would skip this).
+    let exc = rt.is_exc_class(rt.get(rc));
+    if exc {
+        // SAFETY: the args.len() slots after `ri` were pushed just above, contiguously.
+        let now = unsafe { std::slice::from_raw_parts(ri.ptr().add(1), args.len()) }.to_vec();
+        if let Err(e) = rt.init_exc_args(rt.get(ri), &now) {
+            return rt.unwind(e);
+        }
+    }
+    let site = if exc { None } else { site };
     let inst = rt.get(ri);
     let cls = rt.get(rc);
     // SAFETY: the 1 + args.len() slots from `ri` were pushed just above, contiguously.
@@ -219,7 +230,11 @@ fn instantiate_init(
             }
             rt_of(ctx).get(ri)
         }
-        None if !args.is_empty() || !kw.is_empty() => {
+        None if !kw.is_empty() && rt.is_exc_class(cls) => {
+            let msg = format!("{}() takes no keyword arguments", rt.class_name(cls));
+            rt.raise(ErrorKind::TypeError, msg)
+        }
+        None if (!args.is_empty() && !rt.is_exc_class(cls)) || !kw.is_empty() => {
             let msg = format!("{}() takes no arguments", rt.class_name(cls));
             rt.raise(ErrorKind::TypeError, msg)
         }
@@ -392,6 +407,12 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
         Builtin::Str if args.len() == 1 => with_rt(ctx, |rt| {
             let s = rt.to_str(args[0])?;
             rt.new_str(&s)
+        }),
+        Builtin::Type if args.len() == 1 => {
+            with_rt(ctx, |rt| super::exceptions::type_of(rt, args[0]))
+        }
+        Builtin::IsInstance if args.len() == 2 => with_rt(ctx, |rt| {
+            super::exceptions::is_instance(rt, args[0], args[1])
         }),
         Builtin::Repr if args.len() == 1 => with_rt(ctx, |rt| {
             let s = rt.repr(args[0])?;
@@ -780,10 +801,12 @@ pub unsafe extern "C" fn stmjit_make_class(
         }
         let c = rt.alloc(rt.types.class, std::mem::size_of::<ClassObj>() as u64)?;
         let (base, attrs) = (rt.get(rb), rt.get(ra));
+        let exc = base != UNBOUND && rt.is_exc_class(base);
         let id = {
             let mut classes = rt.info.classes.write();
             classes.push(ClassInfo {
                 name: cd.name.clone(),
+                exc,
                 ..ClassInfo::default()
             });
             classes.len() - 1

@@ -43,13 +43,18 @@ pub unsafe extern "C" fn stmjit_cell_get(ctx: *mut Ctx, cell: Word, info: u64) -
     })
 }
 
-/// Stores `v` into `cell`; returns None.
+/// Stores `v` into `cell`, or empties it for `UNBOUND` (the end of an `except ... as n`
+/// clause unbinds `n`, a cell variable too); returns None.
 ///
 /// # Safety
 /// `ctx` must be the live context; `cell` a cell.
 pub unsafe extern "C" fn stmjit_cell_set(ctx: *mut Ctx, cell: Word, v: Word) -> Word {
     with_rt(ctx, |rt| {
-        if rt.list_len(cell) > 0 {
+        if v == UNBOUND {
+            if rt.list_len(cell) > 0 {
+                rt.list_pop(cell, 0)?;
+            }
+        } else if rt.list_len(cell) > 0 {
             rt.list_set(cell, 0, v)?;
         } else {
             rt.list_push(cell, v)?;

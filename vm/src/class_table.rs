@@ -27,6 +27,10 @@ use stmjit_runtime::value::Word;
 pub struct ClassInfo {
     /// Class name.
     pub name: String,
+    /// An exception class (derives from `BaseException`): its instances have `args`.
+    pub exc: bool,
+    /// A built-in class (the exception classes, ids `0..exceptions::BUILTIN_CLASSES`).
+    pub builtin: bool,
     /// Slot index → attribute name id (a short list: scanned, not hashed).
     pub shape: Vec<u32>,
     /// Class attribute lookup cache: name id → function object (old, immutable), int, None

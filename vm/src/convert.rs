@@ -169,9 +169,20 @@ impl Runtime {
                 Value::Class(c) => c,
                 _ => unreachable!("an instance's class is a class"),
             };
+            // An exception's `args` are needed for its text.
+            let mut attrs = Vec::new();
+            if class.exc {
+                let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
+                if let Some(s) = self.shape_slot(id, crate::exceptions::ARGS_NAME) {
+                    let a = self.inst_slot(w, s);
+                    if a != crate::UNBOUND {
+                        attrs.push(("args".to_string(), self.to_value_at(a, memo, depth + 1)));
+                    }
+                }
+            }
             let arc = Arc::new(VInst {
                 class,
-                attrs: Mutex::new(Vec::new()),
+                attrs: Mutex::new(attrs),
             });
             if memo.keep || memo.instances {
                 memo.back.insert(arc_id(&arc), self.root(w));
@@ -180,10 +191,16 @@ impl Runtime {
             memo.fwd.insert(w, v.clone());
             v
         } else if ty == t.class.0 {
+            let id = self.ld(w, offset_of!(ClassObj, class_id) as u64) as usize;
+            let (exc, builtin) = self
+                .class_copy
+                .with(&self.info.classes, |c| (c[id].exc, c[id].builtin));
             let arc = Arc::new(VClass {
                 name: self.class_name(w),
                 base: None,
                 attrs: Mutex::new(Vec::new()),
+                exc,
+                builtin,
             });
             if memo.keep {
                 memo.back.insert(arc_id(&arc), self.root(w));

@@ -71,13 +71,13 @@ impl Runtime {
         if self.error.is_none() && !self.tx.aborting {
             // An error is final only if its transaction commits: make it inevitable first
             // (if it was doomed meanwhile, this is an abort instead).
-            // SAFETY: th is this thread's live handle.
-            if let Err(a) = unsafe { (*self.th).become_inevitable() } {
-                self.note_abort(a);
+            if !self.error_may_stand() {
                 return ERR;
             }
             self.error = Some((kind, msg.into()));
             self.trace.clear();
+            // SAFETY: exc_slot is the driver's root slot or the runtime's own cell.
+            unsafe { *self.exc_slot = stmjit_runtime::value::NONE };
         }
         ERR
     }

@@ -47,6 +47,7 @@ pub mod conflict_names;
 pub mod convert;
 pub mod dict_overlay;
 pub mod error;
+pub mod exceptions;
 pub mod heap;
 pub mod helpers;
 pub mod items;

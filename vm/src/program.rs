@@ -429,6 +429,10 @@ impl ProgramInfo {
     /// Adds the program's names and constants (allocated in its first transaction), before
     /// anything of it is compiled and before any of its threads runs.
     pub fn link(&mut self, names: Names, consts: Constants) {
+        // Class ids 0.. are the built-in exception classes, made with the constants.
+        self.classes
+            .write()
+            .extend(crate::exceptions::builtin_class_infos());
         self.special_methods = crate::special::NAMES.iter().any(|n| names.id(n).is_some());
         self.names = names;
         self.consts = consts;

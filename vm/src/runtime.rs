@@ -48,6 +48,12 @@ pub struct Runtime {
     pub error: Option<(ErrorKind, String)>,
     /// Trace of the pending error, innermost first.
     pub trace: Vec<TraceEntry>,
+    /// Where the pending exception object is kept (NONE: none, or not made yet): a root
+    /// slot of the driver's base frame, or `exc_cell` without a driver (`exceptions.rs`).
+    pub exc_slot: *mut u64,
+    pub(crate) exc_cell: Box<UnsafeCell<u64>>,
+    /// Traces kept aside by running handlers, by key (`exceptions.rs`).
+    pub exc_stash: Vec<(u64, Vec<TraceEntry>)>,
     /// The trace site of the `spawn()` call that started this thread (`None` on the main
     /// thread): an uncaught error here says where its thread came from.
     pub spawn_site: Option<u64>,
@@ -80,7 +86,7 @@ impl Runtime {
         // SAFETY: th is a live handle owned by the caller for the runtime's lifetime.
         let ss = unsafe { (*th).shadow_stack_ptr() };
         let info_records_reads = info.stm.records_read_sites();
-        Runtime {
+        let mut rt = Runtime {
             types: info.types,
             stm: info.stm.clone(),
             mode: info.settings.mode,
@@ -93,6 +99,9 @@ impl Runtime {
             overflow_slot: Box::new(UnsafeCell::new(0)),
             error: None,
             trace: Vec::new(),
+            exc_slot: std::ptr::null_mut(),
+            exc_cell: Box::new(UnsafeCell::new(stmjit_runtime::value::NONE)),
+            exc_stash: Vec::new(),
             spawn_site: None,
             thread_id: None,
             out: Vec::new(),
@@ -101,7 +110,9 @@ impl Runtime {
             class_copy: Default::default(),
             overlay: Default::default(),
             record_reads: info_records_reads,
-        }
+        };
+        rt.exc_slot = rt.exc_cell.get();
+        rt
     }
 
     /// Appends program output to the running transaction's (written at its commit).

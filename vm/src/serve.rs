@@ -215,7 +215,7 @@ fn request_class(rt: &mut Runtime) -> R<Word> {
         classes.push(ClassInfo {
             name: "Request".into(),
             shape,
-            methods: Vec::new(),
+            ..ClassInfo::default()
         });
         classes.len() - 1
     };
@@ -390,8 +390,7 @@ fn handle(d: &mut Driver, sv: &Served, req: &Request) -> Response {
     let ctx: *mut Ctx = &mut *d.ctx;
     loop {
         let rt = rt_of(ctx);
-        rt.error = None;
-        rt.trace.clear();
+        rt.clear_error();
         rt.begin(ctx);
         {
             let c = &mut *d.ctx;
@@ -412,10 +411,8 @@ fn handle(d: &mut Driver, sv: &Served, req: &Request) -> Response {
         let answer = match outcome {
             Outcome::Answer(r) => Ok(r),
             Outcome::Raised => {
-                let (kind, msg) = rt.error.take().unwrap_or((
-                    ErrorKind::TypeError,
-                    "internal error without a message".into(),
-                ));
+                let (kind, msg) = rt.error_text();
+                rt.error = None;
                 let trace = std::mem::take(&mut rt.trace);
                 Err((
                     format!("{kind}: {msg}\n"),

@@ -20,7 +20,7 @@ use stmjit_runtime::value::{self, Word, NONE};
 
 /// Slots of a driver's base frame: the pending-spawn list, what the driver keeps, and the
 /// list of the transaction's dict overlays (`dict_overlay.rs`).
-const DRIVER_SLOTS: usize = 3;
+const DRIVER_SLOTS: usize = 4;
 
 /// Fields of a Thread object's data list.
 const T_FUNC: u64 = 0;
@@ -93,6 +93,8 @@ impl Driver {
         rt.tx.pending_slot = frame;
         // SAFETY: slot 2 of the base frame just pushed.
         rt.overlay.slot = unsafe { frame.add(2) };
+        // SAFETY: slot 3 of the base frame: the pending exception object (a GC root).
+        rt.exc_slot = unsafe { frame.add(3) };
         Driver { ctx, rt, th, frame }
     }
 
@@ -164,15 +166,13 @@ impl Driver {
 pub(crate) fn fail(rt: &mut Runtime) -> ! {
     let info = rt.info.clone();
     let mut failed = info.output.failed.lock().unwrap();
+    // The text first: the exception's `__str__` runs in its transaction.
+    let (kind, msg) = rt.error_text();
     let _ = rt.commit();
     // Held until the process exits: no other thread writes a partial line meanwhile.
     let _output = rt.info.output.flush_and_hold();
     if !*failed {
         *failed = true;
-        let (kind, msg) = rt.error.clone().unwrap_or((
-            ErrorKind::TypeError,
-            "internal error without a message".into(),
-        ));
         let mut text = render_runtime(kind, &msg, &rt.trace, &rt.info.file);
         let origin = rt
             .spawn_site

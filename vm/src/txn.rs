@@ -500,8 +500,7 @@ pub unsafe extern "C" fn stmjit_restart(ctx: *mut Ctx, frame: *mut u64) -> Word 
         (*(*ctx).ss).top = frame.add(saved.len());
         (*ctx).atomic_depth = 0;
     }
-    rt.error = None;
-    rt.trace.clear();
+    rt.clear_error();
     rt.begin(ctx);
     NONE
 }

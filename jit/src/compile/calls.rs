@@ -116,6 +116,10 @@ impl FnCompiler<'_, '_> {
         self.b.ins().brif(is_err, err, &[], ok, &[]);
         self.b.set_cold_block(err);
         self.b.switch_to_block(err);
+        if self.error_to_region(site) {
+            self.b.switch_to_block(ok);
+            return;
+        }
         let s = self.b.ins().iconst(I64, site);
         let e = self.call(Helper::Trace, &[self.ctx, s]);
         let restart = self.b.ins().icmp_imm(IntCC::Equal, e, RESTART as i64);

@@ -981,6 +981,8 @@ impl FnCompiler<'_, '_> {
                 Slot::Unresolved => Builtin::from_name(&n.name),
                 _ => None,
             };
+            // The built-in exception classes are classes: called as values below.
+            let b = b.filter(|b| !matches!(b, Builtin::ExcClass(_)));
             if b == Some(Builtin::Len) && args.len() == 1 {
                 return self.len_call(&args[0], span);
             }

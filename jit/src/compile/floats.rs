@@ -112,6 +112,20 @@ pub(crate) fn float_locals(body: &[Stmt], nlocals: usize) -> Vec<bool> {
                 StmtKind::While { body, .. }
                 | StmtKind::For { body, .. }
                 | StmtKind::With { body, .. } => visit(body, marks, changed),
+                StmtKind::Try {
+                    body,
+                    handlers,
+                    orelse,
+                    finalbody,
+                    ..
+                } => {
+                    visit(body, marks, changed);
+                    for h in handlers {
+                        visit(&h.body, marks, changed);
+                    }
+                    visit(orelse, marks, changed);
+                    visit(finalbody, marks, changed);
+                }
                 _ => {}
             }
         }

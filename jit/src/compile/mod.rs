@@ -31,6 +31,7 @@ mod frames;
 mod lists;
 mod sites;
 mod stmt;
+mod tries;
 mod txn;
 mod values;
 
@@ -213,6 +214,16 @@ pub struct FnCompiler<'a, 'b> {
     /// The attribute or global of the `o.name`, `o.name = v` or global access being
     /// compiled: the sites registered meanwhile carry it ([`stmjit_vm::Site::accesses`]).
     pub(crate) accesses: Option<stmjit_vm::Accessed>,
+    /// Active `try` regions, innermost last (`tries.rs`).
+    pub(crate) tries: Vec<tries::Region>,
+    /// `finally` bodies that `break`, `continue` and `return` run on their way out.
+    pub(crate) finallies: Vec<tries::Finally>,
+    /// Running `except` clauses: their `try` level and the slot of their exception.
+    pub(crate) handling: Vec<(usize, usize)>,
+    /// The slot of `Ctx::atomic_depth` at entry (bodies with `try` statements).
+    pub(crate) entry_atomic: Option<usize>,
+    /// The handlers' shadow-stack tops, patched with the frame size at the end.
+    pub(crate) top_fixups: Vec<ir::Inst>,
 }
 
 /// Memory flags of shadow-stack and context accesses.
@@ -251,6 +262,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         c.b.switch_to_block(body_block);
         let span = body.first().map(|s| s.span).unwrap_or_default();
         c.make_cells(cells, span);
+        if tries::has_try(body) {
+            c.setup_tries();
+        }
         c.stmts(body);
         if !c.is_filled() {
             let none = c.b.ins().iconst(I64, NONE as i64);
@@ -264,6 +278,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         let span = body.first().map(|s| s.span).unwrap_or_default();
         c.poll_to(span, body_block);
         c.build_restarts();
+        c.patch_tops();
         c.b.seal_all_blocks();
         let fc = c.sh.frontend;
         c.b.finalize(fc);
@@ -310,6 +325,11 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             float_locals: floats::float_locals(body, nlocals),
             line: 0,
             accesses: None,
+            tries: Vec::new(),
+            finallies: Vec::new(),
+            handling: Vec::new(),
+            entry_atomic: None,
+            top_fixups: Vec::new(),
         }
     }
 

@@ -135,13 +135,25 @@ impl FnCompiler<'_, '_> {
             StmtKind::For { var, iter, body } => self.for_loop(var, iter, body, s.span),
             StmtKind::Break => {
                 let (_, exit, w) = *self.loops.last().expect("break inside a loop");
-                self.leave_with_blocks(self.with_depth - w);
+                let reached = self.run_finallies(true);
+                self.leave_with_blocks(reached - w);
                 self.b.ins().jump(exit, &[]);
             }
             StmtKind::Continue => {
                 let (latch, _, w) = *self.loops.last().expect("continue inside a loop");
-                self.leave_with_blocks(self.with_depth - w);
+                let reached = self.run_finallies(true);
+                self.leave_with_blocks(reached - w);
                 self.b.ins().jump(latch, &[]);
+            }
+            StmtKind::Try {
+                body,
+                handlers,
+                orelse,
+                finalbody,
+                level,
+            } => self.try_stmt(body, handlers, orelse, finalbody, *level),
+            StmtKind::Raise { exc, handler_level } => {
+                self.raise_stmt(exc.as_ref(), *handler_level, s.span)
             }
             StmtKind::Pass | StmtKind::Global(_) | StmtKind::Nonlocal(_) => {}
             StmtKind::Return(e) => self.return_stmt(e.as_ref()),
@@ -242,7 +254,17 @@ impl FnCompiler<'_, '_> {
             Some(e) => self.expr(e),
             None => self.b.ins().iconst(I64, 0),
         };
-        self.leave_with_blocks(self.with_depth);
+        let (v, reached) = if self.finallies.is_empty() {
+            (v, self.with_depth)
+        } else {
+            let mark = self.temp_mark();
+            let t = self.push_temp(v);
+            let reached = self.run_finallies(false);
+            let v = self.load_slot(t);
+            self.pop_temps(mark);
+            (v, reached)
+        };
+        self.leave_with_blocks(reached);
         let ret = self.ret_block;
         self.b.ins().jump(ret, &[v.into()]);
     }
@@ -602,7 +624,7 @@ impl FnCompiler<'_, '_> {
     }
 
     /// Leaving `n` `with` blocks by `break`, `continue` or `return`.
-    fn leave_with_blocks(&mut self, n: usize) {
+    pub(crate) fn leave_with_blocks(&mut self, n: usize) {
         if n > 0 {
             self.add_atomic_depth(-(n as i64));
         }

@@ -176,6 +176,10 @@ impl Interp {
                     )),
                 }
             }
+            Value::Class(c) if name == "__name__" && c.lookup(name).is_none() => {
+                Ok(Value::str(c.name.as_str()))
+            }
+            Value::Builtin(b) if name == "__name__" => Ok(Value::str(b.name())),
             Value::Class(c) => c.lookup(name).ok_or_else(|| {
                 exc(
                     ErrorKind::AttributeError,
@@ -236,9 +240,16 @@ impl Interp {
                 self.call_function(&m.1, args, kw)
             }
             Value::Class(c) => {
+                // An exception's arguments are its `args`, whatever `__init__` does with
+                // them (CPython's `BaseException.__new__`).
+                let attrs = if c.exc {
+                    vec![("args".to_string(), ListObj::new_value(args.clone()))]
+                } else {
+                    Vec::new()
+                };
                 let inst = Value::Instance(Arc::new(InstanceObj {
                     class: c.clone(),
-                    attrs: Mutex::new(Vec::new()),
+                    attrs: Mutex::new(attrs),
                 }));
                 match c.lookup("__init__") {
                     Some(init) => {
@@ -254,7 +265,13 @@ impl Interp {
                             ));
                         }
                     }
-                    None if !args.is_empty() || !kw.is_empty() => {
+                    None if !kw.is_empty() && c.exc => {
+                        return Err(exc(
+                            ErrorKind::TypeError,
+                            format!("{}() takes no keyword arguments", c.name),
+                        ))
+                    }
+                    None if (!args.is_empty() && !c.exc) || !kw.is_empty() => {
                         return Err(exc(
                             ErrorKind::TypeError,
                             format!("{}() takes no arguments", c.name),

@@ -115,10 +115,22 @@ impl Interp {
                 }
                 let class = ClassObj {
                     name: name.clone(),
+                    exc: base.as_ref().is_some_and(|b| b.exc),
                     base,
                     attrs: Mutex::new(table),
+                    builtin: false,
                 };
                 self.store(target, Value::Class(Arc::new(class)), env)?;
+            }
+            StmtKind::Try {
+                body,
+                handlers,
+                orelse,
+                finalbody,
+                ..
+            } => return self.exec_try(body, handlers, orelse, finalbody, env),
+            StmtKind::Raise { exc, handler_level } => {
+                return Err(self.raise_stmt(exc.as_ref(), *handler_level, env))
             }
             StmtKind::With { kind, body } => {
                 let held = match kind {
@@ -270,11 +282,11 @@ impl Interp {
                 ));
             }
             Slot::Global(g) => lock(&self.shared.globals)[g].clone(),
-            Slot::Builtin(b) => Some(Value::Builtin(b)),
+            Slot::Builtin(b) => Some(self.builtin_value(b)),
             Slot::Unresolved => None,
         };
         found
-            .or_else(|| Builtin::from_name(&n.name).map(Value::Builtin))
+            .or_else(|| Builtin::from_name(&n.name).map(|b| self.builtin_value(b)))
             .ok_or_else(|| {
                 exc(
                     ErrorKind::NameError,

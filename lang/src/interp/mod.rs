@@ -34,6 +34,7 @@ mod eval;
 mod exec;
 pub mod gil;
 mod methods;
+mod raise;
 mod special;
 mod threads;
 
@@ -63,6 +64,9 @@ pub struct Exc {
     /// The trace holds only the frames of a special method's call (`special.rs`): the
     /// frames around the operation that called it are still to be appended.
     pub open: bool,
+    /// The exception object: what `raise` raised, or made from `kind` and `msg` once a
+    /// handler looked at it (`raise.rs`).
+    pub obj: Option<Value>,
 }
 
 /// Result of interpreter operations.
@@ -75,6 +79,7 @@ pub fn exc(kind: ErrorKind, msg: impl Into<String>) -> Box<Exc> {
         msg: msg.into(),
         trace: Vec::new(),
         open: false,
+        obj: None,
     })
 }
 
@@ -106,6 +111,8 @@ pub struct Shared {
     start: Instant,
     /// Ends the process when a spawned thread fails (see [`crate::Exit`]).
     exit: crate::Exit,
+    /// The built-in exception classes, by index in [`crate::exceptions::CLASSES`].
+    pub exc_classes: Vec<Arc<ClassObj>>,
 }
 
 impl Shared {
@@ -130,17 +137,18 @@ impl Shared {
         }
     }
 
-    /// Prints `e` as LANGUAGE.md requires (after the program's pending output).
-    pub fn report(&self, e: &Exc) {
+    /// Prints `e`, named `name` with `msg` ([`Interp::exc_text`]), as LANGUAGE.md requires
+    /// (after the program's pending output).
+    pub fn report(&self, e: &Exc, (name, msg): (String, String)) {
         self.flush_out();
-        let text = render_runtime(e.kind, &e.msg, &e.trace, &self.file);
+        let text = render_runtime(name, &msg, &e.trace, &self.file);
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 
     /// [`Shared::report`] for an error that ended a thread spawned at `spawned_at`.
-    pub fn report_in_thread(&self, e: &Exc, spawned_at: Span) {
+    pub fn report_in_thread(&self, e: &Exc, (name, msg): (String, String), spawned_at: Span) {
         self.flush_out();
-        let mut text = render_runtime(e.kind, &e.msg, &e.trace, &self.file);
+        let mut text = render_runtime(name, &msg, &e.trace, &self.file);
         text.push_str(&render_thread_origin(&self.file, spawned_at));
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
@@ -162,6 +170,9 @@ pub struct Interp {
     frames: Vec<Frame>,
     /// Nesting of `with atomic:` / `with lock:` / queued calls: no thread switch while > 0.
     atomic: usize,
+    /// The exceptions of the `except` clauses running (innermost last): a bare `raise`
+    /// re-raises the last.
+    handling: Vec<Box<Exc>>,
     ticks: u32,
 }
 
@@ -182,6 +193,7 @@ pub fn run_program(program: Program, file: &str, args: Vec<String>, exit: crate:
         threads: Mutex::new(Vec::new()),
         start: Instant::now(),
         exit,
+        exc_classes: crate::exceptions::new_classes(),
     });
     shared.gil.acquire();
     let mut it = Interp::new(shared.clone());
@@ -194,7 +206,8 @@ pub fn run_program(program: Program, file: &str, args: Vec<String>, exit: crate:
     let result = it.exec_block(&program.body, &mut Vec::new());
     if let Err(e) = result {
         // The global lock stays held: no other thread prints after the error.
-        shared.report(&e);
+        let text = it.exc_text(&e);
+        shared.report(&e, text);
         return 1;
     }
     loop {
@@ -217,6 +230,7 @@ impl Interp {
             shared,
             frames: Vec::new(),
             atomic: 0,
+            handling: Vec::new(),
             ticks: 0,
         }
     }

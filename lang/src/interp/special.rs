@@ -26,6 +26,7 @@ impl Special for InterpSpecial<'_> {
             frames: self.it.frames.clone(),
             atomic: self.it.atomic,
             ticks: 0,
+            handling: Vec::new(),
         };
         let outer = sub.frames.len();
         let r = match method {

@@ -42,10 +42,13 @@ impl Interp {
                     let mut it = Interp::new(shared.clone());
                     it.call_value(f, args, span).map_err(|e| it.locate(e, span))
                 });
+                let it_text =
+                    |shared: &Arc<Shared>, e: &Exc| Interp::new(shared.clone()).exc_text(e);
                 match std::panic::catch_unwind(run) {
                     Ok(Ok(v)) => *lock(&t.result) = Some(v),
                     Ok(Err(e)) => {
-                        shared.report_in_thread(&e, span);
+                        let text = it_text(&shared, &e);
+                        shared.report_in_thread(&e, text, span);
                         (shared.exit)(1);
                     }
                     // An interpreter bug: end the process rather than leave the others

@@ -9,7 +9,7 @@
 
 use super::Ctx;
 use crate::site_cache::SiteCache;
-use crate::{callkw, calls, cells, error, helpers as ops, txn};
+use crate::{callkw, calls, cells, error, exceptions, helpers as ops, txn};
 use stmjit_runtime::transaction::StmThread;
 use stmjit_runtime::value::Word;
 
@@ -186,6 +186,15 @@ helpers! {
     CellSet = "stmjit_cell_set", cells::stmjit_cell_set: fn(*mut Ctx, Word, Word) -> Word, MayMove;
     /// Creates the class of a class statement.
     MakeClass = "stmjit_make_class", calls::stmjit_make_class: fn(*mut Ctx, u64, Word, *const Word) -> Word, MayMove;
+    /// `raise v` (`UNBOUND`: a bare `raise` outside any `except` clause); returns `ERR`.
+    Raise = "stmjit_raise", exceptions::stmjit_raise: fn(*mut Ctx, Word) -> Word, MayMove;
+    /// A handler's first step: the pending exception as an object (`ERR`/`RESTART`: an
+    /// abort goes on unwinding), its trace kept aside under a key.
+    Catch = "stmjit_catch", exceptions::stmjit_catch: fn(*mut Ctx, u64, u64) -> Word, MayMove;
+    /// `except cls:` matching: a bool word, or `ERR`.
+    ExcMatch = "stmjit_exc_match", exceptions::stmjit_exc_match: fn(*mut Ctx, Word, Word) -> Word, NoMove;
+    /// Raises a caught exception again with the trace kept under a key; returns `ERR`.
+    Reraise = "stmjit_reraise", exceptions::stmjit_reraise: fn(*mut Ctx, Word, u64) -> Word, MayMove;
     /// Checks the value of `with EXPR:` (a Lock).
     WithLock = "stmjit_with_lock", calls::stmjit_with_lock: fn(*mut Ctx, Word) -> Word, MayMove;
     /// Allocation slow path of the inline nursery bump (0: the transaction aborted).

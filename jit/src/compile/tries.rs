@@ -1,0 +1,397 @@
+//! `try` statements and `raise` (LANGUAGE.md, "Exceptions"; the object model's side is
+//! `stmjit_vm::exceptions`).
+//!
+//! Inside a `try` body every error check (`check_site`) jumps to the statement's handler
+//! block, passing the failing site, instead of returning `ERR`: the path that raises
+//! nothing is the same code as without `try` (no setup at entry, no test). The handler
+//! block puts the shadow stack's top and `Ctx::atomic_depth` back to what they are in this
+//! frame at the `try` (a helper deep in the runtime may have left roots pushed; the `with`
+//! blocks the exception left are left), then `stmjit_catch`: while an abort unwinds, it
+//! says so and the frame returns `ERR` (or restarts, if it opened the transaction) with no
+//! handler run. Otherwise the exception object goes into a temporary, the `except`
+//! clauses test it in order, and one that does not match raises it again
+//! (`stmjit_reraise`) from the same site. `finally` bodies are compiled on each way out:
+//! after the body or a handler, on the exception path (which raises again at its end), and
+//! before each `break`, `continue` and `return` that leaves them.
+
+use super::{mf, FnCompiler};
+use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, Block, InstBuilder, Value};
+use std::mem::offset_of;
+use stmjit_lang::ast::{Expr, Handler, Name, Slot, Stmt, StmtKind};
+use stmjit_lang::diag::Span;
+use stmjit_runtime::value::TRUE;
+use stmjit_runtime::ShadowStack;
+use stmjit_vm::abi::Helper;
+use stmjit_vm::{Ctx, ERR, RESTART, UNBOUND};
+
+/// An active `try` region: where an exception raised in it goes.
+#[derive(Clone, Copy)]
+pub(crate) struct Region {
+    /// A block taking the failing site.
+    pub target: Block,
+}
+
+/// A `finally` body that `break`, `continue` and `return` run on their way out.
+#[derive(Clone)]
+pub(crate) struct Finally {
+    pub body: Vec<Stmt>,
+    /// Loops open at the `try` (a `break` of a loop opened inside runs it).
+    pub loops: usize,
+    /// `with` blocks open at the `try`.
+    pub with_depth: usize,
+    /// Regions active around the `try`.
+    pub tries: usize,
+}
+
+/// Whether `stmts` hold a `try` statement (at any depth).
+pub(crate) fn has_try(stmts: &[Stmt]) -> bool {
+    stmts.iter().any(|s| match &s.kind {
+        StmtKind::Try { .. } => true,
+        StmtKind::If { body, orelse, .. } => has_try(body) || has_try(orelse),
+        StmtKind::While { body, .. } | StmtKind::For { body, .. } | StmtKind::With { body, .. } => {
+            has_try(body)
+        }
+        _ => false,
+    })
+}
+
+impl FnCompiler<'_, '_> {
+    /// At the start of a body with `try` statements: `Ctx::atomic_depth` at entry, kept in
+    /// a temporary (tagged) for the handlers.
+    pub(crate) fn setup_tries(&mut self) {
+        let d = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, atomic_depth) as i32);
+        let t = self.b.ins().ishl_imm(d, 1);
+        let t = self.b.ins().bor_imm(t, 1);
+        self.entry_atomic = Some(self.push_temp(t));
+    }
+
+    /// Goes on unwinding from `site` (a value): into the innermost region, or out of the
+    /// frame with a trace entry.
+    fn unwind_to(&mut self, site: Value) {
+        if let Some(r) = self.tries.last().copied() {
+            self.b.ins().jump(r.target, &[site.into()]);
+            return;
+        }
+        let e = self.call(Helper::Trace, &[self.ctx, site]);
+        let restart = self.b.ins().icmp_imm(IntCC::Equal, e, RESTART as i64);
+        let dispatch = self.dispatch_block();
+        let unwind = self.b.create_block();
+        self.b.ins().brif(restart, dispatch, &[], unwind, &[]);
+        self.b.set_cold_block(unwind);
+        self.b.switch_to_block(unwind);
+        let err = self.b.ins().iconst(I64, ERR as i64);
+        self.b.ins().jump(self.ret_block, &[err.into()]);
+    }
+
+    /// The error path of a check inside a region: to its handler with `site`. False
+    /// outside any region.
+    pub(crate) fn error_to_region(&mut self, site: i64) -> bool {
+        let Some(r) = self.tries.last().copied() else {
+            return false;
+        };
+        let s = self.b.ins().iconst(I64, site);
+        self.b.ins().jump(r.target, &[s.into()]);
+        true
+    }
+
+    /// The key of the trace kept aside by the handler of the `try` at `level`.
+    fn stash_key(&mut self, level: usize) -> Value {
+        let f = self.frame();
+        let k = self.b.ins().ishl_imm(f, 6);
+        self.b.ins().bor_imm(k, level.min(63) as i64)
+    }
+
+    /// A handler's entry (see the module docs) in the current block: returns the slot of
+    /// the exception object.
+    fn catch(&mut self, site: Value, level: usize, with_depth: usize) -> usize {
+        self.region.marks.clear();
+        self.local_of.clear();
+        // The shadow stack's top: this frame's (patched once the frame size is known).
+        let frame = self.frame();
+        let top = self.b.ins().iconst(I64, 0);
+        let inst = self.b.func.dfg.value_def(top).unwrap_inst();
+        self.top_fixups.push(inst);
+        let top = self.b.ins().iadd(frame, top);
+        let ss = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, ss) as i32);
+        self.b
+            .ins()
+            .store(mf(), top, ss, offset_of!(ShadowStack, top) as i32);
+        let slot = self
+            .entry_atomic
+            .expect("a body with try has its entry depth");
+        let d = self.load_slot(slot);
+        let d = self.b.ins().sshr_imm(d, 1);
+        let d = self.b.ins().iadd_imm(d, with_depth as i64);
+        self.b
+            .ins()
+            .store(mf(), d, self.ctx, offset_of!(Ctx, atomic_depth) as i32);
+        let key = self.stash_key(level);
+        let r = self.call(Helper::Catch, &[self.ctx, site, key]);
+        let restart = self.b.ins().icmp_imm(IntCC::Equal, r, RESTART as i64);
+        let dispatch = self.dispatch_block();
+        let not_restart = self.b.create_block();
+        self.b.ins().brif(restart, dispatch, &[], not_restart, &[]);
+        self.b.switch_to_block(not_restart);
+        let is_err = self.b.ins().icmp_imm(IntCC::Equal, r, ERR as i64);
+        let go = self.b.create_block();
+        let err = self.b.ins().iconst(I64, ERR as i64);
+        self.b
+            .ins()
+            .brif(is_err, self.ret_block, &[err.into()], go, &[]);
+        self.b.switch_to_block(go);
+        self.push_temp(r)
+    }
+
+    /// Raises the exception in `obj_slot` again with the trace kept by the handler of
+    /// `level`, and unwinds from `site`.
+    fn reraise(&mut self, obj_slot: usize, level: usize, site: Value) {
+        let obj = self.load_slot(obj_slot);
+        let key = self.stash_key(level);
+        self.call(Helper::Reraise, &[self.ctx, obj, key]);
+        self.unwind_to(site);
+    }
+
+    /// `try:` ... (see the module docs).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn try_stmt(
+        &mut self,
+        body: &[Stmt],
+        handlers: &[Handler],
+        orelse: &[Stmt],
+        finalbody: &[Stmt],
+        level: usize,
+    ) {
+        let before = self.assigned.clone();
+        let with_depth = self.with_depth;
+        let has_fin = !finalbody.is_empty();
+        let normal_end = self.b.create_block();
+        let site_block = |c: &mut Self| {
+            let b = c.b.create_block();
+            c.b.append_block_param(b, I64);
+            c.b.set_cold_block(b);
+            b
+        };
+        let fin_exc = has_fin.then(|| site_block(self));
+        let dispatch = (!handlers.is_empty()).then(|| site_block(self));
+        let fin_index = self.finallies.len();
+        if has_fin {
+            self.finallies.push(Finally {
+                body: finalbody.to_vec(),
+                loops: self.loops.len(),
+                with_depth,
+                tries: self.tries.len(),
+            });
+        }
+        let fin_region = fin_exc.map(|target| Region { target });
+        // The body.
+        let target = dispatch
+            .or(fin_exc)
+            .expect("a try has a handler or a finally");
+        self.tries.push(Region { target });
+        self.stmts(body);
+        self.tries.pop();
+        // `else`, inside `finally`'s region only.
+        if !self.is_filled() {
+            self.tries.extend(fin_region);
+            self.stmts(orelse);
+            if fin_region.is_some() {
+                self.tries.pop();
+            }
+            if !self.is_filled() {
+                self.b.ins().jump(normal_end, &[]);
+            }
+        }
+        // The handlers.
+        if let Some(d) = dispatch {
+            self.b.switch_to_block(d);
+            let site = self.b.block_params(d)[0];
+            self.assigned = before.clone();
+            let mark = self.temp_mark();
+            let obj = self.catch(site, level, with_depth);
+            self.tries.extend(fin_region);
+            for h in handlers {
+                self.handler(h, obj, level, normal_end);
+            }
+            // None matched: the same exception, from the same site.
+            self.reraise(obj, level, site);
+            if fin_region.is_some() {
+                self.tries.pop();
+            }
+            self.pop_temps(mark);
+        }
+        if has_fin {
+            self.finallies.truncate(fin_index);
+        }
+        // `finally` on the exception path: raises again at its end.
+        if let Some(f) = fin_exc {
+            self.b.switch_to_block(f);
+            let site = self.b.block_params(f)[0];
+            self.assigned = before.clone();
+            let mark = self.temp_mark();
+            let obj = self.catch(site, level, with_depth);
+            let tagged = self.b.ins().ishl_imm(site, 1);
+            let tagged = self.b.ins().bor_imm(tagged, 1);
+            let st = self.push_temp(tagged);
+            self.stmts(finalbody);
+            if !self.is_filled() {
+                let s = self.load_slot(st);
+                let s = self.b.ins().sshr_imm(s, 1);
+                self.reraise(obj, level, s);
+            }
+            self.pop_temps(mark);
+        }
+        // The normal way out.
+        self.b.switch_to_block(normal_end);
+        self.assigned = before;
+        self.stmts(finalbody);
+    }
+
+    /// One `except` clause: tests the exception in `obj` against its classes, runs its body
+    /// when one matches (jumping to `done` at its end), and leaves the builder where the
+    /// next clause's test goes.
+    fn handler(&mut self, h: &Handler, obj: usize, level: usize, done: Block) {
+        let next = self.b.create_block();
+        if !h.classes.is_empty() {
+            let matched = self.b.create_block();
+            for c in &h.classes {
+                let m = self.exc_match(c, obj);
+                let is_true = self.b.ins().icmp_imm(IntCC::Equal, m, TRUE as i64);
+                let cont = self.b.create_block();
+                self.b.ins().brif(is_true, matched, &[], cont, &[]);
+                self.b.switch_to_block(cont);
+            }
+            self.b.ins().jump(next, &[]);
+            self.b.switch_to_block(matched);
+        }
+        let before = self.assigned.clone();
+        if let Some(n) = &h.name {
+            let v = self.load_slot(obj);
+            self.store_handler_name(n, v, h.span);
+        }
+        self.handling.push((level, obj));
+        self.stmts(&h.body);
+        self.handling.pop();
+        if !self.is_filled() {
+            if let Some(n) = &h.name {
+                // Unbound when the clause ends, as in Python.
+                let u = self.b.ins().iconst(I64, UNBOUND as i64);
+                self.store_handler_name(n, u, h.span);
+                if let Slot::Local(i) = n.slot {
+                    self.assigned[i] = false;
+                }
+            }
+            self.b.ins().jump(done, &[]);
+        }
+        self.assigned = before;
+        self.b.switch_to_block(next);
+    }
+
+    fn store_handler_name(&mut self, n: &Name, v: Value, span: Span) {
+        match n.slot {
+            Slot::Local(i) => {
+                self.store_slot(i, v);
+                self.assigned[i] = true;
+            }
+            Slot::Cell(i) => {
+                // `UNBOUND` empties the cell (the end of the clause).
+                let cell = self.load_slot(i);
+                self.call_checked(Helper::CellSet, &[self.ctx, cell, v], span);
+            }
+            Slot::Global(g) => self.store_global(g, v, span),
+            Slot::Builtin(_) | Slot::Unresolved => {}
+        }
+    }
+
+    /// `except c:`: whether the exception in `obj` is an instance of `c`'s value.
+    fn exc_match(&mut self, c: &Expr, obj: usize) -> Value {
+        let v = self.expr(c);
+        let o = self.load_slot(obj);
+        self.call_checked(Helper::ExcMatch, &[self.ctx, o, v], c.span)
+    }
+
+    /// `raise e`, or a bare `raise` (of the `except` clause at `handler`, if any).
+    pub(crate) fn raise_stmt(&mut self, e: Option<&Expr>, handler: Option<usize>, span: Span) {
+        match (e, handler) {
+            (Some(e), _) => {
+                let v = self.expr(e);
+                self.call_checked(Helper::Raise, &[self.ctx, v], span);
+            }
+            (None, Some(level)) => {
+                let obj = self
+                    .handling
+                    .iter()
+                    .rev()
+                    .find(|(l, _)| *l == level)
+                    .map(|&(_, o)| o)
+                    .expect("a bare raise inside its except clause");
+                let site = self.site(span);
+                let s = self.b.ins().iconst(I64, site);
+                self.reraise(obj, level, s);
+            }
+            (None, None) => {
+                let u = self.b.ins().iconst(I64, UNBOUND as i64);
+                self.call_checked(Helper::Raise, &[self.ctx, u], span);
+            }
+        }
+        if !self.is_filled() {
+            // Raising never returns normally: what follows is dead.
+            let err = self.b.ins().iconst(I64, ERR as i64);
+            self.b.ins().jump(self.ret_block, &[err.into()]);
+        }
+    }
+
+    /// Before `break`/`continue` (`loop_exit`: the finally bodies of `try` statements
+    /// inside the innermost loop) or `return` (all): runs the `finally` bodies on the way
+    /// out, innermost first, each after leaving the `with` blocks opened inside it.
+    /// Returns the `with` depth reached (the caller leaves the rest).
+    pub(crate) fn run_finallies(&mut self, loop_exit: bool) -> usize {
+        let upto = if loop_exit {
+            let n = self.loops.len();
+            self.finallies.iter().take_while(|f| f.loops < n).count()
+        } else {
+            0
+        };
+        let saved_fin = self.finallies.clone();
+        let saved_tries = self.tries.clone();
+        let saved_with = self.with_depth;
+        let mut with = self.with_depth;
+        for i in (upto..saved_fin.len()).rev() {
+            let f = saved_fin[i].clone();
+            if with > f.with_depth {
+                self.leave_with_blocks(with - f.with_depth);
+                with = f.with_depth;
+            }
+            self.finallies.truncate(i);
+            self.tries.truncate(f.tries);
+            self.with_depth = f.with_depth;
+            if self.is_filled() {
+                self.dead_block();
+            }
+            self.stmts(&f.body);
+        }
+        self.finallies = saved_fin;
+        self.tries = saved_tries;
+        self.with_depth = saved_with;
+        if self.is_filled() {
+            self.dead_block();
+        }
+        with
+    }
+
+    /// Patches the handlers' shadow-stack tops once the frame size is known.
+    pub(crate) fn patch_tops(&mut self) {
+        let size = 8 * (self.nlocals + self.max_temps) as i64;
+        for &inst in &self.top_fixups {
+            self.b.func.dfg.insts[inst] = ir::InstructionData::UnaryImm {
+                opcode: ir::Opcode::Iconst,
+                imm: ir::immediates::Imm64::new(size),
+            };
+        }
+    }
+}

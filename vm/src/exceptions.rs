@@ -1,0 +1,378 @@
+//! Exceptions in the object model: the built-in exception classes (class ids `0..COUNT`,
+//! made with the program's constants), exception instances and their `args`, and the
+//! helpers of `raise` and `try` in JIT code (`jit/src/compile/tries.rs` says how code uses
+//! them).
+//!
+//! The pending exception is `Runtime::error` (kind and message of an error the language
+//! raised) and, once it is an object, the driver's root slot `Runtime::exc_slot` (what
+//! `raise` raised, or what a handler made of the error). An exception never ends a
+//! transaction and an abort is never an exception: the handler's first helper,
+//! [`stmjit_catch`], lets an abort go on unwinding (`Unwind::Aborted`, `tx.aborting`),
+//! exactly as `stmjit_trace` does, and raising makes the running transaction inevitable
+//! first (as every error did before exceptions could be caught: `Runtime::raise`).
+//!
+//! Traces: when a handler catches, the trace of the frames below its own is kept aside
+//! under a key (the handler's frame address and `try` level); `raise` without an argument,
+//! a handler that does not match and the end of a `finally` put it back
+//! ([`stmjit_reraise`]) and unwinding goes on from there.
+
+use crate::class_table::ClassInfo;
+use crate::objects::{ClassObj, InstanceObj};
+use crate::{exc, Ctx, Runtime, ERR, R, RESTART, UNBOUND};
+use std::mem::offset_of;
+use stmjit_lang::diag::{ErrorKind, TraceEntry};
+use stmjit_lang::exceptions::{self, CLASSES, COUNT};
+use stmjit_runtime::value::{self, Word, NONE};
+
+/// The class-table entries of the built-in exception classes (ids `0..COUNT`).
+pub fn builtin_class_infos() -> Vec<ClassInfo> {
+    CLASSES
+        .iter()
+        .map(|(name, _)| ClassInfo {
+            name: name.to_string(),
+            exc: true,
+            builtin: true,
+            ..ClassInfo::default()
+        })
+        .collect()
+}
+
+/// The key of the trace a handler keeps aside: its frame's address and its `try` level
+/// (nested `try` statements of one frame have higher levels, called frames higher
+/// addresses, so every key above a handler's belongs to a handler that has ended).
+pub const fn stash_key(frame: u64, level: u64) -> u64 {
+    frame << 6 | level
+}
+
+impl Runtime {
+    /// Allocates built-in exception class `i` (base `base`, NONE for the root): one of the
+    /// program's constants.
+    pub fn new_builtin_exc_class(&mut self, i: usize, base: Word) -> R<Word> {
+        let m = self.mark();
+        let rb = self.root(base);
+        let attrs = self.new_dict()?;
+        let ra = self.root(attrs);
+        let c = self.alloc(self.types.class, std::mem::size_of::<ClassObj>() as u64)?;
+        self.st(c, offset_of!(ClassObj, class_id) as u64, i as u64);
+        self.st(c, offset_of!(ClassObj, base) as u64, self.get(rb));
+        self.st(c, offset_of!(ClassObj, attrs) as u64, self.get(ra));
+        self.release(m);
+        Ok(c)
+    }
+
+    /// Whether `cls` (a class) is an exception class.
+    pub fn is_exc_class(&self, cls: Word) -> bool {
+        let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
+        self.class_copy.with(&self.info.classes, |c| c[id].exc)
+    }
+
+    /// Whether class `cls` is `of` or derives from it.
+    pub fn is_subclass(&self, mut cls: Word, of: Word) -> bool {
+        loop {
+            if cls == of {
+                return true;
+            }
+            self.rb(cls);
+            cls = self.ld(cls, offset_of!(ClassObj, base) as u64);
+            if cls == NONE {
+                return false;
+            }
+        }
+    }
+
+    /// The class of an instance.
+    fn class_of(&self, o: Word) -> Word {
+        self.rb(o);
+        self.ld(o, offset_of!(InstanceObj, class) as u64)
+    }
+
+    /// Whether `o` is an exception instance.
+    pub fn is_exc_instance(&self, o: Word) -> bool {
+        self.is(o, self.types.instance) && self.is_exc_class(self.class_of(o))
+    }
+
+    /// The pending exception object (NONE: none yet).
+    fn pending_obj(&self) -> Word {
+        // SAFETY: exc_slot is the driver's root slot or the runtime's own cell.
+        unsafe { *self.exc_slot }
+    }
+
+    fn set_pending_obj(&mut self, w: Word) {
+        // SAFETY: as pending_obj.
+        unsafe { *self.exc_slot = w }
+    }
+
+    /// Makes the pending error final: its transaction inevitable (see [`Runtime::raise`]);
+    /// false if it was aborted instead.
+    pub(crate) fn error_may_stand(&mut self) -> bool {
+        // SAFETY: th is this thread's live handle.
+        if let Err(a) = unsafe { (*self.th).become_inevitable() } {
+            self.note_abort(a);
+            return false;
+        }
+        true
+    }
+
+    /// Raises the exception object `obj` (an exception instance) with an empty trace.
+    pub fn raise_obj(&mut self, obj: Word, trace: Vec<TraceEntry>) -> Word {
+        if self.tx.aborting {
+            return ERR;
+        }
+        let m = self.mark();
+        let r = self.root(obj);
+        let ok = self.error_may_stand();
+        let obj = self.get(r);
+        self.release(m);
+        if ok {
+            // The kind stands for "an object": the report and handlers use the object.
+            self.error = Some((ErrorKind::RuntimeError, String::new()));
+            self.set_pending_obj(obj);
+            self.trace = trace;
+        }
+        ERR
+    }
+
+    /// The pending exception as an object, made from its kind and message the first time.
+    fn exc_object(&mut self) -> R<Word> {
+        let o = self.pending_obj();
+        if o != NONE {
+            return Ok(o);
+        }
+        let (kind, msg) = self
+            .error
+            .clone()
+            .unwrap_or((ErrorKind::RuntimeError, String::new()));
+        let cls = self.info.consts.builtin_objs[builtin_index(exceptions::of_kind(kind))];
+        let args = exceptions::args_of_error(kind, &msg);
+        let m = self.mark();
+        let mut held = Vec::new();
+        for a in &args {
+            let w = self.from_value(a, &mut crate::convert::Memo::shallow())?;
+            held.push(self.root(w));
+        }
+        let words: Vec<Word> = held.iter().map(|&r| self.get(r)).collect();
+        let list = self.new_list(&words)?;
+        let rl = self.root(list);
+        let inst = self.new_exc_instance(cls, rl)?;
+        self.release(m);
+        self.set_pending_obj(inst);
+        Ok(inst)
+    }
+
+    /// A new instance of exception class `cls` whose `args` is the list in `args`.
+    fn new_exc_instance(&mut self, cls: Word, args: crate::Root) -> R<Word> {
+        let rc = self.root(cls);
+        let inst = self.alloc(
+            self.types.instance,
+            std::mem::size_of::<InstanceObj>() as u64,
+        )?;
+        self.st(inst, offset_of!(InstanceObj, class) as u64, self.get(rc));
+        let ri = self.root(inst);
+        self.setattr(inst, ARGS_NAME, self.get(args))?;
+        Ok(self.get(ri))
+    }
+
+    /// Sets `args` of a new exception instance to the list of `args` (a class call).
+    pub(crate) fn init_exc_args(&mut self, inst: Word, args: &[Word]) -> R<()> {
+        let m = self.mark();
+        let ri = self.root(inst);
+        let list = self.new_list(args)?;
+        self.setattr(self.get(ri), ARGS_NAME, list)?;
+        self.release(m);
+        Ok(())
+    }
+
+    /// The name and message an uncaught pending exception is reported with (read before
+    /// its transaction commits).
+    pub fn error_text(&mut self) -> (String, String) {
+        let o = self.pending_obj();
+        if o != NONE {
+            let name = self.class_name(self.class_of(o));
+            let msg = self
+                .to_str(o)
+                .unwrap_or_else(|_| "<exception str() failed>".into());
+            return (name, msg);
+        }
+        match self.error.clone() {
+            Some((kind, msg)) => (kind.name().to_string(), msg),
+            None => (
+                "TypeError".to_string(),
+                "internal error without a message".into(),
+            ),
+        }
+    }
+
+    /// Forgets the pending exception (a handler took it, or a new transaction begins).
+    pub(crate) fn clear_error(&mut self) {
+        self.error = None;
+        self.trace.clear();
+        self.set_pending_obj(NONE);
+    }
+}
+
+/// Name id of `args` (interned right after `__init__`).
+pub const ARGS_NAME: u32 = 1;
+/// Name id of `__name__`.
+pub const NAME_NAME: u32 = 2;
+
+/// Index in `Builtin::ALL` of built-in exception class `i`.
+pub fn builtin_index(i: usize) -> usize {
+    use stmjit_lang::ast::Builtin;
+    Builtin::ALL
+        .iter()
+        .position(|b| *b == Builtin::ExcClass(i as u8))
+        .expect("every exception class is a builtin")
+}
+
+/// `raise v`: `v` an exception class (instantiated without arguments) or instance, or
+/// `UNBOUND` for a bare `raise` outside any `except` clause. Returns `ERR`.
+///
+/// # Safety
+/// `ctx` must be the live context of the calling thread.
+pub unsafe extern "C" fn stmjit_raise(ctx: *mut Ctx, v: Word) -> Word {
+    let rt = crate::runtime::rt_of(ctx);
+    if v == UNBOUND {
+        return rt.raise(ErrorKind::RuntimeError, "No active exception to reraise");
+    }
+    let obj = if rt.is(v, rt.types.class) && rt.is_exc_class(v) {
+        let r = crate::calls::call_value(ctx, v, &[]);
+        if r == ERR {
+            return ERR;
+        }
+        r
+    } else if rt.is_exc_instance(v) {
+        v
+    } else {
+        return rt.raise(
+            ErrorKind::TypeError,
+            "exceptions must derive from BaseException",
+        );
+    };
+    crate::runtime::rt_of(ctx).raise_obj(obj, Vec::new())
+}
+
+/// The first step of a handler (see the module docs): while an abort unwinds, `RESTART`
+/// in the frame that restarts it, else `ERR` (unwinding goes on, no handler runs);
+/// otherwise the pending exception as an object. Its trace is kept aside under `key`
+/// and nothing is pending any more.
+///
+/// # Safety
+/// As [`stmjit_raise`].
+pub unsafe extern "C" fn stmjit_catch(ctx: *mut Ctx, site: u64, key: u64) -> Word {
+    // SAFETY: caller's contract.
+    let c = unsafe { &mut *ctx };
+    let rt = crate::runtime::rt_of(ctx);
+    if rt.tx.aborting {
+        rt.note_abort_site(site as u32);
+        return if c.txn_depth == c.depth { RESTART } else { ERR };
+    }
+    let obj = match rt.exc_object() {
+        Ok(o) => o,
+        Err(e) => {
+            // Out of memory while making the object: that error replaces the exception
+            // (it is pending now), and no handler runs.
+            rt.error = None;
+            return rt.unwind(e);
+        }
+    };
+    while rt.exc_stash.last().is_some_and(|(k, _)| *k >= key) {
+        rt.exc_stash.pop();
+    }
+    let trace = std::mem::take(&mut rt.trace);
+    rt.exc_stash.push((key, trace));
+    rt.clear_error();
+    obj
+}
+
+/// Whether the exception `obj` is an instance of `cls` (`except cls:`): a bool word, or
+/// `ERR` (a TypeError) when `cls` is not an exception class.
+///
+/// # Safety
+/// As [`stmjit_raise`].
+pub unsafe extern "C" fn stmjit_exc_match(ctx: *mut Ctx, obj: Word, cls: Word) -> Word {
+    let rt = crate::runtime::rt_of(ctx);
+    if !(rt.is(cls, rt.types.class) && rt.is_exc_class(cls)) {
+        return rt.raise(
+            ErrorKind::TypeError,
+            "catching classes that do not inherit from BaseException is not allowed",
+        );
+    }
+    let m = rt.is_subclass(rt.class_of(obj), cls);
+    value::from_bool(m)
+}
+
+/// Raises `obj` again with the trace its handler kept aside under `key` (see the module
+/// docs). Returns `ERR`.
+///
+/// # Safety
+/// As [`stmjit_raise`].
+pub unsafe extern "C" fn stmjit_reraise(ctx: *mut Ctx, obj: Word, key: u64) -> Word {
+    let rt = crate::runtime::rt_of(ctx);
+    let mut trace = Vec::new();
+    if let Some(i) = rt.exc_stash.iter().rposition(|(k, _)| *k == key) {
+        trace = std::mem::take(&mut rt.exc_stash[i].1);
+        rt.exc_stash.truncate(i);
+    }
+    rt.raise_obj(obj, trace)
+}
+
+/// `isinstance(x, cls)` for classes of the heap (`cls` a class, a built-in type's
+/// constructor or a list of them).
+pub(crate) fn is_instance(rt: &mut Runtime, x: Word, cls: Word) -> R<Word> {
+    use stmjit_lang::ast::Builtin;
+    let one = |rt: &mut Runtime, c: Word| -> R<bool> {
+        if rt.is(c, rt.types.class) {
+            return Ok(rt.is(x, rt.types.instance) && rt.is_subclass(rt.class_of(x), c));
+        }
+        if rt.is(c, rt.types.builtin) {
+            let v = rt.to_value(x, &mut crate::convert::Memo::peek());
+            let b = Builtin::ALL
+                [rt.ld(c, offset_of!(crate::objects::BuiltinObj, which) as u64) as usize];
+            let r = stmjit_lang::builtins_core::call_builtin(
+                Builtin::IsInstance,
+                vec![v, stmjit_lang::value::Value::Builtin(b)],
+                &stmjit_lang::builtins_core::BuiltinEnv {
+                    names: &|_| String::new(),
+                    start: rt.info.start,
+                    args: &[],
+                },
+            )?;
+            return Ok(r.truthy());
+        }
+        Err(exc(
+            ErrorKind::TypeError,
+            "isinstance() arg 2 must be a type or a list of types",
+        ))
+    };
+    if rt.is(cls, rt.types.list) {
+        for c in rt.list_items(cls) {
+            if one(rt, c)? {
+                return Ok(value::from_bool(true));
+            }
+        }
+        return Ok(value::from_bool(false));
+    }
+    let r = one(rt, cls)?;
+    Ok(value::from_bool(r))
+}
+
+/// `type(x)`: the class of an instance, or the constructor of a built-in type.
+pub(crate) fn type_of(rt: &mut Runtime, x: Word) -> R<Word> {
+    if rt.is(x, rt.types.instance) {
+        return Ok(rt.class_of(x));
+    }
+    let v = rt.to_value(x, &mut crate::convert::Memo::peek());
+    match stmjit_lang::builtins_core::type_of(&v)? {
+        stmjit_lang::value::Value::Builtin(b) => {
+            let k = stmjit_lang::ast::Builtin::ALL
+                .iter()
+                .position(|x| *x == b)
+                .expect("a builtin");
+            Ok(rt.info.consts.builtin_objs[k])
+        }
+        _ => unreachable!("type() of a non-instance is a builtin"),
+    }
+}
+
+/// The count of built-in exception classes (ids below it).
+pub const BUILTIN_CLASSES: usize = COUNT;
