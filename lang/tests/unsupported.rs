@@ -6,16 +6,16 @@ use stmjit_lang::parse;
 /// `(source, words the message must contain, line, column)`.
 const CASES: &[(&str, &str, u32, u32)] = &[
     (
-        "try:\n    x = 1\nexcept ValueError:\n    pass\n",
-        "'try' statements (exceptions)",
-        1,
-        1,
+        "try:\n    x = 1\nexcept* ValueError:\n    pass\n",
+        "'except*' (exception groups)",
+        3,
+        7,
     ),
     (
-        "x = 1\nraise ValueError(\"x\")\n",
-        "'raise' (exceptions)",
+        "x = 1\nraise ValueError(\"x\") from None\n",
+        "'raise ... from'",
         2,
-        1,
+        23,
     ),
     ("import math\n", "'import' (modules)", 1, 1),
     ("from math import sqrt\n", "'import' (modules)", 1, 1),
