@@ -54,6 +54,32 @@ class Acc(Base):
 
 def qr(a, b):
     return a // (abs(b) + 1), a % (abs(b) + 1)
+
+class Oops(ValueError):
+    def __init__(self, code):
+        self.code = code
+
+def risky(a, b):
+    if b == 0:
+        raise Oops(a)
+    if a < -50:
+        return [][a]
+    return a // b
+
+def guarded(a, b, log):
+    try:
+        r = risky(a, b)
+    except Oops as e:
+        log.append(e.code)
+        r = -1
+    except LookupError as e:
+        log.append(str(e))
+        r = -2
+    else:
+        log.append(r)
+    finally:
+        log.append('f')
+    return r
 ";
 
 pub struct Gen(pub u64);
@@ -189,7 +215,7 @@ impl Gen {
     pub fn program(&mut self, statements: usize) -> String {
         let mut p = String::from(PRELUDE);
         for _ in 0..statements {
-            let line = match self.below(23) {
+            let line = match self.below(25) {
                 17 => format!(
                     "t0 = ({}, {}, {})\nprint(t0, t0[{}], t0[1:], len(t0), {} in t0, t0 + ({},), t0 * 2)",
                     self.int(2),
@@ -254,6 +280,17 @@ impl Gen {
                     self.int(2)
                 ),
                 16 => format!("print(Acc.total([{}, {}, {}]))", self.int(1), self.int(1), self.int(1)),
+                23 => format!(
+                    "lg = []\nprint(guarded({}, abs({}) % 3, lg), lg)",
+                    self.int(2),
+                    self.int(1)
+                ),
+                24 => format!(
+                    "t = 0\nfor q in range(abs({}) % 9):\n    try:\n        if q == 2:\n            continue\n        if q > abs({}) % 7:\n            break\n        t += risky(q - {}, q % 3)\n    except (ValueError, IndexError) as e:\n        t += 100 + type(e).__name__.count('o')\n    finally:\n        t += 1\nprint(t)",
+                    self.int(1),
+                    self.int(1),
+                    self.below(60)
+                ),
                 0 => format!("i{} = {}", self.below(3), self.int(3)),
                 1 => format!("print({})", self.float(3)),
                 2 => format!("print({})", self.boolean(3)),
