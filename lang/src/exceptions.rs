@@ -120,6 +120,29 @@ pub fn args_of(inst: &crate::value::InstanceObj) -> Vec<Value> {
     }
 }
 
+/// The `args` of an error the language raised with `msg`: the message, except for a
+/// `KeyError`, whose message is the `repr` of the missing key and whose argument is the
+/// key (read back from its `repr` for ints and plain strs).
+pub fn args_of_error(kind: ErrorKind, msg: &str) -> Vec<Value> {
+    if kind == ErrorKind::KeyError {
+        if let Ok(i) = msg.parse::<i64>() {
+            return vec![Value::Int(i)];
+        }
+        for q in ['\'', '"'] {
+            if let Some(inner) = msg.strip_prefix(q).and_then(|m| m.strip_suffix(q)) {
+                if !inner.contains('\\') && !inner.contains(q) {
+                    return vec![Value::str(inner)];
+                }
+            }
+        }
+    }
+    if msg.is_empty() {
+        Vec::new()
+    } else {
+        vec![Value::str(msg)]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,28 +180,5 @@ mod tests {
             "('a', 1)"
         );
         assert_eq!(repr("E", &[Value::str("a")], &n).unwrap(), "E('a')");
-    }
-}
-
-/// The `args` of an error the language raised with `msg`: the message, except for a
-/// `KeyError`, whose message is the `repr` of the missing key and whose argument is the
-/// key (read back from its `repr` for ints and plain strs).
-pub fn args_of_error(kind: ErrorKind, msg: &str) -> Vec<Value> {
-    if kind == ErrorKind::KeyError {
-        if let Ok(i) = msg.parse::<i64>() {
-            return vec![Value::Int(i)];
-        }
-        for q in ['\'', '"'] {
-            if let Some(inner) = msg.strip_prefix(q).and_then(|m| m.strip_suffix(q)) {
-                if !inner.contains('\\') && !inner.contains(q) {
-                    return vec![Value::str(inner)];
-                }
-            }
-        }
-    }
-    if msg.is_empty() {
-        Vec::new()
-    } else {
-        vec![Value::str(msg)]
     }
 }

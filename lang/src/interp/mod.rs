@@ -172,7 +172,7 @@ pub struct Interp {
     atomic: usize,
     /// The exceptions of the `except` clauses running (innermost last): a bare `raise`
     /// re-raises the last.
-    handling: Vec<Box<Exc>>,
+    handling: Vec<Exc>,
     ticks: u32,
 }
 

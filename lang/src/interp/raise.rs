@@ -96,7 +96,7 @@ impl Interp {
             if let Some(n) = &h.name {
                 self.store(n, obj.clone(), env)?;
             }
-            self.handling.push(e);
+            self.handling.push(*e);
             let r = self.exec_block(&h.body, env);
             self.handling.pop();
             // As in Python, the name is unbound when the clause ends (normally: a clause
@@ -135,7 +135,7 @@ impl Interp {
         let Some(x) = exc_expr else {
             return match (handler, self.handling.last()) {
                 (Some(_), Some(e)) => {
-                    let mut e = e.clone();
+                    let mut e = Box::new(e.clone());
                     // Keep the frames below this one; this frame and its callers are
                     // located at the `raise`.
                     let keep = e.trace.len().saturating_sub(self.frames.len());
