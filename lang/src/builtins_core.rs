@@ -530,6 +530,7 @@ pub fn type_of(v: &Value) -> R<Value> {
         Value::Float(_) => Value::Builtin(Builtin::Float),
         Value::Str(_) => Value::Builtin(Builtin::Str),
         Value::List(_) => Value::Builtin(Builtin::List),
+        Value::Tuple(_) => Value::Builtin(Builtin::Tuple),
         Value::Range(..) => Value::Builtin(Builtin::Range),
         other => {
             return Err(exc(
@@ -553,8 +554,26 @@ pub fn is_subclass(class: &Arc<ClassObj>, of: &Arc<ClassObj>) -> bool {
 }
 
 /// `isinstance(x, cls)`: `cls` a class, a built-in type's constructor (`int`, `str`, ...)
-/// or a list of them.
+/// or a tuple (or list) of them, nested as in CPython.
 fn is_instance(v: &Value, cls: &Value) -> R<Value> {
+    Ok(Value::Bool(instance_of(v, cls)?))
+}
+
+fn instance_of(v: &Value, cls: &Value) -> R<bool> {
+    let items = match cls {
+        Value::Tuple(t) => t.items.clone(),
+        Value::List(l) => l.snapshot(),
+        _ => return instance_of_one(v, cls),
+    };
+    for c in &items {
+        if instance_of(v, c)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn instance_of_one(v: &Value, cls: &Value) -> R<bool> {
     let one = |c: &Value| -> R<bool> {
         Ok(match (v, c) {
             (Value::Instance(i), Value::Class(k)) => is_subclass(&i.class, k),
@@ -566,25 +585,18 @@ fn is_instance(v: &Value, cls: &Value) -> R<Value> {
                     | (Value::Float(_), Builtin::Float)
                     | (Value::Str(_), Builtin::Str)
                     | (Value::List(_), Builtin::List)
+                    | (Value::Tuple(_), Builtin::Tuple)
                     | (Value::Range(..), Builtin::Range)
             ),
             _ => {
                 return Err(exc(
                     TypeError,
-                    "isinstance() arg 2 must be a type or a list of types",
+                    "isinstance() arg 2 must be a type, a tuple of types, or a union",
                 ))
             }
         })
     };
-    if let Value::List(l) = cls {
-        for c in l.snapshot() {
-            if one(&c)? {
-                return Ok(Value::Bool(true));
-            }
-        }
-        return Ok(Value::Bool(false));
-    }
-    Ok(Value::Bool(one(cls)?))
+    one(cls)
 }
 
 /// `len(x)`.

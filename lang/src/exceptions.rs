@@ -110,10 +110,12 @@ fn tuple_text(args: &[Value], names: &dyn Fn(usize) -> String) -> Result<String,
     Ok(out)
 }
 
-/// The `args` of an exception instance (its `args` attribute, a list), or none.
+/// The `args` of an exception instance (its `args` attribute, a tuple; a program may have
+/// set it to something else, which then counts as the only argument), or none.
 pub fn args_of(inst: &crate::value::InstanceObj) -> Vec<Value> {
     let attrs = crate::value::lock(&inst.attrs);
     match attrs.iter().find(|(n, _)| n == "args").map(|(_, v)| v) {
+        Some(Value::Tuple(t)) => t.items.clone(),
         Some(Value::List(l)) => l.snapshot(),
         Some(other) => vec![other.clone()],
         None => Vec::new(),

@@ -151,15 +151,15 @@ impl Runtime {
             held.push(self.root(w));
         }
         let words: Vec<Word> = held.iter().map(|&r| self.get(r)).collect();
-        let list = self.new_list(&words)?;
-        let rl = self.root(list);
+        let tuple = self.new_tuple(&words)?;
+        let rl = self.root(tuple);
         let inst = self.new_exc_instance(cls, rl)?;
         self.release(m);
         self.set_pending_obj(inst);
         Ok(inst)
     }
 
-    /// A new instance of exception class `cls` whose `args` is the list in `args`.
+    /// A new instance of exception class `cls` whose `args` is the tuple in `args`.
     fn new_exc_instance(&mut self, cls: Word, args: crate::Root) -> R<Word> {
         let rc = self.root(cls);
         let inst = self.alloc(
@@ -172,12 +172,12 @@ impl Runtime {
         Ok(self.get(ri))
     }
 
-    /// Sets `args` of a new exception instance to the list of `args` (a class call).
+    /// Sets `args` of a new exception instance to the tuple of `args` (a class call).
     pub(crate) fn init_exc_args(&mut self, inst: Word, args: &[Word]) -> R<()> {
         let m = self.mark();
         let ri = self.root(inst);
-        let list = self.new_list(args)?;
-        self.setattr(self.get(ri), ARGS_NAME, list)?;
+        let tuple = self.new_tuple(args)?;
+        self.setattr(self.get(ri), ARGS_NAME, tuple)?;
         self.release(m);
         Ok(())
     }
@@ -291,13 +291,23 @@ pub unsafe extern "C" fn stmjit_catch(ctx: *mut Ctx, site: u64, key: u64) -> Wor
 /// As [`stmjit_raise`].
 pub unsafe extern "C" fn stmjit_exc_match(ctx: *mut Ctx, obj: Word, cls: Word) -> Word {
     let rt = crate::runtime::rt_of(ctx);
-    if !(rt.is(cls, rt.types.class) && rt.is_exc_class(cls)) {
+    // A tuple's items must all be exception classes (CPython checks them all first).
+    let classes = if rt.is(cls, rt.types.tuple) {
+        rt.tuple_items(cls)
+    } else {
+        vec![cls]
+    };
+    if !classes
+        .iter()
+        .all(|&c| rt.is(c, rt.types.class) && rt.is_exc_class(c))
+    {
         return rt.raise(
             ErrorKind::TypeError,
             "catching classes that do not inherit from BaseException is not allowed",
         );
     }
-    let m = rt.is_subclass(rt.class_of(obj), cls);
+    let of = rt.class_of(obj);
+    let m = classes.iter().any(|&c| rt.is_subclass(of, c));
     value::from_bool(m)
 }
 
@@ -317,8 +327,12 @@ pub unsafe extern "C" fn stmjit_reraise(ctx: *mut Ctx, obj: Word, key: u64) -> W
 }
 
 /// `isinstance(x, cls)` for classes of the heap (`cls` a class, a built-in type's
-/// constructor or a list of them).
+/// constructor or a tuple or list of them, nested).
 pub(crate) fn is_instance(rt: &mut Runtime, x: Word, cls: Word) -> R<Word> {
+    Ok(value::from_bool(instance_of(rt, x, cls)?))
+}
+
+fn instance_of(rt: &mut Runtime, x: Word, cls: Word) -> R<bool> {
     use stmjit_lang::ast::Builtin;
     let one = |rt: &mut Runtime, c: Word| -> R<bool> {
         if rt.is(c, rt.types.class) {
@@ -341,19 +355,23 @@ pub(crate) fn is_instance(rt: &mut Runtime, x: Word, cls: Word) -> R<Word> {
         }
         Err(exc(
             ErrorKind::TypeError,
-            "isinstance() arg 2 must be a type or a list of types",
+            "isinstance() arg 2 must be a type, a tuple of types, or a union",
         ))
     };
-    if rt.is(cls, rt.types.list) {
-        for c in rt.list_items(cls) {
-            if one(rt, c)? {
-                return Ok(value::from_bool(true));
-            }
+    let items = if rt.is(cls, rt.types.tuple) {
+        rt.tuple_items(cls)
+    } else if rt.is(cls, rt.types.list) {
+        rt.list_items(cls)
+    } else {
+        return one(rt, cls);
+    };
+    // The items need no roots: `one` allocates nothing (it reads and converts for a peek).
+    for c in items {
+        if instance_of(rt, x, c)? {
+            return Ok(true);
         }
-        return Ok(value::from_bool(false));
     }
-    let r = one(rt, cls)?;
-    Ok(value::from_bool(r))
+    Ok(false)
 }
 
 /// `type(x)`: the class of an instance, or the constructor of a built-in type.

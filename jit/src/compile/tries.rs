@@ -258,15 +258,22 @@ impl FnCompiler<'_, '_> {
     fn handler(&mut self, h: &Handler, obj: usize, level: usize, done: Block) {
         let next = self.b.create_block();
         if !h.classes.is_empty() {
-            let matched = self.b.create_block();
+            // Every class is checked (`except (A, 5)` is a TypeError even for an `A`), as
+            // CPython checks all the items of the tuple before it matches.
+            let any = self.b.declare_var(I64);
+            let zero = self.b.ins().iconst(I64, 0);
+            self.b.def_var(any, zero);
             for c in &h.classes {
                 let m = self.exc_match(c, obj);
                 let is_true = self.b.ins().icmp_imm(IntCC::Equal, m, TRUE as i64);
-                let cont = self.b.create_block();
-                self.b.ins().brif(is_true, matched, &[], cont, &[]);
-                self.b.switch_to_block(cont);
+                let is_true = self.b.ins().uextend(I64, is_true);
+                let so_far = self.b.use_var(any);
+                let so_far = self.b.ins().bor(so_far, is_true);
+                self.b.def_var(any, so_far);
             }
-            self.b.ins().jump(next, &[]);
+            let matched = self.b.create_block();
+            let m = self.b.use_var(any);
+            self.b.ins().brif(m, matched, &[], next, &[]);
             self.b.switch_to_block(matched);
         }
         let before = self.assigned.clone();

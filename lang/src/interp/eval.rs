@@ -243,7 +243,7 @@ impl Interp {
                 // An exception's arguments are its `args`, whatever `__init__` does with
                 // them (CPython's `BaseException.__new__`).
                 let attrs = if c.exc {
-                    vec![("args".to_string(), ListObj::new_value(args.clone()))]
+                    vec![("args".to_string(), TupleObj::new_value(args.clone()))]
                 } else {
                     Vec::new()
                 };

@@ -29,7 +29,7 @@ impl Interp {
         let args = exceptions::args_of_error(e.kind, &e.msg);
         let obj = Value::Instance(Arc::new(InstanceObj {
             class,
-            attrs: Mutex::new(vec![("args".into(), ListObj::new_value(args))]),
+            attrs: Mutex::new(vec![("args".into(), TupleObj::new_value(args))]),
         }));
         e.obj = Some(obj.clone());
         obj
@@ -82,13 +82,12 @@ impl Interp {
     ) -> R<Flow> {
         let obj = self.exc_object(&mut e);
         for h in handlers {
+            // `except (A, B)` checks every class, as CPython checks all the items of the
+            // tuple before it matches.
             let mut matched = h.classes.is_empty();
             for c in &h.classes {
                 let cv = self.eval(c, env)?;
-                if exc_matches(&obj, &cv).map_err(|x| self.locate(x, c.span))? {
-                    matched = true;
-                    break;
-                }
+                matched |= exc_matches(&obj, &cv).map_err(|x| self.locate(x, c.span))?;
             }
             if !matched {
                 continue;
@@ -176,13 +175,30 @@ impl Interp {
     }
 }
 
-/// Whether the exception `obj` is an instance of `cls` (`except cls:`).
+/// Whether the exception `obj` is an instance of `cls` (`except cls:`), or of one of the
+/// classes of a tuple `cls` (all of which must be exception classes, as in CPython).
 fn exc_matches(obj: &Value, cls: &Value) -> R<bool> {
-    match (obj, cls) {
-        (Value::Instance(i), Value::Class(c)) if c.exc => Ok(is_subclass(&i.class, c)),
-        _ => Err(exc(
+    let not_exc = || {
+        exc(
             ErrorKind::TypeError,
             "catching classes that do not inherit from BaseException is not allowed",
-        )),
+        )
+    };
+    let Value::Instance(i) = obj else {
+        unreachable!("a raised exception is an instance")
+    };
+    match cls {
+        Value::Class(c) if c.exc => Ok(is_subclass(&i.class, c)),
+        Value::Tuple(t) => {
+            let mut found = false;
+            for c in &t.items {
+                match c {
+                    Value::Class(c) if c.exc => found = found || is_subclass(&i.class, c),
+                    _ => return Err(not_exc()),
+                }
+            }
+            Ok(found)
+        }
+        _ => Err(not_exc()),
     }
 }
