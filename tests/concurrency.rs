@@ -810,15 +810,22 @@ fn check_thread_error(flags: &[&str]) {
     );
     assert_eq!(
         err.get(1).copied(),
-        Some("  at thread_error.lang:7:12 in f"),
+        Some("  at thread_error.lang:8:12 in f"),
         "the thread's call stack\n{}",
         ctx()
     );
-    // Whatever the main thread printed before the error ended the program: whole lines, in
-    // order, and nothing after the failed join.
+    // The error ends the thread only: `join()` raises it after all the main thread's lines,
+    // whole, in order, and nothing after the failed join.
+    assert_eq!(
+        r.stdout.lines().count(),
+        2000,
+        "the main thread's lines before the join\n{}",
+        ctx()
+    );
     assert!(
-        r.stdout.is_empty() || r.stdout.ends_with('\n'),
-        "a partial line\n{}",
+        err.iter()
+            .any(|l| l.starts_with("  at thread_error.lang:15:1 in <module>")),
+        "the join's frame\n{}",
         ctx()
     );
     let pad = "y".repeat(40);
@@ -834,12 +841,12 @@ fn check_thread_error(flags: &[&str]) {
 }
 
 #[test]
-fn error_in_a_thread_ends_the_program() {
+fn error_in_a_thread_is_raised_by_join() {
     check_thread_error(&["--threads", "4"]);
 }
 
 #[test]
-fn error_in_a_thread_ends_the_program_gil() {
+fn error_in_a_thread_is_raised_by_join_gil() {
     check_thread_error(&["--gil"]);
 }
 

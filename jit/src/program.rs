@@ -733,8 +733,8 @@ fn verify(jit: &stmjit_backend::Jit, func: &cranelift_codegen::ir::Function) {
 }
 
 /// Runs `<module>` on the main thread's driver, waits for the threads it spawned, writes
-/// the output and the `--stats` report; the exit status (a failing thread ends the process
-/// itself).
+/// the output, a spawned thread's exception that no `join()` raised, and the `--stats`
+/// report; the exit status (an error of the main thread ends the process itself).
 fn run_main(info: Arc<ProgramInfo>, main: MainEntry) -> i32 {
     if let Some(t) = info.stm.tracer() {
         t.name_thread("main");
@@ -749,10 +749,15 @@ fn run_main(info: Arc<ProgramInfo>, main: MainEntry) -> i32 {
     // Waiting for the other threads: they may need the segment the main thread keeps.
     driver.rt.detach();
     stmjit_vm::threads::wait_all(&info);
+    let failed = stmjit_vm::threads::report_unjoined(&info);
     info.output.flush();
     stmjit_vm::stats::print_stats_if_asked(&driver.rt);
     stmjit_vm::trace_json::write_if_asked(&driver.rt);
-    stmjit_lang::EXIT_OK
+    if failed {
+        stmjit_lang::EXIT_RUNTIME_ERROR
+    } else {
+        stmjit_lang::EXIT_OK
+    }
 }
 
 /// Runs the program in `path` (prints diagnostics itself; returns the exit status).

@@ -41,11 +41,13 @@ pub const EXIT_RUNTIME_ERROR: i32 = 1;
 /// Exit status after a syntax error (or an unreadable file).
 pub const EXIT_SYNTAX_ERROR: i32 = 2;
 
-/// Ends the process with an exit status: what a thread does when the program fails in it (an
-/// uncaught error in any thread ends the whole program, as under a GIL). That thread cannot
-/// hand the status back to `main`, which may be running or waiting anywhere, and it must end
-/// the process while it still holds the output (no other thread writes after the error).
-/// The libraries never call `std::process::exit` themselves: the binary passes it.
+/// Ends the process with an exit status: what a thread does when the program fails in it in
+/// a way that no `join()` can take (an error in a worker of the JIT's `q.run()` or in a
+/// server handler, an interpreter bug; a spawned thread's exception goes to its `join()`).
+/// That thread cannot hand the status back to `main`, which may be running or waiting
+/// anywhere, and it must end the process while it still holds the output (no other thread
+/// writes after the error). The libraries never call `std::process::exit` themselves: the
+/// binary passes it.
 pub type Exit = fn(i32) -> !;
 
 /// Parses and resolves a whole program: the input of both the interpreter and the JIT.

@@ -298,6 +298,22 @@ pub struct ThreadObj {
     pub result: Mutex<Option<Value>>,
     /// The OS thread running it, once started: `join()` from that thread is an error.
     pub os_thread: Mutex<Option<std::thread::ThreadId>>,
+    /// The uncaught exception that ended it, if any: each `join()` raises it again.
+    pub failure: Mutex<Option<ThreadFailure>>,
+}
+
+/// The uncaught exception that ended a spawned thread (interpreter): `join()` raises it in
+/// the joining thread; if no `join()` did by the end of the program, it is reported then.
+#[derive(Debug, Clone)]
+pub struct ThreadFailure {
+    /// The exception, its trace ending at the thread's function.
+    pub exc: crate::interp::Exc,
+    /// Its name and message, made by the thread that raised it (`__str__` ran there).
+    pub text: (String, String),
+    /// Where `spawn` was called.
+    pub spawned_at: crate::diag::Span,
+    /// Whether a `join()` raised it.
+    pub joined: bool,
 }
 
 /// A reentrant lock: the owning thread and how many times it holds it.

@@ -27,17 +27,24 @@ atomic = _Atomic()
 
 
 class _Thread:
+    # An uncaught exception ends the thread only; each join() raises it again.
     def __init__(self, f, args):
         self._result = None
+        self._exc = None
 
         def body():
-            self._result = f(*args)
+            try:
+                self._result = f(*args)
+            except BaseException as e:
+                self._exc = e
 
         self._thread = _threading.Thread(target=body)
         self._thread.start()
 
     def join(self):
         self._thread.join()
+        if self._exc is not None:
+            raise self._exc
         return self._result
 
 

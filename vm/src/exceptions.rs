@@ -133,7 +133,7 @@ impl Runtime {
     }
 
     /// The pending exception as an object, made from its kind and message the first time.
-    fn exc_object(&mut self) -> R<Word> {
+    pub(crate) fn exc_object(&mut self) -> R<Word> {
         let o = self.pending_obj();
         if o != NONE {
             return Ok(o);

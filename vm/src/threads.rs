@@ -1,13 +1,15 @@
 //! Threads of a program run: the driver that runs a call as transactions (restarting it
 //! when its first transaction aborts), `spawn`/`join` on OS threads, `TransactionQueue.run`
-//! on all segments, and the end of the program on an error in any thread.
+//! on all segments, and the end of the program on an error (in a spawned thread: only if no
+//! `join()` raised it again, see [`ThreadFailure`]).
 //!
 //! A spawned thread starts only once the transaction that called `spawn` has committed (an
 //! aborted `spawn` never happened): `spawn` records the Thread object in a list held by a
 //! root slot of the driver's frame, and [`start_pending`] starts the threads of that list
 //! after the commit. The thread's callable, arguments and, at its end, its result live in
-//! the Thread object (a list `[f, args, result, id]`), so that they are ordinary GC-managed,
-//! transactional data; only the "finished" flags live outside the heap.
+//! the Thread object (a list `[f, args, result, id, site, exception]`), so that they are
+//! ordinary GC-managed, transactional data; only the "finished" flags and the traces of
+//! failed threads live outside the heap.
 
 use super::txn::NO_OPENER;
 use super::{rt_of, Aborted, Ctx, ProgramInfo, Runtime, ERR};
@@ -15,7 +17,7 @@ use crate::objects::{OpaqueObj, OPAQUE_THREAD};
 use std::mem::offset_of;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Condvar, Mutex};
-use stmjit_lang::diag::{render_runtime, render_thread_origin, ErrorKind};
+use stmjit_lang::diag::{render_runtime, render_thread_origin, ErrorKind, Span, TraceEntry};
 use stmjit_runtime::value::{self, Word, NONE};
 
 /// Slots of a driver's base frame: the pending-spawn list, what the driver keeps, and the
@@ -31,6 +33,8 @@ const T_ID: u64 = 3;
 /// reported, `in <thread>`, as the interpreter does, and the origin an uncaught error in the
 /// thread names.
 const T_SITE: u64 = 4;
+/// The uncaught exception object that ended the thread (None if it returned).
+const T_EXC: u64 = 5;
 
 /// The threads `spawn` started: which have finished, how many still run.
 #[derive(Default)]
@@ -52,6 +56,24 @@ pub struct ThreadTable {
     /// (waking every waiter at every end made a spawn tree of a thousand threads spend
     /// seconds in the kernel).
     pub joiners: std::collections::HashMap<usize, Vec<std::thread::Thread>>,
+    /// The threads that ended with an uncaught exception, by id.
+    pub failures: std::collections::HashMap<usize, ThreadFailure>,
+}
+
+/// What is kept of the uncaught exception that ended a spawned thread (the object itself is
+/// in the Thread object, `T_EXC`): each `join()` raises it again; the first one that no
+/// `join()` raised is reported at the end of the program.
+pub struct ThreadFailure {
+    /// Its trace, the thread's frames.
+    pub trace: Vec<TraceEntry>,
+    /// Its name and message (for the report at the end: `__str__` ran in the thread).
+    pub text: (String, String),
+    /// The `spawn` call's position.
+    pub spawned_at: Option<Span>,
+    /// The order the failures happened in.
+    pub order: usize,
+    /// Whether a `join()` raised it.
+    pub joined: bool,
 }
 
 /// A thread's driver: its transaction handle, runtime and context, at stable addresses.
@@ -248,6 +270,10 @@ fn thread_main(info: Arc<ProgramInfo>, obj: Word) {
                     function: "<thread>".into(),
                 });
             }
+            if r == ERR && !rt.tx.aborting {
+                // SAFETY: as above.
+                return keep_failure(rt, unsafe { *slot }, id);
+            }
             r
         },
         |rt, r| {
@@ -270,6 +296,69 @@ fn thread_main(info: Arc<ProgramInfo>, obj: Word) {
         // Only `wait_all` waits for that.
         info.threads.ended.notify_all();
     }
+}
+
+/// The end of a spawned thread whose call raised (its transaction is inevitable): the
+/// exception object goes into the Thread object, the rest into [`ThreadTable::failures`],
+/// and the thread ends normally. `ERR` (the error still pending: the program ends with it)
+/// if the object cannot be made.
+fn keep_failure(rt: &mut Runtime, thread: Word, id: usize) -> Word {
+    let mark = rt.mark();
+    let ht = rt.root(thread);
+    let text = rt.error_text();
+    let obj = match rt.exc_object() {
+        Ok(o) => o,
+        Err(_) => {
+            rt.release(mark);
+            return ERR;
+        }
+    };
+    let data = rt.ld(rt.get(ht), offset_of!(OpaqueObj, a) as u64);
+    rt.release(mark);
+    if rt.list_set(data, T_EXC, obj).is_err() {
+        return ERR;
+    }
+    let spawned_at = rt
+        .spawn_site
+        .and_then(|s| rt.info.code.sites.get(s as usize));
+    let mut t = rt.info.threads.table.lock().unwrap();
+    let order = t.failures.len();
+    t.failures.insert(
+        id,
+        ThreadFailure {
+            trace: rt.trace.clone(),
+            text,
+            spawned_at: spawned_at.map(|s| s.span),
+            order,
+            joined: false,
+        },
+    );
+    drop(t);
+    rt.clear_error();
+    NONE
+}
+
+/// The first exception of a spawned thread that no `join()` raised: printed as an error
+/// that ended the program (after its output); true if there was one.
+pub fn report_unjoined(info: &ProgramInfo) -> bool {
+    let t = info.threads.table.lock().unwrap();
+    let Some(f) = t
+        .failures
+        .values()
+        .filter(|f| !f.joined)
+        .min_by_key(|f| f.order)
+    else {
+        return false;
+    };
+    info.output.flush();
+    let (kind, msg) = &f.text;
+    let mut text = render_runtime(kind, msg, &f.trace, &info.file);
+    if let Some(span) = f.spawned_at {
+        text.push_str(&render_thread_origin(&info.file, span));
+    }
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    true
 }
 
 /// `spawn(f, args...)`: a Thread object, started when this transaction commits.
@@ -295,6 +384,7 @@ pub(crate) fn spawn(rt: &mut Runtime, f: Word, args: &[Word]) -> super::R<Word> 
         NONE,
         value::from_int(id as i64).expect("thread ids are small"),
         value::from_int(current_site(rt)).expect("site ids are small"),
+        NONE,
     ])?;
     let hd = rt.root(data);
     let obj = rt.alloc(rt.types.opaque, std::mem::size_of::<OpaqueObj>() as u64)?;
@@ -393,6 +483,26 @@ pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
     let obj = rt.get(ho);
     rt.release(mark);
     let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
+    let exc = rt.list_get(data, T_EXC);
+    if exc != NONE {
+        // The thread's exception, raised again here: its frames, the `spawn` call as the
+        // `<thread>` frame (once), then the joiner's as it unwinds.
+        let mut trace = Vec::new();
+        if let Some(f) = rt.info.threads.table.lock().unwrap().failures.get_mut(&id) {
+            f.joined = true;
+            trace = f.trace.clone();
+            if let Some(span) = f.spawned_at {
+                let origin = TraceEntry {
+                    span,
+                    function: "<thread>".into(),
+                };
+                if trace.last() != Some(&origin) {
+                    trace.push(origin);
+                }
+            }
+        }
+        return rt.raise_obj(exc, trace);
+    }
     rt.list_get(data, T_RESULT)
 }
 

@@ -25,8 +25,9 @@
 //! - Iterating a dict walks a snapshot of its keys and raises `RuntimeError` at the next
 //!   step once the dict's size changed (as Python); iterating a list walks it by index,
 //!   seeing appended items (as Python).
-//! - The main thread waits for unjoined threads at the end, as Python does; an error in any
-//!   thread ends the process at once with status 1.
+//! - The main thread waits for unjoined threads at the end, as Python does. An uncaught
+//!   exception ends its thread only: `join()` raises it again in the joiner; the first one
+//!   that no `join()` raised is reported at the end of the program (status 1).
 //! - `serve`, `shutdown` and `server_port` raise a `TypeError` (not supported yet).
 
 mod builtins;
@@ -108,8 +109,11 @@ pub struct Shared {
     line_buffered: bool,
     pub gil: gil::Gil,
     threads: Mutex<Vec<Arc<ThreadObj>>>,
+    /// The spawned threads that ended with an uncaught exception, in the order they ended.
+    failed: Mutex<Vec<Arc<ThreadObj>>>,
     start: Instant,
-    /// Ends the process when a spawned thread fails (see [`crate::Exit`]).
+    /// Ends the process when a spawned thread panics (an interpreter bug, see
+    /// [`crate::Exit`]).
     exit: crate::Exit,
     /// The built-in exception classes, by index in [`crate::exceptions::CLASSES`].
     pub exc_classes: Vec<Arc<ClassObj>>,
@@ -178,8 +182,8 @@ pub struct Interp {
 
 /// Runs `program` to completion on the current thread (which should have a big stack, see
 /// [`crate::stack::on_big_stack`]) and returns the exit status: 0, or 1 after printing a
-/// runtime error. Waits for spawned threads still running at the end, as Python does. An
-/// error in a spawned thread ends the process with `exit`.
+/// runtime error. Waits for spawned threads still running at the end, as Python does. A
+/// spawned thread's exception that no `join()` raised is reported then (status 1).
 pub fn run_program(program: Program, file: &str, args: Vec<String>, exit: crate::Exit) -> i32 {
     let globals = vec![None; program.globals.len()];
     let shared = Arc::new(Shared {
@@ -191,6 +195,7 @@ pub fn run_program(program: Program, file: &str, args: Vec<String>, exit: crate:
         line_buffered: std::io::stdout().is_terminal(),
         gil: gil::Gil::default(),
         threads: Mutex::new(Vec::new()),
+        failed: Mutex::new(Vec::new()),
         start: Instant::now(),
         exit,
         exc_classes: crate::exceptions::new_classes(),
@@ -218,6 +223,10 @@ pub fn run_program(program: Program, file: &str, args: Vec<String>, exit: crate:
         for t in pending {
             it.join(&t);
         }
+    }
+    if let Some(f) = it.unjoined_failure() {
+        shared.report_in_thread(&f.exc, f.text, f.spawned_at);
+        return 1;
     }
     shared.flush_out();
     shared.gil.release();

@@ -47,9 +47,16 @@ impl Interp {
                 match std::panic::catch_unwind(run) {
                     Ok(Ok(v)) => *lock(&t.result) = Some(v),
                     Ok(Err(e)) => {
+                        // Kept for `join()` (or the report at the end of the program).
                         let text = it_text(&shared, &e);
-                        shared.report_in_thread(&e, text, span);
-                        (shared.exit)(1);
+                        *lock(&t.failure) = Some(ThreadFailure {
+                            exc: *e,
+                            text,
+                            spawned_at: span,
+                            joined: false,
+                        });
+                        lock(&shared.failed).push(t.clone());
+                        *lock(&t.result) = Some(Value::None);
                     }
                     // An interpreter bug: end the process rather than leave the others
                     // waiting forever for the global lock this thread holds.
@@ -72,12 +79,21 @@ impl Interp {
     }
 
     /// `t.join()` from the program: [`Interp::join`], or a RuntimeError when `t` is the
-    /// calling thread itself (the wait would never end; CPython raises the same).
+    /// calling thread itself (the wait would never end; CPython raises the same). A thread
+    /// that ended with an uncaught exception raises it again here, at every `join()`: its
+    /// trace is the thread's, then `<thread>` at the `spawn` call, then the joiner's frames.
     pub(super) fn join_checked(&mut self, t: &Arc<ThreadObj>) -> R<Value> {
         if *lock(&t.os_thread) == Some(std::thread::current().id()) {
             return Err(exc(ErrorKind::RuntimeError, "cannot join current thread"));
         }
-        Ok(self.join(t))
+        let v = self.join(t);
+        match lock(&t.failure).as_mut() {
+            Some(f) => {
+                f.joined = true;
+                Err(rejoined(f))
+            }
+            None => Ok(v),
+        }
     }
 
     /// `t.join()`: waits for the thread and returns its result.
@@ -125,6 +141,13 @@ impl Interp {
         }
     }
 
+    /// The first exception of a spawned thread that no `join()` raised, if any.
+    pub(super) fn unjoined_failure(&self) -> Option<ThreadFailure> {
+        lock(&self.shared.failed)
+            .iter()
+            .find_map(|t| lock(&t.failure).clone().filter(|f| !f.joined))
+    }
+
     /// `q.run()`: runs queued calls (also those added meanwhile), each without switching.
     pub(super) fn run_queue(&mut self, q: &QueueObj, span: Span) -> R<Value> {
         loop {
@@ -137,4 +160,20 @@ impl Interp {
         }
         Ok(Value::None)
     }
+}
+
+/// The exception of failure `f` as `join()` raises it: the thread's frames, then the
+/// `spawn` call as the `<thread>` frame (once: a call that failed before its first
+/// statement has it already), then the frames of the joiner (`open`).
+fn rejoined(f: &ThreadFailure) -> Box<Exc> {
+    let mut e = Box::new(f.exc.clone());
+    let origin = TraceEntry {
+        span: f.spawned_at,
+        function: "<thread>".into(),
+    };
+    if e.trace.last() != Some(&origin) {
+        e.trace.push(origin);
+    }
+    e.open = true;
+    e
 }
