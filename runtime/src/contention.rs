@@ -1,9 +1,10 @@
 //! Contention management.
 //!
 //! Rules (c7's spirit, made deadlock-free by construction):
-//! - Age is the transaction's start timestamp (kept across abort-retries, so a transaction
-//!   that keeps losing gets older and eventually wins). An inevitable transaction counts as
-//!   older than all others and is never aborted; at most one exists at a time.
+//! - Age is the transaction's start time (a clock reading, ties broken by segment number;
+//!   kept across abort-retries, so a transaction that keeps losing gets older and eventually
+//!   wins). An inevitable transaction counts as older than all others and is never aborted;
+//!   at most one exists at a time.
 //! - Write-write (found eagerly in the write barrier): if the attacker is older than the lock
 //!   holder (or the holder is already doomed), it dooms the holder (abort at its next safe
 //!   point) and takes the lock over. Otherwise the attacker, the younger, yields: it waits at a
@@ -132,8 +133,8 @@ impl StmThread {
                     || finishing == me
                     || (finishing != h
                         && (hs & DOOMED != 0
-                            || stm.segs[me].start_time.load(SeqCst)
-                                < stm.segs[h].start_time.load(SeqCst))));
+                            || (stm.segs[me].start_time.load(SeqCst), me)
+                                < (stm.segs[h].start_time.load(SeqCst), h))));
             if older {
                 // The holder's own barrier site is in its (private) modified list: it fills
                 // its side in itself when it aborts (`StmThread::own_write_side`).

@@ -37,7 +37,6 @@
 use crate::layout::{Layout, GRANULE};
 use crate::object::{Ref, TypeId, FIRST_GC_FLAG, HEADER_SIZE, WRITE_BARRIER_FLAG};
 use crate::shadowstack::{Region, ShadowStack};
-use crate::stats::Stats;
 use crate::stm::Stm;
 use crate::transaction::{Abort, ModKind, ModRec, StmThread};
 use crate::value::is_ref;
@@ -352,10 +351,13 @@ impl StmThread {
         }
         reset_nursery(&stm, me, cur);
         let ns = t0.elapsed().as_nanos() as u64;
-        Stats::add(&stm.stats.minor_collections, 1);
-        Stats::add(&stm.stats.bytes_promoted, promoted);
-        Stats::add(&stm.stats.minor_ns, ns);
-        stm.stats.minor_max_ns.fetch_max(ns, Relaxed);
+        let c = &stm.segs[me].counters;
+        crate::stats::SegCounters::bump(&c.minor_collections, 1);
+        crate::stats::SegCounters::bump(&c.bytes_promoted, promoted);
+        crate::stats::SegCounters::bump(&c.minor_ns, ns);
+        if ns > c.minor_max_ns.load(Relaxed) {
+            c.minor_max_ns.store(ns, Relaxed);
+        }
         if let Some(t) = stm.tracer() {
             t.span_since(crate::trace::SpanKind::MinorCollection, t0);
         }

@@ -146,10 +146,52 @@ pub struct ConflictInfo {
 /// Most conflicts kept in the log; later ones are counted but not stored.
 pub const CONFLICT_LOG_CAP: usize = 100_000;
 
-/// Runtime counters (shared by all threads).
+/// The counters bumped at every transaction (or at every validation, every minor
+/// collection), kept per segment (`SegShared::counters`) so that no transaction writes a
+/// cache line shared with the other segments; [`crate::Stm::stats`] sums them. Aligned so
+/// that two segments' counters never share a line.
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct SegCounters {
+    pub commits: AtomicU64,
+    pub minor_collections: AtomicU64,
+    pub bytes_promoted: AtomicU64,
+    pub minor_ns: AtomicU64,
+    pub minor_max_ns: AtomicU64,
+    pub validations: AtomicU64,
+    pub validate_ns: AtomicU64,
+    pub imported_entries: AtomicU64,
+    pub imported_bytes: AtomicU64,
+}
+
+impl SegCounters {
+    /// Adds `v` to one of the counters of the caller's segment. Only the thread holding the
+    /// segment writes its counters (a hand-off orders it after the previous holder), so a
+    /// plain load and store suffice: no locked instruction. Atomics only so that a snapshot
+    /// may read them at any time.
+    #[inline]
+    pub(crate) fn bump(c: &AtomicU64, v: u64) {
+        c.store(c.load(Relaxed).wrapping_add(v), Relaxed);
+    }
+
+    /// Adds these counters into `s`.
+    pub(crate) fn add_to(&self, s: &mut StatsSnapshot) {
+        s.commits += self.commits.load(Relaxed);
+        s.minor_collections += self.minor_collections.load(Relaxed);
+        s.bytes_promoted += self.bytes_promoted.load(Relaxed);
+        s.minor_ns += self.minor_ns.load(Relaxed);
+        s.minor_max_ns = s.minor_max_ns.max(self.minor_max_ns.load(Relaxed));
+        s.validations += self.validations.load(Relaxed);
+        s.validate_ns += self.validate_ns.load(Relaxed);
+        s.imported_entries += self.imported_entries.load(Relaxed);
+        s.imported_bytes += self.imported_bytes.load(Relaxed);
+    }
+}
+
+/// Runtime counters shared by all threads (those bumped at every transaction are per
+/// segment: [`SegCounters`]).
 #[derive(Default)]
 pub struct Stats {
-    pub(crate) commits: AtomicU64,
     pub(crate) aborts_ww: AtomicU64,
     pub(crate) aborts_wr: AtomicU64,
     pub(crate) aborts_explicit: AtomicU64,
@@ -161,20 +203,12 @@ pub struct Stats {
     pub(crate) marker_resets: AtomicU64,
     pub(crate) conflicts: Mutex<Vec<Conflict>>,
     pub(crate) conflicts_total: AtomicU64,
-    pub(crate) minor_collections: AtomicU64,
-    pub(crate) bytes_promoted: AtomicU64,
-    pub(crate) minor_ns: AtomicU64,
-    pub(crate) minor_max_ns: AtomicU64,
     pub(crate) major_collections: AtomicU64,
     pub(crate) major_ns: AtomicU64,
     pub(crate) major_max_ns: AtomicU64,
     pub(crate) major_freed_bytes: AtomicU64,
     pub(crate) live_bytes: AtomicU64,
     pub(crate) pages_reshared: AtomicU64,
-    pub(crate) validations: AtomicU64,
-    pub(crate) validate_ns: AtomicU64,
-    pub(crate) imported_entries: AtomicU64,
-    pub(crate) imported_bytes: AtomicU64,
     pub(crate) inevitable_waits: AtomicU64,
     pub(crate) log_max_entries: AtomicU64,
     pub(crate) log_max_bytes: AtomicU64,
@@ -291,9 +325,10 @@ impl Stats {
         }
     }
 
+    /// The shared counters (the per-segment ones are added by [`crate::Stm::stats`]).
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
-            commits: self.commits.load(Relaxed),
+            commits: 0,
             aborts_write_write: self.aborts_ww.load(Relaxed),
             aborts_write_read: self.aborts_wr.load(Relaxed),
             aborts_explicit: self.aborts_explicit.load(Relaxed),
@@ -305,20 +340,20 @@ impl Stats {
             marker_resets: self.marker_resets.load(Relaxed),
             conflicts_total: self.conflicts_total.load(Relaxed),
             conflicts: self.conflicts.lock().unwrap().clone(),
-            minor_collections: self.minor_collections.load(Relaxed),
-            bytes_promoted: self.bytes_promoted.load(Relaxed),
-            minor_ns: self.minor_ns.load(Relaxed),
-            minor_max_ns: self.minor_max_ns.load(Relaxed),
+            minor_collections: 0,
+            bytes_promoted: 0,
+            minor_ns: 0,
+            minor_max_ns: 0,
             major_collections: self.major_collections.load(Relaxed),
             major_ns: self.major_ns.load(Relaxed),
             major_max_ns: self.major_max_ns.load(Relaxed),
             major_freed_bytes: self.major_freed_bytes.load(Relaxed),
             live_bytes: self.live_bytes.load(Relaxed),
             pages_reshared: self.pages_reshared.load(Relaxed),
-            validations: self.validations.load(Relaxed),
-            validate_ns: self.validate_ns.load(Relaxed),
-            imported_entries: self.imported_entries.load(Relaxed),
-            imported_bytes: self.imported_bytes.load(Relaxed),
+            validations: 0,
+            validate_ns: 0,
+            imported_entries: 0,
+            imported_bytes: 0,
             inevitable_waits: self.inevitable_waits.load(Relaxed),
             log_entries: 0,
             log_bytes: 0,

@@ -116,6 +116,9 @@ pub(crate) fn lock_word(seg: usize, st: u64) -> u32 {
 pub(crate) struct SegShared {
     pub running: AtomicBool,
     pub tx_state: AtomicU64,
+    /// The running transaction's age for the contention rules: when it (or the first try
+    /// of it, after aborts) began, in ns since `Stm::epoch`; ties broken by segment number.
+    /// A clock reading, not a shared counter: beginning writes nothing shared.
     pub start_time: AtomicU64,
     pub private: PrivateBitmap,
     /// What the doomer of this segment's transaction knew about the conflict: written under
@@ -129,6 +132,8 @@ pub(crate) struct SegShared {
     /// The keeper takes it back, and anybody else takes it over, by swapping the token for
     /// 0 (see [`Stm::reclaim_segment`] and [`Stm::take_over_idle`]).
     pub kept_by: AtomicU64,
+    /// The statistics bumped at every transaction, written only by the segment's holder.
+    pub counters: crate::stats::SegCounters,
 }
 
 /// The free transaction segments and a ticket queue of the threads waiting for one.
@@ -189,7 +194,8 @@ pub struct Stm {
     /// Segment whose transaction is in its commit phase
     /// ([`crate::StmThread::enter_commit_phase`]), 0 if none.
     pub(crate) finishing: AtomicU8,
-    pub(crate) clock: AtomicU64,
+    /// Origin of the transactions' start times (`SegShared::start_time`).
+    pub(crate) epoch: std::time::Instant,
     /// The old-object allocator (size-class pages and page runs).
     pub(crate) old: OldSpace,
     /// Objects above this size are allocated young outside the nursery.
@@ -236,6 +242,7 @@ impl Stm {
                 conflict: Mutex::new(None),
                 last: AtomicPtr::new(log.root()),
                 kept_by: AtomicU64::new(0),
+                counters: Default::default(),
             })
             .collect();
         Ok(Arc::new(Stm {
@@ -261,7 +268,7 @@ impl Stm {
             sync_in_progress: AtomicBool::new(false),
             inevitable: AtomicU8::new(0),
             finishing: AtomicU8::new(0),
-            clock: AtomicU64::new(1),
+            epoch: std::time::Instant::now(),
             tracer: config.trace.then(crate::trace::Tracer::new),
             config,
         }))
@@ -301,6 +308,9 @@ impl Stm {
     /// A copy of the statistics.
     pub fn stats(&self) -> StatsSnapshot {
         let mut s = self.stats.snapshot();
+        for seg in &self.segs {
+            seg.counters.add_to(&mut s);
+        }
         s.log_entries = self.log.len.load(std::sync::atomic::Ordering::Relaxed);
         s.log_bytes = self.log.bytes.load(std::sync::atomic::Ordering::Relaxed);
         s

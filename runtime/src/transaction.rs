@@ -16,7 +16,9 @@ use crate::layout::{
     SegmentInfo, INFO_OFFSET, PAGE_SIZE, REQUEST_ABORT, REQUEST_SYNC, REQUEST_VALIDATE,
 };
 use crate::object::WRITE_BARRIER_FLAG;
-use crate::stats::{AbortCause, Conflict, ConflictInfo, ConflictKind, Side, Stats, NO_SITE};
+use crate::stats::{
+    AbortCause, Conflict, ConflictInfo, ConflictKind, SegCounters, Side, Stats, NO_SITE,
+};
 use crate::stm::{lock_word, Stm, COMMITTING, DOOMED, INEVITABLE, IN_TX, SEQ_SHIFT};
 use crate::trace::{Event, Outcome, SpanKind, TxRecord};
 use std::cell::Cell;
@@ -370,10 +372,11 @@ impl StmThread {
             // SAFETY: as above.
             next = unsafe { (*cur).next.load(Acquire) };
         }
-        Stats::add(&stm.stats.validations, 1);
-        Stats::add(&stm.stats.imported_entries, entries);
-        Stats::add(&stm.stats.imported_bytes, bytes);
-        Stats::add(&stm.stats.validate_ns, t0.elapsed().as_nanos() as u64);
+        let c = &stm.segs[me].counters;
+        SegCounters::bump(&c.validations, 1);
+        SegCounters::bump(&c.imported_entries, entries);
+        SegCounters::bump(&c.imported_bytes, bytes);
+        SegCounters::bump(&c.validate_ns, t0.elapsed().as_nanos() as u64);
         found
     }
 
@@ -468,7 +471,7 @@ impl StmThread {
         let start = self
             .retained_start
             .take()
-            .unwrap_or_else(|| stm.clock.fetch_add(1, SeqCst));
+            .unwrap_or_else(|| stm.epoch.elapsed().as_nanos() as u64);
         stm.segs[seg].start_time.store(start, SeqCst);
         info.safe_point_request.fetch_and(!REQUEST_ABORT, SeqCst);
         info.budget.store(stm.config.budget, Relaxed);
@@ -947,7 +950,7 @@ impl StmThread {
             .info(me)
             .safe_point_request
             .fetch_and(!REQUEST_ABORT, SeqCst);
-        Stats::add(&stm.stats.commits, 1);
+        SegCounters::bump(&stm.segs[me].counters.commits, 1);
         self.retained_start = None;
     }
 
