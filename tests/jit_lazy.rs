@@ -162,3 +162,47 @@ fn errors_in_lazily_compiled_functions_keep_their_positions() {
         assert!(err.contains(&format!("{name}.lang:")), "case {i}: {err}");
     }
 }
+
+/// Runs of `def` statements bind their globals in one helper call: in order (a later `def`
+/// of a name wins), only when reached (a name read before its `def` is a NameError at the
+/// right place), mixed with `def`s that cannot be batched (defaults, closures) and inside a
+/// function with `global` declarations; the same output and error as the interpreter.
+#[test]
+fn runs_of_defs_bind_their_globals_in_order() {
+    let src = "\
+def a():
+    return 1
+def b():
+    return a() + 10
+def a():
+    return 2
+def c(x=5):
+    return x
+def d():
+    return b() * 100
+print(a(), b(), c(), d())
+def setup():
+    global e, f
+    def e():
+        return 'e'
+    def f():
+        return 'f' + e()
+    return 0
+setup()
+print(f())
+print(g())
+def g():
+    return 3
+";
+    let (jit_out, jit_err, jit_code) = run(src, "defs", &[], &[]);
+    let (out, err, code) = run(src, "defs", &["--interp"], &[]);
+    assert_eq!(
+        (jit_out.as_str(), jit_err.as_str(), jit_code),
+        (out.as_str(), err.as_str(), code)
+    );
+    assert!(out.starts_with("2 12 5 1200\nfe\n"), "{out}");
+    assert!(
+        err.contains("NameError") && err.contains("defs.lang:21:"),
+        "{err}"
+    );
+}

@@ -212,6 +212,9 @@ pub struct CodeTables {
     pub call_shapes: AppendVec<Vec<ArgKind>>,
     /// Attribute-site caches: entries `class id << 32 | slot` (see `site_cache`).
     attr_caches: AppendVec<SiteCache>,
+    /// The (global, function object) pairs of runs of `def` statements
+    /// (`calls::stmjit_define_globals`), by address.
+    def_runs: AppendVec<Box<[u64]>>,
     /// Code addresses of the program's JIT functions by function id: 0 until the function
     /// is compiled (JIT code that finds 0 calls the compiler, `stmjit_compile`). Set once,
     /// with a release store after the code is executable.
@@ -261,6 +264,7 @@ impl CodeTables {
             classdefs: AppendVec::new(),
             call_shapes: AppendVec::new(),
             attr_caches: AppendVec::new(),
+            def_runs: AppendVec::new(),
             func_code: (0..nfuncs).map(|_| AtomicU64::new(0)).collect(),
             entries: (0..=max_words).map(|_| AtomicU64::new(0)).collect(),
             compiler: OnceLock::new(),
@@ -287,6 +291,13 @@ impl CodeTables {
     pub fn new_attr_site(&self) -> *const SiteCache {
         let i = self.attr_caches.push(SiteCache::default());
         &self.attr_caches[i]
+    }
+
+    /// Keeps the flat (global index, function object) pairs of a run of `def` statements;
+    /// their address (stable, for `calls::stmjit_define_globals`).
+    pub fn add_def_run(&self, pairs: Vec<u64>) -> *const u64 {
+        let i = self.def_runs.push(pairs.into_boxed_slice());
+        self.def_runs[i].as_ptr()
     }
 
     /// Sets the compiler (once, before the program runs).

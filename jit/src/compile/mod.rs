@@ -159,6 +159,18 @@ fn statements(body: &[stmjit_lang::ast::Stmt]) -> usize {
                 StmtKind::While { body, .. }
                 | StmtKind::For { body, .. }
                 | StmtKind::With { body, .. } => statements(body),
+                StmtKind::Try {
+                    body,
+                    handlers,
+                    orelse,
+                    finalbody,
+                    ..
+                } => {
+                    statements(body)
+                        + handlers.iter().map(|h| statements(&h.body)).sum::<usize>()
+                        + statements(orelse)
+                        + statements(finalbody)
+                }
                 _ => 0,
             }
         })

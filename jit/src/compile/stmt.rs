@@ -12,12 +12,55 @@ use stmjit_vm::UNBOUND;
 impl FnCompiler<'_, '_> {
     /// Compiles a block of statements.
     pub(crate) fn stmts(&mut self, body: &[Stmt]) {
-        for s in body {
+        let mut i = 0;
+        while i < body.len() {
             if self.is_filled() {
                 self.dead_block();
             }
-            self.stmt(s);
+            let run = self.def_run(&body[i..]);
+            if run >= 2 {
+                self.define_globals(&body[i..i + run]);
+                i += run;
+            } else {
+                self.stmt(&body[i]);
+                i += 1;
+            }
         }
+    }
+
+    /// How many statements at the start of `body` are `def`s binding a global to a
+    /// function without defaults nor free variables (whose object is a constant).
+    fn def_run(&self, body: &[Stmt]) -> usize {
+        let program = self.sh.program;
+        body.iter()
+            .take_while(|s| match &s.kind {
+                StmtKind::FunctionDef { func, target } => {
+                    let f = &program.functions[*func];
+                    matches!(target.slot, Slot::Global(_)) && f.defaults.is_empty() && f.nfree == 0
+                }
+                _ => false,
+            })
+            .count()
+    }
+
+    /// A run of `def`s that [`Self::def_run`] counted: one helper call binds their globals
+    /// (in order), instead of one inline card barrier and store each.
+    fn define_globals(&mut self, defs: &[Stmt]) {
+        let first = &defs[0];
+        self.at_line(first.span.line);
+        let mut pairs = Vec::with_capacity(2 * defs.len());
+        for s in defs {
+            if let StmtKind::FunctionDef { func, target } = &s.kind {
+                if let Slot::Global(g) = target.slot {
+                    pairs.push(g as u64);
+                    pairs.push(self.sh.consts.func_objs[*func]);
+                }
+            }
+        }
+        let n = self.b.ins().iconst(I64, (pairs.len() / 2) as i64);
+        let table = self.sh.code.add_def_run(pairs) as i64;
+        let table = self.b.ins().iconst(I64, table);
+        self.call_checked(Helper::DefineGlobals, &[self.ctx, table, n], first.span);
     }
 
     /// Compiles a loop body at the current block: `bind` first (the loop variable's

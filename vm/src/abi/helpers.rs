@@ -184,6 +184,8 @@ helpers! {
     CellGet = "stmjit_cell_get", cells::stmjit_cell_get: fn(*mut Ctx, Word, u64) -> Word, MayMove;
     /// Stores into a cell.
     CellSet = "stmjit_cell_set", cells::stmjit_cell_set: fn(*mut Ctx, Word, Word) -> Word, MayMove;
+    /// Binds globals to the function objects of a run of `def` statements.
+    DefineGlobals = "stmjit_define_globals", calls::stmjit_define_globals: fn(*mut Ctx, *const u64, u64) -> Word, MayMove;
     /// Creates the class of a class statement.
     MakeClass = "stmjit_make_class", calls::stmjit_make_class: fn(*mut Ctx, u64, Word, *const Word) -> Word, MayMove;
     /// `raise v` (`UNBOUND`: a bare `raise` outside any `except` clause); returns `ERR`.
