@@ -17,7 +17,7 @@ use cranelift_module::Module;
 use std::mem::offset_of;
 use stmjit_lang::diag::Span;
 use stmjit_vm::abi::{Effects, Helper};
-use stmjit_vm::{Ctx, ERR, RESTART};
+use stmjit_vm::{Ctx, ERR};
 
 impl FnCompiler<'_, '_> {
     /// A reference to `helper` in this function.
@@ -121,15 +121,7 @@ impl FnCompiler<'_, '_> {
             return;
         }
         let s = self.b.ins().iconst(I64, site);
-        let e = self.call(Helper::Trace, &[self.ctx, s]);
-        let restart = self.b.ins().icmp_imm(IntCC::Equal, e, RESTART as i64);
-        let dispatch = self.dispatch_block();
-        let unwind = self.b.create_block();
-        self.b.ins().brif(restart, dispatch, &[], unwind, &[]);
-        self.b.set_cold_block(unwind);
-        self.b.switch_to_block(unwind);
-        let err = self.b.ins().iconst(I64, ERR as i64);
-        self.b.ins().jump(self.ret_block, &[err.into()]);
+        self.trace_and_leave(s);
         self.b.switch_to_block(ok);
     }
     /// Registers a trace site.

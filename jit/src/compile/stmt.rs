@@ -89,7 +89,7 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(latch);
     }
 
-    fn store_name(&mut self, n: &Name, v: Value, span: Span) {
+    pub(super) fn store_name(&mut self, n: &Name, v: Value, span: Span) {
         match n.slot {
             Slot::Local(i) => {
                 self.store_slot(i, v);

@@ -17,7 +17,7 @@
 use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, Block, InstBuilder, Value};
 use std::mem::offset_of;
-use stmjit_lang::ast::{Expr, Handler, Name, Slot, Stmt, StmtKind};
+use stmjit_lang::ast::{Expr, Handler, Slot, Stmt, StmtKind};
 use stmjit_lang::diag::Span;
 use stmjit_runtime::value::TRUE;
 use stmjit_runtime::ShadowStack;
@@ -75,6 +75,12 @@ impl FnCompiler<'_, '_> {
             self.b.ins().jump(r.target, &[site.into()]);
             return;
         }
+        self.trace_and_leave(site);
+    }
+
+    /// Out of the frame: records a trace entry at `site` (a value), then goes back to the
+    /// restart dispatch when the runtime says the transaction restarts, else returns `ERR`.
+    pub(super) fn trace_and_leave(&mut self, site: Value) {
         let e = self.call(Helper::Trace, &[self.ctx, site]);
         let restart = self.b.ins().icmp_imm(IntCC::Equal, e, RESTART as i64);
         let dispatch = self.dispatch_block();
@@ -279,16 +285,16 @@ impl FnCompiler<'_, '_> {
         let before = self.assigned.clone();
         if let Some(n) = &h.name {
             let v = self.load_slot(obj);
-            self.store_handler_name(n, v, h.span);
+            self.store_name(n, v, h.span);
         }
         self.handling.push((level, obj));
         self.stmts(&h.body);
         self.handling.pop();
         if !self.is_filled() {
             if let Some(n) = &h.name {
-                // Unbound when the clause ends, as in Python.
+                // Unbound when the clause ends, as in Python (`UNBOUND` empties a cell).
                 let u = self.b.ins().iconst(I64, UNBOUND as i64);
-                self.store_handler_name(n, u, h.span);
+                self.store_name(n, u, h.span);
                 if let Slot::Local(i) = n.slot {
                     self.assigned[i] = false;
                 }
@@ -297,22 +303,6 @@ impl FnCompiler<'_, '_> {
         }
         self.assigned = before;
         self.b.switch_to_block(next);
-    }
-
-    fn store_handler_name(&mut self, n: &Name, v: Value, span: Span) {
-        match n.slot {
-            Slot::Local(i) => {
-                self.store_slot(i, v);
-                self.assigned[i] = true;
-            }
-            Slot::Cell(i) => {
-                // `UNBOUND` empties the cell (the end of the clause).
-                let cell = self.load_slot(i);
-                self.call_checked(Helper::CellSet, &[self.ctx, cell, v], span);
-            }
-            Slot::Global(g) => self.store_global(g, v, span),
-            Slot::Builtin(_) | Slot::Unresolved => {}
-        }
     }
 
     /// `except c:`: whether the exception in `obj` is an instance of `c`'s value.
