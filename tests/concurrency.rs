@@ -1228,3 +1228,38 @@ fn the_programs_run_with_the_commit_log() {
         );
     }
 }
+
+// ---- roots of spawn and q.add ----
+
+/// The deepest shadow stack a `--stats` report saw.
+fn shadow_max_slots(r: &Run) -> u64 {
+    r.stderr
+        .lines()
+        .find_map(|l| leading_number(l, "  shadow stack: up to "))
+        .unwrap_or_else(|| panic!("no `shadow stack:` line\n{}", r.describe()))
+}
+
+/// A loop of 2000 spawns (or 20 000 `q.add`) must not leave each call's temporary roots on
+/// the shadow stack: they were once never released, so a server or a long loop grew it
+/// until MemoryError (and kept every object they referred to alive).
+#[test]
+fn spawning_or_queueing_in_a_loop_does_not_pile_up_roots() {
+    for (name, threads) in [
+        ("spawn_loop", "2"),
+        ("queue_add_loop", "2"),
+        ("spawn_loop", "1"),
+    ] {
+        let r = check(
+            name,
+            &["--threads", threads, "--stats"],
+            &[("STMJIT_NURSERY", "65536")],
+            &[],
+        );
+        let depth = shadow_max_slots(&r);
+        assert!(
+            depth < 1000,
+            "{name}: the shadow stack reached {depth} slots\n{}",
+            r.describe()
+        );
+    }
+}

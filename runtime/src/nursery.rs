@@ -358,6 +358,10 @@ impl StmThread {
         if ns > c.minor_max_ns.load(Relaxed) {
             c.minor_max_ns.store(ns, Relaxed);
         }
+        let depth = gc.shadow.depth() as u64;
+        if depth > c.shadow_max_slots.load(Relaxed) {
+            c.shadow_max_slots.store(depth, Relaxed);
+        }
         if let Some(t) = stm.tracer() {
             t.span_since(crate::trace::SpanKind::MinorCollection, t0);
         }

@@ -158,6 +158,7 @@ pub(crate) struct SegCounters {
     pub bytes_promoted: AtomicU64,
     pub minor_ns: AtomicU64,
     pub minor_max_ns: AtomicU64,
+    pub shadow_max_slots: AtomicU64,
     pub validations: AtomicU64,
     pub validate_ns: AtomicU64,
     pub imported_entries: AtomicU64,
@@ -181,6 +182,7 @@ impl SegCounters {
         s.bytes_promoted += self.bytes_promoted.load(Relaxed);
         s.minor_ns += self.minor_ns.load(Relaxed);
         s.minor_max_ns = s.minor_max_ns.max(self.minor_max_ns.load(Relaxed));
+        s.shadow_max_slots = s.shadow_max_slots.max(self.shadow_max_slots.load(Relaxed));
         s.validations += self.validations.load(Relaxed);
         s.validate_ns += self.validate_ns.load(Relaxed);
         s.imported_entries += self.imported_entries.load(Relaxed);
@@ -255,6 +257,9 @@ pub struct StatsSnapshot {
     pub minor_ns: u64,
     /// Longest minor collection (ns).
     pub minor_max_ns: u64,
+    /// Deepest shadow stack seen by a minor collection (slots): what JIT frames and helpers
+    /// held at once. A figure that grows with a program's running time is a root leak.
+    pub shadow_max_slots: u64,
     /// Major collections.
     pub major_collections: u64,
     /// Total time of major collections, world stopped (ns).
@@ -344,6 +349,7 @@ impl Stats {
             bytes_promoted: 0,
             minor_ns: 0,
             minor_max_ns: 0,
+            shadow_max_slots: 0,
             major_collections: self.major_collections.load(Relaxed),
             major_ns: self.major_ns.load(Relaxed),
             major_max_ns: self.major_max_ns.load(Relaxed),

@@ -558,10 +558,14 @@ pub(crate) fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]
                     );
                 }
                 return with_rt(ctx, |rt| {
+                    let mark = rt.mark();
                     let rr = rt.root(recv);
-                    let call = rt.new_list(args)?;
-                    let calls = rt.ld(rt.get(rr), offset_of!(OpaqueObj, a) as u64);
-                    rt.list_push(calls, call).map(|_| NONE)
+                    let added = rt.new_list(args).and_then(|call| {
+                        let calls = rt.ld(rt.get(rr), offset_of!(OpaqueObj, a) as u64);
+                        rt.list_push(calls, call)
+                    });
+                    rt.release(mark);
+                    added.map(|_| NONE)
                 });
             }
             (OPAQUE_QUEUE, "run") if args.is_empty() => {

@@ -23,7 +23,11 @@ pub(crate) fn with_rt(ctx: *mut Ctx, f: impl FnOnce(&mut Runtime) -> R<Word>) ->
     // SAFETY: JIT code passes the live context of its thread; its runtime outlives the run
     // and no other reference to it is active during a helper call.
     let rt = unsafe { &mut *(*ctx).rt };
+    // Whatever the helper rooted lives only for the call: a helper called in a loop must not
+    // pile roots up on the shadow stack (its result is read before anything can move).
+    let mark = rt.mark();
     let r = f(rt);
+    rt.release(mark);
     if rt.root_overflow.replace(false) {
         return rt.raise(
             ErrorKind::MemoryError,

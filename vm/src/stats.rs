@@ -312,6 +312,11 @@ pub fn report(rt: &Runtime) -> String {
         ms(s.major_max_ns),
         s.live_bytes / 1024
     );
+    let _ = writeln!(
+        o,
+        "  shadow stack: up to {} slots at a minor collection",
+        s.shadow_max_slots
+    );
     let _ = writeln!(o, "  pages privatized: {}", s.pages_privatized);
     let c = &rt.info.code.compiled;
     let _ = writeln!(
@@ -438,6 +443,7 @@ pub fn report_json(rt: &Runtime) -> Value {
             "major_ms": ms_f(s.major_ns),
             "major_max_ms": ms_f(s.major_max_ns),
             "live_bytes": s.live_bytes,
+            "shadow_stack_max_slots": s.shadow_max_slots,
         },
         "pages_privatized": s.pages_privatized,
         "jit": {

@@ -370,6 +370,15 @@ pub(crate) fn spawn(rt: &mut Runtime, f: Word, args: &[Word]) -> super::R<Word> 
             "spawn() is not available here",
         ));
     }
+    // The roots below live only for this call: a spawn in a loop must not pile them up.
+    let mark = rt.mark();
+    let r = spawn_rooted(rt, slot, f, args);
+    rt.release(mark);
+    r
+}
+
+/// The body of [`spawn`], free to root what it allocates (its caller releases the roots).
+fn spawn_rooted(rt: &mut Runtime, slot: *mut Word, f: Word, args: &[Word]) -> super::R<Word> {
     let hf = rt.hold(f);
     let argl = rt.new_list(args)?;
     let ha = rt.root(argl);
