@@ -23,8 +23,9 @@ use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::{oneshot, watch};
 
+use crate::inflight::{Busy, InFlight};
 use crate::io::Conn;
 use crate::queue::{Job, Queue};
 use crate::target::split_target;
@@ -128,8 +129,13 @@ const CLOSE_GRACE: Duration = Duration::from_millis(200);
 /// request head is closed at once.
 async fn connection(stream: TcpStream, front: Arc<Front>, mut stop: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(Conn::new(stream, front.limits.write_timeout));
     let busy = Arc::new(Busy::default());
+    let io = TokioIo::new(Conn::checking_framing(
+        stream,
+        front.limits.write_timeout,
+        front.limits.max_header_bytes,
+        busy.clone(),
+    ));
     let (f, b, stop2) = (front.clone(), busy.clone(), stop.clone());
     let service = service_fn(move |req| respond(req, f.clone(), stop2.clone(), Busy::enter(&b)));
     let conn = front.http.serve_connection(io, service);
@@ -140,7 +146,7 @@ async fn connection(stream: TcpStream, front: Arc<Front>, mut stop: watch::Recei
             conn.as_mut().graceful_shutdown();
             loop {
                 let idle = busy.idle.notified();
-                if busy.n.load(Ordering::SeqCst) == 0 {
+                if busy.in_flight() == 0 {
                     let _ = tokio::time::timeout(CLOSE_GRACE, conn.as_mut()).await;
                     break;
                 }
@@ -152,33 +158,6 @@ async fn connection(stream: TcpStream, front: Arc<Front>, mut stop: watch::Recei
         }
     }
     front.live.fetch_sub(1, Ordering::Relaxed);
-}
-
-/// Requests of one connection in flight: from the handler call until hyper dropped the
-/// answer's body (it is in hyper's write buffer then).
-#[derive(Default)]
-struct Busy {
-    n: AtomicUsize,
-    /// Notified when `n` drops to 0.
-    idle: Notify,
-}
-
-/// One request in flight (see [`Busy`]).
-struct InFlight(Arc<Busy>);
-
-impl Busy {
-    fn enter(this: &Arc<Busy>) -> InFlight {
-        this.n.fetch_add(1, Ordering::SeqCst);
-        InFlight(this.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if self.0.n.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
 }
 
 /// An answer's body, holding its request's [`InFlight`] until hyper is done with it.

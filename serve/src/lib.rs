@@ -39,7 +39,9 @@
 //! t.join().unwrap().unwrap();
 //! ```
 
+mod framing;
 mod front;
+mod inflight;
 mod io;
 mod latency;
 mod queue;

@@ -126,13 +126,47 @@ fn well_formed_requests_get_clean_answers() {
     // Nothing names the server software.
     assert!(!a.to_ascii_lowercase().contains("server:"), "{a:?}");
     assert!(!a.to_ascii_lowercase().contains("hyper"), "{a:?}");
-    // Bare LF line endings (RFC 9112 2.2: a recipient MAY take a single LF as a line end)
-    // are read as such and answered, never left without an answer.
-    let a = exchange(port, b"GET /lf HTTP/1.1\nHost: t\nConnection: close\n\n");
+    // A body may hold bare LFs: only heads are framing.
+    let a = exchange(
+        port,
+        b"POST /body HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nConnection: close\r\n\r\na\nb\n",
+    );
     assert!(
-        a.starts_with("HTTP/1.1 200") && a.ends_with("GET /lf "),
+        a.starts_with("HTTP/1.1 200") && a.ends_with("POST /body a\nb\n"),
         "{a:?}"
     );
+    h.shutdown();
+    t.join().unwrap().unwrap();
+}
+
+/// Bare LF line endings in a head (RFC 9112 2.2 lets a server refuse them; a proxy that
+/// reads them otherwise is how requests are smuggled): a 400 and a close, after the answers
+/// to the connection's earlier requests, and the handler never sees that request.
+#[test]
+fn bare_lf_heads_get_400_after_the_earlier_answers() {
+    let (port, h, t, seen) = start();
+    let a = exchange(port, b"GET /lf HTTP/1.1\nHost: t\nConnection: close\n\n");
+    assert_eq!(status(&a), "400", "{a:?}");
+    assert!(a.ends_with("bare LF line ending in the request\n"), "{a:?}");
+    // Only the last line end bare, after a pipelined request and a body holding LFs.
+    let a = exchange(
+        port,
+        b"GET /first HTTP/1.1\r\nHost: t\r\n\r\n\
+          POST /second HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n\n\n\
+          GET /smuggled HTTP/1.1\r\nHost: t\r\n\n",
+    );
+    let answers: Vec<&str> = a.split("HTTP/1.1 ").filter(|s| !s.is_empty()).collect();
+    assert_eq!(answers.len(), 3, "{a:?}");
+    assert!(
+        answers[0].starts_with("200") && answers[0].ends_with("GET /first "),
+        "{a:?}"
+    );
+    assert!(
+        answers[1].starts_with("200") && answers[1].ends_with("POST /second \n\n"),
+        "{a:?}"
+    );
+    assert!(answers[2].starts_with("400"), "{a:?}");
+    assert_eq!(*seen.lock().unwrap(), ["/first", "/second"]);
     h.shutdown();
     t.join().unwrap().unwrap();
 }
