@@ -159,7 +159,7 @@ impl AsyncWrite for Conn {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Poll::Pending = self.poll_refusal(cx) {
+        if self.poll_refusal(cx).is_pending() {
             return Poll::Pending;
         }
         let r = Pin::new(&mut self.io).poll_shutdown(cx);
