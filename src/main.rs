@@ -1,9 +1,12 @@
 //! `stmjit`: the command line.
 //!
-//! `stmjit run [--threads N] [--gil] [--stats] [--stats-json FILE] [--trace FILE] [--dump-asm[=FILE]] [--asm-syntax intel|att]
-//! [--segment-base gs|r15] [--interp] prog.lang [ARGS...]` runs a program: compiled by
-//! Cranelift (`stmjit-jit`) onto the STM runtime, its threads in parallel transactions, or on
-//! the reference interpreter of `stmjit-lang` with `--interp`.
+//! `stmjit run [--threads N] [--gil] [--stats] [--stats-json FILE] [--trace FILE] [--timeline FILE]
+//! [--dump-asm[=FILE]] [--asm-syntax intel|att] [--segment-base gs|r15] [--interp] prog.lang [ARGS...]`
+//! runs a program: compiled by Cranelift (`stmjit-jit`) onto the STM runtime, its threads in
+//! parallel transactions, or on the reference interpreter of `stmjit-lang` with `--interp`.
+//!
+//! `stmjit timeline TRACE.json [-o FILE.svg]` draws a saved `--trace` file as the SVG
+//! timeline that `--timeline` draws (`stmjit-timeline`).
 //!
 //! Environment switches for testing: `STMJIT_ABORT_PROBABILITY=P` makes each commit of a
 //! transaction that can abort abort instead with probability P (it then restarts);
@@ -56,6 +59,11 @@ enum Command {
         /// (open it in Perfetto or chrome://tracing).
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        /// Record the same events as `--trace` and draw them at exit as an SVG timeline to
+        /// FILE: one row per thread, transactions as blocks coloured by outcome, waits and
+        /// collections shaded, conflicts as arrows.
+        #[arg(long, value_name = "FILE")]
+        timeline: Option<PathBuf>,
         /// Print the machine code of every function (barriers, polls marked) to stderr, or
         /// to FILE; the program still runs.
         #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true)]
@@ -75,6 +83,19 @@ enum Command {
         /// Arguments passed to the program, returned by `args()`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Draw a trace written by `run --trace` as an SVG timeline (what `run --timeline`
+    /// draws): one row per thread, transactions as blocks coloured by outcome.
+    Timeline {
+        /// The trace (Chrome trace-event JSON from `stmjit run --trace`).
+        trace: PathBuf,
+        /// Where to write the SVG (default: the trace's name with `.svg`).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Width of the time axis in pixels.
+        #[arg(long, value_name = "PX", default_value_t = 1000,
+              value_parser = clap::value_parser!(u32).range(200..=20000))]
+        width: u32,
     },
 }
 
@@ -110,6 +131,7 @@ fn main() -> ExitCode {
             stats,
             stats_json,
             trace,
+            timeline,
             dump_asm,
             dump_asm_fn,
             asm_syntax,
@@ -141,6 +163,7 @@ fn main() -> ExitCode {
                     stats,
                     stats_json,
                     trace,
+                    timeline,
                     // The one place that ends the process from inside a run: a thread in
                     // which the program failed (see `stmjit_lang::Exit`).
                     exit: std::process::exit,
@@ -149,5 +172,36 @@ fn main() -> ExitCode {
             };
             ExitCode::from(u8::try_from(status).unwrap_or(1))
         }
+        Command::Timeline {
+            trace,
+            output,
+            width,
+        } => draw_timeline(&trace, output, width),
     }
+}
+
+/// `stmjit timeline`: reads the trace, writes the SVG. An unreadable or malformed trace,
+/// or an unwritable output, is an error (status 1) naming the file.
+fn draw_timeline(trace: &std::path::Path, output: Option<PathBuf>, width: u32) -> ExitCode {
+    let out = output.unwrap_or_else(|| trace.with_extension("svg"));
+    let bytes = match std::fs::read(trace) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: OSError: cannot read {}: {e}", trace.display());
+            return ExitCode::from(1);
+        }
+    };
+    let opts = stmjit_timeline::Options { width };
+    let svg = match stmjit_timeline::render_json(&bytes, &opts) {
+        Ok(svg) => svg,
+        Err(e) => {
+            eprintln!("error: ValueError: {}: {e}", trace.display());
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = std::fs::write(&out, svg) {
+        eprintln!("error: OSError: cannot write {}: {e}", out.display());
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
 }

@@ -60,6 +60,9 @@ pub struct Options {
     /// `--trace FILE`: record the run's events and write them as Chrome trace-event JSON to
     /// FILE at exit (`stmjit_vm::trace_json`).
     pub trace: Option<std::path::PathBuf>,
+    /// `--timeline FILE`: record the same events and draw them as an SVG timeline to FILE
+    /// at exit (`stmjit-timeline`).
+    pub timeline: Option<std::path::PathBuf>,
     /// Ends the process when the program fails in a spawned thread (see
     /// [`stmjit_lang::Exit`]): the binary passes `std::process::exit`.
     pub exit: stmjit_lang::Exit,
@@ -87,6 +90,7 @@ impl Options {
             stats: false,
             stats_json: None,
             trace: None,
+            timeline: None,
             exit,
         }
     }
@@ -183,6 +187,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     data.link(names, consts);
     data.stats_json = opts.stats_json.clone();
     data.trace_json = opts.trace.clone();
+    data.timeline_svg = opts.timeline.clone();
     let listing = crate::listing::ListingOptions {
         target: opts.dump_asm.clone(),
         syntax: opts.syntax,
@@ -244,7 +249,7 @@ fn start_runtime(opts: &Options, switches: &Switches) -> Result<Arc<Stm>, String
     let mut config = StmConfig {
         num_segments: if opts.gil { 1 } else { threads },
         move_threads: switches.move_threads,
-        trace: opts.trace.is_some(),
+        trace: opts.trace.is_some() || opts.timeline.is_some(),
         record_read_sites: opts.reports_conflicts(),
         ..StmConfig::default()
     };

@@ -28,7 +28,8 @@
 //! - what JIT code calls: [`helpers`] (operators, items, attributes, iteration, printing),
 //!   [`calls`]; [`special`] (special methods of instances met by value operations);
 //! - transactions and threads: [`txn`], [`threads`], [`output`], [`serve`];
-//! - [`stats`]: the `--stats` report; [`trace_json`]: the `--trace` file.
+//! - [`stats`]: the `--stats` report; [`trace_json`]: the `--trace` file and the
+//!   `--timeline` picture.
 //!
 //! `calls`, `threads`, `txn`, `serve` and `stats` import each other, as the language does:
 //! calling a value may call a builtin that spawns, joins, runs a queue or serves, and those

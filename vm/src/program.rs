@@ -381,6 +381,8 @@ pub struct ProgramInfo {
     pub stats_json: Option<std::path::PathBuf>,
     /// `--trace FILE`: where to write the event trace at exit (`trace_json.rs`).
     pub trace_json: Option<std::path::PathBuf>,
+    /// `--timeline FILE`: where to draw the event trace as SVG at exit (`trace_json.rs`).
+    pub timeline_svg: Option<std::path::PathBuf>,
 }
 
 impl ProgramInfo {
@@ -434,6 +436,7 @@ impl ProgramInfo {
             special_methods: false,
             stats_json: None,
             trace_json: None,
+            timeline_svg: None,
         }
     }
 

@@ -234,20 +234,36 @@ pub fn write_chrome_json(rt: &Runtime, data: &TraceData, w: &mut dyn Write) -> s
     Ok(())
 }
 
-/// At exit (normal or error): writes `--trace FILE` if asked (a failure to write it is
-/// reported, not fatal). Takes the events recorded so far: threads still running (an error
-/// exit) go on recording, unseen.
+/// At exit (normal or error): writes `--trace FILE` and draws `--timeline FILE` (from the
+/// same JSON, by `stmjit-timeline`) if asked; a failure to write either is reported, not
+/// fatal. Takes the events recorded so far: threads still running (an error exit) go on
+/// recording, unseen.
 pub fn write_if_asked(rt: &Runtime) {
-    let Some(path) = &rt.info.trace_json else {
+    let (json_path, svg_path) = (&rt.info.trace_json, &rt.info.timeline_svg);
+    if json_path.is_none() && svg_path.is_none() {
         return;
-    };
+    }
     let Some(tracer) = rt.stm.tracer() else {
         return;
     };
     let data = tracer.take();
     let mut buf = Vec::new();
-    let r = write_chrome_json(rt, &data, &mut buf).and_then(|()| std::fs::write(path, &buf));
-    if let Err(e) = r {
-        eprintln!("error: cannot write {}: {e}", path.display());
+    if let Err(e) = write_chrome_json(rt, &data, &mut buf) {
+        eprintln!("error: cannot write the trace: {e}");
+        return;
+    }
+    drop(data);
+    if let Some(path) = json_path {
+        if let Err(e) = std::fs::write(path, &buf) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+        }
+    }
+    if let Some(path) = svg_path {
+        let opts = stmjit_timeline::Options::default();
+        let r = stmjit_timeline::render_json(&buf, &opts)
+            .and_then(|svg| std::fs::write(path, svg).map_err(|e| e.to_string()));
+        if let Err(e) = r {
+            eprintln!("error: cannot write {}: {e}", path.display());
+        }
     }
 }
