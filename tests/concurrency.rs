@@ -396,6 +396,39 @@ fn new_dict_keys_from_two_threads_do_not_conflict() {
     );
 }
 
+/// Two threads add 20 000 different members each to one shared set (ints and tuples), add
+/// them again (a read only) and discard some: a set is a dict of its members, so the
+/// threads do not abort each other (measured: 59 to 80 aborts for about 4 800 commits, on
+/// the set's growth and hash neighbours), and the members come out right, also with forced
+/// aborts and under `--gil`.
+#[test]
+fn new_set_members_from_two_threads_do_not_conflict() {
+    let r = check(
+        "disjoint_set",
+        &["--threads", "2", "--stats"],
+        &[("STMJIT_BUDGET", "20")],
+        &[],
+    );
+    let s = stats(&r);
+    assert!(
+        s.commits >= 1000,
+        "expected many short transactions: {s:?}\n{}",
+        r.describe()
+    );
+    assert!(
+        s.aborts * 20 <= s.commits,
+        "adding different members to one set conflicted: {s:?}\n{}",
+        r.describe()
+    );
+    assert!(
+        s.sites.iter().all(|l| l.contains(" on set")),
+        "a conflict not on the set: {s:?}\n{}",
+        r.describe()
+    );
+    check("disjoint_set", &["--threads", "2"], ABORTS, &[]);
+    check("disjoint_set", &["--gil", "--threads", "2"], &[], &[]);
+}
+
 /// Every dict operation sees the keys its transaction inserted into a dict committed before
 /// it (pending in the overlay until commit) where a serial run would: in one atomic block,
 /// across short transactions, with forced aborts, with threads moving between segments and
@@ -411,6 +444,27 @@ fn pending_dict_keys_behave_like_inserted_ones() {
         &[],
     );
     check("dict_overlay_ops", &["--gil", "--threads", "2"], &[], &[]);
+}
+
+/// Every set operation sees the members its transaction added to a contended set (pending
+/// until commit) where a serial run would: in atomic blocks, across short transactions, with
+/// forced aborts, with threads moving between segments and under `--gil`.
+#[test]
+fn pending_set_members_behave_like_added_ones() {
+    check(
+        "set_overlay_ops",
+        &["--threads", "2"],
+        &[("STMJIT_BUDGET", "20")],
+        &[],
+    );
+    check("set_overlay_ops", &["--threads", "2"], ABORTS, &[]);
+    check(
+        "set_overlay_ops",
+        &["--threads", "3"],
+        &[("STMJIT_MOVE_THREADS", "1"), ("STMJIT_BUDGET", "5")],
+        &[],
+    );
+    check("set_overlay_ops", &["--gil", "--threads", "2"], &[], &[]);
 }
 
 /// Read-only list and dict methods (`keys`, `items`, `copy`, `index`...) on shared
@@ -1013,6 +1067,8 @@ fn expected_outputs_agree_with_the_interpreter() {
         "disjoint_list",
         "disjoint_dict",
         "disjoint_new_keys",
+        "disjoint_set",
+        "set_overlay_ops",
         "dict_overlay_ops",
         "readonly_methods",
         "init_change",

@@ -319,6 +319,8 @@ pub enum Builtin {
     Type,
     /// `isinstance(x, cls)` (`cls` a class or a list of classes).
     IsInstance,
+    /// `set()`, `set(iterable)`: also the type of sets (`type(s) is set`).
+    Set,
     /// A built-in exception class, by index in [`crate::exceptions::CLASSES`] (a class
     /// value, not a function).
     ExcClass(u8),
@@ -326,7 +328,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 46 + crate::exceptions::COUNT] = [
+    pub const ALL: [Builtin; 47 + crate::exceptions::COUNT] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -373,6 +375,7 @@ impl Builtin {
         Builtin::JsonDecode,
         Builtin::Type,
         Builtin::IsInstance,
+        Builtin::Set,
         Builtin::ExcClass(0),
         Builtin::ExcClass(1),
         Builtin::ExcClass(2),
@@ -442,6 +445,7 @@ impl Builtin {
             Builtin::JsonDecode => "json_decode",
             Builtin::Type => "type",
             Builtin::IsInstance => "isinstance",
+            Builtin::Set => "set",
             Builtin::ExcClass(i) => crate::exceptions::CLASSES[i as usize].0,
         }
     }
@@ -475,6 +479,9 @@ pub enum ExprKind {
     Tuple(Vec<Expr>),
     /// `{k: v, ...}`
     Dict(Vec<(Expr, Expr)>),
+    /// `{a, b, ...}` (at least one item in source; a set comprehension starts from an
+    /// empty one, which has no source form).
+    Set(Vec<Expr>),
     Unary(UnaryOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
     /// `a and b` (short-circuit, yields an operand).

@@ -245,7 +245,7 @@ pub fn hash_value(v: &Value) -> R<i64> {
             let items: Vec<i64> = t.items.iter().map(hash_value).collect::<R<_>>()?;
             crate::builtins_seq::hash_tuple(&items)
         }
-        Value::List(_) | Value::Dict(_) => {
+        Value::List(_) | Value::Dict(_) | Value::Set(_) => {
             return Err(exc(
                 TypeError,
                 format!("unhashable type: '{}'", v.type_name()),
@@ -414,6 +414,7 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
             arity(name, &args, 2, 2)?;
             is_instance(&args[0], &args[1])
         }
+        Builtin::Set => crate::sets::set_builtin(&args),
         Builtin::ExcClass(_) => unreachable!("{name} is a class, called as one"),
         Builtin::Print
         | Builtin::Spawn
@@ -531,6 +532,7 @@ pub fn type_of(v: &Value) -> R<Value> {
         Value::Str(_) => Value::Builtin(Builtin::Str),
         Value::List(_) => Value::Builtin(Builtin::List),
         Value::Tuple(_) => Value::Builtin(Builtin::Tuple),
+        Value::Set(_) => Value::Builtin(Builtin::Set),
         Value::Range(..) => Value::Builtin(Builtin::Range),
         other => {
             return Err(exc(
@@ -586,6 +588,7 @@ fn instance_of_one(v: &Value, cls: &Value) -> R<bool> {
                     | (Value::Str(_), Builtin::Str)
                     | (Value::List(_), Builtin::List)
                     | (Value::Tuple(_), Builtin::Tuple)
+                    | (Value::Set(_), Builtin::Set)
                     | (Value::Range(..), Builtin::Range)
             ),
             _ => {
@@ -607,7 +610,7 @@ fn len(args: &[Value]) -> R<Value> {
         Value::Str(s) => s.chars().count() as i64,
         Value::List(l) => lock(&l.items).len() as i64,
         Value::Tuple(t) => t.items.len() as i64,
-        Value::Dict(d) => lock(&d.map).len() as i64,
+        Value::Dict(d) | Value::Set(d) => lock(&d.map).len() as i64,
         Value::Range(a, b, s) => return Ok(ops::int_result(Some(range_len(*a, *b, *s) as i128))?),
         other => {
             return Err(exc(
@@ -864,6 +867,7 @@ pub fn has_method(v: &Value, name: &str) -> bool {
         Value::List(_) => LIST_METHODS.contains(&name),
         Value::Tuple(_) => crate::builtins_seq::TUPLE_METHODS.contains(&name),
         Value::Dict(_) => DICT_METHODS.contains(&name),
+        Value::Set(_) => crate::sets::SET_METHODS.contains(&name),
         Value::Str(_) => STR_METHODS.contains(&name),
         Value::Thread(_) => name == "join",
         Value::Queue(_) => name == "add" || name == "run",
@@ -984,6 +988,7 @@ pub fn call_method(
         Value::List(l) => list_method(recv, l, name, args, names),
         Value::Tuple(t) => crate::builtins_seq::tuple_method(t, name, &args),
         Value::Dict(d) => dict_method(recv, d, name, args, names),
+        Value::Set(d) => crate::sets::set_method(d, name, args, names),
         Value::Str(s) if name == "format" => {
             let text = |v: &Value| v.to_str(names);
             let repr = |v: &Value| v.repr(names);

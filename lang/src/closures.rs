@@ -339,7 +339,7 @@ impl<'a> Walk<'a> {
                 }
             }
             ExprKind::Lambda(f) => self.child(*f),
-            ExprKind::List(items) | ExprKind::Tuple(items) => {
+            ExprKind::List(items) | ExprKind::Tuple(items) | ExprKind::Set(items) => {
                 items.iter().for_each(|i| self.expr(i))
             }
             ExprKind::Dict(items) => items.iter().for_each(|(k, v)| {

@@ -18,7 +18,7 @@
 //! comprehension reads (`free`) are passed by value: exact unless code the comprehension
 //! calls rebinds one through `nonlocal` while it runs (a known difference; Python's
 //! comprehension would see the new value). Module names stay globals. Dict comprehensions
-//! store `<r>[K] = V`. A generator expression as the argument of `any`/`all` stops at the
+//! store `<r>[K] = V`, set comprehensions call `<r>.add(ELT)` on an empty set display. A generator expression as the argument of `any`/`all` stops at the
 //! first deciding item, as in Python: its function returns `[True]` (`[False]` for `all`)
 //! there, `[]` at the end, which `any`/`all` then decide on. As the argument of any other
 //! call it is evaluated to a list first. The names `<...>` cannot be written in a program: no clash.
@@ -32,6 +32,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 pub enum CompKind {
     List,
     Dict,
+    /// `{x for ...}`: `<r> = {}` as a set (`ExprKind::Set` of no items), `<r>.add(x)`.
+    Set,
     /// A generator expression passed to `any`: `[True]` at the first true item, else `[]`.
     Any,
     /// A generator expression passed to `all`: `[False]` at the first false item, else `[]`.
@@ -81,11 +83,16 @@ pub fn lower(
 ) -> (String, Expr) {
     let r = || expr(ExprKind::Name(name(RESULT, span)), span);
     let inner = match kind {
-        CompKind::List => stmt(
+        CompKind::List | CompKind::Set => stmt(
             StmtKind::Expr(expr(
                 ExprKind::MethodCall {
                     obj: Box::new(r()),
-                    name: "append".into(),
+                    name: if kind == CompKind::Set {
+                        "add"
+                    } else {
+                        "append"
+                    }
+                    .into(),
                     args: vec![elt],
                 },
                 span,
@@ -173,6 +180,10 @@ pub fn lower(
             Some(ExprKind::Dict(Vec::new())),
             ExprKind::Name(name(RESULT, span)),
         ),
+        CompKind::Set => (
+            Some(ExprKind::Set(Vec::new())),
+            ExprKind::Name(name(RESULT, span)),
+        ),
         CompKind::Any | CompKind::All => (None, ExprKind::List(Vec::new())),
     };
     let mut body = Vec::new();
@@ -190,6 +201,7 @@ pub fn lower(
     let label = match kind {
         CompKind::List => "<listcomp>",
         CompKind::Dict => "<dictcomp>",
+        CompKind::Set => "<setcomp>",
         CompKind::Any | CompKind::All => "<genexpr>",
     };
     let id = functions.len();
@@ -467,7 +479,7 @@ fn visit_expr_mut(e: &mut Expr, f: &mut dyn FnMut(&mut Expr)) {
         | ExprKind::None
         | ExprKind::Name(_)
         | ExprKind::Lambda(_) => {}
-        ExprKind::List(items) | ExprKind::Tuple(items) => {
+        ExprKind::List(items) | ExprKind::Tuple(items) | ExprKind::Set(items) => {
             items.iter_mut().for_each(|i| visit_expr_mut(i, f))
         }
         ExprKind::Dict(items) => items.iter_mut().for_each(|(k, v)| {

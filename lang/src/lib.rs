@@ -24,6 +24,7 @@ pub mod methods_extra;
 pub mod ops;
 pub mod parser;
 pub mod resolve;
+pub mod sets;
 pub mod special;
 pub mod stack;
 pub mod token;

@@ -125,7 +125,7 @@ impl Literals {
         match &e.kind {
             ExprKind::Str(s) => self.strs.push(s.to_string()),
             ExprKind::Float(f) => self.floats.push(*f),
-            ExprKind::List(items) | ExprKind::Tuple(items) => {
+            ExprKind::List(items) | ExprKind::Tuple(items) | ExprKind::Set(items) => {
                 items.iter().for_each(|x| self.expr(x))
             }
             ExprKind::Dict(items) => items.iter().for_each(|(k, v)| {

@@ -59,6 +59,9 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
         }
         _ => {}
     }
+    if let Some(r) = crate::sets::binary(op, a, b) {
+        return Ok(r);
+    }
     match (op, a, b) {
         (BinOp::Mod, Value::Str(template), v) => {
             Ok(Value::str(crate::format::percent(template, v)?))
@@ -587,7 +590,7 @@ pub fn contains(container: &Value, item: &Value) -> Result<bool, OpError> {
             }
             Ok(false)
         }
-        Value::Dict(d) => {
+        Value::Dict(d) | Value::Set(d) => {
             let k = Key::of(item)?;
             Ok(lock(&d.map).get(&k).is_some())
         }
@@ -633,7 +636,7 @@ pub fn iterate(v: &Value) -> Result<Vec<Value>, OpError> {
         Value::List(l) => Ok(l.snapshot()),
         Value::Tuple(t) => Ok(t.items.clone()),
         Value::Str(s) => Ok(s.chars().map(|c| Value::str(c.to_string())).collect()),
-        Value::Dict(d) => Ok(lock(&d.map).keys()),
+        Value::Dict(d) | Value::Set(d) => Ok(lock(&d.map).keys()),
         Value::Range(a, b, s) => {
             let n = range_len(*a, *b, *s);
             if n as u64 > MAX_SEQUENCE as u64 {

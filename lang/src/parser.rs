@@ -1705,12 +1705,15 @@ impl Parser {
                     if self.peek() == &Tok::DoubleStar {
                         return Err(self.unsupported("'**' unpacking is"));
                     }
+                    if self.peek() == &Tok::Star {
+                        return Err(self.unsupported("'*' unpacking is"));
+                    }
                     let k = self.expr()?;
                     match self.peek() {
-                        Tok::Comma | Tok::RBrace if items.is_empty() => {
-                            return Err(self.unsupported("sets are"))
+                        // `{a, b}` and `{x for ...}`: a set (`{}` stays an empty dict).
+                        Tok::Comma | Tok::RBrace | Tok::For if items.is_empty() => {
+                            return self.set_display(k, span)
                         }
-                        Tok::For => return Err(self.unsupported("set comprehensions are")),
                         _ => {}
                     }
                     self.expect(&Tok::Colon)?;
@@ -1734,6 +1737,40 @@ impl Parser {
             _ => return Err(self.unexpected()),
         };
         Ok(Expr { kind, span })
+    }
+}
+
+impl Parser {
+    /// The rest of a set display or set comprehension whose first item `first` was just
+    /// parsed (after `{`).
+    fn set_display(&mut self, first: Expr, span: Span) -> PResult<Expr> {
+        if self.peek() == &Tok::For {
+            let clauses = self.comp_clauses()?;
+            self.expect(&Tok::RBrace)?;
+            return Ok(self.lower(CompKind::Set, first, None, clauses, span));
+        }
+        let mut items = vec![first];
+        while self.eat(&Tok::Comma) {
+            if self.peek() == &Tok::RBrace {
+                break;
+            }
+            if matches!(self.peek(), Tok::Star | Tok::DoubleStar) {
+                return Err(self.unsupported("'*' unpacking is"));
+            }
+            items.push(self.expr()?);
+            match self.peek() {
+                Tok::For => {
+                    return Err(self.unsupported("set comprehensions after other items are"))
+                }
+                Tok::Colon => return Err(self.unexpected()),
+                _ => {}
+            }
+        }
+        self.expect(&Tok::RBrace)?;
+        Ok(Expr {
+            kind: ExprKind::Set(items),
+            span,
+        })
     }
 }
 

@@ -426,7 +426,7 @@ impl Resolver {
             | ExprKind::None => {}
             ExprKind::Name(n) => self.name(n, locals),
             ExprKind::Lambda(f) => self.defaults(*f, locals),
-            ExprKind::List(items) | ExprKind::Tuple(items) => {
+            ExprKind::List(items) | ExprKind::Tuple(items) | ExprKind::Set(items) => {
                 for i in items {
                     self.expr(i, locals);
                 }

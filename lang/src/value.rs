@@ -26,6 +26,8 @@ pub enum Value {
     /// Immutable: shared without a lock.
     Tuple(Arc<TupleObj>),
     Dict(Arc<DictObj>),
+    /// A set: a dict whose keys are the members (values `None`), so insertion-ordered.
+    Set(Arc<DictObj>),
     /// `range(start, stop, step)`; step is never 0.
     Range(i64, i64, i64),
     /// A function: what a `def` made when it ran.
@@ -105,6 +107,17 @@ impl DictObj {
         Value::Dict(Arc::new(DictObj {
             map: Mutex::new(map),
         }))
+    }
+
+    /// A new set value of `items` (each hashable, or a `TypeError`), in their order.
+    pub fn new_set(items: Vec<Value>) -> Result<Value, OpError> {
+        let mut map = Dict::default();
+        for v in items {
+            map.insert(Key::of(&v)?, v, Value::None);
+        }
+        Ok(Value::Set(Arc::new(DictObj {
+            map: Mutex::new(map),
+        })))
     }
 }
 
@@ -186,6 +199,11 @@ impl Dict {
             .get(k)
             .and_then(|&i| self.entries[i].as_ref())
             .map(|(_, v)| v)
+    }
+
+    /// Whether `k` is a key.
+    pub fn contains(&self, k: &Key) -> bool {
+        self.index.contains_key(k)
     }
 
     /// Inserts or replaces; an existing entry keeps its position and its original key.
@@ -344,7 +362,7 @@ fn drop_iteratively(mut work: Vec<Value>) {
                     work.append(&mut obj.items);
                 }
             }
-            Value::Dict(a) => {
+            Value::Dict(a) | Value::Set(a) => {
                 if let Some(obj) = Arc::into_inner(a) {
                     work.extend(lock(&obj.map).drain_values());
                 }
@@ -441,6 +459,7 @@ impl Value {
             Value::List(_) => "list".into(),
             Value::Tuple(_) => "tuple".into(),
             Value::Dict(_) => "dict".into(),
+            Value::Set(_) => "set".into(),
             Value::Range(..) => "range".into(),
             Value::Function(_) => "function".into(),
             Value::BoundMethod(_) => "method".into(),
@@ -463,7 +482,7 @@ impl Value {
             Value::Str(s) => !s.is_empty(),
             Value::List(l) => !lock(&l.items).is_empty(),
             Value::Tuple(t) => !t.items.is_empty(),
-            Value::Dict(d) => !lock(&d.map).is_empty(),
+            Value::Dict(d) | Value::Set(d) => !lock(&d.map).is_empty(),
             Value::Range(a, b, s) => range_len(*a, *b, *s) > 0,
             _ => true,
         }
@@ -569,6 +588,27 @@ impl Value {
                     k.write_repr(out, names, active)?;
                     out.push_str(": ");
                     v.write_repr(out, names, active)?;
+                }
+                out.push('}');
+                active.pop();
+            }
+            Value::Set(d) => {
+                // A set holds no list, dict or set: no cycle; only tuples nest.
+                if active.len() >= MAX_DATA_DEPTH || crate::stack::near_limit() {
+                    return Err(too_deep(REPR));
+                }
+                let keys = lock(&d.map).keys();
+                if keys.is_empty() {
+                    out.push_str("set()");
+                    return Ok(());
+                }
+                active.push(Arc::as_ptr(d) as usize);
+                out.push('{');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    k.write_repr(out, names, active)?;
                 }
                 out.push('}');
                 active.pop();
@@ -791,6 +831,13 @@ fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
             }
             true
         }
+        (Value::Set(x), Value::Set(y)) => {
+            Arc::ptr_eq(x, y) || {
+                let xm = lock(&x.map).clone();
+                let ym = lock(&y.map).clone();
+                xm.len() == ym.len() && set_subset(&xm, &ym)
+            }
+        }
         (Value::Range(a1, b1, s1), Value::Range(a2, b2, s2)) => {
             let (n1, n2) = (range_len(*a1, *b1, *s1), range_len(*a2, *b2, *s2));
             n1 == n2 && (n1 == 0 || (a1 == a2 && (n1 == 1 || s1 == s2)))
@@ -811,7 +858,7 @@ pub fn identical(a: &Value, b: &Value) -> bool {
         (Value::Tuple(x), Value::Tuple(y)) => {
             Arc::ptr_eq(x, y) || x.items.is_empty() && y.items.is_empty()
         }
-        (Value::Dict(x), Value::Dict(y)) => Arc::ptr_eq(x, y),
+        (Value::Dict(x), Value::Dict(y)) | (Value::Set(x), Value::Set(y)) => Arc::ptr_eq(x, y),
         (Value::Range(..), Value::Range(..)) => false,
         (Value::Function(x), Value::Function(y)) => Arc::ptr_eq(x, y),
         (Value::BoundMethod(x), Value::BoundMethod(y)) => Arc::ptr_eq(x, y),
@@ -856,6 +903,17 @@ fn order_depth(a: &Value, b: &Value, op: CmpOp, depth: usize) -> Result<bool, Op
     }
     match (a, b) {
         (Value::Str(x), Value::Str(y)) => Ok(holds(Some(x.cmp(y)))),
+        // Sets are ordered by inclusion (a partial order).
+        (Value::Set(x), Value::Set(y)) => {
+            let xm = lock(&x.map).clone();
+            let ym = lock(&y.map).clone();
+            Ok(match op {
+                CmpOp::Lt => xm.len() < ym.len() && set_subset(&xm, &ym),
+                CmpOp::Le => set_subset(&xm, &ym),
+                CmpOp::Gt => ym.len() < xm.len() && set_subset(&ym, &xm),
+                _ => set_subset(&ym, &xm),
+            })
+        }
         (Value::List(x), Value::List(y)) => {
             if depth >= MAX_DATA_DEPTH || crate::stack::near_limit() {
                 return Err(too_deep(CMP));
@@ -879,6 +937,14 @@ fn order_depth(a: &Value, b: &Value, op: CmpOp, depth: usize) -> Result<bool, Op
             ),
         )),
     }
+}
+
+/// Whether every member of set `x` is in set `y`.
+pub fn set_subset(x: &Dict, y: &Dict) -> bool {
+    x.len() <= y.len()
+        && x.keys()
+            .iter()
+            .all(|k| Key::of(k).is_ok_and(|k| y.contains(&k)))
 }
 
 /// Lexicographic `xs OP ys` of two sequences' items: the first unequal pair decides, else

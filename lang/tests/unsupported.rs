@@ -52,10 +52,16 @@ const CASES: &[(&str, &str, u32, u32)] = &[
         1,
         17,
     ),
-    ("s = {1, 2}\n", "sets", 1, 7),
+    ("s = {1, *xs}\n", "'*' unpacking", 1, 9),
+    ("s = {*xs}\n", "'*' unpacking", 1, 6),
     ("a, *b = 1, 2, 3\n", "starred expressions ('*a')", 1, 4),
     ("*a, b = 1, 2, 3\n", "starred expressions ('*a')", 1, 1),
-    ("s = {x for x in range(3)}\n", "set comprehensions", 1, 8),
+    (
+        "s = {0, x for x in range(3)}\n",
+        "set comprehensions after other items",
+        1,
+        11,
+    ),
     ("print(b\"ab\")\n", "bytes literals", 1, 7),
     (
         "def f(a, /):\n    pass\n",

@@ -379,7 +379,7 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
                 Ok(value::from_int(rt.list_len(o) as i64).unwrap())
             } else if rt.is(o, t.str) {
                 Ok(value::from_int(rt.str_nchars(o) as i64).unwrap())
-            } else if rt.is(o, t.dict) {
+            } else if rt.is(o, t.dict) || rt.is(o, t.set) {
                 Ok(value::from_int(rt.dict_len(o) as i64).unwrap())
             } else if rt.is(o, t.tuple) {
                 Ok(value::from_int(rt.tuple_len(o) as i64).unwrap())
@@ -544,6 +544,10 @@ pub(crate) fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]
         }
     } else if rt.is(recv, t.dict) {
         if let Some(r) = rt.dict_method(recv, mname, args) {
+            return with_rt(ctx, |_| r);
+        }
+    } else if rt.is(recv, t.set) {
+        if let Some(r) = rt.set_method(recv, mname, args) {
             return with_rt(ctx, |_| r);
         }
     } else if rt.is(recv, t.opaque) {

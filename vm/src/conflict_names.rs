@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | instance slots | `Account.balance` | the attribute the sides' sites access ([`crate::Site::accesses`]), and the classes whose shape has it |
 //! | dict entries | `dict['sum']` | the key in the conflicting 16-byte card (one entry per card) |
+//! | set entries | `set member 'x'` | the same: a set is a dict of its members |
 //! | list items | `list[4 or 5]` | the card's position (two items per card) |
 //! | globals | `global counter` | the card's position (two globals per card), narrowed by the globals the sides' sites access |
 //!
@@ -37,7 +38,9 @@ impl Runtime {
         if id == t.array.0 {
             self.attribute_name(c)
         } else if id == t.dict_array.0 {
-            self.dict_entry_name(c)
+            self.dict_entry_name(c).map(|k| format!("dict[{k}]"))
+        } else if id == t.set_array.0 {
+            self.dict_entry_name(c).map(|k| format!("set member {k}"))
         } else if id == t.carded_array.0 {
             let w = self.card_word(c)?;
             Some(format!("list[{} or {}]", w, w + 1))
@@ -120,8 +123,8 @@ impl Runtime {
         Some(names.join(", "))
     }
 
-    /// `dict[key]` for a conflict on an entry's card of a dict's entries array; None for
-    /// its counts card and for its index array (whose capacity is a power of two, while an
+    /// The key (as `repr` writes it) of the entry of a conflict on an entry's card of a
+    /// dict's (or set's) entries array; None for its counts card and for its index array (whose capacity is a power of two, while an
     /// entries array has `2 + 2 * capacity` words, capacity a power of two of at least 4).
     fn dict_entry_name(&self, c: &ConflictInfo) -> Option<String> {
         let cap = self.committed_word(c.object + offset_of!(ArrayObj, cap) as u64)?;
@@ -134,7 +137,7 @@ impl Runtime {
         }
         // Entry e's key is word 2 + 2e: the first word of its card.
         let key = self.committed_word(c.addr)?;
-        Some(format!("dict[{}]", self.key_text(key)?))
+        self.key_text(key)
     }
 
     /// Index of the first array word in the conflicting card of a card-marked array (the

@@ -162,6 +162,25 @@ impl Runtime {
                 *arc.map.lock().unwrap() = map;
             }
             v
+        } else if ty == t.set.0 {
+            // Members are hashable (ints, floats, strs, None, tuples of those): no cycle.
+            let arc = Arc::new(VDict::default());
+            let v = Value::Set(arc.clone());
+            memo.fwd.insert(w, v.clone());
+            if memo.keep {
+                memo.back.insert(arc_id(&arc), self.root(w));
+            }
+            if contents {
+                let mut map = Dict::default();
+                for (k, _) in self.dict_items(w) {
+                    let kv = self.to_value_at(k, memo, depth + 1);
+                    if let Ok(key) = Key::of(&kv) {
+                        map.insert(key, kv, Value::None);
+                    }
+                }
+                *arc.map.lock().unwrap() = map;
+            }
+            v
         } else if ty == t.instance.0 {
             self.rb(w);
             let cls = self.ld(w, offset_of!(InstanceObj, class) as u64);
@@ -331,6 +350,20 @@ impl Runtime {
                     let rk = self.root(kw);
                     let xw = self.from_value(x, memo)?;
                     self.dict_set(self.get(rw), self.get(rk), xw)?;
+                }
+                self.get(rw)
+            }
+            Value::Set(d) => {
+                if let Some(&r) = memo.back.get(&arc_id(d)) {
+                    return Ok(self.get(r));
+                }
+                let members = d.map.lock().unwrap().keys();
+                let w = self.new_set()?;
+                let rw = self.root(w);
+                memo.back.insert(arc_id(d), rw);
+                for k in &members {
+                    let kw = self.from_value(k, memo)?;
+                    self.dict_set(self.get(rw), kw, NONE)?;
                 }
                 self.get(rw)
             }

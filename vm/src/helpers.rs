@@ -99,6 +99,9 @@ pub unsafe extern "C" fn stmjit_binop(ctx: *mut Ctx, op: u64, a: Word, b: Word) 
 pub unsafe extern "C" fn stmjit_inplace(ctx: *mut Ctx, op: u64, a: Word, b: Word) -> Word {
     with_rt(ctx, |rt| {
         let bop = BINOPS[op as usize];
+        if let Some(r) = rt.set_inplace(bop, a, b) {
+            return r;
+        }
         if rt.is(a, rt.types.list)
             && (bop == BinOp::Add
                 || bop == BinOp::Mul && (is_int(b) || b == value::TRUE || b == value::FALSE))
@@ -396,6 +399,19 @@ pub unsafe extern "C" fn stmjit_new_dict(ctx: *mut Ctx, argv: *const Word, n: u6
             rt.dict_set(rt.get(rd), k, v)?;
         }
         Ok(rt.get(rd))
+    })
+}
+
+/// A new set of the `n` words at `argv` (a set display).
+///
+/// # Safety
+/// As [`stmjit_binop`]; `argv` points at `n` readable words (JIT frame slots).
+pub unsafe extern "C" fn stmjit_new_set(ctx: *mut Ctx, argv: *const Word, n: u64) -> Word {
+    // SAFETY: caller's contract.
+    let items = unsafe { std::slice::from_raw_parts(argv, n as usize) }.to_vec();
+    with_rt(ctx, |rt| {
+        let held = rt.hold_all(&items)?;
+        rt.set_of(&held)
     })
 }
 

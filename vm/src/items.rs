@@ -102,13 +102,13 @@ impl Runtime {
         Ok(())
     }
     /// The iterator object of a `for` loop over `v`: lists, tuples and ranges iterate in
-    /// place, dicts over a snapshot of their keys, strs over a list of their characters.
+    /// place, dicts and sets over a snapshot of their keys, strs over a list of their characters.
     pub fn iter(&mut self, v: Word) -> R<Word> {
         let t = self.types;
         if self.is(v, t.list) || self.is(v, t.range) || self.is(v, t.tuple) {
             return Ok(v);
         }
-        if self.is(v, t.dict) {
+        if self.is(v, t.dict) || self.is(v, t.set) {
             let m = self.mark();
             let rd = self.root(v);
             let keys = self.dict_keys_list(v)?;
@@ -143,9 +143,14 @@ impl Runtime {
             let keys = self.ld(it, offset_of!(OpaqueObj, a) as u64);
             let d = self.ld(it, offset_of!(OpaqueObj, b) as u64);
             if self.dict_len(d) != self.list_len(keys) {
+                let what = if self.is(d, self.types.set) {
+                    "Set"
+                } else {
+                    "dictionary"
+                };
                 return Err(exc(
                     ErrorKind::RuntimeError,
-                    "dictionary changed size during iteration",
+                    format!("{what} changed size during iteration"),
                 ));
             }
             keys

@@ -60,6 +60,7 @@ pub mod program;
 pub mod roots;
 pub mod runtime;
 pub mod serve;
+pub mod sets;
 pub mod site_cache;
 pub mod special;
 pub mod stats;

@@ -323,7 +323,7 @@ impl Runtime {
         self.tx.abort_site = None;
         self.tx.pending_key = None;
         if let Some(c) = a.conflict() {
-            if c.type_id == self.types.dict_array.0 {
+            if c.type_id == self.types.dict_array.0 || c.type_id == self.types.set_array.0 {
                 self.note_dict_conflict(c.object);
             }
             let key = ConflictKey {
@@ -356,10 +356,12 @@ impl Runtime {
         let names = [
             (t.list.0, "list"),
             (t.dict.0, "dict"),
+            (t.set.0, "set"),
             (t.instance.0, "instance"),
             (t.class.0, "class"),
             (t.carded_array.0, "list"),
             (t.dict_array.0, "dict"),
+            (t.set_array.0, "set"),
             (t.globals_array.0, "globals"),
             (t.array.0, "instance slots"),
             (t.opaque.0, "object"),

@@ -66,6 +66,12 @@ impl FnCompiler<'_, '_> {
                 self.pop_temps(mark);
                 r
             }
+            ExprKind::Set(items) => {
+                let (mark, p, n) = self.eval_into_temps(items);
+                let r = self.call_checked(Helper::NewSet, &[self.ctx, p, n], e.span);
+                self.pop_temps(mark);
+                r
+            }
             ExprKind::Dict(items) => {
                 let mark = self.temp_mark();
                 for (k, v) in items {

@@ -49,6 +49,17 @@ impl Interp {
             ExprKind::Name(n) => self.load(n, env)?,
             ExprKind::List(items) => ListObj::new_value(self.eval_args(items, env)?),
             ExprKind::Tuple(items) => TupleObj::new_value(self.eval_args(items, env)?),
+            ExprKind::Set(items) => {
+                let mut map = Dict::default();
+                // An unhashable member is reported at the display, as the JIT does.
+                for v in self.eval_args(items, env)? {
+                    let hk = Key::of(&v).map_err(|x| self.locate(x.into(), e.span))?;
+                    map.insert(hk, v, Value::None);
+                }
+                Value::Set(std::sync::Arc::new(DictObj {
+                    map: std::sync::Mutex::new(map),
+                }))
+            }
             ExprKind::Dict(items) => {
                 let mut map = Dict::default();
                 for (k, v) in items {

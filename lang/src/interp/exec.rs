@@ -204,7 +204,12 @@ impl Interp {
                 }
             }
             // Keys are a snapshot; a change of size raises at the next step, as in Python.
-            Value::Dict(d) => {
+            Value::Dict(d) | Value::Set(d) => {
+                let what = if matches!(it, Value::Set(_)) {
+                    "Set"
+                } else {
+                    "dictionary"
+                };
                 let keys = lock(&d.map).keys();
                 let n = keys.len();
                 let mut keys = keys.into_iter();
@@ -212,7 +217,7 @@ impl Interp {
                     if lock(&d.map).len() != n {
                         let e = (
                             ErrorKind::RuntimeError,
-                            "dictionary changed size during iteration".to_string(),
+                            format!("{what} changed size during iteration"),
                         );
                         return Err(self.locate(e.into(), iter.span));
                     }
@@ -376,6 +381,9 @@ impl Interp {
 
 /// `cur op= rhs`: lists are extended (`+=`) or repeated (`*=`) in place, as in Python.
 fn inplace(op: BinOp, cur: &Value, rhs: &Value) -> R<Value> {
+    if let Some(r) = crate::sets::inplace(op, cur, rhs) {
+        return Ok(r?);
+    }
     if let Value::List(l) = cur {
         match (op, rhs) {
             (BinOp::Add, _) => {

@@ -135,6 +135,8 @@ helpers! {
     Unpack = "stmjit_unpack", ops::stmjit_unpack: fn(*mut Ctx, Word, u64, *mut Word) -> Word, MayMove;
     /// A dict of the key/value words in frame slots.
     NewDict = "stmjit_new_dict", ops::stmjit_new_dict: fn(*mut Ctx, *const Word, u64) -> Word, MayMove;
+    /// A new set of `n` words at a pointer (a set display).
+    NewSet = "stmjit_new_set", ops::stmjit_new_set: fn(*mut Ctx, *const Word, u64) -> Word, MayMove;
     /// The iterator of a `for` loop.
     Iter = "stmjit_iter", ops::stmjit_iter: fn(*mut Ctx, Word) -> Word, MayMove;
     /// The next item of an iterator, or `UNBOUND` at its end (ERR: a dict changed size).

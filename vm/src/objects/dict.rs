@@ -76,12 +76,17 @@ impl Runtime {
     }
     /// A new empty dict.
     pub fn new_dict(&mut self) -> R<Word> {
+        self.new_dict_of(self.types.dict)
+    }
+    /// A new empty dict-shaped object of type `ty` (a dict or a set).
+    pub(crate) fn new_dict_of(&mut self, ty: TypeId) -> R<Word> {
         let m = self.mark();
-        let d = self.alloc(self.types.dict, std::mem::size_of::<DictObj>() as u64)?;
+        let d = self.alloc(ty, std::mem::size_of::<DictObj>() as u64)?;
         let rd = self.root(d);
-        let entries = self.new_dict_entries(4)?;
+        let arrays = self.arrays_type(ty);
+        let entries = self.new_dict_entries(arrays, 4)?;
         let re = self.root(entries);
-        let index = self.new_array_of(self.types.dict_array, 8, 0)?;
+        let index = self.new_array_of(arrays, 8, 0)?;
         let (d, entries) = (self.get(rd), self.get(re));
         self.release(m);
         // Allocating the arrays may have promoted the dict.
@@ -90,9 +95,18 @@ impl Runtime {
         self.st(d, D_INDEX, index);
         Ok(d)
     }
-    /// A new entries array with room for `cap` entries and zero counts.
-    fn new_dict_entries(&mut self, cap: u64) -> R<Word> {
-        let entries = self.new_array_of(self.types.dict_array, DICT_FIRST_ENTRY + 2 * cap, 0)?;
+    /// The type of the arrays of a dict-shaped object of type `ty`: a set's say so in
+    /// conflict reports.
+    fn arrays_type(&self, ty: TypeId) -> TypeId {
+        if ty.0 == self.types.set.0 {
+            self.types.set_array
+        } else {
+            self.types.dict_array
+        }
+    }
+    /// A new entries array of type `arrays` with room for `cap` entries and zero counts.
+    fn new_dict_entries(&mut self, arrays: TypeId, cap: u64) -> R<Word> {
+        let entries = self.new_array_of(arrays, DICT_FIRST_ENTRY + 2 * cap, 0)?;
         let zero = value::from_int(0).unwrap();
         self.st(entries, ARRAY_DATA + 8 * DICT_LEN, zero);
         self.st(entries, ARRAY_DATA + 8 * DICT_USED, zero);
@@ -294,12 +308,13 @@ impl Runtime {
         while cap < 2 * items.len() as u64 + 2 {
             cap *= 2;
         }
+        let arrays = self.arrays_type(TypeId(self.type_of(d).expect("a dict is an object")));
         let m = self.mark();
         let rd = self.root(d);
         let held = self.hold_pairs(&items)?;
-        let entries = self.new_dict_entries(cap)?;
+        let entries = self.new_dict_entries(arrays, cap)?;
         let re = self.root(entries);
-        let index = self.new_array_of(self.types.dict_array, 2 * cap, 0)?;
+        let index = self.new_array_of(arrays, 2 * cap, 0)?;
         let (d, entries) = (self.get(rd), self.get(re));
         let items: Vec<(Word, Word)> = held
             .iter()

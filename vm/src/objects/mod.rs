@@ -70,6 +70,8 @@ pub struct Types {
     /// A card-marked array holding a dict's entries or index (a type of its own so that a
     /// conflict report can say "dict").
     pub dict_array: TypeId,
+    /// The same for a set (a conflict report says "set").
+    pub set_array: TypeId,
     /// The card-marked array of a program's global variables (a conflict report says
     /// "globals").
     pub globals_array: TypeId,
@@ -77,6 +79,9 @@ pub struct Types {
     pub array: TypeId,
     /// [`DictObj`].
     pub dict: TypeId,
+    /// A set: a [`DictObj`] whose keys are the members (values None), so that it inherits
+    /// the dict's conflict-free updates of different members (`sets.rs`).
+    pub set: TypeId,
     /// [`InstanceObj`].
     pub instance: TypeId,
     /// [`ClassObj`].
@@ -181,6 +186,12 @@ pub fn register(stm: &Stm) -> Types {
             trace: trace_array,
             carded: true,
         }),
+        set_array: stm.register_type(TypeInfo {
+            name: "set entries",
+            size: size_array,
+            trace: trace_array,
+            carded: true,
+        }),
         globals_array: stm.register_type(TypeInfo {
             name: "globals",
             size: size_array,
@@ -195,6 +206,10 @@ pub fn register(stm: &Stm) -> Types {
         }),
         dict: stm.register_type(fixed::<DictObj>(
             "dict",
+            trace_range::<{ offset_of!(DictObj, entries) }, { size_of::<DictObj>() }>,
+        )),
+        set: stm.register_type(fixed::<DictObj>(
+            "set",
             trace_range::<{ offset_of!(DictObj, entries) }, { size_of::<DictObj>() }>,
         )),
         instance: stm.register_type(fixed::<InstanceObj>(
