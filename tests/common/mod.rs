@@ -3,7 +3,8 @@
 //! Programs are deterministic and error-free: typed expressions with guards against division
 //! by zero and int overflow, functions, methods with inheritance, dict and list mutation, loops,
 //! tuples (displays, unpacking, `for` targets, tuple keys, several return values) and the
-//! sequence builtins.
+//! sequence builtins, sets (operators, methods, comprehensions; printed sorted or by `len`, since
+//! CPython's set order differs from ours).
 
 #![allow(dead_code)]
 
@@ -17,6 +18,7 @@ s0 = 'hello'
 l0 = [4, -2, 9]
 b0 = True
 d0 = {'a': 1, 'b': 2}
+z0 = {1, 'a', (2, 'b')}
 
 def fa(a, b):
     if a < b:
@@ -215,7 +217,7 @@ impl Gen {
     pub fn program(&mut self, statements: usize) -> String {
         let mut p = String::from(PRELUDE);
         for _ in 0..statements {
-            let line = match self.below(25) {
+            let line = match self.below(26) {
                 17 => format!(
                     "t0 = ({}, {}, {})\nprint(t0, t0[{}], t0[1:], len(t0), {} in t0, t0 + ({},), t0 * 2)",
                     self.int(2),
@@ -256,6 +258,18 @@ impl Gen {
                     "print(list(zip(l0, {})), list(reversed(l0)), list(map(abs, l0)), list(filter(None, [{}, 0, {}])), tuple(l0))",
                     self.list(1),
                     self.int(1),
+                    self.string(1)
+                ),
+                25 => format!(
+                    "z0.add({})\nz0.discard({})\nz0.add({})\nz1 = {{{}, {}, {}}}\nz2 = {{x % 5 for x in l0 if x != {}}}\nz2 |= {{len({})}}\nprint(len(z0), len(z0 | z1), len(z0 & z1), len(z0 - z1), len(z0 ^ z1), z0 <= z1, z1 >= z1 - z0, {} in z0, sorted(z2), sorted(z1.union(z2)), z2.issubset(set(range(-5, 20))))\nwhile len(z0) > 6:\n    z0.remove(sorted(z0, key=repr)[0])",
+                    self.int(1),
+                    self.int(1),
+                    self.string(1),
+                    self.int(1),
+                    self.int(1),
+                    self.int(1),
+                    self.int(0),
+                    self.string(1),
                     self.string(1)
                 ),
                 8 => format!("print(fa({}, {}))", self.int(2), self.int(2)),
