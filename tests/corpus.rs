@@ -288,6 +288,7 @@ fn corpus_covers_the_language() {
         "not in",
         "serve(",
         "set(",
+        "frozenset(",
         "{x for",
         ".discard(",
         ".issubset(",

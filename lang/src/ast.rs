@@ -321,6 +321,8 @@ pub enum Builtin {
     IsInstance,
     /// `set()`, `set(iterable)`: also the type of sets (`type(s) is set`).
     Set,
+    /// `frozenset()`, `frozenset(iterable)`: also the type of frozensets.
+    FrozenSet,
     /// A built-in exception class, by index in [`crate::exceptions::CLASSES`] (a class
     /// value, not a function).
     ExcClass(u8),
@@ -328,7 +330,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 47 + crate::exceptions::COUNT] = [
+    pub const ALL: [Builtin; 48 + crate::exceptions::COUNT] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -376,6 +378,7 @@ impl Builtin {
         Builtin::Type,
         Builtin::IsInstance,
         Builtin::Set,
+        Builtin::FrozenSet,
         Builtin::ExcClass(0),
         Builtin::ExcClass(1),
         Builtin::ExcClass(2),
@@ -446,6 +449,7 @@ impl Builtin {
             Builtin::Type => "type",
             Builtin::IsInstance => "isinstance",
             Builtin::Set => "set",
+            Builtin::FrozenSet => "frozenset",
             Builtin::ExcClass(i) => crate::exceptions::CLASSES[i as usize].0,
         }
     }

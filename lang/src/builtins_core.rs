@@ -245,6 +245,16 @@ pub fn hash_value(v: &Value) -> R<i64> {
             let items: Vec<i64> = t.items.iter().map(hash_value).collect::<R<_>>()?;
             crate::builtins_seq::hash_tuple(&items)
         }
+        Value::FrozenSet(_) => {
+            // Order-free: the members' hashes, sorted, as a tuple's (CPython's own
+            // frozenset hash differs; no program can depend on either).
+            let mut items: Vec<i64> = crate::ops::iterate(v)?
+                .iter()
+                .map(hash_value)
+                .collect::<R<_>>()?;
+            items.sort_unstable();
+            crate::builtins_seq::hash_tuple(&items) ^ 0x7a5e_7a5e
+        }
         Value::List(_) | Value::Dict(_) | Value::Set(_) => {
             return Err(exc(
                 TypeError,
@@ -415,6 +425,7 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
             is_instance(&args[0], &args[1])
         }
         Builtin::Set => crate::sets::set_builtin(&args),
+        Builtin::FrozenSet => crate::sets::frozenset_builtin(&args),
         Builtin::ExcClass(_) => unreachable!("{name} is a class, called as one"),
         Builtin::Print
         | Builtin::Spawn
@@ -533,6 +544,7 @@ pub fn type_of(v: &Value) -> R<Value> {
         Value::List(_) => Value::Builtin(Builtin::List),
         Value::Tuple(_) => Value::Builtin(Builtin::Tuple),
         Value::Set(_) => Value::Builtin(Builtin::Set),
+        Value::FrozenSet(_) => Value::Builtin(Builtin::FrozenSet),
         Value::Range(..) => Value::Builtin(Builtin::Range),
         other => {
             return Err(exc(
@@ -589,6 +601,7 @@ fn instance_of_one(v: &Value, cls: &Value) -> R<bool> {
                     | (Value::List(_), Builtin::List)
                     | (Value::Tuple(_), Builtin::Tuple)
                     | (Value::Set(_), Builtin::Set)
+                    | (Value::FrozenSet(_), Builtin::FrozenSet)
                     | (Value::Range(..), Builtin::Range)
             ),
             _ => {
@@ -610,7 +623,7 @@ fn len(args: &[Value]) -> R<Value> {
         Value::Str(s) => s.chars().count() as i64,
         Value::List(l) => lock(&l.items).len() as i64,
         Value::Tuple(t) => t.items.len() as i64,
-        Value::Dict(d) | Value::Set(d) => lock(&d.map).len() as i64,
+        Value::Dict(d) | Value::Set(d) | Value::FrozenSet(d) => lock(&d.map).len() as i64,
         Value::Range(a, b, s) => return Ok(ops::int_result(Some(range_len(*a, *b, *s) as i128))?),
         other => {
             return Err(exc(
@@ -868,6 +881,7 @@ pub fn has_method(v: &Value, name: &str) -> bool {
         Value::Tuple(_) => crate::builtins_seq::TUPLE_METHODS.contains(&name),
         Value::Dict(_) => DICT_METHODS.contains(&name),
         Value::Set(_) => crate::sets::SET_METHODS.contains(&name),
+        Value::FrozenSet(_) => crate::sets::FROZENSET_METHODS.contains(&name),
         Value::Str(_) => STR_METHODS.contains(&name),
         Value::Thread(_) => name == "join",
         Value::Queue(_) => name == "add" || name == "run",
@@ -989,6 +1003,9 @@ pub fn call_method(
         Value::Tuple(t) => crate::builtins_seq::tuple_method(t, name, &args),
         Value::Dict(d) => dict_method(recv, d, name, args, names),
         Value::Set(d) => crate::sets::set_method(d, name, args, names),
+        Value::FrozenSet(d) if crate::sets::FROZENSET_METHODS.contains(&name) => {
+            crate::sets::frozenset_method(d, name, args, names)
+        }
         Value::Str(s) if name == "format" => {
             let text = |v: &Value| v.to_str(names);
             let repr = |v: &Value| v.repr(names);

@@ -31,7 +31,9 @@ pub fn unpack(v: &Value, n: usize) -> R<Vec<Value>> {
             }
             ops::iterate(v)?
         }
-        Value::List(_) | Value::Str(_) | Value::Dict(_) | Value::Set(_) => ops::iterate(v)?,
+        Value::List(_) | Value::Str(_) | Value::Dict(_) | Value::Set(_) | Value::FrozenSet(_) => {
+            ops::iterate(v)?
+        }
         other => {
             return Err(exc(
                 TypeError,

@@ -590,7 +590,7 @@ pub fn contains(container: &Value, item: &Value) -> Result<bool, OpError> {
             }
             Ok(false)
         }
-        Value::Dict(d) | Value::Set(d) => {
+        Value::Dict(d) | Value::Set(d) | Value::FrozenSet(d) => {
             let k = Key::of(item)?;
             Ok(lock(&d.map).get(&k).is_some())
         }
@@ -636,7 +636,7 @@ pub fn iterate(v: &Value) -> Result<Vec<Value>, OpError> {
         Value::List(l) => Ok(l.snapshot()),
         Value::Tuple(t) => Ok(t.items.clone()),
         Value::Str(s) => Ok(s.chars().map(|c| Value::str(c.to_string())).collect()),
-        Value::Dict(d) | Value::Set(d) => Ok(lock(&d.map).keys()),
+        Value::Dict(d) | Value::Set(d) | Value::FrozenSet(d) => Ok(lock(&d.map).keys()),
         Value::Range(a, b, s) => {
             let n = range_len(*a, *b, *s);
             if n as u64 > MAX_SEQUENCE as u64 {

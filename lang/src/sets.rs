@@ -1,4 +1,4 @@
-//! Sets over [`Value`]s: `set()`, the operators `| & - ^` (and their in-place forms), and the
+//! Sets and frozensets over [`Value`]s: `set()`, `frozenset()`, the operators `| & - ^` (and their in-place forms), and the
 //! set methods, shared by the reference interpreter and the JIT's runtime (which runs the
 //! non-mutating ones on converted values and the mutating ones natively on its heap sets).
 //!
@@ -37,9 +37,21 @@ pub const SET_METHODS: &[&str] = &[
     "symmetric_difference_update",
 ];
 
+/// The methods of frozensets: those of sets that do not change it.
+pub const FROZENSET_METHODS: &[&str] = &[
+    "copy",
+    "union",
+    "intersection",
+    "difference",
+    "symmetric_difference",
+    "issubset",
+    "issuperset",
+    "isdisjoint",
+];
+
 /// The members of any iterable, as a set's map (each hashable, or a `TypeError`).
 pub fn members_of(v: &Value) -> R<Dict> {
-    if let Value::Set(d) = v {
+    if let Value::Set(d) | Value::FrozenSet(d) = v {
         return Ok(lock(&d.map).clone());
     }
     let mut map = Dict::default();
@@ -52,6 +64,13 @@ pub fn members_of(v: &Value) -> R<Dict> {
 /// A new set value whose members are the keys of `map`.
 pub fn set_value(map: Dict) -> Value {
     Value::Set(std::sync::Arc::new(DictObj {
+        map: std::sync::Mutex::new(map),
+    }))
+}
+
+/// A new frozenset value whose members are the keys of `map`.
+pub fn frozenset_value(map: Dict) -> Value {
+    Value::FrozenSet(std::sync::Arc::new(DictObj {
         map: std::sync::Mutex::new(map),
     }))
 }
@@ -92,18 +111,24 @@ pub fn combine(op: BinOp, a: &Dict, b: &Dict) -> Dict {
     out
 }
 
-/// `a OP b` when both are sets and `OP` is a set operator; `None` otherwise.
+/// `a OP b` when both are sets or frozensets and `OP` is a set operator (the result has
+/// `a`'s type, as in Python); `None` otherwise.
 pub fn binary(op: BinOp, a: &Value, b: &Value) -> Option<Value> {
     match (op, a, b) {
         (
             BinOp::BitOr | BinOp::BitAnd | BinOp::Sub | BinOp::BitXor,
-            Value::Set(x),
-            Value::Set(y),
+            Value::Set(x) | Value::FrozenSet(x),
+            Value::Set(y) | Value::FrozenSet(y),
         ) => {
             // Both maps are copied first: `s | s` must not lock one mutex twice.
             let xm = lock(&x.map).clone();
             let ym = lock(&y.map).clone();
-            Some(set_value(combine(op, &xm, &ym)))
+            let r = combine(op, &xm, &ym);
+            Some(if matches!(a, Value::Set(_)) {
+                set_value(r)
+            } else {
+                frozenset_value(r)
+            })
         }
         _ => None,
     }
@@ -138,7 +163,7 @@ pub fn inplace(op: BinOp, s: &Value, rhs: &Value) -> Option<R<Value>> {
     ) {
         return None;
     }
-    let Value::Set(other) = rhs else {
+    let (Value::Set(other) | Value::FrozenSet(other)) = rhs else {
         return Some(Err((
             TypeError,
             format!(
@@ -152,6 +177,37 @@ pub fn inplace(op: BinOp, s: &Value, rhs: &Value) -> Option<R<Value>> {
     let ym = lock(&other.map).clone();
     assign(d, &combine(op, &cur, &ym));
     Some(Ok(s.clone()))
+}
+
+/// `frozenset()`, `frozenset(iterable)`.
+pub fn frozenset_builtin(args: &[Value]) -> R<Value> {
+    if args.len() > 1 {
+        return Err((
+            TypeError,
+            format!("frozenset expected at most 1 argument, got {}", args.len()),
+        ));
+    }
+    Ok(frozenset_value(match args.first() {
+        None => Dict::default(),
+        Some(v) => members_of(v)?,
+    }))
+}
+
+/// `fs.name(args)` for a frozenset whose members are `d` (`name` one of
+/// [`FROZENSET_METHODS`]): the set method on a copy, its result a frozenset.
+pub fn frozenset_method(
+    d: &DictObj,
+    name: &str,
+    args: Vec<Value>,
+    names: &dyn Fn(FuncId) -> String,
+) -> R<Value> {
+    let copy = DictObj {
+        map: std::sync::Mutex::new(lock(&d.map).clone()),
+    };
+    Ok(match set_method(&copy, name, args, names)? {
+        Value::Set(r) => frozenset_value(lock(&r.map).clone()),
+        other => other,
+    })
 }
 
 /// `set()`, `set(iterable)`.

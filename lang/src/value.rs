@@ -28,6 +28,8 @@ pub enum Value {
     Dict(Arc<DictObj>),
     /// A set: a dict whose keys are the members (values `None`), so insertion-ordered.
     Set(Arc<DictObj>),
+    /// A frozenset: a set that never changes after it is made, so it is hashable.
+    FrozenSet(Arc<DictObj>),
     /// `range(start, stop, step)`; step is never 0.
     Range(i64, i64, i64),
     /// A function: what a `def` made when it ran.
@@ -123,7 +125,7 @@ impl DictObj {
 
 /// The identity of a dict key: values that are `==` and hashable have the same `Key`
 /// (`1`, `1.0` and `True` are one key, as in Python).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
     Int(i64),
     /// A non-integral float (or NaN, or beyond the int range), by bits.
@@ -132,6 +134,9 @@ pub enum Key {
     None,
     /// A tuple, by the keys of its items (all hashable).
     Tuple(Vec<Key>),
+    /// A frozenset, by the keys of its members, sorted (equal frozensets, whatever their
+    /// order, have one key).
+    FrozenSet(Vec<Key>),
 }
 
 impl Key {
@@ -153,6 +158,15 @@ impl Key {
                         .map(|x| Key::of_depth(x, depth + 1))
                         .collect::<Result<_, _>>()?,
                 )
+            }
+            Value::FrozenSet(d) => {
+                let mut keys: Vec<Key> = lock(&d.map)
+                    .keys()
+                    .iter()
+                    .map(|x| Key::of_depth(x, depth + 1))
+                    .collect::<Result<_, _>>()?;
+                keys.sort();
+                Key::FrozenSet(keys)
             }
             Value::Int(i) => Key::Int(*i),
             Value::Bool(b) => Key::Int(*b as i64),
@@ -362,7 +376,7 @@ fn drop_iteratively(mut work: Vec<Value>) {
                     work.append(&mut obj.items);
                 }
             }
-            Value::Dict(a) | Value::Set(a) => {
+            Value::Dict(a) | Value::Set(a) | Value::FrozenSet(a) => {
                 if let Some(obj) = Arc::into_inner(a) {
                     work.extend(lock(&obj.map).drain_values());
                 }
@@ -460,6 +474,7 @@ impl Value {
             Value::Tuple(_) => "tuple".into(),
             Value::Dict(_) => "dict".into(),
             Value::Set(_) => "set".into(),
+            Value::FrozenSet(_) => "frozenset".into(),
             Value::Range(..) => "range".into(),
             Value::Function(_) => "function".into(),
             Value::BoundMethod(_) => "method".into(),
@@ -482,7 +497,7 @@ impl Value {
             Value::Str(s) => !s.is_empty(),
             Value::List(l) => !lock(&l.items).is_empty(),
             Value::Tuple(t) => !t.items.is_empty(),
-            Value::Dict(d) | Value::Set(d) => !lock(&d.map).is_empty(),
+            Value::Dict(d) | Value::Set(d) | Value::FrozenSet(d) => !lock(&d.map).is_empty(),
             Value::Range(a, b, s) => range_len(*a, *b, *s) > 0,
             _ => true,
         }
@@ -592,17 +607,21 @@ impl Value {
                 out.push('}');
                 active.pop();
             }
-            Value::Set(d) => {
-                // A set holds no list, dict or set: no cycle; only tuples nest.
+            Value::Set(d) | Value::FrozenSet(d) => {
+                // A set holds no list, dict or set: no cycle; only tuples and frozensets nest.
                 if active.len() >= MAX_DATA_DEPTH || crate::stack::near_limit() {
                     return Err(too_deep(REPR));
                 }
+                let frozen = matches!(self, Value::FrozenSet(_));
                 let keys = lock(&d.map).keys();
                 if keys.is_empty() {
-                    out.push_str("set()");
+                    out.push_str(if frozen { "frozenset()" } else { "set()" });
                     return Ok(());
                 }
                 active.push(Arc::as_ptr(d) as usize);
+                if frozen {
+                    out.push_str("frozenset(");
+                }
                 out.push('{');
                 for (i, k) in keys.iter().enumerate() {
                     if i > 0 {
@@ -611,6 +630,9 @@ impl Value {
                     k.write_repr(out, names, active)?;
                 }
                 out.push('}');
+                if frozen {
+                    out.push(')');
+                }
                 active.pop();
             }
             Value::Range(a, b, s) => {
@@ -831,7 +853,7 @@ fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
             }
             true
         }
-        (Value::Set(x), Value::Set(y)) => {
+        (Value::Set(x) | Value::FrozenSet(x), Value::Set(y) | Value::FrozenSet(y)) => {
             Arc::ptr_eq(x, y) || {
                 let xm = lock(&x.map).clone();
                 let ym = lock(&y.map).clone();
@@ -858,7 +880,9 @@ pub fn identical(a: &Value, b: &Value) -> bool {
         (Value::Tuple(x), Value::Tuple(y)) => {
             Arc::ptr_eq(x, y) || x.items.is_empty() && y.items.is_empty()
         }
-        (Value::Dict(x), Value::Dict(y)) | (Value::Set(x), Value::Set(y)) => Arc::ptr_eq(x, y),
+        (Value::Dict(x), Value::Dict(y))
+        | (Value::Set(x), Value::Set(y))
+        | (Value::FrozenSet(x), Value::FrozenSet(y)) => Arc::ptr_eq(x, y),
         (Value::Range(..), Value::Range(..)) => false,
         (Value::Function(x), Value::Function(y)) => Arc::ptr_eq(x, y),
         (Value::BoundMethod(x), Value::BoundMethod(y)) => Arc::ptr_eq(x, y),
@@ -904,7 +928,7 @@ fn order_depth(a: &Value, b: &Value, op: CmpOp, depth: usize) -> Result<bool, Op
     match (a, b) {
         (Value::Str(x), Value::Str(y)) => Ok(holds(Some(x.cmp(y)))),
         // Sets are ordered by inclusion (a partial order).
-        (Value::Set(x), Value::Set(y)) => {
+        (Value::Set(x) | Value::FrozenSet(x), Value::Set(y) | Value::FrozenSet(y)) => {
             let xm = lock(&x.map).clone();
             let ym = lock(&y.map).clone();
             Ok(match op {

@@ -379,7 +379,7 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
                 Ok(value::from_int(rt.list_len(o) as i64).unwrap())
             } else if rt.is(o, t.str) {
                 Ok(value::from_int(rt.str_nchars(o) as i64).unwrap())
-            } else if rt.is(o, t.dict) || rt.is(o, t.set) {
+            } else if rt.is(o, t.dict) || rt.is_set(o) {
                 Ok(value::from_int(rt.dict_len(o) as i64).unwrap())
             } else if rt.is(o, t.tuple) {
                 Ok(value::from_int(rt.tuple_len(o) as i64).unwrap())

@@ -162,10 +162,18 @@ impl Runtime {
                 *arc.map.lock().unwrap() = map;
             }
             v
-        } else if ty == t.set.0 {
-            // Members are hashable (ints, floats, strs, None, tuples of those): no cycle.
+        } else if ty == t.set.0 || ty == t.frozenset.0 {
+            // Members are hashable (ints, floats, strs, None, tuples, frozensets): no cycle.
+            // A frozenset's contents are always converted (it is a dict key: its members
+            // decide its identity), as a tuple's are.
             let arc = Arc::new(VDict::default());
-            let v = Value::Set(arc.clone());
+            let frozen = ty == t.frozenset.0;
+            let v = if frozen {
+                Value::FrozenSet(arc.clone())
+            } else {
+                Value::Set(arc.clone())
+            };
+            let contents = contents || frozen && depth < MAX_CONVERT_DEPTH;
             memo.fwd.insert(w, v.clone());
             if memo.keep {
                 memo.back.insert(arc_id(&arc), self.root(w));
@@ -353,12 +361,16 @@ impl Runtime {
                 }
                 self.get(rw)
             }
-            Value::Set(d) => {
+            Value::Set(d) | Value::FrozenSet(d) => {
                 if let Some(&r) = memo.back.get(&arc_id(d)) {
                     return Ok(self.get(r));
                 }
                 let members = d.map.lock().unwrap().keys();
-                let w = self.new_set()?;
+                let w = if matches!(v, Value::FrozenSet(_)) {
+                    self.new_dict_of(self.types.frozenset)?
+                } else {
+                    self.new_set()?
+                };
                 let rw = self.root(w);
                 memo.back.insert(arc_id(d), rw);
                 for k in &members {

@@ -257,6 +257,8 @@ impl Runtime {
             "dict"
         } else if ty == t.set.0 {
             "set"
+        } else if ty == t.frozenset.0 {
+            "frozenset"
         } else if ty == t.instance.0 {
             self.rb(w);
             return self.class_name(self.ld(w, offset_of!(InstanceObj, class) as u64));
@@ -299,7 +301,9 @@ impl Runtime {
             Some(ty) if ty == t.float.0 => self.float_of(w) != 0.0,
             Some(ty) if ty == t.list.0 => self.list_len(w) != 0,
             Some(ty) if ty == t.tuple.0 => self.tuple_len(w) != 0,
-            Some(ty) if ty == t.dict.0 || ty == t.set.0 => self.dict_len(w) != 0,
+            Some(ty) if ty == t.dict.0 || ty == t.set.0 || ty == t.frozenset.0 => {
+                self.dict_len(w) != 0
+            }
             Some(ty) if ty == t.range.0 => {
                 let (a, b, s) = self.range_of(w);
                 stmjit_lang::value::range_len(a, b, s) > 0

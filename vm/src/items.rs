@@ -108,7 +108,7 @@ impl Runtime {
         if self.is(v, t.list) || self.is(v, t.range) || self.is(v, t.tuple) {
             return Ok(v);
         }
-        if self.is(v, t.dict) || self.is(v, t.set) {
+        if self.is(v, t.dict) || self.is_set(v) {
             let m = self.mark();
             let rd = self.root(v);
             let keys = self.dict_keys_list(v)?;

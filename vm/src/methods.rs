@@ -7,7 +7,7 @@ use super::{exc, Runtime, R};
 use stmjit_lang::builtins_core::{DICT_METHODS, LIST_METHODS, STR_METHODS};
 use stmjit_lang::builtins_seq::TUPLE_METHODS;
 use stmjit_lang::diag::ErrorKind;
-use stmjit_lang::sets::SET_METHODS;
+use stmjit_lang::sets::{FROZENSET_METHODS, SET_METHODS};
 use stmjit_runtime::value::{self, is_int, Word, NONE};
 
 /// The methods of Thread and TransactionQueue objects.
@@ -23,6 +23,7 @@ pub fn builtin_method_names() -> impl Iterator<Item = &'static str> {
         STR_METHODS,
         TUPLE_METHODS,
         SET_METHODS,
+        FROZENSET_METHODS,
         THREAD_METHODS,
         QUEUE_METHODS,
     ]
@@ -38,6 +39,7 @@ pub fn has_method(rt: &Runtime, v: Word, name: &str) -> bool {
         Some(x) if x == t.list.0 => LIST_METHODS.contains(&name),
         Some(x) if x == t.dict.0 => DICT_METHODS.contains(&name),
         Some(x) if x == t.set.0 => SET_METHODS.contains(&name),
+        Some(x) if x == t.frozenset.0 => FROZENSET_METHODS.contains(&name),
         Some(x) if x == t.str.0 => STR_METHODS.contains(&name),
         Some(x) if x == t.tuple.0 => TUPLE_METHODS.contains(&name),
         Some(x) if x == t.opaque.0 => match rt.type_name(v).as_str() {

@@ -133,7 +133,7 @@ impl Runtime {
     /// `item in container`.
     pub fn contains(&mut self, container: Word, item: Word) -> R<bool> {
         let t = self.types;
-        if self.is(container, t.dict) || self.is(container, t.set) {
+        if self.is(container, t.dict) || self.is_set(container) {
             return Ok(self.dict_get(container, item)?.is_some());
         }
         if self.is(container, t.list) {

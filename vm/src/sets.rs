@@ -8,6 +8,8 @@
 //! (`add` of a member already there only reads). What only reads a set and builds a new one
 //! (`|`, `union`, comparisons, `str`...) runs on converted values, with the reference
 //! implementation's semantics (`stmjit_lang::sets`); no set ever needs writing back whole.
+//! A frozenset is the same object with a type of its own, never written after it is made:
+//! only the reading operations apply (its key for hashing is its sorted members' keys).
 
 use crate::{exc, Held, Runtime, R};
 use stmjit_lang::ast::BinOp;
@@ -17,6 +19,11 @@ use stmjit_lang::value::{ListObj, Value};
 use stmjit_runtime::value::{Word, NONE};
 
 impl Runtime {
+    /// Whether `w` is a set or a frozenset.
+    pub fn is_set(&self, w: Word) -> bool {
+        self.is(w, self.types.set) || self.is(w, self.types.frozenset)
+    }
+
     /// A new empty set.
     pub fn new_set(&mut self) -> R<Word> {
         self.new_dict_of(self.types.set)
@@ -35,7 +42,7 @@ impl Runtime {
     /// natively, others through the interpreter's values.
     fn held_items(&mut self, v: Word) -> R<Vec<Held>> {
         let t = self.types;
-        let items = if self.is(v, t.set) || self.is(v, t.dict) {
+        let items = if self.is_set(v) || self.is(v, t.dict) {
             self.dict_items(v).into_iter().map(|(k, _)| k).collect()
         } else if self.is(v, t.list) {
             self.list_items(v)
@@ -80,7 +87,7 @@ impl Runtime {
         {
             return None;
         }
-        if !self.is(rhs, self.types.set) {
+        if !self.is_set(rhs) {
             // The reference's TypeError.
             return Some(self.via_values(&[s, rhs], false, false, |v| {
                 stmjit_lang::sets::inplace(op, &v[0], &v[1]).expect("a set operator on a set")

@@ -41,7 +41,7 @@ pub const DICT_USED: u64 = 1;
 pub const DICT_FIRST_ENTRY: u64 = 2;
 
 /// A dict key reduced to what decides equality (LANGUAGE.md: `1`, `1.0`, `True` are one key).
-#[derive(PartialEq, Debug)]
+#[derive(PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum KeyRef<'a> {
     /// An int, bool or integral float.
     Int(i64),
@@ -53,6 +53,8 @@ pub enum KeyRef<'a> {
     None,
     /// A tuple, by its items' keys (a tuple is hashable when its items are).
     Tuple(Vec<KeyRef<'a>>),
+    /// A frozenset, by its members' keys, sorted.
+    FrozenSet(Vec<KeyRef<'a>>),
 }
 
 impl Runtime {
@@ -98,7 +100,7 @@ impl Runtime {
     /// The type of the arrays of a dict-shaped object of type `ty`: a set's say so in
     /// conflict reports.
     fn arrays_type(&self, ty: TypeId) -> TypeId {
-        if ty.0 == self.types.set.0 {
+        if ty.0 == self.types.set.0 || ty.0 == self.types.frozenset.0 {
             self.types.set_array
         } else {
             self.types.dict_array
@@ -132,6 +134,20 @@ impl Runtime {
             } else {
                 KeyRef::Float(f.to_bits())
             }
+        } else if self.is(k, self.types.frozenset) {
+            if depth >= stmjit_lang::value::MAX_DATA_DEPTH {
+                return Err(exc(
+                    ErrorKind::RecursionError,
+                    "maximum recursion depth exceeded while calling a Python object",
+                ));
+            }
+            let mut keys = self
+                .dict_items(k)
+                .into_iter()
+                .map(|(x, _)| self.key_of_depth(x, depth + 1))
+                .collect::<R<Vec<_>>>()?;
+            keys.sort();
+            KeyRef::FrozenSet(keys)
         } else if self.is(k, self.types.tuple) {
             if depth >= stmjit_lang::value::MAX_DATA_DEPTH {
                 return Err(exc(
@@ -170,6 +186,14 @@ impl Runtime {
                     h = h.wrapping_mul(0x0100_0000_01b3);
                 }
                 mix(h)
+            }
+            KeyRef::FrozenSet(items) => {
+                // Sorted members: equal frozensets hash alike.
+                let mut h: u64 = 0x6a09_e667_f3bc_c908 ^ items.len() as u64;
+                for k in items {
+                    h = mix(h.rotate_left(31) ^ Self::key_hash(k));
+                }
+                h
             }
             KeyRef::Tuple(items) => {
                 let mut h: u64 = 0x2545_f491_4f6c_dd1d ^ items.len() as u64;

@@ -82,6 +82,8 @@ pub struct Types {
     /// A set: a [`DictObj`] whose keys are the members (values None), so that it inherits
     /// the dict's conflict-free updates of different members (`sets.rs`).
     pub set: TypeId,
+    /// A frozenset: the same layout, never written after it is made.
+    pub frozenset: TypeId,
     /// [`InstanceObj`].
     pub instance: TypeId,
     /// [`ClassObj`].
@@ -210,6 +212,10 @@ pub fn register(stm: &Stm) -> Types {
         )),
         set: stm.register_type(fixed::<DictObj>(
             "set",
+            trace_range::<{ offset_of!(DictObj, entries) }, { size_of::<DictObj>() }>,
+        )),
+        frozenset: stm.register_type(fixed::<DictObj>(
+            "frozenset",
             trace_range::<{ offset_of!(DictObj, entries) }, { size_of::<DictObj>() }>,
         )),
         instance: stm.register_type(fixed::<InstanceObj>(
