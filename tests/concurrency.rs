@@ -1165,6 +1165,24 @@ fn a_spawn_tree_of_a_thousand_threads_finishes() {
     );
 }
 
+/// Threads joining each other in a cycle (of two, then three): exactly one join per cycle
+/// raises the deadlock RuntimeError and the others return, under every mode, with forced
+/// aborts and moving threads, and in the interpreter (before, they all waited forever and
+/// this test timed out).
+#[test]
+fn a_cycle_of_joins_raises_instead_of_hanging() {
+    check("join_cycle", &["--threads", "2"], &[], &[]);
+    check("join_cycle", &["--threads", "1"], &[], &[]);
+    check("join_cycle", &["--gil"], &[], &[]);
+    check("join_cycle", &["--interp"], &[], &[]);
+    check(
+        "join_cycle",
+        &["--threads", "4"],
+        &[ABORTS[0], ABORTS[1], ("STMJIT_MOVE_THREADS", "1")],
+        &[],
+    );
+}
+
 /// The same tree under `--gil`: the global lock hands itself to its first waiter and wakes
 /// that thread alone (before, each release woke every thread waiting for it).
 #[test]

@@ -234,6 +234,11 @@ fn source_excerpt(source: Option<&str>, span: Span) -> String {
     format!("    {}\n    {caret}^\n", text.trim_end())
 }
 
+/// The RuntimeError message of a `join()` that would close a cycle of joins (each thread
+/// waiting for the next, so the wait would never end); the interpreter and the JIT runtime
+/// raise the same.
+pub const JOIN_DEADLOCK: &str = "cannot join a thread that is waiting for this one (deadlock)";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,29 @@ pub struct ThreadTable {
     pub joiners: std::collections::HashMap<usize, Vec<std::thread::Thread>>,
     /// The threads that ended with an uncaught exception, by id.
     pub failures: std::collections::HashMap<usize, ThreadFailure>,
+    /// The thread each spawned thread waits for in `join()`, by id: a join that would close
+    /// a cycle of joins raises instead of waiting forever.
+    pub waiting_for: std::collections::HashMap<usize, usize>,
+}
+
+impl ThreadTable {
+    /// Whether thread `id` is `me` or (transitively) waiting in `join()` for `me`: a walk
+    /// along the chain of joins, each thread waiting for at most one.
+    fn joins(&self, me: usize, id: usize) -> bool {
+        let mut cur = id;
+        // Every chain is shorter than the number of waiting threads (a cycle is refused when
+        // its last join begins).
+        for _ in 0..=self.waiting_for.len() {
+            if cur == me {
+                return true;
+            }
+            match self.waiting_for.get(&cur) {
+                Some(&next) => cur = next,
+                None => return false,
+            }
+        }
+        false
+    }
 }
 
 /// What is kept of the uncaught exception that ended a spawned thread (the object itself is
@@ -454,6 +477,14 @@ pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
         // The wait would never end (CPython raises the same).
         return rt.raise(ErrorKind::RuntimeError, "cannot join current thread");
     }
+    // A cycle already closed: raise before committing (`wait_done` checks again, atomically
+    // with its registration, for joins that begin at the same time).
+    if let Some(me) = rt.thread_id {
+        if rt.info.threads.table.lock().unwrap().joins(me, id) {
+            return rt.raise(ErrorKind::RuntimeError, stmjit_lang::diag::JOIN_DEADLOCK);
+        }
+    }
+    let mut ended = true;
     let mark = rt.mark();
     let ho = rt.root(obj);
     // SAFETY: helpers receive the live context of their thread.
@@ -468,7 +499,7 @@ pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
             rt.release(mark);
             return ERR;
         }
-        wait_done(rt, id);
+        ended = wait_done(rt, id);
         rt.begin_without_restart_point(ctx);
         rt.tx.split_atomic = true;
     } else if atomic && !is_done(rt, id) {
@@ -480,17 +511,20 @@ pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
         }
         // Inevitable: no restart point to go back to, so wait in the transaction (the
         // thread loses any conflict with it).
-        wait_done(rt, id);
+        ended = wait_done(rt, id);
     } else if !atomic {
         if commit_for_wait(rt, ctx).is_err() {
             rt.release(mark);
             return ERR;
         }
-        wait_done(rt, id);
+        ended = wait_done(rt, id);
         rt.begin_without_restart_point(ctx);
     }
     let obj = rt.get(ho);
     rt.release(mark);
+    if !ended {
+        return rt.raise(ErrorKind::RuntimeError, stmjit_lang::diag::JOIN_DEADLOCK);
+    }
     let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
     let exc = rt.list_get(data, T_EXC);
     if exc != NONE {
@@ -531,12 +565,22 @@ fn is_pending(rt: &Runtime, obj: Word) -> bool {
     list != NONE && (0..rt.list_len(list)).any(|k| rt.list_get(list, k) == obj)
 }
 
-/// Blocks until thread `id` has ended (call outside any transaction, or inevitable).
-pub(crate) fn wait_done(rt: &Runtime, id: usize) {
+/// Blocks until thread `id` has ended (call outside any transaction, or inevitable); false,
+/// without waiting, if `id` is waiting for the calling thread (a cycle of joins).
+pub(crate) fn wait_done(rt: &Runtime, id: usize) -> bool {
     let threads = &rt.info.threads.table;
     let t0 = rt.stm.tracer().map(|_| std::time::Instant::now());
     let mut t = threads.lock().unwrap();
     let waited = !t.done[id];
+    // Registered under the same lock as the check: of two joins closing a cycle at once,
+    // the second sees the first.
+    let me = rt.thread_id.filter(|_| waited);
+    if let Some(me) = me {
+        if t.joins(me, id) {
+            return false;
+        }
+        t.waiting_for.insert(me, id);
+    }
     while !t.done[id] {
         // Parked until thread `id` ends (its end unparks the joiners registered under its
         // id, under this mutex, so the wake-up cannot be missed); a spurious wake-up checks
@@ -553,10 +597,14 @@ pub(crate) fn wait_done(rt: &Runtime, id: usize) {
             list.retain(|j| j.id() != me);
         }
     }
+    if let Some(me) = me {
+        t.waiting_for.remove(&me);
+    }
     drop(t);
     if let (Some(tracer), Some(t0), true) = (rt.stm.tracer(), t0, waited) {
         tracer.span_since(stmjit_runtime::trace::SpanKind::JoinWait, t0);
     }
+    true
 }
 
 /// Waits until every spawned thread has ended (the end of the program, as in Python).

@@ -180,7 +180,8 @@ impl Runtime {
     pub(crate) fn begin(&mut self, ctx: *mut Ctx) {
         if let Some(id) = self.tx.wait_for_thread.take() {
             self.detach();
-            super::threads::wait_done(self, id);
+            // A cycle of joins is not waited for: the restarted block's join raises it.
+            let _ = super::threads::wait_done(self, id);
         }
         if self.mode == Mode::Gil {
             self.info.gil.acquire();

@@ -111,6 +111,9 @@ pub struct Shared {
     threads: Mutex<Vec<Arc<ThreadObj>>>,
     /// The spawned threads that ended with an uncaught exception, in the order they ended.
     failed: Mutex<Vec<Arc<ThreadObj>>>,
+    /// The thread each OS thread is waiting for in `join()`: a join that would close a cycle
+    /// of joins raises instead of waiting forever.
+    joining: Mutex<std::collections::HashMap<std::thread::ThreadId, Arc<ThreadObj>>>,
     start: Instant,
     /// Ends the process when a spawned thread panics (an interpreter bug, see
     /// [`crate::Exit`]).
@@ -196,6 +199,7 @@ pub fn run_program(program: Program, file: &str, args: Vec<String>, exit: crate:
         gil: gil::Gil::default(),
         threads: Mutex::new(Vec::new()),
         failed: Mutex::new(Vec::new()),
+        joining: Mutex::new(std::collections::HashMap::new()),
         start: Instant::now(),
         exit,
         exc_classes: crate::exceptions::new_classes(),

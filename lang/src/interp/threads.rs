@@ -83,10 +83,17 @@ impl Interp {
     /// that ended with an uncaught exception raises it again here, at every `join()`: its
     /// trace is the thread's, then `<thread>` at the `spawn` call, then the joiner's frames.
     pub(super) fn join_checked(&mut self, t: &Arc<ThreadObj>) -> R<Value> {
-        if *lock(&t.os_thread) == Some(std::thread::current().id()) {
+        let me = std::thread::current().id();
+        if *lock(&t.os_thread) == Some(me) {
             return Err(exc(ErrorKind::RuntimeError, "cannot join current thread"));
         }
+        // Under the global lock: no other join can start or end meanwhile.
+        if self.joins_me(t, me) {
+            return Err(exc(ErrorKind::RuntimeError, crate::diag::JOIN_DEADLOCK));
+        }
+        lock(&self.shared.joining).insert(me, t.clone());
         let v = self.join(t);
+        lock(&self.shared.joining).remove(&me);
         match lock(&t.failure).as_mut() {
             Some(f) => {
                 f.joined = true;
@@ -94,6 +101,28 @@ impl Interp {
             }
             None => Ok(v),
         }
+    }
+
+    /// Whether thread `t` is (transitively) waiting in `join()` for the OS thread `me`: a
+    /// walk along the chain of joins, each thread waiting for at most one.
+    fn joins_me(&self, t: &Arc<ThreadObj>, me: std::thread::ThreadId) -> bool {
+        let joining = lock(&self.shared.joining);
+        let mut cur = t.clone();
+        // Every chain is shorter than the number of waiting threads (a cycle would have been
+        // refused when its last join began).
+        for _ in 0..=joining.len() {
+            let Some(os) = *lock(&cur.os_thread) else {
+                return false;
+            };
+            if os == me {
+                return true;
+            }
+            match joining.get(&os) {
+                Some(next) => cur = next.clone(),
+                None => return false,
+            }
+        }
+        false
     }
 
     /// `t.join()`: waits for the thread and returns its result.
