@@ -202,6 +202,15 @@ fn counter_with_aborts() {
     );
 }
 
+/// A shared big int (beyond 63 bits: a heap object replaced on every add) incremented by 4
+/// threads: every add is kept, also when commits abort and retry.
+#[test]
+fn big_int_counter_keeps_every_add() {
+    check("big_counter", &["--threads", "4"], &[], &[]);
+    check("big_counter", &["--threads", "4"], ABORTS, &[]);
+    check("big_counter", &["--gil"], &[], &[]);
+}
+
 // ---- 1b. counters shared by closures (cells) ----
 
 #[test]

@@ -470,7 +470,7 @@ pub struct Expr {
 /// The expressions of LANGUAGE.md.
 #[derive(Debug, Clone)]
 pub enum ExprKind {
-    /// An int literal, already checked to be in the 63-bit range.
+    /// An int literal in the tagged range (the parser builds larger ones from two of them).
     Int(i64),
     Float(f64),
     Str(Arc<str>),

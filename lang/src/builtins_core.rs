@@ -10,7 +10,7 @@
 use crate::ast::{Builtin, CmpOp, FuncId, Function};
 use crate::diag::ErrorKind::{self, *};
 use crate::json::{self, Json};
-use crate::ops::{self, INT_MAX, INT_MIN};
+use crate::ops;
 use crate::value::*;
 use std::sync::Arc;
 use std::time::Instant;
@@ -69,6 +69,7 @@ pub fn int_arg(v: &Value) -> R<i64> {
 fn float_arg(name: &str, v: &Value) -> R<f64> {
     match as_num(v) {
         Some(Num::Int(i)) => Ok(i as f64),
+        Some(Num::Big(b)) => Ok(crate::bigint::to_f64(&b)?),
         Some(Num::Float(f)) => Ok(f),
         None => Err(exc(
             TypeError,
@@ -102,22 +103,7 @@ fn parse_int(s: &str) -> R<Value> {
         return Err(bad());
     }
     let clean: String = digits.chars().filter(|c| *c != '_').collect();
-    let magnitude: i128 = clean
-        .trim_start_matches('0')
-        .parse::<i128>()
-        .or_else(|e| {
-            if clean.chars().all(|c| c == '0') {
-                Ok(0)
-            } else {
-                Err(e)
-            }
-        })
-        .map_err(|_| exc(OverflowError, "int too large (ints are 63-bit)"))?;
-    Ok(ops::int_result(Some(if neg {
-        -magnitude
-    } else {
-        magnitude
-    }))?)
+    Ok(crate::bigint::parse_decimal(&clean, neg))
 }
 
 /// Parses `float(s)` as Python does.
@@ -223,6 +209,7 @@ fn frexp(v: f64) -> (f64, i32) {
 pub fn hash_value(v: &Value) -> R<i64> {
     Ok(match v {
         Value::Int(i) => hash_int(*i),
+        Value::BigInt(b) => crate::bigint::hash(b),
         Value::Bool(b) => *b as i64,
         Value::Float(f) => hash_float(*f),
         Value::None => 0x5f5f_4e6f_6e65,
@@ -394,7 +381,7 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
         }
         Builtin::Hash => {
             arity(name, &args, 1, 1)?;
-            Ok(Value::Int(hash_value(&args[0])?))
+            Ok(crate::bigint::i128_value(hash_value(&args[0])? as i128))
         }
         Builtin::Time => {
             arity(name, &args, 0, 0)?;
@@ -659,6 +646,7 @@ fn int(args: &[Value]) -> R<Value> {
     match args.first() {
         None => Ok(Value::Int(0)),
         Some(Value::Int(i)) => Ok(Value::Int(*i)),
+        Some(Value::BigInt(b)) => Ok(Value::BigInt(b.clone())),
         Some(Value::Bool(b)) => Ok(Value::Int(*b as i64)),
         Some(Value::Float(f)) => {
             if f.is_nan() {
@@ -670,11 +658,7 @@ fn int(args: &[Value]) -> R<Value> {
                     "cannot convert float infinity to integer",
                 ));
             }
-            let t = f.trunc();
-            if t < INT_MIN as f64 || t > INT_MAX as f64 {
-                return Err(exc(OverflowError, "int too large (ints are 63-bit)"));
-            }
-            Ok(Value::Int(t as i64))
+            Ok(crate::bigint::from_f64(*f))
         }
         Some(Value::Str(s)) => parse_int(s),
         Some(other) => Err(exc(
@@ -696,6 +680,7 @@ fn float(args: &[Value]) -> R<Value> {
         Some(Value::Str(s)) => parse_float(s),
         Some(v) => match as_num(v) {
             Some(Num::Int(i)) => Ok(Value::Float(i as f64)),
+            Some(Num::Big(b)) => Ok(Value::Float(crate::bigint::to_f64(&b)?)),
             Some(Num::Float(f)) => Ok(Value::Float(f)),
             None => Err(exc(
                 TypeError,
@@ -714,6 +699,7 @@ fn abs(args: &[Value]) -> R<Value> {
     arity(name, args, 1, 1)?;
     match as_num(&args[0]) {
         Some(Num::Int(i)) => Ok(ops::int_result(Some((i as i128).abs()))?),
+        Some(Num::Big(b)) => Ok(crate::bigint::big_value(num_traits::Signed::abs(&*b))),
         Some(Num::Float(f)) => Ok(Value::Float(f.abs())),
         None => Err(exc(
             TypeError,

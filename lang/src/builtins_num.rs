@@ -18,6 +18,9 @@ fn int_of(v: &Value) -> Option<i64> {
 /// `hex(i)`, `oct(i)` or `bin(i)` (`name`).
 pub fn radix(name: &str, args: &[Value]) -> R<Value> {
     crate::builtins_core::arity(name, args, 1, 1)?;
+    if let Value::BigInt(b) = &args[0] {
+        return Ok(Value::str(crate::bigint::radix_text(name, b)));
+    }
     let Some(i) = int_of(&args[0]) else {
         return Err((
             TypeError,
@@ -52,6 +55,21 @@ pub fn round(args: &[Value]) -> R<Value> {
         })?),
     };
     match (&args[0], digits) {
+        (Value::BigInt(_), None) => Ok(args[0].clone()),
+        (Value::BigInt(b), Some(n)) => {
+            if n >= 0 {
+                return Ok(args[0].clone());
+            }
+            let p = num_traits::pow(num_bigint::BigInt::from(10), (-n).min(1 << 20) as usize);
+            let (q, r) = num_integer::Integer::div_mod_floor(&**b, &p);
+            let twice: num_bigint::BigInt = &r * 2;
+            let q = match twice.cmp(&p) {
+                std::cmp::Ordering::Greater => q + 1,
+                std::cmp::Ordering::Equal if num_integer::Integer::is_odd(&q) => q + 1,
+                _ => q,
+            };
+            Ok(crate::bigint::big_value(q * p))
+        }
         (Value::Int(_) | Value::Bool(_), None) => Ok(Value::Int(int_of(&args[0]).unwrap_or(0))),
         (Value::Int(_) | Value::Bool(_), Some(n)) => {
             let x = int_of(&args[0]).unwrap_or(0) as i128;
@@ -80,11 +98,7 @@ pub fn round(args: &[Value]) -> R<Value> {
                     "cannot convert float infinity to integer".into(),
                 ));
             }
-            let r = x.round_ties_even();
-            if r.abs() >= 1e38 {
-                return int_result(None);
-            }
-            int_result(Some(r as i128))
+            Ok(crate::bigint::from_f64(x.round_ties_even()))
         }
         (Value::Float(x), Some(n)) => Ok(Value::Float(round_float(*x, n))),
         (other, _) => Err((

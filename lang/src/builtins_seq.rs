@@ -128,6 +128,7 @@ pub fn divmod(args: &[Value]) -> R<Value> {
         (Some(x), Some(y)) => {
             let zero = match y {
                 Num::Int(i) => i == 0,
+                Num::Big(_) => false,
                 Num::Float(f) => f == 0.0,
             };
             if zero {
@@ -204,7 +205,7 @@ pub fn tuple_method(t: &TupleObj, name: &str, args: &[Value]) -> R<Value> {
 }
 
 /// CPython's hash of a tuple whose items hash to `items` (its xxHash-based combination), so
-/// that `hash((1, 2))` is CPython's value whenever that value fits the 63-bit ints.
+/// that `hash((1, 2))` is CPython's value.
 pub fn hash_tuple(items: &[i64]) -> i64 {
     const P1: u64 = 11_400_714_785_074_694_791;
     const P2: u64 = 14_029_467_366_897_019_727;
@@ -219,11 +220,5 @@ pub fn hash_tuple(items: &[i64]) -> i64 {
     if acc == u64::MAX {
         return 1_546_275_796;
     }
-    // Ints are 63-bit: a hash outside their range keeps its low 63 bits (sign-extended).
-    let h = acc as i64;
-    if (crate::ops::INT_MIN..=crate::ops::INT_MAX).contains(&h) {
-        h
-    } else {
-        (h << 1) >> 1
-    }
+    acc as i64
 }

@@ -98,6 +98,7 @@ pub fn format_value(
     match v {
         Value::Str(t) => format_str(t, &s),
         Value::Int(i) => format_int(*i as i128, &s, "int"),
+        Value::BigInt(b) => format_big(b, &s),
         Value::Bool(b) => format_int(*b as i128, &s, "bool"),
         Value::Float(f) => format_float(*f, &s),
         other => Err((
@@ -214,6 +215,51 @@ fn format_int(i: i128, s: &Spec, type_name: &str) -> Result<String, OpError> {
         None => digits,
     };
     let sign = sign_of(i < 0, s);
+    let prefix = if s.alternate { prefix } else { "" };
+    Ok(pad(&format!("{sign}{prefix}"), &digits, s, '>'))
+}
+
+/// `format(b, spec)` for a big int: its digits in the spec's base, grouped, signed, padded
+/// (the float forms convert it, an `OverflowError` when out of range).
+fn format_big(b: &num_bigint::BigInt, s: &Spec) -> Result<String, OpError> {
+    use num_traits::Signed;
+    if s.precision.is_some() && !matches!(s.ty, Some('e' | 'E' | 'f' | 'F' | 'g' | 'G' | '%')) {
+        return Err(bad("Precision not allowed in integer format specifier"));
+    }
+    let m = b.magnitude();
+    let (prefix, digits) = match s.ty {
+        None | Some('d') | Some('n') => ("", m.to_string()),
+        Some('x') => ("0x", m.to_str_radix(16)),
+        Some('X') => ("0X", m.to_str_radix(16).to_uppercase()),
+        Some('o') => ("0o", m.to_str_radix(8)),
+        Some('b') => ("0b", m.to_str_radix(2)),
+        Some('c') => {
+            return Err((
+                crate::diag::ErrorKind::OverflowError,
+                "%c arg not in range(0x110000)".to_string(),
+            ))
+        }
+        Some('e' | 'E' | 'f' | 'F' | 'g' | 'G' | '%') => {
+            return format_float(crate::bigint::to_f64(b)?, s)
+        }
+        Some(t) => {
+            return Err(bad(format!(
+                "Unknown format code '{t}' for object of type 'int'"
+            )))
+        }
+    };
+    let digits = match s.grouping {
+        Some(sep) => {
+            let every = if matches!(s.ty, Some('x' | 'X' | 'o' | 'b')) {
+                4
+            } else {
+                3
+            };
+            group(&digits, sep, every)
+        }
+        None => digits,
+    };
+    let sign = sign_of(b.is_negative(), s);
     let prefix = if s.alternate { prefix } else { "" };
     Ok(pad(&format!("{sign}{prefix}"), &digits, s, '>'))
 }
@@ -505,9 +551,9 @@ pub fn percent(template: &str, value: &Value) -> Result<String, OpError> {
             }
             'd' | 'i' | 'u' | 'x' | 'X' | 'o' | 'c' => {
                 let n = match value {
-                    Value::Int(_) | Value::Bool(_) => value.clone(),
+                    Value::Int(_) | Value::Bool(_) | Value::BigInt(_) => value.clone(),
                     Value::Float(f) if matches!(ty, 'd' | 'i' | 'u') && f.is_finite() => {
-                        Value::Int(f.trunc() as i64)
+                        crate::bigint::from_f64(*f)
                     }
                     other => {
                         let what = if matches!(ty, 'x' | 'X' | 'o' | 'c') {
@@ -534,6 +580,7 @@ pub fn percent(template: &str, value: &Value) -> Result<String, OpError> {
             'f' | 'F' | 'e' | 'E' | 'g' | 'G' => {
                 let x = match value {
                     Value::Int(i) => Value::Float(*i as f64),
+                    Value::BigInt(b) => Value::Float(crate::bigint::to_f64(b)?),
                     Value::Bool(b) => Value::Float(*b as i64 as f64),
                     Value::Float(_) => value.clone(),
                     other => {

@@ -6,6 +6,7 @@
 //! half; [`run_file`] runs it all, as the CLI's `--interp` does.
 
 pub mod ast;
+pub mod bigint;
 pub mod builtins_core;
 pub mod builtins_num;
 pub mod builtins_seq;

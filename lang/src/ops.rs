@@ -1,5 +1,5 @@
 //! Arithmetic, unary operators, indexing, slicing and membership on values, with the exact
-//! semantics of LANGUAGE.md: 63-bit ints with `OverflowError`, Python's floor division and
+//! semantics of LANGUAGE.md: ints of any size (`bigint.rs` beyond 63 bits), Python's floor division and
 //! modulo, int/float mixing, str and list concatenation and repetition.
 
 use crate::ast::{BinOp, UnaryOp};
@@ -18,11 +18,11 @@ fn err<T>(kind: ErrorKind, msg: impl Into<String>) -> Result<T, OpError> {
     Err((kind, msg.into()))
 }
 
-/// Checks that `v` is in the int range.
+/// The int `v` (tagged or big); `None` (an i128 overflow) is a `MemoryError`.
 pub fn int_result(v: Option<i128>) -> Result<Value, OpError> {
     match v {
-        Some(v) if (INT_MIN as i128..=INT_MAX as i128).contains(&v) => Ok(Value::Int(v as i64)),
-        _ => err(OverflowError, "integer overflow (ints are 63-bit)"),
+        Some(v) => Ok(crate::bigint::i128_value(v)),
+        None => err(MemoryError, "int too large"),
     }
 }
 
@@ -50,12 +50,21 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
     }
     match (as_num(a), as_num(b)) {
         (Some(Num::Int(x)), Some(Num::Int(y))) => return int_op(op, x, y, a, b),
+        (Some(x @ (Num::Int(_) | Num::Big(_))), Some(y @ (Num::Int(_) | Num::Big(_)))) => {
+            let big = |n: Num| match n {
+                Num::Int(i) => num_bigint::BigInt::from(i),
+                Num::Big(b) => (*b).clone(),
+                Num::Float(_) => unreachable!(),
+            };
+            return crate::bigint::binary(op, &big(x), &big(y));
+        }
         (Some(x), Some(y)) => {
             let f = |n: Num| match n {
-                Num::Int(i) => i as f64,
-                Num::Float(f) => f,
+                Num::Int(i) => Ok(i as f64),
+                Num::Big(b) => crate::bigint::to_f64(&b),
+                Num::Float(f) => Ok(f),
             };
-            return float_op(op, f(x), f(y), a, b);
+            return float_op(op, f(x)?, f(y)?, a, b);
         }
         _ => {}
     }
@@ -207,26 +216,21 @@ fn int_op(op: BinOp, x: i64, y: i64, a: &Value, b: &Value) -> Result<Value, OpEr
             let mut result: i128 = 1;
             let mut base = x1;
             let mut e = y;
-            // Square-and-multiply, checking the range at every step.
+            // Square-and-multiply while the values stay small; past 2^62 the big ints take
+            // over.
             while e > 0 {
                 if e & 1 == 1 {
-                    result = result
-                        .checked_mul(base)
-                        .filter(|r| r.abs() <= 1 << 62)
-                        .ok_or((
-                            OverflowError,
-                            "integer overflow (ints are 63-bit)".to_string(),
-                        ))?;
+                    match result.checked_mul(base).filter(|r| r.abs() <= 1 << 62) {
+                        Some(r) => result = r,
+                        None => return big_pow(x, y),
+                    }
                 }
                 e >>= 1;
                 if e > 0 {
-                    base = base
-                        .checked_mul(base)
-                        .filter(|r| r.abs() <= 1 << 62)
-                        .ok_or((
-                            OverflowError,
-                            "integer overflow (ints are 63-bit)".to_string(),
-                        ))?;
+                    match base.checked_mul(base).filter(|r| r.abs() <= 1 << 62) {
+                        Some(r) => base = r,
+                        None => return big_pow(x, y),
+                    }
                 }
             }
             int_result(Some(result))
@@ -239,9 +243,13 @@ fn int_op(op: BinOp, x: i64, y: i64, a: &Value, b: &Value) -> Result<Value, OpEr
                 return Ok(Value::Int(0));
             }
             if y >= 64 {
-                return err(OverflowError, "integer overflow (ints are 63-bit)");
+                return big_pow_shl(x, y);
             }
-            int_result(x1.checked_shl(y as u32))
+            let r = x1 << y as u32;
+            if r >> y as u32 != x1 {
+                return big_pow_shl(x, y);
+            }
+            int_result(Some(r))
         }
         BinOp::Shr => {
             if y < 0 {
@@ -253,6 +261,14 @@ fn int_op(op: BinOp, x: i64, y: i64, a: &Value, b: &Value) -> Result<Value, OpEr
         BinOp::BitOr => Ok(Value::Int(x | y)),
         BinOp::BitXor => Ok(Value::Int(x ^ y)),
     }
+}
+
+fn big_pow(x: i64, y: i64) -> Result<Value, OpError> {
+    crate::bigint::binary(BinOp::Pow, &x.into(), &y.into())
+}
+
+fn big_pow_shl(x: i64, y: i64) -> Result<Value, OpError> {
+    crate::bigint::binary(BinOp::Shl, &x.into(), &y.into())
 }
 
 /// `x / y` for ints, correctly rounded as in Python (converting both to floats first would
@@ -367,6 +383,9 @@ pub fn unary(op: UnaryOp, v: &Value) -> Result<Value, OpError> {
     };
     match (op, as_num(v)) {
         (UnaryOp::Neg, Some(Num::Int(i))) => int_result(Some(-(i as i128))),
+        (UnaryOp::Neg, Some(Num::Big(b))) => Ok(crate::bigint::big_value(-(*b).clone())),
+        (UnaryOp::Pos, Some(Num::Big(b))) => Ok(Value::BigInt(b)),
+        (UnaryOp::Invert, Some(Num::Big(b))) => Ok(crate::bigint::big_value(!(*b).clone())),
         (UnaryOp::Neg, Some(Num::Float(f))) => Ok(Value::Float(-f)),
         (UnaryOp::Pos, Some(Num::Int(i))) => Ok(Value::Int(i)),
         (UnaryOp::Pos, Some(Num::Float(f))) => Ok(Value::Float(f)),

@@ -1588,12 +1588,22 @@ impl Parser {
             Tok::Int(v) => {
                 self.advance();
                 if v >= 1 << 62 {
-                    return Err(Diagnostic::new(
-                        "integer literal too large (ints are 63-bit)",
+                    // Beyond the tagged ints: `(v >> 2) * 4 + (v & 3)`, which makes the big
+                    // int when it runs (the literal ints stay tagged).
+                    let int = |i: u64| {
+                        Box::new(Expr {
+                            kind: ExprKind::Int(i as i64),
+                            span,
+                        })
+                    };
+                    let high = Box::new(Expr {
+                        kind: ExprKind::Binary(BinOp::Mul, int(v >> 2), int(4)),
                         span,
-                    ));
+                    });
+                    ExprKind::Binary(BinOp::Add, high, int(v & 3))
+                } else {
+                    ExprKind::Int(v as i64)
                 }
-                ExprKind::Int(v as i64)
             }
             Tok::Float(v) => {
                 self.advance();

@@ -20,6 +20,8 @@ pub enum Value {
     Bool(bool),
     /// Always within −2^62 … 2^62−1.
     Int(i64),
+    /// An int outside the range of `Int` (never inside it: see `bigint::big_value`).
+    BigInt(Arc<num_bigint::BigInt>),
     Float(f64),
     Str(Arc<str>),
     List(Arc<ListObj>),
@@ -128,6 +130,8 @@ impl DictObj {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
     Int(i64),
+    /// An int outside the i64 range (or an integral float there).
+    Big(Arc<num_bigint::BigInt>),
     /// A non-integral float (or NaN, or beyond the int range), by bits.
     Float(u64),
     Str(Arc<str>),
@@ -169,10 +173,19 @@ impl Key {
                 Key::FrozenSet(keys)
             }
             Value::Int(i) => Key::Int(*i),
+            Value::BigInt(b) => match num_traits::ToPrimitive::to_i64(&**b) {
+                Some(i) => Key::Int(i),
+                None => Key::Big(b.clone()),
+            },
             Value::Bool(b) => Key::Int(*b as i64),
             Value::Float(f) => {
                 if f.fract() == 0.0 && f.abs() < 9.2e18 {
                     Key::Int(*f as i64)
+                } else if f.is_finite() && f.fract() == 0.0 {
+                    match crate::bigint::from_f64(*f) {
+                        Value::BigInt(b) => Key::Big(b),
+                        _ => Key::Float(f.to_bits()),
+                    }
                 } else {
                     Key::Float(f.to_bits())
                 }
@@ -467,7 +480,7 @@ impl Value {
         match self {
             Value::None => "NoneType".into(),
             Value::Bool(_) => "bool".into(),
-            Value::Int(_) => "int".into(),
+            Value::Int(_) | Value::BigInt(_) => "int".into(),
             Value::Float(_) => "float".into(),
             Value::Str(_) => "str".into(),
             Value::List(_) => "list".into(),
@@ -493,6 +506,7 @@ impl Value {
             Value::None => false,
             Value::Bool(b) => *b,
             Value::Int(i) => *i != 0,
+            Value::BigInt(_) => true,
             Value::Float(f) => *f != 0.0,
             Value::Str(s) => !s.is_empty(),
             Value::List(l) => !lock(&l.items).is_empty(),
@@ -542,6 +556,7 @@ impl Value {
             Value::None => out.push_str("None"),
             Value::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
             Value::Int(i) => out.push_str(&i.to_string()),
+            Value::BigInt(b) => out.push_str(&b.to_string()),
             Value::Float(f) => out.push_str(&float_repr(*f)),
             Value::Str(s) => out.push_str(&str_repr(s)),
             Value::List(l) => {
@@ -722,6 +737,8 @@ pub fn str_repr(s: &str) -> String {
 /// A number, when `v` is one (bools count as ints).
 pub enum Num {
     Int(i64),
+    /// An int outside the tagged range.
+    Big(Arc<num_bigint::BigInt>),
     Float(f64),
 }
 
@@ -729,6 +746,7 @@ pub enum Num {
 pub fn as_num(v: &Value) -> Option<Num> {
     match v {
         Value::Int(i) => Some(Num::Int(*i)),
+        Value::BigInt(b) => Some(Num::Big(b.clone())),
         Value::Bool(b) => Some(Num::Int(*b as i64)),
         Value::Float(f) => Some(Num::Float(*f)),
         _ => None,
@@ -770,6 +788,11 @@ pub fn num_cmp(a: &Num, b: &Num) -> Option<std::cmp::Ordering> {
         (Num::Float(x), Num::Float(y)) => x.partial_cmp(y),
         (Num::Int(x), Num::Float(y)) => cmp_int_float(*x, *y),
         (Num::Float(x), Num::Int(y)) => cmp_int_float(*y, *x).map(|o| o.reverse()),
+        (Num::Big(x), Num::Big(y)) => Some(x.cmp(y)),
+        (Num::Big(x), Num::Int(y)) => Some((**x).cmp(&num_bigint::BigInt::from(*y))),
+        (Num::Int(x), Num::Big(y)) => Some(num_bigint::BigInt::from(*x).cmp(y)),
+        (Num::Big(x), Num::Float(y)) => crate::bigint::cmp_float(x, *y),
+        (Num::Float(x), Num::Big(y)) => crate::bigint::cmp_float(y, *x).map(|o| o.reverse()),
     }
 }
 

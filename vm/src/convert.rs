@@ -9,13 +9,12 @@
 //! stand-ins with the right type and identity: enough for operations that only move items
 //! around; a *deep* one copies contents, for those that look inside them.
 
-use super::{exc, Root, Runtime, R};
+use super::{Root, Runtime, R};
 use crate::objects::*;
 use std::collections::HashMap;
 use std::mem::offset_of;
 use std::sync::{Arc, Mutex};
 use stmjit_lang::ast::Builtin;
-use stmjit_lang::diag::ErrorKind;
 use stmjit_lang::value::{
     ClassObj as VClass, Dict, DictObj as VDict, FuncValue, InstanceObj as VInst, Key,
     ListObj as VList, LockObj, QueueObj, ThreadObj, TupleObj as VTuple, Value,
@@ -108,6 +107,8 @@ impl Runtime {
             Value::str(self.str_of(w))
         } else if ty == t.float.0 {
             Value::Float(self.float_of(w))
+        } else if ty == t.bigint.0 {
+            Value::BigInt(Arc::new(self.bigint_of(w)))
         } else if ty == t.list.0 {
             let arc = Arc::new(VList::default());
             let v = Value::List(arc.clone());
@@ -306,12 +307,12 @@ impl Runtime {
         Ok(match v {
             Value::None => NONE,
             Value::Bool(b) => value::from_bool(*b),
-            Value::Int(i) => value::from_int(*i).ok_or_else(|| {
-                exc(
-                    ErrorKind::OverflowError,
-                    "integer overflow (ints are 63-bit)",
-                )
-            })?,
+            Value::Int(i) => match value::from_int(*i) {
+                Some(w) => w,
+                // The interpreter keeps its ints canonical; this is for any i64 all the same.
+                None => self.new_bigint(&(*i).into())?,
+            },
+            Value::BigInt(b) => self.new_bigint(b)?,
             Value::Float(f) => self.new_float(*f)?,
             Value::Str(s) => self.new_str(s)?,
             Value::List(l) => {

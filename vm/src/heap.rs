@@ -249,6 +249,8 @@ impl Runtime {
             "str"
         } else if ty == t.float.0 {
             "float"
+        } else if ty == t.bigint.0 {
+            "int"
         } else if ty == t.list.0 {
             "list"
         } else if ty == t.tuple.0 {

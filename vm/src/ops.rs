@@ -19,6 +19,8 @@ impl Runtime {
             Some(Value::Bool(w == value::TRUE))
         } else if self.is(w, self.types.float) {
             Some(Value::Float(self.float_of(w)))
+        } else if self.is(w, self.types.bigint) {
+            Some(Value::BigInt(std::sync::Arc::new(self.bigint_of(w))))
         } else {
             None
         }

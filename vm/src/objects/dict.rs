@@ -49,6 +49,9 @@ pub enum KeyRef<'a> {
     Float(u64),
     /// A str's bytes.
     Str(&'a [u8]),
+    /// An int outside the i64 range (or an integral float there), by its minimal
+    /// two's-complement bytes.
+    Big(std::borrow::Cow<'a, [u8]>),
     /// None.
     None,
     /// A tuple, by its items' keys (a tuple is hashable when its items are).
@@ -131,6 +134,13 @@ impl Runtime {
             let f = self.float_of(k);
             if f.fract() == 0.0 && f.abs() < 9.2e18 {
                 KeyRef::Int(f as i64)
+            } else if f.fract() == 0.0 && f.is_finite() {
+                match stmjit_lang::bigint::from_f64(f) {
+                    stmjit_lang::value::Value::BigInt(b) => {
+                        KeyRef::Big(std::borrow::Cow::Owned(b.to_signed_bytes_le()))
+                    }
+                    _ => KeyRef::Float(f.to_bits()),
+                }
             } else {
                 KeyRef::Float(f.to_bits())
             }
@@ -148,6 +158,20 @@ impl Runtime {
                 .collect::<R<Vec<_>>>()?;
             keys.sort();
             KeyRef::FrozenSet(keys)
+        } else if self.is(k, self.types.bigint) {
+            let bytes = self.bigint_bytes(k);
+            if bytes.len() <= 8 {
+                // Between 2^62 and 2^63: the key of the equal integral float.
+                let mut w = [if bytes[bytes.len() - 1] & 0x80 != 0 {
+                    0xff
+                } else {
+                    0
+                }; 8];
+                w[..bytes.len()].copy_from_slice(bytes);
+                KeyRef::Int(i64::from_le_bytes(w))
+            } else {
+                KeyRef::Big(std::borrow::Cow::Borrowed(bytes))
+            }
         } else if self.is(k, self.types.tuple) {
             if depth >= stmjit_lang::value::MAX_DATA_DEPTH {
                 return Err(exc(
@@ -178,6 +202,13 @@ impl Runtime {
         match k {
             KeyRef::Int(i) => *i as u64,
             KeyRef::Float(b) => mix(*b ^ 0x5555),
+            KeyRef::Big(bytes) => {
+                let mut h: u64 = 0x9ae1_6a3b_2f90_404f;
+                for &b in bytes.iter() {
+                    h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+                }
+                mix(h)
+            }
             KeyRef::None => 0x1234_5678,
             KeyRef::Str(s) => {
                 let mut h: u64 = 0xcbf2_9ce4_8422_2325;

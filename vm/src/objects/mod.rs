@@ -26,6 +26,7 @@
 //!   so attribute access is an index, not a hash lookup per access.
 
 mod array;
+mod bigint;
 mod class;
 mod dict;
 mod float;
@@ -38,6 +39,7 @@ mod str;
 mod tuple;
 
 pub use array::{array_size, ArrayObj, ARRAY_DATA};
+pub use bigint::{bigint_size, BigIntObj};
 pub use class::ClassObj;
 pub(crate) use dict::D_ENTRIES;
 pub use dict::{DictObj, KeyRef, DICT_FIRST_ENTRY, DICT_LEN, DICT_USED};
@@ -100,12 +102,20 @@ pub struct Types {
     pub opaque: TypeId,
     /// [`TupleObj`].
     pub tuple: TypeId,
+    /// [`BigIntObj`].
+    pub bigint: TypeId,
 }
 
 fn size_str(obj: *const u8) -> usize {
     // SAFETY: the registry calls size hooks on initialised objects of this type.
     let s = unsafe { &*(obj as *const StrObj) };
     size_of::<StrObj>() + s.len as usize
+}
+
+fn size_bigint(obj: *const u8) -> usize {
+    // SAFETY: as size_str.
+    let b = unsafe { &*(obj as *const BigIntObj) };
+    bigint_size(b.len) as usize
 }
 
 fn size_array(obj: *const u8) -> usize {
@@ -254,6 +264,12 @@ pub fn register(stm: &Stm) -> Types {
             name: "tuple",
             size: size_tuple,
             trace: trace_tuple,
+            carded: false,
+        }),
+        bigint: stm.register_type(TypeInfo {
+            name: "int",
+            size: size_bigint,
+            trace: trace_none,
             carded: false,
         }),
     }
