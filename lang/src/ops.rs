@@ -51,12 +51,23 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
     match (as_num(a), as_num(b)) {
         (Some(Num::Int(x)), Some(Num::Int(y))) => return int_op(op, x, y, a, b),
         (Some(x @ (Num::Int(_) | Num::Big(_))), Some(y @ (Num::Int(_) | Num::Big(_)))) => {
-            let big = |n: Num| match n {
-                Num::Int(i) => num_bigint::BigInt::from(i),
-                Num::Big(b) => (*b).clone(),
-                Num::Float(_) => unreachable!(),
+            // The big operands are borrowed, not copied.
+            let small = |n: &Num| match n {
+                Num::Int(i) => Some(num_bigint::BigInt::from(*i)),
+                _ => None,
             };
-            return crate::bigint::binary(op, &big(x), &big(y));
+            let (sx, sy) = (small(&x), small(&y));
+            let rx = match (&x, &sx) {
+                (Num::Big(b), _) => &**b,
+                (_, Some(s)) => s,
+                _ => unreachable!("an int"),
+            };
+            let ry = match (&y, &sy) {
+                (Num::Big(b), _) => &**b,
+                (_, Some(s)) => s,
+                _ => unreachable!("an int"),
+            };
+            return crate::bigint::binary(op, rx, ry);
         }
         (Some(x), Some(y)) => {
             let f = |n: Num| match n {

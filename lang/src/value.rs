@@ -10,6 +10,9 @@ use crate::floatfmt::float_repr;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// 2^63 as a float: integral floats in [-2^63, 2^63) are keys of the equal i64.
+const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+
 /// Deepest container nesting that `str`, `==` and `<` walk before a `RecursionError`.
 pub const MAX_DATA_DEPTH: usize = 1000;
 
@@ -179,7 +182,7 @@ impl Key {
             },
             Value::Bool(b) => Key::Int(*b as i64),
             Value::Float(f) => {
-                if f.fract() == 0.0 && f.abs() < 9.2e18 {
+                if f.fract() == 0.0 && (-TWO_63..TWO_63).contains(f) {
                     Key::Int(*f as i64)
                 } else if f.is_finite() && f.fract() == 0.0 {
                     match crate::bigint::from_f64(*f) {

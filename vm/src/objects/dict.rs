@@ -40,6 +40,9 @@ pub const DICT_USED: u64 = 1;
 /// Word index, in a dict's entries array, of the first entry's key.
 pub const DICT_FIRST_ENTRY: u64 = 2;
 
+/// 2^63 as a float: integral floats in [-2^63, 2^63) are keys of the equal i64.
+const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+
 /// A dict key reduced to what decides equality (LANGUAGE.md: `1`, `1.0`, `True` are one key).
 #[derive(PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub enum KeyRef<'a> {
@@ -49,9 +52,9 @@ pub enum KeyRef<'a> {
     Float(u64),
     /// A str's bytes.
     Str(&'a [u8]),
-    /// An int outside the i64 range (or an integral float there), by its minimal
-    /// two's-complement bytes.
-    Big(std::borrow::Cow<'a, [u8]>),
+    /// An int outside the i64 range (or an integral float there), by its sign and 32-bit
+    /// digits (no leading zeros).
+    Big(bool, std::borrow::Cow<'a, [u32]>),
     /// None.
     None,
     /// A tuple, by its items' keys (a tuple is hashable when its items are).
@@ -132,13 +135,14 @@ impl Runtime {
             KeyRef::Str(self.str_of(k).as_bytes())
         } else if self.is(k, self.types.float) {
             let f = self.float_of(k);
-            if f.fract() == 0.0 && f.abs() < 9.2e18 {
+            if f.fract() == 0.0 && (-TWO_63..TWO_63).contains(&f) {
                 KeyRef::Int(f as i64)
             } else if f.fract() == 0.0 && f.is_finite() {
                 match stmjit_lang::bigint::from_f64(f) {
-                    stmjit_lang::value::Value::BigInt(b) => {
-                        KeyRef::Big(std::borrow::Cow::Owned(b.to_signed_bytes_le()))
-                    }
+                    stmjit_lang::value::Value::BigInt(b) => KeyRef::Big(
+                        b.sign() == num_bigint::Sign::Minus,
+                        std::borrow::Cow::Owned(b.magnitude().to_u32_digits()),
+                    ),
                     _ => KeyRef::Float(f.to_bits()),
                 }
             } else {
@@ -159,18 +163,18 @@ impl Runtime {
             keys.sort();
             KeyRef::FrozenSet(keys)
         } else if self.is(k, self.types.bigint) {
-            let bytes = self.bigint_bytes(k);
-            if bytes.len() <= 8 {
+            let (neg, digits) = self.bigint_digits(k);
+            if digits.len() <= 2 {
                 // Between 2^62 and 2^63: the key of the equal integral float.
-                let mut w = [if bytes[bytes.len() - 1] & 0x80 != 0 {
-                    0xff
-                } else {
-                    0
-                }; 8];
-                w[..bytes.len()].copy_from_slice(bytes);
-                KeyRef::Int(i64::from_le_bytes(w))
+                let m = digits.iter().rev().fold(0u64, |m, &d| (m << 32) | d as u64);
+                match (neg, i64::try_from(m)) {
+                    (false, Ok(i)) => KeyRef::Int(i),
+                    (true, Ok(i)) => KeyRef::Int(-i),
+                    (true, Err(_)) if m == 1 << 63 => KeyRef::Int(i64::MIN),
+                    _ => KeyRef::Big(neg, std::borrow::Cow::Borrowed(digits)),
+                }
             } else {
-                KeyRef::Big(std::borrow::Cow::Borrowed(bytes))
+                KeyRef::Big(neg, std::borrow::Cow::Borrowed(digits))
             }
         } else if self.is(k, self.types.tuple) {
             if depth >= stmjit_lang::value::MAX_DATA_DEPTH {
@@ -202,12 +206,12 @@ impl Runtime {
         match k {
             KeyRef::Int(i) => *i as u64,
             KeyRef::Float(b) => mix(*b ^ 0x5555),
-            KeyRef::Big(bytes) => {
-                let mut h: u64 = 0x9ae1_6a3b_2f90_404f;
-                for &b in bytes.iter() {
-                    h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+            KeyRef::Big(neg, digits) => {
+                let mut h: u64 = 0x9ae1_6a3b_2f90_404f ^ *neg as u64;
+                for &d in digits.iter() {
+                    h = mix(h ^ d as u64);
                 }
-                mix(h)
+                h
             }
             KeyRef::None => 0x1234_5678,
             KeyRef::Str(s) => {
