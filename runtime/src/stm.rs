@@ -208,6 +208,34 @@ pub struct Stm {
     pub(crate) read_sites: Option<crate::readsites::ReadSites>,
 }
 
+/// Makes this process's futexes (every parked thread: `join`, segment queue, locks) hash
+/// into the kernel's global futex table instead of a private one.
+///
+/// Since Linux 6.16 a process gets a private futex hash sized by min(threads, CPUs): 16
+/// buckets on a 2-core machine. With thousands of threads parked (a spawn tree's parents in
+/// `join`), every wake-up (`futex_wake`) walks hundreds of unrelated waiters of its bucket:
+/// a third of a 10 000-thread spawn tree's time went there. The global table has 256
+/// buckets per CPU. Older kernels (no `PR_FUTEX_HASH`) already use it: the call fails and
+/// nothing changes.
+fn use_global_futex_hash() {
+    const PR_FUTEX_HASH: libc::c_int = 78;
+    const PR_FUTEX_HASH_SET_SLOTS: libc::c_ulong = 1;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: prctl with integer arguments only; an unknown option fails with EINVAL.
+        // Slots 0: the global hash.
+        let _ = unsafe {
+            libc::prctl(
+                PR_FUTEX_HASH,
+                PR_FUTEX_HASH_SET_SLOTS,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        };
+    });
+}
+
 impl Stm {
     /// Creates a runtime instance (reserves and maps its segments).
     pub fn new(config: StmConfig) -> std::io::Result<Arc<Stm>> {
@@ -215,6 +243,7 @@ impl Stm {
             (1..=254).contains(&config.num_segments),
             "stmjit: num_segments must be in 1..=254"
         );
+        use_global_futex_hash();
         let layout = Layout::new(
             config.segment_size,
             config.nursery_size,
