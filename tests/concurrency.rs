@@ -1346,3 +1346,37 @@ fn spawning_or_queueing_in_a_loop_does_not_pile_up_roots() {
         );
     }
 }
+
+/// A thread that cannot be created (here: an address-space limit, `ulimit -v`, leaves room
+/// for the runtime's reservation but not for 50 thread stacks of 1 GiB) ends the program with
+/// `MemoryError` at the `spawn` call's line, exit 1, never a panic. The limit that does it
+/// depends on the machine, so a ladder of limits is tried; at least one must give the error
+/// (before, every one either ran or printed a bare line without location).
+#[test]
+fn a_thread_that_cannot_start_is_a_memory_error_at_the_spawn() {
+    let mut clean = 0;
+    for gib in [4u64, 8, 12, 16, 20, 24, 32, 48, 64, 96, 128] {
+        let kib = gib << 20;
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v {kib} && exec \"$0\" run --threads 1 spawn_fails.lang"
+            ))
+            .arg(env!("CARGO_BIN_EXE_stmjit"))
+            .current_dir(dir())
+            .stdin(Stdio::null())
+            .output()
+            .expect("start sh");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "panic under {gib} GiB:\n{err}");
+        if err.contains("error: MemoryError: cannot start a thread") {
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(
+                err.contains("at spawn_fails.lang:9:19 in main"),
+                "no location:\n{err}"
+            );
+            clean += 1;
+        }
+    }
+    assert!(clean > 0, "no address-space limit made a spawn fail");
+}

@@ -252,11 +252,35 @@ pub(crate) fn start_pending(rt: &mut Runtime) {
         let started = std::thread::Builder::new()
             .stack_size(stmjit_lang::stack::BIG_STACK)
             .spawn(move || thread_main(info, obj));
-        if started.is_err() {
-            eprintln!("error: MemoryError: cannot start a thread");
-            (rt.info.exit)(stmjit_lang::EXIT_RUNTIME_ERROR);
+        if let Err(e) = started {
+            spawn_failed(rt, obj, &e);
         }
     }
+}
+
+/// The end of the program when no OS thread can be created for a spawned thread (too many
+/// threads, or no memory for one more stack): a MemoryError at the `spawn` call. The call's
+/// transaction has committed (a thread starts only then), so it cannot be raised there: it
+/// ends the program, as an uncaught error would.
+fn spawn_failed(rt: &mut Runtime, obj: Word, e: &std::io::Error) -> ! {
+    let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
+    let site = value::to_int(rt.list_get(data, T_SITE));
+    let trace: Vec<TraceEntry> = usize::try_from(site)
+        .ok()
+        .and_then(|s| rt.info.code.sites.get(s))
+        .map(|s| TraceEntry {
+            span: s.span,
+            function: rt.info.func_names[s.func as usize].clone(),
+        })
+        .into_iter()
+        .collect();
+    let live = rt.info.threads.table.lock().unwrap().live;
+    let msg = format!("cannot start a thread ({live} running): {e}");
+    let text = render_runtime("MemoryError", &msg, &trace, &rt.info.file);
+    let _output = rt.info.output.flush_and_hold();
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    (rt.info.exit)(stmjit_lang::EXIT_RUNTIME_ERROR);
 }
 
 /// Body of a spawned OS thread.
