@@ -363,7 +363,7 @@ impl StmThread {
             c.shadow_max_slots.store(depth, Relaxed);
         }
         if let Some(t) = stm.tracer() {
-            t.span_since(crate::trace::SpanKind::MinorCollection, t0);
+            t.span_ending_now(crate::trace::SpanKind::MinorCollection, ns);
         }
     }
 

@@ -14,7 +14,7 @@
 //! keeps at most [`EVENTS_PER_THREAD`] events; later ones are only counted ([`Dropped`]).
 
 use crate::stats::{AbortCause, ConflictInfo};
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -93,8 +93,9 @@ pub struct TxRecord {
     pub outcome: Outcome,
     /// When it became inevitable, if it did.
     pub inevitable_ns: Option<u64>,
-    /// The conflict that aborted it, if one did (the winner's segment, transaction, site).
-    pub conflict: Option<ConflictInfo>,
+    /// The conflict that aborted it, if one did (the winner's segment, transaction, site);
+    /// boxed: most transactions have none, and a record is copied twice per transaction.
+    pub conflict: Option<Box<ConflictInfo>>,
     /// Where it learnt of its abort (a caller's site id, `u32::MAX` when unknown), set by
     /// the caller after the abort ([`Tracer::amend_last_transaction`]).
     pub noticed_site: u32,
@@ -173,19 +174,118 @@ impl ThreadLog {
     }
 }
 
+/// The trace's clock: nanoseconds since the tracer started. Read twice per transaction and
+/// once per span, so it is the time-stamp counter where that is invariant (constant rate,
+/// running in every power state, synchronized across cores: CPUID leaf 0x8000_0007, EDX bit
+/// 8), scaled by a rate measured against [`Instant`] when the tracer starts; elsewhere
+/// `Instant` itself. Under callgrind an `Instant::now` plus its conversion was about 60
+/// instructions, `rdtsc` plus a multiply is 6.
+struct Clock {
+    epoch: Instant,
+    /// Counter reading at `epoch`.
+    tsc0: u64,
+    /// Nanoseconds per tick, times 2^32; 0: use `Instant`.
+    mult: u64,
+}
+
+/// The time-stamp counter.
+#[cfg(target_arch = "x86_64")]
+fn rdtsc() -> u64 {
+    // SAFETY: `rdtsc` reads a counter; it has no memory effects and every x86-64 has it.
+    unsafe { std::arch::x86_64::_rdtsc() }
+}
+
+/// Whether the time-stamp counter is invariant.
+#[cfg(target_arch = "x86_64")]
+fn invariant_tsc() -> bool {
+    use std::arch::x86_64::__cpuid;
+    // Leaf 0x8000_0000 says which extended leaves exist.
+    __cpuid(0x8000_0000).eax >= 0x8000_0007 && __cpuid(0x8000_0007).edx & (1 << 8) != 0
+}
+
+/// A simultaneous (Instant, counter) pair: the tightest of a few tries, so that a pair is
+/// not skewed by the thread being descheduled between its two reads.
+#[cfg(target_arch = "x86_64")]
+fn pair() -> (Instant, u64) {
+    let mut best = (Instant::now(), rdtsc(), u64::MAX);
+    for _ in 0..16 {
+        let a = rdtsc();
+        let i = Instant::now();
+        let b = rdtsc();
+        if b.wrapping_sub(a) < best.2 {
+            best = (i, a / 2 + b / 2 + (a & b & 1), b.wrapping_sub(a));
+        }
+    }
+    (best.0, best.1)
+}
+
+impl Clock {
+    /// How long the rate is measured for when the clock starts.
+    const CALIBRATION: std::time::Duration = std::time::Duration::from_millis(2);
+
+    #[cfg(target_arch = "x86_64")]
+    fn new() -> Clock {
+        if !invariant_tsc() {
+            return Clock::instant();
+        }
+        let (i0, t0) = pair();
+        while i0.elapsed() < Self::CALIBRATION {
+            std::hint::spin_loop();
+        }
+        let (i1, t1) = pair();
+        let (ns, ticks) = (i1.duration_since(i0).as_nanos() as f64, t1.wrapping_sub(t0));
+        if ticks == 0 || ns <= 0.0 {
+            return Clock::instant();
+        }
+        Clock {
+            epoch: i0,
+            tsc0: t0,
+            mult: ((ns / ticks as f64) * (1u64 << 32) as f64) as u64,
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn new() -> Clock {
+        Clock::instant()
+    }
+
+    /// The `Instant`-based clock.
+    fn instant() -> Clock {
+        Clock {
+            epoch: Instant::now(),
+            tsc0: 0,
+            mult: 0,
+        }
+    }
+
+    /// Nanoseconds since the clock started.
+    #[inline]
+    fn now(&self) -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        if self.mult != 0 {
+            let ticks = rdtsc().saturating_sub(self.tsc0);
+            return ((u128::from(ticks) * u128::from(self.mult)) >> 32) as u64;
+        }
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
 /// Identity of each tracer, so that a thread-local log is never taken for another
 /// runtime's (tests create several).
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    /// This OS thread's log, and the id of the tracer it is registered with.
-    static LOCAL: RefCell<Option<(u64, Arc<Mutex<ThreadLog>>)>> = const { RefCell::new(None) };
+    /// The id of the tracer this OS thread's log is registered with (0: none), and that log.
+    /// The pointer is only followed by that tracer (ids are never reused), whose `logs`
+    /// keep the log alive as long as the tracer itself: a plain pair, no `RefCell` or `Arc`
+    /// to touch per event.
+    static LOCAL: Cell<(u64, *const Mutex<ThreadLog>)> = const { Cell::new((0, std::ptr::null())) };
 }
 
 /// The trace of one runtime: its start and every thread's log.
 pub struct Tracer {
     id: u64,
-    epoch: Instant,
+    clock: Clock,
     logs: Mutex<Vec<Arc<Mutex<ThreadLog>>>>,
 }
 
@@ -209,38 +309,43 @@ impl Tracer {
     pub fn new() -> Tracer {
         Tracer {
             id: NEXT_ID.fetch_add(1, Relaxed),
-            epoch: Instant::now(),
+            clock: Clock::new(),
             logs: Mutex::new(Vec::new()),
         }
     }
 
-    /// Nanoseconds from the trace's start to `t`.
-    pub fn ns(&self, t: Instant) -> u64 {
-        t.saturating_duration_since(self.epoch).as_nanos() as u64
-    }
-
     /// Nanoseconds from the trace's start to now.
+    #[inline]
     pub fn now(&self) -> u64 {
-        self.ns(Instant::now())
+        self.clock.now()
     }
 
     /// Runs `f` on the calling thread's log (registering it on first use).
+    #[inline]
     fn with_log<R>(&self, f: impl FnOnce(&mut ThreadLog) -> R) -> R {
-        LOCAL.with(|l| {
-            let mut l = l.borrow_mut();
-            if l.as_ref().is_none_or(|(id, _)| *id != self.id) {
-                let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-                let log = Arc::new(Mutex::new(ThreadLog {
-                    name: format!("thread {}", logs.len()),
-                    ..ThreadLog::default()
-                }));
-                logs.push(log.clone());
-                *l = Some((self.id, log));
-            }
-            let (_, log) = l.as_ref().expect("registered above");
-            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut log)
-        })
+        let (id, mut ptr) = LOCAL.get();
+        if id != self.id {
+            ptr = self.register();
+        }
+        // SAFETY: `ptr` is this tracer's log for this thread (its id matched, or it was just
+        // registered), held by an `Arc` in `self.logs` for as long as `self` lives.
+        let log = unsafe { &*ptr };
+        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut log)
+    }
+
+    /// Registers a log for the calling thread; returns it.
+    #[cold]
+    fn register(&self) -> *const Mutex<ThreadLog> {
+        let mut logs = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        let log = Arc::new(Mutex::new(ThreadLog {
+            name: format!("thread {}", logs.len()),
+            ..ThreadLog::default()
+        }));
+        let ptr = Arc::as_ptr(&log);
+        logs.push(log);
+        LOCAL.set((self.id, ptr));
+        ptr
     }
 
     /// Records an event of the calling thread.
@@ -250,10 +355,16 @@ impl Tracer {
 
     /// Records a span of the calling thread from `t0` to now.
     pub fn span_since(&self, kind: SpanKind, t0: Instant) {
-        let (start_ns, end_ns) = (self.ns(t0), self.now());
+        self.span_ending_now(kind, t0.elapsed().as_nanos() as u64);
+    }
+
+    /// Records a span of the calling thread that lasted `ns` and ends now (for callers
+    /// that measured it already).
+    pub fn span_ending_now(&self, kind: SpanKind, ns: u64) {
+        let end_ns = self.now();
         self.push(Event::Span {
             kind,
-            start_ns,
+            start_ns: end_ns.saturating_sub(ns),
             end_ns,
         });
     }
@@ -350,6 +461,33 @@ mod tests {
             }
         );
         assert_eq!(l.last_tx, None);
+    }
+
+    /// The counter-based clock follows `Instant`: it starts near 0, never goes back, and
+    /// measures a sleep as `Instant` does (within a generous 20%: both are wall clocks, so
+    /// load on the machine does not matter).
+    #[test]
+    fn the_clock_follows_instant() {
+        let c = Clock::new();
+        let a = c.now();
+        assert!(a < 1_000_000_000, "{a} ns at start");
+        let (i, t) = (Instant::now(), c.now());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let (di, dt) = (i.elapsed().as_nanos() as f64, (c.now() - t) as f64);
+        assert!(
+            (dt / di - 1.0).abs() < 0.2,
+            "clock {dt} ns vs Instant {di} ns"
+        );
+        let mut last = c.now();
+        for _ in 0..1000 {
+            let n = c.now();
+            assert!(n >= last);
+            last = n;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if invariant_tsc() {
+            assert_ne!(c.mult, 0, "an invariant counter is used");
+        }
     }
 
     /// Each thread gets its own log, registered once; two tracers do not share logs.

@@ -51,7 +51,7 @@ fn an_aborted_transaction_names_the_commit_that_aborted_it() {
         .find(|t| t.outcome != Outcome::Committed)
         .unwrap();
     assert_eq!(r.outcome, Outcome::Aborted(AbortCause::WriteRead));
-    let k = r.conflict.expect("conflict info");
+    let k = r.conflict.as_deref().expect("conflict info");
     assert_eq!((k.winner_segment, k.winner_seq), (wseg, wseq));
     assert_ne!(r.segment, w.segment);
 }
