@@ -13,7 +13,8 @@ pub struct Switches {
     pub move_threads: bool,
     /// `STMJIT_BUDGET=N`: transaction length in loop back-edges and calls.
     pub budget: Option<i64>,
-    /// `STMJIT_ABORT_PROBABILITY=P`: each commit of a transaction that can abort aborts
+    /// `STMJIT_ABORT_PROBABILITY=P`: each commit of a transaction that can abort, and each
+    /// validation a helper makes in the middle of its work (a method lookup's), aborts
     /// instead with probability P.
     pub abort_probability: Option<f64>,
     /// `STMJIT_VERIFY=1`: Cranelift's verifier on every function, its errors printed.
@@ -45,8 +46,9 @@ pub const HELP: &str = "\
 Environment switches (for tests, benchmarks and debugging; a bad value is a usage error):
   STMJIT_NURSERY=BYTES           nursery size per segment, 4096 to 1073741824 (tests use 4096)
   STMJIT_BUDGET=N                transaction length in loop back-edges and calls, 1 to 2^40
-  STMJIT_ABORT_PROBABILITY=P     each commit of a transaction that can abort aborts instead
-                                 with probability P (0 to 0.95), then restarts
+  STMJIT_ABORT_PROBABILITY=P     each commit of a transaction that can abort (and each
+                                 validation inside a method lookup) aborts instead with
+                                 probability P (0 to 0.95), then restarts
   STMJIT_MOVE_THREADS=0|1        1: each transaction begins in another free segment than the
                                  thread's previous one
   STMJIT_VERIFY=0|1              1: run Cranelift's verifier on every function

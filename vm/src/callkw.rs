@@ -9,7 +9,7 @@
 
 use super::calls::{call_builtin, call_value, generic_builtin, instantiate, name_of};
 use super::helpers::with_rt;
-use super::{exc, rt_of, Ctx, Root, Runtime, ERR, R};
+use super::{exc, rt_of, Ctx, Root, Runtime, Unwind, ERR, R};
 use crate::objects::*;
 use std::mem::offset_of;
 use stmjit_lang::ast::{ArgKind, Builtin};
@@ -262,7 +262,9 @@ pub unsafe extern "C" fn stmjit_call_ex(
                     } else {
                         match generic_builtin(rt, Builtin::List, &[w]) {
                             Ok(l) => rt.list_items(l),
-                            Err(_) => {
+                            // Not iterable. Anything else (an abort: the transaction is gone;
+                            // memory) goes on unwinding as it is.
+                            Err(Unwind::Raise(ErrorKind::TypeError, _)) => {
                                 let msg = callargs::star_message(
                                     &callee_name(rt, rt.get(rf)),
                                     "*",
@@ -270,6 +272,7 @@ pub unsafe extern "C" fn stmjit_call_ex(
                                 );
                                 return Err(exc(ErrorKind::TypeError, msg));
                             }
+                            Err(e) => return Err(e),
                         }
                     };
                     rt.hold_all(&items)?;

@@ -736,7 +736,13 @@ pub unsafe extern "C" fn stmjit_call_method(
         let shadowed = slot.is_some_and(|s| rt.inst_slot(o, s) != UNBOUND);
         if !shadowed {
             rt.rb(cls);
-            if let Ok(Some(f)) = rt.class_lookup_from(cls, id, name, cached) {
+            // An error here (an abort when it validates, memory) unwinds: the transaction
+            // may be gone, so nothing below may run.
+            let found = match rt.class_lookup_from(cls, id, name, cached) {
+                Ok(found) => found,
+                Err(e) => return rt.unwind(e),
+            };
+            if let Some(f) = found {
                 if rt.is(f, t.function) {
                     let fid = rt.ld(f, offset_of!(FunctionObj, func_id) as u64) as usize;
                     let cacheable = slot.is_none()

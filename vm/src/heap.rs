@@ -73,7 +73,13 @@ impl Runtime {
     /// Brings the transaction's view up to the newest commit, after reading the class
     /// caches' epoch and before the lookup whose result may be cached under it (with the
     /// runtime's commit log a transaction reads a snapshot that may predate the epoch).
-    pub fn refresh(&self) -> R<()> {
+    /// Where `STMJIT_ABORT_PROBABILITY` is set, it may abort here too
+    /// ([`Runtime::inject_abort`]), once between two commits of the thread.
+    pub fn refresh(&mut self) -> R<()> {
+        if !self.tx.refresh_injected && self.inject_abort() {
+            self.tx.refresh_injected = true;
+            return Err(Unwind::Aborted);
+        }
         // SAFETY: th is this thread's live handle, running a transaction in this OS thread.
         match unsafe { (*self.th).refresh() } {
             Ok(()) => Ok(()),

@@ -150,6 +150,9 @@ pub struct ThreadTx {
     /// spawned in the block split (`threads::join`): later joins in it split it again
     /// rather than wait inside it. Reset by every `begin`.
     pub split_atomic: bool,
+    /// The debug switch aborted at a `refresh` since the last commit: no more of those
+    /// until one commits (a transaction with many lookups would otherwise never commit).
+    pub refresh_injected: bool,
 }
 
 impl Default for ThreadTx {
@@ -165,6 +168,7 @@ impl Default for ThreadTx {
             wait_for_thread: None,
             class_changed: false,
             split_atomic: false,
+            refresh_injected: false,
         }
     }
 }
@@ -228,23 +232,8 @@ impl Runtime {
             // the transaction inevitable); its commit has nothing left to insert.
             super::threads::fail(self);
         }
-        let chance = self.info.settings.abort_chance;
-        if chance != 0 && !self.th().is_inevitable() {
-            // xorshift64*: a cheap deterministic stream per thread.
-            let mut x = self.tx.rng;
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            self.tx.rng = x;
-            if (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) < chance {
-                self.info.txn_stats.injected.fetch_add(1, Relaxed);
-                let a = self.th().abort();
-                if let Some(t) = self.stm.tracer() {
-                    t.amend_last_transaction(|r| r.injected = true);
-                }
-                self.note_abort(a);
-                return Err(Aborted);
-            }
+        if self.inject_abort() {
+            return Err(Aborted);
         }
         let mut out = std::mem::take(&mut self.out);
         // The text of `print`s for the trace (only when tracing: a copy).
@@ -280,6 +269,7 @@ impl Runtime {
         match r {
             Ok(()) => {
                 self.tx.class_changed = false;
+                self.tx.refresh_injected = false;
                 if let Some(t) = self.tx.started.take() {
                     let ran = t.elapsed().as_nanos() as u64;
                     self.info.txn_stats.committed_ns.fetch_add(ran, Relaxed);
@@ -301,6 +291,33 @@ impl Runtime {
                 Err(Aborted)
             }
         }
+    }
+
+    /// The debug switch `STMJIT_ABORT_PROBABILITY`: with its probability, aborts the running
+    /// transaction (unless it is inevitable) and returns true. Drawn at every commit and at
+    /// every [`Runtime::refresh`], so that the abort paths of the helpers that validate in
+    /// the middle of their work are exercised too, not only those of boundaries.
+    pub(crate) fn inject_abort(&mut self) -> bool {
+        let chance = self.info.settings.abort_chance;
+        if chance == 0 || self.th().is_inevitable() {
+            return false;
+        }
+        // xorshift64*: a cheap deterministic stream per thread.
+        let mut x = self.tx.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.tx.rng = x;
+        if (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) >= chance {
+            return false;
+        }
+        self.info.txn_stats.injected.fetch_add(1, Relaxed);
+        let a = self.th().abort();
+        if let Some(t) = self.stm.tracer() {
+            t.amend_last_transaction(|r| r.injected = true);
+        }
+        self.note_abort(a);
+        true
     }
 
     /// Records an abort the runtime has already rolled back: unwinding starts, the output
