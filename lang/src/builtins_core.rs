@@ -284,7 +284,10 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
         Builtin::Float => float(&args),
         Builtin::Bool => {
             arity(name, &args, 0, 1)?;
-            Ok(Value::Bool(args.first().is_some_and(|v| v.truthy())))
+            match args.first() {
+                Some(v) => Ok(Value::Bool(crate::special::truth(v)?)),
+                None => Ok(Value::Bool(false)),
+            }
         }
         Builtin::Abs => abs(&args),
         Builtin::Round => crate::builtins_num::round(&args),
@@ -325,8 +328,12 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
         Builtin::Any | Builtin::All => {
             arity(name, &args, 1, 1)?;
             let want = b == Builtin::Any;
-            let hit = ops::iterate(&args[0])?.iter().any(|v| v.truthy() == want);
-            Ok(Value::Bool(hit == want))
+            for v in ops::iterate(&args[0])? {
+                if crate::special::truth(&v)? == want {
+                    return Ok(Value::Bool(want));
+                }
+            }
+            Ok(Value::Bool(!want))
         }
         Builtin::Sorted => {
             arity(name, &args, 1, 1)?;
@@ -613,10 +620,13 @@ fn len(args: &[Value]) -> R<Value> {
         Value::Dict(d) | Value::Set(d) | Value::FrozenSet(d) => lock(&d.map).len() as i64,
         Value::Range(a, b, s) => return Ok(ops::int_result(Some(range_len(*a, *b, *s) as i128))?),
         other => {
+            if let Some(n) = crate::special::len_of(other) {
+                return Ok(Value::Int(n?));
+            }
             return Err(exc(
                 TypeError,
                 format!("object of type '{}' has no len()", other.type_name()),
-            ))
+            ));
         }
     };
     Ok(Value::Int(n))

@@ -1,7 +1,8 @@
 //! The special methods a class may define (`__eq__`, `__ne__`, `__lt__`, `__le__`, `__gt__`,
-//! `__ge__`, `__str__`, `__repr__`), honoured by the value operations of [`crate::value`]
-//! wherever they meet an instance: `==` and `<` at any depth of lists and dicts, `in`,
-//! `list.index`, `str()`, `repr()`, `print` and the text of containers.
+//! `__ge__`, `__str__`, `__repr__`, `__bool__`, `__len__`), honoured by the value operations
+//! of [`crate::value`] wherever they meet an instance: `==` and `<` at any depth of lists and
+//! dicts, `in`, `list.index`, `str()`, `repr()`, `print`, the text of containers, truth
+//! ([`truth`]) and `len()` ([`len_of`]).
 //!
 //! Those operations are plain functions over values, shared by the interpreter and the JIT's
 //! runtime, which run user code in entirely different ways. So the runner installs a
@@ -102,4 +103,53 @@ pub fn compare(a: &Value, b: &Value, op: &str) -> Option<Result<bool, OpError>> 
         return compare(a, b, "__eq__").map(|r| r.map(|eq| !eq));
     }
     None
+}
+
+/// `len(v)` of an instance by its `__len__`, checked as CPython does (an int, not negative);
+/// `None` when `v` is no instance defining `__len__`.
+pub fn len_of(v: &Value) -> Option<Result<i64, OpError>> {
+    if !matches!(v, Value::Instance(_)) {
+        return None;
+    }
+    let r = call(v, "__len__", &[])?;
+    Some(r.and_then(|n| match n {
+        Value::Int(n) if n >= 0 => Ok(n),
+        Value::Bool(b) => Ok(b as i64),
+        Value::Int(_) => Err((
+            crate::diag::ErrorKind::ValueError,
+            "__len__() should return >= 0".into(),
+        )),
+        other => Err((
+            crate::diag::ErrorKind::TypeError,
+            format!(
+                "'{}' object cannot be interpreted as an integer",
+                other.type_name()
+            ),
+        )),
+    }))
+}
+
+/// Python truth of `v`: an instance's `__bool__` (which must return a bool), else its
+/// `__len__` (true when not 0), else true; other values as [`Value::truthy`]. Why not in
+/// `truthy` itself: the method may fail, and `truthy` cannot.
+pub fn truth(v: &Value) -> Result<bool, OpError> {
+    if !matches!(v, Value::Instance(_)) {
+        return Ok(v.truthy());
+    }
+    if let Some(r) = call(v, "__bool__", &[]) {
+        return match r? {
+            Value::Bool(b) => Ok(b),
+            other => Err((
+                crate::diag::ErrorKind::TypeError,
+                format!(
+                    "__bool__ should return bool, returned {}",
+                    other.type_name()
+                ),
+            )),
+        };
+    }
+    if let Some(n) = len_of(v) {
+        return Ok(n? != 0);
+    }
+    Ok(true)
 }

@@ -464,13 +464,24 @@ fn map_filter(ctx: *mut Ctx, b: Builtin, args: &[Word]) -> Word {
         let cargs = rt.tuple_items(call);
         let f = rt.get(rf);
         let (r, keep) = if b == Builtin::Filter && f == NONE {
-            (NONE, rt.truthy(cargs[0]))
+            match with_rt(ctx, |rt| Ok(rt.truth(cargs[0])? as Word)) {
+                ERR => break ERR,
+                t => (NONE, t == 1),
+            }
         } else {
             let r = call_value(ctx, f, &cargs);
             if r == ERR {
                 break ERR;
             }
-            (r, b == Builtin::Map || rt_of(ctx).truthy(r))
+            if b == Builtin::Map {
+                (r, true)
+            } else {
+                // `r` is only a truth here: its object may move while `__bool__` runs.
+                match with_rt(ctx, |rt| Ok(rt.truth(r)? as Word)) {
+                    ERR => break ERR,
+                    t => (r, t == 1),
+                }
+            }
         };
         if keep {
             let rt = rt_of(ctx);

@@ -187,7 +187,8 @@ pub unsafe extern "C" fn stmjit_compare(ctx: *mut Ctx, op: u64, a: Word, b: Word
     })
 }
 
-/// Truthiness: 0 or 1 (never fails).
+/// Truthiness: 0 or 1 (never fails, never moves: for programs whose instances cannot have
+/// `__bool__` or `__len__`, which would need [`stmjit_truthy_special`]).
 ///
 /// # Safety
 /// As [`stmjit_binop`].
@@ -195,6 +196,16 @@ pub unsafe extern "C" fn stmjit_truthy(ctx: *mut Ctx, a: Word) -> u64 {
     // SAFETY: forwarded contract.
     let rt = unsafe { &*(*ctx).rt };
     rt.truthy(a) as u64
+}
+
+/// Truthiness: 0 or 1, or `ERR` when an instance's `__bool__`/`__len__` failed (they may
+/// move objects or end the transaction, so JIT code spills its locals around the call; a
+/// separate helper so that programs without those methods keep the cheaper call).
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_truthy_special(ctx: *mut Ctx, a: Word) -> u64 {
+    with_rt(ctx, |rt| Ok(rt.truth(a)? as Word))
 }
 
 /// `o[i]`.

@@ -20,8 +20,9 @@ use stmjit_lang::value::{OpError, Value};
 use stmjit_runtime::value::Word;
 
 /// The special methods that value operations call.
-pub const NAMES: [&str; 8] = [
-    "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__str__", "__repr__",
+pub const NAMES: [&str; 10] = [
+    "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__str__", "__repr__", "__bool__",
+    "__len__",
 ];
 
 /// Answers special-method calls during one operation, with the memo of its conversion.
@@ -102,6 +103,15 @@ impl Runtime {
         };
         let r = special::with_special(&host, || f(&vals));
         (vals, r, host.memo.into_inner())
+    }
+
+    /// Python truth of `w`: an instance's `__bool__` or `__len__` runs (and may move objects,
+    /// raise, or end the transaction); other words as [`Runtime::truthy`].
+    pub fn truth(&mut self, w: Word) -> R<bool> {
+        if !self.info.special_methods || !self.is(w, self.types.instance) {
+            return Ok(self.truthy(w));
+        }
+        self.with_special(&[w], |v| special::truth(&v[0]))
     }
 
     /// Runs the read-only value operation `f` on the values of `words` (converted deeply),

@@ -100,7 +100,7 @@ impl FnCompiler<'_, '_> {
             ExprKind::And(a, b) | ExprKind::Or(a, b) => {
                 let is_and = matches!(e.kind, ExprKind::And(..));
                 let x = self.expr(a);
-                let t = self.truthy(x);
+                let (t, x) = self.truthy_keep(x, a.span);
                 let other = self.b.create_block();
                 let done = self.b.create_block();
                 self.b.append_block_param(done, I64);
@@ -347,7 +347,7 @@ impl FnCompiler<'_, '_> {
                     CmpOp::Ge => IntCC::SignedGreaterThanOrEqual,
                     _ => {
                         let v = self.expr(e);
-                        return self.truthy(v);
+                        return self.truthy(v, e.span);
                     }
                 };
                 let (x, y) = self.operands(first, &rest[0].1);
@@ -398,7 +398,7 @@ impl FnCompiler<'_, '_> {
             }
             _ => {
                 let v = self.expr(e);
-                self.truthy(v)
+                self.truthy(v, e.span)
             }
         }
     }

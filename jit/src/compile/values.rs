@@ -5,6 +5,7 @@
 
 use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{condcodes::IntCC, types::I64, Block, InstBuilder, Value};
+use stmjit_lang::diag::Span;
 use stmjit_vm::abi::{Helper, TRUE};
 
 impl FnCompiler<'_, '_> {
@@ -52,8 +53,9 @@ impl FnCompiler<'_, '_> {
         );
         self.b.ins().icmp_imm(IntCC::Equal, ty, type_id as i64)
     }
-    /// Truthiness as an i8 (ints, bools and None inline).
-    pub(crate) fn truthy(&mut self, v: Value) -> Value {
+    /// Truthiness as an i8 (ints, bools and None inline; an object's by a helper, which may
+    /// run an instance's `__bool__`/`__len__`: an error there unwinds at `span`).
+    pub(crate) fn truthy(&mut self, v: Value, span: Span) -> Value {
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
         let is_true = self.b.ins().icmp_imm(IntCC::Equal, v, TRUE as i64);
@@ -79,11 +81,69 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[nz.into()]);
         self.b.set_cold_block(obj_block);
         self.b.switch_to_block(obj_block);
-        let r = self.call(Helper::Truthy, &[self.ctx, v]);
+        let r = if self.truth_methods() {
+            self.call_checked(Helper::TruthySpecial, &[self.ctx, v], span)
+        } else {
+            self.call(Helper::Truthy, &[self.ctx, v])
+        };
         self.b.ins().jump(done, &[r.into()]);
         self.b.switch_to_block(done);
         let r = self.b.block_params(done)[0];
         self.b.ins().icmp_imm(IntCC::NotEqual, r, 0)
+    }
+    /// Whether the program names `__bool__` or `__len__` (interned when it was linked): only
+    /// then may an instance's truth run a method, and truth tests call the helper that
+    /// may move objects (its spill and reload of the locals would cost the others).
+    fn truth_methods(&self) -> bool {
+        self.sh.names.id("__bool__").is_some() || self.sh.names.id("__len__").is_some()
+    }
+    /// [`Self::truthy`] of a value still needed afterwards (`x or y` gives `x`): returns the
+    /// truth and `v` again, reloaded from a frame slot after the helper, which may move it.
+    /// The inline paths keep `v` in its register.
+    pub(crate) fn truthy_keep(&mut self, v: Value, span: Span) -> (Value, Value) {
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        self.b.append_block_param(done, I64);
+        let is_true = self.b.ins().icmp_imm(IntCC::Equal, v, TRUE as i64);
+        let one = self.b.ins().iconst(I64, 1);
+        let zero = self.b.ins().iconst(I64, 0);
+        let not_true = self.b.create_block();
+        self.b
+            .ins()
+            .brif(is_true, done, &[one.into(), v.into()], not_true, &[]);
+        self.b.switch_to_block(not_true);
+        // None (0) and False (2) are the only words below 3.
+        let falsy = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, v, 3);
+        let other = self.b.create_block();
+        self.b
+            .ins()
+            .brif(falsy, done, &[zero.into(), v.into()], other, &[]);
+        self.b.switch_to_block(other);
+        let int = self.b.ins().band_imm(v, 1);
+        let int_block = self.b.create_block();
+        let obj_block = self.b.create_block();
+        self.b.ins().brif(int, int_block, &[], obj_block, &[]);
+        self.b.switch_to_block(int_block);
+        let nz = self.b.ins().icmp_imm(IntCC::NotEqual, v, 1);
+        let nz = self.b.ins().uextend(I64, nz);
+        self.b.ins().jump(done, &[nz.into(), v.into()]);
+        self.b.set_cold_block(obj_block);
+        self.b.switch_to_block(obj_block);
+        if !self.truth_methods() {
+            let r = self.call(Helper::Truthy, &[self.ctx, v]);
+            self.b.ins().jump(done, &[r.into(), v.into()]);
+        } else {
+            let mark = self.temp_mark();
+            let t = self.push_temp(v);
+            let r = self.call_checked(Helper::TruthySpecial, &[self.ctx, v], span);
+            let v2 = self.load_slot(t);
+            self.pop_temps(mark);
+            self.b.ins().jump(done, &[r.into(), v2.into()]);
+        }
+        self.b.switch_to_block(done);
+        let r = self.b.block_params(done)[0];
+        let v = self.b.block_params(done)[1];
+        (self.b.ins().icmp_imm(IntCC::NotEqual, r, 0), v)
     }
     /// Branches to `slow` unless both words are ints; continues in a fresh block.
     pub(super) fn both_ints(&mut self, x: Value, y: Value, slow: Block) {

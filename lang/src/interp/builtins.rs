@@ -62,8 +62,11 @@ impl Interp {
                         out.push(self.call_value(f.clone(), call, span)?);
                     } else {
                         let keep = match &f {
-                            Value::None => call[0].truthy(),
-                            _ => self.call_value(f.clone(), call.clone(), span)?.truthy(),
+                            Value::None => self.truth(&call[0])?,
+                            _ => {
+                                let r = self.call_value(f.clone(), call.clone(), span)?;
+                                self.truth(&r)?
+                            }
                         };
                         if keep {
                             out.extend(call);

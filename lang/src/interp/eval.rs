@@ -81,7 +81,7 @@ impl Interp {
             }
             ExprKind::And(a, b) => {
                 let x = self.eval(a, env)?;
-                if x.truthy() {
+                if self.truth(&x).map_err(|e| self.locate(e, a.span))? {
                     self.eval(b, env)?
                 } else {
                     x
@@ -89,13 +89,16 @@ impl Interp {
             }
             ExprKind::Or(a, b) => {
                 let x = self.eval(a, env)?;
-                if x.truthy() {
+                if self.truth(&x).map_err(|e| self.locate(e, a.span))? {
                     x
                 } else {
                     self.eval(b, env)?
                 }
             }
-            ExprKind::Not(a) => Value::Bool(!self.eval(a, env)?.truthy()),
+            ExprKind::Not(a) => {
+                let x = self.eval(a, env)?;
+                Value::Bool(!self.truth(&x).map_err(|e| self.locate(e, a.span))?)
+            }
             ExprKind::Compare { first, rest } => {
                 let mut left = self.eval(first, env)?;
                 for (op, r) in rest {
@@ -108,7 +111,8 @@ impl Interp {
                 Value::Bool(true)
             }
             ExprKind::IfElse { cond, then, orelse } => {
-                if self.eval(cond, env)?.truthy() {
+                let c = self.eval(cond, env)?;
+                if self.truth(&c).map_err(|e| self.locate(e, cond.span))? {
                     self.eval(then, env)?
                 } else {
                     self.eval(orelse, env)?

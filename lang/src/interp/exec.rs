@@ -31,23 +31,26 @@ impl Interp {
                 self.aug_assign(target, *op, value, env)?
             }
             StmtKind::If { cond, body, orelse } => {
-                let branch = if self.eval(cond, env)?.truthy() {
+                let c = self.eval(cond, env)?;
+                let branch = if self.truth(&c).map_err(|e| self.locate(e, cond.span))? {
                     body
                 } else {
                     orelse
                 };
                 return self.exec_block(branch, env);
             }
-            StmtKind::While { cond, body } => {
-                while self.eval(cond, env)?.truthy() {
-                    match self.exec_block(body, env)? {
-                        Flow::Break => break,
-                        Flow::Return(v) => return Ok(Flow::Return(v)),
-                        Flow::Next | Flow::Continue => {}
-                    }
-                    self.tick();
+            StmtKind::While { cond, body } => loop {
+                let c = self.eval(cond, env)?;
+                if !self.truth(&c).map_err(|e| self.locate(e, cond.span))? {
+                    break;
                 }
-            }
+                match self.exec_block(body, env)? {
+                    Flow::Break => break,
+                    Flow::Return(v) => return Ok(Flow::Return(v)),
+                    Flow::Next | Flow::Continue => {}
+                }
+                self.tick();
+            },
             StmtKind::For { var, iter, body } => return self.exec_for(var, iter, body, env),
             StmtKind::Break => return Ok(Flow::Break),
             StmtKind::Continue => return Ok(Flow::Continue),

@@ -60,4 +60,12 @@ impl Interp {
         let r = special::with_special(&host, f);
         r.map_err(|e| host.failed.take().unwrap_or_else(|| e.into()))
     }
+
+    /// Python truth of `v`, calling an instance's `__bool__` or `__len__`.
+    pub(super) fn truth(&self, v: &Value) -> R<bool> {
+        if !matches!(v, Value::Instance(_)) {
+            return Ok(v.truthy());
+        }
+        self.with_special(|| special::truth(v))
+    }
 }

@@ -111,8 +111,10 @@ helpers! {
     Unary = "stmjit_unary", ops::stmjit_unary: fn(*mut Ctx, u64, Word) -> Word, MayMove;
     /// `a OP b` (operator number from `CMPOPS`), a bool word.
     Compare = "stmjit_compare", ops::stmjit_compare: fn(*mut Ctx, u64, Word, Word) -> Word, MayMove;
-    /// Truthiness of an object: 0 or 1.
+    /// Truthiness of an object: 0 or 1 (programs that name neither `__bool__` nor `__len__`).
     Truthy = "stmjit_truthy", ops::stmjit_truthy: fn(*mut Ctx, Word) -> u64, NoMove;
+    /// Truthiness of an object, an instance's by its `__bool__`/`__len__`: 0, 1 or `ERR`.
+    TruthySpecial = "stmjit_truthy_special", ops::stmjit_truthy_special: fn(*mut Ctx, Word) -> u64, MayMove;
     /// `o[i]`.
     GetItem = "stmjit_getitem", ops::stmjit_getitem: fn(*mut Ctx, Word, Word) -> Word, MayMove;
     /// `o[i] = v`.
