@@ -82,6 +82,9 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
     if let Some(r) = crate::sets::binary(op, a, b) {
         return Ok(r);
     }
+    if let Some(r) = crate::special::binary(op, a, b) {
+        return r;
+    }
     match (op, a, b) {
         (BinOp::Mod, Value::Str(template), v) => {
             Ok(Value::str(crate::format::percent(template, v)?))
@@ -401,10 +404,13 @@ pub fn unary(op: UnaryOp, v: &Value) -> Result<Value, OpError> {
         (UnaryOp::Pos, Some(Num::Int(i))) => Ok(Value::Int(i)),
         (UnaryOp::Pos, Some(Num::Float(f))) => Ok(Value::Float(f)),
         (UnaryOp::Invert, Some(Num::Int(i))) => Ok(Value::Int(!i)),
-        _ => err(
-            TypeError,
-            format!("bad operand type for unary {name}: '{}'", v.type_name()),
-        ),
+        _ => match crate::special::unary(op, v) {
+            Some(r) => r,
+            None => err(
+                TypeError,
+                format!("bad operand type for unary {name}: '{}'", v.type_name()),
+            ),
+        },
     }
 }
 

@@ -153,3 +153,99 @@ pub fn truth(v: &Value) -> Result<bool, OpError> {
     }
     Ok(true)
 }
+
+/// The method of `a OP b` and its reflected form (`__add__`, `__radd__`, ...).
+pub fn binop_names(op: crate::ast::BinOp) -> (&'static str, &'static str) {
+    use crate::ast::BinOp::*;
+    match op {
+        Add => ("__add__", "__radd__"),
+        Sub => ("__sub__", "__rsub__"),
+        Mul => ("__mul__", "__rmul__"),
+        Div => ("__truediv__", "__rtruediv__"),
+        FloorDiv => ("__floordiv__", "__rfloordiv__"),
+        Mod => ("__mod__", "__rmod__"),
+        Pow => ("__pow__", "__rpow__"),
+        Shl => ("__lshift__", "__rlshift__"),
+        Shr => ("__rshift__", "__rrshift__"),
+        BitAnd => ("__and__", "__rand__"),
+        BitOr => ("__or__", "__ror__"),
+        BitXor => ("__xor__", "__rxor__"),
+    }
+}
+
+/// Every arithmetic special method name (the runner watches for them in programs).
+pub const ARITH_NAMES: [&str; 27] = [
+    "__add__",
+    "__radd__",
+    "__sub__",
+    "__rsub__",
+    "__mul__",
+    "__rmul__",
+    "__truediv__",
+    "__rtruediv__",
+    "__floordiv__",
+    "__rfloordiv__",
+    "__mod__",
+    "__rmod__",
+    "__pow__",
+    "__rpow__",
+    "__lshift__",
+    "__rlshift__",
+    "__rshift__",
+    "__rrshift__",
+    "__and__",
+    "__rand__",
+    "__or__",
+    "__ror__",
+    "__xor__",
+    "__rxor__",
+    "__neg__",
+    "__pos__",
+    "__invert__",
+];
+
+/// Whether `a` and `b` are instances of one class (then CPython tries no reflected method).
+fn same_class(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Instance(x), Value::Instance(y)) => std::sync::Arc::ptr_eq(&x.class, &y.class),
+        _ => false,
+    }
+}
+
+/// `a OP b` by special methods: `a.__op__(b)`, else `b.__rop__(a)` (not for two instances
+/// of one class, as in CPython); `None` when neither applies. The language has no
+/// `NotImplemented`: a method that exists decides.
+pub fn binary(op: crate::ast::BinOp, a: &Value, b: &Value) -> Option<Result<Value, OpError>> {
+    let (a_inst, b_inst) = (
+        matches!(a, Value::Instance(_)),
+        matches!(b, Value::Instance(_)),
+    );
+    if !a_inst && !b_inst {
+        return None;
+    }
+    let (name, reflected) = binop_names(op);
+    if a_inst {
+        if let Some(r) = call(a, name, std::slice::from_ref(b)) {
+            return Some(r);
+        }
+    }
+    if b_inst && !same_class(a, b) {
+        if let Some(r) = call(b, reflected, std::slice::from_ref(a)) {
+            return Some(r);
+        }
+    }
+    None
+}
+
+/// `-v`, `+v`, `~v` of an instance by `__neg__`, `__pos__`, `__invert__`.
+pub fn unary(op: crate::ast::UnaryOp, v: &Value) -> Option<Result<Value, OpError>> {
+    if !matches!(v, Value::Instance(_)) {
+        return None;
+    }
+    let name = match op {
+        crate::ast::UnaryOp::Neg => "__neg__",
+        crate::ast::UnaryOp::Pos => "__pos__",
+        crate::ast::UnaryOp::Invert => "__invert__",
+    };
+    call(v, name, &[])
+}

@@ -447,7 +447,10 @@ impl ProgramInfo {
         self.classes
             .write()
             .extend(crate::exceptions::builtin_class_infos());
-        self.special_methods = crate::special::NAMES.iter().any(|n| names.id(n).is_some());
+        self.special_methods = crate::special::NAMES
+            .iter()
+            .chain(stmjit_lang::special::ARITH_NAMES.iter())
+            .any(|n| names.id(n).is_some());
         self.names = names;
         self.consts = consts;
     }

@@ -72,12 +72,20 @@ impl Interp {
             }
             ExprKind::Unary(op, a) => {
                 let v = self.eval(a, env)?;
-                ops::unary(*op, &v)?
+                if matches!(v, Value::Instance(_)) {
+                    self.with_special(|| ops::unary(*op, &v))?
+                } else {
+                    ops::unary(*op, &v)?
+                }
             }
             ExprKind::Binary(op, a, b) => {
                 let x = self.eval(a, env)?;
                 let y = self.eval(b, env)?;
-                ops::binary(*op, &x, &y)?
+                if matches!(x, Value::Instance(_)) || matches!(y, Value::Instance(_)) {
+                    self.with_special(|| ops::binary(*op, &x, &y))?
+                } else {
+                    ops::binary(*op, &x, &y)?
+                }
             }
             ExprKind::And(a, b) => {
                 let x = self.eval(a, env)?;

@@ -344,7 +344,7 @@ impl Interp {
             Target::Name(n) => {
                 let cur = self.load(n, env).map_err(|e| self.locate(e, n.span))?;
                 let rhs = self.eval(value, env)?;
-                let new = inplace(op, &cur, &rhs)?;
+                let new = self.with_special(|| inplace(op, &cur, &rhs))?;
                 self.store(n, new, env)
             }
             Target::Index { obj, index } => {
@@ -352,7 +352,7 @@ impl Interp {
                 let i = self.eval(index, env)?;
                 let cur = ops::get_item(&o, &i).map_err(|e| self.locate(e.into(), obj.span))?;
                 let rhs = self.eval(value, env)?;
-                let new = inplace(op, &cur, &rhs)?;
+                let new = self.with_special(|| inplace(op, &cur, &rhs))?;
                 Ok(ops::set_item(&o, &i, new)?)
             }
             Target::Slice { obj, lo, hi } => {
@@ -360,7 +360,7 @@ impl Interp {
                 let (lo, hi) = self.eval_bounds(lo.as_ref(), hi.as_ref(), env)?;
                 let cur = ops::get_slice(&o, &lo, &hi)?;
                 let rhs = self.eval(value, env)?;
-                let new = inplace(op, &cur, &rhs)?;
+                let new = self.with_special(|| inplace(op, &cur, &rhs))?;
                 let items = ops::iterate(&new)?;
                 Ok(ops::set_slice(&o, &lo, &hi, Some(items))?)
             }
@@ -370,7 +370,7 @@ impl Interp {
                     .get_attr(&o, name)
                     .map_err(|e| self.locate(e, obj.span))?;
                 let rhs = self.eval(value, env)?;
-                let new = inplace(op, &cur, &rhs)?;
+                let new = self.with_special(|| inplace(op, &cur, &rhs))?;
                 self.set_attr(&o, name, new)
             }
             // The parser rejects `a, b += ...`.
@@ -382,8 +382,9 @@ impl Interp {
     }
 }
 
-/// `cur op= rhs`: lists are extended (`+=`) or repeated (`*=`) in place, as in Python.
-fn inplace(op: BinOp, cur: &Value, rhs: &Value) -> R<Value> {
+/// `cur op= rhs`: lists are extended (`+=`) or repeated (`*=`) in place, as in Python;
+/// otherwise `cur op rhs` (an instance's binary special methods: no `__iadd__`).
+fn inplace(op: BinOp, cur: &Value, rhs: &Value) -> Result<Value, crate::value::OpError> {
     if let Some(r) = crate::sets::inplace(op, cur, rhs) {
         return Ok(r?);
     }
@@ -403,5 +404,5 @@ fn inplace(op: BinOp, cur: &Value, rhs: &Value) -> R<Value> {
             _ => {}
         }
     }
-    Ok(ops::binary(op, cur, rhs)?)
+    ops::binary(op, cur, rhs)
 }
