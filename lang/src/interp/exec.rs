@@ -386,7 +386,7 @@ impl Interp {
 /// otherwise `cur op rhs` (an instance's binary special methods: no `__iadd__`).
 fn inplace(op: BinOp, cur: &Value, rhs: &Value) -> Result<Value, crate::value::OpError> {
     if let Some(r) = crate::sets::inplace(op, cur, rhs) {
-        return Ok(r?);
+        return r;
     }
     if let Value::List(l) = cur {
         match (op, rhs) {
