@@ -83,8 +83,10 @@ pub(crate) struct ThreadGc {
 }
 
 impl ThreadGc {
-    pub(crate) fn new() -> ThreadGc {
-        let (region, shadow) = Region::new();
+    /// A thread's GC state; its shadow stack has `slots` slots (see
+    /// [`crate::shadowstack::slots_for_objects`]).
+    pub(crate) fn new(slots: usize) -> ThreadGc {
+        let (region, shadow) = Region::new(slots);
         ThreadGc {
             seg: AtomicUsize::new(0),
             shadow,

@@ -26,14 +26,44 @@
 //! abort, every slot that referred to an object allocated by the aborted transaction reads
 //! `NONE` (the object no longer exists); references to committed objects are untouched.
 //!
-//! The region is `STACK_BYTES` of `MAP_NORESERVE` memory followed by a no-access guard page
-//! right after `limit`, so a frame that skipped the limit check traps instead of corrupting
-//! memory.
+//! # One mapping, as large as the heap
+//! The region is one `MAP_NORESERVE` mapping with a slot for every object the heap can hold
+//! ([`slots_for_objects`]: one per 16-byte granule of the object space), so that an
+//! operation that holds all its elements at once (a sort, a dict copy, a dict's rebuild) is
+//! limited by memory, not by a fixed count; the JIT and the Rust helpers check `limit`
+//! before every push (a frame that does not fit is a RecursionError, a helper root a
+//! MemoryError), so it needs no guard page. It is address space only: a page costs memory
+//! once a push reaches it, and [`ShadowStack::release_to`] gives the pages of a large
+//! release back (`MADV_DONTNEED`), so the resident size follows the depth in use. One
+//! mapping per thread (no guard page, no chunks) keeps a tree of many thousand threads
+//! under `vm.max_map_count`. When the address space cannot hold that much (many threads of
+//! a runtime with huge segments, `ulimit -v`), the mapping is halved until it fits, down to
+//! [`MIN_STACK_BYTES`].
 
 use crate::value::{Word, NONE};
 
-/// Bytes of slots per shadow stack (8 MiB: a million slots).
-pub const STACK_BYTES: usize = 8 << 20;
+/// Bytes of the smallest shadow stack (8 MiB: a million slots), the size every stack had
+/// before it was sized from the heap; what a thread gets when the address space has no room
+/// for more.
+pub const MIN_STACK_BYTES: usize = 8 << 20;
+
+/// Slots at the bottom of a stack that stay resident across releases: ordinary recursion
+/// (at most a thousand JIT frames of a few slots) lives there, so returning from a call
+/// never costs a system call. 1 MiB.
+pub const KEEP_RESIDENT_BYTES: usize = 1 << 20;
+
+/// A release gives memory back only when it frees at least this much above
+/// [`KEEP_RESIDENT_BYTES`] (1 MiB), so that small releases high on a deep stack (a key
+/// function called by a sort of millions) stay plain stores.
+pub const GIVE_BACK_MIN_BYTES: usize = 1 << 20;
+
+/// Slots for a heap whose object space is `object_bytes` long: one per 16-byte granule
+/// (the smallest object), so the stack can hold a reference to every object at once;
+/// never fewer than [`MIN_STACK_BYTES`] worth.
+pub fn slots_for_objects(object_bytes: u64) -> usize {
+    let slots = (object_bytes / crate::layout::GRANULE) as usize;
+    slots.max(MIN_STACK_BYTES / 8)
+}
 
 /// The three pointers the JIT reads and writes inline (`#[repr(C)]`; use `offset_of!`).
 #[repr(C)]
@@ -43,7 +73,7 @@ pub struct ShadowStack {
     pub top: *mut u64,
     /// First slot of the stack.
     pub base: *mut u64,
-    /// One past the last usable slot; a guard page follows. The prologue checks
+    /// One past the last usable slot (the end of the mapping). The prologue checks
     /// `top + n <= limit`.
     pub limit: *mut u64,
 }
@@ -65,43 +95,39 @@ pub(crate) struct Region {
 }
 
 impl Region {
-    /// Maps the slots plus a guard page and returns the region and an empty stack over it.
-    pub(crate) fn new() -> (Region, ShadowStack) {
-        let len = STACK_BYTES + crate::layout::PAGE_SIZE as usize;
-        // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing.
-        let map = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
+    /// Maps `slots` slots (halving on failure, down to [`MIN_STACK_BYTES`]) and returns the
+    /// region and an empty stack over it.
+    pub(crate) fn new(slots: usize) -> (Region, ShadowStack) {
+        let page = crate::layout::PAGE_SIZE as usize;
+        let mut len = (slots.max(MIN_STACK_BYTES / 8) * 8).next_multiple_of(page);
+        let map = loop {
+            // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing.
+            let map = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if map != libc::MAP_FAILED {
+                break map;
+            }
+            let err = std::io::Error::last_os_error();
+            assert!(
+                len > MIN_STACK_BYTES && err.raw_os_error() == Some(libc::ENOMEM),
+                "stmjit: cannot map a shadow stack of {len} bytes: {err}"
+            );
+            len = (len / 2).max(MIN_STACK_BYTES).next_multiple_of(page);
         };
-        assert!(
-            map != libc::MAP_FAILED,
-            "stmjit: cannot map a shadow stack: {}",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: the guard page is the last page of our fresh mapping.
-        let r = unsafe {
-            libc::mprotect(
-                (map as *mut u8).add(STACK_BYTES) as *mut libc::c_void,
-                crate::layout::PAGE_SIZE as usize,
-                libc::PROT_NONE,
-            )
-        };
-        assert_eq!(
-            r, 0,
-            "stmjit: mprotect of the shadow-stack guard page failed"
-        );
         let base = map as *mut u64;
         let ss = ShadowStack {
             top: base,
             base,
-            // SAFETY: STACK_BYTES / 8 slots lie inside the mapping.
-            limit: unsafe { base.add(STACK_BYTES / 8) },
+            // SAFETY: len / 8 slots lie inside the mapping.
+            limit: unsafe { base.add(len / 8) },
         };
         (Region { map, len }, ss)
     }
@@ -147,6 +173,42 @@ impl ShadowStack {
         );
         // SAFETY: f.start <= depth, so the pointer stays inside the mapping.
         self.top = unsafe { self.base.add(f.start) };
+    }
+
+    /// Lowers `top` to `mark` (at or below it: the slots above are dropped, as a helper's
+    /// roots are when it returns) and, when that frees at least [`GIVE_BACK_MIN_BYTES`]
+    /// above the bottom [`KEEP_RESIDENT_BYTES`], gives those pages back to the kernel: an
+    /// operation that held millions of objects leaves no resident stack behind. The pages
+    /// read as zeros when pushed again.
+    pub fn release_to(&mut self, mark: *mut u64) {
+        let old = self.top;
+        debug_assert!(mark <= old && mark >= self.base, "release above top");
+        self.top = mark;
+        let page = crate::layout::PAGE_SIZE as usize;
+        let keep = self.base as usize + KEEP_RESIDENT_BYTES;
+        let start = (mark as usize).max(keep).next_multiple_of(page);
+        let end = (old as usize)
+            .next_multiple_of(page)
+            .min(self.limit as usize);
+        if end >= start + GIVE_BACK_MIN_BYTES {
+            // SAFETY: [start, end) is whole pages of our mapping, all above the new top
+            // (start is at or above mark, rounded up to a page), so no slot in use is lost.
+            let r = unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED)
+            };
+            debug_assert_eq!(r, 0, "madvise(MADV_DONTNEED) of a shadow stack failed");
+        }
+    }
+
+    /// Bytes of the stack's mapping resident in memory (`mincore`), for tests and reports.
+    pub fn resident_bytes(&self) -> usize {
+        let page = crate::layout::PAGE_SIZE as usize;
+        let len = self.capacity() * 8;
+        let mut vec = vec![0u8; len.div_ceil(page)];
+        // SAFETY: base..limit is our mapping (page-aligned base); vec has one byte per page.
+        let r = unsafe { libc::mincore(self.base as *mut libc::c_void, len, vec.as_mut_ptr()) };
+        assert_eq!(r, 0, "mincore of a shadow stack failed");
+        vec.iter().filter(|&&b| b & 1 != 0).count() * page
     }
 
     /// Total number of slots.

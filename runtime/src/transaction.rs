@@ -132,7 +132,9 @@ struct OpenTx {
 impl Stm {
     /// A new thread handle (no transaction yet).
     pub fn thread(self: &Arc<Self>) -> StmThread {
-        let gc = Box::new(crate::nursery::ThreadGc::new());
+        let l = self.layout();
+        let slots = crate::shadowstack::slots_for_objects(l.old_end - l.object_start);
+        let gc = Box::new(crate::nursery::ThreadGc::new(slots));
         self.gc
             .threads
             .lock()

@@ -37,10 +37,11 @@ fn shadow_stack_frames_and_jit_style_pointer_use_in(log: bool) {
     assert_eq!(th.shadow_stack().get(f, 1), int(5));
     th.shadow_stack().pop(f);
     assert_eq!(th.shadow_stack().depth(), 0);
+    let l = *stm.layout();
     assert_eq!(
         th.shadow_stack().capacity(),
-        shadowstack::STACK_BYTES / 8,
-        "8 MiB of slots"
+        shadowstack::slots_for_objects(l.old_end - l.object_start),
+        "a slot per granule of the object space"
     );
     assert_eq!(p, th.shadow_stack_ptr(), "stable address");
 }
@@ -59,7 +60,8 @@ fn shadow_stack_frames_and_jit_style_pointer_use_commit_log() {
 fn shadow_stack_overflow_panics_in(log: bool) {
     let stm = Stm::new(cfg_mode(log, 2)).unwrap();
     let mut th = stm.thread();
-    th.shadow_stack().push(shadowstack::STACK_BYTES / 8 + 1);
+    let cap = th.shadow_stack().capacity();
+    th.shadow_stack().push(cap + 1);
 }
 
 #[test]
@@ -73,6 +75,83 @@ fn shadow_stack_overflow_panics() {
 #[should_panic(expected = "shadow stack overflow")]
 fn shadow_stack_overflow_panics_commit_log() {
     shadow_stack_overflow_panics_in(true);
+}
+
+/// The shadow stack holds a slot per granule of the object space: far more than the
+/// million slots it had when it was a fixed 8 MiB (a sort of 1.1 M strings failed).
+#[test]
+fn shadow_stack_is_sized_from_the_heap() {
+    let stm = Stm::new(StmConfig {
+        segment_size: 1 << 30,
+        ..cfg(2)
+    })
+    .unwrap();
+    let mut th = stm.thread();
+    let cap = th.shadow_stack().capacity();
+    assert!(cap >= (7 << 30) / 8 / 16, "{cap} slots for a 1 GiB segment");
+    assert!(cap > shadowstack::MIN_STACK_BYTES / 8);
+}
+
+/// Releasing a deep stack gives its memory back; a small release on a deep stack, and the
+/// bottom megabyte, stay resident.
+#[test]
+fn shadow_stack_release_gives_memory_back() {
+    let stm = Stm::new(cfg(2)).unwrap();
+    let mut th = stm.thread();
+    let ss = th.shadow_stack();
+    let base = ss.top;
+    let before = ss.resident_bytes();
+    let f = ss.push(3 << 20); // 24 MiB of slots, written (zeroed) by the push
+    let deep = ss.resident_bytes();
+    assert!(deep >= before + (23 << 20), "resident {before} -> {deep}");
+    // A small release high up: nothing given back.
+    let top = ss.top;
+    let g = ss.push(100);
+    ss.release_to(top);
+    assert!(ss.resident_bytes() >= deep);
+    let _ = (f, g);
+    ss.release_to(base);
+    assert_eq!(ss.depth(), 0);
+    let after = ss.resident_bytes();
+    assert!(
+        after <= shadowstack::KEEP_RESIDENT_BYTES + 4096,
+        "resident after release: {after} bytes"
+    );
+    // Pushed again, the pages read as zeros and work as before.
+    let f = ss.push(2 << 20);
+    ss.set(f, (2 << 20) - 1, int(9));
+    assert_eq!(ss.get(f, (2 << 20) - 1), int(9));
+    assert_eq!(ss.get(f, 3 << 19), NONE);
+    ss.pop(f);
+}
+
+/// A thread's shadow stack is one mapping, readable and writable to its limit (no guard
+/// page, which would split it in two): a tree of thousands of threads must stay far below
+/// `vm.max_map_count`.
+#[test]
+fn a_shadow_stack_is_one_mapping() {
+    let stm = Stm::new(cfg(2)).unwrap();
+    let mut handles: Vec<StmThread> = (0..20).map(|_| stm.thread()).collect();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for th in &mut handles {
+        let ss = th.shadow_stack();
+        let (base, limit) = (ss.base as usize, ss.limit as usize);
+        let line = maps
+            .lines()
+            .find(|l| {
+                let (range, _) = l.split_once(' ').unwrap();
+                let (a, b) = range.split_once('-').unwrap();
+                let (a, b) = (
+                    usize::from_str_radix(a, 16).unwrap(),
+                    usize::from_str_radix(b, 16).unwrap(),
+                );
+                a <= base && base < b
+            })
+            .expect("the shadow stack is mapped");
+        let end = usize::from_str_radix(line.split(['-', ' ']).nth(1).unwrap(), 16).unwrap();
+        assert!(end >= limit, "the stack is split: {line}");
+        assert!(line.contains(" rw-p "), "{line}");
+    }
 }
 
 fn young_objects_move_and_roots_are_updated_in_place_in(log: bool) {

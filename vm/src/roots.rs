@@ -36,8 +36,8 @@ const ROOT_RESERVE: usize = 4096;
 impl Runtime {
     /// Keeps `w` in the shadow stack until [`Runtime::release`] of an earlier mark.
     pub fn root(&self, w: Word) -> Root {
-        // SAFETY: ss is this thread's shadow stack, used only by this thread; the slot
-        // is inside the mapping (a frame beyond the limit hits the guard page).
+        // SAFETY: ss is this thread's shadow stack, used only by this thread; a slot below
+        // `limit` is inside the mapping.
         unsafe {
             let ss = &mut *self.ss;
             let p = ss.top;
@@ -107,9 +107,11 @@ impl Runtime {
         unsafe { (*self.ss).top }
     }
 
-    /// Pops the roots pushed since `mark`.
+    /// Pops the roots pushed since `mark`; the memory of a large release goes back to the
+    /// kernel ([`stmjit_runtime::ShadowStack::release_to`]).
     pub fn release(&mut self, mark: *mut u64) {
-        // SAFETY: mark was the top earlier in this helper; everything above is ours.
-        unsafe { (*self.ss).top = mark }
+        // SAFETY: ss is live; mark was the top earlier in this helper, everything above it
+        // is ours.
+        unsafe { (*self.ss).release_to(mark) }
     }
 }
