@@ -202,12 +202,18 @@ impl Stm {
             for &r in tg.young_large.keys() {
                 m.mark(r);
             }
+            // An object with many modified cards has a record per card: trace its segment-k
+            // version once (tracing it per record made a major collection quadratic: a
+            // 1.5 M-entry dict built in one transaction spent minutes here).
+            let mut traced: HashSet<Ref> = HashSet::new();
             for rec in tg.modified.iter() {
                 match rec.kind {
                     ModKind::New => m.mark(rec.addr),
                     ModKind::Object | ModKind::Card => {
                         m.mark(rec.obj);
-                        m.trace(rec.obj, k);
+                        if traced.insert(rec.obj) {
+                            m.trace(rec.obj, k);
+                        }
                     }
                 }
             }
