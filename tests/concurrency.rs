@@ -997,6 +997,25 @@ fn join_of_threads_spawned_in_the_same_atomic_block() {
     check("join_spawned_in_atomic", &["--threads", "2"], ABORTS, &[]);
 }
 
+/// Joining a running writer thread inside an atomic block that can no longer restart (it
+/// raised an exception, even a caught one: its transaction is inevitable) raises
+/// RuntimeError, in both commit modes, on 1, 2 and 16 segments, under `--gil` and with
+/// aborts; joining an ended thread or one spawned in the block still works there. Before,
+/// the join waited inside the inevitable transaction while the thread's writer commit waited
+/// for it (it stops the world, or appends only once no transaction is inevitable): a hang.
+#[test]
+fn join_of_a_running_thread_in_an_inevitable_block_raises() {
+    let name = "join_in_inevitable";
+    for log in ["0", "1"] {
+        let log = ("STMJIT_COMMIT_LOG", log);
+        check(name, &["--threads", "2"], &[log], &[]);
+        check(name, &["--threads", "1"], &[log], &[]);
+        check(name, &["--threads", "16"], &[log], &[]);
+        check(name, &["--gil"], &[log], &[]);
+        check(name, &["--threads", "2"], &[log, ABORTS[0], ABORTS[1]], &[]);
+    }
+}
+
 /// A class attribute assigned by one thread reaches the method calls of another that had
 /// the old method cached (before: the cache was refilled with the old method between the
 /// assignment and its commit, and the watcher never saw the change). With one segment the

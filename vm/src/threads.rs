@@ -533,9 +533,16 @@ pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
             rt.release(mark);
             return ERR;
         }
-        // Inevitable: no restart point to go back to, so wait in the transaction (the
-        // thread loses any conflict with it).
-        ended = wait_done(rt, id);
+        // Inevitable (the block raised an exception): it cannot be undone and run after
+        // the thread, and waiting in it would never end (the thread's writer commits wait
+        // for this transaction: they stop the world, or append to the commit log only once
+        // no other transaction is inevitable; with one segment the thread never gets one).
+        // Under a GIL the block would deadlock too: raise, as for a cycle of joins.
+        rt.release(mark);
+        return rt.raise(
+            ErrorKind::RuntimeError,
+            stmjit_lang::diag::JOIN_IN_INEVITABLE,
+        );
     } else if !atomic {
         if commit_for_wait(rt, ctx).is_err() {
             rt.release(mark);
@@ -589,7 +596,8 @@ fn is_pending(rt: &Runtime, obj: Word) -> bool {
     list != NONE && (0..rt.list_len(list)).any(|k| rt.list_get(list, k) == obj)
 }
 
-/// Blocks until thread `id` has ended (call outside any transaction, or inevitable); false,
+/// Blocks until thread `id` has ended (call outside any transaction: a thread waiting in
+/// one would keep the joined thread's writer commits waiting for it); false,
 /// without waiting, if `id` is waiting for the calling thread (a cycle of joins).
 pub(crate) fn wait_done(rt: &Runtime, id: usize) -> bool {
     let threads = &rt.info.threads.table;

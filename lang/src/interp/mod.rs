@@ -17,7 +17,9 @@
 //!   global lock even inside such a block. Known difference: there the joined thread's
 //!   effects appear in the middle of the block, which LANGUAGE.md's serializability rules
 //!   out; the JIT instead aborts the block and runs it again once the thread has ended
-//!   (`tests/concurrency/join_in_atomic.lang`), which a tree-walker cannot undo. Joining a
+//!   (`tests/concurrency/join_in_atomic.lang`), which a tree-walker cannot undo, or, in a
+//!   block that raised before the join and so cannot restart, raises RuntimeError
+//!   (`tests/concurrency/join_in_inevitable.lang`). Joining a
 //!   thread spawned in the same block is the same in both: the block's atomicity ends at
 //!   the join (`tests/concurrency/join_spawned_in_atomic.lang`).
 //! - Calls nest at most [`MAX_CALL_DEPTH`] deep (Python's default limit); data nests at most
