@@ -498,8 +498,18 @@ impl StmThread {
     }
 
     /// Records the end of the running transaction in the trace (before its segment is
-    /// released: its number is read from there).
+    /// released: its number is read from there). Inline, so that with tracing off a commit
+    /// pays one test, not a call with its prologue (18 instructions under callgrind).
+    #[inline(always)]
     fn trace_end(&mut self, outcome: Outcome, conflict: Option<ConflictInfo>, bytes: u64) {
+        if self.trace_tx.is_some() {
+            self.trace_end_record(outcome, conflict, bytes);
+        }
+    }
+
+    /// [`StmThread::trace_end`] when a record is open.
+    #[inline(never)]
+    fn trace_end_record(&mut self, outcome: Outcome, conflict: Option<ConflictInfo>, bytes: u64) {
         let Some(t) = self.stm.tracer() else { return };
         let Some(open) = self.trace_tx.take() else {
             return;

@@ -86,12 +86,62 @@ fn site_of(k: &ConflictInfo, access: Access) -> u32 {
         .map_or(u32::MAX, |s| s.site)
 }
 
+/// Hasher of transaction ids for the conflict arrows' map, looked up once per transaction
+/// of the trace once any conflict is recorded: a multiply per word (SipHash cost 150
+/// instructions per lookup; the keys are not chosen by an adversary).
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdHash = std::hash::BuildHasherDefault<IdHasher>;
+
 /// Two decimal digits of each number below 100, for [`Out::u64`].
 const DIGITS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 2021222324252627282930313233343536373839\
 4041424344454647484950515253545556575859\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
+
+/// Room for the digits of any `u64` (20) and of [`Out::us`]'s (17 + 4).
+const NUM: usize = 24;
+
+/// Writes `n` in decimal into `d`, right-aligned to end before `end`; returns where it
+/// starts.
+#[inline(always)]
+fn digits(d: &mut [u8; 2 * NUM], end: usize, mut n: u64) -> usize {
+    let mut i = end;
+    while n >= 100 && i >= 2 {
+        let k = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        d[i..i + 2].copy_from_slice(&DIGITS[k..k + 2]);
+    }
+    if n >= 10 && i >= 2 {
+        let k = n as usize * 2;
+        i -= 2;
+        d[i..i + 2].copy_from_slice(&DIGITS[k..k + 2]);
+    } else if i >= 1 {
+        i -= 1;
+        d[i] = b'0' + n as u8;
+    }
+    i
+}
 
 /// The file being written: bytes gathered in a buffer, handed to the writer in chunks (one
 /// `write_all` per 64 KiB, not one per field: the writer is a trait object). Numbers are
@@ -100,64 +150,118 @@ const DIGITS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 struct Out<'w> {
     buf: Vec<u8>,
     w: &'w mut dyn Write,
+    /// The millisecond of the last time stamp [`Out::us`] wrote (0: none), its digits
+    /// (left-aligned) and their count.
+    ms: u64,
+    ms_digits: [u8; 2 * NUM],
+    ms_len: usize,
 }
 
-impl Out<'_> {
+impl<'w> Out<'w> {
     const CHUNK: usize = 64 * 1024;
 
+    fn new(w: &'w mut dyn Write) -> Out<'w> {
+        Out {
+            buf: Vec::with_capacity(Out::CHUNK + 4096),
+            w,
+            ms: 0,
+            ms_digits: [0; 2 * NUM],
+            ms_len: 0,
+        }
+    }
+
+    #[inline(always)]
     fn s(&mut self, s: &str) {
         self.buf.extend_from_slice(s.as_bytes());
     }
 
-    /// A decimal integer.
-    fn u64(&mut self, mut n: u64) {
+    /// A decimal integer (one digit inline: most sizes and segments are).
+    #[inline(always)]
+    fn u64(&mut self, n: u64) {
         if n < 10 {
             self.buf.push(b'0' + n as u8);
-            return;
-        }
-        let mut d = [0u8; 20];
-        let mut i = d.len();
-        while n >= 100 {
-            let k = (n % 100) as usize * 2;
-            n /= 100;
-            i -= 2;
-            d[i..i + 2].copy_from_slice(&DIGITS[k..k + 2]);
-        }
-        if n >= 10 {
-            let k = n as usize * 2;
-            i -= 2;
-            d[i..i + 2].copy_from_slice(&DIGITS[k..k + 2]);
         } else {
-            i -= 1;
-            d[i] = b'0' + n as u8;
+            self.u64_long(n);
         }
-        self.buf.extend_from_slice(&d[i..]);
     }
 
-    /// Nanoseconds as microseconds (the format's unit), exactly: `12.345`, written in one
-    /// piece.
+    /// A decimal integer of two digits or more.
+    fn u64_long(&mut self, n: u64) {
+        let mut d = [0u8; 2 * NUM];
+        let i = digits(&mut d, NUM, n);
+        self.put(&d, i);
+    }
+
+    /// Nanoseconds as microseconds (the format's unit), exactly: `12.345`. The digits
+    /// above the millisecond are those of the previous time stamp most of the time (a trace
+    /// is written in time order per thread): kept, and only the six below are made.
     fn us(&mut self, ns: u64) {
-        let (mut n, f) = (ns / 1000, (ns % 1000) as usize);
-        let mut d = [0u8; 24];
-        d[21] = b'0' + (f / 100) as u8;
-        d[22..24].copy_from_slice(&DIGITS[(f % 100) * 2..(f % 100) * 2 + 2]);
-        d[20] = b'.';
-        let mut i = 20;
-        while n >= 100 {
-            let k = (n % 100) as usize * 2;
-            n /= 100;
-            i -= 2;
-            d[i..i + 2].copy_from_slice(&DIGITS[k..k + 2]);
+        let (ms, below) = (ns / 1_000_000, (ns % 1_000_000) as usize);
+        if ms == 0 {
+            return self.us_short(ns);
         }
-        if n >= 10 {
-            let k = n as usize * 2;
-            i -= 2;
-            d[i..i + 2].copy_from_slice(&DIGITS[k..k + 2]);
-        } else {
-            i -= 1;
-            d[i] = b'0' + n as u8;
+        if ms != self.ms {
+            let mut d = [0u8; 2 * NUM];
+            let i = digits(&mut d, NUM, ms);
+            self.ms = ms;
+            self.ms_digits = [0; 2 * NUM];
+            self.ms_digits[..NUM].copy_from_slice(&d[i..i + NUM]);
+            self.ms_len = NUM - i;
         }
-        self.buf.extend_from_slice(&d[i..]);
+        // `ms_digits`, then `uuu.fff` (the microseconds below the millisecond, and the
+        // nanoseconds), in one fixed-size copy.
+        let mut d = self.ms_digits;
+        let at = self.ms_len;
+        let (us, f) = (below / 1000, below % 1000);
+        d[at] = b'0' + (us / 100) as u8;
+        d[at + 1..at + 3].copy_from_slice(&DIGITS[(us % 100) * 2..(us % 100) * 2 + 2]);
+        d[at + 3] = b'.';
+        d[at + 4] = b'0' + (f / 100) as u8;
+        d[at + 5..at + 7].copy_from_slice(&DIGITS[(f % 100) * 2..(f % 100) * 2 + 2]);
+        self.put_first(&d, at + 7);
+    }
+
+    /// [`Out::us`] below a millisecond (durations mostly).
+    fn us_short(&mut self, ns: u64) {
+        let mut d = [0u8; 2 * NUM];
+        let f = (ns % 1000) as usize;
+        d[NUM - 3] = b'0' + (f / 100) as u8;
+        d[NUM - 2..NUM].copy_from_slice(&DIGITS[(f % 100) * 2..(f % 100) * 2 + 2]);
+        d[NUM - 4] = b'.';
+        let i = digits(&mut d, NUM - 4, ns / 1000);
+        self.put(&d, i);
+    }
+
+    /// Appends `d[..len]` by a copy of a fixed `NUM` bytes (see [`Out::put`]).
+    #[inline(always)]
+    fn put_first(&mut self, d: &[u8; 2 * NUM], len: usize) {
+        let len = len.min(NUM);
+        let end = self.buf.len();
+        self.buf.reserve(NUM);
+        // SAFETY: `d[..NUM]` lies within `d`; the buffer has room for `NUM` more bytes
+        // (reserved above), and `d` is not the buffer; the first `len <= NUM`, all written,
+        // become its new end.
+        unsafe {
+            std::ptr::copy_nonoverlapping(d.as_ptr(), self.buf.as_mut_ptr().add(end), NUM);
+            self.buf.set_len(end + len);
+        }
+    }
+
+    /// Appends `d[i..NUM]` (a number right-aligned in `d`): a copy of a fixed `NUM` bytes
+    /// from `d[i]` into the buffer's spare room, of which only `NUM - i` are kept (a fixed
+    /// size is a few moves; a variable one was a `memcpy` call per number).
+    #[inline(always)]
+    fn put(&mut self, d: &[u8; 2 * NUM], i: usize) {
+        let i = i.min(NUM);
+        let len = self.buf.len();
+        self.buf.reserve(NUM);
+        // SAFETY: `d[i..i + NUM]` lies within `d` (i <= NUM); the buffer has room for `NUM`
+        // more bytes (reserved above), and `d` is not the buffer; `NUM - i` of them, all
+        // written, become its new end.
+        unsafe {
+            std::ptr::copy_nonoverlapping(d.as_ptr().add(i), self.buf.as_mut_ptr().add(len), NUM);
+            self.buf.set_len(len + NUM - i);
+        }
     }
 
     /// A JSON string (quoted, escaped).
@@ -218,20 +322,24 @@ fn tx_event(o: &mut Out, tid: usize, t: &TxRecord, sites: &mut Sites, committed:
     o.u64(t.seq);
     o.s("\",\"segment\":");
     o.u64(u64::from(t.segment));
-    o.s(if t.outcome == Outcome::Committed {
-        ",\"outcome\":\"committed\""
-    } else {
-        ",\"outcome\":\"aborted\""
+    // Constant pieces merged: one copy each.
+    o.s(match (t.outcome, t.inevitable_ns) {
+        (Outcome::Committed, None) => {
+            ",\"outcome\":\"committed\",\"inevitable\":false,\"bytes_written\":"
+        }
+        (Outcome::Committed, Some(_)) => {
+            ",\"outcome\":\"committed\",\"inevitable\":true,\"bytes_written\":"
+        }
+        (Outcome::Aborted(_), None) => {
+            ",\"outcome\":\"aborted\",\"inevitable\":false,\"bytes_written\":"
+        }
+        (Outcome::Aborted(_), Some(_)) => {
+            ",\"outcome\":\"aborted\",\"inevitable\":true,\"bytes_written\":"
+        }
     });
-    o.s(",\"bytes_written\":");
     o.u64(t.bytes_written);
     o.s(",\"pages_privatized\":");
     o.u64(t.pages_privatized);
-    o.s(if t.inevitable_ns.is_some() {
-        ",\"inevitable\":true"
-    } else {
-        ",\"inevitable\":false"
-    });
     if let Some(c) = cause(t) {
         o.s(",\"abort_cause\":\"");
         o.s(c);
@@ -269,7 +377,7 @@ pub fn write_chrome_json(rt: &Runtime, data: &TraceData, w: &mut dyn Write) -> s
     };
     // Winners by id, for the conflict arrows (track, start, end): only those that aborted
     // someone.
-    let mut by_id: HashMap<(u32, u64), (usize, u64, u64)> = HashMap::new();
+    let mut by_id: HashMap<(u32, u64), (usize, u64, u64), IdHash> = HashMap::default();
     for l in &data.threads {
         for e in &l.events {
             if let Event::Transaction(TxRecord {
@@ -292,10 +400,7 @@ pub fn write_chrome_json(rt: &Runtime, data: &TraceData, w: &mut dyn Write) -> s
         }
         by_id.retain(|_, v| v.0 != 0);
     }
-    let mut o = Out {
-        buf: Vec::with_capacity(Out::CHUNK + 4096),
-        w,
-    };
+    let mut o = Out::new(w);
     o.s("{\"traceEvents\":[\n");
     o.s("{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":1,\"args\":{\"name\":");
     o.str(&format!("stmjit {}", rt.info.file));
@@ -462,10 +567,7 @@ mod tests {
 
     fn out(f: impl FnOnce(&mut Out)) -> String {
         let mut sink = Vec::new();
-        let mut o = Out {
-            buf: Vec::new(),
-            w: &mut sink,
-        };
+        let mut o = Out::new(&mut sink);
         f(&mut o);
         String::from_utf8(o.buf).unwrap()
     }
@@ -476,12 +578,62 @@ mod tests {
         for n in [0u64, 7, 10, 99, 100, 12_345, 1_000_000_007, u64::MAX] {
             assert_eq!(out(|o| o.u64(n)), n.to_string());
         }
-        for ns in [0u64, 5, 1_000, 1_234, 12_345_678_901, u64::MAX] {
+        for ns in [
+            0u64,
+            5,
+            1_000,
+            1_234,
+            999_999,
+            1_000_000,
+            1_000_001,
+            1_999_999,
+            12_345_678_901,
+            12_345_000_001,
+            12_346_000_000,
+            99_000_000,
+            u64::MAX,
+        ] {
             let text = out(|o| o.us(ns));
             assert_eq!(text, format!("{}.{:03}", ns / 1000, ns % 1000));
             let v: f64 = text.parse().unwrap();
             assert!((v - ns as f64 / 1000.0).abs() <= v * 1e-15 + 1e-9, "{text}");
         }
         assert_eq!(out(|o| o.str("a\"b\n")), r#""a\"b\n""#);
+    }
+
+    /// Time stamps written one after another (reusing the digits of the millisecond, or
+    /// not) read as each alone: forward, back, across a power of ten, below a millisecond.
+    #[test]
+    fn time_stamps_in_a_row_are_exact() {
+        let mut ns = vec![
+            999_999_999,
+            1_000_000_000,
+            1_000_000_001,
+            1_000_999_999,
+            5,
+            99_999_999,
+            100_000_123,
+            100_000_999,
+            100_001_000,
+            7_000_000,
+            7_000_000,
+        ];
+        let mut x = 12_345u64;
+        for _ in 0..2000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let last = *ns.last().unwrap();
+            ns.push(last + (x >> 40) % 3_000_000);
+        }
+        let text = out(|o| {
+            for &n in &ns {
+                o.us(n);
+                o.s(" ");
+            }
+        });
+        let want: String = ns
+            .iter()
+            .map(|n| format!("{}.{:03} ", n / 1000, n % 1000))
+            .collect();
+        assert_eq!(text, want);
     }
 }
