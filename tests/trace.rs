@@ -151,10 +151,12 @@ fn transactions_in_the_trace_are_the_commits_and_aborts_counted() {
     got.sort_unstable();
     assert_eq!(got, want);
     let meta = &r.trace["otherData"];
-    assert!(
-        meta["events_per_thread_cap"].as_u64().unwrap() > 0,
-        "{meta}"
+    let (per_thread, in_all) = (
+        meta["events_per_thread_cap"].as_u64().unwrap(),
+        meta["events_cap"].as_u64().unwrap(),
     );
+    assert!(0 < per_thread && per_thread <= in_all, "{meta}");
+    assert!(meta["cap_note"].is_string(), "{meta}");
     assert_eq!(meta["segments"], 2);
 }
 

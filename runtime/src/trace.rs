@@ -11,17 +11,29 @@
 //! first use and registered with the [`Tracer`]), under a mutex that only the writer at the
 //! end of the run ever contends; so the writer can take every thread's events at any time,
 //! also when one thread ends the process on an error while the others still run. A thread
-//! keeps at most [`EVENTS_PER_THREAD`] events; later ones are only counted ([`Dropped`]).
+//! keeps at most [`EVENTS_PER_THREAD`] events, and all threads together [`EVENTS_IN_ALL`]
+//! (a thread takes its share from the tracer [`BLOCK`] events at a time): later ones are
+//! only counted ([`Dropped`]), so memory stays bounded however long and wide the run.
 
 use crate::stats::{AbortCause, ConflictInfo};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Most events kept per thread (about 100 bytes each): a long run keeps its first events and
-/// counts the rest, so that memory stays bounded. Written into the trace's metadata.
+/// Most events kept per thread (64 bytes each, so at most 12.8 MB a thread, plus the text
+/// of `print`s): a long run keeps its first events and counts the rest, so that memory
+/// stays bounded. Written into the trace's metadata.
 pub const EVENTS_PER_THREAD: usize = 200_000;
+
+/// Most events kept by all the threads of a run together (128 MB): a run of many busy
+/// threads keeps its first events, up to [`BLOCK`] later on a thread that had taken room
+/// before the others ran out. Written into the trace's metadata.
+pub const EVENTS_IN_ALL: usize = 2_000_000;
+
+/// Events a thread takes from [`EVENTS_IN_ALL`] at a time: one atomic operation per block,
+/// not a shared write per transaction.
+pub const BLOCK: usize = 4096;
 
 /// What a thread did between two moments, other than running a transaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,8 +103,9 @@ pub struct TxRecord {
     pub seq: u64,
     /// How it ended.
     pub outcome: Outcome,
-    /// When it became inevitable, if it did.
-    pub inevitable_ns: Option<u64>,
+    /// When it became inevitable, if it did (a reading of 0 ns is kept as 1: a non-zero
+    /// field keeps the record at 64 bytes).
+    pub inevitable_ns: Option<std::num::NonZeroU64>,
     /// The conflict that aborted it, if one did (the winner's segment, transaction, site);
     /// boxed: most transactions have none, and a record is copied twice per transaction.
     pub conflict: Option<Box<ConflictInfo>>,
@@ -103,8 +116,8 @@ pub struct TxRecord {
     pub injected: bool,
     /// Bytes of old objects and cards it wrote (published at its commit).
     pub bytes_written: u64,
-    /// Old-object pages it privatized.
-    pub pages_privatized: u64,
+    /// Old-object pages it privatized (saturated at `u32::MAX`).
+    pub pages_privatized: u32,
 }
 
 /// One recorded event.
@@ -152,25 +165,63 @@ pub struct ThreadLog {
     pub dropped: Dropped,
     /// Index in `events` of its last transaction, for [`Tracer::amend_last_transaction`].
     last_tx: Option<usize>,
+    /// Events it may still keep before taking more from the tracer's budget.
+    room: usize,
+}
+
+/// Takes up to `want` events from `budget` (what is left of [`EVENTS_IN_ALL`]); returns how
+/// many.
+fn take(budget: &AtomicUsize, want: usize) -> usize {
+    budget
+        .fetch_update(Relaxed, Relaxed, |b| (b > 0).then(|| b - b.min(want)))
+        .map_or(0, |b| b.min(want))
 }
 
 impl ThreadLog {
-    fn push(&mut self, e: Event) {
-        if self.events.len() >= EVENTS_PER_THREAD {
-            self.dropped.events += 1;
-            if let Event::Transaction(t) = &e {
-                match t.outcome {
-                    Outcome::Committed => self.dropped.commits += 1,
-                    Outcome::Aborted(_) => self.dropped.aborts += 1,
-                }
-                self.last_tx = None;
-            }
+    #[inline]
+    fn push(&mut self, e: Event, budget: &AtomicUsize) {
+        if self.room == 0 && !self.refill(budget) {
+            self.drop(&e);
             return;
         }
+        self.room -= 1;
         if matches!(e, Event::Transaction(_)) {
             self.last_tx = Some(self.events.len());
         }
         self.events.push(e);
+    }
+
+    /// Takes room for more events from `budget` (never more than the thread's own cap lets
+    /// it keep: no room is lost), and makes room for them in `events`: doubling, but never
+    /// past the cap, so a full log holds no unused room (a plain `push` grew 200 000 events
+    /// to room for 262 144). False when there is none left.
+    #[cold]
+    fn refill(&mut self, budget: &AtomicUsize) -> bool {
+        let len = self.events.len();
+        if len >= EVENTS_PER_THREAD {
+            return false;
+        }
+        self.room = take(budget, BLOCK.min(EVENTS_PER_THREAD - len));
+        let spare = self.events.capacity() - len;
+        if spare < self.room {
+            let more = self.events.capacity().max(self.room);
+            self.events
+                .reserve_exact(more.min(EVENTS_PER_THREAD - len).max(self.room));
+        }
+        self.room > 0
+    }
+
+    /// Counts an event not kept.
+    #[cold]
+    fn drop(&mut self, e: &Event) {
+        self.dropped.events += 1;
+        if let Event::Transaction(t) = e {
+            match t.outcome {
+                Outcome::Committed => self.dropped.commits += 1,
+                Outcome::Aborted(_) => self.dropped.aborts += 1,
+            }
+            self.last_tx = None;
+        }
     }
 }
 
@@ -287,6 +338,8 @@ pub struct Tracer {
     id: u64,
     clock: Clock,
     logs: Mutex<Vec<Arc<Mutex<ThreadLog>>>>,
+    /// What is left of [`EVENTS_IN_ALL`] for the threads to take.
+    budget: AtomicUsize,
 }
 
 /// Every thread's events, taken at the end of a run ([`Tracer::take`]).
@@ -296,6 +349,8 @@ pub struct TraceData {
     pub threads: Vec<ThreadLog>,
     /// Events kept per thread at most ([`EVENTS_PER_THREAD`]).
     pub events_per_thread: usize,
+    /// Events kept by all threads together at most ([`EVENTS_IN_ALL`]).
+    pub events_in_all: usize,
 }
 
 impl Default for Tracer {
@@ -311,6 +366,7 @@ impl Tracer {
             id: NEXT_ID.fetch_add(1, Relaxed),
             clock: Clock::new(),
             logs: Mutex::new(Vec::new()),
+            budget: AtomicUsize::new(EVENTS_IN_ALL),
         }
     }
 
@@ -350,7 +406,7 @@ impl Tracer {
 
     /// Records an event of the calling thread.
     pub fn push(&self, e: Event) {
-        self.with_log(|l| l.push(e));
+        self.with_log(|l| l.push(e, &self.budget));
     }
 
     /// Records a span of the calling thread from `t0` to now.
@@ -407,12 +463,14 @@ impl Tracer {
                     events: std::mem::take(&mut l.events),
                     dropped: std::mem::take(&mut l.dropped),
                     last_tx: l.last_tx.take(),
+                    room: 0,
                 }
             })
             .collect();
         TraceData {
             threads,
             events_per_thread: EVENTS_PER_THREAD,
+            events_in_all: EVENTS_IN_ALL,
         }
     }
 }
@@ -442,15 +500,19 @@ mod tests {
     #[test]
     fn the_cap_counts_what_it_drops() {
         let mut l = ThreadLog::default();
+        let budget = AtomicUsize::new(EVENTS_IN_ALL);
         for _ in 0..EVENTS_PER_THREAD {
-            l.push(tx(Outcome::Committed));
+            l.push(tx(Outcome::Committed), &budget);
         }
-        l.push(tx(Outcome::Aborted(AbortCause::WriteRead)));
-        l.push(tx(Outcome::Committed));
-        l.push(Event::Output {
-            at_ns: 3,
-            text: "x".into(),
-        });
+        l.push(tx(Outcome::Aborted(AbortCause::WriteRead)), &budget);
+        l.push(tx(Outcome::Committed), &budget);
+        l.push(
+            Event::Output {
+                at_ns: 3,
+                text: "x".into(),
+            },
+            &budget,
+        );
         assert_eq!(l.events.len(), EVENTS_PER_THREAD);
         assert_eq!(
             l.dropped,
@@ -488,6 +550,43 @@ mod tests {
         if invariant_tsc() {
             assert_ne!(c.mult, 0, "an invariant counter is used");
         }
+    }
+
+    /// An event is 64 bytes, and a full log has no room beyond the cap: the memory bound
+    /// stated in [`EVENTS_PER_THREAD`]'s doc.
+    #[test]
+    fn a_full_log_is_64_bytes_an_event() {
+        assert_eq!(std::mem::size_of::<Event>(), 64);
+        let mut l = ThreadLog::default();
+        let budget = AtomicUsize::new(EVENTS_IN_ALL);
+        for _ in 0..EVENTS_PER_THREAD + 10 {
+            l.push(tx(Outcome::Committed), &budget);
+        }
+        assert_eq!(l.events.capacity(), EVENTS_PER_THREAD);
+    }
+
+    /// All threads together keep at most `EVENTS_IN_ALL` events: the rest are counted, on
+    /// the thread that dropped them.
+    #[test]
+    fn the_run_wide_cap_bounds_many_threads() {
+        let t = Tracer::new();
+        let threads = EVENTS_IN_ALL / EVENTS_PER_THREAD + 3;
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    for _ in 0..EVENTS_PER_THREAD {
+                        t.push(tx(Outcome::Committed));
+                    }
+                });
+            }
+        });
+        let d = t.take();
+        assert_eq!(d.threads.len(), threads);
+        let kept: usize = d.threads.iter().map(|l| l.events.len()).sum();
+        let dropped: u64 = d.threads.iter().map(|l| l.dropped.commits).sum();
+        assert_eq!(kept, EVENTS_IN_ALL);
+        assert_eq!(kept as u64 + dropped, (threads * EVENTS_PER_THREAD) as u64);
+        assert_eq!(d.events_in_all, EVENTS_IN_ALL);
     }
 
     /// Each thread gets its own log, registered once; two tracers do not share logs.

@@ -126,7 +126,7 @@ pub struct StmThread {
 #[derive(Clone, Copy, Debug)]
 struct OpenTx {
     start_ns: u64,
-    inevitable_ns: Option<u64>,
+    inevitable_ns: Option<std::num::NonZeroU64>,
 }
 
 impl Stm {
@@ -525,7 +525,7 @@ impl StmThread {
             noticed_site: u32::MAX,
             injected: false,
             bytes_written: bytes,
-            pages_privatized: self.tx_pages,
+            pages_privatized: u32::try_from(self.tx_pages).unwrap_or(u32::MAX),
         }));
     }
 
@@ -1108,7 +1108,7 @@ impl StmThread {
             match s.compare_exchange(st, st | INEVITABLE, SeqCst, SeqCst) {
                 Ok(_) => {
                     if let (Some(t), Some(open)) = (stm.tracer(), self.trace_tx.as_mut()) {
-                        open.inevitable_ns = Some(t.now());
+                        open.inevitable_ns = std::num::NonZeroU64::new(t.now().max(1));
                     }
                     return Ok(());
                 }
@@ -1162,7 +1162,7 @@ impl StmThread {
             }
             stm.inevitable.store(me as u8, SeqCst);
             if let (Some(t), Some(open)) = (stm.tracer(), self.trace_tx.as_mut()) {
-                open.inevitable_ns = Some(t.now());
+                open.inevitable_ns = std::num::NonZeroU64::new(t.now().max(1));
             }
             return Ok(());
         }

@@ -366,8 +366,8 @@ pub fn render(trace: &Trace, opts: &Options) -> String {
     let mut notes = Vec::new();
     if dropped.0 + dropped.1 > 0 {
         notes.push(format!(
-            "each thread kept its first {} events: {} later commits and {} aborts are counted, not drawn (right column, \"+\")",
-            trace.cap, dropped.0, dropped.1
+            "the trace kept the run's first events (at most {} a thread, {} in all): {} later commits and {} aborts are counted, not drawn (right column, \"+\")",
+            trace.cap, trace.cap_in_all, dropped.0, dropped.1
         ));
     }
     notes.push(format!(
@@ -759,6 +759,7 @@ mod tests {
                 to_t: 120.0,
             }],
             cap: 0,
+            cap_in_all: 0,
         };
         let svg = render(&t, &Options::default());
         assert_eq!(count(&svg, r#"<g class="row""#), 2);

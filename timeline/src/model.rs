@@ -46,7 +46,7 @@ pub struct Row {
     pub txs: Vec<Tx>,
     /// Its waits and collections.
     pub spans: Vec<Span>,
-    /// Transactions the writer did not keep (past its per-thread cap): commits, aborts.
+    /// Transactions the writer did not keep (past its caps): commits, aborts.
     pub dropped: (u64, u64),
 }
 
@@ -89,6 +89,8 @@ pub struct Trace {
     pub conflicts: Vec<Conflict>,
     /// Events kept per thread at most (0 when not said).
     pub cap: u64,
+    /// Events kept by all threads together at most (0 when not said).
+    pub cap_in_all: u64,
 }
 
 impl Trace {
@@ -155,6 +157,8 @@ struct RawOther {
     segments: u64,
     #[serde(default)]
     events_per_thread_cap: u64,
+    #[serde(default)]
+    events_cap: u64,
     #[serde(default)]
     dropped: Vec<RawDropped>,
 }
@@ -288,6 +292,7 @@ pub fn read(json: &[u8]) -> Result<Trace, String> {
         rows,
         conflicts,
         cap: other.events_per_thread_cap,
+        cap_in_all: other.events_cap,
     })
 }
 
@@ -315,6 +320,7 @@ mod tests {
             {"ph": "s", "cat": "conflict", "id": 2, "tid": 7, "ts": 4.4},
             {"ph": "i", "cat": "output", "name": "print", "tid": 7, "ts": 5.0},
         ], "otherData": {"program": "p.lang", "segments": 2, "events_per_thread_cap": 10,
+                         "events_cap": 20,
                          "dropped": [{"tid": 9, "events": 3, "commits": 2, "aborts": 1}]}});
         let t = read(&serde_json::to_vec(&v).unwrap()).unwrap();
         assert_eq!(t.program, "p.lang");
@@ -324,6 +330,7 @@ mod tests {
         assert_eq!(t.rows[1].txs[0].inevitable_from, Some(3.0));
         assert!(t.rows[0].txs[0].aborted);
         assert_eq!(t.rows[0].dropped, (2, 1));
+        assert_eq!((t.cap, t.cap_in_all), (10, 20));
         assert_eq!((t.rows[0].commits(), t.rows[0].aborts()), (0, 1));
         assert_eq!(t.rows[0].spans.len(), 1);
         assert_eq!(

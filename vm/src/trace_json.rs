@@ -4,7 +4,7 @@
 //! a timeline (`stmjit-timeline`, from that same JSON).
 //!
 //! The file: an object with `traceEvents` and `otherData` (the run's metadata: program,
-//! segments, the per-thread event cap and what each thread dropped beyond it). One track
+//! segments, the event caps (per thread and in all) and what each thread dropped beyond them). One track
 //! (`tid`) per OS thread, named by `thread_name` metadata events. Each transaction is a
 //! complete event (`ph: "X"`, `cat: "transaction"`) from its begin to its commit or abort,
 //! named by its outcome, with its segment, id (`segment.seq`), abort cause, both sides of
@@ -339,7 +339,7 @@ fn tx_event(o: &mut Out, tid: usize, t: &TxRecord, sites: &mut Sites, committed:
     });
     o.u64(t.bytes_written);
     o.s(",\"pages_privatized\":");
-    o.u64(t.pages_privatized);
+    o.u64(u64::from(t.pages_privatized));
     if let Some(c) = cause(t) {
         o.s(",\"abort_cause\":\"");
         o.s(c);
@@ -437,7 +437,7 @@ pub fn write_chrome_json(rt: &Runtime, data: &TraceData, w: &mut dyn Write) -> s
                     o.end_event()?;
                     if let Some(from) = t.inevitable_ns {
                         o.start("X", "inevitable", "inevitable", tid);
-                        o.span(from, t.end_ns);
+                        o.span(from.get(), t.end_ns);
                         o.end_event()?;
                     }
                     let winner = t
@@ -506,8 +506,10 @@ pub fn write_chrome_json(rt: &Runtime, data: &TraceData, w: &mut dyn Write) -> s
         "program": rt.info.file,
         "segments": rt.stm.num_segments(),
         "events_per_thread_cap": data.events_per_thread,
-        "cap_note": "each thread keeps its first events up to the cap; later ones are only \
-                     counted in `dropped`",
+        "events_cap": data.events_in_all,
+        "cap_note": "the run keeps its first events: at most events_per_thread_cap a thread \
+                     and events_cap in all (each thread takes room 4096 events at a time); \
+                     later ones are only counted in `dropped`",
         "dropped": dropped,
     });
     o.s("\n],\"displayTimeUnit\":\"ms\",\"otherData\":");
