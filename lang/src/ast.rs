@@ -396,6 +396,7 @@ impl Builtin {
         Builtin::ExcClass(14),
         Builtin::ExcClass(15),
         Builtin::ExcClass(16),
+        Builtin::ExcClass(17),
     ];
 
     /// The name a program uses for this builtin.

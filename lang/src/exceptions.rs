@@ -11,7 +11,7 @@ use crate::value::{ClassObj, OpError, Value};
 use std::sync::{Arc, Mutex};
 
 /// Number of built-in exception classes.
-pub const COUNT: usize = 17;
+pub const COUNT: usize = 18;
 
 /// `(name, index of the base class)` of each built-in exception class, bases first;
 /// `BaseException` (index 0) is its own base.
@@ -33,6 +33,7 @@ pub const CLASSES: [(&str, usize); COUNT] = [
     ("MemoryError", 1),
     ("NameError", 1),
     ("SyntaxError", 1),
+    ("StopIteration", 1),
 ];
 
 /// The index of the built-in class named `name`.
@@ -145,6 +146,23 @@ pub fn args_of_error(kind: ErrorKind, msg: &str) -> Vec<Value> {
     }
 }
 
+/// Index in [`CLASSES`] of `StopIteration`, which ends the iteration of an instance's
+/// `__next__`.
+pub const STOP_ITERATION: usize = 17;
+
+/// Whether built-in class `class` is built-in class `of` or derives from it.
+pub fn derives(mut class: usize, of: usize) -> bool {
+    loop {
+        if class == of {
+            return true;
+        }
+        if class == 0 {
+            return false;
+        }
+        class = CLASSES[class].1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +200,16 @@ mod tests {
             "('a', 1)"
         );
         assert_eq!(repr("E", &[Value::str("a")], &n).unwrap(), "E('a')");
+    }
+    #[test]
+    fn stop_iteration_is_an_exception_and_derives_from_its_bases() {
+        assert_eq!(CLASSES[STOP_ITERATION].0, "StopIteration");
+        assert!(derives(STOP_ITERATION, index("Exception").unwrap()));
+        assert!(derives(
+            index("KeyError").unwrap(),
+            index("LookupError").unwrap()
+        ));
+        assert!(!derives(index("KeyError").unwrap(), STOP_ITERATION));
+        assert!(!derives(0, 1));
     }
 }

@@ -470,6 +470,7 @@ pub fn get_item(obj: &Value, index: &Value) -> Result<Value, OpError> {
                 None => err(IndexError, "range object index out of range"),
             }
         }
+        Value::Instance(_) if let Some(r) = crate::special::get_item(obj, index) => r,
         _ => err(
             TypeError,
             format!("'{}' object is not subscriptable", obj.type_name()),
@@ -496,6 +497,16 @@ pub fn set_item(obj: &Value, index: &Value, v: Value) -> Result<(), OpError> {
             lock(&d.map).insert(k, index.clone(), v);
             Ok(())
         }
+        Value::Instance(_) => match crate::special::set_item(obj, index, v) {
+            Some(r) => r,
+            None => err(
+                TypeError,
+                format!(
+                    "'{}' object does not support item assignment",
+                    obj.type_name()
+                ),
+            ),
+        },
         _ => err(
             TypeError,
             format!(
@@ -528,6 +539,7 @@ pub fn del_item(obj: &Value, index: &Value) -> Result<(), OpError> {
                 None => err(KeyError, index.repr(&|_| String::new())?),
             }
         }
+        Value::Instance(_) if let Some(r) = crate::special::del_item(obj, index) => r,
         _ => err(
             TypeError,
             format!("'{}' object doesn't support item deletion", obj.type_name()),
@@ -656,6 +668,7 @@ pub fn contains(container: &Value, item: &Value) -> Result<bool, OpError> {
                 (0..n).contains(&k)
             })
         }
+        Value::Instance(_) if let Some(r) = crate::special::contains(container, item) => r,
         _ => err(
             TypeError,
             format!(
@@ -680,6 +693,7 @@ pub fn iterate(v: &Value) -> Result<Vec<Value>, OpError> {
             }
             Ok((0..n).map(|k| Value::Int(a + k * s)).collect())
         }
+        Value::Instance(_) if let Some(r) = crate::special::iterate(v) => r,
         _ => err(
             TypeError,
             format!("'{}' object is not iterable", v.type_name()),

@@ -20,6 +20,12 @@ pub trait Special {
     /// when it does not. An error of the method comes back as `Err` (the runner may keep
     /// more about it, such as its trace, on its side).
     fn call(&self, inst: &Value, name: &str, args: &[Value]) -> Option<Result<Value, OpError>>;
+
+    /// When the last special method that failed raised an exception of built-in class
+    /// `class` (an index of [`crate::exceptions::CLASSES`]) or of a class derived from it,
+    /// forgets that error (the operation handles it, as `for` handles `StopIteration`) and
+    /// says so; otherwise false, and the error stands.
+    fn take_error(&self, class: usize) -> bool;
 }
 
 thread_local! {
@@ -57,6 +63,16 @@ pub fn call(inst: &Value, name: &str, args: &[Value]) -> Option<Result<Value, Op
     // removes it; only shared references are made.
     let special = unsafe { current.as_ref() };
     special.call(inst, name, args)
+}
+
+/// [`Special::take_error`] of the installed [`Special`] (false without one).
+pub fn take_error(class: usize) -> bool {
+    let Some(current) = CURRENT.with(|c| c.get()) else {
+        return false;
+    };
+    // SAFETY: as in `call`.
+    let special = unsafe { current.as_ref() };
+    special.take_error(class)
 }
 
 /// The text returned by `__str__`/`__repr__`, which must be a str.
@@ -248,4 +264,119 @@ pub fn unary(op: crate::ast::UnaryOp, v: &Value) -> Option<Result<Value, OpError
         crate::ast::UnaryOp::Invert => "__invert__",
     };
     call(v, name, &[])
+}
+
+/// The container special methods (the runner watches for them in programs).
+pub const CONTAINER_NAMES: [&str; 6] = [
+    "__getitem__",
+    "__setitem__",
+    "__delitem__",
+    "__contains__",
+    "__iter__",
+    "__next__",
+];
+
+/// `inst[index]` by `__getitem__`; `None` when `inst` is no instance defining it.
+pub fn get_item(inst: &Value, index: &Value) -> Option<Result<Value, OpError>> {
+    if !matches!(inst, Value::Instance(_)) {
+        return None;
+    }
+    call(inst, "__getitem__", std::slice::from_ref(index))
+}
+
+/// `inst[index] = v` by `__setitem__`; `None` when `inst` is no instance defining it.
+pub fn set_item(inst: &Value, index: &Value, v: Value) -> Option<Result<(), OpError>> {
+    if !matches!(inst, Value::Instance(_)) {
+        return None;
+    }
+    call(inst, "__setitem__", &[index.clone(), v]).map(|r| r.map(|_| ()))
+}
+
+/// `del inst[index]` by `__delitem__`; `None` when `inst` is no instance defining it.
+pub fn del_item(inst: &Value, index: &Value) -> Option<Result<(), OpError>> {
+    if !matches!(inst, Value::Instance(_)) {
+        return None;
+    }
+    call(inst, "__delitem__", std::slice::from_ref(index)).map(|r| r.map(|_| ()))
+}
+
+/// `item in inst`: the truth of `__contains__`, else a search of the items of `__iter__`
+/// (identity, then equality, as for lists); `None` when `inst` is no instance defining either.
+pub fn contains(inst: &Value, item: &Value) -> Option<Result<bool, OpError>> {
+    if !matches!(inst, Value::Instance(_)) {
+        return None;
+    }
+    if let Some(r) = call(inst, "__contains__", std::slice::from_ref(item)) {
+        return Some(r.and_then(|v| truth(&v)));
+    }
+    let it = call(inst, "__iter__", &[])?;
+    Some((|| {
+        let it = check_iterator(it?)?;
+        while let Some(x) = next_of(&it)? {
+            if crate::value::identical(&x, item) || crate::value::equal(&x, item)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    })())
+}
+
+/// The iterator of an instance: what its `__iter__` returns, which must be an instance
+/// defining `__next__` (CPython's TypeErrors otherwise, as for an instance without
+/// `__iter__`). The old protocol of iterating by `__getitem__` is not supported.
+pub fn iter_of(inst: &Value) -> Result<Value, OpError> {
+    match call(inst, "__iter__", &[]) {
+        Some(it) => check_iterator(it?),
+        None => Err((
+            crate::diag::ErrorKind::TypeError,
+            format!("'{}' object is not iterable", inst.type_name()),
+        )),
+    }
+}
+
+/// `it` when it is an instance (whose `__next__` [`next_of`] calls), else the TypeError of
+/// `iter()`.
+fn check_iterator(it: Value) -> Result<Value, OpError> {
+    if matches!(it, Value::Instance(_)) {
+        return Ok(it);
+    }
+    Err((
+        crate::diag::ErrorKind::TypeError,
+        format!("iter() returned non-iterator of type '{}'", it.type_name()),
+    ))
+}
+
+/// The next item of the iterator `it` (from [`iter_of`]) by its `__next__`; `None` when it
+/// raised `StopIteration` (then forgotten).
+pub fn next_of(it: &Value) -> Result<Option<Value>, OpError> {
+    match call(it, "__next__", &[]) {
+        Some(Ok(v)) => Ok(Some(v)),
+        Some(Err(e)) => {
+            if take_error(crate::exceptions::STOP_ITERATION) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+        None => Err((
+            crate::diag::ErrorKind::TypeError,
+            format!("iter() returned non-iterator of type '{}'", it.type_name()),
+        )),
+    }
+}
+
+/// The items an instance's iterator gives (for the builtins that consume an iterable);
+/// `None` when `v` is no instance.
+pub fn iterate(v: &Value) -> Option<Result<Vec<Value>, OpError>> {
+    if !matches!(v, Value::Instance(_)) {
+        return None;
+    }
+    Some((|| {
+        let it = iter_of(v)?;
+        let mut out = Vec::new();
+        while let Some(x) = next_of(&it)? {
+            out.push(x);
+        }
+        Ok(out)
+    })())
 }

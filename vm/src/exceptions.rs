@@ -202,6 +202,29 @@ impl Runtime {
         }
     }
 
+    /// When the pending exception (not an abort) is of built-in class `class` or derives
+    /// from it, forgets it and says so: the operation that called a special method handles
+    /// it (`StopIteration` ending a `for` loop).
+    pub(crate) fn take_pending(&mut self, class: usize) -> bool {
+        if self.tx.aborting {
+            return false;
+        }
+        let Some((kind, _)) = &self.error else {
+            return false;
+        };
+        let o = self.pending_obj();
+        let matches = if o != NONE {
+            let cls = self.info.consts.builtin_objs[builtin_index(class)];
+            self.is_subclass(self.class_of(o), cls)
+        } else {
+            exceptions::derives(exceptions::of_kind(*kind), class)
+        };
+        if matches {
+            self.clear_error();
+        }
+        matches
+    }
+
     /// Forgets the pending exception (a handler took it, or a new transaction begins).
     pub(crate) fn clear_error(&mut self) {
         self.error = None;

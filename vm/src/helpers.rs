@@ -442,6 +442,15 @@ pub unsafe extern "C" fn stmjit_iter_next(ctx: *mut Ctx, it: Word, i: u64) -> Wo
     with_rt(ctx, |rt| rt.iter_next(it, i))
 }
 
+/// [`stmjit_iter_next`] in programs naming `__next__`: an instance's iterator runs its
+/// `__next__` (which may move objects).
+///
+/// # Safety
+/// As [`stmjit_binop`].
+pub unsafe extern "C" fn stmjit_iter_next_special(ctx: *mut Ctx, it: Word, i: u64) -> Word {
+    with_rt(ctx, |rt| rt.iter_next_special(it, i))
+}
+
 /// `print(argv[0..n])`.
 ///
 /// # Safety

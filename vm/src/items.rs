@@ -118,9 +118,23 @@ impl Runtime {
             self.release(m);
             return Ok(it);
         }
+        if self.info.special_methods && self.is(v, t.instance) {
+            if let Some(it) = self.user_iter(v)? {
+                return Ok(it);
+            }
+        }
         self.via_values(&[v], false, false, |a| {
             ops::iterate(&a[0]).map(stmjit_lang::value::ListObj::new_value)
         })
+    }
+    /// [`Runtime::iter_next`], and the next item of an instance's iterator by its
+    /// `__next__` (which may move objects: JIT code calls it only in programs naming
+    /// `__next__`).
+    pub fn iter_next_special(&mut self, it: Word, i: u64) -> R<Word> {
+        if self.is(it, self.types.instance) {
+            return self.user_next(it);
+        }
+        self.iter_next(it, i)
     }
     /// Item `i` of an iterator from [`Runtime::iter`], or [`UNBOUND`] at the end; a
     /// RuntimeError when the dict being iterated changed size.

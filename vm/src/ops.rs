@@ -161,6 +161,13 @@ impl Runtime {
             self.release(m);
             return found;
         }
+        if self.info.special_methods && self.is(container, t.instance) {
+            // Shallow, keeping identity: `__contains__` gets the very item.
+            let r = self.via_values(&[container, item], false, false, |v| {
+                ops::contains(&v[0], &v[1]).map(Value::Bool)
+            })?;
+            return Ok(r == value::TRUE);
+        }
         self.with_special(&[container, item], |v| ops::contains(&v[0], &v[1]))
     }
 }

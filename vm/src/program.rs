@@ -450,6 +450,7 @@ impl ProgramInfo {
         self.special_methods = crate::special::NAMES
             .iter()
             .chain(stmjit_lang::special::ARITH_NAMES.iter())
+            .chain(stmjit_lang::special::CONTAINER_NAMES.iter())
             .any(|n| names.id(n).is_some());
         self.names = names;
         self.consts = consts;

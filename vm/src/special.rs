@@ -69,6 +69,10 @@ impl Special for VmSpecial {
         let rt = rt_of(self.ctx);
         Some(Ok(rt.to_value(r, &mut self.memo.borrow_mut())))
     }
+
+    fn take_error(&self, class: usize) -> bool {
+        rt_of(self.ctx).take_pending(class)
+    }
 }
 
 /// An error of the runtime itself during a special-method call, recorded like any other.
@@ -83,6 +87,86 @@ fn fail(rt: &mut Runtime, e: Unwind) -> OpError {
 }
 
 impl Runtime {
+    /// `inst.name(args...)` of the instance `inst` when its class defines `name` (`None`
+    /// otherwise); a failure of the method is already recorded when this returns `Err`.
+    /// `inst` and `args` need not be rooted by the caller.
+    pub(crate) fn call_special(
+        &mut self,
+        inst: Word,
+        name: &str,
+        args: &[Word],
+    ) -> R<Option<Word>> {
+        let Some(id) = self.info.names.id(name) else {
+            return Ok(None);
+        };
+        let m = self.mark();
+        let mut roots = vec![self.root(inst)];
+        roots.extend(args.iter().map(|&a| self.root(a)));
+        self.rb(inst);
+        let cls = self.ld(inst, offset_of!(InstanceObj, class) as u64);
+        let f = match self.class_lookup(cls, id) {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                self.release(m);
+                return Ok(None);
+            }
+            Err(e) => {
+                self.release(m);
+                return Err(e);
+            }
+        };
+        let rf = self.root(f);
+        let words: Vec<Word> = roots.iter().map(|&r| self.get(r)).collect();
+        let r = call_value(self.ctx, self.get(rf), &words);
+        self.release(m);
+        if r == ERR {
+            let (kind, msg) = already_raised();
+            return Err(Unwind::Raise(kind, msg));
+        }
+        Ok(Some(r))
+    }
+
+    /// The iterator of a `for` loop over the instance `v`: what its `__iter__` returns, which
+    /// must be an instance ([`Runtime::user_next`] calls its `__next__`); `None` when the
+    /// class defines no `__iter__`.
+    pub(crate) fn user_iter(&mut self, v: Word) -> R<Option<Word>> {
+        let Some(it) = self.call_special(v, "__iter__", &[])? else {
+            return Ok(None);
+        };
+        if !self.is(it, self.types.instance) {
+            let mut memo = Memo::peek();
+            let name = self.to_value(it, &mut memo).type_name();
+            return Err(crate::exc(
+                ErrorKind::TypeError,
+                format!("iter() returned non-iterator of type '{name}'"),
+            ));
+        }
+        Ok(Some(it))
+    }
+
+    /// The next item of an instance's iterator by its `__next__`, or [`crate::UNBOUND`] when
+    /// it raised `StopIteration` (then no longer pending).
+    pub(crate) fn user_next(&mut self, it: Word) -> R<Word> {
+        match self.call_special(it, "__next__", &[]) {
+            Ok(Some(x)) => Ok(x),
+            Ok(None) => {
+                let mut memo = Memo::peek();
+                let name = self.to_value(it, &mut memo).type_name();
+                Err(crate::exc(
+                    ErrorKind::TypeError,
+                    format!("iter() returned non-iterator of type '{name}'"),
+                ))
+            }
+            Err(e) => {
+                if self.take_pending(stmjit_lang::exceptions::STOP_ITERATION) {
+                    Ok(crate::UNBOUND)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
     /// Converts `words` with `memo` and runs `f` on their values, calling the special
     /// methods of the instances it meets; gives back the values, the result and the memo.
     pub(crate) fn run_special<T>(

@@ -62,7 +62,14 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[x.into()]);
         self.b.switch_to_block(slow);
         let raw = self.b.ins().sshr_imm(i, 1);
-        let x = self.call_checked(Helper::IterNext, &[self.ctx, it, raw], span);
+        // In a program naming `__next__`, an instance's iterator runs it, which may move
+        // objects (the join starts a new barrier region either way).
+        let helper = if self.sh.names.id("__next__").is_some() {
+            Helper::IterNextSpecial
+        } else {
+            Helper::IterNext
+        };
+        let x = self.call_checked(helper, &[self.ctx, it, raw], span);
         self.b.ins().jump(done, &[x.into()]);
         self.b.switch_to_block(done);
         self.b.block_params(done)[0]

@@ -168,7 +168,7 @@ impl Interp {
             ExprKind::Index { obj, index } => {
                 let o = self.eval(obj, env)?;
                 let i = self.eval(index, env)?;
-                ops::get_item(&o, &i)?
+                self.on_instance(&o, || ops::get_item(&o, &i))?
             }
             ExprKind::Slice { obj, lo, hi } => {
                 let o = self.eval(obj, env)?;

@@ -66,7 +66,7 @@ impl Interp {
                 Target::Index { obj, index } => {
                     let o = self.eval(obj, env)?;
                     let i = self.eval(index, env)?;
-                    ops::del_item(&o, &i)?;
+                    self.on_instance(&o, || ops::del_item(&o, &i))?;
                 }
                 Target::Slice { obj, lo, hi } => {
                     let o = self.eval(obj, env)?;
@@ -228,6 +228,19 @@ impl Interp {
                     step!(item);
                 }
             }
+            // An instance's iterator runs one `__next__` per step (a `break` ends it early).
+            Value::Instance(_) => {
+                let iterator = self
+                    .with_special(|| crate::special::iter_of(&it))
+                    .map_err(|e| self.locate(e, iter.span))?;
+                loop {
+                    let next = self
+                        .with_special(|| crate::special::next_of(&iterator))
+                        .map_err(|e| self.locate(e, iter.span))?;
+                    let Some(item) = next else { break };
+                    step!(item);
+                }
+            }
             other => {
                 let items = ops::iterate(other).map_err(|e| self.locate(e.into(), iter.span))?;
                 for item in items {
@@ -309,7 +322,8 @@ impl Interp {
             Target::Index { obj, index } => {
                 let o = self.eval(obj, env)?;
                 let i = self.eval(index, env)?;
-                Ok(ops::set_item(&o, &i, v).map_err(|e| self.locate(e.into(), obj.span))?)
+                self.on_instance(&o, || ops::set_item(&o, &i, v))
+                    .map_err(|e| self.locate(e, obj.span))
             }
             Target::Slice { obj, lo, hi } => {
                 let o = self.eval(obj, env)?;
@@ -350,10 +364,12 @@ impl Interp {
             Target::Index { obj, index } => {
                 let o = self.eval(obj, env)?;
                 let i = self.eval(index, env)?;
-                let cur = ops::get_item(&o, &i).map_err(|e| self.locate(e.into(), obj.span))?;
+                let cur = self
+                    .on_instance(&o, || ops::get_item(&o, &i))
+                    .map_err(|e| self.locate(e, obj.span))?;
                 let rhs = self.eval(value, env)?;
                 let new = self.with_special(|| inplace(op, &cur, &rhs))?;
-                Ok(ops::set_item(&o, &i, new)?)
+                self.on_instance(&o, || ops::set_item(&o, &i, new))
             }
             Target::Slice { obj, lo, hi } => {
                 let o = self.eval(obj, env)?;

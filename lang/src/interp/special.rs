@@ -48,6 +48,23 @@ impl Special for InterpSpecial<'_> {
             op
         }))
     }
+
+    fn take_error(&self, class: usize) -> bool {
+        let mut failed = self.failed.borrow_mut();
+        let Some(e) = failed.as_ref() else {
+            return false;
+        };
+        let matches = match &e.obj {
+            Some(Value::Instance(i)) => {
+                crate::builtins_core::is_subclass(&i.class, &self.it.shared.exc_classes[class])
+            }
+            _ => crate::exceptions::derives(crate::exceptions::of_kind(e.kind), class),
+        };
+        if matches {
+            *failed = None;
+        }
+        matches
+    }
 }
 
 impl Interp {
@@ -59,6 +76,16 @@ impl Interp {
         };
         let r = special::with_special(&host, f);
         r.map_err(|e| host.failed.take().unwrap_or_else(|| e.into()))
+    }
+
+    /// `f()`, under [`Interp::with_special`] when `v` is an instance (whose special methods
+    /// `f` may call); the plain path for every other value.
+    pub(super) fn on_instance<T>(&self, v: &Value, f: impl FnOnce() -> Result<T, OpError>) -> R<T> {
+        if matches!(v, Value::Instance(_)) {
+            self.with_special(f)
+        } else {
+            Ok(f()?)
+        }
     }
 
     /// Python truth of `v`, calling an instance's `__bool__` or `__len__`.

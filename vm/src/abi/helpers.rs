@@ -143,6 +143,7 @@ helpers! {
     Iter = "stmjit_iter", ops::stmjit_iter: fn(*mut Ctx, Word) -> Word, MayMove;
     /// The next item of an iterator, or `UNBOUND` at its end (ERR: a dict changed size).
     IterNext = "stmjit_iter_next", ops::stmjit_iter_next: fn(*mut Ctx, Word, u64) -> Word, NoMove;
+    IterNextSpecial = "stmjit_iter_next_special", ops::stmjit_iter_next_special: fn(*mut Ctx, Word, u64) -> Word, MayMove;
     /// `print(...)` of the words in frame slots.
     Print = "stmjit_print", ops::stmjit_print: fn(*mut Ctx, *const Word, u64) -> Word, MayMove;
     /// Raises the NameError of an undefined name.
