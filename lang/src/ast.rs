@@ -323,6 +323,12 @@ pub enum Builtin {
     Set,
     /// `frozenset()`, `frozenset(iterable)`: also the type of frozensets.
     FrozenSet,
+    /// `getattr(o, name)`, `getattr(o, name, default)`: `o.name` with a computed name.
+    GetAttr,
+    /// `setattr(o, name, v)`: `o.name = v` with a computed name.
+    SetAttr,
+    /// `hasattr(o, name)`: whether `o.name` gives no AttributeError.
+    HasAttr,
     /// A built-in exception class, by index in [`crate::exceptions::CLASSES`] (a class
     /// value, not a function).
     ExcClass(u8),
@@ -330,7 +336,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 48 + crate::exceptions::COUNT] = [
+    pub const ALL: [Builtin; 51 + crate::exceptions::COUNT] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -379,6 +385,9 @@ impl Builtin {
         Builtin::IsInstance,
         Builtin::Set,
         Builtin::FrozenSet,
+        Builtin::GetAttr,
+        Builtin::SetAttr,
+        Builtin::HasAttr,
         Builtin::ExcClass(0),
         Builtin::ExcClass(1),
         Builtin::ExcClass(2),
@@ -451,6 +460,9 @@ impl Builtin {
             Builtin::IsInstance => "isinstance",
             Builtin::Set => "set",
             Builtin::FrozenSet => "frozenset",
+            Builtin::GetAttr => "getattr",
+            Builtin::SetAttr => "setattr",
+            Builtin::HasAttr => "hasattr",
             Builtin::ExcClass(i) => crate::exceptions::CLASSES[i as usize].0,
         }
     }

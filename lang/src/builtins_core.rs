@@ -22,6 +22,19 @@ fn exc(kind: ErrorKind, msg: impl Into<String>) -> OpError {
     (kind, msg.into())
 }
 
+/// The attribute name (`args[1]`, a str) of `getattr`, `setattr` or `hasattr` (`name`), after
+/// checking that it got between `min` and `max` arguments.
+pub fn attr_name(name: &str, args: &[Value], min: usize, max: usize) -> R<String> {
+    arity(name, args, min, max)?;
+    match &args[1] {
+        Value::Str(s) => Ok(s.to_string()),
+        other => Err(exc(
+            ErrorKind::TypeError,
+            format!("attribute name must be string, not '{}'", other.type_name()),
+        )),
+    }
+}
+
 /// Checks that `name()` got between `min` and `max` arguments; Python's `TypeError` if not.
 /// Public so that callers checking the builtins they handle themselves use the same message.
 pub fn arity(name: &str, args: &[Value], min: usize, max: usize) -> R<()> {
@@ -426,7 +439,10 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
         | Builtin::Lock
         | Builtin::TransactionQueue
         | Builtin::Map
-        | Builtin::Filter => {
+        | Builtin::Filter
+        | Builtin::GetAttr
+        | Builtin::SetAttr
+        | Builtin::HasAttr => {
             unreachable!("{name}() is handled by the caller")
         }
         Builtin::Serve | Builtin::Shutdown | Builtin::ServerPort => Err(exc(

@@ -68,6 +68,10 @@ impl Runtime {
     }
     fn class_lookup_uncached(&self, mut cls: Word, name: u32) -> R<Option<Word>> {
         let key = self.info.names.str_obj(name);
+        if key == UNBOUND {
+            // A name first seen at run time (`getattr(o, computed)`): no class holds it.
+            return Ok(None);
+        }
         loop {
             self.rb(cls);
             let attrs = self.ld(cls, offset_of!(ClassObj, attrs) as u64);
@@ -212,6 +216,15 @@ impl Runtime {
             self.rb(o);
             let attrs = self.ld(o, offset_of!(ClassObj, attrs) as u64);
             let key = self.info.names.str_obj(name);
+            if key == UNBOUND {
+                return Err(exc(
+                    ErrorKind::AttributeError,
+                    format!(
+                        "cannot set class attribute '{}': the name appears nowhere in the program",
+                        self.info.names.text(name)
+                    ),
+                ));
+            }
             return self.dict_set(attrs, key, v);
         }
         Err(exc(

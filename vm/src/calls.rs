@@ -414,11 +414,44 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
         Builtin::IsInstance if args.len() == 2 => with_rt(ctx, |rt| {
             super::exceptions::is_instance(rt, args[0], args[1])
         }),
+        Builtin::GetAttr | Builtin::SetAttr | Builtin::HasAttr => {
+            with_rt(ctx, |rt| attr_builtin(rt, b, args))
+        }
         Builtin::Repr if args.len() == 1 => with_rt(ctx, |rt| {
             let s = rt.repr(args[0])?;
             rt.new_str(&s)
         }),
         _ => with_rt(ctx, |rt| generic_builtin(rt, b, args)),
+    }
+}
+
+/// `getattr(o, name[, default])`, `setattr(o, name, v)`, `hasattr(o, name)`: the attribute
+/// operations of `o.name` with a name computed at run time (interned if new).
+fn attr_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
+    let (min, max) = match b {
+        Builtin::GetAttr => (2, 3),
+        Builtin::SetAttr => (3, 3),
+        _ => (2, 2),
+    };
+    let vals: Vec<stmjit_lang::value::Value> = args
+        .iter()
+        .map(|&w| rt.to_value(w, &mut crate::convert::Memo::peek()))
+        .collect();
+    let name = stmjit_lang::builtins_core::attr_name(b.name(), &vals, min, max)?;
+    let id = rt.info.names.intern(&name);
+    match b {
+        Builtin::SetAttr => rt.setattr(args[0], id, args[2]).map(|_| NONE),
+        Builtin::GetAttr => match rt.getattr(args[0], id) {
+            Err(crate::Unwind::Raise(ErrorKind::AttributeError, _)) if args.len() == 3 => {
+                Ok(args[2])
+            }
+            r => r,
+        },
+        _ => match rt.getattr(args[0], id) {
+            Ok(_) => Ok(value::TRUE),
+            Err(crate::Unwind::Raise(ErrorKind::AttributeError, _)) => Ok(value::FALSE),
+            Err(e) => Err(e),
+        },
     }
 }
 

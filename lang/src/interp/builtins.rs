@@ -39,6 +39,28 @@ impl Interp {
                 }
                 Ok(Value::None)
             }
+            Builtin::GetAttr => {
+                let attr = builtins_core::attr_name(name, &args, 2, 3)?;
+                match self.get_attr(&args[0], &attr) {
+                    Err(e) if args.len() == 3 && e.kind == ErrorKind::AttributeError => {
+                        Ok(args[2].clone())
+                    }
+                    r => r,
+                }
+            }
+            Builtin::HasAttr => {
+                let attr = builtins_core::attr_name(name, &args, 2, 2)?;
+                match self.get_attr(&args[0], &attr) {
+                    Ok(_) => Ok(Value::Bool(true)),
+                    Err(e) if e.kind == ErrorKind::AttributeError => Ok(Value::Bool(false)),
+                    Err(e) => Err(e),
+                }
+            }
+            Builtin::SetAttr => {
+                let attr = builtins_core::attr_name(name, &args, 3, 3)?;
+                self.set_attr(&args[0], &attr, args[2].clone())?;
+                Ok(Value::None)
+            }
             Builtin::Spawn => {
                 arity(name, &args, 1, usize::MAX)?;
                 let mut args = args;
