@@ -329,6 +329,14 @@ pub enum Builtin {
     SetAttr,
     /// `hasattr(o, name)`: whether `o.name` gives no AttributeError.
     HasAttr,
+    /// `super().name` in a method of class `C` whose first parameter is `self`, as the
+    /// parser writes it: `<super>(C, self, "name")`, the attribute `name` of `C`'s base
+    /// (a function bound to `self`). Not a name a program can use.
+    SuperAttr,
+    /// `super().name(args...)` as the parser writes it: `<super()>(C, self, "name",
+    /// args...)`, the call of what [`Builtin::SuperAttr`] finds; when no base defines
+    /// `__init__`, that of a built-in exception class (which sets `args`) or `object`'s.
+    SuperCall,
     /// A built-in exception class, by index in [`crate::exceptions::CLASSES`] (a class
     /// value, not a function).
     ExcClass(u8),
@@ -336,7 +344,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 51 + crate::exceptions::COUNT] = [
+    pub const ALL: [Builtin; 53 + crate::exceptions::COUNT] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -388,6 +396,8 @@ impl Builtin {
         Builtin::GetAttr,
         Builtin::SetAttr,
         Builtin::HasAttr,
+        Builtin::SuperAttr,
+        Builtin::SuperCall,
         Builtin::ExcClass(0),
         Builtin::ExcClass(1),
         Builtin::ExcClass(2),
@@ -463,6 +473,9 @@ impl Builtin {
             Builtin::GetAttr => "getattr",
             Builtin::SetAttr => "setattr",
             Builtin::HasAttr => "hasattr",
+            // Not a name a program can use (the lexer never makes it).
+            Builtin::SuperAttr => "<super>",
+            Builtin::SuperCall => "<super()>",
             Builtin::ExcClass(i) => crate::exceptions::CLASSES[i as usize].0,
         }
     }

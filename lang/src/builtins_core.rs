@@ -442,7 +442,9 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
         | Builtin::Filter
         | Builtin::GetAttr
         | Builtin::SetAttr
-        | Builtin::HasAttr => {
+        | Builtin::HasAttr
+        | Builtin::SuperAttr
+        | Builtin::SuperCall => {
             unreachable!("{name}() is handled by the caller")
         }
         Builtin::Serve | Builtin::Shutdown | Builtin::ServerPort => Err(exc(

@@ -32,6 +32,7 @@ pub fn parse_tokens(tokens: Vec<Token>) -> Result<Parsed, Diagnostic> {
         pos: 0,
         depth: 0,
         context: Context::Module,
+        method: None,
         loop_depth: 0,
         functions: Vec::new(),
         comps: Vec::new(),
@@ -77,6 +78,9 @@ struct Parser {
     try_level: usize,
     /// Levels of the `try` statements whose `except` clauses enclose it (innermost last).
     handler_levels: Vec<usize>,
+    /// In the body of a method: its class's name and its first parameter's (what
+    /// `super().name` reads).
+    method: Option<(String, String)>,
 }
 
 /// The arguments of a call, as parsed.
@@ -88,6 +92,11 @@ enum CallArgs {
 }
 
 type PResult<T> = Result<T, Diagnostic>;
+
+/// Whether `func` is the callee that `super().name` became (`Builtin::SuperAttr`).
+fn is_super_attr(func: &Expr) -> bool {
+    matches!(&func.kind, ExprKind::Name(n) if n.name == Builtin::SuperAttr.name())
+}
 
 fn unresolved(name: String, span: Span) -> Name {
     Name {
@@ -731,7 +740,9 @@ impl Parser {
         let qualname = format!("{}<lambda>", self.qual_prefix());
         let saved = std::mem::replace(&mut self.context, Context::Function(qualname.clone()));
         let saved_loops = std::mem::replace(&mut self.loop_depth, 0);
+        let saved_method = self.method.take();
         let body = self.expr();
+        self.method = saved_method;
         self.context = saved;
         self.loop_depth = saved_loops;
         let body = body?;
@@ -770,6 +781,11 @@ impl Parser {
         if self.peek() == &Tok::Minus && self.peek_at(1) == &Tok::Gt {
             return Err(self.unsupported("annotations ('-> type') are"));
         }
+        let method = match &self.context {
+            Context::Class(c) => names.first().map(|p| (c.clone(), p.clone())),
+            _ => None,
+        };
+        let saved_method = std::mem::replace(&mut self.method, method);
         let saved = std::mem::replace(
             &mut self.context,
             Context::Function(format!("{qual_prefix}{name}")),
@@ -778,6 +794,7 @@ impl Parser {
         let saved_try = std::mem::replace(&mut self.try_level, 0);
         let saved_handlers = std::mem::take(&mut self.handler_levels);
         let body = self.block();
+        self.method = saved_method;
         self.context = saved;
         self.loop_depth = saved_loops;
         self.try_level = saved_try;
@@ -1399,6 +1416,22 @@ impl Parser {
                 Tok::LParen => {
                     self.advance();
                     self.call_args(&e.kind).map(|args| match (e.kind, args) {
+                        // `super().name(args)`: one call that may reach a built-in
+                        // exception class's `__init__` (see `Builtin::SuperCall`).
+                        (ExprKind::Call { func, args: fetch }, CallArgs::Plain(args))
+                            if is_super_attr(&func) =>
+                        {
+                            ExprKind::Call {
+                                func: Box::new(Expr {
+                                    kind: ExprKind::Name(unresolved(
+                                        Builtin::SuperCall.name().into(),
+                                        func.span,
+                                    )),
+                                    span: func.span,
+                                }),
+                                args: fetch.into_iter().chain(args).collect(),
+                            }
+                        }
                         (ExprKind::Attr { obj, name }, CallArgs::Plain(args)) => {
                             ExprKind::MethodCall { obj, name, args }
                         }
@@ -1418,10 +1451,29 @@ impl Parser {
                 }
                 Tok::Dot => {
                     self.advance();
-                    self.expect_name().map(|(name, _)| ExprKind::Attr {
-                        obj: Box::new(e),
-                        name,
-                    })
+                    self.expect_name()
+                        .map(|(name, _)| match self.super_call(&e) {
+                            Some(args) => ExprKind::Call {
+                                func: Box::new(Expr {
+                                    kind: ExprKind::Name(unresolved(
+                                        Builtin::SuperAttr.name().into(),
+                                        span,
+                                    )),
+                                    span,
+                                }),
+                                args: args
+                                    .into_iter()
+                                    .chain([Expr {
+                                        kind: ExprKind::Str(name.into()),
+                                        span,
+                                    }])
+                                    .collect(),
+                            },
+                            None => ExprKind::Attr {
+                                obj: Box::new(e),
+                                name,
+                            },
+                        })
                 }
                 _ => break Ok(e),
             };
@@ -1436,6 +1488,27 @@ impl Parser {
         };
         self.leave(levels);
         result
+    }
+
+    /// When `e` is `super()` in a method: the class and first parameter (as names) that
+    /// `super().name` passes to [`Builtin::SuperAttr`] with the name, which looks the name
+    /// up from the class's base, bound to that parameter (single inheritance).
+    fn super_call(&self, e: &Expr) -> Option<Vec<Expr>> {
+        let ExprKind::Call { func, args } = &e.kind else {
+            return None;
+        };
+        let ExprKind::Name(n) = &func.kind else {
+            return None;
+        };
+        if n.name != "super" || !args.is_empty() {
+            return None;
+        }
+        let (class, first) = self.method.clone()?;
+        let name = |s: String| Expr {
+            kind: ExprKind::Name(unresolved(s, e.span)),
+            span: e.span,
+        };
+        Some(vec![name(class), name(first)])
     }
 
     /// After `obj[`: an index or a slice, through the closing `]`.

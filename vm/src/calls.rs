@@ -414,6 +414,10 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
         Builtin::IsInstance if args.len() == 2 => with_rt(ctx, |rt| {
             super::exceptions::is_instance(rt, args[0], args[1])
         }),
+        Builtin::SuperAttr => with_rt(ctx, |rt| {
+            super_lookup(rt, args)?.ok_or_else(|| no_super_attr(rt, args[2]))
+        }),
+        Builtin::SuperCall => super_call(ctx, args),
         Builtin::GetAttr | Builtin::SetAttr | Builtin::HasAttr => {
             with_rt(ctx, |rt| attr_builtin(rt, b, args))
         }
@@ -453,6 +457,68 @@ fn attr_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
             Err(e) => Err(e),
         },
     }
+}
+
+/// `super().name` as the parser writes it (`Builtin::SuperAttr`, `Builtin::SuperCall`):
+/// `args` are the method's class, its first parameter and the name; the attribute of the
+/// class's base (a function bound to the parameter), `None` when no base has it.
+fn super_lookup(rt: &mut Runtime, args: &[Word]) -> R<Option<Word>> {
+    let (c, o, n) = (args[0], args[1], args[2]);
+    if !rt.is(c, rt.types.class) || !rt.is(n, rt.types.str) {
+        return Err(exc(
+            ErrorKind::TypeError,
+            "super(type, obj): obj must be an instance or subtype of type",
+        ));
+    }
+    let id = rt.info.names.intern(rt.str_of(n));
+    rt.rb(c);
+    let base = rt.ld(c, offset_of!(ClassObj, base) as u64);
+    if base == NONE {
+        return Ok(None);
+    }
+    match rt.class_lookup(base, id)? {
+        Some(f) if rt.is(f, rt.types.function) => rt.new_bound_method(f, o).map(Some),
+        found => Ok(found),
+    }
+}
+
+/// The AttributeError of `super().name` when no base has `name` (a str word).
+fn no_super_attr(rt: &Runtime, n: Word) -> crate::Unwind {
+    exc(
+        ErrorKind::AttributeError,
+        format!("'super' object has no attribute '{}'", rt.str_of(n)),
+    )
+}
+
+/// `super().name(args...)` (`Builtin::SuperCall`, `args` = class, first parameter, name,
+/// arguments): the call of what [`super_lookup`] finds; without one, `__init__` of a
+/// built-in exception class (sets `args`) or of `object` (no arguments).
+fn super_call(ctx: *mut Ctx, args: &[Word]) -> Word {
+    let rt = rt_of(ctx);
+    let mark = rt.mark();
+    // The words are a copy the GC does not update: rooted across the lookup's allocation.
+    let held: Vec<crate::Root> = args.iter().map(|&w| rt.root(w)).collect();
+    let f = with_rt(ctx, |rt| Ok(super_lookup(rt, args)?.unwrap_or(UNBOUND)));
+    let rt = rt_of(ctx);
+    let now: Vec<Word> = held.iter().map(|&r| rt.get(r)).collect();
+    let r = if f == ERR {
+        ERR
+    } else if f != UNBOUND {
+        call_value(ctx, f, &now[3..])
+    } else if rt.str_of(now[2]) != "__init__" {
+        with_rt(ctx, |rt| Err(no_super_attr(rt, now[2])))
+    } else if rt.is_exc_instance(now[1]) {
+        with_rt(ctx, |rt| rt.init_exc_args(now[1], &now[3..]).map(|_| NONE))
+    } else if now.len() > 3 {
+        rt.raise(
+            ErrorKind::TypeError,
+            "object.__init__() takes exactly one argument (the instance to initialize)",
+        )
+    } else {
+        NONE
+    };
+    rt_of(ctx).release(mark);
+    r
 }
 
 /// `map(f, xs, ...)` and `filter(f, xs)`: the argument tuples of the calls are made first

@@ -61,6 +61,49 @@ impl Interp {
                 self.set_attr(&args[0], &attr, args[2].clone())?;
                 Ok(Value::None)
             }
+            Builtin::SuperAttr | Builtin::SuperCall => {
+                let (Value::Class(c), Value::Str(attr)) = (&args[0], &args[2]) else {
+                    return Err(super::exc(
+                        ErrorKind::TypeError,
+                        "super(type, obj): obj must be an instance or subtype of type",
+                    ));
+                };
+                let found = c.base.as_ref().and_then(|b| b.lookup(attr));
+                let call = b == Builtin::SuperCall;
+                let rest = args.get(3..).unwrap_or_default().to_vec();
+                match found {
+                    Some(Value::Function(f)) if call => {
+                        let mut all = vec![args[1].clone()];
+                        all.extend(rest);
+                        self.call_function(&f, all, Vec::new())
+                    }
+                    Some(Value::Function(f)) => {
+                        Ok(Value::BoundMethod(Arc::new((args[1].clone(), f))))
+                    }
+                    Some(v) if call => self.call_value(v, rest, Default::default()),
+                    Some(v) => Ok(v),
+                    None if call && &**attr == "__init__" => match &args[1] {
+                        Value::Instance(i) if i.class.exc => {
+                            let mut attrs = lock(&i.attrs);
+                            let t = TupleObj::new_value(rest);
+                            match attrs.iter_mut().find(|(n, _)| n == "args") {
+                                Some(slot) => slot.1 = t,
+                                None => attrs.push(("args".into(), t)),
+                            }
+                            Ok(Value::None)
+                        }
+                        _ if rest.is_empty() => Ok(Value::None),
+                        _ => Err(super::exc(
+                            ErrorKind::TypeError,
+                            "object.__init__() takes exactly one argument (the instance to initialize)",
+                        )),
+                    },
+                    None => Err(super::exc(
+                        ErrorKind::AttributeError,
+                        format!("'super' object has no attribute '{attr}'"),
+                    )),
+                }
+            }
             Builtin::Spawn => {
                 arity(name, &args, 1, usize::MAX)?;
                 let mut args = args;
