@@ -337,6 +337,9 @@ pub enum Builtin {
     /// args...)`, the call of what [`Builtin::SuperAttr`] finds; when no base defines
     /// `__init__`, that of a built-in exception class (which sets `args`) or `object`'s.
     SuperCall,
+    /// `NotImplemented`: a constant (calling it is a TypeError) that a binary special
+    /// method returns to let the reflected one, or the default, decide.
+    NotImplemented,
     /// A built-in exception class, by index in [`crate::exceptions::CLASSES`] (a class
     /// value, not a function).
     ExcClass(u8),
@@ -344,7 +347,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 53 + crate::exceptions::COUNT] = [
+    pub const ALL: [Builtin; 54 + crate::exceptions::COUNT] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -398,6 +401,7 @@ impl Builtin {
         Builtin::HasAttr,
         Builtin::SuperAttr,
         Builtin::SuperCall,
+        Builtin::NotImplemented,
         Builtin::ExcClass(0),
         Builtin::ExcClass(1),
         Builtin::ExcClass(2),
@@ -476,6 +480,7 @@ impl Builtin {
             // Not a name a program can use (the lexer never makes it).
             Builtin::SuperAttr => "<super>",
             Builtin::SuperCall => "<super()>",
+            Builtin::NotImplemented => "NotImplemented",
             Builtin::ExcClass(i) => crate::exceptions::CLASSES[i as usize].0,
         }
     }

@@ -412,6 +412,10 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
             let items = env.args.iter().map(|a| Value::str(a.as_str())).collect();
             Ok(ListObj::new_value(items))
         }
+        Builtin::NotImplemented => Err(exc(
+            ErrorKind::TypeError,
+            "'NotImplementedType' object is not callable",
+        )),
         Builtin::Cores => {
             arity(name, &args, 0, 0)?;
             let n = std::thread::available_parallelism().map_or(1, |n| n.get());

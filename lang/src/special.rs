@@ -104,14 +104,14 @@ pub fn compare(a: &Value, b: &Value, op: &str) -> Option<Result<bool, OpError>> 
         "__ge__" => "__le__",
         other => other,
     };
-    let truth = |r: Result<Value, OpError>| r.map(|v| v.truthy());
+    let truth = |r: Result<Value, OpError>| r.and_then(|v| truth(&v));
     if a_inst {
-        if let Some(r) = call(a, op, std::slice::from_ref(b)) {
+        if let Some(r) = decided(call(a, op, std::slice::from_ref(b))) {
             return Some(truth(r));
         }
     }
     if b_inst {
-        if let Some(r) = call(b, reflected, std::slice::from_ref(a)) {
+        if let Some(r) = decided(call(b, reflected, std::slice::from_ref(a))) {
             return Some(truth(r));
         }
     }
@@ -168,6 +168,15 @@ pub fn truth(v: &Value) -> Result<bool, OpError> {
         return Ok(n? != 0);
     }
     Ok(true)
+}
+
+/// The result of a binary special method's call, unless the method is missing or returned
+/// `NotImplemented` (then the reflected method, or the default, decides).
+fn decided(r: Option<Result<Value, OpError>>) -> Option<Result<Value, OpError>> {
+    match r {
+        Some(Ok(Value::Builtin(crate::ast::Builtin::NotImplemented))) => None,
+        r => r,
+    }
 }
 
 /// The method of `a OP b` and its reflected form (`__add__`, `__radd__`, ...).
@@ -229,8 +238,8 @@ fn same_class(a: &Value, b: &Value) -> bool {
 }
 
 /// `a OP b` by special methods: `a.__op__(b)`, else `b.__rop__(a)` (not for two instances
-/// of one class, as in CPython); `None` when neither applies. The language has no
-/// `NotImplemented`: a method that exists decides.
+/// of one class, as in CPython); `None` when neither applies (a method that returns
+/// `NotImplemented` counts as missing).
 pub fn binary(op: crate::ast::BinOp, a: &Value, b: &Value) -> Option<Result<Value, OpError>> {
     let (a_inst, b_inst) = (
         matches!(a, Value::Instance(_)),
@@ -241,12 +250,12 @@ pub fn binary(op: crate::ast::BinOp, a: &Value, b: &Value) -> Option<Result<Valu
     }
     let (name, reflected) = binop_names(op);
     if a_inst {
-        if let Some(r) = call(a, name, std::slice::from_ref(b)) {
+        if let Some(r) = decided(call(a, name, std::slice::from_ref(b))) {
             return Some(r);
         }
     }
     if b_inst && !same_class(a, b) {
-        if let Some(r) = call(b, reflected, std::slice::from_ref(a)) {
+        if let Some(r) = decided(call(b, reflected, std::slice::from_ref(a))) {
             return Some(r);
         }
     }

@@ -496,6 +496,7 @@ impl Value {
             Value::BoundMethod(_) => "method".into(),
             Value::Class(_) => "type".into(),
             Value::Instance(i) => i.class.name.clone(),
+            Value::Builtin(crate::ast::Builtin::NotImplemented) => "NotImplementedType".into(),
             Value::Builtin(_) | Value::BuiltinMethod(_) => "builtin_function_or_method".into(),
             Value::Thread(_) => "Thread".into(),
             Value::Lock(_) => "Lock".into(),
@@ -672,6 +673,7 @@ impl Value {
                 }
                 None => out.push_str(&format!("<{} object>", i.class.name)),
             },
+            Value::Builtin(crate::ast::Builtin::NotImplemented) => out.push_str("NotImplemented"),
             Value::Builtin(b) => out.push_str(&format!("<built-in function {}>", b.name())),
             Value::BuiltinMethod(m) => out.push_str(&format!(
                 "<built-in method {} of {} object>",
