@@ -84,10 +84,10 @@ pub(crate) struct ThreadGc {
 
 impl ThreadGc {
     /// A thread's GC state; its shadow stack has `slots` slots (see
-    /// [`crate::shadowstack::slots_for_objects`]).
-    pub(crate) fn new(slots: usize) -> ThreadGc {
-        let (region, shadow) = Region::new(slots);
-        ThreadGc {
+    /// [`crate::shadowstack::slots_for_objects`]); `Err` if it cannot be mapped.
+    pub(crate) fn new(slots: usize) -> std::io::Result<ThreadGc> {
+        let (region, shadow) = Region::new(slots)?;
+        Ok(ThreadGc {
             seg: AtomicUsize::new(0),
             shadow,
             _region: region,
@@ -96,7 +96,7 @@ impl ThreadGc {
             young_large: HashMap::new(),
             old_young: Vec::new(),
             restart_roots: std::sync::Mutex::new(Vec::new()),
-        }
+        })
     }
 }
 

@@ -96,8 +96,9 @@ pub(crate) struct Region {
 
 impl Region {
     /// Maps `slots` slots (halving on failure, down to [`MIN_STACK_BYTES`]) and returns the
-    /// region and an empty stack over it.
-    pub(crate) fn new(slots: usize) -> (Region, ShadowStack) {
+    /// region and an empty stack over it; `Err` when not even that much can be mapped (an
+    /// address-space limit), for the caller to report as a MemoryError, never a panic.
+    pub(crate) fn new(slots: usize) -> std::io::Result<(Region, ShadowStack)> {
         let page = crate::layout::PAGE_SIZE as usize;
         let mut len = (slots.max(MIN_STACK_BYTES / 8) * 8).next_multiple_of(page);
         let map = loop {
@@ -116,10 +117,12 @@ impl Region {
                 break map;
             }
             let err = std::io::Error::last_os_error();
-            assert!(
-                len > MIN_STACK_BYTES && err.raw_os_error() == Some(libc::ENOMEM),
-                "stmjit: cannot map a shadow stack of {len} bytes: {err}"
-            );
+            if len <= MIN_STACK_BYTES || err.raw_os_error() != Some(libc::ENOMEM) {
+                return Err(std::io::Error::new(
+                    err.kind(),
+                    format!("cannot map a shadow stack of {len} bytes: {err}"),
+                ));
+            }
             len = (len / 2).max(MIN_STACK_BYTES).next_multiple_of(page);
         };
         let base = map as *mut u64;
@@ -129,7 +132,7 @@ impl Region {
             // SAFETY: len / 8 slots lie inside the mapping.
             limit: unsafe { base.add(len / 8) },
         };
-        (Region { map, len }, ss)
+        Ok((Region { map, len }, ss))
     }
 }
 

@@ -130,18 +130,25 @@ struct OpenTx {
 }
 
 impl Stm {
-    /// A new thread handle (no transaction yet).
+    /// A new thread handle (no transaction yet). Panics if its shadow stack cannot be
+    /// mapped; [`Stm::try_thread`] says so instead.
     pub fn thread(self: &Arc<Self>) -> StmThread {
+        self.try_thread().unwrap_or_else(|e| panic!("stmjit: {e}"))
+    }
+
+    /// A new thread handle (no transaction yet), or `Err` when its shadow stack cannot be
+    /// mapped (an address-space limit: the program reports a MemoryError).
+    pub fn try_thread(self: &Arc<Self>) -> std::io::Result<StmThread> {
         let l = self.layout();
         let slots = crate::shadowstack::slots_for_objects(l.old_end - l.object_start);
-        let gc = Box::new(crate::nursery::ThreadGc::new(slots));
+        let gc = Box::new(crate::nursery::ThreadGc::new(slots)?);
         self.gc
             .threads
             .lock()
             .unwrap()
             .push(&*gc as *const crate::nursery::ThreadGc as usize);
         static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
-        StmThread {
+        Ok(StmThread {
             stm: self.clone(),
             seg: 0,
             last_seg: 0,
@@ -154,7 +161,7 @@ impl Stm {
             tx_pages: 0,
             trace_tx: None,
             _not_send: PhantomData,
-        }
+        })
     }
 }
 

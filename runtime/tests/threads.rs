@@ -395,3 +395,56 @@ fn commits_pause_a_polling_thread_and_the_pause_is_measured() {
 fn commits_pause_a_polling_thread_and_the_pause_is_measured_commit_log() {
     commits_pause_a_polling_thread_and_the_pause_is_measured_in(true);
 }
+
+/// A thread handle whose shadow stack cannot be mapped (the address space is limited to
+/// what is mapped already, `RLIMIT_AS`) is an `Err` from `Stm::try_thread`, so that the
+/// program reports a MemoryError; before, the runtime panicked (a spawned thread of
+/// `tests/concurrency/spawn_fails.lang` sometimes did, under `ulimit -v`). The limit is set
+/// in a child process (this test binary run again for this test alone), not to starve the
+/// other tests.
+#[test]
+fn a_shadow_stack_that_cannot_be_mapped_is_an_error() {
+    const CHILD: &str = "STMJIT_TEST_SHADOW_STACK_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_shadow_stack_that_cannot_be_mapped_is_an_error",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .expect("run the test binary again");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "child failed:\n{text}");
+        assert!(text.contains("child: Err"), "child did not run:\n{text}");
+        return;
+    }
+    let stm = Stm::new(config(2, WaitPolicy::Wait)).unwrap();
+    let th = stm.thread(); // fits before the limit
+    drop(th);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let vm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmSize in /proc/self/status");
+    // Room for small allocations, not for a shadow stack (8 MiB at least).
+    let limit = (vm_kib + 2048) * 1024;
+    let rl = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a valid rlimit value; this child process runs this test alone.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &rl) }, 0);
+    match stm.try_thread() {
+        Ok(_) => panic!("a shadow stack was mapped beyond the address-space limit"),
+        Err(e) => {
+            assert!(e.to_string().contains("cannot map a shadow stack"), "{e}");
+            println!("child: Err({e})");
+        }
+    }
+}

@@ -114,10 +114,17 @@ pub struct Driver {
 
 impl Driver {
     /// A driver for the calling OS thread (no transaction yet), with its base frame pushed.
+    /// Panics if its shadow stack cannot be mapped ([`Driver::try_new`] says so instead).
     pub fn new(info: Arc<ProgramInfo>) -> Driver {
+        Driver::try_new(info).unwrap_or_else(|e| panic!("stmjit: {e}"))
+    }
+
+    /// [`Driver::new`], or `Err` when the thread's shadow stack cannot be mapped (an
+    /// address-space limit), for the caller to report as a MemoryError.
+    pub fn try_new(info: Arc<ProgramInfo>) -> std::io::Result<Driver> {
         // A thread's transactions may run in any free segment: JIT code reloads r15 after
         // every runtime call that may switch (`Compiler::reload_segment_base`).
-        let mut th = Box::new(info.stm.thread());
+        let mut th = Box::new(info.stm.try_thread()?);
         let th_ptr: *mut stmjit_runtime::StmThread = &mut *th;
         // SAFETY: th is boxed, owned by the driver, outlives rt and ctx (drop order) and
         // stays on this thread.
@@ -140,7 +147,7 @@ impl Driver {
         rt.overlay.slot = unsafe { frame.add(2) };
         // SAFETY: slot 3 of the base frame: the pending exception object (a GC root).
         rt.exc_slot = unsafe { frame.add(3) };
-        Driver { ctx, rt, th, frame }
+        Ok(Driver { ctx, rt, th, frame })
     }
 
     /// The driver's own root slot (e.g. the Thread object a spawned thread runs).
@@ -249,44 +256,49 @@ pub(crate) fn start_pending(rt: &mut Runtime) {
         rt.stm.add_root(obj);
         rt.info.threads.table.lock().unwrap().live += 1;
         let info = rt.info.clone();
+        let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
+        let site = value::to_int(rt.list_get(data, T_SITE));
         let started = std::thread::Builder::new()
             .stack_size(stmjit_lang::stack::BIG_STACK)
-            .spawn(move || thread_main(info, obj));
+            .spawn(move || thread_main(info, obj, site));
         if let Err(e) = started {
-            spawn_failed(rt, obj, &e);
+            spawn_failed(&rt.info, site, &e);
         }
     }
 }
 
-/// The end of the program when no OS thread can be created for a spawned thread (too many
-/// threads, or no memory for one more stack): a MemoryError at the `spawn` call. The call's
-/// transaction has committed (a thread starts only then), so it cannot be raised there: it
-/// ends the program, as an uncaught error would.
-fn spawn_failed(rt: &mut Runtime, obj: Word, e: &std::io::Error) -> ! {
-    let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
-    let site = value::to_int(rt.list_get(data, T_SITE));
+/// The end of the program when a spawned thread cannot start (too many threads, or no
+/// memory for one more stack or shadow stack): a MemoryError at the `spawn` call (trace
+/// site `site`, -1 if unknown). The call's transaction has committed (a thread starts only
+/// then), so it cannot be raised there: it ends the program, as an uncaught error would.
+fn spawn_failed(info: &ProgramInfo, site: i64, e: &std::io::Error) -> ! {
     let trace: Vec<TraceEntry> = usize::try_from(site)
         .ok()
-        .and_then(|s| rt.info.code.sites.get(s))
+        .and_then(|s| info.code.sites.get(s))
         .map(|s| TraceEntry {
             span: s.span,
-            function: rt.info.func_names[s.func as usize].clone(),
+            function: info.func_names[s.func as usize].clone(),
         })
         .into_iter()
         .collect();
-    let live = rt.info.threads.table.lock().unwrap().live;
+    let live = info.threads.table.lock().unwrap().live;
     let msg = format!("cannot start a thread ({live} running): {e}");
-    let text = render_runtime("MemoryError", &msg, &trace, &rt.info.file);
-    let _output = rt.info.output.flush_and_hold();
+    let text = render_runtime("MemoryError", &msg, &trace, &info.file);
+    let _output = info.output.flush_and_hold();
     use std::io::Write;
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
-    (rt.info.exit)(stmjit_lang::EXIT_RUNTIME_ERROR);
+    (info.exit)(stmjit_lang::EXIT_RUNTIME_ERROR);
 }
 
-/// Body of a spawned OS thread.
-fn thread_main(info: Arc<ProgramInfo>, obj: Word) {
+/// Body of a spawned OS thread (spawned at trace site `site`).
+fn thread_main(info: Arc<ProgramInfo>, obj: Word, site: i64) {
     stmjit_lang::stack::mark_thread(stmjit_lang::stack::BIG_STACK);
-    let mut d = Driver::new(info.clone());
+    // The OS thread exists but its shadow stack may still not fit (an address-space limit
+    // reached by the threads started meanwhile): the same MemoryError, never a panic.
+    let mut d = match Driver::try_new(info.clone()) {
+        Ok(d) => d,
+        Err(e) => spawn_failed(&info, site, &e),
+    };
     // SAFETY: the driver's own slot; then the object no longer needs the global root.
     unsafe { *d.slot() = obj };
     info.stm.remove_root(obj);
