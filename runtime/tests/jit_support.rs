@@ -420,12 +420,13 @@ fn one_segment_runtime_two_threads_take_turns_commit_log() {
 /// With `record_read_sites`, a write/read conflict names where the aborted transaction
 /// read the object (the site current at its read barrier), for objects and for cards; a
 /// read of an earlier transaction of the same segment is not reported; an inevitable
-/// reader that wins is named by its read.
-#[test]
-fn recorded_read_sites_name_the_aborted_read() {
+/// reader that wins is named by its read (without the commit log, where the committer
+/// checks the inevitable transaction's reads), or by where it is (with the log, where a
+/// writer never appends while another transaction is inevitable, whatever it read).
+fn recorded_read_sites_name_the_aborted_read_in(log: bool) {
     let stm = Stm::new(StmConfig {
         record_read_sites: true,
-        ..config(2, WaitPolicy::AbortSelf)
+        ..config_mode(log, 2, WaitPolicy::AbortSelf)
     })
     .unwrap();
     assert!(stm.records_read_sites());
@@ -484,8 +485,23 @@ fn recorded_read_sites_name_the_aborted_read() {
     writer.set_site(79);
     writer.write_u64(c, 8, 4).unwrap();
     let e = writer.commit().unwrap_err().conflict().unwrap();
-    assert_eq!((e.winner, e.loser), (Side::read(70), Side::wrote(79)));
+    let winner = if log {
+        Side::was_at(71)
+    } else {
+        Side::read(70)
+    };
+    assert_eq!((e.winner, e.loser), (winner, Side::wrote(79)));
     reader.commit().unwrap();
+}
+
+#[test]
+fn recorded_read_sites_name_the_aborted_read() {
+    recorded_read_sites_name_the_aborted_read_in(false);
+}
+
+#[test]
+fn recorded_read_sites_name_the_aborted_read_commit_log() {
+    recorded_read_sites_name_the_aborted_read_in(true);
 }
 
 /// Without `record_read_sites` (the default) the aborted side of a write/read conflict is
