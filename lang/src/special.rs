@@ -389,3 +389,48 @@ pub fn iterate(v: &Value) -> Option<Result<Vec<Value>, OpError>> {
         Ok(out)
     })())
 }
+
+/// The in-place method of `a OP= b` (`__iadd__`, ...).
+pub fn inplace_name(op: crate::ast::BinOp) -> &'static str {
+    use crate::ast::BinOp::*;
+    match op {
+        Add => "__iadd__",
+        Sub => "__isub__",
+        Mul => "__imul__",
+        Div => "__itruediv__",
+        FloorDiv => "__ifloordiv__",
+        Mod => "__imod__",
+        Pow => "__ipow__",
+        Shl => "__ilshift__",
+        Shr => "__irshift__",
+        BitAnd => "__iand__",
+        BitOr => "__ior__",
+        BitXor => "__ixor__",
+    }
+}
+
+/// Every in-place special method name (the runner watches for them in programs).
+pub const INPLACE_NAMES: [&str; 12] = [
+    "__iadd__",
+    "__isub__",
+    "__imul__",
+    "__itruediv__",
+    "__ifloordiv__",
+    "__imod__",
+    "__ipow__",
+    "__ilshift__",
+    "__irshift__",
+    "__iand__",
+    "__ior__",
+    "__ixor__",
+];
+
+/// `a OP= b` of an instance `a` by its in-place method (`__iadd__`, ...), whose result is
+/// the new value of the target; else `a OP b` ([`binary`]). `None` when `a` is no instance
+/// defining the in-place method (or it returned `NotImplemented`).
+pub fn inplace(op: crate::ast::BinOp, a: &Value, b: &Value) -> Option<Result<Value, OpError>> {
+    if !matches!(a, Value::Instance(_)) {
+        return None;
+    }
+    decided(call(a, inplace_name(op), std::slice::from_ref(b)))
+}

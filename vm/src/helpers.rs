@@ -130,6 +130,13 @@ pub unsafe extern "C" fn stmjit_inplace(ctx: *mut Ctx, op: u64, a: Word, b: Word
                 Ok(v[0].clone())
             });
         }
+        if rt.info.special_methods && rt.is(a, rt.types.instance) {
+            // `__iadd__` ..., else the binary methods (identity kept: shallow).
+            return rt.via_values(&[a, b], false, false, |v| {
+                stmjit_lang::special::inplace(bop, &v[0], &v[1])
+                    .unwrap_or_else(|| ops::binary(bop, &v[0], &v[1]))
+            });
+        }
         // SAFETY: forwarded contract.
         Ok(unsafe { stmjit_binop(ctx, op, a, b) })
     })

@@ -451,6 +451,7 @@ impl ProgramInfo {
             .iter()
             .chain(stmjit_lang::special::ARITH_NAMES.iter())
             .chain(stmjit_lang::special::CONTAINER_NAMES.iter())
+            .chain(stmjit_lang::special::INPLACE_NAMES.iter())
             .any(|n| names.id(n).is_some());
         self.names = names;
         self.consts = consts;

@@ -404,6 +404,9 @@ fn inplace(op: BinOp, cur: &Value, rhs: &Value) -> Result<Value, crate::value::O
     if let Some(r) = crate::sets::inplace(op, cur, rhs) {
         return r;
     }
+    if let Some(r) = crate::special::inplace(op, cur, rhs) {
+        return r;
+    }
     if let Value::List(l) = cur {
         match (op, rhs) {
             (BinOp::Add, _) => {
