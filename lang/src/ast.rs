@@ -337,6 +337,8 @@ pub enum Builtin {
     /// args...)`, the call of what [`Builtin::SuperAttr`] finds; when no base defines
     /// `__init__`, that of a built-in exception class (which sets `args`) or `object`'s.
     SuperCall,
+    /// `dict()`, `dict(mapping)`, `dict(pairs)`: also the type of dicts.
+    Dict,
     /// `NotImplemented`: a constant (calling it is a TypeError) that a binary special
     /// method returns to let the reflected one, or the default, decide.
     NotImplemented,
@@ -347,7 +349,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 54 + crate::exceptions::COUNT] = [
+    pub const ALL: [Builtin; 55 + crate::exceptions::COUNT] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -402,6 +404,7 @@ impl Builtin {
         Builtin::SuperAttr,
         Builtin::SuperCall,
         Builtin::NotImplemented,
+        Builtin::Dict,
         Builtin::ExcClass(0),
         Builtin::ExcClass(1),
         Builtin::ExcClass(2),
@@ -481,6 +484,7 @@ impl Builtin {
             Builtin::SuperAttr => "<super>",
             Builtin::SuperCall => "<super()>",
             Builtin::NotImplemented => "NotImplemented",
+            Builtin::Dict => "dict",
             Builtin::ExcClass(i) => crate::exceptions::CLASSES[i as usize].0,
         }
     }

@@ -423,6 +423,7 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
         }
         Builtin::PrintKw => print_line(&args, env.names),
         Builtin::Tuple => crate::builtins_seq::tuple(&args),
+        Builtin::Dict => crate::builtins_seq::dict(&args),
         Builtin::Enumerate => crate::builtins_seq::enumerate(&args),
         Builtin::Zip => crate::builtins_seq::zip(&args),
         Builtin::Reversed => crate::builtins_seq::reversed(&args),
@@ -559,6 +560,7 @@ pub fn type_of(v: &Value) -> R<Value> {
         Value::Str(_) => Value::Builtin(Builtin::Str),
         Value::List(_) => Value::Builtin(Builtin::List),
         Value::Tuple(_) => Value::Builtin(Builtin::Tuple),
+        Value::Dict(_) => Value::Builtin(Builtin::Dict),
         Value::Set(_) => Value::Builtin(Builtin::Set),
         Value::FrozenSet(_) => Value::Builtin(Builtin::FrozenSet),
         Value::Range(..) => Value::Builtin(Builtin::Range),
@@ -616,6 +618,7 @@ fn instance_of_one(v: &Value, cls: &Value) -> R<bool> {
                     | (Value::Str(_), Builtin::Str)
                     | (Value::List(_), Builtin::List)
                     | (Value::Tuple(_), Builtin::Tuple)
+                    | (Value::Dict(_), Builtin::Dict)
                     | (Value::Set(_), Builtin::Set)
                     | (Value::FrozenSet(_), Builtin::FrozenSet)
                     | (Value::Range(..), Builtin::Range)

@@ -76,6 +76,45 @@ pub fn tuple(args: &[Value]) -> R<Value> {
     })
 }
 
+/// `dict()`, `dict(mapping)` (a copy) and `dict(pairs)` (an iterable of 2-item iterables),
+/// with CPython's errors for a bad pair.
+pub fn dict(args: &[Value]) -> R<Value> {
+    arity("dict", args, 0, 1)?;
+    let mut map = crate::value::Dict::default();
+    match args.first() {
+        None => {}
+        Some(Value::Dict(d)) => {
+            let items = crate::value::lock(&d.map).items();
+            for (k, v) in items {
+                map.insert(crate::value::Key::of(&k)?, k, v);
+            }
+        }
+        Some(v) => {
+            for (i, item) in ops::iterate(v)?.into_iter().enumerate() {
+                let pair = ops::iterate(&item).map_err(|_| {
+                    exc(
+                        TypeError,
+                        format!(
+                            "cannot convert dictionary update sequence element #{i} to a sequence"
+                        ),
+                    )
+                })?;
+                let [k, v]: [Value; 2] = pair.try_into().map_err(|p: Vec<Value>| {
+                    exc(
+                        ValueError,
+                        format!(
+                            "dictionary update sequence element #{i} has length {}; 2 is required",
+                            p.len()
+                        ),
+                    )
+                })?;
+                map.insert(crate::value::Key::of(&k)?, k, v);
+            }
+        }
+    }
+    Ok(crate::value::DictObj::new_value(map))
+}
+
 /// `enumerate(xs[, start])`: a list of `(index, item)` tuples.
 pub fn enumerate(args: &[Value]) -> R<Value> {
     arity("enumerate", args, 1, 2)?;

@@ -610,6 +610,7 @@ pub(crate) fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<
             | Builtin::Any
             | Builtin::All
             | Builtin::Sorted
+            | Builtin::Dict
             | Builtin::Format
             | Builtin::PrintKw
             | Builtin::JsonEncode
