@@ -256,7 +256,16 @@ fn start_runtime(opts: &Options, switches: &Switches) -> Result<Arc<Stm>, String
     if let Some(n) = opts.nursery.or(switches.nursery) {
         config.nursery_size = n;
     }
-    Stm::new(config).map_err(|e| e.to_string())
+    // The default segment follows the machine's memory; where the address space cannot
+    // hold that many (`ulimit -v`), smaller ones down to the old fixed 4 GiB.
+    loop {
+        match Stm::new(config.clone()) {
+            Err(_) if config.segment_size > stmjit_runtime::MIN_DEFAULT_SEGMENT => {
+                config.segment_size /= 2;
+            }
+            r => return r.map_err(|e| e.to_string()),
+        }
+    }
 }
 
 /// Allocates the program's constants in the running transaction of `th` (the first one):

@@ -153,7 +153,14 @@ impl StmThread {
             site,
             backup,
         });
-        let n = crate::pages::privatize(&stm.mem, me, &stm.segs[me].private, r, size);
+        let n = crate::pages::privatize(
+            &stm.mem,
+            me,
+            &stm.segs[me].private,
+            r,
+            size,
+            stm.map_pressure(),
+        );
         Stats::add(&stm.stats.pages_privatized, n);
         self.tx_pages += n;
         // SAFETY: the object's pages are now private to our segment, which %gs points at.
@@ -219,6 +226,7 @@ impl StmThread {
             &stm.segs[me].private,
             g,
             crate::layout::GRANULE,
+            stm.map_pressure(),
         );
         Stats::add(&stm.stats.pages_privatized, n);
         self.tx_pages += n;

@@ -197,7 +197,14 @@ impl Stm {
                     a = b;
                     continue;
                 }
-                let n = crate::pages::privatize(&self.mem, k, &self.segs[k].private, a, b - a);
+                let n = crate::pages::privatize(
+                    &self.mem,
+                    k,
+                    &self.segs[k].private,
+                    a,
+                    b - a,
+                    self.map_pressure(),
+                );
                 Stats::add(&self.stats.pages_privatized, n);
             }
             // SAFETY: a private page of segment k, whose owner is the caller.

@@ -137,6 +137,9 @@ pub use shadowstack::{Frame, ShadowStack};
 pub use stats::{
     AbortCause, Access, Conflict, ConflictInfo, ConflictKind, Side, StatsSnapshot, NO_SITE,
 };
-pub use stm::{Stm, StmConfig, WaitPolicy, DEFAULT_TIME_SLICE};
+pub use stm::{
+    default_segment_size, Stm, StmConfig, WaitPolicy, DEFAULT_TIME_SLICE, MAX_DEFAULT_SEGMENT,
+    MIN_DEFAULT_SEGMENT,
+};
 pub use trace::Tracer;
 pub use transaction::{Abort, StmThread};

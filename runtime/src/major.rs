@@ -6,7 +6,10 @@
 //! commits runs a major collection when that volume exceeds the threshold,
 //! `max(min_threshold, live bytes after the previous major collection)`, so the old space
 //! stays within about twice the live size. A transaction that allocates a lot without
-//! committing runs one from its allocation slow path at twice the threshold.
+//! committing runs one from its allocation slow path at twice the threshold. A commit also
+//! runs one when the segments' runs of private pages (each a mapping, splitting a shared
+//! one) have grown by an eighth of `vm.max_map_count` since the last one: the re-sharing
+//! maps them back before the process runs out of mappings (`pages.rs`).
 //!
 //! # Marking
 //! The collector takes the commit mutex and stops every segment at a safe point (the same
@@ -61,6 +64,14 @@ pub(crate) struct GcGlobal {
     pub roots: Mutex<Vec<Ref>>,
     pub min_threshold: AtomicU64,
     pub threshold: AtomicU64,
+    /// Runs of private pages of all segments (`PrivateBitmap::runs`) that call for a major
+    /// collection (its re-sharing maps them back): an eighth of `vm.max_map_count`, each run
+    /// costing about two mappings, which leaves room for threads' stacks and the rest.
+    pub map_runs_budget: AtomicU64,
+    /// Runs of private pages left after the last major collection (pages the running
+    /// transactions wrote cannot be re-shared): the budget counts from there, so that they
+    /// do not make every commit collect.
+    pub runs_after_major: AtomicU64,
 }
 
 impl GcGlobal {
@@ -70,8 +81,18 @@ impl GcGlobal {
             roots: Mutex::new(Vec::new()),
             min_threshold: AtomicU64::new(DEFAULT_MIN_THRESHOLD),
             threshold: AtomicU64::new(DEFAULT_MIN_THRESHOLD),
+            map_runs_budget: AtomicU64::new(max_map_count() / 8),
+            runs_after_major: AtomicU64::new(0),
         }
     }
+}
+
+/// `vm.max_map_count` (the kernel's default, 65530, when it cannot be read).
+fn max_map_count() -> u64 {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(65530)
 }
 
 impl Stm {
@@ -120,6 +141,13 @@ impl Stm {
         self.gc.threshold.store(min_bytes, Relaxed);
     }
 
+    /// Sets how many runs of private pages (all segments together, beyond those left by the
+    /// previous major collection) make the next commit run a major collection, whose
+    /// re-sharing maps them back: by default an eighth of `vm.max_map_count`. For tests.
+    pub fn set_map_runs_budget(&self, runs: u64) {
+        self.gc.map_runs_budget.store(runs, Relaxed);
+    }
+
     /// Objects larger than this are allocated outside the nursery (still young).
     pub fn large_object_limit(&self) -> u64 {
         self.large_limit
@@ -127,6 +155,22 @@ impl Stm {
 
     pub(crate) fn major_due(&self) -> bool {
         self.old.allocated_since_major.load(Relaxed) > self.gc.threshold.load(Relaxed)
+            || self.private_runs()
+                > self.gc.runs_after_major.load(Relaxed) + self.gc.map_runs_budget.load(Relaxed)
+    }
+
+    /// Whether privatization should widen new runs to join their neighbours (`pages.rs`):
+    /// the runs of private pages exceed the budget.
+    pub(crate) fn map_pressure(&self) -> bool {
+        self.private_runs() > self.gc.map_runs_budget.load(Relaxed)
+    }
+
+    /// Runs of private pages of all transaction segments (about half the mappings that
+    /// privatization added; see `PrivateBitmap::runs`).
+    pub fn private_runs(&self) -> u64 {
+        (1..=self.num_segments())
+            .map(|k| self.segs[k].private.runs())
+            .sum()
     }
 
     pub(crate) fn major_due_in_transaction(&self) -> bool {
@@ -257,6 +301,7 @@ impl Stm {
         });
         // Re-share private pages that hold only committed data.
         let mut reshared = 0;
+        let mut runs_left = 0;
         for k in 1..=n {
             let mut busy: HashSet<u64> = HashSet::new();
             let mut add = |a: u64, len: u64| {
@@ -284,7 +329,9 @@ impl Stm {
                 }
             }
             reshared += self.reshare_segment(k, frontier, &busy);
+            runs_left += self.segs[k].private.recount_runs();
         }
+        self.gc.runs_after_major.store(runs_left, Relaxed);
         drop(m);
         drop(threads);
         // Release the memory of free page runs (shared in every segment by now).

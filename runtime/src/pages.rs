@@ -13,11 +13,22 @@
 
 use crate::layout::PAGE_SIZE;
 use crate::segment::{map_private_anon, Memory};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// Shared pages a new run of private pages may be widened over, on either side, to join a
+/// private neighbour when the runs are too many (`privatize`): 256 KiB of copying at most.
+pub const MERGE_GAP: u64 = 64;
 
 /// One bit per old-space page: is it private in this segment?
 pub struct PrivateBitmap {
     bits: Vec<AtomicU64>,
+    /// Runs of consecutive private pages (each is a mapping of its own, and splits the
+    /// shared mapping around it: about two per run count against `vm.max_map_count`), kept
+    /// up to date by [`privatize`] and recounted by the re-sharing of the major collection,
+    /// which runs early when the runs of all segments get too many ([`crate::Stm`]'s
+    /// `major_due`): scattered writes between two collections (a huge dict's index) used to
+    /// exhaust `vm.max_map_count` and abort the process.
+    runs: AtomicI64,
 }
 
 impl PrivateBitmap {
@@ -26,13 +37,39 @@ impl PrivateBitmap {
         let n = pages.div_ceil(64) as usize;
         PrivateBitmap {
             bits: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            runs: AtomicI64::new(0),
         }
+    }
+
+    /// Runs of consecutive private pages (see the field).
+    pub fn runs(&self) -> u64 {
+        self.runs.load(Relaxed).max(0) as u64
+    }
+
+    /// Counts the runs of private pages again (world stopped, after the major collection's
+    /// re-sharing) and returns it.
+    pub(crate) fn recount_runs(&self) -> u64 {
+        let mut runs = 0u64;
+        let mut carry = 0u64;
+        for w in &self.bits {
+            let w = w.load(Relaxed);
+            // A run starts at each set bit whose lower neighbour is clear.
+            runs += (w & !((w << 1) | carry)).count_ones() as u64;
+            carry = w >> 63;
+        }
+        self.runs.store(runs as i64, Relaxed);
+        runs
     }
 
     /// Is old-space page index `p` private?
     #[inline]
     pub fn get(&self, p: u64) -> bool {
         self.bits[(p / 64) as usize].load(Relaxed) & (1 << (p % 64)) != 0
+    }
+
+    /// [`PrivateBitmap::get`], false beyond the bitmap's end.
+    fn get_or_false(&self, p: u64) -> bool {
+        ((p / 64) as usize) < self.bits.len() && self.get(p)
     }
 
     fn set(&self, p: u64) {
@@ -57,11 +94,26 @@ impl PrivateBitmap {
 /// the old space) that is still shared. Returns the number of pages privatized.
 ///
 /// Must be called by the thread owning `seg` while it is RUNNING (no concurrent commit).
-pub fn privatize(mem: &Memory, seg: usize, bitmap: &PrivateBitmap, off: u64, len: u64) -> u64 {
+///
+/// Under `pressure` (too many runs of private pages in all: see [`PrivateBitmap::runs`]), a
+/// new run is widened over up to [`MERGE_GAP`] shared pages on either side to join a private
+/// neighbour, so that scattered writes in one transaction (a huge dict's index) add pages
+/// rather than mappings: the extra pages hold committed contents, which is what a private
+/// page that the transaction did not write holds anyway (commits update it, the major
+/// collection re-shares it).
+pub fn privatize(
+    mem: &Memory,
+    seg: usize,
+    bitmap: &PrivateBitmap,
+    off: u64,
+    len: u64,
+    pressure: bool,
+) -> u64 {
     let l = &mem.layout;
     debug_assert!(off >= l.old_start && off + len <= l.old_end);
     let first = (off - l.old_start) / PAGE_SIZE;
     let last = (off + len.max(1) - 1 - l.old_start) / PAGE_SIZE;
+    let pages = l.old_pages();
     let mut p = first;
     let mut done = 0;
     while p <= last {
@@ -69,11 +121,31 @@ pub fn privatize(mem: &Memory, seg: usize, bitmap: &PrivateBitmap, off: u64, len
             p += 1;
             continue;
         }
-        let run_start = p;
+        let mut run_start = p;
         while p <= last && !bitmap.get(p) {
             p += 1;
         }
+        if pressure {
+            if let Some(q) = (run_start.saturating_sub(MERGE_GAP)..run_start)
+                .rev()
+                .find(|&q| bitmap.get(q))
+            {
+                run_start = q + 1;
+            }
+            if !bitmap.get_or_false(p) {
+                if let Some(q) = (p + 1..(p + 1 + MERGE_GAP).min(pages)).find(|&q| bitmap.get(q)) {
+                    p = q;
+                }
+            }
+        }
         let n = p - run_start;
+        // The new run merges with a private neighbour on either side (one run fewer for
+        // each), else it is a run of its own.
+        let left = run_start > 0 && bitmap.get(run_start - 1);
+        let right = bitmap.get_or_false(p);
+        bitmap
+            .runs
+            .fetch_add(1 - left as i64 - right as i64, Relaxed);
         let page_off = l.old_start + run_start * PAGE_SIZE;
         let dst = mem.addr(seg, page_off);
         let src = mem.addr(0, page_off);

@@ -32,7 +32,8 @@ pub struct StmConfig {
     /// Number of transaction segments N (1 ..= 254; 1 makes the runtime a GIL: threads take
     /// turns on the single segment, as the JIT's `--gil` mode wants).
     pub num_segments: usize,
-    /// Bytes per segment (power of two, 32 MiB ..= 32 GiB).
+    /// Bytes per segment (power of two, 32 MiB ..= 32 GiB); the old space, hence the heap,
+    /// is most of it. Default: [`default_segment_size`].
     pub segment_size: u64,
     /// Bytes of nursery per segment (rounded up to whole pages).
     pub nursery_size: u64,
@@ -68,6 +69,39 @@ pub struct StmConfig {
 /// The default [`StmConfig::time_slice`]: CPython's switch interval.
 pub const DEFAULT_TIME_SLICE: std::time::Duration = std::time::Duration::from_millis(5);
 
+/// The default segment size: the largest power of two not above the machine's physical
+/// memory, from 4 GiB to 16 GiB. The heap is then as large as the machine allows (a
+/// 20 M-entry dict of strings needs more than a 4 GiB segment holds), while a program that
+/// exhausts it still gets a clean MemoryError before the machine runs out of memory (the
+/// JIT's heap limit is about two thirds of a segment). Only address space is reserved;
+/// the per-segment side tables grow with it (a bit per 4 KiB page).
+pub fn default_segment_size() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let phys = if pages > 0 && page > 0 {
+        pages as u64 * page as u64
+    } else {
+        0
+    };
+    let floor_pow2 = if phys == 0 {
+        0
+    } else {
+        1u64 << (63 - phys.leading_zeros())
+    };
+    floor_pow2.clamp(MIN_DEFAULT_SEGMENT, MAX_DEFAULT_SEGMENT)
+}
+
+/// Smallest [`default_segment_size`] (the fixed size of every segment before it followed
+/// the machine's memory).
+pub const MIN_DEFAULT_SEGMENT: u64 = 4 << 30;
+/// Largest [`default_segment_size`].
+pub const MAX_DEFAULT_SEGMENT: u64 = 16 << 30;
+
 impl Default for StmConfig {
     fn default() -> Self {
         let cpus = std::thread::available_parallelism()
@@ -75,7 +109,7 @@ impl Default for StmConfig {
             .unwrap_or(2);
         StmConfig {
             num_segments: cpus.clamp(2, 254),
-            segment_size: 4 << 30,
+            segment_size: default_segment_size(),
             nursery_size: 16 << 20,
             wait_policy: WaitPolicy::Wait,
             budget: 1 << 20,
