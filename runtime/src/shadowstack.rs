@@ -57,12 +57,20 @@ pub const KEEP_RESIDENT_BYTES: usize = 1 << 20;
 /// function called by a sort of millions) stay plain stores.
 pub const GIVE_BACK_MIN_BYTES: usize = 1 << 20;
 
+/// Bytes of the largest shadow stack (2 GiB: 256 M slots, what a 4 GiB segment's heap
+/// gives). A stack is address space of its own per thread: at a slot per granule of a
+/// 16 GiB segment (8 GiB each), a spawn tree of 16 K threads used up the 128 TiB of user
+/// address space and thread stacks could no longer be mapped (`cannot start a thread`).
+/// 256 M references held by one operation is far beyond any sort or copy of the heap's
+/// strings that fits in memory here (10 M strings take a few GB).
+pub const MAX_STACK_BYTES: usize = 2 << 30;
+
 /// Slots for a heap whose object space is `object_bytes` long: one per 16-byte granule
 /// (the smallest object), so the stack can hold a reference to every object at once;
-/// never fewer than [`MIN_STACK_BYTES`] worth.
+/// never fewer than [`MIN_STACK_BYTES`] worth nor more than [`MAX_STACK_BYTES`] worth.
 pub fn slots_for_objects(object_bytes: u64) -> usize {
     let slots = (object_bytes / crate::layout::GRANULE) as usize;
-    slots.max(MIN_STACK_BYTES / 8)
+    slots.clamp(MIN_STACK_BYTES / 8, MAX_STACK_BYTES / 8)
 }
 
 /// The three pointers the JIT reads and writes inline (`#[repr(C)]`; use `offset_of!`).

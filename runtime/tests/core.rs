@@ -491,7 +491,20 @@ fn default_config_reserves_large_segments_in(log: bool) {
     assert!(cfg.num_segments >= 2);
     let stm = Stm::new(cfg).unwrap();
     let l = *stm.layout();
-    assert_eq!(l.segment_size, 4 << 30);
+    assert_eq!(l.segment_size, default_segment_size());
+    // The largest power of two not above the machine's memory, clamped.
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let mut want = MIN_DEFAULT_SEGMENT;
+    while want * 2 <= (kib << 10) && want < MAX_DEFAULT_SEGMENT {
+        want *= 2;
+    }
+    assert_eq!(l.segment_size, want, "MemTotal {kib} kB");
+    assert!(l.segment_size.is_power_of_two());
     assert_eq!(l.read_markers_start, l.object_start >> 4);
     assert_eq!(l.card_marker_disp, l.segment_size / 16);
     assert!(l.old_start >= l.nursery_end && l.read_markers_end <= l.segment_size / 16);

@@ -92,6 +92,27 @@ fn shadow_stack_is_sized_from_the_heap() {
     assert!(cap > shadowstack::MIN_STACK_BYTES / 8);
 }
 
+/// The shadow stack is capped at 2 GiB (256 M slots) however large the segment: it is
+/// address space per thread, and at 8 GiB a tree of 16 K threads exhausted the process's.
+#[test]
+fn shadow_stack_is_capped_for_large_segments() {
+    let stm = Stm::new(StmConfig {
+        segment_size: 16 << 30,
+        ..cfg(2)
+    })
+    .unwrap();
+    let mut th = stm.thread();
+    assert_eq!(
+        th.shadow_stack().capacity(),
+        shadowstack::MAX_STACK_BYTES / 8
+    );
+    assert_eq!(
+        shadowstack::slots_for_objects(4 << 30),
+        (4usize << 30) / 16,
+        "a slot per granule up to the cap"
+    );
+}
+
 /// Releasing a deep stack gives its memory back; a small release on a deep stack, and the
 /// bottom megabyte, stay resident.
 #[test]
