@@ -27,6 +27,10 @@ fn bad_values_are_usage_errors_naming_the_switch() {
         ("STMJIT_VERIFY", "on"),
         ("STMJIT_GS_ARCH_PRCTL", "x"),
         ("STMJIT_BENCH_OMIT", "everything"),
+        ("STMJIT_EAGER", "yes"),
+        ("STMJIT_QUICK", "2"),
+        ("STMJIT_COMMIT_LOG", "on"),
+        ("STMJIT_DEBUG_REWRITE", "true"),
     ] {
         for interp in [false, true] {
             let mut cmd = stmjit();
@@ -69,19 +73,54 @@ fn good_values_run_the_program() {
     );
 }
 
+/// Every `STMJIT_*` name the sources read (outside tests) is listed by `stmjit run --help`
+/// and checked: a bad value of each is refused (the names come from the sources, so a new
+/// switch cannot be forgotten; `STMJIT_COMMIT_LOG` and `STMJIT_DEBUG_REWRITE` were).
 #[test]
 fn help_lists_every_switch() {
     let out = stmjit().args(["run", "--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for name in [
-        "STMJIT_NURSERY",
-        "STMJIT_BUDGET",
-        "STMJIT_ABORT_PROBABILITY",
-        "STMJIT_MOVE_THREADS",
-        "STMJIT_VERIFY",
-        "STMJIT_GS_ARCH_PRCTL",
-        "STMJIT_BENCH_OMIT",
-    ] {
-        assert!(text.contains(name), "{name} missing from:\n{text}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut names = std::collections::BTreeSet::new();
+    let mut dirs: Vec<std::path::PathBuf> = [
+        "src",
+        "lang/src",
+        "vm/src",
+        "jit/src",
+        "runtime/src",
+        "backend/src",
+        "serve/src",
+        "timeline/src",
+    ]
+    .iter()
+    .map(|d| root.join(d))
+    .collect();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let src = std::fs::read_to_string(&path).unwrap();
+                for (i, _) in src.match_indices("STMJIT_") {
+                    let name: String = src[i..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                        .collect();
+                    if name.len() > "STMJIT_".len() {
+                        names.insert(name);
+                    }
+                }
+            }
+        }
+    }
+    assert!(names.len() >= 11, "{names:?}");
+    let p = program();
+    for name in &names {
+        assert!(text.contains(name.as_str()), "{name} missing from:\n{text}");
+        let out = stmjit().arg("run").arg(&p).env(name, "~").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}=~ accepted: {err}");
+        assert!(err.contains(name.as_str()), "{err}");
     }
 }

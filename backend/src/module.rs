@@ -609,7 +609,7 @@ fn prepare(
         // register-allocator artifacts: count them, do not refuse.
         gs_rewrite::rewrite_with(&original, &block_starts, mode, CopyReads::Count)
             .inspect_err(|_| {
-                if std::env::var_os("STMJIT_DEBUG_REWRITE").is_some() {
+                if std::env::var("STMJIT_DEBUG_REWRITE").is_ok_and(|v| v.trim() == "1") {
                     eprintln!("{}", ctx.func.display());
                 }
             })

@@ -249,6 +249,7 @@ fn start_runtime(opts: &Options, switches: &Switches) -> Result<Arc<Stm>, String
     let mut config = StmConfig {
         num_segments: if opts.gil { 1 } else { threads },
         move_threads: switches.move_threads,
+        commit_log: switches.commit_log,
         trace: opts.trace.is_some() || opts.timeline.is_some(),
         record_read_sites: opts.reports_conflicts(),
         ..StmConfig::default()

@@ -28,6 +28,9 @@ pub struct Switches {
     /// `STMJIT_BENCH_OMIT=write-barrier,poll` (for `benches/barriers.rs` only): compile
     /// without the instance write-barrier test and/or the safe-point polls.
     pub omit: Vec<String>,
+    /// `STMJIT_COMMIT_LOG=1`: commits append to the runtime's commit log instead of
+    /// stopping the other segments (read by `StmConfig::default`, checked here).
+    pub commit_log: bool,
 }
 
 /// The smallest and largest `STMJIT_NURSERY` (the largest fits the default 4 GiB segment,
@@ -58,6 +61,9 @@ Environment switches (for tests, benchmarks and debugging; a bad value is a usag
                                  slots, no optimization, single-pass register allocation)
   STMJIT_GS_ARCH_PRCTL=0|1       1: switch %gs with the arch_prctl syscall even where
                                  wrgsbase is available
+  STMJIT_COMMIT_LOG=0|1          1: commits append to a commit log that the other
+                                 transactions import, instead of stopping them
+  STMJIT_DEBUG_REWRITE=0|1       1: print the IR of a function whose %gs rewrite fails
   STMJIT_BENCH_OMIT=LIST         comma-separated: write-barrier, poll (benchmarks only: unsafe)";
 
 impl Switches {
@@ -94,6 +100,7 @@ impl Switches {
             }
         };
         flag("STMJIT_GS_ARCH_PRCTL")?;
+        flag("STMJIT_DEBUG_REWRITE")?;
         Ok(Switches {
             nursery: number(&get, "STMJIT_NURSERY", lo, hi, "a size in bytes")?,
             move_threads: flag("STMJIT_MOVE_THREADS")?,
@@ -109,6 +116,7 @@ impl Switches {
             eager: flag("STMJIT_EAGER")?,
             quick: flag("STMJIT_QUICK")?,
             omit,
+            commit_log: flag("STMJIT_COMMIT_LOG")?,
         })
     }
 
@@ -160,9 +168,10 @@ mod tests {
             ("STMJIT_VERIFY", "0"),
             ("STMJIT_EAGER", "1"),
             ("STMJIT_BENCH_OMIT", "poll, write-barrier"),
+            ("STMJIT_COMMIT_LOG", "1"),
         ])
         .unwrap();
-        assert!(s.eager && !s.quick);
+        assert!(s.eager && !s.quick && s.commit_log);
         assert_eq!(s.nursery, Some(4096));
         assert_eq!(s.budget, Some(50));
         assert_eq!(s.abort_probability, Some(0.3));
@@ -191,6 +200,8 @@ mod tests {
             ("STMJIT_EAGER", "yes", "expected 0 or 1"),
             ("STMJIT_QUICK", "2", "expected 0 or 1"),
             ("STMJIT_GS_ARCH_PRCTL", "true", "expected 0 or 1"),
+            ("STMJIT_COMMIT_LOG", "on", "expected 0 or 1"),
+            ("STMJIT_DEBUG_REWRITE", "yes", "expected 0 or 1"),
             ("STMJIT_BENCH_OMIT", "poll,reads", "(not `reads`)"),
         ] {
             let e = with(&[(name, value)]).unwrap_err();

@@ -116,7 +116,7 @@ impl Default for StmConfig {
             move_threads: false,
             trace: false,
             record_read_sites: false,
-            commit_log: std::env::var("STMJIT_COMMIT_LOG").is_ok_and(|v| v == "1"),
+            commit_log: std::env::var("STMJIT_COMMIT_LOG").is_ok_and(|v| v.trim() == "1"),
             time_slice: DEFAULT_TIME_SLICE,
         }
     }
