@@ -313,6 +313,8 @@ pub enum Builtin {
     Map,
     Filter,
     Divmod,
+    /// `pow(a, b)` (`a ** b`) and `pow(a, b, m)` (modular, ints only).
+    Pow,
     JsonEncode,
     JsonDecode,
     /// `type(x)`: the class of an instance (other values: a TypeError, see LANGUAGE.md).
@@ -349,7 +351,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 55 + crate::exceptions::COUNT] = [
+    pub const ALL: [Builtin; 56 + crate::exceptions::COUNT] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -392,6 +394,7 @@ impl Builtin {
         Builtin::Map,
         Builtin::Filter,
         Builtin::Divmod,
+        Builtin::Pow,
         Builtin::JsonEncode,
         Builtin::JsonDecode,
         Builtin::Type,
@@ -471,6 +474,7 @@ impl Builtin {
             Builtin::Map => "map",
             Builtin::Filter => "filter",
             Builtin::Divmod => "divmod",
+            Builtin::Pow => "pow",
             Builtin::JsonEncode => "json_encode",
             Builtin::JsonDecode => "json_decode",
             Builtin::Type => "type",

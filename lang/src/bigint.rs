@@ -207,6 +207,33 @@ pub fn binary(op: BinOp, x: &BigInt, y: &BigInt) -> Result<Value, OpError> {
     }))
 }
 
+/// `pow(b, e, m)` for ints: the result has the sign of `m` (Python's `%`); a negative `e`
+/// uses the inverse of `b` modulo `m`. CPython's `ValueError`s for `m == 0` and no inverse.
+pub fn pow_mod(b: &BigInt, e: &BigInt, m: &BigInt) -> Result<Value, OpError> {
+    if m.is_zero() {
+        return err(ValueError, "pow() 3rd argument cannot be 0");
+    }
+    let am = BigInt::from(m.magnitude().clone());
+    let base = b.mod_floor(&am);
+    let base = if e.is_negative() {
+        match base.modinv(&am) {
+            Some(inv) => inv,
+            None => return err(ValueError, "base is not invertible for the given modulus"),
+        }
+    } else {
+        base
+    };
+    let r = base
+        .modpow(&BigInt::from(e.magnitude().clone()), &am)
+        .mod_floor(&am);
+    // Into Python's range: [0, m) for a positive m, (m, 0] for a negative one.
+    Ok(big_value(if m.is_negative() && !r.is_zero() {
+        r + m
+    } else {
+        r
+    }))
+}
+
 /// CPython's hash of an int: its value modulo the Mersenne prime 2^61 − 1, with its sign
 /// (−1 becomes −2).
 pub fn hash(b: &BigInt) -> i64 {
@@ -236,8 +263,52 @@ pub fn radix_text(name: &str, b: &BigInt) -> String {
     }
 }
 
-/// The int of the decimal digits `digits` (already checked), negated when `neg`.
-pub fn parse_decimal(digits: &str, neg: bool) -> Value {
+/// The int of the decimal digits `digits` (already checked), negated when `neg`; CPython
+/// 3.11's `ValueError` beyond [`MAX_STR_DIGITS`] digits.
+pub fn parse_decimal(digits: &str, neg: bool) -> Result<Value, OpError> {
+    if digits.len() > MAX_STR_DIGITS {
+        return err(
+            ValueError,
+            format!(
+                "Exceeds the limit ({MAX_STR_DIGITS} digits) for integer string conversion: \
+                 value has {} digits; use sys.set_int_max_str_digits() to increase the limit",
+                digits.len()
+            ),
+        );
+    }
     let b = BigInt::parse_bytes(digits.as_bytes(), 10).unwrap_or_default();
-    big_value(if neg { -b } else { b })
+    Ok(big_value(if neg { -b } else { b }))
+}
+
+/// CPython 3.11's limit on the digits of a decimal int/str conversion (its default
+/// `sys.get_int_max_str_digits()`; a DoS guard, since these conversions are quadratic).
+pub const MAX_STR_DIGITS: usize = 4300;
+
+/// The decimal digits of `m` (no sign); CPython 3.11's `ValueError` beyond
+/// [`MAX_STR_DIGITS`] digits, found from the bit length before converting when it is clear.
+pub fn decimal(m: &num_bigint::BigUint) -> Result<String, OpError> {
+    let too_many = || {
+        err(
+            ValueError,
+            format!(
+                "Exceeds the limit ({MAX_STR_DIGITS} digits) for integer string conversion; \
+                 use sys.set_int_max_str_digits() to increase the limit"
+            ),
+        )
+    };
+    // 10^4300 < 2^14285: a magnitude of more bits has more than 4300 digits.
+    if m.bits() > 14285 {
+        return too_many();
+    }
+    let s = m.to_string();
+    if s.len() > MAX_STR_DIGITS {
+        return too_many();
+    }
+    Ok(s)
+}
+
+/// `str(b)`, with the limit of [`decimal`].
+pub fn to_text(b: &BigInt) -> Result<String, OpError> {
+    let d = decimal(b.magnitude())?;
+    Ok(if b.is_negative() { format!("-{d}") } else { d })
 }

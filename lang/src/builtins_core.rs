@@ -69,6 +69,10 @@ pub fn int_arg(v: &Value) -> R<i64> {
     match v {
         Value::Int(i) => Ok(*i),
         Value::Bool(b) => Ok(*b as i64),
+        Value::BigInt(_) => Err(exc(
+            OverflowError,
+            "Python int too large to convert to C ssize_t",
+        )),
         other => Err(exc(
             TypeError,
             format!(
@@ -116,7 +120,7 @@ fn parse_int(s: &str) -> R<Value> {
         return Err(bad());
     }
     let clean: String = digits.chars().filter(|c| *c != '_').collect();
-    Ok(crate::bigint::parse_decimal(&clean, neg))
+    crate::bigint::parse_decimal(&clean, neg).map_err(|(k, m)| exc(k, m))
 }
 
 /// Parses `float(s)` as Python does.
@@ -317,6 +321,12 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
         Builtin::Ord => ord(&args),
         Builtin::Chr => {
             arity(name, &args, 1, 1)?;
+            if let Value::BigInt(_) = &args[0] {
+                return Err(exc(
+                    OverflowError,
+                    "Python int too large to convert to C int",
+                ));
+            }
             let i = int_arg(&args[0])?;
             u32::try_from(i)
                 .ok()
@@ -395,9 +405,14 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
                     ),
                 ));
             };
-            json::decode(s)
-                .map(from_json)
-                .map_err(|m| exc(ValueError, format!("json_decode(): {m}")))
+            json::decode(s).map(from_json).map_err(|m| {
+                // The int digit limit is int()'s error, worded as CPython's exactly.
+                if m.starts_with("Exceeds the limit") {
+                    exc(ValueError, m)
+                } else {
+                    exc(ValueError, format!("json_decode(): {m}"))
+                }
+            })
         }
         Builtin::Hash => {
             arity(name, &args, 1, 1)?;
@@ -428,6 +443,7 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
         Builtin::Zip => crate::builtins_seq::zip(&args),
         Builtin::Reversed => crate::builtins_seq::reversed(&args),
         Builtin::Divmod => crate::builtins_seq::divmod(&args),
+        Builtin::Pow => crate::builtins_num::pow(&args),
         Builtin::Type => {
             arity(name, &args, 1, 1)?;
             type_of(&args[0])
@@ -475,6 +491,7 @@ fn to_json(v: &Value, depth: usize) -> R<Json> {
         Value::None => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
         Value::Int(i) => Json::Int(*i),
+        Value::BigInt(b) => Json::BigInt(crate::bigint::to_text(b)?),
         Value::Float(x) => Json::Float(*x),
         Value::Str(s) => Json::Str(s.to_string()),
         Value::List(l) => {
@@ -500,6 +517,7 @@ fn to_json(v: &Value, depth: usize) -> R<Json> {
                 let key = match k {
                     Value::Str(s) => s.to_string(),
                     Value::Int(i) => i.to_string(),
+                    Value::BigInt(b) => crate::bigint::to_text(b)?,
                     Value::Float(f) => json::float_text(*f),
                     Value::Bool(b) => b.to_string(),
                     Value::None => "null".into(),
@@ -535,6 +553,13 @@ fn from_json(j: Json) -> Value {
         Json::Null => Value::None,
         Json::Bool(b) => Value::Bool(b),
         Json::Int(i) => Value::Int(i),
+        Json::BigInt(t) => {
+            let (neg, digits) = match t.strip_prefix('-') {
+                Some(d) => (true, d),
+                None => (false, t.as_str()),
+            };
+            crate::bigint::parse_decimal(digits, neg).unwrap_or(Value::None)
+        }
         Json::Float(x) => Value::Float(x),
         Json::Str(s) => Value::str(s),
         Json::List(items) => ListObj::new_value(items.into_iter().map(from_json).collect()),
@@ -554,7 +579,7 @@ fn from_json(j: Json) -> Value {
 pub fn type_of(v: &Value) -> R<Value> {
     Ok(match v {
         Value::Instance(i) => Value::Class(i.class.clone()),
-        Value::Int(_) => Value::Builtin(Builtin::Int),
+        Value::Int(_) | Value::BigInt(_) => Value::Builtin(Builtin::Int),
         Value::Bool(_) => Value::Builtin(Builtin::Bool),
         Value::Float(_) => Value::Builtin(Builtin::Float),
         Value::Str(_) => Value::Builtin(Builtin::Str),
@@ -612,8 +637,10 @@ fn instance_of_one(v: &Value, cls: &Value) -> R<bool> {
             (_, Value::Class(_)) => false,
             (_, Value::Builtin(b)) => matches!(
                 (v, b),
-                (Value::Int(_) | Value::Bool(_), Builtin::Int)
-                    | (Value::Bool(_), Builtin::Bool)
+                (
+                    Value::Int(_) | Value::BigInt(_) | Value::Bool(_),
+                    Builtin::Int
+                ) | (Value::Bool(_), Builtin::Bool)
                     | (Value::Float(_), Builtin::Float)
                     | (Value::Str(_), Builtin::Str)
                     | (Value::List(_), Builtin::List)

@@ -39,11 +39,34 @@ pub fn radix(name: &str, args: &[Value]) -> R<Value> {
     Ok(Value::str(if i < 0 { format!("-{body}") } else { body }))
 }
 
+/// `pow(a, b)`: `a ** b` (special methods included); `pow(a, b, m)`: `a ** b % m` computed
+/// modularly, ints only, a negative `b` through the inverse of `a` modulo `m` (CPython's).
+pub fn pow(args: &[Value]) -> R<Value> {
+    crate::builtins_core::arity("pow", args, 2, 3)?;
+    if args.len() == 2 || matches!(args[2], Value::None) {
+        return crate::ops::binary(crate::ast::BinOp::Pow, &args[0], &args[1]);
+    }
+    let ints: Option<Vec<num_bigint::BigInt>> = args.iter().map(crate::bigint::as_big).collect();
+    let Some(ints) = ints else {
+        return Err((
+            TypeError,
+            "pow() 3rd argument not allowed unless all arguments are integers".into(),
+        ));
+    };
+    crate::bigint::pow_mod(&ints[0], &ints[1], &ints[2])
+}
+
 /// `round(x)` or `round(x, n)`.
 pub fn round(args: &[Value]) -> R<Value> {
     crate::builtins_core::arity("round", args, 1, 2)?;
     let digits = match args.get(1) {
         None | Some(Value::None) => None,
+        // A big ndigits clamps, as CPython's index-sized conversion does.
+        Some(Value::BigInt(b)) => Some(if num_traits::Signed::is_negative(&**b) {
+            i64::MIN
+        } else {
+            i64::MAX
+        }),
         Some(v) => Some(int_of(v).ok_or_else(|| {
             (
                 TypeError,
@@ -60,7 +83,12 @@ pub fn round(args: &[Value]) -> R<Value> {
             if n >= 0 {
                 return Ok(args[0].clone());
             }
-            let p = num_traits::pow(num_bigint::BigInt::from(10), (-n).min(1 << 20) as usize);
+            // 10^k > 2|b| when k >= bits(b): the result is 0.
+            let k = n.unsigned_abs();
+            if k >= b.bits() {
+                return Ok(Value::Int(0));
+            }
+            let p = num_traits::pow(num_bigint::BigInt::from(10), k as usize);
             let (q, r) = num_integer::Integer::div_mod_floor(&**b, &p);
             let twice: num_bigint::BigInt = &r * 2;
             let q = match twice.cmp(&p) {
@@ -112,6 +140,10 @@ pub fn round(args: &[Value]) -> R<Value> {
 fn round_float(x: f64, n: i64) -> f64 {
     if !x.is_finite() || x == 0.0 || n > 330 {
         return x;
+    }
+    if n < -330 {
+        // Beyond the float range's 10^308: zero with x's sign, as CPython.
+        return 0.0 * x;
     }
     if n >= 0 {
         // Rust prints the exact binary value rounded half to even: CPython's result.

@@ -228,7 +228,7 @@ fn format_big(b: &num_bigint::BigInt, s: &Spec) -> Result<String, OpError> {
     }
     let m = b.magnitude();
     let (prefix, digits) = match s.ty {
-        None | Some('d') | Some('n') => ("", m.to_string()),
+        None | Some('d') | Some('n') => ("", crate::bigint::decimal(m)?),
         Some('x') => ("0x", m.to_str_radix(16)),
         Some('X') => ("0X", m.to_str_radix(16).to_uppercase()),
         Some('o') => ("0o", m.to_str_radix(8)),

@@ -13,6 +13,9 @@ pub enum Json {
     Null,
     Bool(bool),
     Int(i64),
+    /// An int beyond the tagged range: its decimal text (sign included), within CPython's
+    /// 4300-digit conversion limit.
+    BigInt(String),
     Float(f64),
     Str(String),
     List(Vec<Json>),
@@ -22,7 +25,7 @@ pub enum Json {
 /// Deepest nesting read or written: a cycle in the value being encoded ends here too.
 pub const MAX_DEPTH: usize = 500;
 
-/// Largest magnitude of an int (the language's ints are 63-bit).
+/// The tagged ints' range (beyond it, [`Json::BigInt`]).
 const INT_MAX: i64 = (1 << 62) - 1;
 const INT_MIN: i64 = -(1 << 62);
 
@@ -38,6 +41,7 @@ fn write(j: &Json, out: &mut String) {
         Json::Null => out.push_str("null"),
         Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Json::Int(i) => out.push_str(&i.to_string()),
+        Json::BigInt(t) => out.push_str(t),
         Json::Float(x) => out.push_str(&float_text(*x)),
         Json::Str(s) => write_str(s, out),
         Json::List(items) => {
@@ -268,7 +272,19 @@ impl Parser<'_> {
         }
         match text.parse::<i64>() {
             Ok(n) if (INT_MIN..=INT_MAX).contains(&n) => Ok(Json::Int(n)),
-            _ => Err(self.error("Integer out of range", start)),
+            // Ints of any size, as Python's (the digit limit of its int(str) included).
+            _ => {
+                let digits = text.trim_start_matches('-');
+                if digits.len() > crate::bigint::MAX_STR_DIGITS {
+                    return Err(format!(
+                        "Exceeds the limit ({} digits) for integer string conversion: value has \
+                         {} digits; use sys.set_int_max_str_digits() to increase the limit",
+                        crate::bigint::MAX_STR_DIGITS,
+                        digits.len()
+                    ));
+                }
+                Ok(Json::BigInt(text))
+            }
         }
     }
 
@@ -413,10 +429,6 @@ mod tests {
                 "Lone surrogate in \\uXXXX escape: line 1 column 2 (char 1)",
             ),
             ("[01]", "Expecting ',' delimiter: line 1 column 3 (char 2)"),
-            (
-                "99999999999999999999",
-                "Integer out of range: line 1 column 1 (char 0)",
-            ),
             ("-", "Expecting value: line 1 column 1 (char 0)"),
             (
                 "\"a\tb\"",

@@ -334,9 +334,16 @@ impl Lexer {
                 return Err(Diagnostic::new("invalid number literal", start));
             }
             self.no_trailing_name(start)?;
-            let value = u64::from_str_radix(&text, radix)
-                .map_err(|_| Diagnostic::new("integer literal too large", start))?;
-            self.push(Tok::Int(value), start);
+            let tok = match u64::from_str_radix(&text, radix) {
+                Ok(value) => Tok::Int(value),
+                // Beyond u64: any size, as in Python (no digit limit for power-of-two bases).
+                Err(_) => Tok::BigInt(
+                    num_bigint::BigUint::parse_bytes(text.as_bytes(), radix)
+                        .ok_or_else(|| Diagnostic::new("invalid number literal", start))?
+                        .to_string(),
+                ),
+            };
+            self.push(tok, start);
             return Ok(());
         }
         self.digits(10, &mut text)?;
@@ -373,10 +380,25 @@ impl Lexer {
                     start,
                 ));
             }
-            let value: u64 = text
-                .parse()
-                .map_err(|_| Diagnostic::new("integer literal too large", start))?;
-            self.push(Tok::Int(value), start);
+            let tok = match text.parse::<u64>() {
+                Ok(value) => Tok::Int(value),
+                Err(_) if text.len() > crate::bigint::MAX_STR_DIGITS => {
+                    // CPython 3.11's limit on decimal conversions applies to literals too.
+                    return Err(Diagnostic::new(
+                        format!(
+                            "Exceeds the limit ({} digits) for integer string conversion: value \
+                             has {} digits; use sys.set_int_max_str_digits() to increase the \
+                             limit - Consider hexadecimal for huge integer literals to avoid \
+                             decimal conversion limits.",
+                            crate::bigint::MAX_STR_DIGITS,
+                            text.len()
+                        ),
+                        start,
+                    ));
+                }
+                Err(_) => Tok::BigInt(text.trim_start_matches('0').to_string()),
+            };
+            self.push(tok, start);
         }
         Ok(())
     }
@@ -938,10 +960,17 @@ mod tests {
         assert!(e("1__0").message.contains("invalid"));
         assert!(e("12abc").message.contains("invalid"));
         assert!(e("x = $").message.contains("invalid character"));
-        assert_eq!(
-            e("99999999999999999999").message,
-            "integer literal too large"
-        );
+        assert!(matches!(
+            &lex("99999999999999999999").unwrap()[0].tok,
+            Tok::BigInt(d) if d == "99999999999999999999"
+        ));
+        assert!(matches!(
+            &lex("0x1_0000_0000_0000_0000").unwrap()[0].tok,
+            Tok::BigInt(d) if d == "18446744073709551616"
+        ));
+        assert!(e(&"1".repeat(4301))
+            .message
+            .contains("value has 4301 digits"));
         assert!(lex("\u{feff}x = 1\r\nif x:\r\n    y\r\n").is_ok());
         let d = decode_source(b"x = 1\ny = \xff\n").unwrap_err();
         assert_eq!(d.span, Span::new(2, 5));

@@ -138,6 +138,11 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
             let count = repeat_count(n, t.items.len())?;
             Ok(TupleObj::new_value(repeat_items(&t.items, count)?))
         }
+        (BinOp::Mul, Value::Str(_) | Value::List(_) | Value::Tuple(_), Value::BigInt(_))
+        | (BinOp::Mul, Value::BigInt(_), Value::Str(_) | Value::List(_) | Value::Tuple(_)) => err(
+            OverflowError,
+            "cannot fit 'int' into an index-sized integer",
+        ),
         (BinOp::Mul, Value::Str(s), n) | (BinOp::Mul, n, Value::Str(s))
             if matches!(n, Value::Int(_) | Value::Bool(_)) =>
         {
@@ -419,6 +424,7 @@ fn int_index(v: &Value, what: &str) -> Result<i64, OpError> {
     match v {
         Value::Int(i) => Ok(*i),
         Value::Bool(b) => Ok(*b as i64),
+        Value::BigInt(_) => err(IndexError, "cannot fit 'int' into an index-sized integer"),
         _ => err(TypeError, format!("{what}, not {}", v.type_name())),
     }
 }
@@ -557,6 +563,12 @@ fn slice_bounds(
     let clamp = |v: &Option<Value>, default: i64| -> Result<i64, OpError> {
         match v {
             None | Some(Value::None) => Ok(default),
+            // A big bound clamps like any bound past the ends (CPython's slice indices).
+            Some(Value::BigInt(b)) => Ok(if num_traits::Signed::is_negative(&**b) {
+                0
+            } else {
+                len
+            }),
             Some(v) => {
                 let i = int_index(v, "slice indices must be integers or None")?;
                 let i = if i < 0 { (i + len).max(0) } else { i.min(len) };

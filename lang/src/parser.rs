@@ -1678,6 +1678,10 @@ impl Parser {
                     ExprKind::Int(v as i64)
                 }
             }
+            Tok::BigInt(digits) => {
+                self.advance();
+                big_literal(&digits, span)
+            }
             Tok::Float(v) => {
                 self.advance();
                 ExprKind::Float(v)
@@ -1873,6 +1877,7 @@ fn unsupported_statement(word: &str, next: &Tok) -> Option<String> {
                 next,
                 Tok::Name(_)
                     | Tok::Int(_)
+                    | Tok::BigInt(_)
                     | Tok::Str(_)
                     | Tok::Float(_)
                     | Tok::LBracket
@@ -1895,4 +1900,31 @@ fn unsupported_word(word: &str) -> Option<&'static str> {
         "await" => "'await' is",
         _ => return None,
     })
+}
+
+/// Decimal digits per tagged leaf of a big literal (10^18 < 2^62).
+const BIG_LITERAL_CHUNK: usize = 18;
+
+/// The expression computing the int literal of decimal `digits` beyond `u64`: a balanced tree
+/// `high * 10 ** k + low` over tagged 18-digit leaves (depth logarithmic in the length), so the
+/// interpreter and the JIT make the big int with their ordinary operators.
+fn big_literal(digits: &str, span: Span) -> ExprKind {
+    let leaf = |kind: ExprKind| Box::new(Expr { kind, span });
+    if digits.len() <= BIG_LITERAL_CHUNK {
+        return ExprKind::Int(digits.parse().unwrap_or(0));
+    }
+    let chunks = digits.len().div_ceil(BIG_LITERAL_CHUNK);
+    let k = BIG_LITERAL_CHUNK * (chunks / 2);
+    let (high, low) = digits.split_at(digits.len() - k);
+    let scale = leaf(ExprKind::Binary(
+        BinOp::Pow,
+        leaf(ExprKind::Int(10)),
+        leaf(ExprKind::Int(k as i64)),
+    ));
+    let high = leaf(ExprKind::Binary(
+        BinOp::Mul,
+        leaf(big_literal(high, span)),
+        scale,
+    ));
+    ExprKind::Binary(BinOp::Add, high, leaf(big_literal(low, span)))
 }

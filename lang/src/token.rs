@@ -13,6 +13,9 @@ pub enum Tok {
     /// An integer literal. Kept unsigned so that `-4611686018427387904` (the smallest int) can be
     /// folded by the parser although its magnitude is one past the largest positive int.
     Int(u64),
+    /// An integer literal beyond `u64`: its decimal digits (a hexadecimal, octal or binary
+    /// literal already converted), which the parser turns into an expression computing it.
+    BigInt(String),
     /// A float literal.
     Float(f64),
     /// A string literal with escapes decoded.
@@ -123,7 +126,7 @@ impl Tok {
     pub fn describe(&self) -> String {
         match self {
             Tok::Name(n) => format!("name '{n}'"),
-            Tok::Int(_) | Tok::Float(_) => "number".to_string(),
+            Tok::Int(_) | Tok::BigInt(_) | Tok::Float(_) => "number".to_string(),
             Tok::Str(_) | Tok::FString(_) => "string".to_string(),
             Tok::Newline => "end of line".to_string(),
             Tok::Indent => "indent".to_string(),

@@ -560,7 +560,7 @@ impl Value {
             Value::None => out.push_str("None"),
             Value::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
             Value::Int(i) => out.push_str(&i.to_string()),
-            Value::BigInt(b) => out.push_str(&b.to_string()),
+            Value::BigInt(b) => out.push_str(&crate::bigint::to_text(b)?),
             Value::Float(f) => out.push_str(&float_repr(*f)),
             Value::Str(s) => out.push_str(&str_repr(s)),
             Value::List(l) => {
