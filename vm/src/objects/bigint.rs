@@ -38,9 +38,19 @@ impl Runtime {
             (b.sign() == Sign::Minus) as u64,
         );
         let p = self.addr(r + size_of::<BigIntObj>() as u64) as *mut u32;
-        for (i, d) in b.magnitude().iter_u32_digits().enumerate() {
-            // SAFETY: the object has room for `n` digits after the struct (8-aligned).
-            unsafe { p.add(i).write(d) };
+        // num-bigint's own 64-bit digits, written two 32-bit digits at a time (the u32 digit
+        // iterator splits each one with a branch: 25% of a factorial's time was this loop).
+        for (i, d) in b.magnitude().iter_u64_digits().enumerate() {
+            let (lo, hi) = (2 * i, 2 * i + 1);
+            // SAFETY: the object has room for `n` digits after the struct (8-aligned); the
+            // high half is written only when it is one of the `n` digits (it is nonzero, or
+            // not the last word).
+            unsafe {
+                p.add(lo).write(d as u32);
+                if hi < n {
+                    p.add(hi).write((d >> 32) as u32);
+                }
+            }
         }
         Ok(r)
     }
