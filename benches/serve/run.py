@@ -116,20 +116,25 @@ def proc_status(pid):
 
 def idle_connections(server, n):
     """Opens `n` keep-alive connections (every tenth served once, the others silent), then
-    the server's (threads, RSS MiB) and a fresh client's answer time in ms (None if it got
-    no answer within 10 s)."""
+    the server's (threads, RSS MiB), a fresh client's answer time in ms (None if it got
+    no answer within 10 s) and how many connections were held. Opening stops at the first
+    connection the server does not take or answer within 10 s (a thread-per-connection
+    server may stall long before `n`), so that one peer cannot hang the benchmark."""
     conns = []
     try:
         for i in range(n):
-            c = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-            if i % 10 == 0:
-                c.sendall(b"GET /ping HTTP/1.1\r\nHost: b\r\n\r\n")
-                got = b""
-                while not got.endswith(b"pong\n"):
-                    chunk = c.recv(4096)
-                    if not chunk:
-                        break
-                    got += chunk
+            try:
+                c = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                if i % 10 == 0:
+                    c.sendall(b"GET /ping HTTP/1.1\r\nHost: b\r\n\r\n")
+                    got = b""
+                    while not got.endswith(b"pong\n"):
+                        chunk = c.recv(4096)
+                        if not chunk:
+                            break
+                        got += chunk
+            except OSError:
+                break
             conns.append(c)
         time.sleep(1)
         threads, rss = proc_status(server.proc.pid)
@@ -140,7 +145,7 @@ def idle_connections(server, n):
             fresh = (time.perf_counter() - t) * 1000
         except OSError:
             fresh = None
-        return threads, rss, fresh
+        return threads, rss, fresh, len(conns)
     finally:
         for c in conns:
             c.close()
@@ -289,13 +294,13 @@ def write_report(args, servers, stats, idle, paths):
             "thread count and resident memory (`/proc/PID/status`), and how long a fresh client waited",
             "for `/ping`.",
             "",
-            "| system | threads | RSS MiB | fresh client ms |",
-            "|---|---:|---:|---:|",
+            "| system | connections held | threads | RSS MiB | fresh client ms |",
+            "|---|---:|---:|---:|---:|",
         ]
         for s in servers:
-            threads, rss, fresh = idle[s.name]
+            threads, rss, fresh, held = idle[s.name]
             fresh = f"{fresh:.1f}" if fresh is not None else "no answer"
-            lines.append(f"| {s.name} | {threads} | {rss:.0f} | {fresh} |")
+            lines.append(f"| {s.name} | {held} | {threads} | {rss:.0f} | {fresh} |")
         lines.append("")
     lines += [
         "`--stats` of each stmjit server at its end (all its requests, warm-up included):",
