@@ -103,6 +103,7 @@
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 compile_error!("stmjit-runtime supports Linux x86-64 only");
 
+pub mod addr_hash;
 pub mod barrier;
 pub mod commitlog;
 pub mod contention;

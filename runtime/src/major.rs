@@ -40,6 +40,7 @@
 //! shared memfd with `MAP_FIXED` and its private bit cleared. Finally the page runs that became
 //! free (now shared everywhere) are punched out of the memfd, which releases their memory.
 
+use crate::addr_hash::AddrHash;
 use crate::layout::{MARKER_SHIFT, PAGE_SIZE};
 use crate::nursery::ThreadGc;
 use crate::object::Ref;
@@ -115,11 +116,24 @@ impl Stm {
         }
     }
 
+    /// Registers each of `rs` as a global root, under one lock (a `TransactionQueue` round
+    /// registers every queued call).
+    pub fn add_roots(&self, rs: &[Ref]) {
+        for &r in rs {
+            assert!(
+                self.old.object_size(r).is_some(),
+                "stmjit: add_roots({r:#x}): not an old object (commit it first)"
+            );
+        }
+        self.gc.roots.lock().unwrap().extend_from_slice(rs);
+    }
+
     /// Drops one registration of each of `rs` (a multiset: one per occurrence), in time
     /// linear in the number of roots: removing many roots one by one with
     /// [`Stm::remove_root`] is quadratic (a `TransactionQueue` round registers every call).
     pub fn remove_roots(&self, rs: &[Ref]) {
-        let mut left: std::collections::HashMap<Ref, usize> = std::collections::HashMap::new();
+        let mut left: HashMap<Ref, usize, AddrHash> =
+            HashMap::with_capacity_and_hasher(rs.len(), AddrHash::default());
         for &r in rs {
             *left.entry(r).or_default() += 1;
         }

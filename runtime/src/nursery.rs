@@ -34,6 +34,7 @@
 //! `WRITE_BARRIER_FLAG | NEW_FLAG` and a `New` record, so commit publishes them like any
 //! object allocated by the transaction.
 
+use crate::addr_hash::AddrHash;
 use crate::layout::{Layout, GRANULE};
 use crate::object::{Ref, TypeId, FIRST_GC_FLAG, HEADER_SIZE, WRITE_BARRIER_FLAG};
 use crate::shadowstack::{Region, ShadowStack};
@@ -321,7 +322,7 @@ impl StmThread {
                 }
             }
         });
-        let mut carded = HashSet::new();
+        let mut carded: HashSet<Ref, AddrHash> = HashSet::default();
         for rec in &gc.modified {
             match rec.kind {
                 ModKind::Object => m.trace(rec.addr),

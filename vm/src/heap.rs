@@ -281,16 +281,23 @@ impl Runtime {
         } else if ty == t.range.0 {
             "range"
         } else if ty == t.opaque.0 {
-            match self.ld(w, offset_of!(OpaqueObj, kind) as u64) {
-                OPAQUE_THREAD => "Thread",
-                OPAQUE_LOCK => "Lock",
-                OPAQUE_DICT_ITER => "dict_keyiterator",
-                _ => "TransactionQueue",
-            }
+            self.opaque_type_name(w)
         } else {
             "object"
         }
         .into()
+    }
+
+    /// The type name of opaque object `w` (a thread, lock, queue or dict iterator), without
+    /// building a `String`: method lookups on a `TransactionQueue` ask it at every `q.add`.
+    pub(crate) fn opaque_type_name(&self, w: Word) -> &'static str {
+        // `kind` is written once, when the object is made: no barrier needed to read it.
+        match self.ld(w, offset_of!(OpaqueObj, kind) as u64) {
+            OPAQUE_THREAD => "Thread",
+            OPAQUE_LOCK => "Lock",
+            OPAQUE_DICT_ITER => "dict_keyiterator",
+            _ => "TransactionQueue",
+        }
     }
 
     /// Python truthiness.

@@ -42,7 +42,7 @@ pub fn has_method(rt: &Runtime, v: Word, name: &str) -> bool {
         Some(x) if x == t.frozenset.0 => FROZENSET_METHODS.contains(&name),
         Some(x) if x == t.str.0 => STR_METHODS.contains(&name),
         Some(x) if x == t.tuple.0 => TUPLE_METHODS.contains(&name),
-        Some(x) if x == t.opaque.0 => match rt.type_name(v).as_str() {
+        Some(x) if x == t.opaque.0 => match rt.opaque_type_name(v) {
             "Thread" => THREAD_METHODS.contains(&name),
             "TransactionQueue" => QUEUE_METHODS.contains(&name),
             _ => false,

@@ -684,9 +684,7 @@ pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
             return ERR;
         }
         let items: Vec<Word> = roots.iter().map(|&r| rt.get(r)).collect();
-        for &w in &items {
-            rt.stm.add_root(w);
-        }
+        rt.stm.add_roots(&items);
         let workers = rt.stm.num_segments().min(items.len()).max(1);
         let next = std::sync::atomic::AtomicUsize::new(0);
         let info = rt.info.clone();

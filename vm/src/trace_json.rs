@@ -20,6 +20,7 @@ use crate::Runtime;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Write;
+use stmjit_runtime::addr_hash::AddrHash;
 use stmjit_runtime::trace::{Event, Outcome, SpanKind, TraceData, TxRecord};
 use stmjit_runtime::{AbortCause, Access, ConflictInfo, ConflictKind};
 
@@ -85,31 +86,6 @@ fn site_of(k: &ConflictInfo, access: Access) -> u32 {
         .find(|s| s.access == access)
         .map_or(u32::MAX, |s| s.site)
 }
-
-/// Hasher of transaction ids for the conflict arrows' map, looked up once per transaction
-/// of the trace once any conflict is recorded: a multiply per word (SipHash cost 150
-/// instructions per lookup; the keys are not chosen by an adversary).
-#[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type IdHash = std::hash::BuildHasherDefault<IdHasher>;
 
 /// Two decimal digits of each number below 100, for [`Out::u64`].
 const DIGITS: &[u8; 200] = b"0001020304050607080910111213141516171819\
@@ -377,7 +353,7 @@ pub fn write_chrome_json(rt: &Runtime, data: &TraceData, w: &mut dyn Write) -> s
     };
     // Winners by id, for the conflict arrows (track, start, end): only those that aborted
     // someone.
-    let mut by_id: HashMap<(u32, u64), (usize, u64, u64), IdHash> = HashMap::default();
+    let mut by_id: HashMap<(u32, u64), (usize, u64, u64), AddrHash> = HashMap::default();
     for l in &data.threads {
         for e in &l.events {
             if let Event::Transaction(TxRecord {
