@@ -583,6 +583,10 @@ fn a_handler_error_answers_500_and_the_next_request_is_served() {
             "/interim",
             "TypeError: the handler's status must be an int in 200..999, not 103",
         ),
+        (
+            "/objstatus",
+            "TypeError: the handler's status must be an int in 200..999, not 'Status'",
+        ),
     ];
     for (i, (path, text)) in cases.iter().enumerate() {
         // Same keep-alive connection: the error answer, then a normal one.
@@ -594,8 +598,8 @@ fn a_handler_error_answers_500_and_the_next_request_is_served() {
     }
     // The effects before the error stand (as with a GIL): /boom counted before dividing.
     let (_, _, counts) = c.request("GET", "/counts", &[], b"");
-    assert_eq!(counts, "boom=1 after=6");
-    let exit = stop_and_check(app, 12 + 1 + 1);
+    assert_eq!(counts, "boom=1 after=7");
+    let exit = stop_and_check(app, 14 + 1 + 1);
     for needle in [
         "error: ZeroDivisionError: integer division or modulo by zero\n  at app.lang:",
         "in handle\n",
@@ -610,7 +614,7 @@ fn a_handler_error_answers_500_and_the_next_request_is_served() {
         );
     }
     let (served, errors, _) = served_line(&exit.stderr);
-    assert_eq!((served, errors), (14, 6));
+    assert_eq!((served, errors), (16, 7));
 }
 
 /// Sends raw bytes (optionally half-closing), returns the first answer's status or None if

@@ -590,9 +590,14 @@ fn answer_of(rt: &mut Runtime, r: Word) -> Result<Response, String> {
     };
     // No 1xx: an interim status sent as the answer would shift every later answer.
     if !(200..=999).contains(&code) {
+        // Named without running user code (a `__repr__` could fail or abort here).
+        let what = if value::is_int(status) {
+            code.to_string()
+        } else {
+            describe(rt, status)
+        };
         return Err(format!(
-            "the handler's status must be an int in 200..999, not {}",
-            rt.repr(status).unwrap_or_else(|_| rt.type_name(status))
+            "the handler's status must be an int in 200..999, not {what}"
         ));
     }
     if !rt.is(body, t.str) {
