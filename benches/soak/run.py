@@ -9,8 +9,11 @@ back near its start.
     python3 benches/soak/run.py [--minutes 5] [--clients 2] [--every 5] [--threads N]
 
 Bounded: the peak of the second half of the run is at most --slack (default 1.25) times the
-peak of the first half (a leak keeps growing). Back near the start: the idle figure is at
-most --slack times the first sample taken under load (RSS), or equal to it (threads, fds:
+peak of the first half, or for threads at most one tree (63) more (a leak keeps growing).
+Samples under load stop when wrk ends (its connections close): after that the spawning
+thread runs alone until /stopthreads, which is not the load being measured. Idle: 5 s
+after /stopthreads (the runtime collects once the program has been idle for 1 to 2 s).
+Back near the start: the idle figure is at most --slack times the first sample taken under load (RSS), or equal to it (threads, fds:
 the first sample taken before the load). Exit status 1 if a check fails. Needs wrk and a
 release build of stmjit (STMJIT_BIN, else $CARGO_TARGET_DIR or target/, release/stmjit).
 """
@@ -82,15 +85,19 @@ def main():
     samples = []  # (seconds, rss, threads, fds)
     while wrk.poll() is None and proc.poll() is None:
         time.sleep(a.every)
-        if proc.poll() is not None:
+        # A sample taken once wrk has ended (or is closing its connections) is not one under
+        # load: the spawning thread then runs alone, which the idle sample covers.
+        if proc.poll() is not None or wrk.poll() is not None or sample(proc.pid)[2] < before[2] + a.clients:
             break
         samples.append((time.time() - t0, *sample(proc.pid)))
         print("%6.0f s  RSS %7.1f MiB  threads %5d  fds %4d" % samples[-1], flush=True)
     wrk_out = wrk.communicate()[0]
+    if not samples:
+        sys.exit("no sample under load (is --every longer than the run?)")
     if proc.poll() is not None:
         sys.exit("stmjit ended early: " + proc.stderr.read())
     post(port, "/stopthreads")
-    time.sleep(3)
+    time.sleep(5)
     idle = sample(proc.pid)
     post(port, "/shutdown")
     out, err = proc.communicate(timeout=60)
@@ -115,7 +122,9 @@ def main():
         p2 = max(s[i] for s in samples[half:])
         end = idle[i - 1]
         start = before[i - 1]
-        bounded = p2 <= a.slack * p1
+        # Threads: a tree's 63 threads come and go, so the first half's peak may miss a
+        # whole tree that the second half's catches; a leak adds thousands.
+        bounded = p2 <= a.slack * p1 or (i == 2 and p2 <= p1 + 63)
         back = end <= a.slack * first if i == 1 else end <= start
         good = bounded and back
         ok = ok and good

@@ -239,6 +239,11 @@ fn settings(switches: &Switches, opts: &Options) -> Settings {
     settings
 }
 
+/// How long a program must be idle (no commit, no transaction running) before the runtime
+/// collects the garbage it left: long enough that a program between two bursts of work
+/// never pays for it, short enough that a server whose load stopped shrinks within seconds.
+const IDLE_COLLECT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The runtime instance: as many segments as `--threads` says (the CPUs by default; one
 /// with `--gil`).
 fn start_runtime(opts: &Options, switches: &Switches) -> Result<Arc<Stm>, String> {
@@ -252,6 +257,9 @@ fn start_runtime(opts: &Options, switches: &Switches) -> Result<Arc<Stm>, String
         commit_log: switches.commit_log,
         trace: opts.trace.is_some() || opts.timeline.is_some(),
         record_read_sites: opts.reports_conflicts(),
+        // A server whose load stopped, or a program that waits, gives back the garbage it
+        // left below the major-collection threshold (runtime `major.rs`, "Idle collection").
+        idle_collect: Some(IDLE_COLLECT),
         ..StmConfig::default()
     };
     if let Some(n) = opts.nursery.or(switches.nursery) {

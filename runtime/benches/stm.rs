@@ -50,6 +50,7 @@ fn setup(n: usize) -> (Arc<Stm>, TypeId, TypeId) {
         record_read_sites: false,
         commit_log: StmConfig::default().commit_log,
         time_slice: DEFAULT_TIME_SLICE,
+        idle_collect: None,
     })
     .unwrap();
     let cell = stm.register_type(TypeInfo {

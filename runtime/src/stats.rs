@@ -209,6 +209,7 @@ pub struct Stats {
     pub(crate) major_ns: AtomicU64,
     pub(crate) major_max_ns: AtomicU64,
     pub(crate) major_freed_bytes: AtomicU64,
+    pub(crate) major_idle: AtomicU64,
     pub(crate) live_bytes: AtomicU64,
     pub(crate) pages_reshared: AtomicU64,
     pub(crate) inevitable_waits: AtomicU64,
@@ -268,6 +269,9 @@ pub struct StatsSnapshot {
     pub major_max_ns: u64,
     /// Bytes freed by major collections.
     pub major_freed_bytes: u64,
+    /// Major collections run because the program was idle with garbage left
+    /// ([`crate::StmConfig::idle_collect`]); counted in `major_collections` too.
+    pub major_idle: u64,
     /// Live old-space bytes after the last major collection.
     pub live_bytes: u64,
     /// Private pages mapped back to the shared memfd by major collections.
@@ -354,6 +358,7 @@ impl Stats {
             major_ns: self.major_ns.load(Relaxed),
             major_max_ns: self.major_max_ns.load(Relaxed),
             major_freed_bytes: self.major_freed_bytes.load(Relaxed),
+            major_idle: self.major_idle.load(Relaxed),
             live_bytes: self.live_bytes.load(Relaxed),
             pages_reshared: self.pages_reshared.load(Relaxed),
             validations: 0,

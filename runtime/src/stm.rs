@@ -64,6 +64,14 @@ pub struct StmConfig {
     /// blocks hands it over at once ([`crate::StmThread::detach`]). Zero: hand over at every
     /// transaction end while someone waits.
     pub time_slice: std::time::Duration,
+    /// Run a major collection when the program has been idle this long (no commit, no
+    /// segment running) and garbage or private pages are left since the last one, from a
+    /// thread of the runtime's own (`major.rs`, "Idle collection"). A server whose load
+    /// stops, or a program that waits, then gives back what it allocated since the last
+    /// collection, which can be most of the threshold (64 MiB) and, counted in every
+    /// segment's view of the shared old space, a multiple of that in resident memory. None
+    /// (the default): no such thread; the JIT's `stmjit run` turns it on.
+    pub idle_collect: Option<std::time::Duration>,
 }
 
 /// The default [`StmConfig::time_slice`]: CPython's switch interval.
@@ -118,6 +126,7 @@ impl Default for StmConfig {
             record_read_sites: false,
             commit_log: std::env::var("STMJIT_COMMIT_LOG").is_ok_and(|v| v.trim() == "1"),
             time_slice: DEFAULT_TIME_SLICE,
+            idle_collect: None,
         }
     }
 }
@@ -240,6 +249,8 @@ pub struct Stm {
     pub(crate) tracer: Option<crate::trace::Tracer>,
     /// The read-site tables, when [`StmConfig::record_read_sites`] is set.
     pub(crate) read_sites: Option<crate::readsites::ReadSites>,
+    /// Stops the idle collector's thread when the runtime is dropped.
+    pub(crate) idle_stop: crate::major::IdleStop,
 }
 
 /// Makes this process's futexes (every parked thread: `join`, segment queue, locks) hash
@@ -308,7 +319,7 @@ impl Stm {
                 counters: Default::default(),
             })
             .collect();
-        Ok(Arc::new(Stm {
+        let stm = Arc::new(Stm {
             old: OldSpace::new(&layout),
             large_limit: ((layout.nursery_end - layout.nursery_start) / 4)
                 .clamp(crate::gcpage::SMALL_MAX, 64 << 10),
@@ -333,8 +344,13 @@ impl Stm {
             finishing: AtomicU8::new(0),
             epoch: std::time::Instant::now(),
             tracer: config.trace.then(crate::trace::Tracer::new),
+            idle_stop: crate::major::IdleStop::default(),
             config,
-        }))
+        });
+        if let Some(period) = stm.config.idle_collect {
+            crate::major::start_idle_collector(&stm, period);
+        }
+        Ok(stm)
     }
 
     /// The segment layout (offsets the JIT emits code against).

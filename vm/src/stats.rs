@@ -302,12 +302,13 @@ pub fn report(rt: &Runtime) -> String {
     o.push_str(&crate::serve::stats_lines(&rt.info));
     let _ = writeln!(
         o,
-        "  gc: {} minor ({}, longest {}, {} KiB promoted), {} major ({}, longest {}), {} KiB live",
+        "  gc: {} minor ({}, longest {}, {} KiB promoted), {} major ({} when idle, {}, longest {}), {} KiB live",
         s.minor_collections,
         ms(s.minor_ns),
         ms(s.minor_max_ns),
         s.bytes_promoted / 1024,
         s.major_collections,
+        s.major_idle,
         ms(s.major_ns),
         ms(s.major_max_ns),
         s.live_bytes / 1024
@@ -440,6 +441,7 @@ pub fn report_json(rt: &Runtime) -> Value {
             "minor_max_ms": ms_f(s.minor_max_ns),
             "promoted_bytes": s.bytes_promoted,
             "major_collections": s.major_collections,
+            "major_idle": s.major_idle,
             "major_ms": ms_f(s.major_ns),
             "major_max_ms": ms_f(s.major_max_ns),
             "live_bytes": s.live_bytes,

@@ -63,6 +63,7 @@ pub fn cfg(n: usize) -> StmConfig {
         record_read_sites: false,
         commit_log: StmConfig::default().commit_log,
         time_slice: DEFAULT_TIME_SLICE,
+        idle_collect: None,
     }
 }
 

@@ -17,6 +17,7 @@ pub fn config(n: usize, policy: WaitPolicy) -> StmConfig {
         record_read_sites: false,
         commit_log: StmConfig::default().commit_log,
         time_slice: DEFAULT_TIME_SLICE,
+        idle_collect: None,
     }
 }
 
