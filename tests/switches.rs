@@ -31,6 +31,8 @@ fn bad_values_are_usage_errors_naming_the_switch() {
         ("STMJIT_QUICK", "2"),
         ("STMJIT_COMMIT_LOG", "on"),
         ("STMJIT_DEBUG_REWRITE", "true"),
+        ("STMJIT_HEAP", "1000"),
+        ("STMJIT_HEAP", "lots"),
     ] {
         for interp in [false, true] {
             let mut cmd = stmjit();

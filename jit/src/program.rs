@@ -145,7 +145,10 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     };
     let types = stmjit_vm::objects::register(&stm);
     let layout = *stm.layout();
-    let heap_limit = (layout.old_end - layout.old_start) / 4 * 3;
+    // STMJIT_HEAP may lower the limit (tests of a full heap), never raise it: the old space
+    // must keep room beyond it for the survivors of the nurseries.
+    let heap_limit =
+        ((layout.old_end - layout.old_start) / 4 * 3).min(switches.heap.unwrap_or(u64::MAX));
     let settings = settings(&switches, opts);
     let mut info = Arc::new(ProgramInfo::new(
         program.clone(),

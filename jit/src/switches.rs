@@ -31,11 +31,17 @@ pub struct Switches {
     /// `STMJIT_COMMIT_LOG=1`: commits append to the runtime's commit log instead of
     /// stopping the other segments (read by `StmConfig::default`, checked here).
     pub commit_log: bool,
+    /// `STMJIT_HEAP=BYTES`: the heap limit (old space in use plus one nursery's worth of
+    /// room) when below the default (3/4 of the old space, which follows the machine's
+    /// memory), so that tests reach a full heap, and its major collection, at CI size.
+    pub heap: Option<u64>,
 }
 
 /// The smallest and largest `STMJIT_NURSERY` (the largest fits the default 4 GiB segment,
 /// whose nursery may take up to 5/8 of it, with room to spare).
 const NURSERY_RANGE: (u64, u64) = (4096, 1 << 30);
+/// The smallest and largest `STMJIT_HEAP` (a limit above the default is the default).
+const HEAP_RANGE: (u64, u64) = (1 << 20, 1 << 40);
 /// The largest `STMJIT_BUDGET`.
 const BUDGET_MAX: i64 = 1 << 40;
 /// The largest `STMJIT_ABORT_PROBABILITY`: beyond it a long transaction would almost never
@@ -48,6 +54,8 @@ const OMITTABLE: [&str; 2] = ["write-barrier", "poll"];
 pub const HELP: &str = "\
 Environment switches (for tests, benchmarks and debugging; a bad value is a usage error):
   STMJIT_NURSERY=BYTES           nursery size per segment, 4096 to 1073741824 (tests use 4096)
+  STMJIT_HEAP=BYTES              heap limit (old space in use plus one nursery), 1048576 to
+                                 2^40; at most 3/4 of the old space (the default)
   STMJIT_BUDGET=N                transaction length in loop back-edges and calls, 1 to 2^40
   STMJIT_ABORT_PROBABILITY=P     each commit of a transaction that can abort (and each
                                  validation inside a method lookup) aborts instead with
@@ -117,6 +125,13 @@ impl Switches {
             quick: flag("STMJIT_QUICK")?,
             omit,
             commit_log: flag("STMJIT_COMMIT_LOG")?,
+            heap: number(
+                &get,
+                "STMJIT_HEAP",
+                HEAP_RANGE.0,
+                HEAP_RANGE.1,
+                "a size in bytes",
+            )?,
         })
     }
 
@@ -169,8 +184,10 @@ mod tests {
             ("STMJIT_EAGER", "1"),
             ("STMJIT_BENCH_OMIT", "poll, write-barrier"),
             ("STMJIT_COMMIT_LOG", "1"),
+            ("STMJIT_HEAP", "33554432"),
         ])
         .unwrap();
+        assert_eq!(s.heap, Some(32 << 20));
         assert!(s.eager && !s.quick && s.commit_log);
         assert_eq!(s.nursery, Some(4096));
         assert_eq!(s.budget, Some(50));
@@ -187,6 +204,12 @@ mod tests {
             ("STMJIT_NURSERY", "1099511627776", "from 4096 to 1073741824"),
             ("STMJIT_NURSERY", "lots", "a size in bytes"),
             ("STMJIT_NURSERY", "100", "from 4096"),
+            (
+                "STMJIT_HEAP",
+                "1000",
+                "a size in bytes from 1048576 to 1099511627776",
+            ),
+            ("STMJIT_HEAP", "32M", "a size in bytes"),
             ("STMJIT_BUDGET", "0", "a count from 1"),
             ("STMJIT_BUDGET", "-5", "a count from 1"),
             (

@@ -221,20 +221,47 @@ impl Runtime {
     /// Counts `n` allocations of `size` bytes in all against the heap limit: the old space
     /// must keep room for them and for a full nursery's survivors (the runtime panics when
     /// it is exhausted): checked for every big object and every 256th small one (small
-    /// ones go to the nursery first).
+    /// ones go to the nursery first). A heap over the limit runs a major collection first,
+    /// and is a MemoryError only if it is still over: the collection's own threshold
+    /// (64 MiB allocated, or the live size) knows nothing of the limit, so garbage alone
+    /// could fill a small heap (`STMJIT_HEAP`) and raise while most of it was dead.
     #[inline]
     fn heap_check(&mut self, size: u64, n: u64) -> R<()> {
         self.allocs_unchecked += n;
         if size > 4096 || self.allocs_unchecked >= 256 {
             self.allocs_unchecked = 0;
-            let l = self.stm.layout();
-            let nursery = l.nursery_end - l.nursery_start;
-            let used = self.stm.old_pages_in_use() * stmjit_runtime::PAGE_SIZE;
-            if size > self.info.heap_limit || used + size + nursery > self.info.heap_limit {
+            if size > self.info.heap_limit {
                 return Err(exc(ErrorKind::MemoryError, "out of memory"));
+            }
+            if self.heap_full(size) {
+                self.collect_for_room()?;
+                if self.heap_full(size) {
+                    return Err(exc(ErrorKind::MemoryError, "out of memory"));
+                }
             }
         }
         Ok(())
+    }
+
+    /// Whether the old space in use, `size` more bytes and a nursery's survivors exceed the
+    /// heap limit.
+    fn heap_full(&self, size: u64) -> bool {
+        let l = self.stm.layout();
+        let nursery = l.nursery_end - l.nursery_start;
+        let used = self.stm.old_pages_in_use() * stmjit_runtime::PAGE_SIZE;
+        used + size + nursery > self.info.heap_limit
+    }
+
+    /// A major collection from inside the running transaction, which pauses at a safe point
+    /// meanwhile (nothing moves: the references the caller holds stay valid, and those it
+    /// needs kept alive are rooted, as for any allocation, whose slow path may collect too).
+    #[cold]
+    fn collect_for_room(&mut self) -> R<()> {
+        // SAFETY: th is this thread's live handle, running a transaction in this OS thread.
+        match unsafe { (*self.th).collect_major() } {
+            Ok(()) => Ok(()),
+            Err(_) => Err(Unwind::Aborted),
+        }
     }
 
     // ----- any value -----

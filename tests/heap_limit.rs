@@ -1,0 +1,64 @@
+//! A full heap collects before it raises: `STMJIT_HEAP` makes the heap small enough to fill
+//! in CI. A program whose live set stays small while it allocates four times the limit
+//! finishes (it raised MemoryError when the limit was reached before the major collection's
+//! own threshold, 64 MiB allocated, ever was); one whose live set outgrows the limit ends
+//! with a clean `error: MemoryError` at the allocating line, exit 1.
+
+use std::process::{Command, Output};
+
+fn run(file: &str, extra: &[(&str, &str)]) -> Output {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/heap");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
+    cmd.current_dir(&dir)
+        .args(["run", "--stats", file])
+        .env("STMJIT_HEAP", (32u64 << 20).to_string())
+        .env("STMJIT_NURSERY", (1u64 << 20).to_string())
+        // Transactions of about 5 MB of allocation: what a collection inside a transaction
+        // cannot free is what that transaction allocated.
+        .env("STMJIT_BUDGET", "100000");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// The number before ` major (` in the `--stats` gc line.
+fn majors(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(" major ("))
+        .unwrap_or_else(|| panic!("no gc line in:\n{stderr}"));
+    let head = line.split(" major (").next().unwrap();
+    head.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_bounded_live_set_allocating_far_beyond_the_limit_runs_to_the_end() {
+    for log in ["0", "1"] {
+        let out = run("bounded.lang", &[("STMJIT_COMMIT_LOG", log)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "2000000 2 199991999919999\n",
+            "log {log}: {err}"
+        );
+        assert_eq!(out.status.code(), Some(0), "log {log}: {err}");
+        // Below the default threshold, only the full heap made these collections.
+        assert!(majors(&err) >= 2, "log {log}: {err}");
+    }
+}
+
+#[test]
+fn a_live_set_beyond_the_limit_is_a_memory_error_at_its_line() {
+    let out = run("exceed.lang", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: MemoryError: out of memory\n  at exceed.lang:5:"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.stdout.is_empty());
+    // It collected before giving up.
+    assert!(majors(&err) >= 1, "{err}");
+}
