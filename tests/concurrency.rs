@@ -1242,6 +1242,34 @@ fn a_spawn_tree_of_ten_thousand_threads_finishes() {
     );
 }
 
+/// `STMJIT_BIG=1`: a tree of 30 001 threads on 2 segments holds about 14 K threads at once,
+/// five mappings each, beyond the kernel's default `vm.max_map_count` (65530): it either
+/// finishes (a machine with a higher limit) or ends with `MemoryError: cannot start a
+/// thread` at the `spawn` call, exit 1, never a panic. Before, std panicked in the new thread
+/// setting up its signal stack ('failed to set up alternative stack guard page: Cannot
+/// allocate memory'), 1 of 1 runs.
+#[test]
+fn a_spawn_tree_beyond_the_mapping_limit_is_a_memory_error() {
+    if !std::env::var("STMJIT_BIG").is_ok_and(|v| v == "1") {
+        eprintln!("skipped: set STMJIT_BIG=1");
+        return;
+    }
+    let r = run("spawn_count", &["--threads", "2"], &[], &["30001"]);
+    assert!(!r.stderr.contains("panicked"), "{}", r.describe());
+    if r.code != Some(0) {
+        assert_eq!(r.code, Some(1), "{}", r.describe());
+        assert!(
+            r.stderr
+                .starts_with("error: MemoryError: cannot start a thread (")
+                && r.stderr.contains("at spawn_count.lang:"),
+            "{}",
+            r.describe()
+        );
+    } else {
+        assert_eq!(r.stdout, "30001\n");
+    }
+}
+
 /// The same tree under `--gil`: the global lock hands itself to its first waiter and wakes
 /// that thread alone (before, each release woke every thread waiting for it).
 #[test]

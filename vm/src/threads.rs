@@ -43,6 +43,61 @@ pub struct Threads {
     pub table: Mutex<ThreadTable>,
     /// Signalled when the last running thread ends (`wait_all`).
     pub ended: Condvar,
+    /// Threads that may still start before the memory mappings are counted again
+    /// ([`room_for_a_thread`]).
+    pub map_budget: std::sync::atomic::AtomicI64,
+}
+
+/// Memory mappings one more thread may add at most: its stack and guard page, the signal
+/// stack and guard page std gives every thread, its shadow stack, and one to spare.
+const MAPS_PER_THREAD: u64 = 6;
+/// Mappings left free for the rest of the process (the runtime's private page runs, malloc,
+/// compiled code) when a thread is refused.
+const MAPS_RESERVE: u64 = 1024;
+
+/// Mappings of this process and `vm.max_map_count` (65530, the kernel's default, where it
+/// cannot be read).
+fn map_count() -> (u64, u64) {
+    use std::io::Read;
+    let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(65530);
+    let mut n = 0u64;
+    if let Ok(mut f) = std::fs::File::open("/proc/self/maps") {
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(k) = f.read(&mut buf) {
+            if k == 0 {
+                break;
+            }
+            n += buf[..k].iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+    }
+    (n, max)
+}
+
+/// Whether one more thread fits under `vm.max_map_count`; `Err` names the counts. A thread
+/// that starts without room does not fail cleanly: std maps its signal stack in the new
+/// thread and panics there, outside any handler, when the mapping or the guard page's
+/// `mprotect` fails, which aborts the process (a spawn tree of 16 K threads did). The maps
+/// are counted (a read of `/proc/self/maps`) only once the threads allowed by the previous
+/// count have started, so a program far from the limit reads it rarely.
+fn room_for_a_thread(threads: &Threads) -> Result<(), String> {
+    if threads.map_budget.fetch_sub(1, Relaxed) > 0 {
+        return Ok(());
+    }
+    let (n, max) = map_count();
+    let free = max.saturating_sub(n + MAPS_RESERVE);
+    if free < MAPS_PER_THREAD {
+        threads.map_budget.store(0, Relaxed);
+        return Err(format!(
+            "too many memory mappings ({n} in use, vm.max_map_count is {max})"
+        ));
+    }
+    threads
+        .map_budget
+        .store((free / MAPS_PER_THREAD) as i64 - 1, Relaxed);
+    Ok(())
 }
 
 /// "Finished" flags of the spawned threads, by id, and how many still run.
@@ -258,6 +313,9 @@ pub(crate) fn start_pending(rt: &mut Runtime) {
         let info = rt.info.clone();
         let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
         let site = value::to_int(rt.list_get(data, T_SITE));
+        if let Err(m) = room_for_a_thread(&rt.info.threads) {
+            spawn_failed(&rt.info, site, &std::io::Error::other(m));
+        }
         let started = std::thread::Builder::new()
             .stack_size(stmjit_lang::stack::BIG_STACK)
             .spawn(move || thread_main(info, obj, site));
