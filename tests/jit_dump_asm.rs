@@ -278,3 +278,72 @@ fn dump_asm_fn_filters_one_function() {
         "{err}"
     );
 }
+
+const LEAF_PROGRAM: &str = "\
+def leaf(x):
+    return x + 1
+
+def looping(n):
+    s = 0
+    i = 0
+    while i < n:
+        s = leaf(s)
+        i += 1
+    return s
+
+print(looping(5))
+";
+
+/// The listing of `f0_NAME`-style function `name` in `text`.
+fn function<'a>(text: &'a str, name: &str) -> &'a str {
+    text.split("; function ")
+        .find(|s| {
+            s.split(':')
+                .next()
+                .is_some_and(|n| n.ends_with(&format!("_{name}")))
+        })
+        .unwrap_or_else(|| panic!("no function {name} in:\n{text}"))
+}
+
+/// The safe-point polls are one read-modify-write of the budget word and a re-read of it
+/// (no separate request word); a function without loops and calls has no entry poll.
+#[test]
+fn polls_use_one_word_and_leaf_functions_have_none() {
+    let dir = std::env::temp_dir().join(format!("stmjit-dump-{}-leaf", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join("p.lang");
+    std::fs::write(&prog, LEAF_PROGRAM).unwrap();
+    let asm = dir.join("p.asm");
+    let out = Command::new(env!("CARGO_BIN_EXE_stmjit"))
+        .arg("run")
+        .arg(format!("--dump-asm={}", asm.display()))
+        .arg(&prog)
+        .output()
+        .expect("run stmjit");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "5\n");
+    let text = std::fs::read_to_string(&asm).expect("listing written");
+    let leaf = function(&text, "leaf");
+    assert!(!leaf.contains("safe-point poll"), "{leaf}");
+    assert!(!leaf.contains("stmjit_poll_slow"), "{leaf}");
+    let looping = function(&text, "looping");
+    let lines: Vec<&str> = looping.lines().collect();
+    let polls: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains("; safe-point poll"))
+        .collect();
+    assert_eq!(polls.len(), 2, "entry and back-edge polls:\n{looping}");
+    for &start in &polls {
+        let seq: Vec<&str> = std::iter::once(lines[start])
+            .chain(
+                lines[start + 1..]
+                    .iter()
+                    .copied()
+                    .take_while(|l| l.ends_with("; |")),
+            )
+            .collect();
+        let count = |what: &str| seq.iter().filter(|l| l.contains(what)).count();
+        assert_eq!(count("segment readmodifywrite of 8 bytes"), 1, "{seq:#?}");
+        assert_eq!(count("segment load of 8 bytes"), 1, "{seq:#?}");
+        assert_eq!(count("segment store"), 0, "{seq:#?}");
+        assert!(seq.last().unwrap().contains(" jl "), "{seq:#?}");
+    }
+}

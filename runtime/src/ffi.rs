@@ -40,7 +40,8 @@ pub unsafe extern "C" fn stmjit_write_card_slow(th: *mut StmThread, obj: Ref, of
     status(unsafe { &mut *th }.write_elem_barrier(obj, off))
 }
 
-/// Safe point (call when `SegmentInfo::safe_point_request` is non-zero).
+/// Safe point (call when `SegmentInfo::safe_point_request` is non-zero; JIT code learns
+/// that from its budget word, which requests mark).
 ///
 /// # Safety
 /// As [`stmjit_write_barrier_slow`].

@@ -35,6 +35,17 @@ pub const REQUEST_OTHER: u64 = 1 << 2;
 /// them) at the next safe point. Handled entirely by the poll's slow path.
 pub const REQUEST_VALIDATE: u64 = 1 << 3;
 
+/// Added to [`SegmentInfo::budget`] by whoever sets a `REQUEST_*` bit (at most once: a
+/// marked budget is not marked again), so that JIT code, whose poll is only `budget -= 1;
+/// if budget < 0 → slow path`, sees every request at its next poll. The owner takes it off
+/// again in the slow path (`StmThread::take_budget`), which recovers the count exactly.
+/// Budgets are at most 2^40 (`STMJIT_BUDGET`), so a marked budget stays far below
+/// [`BUDGET_MARKED_BELOW`] and far above `i64::MIN`.
+pub const BUDGET_REQUEST: i64 = -(1 << 62);
+/// A budget below this carries a [`BUDGET_REQUEST`] mark; one at or above it is a count
+/// (negative: exhausted).
+pub const BUDGET_MARKED_BELOW: i64 = -(1 << 61);
+
 /// The per-segment control block at `%gs:INFO_OFFSET`.
 ///
 /// JIT code reads and writes these fields with plain `gs:` loads and stores at
@@ -49,8 +60,9 @@ pub struct SegmentInfo {
     pub _pad0: [u8; 3],
     /// Segment number (1..=N); 0 is the committed segment.
     pub segment_num: u32,
-    /// Safe-point/abort request word the JIT polls inline (`cmp qword gs:[..], 0; jne slow`):
-    /// non-zero means "call `StmThread::poll`", see the `REQUEST_*` bits.
+    /// Safe-point/abort request word: non-zero means "call `StmThread::poll`", see the
+    /// `REQUEST_*` bits. Runtime entries read it; JIT code does not (it polls `budget`, which
+    /// every requester marks with [`BUDGET_REQUEST`] after setting a bit here).
     pub safe_point_request: AtomicU64,
     /// Nursery bump pointer (segment offset of the next free byte): the JIT's inline
     /// allocation loads it, adds the 16-rounded size and stores it back (see `nursery.rs`).
@@ -60,8 +72,14 @@ pub struct SegmentInfo {
     /// `stmjit_alloc`. Other threads store 0 here (after setting a bit in
     /// `safe_point_request`) to make the owner enter the runtime; the slow path restores it.
     pub nursery_end: AtomicU64,
-    /// Transaction budget counter: the JIT decrements it at back-edges and ends the
-    /// transaction (commit + begin) when it goes negative. The runtime only initialises it.
+    /// Transaction budget counter and poll word: the JIT's poll (loop back-edges, entries of
+    /// functions that loop or call) is `sub qword gs:[budget], 1; jl slow`. Negative means
+    /// exhausted (the slow path ends the transaction: commit + begin) or, below
+    /// [`BUDGET_MARKED_BELOW`], a pending request (see [`BUDGET_REQUEST`]). Requesters add the
+    /// mark with a CAS; the owner's inline decrement is a plain read-modify-write and may
+    /// overwrite a mark that lands inside it: the request bit stays set, so the owner's next
+    /// runtime entry still sees it, and requesters that wait for an answer mark again while
+    /// they wait (`Stm::stop_the_world`).
     pub budget: AtomicI64,
     /// Caller-provided "site" id of the barrier about to enter the slow path (the JIT stores
     /// it before calling the runtime); recorded in the conflict log for `--stats`.

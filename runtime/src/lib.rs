@@ -29,8 +29,11 @@
 //!   (cacheable across code without runtime calls), `mov gs:[ref >> 4], al`;
 //! - write barrier: `test byte gs:[ref + FLAGS_OFFSET], WRITE_BARRIER_FLAG; jnz slow`, slow =
 //!   [`StmThread::write_barrier`]; cards: see the `barrier` module docs;
-//! - safe point: `cmp qword gs:[INFO_OFFSET + offset_of!(SegmentInfo, safe_point_request)], 0;
-//!   jne poll` at loop back-edges, poll = [`StmThread::poll`];
+//! - safe point: `sub qword gs:[INFO_OFFSET + offset_of!(SegmentInfo, budget)], 1; jl slow` at
+//!   loop back-edges (and entries of functions that loop or call): one word serves as the
+//!   transaction budget and as the request flag (requesters add [`BUDGET_REQUEST`] to it);
+//!   the slow path calls [`StmThread::take_budget`] (removes the mark, returns the count),
+//!   then [`StmThread::poll`], and ends the transaction if the count is negative;
 //! - before a slow-path call it may store a site id at `offset_of!(SegmentInfo, site)`;
 //! - with [`StmConfig::record_read_sites`], each read barrier also stores its site in the
 //!   read-site table (`readsites` module docs), so conflicts name the aborted read;
@@ -54,10 +57,11 @@
 //! # Asking a thread to enter the runtime (`nursery_end` protocol)
 //! To make the thread running segment k enter the runtime soon (pause at a safe point for a
 //! commit or a major collection, abort because it was doomed, or, later, "commit soon"), the
-//! runtime sets a `REQUEST_*` bit in k's `safe_point_request` and then stores 0 into k's
-//! `nursery_end` (`Stm::request_safe_point`). So the JIT's next inline allocation fails its
-//! limit check and calls `stmjit_alloc`, which restores the real limit and polls; loops
-//! without allocation still poll `safe_point_request` at back-edges. The JIT never writes
+//! runtime sets a `REQUEST_*` bit in k's `safe_point_request`, marks k's `budget` with
+//! [`BUDGET_REQUEST`] and then stores 0 into k's `nursery_end` (`Stm::request_safe_point`).
+//! So the JIT's next inline allocation fails its limit check and calls `stmjit_alloc`, which
+//! restores the real limit and polls; loops without allocation see the marked budget at
+//! their next back-edge poll. The JIT never writes
 //! `nursery_end` itself and must re-read it at every allocation (no caching in registers
 //! across calls or back-edges).
 //!
@@ -128,8 +132,8 @@ pub mod transaction;
 pub mod value;
 
 pub use layout::{
-    Layout, SegmentInfo, GRANULE, INFO_OFFSET, MARKER_SHIFT, PAGE_SIZE, REQUEST_ABORT,
-    REQUEST_OTHER, REQUEST_SYNC, REQUEST_VALIDATE,
+    Layout, SegmentInfo, BUDGET_MARKED_BELOW, BUDGET_REQUEST, GRANULE, INFO_OFFSET, MARKER_SHIFT,
+    PAGE_SIZE, REQUEST_ABORT, REQUEST_OTHER, REQUEST_SYNC, REQUEST_VALIDATE,
 };
 pub use object::{
     trace_none, ObjectHeader, Ref, TypeId, TypeInfo, FLAGS_OFFSET, HEADER_SIZE, WRITE_BARRIER_FLAG,

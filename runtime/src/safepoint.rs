@@ -11,7 +11,7 @@
 //! to run again first sets RUNNING, then checks `sync_in_progress` and backs off if set
 //! (Dekker-style, both sides SeqCst): so no segment runs while a commit copies into it.
 
-use crate::layout::REQUEST_SYNC;
+use crate::layout::{BUDGET_MARKED_BELOW, BUDGET_REQUEST, REQUEST_SYNC};
 use crate::stats::Stats;
 use crate::stm::Stm;
 use crate::trace::SpanKind;
@@ -36,14 +36,42 @@ pub(crate) fn wait_until(mut cond: impl FnMut() -> bool) {
 
 impl Stm {
     /// Asks the thread running segment `seg` to enter the runtime soon: sets `bits` in its
-    /// `safe_point_request` word (authoritative: polled at back-edges and by every runtime
-    /// entry), then sets its `nursery_end` to 0 so that its next inline allocation also takes
-    /// the slow path (which restores the real limit, then polls). The second store is only a
-    /// faster path to the same poll: an owner resetting its nursery may overwrite it.
+    /// `safe_point_request` word (authoritative: read by every runtime entry), marks its
+    /// budget (so that JIT code's next poll takes its slow path: [`Stm::mark_budget`]), then
+    /// sets its `nursery_end` to 0 so that its next inline allocation also takes the slow
+    /// path (which restores the real limit, then polls). The last store is only a faster path
+    /// to the same poll: an owner resetting its nursery may overwrite it.
     pub(crate) fn request_safe_point(&self, seg: usize, bits: u64) {
         let info = self.mem.info(seg);
         info.safe_point_request.fetch_or(bits, SeqCst);
+        self.mark_budget(seg);
         info.nursery_end.store(0, SeqCst);
+    }
+
+    /// Adds [`BUDGET_REQUEST`] to `seg`'s budget word unless it carries the mark already (so
+    /// marks never pile up). Call after setting a request bit: the owner removes the mark
+    /// before it reads the bits (`StmThread::take_budget`), so a bit set before the mark is
+    /// seen by the slow path that the mark causes.
+    pub(crate) fn mark_budget(&self, seg: usize) {
+        let b = &self.mem.info(seg).budget;
+        let mut cur = b.load(SeqCst);
+        while cur >= BUDGET_MARKED_BELOW {
+            match b.compare_exchange_weak(cur, cur + BUDGET_REQUEST, SeqCst, SeqCst) {
+                Ok(_) => return,
+                Err(x) => cur = x,
+            }
+        }
+    }
+
+    /// While waiting for `seg` to answer a request: marks its budget again if a request bit
+    /// is still set and the mark is gone. The owner's inline decrement is a plain
+    /// read-modify-write that can overwrite a mark landing inside it; a mark made again
+    /// while the owner already handles the request only costs it one more slow path.
+    fn remark(&self, seg: usize) {
+        let info = self.mem.info(seg);
+        if info.safe_point_request.load(SeqCst) != 0 && info.budget.load(SeqCst) >= 0 {
+            self.mark_budget(seg);
+        }
     }
 
     /// Marks `seg` RUNNING, waiting first for any commit in progress to finish.
@@ -85,7 +113,13 @@ impl Stm {
             let t0 = Instant::now();
             for k in 1..=n {
                 if k != me {
-                    wait_until(|| !self.segs[k].running.load(SeqCst));
+                    wait_until(|| {
+                        let done = !self.segs[k].running.load(SeqCst);
+                        if !done {
+                            self.remark(k);
+                        }
+                        done
+                    });
                 }
             }
             Stats::add(&self.stats.sync_wait_ns, t0.elapsed().as_nanos() as u64);

@@ -293,6 +293,37 @@ impl StmThread {
         self.enter()
     }
 
+    /// The poll slow path's first step (JIT code polls `SegmentInfo::budget` only): removes
+    /// a requester's [`crate::BUDGET_REQUEST`] mark from the budget word and returns what is
+    /// left of the budget (negative: exhausted). Call [`StmThread::poll`] next: every request
+    /// whose mark this removed has its bit set already. A mark made after this one stays
+    /// and sends the next poll here again.
+    pub fn take_budget(&mut self) -> i64 {
+        self.ensure_active();
+        let b = &self.stm.mem.info(self.seg).budget;
+        loop {
+            let cur = b.load(SeqCst);
+            if cur >= crate::BUDGET_MARKED_BELOW {
+                return cur;
+            }
+            // Atomic: a requester's CAS may race with it (the owner's JIT code does not run).
+            b.fetch_sub(crate::BUDGET_REQUEST, SeqCst);
+        }
+    }
+
+    /// Sets the running transaction's budget (what JIT polls count down; 0: the next poll
+    /// ends the transaction), keeping any pending request visible: if a request bit is set
+    /// after the store, the budget is marked again (the store may have erased its mark).
+    pub fn set_budget(&mut self, b: i64) {
+        self.ensure_active();
+        let me = self.seg;
+        let info = self.stm.mem.info(me);
+        info.budget.store(b, SeqCst);
+        if info.safe_point_request.load(SeqCst) != 0 {
+            self.stm.mark_budget(me);
+        }
+    }
+
     #[cold]
     fn poll_slow(&mut self) -> Result<(), Abort> {
         let me = self.seg;
@@ -483,7 +514,7 @@ impl StmThread {
             .unwrap_or_else(|| stm.epoch.elapsed().as_nanos() as u64);
         stm.segs[seg].start_time.store(start, SeqCst);
         info.safe_point_request.fetch_and(!REQUEST_ABORT, SeqCst);
-        info.budget.store(stm.config.budget, Relaxed);
+        self.set_budget(stm.config.budget);
         debug_assert!(self.gc.modified.is_empty());
         self.gc.seg.store(seg, Relaxed); // seen by a collector only after our next safe point (SeqCst)
         let seq = (stm.tx_state(seg) >> SEQ_SHIFT) + 1;
@@ -835,6 +866,7 @@ impl StmThread {
                     .info(k)
                     .safe_point_request
                     .fetch_or(REQUEST_VALIDATE, SeqCst);
+                stm.mark_budget(k);
             }
         }
         if stm.log_due() {

@@ -523,3 +523,124 @@ fn read_sites_are_not_recorded_by_default() {
     let e = reader.poll().unwrap_err().conflict().unwrap();
     assert_eq!(e.loser, Side::was_at(NO_SITE));
 }
+
+// ---- the one-word poll: requests mark `SegmentInfo::budget` ----
+
+/// A read-only view of a segment's budget word, as JIT code sees it.
+fn budget_of(stm: &Stm, seg: usize) -> i64 {
+    stm.segment_info(seg)
+        .budget
+        .load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// JIT code's poll on the budget word: a plain decrement (not atomic), `true` when the
+/// result is negative (the slow path is due).
+fn jit_poll(stm: &Stm, seg: usize) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    let b = &stm.segment_info(seg).budget;
+    let v = b.load(Relaxed) - 1;
+    b.store(v, Relaxed);
+    v < 0
+}
+
+fn requests_mark_the_budget_once_and_the_slow_path_restores_it_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::Wait)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[1, 1]);
+    let mut a = stm.thread();
+    let mut b = stm.thread();
+    b.begin();
+    b.set_budget(1000);
+    let bs = b.segment();
+    for _ in 0..10 {
+        assert!(!jit_poll(&stm, bs));
+    }
+    assert_eq!(budget_of(&stm, bs), 990);
+    // b reads c[0]; a writes it: a doom (c7) or a validation request (commit log), and a
+    // mark on b's budget, once, however many requests.
+    b.read_u64(c[0], 8).unwrap();
+    for i in 0..3 {
+        a.begin();
+        a.write_u64(c[if i == 0 { 0 } else { 1 }], 8, 2 + i)
+            .unwrap();
+        a.commit().unwrap();
+    }
+    assert_eq!(budget_of(&stm, bs), 990 + BUDGET_REQUEST, "one mark");
+    assert!(jit_poll(&stm, bs), "the next poll takes the slow path");
+    assert_eq!(b.take_budget(), 989, "the count survives the mark");
+    assert_eq!(budget_of(&stm, bs), 989);
+    assert_eq!(b.poll().unwrap_err().cause(), AbortCause::WriteRead);
+    // A request pending when the owner stores a new budget stays visible.
+    b.begin();
+    b.read_u64(c[1], 8).unwrap();
+    a.begin();
+    a.write_u64(c[1], 8, 9).unwrap();
+    a.commit().unwrap();
+    b.set_budget(500);
+    assert!(budget_of(&stm, bs) < BUDGET_MARKED_BELOW, "marked again");
+    assert_eq!(b.take_budget(), 500);
+    assert!(b.poll().is_err());
+    // An exhausted budget is told apart from a request: no mark, negative count.
+    b.begin();
+    b.set_budget(0);
+    assert!(jit_poll(&stm, bs));
+    assert_eq!(b.take_budget(), -1);
+    b.poll().unwrap();
+    b.commit().unwrap();
+}
+
+#[test]
+fn requests_mark_the_budget_once_and_the_slow_path_restores_it() {
+    requests_mark_the_budget_once_and_the_slow_path_restores_it_in(false);
+    requests_mark_the_budget_once_and_the_slow_path_restores_it_in(true);
+}
+
+/// A thread that polls only its budget word (no other runtime entry) answers every
+/// stop-the-world of another thread's commits, although its plain decrement can overwrite a
+/// mark that lands inside it (the committer marks again while it waits), and its count comes
+/// out exact: every mark is taken off again.
+#[test]
+fn a_poll_that_reads_only_the_budget_answers_every_stop_the_world() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+    const COMMITS: u64 = 300;
+    const START: i64 = 1 << 40;
+    let stm = Stm::new(config_mode(false, 2, WaitPolicy::Wait)).unwrap();
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[0])[0];
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(Barrier::new(2));
+    let slow = Arc::new(AtomicU64::new(0));
+    let poller = {
+        let (stm, stop, started, slow) = (stm.clone(), stop.clone(), started.clone(), slow.clone());
+        std::thread::spawn(move || {
+            let mut th = stm.thread();
+            th.begin();
+            th.set_budget(START);
+            let seg = th.segment();
+            started.wait();
+            let mut polls = 0i64;
+            while !stop.load(SeqCst) {
+                polls += 1;
+                if jit_poll(&stm, seg) {
+                    let left = th.take_budget();
+                    assert!(left >= 0, "a budget of 2^40 is never exhausted here");
+                    th.poll().unwrap();
+                    slow.fetch_add(1, SeqCst);
+                }
+            }
+            assert_eq!(th.take_budget(), START - polls, "exact count");
+            th.commit().unwrap();
+        })
+    };
+    started.wait();
+    let mut w = stm.thread();
+    for i in 0..COMMITS {
+        w.begin();
+        w.write_u64(c, 8, i).unwrap();
+        w.commit().unwrap(); // stops the world: waits for the poller's safe point
+    }
+    stop.store(true, SeqCst);
+    poller.join().unwrap();
+    assert!(slow.load(SeqCst) > 0);
+    assert_eq!(stm.committed_u64(c, 8), COMMITS - 1);
+}

@@ -113,6 +113,10 @@ pub(crate) fn call_bound(
             return rt.unwind(e);
         }
     };
+    if rt.tick().is_err() {
+        rt.release(mark);
+        return crate::ERR;
+    }
     let base = rt.seg_base;
     // SAFETY: the entry is a finalized trampoline taking (segment base, ctx, argv, code)
     // that calls `code` (function fid's) with its words at argv (the contiguous roots just

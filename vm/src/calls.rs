@@ -34,6 +34,9 @@ pub(crate) fn call_function(ctx: *mut Ctx, fobj: Word, fid: usize, args: &[Word]
         Ok(e) => e,
         Err(e) => return rt.unwind(e),
     };
+    if rt.tick().is_err() {
+        return ERR;
+    }
     let base = rt.seg_base;
     // SAFETY: the entry is a finalized trampoline taking (segment base, ctx, argv, code)
     // that calls `code` (function fid's, which takes `arity` words) with the words at argv;

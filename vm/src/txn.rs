@@ -31,7 +31,6 @@ use std::sync::Mutex;
 use std::time::Instant;
 use stmjit_runtime::transaction::Abort;
 use stmjit_runtime::value::{Word, NONE};
-use stmjit_runtime::{SegmentInfo, INFO_OFFSET};
 use stmjit_runtime::{Side, NO_SITE};
 
 /// `Ctx::txn_depth` of a transaction without restart point (inevitable).
@@ -207,16 +206,40 @@ impl Runtime {
         self.reset_dict_overlay();
     }
 
-    /// The running transaction's budget word (`SegmentInfo::budget`), which JIT code
-    /// decrements inline. Only the segment's owner (this thread) reads and writes it.
-    fn budget_word(&self) -> *mut i64 {
-        self.addr(INFO_OFFSET + std::mem::offset_of!(SegmentInfo, budget) as u64) as *mut i64
+    /// Sets the running transaction's budget (0: the next poll ends it), keeping a pending
+    /// safe-point request visible to JIT polls (`StmThread::set_budget`).
+    pub(crate) fn set_budget(&mut self, b: i64) {
+        self.th().set_budget(b);
     }
 
-    /// Sets the running transaction's budget (0: the next poll ends it).
-    pub(crate) fn set_budget(&self, b: i64) {
-        // SAFETY: the segment-info page of the running transaction's segment is mapped.
-        unsafe { *self.budget_word() = b };
+    /// The budget tick of a call from Rust into JIT code (`calls::call_function`, keyword
+    /// calls): functions without loops and calls have no entry poll, so a builtin that calls
+    /// one many times (a sort key, a special method reached by an operator) counts and
+    /// answers requests here. Never a boundary (Rust frames are live): an exhausted budget is
+    /// left at 0 for the next JIT poll. `Err` after an abort (noted).
+    pub(crate) fn tick(&mut self) -> Result<(), Aborted> {
+        let seg = self.th().segment();
+        if seg == 0 {
+            return Ok(());
+        }
+        {
+            // As JIT code's poll: a plain decrement (only this thread writes the count).
+            let budget = &self.stm.segment_info(seg).budget;
+            let b = budget.load(Relaxed);
+            budget.store(b - 1, Relaxed);
+            if b > 0 {
+                return Ok(());
+            }
+        }
+        let left = self.th().take_budget();
+        if let Err(a) = self.th().poll() {
+            self.note_abort(a);
+            return Err(Aborted);
+        }
+        if left < 0 {
+            self.set_budget(0);
+        }
+        Ok(())
     }
 
     /// Commits the running transaction, appending its output to the program's at the commit
@@ -476,6 +499,8 @@ impl Runtime {
 /// `ctx` is the live context; `frame` is the calling JIT frame, the topmost one.
 pub unsafe extern "C" fn stmjit_poll_slow(ctx: *mut Ctx, frame: *mut u64, point: u64) -> Word {
     let rt = rt_of(ctx);
+    // First the budget (a request's mark off), then the requests: see `take_budget`.
+    let left = rt.th().take_budget();
     if let Err(a) = rt.th().poll() {
         rt.note_abort(a);
         return ERR;
@@ -484,12 +509,13 @@ pub unsafe extern "C" fn stmjit_poll_slow(ctx: *mut Ctx, frame: *mut u64, point:
     let c = unsafe { &mut *ctx };
     if c.atomic_depth > 0 {
         // No boundary inside an atomic block: poll again after another budget.
-        rt.set_budget(rt.tx.budget);
+        if left < 0 {
+            rt.set_budget(rt.tx.budget);
+        }
         return NONE;
     }
-    // SAFETY: the segment-info page of our segment is mapped.
-    let left = unsafe { *rt.budget_word() };
     if left >= 0 && c.txn_depth != NO_OPENER {
+        // Only a request: the budget word holds what was left of it again.
         return NONE;
     }
     if rt.boundary(ctx).is_err() {

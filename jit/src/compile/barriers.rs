@@ -4,7 +4,7 @@
 //! granule, writes test the array's write-barrier flag and the card marker before calling
 //! the card slow path. List indexing with an int (`xs[i]`, `xs[i] = v`) is inlined with the
 //! list's read marker, the element's own granule marker, and the card write barrier. Loop
-//! back-edges poll `SegmentInfo::safe_point_request`.
+//! back-edges poll `SegmentInfo::budget` (which requests mark: see `txn.rs`).
 //!
 //!
 //! # Barrier elision: one read marker and one write-barrier test per object per region
@@ -57,8 +57,9 @@ use stmjit_vm::abi::Helper;
 use stmjit_vm::Ctx;
 
 /// Trap code of blocks that cannot be reached (the "no error" side of the error check
-/// after `stmjit_aborted`, which always returns `ERR`).
-const TRAP_UNREACHABLE: u8 = 1;
+/// after `stmjit_aborted`, which always returns `ERR`; the restart dispatch of a function
+/// without polls).
+pub(crate) const TRAP_UNREACHABLE: u8 = 1;
 
 /// The barriers already done in the current region: the block the region is valid in (it
 /// extends to single-entry successors), and the locals marked.

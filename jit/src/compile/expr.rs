@@ -138,10 +138,19 @@ impl FnCompiler<'_, '_> {
                 self.b.switch_to_block(done);
                 self.b.block_params(done)[0]
             }
-            ExprKind::Call { func, args } => self.call_expr(func, args, e.span),
-            ExprKind::CallEx { func, args } => self.call_ex(func, args, e.span),
+            ExprKind::Call { func, args } => {
+                self.has_calls = true;
+                self.call_expr(func, args, e.span)
+            }
+            ExprKind::CallEx { func, args } => {
+                self.has_calls = true;
+                self.call_ex(func, args, e.span)
+            }
             ExprKind::Lambda(f) => self.function_value(*f, e.span),
-            ExprKind::MethodCall { obj, name, args } => self.method_call(obj, name, args, e.span),
+            ExprKind::MethodCall { obj, name, args } => {
+                self.has_calls = true;
+                self.method_call(obj, name, args, e.span)
+            }
             ExprKind::Attr { obj, name } => {
                 let o = self.expr(obj);
                 self.getattr(o, name, e.span)

@@ -215,6 +215,9 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) restarts: Vec<Block>,
     /// The restart dispatch block (created with the first error path).
     pub(crate) dispatch: Option<Block>,
+    /// The body has a call expression (`f(x)`, `f(k=v)`, `o.m(x)`): with no loop either,
+    /// the function gets no entry poll (see [`FnCompiler::compile`]).
+    pub(crate) has_calls: bool,
     /// Compiling the generic path of an unboxed float tree (`floats.rs`): its subtrees are
     /// not made trees again.
     pub(crate) in_float_generic: bool,
@@ -286,9 +289,20 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         c.at_line(0);
         c.epilogue();
         c.prologue(entry, &params[1..], arity);
-        // Function entry: a poll (calls count against the budget too), restarting at the body.
+        // Function entry: a poll (calls count against the budget too), restarting at the body;
+        // none in a function without loops (no back-edge polls) and without calls. Such a
+        // function runs a bounded number of operations between its caller's polls: whatever
+        // runs long around it is a loop or a recursion, and a recursion needs a call
+        // expression in some function of the cycle (which polls), or goes through Rust (an
+        // operator's special method, a builtin's callback), where `calls::call_function`
+        // ticks the budget and answers requests. It cannot open a transaction either, so it
+        // never restarts (see `build_restarts`).
         let span = body.first().map(|s| s.span).unwrap_or_default();
-        c.poll_to(span, body_block);
+        if c.restarts.is_empty() && !c.has_calls {
+            c.b.ins().jump(body_block, &[]);
+        } else {
+            c.poll_to(span, body_block);
+        }
         c.build_restarts();
         c.patch_tops();
         c.b.seal_all_blocks();
@@ -333,6 +347,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             with_depth: 0,
             restarts: Vec::new(),
             dispatch: None,
+            has_calls: false,
             in_float_generic: false,
             float_locals: floats::float_locals(body, nlocals),
             line: 0,

@@ -52,9 +52,13 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(done);
     }
     /// Safe-point poll continuing at `resume`, which becomes a restart point (everything
-    /// live there must be in frame slots or locals): `cmp qword gs:[safe_point_request], 0;
-    /// jne slow; sub qword gs:[budget], 1; js slow`. The slow path may end the transaction
-    /// (a boundary) or pause for another segment's commit.
+    /// live there must be in frame slots or locals): `add qword [budget], -1; mov rax,
+    /// [budget]; test rax, rax; jl slow` (Cranelift has no flags output for a memory
+    /// read-modify-write, so the branch reads the word again; both accesses stay r15-based,
+    /// their `gs:` forms would be longer). One word is both the transaction budget
+    /// and the request flag: a requester marks it very negative (`BUDGET_REQUEST` of the
+    /// runtime). The slow path tells the two apart, may end the transaction (a boundary) or
+    /// pause for another segment's commit.
     pub(crate) fn poll_to(&mut self, span: Span, resume: Block) {
         use stmjit_runtime::{SegmentInfo, INFO_OFFSET};
         self.begin_sequence(super::LOC_POLL);
@@ -65,28 +69,22 @@ impl FnCompiler<'_, '_> {
             self.b.ins().jump(resume, &[]);
             return;
         }
-        let off = self.b.ins().iconst(
-            I64,
-            (INFO_OFFSET + offset_of!(SegmentInfo, safe_point_request) as u64) as i64,
-        );
-        let a = self.seg_addr(off);
-        let req = self.b.ins().load(I64, ir::MemFlagsData::trusted(), a, 0);
-        let slow = self.b.create_block();
-        let budget = self.b.create_block();
-        self.b.ins().brif(req, slow, &[], budget, &[]);
-        self.b.switch_to_block(budget);
         let boff = self.b.ins().iconst(
             I64,
             (INFO_OFFSET + offset_of!(SegmentInfo, budget) as u64) as i64,
         );
+        // One address for the load and the store, and the new value used by the store only:
+        // Cranelift lowers that to a memory-operand `add`.
         let ba = self.seg_addr(boff);
         let left = self.b.ins().load(I64, ir::MemFlagsData::trusted(), ba, 0);
         let left = self.b.ins().iadd_imm(left, -1);
+        self.b.ins().store(ir::MemFlagsData::trusted(), left, ba, 0);
+        // A second address value, so that the load is not forwarded from the store.
         let ba2 = self.seg_addr(boff);
-        self.b
-            .ins()
-            .store(ir::MemFlagsData::trusted(), left, ba2, 0);
-        let out = self.b.ins().icmp_imm(IntCC::SignedLessThan, left, 0);
+        let now = self.b.ins().load(I64, ir::MemFlagsData::trusted(), ba2, 0);
+        // (Cranelift's x64 `cmp` takes memory only as its second operand: `mov` + `test`.)
+        let out = self.b.ins().icmp_imm(IntCC::SignedLessThan, now, 0);
+        let slow = self.b.create_block();
         self.b.ins().brif(out, slow, &[], resume, &[]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
@@ -126,6 +124,15 @@ impl FnCompiler<'_, '_> {
         };
         self.b.switch_to_block(dispatch);
         let targets = self.restarts.clone();
+        if targets.is_empty() {
+            // No poll, so this frame never opens a transaction: the runtime never answers it
+            // `RESTART` (a stale `txn_depth` equal to its depth is left only by an opener
+            // that raised, whose transaction stays inevitable until the next boundary).
+            self.b
+                .ins()
+                .trap(ir::TrapCode::unwrap_user(super::barriers::TRAP_UNREACHABLE));
+            return;
+        }
         let blocks: Vec<Block> = targets.iter().map(|_| self.b.create_block()).collect();
         let id = self
             .b
