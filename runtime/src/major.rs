@@ -337,7 +337,9 @@ impl Stm {
         self.for_each_retained(|e| {
             for r in &e.recs {
                 m.mark(r.obj);
-                for w in e.data(r).chunks_exact(8) {
+                // A record without contents (an object the entry's transaction allocated):
+                // segment 0 holds them, and marking traces it there.
+                for w in e.data(r).unwrap_or(&[]).chunks_exact(8) {
                     m.mark(u64::from_ne_bytes(w.try_into().unwrap()));
                 }
             }

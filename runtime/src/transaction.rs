@@ -878,29 +878,47 @@ impl StmThread {
         Ok(())
     }
 
-    /// The log entry of this transaction: every modified record with its current contents
-    /// in our segment.
+    /// The log entry of this transaction: every modified record of an object committed
+    /// before it (objects, cards) with its current contents in our segment, and every object
+    /// it allocated without them: those are put in segment 0 instead (`Stm::push_new`), so
+    /// that a transaction building a large structure does not copy it a second time into
+    /// the log, nor keep that copy until every segment has imported it.
     fn build_entry(&self) -> Box<crate::commitlog::Entry> {
         let stm = &self.stm;
         let me = self.seg;
-        let total: u64 = self.gc.modified.iter().map(|r| r.len).sum();
-        let mut bytes = Vec::with_capacity(total as usize);
-        let mut recs = Vec::with_capacity(self.gc.modified.len());
+        let total: u64 = self
+            .gc
+            .modified
+            .iter()
+            .filter(|r| r.kind != ModKind::New)
+            .map(|r| r.len)
+            .sum();
+        let mut e = stm.log.new_entry(me, stm.tx_state(me) >> SEQ_SHIFT);
+        let (recs, bytes) = (&mut e.recs, &mut e.bytes);
+        bytes.reserve(total as usize);
+        recs.reserve(self.gc.modified.len());
         for r in &self.gc.modified {
+            let off = if r.kind == ModKind::New {
+                stm.push_new(me, r.addr, r.len);
+                crate::commitlog::NO_BYTES
+            } else {
+                let off = bytes.len();
+                // SAFETY: the range is in our segment's mapped old space; only we write it.
+                bytes.extend_from_slice(unsafe {
+                    std::slice::from_raw_parts(stm.mem.addr(me, r.addr), r.len as usize)
+                });
+                off
+            };
             recs.push(crate::commitlog::Rec {
                 addr: r.addr,
                 len: r.len,
-                off: bytes.len(),
+                off,
                 kind: r.kind,
                 obj: r.obj,
                 site: r.site,
             });
-            // SAFETY: the range is in our segment's mapped old space; only we write it.
-            bytes.extend_from_slice(unsafe {
-                std::slice::from_raw_parts(stm.mem.addr(me, r.addr), r.len as usize)
-            });
         }
-        crate::commitlog::Entry::new(me, stm.tx_state(me) >> SEQ_SHIFT, recs, bytes)
+        e
     }
 
     /// Commit log: waits at a safe point until segment `inev` is no longer inevitable (with

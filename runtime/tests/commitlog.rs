@@ -7,6 +7,7 @@ mod common;
 use common::gcnode::*;
 use common::*;
 use std::sync::mpsc::channel;
+use std::sync::Arc;
 use std::time::Duration;
 use stmjit_runtime::*;
 
@@ -223,4 +224,243 @@ fn major_collection_keeps_what_kept_entries_reach() {
     assert_eq!(reader.commit().unwrap_err().cause(), AbortCause::WriteRead);
     let new = th.run(|tx| tx.read_u64(holder, field(0)));
     assert_eq!(th.run(|tx| read_node(tx, new)).0, 3, "new version intact");
+}
+
+// ---- objects allocated by a committing transaction: their entry carries no bytes ----
+//
+// An entry holds only the ranges of the objects its transaction allocated; their contents
+// are in segment 0 (written through the committer's shared mapping, or copied there from
+// its private pages at commit). These tests make each combination of "the page is private
+// or shared in the committer / in the reader" happen, publish new objects in an existing
+// one, and check that the reader sees every byte of them.
+
+/// Number of nodes each publishing transaction allocates.
+const NEW_NODES: usize = 20;
+
+/// Page of a segment offset.
+fn page(r: Ref) -> u64 {
+    r / 4096
+}
+
+/// Makes the page of `r` private in `th`'s segment without committing anything: writes `r`
+/// and aborts (the abort restores the bytes; the page stays private). Returns the segment.
+fn privatize_by_abort(stm: &Stm, th: &mut StmThread, r: Ref) -> usize {
+    th.begin();
+    let seg = th.segment();
+    let before = stm.private_pages(seg);
+    th.write_u64(r, field(0), int(-1)).unwrap();
+    assert!(
+        stm.private_pages(seg) > before,
+        "the write privatized the page"
+    );
+    th.abort();
+    seg
+}
+
+/// In one transaction of `w`: allocates [`NEW_NODES`] nodes (ids `base + i`, two fields:
+/// a child node and the index), links each into the list held by `holder`'s field 0, and
+/// returns the nodes' references (after the commit).
+fn publish_nodes(w: &mut StmThread, ty: TypeId, holder: Ref, base: i64) -> Vec<Ref> {
+    let f = w.shadow_stack().push(NEW_NODES);
+    w.run(|tx| {
+        for i in 0..NEW_NODES {
+            let child = new_node(tx, ty, base + 1000 + i as i64, 0)?;
+            tx.shadow_stack().set(f, i, child);
+            let n = new_node(tx, ty, base + i as i64, 2)?;
+            let child = tx.shadow_stack().get(f, i);
+            tx.write_u64(n, field(0), child)?;
+            tx.write_u64(n, field(1), int(i as i64))?;
+            tx.shadow_stack().set(f, i, n);
+        }
+        // Link them: holder -> n[19] -> ... is not needed; each node goes into holder's
+        // fields (holder has NEW_NODES fields).
+        for i in 0..NEW_NODES {
+            let n = tx.shadow_stack().get(f, i);
+            tx.write_u64(holder, field(i), n)?;
+        }
+        Ok(())
+    });
+    let v = (0..NEW_NODES).map(|i| w.shadow_stack().get(f, i)).collect();
+    w.shadow_stack().pop(f);
+    v
+}
+
+/// Reads every node published in `holder` by [`publish_nodes`] in `r`'s current
+/// transaction and checks all of its bytes (ids, check words, child, index).
+fn check_published(r: &mut StmThread, holder: Ref, base: i64) -> Result<(), Abort> {
+    for i in 0..NEW_NODES {
+        let n = r.read_u64(holder, field(i))?;
+        let (id, fs) = read_node(r, n)?;
+        assert_eq!(id, base + i as i64, "node {i}");
+        assert_eq!(fs[1], int(i as i64), "node {i}");
+        let (cid, _) = read_node(r, fs[0])?;
+        assert_eq!(cid, base + 1000 + i as i64, "child of node {i}");
+    }
+    Ok(())
+}
+
+/// Commits a holder node (NEW_NODES fields) and a neighbour node of the published nodes'
+/// size class (so on the page their allocator fills next, in `w`'s segment); both rooted.
+fn holder_and_neighbour(stm: &Arc<Stm>, w: &mut StmThread, ty: TypeId) -> (Ref, Ref) {
+    let f = w.shadow_stack().push(2);
+    w.run(|tx| {
+        let h = new_node(tx, ty, 1, NEW_NODES)?;
+        tx.shadow_stack().set(f, 0, h);
+        let n = new_node(tx, ty, 2, 2)?;
+        tx.shadow_stack().set(f, 1, n);
+        Ok(())
+    });
+    let (h, n) = (w.shadow_stack().get(f, 0), w.shadow_stack().get(f, 1));
+    w.shadow_stack().pop(f);
+    stm.add_root(h);
+    stm.add_root(n);
+    (h, n)
+}
+
+/// The four combinations of private and shared pages, for a reader inside a transaction
+/// (it validates at its next runtime entry) and for one that begins after the commit.
+#[test]
+fn new_objects_reach_segments_with_private_or_shared_pages() {
+    for (writer_private, reader_private) in
+        [(false, false), (false, true), (true, false), (true, true)]
+    {
+        for reader_in_tx in [false, true] {
+            let what = format!(
+                "writer page private {writer_private}, reader page private {reader_private}, \
+                 reader in a transaction {reader_in_tx}"
+            );
+            let stm = Stm::new(config_mode(true, 2, WaitPolicy::AbortSelf)).unwrap();
+            let ty = node_type(&stm);
+            let mut w = stm.thread();
+            let mut r = stm.thread();
+            let (holder, neighbour) = holder_and_neighbour(&stm, &mut w, ty);
+            assert_ne!(
+                page(holder),
+                page(neighbour),
+                "holder in another size class"
+            );
+            if writer_private {
+                privatize_by_abort(&stm, &mut w, neighbour);
+            }
+            if reader_private {
+                privatize_by_abort(&stm, &mut r, neighbour);
+            }
+            let privs = (stm.private_pages(1), stm.private_pages(2));
+            if reader_in_tx {
+                r.begin();
+                // Nothing the writer writes: the reader's snapshot stays valid.
+                read_node(&mut r, neighbour).unwrap();
+            }
+            let nodes = publish_nodes(&mut w, ty, holder, 100);
+            assert!(
+                nodes.iter().any(|&n| page(n) == page(neighbour)),
+                "{what}: some new node lies on the neighbour's page"
+            );
+            // Segment 0 holds the new nodes' bytes (the entry does not).
+            for (i, &n) in nodes.iter().enumerate() {
+                assert_eq!(stm.segment_u64(0, n, 16), int(100 + i as i64), "{what}");
+            }
+            if !reader_in_tx {
+                r.begin();
+            }
+            check_published(&mut r, holder, 100).unwrap_or_else(|a| panic!("{what}: {a:?}"));
+            r.commit().unwrap();
+            // The page states this test meant to set up held until the commit (the holder's
+            // page is privatized in the reader by its import, the writer's write of it).
+            let now = (stm.private_pages(1), stm.private_pages(2));
+            assert!(
+                now.0 >= privs.0 && now.1 >= privs.1,
+                "{what}: {privs:?} -> {now:?}"
+            );
+            let st = stm.stats();
+            assert!(
+                st.log_max_bytes < 4096,
+                "{what}: the entry carries only the holder, not {} new nodes: {st:?}",
+                2 * NEW_NODES
+            );
+        }
+    }
+}
+
+/// An idle segment (its thread between transactions) whose copy of the new objects' page
+/// is private is brought up to date by whoever applies the log: it must copy them from
+/// segment 0, since the entries carry no bytes for them.
+#[test]
+fn new_objects_reach_an_idle_segment_with_a_private_page() {
+    let stm = Stm::new(config_mode(true, 2, WaitPolicy::AbortSelf)).unwrap();
+    let ty = node_type(&stm);
+    let mut w = stm.thread();
+    let mut r = stm.thread();
+    let (holder, neighbour) = holder_and_neighbour(&stm, &mut w, ty);
+    let rseg = privatize_by_abort(&stm, &mut r, neighbour);
+    let nodes = publish_nodes(&mut w, ty, holder, 100);
+    assert!(nodes.iter().any(|&n| page(n) == page(neighbour)));
+    // Enough commits for the log to be applied (and the idle segment brought along).
+    for round in 0..40 {
+        w.run(|tx| tx.write_u64(neighbour, field(1), int(round)));
+    }
+    let st = stm.stats();
+    assert!(st.log_entries < 20, "the log was applied: {st:?}");
+    assert!(stm.private_pages(rseg) >= 1);
+    r.begin();
+    assert_eq!(
+        r.segment(),
+        rseg,
+        "the reader's segment was idle, not used by the writer"
+    );
+    check_published(&mut r, holder, 100).unwrap();
+    assert_eq!(r.read_u64(neighbour, field(1)).unwrap(), int(39));
+    r.commit().unwrap();
+}
+
+/// A large new object (allocated outside the nursery) whose fields are the only references
+/// to other new objects, published while a reader's snapshot keeps its entry in the log:
+/// a major collection must find those objects by tracing it in segment 0 (the entry has
+/// no copy of its contents to scan), or they are freed and reused.
+#[test]
+fn major_collection_traces_new_objects_of_kept_entries_in_segment_0() {
+    let stm = Stm::new(cfg_mode(true, 2)).unwrap();
+    let ty = node_type(&stm);
+    let mut w = stm.thread();
+    let (holder, neighbour) = holder_and_neighbour(&stm, &mut w, ty);
+    let mut r = stm.thread();
+    r.begin();
+    read_node(&mut r, neighbour).unwrap();
+    const K: usize = 300; // 16 + 8 * 302 bytes: above the large-object limit of a 4 KiB nursery
+    let f = w.shadow_stack().push(1);
+    w.run(|tx| {
+        let big = new_node(tx, ty, 7, K)?;
+        tx.shadow_stack().set(f, 0, big);
+        for i in 0..K {
+            let c = new_node(tx, ty, 10_000 + i as i64, 0)?;
+            let big = tx.shadow_stack().get(f, 0);
+            tx.write_u64(big, field(i), c)?;
+        }
+        let big = tx.shadow_stack().get(f, 0);
+        tx.write_u64(holder, field(0), big)?;
+        Ok(())
+    });
+    w.shadow_stack().pop(f);
+    assert!(stm.stats().log_entries >= 1, "the reader keeps the entry");
+    w.collect_major().unwrap();
+    // Allocate over anything freed, then collect again.
+    w.run(|tx| {
+        for i in 0..2000 {
+            new_node(tx, ty, 50_000 + i, 1)?;
+        }
+        Ok(())
+    });
+    w.collect_major().unwrap();
+    r.poll().unwrap();
+    let big = r.read_u64(holder, field(0)).unwrap();
+    let (id, fs) = read_node(&mut r, big).unwrap();
+    assert_eq!(id, 7);
+    for (i, &c) in fs.iter().enumerate() {
+        assert_eq!(
+            read_node(&mut r, c).unwrap().0,
+            10_000 + i as i64,
+            "child {i}"
+        );
+    }
+    r.commit().unwrap();
 }
