@@ -13,7 +13,6 @@
 //! segment, but a copy of r15 taken before the call still names the old one.
 
 use crate::gs_rewrite::{Escape, RewriteError};
-use std::collections::BTreeMap;
 
 /// The one `set_pinned_reg` JIT code may contain: `set_pinned_reg(load.i64
 /// ctx+offset)`, where `ctx` is entry-block parameter `ctx_param` and the
@@ -55,12 +54,14 @@ pub fn check_ir_with(
         .flat_map(|b| func.layout.block_insts(b))
         .collect();
     // Where each instruction is: its block and the number of calls and reloads
-    // before it in that block ("epoch").
-    let mut here: BTreeMap<Inst, (Block, u32)> = BTreeMap::new();
+    // before it in that block ("epoch"). Tables indexed by entity number, not maps:
+    // the check stays linear in the function's size (it runs on every function).
+    let mut here: Vec<(Block, u32)> = vec![(Block::from_u32(0), 0); dfg.num_insts()];
+    let here_of = |here: &[(Block, u32)], inst: Inst| here[inst.as_u32() as usize];
     for block in func.layout.blocks() {
         let mut epoch = 0u32;
         for inst in func.layout.block_insts(block) {
-            here.insert(inst, (block, epoch));
+            here[inst.as_u32() as usize] = (block, epoch);
             let op = dfg.insts[inst].opcode();
             if op.is_call() || op == Opcode::SetPinnedReg {
                 epoch += 1;
@@ -70,15 +71,16 @@ pub fn check_ir_with(
     // Values that are the segment base or an address inside the segment, with the
     // place of the `get_pinned_reg` they come from. A fixpoint: the layout order is
     // not the dominance order.
-    let mut origin: BTreeMap<Value, (Block, u32)> = BTreeMap::new();
-    let from = |origin: &BTreeMap<Value, (Block, u32)>, v: Value| {
-        origin.get(&dfg.resolve_aliases(v)).copied()
+    let mut origin: Vec<Option<(Block, u32)>> = vec![None; dfg.num_values()];
+    let mut found_count = 0usize;
+    let from = |origin: &[Option<(Block, u32)>], v: Value| {
+        origin[dfg.resolve_aliases(v).as_u32() as usize]
     };
     loop {
-        let before = origin.len();
+        let before = found_count;
         for &inst in &insts {
             let found = match dfg.insts[inst].opcode() {
-                Opcode::GetPinnedReg => Some(here[&inst]),
+                Opcode::GetPinnedReg => Some(here_of(&here, inst)),
                 Opcode::Iadd => {
                     let a = dfg.inst_args(inst);
                     match (from(&origin, a[0]), from(&origin, a[1])) {
@@ -89,10 +91,14 @@ pub fn check_ir_with(
                 _ => None,
             };
             if let Some(o) = found {
-                origin.entry(dfg.inst_results(inst)[0]).or_insert(o);
+                let slot = &mut origin[dfg.inst_results(inst)[0].as_u32() as usize];
+                if slot.is_none() {
+                    *slot = Some(o);
+                    found_count += 1;
+                }
             }
         }
-        if origin.len() == before {
+        if found_count == before {
             break;
         }
     }
@@ -135,8 +141,8 @@ pub fn check_ir_with(
         // A base used in another block, or after a call or reload: it may be stale.
         for v in dfg.inst_values(inst) {
             let v = dfg.resolve_aliases(v);
-            if let Some(&o) = origin.get(&v) {
-                if o != here[&inst] {
+            if let Some(o) = origin[v.as_u32() as usize] {
+                if o != here_of(&here, inst) {
                     return Err(RewriteError::BaseEscapes {
                         offset: inst.as_u32(),
                         instruction: text(),

@@ -266,7 +266,7 @@ impl Jit {
         id: FuncId,
         func: ir::Function,
     ) -> Result<&CompiledFunction, JitError> {
-        self.define(id, func, Kind::Compiled)?;
+        self.define(id, func, Kind::Compiled, false)?;
         Ok(self
             .functions
             .get(&id)
@@ -275,7 +275,18 @@ impl Jit {
 
     /// [`Jit::compile`] whether or not side tables are kept; the size of the code in bytes.
     pub fn compile_code(&mut self, id: FuncId, func: ir::Function) -> Result<usize, JitError> {
-        self.define(id, func, Kind::Compiled)
+        self.define(id, func, Kind::Compiled, false)
+    }
+
+    /// [`Jit::compile_code`] with the quick tier ([`isa::Tier::Quick`]) whatever the size of
+    /// `func`: for code that runs once (the parts of a huge module body), where code
+    /// generation costs more than the optimizer can save.
+    pub fn compile_code_quick(
+        &mut self,
+        id: FuncId,
+        func: ir::Function,
+    ) -> Result<usize, JitError> {
+        self.define(id, func, Kind::Compiled, true)
     }
 
     /// Define an entry trampoline `name(base: i64, args of target...) ->
@@ -354,7 +365,7 @@ impl Jit {
             b.seal_all_blocks();
             b.finalize(self.isa.frontend_config());
         }
-        self.define(id, func, kind)?;
+        self.define(id, func, kind, false)?;
         Ok(id)
     }
 
@@ -369,13 +380,20 @@ impl Jit {
     /// Generates, rewrites and defines one function; the size of its code. Its Cranelift
     /// context is made for it and freed after it, so that no function's working memory
     /// outlives its compilation.
-    fn define(&mut self, id: FuncId, func: ir::Function, kind: Kind) -> Result<usize, JitError> {
+    fn define(
+        &mut self,
+        id: FuncId,
+        func: ir::Function,
+        kind: Kind,
+        quick: bool,
+    ) -> Result<usize, JitError> {
         let name = self.name_of(id);
         let job = Job {
             id,
             name,
             func,
             kind,
+            quick,
         };
         let prepared = prepare(
             self.isas(),
@@ -402,6 +420,7 @@ impl Jit {
                 name: self.name_of(id),
                 func,
                 kind: Kind::Compiled,
+                quick: false,
             })
             .collect();
         let workers = std::thread::available_parallelism()
@@ -523,6 +542,8 @@ struct Job {
     name: String,
     func: ir::Function,
     kind: Kind,
+    /// The quick tier whatever the function's size.
+    quick: bool,
 }
 
 /// Everything a function's definition needs, computed without the module: its final
@@ -555,6 +576,7 @@ fn prepare(
         name,
         func,
         kind,
+        quick,
     } = job;
     if kind == Kind::Compiled {
         gs_rewrite::check_ir_with(&func, reload).map_err(|error| JitError::Rewrite {
@@ -562,7 +584,11 @@ fn prepare(
             error,
         })?;
     }
-    let isa = isas.for_insts(func.dfg.num_insts());
+    let isa = if quick {
+        isas.quick
+    } else {
+        isas.for_insts(func.dfg.num_insts())
+    };
     ctx.clear();
     ctx.func = func;
     let code = ctx

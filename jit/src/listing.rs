@@ -25,10 +25,18 @@ pub struct ListingOptions {
 /// Whether `--dump-asm-fn pattern` selects `f`: its full name (`f0_fill`, `a2` and `t2`,
 /// the entry of functions of 2 words called from Rust and its trampoline,
 /// `wb_slow (preserve_all stub)`), or the program's name of a compiled function
-/// (`fill`, `Account.deposit`: the name after the `fN_` prefix).
+/// (`fill`, `Account.deposit`: the name after the `fN_` prefix). `<module>` also selects
+/// the parts of a huge module body (`<module>#1`, `<module>#2`...: see
+/// `compile::parts`).
 pub fn function_matches(f: &CompiledFunction, pattern: &str) -> bool {
     if f.name == pattern {
         return true;
+    }
+    if pattern == "<module>" {
+        return f
+            .name
+            .strip_prefix("<module>#")
+            .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
     }
     let Some(rest) = f.name.strip_prefix('f') else {
         return false;

@@ -9,13 +9,16 @@
 //! (and `STMJIT_EAGER=1`) compiles every function before the program runs instead, so that
 //! the listing shows them all, in order. A huge function keeps its locals in frame slots
 //! (`compile::locals_in_slots`) and gets the quick code-generation tier
-//! ([`QUICK_TIER_ABOVE`]): compile time and memory linear in its size. `--stats` reports the
-//! functions compiled and the time it took.
+//! ([`QUICK_TIER_ABOVE`]): compile time and memory linear in its size. A huge module body is
+//! compiled as parts of a few hundred statements, one after the other (`compile::parts`), so
+//! that its compile memory is that of one part, and a display of constants is one table
+//! whatever its size (`compile/literals.rs`). `--stats` reports the functions compiled and
+//! the time it took.
 //!
 //! The environment switches (for tests, benchmarks and debugging) are read and checked once,
 //! here: see [`crate::switches`].
 
-use crate::compile::{FnCompiler, Shared};
+use crate::compile::{self, FnCompiler, Shared};
 use crate::switches::Switches;
 use cranelift_codegen::ir::{types::I64, InstBuilder, Signature, Type};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -485,8 +488,7 @@ impl Jit {
         if eager {
             st.compile_all(info)?;
         }
-        let nfuncs = info.program.functions.len();
-        st.compile_function(info, nfuncs)?;
+        st.compile_module(info)?;
         let (main, sig) = (st.funcs.main, st.funcs.main_sig.clone());
         let tramp = st
             .jit
@@ -570,7 +572,26 @@ impl JitState {
                 self.funcs.main_sig.clone(),
             ),
         };
-        let mut func = self.jit.new_function(self.id_of(fid), sig);
+        self.build_ir_with(info, self.id_of(fid), sig, |func, fbc, sh| {
+            FnCompiler::compile(func, fbc, sh, arity, nlocals, body, cells, fid as u32)
+        })
+    }
+
+    /// The Cranelift IR of `id` of signature `sig`, made by `build` with the [`Shared`] state
+    /// of this program.
+    fn build_ir_with(
+        &mut self,
+        info: &ProgramInfo,
+        id: FuncId,
+        sig: Signature,
+        build: impl for<'s> FnOnce(
+            &mut cranelift_codegen::ir::Function,
+            &mut FunctionBuilderContext,
+            &mut Shared<'s>,
+        ),
+    ) -> cranelift_codegen::ir::Function {
+        let program = &*info.program;
+        let mut func = self.jit.new_function(id, sig);
         let frontend = self.jit.isa().frontend_config();
         let mut sh = Shared {
             module: self.jit.module(),
@@ -592,10 +613,51 @@ impl JitState {
         };
         // A builder context per function: its memory is freed with it.
         let mut fbc = FunctionBuilderContext::new();
-        FnCompiler::compile(
-            &mut func, &mut fbc, &mut sh, arity, nlocals, body, cells, fid as u32,
-        );
+        build(&mut func, &mut fbc, &mut sh);
         func
+    }
+
+    /// Compiles `<module>` (executable after the next finalize): as one function, or, for a
+    /// huge body, as parts ([`compile::split_body`]) compiled one after the other (so that
+    /// the compile memory of one part is freed before the next), the parts without loops with
+    /// the quick tier (they run once), and a `<module>` that calls them in order.
+    fn compile_module(&mut self, info: &ProgramInfo) -> Result<(), JitError> {
+        let nfuncs = info.program.functions.len();
+        let body = &info.program.body;
+        let ranges = compile::split_body(body, compile::MODULE_SPLIT_ABOVE, compile::MODULE_PART);
+        if ranges.len() <= 1 {
+            return self.compile_function(info, nfuncs);
+        }
+        let started = Started::now();
+        let sig = self.funcs.main_sig.clone();
+        let mut parts = Vec::with_capacity(ranges.len());
+        let mut size = 0;
+        for (k, range) in ranges.into_iter().enumerate() {
+            let stmts = &body[range];
+            let id = self.jit.declare(&format!("<module>#{}", k + 1), &sig)?;
+            let func = self.build_ir_with(info, id, sig.clone(), |func, fbc, sh| {
+                FnCompiler::compile(func, fbc, sh, 0, 0, stmts, &[], nfuncs as u32)
+            });
+            if self.verify {
+                verify(&self.jit, &func);
+            }
+            size += if compile::has_loop(stmts) {
+                self.jit.compile_code(id, func)?
+            } else {
+                self.jit.compile_code_quick(id, func)?
+            };
+            parts.push(id);
+        }
+        let main = self.funcs.main;
+        let func = self.build_ir_with(info, main, sig, |func, fbc, sh| {
+            FnCompiler::compile_parts(func, fbc, sh, &parts, nfuncs as u32)
+        });
+        if self.verify {
+            verify(&self.jit, &func);
+        }
+        size += self.jit.compile_code(main, func)?;
+        started.count(info, 1, size);
+        Ok(())
     }
 
     /// Compiles every function of the program (for `--dump-asm`, `STMJIT_EAGER=1`): their

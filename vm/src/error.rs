@@ -83,6 +83,25 @@ impl Runtime {
     }
 }
 
+/// The error path of `<module>` after a call of a part of its body (a huge body is compiled
+/// as parts, see `stmjit_jit::program`): [`RESTART`] when the transaction was aborted and
+/// `<module>`'s frame opened it, else [`ERR`]; no trace entry (the part, whose frame is
+/// `<module>` to the user, recorded where the error was).
+///
+/// # Safety
+/// `ctx` must be the live context of the calling thread.
+pub unsafe extern "C" fn stmjit_propagate(ctx: *mut Ctx) -> u64 {
+    // SAFETY: ctx and its runtime are live for the whole run (caller's contract).
+    let c = unsafe { &mut *ctx };
+    // SAFETY: as above.
+    let rt = unsafe { &*c.rt };
+    if rt.tx.aborting && c.txn_depth == c.depth {
+        RESTART
+    } else {
+        ERR
+    }
+}
+
 /// Appends a trace entry for `site`; JIT code calls it when unwinding. Returns [`ERR`], or
 /// [`RESTART`] when the transaction was aborted and the calling frame is its opener
 /// (abort unwinding records no trace, only where the abort was seen, for `--stats`).

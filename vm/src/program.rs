@@ -212,9 +212,10 @@ pub struct CodeTables {
     pub call_shapes: AppendVec<Vec<ArgKind>>,
     /// Attribute-site caches: entries `class id << 32 | slot` (see `site_cache`).
     attr_caches: AppendVec<SiteCache>,
-    /// The (global, function object) pairs of runs of `def` statements
-    /// (`calls::stmjit_define_globals`), by address.
-    def_runs: AppendVec<Box<[u64]>>,
+    /// Word tables compiled code reads by address: the (global, function object) pairs of
+    /// runs of `def` statements (`calls::stmjit_define_globals`) and the items of constant
+    /// displays.
+    word_tables: AppendVec<Box<[u64]>>,
     /// Code addresses of the program's JIT functions by function id: 0 until the function
     /// is compiled (JIT code that finds 0 calls the compiler, `stmjit_compile`). Set once,
     /// with a release store after the code is executable.
@@ -264,7 +265,7 @@ impl CodeTables {
             classdefs: AppendVec::new(),
             call_shapes: AppendVec::new(),
             attr_caches: AppendVec::new(),
-            def_runs: AppendVec::new(),
+            word_tables: AppendVec::new(),
             func_code: (0..nfuncs).map(|_| AtomicU64::new(0)).collect(),
             entries: (0..=max_words).map(|_| AtomicU64::new(0)).collect(),
             compiler: OnceLock::new(),
@@ -296,8 +297,14 @@ impl CodeTables {
     /// Keeps the flat (global index, function object) pairs of a run of `def` statements;
     /// their address (stable, for `calls::stmjit_define_globals`).
     pub fn add_def_run(&self, pairs: Vec<u64>) -> *const u64 {
-        let i = self.def_runs.push(pairs.into_boxed_slice());
-        self.def_runs[i].as_ptr()
+        self.add_words(pairs)
+    }
+
+    /// Keeps `words` for the life of the program (constants: the GC never updates them);
+    /// their address (stable).
+    pub fn add_words(&self, words: Vec<u64>) -> *const u64 {
+        let i = self.word_tables.push(words.into_boxed_slice());
+        self.word_tables[i].as_ptr()
     }
 
     /// Sets the compiler (once, before the program runs).

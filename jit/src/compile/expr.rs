@@ -61,18 +61,32 @@ impl FnCompiler<'_, '_> {
             ExprKind::Name(n) => self.load_name(n, e.span),
             ExprKind::List(items) => self.list_literal(items, e.span),
             ExprKind::Tuple(items) => {
+                if let Some(r) =
+                    self.const_display(Helper::NewTuple, items.iter(), items.len(), e.span)
+                {
+                    return r;
+                }
                 let (mark, p, n) = self.eval_into_temps(items);
                 let r = self.call_checked(Helper::NewTuple, &[self.ctx, p, n], e.span);
                 self.pop_temps(mark);
                 r
             }
             ExprKind::Set(items) => {
+                if let Some(r) =
+                    self.const_display(Helper::NewSet, items.iter(), items.len(), e.span)
+                {
+                    return r;
+                }
                 let (mark, p, n) = self.eval_into_temps(items);
                 let r = self.call_checked(Helper::NewSet, &[self.ctx, p, n], e.span);
                 self.pop_temps(mark);
                 r
             }
             ExprKind::Dict(items) => {
+                let kvs = items.iter().flat_map(|(k, v)| [k, v]);
+                if let Some(r) = self.const_display(Helper::NewDict, kvs, items.len(), e.span) {
+                    return r;
+                }
                 let mark = self.temp_mark();
                 for (k, v) in items {
                     let kv = self.expr(k);
@@ -1096,6 +1110,9 @@ const LIST_LITERAL_CHUNK: usize = 1024;
 impl FnCompiler<'_, '_> {
     /// `[a, b, ...]`, left to right.
     fn list_literal(&mut self, items: &[Expr], span: Span) -> Value {
+        if let Some(r) = self.const_display(Helper::NewList, items.iter(), items.len(), span) {
+            return r;
+        }
         let mut chunks = items.chunks(LIST_LITERAL_CHUNK);
         let first = chunks.next().unwrap_or(&[]);
         let list = self.list_of(first, span);

@@ -4,9 +4,9 @@
 //! - `txn.rs`: transaction boundaries (polls, restart points, the return boundary);
 //! - `calls.rs`: helper and direct calls, error checks and trace sites;
 //! - `values.rs`: tests on tagged words, the guards of fast paths;
-//! - `expr.rs`, `stmt.rs`: expressions and statements; `floats.rs`: unboxed float
-//!   trees; `lists.rs`: list fast paths; `sites.rs`: attribute, method-call and class-call
-//!   sites.
+//! - `expr.rs`, `stmt.rs`: expressions and statements; `literals.rs`: displays of constants;
+//!   `floats.rs`: unboxed float trees; `lists.rs`: list fast paths; `sites.rs`: attribute,
+//!   method-call and class-call sites.
 //!
 //! What compiled code and the object model agree on (the context, tagged words, headers,
 //! the helper table) is `stmjit_vm::abi`.
@@ -29,6 +29,8 @@ mod expr;
 mod floats;
 mod frames;
 mod lists;
+mod literals;
+mod parts;
 mod sites;
 mod stmt;
 mod tries;
@@ -36,6 +38,7 @@ mod txn;
 mod values;
 
 pub(crate) use barriers::Region;
+pub use parts::{has_loop, split_body, MODULE_PART, MODULE_SPLIT_ABOVE};
 
 use cranelift_codegen::ir::{self, types::I64, Block, FuncRef, InstBuilder, SourceLoc, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
@@ -261,6 +264,25 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         cells: &[usize],
         func_idx: u32,
     ) {
+        Self::compile_with(func, fbc, sh, arity, nlocals, body, cells, func_idx, |c| {
+            c.stmts(body)
+        })
+    }
+
+    /// [`FnCompiler::compile`] with the code of the body made by `emit` (which `body`
+    /// describes to the analyses that precede it: float locals, `try` regions, slots).
+    #[allow(clippy::too_many_arguments)]
+    fn compile_with(
+        func: &mut ir::Function,
+        fbc: &mut cranelift_frontend::FunctionBuilderContext,
+        sh: &mut Shared<'a>,
+        arity: usize,
+        nlocals: usize,
+        body: &[stmjit_lang::ast::Stmt],
+        cells: &[usize],
+        func_idx: u32,
+        emit: impl for<'x> FnOnce(&mut FnCompiler<'a, 'x>),
+    ) {
         let b = FunctionBuilder::new(func, fbc);
         let mut c = FnCompiler::new(b, sh, arity, nlocals, body, func_idx);
         let entry = c.b.create_block();
@@ -280,7 +302,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         if tries::has_try(body) {
             c.setup_tries();
         }
-        c.stmts(body);
+        emit(&mut c);
         if !c.is_filled() {
             let none = c.b.ins().iconst(I64, NONE as i64);
             c.b.ins().jump(ret, &[none.into()]);

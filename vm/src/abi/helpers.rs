@@ -103,6 +103,9 @@ helpers! {
     /// Appends a trace entry for a site while JIT code unwinds an error; returns `ERR`, or
     /// `RESTART` in the frame that opened an aborted transaction.
     Trace = "stmjit_trace", error::stmjit_trace: fn(*mut Ctx, u64) -> u64, NoMove;
+    /// Passes an error of a part of a huge module body on to `<module>` with no trace entry
+    /// (the part's frame made it): [`crate::RESTART`] where `stmjit_trace` would.
+    Propagate = "stmjit_propagate", error::stmjit_propagate: fn(*mut Ctx) -> u64, NoMove;
     /// `a OP b` (operator number from `BINOPS`) beyond the inline fast paths.
     Binop = "stmjit_binop", ops::stmjit_binop: fn(*mut Ctx, u64, Word, Word) -> Word, MayMove;
     /// `a OP= b`: lists extended or repeated in place.

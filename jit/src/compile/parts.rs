@@ -1,0 +1,127 @@
+//! A huge module body compiled as parts.
+//!
+//! Code generation needs memory in proportion to the function it compiles (about 100 KB of
+//! Cranelift memory per line of a module body), all of it at once: a module body of 100 000
+//! statements would need about 10 GB. So a module body of more than
+//! [`MODULE_SPLIT_ABOVE`] statements is cut between top-level statements into parts of
+//! about [`MODULE_PART`] statements, each compiled (and its compile memory freed) on its own
+//! as a function of the context alone, like `<module>`; `<module>` then calls them in order.
+//! The module body has no locals (its names are globals), its `try`, `with`, loop and `def`
+//! statements are whole inside one part, and a part's sites name `<module>`, so a part
+//! behaves as the statements it holds did: an error or an abort unwinds out of it as out of
+//! any call, and `<module>` passes it on with no trace entry of its own
+//! (`stmjit_propagate`), so that tracebacks are unchanged.
+
+use super::FnCompiler;
+use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, InstBuilder, Value};
+use cranelift_module::{FuncId, Module};
+use std::ops::Range;
+use stmjit_lang::ast::{Stmt, StmtKind};
+use stmjit_vm::abi::Helper;
+use stmjit_vm::{ERR, RESTART};
+
+/// A module body of more statements than this (those in nested blocks included) is
+/// compiled as parts.
+pub const MODULE_SPLIT_ABOVE: usize = 1024;
+
+/// The statements of a part, about (a top-level statement is never cut, so one larger than
+/// this is a part of its own).
+pub const MODULE_PART: usize = 256;
+
+/// The ranges of top-level statements of `body` to compile as parts: one (all of it) unless
+/// it has more than `split_above` statements, else consecutive ranges of `part` statements
+/// or more (the last one may be shorter).
+pub fn split_body(body: &[Stmt], split_above: usize, part: usize) -> Vec<Range<usize>> {
+    if super::statements(body) <= split_above {
+        let whole = 0..body.len();
+        return vec![whole];
+    }
+    let mut parts = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, s) in body.iter().enumerate() {
+        size += super::statements(std::slice::from_ref(s));
+        if size >= part {
+            parts.push(start..i + 1);
+            (start, size) = (i + 1, 0);
+        }
+    }
+    if start < body.len() {
+        parts.push(start..body.len());
+    }
+    parts
+}
+
+/// Whether `body` holds a loop (at any depth, not in the functions and classes it defines):
+/// a part without one runs once, and is compiled with the quick tier.
+pub fn has_loop(body: &[Stmt]) -> bool {
+    body.iter().any(|s| match &s.kind {
+        StmtKind::While { .. } | StmtKind::For { .. } => true,
+        StmtKind::If { body, orelse, .. } => has_loop(body) || has_loop(orelse),
+        StmtKind::With { body, .. } => has_loop(body),
+        StmtKind::Try {
+            body,
+            handlers,
+            orelse,
+            finalbody,
+            ..
+        } => {
+            has_loop(body)
+                || handlers.iter().any(|h| has_loop(&h.body))
+                || has_loop(orelse)
+                || has_loop(finalbody)
+        }
+        _ => false,
+    })
+}
+
+impl<'a, 'b> FnCompiler<'a, 'b> {
+    /// Compiles into `func` the `<module>` of a body compiled as `parts` (functions of the
+    /// context, in order): it calls each in turn.
+    pub fn compile_parts(
+        func: &'b mut ir::Function,
+        fbc: &'b mut cranelift_frontend::FunctionBuilderContext,
+        sh: &'b mut super::Shared<'a>,
+        parts: &[FuncId],
+        func_idx: u32,
+    ) {
+        Self::compile_with(func, fbc, sh, 0, 0, &[], &[], func_idx, |c| {
+            for &part in parts {
+                c.call_part(part);
+            }
+        })
+    }
+
+    /// Calls the part `id` of the module body; its error unwinds on.
+    fn call_part(&mut self, id: FuncId) {
+        let f = self.sh.module.declare_func_in_func(id, self.b.func);
+        // cranelift-jit may place functions more than 2 GiB apart: call through an absolute
+        // address.
+        self.b.func.dfg.ext_funcs[f].colocated = false;
+        // As any call of a JIT function: the callee keeps r15 right.
+        self.spill_locals();
+        let inst = self.b.ins().call(f, &[self.ctx]);
+        let r = self.b.inst_results(inst)[0];
+        self.reload_locals();
+        self.propagate(r);
+    }
+
+    /// After a call of a part: `r == ERR` unwinds (or restarts, in the frame that opened an
+    /// aborted transaction) with no trace entry.
+    fn propagate(&mut self, r: Value) {
+        let is_err = self.b.ins().icmp_imm(IntCC::Equal, r, ERR as i64);
+        let err = self.b.create_block();
+        let ok = self.b.create_block();
+        self.b.ins().brif(is_err, err, &[], ok, &[]);
+        self.b.set_cold_block(err);
+        self.b.switch_to_block(err);
+        let e = self.call(Helper::Propagate, &[self.ctx]);
+        let restart = self.b.ins().icmp_imm(IntCC::Equal, e, RESTART as i64);
+        let dispatch = self.dispatch_block();
+        let unwind = self.b.create_block();
+        self.b.ins().brif(restart, dispatch, &[], unwind, &[]);
+        self.b.switch_to_block(unwind);
+        let errv = self.b.ins().iconst(I64, ERR as i64);
+        self.b.ins().jump(self.ret_block, &[errv.into()]);
+        self.b.switch_to_block(ok);
+    }
+}

@@ -1,0 +1,225 @@
+//! Large generated sources run as the interpreter runs them: a module body big enough to be
+//! compiled as parts (`stmjit_jit::compile::parts`: loops, `try`, `def`, `class`, `with`
+//! statements and errors on both sides of part boundaries, under forced aborts), displays of
+//! thousands of constants (compiled as one table, `compile/literals.rs`), and the compile
+//! memory of a huge module body bounded by its parts. Bigger sizes with `STMJIT_BIG=1`.
+
+use std::process::{Command, Output, Stdio};
+
+fn dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("stmjit-big-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs `src` (written to `name.lang`) with `args` before the file and `env`.
+fn run(src: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let path = dir().join(format!("{name}.lang"));
+    std::fs::write(&path, src).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
+    cmd.arg("run").args(args).arg(&path).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run stmjit")
+}
+
+/// Whether the heavy variants run.
+fn big() -> bool {
+    std::env::var("STMJIT_BIG").is_ok_and(|v| v == "1")
+}
+
+/// Runs `src` interpreted (`--interp`, the oracle), then compiled under each of `envs`;
+/// asserts the same stdout, stderr and exit status each time, and returns the
+/// interpreter's output.
+fn same_as_interpreter(src: &str, name: &str, envs: &[&[(&str, &str)]]) -> Output {
+    let interp = run(src, name, &["--interp"], &[]);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    for env in envs {
+        let jit = run(src, name, &[], env);
+        assert_eq!(
+            text(&jit.stdout),
+            text(&interp.stdout),
+            "stdout of {name} {env:?}"
+        );
+        assert_eq!(
+            text(&jit.stderr),
+            text(&interp.stderr),
+            "stderr of {name} {env:?}"
+        );
+        assert_eq!(
+            jit.status.code(),
+            interp.status.code(),
+            "exit status of {name} {env:?}"
+        );
+    }
+    interp
+}
+
+/// A module body of about `stmts` statements cycling through every kind of top-level
+/// statement (a loop, `try`, `with atomic`, `def` and `class` used many statements later),
+/// ending with `tail`.
+fn module_body(stmts: usize, tail: &str) -> String {
+    let mut out = String::from("g = 1\nh = 0\nys = []\n");
+    let mut lines = 3;
+    let mut k = 0;
+    while lines < stmts {
+        let group = match k % 9 {
+            0 => format!("g = (g * 31 + {k}) % 1000003\n"),
+            1 => format!(
+                "if g % 3 == {}:\n    h = h + 1\nelse:\n    h = h - 1\n",
+                k % 3
+            ),
+            2 => "for i in range(3):\n    g = g + i\n".to_string(),
+            3 => format!("try:\n    h = h + ys[{k}]\nexcept IndexError:\n    h = h + 2\n"),
+            4 => format!("def f{k}(a):\n    return (a + {k}) % 1009\n"),
+            5 => format!("g = g + f{}(h)\n", k - 1),
+            6 => format!("class C{k}:\n    def __init__(self):\n        self.v = {k}\n"),
+            7 => format!("with atomic:\n    ys.append(C{}().v % 7)\n", k - 1),
+            _ => format!("t{k} = [g, h, len(ys), 'x{k}']\n"),
+        };
+        lines += group.lines().count();
+        out.push_str(&group);
+        k += 1;
+    }
+    out.push_str("print(g, h, len(ys), sum(ys))\n");
+    out.push_str(tail);
+    out
+}
+
+/// A body of 1 600 statements (compiled as parts: more than 1 024) gives the interpreter's
+/// output; also under forced aborts (restarts inside parts and in `<module>` between them),
+/// with every part and `<module>` through the quick tier, and eagerly compiled with the IR
+/// verifier.
+#[test]
+fn a_huge_module_body_runs_as_the_interpreter_runs_it() {
+    let n = if big() { 40_000 } else { 1_600 };
+    let src = module_body(n, "print(t8[3])\n");
+    let envs: &[&[(&str, &str)]] = &[
+        &[],
+        &[("STMJIT_ABORT_PROBABILITY", "0.2"), ("STMJIT_BUDGET", "7")],
+        &[("STMJIT_QUICK", "1")],
+        &[("STMJIT_EAGER", "1"), ("STMJIT_VERIFY", "1")],
+    ];
+    let out = same_as_interpreter(&src, "body", envs);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// An error raised in a late part of a huge body, and one raised inside a function defined
+/// in an early part and called from a late one: the interpreter's message, position and
+/// call stack (`<module>` appears once: passing an error from a part to `<module>` adds no
+/// entry).
+#[test]
+fn errors_in_a_huge_module_body_keep_their_positions() {
+    let src = module_body(1_500, "print(ys[10 ** 6])\n");
+    let out = same_as_interpreter(&src, "late_error", &[&[]]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("IndexError"), "{err}");
+    let src =
+        module_body(600, "def boom(a):\n    return a // 0\n") + &module_body(600, "boom(3)\n");
+    let out = same_as_interpreter(&src, "call_error", &[&[]]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ZeroDivisionError"), "{err}");
+}
+
+/// Displays of thousands of constants (ints, negative ints, floats, strs, bools, None; a
+/// repeated key), each kind of display, and displays mixing constants and expressions: the
+/// interpreter's values.
+#[test]
+fn displays_of_many_constants_hold_their_items() {
+    let n = if big() { 1_200_000 } else { 5_000 };
+    let items: Vec<String> = (0..n)
+        .map(|i| match i % 7 {
+            0 => format!("{}", i * 3),
+            1 => format!("-{i}"),
+            2 => format!("{i}.5"),
+            3 => format!("'s{i}'"),
+            4 => "True".into(),
+            5 => "None".into(),
+            _ => format!("{}", i64::MAX - i as i64),
+        })
+        .collect();
+    let joined = items.join(", ");
+    let dict: Vec<String> = (0..n)
+        .map(|i| format!("{}: {}", items[i], items[(i * 5 + 1) % n]))
+        .collect();
+    let src = format!(
+        "xs = [{joined}]\nts = ({joined})\nss = {{{joined}}}\nd = {{{}, 'dup': 1, 'dup': 2}}\n\
+         print(len(xs), xs[0], xs[1], xs[2], xs[3], xs[-1], xs[{n} // 2])\n\
+         print(len(ts), ts[4], ts[5], ts[-2])\n\
+         print(len(ss), 's3' in ss, -1 in ss)\n\
+         print(len(d), d['dup'], d[21], d[2.5], d['s{}'])\n\
+         xs[0] = 'changed'\nys = [{joined}]\nprint(ys[0], xs[0])\n\
+         m = [len(xs), {joined}, len(ts)]\nprint(m[0], m[-1], len(m))\n",
+        dict.join(", "),
+        7 * (n / 14) + 3,
+    );
+    let out = same_as_interpreter(&src, "displays", &[&[("STMJIT_NURSERY", "4096")]]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// The smallest address-space limit (`ulimit -v`, in MiB) under which `stmjit run` of
+/// `name` exits 0, between `lo` (fails) and `hi` (runs), to 16 MiB.
+fn min_limit(name: &str, mut lo: u64, mut hi: u64) -> u64 {
+    while hi - lo > 16 {
+        let mid = (lo + hi) / 2;
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v {} && exec \"$0\" run --threads 1 {name}.lang",
+                mid << 10
+            ))
+            .arg(env!("CARGO_BIN_EXE_stmjit"))
+            .current_dir(dir())
+            .stdin(Stdio::null())
+            .output()
+            .expect("start sh");
+        if out.status.code() == Some(0) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
+/// Compiling a huge module body takes memory for one part at a time: a body of 6 000
+/// statements (about 600 MB of compile memory as one function) runs in at most 256 MiB more
+/// address space than a program of one statement needs (the runtime's reservation, threads
+/// and code space set the base).
+#[test]
+fn a_huge_module_body_compiles_in_bounded_memory() {
+    let n = if big() { 50_000 } else { 6_000 };
+    std::fs::write(dir().join("tiny.lang"), "print(1)\n").unwrap();
+    std::fs::write(dir().join("huge.lang"), module_body(n, "")).unwrap();
+    let ok = |name: &str, mib: u64| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v {} && exec \"$0\" run --threads 1 {name}.lang",
+                mib << 10
+            ))
+            .arg(env!("CARGO_BIN_EXE_stmjit"))
+            .current_dir(dir())
+            .stdin(Stdio::null())
+            .output()
+            .expect("start sh")
+    };
+    // An upper bound that runs anything here (the reservation follows the machine's memory
+    // unless the limit is lower; then 4 GiB segments).
+    let mut hi = 16 << 10;
+    while ok("tiny", hi).status.code() != Some(0) {
+        hi *= 2;
+        assert!(hi < 1 << 24, "print(1) does not run under any limit");
+    }
+    let base = min_limit("tiny", 0, hi);
+    let out = ok("huge", base + 256);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a body of {n} statements does not run in {base} + 256 MiB:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
