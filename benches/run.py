@@ -110,6 +110,8 @@ PROGRAMS = {
     "microtx":     ("2000", "3000000", "10000000", True, []),
     "microtq":     ("2000", "500000", "3000000", False, []),
     "server":      ("1000", "100000", "500000", False, []),
+    # start-up: 200 functions of which 5 run (generated: benches/compile/gen.py startup)
+    "startup":     ("1", "1", "1", False, []),
 }
 SIZE_INDEX = {"quick": 0, "moderate": 1, "large": 2}
 LIBITM_METHODS = ["ml_wt", "gl_wt", "default"]
