@@ -429,6 +429,9 @@ struct JitState {
     verify: bool,
     /// `STMJIT_QUICK`: every function as a huge one.
     quick: bool,
+    /// Every program function is being defined before the next finalize (`compile_all`):
+    /// direct calls may name their callee's code by relocation.
+    all_defined: bool,
 }
 
 impl std::fmt::Debug for JitState {
@@ -477,6 +480,7 @@ impl Jit {
                 polls: !switches.omits("poll"),
                 verify: switches.verify,
                 quick: switches.quick,
+                all_defined: false,
             }),
         })
     }
@@ -610,6 +614,8 @@ impl JitState {
             write_barriers: self.write_barriers,
             polls: self.polls,
             quick: self.quick,
+            func_ids: &self.funcs.ids,
+            all_defined: self.all_defined,
         };
         // A builder context per function: its memory is freed with it.
         let mut fbc = FunctionBuilderContext::new();
@@ -666,6 +672,7 @@ impl JitState {
     fn compile_all(&mut self, info: &ProgramInfo) -> Result<(), JitError> {
         let started = Started::now();
         let n = info.program.functions.len();
+        self.all_defined = true;
         let funcs: Vec<_> = (0..n)
             .map(|fid| {
                 let func = self.build_ir(info, fid);
@@ -675,6 +682,7 @@ impl JitState {
                 (self.funcs.ids[fid], func)
             })
             .collect();
+        self.all_defined = false;
         let sizes = self.jit.compile_all(funcs)?;
         let mut words: Vec<usize> = info
             .program

@@ -32,11 +32,22 @@ impl FnCompiler<'_, '_> {
     }
     /// The code address of program function `fid` (a constant), for a direct call. A
     /// function is compiled at its first call: if `fid` is compiled already its address is
-    /// embedded; else it is read from the table of code addresses at each call, and while
-    /// it is 0 (not compiled yet) the cold path compiles it ([`Self::code_address`]).
+    /// embedded, and so is that of a function defined with this one (the function itself, a
+    /// recursive call; any function when all are compiled at once), by a relocation; else it
+    /// is read from the table of code addresses at each call, and while it is 0 (not
+    /// compiled yet) the cold path compiles it ([`Self::code_address`]).
     pub(crate) fn direct_code(&mut self, fid: usize, span: Span) -> Value {
         if let Some(code) = self.sh.code.compiled_code(fid) {
             return self.b.ins().iconst(I64, code as i64);
+        }
+        if fid == self.func_idx as usize || self.sh.all_defined {
+            let f = self
+                .sh
+                .module
+                .declare_func_in_func(self.sh.func_ids[fid], self.b.func);
+            // cranelift-jit may place functions more than 2 GiB apart: an absolute address.
+            self.b.func.dfg.ext_funcs[f].colocated = false;
+            return self.b.ins().func_addr(I64, f);
         }
         let fidv = self.b.ins().iconst(I64, fid as i64);
         self.code_address(fidv, span)

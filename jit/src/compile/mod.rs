@@ -135,6 +135,11 @@ pub struct Shared<'a> {
     /// `STMJIT_QUICK=1` (tests): every function keeps its locals in frame slots, as huge
     /// ones do (see [`locals_in_slots`]).
     pub quick: bool,
+    /// The declaration of each program function in the module, by function id.
+    pub func_ids: &'a [FuncId],
+    /// Every program function is defined before the code compiled now is finalized
+    /// (`STMJIT_EAGER=1`, `--dump-asm`): a direct call names its callee by relocation.
+    pub all_defined: bool,
 }
 
 /// Above this many statements times locals, a function keeps its locals in frame slots
