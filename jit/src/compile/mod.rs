@@ -158,7 +158,7 @@ pub fn locals_in_slots(body: &[stmjit_lang::ast::Stmt], nlocals: usize, forced: 
 
 /// The statements of `body`, those in nested blocks included (not those of the functions
 /// and classes it defines: compiled apart).
-fn statements(body: &[stmjit_lang::ast::Stmt]) -> usize {
+pub(crate) fn statements(body: &[stmjit_lang::ast::Stmt]) -> usize {
     use stmjit_lang::ast::StmtKind;
     body.iter()
         .map(|s| {

@@ -125,3 +125,44 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.switch_to_block(ok);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(src: &str) -> Vec<Stmt> {
+        stmjit_lang::parse(src).expect("parses").body
+    }
+
+    /// A body at or under the limit is one part; above it, the parts cover every top-level
+    /// statement once, in order, each of at least `part` statements (nested ones counted)
+    /// but the last, and a statement larger than a part is never cut (it ends its part).
+    #[test]
+    fn parts_cover_the_body_in_order() {
+        let small = body(&"x = 1\n".repeat(40));
+        assert_eq!(split_body(&small, 40, 8), vec![0..40]);
+        let mut src = "x = 1\n".repeat(50);
+        // One statement of 31 statements (a loop of 30).
+        src.push_str("for i in range(3):\n");
+        src.push_str(&"    x = x + i\n".repeat(30));
+        src.push_str(&"y = 2\n".repeat(25));
+        let big = body(&src);
+        assert_eq!(big.len(), 76);
+        let parts = split_body(&big, 40, 8);
+        let mut next = 0;
+        for (k, r) in parts.iter().enumerate() {
+            assert_eq!(r.start, next, "{parts:?}");
+            assert!(r.end > r.start, "{parts:?}");
+            let n = crate::compile::statements(&big[r.clone()]);
+            assert!(n >= 8 || k + 1 == parts.len(), "{parts:?}");
+            next = r.end;
+        }
+        assert_eq!(next, big.len());
+        // The loop completes the part it starts in (it is larger than a part).
+        assert!(
+            parts.iter().any(|r| r.contains(&50) && r.end == 51),
+            "{parts:?}"
+        );
+        assert!(has_loop(&big[50..51]) && !has_loop(&big[..50]));
+    }
+}
