@@ -157,7 +157,7 @@ fn parse_float(s: &str) -> R<Value> {
 }
 
 /// Python's `hash` of an int: modulo 2^61 − 1, sign kept, −1 becomes −2.
-fn hash_int(i: i64) -> i64 {
+pub fn hash_int(i: i64) -> i64 {
     const M: i128 = (1 << 61) - 1;
     let h = (i as i128).abs() % M;
     let h = if i < 0 { -h } else { h } as i64;
@@ -244,9 +244,10 @@ pub fn hash_value(v: &Value) -> R<i64> {
             }
         }
         Value::Tuple(t) => {
-            // Unhashable items fail with their own type, as in CPython.
-            Key::of(v)?;
+            // Unhashable items fail with their own type, as in CPython (checked after the
+            // items' hashes: an instance's `__hash__` runs once).
             let items: Vec<i64> = t.items.iter().map(hash_value).collect::<R<_>>()?;
+            Key::of_stored(v)?;
             crate::builtins_seq::hash_tuple(&items)
         }
         Value::FrozenSet(_) => {
@@ -265,7 +266,16 @@ pub fn hash_value(v: &Value) -> R<i64> {
                 format!("unhashable type: '{}'", v.type_name()),
             ))
         }
-        Value::Instance(i) => (Arc::as_ptr(i) as usize >> 4) as i64,
+        Value::Instance(i) => match i.hash_kind() {
+            crate::value::HashKind::Identity => crate::value::identity_hash(i),
+            crate::value::HashKind::Custom => crate::value::instance_hash(v, i, false)?,
+            crate::value::HashKind::Unhashable => {
+                return Err(exc(
+                    TypeError,
+                    format!("unhashable type: '{}'", v.type_name()),
+                ))
+            }
+        },
         Value::Class(c) => (Arc::as_ptr(c) as usize >> 4) as i64,
         Value::Function(f) => (Arc::as_ptr(f) as usize >> 4) as i64,
         other => (other as *const Value as usize >> 4) as i64,
@@ -1151,7 +1161,7 @@ fn dict_method(
     match name {
         "get" => {
             method_arity(t, name, &args, 1, 2)?;
-            let k = Key::of(&args[0])?;
+            let k = crate::value::key_in(&d.map, &args[0])?;
             let found = lock(&d.map).get(&k).cloned();
             Ok(found
                 .or_else(|| args.get(1).cloned())
@@ -1177,7 +1187,7 @@ fn dict_method(
         }
         "pop" => {
             method_arity(t, name, &args, 1, 2)?;
-            let k = Key::of(&args[0])?;
+            let k = crate::value::key_in(&d.map, &args[0])?;
             let removed = lock(&d.map).remove(&k);
             match (removed, args.get(1)) {
                 (Some(v), _) => Ok(v),

@@ -86,7 +86,7 @@ pub fn dict(args: &[Value]) -> R<Value> {
         Some(Value::Dict(d)) => {
             let items = crate::value::lock(&d.map).items();
             for (k, v) in items {
-                map.insert(crate::value::Key::of(&k)?, k, v);
+                map.insert(map.key_for(&k)?, k, v);
             }
         }
         Some(v) => {
@@ -108,7 +108,7 @@ pub fn dict(args: &[Value]) -> R<Value> {
                         ),
                     )
                 })?;
-                map.insert(crate::value::Key::of(&k)?, k, v);
+                map.insert(map.key_for(&k)?, k, v);
             }
         }
     }

@@ -362,9 +362,9 @@ pub fn dict_method(d: &DictObj, name: &str, args: &[Value]) -> Option<R<Value>> 
         "update" => arity(t, name, args, 1, 1).and_then(|()| match &args[0] {
             Value::Dict(other) => {
                 let items = lock(&other.map).items();
-                let mut map = lock(&d.map);
                 for (k, v) in items {
-                    map.insert(Key::of(&k)?, k, v);
+                    let kk = crate::value::key_in(&d.map, &k)?;
+                    lock(&d.map).insert(kk, k, v);
                 }
                 Ok(Value::None)
             }
@@ -374,7 +374,7 @@ pub fn dict_method(d: &DictObj, name: &str, args: &[Value]) -> Option<R<Value>> 
             ),
         }),
         "setdefault" => arity(t, name, args, 1, 2).and_then(|()| {
-            let k = Key::of(&args[0])?;
+            let k = crate::value::key_in(&d.map, &args[0])?;
             let mut map = lock(&d.map);
             if let Some(v) = map.get(&k) {
                 return Ok(v.clone());

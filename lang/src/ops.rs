@@ -80,7 +80,7 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
         _ => {}
     }
     if let Some(r) = crate::sets::binary(op, a, b) {
-        return Ok(r);
+        return r;
     }
     if let Some(r) = crate::special::binary(op, a, b) {
         return r;
@@ -463,7 +463,7 @@ pub fn get_item(obj: &Value, index: &Value) -> Result<Value, OpError> {
             }
         }
         Value::Dict(d) => {
-            let k = Key::of(index)?;
+            let k = crate::value::key_in(&d.map, index)?;
             match lock(&d.map).get(&k) {
                 Some(v) => Ok(v.clone()),
                 None => err(KeyError, index.repr(&|_| String::new())?),
@@ -499,7 +499,7 @@ pub fn set_item(obj: &Value, index: &Value, v: Value) -> Result<(), OpError> {
             }
         }
         Value::Dict(d) => {
-            let k = Key::of(index)?;
+            let k = crate::value::key_in(&d.map, index)?;
             lock(&d.map).insert(k, index.clone(), v);
             Ok(())
         }
@@ -538,7 +538,7 @@ pub fn del_item(obj: &Value, index: &Value) -> Result<(), OpError> {
             }
         }
         Value::Dict(d) => {
-            let k = Key::of(index)?;
+            let k = crate::value::key_in(&d.map, index)?;
             let removed = lock(&d.map).remove(&k);
             match removed {
                 Some(_) => Ok(()),
@@ -651,7 +651,7 @@ pub fn contains(container: &Value, item: &Value) -> Result<bool, OpError> {
             Ok(false)
         }
         Value::Dict(d) | Value::Set(d) | Value::FrozenSet(d) => {
-            let k = Key::of(item)?;
+            let k = crate::value::key_in(&d.map, item)?;
             Ok(lock(&d.map).get(&k).is_some())
         }
         Value::Str(s) => match item {

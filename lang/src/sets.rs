@@ -56,7 +56,7 @@ pub fn members_of(v: &Value) -> R<Dict> {
     }
     let mut map = Dict::default();
     for x in ops::iterate(v)? {
-        map.insert(Key::of(&x)?, x, Value::None);
+        map.insert(map.key_for(&x)?, x, Value::None);
     }
     Ok(map)
 }
@@ -76,44 +76,56 @@ pub fn frozenset_value(map: Dict) -> Value {
 }
 
 fn key(v: &Value) -> Key {
-    Key::of(v).expect("a set's member is hashable")
+    Key::of_stored(v).expect("a set's member is hashable")
 }
 
-/// `a OP b` for two sets' members, `OP` one of `| & - ^`.
-pub fn combine(op: BinOp, a: &Dict, b: &Dict) -> Dict {
+/// `a OP b` for two sets' members, `OP` one of `| & - ^` (members are found in the other
+/// set by `==` where they define `__hash__`: their `__eq__` may run, and fail).
+pub fn combine(op: BinOp, a: &Dict, b: &Dict) -> R<Dict> {
     let mut out = Dict::default();
     match op {
         BinOp::BitOr => {
             out = a.clone();
             for k in b.keys() {
-                out.insert(key(&k), k, Value::None);
+                let kk = out.key_for_stored(&k)?;
+                if !out.contains(&kk) {
+                    out.insert(kk, k, Value::None);
+                }
             }
         }
         BinOp::BitAnd => {
-            for k in a.keys().into_iter().filter(|k| b.contains(&key(k))) {
-                out.insert(key(&k), k, Value::None);
+            for k in a.keys() {
+                if b.holds(&k)? {
+                    out.insert(key(&k), k, Value::None);
+                }
             }
         }
         BinOp::Sub => {
-            for k in a.keys().into_iter().filter(|k| !b.contains(&key(k))) {
-                out.insert(key(&k), k, Value::None);
+            for k in a.keys() {
+                if !b.holds(&k)? {
+                    out.insert(key(&k), k, Value::None);
+                }
             }
         }
         _ => {
-            for k in a.keys().into_iter().filter(|k| !b.contains(&key(k))) {
-                out.insert(key(&k), k, Value::None);
+            for k in a.keys() {
+                if !b.holds(&k)? {
+                    out.insert(key(&k), k, Value::None);
+                }
             }
-            for k in b.keys().into_iter().filter(|k| !a.contains(&key(k))) {
-                out.insert(key(&k), k, Value::None);
+            for k in b.keys() {
+                if !a.holds(&k)? {
+                    out.insert(key(&k), k, Value::None);
+                }
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// `a OP b` when both are sets or frozensets and `OP` is a set operator (the result has
 /// `a`'s type, as in Python); `None` otherwise.
-pub fn binary(op: BinOp, a: &Value, b: &Value) -> Option<Value> {
+pub fn binary(op: BinOp, a: &Value, b: &Value) -> Option<R<Value>> {
     match (op, a, b) {
         (
             BinOp::BitOr | BinOp::BitAnd | BinOp::Sub | BinOp::BitXor,
@@ -123,12 +135,13 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Option<Value> {
             // Both maps are copied first: `s | s` must not lock one mutex twice.
             let xm = lock(&x.map).clone();
             let ym = lock(&y.map).clone();
-            let r = combine(op, &xm, &ym);
-            Some(if matches!(a, Value::Set(_)) {
-                set_value(r)
-            } else {
-                frozenset_value(r)
-            })
+            Some(combine(op, &xm, &ym).map(|r| {
+                if matches!(a, Value::Set(_)) {
+                    set_value(r)
+                } else {
+                    frozenset_value(r)
+                }
+            }))
         }
         _ => None,
     }
@@ -175,8 +188,10 @@ pub fn inplace(op: BinOp, s: &Value, rhs: &Value) -> Option<R<Value>> {
     };
     let cur = lock(&d.map).clone();
     let ym = lock(&other.map).clone();
-    assign(d, &combine(op, &cur, &ym));
-    Some(Ok(s.clone()))
+    Some(combine(op, &cur, &ym).map(|new| {
+        assign(d, &new);
+        s.clone()
+    }))
 }
 
 /// `frozenset()`, `frozenset(iterable)`.
@@ -261,7 +276,7 @@ pub fn set_method(
     match name {
         "add" => {
             one_arg(name, &args)?;
-            let k = Key::of(&args[0])?;
+            let k = crate::value::key_in(&d.map, &args[0])?;
             let mut map = lock(&d.map);
             if !map.contains(&k) {
                 map.insert(k, args[0].clone(), Value::None);
@@ -270,7 +285,7 @@ pub fn set_method(
         }
         "remove" | "discard" => {
             one_arg(name, &args)?;
-            let k = Key::of(&args[0])?;
+            let k = crate::value::key_in(&d.map, &args[0])?;
             let removed = lock(&d.map).remove(&k);
             if removed.is_none() && name == "remove" {
                 return Err(missing(&args[0]));
@@ -300,9 +315,9 @@ pub fn set_method(
             let other = members_of(&args[0])?;
             let me = lock(&d.map).clone();
             Ok(Value::Bool(match name {
-                "issubset" => set_subset(&me, &other),
-                "issuperset" => set_subset(&other, &me),
-                _ => combine(BinOp::BitAnd, &me, &other).is_empty(),
+                "issubset" => set_subset(&me, &other)?,
+                "issuperset" => set_subset(&other, &me)?,
+                _ => combine(BinOp::BitAnd, &me, &other)?.is_empty(),
             }))
         }
         "symmetric_difference" | "symmetric_difference_update" => {
@@ -323,7 +338,7 @@ fn apply(d: &DictObj, name: &str, args: &[Value]) -> R<Value> {
     let op = method_op(name).expect("a combining method");
     let mut acc = lock(&d.map).clone();
     for a in args {
-        acc = combine(op, &acc, &members_of(a)?);
+        acc = combine(op, &acc, &members_of(a)?)?;
     }
     if name == "update" || name.ends_with("_update") {
         assign(d, &acc);

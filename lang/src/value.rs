@@ -120,7 +120,7 @@ impl DictObj {
     pub fn new_set(items: Vec<Value>) -> Result<Value, OpError> {
         let mut map = Dict::default();
         for v in items {
-            map.insert(Key::of(&v)?, v, Value::None);
+            map.insert(map.key_for(&v)?, v, Value::None);
         }
         Ok(Value::Set(Arc::new(DictObj {
             map: Mutex::new(map),
@@ -144,17 +144,61 @@ pub enum Key {
     /// A frozenset, by the keys of its members, sorted (equal frozensets, whatever their
     /// order, have one key).
     FrozenSet(Vec<Key>),
+    /// An instance hashed by identity, by its address.
+    Obj(usize),
+    /// An instance whose class defines `__hash__`: its hash and its address. Two equal
+    /// instances have different keys; [`Dict::key_for`] and [`key_in`] make a key the key of
+    /// an equal one the table holds (its `__eq__` decides), so the map finds it.
+    Custom(i64, usize),
 }
 
 impl Key {
+    /// For a key that is, or holds in a tuple, a [`Key::Custom`] (found by `==`, see
+    /// [`key_in`]): its hash, the same for equal such keys; `None` for other keys.
+    pub fn custom_hash(&self) -> Option<i64> {
+        match self {
+            Key::Custom(h, _) => Some(*h),
+            Key::Tuple(items) if items.iter().any(|k| k.custom_hash().is_some()) => {
+                Some(items.iter().fold(0x2545_f491_4f6c_dd1d_i64, |h, k| {
+                    let x = k.custom_hash().unwrap_or_else(|| {
+                        use std::hash::{Hash, Hasher};
+                        let mut s = std::collections::hash_map::DefaultHasher::new();
+                        k.hash(&mut s);
+                        s.finish() as i64
+                    });
+                    (h.rotate_left(31) ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15_u64 as i64)
+                }))
+            }
+            _ => None,
+        }
+    }
+
     /// The key of `v`, or a `TypeError` for unhashable values (a tuple is hashable when
     /// its items are).
     pub fn of(v: &Value) -> Result<Key, (ErrorKind, String)> {
-        Key::of_depth(v, 0)
+        Key::of_depth(v, 0, false)
     }
 
-    fn of_depth(v: &Value, depth: usize) -> Result<Key, (ErrorKind, String)> {
+    /// The key of `v`, a value a table already holds: an instance's `__hash__` is not
+    /// called again (its last hash is used).
+    pub fn of_stored(v: &Value) -> Result<Key, (ErrorKind, String)> {
+        Key::of_depth(v, 0, true)
+    }
+
+    fn of_depth(v: &Value, depth: usize, stored: bool) -> Result<Key, (ErrorKind, String)> {
         Ok(match v {
+            Value::Instance(i) => match i.hash_kind() {
+                HashKind::Identity => Key::Obj(Arc::as_ptr(i) as usize),
+                HashKind::Custom => {
+                    Key::Custom(instance_hash(v, i, stored)?, Arc::as_ptr(i) as usize)
+                }
+                HashKind::Unhashable => {
+                    return Err((
+                        ErrorKind::TypeError,
+                        format!("unhashable type: '{}'", v.type_name()),
+                    ))
+                }
+            },
             Value::Tuple(t) => {
                 if depth >= MAX_DATA_DEPTH || crate::stack::near_limit() {
                     return Err(too_deep("while calling a Python object"));
@@ -162,7 +206,7 @@ impl Key {
                 Key::Tuple(
                     t.items
                         .iter()
-                        .map(|x| Key::of_depth(x, depth + 1))
+                        .map(|x| Key::of_depth(x, depth + 1, stored))
                         .collect::<Result<_, _>>()?,
                 )
             }
@@ -170,7 +214,7 @@ impl Key {
                 let mut keys: Vec<Key> = lock(&d.map)
                     .keys()
                     .iter()
-                    .map(|x| Key::of_depth(x, depth + 1))
+                    .map(|x| Key::of_depth(x, depth + 1, true))
                     .collect::<Result<_, _>>()?;
                 keys.sort();
                 Key::FrozenSet(keys)
@@ -210,6 +254,34 @@ impl Key {
 pub struct Dict {
     entries: Vec<Option<(Value, Value)>>,
     index: HashMap<Key, usize>,
+    /// The entries whose keys are [`Key::Custom`], by hash, in insertion order: where
+    /// [`Dict::key_for`] looks for an equal key.
+    custom: HashMap<i64, Vec<usize>>,
+}
+
+/// The key of `v` in the dict or set `map`: [`Key::of`], then, for an instance with
+/// `__hash__`, the key of the first key of equal hash that `map` holds and that is `==` to
+/// it (the stored key's `__eq__` first, as CPython compares), so that the map finds it.
+/// The user's methods run with `map` unlocked: they may read or change it.
+pub fn key_in(map: &Mutex<Dict>, v: &Value) -> Result<Key, OpError> {
+    let k = Key::of(v)?;
+    let Some(h) = k.custom_hash() else {
+        return Ok(k);
+    };
+    let candidates = lock(map).custom_keys(h);
+    match_custom(k, v, candidates)
+}
+
+fn match_custom(k: Key, v: &Value, candidates: Vec<(Key, Value)>) -> Result<Key, OpError> {
+    for (ck, cv) in candidates {
+        if ck == k {
+            return Ok(k);
+        }
+        if equal(&cv, v)? {
+            return Ok(ck);
+        }
+    }
+    Ok(k)
 }
 
 impl Dict {
@@ -243,14 +315,62 @@ impl Dict {
                 e.1 = v;
             }
         } else {
+            if let Some(h) = k.custom_hash() {
+                self.custom.entry(h).or_default().push(self.entries.len());
+            }
             self.index.insert(k, self.entries.len());
             self.entries.push(Some((key_value, v)));
         }
     }
 
+    /// [`key_in`] for a dict not shared yet (being built): the user's `__eq__` runs while
+    /// it is borrowed, and cannot reach it.
+    pub fn key_for(&self, v: &Value) -> Result<Key, OpError> {
+        let k = Key::of(v)?;
+        let Some(h) = k.custom_hash() else {
+            return Ok(k);
+        };
+        match_custom(k, v, self.custom_keys(h))
+    }
+
+    /// [`Dict::key_for`] of `v` taken from another table (a set's member): an instance's
+    /// `__hash__` does not run again.
+    pub fn key_for_stored(&self, v: &Value) -> Result<Key, OpError> {
+        let k = Key::of_stored(v)?;
+        let Some(h) = k.custom_hash() else {
+            return Ok(k);
+        };
+        match_custom(k, v, self.custom_keys(h))
+    }
+
+    /// Whether `v`, taken from another table, is `==` to a key of this one.
+    pub fn holds(&self, v: &Value) -> Result<bool, OpError> {
+        Ok(self.contains(&self.key_for_stored(v)?))
+    }
+
+    /// The keys of hash `h` held for instances with `__hash__`, with their values, in
+    /// insertion order.
+    fn custom_keys(&self, h: i64) -> Vec<(Key, Value)> {
+        let Some(es) = self.custom.get(&h) else {
+            return Vec::new();
+        };
+        es.iter()
+            .filter_map(|&i| self.entries[i].as_ref())
+            .filter_map(|(kv, _)| Some((Key::of_stored(kv).ok()?, kv.clone())))
+            .collect()
+    }
+
     /// Removes the entry for `k` and returns its value (order of the others is kept).
     pub fn remove(&mut self, k: &Key) -> Option<Value> {
         let i = self.index.remove(k)?;
+        if let Some(h) = k.custom_hash() {
+            if let Some(es) = self.custom.get_mut(&h) {
+                es.retain(|&e| e != i);
+                if es.is_empty() {
+                    self.custom.remove(&h);
+                }
+            }
+        }
         let old = self.entries[i].take().map(|(_, v)| v);
         if self.entries.len() > 32 && self.index.len() * 2 < self.entries.len() {
             self.compact();
@@ -258,13 +378,24 @@ impl Dict {
         old
     }
 
+    /// Drops the removed entries; the index moves with them (no key is computed again: an
+    /// instance's `__hash__` is not called).
     fn compact(&mut self) {
-        self.entries.retain(|e| e.is_some());
+        let mut new_pos = vec![usize::MAX; self.entries.len()];
+        let mut n = 0;
         for (i, e) in self.entries.iter().enumerate() {
-            if let Some((kv, _)) = e {
-                if let Ok(k) = Key::of(kv) {
-                    self.index.insert(k, i);
-                }
+            if e.is_some() {
+                new_pos[i] = n;
+                n += 1;
+            }
+        }
+        self.entries.retain(|e| e.is_some());
+        for i in self.index.values_mut() {
+            *i = new_pos[*i];
+        }
+        for es in self.custom.values_mut() {
+            for i in es.iter_mut() {
+                *i = new_pos[*i];
             }
         }
     }
@@ -295,6 +426,7 @@ impl Dict {
     /// Takes every value out, leaving the dict empty (used for iterative drops).
     fn drain_values(&mut self) -> Vec<Value> {
         self.index.clear();
+        self.custom.clear();
         std::mem::take(&mut self.entries)
             .into_iter()
             .flatten()
@@ -337,6 +469,126 @@ impl ClassObj {
 pub struct InstanceObj {
     pub class: Arc<ClassObj>,
     pub attrs: Mutex<Vec<(String, Value)>>,
+    /// The last hash computed for it ([`HASH_UNSET`] before any): a dict or set finds the
+    /// hash of a key it holds here without calling `__hash__` again, as CPython's tables
+    /// keep their keys' hashes. The JIT's runtime sets it when it converts an instance.
+    pub hash: std::sync::atomic::AtomicI64,
+    /// How it hashes when its class does not tell (an instance converted by the JIT's
+    /// runtime, whose class copy has no attributes): see [`HashKind`]; `None` asks the class.
+    pub kind: Option<HashKind>,
+}
+
+/// [`InstanceObj::hash`] before any hash was computed (no hash is this value: CPython's
+/// hashes lie in −2^61 … 2^61).
+pub const HASH_UNSET: i64 = i64::MIN;
+
+/// How an instance hashes, by CPython's rules for its class: a class that defines
+/// `__hash__` uses it (`__hash__ = None` makes it unhashable); one that defines `__eq__`
+/// without `__hash__` is unhashable; otherwise the nearest base decides, and without any
+/// an instance hashes by identity (and is equal only to itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashKind {
+    Identity,
+    Custom,
+    Unhashable,
+}
+
+impl ClassObj {
+    /// How this class's instances hash (see [`HashKind`]).
+    pub fn hash_kind(&self) -> HashKind {
+        let mut class = self;
+        loop {
+            {
+                let attrs = lock(&class.attrs);
+                if let Some((_, v)) = attrs.iter().find(|(n, _)| n == "__hash__") {
+                    return match v {
+                        Value::None => HashKind::Unhashable,
+                        _ => HashKind::Custom,
+                    };
+                }
+                if attrs.iter().any(|(n, _)| n == "__eq__") {
+                    return HashKind::Unhashable;
+                }
+            }
+            match class.base.as_deref() {
+                Some(b) => class = b,
+                None => return HashKind::Identity,
+            }
+        }
+    }
+}
+
+impl InstanceObj {
+    /// A new instance of `class` with attributes `attrs`.
+    pub fn new(class: Arc<ClassObj>, attrs: Vec<(String, Value)>) -> InstanceObj {
+        InstanceObj {
+            class,
+            attrs: Mutex::new(attrs),
+            hash: std::sync::atomic::AtomicI64::new(HASH_UNSET),
+            kind: None,
+        }
+    }
+
+    /// How this instance hashes (see [`HashKind`]).
+    pub fn hash_kind(&self) -> HashKind {
+        self.kind.unwrap_or_else(|| self.class.hash_kind())
+    }
+
+    /// The hash last computed for it, if any.
+    pub fn cached_hash(&self) -> Option<i64> {
+        let h = self.hash.load(std::sync::atomic::Ordering::Relaxed);
+        (h != HASH_UNSET).then_some(h)
+    }
+}
+
+/// The hash of instance `v` (of a class with `__hash__`): its `__hash__`, which must
+/// return an int (beyond 64 bits, reduced as CPython reduces ints: `hash(2**64)`), called
+/// through the
+/// installed [`crate::special::Special`]; `stored` takes the hash computed last instead,
+/// when there is one (a key a table holds). Without a runner (no special method in the
+/// program), the identity hash.
+pub fn instance_hash(v: &Value, i: &Arc<InstanceObj>, stored: bool) -> Result<i64, OpError> {
+    if stored {
+        if let Some(h) = i.cached_hash() {
+            return Ok(h);
+        }
+    }
+    let h = match crate::special::call(v, "__hash__", &[]) {
+        Some(r) => match r? {
+            Value::Int(n) => user_hash(n),
+            Value::BigInt(b) => match num_traits::ToPrimitive::to_i64(&*b) {
+                Some(n) => user_hash(n),
+                None => crate::bigint::hash(&b),
+            },
+            Value::Bool(b) => b as i64,
+            _ => {
+                return Err((
+                    ErrorKind::TypeError,
+                    "__hash__ method should return an integer".into(),
+                ))
+            }
+        },
+        None => i.cached_hash().unwrap_or(identity_hash(i)),
+    };
+    i.hash.store(h, std::sync::atomic::Ordering::Relaxed);
+    Ok(h)
+}
+
+/// What an int `n` returned by `__hash__` makes as a hash (CPython: itself, in 64 bits,
+/// but −1, which means an error there, becomes −2).
+pub fn user_hash(n: i64) -> i64 {
+    if n == -1 {
+        -2
+    } else {
+        n
+    }
+}
+
+/// The hash of an instance hashed by identity: its address (stable: an `Arc` never moves),
+/// or the number the JIT's runtime gave it.
+pub fn identity_hash(i: &Arc<InstanceObj>) -> i64 {
+    i.cached_hash()
+        .unwrap_or((Arc::as_ptr(i) as usize >> 4) as i64)
 }
 
 /// A spawned thread: its OS thread until joined, then its result.
@@ -885,7 +1137,7 @@ fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
             Arc::ptr_eq(x, y) || {
                 let xm = lock(&x.map).clone();
                 let ym = lock(&y.map).clone();
-                xm.len() == ym.len() && set_subset(&xm, &ym)
+                xm.len() == ym.len() && set_subset(&xm, &ym)?
             }
         }
         (Value::Range(a1, b1, s1), Value::Range(a2, b2, s2)) => {
@@ -960,10 +1212,10 @@ fn order_depth(a: &Value, b: &Value, op: CmpOp, depth: usize) -> Result<bool, Op
             let xm = lock(&x.map).clone();
             let ym = lock(&y.map).clone();
             Ok(match op {
-                CmpOp::Lt => xm.len() < ym.len() && set_subset(&xm, &ym),
-                CmpOp::Le => set_subset(&xm, &ym),
-                CmpOp::Gt => ym.len() < xm.len() && set_subset(&ym, &xm),
-                _ => set_subset(&ym, &xm),
+                CmpOp::Lt => xm.len() < ym.len() && set_subset(&xm, &ym)?,
+                CmpOp::Le => set_subset(&xm, &ym)?,
+                CmpOp::Gt => ym.len() < xm.len() && set_subset(&ym, &xm)?,
+                _ => set_subset(&ym, &xm)?,
             })
         }
         (Value::List(x), Value::List(y)) => {
@@ -992,11 +1244,16 @@ fn order_depth(a: &Value, b: &Value, op: CmpOp, depth: usize) -> Result<bool, Op
 }
 
 /// Whether every member of set `x` is in set `y`.
-pub fn set_subset(x: &Dict, y: &Dict) -> bool {
-    x.len() <= y.len()
-        && x.keys()
-            .iter()
-            .all(|k| Key::of(k).is_ok_and(|k| y.contains(&k)))
+pub fn set_subset(x: &Dict, y: &Dict) -> Result<bool, OpError> {
+    if x.len() > y.len() {
+        return Ok(false);
+    }
+    for k in x.keys() {
+        if !y.holds(&k)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Lexicographic `xs OP ys` of two sequences' items: the first unequal pair decides, else

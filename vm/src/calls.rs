@@ -602,6 +602,15 @@ fn map_filter(ctx: *mut Ctx, b: Builtin, args: &[Word]) -> Word {
 }
 
 pub(crate) fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
+    if b == Builtin::Hash && args.len() == 1 && rt.needs_prepare(args[0]) {
+        // Instances hash by their stored hash (`hashing.rs`), not their converted copies'.
+        let h = rt.hash_of(args[0])?;
+        // A tuple's hash takes all 64 bits.
+        return match value::from_int(h) {
+            Some(w) => Ok(w),
+            None => rt.new_bigint(&h.into()),
+        };
+    }
     let deep = matches!(
         b,
         Builtin::Str

@@ -208,10 +208,14 @@ impl Runtime {
                     }
                 }
             }
-            let arc = Arc::new(VInst {
-                class,
-                attrs: Mutex::new(attrs),
-            });
+            // How it hashes, and its hash if it has one: the class copy has no attributes
+            // to tell, and the key of an instance is its stored hash (`hashing.rs`).
+            let mut inst = VInst::new(class, attrs);
+            inst.kind = self.class_hash_kind(cls).ok();
+            if let Some(h) = self.stored_hash(w) {
+                inst.hash.store(h, std::sync::atomic::Ordering::Relaxed);
+            }
+            let arc = Arc::new(inst);
             if memo.keep || memo.instances {
                 memo.back.insert(arc_id(&arc), self.root(w));
             }
@@ -358,7 +362,7 @@ impl Runtime {
                     let kw = self.from_value(k, memo)?;
                     let rk = self.root(kw);
                     let xw = self.from_value(x, memo)?;
-                    self.dict_set(self.get(rw), self.get(rk), xw)?;
+                    self.dict_set_stored(self.get(rw), self.get(rk), xw)?;
                 }
                 self.get(rw)
             }
@@ -376,7 +380,7 @@ impl Runtime {
                 memo.back.insert(arc_id(d), rw);
                 for k in &members {
                     let kw = self.from_value(k, memo)?;
-                    self.dict_set(self.get(rw), kw, NONE)?;
+                    self.dict_set_stored(self.get(rw), kw, NONE)?;
                 }
                 self.get(rw)
             }

@@ -188,7 +188,24 @@ impl Runtime {
         Ok(o)
     }
 
-    /// `d[k]` if present.
+    /// The overlay dict of `d` (see [`Runtime::overlay_of`]).
+    pub(crate) fn overlay_dict(&self, d: Word) -> Option<Word> {
+        self.overlay_of(d)
+    }
+
+    /// `d[k]` if present, for any key: an instance's `__hash__` and `__eq__` may run
+    /// (`hashing.rs`).
+    #[inline]
+    pub fn dict_lookup(&mut self, d: Word, k: Word) -> R<Option<Word>> {
+        if !self.needs_prepare(k) {
+            return self.dict_get(d, k);
+        }
+        let (d, k) = self.key_for(d, k, false)?;
+        self.dict_get(d, k)
+    }
+
+    /// `d[k]` if present, for a key that needs no user code: not an instance, or one
+    /// prepared and made canonical by [`Runtime::key_for`].
     pub fn dict_get(&self, d: Word, k: Word) -> R<Option<Word>> {
         let key = self.key_of(k)?;
         if let Some(v) = self.table_get(d, &key) {
@@ -202,9 +219,39 @@ impl Runtime {
         self.table_len(d) + self.overlay_of(d).map_or(0, |o| self.table_len(o))
     }
 
-    /// `d[k] = v`.
+    /// `d[k] = v`; an instance key's `__hash__` and `__eq__` may run (`hashing.rs`): a key
+    /// equal to one `d` holds replaces that one's value, and the held key stays.
+    #[inline]
     pub fn dict_set(&mut self, d: Word, k: Word, v: Word) -> R<()> {
-        let key = self.key_of(k)?;
+        if !self.needs_prepare(k) {
+            return self.dict_set_prepared(d, k, k, v);
+        }
+        self.dict_set_as(d, k, v, false)
+    }
+
+    /// [`Runtime::dict_set`] of a key taken from a table (a copy): see
+    /// [`Runtime::key_for`]'s `stored`.
+    pub fn dict_set_stored(&mut self, d: Word, k: Word, v: Word) -> R<()> {
+        self.dict_set_as(d, k, v, true)
+    }
+
+    fn dict_set_as(&mut self, d: Word, k: Word, v: Word, stored: bool) -> R<()> {
+        if !self.needs_prepare(k) {
+            return self.dict_set_prepared(d, k, k, v);
+        }
+        let m = self.mark();
+        let (rk, rv) = (self.root(k), self.root(v));
+        let r = self.key_for(d, k, stored);
+        let (k, v) = (self.get(rk), self.get(rv));
+        self.release(m);
+        let (d, canon) = r?;
+        self.dict_set_prepared(d, canon, k, v)
+    }
+
+    /// `d[k] = v` where `canon` is the prepared key to probe with ([`Runtime::key_for`])
+    /// and `k` the key to insert when absent.
+    pub(crate) fn dict_set_prepared(&mut self, d: Word, canon: Word, k: Word, v: Word) -> R<()> {
+        let key = self.key_of(canon)?;
         let Some(slot) = self.table_replace(d, &key, v)? else {
             return Ok(());
         };
@@ -213,15 +260,30 @@ impl Runtime {
         }
         // d is old and does not move; k and v may, when the overlay is made.
         let m = self.mark();
-        let (rk, rv) = (self.root(k), self.root(v));
+        let (rc, rk, rv) = (self.root(canon), self.root(k), self.root(v));
         let o = self.overlay_for(d)?;
-        let (k, v) = (self.get(rk), self.get(rv));
+        let (canon, k, v) = (self.get(rc), self.get(rk), self.get(rv));
         self.release(m);
-        self.table_set(o, k, v)
+        let key = self.key_of(canon)?;
+        match self.table_replace(o, &key, v)? {
+            None => Ok(()),
+            Some(slot) => self.table_insert(o, k, v, Some(slot)),
+        }
     }
 
-    /// Removes `k`, returning its value if it was present.
+    /// Removes `k`, returning its value if it was present (an instance key's `__hash__`
+    /// and `__eq__` may run).
     pub fn dict_del(&mut self, d: Word, k: Word) -> R<Option<Word>> {
+        self.dict_del_as(d, k, false)
+    }
+
+    /// [`Runtime::dict_del`] of a key taken from a table (see [`Runtime::key_for`]).
+    pub fn dict_del_stored(&mut self, d: Word, k: Word) -> R<Option<Word>> {
+        self.dict_del_as(d, k, true)
+    }
+
+    fn dict_del_as(&mut self, d: Word, k: Word, stored: bool) -> R<Option<Word>> {
+        let (d, k) = self.key_for(d, k, stored)?;
         let key = self.key_of(k)?;
         if let Some(v) = self.table_del(d, &key)? {
             return Ok(Some(v));

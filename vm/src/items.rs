@@ -45,8 +45,19 @@ impl Runtime {
                 return Err(exc(ErrorKind::IndexError, "tuple index out of range"));
             }
             return Ok(self.tuple_get(o, k as u64));
-        } else if self.is(o, t.dict) {
+        } else if self.is(o, t.dict) && !self.needs_prepare(i) {
             return match self.dict_get(o, i)? {
+                Some(v) => Ok(v),
+                None => Err(exc(ErrorKind::KeyError, self.repr(i)?)),
+            };
+        } else if self.is(o, t.dict) {
+            // An instance key's methods may run and move `i`.
+            let m = self.mark();
+            let ri = self.root(i);
+            let r = self.dict_lookup(o, i);
+            let i = self.get(ri);
+            self.release(m);
+            return match r? {
                 Some(v) => Ok(v),
                 None => Err(exc(ErrorKind::KeyError, self.repr(i)?)),
             };
@@ -91,7 +102,12 @@ impl Runtime {
             }
         }
         if self.is(o, self.types.dict) {
-            return match self.dict_del(o, i)? {
+            let m = self.mark();
+            let ri = self.root(i);
+            let r = self.dict_del(o, i);
+            let i = self.get(ri);
+            self.release(m);
+            return match r? {
                 Some(_) => Ok(()),
                 None => Err(exc(ErrorKind::KeyError, self.repr(i)?)),
             };

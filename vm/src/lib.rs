@@ -49,6 +49,7 @@ pub mod convert;
 pub mod dict_overlay;
 pub mod error;
 pub mod exceptions;
+pub mod hashing;
 pub mod heap;
 pub mod helpers;
 pub mod items;

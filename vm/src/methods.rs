@@ -82,20 +82,47 @@ impl Runtime {
     /// generic path would also delete and re-insert every key of the dict.
     pub(crate) fn dict_method(&mut self, d: Word, name: &str, args: &[Word]) -> Option<R<Word>> {
         Some(match (name, args) {
-            ("get", &[k]) => self.dict_get(d, k).map(|v| v.unwrap_or(NONE)),
-            ("get", &[k, default]) => self.dict_get(d, k).map(|v| v.unwrap_or(default)),
+            ("get", &[k]) => self.dict_lookup(d, k).map(|v| v.unwrap_or(NONE)),
+            ("pop", &[k, default]) if !self.needs_prepare(k) => {
+                self.dict_del(d, k).map(|v| v.unwrap_or(default))
+            }
+            ("get", &[k, default]) if !self.needs_prepare(k) => {
+                self.dict_get(d, k).map(|v| v.unwrap_or(default))
+            }
+            ("get", &[k, default]) => {
+                let m = self.mark();
+                let rd = self.root(default);
+                let r = self.dict_lookup(d, k);
+                let default = self.get(rd);
+                self.release(m);
+                r.map(|v| v.unwrap_or(default))
+            }
             ("keys", &[]) => self.dict_keys_list(d),
             ("values", &[]) => {
                 let values: Vec<Word> = self.dict_items(d).into_iter().map(|(_, v)| v).collect();
                 self.new_list(&values)
             }
             ("items", &[]) => self.dict_items_list(d),
-            ("pop", &[k]) => match self.dict_del(d, k) {
-                Ok(Some(v)) => Ok(v),
-                Ok(None) => self.repr(k).and_then(|r| Err(exc(ErrorKind::KeyError, r))),
-                Err(e) => Err(e),
-            },
-            ("pop", &[k, default]) => self.dict_del(d, k).map(|v| v.unwrap_or(default)),
+            ("pop", &[k]) => {
+                let m = self.mark();
+                let rk = self.root(k);
+                let r = self.dict_del(d, k);
+                let k = self.get(rk);
+                self.release(m);
+                match r {
+                    Ok(Some(v)) => Ok(v),
+                    Ok(None) => self.repr(k).and_then(|r| Err(exc(ErrorKind::KeyError, r))),
+                    Err(e) => Err(e),
+                }
+            }
+            ("pop", &[k, default]) => {
+                let m = self.mark();
+                let rd = self.root(default);
+                let r = self.dict_del(d, k);
+                let default = self.get(rd);
+                self.release(m);
+                r.map(|v| v.unwrap_or(default))
+            }
             ("copy", &[]) => self.dict_copy(d),
             _ => return None,
         })

@@ -83,13 +83,13 @@ impl Runtime {
             Value::Dict(d) => {
                 let items = d.map.lock().unwrap().items();
                 for (k, _) in self.dict_items(self.get(w)) {
-                    self.dict_del(self.get(w), k)?;
+                    self.dict_del_stored(self.get(w), k)?;
                 }
                 for (k, x) in &items {
                     let kw = self.from_value(k, memo)?;
                     let rk = self.root(kw);
                     let xw = self.from_value(x, memo)?;
-                    self.dict_set(self.get(w), self.get(rk), xw)?;
+                    self.dict_set_stored(self.get(w), self.get(rk), xw)?;
                 }
                 Ok(())
             }
@@ -136,7 +136,7 @@ impl Runtime {
     pub fn contains(&mut self, container: Word, item: Word) -> R<bool> {
         let t = self.types;
         if self.is(container, t.dict) || self.is_set(container) {
-            return Ok(self.dict_get(container, item)?.is_some());
+            return Ok(self.dict_lookup(container, item)?.is_some());
         }
         if self.is(container, t.list) {
             return Ok(self.list_find(container, item)?.is_some());

@@ -459,6 +459,7 @@ impl ProgramInfo {
             .chain(stmjit_lang::special::ARITH_NAMES.iter())
             .chain(stmjit_lang::special::CONTAINER_NAMES.iter())
             .chain(stmjit_lang::special::INPLACE_NAMES.iter())
+            .chain(["__hash__"].iter())
             .any(|n| names.id(n).is_some());
         self.names = names;
         self.consts = consts;

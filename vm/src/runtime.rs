@@ -74,6 +74,8 @@ pub struct Runtime {
     /// The runtime records read sites (`--stats`, see `stmjit_runtime::readsites`): [`Runtime::rb`]
     /// stores the operation's site beside each read marker.
     pub record_reads: bool,
+    /// How the instances of each class hash, by class id, once asked (`hashing.rs`).
+    pub hash_kinds: std::cell::RefCell<Vec<Option<crate::hashing::HashKind>>>,
 }
 
 impl Runtime {
@@ -110,6 +112,7 @@ impl Runtime {
             class_copy: Default::default(),
             overlay: Default::default(),
             record_reads: info_records_reads,
+            hash_kinds: Default::default(),
         };
         rt.exc_slot = rt.exc_cell.get();
         rt

@@ -32,10 +32,28 @@ impl Runtime {
     /// `s.add(x)`: a member already there is only read (no write, so no conflict with
     /// other readers).
     pub fn set_add(&mut self, s: Word, x: Word) -> R<()> {
-        if self.dict_get(s, x)?.is_some() {
+        self.set_add_as(s, x, false)
+    }
+
+    /// [`Runtime::set_add`]; `stored`: `x` comes from a table (see [`Runtime::key_for`]).
+    fn set_add_as(&mut self, s: Word, x: Word, stored: bool) -> R<()> {
+        if !self.needs_prepare(x) {
+            if self.dict_get(s, x)?.is_some() {
+                return Ok(());
+            }
+            return self.dict_set_prepared(s, x, x, NONE);
+        }
+        // The key is prepared once (an instance's `__hash__` runs once, as in CPython).
+        let m = self.mark();
+        let rx = self.root(x);
+        let r = self.key_for(s, x, stored);
+        let x = self.get(rx);
+        self.release(m);
+        let (s, canon) = r?;
+        if self.dict_get(s, canon)?.is_some() {
             return Ok(());
         }
-        self.dict_set(s, x, NONE)
+        self.dict_set_prepared(s, canon, x, NONE)
     }
 
     /// The items of any iterable, held across allocations: sets, dicts, lists and tuples
@@ -66,12 +84,13 @@ impl Runtime {
         let old = self.held_items(s)?;
         for h in old {
             let x = self.held(h);
-            if self.dict_get(self.get(rn), x)?.is_none() {
-                self.dict_del(self.get(rs), x)?;
+            let (n, canon) = self.key_for(self.get(rn), x, true)?;
+            if self.dict_get(n, canon)?.is_none() {
+                self.dict_del_stored(self.get(rs), self.held(h))?;
             }
         }
         for h in self.held_items(self.get(rn))? {
-            self.set_add(self.get(rs), self.held(h))?;
+            self.set_add_as(self.get(rs), self.held(h), true)?;
         }
         self.release(m);
         Ok(())
@@ -105,7 +124,7 @@ impl Runtime {
         } else {
             // The result, computed on values, then assigned.
             self.via_values(&[s, rhs], false, false, |v| {
-                Ok(stmjit_lang::sets::binary(op, &v[0], &v[1]).expect("two sets"))
+                stmjit_lang::sets::binary(op, &v[0], &v[1]).expect("two sets")
             })
             .and_then(|new| self.set_assign(self.get(rs), new))
         };
@@ -120,20 +139,28 @@ impl Runtime {
         Some(match (name, args) {
             ("add", &[x]) => self.set_add(s, x).map(|_| NONE),
             ("discard", &[x]) => self.dict_del(s, x).map(|_| NONE),
-            ("remove", &[x]) => match self.dict_del(s, x) {
-                Ok(Some(_)) => Ok(NONE),
-                Ok(None) => self.repr(x).and_then(|r| Err(exc(ErrorKind::KeyError, r))),
-                Err(e) => Err(e),
-            },
+            ("remove", &[x]) => {
+                let m = self.mark();
+                let rx = self.root(x);
+                let r = self.dict_del(s, x);
+                let x = self.get(rx);
+                self.release(m);
+                match r {
+                    Ok(Some(_)) => Ok(NONE),
+                    Ok(None) => self.repr(x).and_then(|r| Err(exc(ErrorKind::KeyError, r))),
+                    Err(e) => Err(e),
+                }
+            }
             ("pop", &[]) => match self.dict_items(s).first() {
-                Some(&(x, _)) => self.dict_del(s, x).map(|_| x),
+                // A stored key: nothing runs, nothing moves.
+                Some(&(x, _)) => self.dict_del_stored(s, x).map(|_| x),
                 None => Err(exc(ErrorKind::KeyError, "'pop from an empty set'")),
             },
             ("clear", &[]) => {
                 let mut r = Ok(NONE);
                 for (x, _) in self.dict_items(s) {
                     // Deleting allocates nothing: the words stay valid.
-                    if let Err(e) = self.dict_del(s, x) {
+                    if let Err(e) = self.dict_del_stored(s, x) {
                         r = Err(e);
                         break;
                     }
@@ -199,7 +226,7 @@ impl Runtime {
         let copy = self.new_set()?;
         let rc = self.root(copy);
         for h in held {
-            self.dict_set(self.get(rc), self.held(h), NONE)?;
+            self.dict_set_stored(self.get(rc), self.held(h), NONE)?;
         }
         let copy = self.get(rc);
         self.release(m);

@@ -53,7 +53,9 @@ impl Interp {
                 let mut map = Dict::default();
                 // An unhashable member is reported at the display, as the JIT does.
                 for v in self.eval_args(items, env)? {
-                    let hk = Key::of(&v).map_err(|x| self.locate(x.into(), e.span))?;
+                    let hk = self
+                        .with_special(|| map.key_for(&v))
+                        .map_err(|x| self.locate(x, e.span))?;
                     map.insert(hk, v, Value::None);
                 }
                 Value::Set(std::sync::Arc::new(DictObj {
@@ -65,7 +67,9 @@ impl Interp {
                 for (k, v) in items {
                     let key = self.eval(k, env)?;
                     let val = self.eval(v, env)?;
-                    let hk = Key::of(&key).map_err(|x| self.locate(x.into(), k.span))?;
+                    let hk = self
+                        .with_special(|| map.key_for(&key))
+                        .map_err(|x| self.locate(x, k.span))?;
                     map.insert(hk, key, val);
                 }
                 DictObj::new_value(map)
@@ -81,7 +85,11 @@ impl Interp {
             ExprKind::Binary(op, a, b) => {
                 let x = self.eval(a, env)?;
                 let y = self.eval(b, env)?;
-                if matches!(x, Value::Instance(_)) || matches!(y, Value::Instance(_)) {
+                // Sets: their members' `__eq__` may run.
+                let special = |v: &Value| {
+                    matches!(v, Value::Instance(_) | Value::Set(_) | Value::FrozenSet(_))
+                };
+                if special(&x) || special(&y) {
                     self.with_special(|| ops::binary(*op, &x, &y))?
                 } else {
                     ops::binary(*op, &x, &y)?
@@ -168,7 +176,7 @@ impl Interp {
             ExprKind::Index { obj, index } => {
                 let o = self.eval(obj, env)?;
                 let i = self.eval(index, env)?;
-                self.on_instance(&o, || ops::get_item(&o, &i))?
+                self.on_item(&o, &i, || ops::get_item(&o, &i))?
             }
             ExprKind::Slice { obj, lo, hi } => {
                 let o = self.eval(obj, env)?;
@@ -270,10 +278,7 @@ impl Interp {
                 } else {
                     Vec::new()
                 };
-                let inst = Value::Instance(Arc::new(InstanceObj {
-                    class: c.clone(),
-                    attrs: Mutex::new(attrs),
-                }));
+                let inst = Value::Instance(Arc::new(InstanceObj::new(c.clone(), attrs)));
                 match c.lookup("__init__") {
                     Some(init) => {
                         let init = match init {

@@ -66,7 +66,7 @@ impl Interp {
                 Target::Index { obj, index } => {
                     let o = self.eval(obj, env)?;
                     let i = self.eval(index, env)?;
-                    self.on_instance(&o, || ops::del_item(&o, &i))?;
+                    self.on_item(&o, &i, || ops::del_item(&o, &i))?;
                 }
                 Target::Slice { obj, lo, hi } => {
                     let o = self.eval(obj, env)?;
@@ -322,7 +322,7 @@ impl Interp {
             Target::Index { obj, index } => {
                 let o = self.eval(obj, env)?;
                 let i = self.eval(index, env)?;
-                self.on_instance(&o, || ops::set_item(&o, &i, v))
+                self.on_item(&o, &i, || ops::set_item(&o, &i, v))
                     .map_err(|e| self.locate(e, obj.span))
             }
             Target::Slice { obj, lo, hi } => {
@@ -365,11 +365,11 @@ impl Interp {
                 let o = self.eval(obj, env)?;
                 let i = self.eval(index, env)?;
                 let cur = self
-                    .on_instance(&o, || ops::get_item(&o, &i))
+                    .on_item(&o, &i, || ops::get_item(&o, &i))
                     .map_err(|e| self.locate(e, obj.span))?;
                 let rhs = self.eval(value, env)?;
                 let new = self.with_special(|| inplace(op, &cur, &rhs))?;
-                self.on_instance(&o, || ops::set_item(&o, &i, new))
+                self.on_item(&o, &i, || ops::set_item(&o, &i, new))
             }
             Target::Slice { obj, lo, hi } => {
                 let o = self.eval(obj, env)?;

@@ -27,10 +27,10 @@ impl Interp {
         }
         let class = self.shared.exc_classes[exceptions::of_kind(e.kind)].clone();
         let args = exceptions::args_of_error(e.kind, &e.msg);
-        let obj = Value::Instance(Arc::new(InstanceObj {
+        let obj = Value::Instance(Arc::new(InstanceObj::new(
             class,
-            attrs: Mutex::new(vec![("args".into(), TupleObj::new_value(args))]),
-        }));
+            vec![("args".into(), TupleObj::new_value(args))],
+        )));
         e.obj = Some(obj.clone());
         obj
     }

@@ -78,10 +78,16 @@ impl Interp {
         r.map_err(|e| host.failed.take().unwrap_or_else(|| e.into()))
     }
 
-    /// `f()`, under [`Interp::with_special`] when `v` is an instance (whose special methods
-    /// `f` may call); the plain path for every other value.
-    pub(super) fn on_instance<T>(&self, v: &Value, f: impl FnOnce() -> Result<T, OpError>) -> R<T> {
-        if matches!(v, Value::Instance(_)) {
+    /// `f()` of an item operation on `o` with index or key `i`: under
+    /// [`Interp::with_special`] when `o` is an instance, or `i` an instance or a tuple (a
+    /// key whose `__hash__` and `__eq__` may run).
+    pub(super) fn on_item<T>(
+        &self,
+        o: &Value,
+        i: &Value,
+        f: impl FnOnce() -> Result<T, OpError>,
+    ) -> R<T> {
+        if matches!(o, Value::Instance(_)) || matches!(i, Value::Instance(_) | Value::Tuple(_)) {
             self.with_special(f)
         } else {
             Ok(f()?)

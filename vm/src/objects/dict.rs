@@ -61,6 +61,11 @@ pub enum KeyRef<'a> {
     Tuple(Vec<KeyRef<'a>>),
     /// A frozenset, by its members' keys, sorted.
     FrozenSet(Vec<KeyRef<'a>>),
+    /// An instance hashed by identity, by its identity number (`hashing.rs`).
+    Ident(i64),
+    /// An instance whose class defines `__hash__`: its stored hash and the instance itself,
+    /// compared by identity (`hashing.rs` makes an equal key the one the table holds).
+    Custom(i64, Word),
 }
 
 impl Runtime {
@@ -133,6 +138,26 @@ impl Runtime {
             KeyRef::None
         } else if self.is(k, self.types.str) {
             KeyRef::Str(self.str_of(k).as_bytes())
+        } else if self.is(k, self.types.instance) {
+            let kind = self.hash_kind(k)?;
+            if kind == crate::hashing::HashKind::Unhashable {
+                return Err(exc(
+                    ErrorKind::TypeError,
+                    format!("unhashable type: '{}'", self.type_name(k)),
+                ));
+            }
+            // Every key a table holds, and every key probed with, was prepared.
+            let Some(h) = self.stored_hash(k) else {
+                return Err(exc(
+                    ErrorKind::RuntimeError,
+                    "internal error: an instance key was not hashed",
+                ));
+            };
+            if kind == crate::hashing::HashKind::Custom {
+                KeyRef::Custom(h, k)
+            } else {
+                KeyRef::Ident(h)
+            }
         } else if self.is(k, self.types.float) {
             let f = self.float_of(k);
             if f.fract() == 0.0 && (-TWO_63..TWO_63).contains(&f) {
@@ -214,6 +239,9 @@ impl Runtime {
                 h
             }
             KeyRef::None => 0x1234_5678,
+            KeyRef::Ident(i) => mix(*i as u64),
+            // As an int of the same hash (a probe finds the instance where `hash()` says).
+            KeyRef::Custom(h, _) => *h as u64,
             KeyRef::Str(s) => {
                 let mut h: u64 = 0xcbf2_9ce4_8422_2325;
                 for &b in s.iter() {
@@ -288,6 +316,48 @@ impl Runtime {
             };
             if same {
                 return (Some(e), i);
+            }
+            perturb >>= 5;
+            i = (i.wrapping_mul(5).wrapping_add(1).wrapping_add(perturb)) & mask;
+        }
+    }
+    /// The hash by which the table places key `k` (prepared).
+    pub(crate) fn table_hash(&self, k: Word) -> R<u64> {
+        Ok(Self::key_hash(&self.key_of(k)?))
+    }
+    /// The keys compared by `==` with the prepared key `k` (see `hashing.rs`): those along
+    /// the probe sequence of `k`'s table hash `hash` in table `d` that have that same hash
+    /// and hold an instance whose class defines `__hash__`, in order, up to `k` itself
+    /// (true when met) or the end of the sequence; pushed onto `out`. Pure reads: no user
+    /// code runs.
+    pub(crate) fn table_custom_candidates(
+        &self,
+        d: Word,
+        hash: u64,
+        k: Word,
+        out: &mut Vec<Word>,
+    ) -> bool {
+        self.rb(d);
+        let entries = self.ld(d, D_ENTRIES);
+        let index = self.ld(d, D_INDEX);
+        let mask = self.arr_cap(index) - 1;
+        let mut perturb = hash;
+        let mut i = hash & mask;
+        loop {
+            let slot = self.carr_get(index, i);
+            if slot == 0 {
+                return false;
+            }
+            let e = (value::to_int(slot) - 1) as u64;
+            let key = self.carr_get(entries, Self::entry_word(e));
+            if key == k {
+                return true;
+            }
+            if key != TOMBSTONE
+                && self.is_custom_key(key)
+                && self.table_hash(key).ok() == Some(hash)
+            {
+                out.push(key);
             }
             perturb >>= 5;
             i = (i.wrapping_mul(5).wrapping_add(1).wrapping_add(perturb)) & mask;
@@ -454,7 +524,7 @@ impl Runtime {
         let copy = self.new_dict()?;
         let rc = self.root(copy);
         for &(k, v) in &held {
-            self.dict_set(self.get(rc), self.held(k), self.held(v))?;
+            self.dict_set_stored(self.get(rc), self.held(k), self.held(v))?;
         }
         let copy = self.get(rc);
         self.release(m);

@@ -16,6 +16,9 @@ pub struct InstanceObj {
     pub class: Word,
     /// The slots [`ArrayObj`] (non-carded), indexed by the class's shape.
     pub slots: Word,
+    /// Its hash once hashed as a key or by `hash()`, plus 1; 0 before (`hashing.rs`). Raw
+    /// bits, not a reference (outside the traced range).
+    pub hash: Word,
 }
 
 impl Runtime {

@@ -230,7 +230,7 @@ pub fn register(stm: &Stm) -> Types {
         )),
         instance: stm.register_type(fixed::<InstanceObj>(
             "instance",
-            trace_range::<{ offset_of!(InstanceObj, class) }, { size_of::<InstanceObj>() }>,
+            trace_range::<{ offset_of!(InstanceObj, class) }, { offset_of!(InstanceObj, hash) }>,
         )),
         class: stm.register_type(fixed::<ClassObj>(
             "class",
