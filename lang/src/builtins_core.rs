@@ -123,6 +123,70 @@ fn parse_int(s: &str) -> R<Value> {
     crate::bigint::parse_decimal(&clean, neg).map_err(|(k, m)| exc(k, m))
 }
 
+/// `int(s, base)` as CPython parses it: `base` 0 (the prefix decides: `0x`, `0o`, `0b`, else
+/// decimal without leading zeros) or 2..=36 (a prefix of its own base allowed: `int("0xff",
+/// 16)`), surrounding whitespace, a sign, single underscores between digits and after a
+/// prefix; CPython's digit limit for bases that are no power of two.
+fn parse_int_base(s: &str, base: u32) -> R<Value> {
+    let bad = || {
+        exc(
+            ValueError,
+            format!(
+                "invalid literal for int() with base {base}: {}",
+                str_repr(s)
+            ),
+        )
+    };
+    let t = s.trim();
+    let (neg, body) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let prefix = |p: &str| body.len() >= 2 && body[..2].eq_ignore_ascii_case(p);
+    let (radix, digits, prefixed) = match base {
+        0 | 16 if prefix("0x") => (16, &body[2..], true),
+        0 | 8 if prefix("0o") => (8, &body[2..], true),
+        0 | 2 if prefix("0b") => (2, &body[2..], true),
+        0 => (10, body, false),
+        b => (b, body, false),
+    };
+    // After a prefix, one underscore may come first (`0x_ff`); else only between digits.
+    let digits = if prefixed {
+        digits.strip_prefix('_').unwrap_or(digits)
+    } else {
+        digits
+    };
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+        || !digits.chars().all(|c| c == '_' || c.is_digit(radix))
+    {
+        return Err(bad());
+    }
+    let clean: String = digits.chars().filter(|c| *c != '_').collect();
+    // Base 0 takes no leading zero in a decimal number but zero itself (`int("00", 0)`).
+    if base == 0 && !prefixed && clean.starts_with('0') && clean.chars().any(|c| c != '0') {
+        return Err(bad());
+    }
+    if radix == 10 {
+        return crate::bigint::parse_decimal(&clean, neg).map_err(|(k, m)| exc(k, m));
+    }
+    if !radix.is_power_of_two() && clean.len() > crate::bigint::MAX_STR_DIGITS {
+        return Err(exc(
+            ValueError,
+            format!(
+                "Exceeds the limit ({} digits) for integer string conversion: value has {} \
+                 digits; use sys.set_int_max_str_digits() to increase the limit",
+                crate::bigint::MAX_STR_DIGITS,
+                clean.len()
+            ),
+        ));
+    }
+    let b = num_bigint::BigInt::parse_bytes(clean.as_bytes(), radix).ok_or_else(bad)?;
+    Ok(crate::bigint::big_value(if neg { -b } else { b }))
+}
+
 /// Parses `float(s)` as Python does.
 fn parse_float(s: &str) -> R<Value> {
     let bad = || {
@@ -714,7 +778,34 @@ fn range(args: &[Value]) -> R<Value> {
 /// `int(x)`: of a number (truncated) or a str (parsed).
 fn int(args: &[Value]) -> R<Value> {
     let name = "int";
-    arity(name, args, 0, 1)?;
+    arity(name, args, 0, 2)?;
+    if let [x, base] = args {
+        // CPython's order: the base's type, its range, then the value's type.
+        let base = match base {
+            Value::Int(b) => *b,
+            Value::Bool(b) => *b as i64,
+            Value::BigInt(_) => -1,
+            other => {
+                return Err(exc(
+                    TypeError,
+                    format!(
+                        "'{}' object cannot be interpreted as an integer",
+                        other.type_name()
+                    ),
+                ))
+            }
+        };
+        if base != 0 && !(2..=36).contains(&base) {
+            return Err(exc(ValueError, "int() base must be >= 2 and <= 36, or 0"));
+        }
+        let Value::Str(s) = x else {
+            return Err(exc(
+                TypeError,
+                "int() can't convert non-string with explicit base",
+            ));
+        };
+        return parse_int_base(s, base as u32);
+    }
     match args.first() {
         None => Ok(Value::Int(0)),
         Some(Value::Int(i)) => Ok(Value::Int(*i)),
