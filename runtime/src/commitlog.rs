@@ -222,8 +222,14 @@ impl CommitLog {
         self.tail.store(p, Release);
         let len = self.len.fetch_add(1, Relaxed) + 1;
         let bytes = self.bytes.fetch_add(fp, Relaxed) + fp;
-        stats.log_max_entries.fetch_max(len, Relaxed);
-        stats.log_max_bytes.fetch_max(bytes, Relaxed);
+        // Written only when they grow: a read-modify-write of these shared words at every
+        // commit would move their cache line between the committing cores.
+        if len > stats.log_max_entries.load(Relaxed) {
+            stats.log_max_entries.fetch_max(len, Relaxed);
+        }
+        if bytes > stats.log_max_bytes.load(Relaxed) {
+            stats.log_max_bytes.fetch_max(bytes, Relaxed);
+        }
         p
     }
 }

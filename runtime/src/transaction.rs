@@ -859,13 +859,17 @@ impl StmThread {
             drop(guard);
             break;
         }
-        // Ask the others to validate at their next safe point (no waiting).
+        // Ask the others to validate at their next safe point (no waiting). The request bit
+        // of a segment asked already (it has not validated since) is not set again, and
+        // `mark_budget` writes only a budget not marked yet (a mark the owner's decrement
+        // lost is made again): the owner writes these words at its polls, so each needless
+        // atomic write here would move their cache lines between cores.
         for k in 1..=stm.num_segments() {
             if k != me && stm.tx_state(k) & IN_TX != 0 {
-                stm.mem
-                    .info(k)
-                    .safe_point_request
-                    .fetch_or(REQUEST_VALIDATE, SeqCst);
+                let req = &stm.mem.info(k).safe_point_request;
+                if req.load(SeqCst) & REQUEST_VALIDATE == 0 {
+                    req.fetch_or(REQUEST_VALIDATE, SeqCst);
+                }
                 stm.mark_budget(k);
             }
         }
