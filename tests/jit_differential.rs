@@ -39,8 +39,33 @@ def list_sum(m):
     return t
 ";
 
+/// An operand for the conditions of [`extra`]: mostly small ints, sometimes a float, a
+/// bool or a big int (past the tagged range): the float and generic paths of a comparison.
+/// (Programs must run without errors: none of these raises in a comparison with an int.)
+fn operand(g: &mut Gen) -> String {
+    match g.below(10) {
+        0 => g.float(1),
+        1 => "True".to_string(),
+        2 => "4611686018427387904".to_string(),
+        3 => "-4611686018427387905".to_string(),
+        _ => g.int(1),
+    }
+}
+
 fn extra(g: &mut Gen) -> String {
-    match g.below(8) {
+    match g.below(10) {
+        8 => format!(
+            "c = 0\nv = {}\nw = {}\nfor q in range(6):\n    if (q % {} == 0 and v < q) or not (w >= q):\n        c += 1\n    elif q != v and not q > w:\n        c -= 1\n    c += 1 if q <= v or w == q else 10\n    while c > 3 and c % 2 != 0:\n        c -= 3\nprint('cond', c, not v < w, v > q and w)",
+            operand(g),
+            operand(g),
+            g.below(7) + 1,
+        ),
+        9 => format!(
+            "n = max({}, -3)\nm = 0\nwhile n < {} and (n % 3 != 1 or m < {}):\n    n = n + 1\n    m += 2\n    if not n:\n        break\nprint('while', n, m)",
+            operand(g),
+            g.int(0),
+            operand(g),
+        ),
         0 => format!("print(fib(abs({}) % 15))", g.int(1)),
         1 => format!("print(walk([{}], abs({}) % 20))", g.int(1), g.int(1)),
         2 => format!(

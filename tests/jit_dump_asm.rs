@@ -347,3 +347,37 @@ fn polls_use_one_word_and_leaf_functions_have_none() {
         assert!(seq.last().unwrap().contains(" jl "), "{seq:#?}");
     }
 }
+
+/// Conditions on int comparisons branch on the compare itself: no `sete`/`setl`/`setle`/
+/// `setg`/`setge` makes a bool that is tested again. (Type tests of the cold float paths
+/// still combine flags with `setne`/`setb`; `+=` tests `seto`.)
+#[test]
+fn int_conditions_branch_on_the_compare() {
+    let dir = std::env::temp_dir().join(format!("stmjit-dump-{}-cond", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join("p.lang");
+    std::fs::write(
+        &prog,
+        "def f(n):\n    i = 0\n    k = 0\n    while i < n and not i % 7 == 3:\n        if i >= 2 or k != 0:\n            k += 1\n        i += 1\n    return k if k < n else i\n\nprint(f(10), f(2.5))\n",
+    )
+    .unwrap();
+    let asm = dir.join("p.asm");
+    let out = Command::new(env!("CARGO_BIN_EXE_stmjit"))
+        .arg("run")
+        .arg(format!("--dump-asm={}", asm.display()))
+        .arg(&prog)
+        .output()
+        .expect("run stmjit");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 1\n");
+    let text = std::fs::read_to_string(&asm).expect("listing written");
+    let f = function(&text, "f");
+    let setcc: Vec<&str> = f
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(2)
+                .is_some_and(|m| ["sete", "setl", "setle", "setg", "setge"].contains(&m))
+        })
+        .collect();
+    assert!(setcc.is_empty(), "{setcc:#?}\n{f}");
+}

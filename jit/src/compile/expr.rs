@@ -137,12 +137,11 @@ impl FnCompiler<'_, '_> {
             }
             ExprKind::Compare { first, rest } => self.compare(first, rest, e.span),
             ExprKind::IfElse { cond, then, orelse } => {
-                let t = self.cond(cond);
                 let tb = self.b.create_block();
                 let eb = self.b.create_block();
                 let done = self.b.create_block();
                 self.b.append_block_param(done, I64);
-                self.b.ins().brif(t, tb, &[], eb, &[]);
+                self.branch_cond(cond, tb, eb);
                 self.b.switch_to_block(tb);
                 let x = self.expr(then);
                 self.b.ins().jump(done, &[x.into()]);
@@ -309,11 +308,32 @@ impl FnCompiler<'_, '_> {
         self.b.ins().store(mf(), v, a, 0);
     }
 
-    /// The truth of a condition as an i8: comparisons of ints branch on the machine compare
-    /// without making a bool word; `not`, `and`, `or` short-circuit on truth values.
+    /// The truth of a condition as an i8 (for `not x` as a value and the generic side of a
+    /// float tree): [`Self::branch_cond`] into two blocks that join.
     pub(crate) fn cond(&mut self, e: &Expr) -> Value {
-        if let Some(c) = self.float_tree_cond(e) {
-            return c;
+        let t = self.b.create_block();
+        let f = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I8);
+        self.branch_cond(e, t, f);
+        self.b.switch_to_block(t);
+        let one = self.b.ins().iconst(I8, 1);
+        self.b.ins().jump(done, &[one.into()]);
+        self.b.switch_to_block(f);
+        let zero = self.b.ins().iconst(I8, 0);
+        self.b.ins().jump(done, &[zero.into()]);
+        self.b.switch_to_block(done);
+        self.b.block_params(done)[0]
+    }
+
+    /// Evaluates the condition `e` and branches to `then` when it is true, else to `els`
+    /// (blocks without parameters, entered with an empty barrier region). Comparisons of
+    /// two ints branch on the machine compare (no bool is made and tested again); their
+    /// float and generic paths are cold blocks that branch to `then`/`els` themselves, so
+    /// nothing merges back into the int path. `not`, `and`, `or` only route the targets.
+    pub(crate) fn branch_cond(&mut self, e: &Expr, then: Block, els: Block) {
+        if self.float_tree_branch(e, then, els) {
+            return;
         }
         match &e.kind {
             // `a % b == 0` (or `!= 0`) on ints: the sign of a non-zero remainder does not
@@ -328,8 +348,6 @@ impl FnCompiler<'_, '_> {
                     unreachable!()
                 };
                 let (x, y) = self.operands(a, b);
-                let done = self.b.create_block();
-                self.b.append_block_param(done, I8);
                 let slow = self.b.create_block();
                 self.both_ints(x, y, slow);
                 let zero_divisor = self.b.ins().icmp_imm(IntCC::Equal, y, TAGGED_ZERO as i64);
@@ -345,9 +363,10 @@ impl FnCompiler<'_, '_> {
                     IntCC::NotEqual
                 };
                 let c = self.b.ins().icmp_imm(cc, r, 0);
-                self.b.ins().jump(done, &[c.into()]);
+                self.b.ins().brif(c, then, &[], els, &[]);
                 self.b.set_cold_block(slow);
                 self.b.switch_to_block(slow);
+                let first_new = self.b.func.dfg.num_blocks();
                 // The generic path: `%` (raises on a zero divisor), then the comparison.
                 let m = self.binop(BinOp::Mod, x, y, first.span, false);
                 let int_zero = self.b.ins().iconst(I64, TAGGED_ZERO as i64);
@@ -355,9 +374,8 @@ impl FnCompiler<'_, '_> {
                 let k = self.b.ins().iconst(I64, k);
                 let r = self.call_checked(Helper::Compare, &[self.ctx, k, m, int_zero], e.span);
                 let t = self.b.ins().icmp_imm(IntCC::Equal, r, TRUE as i64);
-                self.b.ins().jump(done, &[t.into()]);
-                self.b.switch_to_block(done);
-                self.b.block_params(done)[0]
+                self.cold_brif(t, then, els);
+                self.cold_from(first_new);
             }
             ExprKind::Compare { first, rest } if rest.len() == 1 => {
                 let op = rest[0].0;
@@ -370,59 +388,73 @@ impl FnCompiler<'_, '_> {
                     CmpOp::Ge => IntCC::SignedGreaterThanOrEqual,
                     _ => {
                         let v = self.expr(e);
-                        return self.truthy(v, e.span);
+                        self.branch_truthy(v, e.span, then, els);
+                        return;
                     }
                 };
                 let (x, y) = self.operands(first, &rest[0].1);
-                let done = self.b.create_block();
-                self.b.append_block_param(done, I8);
                 let slow = self.b.create_block();
                 self.both_ints(x, y, slow);
                 let c = self.b.ins().icmp(cc, x, y);
-                self.b.ins().jump(done, &[c.into()]);
+                self.b.ins().brif(c, then, &[], els, &[]);
                 self.b.set_cold_block(slow);
                 self.b.switch_to_block(slow);
+                let first_new = self.b.func.dfg.num_blocks();
                 if let Some(c) = self.float_order(op) {
                     let (c, generic) = c;
                     let fx = self.float_value(x, generic);
                     let fy = self.float_value(y, generic);
                     let c = self.b.ins().fcmp(c, fx, fy);
-                    self.b.ins().jump(done, &[c.into()]);
+                    self.cold_brif(c, then, els);
                     self.b.switch_to_block(generic);
                 }
                 let k = CMPOPS.iter().position(|o| *o == op).unwrap() as i64;
                 let k = self.b.ins().iconst(I64, k);
                 let r = self.call_checked(Helper::Compare, &[self.ctx, k, x, y], e.span);
                 let t = self.b.ins().icmp_imm(IntCC::Equal, r, TRUE as i64);
-                self.b.ins().jump(done, &[t.into()]);
-                self.b.switch_to_block(done);
-                self.b.block_params(done)[0]
+                self.cold_brif(t, then, els);
+                self.cold_from(first_new);
             }
-            ExprKind::Not(a) => {
-                let c = self.cond(a);
-                self.b.ins().icmp_imm(IntCC::Equal, c, 0)
-            }
-            ExprKind::And(a, b) | ExprKind::Or(a, b) => {
-                let is_and = matches!(e.kind, ExprKind::And(..));
-                let x = self.cond(a);
+            ExprKind::Not(a) => self.branch_cond(a, els, then),
+            ExprKind::And(a, b) => {
                 let other = self.b.create_block();
-                let done = self.b.create_block();
-                self.b.append_block_param(done, I8);
-                if is_and {
-                    self.b.ins().brif(x, other, &[], done, &[x.into()]);
-                } else {
-                    self.b.ins().brif(x, done, &[x.into()], other, &[]);
-                }
+                self.branch_cond(a, other, els);
                 self.b.switch_to_block(other);
-                let y = self.cond(b);
-                self.b.ins().jump(done, &[y.into()]);
-                self.b.switch_to_block(done);
-                self.b.block_params(done)[0]
+                self.branch_cond(b, then, els);
+            }
+            ExprKind::Or(a, b) => {
+                let other = self.b.create_block();
+                self.branch_cond(a, then, other);
+                self.b.switch_to_block(other);
+                self.branch_cond(b, then, els);
             }
             _ => {
                 let v = self.expr(e);
-                self.truthy(v, e.span)
+                self.branch_truthy(v, e.span, then, els);
             }
+        }
+    }
+
+    /// `brif c, then, els` from a slow path, through two cold blocks of its own: `then` and
+    /// `els` have other predecessors, and Cranelift would otherwise split these critical
+    /// edges into blocks that land in the hot code's layout (a taken jump around them).
+    pub(crate) fn cold_brif(&mut self, c: Value, then: Block, els: Block) {
+        let t = self.b.create_block();
+        let f = self.b.create_block();
+        self.b.set_cold_block(t);
+        self.b.set_cold_block(f);
+        self.b.ins().brif(c, t, &[], f, &[]);
+        self.b.switch_to_block(t);
+        self.b.ins().jump(then, &[]);
+        self.b.switch_to_block(f);
+        self.b.ins().jump(els, &[]);
+    }
+
+    /// Marks every block created since the block count was `first_new` as cold: the
+    /// blocks of a slow path, reached only from it.
+    pub(crate) fn cold_from(&mut self, first_new: usize) {
+        for n in first_new..self.b.func.dfg.num_blocks() {
+            self.b.set_cold_block(Block::from_u32(n as u32));
         }
     }
 

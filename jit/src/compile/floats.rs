@@ -19,7 +19,7 @@
 //! same IEEE operations in the same order, on the same values.
 
 use super::FnCompiler;
-use cranelift_codegen::ir::{condcodes::FloatCC, types::F64, types::I64, types::I8};
+use cranelift_codegen::ir::{condcodes::FloatCC, types::F64, types::I64};
 use cranelift_codegen::ir::{Block, InstBuilder, Value};
 use stmjit_lang::ast::{BinOp, CmpOp, Expr, ExprKind, Slot, Stmt, StmtKind, Target};
 
@@ -196,10 +196,41 @@ impl FnCompiler<'_, '_> {
         self.b.block_params(done)[0]
     }
 
-    /// The condition `a OP b` (one comparison: `<`, `<=`, `>`, `>=`, `==`, `!=`) of two
-    /// float trees, with at least one operation between them, compared unboxed; `None` if
-    /// `e` is not one.
-    pub(crate) fn float_tree_cond(&mut self, e: &Expr) -> Option<Value> {
+    /// Branches to `then` or `els` on the condition `a OP b` (one comparison: `<`, `<=`, `>`,
+    /// `>=`, `==`, `!=`) of two float trees, with at least one operation between them,
+    /// compared unboxed; the generic path (any leaf not a float) is cold and branches to the
+    /// targets itself. `false` (nothing emitted) if `e` is not one.
+    pub(crate) fn float_tree_branch(&mut self, e: &Expr, then: Block, els: Block) -> bool {
+        self.float_tree_cmp(e)
+            .map(|(first, second, cc)| {
+                let generic = self.b.create_block();
+                // A bare int local is not converted here: Python compares a float and an
+                // int exactly, which converting a big int would not. An int literal next
+                // to a float operand is exact (`EXACT_INT`).
+                let x = self.float_tree(first, false, generic);
+                let y = self.float_tree(second, false, generic);
+                let c = self.b.ins().fcmp(cc, x, y);
+                self.b.ins().brif(c, then, &[], els, &[]);
+                self.b.set_cold_block(generic);
+                self.b.switch_to_block(generic);
+                // Through cold blocks of its own (see `cold_brif`).
+                let first_new = self.b.func.dfg.num_blocks();
+                let (t, f) = (self.b.create_block(), self.b.create_block());
+                self.in_float_generic = true;
+                self.branch_cond(e, t, f);
+                self.in_float_generic = false;
+                self.cold_from(first_new);
+                self.b.switch_to_block(t);
+                self.b.ins().jump(then, &[]);
+                self.b.switch_to_block(f);
+                self.b.ins().jump(els, &[]);
+            })
+            .is_some()
+    }
+
+    /// The operands and condition of a float-tree condition (see
+    /// [`Self::float_tree_branch`]), `None` if `e` is not one.
+    fn float_tree_cmp<'e>(&self, e: &'e Expr) -> Option<(&'e Expr, &'e Expr, FloatCC)> {
         if self.in_float_generic {
             return None;
         }
@@ -226,18 +257,7 @@ impl FnCompiler<'_, '_> {
         {
             return None;
         }
-        Some(self.with_generic(
-            I8,
-            |c, generic| {
-                // A bare int local is not converted here: Python compares a float and an
-                // int exactly, which converting a big int would not. An int literal next
-                // to a float operand is exact (`EXACT_INT`).
-                let x = c.float_tree(first, false, generic);
-                let y = c.float_tree(second, false, generic);
-                c.b.ins().fcmp(cc, x, y)
-            },
-            |c| c.cond(e),
-        ))
+        Some((&**first, second, cc))
     }
 
     /// The `f64` of the float tree `e` (leaves in source order); branches to `generic` when

@@ -245,11 +245,10 @@ impl FnCompiler<'_, '_> {
     /// `if cond: body else: orelse`. A local is assigned after it when every branch that
     /// falls through assigns it.
     fn if_stmt(&mut self, cond: &Expr, body: &[Stmt], orelse: &[Stmt]) {
-        let t = self.cond(cond);
         let tb = self.b.create_block();
         let eb = self.b.create_block();
         let done = self.b.create_block();
-        self.b.ins().brif(t, tb, &[], eb, &[]);
+        self.branch_cond(cond, tb, eb);
         let before = self.assigned.clone();
         self.b.switch_to_block(tb);
         self.stmts(body);
@@ -282,8 +281,7 @@ impl FnCompiler<'_, '_> {
         let exit = self.b.create_block();
         self.b.ins().jump(head, &[]);
         self.b.switch_to_block(head);
-        let t = self.cond(cond);
-        self.b.ins().brif(t, body_b, &[], exit, &[]);
+        self.branch_cond(cond, body_b, exit);
         self.b.switch_to_block(body_b);
         self.loop_body(body, latch, exit, |_| {});
         self.poll(span);

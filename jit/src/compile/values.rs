@@ -53,23 +53,19 @@ impl FnCompiler<'_, '_> {
         );
         self.b.ins().icmp_imm(IntCC::Equal, ty, type_id as i64)
     }
-    /// Truthiness as an i8 (ints, bools and None inline; an object's by a helper, which may
-    /// run an instance's `__bool__`/`__len__`: an error there unwinds at `span`).
-    pub(crate) fn truthy(&mut self, v: Value, span: Span) -> Value {
-        let done = self.b.create_block();
-        self.b.append_block_param(done, I64);
+    /// Branches to `then` when `v` is true, else to `els` (no truth value is made): bools,
+    /// None and ints inline; an object's truth by a helper, which may run an instance's
+    /// `__bool__`/`__len__` (an error there unwinds at `span`), in cold blocks that branch
+    /// to the targets themselves.
+    pub(crate) fn branch_truthy(&mut self, v: Value, span: Span, then: Block, els: Block) {
         let is_true = self.b.ins().icmp_imm(IntCC::Equal, v, TRUE as i64);
-        let one = self.b.ins().iconst(I64, 1);
-        let zero = self.b.ins().iconst(I64, 0);
         let not_true = self.b.create_block();
-        self.b
-            .ins()
-            .brif(is_true, done, &[one.into()], not_true, &[]);
+        self.b.ins().brif(is_true, then, &[], not_true, &[]);
         self.b.switch_to_block(not_true);
         // None (0) and False (2) are the only words below 3.
         let falsy = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, v, 3);
         let other = self.b.create_block();
-        self.b.ins().brif(falsy, done, &[zero.into()], other, &[]);
+        self.b.ins().brif(falsy, els, &[], other, &[]);
         self.b.switch_to_block(other);
         let int = self.b.ins().band_imm(v, 1);
         let int_block = self.b.create_block();
@@ -77,19 +73,17 @@ impl FnCompiler<'_, '_> {
         self.b.ins().brif(int, int_block, &[], obj_block, &[]);
         self.b.switch_to_block(int_block);
         let nz = self.b.ins().icmp_imm(IntCC::NotEqual, v, 1);
-        let nz = self.b.ins().uextend(I64, nz);
-        self.b.ins().jump(done, &[nz.into()]);
+        self.b.ins().brif(nz, then, &[], els, &[]);
         self.b.set_cold_block(obj_block);
         self.b.switch_to_block(obj_block);
+        let first_new = self.b.func.dfg.num_blocks();
         let r = if self.truth_methods() {
             self.call_checked(Helper::TruthySpecial, &[self.ctx, v], span)
         } else {
             self.call(Helper::Truthy, &[self.ctx, v])
         };
-        self.b.ins().jump(done, &[r.into()]);
-        self.b.switch_to_block(done);
-        let r = self.b.block_params(done)[0];
-        self.b.ins().icmp_imm(IntCC::NotEqual, r, 0)
+        self.cold_brif(r, then, els);
+        self.cold_from(first_new);
     }
     /// Whether the program names `__bool__` or `__len__` (interned when it was linked): only
     /// then may an instance's truth run a method, and truth tests call the helper that
@@ -97,7 +91,7 @@ impl FnCompiler<'_, '_> {
     fn truth_methods(&self) -> bool {
         self.sh.names.id("__bool__").is_some() || self.sh.names.id("__len__").is_some()
     }
-    /// [`Self::truthy`] of a value still needed afterwards (`x or y` gives `x`): returns the
+    /// The truth of a value still needed afterwards (`x or y` gives `x`): returns the
     /// truth and `v` again, reloaded from a frame slot after the helper, which may move it.
     /// The inline paths keep `v` in its register.
     pub(crate) fn truthy_keep(&mut self, v: Value, span: Span) -> (Value, Value) {
