@@ -10,8 +10,8 @@
 //!
 //! Environment switches for testing: `STMJIT_ABORT_PROBABILITY=P` makes each commit of a
 //! transaction that can abort abort instead with probability P (it then restarts);
-//! `STMJIT_BUDGET=N` sets the transaction length (loop back-edges and calls);
-//! `STMJIT_NURSERY=BYTES` the nursery size.
+//! `STMJIT_BUDGET=N` sets the transaction length (loop back-edges and calls of functions that
+//! loop or call); `STMJIT_NURSERY=BYTES` the nursery size.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

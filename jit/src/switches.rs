@@ -11,7 +11,8 @@ pub struct Switches {
     /// `STMJIT_MOVE_THREADS=1`: each transaction begins in another free segment than the
     /// thread's previous one.
     pub move_threads: bool,
-    /// `STMJIT_BUDGET=N`: transaction length in loop back-edges and calls.
+    /// `STMJIT_BUDGET=N`: transaction length in polls: loop back-edges and calls of functions
+    /// that loop or call (the others have no entry poll).
     pub budget: Option<i64>,
     /// `STMJIT_ABORT_PROBABILITY=P`: each commit of a transaction that can abort, and each
     /// validation a helper makes in the middle of its work (a method lookup's), aborts
@@ -56,7 +57,8 @@ Environment switches (for tests, benchmarks and debugging; a bad value is a usag
   STMJIT_NURSERY=BYTES           nursery size per segment, 4096 to 1073741824 (tests use 4096)
   STMJIT_HEAP=BYTES              heap limit (old space in use plus one nursery), 1048576 to
                                  2^40; at most 3/4 of the old space (the default)
-  STMJIT_BUDGET=N                transaction length in loop back-edges and calls, 1 to 2^40
+  STMJIT_BUDGET=N                transaction length in loop back-edges and calls (of
+                                 functions that loop or call), 1 to 2^40
   STMJIT_ABORT_PROBABILITY=P     each commit of a transaction that can abort (and each
                                  validation inside a method lookup) aborts instead with
                                  probability P (0 to 0.95), then restarts
