@@ -1492,7 +1492,8 @@ impl Parser {
 
     /// When `e` is `super()` in a method: the class and first parameter (as names) that
     /// `super().name` passes to [`Builtin::SuperAttr`] with the name, which looks the name
-    /// up from the class's base, bound to that parameter (single inheritance).
+    /// up from the class's base, bound to that parameter (single inheritance). When `e` is
+    /// `super(C, obj)`, anywhere: those two expressions.
     fn super_call(&self, e: &Expr) -> Option<Vec<Expr>> {
         let ExprKind::Call { func, args } = &e.kind else {
             return None;
@@ -1500,7 +1501,13 @@ impl Parser {
         let ExprKind::Name(n) = &func.kind else {
             return None;
         };
-        if n.name != "super" || !args.is_empty() {
+        if n.name != "super" {
+            return None;
+        }
+        if args.len() == 2 {
+            return Some(args.clone());
+        }
+        if !args.is_empty() {
             return None;
         }
         let (class, first) = self.method.clone()?;

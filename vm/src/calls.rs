@@ -467,7 +467,13 @@ fn attr_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
 /// class's base (a function bound to the parameter), `None` when no base has it.
 fn super_lookup(rt: &mut Runtime, args: &[Word]) -> R<Option<Word>> {
     let (c, o, n) = (args[0], args[1], args[2]);
-    if !rt.is(c, rt.types.class) || !rt.is(n, rt.types.str) {
+    if !rt.is(c, rt.types.class) {
+        return Err(exc(
+            ErrorKind::TypeError,
+            format!("super() argument 1 must be a type, not {}", rt.type_name(c)),
+        ));
+    }
+    if !rt.is(o, rt.types.instance) || !rt.is_subclass(rt.class_of(o), c) {
         return Err(exc(
             ErrorKind::TypeError,
             "super(type, obj): obj must be an instance or subtype of type",

@@ -81,7 +81,7 @@ impl Runtime {
     }
 
     /// The class of an instance.
-    fn class_of(&self, o: Word) -> Word {
+    pub(crate) fn class_of(&self, o: Word) -> Word {
         self.rb(o);
         self.ld(o, offset_of!(InstanceObj, class) as u64)
     }

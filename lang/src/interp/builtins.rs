@@ -65,9 +65,19 @@ impl Interp {
                 let (Value::Class(c), Value::Str(attr)) = (&args[0], &args[2]) else {
                     return Err(super::exc(
                         ErrorKind::TypeError,
-                        "super(type, obj): obj must be an instance or subtype of type",
+                        format!(
+                            "super() argument 1 must be a type, not {}",
+                            args[0].type_name()
+                        ),
                     ));
                 };
+                if !matches!(&args[1], Value::Instance(i) if builtins_core::is_subclass(&i.class, c))
+                {
+                    return Err(super::exc(
+                        ErrorKind::TypeError,
+                        "super(type, obj): obj must be an instance or subtype of type",
+                    ));
+                }
                 let found = c.base.as_ref().and_then(|b| b.lookup(attr));
                 let call = b == Builtin::SuperCall;
                 let rest = args.get(3..).unwrap_or_default().to_vec();
