@@ -517,8 +517,33 @@ impl FnCompiler<'_, '_> {
     /// the overflow flag (the caller branches to `slow` on it). Branches to `slow` itself
     /// where the operation raises or needs the general case.
     fn int_binop(&mut self, op: BinOp, x: Value, y: Value, slow: Block) -> (Value, Option<Value>) {
+        let yc = self.int_const(y);
         let ins = self.b.ins();
         match op {
+            // A constant operand (`i += 2`): overflow is the wrapped sum on the wrong side of
+            // `x`, a compare the branch fuses with (`add; cmp; jl`), instead of `seto` + test.
+            BinOp::Add if yc.is_some() => {
+                let y1 = yc.unwrap_or(1) - 1;
+                let r = self.b.ins().iadd_imm(x, y1);
+                let cc = if y1 >= 0 {
+                    IntCC::SignedLessThan
+                } else {
+                    IntCC::SignedGreaterThan
+                };
+                (r, Some(self.b.ins().icmp(cc, r, x)))
+            }
+            BinOp::Sub if yc.is_some() => {
+                // y is odd, never 0.
+                let c = yc.unwrap_or(1);
+                let r = self.b.ins().iadd_imm(x, c.wrapping_neg());
+                let cc = if c > 0 {
+                    IntCC::SignedGreaterThan
+                } else {
+                    IntCC::SignedLessThan
+                };
+                let of = self.b.ins().icmp(cc, r, x);
+                (self.b.ins().bor_imm(r, 1), Some(of))
+            }
             BinOp::Add => {
                 let y1 = ins.iadd_imm(y, -1);
                 let (r, of) = self.b.ins().sadd_overflow(x, y1);

@@ -152,6 +152,20 @@ impl FnCompiler<'_, '_> {
         let bit = self.b.ins().band_imm(both, 1);
         self.only_if(bit, slow);
     }
+    /// The word of `v` if it is an `iconst` of a tagged int (odd).
+    pub(super) fn int_const(&self, v: Value) -> Option<i64> {
+        use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
+        match self.b.func.dfg.value_def(v) {
+            ValueDef::Result(inst, _) => match self.b.func.dfg.insts[inst] {
+                InstructionData::UnaryImm {
+                    opcode: Opcode::Iconst,
+                    imm,
+                } if imm.bits() & 1 == 1 => Some(imm.bits()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
     /// Whether `v` is an `iconst` of a tagged int.
     fn known_int(&self, v: Value) -> bool {
         use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
