@@ -265,8 +265,8 @@ pub enum Slot {
     Unresolved,
 }
 
-/// The builtin functions of LANGUAGE.md.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The builtin functions of LANGUAGE.md (ordered: a builtin is a dict key, `Key::Builtin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Builtin {
     Print,
     Len,

@@ -342,6 +342,19 @@ pub fn hash_value(v: &Value) -> R<i64> {
         },
         Value::Class(c) => (Arc::as_ptr(c) as usize >> 4) as i64,
         Value::Function(f) => (Arc::as_ptr(f) as usize >> 4) as i64,
+        // Stable per builtin (one object each): a fixed-key hash of which one it is.
+        Value::Builtin(b) => {
+            use std::hash::{Hash, Hasher};
+            let mut s = std::collections::hash_map::DefaultHasher::new();
+            b.hash(&mut s);
+            (s.finish() >> 4) as i64
+        }
+        Value::BoundMethod(_) | Value::BuiltinMethod(_) => {
+            return Err(exc(
+                TypeError,
+                format!("unhashable type: '{}'", v.type_name()),
+            ))
+        }
         other => (other as *const Value as usize >> 4) as i64,
     })
 }

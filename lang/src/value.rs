@@ -150,6 +150,8 @@ pub enum Key {
     /// instances have different keys; [`Dict::key_for`] and [`key_in`] make a key the key of
     /// an equal one the table holds (its `__eq__` decides), so the map finds it.
     Custom(i64, usize),
+    /// A builtin function or type (`len`, `int`), by which one: each is one object.
+    Builtin(crate::ast::Builtin),
 }
 
 impl Key {
@@ -239,6 +241,11 @@ impl Key {
             }
             Value::Str(s) => Key::Str(s.clone()),
             Value::None => Key::None,
+            // By identity, as in CPython: two closures of one `def` are two keys. The table
+            // holds the value, so the address stays its own while the key is in it.
+            Value::Function(f) => Key::Obj(Arc::as_ptr(f) as *const () as usize),
+            Value::Class(c) => Key::Obj(Arc::as_ptr(c) as *const () as usize),
+            Value::Builtin(b) => Key::Builtin(*b),
             other => {
                 return Err((
                     ErrorKind::TypeError,

@@ -608,8 +608,12 @@ fn map_filter(ctx: *mut Ctx, b: Builtin, args: &[Word]) -> Word {
 }
 
 pub(crate) fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<Word> {
-    if b == Builtin::Hash && args.len() == 1 && rt.needs_prepare(args[0]) {
-        // Instances hash by their stored hash (`hashing.rs`), not their converted copies'.
+    if b == Builtin::Hash
+        && args.len() == 1
+        && (rt.needs_prepare(args[0]) || rt.identity_hash(args[0]).is_some())
+    {
+        // Instances, functions, classes and builtins hash by what they hold (`hashing.rs`),
+        // not by their converted copies' addresses.
         let h = rt.hash_of(args[0])?;
         // A tuple's hash takes all 64 bits.
         return match value::from_int(h) {

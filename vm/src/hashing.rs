@@ -31,10 +31,55 @@ use stmjit_runtime::value::{self, is_int, Word, FALSE, NONE, TRUE};
 /// (a hash is never −1), as raw bits: the GC does not trace the field.
 pub(crate) const INST_HASH: u64 = offset_of!(InstanceObj, hash) as u64;
 
-/// The next identity number (program-wide; only first hashes of instances take one).
+/// The next identity number (program-wide; first hashes of instances take one, and each
+/// function object one when made, through [`Runtime::new_ident`]).
 static NEXT_ID: AtomicI64 = AtomicI64::new(1);
 
+/// How many identity numbers a thread takes from [`NEXT_ID`] at once.
+const IDENT_BLOCK: i64 = 256;
+
 impl Runtime {
+    /// A new identity number, never given before in this process: from this thread's
+    /// block, taking a new block when it is used up.
+    pub(crate) fn new_ident(&self) -> i64 {
+        let (mut next, mut end) = self.idents.get();
+        if next == end {
+            next = NEXT_ID.fetch_add(IDENT_BLOCK, Ordering::Relaxed);
+            end = next + IDENT_BLOCK;
+        }
+        self.idents.set((next + 1, end));
+        next
+    }
+
+    /// The hash of a value hashed by what it is, without user code or a stored word of an
+    /// instance: a function (its identity number), a class (its class id) or a builtin
+    /// function or type (which one); `None` for other values. Bound methods and builtin
+    /// methods are not hashable here (LANGUAGE.md).
+    pub(crate) fn identity_hash(&self, w: Word) -> Option<i64> {
+        if !value::is_ref(w) {
+            return None;
+        }
+        use crate::objects::{BuiltinObj, ClassObj, FunctionObj};
+        let t = self.types;
+        if self.is(w, t.function) {
+            self.rb(w);
+            Some(self.ld(w, offset_of!(FunctionObj, hash) as u64) as i64)
+        } else if self.is(w, t.class) {
+            self.rb(w);
+            let id = self.ld(w, offset_of!(ClassObj, class_id) as u64) as i64;
+            Some(id.wrapping_mul(0x9e37_79b9).wrapping_add(0x5bd1) & ((1 << 60) - 1))
+        } else if self.is(w, t.builtin) {
+            self.rb(w);
+            if self.ld(w, offset_of!(BuiltinObj, is_method) as u64) != 0 {
+                return None;
+            }
+            let which = self.ld(w, offset_of!(BuiltinObj, which) as u64) as i64;
+            Some(which.wrapping_mul(0x7f4a_7c15).wrapping_add(0x3c6e) & ((1 << 60) - 1))
+        } else {
+            None
+        }
+    }
+
     /// How instances of class `cls` hash (CPython's rules, see [`HashKind`]), cached per
     /// thread by class id (a class's `__hash__` and `__eq__` are read once).
     pub fn class_hash_kind(&self, cls: Word) -> R<HashKind> {
@@ -305,6 +350,9 @@ impl Runtime {
     fn hash_prepared(&self, w: Word) -> R<i64> {
         if value::is_ref(w) && self.is(w, self.types.instance) {
             return Ok(self.stored_hash(w).expect("a prepared key"));
+        }
+        if let Some(h) = self.identity_hash(w) {
+            return Ok(h);
         }
         if value::is_ref(w) && self.is(w, self.types.tuple) {
             let items = self

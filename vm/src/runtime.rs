@@ -76,6 +76,9 @@ pub struct Runtime {
     pub record_reads: bool,
     /// How the instances of each class hash, by class id, once asked (`hashing.rs`).
     pub hash_kinds: std::cell::RefCell<Vec<Option<crate::hashing::HashKind>>>,
+    /// The identity numbers this thread may give next, `[next, end)` (`hashing.rs`: taken
+    /// from the program-wide counter in blocks, so making closures does not contend).
+    pub idents: Cell<(i64, i64)>,
 }
 
 impl Runtime {
@@ -113,6 +116,7 @@ impl Runtime {
             overlay: Default::default(),
             record_reads: info_records_reads,
             hash_kinds: Default::default(),
+            idents: Cell::new((0, 0)),
         };
         rt.exc_slot = rt.exc_cell.get();
         rt

@@ -66,6 +66,12 @@ pub enum KeyRef<'a> {
     /// An instance whose class defines `__hash__`: its stored hash and the instance itself,
     /// compared by identity (`hashing.rs` makes an equal key the one the table holds).
     Custom(i64, Word),
+    /// A function (by its identity number, as [`KeyRef::Ident`]: the numbers of functions
+    /// and instances are never the same), a class (by its class id) or a builtin function
+    /// or type (by which one), from [`Runtime::identity_hash`].
+    Class(i64),
+    /// See [`KeyRef::Class`].
+    Builtin(i64),
 }
 
 impl Runtime {
@@ -215,6 +221,15 @@ impl Runtime {
                     .map(|x| self.key_of_depth(x, depth + 1))
                     .collect::<R<_>>()?,
             )
+        } else if let Some(h) = self.identity_hash(k) {
+            let t = self.types;
+            if self.is(k, t.function) {
+                KeyRef::Ident(h)
+            } else if self.is(k, t.class) {
+                KeyRef::Class(h)
+            } else {
+                KeyRef::Builtin(h)
+            }
         } else {
             return Err(exc(
                 ErrorKind::TypeError,
@@ -240,6 +255,8 @@ impl Runtime {
             }
             KeyRef::None => 0x1234_5678,
             KeyRef::Ident(i) => mix(*i as u64),
+            KeyRef::Class(i) => mix(*i as u64 ^ 0xc1a5_5000),
+            KeyRef::Builtin(i) => mix(*i as u64 ^ 0xb017_0000),
             // As an int of the same hash (a probe finds the instance where `hash()` says).
             KeyRef::Custom(h, _) => *h as u64,
             KeyRef::Str(s) => {

@@ -20,6 +20,10 @@ pub struct FunctionObj {
     pub defaults: Word,
     /// None, or a list of the cells of its free variables (`Function::closure`).
     pub closure: Word,
+    /// Its identity number, given when it is made (`hashing.rs`): its hash and its key
+    /// as a dict key (objects move, so the address cannot be). Raw bits, not a reference
+    /// (outside the traced range).
+    pub hash: Word,
 }
 
 /// `instance.method` not yet called.
@@ -92,6 +96,8 @@ impl Runtime {
         self.st(r, offset_of!(FunctionObj, func_id) as u64, fid as u64);
         self.st(r, offset_of!(FunctionObj, defaults) as u64, defaults);
         self.st(r, offset_of!(FunctionObj, closure) as u64, closure);
+        let h = self.new_ident();
+        self.st(r, offset_of!(FunctionObj, hash) as u64, h as u64);
         Ok(r)
     }
     /// A builtin function (`which` = index in `Builtin::ALL`) or builtin method (`which` =

@@ -238,7 +238,7 @@ pub fn register(stm: &Stm) -> Types {
         )),
         function: stm.register_type(fixed::<FunctionObj>(
             "function",
-            trace_range::<{ offset_of!(FunctionObj, defaults) }, { size_of::<FunctionObj>() }>,
+            trace_range::<{ offset_of!(FunctionObj, defaults) }, { offset_of!(FunctionObj, hash) }>,
         )),
         bound_method:
             stm.register_type(fixed::<BoundMethodObj>(
