@@ -15,10 +15,15 @@ print(fill(xs, 10), xs[3])
 ";
 
 fn run(extra: &[&str], name: &str) -> (Output, String) {
+    run_source(PROGRAM, extra, name)
+}
+
+/// Runs `source` with `--dump-asm` (and `extra`); its output and the listing.
+fn run_source(source: &str, extra: &[&str], name: &str) -> (Output, String) {
     let dir = std::env::temp_dir().join(format!("stmjit-dump-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let prog = dir.join("p.lang");
-    std::fs::write(&prog, PROGRAM).unwrap();
+    std::fs::write(&prog, source).unwrap();
     let asm = dir.join("p.asm");
     let out = Command::new(env!("CARGO_BIN_EXE_stmjit"))
         .arg("run")
@@ -309,19 +314,8 @@ fn function<'a>(text: &'a str, name: &str) -> &'a str {
 /// (no separate request word); a function without loops and calls has no entry poll.
 #[test]
 fn polls_use_one_word_and_leaf_functions_have_none() {
-    let dir = std::env::temp_dir().join(format!("stmjit-dump-{}-leaf", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let prog = dir.join("p.lang");
-    std::fs::write(&prog, LEAF_PROGRAM).unwrap();
-    let asm = dir.join("p.asm");
-    let out = Command::new(env!("CARGO_BIN_EXE_stmjit"))
-        .arg("run")
-        .arg(format!("--dump-asm={}", asm.display()))
-        .arg(&prog)
-        .output()
-        .expect("run stmjit");
+    let (out, text) = run_source(LEAF_PROGRAM, &[], "leaf");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "5\n");
-    let text = std::fs::read_to_string(&asm).expect("listing written");
     let leaf = function(&text, "leaf");
     assert!(!leaf.contains("safe-point poll"), "{leaf}");
     assert!(!leaf.contains("stmjit_poll_slow"), "{leaf}");
@@ -353,23 +347,12 @@ fn polls_use_one_word_and_leaf_functions_have_none() {
 /// still combine flags with `setne`/`setb`; `+=` tests `seto`.)
 #[test]
 fn int_conditions_branch_on_the_compare() {
-    let dir = std::env::temp_dir().join(format!("stmjit-dump-{}-cond", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let prog = dir.join("p.lang");
-    std::fs::write(
-        &prog,
+    let (out, text) = run_source(
         "def f(n):\n    i = 0\n    k = 0\n    while i < n and not i % 7 == 3:\n        if i >= 2 or k != 0:\n            k += 1\n        i += 1\n    return k if k < n else i\n\nprint(f(10), f(2.5))\n",
-    )
-    .unwrap();
-    let asm = dir.join("p.asm");
-    let out = Command::new(env!("CARGO_BIN_EXE_stmjit"))
-        .arg("run")
-        .arg(format!("--dump-asm={}", asm.display()))
-        .arg(&prog)
-        .output()
-        .expect("run stmjit");
+        &[],
+        "cond",
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1 1\n");
-    let text = std::fs::read_to_string(&asm).expect("listing written");
     let f = function(&text, "f");
     let setcc: Vec<&str> = f
         .lines()
