@@ -554,6 +554,7 @@ impl FnCompiler<'_, '_> {
                 let r = self.b.ins().bor_imm(r, 1);
                 (r, Some(of))
             }
+            BinOp::Mul if yc.is_some() => self.int_mul_const(x, yc.unwrap_or(1) >> 1),
             BinOp::Mul => {
                 let xs = ins.sshr_imm(x, 1);
                 let y1 = self.b.ins().iadd_imm(y, -1);
@@ -572,6 +573,26 @@ impl FnCompiler<'_, '_> {
             BinOp::FloorDiv | BinOp::Mod => self.int_div(op, x, y, slow),
             _ => unreachable!("no int fast path for {op:?}"),
         }
+    }
+
+    /// `x * c` on an int `x` (tagged `2a+1`) and the constant int `c`: the overflow test is a
+    /// range check of `x` the branch fuses with (`lea; cmp; ja`: `a` times `c` fits 63 bits
+    /// iff `a` lies in a range computed here), and the product one three-operand multiply,
+    /// `x*c - (c-1) = 2ac + 1`, instead of `sar`, a one-operand `imul` (rdx:rax), `seto`,
+    /// `or` and `test`. No flag at all when every `a` fits (`c` is 0 or 1).
+    fn int_mul_const(&mut self, x: Value, c: i64) -> (Value, Option<Value>) {
+        let (lo, hi) = mul_const_range(c);
+        let r = self.b.ins().imul_imm(x, c);
+        let r = self.b.ins().iadd_imm(r, 1 - c);
+        if lo == INT_MIN && hi == INT_MAX {
+            return (r, None);
+        }
+        // Tagged bounds: 2*lo+1 and 2*hi+1 fit an i64 (lo, hi are 63-bit ints).
+        let (xlo, xhi) = (2 * lo + 1, 2 * hi + 1);
+        let off = self.b.ins().iadd_imm(x, xlo.wrapping_neg());
+        let span = xhi.wrapping_sub(xlo);
+        let of = self.b.ins().icmp_imm(IntCC::UnsignedGreaterThan, off, span);
+        (r, Some(of))
     }
 
     /// `x << y` on ints. On the even form 2a of x: (2a << s) >> s == 2a iff a << s kept every
@@ -1230,5 +1251,76 @@ impl FnCompiler<'_, '_> {
         let p = self.slot_addr(mark);
         let n = self.b.ins().iconst(I64, items.len() as i64);
         (mark, p, n)
+    }
+}
+
+/// The smallest and largest 63-bit int.
+const INT_MIN: i64 = -(1 << 62);
+/// See [`INT_MIN`].
+const INT_MAX: i64 = (1 << 62) - 1;
+
+/// The 63-bit ints `a` whose product with the int `c` is a 63-bit int: `(lo, hi)`, both
+/// 63-bit ints (the whole range when `c` is 0 or 1).
+pub(crate) fn mul_const_range(c: i64) -> (i64, i64) {
+    let (min, max) = (i128::from(INT_MIN), i128::from(INT_MAX));
+    let c = i128::from(c);
+    let (lo, hi) = match c {
+        0 => (min, max),
+        c if c > 0 => (-(-min).div_euclid(c), max.div_euclid(c)),
+        // a*c = -(a*d) in [min, max] iff a*d in [-max, -min].
+        c => {
+            let d = -c;
+            (-max.div_euclid(d), (-min).div_euclid(d))
+        }
+    };
+    (lo.max(min) as i64, hi.min(max) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{mul_const_range, INT_MAX, INT_MIN};
+
+    /// Whether `a * c` is a 63-bit int, computed wide.
+    fn fits(a: i64, c: i64) -> bool {
+        let p = i128::from(a) * i128::from(c);
+        (i128::from(INT_MIN)..=i128::from(INT_MAX)).contains(&p)
+    }
+
+    #[test]
+    fn mul_const_range_is_exactly_the_products_that_fit() {
+        let cs = [
+            0,
+            1,
+            -1,
+            2,
+            -2,
+            3,
+            -3,
+            7,
+            31,
+            1103515245,
+            -1103515245,
+            1 << 31,
+            (1 << 40) + 7,
+            INT_MAX,
+            INT_MIN,
+            INT_MIN + 1,
+        ];
+        for c in cs {
+            let (lo, hi) = mul_const_range(c);
+            assert!((INT_MIN..=hi).contains(&lo) && hi <= INT_MAX, "c={c}");
+            for a in [lo, hi] {
+                assert!(fits(a, c), "c={c} a={a} inside");
+            }
+            if lo > INT_MIN {
+                assert!(!fits(lo - 1, c), "c={c} below {lo}");
+            }
+            if hi < INT_MAX {
+                assert!(!fits(hi + 1, c), "c={c} above {hi}");
+            }
+            for a in [0, 1, -1, INT_MIN, INT_MAX, 1 << 31, -(1 << 31)] {
+                assert_eq!(fits(a, c), (lo..=hi).contains(&a), "c={c} a={a}");
+            }
+        }
     }
 }
