@@ -198,6 +198,7 @@ fn corpus_covers_the_language() {
         "ord(",
         "chr(",
         "hash(",
+        "id(",
         "repr(",
         "sum(",
         "round(",

@@ -341,6 +341,9 @@ pub enum Builtin {
     SuperCall,
     /// `dict()`, `dict(mapping)`, `dict(pairs)`: also the type of dicts.
     Dict,
+    /// `id(x)`: a number unique among the objects alive at the same time and constant for
+    /// an object's life (`id(a) == id(b)` exactly when `a is b`).
+    Id,
     /// `NotImplemented`: a constant (calling it is a TypeError) that a binary special
     /// method returns to let the reflected one, or the default, decide.
     NotImplemented,
@@ -351,7 +354,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 56 + crate::exceptions::COUNT] = [
+    pub const ALL: [Builtin; 57 + crate::exceptions::COUNT] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -408,6 +411,7 @@ impl Builtin {
         Builtin::SuperCall,
         Builtin::NotImplemented,
         Builtin::Dict,
+        Builtin::Id,
         Builtin::ExcClass(0),
         Builtin::ExcClass(1),
         Builtin::ExcClass(2),
@@ -489,6 +493,7 @@ impl Builtin {
             Builtin::SuperCall => "<super()>",
             Builtin::NotImplemented => "NotImplemented",
             Builtin::Dict => "dict",
+            Builtin::Id => "id",
             Builtin::ExcClass(i) => crate::exceptions::CLASSES[i as usize].0,
         }
     }

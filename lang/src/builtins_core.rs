@@ -526,6 +526,10 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
         Builtin::PrintKw => print_line(&args, env.names),
         Builtin::Tuple => crate::builtins_seq::tuple(&args),
         Builtin::Dict => crate::builtins_seq::dict(&args),
+        Builtin::Id => {
+            arity(name, &args, 1, 1)?;
+            Ok(crate::value::object_id(&args[0]))
+        }
         Builtin::Enumerate => crate::builtins_seq::enumerate(&args),
         Builtin::Zip => crate::builtins_seq::zip(&args),
         Builtin::Reversed => crate::builtins_seq::reversed(&args),

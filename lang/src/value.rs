@@ -1155,12 +1155,67 @@ fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
     })
 }
 
+/// `id(v)`: consistent with [`identical`] (`id(a) == id(b)` exactly when `a is b` while
+/// both live), and the same numbers as the JIT's where they do not depend on an address.
+/// Objects behind an `Arc` are numbered by its address (even, and never that of another
+/// live object); the values `is` compares by what they hold are numbered by it, in ranges
+/// no address reaches: None, False and True 0, 2 and 6, the empty tuple 4 (all below the
+/// first page), an int `n` the odd `2n + 1` (negative ones too), a float `2**64` plus its
+/// bits, a builtin function `2**65` plus which one, a str `2**66` plus a 64-bit SipHash of
+/// its text ([`str_id`]: two different live strs share an id with probability 2**-64).
+pub fn object_id(v: &Value) -> Value {
+    use crate::bigint::i128_value;
+    let addr = |p: *const u8| i128_value(p as usize as i128);
+    match v {
+        Value::None => Value::Int(0),
+        Value::Bool(b) => Value::Int(if *b { 6 } else { 2 }),
+        Value::Int(n) => i128_value(2 * *n as i128 + 1),
+        Value::Float(f) => i128_value((1i128 << 64) + f.to_bits() as i128),
+        Value::Builtin(b) => {
+            let k = crate::ast::Builtin::ALL.iter().position(|x| x == b).unwrap_or(0);
+            i128_value((1i128 << 65) + k as i128)
+        }
+        // Ranges are values here (never `is`-identical, LANGUAGE.md): a fresh number each.
+        Value::Range(..) => {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            i128_value((1i128 << 80) + n as i128)
+        }
+        Value::BigInt(x) => addr(Arc::as_ptr(x) as *const u8),
+        Value::Str(x) => i128_value(str_id(x)),
+        Value::List(x) => addr(Arc::as_ptr(x) as *const u8),
+        // Empty tuples are all one object (as in CPython).
+        Value::Tuple(x) if x.items.is_empty() => Value::Int(4),
+        Value::Tuple(x) => addr(Arc::as_ptr(x) as *const u8),
+        Value::Dict(x) | Value::Set(x) | Value::FrozenSet(x) => addr(Arc::as_ptr(x) as *const u8),
+        Value::Function(x) => addr(Arc::as_ptr(x) as *const u8),
+        Value::BoundMethod(x) => addr(Arc::as_ptr(x) as *const u8),
+        Value::Class(x) => addr(Arc::as_ptr(x) as *const u8),
+        Value::Instance(x) => addr(Arc::as_ptr(x) as *const u8),
+        Value::BuiltinMethod(x) => addr(Arc::as_ptr(x) as *const u8),
+        Value::Thread(x) => addr(Arc::as_ptr(x) as *const u8),
+        Value::Lock(x) => addr(Arc::as_ptr(x) as *const u8),
+        Value::Queue(x) => addr(Arc::as_ptr(x) as *const u8),
+    }
+}
+
+/// The id of a str (see [`object_id`]): strs are `is`-identical when equal.
+pub fn str_id(s: &str) -> i128 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same number in every run and thread.
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    s.hash(&mut h);
+    (1i128 << 66) + h.finish() as i128
+}
+
 /// `a is b`: the same object. Immutable scalars are identical when equal and of the same type.
 pub fn identical(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::None, Value::None) => true,
         (Value::Bool(x), Value::Bool(y)) => x == y,
         (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::BigInt(x), Value::BigInt(y)) => Arc::ptr_eq(x, y),
         (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
         (Value::Str(x), Value::Str(y)) => x == y,
         (Value::List(x), Value::List(y)) => Arc::ptr_eq(x, y),

@@ -424,6 +424,7 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
         Builtin::GetAttr | Builtin::SetAttr | Builtin::HasAttr => {
             with_rt(ctx, |rt| attr_builtin(rt, b, args))
         }
+        Builtin::Id if args.len() == 1 => with_rt(ctx, |rt| rt.object_id(args[0])),
         Builtin::Repr if args.len() == 1 => with_rt(ctx, |rt| {
             let s = rt.repr(args[0])?;
             rt.new_str(&s)

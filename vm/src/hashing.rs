@@ -333,6 +333,54 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// `id(w)`: its address once it is old, and the interpreter's numbers for what `is`
+    /// compares by value (`stmjit_lang::value::object_id`: None 0, False 2, True 6, the
+    /// empty tuple 4, int `n` `2n + 1`, floats and strs by what they hold, a builtin
+    /// function by which one): `id(a) == id(b)` exactly when `a is b`. The old space never moves
+    /// its objects (`stmjit_runtime::major`), so an old object's address is unique among
+    /// live objects and constant for its life, as CPython's ids are; a young one is first
+    /// moved there by a minor collection (one per `id()` of a young object: ids are rare,
+    /// and every other object keeps its size and speed). Objects made by a transaction
+    /// that aborts take their ids with them.
+    pub(crate) fn object_id(&mut self, w: Word) -> R<Word> {
+        use num_bigint::BigInt;
+        let mut w = w;
+        if value::is_ref(w) {
+            let t = self.types;
+            let by_value = self.is(w, t.float)
+                || self.is(w, t.str)
+                || self.is(w, t.tuple) && self.tuple_len(w) == 0;
+            if by_value {
+                let v = self.to_value(w, &mut crate::convert::Memo::peek());
+                let id = stmjit_lang::value::object_id(&v);
+                return self.from_value(&id, &mut crate::convert::Memo::peek());
+            }
+            if self.is(w, t.builtin) {
+                self.rb(w);
+                use crate::objects::BuiltinObj;
+                if self.ld(w, offset_of!(BuiltinObj, is_method) as u64) == 0 {
+                    let which = self.ld(w, offset_of!(BuiltinObj, which) as u64);
+                    return self.new_bigint(&((BigInt::from(1) << 65) + which));
+                }
+            }
+            let l = self.stm.layout();
+            if (l.nursery_start..l.nursery_end).contains(&w) {
+                let m = self.mark();
+                let r = self.root(w);
+                // SAFETY: `th` is this thread's handle, in a transaction on its segment; the
+                // words this helper still needs are rooted (`r`).
+                let moved = unsafe { &mut *self.th }.collect_minor();
+                w = self.get(r);
+                self.release(m);
+                moved.map_err(|_| crate::Unwind::Aborted)?;
+            }
+        }
+        match value::from_int(w as i64) {
+            Some(n) => Ok(n),
+            None => self.new_bigint(&BigInt::from(w as i64)),
+        }
+    }
+
     /// `hash(w)` of an instance, or of a tuple that may hold instances: each instance's
     /// `__hash__` runs once (or its identity number is used), and a tuple combines its
     /// items' hashes as CPython does.
