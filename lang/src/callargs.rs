@@ -157,6 +157,88 @@ pub fn builtin_keywords<V>(
     Ok(out)
 }
 
+/// The parameters of the builtins (and builtin methods, as `str.split`) whose keyword
+/// arguments name positional parameters, as CPython's do: the names, and how many come
+/// first that only a position can give (`int(x, base=16)`, `sum(xs, start=10)`), and how
+/// many are required (a gap left before a keyword among the others is None, as `sep` in
+/// `s.split(maxsplit=1)`).
+pub fn positional_keywords(name: &str) -> Option<(&'static [&'static str], usize, usize)> {
+    Some(match name {
+        "int" => (&["x", "base"], 1, 1),
+        "enumerate" => (&["iterable", "start"], 0, 1),
+        "round" => (&["number", "ndigits"], 0, 1),
+        "sum" => (&["iterable", "start"], 1, 1),
+        "pow" => (&["base", "exp", "mod"], 0, 2),
+        "str.split" | "str.rsplit" => (&["sep", "maxsplit"], 0, 0),
+        "str.splitlines" => (&["keepends"], 0, 0),
+        _ => return None,
+    })
+}
+
+/// The arguments of a call of builtin `name` (see [`positional_keywords`]) with keyword
+/// arguments `kw`, all as positional ones, or CPython's TypeError message: too many,
+/// too few before the keywords, an unknown keyword, one given twice, a required one left
+/// out before one (an optional one left out is `none`).
+pub fn keywords_to_positional<V: Clone>(
+    name: &str,
+    (params, first_kw, nreq): (&[&str], usize, usize),
+    pos: Vec<V>,
+    kw: Vec<(String, V)>,
+    none: V,
+) -> Result<Vec<V>, String> {
+    let short = name.rsplit('.').next().unwrap_or(name);
+    let given = pos.len() + kw.len();
+    if given > params.len() {
+        return Err(format!(
+            "{short}() takes at most {} argument{} ({given} given)",
+            params.len(),
+            plural(params.len())
+        ));
+    }
+    if pos.len() < first_kw {
+        if name == "int" {
+            return Err("int() missing string argument".into());
+        }
+        return Err(format!(
+            "{short}() takes at least {first_kw} positional argument{} ({} given)",
+            plural(first_kw),
+            pos.len()
+        ));
+    }
+    let mut slots: Vec<Option<V>> = pos.into_iter().map(Some).collect();
+    let npos = slots.len();
+    slots.resize_with(params.len(), || None);
+    for (k, v) in kw {
+        match params.iter().position(|p| *p == k) {
+            Some(i) if i >= first_kw && i < npos => {
+                return Err(format!(
+                    "argument for {short}() given by name ('{k}') and position ({})",
+                    i + 1
+                ))
+            }
+            Some(i) if i >= first_kw => slots[i] = Some(v),
+            _ => {
+                return Err(format!(
+                    "'{k}' is an invalid keyword argument for {short}()"
+                ))
+            }
+        }
+    }
+    let last = slots.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
+    if let Some(i) = slots[..last.min(nreq)].iter().position(Option::is_none) {
+        return Err(format!(
+            "{short}() missing required argument '{}' (pos {})",
+            params[i],
+            i + 1
+        ));
+    }
+    Ok(slots
+        .into_iter()
+        .take(last)
+        .map(|v| v.unwrap_or_else(|| none.clone()))
+        .collect())
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""

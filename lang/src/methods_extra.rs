@@ -143,8 +143,40 @@ pub fn str_method(s: &str, name: &str, args: &[Value]) -> Option<R<Value>> {
                 Ok(ListObj::new_value(parts))
             }
             "splitlines" => {
-                arity(t, name, args, 0, 0)?;
-                Ok(ListObj::new_value(s.lines().map(Value::str).collect()))
+                // CPython's line boundaries (`\r\n` is one), each kept with `keepends`.
+                arity(t, name, args, 0, 1)?;
+                let keep = args.first().is_some_and(Value::truthy);
+                let mut lines = Vec::new();
+                let mut start = 0;
+                let mut it = s.char_indices().peekable();
+                while let Some((i, c)) = it.next() {
+                    let is_break = matches!(
+                        c,
+                        '\n' | '\r'
+                            | '\x0b'
+                            | '\x0c'
+                            | '\x1c'
+                            | '\x1d'
+                            | '\x1e'
+                            | '\u{85}'
+                            | '\u{2028}'
+                            | '\u{2029}'
+                    );
+                    if !is_break {
+                        continue;
+                    }
+                    let mut end = i + c.len_utf8();
+                    if c == '\r' && it.peek().is_some_and(|&(_, d)| d == '\n') {
+                        it.next();
+                        end += 1;
+                    }
+                    lines.push(Value::str(if keep { &s[start..end] } else { &s[start..i] }));
+                    start = end;
+                }
+                if start < s.len() {
+                    lines.push(Value::str(&s[start..]));
+                }
+                Ok(ListObj::new_value(lines))
             }
             "strip" | "lstrip" | "rstrip" => {
                 arity(t, name, args, 0, 1)?;
@@ -184,15 +216,44 @@ pub fn str_method(s: &str, name: &str, args: &[Value]) -> Option<R<Value>> {
             }
             "startswith" | "endswith" => {
                 arity(t, name, args, 1, 3)?;
-                let p: Vec<char> = text(name, 1, &args[0])?.chars().collect();
+                // A tuple of prefixes: whether any matches (CPython's TypeError names the
+                // tuple's item that is not a str).
+                let prefixes: Vec<Vec<char>> = match &args[0] {
+                    Value::Tuple(tp) => tp
+                        .items
+                        .iter()
+                        .map(|v| match v {
+                            Value::Str(p) => Ok(p.chars().collect()),
+                            v => err(
+                                TypeError,
+                                format!(
+                                    "tuple for {name} must only contain str, not {}",
+                                    v.type_name()
+                                ),
+                            ),
+                        })
+                        .collect::<R<_>>()?,
+                    Value::Str(p) => vec![p.chars().collect()],
+                    v => {
+                        return err(
+                            TypeError,
+                            format!(
+                                "{name} first arg must be str or a tuple of str, not {}",
+                                v.type_name()
+                            ),
+                        )
+                    }
+                };
                 let hay = chars();
                 let (lo, hi) = char_range(&args[1..], hay.len())?;
                 let part = if lo <= hi { &hay[lo..hi] } else { &hay[0..0] };
-                let hit = if name == "startswith" {
-                    part.starts_with(&p)
-                } else {
-                    part.ends_with(&p)
-                };
+                let hit = prefixes.iter().any(|p| {
+                    if name == "startswith" {
+                        part.starts_with(p)
+                    } else {
+                        part.ends_with(p)
+                    }
+                });
                 Ok(Value::Bool(hit && lo <= hi))
             }
             "replace" => {

@@ -1172,7 +1172,10 @@ pub fn object_id(v: &Value) -> Value {
         Value::Int(n) => i128_value(2 * *n as i128 + 1),
         Value::Float(f) => i128_value((1i128 << 64) + f.to_bits() as i128),
         Value::Builtin(b) => {
-            let k = crate::ast::Builtin::ALL.iter().position(|x| x == b).unwrap_or(0);
+            let k = crate::ast::Builtin::ALL
+                .iter()
+                .position(|x| x == b)
+                .unwrap_or(0);
             i128_value((1i128 << 65) + k as i128)
         }
         // Ranges are values here (never `is`-identical, LANGUAGE.md): a fresh number each.

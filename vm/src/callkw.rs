@@ -332,7 +332,7 @@ pub unsafe extern "C" fn stmjit_call_ex(
 /// The keyword arguments builtin `b` accepts.
 fn builtin_keywords(b: Builtin) -> &'static [&'static str] {
     match b {
-        Builtin::Print => &["sep", "end"],
+        Builtin::Print => &["sep", "end", "flush"],
         Builtin::Sorted => &["key", "reverse"],
         Builtin::Min | Builtin::Max => &["key", "default"],
         _ => &[],
@@ -342,6 +342,24 @@ fn builtin_keywords(b: Builtin) -> &'static [&'static str] {
 /// Builtin `b` called with keyword arguments.
 fn builtin_kw(ctx: *mut Ctx, b: Builtin, pos: &[Word], kw: &[(String, Word)]) -> Word {
     let rt = rt_of(ctx);
+    if let Some(params) = callargs::positional_keywords(b.name()) {
+        return match callargs::keywords_to_positional(
+            b.name(),
+            params,
+            pos.to_vec(),
+            kw.to_vec(),
+            NONE,
+        ) {
+            Ok(args) => {
+                let which = Builtin::ALL.iter().position(|x| *x == b).unwrap();
+                call_builtin(ctx, which as u64, &args)
+            }
+            Err(m) => rt.raise(ErrorKind::TypeError, m),
+        };
+    }
+    if b == Builtin::Dict {
+        return dict_kw(ctx, pos, kw);
+    }
     let allowed = builtin_keywords(b);
     let kw = kw.to_vec();
     let kws = match callargs::builtin_keywords(b.name(), allowed, kw) {
@@ -353,8 +371,9 @@ fn builtin_kw(ctx: *mut Ctx, b: Builtin, pos: &[Word], kw: &[(String, Word)]) ->
             // The keyword names are interned strs (the program's literals), never moved.
             let mut all = pos.to_vec();
             let mut n = 0;
+            // `flush=` changes nothing: output is written at each commit.
             for (k, v) in allowed.iter().zip(kws) {
-                if let Some(v) = v {
+                if let (Some(v), false) = (v, *k == "flush") {
                     let id = rt.info.names.id(k).expect("keyword names are interned");
                     all.push(rt.info.names.str_obj(id));
                     all.push(v);
@@ -428,6 +447,19 @@ fn builtin_kw(ctx: *mut Ctx, b: Builtin, pos: &[Word], kw: &[(String, Word)]) ->
 fn method_kw(ctx: *mut Ctx, recv: Word, name: u32, pos: &[Word], kw: &[(String, Word)]) -> Word {
     let rt = rt_of(ctx);
     let mname = name_of(ctx, name);
+    let full = format!("{}.{mname}", rt.type_name(recv));
+    if let Some(params) = callargs::positional_keywords(&full) {
+        return match callargs::keywords_to_positional(
+            &full,
+            params,
+            pos.to_vec(),
+            kw.to_vec(),
+            NONE,
+        ) {
+            Ok(args) => super::calls::builtin_method(ctx, recv, name, &args),
+            Err(m) => rt.raise(ErrorKind::TypeError, m),
+        };
+    }
     if !rt.is(recv, rt.types.list) || mname != "sort" {
         let msg = format!(
             "{}.{mname}() takes no keyword arguments",
@@ -451,6 +483,26 @@ fn method_kw(ctx: *mut Ctx, recv: Word, name: u32, pos: &[Word], kw: &[(String, 
     let r = keyed_sort(ctx, items, rk, rr, true);
     rt_of(ctx).release(mark);
     r
+}
+
+/// `dict(..., k=v)`: the keywords are str keys added after the positional argument's
+/// items, as CPython's.
+fn dict_kw(ctx: *mut Ctx, pos: &[Word], kw: &[(String, Word)]) -> Word {
+    with_rt(ctx, |rt| {
+        let mark = rt.mark();
+        let vals: Vec<Root> = kw.iter().map(|(_, v)| rt.root(*v)).collect();
+        let r = (|| -> R<Word> {
+            let d = generic_builtin(rt, Builtin::Dict, pos)?;
+            let d = rt.root(d);
+            for ((k, _), v) in kw.iter().zip(&vals) {
+                let k = rt.new_str(k)?;
+                rt.dict_set(rt.get(d), k, rt.get(*v))?;
+            }
+            Ok(rt.get(d))
+        })();
+        rt.release(mark);
+        r
+    })
 }
 
 /// A new list of the items of iterable `w`.

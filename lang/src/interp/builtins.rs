@@ -171,8 +171,28 @@ impl Interp {
         span: Span,
     ) -> R<Value> {
         let type_error = |m: String| super::exc(ErrorKind::TypeError, m);
+        if let Some(params) = callargs::positional_keywords(b.name()) {
+            let args = callargs::keywords_to_positional(b.name(), params, args, kw, Value::None)
+                .map_err(type_error)?;
+            return self.call_builtin(b, args, span);
+        }
+        if b == Builtin::Dict {
+            // `dict(..., k=v)`: the keywords are str keys added after the positional
+            // argument's items, as CPython's.
+            let Value::Dict(d) = self.call_builtin(b, args, span)? else {
+                unreachable!("dict() makes a dict")
+            };
+            let mut map = lock(&d.map);
+            for (k, v) in kw {
+                let k = Value::str(k.as_str());
+                let key = map.key_for(&k)?;
+                map.insert(key, k, v);
+            }
+            drop(map);
+            return Ok(Value::Dict(d));
+        }
         let allowed: &[&str] = match b {
-            Builtin::Print => &["sep", "end"],
+            Builtin::Print => &["sep", "end", "flush"],
             Builtin::Sorted => &["key", "reverse"],
             Builtin::Min | Builtin::Max => &["key", "default"],
             _ => &[],
@@ -182,8 +202,9 @@ impl Interp {
             Builtin::Print => {
                 let mut all = args;
                 let mut n = 0;
+                // `flush=` changes nothing: output is written at each commit.
                 for (k, v) in allowed.iter().zip(kws) {
-                    if let Some(v) = v {
+                    if let (Some(v), false) = (v, *k == "flush") {
                         all.push(Value::str(*k));
                         all.push(v);
                         n += 1;

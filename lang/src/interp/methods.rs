@@ -49,6 +49,14 @@ impl Interp {
         kw: Vec<(String, Value)>,
     ) -> R<Value> {
         let type_error = |m: String| super::exc(crate::diag::ErrorKind::TypeError, m);
+        let full = format!("{}.{name}", recv.type_name());
+        if let Some(params) = crate::callargs::positional_keywords(&full) {
+            let args =
+                crate::callargs::keywords_to_positional(&full, params, args, kw, Value::None)
+                    .map_err(type_error)?;
+            let span = self.frames.last().map(|f| f.pos).unwrap_or_default();
+            return self.call_builtin_method(recv, name, args, span);
+        }
         let Value::List(l) = recv else {
             let full = format!("{}.{name}", recv.type_name());
             return Err(type_error(format!("{full}() takes no keyword arguments")));
