@@ -37,6 +37,73 @@ def list_sum(m):
     for k in m:
         t += m[k][0]
     return t
+
+class Stack:
+    def __init__(self, xs):
+        self.xs = xs
+    def append(self, v):
+        self.xs.append(v + 1)
+    def pop(self, i=-1):
+        return self.xs.pop(i) * 2
+
+def lfast(ys, n, k):
+    out = []
+    for q in range(n):
+        ys.append(q * k)
+        out.append(len(ys))
+    for q in ys:
+        if q % 3 == 0 and len(ys) < 40:
+            ys.append(q + 1)
+        elif len(ys) > 5 and q % 4 == 1:
+            out.append(ys.pop())
+    for j in [-1, 0, len(ys) - 1, -len(ys), len(ys), -len(ys) - 1, k, True]:
+        try:
+            out.append(ys[j])
+            ys[j] = ys[j] + 1
+        except IndexError as e:
+            out.append(str(e))
+    for j in [-1, 0, len(ys) - 1, len(ys), -len(ys) - 1, k, 1, False]:
+        try:
+            out.append(ys.pop(j))
+        except IndexError as e:
+            out.append(str(e))
+    while len(ys) > 2:
+        out.append(ys.pop())
+    return out, ys
+
+def lrecv(r, v):
+    out = []
+    try:
+        out.append(r.pop(0))
+        r.append(v)
+        out.append(len(r))
+        out.append(r.pop())
+        out.append(r.pop(-1))
+        out.append(r.pop())
+    except AttributeError:
+        out.append('attr')
+    except KeyError:
+        out.append('key')
+    except IndexError:
+        out.append('index')
+    except TypeError:
+        out.append('type')
+    return out
+
+def receiver(c, v):
+    if c == 0:
+        return [v, 2, 3]
+    if c == 1:
+        return []
+    if c == 2:
+        return [v]
+    if c == 3:
+        return Stack([v, v + 1])
+    if c == 4:
+        return {0: v, 1: 2}
+    if c == 5:
+        return 'str' * (v % 3)
+    return (v, 1)
 ";
 
 /// An operand for the conditions of [`extra`]: mostly small ints, sometimes a float, a
@@ -53,7 +120,23 @@ fn operand(g: &mut Gen) -> String {
 }
 
 fn extra(g: &mut Gen) -> String {
-    match g.below(10) {
+    match g.below(12) {
+        // The inline list methods and indexing: growth past the capacity, lists mutated while
+        // a loop runs over them, negative and out-of-range indices, `pop(i)` of every kind,
+        // and receivers of other types with the same method names.
+        10 => format!(
+            "print(lfast(list(range(abs({}) % 7)), abs({}) % 20, {}))",
+            g.int(1),
+            g.int(1),
+            g.int(1)
+        ),
+        11 => format!(
+            "print(lrecv(receiver(abs({}) % 7, {}), {}), len(receiver([0, 1, 2, 4, 5][abs({}) % 5], 4)))",
+            g.int(1),
+            g.int(1),
+            g.int(1),
+            g.int(1)
+        ),
         8 => format!(
             "c = 0\nv = {}\nw = {}\nfor q in range(6):\n    if (q % {} == 0 and v < q) or not (w >= q):\n        c += 1\n    elif q != v and not q > w:\n        c -= 1\n    c += 1 if q <= v or w == q else 10\n    while c > 3 and c % 2 != 0:\n        c -= 3\nprint('cond', c, not v < w, v > q and w)",
             operand(g),

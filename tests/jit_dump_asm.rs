@@ -364,3 +364,34 @@ fn int_conditions_branch_on_the_compare() {
         .collect();
     assert!(setcc.is_empty(), "{setcc:#?}\n{f}");
 }
+
+const LIST_PROGRAM: &str = "\
+def grow(xs, v):
+    xs.append(v)
+    return xs.pop() + xs.pop(0)
+
+def triple(x):
+    return x * 3
+
+print(grow([1], 2), triple(5))
+";
+
+/// `xs.append(v)` and `xs.pop()` / `xs.pop(i)` of a list run inline, the method-call helper
+/// after them (out of line); a multiplication by a constant has no `seto` (its overflow
+/// test is a range check that the branch fuses with).
+#[test]
+fn list_methods_are_inline_and_constant_multiplies_fuse() {
+    let (out, text) = run_source(LIST_PROGRAM, &[], "listmethods");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "3 15\n");
+    let grow = function(&text, "grow");
+    let fast = grow
+        .find("list index fast path")
+        .unwrap_or_else(|| panic!("no inline list path:\n{grow}"));
+    let helper = grow
+        .find("calls stmjit_call_method")
+        .unwrap_or_else(|| panic!("no helper fallback:\n{grow}"));
+    assert!(fast < helper, "the inline path comes first:\n{grow}");
+    let triple = function(&text, "triple");
+    assert!(triple.contains("imul"), "{triple}");
+    assert!(!triple.contains("seto"), "{triple}");
+}

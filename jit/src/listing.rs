@@ -51,7 +51,7 @@ fn sequence_label(loc: SourceLoc) -> Option<String> {
         match loc_kind(loc) {
             LOC_POLL => "safe-point poll",
             LOC_CARD_WB => "card write barrier (flag test, card marker, slow path)",
-            LOC_LIST_FAST => "list index fast path (type and bounds checks)",
+            LOC_LIST_FAST => "list index fast path (type and bounds checks; len, append, pop)",
             LOC_ALLOC => "nursery allocation (bump pointer, limit check)",
             LOC_REGION_REPAIR => "barrier region repair (slow path re-marks, re-tests)",
             LOC_ATTR_FAST => "attribute fast path (instance type, cached shape slot)",

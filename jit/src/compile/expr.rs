@@ -939,13 +939,10 @@ impl FnCompiler<'_, '_> {
     /// `slow`.
     pub(crate) fn list_elem(&mut self, o: Value, i: Value, slow: Block, span: Span) -> Value {
         self.begin_sequence(super::LOC_LIST_FAST);
-        let is_list = self.has_type(o, self.sh.types.list.0, slow);
+        // Fused branches: an int index, a list.
         let int = self.b.ins().band_imm(i, 1);
-        let int8 = self.b.ins().icmp_imm(IntCC::NotEqual, int, 0);
-        let ok = self.b.ins().band(is_list, int8);
-        let b2 = self.b.create_block();
-        self.b.ins().brif(ok, b2, &[], slow, &[]);
-        self.follow(b2);
+        self.only_if(int, slow);
+        self.expect_type(o, self.sh.types.list.0, slow);
         self.read_barrier_obj(o, span);
         let la = self.seg_addr(o);
         let len = self

@@ -80,7 +80,7 @@ pub fn loc_kind(loc: SourceLoc) -> u32 {
 pub const LOC_POLL: u32 = 1;
 /// Marks the write-barrier sequence of card-marked stores.
 pub const LOC_CARD_WB: u32 = 2;
-/// Marks the inline list-indexing fast path.
+/// Marks the inline list fast paths (indexing, `len`, `append`, `pop`).
 pub const LOC_LIST_FAST: u32 = 3;
 /// Marks the inline instance-attribute fast path.
 pub const LOC_ATTR_FAST: u32 = 4;

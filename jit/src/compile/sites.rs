@@ -153,6 +153,11 @@ impl FnCompiler<'_, '_> {
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
         let slow = self.b.create_block();
+        if let Some(m) = super::lists::ListMethod::of(name, args.len()) {
+            let other = self.b.create_block();
+            self.list_method_inline(m, mark, done, slow, other, span);
+            self.b.switch_to_block(other);
+        }
         let recv = self.load_slot(mark);
         let cid = self.class_id_of(recv, slow);
         let word = self.probe_site(cid, cache, slow);

@@ -21,6 +21,18 @@ impl FnCompiler<'_, '_> {
         let low8 = self.b.ins().icmp_imm(IntCC::NotEqual, low, 0);
         self.b.ins().bor(low8, small)
     }
+    /// Goes on only if `v` is a reference; branches to `other` otherwise. Two fused branches
+    /// (`test; jne; cmp; jb`) instead of [`Self::is_not_ref`]'s two materialized flags.
+    pub(crate) fn unless_ref(&mut self, v: Value, other: Block) {
+        use stmjit_runtime::value::{IMMEDIATE_LIMIT, INT_TAG};
+        let low = self.b.ins().band_imm(v, INT_TAG as i64);
+        self.unless(low, other);
+        let small = self
+            .b
+            .ins()
+            .icmp_imm(IntCC::UnsignedLessThan, v, IMMEDIATE_LIMIT as i64);
+        self.unless(small, other);
+    }
     /// Goes on in a new block, which extends the region ([`FnCompiler::follow`]), when
     /// `cond` is true; branches to `other` when it is false (a fast path's guard).
     pub(crate) fn only_if(&mut self, cond: Value, other: Block) {
@@ -42,8 +54,7 @@ impl FnCompiler<'_, '_> {
     /// Branches to `other` unless `v` is a reference, then tests its header's type id against
     /// `type_id` (no read barrier: the type of an object never changes). Returns the test.
     pub(crate) fn has_type(&mut self, v: Value, type_id: u32, other: Block) -> Value {
-        let not_ref = self.is_not_ref(v);
-        self.unless(not_ref, other);
+        self.unless_ref(v, other);
         let addr = self.seg_addr(v);
         let ty = self.b.ins().load(
             cranelift_codegen::ir::types::I32,
