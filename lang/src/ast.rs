@@ -333,7 +333,8 @@ pub enum Builtin {
     HasAttr,
     /// `super().name` in a method of class `C` whose first parameter is `self`, as the
     /// parser writes it: `<super>(C, self, "name")`, the attribute `name` of `C`'s base
-    /// (a function bound to `self`). Not a name a program can use.
+    /// (a function bound to `self`). Not a name a program can use. `<super>("message", "name")`
+    /// where `super()` has no class or no first argument: CPython's RuntimeError.
     SuperAttr,
     /// `super().name(args...)` as the parser writes it: `<super()>(C, self, "name",
     /// args...)`, the call of what [`Builtin::SuperAttr`] finds; when no base defines

@@ -32,7 +32,8 @@ pub fn parse_tokens(tokens: Vec<Token>) -> Result<Parsed, Diagnostic> {
         pos: 0,
         depth: 0,
         context: Context::Module,
-        method: None,
+        method: Err("no arguments"),
+        class_cell: None,
         loop_depth: 0,
         functions: Vec::new(),
         comps: Vec::new(),
@@ -78,9 +79,15 @@ struct Parser {
     try_level: usize,
     /// Levels of the `try` statements whose `except` clauses enclose it (innermost last).
     handler_levels: Vec<usize>,
-    /// In the body of a method: its class's name and its first parameter's (what
-    /// `super().name` reads).
-    method: Option<(String, String)>,
+    /// What `super()` means here, as in CPython: in a function nested in a class body (a
+    /// method, or a function or lambda inside one, at any depth), the class's name and the
+    /// function's first positional parameter; else the end of CPython's RuntimeError
+    /// (`super(): no arguments` without a positional parameter, `super(): __class__ cell
+    /// not found` outside a class).
+    method: Result<(String, String), &'static str>,
+    /// The class whose `__class__` a function here would see: that of the innermost class
+    /// body enclosing the current function.
+    class_cell: Option<String>,
 }
 
 /// The arguments of a call, as parsed.
@@ -731,6 +738,22 @@ impl Parser {
         }
     }
 
+    /// What `super()` means in a function of parameters `params` (names `names`) whose
+    /// `__class__` would be `class` (see `Parser::method`).
+    fn super_context(
+        &self,
+        class: Option<String>,
+        params: &Params,
+        names: &[String],
+    ) -> Result<(String, String), &'static str> {
+        if params.npos == 0 {
+            return Err("no arguments");
+        }
+        class
+            .map(|c| (c, names[0].clone()))
+            .ok_or("__class__ cell not found")
+    }
+
     /// `lambda params: body`, as a function whose body is `return body`.
     fn lambda(&mut self) -> PResult<Expr> {
         let span = self.span();
@@ -740,7 +763,8 @@ impl Parser {
         let qualname = format!("{}<lambda>", self.qual_prefix());
         let saved = std::mem::replace(&mut self.context, Context::Function(qualname.clone()));
         let saved_loops = std::mem::replace(&mut self.loop_depth, 0);
-        let saved_method = self.method.take();
+        let method = self.super_context(self.class_cell.clone(), &params, &names);
+        let saved_method = std::mem::replace(&mut self.method, method);
         let body = self.expr();
         self.method = saved_method;
         self.context = saved;
@@ -781,11 +805,13 @@ impl Parser {
         if self.peek() == &Tok::Minus && self.peek_at(1) == &Tok::Gt {
             return Err(self.unsupported("annotations ('-> type') are"));
         }
-        let method = match &self.context {
-            Context::Class(c) => names.first().map(|p| (c.clone(), p.clone())),
-            _ => None,
+        let class = match &self.context {
+            Context::Class(c) => Some(c.clone()),
+            _ => self.class_cell.clone(),
         };
+        let method = self.super_context(class.clone(), &params, &names);
         let saved_method = std::mem::replace(&mut self.method, method);
+        let saved_class = std::mem::replace(&mut self.class_cell, class);
         let saved = std::mem::replace(
             &mut self.context,
             Context::Function(format!("{qual_prefix}{name}")),
@@ -795,6 +821,7 @@ impl Parser {
         let saved_handlers = std::mem::take(&mut self.handler_levels);
         let body = self.block();
         self.method = saved_method;
+        self.class_cell = saved_class;
         self.context = saved;
         self.loop_depth = saved_loops;
         self.try_level = saved_try;
@@ -1419,7 +1446,7 @@ impl Parser {
                         // `super().name(args)`: one call that may reach a built-in
                         // exception class's `__init__` (see `Builtin::SuperCall`).
                         (ExprKind::Call { func, args: fetch }, CallArgs::Plain(args))
-                            if is_super_attr(&func) =>
+                            if is_super_attr(&func) && fetch.len() == 3 =>
                         {
                             ExprKind::Call {
                                 func: Box::new(Expr {
@@ -1510,12 +1537,18 @@ impl Parser {
         if !args.is_empty() {
             return None;
         }
-        let (class, first) = self.method.clone()?;
         let name = |s: String| Expr {
             kind: ExprKind::Name(unresolved(s, e.span)),
             span: e.span,
         };
-        Some(vec![name(class), name(first)])
+        Some(match self.method.clone() {
+            Ok((class, first)) => vec![name(class), name(first)],
+            // `<super>("message", "name")`: CPython's RuntimeError when it runs.
+            Err(m) => vec![Expr {
+                kind: ExprKind::Str(m.into()),
+                span: e.span,
+            }],
+        })
     }
 
     /// After `obj[`: an index or a slice, through the closing `]`.

@@ -417,6 +417,12 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
         Builtin::IsInstance if args.len() == 2 => with_rt(ctx, |rt| {
             super::exceptions::is_instance(rt, args[0], args[1])
         }),
+        // `super()` where CPython has no class or no first argument (the parser wrote the
+        // end of its message).
+        Builtin::SuperAttr if args.len() == 2 => with_rt(ctx, |rt| {
+            let msg = format!("super(): {}", rt.str_of(args[0]));
+            Err(exc(ErrorKind::RuntimeError, msg))
+        }),
         Builtin::SuperAttr => with_rt(ctx, |rt| {
             super_lookup(rt, args)?.ok_or_else(|| no_super_attr(rt, args[2]))
         }),

@@ -62,6 +62,11 @@ impl Interp {
                 Ok(Value::None)
             }
             Builtin::SuperAttr | Builtin::SuperCall => {
+                if let [Value::Str(m), _] = &args[..] {
+                    // `super()` where CPython has no class or no first argument (the parser
+                    // wrote the end of its message).
+                    return Err(super::exc(ErrorKind::RuntimeError, format!("super(): {m}")));
+                }
                 let (Value::Class(c), Value::Str(attr)) = (&args[0], &args[2]) else {
                     return Err(super::exc(
                         ErrorKind::TypeError,
