@@ -349,11 +349,12 @@ pub fn hash_value(v: &Value) -> R<i64> {
             b.hash(&mut s);
             (s.finish() >> 4) as i64
         }
+        // By receiver identity and function, as they compare (`Key::Method`).
         Value::BoundMethod(_) | Value::BuiltinMethod(_) => {
-            return Err(exc(
-                TypeError,
-                format!("unhashable type: '{}'", v.type_name()),
-            ))
+            use std::hash::{Hash, Hasher};
+            let mut s = std::collections::hash_map::DefaultHasher::new();
+            crate::value::Key::of(v)?.hash(&mut s);
+            (s.finish() >> 4) as i64
         }
         other => (other as *const Value as usize >> 4) as i64,
     })

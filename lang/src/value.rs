@@ -152,6 +152,11 @@ pub enum Key {
     Custom(i64, usize),
     /// A builtin function or type (`len`, `int`), by which one: each is one object.
     Builtin(crate::ast::Builtin),
+    /// A bound method (`o.m`), by its receiver's identity ([`identity_number`]) and its
+    /// function's address, as CPython compares them (`o.m == o.m`).
+    Method(i128, usize),
+    /// A builtin method (`xs.append`), by its receiver's identity and its name.
+    BuiltinMethod(i128, String),
 }
 
 impl Key {
@@ -246,6 +251,12 @@ impl Key {
             Value::Function(f) => Key::Obj(Arc::as_ptr(f) as *const () as usize),
             Value::Class(c) => Key::Obj(Arc::as_ptr(c) as *const () as usize),
             Value::Builtin(b) => Key::Builtin(*b),
+            // The table holds the method, so its receiver and function stay alive (their
+            // addresses their own) while the key is in it.
+            Value::BoundMethod(m) => {
+                Key::Method(identity_number(&m.0), Arc::as_ptr(&m.1) as *const () as usize)
+            }
+            Value::BuiltinMethod(m) => Key::BuiltinMethod(identity_number(&m.0), m.1.clone()),
             other => {
                 return Err((
                     ErrorKind::TypeError,
@@ -1151,6 +1162,13 @@ fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
             let (n1, n2) = (range_len(*a1, *b1, *s1), range_len(*a2, *b2, *s2));
             n1 == n2 && (n1 == 0 || (a1 == a2 && (n1 == 1 || s1 == s2)))
         }
+        // As CPython: the same receiver (`is`) and the same function.
+        (Value::BoundMethod(x), Value::BoundMethod(y)) => {
+            identical(&x.0, &y.0) && Arc::ptr_eq(&x.1, &y.1)
+        }
+        (Value::BuiltinMethod(x), Value::BuiltinMethod(y)) => {
+            identical(&x.0, &y.0) && x.1 == y.1
+        }
         _ => identical(a, b),
     })
 }
@@ -1164,31 +1182,41 @@ fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
 /// bits, a builtin function `2**65` plus which one, a str `2**66` plus a 64-bit SipHash of
 /// its text ([`str_id`]: two different live strs share an id with probability 2**-64).
 pub fn object_id(v: &Value) -> Value {
-    use crate::bigint::i128_value;
-    let addr = |p: *const u8| i128_value(p as usize as i128);
+    crate::bigint::i128_value(identity_number(v))
+}
+
+/// The number [`object_id`] gives `v`.
+pub fn identity_number(v: &Value) -> i128 {
+    let addr = |p: *const u8| p as usize as i128;
     match v {
-        Value::None => Value::Int(0),
-        Value::Bool(b) => Value::Int(if *b { 6 } else { 2 }),
-        Value::Int(n) => i128_value(2 * *n as i128 + 1),
-        Value::Float(f) => i128_value((1i128 << 64) + f.to_bits() as i128),
+        Value::None => 0,
+        Value::Bool(b) => {
+            if *b {
+                6
+            } else {
+                2
+            }
+        }
+        Value::Int(n) => 2 * *n as i128 + 1,
+        Value::Float(f) => (1i128 << 64) + f.to_bits() as i128,
         Value::Builtin(b) => {
             let k = crate::ast::Builtin::ALL
                 .iter()
                 .position(|x| x == b)
                 .unwrap_or(0);
-            i128_value((1i128 << 65) + k as i128)
+            (1i128 << 65) + k as i128
         }
         // Ranges are values here (never `is`-identical, LANGUAGE.md): a fresh number each.
         Value::Range(..) => {
             static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
             let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            i128_value((1i128 << 80) + n as i128)
+            (1i128 << 80) + n as i128
         }
         Value::BigInt(x) => addr(Arc::as_ptr(x) as *const u8),
-        Value::Str(x) => i128_value(str_id(x)),
+        Value::Str(x) => str_id(x),
         Value::List(x) => addr(Arc::as_ptr(x) as *const u8),
         // Empty tuples are all one object (as in CPython).
-        Value::Tuple(x) if x.items.is_empty() => Value::Int(4),
+        Value::Tuple(x) if x.items.is_empty() => 4,
         Value::Tuple(x) => addr(Arc::as_ptr(x) as *const u8),
         Value::Dict(x) | Value::Set(x) | Value::FrozenSet(x) => addr(Arc::as_ptr(x) as *const u8),
         Value::Function(x) => addr(Arc::as_ptr(x) as *const u8),

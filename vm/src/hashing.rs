@@ -159,13 +159,19 @@ impl Runtime {
         let t = self.types;
         if self.is(k, t.instance) {
             self.instance_hash(k).map(|_| ())
+        } else if let Some(recv) = self.method_receiver(k) {
+            // A method is keyed by its receiver's identity: its address, once old.
+            if self.identity_number(recv).is_none() {
+                self.promote(k)?;
+            }
+            Ok(())
         } else if self.is(k, t.tuple) {
             let n = self.tuple_items(k).len();
             let m = self.mark();
             let rk = self.root(k);
             for i in 0..n {
                 let x = self.tuple_items(self.get(rk))[i];
-                if value::is_ref(x) && (self.is(x, t.instance) || self.is(x, t.tuple)) {
+                if self.needs_prepare(x) {
                     if let Err(e) = self.prepare_key(x) {
                         self.release(m);
                         return Err(e);
@@ -233,11 +239,16 @@ impl Runtime {
         ))
     }
 
-    /// Whether `k` may need [`Runtime::prepare_key`]: an instance or a tuple (one type
-    /// test for the common keys).
+    /// Whether `k` may need [`Runtime::prepare_key`]: an instance, a tuple, a bound
+    /// method or a builtin (function or method).
     #[inline]
     pub(crate) fn needs_prepare(&self, k: Word) -> bool {
-        value::is_ref(k) && (self.is(k, self.types.instance) || self.is(k, self.types.tuple))
+        let t = self.types;
+        value::is_ref(k)
+            && (self.is(k, t.instance)
+                || self.is(k, t.tuple)
+                || self.is(k, t.bound_method)
+                || self.is(k, t.builtin))
     }
 
     /// Prepares key `k` for an operation on dict (or set) `d` and makes it canonical (see
@@ -343,41 +354,78 @@ impl Runtime {
     /// and every other object keeps its size and speed). Objects made by a transaction
     /// that aborts take their ids with them.
     pub(crate) fn object_id(&mut self, w: Word) -> R<Word> {
-        use num_bigint::BigInt;
-        let mut w = w;
-        if value::is_ref(w) {
-            let t = self.types;
-            let by_value = self.is(w, t.float)
-                || self.is(w, t.str)
-                || self.is(w, t.tuple) && self.tuple_len(w) == 0;
-            if by_value {
-                let v = self.to_value(w, &mut crate::convert::Memo::peek());
-                let id = stmjit_lang::value::object_id(&v);
-                return self.from_value(&id, &mut crate::convert::Memo::peek());
+        let n = match self.identity_number(w) {
+            Some(n) => n,
+            None => {
+                let w = self.promote(w)?;
+                self.identity_number(w).expect("an old object has an address")
             }
-            if self.is(w, t.builtin) {
-                self.rb(w);
-                use crate::objects::BuiltinObj;
-                if self.ld(w, offset_of!(BuiltinObj, is_method) as u64) == 0 {
-                    let which = self.ld(w, offset_of!(BuiltinObj, which) as u64);
-                    return self.new_bigint(&((BigInt::from(1) << 65) + which));
-                }
-            }
-            let l = self.stm.layout();
-            if (l.nursery_start..l.nursery_end).contains(&w) {
-                let m = self.mark();
-                let r = self.root(w);
-                // SAFETY: `th` is this thread's handle, in a transaction on its segment; the
-                // words this helper still needs are rooted (`r`).
-                let moved = unsafe { &mut *self.th }.collect_minor();
-                w = self.get(r);
-                self.release(m);
-                moved.map_err(|_| crate::Unwind::Aborted)?;
+        };
+        match i64::try_from(n).ok().and_then(value::from_int) {
+            Some(n) => Ok(n),
+            None => self.new_bigint(&n.into()),
+        }
+    }
+
+    /// The number `id(w)` gives (see [`Runtime::object_id`]), None for a young object
+    /// (its address is not its own for good yet). Reads only: no allocation, no user code.
+    pub(crate) fn identity_number(&self, w: Word) -> Option<i128> {
+        if !value::is_ref(w) {
+            return Some(w as i64 as i128);
+        }
+        let t = self.types;
+        if self.is(w, t.float) {
+            return Some((1i128 << 64) + self.float_of(w).to_bits() as i128);
+        }
+        if self.is(w, t.str) {
+            return Some(stmjit_lang::value::str_id(self.str_of(w)));
+        }
+        if self.is(w, t.tuple) && self.tuple_len(w) == 0 {
+            return Some(4);
+        }
+        if self.is(w, t.builtin) {
+            use crate::objects::BuiltinObj;
+            self.rb(w);
+            if self.ld(w, offset_of!(BuiltinObj, is_method) as u64) == 0 {
+                let which = self.ld(w, offset_of!(BuiltinObj, which) as u64);
+                return Some((1i128 << 65) + which as i128);
             }
         }
-        match value::from_int(w as i64) {
-            Some(n) => Ok(n),
-            None => self.new_bigint(&BigInt::from(w as i64)),
+        let l = self.stm.layout();
+        (!(l.nursery_start..l.nursery_end).contains(&w)).then_some(w as i128)
+    }
+
+    /// `w` moved to the old space (where objects never move) if it is young: a minor
+    /// collection; `w` itself if it is old.
+    pub(crate) fn promote(&mut self, w: Word) -> R<Word> {
+        let l = self.stm.layout();
+        if !value::is_ref(w) || !(l.nursery_start..l.nursery_end).contains(&w) {
+            return Ok(w);
+        }
+        let m = self.mark();
+        let r = self.root(w);
+        // SAFETY: `th` is this thread's handle, in a transaction on its segment; the words
+        // this helper still needs are rooted (`r`, and the callers' own roots).
+        let moved = unsafe { &mut *self.th }.collect_minor();
+        let w = self.get(r);
+        self.release(m);
+        moved.map_err(|_| crate::Unwind::Aborted)?;
+        Ok(w)
+    }
+
+    /// The receiver of bound method or builtin method `w`, None for other values.
+    pub(crate) fn method_receiver(&self, w: Word) -> Option<Word> {
+        use crate::objects::{BoundMethodObj, BuiltinObj};
+        let t = self.types;
+        if self.is(w, t.bound_method) {
+            self.rb(w);
+            Some(self.ld(w, offset_of!(BoundMethodObj, receiver) as u64))
+        } else if self.is(w, t.builtin) {
+            self.rb(w);
+            (self.ld(w, offset_of!(BuiltinObj, is_method) as u64) != 0)
+                .then(|| self.ld(w, offset_of!(BuiltinObj, receiver) as u64))
+        } else {
+            None
         }
     }
 
@@ -398,6 +446,9 @@ impl Runtime {
     fn hash_prepared(&self, w: Word) -> R<i64> {
         if value::is_ref(w) && self.is(w, self.types.instance) {
             return Ok(self.stored_hash(w).expect("a prepared key"));
+        }
+        if value::is_ref(w) && self.method_receiver(w).is_some() {
+            return Ok((Self::key_hash(&self.key_of(w)?) >> 4) as i64);
         }
         if let Some(h) = self.identity_hash(w) {
             return Ok(h);

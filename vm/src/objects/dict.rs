@@ -72,6 +72,12 @@ pub enum KeyRef<'a> {
     Class(i64),
     /// See [`KeyRef::Class`].
     Builtin(i64),
+    /// A bound method, by its receiver's identity number (`Runtime::identity_number`:
+    /// prepared keys have old receivers) and its function's identity number, as CPython
+    /// compares them (`o.m == o.m`).
+    Method(i128, i64),
+    /// A builtin method (`xs.append`), by its receiver's identity number and its name id.
+    BuiltinMethod(i128, u64),
 }
 
 impl Runtime {
@@ -221,6 +227,20 @@ impl Runtime {
                     .map(|x| self.key_of_depth(x, depth + 1))
                     .collect::<R<_>>()?,
             )
+        } else if let Some(recv) = self.method_receiver(k) {
+            let Some(r) = self.identity_number(recv) else {
+                return Err(exc(
+                    ErrorKind::RuntimeError,
+                    "internal error: a method key was not prepared",
+                ));
+            };
+            self.rb(k);
+            if self.is(k, self.types.bound_method) {
+                let f = self.ld(k, offset_of!(BoundMethodObj, func) as u64);
+                KeyRef::Method(r, self.identity_hash(f).unwrap_or(0))
+            } else {
+                KeyRef::BuiltinMethod(r, self.ld(k, offset_of!(BuiltinObj, which) as u64))
+            }
         } else if let Some(h) = self.identity_hash(k) {
             let t = self.types;
             if self.is(k, t.function) {
@@ -241,7 +261,7 @@ impl Runtime {
     /// neighbouring index slots (a scattering hash made every lookup of `d[i]` in a loop
     /// over `i` two cache misses); the probe sequence's perturbation spreads patterned keys
     /// (`table_find`).
-    fn key_hash(k: &KeyRef) -> u64 {
+    pub(crate) fn key_hash(k: &KeyRef) -> u64 {
         let mix = |x: u64| (x ^ (x >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         match k {
             KeyRef::Int(i) => *i as u64,
@@ -257,6 +277,10 @@ impl Runtime {
             KeyRef::Ident(i) => mix(*i as u64),
             KeyRef::Class(i) => mix(*i as u64 ^ 0xc1a5_5000),
             KeyRef::Builtin(i) => mix(*i as u64 ^ 0xb017_0000),
+            KeyRef::Method(r, f) => mix((*r as u64 ^ (*r >> 64) as u64) ^ mix(*f as u64)),
+            KeyRef::BuiltinMethod(r, w) => {
+                mix((*r as u64 ^ (*r >> 64) as u64) ^ mix(*w as u64 ^ 0x3e7d))
+            }
             // As an int of the same hash (a probe finds the instance where `hash()` says).
             KeyRef::Custom(h, _) => *h as u64,
             KeyRef::Str(s) => {
