@@ -160,20 +160,29 @@ pub enum Key {
 }
 
 impl Key {
-    /// For a key that is, or holds in a tuple, a [`Key::Custom`] (found by `==`, see
-    /// [`key_in`]): its hash, the same for equal such keys; `None` for other keys.
+    /// For a key that is, or holds in a tuple or a frozenset, a [`Key::Custom`] (found by
+    /// `==`, see [`key_in`]): its hash, the same for equal such keys; `None` for other keys.
     pub fn custom_hash(&self) -> Option<i64> {
+        let item_hash = |k: &Key| {
+            k.custom_hash().unwrap_or_else(|| {
+                use std::hash::{Hash, Hasher};
+                let mut s = std::collections::hash_map::DefaultHasher::new();
+                k.hash(&mut s);
+                s.finish() as i64
+            })
+        };
+        let mul = 0x9e37_79b9_7f4a_7c15_u64 as i64;
         match self {
             Key::Custom(h, _) => Some(*h),
             Key::Tuple(items) if items.iter().any(|k| k.custom_hash().is_some()) => {
                 Some(items.iter().fold(0x2545_f491_4f6c_dd1d_i64, |h, k| {
-                    let x = k.custom_hash().unwrap_or_else(|| {
-                        use std::hash::{Hash, Hasher};
-                        let mut s = std::collections::hash_map::DefaultHasher::new();
-                        k.hash(&mut s);
-                        s.finish() as i64
-                    });
-                    (h.rotate_left(31) ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15_u64 as i64)
+                    (h.rotate_left(31) ^ item_hash(k)).wrapping_mul(mul)
+                }))
+            }
+            // Independent of the members' order (equal members' keys may sort apart).
+            Key::FrozenSet(items) if items.iter().any(|k| k.custom_hash().is_some()) => {
+                Some(items.iter().fold(0x6a09_e667_f3bc_c908_i64, |h, k| {
+                    h.wrapping_add((item_hash(k) ^ 0x5bd1_e995).wrapping_mul(mul))
                 }))
             }
             _ => None,
@@ -253,9 +262,10 @@ impl Key {
             Value::Builtin(b) => Key::Builtin(*b),
             // The table holds the method, so its receiver and function stay alive (their
             // addresses their own) while the key is in it.
-            Value::BoundMethod(m) => {
-                Key::Method(identity_number(&m.0), Arc::as_ptr(&m.1) as *const () as usize)
-            }
+            Value::BoundMethod(m) => Key::Method(
+                identity_number(&m.0),
+                Arc::as_ptr(&m.1) as *const () as usize,
+            ),
             Value::BuiltinMethod(m) => Key::BuiltinMethod(identity_number(&m.0), m.1.clone()),
             other => {
                 return Err((
@@ -1166,9 +1176,7 @@ fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
         (Value::BoundMethod(x), Value::BoundMethod(y)) => {
             identical(&x.0, &y.0) && Arc::ptr_eq(&x.1, &y.1)
         }
-        (Value::BuiltinMethod(x), Value::BuiltinMethod(y)) => {
-            identical(&x.0, &y.0) && x.1 == y.1
-        }
+        (Value::BuiltinMethod(x), Value::BuiltinMethod(y)) => identical(&x.0, &y.0) && x.1 == y.1,
         _ => identical(a, b),
     })
 }

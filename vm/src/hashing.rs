@@ -239,14 +239,17 @@ impl Runtime {
         ))
     }
 
-    /// Whether `k` may need [`Runtime::prepare_key`]: an instance, a tuple, a bound
-    /// method or a builtin (function or method).
+    /// Whether `k` may need [`Runtime::prepare_key`] (or [`Runtime::canonical_key`]): an
+    /// instance, a tuple, a frozenset, a bound method or a builtin (function or method);
+    /// strs, the commonest keys, are told apart first.
     #[inline]
     pub(crate) fn needs_prepare(&self, k: Word) -> bool {
         let t = self.types;
         value::is_ref(k)
+            && !self.is(k, t.str)
             && (self.is(k, t.instance)
                 || self.is(k, t.tuple)
+                || self.is(k, t.frozenset)
                 || self.is(k, t.bound_method)
                 || self.is(k, t.builtin))
     }
@@ -287,8 +290,8 @@ impl Runtime {
         Ok((d, r?))
     }
 
-    /// Whether key `k` is, or holds in a tuple, an instance whose class defines `__hash__`
-    /// (its table compares it by `==`, see the module docs).
+    /// Whether key `k` is, or holds in a tuple or a frozenset, an instance whose class
+    /// defines `__hash__` (its table compares it by `==`, see the module docs).
     pub(crate) fn is_custom_key(&self, k: Word) -> bool {
         if !value::is_ref(k) {
             return false;
@@ -299,6 +302,10 @@ impl Runtime {
             self.tuple_items(k)
                 .into_iter()
                 .any(|x| self.is_custom_key(x))
+        } else if self.is(k, self.types.frozenset) {
+            self.dict_items(k)
+                .into_iter()
+                .any(|(x, _)| self.is_custom_key(x))
         } else {
             false
         }
@@ -358,7 +365,8 @@ impl Runtime {
             Some(n) => n,
             None => {
                 let w = self.promote(w)?;
-                self.identity_number(w).expect("an old object has an address")
+                self.identity_number(w)
+                    .expect("an old object has an address")
             }
         };
         match i64::try_from(n).ok().and_then(value::from_int) {

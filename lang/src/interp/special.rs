@@ -87,7 +87,12 @@ impl Interp {
         i: &Value,
         f: impl FnOnce() -> Result<T, OpError>,
     ) -> R<T> {
-        if matches!(o, Value::Instance(_)) || matches!(i, Value::Instance(_) | Value::Tuple(_)) {
+        if matches!(o, Value::Instance(_))
+            || matches!(
+                i,
+                Value::Instance(_) | Value::Tuple(_) | Value::FrozenSet(_)
+            )
+        {
             self.with_special(f)
         } else {
             Ok(f()?)
