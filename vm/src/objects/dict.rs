@@ -278,9 +278,7 @@ impl Runtime {
             KeyRef::Class(i) => mix(*i as u64 ^ 0xc1a5_5000),
             KeyRef::Builtin(i) => mix(*i as u64 ^ 0xb017_0000),
             KeyRef::Method(r, f) => mix((*r as u64 ^ (*r >> 64) as u64) ^ mix(*f as u64)),
-            KeyRef::BuiltinMethod(r, w) => {
-                mix((*r as u64 ^ (*r >> 64) as u64) ^ mix(*w as u64 ^ 0x3e7d))
-            }
+            KeyRef::BuiltinMethod(r, w) => mix((*r as u64 ^ (*r >> 64) as u64) ^ mix(*w ^ 0x3e7d)),
             // As an int of the same hash (a probe finds the instance where `hash()` says).
             KeyRef::Custom(h, _) => *h as u64,
             KeyRef::Str(s) => {
