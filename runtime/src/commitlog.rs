@@ -48,11 +48,28 @@ use std::sync::Mutex;
 const LOG_DUE_ENTRIES: u64 = 16;
 /// Bytes held by the log after which a committer tries to apply and free it.
 const LOG_DUE_BYTES: u64 = 1 << 20;
-/// Freed entries kept for reuse ([`CommitLog::new_entry`]), and the largest record and byte
-/// capacities an entry may have to be kept.
-const POOL_ENTRIES: usize = 4096;
+/// Freed entries kept for reuse ([`CommitLog::new_entry`]) in all the segments' pools
+/// together (each gets its share, at least `POOL_MIN_ENTRIES`), and the largest record and
+/// byte capacities an entry may have to be kept. A pool must cover a burst: a segment
+/// descheduled inside a transaction pins the log, and when it validates, the next committer
+/// frees everything appended meanwhile at once (microtq on 2 loaded cores: bursts of about
+/// 4000 entries, mostly built by one segment).
+const POOL_ENTRIES: usize = 8192;
+const POOL_MIN_ENTRIES: usize = 512;
 const POOL_MAX_RECS: usize = 8;
 const POOL_MAX_BYTES: usize = 256;
+
+/// Small freed entries built in one segment, emptied, for that segment's next commits. An
+/// entry is usually built by one thread and freed by another (whoever applies the log): with
+/// `malloc` and `free` for its three allocations each time, the allocator's per-thread caches
+/// never hit, and those calls were about 9% of the instructions of a run of 500 000 tiny
+/// transactions on 2 segments (callgrind). Bounded by `POOL_ENTRIES` entries in all (or
+/// `POOL_MIN_ENTRIES` per segment) of at most `POOL_MAX_RECS` records and `POOL_MAX_BYTES`
+/// bytes (about 700 bytes each: 5.6 MiB in all, more with over 16 segments).
+// Boxed: an entry lives at a fixed address once linked, and is reused as that box.
+#[allow(clippy::vec_box)]
+#[derive(Default)]
+pub(crate) struct EntryPool(Mutex<Vec<Box<Entry>>>);
 
 /// [`Rec::off`] of a record whose entry carries no contents (an object the committer
 /// allocated: segment 0 holds them).
@@ -136,14 +153,6 @@ pub(crate) struct CommitLog {
     /// transaction) pins the log; before, every commit meanwhile tried to apply it, taking
     /// the free-list mutex for nothing.
     next_due: AtomicU64,
-    /// Small freed entries, emptied, for the next commits to fill. An entry is usually
-    /// built by one thread and freed by another (whoever applies the log): with `malloc`
-    /// and `free` for its three allocations each time, the allocator's per-thread caches
-    /// never hit, and those calls were about 9% of the instructions of a run of 500 000 tiny
-    /// transactions on 2 segments (callgrind). Bounded by `POOL_ENTRIES` small entries.
-    // Boxed: an entry lives at a fixed address once linked, and is reused as that box.
-    #[allow(clippy::vec_box)]
-    pool: Mutex<Vec<Box<Entry>>>,
 }
 
 // SAFETY: entries are shared read-only (except `next`, an atomic) and freed only under
@@ -162,17 +171,16 @@ impl CommitLog {
             apply: Mutex::new(()),
             len: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
-            pool: Mutex::new(Vec::new()),
             next_due: AtomicU64::new(LOG_DUE_ENTRIES),
         }
     }
 
     /// An empty entry of segment `seg`'s transaction `seq`, to fill and then [`append`]:
-    /// one from the pool of freed entries if there is one.
+    /// one from `pool` (the segment's freed entries) if there is one.
     ///
     /// [`append`]: CommitLog::append
-    pub(crate) fn new_entry(&self, seg: usize, seq: u64) -> Box<Entry> {
-        let reused = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    pub(crate) fn new_entry(&self, pool: &EntryPool, seg: usize, seq: u64) -> Box<Entry> {
+        let reused = pool.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
         match reused {
             Some(mut e) => {
                 e.seg = seg;
@@ -183,18 +191,17 @@ impl CommitLog {
         }
     }
 
-    /// Frees entry `e`, which no segment can reach any more, or keeps it (emptied) in the
-    /// pool if it is small and the pool is not full.
-    fn recycle(&self, mut e: Box<Entry>) {
+    /// Frees entry `e`, which no segment can reach any more, or empties it and keeps it in
+    /// `small` if it is small enough to reuse (see [`EntryPool`]).
+    // Boxed: see `EntryPool`.
+    #[allow(clippy::vec_box)]
+    fn recycle(mut e: Box<Entry>, small: &mut Vec<Box<Entry>>) {
         if e.recs.capacity() <= POOL_MAX_RECS && e.bytes.capacity() <= POOL_MAX_BYTES {
-            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-            if pool.len() < POOL_ENTRIES {
-                e.recs.clear();
-                e.bytes.clear();
-                *e.next.get_mut() = std::ptr::null_mut();
-                e.rev = 0;
-                pool.push(e);
-            }
+            e.recs.clear();
+            e.bytes.clear();
+            *e.next.get_mut() = std::ptr::null_mut();
+            e.rev = 0;
+            small.push(e);
         }
     }
 
@@ -422,6 +429,8 @@ impl Stm {
             }
         }
         let mut root = self.log.root();
+        let (mut freed, mut freed_bytes) = (0, 0);
+        let mut small = Vec::new();
         // SAFETY: see above; entries between the root and `min` are alive.
         unsafe {
             if (*root).rev >= min {
@@ -449,11 +458,35 @@ impl Stm {
                     }
                 }
                 self.log.root.store(next, Release);
-                let old = Box::from_raw(root);
-                self.log.len.fetch_sub(1, Relaxed);
-                self.log.bytes.fetch_sub(e.footprint(), Relaxed);
-                self.log.recycle(old);
+                freed += 1;
+                freed_bytes += e.footprint();
+                CommitLog::recycle(Box::from_raw(root), &mut small);
                 root = next;
+            }
+        }
+        self.log.len.fetch_sub(freed, Relaxed);
+        self.log.bytes.fetch_sub(freed_bytes, Relaxed);
+        // Back to the pools of the segments that built them: one lock per segment whose
+        // entries were freed (usually one or two), not one per entry.
+        let limit = (POOL_ENTRIES / n.max(1)).max(POOL_MIN_ENTRIES);
+        while let Some(k) = small.last().map(|e| e.seg) {
+            let mut pool = (1..=n).contains(&k).then(|| {
+                self.segs[k]
+                    .pool
+                    .0
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+            });
+            let mut i = 0;
+            while i < small.len() {
+                if small[i].seg != k {
+                    i += 1;
+                    continue;
+                }
+                let e = small.swap_remove(i);
+                if let Some(pool) = pool.as_mut().filter(|p| p.len() < limit) {
+                    pool.push(e);
+                }
             }
         }
     }

@@ -55,7 +55,7 @@
 //! that has nothing running. It runs again only after new activity.
 
 use crate::addr_hash::AddrHash;
-use crate::layout::{MARKER_SHIFT, PAGE_SIZE};
+use crate::layout::{GRANULE, MARKER_SHIFT, PAGE_SIZE};
 use crate::nursery::ThreadGc;
 use crate::object::Ref;
 use crate::stats::Stats;
@@ -336,9 +336,18 @@ impl Stm {
         // object is a root, and every word of its contents is scanned as a possible one.
         self.for_each_retained(|e| {
             for r in &e.recs {
+                if r.kind == ModKind::New {
+                    // Objects the entry's transaction allocated, adjacent ones merged into
+                    // one range (`build_entry`): segment 0 holds their contents, and marking
+                    // traces them there.
+                    let mut a = r.addr;
+                    while a < r.addr + r.len {
+                        m.mark(a);
+                        a += self.old.object_size(a).unwrap_or(GRANULE);
+                    }
+                    continue;
+                }
                 m.mark(r.obj);
-                // A record without contents (an object the entry's transaction allocated):
-                // segment 0 holds them, and marking traces it there.
                 for w in e.data(r).unwrap_or(&[]).chunks_exact(8) {
                     m.mark(u64::from_ne_bytes(w.try_into().unwrap()));
                 }

@@ -156,6 +156,9 @@ pub(crate) fn lock_word(seg: usize, st: u64) -> u32 {
 }
 
 /// State of one segment that other threads read (see `safepoint.rs` and `contention.rs`).
+// Aligned so that no two segments share a cache line: each segment's owner writes its
+// `tx_state`, `last` and counters at every transaction, and other cores read them.
+#[repr(align(128))]
 pub(crate) struct SegShared {
     pub running: AtomicBool,
     pub tx_state: AtomicU64,
@@ -177,6 +180,10 @@ pub(crate) struct SegShared {
     pub kept_by: AtomicU64,
     /// The statistics bumped at every transaction, written only by the segment's holder.
     pub counters: crate::stats::SegCounters,
+    /// Commit log: freed small entries built in this segment, for its next commits
+    /// ([`crate::commitlog::CommitLog::new_entry`]). Per segment, so that a commit takes a
+    /// mutex that only its own core and, once per application of the log, the applier use.
+    pub pool: crate::commitlog::EntryPool,
 }
 
 /// The free transaction segments and a ticket queue of the threads waiting for one.
@@ -317,6 +324,7 @@ impl Stm {
                 last: AtomicPtr::new(log.root()),
                 kept_by: AtomicU64::new(0),
                 counters: Default::default(),
+                pool: Default::default(),
             })
             .collect();
         let stm = Arc::new(Stm {

@@ -464,3 +464,59 @@ fn major_collection_traces_new_objects_of_kept_entries_in_segment_0() {
     }
     r.commit().unwrap();
 }
+
+/// Objects of one size that a transaction allocated one after the other are adjacent, and
+/// their entry holds them as one merged range (`build_entry`). While the entry is kept, each
+/// of them must survive major collections, not only the first of the range: an importer
+/// copies the whole range from segment 0, over whatever would have been allocated there.
+/// Here nothing references them after the commit, so only the entry keeps them.
+#[test]
+fn major_collection_keeps_every_object_of_a_merged_new_range() {
+    let stm = Stm::new(cfg_mode(true, 2)).unwrap();
+    let ty = node_type(&stm);
+    let mut w = stm.thread();
+    w.collect_major().unwrap();
+    let mut r = stm.thread();
+    r.begin(); // pins every entry appended from now on
+    const K: usize = 64;
+    let before = stm.allocated_bytes();
+    let f = w.shadow_stack().push(K);
+    w.run(|tx| {
+        for i in 0..K {
+            let n = new_node(tx, ty, 100 + i as i64, 0)?;
+            tx.shadow_stack().set(f, i, n);
+        }
+        Ok(())
+    });
+    let nodes: Vec<Ref> = (0..K).map(|i| w.shadow_stack().get(f, i)).collect();
+    w.shadow_stack().pop(f);
+    let adjacent = nodes
+        .windows(2)
+        .filter(|p| p[1] > p[0] && p[1] - p[0] <= 64)
+        .count();
+    assert!(
+        adjacent >= K / 2,
+        "the nodes were allocated next to each other"
+    );
+    let committed = stm.allocated_bytes();
+    assert!(committed > before);
+    assert!(stm.stats().log_entries >= 1, "the reader keeps the entry");
+    w.collect_major().unwrap();
+    assert_eq!(
+        stm.allocated_bytes(),
+        committed,
+        "every object of the kept entry survives"
+    );
+    for (i, &n) in nodes.iter().enumerate() {
+        assert_eq!(
+            stm.committed_u64(n, 16),
+            int(100 + i as i64),
+            "node {i} intact"
+        );
+    }
+    // Once the reader has moved past the entry, nothing keeps them.
+    r.commit().unwrap();
+    w.run(|_| Ok(()));
+    w.collect_major().unwrap();
+    assert!(stm.allocated_bytes() < committed, "then they are freed");
+}
