@@ -135,6 +135,12 @@ impl Entry {
 
 /// The global list of entries, oldest (`root`, revision `r0`, already applied to segment 0)
 /// to newest (`tail`).
+///
+/// Aligned so that no other field of `Stm` shares its cache lines: every writer commit
+/// writes `append`, `tail`, `len` and `bytes`, and the words other cores read at every
+/// transaction (`sync_in_progress`, `waiting`, `inevitable`) sat beside them (microtq on 2
+/// segments: 23% of the commit's samples were the `lock cmpxchg` of `append`).
+#[repr(align(128))]
 pub(crate) struct CommitLog {
     /// Oldest entry kept; replaced (and the old one freed) only under `apply`.
     root: AtomicPtr<Entry>,
