@@ -27,18 +27,20 @@ pub struct ListingOptions {
 /// `wb_slow (preserve_all stub)`), or the program's name of a compiled function
 /// (`fill`, `Account.deposit`: the name after the `fN_` prefix). `<module>` also selects
 /// the parts of a huge module body (`<module>#1`, `<module>#2`...: see
-/// `compile::parts`).
+/// `compile::parts`), and a function's name those of its huge body (`f0_fill#1`...).
 pub fn function_matches(f: &CompiledFunction, pattern: &str) -> bool {
     if f.name == pattern {
         return true;
     }
-    if pattern == "<module>" {
-        return f
-            .name
-            .strip_prefix("<module>#")
-            .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
+    // A part `NAME#k` is selected with its function.
+    let name = match f.name.rsplit_once('#') {
+        Some((whole, k)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => whole,
+        _ => &f.name[..],
+    };
+    if name == pattern {
+        return true;
     }
-    let Some(rest) = f.name.strip_prefix('f') else {
+    let Some(rest) = name.strip_prefix('f') else {
         return false;
     };
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();

@@ -541,6 +541,12 @@ impl JitState {
     /// and defines its code (executable after the next finalize). Counts it in
     /// [`stmjit_vm::CompileStats`].
     fn compile_function(&mut self, info: &ProgramInfo, fid: usize) -> Result<(), JitError> {
+        if let Some(f) = info.program.functions.get(fid) {
+            let ranges = compile::split_body(&f.body, compile::FN_SPLIT_ABOVE, compile::FN_PART);
+            if ranges.len() > 1 {
+                return self.compile_split_function(info, fid, ranges);
+            }
+        }
         let started = Started::now();
         let func = self.build_ir(info, fid);
         if self.verify {
@@ -623,6 +629,62 @@ impl JitState {
         func
     }
 
+    /// Compiles program function `fid`, whose body is cut into the statement ranges `ranges`,
+    /// as parts sharing its frame (`compile::parts`), one after the other, so that compile
+    /// memory is that of one part, and the function that calls them. Parts without loops
+    /// get the quick tier (they run once per call).
+    fn compile_split_function(
+        &mut self,
+        info: &ProgramInfo,
+        fid: usize,
+        ranges: Vec<std::ops::Range<usize>>,
+    ) -> Result<(), JitError> {
+        let started = Started::now();
+        let program = &*info.program;
+        let f = &program.functions[fid];
+        let nlocals = compile::fn_part_locals(f.locals.len());
+        let arity = f.entry_words();
+        let name = format!("f{fid}_{}", f.qualname);
+        let part_sig = self.jit.signature(&[I64, I64], &[I64]);
+        let mut assigned: Vec<bool> = (0..nlocals)
+            .map(|i| i < arity || f.cells.contains(&i))
+            .collect();
+        let mut parts = Vec::with_capacity(ranges.len());
+        let mut size = 0;
+        for (k, range) in ranges.into_iter().enumerate() {
+            let stmts = &f.body[range];
+            let id = self.jit.declare(&format!("{name}#{}", k + 1), &part_sig)?;
+            let entry = std::mem::take(&mut assigned);
+            let func = self.build_ir_with(info, id, part_sig.clone(), |func, fbc, sh| {
+                assigned = FnCompiler::compile_fn_part(
+                    func, fbc, sh, nlocals, &f.body, stmts, entry, fid as u32,
+                );
+            });
+            if self.verify {
+                verify(&self.jit, &func);
+            }
+            size += if compile::has_loop(stmts) {
+                self.jit.compile_code(id, func)?
+            } else {
+                self.jit.compile_code_quick(id, func)?
+            };
+            parts.push(id);
+        }
+        let id = self.id_of(fid);
+        let sig = self.funcs.sigs[fid].clone();
+        let func = self.build_ir_with(info, id, sig, |func, fbc, sh| {
+            FnCompiler::compile_fn_parts(
+                func, fbc, sh, arity, nlocals, &f.body, &f.cells, &parts, fid as u32,
+            )
+        });
+        if self.verify {
+            verify(&self.jit, &func);
+        }
+        size += self.jit.compile_code(id, func)?;
+        started.count(info, 1, size);
+        Ok(())
+    }
+
     /// Compiles `<module>` (executable after the next finalize): as one function, or, for a
     /// huge body, as parts ([`compile::split_body`]) compiled one after the other (so that
     /// the compile memory of one part is freed before the next), the parts without loops with
@@ -673,16 +735,27 @@ impl JitState {
         let started = Started::now();
         let n = info.program.functions.len();
         self.all_defined = true;
-        let funcs: Vec<_> = (0..n)
-            .map(|fid| {
-                let func = self.build_ir(info, fid);
-                if self.verify {
-                    verify(&self.jit, &func);
+        let mut funcs = Vec::with_capacity(n);
+        for fid in 0..n {
+            // Functions compiled as parts here, one part at a time; the others on threads.
+            let f = &info.program.functions[fid];
+            let ranges = compile::split_body(&f.body, compile::FN_SPLIT_ABOVE, compile::FN_PART);
+            if ranges.len() > 1 {
+                let split = self.compile_split_function(info, fid, ranges);
+                if split.is_err() {
+                    self.all_defined = false;
                 }
-                (self.funcs.ids[fid], func)
-            })
-            .collect();
+                split?;
+                continue;
+            }
+            let func = self.build_ir(info, fid);
+            if self.verify {
+                verify(&self.jit, &func);
+            }
+            funcs.push((self.funcs.ids[fid], func));
+        }
         self.all_defined = false;
+        let batch = funcs.len();
         let sizes = self.jit.compile_all(funcs)?;
         let mut words: Vec<usize> = info
             .program
@@ -704,7 +777,7 @@ impl JitState {
         for (w, e) in words.into_iter().zip(entries) {
             info.code.publish_entry(w, self.jit.code_ptr(e) as u64);
         }
-        started.count(info, n, sizes.iter().sum());
+        started.count(info, batch, sizes.iter().sum());
         Ok(())
     }
 

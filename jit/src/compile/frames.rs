@@ -113,6 +113,85 @@ impl FnCompiler<'_, '_> {
             .ins()
             .store(mf(), top, ss, offset_of!(ShadowStack, top) as i32);
     }
+    /// The epilogue of a part of a huge function's body (`parts.rs`), at the return block:
+    /// a value returned (or `UNBOUND`, the end reached) is stored in slot `ret` of the
+    /// frame, where the GC updates it, and the part returns `NONE` (or `ERR`), after the
+    /// return boundary of an opener. The shadow stack's top is left for the caller to set
+    /// back.
+    pub(super) fn part_epilogue(&mut self, ret: usize) {
+        let ret_block = self.ret_block;
+        self.b.switch_to_block(ret_block);
+        let rv = self.b.block_params(ret_block)[0];
+        let pop = self.b.create_block();
+        self.b.append_block_param(pop, I64);
+        let store = self.b.create_block();
+        let is_err = self
+            .b
+            .ins()
+            .icmp_imm(IntCC::Equal, rv, stmjit_vm::ERR as i64);
+        self.b.ins().brif(is_err, pop, &[rv.into()], store, &[]);
+        self.b.switch_to_block(store);
+        let frame = self.frame();
+        self.b.ins().store(mf(), rv, frame, 8 * ret as i32);
+        let none = self.b.ins().iconst(I64, stmjit_runtime::value::NONE as i64);
+        self.return_boundary(none, pop);
+        self.b.switch_to_block(pop);
+        let rv = self.b.block_params(pop)[0];
+        let depth = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, depth) as i32);
+        let d0 = self.b.ins().iadd_imm(depth, -1);
+        self.b
+            .ins()
+            .store(mf(), d0, self.ctx, offset_of!(Ctx, depth) as i32);
+        self.b.ins().return_(&[rv]);
+    }
+
+    /// The prologue of a part (`parts.rs`), at `entry`: the frame is `frame` (the calling
+    /// function's, whose locals it uses), its temporaries zeroed and the shadow stack's top
+    /// set past them (the caller has no temporary live across the call), and the depth one
+    /// more (the part is a frame to transactions: it may open one and restart in it). No
+    /// depth check: the function was checked at its entry.
+    pub(super) fn part_prologue(&mut self, entry: Block, frame: Value) {
+        self.b.switch_to_block(entry);
+        self.b.def_var(self.frame_var, frame);
+        let ss = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, ss) as i32);
+        let nslots = (self.nlocals + self.max_temps) as i64;
+        let top = self.b.ins().iadd_imm(frame, 8 * nslots);
+        let limit = self
+            .b
+            .ins()
+            .load(I64, mf(), ss, offset_of!(ShadowStack, limit) as i32);
+        let over = self.b.ins().icmp(IntCC::UnsignedGreaterThan, top, limit);
+        let over_block = self.b.create_block();
+        let push_block = self.b.create_block();
+        self.b.ins().brif(over, over_block, &[], push_block, &[]);
+        self.b.set_cold_block(over_block);
+        self.b.switch_to_block(over_block);
+        let r = self.call(Helper::RecursionError, &[self.ctx]);
+        self.b.ins().return_(&[r]);
+        self.b.switch_to_block(push_block);
+        let depth = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, depth) as i32);
+        let d1 = self.b.ins().iadd_imm(depth, 1);
+        self.b
+            .ins()
+            .store(mf(), d1, self.ctx, offset_of!(Ctx, depth) as i32);
+        let zero = self.b.ins().iconst(I64, 0);
+        for i in self.nlocals..nslots as usize {
+            self.b.ins().store(mf(), zero, frame, 8 * i as i32);
+        }
+        self.b
+            .ins()
+            .store(mf(), top, ss, offset_of!(ShadowStack, top) as i32);
+    }
+
     /// The frame pointer (first slot of this call's shadow-stack frame).
     pub(crate) fn frame(&mut self) -> Value {
         self.b.use_var(self.frame_var)

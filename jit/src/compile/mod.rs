@@ -38,7 +38,9 @@ mod txn;
 mod values;
 
 pub(crate) use barriers::Region;
-pub use parts::{has_loop, split_body, MODULE_PART, MODULE_SPLIT_ABOVE};
+pub use parts::{
+    fn_part_locals, has_loop, split_body, FN_PART, FN_SPLIT_ABOVE, MODULE_PART, MODULE_SPLIT_ABOVE,
+};
 
 use cranelift_codegen::ir::{self, types::I64, Block, FuncRef, InstBuilder, SourceLoc, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
@@ -151,9 +153,11 @@ pub struct Shared<'a> {
 /// registers between calls (hot loops).
 const LOCALS_IN_SLOTS_ABOVE: usize = 4096;
 
-/// Whether a function of `nlocals` locals and body `body` keeps its locals in frame slots.
+/// Whether a function of `nlocals` locals and body `body` keeps its locals in frame slots
+/// (always when it is compiled as parts: they share its frame).
 pub fn locals_in_slots(body: &[stmjit_lang::ast::Stmt], nlocals: usize, forced: bool) -> bool {
-    forced || statements(body).saturating_mul(nlocals) > LOCALS_IN_SLOTS_ABOVE
+    let n = statements(body);
+    forced || n.saturating_mul(nlocals) > LOCALS_IN_SLOTS_ABOVE || n > parts::FN_SPLIT_ABOVE
 }
 
 /// The statements of `body`, those in nested blocks included (not those of the functions
@@ -183,6 +187,38 @@ pub(crate) fn statements(body: &[stmjit_lang::ast::Stmt]) -> usize {
             }
         })
         .sum()
+}
+
+/// How a compiled function gets its shadow-stack frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FrameKind {
+    /// Its own: pushed by its prologue, popped by its epilogue.
+    Own,
+    /// Its caller's (a part of a huge function's body, `parts.rs`): its prologue takes the
+    /// frame as its second parameter and sets the shadow stack's top past its own
+    /// temporaries; a `return v` stores `v` in local slot `ret` (a fall off the end stores
+    /// `UNBOUND`) and the part returns `NONE` (or `ERR`).
+    Borrowed { ret: usize },
+}
+
+/// What [`FnCompiler::compile_with`] compiles besides the code of the body.
+pub(crate) struct Shape<'s> {
+    /// Parameters after the context (with the cells of the free variables).
+    pub arity: usize,
+    /// Locals (the parameters first).
+    pub nlocals: usize,
+    /// The whole body of the function, for the analyses of its locals.
+    pub body: &'s [stmjit_lang::ast::Stmt],
+    /// The statements compiled here (`try` regions, the entry poll's position).
+    pub emitted: &'s [stmjit_lang::ast::Stmt],
+    /// The slots of the cell variables, made cells at entry.
+    pub cells: &'s [usize],
+    /// The function's index for traces.
+    pub func_idx: u32,
+    /// Whose frame it uses.
+    pub frame: FrameKind,
+    /// The locals definitely assigned at entry, when not just the parameters (a part).
+    pub assigned: Option<Vec<bool>>,
 }
 
 /// Compiler of one function body.
@@ -247,6 +283,12 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) entry_atomic: Option<usize>,
     /// The handlers' shadow-stack tops, patched with the frame size at the end.
     pub(crate) top_fixups: Vec<ir::Inst>,
+    /// The variable of `except (A, B)` clauses (whether a class matched so far): one for the
+    /// whole function, declared at its first use. A Cranelift variable's definitions are a
+    /// map by block as large as the function's blocks when it is first defined, so a
+    /// variable per clause cost the function's clauses times its blocks (690 MB of the
+    /// 850 MB peak compiling a 10 000-line function).
+    pub(crate) match_var: Option<Variable>,
 }
 
 /// Memory flags of shadow-stack and context accesses.
@@ -269,27 +311,45 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         cells: &[usize],
         func_idx: u32,
     ) {
-        Self::compile_with(func, fbc, sh, arity, nlocals, body, cells, func_idx, |c| {
-            c.stmts(body)
-        })
+        let shape = Shape {
+            arity,
+            nlocals,
+            body,
+            emitted: body,
+            cells,
+            func_idx,
+            frame: FrameKind::Own,
+            assigned: None,
+        };
+        Self::compile_with(func, fbc, sh, shape, |c| c.stmts(body));
     }
 
-    /// [`FnCompiler::compile`] with the code of the body made by `emit` (which `body`
-    /// describes to the analyses that precede it: float locals, `try` regions, slots).
-    #[allow(clippy::too_many_arguments)]
+    /// Compiles into `func` the function `shape` describes, with the code of its body made
+    /// by `emit` (`shape.emitted` describes it to the analyses that precede it: `try`
+    /// regions, the entry poll's position). Returns the locals definitely assigned at the
+    /// end of the body.
     fn compile_with(
         func: &mut ir::Function,
         fbc: &mut cranelift_frontend::FunctionBuilderContext,
         sh: &mut Shared<'a>,
-        arity: usize,
-        nlocals: usize,
-        body: &[stmjit_lang::ast::Stmt],
-        cells: &[usize],
-        func_idx: u32,
+        shape: Shape<'_>,
         emit: impl for<'x> FnOnce(&mut FnCompiler<'a, 'x>),
-    ) {
+    ) -> Vec<bool> {
+        let Shape {
+            arity,
+            nlocals,
+            body,
+            emitted,
+            cells,
+            func_idx,
+            frame,
+            assigned,
+        } = shape;
         let b = FunctionBuilder::new(func, fbc);
         let mut c = FnCompiler::new(b, sh, arity, nlocals, body, func_idx);
+        if let Some(a) = assigned {
+            c.assigned = a;
+        }
         let entry = c.b.create_block();
         c.b.append_block_params_for_function_params(entry);
         let body_block = c.b.create_block();
@@ -299,23 +359,39 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         let params = c.b.block_params(entry).to_vec();
         c.ctx = params[0];
         c.frame_var = c.b.declare_var(I64);
-        c.local_vars = (0..nlocals).map(|_| c.b.declare_var(I64)).collect();
+        if !c.locals_in_slots {
+            c.local_vars = (0..nlocals).map(|_| c.b.declare_var(I64)).collect();
+        }
         // Body first (the frame size is known only after it).
         c.b.switch_to_block(body_block);
-        let span = body.first().map(|s| s.span).unwrap_or_default();
+        let span = emitted.first().map(|s| s.span).unwrap_or_default();
         c.make_cells(cells, span);
-        if tries::has_try(body) {
+        if tries::has_try(emitted) {
             c.setup_tries();
         }
         emit(&mut c);
         if !c.is_filled() {
-            let none = c.b.ins().iconst(I64, NONE as i64);
+            // A part falling off its end returns no value (`parts.rs`).
+            let end = match frame {
+                FrameKind::Own => NONE,
+                FrameKind::Borrowed { .. } => stmjit_vm::UNBOUND,
+            };
+            let none = c.b.ins().iconst(I64, end as i64);
             c.b.ins().jump(ret, &[none.into()]);
         }
+        let assigned = c.assigned.clone();
         // What follows is the function's own machinery, of no source line.
         c.at_line(0);
-        c.epilogue();
-        c.prologue(entry, &params[1..], arity);
+        match frame {
+            FrameKind::Own => {
+                c.epilogue();
+                c.prologue(entry, &params[1..], arity);
+            }
+            FrameKind::Borrowed { ret } => {
+                c.part_epilogue(ret);
+                c.part_prologue(entry, params[1]);
+            }
+        }
         // Function entry: a poll (calls count against the budget too), restarting at the body;
         // none in a function without loops (no back-edge polls) and without calls. Such a
         // function runs a bounded number of operations between its caller's polls: whatever
@@ -324,7 +400,6 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         // operator's special method, a builtin's callback), where `calls::call_function`
         // ticks the budget and answers requests. It cannot open a transaction either, so it
         // never restarts (see `build_restarts`).
-        let span = body.first().map(|s| s.span).unwrap_or_default();
         if c.restarts.is_empty() && !c.has_calls {
             c.b.ins().jump(body_block, &[]);
         } else {
@@ -341,6 +416,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             func.layout.remove_block(entry);
             func.layout.insert_block(entry, first);
         }
+        assigned
     }
 
     /// The compiler of a function of `arity` parameters and `nlocals` locals, before its
@@ -384,6 +460,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             handling: Vec::new(),
             entry_atomic: None,
             top_fixups: Vec::new(),
+            match_var: None,
         }
     }
 

@@ -11,14 +11,29 @@
 //! behaves as the statements it holds did: an error or an abort unwinds out of it as out of
 //! any call, and `<module>` passes it on with no trace entry of its own
 //! (`stmjit_propagate`), so that tracebacks are unchanged.
+//!
+//! A huge function body (more than [`FN_SPLIT_ABOVE`] statements) is cut the same way, but
+//! its parts share its locals: each part is a function `(ctx, frame) -> NONE | ERR` of the
+//! function's frame. The function keeps its locals in frame slots (never in SSA variables),
+//! so a part reads and writes them where the function would; its own temporaries go above
+//! them, the shadow stack's top set past them by the part's prologue (the function has no
+//! temporary live across the call, and sets its own top back after it). A part is a frame
+//! to transactions (its prologue and epilogue move `Ctx::depth`): a poll in it makes it the
+//! opener, whose restart copies back the whole frame, the function's locals included, and a
+//! return from it is a boundary. `return v` in a part stores `v` in a slot after the locals
+//! ([`fn_part_locals`]; a part that reaches its end stores `UNBOUND`), where the GC updates
+//! it, and the function returns it. The locals definitely assigned at the end of a part are
+//! those at the start of the next.
 
-use super::FnCompiler;
+use super::{FnCompiler, FrameKind, Shape};
 use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, InstBuilder, Value};
 use cranelift_module::{FuncId, Module};
+use std::mem::offset_of;
 use std::ops::Range;
 use stmjit_lang::ast::{Stmt, StmtKind};
+use stmjit_runtime::ShadowStack;
 use stmjit_vm::abi::Helper;
-use stmjit_vm::{ERR, RESTART};
+use stmjit_vm::{Ctx, ERR, RESTART, UNBOUND};
 
 /// A module body of more statements than this (those in nested blocks included) is
 /// compiled as parts.
@@ -49,6 +64,19 @@ pub fn split_body(body: &[Stmt], split_above: usize, part: usize) -> Vec<Range<u
         parts.push(start..body.len());
     }
     parts
+}
+
+/// A function body of more statements than this (those in nested blocks included) is
+/// compiled as parts.
+pub const FN_SPLIT_ABOVE: usize = 1024;
+
+/// The statements of a part of a function body, about (as [`MODULE_PART`]).
+pub const FN_PART: usize = 256;
+
+/// The locals of the code of a function of `nlocals` locals compiled as parts: its own,
+/// then the slot a part stores a returned value in.
+pub fn fn_part_locals(nlocals: usize) -> usize {
+    nlocals + 1
 }
 
 /// Whether `body` holds a loop (at any depth, not in the functions and classes it defines):
@@ -84,11 +112,118 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         parts: &[FuncId],
         func_idx: u32,
     ) {
-        Self::compile_with(func, fbc, sh, 0, 0, &[], &[], func_idx, |c| {
+        let shape = Shape {
+            arity: 0,
+            nlocals: 0,
+            body: &[],
+            emitted: &[],
+            cells: &[],
+            func_idx,
+            frame: FrameKind::Own,
+            assigned: None,
+        };
+        Self::compile_with(func, fbc, sh, shape, |c| {
             for &part in parts {
                 c.call_part(part);
             }
-        })
+        });
+    }
+
+    /// Compiles into `func` part `stmts` of the body `whole` of function `func_idx` (of
+    /// `nlocals` locals, its return slot last: [`fn_part_locals`]), a function
+    /// `(ctx, frame) -> NONE | ERR` of the function's frame (see the module docs), given the
+    /// locals definitely assigned at its start; returns those assigned at its end.
+    #[allow(clippy::too_many_arguments)]
+    pub fn compile_fn_part(
+        func: &'b mut ir::Function,
+        fbc: &'b mut cranelift_frontend::FunctionBuilderContext,
+        sh: &'b mut super::Shared<'a>,
+        nlocals: usize,
+        whole: &[Stmt],
+        stmts: &[Stmt],
+        assigned: Vec<bool>,
+        func_idx: u32,
+    ) -> Vec<bool> {
+        let shape = Shape {
+            arity: 0,
+            nlocals,
+            body: whole,
+            emitted: stmts,
+            cells: &[],
+            func_idx,
+            frame: FrameKind::Borrowed { ret: nlocals - 1 },
+            assigned: Some(assigned),
+        };
+        Self::compile_with(func, fbc, sh, shape, |c| c.stmts(stmts))
+    }
+
+    /// Compiles into `func` function `func_idx` (`arity` entry words, `nlocals` locals with
+    /// its return slot last, body `whole`, cell variables `cells`) whose body is compiled as
+    /// `parts` ([`FnCompiler::compile_fn_part`]): it makes its frame and cells, calls each
+    /// part with its frame, and returns what a part returned, or `None` after the last.
+    #[allow(clippy::too_many_arguments)]
+    pub fn compile_fn_parts(
+        func: &'b mut ir::Function,
+        fbc: &'b mut cranelift_frontend::FunctionBuilderContext,
+        sh: &'b mut super::Shared<'a>,
+        arity: usize,
+        nlocals: usize,
+        whole: &[Stmt],
+        cells: &[usize],
+        parts: &[FuncId],
+        func_idx: u32,
+    ) {
+        let shape = Shape {
+            arity,
+            nlocals,
+            body: whole,
+            emitted: &[],
+            cells,
+            func_idx,
+            frame: FrameKind::Own,
+            assigned: None,
+        };
+        Self::compile_with(func, fbc, sh, shape, |c| {
+            for &part in parts {
+                c.call_fn_part(part, nlocals - 1);
+            }
+        });
+    }
+
+    /// Calls the part `id` of the function's body with the frame; sets the shadow stack's
+    /// top back to this frame's; its error unwinds on; a value it returned (slot `ret` not
+    /// `UNBOUND`) is returned.
+    fn call_fn_part(&mut self, id: FuncId, ret: usize) {
+        let f = self.sh.module.declare_func_in_func(id, self.b.func);
+        // As `call_part`.
+        self.b.func.dfg.ext_funcs[f].colocated = false;
+        self.spill_locals();
+        let frame = self.frame();
+        let inst = self.b.ins().call(f, &[self.ctx, frame]);
+        let r = self.b.inst_results(inst)[0];
+        // The part set the top past its own temporaries: this frame's again (its size is
+        // patched in at the end, as a handler's).
+        let size = self.b.ins().iconst(I64, 0);
+        let fixup = self.b.func.dfg.value_def(size).unwrap_inst();
+        self.top_fixups.push(fixup);
+        let top = self.b.ins().iadd(frame, size);
+        let ss = self
+            .b
+            .ins()
+            .load(I64, super::mf(), self.ctx, offset_of!(Ctx, ss) as i32);
+        self.b
+            .ins()
+            .store(super::mf(), top, ss, offset_of!(ShadowStack, top) as i32);
+        self.reload_locals();
+        self.propagate(r);
+        let v = self.load_slot(ret);
+        let returned = self.b.ins().icmp_imm(IntCC::NotEqual, v, UNBOUND as i64);
+        let next = self.b.create_block();
+        let ret_block = self.ret_block;
+        self.b
+            .ins()
+            .brif(returned, ret_block, &[v.into()], next, &[]);
+        self.b.switch_to_block(next);
     }
 
     /// Calls the part `id` of the module body; its error unwinds on.

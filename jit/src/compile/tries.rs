@@ -16,6 +16,7 @@
 
 use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, Block, InstBuilder, Value};
+use cranelift_frontend::Variable;
 use std::mem::offset_of;
 use stmjit_lang::ast::{Expr, Handler, Slot, Stmt, StmtKind};
 use stmjit_lang::diag::Span;
@@ -258,6 +259,19 @@ impl FnCompiler<'_, '_> {
         self.stmts(finalbody);
     }
 
+    /// The variable of the `except` clauses' class tests ([`FnCompiler::match_var`]): each
+    /// clause defines it before its uses, so that one serves them all.
+    fn match_var(&mut self) -> Variable {
+        match self.match_var {
+            Some(v) => v,
+            None => {
+                let v = self.b.declare_var(I64);
+                self.match_var = Some(v);
+                v
+            }
+        }
+    }
+
     /// One `except` clause: tests the exception in `obj` against its classes, runs its body
     /// when one matches (jumping to `done` at its end), and leaves the builder where the
     /// next clause's test goes.
@@ -266,7 +280,7 @@ impl FnCompiler<'_, '_> {
         if !h.classes.is_empty() {
             // Every class is checked (`except (A, 5)` is a TypeError even for an `A`), as
             // CPython checks all the items of the tuple before it matches.
-            let any = self.b.declare_var(I64);
+            let any = self.match_var();
             let zero = self.b.ins().iconst(I64, 0);
             self.b.def_var(any, zero);
             for c in &h.classes {
