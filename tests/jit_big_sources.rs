@@ -244,6 +244,86 @@ fn displays_of_many_constants_hold_their_items() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// Displays of thousands of expressions (evaluated by parts of a few hundred items, each
+/// compiled on its own: `compile::parts`), of each kind, in a function (reading its locals
+/// and parameters) and in the module body, with calls and big int literals among them, one
+/// inside `try` and one inside `with atomic` (evaluated in place), and an item that raises in
+/// the middle of a display: the interpreter's values, error and traceback, also with a
+/// 4 KiB nursery (objects move while parts run) under forced aborts, eagerly compiled with
+/// the IR verifier, and with the quick tier.
+#[test]
+fn displays_of_many_expressions_hold_their_items() {
+    let n = if big() { 100_000 } else { 1_200 };
+    let items = |k: usize| -> String {
+        (0..n)
+            .map(|i| match (i + k) % 5 {
+                0 => format!("a + {i}"),
+                1 => format!("str(b * {i})"),
+                2 => format!("(a, {i})"),
+                3 => format!("-{}", 123456789012345678901234567u128 + i as u128),
+                _ => format!("{} + a", 9223372036854775808u64 + i as u64),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let keys: String = (0..n)
+        .map(|i| format!("a * {i}: b + {i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let src = format!(
+        "def f(a, b):\n    xs = [{l}]\n    ts = ({t})\n    ss = {{{k}}}\n    d = {{{keys}}}\n\
+         \x20   return xs, ts, len(ss), d\n\
+         xs, ts, nss, d = f(7, 3)\n\
+         print(len(xs), xs[0], xs[1], xs[2], xs[3], xs[4], xs[-1], ts[-3], nss, len(d), d[7 * 5])\n\
+         a = 2\nb = 5\nm = [{l}]\nprint(len(m), m[{h}], sum([len(str(x)) for x in m]))\n\
+         try:\n    t = ({t})\nexcept KeyError:\n    t = 0\nprint(len(t), t[9])\n\
+         with atomic:\n    u = [{l}]\nprint(len(u), u[-2])\n\
+         def g(a, b):\n    return [{l}, a // b, {t}]\n\
+         print(len(g(1, 2)))\nprint(g(1, 0))\n",
+        l = items(0),
+        t = items(1),
+        k = items(2),
+        h = n / 2,
+    );
+    let envs: &[&[(&str, &str)]] = &[
+        &[],
+        &[
+            ("STMJIT_NURSERY", "4096"),
+            ("STMJIT_ABORT_PROBABILITY", "0.2"),
+            ("STMJIT_BUDGET", "7"),
+        ],
+        &[("STMJIT_EAGER", "1"), ("STMJIT_VERIFY", "1")],
+        &[("STMJIT_QUICK", "1")],
+    ];
+    let out = same_as_interpreter(&src, "expr_displays", envs);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ZeroDivisionError"), "{err}");
+}
+
+/// A display of 20 000 expressions compiles in memory for a few hundred of them at a time:
+/// within 256 MiB more address space than a program of one statement (compiled as one
+/// function, such a display took about 90 KB per item). A display of 60 000 big int
+/// literals is a table of constants (it took 52.9 s and 5.3 GB): within 128 MiB more.
+#[test]
+fn a_huge_display_compiles_in_bounded_memory() {
+    let n = if big() { 200_000 } else { 20_000 };
+    let items: Vec<String> = (0..n).map(|i| format!("str(a + {i})")).collect();
+    let src = format!(
+        "def f(a):\n    return [{}]\nxs = f(1)\nprint(len(xs), xs[-1])\n",
+        items.join(", ")
+    );
+    runs_in_bounded_memory(&src, "huge_display", 256);
+    let bigs: Vec<String> = (0..60_000u128)
+        .map(|i| format!("{}", (1 << 64) + i))
+        .collect();
+    let src = format!(
+        "xs = [{}]\nprint(len(xs), xs[0], xs[-1])\n",
+        bigs.join(", ")
+    );
+    runs_in_bounded_memory(&src, "huge_bigs", 128);
+}
+
 /// The smallest address-space limit (`ulimit -v`, in MiB) under which `stmjit run` of
 /// `name` exits 0, between `lo` (fails) and `hi` (runs), to 16 MiB.
 fn min_limit(name: &str, mut lo: u64, mut hi: u64) -> u64 {

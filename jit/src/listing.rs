@@ -27,14 +27,15 @@ pub struct ListingOptions {
 /// `wb_slow (preserve_all stub)`), or the program's name of a compiled function
 /// (`fill`, `Account.deposit`: the name after the `fN_` prefix). `<module>` also selects
 /// the parts of a huge module body (`<module>#1`, `<module>#2`...: see
-/// `compile::parts`), and a function's name those of its huge body (`f0_fill#1`...).
+/// `compile::parts`), and a function's name those of its huge body and displays
+/// (`f0_fill#1`, `f0_fill#items3`...).
 pub fn function_matches(f: &CompiledFunction, pattern: &str) -> bool {
     if f.name == pattern {
         return true;
     }
     // A part `NAME#k` is selected with its function.
     let name = match f.name.rsplit_once('#') {
-        Some((whole, k)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => whole,
+        Some((whole, k)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric()) => whole,
         _ => &f.name[..],
     };
     if name == pattern {

@@ -9,10 +9,12 @@
 //! (and `STMJIT_EAGER=1`) compiles every function before the program runs instead, so that
 //! the listing shows them all, in order. A huge function keeps its locals in frame slots
 //! (`compile::locals_in_slots`) and gets the quick code-generation tier
-//! ([`QUICK_TIER_ABOVE`]): compile time and memory linear in its size. A huge module body is
-//! compiled as parts of a few hundred statements, one after the other (`compile::parts`), so
-//! that its compile memory is that of one part, and a display of constants is one table
-//! whatever its size (`compile/literals.rs`). `--stats` reports the functions compiled and
+//! ([`QUICK_TIER_ABOVE`]): compile time and memory linear in its size. A huge module or
+//! function body is compiled as parts of a few hundred statements, one after the other
+//! (`compile::parts`; a function's parts share its frame), so that its compile memory is
+//! that of one part; so is a display of thousands of expressions, by parts of a few hundred
+//! items; and a display of constants (big int literals included: objects made before the
+//! code, like str literals) is one table whatever its size (`compile/literals.rs`). `--stats` reports the functions compiled and
 //! the time it took.
 //!
 //! The environment switches (for tests, benchmarks and debugging) are read and checked once,
@@ -355,9 +357,14 @@ fn allocate_constants(
             let o = rt.new_float(*f)?;
             flr.push((f.to_bits(), rt.root(o)));
         }
-        Ok((g, fr, br, nr, sr, flr))
+        let mut bir = Vec::new();
+        for b in &literals.bigs {
+            let o = rt.new_bigint(b)?;
+            bir.push((b.clone(), rt.root(o)));
+        }
+        Ok((g, fr, br, nr, sr, flr, bir))
     })();
-    let Ok((g, fr, br, nr, sr, flr)) = roots else {
+    let Ok((g, fr, br, nr, sr, flr, bir)) = roots else {
         return Err("MemoryError: cannot allocate the program's constants".into());
     };
     if th.collect_minor().is_err() {
@@ -372,6 +379,7 @@ fn allocate_constants(
         builtin_objs: br.iter().map(|&r| rt.get(r)).collect(),
         strs: sr.into_iter().map(|(s, r)| (s, rt.get(r))).collect(),
         floats: flr.into_iter().map(|(b, r)| (b, rt.get(r))).collect(),
+        bigs: bir.into_iter().map(|(b, r)| (b, rt.get(r))).collect(),
     };
     Ok((names, consts))
 }
@@ -548,7 +556,7 @@ impl JitState {
             }
         }
         let started = Started::now();
-        let func = self.build_ir(info, fid);
+        let func = self.build_ir(info, fid)?;
         if self.verify {
             verify(&self.jit, &func);
         }
@@ -564,7 +572,11 @@ impl JitState {
     }
 
     /// The Cranelift IR of program function `fid` (`<module>` for the number of functions).
-    fn build_ir(&mut self, info: &ProgramInfo, fid: usize) -> cranelift_codegen::ir::Function {
+    fn build_ir(
+        &mut self,
+        info: &ProgramInfo,
+        fid: usize,
+    ) -> Result<cranelift_codegen::ir::Function, JitError> {
         let program = &*info.program;
         let (arity, nlocals, body, cells, sig) = match program.functions.get(fid) {
             Some(f) => (
@@ -599,12 +611,12 @@ impl JitState {
             &mut FunctionBuilderContext,
             &mut Shared<'s>,
         ),
-    ) -> cranelift_codegen::ir::Function {
+    ) -> Result<cranelift_codegen::ir::Function, JitError> {
         let program = &*info.program;
         let mut func = self.jit.new_function(id, sig);
         let frontend = self.jit.isa().frontend_config();
         let mut sh = Shared {
-            module: self.jit.module(),
+            jit: &mut self.jit,
             helpers: &self.helpers,
             program,
             types: info.types,
@@ -622,11 +634,16 @@ impl JitState {
             quick: self.quick,
             func_ids: &self.funcs.ids,
             all_defined: self.all_defined,
+            verify: self.verify,
+            failed: None,
         };
         // A builder context per function: its memory is freed with it.
         let mut fbc = FunctionBuilderContext::new();
         build(&mut func, &mut fbc, &mut sh);
-        func
+        match sh.failed {
+            Some(e) => Err(e),
+            None => Ok(func),
+        }
     }
 
     /// Compiles program function `fid`, whose body is cut into the statement ranges `ranges`,
@@ -659,7 +676,7 @@ impl JitState {
                 assigned = FnCompiler::compile_fn_part(
                     func, fbc, sh, nlocals, &f.body, stmts, entry, fid as u32,
                 );
-            });
+            })?;
             if self.verify {
                 verify(&self.jit, &func);
             }
@@ -676,7 +693,7 @@ impl JitState {
             FnCompiler::compile_fn_parts(
                 func, fbc, sh, arity, nlocals, &f.body, &f.cells, &parts, fid as u32,
             )
-        });
+        })?;
         if self.verify {
             verify(&self.jit, &func);
         }
@@ -705,7 +722,7 @@ impl JitState {
             let id = self.jit.declare(&format!("<module>#{}", k + 1), &sig)?;
             let func = self.build_ir_with(info, id, sig.clone(), |func, fbc, sh| {
                 FnCompiler::compile(func, fbc, sh, 0, 0, stmts, &[], nfuncs as u32)
-            });
+            })?;
             if self.verify {
                 verify(&self.jit, &func);
             }
@@ -719,7 +736,7 @@ impl JitState {
         let main = self.funcs.main;
         let func = self.build_ir_with(info, main, sig, |func, fbc, sh| {
             FnCompiler::compile_parts(func, fbc, sh, &parts, nfuncs as u32)
-        });
+        })?;
         if self.verify {
             verify(&self.jit, &func);
         }
@@ -748,7 +765,7 @@ impl JitState {
                 split?;
                 continue;
             }
-            let func = self.build_ir(info, fid);
+            let func = self.build_ir(info, fid)?;
             if self.verify {
                 verify(&self.jit, &func);
             }
@@ -892,7 +909,7 @@ fn direct_call_targets(program: &Program) -> HashMap<usize, usize> {
 }
 
 /// `STMJIT_VERIFY`: Cranelift's verifier on a function; prints its errors.
-fn verify(jit: &stmjit_backend::Jit, func: &cranelift_codegen::ir::Function) {
+pub(crate) fn verify(jit: &stmjit_backend::Jit, func: &cranelift_codegen::ir::Function) {
     if let Err(e) = cranelift_codegen::verify_function(func, jit.isa().as_ref()) {
         eprintln!(
             "{}",

@@ -1,6 +1,6 @@
 //! The literals of a program: what its compiled code refers to as objects, which a
 //! compiler allocates before the code runs (LANGUAGE.md values are objects, and code embeds
-//! their references): str and float literals, and the names the program uses as
+//! their references): str, float and big int literals, and the names the program uses as
 //! attributes, methods and class members.
 
 use crate::ast::*;
@@ -15,6 +15,9 @@ pub struct Literals {
     pub floats: Vec<f64>,
     /// Names used as attributes, methods, class members and keyword arguments.
     pub names: Vec<String>,
+    /// Int literals beyond the tagged ints, negated or not
+    /// ([`crate::parser::big_literal_value`]).
+    pub bigs: Vec<num_bigint::BigInt>,
 }
 
 /// The literals of `program`.
@@ -122,6 +125,15 @@ impl Literals {
     }
 
     fn expr(&mut self, e: &Expr) {
+        if matches!(
+            e.kind,
+            ExprKind::Binary(BinOp::Add, ..) | ExprKind::Unary(..)
+        ) {
+            if let Some(v) = crate::parser::big_literal_value(e) {
+                self.bigs.push(v);
+                return;
+            }
+        }
         match &e.kind {
             ExprKind::Str(s) => self.strs.push(s.to_string()),
             ExprKind::Float(f) => self.floats.push(*f),
@@ -199,5 +211,30 @@ mod tests {
             l.names,
             vec!["upper".to_string(), "k".to_string(), "b".to_string()]
         );
+    }
+
+    /// Int literals beyond the tagged ints (below and beyond `u64`, negated, of many
+    /// leaves) are collected with their values; tagged ones, and expressions of the same
+    /// operators written by hand whose value is no literal's (a scale of more digits than
+    /// the leaves below it), are not.
+    #[test]
+    fn big_int_literals_are_collected_by_value() {
+        let lits = [
+            "4611686018427387904",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-123456789012345678901234567890123456789012345678901234567890",
+        ];
+        let src = format!(
+            "x = [{}]\ny = 4611686018427387903\nz = 1 * 10 ** 36 + 5\nw = 5 * 10 ** 18 + 5\n",
+            lits.join(", ")
+        );
+        let l = literals(&crate::parse(&src).unwrap());
+        let want: Vec<num_bigint::BigInt> = lits
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .chain(["5000000000000000005".parse().unwrap()])
+            .collect();
+        assert_eq!(l.bigs, want);
     }
 }

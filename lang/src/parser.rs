@@ -1945,6 +1945,64 @@ fn unsupported_word(word: &str) -> Option<&'static str> {
 /// Decimal digits per tagged leaf of a big literal (10^18 < 2^62).
 const BIG_LITERAL_CHUNK: usize = 18;
 
+/// The value of `e` if it is the expression the parser made of an int literal beyond the
+/// tagged ints (`(v >> 2) * 4 + (v & 3)`, [`big_literal`]'s tree), or its negation: a
+/// compiler may make it a constant object instead of code that computes it. Only those
+/// exact shapes, whose value is no larger than their source (each `10 ** k` as many digits
+/// as the leaves below it), so that no hand-written `2 * 10 ** 10 ** 9` is computed ahead.
+pub fn big_literal_value(e: &Expr) -> Option<num_bigint::BigInt> {
+    use num_bigint::BigInt;
+    let int = |e: &Expr| match e.kind {
+        ExprKind::Int(i) => Some(i),
+        _ => None,
+    };
+    /// A [`big_literal`] tree: its value and leaves.
+    fn tree(e: &Expr) -> Option<(BigInt, usize)> {
+        match &e.kind {
+            ExprKind::Int(i) if (0..10i64.pow(BIG_LITERAL_CHUNK as u32)).contains(i) => {
+                Some((BigInt::from(*i), 1))
+            }
+            ExprKind::Binary(BinOp::Add, high, low) => {
+                let ExprKind::Binary(BinOp::Mul, x, scale) = &high.kind else {
+                    return None;
+                };
+                let ExprKind::Binary(BinOp::Pow, ten, k) = &scale.kind else {
+                    return None;
+                };
+                if !matches!(ten.kind, ExprKind::Int(10)) {
+                    return None;
+                }
+                let ExprKind::Int(k) = k.kind else {
+                    return None;
+                };
+                let (y, ly) = tree(low)?;
+                if k <= 0 || k as usize != BIG_LITERAL_CHUNK * ly {
+                    return None;
+                }
+                let (x, lx) = tree(x)?;
+                Some((x * BigInt::from(10).pow(k as u32) + y, lx + ly))
+            }
+            _ => None,
+        }
+    }
+    if let ExprKind::Unary(UnaryOp::Neg, a) = &e.kind {
+        return big_literal_value(a).map(|v| -v);
+    }
+    let ExprKind::Binary(BinOp::Add, high, low) = &e.kind else {
+        return None;
+    };
+    if let ExprKind::Binary(BinOp::Mul, h, four) = &high.kind {
+        if let (Some(h), Some(4), Some(l @ 0..=3)) = (int(h), int(four), int(low)) {
+            // `Tok::Int` beyond the tagged ints.
+            return (1i64 << 60..1i64 << 62)
+                .contains(&h)
+                .then(|| BigInt::from(h) * 4 + l);
+        }
+    }
+    let (v, _) = tree(e)?;
+    (v >= BigInt::from(1u64 << 62)).then_some(v)
+}
+
 /// The expression computing the int literal of decimal `digits` beyond `u64`: a balanced tree
 /// `high * 10 ** k + low` over tagged 18-digit leaves (depth logarithmic in the length), so the
 /// interpreter and the JIT make the big int with their ordinary operators.

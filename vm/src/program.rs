@@ -150,6 +150,9 @@ pub struct Constants {
     pub strs: HashMap<String, Word>,
     /// Float literals by bits.
     pub floats: HashMap<u64, Word>,
+    /// Int literals beyond the tagged ints, by value
+    /// (`stmjit_lang::parser::big_literal_value`).
+    pub bigs: HashMap<num_bigint::BigInt, Word>,
 }
 
 impl Constants {
@@ -160,6 +163,7 @@ impl Constants {
             .chain(&self.builtin_objs)
             .chain(self.strs.values())
             .chain(self.floats.values())
+            .chain(self.bigs.values())
             .chain(std::iter::once(&self.globals))
             .copied()
     }

@@ -26,7 +26,7 @@ impl FnCompiler<'_, '_> {
             return r;
         }
         let id = self.sh.helpers[&helper];
-        let r = self.sh.module.declare_func_in_func(id, self.b.func);
+        let r = self.sh.jit.module().declare_func_in_func(id, self.b.func);
         self.refs.insert(helper, r);
         r
     }
@@ -43,7 +43,8 @@ impl FnCompiler<'_, '_> {
         if fid == self.func_idx as usize || self.sh.all_defined {
             let f = self
                 .sh
-                .module
+                .jit
+                .module()
                 .declare_func_in_func(self.sh.func_ids[fid], self.b.func);
             // cranelift-jit may place functions more than 2 GiB apart: an absolute address.
             self.b.func.dfg.ext_funcs[f].colocated = false;

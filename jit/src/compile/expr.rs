@@ -87,18 +87,18 @@ impl FnCompiler<'_, '_> {
                 if let Some(r) = self.const_display(Helper::NewDict, kvs, items.len(), e.span) {
                     return r;
                 }
-                let mark = self.temp_mark();
-                for (k, v) in items {
-                    let kv = self.expr(k);
-                    self.push_temp(kv);
-                    let vv = self.expr(v);
-                    self.push_temp(vv);
-                }
-                let p = self.slot_addr(mark);
+                let kvs: Vec<&Expr> = items.iter().flat_map(|(k, v)| [k, v]).collect();
+                let (mark, p, _) = self.eval_refs_into_temps(&kvs);
                 let n = self.b.ins().iconst(I64, items.len() as i64);
                 let r = self.call_checked(Helper::NewDict, &[self.ctx, p, n], e.span);
                 self.pop_temps(mark);
                 r
+            }
+            ExprKind::Unary(..) | ExprKind::Binary(BinOp::Add, ..)
+                if self.big_const(e).is_some() =>
+            {
+                let w = self.big_const(e).expect("checked");
+                self.b.ins().iconst(I64, w as i64)
             }
             ExprKind::Unary(op, a) => {
                 let v = self.expr(a);
@@ -1240,10 +1240,27 @@ impl FnCompiler<'_, '_> {
     /// Evaluates `items` left to right into fresh temporaries: the argument array of a
     /// helper taking `(argv, n)`. Returns the mark to pop them with, `argv` and `n`.
     pub(crate) fn eval_into_temps(&mut self, items: &[Expr]) -> (usize, Value, Value) {
+        let refs: Vec<&Expr> = items.iter().collect();
+        self.eval_refs_into_temps(&refs)
+    }
+
+    /// [`Self::eval_into_temps`] of expressions by reference. Many items are evaluated by
+    /// parts of a few hundred, each compiled on its own (`parts.rs`), so that compile memory
+    /// does not grow with the display (a display of 60 000 big ints took 5.3 GB).
+    pub(crate) fn eval_refs_into_temps(&mut self, items: &[&Expr]) -> (usize, Value, Value) {
         let mark = self.temp_mark();
-        for it in items {
-            let v = self.expr(it);
-            self.push_temp(v);
+        if self.items_by_parts(items.len()) {
+            for chunk in items.chunks(super::parts::ITEMS_PART) {
+                let start = self.temp_mark();
+                self.temps += chunk.len();
+                self.max_temps = self.max_temps.max(self.temps);
+                self.items_part(chunk, start);
+            }
+        } else {
+            for it in items {
+                let v = self.expr(it);
+                self.push_temp(v);
+            }
         }
         let p = self.slot_addr(mark);
         let n = self.b.ins().iconst(I64, items.len() as i64);

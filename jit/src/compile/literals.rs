@@ -2,7 +2,7 @@
 //!
 //! A display is compiled as its items evaluated into frame temporaries and one helper call
 //! with their address. When every item is a constant word (a small int or its negation, a
-//! bool, `None`, or a str or float literal: an old object allocated before any code, which
+//! bool, `None`, or a str, float or big int literal: an old object allocated before any code, which
 //! never moves), the words are known at compile time: they are kept in a table beside the code
 //! (`CodeTables::add_words`) and the helper is given its address, so the display costs a
 //! handful of IR instructions whatever its size, instead of two per item (a 1.2 M-entry dict
@@ -12,7 +12,7 @@
 
 use super::FnCompiler;
 use cranelift_codegen::ir::{types::I64, InstBuilder, Value};
-use stmjit_lang::ast::{Expr, ExprKind, UnaryOp};
+use stmjit_lang::ast::{BinOp, Expr, ExprKind, UnaryOp};
 use stmjit_lang::diag::Span;
 use stmjit_runtime::value::{FALSE, NONE, TRUE};
 use stmjit_vm::abi::{tagged_int, Helper};
@@ -29,7 +29,7 @@ impl FnCompiler<'_, '_> {
             // minimum (not a negated literal).
             ExprKind::Unary(UnaryOp::Neg, a) => match a.kind {
                 ExprKind::Int(i) => tagged_int(-i),
-                _ => return None,
+                _ => self.big_const(e)?,
             },
             ExprKind::Bool(v) => {
                 if *v {
@@ -41,8 +41,24 @@ impl FnCompiler<'_, '_> {
             ExprKind::None => NONE,
             ExprKind::Float(f) => *self.sh.consts.floats.get(&f.to_bits())?,
             ExprKind::Str(s) => *self.sh.consts.strs.get(&**s)?,
+            ExprKind::Binary(..) => self.big_const(e)?,
             _ => return None,
         })
+    }
+
+    /// The constant object of `e` if it is an int literal beyond the tagged ints, or its
+    /// negation (`stmjit_lang::parser::big_literal_value`): allocated before any code, like
+    /// str literals, instead of computed where it runs (three operations and their slow
+    /// paths per literal; a display of 60 000 of them was 118 MB of code).
+    pub(crate) fn big_const(&self, e: &Expr) -> Option<u64> {
+        if !matches!(
+            e.kind,
+            ExprKind::Binary(BinOp::Add, ..) | ExprKind::Unary(UnaryOp::Neg, _)
+        ) {
+            return None;
+        }
+        let v = stmjit_lang::parser::big_literal_value(e)?;
+        self.sh.consts.bigs.get(&v).copied()
     }
 
     /// A display of `n` items (`items`: their expressions in the order `helper` reads them,

@@ -94,8 +94,9 @@ pub const LOC_REGION_REPAIR: u32 = 6;
 
 /// What the compiler of one function needs from the program-level compiler.
 pub struct Shared<'a> {
-    /// The Cranelift module (helpers and functions declared in it).
-    pub module: &'a mut cranelift_jit::JITModule,
+    /// The code space (helpers and functions declared in its module); parts of the function
+    /// being compiled are compiled into it meanwhile (`parts.rs`).
+    pub jit: &'a mut stmjit_backend::Jit,
     /// What JIT code calls for each helper: its import, or its `preserve_all` stub.
     pub helpers: &'a HashMap<Helper, FuncId>,
     /// The program.
@@ -142,6 +143,10 @@ pub struct Shared<'a> {
     /// Every program function is defined before the code compiled now is finalized
     /// (`STMJIT_EAGER=1`, `--dump-asm`): a direct call names its callee by relocation.
     pub all_defined: bool,
+    /// `STMJIT_VERIFY=1`: the IR verifier runs on the parts compiled meanwhile too.
+    pub verify: bool,
+    /// The first error of compiling such a part: the function fails with it.
+    pub failed: Option<stmjit_backend::JitError>,
 }
 
 /// Above this many statements times locals, a function keeps its locals in frame slots
@@ -194,11 +199,15 @@ pub(crate) fn statements(body: &[stmjit_lang::ast::Stmt]) -> usize {
 pub(crate) enum FrameKind {
     /// Its own: pushed by its prologue, popped by its epilogue.
     Own,
-    /// Its caller's (a part of a huge function's body, `parts.rs`): its prologue takes the
-    /// frame as its second parameter and sets the shadow stack's top past its own
-    /// temporaries; a `return v` stores `v` in local slot `ret` (a fall off the end stores
-    /// `UNBOUND`) and the part returns `NONE` (or `ERR`).
-    Borrowed { ret: usize },
+    /// Its caller's (a part of a huge function's body or display, `parts.rs`): its prologue
+    /// takes the frame as its second parameter, zeroes the slots from `zero_from` on, and
+    /// sets the shadow stack's top past its own temporaries; a `return v` stores `v` in
+    /// local slot `ret` if any (a fall off the end stores `UNBOUND`) and the part returns
+    /// `NONE` (or `ERR`).
+    Borrowed {
+        ret: Option<usize>,
+        zero_from: usize,
+    },
 }
 
 /// What [`FnCompiler::compile_with`] compiles besides the code of the body.
@@ -219,6 +228,8 @@ pub(crate) struct Shape<'s> {
     pub frame: FrameKind,
     /// The locals definitely assigned at entry, when not just the parameters (a part).
     pub assigned: Option<Vec<bool>>,
+    /// Temporaries in use at entry (a part of a display: its caller's, and its items).
+    pub temps: usize,
 }
 
 /// Compiler of one function body.
@@ -320,6 +331,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             func_idx,
             frame: FrameKind::Own,
             assigned: None,
+            temps: 0,
         };
         Self::compile_with(func, fbc, sh, shape, |c| c.stmts(body));
     }
@@ -344,12 +356,19 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             func_idx,
             frame,
             assigned,
+            temps,
         } = shape;
         let b = FunctionBuilder::new(func, fbc);
         let mut c = FnCompiler::new(b, sh, arity, nlocals, body, func_idx);
         if let Some(a) = assigned {
             c.assigned = a;
         }
+        if frame != FrameKind::Own {
+            // A part reads and writes the locals where its caller keeps them.
+            c.locals_in_slots = true;
+        }
+        c.temps = temps;
+        c.max_temps = temps;
         let entry = c.b.create_block();
         c.b.append_block_params_for_function_params(entry);
         let body_block = c.b.create_block();
@@ -387,9 +406,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
                 c.epilogue();
                 c.prologue(entry, &params[1..], arity);
             }
-            FrameKind::Borrowed { ret } => {
+            FrameKind::Borrowed { ret, zero_from } => {
                 c.part_epilogue(ret);
-                c.part_prologue(entry, params[1]);
+                c.part_prologue(entry, params[1], zero_from);
             }
         }
         // Function entry: a poll (calls count against the budget too), restarting at the body;

@@ -24,13 +24,21 @@
 //! ([`fn_part_locals`]; a part that reaches its end stores `UNBOUND`), where the GC updates
 //! it, and the function returns it. The locals definitely assigned at the end of a part are
 //! those at the start of the next.
+//!
+//! A display (or argument list) of more than [`ITEMS_SPLIT_ABOVE`] items is evaluated by
+//! parts of [`ITEMS_PART`] items the same way ([`FnCompiler::items_part`]), compiled while
+//! the function is (each freed before the next): a part writes its items into temporaries
+//! of the function's frame that the function reserved (the slots below them stay live, and
+//! covered by the part's top), then the function makes the display from them as usual. Only
+//! outside `try`, `with` and `except`, whose error paths a part's error does not take.
 
 use super::{FnCompiler, FrameKind, Shape};
 use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, InstBuilder, Value};
 use cranelift_module::{FuncId, Module};
 use std::mem::offset_of;
 use std::ops::Range;
-use stmjit_lang::ast::{Stmt, StmtKind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use stmjit_lang::ast::{Expr, Stmt, StmtKind};
 use stmjit_runtime::ShadowStack;
 use stmjit_vm::abi::Helper;
 use stmjit_vm::{Ctx, ERR, RESTART, UNBOUND};
@@ -72,6 +80,16 @@ pub const FN_SPLIT_ABOVE: usize = 1024;
 
 /// The statements of a part of a function body, about (as [`MODULE_PART`]).
 pub const FN_PART: usize = 256;
+
+/// Items (of a display, or arguments) evaluated by parts when more than this
+/// ([`FnCompiler::items_by_parts`]).
+pub const ITEMS_SPLIT_ABOVE: usize = 512;
+
+/// The items each such part evaluates.
+pub const ITEMS_PART: usize = 256;
+
+/// Parts of displays made so far in this process (their names must differ).
+static ITEM_PARTS: AtomicUsize = AtomicUsize::new(0);
 
 /// The locals of the code of a function of `nlocals` locals compiled as parts: its own,
 /// then the slot a part stores a returned value in.
@@ -121,6 +139,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             func_idx,
             frame: FrameKind::Own,
             assigned: None,
+            temps: 0,
         };
         Self::compile_with(func, fbc, sh, shape, |c| {
             for &part in parts {
@@ -151,8 +170,12 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             emitted: stmts,
             cells: &[],
             func_idx,
-            frame: FrameKind::Borrowed { ret: nlocals - 1 },
+            frame: FrameKind::Borrowed {
+                ret: Some(nlocals - 1),
+                zero_from: nlocals,
+            },
             assigned: Some(assigned),
+            temps: 0,
         };
         Self::compile_with(func, fbc, sh, shape, |c| c.stmts(stmts))
     }
@@ -182,6 +205,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             func_idx,
             frame: FrameKind::Own,
             assigned: None,
+            temps: 0,
         };
         Self::compile_with(func, fbc, sh, shape, |c| {
             for &part in parts {
@@ -190,11 +214,90 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         });
     }
 
-    /// Calls the part `id` of the function's body with the frame; sets the shadow stack's
-    /// top back to this frame's; its error unwinds on; a value it returned (slot `ret` not
-    /// `UNBOUND`) is returned.
+    /// Calls the part `id` of the function's body with the frame ([`Self::call_borrowing`]);
+    /// a value it returned (slot `ret` not `UNBOUND`) is returned.
     fn call_fn_part(&mut self, id: FuncId, ret: usize) {
-        let f = self.sh.module.declare_func_in_func(id, self.b.func);
+        self.call_borrowing(id);
+        let v = self.load_slot(ret);
+        let returned = self.b.ins().icmp_imm(IntCC::NotEqual, v, UNBOUND as i64);
+        let next = self.b.create_block();
+        let ret_block = self.ret_block;
+        self.b
+            .ins()
+            .brif(returned, ret_block, &[v.into()], next, &[]);
+        self.b.switch_to_block(next);
+    }
+
+    /// Whether `n` items (of a display, or arguments) are evaluated here by parts
+    /// ([`Self::items_part`]): more than [`ITEMS_SPLIT_ABOVE`], and no `try`, `with` or
+    /// `except` open (whose error paths a part's error would have to take).
+    pub(crate) fn items_by_parts(&self, n: usize) -> bool {
+        n > ITEMS_SPLIT_ABOVE
+            && self.tries.is_empty()
+            && self.finallies.is_empty()
+            && self.handling.is_empty()
+            && self.with_depth == 0
+            && !self.in_float_generic
+    }
+
+    /// Evaluates `items` into the temporaries from `start` on (reserved by the caller, who
+    /// keeps the ones below live) by a part sharing this frame, compiled now into the code
+    /// space (the quick tier: it runs once per evaluation of the display), its compile
+    /// memory freed before this function goes on.
+    pub(crate) fn items_part(&mut self, items: &[&Expr], start: usize) {
+        let sig = self.sh.jit.signature(&[I64, I64], &[I64]);
+        let n = ITEM_PARTS.fetch_add(1, Ordering::Relaxed);
+        let name = match self.sh.program.functions.get(self.func_idx as usize) {
+            Some(f) => format!("f{}_{}#items{n}", self.func_idx, f.qualname),
+            None => format!("<module>#items{n}"),
+        };
+        let id = match self.sh.jit.declare(&name, &sig) {
+            Ok(id) => id,
+            Err(e) => {
+                self.sh.failed.get_or_insert(e);
+                return;
+            }
+        };
+        let mut func = self.sh.jit.new_function(id, sig);
+        {
+            let mut fbc = cranelift_frontend::FunctionBuilderContext::new();
+            let shape = Shape {
+                arity: 0,
+                nlocals: self.nlocals,
+                body: &[],
+                emitted: &[],
+                cells: &[],
+                func_idx: self.func_idx,
+                frame: FrameKind::Borrowed {
+                    ret: None,
+                    zero_from: start,
+                },
+                assigned: Some(self.assigned.clone()),
+                temps: start + items.len() - self.nlocals,
+            };
+            let line = self.line;
+            Self::compile_with(&mut func, &mut fbc, &mut *self.sh, shape, |c| {
+                c.at_line(line);
+                for (i, e) in items.iter().enumerate() {
+                    let v = c.expr(e);
+                    c.store_slot(start + i, v);
+                }
+            });
+        }
+        if self.sh.verify {
+            crate::program::verify(self.sh.jit, &func);
+        }
+        if let Err(e) = self.sh.jit.compile_code_quick(id, func) {
+            self.sh.failed.get_or_insert(e);
+            return;
+        }
+        self.call_borrowing(id);
+    }
+
+    /// Calls `id`, a part of this function sharing its frame, with the frame; sets the shadow
+    /// stack's top back to this frame's; its error unwinds on (or restarts, in the opener).
+    fn call_borrowing(&mut self, id: FuncId) {
+        let f = self.sh.jit.module().declare_func_in_func(id, self.b.func);
         // As `call_part`.
         self.b.func.dfg.ext_funcs[f].colocated = false;
         self.spill_locals();
@@ -216,19 +319,11 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             .store(super::mf(), top, ss, offset_of!(ShadowStack, top) as i32);
         self.reload_locals();
         self.propagate(r);
-        let v = self.load_slot(ret);
-        let returned = self.b.ins().icmp_imm(IntCC::NotEqual, v, UNBOUND as i64);
-        let next = self.b.create_block();
-        let ret_block = self.ret_block;
-        self.b
-            .ins()
-            .brif(returned, ret_block, &[v.into()], next, &[]);
-        self.b.switch_to_block(next);
     }
 
     /// Calls the part `id` of the module body; its error unwinds on.
     fn call_part(&mut self, id: FuncId) {
-        let f = self.sh.module.declare_func_in_func(id, self.b.func);
+        let f = self.sh.jit.module().declare_func_in_func(id, self.b.func);
         // cranelift-jit may place functions more than 2 GiB apart: call through an absolute
         // address.
         self.b.func.dfg.ext_funcs[f].colocated = false;
