@@ -71,17 +71,41 @@ fn transactions(t: &Value) -> Vec<&Value> {
         .collect()
 }
 
-/// Every transaction slice is a complete event with an outcome; on each track they follow
-/// one another without overlapping; every aborted one says why.
+/// A transaction's arg `key`, or its default, which the file's metadata states
+/// (`otherData.arg_defaults`: the writer leaves out args that have their default value).
+fn arg<'a>(t: &'a Value, e: &'a Value, key: &str) -> &'a Value {
+    e["args"].get(key).unwrap_or_else(|| {
+        t["otherData"]["arg_defaults"]
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key} and no default for it: {e}"))
+    })
+}
+
+/// Every transaction slice is a complete event with an outcome (named by it too); on each
+/// track they follow one another without overlapping; every aborted one says why and has
+/// an id; a committed one is inevitable exactly when its name says so.
 fn check_tracks(t: &Value) {
     let mut by_tid: HashMap<u64, Vec<(f64, f64)>> = HashMap::new();
     for e in transactions(t) {
         assert_eq!(e["ph"], "X", "{e}");
         let a = &e["args"];
-        match a["outcome"].as_str() {
-            Some("committed") => assert!(a.get("abort_cause").is_none(), "{e}"),
-            Some("aborted") => assert!(a["abort_cause"].is_string(), "{e}"),
+        let name = e["name"].as_str().unwrap();
+        match arg(t, e, "outcome").as_str() {
+            Some("committed") => {
+                assert!(a.get("abort_cause").is_none(), "{e}");
+                assert!(name.starts_with("committed"), "{e}");
+                let inevitable = name == "committed (inevitable)";
+                assert_eq!(arg(t, e, "inevitable").as_bool(), Some(inevitable), "{e}");
+            }
+            Some("aborted") => {
+                assert!(a["abort_cause"].is_string(), "{e}");
+                assert!(name.starts_with("aborted"), "{e}");
+                assert!(a["id"].is_string(), "{e}");
+            }
             _ => panic!("no outcome: {e}"),
+        }
+        for k in ["bytes_written", "pages_privatized"] {
+            assert!(arg(t, e, k).is_u64(), "{k}: {e}");
         }
         assert!(a["segment"].as_u64().is_some_and(|s| s >= 1), "{e}");
         let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
@@ -125,7 +149,7 @@ fn transactions_in_the_trace_are_the_commits_and_aborts_counted() {
     assert_eq!(txs.len() as u64, counted, "{}", r.stats);
     let committed = txs
         .iter()
-        .filter(|e| e["args"]["outcome"] == "committed")
+        .filter(|e| arg(&r.trace, e, "outcome") == "committed")
         .count();
     assert_eq!(Some(committed as u64), r.stats["commits"].as_u64());
     check_tracks(&r.trace);
@@ -218,6 +242,16 @@ fn conflicts_have_arrows_and_both_sides() {
                 assert_eq!(c["read_at"]["text"], "s += box.n", "{e}");
             }
             assert!(c["winner"].is_string() && c["object"].is_string(), "{e}");
+        }
+        // Each winner is found by its id: a transaction of the trace (kept: this run is
+        // far below the caps) has it.
+        let ids: Vec<&Value> = transactions(&r.trace)
+            .into_iter()
+            .filter_map(|e| e["args"].get("id"))
+            .collect();
+        for e in &conflicted {
+            let w = &e["args"]["conflict"]["winner"];
+            assert!(ids.contains(&w), "winner {w} of {e} has no slice");
         }
         let mut flows: HashMap<u64, (Option<u64>, Option<u64>)> = HashMap::new();
         for e in events(&r.trace).iter().filter(|e| e["cat"] == "conflict") {

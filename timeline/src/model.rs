@@ -127,7 +127,8 @@ struct RawEvent<'a> {
     args: Option<RawArgs<'a>>,
 }
 
-/// The `args` fields drawn: a transaction's outcome, a track's name and sort index.
+/// The `args` fields drawn: a transaction's outcome (absent: committed, its default, which
+/// the writer leaves out), a track's name and sort index.
 #[derive(Deserialize)]
 struct RawArgs<'a> {
     #[serde(default, borrow)]

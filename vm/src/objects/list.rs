@@ -156,10 +156,24 @@ impl Runtime {
         self.st(l, LIST_LEN, n - 1);
         Ok(v)
     }
-    /// All items of a list.
+    /// All items of a list: one read barrier on the list, and one per granule of its items
+    /// (item by item it was a barrier on the list per item and on the granule per item;
+    /// with read sites recorded, `--stats` and `--trace`, each barrier stores a site too).
     pub fn list_items(&self, l: Word) -> Vec<Word> {
-        let n = self.list_len(l);
-        (0..n).map(|i| self.list_get(l, i)).collect()
+        self.rb(l);
+        let n = self.ld(l, LIST_LEN);
+        let arr = self.ld(l, LIST_ITEMS);
+        let mut granule = u64::MAX;
+        (0..n)
+            .map(|i| {
+                let off = ARRAY_DATA + 8 * i;
+                if (arr + off) >> stmjit_runtime::layout::MARKER_SHIFT != granule {
+                    granule = (arr + off) >> stmjit_runtime::layout::MARKER_SHIFT;
+                    self.rb(arr + off);
+                }
+                self.ld(arr, off)
+            })
+            .collect()
     }
     /// Replaces all items of a list.
     pub fn list_replace(&mut self, l: Word, items: &[Word]) -> R<()> {
