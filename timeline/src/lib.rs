@@ -4,9 +4,9 @@
 //! arrows from the winning transaction to the one it aborted, a time axis and a legend.
 //!
 //! It reads the Chrome trace-event JSON that `stmjit run --trace` writes (so
-//! `stmjit timeline FILE.json` draws a saved trace, and `stmjit run --timeline` draws the
-//! same JSON from memory); no other stmjit crate is needed, nothing here knows about
-//! segments or JIT code.
+//! `stmjit timeline FILE.json` draws a saved trace), or takes a [`Trace`] built from a run's
+//! records (`stmjit run --timeline`, the same picture without the JSON in memory); no other
+//! stmjit crate is needed, nothing here knows about segments or JIT code.
 //!
 //! Readable from 2 to 64 threads (row height shrinks with the count) and for long runs: a
 //! block narrower than a pixel is not drawn alone; its time goes to its pixel column's

@@ -18,8 +18,9 @@ pub struct Tx {
     pub aborted: bool,
     /// When it became inevitable, if it did.
     pub inevitable_from: Option<f64>,
-    /// Its slice's name (outcome and abort cause), for the block's tooltip.
-    pub name: String,
+    /// Its slice's name (outcome and abort cause), for the block's tooltip: borrowed when
+    /// the trace is drawn from a run's records (a few names for a million transactions).
+    pub name: Cow<'static, str>,
 }
 
 /// A wait or a collection (times in µs).
@@ -32,7 +33,7 @@ pub struct Span {
     /// Garbage collection (otherwise a wait).
     pub gc: bool,
     /// What it was (`minor collection`, `waiting for a segment`, ...).
-    pub name: String,
+    pub name: Cow<'static, str>,
 }
 
 /// One thread's track.
@@ -74,6 +75,19 @@ pub struct Conflict {
     pub to_row: usize,
     /// Time of the abort (µs).
     pub to_t: f64,
+}
+
+impl Conflict {
+    /// The order in which they are drawn (and sampled): by the time of the abort, then by
+    /// every other field, so that the same conflicts give the same picture whatever order
+    /// they were found in (from a file's flow events, or from a run's records).
+    pub fn order(a: &Conflict, b: &Conflict) -> std::cmp::Ordering {
+        a.to_t
+            .total_cmp(&b.to_t)
+            .then(a.to_row.cmp(&b.to_row))
+            .then(a.from_row.cmp(&b.from_row))
+            .then(a.from_t.total_cmp(&b.from_t))
+    }
 }
 
 /// A whole trace, ready to draw.
@@ -233,7 +247,7 @@ pub fn read(json: &[u8]) -> Result<Trace, String> {
                             .and_then(|a| a.outcome.as_deref())
                             .is_some_and(|o| o == "aborted"),
                         inevitable_from: None,
-                        name: e.name.into_owned(),
+                        name: Cow::Owned(e.name.into_owned()),
                     }),
                     // The inevitable period of the transaction just before it on its track.
                     "inevitable" => {
@@ -247,7 +261,7 @@ pub fn read(json: &[u8]) -> Result<Trace, String> {
                         start,
                         end,
                         gc: cat == "gc",
-                        name: e.name.into_owned(),
+                        name: Cow::Owned(e.name.into_owned()),
                     }),
                 }
             }
@@ -286,7 +300,7 @@ pub fn read(json: &[u8]) -> Result<Trace, String> {
             })
         })
         .collect();
-    conflicts.sort_by(|a, b| a.to_t.total_cmp(&b.to_t));
+    conflicts.sort_by(Conflict::order);
     Ok(Trace {
         program: other.program,
         segments: other.segments,
