@@ -511,9 +511,9 @@ pub struct InstanceObj {
 pub const HASH_UNSET: i64 = i64::MIN;
 
 /// How an instance hashes, by CPython's rules for its class: a class that defines
-/// `__hash__` uses it (`__hash__ = None` makes it unhashable); one that defines `__eq__`
-/// without `__hash__` is unhashable; otherwise the nearest base decides, and without any
-/// an instance hashes by identity (and is equal only to itself).
+/// `__hash__` uses it (`__hash__ = None` makes it unhashable: what a class body that
+/// defines `__eq__` without `__hash__` gets, see the parser); otherwise the nearest base
+/// decides, and without any an instance hashes by identity (and is equal only to itself).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HashKind {
     Identity,
@@ -533,9 +533,6 @@ impl ClassObj {
                         Value::None => HashKind::Unhashable,
                         _ => HashKind::Custom,
                     };
-                }
-                if attrs.iter().any(|(n, _)| n == "__eq__") {
-                    return HashKind::Unhashable;
                 }
             }
             match class.base.as_deref() {

@@ -81,16 +81,21 @@ impl Runtime {
     }
 
     /// How instances of class `cls` hash (CPython's rules, see [`HashKind`]), cached per
-    /// thread by class id (a class's `__hash__` and `__eq__` are read once).
+    /// thread by class id with the class table's epoch read before the lookup: an
+    /// assignment of a class attribute (`C.__hash__ = f`, `setattr(C, "__eq__", g)`) moves
+    /// the epoch when it runs and when its transaction ends (`class_table`), so no answer
+    /// from before it is used after.
     pub fn class_hash_kind(&self, cls: Word) -> R<HashKind> {
         self.rb(cls);
         let id = self.ld(cls, offset_of!(crate::objects::ClassObj, class_id) as u64) as usize;
-        if let Some(&Some(k)) = self.hash_kinds.borrow().get(id) {
-            return Ok(k);
+        let epoch = self.info.classes.epoch();
+        if let Some(&Some((e, k))) = self.hash_kinds.borrow().get(id) {
+            if e == epoch {
+                return Ok(k);
+            }
         }
         let names = &self.info.names;
-        let key = |n: &str| names.id(n).map(|id| names.str_obj(id));
-        let (hk, ek) = (key("__hash__"), key("__eq__"));
+        let hk = names.id("__hash__").map(|id| names.str_obj(id));
         let mut c = cls;
         let kind = loop {
             self.rb(c);
@@ -104,11 +109,6 @@ impl Runtime {
                     };
                 }
             }
-            if let Some(e) = ek.filter(|&k| k != crate::UNBOUND) {
-                if self.dict_get(attrs, e)?.is_some() {
-                    break HashKind::Unhashable;
-                }
-            }
             c = self.ld(c, offset_of!(crate::objects::ClassObj, base) as u64);
             if c == NONE {
                 break HashKind::Identity;
@@ -118,7 +118,7 @@ impl Runtime {
         if kinds.len() <= id {
             kinds.resize(id + 1, None);
         }
-        kinds[id] = Some(kind);
+        kinds[id] = Some((epoch, kind));
         Ok(kind)
     }
 

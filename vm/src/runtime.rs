@@ -74,8 +74,9 @@ pub struct Runtime {
     /// The runtime records read sites (`--stats`, see `stmjit_runtime::readsites`): [`Runtime::rb`]
     /// stores the operation's site beside each read marker.
     pub record_reads: bool,
-    /// How the instances of each class hash, by class id, once asked (`hashing.rs`).
-    pub hash_kinds: std::cell::RefCell<Vec<Option<crate::hashing::HashKind>>>,
+    /// How the instances of each class hash, by class id, once asked, with the class
+    /// table epoch of the answer (`hashing.rs`).
+    pub hash_kinds: std::cell::RefCell<Vec<Option<(u64, crate::hashing::HashKind)>>>,
     /// The identity numbers this thread may give next, `[next, end)` (`hashing.rs`: taken
     /// from the program-wide counter in blocks, so making closures does not contend).
     pub idents: Cell<(i64, i64)>,
