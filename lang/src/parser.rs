@@ -1004,9 +1004,8 @@ impl Parser {
         // As CPython's `type()`: a class body that defines `__eq__` and not `__hash__` gets
         // `__hash__ = None` (its instances are unhashable; assigning `__eq__` later does not
         // change that, assigning `__hash__` does).
-        let defines = |n: &str| {
-            methods.iter().any(|(m, _)| m == n) || attrs.iter().any(|(a, _)| a == n)
-        };
+        let defines =
+            |n: &str| methods.iter().any(|(m, _)| m == n) || attrs.iter().any(|(a, _)| a == n);
         if defines("__eq__") && !defines("__hash__") {
             attrs.push((
                 "__hash__".to_string(),

@@ -105,12 +105,7 @@ impl Runtime {
     /// Makes the pending error final: its transaction inevitable (see [`Runtime::raise`]);
     /// false if it was aborted instead.
     pub(crate) fn error_may_stand(&mut self) -> bool {
-        // SAFETY: th is this thread's live handle.
-        if let Err(a) = unsafe { (*self.th).become_inevitable() } {
-            self.note_abort(a);
-            return false;
-        }
-        true
+        self.make_inevitable().is_ok()
     }
 
     /// Raises the exception object `obj` (an exception instance) with an empty trace.
@@ -120,7 +115,15 @@ impl Runtime {
         }
         let m = self.mark();
         let r = self.root(obj);
-        let ok = self.error_may_stand();
+        // A `StopIteration` raised while an iteration calls `__next__` ends the iteration
+        // (`Runtime::user_next` takes it), or a handler inside `__next__` does: it never
+        // leaves the program, so it needs no inevitability (a doomed transaction that
+        // raised it only because of what it read aborts at its commit as ever).
+        let stop = self.tx.in_next > 0 && {
+            let cls = self.info.consts.builtin_objs[builtin_index(exceptions::STOP_ITERATION)];
+            self.is_subclass(self.class_of(obj), cls)
+        };
+        let ok = stop || self.error_may_stand();
         let obj = self.get(r);
         self.release(m);
         if ok {

@@ -62,7 +62,12 @@ impl Special for VmSpecial {
             roots.push(rt.root(w));
         }
         let words: Vec<Word> = roots.iter().map(|&r| rt.get(r)).collect();
+        // `__next__` is called here only by iterations (`special::next_of`), which take a
+        // `StopIteration` (see `Runtime::user_next`).
+        let next = name == "__next__";
+        rt.tx.in_next += next as u32;
         let r = call_value(self.ctx, rt.get(rf), &words);
+        rt_of(self.ctx).tx.in_next -= next as u32;
         if r == ERR {
             return Some(Err(already_raised()));
         }
@@ -147,7 +152,10 @@ impl Runtime {
     /// The next item of an instance's iterator by its `__next__`, or [`crate::UNBOUND`] when
     /// it raised `StopIteration` (then no longer pending).
     pub(crate) fn user_next(&mut self, it: Word) -> R<Word> {
-        match self.call_special(it, "__next__", &[]) {
+        self.tx.in_next += 1;
+        let r = self.call_special(it, "__next__", &[]);
+        self.tx.in_next -= 1;
+        match r {
             Ok(Some(x)) => Ok(x),
             Ok(None) => {
                 let mut memo = Memo::peek();

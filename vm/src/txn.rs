@@ -142,6 +142,9 @@ pub struct ThreadTx {
     /// A thread to wait for, outside any transaction, before the next one begins: set by a
     /// `join` inside an atomic block that aborted its transaction to run after the thread.
     pub wait_for_thread: Option<usize>,
+    /// Calls of `__next__` by iterations ([`Runtime::user_next`]) running now: a
+    /// `StopIteration` raised meanwhile does not make the transaction inevitable.
+    pub in_next: u32,
     /// The running transaction assigned a class attribute: it bypasses the method caches,
     /// and its commit forgets them (see [`super::class_table::ClassTable`]).
     pub class_changed: bool,
@@ -158,6 +161,7 @@ impl Default for ThreadTx {
     fn default() -> ThreadTx {
         ThreadTx {
             aborting: false,
+            in_next: 0,
             started: None,
             abort_site: None,
             pending_key: None,
