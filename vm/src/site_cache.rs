@@ -5,18 +5,25 @@
 //! each miss runs a helper that looks the class up again. [`WAYS`] entries per site keep
 //! such sites on the inline path.
 //!
-//! Each entry is one word, `class id << 32 | payload` (an attribute slot index, or the
-//! function id of a method), so a thread filling an entry while another reads it never
-//! leaves a torn pair: JIT code reads each entry with one aligned load. JIT code compares
-//! the entries in order, the first one inline right after the class id load; the others on
-//! out-of-line blocks (see `compile::sites`).
+//! Each entry is one word, `payload << 32 | class id` (the payload an attribute slot index,
+//! or the function id of a method), so a thread filling an entry while another reads it
+//! never leaves a torn pair: JIT code reads each entry with one aligned load. JIT code
+//! compares the entries in order, the first one inline right after the class id load; the
+//! others on out-of-line blocks (see `compile::sites`). The class id in the low half lets
+//! that compare be a 32-bit `cmp` of the loaded word's low half (no shift), and the payload
+//! is one shift.
+
+/// The class id of entry word `w`.
+fn class_of(w: u64) -> u64 {
+    w & 0xffff_ffff
+}
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Entries per site.
 pub const WAYS: usize = 4;
 
-/// An unused entry: its class id (`u32::MAX`) matches no class.
+/// An unused entry: its class id (`u32::MAX`, the low half) matches no class.
 pub const EMPTY: u64 = u64::MAX;
 
 /// The entries of one site. Boxed by its owner: JIT code embeds its address.
@@ -35,7 +42,7 @@ impl SiteCache {
     pub fn get(&self, class_id: u64) -> Option<u64> {
         self.0.iter().find_map(|e| {
             let w = e.load(Relaxed);
-            (w >> 32 == class_id).then_some(w & 0xffff_ffff)
+            (class_of(w) == class_id).then_some(w >> 32)
         })
     }
 
@@ -44,7 +51,7 @@ impl SiteCache {
     pub fn has_room(&self, class_id: u64) -> bool {
         self.0.iter().any(|e| {
             let w = e.load(Relaxed);
-            w == EMPTY || w >> 32 == class_id
+            w == EMPTY || class_of(w) == class_id
         })
     }
 
@@ -53,11 +60,14 @@ impl SiteCache {
     /// of more classes than [`WAYS`] write its cache line in turn at every call, and it
     /// would miss as often.
     pub fn insert(&self, class_id: u64, payload: u64) {
-        debug_assert!(class_id < u64::from(u32::MAX) && payload <= u64::from(u32::MAX));
-        let word = class_id << 32 | payload;
+        // A class id or payload past 32 bits is never cached: JIT code compares 32 bits.
+        if class_id >= u64::from(u32::MAX) || payload > u64::from(u32::MAX) {
+            return;
+        }
+        let word = payload << 32 | class_id;
         for e in &self.0 {
             let w = e.load(Relaxed);
-            if w >> 32 == class_id {
+            if class_of(w) == class_id {
                 if w != word {
                     e.store(word, Relaxed);
                 }
@@ -101,6 +111,10 @@ mod tests {
         assert_eq!(c.get(0), Some(11));
         c.clear();
         assert_eq!(c.get(0), None);
+        // Ids past 32 bits are not cached (JIT code compares the low halves).
+        c.insert(1 << 32 | 5, 1);
+        assert_eq!(c.get(5), None);
+        assert_eq!(c.get(1 << 32 | 5), None);
         assert!(c.has_room(99));
     }
 }

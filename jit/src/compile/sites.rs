@@ -14,7 +14,7 @@ use stmjit_vm::objects::{ArrayObj, ClassObj, InstanceObj, ARRAY_DATA};
 use stmjit_vm::site_cache::WAYS;
 
 impl FnCompiler<'_, '_> {
-    /// A new attribute-site cache (filled by the helpers with `class id << 32 | slot`).
+    /// A new attribute-site cache (filled by the helpers with `slot << 32 | class id`).
     pub(crate) fn attr_site(&mut self) -> i64 {
         self.sh.code.new_attr_site() as i64
     }
@@ -26,20 +26,29 @@ impl FnCompiler<'_, '_> {
         self.class_id_loads(o)
     }
 
-    /// The class id of instance `o` (two loads).
+    /// The class id of instance `o` (two loads), as an `i32` (ids are below `u32::MAX`).
     fn class_id_loads(&mut self, o: Value) -> Value {
         let ca = self.seg_addr(o);
         let cls = self
             .b
             .ins()
             .load(I64, mf(), ca, offset_of!(InstanceObj, class) as i32);
-        let ia = self.seg_addr(cls);
-        self.b
-            .ins()
-            .load(I64, mf(), ia, offset_of!(ClassObj, class_id) as i32)
+        self.class_id_of_class(cls)
     }
 
-    /// Compares class id `cid` with the entries of the site cache at `cache`, in order:
+    /// The class id of class `cls` as an `i32`: the low half of the little-endian word.
+    fn class_id_of_class(&mut self, cls: Value) -> Value {
+        let ia = self.seg_addr(cls);
+        self.b.ins().load(
+            ir::types::I32,
+            mf(),
+            ia,
+            offset_of!(ClassObj, class_id) as i32,
+        )
+    }
+
+    /// Compares class id `cid` (an `i32`) with the entries of the site cache at `cache`
+    /// (their low halves: a 32-bit compare), in order:
     /// continues with the matching entry word in a new block, or branches to `slow`. The
     /// first comparison is inline; the others are out of line, so a monomorphic site pays
     /// one load and one compare.
@@ -53,7 +62,7 @@ impl FnCompiler<'_, '_> {
         let cp = self.b.ins().iconst(I64, cache);
         for way in 0..WAYS {
             let word = self.b.ins().load(I64, mf(), cp, 8 * way as i32);
-            let want = self.b.ins().ushr_imm(word, 32);
+            let want = self.b.ins().ireduce(ir::types::I32, word);
             let same = self.b.ins().icmp(IntCC::Equal, cid, want);
             if way + 1 == WAYS {
                 self.b.ins().brif(same, hit, &[word.into()], slow, &[]);
@@ -71,11 +80,9 @@ impl FnCompiler<'_, '_> {
         self.b.block_params(hit)[0]
     }
 
-    /// The payload (low half) of a cache entry word: a 32-bit move (`band` with
-    /// `0xffff_ffff` would load its mask from memory).
+    /// The payload (high half) of a cache entry word: one shift.
     fn payload(&mut self, word: Value) -> Value {
-        let low = self.b.ins().ireduce(ir::types::I32, word);
-        self.b.ins().uextend(I64, low)
+        self.b.ins().ushr_imm(word, 32)
     }
 
     /// Inline instance-slot access through the site cache: branches to `slow` unless `o`
@@ -221,11 +228,7 @@ impl FnCompiler<'_, '_> {
         let f = self.load_slot(ft);
         self.expect_type(f, self.sh.types.class.0, slow);
         // No read barrier: a class's id never changes.
-        let fa = self.seg_addr(f);
-        let cid = self
-            .b
-            .ins()
-            .load(I64, mf(), fa, offset_of!(ClassObj, class_id) as i32);
+        let cid = self.class_id_of_class(f);
         let word = self.probe_site(cid, cache, slow);
         let payload = self.payload(word);
         let nslots = self.b.ins().band_imm(payload, CLASS_SITE_SLOTS as i64);
