@@ -395,3 +395,37 @@ fn list_methods_are_inline_and_constant_multiplies_fuse() {
     assert!(triple.contains("imul"), "{triple}");
     assert!(!triple.contains("seto"), "{triple}");
 }
+
+const ATTR_PROGRAM: &str = "\
+class P:
+    def __init__(self):
+        self.x = 1
+        self.y = 2
+
+def g(p):
+    return p.x + p.y
+
+print(g(P()))
+";
+
+/// The barriers of one region share one load of the read version: `p.x` stores the read
+/// markers of `p` and then of its slots array with one load of the version before both.
+#[test]
+fn barriers_of_a_region_share_the_read_version() {
+    let (out, text) = run_source(ATTR_PROGRAM, &[], "readversion");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "3\n");
+    let g = function(&text, "g");
+    let events: Vec<&str> = g
+        .lines()
+        .filter_map(|l| {
+            if l.contains("; read version") {
+                Some("load")
+            } else if l.contains("read barrier: read-marker store") {
+                Some("store")
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(events[..3], ["load", "store", "store"], "{g}");
+}

@@ -79,6 +79,11 @@ pub(crate) struct Marks {
     /// only an instance read in this transaction keeps its slots array while a write-barrier
     /// slow path pauses (another segment's commit changing it would doom us).
     pub(super) written: Vec<usize>,
+    /// The segment's read version, loaded earlier in the region: a later barrier of the
+    /// region reuses it (the version changes only at a transaction boundary, which only a
+    /// call makes, and a call clears the marks). Never carried into a join, where the value
+    /// does not dominate ([`FnCompiler::enter_join`]).
+    pub(super) read_version: Option<Value>,
 }
 
 impl Marks {
@@ -86,6 +91,7 @@ impl Marks {
     pub(super) fn clear(&mut self) {
         self.read.clear();
         self.written.clear();
+        self.read_version = None;
     }
 
     /// Local `l` is assigned: it may hold another object now.
@@ -102,15 +108,26 @@ impl FnCompiler<'_, '_> {
         let base = self.b.ins().get_pinned_reg(I64);
         self.b.ins().iadd(base, off)
     }
-    /// The segment's read version (a byte of the segment-info page).
+    /// The segment's read version (a byte of the segment-info page): loaded once per region
+    /// (see [`Marks::read_version`]).
     pub(crate) fn read_version(&mut self) -> Value {
+        let in_region = self.region.block.is_some() && self.region.block == self.b.current_block();
+        if in_region {
+            if let Some(rv) = self.region.marks.read_version {
+                return rv;
+            }
+        }
         let off = self.b.ins().iconst(
             I64,
             (stmjit_runtime::INFO_OFFSET
                 + offset_of!(stmjit_runtime::SegmentInfo, read_version) as u64) as i64,
         );
         let a = self.seg_addr(off);
-        self.b.ins().load(I8, ir::MemFlagsData::trusted(), a, 0)
+        let rv = self.b.ins().load(I8, ir::MemFlagsData::trusted(), a, 0);
+        if in_region {
+            self.region.marks.read_version = Some(rv);
+        }
+        rv
     }
     /// Read barrier: `mov byte gs:[addr >> 4], rv`; when the runtime records read sites
     /// (`--stats`), also the site of `span` in the read-site table (see
@@ -253,7 +270,9 @@ impl FnCompiler<'_, '_> {
     }
     /// Enters the join `done` of a fast path whose end had `marks`, every other edge having
     /// been repaired ([`Self::repair_region`]): the region goes on there.
-    pub(crate) fn enter_join(&mut self, done: Block, marks: Marks) {
+    pub(crate) fn enter_join(&mut self, done: Block, mut marks: Marks) {
+        // Loaded on the fast path only: it does not dominate the join.
+        marks.read_version = None;
         self.b.switch_to_block(done);
         self.local_of.clear();
         self.region = Region {
