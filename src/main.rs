@@ -14,6 +14,11 @@
 //! loop or call); `STMJIT_NURSERY=BYTES` the nursery size.
 
 use clap::{Parser, Subcommand};
+
+/// An allocation failure while compiling ends the run as a `MemoryError` (exit status 1),
+/// not an abort (see `stmjit_jit::oom`).
+#[global_allocator]
+static ALLOC: stmjit_jit::oom::ExitWhileCompiling = stmjit_jit::oom::ExitWhileCompiling;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -367,19 +367,7 @@ fn a_huge_module_body_compiles_in_bounded_memory() {
 fn runs_in_bounded_memory(src: &str, name: &str, extra: u64) {
     std::fs::write(dir().join("tiny.lang"), "print(1)\n").unwrap();
     std::fs::write(dir().join(format!("{name}.lang")), src).unwrap();
-    let ok = |name: &str, mib: u64| {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "ulimit -v {} && exec \"$0\" run --threads 1 {name}.lang",
-                mib << 10
-            ))
-            .arg(env!("CARGO_BIN_EXE_stmjit"))
-            .current_dir(dir())
-            .stdin(Stdio::null())
-            .output()
-            .expect("start sh")
-    };
+    let ok = limited;
     // An upper bound that runs anything here (the reservation follows the machine's memory
     // unless the limit is lower; then 4 GiB segments).
     let mut hi = 16 << 10;
@@ -469,4 +457,51 @@ fn the_listing_of_a_huge_function_shows_its_parts() {
         assert_eq!(*f, format!("{parent}#{}", k + 1), "{functions:?}");
     }
     assert_eq!(parts.len() + 1, functions.len(), "{functions:?}");
+}
+
+/// Compiling under too little memory is a `MemoryError`: a function of 1 000 lines (one
+/// piece: about 60 MB to compile) run with 4 to 24 MiB more address space than a program of
+/// one statement either runs or exits 1 with `error: MemoryError: out of memory while
+/// compiling`, never killed by `SIGABRT` (the allocator's failure in Cranelift aborted the
+/// process, exit status 134), and the smallest limit is such an error.
+#[test]
+fn compiling_out_of_memory_is_a_memory_error() {
+    std::fs::write(dir().join("tiny.lang"), "print(1)\n").unwrap();
+    let src = function_body(1_000) + "print(big(10 ** 9, 1))\n";
+    std::fs::write(dir().join("oom.lang"), src).unwrap();
+    let mut hi = 16 << 10;
+    while limited("tiny", hi).status.code() != Some(0) {
+        hi *= 2;
+        assert!(hi < 1 << 24, "print(1) does not run under any limit");
+    }
+    let base = min_limit("tiny", 0, hi);
+    let mut errors = 0;
+    for extra in [4, 8, 12, 16, 24] {
+        let out = limited("oom", base + extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => {}
+            Some(1) => {
+                assert!(err.contains("error: MemoryError: "), "{err}");
+                errors += 1;
+            }
+            _ => panic!("base + {extra} MiB: {:?}\n{err}", out.status),
+        }
+    }
+    assert!(errors > 0, "no limit was too small");
+}
+
+/// `stmjit run --threads 1 NAME.lang` under `ulimit -v` of `mib` MiB.
+fn limited(name: &str, mib: u64) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {} && exec \"$0\" run --threads 1 {name}.lang",
+            mib << 10
+        ))
+        .arg(env!("CARGO_BIN_EXE_stmjit"))
+        .current_dir(dir())
+        .stdin(Stdio::null())
+        .output()
+        .expect("start sh")
 }

@@ -63,6 +63,7 @@ pub mod gs_rewrite;
 pub mod ir_check;
 pub mod isa;
 pub mod module;
+pub mod oom;
 
 pub use gs_rewrite::{RewriteError, SegmentBase};
 

@@ -571,6 +571,9 @@ fn prepare(
     ctx: &mut Context,
     job: Job,
 ) -> Result<Prepared, JitError> {
+    // An allocation failure from here on is a MemoryError (on this thread too when it is a
+    // worker of `compile_all`).
+    let _compiling = crate::oom::Compiling::enter();
     let Job {
         id,
         name,

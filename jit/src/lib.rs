@@ -41,4 +41,5 @@ pub mod program;
 pub mod switches;
 
 pub use stmjit_backend::disasm::Syntax;
+pub use stmjit_backend::oom;
 pub use stmjit_backend::SegmentBase;

@@ -496,6 +496,7 @@ impl Jit {
     /// Compiles `<module>` (and, if `eager`, every function of the program first, and the
     /// array entries they need) and its entry trampoline.
     fn compile_start(&self, info: &ProgramInfo, eager: bool) -> Result<MainEntry, JitError> {
+        let _compiling = stmjit_backend::oom::Compiling::enter();
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if eager {
             st.compile_all(info)?;
@@ -513,6 +514,7 @@ impl Jit {
 
 impl Compiler for Jit {
     fn compile(&self, info: &ProgramInfo, fid: usize) -> Result<u64, String> {
+        let _compiling = stmjit_backend::oom::Compiling::enter();
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         // Another thread may have compiled it while this one waited for the lock.
         if let Some(code) = info.code.compiled_code(fid) {
@@ -530,6 +532,7 @@ impl Compiler for Jit {
     }
 
     fn array_entry(&self, info: &ProgramInfo, words: usize) -> Result<u64, String> {
+        let _compiling = stmjit_backend::oom::Compiling::enter();
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = info.code.made_entry(words) {
             return Ok(entry);
