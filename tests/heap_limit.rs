@@ -62,3 +62,27 @@ fn a_live_set_beyond_the_limit_is_a_memory_error_at_its_line() {
     // It collected before giving up.
     assert!(majors(&err) >= 1, "{err}");
 }
+
+/// A page that cannot be made private (its `mmap` fails: `vm.max_map_count` reached) ends
+/// the run with `error: MemoryError: cannot make a page private: ...` naming the mappings in
+/// use, exit 1, after the output of the transactions that committed; it panicked (exit 101).
+/// `STMJIT_FAIL_PRIVATIZE` injects the failure: without it, the same program runs (writes
+/// over an old list, one transaction every few iterations, privatizing about 180 pages).
+#[test]
+fn a_page_that_cannot_be_made_private_is_a_memory_error() {
+    let out = run("privatize.lang", &[("STMJIT_BUDGET", "5")]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "start\n9784320\n");
+    let out = run(
+        "privatize.lang",
+        &[("STMJIT_BUDGET", "5"), ("STMJIT_FAIL_PRIVATIZE", "20")],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "start\n");
+    assert!(
+        err.starts_with("error: MemoryError: cannot make a page private: ")
+            && err.contains("memory mappings in use, vm.max_map_count is "),
+        "{err}"
+    );
+}

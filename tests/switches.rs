@@ -33,6 +33,8 @@ fn bad_values_are_usage_errors_naming_the_switch() {
         ("STMJIT_DEBUG_REWRITE", "true"),
         ("STMJIT_HEAP", "1000"),
         ("STMJIT_HEAP", "lots"),
+        ("STMJIT_FAIL_PRIVATIZE", "-1"),
+        ("STMJIT_FAIL_PRIVATIZE", "x"),
     ] {
         for interp in [false, true] {
             let mut cmd = stmjit();

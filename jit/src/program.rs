@@ -154,6 +154,9 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     // must keep room beyond it for the survivors of the nurseries.
     let heap_limit =
         ((layout.old_end - layout.old_start) / 4 * 3).min(switches.heap.unwrap_or(u64::MAX));
+    if let Some(n) = switches.fail_privatize {
+        stmjit_runtime::pages::fail_privatizations_after(n);
+    }
     let settings = settings(&switches, opts);
     let mut info = Arc::new(ProgramInfo::new(
         program.clone(),

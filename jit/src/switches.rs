@@ -36,6 +36,9 @@ pub struct Switches {
     /// room) when below the default (3/4 of the old space, which follows the machine's
     /// memory), so that tests reach a full heap, and its major collection, at CI size.
     pub heap: Option<u64>,
+    /// `STMJIT_FAIL_PRIVATIZE=N` (tests only): the page privatization after the first N fails
+    /// as if `mmap` had, which ends the run as a `MemoryError`.
+    pub fail_privatize: Option<u64>,
 }
 
 /// The smallest and largest `STMJIT_NURSERY` (the largest fits the default 4 GiB segment,
@@ -74,7 +77,9 @@ Environment switches (for tests, benchmarks and debugging; a bad value is a usag
   STMJIT_COMMIT_LOG=0|1          1: commits append to a commit log that the other
                                  transactions import, instead of stopping them
   STMJIT_DEBUG_REWRITE=0|1       1: print the IR of a function whose %gs rewrite fails
-  STMJIT_BENCH_OMIT=LIST         comma-separated: write-barrier, poll (benchmarks only: unsafe)";
+  STMJIT_BENCH_OMIT=LIST         comma-separated: write-barrier, poll (benchmarks only: unsafe)
+  STMJIT_FAIL_PRIVATIZE=N        tests only: the page privatization after the first N fails as
+                                 if mmap had (a MemoryError ends the run), 0 to 2^40";
 
 impl Switches {
     /// Reads and checks every switch; `Err` names the first bad one and what it accepts.
@@ -133,6 +138,13 @@ impl Switches {
                 HEAP_RANGE.0,
                 HEAP_RANGE.1,
                 "a size in bytes",
+            )?,
+            fail_privatize: number(
+                &get,
+                "STMJIT_FAIL_PRIVATIZE",
+                0,
+                BUDGET_MAX as u64,
+                "a count",
             )?,
         })
     }

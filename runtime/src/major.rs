@@ -103,7 +103,7 @@ impl GcGlobal {
 }
 
 /// `vm.max_map_count` (the kernel's default, 65530, when it cannot be read).
-fn max_map_count() -> u64 {
+pub(crate) fn max_map_count() -> u64 {
     std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .ok()
         .and_then(|t| t.trim().parse().ok())

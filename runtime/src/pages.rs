@@ -19,6 +19,47 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 /// private neighbour when the runs are too many (`privatize`): 256 KiB of copying at most.
 pub const MERGE_GAP: u64 = 64;
 
+/// Privatizations left before one fails as if `mmap` had (`u64::MAX`: none fails): the
+/// fault injection of `STMJIT_FAIL_PRIVATIZE`, for tests of [`cannot_privatize`].
+static FAIL_AFTER: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Makes the privatization after the next `n` fail as if `mmap` had (tests only:
+/// `STMJIT_FAIL_PRIVATIZE`).
+pub fn fail_privatizations_after(n: u64) {
+    FAIL_AFTER.store(n, Relaxed);
+}
+
+/// Whether this privatization is the one [`fail_privatizations_after`] fails.
+fn injected_failure() -> bool {
+    let left = FAIL_AFTER.load(Relaxed);
+    if left == u64::MAX {
+        return false;
+    }
+    if left == 0 {
+        return true;
+    }
+    FAIL_AFTER.fetch_sub(1, Relaxed);
+    false
+}
+
+/// A page could not be made private (the `mmap` over it failed: `vm.max_map_count` reached,
+/// or no memory). The write cannot happen, and the failed `MAP_FIXED` may have unmapped the
+/// range already, so the run ends here as a `MemoryError` (exit status 1), naming the
+/// mappings in use, instead of a panic (exit status 101). The major collection's re-sharing
+/// (run early when private runs grow many) and the checks before each thread start keep
+/// the mappings below the limit in ordinary programs.
+fn cannot_privatize(e: std::io::Error) -> ! {
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+    eprintln!(
+        "error: MemoryError: cannot make a page private: {e} ({maps} memory mappings in use, \
+         vm.max_map_count is {})",
+        crate::major::max_map_count()
+    );
+    std::process::exit(1)
+}
+
 /// One bit per old-space page: is it private in this segment?
 pub struct PrivateBitmap {
     bits: Vec<AtomicU64>,
@@ -149,11 +190,16 @@ pub fn privatize(
         let page_off = l.old_start + run_start * PAGE_SIZE;
         let dst = mem.addr(seg, page_off);
         let src = mem.addr(0, page_off);
-        // SAFETY: the pages are in `seg`'s old space, which only this RUNNING thread touches
+        // The pages are in `seg`'s old space, which only this RUNNING thread touches
         // (committers are excluded by the safe-point protocol) and no Rust borrow covers.
-        unsafe {
-            map_private_anon(dst as u64, n * PAGE_SIZE, "privatize")
-                .unwrap_or_else(|e| panic!("{e} (vm.max_map_count reached?)"));
+        let mapped = if injected_failure() {
+            Err(std::io::Error::from_raw_os_error(libc::ENOMEM))
+        } else {
+            // SAFETY: as above.
+            unsafe { map_private_anon(dst as u64, n * PAGE_SIZE, "privatize") }
+        };
+        if let Err(e) = mapped {
+            cannot_privatize(e);
         }
         // SAFETY: src (segment 0, shared file view) and dst (fresh private pages) are distinct
         // mapped ranges of n pages; segment 0 changes only during commits, excluded here.
