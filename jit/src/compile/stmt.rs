@@ -391,13 +391,17 @@ impl FnCompiler<'_, '_> {
         self.store_name(target, c, span);
     }
 
-    /// The function object a `def` or `lambda` of `func` makes: the program's constant
-    /// one, or, for a function with default values or free variables, a new one holding
-    /// their values (evaluated now) and cells (this function's slots).
+    /// The function object a `def` or `lambda` of `func` makes: in the module body, for a
+    /// function without default values or free variables, the program's constant one
+    /// (module-level `def`s run once: their calls through a global can then be direct);
+    /// else a new one each time, as CPython (`mk() is mk()` is False for a `def` inside
+    /// `mk`), holding the default values (evaluated now) and the cells (this function's
+    /// slots) if any.
     pub(super) fn function_value(&mut self, func: usize, span: Span) -> Value {
         let program = self.sh.program;
         let f = &program.functions[func];
-        if f.defaults.is_empty() && f.nfree == 0 {
+        let in_module = self.func_idx as usize == program.functions.len();
+        if f.defaults.is_empty() && f.nfree == 0 && in_module {
             let w = self.sh.consts.func_objs[func] as i64;
             return self.b.ins().iconst(I64, w);
         }
