@@ -118,14 +118,16 @@ pub fn dict(args: &[Value]) -> R<Value> {
 /// `enumerate(xs[, start])`: a list of `(index, item)` tuples.
 pub fn enumerate(args: &[Value]) -> R<Value> {
     arity("enumerate", args, 1, 2)?;
-    let start = match args.get(1) {
-        None => 0,
-        Some(v) => int_arg(v)?,
+    // A start of any size (`enumerate(xs, 2**64)`), as CPython's.
+    let start: num_bigint::BigInt = match args.get(1) {
+        None => 0.into(),
+        Some(v @ Value::BigInt(_)) => crate::bigint::as_big(v).expect("a big int"),
+        Some(v) => int_arg(v)?.into(),
     };
     let items = ops::iterate(&args[0])?;
     let mut out = Vec::with_capacity(items.len());
     for (k, x) in items.into_iter().enumerate() {
-        let i = ops::int_result(Some(start as i128 + k as i128))?;
+        let i = crate::bigint::big_value(&start + k);
         out.push(TupleObj::new_value(vec![i, x]));
     }
     Ok(ListObj::new_value(out))
