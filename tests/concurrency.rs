@@ -181,13 +181,20 @@ fn stats(r: &Run) -> Stats {
 
 // ---- 0. iteration ----
 
-/// A `StopIteration` that ends an iteration (a user `__next__` under `for` and `sum`) does
-/// not make its transaction inevitable, unlike a caught `raise` (the control: the counter
-/// of the report sees those). Short transactions, so that each would be one more.
+/// A `StopIteration` that ends an iteration (a user `__next__` under `for` and `sum`), or
+/// the `IndexError` that ends one by `__getitem__` (a list's, and a raised one), does not
+/// make its transaction inevitable, unlike a caught `raise` (the control: the counter of
+/// the report sees those). Short transactions, so that each would be one more.
 #[test]
 fn stop_iteration_ending_a_loop_is_not_inevitable() {
     let env = &[("STMJIT_BUDGET", "100")];
     let stop = stats(&check("stop_iteration", &["--stats"], env, &[]));
+    let items = stats(&check("stop_iteration", &["--stats"], env, &["items"]));
+    assert!(items.commits >= 50, "too few transactions: {items:?}");
+    assert!(
+        items.inevitable <= 2,
+        "IndexError ending a loop made transactions inevitable: {items:?}"
+    );
     let raise = stats(&check("stop_iteration", &["--stats"], env, &["raise"]));
     assert!(stop.commits >= 50, "too few transactions: {stop:?}");
     assert!(

@@ -34,6 +34,9 @@ pub fn unpack(v: &Value, n: usize) -> R<Vec<Value>> {
         Value::List(_) | Value::Str(_) | Value::Dict(_) | Value::Set(_) | Value::FrozenSet(_) => {
             ops::iterate(v)?
         }
+        Value::Instance(_) if crate::special::iterable(v) => {
+            crate::special::unpack(v, n).expect("an instance")?
+        }
         other => {
             return Err(exc(
                 TypeError,

@@ -150,6 +150,10 @@ pub fn args_of_error(kind: ErrorKind, msg: &str) -> Vec<Value> {
 /// `__next__`.
 pub const STOP_ITERATION: usize = 17;
 
+/// Index in [`CLASSES`] of `IndexError`, which ends the iteration of an instance by its
+/// `__getitem__` (the old sequence protocol).
+pub const INDEX_ERROR: usize = 7;
+
 /// Whether built-in class `class` is built-in class `of` or derives from it.
 pub fn derives(mut class: usize, of: usize) -> bool {
     loop {
@@ -204,6 +208,7 @@ mod tests {
     #[test]
     fn stop_iteration_is_an_exception_and_derives_from_its_bases() {
         assert_eq!(CLASSES[STOP_ITERATION].0, "StopIteration");
+        assert_eq!(CLASSES[INDEX_ERROR].0, "IndexError");
         assert!(derives(STOP_ITERATION, index("Exception").unwrap()));
         assert!(derives(
             index("KeyError").unwrap(),

@@ -14,12 +14,27 @@ use crate::value::{OpError, Value};
 use std::cell::Cell;
 use std::ptr::NonNull;
 
+/// What a special method's call gives: `None` when the class does not define it, else its
+/// result or error.
+pub type Answer = Option<Result<Value, OpError>>;
+
 /// Calls the special methods of instances on behalf of the value operations.
 pub trait Special {
     /// `inst.name(args...)` when the class of `inst` (an instance) defines `name`; `None`
     /// when it does not. An error of the method comes back as `Err` (the runner may keep
     /// more about it, such as its trace, on its side).
     fn call(&self, inst: &Value, name: &str, args: &[Value]) -> Option<Result<Value, OpError>>;
+
+    /// Whether the class of the instance `inst` defines (or inherits) `name`.
+    fn defines(&self, inst: &Value, name: &str) -> bool;
+
+    /// [`Special::call`] of the method an iteration takes its next item with (`__next__`, or
+    /// `__getitem__` of the old protocol): the `StopIteration` (and for `__getitem__` the
+    /// `IndexError`) that ends the iteration is taken by it, so the runner may let such
+    /// raises meanwhile skip what it does for errors that leave the program.
+    fn call_iterating(&self, inst: &Value, name: &str, args: &[Value]) -> Answer {
+        self.call(inst, name, args)
+    }
 
     /// When the last special method that failed raised an exception of built-in class
     /// `class` (an index of [`crate::exceptions::CLASSES`]) or of a class derived from it,
@@ -63,6 +78,24 @@ pub fn call(inst: &Value, name: &str, args: &[Value]) -> Option<Result<Value, Op
     // removes it; only shared references are made.
     let special = unsafe { current.as_ref() };
     special.call(inst, name, args)
+}
+
+/// [`Special::call_iterating`] of the installed [`Special`], if any.
+fn call_iterating(inst: &Value, name: &str, args: &[Value]) -> Option<Result<Value, OpError>> {
+    let current = CURRENT.with(|c| c.get())?;
+    // SAFETY: as in `call`.
+    let special = unsafe { current.as_ref() };
+    special.call_iterating(inst, name, args)
+}
+
+/// [`Special::defines`] of the installed [`Special`] (false without one).
+fn defines(inst: &Value, name: &str) -> bool {
+    let Some(current) = CURRENT.with(|c| c.get()) else {
+        return false;
+    };
+    // SAFETY: as in `call`.
+    let special = unsafe { current.as_ref() };
+    special.defines(inst, name)
 }
 
 /// [`Special::take_error`] of the installed [`Special`] (false without one).
@@ -309,8 +342,9 @@ pub fn del_item(inst: &Value, index: &Value) -> Option<Result<(), OpError>> {
     call(inst, "__delitem__", std::slice::from_ref(index)).map(|r| r.map(|_| ()))
 }
 
-/// `item in inst`: the truth of `__contains__`, else a search of the items of `__iter__`
-/// (identity, then equality, as for lists); `None` when `inst` is no instance defining either.
+/// `item in inst`: the truth of `__contains__`, else a search of the items of its iteration
+/// ([`iter_of`]: identity, then equality, as for lists); `None` when `inst` is no instance
+/// defining any of `__contains__`, `__iter__`, `__getitem__`.
 pub fn contains(inst: &Value, item: &Value) -> Option<Result<bool, OpError>> {
     if !matches!(inst, Value::Instance(_)) {
         return None;
@@ -318,10 +352,12 @@ pub fn contains(inst: &Value, item: &Value) -> Option<Result<bool, OpError>> {
     if let Some(r) = call(inst, "__contains__", std::slice::from_ref(item)) {
         return Some(r.and_then(|v| truth(&v)));
     }
-    let it = call(inst, "__iter__", &[])?;
+    if !iterable(inst) {
+        return None;
+    }
     Some((|| {
-        let it = check_iterator(it?)?;
-        while let Some(x) = next_of(&it)? {
+        let mut it = iter_of(inst)?;
+        while let Some(x) = next_of(&mut it)? {
             if crate::value::identical(&x, item) || crate::value::equal(&x, item)? {
                 return Ok(true);
             }
@@ -330,12 +366,28 @@ pub fn contains(inst: &Value, item: &Value) -> Option<Result<bool, OpError>> {
     })())
 }
 
-/// The iterator of an instance: what its `__iter__` returns, which must be an instance
-/// defining `__next__` (CPython's TypeErrors otherwise, as for an instance without
-/// `__iter__`). The old protocol of iterating by `__getitem__` is not supported.
-pub fn iter_of(inst: &Value) -> Result<Value, OpError> {
+/// Whether the instance `inst` is iterable: its class defines `__iter__` or `__getitem__`.
+pub fn iterable(inst: &Value) -> bool {
+    defines(inst, "__iter__") || defines(inst, "__getitem__")
+}
+
+/// An iteration over an instance, from [`iter_of`]; [`next_of`] takes its items.
+pub enum InstIter {
+    /// By the `__next__` of this iterator (what `__iter__` returned).
+    Next(Value),
+    /// By `__getitem__(0)`, `__getitem__(1)`, ... of this instance, CPython's older
+    /// protocol for a class without `__iter__`: the instance and the next index.
+    Items(Value, i64),
+}
+
+/// The iteration of an instance: what its `__iter__` returns, which must be an instance
+/// defining `__next__` (CPython's TypeErrors otherwise); without `__iter__`, its
+/// `__getitem__` with the indices 0, 1, ...; without either, `TypeError: 'C' object is not
+/// iterable`.
+pub fn iter_of(inst: &Value) -> Result<InstIter, OpError> {
     match call(inst, "__iter__", &[]) {
-        Some(it) => check_iterator(it?),
+        Some(it) => check_iterator(it?).map(InstIter::Next),
+        None if defines(inst, "__getitem__") => Ok(InstIter::Items(inst.clone(), 0)),
         None => Err((
             crate::diag::ErrorKind::TypeError,
             format!("'{}' object is not iterable", inst.type_name()),
@@ -355,13 +407,31 @@ fn check_iterator(it: Value) -> Result<Value, OpError> {
     ))
 }
 
-/// The next item of the iterator `it` (from [`iter_of`]) by its `__next__`; `None` when it
-/// raised `StopIteration` (then forgotten).
-pub fn next_of(it: &Value) -> Result<Option<Value>, OpError> {
-    match call(it, "__next__", &[]) {
+/// The next item of the iteration `it` (from [`iter_of`]); `None` at its end: when
+/// `__next__` raised `StopIteration`, or `__getitem__` raised `IndexError` or
+/// `StopIteration` (then forgotten). Any other error propagates.
+pub fn next_of(it: &mut InstIter) -> Result<Option<Value>, OpError> {
+    let (r, ends) = match it {
+        InstIter::Next(it) => (
+            call_iterating(it, "__next__", &[]),
+            &[crate::exceptions::STOP_ITERATION][..],
+        ),
+        InstIter::Items(inst, i) => {
+            let r = call_iterating(inst, "__getitem__", &[Value::Int(*i)]);
+            *i += 1;
+            (
+                r,
+                &[
+                    crate::exceptions::INDEX_ERROR,
+                    crate::exceptions::STOP_ITERATION,
+                ][..],
+            )
+        }
+    };
+    match r {
         Some(Ok(v)) => Ok(Some(v)),
         Some(Err(e)) => {
-            if take_error(crate::exceptions::STOP_ITERATION) {
+            if ends.iter().any(|&c| take_error(c)) {
                 Ok(None)
             } else {
                 Err(e)
@@ -369,21 +439,43 @@ pub fn next_of(it: &Value) -> Result<Option<Value>, OpError> {
         }
         None => Err((
             crate::diag::ErrorKind::TypeError,
-            format!("iter() returned non-iterator of type '{}'", it.type_name()),
+            match it {
+                InstIter::Next(v) => {
+                    format!("iter() returned non-iterator of type '{}'", v.type_name())
+                }
+                InstIter::Items(v, _) => format!("'{}' object is not iterable", v.type_name()),
+            },
         )),
     }
 }
 
-/// The items an instance's iterator gives (for the builtins that consume an iterable);
+/// The items an instance's iteration gives (for the builtins that consume an iterable);
 /// `None` when `v` is no instance.
 pub fn iterate(v: &Value) -> Option<Result<Vec<Value>, OpError>> {
     if !matches!(v, Value::Instance(_)) {
         return None;
     }
     Some((|| {
-        let it = iter_of(v)?;
+        let mut it = iter_of(v)?;
         let mut out = Vec::new();
-        while let Some(x) = next_of(&it)? {
+        while let Some(x) = next_of(&mut it)? {
+            out.push(x);
+        }
+        Ok(out)
+    })())
+}
+
+/// The items of unpacking the instance `v` into `n` targets: at most `n + 1` are taken (an
+/// endless iteration is then "too many values"); `None` when `v` is no instance.
+pub fn unpack(v: &Value, n: usize) -> Option<Result<Vec<Value>, OpError>> {
+    if !matches!(v, Value::Instance(_)) {
+        return None;
+    }
+    Some((|| {
+        let mut it = iter_of(v)?;
+        let mut out = Vec::new();
+        while out.len() <= n {
+            let Some(x) = next_of(&mut it)? else { break };
             out.push(x);
         }
         Ok(out)

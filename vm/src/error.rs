@@ -71,7 +71,11 @@ impl Runtime {
         if self.error.is_none() && !self.tx.aborting {
             // An error is final only if its transaction commits: make it inevitable first
             // (if it was doomed meanwhile, this is an abort instead).
-            if !self.error_may_stand() {
+            // An `IndexError` that ends an iteration by `__getitem__` needs none (see
+            // `Runtime::ends_iteration`).
+            let class = stmjit_lang::exceptions::of_kind(kind);
+            let ends = self.ends_iteration(|_, c| stmjit_lang::exceptions::derives(class, c));
+            if !ends && !self.error_may_stand() {
                 return ERR;
             }
             self.error = Some((kind, msg.into()));

@@ -108,6 +108,48 @@ impl Runtime {
         self.make_inevitable().is_ok()
     }
 
+    /// Whether an exception raised now, of a class for which `is(rt, c)` says whether it is
+    /// built-in class `c` or derives from it, ends the innermost iteration that takes it (a
+    /// `StopIteration` while an iteration calls `__next__`, an `IndexError` or
+    /// `StopIteration` while one calls `__getitem__` of the old protocol: see
+    /// `stmjit_lang::special::next_of`) and the opener of the running transaction outlives
+    /// it. The iteration takes the exception, or a handler below it does: it never leaves
+    /// the program, so it needs no inevitability (a doomed transaction that raised it only
+    /// because of what it read aborts at its commit as ever). But an opener the exception
+    /// may leave (the method or a frame it called, whose entry poll began the transaction)
+    /// would be gone while its transaction could still abort: then it is inevitable, as
+    /// any raise.
+    pub(crate) fn ends_iteration(&self, is: impl Fn(&Runtime, usize) -> bool) -> bool {
+        if self.tx.iterating.is_empty() || self.ctx.is_null() {
+            return false;
+        }
+        let stop = is(self, exceptions::STOP_ITERATION);
+        let index = !stop && is(self, exceptions::INDEX_ERROR);
+        let taker = self
+            .tx
+            .iterating
+            .iter()
+            .rev()
+            .find(|it| stop || index && it.items);
+        // SAFETY: ctx is this thread's live context (checked non-null).
+        let opener = unsafe { (*self.ctx).txn_depth };
+        taker.is_some_and(|it| opener <= it.depth)
+    }
+
+    /// Runs `f`, a call by which an iteration takes its next item (`items`: by
+    /// `__getitem__`, else by `__next__`), with the exception that ends it not made
+    /// inevitable (see [`Runtime::ends_iteration`]).
+    pub(crate) fn iterating<T>(&mut self, items: bool, f: impl FnOnce(&mut Runtime) -> T) -> T {
+        // SAFETY: ctx is this thread's live context when not null.
+        let depth = unsafe { self.ctx.as_ref() }.map_or(0, |c| c.depth);
+        self.tx
+            .iterating
+            .push(crate::txn::Iterating { depth, items });
+        let r = f(self);
+        self.tx.iterating.pop();
+        r
+    }
+
     /// Raises the exception object `obj` (an exception instance) with an empty trace.
     pub fn raise_obj(&mut self, obj: Word, trace: Vec<TraceEntry>) -> Word {
         if self.tx.aborting {
@@ -115,14 +157,10 @@ impl Runtime {
         }
         let m = self.mark();
         let r = self.root(obj);
-        // A `StopIteration` raised while an iteration calls `__next__` ends the iteration
-        // (`Runtime::user_next` takes it), or a handler inside `__next__` does: it never
-        // leaves the program, so it needs no inevitability (a doomed transaction that
-        // raised it only because of what it read aborts at its commit as ever).
-        let stop = self.tx.in_next > 0 && {
-            let cls = self.info.consts.builtin_objs[builtin_index(exceptions::STOP_ITERATION)];
-            self.is_subclass(self.class_of(obj), cls)
-        };
+        let stop = self.ends_iteration(|rt, c| {
+            let cls = rt.info.consts.builtin_objs[builtin_index(c)];
+            rt.is_subclass(rt.class_of(obj), cls)
+        });
         let ok = stop || self.error_may_stand();
         let obj = self.get(r);
         self.release(m);

@@ -323,6 +323,7 @@ impl Runtime {
             OPAQUE_THREAD => "Thread",
             OPAQUE_LOCK => "Lock",
             OPAQUE_DICT_ITER => "dict_keyiterator",
+            OPAQUE_ITEMS_ITER => "iterator",
             _ => "TransactionQueue",
         }
     }

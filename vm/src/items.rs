@@ -1,7 +1,7 @@
 //! Items and iteration: `o[i]`, `o[i] = v`, `del o[i]` (lists and dicts natively, other
 //! types through the interpreter's values), and the iterators of `for` loops.
 
-use crate::objects::{new_opaque, OpaqueObj, OPAQUE_DICT_ITER};
+use crate::objects::{new_opaque, OpaqueObj, OPAQUE_DICT_ITER, OPAQUE_ITEMS_ITER};
 use crate::{exc, Runtime, R, UNBOUND};
 use std::mem::offset_of;
 use stmjit_lang::diag::ErrorKind;
@@ -144,11 +144,16 @@ impl Runtime {
         })
     }
     /// [`Runtime::iter_next`], and the next item of an instance's iterator by its
-    /// `__next__` (which may move objects: JIT code calls it only in programs naming
-    /// `__next__`).
+    /// `__next__`, or of an old-protocol iterator by `__getitem__` (which may move objects:
+    /// JIT code calls it only in programs naming `__next__` or `__getitem__`).
     pub fn iter_next_special(&mut self, it: Word, i: u64) -> R<Word> {
         if self.is(it, self.types.instance) {
             return self.user_next(it);
+        }
+        if self.is(it, self.types.opaque)
+            && self.ld(it, offset_of!(OpaqueObj, kind) as u64) == OPAQUE_ITEMS_ITER
+        {
+            return self.items_next(it, i);
         }
         self.iter_next(it, i)
     }

@@ -10,14 +10,14 @@
 
 use crate::calls::call_value;
 use crate::convert::Memo;
-use crate::objects::InstanceObj;
+use crate::objects::{new_opaque, InstanceObj, OpaqueObj, OPAQUE_ITEMS_ITER};
 use crate::{rt_of, Ctx, Runtime, Unwind, ERR, R};
 use std::cell::RefCell;
 use std::mem::offset_of;
 use stmjit_lang::diag::ErrorKind;
 use stmjit_lang::special::{self, Special};
 use stmjit_lang::value::{OpError, Value};
-use stmjit_runtime::value::Word;
+use stmjit_runtime::value::{self, Word};
 
 /// The special methods that value operations call.
 pub const NAMES: [&str; 10] = [
@@ -62,17 +62,34 @@ impl Special for VmSpecial {
             roots.push(rt.root(w));
         }
         let words: Vec<Word> = roots.iter().map(|&r| rt.get(r)).collect();
-        // `__next__` is called here only by iterations (`special::next_of`), which take a
-        // `StopIteration` (see `Runtime::user_next`).
-        let next = name == "__next__";
-        rt.tx.in_next += next as u32;
         let r = call_value(self.ctx, rt.get(rf), &words);
-        rt_of(self.ctx).tx.in_next -= next as u32;
         if r == ERR {
             return Some(Err(already_raised()));
         }
         let rt = rt_of(self.ctx);
         Some(Ok(rt.to_value(r, &mut self.memo.borrow_mut())))
+    }
+
+    fn defines(&self, inst: &Value, name: &str) -> bool {
+        let Value::Instance(a) = inst else {
+            return false;
+        };
+        let rt = rt_of(self.ctx);
+        let (Some(root), Some(id)) = (self.memo.borrow().instance_root(a), rt.info.names.id(name))
+        else {
+            return false;
+        };
+        let inst = rt.get(root);
+        // An abort is recorded (the operation then fails, whatever it does next).
+        rt.defines(inst, id).unwrap_or_else(|e| {
+            fail(rt, e);
+            false
+        })
+    }
+
+    fn call_iterating(&self, inst: &Value, name: &str, args: &[Value]) -> special::Answer {
+        // The iteration takes the exception that ends it (see `Runtime::ends_iteration`).
+        rt_of(self.ctx).iterating(name == "__getitem__", |_| self.call(inst, name, args))
     }
 
     fn take_error(&self, class: usize) -> bool {
@@ -131,11 +148,25 @@ impl Runtime {
         Ok(Some(r))
     }
 
+    /// Whether the class of the instance `inst` defines (or inherits) name `id`.
+    pub(crate) fn defines(&mut self, inst: Word, id: u32) -> R<bool> {
+        let cls = self.class_of(inst);
+        Ok(self.class_lookup(cls, id)?.is_some())
+    }
+
     /// The iterator of a `for` loop over the instance `v`: what its `__iter__` returns, which
-    /// must be an instance ([`Runtime::user_next`] calls its `__next__`); `None` when the
-    /// class defines no `__iter__`.
+    /// must be an instance ([`Runtime::user_next`] calls its `__next__`); without
+    /// `__iter__` but with `__getitem__`, an iterator of the old protocol (see
+    /// [`OPAQUE_ITEMS_ITER`]); `None` when the class defines neither.
     pub(crate) fn user_iter(&mut self, v: Word) -> R<Option<Word>> {
         let Some(it) = self.call_special(v, "__iter__", &[])? else {
+            let getitem = self.info.names.id("__getitem__");
+            if match getitem {
+                Some(id) => self.defines(v, id)?,
+                None => false,
+            } {
+                return new_opaque(self, OPAQUE_ITEMS_ITER, v).map(Some);
+            }
             return Ok(None);
         };
         if !self.is(it, self.types.instance) {
@@ -152,9 +183,7 @@ impl Runtime {
     /// The next item of an instance's iterator by its `__next__`, or [`crate::UNBOUND`] when
     /// it raised `StopIteration` (then no longer pending).
     pub(crate) fn user_next(&mut self, it: Word) -> R<Word> {
-        self.tx.in_next += 1;
-        let r = self.call_special(it, "__next__", &[]);
-        self.tx.in_next -= 1;
+        let r = self.iterating(false, |rt| rt.call_special(it, "__next__", &[]));
         match r {
             Ok(Some(x)) => Ok(x),
             Ok(None) => {
@@ -167,6 +196,40 @@ impl Runtime {
             }
             Err(e) => {
                 if self.take_pending(stmjit_lang::exceptions::STOP_ITERATION) {
+                    Ok(crate::UNBOUND)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Item `i` of the old protocol's iterator `it` (an [`OPAQUE_ITEMS_ITER`]): its
+    /// instance's `__getitem__(i)`, or [`crate::UNBOUND`] when that raised `IndexError` or
+    /// `StopIteration` (then no longer pending).
+    pub(crate) fn items_next(&mut self, it: Word, i: u64) -> R<Word> {
+        // Written once, when the iterator was made: no barrier needed.
+        let inst = self.ld(it, offset_of!(OpaqueObj, a) as u64);
+        let Some(index) = value::from_int(i as i64) else {
+            return Err(crate::exc(
+                ErrorKind::OverflowError,
+                "iter index too large".to_string(),
+            ));
+        };
+        let r = self.iterating(true, |rt| rt.call_special(inst, "__getitem__", &[index]));
+        match r {
+            Ok(Some(x)) => Ok(x),
+            Ok(None) => {
+                let inst = self.ld(it, offset_of!(OpaqueObj, a) as u64);
+                let name = self.type_name(inst);
+                Err(crate::exc(
+                    ErrorKind::TypeError,
+                    format!("'{name}' object is not iterable"),
+                ))
+            }
+            Err(e) => {
+                use stmjit_lang::exceptions::{INDEX_ERROR, STOP_ITERATION};
+                if self.take_pending(INDEX_ERROR) || self.take_pending(STOP_ITERATION) {
                     Ok(crate::UNBOUND)
                 } else {
                     Err(e)

@@ -142,9 +142,10 @@ pub struct ThreadTx {
     /// A thread to wait for, outside any transaction, before the next one begins: set by a
     /// `join` inside an atomic block that aborted its transaction to run after the thread.
     pub wait_for_thread: Option<usize>,
-    /// Calls of `__next__` by iterations ([`Runtime::user_next`]) running now: a
-    /// `StopIteration` raised meanwhile does not make the transaction inevitable.
-    pub in_next: u32,
+    /// The calls running now by which iterations take their next item (`__next__`, or
+    /// `__getitem__` of the old protocol), innermost last: the exception that ends such an
+    /// iteration needs no inevitability (see `Runtime::ends_iteration`).
+    pub iterating: Vec<Iterating>,
     /// The running transaction assigned a class attribute: it bypasses the method caches,
     /// and its commit forgets them (see [`super::class_table::ClassTable`]).
     pub class_changed: bool,
@@ -157,11 +158,21 @@ pub struct ThreadTx {
     pub refresh_injected: bool,
 }
 
+/// A call by which an iteration takes its next item (see [`ThreadTx::iterating`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Iterating {
+    /// `Ctx::depth` of the frame iterating (the method runs deeper).
+    pub depth: u64,
+    /// By `__getitem__` (ended by `IndexError` or `StopIteration`), else by `__next__`
+    /// (ended by `StopIteration`).
+    pub items: bool,
+}
+
 impl Default for ThreadTx {
     fn default() -> ThreadTx {
         ThreadTx {
             aborting: false,
-            in_next: 0,
+            iterating: Vec::new(),
             started: None,
             abort_site: None,
             pending_key: None,

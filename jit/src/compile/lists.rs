@@ -106,9 +106,10 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[x.into()]);
         self.b.switch_to_block(slow);
         let raw = self.b.ins().sshr_imm(i, 1);
-        // In a program naming `__next__`, an instance's iterator runs it, which may move
-        // objects (the join starts a new barrier region either way).
-        let helper = if self.sh.names.id("__next__").is_some() {
+        // In a program naming `__next__` or `__getitem__`, an instance's iterator runs it,
+        // which may move objects (the join starts a new barrier region either way).
+        let names = &self.sh.names;
+        let helper = if names.id("__next__").is_some() || names.id("__getitem__").is_some() {
             Helper::IterNextSpecial
         } else {
             Helper::IterNext

@@ -134,7 +134,8 @@ impl Interp {
                 Ok(Value::Queue(Arc::new(QueueObj::default())))
             }
             Builtin::Map | Builtin::Filter => {
-                let calls = crate::builtins_seq::map_filter_items(name, &args)?;
+                let calls =
+                    self.with_special(|| crate::builtins_seq::map_filter_items(name, &args))?;
                 let f = args[0].clone();
                 let mut out = Vec::with_capacity(calls.len());
                 for call in calls {
@@ -225,7 +226,7 @@ impl Interp {
                         args.len()
                     )));
                 }
-                let items = crate::ops::iterate(&args[0])?;
+                let items = self.iterating(&args[0], || crate::ops::iterate(&args[0]))?;
                 let reverse = kws[1].take().is_some_and(|r| r.truthy());
                 let keys = self.keys_of(kws[0].take(), &items, span)?;
                 let order = builtins_core::sort_order(keys, reverse)?;
@@ -242,7 +243,7 @@ impl Interp {
                             b.name()
                         )))
                     }
-                    1 => crate::ops::iterate(&args[0])?,
+                    1 => self.iterating(&args[0], || crate::ops::iterate(&args[0]))?,
                     _ if default.is_some() => {
                         return Err(type_error(format!(
                             "Cannot specify a default for {}() with multiple positional arguments",

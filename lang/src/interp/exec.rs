@@ -230,12 +230,12 @@ impl Interp {
             }
             // An instance's iterator runs one `__next__` per step (a `break` ends it early).
             Value::Instance(_) => {
-                let iterator = self
+                let mut iterator = self
                     .with_special(|| crate::special::iter_of(&it))
                     .map_err(|e| self.locate(e, iter.span))?;
                 loop {
                     let next = self
-                        .with_special(|| crate::special::next_of(&iterator))
+                        .with_special(|| crate::special::next_of(&mut iterator))
                         .map_err(|e| self.locate(e, iter.span))?;
                     let Some(item) = next else { break };
                     step!(item);
@@ -338,7 +338,8 @@ impl Interp {
                     .map_err(|e| self.locate(e, obj.span))
             }
             Target::Tuple(targets) => {
-                let items = crate::builtins_seq::unpack(&v, targets.len())?;
+                let items =
+                    self.iterating(&v, || crate::builtins_seq::unpack(&v, targets.len()))?;
                 for (t, x) in targets.iter().zip(items) {
                     self.assign(t, x, env)?;
                 }

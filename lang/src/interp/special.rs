@@ -49,6 +49,10 @@ impl Special for InterpSpecial<'_> {
         }))
     }
 
+    fn defines(&self, inst: &Value, name: &str) -> bool {
+        matches!(inst, Value::Instance(i) if i.class.lookup(name).is_some())
+    }
+
     fn take_error(&self, class: usize) -> bool {
         let mut failed = self.failed.borrow_mut();
         let Some(e) = failed.as_ref() else {
@@ -97,6 +101,12 @@ impl Interp {
         } else {
             Ok(f()?)
         }
+    }
+
+    /// `f()` of an operation that iterates `v`: under [`Interp::with_special`] when `v` is
+    /// an instance (whose `__iter__`/`__next__` or `__getitem__` run).
+    pub(super) fn iterating<T>(&self, v: &Value, f: impl FnOnce() -> Result<T, OpError>) -> R<T> {
+        self.on_item(v, &Value::None, f)
     }
 
     /// Python truth of `v`, calling an instance's `__bool__` or `__len__`.

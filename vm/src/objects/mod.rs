@@ -48,7 +48,9 @@ pub use function::{BoundMethodObj, BuiltinObj, FunctionObj};
 pub use instance::InstanceObj;
 pub use list::ListObj;
 pub(crate) use opaque::new_opaque;
-pub use opaque::{OpaqueObj, OPAQUE_DICT_ITER, OPAQUE_LOCK, OPAQUE_QUEUE, OPAQUE_THREAD};
+pub use opaque::{
+    OpaqueObj, OPAQUE_DICT_ITER, OPAQUE_ITEMS_ITER, OPAQUE_LOCK, OPAQUE_QUEUE, OPAQUE_THREAD,
+};
 pub use range::RangeObj;
 pub use str::{str_size, StrObj};
 pub use tuple::{tuple_size, TupleObj, TUPLE_DATA};

@@ -34,6 +34,11 @@ pub const OPAQUE_QUEUE: u64 = 3;
 /// list's length (Python raises at the next step otherwise).
 pub const OPAQUE_DICT_ITER: u64 = 4;
 
+/// [`OpaqueObj::kind`] of the iterator of a `for` loop over an instance whose class has
+/// `__getitem__` but no `__iter__` (never a value of the program): `a` is the instance,
+/// whose `__getitem__(0)`, `(1)`, ... give the items (CPython's older protocol).
+pub const OPAQUE_ITEMS_ITER: u64 = 5;
+
 /// A new opaque object of `kind` holding `a` (rooted across the allocation, which may move
 /// it).
 pub(crate) fn new_opaque(rt: &mut Runtime, kind: u64, a: Word) -> R<Word> {
