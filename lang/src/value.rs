@@ -1211,11 +1211,15 @@ pub fn identity_number(v: &Value) -> i128 {
                 .unwrap_or(0);
             (1i128 << 65) + k as i128
         }
-        // Ranges are values here (never `is`-identical, LANGUAGE.md): a fresh number each.
-        Value::Range(..) => {
-            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            (1i128 << 80) + n as i128
+        // Ranges are values here, identical when equal in all three parts (as
+        // [`identical`]; LANGUAGE.md: their identity is unspecified): a number of those.
+        Value::Range(a, b, s) => {
+            use std::hash::{Hash, Hasher};
+            // SipHash with fixed keys, as `str_id`.
+            #[allow(deprecated)]
+            let mut h = std::hash::SipHasher::new();
+            (a, b, s).hash(&mut h);
+            (1i128 << 80) + h.finish() as i128
         }
         Value::BigInt(x) => addr(Arc::as_ptr(x) as *const u8),
         Value::Str(x) => str_id(x),
@@ -1261,7 +1265,8 @@ pub fn identical(a: &Value, b: &Value) -> bool {
         (Value::Dict(x), Value::Dict(y))
         | (Value::Set(x), Value::Set(y))
         | (Value::FrozenSet(x), Value::FrozenSet(y)) => Arc::ptr_eq(x, y),
-        (Value::Range(..), Value::Range(..)) => false,
+        // Values here: the same three parts (LANGUAGE.md: unspecified identity).
+        (Value::Range(a1, b1, s1), Value::Range(a2, b2, s2)) => (a1, b1, s1) == (a2, b2, s2),
         (Value::Function(x), Value::Function(y)) => Arc::ptr_eq(x, y),
         (Value::BoundMethod(x), Value::BoundMethod(y)) => Arc::ptr_eq(x, y),
         (Value::Class(x), Value::Class(y)) => Arc::ptr_eq(x, y),

@@ -169,10 +169,13 @@ pub unsafe extern "C" fn stmjit_compare(ctx: *mut Ctx, op: u64, a: Word, b: Word
             CmpOp::In => rt.contains(b, a)?,
             CmpOp::NotIn => !rt.contains(b, a)?,
             CmpOp::Is | CmpOp::IsNot => {
-                let same = a == b && !rt.is(a, rt.types.range) || {
-                    let mut m = Memo::peek();
-                    identical(&rt.to_value(a, &mut m), &rt.to_value(b, &mut m))
-                };
+                // Two range objects are two objects here (as `id` says), unlike the
+                // interpreter's range values (LANGUAGE.md: unspecified).
+                let same = a == b
+                    || !rt.is(a, rt.types.range) && {
+                        let mut m = Memo::peek();
+                        identical(&rt.to_value(a, &mut m), &rt.to_value(b, &mut m))
+                    };
                 same == (op == CmpOp::Is)
             }
             _ => {

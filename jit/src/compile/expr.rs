@@ -838,8 +838,8 @@ impl FnCompiler<'_, '_> {
             _ => None,
         };
         if matches!(op, CmpOp::Is | CmpOp::IsNot) {
-            // Same word: identical (ranges aside, which the helper handles); different
-            // words are identical only for equal strs or floats (two references).
+            // Same word: identical; different words are identical only for equal strs or
+            // floats (two references: the helper decides).
             let (t, f) = if op == CmpOp::Is {
                 (TRUE, FALSE)
             } else {
@@ -849,16 +849,7 @@ impl FnCompiler<'_, '_> {
             let tv = self.b.ins().iconst(I64, t as i64);
             let fv = self.b.ins().iconst(I64, f as i64);
             let diff = self.b.create_block();
-            let same_b = self.b.create_block();
-            self.b.ins().brif(same, same_b, &[], diff, &[]);
-            self.b.switch_to_block(same_b);
-            // A same-word range is not identical to itself (interpreter semantics): only
-            // references need the helper.
-            let lowx = self.b.ins().band_imm(x, 1);
-            let small = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, x, 4096);
-            let lowx = self.b.ins().icmp_imm(IntCC::NotEqual, lowx, 0);
-            let imm = self.b.ins().bor(lowx, small);
-            self.b.ins().brif(imm, done, &[tv.into()], slow, &[]);
+            self.b.ins().brif(same, done, &[tv.into()], diff, &[]);
             self.b.switch_to_block(diff);
             let both = self.b.ins().bor(x, y);
             let any_imm_x = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, x, 4096);
