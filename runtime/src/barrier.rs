@@ -115,7 +115,8 @@ impl StmThread {
 
     #[cold]
     fn write_slow(&mut self, r: Ref) -> Result<(), Abort> {
-        let stm = self.stm.clone();
+        // SAFETY: used only inside this method, while `self` lives.
+        let stm = unsafe { self.stm_unbound() };
         stm.check_ref(r, 8);
         let me = self.seg;
         // SAFETY: r is a checked old-space address of our segment.
@@ -186,7 +187,8 @@ impl StmThread {
 
     #[cold]
     fn write_card_slow(&mut self, r: Ref, a: u64) -> Result<(), Abort> {
-        let stm = self.stm.clone();
+        // SAFETY: used only inside this method, while `self` lives.
+        let stm = unsafe { self.stm_unbound() };
         // SAFETY: r was checked by the caller; header in our mapped segment.
         if unsafe { gs::load_u64(r) } as u32 & crate::nursery::NEW_FLAG != 0 {
             self.record_new_written(r);

@@ -91,7 +91,8 @@ impl StmThread {
     /// transaction when it loses. `obj` is the object that `g` belongs to (the carded object
     /// for a card, else `g` itself): it is what conflict reports name.
     pub(crate) fn acquire_write_lock(&mut self, g: u64, obj: u64) -> Result<(), Abort> {
-        let stm = self.stm.clone();
+        // SAFETY: used only inside this method, while `self` lives.
+        let stm = unsafe { self.stm_unbound() };
         let me = self.seg;
         let mut spins = 0u32;
         loop {

@@ -335,7 +335,7 @@ impl Stm {
         // must keep their addresses until every segment has imported it. So every record's
         // object is a root, and every word of its contents is scanned as a possible one.
         self.for_each_retained(|e| {
-            for r in &e.recs {
+            for r in e.recs() {
                 if r.kind == ModKind::New {
                     // Objects the entry's transaction allocated, adjacent ones merged into
                     // one range (`build_entry`): segment 0 holds their contents, and marking
@@ -391,7 +391,7 @@ impl Stm {
             let rev = unsafe { (*self.seg_last(k)).rev };
             self.for_each_retained(|e| {
                 if e.rev <= rev {
-                    for r in &e.recs {
+                    for r in e.recs() {
                         add(r.addr, r.len);
                     }
                 }

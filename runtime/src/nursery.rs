@@ -72,6 +72,9 @@ pub(crate) struct ThreadGc {
     /// Commit log: the contents before this transaction of the ranges of the `Object` and
     /// `Card` records (`ModRec::backup`), restored by an abort.
     pub backups: Vec<u8>,
+    /// Commit log: the records of the entry being built (`StmThread::build_entry`), kept
+    /// for the next commit's so that building one allocates nothing.
+    pub entry_recs: Vec<crate::commitlog::Rec>,
     /// Young objects outside the nursery: address → allocated size.
     pub young_large: HashMap<Ref, u64>,
     /// Objects promoted in this transaction that were written since the last minor
@@ -94,6 +97,7 @@ impl ThreadGc {
             _region: region,
             modified: Vec::new(),
             backups: Vec::new(),
+            entry_recs: Vec::new(),
             young_large: HashMap::new(),
             old_young: Vec::new(),
             restart_roots: std::sync::Mutex::new(Vec::new()),
@@ -298,13 +302,14 @@ impl StmThread {
         if cur == l.nursery_start && self.gc.young_large.is_empty() {
             return; // nothing young: the common case of small transactions, no Arc clone
         }
-        let stm = self.stm.clone();
+        // SAFETY: used only inside this method, while `self` lives.
+        let stm = unsafe { self.stm_unbound() };
         let gc = &mut *self.gc;
         let t0 = Instant::now();
         let types = stm.types.read();
         let base = l.segment_base(me);
         let mut m = Minor {
-            stm: &stm,
+            stm,
             types: &types,
             alloc: stm.old.segment_allocator(me),
             base,
@@ -352,7 +357,7 @@ impl StmThread {
         for (r, _) in gc.young_large.drain() {
             stm.old.free_large(r);
         }
-        reset_nursery(&stm, me, cur);
+        reset_nursery(stm, me, cur);
         let ns = t0.elapsed().as_nanos() as u64;
         let c = &stm.segs[me].counters;
         crate::stats::SegCounters::bump(&c.minor_collections, 1);

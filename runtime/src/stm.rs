@@ -180,10 +180,6 @@ pub(crate) struct SegShared {
     pub kept_by: AtomicU64,
     /// The statistics bumped at every transaction, written only by the segment's holder.
     pub counters: crate::stats::SegCounters,
-    /// Commit log: freed small entries built in this segment, for its next commits
-    /// ([`crate::commitlog::CommitLog::new_entry`]). Per segment, so that a commit takes a
-    /// mutex that only its own core and, once per application of the log, the applier use.
-    pub pool: crate::commitlog::EntryPool,
 }
 
 /// The free transaction segments and a ticket queue of the threads waiting for one.
@@ -313,7 +309,7 @@ impl Stm {
         } else {
             None
         };
-        let log = crate::commitlog::CommitLog::new();
+        let log = crate::commitlog::CommitLog::new(config.num_segments);
         let segs = (0..=config.num_segments)
             .map(|_| SegShared {
                 running: AtomicBool::new(false),
@@ -324,7 +320,6 @@ impl Stm {
                 last: AtomicPtr::new(log.root()),
                 kept_by: AtomicU64::new(0),
                 counters: Default::default(),
-                pool: Default::default(),
             })
             .collect();
         let stm = Arc::new(Stm {
@@ -398,8 +393,8 @@ impl Stm {
         for seg in &self.segs {
             seg.counters.add_to(&mut s);
         }
-        s.log_entries = self.log.len.load(std::sync::atomic::Ordering::Relaxed);
-        s.log_bytes = self.log.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        s.log_entries = self.log.len();
+        s.log_bytes = self.log.held_bytes();
         s
     }
 
