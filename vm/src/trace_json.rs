@@ -700,6 +700,32 @@ pub fn write_chrome_json(rt: &Runtime, data: &TraceData, w: &mut dyn Write) -> s
     o.finish(&tail)
 }
 
+/// Writes `path` by `write`, over what a file there held rather than truncating it first
+/// (and then cutting it to the new length): rewriting a trace of the same size reuses its
+/// pages in the page cache (and on disk), where a truncated file frees them, takes new ones
+/// and, on ext4, is flushed to disk at its close (its "replace by truncate" rule): `dd` of
+/// 52 MB over the last run's file, 30 ms CPU truncating, 15 ms not.
+#[cold]
+fn rewrite(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    // A device or pipe (`/dev/stdout`) has no length to cut.
+    let regular = f.metadata()?.is_file();
+    write(&mut f)?;
+    if regular {
+        use std::io::Seek;
+        let end = f.stream_position()?;
+        f.set_len(end)?;
+    }
+    Ok(())
+}
+
 /// At exit (normal or error): writes `--trace FILE` and draws `--timeline FILE` (from the
 /// same JSON, by `stmjit-timeline`) if asked; a failure to write either is reported, not
 /// fatal. Takes the events recorded so far: threads still running (an error exit) go on
@@ -715,11 +741,7 @@ pub fn write_if_asked(rt: &Runtime) {
     let data = tracer.take();
     if let Some(path) = json_path {
         // Straight to the file.
-        let r = std::fs::File::create(path).and_then(|f| {
-            let mut f = std::io::BufWriter::new(f);
-            write_chrome_json(rt, &data, &mut f)?;
-            f.flush()
-        });
+        let r = rewrite(path, |w| write_chrome_json(rt, &data, w));
         if let Err(e) = r {
             eprintln!("error: cannot write {}: {e}", path.display());
         }
@@ -895,6 +917,23 @@ mod tests {
             .map(|n| format!("{}.{:03} ", n / 1000, n % 1000))
             .collect();
         assert_eq!(text, want);
+    }
+
+    /// A trace written over a longer file (the last run's) ends where it ends: the file is
+    /// cut to its length, not left with the old tail; a device is written without cutting.
+    #[test]
+    fn rewriting_cuts_the_old_tail() {
+        let path = std::env::temp_dir().join(format!("stmjit-rewrite-{}.json", std::process::id()));
+        std::fs::write(&path, vec![b'x'; 3 * CHUNK + 5]).unwrap();
+        let text = b"{\"traceEvents\":[]}\n";
+        rewrite(&path, |w| {
+            w.write_all(&text[..4])?;
+            w.write_all(&text[4..])
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), text);
+        std::fs::remove_file(&path).unwrap();
+        rewrite(std::path::Path::new("/dev/null"), |w| w.write_all(text)).unwrap();
     }
 
     /// The last event's separator is dropped also when that event filled a chunk (it was
