@@ -375,15 +375,22 @@ fn membarrier() {}
 /// The trace's clock: nanoseconds since the tracer started. Read twice per transaction and
 /// once per span, so it is the time-stamp counter where that is invariant (constant rate,
 /// running in every power state, synchronized across cores: CPUID leaf 0x8000_0007, EDX bit
-/// 8), scaled by a rate measured against [`Instant`] when the tracer starts; elsewhere
-/// `Instant` itself. Under callgrind an `Instant::now` plus its conversion was about 60
-/// instructions, `rdtsc` plus a multiply is 6.
+/// 8), scaled by a rate measured against [`Instant`]; elsewhere `Instant` itself. Under
+/// callgrind an `Instant::now` plus its conversion was about 60 instructions, `rdtsc` plus a
+/// multiply is 6.
+///
+/// The rate is measured lazily: the clock reads `Instant` until [`Clock::CALIBRATION`] has
+/// passed since it started, then the first reading after that compares both clocks over that
+/// time and switches to the counter. Measuring it at the start cost every traced run a 2 ms
+/// spin; now the run's own first events pay a few `Instant` readings.
 struct Clock {
     epoch: Instant,
     /// Counter reading at `epoch`.
     tsc0: u64,
-    /// Nanoseconds per tick, times 2^32; 0: use `Instant`.
-    mult: u64,
+    /// Nanoseconds per tick, times 2^32; 0: not measured yet (`Instant` until then).
+    mult: AtomicU64,
+    /// Whether the counter may be used (invariant).
+    tsc: bool,
 }
 
 /// The time-stamp counter.
@@ -418,7 +425,7 @@ fn pair() -> (Instant, u64) {
 }
 
 impl Clock {
-    /// How long the rate is measured for when the clock starts.
+    /// How long the rate is measured over (the counter is used after that).
     const CALIBRATION: std::time::Duration = std::time::Duration::from_millis(2);
 
     #[cfg(target_arch = "x86_64")]
@@ -426,19 +433,12 @@ impl Clock {
         if !invariant_tsc() {
             return Clock::instant();
         }
-        let (i0, t0) = pair();
-        while i0.elapsed() < Self::CALIBRATION {
-            std::hint::spin_loop();
-        }
-        let (i1, t1) = pair();
-        let (ns, ticks) = (i1.duration_since(i0).as_nanos() as f64, t1.wrapping_sub(t0));
-        if ticks == 0 || ns <= 0.0 {
-            return Clock::instant();
-        }
+        let (epoch, tsc0) = pair();
         Clock {
-            epoch: i0,
-            tsc0: t0,
-            mult: ((ns / ticks as f64) * (1u64 << 32) as f64) as u64,
+            epoch,
+            tsc0,
+            mult: AtomicU64::new(0),
+            tsc: true,
         }
     }
 
@@ -452,7 +452,8 @@ impl Clock {
         Clock {
             epoch: Instant::now(),
             tsc0: 0,
-            mult: 0,
+            mult: AtomicU64::new(0),
+            tsc: false,
         }
     }
 
@@ -460,11 +461,36 @@ impl Clock {
     #[inline]
     fn now(&self) -> u64 {
         #[cfg(target_arch = "x86_64")]
-        if self.mult != 0 {
-            let ticks = rdtsc().saturating_sub(self.tsc0);
-            return ((u128::from(ticks) * u128::from(self.mult)) >> 32) as u64;
+        {
+            let mult = self.mult.load(Relaxed);
+            if mult != 0 {
+                let ticks = rdtsc().saturating_sub(self.tsc0);
+                return ((u128::from(ticks) * u128::from(mult)) >> 32) as u64;
+            }
         }
-        self.epoch.elapsed().as_nanos() as u64
+        self.slow_now()
+    }
+
+    /// [`Clock::now`] by `Instant`; measures the counter's rate once [`Clock::CALIBRATION`]
+    /// has passed.
+    #[cold]
+    fn slow_now(&self) -> u64 {
+        let ns = self.epoch.elapsed();
+        #[cfg(target_arch = "x86_64")]
+        if self.tsc && ns >= Self::CALIBRATION {
+            let (i1, t1) = pair();
+            let (ns, ticks) = (
+                i1.duration_since(self.epoch).as_nanos() as f64,
+                t1.wrapping_sub(self.tsc0),
+            );
+            if ticks != 0 && ns > 0.0 {
+                let mult = ((ns / ticks as f64) * (1u64 << 32) as f64) as u64;
+                // Threads measuring at once get nearly the same rate: the first one's stays.
+                let _ = self.mult.compare_exchange(0, mult.max(1), Relaxed, Relaxed);
+                return self.now();
+            }
+        }
+        ns.as_nanos() as u64
     }
 }
 
@@ -684,8 +710,8 @@ mod tests {
     }
 
     /// The counter-based clock follows `Instant`: it starts near 0, never goes back, and
-    /// measures a sleep as `Instant` does (within a generous 20%: both are wall clocks, so
-    /// load on the machine does not matter).
+    /// measures a sleep (across its switch from `Instant` to the counter) as `Instant` does
+    /// (within a generous 20%: both are wall clocks, so load on the machine does not matter).
     #[test]
     fn the_clock_follows_instant() {
         let c = Clock::new();
@@ -706,8 +732,12 @@ mod tests {
         }
         #[cfg(target_arch = "x86_64")]
         if invariant_tsc() {
-            assert_ne!(c.mult, 0, "an invariant counter is used");
+            assert_ne!(c.mult.load(Relaxed), 0, "an invariant counter is used");
         }
+        // Measured lazily, the counter reads what `Instant` reads (within 5 ms: the thread
+        // may be descheduled between the two readings).
+        let skew = c.now() as i64 - c.epoch.elapsed().as_nanos() as i64;
+        assert!(skew.abs() < 5_000_000, "counter {skew} ns off Instant");
     }
 
     /// An event is 64 bytes, and a full log has no room beyond the cap: the memory bound
