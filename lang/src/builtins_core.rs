@@ -680,7 +680,7 @@ pub fn type_of(v: &Value) -> R<Value> {
         Value::Dict(_) => Value::Builtin(Builtin::Dict),
         Value::Set(_) => Value::Builtin(Builtin::Set),
         Value::FrozenSet(_) => Value::Builtin(Builtin::FrozenSet),
-        Value::Range(..) => Value::Builtin(Builtin::Range),
+        Value::Range(..) | Value::BigRange(_) => Value::Builtin(Builtin::Range),
         other => {
             return Err(exc(
                 TypeError,
@@ -740,7 +740,7 @@ fn instance_of_one(v: &Value, cls: &Value) -> R<bool> {
                     | (Value::Dict(_), Builtin::Dict)
                     | (Value::Set(_), Builtin::Set)
                     | (Value::FrozenSet(_), Builtin::FrozenSet)
-                    | (Value::Range(..), Builtin::Range)
+                    | (Value::Range(..) | Value::BigRange(_), Builtin::Range)
             ),
             _ => {
                 return Err(exc(
@@ -763,6 +763,7 @@ fn len(args: &[Value]) -> R<Value> {
         Value::Tuple(t) => t.items.len() as i64,
         Value::Dict(d) | Value::Set(d) | Value::FrozenSet(d) => lock(&d.map).len() as i64,
         Value::Range(a, b, s) => return Ok(ops::int_result(Some(range_len(*a, *b, *s) as i128))?),
+        Value::BigRange(r) => return Ok(r.len_value()?),
         other => {
             if let Some(n) = crate::special::len_of(other) {
                 return Ok(Value::Int(n?));
@@ -780,6 +781,9 @@ fn len(args: &[Value]) -> R<Value> {
 fn range(args: &[Value]) -> R<Value> {
     let name = "range";
     arity(name, args, 1, 3)?;
+    if args.iter().any(|a| matches!(a, Value::BigInt(_))) {
+        return Ok(crate::ranges::from_args(args)?);
+    }
     let ints: Vec<i64> = args.iter().map(int_arg).collect::<R<_>>()?;
     let (a, b, s) = match ints[..] {
         [n] => (0, n, 1),

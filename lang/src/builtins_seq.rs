@@ -31,6 +31,12 @@ pub fn unpack(v: &Value, n: usize) -> R<Vec<Value>> {
             }
             ops::iterate(v)?
         }
+        Value::BigRange(r) => {
+            if r.len() > num_bigint::BigInt::from(n) {
+                return Err(too_many(n));
+            }
+            r.items()?
+        }
         Value::List(_) | Value::Str(_) | Value::Dict(_) | Value::Set(_) | Value::FrozenSet(_) => {
             ops::iterate(v)?
         }
@@ -157,6 +163,7 @@ pub fn reversed(args: &[Value]) -> R<Value> {
             items.reverse();
             Ok(ListObj::new_value(items))
         }
+        Value::BigRange(r) => Ok(r.reversed()),
         other => Err(exc(
             TypeError,
             format!("'{}' object is not reversible", other.type_name()),

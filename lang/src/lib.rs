@@ -24,6 +24,7 @@ pub mod literals;
 pub mod methods_extra;
 pub mod ops;
 pub mod parser;
+pub mod ranges;
 pub mod resolve;
 pub mod sets;
 pub mod special;

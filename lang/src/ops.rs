@@ -476,6 +476,7 @@ pub fn get_item(obj: &Value, index: &Value) -> Result<Value, OpError> {
                 None => err(IndexError, "range object index out of range"),
             }
         }
+        Value::BigRange(r) => r.item(index),
         Value::Instance(_) if let Some(r) = crate::special::get_item(obj, index) => r,
         _ => err(
             TypeError,
@@ -680,6 +681,7 @@ pub fn contains(container: &Value, item: &Value) -> Result<bool, OpError> {
                 (0..n).contains(&k)
             })
         }
+        Value::BigRange(r) => Ok(r.contains(item)),
         Value::Instance(_) if let Some(r) = crate::special::contains(container, item) => r,
         _ => err(
             TypeError,
@@ -705,6 +707,7 @@ pub fn iterate(v: &Value) -> Result<Vec<Value>, OpError> {
             }
             Ok((0..n).map(|k| Value::Int(a + k * s)).collect())
         }
+        Value::BigRange(r) => r.items(),
         Value::Instance(_) if let Some(r) = crate::special::iterate(v) => r,
         _ => err(
             TypeError,

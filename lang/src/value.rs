@@ -35,8 +35,11 @@ pub enum Value {
     Set(Arc<DictObj>),
     /// A frozenset: a set that never changes after it is made, so it is hashable.
     FrozenSet(Arc<DictObj>),
-    /// `range(start, stop, step)`; step is never 0.
+    /// `range(start, stop, step)` of tagged ints; step is never 0.
     Range(i64, i64, i64),
+    /// `range(start, stop, step)` with one of them beyond the tagged ints (see
+    /// [`crate::ranges`]).
+    BigRange(Arc<crate::ranges::BigRange>),
     /// A function: what a `def` made when it ran.
     Function(Arc<FuncValue>),
     /// `instance.method` not yet called: (instance, method).
@@ -768,7 +771,7 @@ impl Value {
             Value::Dict(_) => "dict".into(),
             Value::Set(_) => "set".into(),
             Value::FrozenSet(_) => "frozenset".into(),
-            Value::Range(..) => "range".into(),
+            Value::Range(..) | Value::BigRange(_) => "range".into(),
             Value::Function(_) => "function".into(),
             Value::BoundMethod(_) => "method".into(),
             Value::Class(_) => "type".into(),
@@ -794,6 +797,7 @@ impl Value {
             Value::Tuple(t) => !t.items.is_empty(),
             Value::Dict(d) | Value::Set(d) | Value::FrozenSet(d) => !lock(&d.map).is_empty(),
             Value::Range(a, b, s) => range_len(*a, *b, *s) > 0,
+            Value::BigRange(r) => !r.is_empty(),
             _ => true,
         }
     }
@@ -938,6 +942,7 @@ impl Value {
                     out.push_str(&format!("range({a}, {b}, {s})"));
                 }
             }
+            Value::BigRange(r) => out.push_str(&r.repr()),
             Value::Function(f) => out.push_str(&format!("<function {}>", names(f.id))),
             Value::BoundMethod(m) => out.push_str(&format!("<bound method {}>", names(m.1.id))),
             Value::Class(c) if c.builtin => out.push_str(&format!("<class '{}'>", c.name)),
@@ -1165,9 +1170,8 @@ fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
                 xm.len() == ym.len() && set_subset(&xm, &ym)?
             }
         }
-        (Value::Range(a1, b1, s1), Value::Range(a2, b2, s2)) => {
-            let (n1, n2) = (range_len(*a1, *b1, *s1), range_len(*a2, *b2, *s2));
-            n1 == n2 && (n1 == 0 || (a1 == a2 && (n1 == 1 || s1 == s2)))
+        (Value::Range(..) | Value::BigRange(_), Value::Range(..) | Value::BigRange(_)) => {
+            crate::ranges::equal(a, b).unwrap_or(false)
         }
         // As CPython: the same receiver (`is`) and the same function.
         (Value::BoundMethod(x), Value::BoundMethod(y)) => {
@@ -1222,6 +1226,7 @@ pub fn identity_number(v: &Value) -> i128 {
             (1i128 << 80) + h.finish() as i128
         }
         Value::BigInt(x) => addr(Arc::as_ptr(x) as *const u8),
+        Value::BigRange(x) => addr(Arc::as_ptr(x) as *const u8),
         Value::Str(x) => str_id(x),
         Value::List(x) => addr(Arc::as_ptr(x) as *const u8),
         // Empty tuples are all one object (as in CPython).
@@ -1267,6 +1272,7 @@ pub fn identical(a: &Value, b: &Value) -> bool {
         | (Value::FrozenSet(x), Value::FrozenSet(y)) => Arc::ptr_eq(x, y),
         // Values here: the same three parts (LANGUAGE.md: unspecified identity).
         (Value::Range(a1, b1, s1), Value::Range(a2, b2, s2)) => (a1, b1, s1) == (a2, b2, s2),
+        (Value::BigRange(x), Value::BigRange(y)) => Arc::ptr_eq(x, y),
         (Value::Function(x), Value::Function(y)) => Arc::ptr_eq(x, y),
         (Value::BoundMethod(x), Value::BoundMethod(y)) => Arc::ptr_eq(x, y),
         (Value::Class(x), Value::Class(y)) => Arc::ptr_eq(x, y),

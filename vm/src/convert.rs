@@ -292,6 +292,14 @@ impl Runtime {
                     }
                     Value::Lock(a)
                 }
+                OPAQUE_BIG_RANGE => {
+                    // Converted back to this very object (ranges are identical to themselves).
+                    let a = Arc::new(self.big_range_of(w));
+                    if memo.keep {
+                        memo.back.insert(arc_id(&a), self.root(w));
+                    }
+                    Value::BigRange(a)
+                }
                 _ => {
                     let a = Arc::new(QueueObj::default());
                     if memo.keep {
@@ -418,6 +426,10 @@ impl Runtime {
             }
             Value::Instance(a) => self.get(*memo.back.get(&arc_id(a)).expect("known instance")),
             Value::Class(a) => self.get(*memo.back.get(&arc_id(a)).expect("known class")),
+            Value::BigRange(r) => match memo.back.get(&arc_id(r)) {
+                Some(&w) => self.get(w),
+                None => self.new_big_range(r, memo)?,
+            },
             Value::Thread(a) => self.get(*memo.back.get(&arc_id(a)).expect("known thread")),
             Value::Lock(a) => self.get(*memo.back.get(&arc_id(a)).expect("known lock")),
             Value::Queue(a) => self.get(*memo.back.get(&arc_id(a)).expect("known queue")),

@@ -324,6 +324,7 @@ impl Runtime {
             OPAQUE_LOCK => "Lock",
             OPAQUE_DICT_ITER => "dict_keyiterator",
             OPAQUE_ITEMS_ITER => "iterator",
+            OPAQUE_BIG_RANGE => "range",
             _ => "TransactionQueue",
         }
     }
@@ -351,6 +352,7 @@ impl Runtime {
                 let (a, b, s) = self.range_of(w);
                 stmjit_lang::value::range_len(a, b, s) > 0
             }
+            _ if self.is_big_range(w) => !self.big_range_of(w).is_empty(),
             _ => true,
         }
     }

@@ -118,7 +118,9 @@ impl Runtime {
         Ok(())
     }
     /// The iterator object of a `for` loop over `v`: lists, tuples and ranges iterate in
-    /// place, dicts and sets over a snapshot of their keys, strs over a list of their characters.
+    /// place, dicts and sets over a snapshot of their keys, strs over a list of their
+    /// characters, a range beyond the tagged ints over the list of its items (so that the
+    /// helper giving the next item never allocates: the loops over lists keep their code).
     pub fn iter(&mut self, v: Word) -> R<Word> {
         let t = self.types;
         if self.is(v, t.list) || self.is(v, t.range) || self.is(v, t.tuple) {

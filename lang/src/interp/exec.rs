@@ -196,6 +196,14 @@ impl Interp {
                     step!(Value::Int(a + k * s));
                 }
             }
+            // One item at a time: a big range may be too long to list.
+            Value::BigRange(r) => {
+                let mut k = 0;
+                while let Some(item) = crate::ranges::next(r, k) {
+                    k += 1;
+                    step!(item);
+                }
+            }
             // Lists are walked by index, so items appended during the loop are visited (Python).
             Value::List(l) => {
                 let mut i = 0;

@@ -49,7 +49,8 @@ pub use instance::InstanceObj;
 pub use list::ListObj;
 pub(crate) use opaque::new_opaque;
 pub use opaque::{
-    OpaqueObj, OPAQUE_DICT_ITER, OPAQUE_ITEMS_ITER, OPAQUE_LOCK, OPAQUE_QUEUE, OPAQUE_THREAD,
+    OpaqueObj, OPAQUE_BIG_RANGE, OPAQUE_DICT_ITER, OPAQUE_ITEMS_ITER, OPAQUE_LOCK, OPAQUE_QUEUE,
+    OPAQUE_THREAD,
 };
 pub use range::RangeObj;
 pub use str::{str_size, StrObj};

@@ -39,6 +39,11 @@ pub const OPAQUE_DICT_ITER: u64 = 4;
 /// whose `__getitem__(0)`, `(1)`, ... give the items (CPython's older protocol).
 pub const OPAQUE_ITEMS_ITER: u64 = 5;
 
+/// [`OpaqueObj::kind`] of a range with a bound or step beyond the tagged ints (a value of
+/// the program: `range(2**70)`): `a` is the tuple of its start, stop and step (see
+/// `range.rs`).
+pub const OPAQUE_BIG_RANGE: u64 = 6;
+
 /// A new opaque object of `kind` holding `a` (rooted across the allocation, which may move
 /// it).
 pub(crate) fn new_opaque(rt: &mut Runtime, kind: u64, a: Word) -> R<Word> {

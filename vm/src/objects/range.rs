@@ -1,8 +1,15 @@
 //! `range(start, stop, step)` as a value (immutable; a `for` over `range(...)` written in
-//! place needs none: it is a counted loop).
+//! place needs none: it is a counted loop). A range beyond the tagged ints is an opaque
+//! object of kind [`OPAQUE_BIG_RANGE`] instead (its operations go through the values of
+//! `stmjit_lang::ranges`).
 
-use crate::Runtime;
+use super::opaque::{new_opaque, OpaqueObj, OPAQUE_BIG_RANGE};
+use crate::convert::Memo;
+use crate::{Runtime, R};
 use std::mem::offset_of;
+use stmjit_lang::bigint::big_value;
+use stmjit_lang::ranges::BigRange;
+use stmjit_lang::value::TupleObj;
 use stmjit_runtime::object::ObjectHeader;
 use stmjit_runtime::value::Word;
 
@@ -28,5 +35,36 @@ impl Runtime {
             self.ld(w, offset_of!(RangeObj, stop) as u64) as i64,
             self.ld(w, offset_of!(RangeObj, step) as u64) as i64,
         )
+    }
+}
+
+impl Runtime {
+    /// Whether `w` is a range beyond the tagged ints (an opaque object of kind
+    /// [`OPAQUE_BIG_RANGE`]).
+    pub fn is_big_range(&self, w: Word) -> bool {
+        // `kind` is written once, when the object is made: no barrier needed to read it.
+        self.is(w, self.types.opaque)
+            && self.ld(w, offset_of!(OpaqueObj, kind) as u64) == OPAQUE_BIG_RANGE
+    }
+
+    /// The parts of the big range `w` (immutable: its tuple and the ints in it never change).
+    pub(crate) fn big_range_of(&self, w: Word) -> BigRange {
+        let t = self.ld(w, offset_of!(OpaqueObj, a) as u64);
+        let part = |i| {
+            let v = self.to_value(self.tuple_get(t, i), &mut Memo::peek());
+            stmjit_lang::bigint::as_big(&v).expect("a big range's parts are ints")
+        };
+        BigRange {
+            start: part(0),
+            stop: part(1),
+            step: part(2),
+        }
+    }
+
+    /// A new big range object of `r`: an opaque object holding the tuple of its parts.
+    pub(crate) fn new_big_range(&mut self, r: &BigRange, memo: &mut Memo) -> R<Word> {
+        let parts = [&r.start, &r.stop, &r.step].map(|b| big_value(b.clone()));
+        let t = self.from_value(&TupleObj::new_value(parts.to_vec()), memo)?;
+        new_opaque(self, OPAQUE_BIG_RANGE, t)
     }
 }
