@@ -29,8 +29,9 @@ pub struct Switches {
     /// `STMJIT_BENCH_OMIT=write-barrier,poll` (for `benches/barriers.rs` only): compile
     /// without the instance write-barrier test and/or the safe-point polls.
     pub omit: Vec<String>,
-    /// `STMJIT_COMMIT_LOG=1`: commits append to the runtime's commit log instead of
-    /// stopping the other segments (read by `StmConfig::default`, checked here).
+    /// `STMJIT_COMMIT_LOG=0`: every writer commit stops the other segments (c7's model)
+    /// instead of appending to the runtime's commit log, the default (read by
+    /// `StmConfig::default`, checked here).
     pub commit_log: bool,
     /// `STMJIT_HEAP=BYTES`: the heap limit (old space in use plus one nursery's worth of
     /// room) when below the default (3/4 of the old space, which follows the machine's
@@ -74,8 +75,9 @@ Environment switches (for tests, benchmarks and debugging; a bad value is a usag
                                  slots, no optimization, single-pass register allocation)
   STMJIT_GS_ARCH_PRCTL=0|1       1: switch %gs with the arch_prctl syscall even where
                                  wrgsbase is available
-  STMJIT_COMMIT_LOG=0|1          1: commits append to a commit log that the other
-                                 transactions import, instead of stopping them
+  STMJIT_COMMIT_LOG=0|1          0: every writer commit stops the other transactions;
+                                 1 (the default): commits append to a commit log that the
+                                 others import at their own safe points
   STMJIT_DEBUG_REWRITE=0|1       1: print the IR of a function whose %gs rewrite fails
   STMJIT_BENCH_OMIT=LIST         comma-separated: write-barrier, poll (benchmarks only: unsafe)
   STMJIT_FAIL_PRIVATIZE=N        tests only: the page privatization after the first N fails as
@@ -131,7 +133,7 @@ impl Switches {
             eager: flag("STMJIT_EAGER")?,
             quick: flag("STMJIT_QUICK")?,
             omit,
-            commit_log: flag("STMJIT_COMMIT_LOG")?,
+            commit_log: get("STMJIT_COMMIT_LOG").is_none() || flag("STMJIT_COMMIT_LOG")?,
             heap: number(
                 &get,
                 "STMJIT_HEAP",
@@ -210,6 +212,8 @@ mod tests {
         assert!(s.omits("poll") && s.omits("write-barrier"));
         let none = with(&[]).unwrap();
         assert!(none.nursery.is_none() && !none.move_threads && none.omit.is_empty());
+        assert!(none.commit_log, "the commit log is the default");
+        assert!(!with(&[("STMJIT_COMMIT_LOG", "0")]).unwrap().commit_log);
     }
 
     #[test]

@@ -55,8 +55,8 @@ pub struct StmConfig {
     pub record_read_sites: bool,
     /// Writer commits append to a commit log and never stop the other segments (stmgc-c8's
     /// model, `commitlog.rs`); each segment validates and imports at its own safe points.
-    /// Off: every writer commit stops the world (c7's model). Default: the environment
-    /// variable `STMJIT_COMMIT_LOG` (`1` on, anything else off); off when unset.
+    /// Off: every writer commit stops the world (c7's model). Default: on, unless the
+    /// environment variable `STMJIT_COMMIT_LOG` is `0`.
     pub commit_log: bool,
     /// How long a thread may keep its segment across its own transaction boundaries while
     /// other threads wait for one (the time slice of a GIL: CPython's is 5 ms). A thread
@@ -124,7 +124,7 @@ impl Default for StmConfig {
             move_threads: false,
             trace: false,
             record_read_sites: false,
-            commit_log: std::env::var("STMJIT_COMMIT_LOG").is_ok_and(|v| v.trim() == "1"),
+            commit_log: std::env::var("STMJIT_COMMIT_LOG").map_or(true, |v| v.trim() != "0"),
             time_slice: DEFAULT_TIME_SLICE,
             idle_collect: None,
         }

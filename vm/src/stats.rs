@@ -282,8 +282,9 @@ pub fn report(rt: &Runtime) -> String {
         s.syncs
     );
     if s.log_max_entries > 0 {
-        // Commit log (`STMJIT_COMMIT_LOG=1`): writer commits stop nobody; the sync pause
-        // above is then major collections and waits for an inevitable transaction.
+        // Commit log (the default; off with `STMJIT_COMMIT_LOG=0`): writer commits stop
+        // nobody; the sync pause above is then major collections and waits for an
+        // inevitable transaction.
         let _ = writeln!(
             o,
             "  commit log: {} validations ({}), {} entries imported ({} KiB), {} waits for an inevitable transaction; log now {} entries ({} KiB), at most {} ({} KiB)",
