@@ -345,6 +345,9 @@ pub enum Builtin {
     /// `id(x)`: a number unique among the objects alive at the same time and constant for
     /// an object's life (`id(a) == id(b)` exactly when `a is b`).
     Id,
+    /// `slice(stop)`, `slice(start, stop[, step])`: also the type of slice objects, and what
+    /// the parser calls for `x[a:b:c]` (a name no program can shadow there).
+    Slice,
     /// `NotImplemented`: a constant (calling it is a TypeError) that a binary special
     /// method returns to let the reflected one, or the default, decide.
     NotImplemented,
@@ -355,7 +358,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 57 + crate::exceptions::COUNT] = [
+    pub const ALL: [Builtin; 58 + crate::exceptions::COUNT] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -413,6 +416,7 @@ impl Builtin {
         Builtin::NotImplemented,
         Builtin::Dict,
         Builtin::Id,
+        Builtin::Slice,
         Builtin::ExcClass(0),
         Builtin::ExcClass(1),
         Builtin::ExcClass(2),
@@ -495,6 +499,7 @@ impl Builtin {
             Builtin::NotImplemented => "NotImplemented",
             Builtin::Dict => "dict",
             Builtin::Id => "id",
+            Builtin::Slice => "slice",
             Builtin::ExcClass(i) => crate::exceptions::CLASSES[i as usize].0,
         }
     }

@@ -324,7 +324,7 @@ pub fn hash_value(v: &Value) -> R<i64> {
             items.sort_unstable();
             crate::builtins_seq::hash_tuple(&items) ^ 0x7a5e_7a5e
         }
-        Value::List(_) | Value::Dict(_) | Value::Set(_) => {
+        Value::List(_) | Value::Dict(_) | Value::Set(_) | Value::Slice(_) => {
             return Err(exc(
                 TypeError,
                 format!("unhashable type: '{}'", v.type_name()),
@@ -532,6 +532,7 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
             Ok(crate::value::object_id(&args[0]))
         }
         Builtin::Enumerate => crate::builtins_seq::enumerate(&args),
+        Builtin::Slice => crate::slices::slice_builtin(&args),
         Builtin::Zip => crate::builtins_seq::zip(&args),
         Builtin::Reversed => crate::builtins_seq::reversed(&args),
         Builtin::Divmod => crate::builtins_seq::divmod(&args),
@@ -681,6 +682,7 @@ pub fn type_of(v: &Value) -> R<Value> {
         Value::Set(_) => Value::Builtin(Builtin::Set),
         Value::FrozenSet(_) => Value::Builtin(Builtin::FrozenSet),
         Value::Range(..) | Value::BigRange(_) => Value::Builtin(Builtin::Range),
+        Value::Slice(_) => Value::Builtin(Builtin::Slice),
         other => {
             return Err(exc(
                 TypeError,
@@ -741,6 +743,7 @@ fn instance_of_one(v: &Value, cls: &Value) -> R<bool> {
                     | (Value::Set(_), Builtin::Set)
                     | (Value::FrozenSet(_), Builtin::FrozenSet)
                     | (Value::Range(..) | Value::BigRange(_), Builtin::Range)
+                    | (Value::Slice(_), Builtin::Slice)
             ),
             _ => {
                 return Err(exc(
@@ -1054,6 +1057,7 @@ pub fn has_method(v: &Value, name: &str) -> bool {
         Value::Set(_) => crate::sets::SET_METHODS.contains(&name),
         Value::FrozenSet(_) => crate::sets::FROZENSET_METHODS.contains(&name),
         Value::Str(_) => STR_METHODS.contains(&name),
+        Value::Slice(_) => crate::slices::SLICE_METHODS.contains(&name),
         Value::Thread(_) => name == "join",
         Value::Queue(_) => name == "add" || name == "run",
         _ => false,
@@ -1185,6 +1189,7 @@ pub fn call_method(
             )?))
         }
         Value::Str(s) => str_method(recv, s, name, args),
+        Value::Slice(s) if name == "indices" => crate::slices::indices(s, &args),
         _ => Err(no_attr(recv, name)),
     }
 }

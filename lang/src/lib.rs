@@ -27,6 +27,7 @@ pub mod parser;
 pub mod ranges;
 pub mod resolve;
 pub mod sets;
+pub mod slices;
 pub mod special;
 pub mod stack;
 pub mod token;

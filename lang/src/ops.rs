@@ -436,8 +436,21 @@ fn position(i: i64, len: usize) -> Option<usize> {
     (0..len).contains(&i).then_some(i as usize)
 }
 
+/// The slice object `index` when `obj[index]` slices `obj` (not for a dict, whose key it is,
+/// nor an instance, whose `__getitem__` takes it as it is).
+fn slice_index<'a>(obj: &Value, index: &'a Value) -> Option<&'a crate::slices::SliceValue> {
+    match index {
+        Value::Slice(s) if !matches!(obj, Value::Dict(_) | Value::Instance(_)) => Some(s),
+        _ => None,
+    }
+}
+
 /// `obj[index]`.
 pub fn get_item(obj: &Value, index: &Value) -> Result<Value, OpError> {
+    if let Some(s) = slice_index(obj, index) {
+        let [a, b, c] = &s.parts;
+        return get_slice_parts(obj, [a, b, c]);
+    }
     match obj {
         Value::List(l) => {
             let i = int_index(index, "list indices must be integers or slices")?;
@@ -487,6 +500,10 @@ pub fn get_item(obj: &Value, index: &Value) -> Result<Value, OpError> {
 
 /// `obj[index] = v`.
 pub fn set_item(obj: &Value, index: &Value, v: Value) -> Result<(), OpError> {
+    if let Some(s) = slice_index(obj, index) {
+        let [a, b, c] = &s.parts;
+        return set_slice_parts(obj, [a, b, c], Some(&v));
+    }
     match obj {
         Value::List(l) => {
             let i = int_index(index, "list indices must be integers or slices")?;
@@ -526,6 +543,10 @@ pub fn set_item(obj: &Value, index: &Value, v: Value) -> Result<(), OpError> {
 
 /// `del obj[index]`.
 pub fn del_item(obj: &Value, index: &Value) -> Result<(), OpError> {
+    if let Some(s) = slice_index(obj, index) {
+        let [a, b, c] = &s.parts;
+        return set_slice_parts(obj, [a, b, c], None);
+    }
     match obj {
         Value::List(l) => {
             let i = int_index(index, "list indices must be integers or slices")?;
@@ -554,81 +575,63 @@ pub fn del_item(obj: &Value, index: &Value) -> Result<(), OpError> {
     }
 }
 
-/// The clamped `[lo, hi)` range of a slice over `len` items, as Python computes it.
-fn slice_bounds(
-    lo: &Option<Value>,
-    hi: &Option<Value>,
-    len: usize,
-) -> Result<(usize, usize), OpError> {
-    let len = len as i64;
-    let clamp = |v: &Option<Value>, default: i64| -> Result<i64, OpError> {
-        match v {
-            None | Some(Value::None) => Ok(default),
-            // A big bound clamps like any bound past the ends (CPython's slice indices).
-            Some(Value::BigInt(b)) => Ok(if num_traits::Signed::is_negative(&**b) {
-                0
-            } else {
-                len
-            }),
-            Some(v) => {
-                let i = int_index(v, "slice indices must be integers or None")?;
-                let i = if i < 0 { (i + len).max(0) } else { i.min(len) };
-                Ok(i)
-            }
-        }
-    };
-    let (a, b) = (clamp(lo, 0)?, clamp(hi, len)?);
-    Ok((a as usize, b.max(a) as usize))
+/// `obj[lo:hi]` (a missing bound is `None`).
+pub fn get_slice(obj: &Value, lo: &Option<Value>, hi: &Option<Value>) -> Result<Value, OpError> {
+    let none = Value::None;
+    get_slice_parts(obj, two_parts(lo, hi, &none))
 }
 
-/// `obj[lo:hi]` for lists, tuples and strs.
-pub fn get_slice(obj: &Value, lo: &Option<Value>, hi: &Option<Value>) -> Result<Value, OpError> {
-    match obj {
-        Value::Tuple(t) => {
-            let (a, b) = slice_bounds(lo, hi, t.items.len())?;
-            Ok(TupleObj::new_value(t.items[a..b].to_vec()))
-        }
-        Value::List(l) => {
-            let items = lock(&l.items);
-            let (a, b) = slice_bounds(lo, hi, items.len())?;
-            Ok(ListObj::new_value(items[a..b].to_vec()))
-        }
-        Value::Str(s) => {
-            let n = s.chars().count();
-            let (a, b) = slice_bounds(lo, hi, n)?;
-            Ok(Value::str(
-                s.chars().skip(a).take(b - a).collect::<String>(),
-            ))
-        }
-        _ => err(
+/// The parts of `x[lo:hi]` (`none` where a bound is missing, and as the step).
+fn two_parts<'a>(lo: &'a Option<Value>, hi: &'a Option<Value>, none: &'a Value) -> [&'a Value; 3] {
+    [
+        lo.as_ref().unwrap_or(none),
+        hi.as_ref().unwrap_or(none),
+        none,
+    ]
+}
+
+/// `obj[start:stop:step]`.
+fn get_slice_parts(obj: &Value, parts: [&Value; 3]) -> Result<Value, OpError> {
+    if let Value::Dict(_) = obj {
+        // A slice object as the key (unhashable, as in CPython).
+        return get_item(obj, &crate::slices::SliceValue::of(parts));
+    }
+    crate::slices::get(obj, parts).unwrap_or_else(|| {
+        err(
             TypeError,
             format!("'{}' object is not subscriptable", obj.type_name()),
-        ),
-    }
+        )
+    })
 }
 
-/// `obj[lo:hi] = v` (lists only), or `del obj[lo:hi]` when `v` is `None`.
+/// `obj[lo:hi] = v`, or `del obj[lo:hi]` when `v` is `None` (a missing bound is `None`).
 pub fn set_slice(
     obj: &Value,
     lo: &Option<Value>,
     hi: &Option<Value>,
-    v: Option<Vec<Value>>,
+    v: Option<&Value>,
 ) -> Result<(), OpError> {
-    match obj {
-        Value::List(l) => {
-            let mut items = lock(&l.items);
-            let (a, b) = slice_bounds(lo, hi, items.len())?;
-            items.splice(a..b, v.unwrap_or_default());
-            Ok(())
-        }
-        _ => err(
-            TypeError,
-            format!(
-                "'{}' object does not support item assignment",
-                obj.type_name()
-            ),
-        ),
+    let none = Value::None;
+    set_slice_parts(obj, two_parts(lo, hi, &none), v)
+}
+
+/// `obj[start:stop:step] = v`, or `del obj[start:stop:step]` when `v` is `None`.
+fn set_slice_parts(obj: &Value, parts: [&Value; 3], v: Option<&Value>) -> Result<(), OpError> {
+    if let Value::Dict(_) = obj {
+        let key = crate::slices::SliceValue::of(parts);
+        return match v {
+            Some(v) => set_item(obj, &key, v.clone()),
+            None => del_item(obj, &key),
+        };
     }
+    crate::slices::set(obj, parts, v).unwrap_or_else(|| {
+        let what = if v.is_some() {
+            "does not support item assignment"
+        } else {
+            "does not support item deletion"
+        };
+        err(TypeError, format!("'{}' object {what}", obj.type_name()))
+    })
 }
 
 /// `item in container`.

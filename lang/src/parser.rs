@@ -105,6 +105,47 @@ fn is_super_attr(func: &Expr) -> bool {
     matches!(&func.kind, ExprKind::Name(n) if n.name == Builtin::SuperAttr.name())
 }
 
+/// An item of a subscript: an expression, or a slice's parts, whether it had a second
+/// colon, and where it began.
+enum SubItem {
+    Expr(Expr),
+    Slice([Option<Expr>; 3], bool, Span),
+}
+
+impl SubItem {
+    fn span(&self) -> Span {
+        match self {
+            SubItem::Expr(e) => e.span,
+            SubItem::Slice(_, _, span) => *span,
+        }
+    }
+
+    /// The item as an index: a slice is `slice(a, b, c)`.
+    fn into_expr(self) -> Expr {
+        match self {
+            SubItem::Expr(e) => e,
+            SubItem::Slice(parts, _, span) => slice_call(parts, span),
+        }
+    }
+}
+
+/// `slice(a, b, c)` of the builtin no program can shadow, a missing part `None`.
+fn slice_call(parts: [Option<Expr>; 3], span: Span) -> Expr {
+    let at = |kind| Expr { kind, span };
+    let args = parts
+        .into_iter()
+        .map(|p| p.unwrap_or_else(|| at(ExprKind::None)))
+        .collect();
+    at(ExprKind::Call {
+        func: Box::new(at(ExprKind::Name(Name {
+            name: Builtin::Slice.name().to_string(),
+            slot: Slot::Builtin(Builtin::Slice),
+            span,
+        }))),
+        args,
+    })
+}
+
 fn unresolved(name: String, span: Span) -> Name {
     Name {
         name,
@@ -1565,57 +1606,66 @@ impl Parser {
         })
     }
 
-    /// After `obj[`: an index or a slice, through the closing `]`.
+    /// After `obj[`: an index or a slice, through the closing `]`. `x[a:b]` is a slice
+    /// (`ExprKind::Slice`), `x[a:b:c]` indexes with `slice(a, b, c)`, as in CPython, and so
+    /// does a slice among the items of a tuple index (`x[a:b, c]`).
     fn subscript(&mut self, obj: Expr) -> PResult<ExprKind> {
-        let lo = if self.peek() == &Tok::Colon {
-            None
-        } else {
-            let first = self.expr()?;
-            if self.peek() == &Tok::Comma {
-                // `d[a, b]` indexes with the tuple `(a, b)`.
-                let span = first.span;
-                let mut items = vec![first];
-                while self.eat(&Tok::Comma) {
-                    if self.peek() == &Tok::RBracket {
-                        break;
-                    }
-                    items.push(self.expr()?);
+        let first = self.subscript_item()?;
+        let index = if self.peek() == &Tok::Comma {
+            // `d[a, b]` indexes with the tuple `(a, b)`.
+            let span = first.span();
+            let mut items = vec![first.into_expr()];
+            while self.eat(&Tok::Comma) {
+                if self.peek() == &Tok::RBracket {
+                    break;
                 }
-                self.expect(&Tok::RBracket)?;
-                return Ok(ExprKind::Index {
-                    obj: Box::new(obj),
-                    index: Box::new(Expr {
-                        kind: ExprKind::Tuple(items),
-                        span,
-                    }),
-                });
+                items.push(self.subscript_item()?.into_expr());
             }
-            Some(first)
-        };
-        if self.eat(&Tok::Colon) {
-            let hi = if matches!(self.peek(), Tok::RBracket | Tok::Colon) {
-                None
-            } else {
-                Some(self.expr()?)
-            };
-            if self.peek() == &Tok::Colon {
-                return Err(self.unsupported("slices with a step are"));
+            Expr {
+                kind: ExprKind::Tuple(items),
+                span,
             }
+        } else if let SubItem::Slice([lo, hi, None], false, _) = first {
             self.expect(&Tok::RBracket)?;
             return Ok(ExprKind::Slice {
                 obj: Box::new(obj),
                 lo: lo.map(Box::new),
                 hi: hi.map(Box::new),
             });
-        }
+        } else {
+            first.into_expr()
+        };
         self.expect(&Tok::RBracket)?;
-        match lo {
-            Some(index) => Ok(ExprKind::Index {
-                obj: Box::new(obj),
-                index: Box::new(index),
-            }),
-            None => Err(Diagnostic::new("expected an index", self.span())),
-        }
+        Ok(ExprKind::Index {
+            obj: Box::new(obj),
+            index: Box::new(index),
+        })
+    }
+
+    /// One item of a subscript: an expression or a slice `a:b`, `a:b:c` (any part missing).
+    fn subscript_item(&mut self) -> PResult<SubItem> {
+        let span = self.span();
+        let lo = if self.peek() == &Tok::Colon {
+            None
+        } else {
+            let e = self.expr()?;
+            if self.peek() != &Tok::Colon {
+                return Ok(SubItem::Expr(e));
+            }
+            Some(e)
+        };
+        self.expect(&Tok::Colon)?;
+        let part = |p: &mut Self| {
+            if matches!(p.peek(), Tok::RBracket | Tok::Colon | Tok::Comma) {
+                Ok(None)
+            } else {
+                p.expr().map(Some)
+            }
+        };
+        let hi = part(self)?;
+        let stepped = self.eat(&Tok::Colon);
+        let step = if stepped { part(self)? } else { None };
+        Ok(SubItem::Slice([lo, hi, step], stepped, span))
     }
 
     /// An f-string as the concatenation of its text and `format(value, spec)` of each field

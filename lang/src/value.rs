@@ -40,6 +40,8 @@ pub enum Value {
     /// `range(start, stop, step)` with one of them beyond the tagged ints (see
     /// [`crate::ranges`]).
     BigRange(Arc<crate::ranges::BigRange>),
+    /// A slice object, `slice(start, stop, step)` (immutable).
+    Slice(Arc<crate::slices::SliceValue>),
     /// A function: what a `def` made when it ran.
     Function(Arc<FuncValue>),
     /// `instance.method` not yet called: (instance, method).
@@ -772,6 +774,7 @@ impl Value {
             Value::Set(_) => "set".into(),
             Value::FrozenSet(_) => "frozenset".into(),
             Value::Range(..) | Value::BigRange(_) => "range".into(),
+            Value::Slice(_) => "slice".into(),
             Value::Function(_) => "function".into(),
             Value::BoundMethod(_) => "method".into(),
             Value::Class(_) => "type".into(),
@@ -943,6 +946,16 @@ impl Value {
                 }
             }
             Value::BigRange(r) => out.push_str(&r.repr()),
+            Value::Slice(x) => {
+                out.push_str("slice(");
+                for (i, p) in x.parts.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    p.write_repr(out, names, active)?;
+                }
+                out.push(')');
+            }
             Value::Function(f) => out.push_str(&format!("<function {}>", names(f.id))),
             Value::BoundMethod(m) => out.push_str(&format!("<bound method {}>", names(m.1.id))),
             Value::Class(c) if c.builtin => out.push_str(&format!("<class '{}'>", c.name)),
@@ -1173,6 +1186,15 @@ fn equal_depth(a: &Value, b: &Value, depth: usize) -> Result<bool, OpError> {
         (Value::Range(..) | Value::BigRange(_), Value::Range(..) | Value::BigRange(_)) => {
             crate::ranges::equal(a, b).unwrap_or(false)
         }
+        // As CPython: as the tuples `(start, stop, step)`.
+        (Value::Slice(x), Value::Slice(y)) => {
+            for (p, q) in x.parts.iter().zip(y.parts.iter()) {
+                if !identical(p, q) && !equal_depth(p, q, depth + 1)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
         // As CPython: the same receiver (`is`) and the same function.
         (Value::BoundMethod(x), Value::BoundMethod(y)) => {
             identical(&x.0, &y.0) && Arc::ptr_eq(&x.1, &y.1)
@@ -1237,6 +1259,7 @@ pub fn identity_number(v: &Value) -> i128 {
         Value::BoundMethod(x) => addr(Arc::as_ptr(x) as *const u8),
         Value::Class(x) => addr(Arc::as_ptr(x) as *const u8),
         Value::Instance(x) => addr(Arc::as_ptr(x) as *const u8),
+        Value::Slice(x) => addr(Arc::as_ptr(x) as *const u8),
         Value::BuiltinMethod(x) => addr(Arc::as_ptr(x) as *const u8),
         Value::Thread(x) => addr(Arc::as_ptr(x) as *const u8),
         Value::Lock(x) => addr(Arc::as_ptr(x) as *const u8),
@@ -1273,6 +1296,7 @@ pub fn identical(a: &Value, b: &Value) -> bool {
         // Values here: the same three parts (LANGUAGE.md: unspecified identity).
         (Value::Range(a1, b1, s1), Value::Range(a2, b2, s2)) => (a1, b1, s1) == (a2, b2, s2),
         (Value::BigRange(x), Value::BigRange(y)) => Arc::ptr_eq(x, y),
+        (Value::Slice(x), Value::Slice(y)) => Arc::ptr_eq(x, y),
         (Value::Function(x), Value::Function(y)) => Arc::ptr_eq(x, y),
         (Value::BoundMethod(x), Value::BoundMethod(y)) => Arc::ptr_eq(x, y),
         (Value::Class(x), Value::Class(y)) => Arc::ptr_eq(x, y),
@@ -1340,6 +1364,7 @@ fn order_depth(a: &Value, b: &Value, op: CmpOp, depth: usize) -> Result<bool, Op
             }
             order_items(&x.items, &y.items, op, depth)
         }
+        (Value::Slice(x), Value::Slice(y)) => order_items(&x.parts, &y.parts, op, depth),
         _ => Err((
             ErrorKind::TypeError,
             format!(

@@ -73,7 +73,6 @@ const CASES: &[(&str, &str, u32, u32)] = &[
     ("def f(a) -> int:\n    pass\n", "annotations", 1, 10),
     ("x: int = 3\n", "annotations", 1, 2),
     ("assert 1 == 1\n", "'assert'", 1, 1),
-    ("x = [1, 2, 3][::2]\n", "slices with a step", 1, 16),
     (
         "with open(\"f\") as fh:\n    pass\n",
         "'with ... as'",

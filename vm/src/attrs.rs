@@ -114,6 +114,11 @@ impl Runtime {
             let which = self.ld(o, offset_of!(BuiltinObj, which) as u64) as usize;
             return self.new_str(stmjit_lang::ast::Builtin::ALL[which].name());
         }
+        if self.is(o, t.slice) {
+            if let Some(v) = self.slice_attr(o, self.info.names.text(name)) {
+                return Ok(v);
+            }
+        }
         if super::methods::has_method(self, o, self.info.names.text(name)) {
             return self.new_builtin(name as u64, o, true);
         }

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::mem::offset_of;
 use std::sync::{Arc, Mutex};
 use stmjit_lang::ast::Builtin;
+use stmjit_lang::slices::SliceValue;
 use stmjit_lang::value::{
     ClassObj as VClass, Dict, DictObj as VDict, FuncValue, InstanceObj as VInst, Key,
     ListObj as VList, LockObj, QueueObj, ThreadObj, TupleObj as VTuple, Value,
@@ -276,6 +277,12 @@ impl Runtime {
         } else if ty == t.range.0 {
             let (a, b, s) = self.range_of(w);
             Value::Range(a, b, s)
+        } else if ty == t.slice.0 {
+            // Always with its parts, as a tuple.
+            let [a, b, c] = self
+                .slice_parts(w)
+                .map(|x| self.to_value_at(x, memo, depth + 1));
+            SliceValue::new_value(a, b, c)
         } else {
             let v = match self.ld(w, offset_of!(OpaqueObj, kind) as u64) {
                 OPAQUE_THREAD => {
@@ -398,6 +405,15 @@ impl Runtime {
                 self.st(r, offset_of!(RangeObj, stop) as u64, *b as u64);
                 self.st(r, offset_of!(RangeObj, step) as u64, *s as u64);
                 r
+            }
+            Value::Slice(s) => {
+                // As for tuples: the converted parts stay rooted until the operation ends.
+                let mut held = Vec::with_capacity(3);
+                for x in &s.parts {
+                    let w = self.from_value(x, memo)?;
+                    held.push(self.hold(w));
+                }
+                self.new_slice([0, 1, 2].map(|i| self.held(held[i])))?
             }
             Value::Function(f) => match memo.back.get(&arc_id(f)) {
                 Some(&r) => self.get(r),

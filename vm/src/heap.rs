@@ -294,6 +294,8 @@ impl Runtime {
             "set"
         } else if ty == t.frozenset.0 {
             "frozenset"
+        } else if ty == t.slice.0 {
+            "slice"
         } else if ty == t.instance.0 {
             self.rb(w);
             return self.class_name(self.ld(w, offset_of!(InstanceObj, class) as u64));

@@ -316,11 +316,8 @@ pub unsafe extern "C" fn stmjit_setslice(
             };
             let lo = next(has_lo);
             let hi = next(has_hi);
-            let items = match next(has_v) {
-                Some(v) => Some(ops::iterate(&v)?),
-                None => None,
-            };
-            ops::set_slice(&a[0], &lo, &hi, items).map(|_| Value::None)
+            let v = next(has_v);
+            ops::set_slice(&a[0], &lo, &hi, v.as_ref()).map(|_| Value::None)
         })
     })
 }

@@ -8,6 +8,7 @@ use stmjit_lang::builtins_core::{DICT_METHODS, LIST_METHODS, STR_METHODS};
 use stmjit_lang::builtins_seq::TUPLE_METHODS;
 use stmjit_lang::diag::ErrorKind;
 use stmjit_lang::sets::{FROZENSET_METHODS, SET_METHODS};
+use stmjit_lang::slices::SLICE_METHODS;
 use stmjit_runtime::value::{self, is_int, Word, NONE};
 
 /// The methods of Thread and TransactionQueue objects.
@@ -24,6 +25,7 @@ pub fn builtin_method_names() -> impl Iterator<Item = &'static str> {
         TUPLE_METHODS,
         SET_METHODS,
         FROZENSET_METHODS,
+        SLICE_METHODS,
         THREAD_METHODS,
         QUEUE_METHODS,
     ]
@@ -42,6 +44,7 @@ pub fn has_method(rt: &Runtime, v: Word, name: &str) -> bool {
         Some(x) if x == t.frozenset.0 => FROZENSET_METHODS.contains(&name),
         Some(x) if x == t.str.0 => STR_METHODS.contains(&name),
         Some(x) if x == t.tuple.0 => TUPLE_METHODS.contains(&name),
+        Some(x) if x == t.slice.0 => SLICE_METHODS.contains(&name),
         Some(x) if x == t.opaque.0 => match rt.opaque_type_name(v) {
             "Thread" => THREAD_METHODS.contains(&name),
             "TransactionQueue" => QUEUE_METHODS.contains(&name),

@@ -181,7 +181,11 @@ impl Interp {
             ExprKind::Slice { obj, lo, hi } => {
                 let o = self.eval(obj, env)?;
                 let (lo, hi) = self.eval_bounds(lo.as_deref(), hi.as_deref(), env)?;
-                ops::get_slice(&o, &lo, &hi)?
+                match o {
+                    // Its `__getitem__` runs (with a slice object).
+                    Value::Instance(_) => self.with_special(|| ops::get_slice(&o, &lo, &hi))?,
+                    _ => ops::get_slice(&o, &lo, &hi)?,
+                }
             }
         })
     }
@@ -211,6 +215,7 @@ impl Interp {
                 Ok(Value::str(c.name.as_str()))
             }
             Value::Builtin(b) if name == "__name__" => Ok(Value::str(b.name())),
+            Value::Slice(s) if let Some(v) = s.attr(name) => Ok(v),
             Value::Class(c) => c.lookup(name).ok_or_else(|| {
                 exc(
                     ErrorKind::AttributeError,

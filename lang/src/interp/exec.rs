@@ -71,7 +71,7 @@ impl Interp {
                 Target::Slice { obj, lo, hi } => {
                     let o = self.eval(obj, env)?;
                     let (lo, hi) = self.eval_bounds(lo.as_ref(), hi.as_ref(), env)?;
-                    ops::set_slice(&o, &lo, &hi, None)?;
+                    self.on_item(&o, &Value::None, || ops::set_slice(&o, &lo, &hi, None))?;
                 }
                 _ => return Err(exc(ErrorKind::SyntaxError, "invalid del target")),
             },
@@ -336,9 +336,8 @@ impl Interp {
             Target::Slice { obj, lo, hi } => {
                 let o = self.eval(obj, env)?;
                 let (lo, hi) = self.eval_bounds(lo.as_ref(), hi.as_ref(), env)?;
-                let items = ops::iterate(&v)?;
-                Ok(ops::set_slice(&o, &lo, &hi, Some(items))
-                    .map_err(|e| self.locate(e.into(), obj.span))?)
+                self.on_item(&o, &v, || ops::set_slice(&o, &lo, &hi, Some(&v)))
+                    .map_err(|e| self.locate(e, obj.span))
             }
             Target::Attr { obj, name } => {
                 let o = self.eval(obj, env)?;
@@ -383,11 +382,10 @@ impl Interp {
             Target::Slice { obj, lo, hi } => {
                 let o = self.eval(obj, env)?;
                 let (lo, hi) = self.eval_bounds(lo.as_ref(), hi.as_ref(), env)?;
-                let cur = ops::get_slice(&o, &lo, &hi)?;
+                let cur = self.on_item(&o, &Value::None, || ops::get_slice(&o, &lo, &hi))?;
                 let rhs = self.eval(value, env)?;
                 let new = self.with_special(|| inplace(op, &cur, &rhs))?;
-                let items = ops::iterate(&new)?;
-                Ok(ops::set_slice(&o, &lo, &hi, Some(items))?)
+                self.on_item(&o, &new, || ops::set_slice(&o, &lo, &hi, Some(&new)))
             }
             Target::Attr { obj, name } => {
                 let o = self.eval(obj, env)?;

@@ -35,6 +35,7 @@ mod instance;
 mod list;
 mod opaque;
 mod range;
+mod slice;
 mod str;
 mod tuple;
 
@@ -53,6 +54,7 @@ pub use opaque::{
     OPAQUE_THREAD,
 };
 pub use range::RangeObj;
+pub use slice::SliceObj;
 pub use str::{str_size, StrObj};
 pub use tuple::{tuple_size, TupleObj, TUPLE_DATA};
 
@@ -101,6 +103,8 @@ pub struct Types {
     pub builtin: TypeId,
     /// [`RangeObj`].
     pub range: TypeId,
+    /// [`SliceObj`].
+    pub slice: TypeId,
     /// [`OpaqueObj`].
     pub opaque: TypeId,
     /// [`TupleObj`].
@@ -259,6 +263,10 @@ pub fn register(stm: &Stm) -> Types {
             >,
         )),
         range: stm.register_type(fixed::<RangeObj>("range", trace_none)),
+        slice: stm.register_type(fixed::<SliceObj>(
+            "slice",
+            trace_range::<{ offset_of!(SliceObj, start) }, { size_of::<SliceObj>() }>,
+        )),
         opaque: stm.register_type(fixed::<OpaqueObj>(
             "opaque",
             trace_range::<{ offset_of!(OpaqueObj, a) }, { size_of::<OpaqueObj>() }>,
