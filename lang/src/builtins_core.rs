@@ -356,7 +356,19 @@ pub fn hash_value(v: &Value) -> R<i64> {
             crate::value::Key::of(v)?.hash(&mut s);
             (s.finish() >> 4) as i64
         }
-        other => (other as *const Value as usize >> 4) as i64,
+        // CPython's: the hash of the tuple of what equal ranges share.
+        Value::Range(..) | Value::BigRange(_) => {
+            let items: Vec<i64> = crate::ranges::key_parts(v)
+                .into_iter()
+                .flatten()
+                .map(|x| hash_value(&x))
+                .collect::<R<_>>()?;
+            crate::builtins_seq::hash_tuple(&items)
+        }
+        // By identity, as they compare: the object's address, fixed for its life.
+        Value::Thread(t) => (Arc::as_ptr(t) as *const () as usize >> 4) as i64,
+        Value::Lock(l) => (Arc::as_ptr(l) as *const () as usize >> 4) as i64,
+        Value::Queue(q) => (Arc::as_ptr(q) as *const () as usize >> 4) as i64,
     })
 }
 

@@ -77,6 +77,22 @@ pub fn parts(v: &Value) -> Option<(BigInt, BigInt, BigInt)> {
     }
 }
 
+/// What a range is hashed and keyed by, as CPython's `range_hash`: `(len, start, step)`,
+/// with `start` and `step` `None` when they make no difference (an empty range: both; a
+/// one-item range: the step), so that equal ranges (`range(0) == range(5, 5)`) are one key.
+pub fn key_parts(v: &Value) -> Option<[Value; 3]> {
+    let (start, stop, step) = parts(v)?;
+    let r = BigRange { start, stop, step };
+    let n = r.len();
+    Some(if n.is_zero() {
+        [Value::Int(0), Value::None, Value::None]
+    } else if n.is_one() {
+        [Value::Int(1), big_value(r.start), Value::None]
+    } else {
+        [big_value(n), big_value(r.start), big_value(r.step)]
+    })
+}
+
 impl BigRange {
     /// The number of items.
     pub fn len(&self) -> BigInt {

@@ -162,6 +162,8 @@ pub enum Key {
     Method(i128, usize),
     /// A builtin method (`xs.append`), by its receiver's identity and its name.
     BuiltinMethod(i128, String),
+    /// A range, by the keys of [`crate::ranges::key_parts`] (equal ranges, one key).
+    Range(Vec<Key>),
 }
 
 impl Key {
@@ -272,6 +274,18 @@ impl Key {
                 Arc::as_ptr(&m.1) as *const () as usize,
             ),
             Value::BuiltinMethod(m) => Key::BuiltinMethod(identity_number(&m.0), m.1.clone()),
+            Value::Range(..) | Value::BigRange(_) => Key::Range(
+                crate::ranges::key_parts(v)
+                    .into_iter()
+                    .flatten()
+                    .map(|x| Key::of_depth(&x, depth + 1, stored))
+                    .collect::<Result<_, _>>()?,
+            ),
+            // By identity, as in CPython; the table holds the value, so the address stays
+            // its own while the key is in it.
+            Value::Thread(t) => Key::Obj(Arc::as_ptr(t) as *const () as usize),
+            Value::Lock(l) => Key::Obj(Arc::as_ptr(l) as *const () as usize),
+            Value::Queue(q) => Key::Obj(Arc::as_ptr(q) as *const () as usize),
             other => {
                 return Err((
                     ErrorKind::TypeError,

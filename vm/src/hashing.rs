@@ -159,6 +159,9 @@ impl Runtime {
         let t = self.types;
         if self.is(k, t.instance) {
             self.instance_hash(k).map(|_| ())
+        } else if self.is_identity_object(k) {
+            // Keyed by its identity: its address, once old.
+            self.promote(k).map(|_| ())
         } else if let Some(recv) = self.method_receiver(k) {
             // A method is keyed by its receiver's identity: its address, once old.
             if self.identity_number(recv).is_none() {
@@ -183,6 +186,16 @@ impl Runtime {
         } else {
             Ok(())
         }
+    }
+
+    /// Whether `w` is a Thread, Lock or TransactionQueue: hashable by identity, as in CPython.
+    pub(crate) fn is_identity_object(&self, w: Word) -> bool {
+        use crate::objects::{OpaqueObj, OPAQUE_LOCK, OPAQUE_QUEUE, OPAQUE_THREAD};
+        // `kind` is written once, when the object is made: no barrier needed to read it.
+        value::is_ref(w)
+            && self.is(w, self.types.opaque)
+            && [OPAQUE_THREAD, OPAQUE_LOCK, OPAQUE_QUEUE]
+                .contains(&self.ld(w, offset_of!(OpaqueObj, kind) as u64))
     }
 
     /// `hash(o)` of instance `o`, stored in it (see [`Runtime::prepare_key`]).
@@ -251,7 +264,8 @@ impl Runtime {
                 || self.is(k, t.tuple)
                 || self.is(k, t.frozenset)
                 || self.is(k, t.bound_method)
-                || self.is(k, t.builtin))
+                || self.is(k, t.builtin)
+                || self.is_identity_object(k))
     }
 
     /// Prepares key `k` for an operation on dict (or set) `d` and makes it canonical (see
@@ -455,7 +469,7 @@ impl Runtime {
         if value::is_ref(w) && self.is(w, self.types.instance) {
             return Ok(self.stored_hash(w).expect("a prepared key"));
         }
-        if value::is_ref(w) && self.method_receiver(w).is_some() {
+        if self.is_identity_object(w) || value::is_ref(w) && self.method_receiver(w).is_some() {
             return Ok((Self::key_hash(&self.key_of(w)?) >> 4) as i64);
         }
         if let Some(h) = self.identity_hash(w) {

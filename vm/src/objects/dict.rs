@@ -78,6 +78,10 @@ pub enum KeyRef<'a> {
     Method(i128, i64),
     /// A builtin method (`xs.append`), by its receiver's identity number and its name id.
     BuiltinMethod(i128, u64),
+    /// A range, by the keys of `stmjit_lang::ranges::key_parts` (equal ranges, one key).
+    Range(Vec<KeyRef<'a>>),
+    /// A Thread, Lock or TransactionQueue, by its identity number (prepared keys are old).
+    Object(i128),
 }
 
 impl Runtime {
@@ -227,6 +231,18 @@ impl Runtime {
                     .map(|x| self.key_of_depth(x, depth + 1))
                     .collect::<R<_>>()?,
             )
+        } else if self.is(k, self.types.range) || self.is_big_range(k) {
+            let v = self.to_value(k, &mut crate::convert::Memo::peek());
+            let parts = stmjit_lang::ranges::key_parts(&v).expect("a range");
+            KeyRef::Range(parts.iter().map(Self::key_of_number).collect())
+        } else if self.is_identity_object(k) {
+            let Some(n) = self.identity_number(k) else {
+                return Err(exc(
+                    ErrorKind::RuntimeError,
+                    "internal error: an object key was not prepared",
+                ));
+            };
+            KeyRef::Object(n)
         } else if let Some(recv) = self.method_receiver(k) {
             let Some(r) = self.identity_number(recv) else {
                 return Err(exc(
@@ -257,6 +273,22 @@ impl Runtime {
             ));
         })
     }
+    /// The key of an int or `None` (a part of a range's key).
+    fn key_of_number<'a>(v: &stmjit_lang::value::Value) -> KeyRef<'a> {
+        use stmjit_lang::value::Value;
+        match v {
+            Value::Int(i) => KeyRef::Int(*i),
+            Value::BigInt(b) => match i64::try_from(&**b) {
+                Ok(i) => KeyRef::Int(i),
+                Err(_) => KeyRef::Big(
+                    b.sign() == num_bigint::Sign::Minus,
+                    std::borrow::Cow::Owned(b.magnitude().to_u32_digits()),
+                ),
+            },
+            _ => KeyRef::None,
+        }
+    }
+
     /// The hash of a key. Ints hash to themselves, as in CPython: consecutive keys take
     /// neighbouring index slots (a scattering hash made every lookup of `d[i]` in a loop
     /// over `i` two cache misses); the probe sequence's perturbation spreads patterned keys
@@ -279,6 +311,14 @@ impl Runtime {
             KeyRef::Builtin(i) => mix(*i as u64 ^ 0xb017_0000),
             KeyRef::Method(r, f) => mix((*r as u64 ^ (*r >> 64) as u64) ^ mix(*f as u64)),
             KeyRef::BuiltinMethod(r, w) => mix((*r as u64 ^ (*r >> 64) as u64) ^ mix(*w ^ 0x3e7d)),
+            KeyRef::Object(r) => mix(*r as u64 ^ 0x0b1e_c700),
+            KeyRef::Range(items) => {
+                let mut h: u64 = 0x7a11_9e00 ^ items.len() as u64;
+                for k in items {
+                    h = mix(h.rotate_left(31) ^ Self::key_hash(k));
+                }
+                h
+            }
             // As an int of the same hash (a probe finds the instance where `hash()` says).
             KeyRef::Custom(h, _) => *h as u64,
             KeyRef::Str(s) => {
