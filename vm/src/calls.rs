@@ -430,6 +430,15 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
         Builtin::GetAttr | Builtin::SetAttr | Builtin::HasAttr => {
             with_rt(ctx, |rt| attr_builtin(rt, b, args))
         }
+        // `x[a:b:c]` makes one each time: no conversion.
+        Builtin::Slice if (1..=3).contains(&args.len()) => with_rt(ctx, |rt| {
+            rt.new_slice(match *args {
+                [stop] => [NONE, stop, NONE],
+                [a, b] => [a, b, NONE],
+                [a, b, c] => [a, b, c],
+                _ => unreachable!("1 to 3 arguments"),
+            })
+        }),
         Builtin::Id if args.len() == 1 => with_rt(ctx, |rt| rt.object_id(args[0])),
         Builtin::Repr if args.len() == 1 => with_rt(ctx, |rt| {
             let s = rt.repr(args[0])?;

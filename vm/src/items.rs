@@ -75,6 +75,11 @@ impl Runtime {
             let s = s.to_string();
             return self.new_str(&s);
         }
+        if self.is(i, t.slice) {
+            if let Some(r) = self.slice_seq(o, i) {
+                return r;
+            }
+        }
         self.via_values(&[o, i], false, false, |v| ops::get_item(&v[0], &v[1]))
     }
     /// `o[i] = v`.

@@ -59,11 +59,7 @@ impl Runtime {
             .checked_mul(times)
             .filter(|&t| t <= self.info.heap_limit / 8)
             .ok_or_else(|| exc(ErrorKind::MemoryError, "sequence too large"))?;
-        let arr = self.new_array(true, total.max(4), 0)?;
-        let ra = self.root(arr);
-        let l = self.alloc(self.types.list, std::mem::size_of::<ListObj>() as u64)?;
-        let arr = self.get(ra);
-        self.wb(arr)?;
+        let (l, arr) = self.list_for(total)?;
         let mut k = 0;
         for _ in 0..times {
             for &(r, lo, hi) in &roots {
@@ -75,10 +71,21 @@ impl Runtime {
                 }
             }
         }
-        self.st(l, LIST_LEN, total);
-        self.st(l, LIST_ITEMS, arr);
         self.release(m);
         Ok(l)
+    }
+    /// A new list of `total` items and its array, where the caller stores the items before
+    /// it allocates again (what it reads them from, it roots before the call).
+    #[inline(always)]
+    pub(crate) fn list_for(&mut self, total: u64) -> R<(Word, Word)> {
+        let arr = self.new_array(true, total.max(4), 0)?;
+        let ra = self.root(arr);
+        let l = self.alloc(self.types.list, std::mem::size_of::<ListObj>() as u64)?;
+        let arr = self.get(ra);
+        self.wb(arr)?;
+        self.st(l, LIST_LEN, total);
+        self.st(l, LIST_ITEMS, arr);
+        Ok((l, arr))
     }
     /// Length of a list.
     #[inline]
