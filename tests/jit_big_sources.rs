@@ -1,8 +1,10 @@
 //! Large generated sources run as the interpreter runs them: a module body big enough to be
 //! compiled as parts (`stmjit_jit::compile::parts`: loops, `try`, `def`, `class`, `with`
 //! statements and errors on both sides of part boundaries, under forced aborts), displays of
-//! thousands of constants (compiled as one table, `compile/literals.rs`), and the compile
-//! memory of a huge module body bounded by its parts. Bigger sizes with `STMJIT_BIG=1`.
+//! thousands of constants (compiled as one table, `compile/literals.rs`), huge blocks nested
+//! in `if`/`else`/`for`/`while` and huge chains of operators (also compiled as parts:
+//! `compile/chains.rs`), and the compile memory of all these bounded by their parts.
+//! Bigger sizes with `STMJIT_BIG=1`.
 
 use std::process::{Command, Output, Stdio};
 
@@ -459,15 +461,24 @@ fn the_listing_of_a_huge_function_shows_its_parts() {
     assert_eq!(parts.len() + 1, functions.len(), "{functions:?}");
 }
 
-/// Compiling under too little memory is a `MemoryError`: a function of 1 000 lines (one
-/// piece: about 60 MB to compile) run with 4 to 24 MiB more address space than a program of
+/// Compiling under too little memory is a `MemoryError`: a function of 1 000 lines in a
+/// `try` (one piece: about 60 MB to compile) run with 4 to 24 MiB more address space than a program of
 /// one statement either runs or exits 1 with `error: MemoryError: out of memory while
-/// compiling`, never killed by `SIGABRT` (the allocator's failure in Cranelift aborted the
-/// process, exit status 134), and the smallest limit is such an error.
+/// compiling` and what it was compiling (`at FILE:LINE:COL in NAME`), never killed by
+/// `SIGABRT` (the allocator's failure in Cranelift aborted the process, exit status 134),
+/// and the smallest limit is such an error.
 #[test]
 fn compiling_out_of_memory_is_a_memory_error() {
     std::fs::write(dir().join("tiny.lang"), "print(1)\n").unwrap();
-    let src = function_body(1_000) + "print(big(10 ** 9, 1))\n";
+    // Its body in a `try`, where it is not cut into parts.
+    let body = function_body(1_000);
+    let (def, rest) = body.split_once('\n').unwrap();
+    let src = format!(
+        "{def}\n    try:\n{}    except KeyError:\n        pass\nprint(big(10 ** 9, 1))\n",
+        rest.lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    );
     std::fs::write(dir().join("oom.lang"), src).unwrap();
     let mut hi = 16 << 10;
     while limited("tiny", hi).status.code() != Some(0) {
@@ -483,6 +494,12 @@ fn compiling_out_of_memory_is_a_memory_error() {
             Some(0) => {}
             Some(1) => {
                 assert!(err.contains("error: MemoryError: "), "{err}");
+                // Where: `<module>`, or `big` at its `def`.
+                assert!(
+                    err.contains("\n  at oom.lang in <module>\n")
+                        || err.contains("\n  at oom.lang:1:1 in big\n"),
+                    "{err}"
+                );
                 errors += 1;
             }
             _ => panic!("base + {extra} MiB: {:?}\n{err}", out.status),
@@ -504,4 +521,201 @@ fn limited(name: &str, mib: u64) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("start sh")
+}
+
+/// The environments the parts of huge code run under: the default, forced aborts with a
+/// 4 KiB nursery (objects move while parts run, restarts inside them), the quick tier, and
+/// eager compilation with the IR verifier.
+const VARIANTS: &[&[(&str, &str)]] = &[
+    &[],
+    &[
+        ("STMJIT_NURSERY", "4096"),
+        ("STMJIT_ABORT_PROBABILITY", "0.2"),
+        ("STMJIT_BUDGET", "7"),
+    ],
+    &[("STMJIT_QUICK", "1")],
+    &[("STMJIT_EAGER", "1"), ("STMJIT_VERIFY", "1")],
+];
+
+/// About `lines` lines of statements at indentation `ind` (using `g`, `h` and `ys`, and
+/// `a` and `q`): arithmetic, `if`/`else`, `try`, list operations, and every `every` lines
+/// one of `extra` in turn (statements that leave the block: `break`, `continue`,
+/// `return`).
+fn block(ind: &str, lines: usize, every: usize, extra: &[&str]) -> String {
+    let mut out = String::new();
+    let (mut written, mut k) = (0, 0);
+    while written < lines {
+        let group = match k % 6 {
+            0 => format!("{ind}g = (g * 31 + {k} + a) % 1000003\n"),
+            1 => format!(
+                "{ind}if g % 3 == {}:\n{ind}    h = h + 1\n{ind}else:\n{ind}    h = h - 1\n",
+                k % 3
+            ),
+            2 => format!(
+                "{ind}try:\n{ind}    h = h + ys[{}]\n{ind}except IndexError:\n{ind}    h = h + 2\n",
+                k % 5
+            ),
+            3 => format!("{ind}ys.append(g % 7)\n"),
+            4 => format!("{ind}t{} = [g, h, 'x{k}', q]\n", k % 9),
+            _ => format!("{ind}if len(ys) > 50:\n{ind}    ys.pop()\n"),
+        };
+        written += group.lines().count();
+        out.push_str(&group);
+        if k % every == every - 1 && !extra.is_empty() {
+            let e = extra[(k / every) % extra.len()];
+            out.push_str(&format!("{ind}{}\n", e.replace('\n', &format!("\n{ind}"))));
+        }
+        k += 1;
+    }
+    out
+}
+
+/// A program whose huge blocks are the bodies of `if`, `else`, `for` and `while`
+/// statements, in a function (huge: its blocks are cut into parts sharing its frame, some
+/// returning from it) and in the module body, with `break`, `continue` and `return` among
+/// their statements (which stay in their function's code) and loops around them.
+fn nested_blocks(lines: usize) -> String {
+    let exits = [
+        "if g % 7 == 3 and q == 1:\n    continue",
+        "if a == 5 and q == 2 and g % 3 == 1:\n    break",
+    ];
+    let exits = [
+        exits[0],
+        exits[1],
+        "if a == 9 and q == 1 and h % 4 == 1:\n    return ['early', g, h, len(ys)]",
+    ];
+    let returns = ["if a == 0 and q == 2 and h % 3 == 1:\n    return ['early0', g, h, len(ys)]"];
+    let mut src =
+        String::from("def big(a):\n    g = 1\n    h = 0\n    ys = [1, 2, 3]\n    q = 0\n");
+    src.push_str("    for q in range(3):\n        if a > q:\n");
+    src.push_str(&block("            ", lines, 40, &exits));
+    src.push_str("        else:\n");
+    src.push_str(&block("            ", lines, 50, &returns));
+    src.push_str("    while h < 10 ** 6:\n");
+    src.push_str(&block("        ", lines / 2, 60, &returns));
+    src.push_str("        h = h + 10 ** 6\n");
+    src.push_str("    return [g, h, len(ys), sum(ys), t1]\n");
+    src.push_str("for a in [0, 2, 5, 9, 9]:\n    print(big(a))\n");
+    src.push_str("a = 1\ng = 1\nh = 0\nys = []\nq = 0\nif len(ys) == 0:\n");
+    src.push_str(&block("    ", lines, 60, &[]));
+    src.push_str("for q in range(2):\n");
+    src.push_str(&block("    ", lines, 40, &exits[..2]));
+    src.push_str("print(g, h, len(ys), t1)\n");
+    src
+}
+
+/// Huge blocks nested in `if`, `else`, `for` and `while`, in a function and in the module
+/// body (cut into parts where they are: `compile::parts`), give the interpreter's output:
+/// `break`, `continue` and `return` among them, returns from parts of different blocks;
+/// also under forced aborts with a 4 KiB nursery, with the quick tier, and eagerly
+/// compiled with the IR verifier.
+#[test]
+fn huge_nested_blocks_run_as_the_interpreter_runs_them() {
+    let n = if big() { 20_000 } else { 2_500 };
+    let src = nested_blocks(n);
+    let out = same_as_interpreter(&src, "nested_blocks", VARIANTS);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("early"), "{text}");
+}
+
+/// `x0 op y1 op y2 ...` of `n` terms (`+` and `-` of ints, or `+` of strs).
+fn chain(first: &str, op: &str, term: impl Fn(usize) -> String, n: usize) -> String {
+    let mut s = String::from(first);
+    for i in 0..n {
+        s.push_str(op);
+        s.push_str(&term(i));
+    }
+    s
+}
+
+/// Chains of thousands of binary operators (evaluated by parts: `compile/chains.rs`) give
+/// the interpreter's values: int arithmetic into big ints, str concatenation, several in
+/// one statement, in a display, in a function (reading its locals) and in the module, one
+/// in a `try` (in place), and one whose operation fails in the middle (its error and
+/// position); also under forced aborts with a 4 KiB nursery, with the quick tier and
+/// eagerly compiled with the IR verifier.
+#[test]
+fn huge_chains_of_operators_run_as_the_interpreter_runs_them() {
+    let n = if big() { 19_000 } else { 5_000 };
+    let ints = chain("a", " + ", |i| format!("{}", i * 7 + 1), n);
+    let mixed = chain("b", " - ", |i| format!("(a * {i})"), n);
+    let strs = chain("s", " + ", |i| format!("'{}'", i % 10), n);
+    let bad = chain(
+        "a",
+        " + ",
+        |i| if i == n / 2 { "s".into() } else { "1".into() },
+        n,
+    );
+    let src = format!(
+        "def f(a, b, s):\n    x = {ints}\n    y = [{mixed}, {ints} * 2]\n    z = {strs}\n\
+         \x20   return x, y, len(z), z[-20:]\n\
+         print(f(1, 2, 'q'))\n\
+         a = 3\nb = 4\ns = 'w'\nx = {ints}\nz = {strs}\nprint(x, len(z))\n\
+         try:\n    w = {mixed}\nexcept KeyError:\n    w = 0\nprint(w)\n\
+         def g(a, s):\n    return {bad}\n\
+         print(g(1, 'x'))\n"
+    );
+    let out = same_as_interpreter(&src, "chains", VARIANTS);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TypeError"), "{err}");
+    assert!(err.contains("in g"), "{err}");
+}
+
+/// Compiling huge nested blocks and huge chains of operators takes memory for one part at
+/// a time: an `if` block of 6 000 lines in a function and a `for` block of 6 000 lines in
+/// the module run in at most 128 MiB more address space than a program of one statement,
+/// 6 statements of chains of 4 000 terms in 256 MiB more (their code is about 20 MB;
+/// before: about 45 KB per line of such a block, 37 KB per term of a chain, all at once).
+/// With `STMJIT_BIG=1`, 40 000 lines and 20 chains.
+#[test]
+fn huge_blocks_and_chains_compile_in_bounded_memory() {
+    let (n, chains) = if big() { (40_000, 20) } else { (6_000, 6) };
+    let mut src =
+        String::from("def f(a):\n    g = 1\n    h = 0\n    ys = [1]\n    q = 0\n    if a > 0:\n");
+    src.push_str(&block("        ", n, 100, &[]));
+    src.push_str("    return [g, h, len(ys)]\nprint(f(1))\n");
+    runs_in_bounded_memory(&src, "huge_if", 128);
+    let mut src = String::from("a = 1\ng = 1\nh = 0\nys = []\nfor q in range(2):\n");
+    src.push_str(&block("    ", n, 100, &[]));
+    src.push_str("print(g, h)\n");
+    runs_in_bounded_memory(&src, "huge_for", 128);
+    let mut src = String::from("a = 1\n");
+    for k in 0..chains {
+        src.push_str(&format!(
+            "x{k} = {}\n",
+            chain("a", " + ", |i| format!("{}", i % 9), 4_000)
+        ));
+    }
+    src.push_str("print(x0)\n");
+    runs_in_bounded_memory(&src, "huge_chains", 256);
+}
+
+/// `--stats` counts the code of the parts a function is compiled as (of its displays
+/// here) in its own: a display of 2 000 expressions has about ten times the code of one
+/// of 200.
+#[test]
+fn stats_count_the_code_of_parts() {
+    let code = |n: usize| -> u64 {
+        let items: Vec<String> = (0..n).map(|i| format!("a + {i}")).collect();
+        let src = format!(
+            "def f(a):\n    return [{}]\nprint(len(f(1)))\n",
+            items.join(", ")
+        );
+        let json = dir().join(format!("stats{n}.json"));
+        let path = json.display().to_string();
+        let out = run(&src, &format!("stats{n}"), &["--stats-json", &path], &[]);
+        assert_eq!(out.status.code(), Some(0));
+        let text = std::fs::read_to_string(&json).unwrap();
+        let at = text.find("\"code_bytes\":").expect("code_bytes") + 13;
+        let digits: String = text[at..]
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.parse().unwrap()
+    };
+    let (small, large) = (code(200), code(2_000));
+    assert!(large > 5 * small, "{small} {large}");
 }

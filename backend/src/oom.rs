@@ -18,7 +18,12 @@ use std::cell::Cell;
 thread_local! {
     /// This thread is compiling (nesting depth).
     static COMPILING: Cell<u32> = const { Cell::new(0) };
+    /// What it compiles (`FILE:LINE:COL in NAME`), for the message: its bytes and length.
+    static COMPILED: Cell<([u8; LABEL], usize)> = const { Cell::new(([0; LABEL], 0)) };
 }
+
+/// The most bytes of the label of what is compiled that the message shows.
+const LABEL: usize = 200;
 
 /// While alive, the current thread is compiling: an allocation failure ends the process as
 /// a `MemoryError` ([`ExitWhileCompiling`]).
@@ -30,11 +35,30 @@ impl Compiling {
         COMPILING.with(|c| c.set(c.get() + 1));
         Compiling(())
     }
+
+    /// [`Compiling::enter`], compiling what `label` says (`FILE:LINE:COL in NAME`): the
+    /// message of an allocation failure shows it (its first 200 bytes) until the outermost
+    /// guard is dropped, or another label is given.
+    pub fn at(label: &str) -> Compiling {
+        let mut end = label.len().min(LABEL);
+        while !label.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0; LABEL];
+        bytes[..end].copy_from_slice(&label.as_bytes()[..end]);
+        COMPILED.with(|c| c.set((bytes, end)));
+        Compiling::enter()
+    }
 }
 
 impl Drop for Compiling {
     fn drop(&mut self) {
-        COMPILING.with(|c| c.set(c.get() - 1));
+        COMPILING.with(|c| {
+            c.set(c.get() - 1);
+            if c.get() == 0 {
+                COMPILED.with(|l| l.set(([0; LABEL], 0)));
+            }
+        });
     }
 }
 
@@ -85,9 +109,10 @@ unsafe impl GlobalAlloc for ExitWhileCompiling {
 }
 
 /// Writes `error: MemoryError: out of memory while compiling (an allocation of N bytes
-/// failed)` to stderr and ends the process with status 1, allocating nothing.
+/// failed)` to stderr, then `  at LABEL` when [`Compiling::at`] gave one, and ends the
+/// process with status 1, allocating nothing.
 fn out_of_memory(size: usize) -> ! {
-    let mut buf = [0u8; 160];
+    let mut buf = [0u8; 160 + LABEL];
     let mut n = 0;
     let mut put = |bytes: &[u8]| {
         let k = bytes.len().min(buf.len() - n);
@@ -108,6 +133,12 @@ fn out_of_memory(size: usize) -> ! {
     }
     put(&digits[d..]);
     put(b" bytes failed)\n");
+    let (label, len) = COMPILED.try_with(|c| c.get()).unwrap_or(([0; LABEL], 0));
+    if len > 0 {
+        put(b"  at ");
+        put(&label[..len]);
+        put(b"\n");
+    }
     // SAFETY: write(2) of an initialized buffer, then _exit, which never returns; neither
     // allocates or unwinds.
     unsafe {
@@ -131,5 +162,25 @@ mod tests {
         assert!(!std::thread::spawn(compiling).join().unwrap());
         drop(a);
         assert!(!compiling());
+    }
+
+    /// A label lasts while its thread compiles, is cut to 200 bytes at a character boundary,
+    /// and is forgotten when the outermost guard is dropped.
+    #[test]
+    fn the_label_lasts_while_compiling() {
+        let label = || COMPILED.with(|c| c.get());
+        let a = Compiling::at("p.lang:3:1 in f");
+        let b = Compiling::enter();
+        drop(b);
+        let (bytes, n) = label();
+        assert_eq!(&bytes[..n], b"p.lang:3:1 in f");
+        drop(a);
+        assert_eq!(label().1, 0);
+        let long = "\u{e9}".repeat(150);
+        let c = Compiling::at(&long);
+        let (bytes, n) = label();
+        assert_eq!(n, 200);
+        assert!(std::str::from_utf8(&bytes[..n]).is_ok());
+        drop(c);
     }
 }

@@ -10,10 +10,11 @@
 //! the listing shows them all, in order. A huge function keeps its locals in frame slots
 //! (`compile::locals_in_slots`) and gets the quick code-generation tier
 //! ([`QUICK_TIER_ABOVE`]): compile time and memory linear in its size. A huge module or
-//! function body is compiled as parts of a few hundred statements, one after the other
+//! function body is compiled as parts of about a thousand nodes, one after the other
 //! (`compile::parts`; a function's parts share its frame), so that its compile memory is
-//! that of one part; so is a display of thousands of expressions, by parts of a few hundred
-//! items; and a display of constants (big int literals included: objects made before the
+//! that of one part; so are huge blocks nested in `if`, `else`, `while` and `for`, displays
+//! of thousands of expressions, by parts of a few hundred items, and chains of thousands of
+//! binary operators (`compile/chains.rs`); and a display of constants (big int literals included: objects made before the
 //! code, like str literals) is one table whatever its size (`compile/literals.rs`). `--stats` reports the functions compiled and
 //! the time it took.
 //!
@@ -499,7 +500,12 @@ impl Jit {
     /// Compiles `<module>` (and, if `eager`, every function of the program first, and the
     /// array entries they need) and its entry trampoline.
     fn compile_start(&self, info: &ProgramInfo, eager: bool) -> Result<MainEntry, JitError> {
-        let _compiling = stmjit_backend::oom::Compiling::enter();
+        let label = if eager {
+            format!("{} (every function)", info.file)
+        } else {
+            format!("{} in <module>", info.file)
+        };
+        let _compiling = stmjit_backend::oom::Compiling::at(&label);
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if eager {
             st.compile_all(info)?;
@@ -517,7 +523,12 @@ impl Jit {
 
 impl Compiler for Jit {
     fn compile(&self, info: &ProgramInfo, fid: usize) -> Result<u64, String> {
-        let _compiling = stmjit_backend::oom::Compiling::enter();
+        let span = info.program.functions[fid].span;
+        let label = format!(
+            "{}:{}:{} in {}",
+            info.file, span.line, span.col, info.func_names[fid]
+        );
+        let _compiling = stmjit_backend::oom::Compiling::at(&label);
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         // Another thread may have compiled it while this one waited for the lock.
         if let Some(code) = info.code.compiled_code(fid) {
@@ -535,7 +546,8 @@ impl Compiler for Jit {
     }
 
     fn array_entry(&self, info: &ProgramInfo, words: usize) -> Result<u64, String> {
-        let _compiling = stmjit_backend::oom::Compiling::enter();
+        let label = format!("{} (the entry of {words} words)", info.file);
+        let _compiling = stmjit_backend::oom::Compiling::at(&label);
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = info.code.made_entry(words) {
             return Ok(entry);
@@ -556,19 +568,20 @@ impl JitState {
     /// [`stmjit_vm::CompileStats`].
     fn compile_function(&mut self, info: &ProgramInfo, fid: usize) -> Result<(), JitError> {
         if let Some(f) = info.program.functions.get(fid) {
-            let ranges = compile::split_body(&f.body, compile::FN_SPLIT_ABOVE, compile::FN_PART);
-            if ranges.len() > 1 {
+            if compile::is_huge(&f.body) {
+                let ranges =
+                    compile::split_body(&f.body, compile::FN_SPLIT_ABOVE, compile::FN_PART);
                 return self.compile_split_function(info, fid, ranges);
             }
         }
         let started = Started::now();
-        let func = self.build_ir(info, fid)?;
+        let (func, parts) = self.build_ir(info, fid)?;
         if self.verify {
             verify(&self.jit, &func);
         }
         let id = self.id_of(fid);
         let size = self.jit.compile_code(id, func)?;
-        started.count(info, 1, size);
+        started.count(info, 1, size + parts);
         Ok(())
     }
 
@@ -577,12 +590,13 @@ impl JitState {
         self.funcs.ids.get(fid).copied().unwrap_or(self.funcs.main)
     }
 
-    /// The Cranelift IR of program function `fid` (`<module>` for the number of functions).
+    /// The Cranelift IR of program function `fid` (`<module>` for the number of functions),
+    /// and the bytes of code of the parts compiled meanwhile.
     fn build_ir(
         &mut self,
         info: &ProgramInfo,
         fid: usize,
-    ) -> Result<cranelift_codegen::ir::Function, JitError> {
+    ) -> Result<(cranelift_codegen::ir::Function, usize), JitError> {
         let program = &*info.program;
         let (arity, nlocals, body, cells, sig) = match program.functions.get(fid) {
             Some(f) => (
@@ -606,7 +620,8 @@ impl JitState {
     }
 
     /// The Cranelift IR of `id` of signature `sig`, made by `build` with the [`Shared`] state
-    /// of this program.
+    /// of this program, and the bytes of code of the parts compiled meanwhile (of its
+    /// displays and blocks: `compile::parts`).
     fn build_ir_with(
         &mut self,
         info: &ProgramInfo,
@@ -617,7 +632,7 @@ impl JitState {
             &mut FunctionBuilderContext,
             &mut Shared<'s>,
         ),
-    ) -> Result<cranelift_codegen::ir::Function, JitError> {
+    ) -> Result<(cranelift_codegen::ir::Function, usize), JitError> {
         let program = &*info.program;
         let mut func = self.jit.new_function(id, sig);
         let frontend = self.jit.isa().frontend_config();
@@ -642,13 +657,14 @@ impl JitState {
             all_defined: self.all_defined,
             verify: self.verify,
             failed: None,
+            parts_code: 0,
         };
         // A builder context per function: its memory is freed with it.
         let mut fbc = FunctionBuilderContext::new();
         build(&mut func, &mut fbc, &mut sh);
         match sh.failed {
             Some(e) => Err(e),
-            None => Ok(func),
+            None => Ok((func, sh.parts_code)),
         }
     }
 
@@ -678,14 +694,16 @@ impl JitState {
             let stmts = &f.body[range];
             let id = self.jit.declare(&format!("{name}#{}", k + 1), &part_sig)?;
             let entry = std::mem::take(&mut assigned);
-            let func = self.build_ir_with(info, id, part_sig.clone(), |func, fbc, sh| {
-                assigned = FnCompiler::compile_fn_part(
-                    func, fbc, sh, nlocals, &f.body, stmts, entry, fid as u32,
-                );
-            })?;
+            let (func, inner) =
+                self.build_ir_with(info, id, part_sig.clone(), |func, fbc, sh| {
+                    assigned = FnCompiler::compile_fn_part(
+                        func, fbc, sh, nlocals, &f.body, stmts, entry, fid as u32,
+                    );
+                })?;
             if self.verify {
                 verify(&self.jit, &func);
             }
+            size += inner;
             size += if compile::has_loop(stmts) {
                 self.jit.compile_code(id, func)?
             } else {
@@ -695,7 +713,7 @@ impl JitState {
         }
         let id = self.id_of(fid);
         let sig = self.funcs.sigs[fid].clone();
-        let func = self.build_ir_with(info, id, sig, |func, fbc, sh| {
+        let (func, _) = self.build_ir_with(info, id, sig, |func, fbc, sh| {
             FnCompiler::compile_fn_parts(
                 func, fbc, sh, arity, nlocals, &f.body, &f.cells, &parts, fid as u32,
             )
@@ -726,12 +744,13 @@ impl JitState {
         for (k, range) in ranges.into_iter().enumerate() {
             let stmts = &body[range];
             let id = self.jit.declare(&format!("<module>#{}", k + 1), &sig)?;
-            let func = self.build_ir_with(info, id, sig.clone(), |func, fbc, sh| {
+            let (func, inner) = self.build_ir_with(info, id, sig.clone(), |func, fbc, sh| {
                 FnCompiler::compile(func, fbc, sh, 0, 0, stmts, &[], nfuncs as u32)
             })?;
             if self.verify {
                 verify(&self.jit, &func);
             }
+            size += inner;
             size += if compile::has_loop(stmts) {
                 self.jit.compile_code(id, func)?
             } else {
@@ -740,7 +759,7 @@ impl JitState {
             parts.push(id);
         }
         let main = self.funcs.main;
-        let func = self.build_ir_with(info, main, sig, |func, fbc, sh| {
+        let (func, _) = self.build_ir_with(info, main, sig, |func, fbc, sh| {
             FnCompiler::compile_parts(func, fbc, sh, &parts, nfuncs as u32)
         })?;
         if self.verify {
@@ -759,11 +778,13 @@ impl JitState {
         let n = info.program.functions.len();
         self.all_defined = true;
         let mut funcs = Vec::with_capacity(n);
+        let mut parts_code = 0;
         for fid in 0..n {
             // Functions compiled as parts here, one part at a time; the others on threads.
             let f = &info.program.functions[fid];
-            let ranges = compile::split_body(&f.body, compile::FN_SPLIT_ABOVE, compile::FN_PART);
-            if ranges.len() > 1 {
+            if compile::is_huge(&f.body) {
+                let ranges =
+                    compile::split_body(&f.body, compile::FN_SPLIT_ABOVE, compile::FN_PART);
                 let split = self.compile_split_function(info, fid, ranges);
                 if split.is_err() {
                     self.all_defined = false;
@@ -771,10 +792,11 @@ impl JitState {
                 split?;
                 continue;
             }
-            let func = self.build_ir(info, fid)?;
+            let (func, inner) = self.build_ir(info, fid)?;
             if self.verify {
                 verify(&self.jit, &func);
             }
+            parts_code += inner;
             funcs.push((self.funcs.ids[fid], func));
         }
         self.all_defined = false;
@@ -800,7 +822,7 @@ impl JitState {
         for (w, e) in words.into_iter().zip(entries) {
             info.code.publish_entry(w, self.jit.code_ptr(e) as u64);
         }
-        started.count(info, batch, sizes.iter().sum());
+        started.count(info, batch, parts_code + sizes.iter().sum::<usize>());
         Ok(())
     }
 

@@ -41,8 +41,8 @@ pub(crate) fn is_simple(e: &Expr) -> bool {
 }
 
 impl FnCompiler<'_, '_> {
-    /// Evaluates `e` into a word.
-    pub(crate) fn expr(&mut self, e: &Expr) -> Value {
+    /// Evaluates `e` into a word, here (its subexpressions through [`Self::expr`]).
+    pub(crate) fn expr_here(&mut self, e: &Expr) -> Value {
         match &e.kind {
             ExprKind::Int(i) => self.b.ins().iconst(I64, tagged_int(*i) as i64),
             ExprKind::Bool(v) => self
@@ -1235,13 +1235,19 @@ impl FnCompiler<'_, '_> {
         self.eval_refs_into_temps(&refs)
     }
 
-    /// [`Self::eval_into_temps`] of expressions by reference. Many items are evaluated by
-    /// parts of a few hundred, each compiled on its own (`parts.rs`), so that compile memory
-    /// does not grow with the display (a display of 60 000 big ints took 5.3 GB).
+    /// [`Self::eval_into_temps`] of expressions by reference. Many items (or items of many
+    /// nodes) are evaluated by parts of a few hundred items or a few thousand nodes, each
+    /// compiled on its own (`parts.rs`), so that compile memory does not grow with the
+    /// display (a display of 60 000 big ints took 5.3 GB).
     pub(crate) fn eval_refs_into_temps(&mut self, items: &[&Expr]) -> (usize, Value, Value) {
         let mark = self.temp_mark();
-        if self.items_by_parts(items.len()) {
-            for chunk in items.chunks(super::parts::ITEMS_PART) {
+        let parts = self
+            .parts_allowed()
+            .then(|| super::parts::split_items(items))
+            .flatten();
+        if let Some(parts) = parts {
+            for r in parts {
+                let chunk = &items[r];
                 let start = self.temp_mark();
                 self.temps += chunk.len();
                 self.max_temps = self.max_temps.max(self.temps);

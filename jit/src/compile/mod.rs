@@ -6,7 +6,9 @@
 //! - `values.rs`: tests on tagged words, the guards of fast paths;
 //! - `expr.rs`, `stmt.rs`: expressions and statements; `literals.rs`: displays of constants;
 //!   `floats.rs`: unboxed float trees; `lists.rs`: list fast paths; `sites.rs`: attribute,
-//!   method-call and class-call sites.
+//!   method-call and class-call sites;
+//! - `parts.rs`, `chains.rs`, `weight.rs`: huge bodies, blocks, displays and chains of
+//!   operators compiled as parts, cut by their nodes.
 //!
 //! What compiled code and the object model agree on (the context, tagged words, headers,
 //! the helper table) is `stmjit_vm::abi`.
@@ -25,6 +27,7 @@
 
 mod barriers;
 mod calls;
+mod chains;
 mod expr;
 mod floats;
 mod frames;
@@ -36,10 +39,12 @@ mod stmt;
 mod tries;
 mod txn;
 mod values;
+mod weight;
 
 pub(crate) use barriers::Region;
 pub use parts::{
-    fn_part_locals, has_loop, split_body, FN_PART, FN_SPLIT_ABOVE, MODULE_PART, MODULE_SPLIT_ABOVE,
+    fn_part_locals, has_loop, is_huge, split_body, FN_PART, FN_SPLIT_ABOVE, MODULE_PART,
+    MODULE_SPLIT_ABOVE,
 };
 
 use cranelift_codegen::ir::{self, types::I64, Block, FuncRef, InstBuilder, SourceLoc, Value};
@@ -147,6 +152,8 @@ pub struct Shared<'a> {
     pub verify: bool,
     /// The first error of compiling such a part: the function fails with it.
     pub failed: Option<stmjit_backend::JitError>,
+    /// The bytes of code of such parts, counted in the function's (`--stats`).
+    pub parts_code: usize,
 }
 
 /// Above this many statements times locals, a function keeps its locals in frame slots
@@ -162,35 +169,14 @@ const LOCALS_IN_SLOTS_ABOVE: usize = 4096;
 /// (always when it is compiled as parts: they share its frame).
 pub fn locals_in_slots(body: &[stmjit_lang::ast::Stmt], nlocals: usize, forced: bool) -> bool {
     let n = statements(body);
-    forced || n.saturating_mul(nlocals) > LOCALS_IN_SLOTS_ABOVE || n > parts::FN_SPLIT_ABOVE
+    forced || n.saturating_mul(nlocals) > LOCALS_IN_SLOTS_ABOVE || parts::is_huge(body)
 }
 
 /// The statements of `body`, those in nested blocks included (not those of the functions
 /// and classes it defines: compiled apart).
 pub(crate) fn statements(body: &[stmjit_lang::ast::Stmt]) -> usize {
-    use stmjit_lang::ast::StmtKind;
     body.iter()
-        .map(|s| {
-            1 + match &s.kind {
-                StmtKind::If { body, orelse, .. } => statements(body) + statements(orelse),
-                StmtKind::While { body, .. }
-                | StmtKind::For { body, .. }
-                | StmtKind::With { body, .. } => statements(body),
-                StmtKind::Try {
-                    body,
-                    handlers,
-                    orelse,
-                    finalbody,
-                    ..
-                } => {
-                    statements(body)
-                        + handlers.iter().map(|h| statements(&h.body)).sum::<usize>()
-                        + statements(orelse)
-                        + statements(finalbody)
-                }
-                _ => 0,
-            }
-        })
+        .map(|s| 1 + weight::blocks(s).into_iter().map(statements).sum::<usize>())
         .sum()
 }
 
@@ -259,6 +245,12 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) loops: Vec<(Block, Block, usize)>,
     pub(crate) func_idx: u32,
     pub(crate) ret_block: Block,
+    /// The frame slot a `return` stores its value in (a part of a huge function's body,
+    /// `parts.rs`), where a block part of this code may return.
+    pub(crate) ret_slot: Option<usize>,
+    /// The expression being compiled is small: its subexpressions need no counting
+    /// (`chains.rs`).
+    pub(crate) light: bool,
     /// The barrier-elision region (see the module docs).
     pub(crate) region: Region,
     /// The local each value was loaded from, while the local still holds it (cleared at
@@ -363,9 +355,10 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         if let Some(a) = assigned {
             c.assigned = a;
         }
-        if frame != FrameKind::Own {
+        if let FrameKind::Borrowed { ret, .. } = frame {
             // A part reads and writes the locals where its caller keeps them.
             c.locals_in_slots = true;
+            c.ret_slot = ret;
         }
         c.temps = temps;
         c.max_temps = temps;
@@ -464,6 +457,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             loops: Vec::new(),
             func_idx,
             ret_block: Block::from_u32(0),
+            ret_slot: None,
+            light: false,
             region: Region::default(),
             local_of: HashMap::new(),
             with_depth: 0,

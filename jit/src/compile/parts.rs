@@ -1,10 +1,10 @@
 //! A huge module body compiled as parts.
 //!
-//! Code generation needs memory in proportion to the function it compiles (about 100 KB of
-//! Cranelift memory per line of a module body), all of it at once: a module body of 100 000
-//! statements would need about 10 GB. So a module body of more than
-//! [`MODULE_SPLIT_ABOVE`] statements is cut between top-level statements into parts of
-//! about [`MODULE_PART`] statements, each compiled (and its compile memory freed) on its own
+//! Code generation needs memory in proportion to the function it compiles (10 to 40 KB of
+//! Cranelift memory per node of its statements and expressions, [`super::weight`]), all of
+//! it at once: a module body of 100 000 statements would need about 10 GB. So a module body
+//! of more than [`MODULE_SPLIT_ABOVE`] nodes is cut between top-level statements into parts
+//! of about [`MODULE_PART`] nodes, each compiled (and its compile memory freed) on its own
 //! as a function of the context alone, like `<module>`; `<module>` then calls them in order.
 //! The module body has no locals (its names are globals), its `try`, `with`, loop and `def`
 //! statements are whole inside one part, and a part's sites name `<module>`, so a part
@@ -12,7 +12,7 @@
 //! any call, and `<module>` passes it on with no trace entry of its own
 //! (`stmjit_propagate`), so that tracebacks are unchanged.
 //!
-//! A huge function body (more than [`FN_SPLIT_ABOVE`] statements) is cut the same way, but
+//! A huge function body (more than [`FN_SPLIT_ABOVE`] nodes) is cut the same way, but
 //! its parts share its locals: each part is a function `(ctx, frame) -> NONE | ERR` of the
 //! function's frame. The function keeps its locals in frame slots (never in SSA variables),
 //! so a part reads and writes them where the function would; its own temporaries go above
@@ -25,13 +25,23 @@
 //! it, and the function returns it. The locals definitely assigned at the end of a part are
 //! those at the start of the next.
 //!
-//! A display (or argument list) of more than [`ITEMS_SPLIT_ABOVE`] items is evaluated by
-//! parts of [`ITEMS_PART`] items the same way ([`FnCompiler::items_part`]), compiled while
-//! the function is (each freed before the next): a part writes its items into temporaries
-//! of the function's frame that the function reserved (the slots below them stay live, and
-//! covered by the part's top), then the function makes the display from them as usual. Only
-//! outside `try`, `with` and `except`, whose error paths a part's error does not take.
+//! A display (or argument list) of more than [`ITEMS_SPLIT_ABOVE`] items (or
+//! [`ITEMS_SPLIT_WEIGHT`] nodes) is evaluated by parts of at most [`ITEMS_PART`] items the
+//! same way ([`FnCompiler::items_part`]), compiled while the function is (each freed before
+//! the next): a part writes its items into temporaries of the function's frame that the
+//! function reserved (the slots below them stay live, and covered by the part's top), then
+//! the function makes the display from them as usual. Only outside `try`, `with` and
+//! `except`, whose error paths a part's error does not take.
+//!
+//! A block of more than [`BLOCK_SPLIT_ABOVE`] nodes (the body of an `if`, `else`, `while`
+//! or `for`, or a part's statements) is cut the same way where it is ([`FnCompiler::stmts`]),
+//! its parts sharing the frame and its return slot, outside `try`, `with` and `except`
+//! too; a `break` or `continue` of a loop around a part stays in the code around it (the
+//! statement holding it is compiled in place, its own blocks cut again), and so does a
+//! `return` where the function has no return slot. So is a chain of binary operators
+//! (`chains.rs`). Their code counts in their function's in `--stats`.
 
+use super::weight::{any_stmt, expr_weight, weight};
 use super::{FnCompiler, FrameKind, Shape};
 use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, InstBuilder, Value};
 use cranelift_module::{FuncId, Module};
@@ -43,26 +53,31 @@ use stmjit_runtime::ShadowStack;
 use stmjit_vm::abi::Helper;
 use stmjit_vm::{Ctx, ERR, RESTART, UNBOUND};
 
-/// A module body of more statements than this (those in nested blocks included) is
-/// compiled as parts.
-pub const MODULE_SPLIT_ABOVE: usize = 1024;
+/// A module body of more nodes than this ([`super::weight`]: statements and expressions,
+/// those in nested blocks included) is compiled as parts.
+pub const MODULE_SPLIT_ABOVE: usize = 4096;
 
-/// The statements of a part, about (a top-level statement is never cut, so one larger than
-/// this is a part of its own).
-pub const MODULE_PART: usize = 256;
+/// The nodes of a part, about (a top-level statement is never cut, so one larger than this
+/// is a part of its own).
+pub const MODULE_PART: usize = 1024;
 
 /// The ranges of top-level statements of `body` to compile as parts: one (all of it) unless
-/// it has more than `split_above` statements, else consecutive ranges of `part` statements
-/// or more (the last one may be shorter).
+/// it has more than `split_above` nodes, else consecutive ranges of `part` nodes or more
+/// (the last one may be smaller), a statement of `part` nodes or more alone in its range.
 pub fn split_body(body: &[Stmt], split_above: usize, part: usize) -> Vec<Range<usize>> {
-    if super::statements(body) <= split_above {
+    if weight(body, split_above) <= split_above {
         let whole = 0..body.len();
         return vec![whole];
     }
     let mut parts = Vec::new();
     let (mut start, mut size) = (0, 0);
     for (i, s) in body.iter().enumerate() {
-        size += super::statements(std::slice::from_ref(s));
+        let w = weight(std::slice::from_ref(s), part);
+        if w >= part && start < i {
+            parts.push(start..i);
+            (start, size) = (i, 0);
+        }
+        size += w;
         if size >= part {
             parts.push(start..i + 1);
             (start, size) = (i + 1, 0);
@@ -74,21 +89,41 @@ pub fn split_body(body: &[Stmt], split_above: usize, part: usize) -> Vec<Range<u
     parts
 }
 
-/// A function body of more statements than this (those in nested blocks included) is
-/// compiled as parts.
-pub const FN_SPLIT_ABOVE: usize = 1024;
+/// Whether a function body is compiled as parts: more than [`FN_SPLIT_ABOVE`] nodes.
+pub fn is_huge(body: &[Stmt]) -> bool {
+    weight(body, FN_SPLIT_ABOVE) > FN_SPLIT_ABOVE
+}
 
-/// The statements of a part of a function body, about (as [`MODULE_PART`]).
-pub const FN_PART: usize = 256;
+/// A function body of more nodes than this is compiled as parts.
+pub const FN_SPLIT_ABOVE: usize = 4096;
 
-/// Items (of a display, or arguments) evaluated by parts when more than this
-/// ([`FnCompiler::items_by_parts`]).
+/// The nodes of a part of a function body, about (as [`MODULE_PART`]).
+pub const FN_PART: usize = 1024;
+
+/// A block (the body of an `if`, `else`, `while` or `for`, outside `try`, `with` and
+/// `except`) of more nodes than this is compiled as parts where it is
+/// ([`FnCompiler::stmts`]); never less than [`FN_SPLIT_ABOVE`], so that only huge functions,
+/// which have a return slot, have such parts.
+pub const BLOCK_SPLIT_ABOVE: usize = 4096;
+
+/// The nodes of a part of a block, about.
+pub const BLOCK_PART: usize = 1024;
+
+/// Items (of a display, or arguments) evaluated by parts when more than this, or more
+/// than [`ITEMS_SPLIT_WEIGHT`] nodes ([`split_items`]).
 pub const ITEMS_SPLIT_ABOVE: usize = 512;
 
-/// The items each such part evaluates.
+/// The items each such part evaluates, at most.
 pub const ITEMS_PART: usize = 256;
 
-/// Parts of displays made so far in this process (their names must differ).
+/// Items of more nodes than this are evaluated by parts.
+pub const ITEMS_SPLIT_WEIGHT: usize = 4096;
+
+/// The nodes of the items of such a part, about (an item larger than this is a part of
+/// its own).
+pub const ITEMS_PART_WEIGHT: usize = 1024;
+
+/// Parts of displays and blocks made so far in this process (their names must differ).
 static ITEM_PARTS: AtomicUsize = AtomicUsize::new(0);
 
 /// The locals of the code of a function of `nlocals` locals compiled as parts: its own,
@@ -100,24 +135,51 @@ pub fn fn_part_locals(nlocals: usize) -> usize {
 /// Whether `body` holds a loop (at any depth, not in the functions and classes it defines):
 /// a part without one runs once, and is compiled with the quick tier.
 pub fn has_loop(body: &[Stmt]) -> bool {
-    body.iter().any(|s| match &s.kind {
-        StmtKind::While { .. } | StmtKind::For { .. } => true,
-        StmtKind::If { body, orelse, .. } => has_loop(body) || has_loop(orelse),
-        StmtKind::With { body, .. } => has_loop(body),
-        StmtKind::Try {
-            body,
-            handlers,
-            orelse,
-            finalbody,
-            ..
-        } => {
-            has_loop(body)
-                || handlers.iter().any(|h| has_loop(&h.body))
-                || has_loop(orelse)
-                || has_loop(finalbody)
-        }
-        _ => false,
+    any_stmt(body, false, &|k| {
+        matches!(k, StmtKind::While { .. } | StmtKind::For { .. })
     })
+}
+
+/// Whether `body` has a `break` or `continue` of a loop around it: then it cannot be a part
+/// (a part's code holds no loop of its caller).
+fn breaks_out(body: &[Stmt]) -> bool {
+    any_stmt(body, false, &|k| {
+        matches!(k, StmtKind::Break | StmtKind::Continue)
+    })
+}
+
+/// Whether `body` has a `return` (at any depth).
+fn returns(body: &[Stmt]) -> bool {
+    any_stmt(body, true, &|k| matches!(k, StmtKind::Return(_)))
+}
+
+/// The ranges of `items` (more than [`ITEMS_SPLIT_ABOVE`], or of more than
+/// [`ITEMS_SPLIT_WEIGHT`] nodes) to evaluate by parts: at most [`ITEMS_PART`] items and
+/// about [`ITEMS_PART_WEIGHT`] nodes each; `None` for items evaluated in place.
+pub(crate) fn split_items(items: &[&Expr]) -> Option<Vec<Range<usize>>> {
+    let many = items.len() > ITEMS_SPLIT_ABOVE;
+    if !many
+        && items
+            .iter()
+            .map(|e| expr_weight(e, ITEMS_SPLIT_WEIGHT))
+            .sum::<usize>()
+            <= ITEMS_SPLIT_WEIGHT
+    {
+        return None;
+    }
+    let mut parts = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, e) in items.iter().enumerate() {
+        size += expr_weight(e, ITEMS_PART_WEIGHT);
+        if size >= ITEMS_PART_WEIGHT || i + 1 - start == ITEMS_PART {
+            parts.push(start..i + 1);
+            (start, size) = (i + 1, 0);
+        }
+    }
+    if start < items.len() {
+        parts.push(start..items.len());
+    }
+    Some(parts)
 }
 
 impl<'a, 'b> FnCompiler<'a, 'b> {
@@ -228,12 +290,11 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.switch_to_block(next);
     }
 
-    /// Whether `n` items (of a display, or arguments) are evaluated here by parts
-    /// ([`Self::items_part`]): more than [`ITEMS_SPLIT_ABOVE`], and no `try`, `with` or
-    /// `except` open (whose error paths a part's error would have to take).
-    pub(crate) fn items_by_parts(&self, n: usize) -> bool {
-        n > ITEMS_SPLIT_ABOVE
-            && self.tries.is_empty()
+    /// Whether code here may be compiled as parts ([`Self::items_part`],
+    /// [`Self::stmts_part`]): no `try`, `with` or `except` open (whose error paths a
+    /// part's error would have to take).
+    pub(crate) fn parts_allowed(&self) -> bool {
+        self.tries.is_empty()
             && self.finallies.is_empty()
             && self.handling.is_empty()
             && self.with_depth == 0
@@ -245,58 +306,141 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
     /// space (the quick tier: it runs once per evaluation of the display), its compile
     /// memory freed before this function goes on.
     pub(crate) fn items_part(&mut self, items: &[&Expr], start: usize) {
+        let line = self.line;
+        let temps = start + items.len() - self.nlocals;
+        let part = self.borrowed_part("items", &[], None, start, temps, |c| {
+            c.at_line(line);
+            for (i, e) in items.iter().enumerate() {
+                let v = c.expr(e);
+                c.store_slot(start + i, v);
+            }
+        });
+        if let Some((id, _)) = part {
+            self.call_borrowing(id);
+        }
+    }
+
+    /// Compiles a block of statements here: as parts of about [`BLOCK_PART`] nodes
+    /// ([`Self::stmts_part`]) when it has more than [`BLOCK_SPLIT_ABOVE`] and parts are
+    /// allowed here, except the statements that cannot be one (a `break` or `continue` of
+    /// a loop around them, a `return` where the function has no return slot) and a huge
+    /// `if`, `while` or `for` alone in its range, compiled in place with its own blocks cut
+    /// the same way.
+    pub(crate) fn stmts(&mut self, body: &[Stmt]) {
+        if !self.parts_allowed() {
+            return self.stmts_in_place(body);
+        }
+        let ranges = split_body(body, BLOCK_SPLIT_ABOVE, BLOCK_PART);
+        if ranges.len() <= 1 {
+            return self.stmts_in_place(body);
+        }
+        for r in ranges {
+            let stmts = &body[r];
+            let block = matches!(
+                stmts,
+                [Stmt {
+                    kind: StmtKind::If { .. } | StmtKind::While { .. } | StmtKind::For { .. },
+                    ..
+                }]
+            );
+            if block || breaks_out(stmts) || (self.ret_slot.is_none() && returns(stmts)) {
+                self.stmts_in_place(stmts);
+            } else {
+                if self.is_filled() {
+                    self.dead_block();
+                }
+                self.stmts_part(stmts);
+            }
+        }
+    }
+
+    /// Compiles `stmts` as a part sharing this frame, compiled now (the quick tier unless it
+    /// loops), and calls it; a `return` in it returns from here.
+    fn stmts_part(&mut self, stmts: &[Stmt]) {
+        let ret = self.ret_slot;
+        let start = self.temp_mark();
+        let temps = self.temps;
+        let part = self.borrowed_part("block", stmts, ret, start, temps, |c| {
+            c.stmts_in_place(stmts)
+        });
+        let Some((id, assigned)) = part else {
+            return;
+        };
+        match ret {
+            Some(ret) if returns(stmts) => self.call_fn_part(id, ret),
+            _ => self.call_borrowing(id),
+        }
+        self.assigned = assigned;
+    }
+
+    /// Compiles a part of this function (`what` in its name) sharing its frame, made by
+    /// `emit` from `body` (for the analyses of its code: `try` regions, float locals), its
+    /// `return` storing into slot `ret`, its temporaries from `start` on zeroed, `temps`
+    /// in use at its entry. Its code is defined now, its compile memory freed; returns it
+    /// and the locals definitely assigned at its end, or `None` after recording a failure.
+    /// Its code size counts in the function's (`Shared::parts_code`).
+    pub(crate) fn borrowed_part(
+        &mut self,
+        what: &str,
+        body: &[Stmt],
+        ret: Option<usize>,
+        start: usize,
+        temps: usize,
+        emit: impl for<'x> FnOnce(&mut FnCompiler<'a, 'x>),
+    ) -> Option<(FuncId, Vec<bool>)> {
         let sig = self.sh.jit.signature(&[I64, I64], &[I64]);
         let n = ITEM_PARTS.fetch_add(1, Ordering::Relaxed);
         let name = match self.sh.program.functions.get(self.func_idx as usize) {
-            Some(f) => format!("f{}_{}#items{n}", self.func_idx, f.qualname),
-            None => format!("<module>#items{n}"),
+            Some(f) => format!("f{}_{}#{what}{n}", self.func_idx, f.qualname),
+            None => format!("<module>#{what}{n}"),
         };
         let id = match self.sh.jit.declare(&name, &sig) {
             Ok(id) => id,
             Err(e) => {
                 self.sh.failed.get_or_insert(e);
-                return;
+                return None;
             }
         };
         let mut func = self.sh.jit.new_function(id, sig);
-        {
+        let assigned = {
             let mut fbc = cranelift_frontend::FunctionBuilderContext::new();
             let shape = Shape {
                 arity: 0,
                 nlocals: self.nlocals,
-                body: &[],
-                emitted: &[],
+                body,
+                emitted: body,
                 cells: &[],
                 func_idx: self.func_idx,
                 frame: FrameKind::Borrowed {
-                    ret: None,
+                    ret,
                     zero_from: start,
                 },
                 assigned: Some(self.assigned.clone()),
-                temps: start + items.len() - self.nlocals,
+                temps,
             };
-            let line = self.line;
-            Self::compile_with(&mut func, &mut fbc, &mut *self.sh, shape, |c| {
-                c.at_line(line);
-                for (i, e) in items.iter().enumerate() {
-                    let v = c.expr(e);
-                    c.store_slot(start + i, v);
-                }
-            });
-        }
+            Self::compile_with(&mut func, &mut fbc, &mut *self.sh, shape, emit)
+        };
         if self.sh.verify {
             crate::program::verify(self.sh.jit, &func);
         }
-        if let Err(e) = self.sh.jit.compile_code_quick(id, func) {
-            self.sh.failed.get_or_insert(e);
-            return;
+        let code = if has_loop(body) {
+            self.sh.jit.compile_code(id, func)
+        } else {
+            self.sh.jit.compile_code_quick(id, func)
+        };
+        match code {
+            Ok(size) => self.sh.parts_code += size,
+            Err(e) => {
+                self.sh.failed.get_or_insert(e);
+                return None;
+            }
         }
-        self.call_borrowing(id);
+        Some((id, assigned))
     }
 
     /// Calls `id`, a part of this function sharing its frame, with the frame; sets the shadow
     /// stack's top back to this frame's; its error unwinds on (or restarts, in the opener).
-    fn call_borrowing(&mut self, id: FuncId) {
+    pub(crate) fn call_borrowing(&mut self, id: FuncId) {
         let f = self.sh.jit.module().declare_func_in_func(id, self.b.func);
         // As `call_part`.
         self.b.func.dfg.ext_funcs[f].colocated = false;
@@ -360,39 +504,72 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
 mod tests {
     use super::*;
 
+    use stmjit_lang::ast::ExprKind;
+
     fn body(src: &str) -> Vec<Stmt> {
         stmjit_lang::parse(src).expect("parses").body
     }
 
     /// A body at or under the limit is one part; above it, the parts cover every top-level
-    /// statement once, in order, each of at least `part` statements (nested ones counted)
-    /// but the last, and a statement larger than a part is never cut (it ends its part).
+    /// statement once, in order, each of at least `part` nodes but the last and those before
+    /// a statement of `part` nodes or more, which is never cut and is alone in its part.
     #[test]
     fn parts_cover_the_body_in_order() {
+        // `x = 1`: 3 nodes.
         let small = body(&"x = 1\n".repeat(40));
-        assert_eq!(split_body(&small, 40, 8), vec![0..40]);
+        assert_eq!(split_body(&small, 120, 24), vec![0..40]);
         let mut src = "x = 1\n".repeat(50);
-        // One statement of 31 statements (a loop of 30).
+        // One statement of 154 nodes (a loop of 30 statements).
         src.push_str("for i in range(3):\n");
         src.push_str(&"    x = x + i\n".repeat(30));
         src.push_str(&"y = 2\n".repeat(25));
         let big = body(&src);
         assert_eq!(big.len(), 76);
-        let parts = split_body(&big, 40, 8);
+        let parts = split_body(&big, 120, 24);
         let mut next = 0;
         for (k, r) in parts.iter().enumerate() {
             assert_eq!(r.start, next, "{parts:?}");
             assert!(r.end > r.start, "{parts:?}");
-            let n = crate::compile::statements(&big[r.clone()]);
-            assert!(n >= 8 || k + 1 == parts.len(), "{parts:?}");
+            let n = weight(&big[r.clone()], usize::MAX);
+            // Smaller: the last, or one that a statement of a part or more ends.
+            let ended = parts
+                .get(k + 1)
+                .is_some_and(|p| p.len() == 1 && weight(&big[p.clone()], usize::MAX) >= 24);
+            assert!(n >= 24 || k + 1 == parts.len() || ended, "{parts:?}");
             next = r.end;
         }
         assert_eq!(next, big.len());
-        // The loop completes the part it starts in (it is larger than a part).
-        assert!(
-            parts.iter().any(|r| r.contains(&50) && r.end == 51),
-            "{parts:?}"
-        );
+        // The loop is a part of its own (it is larger than a part).
+        assert!(parts.contains(&(50..51)), "{parts:?}");
         assert!(has_loop(&big[50..51]) && !has_loop(&big[..50]));
+        assert!(is_huge(&body(&"x = 1\n".repeat(1400))));
+        assert!(!is_huge(&body(&"x = 1\n".repeat(1300))));
+    }
+
+    /// Many items, or items of many nodes, are evaluated by parts of at most `ITEMS_PART`
+    /// items and about `ITEMS_PART_WEIGHT` nodes, covering them in order.
+    #[test]
+    fn items_are_cut_by_count_and_by_nodes() {
+        let parse = |src: &str| match body(src).remove(0).kind {
+            StmtKind::Expr(Expr {
+                kind: ExprKind::List(items),
+                ..
+            }) => items,
+            _ => unreachable!(),
+        };
+        let few = parse("[a, b + 1, c]\n");
+        assert!(split_items(&few.iter().collect::<Vec<_>>()).is_none());
+        let many = parse(&format!("[{}]\n", vec!["a"; 1000].join(", ")));
+        let refs: Vec<&Expr> = many.iter().collect();
+        let parts = split_items(&refs).expect("by parts");
+        assert_eq!(parts, vec![0..256, 256..512, 512..768, 768..1000]);
+        // Three items of 2 001 nodes each: one part each.
+        let chain = format!("a{}", " + a".repeat(1000));
+        let heavy = parse(&format!("[{chain}, {chain}, {chain}]\n"));
+        let refs: Vec<&Expr> = heavy.iter().collect();
+        assert_eq!(
+            split_items(&refs).expect("by parts"),
+            vec![0..1, 1..2, 2..3]
+        );
     }
 }

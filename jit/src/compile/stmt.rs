@@ -10,8 +10,9 @@ use stmjit_vm::abi::TAGGED_ZERO;
 use stmjit_vm::UNBOUND;
 
 impl FnCompiler<'_, '_> {
-    /// Compiles a block of statements.
-    pub(crate) fn stmts(&mut self, body: &[Stmt]) {
+    /// Compiles a block of statements here, in this function (its nested blocks may be
+    /// parts: [`Self::stmts`]).
+    pub(crate) fn stmts_in_place(&mut self, body: &[Stmt]) {
         let mut i = 0;
         while i < body.len() {
             if self.is_filled() {
