@@ -199,9 +199,9 @@ impl ThreadLog {
     }
 
     /// Takes room for more events from `budget` (never more than the thread's own cap lets
-    /// it keep: no room is lost), and makes room for them in `events`: doubling, but never
-    /// past the cap, so a full log holds no unused room (a plain `push` grew 200 000 events
-    /// to room for 262 144). False when there is none left.
+    /// it keep: no room is lost), and makes room for them in `events`: the first time, room
+    /// for the whole cap (address space, backed only as events fill it: the log is never
+    /// copied to grow, and a full log holds no unused room). False when there is none left.
     #[cold]
     fn refill(&mut self, budget: &AtomicUsize) -> bool {
         let len = self.events.len();
@@ -211,9 +211,10 @@ impl ThreadLog {
         self.room = take(budget, BLOCK.min(EVENTS_PER_THREAD - len));
         let spare = self.events.capacity() - len;
         if spare < self.room {
-            let more = self.events.capacity().max(self.room);
-            self.events
-                .reserve_exact(more.min(EVENTS_PER_THREAD - len).max(self.room));
+            // The first refill reserves the whole cap (address space only: pages are
+            // backed as events fill them), so that the log never moves.
+            self.events.reserve_exact(EVENTS_PER_THREAD - len);
+            advise_huge_pages(&mut self.events);
         }
         self.room > 0
     }
@@ -231,6 +232,35 @@ impl ThreadLog {
         }
     }
 }
+
+/// Asks the kernel to back `events`' room past its first megabyte with huge pages (2 MB,
+/// where transparent huge pages are enabled on request, Debian's default): a busy thread
+/// fills 12.8 MB of records, and faulting them in 4 KB at a time cost about 6 200 page
+/// faults at ~1.4 µs each on microtq 500000 (2 threads). A thread that keeps fewer than
+/// 16 384 events (1 MB) keeps small pages, so a wide run of quiet threads holds no huge
+/// page each.
+fn advise_huge_pages(events: &mut Vec<Event>) {
+    const HUGE: usize = 2 << 20;
+    let at = events.as_ptr() as usize;
+    let end = at + events.capacity() * std::mem::size_of::<Event>();
+    let (from, to) = ((at + HUGE / 2).next_multiple_of(HUGE), end / HUGE * HUGE);
+    if from < to {
+        advise(from, to - from);
+    }
+}
+
+/// `madvise(MADV_HUGEPAGE)` on `len` bytes at `at` (a hint: its failure changes nothing).
+#[cfg(target_os = "linux")]
+fn advise(at: usize, len: usize) {
+    // SAFETY: the range lies inside an allocation this thread owns (its log's unused
+    // room); the advice changes how its pages are backed, not their contents.
+    unsafe {
+        libc::madvise(at as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise(_at: usize, _len: usize) {}
 
 /// A thread's log: written by its thread for every event, read by the writer at the end of
 /// the run (also while the thread still runs, on an error exit). Guarded by two flags
