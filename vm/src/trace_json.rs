@@ -536,33 +536,43 @@ fn tx_event(
 }
 
 /// The transactions that won a conflict, by id (segment, seq): their track, start and end
-/// (for the conflict arrows), those found among the events kept.
+/// (for the conflict arrows), those found among the events kept. Each scan stops once it has
+/// what it looks for (a log's `conflicts` aborted transactions; every winner, each named by
+/// one transaction: a segment numbers its transactions as they begin): conflicts cluster
+/// where threads start, and reading the 400 000 events of microtq 500000 twice to the end
+/// was 0.5% of a traced run's CPU time.
 fn winners(data: &TraceData) -> HashMap<(u32, u64), (usize, u64, u64), AddrHash> {
-    // Winners by id, for the conflict arrows (track, start, end): only those that aborted
-    // someone.
     let mut by_id: HashMap<(u32, u64), (usize, u64, u64), AddrHash> = HashMap::default();
-    for l in data.threads.iter().filter(|l| l.conflicts > 0) {
+    for l in &data.threads {
+        let mut left = l.conflicts;
         for e in &l.events {
+            if left == 0 {
+                break;
+            }
             if let Event::Transaction(TxRecord {
                 conflict: Some(k), ..
             }) = e
             {
                 by_id.insert((k.winner_segment, k.winner_seq), (0, 0, 0));
+                left -= 1;
             }
         }
     }
-    if !by_id.is_empty() {
-        for (i, l) in data.threads.iter().enumerate() {
-            for e in &l.events {
-                if let Event::Transaction(t) = e {
-                    if let Some(v) = by_id.get_mut(&(t.segment, t.seq)) {
-                        *v = (i + 1, t.start_ns, t.end_ns);
-                    }
+    let mut left = by_id.len();
+    'threads: for (i, l) in data.threads.iter().enumerate() {
+        for e in &l.events {
+            if left == 0 {
+                break 'threads;
+            }
+            if let Event::Transaction(t) = e {
+                if let Some(v) = by_id.get_mut(&(t.segment, t.seq)) {
+                    *v = (i + 1, t.start_ns, t.end_ns);
+                    left -= 1;
                 }
             }
         }
-        by_id.retain(|_, v| v.0 != 0);
     }
+    by_id.retain(|_, v| v.0 != 0);
     by_id
 }
 
