@@ -197,12 +197,19 @@ impl Gen {
             1 => format!("({a} * (abs({}) % 3))", self.int(d - 1)),
             2 => format!("str({})", self.int(d - 1)),
             3 => format!("str({})", self.float(d - 1)),
-            4 => format!("{a}[{}:{}]", self.int(0), self.int(0)),
+            4 if self.below(2) == 0 => format!("{a}[{}:{}]", self.int(0), self.int(0)),
+            4 => format!("{a}[{}:{}:{}]", self.int(0), self.int(0), self.step()),
             5 => format!("{a}.upper()"),
             6 => format!("\"-\".join({})", self.list(d - 1)),
             7 => format!("str({})", self.list(d - 1)),
             _ => format!("{a}.strip()"),
         }
+    }
+
+    /// A slice step: never 0, either sign.
+    pub fn step(&mut self) -> String {
+        let sign = self.pick(&["", "-"]);
+        format!("{sign}(abs({}) % 3 + 1)", self.int(0))
     }
 
     pub fn list(&mut self, d: u32) -> String {
@@ -217,7 +224,20 @@ impl Gen {
     pub fn program(&mut self, statements: usize) -> String {
         let mut p = String::from(PRELUDE);
         for _ in 0..statements {
-            let line = match self.below(26) {
+            let line = match self.below(27) {
+                26 => format!(
+                    "l1 = list(range(abs({}) % 12))\nl1[::2] = [x * 2 for x in l1[::2]]\ndel l1[1::3]\nsl = slice({}, {}, {})\nprint(l1, l1[::-1], l1[sl], s0[sl], s0[::-1], l0[::{}], sl.indices(len(l1)), range(abs({}) % 20)[{}::{}])\nl1[{}:{}] = s0[:3]\nprint(l1)",
+                    self.int(1),
+                    self.int(0),
+                    self.int(0),
+                    self.step(),
+                    self.step(),
+                    self.int(1),
+                    self.int(0),
+                    self.step(),
+                    self.int(0),
+                    self.int(0)
+                ),
                 17 => format!(
                     "t0 = ({}, {}, {})\nprint(t0, t0[{}], t0[1:], len(t0), {} in t0, t0 + ({},), t0 * 2)",
                     self.int(2),
