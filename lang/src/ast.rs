@@ -22,6 +22,10 @@ pub struct Program {
     /// Names of the module globals, indexed by [`GlobalId`]: every name that is assigned at
     /// module level, declared `global`, defined by `def`/`class`, or read and not local.
     pub globals: Vec<String>,
+    /// For each function, whether its `def` or `lambda` sits in a loop of the module body:
+    /// it may run more than once there, and each run makes a new function object (the
+    /// JIT's constant object is only for the `def`s the module body runs once).
+    pub defined_in_module_loop: Vec<bool>,
 }
 
 /// A function or method definition.

@@ -113,6 +113,8 @@ pub fn resolve(parsed: Parsed) -> Result<Program, Diagnostic> {
             .iter_mut()
             .map(|f| std::mem::take(&mut f.defaults))
             .collect(),
+        module_loops: 0,
+        in_module_loop: vec![false; functions.len()],
     };
     r.block(&mut body, None)?;
     for f in &mut functions {
@@ -136,6 +138,7 @@ pub fn resolve(parsed: Parsed) -> Result<Program, Diagnostic> {
         body,
         functions,
         globals: r.globals,
+        defined_in_module_loop: r.in_module_loop,
     })
 }
 
@@ -252,6 +255,10 @@ struct Resolver {
     global_ids: HashMap<String, GlobalId>,
     /// Each function's default values, taken out of it while it is resolved.
     defaults: Vec<Vec<Expr>>,
+    /// How many loops of the module body enclose the statement being resolved.
+    module_loops: usize,
+    /// See [`Program::defined_in_module_loop`].
+    in_module_loop: Vec<bool>,
 }
 
 type Locals<'a> = Option<&'a HashMap<String, Slot>>;
@@ -285,6 +292,9 @@ impl Resolver {
 
     /// The default values of function `f`, in the scope of its `def` (`locals`).
     fn defaults(&mut self, f: FuncId, locals: Locals) {
+        if locals.is_none() && self.module_loops > 0 {
+            self.in_module_loop[f] = true;
+        }
         let mut d = std::mem::take(&mut self.defaults[f]);
         for e in &mut d {
             self.expr(e, locals);
@@ -297,6 +307,15 @@ impl Resolver {
             self.stmt(s, locals)?;
         }
         Ok(())
+    }
+
+    /// A loop's body, counted in [`Resolver::module_loops`] when it is the module's.
+    fn loop_body(&mut self, body: &mut [Stmt], locals: Locals) -> Result<(), Diagnostic> {
+        let module = locals.is_none() as usize;
+        self.module_loops += module;
+        let r = self.block(body, locals);
+        self.module_loops -= module;
+        r
     }
 
     fn stmt(&mut self, s: &mut Stmt, locals: Locals) -> Result<(), Diagnostic> {
@@ -319,12 +338,12 @@ impl Resolver {
             }
             StmtKind::While { cond, body } => {
                 self.expr(cond, locals);
-                self.block(body, locals)?;
+                self.loop_body(body, locals)?;
             }
             StmtKind::For { var, iter, body } => {
                 self.expr(iter, locals);
                 self.name(var, locals);
-                self.block(body, locals)?;
+                self.loop_body(body, locals)?;
             }
             StmtKind::Return(Some(e)) => self.expr(e, locals),
             StmtKind::Del(t) => self.target(t, locals),

@@ -37,7 +37,10 @@ impl FnCompiler<'_, '_> {
             .take_while(|s| match &s.kind {
                 StmtKind::FunctionDef { func, target } => {
                     let f = &program.functions[*func];
-                    matches!(target.slot, Slot::Global(_)) && f.defaults.is_empty() && f.nfree == 0
+                    matches!(target.slot, Slot::Global(_))
+                        && f.defaults.is_empty()
+                        && f.nfree == 0
+                        && !program.defined_in_module_loop[*func]
                 }
                 _ => false,
             })
@@ -394,7 +397,8 @@ impl FnCompiler<'_, '_> {
 
     /// The function object a `def` or `lambda` of `func` makes: in the module body, for a
     /// function without default values or free variables, the program's constant one
-    /// (module-level `def`s run once: their calls through a global can then be direct);
+    /// if the `def` is outside the module's loops (it runs once: calls through its global
+    /// can then be direct);
     /// else a new one each time, as CPython (`mk() is mk()` is False for a `def` inside
     /// `mk`), holding the default values (evaluated now) and the cells (this function's
     /// slots) if any.
@@ -402,7 +406,8 @@ impl FnCompiler<'_, '_> {
         let program = self.sh.program;
         let f = &program.functions[func];
         let in_module = self.func_idx as usize == program.functions.len();
-        if f.defaults.is_empty() && f.nfree == 0 && in_module {
+        let runs_once = in_module && !program.defined_in_module_loop[func];
+        if f.defaults.is_empty() && f.nfree == 0 && runs_once {
             let w = self.sh.consts.func_objs[func] as i64;
             return self.b.ins().iconst(I64, w);
         }
