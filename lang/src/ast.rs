@@ -355,6 +355,16 @@ pub enum Builtin {
     /// `NotImplemented`: a constant (calling it is a TypeError) that a binary special
     /// method returns to let the reflected one, or the default, decide.
     NotImplemented,
+    /// The types `type()` gives for values whose type has no name in builtins (as in
+    /// CPython, where `type(None)` is NoneType but `NoneType` is not a builtin name):
+    /// None, functions and lambdas, bound methods, builtin functions and methods.
+    NoneType,
+    /// See [`Builtin::NoneType`].
+    FunctionType,
+    /// See [`Builtin::NoneType`].
+    MethodType,
+    /// See [`Builtin::NoneType`].
+    BuiltinFunctionType,
     /// A built-in exception class, by index in [`crate::exceptions::CLASSES`] (a class
     /// value, not a function).
     ExcClass(u8),
@@ -362,7 +372,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 58 + crate::exceptions::COUNT] = [
+    pub const ALL: [Builtin; 62 + crate::exceptions::COUNT] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -421,6 +431,10 @@ impl Builtin {
         Builtin::Dict,
         Builtin::Id,
         Builtin::Slice,
+        Builtin::NoneType,
+        Builtin::FunctionType,
+        Builtin::MethodType,
+        Builtin::BuiltinFunctionType,
         Builtin::ExcClass(0),
         Builtin::ExcClass(1),
         Builtin::ExcClass(2),
@@ -504,13 +518,57 @@ impl Builtin {
             Builtin::Dict => "dict",
             Builtin::Id => "id",
             Builtin::Slice => "slice",
+            Builtin::NoneType => "NoneType",
+            Builtin::FunctionType => "function",
+            Builtin::MethodType => "method",
+            Builtin::BuiltinFunctionType => "builtin_function_or_method",
             Builtin::ExcClass(i) => crate::exceptions::CLASSES[i as usize].0,
         }
     }
 
-    /// The builtin called `name`, if there is one.
+    /// The builtin called `name`, if there is one (the unnamed types are not).
     pub fn from_name(name: &str) -> Option<Builtin> {
-        Builtin::ALL.iter().copied().find(|b| b.name() == name)
+        Builtin::ALL
+            .iter()
+            .copied()
+            .find(|b| b.name() == name && !b.is_unnamed_type())
+    }
+
+    /// Whether this is one of the types with no builtin name ([`Builtin::NoneType`], ...).
+    pub fn is_unnamed_type(self) -> bool {
+        matches!(
+            self,
+            Builtin::NoneType
+                | Builtin::FunctionType
+                | Builtin::MethodType
+                | Builtin::BuiltinFunctionType
+        )
+    }
+
+    /// Whether this builtin is a type (shown `<class 'int'>`, the result of `type(x)`), not
+    /// a function (`<built-in function len>`).
+    pub fn is_type(self) -> bool {
+        self.is_unnamed_type()
+            || matches!(
+                self,
+                Builtin::Int
+                    | Builtin::Float
+                    | Builtin::Str
+                    | Builtin::Bool
+                    | Builtin::List
+                    | Builtin::Tuple
+                    | Builtin::Dict
+                    | Builtin::Set
+                    | Builtin::FrozenSet
+                    | Builtin::Range
+                    | Builtin::Slice
+                    | Builtin::Type
+                    | Builtin::Enumerate
+                    | Builtin::Zip
+                    | Builtin::Reversed
+                    | Builtin::Map
+                    | Builtin::Filter
+            )
     }
 }
 

@@ -573,6 +573,14 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
         | Builtin::SuperCall => {
             unreachable!("{name}() is handled by the caller")
         }
+        // As CPython's: `type(None)()` is None; the others make no instances here.
+        Builtin::NoneType if args.is_empty() => Ok(Value::None),
+        Builtin::NoneType
+        | Builtin::FunctionType
+        | Builtin::MethodType
+        | Builtin::BuiltinFunctionType => {
+            Err(exc(TypeError, format!("cannot create '{name}' instances")))
+        }
         Builtin::Serve | Builtin::Shutdown | Builtin::ServerPort => Err(exc(
             TypeError,
             format!("{name}() is not supported by the reference interpreter yet"),
@@ -695,6 +703,12 @@ pub fn type_of(v: &Value) -> R<Value> {
         Value::FrozenSet(_) => Value::Builtin(Builtin::FrozenSet),
         Value::Range(..) | Value::BigRange(_) => Value::Builtin(Builtin::Range),
         Value::Slice(_) => Value::Builtin(Builtin::Slice),
+        Value::None => Value::Builtin(Builtin::NoneType),
+        Value::Function(_) => Value::Builtin(Builtin::FunctionType),
+        Value::BoundMethod(_) => Value::Builtin(Builtin::MethodType),
+        Value::BuiltinMethod(_) => Value::Builtin(Builtin::BuiltinFunctionType),
+        Value::Builtin(b) if !b.is_type() => Value::Builtin(Builtin::BuiltinFunctionType),
+        Value::Builtin(_) | Value::Class(_) => Value::Builtin(Builtin::Type),
         other => {
             return Err(exc(
                 TypeError,
@@ -741,6 +755,10 @@ fn instance_of_one(v: &Value, cls: &Value) -> R<bool> {
         Ok(match (v, c) {
             (Value::Instance(i), Value::Class(k)) => is_subclass(&i.class, k),
             (_, Value::Class(_)) => false,
+            // `type` and the unnamed types: exactly what `type()` gives (no subclasses).
+            (_, Value::Builtin(b)) if b.is_unnamed_type() || *b == Builtin::Type => {
+                matches!(type_of(v), Ok(Value::Builtin(t)) if t == *b)
+            }
             (_, Value::Builtin(b)) => matches!(
                 (v, b),
                 (

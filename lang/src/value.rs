@@ -983,6 +983,7 @@ impl Value {
                 None => out.push_str(&format!("<{} object>", i.class.name)),
             },
             Value::Builtin(crate::ast::Builtin::NotImplemented) => out.push_str("NotImplemented"),
+            Value::Builtin(b) if b.is_type() => out.push_str(&format!("<class '{}'>", b.name())),
             Value::Builtin(b) => out.push_str(&format!("<built-in function {}>", b.name())),
             Value::BuiltinMethod(m) => out.push_str(&format!(
                 "<built-in method {} of {} object>",
