@@ -118,6 +118,31 @@ pub struct Stmt {
     pub span: Span,
 }
 
+impl Stmt {
+    /// The blocks nested in this statement (not the bodies of the functions and classes it
+    /// defines): what a walk over a body's statements at every depth descends into.
+    pub fn blocks(&self) -> Vec<&[Stmt]> {
+        match &self.kind {
+            StmtKind::If { body, orelse, .. } => vec![body, orelse],
+            StmtKind::While { body, .. }
+            | StmtKind::For { body, .. }
+            | StmtKind::With { body, .. } => vec![body],
+            StmtKind::Try {
+                body,
+                handlers,
+                orelse,
+                finalbody,
+                ..
+            } => {
+                let mut all: Vec<&[Stmt]> = vec![body, orelse, finalbody];
+                all.extend(handlers.iter().map(|h| &h.body[..]));
+                all
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// The statements of LANGUAGE.md.
 #[derive(Debug, Clone)]
 pub enum StmtKind {

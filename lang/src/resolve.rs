@@ -158,28 +158,11 @@ pub(crate) fn collect_declared(
         match &s.kind {
             StmtKind::Global(names) => globals.extend(names.iter().cloned()),
             StmtKind::Nonlocal(names) => nonlocals.extend(names.iter().cloned()),
-            StmtKind::If { body, orelse, .. } => {
-                collect_declared(body, globals, nonlocals);
-                collect_declared(orelse, globals, nonlocals);
-            }
-            StmtKind::While { body, .. }
-            | StmtKind::For { body, .. }
-            | StmtKind::With { body, .. } => collect_declared(body, globals, nonlocals),
-            StmtKind::Try {
-                body,
-                handlers,
-                orelse,
-                finalbody,
-                ..
-            } => {
-                collect_declared(body, globals, nonlocals);
-                for h in handlers {
-                    collect_declared(&h.body, globals, nonlocals);
+            _ => {
+                for b in s.blocks() {
+                    collect_declared(b, globals, nonlocals);
                 }
-                collect_declared(orelse, globals, nonlocals);
-                collect_declared(finalbody, globals, nonlocals);
             }
-            _ => {}
         }
     }
 }

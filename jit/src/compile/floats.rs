@@ -105,28 +105,11 @@ pub(crate) fn float_locals(body: &[Stmt], nlocals: usize) -> Vec<bool> {
                 StmtKind::AugAssign { target, value, .. } if floaty(value, marks) => {
                     mark(target, marks, changed);
                 }
-                StmtKind::If { body, orelse, .. } => {
-                    visit(body, marks, changed);
-                    visit(orelse, marks, changed);
-                }
-                StmtKind::While { body, .. }
-                | StmtKind::For { body, .. }
-                | StmtKind::With { body, .. } => visit(body, marks, changed),
-                StmtKind::Try {
-                    body,
-                    handlers,
-                    orelse,
-                    finalbody,
-                    ..
-                } => {
-                    visit(body, marks, changed);
-                    for h in handlers {
-                        visit(&h.body, marks, changed);
+                _ => {
+                    for b in s.blocks() {
+                        visit(b, marks, changed);
                     }
-                    visit(orelse, marks, changed);
-                    visit(finalbody, marks, changed);
                 }
-                _ => {}
             }
         }
     }

@@ -176,7 +176,7 @@ pub fn locals_in_slots(body: &[stmjit_lang::ast::Stmt], nlocals: usize, forced: 
 /// and classes it defines: compiled apart).
 pub(crate) fn statements(body: &[stmjit_lang::ast::Stmt]) -> usize {
     body.iter()
-        .map(|s| 1 + weight::blocks(s).into_iter().map(statements).sum::<usize>())
+        .map(|s| 1 + s.blocks().into_iter().map(statements).sum::<usize>())
         .sum()
 }
 

@@ -70,7 +70,7 @@ impl Count {
             }
             _ => {}
         }
-        for b in blocks(s) {
+        for b in s.blocks() {
             self.stmts(b);
         }
     }
@@ -138,35 +138,12 @@ impl Count {
     }
 }
 
-/// The blocks nested in statement `s` (not the bodies of the functions and classes it
-/// defines: compiled apart).
-pub fn blocks(s: &Stmt) -> Vec<&[Stmt]> {
-    match &s.kind {
-        StmtKind::If { body, orelse, .. } => vec![body, orelse],
-        StmtKind::While { body, .. } | StmtKind::For { body, .. } | StmtKind::With { body, .. } => {
-            vec![body]
-        }
-        StmtKind::Try {
-            body,
-            handlers,
-            orelse,
-            finalbody,
-            ..
-        } => {
-            let mut all: Vec<&[Stmt]> = vec![body, orelse, finalbody];
-            all.extend(handlers.iter().map(|h| &h.body[..]));
-            all
-        }
-        _ => Vec::new(),
-    }
-}
-
 /// Whether a statement of `body` (at any depth of its blocks, loops included when `loops`)
 /// is one that `is` picks.
 pub fn any_stmt(body: &[Stmt], loops: bool, is: &impl Fn(&StmtKind) -> bool) -> bool {
     body.iter().any(|s| {
         let looping = matches!(s.kind, StmtKind::While { .. } | StmtKind::For { .. });
-        is(&s.kind) || ((loops || !looping) && blocks(s).iter().any(|b| any_stmt(b, loops, is)))
+        is(&s.kind) || ((loops || !looping) && s.blocks().iter().any(|b| any_stmt(b, loops, is)))
     })
 }
 
