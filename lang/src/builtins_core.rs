@@ -366,9 +366,9 @@ pub fn hash_value(v: &Value) -> R<i64> {
             crate::builtins_seq::hash_tuple(&items)
         }
         // By identity, as they compare: the object's address, fixed for its life.
-        Value::Thread(t) => (Arc::as_ptr(t) as *const () as usize >> 4) as i64,
-        Value::Lock(l) => (Arc::as_ptr(l) as *const () as usize >> 4) as i64,
-        Value::Queue(q) => (Arc::as_ptr(q) as *const () as usize >> 4) as i64,
+        Value::Thread(_) | Value::Lock(_) | Value::Queue(_) => {
+            (crate::value::identity_number(v) >> 4) as i64
+        }
     })
 }
 

@@ -283,9 +283,9 @@ impl Key {
             ),
             // By identity, as in CPython; the table holds the value, so the address stays
             // its own while the key is in it.
-            Value::Thread(t) => Key::Obj(Arc::as_ptr(t) as *const () as usize),
-            Value::Lock(l) => Key::Obj(Arc::as_ptr(l) as *const () as usize),
-            Value::Queue(q) => Key::Obj(Arc::as_ptr(q) as *const () as usize),
+            Value::Thread(_) | Value::Lock(_) | Value::Queue(_) => {
+                Key::Obj(identity_number(v) as usize)
+            }
             other => {
                 return Err((
                     ErrorKind::TypeError,

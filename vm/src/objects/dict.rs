@@ -180,10 +180,7 @@ impl Runtime {
                 KeyRef::Int(f as i64)
             } else if f.fract() == 0.0 && f.is_finite() {
                 match stmjit_lang::bigint::from_f64(f) {
-                    stmjit_lang::value::Value::BigInt(b) => KeyRef::Big(
-                        b.sign() == num_bigint::Sign::Minus,
-                        std::borrow::Cow::Owned(b.magnitude().to_u32_digits()),
-                    ),
+                    stmjit_lang::value::Value::BigInt(b) => Self::big_key(&b),
                     _ => KeyRef::Float(f.to_bits()),
                 }
             } else {
@@ -280,13 +277,18 @@ impl Runtime {
             Value::Int(i) => KeyRef::Int(*i),
             Value::BigInt(b) => match i64::try_from(&**b) {
                 Ok(i) => KeyRef::Int(i),
-                Err(_) => KeyRef::Big(
-                    b.sign() == num_bigint::Sign::Minus,
-                    std::borrow::Cow::Owned(b.magnitude().to_u32_digits()),
-                ),
+                Err(_) => Self::big_key(b),
             },
             _ => KeyRef::None,
         }
+    }
+
+    /// The key of an int outside the i64 range, by its sign and digits.
+    fn big_key<'a>(b: &num_bigint::BigInt) -> KeyRef<'a> {
+        KeyRef::Big(
+            b.sign() == num_bigint::Sign::Minus,
+            std::borrow::Cow::Owned(b.magnitude().to_u32_digits()),
+        )
     }
 
     /// The hash of a key. Ints hash to themselves, as in CPython: consecutive keys take
