@@ -284,6 +284,41 @@ fn dump_asm_fn_filters_one_function() {
     );
 }
 
+/// `--dump-asm=fill`, where `fill` is a function of the program, writes the listing to a
+/// file named `fill` (as documented) and says so on stderr, naming `--dump-asm-fn`.
+#[test]
+fn dump_asm_with_a_function_name_says_where_the_listing_went() {
+    let dir = std::env::temp_dir().join(format!("stmjit-dump-fname-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("p.lang"), PROGRAM).unwrap();
+    let run_in_dir = |flag: &str| {
+        Command::new(env!("CARGO_BIN_EXE_stmjit"))
+            .current_dir(&dir)
+            .args(["run", flag, "p.lang"])
+            .output()
+            .unwrap()
+    };
+    let out = run_in_dir("--dump-asm=fill");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "9 3\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "note: --dump-asm=fill wrote the listing of every function to the file `fill`"
+        ) && err.contains("--dump-asm-fn fill"),
+        "{err}"
+    );
+    let text = std::fs::read_to_string(dir.join("fill")).expect("listing written");
+    assert!(text.contains("; function f0_fill:"), "{text}");
+    // A name that is no function, or a path with an extension, gets no note.
+    for flag in ["--dump-asm=listing", "--dump-asm=fill.asm"] {
+        let out = run_in_dir(flag);
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("note:"), "{flag}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 const LEAF_PROGRAM: &str = "\
 def leaf(x):
     return x + 1

@@ -139,7 +139,30 @@ pub fn write_listing(jit: &Jit, opts: &ListingOptions, source: Option<&str>) -> 
                 eprintln!("error: cannot write {}: {e}", path.display());
                 return Err(stmjit_lang::EXIT_SYNTAX_ERROR);
             }
+            if let Some(name) = function_named_like(jit, opts, path) {
+                eprintln!(
+                    "note: --dump-asm={name} wrote the listing of every function to the file \
+                     `{name}`; to list only function {name}, use --dump-asm-fn {name}"
+                );
+            }
         }
     }
     Ok(())
+}
+
+/// The name of a compiled function that `--dump-asm=FILE` looks like it meant to select
+/// (`FILE` is a bare name, no directory or extension, and a function has it): the listing
+/// went to a file of that name, which a user who typed `--dump-asm=fib` easily misses.
+fn function_named_like<'a>(
+    jit: &Jit,
+    opts: &ListingOptions,
+    path: &'a std::path::Path,
+) -> Option<&'a str> {
+    if opts.only.is_some() || path.extension().is_some() || path.components().count() != 1 {
+        return None;
+    }
+    let name = path.to_str()?;
+    jit.functions()
+        .any(|f| !f.is_trampoline && function_matches(f, name))
+        .then_some(name)
 }
