@@ -66,7 +66,7 @@ fn arity_error(name: &str, given: usize, min: usize, max: usize) -> OpError {
 
 /// An int argument (bools count), or a `TypeError`. Public for callers' own builtins.
 pub fn int_arg(v: &Value) -> R<i64> {
-    match v {
+    match &*crate::special::index_of(v)? {
         Value::Int(i) => Ok(*i),
         Value::Bool(b) => Ok(*b as i64),
         Value::BigInt(_) => Err(exc(
@@ -814,8 +814,11 @@ fn len(args: &[Value]) -> R<Value> {
 fn range(args: &[Value]) -> R<Value> {
     let name = "range";
     arity(name, args, 1, 3)?;
-    if args.iter().any(|a| matches!(a, Value::BigInt(_))) {
-        return Ok(crate::ranges::from_args(args)?);
+    if args
+        .iter()
+        .any(|a| matches!(a, Value::BigInt(_) | Value::Instance(_)))
+    {
+        return crate::ranges::from_args(args);
     }
     let ints: Vec<i64> = args.iter().map(int_arg).collect::<R<_>>()?;
     let (a, b, s) = match ints[..] {
@@ -830,7 +833,7 @@ fn range(args: &[Value]) -> R<Value> {
     Ok(Value::Range(a, b, s))
 }
 
-/// `int(x)`: of a number (truncated) or a str (parsed).
+/// `int(x)`: of a number (truncated), a str (parsed) or an instance with `__index__`.
 fn int(args: &[Value]) -> R<Value> {
     let name = "int";
     arity(name, args, 0, 2)?;
@@ -879,13 +882,17 @@ fn int(args: &[Value]) -> R<Value> {
             Ok(crate::bigint::from_f64(*f))
         }
         Some(Value::Str(s)) => parse_int(s),
-        Some(other) => Err(exc(
-            TypeError,
-            format!(
-                "int() argument must be a string or a number, not '{}'",
-                other.type_name()
-            ),
-        )),
+        // An instance by its `__index__` (CPython's fallback after `__int__`).
+        Some(other) => match crate::special::index_of(other)? {
+            std::borrow::Cow::Owned(n) => Ok(n),
+            std::borrow::Cow::Borrowed(_) => Err(exc(
+                TypeError,
+                format!(
+                    "int() argument must be a string, a bytes-like object or a real number, not '{}'",
+                    other.type_name()
+                ),
+            )),
+        },
     }
 }
 
@@ -1241,15 +1248,14 @@ fn list_method(
         }
         "pop" => {
             method_arity(t, name, &args, 0, 1)?;
+            // The index first (its `__index__` may run), as CPython.
+            let at = args.first().map(int_arg).transpose()?;
             let mut items = lock(&l.items);
             if items.is_empty() {
                 return Err(exc(IndexError, "pop from empty list"));
             }
             let n = items.len() as i64;
-            let i = match args.first() {
-                None => n - 1,
-                Some(v) => int_arg(v)?,
-            };
+            let i = at.unwrap_or(n - 1);
             let i = if i < 0 { i + n } else { i };
             if !(0..n).contains(&i) {
                 return Err(exc(IndexError, "pop index out of range"));

@@ -18,10 +18,11 @@ fn int_of(v: &Value) -> Option<i64> {
 /// `hex(i)`, `oct(i)` or `bin(i)` (`name`).
 pub fn radix(name: &str, args: &[Value]) -> R<Value> {
     crate::builtins_core::arity(name, args, 1, 1)?;
-    if let Value::BigInt(b) = &args[0] {
+    let x = crate::special::index_of(&args[0])?;
+    if let Value::BigInt(b) = &*x {
         return Ok(Value::str(crate::bigint::radix_text(name, b)));
     }
-    let Some(i) = int_of(&args[0]) else {
+    let Some(i) = int_of(&x) else {
         return Err((
             TypeError,
             format!(
@@ -59,7 +60,8 @@ pub fn pow(args: &[Value]) -> R<Value> {
 /// `round(x)` or `round(x, n)`.
 pub fn round(args: &[Value]) -> R<Value> {
     crate::builtins_core::arity("round", args, 1, 2)?;
-    let digits = match args.get(1) {
+    let ndigits = args.get(1).map(crate::special::index_of).transpose()?;
+    let digits = match ndigits.as_deref() {
         None | Some(Value::None) => None,
         // A big ndigits clamps, as CPython's index-sized conversion does.
         Some(Value::BigInt(b)) => Some(if num_traits::Signed::is_negative(&**b) {

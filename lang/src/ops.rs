@@ -166,8 +166,38 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
             let count = repeat_count(n, items.len())?;
             Ok(ListObj::new_value(repeat_items(&items, count)?))
         }
-        _ => Err(unsupported(op, a, b)),
+        _ => repeat_by_index(op, a, b).unwrap_or_else(|| Err(unsupported(op, a, b))),
     }
+}
+
+/// `seq * n` or `n * seq` where `n` is no int (and no special method took it): the count
+/// an instance's `__index__` gives (CPython's sequence repeat), else CPython's `TypeError`;
+/// `None` when neither operand is a sequence.
+fn repeat_by_index(op: BinOp, a: &Value, b: &Value) -> Option<Result<Value, OpError>> {
+    use std::borrow::Cow;
+    let seq = |v: &Value| matches!(v, Value::Str(_) | Value::List(_) | Value::Tuple(_));
+    let (s, n) = match op {
+        BinOp::Mul if seq(a) => (a, b),
+        BinOp::Mul if seq(b) => (b, a),
+        _ => return None,
+    };
+    Some(match crate::special::index_of(n) {
+        Err(e) => Err(e),
+        Ok(Cow::Owned(Value::BigInt(_))) => err(OverflowError, not_index_sized(n)),
+        Ok(Cow::Owned(count)) => binary(op, s, &count),
+        Ok(Cow::Borrowed(_)) => err(
+            TypeError,
+            format!(
+                "can't multiply sequence by non-int of type '{}'",
+                n.type_name()
+            ),
+        ),
+    })
+}
+
+/// CPython's message for an int index `v` (or what its `__index__` gave) beyond an `i64`.
+fn not_index_sized(v: &Value) -> String {
+    format!("cannot fit '{}' into an index-sized integer", v.type_name())
 }
 
 /// How many times to repeat a sequence of `len` items for `seq * n` (negative counts as 0).
@@ -421,10 +451,10 @@ pub fn unary(op: UnaryOp, v: &Value) -> Result<Value, OpError> {
 
 /// An index or slice bound as an int (bools count), or a `TypeError` naming `what`.
 fn int_index(v: &Value, what: &str) -> Result<i64, OpError> {
-    match v {
+    match &*crate::special::index_of(v)? {
         Value::Int(i) => Ok(*i),
         Value::Bool(b) => Ok(*b as i64),
-        Value::BigInt(_) => err(IndexError, "cannot fit 'int' into an index-sized integer"),
+        Value::BigInt(_) => err(IndexError, not_index_sized(v)),
         _ => err(TypeError, format!("{what}, not {}", v.type_name())),
     }
 }

@@ -39,12 +39,13 @@ pub fn make(start: BigInt, stop: BigInt, step: BigInt) -> Value {
     }
 }
 
-/// `range(args...)` when one of them is a big int (else `Value::Range` is made directly).
+/// `range(args...)` when one of them is a big int or an instance (its `__index__`; else
+/// `Value::Range` is made directly).
 pub fn from_args(args: &[Value]) -> Result<Value, OpError> {
     let ints = args
         .iter()
         .map(|a| {
-            crate::bigint::as_big(a).ok_or_else(|| {
+            crate::bigint::as_big(&*crate::special::index_of(a)?).ok_or_else(|| {
                 (
                     TypeError,
                     format!(
@@ -132,7 +133,7 @@ impl BigRange {
 
     /// `r[index]`: an int index of any size, negative from the end.
     pub fn item(&self, index: &Value) -> Result<Value, OpError> {
-        let Some(i) = crate::bigint::as_big(index) else {
+        let Some(i) = crate::bigint::as_big(&*crate::special::index_of(index)?) else {
             return err(
                 TypeError,
                 format!(

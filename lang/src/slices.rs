@@ -48,7 +48,7 @@ fn err<T>(kind: crate::diag::ErrorKind, msg: impl Into<String>) -> Result<T, OpE
 
 /// A slice part as an index-sized int: a big one clamps to the ends (`_PyEval_SliceIndex`).
 fn index(v: &Value) -> Result<i64, OpError> {
-    match v {
+    match &*crate::special::index_of(v)? {
         Value::Int(i) => Ok(*i),
         Value::Bool(b) => Ok(*b as i64),
         Value::BigInt(b) if b.is_negative() => Ok(i64::MIN),
@@ -308,7 +308,7 @@ fn long_indices(parts: [&Value; 3], len: &BigInt) -> Result<(BigInt, BigInt, Big
     let part = |v: &Value| -> Result<Option<BigInt>, OpError> {
         match v {
             Value::None => Ok(None),
-            v => crate::bigint::as_big(v)
+            v => crate::bigint::as_big(&*crate::special::index_of(v)?)
                 .map(Some)
                 .ok_or_else(|| (TypeError, NOT_INDEX.to_string())),
         }
@@ -345,7 +345,7 @@ pub fn indices(s: &SliceValue, args: &[Value]) -> Result<Value, OpError> {
             ),
         );
     }
-    let Some(len) = crate::bigint::as_big(&args[0]) else {
+    let Some(len) = crate::bigint::as_big(&*crate::special::index_of(&args[0])?) else {
         return err(
             TypeError,
             format!(

@@ -2,7 +2,7 @@
 //! `__ge__`, `__str__`, `__repr__`, `__bool__`, `__len__`), honoured by the value operations
 //! of [`crate::value`] wherever they meet an instance: `==` and `<` at any depth of lists and
 //! dicts, `in`, `list.index`, `str()`, `repr()`, `print`, the text of containers, truth
-//! ([`truth`]) and `len()` ([`len_of`]).
+//! ([`truth`]), `len()` ([`len_of`]) and every index-like int ([`index_of`]).
 //!
 //! Those operations are plain functions over values, shared by the interpreter and the JIT's
 //! runtime, which run user code in entirely different ways. So the runner installs a
@@ -176,6 +176,28 @@ pub fn len_of(v: &Value) -> Option<Result<i64, OpError>> {
             ),
         )),
     }))
+}
+
+/// `v` as an index-like int (`operator.index`): an instance's `__index__` result, which must
+/// be an int (a bool counts as its int), else `v` itself, for the caller to accept or reject
+/// with its own message. Every place that takes an index, a slice bound, a count or a
+/// `range()` argument goes through here, so instances with `__index__` work in all of them.
+pub fn index_of(v: &Value) -> Result<std::borrow::Cow<'_, Value>, OpError> {
+    use std::borrow::Cow;
+    if !matches!(v, Value::Instance(_)) {
+        return Ok(Cow::Borrowed(v));
+    }
+    match call(v, "__index__", &[]) {
+        None => Ok(Cow::Borrowed(v)),
+        Some(r) => match r? {
+            n @ (Value::Int(_) | Value::BigInt(_)) => Ok(Cow::Owned(n)),
+            Value::Bool(b) => Ok(Cow::Owned(Value::Int(b as i64))),
+            other => Err((
+                crate::diag::ErrorKind::TypeError,
+                format!("__index__ returned non-int (type {})", other.type_name()),
+            )),
+        },
+    }
 }
 
 /// Python truth of `v`: an instance's `__bool__` (which must return a bool), else its

@@ -20,9 +20,18 @@ use stmjit_lang::value::{OpError, Value};
 use stmjit_runtime::value::{self, Word};
 
 /// The special methods that value operations call.
-pub const NAMES: [&str; 10] = [
-    "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__str__", "__repr__", "__bool__",
+pub const NAMES: [&str; 11] = [
+    "__eq__",
+    "__ne__",
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__str__",
+    "__repr__",
+    "__bool__",
     "__len__",
+    "__index__",
 ];
 
 /// Answers special-method calls during one operation, with the memo of its conversion.

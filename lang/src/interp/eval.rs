@@ -181,11 +181,10 @@ impl Interp {
             ExprKind::Slice { obj, lo, hi } => {
                 let o = self.eval(obj, env)?;
                 let (lo, hi) = self.eval_bounds(lo.as_deref(), hi.as_deref(), env)?;
-                match o {
-                    // Its `__getitem__` runs (with a slice object).
-                    Value::Instance(_) => self.with_special(|| ops::get_slice(&o, &lo, &hi))?,
-                    _ => ops::get_slice(&o, &lo, &hi)?,
-                }
+                // An instance's `__getitem__` runs (with a slice object).
+                self.on_slice(&o, [&lo, &hi], &Value::None, || {
+                    ops::get_slice(&o, &lo, &hi)
+                })?
             }
         })
     }

@@ -71,7 +71,9 @@ impl Interp {
                 Target::Slice { obj, lo, hi } => {
                     let o = self.eval(obj, env)?;
                     let (lo, hi) = self.eval_bounds(lo.as_ref(), hi.as_ref(), env)?;
-                    self.on_item(&o, &Value::None, || ops::set_slice(&o, &lo, &hi, None))?;
+                    self.on_slice(&o, [&lo, &hi], &Value::None, || {
+                        ops::set_slice(&o, &lo, &hi, None)
+                    })?;
                 }
                 _ => return Err(exc(ErrorKind::SyntaxError, "invalid del target")),
             },
@@ -336,8 +338,10 @@ impl Interp {
             Target::Slice { obj, lo, hi } => {
                 let o = self.eval(obj, env)?;
                 let (lo, hi) = self.eval_bounds(lo.as_ref(), hi.as_ref(), env)?;
-                self.on_item(&o, &v, || ops::set_slice(&o, &lo, &hi, Some(&v)))
-                    .map_err(|e| self.locate(e, obj.span))
+                self.on_slice(&o, [&lo, &hi], &v, || {
+                    ops::set_slice(&o, &lo, &hi, Some(&v))
+                })
+                .map_err(|e| self.locate(e, obj.span))
             }
             Target::Attr { obj, name } => {
                 let o = self.eval(obj, env)?;
@@ -382,10 +386,14 @@ impl Interp {
             Target::Slice { obj, lo, hi } => {
                 let o = self.eval(obj, env)?;
                 let (lo, hi) = self.eval_bounds(lo.as_ref(), hi.as_ref(), env)?;
-                let cur = self.on_item(&o, &Value::None, || ops::get_slice(&o, &lo, &hi))?;
+                let cur = self.on_slice(&o, [&lo, &hi], &Value::None, || {
+                    ops::get_slice(&o, &lo, &hi)
+                })?;
                 let rhs = self.eval(value, env)?;
                 let new = self.with_special(|| inplace(op, &cur, &rhs))?;
-                self.on_item(&o, &new, || ops::set_slice(&o, &lo, &hi, Some(&new)))
+                self.on_slice(&o, [&lo, &hi], &new, || {
+                    ops::set_slice(&o, &lo, &hi, Some(&new))
+                })
             }
             Target::Attr { obj, name } => {
                 let o = self.eval(obj, env)?;

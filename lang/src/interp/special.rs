@@ -83,8 +83,8 @@ impl Interp {
     }
 
     /// `f()` of an item operation on `o` with index or key `i`: under
-    /// [`Interp::with_special`] when `o` is an instance, or `i` an instance or a tuple (a
-    /// key whose `__hash__` and `__eq__` may run).
+    /// [`Interp::with_special`] when `o` is an instance, or `i` an instance, a tuple (a
+    /// key whose `__hash__` and `__eq__` may run) or a slice (whose bounds' `__index__` may).
     pub(super) fn on_item<T>(
         &self,
         o: &Value,
@@ -94,12 +94,30 @@ impl Interp {
         if matches!(o, Value::Instance(_))
             || matches!(
                 i,
-                Value::Instance(_) | Value::Tuple(_) | Value::FrozenSet(_)
+                Value::Instance(_) | Value::Tuple(_) | Value::FrozenSet(_) | Value::Slice(_)
             )
         {
             self.with_special(f)
         } else {
             Ok(f()?)
+        }
+    }
+
+    /// `f()` of a slice operation on `o` with bounds `lo:hi` (assigning `v`): as
+    /// [`Interp::on_item`], and under [`Interp::with_special`] when a bound is an instance
+    /// (its `__index__` runs).
+    pub(super) fn on_slice<T>(
+        &self,
+        o: &Value,
+        [lo, hi]: [&Option<Value>; 2],
+        v: &Value,
+        f: impl FnOnce() -> Result<T, OpError>,
+    ) -> R<T> {
+        let inst = |b: &Option<Value>| matches!(b, Some(Value::Instance(_)));
+        if inst(lo) || inst(hi) {
+            self.with_special(f)
+        } else {
+            self.on_item(o, v, f)
         }
     }
 
