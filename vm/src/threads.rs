@@ -717,6 +717,40 @@ pub fn wait_all(info: &ProgramInfo) {
     }
 }
 
+/// Hands out the indices of a queue round's calls to its workers, a run of them at a time:
+/// one shared counter bumped per call moved its cache line between the cores at every
+/// transaction (a TransactionQueue's calls are often transactions of a microsecond or less).
+/// Runs shrink as the calls run out, so that no worker is left with a long run while the
+/// others idle; the queue promises no order, so which worker runs which call is free.
+struct Dispenser {
+    next: std::sync::atomic::AtomicUsize,
+    len: usize,
+    workers: usize,
+}
+
+impl Dispenser {
+    /// The longest run handed out at once.
+    const MAX_RUN: usize = 32;
+
+    fn new(len: usize, workers: usize) -> Dispenser {
+        Dispenser {
+            next: std::sync::atomic::AtomicUsize::new(0),
+            len,
+            workers,
+        }
+    }
+
+    /// The next run of indices, or `None` when every call is taken: about an eighth of
+    /// each worker's share of what is left, 1 to [`Self::MAX_RUN`].
+    fn take(&self) -> Option<std::ops::Range<usize>> {
+        let seen = self.next.load(Relaxed);
+        let left = self.len.saturating_sub(seen);
+        let run = (left / (8 * self.workers)).clamp(1, Self::MAX_RUN);
+        let start = self.next.fetch_add(run, Relaxed);
+        (start < self.len).then(|| start..(start + run).min(self.len))
+    }
+}
+
 /// `q.run()` of a TransactionQueue whose call list is `calls`: runs every queued call as
 /// one transaction, on as many worker threads as there are segments, until no call is left
 /// (calls added while running run too).
@@ -744,7 +778,7 @@ pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
         let items: Vec<Word> = roots.iter().map(|&r| rt.get(r)).collect();
         rt.stm.add_roots(&items);
         let workers = rt.stm.num_segments().min(items.len()).max(1);
-        let next = std::sync::atomic::AtomicUsize::new(0);
+        let next = Dispenser::new(items.len(), workers);
         let info = rt.info.clone();
         std::thread::scope(|s| {
             for _ in 0..workers {
@@ -758,30 +792,33 @@ pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
                             t.name_thread("queue worker");
                         }
                         let mut d = Driver::new(info);
-                        loop {
-                            let i = next.fetch_add(1, Relaxed);
-                            let Some(&call) = items.get(i) else { break };
-                            d.run(
-                                true,
-                                |ctx| {
-                                    let rt = rt_of(ctx);
-                                    let parts = rt.list_items(call);
-                                    let r = super::calls::call_value(ctx, parts[0], &parts[1..]);
-                                    let rt = rt_of(ctx);
-                                    if r == ERR && !rt.tx.aborting && run_site >= 0 {
-                                        // The queued call's error is reported as raised
-                                        // through `q.run()`, as the interpreter does.
-                                        let s = &rt.info.code.sites[run_site as usize];
-                                        let function = rt.info.func_names[s.func as usize].clone();
-                                        rt.trace.push(stmjit_lang::diag::TraceEntry {
-                                            span: s.span,
-                                            function,
-                                        });
-                                    }
-                                    r
-                                },
-                                |_, r| r,
-                            );
+                        let mut parts = Vec::new();
+                        while let Some(taken) = next.take() {
+                            for &call in &items[taken] {
+                                d.run(
+                                    true,
+                                    |ctx| {
+                                        let rt = rt_of(ctx);
+                                        rt.list_items_into(call, &mut parts);
+                                        let r =
+                                            super::calls::call_value(ctx, parts[0], &parts[1..]);
+                                        let rt = rt_of(ctx);
+                                        if r == ERR && !rt.tx.aborting && run_site >= 0 {
+                                            // The queued call's error is reported as raised
+                                            // through `q.run()`, as the interpreter does.
+                                            let s = &rt.info.code.sites[run_site as usize];
+                                            let function =
+                                                rt.info.func_names[s.func as usize].clone();
+                                            rt.trace.push(stmjit_lang::diag::TraceEntry {
+                                                span: s.span,
+                                                function,
+                                            });
+                                        }
+                                        r
+                                    },
+                                    |_, r| r,
+                                );
+                            }
                         }
                     })
                     .expect("cannot start a worker thread");
@@ -795,4 +832,36 @@ pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
     }
     rt_of(ctx).release(mark);
     NONE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dispenser;
+
+    /// Every index is handed out exactly once, in runs of 1 to `MAX_RUN`, however the
+    /// workers race, and runs shrink to single calls at the end.
+    #[test]
+    fn the_dispenser_hands_out_each_call_once() {
+        for (len, workers) in [(0, 1), (1, 2), (7, 2), (1000, 2), (100_003, 4)] {
+            let d = Dispenser::new(len, workers);
+            let runs: Vec<Vec<std::ops::Range<usize>>> = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..workers)
+                    .map(|_| s.spawn(|| std::iter::from_fn(|| d.take()).collect()))
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let mut seen = vec![0u8; len];
+            for r in runs.iter().flatten() {
+                assert!(!r.is_empty() && r.len() <= Dispenser::MAX_RUN, "{r:?}");
+                for i in r.clone() {
+                    seen[i] += 1;
+                }
+            }
+            assert!(seen.iter().all(|&n| n == 1), "len {len}");
+            if len == 100_003 {
+                let last = runs.iter().flatten().max_by_key(|r| r.start).unwrap();
+                assert_eq!(last.len(), 1, "the last run is one call");
+            }
+        }
+    }
 }

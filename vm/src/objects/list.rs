@@ -167,20 +167,27 @@ impl Runtime {
     /// (item by item it was a barrier on the list per item and on the granule per item;
     /// with read sites recorded, `--stats` and `--trace`, each barrier stores a site too).
     pub fn list_items(&self, l: Word) -> Vec<Word> {
+        let mut items = Vec::new();
+        self.list_items_into(l, &mut items);
+        items
+    }
+
+    /// [`Self::list_items`] into `out` (cleared first), for a caller that reads many small
+    /// lists one after the other (a queue worker: one queued call each) and keeps one buffer.
+    pub fn list_items_into(&self, l: Word, out: &mut Vec<Word>) {
+        out.clear();
         self.rb(l);
         let n = self.ld(l, LIST_LEN);
         let arr = self.ld(l, LIST_ITEMS);
         let mut granule = u64::MAX;
-        (0..n)
-            .map(|i| {
-                let off = ARRAY_DATA + 8 * i;
-                if (arr + off) >> stmjit_runtime::layout::MARKER_SHIFT != granule {
-                    granule = (arr + off) >> stmjit_runtime::layout::MARKER_SHIFT;
-                    self.rb(arr + off);
-                }
-                self.ld(arr, off)
-            })
-            .collect()
+        out.extend((0..n).map(|i| {
+            let off = ARRAY_DATA + 8 * i;
+            if (arr + off) >> stmjit_runtime::layout::MARKER_SHIFT != granule {
+                granule = (arr + off) >> stmjit_runtime::layout::MARKER_SHIFT;
+                self.rb(arr + off);
+            }
+            self.ld(arr, off)
+        }));
     }
     /// Replaces all items of a list.
     pub fn list_replace(&mut self, l: Word, items: &[Word]) -> R<()> {
