@@ -240,10 +240,11 @@ fn source_excerpt(source: Option<&str>, span: Span) -> String {
 pub const JOIN_DEADLOCK: &str = "cannot join a thread that is waiting for this one (deadlock)";
 
 /// The RuntimeError message of a `join()`, inside an atomic block that can no longer be
-/// restarted (it raised an exception, even one it caught), of a thread still running: the
-/// block cannot be run again after the thread ends, and the thread cannot commit while the
-/// block waits, so the wait would never end (under a GIL it would deadlock too). The JIT
-/// runtime raises it; the interpreter gives up its lock instead (a known difference).
+/// restarted (its transaction is inevitable: it called `shutdown()`), of a thread still
+/// running: the block cannot be run again after the thread ends, and the thread cannot
+/// commit while the block waits, so the wait would never end (under a GIL it would deadlock
+/// too). The JIT runtime raises it; the interpreter gives up its lock instead (a known
+/// difference).
 pub const JOIN_IN_INEVITABLE: &str =
     "cannot join a running thread in an atomic block that can no longer restart (deadlock)";
 

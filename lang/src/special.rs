@@ -14,10 +14,6 @@ use crate::value::{OpError, Value};
 use std::cell::Cell;
 use std::ptr::NonNull;
 
-/// What a special method's call gives: `None` when the class does not define it, else its
-/// result or error.
-pub type Answer = Option<Result<Value, OpError>>;
-
 /// Calls the special methods of instances on behalf of the value operations.
 pub trait Special {
     /// `inst.name(args...)` when the class of `inst` (an instance) defines `name`; `None`
@@ -27,14 +23,6 @@ pub trait Special {
 
     /// Whether the class of the instance `inst` defines (or inherits) `name`.
     fn defines(&self, inst: &Value, name: &str) -> bool;
-
-    /// [`Special::call`] of the method an iteration takes its next item with (`__next__`, or
-    /// `__getitem__` of the old protocol): the `StopIteration` (and for `__getitem__` the
-    /// `IndexError`) that ends the iteration is taken by it, so the runner may let such
-    /// raises meanwhile skip what it does for errors that leave the program.
-    fn call_iterating(&self, inst: &Value, name: &str, args: &[Value]) -> Answer {
-        self.call(inst, name, args)
-    }
 
     /// When the last special method that failed raised an exception of built-in class
     /// `class` (an index of [`crate::exceptions::CLASSES`]) or of a class derived from it,
@@ -78,14 +66,6 @@ pub fn call(inst: &Value, name: &str, args: &[Value]) -> Option<Result<Value, Op
     // removes it; only shared references are made.
     let special = unsafe { current.as_ref() };
     special.call(inst, name, args)
-}
-
-/// [`Special::call_iterating`] of the installed [`Special`], if any.
-fn call_iterating(inst: &Value, name: &str, args: &[Value]) -> Option<Result<Value, OpError>> {
-    let current = CURRENT.with(|c| c.get())?;
-    // SAFETY: as in `call`.
-    let special = unsafe { current.as_ref() };
-    special.call_iterating(inst, name, args)
 }
 
 /// [`Special::defines`] of the installed [`Special`] (false without one).
@@ -435,11 +415,11 @@ fn check_iterator(it: Value) -> Result<Value, OpError> {
 pub fn next_of(it: &mut InstIter) -> Result<Option<Value>, OpError> {
     let (r, ends) = match it {
         InstIter::Next(it) => (
-            call_iterating(it, "__next__", &[]),
+            call(it, "__next__", &[]),
             &[crate::exceptions::STOP_ITERATION][..],
         ),
         InstIter::Items(inst, i) => {
-            let r = call_iterating(inst, "__getitem__", &[Value::Int(*i)]);
+            let r = call(inst, "__getitem__", &[Value::Int(*i)]);
             *i += 1;
             (
                 r,

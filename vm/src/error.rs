@@ -66,18 +66,10 @@ impl Runtime {
     }
 
     /// Records an error and returns [`ERR`] (the first one wins: later ones come from
-    /// unwinding code).
+    /// unwinding code). The transaction goes on as it was: only an exception that leaves
+    /// its opener makes it inevitable ([`Runtime::exception_leaves`]).
     pub fn raise(&mut self, kind: ErrorKind, msg: impl Into<String>) -> Word {
         if self.error.is_none() && !self.tx.aborting {
-            // An error is final only if its transaction commits: make it inevitable first
-            // (if it was doomed meanwhile, this is an abort instead).
-            // An `IndexError` that ends an iteration by `__getitem__` needs none (see
-            // `Runtime::ends_iteration`).
-            let class = stmjit_lang::exceptions::of_kind(kind);
-            let ends = self.ends_iteration(|_, c| stmjit_lang::exceptions::derives(class, c));
-            if !ends && !self.error_may_stand() {
-                return ERR;
-            }
             self.error = Some((kind, msg.into()));
             self.trace.clear();
             // SAFETY: exc_slot is the driver's root slot or the runtime's own cell.
@@ -98,12 +90,26 @@ pub unsafe extern "C" fn stmjit_propagate(ctx: *mut Ctx) -> u64 {
     // SAFETY: ctx and its runtime are live for the whole run (caller's contract).
     let c = unsafe { &mut *ctx };
     // SAFETY: as above.
-    let rt = unsafe { &*c.rt };
-    if rt.tx.aborting && c.txn_depth == c.depth {
-        RESTART
-    } else {
-        ERR
+    let rt = unsafe { &mut *c.rt };
+    leave_frame(rt, c, None).unwrap_or(ERR)
+}
+
+/// The unwinding of an error or an abort is about to leave the frame of `c.depth` (`site`:
+/// where it was, noted for `--stats` while an abort unwinds): an exception leaving the
+/// transaction's opener makes it inevitable first ([`Runtime::exception_leaves`]), which may
+/// abort it instead. While an abort unwinds, `Some`: [`RESTART`] in its opener (the frame
+/// restarts), else [`ERR`]; `None` for an exception.
+pub(crate) fn leave_frame(rt: &mut Runtime, c: &Ctx, site: Option<u64>) -> Option<u64> {
+    if !rt.tx.aborting {
+        rt.exception_leaves(c.depth);
     }
+    if rt.tx.aborting {
+        if let Some(s) = site {
+            rt.note_abort_site(s as u32);
+        }
+        return Some(if c.txn_depth == c.depth { RESTART } else { ERR });
+    }
+    None
 }
 
 /// Appends a trace entry for `site`; JIT code calls it when unwinding. Returns [`ERR`], or
@@ -117,9 +123,8 @@ pub unsafe extern "C" fn stmjit_trace(ctx: *mut Ctx, site: u64) -> u64 {
     let c = unsafe { &mut *ctx };
     // SAFETY: as above.
     let rt = unsafe { &mut *c.rt };
-    if rt.tx.aborting {
-        rt.note_abort_site(site as u32);
-        return if c.txn_depth == c.depth { RESTART } else { ERR };
+    if let Some(r) = leave_frame(rt, c, Some(site)) {
+        return r;
     }
     let s = rt.info.code.sites[site as usize].clone();
     let function = rt.info.func_names[s.func as usize].clone();

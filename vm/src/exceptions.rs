@@ -8,13 +8,17 @@
 //! `raise` raised, or what a handler made of the error). An exception never ends a
 //! transaction and an abort is never an exception: the handler's first helper,
 //! [`stmjit_catch`], lets an abort go on unwinding (`Unwind::Aborted`, `tx.aborting`),
-//! exactly as `stmjit_trace` does, and raising makes the running transaction inevitable
-//! first (as every error did before exceptions could be caught: `Runtime::raise`).
+//! exactly as `stmjit_trace` does. Raising and catching leave the running transaction as
+//! it is: it may abort and restart after a handler took the exception (what the exception
+//! object, the pending error and the kept-aside traces were is reset with it). Only an
+//! exception that leaves the frame that opened the transaction, or the thread, makes it
+//! inevitable ([`Runtime::exception_leaves`]).
 //!
 //! Traces: when a handler catches, the trace of the frames below its own is kept aside
 //! under a key (the handler's frame address and `try` level); `raise` without an argument,
 //! a handler that does not match and the end of a `finally` put it back
-//! ([`stmjit_reraise`]) and unwinding goes on from there.
+//! ([`stmjit_reraise`]) and unwinding goes on from there. The kept-aside traces are as they
+//! were at the restart point when a transaction restarts (`Runtime::restart_stash`).
 
 use crate::class_table::ClassInfo;
 use crate::objects::{ClassObj, InstanceObj};
@@ -102,74 +106,56 @@ impl Runtime {
         unsafe { *self.exc_slot = w }
     }
 
-    /// Makes the pending error final: its transaction inevitable (see [`Runtime::raise`]);
-    /// false if it was aborted instead.
+    /// The pending exception leaves the thread (its driver ends it, or keeps it for
+    /// `join`): it is final from now on, its transaction inevitable (see
+    /// [`Runtime::exception_leaves`]). False if the transaction was aborted instead.
     pub(crate) fn error_may_stand(&mut self) -> bool {
-        self.make_inevitable().is_ok()
-    }
-
-    /// Whether an exception raised now, of a class for which `is(rt, c)` says whether it is
-    /// built-in class `c` or derives from it, ends the innermost iteration that takes it (a
-    /// `StopIteration` while an iteration calls `__next__`, an `IndexError` or
-    /// `StopIteration` while one calls `__getitem__` of the old protocol: see
-    /// `stmjit_lang::special::next_of`) and the opener of the running transaction outlives
-    /// it. The iteration takes the exception, or a handler below it does: it never leaves
-    /// the program, so it needs no inevitability (a doomed transaction that raised it only
-    /// because of what it read aborts at its commit as ever). But an opener the exception
-    /// may leave (the method or a frame it called, whose entry poll began the transaction)
-    /// would be gone while its transaction could still abort: then it is inevitable, as
-    /// any raise.
-    pub(crate) fn ends_iteration(&self, is: impl Fn(&Runtime, usize) -> bool) -> bool {
-        if self.tx.iterating.is_empty() || self.ctx.is_null() {
+        if self.make_inevitable().is_err() {
             return false;
         }
-        let stop = is(self, exceptions::STOP_ITERATION);
-        let index = !stop && is(self, exceptions::INDEX_ERROR);
-        let taker = self
-            .tx
-            .iterating
-            .iter()
-            .rev()
-            .find(|it| stop || index && it.items);
-        // SAFETY: ctx is this thread's live context (checked non-null).
-        let opener = unsafe { (*self.ctx).txn_depth };
-        taker.is_some_and(|it| opener <= it.depth)
-    }
-
-    /// Runs `f`, a call by which an iteration takes its next item (`items`: by
-    /// `__getitem__`, else by `__next__`), with the exception that ends it not made
-    /// inevitable (see [`Runtime::ends_iteration`]).
-    pub(crate) fn iterating<T>(&mut self, items: bool, f: impl FnOnce(&mut Runtime) -> T) -> T {
         // SAFETY: ctx is this thread's live context when not null.
-        let depth = unsafe { self.ctx.as_ref() }.map_or(0, |c| c.depth);
-        self.tx
-            .iterating
-            .push(crate::txn::Iterating { depth, items });
-        let r = f(self);
-        self.tx.iterating.pop();
-        r
+        if let Some(c) = unsafe { self.ctx.as_mut() } {
+            if c.txn_depth != crate::txn::NO_OPENER {
+                // Its restart point is gone with the frame: the next poll ends it.
+                c.txn_depth = crate::txn::NO_OPENER;
+                self.set_budget(0);
+            }
+        }
+        true
     }
 
-    /// Raises the exception object `obj` (an exception instance) with an empty trace.
+    /// The pending exception (if any) is about to leave the frame at `depth`. Raising and
+    /// catching change nothing to the running transaction: a handler in the frame that
+    /// opened it (`Ctx::txn_depth`, whose poll is its restart point) or in one it called
+    /// takes the exception within the transaction, which may still abort and restart (the
+    /// raise runs again then: nothing of the exception was seen outside it). But once the
+    /// exception leaves the opener, the restart point is gone while the transaction could
+    /// still abort; and an exception that leaves the thread is the program's. So here, in
+    /// the opener (or at the driver, depth 0), the transaction becomes inevitable, without
+    /// restart point, if it was not already. A doomed transaction (it read a stale view,
+    /// perhaps the very cause of the exception) is aborted instead, with
+    /// [`crate::txn::ThreadTx::aborting`] set: its opener restarts, the exception is never
+    /// seen.
+    pub(crate) fn exception_leaves(&mut self, depth: u64) {
+        if self.error.is_none() {
+            return;
+        }
+        // SAFETY: ctx is this thread's live context when not null.
+        let opener = unsafe { self.ctx.as_ref() }.is_none_or(|c| c.txn_depth == depth);
+        if opener {
+            self.error_may_stand();
+        }
+    }
+
+    /// Raises the exception object `obj` (an exception instance) with the trace `trace`.
     pub fn raise_obj(&mut self, obj: Word, trace: Vec<TraceEntry>) -> Word {
         if self.tx.aborting {
             return ERR;
         }
-        let m = self.mark();
-        let r = self.root(obj);
-        let stop = self.ends_iteration(|rt, c| {
-            let cls = rt.info.consts.builtin_objs[builtin_index(c)];
-            rt.is_subclass(rt.class_of(obj), cls)
-        });
-        let ok = stop || self.error_may_stand();
-        let obj = self.get(r);
-        self.release(m);
-        if ok {
-            // The kind stands for "an object": the report and handlers use the object.
-            self.error = Some((ErrorKind::RuntimeError, String::new()));
-            self.set_pending_obj(obj);
-            self.trace = trace;
-        }
+        // The kind stands for "an object": the report and handlers use the object.
+        self.error = Some((ErrorKind::RuntimeError, String::new()));
+        self.set_pending_obj(obj);
+        self.trace = trace;
         ERR
     }
 
@@ -334,9 +320,10 @@ pub unsafe extern "C" fn stmjit_catch(ctx: *mut Ctx, site: u64, key: u64) -> Wor
         Ok(o) => o,
         Err(e) => {
             // Out of memory while making the object: that error replaces the exception
-            // (it is pending now), and no handler runs.
+            // (it is pending now), no handler runs and the frame is left.
             rt.error = None;
-            return rt.unwind(e);
+            rt.unwind(e);
+            return crate::error::leave_frame(rt, c, Some(site)).unwrap_or(ERR);
         }
     };
     while rt.exc_stash.last().is_some_and(|(k, _)| *k >= key) {

@@ -54,6 +54,10 @@ pub struct Runtime {
     pub(crate) exc_cell: Box<UnsafeCell<u64>>,
     /// Traces kept aside by running handlers, by key (`exceptions.rs`).
     pub exc_stash: Vec<(u64, Vec<TraceEntry>)>,
+    /// `exc_stash` as it was at the running transaction's restart point (its boundary): a
+    /// restart puts it back, since the aborted run may have taken traces that the handlers
+    /// running at the restart point still need for a bare `raise`.
+    pub restart_stash: Vec<(u64, Vec<TraceEntry>)>,
     /// The trace site of the `spawn()` call that started this thread (`None` on the main
     /// thread): an uncaught error here says where its thread came from.
     pub spawn_site: Option<u64>,
@@ -108,6 +112,7 @@ impl Runtime {
             exc_slot: std::ptr::null_mut(),
             exc_cell: Box::new(UnsafeCell::new(stmjit_runtime::value::NONE)),
             exc_stash: Vec::new(),
+            restart_stash: Vec::new(),
             spawn_site: None,
             thread_id: None,
             out: Vec::new(),

@@ -391,6 +391,7 @@ fn handle(d: &mut Driver, sv: &Served, req: &Request) -> Response {
     loop {
         let rt = rt_of(ctx);
         rt.clear_error();
+        rt.exc_stash.clear();
         rt.begin(ctx);
         {
             let c = &mut *d.ctx;
@@ -406,8 +407,8 @@ fn handle(d: &mut Driver, sv: &Served, req: &Request) -> Response {
             sv.info.serve.retried.fetch_add(1, Relaxed);
             continue;
         }
-        // Read the error before the commit (the error's transaction is inevitable: its
-        // commit cannot fail); report it only once committed.
+        // Read the error before the commit, report it only once committed (if the commit
+        // aborts, the error may have come from a stale view: the handler runs again).
         let answer = match outcome {
             Outcome::Answer(r) => Ok(r),
             Outcome::Raised => {

@@ -96,11 +96,6 @@ impl Special for VmSpecial {
         })
     }
 
-    fn call_iterating(&self, inst: &Value, name: &str, args: &[Value]) -> special::Answer {
-        // The iteration takes the exception that ends it (see `Runtime::ends_iteration`).
-        rt_of(self.ctx).iterating(name == "__getitem__", |_| self.call(inst, name, args))
-    }
-
     fn take_error(&self, class: usize) -> bool {
         rt_of(self.ctx).take_pending(class)
     }
@@ -192,7 +187,7 @@ impl Runtime {
     /// The next item of an instance's iterator by its `__next__`, or [`crate::UNBOUND`] when
     /// it raised `StopIteration` (then no longer pending).
     pub(crate) fn user_next(&mut self, it: Word) -> R<Word> {
-        let r = self.iterating(false, |rt| rt.call_special(it, "__next__", &[]));
+        let r = self.call_special(it, "__next__", &[]);
         match r {
             Ok(Some(x)) => Ok(x),
             Ok(None) => {
@@ -225,7 +220,7 @@ impl Runtime {
                 "iter index too large".to_string(),
             ));
         };
-        let r = self.iterating(true, |rt| rt.call_special(inst, "__getitem__", &[index]));
+        let r = self.call_special(inst, "__getitem__", &[index]);
         match r {
             Ok(Some(x)) => Ok(x),
             Ok(None) => {

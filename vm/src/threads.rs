@@ -230,10 +230,12 @@ impl Driver {
                 c.txn_depth = 0;
                 c.atomic_depth = atomic as u64;
             }
+            self.rt.exc_stash.clear();
             let r = body(ctx);
             let r = if r == ERR { r } else { finish(&mut self.rt, r) };
             if r == ERR {
-                if self.rt.tx.aborting {
+                // The error leaves the thread: final, unless the transaction was doomed.
+                if self.rt.tx.aborting || !self.rt.error_may_stand() {
                     debug_assert_eq!(self.ctx.txn_depth, 0);
                     continue;
                 }
@@ -380,6 +382,11 @@ fn thread_main(info: Arc<ProgramInfo>, obj: Word, site: i64) {
             rt.spawn_site = u64::try_from(site).ok();
             let r = super::calls::call_value(ctx, f, &args);
             let rt = rt_of(ctx);
+            // The error leaves the thread (for its `join`): final, unless the transaction
+            // was doomed (then it restarts).
+            if r == ERR && !rt.tx.aborting && !rt.error_may_stand() {
+                return ERR;
+            }
             if r == ERR && !rt.tx.aborting && rt.trace.is_empty() && site >= 0 {
                 let span = rt.info.code.sites[site as usize].span;
                 rt.trace.push(stmjit_lang::diag::TraceEntry {
@@ -415,7 +422,7 @@ fn thread_main(info: Arc<ProgramInfo>, obj: Word, site: i64) {
     }
 }
 
-/// The end of a spawned thread whose call raised (its transaction is inevitable): the
+/// The end of a spawned thread whose call raised (its transaction made inevitable): the
 /// exception object goes into the Thread object, the rest into [`ThreadTable::failures`],
 /// and the thread ends normally. `ERR` (the error still pending: the program ends with it)
 /// if the object cannot be made.
@@ -603,7 +610,7 @@ pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
             rt.release(mark);
             return ERR;
         }
-        // Inevitable (the block raised an exception): it cannot be undone and run after
+        // Inevitable (the block called `shutdown()`): it cannot be undone and run after
         // the thread, and waiting in it would never end (the thread's writer commits wait
         // for this transaction: they stop the world, or append to the commit log only once
         // no other transaction is inevitable; with one segment the thread never gets one).

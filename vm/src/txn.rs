@@ -20,7 +20,9 @@
 //! The transaction that follows has no restart point in the caller (a call site is not a
 //! point where all live values are in slots), so it is made *inevitable* (it cannot abort)
 //! and ends at the caller's next poll, which starts a normal one. The same holds after the
-//! helpers that must commit before waiting (`join`, `TransactionQueue.run`). The thread's
+//! helpers that must commit before waiting (`join`, `TransactionQueue.run`). An exception
+//! that leaves the opener makes the running transaction inevitable there, without restart
+//! point (`Runtime::exception_leaves`); one caught before it does not change it. The thread's
 //! driver (depth 0) is the opener of the first transaction: its restart re-runs the call.
 
 #[cfg(doc)]
@@ -142,10 +144,6 @@ pub struct ThreadTx {
     /// A thread to wait for, outside any transaction, before the next one begins: set by a
     /// `join` inside an atomic block that aborted its transaction to run after the thread.
     pub wait_for_thread: Option<usize>,
-    /// The calls running now by which iterations take their next item (`__next__`, or
-    /// `__getitem__` of the old protocol), innermost last: the exception that ends such an
-    /// iteration needs no inevitability (see `Runtime::ends_iteration`).
-    pub iterating: Vec<Iterating>,
     /// The running transaction assigned a class attribute: it bypasses the method caches,
     /// and its commit forgets them (see [`super::class_table::ClassTable`]).
     pub class_changed: bool,
@@ -158,21 +156,10 @@ pub struct ThreadTx {
     pub refresh_injected: bool,
 }
 
-/// A call by which an iteration takes its next item (see [`ThreadTx::iterating`]).
-#[derive(Clone, Copy, Debug)]
-pub struct Iterating {
-    /// `Ctx::depth` of the frame iterating (the method runs deeper).
-    pub depth: u64,
-    /// By `__getitem__` (ended by `IndexError` or `StopIteration`), else by `__next__`
-    /// (ended by `StopIteration`).
-    pub items: bool,
-}
-
 impl Default for ThreadTx {
     fn default() -> ThreadTx {
         ThreadTx {
             aborting: false,
-            iterating: Vec::new(),
             started: None,
             abort_site: None,
             pending_key: None,
@@ -263,11 +250,11 @@ impl Runtime {
     pub(crate) fn commit(&mut self) -> Result<(), Aborted> {
         if let Err(e) = self.apply_dict_overlay() {
             self.unwind(e);
-            if self.tx.aborting {
+            // Out of memory while inserting the pending keys: a final error (inevitable, or
+            // aborted if it was doomed); its commit has nothing left to insert.
+            if self.tx.aborting || !self.error_may_stand() {
                 return Err(Aborted);
             }
-            // Out of memory while inserting the pending keys: a final error (`raise` made
-            // the transaction inevitable); its commit has nothing left to insert.
             super::threads::fail(self);
         }
         if self.inject_abort() {
@@ -542,6 +529,7 @@ pub unsafe extern "C" fn stmjit_poll_slow(ctx: *mut Ctx, frame: *mut u64, point:
         std::slice::from_raw_parts(frame, top.offset_from(frame) as usize)
     };
     rt.th().set_restart_roots(slots);
+    rt.restart_stash.clone_from(&rt.exc_stash);
     c.txn_depth = c.depth;
     c.restart_point = point;
     NONE
@@ -562,6 +550,7 @@ pub unsafe extern "C" fn stmjit_restart(ctx: *mut Ctx, frame: *mut u64) -> Word 
         (*ctx).atomic_depth = 0;
     }
     rt.clear_error();
+    rt.exc_stash.clone_from(&rt.restart_stash);
     rt.begin(ctx);
     NONE
 }

@@ -126,8 +126,8 @@ impl FnCompiler<'_, '_> {
         let targets = self.restarts.clone();
         if targets.is_empty() {
             // No poll, so this frame never opens a transaction: the runtime never answers it
-            // `RESTART` (a stale `txn_depth` equal to its depth is left only by an opener
-            // that raised, whose transaction stays inevitable until the next boundary).
+            // `RESTART` (no stale `txn_depth` is left equal to its depth: the opener's return
+            // and an exception leaving the opener both set it to `NO_OPENER`).
             self.b
                 .ins()
                 .trap(ir::TrapCode::unwrap_user(super::barriers::TRAP_UNREACHABLE));
