@@ -470,6 +470,10 @@ impl FnCompiler<'_, '_> {
         span: Span,
         inplace: bool,
     ) -> Value {
+        // (The generic path of a float tree: its fast path failed already.)
+        if op == BinOp::Div && !self.in_float_generic {
+            return self.true_div(x, y, span, inplace);
+        }
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
@@ -498,6 +502,22 @@ impl FnCompiler<'_, '_> {
         for n in first_new..self.b.func.dfg.num_blocks() {
             self.b.set_cold_block(Block::from_u32(n as u32));
         }
+        let r = self.binop_helper(op, x, y, span, inplace);
+        self.repair_region(&marked, span);
+        self.b.ins().jump(done, &[r.into()]);
+        self.enter_join(done, marked);
+        self.b.block_params(done)[0]
+    }
+
+    /// `x OP y` by the helper (`inplace`: `OP=` semantics), which raises where it must.
+    pub(crate) fn binop_helper(
+        &mut self,
+        op: BinOp,
+        x: Value,
+        y: Value,
+        span: Span,
+        inplace: bool,
+    ) -> Value {
         let k = BINOPS.iter().position(|o| *o == op).unwrap() as i64;
         let k = self.b.ins().iconst(I64, k);
         let helper = if inplace {
@@ -505,11 +525,7 @@ impl FnCompiler<'_, '_> {
         } else {
             Helper::Binop
         };
-        let r = self.call_checked(helper, &[self.ctx, k, x, y], span);
-        self.repair_region(&marked, span);
-        self.b.ins().jump(done, &[r.into()]);
-        self.enter_join(done, marked);
-        self.b.block_params(done)[0]
+        self.call_checked(helper, &[self.ctx, k, x, y], span)
     }
 
     /// `x OP y` on two ints (tagged words `2a+1`, `2b+1`), for an operator with

@@ -19,9 +19,10 @@
 //! same IEEE operations in the same order, on the same values.
 
 use super::FnCompiler;
-use cranelift_codegen::ir::{condcodes::FloatCC, types::F64, types::I64};
+use cranelift_codegen::ir::{condcodes::FloatCC, condcodes::IntCC, types::F64, types::I64};
 use cranelift_codegen::ir::{Block, InstBuilder, Value};
 use stmjit_lang::ast::{BinOp, CmpOp, Expr, ExprKind, Slot, Stmt, StmtKind, Target};
+use stmjit_lang::diag::Span;
 
 /// Ints exactly representable as `f64`: int literals up to this size may be leaves.
 const EXACT_INT: i64 = 1 << 53;
@@ -134,6 +135,91 @@ fn has_local(e: &Expr) -> bool {
 }
 
 impl FnCompiler<'_, '_> {
+    /// `x / y` (`x /= y` where `inplace`): inline when each operand is a float or an int of
+    /// magnitude at most 2^53 and the divisor is not zero, boxed once; else (other types, a
+    /// zero divisor, bigger ints) the helper, out of line. Such an int converts exactly, so
+    /// the one IEEE division is correctly rounded as Python's true division of two ints
+    /// is, and gives what Python gives for a float and an int (the int converted, then
+    /// divided). The join starts an empty barrier region.
+    pub(crate) fn true_div(&mut self, x: Value, y: Value, span: Span, inplace: bool) -> Value {
+        let generic = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let fx = self.number_f64(x, generic);
+        let fy = self.number_f64(y, generic);
+        let zero = self.b.ins().f64const(0.0);
+        let is_zero = self.b.ins().fcmp(FloatCC::Equal, fy, zero);
+        self.unless(is_zero, generic);
+        let r = self.b.ins().fdiv(fx, fy);
+        let boxed = self.box_float(r, span);
+        self.b.ins().jump(done, &[boxed.into()]);
+        self.b.set_cold_block(generic);
+        self.b.switch_to_block(generic);
+        let first_new = self.b.func.dfg.num_blocks();
+        let r = self.binop_helper(BinOp::Div, x, y, span, inplace);
+        self.b.ins().jump(done, &[r.into()]);
+        self.cold_from(first_new);
+        self.enter_join(done, Default::default());
+        self.b.block_params(done)[0]
+    }
+
+    /// The `f64` of the word `v` when it is a float, or an int of magnitude at most 2^53
+    /// (converted exactly); branches to `other` otherwise. A literal is converted here.
+    fn number_f64(&mut self, v: Value, other: Block) -> Value {
+        if let Some(f) = self.known_number(v) {
+            return self.b.ins().f64const(f);
+        }
+        let int = self.b.create_block();
+        let float = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, F64);
+        let bit = self.b.ins().band_imm(v, 1);
+        self.b.ins().brif(bit, int, &[], float, &[]);
+        self.b.switch_to_block(int);
+        let a = self.b.ins().sshr_imm(v, 1);
+        // |a| <= 2^53: a + 2^53 in 0..=2^54, compared unsigned.
+        let off = self.b.ins().iadd_imm(a, EXACT_INT);
+        let big = self
+            .b
+            .ins()
+            .icmp_imm(IntCC::UnsignedGreaterThan, off, 2 * EXACT_INT);
+        self.unless(big, other);
+        let f = self.b.ins().fcvt_from_sint(F64, a);
+        self.b.ins().jump(done, &[f.into()]);
+        self.b.switch_to_block(float);
+        let f = self.float_value(v, other);
+        self.b.ins().jump(done, &[f.into()]);
+        self.b.switch_to_block(done);
+        self.b.block_params(done)[0]
+    }
+
+    /// The number a constant word `v` holds: a float literal's, or a tagged int's of
+    /// magnitude at most 2^53.
+    fn known_number(&self, v: Value) -> Option<f64> {
+        use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
+        let ValueDef::Result(inst, _) = self.b.func.dfg.value_def(v) else {
+            return None;
+        };
+        let InstructionData::UnaryImm {
+            opcode: Opcode::Iconst,
+            imm,
+        } = self.b.func.dfg.insts[inst]
+        else {
+            return None;
+        };
+        let w = imm.bits();
+        if w & 1 == 1 {
+            let a = w >> 1;
+            return (a.abs() <= EXACT_INT).then_some(a as f64);
+        }
+        self.sh
+            .consts
+            .floats
+            .iter()
+            .find(|(_, &word)| word as i64 == w)
+            .map(|(&bits, _)| f64::from_bits(bits))
+    }
+
     /// `e` as an unboxed float tree of at least two operations (a single one is no better
     /// than the generic inline path), boxed once; `None` if it is not such a tree.
     pub(crate) fn float_tree_expr(&mut self, e: &Expr) -> Option<Value> {
