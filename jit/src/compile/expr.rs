@@ -196,10 +196,21 @@ impl FnCompiler<'_, '_> {
         }
     }
 
-    /// Evaluates two operands, spilling the first across the second when needed.
+    /// Evaluates two operands, spilling the first across the second when needed: not when
+    /// the second can neither call nor allocate, nor when the first is a literal (a constant
+    /// word: an immediate, or a literal object, which never moves), which also leaves the
+    /// fast paths a constant to fold (`1.0 / n`).
     pub(crate) fn operands(&mut self, a: &Expr, b: &Expr) -> (Value, Value) {
         let x = self.expr(a);
-        if is_simple(b) {
+        let literal = matches!(
+            a.kind,
+            ExprKind::Int(_)
+                | ExprKind::Float(_)
+                | ExprKind::Str(_)
+                | ExprKind::Bool(_)
+                | ExprKind::None
+        );
+        if literal || is_simple(b) {
             let y = self.expr(b);
             return (x, y);
         }
