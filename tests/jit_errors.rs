@@ -81,6 +81,21 @@ const CASES: &[(&str, &str)] = &[
         "class T:\n    def m(self, n):\n        return self.m(n + 1)\nT().m(0)\n",
     ),
     ("MemoryError", "s = 'abc' * 1000\nt = s * 100000000000\n"),
+    // Raised by a leaf function the JIT computes inline at its calls (the call raises it,
+    // with the callee's frame in the trace): the depth limit reached at a call of it, a
+    // zero divisor in the middle of a loop, an operand of another type.
+    (
+        "RecursionError",
+        "def leaf(a):\n    return a + 1\ndef down(n):\n    leaf(n)\n    return down(n + 1)\ndown(0)\n",
+    ),
+    (
+        "ZeroDivisionError",
+        "def leaf(a, b):\n    c = a + b\n    return 1.0 / c\ndef f():\n    s = 0.0\n    for i in range(5):\n        s += leaf(i, -3)\n    return s\nprint(f())\n",
+    ),
+    (
+        "TypeError",
+        "def leaf(a, b):\n    return a * b + 1\ndef f(xs):\n    t = 0\n    for x in xs:\n        t += leaf(x, 2)\n    return t\nprint(f([1, 2.5, None]))\n",
+    ),
 ];
 
 #[test]

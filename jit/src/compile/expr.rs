@@ -543,7 +543,13 @@ impl FnCompiler<'_, '_> {
     /// [`has_int_fast_path`]: the tagged result and, where the result may not fit 63 bits,
     /// the overflow flag (the caller branches to `slow` on it). Branches to `slow` itself
     /// where the operation raises or needs the general case.
-    fn int_binop(&mut self, op: BinOp, x: Value, y: Value, slow: Block) -> (Value, Option<Value>) {
+    pub(super) fn int_binop(
+        &mut self,
+        op: BinOp,
+        x: Value,
+        y: Value,
+        slow: Block,
+    ) -> (Value, Option<Value>) {
         let yc = self.int_const(y);
         let ins = self.b.ins();
         match op {
@@ -785,8 +791,13 @@ impl FnCompiler<'_, '_> {
     /// `r = nursery_current; n = r + 16; if n > nursery_end → stmjit_alloc; else
     /// nursery_current = n; header = type << 32`, then the value.
     pub(crate) fn box_float(&mut self, f: Value, span: Span) -> Value {
+        self.box_float_or(f, span, None)
+    }
+
+    /// [`Self::box_float`], or where `full` is given, a branch there when the nursery is
+    /// full (for code whose way out is its own: `inline.rs`), no helper called.
+    pub(crate) fn box_float_or(&mut self, f: Value, span: Span, full_to: Option<Block>) -> Value {
         use stmjit_runtime::SegmentInfo;
-        let ty = self.sh.types.float.0 as i64;
         let size = std::mem::size_of::<stmjit_vm::objects::FloatObj>() as i64;
         self.begin_sequence(super::LOC_ALLOC);
         let cur_off =
@@ -802,7 +813,7 @@ impl FnCompiler<'_, '_> {
         let end = self.b.ins().load(I64, mf(), ea, 0);
         let full = self.b.ins().icmp(IntCC::UnsignedGreaterThan, n, end);
         let fast = self.b.create_block();
-        let slow = self.b.create_block();
+        let slow = full_to.unwrap_or_else(|| self.b.create_block());
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
         self.b.ins().brif(full, slow, &[], fast, &[]);
@@ -817,9 +828,29 @@ impl FnCompiler<'_, '_> {
         let ha = self.seg_addr(r);
         self.b.ins().store(mf(), header, ha, 0);
         self.b.ins().jump(done, &[r.into()]);
+        self.end_sequence();
+        if full_to.is_none() {
+            self.alloc_float_slow(slow, done, span);
+        }
+        self.b.switch_to_block(done);
+        let obj = self.b.block_params(done)[0];
+        let va = self.seg_addr(obj);
+        self.b.ins().store(
+            mf(),
+            f,
+            va,
+            offset_of!(stmjit_vm::objects::FloatObj, value) as i32,
+        );
+        obj
+    }
+
+    /// The slow path of [`Self::box_float`] at `slow`: a float allocated by the helper (which
+    /// collects; an abort unwinds at `span`), then the join `done`.
+    fn alloc_float_slow(&mut self, slow: Block, done: Block, span: Span) {
+        let ty = self.sh.types.float.0 as i64;
+        let size = std::mem::size_of::<stmjit_vm::objects::FloatObj>() as i64;
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
-        self.end_sequence();
         let th = self
             .b
             .ins()
@@ -838,16 +869,6 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(ok, &[]);
         self.b.switch_to_block(ok);
         self.b.ins().jump(done, &[r2.into()]);
-        self.b.switch_to_block(done);
-        let obj = self.b.block_params(done)[0];
-        let va = self.seg_addr(obj);
-        self.b.ins().store(
-            mf(),
-            f,
-            va,
-            offset_of!(stmjit_vm::objects::FloatObj, value) as i32,
-        );
-        obj
     }
 
     /// One comparison `x OP y` as a bool word.
@@ -1150,6 +1171,18 @@ impl FnCompiler<'_, '_> {
             let direct = self.b.create_block();
             self.b.ins().brif(same, direct, &[], generic, &[]);
             self.b.switch_to_block(direct);
+            let program = self.sh.program;
+            if let Some(nodes) = super::inline::inlinable(&program.functions[fid]) {
+                // Computed here; the call below is the way out (`inline.rs`).
+                let call = self.b.create_block();
+                let vals: Vec<Value> = (0..args.len())
+                    .map(|k| self.load_slot(ft + 1 + k))
+                    .collect();
+                let r = self.inline_call(fid, nodes, &vals, call);
+                self.b.ins().jump(done, &[r.into()]);
+                self.b.set_cold_block(call);
+                self.b.switch_to_block(call);
+            }
             let code = self.direct_code(fid, span);
             let mut vals = vec![self.ctx];
             for k in 0..args.len() {

@@ -145,12 +145,7 @@ impl FnCompiler<'_, '_> {
         let generic = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
-        let fx = self.number_f64(x, generic);
-        let fy = self.number_f64(y, generic);
-        let zero = self.b.ins().f64const(0.0);
-        let is_zero = self.b.ins().fcmp(FloatCC::Equal, fy, zero);
-        self.unless(is_zero, generic);
-        let r = self.b.ins().fdiv(fx, fy);
+        let r = self.unboxed_div(x, y, generic);
         let boxed = self.box_float(r, span);
         self.b.ins().jump(done, &[boxed.into()]);
         self.b.set_cold_block(generic);
@@ -161,6 +156,25 @@ impl FnCompiler<'_, '_> {
         self.cold_from(first_new);
         self.enter_join(done, Default::default());
         self.b.block_params(done)[0]
+    }
+
+    /// `x / y` as [`Self::true_div`] computes it inline, or a branch to `other` where that
+    /// cannot go on (a full nursery included): for code that has a way out of its own
+    /// (`inline.rs`).
+    pub(super) fn float_div_or(&mut self, x: Value, y: Value, span: Span, other: Block) -> Value {
+        let r = self.unboxed_div(x, y, other);
+        self.box_float_or(r, span, Some(other))
+    }
+
+    /// The `f64` quotient of the words `x` and `y` (see [`Self::true_div`]); branches to
+    /// `other` for other operands and a zero divisor.
+    fn unboxed_div(&mut self, x: Value, y: Value, other: Block) -> Value {
+        let fx = self.number_f64(x, other);
+        let fy = self.number_f64(y, other);
+        let zero = self.b.ins().f64const(0.0);
+        let is_zero = self.b.ins().fcmp(FloatCC::Equal, fy, zero);
+        self.unless(is_zero, other);
+        self.b.ins().fdiv(fx, fy)
     }
 
     /// The `f64` of the word `v` when it is a float, or an int of magnitude at most 2^53

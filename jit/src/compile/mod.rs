@@ -5,7 +5,8 @@
 //! - `calls.rs`: helper and direct calls, error checks and trace sites;
 //! - `values.rs`: tests on tagged words, the guards of fast paths;
 //! - `expr.rs`, `stmt.rs`: expressions and statements; `literals.rs`: displays of constants;
-//!   `floats.rs`: unboxed float trees; `lists.rs`: list fast paths; `sites.rs`: attribute,
+//!   `floats.rs`: unboxed float trees; `inline.rs`: small leaf functions computed at their
+//!   calls; `lists.rs`: list fast paths; `sites.rs`: attribute,
 //!   method-call and class-call sites;
 //! - `parts.rs`, `chains.rs`, `weight.rs`: huge bodies, blocks, displays and chains of
 //!   operators compiled as parts, cut by their nodes.
@@ -31,6 +32,7 @@ mod chains;
 mod expr;
 mod floats;
 mod frames;
+mod inline;
 mod lists;
 mod literals;
 mod parts;
