@@ -651,29 +651,29 @@ fn build_regions(
     insts: &[Instruction],
     block_starts: &[u32],
 ) -> Result<Vec<Region>, RewriteError> {
-    let index_of: BTreeMap<u64, usize> =
-        insts.iter().enumerate().map(|(k, i)| (i.ip(), k)).collect();
-    let mut leaders: BTreeSet<usize> = BTreeSet::new();
+    // `insts` ascend by address (decoded forward from sorted block starts): binary
+    // searches, not maps (a map per function was a tenth of compiling a display).
+    debug_assert!(insts.windows(2).all(|w| w[0].ip() < w[1].ip()));
+    let index_of = |ip: u64| insts.binary_search_by_key(&ip, |i| i.ip()).ok();
+    let mut leader = vec![false; insts.len()];
     if !insts.is_empty() {
-        leaders.insert(0);
+        leader[0] = true;
     }
     for &s in block_starts {
-        if let Some(&k) = index_of.get(&(s as u64)) {
-            leaders.insert(k);
+        if let Some(k) = index_of(s as u64) {
+            leader[k] = true;
         }
     }
     for (k, i) in insts.iter().enumerate() {
         if let Some(t) = direct_target(i) {
-            match index_of.get(&t) {
-                Some(&tk) => {
-                    leaders.insert(tk);
+            match index_of(t) {
+                Some(tk) => {
+                    leader[tk] = true;
                 }
                 None => {
                     // Allowed only: a trap stub that is not inside decoded code.
-                    let inside = index_of
-                        .range(..=t)
-                        .next_back()
-                        .is_some_and(|(_, &pk)| insts[pk].next_ip() > t);
+                    let before = insts.partition_point(|i| i.ip() <= t);
+                    let inside = before > 0 && insts[before - 1].next_ip() > t;
                     if !is_trap_stub(code, t) || inside {
                         return Err(RewriteError::BadBranchTarget {
                             offset: i.ip() as u32,
@@ -689,18 +689,14 @@ fn build_regions(
         );
         let gap = insts.get(k + 1).is_some_and(|n| n.ip() != i.next_ip());
         if (breaks || gap) && k + 1 < insts.len() {
-            leaders.insert(k + 1);
+            leader[k + 1] = true;
         }
     }
-    let leaders: Vec<usize> = leaders.into_iter().collect();
-    let region_at: BTreeMap<u64, usize> = leaders
-        .iter()
-        .enumerate()
-        .map(|(r, &k)| (insts[k].ip(), r))
-        .collect();
+    let leaders: Vec<usize> = (0..insts.len()).filter(|&k| leader[k]).collect();
+    let region_at = |ip: u64| leaders.binary_search_by_key(&ip, |&k| insts[k].ip()).ok();
     let block_regions: Vec<usize> = block_starts
         .iter()
-        .filter_map(|&s| region_at.get(&(s as u64)).copied())
+        .filter_map(|&s| region_at(s as u64))
         .collect();
     let mut regions = Vec::with_capacity(leaders.len());
     for (r, &first) in leaders.iter().enumerate() {
@@ -709,12 +705,12 @@ fn build_regions(
         let mut succs = Vec::new();
         let falls_through = !ends_straight_line(end);
         if falls_through {
-            if let Some(&n) = region_at.get(&end.next_ip()) {
+            if let Some(n) = region_at(end.next_ip()) {
                 succs.push(n);
             }
         }
         if let Some(t) = direct_target(end) {
-            if let Some(&n) = region_at.get(&t) {
+            if let Some(n) = region_at(t) {
                 succs.push(n);
             }
         }
@@ -1218,18 +1214,27 @@ impl Pass {
 /// still an instruction start (only NOPs may have appeared in between).
 fn verify_boundaries(out: &[u8], block_starts: &[u32], before: &[u32]) -> Result<(), RewriteError> {
     let after = decode(out, block_starts)?;
-    let after_set: BTreeSet<u32> = after.iter().map(|i| i.ip() as u32).collect();
-    let before_set: BTreeSet<u32> = before.iter().copied().collect();
-    if let Some(&lost) = before_set.iter().find(|b| !after_set.contains(b)) {
+    // Both ascend (decoded forward from sorted block starts): one merge walk finds the
+    // first boundary lost and the first new instruction.
+    debug_assert!(before.windows(2).all(|w| w[0] < w[1]));
+    let (mut lost, mut extra) = (None, None);
+    let mut rest = before.iter().copied().peekable();
+    for i in &after {
+        let ip = i.ip() as u32;
+        while let Some(b) = rest.next_if(|&b| b < ip) {
+            lost.get_or_insert(b);
+        }
+        if rest.next_if_eq(&ip).is_none() && i.mnemonic() != Mnemonic::Nop {
+            extra.get_or_insert(i);
+        }
+    }
+    if let Some(b) = lost.or(rest.next()) {
         return Err(RewriteError::VerificationFailed {
-            offset: lost,
+            offset: b,
             what: "instruction boundary lost".into(),
         });
     }
-    if let Some(extra) = after
-        .iter()
-        .find(|i| !before_set.contains(&(i.ip() as u32)) && i.mnemonic() != Mnemonic::Nop)
-    {
+    if let Some(extra) = extra {
         return Err(RewriteError::VerificationFailed {
             offset: extra.ip() as u32,
             what: format!("new non-NOP instruction `{}`", intel(extra)),
@@ -1311,4 +1316,29 @@ pub fn rewrite_none(code: &[u8], block_starts: &[u32]) -> Result<Rewritten, Rewr
         instruction_starts: insts.iter().map(|i| i.ip() as u32).collect(),
         code_end: insts.last().map_or(0, |i| i.next_ip() as u32),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The check after a rewrite finds the first instruction start lost (in the middle or
+    /// past the end) and a new instruction other than a NOP, and accepts NOP padding.
+    #[test]
+    fn boundaries_lost_or_new_are_found() {
+        // mov rax, rax (3 bytes); ret.
+        let code = [0x48, 0x89, 0xc0, 0xc3];
+        assert!(verify_boundaries(&code, &[], &[0, 3]).is_ok());
+        let offset = |r: Result<(), RewriteError>| match r {
+            Err(RewriteError::VerificationFailed { offset, what }) => (offset, what),
+            other => panic!("{other:?}"),
+        };
+        let (at, what) = offset(verify_boundaries(&code, &[], &[0, 2, 3]));
+        assert_eq!((at, what.as_str()), (2, "instruction boundary lost"));
+        assert_eq!(offset(verify_boundaries(&code, &[], &[0, 3, 4])).0, 4);
+        let (at, what) = offset(verify_boundaries(&code, &[], &[0]));
+        assert!(at == 3 && what.starts_with("new non-NOP"), "{at} {what}");
+        // nop; nop; ret: the second NOP is padding.
+        assert!(verify_boundaries(&[0x90, 0x90, 0xc3], &[], &[0, 2]).is_ok());
+    }
 }
