@@ -15,6 +15,11 @@ use std::sync::Arc;
 /// chains of thousands of `+` work), low enough that every recursive pass stays on the stack.
 pub const MAX_NESTING: usize = 20_000;
 
+/// The message of a nesting deeper than [`MAX_NESTING`], which names the limit.
+pub fn too_deep() -> String {
+    format!("too deeply nested (more than {MAX_NESTING} levels of brackets, operators or blocks)")
+}
+
 /// The unresolved program: top-level statements and all functions.
 pub struct Parsed {
     /// Top-level statements.
@@ -227,7 +232,10 @@ impl Parser {
     /// Enters one level of nesting; fails cleanly when too deep.
     fn enter(&mut self) -> PResult<()> {
         self.depth += 1;
-        if self.depth > MAX_NESTING || stack::near_limit() {
+        if self.depth > MAX_NESTING {
+            return Err(Diagnostic::new(too_deep(), self.span()));
+        }
+        if stack::near_limit() {
             return Err(Diagnostic::new("too deeply nested", self.span()));
         }
         Ok(())
