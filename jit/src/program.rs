@@ -658,6 +658,8 @@ impl JitState {
             verify: self.verify,
             failed: None,
             parts_code: 0,
+            parts_open: 0,
+            deferred: Vec::new(),
         };
         // A builder context per function: its memory is freed with it.
         let mut fbc = FunctionBuilderContext::new();

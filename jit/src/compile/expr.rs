@@ -343,6 +343,10 @@ impl FnCompiler<'_, '_> {
     /// float and generic paths are cold blocks that branch to `then`/`els` themselves, so
     /// nothing merges back into the int path. `not`, `and`, `or` only route the targets.
     pub(crate) fn branch_cond(&mut self, e: &Expr, then: Block, els: Block) {
+        if self.cond_by_parts(e) {
+            let v = self.expr(e);
+            return self.branch_truthy(v, e.span, then, els);
+        }
         if self.float_tree_branch(e, then, els) {
             return;
         }
@@ -872,7 +876,7 @@ impl FnCompiler<'_, '_> {
     }
 
     /// One comparison `x OP y` as a bool word.
-    fn compare_one(&mut self, op: CmpOp, x: Value, y: Value, span: Span) -> Value {
+    pub(crate) fn compare_one(&mut self, op: CmpOp, x: Value, y: Value, span: Span) -> Value {
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
         let slow = self.b.create_block();

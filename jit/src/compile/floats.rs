@@ -238,6 +238,7 @@ impl FnCompiler<'_, '_> {
     /// than the generic inline path), boxed once; `None` if it is not such a tree.
     pub(crate) fn float_tree_expr(&mut self, e: &Expr) -> Option<Value> {
         if self.in_float_generic
+            || self.huge(e)
             || tree_ops(e)? < 2
             || !has_local(e)
             || !float_likely(e, &self.float_locals)
@@ -314,7 +315,7 @@ impl FnCompiler<'_, '_> {
     /// The operands and condition of a float-tree condition (see
     /// [`Self::float_tree_branch`]), `None` if `e` is not one.
     fn float_tree_cmp<'e>(&self, e: &'e Expr) -> Option<(&'e Expr, &'e Expr, FloatCC)> {
-        if self.in_float_generic {
+        if self.in_float_generic || self.huge(e) {
             return None;
         }
         let ExprKind::Compare { first, rest } = &e.kind else {

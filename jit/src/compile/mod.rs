@@ -8,8 +8,9 @@
 //!   `floats.rs`: unboxed float trees; `inline.rs`: small leaf functions computed at their
 //!   calls; `lists.rs`: list fast paths; `sites.rs`: attribute,
 //!   method-call and class-call sites;
-//! - `parts.rs`, `chains.rs`, `weight.rs`: huge bodies, blocks, displays and chains of
-//!   operators compiled as parts, cut by their nodes.
+//! - `parts.rs`, `chains.rs`, `compares.rs`, `weight.rs`: huge bodies, blocks, displays,
+//!   chains of operators and comparisons, and deep expressions compiled as parts, cut by
+//!   their nodes.
 //!
 //! What compiled code and the object model agree on (the context, tagged words, headers,
 //! the helper table) is `stmjit_vm::abi`.
@@ -29,6 +30,7 @@
 mod barriers;
 mod calls;
 mod chains;
+mod compares;
 mod expr;
 mod floats;
 mod frames;
@@ -156,6 +158,11 @@ pub struct Shared<'a> {
     pub failed: Option<stmjit_backend::JitError>,
     /// The bytes of code of such parts, counted in the function's (`--stats`).
     pub parts_code: usize,
+    /// Parts being compiled (one inside another): inside one, a deep expression's part
+    /// is deferred (`chains.rs`).
+    pub parts_open: usize,
+    /// Parts declared and called, to compile once the code calling them is (`chains.rs`).
+    pub deferred: Vec<(FuncId, chains::Deferred)>,
 }
 
 /// Above this many statements times locals, a function keeps its locals in frame slots
@@ -253,6 +260,9 @@ pub struct FnCompiler<'a, 'b> {
     /// The expression being compiled is small: its subexpressions need no counting
     /// (`chains.rs`).
     pub(crate) light: bool,
+    /// Nodes of huge expressions compiled in place in this code so far: past
+    /// `chains::CHAIN_PART`, a huge subexpression is cut into a part (`chains.rs`).
+    pub(crate) inline_nodes: usize,
     /// The barrier-elision region (see the module docs).
     pub(crate) region: Region,
     /// The local each value was loaded from, while the local still holds it (cleared at
@@ -461,6 +471,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             ret_block: Block::from_u32(0),
             ret_slot: None,
             light: false,
+            inline_nodes: 0,
             region: Region::default(),
             local_of: HashMap::new(),
             with_depth: 0,

@@ -388,20 +388,47 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         temps: usize,
         emit: impl for<'x> FnOnce(&mut FnCompiler<'a, 'x>),
     ) -> Option<(FuncId, Vec<bool>)> {
+        let id = self.declare_part(what)?;
+        let assigned = self.assigned.clone();
+        let assigned = self.define_part(id, body, ret, start, temps, assigned, emit)?;
+        Some((id, assigned))
+    }
+
+    /// Declares a part of this function (`what` in its name; names must differ), or
+    /// `None` after recording a failure.
+    pub(crate) fn declare_part(&mut self, what: &str) -> Option<FuncId> {
         let sig = self.sh.jit.signature(&[I64, I64], &[I64]);
         let n = ITEM_PARTS.fetch_add(1, Ordering::Relaxed);
         let name = match self.sh.program.functions.get(self.func_idx as usize) {
             Some(f) => format!("f{}_{}#{what}{n}", self.func_idx, f.qualname),
             None => format!("<module>#{what}{n}"),
         };
-        let id = match self.sh.jit.declare(&name, &sig) {
-            Ok(id) => id,
+        match self.sh.jit.declare(&name, &sig) {
+            Ok(id) => Some(id),
             Err(e) => {
                 self.sh.failed.get_or_insert(e);
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// Defines `id` as [`Self::borrowed_part`] does, the locals `assigned` definitely
+    /// assigned at its start; then, unless it is compiled inside another part, the parts
+    /// deferred meanwhile (`chains.rs`), each compiled after the code calling it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn define_part(
+        &mut self,
+        id: FuncId,
+        body: &[Stmt],
+        ret: Option<usize>,
+        start: usize,
+        temps: usize,
+        assigned: Vec<bool>,
+        emit: impl for<'x> FnOnce(&mut FnCompiler<'a, 'x>),
+    ) -> Option<Vec<bool>> {
+        let sig = self.sh.jit.signature(&[I64, I64], &[I64]);
         let mut func = self.sh.jit.new_function(id, sig);
+        self.sh.parts_open += 1;
         let assigned = {
             let mut fbc = cranelift_frontend::FunctionBuilderContext::new();
             let shape = Shape {
@@ -415,11 +442,12 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
                     ret,
                     zero_from: start,
                 },
-                assigned: Some(self.assigned.clone()),
+                assigned: Some(assigned),
                 temps,
             };
             Self::compile_with(&mut func, &mut fbc, &mut *self.sh, shape, emit)
         };
+        self.sh.parts_open -= 1;
         if self.sh.verify {
             crate::program::verify(self.sh.jit, &func);
         }
@@ -435,7 +463,10 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
                 return None;
             }
         }
-        Some((id, assigned))
+        if self.sh.parts_open == 0 {
+            self.define_deferred();
+        }
+        Some(assigned)
     }
 
     /// Calls `id`, a part of this function sharing its frame, with the frame; sets the shadow
