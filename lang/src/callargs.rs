@@ -86,16 +86,18 @@ pub fn bind<V>(f: &Function, pos: Vec<V>, kw: Vec<(String, V)>) -> Result<Bound<
         .into_iter()
         .enumerate()
         .map(|(i, v)| {
+            // None for a positional parameter without default (then given: checked above).
             let d = if i < p.npos {
-                i + p.ndefaults - p.npos
+                (i + p.ndefaults).checked_sub(p.npos)
             } else {
                 let d = kw_default;
                 kw_default += p.kwonly[i - p.npos] as usize;
-                d
+                Some(d)
             };
-            match v {
-                Some(v) => Source::Given(v),
-                None => Source::Default(d),
+            match (v, d) {
+                (Some(v), _) => Source::Given(v),
+                (None, Some(d)) => Source::Default(d),
+                (None, None) => unreachable!("a missing argument is reported above"),
             }
         })
         .collect();

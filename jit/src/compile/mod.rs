@@ -375,6 +375,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         c.temps = temps;
         c.max_temps = temps;
         let entry = c.b.create_block();
+        // First in the layout, though its code (the prologue) is emitted last: the builder
+        // appends a block to the layout at its first instruction unless it is there already.
+        c.b.func.layout.append_block(entry);
         c.b.append_block_params_for_function_params(entry);
         let body_block = c.b.create_block();
         let ret = c.b.create_block();
@@ -434,12 +437,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         c.b.seal_all_blocks();
         let fc = c.sh.frontend;
         c.b.finalize(fc);
-        // The prologue was emitted last; make its block the entry (first in layout).
-        let first = func.layout.entry_block().expect("non-empty function");
-        if first != entry {
-            func.layout.remove_block(entry);
-            func.layout.insert_block(entry, first);
-        }
+        debug_assert_eq!(func.layout.entry_block(), Some(entry));
         assigned
     }
 
