@@ -390,6 +390,9 @@ pub enum Builtin {
     MethodType,
     /// See [`Builtin::NoneType`].
     BuiltinFunctionType,
+    /// The type of what `spawn` returns, `Thread` (no builtin name: threads are made by
+    /// `spawn`, not by calling their type).
+    ThreadType,
     /// A built-in exception class, by index in [`crate::exceptions::CLASSES`] (a class
     /// value, not a function).
     ExcClass(u8),
@@ -397,7 +400,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 62 + crate::exceptions::COUNT] = [
+    pub const ALL: [Builtin; 63 + crate::exceptions::COUNT] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -460,6 +463,7 @@ impl Builtin {
         Builtin::FunctionType,
         Builtin::MethodType,
         Builtin::BuiltinFunctionType,
+        Builtin::ThreadType,
         Builtin::ExcClass(0),
         Builtin::ExcClass(1),
         Builtin::ExcClass(2),
@@ -547,6 +551,7 @@ impl Builtin {
             Builtin::FunctionType => "function",
             Builtin::MethodType => "method",
             Builtin::BuiltinFunctionType => "builtin_function_or_method",
+            Builtin::ThreadType => "Thread",
             Builtin::ExcClass(i) => crate::exceptions::CLASSES[i as usize].0,
         }
     }
@@ -567,7 +572,19 @@ impl Builtin {
                 | Builtin::FunctionType
                 | Builtin::MethodType
                 | Builtin::BuiltinFunctionType
+                | Builtin::ThreadType
         )
+    }
+
+    /// Whether `isinstance(x, self)` holds exactly when `type(x)` is this type (no values
+    /// of subclasses or other types count): `type`, the unnamed types, `Lock` and
+    /// `TransactionQueue`.
+    pub fn is_exact_type(self) -> bool {
+        self.is_unnamed_type()
+            || matches!(
+                self,
+                Builtin::Type | Builtin::Lock | Builtin::TransactionQueue
+            )
     }
 
     /// Whether this builtin is a type (shown `<class 'int'>`, the result of `type(x)`), not
@@ -593,6 +610,8 @@ impl Builtin {
                     | Builtin::Reversed
                     | Builtin::Map
                     | Builtin::Filter
+                    | Builtin::Lock
+                    | Builtin::TransactionQueue
             )
     }
 }

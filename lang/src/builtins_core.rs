@@ -578,9 +578,8 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
         Builtin::NoneType
         | Builtin::FunctionType
         | Builtin::MethodType
-        | Builtin::BuiltinFunctionType => {
-            Err(exc(TypeError, format!("cannot create '{name}' instances")))
-        }
+        | Builtin::BuiltinFunctionType
+        | Builtin::ThreadType => Err(exc(TypeError, format!("cannot create '{name}' instances"))),
         Builtin::Serve | Builtin::Shutdown | Builtin::ServerPort => Err(exc(
             TypeError,
             format!("{name}() is not supported by the reference interpreter yet"),
@@ -688,7 +687,8 @@ fn from_json(j: Json) -> Value {
 }
 
 /// `type(x)`: the class of an instance; for the built-in types that have a constructor,
-/// the constructor (`type(1) is int`); other values are not supported.
+/// the constructor (`type(1) is int`, `type(Lock()) is Lock`); else an unnamed type
+/// (`NoneType`, `Thread`, ...). Every value has one (a `Result` for the callers' sake).
 pub fn type_of(v: &Value) -> R<Value> {
     Ok(match v {
         Value::Instance(i) => Value::Class(i.class.clone()),
@@ -703,18 +703,15 @@ pub fn type_of(v: &Value) -> R<Value> {
         Value::FrozenSet(_) => Value::Builtin(Builtin::FrozenSet),
         Value::Range(..) | Value::BigRange(_) => Value::Builtin(Builtin::Range),
         Value::Slice(_) => Value::Builtin(Builtin::Slice),
+        Value::Lock(_) => Value::Builtin(Builtin::Lock),
+        Value::Queue(_) => Value::Builtin(Builtin::TransactionQueue),
+        Value::Thread(_) => Value::Builtin(Builtin::ThreadType),
         Value::None => Value::Builtin(Builtin::NoneType),
         Value::Function(_) => Value::Builtin(Builtin::FunctionType),
         Value::BoundMethod(_) => Value::Builtin(Builtin::MethodType),
         Value::BuiltinMethod(_) => Value::Builtin(Builtin::BuiltinFunctionType),
         Value::Builtin(b) if !b.is_type() => Value::Builtin(Builtin::BuiltinFunctionType),
         Value::Builtin(_) | Value::Class(_) => Value::Builtin(Builtin::Type),
-        other => {
-            return Err(exc(
-                TypeError,
-                format!("type() of a '{}' value is not supported", other.type_name()),
-            ))
-        }
     })
 }
 
@@ -755,8 +752,9 @@ fn instance_of_one(v: &Value, cls: &Value) -> R<bool> {
         Ok(match (v, c) {
             (Value::Instance(i), Value::Class(k)) => is_subclass(&i.class, k),
             (_, Value::Class(_)) => false,
-            // `type` and the unnamed types: exactly what `type()` gives (no subclasses).
-            (_, Value::Builtin(b)) if b.is_unnamed_type() || *b == Builtin::Type => {
+            // `type`, the unnamed types, `Lock`, `TransactionQueue`: exactly what `type()`
+            // gives (no subclasses).
+            (_, Value::Builtin(b)) if b.is_exact_type() => {
                 matches!(type_of(v), Ok(Value::Builtin(t)) if t == *b)
             }
             (_, Value::Builtin(b)) => matches!(

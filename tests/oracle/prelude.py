@@ -26,8 +26,13 @@ class _Atomic:
 atomic = _Atomic()
 
 
-class _Thread:
+# Thread, Lock and TransactionQueue are classes that print as stmjit's builtin types do
+# (`<class 'Lock'>`: a class of module builtins shows no module), so that type() of them,
+# isinstance and their names agree.
+class Thread:
     # An uncaught exception ends the thread only; each join() raises it again.
+    __module__ = "builtins"
+
     def __init__(self, f, args):
         self._result = None
         self._exc = None
@@ -49,15 +54,28 @@ class _Thread:
 
 
 def spawn(f, *args):
-    return _Thread(f, args)
+    return Thread(f, args)
 
 
-def Lock():
+class Lock:
     # Reentrant, as nested `with lock:` blocks join the outer transaction.
-    return _threading.RLock()
+    __module__ = "builtins"
+
+    def __init__(self):
+        self._lock = _threading.RLock()
+
+    def __enter__(self):
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()
+        return False
 
 
 class TransactionQueue:
+    __module__ = "builtins"
+
     def __init__(self):
         self._calls = _collections.deque()
 
