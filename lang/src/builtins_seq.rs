@@ -144,7 +144,22 @@ pub fn enumerate(args: &[Value]) -> R<Value> {
 
 /// `zip(a, b, ...)`: a list of tuples, as long as the shortest argument.
 pub fn zip(args: &[Value]) -> R<Value> {
-    let columns: Vec<Vec<Value>> = args.iter().map(ops::iterate).collect::<R<_>>()?;
+    // A range gives only the items the shortest other argument pairs it with, so that
+    // `zip(range(10**20), xs)` does not list the whole range.
+    let mut columns: Vec<Option<Vec<Value>>> = args
+        .iter()
+        .map(|a| match a {
+            Value::Range(..) | Value::BigRange(_) => Ok(None),
+            a => ops::iterate(a).map(Some),
+        })
+        .collect::<R<_>>()?;
+    let shortest = columns.iter().flatten().map(Vec::len).min();
+    for (c, a) in columns.iter_mut().zip(args) {
+        if let Some(r) = crate::ranges::of(a).filter(|_| c.is_none()) {
+            *c = Some(r.first_items(shortest.map_or_else(|| r.len(), |n| n.into()))?);
+        }
+    }
+    let columns: Vec<Vec<Value>> = columns.into_iter().flatten().collect();
     let n = columns.iter().map(Vec::len).min().unwrap_or(0);
     let mut its: Vec<_> = columns.into_iter().map(Vec::into_iter).collect();
     let rows = (0..n)

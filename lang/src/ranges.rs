@@ -78,6 +78,12 @@ pub fn parts(v: &Value) -> Option<(BigInt, BigInt, BigInt)> {
     }
 }
 
+/// A range value of either form as a [`BigRange`].
+pub fn of(v: &Value) -> Option<BigRange> {
+    let (start, stop, step) = parts(v)?;
+    Some(BigRange { start, stop, step })
+}
+
 /// What a range is hashed and keyed by, as CPython's `range_hash`: `(len, start, step)`,
 /// with `start` and `step` `None` when they make no difference (an empty range: both; a
 /// one-item range: the step), so that equal ranges (`range(0) == range(5, 5)`) are one key.
@@ -185,7 +191,12 @@ impl BigRange {
 
     /// The items, as a list would hold them; a `MemoryError` when there are too many.
     pub fn items(&self) -> Result<Vec<Value>, OpError> {
-        let n = self.len();
+        self.first_items(self.len())
+    }
+
+    /// The first `n` items (all when it has fewer); a `MemoryError` when they are too many.
+    pub fn first_items(&self, n: BigInt) -> Result<Vec<Value>, OpError> {
+        let n = n.min(self.len());
         match n.to_u64() {
             Some(n) if n <= crate::ops::MAX_SEQUENCE as u64 => {
                 let mut out = Vec::with_capacity(n as usize);

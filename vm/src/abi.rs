@@ -18,9 +18,10 @@
 //! | 12 | [`ERR`]: the call raised or its transaction aborted: the caller unwinds |
 //! | 16 | [`RESTART`]: returned to the frame that opened an aborted transaction: restart it |
 //! | 16 | [`TOMBSTONE`]: the key of a deleted dict entry (inside dict tables only) |
+//! | 20 | [`MOVING`]: a helper that may not move objects needs to: call its moving variant |
 //! | even, `>= IMMEDIATE_LIMIT` | a reference: an object's segment offset |
 //!
-//! `UNBOUND`, `ERR` and `RESTART` are never stored in the heap as values; `TOMBSTONE` never
+//! `UNBOUND`, `ERR`, `RESTART` and `MOVING` are never stored in the heap as values; `TOMBSTONE` never
 //! leaves a dict's entries array.
 
 mod helpers;
@@ -43,6 +44,10 @@ pub const ERR: Word = 12;
 pub const RESTART: Word = 16;
 /// Marks a deleted dict entry's key (never a value; only inside a dict's entries array).
 pub const TOMBSTONE: Word = 16;
+/// Returned by [`Helper::IterNext`], which may not move objects, when the next item needs
+/// an allocation (a big range's item beyond the tagged ints): JIT code then calls
+/// [`Helper::IterNextSpecial`], which may (never a value).
+pub const MOVING: Word = 20;
 
 /// The word of the int `n`, for ints known to fit 63 bits (literals of the program, loop
 /// counters); `stmjit_runtime::value::from_int` checks the range.

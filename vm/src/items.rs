@@ -122,13 +122,13 @@ impl Runtime {
         })?;
         Ok(())
     }
-    /// The iterator object of a `for` loop over `v`: lists, tuples and ranges iterate in
-    /// place, dicts and sets over a snapshot of their keys, strs over a list of their
-    /// characters, a range beyond the tagged ints over the list of its items (so that the
-    /// helper giving the next item never allocates: the loops over lists keep their code).
+    /// The iterator object of a `for` loop over `v`: lists, tuples and ranges (big ones
+    /// too, lazily) iterate in place, dicts and sets over a snapshot of their keys, strs
+    /// over a list of their characters.
     pub fn iter(&mut self, v: Word) -> R<Word> {
         let t = self.types;
-        if self.is(v, t.list) || self.is(v, t.range) || self.is(v, t.tuple) {
+        if self.is(v, t.list) || self.is(v, t.range) || self.is(v, t.tuple) || self.is_big_range(v)
+        {
             return Ok(v);
         }
         if self.is(v, t.dict) || self.is_set(v) {
@@ -151,8 +151,9 @@ impl Runtime {
         })
     }
     /// [`Runtime::iter_next`], and the next item of an instance's iterator by its
-    /// `__next__`, or of an old-protocol iterator by `__getitem__` (which may move objects:
-    /// JIT code calls it only in programs naming `__next__` or `__getitem__`).
+    /// `__next__`, or of an old-protocol iterator by `__getitem__`, or a big range's item
+    /// beyond the tagged ints (which may move objects: JIT code calls it in programs naming
+    /// `__next__` or `__getitem__`, and after [`Runtime::iter_next`] gave `MOVING`).
     pub fn iter_next_special(&mut self, it: Word, i: u64) -> R<Word> {
         if self.is(it, self.types.instance) {
             return self.user_next(it);
@@ -162,11 +163,19 @@ impl Runtime {
         {
             return self.items_next(it, i);
         }
+        if self.is_big_range(it) {
+            return self.big_range_item(it, i);
+        }
         self.iter_next(it, i)
     }
     /// Item `i` of an iterator from [`Runtime::iter`], or [`UNBOUND`] at the end; a
-    /// RuntimeError when the dict being iterated changed size.
+    /// RuntimeError when the dict being iterated changed size. Never allocates: a big
+    /// range's item beyond the tagged ints is [`crate::MOVING`] (see
+    /// [`Runtime::iter_next_special`]).
     pub fn iter_next(&self, it: Word, i: u64) -> R<Word> {
+        if self.is_big_range(it) {
+            return Ok(self.big_range_next(it, i));
+        }
         if self.is(it, self.types.range) {
             let (a, b, s) = self.range_of(it);
             if (i as i64) < stmjit_lang::value::range_len(a, b, s) {

@@ -69,7 +69,7 @@ pub mod threads;
 pub mod trace_json;
 pub mod txn;
 
-pub use abi::{ArrayEntry, Ctx, ERR, INIT_NAME, MAX_DEPTH, RESTART, TOMBSTONE, UNBOUND};
+pub use abi::{ArrayEntry, Ctx, ERR, INIT_NAME, MAX_DEPTH, MOVING, RESTART, TOMBSTONE, UNBOUND};
 pub use class_table::ClassInfo;
 pub use error::{exc, stmjit_trace, Aborted, Unwind, R};
 pub use program::{

@@ -115,7 +115,22 @@ impl FnCompiler<'_, '_> {
             Helper::IterNext
         };
         let x = self.call_checked(helper, &[self.ctx, it, raw], span);
-        self.b.ins().jump(done, &[x.into()]);
+        if helper == Helper::IterNext {
+            // A big range's item beyond the tagged ints needs an allocation, which
+            // IterNext may not make: it says so and the moving variant makes it.
+            let moving = self.b.create_block();
+            let is_moving = self
+                .b
+                .ins()
+                .icmp_imm(IntCC::Equal, x, stmjit_vm::MOVING as i64);
+            self.b.ins().brif(is_moving, moving, &[], done, &[x.into()]);
+            self.b.set_cold_block(moving);
+            self.b.switch_to_block(moving);
+            let x = self.call_checked(Helper::IterNextSpecial, &[self.ctx, it, raw], span);
+            self.b.ins().jump(done, &[x.into()]);
+        } else {
+            self.b.ins().jump(done, &[x.into()]);
+        }
         self.b.switch_to_block(done);
         self.b.block_params(done)[0]
     }

@@ -1,17 +1,18 @@
 //! `range(start, stop, step)` as a value (immutable; a `for` over `range(...)` written in
 //! place needs none: it is a counted loop). A range beyond the tagged ints is an opaque
 //! object of kind [`OPAQUE_BIG_RANGE`] instead (its operations go through the values of
-//! `stmjit_lang::ranges`).
+//! `stmjit_lang::ranges`; a `for` loop takes its items one by one).
 
 use super::opaque::{new_opaque, OpaqueObj, OPAQUE_BIG_RANGE};
 use crate::convert::Memo;
 use crate::{Runtime, R};
+use crate::{MOVING, UNBOUND};
 use std::mem::offset_of;
 use stmjit_lang::bigint::big_value;
 use stmjit_lang::ranges::BigRange;
-use stmjit_lang::value::TupleObj;
+use stmjit_lang::value::{TupleObj, Value};
 use stmjit_runtime::object::ObjectHeader;
-use stmjit_runtime::value::Word;
+use stmjit_runtime::value::{self, Word};
 
 /// `range(start, stop, step)` as a value (a `for` over `range(...)` written in place needs
 /// none: it is a counted loop).
@@ -58,6 +59,25 @@ impl Runtime {
             start: part(0),
             stop: part(1),
             step: part(2),
+        }
+    }
+
+    /// Item `i` of a `for` loop over the big range `w`: a tagged int, [`UNBOUND`] past its
+    /// end, or [`MOVING`] when it is a big int (to allocate: [`Runtime::big_range_item`]).
+    /// Why lazily: `for i in range(10**20): ... break` must not list the items first.
+    pub(crate) fn big_range_next(&self, w: Word, i: u64) -> Word {
+        match stmjit_lang::ranges::next(&self.big_range_of(w), i) {
+            None => UNBOUND,
+            Some(Value::Int(n)) => value::from_int(n).unwrap_or(MOVING),
+            Some(_) => MOVING,
+        }
+    }
+
+    /// [`Runtime::big_range_next`], a big int item allocated (which may move objects).
+    pub(crate) fn big_range_item(&mut self, w: Word, i: u64) -> R<Word> {
+        match stmjit_lang::ranges::next(&self.big_range_of(w), i) {
+            None => Ok(UNBOUND),
+            Some(x) => self.from_value(&x, &mut Memo::peek()),
         }
     }
 
