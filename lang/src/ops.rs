@@ -749,6 +749,27 @@ pub fn iterate(v: &Value) -> Result<Vec<Value>, OpError> {
     }
 }
 
+/// Whether `v` can be iterated at all: a container, a range, or an instance whose class
+/// defines `__iter__` or `__getitem__` (asked of the installed special methods). What
+/// CPython checks before it calls a failed `f(*v)` "not an iterable": an error of an
+/// iteration that began stands.
+pub fn is_iterable(v: &Value) -> bool {
+    match v {
+        Value::Instance(_) => crate::special::iterable(v),
+        _ => matches!(
+            v,
+            Value::List(_)
+                | Value::Tuple(_)
+                | Value::Str(_)
+                | Value::Dict(_)
+                | Value::Set(_)
+                | Value::FrozenSet(_)
+                | Value::Range(..)
+                | Value::BigRange(_)
+        ),
+    }
+}
+
 /// A new str value from a char.
 pub fn char_value(c: char) -> Value {
     Value::Str(Arc::from(c.to_string()))

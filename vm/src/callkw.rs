@@ -16,6 +16,7 @@ use stmjit_lang::ast::{ArgKind, Builtin};
 use stmjit_lang::builtins_core;
 use stmjit_lang::callargs::{self, Source};
 use stmjit_lang::diag::ErrorKind;
+use stmjit_lang::ops;
 use stmjit_lang::value::{ListObj as VList, Value};
 use stmjit_runtime::value::{self, Word, NONE};
 
@@ -266,9 +267,19 @@ pub unsafe extern "C" fn stmjit_call_ex(
                     } else {
                         match generic_builtin(rt, Builtin::List, &[w]) {
                             Ok(l) => rt.list_items(l),
-                            // Not iterable. Anything else (an abort: the transaction is gone;
+                            // Not iterable at all: CPython's message. An error of an
+                            // iteration that began (`__iter__` returning a non-iterator)
+                            // stands, as anything else (an abort: the transaction is gone;
                             // memory) goes on unwinding as it is.
-                            Err(Unwind::Raise(ErrorKind::TypeError, _)) => {
+                            Err(Unwind::Raise(ErrorKind::TypeError, m)) => {
+                                // SAFETY: as above; read again, as the iteration may have
+                                // moved it.
+                                let w = unsafe { *argv.add(i) };
+                                if rt.tx.aborting
+                                    || rt.with_special(&[w], |v| Ok(ops::is_iterable(&v[0])))?
+                                {
+                                    return Err(Unwind::Raise(ErrorKind::TypeError, m));
+                                }
                                 let msg = callargs::star_message(
                                     &callee_name(rt, rt.get(rf)),
                                     "*",

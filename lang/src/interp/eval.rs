@@ -358,15 +358,16 @@ impl Interp {
             let v = self.eval(&a.value, env)?;
             match &a.kind {
                 ArgKind::Pos => pos.push(v),
-                ArgKind::Star => match ops::iterate(&v) {
-                    Ok(items) => pos.extend(items),
-                    Err(_) => {
+                ArgKind::Star => {
+                    // An instance iterates by its special methods (either protocol).
+                    if !self.with_special(|| Ok(ops::is_iterable(&v)))? {
                         return Err(exc(
                             ErrorKind::TypeError,
                             callargs::star_message(&self.callee_name(f), "*", v.type_name()),
-                        ))
+                        ));
                     }
-                },
+                    pos.extend(self.iterating(&v, || ops::iterate(&v))?);
+                }
                 ArgKind::Kw(k) => {
                     // Only a `**` before can have given it already (the parser refuses
                     // repeated keywords).
