@@ -822,11 +822,11 @@ fn huge_comparisons_conditions_and_nestings_run_as_the_interpreter_runs_them() {
     assert!(err.contains("TypeError") && err.contains("in bad"), "{err}");
 }
 
-/// Compiling `and` chains, chained comparisons and deep nestings takes memory for one
-/// part at a time: 6 000 terms or levels each in at most 128 MiB more address space than a
-/// program of one statement (before, they did not: 26 to 78 KB per term, all at once; a
-/// comparison of 100 000 operands took 3.35 GB). With `STMJIT_BIG=1`, 19 000 (100 000
-/// operands) in 512 MiB more.
+/// Compiling `and` chains, chained comparisons and deep nestings (conditionals, calls)
+/// takes memory for one part at a time: 6 000 terms or levels each in at most 128 MiB more
+/// address space than a program of one statement (before, they did not: 26 to 78 KB per
+/// term, all at once; a comparison of 100 000 operands took 3.35 GB). With `STMJIT_BIG=1`,
+/// 19 000 (100 000 operands) in 512 MiB more.
 #[test]
 fn huge_conditions_and_nestings_compile_in_bounded_memory() {
     let n = if big() { 19_000 } else { 6_000 };
@@ -852,6 +852,14 @@ fn huge_conditions_and_nestings_compile_in_bounded_memory() {
                 (0..n)
                     .map(|i| format!("{i} if a == {i} else "))
                     .collect::<String>()
+            ),
+        ),
+        (
+            "huge_calls",
+            format!(
+                "def f(x):\n    return x + 1\nprint({}0{})\n",
+                "f(".repeat(n),
+                ")".repeat(n)
             ),
         ),
     ];

@@ -13,15 +13,19 @@
 //!   first operators, each next one applies its operators to the value so far, kept in a
 //!   temporary of the frame (where the GC updates it);
 //! - a chained comparison `x0 < x1 < ...` (`compares.rs`);
-//! - any other expression is compiled in place, counting the nodes of huge expressions
-//!   compiled so far in this code ([`FnCompiler::inline_nodes`]); past [`CHAIN_PART`] of
-//!   them, the next huge subexpression is evaluated by a part of its own into a temporary
-//!   ([`FnCompiler::nest_by_part`]): deep nestings (`f(f(...))`, `a if c else (b if d
-//!   else ...)`, `not not ...`) are cut every [`CHAIN_PART`] nodes, each part called where
-//!   its subexpression is evaluated (in its branch for a conditional). Such a part is
-//!   compiled while the code calling it is (their IR is held meanwhile, about 1 KB per
-//!   node: the parser bounds the depth at `MAX_NESTING`), but the code generation of each,
-//!   which takes most of the memory, is done one part at a time.
+//! - any other expression is compiled in place, counting the nodes compiled so far in this
+//!   code ([`FnCompiler::inline_nodes`]); past [`CHAIN_PART`] of them, the next
+//!   subexpression of more than [`CHAIN_PART`] nodes is evaluated by a part of its own into
+//!   a temporary ([`FnCompiler::nest_by_part`]): deep nestings (`f(f(...))`, `a if c else
+//!   (b if d else ...)`, `not not ...`) are cut every [`CHAIN_PART`] nodes or so, each part
+//!   called where its subexpression is evaluated (in its branch for a conditional). Inside
+//!   a part, such a part is only declared and called; it is compiled once the part calling
+//!   it is (from a copy of its expression, `Deferred`), so that one part at a time is being
+//!   compiled (the Cranelift memory of parts nested in each other was about 7 KB per level
+//!   of `f(f(...))`, all at once).
+//!
+//! A huge condition (`if a and b and ...:`) is evaluated as a value by these, then tested
+//! ([`FnCompiler::cond_by_parts`]).
 
 use super::weight::expr_weight;
 use super::FnCompiler;
@@ -121,7 +125,7 @@ impl FnCompiler<'_, '_> {
             return self.expr_here(e);
         }
         let w = expr_weight(e, CHAIN_SPLIT_ABOVE);
-        if w <= CHAIN_SPLIT_ABOVE {
+        if w <= CHAIN_PART {
             // Small: none of its subexpressions needs counting again.
             self.inline_nodes += w;
             self.light = true;
@@ -129,9 +133,10 @@ impl FnCompiler<'_, '_> {
             self.light = false;
             return v;
         }
+        let huge = w > CHAIN_SPLIT_ABOVE;
         match &e.kind {
-            _ if is_chain(e) => self.chain_by_parts(e),
-            ExprKind::Compare { rest, .. } if rest.len() > 1 => self.compare_by_parts(e),
+            _ if huge && is_chain(e) => self.chain_by_parts(e),
+            ExprKind::Compare { rest, .. } if huge && rest.len() > 1 => self.compare_by_parts(e),
             _ if self.inline_nodes >= CHAIN_PART => self.nest_by_part(e),
             _ => {
                 self.inline_nodes += 1;
