@@ -122,7 +122,7 @@ pub(crate) fn call_bound(
     // SAFETY: the entry is a finalized trampoline taking (segment base, ctx, argv, code)
     // that calls `code` (function fid's) with its words at argv (the contiguous roots just
     // pushed, one per parameter slot); base is the running segment's base (its %gs base).
-    let r = unsafe { entry(base, ctx, argv.ptr(), code) };
+    let r = crate::txn::from_rust(ctx, || unsafe { entry(base, ctx, argv.ptr(), code) });
     rt_of(ctx).release(mark);
     r
 }

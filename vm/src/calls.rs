@@ -41,7 +41,7 @@ pub(crate) fn call_function(ctx: *mut Ctx, fobj: Word, fid: usize, args: &[Word]
     // SAFETY: the entry is a finalized trampoline taking (segment base, ctx, argv, code)
     // that calls `code` (function fid's, which takes `arity` words) with the words at argv;
     // base is the running segment's base (its %gs base).
-    unsafe { entry(base, ctx, args.as_ptr(), code) }
+    crate::txn::from_rust(ctx, || unsafe { entry(base, ctx, args.as_ptr(), code) })
 }
 
 /// The array entry for a function of `words` words and the code of function `fid`,

@@ -154,6 +154,13 @@ pub struct ThreadTx {
     /// The debug switch aborted at a `refresh` since the last commit: no more of those
     /// until one commits (a transaction with many lookups would otherwise never commit).
     pub refresh_injected: bool,
+    /// The depth of a JIT function that Rust code is calling now (a builtin's callback, a
+    /// special method: [`from_rust`]), until that function's first poll: a poll there makes
+    /// no boundary. Else, once the budget ran out, that function (a `__next__` that `sum`
+    /// calls) would open a transaction at its entry and end it at its return (its caller,
+    /// in Rust, has no restart point), then run inevitably to the next call's entry: two
+    /// transactions, one inevitable, per call for the rest of the builtin.
+    pub rust_entry: Option<u64>,
 }
 
 impl Default for ThreadTx {
@@ -170,6 +177,7 @@ impl Default for ThreadTx {
             class_changed: false,
             split_atomic: false,
             refresh_injected: false,
+            rust_entry: None,
         }
     }
 }
@@ -520,6 +528,11 @@ pub unsafe extern "C" fn stmjit_poll_slow(ctx: *mut Ctx, frame: *mut u64, point:
         // Only a request: the budget word holds what was left of it again.
         return NONE;
     }
+    if rt.tx.rust_entry.take_if(|d| *d == c.depth).is_some() && c.txn_depth != NO_OPENER {
+        // The first poll of a function Rust calls: the running transaction's opener is
+        // live below it; the budget stays spent for the next poll (see `rust_entry`).
+        return NONE;
+    }
     if rt.boundary(ctx).is_err() {
         return ERR;
     }
@@ -533,6 +546,17 @@ pub unsafe extern "C" fn stmjit_poll_slow(ctx: *mut Ctx, frame: *mut u64, point:
     c.txn_depth = c.depth;
     c.restart_point = point;
     NONE
+}
+
+/// Runs `call`, a call from Rust into the JIT function that will run at depth
+/// `ctx.depth + 1`, whose first poll makes no boundary (see [`ThreadTx::rust_entry`]).
+pub(crate) fn from_rust(ctx: *mut Ctx, call: impl FnOnce() -> Word) -> Word {
+    // SAFETY: ctx is this thread's live context (callers' contract).
+    let depth = unsafe { (*ctx).depth } + 1;
+    let prev = rt_of(ctx).tx.rust_entry.replace(depth);
+    let r = call();
+    rt_of(ctx).tx.rust_entry = prev;
+    r
 }
 
 /// Restart after an abort, in the opener's frame at `frame`: copies the slots saved at the
