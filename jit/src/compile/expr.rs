@@ -663,6 +663,9 @@ impl FnCompiler<'_, '_> {
     /// `x // y` or `x % y` on ints, floored as in Python. A zero divisor and the one
     /// overflowing quotient take the slow path, which raises.
     fn int_div(&mut self, op: BinOp, x: Value, y: Value, slow: Block) -> (Value, Option<Value>) {
+        if let Some(k) = self.int_const(y).and_then(power_of_two) {
+            return (self.int_div_pow2(op, x, k), None);
+        }
         let zero_divisor = self.b.ins().icmp_imm(IntCC::Equal, y, TAGGED_ZERO as i64);
         let divb = self.b.create_block();
         self.b.ins().brif(zero_divisor, slow, &[], divb, &[]);
@@ -696,6 +699,19 @@ impl FnCompiler<'_, '_> {
             let q2 = self.b.ins().bor_imm(q2, 1);
             (q2, Some(of))
         }
+    }
+
+    /// `x // 2^k` or `x % 2^k` on an int `x` (tagged `2a+1`): floored as Python floors, by
+    /// shifts and masks, never overflowing. `(2a+1) >> (k+1)` is `a >> k` (the tag bit is
+    /// below the bits shifted out), and `(2a+1) & (2^(k+1) - 1)` is `2(a mod 2^k) + 1`, the
+    /// non-negative remainder a positive divisor gives, tagged.
+    fn int_div_pow2(&mut self, op: BinOp, x: Value, k: u32) -> Value {
+        if op == BinOp::Mod {
+            return self.b.ins().band_imm(x, (2i64 << k) - 1);
+        }
+        let q = self.b.ins().sshr_imm(x, i64::from(k) + 1);
+        let q2 = self.b.ins().ishl_imm(q, 1);
+        self.b.ins().bor_imm(q2, 1)
     }
 
     /// On the slow path of `x OP y` for `+ - *`: two floats computed inline, the result
@@ -1334,6 +1350,13 @@ const INT_MIN: i64 = -(1 << 62);
 /// See [`INT_MIN`].
 const INT_MAX: i64 = (1 << 62) - 1;
 
+/// `k` where the tagged int constant `tagged` is `2^k` (a divisor `//` and `%` shift and mask
+/// by), `None` for other ints.
+fn power_of_two(tagged: i64) -> Option<u32> {
+    let d = tagged >> 1;
+    (d > 0 && d & (d - 1) == 0).then(|| d.trailing_zeros())
+}
+
 /// The 63-bit ints `a` whose product with the int `c` is a 63-bit int: `(lo, hi)`, both
 /// 63-bit ints (the whole range when `c` is 0 or 1).
 pub(crate) fn mul_const_range(c: i64) -> (i64, i64) {
@@ -1353,7 +1376,18 @@ pub(crate) fn mul_const_range(c: i64) -> (i64, i64) {
 
 #[cfg(test)]
 mod tests {
-    use super::{mul_const_range, INT_MAX, INT_MIN};
+    use super::{mul_const_range, power_of_two, INT_MAX, INT_MIN};
+
+    #[test]
+    fn powers_of_two_are_the_positive_ones() {
+        let tag = |n: i64| n << 1 | 1;
+        assert_eq!(power_of_two(tag(1)), Some(0));
+        assert_eq!(power_of_two(tag(2)), Some(1));
+        assert_eq!(power_of_two(tag(1 << 61)), Some(61));
+        for n in [0, 3, 6, -2, -1, INT_MIN, INT_MAX] {
+            assert_eq!(power_of_two(tag(n)), None, "{n}");
+        }
+    }
 
     /// Whether `a * c` is a 63-bit int, computed wide.
     fn fits(a: i64, c: i64) -> bool {
