@@ -734,8 +734,8 @@ impl FnCompiler<'_, '_> {
             BinOp::Sub => self.b.ins().fsub(fx, fy),
             _ => self.b.ins().fmul(fx, fy),
         };
-        let boxed = self.box_float(r, span);
-        self.repair_region(marked, span);
+        // No call on the way unless the nursery is full: only that path repairs the region.
+        let boxed = self.box_float_with(r, span, None, marked);
         self.b.ins().jump(done, &[boxed.into()]);
         self.b.set_cold_block(generic);
         self.b.switch_to_block(generic);
@@ -811,12 +811,24 @@ impl FnCompiler<'_, '_> {
     /// `r = nursery_current; n = r + 16; if n > nursery_end → stmjit_alloc; else
     /// nursery_current = n; header = type << 32`, then the value.
     pub(crate) fn box_float(&mut self, f: Value, span: Span) -> Value {
-        self.box_float_or(f, span, None)
+        self.box_float_with(f, span, None, &Marks::default())
     }
 
     /// [`Self::box_float`], or where `full` is given, a branch there when the nursery is
     /// full (for code whose way out is its own: `inline.rs`), no helper called.
     pub(crate) fn box_float_or(&mut self, f: Value, span: Span, full_to: Option<Block>) -> Value {
+        self.box_float_with(f, span, full_to, &Marks::default())
+    }
+
+    /// [`Self::box_float_or`]; where the helper allocates, the barrier region `repair` is
+    /// repaired after it ([`Self::repair_region`]), so that the join keeps it.
+    fn box_float_with(
+        &mut self,
+        f: Value,
+        span: Span,
+        full_to: Option<Block>,
+        repair: &Marks,
+    ) -> Value {
         use stmjit_runtime::SegmentInfo;
         let size = std::mem::size_of::<stmjit_vm::objects::FloatObj>() as i64;
         self.begin_sequence(super::LOC_ALLOC);
@@ -850,7 +862,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[r.into()]);
         self.end_sequence();
         if full_to.is_none() {
-            self.alloc_float_slow(slow, done, span);
+            self.alloc_float_slow(slow, done, span, repair);
         }
         self.b.switch_to_block(done);
         let obj = self.b.block_params(done)[0];
@@ -865,8 +877,9 @@ impl FnCompiler<'_, '_> {
     }
 
     /// The slow path of [`Self::box_float`] at `slow`: a float allocated by the helper (which
-    /// collects; an abort unwinds at `span`), then the join `done`.
-    fn alloc_float_slow(&mut self, slow: Block, done: Block, span: Span) {
+    /// collects; an abort unwinds at `span`), the region `repair` repaired, then the join
+    /// `done`.
+    fn alloc_float_slow(&mut self, slow: Block, done: Block, span: Span, repair: &Marks) {
         let ty = self.sh.types.float.0 as i64;
         let size = std::mem::size_of::<stmjit_vm::objects::FloatObj>() as i64;
         self.b.set_cold_block(slow);
@@ -888,6 +901,7 @@ impl FnCompiler<'_, '_> {
         self.check(e, span);
         self.b.ins().jump(ok, &[]);
         self.b.switch_to_block(ok);
+        self.repair_region(repair, span);
         self.b.ins().jump(done, &[r2.into()]);
     }
 
