@@ -29,13 +29,7 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(pop);
         let rv = self.b.block_params(pop)[0];
         let frame = self.frame();
-        let ss = self
-            .b
-            .ins()
-            .load(I64, mf(), self.ctx, offset_of!(Ctx, ss) as i32);
-        self.b
-            .ins()
-            .store(mf(), frame, ss, offset_of!(ShadowStack, top) as i32);
+        self.set_top(frame);
         let depth = self
             .b
             .ins()
@@ -147,6 +141,7 @@ impl FnCompiler<'_, '_> {
             .ins()
             .store(mf(), d0, self.ctx, offset_of!(Ctx, depth) as i32);
         self.b.ins().return_(&[rv]);
+        self.build_escapes(pop);
     }
 
     /// The prologue of a part (`parts.rs`), at `entry`: the frame is `frame` (the calling
@@ -185,6 +180,20 @@ impl FnCompiler<'_, '_> {
             .ins()
             .store(mf(), d1, self.ctx, offset_of!(Ctx, depth) as i32);
         self.zero_slots(frame, zero_from, nslots as usize);
+        // Never below the caller's top: the slots between stay covered, so that none is
+        // left unscanned by a collection in the part and scanned again, stale, once the
+        // caller sets its top back (its frame may end past the part's).
+        let entry_top = self
+            .b
+            .ins()
+            .load(I64, mf(), ss, offset_of!(ShadowStack, top) as i32);
+        let past = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThan, top, entry_top);
+        let top = self.b.ins().select(past, top, entry_top);
+        let top_var = self.top_var.expect("a part has its top variable");
+        self.b.def_var(top_var, top);
         self.b
             .ins()
             .store(mf(), top, ss, offset_of!(ShadowStack, top) as i32);
@@ -245,6 +254,33 @@ impl FnCompiler<'_, '_> {
             let v = self.b.ins().load(I64, mf(), f, 8 * i as i32);
             self.b.def_var(self.local_vars[i], v);
         }
+    }
+    /// Sets the shadow stack's top to this frame's end (its size patched in once known:
+    /// `patch_tops`; a part's top as its prologue set it), after a part or a runtime helper
+    /// that failed may have left it elsewhere.
+    pub(crate) fn reset_top(&mut self) {
+        let top = match self.top_var {
+            // A part's: set by its prologue.
+            Some(v) => self.b.use_var(v),
+            None => {
+                let frame = self.frame();
+                let size = self.b.ins().iconst(I64, 0);
+                let inst = self.b.func.dfg.value_def(size).unwrap_inst();
+                self.top_fixups.push(inst);
+                self.b.ins().iadd(frame, size)
+            }
+        };
+        self.set_top(top);
+    }
+    /// Sets the shadow stack's top to `top`.
+    fn set_top(&mut self, top: Value) {
+        let ss = self
+            .b
+            .ins()
+            .load(I64, mf(), self.ctx, offset_of!(Ctx, ss) as i32);
+        self.b
+            .ins()
+            .store(mf(), top, ss, offset_of!(ShadowStack, top) as i32);
     }
     /// Allocates a temporary slot.
     pub(crate) fn push_temp(&mut self, v: Value) -> usize {

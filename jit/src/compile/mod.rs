@@ -31,6 +31,7 @@ mod barriers;
 mod calls;
 mod chains;
 mod compares;
+mod escapes;
 mod expr;
 mod floats;
 mod frames;
@@ -225,6 +226,8 @@ pub(crate) struct Shape<'s> {
     pub assigned: Option<Vec<bool>>,
     /// Temporaries in use at entry (a part of a display: its caller's, and its items).
     pub temps: usize,
+    /// The context of a part's caller (`escapes.rs`).
+    pub outer: Option<escapes::Outer>,
 }
 
 /// Compiler of one function body.
@@ -304,6 +307,10 @@ pub struct FnCompiler<'a, 'b> {
     /// variable per clause cost the function's clauses times its blocks (690 MB of the
     /// 850 MB peak compiling a 10 000-line function).
     pub(crate) match_var: Option<Variable>,
+    /// The escape regions of a part (`escapes.rs`), filled by its epilogue.
+    pub(crate) escapes: Vec<Block>,
+    /// A part's shadow-stack top, at least its caller's (`FnCompiler::part_prologue`).
+    pub(crate) top_var: Option<Variable>,
 }
 
 /// Memory flags of shadow-stack and context accesses.
@@ -336,6 +343,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             frame: FrameKind::Own,
             assigned: None,
             temps: 0,
+            outer: None,
         };
         Self::compile_with(func, fbc, sh, shape, |c| c.stmts(body));
     }
@@ -361,6 +369,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             frame,
             assigned,
             temps,
+            outer,
         } = shape;
         let b = FunctionBuilder::new(func, fbc);
         let mut c = FnCompiler::new(b, sh, arity, nlocals, body, func_idx);
@@ -371,6 +380,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             // A part reads and writes the locals where its caller keeps them.
             c.locals_in_slots = true;
             c.ret_slot = ret;
+            c.top_var = Some(c.b.declare_var(I64));
         }
         c.temps = temps;
         c.max_temps = temps;
@@ -393,7 +403,10 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         c.b.switch_to_block(body_block);
         let span = emitted.first().map(|s| s.span).unwrap_or_default();
         c.make_cells(cells, span);
-        if tries::has_try(emitted) {
+        if let Some(o) = outer {
+            c.enter_outer(o);
+        }
+        if tries::has_try(emitted) && c.entry_atomic.is_none() {
             c.setup_tries();
         }
         emit(&mut c);
@@ -486,6 +499,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             entry_atomic: None,
             top_fixups: Vec::new(),
             match_var: None,
+            escapes: Vec::new(),
+            top_var: None,
         }
     }
 

@@ -30,28 +30,31 @@
 //! same way ([`FnCompiler::items_part`]), compiled while the function is (each freed before
 //! the next): a part writes its items into temporaries of the function's frame that the
 //! function reserved (the slots below them stay live, and covered by the part's top), then
-//! the function makes the display from them as usual. Only outside `try`, `with` and
-//! `except`, whose error paths a part's error does not take.
+//! the function makes the display from them as usual (the attribute values of a class
+//! statement too).
 //!
-//! A block of more than [`BLOCK_SPLIT_ABOVE`] nodes (the body of an `if`, `else`, `while`
-//! or `for`, or a part's statements) is cut the same way where it is ([`FnCompiler::stmts`]),
-//! its parts sharing the frame and its return slot, outside `try`, `with` and `except`
-//! too; a `break` or `continue` of a loop around a part stays in the code around it (the
+//! A block of more than [`BLOCK_SPLIT_ABOVE`] nodes (the body of an `if`, `else`, `while`,
+//! `for`, `try`, `with`, `except` or `finally`, or a part's statements) is cut the same way
+//! where it is ([`FnCompiler::stmts`]), its parts sharing the frame and its return slot; a
+//! `break` or `continue` of a loop around a part stays in the code around it (the
 //! statement holding it is compiled in place, its own blocks cut again), and so does a
 //! `return` where the function has no return slot. So is a chain of binary operators
-//! (`chains.rs`). Their code counts in their function's in `--stats`.
+//! (`chains.rs`). Their code counts in their function's in `--stats`. Inside `try`, `with`
+//! and `except`, a part runs in the context of the code around it: its errors reach the
+//! handlers around it, its `return` runs the `finally` bodies and leaves the `with` blocks
+//! (`escapes.rs`).
 
 use super::weight::{any_stmt, expr_weight, weight};
 use super::{FnCompiler, FrameKind, Shape};
 use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, InstBuilder, Value};
 use cranelift_module::{FuncId, Module};
-use std::mem::offset_of;
+
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use stmjit_lang::ast::{Expr, Stmt, StmtKind};
-use stmjit_runtime::ShadowStack;
+
 use stmjit_vm::abi::Helper;
-use stmjit_vm::{Ctx, ERR, RESTART, UNBOUND};
+use stmjit_vm::{ERR, RESTART, UNBOUND};
 
 /// A module body of more nodes than this ([`super::weight`]: statements and expressions,
 /// those in nested blocks included) is compiled as parts.
@@ -100,8 +103,8 @@ pub const FN_SPLIT_ABOVE: usize = 4096;
 /// The nodes of a part of a function body, about (as [`MODULE_PART`]).
 pub const FN_PART: usize = 1024;
 
-/// A block (the body of an `if`, `else`, `while` or `for`, outside `try`, `with` and
-/// `except`) of more nodes than this is compiled as parts where it is
+/// A block (the body of an `if`, `else`, `while`, `for`, `try`, `with`, `except` or
+/// `finally`) of more nodes than this is compiled as parts where it is
 /// ([`FnCompiler::stmts`]); never less than [`FN_SPLIT_ABOVE`], so that only huge functions,
 /// which have a return slot, have such parts.
 pub const BLOCK_SPLIT_ABOVE: usize = 4096;
@@ -202,6 +205,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             frame: FrameKind::Own,
             assigned: None,
             temps: 0,
+            outer: None,
         };
         Self::compile_with(func, fbc, sh, shape, |c| {
             for &part in parts {
@@ -238,6 +242,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             },
             assigned: Some(assigned),
             temps: 0,
+            outer: None,
         };
         Self::compile_with(func, fbc, sh, shape, |c| c.stmts(stmts))
     }
@@ -268,6 +273,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             frame: FrameKind::Own,
             assigned: None,
             temps: 0,
+            outer: None,
         };
         Self::compile_with(func, fbc, sh, shape, |c| {
             for &part in parts {
@@ -291,14 +297,10 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
     }
 
     /// Whether code here may be compiled as parts ([`Self::items_part`],
-    /// [`Self::stmts_part`]): no `try`, `with` or `except` open (whose error paths a
-    /// part's error would have to take).
+    /// [`Self::stmts_part`]): not in the generic path of a float tree, nor under more
+    /// `try` regions than an escape word names (`escapes.rs`).
     pub(crate) fn parts_allowed(&self) -> bool {
-        self.tries.is_empty()
-            && self.finallies.is_empty()
-            && self.handling.is_empty()
-            && self.with_depth == 0
-            && !self.in_float_generic
+        self.tries.len() < super::escapes::MAX_REGIONS && !self.in_float_generic
     }
 
     /// Evaluates `items` into the temporaries from `start` on (reserved by the caller, who
@@ -324,8 +326,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
     /// ([`Self::stmts_part`]) when it has more than [`BLOCK_SPLIT_ABOVE`] and parts are
     /// allowed here, except the statements that cannot be one (a `break` or `continue` of
     /// a loop around them, a `return` where the function has no return slot) and a huge
-    /// `if`, `while` or `for` alone in its range, compiled in place with its own blocks cut
-    /// the same way.
+    /// `if`, `while`, `for`, `try` or `with` alone in its range, compiled in place with its
+    /// own blocks cut the same way.
     pub(crate) fn stmts(&mut self, body: &[Stmt]) {
         if !self.parts_allowed() {
             return self.stmts_in_place(body);
@@ -339,7 +341,11 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             let block = matches!(
                 stmts,
                 [Stmt {
-                    kind: StmtKind::If { .. } | StmtKind::While { .. } | StmtKind::For { .. },
+                    kind: StmtKind::If { .. }
+                        | StmtKind::While { .. }
+                        | StmtKind::For { .. }
+                        | StmtKind::Try { .. }
+                        | StmtKind::With { .. },
                     ..
                 }]
             );
@@ -444,6 +450,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
                 },
                 assigned: Some(assigned),
                 temps,
+                outer: Some(self.outer()),
             };
             Self::compile_with(&mut func, &mut fbc, &mut *self.sh, shape, emit)
         };
@@ -479,21 +486,21 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         let frame = self.frame();
         let inst = self.b.ins().call(f, &[self.ctx, frame]);
         let r = self.b.inst_results(inst)[0];
-        // The part set the top past its own temporaries: this frame's again (its size is
-        // patched in at the end, as a handler's).
-        let size = self.b.ins().iconst(I64, 0);
-        let fixup = self.b.func.dfg.value_def(size).unwrap_inst();
-        self.top_fixups.push(fixup);
-        let top = self.b.ins().iadd(frame, size);
-        let ss = self
-            .b
-            .ins()
-            .load(I64, super::mf(), self.ctx, offset_of!(Ctx, ss) as i32);
-        self.b
-            .ins()
-            .store(super::mf(), top, ss, offset_of!(ShadowStack, top) as i32);
+        // The part set the top past its own temporaries: this frame's again.
+        self.reset_top();
         self.reload_locals();
         self.propagate(r);
+    }
+
+    /// On an error path with no handler in this frame (`stmjit_propagate`): to the restart
+    /// dispatch when this frame opened the aborted transaction, else on in a new block.
+    pub(crate) fn restart_if_opener(&mut self) {
+        let e = self.call(Helper::Propagate, &[self.ctx]);
+        let restart = self.b.ins().icmp_imm(IntCC::Equal, e, RESTART as i64);
+        let dispatch = self.dispatch_block();
+        let go = self.b.create_block();
+        self.b.ins().brif(restart, dispatch, &[], go, &[]);
+        self.b.switch_to_block(go);
     }
 
     /// Calls the part `id` of the module body; its error unwinds on.
@@ -510,21 +517,16 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.propagate(r);
     }
 
-    /// After a call of a part: `r == ERR` unwinds (or restarts, in the frame that opened an
+    /// After a call of a part: an escape word goes to its `try` handler (`escapes.rs`);
+    /// `r == ERR` unwinds (or restarts, in the frame that opened an
     /// aborted transaction) with no trace entry.
     fn propagate(&mut self, r: Value) {
-        let is_err = self.b.ins().icmp_imm(IntCC::Equal, r, ERR as i64);
         let err = self.b.create_block();
         let ok = self.b.create_block();
-        self.b.ins().brif(is_err, err, &[], ok, &[]);
+        self.take_escapes(r, err, ok);
         self.b.set_cold_block(err);
         self.b.switch_to_block(err);
-        let e = self.call(Helper::Propagate, &[self.ctx]);
-        let restart = self.b.ins().icmp_imm(IntCC::Equal, e, RESTART as i64);
-        let dispatch = self.dispatch_block();
-        let unwind = self.b.create_block();
-        self.b.ins().brif(restart, dispatch, &[], unwind, &[]);
-        self.b.switch_to_block(unwind);
+        self.restart_if_opener();
         let errv = self.b.ins().iconst(I64, ERR as i64);
         self.b.ins().jump(self.ret_block, &[errv.into()]);
         self.b.switch_to_block(ok);

@@ -356,11 +356,9 @@ impl FnCompiler<'_, '_> {
             None => (self.b.ins().iconst(I64, UNBOUND as i64), span),
         };
         let bt = self.push_temp(bv);
-        let first = self.temp_mark();
-        for (_, e) in attrs {
-            let v = self.expr(e);
-            self.push_temp(v);
-        }
+        // Many attributes are evaluated by parts, as the items of a display.
+        let values: Vec<&Expr> = attrs.iter().map(|(_, e)| e).collect();
+        let (first, _, _) = self.eval_refs_into_temps(&values);
         // Methods with default values are made now, and passed as attributes after the
         // others.
         let program = self.sh.program;

@@ -21,7 +21,7 @@ use std::mem::offset_of;
 use stmjit_lang::ast::{Expr, Handler, Slot, Stmt, StmtKind};
 use stmjit_lang::diag::Span;
 use stmjit_runtime::value::TRUE;
-use stmjit_runtime::ShadowStack;
+
 use stmjit_vm::abi::Helper;
 use stmjit_vm::{Ctx, ERR, RESTART, UNBOUND};
 
@@ -35,7 +35,9 @@ pub(crate) struct Region {
 /// A `finally` body that `break`, `continue` and `return` run on their way out.
 #[derive(Clone)]
 pub(crate) struct Finally {
-    pub body: Vec<Stmt>,
+    /// Shared: each part compiled inside the `try` takes a copy of the context
+    /// (`escapes.rs`).
+    pub body: std::rc::Rc<[Stmt]>,
     /// Loops open at the `try` (a `break` of a loop opened inside runs it).
     pub loops: usize,
     /// `with` blocks open at the `try`.
@@ -58,12 +60,14 @@ pub(crate) fn has_try(stmts: &[Stmt]) -> bool {
 
 impl FnCompiler<'_, '_> {
     /// At the start of a body with `try` statements: `Ctx::atomic_depth` at entry, kept in
-    /// a temporary (tagged) for the handlers.
+    /// a temporary (tagged) for the handlers; less the `with` blocks open around a part
+    /// (`escapes.rs`), so that it is the depth at its function's entry.
     pub(crate) fn setup_tries(&mut self) {
         let d = self
             .b
             .ins()
             .load(I64, mf(), self.ctx, offset_of!(Ctx, atomic_depth) as i32);
+        let d = self.b.ins().iadd_imm(d, -(self.with_depth as i64));
         let t = self.b.ins().ishl_imm(d, 1);
         let t = self.b.ins().bor_imm(t, 1);
         self.entry_atomic = Some(self.push_temp(t));
@@ -116,19 +120,7 @@ impl FnCompiler<'_, '_> {
     fn catch(&mut self, site: Value, level: usize, with_depth: usize) -> usize {
         self.region.marks.clear();
         self.local_of.clear();
-        // The shadow stack's top: this frame's (patched once the frame size is known).
-        let frame = self.frame();
-        let top = self.b.ins().iconst(I64, 0);
-        let inst = self.b.func.dfg.value_def(top).unwrap_inst();
-        self.top_fixups.push(inst);
-        let top = self.b.ins().iadd(frame, top);
-        let ss = self
-            .b
-            .ins()
-            .load(I64, mf(), self.ctx, offset_of!(Ctx, ss) as i32);
-        self.b
-            .ins()
-            .store(mf(), top, ss, offset_of!(ShadowStack, top) as i32);
+        self.reset_top();
         let slot = self
             .entry_atomic
             .expect("a body with try has its entry depth");
@@ -189,7 +181,7 @@ impl FnCompiler<'_, '_> {
         let fin_index = self.finallies.len();
         if has_fin {
             self.finallies.push(Finally {
-                body: finalbody.to_vec(),
+                body: finalbody.into(),
                 loops: self.loops.len(),
                 with_depth,
                 tries: self.tries.len(),
