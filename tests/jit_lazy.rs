@@ -61,7 +61,9 @@ fn uncalled_functions_are_not_compiled() {
 fn every_kind_of_call_compiles_its_callee() {
     let src = "\
 def direct(a, b):
-    return a * 10 + b
+    return abs(a * 10 + b)
+def leaf(x):
+    return x * 2 + 1
 def by_value(x):
     return x + 1
 def keywords(a, b=5, *rest, c, **kw):
@@ -85,7 +87,7 @@ def queued(xs, v):
 def never(x):
     return x
 f = by_value
-print(direct(1, 2), f(41), keywords(1, 2, 3, c=4, z=0), outer(7))
+print(direct(1, 2), f(41), keywords(1, 2, 3, c=4, z=0), outer(7), leaf(20))
 print(Shape(3).area(), sorted(['a', 'ccc', 'bb'], key=key))
 t = spawn(worker, 1, 2, 3, 4, 5, 6, 7)
 print(t.join())
@@ -99,18 +101,20 @@ print(xs)
     let (expected, _, interp_code) = run(src, "kinds", &["--interp"], &[]);
     assert_eq!((code, interp_code), (0, 0), "{err}");
     assert_eq!(out, expected);
-    // All but `never`: 11 functions (the lambda, inner, Shape's two methods included) and
-    // `<module>`, of 13.
-    assert_eq!(compiled(&err), (12, 13), "{err}");
+    // All but `never` and `leaf` (a small leaf function, computed inline at its only call,
+    // a direct one: `compile/inline.rs`): 11 functions (the lambda, inner, Shape's two
+    // methods included) and `<module>`, of 14. (`direct` calls a builtin: not inlined.)
+    assert_eq!(compiled(&err), (12, 14), "{err}");
 }
 
 /// Eight threads call the same functions for the first time at once, under forced aborts:
-/// each function is compiled once (the count), and the totals are right.
+/// each function is compiled once (the count), and the totals are right. (`step` calls a
+/// builtin, so that it is compiled, not computed inline at its call.)
 #[test]
 fn threads_calling_a_new_function_at_once_compile_it_once() {
     let src = "\
 def step(x):
-    return (x * 7 + 3) % 1000
+    return abs(x * 7 + 3) % 1000
 def work(n):
     t = 0
     for i in range(n):
