@@ -1270,16 +1270,14 @@ fn list_method(
             Ok(Value::None)
         }
         "index" => {
-            method_arity(t, name, &args, 1, 1)?;
-            for (i, v) in l.snapshot().iter().enumerate() {
-                if identical(v, &args[0]) || equal(v, &args[0])? {
-                    return Ok(Value::Int(i as i64));
-                }
+            method_arity(t, name, &args, 1, 3)?;
+            match crate::builtins_seq::position_in(&l.snapshot(), &args)? {
+                Some(i) => Ok(Value::Int(i as i64)),
+                None => Err(exc(
+                    ValueError,
+                    format!("{} is not in list", args[0].repr(names)?),
+                )),
             }
-            Err(exc(
-                ValueError,
-                format!("{} is not in list", args[0].repr(names)?),
-            ))
         }
         "sort" => {
             method_arity(t, name, &args, 0, 0)?;

@@ -255,19 +255,38 @@ pub fn tuple_method(t: &TupleObj, name: &str, args: &[Value]) -> R<Value> {
             Ok(Value::Int(n))
         }
         "index" => {
-            method_arity(ty, name, args, 1, 1)?;
-            for (i, v) in t.items.iter().enumerate() {
-                if identical(v, &args[0]) || equal(v, &args[0])? {
-                    return Ok(Value::Int(i as i64));
-                }
+            method_arity(ty, name, args, 1, 3)?;
+            match position_in(&t.items, args)? {
+                Some(i) => Ok(Value::Int(i as i64)),
+                None => Err(exc(ValueError, "tuple.index(x): x not in tuple")),
             }
-            Err(exc(ValueError, "tuple.index(x): x not in tuple"))
         }
         _ => Err(exc(
             AttributeError,
             format!("'tuple' object has no attribute '{name}'"),
         )),
     }
+}
+
+/// `seq.index(x[, start[, stop]])` of a list or tuple whose items are `items`: the first
+/// position of `args[0]` between `start` and `stop`, which are clamped as a slice's (a
+/// negative one counts from the end; big ints and `__index__` accepted), as in CPython.
+pub fn position_in(items: &[Value], args: &[Value]) -> Result<Option<usize>, OpError> {
+    let none = Value::None;
+    let bound = |k: usize| args.get(k).unwrap_or(&none);
+    let (start, stop, _) = crate::slices::unpack(bound(1), bound(2), &none)?;
+    let p = crate::slices::Positions::adjust((start, stop, 1), items.len());
+    for (i, v) in items
+        .iter()
+        .enumerate()
+        .skip(p.start as usize)
+        .take(p.count)
+    {
+        if identical(v, &args[0]) || equal(v, &args[0])? {
+            return Ok(Some(i));
+        }
+    }
+    Ok(None)
 }
 
 /// CPython's hash of a tuple whose items hash to `items` (its xxHash-based combination), so
