@@ -108,7 +108,8 @@ impl FnCompiler<'_, '_> {
     }
     /// The epilogue of a part of a huge function's body (`parts.rs`), at the return block:
     /// a value returned (or `UNBOUND`, the end reached) is stored in slot `ret` of the
-    /// frame, where the GC updates it, and the part returns `NONE` (or `ERR`), after the
+    /// frame, where the GC updates it, and the part returns `NONE` (or `ERR`, or a loop
+    /// word with its slot set to `UNBOUND`: `loop_exits.rs`), after the
     /// return boundary of an opener. The shadow stack's top is left for the caller to set
     /// back.
     pub(super) fn part_epilogue(&mut self, ret: Option<usize>) {
@@ -124,12 +125,12 @@ impl FnCompiler<'_, '_> {
             .icmp_imm(IntCC::Equal, rv, stmjit_vm::ERR as i64);
         self.b.ins().brif(is_err, pop, &[rv.into()], store, &[]);
         self.b.switch_to_block(store);
+        let (stored, out) = self.split_loop_word(rv);
         if let Some(ret) = ret {
             let frame = self.frame();
-            self.b.ins().store(mf(), rv, frame, 8 * ret as i32);
+            self.b.ins().store(mf(), stored, frame, 8 * ret as i32);
         }
-        let none = self.b.ins().iconst(I64, stmjit_runtime::value::NONE as i64);
-        self.return_boundary(none, pop);
+        self.return_boundary(out, pop);
         self.b.switch_to_block(pop);
         let rv = self.b.block_params(pop)[0];
         let depth = self

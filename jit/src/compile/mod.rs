@@ -38,6 +38,7 @@ mod frames;
 mod inline;
 mod lists;
 mod literals;
+mod loop_exits;
 mod parts;
 mod sites;
 mod stmt;
@@ -255,6 +256,8 @@ pub struct FnCompiler<'a, 'b> {
     /// Enclosing loops: latch (`continue`), exit (`break`), and the `with` blocks open at
     /// the loop's start (those opened inside it are left by `break`/`continue`).
     pub(crate) loops: Vec<(Block, Block, usize)>,
+    /// A part whose `break` and `continue` leave it (`loop_exits.rs`).
+    pub(crate) loop_signals: bool,
     pub(crate) func_idx: u32,
     pub(crate) ret_block: Block,
     /// The frame slot a `return` stores its value in (a part of a huge function's body,
@@ -478,6 +481,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             temps: 0,
             max_temps: 0,
             loops: Vec::new(),
+            loop_signals: false,
             func_idx,
             ret_block: Block::from_u32(0),
             ret_slot: None,

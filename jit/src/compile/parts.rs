@@ -36,9 +36,10 @@
 //! A block of more than [`BLOCK_SPLIT_ABOVE`] nodes (the body of an `if`, `else`, `while`,
 //! `for`, `try`, `with`, `except` or `finally`, or a part's statements) is cut the same way
 //! where it is ([`FnCompiler::stmts`]), its parts sharing the frame and its return slot; a
-//! `break` or `continue` of a loop around a part stays in the code around it (the
-//! statement holding it is compiled in place, its own blocks cut again), and so does a
-//! `return` where the function has no return slot. So is a chain of binary operators
+//! `break` or `continue` of the loop around a part returns a loop word from it, on which
+//! its caller breaks or continues (`loop_exits.rs`); a `return` where the function has
+//! no return slot stays in the code around it (the statement holding it is compiled in
+//! place, its own blocks cut again). So is a chain of binary operators
 //! (`chains.rs`). Their code counts in their function's in `--stats`. Inside `try`, `with`
 //! and `except`, a part runs in the context of the code around it: its errors reach the
 //! handlers around it, its `return` runs the `finally` bodies and leaves the `with` blocks
@@ -143,8 +144,8 @@ pub fn has_loop(body: &[Stmt]) -> bool {
     })
 }
 
-/// Whether `body` has a `break` or `continue` of a loop around it: then it cannot be a part
-/// (a part's code holds no loop of its caller).
+/// Whether `body` has a `break` or `continue` of a loop around it: as a part, it returns
+/// a loop word for them (`loop_exits.rs`).
 fn breaks_out(body: &[Stmt]) -> bool {
     any_stmt(body, false, &|k| {
         matches!(k, StmtKind::Break | StmtKind::Continue)
@@ -277,15 +278,16 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         };
         Self::compile_with(func, fbc, sh, shape, |c| {
             for &part in parts {
-                c.call_fn_part(part, nlocals - 1);
+                c.call_fn_part(part, nlocals - 1, false);
             }
         });
     }
 
-    /// Calls the part `id` of the function's body with the frame ([`Self::call_borrowing`]);
-    /// a value it returned (slot `ret` not `UNBOUND`) is returned.
-    fn call_fn_part(&mut self, id: FuncId, ret: usize) {
-        self.call_borrowing(id);
+    /// Calls the part `id` of the function's body with the frame ([`Self::call_borrowing`];
+    /// its `break` and `continue` taken when `exits`); a value it returned (slot `ret` not
+    /// `UNBOUND`) is returned.
+    fn call_fn_part(&mut self, id: FuncId, ret: usize, exits: bool) {
+        self.call_borrowing_exits(id, exits);
         let v = self.load_slot(ret);
         let returned = self.b.ins().icmp_imm(IntCC::NotEqual, v, UNBOUND as i64);
         let next = self.b.create_block();
@@ -324,8 +326,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
 
     /// Compiles a block of statements here: as parts of about [`BLOCK_PART`] nodes
     /// ([`Self::stmts_part`]) when it has more than [`BLOCK_SPLIT_ABOVE`] and parts are
-    /// allowed here, except the statements that cannot be one (a `break` or `continue` of
-    /// a loop around them, a `return` where the function has no return slot) and a huge
+    /// allowed here, except the statements that cannot be one (a `return` where the
+    /// function has no return slot) and a huge
     /// `if`, `while`, `for`, `try` or `with` alone in its range, compiled in place with its
     /// own blocks cut the same way.
     pub(crate) fn stmts(&mut self, body: &[Stmt]) {
@@ -349,7 +351,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
                     ..
                 }]
             );
-            if block || breaks_out(stmts) || (self.ret_slot.is_none() && returns(stmts)) {
+            if block || (self.ret_slot.is_none() && returns(stmts)) {
                 self.stmts_in_place(stmts);
             } else {
                 if self.is_filled() {
@@ -366,15 +368,20 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         let ret = self.ret_slot;
         let start = self.temp_mark();
         let temps = self.temps;
+        let exits = breaks_out(stmts);
         let part = self.borrowed_part("block", stmts, ret, start, temps, |c| {
-            c.stmts_in_place(stmts)
+            if exits {
+                c.part_loop_exits(|c| c.stmts_in_place(stmts));
+            } else {
+                c.stmts_in_place(stmts);
+            }
         });
         let Some((id, assigned)) = part else {
             return;
         };
         match ret {
-            Some(ret) if returns(stmts) => self.call_fn_part(id, ret),
-            _ => self.call_borrowing(id),
+            Some(ret) if returns(stmts) => self.call_fn_part(id, ret, exits),
+            _ => self.call_borrowing_exits(id, exits),
         }
         self.assigned = assigned;
     }
@@ -479,6 +486,12 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
     /// Calls `id`, a part of this function sharing its frame, with the frame; sets the shadow
     /// stack's top back to this frame's; its error unwinds on (or restarts, in the opener).
     pub(crate) fn call_borrowing(&mut self, id: FuncId) {
+        self.call_borrowing_exits(id, false);
+    }
+
+    /// As [`Self::call_borrowing`], then, when `exits`, the part's `break` and `continue`
+    /// run here (`loop_exits.rs`).
+    fn call_borrowing_exits(&mut self, id: FuncId, exits: bool) {
         let f = self.sh.jit.module().declare_func_in_func(id, self.b.func);
         // As `call_part`.
         self.b.func.dfg.ext_funcs[f].colocated = false;
@@ -489,6 +502,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         // The part set the top past its own temporaries: this frame's again.
         self.reset_top();
         self.reload_locals();
+        if exits {
+            self.take_loop_words(r);
+        }
         self.propagate(r);
     }
 

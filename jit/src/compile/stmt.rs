@@ -180,18 +180,8 @@ impl FnCompiler<'_, '_> {
             StmtKind::If { cond, body, orelse } => self.if_stmt(cond, body, orelse),
             StmtKind::While { cond, body } => self.while_loop(cond, body, s.span),
             StmtKind::For { var, iter, body } => self.for_loop(var, iter, body, s.span),
-            StmtKind::Break => {
-                let (_, exit, w) = *self.loops.last().expect("break inside a loop");
-                let reached = self.run_finallies(true);
-                self.leave_with_blocks(reached - w);
-                self.b.ins().jump(exit, &[]);
-            }
-            StmtKind::Continue => {
-                let (latch, _, w) = *self.loops.last().expect("continue inside a loop");
-                let reached = self.run_finallies(true);
-                self.leave_with_blocks(reached - w);
-                self.b.ins().jump(latch, &[]);
-            }
+            StmtKind::Break => self.loop_jump(true),
+            StmtKind::Continue => self.loop_jump(false),
             StmtKind::Try {
                 body,
                 handlers,
