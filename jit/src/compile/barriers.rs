@@ -261,9 +261,7 @@ impl FnCompiler<'_, '_> {
             self.b.switch_to_block(has_slots);
             self.flag_test(slots, site, next);
             // All of it is slow-path code.
-            for n in first_new..self.b.func.dfg.num_blocks() {
-                self.b.set_cold_block(Block::from_u32(n as u32));
-            }
+            self.cold_from(first_new);
             self.b.switch_to_block(next);
             self.end_sequence();
         }

@@ -514,9 +514,7 @@ impl FnCompiler<'_, '_> {
             self.float_binop(op, x, y, span, &marked, done);
         }
         // Everything reached only from the slow path goes out of line.
-        for n in first_new..self.b.func.dfg.num_blocks() {
-            self.b.set_cold_block(Block::from_u32(n as u32));
-        }
+        self.cold_from(first_new);
         let r = self.binop_helper(op, x, y, span, inplace);
         self.repair_region(&marked, span);
         self.b.ins().jump(done, &[r.into()]);
@@ -729,11 +727,7 @@ impl FnCompiler<'_, '_> {
         let generic = self.b.create_block();
         let fx = self.float_value(x, generic);
         let fy = self.float_value(y, generic);
-        let r = match op {
-            BinOp::Add => self.b.ins().fadd(fx, fy),
-            BinOp::Sub => self.b.ins().fsub(fx, fy),
-            _ => self.b.ins().fmul(fx, fy),
-        };
+        let r = self.float_arith(op, fx, fy);
         // No call on the way unless the nursery is full: only that path repairs the region.
         let boxed = self.box_float_with(r, span, None, marked);
         self.b.ins().jump(done, &[boxed.into()]);

@@ -234,6 +234,17 @@ impl FnCompiler<'_, '_> {
             .map(|(&bits, _)| f64::from_bits(bits))
     }
 
+    /// `x OP y` on unboxed floats for `OP` one of `+ - *` (which never raise): one place for
+    /// the float trees, the float path of a binary operation and inlined leaf functions.
+    pub(crate) fn float_arith(&mut self, op: BinOp, x: Value, y: Value) -> Value {
+        match op {
+            BinOp::Add => self.b.ins().fadd(x, y),
+            BinOp::Sub => self.b.ins().fsub(x, y),
+            BinOp::Mul => self.b.ins().fmul(x, y),
+            _ => unreachable!("float_arith takes + - *"),
+        }
+    }
+
     /// `e` as an unboxed float tree of at least two operations (a single one is no better
     /// than the generic inline path), boxed once; `None` if it is not such a tree.
     pub(crate) fn float_tree_expr(&mut self, e: &Expr) -> Option<Value> {
@@ -381,9 +392,7 @@ impl FnCompiler<'_, '_> {
                 let x = self.float_tree(a, gives_float(b), generic);
                 let y = self.float_tree(b, gives_float(a), generic);
                 match op {
-                    BinOp::Add => self.b.ins().fadd(x, y),
-                    BinOp::Sub => self.b.ins().fsub(x, y),
-                    BinOp::Mul => self.b.ins().fmul(x, y),
+                    BinOp::Add | BinOp::Sub | BinOp::Mul => self.float_arith(*op, x, y),
                     BinOp::Div => {
                         let zero = self.b.ins().f64const(0.0);
                         let is_zero = self.b.ins().fcmp(FloatCC::Equal, y, zero);

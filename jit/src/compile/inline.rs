@@ -213,11 +213,7 @@ impl FnCompiler<'_, '_> {
             self.b.switch_to_block(not_ints);
             let fx = self.float_value(x, call);
             let fy = self.float_value(y, call);
-            let r = match op {
-                BinOp::Add => self.b.ins().fadd(fx, fy),
-                BinOp::Sub => self.b.ins().fsub(fx, fy),
-                _ => self.b.ins().fmul(fx, fy),
-            };
+            let r = self.float_arith(op, fx, fy);
             let boxed = self.box_float_or(r, span, Some(call));
             self.b.ins().jump(done, &[boxed.into()]);
         }
