@@ -24,6 +24,8 @@ pub struct PageRuns {
     pages: u64,
     /// Copy of `Inner::frontier` readable without the lock (the marker asks per object).
     frontier: AtomicU64,
+    /// The highest frontier ever: no page at or above it was ever handed out.
+    high_water: AtomicU64,
 }
 
 impl PageRuns {
@@ -38,6 +40,7 @@ impl PageRuns {
             }),
             pages,
             frontier: AtomicU64::new(0),
+            high_water: AtomicU64::new(0),
         }
     }
 
@@ -62,6 +65,7 @@ impl PageRuns {
         );
         g.frontier += n;
         self.frontier.store(g.frontier, Relaxed);
+        self.high_water.fetch_max(g.frontier, Relaxed);
         start
     }
 
@@ -96,6 +100,12 @@ impl PageRuns {
     /// freed: pages at or above it are untouched.
     pub fn frontier(&self) -> u64 {
         self.frontier.load(Relaxed)
+    }
+
+    /// One past the highest page ever handed out (never lowered): every page ever in use lies
+    /// below it (read-marker resets look no higher).
+    pub fn high_water(&self) -> u64 {
+        self.high_water.load(Relaxed)
     }
 
     /// Pages currently handed out.

@@ -89,7 +89,7 @@
 //! # Modules
 //! `layout` (offsets), `gs` (`%gs` base and gs-relative accesses), `segment` (reservation,
 //! memfd), `pages` (privatization), `object` (header, types), `locks` (write locks),
-//! `barrier`, `readsites` (optional read-site tables, for conflict reports), `transaction`
+//! `barrier`, `markers` (resets at read-version wrap-around), `readsites` (optional read-site tables, for conflict reports), `transaction`
 //! (begin/commit/abort), `contention`, `safepoint`, `stats`,
 //! `value` (tagged words), `shadowstack`, `nursery` (allocation, minor collection), `gcpage`
 //! and `largemalloc` (old space), `major` (major collection, re-sharing), `ffi`.
@@ -118,6 +118,7 @@ pub mod largemalloc;
 pub mod layout;
 pub mod locks;
 pub mod major;
+pub mod markers;
 pub mod nursery;
 pub mod object;
 pub mod pages;

@@ -1441,21 +1441,4 @@ impl Stm {
             a = b;
         }
     }
-
-    /// Resets all read and card markers of `seg` to 0 (read-version wrap-around): the private
-    /// anonymous marker area is dropped with `MADV_DONTNEED` and reads back as zero pages.
-    pub(crate) fn reset_markers(&self, seg: usize) {
-        let (s, e) = self.mem.layout.markers_region();
-        // SAFETY: the range is our segment's private marker mapping; the owner is RUNNING so
-        // no committer reads it concurrently.
-        let r = unsafe {
-            libc::madvise(
-                self.mem.addr(seg, s) as *mut libc::c_void,
-                (e - s) as usize,
-                libc::MADV_DONTNEED,
-            )
-        };
-        assert_eq!(r, 0, "stmjit: madvise(MADV_DONTNEED) on markers failed");
-        Stats::add(&self.stats.marker_resets, 1);
-    }
 }
