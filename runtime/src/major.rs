@@ -269,7 +269,7 @@ impl Stm {
             .collect();
         let mut m = Marker {
             stm: self,
-            types: self.types.read().clone(),
+            types: self.types.snapshot(),
             owner: HashMap::new(),
             stack: Vec::new(),
             found: Vec::new(),

@@ -128,7 +128,7 @@ pub(crate) unsafe fn update_flags(p: u64, set: u32, clear: u32) {
 
 struct Minor<'a> {
     stm: &'a Stm,
-    types: &'a [crate::object::TypeInfo],
+    types: &'a crate::object::TypeRegistry,
     alloc: crate::gcpage::SegmentAllocator<'a>,
     base: u64,
     l: Layout,
@@ -151,7 +151,7 @@ impl Minor<'_> {
                     return *((p + 8) as *const u64);
                 }
                 let ty = *((p + 4) as *const u32);
-                let ti = self.types.get(ty as usize).unwrap_or_else(|| {
+                let ti = self.types.try_get(ty).unwrap_or_else(|| {
                     panic!("stmjit: young object {w:#x} has unknown type id {ty}")
                 });
                 let size = round_size((ti.size)(p as *const u8) as u64);
@@ -207,7 +207,7 @@ impl Minor<'_> {
         let p = self.base + r;
         // SAFETY: r is an object of our segment (old or just promoted): header mapped.
         let ty = unsafe { *((p + 4) as *const u32) };
-        let ti = self.types[ty as usize];
+        let ti = self.types.get(ty);
         (ti.trace)(p as *mut u8, &mut |q: *mut u64| {
             // SAFETY: the trace hook gives addresses of value words inside the object.
             unsafe {
@@ -306,11 +306,10 @@ impl StmThread {
         let stm = unsafe { self.stm_unbound() };
         let gc = &mut *self.gc;
         let t0 = Instant::now();
-        let types = stm.types.read();
         let base = l.segment_base(me);
         let mut m = Minor {
             stm,
-            types: &types,
+            types: &stm.types,
             alloc: stm.old.segment_allocator(me),
             base,
             l,
@@ -353,7 +352,6 @@ impl StmThread {
         let promoted = m.promoted;
         gc.modified.append(&mut m.new_recs);
         drop(m);
-        drop(types);
         for (r, _) in gc.young_large.drain() {
             stm.old.free_large(r);
         }

@@ -5,7 +5,7 @@
 //! `type_id`. The registry gives each type its size and a trace hook enumerating its
 //! value words, which the GC uses.
 
-use std::sync::RwLock;
+use std::sync::Mutex;
 
 /// Header of every object (old or new), at the object's reference offset.
 #[repr(C)]
@@ -64,30 +64,73 @@ pub struct TypeInfo {
 /// Trace hook of types without reference fields.
 pub fn trace_none(_obj: *mut u8, _visit: &mut dyn FnMut(*mut u64)) {}
 
+/// Ids of the first chunk of the registry; chunk `c` holds `FIRST_CHUNK << c` ids.
+const FIRST_CHUNK: usize = 64;
+/// Chunks enough for every `u32` id.
+const CHUNKS: usize = 27;
+
 /// The registry of types of one runtime instance.
-#[derive(Default)]
+///
+/// Lookups take no lock: every write barrier's slow path and every minor collection looks a
+/// type up, and a read-write lock's reader count was a cache line all running segments wrote
+/// at each transaction. Types live in chunks that never move (chunk `c` holds ids from
+/// `FIRST_CHUNK * (2^c - 1)` on, `FIRST_CHUNK << c` of them), each slot set once;
+/// registrations are serialized by a mutex.
 pub struct TypeRegistry {
-    types: RwLock<Vec<TypeInfo>>,
+    chunks: [std::sync::OnceLock<Box<[std::sync::OnceLock<TypeInfo>]>>; CHUNKS],
+    len: Mutex<usize>,
+}
+
+impl Default for TypeRegistry {
+    fn default() -> TypeRegistry {
+        TypeRegistry {
+            chunks: std::array::from_fn(|_| std::sync::OnceLock::new()),
+            len: Mutex::new(0),
+        }
+    }
+}
+
+/// The chunk of `id` and its index there.
+fn locate(id: usize) -> (usize, usize) {
+    let k = id / FIRST_CHUNK + 1;
+    let c = k.ilog2() as usize;
+    (c, id - FIRST_CHUNK * ((1 << c) - 1))
 }
 
 impl TypeRegistry {
     /// Registers a type and returns its id.
     pub fn register(&self, info: TypeInfo) -> TypeId {
-        let mut t = self.types.write().unwrap();
-        t.push(info);
-        TypeId((t.len() - 1) as u32)
+        let mut len = self.len.lock().unwrap_or_else(|e| e.into_inner());
+        let id = *len;
+        let (c, i) = locate(id);
+        assert!(c < CHUNKS && id <= u32::MAX as usize, "stmjit: too many types");
+        let chunk = self.chunks[c].get_or_init(|| {
+            (0..FIRST_CHUNK << c)
+                .map(|_| std::sync::OnceLock::new())
+                .collect()
+        });
+        assert!(chunk[i].set(info).is_ok(), "stmjit: type id {id} set twice");
+        *len += 1;
+        TypeId(id as u32)
     }
 
-    /// A read guard on all types (one lock for a whole collection).
-    pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<TypeInfo>> {
-        self.types.read().unwrap()
+    /// The type of id `id`, if registered.
+    #[inline]
+    pub fn try_get(&self, id: u32) -> Option<TypeInfo> {
+        let (c, i) = locate(id as usize);
+        self.chunks.get(c)?.get()?.get(i)?.get().copied()
+    }
+
+    /// Every registered type, in id order (a copy, for a whole major collection).
+    pub(crate) fn snapshot(&self) -> Vec<TypeInfo> {
+        let len = *self.len.lock().unwrap_or_else(|e| e.into_inner());
+        (0..len as u32).map_while(|id| self.try_get(id)).collect()
     }
 
     /// Looks a type up; panics with a clear message on an unknown id.
     pub fn get(&self, id: u32) -> TypeInfo {
-        let t = self.types.read().unwrap();
-        match t.get(id as usize) {
-            Some(i) => *i,
+        match self.try_get(id) {
+            Some(i) => i,
             None => panic!("stmjit: unknown type id {id} (corrupt header or dangling reference?)"),
         }
     }
@@ -100,5 +143,69 @@ impl TypeRegistry {
         // SAFETY: the caller's contract: `obj` is a readable, initialised object.
         let h = unsafe { &*(obj as *const ObjectHeader) };
         (self.get(h.type_id).size)(obj)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size_16(_: *const u8) -> usize {
+        16
+    }
+
+    /// Ids are dense and each names its own type across chunk boundaries (64, 192, 448),
+    /// also while other threads look types up during registrations.
+    #[test]
+    fn registered_types_are_found_by_id_across_chunks() {
+        let names: Vec<&'static str> = (0..500)
+            .map(|i| &*Box::leak(format!("t{i}").into_boxed_str()))
+            .collect();
+        let reg = TypeRegistry::default();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for (i, &name) in names.iter().enumerate() {
+                    let id = reg.register(TypeInfo {
+                        name,
+                        size: size_16,
+                        trace: trace_none,
+                        carded: i % 2 == 0,
+                    });
+                    assert_eq!(id, TypeId(i as u32));
+                }
+            });
+            s.spawn(|| {
+                for _ in 0..2000 {
+                    for id in 0..500u32 {
+                        if let Some(t) = reg.try_get(id) {
+                            assert_eq!(t.name, names[id as usize]);
+                        }
+                    }
+                }
+            });
+        });
+        for (i, &name) in names.iter().enumerate() {
+            assert_eq!(reg.get(i as u32).name, name);
+            assert_eq!(reg.get(i as u32).carded, i % 2 == 0);
+        }
+        assert!(reg.try_get(500).is_none());
+        assert!(reg.try_get(u32::MAX).is_none());
+        let all = reg.snapshot();
+        assert_eq!(all.len(), 500);
+        assert_eq!(all[499].name, "t499");
+    }
+
+    /// Chunk `c` starts at id `64 * (2^c - 1)` and holds `64 << c` ids.
+    #[test]
+    fn ids_map_to_consecutive_slots_of_doubling_chunks() {
+        let mut expect = (0, 0);
+        for id in 0..100_000 {
+            assert_eq!(locate(id), expect, "id {id}");
+            expect.1 += 1;
+            if expect.1 == FIRST_CHUNK << expect.0 {
+                expect = (expect.0 + 1, 0);
+            }
+        }
+        assert_eq!(locate(u32::MAX as usize).0, CHUNKS - 1);
     }
 }
