@@ -90,7 +90,7 @@
 //! `layout` (offsets), `gs` (`%gs` base and gs-relative accesses), `segment` (reservation,
 //! memfd), `pages` (privatization), `object` (header, types), `locks` (write locks),
 //! `barrier`, `markers` (resets at read-version wrap-around), `readsites` (optional read-site tables, for conflict reports), `transaction`
-//! (begin/commit/abort), `contention`, `safepoint`, `stats`,
+//! (begin/commit/abort), `contention`, `safepoint`, `stats`, `ticks` (cheap timestamps),
 //! `value` (tagged words), `shadowstack`, `nursery` (allocation, minor collection), `gcpage`
 //! and `largemalloc` (old space), `major` (major collection, re-sharing), `ffi`.
 //!
@@ -128,6 +128,7 @@ pub mod segment;
 pub mod shadowstack;
 pub mod stats;
 pub mod stm;
+pub mod ticks;
 pub mod trace;
 pub mod transaction;
 pub mod value;

@@ -103,7 +103,10 @@ impl TypeRegistry {
         let mut len = self.len.lock().unwrap_or_else(|e| e.into_inner());
         let id = *len;
         let (c, i) = locate(id);
-        assert!(c < CHUNKS && id <= u32::MAX as usize, "stmjit: too many types");
+        assert!(
+            c < CHUNKS && id <= u32::MAX as usize,
+            "stmjit: too many types"
+        );
         let chunk = self.chunks[c].get_or_init(|| {
             (0..FIRST_CHUNK << c)
                 .map(|_| std::sync::OnceLock::new())

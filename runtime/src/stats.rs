@@ -160,7 +160,8 @@ pub(crate) struct SegCounters {
     pub minor_max_ns: AtomicU64,
     pub shadow_max_slots: AtomicU64,
     pub validations: AtomicU64,
-    pub validate_ns: AtomicU64,
+    /// Time spent validating, in time-stamp-counter ticks (`ticks.rs`).
+    pub validate_ticks: AtomicU64,
     pub imported_entries: AtomicU64,
     pub imported_bytes: AtomicU64,
 }
@@ -184,7 +185,6 @@ impl SegCounters {
         s.minor_max_ns = s.minor_max_ns.max(self.minor_max_ns.load(Relaxed));
         s.shadow_max_slots = s.shadow_max_slots.max(self.shadow_max_slots.load(Relaxed));
         s.validations += self.validations.load(Relaxed);
-        s.validate_ns += self.validate_ns.load(Relaxed);
         s.imported_entries += self.imported_entries.load(Relaxed);
         s.imported_bytes += self.imported_bytes.load(Relaxed);
     }

@@ -163,8 +163,8 @@ pub(crate) struct SegShared {
     pub running: AtomicBool,
     pub tx_state: AtomicU64,
     /// The running transaction's age for the contention rules: when it (or the first try
-    /// of it, after aborts) began, in ns since `Stm::epoch`; ties broken by segment number.
-    /// A clock reading, not a shared counter: beginning writes nothing shared.
+    /// of it, after aborts) began, in time-stamp-counter ticks (`ticks.rs`); ties broken by
+    /// segment number. A clock reading, not a shared counter: beginning writes nothing shared.
     pub start_time: AtomicU64,
     pub private: PrivateBitmap,
     /// What the doomer of this segment's transaction knew about the conflict: written under
@@ -240,8 +240,8 @@ pub struct Stm {
     /// Segment whose transaction is in its commit phase
     /// ([`crate::StmThread::enter_commit_phase`]), 0 if none.
     pub(crate) finishing: AtomicU8,
-    /// Origin of the transactions' start times (`SegShared::start_time`).
-    pub(crate) epoch: std::time::Instant,
+    /// Converts the ticks of `SegCounters::validate_ticks` to nanoseconds.
+    pub(crate) tick_rate: crate::ticks::TickRate,
     /// The old-object allocator (size-class pages and page runs).
     pub(crate) old: OldSpace,
     /// Objects above this size are allocated young outside the nursery.
@@ -345,7 +345,7 @@ impl Stm {
             sync_in_progress: AtomicBool::new(false),
             inevitable: AtomicU8::new(0),
             finishing: AtomicU8::new(0),
-            epoch: std::time::Instant::now(),
+            tick_rate: crate::ticks::TickRate::new(),
             tracer: config.trace.then(crate::trace::Tracer::new),
             idle_stop: crate::major::IdleStop::default(),
             config,
@@ -390,9 +390,12 @@ impl Stm {
     /// A copy of the statistics.
     pub fn stats(&self) -> StatsSnapshot {
         let mut s = self.stats.snapshot();
+        let mut validate_ticks = 0;
         for seg in &self.segs {
             seg.counters.add_to(&mut s);
+            validate_ticks += seg.counters.validate_ticks.load(Relaxed);
         }
+        s.validate_ns = self.tick_rate.to_ns(validate_ticks);
         s.log_entries = self.log.len();
         s.log_bytes = self.log.held_bytes();
         s

@@ -392,7 +392,7 @@ impl StmThread {
         if next.is_null() {
             return None;
         }
-        let t0 = Instant::now();
+        let t0 = crate::ticks::now();
         let rv = info.read_version.load(Relaxed);
         let check = stm.tx_state(me) & IN_TX != 0;
         let (mut entries, mut bytes) = (0, 0);
@@ -446,7 +446,7 @@ impl StmThread {
         SegCounters::bump(&c.validations, 1);
         SegCounters::bump(&c.imported_entries, entries);
         SegCounters::bump(&c.imported_bytes, bytes);
-        SegCounters::bump(&c.validate_ns, t0.elapsed().as_nanos() as u64);
+        SegCounters::bump(&c.validate_ticks, crate::ticks::now().wrapping_sub(t0));
         found
     }
 
@@ -539,10 +539,7 @@ impl StmThread {
             rv = 0;
         }
         info.read_version.store(rv + 1, SeqCst);
-        let start = self
-            .retained_start
-            .take()
-            .unwrap_or_else(|| stm.epoch.elapsed().as_nanos() as u64);
+        let start = self.retained_start.take().unwrap_or_else(crate::ticks::now);
         stm.segs[seg].start_time.store(start, SeqCst);
         // A read first: the atomic write would take the line from the cores that signal us.
         if info.safe_point_request.load(SeqCst) & REQUEST_ABORT != 0 {
