@@ -404,6 +404,21 @@ fn transaction_queue_runs_every_call_once_with_aborts() {
     check("txqueue", &["--threads", "4"], ABORTS, &[]);
 }
 
+/// Queued calls of 0 to 3 arguments (kept flat in one list per queue round), arguments made
+/// in the queuing transaction and moved by collections before the round (tiny nursery),
+/// calls queued while others run, and a round inside `with atomic:`.
+#[test]
+fn transaction_queue_calls_of_every_arity() {
+    check("txqueue_arity", &["--threads", "2"], &[], &[]);
+    check("txqueue_arity", &["--threads", "1"], &[SMALL_NURSERY], &[]);
+    check(
+        "txqueue_arity",
+        &["--threads", "4"],
+        &[ABORTS, &[SMALL_NURSERY]].concat(),
+        &[],
+    );
+}
+
 // ---- 5. disjoint writes commit without conflicts ----
 
 #[test]

@@ -318,14 +318,19 @@ fn run_queue_inline(ctx: *mut Ctx, recv: Word) -> Word {
         if rt.list_len(calls) == 0 {
             break NONE;
         }
-        let call = rt.list_get(calls, 0);
-        let rest = rt.list_items(calls)[1..].to_vec();
+        // The first call (see `threads::queue_add`): its words, then the rest of the list.
+        let mut items = rt.list_items(calls);
+        let end = super::threads::call_starts(&items)[1];
+        let rest = items.split_off(end);
         let inner = rt.mark();
-        let hc = rt.root(call);
+        let held = match rt.hold_all(&items) {
+            Ok(h) => h,
+            Err(e) => break rt.unwind(e),
+        };
         if let Err(e) = rt.list_replace(calls, &rest) {
             break rt.unwind(e);
         }
-        let call = rt.list_items(rt.get(hc));
+        let call: Vec<Word> = held[1..].iter().map(|&h| rt.held(h)).collect();
         rt.release(inner);
         if call_value(ctx, call[0], &call[1..]) == ERR {
             break ERR;
@@ -711,14 +716,7 @@ pub(crate) fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]
                     );
                 }
                 return with_rt(ctx, |rt| {
-                    let mark = rt.mark();
-                    let rr = rt.root(recv);
-                    let added = rt.new_list(args).and_then(|call| {
-                        let calls = rt.ld(rt.get(rr), offset_of!(OpaqueObj, a) as u64);
-                        rt.list_push(calls, call)
-                    });
-                    rt.release(mark);
-                    added.map(|_| NONE)
+                    super::threads::queue_add(rt, recv, args[0], &args[1..]).map(|_| NONE)
                 });
             }
             (OPAQUE_QUEUE, "run") if args.is_empty() => {

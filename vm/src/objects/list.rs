@@ -175,12 +175,20 @@ impl Runtime {
     /// [`Self::list_items`] into `out` (cleared first), for a caller that reads many small
     /// lists one after the other (a queue worker: one queued call each) and keeps one buffer.
     pub fn list_items_into(&self, l: Word, out: &mut Vec<Word>) {
-        out.clear();
         self.rb(l);
         let n = self.ld(l, LIST_LEN);
+        self.list_range_into(l, 0..n, out);
+    }
+
+    /// Items `range` of a list into `out` (cleared first), with one read barrier on the list
+    /// and one per granule of those items. `range` must lie inside the list.
+    pub fn list_range_into(&self, l: Word, range: std::ops::Range<u64>, out: &mut Vec<Word>) {
+        out.clear();
+        self.rb(l);
+        debug_assert!(range.end <= self.ld(l, LIST_LEN));
         let arr = self.ld(l, LIST_ITEMS);
         let mut granule = u64::MAX;
-        out.extend((0..n).map(|i| {
+        out.extend(range.map(|i| {
             let off = ARRAY_DATA + 8 * i;
             if (arr + off) >> stmjit_runtime::layout::MARKER_SHIFT != granule {
                 granule = (arr + off) >> stmjit_runtime::layout::MARKER_SHIFT;
@@ -189,6 +197,18 @@ impl Runtime {
             self.ld(arr, off)
         }));
     }
+    /// Appends `items` to a list, keeping them rooted while the list's items array grows.
+    pub fn list_extend(&mut self, l: Word, items: &[Word]) -> R<()> {
+        let m = self.mark();
+        let rl = self.root(l);
+        let r = self.hold_all(items).and_then(|held| {
+            held.iter()
+                .try_for_each(|&h| self.list_push(self.get(rl), self.held(h)))
+        });
+        self.release(m);
+        r
+    }
+
     /// Replaces all items of a list.
     pub fn list_replace(&mut self, l: Word, items: &[Word]) -> R<()> {
         self.rb(l);
