@@ -153,6 +153,9 @@ impl FnCompiler<'_, '_> {
             }
             ExprKind::Call { func, args } => {
                 self.has_calls = true;
+                if let Some(v) = self.sqrt_expr(e, e.span) {
+                    return v;
+                }
                 self.call_expr(func, args, e.span)
             }
             ExprKind::CallEx { func, args } => {
@@ -1144,6 +1147,28 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(done);
     }
 
+    /// Builtin `b` called on the `n` words at `p` (temporaries), by its helper.
+    fn builtin_at(&mut self, b: Builtin, p: Value, n: Value, span: Span) -> Value {
+        if b == Builtin::Print {
+            return self.call_checked(Helper::Print, &[self.ctx, p, n], span);
+        }
+        let k = Builtin::ALL.iter().position(|x| *x == b).unwrap() as i64;
+        let k = self.b.ins().iconst(I64, k);
+        self.call_checked(Helper::Builtin, &[self.ctx, k, p, n], span)
+    }
+
+    /// Builtin `b` called on the one word `v`, by its helper (the slow path of a builtin
+    /// computed inline).
+    pub(crate) fn builtin_on(&mut self, b: Builtin, v: Value, span: Span) -> Value {
+        let mark = self.temp_mark();
+        let t = self.push_temp(v);
+        let p = self.slot_addr(t);
+        let n = self.b.ins().iconst(I64, 1);
+        let r = self.builtin_at(b, p, n, span);
+        self.pop_temps(mark);
+        r
+    }
+
     fn call_expr(&mut self, func: &Expr, args: &[Expr], span: Span) -> Value {
         // Builtins called by name.
         if let ExprKind::Name(n) = &func.kind {
@@ -1159,13 +1184,7 @@ impl FnCompiler<'_, '_> {
             }
             if let Some(b) = b {
                 let (mark, p, n) = self.eval_into_temps(args);
-                let r = if b == Builtin::Print {
-                    self.call_checked(Helper::Print, &[self.ctx, p, n], span)
-                } else {
-                    let k = Builtin::ALL.iter().position(|x| *x == b).unwrap() as i64;
-                    let k = self.b.ins().iconst(I64, k);
-                    self.call_checked(Helper::Builtin, &[self.ctx, k, p, n], span)
-                };
+                let r = self.builtin_at(b, p, n, span);
                 self.pop_temps(mark);
                 return r;
             }

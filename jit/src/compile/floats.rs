@@ -21,11 +21,26 @@
 use super::FnCompiler;
 use cranelift_codegen::ir::{condcodes::FloatCC, condcodes::IntCC, types::F64, types::I64};
 use cranelift_codegen::ir::{Block, InstBuilder, Value};
-use stmjit_lang::ast::{BinOp, CmpOp, Expr, ExprKind, Slot, Stmt, StmtKind, Target};
+use stmjit_lang::ast::{BinOp, Builtin, CmpOp, Expr, ExprKind, Slot, Stmt, StmtKind, Target};
 use stmjit_lang::diag::Span;
 
 /// Ints exactly representable as `f64`: int literals up to this size may be leaves.
 const EXACT_INT: i64 = 1 << 53;
+
+/// The argument of `e` if it is `sqrt(x)` of the builtin (no global of the program is named
+/// so): an operation of float trees, and [`FnCompiler::sqrt_expr`].
+fn sqrt_arg(e: &Expr) -> Option<&Expr> {
+    let ExprKind::Call { func, args } = &e.kind else {
+        return None;
+    };
+    let ExprKind::Name(n) = &func.kind else {
+        return None;
+    };
+    match (n.slot, args.as_slice()) {
+        (Slot::Builtin(Builtin::Sqrt), [x]) => Some(x),
+        _ => None,
+    }
+}
 
 /// Whether `e` is a leaf of a float tree: a float literal, a small int literal, or a local
 /// variable.
@@ -43,7 +58,7 @@ fn is_leaf(e: &Expr) -> bool {
 /// is converted, as Python converts the int operand of a float operation (round to
 /// nearest, as `fcvt` does; 63-bit ints never overflow an `f64`).
 fn gives_float(e: &Expr) -> bool {
-    matches!(e.kind, ExprKind::Float(_) | ExprKind::Binary(..))
+    matches!(e.kind, ExprKind::Float(_) | ExprKind::Binary(..)) || sqrt_arg(e).is_some()
 }
 
 /// Whether `x` and `other` are both int literals: an operation on them stays an int. Next
@@ -64,6 +79,7 @@ fn tree_ops(e: &Expr) -> Option<usize> {
             }
             Some(tree_ops(a)? + tree_ops(b)? + 1)
         }
+        ExprKind::Call { .. } => Some(tree_ops(sqrt_arg(e)?)? + 1),
         _ if is_leaf(e) => Some(0),
         _ => None,
     }
@@ -78,6 +94,8 @@ fn float_likely(e: &Expr, float_locals: &[bool]) -> bool {
         ExprKind::Binary(BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div, a, b) => {
             float_likely(a, float_locals) || float_likely(b, float_locals)
         }
+        // `sqrt` gives a float whatever its argument.
+        ExprKind::Call { .. } => sqrt_arg(e).is_some(),
         _ => false,
     }
 }
@@ -129,6 +147,7 @@ pub(crate) fn float_locals(body: &[Stmt], nlocals: usize) -> Vec<bool> {
 fn has_local(e: &Expr) -> bool {
     match &e.kind {
         ExprKind::Binary(_, a, b) => has_local(a) || has_local(b),
+        ExprKind::Call { .. } => sqrt_arg(e).is_some_and(has_local),
         ExprKind::Name(_) => true,
         _ => false,
     }
@@ -234,6 +253,43 @@ impl FnCompiler<'_, '_> {
             .map(|(&bits, _)| f64::from_bits(bits))
     }
 
+    /// `sqrt(x)` of an unboxed float: a branch to `other` for a negative `x` (whose
+    /// `ValueError` the generic code raises); NaN and -0.0 give themselves, as in Python.
+    fn float_sqrt(&mut self, x: Value, other: Block) -> Value {
+        let zero = self.b.ins().f64const(0.0);
+        let neg = self.b.ins().fcmp(FloatCC::LessThan, x, zero);
+        self.unless(neg, other);
+        self.b.ins().sqrt(x)
+    }
+
+    /// `sqrt(x)` of the builtin with one argument, `None` for other expressions: a float
+    /// tree where `x` is one (a local among its leaves), else `x` computed as a word, and
+    /// the root of a float or an int of magnitude at most 2^53 ([`Self::number_f64`])
+    /// taken inline, boxed once; the builtin's helper, out of line, for other arguments
+    /// (which it converts or rejects) and negative ones.
+    pub(crate) fn sqrt_expr(&mut self, e: &Expr, span: Span) -> Option<Value> {
+        let arg = sqrt_arg(e)?;
+        if let Some(v) = self.float_tree_expr(e) {
+            return Some(v);
+        }
+        let v = self.expr(arg);
+        let generic = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let f = self.number_f64(v, generic);
+        let r = self.float_sqrt(f, generic);
+        let boxed = self.box_float(r, span);
+        self.b.ins().jump(done, &[boxed.into()]);
+        self.b.set_cold_block(generic);
+        self.b.switch_to_block(generic);
+        let first_new = self.b.func.dfg.num_blocks();
+        let r = self.builtin_on(Builtin::Sqrt, v, span);
+        self.b.ins().jump(done, &[r.into()]);
+        self.cold_from(first_new);
+        self.enter_join(done, Default::default());
+        Some(self.b.block_params(done)[0])
+    }
+
     /// `x OP y` on unboxed floats for `OP` one of `+ - *` (which never raise): one place for
     /// the float trees, the float path of a binary operation and inlined leaf functions.
     pub(crate) fn float_arith(&mut self, op: BinOp, x: Value, y: Value) -> Value {
@@ -250,7 +306,7 @@ impl FnCompiler<'_, '_> {
     pub(crate) fn float_tree_expr(&mut self, e: &Expr) -> Option<Value> {
         if self.in_float_generic
             || self.huge(e)
-            || tree_ops(e)? < 2
+            || tree_ops(e)? < if sqrt_arg(e).is_some() { 1 } else { 2 }
             || !has_local(e)
             || !float_likely(e, &self.float_locals)
         {
@@ -401,6 +457,12 @@ impl FnCompiler<'_, '_> {
                     }
                     _ => unreachable!("float tree operators are + - * /"),
                 }
+            }
+            ExprKind::Call { .. } => {
+                let a = sqrt_arg(e).expect("a tree's calls are sqrt");
+                // An int converts as `float(x)` does (`gives_float`).
+                let x = self.float_tree(a, true, generic);
+                self.float_sqrt(x, generic)
             }
             _ => unreachable!("not a float tree"),
         }

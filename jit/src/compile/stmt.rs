@@ -550,65 +550,7 @@ impl FnCompiler<'_, '_> {
                 } else {
                     self.operands(&args[0], &args[1])
                 };
-                // Non-int bounds: the generic path (range() raises or accepts bools).
-                let both = self.b.ins().band(start, stop);
-                let bit = self.b.ins().band_imm(both, 1);
-                let counted = self.b.create_block();
-                let generic = self.b.create_block();
-                let exit = self.b.create_block();
-                let st = self.push_temp(start);
-                let et = self.push_temp(stop);
-                self.b.ins().brif(bit, counted, &[], generic, &[]);
-                // Counted loop over tagged ints.
-                self.b.switch_to_block(counted);
-                let head = self.b.create_block();
-                let body_b = self.b.create_block();
-                let latch = self.b.create_block();
-                self.b.ins().jump(head, &[]);
-                self.b.switch_to_block(head);
-                let cur = self.load_slot(st);
-                let end = self.load_slot(et);
-                let cc = if step > 0 {
-                    IntCC::SignedLessThan
-                } else {
-                    IntCC::SignedGreaterThan
-                };
-                let go = self.b.ins().icmp(cc, cur, end);
-                self.b.ins().brif(go, body_b, &[], exit, &[]);
-                self.b.switch_to_block(body_b);
-                self.loop_body(body, latch, exit, |c| c.store_name(var, cur, span));
-                // The poll first: its restart point must find everything in slots.
-                self.poll(span);
-                let cur = self.load_slot(st);
-                let delta = self.b.ins().iconst(I64, step.wrapping_mul(2));
-                let (next, of) = self.b.ins().sadd_overflow(cur, delta);
-                self.store_slot(st, next);
-                self.b.ins().brif(of, exit, &[], head, &[]);
-                // Generic: build the range object and iterate it.
-                self.b.switch_to_block(generic);
-                let mut argv = vec![st, et];
-                if args.len() == 1 {
-                    argv = vec![et];
-                }
-                let first = self.temp_mark();
-                for &t in &argv {
-                    let v = self.load_slot(t);
-                    self.push_temp(v);
-                }
-                if let Some(s) = args.get(2) {
-                    let v = self.expr(s);
-                    self.push_temp(v);
-                }
-                let k = Builtin::ALL
-                    .iter()
-                    .position(|x| *x == Builtin::Range)
-                    .unwrap() as i64;
-                let k = self.b.ins().iconst(I64, k);
-                let p = self.slot_addr(first);
-                let n = self.b.ins().iconst(I64, args.len() as i64);
-                let r = self.call_checked(Helper::Builtin, &[self.ctx, k, p, n], iter.span);
-                self.iterate(var, r, body, span, iter.span, exit);
-                self.b.switch_to_block(exit);
+                self.range_loop(var, (start, stop), args, step, body, (span, iter.span));
                 self.pop_temps(mark);
                 return;
             }
@@ -618,6 +560,105 @@ impl FnCompiler<'_, '_> {
         self.iterate(var, v, body, span, iter.span, exit);
         self.b.switch_to_block(exit);
         self.pop_temps(mark);
+    }
+
+    /// `for var in range(start, stop[, step])` with a constant `step`: a counted loop over
+    /// tagged ints when both bounds are ints, else (range() raises, or accepts bools or big
+    /// ints) the range object made and iterated. One body for both, entered with the item:
+    /// a frame slot holds the iterator in the second mode (`NONE` in the first), and the
+    /// latch, after the poll, takes the next item the way the mode says. (A body per mode
+    /// made 2^n copies of the innermost body of n nested loops: 8 in nbody's `advance`.)
+    fn range_loop(
+        &mut self,
+        var: &Name,
+        (start, stop): (Value, Value),
+        args: &[Expr],
+        step: i64,
+        body: &[Stmt],
+        (span, iter_span): (Span, Span),
+    ) {
+        let both = self.b.ins().band(start, stop);
+        let bit = self.b.ins().band_imm(both, 1);
+        let generic = self.b.create_block();
+        let head = self.b.create_block();
+        let next_item = self.b.create_block();
+        let body_b = self.b.create_block();
+        self.b.append_block_param(body_b, I64);
+        let latch = self.b.create_block();
+        let exit = self.b.create_block();
+        let st = self.push_temp(start);
+        let et = self.push_temp(stop);
+        let none = self.b.ins().iconst(I64, stmjit_vm::abi::NONE as i64);
+        let mode = self.push_temp(none);
+        let int_zero = self.b.ins().iconst(I64, TAGGED_ZERO as i64);
+        let idx = self.push_temp(int_zero);
+        self.b.ins().brif(bit, head, &[], generic, &[]);
+        // Counted: the next tagged int, while below the end.
+        self.b.switch_to_block(head);
+        let cur = self.load_slot(st);
+        let end = self.load_slot(et);
+        let cc = if step > 0 {
+            IntCC::SignedLessThan
+        } else {
+            IntCC::SignedGreaterThan
+        };
+        let go = self.b.ins().icmp(cc, cur, end);
+        self.b.ins().brif(go, body_b, &[cur.into()], exit, &[]);
+        // Generic: build the range object and iterate it.
+        self.b.switch_to_block(generic);
+        let first = self.temp_mark();
+        let argv = if args.len() == 1 {
+            vec![et]
+        } else {
+            vec![st, et]
+        };
+        for t in argv {
+            let v = self.load_slot(t);
+            self.push_temp(v);
+        }
+        if let Some(s) = args.get(2) {
+            let v = self.expr(s);
+            self.push_temp(v);
+        }
+        let k = Builtin::ALL
+            .iter()
+            .position(|x| *x == Builtin::Range)
+            .unwrap() as i64;
+        let k = self.b.ins().iconst(I64, k);
+        let p = self.slot_addr(first);
+        let n = self.b.ins().iconst(I64, args.len() as i64);
+        let r = self.call_checked(Helper::Builtin, &[self.ctx, k, p, n], iter_span);
+        self.pop_temps(first);
+        let it = self.call_checked(Helper::Iter, &[self.ctx, r], iter_span);
+        self.store_slot(mode, it);
+        self.b.ins().jump(next_item, &[]);
+        self.b.switch_to_block(next_item);
+        let (x, done) = self.iter_next(mode, idx, iter_span);
+        self.b.ins().brif(done, exit, &[], body_b, &[x.into()]);
+        // The body, once.
+        self.b.switch_to_block(body_b);
+        self.local_of.clear();
+        let x = self.b.block_params(body_b)[0];
+        self.loop_body(body, latch, exit, |c| c.store_name(var, x, span));
+        // The poll first: its restart point must find everything in slots.
+        self.poll(span);
+        let m = self.load_slot(mode);
+        let counted = self.b.create_block();
+        let iterated = self.b.create_block();
+        self.b.ins().brif(m, iterated, &[], counted, &[]);
+        self.b.switch_to_block(counted);
+        let cur = self.load_slot(st);
+        let delta = self.b.ins().iconst(I64, step.wrapping_mul(2));
+        let (next, of) = self.b.ins().sadd_overflow(cur, delta);
+        self.store_slot(st, next);
+        self.b.ins().brif(of, exit, &[], head, &[]);
+        self.b.set_cold_block(iterated);
+        self.b.switch_to_block(iterated);
+        let i = self.load_slot(idx);
+        let i = self.b.ins().iadd_imm(i, 2);
+        self.store_slot(idx, i);
+        self.b.ins().jump(next_item, &[]);
+        self.b.switch_to_block(exit);
     }
 
     /// The generic `for` loop over the value `v`; ends by jumping to `exit`.
@@ -639,10 +680,7 @@ impl FnCompiler<'_, '_> {
         let latch = self.b.create_block();
         self.b.ins().jump(head, &[]);
         self.b.switch_to_block(head);
-        let it = self.load_slot(itt);
-        let i = self.load_slot(idx);
-        let x = self.iter_item(it, i, iter_span);
-        let end = self.b.ins().icmp_imm(IntCC::Equal, x, UNBOUND as i64);
+        let (x, end) = self.iter_next(itt, idx, iter_span);
         self.b.ins().brif(end, exit, &[], body_b, &[]);
         self.b.switch_to_block(body_b);
         self.loop_body(body, latch, exit, |c| c.store_name(var, x, span));
@@ -651,6 +689,16 @@ impl FnCompiler<'_, '_> {
         self.store_slot(idx, i);
         self.poll(span);
         self.b.ins().jump(head, &[]);
+    }
+
+    /// The item of the iterator in slot `itt` at the index in slot `idx` (`UNBOUND` past
+    /// its end), and whether it is past the end.
+    fn iter_next(&mut self, itt: usize, idx: usize, iter_span: Span) -> (Value, Value) {
+        let it = self.load_slot(itt);
+        let i = self.load_slot(idx);
+        let x = self.iter_item(it, i, iter_span);
+        let end = self.b.ins().icmp_imm(IntCC::Equal, x, UNBOUND as i64);
+        (x, end)
     }
 
     /// `Ctx::atomic_depth += delta`, inline.
