@@ -404,7 +404,7 @@ fn transaction_queue_runs_every_call_once_with_aborts() {
     check("txqueue", &["--threads", "4"], ABORTS, &[]);
 }
 
-/// Queued calls of 0 to 3 arguments (kept flat in one list per queue round), arguments made
+/// Queued calls of 0 to 3 and 7 arguments (kept flat in one list per queue round), arguments made
 /// in the queuing transaction and moved by collections before the round (tiny nursery),
 /// calls queued while others run, and a round inside `with atomic:`.
 #[test]

@@ -126,19 +126,22 @@ impl Runtime {
     }
     /// Second half of [`Runtime::list_push`] after the new items array was allocated.
     fn list_push_grown(&mut self, l: Word, v: Word, new: Word, len: u64) -> R<()> {
-        let mut arr = self.ld(l, LIST_ITEMS);
-        {
-            for i in 0..len {
-                let w = self.carr_get(arr, i);
-                self.st(new, ARRAY_DATA + 8 * i, w);
-            }
-            self.wb(l)?;
-            self.st(l, LIST_ITEMS, new);
-            arr = new;
-        }
-        self.carr_set(arr, len, v)?;
+        self.list_move_items(l, new, len)?;
+        self.carr_set(new, len, v)?;
         self.wb(l)?;
         self.st(l, LIST_LEN, len + 1);
+        Ok(())
+    }
+    /// Copies the first `len` items of a list into the new (young) items array `new`, which
+    /// becomes the list's.
+    fn list_move_items(&mut self, l: Word, new: Word, len: u64) -> R<()> {
+        let arr = self.ld(l, LIST_ITEMS);
+        for i in 0..len {
+            let w = self.carr_get(arr, i);
+            self.st(new, ARRAY_DATA + 8 * i, w);
+        }
+        self.wb(l)?;
+        self.st(l, LIST_ITEMS, new);
         Ok(())
     }
     /// `l.pop(i)`: removes and returns item `i` (negative: from the end), moving the
@@ -197,16 +200,39 @@ impl Runtime {
             self.ld(arr, off)
         }));
     }
-    /// Appends `items` to a list, keeping them rooted while the list's items array grows.
+    /// Appends `items` to a list: one capacity check, and the items array grown at most
+    /// once (the list and the items are rooted only then: a queue's `q.add` appends a few
+    /// words each time, and item by item it cost about 700 instructions).
     pub fn list_extend(&mut self, l: Word, items: &[Word]) -> R<()> {
-        let m = self.mark();
-        let rl = self.root(l);
-        let r = self.hold_all(items).and_then(|held| {
-            held.iter()
-                .try_for_each(|&h| self.list_push(self.get(rl), self.held(h)))
-        });
-        self.release(m);
-        r
+        self.rb(l);
+        let len = self.ld(l, LIST_LEN);
+        let need = len + items.len() as u64;
+        if need > self.arr_cap(self.ld(l, LIST_ITEMS)) {
+            let m = self.mark();
+            let rl = self.root(l);
+            let grown = self.hold_all(items).and_then(|held| {
+                let new = self.new_array(true, need.max(len * 2).max(4), 0)?;
+                let l = self.get(rl);
+                self.list_move_items(l, new, len)?;
+                let items: Vec<Word> = held.iter().map(|&h| self.held(h)).collect();
+                Ok((l, items))
+            });
+            self.release(m);
+            let (l, items) = grown?;
+            return self.list_fill_end(l, len, &items);
+        }
+        self.list_fill_end(l, len, items)
+    }
+    /// Stores `items` after the first `len` items of a list whose items array has room for
+    /// them, and makes them part of the list.
+    fn list_fill_end(&mut self, l: Word, len: u64, items: &[Word]) -> R<()> {
+        let arr = self.ld(l, LIST_ITEMS);
+        for (i, &v) in items.iter().enumerate() {
+            self.carr_set(arr, len + i as u64, v)?;
+        }
+        self.wb(l)?;
+        self.st(l, LIST_LEN, len + items.len() as u64);
+        Ok(())
     }
 
     /// Replaces all items of a list.
