@@ -839,7 +839,7 @@ fn check_read_sites(r: &Run, v: &serde_json::Value) -> Vec<String> {
         assert_eq!(objects.len(), 1, "{site}");
         let name = objects[0]["name"].as_str().unwrap_or("");
         let (object, type_name) = match w.as_str() {
-            "balance" => ("Account.balance", "instance slots"),
+            "balance" => ("Account.balance", "instance"),
             "sum" => ("dict['sum']", "dict"),
             "cell" if ["list[3 or 4]", "list[4 or 5]"].contains(&name) => (name, "list"),
             _ => panic!("unknown tag {w}, or the list item is not named: {site}"),

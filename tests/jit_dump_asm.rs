@@ -431,23 +431,19 @@ fn list_methods_are_inline_and_constant_multiplies_fuse() {
     assert!(!triple.contains("seto"), "{triple}");
 }
 
-const ATTR_PROGRAM: &str = "\
-class P:
-    def __init__(self):
-        self.x = 1
-        self.y = 2
-
+const INDEX_PROGRAM: &str = "\
 def g(p):
-    return p.x + p.y
+    return p[1]
 
-print(g(P()))
+print(g([1, 3]))
 ";
 
-/// The barriers of one region share one load of the read version: `p.x` stores the read
-/// markers of `p` and then of its slots array with one load of the version before both.
+/// The barriers of one region share one load of the read version: `p[1]` stores the read
+/// markers of the list `p` and then of its element's granule with one load of the version
+/// before both.
 #[test]
 fn barriers_of_a_region_share_the_read_version() {
-    let (out, text) = run_source(ATTR_PROGRAM, &[], "readversion");
+    let (out, text) = run_source(INDEX_PROGRAM, &[], "readversion");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "3\n");
     let g = function(&text, "g");
     let events: Vec<&str> = g

@@ -122,32 +122,17 @@ pub(crate) fn instantiate(
     }
     let kw_roots: Vec<(String, super::Root)> =
         kw.iter().map(|(k, w)| (k.clone(), rt.root(*w))).collect();
-    let inst = match rt.alloc(rt.types.instance, std::mem::size_of::<InstanceObj>() as u64) {
-        Ok(r) => r,
-        Err(e) => return rt.unwind(e),
-    };
-    rt.set(ri, inst);
-    // The class field first, while the instance is surely young (no barrier needed).
-    rt.st(inst, offset_of!(InstanceObj, class) as u64, rt.get(rc));
-    // Slots for every attribute the class's instances have had so far, so that
+    // Inline slots for every attribute the class's instances have had so far, so that
     // `__init__`'s assignments take the inline path.
     let id = rt.ld(rt.get(rc), offset_of!(ClassObj, class_id) as u64) as usize;
     let n = rt
         .class_copy
         .with(&rt.info.classes, |c| c[id].shape.len() as u64);
-    if n > 0 {
-        match rt.new_array(false, n, UNBOUND) {
-            Ok(slots) => {
-                // Allocating the slots may have promoted the instance: barrier first.
-                let inst = rt.get(ri);
-                if let Err(e) = rt.wb(inst) {
-                    return rt.unwind(e);
-                }
-                rt.st(inst, offset_of!(InstanceObj, slots) as u64, slots);
-            }
-            Err(e) => return rt.unwind(e),
-        }
-    }
+    let inst = match rt.new_instance_obj(rt.get(rc), inline_slots(n)) {
+        Ok(r) => r,
+        Err(e) => return rt.unwind(e),
+    };
+    rt.set(ri, inst);
     // An exception's arguments are its `args`, whatever `__init__` does (CPython's
     // `BaseException.__new__`); its class call site is not cached (a hit would skip this).
     let exc = rt.is_exc_class(rt.get(rc));
@@ -164,13 +149,21 @@ pub(crate) fn instantiate(
     // SAFETY: the 1 + args.len() slots from `ri` were pushed just above, contiguously.
     let all = unsafe { std::slice::from_raw_parts(ri.ptr(), 1 + args.len()) };
     let kw: Vec<(String, Word)> = kw_roots.into_iter().map(|(k, r)| (k, rt.get(r))).collect();
-    let result = instantiate_init(ctx, cls, inst, ri, all, &kw, site.map(|s| (s, n)));
+    let result = instantiate_init(
+        ctx,
+        cls,
+        inst,
+        ri,
+        all,
+        &kw,
+        site.map(|s| (s, inline_slots(n))),
+    );
     rt_of(ctx).release(mark);
     result
 }
 
 /// `all` = `[instance, args...]` (rooted), `kw` the keyword arguments; `site`: the calling
-/// site's cache and the slot count its hits are to allocate.
+/// site's cache and the inline slot count its hits are to allocate.
 fn instantiate_init(
     ctx: *mut Ctx,
     cls: Word,
@@ -252,50 +245,15 @@ fn init_result_error(ctx: *mut Ctx, r: Word) -> Word {
     rt.raise(ErrorKind::TypeError, msg)
 }
 
-/// A new instance of class `cls` with a slots array of `nslots` words (none when 0): the
-/// allocation of a class call site's cache hit, whose JIT code then calls the cached
-/// `__init__` itself. Why a helper of its own: the generic call path looks the class's
-/// shape and `__init__` up again at every call.
+/// A new instance of class `cls` with `nslots` inline slots: the allocation of a class
+/// call site's cache hit, whose JIT code then calls the cached `__init__` itself. Why a
+/// helper of its own: the generic call path looks the class's shape and `__init__` up
+/// again at every call.
 ///
 /// # Safety
 /// `ctx` must be the live context; `cls` a class.
 pub unsafe extern "C" fn stmjit_new_instance(ctx: *mut Ctx, cls: Word, nslots: u64) -> Word {
-    with_rt(ctx, |rt| {
-        let mark = rt.mark();
-        let r = new_instance(rt, cls, nslots);
-        rt.release(mark);
-        r
-    })
-}
-
-/// [`stmjit_new_instance`]: the slots array first, then the instance, so that the instance
-/// is surely young when its fields are stored (no barrier needed).
-fn new_instance(rt: &mut Runtime, cls: Word, nslots: u64) -> R<Word> {
-    let isize = std::mem::size_of::<InstanceObj>() as u64;
-    if nslots > 0 {
-        // Both in one bump (no allocation in between: nothing to root).
-        let a = (rt.types.instance, isize);
-        let b = (rt.types.array, array_size(nslots));
-        if let Some((inst, slots)) = rt.alloc_pair(a, b)? {
-            rt.init_array(slots, nslots, UNBOUND);
-            rt.st(inst, offset_of!(InstanceObj, class) as u64, cls);
-            rt.st(inst, offset_of!(InstanceObj, slots) as u64, slots);
-            return Ok(inst);
-        }
-    }
-    let rc = rt.root(cls);
-    let rs = if nslots > 0 {
-        let slots = rt.new_array(false, nslots, UNBOUND)?;
-        Some(rt.root(slots))
-    } else {
-        None
-    };
-    let inst = rt.alloc(rt.types.instance, isize)?;
-    rt.st(inst, offset_of!(InstanceObj, class) as u64, rt.get(rc));
-    if let Some(rs) = rs {
-        rt.st(inst, offset_of!(InstanceObj, slots) as u64, rt.get(rs));
-    }
-    Ok(inst)
+    with_rt(ctx, |rt| rt.new_instance_obj(cls, nslots))
 }
 
 /// Raises the TypeError of an `__init__` called by a class call site's cache hit that

@@ -3,7 +3,7 @@
 //!
 //! | type | name | from |
 //! |---|---|---|
-//! | instance slots | `Account.balance` | the attribute the sides' sites access ([`crate::Site::accesses`]), and the classes whose shape has it |
+//! | instance (its inline slots), instance slots (its overflow array) | `Account.balance` | the attribute the sides' sites access ([`crate::Site::accesses`]), and the classes whose shape has it |
 //! | dict entries | `dict['sum']` | the key in the conflicting 16-byte card (one entry per card) |
 //! | set entries | `set member 'x'` | the same: a set is a dict of its members |
 //! | list items | `list[4 or 5]` | the card's position (two items per card) |
@@ -35,7 +35,7 @@ impl Runtime {
     pub fn conflict_object_name(&self, c: &ConflictInfo) -> Option<String> {
         let t = self.types;
         let id = c.type_id;
-        if id == t.array.0 {
+        if id == t.instance.0 || id == t.array.0 {
             self.attribute_name(c)
         } else if id == t.dict_array.0 {
             self.dict_entry_name(c).map(|k| format!("dict[{k}]"))
@@ -83,9 +83,9 @@ impl Runtime {
         (!names.is_empty()).then(|| format!("global {}", names.join(" or ")))
     }
 
-    /// `Class.attr` for a conflict on an instance's slots array: the attributes the two
-    /// sides' sites access (both, when they differ: one slots array holds every attribute
-    /// of an instance), each prefixed by the classes whose shape has it (`A/B.x` when
+    /// `Class.attr` for a conflict on an instance (or its overflow slots array): the
+    /// attributes the two sides' sites access (both, when they differ: one instance holds
+    /// every attribute of it), each prefixed by the classes whose shape has it (`A/B.x` when
     /// several do).
     fn attribute_name(&self, c: &ConflictInfo) -> Option<String> {
         let attrs: Vec<u32> = self

@@ -188,12 +188,7 @@ impl Runtime {
 
     /// A new instance of exception class `cls` whose `args` is the tuple in `args`.
     fn new_exc_instance(&mut self, cls: Word, args: crate::Root) -> R<Word> {
-        let rc = self.root(cls);
-        let inst = self.alloc(
-            self.types.instance,
-            std::mem::size_of::<InstanceObj>() as u64,
-        )?;
-        self.st(inst, offset_of!(InstanceObj, class) as u64, self.get(rc));
+        let inst = self.new_instance_obj(cls, crate::objects::inline_slots(0))?;
         let ri = self.root(inst);
         self.setattr(inst, ARGS_NAME, self.get(args))?;
         Ok(self.get(ri))

@@ -170,32 +170,6 @@ impl Runtime {
         Ok(r)
     }
 
-    /// Two small zeroed objects (types and sizes `a`, `b`) in one nursery bump, the second
-    /// right after the first; None when they do not fit in the nursery's rest (allocate
-    /// them one by one then). Why: an instance and its slots array are allocated together
-    /// at every class call, and one bump halves the cost.
-    pub fn alloc_pair(
-        &mut self,
-        a: (stmjit_runtime::TypeId, u64),
-        b: (stmjit_runtime::TypeId, u64),
-    ) -> R<Option<(u64, u64)>> {
-        let ra = a.1.max(16).div_ceil(16) * 16;
-        let rb = b.1.max(16).div_ceil(16) * 16;
-        if ra + rb > 1024 {
-            return Ok(None);
-        }
-        self.heap_check(ra + rb, 2)?;
-        let Some(r) = self.bump(ra + rb) else {
-            return Ok(None);
-        };
-        // SAFETY: the header words of the two objects just bumped, in our segment.
-        unsafe {
-            *(self.addr(r) as *mut u64) = young_header(a.0);
-            *(self.addr(r + ra) as *mut u64) = young_header(b.0);
-        }
-        Ok(Some((r, r + ra)))
-    }
-
     /// The nursery bump of `rounded` bytes (a multiple of 16), None when the nursery is
     /// full (or a request zeroed `nursery_end`): the start of the zeroed bytes, headers
     /// not written.

@@ -15,8 +15,8 @@
 //! has stopped it goes on in a new (inevitable) transaction.
 
 use super::threads::{commit_for_wait, Driver};
-use super::{rt_of, ClassInfo, Ctx, Mode, ProgramInfo, Runtime, ERR, R, UNBOUND};
-use crate::objects::{ClassObj, InstanceObj};
+use super::{rt_of, ClassInfo, Ctx, Mode, ProgramInfo, Runtime, ERR, R};
+use crate::objects::ClassObj;
 use std::mem::offset_of;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -469,17 +469,9 @@ fn call_handler(ctx: *mut Ctx, sv: &Served, req: &Request) -> Outcome {
 /// A new request object: an instance of the request class with its attribute slots filled.
 fn new_request(rt: &mut Runtime, sv: &Served, req: &Request) -> R<Word> {
     let m = rt.mark();
-    let inst = rt.alloc(rt.types.instance, std::mem::size_of::<InstanceObj>() as u64)?;
-    rt.st(inst, offset_of!(InstanceObj, class) as u64, sv.class);
-    let ri = rt.root(inst);
     let n = sv.slots.iter().map(|&(s, _)| s + 1).max().unwrap_or(0) as u64;
-    if n > 0 {
-        let slots = rt.new_array(false, n, UNBOUND)?;
-        // Allocating the slots may have promoted the instance: barrier first.
-        let inst = rt.get(ri);
-        rt.wb(inst)?;
-        rt.st(inst, offset_of!(InstanceObj, slots) as u64, slots);
-    }
+    let inst = rt.new_instance_obj(sv.class, n)?;
+    let ri = rt.root(inst);
     for &(slot, field) in &sv.slots {
         let v = match field {
             0 => rt.new_str(&req.method)?,

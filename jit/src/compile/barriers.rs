@@ -21,7 +21,7 @@
 //! - objects are identified by the local variable holding them (SSA values do not survive
 //!   the joins, and a reload after a call defines new ones); assigning the local removes it.
 //!
-//! The write-barrier flag test of an instance's slots array (`o.name = v`,
+//! The write-barrier flag test of an instance (`o.name = v` of an inline slot,
 //! [`FnCompiler::write_barrier`]) is elided the same way, by the local holding the instance
 //! (which its attribute fast path has read-marked in the region). Once tested, the flag
 //! stays clear in our segment until the transaction ends or a minor collection re-sets it
@@ -29,22 +29,18 @@
 //! only in calls. Unlike a call, the test's own slow path (a `preserve_all` stub) does not
 //! end the region: it makes no boundary and neither allocates, collects nor moves, so on
 //! success it returns in the same transaction and segment, the read version, our markers
-//! and locks as they were. A safe-point pause in it may let another segment commit, but not
-//! a write to an object we read-marked or locked without dooming us (the stub then returns
-//! an abort, which never rejoins): the instance still has the slots array tested.
+//! and locks as they were.
 //!
 //! The inline fast paths (`o.name`, `o.name = v`, `o[i]`, int arithmetic and comparisons)
 //! join their slow path, a helper call, at their end. To keep the region across that join,
 //! the slow path *repairs* it after the call ([`FnCompiler::repair_region`]): it stores the
 //! read marker again, with the read version current after the call and at the (possibly
 //! moved) object's address, for every local the fast path had marked (if it holds a
-//! reference), and redoes the flag test (and slow path) of the slots array of every local
-//! whose write barrier the fast path had done (if it holds an instance with one: the call
-//! may have collected), so the join's region is the fast path's. The repair is cold code
-//! (`--dump-asm` labels it). Only object (header) markers and slots-array flag tests are
+//! reference), and redoes the flag test (and slow path) of every local holding an instance
+//! whose write barrier the fast path had done (the call may have collected), so the join's region is the fast path's. The repair is cold code
+//! (`--dump-asm` labels it). Only object (header) markers and instance flag tests are
 //! kept this way: list element granules are never elided (card-marked arrays mark per
-//! granule, and the index differs), the read marker of an instance's slots array only
-//! within one access chain, and card write barriers (globals, list items) are not elided
+//! granule, and the index differs), and card write barriers (globals, list items) are not elided
 //! (their join ends the region).
 
 use super::{mf, FnCompiler};
@@ -74,10 +70,9 @@ pub(crate) struct Region {
 pub(crate) struct Marks {
     /// Locals whose object's read marker is stored.
     pub(super) read: Vec<usize>,
-    /// Locals holding an instance whose slots array's write-barrier flag test is done (the
-    /// flag is clear in our segment, or the slow path cleared it): a subset of `read`, since
-    /// only an instance read in this transaction keeps its slots array while a write-barrier
-    /// slow path pauses (another segment's commit changing it would doom us).
+    /// Locals holding an instance whose write-barrier flag test is done (the flag is clear in
+    /// our segment, or the slow path cleared it): a subset of `read` (the instance fast path
+    /// read-marks it first).
     pub(super) written: Vec<usize>,
     /// The segment's read version, loaded earlier in the region: a later barrier of the
     /// region reuses it (the version changes only at a transaction boundary, which only a
@@ -212,8 +207,8 @@ impl FnCompiler<'_, '_> {
     }
     /// On a slow path, after its call and before it jumps to the join `done`: stores the
     /// read marker again for each of `marks.read` that holds a reference, then redoes the
-    /// write-barrier flag test (and slow path) of the slots array of each of
-    /// `marks.written` that holds an instance with one (the call ended the region, and may
+    /// write-barrier flag test (and slow path) of each of `marks.written` that holds an
+    /// instance (the call ended the region, and may
     /// have run a minor collection, which re-sets the flag of the objects it promotes; this
     /// re-establishes the region on this edge). `span` names the slow path's operation.
     pub(crate) fn repair_region(&mut self, marks: &Marks, span: Span) {
@@ -241,7 +236,6 @@ impl FnCompiler<'_, '_> {
         }
         let site = self.site(span);
         for &l in &marks.written {
-            use stmjit_vm::objects::InstanceObj;
             self.begin_sequence(super::LOC_REGION_REPAIR);
             let v = self.local_value(l);
             let first_new = self.b.func.dfg.num_blocks();
@@ -251,15 +245,7 @@ impl FnCompiler<'_, '_> {
             let inst = self.b.create_block();
             self.b.ins().brif(is_inst, inst, &[], next, &[]);
             self.b.switch_to_block(inst);
-            let sa = self.seg_addr(v);
-            let slots = self
-                .b
-                .ins()
-                .load(I64, mf(), sa, offset_of!(InstanceObj, slots) as i32);
-            let has_slots = self.b.create_block();
-            self.b.ins().brif(slots, has_slots, &[], next, &[]);
-            self.b.switch_to_block(has_slots);
-            self.flag_test(slots, site, next);
+            self.flag_test(v, site, next);
             // All of it is slow-path code.
             self.cold_from(first_new);
             self.b.switch_to_block(next);
@@ -315,7 +301,7 @@ impl FnCompiler<'_, '_> {
     }
     /// Write barrier of a non-carded object: `test byte gs:[obj + flags], WB; jnz slow`.
     ///
-    /// `obj` is the slots array of the instance held by `local` (if it came from a local):
+    /// `obj` is the instance held by `local` (if it came from a local):
     /// the test is elided when that local's write barrier is already done in the region, and
     /// otherwise recorded there. The region goes on across the slow path's join: the stub
     /// returns in the same transaction, nothing moved, the flag clear (see the module docs).
@@ -334,8 +320,7 @@ impl FnCompiler<'_, '_> {
         self.flag_test(obj, site, done);
         self.b.switch_to_block(done);
         self.region.block = Some(done);
-        // Only an instance read in this transaction keeps its slots array across a pause of
-        // the slow path (see `Marks::written`).
+        // A subset of `read` (see `Marks::written`).
         if let Some(l) = local.filter(|l| self.region.marks.read.contains(l)) {
             self.region.marks.written.push(l);
         }

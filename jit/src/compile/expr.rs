@@ -1055,8 +1055,7 @@ impl FnCompiler<'_, '_> {
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
-        let (slots, addr) = self.attr_slot(o, cache, slow, span);
-        self.read_barrier(slots, span);
+        let addr = self.attr_slot(o, cache, slow, span);
         let a = self.seg_addr(addr);
         let v = self.b.ins().load(I64, mf(), a, 0);
         let absent = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
@@ -1073,8 +1072,8 @@ impl FnCompiler<'_, '_> {
         self.b.block_params(done)[0]
     }
 
-    /// `o.name = v`, inline for existing instance slots (write barrier on the slots array,
-    /// elided when done in the region for the same local).
+    /// `o.name = v`, inline for existing inline instance slots (write barrier on the
+    /// instance, elided when done in the region for the same local).
     pub(crate) fn setattr(&mut self, o: Value, name: &str, v: Value, span: Span) {
         let nid = self.sh.names.intern(name);
         let outer = self.accesses.replace(Accessed::Attr(nid));
@@ -1088,8 +1087,8 @@ impl FnCompiler<'_, '_> {
         let slow = self.b.create_block();
         let done = self.b.create_block();
         let local = self.local_of.get(&o).copied();
-        let (slots, addr) = self.attr_slot(o, cache, slow, span);
-        self.write_barrier(slots, local, span);
+        let addr = self.attr_slot(o, cache, slow, span);
+        self.write_barrier(o, local, span);
         let a = self.seg_addr(addr);
         self.b.ins().store(mf(), v, a, 0);
         let marked = self.region_marked();

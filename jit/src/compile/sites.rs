@@ -10,7 +10,7 @@ use std::mem::offset_of;
 use stmjit_lang::ast::Expr;
 use stmjit_lang::diag::Span;
 use stmjit_vm::abi::Helper;
-use stmjit_vm::objects::{ArrayObj, ClassObj, InstanceObj, ARRAY_DATA};
+use stmjit_vm::objects::{ClassObj, InstanceObj, INSTANCE_DATA};
 use stmjit_vm::site_cache::WAYS;
 
 impl FnCompiler<'_, '_> {
@@ -86,44 +86,31 @@ impl FnCompiler<'_, '_> {
     }
 
     /// Inline instance-slot access through the site cache: branches to `slow` unless `o`
-    /// is an instance of a cached class whose slots array has the cached slot; returns
-    /// `(slots array, segment offset of the slot word)` after the instance's read barrier.
-    pub(crate) fn attr_slot(
-        &mut self,
-        o: Value,
-        cache: i64,
-        slow: Block,
-        span: Span,
-    ) -> (Value, Value) {
+    /// is an instance of a cached class that holds the cached slot inline (slots past its
+    /// inline count, in its overflow array, take the helpers); returns the segment offset
+    /// of the slot word, after the instance's read barrier (which covers its inline slots).
+    pub(crate) fn attr_slot(&mut self, o: Value, cache: i64, slow: Block, span: Span) -> Value {
         self.begin_sequence(super::LOC_ATTR_FAST);
         self.expect_type(o, self.sh.types.instance.0, slow);
-        // The barrier covers the slots array pointer read below.
         self.read_barrier_obj(o, span);
         let cid = self.class_id_loads(o);
         let word = self.probe_site(cid, cache, slow);
-        let sa = self.seg_addr(o);
-        let slots = self
-            .b
-            .ins()
-            .load(I64, mf(), sa, offset_of!(InstanceObj, slots) as i32);
-        let b4 = self.b.create_block();
-        self.b.ins().brif(slots, b4, &[], slow, &[]);
-        self.follow(b4);
         let idx = self.payload(word);
-        let ka = self.seg_addr(slots);
-        let cap = self
+        // The inline count never changes: no barrier of its own.
+        let sa = self.seg_addr(o);
+        let n = self
             .b
             .ins()
-            .load(I64, mf(), ka, offset_of!(ArrayObj, cap) as i32);
-        let inb = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, cap);
+            .load(I64, mf(), sa, offset_of!(InstanceObj, inline) as i32);
+        let inb = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, n);
         let b5 = self.b.create_block();
         self.b.ins().brif(inb, b5, &[], slow, &[]);
         self.follow(b5);
         let off = self.b.ins().ishl_imm(idx, 3);
-        let off = self.b.ins().iadd_imm(off, ARRAY_DATA as i64);
-        let addr = self.b.ins().iadd(slots, off);
+        let off = self.b.ins().iadd_imm(off, INSTANCE_DATA as i64);
+        let addr = self.b.ins().iadd(o, off);
         self.end_sequence();
-        (slots, addr)
+        addr
     }
 
     /// `obj.name(args)`. When the receiver is an instance of a class the site has cached,
@@ -204,7 +191,7 @@ impl FnCompiler<'_, '_> {
 
     /// The class fast path of a call site `f(args)` (`f` in slot `ft`, the `nargs`
     /// arguments after it): when `f` is a class the site cache at `cache` has, a helper
-    /// allocates the instance and its slots array, and the cached `__init__` is called
+    /// allocates the instance (its inline slots unbound), and the cached `__init__` is called
     /// directly (as a method-call site hit calls its method) with the instance and the
     /// arguments; its result must be None. Jumps to `done` with the instance, or to `slow`
     /// (before any call) for the generic path, which fills the cache.

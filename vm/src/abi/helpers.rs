@@ -170,7 +170,7 @@ helpers! {
     Call = "stmjit_call", calls::stmjit_call: fn(*mut Ctx, Word, *const Word, u64) -> Word, MayMove;
     /// `f(args)` from a call site with a class cache that missed (fills it).
     CallSite = "stmjit_call_site", calls::stmjit_call_site: fn(*mut Ctx, Word, *const Word, u64, *const SiteCache) -> Word, MayMove;
-    /// A new instance with its slots array: a class call site's cache hit.
+    /// A new instance with its inline slots: a class call site's cache hit.
     NewInstance = "stmjit_new_instance", calls::stmjit_new_instance: fn(*mut Ctx, Word, u64) -> Word, MayMove;
     /// Raises the TypeError of an `__init__` that returned something else than None.
     /// (It only raises; declared `MayMove` as its call has always been compiled, with the

@@ -21,9 +21,10 @@
 //!   writes the counts' card, the new entry's card and one index card). The JIT inserts
 //!   new keys into a committed dict only at commit (`dict_overlay.rs`), so
 //!   transactions inserting different keys do not conflict either.
-//! - An instance is `class` + a slots array; the attribute → slot index map (the *shape*) is
-//!   per class and shared by its instances (kept by the JIT, which caches it per access site),
-//!   so attribute access is an index, not a hash lookup per access.
+//! - An instance is `class` + its slots inline (an overflow array for attributes added to
+//!   the class after it was made); the attribute → slot index map (the *shape*) is per class
+//!   and shared by its instances (kept by the JIT, which caches it per access site), so
+//!   attribute access is an index, not a hash lookup per access.
 
 mod array;
 mod bigint;
@@ -46,7 +47,7 @@ pub(crate) use dict::D_ENTRIES;
 pub use dict::{DictObj, KeyRef, DICT_FIRST_ENTRY, DICT_LEN, DICT_USED};
 pub use float::FloatObj;
 pub use function::{BoundMethodObj, BuiltinObj, FunctionObj};
-pub use instance::InstanceObj;
+pub use instance::{inline_slots, instance_size, InstanceObj, INSTANCE_DATA};
 pub use list::ListObj;
 pub(crate) use opaque::new_opaque;
 pub use opaque::{
@@ -82,7 +83,7 @@ pub struct Types {
     /// The card-marked array of a program's global variables (a conflict report says
     /// "globals").
     pub globals_array: TypeId,
-    /// Non-carded [`ArrayObj`] (instance slots).
+    /// Non-carded [`ArrayObj`] (the overflow slots of instances).
     pub array: TypeId,
     /// [`DictObj`].
     pub dict: TypeId,
@@ -141,6 +142,20 @@ fn visit_words(obj: *mut u8, off: usize, n: usize, visit: &mut dyn FnMut(*mut u6
             visit(p);
         }
     }
+}
+
+fn size_instance(obj: *const u8) -> usize {
+    // SAFETY: as size_str.
+    let i = unsafe { &*(obj as *const InstanceObj) };
+    instance_size(i.inline) as usize
+}
+
+fn trace_instance(obj: *mut u8, visit: &mut dyn FnMut(*mut u64)) {
+    // SAFETY: the GC calls trace hooks on initialised objects of this type.
+    let n = unsafe { &*(obj as *const InstanceObj) }.inline as usize;
+    // `class` and `slots` (not `hash` and `inline`: raw), then the inline slots.
+    visit_words(obj, offset_of!(InstanceObj, class), 2, visit);
+    visit_words(obj, INSTANCE_DATA as usize, n, visit);
 }
 
 fn size_tuple(obj: *const u8) -> usize {
@@ -235,10 +250,12 @@ pub fn register(stm: &Stm) -> Types {
             "frozenset",
             trace_range::<{ offset_of!(DictObj, entries) }, { size_of::<DictObj>() }>,
         )),
-        instance: stm.register_type(fixed::<InstanceObj>(
-            "instance",
-            trace_range::<{ offset_of!(InstanceObj, class) }, { offset_of!(InstanceObj, hash) }>,
-        )),
+        instance: stm.register_type(TypeInfo {
+            name: "instance",
+            size: size_instance,
+            trace: trace_instance,
+            carded: false,
+        }),
         class: stm.register_type(fixed::<ClassObj>(
             "class",
             trace_range::<{ offset_of!(ClassObj, base) }, { size_of::<ClassObj>() }>,
