@@ -44,6 +44,10 @@ pub const ERR: Word = 12;
 pub const RESTART: Word = 16;
 /// Marks a deleted dict entry's key (never a value; only inside a dict's entries array).
 pub const TOMBSTONE: Word = 16;
+/// The word of a float local whose value JIT code keeps unboxed in a register (never a
+/// value: only in a JIT function's local variables and, spilled, its frame slots, where the
+/// GC skips it as an immediate; boxed before anything else reads it).
+pub const UNBOXED: Word = 24;
 /// Returned by [`Helper::IterNext`], which may not move objects, when the next item needs
 /// an allocation (a big range's item beyond the tagged ints): JIT code then calls
 /// [`Helper::IterNextSpecial`], which may (never a value).

@@ -31,16 +31,18 @@ fn has_int_fast_path(op: BinOp) -> bool {
     )
 }
 
-/// Whether evaluating `e` can neither call anything nor allocate (so values computed before
-/// it need not be spilled).
-pub(crate) fn is_simple(e: &Expr) -> bool {
-    matches!(
-        e.kind,
-        ExprKind::Int(_) | ExprKind::Bool(_) | ExprKind::None
-    ) || matches!(&e.kind, ExprKind::Name(n) if matches!(n.slot, Slot::Local(_)))
-}
-
 impl FnCompiler<'_, '_> {
+    /// Whether evaluating `e` can neither call anything nor allocate (so values computed
+    /// before it need not be spilled): a literal, or a local that is never kept unboxed
+    /// (reading one boxes it: `floats.rs`).
+    pub(crate) fn is_simple(&self, e: &Expr) -> bool {
+        matches!(
+            e.kind,
+            ExprKind::Int(_) | ExprKind::Bool(_) | ExprKind::None
+        ) || matches!(&e.kind, ExprKind::Name(n)
+            if matches!(n.slot, Slot::Local(i) if self.float_var(i).is_none()))
+    }
+
     /// Evaluates `e` into a word, here (its subexpressions through [`Self::expr`]).
     pub(crate) fn expr_here(&mut self, e: &Expr) -> Value {
         match &e.kind {
@@ -213,7 +215,7 @@ impl FnCompiler<'_, '_> {
                 | ExprKind::Bool(_)
                 | ExprKind::None
         );
-        if literal || is_simple(b) {
+        if literal || self.is_simple(b) {
             let y = self.expr(b);
             return (x, y);
         }

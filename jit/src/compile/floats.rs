@@ -71,7 +71,7 @@ fn int_alone(x: &Expr, other: &Expr) -> bool {
 
 /// The number of operations of `e` as a float tree (0 for a leaf), or `None` if it is not
 /// one. Two int literals are not an operation of a tree.
-fn tree_ops(e: &Expr) -> Option<usize> {
+pub(super) fn tree_ops(e: &Expr) -> Option<usize> {
     match &e.kind {
         ExprKind::Binary(BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div, a, b) => {
             if int_alone(a, b) || int_alone(b, a) {
@@ -87,7 +87,7 @@ fn tree_ops(e: &Expr) -> Option<usize> {
 
 /// Whether `e` is a tree where floats are likely (see the module docs): a float literal,
 /// or a local marked in `float_locals`, among its leaves.
-fn float_likely(e: &Expr, float_locals: &[bool]) -> bool {
+pub(super) fn float_likely(e: &Expr, float_locals: &[bool]) -> bool {
     match &e.kind {
         ExprKind::Float(_) => true,
         ExprKind::Name(n) => matches!(n.slot, Slot::Local(i) if float_locals[i]),
@@ -144,7 +144,7 @@ pub(crate) fn float_locals(body: &[Stmt], nlocals: usize) -> Vec<bool> {
 
 /// A tree with at least one local among its leaves (a tree of literals alone is left to the
 /// generic code, which gives it its exact types).
-fn has_local(e: &Expr) -> bool {
+pub(super) fn has_local(e: &Expr) -> bool {
     match &e.kind {
         ExprKind::Binary(_, a, b) => has_local(a) || has_local(b),
         ExprKind::Call { .. } => sqrt_arg(e).is_some_and(has_local),
@@ -198,10 +198,16 @@ impl FnCompiler<'_, '_> {
 
     /// The `f64` of the word `v` when it is a float, or an int of magnitude at most 2^53
     /// (converted exactly); branches to `other` otherwise. A literal is converted here.
-    fn number_f64(&mut self, v: Value, other: Block) -> Value {
+    pub(super) fn number_f64(&mut self, v: Value, other: Block) -> Value {
         if let Some(f) = self.known_number(v) {
             return self.b.ins().f64const(f);
         }
+        self.int_or_float(v, true, other)
+    }
+
+    /// The `f64` of the word `v`, a float or an int (converted; where `exact`, only of
+    /// magnitude at most 2^53); branches to `other` otherwise.
+    fn int_or_float(&mut self, v: Value, exact: bool, other: Block) -> Value {
         let int = self.b.create_block();
         let float = self.b.create_block();
         let done = self.b.create_block();
@@ -210,13 +216,15 @@ impl FnCompiler<'_, '_> {
         self.b.ins().brif(bit, int, &[], float, &[]);
         self.b.switch_to_block(int);
         let a = self.b.ins().sshr_imm(v, 1);
-        // |a| <= 2^53: a + 2^53 in 0..=2^54, compared unsigned.
-        let off = self.b.ins().iadd_imm(a, EXACT_INT);
-        let big = self
-            .b
-            .ins()
-            .icmp_imm(IntCC::UnsignedGreaterThan, off, 2 * EXACT_INT);
-        self.unless(big, other);
+        if exact {
+            // |a| <= 2^53: a + 2^53 in 0..=2^54, compared unsigned.
+            let off = self.b.ins().iadd_imm(a, EXACT_INT);
+            let big = self
+                .b
+                .ins()
+                .icmp_imm(IntCC::UnsignedGreaterThan, off, 2 * EXACT_INT);
+            self.unless(big, other);
+        }
         let f = self.b.ins().fcvt_from_sint(F64, a);
         self.b.ins().jump(done, &[f.into()]);
         self.b.switch_to_block(float);
@@ -414,7 +422,7 @@ impl FnCompiler<'_, '_> {
     /// The `f64` of the float tree `e` (leaves in source order); branches to `generic` when
     /// a local holds neither a float nor, where `int_ok` (the other operand of its operator
     /// gives a float: [`gives_float`]), an int, or when a divisor is zero.
-    fn float_tree(&mut self, e: &Expr, int_ok: bool, generic: Block) -> Value {
+    pub(super) fn float_tree(&mut self, e: &Expr, int_ok: bool, generic: Block) -> Value {
         match &e.kind {
             ExprKind::Float(f) => self.b.ins().f64const(*f),
             // Next to an operand that is a float on the fast path (`int_alone`), and exact.
@@ -424,39 +432,16 @@ impl FnCompiler<'_, '_> {
                     unreachable!("float tree leaves are locals")
                 };
                 // No unbound check: UNBOUND is neither a float nor an int.
-                let w = self.load_slot(i);
-                if !int_ok {
-                    return self.float_value(w, generic);
+                let w = self.raw_local(i);
+                match self.float_var(i) {
+                    Some(fv) => self.unboxed_leaf(w, fv, int_ok, generic),
+                    None => self.word_leaf(w, int_ok, generic),
                 }
-                let done = self.b.create_block();
-                self.b.append_block_param(done, F64);
-                let int = self.b.create_block();
-                let other = self.b.create_block();
-                let bit = self.b.ins().band_imm(w, 1);
-                self.b.ins().brif(bit, int, &[], other, &[]);
-                self.b.switch_to_block(int);
-                let a = self.b.ins().sshr_imm(w, 1);
-                let f = self.b.ins().fcvt_from_sint(F64, a);
-                self.b.ins().jump(done, &[f.into()]);
-                self.b.switch_to_block(other);
-                let f = self.float_value(w, generic);
-                self.b.ins().jump(done, &[f.into()]);
-                self.b.switch_to_block(done);
-                self.b.block_params(done)[0]
             }
             ExprKind::Binary(op, a, b) => {
                 let x = self.float_tree(a, gives_float(b), generic);
                 let y = self.float_tree(b, gives_float(a), generic);
-                match op {
-                    BinOp::Add | BinOp::Sub | BinOp::Mul => self.float_arith(*op, x, y),
-                    BinOp::Div => {
-                        let zero = self.b.ins().f64const(0.0);
-                        let is_zero = self.b.ins().fcmp(FloatCC::Equal, y, zero);
-                        self.unless(is_zero, generic);
-                        self.b.ins().fdiv(x, y)
-                    }
-                    _ => unreachable!("float tree operators are + - * /"),
-                }
+                self.float_op(*op, x, y, generic)
             }
             ExprKind::Call { .. } => {
                 let a = sqrt_arg(e).expect("a tree's calls are sqrt");
@@ -465,6 +450,31 @@ impl FnCompiler<'_, '_> {
                 self.float_sqrt(x, generic)
             }
             _ => unreachable!("not a float tree"),
+        }
+    }
+
+    /// `x OP y` of unboxed floats, `OP` one of `+ - * /`; a branch to `generic` for a zero
+    /// divisor.
+    pub(super) fn float_op(&mut self, op: BinOp, x: Value, y: Value, generic: Block) -> Value {
+        match op {
+            BinOp::Add | BinOp::Sub | BinOp::Mul => self.float_arith(op, x, y),
+            BinOp::Div => {
+                let zero = self.b.ins().f64const(0.0);
+                let is_zero = self.b.ins().fcmp(FloatCC::Equal, y, zero);
+                self.unless(is_zero, generic);
+                self.b.ins().fdiv(x, y)
+            }
+            _ => unreachable!("float tree operators are + - * /"),
+        }
+    }
+
+    /// The `f64` of the word `w` of a leaf: a float, or where `int_ok`, an int (converted);
+    /// a branch to `generic` otherwise.
+    pub(super) fn word_leaf(&mut self, w: Value, int_ok: bool, generic: Block) -> Value {
+        if int_ok {
+            self.int_or_float(w, false, generic)
+        } else {
+            self.float_value(w, generic)
         }
     }
 }

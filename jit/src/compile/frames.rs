@@ -302,12 +302,14 @@ impl FnCompiler<'_, '_> {
         let f = self.frame();
         self.b.ins().load(I64, mf(), f, 8 * slot as i32)
     }
-    /// The current value of local `slot`: its SSA variable, or (locals in slots) a load of
-    /// its frame slot.
+    /// The current value of local `slot`: its SSA variable (a float kept unboxed boxed
+    /// first: `floats.rs`), or (locals in slots) a load of its frame slot.
     pub(crate) fn local_value(&mut self, slot: usize) -> Value {
         if self.locals_in_slots {
             let f = self.frame();
             self.b.ins().load(I64, mf(), f, 8 * slot as i32)
+        } else if let Some(fv) = self.float_var(slot) {
+            self.box_unboxed(slot, fv)
         } else {
             self.b.use_var(self.local_vars[slot])
         }

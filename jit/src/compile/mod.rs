@@ -44,6 +44,7 @@ mod sites;
 mod stmt;
 mod tries;
 mod txn;
+mod unboxed;
 mod values;
 mod weight;
 
@@ -58,6 +59,7 @@ use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_module::FuncId;
 use std::collections::HashMap;
 use stmjit_lang::ast::Program;
+use stmjit_lang::diag::Span;
 use stmjit_runtime::value::NONE;
 use stmjit_vm::abi::Helper;
 use stmjit_vm::class_table::ClassTable;
@@ -288,6 +290,11 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) in_float_generic: bool,
     /// Locals the function assigns floats to (`floats.rs`), by slot.
     pub(crate) float_locals: Vec<bool>,
+    /// The unboxed value of each float local kept unboxed (`floats.rs`), by slot: what the
+    /// local holds while its word is `UNBOXED`. None where locals live in frame slots.
+    pub(crate) float_vars: Vec<Option<Variable>>,
+    /// The statement being compiled (where boxing an unboxed local reports an error).
+    pub(crate) stmt_span: Span,
     /// The source line of the statement being compiled (0 before the first), recorded in
     /// the source location of the code emitted for it (see [`source_loc`]).
     pub(crate) line: u32,
@@ -401,6 +408,11 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         c.frame_var = c.b.declare_var(I64);
         if !c.locals_in_slots {
             c.local_vars = (0..nlocals).map(|_| c.b.declare_var(I64)).collect();
+            let floats = c.float_locals.clone();
+            c.float_vars = floats
+                .into_iter()
+                .map(|f| f.then(|| c.b.declare_var(ir::types::F64)))
+                .collect();
         }
         // Body first (the frame size is known only after it).
         c.b.switch_to_block(body_block);
@@ -423,6 +435,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             c.b.ins().jump(ret, &[none.into()]);
         }
         let assigned = c.assigned.clone();
+        // No local is unboxed before the body (the entry poll boxes none).
+        c.float_vars.clear();
         // What follows is the function's own machinery, of no source line.
         c.at_line(0);
         match frame {
@@ -495,6 +509,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             has_calls: false,
             in_float_generic: false,
             float_locals: floats::float_locals(body, nlocals),
+            float_vars: Vec::new(),
+            stmt_span: Span::default(),
             line: 0,
             accesses: None,
             tries: Vec::new(),

@@ -495,6 +495,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         let f = self.sh.jit.module().declare_func_in_func(id, self.b.func);
         // As `call_part`.
         self.b.func.dfg.ext_funcs[f].colocated = false;
+        // The part reads the locals in their slots: none unboxed.
+        self.box_all_unboxed();
         self.spill_locals();
         let frame = self.frame();
         let inst = self.b.ins().call(f, &[self.ctx, frame]);

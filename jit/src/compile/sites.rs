@@ -3,7 +3,6 @@
 //! `o.name(args)` that call the cached function directly, and class calls `C(args)` that
 //! call the cached `__init__` directly.
 
-use super::expr::is_simple;
 use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, Block, InstBuilder, Value};
 use std::mem::offset_of;
@@ -134,7 +133,7 @@ impl FnCompiler<'_, '_> {
         let mark = self.temp_mark();
         let o = self.expr(obj);
         self.push_temp(o);
-        if !args.iter().all(is_simple) {
+        if !args.iter().all(|a| self.is_simple(a)) {
             // Python's order: `o.name` must exist before the arguments are evaluated. A
             // cache hit says it does.
             self.check_method(o, name_id, cache, span);

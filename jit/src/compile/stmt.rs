@@ -1,6 +1,5 @@
 //! Statements.
 
-use super::expr::is_simple;
 use super::FnCompiler;
 use cranelift_codegen::ir::{condcodes::IntCC, types::I64, InstBuilder, Value};
 use stmjit_lang::ast::*;
@@ -169,6 +168,7 @@ impl FnCompiler<'_, '_> {
 
     fn stmt(&mut self, s: &Stmt) {
         self.at_line(s.span.line);
+        self.stmt_span = s.span;
         match &s.kind {
             StmtKind::Expr(e) => {
                 self.expr(e);
@@ -212,6 +212,11 @@ impl FnCompiler<'_, '_> {
 
     /// `targets = value` (each target assigned in turn, the value held in a temporary).
     fn assign_stmt(&mut self, targets: &[Target], value: &Expr, span: Span) {
+        if let [Target::Name(n)] = targets {
+            if self.unboxed_assign(n, value) {
+                return;
+            }
+        }
         // `a, b = x, y`: no tuple is made (it could not be observed); the items are
         // evaluated into temporaries, then stored, as Python orders it.
         if let ([Target::Tuple(ts)], ExprKind::Tuple(items)) = (targets, &value.kind) {
@@ -448,21 +453,29 @@ impl FnCompiler<'_, '_> {
         }
     }
 
+    /// The new value of `n` in `n OP= value`, computed as the generic code does.
+    pub(crate) fn aug_name_value(
+        &mut self,
+        n: &Name,
+        op: BinOp,
+        value: &Expr,
+        span: Span,
+    ) -> Value {
+        let target = Expr {
+            kind: ExprKind::Name(n.clone()),
+            span: n.span,
+        };
+        let (cur, rhs) = self.operands(&target, value);
+        self.binop(op, cur, rhs, span, true)
+    }
+
     fn aug_assign(&mut self, target: &Target, op: BinOp, value: &Expr, span: Span) {
         match target {
             Target::Name(n) => {
-                let cur = self.load_name(n, n.span);
-                let (cur, rhs) = if is_simple(value) {
-                    (cur, self.expr(value))
-                } else {
-                    let mark = self.temp_mark();
-                    let t = self.push_temp(cur);
-                    let rhs = self.expr(value);
-                    let cur = self.load_slot(t);
-                    self.pop_temps(mark);
-                    (cur, rhs)
-                };
-                let new = self.binop(op, cur, rhs, span, true);
+                if self.unboxed_aug(n, op, value, span) {
+                    return;
+                }
+                let new = self.aug_name_value(n, op, value, span);
                 self.store_name(n, new, span);
             }
             Target::Index { obj, index } => {
@@ -514,7 +527,8 @@ impl FnCompiler<'_, '_> {
                 // right-hand side cannot rebind it): the store then knows the local, and the
                 // region's barriers of `self.n += 1` are not repeated.
                 let o = match &obj.kind {
-                    ExprKind::Name(n) if matches!(n.slot, Slot::Local(_)) => {
+                    // (Not one kept unboxed: reading it could allocate, with `new` live.)
+                    ExprKind::Name(n) if matches!(n.slot, Slot::Local(i) if self.float_var(i).is_none()) => {
                         self.load_name(n, obj.span)
                     }
                     _ => self.load_slot(ot),

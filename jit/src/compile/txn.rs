@@ -89,6 +89,8 @@ impl FnCompiler<'_, '_> {
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
         self.end_sequence();
+        // A restart finds every local in its slot: none unboxed.
+        self.box_all_unboxed();
         let frame = self.frame();
         let p = self.b.ins().iconst(I64, point);
         self.call_checked(Helper::PollSlow, &[self.ctx, frame, p], span);
