@@ -6,8 +6,9 @@
 //! once, or, as the operand of a comparison in a condition, not at all.
 //!
 //! A tree is compiled so only where floats are likely: it has a float literal, or a local
-//! that the function assigns a float-like expression to (a float literal, or a tree with a
-//! float literal or such a local: [`float_locals`]). Int code (`i * i <= n`) keeps its
+//! that the function assigns a float-like expression to (a float literal, `sqrt(...)`, or a
+//! tree with one of those or such a local, other expressions allowed among its leaves:
+//! [`float_locals`]). Int code (`i * i <= n`) keeps its
 //! inline int paths without a float test in front of them.
 //!
 //! The fast path loads the locals without their "unbound" check and tests that each holds
@@ -29,7 +30,7 @@ const EXACT_INT: i64 = 1 << 53;
 
 /// The argument of `e` if it is `sqrt(x)` of the builtin (no global of the program is named
 /// so): an operation of float trees, and [`FnCompiler::sqrt_expr`].
-fn sqrt_arg(e: &Expr) -> Option<&Expr> {
+pub(super) fn sqrt_arg(e: &Expr) -> Option<&Expr> {
     let ExprKind::Call { func, args } = &e.kind else {
         return None;
     };
@@ -71,7 +72,7 @@ fn int_alone(x: &Expr, other: &Expr) -> bool {
 
 /// The number of operations of `e` as a float tree (0 for a leaf), or `None` if it is not
 /// one. Two int literals are not an operation of a tree.
-pub(super) fn tree_ops(e: &Expr) -> Option<usize> {
+fn tree_ops(e: &Expr) -> Option<usize> {
     match &e.kind {
         ExprKind::Binary(BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div, a, b) => {
             if int_alone(a, b) || int_alone(b, a) {
@@ -82,6 +83,57 @@ pub(super) fn tree_ops(e: &Expr) -> Option<usize> {
         ExprKind::Call { .. } => Some(tree_ops(sqrt_arg(e)?)? + 1),
         _ if is_leaf(e) => Some(0),
         _ => None,
+    }
+}
+
+/// The number of operations of `e` as a float tree whose leaves may also be other
+/// expressions ("opaque" leaves, pushed onto `opaque` in Python's order of evaluation, which
+/// evaluates them all before any operation), or `None` if it is not one: an operation would
+/// come before an opaque leaf (evaluating the leaves first would move it), or two int
+/// literals meet.
+pub(super) fn mixed_ops<'e>(e: &'e Expr, opaque: &mut Vec<&'e Expr>) -> Option<usize> {
+    match &e.kind {
+        ExprKind::Binary(BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div, a, b) => {
+            if int_alone(a, b) || int_alone(b, a) {
+                return None;
+            }
+            let left = mixed_ops(a, opaque)?;
+            let before = opaque.len();
+            let right = mixed_ops(b, opaque)?;
+            if left > 0 && opaque.len() > before {
+                return None;
+            }
+            Some(left + right + 1)
+        }
+        ExprKind::Call { .. } if sqrt_arg(e).is_some() => {
+            Some(mixed_ops(sqrt_arg(e)?, opaque)? + 1)
+        }
+        _ if is_leaf(e) => Some(0),
+        _ => {
+            opaque.push(e);
+            Some(0)
+        }
+    }
+}
+
+/// The local leaves of the (mixed) float tree `e`, by slot.
+pub(super) fn local_leaves(e: &Expr, out: &mut Vec<usize>) {
+    match &e.kind {
+        ExprKind::Binary(BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div, a, b) => {
+            local_leaves(a, out);
+            local_leaves(b, out);
+        }
+        ExprKind::Call { .. } => {
+            if let Some(a) = sqrt_arg(e) {
+                local_leaves(a, out);
+            }
+        }
+        ExprKind::Name(n) => {
+            if let Slot::Local(i) = n.slot {
+                out.push(i);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -101,7 +153,8 @@ pub(super) fn float_likely(e: &Expr, float_locals: &[bool]) -> bool {
 }
 
 /// The locals of a function body that it assigns float-likely values to, by slot: to a
-/// fixpoint, since `t = zr * zr + c` makes `t` one if `zr` is.
+/// fixpoint, since `t = zr * zr + c` makes `t` one if `zr` is (and `m = o.mass * t`, a
+/// tree with opaque leaves: [`mixed_ops`]).
 pub(crate) fn float_locals(body: &[Stmt], nlocals: usize) -> Vec<bool> {
     fn mark(target: &Target, marks: &mut [bool], changed: &mut bool) {
         if let Target::Name(n) = target {
@@ -112,8 +165,9 @@ pub(crate) fn float_locals(body: &[Stmt], nlocals: usize) -> Vec<bool> {
         }
     }
     fn visit(stmts: &[Stmt], marks: &mut Vec<bool>, changed: &mut bool) {
-        let floaty =
-            |value: &Expr, marks: &[bool]| tree_ops(value).is_some() && float_likely(value, marks);
+        let floaty = |value: &Expr, marks: &[bool]| {
+            mixed_ops(value, &mut Vec::new()).is_some() && float_likely(value, marks)
+        };
         for s in stmts {
             match &s.kind {
                 StmtKind::Assign { targets, value } if floaty(value, marks) => {
@@ -334,7 +388,7 @@ impl FnCompiler<'_, '_> {
     /// cannot go on) and its generic code (`generic`, out of line, compiled with
     /// [`FnCompiler::in_float_generic`] set so that it makes no tree again): the value of
     /// type `ty` of whichever ran.
-    fn with_generic(
+    pub(super) fn with_generic(
         &mut self,
         ty: cranelift_codegen::ir::Type,
         fast: impl FnOnce(&mut Self, Block) -> Value,
@@ -423,6 +477,12 @@ impl FnCompiler<'_, '_> {
     /// a local holds neither a float nor, where `int_ok` (the other operand of its operator
     /// gives a float: [`gives_float`]), an int, or when a divisor is zero.
     pub(super) fn float_tree(&mut self, e: &Expr, int_ok: bool, generic: Block) -> Value {
+        // An opaque leaf (any expression, `% 2` included), evaluated into its temporary first
+        // (`unboxed.rs`).
+        if let Some(t) = self.opaque_slot(e) {
+            let w = self.load_slot(t);
+            return self.word_leaf(w, int_ok, generic);
+        }
         match &e.kind {
             ExprKind::Float(f) => self.b.ins().f64const(*f),
             // Next to an operand that is a float on the fast path (`int_alone`), and exact.

@@ -293,6 +293,9 @@ pub struct FnCompiler<'a, 'b> {
     /// The unboxed value of each float local kept unboxed (`floats.rs`), by slot: what the
     /// local holds while its word is `UNBOXED`. None where locals live in frame slots.
     pub(crate) float_vars: Vec<Option<Variable>>,
+    /// The opaque leaves of the float tree being compiled (`unboxed.rs`), and the
+    /// temporaries holding their values.
+    pub(crate) opaque_leaves: Vec<(*const stmjit_lang::ast::Expr, usize)>,
     /// The statement being compiled (where boxing an unboxed local reports an error).
     pub(crate) stmt_span: Span,
     /// The source line of the statement being compiled (0 before the first), recorded in
@@ -511,6 +514,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             float_locals: floats::float_locals(body, nlocals),
             float_vars: Vec::new(),
             stmt_span: Span::default(),
+            opaque_leaves: Vec::new(),
             line: 0,
             accesses: None,
             tries: Vec::new(),

@@ -469,6 +469,17 @@ impl FnCompiler<'_, '_> {
         self.binop(op, cur, rhs, span, true)
     }
 
+    /// The new value in `t OP= value` of a target `t` (not a name) whose current value is in
+    /// temporary `ct`: a float tree where it is one ([`Self::float_aug_slot`]).
+    fn aug_slot_value(&mut self, ct: usize, op: BinOp, value: &Expr, span: Span) -> Value {
+        if let Some(v) = self.float_aug_slot(ct, op, value, span) {
+            return v;
+        }
+        let rhs = self.expr(value);
+        let cur = self.load_slot(ct);
+        self.binop(op, cur, rhs, span, true)
+    }
+
     fn aug_assign(&mut self, target: &Target, op: BinOp, value: &Expr, span: Span) {
         match target {
             Target::Name(n) => {
@@ -485,9 +496,7 @@ impl FnCompiler<'_, '_> {
                 let it = self.push_temp(i);
                 let cur = self.index(o, i, obj.span);
                 let ct = self.push_temp(cur);
-                let rhs = self.expr(value);
-                let cur = self.load_slot(ct);
-                let new = self.binop(op, cur, rhs, span, true);
+                let new = self.aug_slot_value(ct, op, value, span);
                 let o = self.load_slot(ot);
                 let i = self.load_slot(it);
                 self.set_index(o, i, new, span);
@@ -505,9 +514,7 @@ impl FnCompiler<'_, '_> {
                 let l = self.load_slot(lt);
                 let cur = self.call_checked(Helper::GetSlice, &[self.ctx, o, l, h], span);
                 let ct = self.push_temp(cur);
-                let rhs = self.expr(value);
-                let cur = self.load_slot(ct);
-                let new = self.binop(op, cur, rhs, span, true);
+                let new = self.aug_slot_value(ct, op, value, span);
                 let o = self.load_slot(ot);
                 let l = self.load_slot(lt);
                 let h = self.load_slot(ht);
@@ -520,9 +527,7 @@ impl FnCompiler<'_, '_> {
                 let ot = self.push_temp(o);
                 let cur = self.getattr(o, name, obj.span);
                 let ct = self.push_temp(cur);
-                let rhs = self.expr(value);
-                let cur = self.load_slot(ct);
-                let new = self.binop(op, cur, rhs, span, true);
+                let new = self.aug_slot_value(ct, op, value, span);
                 // A local holding the object is read again rather than the temporary (the
                 // right-hand side cannot rebind it): the store then knows the local, and the
                 // region's barriers of `self.n += 1` are not repeated.

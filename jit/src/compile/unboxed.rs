@@ -16,12 +16,12 @@
 //! value is the one an assignment of the generic code would have boxed, so results do not
 //! change; the generic paths (a leaf not a float, a zero divisor) box and run as before.
 
-use super::floats::{float_likely, has_local, tree_ops};
+use super::floats::{float_likely, has_local, local_leaves, mixed_ops, sqrt_arg};
 use super::FnCompiler;
 use cranelift_codegen::ir::{condcodes::IntCC, types::F64, types::I64};
 use cranelift_codegen::ir::{Block, InstBuilder, Value};
 use cranelift_frontend::Variable;
-use stmjit_lang::ast::{BinOp, Expr, ExprKind, Name, Slot};
+use stmjit_lang::ast::{BinOp, Builtin, Expr, ExprKind, Name, Slot};
 use stmjit_lang::diag::Span;
 use stmjit_vm::abi::UNBOXED;
 
@@ -99,7 +99,8 @@ impl FnCompiler<'_, '_> {
     }
 
     /// `n = value` kept unboxed where `n` may be and `value` is a float tree of at least
-    /// one operation with a local (a float likely); `false` (nothing emitted) otherwise. (Not
+    /// one operation (opaque leaves allowed: [`Self::unboxed_mixed`]) where a float is
+    /// likely; `false` (nothing emitted) otherwise. (Not
     /// a copy `n = m` of such a local: the two would box apart, and `n is m` must hold.)
     pub(crate) fn unboxed_assign(&mut self, n: &Name, value: &Expr) -> bool {
         let Slot::Local(i) = n.slot else {
@@ -111,26 +112,31 @@ impl FnCompiler<'_, '_> {
         if self.in_float_generic || self.huge(value) {
             return false;
         }
-        if !matches!(tree_ops(value), Some(1..))
-            || !has_local(value)
+        let mut opaque = Vec::new();
+        if !matches!(mixed_ops(value, &mut opaque), Some(1..))
             || !float_likely(value, &self.float_locals)
         {
             return false;
         }
-        self.unboxed_store(
-            i,
-            fv,
-            |c, generic| c.float_tree(value, false, generic),
-            |c| c.expr(value),
-        );
-        true
+        if opaque.is_empty() {
+            if !has_local(value) {
+                return false;
+            }
+            self.unboxed_store(
+                i,
+                fv,
+                |c, generic| c.float_tree(value, false, generic),
+                |c| c.expr(value),
+            );
+            return true;
+        }
+        self.unboxed_mixed(i, fv, value, &opaque, false)
     }
 
-    /// `n OP= value` (`OP` one of `+ - * /`) kept unboxed where `n` may be: a float tree
-    /// where `value` is one (the generic code evaluates the statement again: a tree has no
-    /// effect), else `value` evaluated first, then the operation inline where `n` holds a
-    /// float and `value` a float or an int of magnitude at most 2^53, the generic operation
-    /// on the same two values otherwise. `false` (nothing emitted) where it does not apply.
+    /// `n OP= value` (`OP` one of `+ - * /`) kept unboxed where `n` may be, as the float
+    /// tree `n OP value`: with no opaque leaf, the generic code evaluates the statement
+    /// again (a tree has no effect); else as [`Self::unboxed_mixed`] does. `false` (nothing
+    /// emitted) where it does not apply.
     pub(crate) fn unboxed_aug(&mut self, n: &Name, op: BinOp, value: &Expr, span: Span) -> bool {
         let Slot::Local(i) = n.slot else {
             return false;
@@ -144,15 +150,19 @@ impl FnCompiler<'_, '_> {
         {
             return false;
         }
-        if tree_ops(value).is_some() {
-            let leaf = Expr {
-                kind: ExprKind::Name(n.clone()),
-                span: n.span,
-            };
-            let whole = Expr {
-                kind: ExprKind::Binary(op, Box::new(leaf), Box::new(value.clone())),
-                span,
-            };
+        let leaf = Expr {
+            kind: ExprKind::Name(n.clone()),
+            span: n.span,
+        };
+        let whole = Expr {
+            kind: ExprKind::Binary(op, Box::new(leaf), Box::new(value.clone())),
+            span,
+        };
+        let mut opaque = Vec::new();
+        if mixed_ops(&whole, &mut opaque).is_none() {
+            return false;
+        }
+        if opaque.is_empty() {
             self.unboxed_store(
                 i,
                 fv,
@@ -161,31 +171,140 @@ impl FnCompiler<'_, '_> {
             );
             return true;
         }
-        if !self.assigned[i] {
-            // The generic code raises before `value` is evaluated.
+        self.unboxed_mixed(i, fv, &whole, &opaque, true)
+    }
+
+    /// `local i = e` (or, `aug`, `i OP= ...` as `e`, its root, computes it) for a float tree
+    /// `e` with opaque leaves (`floats::mixed_ops`): the leaves evaluated into temporaries
+    /// first, in order, as Python evaluates them before any operation of the tree
+    /// ([`Self::enter_mixed`]; `false`, nothing emitted, where it cannot); then the tree on
+    /// `f64` values kept unboxed, or the generic operations on the same values.
+    fn unboxed_mixed(
+        &mut self,
+        i: usize,
+        fv: Variable,
+        e: &Expr,
+        opaque: &[&Expr],
+        aug: bool,
+    ) -> bool {
+        let Some(mark) = self.enter_mixed(e, opaque, None) else {
             return false;
-        }
-        let e = self.expr(value);
-        let mark = self.temp_mark();
-        let t = self.push_temp(e);
+        };
         self.unboxed_store(
             i,
             fv,
-            |c, generic| {
-                let w = c.raw_local(i);
-                let x = c.unboxed_leaf(w, fv, false, generic);
-                let y = c.number_f64(e, generic);
-                c.float_op(op, x, y, generic)
-            },
-            |c| {
-                // Boxing the local may collect: the value is read back from its slot.
-                let cur = c.load_slot(i);
-                let e = c.load_slot(t);
-                c.binop(op, cur, e, span, true)
-            },
+            |c, generic| c.float_tree(e, false, generic),
+            |c| c.generic_mixed(e, aug),
         );
+        self.opaque_leaves.clear();
         self.pop_temps(mark);
         true
+    }
+
+    /// Evaluates the opaque leaves `opaque` of the float tree `e` into temporaries, in
+    /// order (the first one is in temporary `first` already where given), and records them
+    /// for [`FnCompiler::float_tree`]: the temporaries' mark, or `None` (nothing emitted)
+    /// where a local leaf may be unbound (it would raise before the leaves after it are
+    /// evaluated).
+    fn enter_mixed(&mut self, e: &Expr, opaque: &[&Expr], first: Option<usize>) -> Option<usize> {
+        let mut locals = Vec::new();
+        local_leaves(e, &mut locals);
+        if locals.iter().any(|&l| !self.assigned[l]) {
+            return None;
+        }
+        let mark = self.temp_mark();
+        let mut slots = Vec::new();
+        for (k, &leaf) in opaque.iter().enumerate() {
+            let t = match first {
+                Some(t) if k == 0 => t,
+                _ => {
+                    let w = self.expr(leaf);
+                    self.push_temp(w)
+                }
+            };
+            slots.push((leaf as *const Expr, t));
+        }
+        self.opaque_leaves = slots;
+        Some(mark)
+    }
+
+    /// `t OP= value` (`OP` one of `+ - * /`) for a target `t` whose current value is in
+    /// temporary `ct` (`o.x`, `o[i]`), as the float tree `t OP value` where `value` is one
+    /// (opaque leaves allowed) with a float likely: its opaque leaves evaluated after `t`,
+    /// the result boxed once. `None` (nothing emitted) where it does not apply.
+    pub(crate) fn float_aug_slot(
+        &mut self,
+        ct: usize,
+        op: BinOp,
+        value: &Expr,
+        span: Span,
+    ) -> Option<Value> {
+        if self.in_float_generic
+            || !matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div)
+            || self.huge(value)
+            || !float_likely(value, &self.float_locals)
+        {
+            return None;
+        }
+        // The current value: a placeholder leaf (`None` is no leaf of a tree: opaque).
+        let cur = Expr {
+            kind: ExprKind::None,
+            span,
+        };
+        let whole = Expr {
+            kind: ExprKind::Binary(op, Box::new(cur), Box::new(value.clone())),
+            span,
+        };
+        let mut opaque = Vec::new();
+        mixed_ops(&whole, &mut opaque)?;
+        // The placeholder comes first in Python's order.
+        let mark = self.enter_mixed(&whole, &opaque, Some(ct))?;
+        let v = self.with_generic(
+            I64,
+            |c, generic| {
+                let f = c.float_tree(&whole, false, generic);
+                c.box_float(f, span)
+            },
+            |c| c.generic_mixed(&whole, true),
+        );
+        self.opaque_leaves.clear();
+        self.pop_temps(mark);
+        Some(v)
+    }
+
+    /// The temporary holding the value of `e` if it is an opaque leaf of the float tree
+    /// being compiled.
+    pub(super) fn opaque_slot(&self, e: &Expr) -> Option<usize> {
+        let p: *const Expr = e;
+        self.opaque_leaves
+            .iter()
+            .find(|(q, _)| *q == p)
+            .map(|&(_, t)| t)
+    }
+
+    /// The generic code of a float tree with opaque leaves (already evaluated): operation
+    /// by operation, as [`FnCompiler::expr`] computes them (`inplace`: the root is `OP=`).
+    fn generic_mixed(&mut self, e: &Expr, inplace: bool) -> Value {
+        if let Some(t) = self.opaque_slot(e) {
+            return self.load_slot(t);
+        }
+        match &e.kind {
+            ExprKind::Binary(op, a, b) => {
+                let mark = self.temp_mark();
+                let x = self.generic_mixed(a, false);
+                let t = self.push_temp(x);
+                let y = self.generic_mixed(b, false);
+                let x = self.load_slot(t);
+                self.pop_temps(mark);
+                self.binop(*op, x, y, e.span, inplace)
+            }
+            ExprKind::Call { .. } if sqrt_arg(e).is_some() => {
+                let a = sqrt_arg(e).expect("checked");
+                let x = self.generic_mixed(a, false);
+                self.builtin_on(Builtin::Sqrt, x, e.span)
+            }
+            _ => self.expr(e),
+        }
     }
 
     /// Stores into local `i` (unboxed variable `fv`) the `f64` that `fast` computes (given
