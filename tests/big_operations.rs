@@ -7,6 +7,8 @@
 //! With `STMJIT_BIG=1` the sizes run too (minutes and several GB each): a dict of
 //! 20 M string keys, `sorted()` of 10 M strings, `d.copy()` of a 10 M-entry dict.
 
+mod scratch;
+
 use std::process::Command;
 
 /// Elements per CI-sized operation: above the old cap of 1 048 576 slots.
@@ -84,7 +86,7 @@ elif op == "big_copy":
 
 /// Runs `op` at size `n` on the JIT; its stdout (the test fails on any error).
 fn run(op: &str, n: usize) -> String {
-    let dir = std::env::temp_dir().join(format!("stmjit-bigops-{}", std::process::id()));
+    let dir = scratch::dir("bigops");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("ops.lang");
     std::fs::write(&file, OPS).unwrap();

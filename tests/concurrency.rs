@@ -10,6 +10,8 @@
 //! Each run is killed after 120 s and the test fails: a deadlock or livelock is a failure,
 //! not a hang.
 
+mod scratch;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -606,8 +608,7 @@ fn stats_run_until(
     env: &[(&str, &str)],
     done: impl Fn(&Run, &serde_json::Value) -> bool,
 ) -> (Run, serde_json::Value) {
-    let file = format!("stmjit-stats-{tag}-{}.json", std::process::id());
-    let json = std::env::temp_dir().join(file);
+    let json = scratch::dir("stats").join(format!("{tag}.json"));
     let json_arg = json.to_str().expect("temp path is UTF-8").to_string();
     for _ in 0..5 {
         let r = check(

@@ -3,6 +3,8 @@
 //! functions, methods with inheritance, dict and list mutation, loops) are run
 //! by `stmjit run --interp` and by `python3 tests/oracle/run_python.py`; stdout must be equal.
 
+mod scratch;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -13,7 +15,7 @@ use common::Gen;
 #[test]
 fn random_programs_agree_with_cpython() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = std::env::temp_dir().join(format!("stmjit-diff-{}", std::process::id()));
+    let dir = scratch::dir("diff");
     std::fs::create_dir_all(&dir).unwrap();
     let mut gen = Gen(0x5eed_1234_abcd_ef01);
     for round in 0..10 {

@@ -1,6 +1,8 @@
 //! Hostile input: a source beyond the 64 MiB limit is refused after reading the limit (exit 2,
 //! bounded memory), and a syntax error on a huge line shows a bounded excerpt.
 
+mod scratch;
+
 use std::process::Command;
 
 fn stmjit(args: &[&str], file: &std::path::Path) -> std::process::Output {
@@ -12,7 +14,7 @@ fn stmjit(args: &[&str], file: &std::path::Path) -> std::process::Output {
 }
 
 fn temp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("stmjit-limits-{}", std::process::id()));
+    let dir = scratch::dir("limits");
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }

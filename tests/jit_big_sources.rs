@@ -7,12 +7,12 @@
 //! (`compile/loop_exits.rs`), and the compile memory of all these bounded by their parts.
 //! Bigger sizes with `STMJIT_BIG=1`.
 
+mod scratch;
+
 use std::process::{Command, Output, Stdio};
 
 fn dir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("stmjit-big-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    scratch::dir("big")
 }
 
 /// Runs `src` (written to `name.lang`) with `args` before the file and `env`.

@@ -4,6 +4,8 @@
 //! `stmjit run --interp`. 500 programs by default; `STMJIT_DIFF_PROGRAMS=N` for more.
 //! Every tenth program also runs with a 4 KiB nursery.
 
+mod scratch;
+
 mod common;
 
 use common::Gen;
@@ -227,7 +229,7 @@ fn compare_random_programs(
     tag: &str,
     env: impl Fn(usize) -> Vec<(&'static str, &'static str)>,
 ) {
-    let dir = std::env::temp_dir().join(format!("stmjit-{tag}-{}", std::process::id()));
+    let dir = scratch::dir(tag);
     std::fs::create_dir_all(&dir).unwrap();
     let mut g = Gen(seed);
     let mut compared_lines = 0;

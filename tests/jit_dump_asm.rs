@@ -2,6 +2,8 @@
 //! (read-marker byte stores, write-barrier flag tests), the polls, and the program still runs;
 //! `--asm-syntax att` and `--segment-base r15` change the listing, not the result.
 
+mod scratch;
+
 use std::process::{Command, Output};
 
 const PROGRAM: &str = "\
@@ -20,7 +22,7 @@ fn run(extra: &[&str], name: &str) -> (Output, String) {
 
 /// Runs `source` with `--dump-asm` (and `extra`); its output and the listing.
 fn run_source(source: &str, extra: &[&str], name: &str) -> (Output, String) {
-    let dir = std::env::temp_dir().join(format!("stmjit-dump-{}-{name}", std::process::id()));
+    let dir = scratch::dir(&format!("dump-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     let prog = dir.join("p.lang");
     std::fs::write(&prog, source).unwrap();
@@ -79,7 +81,7 @@ fn att_syntax_and_r15_mode() {
 
 #[test]
 fn dump_to_stderr() {
-    let dir = std::env::temp_dir().join(format!("stmjit-dump-stderr-{}", std::process::id()));
+    let dir = scratch::dir("dump-stderr");
     std::fs::create_dir_all(&dir).unwrap();
     let prog = dir.join("p.lang");
     std::fs::write(&prog, PROGRAM).unwrap();
@@ -94,7 +96,7 @@ fn dump_to_stderr() {
 
 #[test]
 fn float_arithmetic_allocates_inline() {
-    let dir = std::env::temp_dir().join(format!("stmjit-dump-alloc-{}", std::process::id()));
+    let dir = scratch::dir("dump-alloc");
     std::fs::create_dir_all(&dir).unwrap();
     let prog = dir.join("p.lang");
     std::fs::write(
@@ -118,7 +120,7 @@ fn float_arithmetic_allocates_inline() {
 
 #[test]
 fn float_comparisons_are_inline() {
-    let dir = std::env::temp_dir().join(format!("stmjit-dump-fcmp-{}", std::process::id()));
+    let dir = scratch::dir("dump-fcmp");
     std::fs::create_dir_all(&dir).unwrap();
     let prog = dir.join("p.lang");
     std::fs::write(
@@ -262,7 +264,7 @@ fn dump_asm_fn_filters_one_function() {
     assert_eq!(text.matches("\n; function ").count(), 1, "{text}");
     assert!(text.contains("; function <module>:"), "{text}");
 
-    let dir = std::env::temp_dir().join(format!("stmjit-dump-nofn-{}", std::process::id()));
+    let dir = scratch::dir("dump-nofn");
     std::fs::create_dir_all(&dir).unwrap();
     let prog = dir.join("p.lang");
     std::fs::write(&prog, PROGRAM).unwrap();
@@ -288,7 +290,7 @@ fn dump_asm_fn_filters_one_function() {
 /// file named `fill` (as documented) and says so on stderr, naming `--dump-asm-fn`.
 #[test]
 fn dump_asm_with_a_function_name_says_where_the_listing_went() {
-    let dir = std::env::temp_dir().join(format!("stmjit-dump-fname-{}", std::process::id()));
+    let dir = scratch::dir("dump-fname");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("p.lang"), PROGRAM).unwrap();
     let run_in_dir = |flag: &str| {

@@ -3,10 +3,12 @@
 //! `lang/src/interp/mod.rs`). Several programs target the inline fast paths (int arithmetic,
 //! list indexing, locals and globals) whose slow paths must raise exactly like the helpers.
 
+mod scratch;
+
 use std::process::Command;
 
 fn run(src: &str, interp: bool, name: &str) -> (String, Option<i32>) {
-    let dir = std::env::temp_dir().join(format!("stmjit-jiterr-{}", std::process::id()));
+    let dir = scratch::dir("jiterr");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.lang"));
     std::fs::write(&path, src).unwrap();
@@ -121,7 +123,7 @@ fn every_error_kind_matches_the_interpreter() {
 #[test]
 fn output_before_an_error_is_printed() {
     let src = "print('before')\nxs = [1]\nprint(xs[5])\n";
-    let dir = std::env::temp_dir().join(format!("stmjit-jiterr2-{}", std::process::id()));
+    let dir = scratch::dir("jiterr2");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("p.lang");
     std::fs::write(&path, src).unwrap();

@@ -4,6 +4,8 @@
 //! promoted objects (a promoted object's pointers to young ones must be recorded) as well
 //! as missing roots.
 
+mod scratch;
+
 use std::process::Command;
 
 const PROGRAMS: &[&str] = &[
@@ -96,7 +98,7 @@ fn run(path: &std::path::Path, interp: bool) -> (String, String, Option<i32>) {
 
 #[test]
 fn allocation_heavy_programs_with_a_4k_nursery() {
-    let dir = std::env::temp_dir().join(format!("stmjit-gc-{}", std::process::id()));
+    let dir = scratch::dir("gc");
     std::fs::create_dir_all(&dir).unwrap();
     for (k, src) in PROGRAMS.iter().enumerate() {
         let path = dir.join(format!("gc{k}.lang"));

@@ -5,11 +5,13 @@
 //! first time at once compile it once, and errors inside lazily compiled functions keep the
 //! interpreter's positions and call stacks.
 
+mod scratch;
+
 use std::process::Command;
 
 /// Runs `src` with `args` (before the file) and `env`; (stdout, stderr, exit status).
 fn run(src: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> (String, String, i32) {
-    let dir = std::env::temp_dir().join(format!("stmjit-lazy-{}", std::process::id()));
+    let dir = scratch::dir("lazy");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.lang"));
     std::fs::write(&path, src).unwrap();

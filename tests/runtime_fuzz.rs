@@ -2,6 +2,8 @@
 //! with status 0 (no error), 1 (a runtime error printed as `error: Kind: message` plus `at`
 //! lines) or 2 (a syntax error) — never a panic, a signal or a hang.
 
+mod scratch;
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -130,7 +132,7 @@ impl Rng {
 
 #[test]
 fn ill_typed_programs_end_cleanly() {
-    let dir = std::env::temp_dir().join(format!("stmjit-rtfuzz-{}", std::process::id()));
+    let dir = scratch::dir("rtfuzz");
     std::fs::create_dir_all(&dir).unwrap();
     let mut rng = Rng(0xdead_beef_1234_5678);
     let mut errors = 0;

@@ -1,6 +1,8 @@
 //! The `STMJIT_*` environment switches: a bad value is a usage error (exit 2) naming the
 //! switch and its range, never a panic; `stmjit run --help` lists them all.
 
+mod scratch;
+
 use std::process::Command;
 
 fn stmjit() -> Command {
@@ -8,7 +10,7 @@ fn stmjit() -> Command {
 }
 
 fn program() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("stmjit-switches-{}", std::process::id()));
+    let dir = scratch::dir("switches");
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("p.lang");
     std::fs::write(&p, "print(1 + 1)\n").unwrap();

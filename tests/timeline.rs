@@ -4,6 +4,8 @@
 //! both commands draw the same picture; `rsvg-convert` (package librsvg2-bin, installed by
 //! `.ci/run`) renders it when present.
 
+mod scratch;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,10 +16,7 @@ fn program(path: &str) -> PathBuf {
 
 /// A temporary file name unique to this test process and `tag`.
 fn temp(tag: &str, ext: &str) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "stmjit-timeline-{tag}-{}.{ext}",
-        std::process::id()
-    ))
+    scratch::dir("timeline").join(format!("{tag}.{ext}"))
 }
 
 fn stmjit(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Output {

@@ -4,6 +4,8 @@
 //! a winner to the transaction it aborted, `print` output as instants, and it is written
 //! also when a thread ends the program on an error.
 
+mod scratch;
+
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,7 +19,7 @@ fn program(name: &str) -> PathBuf {
 
 /// A temporary file name unique to this test process and `tag`.
 fn temp(tag: &str, ext: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("stmjit-trace-{tag}-{}.{ext}", std::process::id()))
+    scratch::dir("trace").join(format!("{tag}.{ext}"))
 }
 
 struct Traced {
