@@ -130,6 +130,13 @@ struct OpenTx {
 }
 
 impl Stm {
+    /// Address space each thread handle maps (its shadow stack), so that a caller can tell
+    /// whether one more fits under an address-space limit before starting a thread.
+    pub fn thread_reserve_bytes(&self) -> usize {
+        let l = self.layout();
+        crate::shadowstack::slots_for_objects(l.old_end - l.object_start) * 8
+    }
+
     /// A new thread handle (no transaction yet). Panics if its shadow stack cannot be
     /// mapped; [`Stm::try_thread`] says so instead.
     pub fn thread(self: &Arc<Self>) -> StmThread {
@@ -139,8 +146,7 @@ impl Stm {
     /// A new thread handle (no transaction yet), or `Err` when its shadow stack cannot be
     /// mapped (an address-space limit: the program reports a MemoryError).
     pub fn try_thread(self: &Arc<Self>) -> std::io::Result<StmThread> {
-        let l = self.layout();
-        let slots = crate::shadowstack::slots_for_objects(l.old_end - l.object_start);
+        let slots = self.thread_reserve_bytes() / 8;
         let gc = Box::new(crate::nursery::ThreadGc::new(slots)?);
         self.gc
             .threads

@@ -65,6 +65,7 @@ pub mod sets;
 pub mod site_cache;
 pub mod special;
 pub mod stats;
+pub mod thread_room;
 pub mod threads;
 pub mod trace_json;
 pub mod txn;

@@ -11,11 +11,12 @@
 //! ordinary GC-managed, transactional data; only the "finished" flags and the traces of
 //! failed threads live outside the heap.
 
+use super::thread_room::room_for_a_thread;
 use super::txn::NO_OPENER;
 use super::{rt_of, Aborted, Ctx, ProgramInfo, Runtime, ERR};
 use crate::objects::{OpaqueObj, OPAQUE_THREAD};
 use std::mem::offset_of;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Condvar, Mutex};
 use stmjit_lang::diag::{render_runtime, render_thread_origin, ErrorKind, Span, TraceEntry};
 use stmjit_runtime::value::{self, Word, NONE};
@@ -46,58 +47,9 @@ pub struct Threads {
     /// Threads that may still start before the memory mappings are counted again
     /// ([`room_for_a_thread`]).
     pub map_budget: std::sync::atomic::AtomicI64,
-}
-
-/// Memory mappings one more thread may add at most: its stack and guard page, the signal
-/// stack and guard page std gives every thread, its shadow stack, and one to spare.
-const MAPS_PER_THREAD: u64 = 6;
-/// Mappings left free for the rest of the process (the runtime's private page runs, malloc,
-/// compiled code) when a thread is refused.
-const MAPS_RESERVE: u64 = 1024;
-
-/// Mappings of this process and `vm.max_map_count` (65530, the kernel's default, where it
-/// cannot be read).
-fn map_count() -> (u64, u64) {
-    use std::io::Read;
-    let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()
-        .and_then(|t| t.trim().parse().ok())
-        .unwrap_or(65530);
-    let mut n = 0u64;
-    if let Ok(mut f) = std::fs::File::open("/proc/self/maps") {
-        let mut buf = vec![0u8; 1 << 16];
-        while let Ok(k) = f.read(&mut buf) {
-            if k == 0 {
-                break;
-            }
-            n += buf[..k].iter().filter(|&&b| b == b'\n').count() as u64;
-        }
-    }
-    (n, max)
-}
-
-/// Whether one more thread fits under `vm.max_map_count`; `Err` names the counts. A thread
-/// that starts without room does not fail cleanly: std maps its signal stack in the new
-/// thread and panics there, outside any handler, when the mapping or the guard page's
-/// `mprotect` fails, which aborts the process (a spawn tree of 16 K threads did). The maps
-/// are counted (a read of `/proc/self/maps`) only once the threads allowed by the previous
-/// count have started, so a program far from the limit reads it rarely.
-fn room_for_a_thread(threads: &Threads) -> Result<(), String> {
-    if threads.map_budget.fetch_sub(1, Relaxed) > 0 {
-        return Ok(());
-    }
-    let (n, max) = map_count();
-    let free = max.saturating_sub(n + MAPS_RESERVE);
-    if free < MAPS_PER_THREAD {
-        threads.map_budget.store(0, Relaxed);
-        return Err(format!(
-            "too many memory mappings ({n} in use, vm.max_map_count is {max})"
-        ));
-    }
-    threads
-        .map_budget
-        .store((free / MAPS_PER_THREAD) as i64 - 1, Relaxed);
-    Ok(())
+    /// Threads started whose shadow stack is not mapped yet: address space they will take
+    /// that the process's size does not show yet ([`room_for_a_thread`]).
+    pub starting: std::sync::atomic::AtomicU64,
 }
 
 /// "Finished" flags of the spawned threads, by id, and how many still run.
@@ -315,16 +267,40 @@ pub(crate) fn start_pending(rt: &mut Runtime) {
         let info = rt.info.clone();
         let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
         let site = value::to_int(rt.list_get(data, T_SITE));
-        if let Err(m) = room_for_a_thread(&rt.info.threads) {
+        let shadow = rt.stm.thread_reserve_bytes();
+        if let Err(m) = room_for_a_thread(&rt.info.threads, shadow) {
             spawn_failed(&rt.info, site, &std::io::Error::other(m));
         }
+        rt.info.threads.starting.fetch_add(1, Relaxed);
+        let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let go = detached.clone();
         let started = std::thread::Builder::new()
             .stack_size(stmjit_lang::stack::BIG_STACK)
-            .spawn(move || thread_main(info, obj, site));
-        if let Err(e) = started {
-            spawn_failed(&rt.info, site, &e);
+            .spawn(move || {
+                while !go.load(Acquire) {
+                    std::thread::park();
+                }
+                thread_main(info, obj, site)
+            });
+        match started {
+            Ok(handle) => detach(handle, &detached),
+            Err(e) => spawn_failed(&rt.info, site, &e),
         }
     }
+}
+
+/// Detaches the new thread of `handle` (drops the handle), then lets it run (`detached`
+/// set, the thread unparked): it waits for that before its first statement. glibc's
+/// `pthread_detach` marks the thread detached and then reads its descriptor, at the top of
+/// its stack, while a thread that ends sees itself detached and frees that stack: a thread
+/// that ended between the two (a spawned call that returns at once, its spawner preempted)
+/// made the detach read unmapped memory (1 GiB stacks are never cached: freeing unmaps
+/// them), a segfault of the soak benchmark after 5 minutes (1 M threads).
+fn detach(handle: std::thread::JoinHandle<()>, detached: &std::sync::atomic::AtomicBool) {
+    let thread = handle.thread().clone();
+    drop(handle);
+    detached.store(true, Release);
+    thread.unpark();
 }
 
 /// The end of the program when a spawned thread cannot start (too many threads, or no
@@ -355,7 +331,9 @@ fn thread_main(info: Arc<ProgramInfo>, obj: Word, site: i64) {
     stmjit_lang::stack::mark_thread(stmjit_lang::stack::BIG_STACK);
     // The OS thread exists but its shadow stack may still not fit (an address-space limit
     // reached by the threads started meanwhile): the same MemoryError, never a panic.
-    let mut d = match Driver::try_new(info.clone()) {
+    let driver = Driver::try_new(info.clone());
+    info.threads.starting.fetch_sub(1, Relaxed);
+    let mut d = match driver {
         Ok(d) => d,
         Err(e) => spawn_failed(&info, site, &e),
     };
