@@ -765,9 +765,9 @@ pub fn write_if_asked(rt: &Runtime) {
             eprintln!("error: cannot write {}: {e}", svg_path.display());
         }
     }
-    // The process ends next (this runs once, at its exit): the events are not freed one by
-    // one (12 instructions each under callgrind).
-    std::mem::forget(data);
+    // Freed (about 12 instructions an event, against hundreds to write it): forgotten, its
+    // 12.8 MB buffer per thread was what valgrind's leak check reported lost at exit.
+    drop(data);
 }
 
 /// Microseconds (the trace's unit), as the JSON's `12.345` reads back: both are the
