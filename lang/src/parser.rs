@@ -53,6 +53,7 @@ pub fn parse_tokens(tokens: Vec<Token>) -> Result<Parsed, Diagnostic> {
     // The comprehensions' functions are defined before anything else runs.
     let mut all = comprehension::definitions(&p.comps, Span::new(1, 1));
     all.append(&mut body);
+    all.shrink_to_fit();
     Ok(Parsed {
         body: all,
         functions: p.functions,
@@ -775,6 +776,9 @@ impl Parser {
             self.simple_statements(&mut body)?;
         }
         self.leave(1);
+        // A statement is about 270 bytes and most blocks hold one or two: the capacity of 4
+        // a first push gives took 3 times the tree's memory (8 MB of 2 500 `if`/`elif`/`else`).
+        body.shrink_to_fit();
         Ok(body)
     }
 

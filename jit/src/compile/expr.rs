@@ -1193,10 +1193,8 @@ impl FnCompiler<'_, '_> {
         let mark = self.temp_mark();
         let f = self.expr(func);
         let ft = self.push_temp(f);
-        for a in args {
-            let v = self.expr(a);
-            self.push_temp(v);
-        }
+        let refs: Vec<&Expr> = args.iter().collect();
+        self.args_into_temps(&refs);
         let f = self.load_slot(ft);
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
@@ -1321,10 +1319,8 @@ impl FnCompiler<'_, '_> {
         let mark = self.temp_mark();
         let f = self.expr(func);
         let ft = self.push_temp(f);
-        for a in args {
-            let v = self.expr(&a.value);
-            self.push_temp(v);
-        }
+        let values: Vec<&Expr> = args.iter().map(|a| &a.value).collect();
+        self.args_into_temps(&values);
         let kinds = args.iter().map(|a| a.kind.clone()).collect();
         let shape = self.sh.code.add_call_shape(kinds) as i64;
         let f = self.load_slot(ft);
@@ -1341,6 +1337,22 @@ impl FnCompiler<'_, '_> {
     pub(crate) fn eval_into_temps(&mut self, items: &[Expr]) -> (usize, Value, Value) {
         let refs: Vec<&Expr> = items.iter().collect();
         self.eval_refs_into_temps(&refs)
+    }
+
+    /// The arguments of a call into fresh temporaries (after the callee's): by parts when
+    /// there are more than [`super::parts::ITEMS_SPLIT_ABOVE`] (a call of 10 000 arguments
+    /// compiled in one piece took 400 MB), else each in place, where a huge one is cut as
+    /// any huge expression is (`chains.rs`: a part per argument of `f(f(...))` would nest
+    /// parts in parts).
+    pub(crate) fn args_into_temps(&mut self, args: &[&Expr]) {
+        if args.len() > super::parts::ITEMS_SPLIT_ABOVE {
+            self.eval_refs_into_temps(args);
+            return;
+        }
+        for a in args {
+            let v = self.expr(a);
+            self.push_temp(v);
+        }
     }
 
     /// [`Self::eval_into_temps`] of expressions by reference. Many items (or items of many

@@ -138,10 +138,8 @@ impl FnCompiler<'_, '_> {
             // cache hit says it does.
             self.check_method(o, name_id, cache, span);
         }
-        for a in args {
-            let v = self.expr(a);
-            self.push_temp(v);
-        }
+        let refs: Vec<&Expr> = args.iter().collect();
+        self.args_into_temps(&refs);
         let n = args.len() + 1;
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
