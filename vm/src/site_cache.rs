@@ -26,6 +26,10 @@ pub const WAYS: usize = 4;
 /// An unused entry: its class id (`u32::MAX`, the low half) matches no class.
 pub const EMPTY: u64 = u64::MAX;
 
+/// A class id that no entry holds, not even an empty one: JIT code probes with it for a
+/// local whose class it does not know (see `compile::sites` in the JIT).
+pub const NO_CLASS: u32 = u32::MAX - 1;
+
 /// The entries of one site. Boxed by its owner: JIT code embeds its address.
 #[repr(C, align(32))]
 #[derive(Debug)]
@@ -60,8 +64,9 @@ impl SiteCache {
     /// of more classes than [`WAYS`] write its cache line in turn at every call, and it
     /// would miss as often.
     pub fn insert(&self, class_id: u64, payload: u64) {
-        // A class id or payload past 32 bits is never cached: JIT code compares 32 bits.
-        if class_id >= u64::from(u32::MAX) || payload > u64::from(u32::MAX) {
+        // A class id or payload past 32 bits is never cached: JIT code compares 32 bits;
+        // nor is `NO_CLASS`.
+        if class_id >= u64::from(NO_CLASS) || payload > u64::from(u32::MAX) {
             return;
         }
         let word = payload << 32 | class_id;

@@ -59,7 +59,7 @@ pub(crate) const TRAP_UNREACHABLE: u8 = 1;
 
 /// The barriers already done in the current region: the block the region is valid in (it
 /// extends to single-entry successors), and the locals marked.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Region {
     pub(super) block: Option<Block>,
     pub(super) marks: Marks,

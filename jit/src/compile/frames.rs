@@ -101,6 +101,7 @@ impl FnCompiler<'_, '_> {
                 self.b.def_var(self.local_vars[i], v);
             }
         }
+        self.forget_classes();
         self.zero_slots(frame, self.nlocals, nslots as usize);
         self.b
             .ins()
@@ -324,6 +325,11 @@ impl FnCompiler<'_, '_> {
                 self.b.ins().store(mf(), v, f, 8 * slot as i32);
             } else {
                 self.b.def_var(self.local_vars[slot], v);
+                let unknown = self.b.ins().iconst(cranelift_codegen::ir::types::I32, 0);
+                self.b.def_var(self.class_vars[slot], unknown);
+                // Unknown until an access records it again (compile order: a heuristic
+                // only, see `class_set`).
+                self.class_set[slot] = false;
             }
             return;
         }

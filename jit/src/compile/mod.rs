@@ -243,6 +243,17 @@ pub struct FnCompiler<'a, 'b> {
     /// One SSA variable per local: locals live in registers and are written to their
     /// frame slots only around calls (where the GC may scan and update them).
     pub(crate) local_vars: Vec<Variable>,
+    /// One `i32` SSA variable per local (locals in SSA variables only): `class id ^
+    /// `[`sites::FACT_KEY`] when the local is known to hold an instance of that class, 0
+    /// (unknown) otherwise. Invariant on every path: 0 or the class of the local's current
+    /// value. Set to 0 at entry, at each assignment and at each restart; set to the class
+    /// when an attribute access or a method call of the local has tested it. Why: an
+    /// access of a known local probes its site with it, no type test or class loads.
+    pub(crate) class_vars: Vec<Variable>,
+    /// Locals whose class variable was set to a class somewhere earlier in compile order:
+    /// only those can be known (elsewhere the variable is 0 on every path compiled so far,
+    /// and an access tests the class in full, as it would on a miss).
+    pub(crate) class_set: Vec<bool>,
     /// Locals live in their frame slots (a load at each read, a store at each assignment),
     /// not in SSA variables written to their slots and read back around every call: for
     /// huge functions, where that costs a function's calls times its locals in IR and in
@@ -416,6 +427,10 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
                 .into_iter()
                 .map(|f| f.then(|| c.b.declare_var(ir::types::F64)))
                 .collect();
+            c.class_vars = (0..nlocals)
+                .map(|_| c.b.declare_var(ir::types::I32))
+                .collect();
+            c.class_set = vec![false; nlocals];
         }
         // Body first (the frame size is known only after it).
         c.b.switch_to_block(body_block);
@@ -492,6 +507,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             ctx: Value::from_u32(0),
             frame_var: Variable::from_u32(0),
             local_vars: Vec::new(),
+            class_vars: Vec::new(),
+            class_set: Vec::new(),
             locals_in_slots,
             assigned: (0..nlocals).map(|i| i < arity).collect(),
             nlocals,

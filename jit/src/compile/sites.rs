@@ -10,7 +10,12 @@ use stmjit_lang::ast::Expr;
 use stmjit_lang::diag::Span;
 use stmjit_vm::abi::Helper;
 use stmjit_vm::objects::{ClassObj, InstanceObj, INSTANCE_DATA};
-use stmjit_vm::site_cache::WAYS;
+use stmjit_vm::site_cache::{NO_CLASS, WAYS};
+
+/// A known class id is kept as `id ^ FACT_KEY` in its local's class variable (see
+/// `FnCompiler::class_vars`), so that 0, "unknown", probes as [`NO_CLASS`], which no site
+/// cache holds: a probe with an unknown local's variable misses.
+pub(crate) const FACT_KEY: i64 = NO_CLASS as i32 as i64;
 
 impl FnCompiler<'_, '_> {
     /// A new attribute-site cache (filled by the helpers with `slot << 32 | class id`).
@@ -79,6 +84,97 @@ impl FnCompiler<'_, '_> {
         self.b.block_params(hit)[0]
     }
 
+    /// Sets every local's class variable to 0 (unknown).
+    pub(crate) fn forget_classes(&mut self) {
+        for i in 0..self.class_vars.len() {
+            let unknown = self.b.ins().iconst(ir::types::I32, 0);
+            self.b.def_var(self.class_vars[i], unknown);
+        }
+    }
+
+    /// The class variable of local `l` here, None where it cannot be known: the function
+    /// keeps none, or none was set earlier in compile order, or it is the constant 0 here.
+    fn class_fact(&mut self, l: usize) -> Option<Value> {
+        if !self.class_set.get(l).copied().unwrap_or(false) {
+            return None;
+        }
+        let v = self.b.use_var(self.class_vars[l]);
+        let v = self.b.func.dfg.resolve_aliases(v);
+        let constant = match self.b.func.dfg.value_def(v) {
+            ir::ValueDef::Result(inst, _) => {
+                self.b.func.dfg.insts[inst].opcode() == ir::Opcode::Iconst
+            }
+            _ => false,
+        };
+        (!constant).then_some(v)
+    }
+
+    /// Records that local `l` holds an instance of class id `cid` (here, on this path).
+    fn record_class(&mut self, l: usize, cid: Value) {
+        if l >= self.class_vars.len() {
+            return;
+        }
+        let f = self.b.ins().bxor_imm(cid, FACT_KEY);
+        self.b.def_var(self.class_vars[l], f);
+        self.class_set[l] = true;
+    }
+
+    /// The site-cache entry word of the class of instance `o`, or a branch to `slow` when
+    /// `o` is no instance or its class is not cached. With `fact` (its local's class
+    /// variable: [`Self::class_fact`]) the site is probed with it first (no type test, no
+    /// class loads); a miss (the variable unknown, or the class not cached) tests in full,
+    /// out of line. `reload`: the slot to read `o` from again for the full test (a call may
+    /// have moved it); `record`: the local holding `o`, whose class variable the full test
+    /// sets.
+    ///
+    /// The region goes on after it: both ways only read (type, class, cache).
+    fn probe_class(
+        &mut self,
+        o: Value,
+        reload: Option<usize>,
+        fact: Option<Value>,
+        record: Option<usize>,
+        cache: i64,
+        slow: Block,
+    ) -> Value {
+        let Some(f) = fact else {
+            let o = reload.map_or(o, |s| self.load_slot(s));
+            let cid = self.class_id_of(o, slow);
+            let word = self.probe_site(cid, cache, slow);
+            if let Some(l) = record {
+                self.record_class(l, cid);
+            }
+            return word;
+        };
+        let carry = self.region.block.is_some() && self.region.block == self.b.current_block();
+        let marks = self.region.marks.clone();
+        let hit = self.b.create_block();
+        self.b.append_block_param(hit, I64);
+        let miss = self.b.create_block();
+        let cid = self.b.ins().bxor_imm(f, FACT_KEY);
+        let word = self.probe_site(cid, cache, miss);
+        self.b.ins().jump(hit, &[word.into()]);
+        let first_new = self.b.func.dfg.num_blocks();
+        self.b.switch_to_block(miss);
+        let o = reload.map_or(o, |s| self.load_slot(s));
+        let cid = self.class_id_of(o, slow);
+        let word = self.probe_site(cid, cache, slow);
+        if let Some(l) = record {
+            self.record_class(l, cid);
+        }
+        self.b.ins().jump(hit, &[word.into()]);
+        self.b.set_cold_block(miss);
+        self.cold_from(first_new);
+        self.b.switch_to_block(hit);
+        if carry {
+            self.region = super::barriers::Region {
+                block: Some(hit),
+                marks,
+            };
+        }
+        self.b.block_params(hit)[0]
+    }
+
     /// The payload (high half) of a cache entry word: one shift.
     fn payload(&mut self, word: Value) -> Value {
         self.b.ins().ushr_imm(word, 32)
@@ -88,12 +184,13 @@ impl FnCompiler<'_, '_> {
     /// is an instance of a cached class that holds the cached slot inline (slots past its
     /// inline count, in its overflow array, take the helpers); returns the segment offset
     /// of the slot word, after the instance's read barrier (which covers its inline slots).
+    /// A local's known class spares the type test and the class loads ([`Self::probe_class`]).
     pub(crate) fn attr_slot(&mut self, o: Value, cache: i64, slow: Block, span: Span) -> Value {
         self.begin_sequence(super::LOC_ATTR_FAST);
-        self.expect_type(o, self.sh.types.instance.0, slow);
+        let local = self.local_of.get(&o).copied();
+        let fact = local.and_then(|l| self.class_fact(l));
+        let word = self.probe_class(o, None, fact, local, cache, slow);
         self.read_barrier_obj(o, span);
-        let cid = self.class_id_loads(o);
-        let word = self.probe_site(cid, cache, slow);
         let idx = self.payload(word);
         // The inline count never changes: no barrier of its own.
         let sa = self.seg_addr(o);
@@ -132,8 +229,13 @@ impl FnCompiler<'_, '_> {
         let name_id = self.sh.names.intern(name) as i64;
         let mark = self.temp_mark();
         let o = self.expr(obj);
+        // Read now, while `o` is the local's value (an argument may assign the local).
+        let local = self.local_of.get(&o).copied();
+        let fact = local.and_then(|l| self.class_fact(l));
+        let simple = args.iter().all(|a| self.is_simple(a));
+        let record = local.filter(|_| simple);
         self.push_temp(o);
-        if !args.iter().all(|a| self.is_simple(a)) {
+        if !simple {
             // Python's order: `o.name` must exist before the arguments are evaluated. A
             // cache hit says it does.
             self.check_method(o, name_id, cache, span);
@@ -149,9 +251,7 @@ impl FnCompiler<'_, '_> {
             self.list_method_inline(m, mark, done, slow, other, span);
             self.b.switch_to_block(other);
         }
-        let recv = self.load_slot(mark);
-        let cid = self.class_id_of(recv, slow);
-        let word = self.probe_site(cid, cache, slow);
+        let word = self.probe_class(o, Some(mark), fact, record, cache, slow);
         let fid = self.payload(word);
         let r = self.call_cached(fid, mark, n, span);
         self.b.ins().jump(done, &[r.into()]);

@@ -158,6 +158,8 @@ impl FnCompiler<'_, '_> {
             self.b.ins().call(restart, &[self.ctx, frame]);
             self.reload_segment_base();
             self.reload_locals();
+            // The locals are those saved at the boundary: their classes are unknown.
+            self.forget_classes();
             self.b.ins().jump(target, &[]);
         }
     }
