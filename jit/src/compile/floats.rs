@@ -164,32 +164,96 @@ pub(crate) fn float_locals(body: &[Stmt], nlocals: usize) -> Vec<bool> {
             }
         }
     }
-    fn visit(stmts: &[Stmt], marks: &mut Vec<bool>, changed: &mut bool) {
+    fn visit(stmts: &[Stmt], marks: &mut Vec<bool>, trees: &[bool], changed: &mut bool) {
         let floaty = |value: &Expr, marks: &[bool]| {
             mixed_ops(value, &mut Vec::new()).is_some() && float_likely(value, marks)
         };
         for s in stmts {
             match &s.kind {
-                StmtKind::Assign { targets, value } if floaty(value, marks) => {
-                    for t in targets {
-                        mark(t, marks, changed);
+                StmtKind::Assign { targets, value } => {
+                    if floaty(value, marks) {
+                        for t in targets {
+                            mark(t, marks, changed);
+                        }
                     }
+                    // What a float likely flows from: the `+ - *` leaves of a tree assigned to
+                    // a float local, and the arguments of `sqrt`.
+                    let into_float = matches!(targets.as_slice(),
+                        [Target::Name(n)] if matches!(n.slot, Slot::Local(i) if marks[i]));
+                    hint(value, into_float, marks, trees, changed);
                 }
-                StmtKind::AugAssign { target, value, .. } if floaty(value, marks) => {
-                    mark(target, marks, changed);
+                StmtKind::AugAssign { target, value, .. } => {
+                    if floaty(value, marks) {
+                        mark(target, marks, changed);
+                    }
+                    let into_float = matches!(target, Target::Name(n) if matches!(n.slot, Slot::Local(i) if marks[i]));
+                    hint(value, into_float, marks, trees, changed);
                 }
                 _ => {
                     for b in s.blocks() {
-                        visit(b, marks, changed);
+                        visit(b, marks, trees, changed);
                     }
                 }
             }
         }
     }
+    /// Marks the locals of `trees` (those assigned a tree somewhere) that a float likely
+    /// flows from in the tree `e`: where `flows`, its leaves through `+ - *`; under `sqrt`,
+    /// its argument's.
+    fn hint(e: &Expr, flows: bool, marks: &mut [bool], trees: &[bool], changed: &mut bool) {
+        match &e.kind {
+            ExprKind::Binary(BinOp::Add | BinOp::Sub | BinOp::Mul, a, b) => {
+                hint(a, flows, marks, trees, changed);
+                hint(b, flows, marks, trees, changed);
+            }
+            ExprKind::Binary(BinOp::Div, a, b) => {
+                hint(a, false, marks, trees, changed);
+                hint(b, false, marks, trees, changed);
+            }
+            ExprKind::Call { .. } => {
+                if let Some(a) = sqrt_arg(e) {
+                    hint(a, true, marks, trees, changed);
+                }
+            }
+            ExprKind::Name(n) => {
+                if let Slot::Local(i) = n.slot {
+                    if flows && trees[i] && !marks[i] {
+                        marks[i] = true;
+                        *changed = true;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    /// The locals assigned a tree of at least one operation somewhere (`x = a.m * b`,
+    /// `x OP= ...`): those a hint may mark (a float local assigned no tree would only be
+    /// boxed at its reads).
+    fn trees_of(stmts: &[Stmt], trees: &mut [bool]) {
+        for s in stmts {
+            match &s.kind {
+                StmtKind::Assign { targets, value }
+                    if matches!(mixed_ops(value, &mut Vec::new()), Some(1..)) =>
+                {
+                    for t in targets {
+                        mark(t, trees, &mut false);
+                    }
+                }
+                StmtKind::AugAssign { target, .. } => mark(target, trees, &mut false),
+                _ => {
+                    for b in s.blocks() {
+                        trees_of(b, trees);
+                    }
+                }
+            }
+        }
+    }
+    let mut trees = vec![false; nlocals];
+    trees_of(body, &mut trees);
     let mut marks = vec![false; nlocals];
     loop {
         let mut changed = false;
-        visit(body, &mut marks, &mut changed);
+        visit(body, &mut marks, &trees, &mut changed);
         if !changed {
             return marks;
         }
@@ -567,16 +631,30 @@ mod tests {
         assert_eq!(tree_ops(&parse_expr("a + 1 * 2")), None);
     }
 
-    #[test]
-    fn float_locals_reach_a_fixpoint() {
-        let p = stmjit_lang::parse(
-            "def f(n):\n    i = 3\n    t = 0\n    z = 0.0\n    while i < n:\n        t = z * z + 1\n        z = t\n        i += 2\n    return t\n",
-        )
-        .unwrap();
+    /// Whether [`float_locals`] marks each of `names`, locals of the first function of `src`.
+    fn marked(src: &str, names: &[&str]) -> Vec<bool> {
+        let p = stmjit_lang::parse(src).unwrap();
         let f = &p.functions[0];
         let marks = float_locals(&f.body, f.locals.len());
         let slot = |name: &str| f.locals.iter().position(|l| l == name).unwrap();
-        assert!(marks[slot("z")] && marks[slot("t")]);
-        assert!(!marks[slot("i")] && !marks[slot("n")]);
+        names.iter().map(|n| marks[slot(n)]).collect()
+    }
+
+    #[test]
+    fn floats_flow_back_from_sqrt_and_float_locals() {
+        let src = "def f(a, b, n):\n    i = 0\n    dx = a.x - b.x\n    d2 = dx * dx + 1\n    m = 1.0 / sqrt(d2)\n    k = n * 2\n    q = 2.0 * k / n\n    i += 1\n    return m + q + i\n";
+        // d2 is under sqrt, dx a `+ - *` leaf of d2's tree; m and q have float literals.
+        assert_eq!(marked(src, &["d2", "dx", "m", "q"]), [true; 4]);
+        // Under `/` nothing flows back; a parameter is assigned no tree.
+        assert_eq!(marked(src, &["k", "n", "i"]), [false; 3]);
+    }
+
+    #[test]
+    fn float_locals_reach_a_fixpoint() {
+        let src = "def f(n):\n    i = 3\n    t = 0\n    z = 0.0\n    while i < n:\n        t = z * z + 1\n        z = t\n        i += 2\n    return t\n";
+        assert_eq!(
+            marked(src, &["z", "t", "i", "n"]),
+            [true, true, false, false]
+        );
     }
 }
