@@ -6,7 +6,7 @@ and open file descriptors every --every seconds, then stops the load and the spa
 thread, samples once more when idle, and reports whether each figure stayed bounded and came
 back near its start.
 
-    python3 benches/soak/run.py [--minutes 5] [--clients 2] [--every 5] [--threads N]
+    python3 benches/soak/run.py [--minutes 5] [--clients 2] [--every 5] [--threads N] [--stats]
 
 Bounded: the peak of the second half of the run is at most --slack (default 1.25) times the
 peak of the first half, or for threads at most one tree (63) more (a leak keeps growing).
@@ -63,11 +63,15 @@ def main():
     ap.add_argument("--every", type=float, default=5)
     ap.add_argument("--threads", type=int, default=0, help="stmjit --threads (segments); 0: its default")
     ap.add_argument("--slack", type=float, default=1.25)
+    ap.add_argument("--stats", action="store_true",
+                    help="run stmjit with --stats and print its figures (commits, aborts, conflicts) at the end")
     a = ap.parse_args()
 
     argv = [stmjit_bin(), "run"]
     if a.threads:
         argv += ["--threads", str(a.threads)]
+    if a.stats:
+        argv.append("--stats")
     argv.append(os.path.join(HERE, "soak.lang"))
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     m = re.search(r"http://127\.0\.0\.1:(\d+)", proc.stdout.readline())
@@ -112,7 +116,7 @@ def main():
     if errors:
         print("wrk:", errors.group(0))
     if err.strip():
-        print("stderr:", err.strip()[:2000])
+        print("stderr:", err.strip() if a.stats else err.strip()[:2000])
     ok = proc.returncode == 0
     half = len(samples) // 2
     print("%-8s %8s %8s %8s %8s %8s %6s" % ("", "before", "first", "peak 1/2", "peak 2/2", "idle", "ok"))
