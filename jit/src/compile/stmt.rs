@@ -690,7 +690,7 @@ impl FnCompiler<'_, '_> {
         iter_span: Span,
         exit: cranelift_codegen::ir::Block,
     ) {
-        let it = self.call_checked(Helper::Iter, &[self.ctx, v], iter_span);
+        let it = self.iter_of(v, iter_span);
         let itt = self.push_temp(it);
         let int_zero = self.b.ins().iconst(I64, TAGGED_ZERO as i64);
         let idx = self.push_temp(int_zero);
@@ -708,6 +708,22 @@ impl FnCompiler<'_, '_> {
         self.store_slot(idx, i);
         self.poll(span);
         self.b.ins().jump(head, &[]);
+    }
+
+    /// The iterator of a `for` loop over `v`: a list is its own (as `stmjit_iter` answers),
+    /// tested inline; anything else through the helper. Why: the helper call (and the spill
+    /// and reload of the locals around it) cost more than the rest of a short loop's start.
+    fn iter_of(&mut self, v: Value, iter_span: Span) -> Value {
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let other = self.b.create_block();
+        self.expect_type(v, self.sh.types.list.0, other);
+        self.b.ins().jump(done, &[v.into()]);
+        self.b.switch_to_block(other);
+        let it = self.call_checked(Helper::Iter, &[self.ctx, v], iter_span);
+        self.b.ins().jump(done, &[it.into()]);
+        self.b.switch_to_block(done);
+        self.b.block_params(done)[0]
     }
 
     /// The item of the iterator in slot `itt` at the index in slot `idx` (`UNBOUND` past
