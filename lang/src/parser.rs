@@ -32,20 +32,7 @@ pub struct Parsed {
 
 /// Parses a token list (from [`crate::lexer::lex`]).
 pub fn parse_tokens(tokens: Vec<Token>) -> Result<Parsed, Diagnostic> {
-    let mut p = Parser {
-        tokens,
-        pos: 0,
-        depth: 0,
-        context: Context::Module,
-        method: Err("no arguments"),
-        class_cell: None,
-        loop_depth: 0,
-        functions: Vec::new(),
-        comps: Vec::new(),
-        hidden: 0,
-        try_level: 0,
-        handler_levels: Vec::new(),
-    };
+    let mut p = Parser::new(tokens);
     let mut body = Vec::new();
     while p.peek() != &Tok::Eof {
         p.statement(&mut body)?;
@@ -85,6 +72,9 @@ struct Parser {
     try_level: usize,
     /// Levels of the `try` statements whose `except` clauses enclose it (innermost last).
     handler_levels: Vec<usize>,
+    /// The most stack used at a level of nesting so far (`stack::used`), for tests.
+    #[cfg(test)]
+    deepest: usize,
     /// What `super()` means here, as in CPython: in a function nested in a class body (a
     /// method, or a function or lambda inside one, at any depth), the class's name and the
     /// function's first positional parameter; else the end of CPython's RuntimeError
@@ -161,6 +151,25 @@ fn unresolved(name: String, span: Span) -> Name {
 }
 
 impl Parser {
+    fn new(tokens: Vec<Token>) -> Parser {
+        Parser {
+            tokens,
+            pos: 0,
+            depth: 0,
+            context: Context::Module,
+            method: Err("no arguments"),
+            class_cell: None,
+            loop_depth: 0,
+            functions: Vec::new(),
+            comps: Vec::new(),
+            hidden: 0,
+            try_level: 0,
+            handler_levels: Vec::new(),
+            #[cfg(test)]
+            deepest: 0,
+        }
+    }
+
     fn peek(&self) -> &Tok {
         &self.tokens[self.pos.min(self.tokens.len() - 1)].tok
     }
@@ -238,6 +247,10 @@ impl Parser {
         }
         if stack::near_limit() {
             return Err(Diagnostic::new("too deeply nested", self.span()));
+        }
+        #[cfg(test)]
+        {
+            self.deepest = self.deepest.max(stack::used());
         }
         Ok(())
     }
@@ -1095,6 +1108,13 @@ impl Parser {
         if self.peek() != &Tok::If {
             return Ok(then);
         }
+        self.conditional(then)
+    }
+
+    /// `then if cond else orelse` after `then` (kept out of the frames that recur at each
+    /// level of `f(f(...))`, see `binary`).
+    #[inline(never)]
+    fn conditional(&mut self, then: Expr) -> PResult<Expr> {
         self.advance();
         let cond = self.or_expr()?;
         self.expect(&Tok::Else)?;
@@ -1110,67 +1130,45 @@ impl Parser {
         })
     }
 
-    /// Parses a left-associative chain `sub (op sub)*`; each operator deepens the tree, so it
-    /// counts toward the nesting limit.
-    fn chain(
-        &mut self,
-        sub: fn(&mut Parser) -> PResult<Expr>,
-        op_of: fn(&Tok) -> Option<BinOp>,
-    ) -> PResult<Expr> {
-        let mut left = sub(self)?;
-        let mut levels = 0;
-        let result = loop {
-            let Some(op) = op_of(self.peek()) else {
-                break Ok(left);
-            };
-            self.advance();
-            if let Err(e) = self.enter() {
-                break Err(e);
-            }
-            levels += 1;
-            let right = match sub(self) {
-                Ok(r) => r,
-                Err(e) => break Err(e),
-            };
-            let span = left.span;
-            left = Expr {
-                kind: ExprKind::Binary(op, Box::new(left), Box::new(right)),
-                span,
-            };
-        };
-        self.leave(levels);
-        result
-    }
-
     fn or_expr(&mut self) -> PResult<Expr> {
-        let mut left = self.and_expr()?;
-        let mut levels = 0;
-        while self.peek() == &Tok::Or {
-            self.advance();
-            self.enter()?;
-            levels += 1;
-            let right = self.and_expr()?;
-            let span = left.span;
-            left = Expr {
-                kind: ExprKind::Or(Box::new(left), Box::new(right)),
-                span,
-            };
+        let left = self.and_expr()?;
+        if self.peek() != &Tok::Or {
+            return Ok(left);
         }
-        self.leave(levels);
-        Ok(left)
+        self.logic_chain(left, true)
     }
 
     fn and_expr(&mut self) -> PResult<Expr> {
-        let mut left = self.not_expr()?;
+        let left = self.not_expr()?;
+        if self.peek() != &Tok::And {
+            return Ok(left);
+        }
+        self.logic_chain(left, false)
+    }
+
+    /// The rest of `left or ...` (`or`) or `left and ...` (kept out of the frames that recur
+    /// at each level of `f(f(...))`, see `binary`).
+    #[inline(never)]
+    fn logic_chain(&mut self, mut left: Expr, or: bool) -> PResult<Expr> {
+        let tok = if or { Tok::Or } else { Tok::And };
         let mut levels = 0;
-        while self.peek() == &Tok::And {
+        while self.peek() == &tok {
             self.advance();
             self.enter()?;
             levels += 1;
-            let right = self.not_expr()?;
+            let right = if or {
+                self.and_expr()?
+            } else {
+                self.not_expr()?
+            };
             let span = left.span;
+            let (l, r) = (Box::new(left), Box::new(right));
             left = Expr {
-                kind: ExprKind::And(Box::new(left), Box::new(right)),
+                kind: if or {
+                    ExprKind::Or(l, r)
+                } else {
+                    ExprKind::And(l, r)
+                },
                 span,
             };
         }
@@ -1195,6 +1193,20 @@ impl Parser {
 
     fn comparison(&mut self) -> PResult<Expr> {
         let first = self.bitor()?;
+        match (self.peek(), self.peek_at(1)) {
+            (
+                Tok::EqEq | Tok::NotEq | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge | Tok::In | Tok::Is,
+                _,
+            )
+            | (Tok::Not, Tok::In) => self.comparison_rest(first),
+            _ => Ok(first),
+        }
+    }
+
+    /// The operators and operands of a comparison after its first operand (kept out of the
+    /// frames that recur at each level of `f(f(...))`, see `binary`).
+    #[inline(never)]
+    fn comparison_rest(&mut self, first: Expr) -> PResult<Expr> {
         let mut rest = Vec::new();
         loop {
             let op = match (self.peek(), self.peek_at(1)) {
@@ -1232,49 +1244,64 @@ impl Parser {
         })
     }
 
+    /// The binary operators from `|` to `*`, `/`, `//`, `%` (see [`bin_level`]).
     fn bitor(&mut self) -> PResult<Expr> {
-        self.chain(Parser::bitxor, |t| {
-            (t == &Tok::Pipe).then_some(BinOp::BitOr)
-        })
+        self.binary(0)
     }
 
-    fn bitxor(&mut self) -> PResult<Expr> {
-        self.chain(Parser::bitand, |t| {
-            (t == &Tok::Caret).then_some(BinOp::BitXor)
-        })
-    }
-
-    fn bitand(&mut self) -> PResult<Expr> {
-        self.chain(Parser::shift, |t| (t == &Tok::Amp).then_some(BinOp::BitAnd))
-    }
-
-    fn shift(&mut self) -> PResult<Expr> {
-        self.chain(Parser::arith, |t| match t {
-            Tok::LShift => Some(BinOp::Shl),
-            Tok::RShift => Some(BinOp::Shr),
-            _ => None,
-        })
-    }
-
-    fn arith(&mut self) -> PResult<Expr> {
-        self.chain(Parser::term, |t| match t {
-            Tok::Plus => Some(BinOp::Add),
-            Tok::Minus => Some(BinOp::Sub),
-            _ => None,
-        })
-    }
-
-    fn term(&mut self) -> PResult<Expr> {
-        self.chain(Parser::factor, |t| match t {
-            Tok::Star => Some(BinOp::Mul),
-            Tok::Slash => Some(BinOp::Div),
-            Tok::DoubleSlash => Some(BinOp::FloorDiv),
-            Tok::Percent => Some(BinOp::Mod),
-            _ => None,
-        })
+    /// A left-associative chain of the binary operators of level `min` (see [`bin_level`])
+    /// and above, by precedence climbing: one frame for all six levels (a level per function
+    /// made each bracket of `f(f(...))` cost about 6 KB of stack, all of it touched). Each
+    /// operator deepens the tree, so it counts toward the nesting limit for as long as the
+    /// chain of its level goes on, as with a function per level: an operator ends the
+    /// chains of higher levels before it.
+    fn binary(&mut self, min: usize) -> PResult<Expr> {
+        let mut left = self.factor()?;
+        // Operators consumed at each level whose chain goes on (entered, not yet left).
+        let mut open = [0usize; BIN_LEVELS];
+        let result = loop {
+            let Some((level, op)) = bin_level(self.peek()).filter(|&(l, _)| l >= min) else {
+                break Ok(left);
+            };
+            self.advance();
+            let ended: usize = open[level + 1..].iter().sum();
+            self.leave(ended);
+            open[level + 1..].fill(0);
+            if let Err(e) = self.enter() {
+                break Err(e);
+            }
+            open[level] += 1;
+            let right = if level + 1 < BIN_LEVELS {
+                self.binary(level + 1)
+            } else {
+                self.factor()
+            };
+            let right = match right {
+                Ok(r) => r,
+                Err(e) => break Err(e),
+            };
+            let span = left.span;
+            left = Expr {
+                kind: ExprKind::Binary(op, Box::new(left), Box::new(right)),
+                span,
+            };
+        };
+        self.leave(open.iter().sum());
+        result
     }
 
     fn factor(&mut self) -> PResult<Expr> {
+        if matches!(self.peek(), Tok::Minus | Tok::Plus | Tok::Tilde) {
+            self.unary()
+        } else {
+            self.power()
+        }
+    }
+
+    /// A unary operator and its operand (out of line, as [`Self::power`], so that `factor`,
+    /// on the path of every level of nesting, keeps a small frame).
+    #[inline(never)]
+    fn unary(&mut self) -> PResult<Expr> {
         let op = match self.peek() {
             Tok::Minus => UnaryOp::Neg,
             Tok::Plus => UnaryOp::Pos,
@@ -1305,11 +1332,19 @@ impl Parser {
         })
     }
 
+    #[inline(never)]
     fn power(&mut self) -> PResult<Expr> {
         let base = self.postfix()?;
         if self.peek() != &Tok::DoubleStar {
             return Ok(base);
         }
+        self.power_rest(base)
+    }
+
+    /// `base ** exponent` after `base` (kept out of the frames that recur at each level of
+    /// `f(f(...))`, see `binary`).
+    #[inline(never)]
+    fn power_rest(&mut self, base: Expr) -> PResult<Expr> {
         self.advance();
         self.enter()?;
         let exp = self.factor();
@@ -1330,6 +1365,13 @@ impl Parser {
             return self.general_args();
         }
         let first = self.expr()?;
+        self.call_args_after(first, callee)
+    }
+
+    /// The arguments of a call after its first one, `first` (kept out of the frames that
+    /// recur at each level of `f(f(...))`, see `binary`).
+    #[inline(never)]
+    fn call_args_after(&mut self, first: Expr, callee: &ExprKind) -> PResult<CallArgs> {
         if self.peek() == &Tok::For {
             let kind = match callee {
                 ExprKind::Name(n) if n.name == "any" => CompKind::Any,
@@ -1509,35 +1551,8 @@ impl Parser {
             let step = match self.peek() {
                 Tok::LParen => {
                     self.advance();
-                    self.call_args(&e.kind).map(|args| match (e.kind, args) {
-                        // `super().name(args)`: one call that may reach a built-in
-                        // exception class's `__init__` (see `Builtin::SuperCall`).
-                        (ExprKind::Call { func, args: fetch }, CallArgs::Plain(args))
-                            if is_super_attr(&func) && fetch.len() == 3 =>
-                        {
-                            ExprKind::Call {
-                                func: Box::new(Expr {
-                                    kind: ExprKind::Name(unresolved(
-                                        Builtin::SuperCall.name().into(),
-                                        func.span,
-                                    )),
-                                    span: func.span,
-                                }),
-                                args: fetch.into_iter().chain(args).collect(),
-                            }
-                        }
-                        (ExprKind::Attr { obj, name }, CallArgs::Plain(args)) => {
-                            ExprKind::MethodCall { obj, name, args }
-                        }
-                        (kind, CallArgs::Plain(args)) => ExprKind::Call {
-                            func: Box::new(Expr { kind, span }),
-                            args,
-                        },
-                        (kind, CallArgs::Ex(args)) => ExprKind::CallEx {
-                            func: Box::new(Expr { kind, span }),
-                            args,
-                        },
-                    })
+                    self.call_args(&e.kind)
+                        .map(|args| call_kind(e.kind, args, span))
                 }
                 Tok::LBracket => {
                     self.advance();
@@ -1545,29 +1560,7 @@ impl Parser {
                 }
                 Tok::Dot => {
                     self.advance();
-                    self.expect_name()
-                        .map(|(name, _)| match self.super_call(&e) {
-                            Some(args) => ExprKind::Call {
-                                func: Box::new(Expr {
-                                    kind: ExprKind::Name(unresolved(
-                                        Builtin::SuperAttr.name().into(),
-                                        span,
-                                    )),
-                                    span,
-                                }),
-                                args: args
-                                    .into_iter()
-                                    .chain([Expr {
-                                        kind: ExprKind::Str(name.into()),
-                                        span,
-                                    }])
-                                    .collect(),
-                            },
-                            None => ExprKind::Attr {
-                                obj: Box::new(e),
-                                name,
-                            },
-                        })
+                    self.attribute(e, span)
                 }
                 _ => break Ok(e),
             };
@@ -1582,6 +1575,32 @@ impl Parser {
         };
         self.leave(levels);
         result
+    }
+
+    /// `e.name` after the dot (kept out of the frames that recur at each level of
+    /// `f(f(...))`, see `binary`): `super().name` is a call of [`Builtin::SuperAttr`].
+    #[inline(never)]
+    fn attribute(&mut self, e: Expr, span: Span) -> PResult<ExprKind> {
+        self.expect_name()
+            .map(|(name, _)| match self.super_call(&e) {
+                Some(args) => ExprKind::Call {
+                    func: Box::new(Expr {
+                        kind: ExprKind::Name(unresolved(Builtin::SuperAttr.name().into(), span)),
+                        span,
+                    }),
+                    args: args
+                        .into_iter()
+                        .chain([Expr {
+                            kind: ExprKind::Str(name.into()),
+                            span,
+                        }])
+                        .collect(),
+                },
+                None => ExprKind::Attr {
+                    obj: Box::new(e),
+                    name,
+                },
+            })
     }
 
     /// When `e` is `super()` in a method: the class and first parameter (as names) that
@@ -1621,6 +1640,8 @@ impl Parser {
     /// After `obj[`: an index or a slice, through the closing `]`. `x[a:b]` is a slice
     /// (`ExprKind::Slice`), `x[a:b:c]` indexes with `slice(a, b, c)`, as in CPython, and so
     /// does a slice among the items of a tuple index (`x[a:b, c]`).
+    // Kept out of the frames that recur at each level of `f(f(...))` (see `binary`).
+    #[inline(never)]
     fn subscript(&mut self, obj: Expr) -> PResult<ExprKind> {
         let first = self.subscript_item()?;
         let index = if self.peek() == &Tok::Comma {
@@ -1771,6 +1792,8 @@ impl Parser {
         Ok(e)
     }
 
+    // Kept out of the frames that recur at each level of `f(f(...))` (see `binary`).
+    #[inline(never)]
     fn atom(&mut self) -> PResult<Expr> {
         let span = self.span();
         let kind = match self.peek().clone() {
@@ -1977,6 +2000,60 @@ impl Parser {
     }
 }
 
+/// The call of `kind` (at `span`) with `args` (kept out of the frames that recur at each
+/// level of `f(f(...))`, see [`Parser::binary`]).
+#[inline(never)]
+fn call_kind(kind: ExprKind, args: CallArgs, span: Span) -> ExprKind {
+    match (kind, args) {
+        // `super().name(args)`: one call that may reach a built-in exception class's
+        // `__init__` (see `Builtin::SuperCall`).
+        (ExprKind::Call { func, args: fetch }, CallArgs::Plain(args))
+            if is_super_attr(&func) && fetch.len() == 3 =>
+        {
+            ExprKind::Call {
+                func: Box::new(Expr {
+                    kind: ExprKind::Name(unresolved(Builtin::SuperCall.name().into(), func.span)),
+                    span: func.span,
+                }),
+                args: fetch.into_iter().chain(args).collect(),
+            }
+        }
+        (ExprKind::Attr { obj, name }, CallArgs::Plain(args)) => {
+            ExprKind::MethodCall { obj, name, args }
+        }
+        (kind, CallArgs::Plain(args)) => ExprKind::Call {
+            func: Box::new(Expr { kind, span }),
+            args,
+        },
+        (kind, CallArgs::Ex(args)) => ExprKind::CallEx {
+            func: Box::new(Expr { kind, span }),
+            args,
+        },
+    }
+}
+
+/// Levels of the binary operators parsed by precedence climbing ([`Parser::binary`]).
+const BIN_LEVELS: usize = 6;
+
+/// The level (0: `|`, 1: `^`, 2: `&`, 3: shifts, 4: `+ -`, 5: `* / // %`; higher binds
+/// tighter) and operator of a binary operator token.
+fn bin_level(t: &Tok) -> Option<(usize, BinOp)> {
+    Some(match t {
+        Tok::Pipe => (0, BinOp::BitOr),
+        Tok::Caret => (1, BinOp::BitXor),
+        Tok::Amp => (2, BinOp::BitAnd),
+        Tok::LShift => (3, BinOp::Shl),
+        Tok::RShift => (3, BinOp::Shr),
+        Tok::Plus => (4, BinOp::Add),
+        Tok::Minus => (4, BinOp::Sub),
+        Tok::Star => (5, BinOp::Mul),
+        Tok::Slash => (5, BinOp::Div),
+        Tok::DoubleSlash => (5, BinOp::FloorDiv),
+        Tok::Percent => (5, BinOp::Mod),
+        _ => return None,
+    })
+}
+
 /// The feature a statement starting with the name `word` (then `next`) would use, when the
 /// language lacks it: Python's keywords that are plain names here.
 fn unsupported_statement(word: &str, next: &Tok) -> Option<String> {
@@ -2101,4 +2178,47 @@ fn big_literal(digits: &str, span: Span) -> ExprKind {
         scale,
     ));
     ExprKind::Binary(BinOp::Add, high, leaf(big_literal(low, span)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The most stack the parser used at a level of nesting for `src` (on a big stack).
+    fn deepest(src: &str) -> usize {
+        let src = src.to_string();
+        stack::on_big_stack(move || {
+            let mut p = Parser::new(crate::lexer::lex(&src).expect("lexes"));
+            let mut body = Vec::new();
+            while p.peek() != &Tok::Eof {
+                p.statement(&mut body).expect("parses");
+            }
+            p.deepest
+        })
+    }
+
+    /// Each level of `f(f(...))`, `(((...)))`, `-(-(...))`, `[[...]]` and `not not ...`
+    /// takes at most 3 KB of stack in a release build (the pages stay touched: 19 000 levels
+    /// of calls took 111 MB when each operator precedence had its own function, about 6 KB
+    /// per level; 2.2 KB with precedence climbing and the rare cases out of line).
+    #[test]
+    fn a_level_of_nesting_takes_little_stack() {
+        let shapes: [(&str, &str, &str); 5] = [
+            ("f(", "0", ")"),
+            ("(", "0", ")"),
+            ("-(", "0", ")"),
+            ("[", "0", "]"),
+            ("not ", "0", ""),
+        ];
+        for (open, leaf, close) in shapes {
+            let nest = |d: usize| format!("x = {}{leaf}{}\n", open.repeat(d), close.repeat(d));
+            let per_level = (deepest(&nest(2000)) - deepest(&nest(1000))) / 1000;
+            let limit = if cfg!(debug_assertions) {
+                30_000
+            } else {
+                3_000
+            };
+            assert!(per_level <= limit, "{open}: {per_level} bytes per level");
+        }
+    }
 }

@@ -65,6 +65,17 @@ pub fn ensure_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 /// True when the current thread has used almost all of its stack: the caller must stop
 /// recursing and report an error.
 pub fn near_limit() -> bool {
+    let (used, size) = usage();
+    used + MARGIN > size
+}
+
+/// The bytes of stack the current thread uses now (below its recorded base), about.
+pub fn used() -> usize {
+    usage().0
+}
+
+/// The stack in use and the usable size of the current thread's stack.
+fn usage() -> (usize, usize) {
     BOUNDS.with(|b| {
         let (mut base, mut size) = b.get();
         if base == 0 {
@@ -72,7 +83,6 @@ pub fn near_limit() -> bool {
             size = UNKNOWN_STACK;
             b.set((base, size));
         }
-        let used = base.saturating_sub(stack_pointer());
-        used + MARGIN > size
+        (base.saturating_sub(stack_pointer()), size)
     })
 }
