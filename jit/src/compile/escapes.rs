@@ -3,8 +3,9 @@
 //!
 //! A part is compiled with its caller's context ([`Outer`]): the `with` blocks open (a
 //! `return` in the part leaves them, and `Ctx::atomic_depth` is known relative to them),
-//! the `finally` bodies that a `return` runs on its way out (compiled into the part, as in
-//! place), the running `except` clauses (a bare `raise` finds its exception in the shared
+//! the `finally` bodies that a `break` or `continue` runs on its way out (compiled into the
+//! part, as in place; a `return` leaves the part with its value, and the code calling it
+//! returns it through them, `tries.rs`), the running `except` clauses (a bare `raise` finds its exception in the shared
 //! frame) and the slot of the entry depth of the `try` handlers. For each `try` region open
 //! around it, the part has an *escape region*: an error there leaves the part returning an
 //! escape word, an odd word (never `NONE` nor `ERR`) that names the failing site and the
@@ -34,7 +35,7 @@ pub(crate) struct Outer {
     pub regions: usize,
     /// `with` blocks open.
     pub with_depth: usize,
-    /// `finally` bodies a `return` runs (outside every loop of the part).
+    /// `finally` bodies a `break` or `continue` runs (outside every loop of the part).
     pub finallies: Vec<Finally>,
     /// Running `except` clauses: their `try` level and the slot of their exception.
     pub handling: Vec<(usize, usize)>,
@@ -53,6 +54,9 @@ impl FnCompiler<'_, '_> {
                 .iter()
                 .map(|f| Finally {
                     loops: 0,
+                    // The part compiles them in place: their shared return paths are
+                    // blocks of this code.
+                    exit: None,
                     ..f.clone()
                 })
                 .collect(),
@@ -65,6 +69,7 @@ impl FnCompiler<'_, '_> {
     /// each of the caller's regions (filled by [`Self::build_escapes`]).
     pub(crate) fn enter_outer(&mut self, o: Outer) {
         self.with_depth = o.with_depth;
+        self.outer_with = o.with_depth;
         self.finallies = o.finallies;
         self.handling = o.handling;
         self.entry_atomic = o.entry_atomic;

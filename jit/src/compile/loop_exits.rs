@@ -39,7 +39,7 @@ impl FnCompiler<'_, '_> {
     /// and leaves the `with` blocks inside it, then jumps to its exit or latch.
     pub(crate) fn loop_jump(&mut self, brk: bool) {
         let (latch, exit, w) = *self.loops.last().expect("break or continue inside a loop");
-        let reached = self.run_finallies(true);
+        let reached = self.run_finallies();
         self.leave_with_blocks(reached - w);
         let target = if brk { exit } else { latch };
         self.b.ins().jump(target, &[]);

@@ -319,6 +319,12 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) tries: Vec<tries::Region>,
     /// `finally` bodies that `break`, `continue` and `return` run on their way out.
     pub(crate) finallies: Vec<tries::Finally>,
+    /// The shared return path of each `try` with a `finally` of this code, once a `return`
+    /// needs it ([`tries::Finally::exit`]).
+    pub(crate) ret_exits: Vec<Option<Block>>,
+    /// The `with` blocks open around a part at its call (0 in a function): a `return` in
+    /// the part leaves only those above, the code calling it the others.
+    pub(crate) outer_with: usize,
     /// Running `except` clauses: their `try` level and the slot of their exception.
     pub(crate) handling: Vec<(usize, usize)>,
     /// The slot of `Ctx::atomic_depth` at entry (bodies with `try` statements).
@@ -536,6 +542,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             accesses: None,
             tries: Vec::new(),
             finallies: Vec::new(),
+            ret_exits: Vec::new(),
+            outer_with: 0,
             handling: Vec::new(),
             entry_atomic: None,
             top_fixups: Vec::new(),

@@ -293,16 +293,16 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
 
     /// Calls the part `id` of the function's body with the frame ([`Self::call_borrowing`];
     /// its `break` and `continue` taken when `exits`); a value it returned (slot `ret` not
-    /// `UNBOUND`) is returned.
-    fn call_fn_part(&mut self, id: FuncId, ret: usize, exits: bool) {
+    /// `UNBOUND`) is returned from here ([`Self::return_value`]: through the `finally`
+    /// bodies and `with` blocks around the call).
+    pub(crate) fn call_fn_part(&mut self, id: FuncId, ret: usize, exits: bool) {
         self.call_borrowing_exits(id, exits);
         let v = self.load_slot(ret);
         let returned = self.b.ins().icmp_imm(IntCC::NotEqual, v, UNBOUND as i64);
-        let next = self.b.create_block();
-        let ret_block = self.ret_block;
-        self.b
-            .ins()
-            .brif(returned, ret_block, &[v.into()], next, &[]);
+        let (next, ret_here) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(returned, ret_here, &[], next, &[]);
+        self.b.switch_to_block(ret_here);
+        self.return_value(v);
         self.b.switch_to_block(next);
     }
 

@@ -294,19 +294,7 @@ impl FnCompiler<'_, '_> {
             Some(e) => self.expr(e),
             None => self.b.ins().iconst(I64, 0),
         };
-        let (v, reached) = if self.finallies.is_empty() {
-            (v, self.with_depth)
-        } else {
-            let mark = self.temp_mark();
-            let t = self.push_temp(v);
-            let reached = self.run_finallies(false);
-            let v = self.load_slot(t);
-            self.pop_temps(mark);
-            (v, reached)
-        };
-        self.leave_with_blocks(reached);
-        let ret = self.ret_block;
-        self.b.ins().jump(ret, &[v.into()]);
+        self.return_value(v);
     }
 
     /// `del o[i]` or `del o[lo:hi]`.

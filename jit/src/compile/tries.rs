@@ -11,8 +11,13 @@
 //! handler run. Otherwise the exception object goes into a temporary, the `except`
 //! clauses test it in order, and one that does not match raises it again
 //! (`stmjit_reraise`) from the same site. `finally` bodies are compiled on each way out:
-//! after the body or a handler, on the exception path (which raises again at its end), and
-//! before each `break`, `continue` and `return` that leaves them.
+//! after the body or a handler, on the exception path (which raises again at its end),
+//! before each `break` and `continue` that leaves them, and once for all the `return`s
+//! that leave them: a `return` jumps with its value to the shared return path of the
+//! innermost `try` it leaves ([`Finally::exit`]), which keeps the value in a temporary,
+//! runs the `finally` body and goes on returning from the `try` statement (to the next
+//! `try`'s return path, or out). Compiled at each `return`, the `finally` bodies made code
+//! grow with the returns times their size.
 
 use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, Block, InstBuilder, Value};
@@ -44,6 +49,11 @@ pub(crate) struct Finally {
     pub with_depth: usize,
     /// Regions active around the `try`.
     pub tries: usize,
+    /// Its shared return path (an index of `FnCompiler::ret_exits`), or `None` for the
+    /// `finally` bodies of the code around a part (which the code calling the part runs
+    /// for a `return`, `Self::return_value`; a part compiles them in place for a `break`
+    /// or `continue`).
+    pub exit: Option<usize>,
 }
 
 /// Whether `stmts` hold a `try` statement (at any depth).
@@ -179,12 +189,15 @@ impl FnCompiler<'_, '_> {
         let fin_exc = has_fin.then(|| site_block(self));
         let dispatch = (!handlers.is_empty()).then(|| site_block(self));
         let fin_index = self.finallies.len();
+        let exit = self.ret_exits.len();
         if has_fin {
+            self.ret_exits.push(None);
             self.finallies.push(Finally {
                 body: finalbody.into(),
                 loops: self.loops.len(),
                 with_depth,
                 tries: self.tries.len(),
+                exit: Some(exit),
             });
         }
         let fin_region = fin_exc.map(|target| Region { target });
@@ -226,6 +239,7 @@ impl FnCompiler<'_, '_> {
         }
         if has_fin {
             self.finallies.truncate(fin_index);
+            self.return_path(exit, finalbody, &before);
         }
         // `finally` on the exception path: raises again at its end.
         if let Some(f) = fin_exc {
@@ -349,17 +363,63 @@ impl FnCompiler<'_, '_> {
         }
     }
 
-    /// Before `break`/`continue` (`loop_exit`: the finally bodies of `try` statements
-    /// inside the innermost loop) or `return` (all): runs the `finally` bodies on the way
-    /// out, innermost first, each after leaving the `with` blocks opened inside it.
-    /// Returns the `with` depth reached (the caller leaves the rest).
-    pub(crate) fn run_finallies(&mut self, loop_exit: bool) -> usize {
-        let upto = if loop_exit {
-            let n = self.loops.len();
-            self.finallies.iter().take_while(|f| f.loops < n).count()
-        } else {
-            0
+    /// Returns `v` from here: through the shared return path of the innermost `try` with a
+    /// `finally` of this code around (see the module docs) after leaving the `with` blocks
+    /// opened inside it, or out of this code after leaving its own `with` blocks. Out of a
+    /// part, the code calling it returns the value from there in turn, through its own
+    /// `finally` bodies and `with` blocks ([`Self::call_fn_part`]), those of the code around
+    /// the part (its `Outer`).
+    pub(crate) fn return_value(&mut self, v: Value) {
+        if let Some(f) = self.finallies.last().filter(|f| f.exit.is_some()) {
+            let (with_depth, id) = (f.with_depth, f.exit.unwrap_or_default());
+            self.leave_with_blocks(self.with_depth - with_depth);
+            let exit = match self.ret_exits[id] {
+                Some(b) => b,
+                None => {
+                    let b = self.b.create_block();
+                    self.b.append_block_param(b, I64);
+                    self.ret_exits[id] = Some(b);
+                    b
+                }
+            };
+            self.b.ins().jump(exit, &[v.into()]);
+            return;
+        }
+        self.leave_with_blocks(self.with_depth - self.outer_with);
+        let ret = self.ret_block;
+        self.b.ins().jump(ret, &[v.into()]);
+    }
+
+    /// The shared return path `exit` of the `try` statement just compiled, if a `return`
+    /// took it: keeps the value in a temporary, runs `finalbody` in the context of the
+    /// statement (its loops, `with` blocks and regions; `before`: the locals assigned at
+    /// its start), then returns the value from there ([`Self::return_value`]).
+    fn return_path(&mut self, exit: usize, finalbody: &[Stmt], before: &[bool]) {
+        let Some(block) = self.ret_exits[exit] else {
+            return;
         };
+        self.b.switch_to_block(block);
+        self.local_of.clear();
+        let v = self.b.block_params(block)[0];
+        let saved = std::mem::replace(&mut self.assigned, before.to_vec());
+        let mark = self.temp_mark();
+        let t = self.push_temp(v);
+        self.stmts(finalbody);
+        if !self.is_filled() {
+            let v = self.load_slot(t);
+            self.return_value(v);
+        }
+        self.pop_temps(mark);
+        self.assigned = saved;
+    }
+
+    /// Before `break`/`continue`: runs the `finally` bodies of the `try` statements inside
+    /// the innermost loop on the way out, innermost first, each after leaving the `with`
+    /// blocks opened inside it. Returns the `with` depth reached (the caller leaves the
+    /// rest).
+    pub(crate) fn run_finallies(&mut self) -> usize {
+        let n = self.loops.len();
+        let upto = self.finallies.iter().take_while(|f| f.loops < n).count();
         let saved_fin = self.finallies.clone();
         let saved_tries = self.tries.clone();
         let saved_with = self.with_depth;
