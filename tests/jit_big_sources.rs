@@ -764,8 +764,10 @@ fn huge_blocks_and_chains_compile_in_bounded_memory() {
 }
 
 /// `--stats` counts the code of the parts a function is compiled as (of its displays
-/// here) in its own: a display of 2 000 expressions has about ten times the code of one
-/// of 200.
+/// here) in its own: a display of 2 000 expressions has about four times the code of one
+/// of 200 (its parts are compact code, compiled with the optimizer: about a third as much
+/// per item as the display of 200 compiled in place; without the parts, it would have
+/// less code than the small one).
 #[test]
 fn stats_count_the_code_of_parts() {
     let code = |n: usize| -> u64 {
@@ -777,7 +779,7 @@ fn stats_count_the_code_of_parts() {
         code_bytes(&src, &format!("stats{n}"))
     };
     let (small, large) = (code(200), code(2_000));
-    assert!(large > 5 * small, "{small} {large}");
+    assert!(large > 3 * small, "{small} {large}");
 }
 
 /// The bytes of machine code compiled for `src` (run as `name.lang`, which must exit 0),

@@ -123,8 +123,21 @@ impl FnCompiler<'_, '_> {
     /// [`Self::check`] with the trace site already registered.
     pub(super) fn check_site(&mut self, r: Value, site: i64) {
         let is_err = self.b.ins().icmp_imm(IntCC::Equal, r, ERR as i64);
-        let err = self.b.create_block();
         let ok = self.b.create_block();
+        if self.compact && self.locals_in_slots && self.tries.is_empty() && !self.leave_built {
+            // One exit for all (no locals to write back first: they are in their slots).
+            let leave = *self.leave.get_or_insert_with(|| {
+                let b = self.b.create_block();
+                self.b.append_block_param(b, I64);
+                self.b.set_cold_block(b);
+                b
+            });
+            let s = self.b.ins().iconst(I64, site);
+            self.b.ins().brif(is_err, leave, &[s.into()], ok, &[]);
+            self.b.switch_to_block(ok);
+            return;
+        }
+        let err = self.b.create_block();
         self.b.ins().brif(is_err, err, &[], ok, &[]);
         self.b.set_cold_block(err);
         self.b.switch_to_block(err);
@@ -135,6 +148,18 @@ impl FnCompiler<'_, '_> {
         let s = self.b.ins().iconst(I64, site);
         self.trace_and_leave(s);
         self.b.switch_to_block(ok);
+    }
+    /// The code of the shared error exit of compact code ([`FnCompiler::leave`]), if a check
+    /// took it.
+    pub(super) fn build_leave(&mut self) {
+        self.leave_built = true;
+        let Some(leave) = self.leave.take() else {
+            return;
+        };
+        self.at_line(0);
+        self.b.switch_to_block(leave);
+        let site = self.b.block_params(leave)[0];
+        self.trace_and_leave(site);
     }
     /// Registers a trace site.
     pub(crate) fn site(&mut self, span: Span) -> i64 {

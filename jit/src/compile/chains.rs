@@ -14,10 +14,11 @@
 //!   temporary of the frame (where the GC updates it);
 //! - a chained comparison `x0 < x1 < ...` (`compares.rs`);
 //! - any other expression is compiled in place, counting the nodes compiled so far in this
-//!   code ([`FnCompiler::inline_nodes`]); past [`CHAIN_PART`] of them, the next
-//!   subexpression of more than [`CHAIN_PART`] nodes is evaluated by a part of its own into
-//!   a temporary ([`FnCompiler::nest_by_part`]): deep nestings (`f(f(...))`, `a if c else
-//!   (b if d else ...)`, `not not ...`) are cut every [`CHAIN_PART`] nodes or so, each part
+//!   code ([`FnCompiler::inline_nodes`]); past [`CHAIN_PART`] of them, or [`PART_INSTS`] IR
+//!   instructions in this code, the next subexpression of more than [`CHAIN_LIGHT`] nodes is
+//!   evaluated by a part of its own into a temporary ([`FnCompiler::nest_by_part`]): deep
+//!   nestings (`f(f(...))`, `a if c else (b if d else ...)`, `not not ...`) are cut every
+//!   [`CHAIN_PART`] nodes or [`PART_INSTS`] instructions or so, each part
 //!   called where its subexpression is evaluated (in its branch for a conditional). Inside
 //!   a part, such a part is only declared and called; it is compiled once the part calling
 //!   it is (from a copy of its expression, `Deferred`), so that one part at a time is being
@@ -39,6 +40,17 @@ pub const CHAIN_SPLIT_ABOVE: usize = 4096;
 /// The nodes of each part of a chain, about; also the nodes of huge expressions compiled
 /// in place in one piece of code before a huge subexpression is cut into a part.
 pub const CHAIN_PART: usize = 1024;
+
+/// A subexpression of at most this many nodes is compiled whole where it is (none of its
+/// subexpressions is cut into a part).
+pub const CHAIN_LIGHT: usize = 256;
+
+/// The IR instructions of a piece of code past which the next huge subexpression (of more
+/// than [`CHAIN_LIGHT`] nodes) is cut into a part, whatever its nodes: compile memory
+/// follows the instructions (about 1.5 KB each), and some nodes make many of them (a call
+/// of a function that raises where it is: about 40; 170 when its body was computed inline),
+/// so that a part of `f(f(...))` cut by nodes alone (about 340 levels) took 85 MB.
+pub const PART_INSTS: usize = 4096;
 
 /// An operator of a chain: a binary operator, `and` or `or`.
 #[derive(Clone, Copy)]
@@ -125,7 +137,7 @@ impl FnCompiler<'_, '_> {
             return self.expr_here(e);
         }
         let w = expr_weight(e, CHAIN_SPLIT_ABOVE);
-        if w <= CHAIN_PART {
+        if w <= CHAIN_LIGHT {
             // Small: none of its subexpressions needs counting again.
             self.inline_nodes += w;
             self.light = true;
@@ -137,7 +149,9 @@ impl FnCompiler<'_, '_> {
         match &e.kind {
             _ if huge && is_chain(e) => self.chain_by_parts(e),
             ExprKind::Compare { rest, .. } if huge && rest.len() > 1 => self.compare_by_parts(e),
-            _ if self.inline_nodes >= CHAIN_PART => self.nest_by_part(e),
+            _ if self.inline_nodes >= CHAIN_PART || self.b.func.dfg.num_insts() >= PART_INSTS => {
+                self.nest_by_part(e)
+            }
             _ => {
                 self.inline_nodes += 1;
                 self.expr_here(e)
@@ -165,6 +179,7 @@ impl FnCompiler<'_, '_> {
         if is_chain(e)
             || matches!(&e.kind, ExprKind::Compare { rest, .. } if rest.len() > 1)
             || self.inline_nodes >= CHAIN_PART
+            || self.b.func.dfg.num_insts() >= PART_INSTS
         {
             return true;
         }

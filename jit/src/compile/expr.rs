@@ -515,7 +515,7 @@ impl FnCompiler<'_, '_> {
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
         let first_new = self.b.func.dfg.num_blocks();
-        if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul) {
+        if matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul) && !self.compact {
             self.float_binop(op, x, y, span, &marked, done);
         }
         // Everything reached only from the slow path goes out of line.
@@ -955,7 +955,12 @@ impl FnCompiler<'_, '_> {
         let marked = self.region_marked();
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
-        if let Some((c, generic)) = self.float_order(op) {
+        let floats = if self.compact {
+            None
+        } else {
+            self.float_order(op)
+        };
+        if let Some((c, generic)) = floats {
             // Two floats: compared inline (no call, so the read region holds).
             let fx = self.float_value(x, generic);
             let fy = self.float_value(y, generic);
@@ -1218,7 +1223,11 @@ impl FnCompiler<'_, '_> {
             self.b.ins().brif(same, direct, &[], generic, &[]);
             self.b.switch_to_block(direct);
             let program = self.sh.program;
-            if let Some(nodes) = super::inline::inlinable(&program.functions[fid]) {
+            // (Compact code is small rather than fast: the call alone.)
+            let inline = (!self.compact)
+                .then(|| super::inline::inlinable(&program.functions[fid]))
+                .flatten();
+            if let Some(nodes) = inline {
                 // Computed here; the call below is the way out (`inline.rs`).
                 let call = self.b.create_block();
                 let vals: Vec<Value> = (0..args.len())

@@ -279,6 +279,17 @@ pub struct FnCompiler<'a, 'b> {
     /// The expression being compiled is small: its subexpressions need no counting
     /// (`chains.rs`).
     pub(crate) light: bool,
+    /// Code that runs once each time it is entered, compiled with the quick tier (a part
+    /// without loops, `parts.rs`): the smallest code rather than the fastest, since huge
+    /// sources are made of such parts. No inline float paths (the helpers compute them),
+    /// and one shared exit for the errors of its checks outside `try` ([`Self::leave`]).
+    pub(crate) compact: bool,
+    /// The shared exit of [`Self::compact`] code's error checks, once one needs it: records
+    /// a trace entry at the site it takes and leaves the frame (built after the body; the
+    /// checks of the code made after it, the entry poll's, have their own exits).
+    pub(crate) leave: Option<Block>,
+    /// [`Self::leave`] is built: no more checks take it.
+    pub(crate) leave_built: bool,
     /// Nodes of huge expressions compiled in place in this code so far: past
     /// `chains::CHAIN_PART`, a huge subexpression is cut into a part (`chains.rs`).
     pub(crate) inline_nodes: usize,
@@ -409,6 +420,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         if let FrameKind::Borrowed { ret, .. } = frame {
             // A part reads and writes the locals where its caller keeps them.
             c.locals_in_slots = true;
+            c.compact = !parts::has_loop(emitted);
             c.ret_slot = ret;
             c.top_var = Some(c.b.declare_var(I64));
         }
@@ -458,6 +470,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             let none = c.b.ins().iconst(I64, end as i64);
             c.b.ins().jump(ret, &[none.into()]);
         }
+        c.build_leave();
         let assigned = c.assigned.clone();
         // No local is unboxed before the body (the entry poll boxes none).
         c.float_vars.clear();
@@ -526,6 +539,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             ret_block: Block::from_u32(0),
             ret_slot: None,
             light: false,
+            compact: false,
+            leave: None,
+            leave_built: false,
             inline_nodes: 0,
             region: Region::default(),
             local_of: HashMap::new(),

@@ -473,7 +473,12 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         if self.sh.verify {
             crate::program::verify(self.sh.jit, &func);
         }
-        let code = if has_loop(body) {
+        // A part of an expression is compiled with the optimizer: the parts of huge
+        // expressions are most of the code of sources made of them, and the single-pass
+        // register allocator's code was about 2.4 times as large (it keeps every value in a
+        // stack slot), so that their code, not their compile memory, bounded the memory of
+        // such sources (a comparison of 100 000 operands: 75 MB of code, 33 MB optimized).
+        let code = if has_loop(body) || body.is_empty() {
             self.sh.jit.compile_code(id, func)
         } else {
             self.sh.jit.compile_code_quick(id, func)
