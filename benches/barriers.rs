@@ -50,7 +50,7 @@
 //! `gs:` marker stores, `read_plain` none; `write_gs` at least 8 flag tests, `write_plain`
 //! none and the same number of read markers as `write_gs`; `poll_plain` no poll). Checked by
 //! hand too: in `read_gs` each `o.fK` is the attribute fast path (type test, class id against
-//! the site cache, slots bound check), the `gs:` marker store of the slots array, then the
+//! the site cache, inline slot count check), the `gs:` marker store of the instance, then the
 //! `gs:` load; `read_plain` is the same instruction for instruction without the read-version
 //! load and marker store.
 //!

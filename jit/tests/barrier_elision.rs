@@ -99,14 +99,13 @@ print(three(p), two(p), two_call(p), reassign(p, P(4, 5, 6)))
 "
     );
     let m = hot_read_markers(&src);
-    // Each attribute read marks the instance's slots array (a different object); the
-    // instance itself is marked once: 1 + 3.
-    assert_eq!(m["f2_three"], 4, "p.x + p.y + p.z: {m:?}");
-    assert_eq!(m["f3_two"], 3, "p.x + 0 + p.y: {m:?}");
+    // The slots are inside the instance: it is marked once for all three reads.
+    assert_eq!(m["f2_three"], 1, "p.x + p.y + p.z: {m:?}");
+    assert_eq!(m["f3_two"], 1, "p.x + 0 + p.y: {m:?}");
     // A call ends the region: p is marked again after it (+ the granule of global `nop`).
-    assert_eq!(m["f4_two_call"], 5, "p.x + nop() + p.y: {m:?}");
+    assert_eq!(m["f4_two_call"], 3, "p.x + nop() + p.y: {m:?}");
     // So does assigning the local: the new p is marked.
-    assert_eq!(m["f5_reassign"], 4, "a = p.x; p = q; p.y: {m:?}");
+    assert_eq!(m["f5_reassign"], 2, "a = p.x; p = q; p.y: {m:?}");
 }
 
 #[test]
@@ -133,14 +132,14 @@ print(loop(p, 3), two_items([1, 2]), same_item([5], 0))
     );
     let m = hot_read_markers(&src);
     // The loop header is a join (and the back-edge's boundary): the read in the body
-    // marks p again, 2 + 2.
-    assert_eq!(m["f2_loop"], 4, "{m:?}");
+    // marks p again, 1 + 1.
+    assert_eq!(m["f2_loop"], 2, "{m:?}");
     // The list header once, each element read its granule: 1 + 2.
     assert_eq!(m["f3_two_items"], 3, "{m:?}");
     assert_eq!(m["f4_same_item"], 3, "{m:?}");
 }
 
-/// Instance stores (`o.name = v`) whose write barrier is the flag test of the slots array.
+/// Instance stores (`o.name = v`) whose write barrier is the flag test of the instance.
 const CLASS_C: &str = "class C:
     def __init__(self):
         self.a = 0
@@ -207,8 +206,8 @@ print(d.a, d.b, d.c)
     assert_eq!(m["f5_D.two_objects"], 2, "self, o, self, o: {m:?}");
     // An augmented assignment reads and stores through the same local.
     assert_eq!(m["f6_D.bump"], 1, "self.a += 1; self.b += 2: {m:?}");
-    // Its reads mark `self` once, and the slots array at each read (as `across_joins`).
-    assert_eq!(hot_read_markers(&src)["f6_D.bump"], 3);
+    // Its reads mark `self` once (the slots are inside the instance).
+    assert_eq!(hot_read_markers(&src)["f6_D.bump"], 1);
 }
 
 #[test]
