@@ -407,7 +407,54 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
             let s = rt.repr(args[0])?;
             rt.new_str(&s)
         }),
+        Builtin::Abs | Builtin::Int | Builtin::Min | Builtin::Max | Builtin::Float
+            if args.iter().all(|&w| value::is_int(w)) =>
+        {
+            with_rt(ctx, |rt| match small_int_builtin(b, args) {
+                Some(IntResult::Int(w)) => Ok(w),
+                Some(IntResult::Float(f)) => rt.new_float(f),
+                None => generic_builtin(rt, b, args),
+            })
+        }
         _ => with_rt(ctx, |rt| generic_builtin(rt, b, args)),
+    }
+}
+
+/// What [`small_int_builtin`] computed.
+enum IntResult {
+    Int(Word),
+    Float(f64),
+}
+
+/// `abs`, `int`, `min`, `max` and `float` of small ints, computed on the words: these are
+/// common in inner loops, and the generic path converts every argument to an interpreter
+/// value and back (about 1 200 instructions a call). `None`: the generic path decides (a
+/// result out of the word's range, a wrong argument count and its error).
+fn small_int_builtin(b: Builtin, args: &[Word]) -> Option<IntResult> {
+    match (b, args) {
+        (Builtin::Abs, &[w]) => value::from_int(value::to_int(w).abs()).map(IntResult::Int),
+        (Builtin::Int, &[w]) => Some(IntResult::Int(w)),
+        (Builtin::Float, &[w]) => Some(IntResult::Float(value::to_int(w) as f64)),
+        // The first of equal values, as Python's `min`/`max` (equal small ints are one word).
+        (Builtin::Min, [first, rest @ ..]) if !rest.is_empty() => {
+            Some(IntResult::Int(rest.iter().fold(*first, |m, &w| {
+                if value::to_int(w) < value::to_int(m) {
+                    w
+                } else {
+                    m
+                }
+            })))
+        }
+        (Builtin::Max, [first, rest @ ..]) if !rest.is_empty() => {
+            Some(IntResult::Int(rest.iter().fold(*first, |m, &w| {
+                if value::to_int(w) > value::to_int(m) {
+                    w
+                } else {
+                    m
+                }
+            })))
+        }
+        _ => None,
     }
 }
 
@@ -616,15 +663,15 @@ pub(crate) fn generic_builtin(rt: &mut Runtime, b: Builtin, args: &[Word]) -> R<
             | Builtin::PrintKw
             | Builtin::JsonEncode
     );
-    let start = rt.info.start;
-    let prog_args = rt.info.args.clone();
-    let program = rt.info.program.clone();
+    // One reference count for the program's information, not a copy of its arguments (a
+    // vector of strings, allocated at each call) and a second count.
+    let info = rt.info.clone();
     rt.via_values(args, deep, false, |v| {
-        let names = |id: usize| program.functions[id].qualname.clone();
+        let names = |id: usize| info.program.functions[id].qualname.clone();
         let env = BuiltinEnv {
             names: &names,
-            start,
-            args: &prog_args,
+            start: info.start,
+            args: &info.args,
         };
         builtins_core::call_builtin(b, v.to_vec(), &env)
     })
