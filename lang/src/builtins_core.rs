@@ -44,19 +44,66 @@ pub fn arity(name: &str, args: &[Value], min: usize, max: usize) -> R<()> {
     Ok(())
 }
 
-/// The `TypeError` for `name()` called with `given` arguments where `min..=max` are taken.
+/// Builtins that CPython defines with one argument (`METH_O`): their arity error reads
+/// "takes exactly one argument".
+const ONE_ARGUMENT: &[&str] = &[
+    "abs", "all", "any", "bin", "callable", "chr", "hash", "hex", "id", "len", "oct", "ord", "repr",
+];
+
+/// Builtins whose arity error CPython words "NAME expected ... argument(s), got N" (types
+/// and functions with vectorcall argument checks).
+const EXPECTED_FORM: &[&str] = &[
+    "float",
+    "bool",
+    "list",
+    "tuple",
+    "dict",
+    "set",
+    "frozenset",
+    "range",
+    "divmod",
+    "isinstance",
+    "iter",
+    "next",
+    "sorted",
+    "reversed",
+    "min",
+    "max",
+    "getattr",
+    "setattr",
+    "hasattr",
+];
+
+/// The `TypeError` for `name()` called with `given` arguments where `min..=max` are taken,
+/// worded as CPython words it for that builtin.
 fn arity_error(name: &str, given: usize, min: usize, max: usize) -> OpError {
+    if min == 1 && max == 1 && ONE_ARGUMENT.contains(&name) {
+        return exc(
+            TypeError,
+            format!("{name}() takes exactly one argument ({given} given)"),
+        );
+    }
+    let bound = if given < min { min } else { max };
+    let s = if bound == 1 { "" } else { "s" };
+    if EXPECTED_FORM.contains(&name) {
+        let how = if min == max {
+            ""
+        } else if given < min {
+            "at least "
+        } else {
+            "at most "
+        };
+        return exc(
+            TypeError,
+            format!("{name} expected {how}{bound} argument{s}, got {given}"),
+        );
+    }
     let want = if min == max {
         format!("exactly {min}")
     } else if given < min {
         format!("at least {min}")
     } else {
         format!("at most {max}")
-    };
-    let s = if (if given < min { min } else { max }) == 1 {
-        ""
-    } else {
-        "s"
     };
     exc(
         TypeError,
