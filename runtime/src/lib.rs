@@ -87,9 +87,10 @@
 //!   followed. Header flags used by the GC: `nursery::NEW_FLAG`, `nursery::FORWARDED_FLAG`.
 //!
 //! # Modules
-//! `layout` (offsets), `gs` (`%gs` base and gs-relative accesses), `segment` (reservation,
-//! memfd), `pages` (privatization), `object` (header, types), `locks` (write locks),
-//! `barrier`, `markers` (resets at read-version wrap-around), `readsites` (optional read-site tables, for conflict reports), `transaction`
+//! `append` (an append-only vector read without a lock), `layout` (offsets), `gs` (`%gs` base
+//! and gs-relative accesses), `segment` (reservation, memfd), `pages` (privatization), `object`
+//! (header, types), `locks` (write locks), `barrier`, `markers` (resets at read-version
+//! wrap-around), `readsites` (optional read-site tables, for conflict reports), `transaction`
 //! (begin/commit/abort), `contention`, `safepoint`, `stats`, `ticks` (cheap timestamps),
 //! `value` (tagged words), `shadowstack`, `nursery` (allocation, minor collection), `gcpage`
 //! and `largemalloc` (old space), `major` (major collection, re-sharing), `ffi`.
@@ -108,6 +109,7 @@
 compile_error!("stmjit-runtime supports Linux x86-64 only");
 
 pub mod addr_hash;
+pub mod append;
 pub mod barrier;
 pub mod commitlog;
 pub mod contention;

@@ -5,7 +5,7 @@
 //! `type_id`. The registry gives each type its size and a trace hook enumerating its
 //! value words, which the GC uses.
 
-use std::sync::Mutex;
+use crate::append::AppendVec;
 
 /// Header of every object (old or new), at the object's reference offset.
 #[repr(C)]
@@ -64,70 +64,33 @@ pub struct TypeInfo {
 /// Trace hook of types without reference fields.
 pub fn trace_none(_obj: *mut u8, _visit: &mut dyn FnMut(*mut u64)) {}
 
-/// Ids of the first chunk of the registry; chunk `c` holds `FIRST_CHUNK << c` ids.
-const FIRST_CHUNK: usize = 64;
-/// Chunks enough for every `u32` id.
-const CHUNKS: usize = 27;
-
 /// The registry of types of one runtime instance.
 ///
-/// Lookups take no lock: every write barrier's slow path and every minor collection looks a
-/// type up, and a read-write lock's reader count was a cache line all running segments wrote
-/// at each transaction. Types live in chunks that never move (chunk `c` holds ids from
-/// `FIRST_CHUNK * (2^c - 1)` on, `FIRST_CHUNK << c` of them), each slot set once;
-/// registrations are serialized by a mutex.
+/// Lookups take no lock ([`AppendVec`]): every write barrier's slow path and every minor
+/// collection looks a type up, and a read-write lock's reader count was a cache line all
+/// running segments wrote at each transaction.
+#[derive(Default)]
 pub struct TypeRegistry {
-    chunks: [std::sync::OnceLock<Box<[std::sync::OnceLock<TypeInfo>]>>; CHUNKS],
-    len: Mutex<usize>,
-}
-
-impl Default for TypeRegistry {
-    fn default() -> TypeRegistry {
-        TypeRegistry {
-            chunks: std::array::from_fn(|_| std::sync::OnceLock::new()),
-            len: Mutex::new(0),
-        }
-    }
-}
-
-/// The chunk of `id` and its index there.
-fn locate(id: usize) -> (usize, usize) {
-    let k = id / FIRST_CHUNK + 1;
-    let c = k.ilog2() as usize;
-    (c, id - FIRST_CHUNK * ((1 << c) - 1))
+    types: AppendVec<TypeInfo>,
 }
 
 impl TypeRegistry {
     /// Registers a type and returns its id.
     pub fn register(&self, info: TypeInfo) -> TypeId {
-        let mut len = self.len.lock().unwrap_or_else(|e| e.into_inner());
-        let id = *len;
-        let (c, i) = locate(id);
-        assert!(
-            c < CHUNKS && id <= u32::MAX as usize,
-            "stmjit: too many types"
-        );
-        let chunk = self.chunks[c].get_or_init(|| {
-            (0..FIRST_CHUNK << c)
-                .map(|_| std::sync::OnceLock::new())
-                .collect()
-        });
-        assert!(chunk[i].set(info).is_ok(), "stmjit: type id {id} set twice");
-        *len += 1;
+        let id = self.types.push(info);
+        assert!(id <= u32::MAX as usize, "stmjit: too many types");
         TypeId(id as u32)
     }
 
     /// The type of id `id`, if registered.
     #[inline]
     pub fn try_get(&self, id: u32) -> Option<TypeInfo> {
-        let (c, i) = locate(id as usize);
-        self.chunks.get(c)?.get()?.get(i)?.get().copied()
+        self.types.get(id as usize).copied()
     }
 
     /// Every registered type, in id order (a copy, for a whole major collection).
     pub(crate) fn snapshot(&self) -> Vec<TypeInfo> {
-        let len = *self.len.lock().unwrap_or_else(|e| e.into_inner());
-        (0..len as u32).map_while(|id| self.try_get(id)).collect()
+        self.types.iter().copied().collect()
     }
 
     /// Looks a type up; panics with a clear message on an unknown id.
@@ -196,19 +159,5 @@ mod tests {
         let all = reg.snapshot();
         assert_eq!(all.len(), 500);
         assert_eq!(all[499].name, "t499");
-    }
-
-    /// Chunk `c` starts at id `64 * (2^c - 1)` and holds `64 << c` ids.
-    #[test]
-    fn ids_map_to_consecutive_slots_of_doubling_chunks() {
-        let mut expect = (0, 0);
-        for id in 0..100_000 {
-            assert_eq!(locate(id), expect, "id {id}");
-            expect.1 += 1;
-            if expect.1 == FIRST_CHUNK << expect.0 {
-                expect = (expect.0 + 1, 0);
-            }
-        }
-        assert_eq!(locate(u32::MAX as usize).0, CHUNKS - 1);
     }
 }

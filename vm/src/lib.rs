@@ -38,7 +38,8 @@
 //! `Stm` and `StmThread`; the rest of the crate depends on them, never the reverse.
 
 pub mod abi;
-pub mod append;
+/// The append-only vector lives in the runtime, which uses it for its type registry.
+pub use stmjit_runtime::append;
 pub mod attrs;
 pub mod callkw;
 pub mod calls;

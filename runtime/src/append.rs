@@ -1,10 +1,11 @@
 //! [`AppendVec`]: a vector that grows while other threads read it, without a lock on reads.
 //!
-//! Why: functions are compiled at their first call (see `stmjit_jit::program`), by any
-//! thread, while the program runs. Compiling one adds trace sites, class statements, call
-//! shapes and names to tables every thread reads by index (an error's trace, a class
-//! statement, `--stats`); those reads must neither block behind a compilation nor see an
-//! element move. Elements live in chunks that are never moved nor freed before the vector
+//! Why: tables that grow while the program runs are read by every thread by index. The
+//! type registry (`object.rs`) is looked up at every write barrier's slow path and minor
+//! collection, where a lock's reader count would be a cache line all segments write. The
+//! object model's tables (trace sites, class statements, call shapes, names) grow as
+//! functions are compiled at their first call, by any thread; their reads must neither
+//! block behind a compilation nor see an element move. Elements live in chunks that are never moved nor freed before the vector
 //! is dropped, so a reference to one stays valid; pushes are serialized by a mutex.
 
 use std::mem::MaybeUninit;
