@@ -482,6 +482,7 @@ impl Builtin {
         Builtin::ExcClass(15),
         Builtin::ExcClass(16),
         Builtin::ExcClass(17),
+        Builtin::ExcClass(18),
     ];
 
     /// The name a program uses for this builtin.

@@ -13,11 +13,22 @@
 //! which are then its cell variables like any function's.
 
 use crate::ast::*;
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, ErrorKind};
 use crate::resolve::{collect_assigned_ordered, collect_declared};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-/// The message of the NameError of reading an unbound captured variable `name`: a free
+/// The kind of the error of reading an unbound captured variable: a `NameError` for a free
+/// variable of the running function (`free`), an `UnboundLocalError` (a `NameError` too)
+/// for one of its own cell variables, as in CPython.
+pub fn unbound_kind(free: bool) -> ErrorKind {
+    if free {
+        ErrorKind::NameError
+    } else {
+        ErrorKind::UnboundLocalError
+    }
+}
+
+/// The message of the error of reading an unbound captured variable `name`: a free
 /// variable of the running function (`free`) or one of its cell variables.
 pub fn unbound_message(name: &str, free: bool) -> String {
     if free {

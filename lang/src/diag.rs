@@ -34,6 +34,8 @@ pub enum ErrorKind {
     RecursionError,
     MemoryError,
     RuntimeError,
+    /// A local variable read before it is assigned (a `NameError`, as in Python).
+    UnboundLocalError,
 }
 
 impl ErrorKind {
@@ -52,6 +54,7 @@ impl ErrorKind {
             ErrorKind::RecursionError => "RecursionError",
             ErrorKind::MemoryError => "MemoryError",
             ErrorKind::RuntimeError => "RuntimeError",
+            ErrorKind::UnboundLocalError => "UnboundLocalError",
         }
     }
 }

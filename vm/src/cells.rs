@@ -6,8 +6,7 @@
 
 use super::helpers::with_rt;
 use super::{exc, Ctx, UNBOUND};
-use stmjit_lang::closures::unbound_message;
-use stmjit_lang::diag::ErrorKind;
+use stmjit_lang::closures::{unbound_kind, unbound_message};
 use stmjit_runtime::value::{Word, NONE};
 
 /// A new cell holding `v`, or empty for `UNBOUND` (a cell variable at function entry: a
@@ -36,10 +35,8 @@ pub unsafe extern "C" fn stmjit_cell_get(ctx: *mut Ctx, cell: Word, info: u64) -
             return Ok(rt.list_get(cell, 0));
         }
         let name = rt.info.names.text(info as u32);
-        Err(exc(
-            ErrorKind::NameError,
-            unbound_message(name, info >> 32 == 1),
-        ))
+        let free = info >> 32 == 1;
+        Err(exc(unbound_kind(free), unbound_message(name, free)))
     })
 }
 

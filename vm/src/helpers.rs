@@ -494,14 +494,14 @@ pub unsafe extern "C" fn stmjit_name_error(ctx: *mut Ctx, name: u64) -> Word {
     })
 }
 
-/// Raises the NameError of a local read before assignment.
+/// Raises the UnboundLocalError (a NameError) of a local read before assignment.
 ///
 /// # Safety
 /// As [`stmjit_binop`].
 pub unsafe extern "C" fn stmjit_unbound_local(ctx: *mut Ctx, name: u64) -> Word {
     with_rt(ctx, |rt| {
         Err(exc(
-            ErrorKind::NameError,
+            ErrorKind::UnboundLocalError,
             format!(
                 "cannot access local variable '{}' where it is not associated with a value",
                 rt.info.names.text(name as u32)

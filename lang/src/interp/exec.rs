@@ -286,7 +286,7 @@ impl Interp {
             Slot::Local(i) => {
                 return env[i].clone().ok_or_else(|| {
                     exc(
-                        ErrorKind::NameError,
+                        ErrorKind::UnboundLocalError,
                         format!(
                         "cannot access local variable '{}' where it is not associated with a value",
                         n.name
@@ -308,7 +308,7 @@ impl Interp {
                     (f.arity..f.arity + f.nfree).contains(&i)
                 });
                 return Err(exc(
-                    ErrorKind::NameError,
+                    crate::closures::unbound_kind(free),
                     crate::closures::unbound_message(&n.name, free),
                 ));
             }
