@@ -1358,3 +1358,34 @@ fn a_huge_loop_body_with_breaks_compiles_in_bounded_memory() {
     src.push_str("    return t\nprint(f(3))\n");
     runs_in_bounded_memory(&src, "loop_breaks", 256);
 }
+
+/// A loop with an `else` block whose body and `else` block are both compiled as parts (at
+/// the module level and in a function): a `break` from a part skips the `else` block, a loop
+/// that runs out runs it; also under forced aborts and with the IR verifier.
+#[test]
+fn loops_with_else_split_into_parts_run_as_the_interpreter_runs_them() {
+    let mut src = String::from("t = 0\nfor i in range(4):\n");
+    for k in 0..3000 {
+        src.push_str(&format!("    t += {}\n", k % 7));
+        if k == 1500 {
+            src.push_str("    if i == 2:\n        break\n");
+        }
+    }
+    src.push_str("else:\n    print('else ran')\n");
+    src.push_str(&"    t -= 1\n".repeat(2000));
+    src.push_str("print(i, t)\ndef f(n):\n    s = 0\n    while n > 0:\n        n -= 1\n");
+    for k in 0..3000 {
+        src.push_str(&format!("        s += {}\n", k % 5));
+    }
+    src.push_str("    else:\n        s = -s\n");
+    src.push_str(&"        s += 1\n".repeat(1000));
+    src.push_str("    return s\nprint(f(3))\n");
+    let envs: &[&[(&str, &str)]] = &[
+        &[],
+        &[("STMJIT_ABORT_PROBABILITY", "0.2"), ("STMJIT_BUDGET", "7")],
+        &[("STMJIT_EAGER", "1"), ("STMJIT_VERIFY", "1")],
+    ];
+    let out = same_as_interpreter(&src, "loop_else", envs);
+    // CPython's output.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2 22485\n-17000\n");
+}

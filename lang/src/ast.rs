@@ -124,9 +124,10 @@ impl Stmt {
     pub fn blocks(&self) -> Vec<&[Stmt]> {
         match &self.kind {
             StmtKind::If { body, orelse, .. } => vec![body, orelse],
-            StmtKind::While { body, .. }
-            | StmtKind::For { body, .. }
-            | StmtKind::With { body, .. } => vec![body],
+            StmtKind::While { body, orelse, .. } | StmtKind::For { body, orelse, .. } => {
+                vec![body, orelse]
+            }
+            StmtKind::With { body, .. } => vec![body],
             StmtKind::Try {
                 body,
                 handlers,
@@ -167,15 +168,20 @@ pub enum StmtKind {
         body: Vec<Stmt>,
         orelse: Vec<Stmt>,
     },
+    /// `while cond: body`, then `else: orelse` when the loop ends without `break` (a `break`
+    /// or `continue` in `orelse` is the enclosing loop's).
     While {
         cond: Expr,
         body: Vec<Stmt>,
+        orelse: Vec<Stmt>,
     },
-    /// `for var in iter: body` over a range, list, str or dict.
+    /// `for var in iter: body` over a range, list, str or dict, then `else: orelse` as for
+    /// `while`.
     For {
         var: Name,
         iter: Expr,
         body: Vec<Stmt>,
+        orelse: Vec<Stmt>,
     },
     Break,
     Continue,

@@ -189,9 +189,10 @@ fn nonlocal_span(stmts: &[Stmt], name: &str) -> Option<crate::diag::Span> {
         StmtKind::If { body, orelse, .. } => {
             nonlocal_span(body, name).or_else(|| nonlocal_span(orelse, name))
         }
-        StmtKind::While { body, .. } | StmtKind::For { body, .. } | StmtKind::With { body, .. } => {
-            nonlocal_span(body, name)
+        StmtKind::While { body, orelse, .. } | StmtKind::For { body, orelse, .. } => {
+            nonlocal_span(body, name).or_else(|| nonlocal_span(orelse, name))
         }
+        StmtKind::With { body, .. } => nonlocal_span(body, name),
         StmtKind::Try {
             body,
             handlers,
@@ -257,14 +258,21 @@ impl<'a> Walk<'a> {
                 self.stmts(body);
                 self.stmts(orelse);
             }
-            StmtKind::While { cond, body } => {
+            StmtKind::While { cond, body, orelse } => {
                 self.expr(cond);
                 self.stmts(body);
+                self.stmts(orelse);
             }
-            StmtKind::For { var, iter, body } => {
+            StmtKind::For {
+                var,
+                iter,
+                body,
+                orelse,
+            } => {
                 self.names.insert(var.name.clone());
                 self.expr(iter);
                 self.stmts(body);
+                self.stmts(orelse);
             }
             StmtKind::Del(t) => self.target(t),
             StmtKind::FunctionDef { func, target } => {

@@ -165,6 +165,7 @@ pub fn lower(
                         var,
                         iter,
                         body: inner,
+                        orelse: Vec::new(),
                     },
                     span,
                 )]
@@ -400,13 +401,17 @@ fn visit_stmt_mut(s: &mut Stmt, f: &mut dyn FnMut(&mut Expr)) {
             visit_stmts_mut(body, f);
             visit_stmts_mut(orelse, f);
         }
-        StmtKind::While { cond, body } => {
+        StmtKind::While { cond, body, orelse } => {
             visit_expr_mut(cond, f);
             visit_stmts_mut(body, f);
+            visit_stmts_mut(orelse, f);
         }
-        StmtKind::For { iter, body, .. } => {
+        StmtKind::For {
+            iter, body, orelse, ..
+        } => {
             visit_expr_mut(iter, f);
             visit_stmts_mut(body, f);
+            visit_stmts_mut(orelse, f);
         }
         StmtKind::Del(t) => visit_target_mut(t, f),
         StmtKind::ClassDef { base, attrs, .. } => {

@@ -55,13 +55,17 @@ impl Literals {
                 self.stmts(body);
                 self.stmts(orelse)
             }
-            StmtKind::While { cond, body } => {
+            StmtKind::While { cond, body, orelse } => {
                 self.expr(cond);
-                self.stmts(body)
+                self.stmts(body);
+                self.stmts(orelse)
             }
-            StmtKind::For { iter, body, .. } => {
+            StmtKind::For {
+                iter, body, orelse, ..
+            } => {
                 self.expr(iter);
-                self.stmts(body)
+                self.stmts(body);
+                self.stmts(orelse)
             }
             StmtKind::Return(Some(e)) => self.expr(e),
             StmtKind::Del(t) => self.target(t),

@@ -276,9 +276,9 @@ impl Parser {
                 let body = self.block();
                 self.loop_depth -= 1;
                 let body = body?;
-                self.no_loop_else()?;
+                let orelse = self.loop_else()?;
                 out.push(Stmt {
-                    kind: StmtKind::While { cond, body },
+                    kind: StmtKind::While { cond, body, orelse },
                     span,
                 });
             }
@@ -291,11 +291,16 @@ impl Parser {
                 let body = self.block();
                 self.loop_depth -= 1;
                 let mut body = body?;
-                self.no_loop_else()?;
+                let orelse = self.loop_else()?;
                 let (var, unpack) = self.loop_variable(target, span);
                 body.splice(0..0, unpack);
                 out.push(Stmt {
-                    kind: StmtKind::For { var, iter, body },
+                    kind: StmtKind::For {
+                        var,
+                        iter,
+                        body,
+                        orelse,
+                    },
                     span,
                 });
             }
@@ -354,12 +359,13 @@ impl Parser {
         Diagnostic::new(format!("{what} not supported"), self.span())
     }
 
-    /// After a loop's body: `else:` on a loop is named.
-    fn no_loop_else(&self) -> PResult<()> {
-        if self.peek() == &Tok::Else {
-            return Err(self.unsupported("'else' after a loop is"));
+    /// After a loop's body: its `else:` block, if any (run outside the loop: a `break` in it
+    /// is the enclosing loop's).
+    fn loop_else(&mut self) -> PResult<Vec<Stmt>> {
+        if !self.eat(&Tok::Else) {
+            return Ok(Vec::new());
         }
-        Ok(())
+        self.block()
     }
 
     /// `small (';' small)* [';'] NEWLINE`

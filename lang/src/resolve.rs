@@ -187,9 +187,12 @@ pub(crate) fn collect_assigned_ordered(stmts: &[Stmt], out: &mut Vec<String>) {
                 target: Target::Name(n),
                 ..
             } => out.push(n.name.clone()),
-            StmtKind::For { var, body, .. } => {
+            StmtKind::For {
+                var, body, orelse, ..
+            } => {
                 out.push(var.name.clone());
                 collect_assigned_ordered(body, out);
+                collect_assigned_ordered(orelse, out);
             }
             StmtKind::FunctionDef { target, .. } | StmtKind::ClassDef { target, .. } => {
                 out.push(target.name.clone())
@@ -198,9 +201,11 @@ pub(crate) fn collect_assigned_ordered(stmts: &[Stmt], out: &mut Vec<String>) {
                 collect_assigned_ordered(body, out);
                 collect_assigned_ordered(orelse, out);
             }
-            StmtKind::While { body, .. } | StmtKind::With { body, .. } => {
-                collect_assigned_ordered(body, out)
+            StmtKind::While { body, orelse, .. } => {
+                collect_assigned_ordered(body, out);
+                collect_assigned_ordered(orelse, out);
             }
+            StmtKind::With { body, .. } => collect_assigned_ordered(body, out),
             StmtKind::Try {
                 body,
                 handlers,
@@ -319,14 +324,21 @@ impl Resolver {
                 self.block(body, locals)?;
                 self.block(orelse, locals)?;
             }
-            StmtKind::While { cond, body } => {
+            StmtKind::While { cond, body, orelse } => {
                 self.expr(cond, locals);
                 self.loop_body(body, locals)?;
+                self.block(orelse, locals)?;
             }
-            StmtKind::For { var, iter, body } => {
+            StmtKind::For {
+                iter,
+                var,
+                body,
+                orelse,
+            } => {
                 self.expr(iter, locals);
                 self.name(var, locals);
                 self.loop_body(body, locals)?;
+                self.block(orelse, locals)?;
             }
             StmtKind::Return(Some(e)) => self.expr(e, locals),
             StmtKind::Del(t) => self.target(t, locals),

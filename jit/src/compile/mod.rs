@@ -269,6 +269,9 @@ pub struct FnCompiler<'a, 'b> {
     /// Enclosing loops: latch (`continue`), exit (`break`), and the `with` blocks open at
     /// the loop's start (those opened inside it are left by `break`/`continue`).
     pub(crate) loops: Vec<(Block, Block, usize)>,
+    /// Where the `break`s of the loop about to be compiled go instead of its exit: past its
+    /// `else` block ([`FnCompiler::loop_with_else`]); taken by the loop's body.
+    pub(crate) break_past_else: Option<Block>,
     /// A part whose `break` and `continue` leave it (`loop_exits.rs`).
     pub(crate) loop_signals: bool,
     pub(crate) func_idx: u32,
@@ -534,6 +537,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             temps: 0,
             max_temps: 0,
             loops: Vec::new(),
+            break_past_else: None,
             loop_signals: false,
             func_idx,
             ret_block: Block::from_u32(0),

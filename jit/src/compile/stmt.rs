@@ -80,7 +80,8 @@ impl FnCompiler<'_, '_> {
         let before = self.assigned.clone();
         let header_line = self.line;
         bind(self);
-        self.loops.push((latch, exit, self.with_depth));
+        let brk = self.break_past_else.take().unwrap_or(exit);
+        self.loops.push((latch, brk, self.with_depth));
         self.stmts(body);
         self.loops.pop();
         // The back-edge (latch, poll, next iteration) is the loop header's code.
@@ -178,8 +179,15 @@ impl FnCompiler<'_, '_> {
                 self.aug_assign(target, *op, value, s.span)
             }
             StmtKind::If { cond, body, orelse } => self.if_stmt(cond, body, orelse),
-            StmtKind::While { cond, body } => self.while_loop(cond, body, s.span),
-            StmtKind::For { var, iter, body } => self.for_loop(var, iter, body, s.span),
+            StmtKind::While { cond, body, orelse } => {
+                self.loop_with_else(orelse, |c| c.while_loop(cond, body, s.span))
+            }
+            StmtKind::For {
+                var,
+                iter,
+                body,
+                orelse,
+            } => self.loop_with_else(orelse, |c| c.for_loop(var, iter, body, s.span)),
             StmtKind::Break => self.loop_jump(true),
             StmtKind::Continue => self.loop_jump(false),
             StmtKind::Try {
@@ -270,6 +278,27 @@ impl FnCompiler<'_, '_> {
             (None, None) => before,
         };
         self.b.switch_to_block(done);
+    }
+
+    /// A loop (`emit`) and its `else` block: the block runs where the loop ends without
+    /// `break` (the builder is at the loop's exit after `emit`); `break` jumps past it.
+    fn loop_with_else(&mut self, orelse: &[Stmt], emit: impl FnOnce(&mut Self)) {
+        if orelse.is_empty() {
+            return emit(self);
+        }
+        let past = self.b.create_block();
+        self.break_past_else = Some(past);
+        emit(self);
+        let untaken = self.break_past_else.take();
+        debug_assert!(untaken.is_none(), "the loop's body takes it");
+        let before = self.assigned.clone();
+        self.stmts(orelse);
+        if !self.is_filled() {
+            self.b.ins().jump(past, &[]);
+        }
+        // A `break` skips the `else` block: what it assigns is not assigned after the loop.
+        self.assigned = before;
+        self.b.switch_to_block(past);
     }
 
     /// `while cond: body`, with a poll at the back-edge.

@@ -61,9 +61,10 @@ pub(crate) fn has_try(stmts: &[Stmt]) -> bool {
     stmts.iter().any(|s| match &s.kind {
         StmtKind::Try { .. } => true,
         StmtKind::If { body, orelse, .. } => has_try(body) || has_try(orelse),
-        StmtKind::While { body, .. } | StmtKind::For { body, .. } | StmtKind::With { body, .. } => {
-            has_try(body)
+        StmtKind::While { body, orelse, .. } | StmtKind::For { body, orelse, .. } => {
+            has_try(body) || has_try(orelse)
         }
+        StmtKind::With { body, .. } => has_try(body),
         _ => false,
     })
 }

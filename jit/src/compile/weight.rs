@@ -138,12 +138,15 @@ impl Count {
     }
 }
 
-/// Whether a statement of `body` (at any depth of its blocks, loops included when `loops`)
-/// is one that `is` picks.
+/// Whether a statement of `body` (at any depth of its blocks; loops' bodies only when
+/// `loops`, their `else` blocks always) is one that `is` picks.
 pub fn any_stmt(body: &[Stmt], loops: bool, is: &impl Fn(&StmtKind) -> bool) -> bool {
     body.iter().any(|s| {
         let looping = matches!(s.kind, StmtKind::While { .. } | StmtKind::For { .. });
-        is(&s.kind) || ((loops || !looping) && s.blocks().iter().any(|b| any_stmt(b, loops, is)))
+        // A loop's blocks are its body, then its `else` block, which is outside the loop.
+        let blocks = s.blocks();
+        let skip = usize::from(looping && !loops);
+        is(&s.kind) || blocks[skip..].iter().any(|b| any_stmt(b, loops, is))
     })
 }
 
@@ -182,6 +185,12 @@ mod tests {
         let is_break = |k: &StmtKind| matches!(k, StmtKind::Break);
         assert!(!any_stmt(&b, false, &is_break));
         assert!(any_stmt(&b, true, &is_break));
+        // A `break` in a loop's `else` block is outside that loop.
+        let w = body("while y:\n    for i in x:\n        pass\n    else:\n        break\n");
+        let StmtKind::While { body: inner, .. } = &w[0].kind else {
+            unreachable!()
+        };
+        assert!(any_stmt(inner, false, &is_break));
         let is_assign = |k: &StmtKind| matches!(k, StmtKind::Assign { .. });
         assert!(any_stmt(&b, false, &is_assign));
     }

@@ -39,10 +39,10 @@ impl Interp {
                 };
                 return self.exec_block(branch, env);
             }
-            StmtKind::While { cond, body } => loop {
+            StmtKind::While { cond, body, orelse } => loop {
                 let c = self.eval(cond, env)?;
                 if !self.truth(&c).map_err(|e| self.locate(e, cond.span))? {
-                    break;
+                    return self.exec_block(orelse, env);
                 }
                 match self.exec_block(body, env)? {
                     Flow::Break => break,
@@ -51,7 +51,12 @@ impl Interp {
                 }
                 self.tick();
             },
-            StmtKind::For { var, iter, body } => return self.exec_for(var, iter, body, env),
+            StmtKind::For {
+                var,
+                iter,
+                body,
+                orelse,
+            } => return self.exec_for(var, iter, (body, orelse), env),
             StmtKind::Break => return Ok(Flow::Break),
             StmtKind::Continue => return Ok(Flow::Continue),
             StmtKind::Pass | StmtKind::Global(_) => {}
@@ -171,7 +176,25 @@ impl Interp {
         Ok(Flow::Next)
     }
 
+    /// `for var in iter: body`, then its `else` block (`orelse`) when the items ran out
+    /// (not after a `break`).
     pub(super) fn exec_for(
+        &mut self,
+        var: &Name,
+        iter: &Expr,
+        (body, orelse): (&[Stmt], &[Stmt]),
+        env: &mut Vec<Option<Value>>,
+    ) -> R<Flow> {
+        match self.exec_for_items(var, iter, body, env)? {
+            Flow::Next => self.exec_block(orelse, env),
+            Flow::Break => Ok(Flow::Next),
+            flow => Ok(flow),
+        }
+    }
+
+    /// The items of `for var in iter: body`: `Flow::Break` when a `break` ended the loop,
+    /// `Flow::Next` when the items ran out, or a `return`'s flow.
+    fn exec_for_items(
         &mut self,
         var: &Name,
         iter: &Expr,
@@ -179,12 +202,12 @@ impl Interp {
         env: &mut Vec<Option<Value>>,
     ) -> R<Flow> {
         let it = self.eval(iter, env)?;
-        // Runs the body for one item; Some(flow) ends the loop.
+        // Runs the body for one item; a `break` ends the loop with `Flow::Break`.
         macro_rules! step {
             ($item:expr) => {{
                 self.store(var, $item, env)?;
                 match self.exec_block(body, env)? {
-                    Flow::Break => break,
+                    Flow::Break => return Ok(Flow::Break),
                     Flow::Return(v) => return Ok(Flow::Return(v)),
                     Flow::Next | Flow::Continue => {}
                 }
