@@ -154,7 +154,9 @@ impl FnCompiler<'_, '_> {
                 self.b.block_params(done)[0]
             }
             ExprKind::Call { func, args } => {
-                self.has_calls = true;
+                if builtin_by_name(func).is_none() {
+                    self.has_calls = true;
+                }
                 if let Some(v) = self.sqrt_expr(e, e.span) {
                     return v;
                 }
@@ -1176,24 +1178,14 @@ impl FnCompiler<'_, '_> {
     }
 
     fn call_expr(&mut self, func: &Expr, args: &[Expr], span: Span) -> Value {
-        // Builtins called by name.
-        if let ExprKind::Name(n) = &func.kind {
-            let b = match n.slot {
-                Slot::Builtin(b) => Some(b),
-                Slot::Unresolved => Builtin::from_name(&n.name),
-                _ => None,
-            };
-            // The built-in exception classes are classes: called as values below.
-            let b = b.filter(|b| !matches!(b, Builtin::ExcClass(_)));
-            if b == Some(Builtin::Len) && args.len() == 1 {
+        if let Some(b) = builtin_by_name(func) {
+            if b == Builtin::Len && args.len() == 1 {
                 return self.len_call(&args[0], span);
             }
-            if let Some(b) = b {
-                let (mark, p, n) = self.eval_into_temps(args);
-                let r = self.builtin_at(b, p, n, span);
-                self.pop_temps(mark);
-                return r;
-            }
+            let (mark, p, n) = self.eval_into_temps(args);
+            let r = self.builtin_at(b, p, n, span);
+            self.pop_temps(mark);
+            return r;
         }
         let mark = self.temp_mark();
         let f = self.expr(func);
@@ -1421,6 +1413,20 @@ pub(crate) fn mul_const_range(c: i64) -> (i64, i64) {
         }
     };
     (lo.max(min) as i64, hi.min(max) as i64)
+}
+
+/// The builtin a call of `func` runs by its helper, if `func` names one (the built-in
+/// exception classes are classes: called as values).
+fn builtin_by_name(func: &Expr) -> Option<Builtin> {
+    let ExprKind::Name(n) = &func.kind else {
+        return None;
+    };
+    let b = match n.slot {
+        Slot::Builtin(b) => Some(b),
+        Slot::Unresolved => Builtin::from_name(&n.name),
+        _ => None,
+    };
+    b.filter(|b| !matches!(b, Builtin::ExcClass(_)))
 }
 
 #[cfg(test)]

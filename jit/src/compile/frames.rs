@@ -17,17 +17,23 @@ use stmjit_vm::{Ctx, MAX_DEPTH, UNBOUND};
 
 impl FnCompiler<'_, '_> {
     /// The epilogue, at the return block: a return from the frame that opened the running
-    /// transaction is a boundary first ([`Self::return_boundary`]); then the frame is popped
-    /// and the depth decremented.
-    pub(super) fn epilogue(&mut self) {
+    /// transaction is a boundary first ([`Self::return_boundary`]), in a function that
+    /// `polls`; then the frame is popped and the depth decremented. A function without
+    /// polls never opens a transaction (only a poll's slow path makes `Ctx::txn_depth` the
+    /// depth of its frame, and a frame leaving sets it back), so it needs no test.
+    pub(super) fn epilogue(&mut self, polls: bool) {
         let ret = self.ret_block;
         self.b.switch_to_block(ret);
-        let rv = self.b.block_params(ret)[0];
-        let pop = self.b.create_block();
-        self.b.append_block_param(pop, I64);
-        self.return_boundary(rv, pop);
-        self.b.switch_to_block(pop);
-        let rv = self.b.block_params(pop)[0];
+        let rv = if polls {
+            let rv = self.b.block_params(ret)[0];
+            let pop = self.b.create_block();
+            self.b.append_block_param(pop, I64);
+            self.return_boundary(rv, pop);
+            self.b.switch_to_block(pop);
+            self.b.block_params(pop)[0]
+        } else {
+            self.b.block_params(ret)[0]
+        };
         let frame = self.frame();
         self.set_top(frame);
         let depth = self

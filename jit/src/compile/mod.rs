@@ -307,8 +307,9 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) restarts: Vec<Block>,
     /// The restart dispatch block (created with the first error path).
     pub(crate) dispatch: Option<Block>,
-    /// The body has a call expression (`f(x)`, `f(k=v)`, `o.m(x)`): with no loop either,
-    /// the function gets no entry poll (see [`FnCompiler::compile`]).
+    /// The body has a call expression (`f(x)`, `f(k=v)`, `o.m(x)`) other than a call of a
+    /// builtin by name: with no loop either, the function gets no entry poll (see
+    /// [`FnCompiler::compile`]).
     pub(crate) has_calls: bool,
     /// Compiling the generic path of an unboxed float tree (`floats.rs`): its subtrees are
     /// not made trees again.
@@ -479,9 +480,11 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         c.float_vars.clear();
         // What follows is the function's own machinery, of no source line.
         c.at_line(0);
+        // Known before the prologue's poll is made: whether the function polls at all.
+        let polls = !c.restarts.is_empty() || c.has_calls;
         match frame {
             FrameKind::Own => {
-                c.epilogue();
+                c.epilogue(polls);
                 c.prologue(entry, &params[1..], arity);
             }
             FrameKind::Borrowed { ret, zero_from } => {
@@ -496,8 +499,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         // expression in some function of the cycle (which polls), or goes through Rust (an
         // operator's special method, a builtin's callback), where `calls::call_function`
         // ticks the budget and answers requests. It cannot open a transaction either, so it
-        // never restarts (see `build_restarts`).
-        if c.restarts.is_empty() && !c.has_calls {
+        // never restarts (see `build_restarts`). A builtin called by name counts as no call:
+        // it runs Rust code, whose calls back into JIT code tick the budget themselves.
+        if !polls {
             c.b.ins().jump(body_block, &[]);
         } else {
             c.poll_to(span, body_block);
