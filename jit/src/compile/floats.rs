@@ -330,8 +330,12 @@ impl FnCompiler<'_, '_> {
         let float = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, F64);
-        let bit = self.b.ins().band_imm(v, 1);
-        self.b.ins().brif(bit, int, &[], float, &[]);
+        if self.known_int(v) {
+            self.b.ins().jump(int, &[]);
+        } else {
+            let bit = self.b.ins().band_imm(v, 1);
+            self.b.ins().brif(bit, int, &[], float, &[]);
+        }
         self.b.switch_to_block(int);
         let a = self.b.ins().sshr_imm(v, 1);
         if exact {

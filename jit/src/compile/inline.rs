@@ -6,7 +6,8 @@
 //! spectral norm. At a direct call of such a function (the callee checked to be the function
 //! its `def` bound, as every direct call is), the body is computed here on the argument
 //! words, in SSA values: no frame is pushed, no local spilled around a call, no result
-//! checked for an error.
+//! checked for an error. The body is emitted twice: for int arguments (all tested at once),
+//! where the int operations need no type tests and have no float paths, and for any others.
 //!
 //! Every place where the inline code cannot go on jumps to the call itself, out of line,
 //! which runs the function from its start: an operand of another type, an int overflow, a
@@ -145,6 +146,35 @@ impl FnCompiler<'_, '_> {
             .iadd_imm(top, 8 * (f.locals.len() + nodes) as i64);
         let over = self.b.ins().icmp(IntCC::UnsignedGreaterThan, need, limit);
         self.unless(over, call);
+        if args.is_empty() {
+            return self.inline_body(f, args, call);
+        }
+        // Two versions: one for int arguments, where the operations on ints need no type
+        // tests and no float paths (their results are ints too), and one for any others.
+        let ints = self.b.create_block();
+        let other = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let all = args[1..]
+            .iter()
+            .fold(args[0], |acc, &a| self.b.ins().band(acc, a));
+        let bit = self.b.ins().band_imm(all, 1);
+        self.b.ins().brif(bit, ints, &[], other, &[]);
+        self.b.switch_to_block(ints);
+        let outer = self.known_ints.clone();
+        self.known_ints.extend(args.iter().copied());
+        let r = self.inline_body(f, args, call);
+        self.known_ints = outer;
+        self.b.ins().jump(done, &[r.into()]);
+        self.b.switch_to_block(other);
+        let r = self.inline_body(f, args, call);
+        self.b.ins().jump(done, &[r.into()]);
+        self.b.switch_to_block(done);
+        self.b.block_params(done)[0]
+    }
+
+    /// The body of `f` computed inline on the words `args` (see [`Self::inline_call`]).
+    fn inline_body(&mut self, f: &Function, args: &[Value], call: Block) -> Value {
         let mut env: Vec<Option<Value>> = vec![None; f.locals.len()];
         for (slot, &a) in env.iter_mut().zip(args) {
             *slot = Some(a);
@@ -199,7 +229,9 @@ impl FnCompiler<'_, '_> {
         if op == BinOp::Div {
             return self.float_div_or(x, y, span, call);
         }
-        let float = matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul);
+        // Known ints have no float path: they give an int (or go to `call`).
+        let float = matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul)
+            && !(self.known_int(x) && self.known_int(y));
         let not_ints = if float { self.b.create_block() } else { call };
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
@@ -218,7 +250,12 @@ impl FnCompiler<'_, '_> {
             self.b.ins().jump(done, &[boxed.into()]);
         }
         self.b.switch_to_block(done);
-        self.b.block_params(done)[0]
+        let r = self.b.block_params(done)[0];
+        if !float {
+            // Only the int path reaches `done`.
+            self.known_ints.insert(r);
+        }
+        r
     }
 }
 

@@ -57,7 +57,7 @@ pub use parts::{
 use cranelift_codegen::ir::{self, types::I64, Block, FuncRef, InstBuilder, SourceLoc, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_module::FuncId;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use stmjit_lang::ast::Program;
 use stmjit_lang::diag::Span;
 use stmjit_runtime::value::NONE;
@@ -301,6 +301,10 @@ pub struct FnCompiler<'a, 'b> {
     /// The local each value was loaded from, while the local still holds it (cleared at
     /// its assignment and at reloads).
     pub(crate) local_of: HashMap<Value, usize>,
+    /// Values known to be tagged ints where the code being emitted runs (besides int
+    /// constants): an inlined body's arguments and results in its all-ints version
+    /// (`inline.rs`), whose type tests are then left out.
+    pub(crate) known_ints: HashSet<Value>,
     /// `with` blocks open at the current point (each holds `Ctx::atomic_depth` up by one).
     pub(crate) with_depth: usize,
     /// Restart points: the block each poll resumes at, by poll number.
@@ -553,6 +557,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             inline_nodes: 0,
             region: Region::default(),
             local_of: HashMap::new(),
+            known_ints: HashSet::new(),
             with_depth: 0,
             restarts: Vec::new(),
             dispatch: None,

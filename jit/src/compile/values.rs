@@ -177,9 +177,13 @@ impl FnCompiler<'_, '_> {
             _ => None,
         }
     }
-    /// Whether `v` is an `iconst` of a tagged int.
-    fn known_int(&self, v: Value) -> bool {
+    /// Whether `v` is an `iconst` of a tagged int, or known to be a tagged int
+    /// ([`FnCompiler::known_ints`]).
+    pub(super) fn known_int(&self, v: Value) -> bool {
         use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
+        if self.known_ints.contains(&v) {
+            return true;
+        }
         match self.b.func.dfg.value_def(v) {
             ValueDef::Result(inst, _) => matches!(
                 self.b.func.dfg.insts[inst],
