@@ -144,7 +144,8 @@ impl Runtime {
         let (slot, cached) = self.class_view(id, name);
         let at = slot.map(|s| (id as u64, s));
         if let Some(s) = slot {
-            let v = self.inst_slot(o, s);
+            // (Unbound: nothing allocated, `o` did not move.)
+            let v = self.inst_slot(o, s)?;
             if v != UNBOUND {
                 return Ok((v, at));
             }
@@ -177,7 +178,7 @@ impl Runtime {
         let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
         if self
             .shape_slot(id, name)
-            .is_some_and(|s| self.inst_slot(o, s) != UNBOUND)
+            .is_some_and(|s| self.inst_slot_bound(o, s))
         {
             return Ok(true);
         }

@@ -883,7 +883,7 @@ pub unsafe extern "C" fn stmjit_call_method(
             return rt.unwind(e);
         }
         let (slot, cached) = rt.class_view(id, name);
-        let shadowed = slot.is_some_and(|s| rt.inst_slot(o, s) != UNBOUND);
+        let shadowed = slot.is_some_and(|s| rt.inst_slot_bound(o, s));
         if !shadowed {
             rt.rb(cls);
             // An error here (an abort when it validates, memory) unwinds: the transaction

@@ -203,9 +203,13 @@ impl Runtime {
             if class.exc {
                 let id = self.ld(cls, offset_of!(ClassObj, class_id) as u64) as usize;
                 if let Some(s) = self.shape_slot(id, crate::exceptions::ARGS_NAME) {
-                    let a = self.inst_slot(w, s);
-                    if a != crate::UNBOUND {
-                        attrs.push(("args".to_string(), self.to_value_at(a, memo, depth + 1)));
+                    let a = match self.inst_slot_value(w, s) {
+                        SlotValue::Word(crate::UNBOUND) => None,
+                        SlotValue::Word(a) => Some(self.to_value_at(a, memo, depth + 1)),
+                        SlotValue::Float(f) => Some(Value::Float(f)),
+                    };
+                    if let Some(a) = a {
+                        attrs.push(("args".to_string(), a));
                     }
                 }
             }

@@ -356,13 +356,41 @@ pub unsafe extern "C" fn stmjit_setattr_site(
     v: Word,
     cache: *const SiteCache,
 ) -> Word {
+    with_rt(ctx, |rt| setattr_site(rt, o, name as u32, v, cache))
+}
+
+/// `o.name = v` where `v` may be `UNBOXED` (the float of the bits `f`, boxed here): the slow
+/// path of a float tree's store to an attribute; returns None.
+///
+/// # Safety
+/// As [`stmjit_getattr_site`].
+pub unsafe extern "C" fn stmjit_setattr_site_raw(
+    ctx: *mut Ctx,
+    o: Word,
+    name: u64,
+    v: Word,
+    f: u64,
+    cache: *const SiteCache,
+) -> Word {
     with_rt(ctx, |rt| {
-        let ro = rt.root(o);
-        rt.setattr(o, name as u32, v)?;
-        let o = rt.get(ro);
-        fill_cache(rt, o, name as u32, cache);
-        Ok(NONE)
+        let (o, v) = if v == crate::abi::UNBOXED {
+            let ro = rt.root(o);
+            let b = rt.new_float(f64::from_bits(f))?;
+            (rt.get(ro), b)
+        } else {
+            (o, v)
+        };
+        setattr_site(rt, o, name as u32, v, cache)
     })
+}
+
+/// `o.name = v`, then the site's cache filled.
+fn setattr_site(rt: &mut Runtime, o: Word, name: u32, v: Word, cache: *const SiteCache) -> R<Word> {
+    let ro = rt.root(o);
+    rt.setattr(o, name, v)?;
+    let o = rt.get(ro);
+    fill_cache(rt, o, name, cache);
+    Ok(NONE)
 }
 
 /// A list of the `n` words at `argv`.

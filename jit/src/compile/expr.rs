@@ -823,7 +823,7 @@ impl FnCompiler<'_, '_> {
 
     /// [`Self::box_float_or`]; where the helper allocates, the barrier region `repair` is
     /// repaired after it ([`Self::repair_region`]), so that the join keeps it.
-    fn box_float_with(
+    pub(super) fn box_float_with(
         &mut self,
         f: Value,
         span: Span,
@@ -1047,69 +1047,6 @@ impl FnCompiler<'_, '_> {
         self.end_sequence();
         let _ = mf();
         addr
-    }
-
-    /// `o.name`, inline for instance slots.
-    pub(crate) fn getattr(&mut self, o: Value, name: &str, span: Span) -> Value {
-        let nid = self.sh.names.intern(name);
-        let outer = self.accesses.replace(Accessed::Attr(nid));
-        let v = self.getattr_named(o, nid, span);
-        self.accesses = outer;
-        v
-    }
-
-    /// [`Self::getattr`] of the interned `name`.
-    fn getattr_named(&mut self, o: Value, name: u32, span: Span) -> Value {
-        let cache = self.attr_site();
-        let slow = self.b.create_block();
-        let done = self.b.create_block();
-        self.b.append_block_param(done, I64);
-        let addr = self.attr_slot(o, cache, slow, span);
-        let a = self.seg_addr(addr);
-        let v = self.b.ins().load(I64, mf(), a, 0);
-        let absent = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
-        let marked = self.region_marked();
-        self.b.ins().brif(absent, slow, &[], done, &[v.into()]);
-        self.b.set_cold_block(slow);
-        self.b.switch_to_block(slow);
-        let nid = self.b.ins().iconst(I64, i64::from(name));
-        let cp = self.b.ins().iconst(I64, cache);
-        let r = self.call_checked(Helper::GetAttrSite, &[self.ctx, o, nid, cp], span);
-        self.repair_region(&marked, span);
-        self.b.ins().jump(done, &[r.into()]);
-        self.enter_join(done, marked);
-        self.b.block_params(done)[0]
-    }
-
-    /// `o.name = v`, inline for existing inline instance slots (write barrier on the
-    /// instance, elided when done in the region for the same local).
-    pub(crate) fn setattr(&mut self, o: Value, name: &str, v: Value, span: Span) {
-        let nid = self.sh.names.intern(name);
-        let outer = self.accesses.replace(Accessed::Attr(nid));
-        self.setattr_named(o, nid, v, span);
-        self.accesses = outer;
-    }
-
-    /// [`Self::setattr`] of the interned `name`.
-    fn setattr_named(&mut self, o: Value, name: u32, v: Value, span: Span) {
-        let cache = self.attr_site();
-        let slow = self.b.create_block();
-        let done = self.b.create_block();
-        let local = self.local_of.get(&o).copied();
-        let addr = self.attr_slot(o, cache, slow, span);
-        self.write_barrier(o, local, span);
-        let a = self.seg_addr(addr);
-        self.b.ins().store(mf(), v, a, 0);
-        let marked = self.region_marked();
-        self.b.ins().jump(done, &[]);
-        self.b.set_cold_block(slow);
-        self.b.switch_to_block(slow);
-        let nid = self.b.ins().iconst(I64, i64::from(name));
-        let cp = self.b.ins().iconst(I64, cache);
-        self.call_checked(Helper::SetAttrSite, &[self.ctx, o, nid, v, cp], span);
-        self.repair_region(&marked, span);
-        self.b.ins().jump(done, &[]);
-        self.enter_join(done, marked);
     }
 
     /// `o[i]`, inline for lists.

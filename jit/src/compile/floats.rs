@@ -260,6 +260,53 @@ pub(crate) fn float_locals(body: &[Stmt], nlocals: usize) -> Vec<bool> {
     }
 }
 
+/// The attribute names that a function body stores trees where a float is likely to (`o.x
+/// OP= tree` or `o.x = tree`), to a fixpoint: `x += dt * o.vx` makes `x` one if `vx` is.
+pub(crate) fn float_attrs(body: &[Stmt], float_locals: &[bool]) -> Vec<String> {
+    fn floaty(e: &Expr, float_locals: &[bool], names: &[String]) -> bool {
+        match &e.kind {
+            ExprKind::Binary(BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div, a, b) => {
+                floaty(a, float_locals, names) || floaty(b, float_locals, names)
+            }
+            ExprKind::Attr { name, .. } => names.contains(name),
+            _ => float_likely(e, float_locals),
+        }
+    }
+    fn visit(stmts: &[Stmt], float_locals: &[bool], names: &mut Vec<String>, changed: &mut bool) {
+        for s in stmts {
+            let (targets, value) = match &s.kind {
+                StmtKind::Assign { targets, value } => (targets.as_slice(), value),
+                StmtKind::AugAssign { target, value, .. } => (std::slice::from_ref(target), value),
+                _ => {
+                    for b in s.blocks() {
+                        visit(b, float_locals, names, changed);
+                    }
+                    continue;
+                }
+            };
+            if mixed_ops(value, &mut Vec::new()).is_none() || !floaty(value, float_locals, names) {
+                continue;
+            }
+            for t in targets {
+                if let Target::Attr { name, .. } = t {
+                    if !names.contains(name) {
+                        names.push(name.clone());
+                        *changed = true;
+                    }
+                }
+            }
+        }
+    }
+    let mut names = Vec::new();
+    loop {
+        let mut changed = false;
+        visit(body, float_locals, &mut names, &mut changed);
+        if !changed {
+            return names;
+        }
+    }
+}
+
 /// A tree with at least one local among its leaves (a tree of literals alone is left to the
 /// generic code, which gives it its exact types).
 pub(super) fn has_local(e: &Expr) -> bool {
@@ -462,19 +509,50 @@ impl FnCompiler<'_, '_> {
         fast: impl FnOnce(&mut Self, Block) -> Value,
         generic: impl FnOnce(&mut Self) -> Value,
     ) -> Value {
+        self.with_generic_n(&[ty], false, |c, g| vec![fast(c, g)], |c| vec![generic(c)])[0]
+    }
+
+    /// [`Self::with_generic`] of several values, of the types `tys`. Where `keep` (the fast
+    /// path makes no call), the barrier region goes on after the join: the generic path
+    /// repairs it ([`Self::repair_region`]).
+    pub(super) fn with_generic_n(
+        &mut self,
+        tys: &[cranelift_codegen::ir::Type],
+        keep: bool,
+        fast: impl FnOnce(&mut Self, Block) -> Vec<Value>,
+        generic: impl FnOnce(&mut Self) -> Vec<Value>,
+    ) -> Vec<Value> {
+        let marked = if keep {
+            self.region_marked()
+        } else {
+            Default::default()
+        };
         let generic_block = self.b.create_block();
         let done = self.b.create_block();
-        self.b.append_block_param(done, ty);
+        for &ty in tys {
+            self.b.append_block_param(done, ty);
+        }
+        let args = |vs: Vec<Value>| -> Vec<cranelift_codegen::ir::BlockArg> {
+            vs.into_iter().map(Into::into).collect()
+        };
         let v = fast(self, generic_block);
-        self.b.ins().jump(done, &[v.into()]);
+        self.b.ins().jump(done, &args(v));
         self.b.set_cold_block(generic_block);
         self.b.switch_to_block(generic_block);
         self.in_float_generic = true;
         let w = generic(self);
         self.in_float_generic = false;
-        self.b.ins().jump(done, &[w.into()]);
-        self.b.switch_to_block(done);
-        self.b.block_params(done)[0]
+        if keep {
+            let span = self.stmt_span;
+            self.repair_region(&marked, span);
+        }
+        self.b.ins().jump(done, &args(w));
+        if keep {
+            self.enter_join(done, marked);
+        } else {
+            self.b.switch_to_block(done);
+        }
+        self.b.block_params(done).to_vec()
     }
 
     /// Branches to `then` or `els` on the condition `a OP b` (one comparison: `<`, `<=`, `>`,
@@ -547,9 +625,12 @@ impl FnCompiler<'_, '_> {
     pub(super) fn float_tree(&mut self, e: &Expr, int_ok: bool, generic: Block) -> Value {
         // An opaque leaf (any expression, `% 2` included), evaluated into its temporary first
         // (`unboxed.rs`).
-        if let Some(t) = self.opaque_slot(e) {
+        if let Some((t, raw)) = self.opaque_slot(e) {
             let w = self.load_slot(t);
-            return self.word_leaf(w, int_ok, generic);
+            return match raw {
+                Some(f) => self.unboxed_leaf(w, f, int_ok, generic),
+                None => self.word_leaf(w, int_ok, generic),
+            };
         }
         match &e.kind {
             ExprKind::Float(f) => self.b.ins().f64const(*f),
@@ -562,7 +643,10 @@ impl FnCompiler<'_, '_> {
                 // No unbound check: UNBOUND is neither a float nor an int.
                 let w = self.raw_local(i);
                 match self.float_var(i) {
-                    Some(fv) => self.unboxed_leaf(w, fv, int_ok, generic),
+                    Some(fv) => {
+                        let f = self.b.use_var(fv);
+                        self.unboxed_leaf(w, f, int_ok, generic)
+                    }
                     None => self.word_leaf(w, int_ok, generic),
                 }
             }
@@ -660,5 +744,16 @@ mod tests {
             marked(src, &["z", "t", "i", "n"]),
             [true, true, false, false]
         );
+    }
+
+    #[test]
+    fn float_attrs_follow_float_trees_to_a_fixpoint() {
+        let src = "def f(bs, dt):\n    for b in bs:\n        b.x += dt * b.vx\n        b.vx -= dt * 0.5\n        b.n += 1\n        b.s = b.n * 2\n    return 0\n";
+        let p = stmjit_lang::parse(src).unwrap();
+        let f = &p.functions[0];
+        let names = float_attrs(&f.body, &float_locals(&f.body, f.locals.len()));
+        // `vx` takes a float literal's tree, `x` a tree with `vx` among its leaves (a later
+        // statement: the fixpoint); ints stay out.
+        assert_eq!(names, ["vx", "x"]);
     }
 }

@@ -27,6 +27,7 @@
 //!
 #![allow(deprecated)]
 
+mod attrs;
 mod barriers;
 mod calls;
 mod chains;
@@ -320,12 +321,16 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) in_float_generic: bool,
     /// Locals the function assigns floats to (`floats.rs`), by slot.
     pub(crate) float_locals: Vec<bool>,
+    /// Attribute names the function stores float trees to (`floats.rs`): a tree with such
+    /// an attribute among its leaves is one where a float is likely.
+    pub(crate) float_attrs: Vec<String>,
     /// The unboxed value of each float local kept unboxed (`floats.rs`), by slot: what the
     /// local holds while its word is `UNBOXED`. None where locals live in frame slots.
     pub(crate) float_vars: Vec<Option<Variable>>,
-    /// The opaque leaves of the float tree being compiled (`unboxed.rs`), and the
-    /// temporaries holding their values.
-    pub(crate) opaque_leaves: Vec<(*const stmjit_lang::ast::Expr, usize)>,
+    /// The opaque leaves of the float tree being compiled (`unboxed.rs`), the temporaries
+    /// holding their values, and for a leaf read from an instance slot, the `f64` it holds
+    /// where its temporary holds `UNBOXED` (`attrs.rs`).
+    pub(crate) opaque_leaves: Vec<(*const stmjit_lang::ast::Expr, usize, Option<Value>)>,
     /// The statement being compiled (where boxing an unboxed local reports an error).
     pub(crate) stmt_span: Span,
     /// The source line of the statement being compiled (0 before the first), recorded in
@@ -530,6 +535,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         func_idx: u32,
     ) -> Self {
         let locals_in_slots = locals_in_slots(body, nlocals, sh.quick);
+        let float_locals = floats::float_locals(body, nlocals);
+        let float_attrs = floats::float_attrs(body, &float_locals);
         FnCompiler {
             b,
             sh,
@@ -563,7 +570,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             dispatch: None,
             has_calls: false,
             in_float_generic: false,
-            float_locals: floats::float_locals(body, nlocals),
+            float_locals,
+            float_attrs,
             float_vars: Vec::new(),
             stmt_span: Span::default(),
             opaque_leaves: Vec::new(),

@@ -183,9 +183,16 @@ impl FnCompiler<'_, '_> {
     /// Inline instance-slot access through the site cache: branches to `slow` unless `o`
     /// is an instance of a cached class that holds the cached slot inline (slots past its
     /// inline count, in its overflow array, take the helpers); returns the segment offset
-    /// of the slot word, after the instance's read barrier (which covers its inline slots).
-    /// A local's known class spares the type test and the class loads ([`Self::probe_class`]).
-    pub(crate) fn attr_slot(&mut self, o: Value, cache: i64, slow: Block, span: Span) -> Value {
+    /// of the slot word and the slot's index, after the instance's read barrier (which covers
+    /// its inline slots and their float bits). A local's known class spares the type test
+    /// and the class loads ([`Self::probe_class`]).
+    pub(crate) fn attr_slot(
+        &mut self,
+        o: Value,
+        cache: i64,
+        slow: Block,
+        span: Span,
+    ) -> (Value, Value) {
         self.begin_sequence(super::LOC_ATTR_FAST);
         let local = self.local_of.get(&o).copied();
         let fact = local.and_then(|l| self.class_fact(l));
@@ -206,7 +213,7 @@ impl FnCompiler<'_, '_> {
         let off = self.b.ins().iadd_imm(off, INSTANCE_DATA as i64);
         let addr = self.b.ins().iadd(o, off);
         self.end_sequence();
-        addr
+        (addr, idx)
     }
 
     /// `obj.name(args)`. When the receiver is an instance of a class the site has cached,

@@ -489,8 +489,8 @@ impl FnCompiler<'_, '_> {
     /// The new value in `t OP= value` of a target `t` (not a name) whose current value is in
     /// temporary `ct`: a float tree where it is one ([`Self::float_aug_slot`]).
     fn aug_slot_value(&mut self, ct: usize, op: BinOp, value: &Expr, span: Span) -> Value {
-        if let Some(v) = self.float_aug_slot(ct, op, value, span) {
-            return v;
+        if let Some(whole) = self.float_aug_tree(op, value, span) {
+            return self.float_aug(ct, None, &whole, false).0;
         }
         let rhs = self.expr(value);
         let cur = self.load_slot(ct);
@@ -542,9 +542,23 @@ impl FnCompiler<'_, '_> {
                 let mark = self.temp_mark();
                 let o = self.expr(obj);
                 let ot = self.push_temp(o);
-                let cur = self.getattr(o, name, obj.span);
+                // A float tree reads and stores the attribute raw (`attrs.rs`).
+                let tree = self.float_aug_tree(op, value, span);
+                let (cur, cur_f) = match tree {
+                    Some(_) => {
+                        let (w, f) = self.getattr_raw(o, name, obj.span);
+                        (w, Some(f))
+                    }
+                    None => (self.getattr(o, name, obj.span), None),
+                };
                 let ct = self.push_temp(cur);
-                let new = self.aug_slot_value(ct, op, value, span);
+                let new = match &tree {
+                    Some(whole) => self.float_aug(ct, cur_f, whole, true),
+                    None => {
+                        let w = self.aug_slot_value(ct, op, value, span);
+                        (w, w)
+                    }
+                };
                 // A local holding the object is read again rather than the temporary (the
                 // right-hand side cannot rebind it): the store then knows the local, and the
                 // region's barriers of `self.n += 1` are not repeated.
@@ -555,7 +569,10 @@ impl FnCompiler<'_, '_> {
                     }
                     _ => self.load_slot(ot),
                 };
-                self.setattr(o, name, new, span);
+                match tree {
+                    Some(_) => self.setattr_raw(o, name, new.0, new.1, span),
+                    None => self.setattr(o, name, new.0, span),
+                }
                 self.pop_temps(mark);
             }
             // The parser rejects `a, b += ...`.

@@ -45,21 +45,8 @@ impl FnCompiler<'_, '_> {
     /// the local (out of line) where it holds `UNBOXED`.
     pub(crate) fn box_unboxed(&mut self, slot: usize, fv: Variable) -> Value {
         let w = self.b.use_var(self.local_vars[slot]);
-        let unboxed = self.b.create_block();
-        let done = self.b.create_block();
-        self.b.append_block_param(done, I64);
-        let is = self.b.ins().icmp_imm(IntCC::Equal, w, UNBOXED as i64);
-        self.b.ins().brif(is, unboxed, &[], done, &[w.into()]);
-        self.b.set_cold_block(unboxed);
-        self.b.switch_to_block(unboxed);
-        let first_new = self.b.func.dfg.num_blocks();
         let f = self.b.use_var(fv);
-        let span = self.stmt_span;
-        let boxed = self.box_float(f, span);
-        self.b.ins().jump(done, &[boxed.into()]);
-        self.cold_from(first_new);
-        self.enter_join(done, Default::default());
-        let v = self.b.block_params(done)[0];
+        let v = self.box_if_unboxed(w, f);
         self.b.def_var(self.local_vars[slot], v);
         v
     }
@@ -73,12 +60,13 @@ impl FnCompiler<'_, '_> {
         }
     }
 
-    /// The `f64` of a tree leaf whose word is `w` and unboxed variable `fv`: the variable
-    /// where `w` is `UNBOXED`, else as [`Self::word_leaf`] takes it.
+    /// The `f64` of a tree leaf whose word is `w` and unboxed value `f` (of its local's
+    /// variable, or read raw from an instance slot): `f` where `w` is `UNBOXED`, else as
+    /// [`Self::word_leaf`] takes `w`.
     pub(super) fn unboxed_leaf(
         &mut self,
         w: Value,
-        fv: Variable,
+        f: Value,
         int_ok: bool,
         generic: Block,
     ) -> Value {
@@ -89,7 +77,6 @@ impl FnCompiler<'_, '_> {
         let is = self.b.ins().icmp_imm(IntCC::Equal, w, UNBOXED as i64);
         self.b.ins().brif(is, unboxed, &[], word, &[]);
         self.b.switch_to_block(unboxed);
-        let f = self.b.use_var(fv);
         self.b.ins().jump(done, &[f.into()]);
         self.b.switch_to_block(word);
         let f = self.word_leaf(w, int_ok, generic);
@@ -113,8 +100,10 @@ impl FnCompiler<'_, '_> {
             return false;
         }
         let mut opaque = Vec::new();
+        // The local itself says a float is likely (`dx = b.x - c.x`, `dx` flowing into
+        // float trees).
         if !matches!(mixed_ops(value, &mut opaque), Some(1..))
-            || !float_likely(value, &self.float_locals)
+            || !(float_likely(value, &self.float_locals) || self.float_locals[i])
         {
             return false;
         }
@@ -202,47 +191,56 @@ impl FnCompiler<'_, '_> {
     }
 
     /// Evaluates the opaque leaves `opaque` of the float tree `e` into temporaries, in
-    /// order (the first one is in temporary `first` already where given), and records them
-    /// for [`FnCompiler::float_tree`]: the temporaries' mark, or `None` (nothing emitted)
-    /// where a local leaf may be unbound (it would raise before the leaves after it are
-    /// evaluated).
-    fn enter_mixed(&mut self, e: &Expr, opaque: &[&Expr], first: Option<usize>) -> Option<usize> {
-        let mut locals = Vec::new();
-        local_leaves(e, &mut locals);
-        if locals.iter().any(|&l| !self.assigned[l]) {
+    /// order (the first one is in temporary `first` already where given, with its raw
+    /// `f64` if it was read so), and records them for [`FnCompiler::float_tree`]: the
+    /// temporaries' mark, or `None` (nothing emitted) where a local leaf may be unbound (it
+    /// would raise before the leaves after it are evaluated). An attribute leaf is read
+    /// raw ([`FnCompiler::getattr_raw`]): a float slot gives its `f64`, no box.
+    fn enter_mixed(
+        &mut self,
+        e: &Expr,
+        opaque: &[&Expr],
+        first: Option<(usize, Option<Value>)>,
+    ) -> Option<usize> {
+        if !self.locals_assigned(e) {
             return None;
         }
         let mark = self.temp_mark();
         let mut slots = Vec::new();
         for (k, &leaf) in opaque.iter().enumerate() {
-            let t = match first {
-                Some(t) if k == 0 => t,
+            let (t, raw) = match (first, &leaf.kind) {
+                (Some(first), _) if k == 0 => first,
+                (_, ExprKind::Attr { obj, name }) => {
+                    let o = self.expr(obj);
+                    let (w, f) = self.getattr_raw(o, name, leaf.span);
+                    (self.push_temp(w), Some(f))
+                }
                 _ => {
                     let w = self.expr(leaf);
-                    self.push_temp(w)
+                    (self.push_temp(w), None)
                 }
             };
-            slots.push((leaf as *const Expr, t));
+            slots.push((leaf as *const Expr, t, raw));
         }
         self.opaque_leaves = slots;
         Some(mark)
     }
 
-    /// `t OP= value` (`OP` one of `+ - * /`) for a target `t` whose current value is in
-    /// temporary `ct` (`o.x`, `o[i]`), as the float tree `t OP value` where `value` is one
-    /// (opaque leaves allowed) with a float likely: its opaque leaves evaluated after `t`,
-    /// the result boxed once. `None` (nothing emitted) where it does not apply.
-    pub(crate) fn float_aug_slot(
-        &mut self,
-        ct: usize,
-        op: BinOp,
-        value: &Expr,
-        span: Span,
-    ) -> Option<Value> {
+    /// Whether every local leaf of the tree `e` is certainly assigned here.
+    fn locals_assigned(&self, e: &Expr) -> bool {
+        let mut locals = Vec::new();
+        local_leaves(e, &mut locals);
+        locals.iter().all(|&l| self.assigned[l])
+    }
+
+    /// The tree `t OP value` of `t OP= value` (`OP` one of `+ - * /`) for a target `t` that
+    /// is not a name, with its current value as a placeholder first leaf, if the statement
+    /// is computed as a float tree ([`Self::float_aug`]); `None` where it is not.
+    pub(crate) fn float_aug_tree(&self, op: BinOp, value: &Expr, span: Span) -> Option<Expr> {
         if self.in_float_generic
             || !matches!(op, BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div)
             || self.huge(value)
-            || !float_likely(value, &self.float_locals)
+            || !(float_likely(value, &self.float_locals) || self.float_attr_leaf(value))
         {
             return None;
         }
@@ -255,38 +253,83 @@ impl FnCompiler<'_, '_> {
             kind: ExprKind::Binary(op, Box::new(cur), Box::new(value.clone())),
             span,
         };
+        mixed_ops(&whole, &mut Vec::new())?;
+        self.locals_assigned(&whole).then_some(whole)
+    }
+
+    /// Whether the tree `e` has an attribute leaf of a name that the function stores float
+    /// trees to ([`super::floats::float_attrs`]): `x += dt * o.vx`.
+    fn float_attr_leaf(&self, e: &Expr) -> bool {
+        match &e.kind {
+            ExprKind::Binary(BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div, a, b) => {
+                self.float_attr_leaf(a) || self.float_attr_leaf(b)
+            }
+            ExprKind::Attr { name, .. } => self.float_attrs.iter().any(|n| n == name),
+            _ => false,
+        }
+    }
+
+    /// `t OP= value` for a target `t` whose current value is in temporary `ct` (`o.x`,
+    /// `o[i]`; with its raw `f64` `cur` where read so), as the float tree `whole` that
+    /// [`Self::float_aug_tree`] gave: its opaque leaves evaluated after `t`; gives `(word,
+    /// f64)`: where `raw`, `(UNBOXED, f)` on the fast path (for [`Self::setattr_raw`]), else
+    /// the result boxed once.
+    pub(crate) fn float_aug(
+        &mut self,
+        ct: usize,
+        cur: Option<Value>,
+        whole: &Expr,
+        raw: bool,
+    ) -> (Value, Value) {
+        let span = whole.span;
         let mut opaque = Vec::new();
-        mixed_ops(&whole, &mut opaque)?;
+        mixed_ops(whole, &mut opaque);
         // The placeholder comes first in Python's order.
-        let mark = self.enter_mixed(&whole, &opaque, Some(ct))?;
-        let v = self.with_generic(
-            I64,
+        let mark = self
+            .enter_mixed(whole, &opaque, Some((ct, cur)))
+            .expect("float_aug_tree checked the locals");
+        // Raw, the fast path makes no call (no box): the region goes on to the store.
+        let v = self.with_generic_n(
+            &[I64, F64],
+            raw,
             |c, generic| {
-                let f = c.float_tree(&whole, false, generic);
-                c.box_float(f, span)
+                let f = c.float_tree(whole, false, generic);
+                if raw {
+                    let u = c.b.ins().iconst(I64, UNBOXED as i64);
+                    vec![u, f]
+                } else {
+                    vec![c.box_float(f, span), f]
+                }
             },
-            |c| c.generic_mixed(&whole, true),
+            |c| {
+                let w = c.generic_mixed(whole, true);
+                vec![w, c.b.ins().f64const(0.0)]
+            },
         );
         self.opaque_leaves.clear();
         self.pop_temps(mark);
-        Some(v)
+        (v[0], v[1])
     }
 
     /// The temporary holding the value of `e` if it is an opaque leaf of the float tree
-    /// being compiled.
-    pub(super) fn opaque_slot(&self, e: &Expr) -> Option<usize> {
+    /// being compiled, and its raw `f64` where it may hold `UNBOXED`.
+    pub(super) fn opaque_slot(&self, e: &Expr) -> Option<(usize, Option<Value>)> {
         let p: *const Expr = e;
         self.opaque_leaves
             .iter()
-            .find(|(q, _)| *q == p)
-            .map(|&(_, t)| t)
+            .find(|(q, _, _)| *q == p)
+            .map(|&(_, t, raw)| (t, raw))
     }
 
     /// The generic code of a float tree with opaque leaves (already evaluated): operation
     /// by operation, as [`FnCompiler::expr`] computes them (`inplace`: the root is `OP=`).
     fn generic_mixed(&mut self, e: &Expr, inplace: bool) -> Value {
-        if let Some(t) = self.opaque_slot(e) {
-            return self.load_slot(t);
+        if let Some((t, raw)) = self.opaque_slot(e) {
+            let w = self.load_slot(t);
+            return match raw {
+                Some(f) => self.box_if_unboxed(w, f),
+                None => w,
+            };
         }
         match &e.kind {
             ExprKind::Binary(op, a, b) => {
@@ -305,6 +348,24 @@ impl FnCompiler<'_, '_> {
             }
             _ => self.expr(e),
         }
+    }
+
+    /// `w`, or where it is `UNBOXED`, a box of `f` (out of line).
+    pub(crate) fn box_if_unboxed(&mut self, w: Value, f: Value) -> Value {
+        let unboxed = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        let is = self.b.ins().icmp_imm(IntCC::Equal, w, UNBOXED as i64);
+        self.b.ins().brif(is, unboxed, &[], done, &[w.into()]);
+        self.b.set_cold_block(unboxed);
+        self.b.switch_to_block(unboxed);
+        let first_new = self.b.func.dfg.num_blocks();
+        let span = self.stmt_span;
+        let boxed = self.box_float(f, span);
+        self.b.ins().jump(done, &[boxed.into()]);
+        self.cold_from(first_new);
+        self.enter_join(done, Default::default());
+        self.b.block_params(done)[0]
     }
 
     /// Stores into local `i` (unboxed variable `fv`) the `f64` that `fast` computes (given

@@ -132,6 +132,9 @@ helpers! {
     GetAttrSite = "stmjit_getattr_site", ops::stmjit_getattr_site: fn(*mut Ctx, Word, u64, *const SiteCache) -> Word, MayMove;
     /// `o.name = v` at an attribute site whose inline path missed (fills its cache).
     SetAttrSite = "stmjit_setattr_site", ops::stmjit_setattr_site: fn(*mut Ctx, Word, u64, Word, *const SiteCache) -> Word, MayMove;
+    /// `o.name = v` as [`Helper::SetAttrSite`], where `v` may be `UNBOXED`: then the value is
+    /// the float of the bits `f` (boxed here).
+    SetAttrSiteRaw = "stmjit_setattr_site_raw", ops::stmjit_setattr_site_raw: fn(*mut Ctx, Word, u64, Word, u64, *const SiteCache) -> Word, MayMove;
     /// A list of the words in frame slots.
     NewList = "stmjit_new_list", ops::stmjit_new_list: fn(*mut Ctx, *const Word, u64) -> Word, MayMove;
     /// A tuple of the words in frame slots.

@@ -9,6 +9,13 @@
 //! ([`inline_slots`]), so that instances made once the class's `__init__` has run hold
 //! all their attributes inline; the overflow array takes attributes added to the shape
 //! after the instance was made.
+//!
+//! Why raw floats: `b.vx -= dx * m` in a loop allocated a float box per store, and every
+//! read of the attribute went through the box. An inline slot whose bit is set in
+//! [`InstanceObj::floats`] holds the raw `f64` bits of its float instead of a word (JIT float
+//! trees store and read it so); the box is made where the value is read as a word (a generic
+//! `o.name`, [`Runtime::inst_slot`]). Floats have no identity (`is` compares their values),
+//! so a new box per read gives the same results. The GC skips those slots.
 
 use super::*;
 use crate::{Runtime, R, UNBOUND};
@@ -28,8 +35,20 @@ pub struct InstanceObj {
     /// Its hash once hashed as a key or by `hash()`, plus 1; 0 before (`hashing.rs`). Raw
     /// bits, not a reference (outside the traced range).
     pub hash: Word,
-    /// The number of inline slots after this field (raw, fixed at allocation).
+    /// The number of inline slots after [`InstanceObj::floats`] (raw, fixed at allocation).
     pub inline: u64,
+    /// Bit `i` set: inline slot `i` holds the raw bits of an `f64` (a float), not a word.
+    /// Raw, untraced; changed under the instance's write barrier with the slot.
+    pub floats: u64,
+}
+
+/// What an instance slot holds: a word, or a float kept raw in the slot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SlotValue {
+    /// A tagged word ([`UNBOUND`] if the slot is not set).
+    Word(Word),
+    /// A float stored raw ([`InstanceObj::floats`]).
+    Float(f64),
 }
 
 /// Offset of inline slot 0.
@@ -74,6 +93,7 @@ impl Runtime {
     pub fn init_instance(&self, inst: Word, cls: Word, n: u64) {
         self.st(inst, offset_of!(InstanceObj, class) as u64, cls);
         self.st(inst, offset_of!(InstanceObj, inline) as u64, n);
+        self.st(inst, offset_of!(InstanceObj, floats) as u64, 0);
         for i in 0..n {
             self.st(inst, INSTANCE_DATA + 8 * i, UNBOUND);
         }
@@ -82,20 +102,36 @@ impl Runtime {
     fn inst_inline(&self, o: Word) -> u64 {
         self.ld(o, offset_of!(InstanceObj, inline) as u64)
     }
-    /// Slot `i` of an instance, or [`UNBOUND`].
-    pub fn inst_slot(&self, o: Word, i: usize) -> Word {
+    /// Slot `i` of an instance as it is held: a word ([`UNBOUND`] if not set) or a raw float.
+    pub fn inst_slot_value(&self, o: Word, i: usize) -> SlotValue {
         self.rb(o);
         let n = self.inst_inline(o);
         let i = i as u64;
         if i < n {
-            return self.ld(o, INSTANCE_DATA + 8 * i);
+            let w = self.ld(o, INSTANCE_DATA + 8 * i);
+            if self.ld(o, offset_of!(InstanceObj, floats) as u64) >> i & 1 == 1 {
+                return SlotValue::Float(f64::from_bits(w));
+            }
+            return SlotValue::Word(w);
         }
         let slots = self.ld(o, offset_of!(InstanceObj, slots) as u64);
         if slots == 0 || i - n >= self.arr_cap(slots) {
-            return UNBOUND;
+            return SlotValue::Word(UNBOUND);
         }
         self.rb(slots);
-        self.ld(slots, ARRAY_DATA + 8 * (i - n))
+        SlotValue::Word(self.ld(slots, ARRAY_DATA + 8 * (i - n)))
+    }
+    /// Whether slot `i` of an instance is set.
+    pub fn inst_slot_bound(&self, o: Word, i: usize) -> bool {
+        self.inst_slot_value(o, i) != SlotValue::Word(UNBOUND)
+    }
+    /// Slot `i` of an instance as a word (a raw float boxed: this may allocate), or
+    /// [`UNBOUND`].
+    pub fn inst_slot(&mut self, o: Word, i: usize) -> R<Word> {
+        match self.inst_slot_value(o, i) {
+            SlotValue::Word(w) => Ok(w),
+            SlotValue::Float(f) => self.new_float(f),
+        }
     }
     /// Stores slot `i` of an instance (growing its overflow array).
     pub fn set_inst_slot(&mut self, o: Word, i: usize, v: Word) -> R<()> {
@@ -105,6 +141,11 @@ impl Runtime {
         if i < n {
             self.wb(o)?;
             self.st(o, INSTANCE_DATA + 8 * i, v);
+            let fo = offset_of!(InstanceObj, floats) as u64;
+            let floats = self.ld(o, fo);
+            if floats >> i & 1 == 1 {
+                self.st(o, fo, floats & !(1 << i));
+            }
             return Ok(());
         }
         let i = i - n;

@@ -47,7 +47,7 @@ pub(crate) use dict::D_ENTRIES;
 pub use dict::{DictObj, KeyRef, DICT_FIRST_ENTRY, DICT_LEN, DICT_USED};
 pub use float::FloatObj;
 pub use function::{BoundMethodObj, BuiltinObj, FunctionObj};
-pub use instance::{inline_slots, instance_size, InstanceObj, INSTANCE_DATA};
+pub use instance::{inline_slots, instance_size, InstanceObj, SlotValue, INSTANCE_DATA};
 pub use list::ListObj;
 pub(crate) use opaque::new_opaque;
 pub use opaque::{
@@ -152,10 +152,16 @@ fn size_instance(obj: *const u8) -> usize {
 
 fn trace_instance(obj: *mut u8, visit: &mut dyn FnMut(*mut u64)) {
     // SAFETY: the GC calls trace hooks on initialised objects of this type.
-    let n = unsafe { &*(obj as *const InstanceObj) }.inline as usize;
-    // `class` and `slots` (not `hash` and `inline`: raw), then the inline slots.
+    let i = unsafe { &*(obj as *const InstanceObj) };
+    let (n, floats) = (i.inline as usize, i.floats);
+    // `class` and `slots` (not `hash`, `inline` and `floats`: raw), then the inline slots
+    // but those holding raw floats.
     visit_words(obj, offset_of!(InstanceObj, class), 2, visit);
-    visit_words(obj, INSTANCE_DATA as usize, n, visit);
+    for s in 0..n {
+        if floats >> s & 1 == 0 {
+            visit_words(obj, INSTANCE_DATA as usize + 8 * s, 1, visit);
+        }
+    }
 }
 
 fn size_tuple(obj: *const u8) -> usize {

@@ -1,0 +1,199 @@
+//! `o.name` and `o.name = v`: inline at an instance's inline slot (through the site cache,
+//! [`FnCompiler::attr_slot`]), the helpers otherwise; and floats kept raw in the slots.
+//!
+//! An inline slot whose bit is set in the instance's `floats` word holds the raw bits of an
+//! `f64` ([`stmjit_vm::objects::InstanceObj::floats`]). A float tree stores its result so
+//! (`o.x += dt * o.vx` allocates nothing: [`FnCompiler::setattr_raw`]) and reads such a slot
+//! as its `f64` ([`FnCompiler::getattr_raw`]); every other read boxes it, every other store
+//! clears the bit. The bits live in the instance, under its read marker and write barrier,
+//! so transactions, commits and aborts copy them with the slots.
+
+use super::barriers::Region;
+use super::{mf, FnCompiler};
+use cranelift_codegen::ir::{self, condcodes::IntCC, types::F64, types::I64, InstBuilder, Value};
+use std::mem::offset_of;
+use stmjit_lang::diag::Span;
+use stmjit_vm::abi::{Helper, UNBOXED};
+use stmjit_vm::objects::InstanceObj;
+use stmjit_vm::{Accessed, UNBOUND};
+
+/// Offset of an instance's float bits.
+const FLOATS: i32 = offset_of!(InstanceObj, floats) as i32;
+
+impl FnCompiler<'_, '_> {
+    /// `o.name`, inline for instance slots (a raw float boxed).
+    pub(crate) fn getattr(&mut self, o: Value, name: &str, span: Span) -> Value {
+        self.getattr_mode(o, name, span, false).0
+    }
+
+    /// `o.name` as a float tree's leaf takes it: `(UNBOXED, f)` where the slot holds the
+    /// raw float `f`, else `(word, 0.0)` (the word as [`Self::getattr`] gives it).
+    pub(crate) fn getattr_raw(&mut self, o: Value, name: &str, span: Span) -> (Value, Value) {
+        let (w, f) = self.getattr_mode(o, name, span, true);
+        (w, f.expect("raw mode gives the f64"))
+    }
+
+    fn getattr_mode(
+        &mut self,
+        o: Value,
+        name: &str,
+        span: Span,
+        raw: bool,
+    ) -> (Value, Option<Value>) {
+        let nid = self.sh.names.intern(name);
+        let outer = self.accesses.replace(Accessed::Attr(nid));
+        let v = self.getattr_named(o, nid, span, raw);
+        self.accesses = outer;
+        v
+    }
+
+    /// [`Self::getattr_mode`] of the interned `name`.
+    fn getattr_named(
+        &mut self,
+        o: Value,
+        name: u32,
+        span: Span,
+        raw: bool,
+    ) -> (Value, Option<Value>) {
+        let cache = self.attr_site();
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.append_block_param(done, I64);
+        if raw {
+            self.b.append_block_param(done, F64);
+        }
+        // Before any branch: it dominates every edge into `done`.
+        let zero = self.b.ins().f64const(0.0);
+        let (addr, idx) = self.attr_slot(o, cache, slow, span);
+        let before = self.b.current_block();
+        let region = self.region.clone();
+        let is_float = self.slot_is_float(o, idx);
+        let float = self.b.create_block();
+        let word = self.b.create_block();
+        self.b.ins().brif(is_float, float, &[], word, &[]);
+        self.follow(word);
+        let a = self.seg_addr(addr);
+        let v = self.b.ins().load(I64, mf(), a, 0);
+        let absent = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
+        let marked = self.region_marked();
+        let args = |w: Value| -> Vec<_> {
+            if raw {
+                vec![w.into(), zero.into()]
+            } else {
+                vec![w.into()]
+            }
+        };
+        self.b.ins().brif(absent, slow, &[], done, &args(v));
+        // The raw float: under the same barriers as the word (no call before the join but
+        // the box's own slow path, which repairs the region).
+        if !raw {
+            self.b.set_cold_block(float);
+        }
+        self.b.switch_to_block(float);
+        if region.block.is_some() && region.block == before {
+            self.region = Region {
+                block: Some(float),
+                ..region
+            };
+        }
+        let a = self.seg_addr(addr);
+        let f = self.b.ins().load(F64, mf(), a, 0);
+        if raw {
+            let u = self.b.ins().iconst(I64, UNBOXED as i64);
+            self.b.ins().jump(done, &[u.into(), f.into()]);
+        } else {
+            let first_new = self.b.func.dfg.num_blocks();
+            let boxed = self.box_float_with(f, span, None, &marked);
+            self.b.ins().jump(done, &[boxed.into()]);
+            self.cold_from(first_new);
+        }
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        let nid = self.b.ins().iconst(I64, i64::from(name));
+        let cp = self.b.ins().iconst(I64, cache);
+        let r = self.call_checked(Helper::GetAttrSite, &[self.ctx, o, nid, cp], span);
+        self.repair_region(&marked, span);
+        self.b.ins().jump(done, &args(r));
+        self.enter_join(done, marked);
+        let params = self.b.block_params(done);
+        (params[0], raw.then(|| params[1]))
+    }
+
+    /// Whether slot `idx` of instance `o` holds a raw float: bit `idx` of its float bits
+    /// (read under the instance's read marker, which the slot access stored).
+    fn slot_is_float(&mut self, o: Value, idx: Value) -> Value {
+        let fa = self.seg_addr(o);
+        let floats = self.b.ins().load(I64, mf(), fa, FLOATS);
+        let bit = self.b.ins().ushr(floats, idx);
+        self.b.ins().band_imm(bit, 1)
+    }
+
+    /// `o.name = v`, inline for existing inline instance slots (write barrier on the
+    /// instance, elided when done in the region for the same local).
+    pub(crate) fn setattr(&mut self, o: Value, name: &str, v: Value, span: Span) {
+        self.setattr_mode(o, name, v, None, span);
+    }
+
+    /// `o.name = w`, where `w` may be `UNBOXED`, the value then being the `f64` `f`: kept raw
+    /// in an inline slot, boxed for the helper.
+    pub(crate) fn setattr_raw(&mut self, o: Value, name: &str, w: Value, f: Value, span: Span) {
+        self.setattr_mode(o, name, w, Some(f), span);
+    }
+
+    fn setattr_mode(&mut self, o: Value, name: &str, v: Value, raw: Option<Value>, span: Span) {
+        let nid = self.sh.names.intern(name);
+        let outer = self.accesses.replace(Accessed::Attr(nid));
+        self.setattr_named(o, nid, v, raw, span);
+        self.accesses = outer;
+    }
+
+    /// [`Self::setattr_mode`] of the interned `name`: the slot word and its float bit
+    /// stored together, without a branch.
+    fn setattr_named(&mut self, o: Value, name: u32, v: Value, raw: Option<Value>, span: Span) {
+        let cache = self.attr_site();
+        let slow = self.b.create_block();
+        let done = self.b.create_block();
+        let local = self.local_of.get(&o).copied();
+        let (addr, idx) = self.attr_slot(o, cache, slow, span);
+        self.write_barrier(o, local, span);
+        let fa = self.seg_addr(o);
+        let floats = self.b.ins().load(I64, mf(), fa, FLOATS);
+        let one = self.b.ins().iconst(I64, 1);
+        let mask = self.b.ins().ishl(one, idx);
+        let cleared = self.b.ins().band_not(floats, mask);
+        let (stored, bits) = match raw {
+            Some(f) => {
+                let is_raw = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOXED as i64);
+                let fbits = self.b.ins().bitcast(I64, ir::MemFlagsData::new(), f);
+                let stored = self.b.ins().select(is_raw, fbits, v);
+                let zero = self.b.ins().iconst(I64, 0);
+                let set = self.b.ins().select(is_raw, mask, zero);
+                (stored, self.b.ins().bor(cleared, set))
+            }
+            None => (v, cleared),
+        };
+        let a = self.seg_addr(addr);
+        self.b.ins().store(mf(), stored, a, 0);
+        let fa = self.seg_addr(o);
+        self.b.ins().store(mf(), bits, fa, FLOATS);
+        let marked = self.region_marked();
+        self.b.ins().jump(done, &[]);
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        let nid = self.b.ins().iconst(I64, i64::from(name));
+        let cp = self.b.ins().iconst(I64, cache);
+        match raw {
+            Some(f) => {
+                let fbits = self.b.ins().bitcast(I64, ir::MemFlagsData::new(), f);
+                let args = [self.ctx, o, nid, v, fbits, cp];
+                self.call_checked(Helper::SetAttrSiteRaw, &args, span);
+            }
+            None => {
+                self.call_checked(Helper::SetAttrSite, &[self.ctx, o, nid, v, cp], span);
+            }
+        }
+        self.repair_region(&marked, span);
+        self.b.ins().jump(done, &[]);
+        self.enter_join(done, marked);
+    }
+}
