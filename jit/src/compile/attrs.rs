@@ -8,38 +8,59 @@
 //! clears the bit. The bits live in the instance, under its read marker and write barrier,
 //! so transactions, commits and aborts copy them with the slots.
 
-use super::barriers::Region;
+use super::barriers::{Marks, Region};
 use super::{mf, FnCompiler};
-use cranelift_codegen::ir::{self, condcodes::IntCC, types::F64, types::I64, InstBuilder, Value};
+use cranelift_codegen::ir::{
+    self, condcodes::IntCC, types::F64, types::I64, Block, InstBuilder, Value,
+};
 use std::mem::offset_of;
 use stmjit_lang::diag::Span;
 use stmjit_vm::abi::{Helper, UNBOXED};
-use stmjit_vm::objects::InstanceObj;
+use stmjit_vm::objects::{InstanceObj, INSTANCE_DATA};
 use stmjit_vm::{Accessed, UNBOUND};
 
 /// Offset of an instance's float bits.
 const FLOATS: i32 = offset_of!(InstanceObj, floats) as i32;
 
+/// The slot index of a raw read that the helper made (no inline slot known).
+const NO_SLOT: i64 = -1;
+
+/// What a read of `o.name` gives (see [`FnCompiler::getattr_raw`]).
+struct AttrRead {
+    word: Value,
+    f: Option<Value>,
+    slot: Option<Value>,
+}
+
+/// `o.name` read for a float tree: its word (`UNBOXED` where the slot holds the raw float
+/// `f`), and the index of the inline slot read (`NO_SLOT` if none).
+#[derive(Clone, Copy)]
+pub(crate) struct RawAttr {
+    pub(crate) word: Value,
+    pub(crate) f: Value,
+    pub(crate) slot: Value,
+}
+
 impl FnCompiler<'_, '_> {
     /// `o.name`, inline for instance slots (a raw float boxed).
     pub(crate) fn getattr(&mut self, o: Value, name: &str, span: Span) -> Value {
-        self.getattr_mode(o, name, span, false).0
+        self.getattr_mode(o, name, span, false).word
     }
 
     /// `o.name` as a float tree's leaf takes it: `(UNBOXED, f)` where the slot holds the
-    /// raw float `f`, else `(word, 0.0)` (the word as [`Self::getattr`] gives it).
-    pub(crate) fn getattr_raw(&mut self, o: Value, name: &str, span: Span) -> (Value, Value) {
-        let (w, f) = self.getattr_mode(o, name, span, true);
-        (w, f.expect("raw mode gives the f64"))
+    /// raw float `f`, else `(word, 0.0)` (the word as [`Self::getattr`] gives it); with
+    /// the index of the inline slot read, or `NO_SLOT` where the helper read it (for
+    /// [`Self::setattr_raw`]).
+    pub(crate) fn getattr_raw(&mut self, o: Value, name: &str, span: Span) -> RawAttr {
+        let r = self.getattr_mode(o, name, span, true);
+        RawAttr {
+            word: r.word,
+            f: r.f.expect("raw mode gives the f64"),
+            slot: r.slot.expect("raw mode gives the slot"),
+        }
     }
 
-    fn getattr_mode(
-        &mut self,
-        o: Value,
-        name: &str,
-        span: Span,
-        raw: bool,
-    ) -> (Value, Option<Value>) {
+    fn getattr_mode(&mut self, o: Value, name: &str, span: Span, raw: bool) -> AttrRead {
         let nid = self.sh.names.intern(name);
         let outer = self.accesses.replace(Accessed::Attr(nid));
         let v = self.getattr_named(o, nid, span, raw);
@@ -48,22 +69,18 @@ impl FnCompiler<'_, '_> {
     }
 
     /// [`Self::getattr_mode`] of the interned `name`.
-    fn getattr_named(
-        &mut self,
-        o: Value,
-        name: u32,
-        span: Span,
-        raw: bool,
-    ) -> (Value, Option<Value>) {
+    fn getattr_named(&mut self, o: Value, name: u32, span: Span, raw: bool) -> AttrRead {
         let cache = self.attr_site();
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
         if raw {
             self.b.append_block_param(done, F64);
+            self.b.append_block_param(done, I64);
         }
-        // Before any branch: it dominates every edge into `done`.
+        // Before any branch: they dominate every edge into `done`.
         let zero = self.b.ins().f64const(0.0);
+        let no_slot = self.b.ins().iconst(I64, NO_SLOT);
         let (addr, idx) = self.attr_slot(o, cache, slow, span);
         let before = self.b.current_block();
         let region = self.region.clone();
@@ -76,14 +93,14 @@ impl FnCompiler<'_, '_> {
         let v = self.b.ins().load(I64, mf(), a, 0);
         let absent = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
         let marked = self.region_marked();
-        let args = |w: Value| -> Vec<_> {
+        let args = |w: Value, slot: Value| -> Vec<_> {
             if raw {
-                vec![w.into(), zero.into()]
+                vec![w.into(), zero.into(), slot.into()]
             } else {
                 vec![w.into()]
             }
         };
-        self.b.ins().brif(absent, slow, &[], done, &args(v));
+        self.b.ins().brif(absent, slow, &[], done, &args(v, idx));
         // The raw float: under the same barriers as the word (no call before the join but
         // the box's own slow path, which repairs the region).
         if !raw {
@@ -100,7 +117,7 @@ impl FnCompiler<'_, '_> {
         let f = self.b.ins().load(F64, mf(), a, 0);
         if raw {
             let u = self.b.ins().iconst(I64, UNBOXED as i64);
-            self.b.ins().jump(done, &[u.into(), f.into()]);
+            self.b.ins().jump(done, &[u.into(), f.into(), idx.into()]);
         } else {
             let first_new = self.b.func.dfg.num_blocks();
             let boxed = self.box_float_with(f, span, None, &marked);
@@ -113,10 +130,14 @@ impl FnCompiler<'_, '_> {
         let cp = self.b.ins().iconst(I64, cache);
         let r = self.call_checked(Helper::GetAttrSite, &[self.ctx, o, nid, cp], span);
         self.repair_region(&marked, span);
-        self.b.ins().jump(done, &args(r));
+        self.b.ins().jump(done, &args(r, no_slot));
         self.enter_join(done, marked);
         let params = self.b.block_params(done);
-        (params[0], raw.then(|| params[1]))
+        AttrRead {
+            word: params[0],
+            f: raw.then(|| params[1]),
+            slot: raw.then(|| params[2]),
+        }
     }
 
     /// Whether slot `idx` of instance `o` holds a raw float: bit `idx` of its float bits
@@ -135,26 +156,130 @@ impl FnCompiler<'_, '_> {
     }
 
     /// `o.name = w`, where `w` may be `UNBOXED`, the value then being the `f64` `f`: kept raw
-    /// in an inline slot, boxed for the helper.
-    pub(crate) fn setattr_raw(&mut self, o: Value, name: &str, w: Value, f: Value, span: Span) {
-        self.setattr_mode(o, name, w, Some(f), span);
+    /// in an inline slot, boxed for the helper. `slot`: the inline slot of `o.name` that a
+    /// read of the same instance found ([`Self::getattr_raw`]), or `NO_SLOT`: an instance's
+    /// class and inline count never change, nor a class's slot of a name, so a known slot
+    /// is stored to without the site's probe.
+    pub(crate) fn setattr_raw(
+        &mut self,
+        o: Value,
+        name: &str,
+        w: Value,
+        f: Value,
+        slot: Value,
+        span: Span,
+    ) {
+        self.setattr_mode(o, name, w, Some((f, slot)), span);
     }
 
-    fn setattr_mode(&mut self, o: Value, name: &str, v: Value, raw: Option<Value>, span: Span) {
+    fn setattr_mode(
+        &mut self,
+        o: Value,
+        name: &str,
+        v: Value,
+        raw: Option<(Value, Value)>,
+        span: Span,
+    ) {
         let nid = self.sh.names.intern(name);
         let outer = self.accesses.replace(Accessed::Attr(nid));
         self.setattr_named(o, nid, v, raw, span);
         self.accesses = outer;
     }
 
-    /// [`Self::setattr_mode`] of the interned `name`: the slot word and its float bit
-    /// stored together, without a branch.
-    fn setattr_named(&mut self, o: Value, name: u32, v: Value, raw: Option<Value>, span: Span) {
+    /// [`Self::setattr_mode`] of the interned `name`.
+    fn setattr_named(
+        &mut self,
+        o: Value,
+        name: u32,
+        v: Value,
+        raw: Option<(Value, Value)>,
+        span: Span,
+    ) {
+        let done = self.b.create_block();
+        let Some((f, slot)) = raw else {
+            let marked = self.setattr_probed(o, name, v, None, done, span);
+            self.enter_join(done, marked);
+            return;
+        };
+        let direct = self.b.create_block();
+        let probed = self.b.create_block();
+        let unknown = self.b.ins().icmp_imm(IntCC::Equal, slot, NO_SLOT);
+        let before = self.b.current_block();
+        let region = self.region.clone();
+        self.b.ins().brif(unknown, probed, &[], direct, &[]);
+        self.follow(direct);
+        // The slot is read-marked already where `o` is a local marked in the region; the
+        // float bits are read, so the marker is needed.
+        self.read_barrier_obj(o, span);
+        let off = self.b.ins().ishl_imm(slot, 3);
+        let off = self.b.ins().iadd_imm(off, INSTANCE_DATA as i64);
+        let addr = self.b.ins().iadd(o, off);
+        self.store_slot_word(o, addr, slot, v, Some(f), span);
+        let direct_marks = self.region_marked();
+        self.b.ins().jump(done, &[]);
+        self.b.set_cold_block(probed);
+        self.b.switch_to_block(probed);
+        if region.block.is_some() && region.block == before {
+            self.region = Region {
+                block: Some(probed),
+                ..region
+            };
+        }
+        let first_new = self.b.func.dfg.num_blocks();
+        let probed_marks = self.setattr_probed(o, name, v, Some(f), done, span);
+        self.cold_from(first_new);
+        self.enter_join(done, direct_marks.both(&probed_marks));
+    }
+
+    /// `o.name = v` through the site cache's probe, or the helper; jumps to `done`, and
+    /// gives the barrier marks established on every way there.
+    fn setattr_probed(
+        &mut self,
+        o: Value,
+        name: u32,
+        v: Value,
+        raw: Option<Value>,
+        done: Block,
+        span: Span,
+    ) -> Marks {
         let cache = self.attr_site();
         let slow = self.b.create_block();
-        let done = self.b.create_block();
-        let local = self.local_of.get(&o).copied();
         let (addr, idx) = self.attr_slot(o, cache, slow, span);
+        self.store_slot_word(o, addr, idx, v, raw, span);
+        let marked = self.region_marked();
+        self.b.ins().jump(done, &[]);
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        let nid = self.b.ins().iconst(I64, i64::from(name));
+        let cp = self.b.ins().iconst(I64, cache);
+        match raw {
+            Some(f) => {
+                let fbits = self.b.ins().bitcast(I64, ir::MemFlagsData::new(), f);
+                let args = [self.ctx, o, nid, v, fbits, cp];
+                self.call_checked(Helper::SetAttrSiteRaw, &args, span);
+            }
+            None => {
+                self.call_checked(Helper::SetAttrSite, &[self.ctx, o, nid, v, cp], span);
+            }
+        }
+        self.repair_region(&marked, span);
+        self.b.ins().jump(done, &[]);
+        marked
+    }
+
+    /// Stores `v` (where `raw`, `v` may be `UNBOXED`, the value then being the `f64` given)
+    /// in inline slot `idx` of instance `o`, at `addr`, after its write barrier, with its
+    /// float bit: the word and the bits stored together, without a branch.
+    fn store_slot_word(
+        &mut self,
+        o: Value,
+        addr: Value,
+        idx: Value,
+        v: Value,
+        raw: Option<Value>,
+        span: Span,
+    ) {
+        let local = self.local_of.get(&o).copied();
         self.write_barrier(o, local, span);
         let fa = self.seg_addr(o);
         let floats = self.b.ins().load(I64, mf(), fa, FLOATS);
@@ -176,24 +301,5 @@ impl FnCompiler<'_, '_> {
         self.b.ins().store(mf(), stored, a, 0);
         let fa = self.seg_addr(o);
         self.b.ins().store(mf(), bits, fa, FLOATS);
-        let marked = self.region_marked();
-        self.b.ins().jump(done, &[]);
-        self.b.set_cold_block(slow);
-        self.b.switch_to_block(slow);
-        let nid = self.b.ins().iconst(I64, i64::from(name));
-        let cp = self.b.ins().iconst(I64, cache);
-        match raw {
-            Some(f) => {
-                let fbits = self.b.ins().bitcast(I64, ir::MemFlagsData::new(), f);
-                let args = [self.ctx, o, nid, v, fbits, cp];
-                self.call_checked(Helper::SetAttrSiteRaw, &args, span);
-            }
-            None => {
-                self.call_checked(Helper::SetAttrSite, &[self.ctx, o, nid, v, cp], span);
-            }
-        }
-        self.repair_region(&marked, span);
-        self.b.ins().jump(done, &[]);
-        self.enter_join(done, marked);
     }
 }

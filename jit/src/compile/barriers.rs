@@ -89,6 +89,22 @@ impl Marks {
         self.read_version = None;
     }
 
+    /// What both `self` and `other` have established (for a join of their two paths).
+    pub(super) fn both(&self, other: &Marks) -> Marks {
+        Marks {
+            read: self
+                .read
+                .iter()
+                .copied()
+                .filter(|l| other.read.contains(l))
+                .collect(),
+            written: (self.written.iter().copied())
+                .filter(|l| other.written.contains(l))
+                .collect(),
+            read_version: None,
+        }
+    }
+
     /// Local `l` is assigned: it may hold another object now.
     pub(super) fn forget(&mut self, l: usize) {
         self.read.retain(|&m| m != l);

@@ -544,16 +544,16 @@ impl FnCompiler<'_, '_> {
                 let ot = self.push_temp(o);
                 // A float tree reads and stores the attribute raw (`attrs.rs`).
                 let tree = self.float_aug_tree(op, value, span);
-                let (cur, cur_f) = match tree {
+                let (cur, read) = match tree {
                     Some(_) => {
-                        let (w, f) = self.getattr_raw(o, name, obj.span);
-                        (w, Some(f))
+                        let r = self.getattr_raw(o, name, obj.span);
+                        (r.word, Some(r))
                     }
                     None => (self.getattr(o, name, obj.span), None),
                 };
                 let ct = self.push_temp(cur);
                 let new = match &tree {
-                    Some(whole) => self.float_aug(ct, cur_f, whole, true),
+                    Some(whole) => self.float_aug(ct, read.map(|r| r.f), whole, true),
                     None => {
                         let w = self.aug_slot_value(ct, op, value, span);
                         (w, w)
@@ -569,8 +569,8 @@ impl FnCompiler<'_, '_> {
                     }
                     _ => self.load_slot(ot),
                 };
-                match tree {
-                    Some(_) => self.setattr_raw(o, name, new.0, new.1, span),
+                match read {
+                    Some(r) => self.setattr_raw(o, name, new.0, new.1, r.slot, span),
                     None => self.setattr(o, name, new.0, span),
                 }
                 self.pop_temps(mark);

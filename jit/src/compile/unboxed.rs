@@ -212,8 +212,8 @@ impl FnCompiler<'_, '_> {
                 (Some(first), _) if k == 0 => first,
                 (_, ExprKind::Attr { obj, name }) => {
                     let o = self.expr(obj);
-                    let (w, f) = self.getattr_raw(o, name, leaf.span);
-                    (self.push_temp(w), Some(f))
+                    let r = self.getattr_raw(o, name, leaf.span);
+                    (self.push_temp(r.word), Some(r.f))
                 }
                 _ => {
                     let w = self.expr(leaf);

@@ -25,6 +25,9 @@
 //!   the class after it was made); the attribute → slot index map (the *shape*) is per class
 //!   and shared by its instances (kept by the JIT, which caches it per access site), so
 //!   attribute access is an index, not a hash lookup per access.
+//! - An inline slot may hold the raw bits of a float instead of a word (a bit per slot in
+//!   the instance's `floats` word, which the trace hook skips): a float attribute updated
+//!   by arithmetic (`o.x += dt * o.v`) then takes no box per store (`instance.rs`).
 
 mod array;
 mod bigint;
