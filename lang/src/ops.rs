@@ -449,12 +449,16 @@ pub fn unary(op: UnaryOp, v: &Value) -> Result<Value, OpError> {
     }
 }
 
-/// An index or slice bound as an int (bools count), or a `TypeError` naming `what`.
+/// An index or slice bound as an int (bools count), or a `TypeError` naming `what`. A big
+/// int that fits 64 bits is an index as in CPython (out of range for any sequence).
 fn int_index(v: &Value, what: &str) -> Result<i64, OpError> {
     match &*crate::special::index_of(v)? {
         Value::Int(i) => Ok(*i),
         Value::Bool(b) => Ok(*b as i64),
-        Value::BigInt(_) => err(IndexError, not_index_sized(v)),
+        Value::BigInt(b) => match num_traits::ToPrimitive::to_i64(&**b) {
+            Some(i) => Ok(i),
+            None => err(IndexError, not_index_sized(v)),
+        },
         _ => err(TypeError, format!("{what}, not {}", v.type_name())),
     }
 }
