@@ -1015,12 +1015,22 @@ impl FnCompiler<'_, '_> {
 
     /// Inline test that `o` is a list and `i` an in-range int; on success returns the
     /// segment offset of the element word (after the list's read barrier), else branches to
-    /// `slow`.
-    pub(crate) fn list_elem(&mut self, o: Value, i: Value, slow: Block, span: Span) -> Value {
+    /// `slow`. A `position` (a `for` loop's, over its iterator) is a tagged int from 0 up:
+    /// neither its tag nor its sign needs a test.
+    pub(crate) fn list_elem(
+        &mut self,
+        o: Value,
+        i: Value,
+        position: bool,
+        slow: Block,
+        span: Span,
+    ) -> Value {
         self.begin_sequence(super::LOC_LIST_FAST);
         // Fused branches: an int index, a list.
-        let int = self.b.ins().band_imm(i, 1);
-        self.only_if(int, slow);
+        if !position {
+            let int = self.b.ins().band_imm(i, 1);
+            self.only_if(int, slow);
+        }
         self.expect_type(o, self.sh.types.list.0, slow);
         self.read_barrier_obj(o, span);
         let la = self.seg_addr(o);
@@ -1033,10 +1043,12 @@ impl FnCompiler<'_, '_> {
             .b
             .ins()
             .load(I64, mf(), ia, offset_of!(ListObj, items) as i32);
-        let idx = self.b.ins().sshr_imm(i, 1);
-        let neg = self.b.ins().icmp_imm(IntCC::SignedLessThan, idx, 0);
-        let wrapped = self.b.ins().iadd(idx, len);
-        let idx = self.b.ins().select(neg, wrapped, idx);
+        let mut idx = self.b.ins().sshr_imm(i, 1);
+        if !position {
+            let neg = self.b.ins().icmp_imm(IntCC::SignedLessThan, idx, 0);
+            let wrapped = self.b.ins().iadd(idx, len);
+            idx = self.b.ins().select(neg, wrapped, idx);
+        }
         let inb = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, len);
         let b3 = self.b.create_block();
         self.b.ins().brif(inb, b3, &[], slow, &[]);
@@ -1054,7 +1066,7 @@ impl FnCompiler<'_, '_> {
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
-        let addr = self.list_elem(o, i, slow, span);
+        let addr = self.list_elem(o, i, false, slow, span);
         // The element's own granule (card-marked items array).
         self.read_barrier(addr, span);
         let a = self.seg_addr(addr);
@@ -1074,7 +1086,7 @@ impl FnCompiler<'_, '_> {
     pub(crate) fn set_index(&mut self, o: Value, i: Value, v: Value, span: Span) {
         let slow = self.b.create_block();
         let done = self.b.create_block();
-        let addr = self.list_elem(o, i, slow, span);
+        let addr = self.list_elem(o, i, false, slow, span);
         let ia = self.seg_addr(o);
         let items = self
             .b

@@ -92,14 +92,14 @@ impl FnCompiler<'_, '_> {
         self.b.block_params(done)[0]
     }
 
-    /// Item `i` (a tagged int) of the iterator `it` of a `for` loop, or `UNBOUND` past its
+    /// Item `i` (a tagged int, from 0 up) of the iterator `it` of a `for` loop, or `UNBOUND` past its
     /// end: inline for a list (the item's granule read-marked, as `xs[i]`), else
     /// `stmjit_iter_next` (ranges, and the end of a list).
     pub(crate) fn iter_item(&mut self, it: Value, i: Value, span: Span) -> Value {
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
-        let addr = self.list_elem(it, i, slow, span);
+        let addr = self.list_elem(it, i, true, slow, span);
         self.read_barrier(addr, span);
         let a = self.seg_addr(addr);
         let x = self.b.ins().load(I64, mf(), a, 0);

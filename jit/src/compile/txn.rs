@@ -17,12 +17,9 @@ impl FnCompiler<'_, '_> {
     /// that opened the running transaction is a boundary (see `txn.rs` of the object
     /// model): `stmjit_return_boundary` commits and goes on in an inevitable transaction;
     /// its `RESTART` (the commit aborted) goes to the restart dispatch. Continues at `pop`
-    /// with the value to return (an error returns at once).
+    /// with the value to return (an error returns at once: tested only in the opener, out of
+    /// line).
     pub(super) fn return_boundary(&mut self, rv: Value, pop: Block) {
-        let check = self.b.create_block();
-        let is_err = self.b.ins().icmp_imm(IntCC::Equal, rv, ERR as i64);
-        self.b.ins().brif(is_err, pop, &[rv.into()], check, &[]);
-        self.b.switch_to_block(check);
         let td = self
             .b
             .ins()
@@ -32,8 +29,13 @@ impl FnCompiler<'_, '_> {
             .ins()
             .load(I64, mf(), self.ctx, offset_of!(Ctx, depth) as i32);
         let opener = self.b.ins().icmp(IntCC::Equal, td, d);
+        let check = self.b.create_block();
+        self.b.ins().brif(opener, check, &[], pop, &[rv.into()]);
+        self.b.set_cold_block(check);
+        self.b.switch_to_block(check);
+        let is_err = self.b.ins().icmp_imm(IntCC::Equal, rv, ERR as i64);
         let boundary = self.b.create_block();
-        self.b.ins().brif(opener, boundary, &[], pop, &[rv.into()]);
+        self.b.ins().brif(is_err, pop, &[rv.into()], boundary, &[]);
         self.b.set_cold_block(boundary);
         self.b.switch_to_block(boundary);
         // No spill: the locals are dead, and a restart restores the slots.
