@@ -79,18 +79,6 @@ const CASES: &[(&str, &str, u32, u32)] = &[
         1,
         16,
     ),
-    (
-        "for i in range(3):\n    pass\nelse:\n    pass\n",
-        "'else' after a loop",
-        3,
-        1,
-    ),
-    (
-        "while False:\n    pass\nelse:\n    pass\n",
-        "'else' after a loop",
-        3,
-        1,
-    ),
     ("print(\"\\N{BULLET}\")\n", "\\N{...} escapes", 1, 8),
 ];
 
