@@ -270,7 +270,10 @@ pub enum Target {
     },
     /// `a, (b, c) = ...` or `[a, b] = ...`: the value is unpacked into exactly as many
     /// items, each stored into its target from left to right (Python's order and errors).
-    Tuple(Vec<Target>),
+    /// With a starred target (`a, *b, c = ...`: the index of `*b`, at the top level of a
+    /// target list), into at least as many items as the other targets, the starred one
+    /// taking a new list of the items between.
+    Tuple(Vec<Target>, Option<usize>),
 }
 
 /// A variable reference: its source name and where it lives.

@@ -43,15 +43,42 @@ pub fn unpack(v: &Value, n: usize) -> R<Vec<Value>> {
         Value::Instance(_) if crate::special::iterable(v) => {
             crate::special::unpack(v, n).expect("an instance")?
         }
-        other => {
-            return Err(exc(
-                TypeError,
-                format!("cannot unpack non-iterable {} object", other.type_name()),
-            ))
-        }
+        other => return Err(not_unpackable(other)),
     };
     check_unpack_len(items.len(), n)?;
     Ok(items)
+}
+
+/// The `before + 1 + after` values that `t1, ..., *ts, ..., tn = v` stores (`before`
+/// targets before the starred one, `after` after it): the starred target gets a new list of
+/// the items between, as in CPython, which also gives the errors.
+pub fn unpack_starred(v: &Value, before: usize, after: usize) -> R<Vec<Value>> {
+    if !ops::is_iterable(v) {
+        return Err(not_unpackable(v));
+    }
+    let mut items = ops::iterate(v)?;
+    let n = before + after;
+    if items.len() < n {
+        return Err(exc(
+            ValueError,
+            format!(
+                "not enough values to unpack (expected at least {n}, got {})",
+                items.len()
+            ),
+        ));
+    }
+    let tail = items.split_off(items.len() - after);
+    let middle = items.split_off(before);
+    items.push(ListObj::new_value(middle));
+    items.extend(tail);
+    Ok(items)
+}
+
+fn not_unpackable(v: &Value) -> OpError {
+    exc(
+        TypeError,
+        format!("cannot unpack non-iterable {} object", v.type_name()),
+    )
 }
 
 fn too_many(n: usize) -> OpError {

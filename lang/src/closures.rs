@@ -339,7 +339,7 @@ impl<'a> Walk<'a> {
                 lo.iter().chain(hi.iter()).for_each(|e| self.expr(e));
             }
             Target::Attr { obj, .. } => self.expr(obj),
-            Target::Tuple(items) => items.iter().for_each(|t| self.target(t)),
+            Target::Tuple(items, _) => items.iter().for_each(|t| self.target(t)),
         }
     }
 

@@ -470,7 +470,7 @@ fn visit_target_mut(t: &mut Target, f: &mut dyn FnMut(&mut Expr)) {
                 .for_each(|e| visit_expr_mut(e, f));
         }
         Target::Attr { obj, .. } => visit_expr_mut(obj, f),
-        Target::Tuple(items) => items.iter_mut().for_each(|t| visit_target_mut(t, f)),
+        Target::Tuple(items, _) => items.iter_mut().for_each(|t| visit_target_mut(t, f)),
     }
 }
 

@@ -124,7 +124,7 @@ impl Literals {
                 self.names.push(name.clone());
                 self.expr(obj)
             }
-            Target::Tuple(items) => items.iter().for_each(|t| self.target(t)),
+            Target::Tuple(items, _) => items.iter().for_each(|t| self.target(t)),
         }
     }
 

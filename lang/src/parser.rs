@@ -461,7 +461,7 @@ impl Parser {
                 let target = self.to_target(e)?;
                 if matches!(
                     target,
-                    Target::Name(_) | Target::Attr { .. } | Target::Tuple(_)
+                    Target::Name(_) | Target::Attr { .. } | Target::Tuple(..)
                 ) {
                     return Err(Diagnostic::new(
                         "del supports only d[k] and xs[i] targets",
@@ -471,16 +471,30 @@ impl Parser {
                 StmtKind::Del(target)
             }
             _ => {
-                let e = self.expr_list()?;
+                let (e, star) = self.starred_list()?;
+                match (self.peek(), star) {
+                    (Tok::Assign, _) | (_, None) => {}
+                    (Tok::AugAssign(_), Some((_, span)))
+                        if !matches!(e.kind, ExprKind::Tuple(_)) =>
+                    {
+                        return Err(Diagnostic::new(
+                            "'starred' is an illegal expression for augmented assignment",
+                            span,
+                        ))
+                    }
+                    (Tok::AugAssign(_), _) => {}
+                    _ => no_star_in_value(star)?,
+                }
                 match self.peek().clone() {
                     Tok::Assign => {
-                        let mut targets = vec![self.to_target(e)?];
+                        let mut targets = vec![self.to_starred_target(e, star)?];
                         self.advance();
-                        let mut value = self.expr_list()?;
+                        let (mut value, mut star) = self.starred_list()?;
                         while self.eat(&Tok::Assign) {
-                            targets.push(self.to_target(value)?);
-                            value = self.expr_list()?;
+                            targets.push(self.to_starred_target(value, star)?);
+                            (value, star) = self.starred_list()?;
                         }
+                        no_star_in_value(star)?;
                         StmtKind::Assign { targets, value }
                     }
                     Tok::AugAssign(op) => {
@@ -529,6 +543,7 @@ impl Parser {
                     .into_iter()
                     .map(|i| self.to_target(i))
                     .collect::<PResult<_>>()?,
+                None,
             ),
             ExprKind::Call { .. } | ExprKind::MethodCall { .. } => {
                 return Err(Diagnostic::new("cannot assign to function call", e.span))
@@ -542,15 +557,41 @@ impl Parser {
         })
     }
 
+    /// Turns a list of expressions parsed on the left of `=` into a target, its starred
+    /// item (index, position) if any: `a, *b = ...`.
+    fn to_starred_target(&self, e: Expr, star: Option<(usize, Span)>) -> PResult<Target> {
+        let Some((i, span)) = star else {
+            return self.to_target(e);
+        };
+        if !matches!(e.kind, ExprKind::Tuple(_)) {
+            return Err(Diagnostic::new(
+                "starred assignment target must be in a list or tuple",
+                span,
+            ));
+        }
+        match self.to_target(e)? {
+            Target::Tuple(items, _) => Ok(Target::Tuple(items, Some(i))),
+            _ => unreachable!("a tuple's target is a tuple of targets"),
+        }
+    }
+
     /// `expr (',' expr)* [',']`: with a comma, a tuple (`x = 1, 2`, `return a, b`,
     /// `a, b = b, a`), as Python reads a statement's expressions.
     fn expr_list(&mut self) -> PResult<Expr> {
-        if self.peek() == &Tok::Star {
-            return Err(self.unsupported("starred expressions ('*a') are"));
-        }
+        let (e, star) = self.starred_list()?;
+        no_star_in_value(star)?;
+        Ok(e)
+    }
+
+    /// [`Self::expr_list`] whose items may be starred (`*e`), one at most: the list, and the
+    /// index and position of its starred item, which stands in the list without its `*`.
+    /// Only a target list (`a, *b = ...`) may keep one.
+    fn starred_list(&mut self) -> PResult<(Expr, Option<(usize, Span)>)> {
+        let mut star = None;
+        self.star(&mut star, 0)?;
         let first = self.expr()?;
         if self.peek() != &Tok::Comma {
-            return Ok(first);
+            return Ok((first, star));
         }
         let span = first.span;
         let mut items = vec![first];
@@ -570,32 +611,66 @@ impl Parser {
             ) {
                 break;
             }
-            if self.peek() == &Tok::Star {
-                return Err(self.unsupported("starred expressions ('*a') are"));
-            }
+            self.star(&mut star, items.len())?;
             items.push(self.expr()?);
         }
-        Ok(Expr {
+        let e = Expr {
             kind: ExprKind::Tuple(items),
             span,
-        })
+        };
+        Ok((e, star))
+    }
+
+    /// `*` in parentheses (`(*a, b)` as a value, or a nested starred target `a, (b, *c)`),
+    /// named.
+    fn no_star_in_parens(&self) -> PResult<()> {
+        if self.peek() == &Tok::Star {
+            return Err(self.unsupported("'*' unpacking in parentheses is"));
+        }
+        Ok(())
+    }
+
+    /// Takes a `*` before item `i` of a target list, recording it in `star`: a second one
+    /// is a SyntaxError.
+    fn star(&mut self, star: &mut Option<(usize, Span)>, i: usize) -> PResult<()> {
+        let span = self.span();
+        if !self.eat(&Tok::Star) {
+            return Ok(());
+        }
+        if star.is_some() {
+            return Err(Diagnostic::new(
+                "multiple starred expressions in assignment",
+                span,
+            ));
+        }
+        *star = Some((i, span));
+        Ok(())
     }
 
     /// A `for` target, through `in`: a name, or targets separated by commas (`k, v`,
     /// `i, (k, v)`, `[a, b]`) that each item is unpacked into.
     fn for_target(&mut self) -> PResult<Target> {
+        let mut star = None;
+        self.star(&mut star, 0)?;
         let first = self.for_target_item()?;
         if self.peek() != &Tok::Comma {
-            return Ok(first);
+            return match star {
+                Some((_, span)) => Err(Diagnostic::new(
+                    "starred assignment target must be in a list or tuple",
+                    span,
+                )),
+                None => Ok(first),
+            };
         }
         let mut items = vec![first];
         while self.eat(&Tok::Comma) {
             if self.peek() == &Tok::In {
                 break;
             }
+            self.star(&mut star, items.len())?;
             items.push(self.for_target_item()?);
         }
-        Ok(Target::Tuple(items))
+        Ok(Target::Tuple(items, star.map(|(i, _)| i)))
     }
 
     /// A name or a parenthesized (bracketed) list of targets, in a `for` target.
@@ -625,7 +700,7 @@ impl Parser {
         if close == Tok::RParen && items.len() == 1 && !comma {
             return Ok(items.pop().expect("one item"));
         }
-        Ok(Target::Tuple(items))
+        Ok(Target::Tuple(items, None))
     }
 
     /// The variable a `for` loop (or comprehension clause) binds, and the statement that
@@ -1885,6 +1960,7 @@ impl Parser {
                         span,
                     });
                 }
+                self.no_star_in_parens()?;
                 let e = self.expr()?;
                 match self.peek() {
                     Tok::Comma => {
@@ -1893,6 +1969,7 @@ impl Parser {
                             if self.peek() == &Tok::RParen {
                                 break;
                             }
+                            self.no_star_in_parens()?;
                             items.push(self.expr()?);
                             if self.peek() == &Tok::For {
                                 return Err(self.unsupported("generator expressions are"));
@@ -2184,6 +2261,18 @@ fn big_literal(digits: &str, span: Span) -> ExprKind {
         scale,
     ));
     ExprKind::Binary(BinOp::Add, high, leaf(big_literal(low, span)))
+}
+
+/// The error of a starred item in a list that is a value, not a target (`x = *a, b`, `*a`):
+/// CPython's, or, for a tuple display with `*` unpacking, the feature named.
+fn no_star_in_value(star: Option<(usize, Span)>) -> PResult<()> {
+    match star {
+        None => Ok(()),
+        Some((_, span)) => Err(Diagnostic::new(
+            "'*' unpacking in a tuple display ('*a, b' as a value) is not supported",
+            span,
+        )),
+    }
 }
 
 #[cfg(test)]

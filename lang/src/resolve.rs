@@ -232,7 +232,7 @@ pub(crate) fn collect_assigned_ordered(stmts: &[Stmt], out: &mut Vec<String>) {
 fn target_names(t: &Target, out: &mut Vec<String>) {
     match t {
         Target::Name(n) => out.push(n.name.clone()),
-        Target::Tuple(items) => items.iter().for_each(|t| target_names(t, out)),
+        Target::Tuple(items, _) => items.iter().for_each(|t| target_names(t, out)),
         _ => {}
     }
 }
@@ -423,7 +423,7 @@ impl Resolver {
                 }
             }
             Target::Attr { obj, .. } => self.expr(obj, locals),
-            Target::Tuple(items) => {
+            Target::Tuple(items, _) => {
                 for t in items {
                     self.target(t, locals);
                 }

@@ -54,8 +54,13 @@ const CASES: &[(&str, &str, u32, u32)] = &[
     ),
     ("s = {1, *xs}\n", "'*' unpacking", 1, 9),
     ("s = {*xs}\n", "'*' unpacking", 1, 6),
-    ("a, *b = 1, 2, 3\n", "starred expressions ('*a')", 1, 4),
-    ("*a, b = 1, 2, 3\n", "starred expressions ('*a')", 1, 1),
+    ("x = *a, 1\n", "'*' unpacking in a tuple display", 1, 5),
+    (
+        "a, (b, *c) = 1, (2, 3)\n",
+        "'*' unpacking in parentheses",
+        1,
+        8,
+    ),
     (
         "s = {0, x for x in range(3)}\n",
         "set comprehensions after other items",

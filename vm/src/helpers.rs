@@ -430,6 +430,35 @@ pub unsafe extern "C" fn stmjit_unpack(ctx: *mut Ctx, v: Word, n: u64, out: *mut
     })
 }
 
+/// `t1, ..., *ts, ..., tn = v`, the starred target at index `star < n`: the words to store
+/// into the `n` words at `out`, the starred target's a new list of the items between (the
+/// interpreter's [`unpack_starred`](stmjit_lang::builtins_seq::unpack_starred), for its
+/// errors and its way of iterating); NONE, or ERR.
+///
+/// # Safety
+/// As [`stmjit_unpack`].
+pub unsafe extern "C" fn stmjit_unpack_starred(
+    ctx: *mut Ctx,
+    v: Word,
+    n: u64,
+    star: u64,
+    out: *mut Word,
+) -> Word {
+    with_rt(ctx, |rt| {
+        let (before, after) = (star as usize, (n - 1 - star) as usize);
+        let seq = rt.via_values(&[v], false, false, |a| {
+            stmjit_lang::builtins_seq::unpack_starred(&a[0], before, after)
+                .map(stmjit_lang::value::TupleObj::new_value)
+        })?;
+        // No allocation from here on: `seq` stays where it is.
+        for i in 0..n {
+            // SAFETY: caller's contract (`n` writable words at `out`).
+            unsafe { *out.add(i as usize) = rt.seq_get(seq, i) };
+        }
+        Ok(NONE)
+    })
+}
+
 /// A dict of the `n` key/value pairs at `argv` (key, value, key, value...).
 ///
 /// # Safety

@@ -142,7 +142,7 @@ impl FnCompiler<'_, '_> {
                 self.setattr(o, name, v, obj.span);
                 self.pop_temps(mark);
             }
-            Target::Tuple(targets) => {
+            Target::Tuple(targets, star) => {
                 // The items go into fresh temporaries (GC roots), then into the targets
                 // from left to right.
                 let mark = self.temp_mark();
@@ -152,7 +152,14 @@ impl FnCompiler<'_, '_> {
                 }
                 let out = self.slot_addr(mark);
                 let n = self.b.ins().iconst(I64, targets.len() as i64);
-                self.call_checked(Helper::Unpack, &[self.ctx, v, n, out], stmt_span);
+                match star {
+                    None => self.call_checked(Helper::Unpack, &[self.ctx, v, n, out], stmt_span),
+                    Some(s) => {
+                        let s = self.b.ins().iconst(I64, *s as i64);
+                        let args = [self.ctx, v, n, s, out];
+                        self.call_checked(Helper::UnpackStarred, &args, stmt_span)
+                    }
+                };
                 self.assign_items(targets, mark, stmt_span);
                 self.pop_temps(mark);
             }
@@ -227,7 +234,7 @@ impl FnCompiler<'_, '_> {
         }
         // `a, b = x, y`: no tuple is made (it could not be observed); the items are
         // evaluated into temporaries, then stored, as Python orders it.
-        if let ([Target::Tuple(ts)], ExprKind::Tuple(items)) = (targets, &value.kind) {
+        if let ([Target::Tuple(ts, None)], ExprKind::Tuple(items)) = (targets, &value.kind) {
             if ts.len() == items.len() {
                 let (mark, _, _) = self.eval_into_temps(items);
                 self.assign_items(ts, mark, span);
@@ -576,7 +583,7 @@ impl FnCompiler<'_, '_> {
                 self.pop_temps(mark);
             }
             // The parser rejects `a, b += ...`.
-            Target::Tuple(_) => {}
+            Target::Tuple(..) => {}
         }
     }
 

@@ -81,7 +81,7 @@ impl Count {
             Target::Index { obj, index } => self.exprs([obj, index]),
             Target::Slice { obj, lo, hi } => self.exprs(std::iter::once(obj).chain(lo).chain(hi)),
             Target::Attr { obj, .. } => self.expr(obj),
-            Target::Tuple(ts) => ts.iter().for_each(|t| self.target(t)),
+            Target::Tuple(ts, _) => ts.iter().for_each(|t| self.target(t)),
             Target::Name(_) => {}
         }
     }

@@ -371,9 +371,12 @@ impl Interp {
                 self.set_attr(&o, name, v)
                     .map_err(|e| self.locate(e, obj.span))
             }
-            Target::Tuple(targets) => {
-                let items =
-                    self.iterating(&v, || crate::builtins_seq::unpack(&v, targets.len()))?;
+            Target::Tuple(targets, star) => {
+                let n = targets.len();
+                let items = self.iterating(&v, || match star {
+                    None => crate::builtins_seq::unpack(&v, n),
+                    Some(s) => crate::builtins_seq::unpack_starred(&v, *s, n - 1 - s),
+                })?;
                 for (t, x) in targets.iter().zip(items) {
                     self.assign(t, x, env)?;
                 }
@@ -428,7 +431,7 @@ impl Interp {
                 self.set_attr(&o, name, new)
             }
             // The parser rejects `a, b += ...`.
-            Target::Tuple(_) => Err(exc(
+            Target::Tuple(..) => Err(exc(
                 ErrorKind::SyntaxError,
                 "illegal expression for augmented assignment",
             )),

@@ -141,6 +141,8 @@ helpers! {
     NewTuple = "stmjit_new_tuple", ops::stmjit_new_tuple: fn(*mut Ctx, *const Word, u64) -> Word, MayMove;
     /// `t1, ..., tn = v`: the items of `v` into `n` frame slots (NONE or ERR).
     Unpack = "stmjit_unpack", ops::stmjit_unpack: fn(*mut Ctx, Word, u64, *mut Word) -> Word, MayMove;
+    /// `t1, ..., *ts, ..., tn = v`: as `Unpack`, the starred target (at the given index) a list.
+    UnpackStarred = "stmjit_unpack_starred", ops::stmjit_unpack_starred: fn(*mut Ctx, Word, u64, u64, *mut Word) -> Word, MayMove;
     /// A dict of the key/value words in frame slots.
     NewDict = "stmjit_new_dict", ops::stmjit_new_dict: fn(*mut Ctx, *const Word, u64) -> Word, MayMove;
     /// A new set of `n` words at a pointer (a set display).
