@@ -117,36 +117,57 @@ pub fn tuple(args: &[Value]) -> R<Value> {
 pub fn dict(args: &[Value]) -> R<Value> {
     arity("dict", args, 0, 1)?;
     let mut map = crate::value::Dict::default();
-    match args.first() {
-        None => {}
-        Some(Value::Dict(d)) => {
-            let items = crate::value::lock(&d.map).items();
-            for (k, v) in items {
-                map.insert(map.key_for(&k)?, k, v);
-            }
+    if let Some(source) = args.first() {
+        for (k, v) in update_items(source)? {
+            map.insert(map.key_for(&k)?, k, v);
         }
-        Some(v) => {
-            for (i, item) in ops::iterate(v)?.into_iter().enumerate() {
-                let pair = ops::iterate(&item).map_err(|_| {
-                    exc(
-                        TypeError,
-                        format!(
-                            "cannot convert dictionary update sequence element #{i} to a sequence"
-                        ),
-                    )
-                })?;
-                let [k, v]: [Value; 2] = pair.try_into().map_err(|p: Vec<Value>| {
-                    exc(
-                        ValueError,
-                        format!(
-                            "dictionary update sequence element #{i} has length {}; 2 is required",
-                            p.len()
-                        ),
-                    )
-                })?;
-                map.insert(map.key_for(&k)?, k, v);
-            }
-        }
+    }
+    Ok(crate::value::DictObj::new_value(map))
+}
+
+/// The key/value pairs that `dict(source)`, `d.update(source)` and `d |= source` add: a
+/// dict's items, or the 2-item iterables of an iterable, with CPython's errors for a bad
+/// pair. Collected before any is added, so a dict may update itself.
+pub fn update_items(source: &Value) -> R<Vec<(Value, Value)>> {
+    if let Value::Dict(d) = source {
+        return Ok(crate::value::lock(&d.map).items());
+    }
+    let mut out = Vec::new();
+    for (i, item) in ops::iterate(source)?.into_iter().enumerate() {
+        let pair = ops::iterate(&item).map_err(|_| {
+            exc(
+                TypeError,
+                format!("cannot convert dictionary update sequence element #{i} to a sequence"),
+            )
+        })?;
+        let [k, v]: [Value; 2] = pair.try_into().map_err(|p: Vec<Value>| {
+            exc(
+                ValueError,
+                format!(
+                    "dictionary update sequence element #{i} has length {}; 2 is required",
+                    p.len()
+                ),
+            )
+        })?;
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+/// `d.update(source)` and `d |= source`: adds `source`'s pairs ([`update_items`]) to `d`.
+pub fn dict_update(d: &crate::value::DictObj, source: &Value) -> R<()> {
+    for (k, v) in update_items(source)? {
+        let kk = crate::value::key_in(&d.map, &k)?;
+        crate::value::lock(&d.map).insert(kk, k, v);
+    }
+    Ok(())
+}
+
+/// `a | b` of two dicts: a new dict of `a`'s items, then `b`'s (`b` wins on a shared key).
+pub fn dict_union(a: &crate::value::DictObj, b: &crate::value::DictObj) -> R<Value> {
+    let mut map = crate::value::lock(&a.map).clone();
+    for (k, v) in crate::value::lock(&b.map).items() {
+        map.insert(map.key_for(&k)?, k, v);
     }
     Ok(crate::value::DictObj::new_value(map))
 }

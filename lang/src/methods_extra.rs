@@ -420,20 +420,9 @@ pub fn list_method(l: &ListObj, name: &str, args: &[Value]) -> Option<R<Value>> 
 pub fn dict_method(d: &DictObj, name: &str, args: &[Value]) -> Option<R<Value>> {
     let t = "dict";
     let r = match name {
-        "update" => arity(t, name, args, 1, 1).and_then(|()| match &args[0] {
-            Value::Dict(other) => {
-                let items = lock(&other.map).items();
-                for (k, v) in items {
-                    let kk = crate::value::key_in(&d.map, &k)?;
-                    lock(&d.map).insert(kk, k, v);
-                }
-                Ok(Value::None)
-            }
-            other => err(
-                TypeError,
-                format!("'{}' object is not iterable", other.type_name()),
-            ),
-        }),
+        "update" => arity(t, name, args, 1, 1)
+            .and_then(|()| crate::builtins_seq::dict_update(d, &args[0]))
+            .map(|()| Value::None),
         "setdefault" => arity(t, name, args, 1, 2).and_then(|()| {
             let k = crate::value::key_in(&d.map, &args[0])?;
             let mut map = lock(&d.map);

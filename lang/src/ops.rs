@@ -38,6 +38,25 @@ fn unsupported(op: BinOp, a: &Value, b: &Value) -> OpError {
     )
 }
 
+/// `a op= b` where `a` has no in-place form of `op`: `a op b`, but an unsupported-operand
+/// TypeError names `op=`, as CPython's does.
+pub fn binary_inplace(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
+    binary(op, a, b).map_err(|e| inplace_error(op, e))
+}
+
+/// The error `a op b` raised, as `a op= b` raises it: an unsupported-operand TypeError names
+/// `op=`; any other error is unchanged.
+pub fn inplace_error(op: BinOp, (kind, msg): OpError) -> OpError {
+    let binary = format!("unsupported operand type(s) for {}:", op.text());
+    match msg.strip_prefix(&binary) {
+        Some(rest) if kind == TypeError => (
+            kind,
+            format!("unsupported operand type(s) for {}:{rest}", op.aug_text()),
+        ),
+        _ => (kind, msg),
+    }
+}
+
 /// `a op b`.
 pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
     if let (Value::Bool(x), Value::Bool(y)) = (a, b) {
@@ -86,6 +105,7 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
         return r;
     }
     match (op, a, b) {
+        (BinOp::BitOr, Value::Dict(x), Value::Dict(y)) => crate::builtins_seq::dict_union(x, y),
         (BinOp::Mod, Value::Str(template), v) => {
             Ok(Value::str(crate::format::percent(template, v)?))
         }

@@ -752,10 +752,15 @@ pub(crate) fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]
             )
             || rt.is(recv, t.dict)
                 && matches!(mname.as_str(), "pop" | "update" | "setdefault" | "clear");
-        let deep = matches!(
-            mname.as_str(),
-            "sort" | "index" | "join" | "format" | "remove" | "count"
-        );
+        // `d.update(pairs)` reads the items of the pairs, lists too.
+        let pairs = rt.is(recv, t.dict)
+            && mname == "update"
+            && args.first().is_some_and(|&a| !rt.is(a, t.dict));
+        let deep = pairs
+            || matches!(
+                mname.as_str(),
+                "sort" | "index" | "join" | "format" | "remove" | "count"
+            );
         let mut all = vec![recv];
         all.extend_from_slice(args);
         let program = rt.info.program.clone();

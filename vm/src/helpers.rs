@@ -47,49 +47,51 @@ pub(crate) fn with_rt(ctx: *mut Ctx, f: impl FnOnce(&mut Runtime) -> R<Word>) ->
 /// # Safety
 /// `ctx` must be the live context of the calling thread (as for all helpers below).
 pub unsafe extern "C" fn stmjit_binop(ctx: *mut Ctx, op: u64, a: Word, b: Word) -> Word {
-    with_rt(ctx, |rt| {
-        let op = BINOPS[op as usize];
-        let t = rt.types;
-        if op == BinOp::Add && rt.is(a, t.str) && rt.is(b, t.str) {
-            let s = format!("{}{}", rt.str_of(a), rt.str_of(b));
-            return rt.new_str(&s);
+    with_rt(ctx, |rt| binop(rt, BINOPS[op as usize], a, b))
+}
+
+/// `a OP b` (see [`stmjit_binop`]).
+fn binop(rt: &mut Runtime, op: BinOp, a: Word, b: Word) -> R<Word> {
+    let t = rt.types;
+    if op == BinOp::Add && rt.is(a, t.str) && rt.is(b, t.str) {
+        let s = format!("{}{}", rt.str_of(a), rt.str_of(b));
+        return rt.new_str(&s);
+    }
+    if op == BinOp::Add && rt.is(a, t.list) && rt.is(b, t.list) {
+        let (la, lb) = (rt.list_len(a), rt.list_len(b));
+        return rt.list_concat(&[(a, 0, la), (b, 0, lb)], 1);
+    }
+    if op == BinOp::Mul {
+        let (l, n) = if rt.is(a, t.list) { (a, b) } else { (b, a) };
+        if rt.is(l, t.list) && (is_int(n) || n == value::TRUE || n == value::FALSE) {
+            let len = rt.list_len(l);
+            let nv = if is_int(n) {
+                Value::Int(value::to_int(n))
+            } else {
+                Value::Bool(n == value::TRUE)
+            };
+            let count = ops::repeat_count(&nv, len as usize)?;
+            return rt.list_concat(&[(l, 0, len)], count as u64);
         }
-        if op == BinOp::Add && rt.is(a, t.list) && rt.is(b, t.list) {
-            let (la, lb) = (rt.list_len(a), rt.list_len(b));
-            return rt.list_concat(&[(a, 0, la), (b, 0, lb)], 1);
+    }
+    if op == BinOp::Add && rt.is(a, t.tuple) && rt.is(b, t.tuple) {
+        let (la, lb) = (rt.tuple_len(a), rt.tuple_len(b));
+        return rt.tuple_concat(&[(a, 0, la), (b, 0, lb)], 1);
+    }
+    if op == BinOp::Mul {
+        let (s, n) = if rt.is(a, t.tuple) { (a, b) } else { (b, a) };
+        if rt.is(s, t.tuple) && is_int(n) {
+            let len = rt.tuple_len(s);
+            let count = ops::repeat_count(&Value::Int(value::to_int(n)), len as usize)?;
+            return rt.tuple_concat(&[(s, 0, len)], count as u64);
         }
-        if op == BinOp::Mul {
-            let (l, n) = if rt.is(a, t.list) { (a, b) } else { (b, a) };
-            if rt.is(l, t.list) && (is_int(n) || n == value::TRUE || n == value::FALSE) {
-                let len = rt.list_len(l);
-                let nv = if is_int(n) {
-                    Value::Int(value::to_int(n))
-                } else {
-                    Value::Bool(n == value::TRUE)
-                };
-                let count = ops::repeat_count(&nv, len as usize)?;
-                return rt.list_concat(&[(l, 0, len)], count as u64);
-            }
-        }
-        if op == BinOp::Add && rt.is(a, t.tuple) && rt.is(b, t.tuple) {
-            let (la, lb) = (rt.tuple_len(a), rt.tuple_len(b));
-            return rt.tuple_concat(&[(a, 0, la), (b, 0, lb)], 1);
-        }
-        if op == BinOp::Mul {
-            let (s, n) = if rt.is(a, t.tuple) { (a, b) } else { (b, a) };
-            if rt.is(s, t.tuple) && is_int(n) {
-                let len = rt.tuple_len(s);
-                let count = ops::repeat_count(&Value::Int(value::to_int(n)), len as usize)?;
-                return rt.tuple_concat(&[(s, 0, len)], count as u64);
-            }
-        }
-        if let Some(r) = rt.number_op(&[a, b], |v| ops::binary(op, &v[0], &v[1])) {
-            return r;
-        }
-        // `str % values` looks inside the values (their text): a deep conversion.
-        let deep = op == BinOp::Mod && rt.is(a, t.str);
-        rt.via_values(&[a, b], deep, false, |v| ops::binary(op, &v[0], &v[1]))
-    })
+    }
+    if let Some(r) = rt.number_op(&[a, b], |v| ops::binary(op, &v[0], &v[1])) {
+        return r;
+    }
+    // `str % values` looks inside the values (their text): a deep conversion.
+    let deep = op == BinOp::Mod && rt.is(a, t.str);
+    rt.via_values(&[a, b], deep, false, |v| ops::binary(op, &v[0], &v[1]))
 }
 
 /// `a OP= b`: lists are extended (`+=`) or repeated (`*=`) in place, as in Python.
@@ -130,15 +132,31 @@ pub unsafe extern "C" fn stmjit_inplace(ctx: *mut Ctx, op: u64, a: Word, b: Word
                 Ok(v[0].clone())
             });
         }
+        if bop == BinOp::BitOr && rt.is(a, rt.types.dict) {
+            // Pairs that are lists are read through: a deep conversion.
+            let deep = !rt.is(b, rt.types.dict);
+            return rt.via_values(&[a, b], deep, true, |v| {
+                let Value::Dict(d) = &v[0] else {
+                    unreachable!()
+                };
+                stmjit_lang::builtins_seq::dict_update(d, &v[1])?;
+                Ok(v[0].clone())
+            });
+        }
         if rt.info.special_methods && rt.is(a, rt.types.instance) {
             // `__iadd__` ..., else the binary methods (identity kept: shallow).
             return rt.via_values(&[a, b], false, false, |v| {
                 stmjit_lang::special::inplace(bop, &v[0], &v[1])
-                    .unwrap_or_else(|| ops::binary(bop, &v[0], &v[1]))
+                    .unwrap_or_else(|| ops::binary_inplace(bop, &v[0], &v[1]))
             });
         }
-        // SAFETY: forwarded contract.
-        Ok(unsafe { stmjit_binop(ctx, op, a, b) })
+        binop(rt, bop, a, b).map_err(|e| match e {
+            Unwind::Raise(kind, msg) => {
+                let (kind, msg) = ops::inplace_error(bop, (kind, msg));
+                Unwind::Raise(kind, msg)
+            }
+            aborted => aborted,
+        })
     })
 }
 

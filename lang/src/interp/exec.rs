@@ -448,6 +448,10 @@ fn inplace(op: BinOp, cur: &Value, rhs: &Value) -> Result<Value, crate::value::O
     if let Some(r) = crate::special::inplace(op, cur, rhs) {
         return r;
     }
+    if let (BinOp::BitOr, Value::Dict(d)) = (op, cur) {
+        crate::builtins_seq::dict_update(d, rhs)?;
+        return Ok(cur.clone());
+    }
     if let Value::List(l) = cur {
         match (op, rhs) {
             (BinOp::Add, _) => {
@@ -464,5 +468,5 @@ fn inplace(op: BinOp, cur: &Value, rhs: &Value) -> Result<Value, crate::value::O
             _ => {}
         }
     }
-    ops::binary(op, cur, rhs)
+    ops::binary_inplace(op, cur, rhs)
 }
