@@ -202,6 +202,60 @@ fn errors_in_a_huge_module_body_keep_their_positions() {
     assert!(err.contains("ZeroDivisionError"), "{err}");
 }
 
+/// A huge module body runs by parts compiled as they are reached, the code of each freed
+/// once the next is compiled (`jit/src/program/module_parts.rs`): threads spawned in early
+/// parts and joined in late ones (one failing), and an exception caught in an early part
+/// and raised again in the last give the interpreter's output and trace, also under forced
+/// aborts (a restart at a part boundary runs the part after it, never one before) and with
+/// the whole body compiled first; `--stats-json` counts most of the code as freed.
+#[test]
+fn a_module_body_run_by_parts_frees_them_and_keeps_its_semantics() {
+    let head = "def work(k):\n    s = 0\n    for i in range(40):\n        s = s + i * k\n    \
+                return s // (k - 2)\nts = []\n";
+    let early = "for k in range(5):\n    ts.append(spawn(work, k))\ntry:\n    \
+                 ys[10 ** 6]\nexcept IndexError as e:\n    saved = e\n";
+    let late = "for t in ts[:2]:\n    print(t.join())\ntry:\n    ts[2].join()\n\
+                except ZeroDivisionError:\n    print('caught')\nprint(ts[4].join())\n\
+                raise saved\n";
+    let src = format!(
+        "{head}{}{}",
+        module_body(1_600, early),
+        module_body(1_600, late)
+    );
+    let out = same_as_interpreter(
+        &src,
+        "by_parts",
+        &[
+            &[],
+            &[("STMJIT_ABORT_PROBABILITY", "0.2"), ("STMJIT_BUDGET", "7")],
+            &[("STMJIT_EAGER", "1")],
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("IndexError"), "{err}");
+    let json = dir().join("by_parts.json");
+    let path = json.display().to_string();
+    run(&src, "by_parts", &["--stats-json", &path], &[]);
+    let text = std::fs::read_to_string(&json).unwrap();
+    let (code, freed) = (
+        json_number(&text, "code_bytes"),
+        json_number(&text, "code_freed_bytes"),
+    );
+    assert!(freed > code / 2, "{freed} of {code} bytes of code freed");
+}
+
+/// The number after `"key":` in `text`.
+fn json_number(text: &str, key: &str) -> u64 {
+    let at = text.find(&format!("\"{key}\":")).expect(key) + key.len() + 3;
+    let digits: String = text[at..]
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().unwrap()
+}
+
 /// Displays of thousands of constants (ints, negative ints, floats, strs, bools, None; a
 /// repeated key), each kind of display, and displays mixing constants and expressions: the
 /// interpreter's values.
@@ -795,13 +849,7 @@ fn code_bytes(src: &str, name: &str) -> u64 {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&json).unwrap();
-    let at = text.find("\"code_bytes\":").expect("code_bytes") + 13;
-    let digits: String = text[at..]
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    digits.parse().unwrap()
+    json_number(&text, "code_bytes")
 }
 
 /// A function whose `try` (in a loop, around a `with atomic:` and an inner `try`) has

@@ -12,7 +12,8 @@
 //!   source locations);
 //! * [`gs_rewrite`]: the verified rewrite of segment accesses into `gs:` form, and the
 //!   machine-level refusals;
-//! * [`disasm`]: `--dump-asm` listings with barrier annotations.
+//! * [`disasm`]: `--dump-asm` listings with barrier annotations;
+//! * [`release`]: giving back the memory of code that never runs again.
 //!
 //! The invariant everything rests on: **r15 == `%gs` base on every entry into
 //! JIT code**, and JIT code never writes r15.
@@ -64,6 +65,7 @@ pub mod ir_check;
 pub mod isa;
 pub mod module;
 pub mod oom;
+pub mod release;
 
 pub use gs_rewrite::{RewriteError, SegmentBase};
 

@@ -21,13 +21,16 @@
 
 use crate::gs_rewrite::{self, CopyReads, RewriteError, Rewritten, SegmentBase};
 use crate::isa::{self, IsaError};
+use cranelift_codegen::binemit::Reloc;
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{self, AbiParam, InstBuilder, SourceLoc, UserFuncName};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, FuncId, Linkage, Module, ModuleError, ModuleReloc};
+use cranelift_module::{
+    default_libcall_names, FuncId, Linkage, Module, ModuleDeclarations, ModuleError, ModuleReloc,
+};
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
@@ -168,6 +171,12 @@ pub struct Jit {
     reload: Option<gs_rewrite::PinnedReload>,
     /// The symbols given to [`Jit::new`], for listings that name the helpers code calls.
     imports: Vec<(String, u64)>,
+    /// Their addresses by name, to apply the relocations naming them at once
+    /// ([`Jit::bind_imports`]).
+    import_addresses: HashMap<String, u64>,
+    /// The language functions defined since the last [`Jit::take_defined`], with the size
+    /// of their code.
+    defined: Vec<(FuncId, usize)>,
 }
 
 impl Jit {
@@ -190,6 +199,11 @@ impl Jit {
             fbc: FunctionBuilderContext::new(),
             reload: None,
             imports: symbols
+                .iter()
+                .map(|&(name, ptr)| (name.to_string(), ptr as u64))
+                .collect(),
+            defined: Vec::new(),
+            import_addresses: symbols
                 .iter()
                 .map(|&(name, ptr)| (name.to_string(), ptr as u64))
                 .collect(),
@@ -440,11 +454,23 @@ impl Jit {
 
     /// Hands prepared code to the module (writable, non-executable until
     /// [`Jit::finalize`]) and keeps its side tables if asked; the size of the code.
-    fn install(&mut self, p: Prepared) -> Result<usize, JitError> {
+    fn install(&mut self, mut p: Prepared) -> Result<usize, JitError> {
+        let keep = self.keep_side_tables || p.kind == Kind::Trampoline || p.kind == Kind::Stub;
+        // The side tables keep the bytes before relocation: the relocations applied here go
+        // to a copy then.
+        let mut code = if keep {
+            p.rewrite.code.clone()
+        } else {
+            std::mem::take(&mut p.rewrite.code)
+        };
+        let relocs = self.bind_imports(&mut code, std::mem::take(&mut p.relocs));
         self.module
-            .define_function_bytes(p.id, p.alignment, &p.rewrite.code, &p.relocs)?;
-        let size = p.rewrite.code.len();
-        if !self.keep_side_tables && p.kind != Kind::Trampoline && p.kind != Kind::Stub {
+            .define_function_bytes(p.id, p.alignment, &code, &relocs)?;
+        let size = code.len();
+        if p.kind == Kind::Compiled {
+            self.defined.push((p.id, size));
+        }
+        if !keep {
             return Ok(size);
         }
         let f = CompiledFunction {
@@ -461,6 +487,35 @@ impl Jit {
         Ok(size)
     }
 
+    /// Applies to `code` its relocations that give the address of a helper (an import,
+    /// whose address is known now) and returns the others: cranelift-jit keeps the
+    /// relocations of every function for the life of the code space (8 bytes of them per
+    /// 30 of code, most of them calls of helpers), also once its code is freed
+    /// ([`Jit::release`]).
+    fn bind_imports(&self, code: &mut [u8], relocs: Vec<ModuleReloc>) -> Vec<ModuleReloc> {
+        let decls = self.module.declarations();
+        relocs
+            .into_iter()
+            .filter(|r| {
+                if r.kind != Reloc::Abs8 || !ModuleDeclarations::is_function(&r.name) {
+                    return true;
+                }
+                let decl = decls.get_function_decl(FuncId::from_name(&r.name));
+                let address = match (&decl.name, decl.linkage) {
+                    (Some(name), Linkage::Import) => self.import_addresses.get(name),
+                    _ => None,
+                };
+                let Some(&address) = address else {
+                    return true;
+                };
+                let at = r.offset as usize;
+                let value = (address as i64).wrapping_add(r.addend);
+                code[at..at + 8].copy_from_slice(&value.to_le_bytes());
+                false
+            })
+            .collect()
+    }
+
     /// Apply relocations and make every defined function executable.
     pub fn finalize(&mut self) -> Result<(), JitError> {
         Ok(self.module.finalize_definitions()?)
@@ -470,6 +525,34 @@ impl Jit {
     /// unless it is one).
     pub fn code_ptr(&self, id: FuncId) -> *const u8 {
         self.module.get_finalized_function(id)
+    }
+
+    /// The language functions defined since the last call (none before the first), with the
+    /// size of their code: what compiling one function made (its parts included), for
+    /// [`Jit::release`].
+    pub fn take_defined(&mut self) -> Vec<(FuncId, usize)> {
+        std::mem::take(&mut self.defined)
+    }
+
+    /// Gives back the memory of the code of `funcs` (finalized functions and their code
+    /// sizes, all those defined between two finalizes: [`Jit::take_defined`]), but for the
+    /// pages they share with other code ([`crate::release`]), and forgets their side
+    /// tables; the bytes given back.
+    ///
+    /// # Safety
+    /// None of `funcs` runs again (none is running, none will be called).
+    pub unsafe fn release(&mut self, funcs: &[(FuncId, usize)]) -> usize {
+        let ranges = funcs
+            .iter()
+            .map(|&(id, size)| {
+                self.functions.remove(&id);
+                let start = self.code_ptr(id) as usize;
+                start..start + size
+            })
+            .collect();
+        // SAFETY: the caller's contract; cranelift-jit's provider gives the functions
+        // defined between two finalizes pages of their own.
+        unsafe { crate::release::release_code(ranges) }
     }
 
     /// The side tables of a compiled function.

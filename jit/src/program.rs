@@ -12,7 +12,8 @@
 //! ([`QUICK_TIER_ABOVE`]): compile time and memory linear in its size. A huge module or
 //! function body is compiled as parts of about a thousand nodes, one after the other
 //! (`compile::parts`; a function's parts share its frame), so that its compile memory is
-//! that of one part; so are huge blocks nested in `if`, `else`, `while` and `for`, displays
+//! that of one part (a module body's parts are compiled as they are reached, and their code
+//! and syntax tree freed once they ran: `program/module_parts.rs`); so are huge blocks nested in `if`, `else`, `while` and `for`, displays
 //! of thousands of expressions, by parts of a few hundred items, and chains of thousands of
 //! binary operators (`compile/chains.rs`); and a display of constants (big int literals included: objects made before the
 //! code, like str literals) is one table whatever its size (`compile/literals.rs`). `--stats` reports the functions compiled and
@@ -20,6 +21,8 @@
 //!
 //! The environment switches (for tests, benchmarks and debugging) are read and checked once,
 //! here: see [`crate::switches`].
+
+mod module_parts;
 
 use crate::compile::{self, FnCompiler, Shared};
 use crate::switches::Switches;
@@ -160,7 +163,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     }
     let settings = settings(&switches, opts);
     let mut info = Arc::new(ProgramInfo::new(
-        program.clone(),
+        program,
         file,
         args,
         opts.exit,
@@ -213,7 +216,14 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
             return 1;
         }
     };
-    let main = match jit.compile_start(&info, eager) {
+    // A module body run by parts: its statements go to the compiler, which drops each
+    // part's once it ran.
+    let body = if eager {
+        None
+    } else {
+        module_parts::take_parted_body(&mut info)
+    };
+    let main = match jit.compile_start(&info, eager, body) {
         Ok(main) => main,
         Err(e) => {
             eprintln!("error: JIT: {e}");
@@ -444,6 +454,9 @@ struct JitState {
     /// Every program function is being defined before the next finalize (`compile_all`):
     /// direct calls may name their callee's code by relocation.
     all_defined: bool,
+    /// The parts of a huge module body compiled as they are reached
+    /// (`program/module_parts.rs`).
+    module_parts: Option<module_parts::LazyParts>,
 }
 
 impl std::fmt::Debug for JitState {
@@ -493,13 +506,19 @@ impl Jit {
                 verify: switches.verify,
                 quick: switches.quick,
                 all_defined: false,
+                module_parts: None,
             }),
         })
     }
 
     /// Compiles `<module>` (and, if `eager`, every function of the program first, and the
     /// array entries they need) and its entry trampoline.
-    fn compile_start(&self, info: &ProgramInfo, eager: bool) -> Result<MainEntry, JitError> {
+    fn compile_start(
+        &self,
+        info: &ProgramInfo,
+        eager: bool,
+        body: Option<Vec<Stmt>>,
+    ) -> Result<MainEntry, JitError> {
         let label = if eager {
             format!("{} (every function)", info.file)
         } else {
@@ -510,7 +529,10 @@ impl Jit {
         if eager {
             st.compile_all(info)?;
         }
-        st.compile_module(info)?;
+        match body {
+            Some(body) => st.compile_lazy_module(info, body)?,
+            None => st.compile_module(info)?,
+        }
         let (main, sig) = (st.funcs.main, st.funcs.main_sig.clone());
         let tramp = st
             .jit
@@ -559,6 +581,14 @@ impl Compiler for Jit {
         let address = st.jit.code_ptr(entry) as u64;
         info.code.publish_entry(words, address);
         Ok(address)
+    }
+
+    fn module_part(&self, info: &ProgramInfo, k: usize) -> Result<u64, String> {
+        let label = format!("{} in <module>", info.file);
+        let _compiling = stmjit_backend::oom::Compiling::at(&label);
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.module_part(info, k)
+            .map_err(|e| format!("cannot compile <module>: JIT: {e}"))
     }
 }
 
@@ -731,7 +761,9 @@ impl JitState {
     /// Compiles `<module>` (executable after the next finalize): as one function, or, for a
     /// huge body, as parts ([`compile::split_body`]) compiled one after the other (so that
     /// the compile memory of one part is freed before the next), the parts without loops with
-    /// the quick tier (they run once), and a `<module>` that calls them in order.
+    /// the quick tier (they run once), and a `<module>` that calls them in order. (Unless
+    /// every function is compiled before the run, such a body is run by parts compiled as
+    /// they are reached instead: `program/module_parts.rs`.)
     fn compile_module(&mut self, info: &ProgramInfo) -> Result<(), JitError> {
         let nfuncs = info.program.functions.len();
         let body = &info.program.body;

@@ -66,6 +66,20 @@ pub unsafe extern "C" fn stmjit_compile(ctx: *mut Ctx, fid: u64) -> Word {
     })
 }
 
+/// The code address of part `k` of a huge module body, compiled now, the code of the part
+/// before it freed (`<module>` calls this after the boundary before part `k`).
+///
+/// # Safety
+/// `ctx` must be the live context of the calling thread; no code of the parts before `k`
+/// runs again (the running transaction's restart point is after them).
+pub unsafe extern "C" fn stmjit_module_part(ctx: *mut Ctx, k: u64) -> Word {
+    with_rt(ctx, |rt| {
+        rt.info
+            .module_part(k as usize)
+            .map_err(|m| exc(ErrorKind::RuntimeError, m))
+    })
+}
+
 /// `f(args)` for any callable value.
 pub(crate) fn call_value(ctx: *mut Ctx, f: Word, args: &[Word]) -> Word {
     let rt = rt_of(ctx);

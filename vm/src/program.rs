@@ -244,6 +244,10 @@ pub trait Compiler: Send + Sync + std::fmt::Debug {
     /// Makes the [`ArrayEntry`] passing `words` words, unless it is made, and stores it; its
     /// address.
     fn array_entry(&self, info: &ProgramInfo, words: usize) -> Result<u64, String>;
+
+    /// Compiles part `k` of a module body run by parts, unless it is, frees the code of
+    /// the part before it (which never runs again), and returns its code address.
+    fn module_part(&self, info: &ProgramInfo, k: usize) -> Result<u64, String>;
 }
 
 /// How much compiling a run did (`--stats`).
@@ -258,6 +262,8 @@ pub struct CompileStats {
     pub cpu_nanos: AtomicU64,
     /// Bytes of machine code made for them.
     pub code_bytes: AtomicU64,
+    /// Bytes of it given back once it had run (the parts of a huge module body).
+    pub code_freed: AtomicU64,
 }
 
 impl CodeTables {
@@ -476,6 +482,11 @@ impl ProgramInfo {
             return Ok(code);
         }
         self.compiler()?.compile(self, fid)
+    }
+
+    /// The code of part `k` of a module body run by parts ([`Compiler::module_part`]).
+    pub fn module_part(&self, k: usize) -> Result<u64, String> {
+        self.compiler()?.module_part(self, k)
     }
 
     /// The entry calling a function of `words` words from an array (made at its first use).

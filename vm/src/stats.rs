@@ -323,12 +323,16 @@ pub fn report(rt: &Runtime) -> String {
     let c = &rt.info.code.compiled;
     let _ = writeln!(
         o,
-        "  jit: {} of {} functions compiled ({}, CPU {}, {} KiB of code)",
+        "  jit: {} of {} functions compiled ({}, CPU {}, {} KiB of code{})",
         c.functions.load(Relaxed),
         rt.info.func_names.len(),
         ms(c.nanos.load(Relaxed)),
         ms(c.cpu_nanos.load(Relaxed)),
-        c.code_bytes.load(Relaxed) / 1024
+        c.code_bytes.load(Relaxed) / 1024,
+        match c.code_freed.load(Relaxed) / 1024 {
+            0 => String::new(),
+            kib => format!(", {kib} KiB of it freed after it ran"),
+        }
     );
     let _ = writeln!(o, "  conflicts: {}", s.conflicts_total);
     let _ = writeln!(o, "    ({CONFLICTS_MEAN};");
@@ -455,6 +459,7 @@ pub fn report_json(rt: &Runtime) -> Value {
             "compile_ms": ms_f(rt.info.code.compiled.nanos.load(Relaxed)),
             "compile_cpu_ms": ms_f(rt.info.code.compiled.cpu_nanos.load(Relaxed)),
             "code_bytes": rt.info.code.compiled.code_bytes.load(Relaxed),
+            "code_freed_bytes": rt.info.code.compiled.code_freed.load(Relaxed),
         },
         "conflicts": s.conflicts_total,
         "definitions": { "conflicts": CONFLICTS_MEAN, "aborts": ABORTS_MEAN },

@@ -542,9 +542,44 @@ pub unsafe extern "C" fn stmjit_poll_slow(ctx: *mut Ctx, frame: *mut u64, point:
         // live below it; the budget stays spent for the next poll (see `rust_entry`).
         return NONE;
     }
+    // SAFETY: caller's contract.
+    unsafe { boundary_at(ctx, frame, point) }
+}
+
+/// The boundary between two parts of a huge module body (`jit/src/compile/parts.rs`):
+/// whatever the budget, commits and begins a transaction whose restart point is poll
+/// `point` of the frame at `frame` (`<module>`'s, before the next part), so that no restart
+/// runs a part that ran before it again and its code may be freed. Serves the runtime's
+/// requests first. Returns `NONE`, or [`ERR`] on an abort.
+///
+/// # Safety
+/// As [`stmjit_poll_slow`]; no atomic block is open (a part boundary is between top-level
+/// statements).
+pub unsafe extern "C" fn stmjit_part_boundary(ctx: *mut Ctx, frame: *mut u64, point: u64) -> Word {
+    let rt = rt_of(ctx);
+    rt.th().take_budget();
+    if let Err(a) = rt.th().poll() {
+        rt.note_abort(a);
+        return ERR;
+    }
+    // SAFETY: caller's contract.
+    debug_assert_eq!(unsafe { (*ctx).atomic_depth }, 0);
+    // SAFETY: caller's contract.
+    unsafe { boundary_at(ctx, frame, point) }
+}
+
+/// Commits, begins the next transaction and makes the frame at `frame` its opener, with
+/// restart point `point`: its slots are the restart roots. `NONE`, or [`ERR`] on an abort.
+///
+/// # Safety
+/// As [`stmjit_poll_slow`].
+unsafe fn boundary_at(ctx: *mut Ctx, frame: *mut u64, point: u64) -> Word {
+    let rt = rt_of(ctx);
     if rt.boundary(ctx).is_err() {
         return ERR;
     }
+    // SAFETY: caller's contract.
+    let c = unsafe { &mut *ctx };
     // SAFETY: the frame is [frame, ss.top): the caller is the topmost JIT frame.
     let slots = unsafe {
         let top = (*c.ss).top;

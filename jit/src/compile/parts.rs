@@ -53,6 +53,7 @@ use cranelift_module::{FuncId, Module};
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use stmjit_lang::ast::{Expr, Stmt, StmtKind};
+use stmjit_lang::diag::Span;
 
 use stmjit_vm::abi::Helper;
 use stmjit_vm::{ERR, RESTART, UNBOUND};
@@ -219,6 +220,48 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         Self::compile_with(func, fbc, sh, shape, |c| {
             for &part in parts {
                 c.call_part(part);
+            }
+        });
+    }
+
+    /// Compiles into `func` the `<module>` of a body run by parts compiled as they are
+    /// reached (`spans`: where each part begins): before each part but the first, a
+    /// boundary whose restart point is there ([`Self::part_boundary`]), then the part's
+    /// code from the compiler (`stmjit_module_part`, which frees the code of the part
+    /// before), and a call of it.
+    pub fn compile_lazy_parts(
+        func: &'b mut ir::Function,
+        fbc: &'b mut cranelift_frontend::FunctionBuilderContext,
+        sh: &'b mut super::Shared<'a>,
+        spans: &[Span],
+        func_idx: u32,
+    ) {
+        let shape = Shape {
+            arity: 0,
+            nlocals: 0,
+            body: &[],
+            emitted: &[],
+            cells: &[],
+            func_idx,
+            frame: FrameKind::Own,
+            assigned: None,
+            temps: 0,
+            outer: None,
+        };
+        Self::compile_with(func, fbc, sh, shape, |c| {
+            for (k, &span) in spans.iter().enumerate() {
+                if k > 0 {
+                    c.part_boundary(span);
+                }
+                let kv = c.b.ins().iconst(I64, k as i64);
+                let code = c.call_checked(Helper::ModulePart, &[c.ctx, kv], span);
+                let sig = c.jit_signature(1);
+                // As any call of a JIT function: the callee keeps r15 right.
+                c.spill_locals();
+                let inst = c.b.ins().call_indirect(sig, code, &[c.ctx]);
+                let r = c.b.inst_results(inst)[0];
+                c.reload_locals();
+                c.propagate(r);
             }
         });
     }

@@ -98,6 +98,20 @@ impl FnCompiler<'_, '_> {
         self.call_checked(Helper::PollSlow, &[self.ctx, frame, p], span);
         self.b.ins().jump(resume, &[]);
     }
+    /// The boundary before a part of a module body run by parts (`stmjit_part_boundary`):
+    /// it always commits, and its restart point is here, so that no restart runs the part
+    /// before it again (that part's code is freed when the next one is compiled). `<module>`
+    /// keeps nothing live across it.
+    pub(crate) fn part_boundary(&mut self, span: Span) {
+        let point = self.restarts.len() as i64;
+        let resume = self.b.create_block();
+        self.restarts.push(resume);
+        let frame = self.frame();
+        let p = self.b.ins().iconst(I64, point);
+        self.call_checked(Helper::PartBoundary, &[self.ctx, frame, p], span);
+        self.b.ins().jump(resume, &[]);
+        self.b.switch_to_block(resume);
+    }
     /// After a runtime call that may end the transaction: the next one may run in another
     /// segment, whose base the runtime left in `Ctx::seg_base` (and in `%gs`); r15 follows.
     /// (Calls of JIT functions need none: the callee keeps r15 right itself.)

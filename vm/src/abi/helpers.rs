@@ -164,6 +164,9 @@ helpers! {
     Aborted = "stmjit_aborted", ops::stmjit_aborted: fn(*mut Ctx) -> Word, NoMove;
     /// Poll slow path: pauses, aborts, or makes a boundary whose restart point is the poll.
     PollSlow = "stmjit_poll_slow", txn::stmjit_poll_slow: fn(*mut Ctx, *mut u64, u64) -> Word, MayMove;
+    /// The boundary before a part of a huge module body: always commits; its restart point
+    /// is there.
+    PartBoundary = "stmjit_part_boundary", txn::stmjit_part_boundary: fn(*mut Ctx, *mut u64, u64) -> Word, MayMove;
     /// Restart after an abort, in the opener's frame: slots restored, a new transaction.
     Restart = "stmjit_restart", txn::stmjit_restart: fn(*mut Ctx, *mut u64) -> Word, MayMove;
     /// Return from the frame that opened the transaction: a boundary.
@@ -171,6 +174,9 @@ helpers! {
     /// The code address of a program function not compiled yet: compiles it (its first
     /// call). Neither moves objects nor ends the transaction: compiling touches no heap.
     Compile = "stmjit_compile", calls::stmjit_compile: fn(*mut Ctx, u64) -> Word, NoMove;
+    /// The code address of part `k` of a huge module body, compiled now; the code of the
+    /// part before it is freed (it never runs again: `stmjit_part_boundary`).
+    ModulePart = "stmjit_module_part", calls::stmjit_module_part: fn(*mut Ctx, u64) -> Word, NoMove;
     /// `f(args)` for any callable, arguments in frame slots.
     Call = "stmjit_call", calls::stmjit_call: fn(*mut Ctx, Word, *const Word, u64) -> Word, MayMove;
     /// `f(args)` from a call site with a class cache that missed (fills it).
