@@ -36,17 +36,21 @@ pub fn parse_tokens(tokens: Vec<Token>) -> Result<Parsed, Diagnostic> {
     let mut body = Vec::new();
     while p.peek() != &Tok::Eof {
         p.statement(&mut body)?;
+        p.forget_consumed();
     }
-    // The comprehensions' functions are defined before anything else runs.
-    let mut all = comprehension::definitions(&p.comps, Span::new(1, 1));
-    all.append(&mut body);
-    all.shrink_to_fit();
+    // The comprehensions' functions are defined before anything else runs (inserted in
+    // place: the body is not copied beside itself).
+    body.splice(0..0, comprehension::definitions(&p.comps, Span::new(1, 1)));
+    body.shrink_to_fit();
     Ok(Parsed {
-        body: all,
+        body,
         functions: p.functions,
         comps: p.comps,
     })
 }
+
+/// Consumed tokens are dropped only past this many ([`Parser::forget_consumed`]).
+const FORGET_TOKENS_ABOVE: usize = 1 << 16;
 
 /// Where the statements being parsed are.
 #[derive(Clone, PartialEq)]
@@ -180,6 +184,19 @@ impl Parser {
 
     fn span(&self) -> Span {
         self.tokens[self.pos.min(self.tokens.len() - 1)].span
+    }
+
+    /// Between top-level statements: drops the tokens consumed so far once they are most
+    /// of the list (so each token is moved about once in all), so that the tokens of a huge
+    /// source do not all stay beside the syntax tree made of them: the peak of parsing is
+    /// about the larger of the two instead of their sum (a 100 000-line body: 44 MB of
+    /// tokens, 60 MB of tree). The parser never looks back.
+    fn forget_consumed(&mut self) {
+        if self.pos > FORGET_TOKENS_ABOVE && self.pos * 2 > self.tokens.len() {
+            self.tokens.drain(..self.pos);
+            self.tokens.shrink_to_fit();
+            self.pos = 0;
+        }
     }
 
     fn advance(&mut self) -> Token {
