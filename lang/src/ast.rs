@@ -359,6 +359,8 @@ pub enum Builtin {
     Type,
     /// `isinstance(x, cls)` (`cls` a class or a list of classes).
     IsInstance,
+    /// `issubclass(c, cls)` (`c` a class or a built-in type; `cls` as `isinstance` takes it).
+    IsSubclass,
     /// `set()`, `set(iterable)`: also the type of sets (`type(s) is set`).
     Set,
     /// `frozenset()`, `frozenset(iterable)`: also the type of frozensets.
@@ -409,7 +411,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 63 + crate::exceptions::COUNT] = [
+    pub const ALL: [Builtin; 64 + crate::exceptions::COUNT] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -457,6 +459,7 @@ impl Builtin {
         Builtin::JsonDecode,
         Builtin::Type,
         Builtin::IsInstance,
+        Builtin::IsSubclass,
         Builtin::Set,
         Builtin::FrozenSet,
         Builtin::GetAttr,
@@ -545,6 +548,7 @@ impl Builtin {
             Builtin::JsonDecode => "json_decode",
             Builtin::Type => "type",
             Builtin::IsInstance => "isinstance",
+            Builtin::IsSubclass => "issubclass",
             Builtin::Set => "set",
             Builtin::FrozenSet => "frozenset",
             Builtin::GetAttr => "getattr",

@@ -63,6 +63,7 @@ const EXPECTED_FORM: &[&str] = &[
     "range",
     "divmod",
     "isinstance",
+    "issubclass",
     "iter",
     "next",
     "sorted",
@@ -604,6 +605,11 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
             arity(name, &args, 2, 2)?;
             is_instance(&args[0], &args[1])
         }
+        Builtin::IsSubclass => {
+            arity(name, &args, 2, 2)?;
+            subclass_arg(&args[0])?;
+            Ok(Value::Bool(subclass_of(&args[0], &args[1])?))
+        }
         Builtin::Set => crate::sets::set_builtin(&args),
         Builtin::FrozenSet => crate::sets::frozenset_builtin(&args),
         Builtin::ExcClass(_) => unreachable!("{name} is a class, called as one"),
@@ -829,6 +835,42 @@ fn instance_of_one(v: &Value, cls: &Value) -> R<bool> {
         })
     };
     one(cls)
+}
+
+/// The error of `issubclass(c, ...)` when `c` is neither a class nor a built-in type.
+pub fn subclass_arg(c: &Value) -> R<()> {
+    match c {
+        Value::Class(_) => Ok(()),
+        Value::Builtin(b) if b.is_type() => Ok(()),
+        _ => Err(exc(TypeError, "issubclass() arg 1 must be a class")),
+    }
+}
+
+/// `issubclass(c, cls)` once `c` passed [`subclass_arg`]: `cls` a class, a built-in type or
+/// a tuple of them, nested. `bool` derives from `int`; a user class only from classes.
+pub fn subclass_of(c: &Value, cls: &Value) -> R<bool> {
+    if let Value::Tuple(t) = cls {
+        for k in &t.items {
+            if subclass_of(c, k)? {
+                return Ok(true);
+            }
+        }
+        return Ok(false);
+    }
+    Ok(match (c, cls) {
+        (Value::Class(a), Value::Class(b)) => is_subclass(a, b),
+        (Value::Builtin(a), Value::Builtin(b)) if b.is_type() => {
+            a == b || (*a, *b) == (Builtin::Bool, Builtin::Int)
+        }
+        (_, Value::Class(_)) => false,
+        (_, Value::Builtin(b)) if b.is_type() => false,
+        _ => {
+            return Err(exc(
+                TypeError,
+                "issubclass() arg 2 must be a class, a tuple of classes, or a union",
+            ))
+        }
+    })
 }
 
 /// `len(x)`.

@@ -394,6 +394,9 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
         Builtin::IsInstance if args.len() == 2 => with_rt(ctx, |rt| {
             super::exceptions::is_instance(rt, args[0], args[1])
         }),
+        Builtin::IsSubclass if args.len() == 2 => with_rt(ctx, |rt| {
+            super::exceptions::is_subclass(rt, args[0], args[1])
+        }),
         // `super()` where CPython has no class or no first argument (the parser wrote the
         // end of its message).
         Builtin::SuperAttr if args.len() == 2 => with_rt(ctx, |rt| {

@@ -420,6 +420,35 @@ fn instance_of(rt: &mut Runtime, x: Word, cls: Word) -> R<bool> {
     Ok(false)
 }
 
+/// `issubclass(c, cls)`: classes of the heap compared through their bases; built-in types,
+/// a class against a built-in type, and the errors by the interpreter's rule
+/// ([`subclass_of`](stmjit_lang::builtins_core::subclass_of)).
+pub(crate) fn is_subclass(rt: &mut Runtime, c: Word, cls: Word) -> R<Word> {
+    if !rt.is(c, rt.types.class) {
+        let v = rt.to_value(c, &mut crate::convert::Memo::peek());
+        stmjit_lang::builtins_core::subclass_arg(&v)?;
+    }
+    Ok(value::from_bool(subclass_of(rt, c, cls)?))
+}
+
+fn subclass_of(rt: &mut Runtime, c: Word, cls: Word) -> R<bool> {
+    if rt.is(cls, rt.types.tuple) {
+        // The items need no roots: nothing here allocates (it reads, and converts for a peek).
+        for k in rt.tuple_items(cls) {
+            if subclass_of(rt, c, k)? {
+                return Ok(true);
+            }
+        }
+        return Ok(false);
+    }
+    if rt.is(c, rt.types.class) && rt.is(cls, rt.types.class) {
+        return Ok(rt.is_subclass(c, cls));
+    }
+    let a = rt.to_value(c, &mut crate::convert::Memo::peek());
+    let b = rt.to_value(cls, &mut crate::convert::Memo::peek());
+    Ok(stmjit_lang::builtins_core::subclass_of(&a, &b)?)
+}
+
 /// `type(x)`: the class of an instance, or the constructor of a built-in type.
 pub(crate) fn type_of(rt: &mut Runtime, x: Word) -> R<Word> {
     if rt.is(x, rt.types.instance) {
