@@ -769,6 +769,76 @@ pub(crate) fn call_starts(items: &[Word]) -> Vec<usize> {
     starts
 }
 
+/// How many queued calls a worker runs in one transaction: a queued call is atomic, and
+/// so is a run of them (serializability allows it: docs/LANGUAGE.md). A transaction per
+/// call of microtq (500 000 calls of one increment) spent most of a worker's time in
+/// `begin` and `commit`, and on 2 segments each commit's locked writes moved cache lines
+/// between the cores. Doubles after a transaction that committed at its first try,
+/// halves after one that aborted (a conflict then loses fewer calls), 1 to
+/// [`Batch::MAX`].
+struct Batch {
+    size: usize,
+}
+
+impl Default for Batch {
+    fn default() -> Batch {
+        Batch { size: 1 }
+    }
+}
+
+impl Batch {
+    /// The most calls in one transaction (a dispenser run is at most as long).
+    const MAX: usize = Dispenser::MAX_RUN;
+    /// Time-stamp ticks (about 20 to 100 us) after which a transaction takes no further
+    /// call: long calls are not batched, so a conflict never loses much.
+    const TICKS: u64 = 200_000;
+
+    fn adapt(&mut self, aborted: bool) {
+        self.size = if aborted {
+            (self.size / 2).max(1)
+        } else {
+            (self.size * 2).min(Self::MAX)
+        };
+    }
+
+    /// Whether the transaction that ran the last call (begun at tick `t0`) takes no
+    /// further call: it is long enough, it became inevitable (it would keep the others
+    /// from committing), it spawned threads (they start at its commit, and a later call
+    /// joining one would split it), or it was split (a join).
+    fn ends_after(rt: &mut Runtime, t0: u64) -> bool {
+        stmjit_runtime::ticks::now().wrapping_sub(t0) > Self::TICKS
+            || rt.th().is_inevitable()
+            || rt.tx.split_atomic
+            // SAFETY: the pending slot is the driver's base-frame slot (a GC root).
+            || !rt.tx.pending_slot.is_null() && unsafe { *rt.tx.pending_slot } != NONE
+    }
+}
+
+/// Runs queued call `call` (its words in the round's list `round`) in the running
+/// transaction; an error it raises is reported as raised through `q.run()` (at
+/// `run_site`), as the interpreter does.
+fn run_call(
+    ctx: *mut Ctx,
+    round: Word,
+    call: std::ops::Range<u64>,
+    parts: &mut Vec<Word>,
+    run_site: i64,
+) -> Word {
+    let rt = rt_of(ctx);
+    rt.list_range_into(round, call, parts);
+    let r = super::calls::call_value(ctx, parts[0], &parts[1..]);
+    let rt = rt_of(ctx);
+    if r == ERR && !rt.tx.aborting && run_site >= 0 {
+        let s = &rt.info.code.sites[run_site as usize];
+        let function = rt.info.func_names[s.func as usize].clone();
+        rt.trace.push(stmjit_lang::diag::TraceEntry {
+            span: s.span,
+            function,
+        });
+    }
+    r
+}
+
 /// `q.run()` of a TransactionQueue whose call list is `calls`: runs every queued call as
 /// one transaction, on as many worker threads as there are segments, until no call is left
 /// (calls added while running run too).
@@ -826,32 +896,33 @@ pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
                         }
                         let mut d = Driver::new(info);
                         let mut parts = Vec::new();
+                        let mut batch = Batch::default();
                         while let Some(taken) = next.take() {
-                            for k in taken {
-                                let call = starts[k] as u64 + 1..starts[k + 1] as u64;
+                            let mut k = taken.start;
+                            while k < taken.end {
+                                let first = k;
+                                let until = (first + batch.size).min(taken.end);
+                                let mut tries = 0;
                                 d.run(
                                     true,
                                     |ctx| {
-                                        let rt = rt_of(ctx);
-                                        rt.list_range_into(round, call.clone(), &mut parts);
-                                        let r =
-                                            super::calls::call_value(ctx, parts[0], &parts[1..]);
-                                        let rt = rt_of(ctx);
-                                        if r == ERR && !rt.tx.aborting && run_site >= 0 {
-                                            // The queued call's error is reported as raised
-                                            // through `q.run()`, as the interpreter does.
-                                            let s = &rt.info.code.sites[run_site as usize];
-                                            let function =
-                                                rt.info.func_names[s.func as usize].clone();
-                                            rt.trace.push(stmjit_lang::diag::TraceEntry {
-                                                span: s.span,
-                                                function,
-                                            });
+                                        tries += 1;
+                                        k = first;
+                                        let t0 = stmjit_runtime::ticks::now();
+                                        while k < until {
+                                            let call = starts[k] as u64 + 1..starts[k + 1] as u64;
+                                            let r =
+                                                run_call(ctx, round, call, &mut parts, run_site);
+                                            k += 1;
+                                            if r == ERR || Batch::ends_after(rt_of(ctx), t0) {
+                                                return r;
+                                            }
                                         }
-                                        r
+                                        NONE
                                     },
                                     |_, r| r,
                                 );
+                                batch.adapt(tries > 1);
                             }
                         }
                     })

@@ -184,7 +184,7 @@ impl Default for ThreadTx {
 }
 
 impl Runtime {
-    fn th(&mut self) -> &mut stmjit_runtime::StmThread {
+    pub(crate) fn th(&mut self) -> &mut stmjit_runtime::StmThread {
         // SAFETY: th is this thread's live handle, used only by this thread.
         unsafe { &mut *self.th }
     }
