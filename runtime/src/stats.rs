@@ -314,8 +314,13 @@ impl StatsSnapshot {
 }
 
 impl Stats {
+    /// Adds `v` to a shared counter; nothing for 0. The write barrier's slow path added the
+    /// pages it privatized, usually none, at every first write of an object: a locked add
+    /// on a line every segment writes, so on 2 segments each one moved it between the cores.
     pub(crate) fn add(c: &AtomicU64, v: u64) {
-        c.fetch_add(v, Relaxed);
+        if v != 0 {
+            c.fetch_add(v, Relaxed);
+        }
     }
 
     pub(crate) fn count_abort(&self, cause: AbortCause) {
