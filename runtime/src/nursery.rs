@@ -75,8 +75,10 @@ pub(crate) struct ThreadGc {
     /// Commit log: the records of the entry being built (`StmThread::build_entry`), kept
     /// for the next commit's so that building one allocates nothing.
     pub entry_recs: Vec<crate::commitlog::Rec>,
-    /// Young objects outside the nursery: address → allocated size.
-    pub young_large: HashMap<Ref, u64>,
+    /// Young objects outside the nursery: address → allocated size. Keyed with the cheap
+    /// address hash: a minor collection looks up every reference it traces while the map
+    /// is not empty (the arrays a growing list left behind stay there until it ends).
+    pub young_large: HashMap<Ref, u64, AddrHash>,
     /// Objects promoted in this transaction that were written since the last minor
     /// collection (their write-barrier flag is clear until the next one).
     pub old_young: Vec<Ref>,
@@ -98,7 +100,7 @@ impl ThreadGc {
             modified: Vec::new(),
             backups: Vec::new(),
             entry_recs: Vec::new(),
-            young_large: HashMap::new(),
+            young_large: HashMap::default(),
             old_young: Vec::new(),
             restart_roots: std::sync::Mutex::new(Vec::new()),
         })
@@ -132,7 +134,10 @@ struct Minor<'a> {
     alloc: crate::gcpage::SegmentAllocator<'a>,
     base: u64,
     l: Layout,
-    young_large: &'a mut HashMap<Ref, u64>,
+    young_large: &'a mut HashMap<Ref, u64, AddrHash>,
+    /// The addresses of the young large objects lie in this range: a reference outside it
+    /// (most of them) needs no lookup.
+    large_range: std::ops::Range<u64>,
     queue: Vec<Ref>,
     new_recs: Vec<ModRec>,
     promoted: u64,
@@ -181,7 +186,7 @@ impl Minor<'_> {
                 self.promoted += size;
                 new
             }
-        } else if !self.young_large.is_empty() {
+        } else if self.large_range.contains(&w) {
             if let Some(size) = self.young_large.remove(&w) {
                 // SAFETY: a young large object of this transaction, in our old space.
                 unsafe { update_flags(self.base + w, WRITE_BARRIER_FLAG as u32 | NEW_FLAG, 0) };
@@ -307,6 +312,8 @@ impl StmThread {
         let gc = &mut *self.gc;
         let t0 = Instant::now();
         let base = l.segment_base(me);
+        let lo = gc.young_large.keys().copied().min().unwrap_or(0);
+        let hi = gc.young_large.keys().copied().max().map_or(0, |r| r + 1);
         let mut m = Minor {
             stm,
             types: &stm.types,
@@ -314,6 +321,7 @@ impl StmThread {
             base,
             l,
             young_large: &mut gc.young_large,
+            large_range: lo..hi,
             queue: Vec::new(),
             new_recs: Vec::new(),
             promoted: 0,
