@@ -222,6 +222,14 @@ impl StmThread {
         self.seg != 0 && self.stm.tx_state(self.seg) & INEVITABLE != 0
     }
 
+    /// Whether the running transaction wrote an object others can reach or promoted one it
+    /// allocated (it has modified records): a caller that would roll it back to wait for
+    /// another thread (a join) learns whether that would hide anything the thread may be
+    /// waiting for.
+    pub fn has_written(&self) -> bool {
+        !self.gc.modified.is_empty()
+    }
+
     fn key(&self) -> (usize, usize) {
         (Arc::as_ptr(&self.stm) as usize, self.seg)
     }

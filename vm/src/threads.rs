@@ -581,13 +581,14 @@ pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
         ended = wait_done(rt, id);
         rt.begin_without_restart_point(ctx);
         rt.tx.split_atomic = true;
+    } else if !is_done(rt, id) && join_may_restart(rt, atomic) && rt.abort_until_thread_ends(id) {
+        // A running thread: the transaction aborts, waits for it outside any transaction
+        // (`Runtime::begin`) and runs again from its restart point, where this join finds
+        // the thread ended. Under a GIL no other thread runs during an atomic block, so the
+        // block can only have run after the thread ended.
+        rt.release(mark);
+        return ERR;
     } else if atomic && !is_done(rt, id) {
-        // Under a GIL no other thread runs during an atomic block, so the block can only
-        // have run after the thread ended.
-        if rt.abort_until_thread_ends(id) {
-            rt.release(mark);
-            return ERR;
-        }
         // Inevitable (the block called `shutdown()`): it cannot be undone and run after
         // the thread, and waiting in it would never end (the thread's writer commits wait
         // for this transaction: they stop the world, or append to the commit log only once
@@ -598,13 +599,29 @@ pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
             ErrorKind::RuntimeError,
             stmjit_lang::diag::JOIN_IN_INEVITABLE,
         );
-    } else if !atomic {
+    } else if !is_done(rt, id) {
+        // The transaction wrote or spawned something the thread may be waiting for (or it
+        // spawned this very thread), or it is inevitable: commit, wait, and go on without a
+        // restart point (inevitable).
         if commit_for_wait(rt, ctx).is_err() {
             rt.release(mark);
             return ERR;
         }
         ended = wait_done(rt, id);
         rt.begin_without_restart_point(ctx);
+    } else {
+        // Ended: its last commit came before its end was marked, but this transaction's
+        // snapshot may predate it (commit log); the view is brought up to it (or, on a
+        // conflict, the transaction runs again).
+        if let Err(e) = rt.refresh() {
+            rt.release(mark);
+            return rt.unwind(e);
+        }
+        if !atomic {
+            // The next poll ends the transaction: a later join then begins in one that has
+            // written nothing yet, and can wait as above instead of committing.
+            rt.set_budget(0);
+        }
     }
     let obj = rt.get(ho);
     rt.release(mark);
@@ -633,6 +650,20 @@ pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
         return rt.raise_obj(exc, trace);
     }
     rt.list_get(data, T_RESULT)
+}
+
+/// Whether a join of a running thread may abort the running transaction, wait for the
+/// thread outside any transaction and run the transaction again from its restart point,
+/// instead of committing it first: inside an atomic block always (the block runs after the
+/// thread, as under a global lock); elsewhere only while the transaction has written and
+/// spawned nothing, so that rolling it back hides nothing the thread may be waiting for (a
+/// thread that waits for a value the joiner stored before the join must see it committed).
+/// The caller checks that the transaction is not inevitable (`abort_until_thread_ends`).
+fn join_may_restart(rt: &mut Runtime, atomic: bool) -> bool {
+    let slot = rt.tx.pending_slot;
+    // SAFETY: a non-null pending slot is the driver's base-frame slot (a GC root).
+    let spawned = !slot.is_null() && unsafe { *slot } != NONE;
+    atomic || !spawned && !rt.th().has_written()
 }
 
 /// Whether thread `id` has ended.
