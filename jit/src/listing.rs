@@ -3,8 +3,8 @@
 //! of the sequences it emits (polls, allocation, fast paths), and which functions to show.
 
 use crate::compile::{
-    loc_kind, loc_line, LOC_ALLOC, LOC_ATTR_FAST, LOC_CARD_WB, LOC_LIST_FAST, LOC_POLL,
-    LOC_REGION_REPAIR,
+    loc_kind, loc_line, LOC_ALLOC, LOC_ATTR_FAST, LOC_CARD_WB, LOC_FLOAT_BITS, LOC_LIST_FAST,
+    LOC_POLL, LOC_REGION_REPAIR,
 };
 use cranelift_codegen::ir::SourceLoc;
 use std::io::Write;
@@ -58,6 +58,7 @@ fn sequence_label(loc: SourceLoc) -> Option<String> {
             LOC_ALLOC => "nursery allocation (bump pointer, limit check)",
             LOC_REGION_REPAIR => "barrier region repair (slow path re-marks, re-tests)",
             LOC_ATTR_FAST => "attribute fast path (instance type, cached shape slot)",
+            LOC_FLOAT_BITS => "float bits of an instance slot (raw float test or update)",
             _ => return None,
         }
         .into(),

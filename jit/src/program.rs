@@ -29,7 +29,7 @@ use crate::switches::Switches;
 use cranelift_codegen::ir::{types::I64, InstBuilder, Signature, Type};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{FuncId, Linkage, Module};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::mem::offset_of;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -437,6 +437,8 @@ struct JitState {
     funcs: Functions,
     /// Program function bound to each global by a module-level `def` (direct calls).
     def_of_global: HashMap<usize, usize>,
+    /// The attribute names whose slots may hold a raw float (`compile::raw_attrs`).
+    raw_attrs: HashSet<String>,
     /// The segment layout's card marker displacement.
     card_disp: u64,
     /// Read barriers (not with `--gil`).
@@ -497,6 +499,7 @@ impl Jit {
                 helpers,
                 funcs,
                 def_of_global: direct_call_targets(&info.program),
+                raw_attrs: compile::raw_attrs(&info.program),
                 card_disp: layout.card_marker_disp,
                 read_barriers: !opts.gil,
                 // As the runtime was configured (`start_runtime`).
@@ -676,6 +679,7 @@ impl JitState {
             code: &info.code,
             classes: &info.classes,
             def_of_global: &self.def_of_global,
+            raw_attrs: &self.raw_attrs,
             card_disp: self.card_disp,
             frontend,
             read_barriers: self.read_barriers,

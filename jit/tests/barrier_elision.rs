@@ -2,7 +2,8 @@
 //! per object per region (no call, poll, loop header or other join in between); a call, a
 //! loop header or the reassignment of the local ends it; list element granules are each
 //! marked. The same for the write-barrier flag test of an instance's stores
-//! (`self.a = 1; self.b = 2`).
+//! (`self.a = 1; self.b = 2`). And the float bits of instance slots: tested and updated
+//! only for the attribute names that some float tree stores raw.
 
 /// Hot-path read-marker stores of each function in the `--dump-asm` listing of `src` (the
 /// stores a slow path repeats to keep the region across its join are not counted).
@@ -253,4 +254,38 @@ print(d.a, d.b, d.c)
     );
     // The loop header is a join: 1 before the loop, 1 in its body (for two stores).
     assert_eq!(m["f4_D.loop"], 2, "{m:?}");
+}
+
+#[test]
+fn float_bits_only_for_names_that_float_trees_store_raw() {
+    let src = "class B:
+    def __init__(self):
+        self.n = 0
+        self.v = 1.0
+        self.w = 2.0
+
+    def ints(self):
+        self.n += 1
+        self.n = self.n * 2
+        return self.n + len([self.w])
+
+    def floats(self, dt):
+        self.v += dt * 0.5
+        return self.v
+
+def reads(b):
+    return b.v
+
+b = B()
+b.ints()
+b.floats(0.25)
+print(reads(b), b.n, b.w)
+";
+    let m = hot_sequences(src, "float bits of an instance slot");
+    // `n` and `w` are stored no float tree anywhere: their reads and stores leave the bits
+    // alone (`__init__` stores only those and `v`, whose bit it clears).
+    assert_eq!(m.get("f1_B.ints"), None, "{m:?}");
+    // `v` is stored raw by `self.v += dt * 0.5`: a read in another function tests its bit.
+    assert!(m.get("f3_reads").is_some_and(|&n| n > 0), "{m:?}");
+    assert!(m.get("f2_B.floats").is_some_and(|&n| n > 0), "{m:?}");
 }

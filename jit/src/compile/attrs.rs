@@ -6,7 +6,8 @@
 //! (`o.x += dt * o.vx` allocates nothing: [`FnCompiler::setattr_raw`]) and reads such a slot
 //! as its `f64` ([`FnCompiler::getattr_raw`]); every other read boxes it, every other store
 //! clears the bit. The bits live in the instance, under its read marker and write barrier,
-//! so transactions, commits and aborts copy them with the slots.
+//! so transactions, commits and aborts copy them with the slots. Only names that some float
+//! tree of the program stores raw have their bits tested and updated (`raw_slots.rs`).
 
 use super::barriers::{Marks, Region};
 use super::{mf, FnCompiler};
@@ -24,6 +25,17 @@ const FLOATS: i32 = offset_of!(InstanceObj, floats) as i32;
 
 /// The slot index of a raw read that the helper made (no inline slot known).
 const NO_SLOT: i64 = -1;
+
+/// What a store to an inline slot does with the slot's float bit.
+#[derive(Clone, Copy)]
+enum FloatBit {
+    /// Leaves it: the name's slots never hold a raw float (`raw_slots.rs`), the bit is clear.
+    Kept,
+    /// Clears it: the word stored is a value.
+    Cleared,
+    /// Sets it where the word stored is `UNBOXED`, the value then being this `f64`.
+    Raw(Value),
+}
 
 /// What a read of `o.name` gives (see [`FnCompiler::getattr_raw`]).
 struct AttrRead {
@@ -63,13 +75,22 @@ impl FnCompiler<'_, '_> {
     fn getattr_mode(&mut self, o: Value, name: &str, span: Span, raw: bool) -> AttrRead {
         let nid = self.sh.names.intern(name);
         let outer = self.accesses.replace(Accessed::Attr(nid));
-        let v = self.getattr_named(o, nid, span, raw);
+        let maybe_raw = self.may_be_raw(name);
+        let v = self.getattr_named(o, nid, span, raw, maybe_raw);
         self.accesses = outer;
         v
     }
 
-    /// [`Self::getattr_mode`] of the interned `name`.
-    fn getattr_named(&mut self, o: Value, name: u32, span: Span, raw: bool) -> AttrRead {
+    /// [`Self::getattr_mode`] of the interned `name`; `maybe_raw`: whether its slot may hold a
+    /// raw float (`raw_slots.rs`), else its float bit is not tested.
+    fn getattr_named(
+        &mut self,
+        o: Value,
+        name: u32,
+        span: Span,
+        raw: bool,
+        maybe_raw: bool,
+    ) -> AttrRead {
         let cache = self.attr_site();
         let slow = self.b.create_block();
         let done = self.b.create_block();
@@ -84,11 +105,15 @@ impl FnCompiler<'_, '_> {
         let (addr, idx) = self.attr_slot(o, cache, slow, span);
         let before = self.b.current_block();
         let region = self.region.clone();
-        let is_float = self.slot_is_float(o, idx);
-        let float = self.b.create_block();
-        let word = self.b.create_block();
-        self.b.ins().brif(is_float, float, &[], word, &[]);
-        self.follow(word);
+        // Only where the name's slots may hold raw floats is the float bit tested.
+        let float = maybe_raw.then(|| {
+            let is_float = self.slot_is_float(o, idx);
+            let float = self.b.create_block();
+            let word = self.b.create_block();
+            self.b.ins().brif(is_float, float, &[], word, &[]);
+            self.follow(word);
+            float
+        });
         let a = self.seg_addr(addr);
         let v = self.b.ins().load(I64, mf(), a, 0);
         let absent = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
@@ -101,28 +126,30 @@ impl FnCompiler<'_, '_> {
             }
         };
         self.b.ins().brif(absent, slow, &[], done, &args(v, idx));
-        // The raw float: under the same barriers as the word (no call before the join but
-        // the box's own slow path, which repairs the region).
-        if !raw {
-            self.b.set_cold_block(float);
-        }
-        self.b.switch_to_block(float);
-        if region.block.is_some() && region.block == before {
-            self.region = Region {
-                block: Some(float),
-                ..region
-            };
-        }
-        let a = self.seg_addr(addr);
-        let f = self.b.ins().load(F64, mf(), a, 0);
-        if raw {
-            let u = self.b.ins().iconst(I64, UNBOXED as i64);
-            self.b.ins().jump(done, &[u.into(), f.into(), idx.into()]);
-        } else {
-            let first_new = self.b.func.dfg.num_blocks();
-            let boxed = self.box_float_with(f, span, None, &marked);
-            self.b.ins().jump(done, &[boxed.into()]);
-            self.cold_from(first_new);
+        if let Some(float) = float {
+            // The raw float: under the same barriers as the word (no call before the join but
+            // the box's own slow path, which repairs the region).
+            if !raw {
+                self.b.set_cold_block(float);
+            }
+            self.b.switch_to_block(float);
+            if region.block.is_some() && region.block == before {
+                self.region = Region {
+                    block: Some(float),
+                    ..region
+                };
+            }
+            let a = self.seg_addr(addr);
+            let f = self.b.ins().load(F64, mf(), a, 0);
+            if raw {
+                let u = self.b.ins().iconst(I64, UNBOXED as i64);
+                self.b.ins().jump(done, &[u.into(), f.into(), idx.into()]);
+            } else {
+                let first_new = self.b.func.dfg.num_blocks();
+                let boxed = self.box_float_with(f, span, None, &marked);
+                self.b.ins().jump(done, &[boxed.into()]);
+                self.cold_from(first_new);
+            }
         }
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
@@ -143,10 +170,13 @@ impl FnCompiler<'_, '_> {
     /// Whether slot `idx` of instance `o` holds a raw float: bit `idx` of its float bits
     /// (read under the instance's read marker, which the slot access stored).
     fn slot_is_float(&mut self, o: Value, idx: Value) -> Value {
+        self.begin_sequence(super::LOC_FLOAT_BITS);
         let fa = self.seg_addr(o);
         let floats = self.b.ins().load(I64, mf(), fa, FLOATS);
         let bit = self.b.ins().ushr(floats, idx);
-        self.b.ins().band_imm(bit, 1)
+        let is_float = self.b.ins().band_imm(bit, 1);
+        self.end_sequence();
+        is_float
     }
 
     /// `o.name = v`, inline for existing inline instance slots (write barrier on the
@@ -182,22 +212,32 @@ impl FnCompiler<'_, '_> {
     ) {
         let nid = self.sh.names.intern(name);
         let outer = self.accesses.replace(Accessed::Attr(nid));
-        self.setattr_named(o, nid, v, raw, span);
+        debug_assert!(
+            raw.is_none() || self.may_be_raw(name),
+            "raw store of {name}"
+        );
+        let bit = match self.may_be_raw(name) {
+            true => FloatBit::Cleared,
+            false => FloatBit::Kept,
+        };
+        self.setattr_named(o, nid, v, raw, bit, span);
         self.accesses = outer;
     }
 
-    /// [`Self::setattr_mode`] of the interned `name`.
+    /// [`Self::setattr_mode`] of the interned `name`; `bit`: what a store of a value (not
+    /// `raw`) does with the float bit.
     fn setattr_named(
         &mut self,
         o: Value,
         name: u32,
         v: Value,
         raw: Option<(Value, Value)>,
+        bit: FloatBit,
         span: Span,
     ) {
         let done = self.b.create_block();
         let Some((f, slot)) = raw else {
-            let marked = self.setattr_probed(o, name, v, None, done, span);
+            let marked = self.setattr_probed(o, name, v, bit, done, span);
             self.enter_join(done, marked);
             return;
         };
@@ -214,7 +254,7 @@ impl FnCompiler<'_, '_> {
         let off = self.b.ins().ishl_imm(slot, 3);
         let off = self.b.ins().iadd_imm(off, INSTANCE_DATA as i64);
         let addr = self.b.ins().iadd(o, off);
-        self.store_slot_word(o, addr, slot, v, Some(f), span);
+        self.store_slot_word(o, addr, slot, v, FloatBit::Raw(f), span);
         let direct_marks = self.region_marked();
         self.b.ins().jump(done, &[]);
         self.b.set_cold_block(probed);
@@ -226,7 +266,7 @@ impl FnCompiler<'_, '_> {
             };
         }
         let first_new = self.b.func.dfg.num_blocks();
-        let probed_marks = self.setattr_probed(o, name, v, Some(f), done, span);
+        let probed_marks = self.setattr_probed(o, name, v, FloatBit::Raw(f), done, span);
         self.cold_from(first_new);
         self.enter_join(done, direct_marks.both(&probed_marks));
     }
@@ -238,27 +278,27 @@ impl FnCompiler<'_, '_> {
         o: Value,
         name: u32,
         v: Value,
-        raw: Option<Value>,
+        bit: FloatBit,
         done: Block,
         span: Span,
     ) -> Marks {
         let cache = self.attr_site();
         let slow = self.b.create_block();
         let (addr, idx) = self.attr_slot(o, cache, slow, span);
-        self.store_slot_word(o, addr, idx, v, raw, span);
+        self.store_slot_word(o, addr, idx, v, bit, span);
         let marked = self.region_marked();
         self.b.ins().jump(done, &[]);
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
         let nid = self.b.ins().iconst(I64, i64::from(name));
         let cp = self.b.ins().iconst(I64, cache);
-        match raw {
-            Some(f) => {
+        match bit {
+            FloatBit::Raw(f) => {
                 let fbits = self.b.ins().bitcast(I64, ir::MemFlagsData::new(), f);
                 let args = [self.ctx, o, nid, v, fbits, cp];
                 self.call_checked(Helper::SetAttrSiteRaw, &args, span);
             }
-            None => {
+            FloatBit::Kept | FloatBit::Cleared => {
                 self.call_checked(Helper::SetAttrSite, &[self.ctx, o, nid, v, cp], span);
             }
         }
@@ -267,20 +307,31 @@ impl FnCompiler<'_, '_> {
         marked
     }
 
-    /// Stores `v` (where `raw`, `v` may be `UNBOXED`, the value then being the `f64` given)
-    /// in inline slot `idx` of instance `o`, at `addr`, after its write barrier, with its
-    /// float bit: the word and the bits stored together, without a branch.
+    /// Stores `v` (with `FloatBit::Raw`, `v` may be `UNBOXED`, the value then being the
+    /// `f64` given) in inline slot `idx` of instance `o`, at `addr`, after its write
+    /// barrier, with its float bit as `bit` says: the word and the bits stored together,
+    /// without a branch.
     fn store_slot_word(
         &mut self,
         o: Value,
         addr: Value,
         idx: Value,
         v: Value,
-        raw: Option<Value>,
+        bit: FloatBit,
         span: Span,
     ) {
         let local = self.local_of.get(&o).copied();
         self.write_barrier(o, local, span);
+        let raw = match bit {
+            FloatBit::Kept => {
+                let a = self.seg_addr(addr);
+                self.b.ins().store(mf(), v, a, 0);
+                return;
+            }
+            FloatBit::Cleared => None,
+            FloatBit::Raw(f) => Some(f),
+        };
+        self.begin_sequence(super::LOC_FLOAT_BITS);
         let fa = self.seg_addr(o);
         let floats = self.b.ins().load(I64, mf(), fa, FLOATS);
         let one = self.b.ins().iconst(I64, 1);
@@ -301,5 +352,6 @@ impl FnCompiler<'_, '_> {
         self.b.ins().store(mf(), stored, a, 0);
         let fa = self.seg_addr(o);
         self.b.ins().store(mf(), bits, fa, FLOATS);
+        self.end_sequence();
     }
 }

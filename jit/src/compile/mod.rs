@@ -41,6 +41,7 @@ mod lists;
 mod literals;
 mod loop_exits;
 mod parts;
+mod raw_slots;
 mod sites;
 mod stmt;
 mod tries;
@@ -54,6 +55,7 @@ pub use parts::{
     fn_part_locals, has_loop, is_huge, split_body, FN_PART, FN_SPLIT_ABOVE, MODULE_PART,
     MODULE_SPLIT_ABOVE,
 };
+pub(crate) use raw_slots::raw_attrs;
 
 use cranelift_codegen::ir::{self, types::I64, Block, FuncRef, InstBuilder, SourceLoc, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
@@ -105,6 +107,9 @@ pub const LOC_ALLOC: u32 = 5;
 /// Marks the read markers a slow path stores again, and the write-barrier flag tests it
 /// redoes, to keep the region across its join (see "Barrier elision" above).
 pub const LOC_REGION_REPAIR: u32 = 6;
+/// Marks the test and update of an instance slot's float bit (`attrs.rs`): only for the
+/// attribute names that some float tree stores raw (`raw_slots.rs`).
+pub const LOC_FLOAT_BITS: u32 = 7;
 
 /// What the compiler of one function needs from the program-level compiler.
 pub struct Shared<'a> {
@@ -128,6 +133,8 @@ pub struct Shared<'a> {
     pub classes: &'a ClassTable,
     /// Program function id bound to each global by a module-level `def` (direct calls).
     pub def_of_global: &'a HashMap<usize, usize>,
+    /// The attribute names whose slots may hold a raw float ([`raw_slots::raw_attrs`]).
+    pub raw_attrs: &'a HashSet<String>,
     /// The segment layout (card marker displacement).
     pub card_disp: u64,
     /// The target's frontend configuration.

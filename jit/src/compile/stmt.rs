@@ -549,8 +549,12 @@ impl FnCompiler<'_, '_> {
                 let mark = self.temp_mark();
                 let o = self.expr(obj);
                 let ot = self.push_temp(o);
-                // A float tree reads and stores the attribute raw (`attrs.rs`).
-                let tree = self.float_aug_tree(op, value, span);
+                // A float tree reads and stores the attribute raw (`attrs.rs`), for a name
+                // whose slots may hold raw floats (`raw_slots.rs`) only.
+                let tree = match self.may_be_raw(name) {
+                    true => self.float_aug_tree(op, value, span),
+                    false => None,
+                };
                 let (cur, read) = match tree {
                     Some(_) => {
                         let r = self.getattr_raw(o, name, obj.span);

@@ -260,13 +260,7 @@ impl FnCompiler<'_, '_> {
     /// Whether the tree `e` has an attribute leaf of a name that the function stores float
     /// trees to ([`super::floats::float_attrs`]): `x += dt * o.vx`.
     fn float_attr_leaf(&self, e: &Expr) -> bool {
-        match &e.kind {
-            ExprKind::Binary(BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div, a, b) => {
-                self.float_attr_leaf(a) || self.float_attr_leaf(b)
-            }
-            ExprKind::Attr { name, .. } => self.float_attrs.iter().any(|n| n == name),
-            _ => false,
-        }
+        super::raw_slots::attr_leaf_in(e, &self.float_attrs)
     }
 
     /// `t OP= value` for a target `t` whose current value is in temporary `ct` (`o.x`,
