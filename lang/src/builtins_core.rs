@@ -44,10 +44,29 @@ pub fn arity(name: &str, args: &[Value], min: usize, max: usize) -> R<()> {
     Ok(())
 }
 
-/// Builtins that CPython defines with one argument (`METH_O`): their arity error reads
-/// "takes exactly one argument".
+/// Builtins and methods that CPython defines with one argument (`METH_O`): their arity
+/// error reads "takes exactly one argument".
 const ONE_ARGUMENT: &[&str] = &[
-    "abs", "all", "any", "bin", "callable", "chr", "hash", "hex", "id", "len", "oct", "ord", "repr",
+    "abs",
+    "all",
+    "any",
+    "bin",
+    "callable",
+    "chr",
+    "hash",
+    "hex",
+    "id",
+    "len",
+    "oct",
+    "ord",
+    "repr",
+    "list.append",
+    "list.extend",
+    "list.remove",
+    "list.count",
+    "str.join",
+    "str.partition",
+    "str.rpartition",
 ];
 
 /// Builtins whose arity error CPython words "NAME expected ... argument(s), got N" (types
@@ -837,6 +856,19 @@ fn instance_of_one(v: &Value, cls: &Value) -> R<bool> {
     one(cls)
 }
 
+/// `s.format(args..., name=value...)`, `names` naming functions for `str` and `repr`.
+pub fn format_method(
+    s: &str,
+    args: crate::format::FormatArgs,
+    names: &dyn Fn(usize) -> String,
+) -> R<Value> {
+    let text = |v: &Value| v.to_str(names);
+    let repr = |v: &Value| v.repr(names);
+    Ok(Value::str(crate::format::str_format(
+        s, args, &text, &repr,
+    )?))
+}
+
 /// The error of `issubclass(c, ...)` when `c` is neither a class nor a built-in type.
 pub fn subclass_arg(c: &Value) -> R<()> {
     match c {
@@ -1139,6 +1171,8 @@ pub const DICT_METHODS: &[&str] = &[
 pub const STR_METHODS: &[&str] = &[
     "split",
     "rsplit",
+    "partition",
+    "rpartition",
     "splitlines",
     "strip",
     "lstrip",
@@ -1305,13 +1339,7 @@ pub fn call_method(
         Value::FrozenSet(d) if crate::sets::FROZENSET_METHODS.contains(&name) => {
             crate::sets::frozenset_method(d, name, args, names)
         }
-        Value::Str(s) if name == "format" => {
-            let text = |v: &Value| v.to_str(names);
-            let repr = |v: &Value| v.repr(names);
-            Ok(Value::str(crate::format::str_format(
-                s, &args, &text, &repr,
-            )?))
-        }
+        Value::Str(s) if name == "format" => format_method(s, (&args, &[]), names),
         Value::Str(s) => str_method(recv, s, name, args),
         Value::Slice(s) if name == "indices" => crate::slices::indices(s, &args),
         _ => Err(no_attr(recv, name)),

@@ -358,11 +358,15 @@ fn format_float(x: f64, s: &Spec) -> Result<String, OpError> {
     Ok(pad(sign_of(negative, s), &body, s, '>'))
 }
 
-/// `template.format(args...)`: fields `{}` (automatic numbering), `{N}`, with `!r`/`!s` and
-/// a spec that may hold fields itself (`{:{}}`). `text`/`repr` give `str(v)`/`repr(v)`.
+/// The arguments of `template.format(...)`: positional, then keyword (name, value).
+pub type FormatArgs<'a> = (&'a [Value], &'a [(String, Value)]);
+
+/// `template.format(args..., name=value...)`: fields `{}` (automatic numbering), `{N}`,
+/// `{name}` (a keyword argument), with `!r`/`!s` and a spec that may hold fields itself
+/// (`{:{}}`). `text`/`repr` give `str(v)`/`repr(v)`.
 pub fn str_format(
     template: &str,
-    args: &[Value],
+    args: FormatArgs,
     text: &dyn Fn(&Value) -> Result<String, OpError>,
     repr: &dyn Fn(&Value) -> Result<String, OpError>,
 ) -> Result<String, OpError> {
@@ -373,7 +377,7 @@ pub fn str_format(
 
 fn render(
     template: &str,
-    args: &[Value],
+    (args, kwargs): FormatArgs,
     text: &dyn Fn(&Value) -> Result<String, OpError>,
     repr: &dyn Fn(&Value) -> Result<String, OpError>,
     next: &mut usize,
@@ -422,6 +426,12 @@ fn render(
                     Some(k) => (&head[..k], Some(&head[k + 1..])),
                     None => (head, None),
                 };
+                let keyword = |name: &str| {
+                    let found = kwargs.iter().find(|(k, _)| k == name);
+                    found
+                        .map(|(_, v)| v)
+                        .ok_or_else(|| (crate::diag::ErrorKind::KeyError, format!("'{name}'")))
+                };
                 let index = if name.is_empty() {
                     if *manual {
                         return Err(bad(
@@ -439,15 +449,21 @@ fn render(
                     *manual = true;
                     k
                 } else {
-                    return Err((crate::diag::ErrorKind::KeyError, format!("'{name}'")));
+                    usize::MAX
                 };
-                let v = args.get(index).ok_or_else(|| {
-                    (
-                        crate::diag::ErrorKind::IndexError,
-                        format!("Replacement index {index} out of range for positional args tuple"),
-                    )
-                })?;
-                let spec = render(spec, args, text, repr, next, manual, depth + 1)?;
+                let v = if index == usize::MAX {
+                    keyword(name)?
+                } else {
+                    args.get(index).ok_or_else(|| {
+                        (
+                            crate::diag::ErrorKind::IndexError,
+                            format!(
+                                "Replacement index {index} out of range for positional args tuple"
+                            ),
+                        )
+                    })?
+                };
+                let spec = render(spec, (args, kwargs), text, repr, next, manual, depth + 1)?;
                 let s = match conv {
                     None => format_value(v, &spec, text)?,
                     Some("r") => format_value(&Value::str(repr(v)?), &spec, text)?,
@@ -680,7 +696,7 @@ mod tests {
     fn str_format_examples() {
         let text = |v: &Value| v.to_str(&|_| String::new());
         let repr = |v: &Value| v.repr(&|_| String::new());
-        let f = |t: &str, args: &[Value]| super::str_format(t, args, &text, &repr).unwrap();
+        let f = |t: &str, args: &[Value]| super::str_format(t, (args, &[]), &text, &repr).unwrap();
         assert_eq!(
             f(
                 "{} + {} = {}",

@@ -142,6 +142,27 @@ pub fn str_method(s: &str, name: &str, args: &[Value]) -> Option<R<Value>> {
                 };
                 Ok(ListObj::new_value(parts))
             }
+            "partition" | "rpartition" => {
+                // (head, sep, tail) around the first (last) `sep`; without it, `s` is the
+                // head (the tail) and the other two are empty.
+                arity(t, name, args, 1, 1)?;
+                let Value::Str(sep) = &args[0] else {
+                    let other = args[0].type_name();
+                    return err(TypeError, format!("must be str, not {other}"));
+                };
+                if sep.is_empty() {
+                    return err(ValueError, "empty separator");
+                }
+                let sep = &**sep;
+                let right = name == "rpartition";
+                let found = if right { s.rfind(sep) } else { s.find(sep) };
+                let parts = match found {
+                    Some(k) => [&s[..k], sep, &s[k + sep.len()..]],
+                    None if right => ["", "", s],
+                    None => [s, "", ""],
+                };
+                Ok(TupleObj::new_value(parts.map(Value::str).to_vec()))
+            }
             "splitlines" => {
                 // CPython's line boundaries (`\r\n` is one), each kept with `keepends`.
                 arity(t, name, args, 0, 1)?;

@@ -453,8 +453,8 @@ fn builtin_kw(ctx: *mut Ctx, b: Builtin, pos: &[Word], kw: &[(String, Word)]) ->
     }
 }
 
-/// `recv.name(*pos, **kw)` for a builtin receiver: only `list.sort(key=, reverse=)` takes
-/// keywords.
+/// `recv.name(*pos, **kw)` for a builtin receiver: only `list.sort(key=, reverse=)` and
+/// `str.format` take keywords.
 fn method_kw(ctx: *mut Ctx, recv: Word, name: u32, pos: &[Word], kw: &[(String, Word)]) -> Word {
     let rt = rt_of(ctx);
     let mname = name_of(ctx, name);
@@ -470,6 +470,9 @@ fn method_kw(ctx: *mut Ctx, recv: Word, name: u32, pos: &[Word], kw: &[(String, 
             Ok(args) => super::calls::builtin_method(ctx, recv, name, &args),
             Err(m) => rt.raise(ErrorKind::TypeError, m),
         };
+    }
+    if rt.is(recv, rt.types.str) && mname == "format" {
+        return str_format_kw(ctx, recv, pos, kw);
     }
     if !rt.is(recv, rt.types.list) || mname != "sort" {
         let msg = format!(
@@ -494,6 +497,30 @@ fn method_kw(ctx: *mut Ctx, recv: Word, name: u32, pos: &[Word], kw: &[(String, 
     let r = keyed_sort(ctx, items, rk, rr, true);
     rt_of(ctx).release(mark);
     r
+}
+
+/// `s.format(*pos, **kw)`: the interpreter's `format_method`, on a deep conversion (fields
+/// show what is inside the values).
+fn str_format_kw(ctx: *mut Ctx, s: Word, pos: &[Word], kw: &[(String, Word)]) -> Word {
+    let mut all = vec![s];
+    all.extend_from_slice(pos);
+    all.extend(kw.iter().map(|(_, w)| *w));
+    with_rt(ctx, |rt| {
+        let program = rt.info.program.clone();
+        rt.via_values(&all, true, false, |v| {
+            let names = |id: usize| program.functions[id].qualname.clone();
+            let Value::Str(s) = &v[0] else {
+                unreachable!("the receiver is a str")
+            };
+            let (args, values) = v[1..].split_at(pos.len());
+            let kwargs: Vec<(String, Value)> = kw
+                .iter()
+                .map(|(k, _)| k.clone())
+                .zip(values.iter().cloned())
+                .collect();
+            builtins_core::format_method(s, (args, &kwargs), &names)
+        })
+    })
 }
 
 /// `dict(..., k=v)`: the keywords are str keys added after the positional argument's

@@ -40,7 +40,8 @@ impl Interp {
         }
     }
 
-    /// `recv.name(args, **kw)`: only `list.sort(key=, reverse=)` takes keywords.
+    /// `recv.name(args, **kw)`: only `list.sort(key=, reverse=)` and `str.format` take
+    /// keywords.
     pub(super) fn call_builtin_method_kw(
         &mut self,
         recv: &Value,
@@ -56,6 +57,10 @@ impl Interp {
                     .map_err(type_error)?;
             let span = self.frames.last().map(|f| f.pos).unwrap_or_default();
             return self.call_builtin_method(recv, name, args, span);
+        }
+        if let (Value::Str(s), "format") = (recv, name) {
+            let names = self.func_name();
+            return self.with_special(|| builtins_core::format_method(s, (&args, &kw), &names));
         }
         let Value::List(l) = recv else {
             let full = format!("{}.{name}", recv.type_name());
