@@ -29,7 +29,7 @@ const CASES: &[(&str, &str)] = &[
         "NameError",
         "def f():\n    return undefined_name + 1\nprint(f())\n",
     ),
-    ("NameError", "def f():\n    x = x + 1\n    return x\nf()\n"),
+    ("UnboundLocalError", "def f():\n    x = x + 1\n    return x\nf()\n"),
     ("NameError", "print(later)\nlater = 1\n"),
     ("TypeError", "def f(a, b):\n    return a\nf(1)\n"),
     ("TypeError", "def f(a):\n    return a\ng = f\ng(1, 2, 3)\n"),
