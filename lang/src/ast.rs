@@ -329,6 +329,8 @@ pub enum Builtin {
     Serve,
     Shutdown,
     ServerPort,
+    /// `input([prompt])`: a line of stdin (an effect: not undone, ordered after the output).
+    Input,
     Repr,
     Sum,
     Any,
@@ -411,7 +413,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 64 + crate::exceptions::COUNT] = [
+    pub const ALL: [Builtin; 65 + crate::exceptions::COUNT] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -434,6 +436,7 @@ impl Builtin {
         Builtin::TransactionQueue,
         Builtin::Serve,
         Builtin::Shutdown,
+        Builtin::Input,
         Builtin::ServerPort,
         Builtin::Repr,
         Builtin::Sum,
@@ -495,6 +498,7 @@ impl Builtin {
         Builtin::ExcClass(16),
         Builtin::ExcClass(17),
         Builtin::ExcClass(18),
+        Builtin::ExcClass(19),
     ];
 
     /// The name a program uses for this builtin.
@@ -522,6 +526,7 @@ impl Builtin {
             Builtin::TransactionQueue => "TransactionQueue",
             Builtin::Serve => "serve",
             Builtin::Shutdown => "shutdown",
+            Builtin::Input => "input",
             Builtin::ServerPort => "server_port",
             Builtin::Repr => "repr",
             Builtin::Sum => "sum",

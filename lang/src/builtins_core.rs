@@ -69,6 +69,36 @@ const ONE_ARGUMENT: &[&str] = &[
     "str.rpartition",
 ];
 
+/// `input([prompt])` once the program's output so far is out: writes `str(prompt)` to
+/// stdout, then reads a line of stdin, without its line end; an `EOFError` at the end of
+/// the input (as CPython's).
+pub fn read_input(prompt: Option<&str>) -> R<Value> {
+    use std::io::{BufRead, Write};
+    if let Some(p) = prompt {
+        let mut out = std::io::stdout().lock();
+        // A closed pipe is ignored, as for `print`.
+        let _ = out.write_all(p.as_bytes());
+        let _ = out.flush();
+    }
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) => Err(exc(EOFError, "EOF when reading a line")),
+        Ok(_) => {
+            if line.ends_with('\n') {
+                line.pop();
+                if line.ends_with('\r') {
+                    line.pop();
+                }
+            }
+            Ok(Value::str(line))
+        }
+        Err(e) => Err(exc(
+            ValueError,
+            format!("input(): stdin is not readable text ({e})"),
+        )),
+    }
+}
+
 /// Builtins whose arity error CPython words "NAME expected ... argument(s), got N" (types
 /// and functions with vectorcall argument checks).
 const EXPECTED_FORM: &[&str] = &[
@@ -83,6 +113,7 @@ const EXPECTED_FORM: &[&str] = &[
     "divmod",
     "isinstance",
     "issubclass",
+    "input",
     "iter",
     "next",
     "sorted",
@@ -633,6 +664,7 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
         Builtin::FrozenSet => crate::sets::frozenset_builtin(&args),
         Builtin::ExcClass(_) => unreachable!("{name} is a class, called as one"),
         Builtin::Print
+        | Builtin::Input
         | Builtin::Spawn
         | Builtin::Lock
         | Builtin::TransactionQueue

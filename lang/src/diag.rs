@@ -36,6 +36,8 @@ pub enum ErrorKind {
     RuntimeError,
     /// A local variable read before it is assigned (a `NameError`, as in Python).
     UnboundLocalError,
+    /// `input()` at the end of its input.
+    EOFError,
 }
 
 impl ErrorKind {
@@ -55,6 +57,7 @@ impl ErrorKind {
             ErrorKind::MemoryError => "MemoryError",
             ErrorKind::RuntimeError => "RuntimeError",
             ErrorKind::UnboundLocalError => "UnboundLocalError",
+            ErrorKind::EOFError => "EOFError",
         }
     }
 }

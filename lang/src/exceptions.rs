@@ -11,7 +11,7 @@ use crate::value::{ClassObj, OpError, Value};
 use std::sync::{Arc, Mutex};
 
 /// Number of built-in exception classes.
-pub const COUNT: usize = 19;
+pub const COUNT: usize = 20;
 
 /// `(name, index of the base class)` of each built-in exception class, bases first;
 /// `BaseException` (index 0) is its own base.
@@ -35,6 +35,7 @@ pub const CLASSES: [(&str, usize); COUNT] = [
     ("SyntaxError", 1),
     ("StopIteration", 1),
     ("UnboundLocalError", 15),
+    ("EOFError", 1),
 ];
 
 /// The index of the built-in class named `name`.

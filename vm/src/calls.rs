@@ -382,6 +382,7 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
         Builtin::Map | Builtin::Filter => map_filter(ctx, b, args),
         Builtin::Serve => super::serve::serve(ctx, args),
         Builtin::Shutdown => super::serve::shutdown(ctx, args),
+        Builtin::Input => super::input::input(ctx, args),
         Builtin::ServerPort => super::serve::server_port(ctx, args),
         // `str(x)` only reads its argument: no identity-keeping conversion.
         Builtin::Str if args.len() == 1 => with_rt(ctx, |rt| {

@@ -53,6 +53,7 @@ pub mod exceptions;
 pub mod hashing;
 pub mod heap;
 pub mod helpers;
+pub mod input;
 pub mod items;
 pub mod methods;
 pub mod objects;

@@ -39,6 +39,12 @@ impl Interp {
                 }
                 Ok(Value::None)
             }
+            Builtin::Input => {
+                builtins_core::arity(name, &args, 0, 1)?;
+                let prompt = args.first().map(|p| self.to_str(p)).transpose()?;
+                self.shared.flush_out();
+                Ok(builtins_core::read_input(prompt.as_deref())?)
+            }
             Builtin::GetAttr => {
                 let attr = builtins_core::attr_name(name, &args, 2, 3)?;
                 match self.get_attr(&args[0], &attr) {
