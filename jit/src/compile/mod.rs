@@ -39,6 +39,7 @@ mod frames;
 mod inline;
 mod lists;
 mod literals;
+mod loop_classes;
 mod loop_exits;
 mod parts;
 mod raw_slots;
@@ -258,9 +259,10 @@ pub struct FnCompiler<'a, 'b> {
     /// when an attribute access or a method call of the local has tested it. Why: an
     /// access of a known local probes its site with it, no type test or class loads.
     pub(crate) class_vars: Vec<Variable>,
-    /// Locals whose class variable was set to a class somewhere earlier in compile order:
-    /// only those can be known (elsewhere the variable is 0 on every path compiled so far,
-    /// and an access tests the class in full, as it would on a miss).
+    /// Locals whose class variable was set to a class somewhere earlier in compile order,
+    /// or that an enclosing loop may carry round its back-edge (`loop_classes.rs`): only
+    /// those can be known (elsewhere the variable is 0 on every path compiled so far, and
+    /// an access tests the class in full, as it would on a miss).
     pub(crate) class_set: Vec<bool>,
     /// Locals live in their frame slots (a load at each read, a store at each assignment),
     /// not in SSA variables written to their slots and read back around every call: for

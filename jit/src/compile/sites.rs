@@ -93,7 +93,8 @@ impl FnCompiler<'_, '_> {
     }
 
     /// The class variable of local `l` here, None where it cannot be known: the function
-    /// keeps none, or none was set earlier in compile order, or it is the constant 0 here.
+    /// keeps none, or none was set earlier in compile order (nor can an enclosing loop carry one:
+    /// `loop_classes.rs`), or it is the constant 0 here.
     fn class_fact(&mut self, l: usize) -> Option<Value> {
         if !self.class_set.get(l).copied().unwrap_or(false) {
             return None;

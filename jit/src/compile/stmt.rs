@@ -315,6 +315,7 @@ impl FnCompiler<'_, '_> {
         let latch = self.b.create_block();
         let exit = self.b.create_block();
         self.b.ins().jump(head, &[]);
+        self.expect_loop_classes(Some(cond), body);
         self.b.switch_to_block(head);
         self.branch_cond(cond, body_b, exit);
         self.b.switch_to_block(body_b);
@@ -703,6 +704,7 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(body_b);
         self.local_of.clear();
         let x = self.b.block_params(body_b)[0];
+        self.expect_loop_classes(None, body);
         self.loop_body(body, latch, exit, |c| c.store_name(var, x, span));
         // The poll first: its restart point must find everything in slots.
         self.poll(span);
@@ -747,6 +749,7 @@ impl FnCompiler<'_, '_> {
         let (x, end) = self.iter_next(itt, idx, iter_span);
         self.b.ins().brif(end, exit, &[], body_b, &[]);
         self.b.switch_to_block(body_b);
+        self.expect_loop_classes(None, body);
         self.loop_body(body, latch, exit, |c| c.store_name(var, x, span));
         let i = self.load_slot(idx);
         let i = self.b.ins().iadd_imm(i, 2);

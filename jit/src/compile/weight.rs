@@ -8,30 +8,67 @@ use stmjit_lang::ast::{Expr, ExprKind, Stmt, StmtKind, Target, WithKind};
 /// The nodes (statements and expressions) of `body`, up to a bit more than `limit`: the
 /// count is exact when it is at most `limit`.
 pub fn weight(body: &[Stmt], limit: usize) -> usize {
-    let mut c = Count { n: 0, limit };
+    let mut c = Count {
+        n: 0,
+        limit,
+        each: &mut |_| {},
+    };
     c.stmts(body);
     c.n
 }
 
 /// The nodes of `e`, as [`weight`].
 pub fn expr_weight(e: &Expr, limit: usize) -> usize {
-    let mut c = Count { n: 0, limit };
+    let mut c = Count {
+        n: 0,
+        limit,
+        each: &mut |_| {},
+    };
     c.expr(e);
     c.n
 }
 
-/// A count of nodes that stops once past `limit`.
-struct Count {
-    n: usize,
-    limit: usize,
+/// A node of a statement list, as [`walk`] shows it.
+pub enum Node<'n> {
+    Stmt(&'n Stmt),
+    Target(&'n Target),
+    Expr(&'n Expr),
 }
 
-impl Count {
+/// Calls `each` on every node of `body` (outer ones first; not into lambdas' bodies, which
+/// are compiled apart): one walker for the analyses that look at a block of code.
+pub fn walk<'n>(body: &'n [Stmt], each: &mut dyn FnMut(Node<'n>)) {
+    let mut c = Count {
+        n: 0,
+        limit: usize::MAX,
+        each,
+    };
+    c.stmts(body);
+}
+
+/// Calls `each` on every node of `e`, as [`walk`].
+pub fn walk_expr<'n>(e: &'n Expr, each: &mut dyn FnMut(Node<'n>)) {
+    let mut c = Count {
+        n: 0,
+        limit: usize::MAX,
+        each,
+    };
+    c.expr(e);
+}
+
+/// A count of nodes that stops once past `limit`, showing each to `each`.
+struct Count<'e, 'n> {
+    n: usize,
+    limit: usize,
+    each: &'e mut dyn FnMut(Node<'n>),
+}
+
+impl<'n> Count<'_, 'n> {
     fn full(&self) -> bool {
         self.n > self.limit
     }
 
-    fn stmts(&mut self, body: &[Stmt]) {
+    fn stmts(&mut self, body: &'n [Stmt]) {
         for s in body {
             if self.full() {
                 return;
@@ -40,8 +77,9 @@ impl Count {
         }
     }
 
-    fn stmt(&mut self, s: &Stmt) {
+    fn stmt(&mut self, s: &'n Stmt) {
         self.n += 1;
+        (self.each)(Node::Stmt(s));
         match &s.kind {
             StmtKind::Expr(e)
             | StmtKind::Return(Some(e))
@@ -75,8 +113,9 @@ impl Count {
         }
     }
 
-    fn target(&mut self, t: &Target) {
+    fn target(&mut self, t: &'n Target) {
         self.n += 1;
+        (self.each)(Node::Target(t));
         match t {
             Target::Index { obj, index } => self.exprs([obj, index]),
             Target::Slice { obj, lo, hi } => self.exprs(std::iter::once(obj).chain(lo).chain(hi)),
@@ -86,7 +125,7 @@ impl Count {
         }
     }
 
-    fn exprs<'e>(&mut self, es: impl IntoIterator<Item = &'e Expr>) {
+    fn exprs(&mut self, es: impl IntoIterator<Item = &'n Expr>) {
         for e in es {
             if self.full() {
                 return;
@@ -95,11 +134,12 @@ impl Count {
         }
     }
 
-    fn expr(&mut self, e: &Expr) {
+    fn expr(&mut self, e: &'n Expr) {
         if self.full() {
             return;
         }
         self.n += 1;
+        (self.each)(Node::Expr(e));
         // Literals, names and lambdas (whose body is compiled apart) have no operands.
         match &e.kind {
             ExprKind::List(items) | ExprKind::Tuple(items) | ExprKind::Set(items) => {
