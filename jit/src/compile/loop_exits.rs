@@ -9,7 +9,7 @@
 //! `with` blocks between the part and the loop, then the jump to the loop's exit or latch.
 //! A part holding no such statement returns neither word, and its caller tests for none.
 
-use super::FnCompiler;
+use super::{tries::Exit, FnCompiler};
 use cranelift_codegen::ir::{condcodes::IntCC, types::I64, Block, InstBuilder, Value};
 use stmjit_vm::abi::Word;
 
@@ -35,9 +35,22 @@ const _: () = {
 };
 
 impl FnCompiler<'_, '_> {
-    /// `break` (`brk`) or `continue` of the innermost loop: runs the `finally` bodies
-    /// and leaves the `with` blocks inside it, then jumps to its exit or latch.
+    /// `break` (`brk`) or `continue` of the innermost loop: leaving a `try` with a
+    /// `finally` inside it, leaves the `with` blocks opened inside the `try` and jumps to
+    /// its shared `break` or `continue` path (`tries.rs`), which runs the `finally` body
+    /// once for all of them and goes on from there; otherwise runs the `finally` bodies
+    /// of the code around a part and leaves the `with` blocks inside the loop, then jumps
+    /// to its exit or latch.
     pub(crate) fn loop_jump(&mut self, brk: bool) {
+        let n = self.loops.len();
+        let shared = self.finallies.last().filter(|f| f.loops == n);
+        if let Some((id, with_depth)) = shared.and_then(|f| Some((f.exit?, f.with_depth))) {
+            self.leave_with_blocks(self.with_depth - with_depth);
+            let kind = if brk { Exit::Break } else { Exit::Continue };
+            let path = self.exit_block(id, kind);
+            self.b.ins().jump(path, &[]);
+            return;
+        }
         let (latch, exit, w) = *self.loops.last().expect("break or continue inside a loop");
         let reached = self.run_finallies();
         self.leave_with_blocks(reached - w);

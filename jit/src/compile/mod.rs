@@ -352,9 +352,10 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) tries: Vec<tries::Region>,
     /// `finally` bodies that `break`, `continue` and `return` run on their way out.
     pub(crate) finallies: Vec<tries::Finally>,
-    /// The shared return path of each `try` with a `finally` of this code, once a `return`
-    /// needs it ([`tries::Finally::exit`]).
-    pub(crate) ret_exits: Vec<Option<Block>>,
+    /// The shared paths out (`return`, `break`, `continue`: [`tries::Exit`]) of each `try`
+    /// with a `finally` of this code, each once a way out needs it
+    /// ([`tries::Finally::exit`]).
+    pub(crate) fin_exits: Vec<[Option<Block>; 3]>,
     /// The `with` blocks open around a part at its call (0 in a function): a `return` in
     /// the part leaves only those above, the code calling it the others.
     pub(crate) outer_with: usize,
@@ -588,7 +589,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             accesses: None,
             tries: Vec::new(),
             finallies: Vec::new(),
-            ret_exits: Vec::new(),
+            fin_exits: Vec::new(),
             outer_with: 0,
             handling: Vec::new(),
             entry_atomic: None,

@@ -12,12 +12,13 @@
 //! clauses test it in order, and one that does not match raises it again
 //! (`stmjit_reraise`) from the same site. `finally` bodies are compiled on each way out:
 //! after the body or a handler, on the exception path (which raises again at its end),
-//! before each `break` and `continue` that leaves them, and once for all the `return`s
-//! that leave them: a `return` jumps with its value to the shared return path of the
-//! innermost `try` it leaves ([`Finally::exit`]), which keeps the value in a temporary,
-//! runs the `finally` body and goes on returning from the `try` statement (to the next
-//! `try`'s return path, or out). Compiled at each `return`, the `finally` bodies made code
-//! grow with the returns times their size.
+//! and once for all the `return`s, once for all the `break`s and once for all the
+//! `continue`s that leave them: such a statement jumps (a `return` with its value) to the
+//! shared path of its kind of the innermost `try` it leaves ([`Finally::exit`], [`Exit`]),
+//! which runs the `finally` body (keeping a returned value in a temporary) and goes on the
+//! same way from the `try` statement (to the next `try`'s path, or out). Compiled at each
+//! way out, the `finally` bodies made code grow with the exits times their size, and
+//! nested ones exponentially with their depth.
 
 use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, Block, InstBuilder, Value};
@@ -49,11 +50,20 @@ pub(crate) struct Finally {
     pub with_depth: usize,
     /// Regions active around the `try`.
     pub tries: usize,
-    /// Its shared return path (an index of `FnCompiler::ret_exits`), or `None` for the
+    /// Its shared paths out (an index of `FnCompiler::fin_exits`), or `None` for the
     /// `finally` bodies of the code around a part (which the code calling the part runs
     /// for a `return`, `Self::return_value`; a part compiles them in place for a `break`
     /// or `continue`).
     pub exit: Option<usize>,
+}
+
+/// A way out of a `try` with a `finally` that takes its shared path
+/// (`FnCompiler::fin_exits`, an index of each entry).
+#[derive(Clone, Copy)]
+pub(crate) enum Exit {
+    Return,
+    Break,
+    Continue,
 }
 
 /// Whether `stmts` hold a `try` statement (at any depth).
@@ -190,9 +200,9 @@ impl FnCompiler<'_, '_> {
         let fin_exc = has_fin.then(|| site_block(self));
         let dispatch = (!handlers.is_empty()).then(|| site_block(self));
         let fin_index = self.finallies.len();
-        let exit = self.ret_exits.len();
+        let exit = self.fin_exits.len();
         if has_fin {
-            self.ret_exits.push(None);
+            self.fin_exits.push([None; 3]);
             self.finallies.push(Finally {
                 body: finalbody.into(),
                 loops: self.loops.len(),
@@ -240,7 +250,7 @@ impl FnCompiler<'_, '_> {
         }
         if has_fin {
             self.finallies.truncate(fin_index);
-            self.return_path(exit, finalbody, &before);
+            self.exit_paths(exit, finalbody, &before);
         }
         // `finally` on the exception path: raises again at its end.
         if let Some(f) = fin_exc {
@@ -374,15 +384,7 @@ impl FnCompiler<'_, '_> {
         if let Some(f) = self.finallies.last().filter(|f| f.exit.is_some()) {
             let (with_depth, id) = (f.with_depth, f.exit.unwrap_or_default());
             self.leave_with_blocks(self.with_depth - with_depth);
-            let exit = match self.ret_exits[id] {
-                Some(b) => b,
-                None => {
-                    let b = self.b.create_block();
-                    self.b.append_block_param(b, I64);
-                    self.ret_exits[id] = Some(b);
-                    b
-                }
-            };
+            let exit = self.exit_block(id, Exit::Return);
             self.b.ins().jump(exit, &[v.into()]);
             return;
         }
@@ -391,31 +393,56 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(ret, &[v.into()]);
     }
 
-    /// The shared return path `exit` of the `try` statement just compiled, if a `return`
-    /// took it: keeps the value in a temporary, runs `finalbody` in the context of the
-    /// statement (its loops, `with` blocks and regions; `before`: the locals assigned at
-    /// its start), then returns the value from there ([`Self::return_value`]).
-    fn return_path(&mut self, exit: usize, finalbody: &[Stmt], before: &[bool]) {
-        let Some(block) = self.ret_exits[exit] else {
-            return;
-        };
-        self.b.switch_to_block(block);
-        self.local_of.clear();
-        let v = self.b.block_params(block)[0];
-        let saved = std::mem::replace(&mut self.assigned, before.to_vec());
-        let mark = self.temp_mark();
-        let t = self.push_temp(v);
-        self.stmts(finalbody);
-        if !self.is_filled() {
-            let v = self.load_slot(t);
-            self.return_value(v);
+    /// The block of the shared path `kind` out of the `try` with a `finally` `id`, made the
+    /// first time a way out needs it (a [`Exit::Return`] one takes the value).
+    pub(crate) fn exit_block(&mut self, id: usize, kind: Exit) -> Block {
+        if let Some(b) = self.fin_exits[id][kind as usize] {
+            return b;
         }
-        self.pop_temps(mark);
-        self.assigned = saved;
+        let b = self.b.create_block();
+        if let Exit::Return = kind {
+            self.b.append_block_param(b, I64);
+        }
+        self.fin_exits[id][kind as usize] = Some(b);
+        b
     }
 
-    /// Before `break`/`continue`: runs the `finally` bodies of the `try` statements inside
-    /// the innermost loop on the way out, innermost first, each after leaving the `with`
+    /// The shared paths `exit` out of the `try` statement just compiled that a way out
+    /// took: each runs `finalbody` once in the context of the statement (its loops, `with`
+    /// blocks and regions; `before`: the locals assigned at its start), then goes on the
+    /// same way from there: returns the value (kept in a temporary meanwhile,
+    /// [`Self::return_value`]), or breaks or continues the innermost loop
+    /// ([`Self::loop_jump`]).
+    fn exit_paths(&mut self, exit: usize, finalbody: &[Stmt], before: &[bool]) {
+        for kind in [Exit::Return, Exit::Break, Exit::Continue] {
+            let Some(block) = self.fin_exits[exit][kind as usize] else {
+                continue;
+            };
+            self.b.switch_to_block(block);
+            self.local_of.clear();
+            let saved = std::mem::replace(&mut self.assigned, before.to_vec());
+            let mark = self.temp_mark();
+            let kept = matches!(kind, Exit::Return).then(|| {
+                let v = self.b.block_params(block)[0];
+                self.push_temp(v)
+            });
+            self.stmts(finalbody);
+            if !self.is_filled() {
+                match (kind, kept) {
+                    (Exit::Return, Some(t)) => {
+                        let v = self.load_slot(t);
+                        self.return_value(v);
+                    }
+                    _ => self.loop_jump(matches!(kind, Exit::Break)),
+                }
+            }
+            self.pop_temps(mark);
+            self.assigned = saved;
+        }
+    }
+
+    /// Before `break`/`continue` in a part: runs the `finally` bodies of the code around
+    /// it (those without shared paths) inside the innermost loop on the way out, innermost first, each after leaving the `with`
     /// blocks opened inside it. Returns the `with` depth reached (the caller leaves the
     /// rest).
     pub(crate) fn run_finallies(&mut self) -> usize {
