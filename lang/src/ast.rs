@@ -332,6 +332,8 @@ pub enum Builtin {
     /// `input([prompt])`: a line of stdin (an effect: not undone, ordered after the output).
     Input,
     Repr,
+    /// `ascii(x)`: `repr(x)` with its non-ASCII characters escaped.
+    Ascii,
     Sum,
     Any,
     All,
@@ -413,7 +415,7 @@ pub enum Builtin {
 
 impl Builtin {
     /// All builtins, for lookups by name.
-    pub const ALL: [Builtin; 65 + crate::exceptions::COUNT] = [
+    pub const ALL: [Builtin; 66 + crate::exceptions::COUNT] = [
         Builtin::Print,
         Builtin::Len,
         Builtin::Range,
@@ -439,6 +441,7 @@ impl Builtin {
         Builtin::Input,
         Builtin::ServerPort,
         Builtin::Repr,
+        Builtin::Ascii,
         Builtin::Sum,
         Builtin::Any,
         Builtin::All,
@@ -529,6 +532,7 @@ impl Builtin {
             Builtin::Input => "input",
             Builtin::ServerPort => "server_port",
             Builtin::Repr => "repr",
+            Builtin::Ascii => "ascii",
             Builtin::Sum => "sum",
             Builtin::Any => "any",
             Builtin::All => "all",

@@ -50,6 +50,7 @@ const ONE_ARGUMENT: &[&str] = &[
     "abs",
     "all",
     "any",
+    "ascii",
     "bin",
     "callable",
     "chr",
@@ -68,6 +69,21 @@ const ONE_ARGUMENT: &[&str] = &[
     "str.partition",
     "str.rpartition",
 ];
+
+/// `ascii(x)` of `repr(x)`: each non-ASCII character escaped as `\xNN`, `\uNNNN` or
+/// `\UNNNNNNNN`, as CPython escapes it.
+pub fn ascii_escaped(repr: &str) -> String {
+    let mut out = String::with_capacity(repr.len());
+    for c in repr.chars() {
+        match c as u32 {
+            0..=0x7f => out.push(c),
+            n @ 0x80..=0xff => out.push_str(&format!("\\x{n:02x}")),
+            n @ 0x100..=0xffff => out.push_str(&format!("\\u{n:04x}")),
+            n => out.push_str(&format!("\\U{n:08x}")),
+        }
+    }
+    out
+}
 
 /// `input([prompt])` once the program's output so far is out: writes `str(prompt)` to
 /// stdout, then reads a line of stdin, without its line end; an `EOFError` at the end of
@@ -587,6 +603,10 @@ pub fn call_builtin(b: Builtin, args: Vec<Value>, env: &BuiltinEnv) -> R<Value> 
         Builtin::Repr => {
             arity(name, &args, 1, 1)?;
             Ok(Value::str(args[0].repr(env.names)?))
+        }
+        Builtin::Ascii => {
+            arity(name, &args, 1, 1)?;
+            Ok(Value::str(ascii_escaped(&args[0].repr(env.names)?)))
         }
         Builtin::JsonEncode => {
             arity(name, &args, 1, 1)?;

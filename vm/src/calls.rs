@@ -425,6 +425,10 @@ pub(crate) fn call_builtin(ctx: *mut Ctx, which: u64, args: &[Word]) -> Word {
             let s = rt.repr(args[0])?;
             rt.new_str(&s)
         }),
+        Builtin::Ascii if args.len() == 1 => with_rt(ctx, |rt| {
+            let s = stmjit_lang::builtins_core::ascii_escaped(&rt.repr(args[0])?);
+            rt.new_str(&s)
+        }),
         Builtin::Abs | Builtin::Int | Builtin::Min | Builtin::Max | Builtin::Float
             if args.iter().all(|&w| value::is_int(w)) =>
         {
