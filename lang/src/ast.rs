@@ -179,7 +179,8 @@ pub enum StmtKind {
     /// `while`.
     For {
         var: Name,
-        iter: Expr,
+        /// Boxed, as `ClassDef`'s `base`, to keep every `Stmt` small (issue 20).
+        iter: Box<Expr>,
         body: Vec<Stmt>,
         orelse: Vec<Stmt>,
     },
@@ -202,7 +203,7 @@ pub enum StmtKind {
     ClassDef {
         name: String,
         target: Name,
-        base: Option<Expr>,
+        base: Option<Box<Expr>>,
         /// Methods, by name.
         methods: Vec<(String, FuncId)>,
         /// Class attributes `NAME = expr` in the class body, evaluated in order.
@@ -255,17 +256,19 @@ pub enum WithKind {
 #[derive(Debug, Clone)]
 pub enum Target {
     Name(Name),
+    // The expressions are boxed (as in `ExprKind`'s variants of the same names) so that a
+    // `Target`, and with it every assignment statement, stays small (issue 20).
     Index {
-        obj: Expr,
-        index: Expr,
+        obj: Box<Expr>,
+        index: Box<Expr>,
     },
     Slice {
-        obj: Expr,
-        lo: Option<Expr>,
-        hi: Option<Expr>,
+        obj: Box<Expr>,
+        lo: Option<Box<Expr>>,
+        hi: Option<Box<Expr>>,
     },
     Attr {
-        obj: Expr,
+        obj: Box<Expr>,
         name: String,
     },
     /// `a, (b, c) = ...` or `[a, b] = ...`: the value is unpacked into exactly as many
@@ -833,5 +836,34 @@ impl CmpOp {
             CmpOp::Is => "is",
             CmpOp::IsNot => "is not",
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+    use std::mem::size_of;
+
+    /// The whole syntax tree of a module is held while it compiles and runs, so its node sizes
+    /// bound the compile memory per source byte (issue 20): a statement was 272 bytes before
+    /// `Target`'s expressions, `For`'s `iter` and `ClassDef`'s `base` were boxed. A new large
+    /// variant should be boxed rather than raise these bounds.
+    #[test]
+    fn syntax_tree_nodes_stay_small() {
+        assert!(
+            size_of::<Stmt>() <= 136,
+            "Stmt is {} bytes",
+            size_of::<Stmt>()
+        );
+        assert!(
+            size_of::<Expr>() <= 64,
+            "Expr is {} bytes",
+            size_of::<Expr>()
+        );
+        assert!(
+            size_of::<Target>() <= 48,
+            "Target is {} bytes",
+            size_of::<Target>()
+        );
     }
 }

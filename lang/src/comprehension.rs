@@ -102,8 +102,8 @@ pub fn lower(
         CompKind::Dict => stmt(
             StmtKind::Assign {
                 targets: vec![Target::Index {
-                    obj: r(),
-                    index: elt,
+                    obj: Box::new(r()),
+                    index: Box::new(elt),
                 }],
                 value: value.expect("a dict comprehension has a value"),
             },
@@ -163,7 +163,7 @@ pub fn lower(
                 vec![stmt(
                     StmtKind::For {
                         var,
-                        iter,
+                        iter: Box::new(iter),
                         body: inner,
                         orelse: Vec::new(),
                     },

@@ -314,7 +314,7 @@ impl Parser {
                 out.push(Stmt {
                     kind: StmtKind::For {
                         var,
-                        iter,
+                        iter: Box::new(iter),
                         body,
                         orelse,
                     },
@@ -545,16 +545,9 @@ impl Parser {
     fn to_target(&self, e: Expr) -> PResult<Target> {
         Ok(match e.kind {
             ExprKind::Name(n) => Target::Name(n),
-            ExprKind::Index { obj, index } => Target::Index {
-                obj: *obj,
-                index: *index,
-            },
-            ExprKind::Slice { obj, lo, hi } => Target::Slice {
-                obj: *obj,
-                lo: lo.map(|b| *b),
-                hi: hi.map(|b| *b),
-            },
-            ExprKind::Attr { obj, name } => Target::Attr { obj: *obj, name },
+            ExprKind::Index { obj, index } => Target::Index { obj, index },
+            ExprKind::Slice { obj, lo, hi } => Target::Slice { obj, lo, hi },
+            ExprKind::Attr { obj, name } => Target::Attr { obj, name },
             ExprKind::Tuple(items) | ExprKind::List(items) => Target::Tuple(
                 items
                     .into_iter()
@@ -887,7 +880,7 @@ impl Parser {
             self.simple_statements(&mut body)?;
         }
         self.leave(1);
-        // A statement is about 270 bytes and most blocks hold one or two: the capacity of 4
+        // A statement is 136 bytes and most blocks hold one or two: the capacity of 4
         // a first push gives took 3 times the tree's memory (8 MB of 2 500 `if`/`elif`/`else`).
         body.shrink_to_fit();
         Ok(body)
@@ -1183,7 +1176,7 @@ impl Parser {
             kind: StmtKind::ClassDef {
                 target: unresolved(name.clone(), span),
                 name,
-                base,
+                base: base.map(Box::new),
                 methods,
                 attrs,
             },
@@ -1332,6 +1325,8 @@ impl Parser {
         if rest.is_empty() {
             return Ok(first);
         }
+        // Most comparisons have one operator: a capacity of 4 would triple their size.
+        rest.shrink_to_fit();
         let span = first.span;
         Ok(Expr {
             kind: ExprKind::Compare {
@@ -1638,6 +1633,7 @@ impl Parser {
             }
         }
         self.expect(close)?;
+        args.shrink_to_fit(); // as in `call_kind`
         Ok(args)
     }
 
@@ -2103,7 +2099,13 @@ impl Parser {
 /// The call of `kind` (at `span`) with `args` (kept out of the frames that recur at each
 /// level of `f(f(...))`, see [`Parser::binary`]).
 #[inline(never)]
-fn call_kind(kind: ExprKind, args: CallArgs, span: Span) -> ExprKind {
+fn call_kind(kind: ExprKind, mut args: CallArgs, span: Span) -> ExprKind {
+    // Arguments are pushed (a capacity of at least 4) and the tree is held for the whole run:
+    // cut each list to its length (issue 20: compile memory per source byte).
+    match &mut args {
+        CallArgs::Plain(a) => a.shrink_to_fit(),
+        CallArgs::Ex(a) => a.shrink_to_fit(),
+    }
     match (kind, args) {
         // `super().name(args)`: one call that may reach a built-in exception class's
         // `__init__` (see `Builtin::SuperCall`).

@@ -125,9 +125,9 @@ impl FnCompiler<'_, '_> {
                 let vt = self.push_temp(v);
                 let o = self.expr(obj);
                 let ot = self.push_temp(o);
-                let l = self.opt_expr(lo.as_ref());
+                let l = self.opt_expr(lo.as_deref());
                 let lt = self.push_temp(l);
-                let h = self.opt_expr(hi.as_ref());
+                let h = self.opt_expr(hi.as_deref());
                 let o = self.load_slot(ot);
                 let l = self.load_slot(lt);
                 let v = self.load_slot(vt);
@@ -220,7 +220,7 @@ impl FnCompiler<'_, '_> {
                 base,
                 methods,
                 attrs,
-            } => self.class_def(name, target, base.as_ref(), methods, attrs, s.span),
+            } => self.class_def(name, target, base.as_deref(), methods, attrs, s.span),
             StmtKind::With { kind, body } => self.with_block(kind, body, s.span),
         }
     }
@@ -345,9 +345,9 @@ impl FnCompiler<'_, '_> {
                 let mark = self.temp_mark();
                 let o = self.expr(obj);
                 let ot = self.push_temp(o);
-                let l = self.opt_expr(lo.as_ref());
+                let l = self.opt_expr(lo.as_deref());
                 let lt = self.push_temp(l);
-                let h = self.opt_expr(hi.as_ref());
+                let h = self.opt_expr(hi.as_deref());
                 let o = self.load_slot(ot);
                 let l = self.load_slot(lt);
                 let u = self.b.ins().iconst(I64, UNBOUND as i64);
@@ -531,9 +531,9 @@ impl FnCompiler<'_, '_> {
                 let mark = self.temp_mark();
                 let o = self.expr(obj);
                 let ot = self.push_temp(o);
-                let l = self.opt_expr(lo.as_ref());
+                let l = self.opt_expr(lo.as_deref());
                 let lt = self.push_temp(l);
-                let h = self.opt_expr(hi.as_ref());
+                let h = self.opt_expr(hi.as_deref());
                 let ht = self.push_temp(h);
                 let o = self.load_slot(ot);
                 let l = self.load_slot(lt);

@@ -85,11 +85,11 @@ impl<'n> Count<'_, 'n> {
             | StmtKind::Return(Some(e))
             | StmtKind::If { cond: e, .. }
             | StmtKind::While { cond: e, .. }
-            | StmtKind::For { iter: e, .. }
             | StmtKind::With {
                 kind: WithKind::Lock(e),
                 ..
             } => self.expr(e),
+            StmtKind::For { iter, .. } => self.expr(iter),
             StmtKind::Raise { exc, .. } => self.exprs(exc),
             StmtKind::Assign { targets, value } => {
                 targets.iter().for_each(|t| self.target(t));
@@ -104,7 +104,11 @@ impl<'n> Count<'_, 'n> {
                 self.exprs(handlers.iter().flat_map(|h| &h.classes));
             }
             StmtKind::ClassDef { base, attrs, .. } => {
-                self.exprs(base.iter().chain(attrs.iter().map(|(_, e)| e)));
+                self.exprs(
+                    base.as_deref()
+                        .into_iter()
+                        .chain(attrs.iter().map(|(_, e)| e)),
+                );
             }
             _ => {}
         }
@@ -117,8 +121,10 @@ impl<'n> Count<'_, 'n> {
         self.n += 1;
         (self.each)(Node::Target(t));
         match t {
-            Target::Index { obj, index } => self.exprs([obj, index]),
-            Target::Slice { obj, lo, hi } => self.exprs(std::iter::once(obj).chain(lo).chain(hi)),
+            Target::Index { obj, index } => self.exprs([&**obj, &**index]),
+            Target::Slice { obj, lo, hi } => {
+                self.exprs(std::iter::once(obj).chain(lo).chain(hi).map(|e| &**e))
+            }
             Target::Attr { obj, .. } => self.expr(obj),
             Target::Tuple(ts, _) => ts.iter().for_each(|t| self.target(t)),
             Target::Name(_) => {}

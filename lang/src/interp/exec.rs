@@ -75,7 +75,7 @@ impl Interp {
                 }
                 Target::Slice { obj, lo, hi } => {
                     let o = self.eval(obj, env)?;
-                    let (lo, hi) = self.eval_bounds(lo.as_ref(), hi.as_ref(), env)?;
+                    let (lo, hi) = self.eval_bounds(lo.as_deref(), hi.as_deref(), env)?;
                     self.on_slice(&o, [&lo, &hi], &Value::None, || {
                         ops::set_slice(&o, &lo, &hi, None)
                     })?;
@@ -360,7 +360,7 @@ impl Interp {
             }
             Target::Slice { obj, lo, hi } => {
                 let o = self.eval(obj, env)?;
-                let (lo, hi) = self.eval_bounds(lo.as_ref(), hi.as_ref(), env)?;
+                let (lo, hi) = self.eval_bounds(lo.as_deref(), hi.as_deref(), env)?;
                 self.on_slice(&o, [&lo, &hi], &v, || {
                     ops::set_slice(&o, &lo, &hi, Some(&v))
                 })
@@ -411,7 +411,7 @@ impl Interp {
             }
             Target::Slice { obj, lo, hi } => {
                 let o = self.eval(obj, env)?;
-                let (lo, hi) = self.eval_bounds(lo.as_ref(), hi.as_ref(), env)?;
+                let (lo, hi) = self.eval_bounds(lo.as_deref(), hi.as_deref(), env)?;
                 let cur = self.on_slice(&o, [&lo, &hi], &Value::None, || {
                     ops::get_slice(&o, &lo, &hi)
                 })?;
