@@ -195,6 +195,23 @@ pub(crate) fn split_items(items: &[&Expr]) -> Option<Vec<Range<usize>>> {
     Some(parts)
 }
 
+/// The shape of a `<module>` whose body is in parts: no parameters, locals or statements of
+/// its own (it calls the parts).
+fn module_shape(func_idx: u32) -> Shape<'static> {
+    Shape {
+        arity: 0,
+        nlocals: 0,
+        body: &[],
+        emitted: &[],
+        cells: &[],
+        func_idx,
+        frame: FrameKind::Own,
+        assigned: None,
+        temps: 0,
+        outer: None,
+    }
+}
+
 impl<'a, 'b> FnCompiler<'a, 'b> {
     /// Compiles into `func` the `<module>` of a body compiled as `parts` (functions of the
     /// context, in order): it calls each in turn.
@@ -205,18 +222,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         parts: &[FuncId],
         func_idx: u32,
     ) {
-        let shape = Shape {
-            arity: 0,
-            nlocals: 0,
-            body: &[],
-            emitted: &[],
-            cells: &[],
-            func_idx,
-            frame: FrameKind::Own,
-            assigned: None,
-            temps: 0,
-            outer: None,
-        };
+        let shape = module_shape(func_idx);
         Self::compile_with(func, fbc, sh, shape, |c| {
             for &part in parts {
                 c.call_part(part);
@@ -236,18 +242,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         spans: &[Span],
         func_idx: u32,
     ) {
-        let shape = Shape {
-            arity: 0,
-            nlocals: 0,
-            body: &[],
-            emitted: &[],
-            cells: &[],
-            func_idx,
-            frame: FrameKind::Own,
-            assigned: None,
-            temps: 0,
-            outer: None,
-        };
+        let shape = module_shape(func_idx);
         Self::compile_with(func, fbc, sh, shape, |c| {
             for (k, &span) in spans.iter().enumerate() {
                 if k > 0 {
