@@ -9,7 +9,7 @@
 //! so transactions, commits and aborts copy them with the slots. Only names that some float
 //! tree of the program stores raw have their bits tested and updated (`raw_slots.rs`).
 
-use super::barriers::{Marks, Region};
+use super::barriers::Marks;
 use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{
     self, condcodes::IntCC, types::F64, types::I64, Block, InstBuilder, Value,
@@ -133,12 +133,7 @@ impl FnCompiler<'_, '_> {
                 self.b.set_cold_block(float);
             }
             self.b.switch_to_block(float);
-            if region.block.is_some() && region.block == before {
-                self.region = Region {
-                    block: Some(float),
-                    ..region
-                };
-            }
+            self.carry_region(&region, before, float);
             let a = self.seg_addr(addr);
             let f = self.b.ins().load(F64, mf(), a, 0);
             if raw {
@@ -259,12 +254,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[]);
         self.b.set_cold_block(probed);
         self.b.switch_to_block(probed);
-        if region.block.is_some() && region.block == before {
-            self.region = Region {
-                block: Some(probed),
-                ..region
-            };
-        }
+        self.carry_region(&region, before, probed);
         let first_new = self.b.func.dfg.num_blocks();
         let probed_marks = self.setattr_probed(o, name, v, FloatBit::Raw(f), done, span);
         self.cold_from(first_new);

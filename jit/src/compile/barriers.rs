@@ -179,6 +179,17 @@ impl FnCompiler<'_, '_> {
             .iconst(ir::types::I32, i64::from((site as u32).wrapping_add(1)));
         self.b.ins().store(mf(), v, entry, 0);
     }
+    /// Carries `region`, as it stood at the end of block `from`, into `block`, a successor
+    /// whose only predecessor is `from` (a region extends to single-entry successors); no
+    /// change where the region was not valid in `from`.
+    pub(super) fn carry_region(&mut self, region: &Region, from: Option<Block>, block: Block) {
+        if region.block.is_some() && region.block == from {
+            self.region = Region {
+                block: Some(block),
+                ..region.clone()
+            };
+        }
+    }
     /// The region at the current block, started empty if it is not valid here.
     pub(super) fn region_here(&mut self) {
         let cur = self.b.current_block();
