@@ -132,10 +132,22 @@ pub unsafe extern "C" fn stmjit_inplace(ctx: *mut Ctx, op: u64, a: Word, b: Word
                 Ok(v[0].clone())
             });
         }
+        if bop == BinOp::BitOr && rt.is(a, rt.types.dict) && rt.is(b, rt.types.dict) {
+            // Another dict's items set in place: `a` is neither converted nor rebuilt.
+            let ra = rt.root(a);
+            let items: Vec<(super::Root, super::Root)> = rt
+                .dict_items(b)
+                .into_iter()
+                .map(|(k, v)| (rt.root(k), rt.root(v)))
+                .collect();
+            for (k, v) in items {
+                rt.dict_set_stored(rt.get(ra), rt.get(k), rt.get(v))?;
+            }
+            return Ok(rt.get(ra));
+        }
         if bop == BinOp::BitOr && rt.is(a, rt.types.dict) {
             // Pairs that are lists are read through: a deep conversion.
-            let deep = !rt.is(b, rt.types.dict);
-            return rt.via_values(&[a, b], deep, true, |v| {
+            return rt.via_values(&[a, b], true, true, |v| {
                 let Value::Dict(d) = &v[0] else {
                     unreachable!()
                 };
