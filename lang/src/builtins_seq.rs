@@ -132,33 +132,51 @@ pub fn update_items(source: &Value) -> R<Vec<(Value, Value)>> {
     if let Value::Dict(d) = source {
         return Ok(crate::value::lock(&d.map).items());
     }
-    let mut out = Vec::new();
-    for (i, item) in ops::iterate(source)?.into_iter().enumerate() {
-        let pair = ops::iterate(&item).map_err(|_| {
-            exc(
-                TypeError,
-                format!("cannot convert dictionary update sequence element #{i} to a sequence"),
-            )
-        })?;
-        let [k, v]: [Value; 2] = pair.try_into().map_err(|p: Vec<Value>| {
-            exc(
-                ValueError,
-                format!(
-                    "dictionary update sequence element #{i} has length {}; 2 is required",
-                    p.len()
-                ),
-            )
-        })?;
-        out.push((k, v));
-    }
-    Ok(out)
+    let items = ops::iterate(source)?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| update_pair(i, item))
+        .collect()
 }
 
-/// `d.update(source)` and `d |= source`: adds `source`'s pairs ([`update_items`]) to `d`.
+/// Element `i` of a sequence of pairs, as a `(key, value)` pair, or CPython's error.
+fn update_pair(i: usize, item: &Value) -> R<(Value, Value)> {
+    let pair = ops::iterate(item).map_err(|_| {
+        exc(
+            TypeError,
+            format!("cannot convert dictionary update sequence element #{i} to a sequence"),
+        )
+    })?;
+    let [k, v]: [Value; 2] = pair.try_into().map_err(|p: Vec<Value>| {
+        exc(
+            ValueError,
+            format!(
+                "dictionary update sequence element #{i} has length {}; 2 is required",
+                p.len()
+            ),
+        )
+    })?;
+    Ok((k, v))
+}
+
+/// `d.update(source)` and `d |= source`: adds `source`'s pairs ([`update_items`]) to `d`,
+/// one by one: the pairs before a bad one stay added, as in CPython.
 pub fn dict_update(d: &crate::value::DictObj, source: &Value) -> R<()> {
-    for (k, v) in update_items(source)? {
+    let set = |k: Value, v: Value| {
         let kk = crate::value::key_in(&d.map, &k)?;
         crate::value::lock(&d.map).insert(kk, k, v);
+        Ok(())
+    };
+    if let Value::Dict(_) = source {
+        return update_items(source)?
+            .into_iter()
+            .try_for_each(|(k, v)| set(k, v));
+    }
+    let items = ops::iterate(source)?;
+    for (i, item) in items.iter().enumerate() {
+        let (k, v) = update_pair(i, item)?;
+        set(k, v)?;
     }
     Ok(())
 }

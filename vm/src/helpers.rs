@@ -108,14 +108,13 @@ pub unsafe extern "C" fn stmjit_inplace(ctx: *mut Ctx, op: u64, a: Word, b: Word
             && (bop == BinOp::Add
                 || bop == BinOp::Mul && (is_int(b) || b == value::TRUE || b == value::FALSE))
         {
-            if bop == BinOp::Add && rt.is(b, rt.types.list) {
+            if bop == BinOp::Add {
+                // A list or tuple's items appended in place.
                 let ra = rt.root(a);
-                let items: Vec<super::Root> =
-                    rt.list_items(b).into_iter().map(|x| rt.root(x)).collect();
-                for x in items {
-                    rt.list_push(rt.get(ra), rt.get(x))?;
+                if let Some(r) = rt.list_extend_from(a, b) {
+                    r?;
+                    return Ok(rt.get(ra));
                 }
-                return Ok(rt.get(ra));
             }
             return rt.via_values(&[a, b], false, true, |v| {
                 let Value::List(l) = &v[0] else {
@@ -132,21 +131,14 @@ pub unsafe extern "C" fn stmjit_inplace(ctx: *mut Ctx, op: u64, a: Word, b: Word
                 Ok(v[0].clone())
             });
         }
-        if bop == BinOp::BitOr && rt.is(a, rt.types.dict) && rt.is(b, rt.types.dict) {
-            // Another dict's items set in place: `a` is neither converted nor rebuilt.
-            let ra = rt.root(a);
-            let items: Vec<(super::Root, super::Root)> = rt
-                .dict_items(b)
-                .into_iter()
-                .map(|(k, v)| (rt.root(k), rt.root(v)))
-                .collect();
-            for (k, v) in items {
-                rt.dict_set_stored(rt.get(ra), rt.get(k), rt.get(v))?;
-            }
-            return Ok(rt.get(ra));
-        }
         if bop == BinOp::BitOr && rt.is(a, rt.types.dict) {
-            // Pairs that are lists are read through: a deep conversion.
+            // A dict's items or pairs set in place: `a` is neither converted nor rebuilt.
+            let ra = rt.root(a);
+            if let Some(r) = rt.dict_update_from(a, b) {
+                r?;
+                return Ok(rt.get(ra));
+            }
+            // Other iterables of pairs are read through: a deep conversion.
             return rt.via_values(&[a, b], true, true, |v| {
                 let Value::Dict(d) = &v[0] else {
                     unreachable!()

@@ -73,6 +73,7 @@ impl Runtime {
                 Err(e) => Err(e),
             },
             ("reverse", &[]) => self.list_reverse(l).map(|_| NONE),
+            ("extend", &[src]) => return self.list_extend_from(l, src).map(|r| r.map(|_| NONE)),
             ("copy", &[]) => {
                 let n = self.list_len(l);
                 self.list_concat(&[(l, 0, n)], 1)
@@ -127,7 +128,98 @@ impl Runtime {
                 r.map(|v| v.unwrap_or(default))
             }
             ("copy", &[]) => self.dict_copy(d),
+            ("setdefault", &[k, ..]) if args.len() <= 2 && !self.needs_prepare(k) => {
+                let default = args.get(1).copied().unwrap_or(NONE);
+                match self.dict_get(d, k) {
+                    Ok(Some(v)) => Ok(v),
+                    Ok(None) => {
+                        // Inserting may grow the table: a new default (`[]`) may move.
+                        let m = self.mark();
+                        let rv = self.root(default);
+                        let r = self.dict_set(d, k, default).map(|()| self.get(rv));
+                        self.release(m);
+                        r
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            ("update", &[src]) => return self.dict_update_from(d, src).map(|r| r.map(|_| NONE)),
+            ("clear", &[]) => {
+                let keys: Vec<Word> = self.dict_items(d).into_iter().map(|(k, _)| k).collect();
+                if keys.iter().any(|&k| self.needs_prepare(k)) {
+                    // Instance keys: deleting one may run its `__eq__`.
+                    return None;
+                }
+                keys.into_iter()
+                    .try_for_each(|k| self.dict_del(d, k).map(drop))
+                    .map(|()| NONE)
+            }
             _ => return None,
         })
+    }
+
+    /// `l.extend(src)` (and `l += src`) in place for a list or tuple `src`: O(len(src)),
+    /// where the generic path converts and rewrites the whole receiver. None for other
+    /// iterables (the generic path).
+    pub(crate) fn list_extend_from(&mut self, l: Word, src: Word) -> Option<R<()>> {
+        let items = if self.is(src, self.types.list) {
+            self.list_items(src)
+        } else if self.is(src, self.types.tuple) {
+            self.tuple_items(src)
+        } else {
+            return None;
+        };
+        Some(self.list_extend(l, &items))
+    }
+
+    /// `d.update(src)` (and `d |= src`) in place, for a dict `src` or a list or tuple of
+    /// `(key, value)` lists and tuples: O(len(src)), where the generic path converts and
+    /// rewrites the whole receiver. None for other arguments, and for pairs that are not
+    /// all of length 2 (the generic path raises the reference implementation's error).
+    pub(crate) fn dict_update_from(&mut self, d: Word, src: Word) -> Option<R<()>> {
+        let t = self.types;
+        let (flat, stored) = if self.is(src, t.dict) {
+            let items = self.dict_items(src);
+            (items.into_iter().flat_map(|(k, v)| [k, v]).collect(), true)
+        } else if self.is(src, t.list) || self.is(src, t.tuple) {
+            let pairs = if self.is(src, t.list) {
+                self.list_items(src)
+            } else {
+                self.tuple_items(src)
+            };
+            let mut flat: Vec<Word> = Vec::with_capacity(2 * pairs.len());
+            for p in pairs {
+                let kv = if self.is(p, t.tuple) {
+                    self.tuple_items(p)
+                } else if self.is(p, t.list) {
+                    self.list_items(p)
+                } else {
+                    return None;
+                };
+                if kv.len() != 2 {
+                    return None;
+                }
+                flat.extend(kv);
+            }
+            (flat, false)
+        } else {
+            return None;
+        };
+        let m = self.mark();
+        let rd = self.root(d);
+        let r = self.hold_all(&flat).and_then(|held| {
+            for kv in held.chunks(2) {
+                let (k, v) = (self.held(kv[0]), self.held(kv[1]));
+                let d = self.get(rd);
+                if stored {
+                    self.dict_set_stored(d, k, v)?;
+                } else {
+                    self.dict_set(d, k, v)?;
+                }
+            }
+            Ok(())
+        });
+        self.release(m);
+        Some(r)
     }
 }
