@@ -19,8 +19,16 @@ pub fn float_repr(x: f64) -> String {
     let (mantissa, _) = shortest.split_once('e').unwrap_or((&shortest, "0"));
     let len = mantissa.chars().filter(|c| c.is_ascii_digit()).count();
     // ...but when two candidates of that length are equally near (a tie), Python takes the
-    // even one: the exact, round-half-even formatting at the same length gives it.
-    let sci = format!("{:.*e}", len - 1, x.abs());
+    // even one: the exact, round-half-even formatting at the same length gives it. Not at a
+    // power of two, whose lower neighbour is nearer: there the exact rounding may read back
+    // as another double (2.0**123 is 5.316911983139664e+36, not ...663e+36), and the
+    // shortest digits stand.
+    let exact = format!("{:.*e}", len - 1, x.abs());
+    let sci = if exact.parse::<f64>() == Ok(x.abs()) {
+        exact
+    } else {
+        shortest
+    };
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let digits: String = mantissa.chars().filter(|c| *c != '.').collect();

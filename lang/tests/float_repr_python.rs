@@ -1,4 +1,4 @@
-//! `float_repr` against CPython's `repr(float)` on 30 000 values: random bit patterns, random
+//! `float_repr` against CPython's `repr(float)` on 32 000 values: random bit patterns, powers of two, random
 //! short decimals, powers of ten around the notation switch, and integers near 2^53.
 
 use std::io::Write;
@@ -33,6 +33,11 @@ fn values() -> Vec<f64> {
     for k in 0..100 {
         v.push(((1u64 << 53) - 50 + k) as f64);
         v.push(k as f64 * 0.1);
+    }
+    // Powers of two: the gap below is half the gap above (2.0**123 once printed as
+    // 5.316911983139663e+36, which reads back as another double).
+    for e in -1074..1024 {
+        v.push(2f64.powi(e));
     }
     v.extend([0.0, -0.0, f64::MIN_POSITIVE, f64::MAX, f64::MIN, 5e-324]);
     v
