@@ -1154,6 +1154,71 @@ fn joins_of_started_threads_keep_a_restart_point() {
     check("join_running", &["--gil"], &[], &[]);
 }
 
+/// The main thread's transactions that a `--trace` run of `name` on 2 segments made
+/// inevitable.
+fn main_thread_inevitable(name: &str, args: &[&str]) -> usize {
+    let trace = std::env::temp_dir().join(format!(
+        "stmjit-{name}-{}-{}.json",
+        std::process::id(),
+        args.len()
+    ));
+    let file = trace.to_str().expect("a UTF-8 temporary path");
+    check(name, &["--threads", "2", "--trace", file], &[], args);
+    let text = std::fs::read_to_string(&trace).expect("the trace file");
+    let _ = std::fs::remove_file(&trace);
+    let v: serde_json::Value = serde_json::from_str(&text).expect("trace JSON");
+    let events = v["traceEvents"].as_array().expect("traceEvents");
+    let main = events
+        .iter()
+        .find(|e| e["name"] == "thread_name" && e["args"]["name"] == "main")
+        .map(|e| e["tid"].clone())
+        .expect("the main thread's track");
+    events
+        .iter()
+        .filter(|e| e["tid"] == main && e["cat"] == "transaction")
+        .filter(|e| e["args"]["inevitable"] == true)
+        .count()
+}
+
+/// A join of a running thread right after a write commits first (the thread waits for that
+/// write: each one here spins until the joiner sets its flag), and the transaction after it
+/// restarts at the join's statement if it aborts, instead of being inevitable, when the
+/// statement's first effect is the join of a name (`t.join()`, `v = t.join()`,
+/// `v += t.join()`, `v = v + f(t.join())[1]`: running it again repeats nothing committed).
+/// The main thread's inevitable transactions are then the joins of `ts[4]` (one per round,
+/// a receiver that is not a name) and at most 2 others, not one per join: before, 31 and 32
+/// of 6 rounds. Exact results (no statement counted twice after a restart) with forced
+/// aborts, a tiny nursery, on 1, 2, 4 and 16 segments, in both commit modes and under
+/// `--gil`, with the joins' variables locals in a function (a float local kept unboxed
+/// among them) and globals at module level.
+#[test]
+fn joins_after_a_write_restart_at_their_statement() {
+    let name = "join_after_write";
+    for args in [&["6", "function"][..], &["6"]] {
+        let n = main_thread_inevitable(name, args);
+        assert!(
+            n <= 6 + 2,
+            "{args:?}: {n} inevitable transactions in the main thread"
+        );
+        check(name, &["--threads", "2"], ABORTS, args);
+        check(
+            name,
+            &["--threads", "4"],
+            &[ABORTS, &[SMALL_NURSERY]].concat(),
+            args,
+        );
+        check(name, &["--threads", "1"], &[], args);
+        check(name, &["--threads", "16"], ABORTS, args);
+        check(
+            name,
+            &["--threads", "2"],
+            &[("STMJIT_COMMIT_LOG", "0")],
+            args,
+        );
+        check(name, &["--gil"], &[], args);
+    }
+}
+
 /// Joining a running writer thread inside an atomic block that can no longer restart (it
 /// called `shutdown()`: its transaction is inevitable) raises RuntimeError, in both commit
 /// modes, on 1, 2 and 16 segments, under `--gil` and with aborts; joining an ended thread or

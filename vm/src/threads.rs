@@ -549,6 +549,49 @@ pub(crate) fn commit_for_wait(rt: &mut Runtime, ctx: *mut Ctx) -> Result<(), Abo
 /// `t.join()`: waits (outside any transaction, so others go on) for the thread to finish
 /// and returns its result.
 pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
+    join_at(ctx, obj, None)
+}
+
+/// A restart point of the calling JIT frame that a join may give the transaction it begins
+/// after waiting: the frame's first slot and the point's number (`txn::set_restart_point`).
+#[derive(Clone, Copy)]
+pub(crate) struct RestartAt {
+    frame: *mut u64,
+    point: u64,
+}
+
+/// `t.join()` of a statement whose start is a restart point of the calling frame, compiled
+/// only where running the statement again from its start after the join repeats nothing the
+/// committed transaction did (`x.join()`, `v = x.join()`, `v += x.join()`, names only: see
+/// `jit/src/compile/joins.rs`): the transaction that follows a join that had to commit
+/// first then restarts there instead of being inevitable. Another receiver than a Thread
+/// takes the method call of `stmjit_call_method` (`name`, `argv` and `site` are its).
+///
+/// # Safety
+/// As `stmjit_call_method` with one argument word (the receiver); `frame` is the calling
+/// JIT frame, the topmost one, and `point` one of its restart points.
+pub unsafe extern "C" fn stmjit_join_at(
+    ctx: *mut Ctx,
+    frame: *mut u64,
+    point: u64,
+    name: u64,
+    argv: *const Word,
+    site: *const crate::site_cache::SiteCache,
+) -> Word {
+    // SAFETY: caller's contract: the receiver is in the frame slot at argv.
+    let obj = unsafe { *argv };
+    let rt = rt_of(ctx);
+    let thread = rt.is(obj, rt.types.opaque)
+        && rt.ld(obj, offset_of!(OpaqueObj, kind) as u64) == OPAQUE_THREAD;
+    if thread {
+        return join_at(ctx, obj, Some(RestartAt { frame, point }));
+    }
+    // SAFETY: caller's contract.
+    unsafe { crate::calls::stmjit_call_method(ctx, name, argv, 1, site) }
+}
+
+/// [`join`], with the restart point the transaction after a commit and a wait takes, if any.
+fn join_at(ctx: *mut Ctx, obj: Word, at: Option<RestartAt>) -> Word {
     let rt = rt_of(ctx);
     let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
     let id = value::to_int(rt.list_get(data, T_ID)) as usize;
@@ -608,7 +651,13 @@ pub(crate) fn join(ctx: *mut Ctx, obj: Word) -> Word {
             return ERR;
         }
         ended = wait_done(rt, id);
-        rt.begin_without_restart_point(ctx);
+        match at {
+            // The rest of the statement runs again from its start if this transaction
+            // aborts (`stmjit_join_at`): the join then finds the thread ended.
+            // SAFETY: the caller's frame and point (`stmjit_join_at`'s contract).
+            Some(a) => unsafe { rt.begin_at(ctx, a.frame, a.point) },
+            None => rt.begin_without_restart_point(ctx),
+        }
     } else {
         // Ended: its last commit came before its end was marked, but this transaction's
         // snapshot may predate it (commit log); the view is brought up to it (or, on a

@@ -20,7 +20,9 @@
 //! The transaction that follows has no restart point in the caller (a call site is not a
 //! point where all live values are in slots), so it is made *inevitable* (it cannot abort)
 //! and ends at the caller's next poll, which starts a normal one. The same holds after the
-//! helpers that must commit before waiting (`join`, `TransactionQueue.run`). An exception
+//! helpers that must commit before waiting (`join`, `TransactionQueue.run`), except a join
+//! statement compiled with a restart point at its start (`threads::stmjit_join_at`): the
+//! transaction after its wait restarts there. An exception
 //! that leaves the opener makes the running transaction inevitable there, without restart
 //! point (`Runtime::exception_leaves`); one caught before it does not change it. The thread's
 //! driver (depth 0) is the opener of the first transaction: its restart re-runs the call.
@@ -492,6 +494,18 @@ impl Runtime {
         }
     }
 
+    /// Begins a transaction (outside one) whose restart point is `point` of the frame at
+    /// `frame`: the continuation of a join that committed and waited (`threads::join_at`).
+    ///
+    /// # Safety
+    /// As [`set_restart_point`]; no atomic block is open (a restart leaves it).
+    pub(crate) unsafe fn begin_at(&mut self, ctx: *mut Ctx, frame: *mut u64, point: u64) {
+        self.begin(ctx);
+        // SAFETY: caller's contract.
+        unsafe { set_restart_point(ctx, frame, point) };
+        super::threads::start_pending(self);
+    }
+
     /// The continuation of a boundary that has no restart point: an inevitable transaction,
     /// ended by the next poll.
     pub(crate) fn begin_without_restart_point(&mut self, ctx: *mut Ctx) {
@@ -579,6 +593,18 @@ unsafe fn boundary_at(ctx: *mut Ctx, frame: *mut u64, point: u64) -> Word {
         return ERR;
     }
     // SAFETY: caller's contract.
+    unsafe { set_restart_point(ctx, frame, point) };
+    NONE
+}
+
+/// Makes poll `point` of the frame at `frame` the running transaction's restart point: the
+/// frame's slots are saved (restored by [`stmjit_restart`]) and the frame is the opener.
+///
+/// # Safety
+/// `ctx` is the live context; `frame` is the topmost JIT frame, whose helper call this is.
+unsafe fn set_restart_point(ctx: *mut Ctx, frame: *mut u64, point: u64) {
+    let rt = rt_of(ctx);
+    // SAFETY: caller's contract.
     let c = unsafe { &mut *ctx };
     // SAFETY: the frame is [frame, ss.top): the caller is the topmost JIT frame.
     let slots = unsafe {
@@ -589,7 +615,6 @@ unsafe fn boundary_at(ctx: *mut Ctx, frame: *mut u64, point: u64) -> Word {
     rt.restart_stash.clone_from(&rt.exc_stash);
     c.txn_depth = c.depth;
     c.restart_point = point;
-    NONE
 }
 
 /// Runs `call`, a call from Rust into the JIT function that will run at depth

@@ -2,6 +2,7 @@
 //! - `frames.rs`: frames and roots (prologue, epilogue, slots, spills);
 //! - `barriers.rs`: the inline barriers and their elision regions;
 //! - `txn.rs`: transaction boundaries (polls, restart points, the return boundary);
+//!   `joins.rs`: restart points at join statements;
 //! - `calls.rs`: helper and direct calls, error checks and trace sites;
 //! - `values.rs`: tests on tagged words, the guards of fast paths;
 //! - `expr.rs`, `stmt.rs`: expressions and statements; `literals.rs`: displays of constants;
@@ -37,6 +38,7 @@ mod expr;
 mod floats;
 mod frames;
 mod inline;
+mod joins;
 mod lists;
 mod literals;
 mod loop_classes;
@@ -321,6 +323,9 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) restarts: Vec<Block>,
     /// The restart dispatch block (created with the first error path).
     pub(crate) dispatch: Option<Block>,
+    /// The restart point at the start of the join statement being compiled, until its
+    /// join's call takes it (`joins.rs`).
+    pub(crate) join_point: Option<u64>,
     /// The body has a call expression (`f(x)`, `f(k=v)`, `o.m(x)`) other than a call of a
     /// builtin by name: with no loop either, the function gets no entry poll (see
     /// [`FnCompiler::compile`]).
@@ -578,6 +583,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             with_depth: 0,
             restarts: Vec::new(),
             dispatch: None,
+            join_point: None,
             has_calls: false,
             in_float_generic: false,
             float_locals,

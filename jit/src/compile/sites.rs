@@ -268,7 +268,12 @@ impl FnCompiler<'_, '_> {
         let nv = self.b.ins().iconst(I64, n as i64);
         let nid = self.b.ins().iconst(I64, name_id);
         let cp = self.b.ins().iconst(I64, cache);
-        let r = self.call_checked(Helper::CallMethod, &[self.ctx, nid, p, nv, cp], span);
+        let joined = (name == "join" && args.is_empty())
+            .then(|| self.join_call(nid, mark, cp, span))
+            .flatten();
+        let r = joined.unwrap_or_else(|| {
+            self.call_checked(Helper::CallMethod, &[self.ctx, nid, p, nv, cp], span)
+        });
         self.b.ins().jump(done, &[r.into()]);
         self.b.switch_to_block(done);
         self.pop_temps(mark);

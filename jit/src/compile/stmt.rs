@@ -177,6 +177,12 @@ impl FnCompiler<'_, '_> {
     fn stmt(&mut self, s: &Stmt) {
         self.at_line(s.span.line);
         self.stmt_span = s.span;
+        self.open_join_restart(&s.kind);
+        self.stmt_kind(s);
+        self.join_point = None;
+    }
+
+    fn stmt_kind(&mut self, s: &Stmt) {
         match &s.kind {
             StmtKind::Expr(e) => {
                 self.expr(e);

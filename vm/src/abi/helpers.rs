@@ -9,7 +9,7 @@
 
 use super::Ctx;
 use crate::site_cache::SiteCache;
-use crate::{callkw, calls, cells, error, exceptions, helpers as ops, txn};
+use crate::{callkw, calls, cells, error, exceptions, helpers as ops, threads, txn};
 use stmjit_runtime::transaction::StmThread;
 use stmjit_runtime::value::Word;
 
@@ -193,6 +193,9 @@ helpers! {
     CheckMethod = "stmjit_check_method", calls::stmjit_check_method: fn(*mut Ctx, Word, u64) -> Word, MayMove;
     /// `o.name(args)` from a method-call site whose cache missed (fills it).
     CallMethod = "stmjit_call_method", calls::stmjit_call_method: fn(*mut Ctx, u64, *const Word, u64, *const SiteCache) -> Word, MayMove;
+    /// `x.join()` of a statement whose start is restart point `point` of the frame: of a
+    /// Thread, the transaction after a join that committed restarts there; else as `CallMethod`.
+    JoinAt = "stmjit_join_at", threads::stmjit_join_at: fn(*mut Ctx, *mut u64, u64, u64, *const Word, *const SiteCache) -> Word, MayMove;
     /// `f(args)` with keyword or unpacked arguments (values in frame slots, kinds by index).
     CallEx = "stmjit_call_ex", callkw::stmjit_call_ex: fn(*mut Ctx, Word, *const Word, u64, u64) -> Word, MayMove;
     /// The function object of a `def` or `lambda` with default values or free variables.
