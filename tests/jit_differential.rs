@@ -92,6 +92,36 @@ def lrecv(r, v):
         out.append('type')
     return out
 
+def iloop(a, b, k, step):
+    # A while loop on an int tree: its fast version for ints, left for the generic one where
+    # a local stops being an int (a float step) or an operation overflows (b grows past 63
+    # bits, a * a of a big a).
+    out = []
+    c = 0
+    while a * a - b <= k:
+        if a % 5 == step % 5:
+            b = b * 3 + step
+        elif (a - b) // 7 > k:
+            out.append(a // 3)
+        a += step
+        c += 1
+        if c > 25:
+            break
+    return [a, b, c, out]
+
+def idivs(n, d):
+    # `%` and `//` of operands that fit 32 bits and of ones that do not, of every sign.
+    out = []
+    for m in [n, -n, n * 4294967296, n + 4294967295]:
+        for e in [d, -d, d + 4294967296, 4294967295 - d]:
+            if e != 0:
+                out.append([m % e, m // e])
+                if m % e == 0:
+                    out.append(e)
+                if m % e != 0:
+                    out.append(m)
+    return out
+
 def receiver(c, v):
     if c == 0:
         return [v, 2, 3]
@@ -122,7 +152,18 @@ fn operand(g: &mut Gen) -> String {
 }
 
 fn extra(g: &mut Gen) -> String {
-    match g.below(12) {
+    match g.below(13) {
+        // Int loops and divisions (`int_loops.rs`, `int_div`) on ints that overflow, floats,
+        // bools and big ints.
+        12 => format!(
+            "print(iloop({}, {}, {}, {}), idivs({}, {}))",
+            operand(g),
+            operand(g),
+            g.int(1),
+            operand(g),
+            operand(g),
+            operand(g)
+        ),
         // The inline list methods and indexing: growth past the capacity, lists mutated while
         // a loop runs over them, negative and out-of-range indices, `pop(i)` of every kind,
         // and receivers of other types with the same method names.

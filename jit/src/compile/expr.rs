@@ -15,7 +15,7 @@ use stmjit_vm::objects::{ListObj, ARRAY_DATA};
 use stmjit_vm::{Accessed, Ctx, UNBOUND};
 
 /// Whether `op` has an inline path for two ints ([`FnCompiler::int_binop`]).
-fn has_int_fast_path(op: BinOp) -> bool {
+pub(crate) fn has_int_fast_path(op: BinOp) -> bool {
     matches!(
         op,
         BinOp::Add
@@ -414,6 +414,9 @@ impl FnCompiler<'_, '_> {
                         return;
                     }
                 };
+                if self.int_tree_branch(e, then, els) {
+                    return;
+                }
                 let (x, y) = self.operands(first, &rest[0].1);
                 let slow = self.b.create_block();
                 self.both_ints(x, y, slow);

@@ -304,6 +304,9 @@ impl FnCompiler<'_, '_> {
         if slot < self.nlocals {
             let v = self.local_value(slot);
             self.local_of.insert(v, slot);
+            if self.int_locals.contains(&slot) {
+                self.known_ints.insert(v);
+            }
             return v;
         }
         let f = self.frame();
@@ -325,6 +328,7 @@ impl FnCompiler<'_, '_> {
     pub(crate) fn store_slot(&mut self, slot: usize, v: Value) {
         if slot < self.nlocals {
             self.local_of.retain(|_, l| *l != slot);
+            self.int_locals.retain(|&l| l != slot);
             self.region.marks.forget(slot);
             if self.locals_in_slots {
                 let f = self.frame();

@@ -38,6 +38,8 @@ mod expr;
 mod floats;
 mod frames;
 mod inline;
+mod int_loops;
+mod int_trees;
 mod joins;
 mod lists;
 mod literals;
@@ -333,6 +335,13 @@ pub struct FnCompiler<'a, 'b> {
     /// Compiling the generic path of an unboxed float tree (`floats.rs`): its subtrees are
     /// not made trees again.
     pub(crate) in_float_generic: bool,
+    /// Compiling the generic path of an int-tree condition (`int_trees.rs`): it is not made
+    /// a tree again.
+    pub(crate) in_int_generic: bool,
+    /// Locals that hold ints wherever the code being compiled runs: in the fast version of a
+    /// loop, those its condition tests, until the body stores to them (`int_loops.rs`).
+    /// Their reads are known ints.
+    pub(crate) int_locals: Vec<usize>,
     /// Locals the function assigns floats to (`floats.rs`), by slot.
     pub(crate) float_locals: Vec<bool>,
     /// Attribute names the function stores float trees to (`floats.rs`): a tree with such
@@ -586,6 +595,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             join_point: None,
             has_calls: false,
             in_float_generic: false,
+            in_int_generic: false,
+            int_locals: Vec::new(),
             float_locals,
             float_attrs,
             float_vars: Vec::new(),

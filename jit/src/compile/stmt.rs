@@ -70,7 +70,7 @@ impl FnCompiler<'_, '_> {
     /// assignment), then the statements, with `break`/`continue` going to `exit`/`latch`;
     /// falls through to `latch` and leaves the builder there. What the body assigns does not
     /// count as assigned after it, since the body may run zero times.
-    fn loop_body(
+    pub(super) fn loop_body(
         &mut self,
         body: &[Stmt],
         latch: cranelift_codegen::ir::Block,
@@ -316,6 +316,9 @@ impl FnCompiler<'_, '_> {
 
     /// `while cond: body`, with a poll at the back-edge.
     fn while_loop(&mut self, cond: &Expr, body: &[Stmt], span: Span) {
+        if self.int_while(cond, body, span) {
+            return;
+        }
         let head = self.b.create_block();
         let body_b = self.b.create_block();
         let latch = self.b.create_block();

@@ -161,7 +161,37 @@ impl FnCompiler<'_, '_> {
         };
         let both = self.b.ins().band(x, y);
         let bit = self.b.ins().band_imm(both, 1);
-        self.only_if(bit, slow);
+        self.only_if_ints(bit, &[x, y], slow);
+    }
+    /// [`Self::only_if`] after a test that `tested` are ints: where it passed, the locals
+    /// they were read from hold known ints (a copy of each word, the parameter of the block
+    /// that goes on, which only code that block dominates sees: later reads of the local
+    /// there, the body of a loop whose condition tested it, need no test again). Cranelift
+    /// folds the copy back into the word; only the compiler's knowledge differs.
+    pub(crate) fn only_if_ints(&mut self, cond: Value, tested: &[Value], other: Block) {
+        let next = self.b.create_block();
+        let mut locals: Vec<(Value, usize)> = Vec::new();
+        if !self.locals_in_slots {
+            for &v in tested {
+                if let Some(&l) = self.local_of.get(&v) {
+                    if self.float_var(l).is_none() && !locals.iter().any(|&(w, _)| w == v) {
+                        locals.push((v, l));
+                    }
+                }
+            }
+        }
+        let args: Vec<_> = locals.iter().map(|&(v, _)| v.into()).collect();
+        for _ in &locals {
+            self.b.append_block_param(next, I64);
+        }
+        self.b.ins().brif(cond, next, &args, other, &[]);
+        self.follow(next);
+        for (k, &(_, l)) in locals.iter().enumerate() {
+            let w = self.b.block_params(next)[k];
+            self.known_ints.insert(w);
+            self.local_of.insert(w, l);
+            self.b.def_var(self.local_vars[l], w);
+        }
     }
     /// The word of `v` if it is an `iconst` of a tagged int (odd).
     pub(super) fn int_const(&self, v: Value) -> Option<i64> {
