@@ -3,7 +3,8 @@
 use super::barriers::Marks;
 use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{
-    condcodes::FloatCC, condcodes::IntCC, types::I64, types::I8, Block, InstBuilder, Value,
+    condcodes::FloatCC, condcodes::IntCC, types::I32, types::I64, types::I8, Block, InstBuilder,
+    Value,
 };
 use std::mem::offset_of;
 use stmjit_lang::ast::*;
@@ -378,14 +379,23 @@ impl FnCompiler<'_, '_> {
                 self.b.switch_to_block(divb);
                 let xa = self.b.ins().sshr_imm(x, 1);
                 let yd = self.b.ins().sshr_imm(y, 1);
-                let r = self.b.ins().srem(xa, yd);
                 let cc = if rest[0].0 == CmpOp::Eq {
                     IntCC::Equal
                 } else {
                     IntCC::NotEqual
                 };
-                let c = self.b.ins().icmp_imm(cc, r, 0);
-                self.b.ins().brif(c, then, &[], els, &[]);
+                // Two divisions (see `narrow_or_wide`), each branching itself.
+                let (narrow, wide) = self.narrow_or_wide(xa, yd);
+                for (blk, is_narrow) in [(narrow, true), (wide, false)] {
+                    self.b.switch_to_block(blk);
+                    let r = if is_narrow {
+                        self.narrow_div(BinOp::Mod, xa, yd)
+                    } else {
+                        self.b.ins().srem(xa, yd)
+                    };
+                    let c = self.b.ins().icmp_imm(cc, r, 0);
+                    self.b.ins().brif(c, then, &[], els, &[]);
+                }
                 self.b.set_cold_block(slow);
                 self.b.switch_to_block(slow);
                 let first_new = self.b.func.dfg.num_blocks();
@@ -669,7 +679,10 @@ impl FnCompiler<'_, '_> {
     }
 
     /// `x // y` or `x % y` on ints, floored as in Python. A zero divisor and the one
-    /// overflowing quotient take the slow path, which raises.
+    /// overflowing quotient take the slow path, which raises. Operands that both fit 32
+    /// unsigned bits (`n % i` of most loops) divide in 32 bits, where floor and truncation
+    /// agree: a 64-bit `idiv` takes up to twice as long (trial division by `%`: 0.55 s in
+    /// C with `idiv`, 0.48 s with the 32-bit `div`).
     fn int_div(&mut self, op: BinOp, x: Value, y: Value, slow: Block) -> (Value, Option<Value>) {
         if let Some(k) = self.int_const(y).and_then(power_of_two) {
             return (self.int_div_pow2(op, x, k), None);
@@ -680,6 +693,54 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(divb);
         let a = self.b.ins().sshr_imm(x, 1);
         let d = self.b.ins().sshr_imm(y, 1);
+        let (narrow, wide) = self.narrow_or_wide(a, d);
+        let join = self.b.create_block();
+        self.b.append_block_param(join, I64);
+        self.b.switch_to_block(narrow);
+        let r = self.narrow_div(op, a, d);
+        self.b.ins().jump(join, &[r.into()]);
+        self.b.switch_to_block(wide);
+        let r = self.int_div_wide(op, a, d);
+        self.b.ins().jump(join, &[r.into()]);
+        self.b.switch_to_block(join);
+        let r = self.b.block_params(join)[0];
+        if op == BinOp::Mod {
+            let m2 = self.b.ins().ishl_imm(r, 1);
+            (self.b.ins().bor_imm(m2, 1), None)
+        } else {
+            let (q2, of) = self.b.ins().sadd_overflow(r, r);
+            let q2 = self.b.ins().bor_imm(q2, 1);
+            (q2, Some(of))
+        }
+    }
+
+    /// Branches to the first block returned where the untagged ints `a` and `d` both fit 32
+    /// unsigned bits, to the second (cold) otherwise.
+    fn narrow_or_wide(&mut self, a: Value, d: Value) -> (Block, Block) {
+        let (narrow, wide) = (self.b.create_block(), self.b.create_block());
+        let both = self.b.ins().bor(a, d);
+        let high = self.b.ins().ushr_imm(both, 32);
+        self.b.ins().brif(high, wide, &[], narrow, &[]);
+        self.b.set_cold_block(wide);
+        (narrow, wide)
+    }
+
+    /// The quotient (`//`) or remainder (`%`) of `a` and `d` (not 0) that both fit 32
+    /// unsigned bits, by one 32-bit division: floored and truncated agree there.
+    fn narrow_div(&mut self, op: BinOp, a: Value, d: Value) -> Value {
+        let a32 = self.b.ins().ireduce(I32, a);
+        let d32 = self.b.ins().ireduce(I32, d);
+        let r32 = if op == BinOp::Mod {
+            self.b.ins().urem(a32, d32)
+        } else {
+            self.b.ins().udiv(a32, d32)
+        };
+        self.b.ins().uextend(I64, r32)
+    }
+
+    /// The floored quotient (`//`) or remainder (`%`) of the untagged `a` and `d` (not 0)
+    /// in 64 bits.
+    fn int_div_wide(&mut self, op: BinOp, a: Value, d: Value) -> Value {
         // One division: the quotient for `//`, the remainder for `%` (the other one derived
         // with a multiply).
         let (q, r) = if op == BinOp::Mod {
@@ -695,17 +756,15 @@ impl FnCompiler<'_, '_> {
         let sx = self.b.ins().bxor(r, d);
         let neg = self.b.ins().icmp_imm(IntCC::SignedLessThan, sx, 0);
         let adj = self.b.ins().band(rnz, neg);
-        if op == BinOp::Mod {
-            let rd = self.b.ins().iadd(r, d);
-            let m = self.b.ins().select(adj, rd, r);
-            let m2 = self.b.ins().ishl_imm(m, 1);
-            (self.b.ins().bor_imm(m2, 1), None)
-        } else {
-            let adj = self.b.ins().uextend(I64, adj);
-            let q = self.b.ins().isub(q.unwrap(), adj);
-            let (q2, of) = self.b.ins().sadd_overflow(q, q);
-            let q2 = self.b.ins().bor_imm(q2, 1);
-            (q2, Some(of))
+        match q {
+            None => {
+                let rd = self.b.ins().iadd(r, d);
+                self.b.ins().select(adj, rd, r)
+            }
+            Some(q) => {
+                let adj = self.b.ins().uextend(I64, adj);
+                self.b.ins().isub(q, adj)
+            }
         }
     }
 
