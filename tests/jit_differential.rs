@@ -109,6 +109,17 @@ def iloop(a, b, k, step):
             break
     return [a, b, c, out]
 
+def cloop(x, f, d, limit):
+    # x carried round the loop as an int (assigned by the last statement only), which
+    # leaves for the generic version where x * f + d overflows or is not an int.
+    c = 0
+    while x * 1 < limit:
+        c += 1
+        if c > 30:
+            break
+        x = x * f + d
+    return [x, c]
+
 def idivs(n, d):
     # `%` and `//` of operands that fit 32 bits and of ones that do not, of every sign.
     out = []
@@ -156,13 +167,17 @@ fn extra(g: &mut Gen) -> String {
         // Int loops and divisions (`int_loops.rs`, `int_div`) on ints that overflow, floats,
         // bools and big ints.
         12 => format!(
-            "print(iloop({}, {}, {}, {}), idivs({}, {}))",
+            "print(iloop({}, {}, {}, {}), idivs({}, {}), cloop({}, {}, {}, {}))",
             operand(g),
             operand(g),
             g.int(1),
             operand(g),
             operand(g),
-            operand(g)
+            operand(g),
+            operand(g),
+            operand(g),
+            operand(g),
+            g.int(1)
         ),
         // The inline list methods and indexing: growth past the capacity, lists mutated while
         // a loop runs over them, negative and out-of-range indices, `pop(i)` of every kind,

@@ -10,12 +10,19 @@
 //! the fast version, whose facts then hold round its back-edge. The generic version is out
 //! of line.
 //!
+//! A leaf of the condition that the body assigns only in its last statement, to an int tree
+//! of itself, literals and locals the body does not assign (`i += 2`, `x = x * f + 1`), is
+//! carried: tested once before the loop with the invariant leaves, and not again, since the
+//! fast version assigns it only the int its tree gives. Where that tree's checks fail
+//! (overflow, a zero divisor), the statement runs in full and the loop goes on at the
+//! generic version's back-edge.
+//!
 //! Only innermost loops of simple statements (no loop, `try`, `with`, `def` or `class` in
 //! the body) of bounded size are versioned: the body is compiled twice.
 
 use super::weight::{any_stmt, walk, weight, Node};
 use super::FnCompiler;
-use cranelift_codegen::ir::InstBuilder;
+use cranelift_codegen::ir::{Block, InstBuilder};
 use stmjit_lang::ast::{Expr, ExprKind, Slot, Stmt, StmtKind, Target};
 use stmjit_lang::diag::Span;
 
@@ -53,6 +60,17 @@ fn assigned_in(body: &[Stmt], nlocals: usize) -> Vec<bool> {
     assigned
 }
 
+/// How many times `body` assigns local `slot`.
+fn assignments(body: &[Stmt], slot: usize) -> usize {
+    let mut n = 0;
+    walk(body, &mut |node| {
+        if let Node::Target(Target::Name(t)) = node {
+            n += usize::from(t.slot == Slot::Local(slot));
+        }
+    });
+    n
+}
+
 /// The leaves of an int tree, left to right.
 fn leaves<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
     match &e.kind {
@@ -65,6 +83,90 @@ fn leaves<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
 }
 
 impl FnCompiler<'_, '_> {
+    /// The local `body` carries round the loop as an int (see the module docs), the tree its
+    /// last statement gives it, and the other locals of that tree: `i += 2` or
+    /// `i = i * k + 1`, `body`'s only assignment of `i`, a leaf of the condition, whose
+    /// leaves are int literals, `i` and locals the body does not assign (`assigned`).
+    fn carried(
+        &self,
+        body: &[Stmt],
+        assigned: &[bool],
+        tested: &[usize],
+    ) -> Option<(usize, Expr, Vec<usize>)> {
+        let last = body.last()?;
+        let (n, tree) = match &last.kind {
+            StmtKind::AugAssign {
+                target: Target::Name(n),
+                op,
+                value,
+            } => {
+                let name = Expr {
+                    kind: ExprKind::Name(n.clone()),
+                    span: n.span,
+                };
+                let kind = ExprKind::Binary(*op, Box::new(name), Box::new(value.clone()));
+                (
+                    n,
+                    Expr {
+                        kind,
+                        span: last.span,
+                    },
+                )
+            }
+            StmtKind::Assign { targets, value } => match targets.as_slice() {
+                [Target::Name(n)] => (n, value.clone()),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        let Slot::Local(c) = n.slot else {
+            return None;
+        };
+        if !tested.contains(&c) || !self.is_int_tree(&tree) || assignments(body, c) != 1 {
+            return None;
+        }
+        let mut all = Vec::new();
+        leaves(&tree, &mut all);
+        let mut others = Vec::new();
+        for e in all {
+            match &e.kind {
+                ExprKind::Int(_) => {}
+                ExprKind::Name(m) => match m.slot {
+                    Slot::Local(l) if l == c => {}
+                    Slot::Local(l) if !assigned[l] => {
+                        if !others.contains(&l) {
+                            others.push(l);
+                        }
+                    }
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+        Some((c, tree, others))
+    }
+
+    /// The fast version's last statement, `c = tree` ([`Self::carried`]): the int tree's
+    /// checks (overflow, divisor) leave for the block returned, where the statement is to be
+    /// compiled in full, then the loop to go on in the generic version. Nothing else
+    /// assigns `c` in the fast version, so it holds an int round its back-edge.
+    fn carried_assign(&mut self, c: usize, tree: &Expr, stmt: &Stmt) -> Block {
+        if self.is_filled() {
+            self.dead_block();
+        }
+        self.at_line(stmt.span.line);
+        self.stmt_span = stmt.span;
+        let leave = self.b.create_block();
+        let mut words = Vec::new();
+        self.int_leaves(tree, &mut words);
+        // All known ints (see `carried`): no test is emitted.
+        self.expect_ints(&words, leave);
+        let r = self.int_tree(tree, &mut words.into_iter(), leave);
+        self.store_slot(c, r);
+        self.known_ints.insert(r);
+        leave
+    }
+
     /// Compiles `while cond: body` in two versions (see the module docs) when `cond` is an
     /// int-tree condition and `body` may be compiled twice; `false` (nothing emitted)
     /// otherwise.
@@ -99,7 +201,19 @@ impl FnCompiler<'_, '_> {
                 }
             }
         }
-        let words: Vec<_> = invariant.iter().map(|&i| self.load_slot(i)).collect();
+        let carried = self.carried(body, &assigned, &tested);
+        // Tested once: the invariant leaves, the carried local (an int on every way into the
+        // head of the fast version: from here, round the back-edge, at a restart) and the
+        // other locals of its tree (not assigned in the loop).
+        let mut entry = invariant.clone();
+        if let Some((c, _, others)) = &carried {
+            for &l in others.iter().chain([c]) {
+                if !entry.contains(&l) {
+                    entry.push(l);
+                }
+            }
+        }
+        let words: Vec<_> = entry.iter().map(|&i| self.load_slot(i)).collect();
         self.expect_ints(&words, generic);
         // The fast version.
         let head = self.b.create_block();
@@ -109,7 +223,7 @@ impl FnCompiler<'_, '_> {
         self.expect_loop_classes(Some(cond), body);
         self.b.switch_to_block(head);
         let outer = self.int_locals.clone();
-        self.int_locals.extend(invariant.iter().copied());
+        self.int_locals.extend(entry.iter().copied());
         self.int_tree_fast(sides, body_b, exit, generic);
         self.int_locals = outer;
         self.b.switch_to_block(body_b);
@@ -117,17 +231,35 @@ impl FnCompiler<'_, '_> {
         // Each store to a local takes it out (`store_slot`): the body has no loop, so code
         // compiled before the first store of a local (in source order) runs only where no
         // store to it ran since the condition's test.
-        self.int_locals.extend(tested.iter().copied());
-        self.loop_body(body, latch, exit, |_| {});
+        self.int_locals.extend(tested.iter().chain(&entry).copied());
+        let mut leave = None;
+        match &carried {
+            None => self.loop_body(body, latch, exit, |_| {}),
+            Some((c, tree, _)) => {
+                let (init, last) = body.split_at(body.len() - 1);
+                let tail = |s: &mut Self| leave = Some(s.carried_assign(*c, tree, &last[0]));
+                self.loop_body_then(init, latch, exit, |_| {}, tail);
+            }
+        }
         self.poll(span);
         self.b.ins().jump(head, &[]);
         self.int_locals = outer;
         // The generic version, out of line.
         self.break_past_else = past_else;
+        let latch_g = self.b.create_block();
+        if let Some(leave) = leave {
+            // The last statement in full, where its int tree left; then the generic
+            // version's back-edge.
+            self.b.set_cold_block(leave);
+            let first_new = self.b.func.dfg.num_blocks();
+            self.b.switch_to_block(leave);
+            self.stmt(&body[body.len() - 1]);
+            self.b.ins().jump(latch_g, &[]);
+            self.cold_from(first_new);
+        }
         self.b.set_cold_block(generic);
         let first_new = self.b.func.dfg.num_blocks();
         let body_g = self.b.create_block();
-        let latch_g = self.b.create_block();
         self.b.switch_to_block(generic);
         self.expect_loop_classes(Some(cond), body);
         self.in_int_generic = true;

@@ -113,7 +113,7 @@ impl FnCompiler<'_, '_> {
     }
 
     /// An operation with an int fast path (true division has none) on trees or leaves.
-    fn is_int_tree(&self, e: &Expr) -> bool {
+    pub(crate) fn is_int_tree(&self, e: &Expr) -> bool {
         match &e.kind {
             ExprKind::Binary(op, a, b) => {
                 has_int_fast_path(*op)
@@ -127,7 +127,7 @@ impl FnCompiler<'_, '_> {
     }
 
     /// The words of the leaves of `e`, left to right.
-    fn int_leaves(&mut self, e: &Expr, out: &mut Vec<Value>) {
+    pub(crate) fn int_leaves(&mut self, e: &Expr, out: &mut Vec<Value>) {
         match &e.kind {
             ExprKind::Binary(_, a, b) => {
                 self.int_leaves(a, out);
@@ -139,7 +139,7 @@ impl FnCompiler<'_, '_> {
 
     /// The tagged int `e` gives on int leaves (taken from `leaves` in order), every failed
     /// check branching to `generic`.
-    fn int_tree(
+    pub(crate) fn int_tree(
         &mut self,
         e: &Expr,
         leaves: &mut impl Iterator<Item = Value>,

@@ -77,12 +77,26 @@ impl FnCompiler<'_, '_> {
         exit: cranelift_codegen::ir::Block,
         bind: impl FnOnce(&mut Self),
     ) {
+        self.loop_body_then(body, latch, exit, bind, |_| {});
+    }
+
+    /// [`Self::loop_body`], with `tail` compiling code after the statements, inside the loop
+    /// (a `continue` skips it, a `break` leaves past it).
+    pub(super) fn loop_body_then(
+        &mut self,
+        body: &[Stmt],
+        latch: cranelift_codegen::ir::Block,
+        exit: cranelift_codegen::ir::Block,
+        bind: impl FnOnce(&mut Self),
+        tail: impl FnOnce(&mut Self),
+    ) {
         let before = self.assigned.clone();
         let header_line = self.line;
         bind(self);
         let brk = self.break_past_else.take().unwrap_or(exit);
         self.loops.push((latch, brk, self.with_depth));
         self.stmts(body);
+        tail(self);
         self.loops.pop();
         // The back-edge (latch, poll, next iteration) is the loop header's code.
         self.at_line(header_line);
@@ -174,7 +188,7 @@ impl FnCompiler<'_, '_> {
         }
     }
 
-    fn stmt(&mut self, s: &Stmt) {
+    pub(super) fn stmt(&mut self, s: &Stmt) {
         self.at_line(s.span.line);
         self.stmt_span = s.span;
         self.open_join_restart(&s.kind);
