@@ -74,6 +74,21 @@ impl Runtime {
             },
             ("reverse", &[]) => self.list_reverse(l).map(|_| NONE),
             ("extend", &[src]) => return self.list_extend_from(l, src).map(|r| r.map(|_| NONE)),
+            ("remove", &[v]) => {
+                // An `__eq__` may move the list: rooted across the search.
+                let m = self.mark();
+                let rl = self.root(l);
+                let found = self.list_find(l, v);
+                let l = self.get(rl);
+                self.release(m);
+                match found {
+                    Ok(Some(i)) => self.list_pop(l, i as i64).map(|_| NONE),
+                    // The ValueError as the reference implementation words it.
+                    Ok(None) => return None,
+                    Err(e) => Err(e),
+                }
+            }
+            ("clear", &[]) => self.list_replace(l, &[]).map(|_| NONE),
             ("copy", &[]) => {
                 let n = self.list_len(l);
                 self.list_concat(&[(l, 0, n)], 1)
