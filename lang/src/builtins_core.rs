@@ -1278,14 +1278,73 @@ pub fn has_method(v: &Value, name: &str) -> bool {
 /// `TypeError` if not. Public for the methods callers handle themselves (Thread, queue).
 pub fn method_arity(type_name: &str, name: &str, args: &[Value], min: usize, max: usize) -> R<()> {
     if args.len() < min || args.len() > max {
-        return Err(arity_error(
-            &format!("{type_name}.{name}"),
-            args.len(),
-            min,
-            max,
-        ));
+        return Err(method_arity_error(type_name, name, args.len(), min, max));
     }
     Ok(())
+}
+
+/// Methods of `str` that CPython parses with keywords allowed: their arity error reads
+/// "split() takes at most 2 arguments (3 given)".
+const STR_KEYWORD_METHODS: &[&str] = &[
+    "count",
+    "encode",
+    "endswith",
+    "expandtabs",
+    "find",
+    "index",
+    "rfind",
+    "rindex",
+    "rsplit",
+    "split",
+    "splitlines",
+    "startswith",
+];
+
+/// The `TypeError` for method `type_name.name()` called with `given` arguments where
+/// `min..=max` are taken, worded as CPython words it for the calling convention of that
+/// method of a built-in type: no arguments, exactly one, keywords allowed, or positional
+/// only ("get expected at least 1 argument, got 0"). Our own types (Thread, queue, slice)
+/// keep the plain form.
+fn method_arity_error(
+    type_name: &str,
+    name: &str,
+    given: usize,
+    min: usize,
+    max: usize,
+) -> OpError {
+    let builtin_type = matches!(
+        type_name,
+        "str" | "list" | "dict" | "set" | "frozenset" | "tuple"
+    );
+    if !builtin_type {
+        return arity_error(&format!("{type_name}.{name}"), given, min, max);
+    }
+    let bound = if given < min { min } else { max };
+    let s = if bound == 1 { "" } else { "s" };
+    // `sort` takes its two arguments by keyword only.
+    let message = if (type_name, name) == ("list", "sort") && given <= 2 {
+        "sort() takes no positional arguments".to_string()
+    } else if (type_name, name) == ("list", "sort") {
+        format!("sort() takes at most 2 arguments ({given} given)")
+    } else if max == 0 {
+        format!("{type_name}.{name}() takes no arguments ({given} given)")
+    } else if (min, max) == (1, 1) {
+        format!("{type_name}.{name}() takes exactly one argument ({given} given)")
+    } else {
+        let how = if min == max {
+            ""
+        } else if given < min {
+            "at least "
+        } else {
+            "at most "
+        };
+        if type_name == "str" && STR_KEYWORD_METHODS.contains(&name) {
+            format!("{name}() takes {how}{bound} argument{s} ({given} given)")
+        } else {
+            format!("{name} expected {how}{bound} argument{s}, got {given}")
+        }
+    };
+    exc(TypeError, message)
 }
 
 /// Stable sort with Python's `<` (which may fail); Rust's `sort_by` needs a total order.

@@ -441,8 +441,12 @@ pub fn list_method(l: &ListObj, name: &str, args: &[Value]) -> Option<R<Value>> 
 pub fn dict_method(d: &DictObj, name: &str, args: &[Value]) -> Option<R<Value>> {
     let t = "dict";
     let r = match name {
-        "update" => arity(t, name, args, 1, 1)
-            .and_then(|()| crate::builtins_seq::dict_update(d, &args[0]))
+        // `d.update()` with nothing to add is a no-op, as in CPython.
+        "update" => arity(t, name, args, 0, 1)
+            .and_then(|()| match args.first() {
+                Some(src) => crate::builtins_seq::dict_update(d, src),
+                None => Ok(()),
+            })
             .map(|()| Value::None),
         "setdefault" => arity(t, name, args, 1, 2).and_then(|()| {
             let k = crate::value::key_in(&d.map, &args[0])?;
