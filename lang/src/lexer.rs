@@ -26,17 +26,24 @@ pub fn decode_source(bytes: &[u8]) -> Result<&str, Diagnostic> {
 }
 
 /// Splits `source` into tokens. The token list always ends with `Newline` (if there was any
-/// token), the `Dedent`s closing every open block, and `Eof`.
+/// token), the `Dedent`s closing every open block, and `Eof`. The parser does not take the
+/// list whole: it pulls the tokens a line at a time ([`crate::token_stream`]).
 pub fn lex(source: &str) -> Result<Vec<Token>, Diagnostic> {
-    Lexer::new(source).run()
+    let mut lexer = Lexer::new(source);
+    while lexer.more()? {}
+    Ok(lexer.tokens)
 }
 
-struct Lexer {
-    chars: Vec<char>,
+/// The lexer's state: it reads the source in place (a byte position into it, not a copy of
+/// its characters: 4 bytes per byte of source) and is run a line at a time ([`Lexer::more`]).
+pub(crate) struct Lexer<'a> {
+    src: &'a str,
+    /// Byte offset of the next character in `src`.
     pos: usize,
     line: u32,
     col: u32,
-    tokens: Vec<Token>,
+    /// The tokens made and not yet taken (`more` adds to them).
+    pub(crate) tokens: Vec<Token>,
     /// Widths of the open indentation levels; always starts with 0.
     indents: Vec<u32>,
     /// Open brackets and where they were opened.
@@ -45,14 +52,16 @@ struct Lexer {
     at_line_start: bool,
     /// True when the current logical line has produced a token (so a `Newline` is due).
     line_has_tokens: bool,
+    /// True once the final `Eof` is out.
+    finished: bool,
 }
 
-impl Lexer {
-    fn new(source: &str) -> Lexer {
+impl<'a> Lexer<'a> {
+    pub(crate) fn new(source: &'a str) -> Lexer<'a> {
         // A UTF-8 byte-order mark is not part of the program (Python skips it too).
         let source = source.strip_prefix('\u{feff}').unwrap_or(source);
         Lexer {
-            chars: source.chars().collect(),
+            src: source,
             pos: 0,
             line: 1,
             col: 1,
@@ -61,11 +70,12 @@ impl Lexer {
             brackets: Vec::new(),
             at_line_start: true,
             line_has_tokens: false,
+            finished: false,
         }
     }
 
     fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
+        self.src[self.pos..].chars().next()
     }
 
     /// At a `quote` character inside a string literal: whether it closes the literal (one
@@ -81,7 +91,7 @@ impl Lexer {
     }
 
     fn peek_at(&self, n: usize) -> Option<char> {
-        self.chars.get(self.pos + n).copied()
+        self.src[self.pos..].chars().nth(n)
     }
 
     fn span(&self) -> Span {
@@ -91,7 +101,7 @@ impl Lexer {
     /// Consumes one character, keeping line and column up to date.
     fn bump(&mut self) -> Option<char> {
         let c = self.peek()?;
-        self.pos += 1;
+        self.pos += c.len_utf8();
         if c == '\n' {
             self.line += 1;
             self.col = 1;
@@ -106,60 +116,80 @@ impl Lexer {
         self.line_has_tokens = true;
     }
 
-    fn run(mut self) -> Result<Vec<Token>, Diagnostic> {
-        loop {
-            if self.at_line_start && self.brackets.is_empty() {
-                self.indentation()?;
-                if self.at_line_start {
-                    // A blank or comment-only line was skipped; look at the next one.
-                    if self.peek().is_none() {
-                        break;
-                    }
-                    continue;
-                }
-            }
-            let Some(c) = self.peek() else { break };
-            let start = self.span();
-            match c {
-                ' ' | '\t' | '\x0c' => {
-                    self.bump();
-                }
-                '#' => self.skip_comment(),
-                '\\' => {
-                    self.bump();
-                    match self.peek() {
-                        Some('\n') => {
-                            self.bump();
-                        }
-                        Some('\r') if self.peek_at(1) == Some('\n') => {
-                            self.bump();
-                            self.bump();
-                        }
-                        _ => {
-                            return Err(Diagnostic::new(
-                                "unexpected character after line continuation character",
-                                start,
-                            ))
-                        }
-                    }
-                }
-                '\n' | '\r' => {
-                    self.bump();
-                    if c == '\r' && self.peek() == Some('\n') {
-                        self.bump();
-                    }
-                    if self.brackets.is_empty() {
-                        self.end_logical_line(start);
-                        self.at_line_start = true;
-                    }
-                }
-                '0'..='9' => self.number()?,
-                '.' if matches!(self.peek_at(1), Some('0'..='9')) => self.number()?,
-                '"' | '\'' => self.string()?,
-                c if c == '_' || c.is_alphabetic() => self.name()?,
-                _ => self.operator()?,
+    /// Lexes on until at least one more token is in `tokens` (the rest of a logical line,
+    /// or the end of the source: then the `Dedent`s and `Eof`); false once `Eof` is out.
+    pub(crate) fn more(&mut self) -> Result<bool, Diagnostic> {
+        if self.finished {
+            return Ok(false);
+        }
+        let before = self.tokens.len();
+        while self.tokens.len() == before {
+            if !self.step()? {
+                self.finish()?;
             }
         }
+        Ok(true)
+    }
+
+    /// Lexes what starts at the next character (a token, blanks, a comment, a line end, the
+    /// indentation of a line); false at the end of the source.
+    fn step(&mut self) -> Result<bool, Diagnostic> {
+        if self.at_line_start && self.brackets.is_empty() {
+            self.indentation()?;
+            if self.at_line_start {
+                // A blank or comment-only line was skipped; look at the next one.
+                return Ok(self.peek().is_some());
+            }
+        }
+        let Some(c) = self.peek() else {
+            return Ok(false);
+        };
+        let start = self.span();
+        match c {
+            ' ' | '\t' | '\x0c' => {
+                self.bump();
+            }
+            '#' => self.skip_comment(),
+            '\\' => {
+                self.bump();
+                match self.peek() {
+                    Some('\n') => {
+                        self.bump();
+                    }
+                    Some('\r') if self.peek_at(1) == Some('\n') => {
+                        self.bump();
+                        self.bump();
+                    }
+                    _ => {
+                        return Err(Diagnostic::new(
+                            "unexpected character after line continuation character",
+                            start,
+                        ))
+                    }
+                }
+            }
+            '\n' | '\r' => {
+                self.bump();
+                if c == '\r' && self.peek() == Some('\n') {
+                    self.bump();
+                }
+                if self.brackets.is_empty() {
+                    self.end_logical_line(start);
+                    self.at_line_start = true;
+                }
+            }
+            '0'..='9' => self.number()?,
+            '.' if matches!(self.peek_at(1), Some('0'..='9')) => self.number()?,
+            '"' | '\'' => self.string()?,
+            c if c == '_' || c.is_alphabetic() => self.name()?,
+            _ => self.operator()?,
+        }
+        Ok(true)
+    }
+
+    /// At the end of the source: the last `Newline`, the `Dedent`s closing every open block,
+    /// then `Eof`.
+    fn finish(&mut self) -> Result<(), Diagnostic> {
         if let Some(&(open, span)) = self.brackets.first() {
             return Err(Diagnostic::new(format!("'{open}' was never closed"), span));
         }
@@ -176,7 +206,8 @@ impl Lexer {
             tok: Tok::Eof,
             span: end,
         });
-        Ok(self.tokens)
+        self.finished = true;
+        Ok(())
     }
 
     fn end_logical_line(&mut self, span: Span) {

@@ -31,6 +31,7 @@ pub mod slices;
 pub mod special;
 pub mod stack;
 pub mod token;
+pub mod token_stream;
 pub mod value;
 
 use std::path::Path;
@@ -60,8 +61,7 @@ pub type Exit = fn(i32) -> !;
 /// "too deeply nested" SyntaxError.
 pub fn parse(source: &str) -> Result<Program, Diagnostic> {
     stack::ensure_big_stack(|| {
-        let tokens = lexer::lex(source)?;
-        let parsed = parser::parse_tokens(tokens)?;
+        let parsed = parser::parse_source(source)?;
         resolve::resolve(parsed)
     })
 }

@@ -8,6 +8,7 @@ use crate::comprehension::{self, Clause, CompKind};
 use crate::diag::{Diagnostic, Span};
 use crate::stack;
 use crate::token::{FPart, Tok, Token};
+use crate::token_stream::TokenStream;
 use std::sync::Arc;
 
 /// Deepest nesting accepted: brackets, unary operators, operators chained in one expression and
@@ -30,27 +31,43 @@ pub struct Parsed {
     pub comps: Vec<(String, FuncId)>,
 }
 
-/// Parses a token list (from [`crate::lexer::lex`]).
-pub fn parse_tokens(tokens: Vec<Token>) -> Result<Parsed, Diagnostic> {
-    let mut p = Parser::new(tokens);
-    let mut body = Vec::new();
-    while p.peek() != &Tok::Eof {
-        p.statement(&mut body)?;
-        p.forget_consumed();
+/// Parses `source`, lexed as the parser goes ([`TokenStream`]): a lexical error is reported
+/// as such, whatever the parser made of the tokens before it.
+pub fn parse_source(source: &str) -> Result<Parsed, Diagnostic> {
+    let mut p = Parser::new(TokenStream::new(source));
+    let parsed = p.module();
+    match p.toks.lex_error() {
+        Some(e) => Err(e),
+        None => parsed,
     }
-    // The comprehensions' functions are defined before anything else runs (inserted in
-    // place: the body is not copied beside itself).
-    body.splice(0..0, comprehension::definitions(&p.comps, Span::new(1, 1)));
-    body.shrink_to_fit();
-    Ok(Parsed {
-        body,
-        functions: p.functions,
-        comps: p.comps,
-    })
 }
 
-/// Consumed tokens are dropped only past this many ([`Parser::forget_consumed`]).
-const FORGET_TOKENS_ABOVE: usize = 1 << 16;
+/// Parses a token list (from [`crate::lexer::lex`]).
+pub fn parse_tokens(tokens: Vec<Token>) -> Result<Parsed, Diagnostic> {
+    Parser::new(TokenStream::from_tokens(tokens)).module()
+}
+
+impl Parser<'_> {
+    /// The whole program: the statements up to `Eof`.
+    fn module(&mut self) -> Result<Parsed, Diagnostic> {
+        let mut body = Vec::new();
+        while self.peek() != &Tok::Eof {
+            self.statement(&mut body)?;
+        }
+        // The comprehensions' functions are defined before anything else runs (inserted in
+        // place: the body is not copied beside itself).
+        body.splice(
+            0..0,
+            comprehension::definitions(&self.comps, Span::new(1, 1)),
+        );
+        body.shrink_to_fit();
+        Ok(Parsed {
+            body,
+            functions: std::mem::take(&mut self.functions),
+            comps: std::mem::take(&mut self.comps),
+        })
+    }
+}
 
 /// Where the statements being parsed are.
 #[derive(Clone, PartialEq)]
@@ -62,9 +79,8 @@ enum Context {
     Function(String),
 }
 
-struct Parser {
-    tokens: Vec<Token>,
-    pos: usize,
+struct Parser<'a> {
+    toks: TokenStream<'a>,
     depth: usize,
     context: Context,
     loop_depth: usize,
@@ -154,11 +170,10 @@ fn unresolved(name: String, span: Span) -> Name {
     }
 }
 
-impl Parser {
-    fn new(tokens: Vec<Token>) -> Parser {
+impl<'a> Parser<'a> {
+    fn new(toks: TokenStream<'a>) -> Parser<'a> {
         Parser {
-            tokens,
-            pos: 0,
+            toks,
             depth: 0,
             context: Context::Module,
             method: Err("no arguments"),
@@ -175,36 +190,19 @@ impl Parser {
     }
 
     fn peek(&self) -> &Tok {
-        &self.tokens[self.pos.min(self.tokens.len() - 1)].tok
+        &self.toks.peek_at(0).tok
     }
 
     fn peek_at(&self, n: usize) -> &Tok {
-        &self.tokens[(self.pos + n).min(self.tokens.len() - 1)].tok
+        &self.toks.peek_at(n).tok
     }
 
     fn span(&self) -> Span {
-        self.tokens[self.pos.min(self.tokens.len() - 1)].span
-    }
-
-    /// Between top-level statements: drops the tokens consumed so far once they are most
-    /// of the list (so each token is moved about once in all), so that the tokens of a huge
-    /// source do not all stay beside the syntax tree made of them: the peak of parsing is
-    /// about the larger of the two instead of their sum (a 100 000-line body: 44 MB of
-    /// tokens, 60 MB of tree). The parser never looks back.
-    fn forget_consumed(&mut self) {
-        if self.pos > FORGET_TOKENS_ABOVE && self.pos * 2 > self.tokens.len() {
-            self.tokens.drain(..self.pos);
-            self.tokens.shrink_to_fit();
-            self.pos = 0;
-        }
+        self.toks.peek_at(0).span
     }
 
     fn advance(&mut self) -> Token {
-        let t = self.tokens[self.pos.min(self.tokens.len() - 1)].clone();
-        if self.pos < self.tokens.len() - 1 {
-            self.pos += 1;
-        }
-        t
+        self.toks.advance()
     }
 
     fn eat(&mut self, tok: &Tok) -> bool {
@@ -1872,13 +1870,11 @@ impl Parser {
             // The parenthesis added in front shifts columns by one.
             t.span = shift(Span::new(t.span.line, t.span.col.saturating_sub(1).max(1)));
         }
-        let saved_tokens = std::mem::replace(&mut self.tokens, tokens);
-        let saved_pos = std::mem::replace(&mut self.pos, 0);
+        let saved = std::mem::replace(&mut self.toks, TokenStream::from_tokens(tokens));
         let e = self.expr();
         let rest_ok = matches!(self.peek(), Tok::Newline | Tok::Eof);
         let where_ = self.span();
-        self.tokens = saved_tokens;
-        self.pos = saved_pos;
+        self.toks = saved;
         let e = e?;
         if !rest_ok {
             return Err(Diagnostic::new("f-string: invalid syntax", where_));
@@ -2062,7 +2058,7 @@ impl Parser {
     }
 }
 
-impl Parser {
+impl Parser<'_> {
     /// The rest of a set display or set comprehension whose first item `first` was just
     /// parsed (after `{`).
     fn set_display(&mut self, first: Expr, span: Span) -> PResult<Expr> {
@@ -2302,7 +2298,7 @@ mod tests {
     fn deepest(src: &str) -> usize {
         let src = src.to_string();
         stack::on_big_stack(move || {
-            let mut p = Parser::new(crate::lexer::lex(&src).expect("lexes"));
+            let mut p = Parser::new(TokenStream::new(&src));
             let mut body = Vec::new();
             while p.peek() != &Tok::Eof {
                 p.statement(&mut body).expect("parses");
