@@ -269,14 +269,14 @@ impl<'a> Walk<'a> {
                 body,
                 orelse,
             } => {
-                self.names.insert(var.name.clone());
+                self.names.insert(var.name.to_string());
                 self.expr(iter);
                 self.stmts(body);
                 self.stmts(orelse);
             }
             StmtKind::Del(t) => self.target(t),
             StmtKind::FunctionDef { func, target } => {
-                self.names.insert(target.name.clone());
+                self.names.insert(target.name.to_string());
                 self.child(*func);
             }
             StmtKind::ClassDef {
@@ -286,7 +286,7 @@ impl<'a> Walk<'a> {
                 attrs,
                 ..
             } => {
-                self.names.insert(target.name.clone());
+                self.names.insert(target.name.to_string());
                 base.iter().for_each(|b| self.expr(b));
                 attrs.iter().for_each(|(_, e)| self.expr(e));
                 methods.iter().for_each(|(_, f)| self.child(*f));
@@ -308,7 +308,7 @@ impl<'a> Walk<'a> {
                 for h in handlers {
                     h.classes.iter().for_each(|c| self.expr(c));
                     if let Some(n) = &h.name {
-                        self.names.insert(n.name.clone());
+                        self.names.insert(n.name.to_string());
                     }
                     self.stmts(&h.body);
                 }
@@ -328,7 +328,7 @@ impl<'a> Walk<'a> {
     fn target(&mut self, t: &Target) {
         match t {
             Target::Name(n) => {
-                self.names.insert(n.name.clone());
+                self.names.insert(n.name.to_string());
             }
             Target::Index { obj, index } => {
                 self.expr(obj);
@@ -351,10 +351,10 @@ impl<'a> Walk<'a> {
             | ExprKind::Bool(_)
             | ExprKind::None => {}
             ExprKind::Name(n) => {
-                if let Some(&c) = self.comps.get(n.name.as_str()) {
+                if let Some(&c) = self.comps.get(&*n.name) {
                     self.comps_called.push(c);
                 } else {
-                    self.names.insert(n.name.clone());
+                    self.names.insert(n.name.to_string());
                 }
             }
             ExprKind::Lambda(f) => self.child(*f),

@@ -56,7 +56,7 @@ const RESULT: &str = "<r>";
 
 fn name(n: &str, span: Span) -> Name {
     Name {
-        name: n.to_string(),
+        name: n.into(),
         slot: Slot::Unresolved,
         span,
     }
@@ -296,7 +296,7 @@ pub fn bind_free_names(
         let mut out = BTreeSet::new();
         visit_stmts(&f.body, &mut |e| {
             if let ExprKind::Name(n) = &e.kind {
-                out.insert(n.name.clone());
+                out.insert(n.name.to_string());
             }
         });
         for &c in children.get(&Some(id)).into_iter().flatten() {
@@ -362,7 +362,7 @@ pub fn bind_free_names(
 fn called_comp(e: &Expr, by_global: &HashMap<&str, FuncId>) -> Option<FuncId> {
     match &e.kind {
         ExprKind::Call { func, .. } => match &func.kind {
-            ExprKind::Name(n) => by_global.get(n.name.as_str()).copied(),
+            ExprKind::Name(n) => by_global.get(&*n.name).copied(),
             _ => None,
         },
         _ => None,

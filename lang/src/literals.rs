@@ -121,7 +121,7 @@ impl Literals {
                 hi.iter().for_each(|x| self.expr(x))
             }
             Target::Attr { obj, name } => {
-                self.names.push(name.clone());
+                self.names.push(name.to_string());
                 self.expr(obj)
             }
             Target::Tuple(items, _) => items.iter().for_each(|t| self.target(t)),
@@ -176,12 +176,12 @@ impl Literals {
                 }
             }
             ExprKind::MethodCall { obj, name, args } => {
-                self.names.push(name.clone());
+                self.names.push(name.to_string());
                 self.expr(obj);
                 args.iter().for_each(|x| self.expr(x))
             }
             ExprKind::Attr { obj, name } => {
-                self.names.push(name.clone());
+                self.names.push(name.to_string());
                 self.expr(obj)
             }
             ExprKind::Index { obj, index } => {

@@ -9,6 +9,7 @@ use crate::diag::{Diagnostic, Span};
 use crate::stack;
 use crate::token::{FPart, Tok, Token};
 use crate::token_stream::TokenStream;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Deepest nesting accepted: brackets, unary operators, operators chained in one expression and
@@ -86,6 +87,9 @@ struct Parser<'a> {
     loop_depth: usize,
     functions: Vec<Function>,
     comps: Vec<(String, FuncId)>,
+    /// The names and attribute names met so far, each text kept once and shared by all its
+    /// uses (issue 20: a `String` per use was 24 bytes in the node and a 32-byte block).
+    interned: HashSet<Arc<str>>,
     /// Hidden variables made so far (`for` loops with tuple targets).
     hidden: usize,
     /// `try` statements of the current function enclosing the statement being parsed.
@@ -118,7 +122,7 @@ type PResult<T> = Result<T, Diagnostic>;
 
 /// Whether `func` is the callee that `super().name` became (`Builtin::SuperAttr`).
 fn is_super_attr(func: &Expr) -> bool {
-    matches!(&func.kind, ExprKind::Name(n) if n.name == Builtin::SuperAttr.name())
+    matches!(&func.kind, ExprKind::Name(n) if &*n.name == Builtin::SuperAttr.name())
 }
 
 /// An item of a subscript: an expression, or a slice's parts, whether it had a second
@@ -154,7 +158,7 @@ fn slice_call(parts: [Option<Expr>; 3], span: Span) -> Expr {
         .collect();
     at(ExprKind::Call {
         func: Box::new(at(ExprKind::Name(Name {
-            name: Builtin::Slice.name().to_string(),
+            name: Builtin::Slice.name().into(),
             slot: Slot::Builtin(Builtin::Slice),
             span,
         }))),
@@ -164,7 +168,7 @@ fn slice_call(parts: [Option<Expr>; 3], span: Span) -> Expr {
 
 fn unresolved(name: String, span: Span) -> Name {
     Name {
-        name,
+        name: name.into(),
         slot: Slot::Unresolved,
         span,
     }
@@ -181,11 +185,31 @@ impl<'a> Parser<'a> {
             loop_depth: 0,
             functions: Vec::new(),
             comps: Vec::new(),
+            interned: HashSet::new(),
             hidden: 0,
             try_level: 0,
             handler_levels: Vec::new(),
             #[cfg(test)]
             deepest: 0,
+        }
+    }
+
+    /// `text` as the one shared copy of it ([`Parser::interned`]).
+    fn intern(&mut self, text: String) -> Arc<str> {
+        if let Some(shared) = self.interned.get(text.as_str()) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = text.into();
+        self.interned.insert(shared.clone());
+        shared
+    }
+
+    /// A name used at `span`, not resolved yet, its text shared ([`Parser::intern`]).
+    fn name_at(&mut self, text: String, span: Span) -> Name {
+        Name {
+            name: self.intern(text),
+            slot: Slot::Unresolved,
+            span,
         }
     }
 
@@ -324,7 +348,7 @@ impl<'a> Parser<'a> {
                 out.push(Stmt {
                     kind: StmtKind::FunctionDef {
                         func,
-                        target: unresolved(name, span),
+                        target: self.name_at(name, span),
                     },
                     span,
                 });
@@ -688,7 +712,7 @@ impl<'a> Parser<'a> {
             Tok::LBracket => Tok::RBracket,
             _ => {
                 let (n, span) = self.expect_name()?;
-                return Ok(Target::Name(unresolved(n, span)));
+                return Ok(Target::Name(self.name_at(n, span)));
             }
         };
         self.advance();
@@ -803,7 +827,7 @@ impl<'a> Parser<'a> {
                 }
                 self.advance();
                 let (n, nspan) = self.expect_name()?;
-                Some(unresolved(n, nspan))
+                Some(self.name_at(n, nspan))
             } else {
                 None
             };
@@ -1135,7 +1159,9 @@ impl<'a> Parser<'a> {
         let mut attrs = Vec::new();
         for stmt in body? {
             match stmt.kind {
-                StmtKind::FunctionDef { func, target } => methods.push((target.name, func)),
+                StmtKind::FunctionDef { func, target } => {
+                    methods.push((target.name.to_string(), func))
+                }
                 StmtKind::Pass => {}
                 StmtKind::Expr(Expr {
                     kind: ExprKind::Str(_),
@@ -1145,7 +1171,7 @@ impl<'a> Parser<'a> {
                     if targets.len() == 1 && matches!(targets[0], Target::Name(_)) =>
                 {
                     if let Some(Target::Name(n)) = targets.into_iter().next() {
-                        attrs.push((n.name, value));
+                        attrs.push((n.name.to_string(), value));
                     }
                 }
                 _ => {
@@ -1465,8 +1491,8 @@ impl<'a> Parser<'a> {
     fn call_args_after(&mut self, first: Expr, callee: &ExprKind) -> PResult<CallArgs> {
         if self.peek() == &Tok::For {
             let kind = match callee {
-                ExprKind::Name(n) if n.name == "any" => CompKind::Any,
-                ExprKind::Name(n) if n.name == "all" => CompKind::All,
+                ExprKind::Name(n) if &*n.name == "any" => CompKind::Any,
+                ExprKind::Name(n) if &*n.name == "all" => CompKind::All,
                 _ => CompKind::List,
             };
             let span = first.span;
@@ -1673,26 +1699,27 @@ impl<'a> Parser<'a> {
     /// `f(f(...))`, see `binary`): `super().name` is a call of [`Builtin::SuperAttr`].
     #[inline(never)]
     fn attribute(&mut self, e: Expr, span: Span) -> PResult<ExprKind> {
-        self.expect_name()
-            .map(|(name, _)| match self.super_call(&e) {
-                Some(args) => ExprKind::Call {
-                    func: Box::new(Expr {
-                        kind: ExprKind::Name(unresolved(Builtin::SuperAttr.name().into(), span)),
+        let name = self.expect_name()?.0;
+        let name = self.intern(name);
+        Ok(match self.super_call(&e) {
+            Some(args) => ExprKind::Call {
+                func: Box::new(Expr {
+                    kind: ExprKind::Name(unresolved(Builtin::SuperAttr.name().into(), span)),
+                    span,
+                }),
+                args: args
+                    .into_iter()
+                    .chain([Expr {
+                        kind: ExprKind::Str(name),
                         span,
-                    }),
-                    args: args
-                        .into_iter()
-                        .chain([Expr {
-                            kind: ExprKind::Str(name.into()),
-                            span,
-                        }])
-                        .collect(),
-                },
-                None => ExprKind::Attr {
-                    obj: Box::new(e),
-                    name,
-                },
-            })
+                    }])
+                    .collect(),
+            },
+            None => ExprKind::Attr {
+                obj: Box::new(e),
+                name,
+            },
+        })
     }
 
     /// When `e` is `super()` in a method: the class and first parameter (as names) that
@@ -1706,7 +1733,7 @@ impl<'a> Parser<'a> {
         let ExprKind::Name(n) = &func.kind else {
             return None;
         };
-        if n.name != "super" {
+        if &*n.name != "super" {
             return None;
         }
         if args.len() == 2 {
@@ -1821,7 +1848,7 @@ impl<'a> Parser<'a> {
             kind: ExprKind::Call {
                 func: Box::new(Expr {
                     kind: ExprKind::Name(Name {
-                        name: b.name().to_string(),
+                        name: b.name().into(),
                         slot: Slot::Builtin(b),
                         span: at,
                     }),
@@ -1959,7 +1986,7 @@ impl<'a> Parser<'a> {
                     return Err(self.unsupported(what));
                 }
                 self.advance();
-                ExprKind::Name(unresolved(n, span))
+                ExprKind::Name(self.name_at(n, span))
             }
             Tok::LParen => {
                 self.advance();

@@ -186,16 +186,16 @@ pub(crate) fn collect_assigned_ordered(stmts: &[Stmt], out: &mut Vec<String>) {
             StmtKind::AugAssign {
                 target: Target::Name(n),
                 ..
-            } => out.push(n.name.clone()),
+            } => out.push(n.name.to_string()),
             StmtKind::For {
                 var, body, orelse, ..
             } => {
-                out.push(var.name.clone());
+                out.push(var.name.to_string());
                 collect_assigned_ordered(body, out);
                 collect_assigned_ordered(orelse, out);
             }
             StmtKind::FunctionDef { target, .. } | StmtKind::ClassDef { target, .. } => {
-                out.push(target.name.clone())
+                out.push(target.name.to_string())
             }
             StmtKind::If { body, orelse, .. } => {
                 collect_assigned_ordered(body, out);
@@ -216,7 +216,7 @@ pub(crate) fn collect_assigned_ordered(stmts: &[Stmt], out: &mut Vec<String>) {
                 collect_assigned_ordered(body, out);
                 for h in handlers {
                     if let Some(n) = &h.name {
-                        out.push(n.name.clone());
+                        out.push(n.name.to_string());
                     }
                     collect_assigned_ordered(&h.body, out);
                 }
@@ -231,7 +231,7 @@ pub(crate) fn collect_assigned_ordered(stmts: &[Stmt], out: &mut Vec<String>) {
 /// Appends the names a target binds (a tuple target's, nested ones included).
 fn target_names(t: &Target, out: &mut Vec<String>) {
     match t {
-        Target::Name(n) => out.push(n.name.clone()),
+        Target::Name(n) => out.push(n.name.to_string()),
         Target::Tuple(items, _) => items.iter().for_each(|t| target_names(t, out)),
         _ => {}
     }
@@ -267,9 +267,9 @@ impl Resolver {
             // Set by the parser for what it lowers (f-strings): never shadowed.
             return;
         }
-        n.slot = if let Some(&slot) = locals.and_then(|l| l.get(&n.name)) {
+        n.slot = if let Some(&slot) = locals.and_then(|l| l.get(&*n.name)) {
             slot
-        } else if self.bindable.contains(&n.name) {
+        } else if self.bindable.contains(&*n.name) {
             Slot::Global(self.global(&n.name))
         } else if let Some(b) = Builtin::from_name(&n.name) {
             Slot::Builtin(b)

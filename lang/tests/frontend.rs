@@ -9,7 +9,7 @@ fn program(src: &str) -> Program {
 
 fn names_in_expr(e: &Expr, out: &mut Vec<(String, Slot, Span)>) {
     match &e.kind {
-        ExprKind::Name(n) => out.push((n.name.clone(), n.slot, n.span)),
+        ExprKind::Name(n) => out.push((n.name.to_string(), n.slot, n.span)),
         ExprKind::Binary(_, a, b) => {
             names_in_expr(a, out);
             names_in_expr(b, out);
@@ -31,7 +31,7 @@ fn names(stmts: &[Stmt]) -> Vec<(String, Slot, Span)> {
                 names_in_expr(value, &mut out);
                 for t in targets {
                     if let Target::Name(n) = t {
-                        out.push((n.name.clone(), n.slot, n.span));
+                        out.push((n.name.to_string(), n.slot, n.span));
                     }
                 }
             }

@@ -268,7 +268,7 @@ pub(crate) fn float_attrs(body: &[Stmt], float_locals: &[bool]) -> Vec<String> {
             ExprKind::Binary(BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div, a, b) => {
                 floaty(a, float_locals, names) || floaty(b, float_locals, names)
             }
-            ExprKind::Attr { name, .. } => names.contains(name),
+            ExprKind::Attr { name, .. } => names.iter().any(|n| *n == **name),
             _ => float_likely(e, float_locals),
         }
     }
@@ -289,8 +289,8 @@ pub(crate) fn float_attrs(body: &[Stmt], float_locals: &[bool]) -> Vec<String> {
             }
             for t in targets {
                 if let Target::Attr { name, .. } = t {
-                    if !names.contains(name) {
-                        names.push(name.clone());
+                    if !names.iter().any(|n| *n == **name) {
+                        names.push(name.to_string());
                         *changed = true;
                     }
                 }

@@ -39,7 +39,7 @@ fn first(e: &Expr) -> First {
         | ExprKind::None
         | ExprKind::Name(_) => return First::Nothing,
         ExprKind::MethodCall { obj, name, args }
-            if name == "join" && args.is_empty() && matches!(obj.kind, ExprKind::Name(_)) =>
+            if &**name == "join" && args.is_empty() && matches!(obj.kind, ExprKind::Name(_)) =>
         {
             return First::Join
         }

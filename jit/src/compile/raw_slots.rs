@@ -43,7 +43,7 @@ fn collect(stmts: &[Stmt], locals: &[bool], attrs: &[String], names: &mut HashSe
         } = &s.kind
         {
             if float_likely(value, locals) || attr_leaf_in(value, attrs) {
-                names.insert(name.clone());
+                names.insert(name.to_string());
             }
         }
         for b in s.blocks() {
@@ -58,7 +58,7 @@ pub(super) fn attr_leaf_in(e: &Expr, attrs: &[String]) -> bool {
         ExprKind::Binary(BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div, a, b) => {
             attr_leaf_in(a, attrs) || attr_leaf_in(b, attrs)
         }
-        ExprKind::Attr { name, .. } => attrs.iter().any(|n| n == name),
+        ExprKind::Attr { name, .. } => attrs.iter().any(|n| *n == **name),
         _ => false,
     }
 }

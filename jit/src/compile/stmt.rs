@@ -621,7 +621,7 @@ impl FnCompiler<'_, '_> {
         if let ExprKind::Call { func, args } = &iter.kind {
             let is_range = matches!(&func.kind, ExprKind::Name(n)
                 if n.slot == Slot::Builtin(Builtin::Range)
-                    || (n.slot == Slot::Unresolved && n.name == "range"));
+                    || (n.slot == Slot::Unresolved && &*n.name == "range"));
             let step = match args.get(2).map(|e| &e.kind) {
                 None => Some(1),
                 Some(ExprKind::Int(s)) if *s != 0 => Some(*s),
