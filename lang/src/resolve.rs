@@ -35,32 +35,7 @@ pub fn resolve(parsed: Parsed) -> Result<Program, Diagnostic> {
             ));
         }
     }
-    // Nested functions first: which names each function uses from its enclosing ones.
-    let scopes = closures::scopes(&functions, &comps);
-    let bound: Vec<HashSet<String>> = functions.iter().map(closures::bound).collect();
-    let early_free = closures::free_vars(&scopes, &functions, &bound)?;
-    // Comprehensions get the enclosing function's names they read (their nested functions'
-    // needs included) as parameters.
-    crate::comprehension::bind_free_names(
-        &mut body,
-        &mut functions,
-        &comps,
-        &|id, _| {
-            let mut names = bound[id].clone();
-            names.extend(early_free[id].iter().cloned());
-            names
-        },
-        &|c| {
-            scopes.children[c]
-                .iter()
-                .flat_map(|&k| scopes.needs[k].iter().cloned())
-                .collect()
-        },
-    );
-    // The final free variables (comprehensions now bind their parameters), in the slots
-    // after the parameters.
-    let bound: Vec<HashSet<String>> = functions.iter().map(closures::bound).collect();
-    let free = closures::free_vars(&scopes, &functions, &bound)?;
+    let (free, children) = free_variables(&mut body, &mut functions, &comps)?;
     for (f, free) in functions.iter_mut().zip(&free) {
         let at = f.arity;
         f.locals.splice(at..at, free.iter().cloned());
@@ -77,7 +52,7 @@ pub fn resolve(parsed: Parsed) -> Result<Program, Diagnostic> {
     }
     // Cell variables, and where each closure's cells come from.
     for p in 0..functions.len() {
-        for &c in &scopes.children[p] {
+        for &c in &children[p] {
             let slots: Vec<LocalId> = free[c]
                 .iter()
                 .map(|n| {
@@ -140,6 +115,48 @@ pub fn resolve(parsed: Parsed) -> Result<Program, Diagnostic> {
         globals: r.globals,
         defined_in_module_loop: r.in_module_loop,
     })
+}
+
+/// What [`free_variables`] gives: each function's free variables and its children.
+type FreeAndChildren = (Vec<Vec<String>>, Vec<Vec<FuncId>>);
+
+/// The free variables of every function (in the order of its slots after the parameters)
+/// and the functions each function's code defines. Comprehensions get the enclosing
+/// function's names they read (their nested functions' needs included) as parameters
+/// first. The scope facts computed on the way (each function's needs and bound names, as
+/// sets of `String`s) are dropped on return, before the names are resolved (issue 20: they
+/// stayed to the end of [`resolve`], two sets of bound names among them).
+fn free_variables(
+    body: &mut [Stmt],
+    functions: &mut [Function],
+    comps: &[(String, FuncId)],
+) -> Result<FreeAndChildren, Diagnostic> {
+    // Nested functions first: which names each function uses from its enclosing ones.
+    let scopes = closures::scopes(functions, comps);
+    {
+        let bound: Vec<HashSet<String>> = functions.iter().map(closures::bound).collect();
+        let early_free = closures::free_vars(&scopes, functions, &bound)?;
+        crate::comprehension::bind_free_names(
+            body,
+            functions,
+            comps,
+            &|id, _| {
+                let mut names = bound[id].clone();
+                names.extend(early_free[id].iter().cloned());
+                names
+            },
+            &|c| {
+                scopes.children[c]
+                    .iter()
+                    .flat_map(|&k| scopes.needs[k].iter().cloned())
+                    .collect()
+            },
+        );
+    }
+    // The final free variables (comprehensions now bind their parameters).
+    let bound: Vec<HashSet<String>> = functions.iter().map(closures::bound).collect();
+    let free = closures::free_vars(&scopes, functions, &bound)?;
+    Ok((free, scopes.children))
 }
 
 /// Adds the names declared by `global` statements in `stmts` (nested blocks included).
