@@ -289,3 +289,25 @@ print(reads(b), b.n, b.w)
     assert!(m.get("f3_reads").is_some_and(|&n| n > 0), "{m:?}");
     assert!(m.get("f2_B.floats").is_some_and(|&n| n > 0), "{m:?}");
 }
+
+#[test]
+fn an_object_marker_address_is_one_rotation_of_the_reference() {
+    if !std::arch::is_x86_feature_detected!("bmi2") {
+        return;
+    }
+    let src = format!(
+        "{CLASS_P}
+def three(p):
+    return p.x + p.y + p.z
+
+print(three(P(1, 2, 3)))
+"
+    );
+    // `rorx m, p, 4` (p stays live for the slot loads): no copy of p before a shift.
+    let rorx = hot_sequences(&src, "rorx");
+    assert_eq!(
+        rorx["f2_three"],
+        hot_read_markers(&src)["f2_three"],
+        "{rorx:?}"
+    );
+}

@@ -42,6 +42,10 @@
 //! kept this way: list element granules are never elided (card-marked arrays mark per
 //! granule, and the index differs), and card write barriers (globals, list items) are not elided
 //! (their join ends the region).
+//!
+//! An object's header marker is at `o >> 4`; references are 16-byte aligned, so that is `o`
+//! rotated right by 4, one `rorx` (BMI2) that leaves `o` in its register, where a shift
+//! needs a copy first ([`FnCompiler::read_barrier_ref`]).
 
 use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{
@@ -147,11 +151,30 @@ impl FnCompiler<'_, '_> {
         if !self.sh.read_barriers {
             return;
         }
-        let rv = self.read_version();
         let m = self
             .b
             .ins()
             .ushr_imm(addr, stmjit_runtime::MARKER_SHIFT as i64);
+        self.marker_store(m, span);
+    }
+    /// Read barrier of the header granule of object `o` (a reference: 16-byte aligned, so its
+    /// low [`stmjit_runtime::MARKER_SHIFT`] bits are 0): the marker offset is `o` rotated
+    /// right, which is `o >> 4` for such a value and lowers to one three-operand `rorx`
+    /// where the CPU has BMI2 (a shift overwrites its operand, so a `mov` copies `o` first
+    /// wherever `o` stays live, as it does for the field loads after its barrier).
+    fn read_barrier_ref(&mut self, o: Value, span: Span) {
+        if !self.sh.read_barriers {
+            return;
+        }
+        let m = self
+            .b
+            .ins()
+            .rotr_imm(o, stmjit_runtime::MARKER_SHIFT as i64);
+        self.marker_store(m, span);
+    }
+    /// `mov byte gs:[m], rv`: stores the read version into marker `m` (and its read site).
+    fn marker_store(&mut self, m: Value, span: Span) {
+        let rv = self.read_version();
         let a = self.seg_addr(m);
         self.b.ins().store(ir::MemFlagsData::trusted(), rv, a, 0);
         if self.sh.read_sites {
@@ -210,7 +233,7 @@ impl FnCompiler<'_, '_> {
                 return;
             }
         }
-        self.read_barrier(o, span);
+        self.read_barrier_ref(o, span);
         if let Some(l) = local {
             self.region.marks.read.push(l);
         }
@@ -252,7 +275,7 @@ impl FnCompiler<'_, '_> {
             self.b.ins().brif(not_ref, next, &[], mark, &[]);
             self.b.set_cold_block(mark);
             self.b.switch_to_block(mark);
-            self.read_barrier(v, span);
+            self.read_barrier_ref(v, span);
             self.b.ins().jump(next, &[]);
             self.b.set_cold_block(next);
             self.b.switch_to_block(next);
