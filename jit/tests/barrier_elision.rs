@@ -20,6 +20,12 @@ fn hot_flag_tests(src: &str) -> std::collections::HashMap<String, usize> {
 /// The sequences labelled `label` of each function in the `--dump-asm` listing of `src`,
 /// outside the slow paths' region repairs.
 fn hot_sequences(src: &str, label: &str) -> std::collections::HashMap<String, usize> {
+    sequences(src, label, false)
+}
+
+/// The sequences labelled `label` of each function in the `--dump-asm` listing of `src`,
+/// those of the slow paths' region repairs included where `repairs`.
+fn sequences(src: &str, label: &str, repairs: bool) -> std::collections::HashMap<String, usize> {
     // One program run at a time in this process.
     static RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = RUN.lock().unwrap_or_else(|e| e.into_inner());
@@ -59,7 +65,7 @@ fn hot_sequences(src: &str, label: &str) -> std::collections::HashMap<String, us
         } else {
             repair && line.contains("; |")
         };
-        if line.contains(label) && !repair {
+        if line.contains(label) && (repairs || !repair) {
             *out.entry(func.clone()).or_insert(0) += 1;
         }
     }
@@ -288,6 +294,35 @@ print(reads(b), b.n, b.w)
     // `v` is stored raw by `self.v += dt * 0.5`: a read in another function tests its bit.
     assert!(m.get("f3_reads").is_some_and(|&n| n > 0), "{m:?}");
     assert!(m.get("f2_B.floats").is_some_and(|&n| n > 0), "{m:?}");
+}
+
+#[test]
+fn one_read_version_load_per_region_across_the_joins_of_fast_paths() {
+    let src = "class T:
+    def __init__(self):
+        self.queue = [1]
+        self.n = 0
+
+    def runnable(self):
+        return len(self.queue) > 0
+
+    def after_call(self):
+        a = len(self.queue)
+        print(a)
+        return len(self.queue)
+
+t = T()
+print(t.runnable(), t.after_call())
+";
+    let hot = hot_sequences(src, "read version");
+    // `self` and its queue are marked with the version loaded once: the attribute read's join
+    // (its slow path calls the attribute helper) does not load it again.
+    assert_eq!(hot["f1_T.runnable"], 1, "{hot:?}");
+    // Each slow path loads the version after its call (the join's other edge).
+    let all = sequences(src, "read version", true);
+    assert!(all["f1_T.runnable"] > hot["f1_T.runnable"], "{all:?}");
+    // A call ends the region: the version is loaded again after it.
+    assert_eq!(hot["f2_T.after_call"], 2, "{hot:?}");
 }
 
 #[test]

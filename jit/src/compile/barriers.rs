@@ -37,11 +37,14 @@
 //! read marker again, with the read version current after the call and at the (possibly
 //! moved) object's address, for every local the fast path had marked (if it holds a
 //! reference), and redoes the flag test (and slow path) of every local holding an instance
-//! whose write barrier the fast path had done (the call may have collected), so the join's region is the fast path's. The repair is cold code
-//! (`--dump-asm` labels it). Only object (header) markers and instance flag tests are
-//! kept this way: list element granules are never elided (card-marked arrays mark per
-//! granule, and the index differs), and card write barriers (globals, list items) are not elided
-//! (their join ends the region).
+//! whose write barrier the fast path had done (the call may have collected), so the join's
+//! region is the fast path's. It loads the read version after the call also where the fast
+//! path had only loaded it: the join takes the version from a variable (a block parameter,
+//! the fast path's value or the repair's) instead of loading it again for its next marker.
+//! The repair is cold code (`--dump-asm` labels it). Only object (header) markers and
+//! instance flag tests are kept this way: list element granules are never elided
+//! (card-marked arrays mark per granule, and the index differs), and card write barriers
+//! (globals, list items) are not elided (their join ends the region).
 //!
 //! An object's header marker is at `o >> 4`; references are 16-byte aligned, so that is `o`
 //! rotated right by 4, one `rorx` (BMI2) that leaves `o` in its register, where a shift
@@ -78,11 +81,32 @@ pub(crate) struct Marks {
     /// our segment, or the slow path cleared it): a subset of `read` (the instance fast path
     /// read-marks it first).
     pub(super) written: Vec<usize>,
-    /// The segment's read version, loaded earlier in the region: a later barrier of the
+    /// The segment's read version, if loaded earlier in the region: a later barrier of the
     /// region reuses it (the version changes only at a transaction boundary, which only a
-    /// call makes, and a call clears the marks). Never carried into a join, where the value
-    /// does not dominate ([`FnCompiler::enter_join`]).
-    pub(super) read_version: Option<Value>,
+    /// call makes, and a call clears the marks).
+    pub(super) read_version: ReadVersion,
+}
+
+/// Where a region has the segment's read version (see [`Marks::read_version`]).
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) enum ReadVersion {
+    /// Not loaded in the region.
+    #[default]
+    Unknown,
+    /// Loaded in the region: this value (it dominates the region's blocks).
+    Loaded(Value),
+    /// In [`FnCompiler::rv_var`]: at a join whose every edge loaded it after its last call
+    /// (the fast path in the region, each slow path after its call, in
+    /// [`FnCompiler::repair_region`]); the variable's reaching definitions there are those
+    /// loads, so reading it gives a block parameter instead of a load.
+    InVar,
+}
+
+impl ReadVersion {
+    /// Loaded or in the variable.
+    fn known(self) -> bool {
+        !matches!(self, ReadVersion::Unknown)
+    }
 }
 
 impl Marks {
@@ -90,7 +114,7 @@ impl Marks {
     pub(super) fn clear(&mut self) {
         self.read.clear();
         self.written.clear();
-        self.read_version = None;
+        self.read_version = ReadVersion::Unknown;
     }
 
     /// What both `self` and `other` have established (for a join of their two paths).
@@ -105,7 +129,7 @@ impl Marks {
             written: (self.written.iter().copied())
                 .filter(|l| other.written.contains(l))
                 .collect(),
-            read_version: None,
+            read_version: ReadVersion::Unknown,
         }
     }
 
@@ -128,10 +152,24 @@ impl FnCompiler<'_, '_> {
     pub(crate) fn read_version(&mut self) -> Value {
         let in_region = self.region.block.is_some() && self.region.block == self.b.current_block();
         if in_region {
-            if let Some(rv) = self.region.marks.read_version {
-                return rv;
+            match self.region.marks.read_version {
+                ReadVersion::Loaded(rv) => return rv,
+                ReadVersion::InVar => {
+                    let rv = self.b.use_var(self.rv_var);
+                    self.region.marks.read_version = ReadVersion::Loaded(rv);
+                    return rv;
+                }
+                ReadVersion::Unknown => {}
             }
         }
+        let rv = self.load_read_version();
+        if in_region {
+            self.region.marks.read_version = ReadVersion::Loaded(rv);
+        }
+        rv
+    }
+    /// Loads the read version, and defines [`FnCompiler::rv_var`] with it.
+    fn load_read_version(&mut self) -> Value {
         let off = self.b.ins().iconst(
             I64,
             (stmjit_runtime::INFO_OFFSET
@@ -139,9 +177,7 @@ impl FnCompiler<'_, '_> {
         );
         let a = self.seg_addr(off);
         let rv = self.b.ins().load(I8, ir::MemFlagsData::trusted(), a, 0);
-        if in_region {
-            self.region.marks.read_version = Some(rv);
-        }
+        self.b.def_var(self.rv_var, rv);
         rv
     }
     /// Read barrier: `mov byte gs:[addr >> 4], rv`; when the runtime records read sites
@@ -163,18 +199,26 @@ impl FnCompiler<'_, '_> {
     /// where the CPU has BMI2 (a shift overwrites its operand, so a `mov` copies `o` first
     /// wherever `o` stays live, as it does for the field loads after its barrier).
     fn read_barrier_ref(&mut self, o: Value, span: Span) {
-        if !self.sh.read_barriers {
-            return;
+        if self.sh.read_barriers {
+            let rv = self.read_version();
+            self.read_barrier_ref_rv(o, rv, span);
         }
+    }
+    /// [`Self::read_barrier_ref`] storing the read version `rv`.
+    fn read_barrier_ref_rv(&mut self, o: Value, rv: Value, span: Span) {
         let m = self
             .b
             .ins()
             .rotr_imm(o, stmjit_runtime::MARKER_SHIFT as i64);
-        self.marker_store(m, span);
+        self.marker_store_rv(m, rv, span);
     }
     /// `mov byte gs:[m], rv`: stores the read version into marker `m` (and its read site).
     fn marker_store(&mut self, m: Value, span: Span) {
         let rv = self.read_version();
+        self.marker_store_rv(m, rv, span);
+    }
+    /// [`Self::marker_store`] of the read version `rv`.
+    fn marker_store_rv(&mut self, m: Value, rv: Value, span: Span) {
         let a = self.seg_addr(m);
         self.b.ins().store(ir::MemFlagsData::trusted(), rv, a, 0);
         if self.sh.read_sites {
@@ -266,6 +310,15 @@ impl FnCompiler<'_, '_> {
         if let Some(cur) = self.b.current_block() {
             self.b.set_cold_block(cur);
         }
+        // The version after the call, for the markers and for the join (which reads it from
+        // the variable where the fast path had it: see `ReadVersion::InVar`).
+        let marking = self.sh.read_barriers && !marks.read.is_empty();
+        let rv = (marks.read_version.known() || marking).then(|| {
+            self.begin_sequence(super::LOC_REGION_REPAIR);
+            let rv = self.load_read_version();
+            self.end_sequence();
+            rv
+        });
         for &l in &marks.read {
             self.begin_sequence(super::LOC_REGION_REPAIR);
             let v = self.local_value(l);
@@ -275,7 +328,9 @@ impl FnCompiler<'_, '_> {
             self.b.ins().brif(not_ref, next, &[], mark, &[]);
             self.b.set_cold_block(mark);
             self.b.switch_to_block(mark);
-            self.read_barrier_ref(v, span);
+            if let Some(rv) = rv.filter(|_| marking) {
+                self.read_barrier_ref_rv(v, rv, span);
+            }
             self.b.ins().jump(next, &[]);
             self.b.set_cold_block(next);
             self.b.switch_to_block(next);
@@ -303,10 +358,15 @@ impl FnCompiler<'_, '_> {
         }
     }
     /// Enters the join `done` of a fast path whose end had `marks`, every other edge having
-    /// been repaired ([`Self::repair_region`]): the region goes on there.
+    /// been repaired ([`Self::repair_region`]) or having made no call since the region's
+    /// barriers: the region goes on there, its read version in [`FnCompiler::rv_var`] (which
+    /// every load of it defines, the repairs' after their calls included).
     pub(crate) fn enter_join(&mut self, done: Block, mut marks: Marks) {
-        // Loaded on the fast path only: it does not dominate the join.
-        marks.read_version = None;
+        // Loaded on the fast path, and again on each other edge by its repair: the value does
+        // not dominate the join, the variable has it.
+        if marks.read_version.known() {
+            marks.read_version = ReadVersion::InVar;
+        }
         self.b.switch_to_block(done);
         self.local_of.clear();
         self.region = Region {

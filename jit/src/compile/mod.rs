@@ -253,6 +253,10 @@ pub struct FnCompiler<'a, 'b> {
     refs: HashMap<Helper, FuncRef>,
     pub(crate) ctx: Value,
     pub(crate) frame_var: Variable,
+    /// The segment's read version as last loaded: every load defines it, so that a join
+    /// whose every edge loaded it since its last call reads it from here (see
+    /// [`barriers::Marks::read_version`]).
+    pub(crate) rv_var: Variable,
     /// One SSA variable per local: locals live in registers and are written to their
     /// frame slots only around calls (where the GC may scan and update them).
     pub(crate) local_vars: Vec<Variable>,
@@ -475,6 +479,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         let params = c.b.block_params(entry).to_vec();
         c.ctx = params[0];
         c.frame_var = c.b.declare_var(I64);
+        c.rv_var = c.b.declare_var(ir::types::I8);
         if !c.locals_in_slots {
             c.local_vars = (0..nlocals).map(|_| c.b.declare_var(I64)).collect();
             let floats = c.float_locals.clone();
@@ -567,6 +572,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             refs: HashMap::new(),
             ctx: Value::from_u32(0),
             frame_var: Variable::from_u32(0),
+            rv_var: Variable::from_u32(0),
             local_vars: Vec::new(),
             class_vars: Vec::new(),
             class_set: Vec::new(),
