@@ -1218,6 +1218,7 @@ pub const DICT_METHODS: &[&str] = &[
     "update",
     "setdefault",
     "clear",
+    "popitem",
 ];
 /// See [`LIST_METHODS`].
 pub const STR_METHODS: &[&str] = &[
@@ -1252,6 +1253,12 @@ pub const STR_METHODS: &[&str] = &[
     "isspace",
     "isupper",
     "islower",
+    "isascii",
+    "istitle",
+    "isidentifier",
+    "removeprefix",
+    "removesuffix",
+    "expandtabs",
     "join",
     "upper",
     "lower",

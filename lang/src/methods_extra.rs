@@ -396,6 +396,80 @@ pub fn str_method(s: &str, name: &str, args: &[Value]) -> Option<R<Value>> {
                 });
                 Ok(Value::Bool(cased && ok))
             }
+            "removeprefix" | "removesuffix" => {
+                arity(t, name, args, 1, 1)?;
+                let Value::Str(affix) = &args[0] else {
+                    let found = args[0].type_name();
+                    return err(
+                        TypeError,
+                        format!("{name}() argument must be str, not {found}"),
+                    );
+                };
+                let rest = if name == "removeprefix" {
+                    s.strip_prefix(&**affix)
+                } else {
+                    s.strip_suffix(&**affix)
+                };
+                Ok(Value::str(rest.unwrap_or(s)))
+            }
+            "expandtabs" => {
+                arity(t, name, args, 0, 1)?;
+                let size = match args.first() {
+                    Some(v) => int(v)?,
+                    None => 8,
+                };
+                let mut out = String::new();
+                let mut column = 0i64;
+                for c in s.chars() {
+                    match c {
+                        '\t' if size > 0 => {
+                            let spaces = size - column % size;
+                            out.extend(std::iter::repeat_n(' ', spaces as usize));
+                            column += spaces;
+                        }
+                        '\t' => {}
+                        '\n' | '\r' => {
+                            out.push(c);
+                            column = 0;
+                        }
+                        _ => {
+                            out.push(c);
+                            column += 1;
+                        }
+                    }
+                }
+                Ok(Value::str(out))
+            }
+            "isascii" => {
+                arity(t, name, args, 0, 0)?;
+                Ok(Value::Bool(s.is_ascii()))
+            }
+            "istitle" => {
+                arity(t, name, args, 0, 0)?;
+                // Upper case only after an uncased char, lower case only after a cased one.
+                let (mut prev_cased, mut any_cased) = (false, false);
+                for c in s.chars() {
+                    if c.is_uppercase() || c.is_lowercase() {
+                        if c.is_uppercase() == prev_cased {
+                            return Ok(Value::Bool(false));
+                        }
+                        prev_cased = true;
+                        any_cased = true;
+                    } else {
+                        prev_cased = false;
+                    }
+                }
+                Ok(Value::Bool(any_cased))
+            }
+            "isidentifier" => {
+                arity(t, name, args, 0, 0)?;
+                // Letters stand for Unicode's XID_Start, letters and digits for XID_Continue.
+                let mut cs = s.chars();
+                let start = cs.next().is_some_and(|c| c == '_' || c.is_alphabetic());
+                Ok(Value::Bool(
+                    start && cs.all(|c| c == '_' || c.is_alphanumeric()),
+                ))
+            }
             _ => unreachable!("{name} is one of the methods above"),
         }
     })())
@@ -457,6 +531,10 @@ pub fn dict_method(d: &DictObj, name: &str, args: &[Value]) -> Option<R<Value>> 
             let v = args.get(1).cloned().unwrap_or(Value::None);
             map.insert(k, args[0].clone(), v.clone());
             Ok(v)
+        }),
+        "popitem" => arity(t, name, args, 0, 0).and_then(|()| match lock(&d.map).pop_last() {
+            Some((k, v)) => Ok(TupleObj::new_value(vec![k, v])),
+            None => err(ErrorKind::KeyError, "'popitem(): dictionary is empty'"),
         }),
         "clear" => arity(t, name, args, 0, 0).map(|()| {
             *lock(&d.map) = Dict::default();

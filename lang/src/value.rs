@@ -425,6 +425,14 @@ impl Dict {
         old
     }
 
+    /// Removes the most recently inserted entry and returns its (key, value): `popitem`.
+    pub fn pop_last(&mut self) -> Option<(Value, Value)> {
+        let (key_value, _) = self.entries.iter().rev().flatten().next()?.clone();
+        let k = Key::of_stored(&key_value).ok()?;
+        let v = self.remove(&k)?;
+        Some((key_value, v))
+    }
+
     /// Drops the removed entries; the index moves with them (no key is computed again: an
     /// instance's `__hash__` is not called).
     fn compact(&mut self) {

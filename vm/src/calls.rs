@@ -773,7 +773,10 @@ pub(crate) fn builtin_method(ctx: *mut Ctx, recv: Word, name: u32, args: &[Word]
                 "sort" | "reverse" | "insert" | "pop" | "append" | "extend" | "remove" | "clear"
             )
             || rt.is(recv, t.dict)
-                && matches!(mname.as_str(), "pop" | "update" | "setdefault" | "clear");
+                && matches!(
+                    mname.as_str(),
+                    "pop" | "popitem" | "update" | "setdefault" | "clear"
+                );
         // `d.update(pairs)` reads the items of the pairs, lists too.
         let pairs = rt.is(recv, t.dict)
             && mname == "update"
