@@ -153,20 +153,15 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
             ),
         ),
         (BinOp::Mul, Value::Tuple(t), n) | (BinOp::Mul, n, Value::Tuple(t))
-            if matches!(n, Value::Int(_) | Value::Bool(_)) =>
+            if matches!(n, Value::Int(_) | Value::Bool(_) | Value::BigInt(_)) =>
         {
             let count = repeat_count(n, t.items.len())?;
             Ok(TupleObj::new_value(repeat_items(&t.items, count)?))
         }
-        (BinOp::Mul, Value::Str(_) | Value::List(_) | Value::Tuple(_), Value::BigInt(_))
-        | (BinOp::Mul, Value::BigInt(_), Value::Str(_) | Value::List(_) | Value::Tuple(_)) => err(
-            OverflowError,
-            "cannot fit 'int' into an index-sized integer",
-        ),
         (BinOp::Mul, Value::Str(s), n) | (BinOp::Mul, n, Value::Str(s))
-            if matches!(n, Value::Int(_) | Value::Bool(_)) =>
+            if matches!(n, Value::Int(_) | Value::Bool(_) | Value::BigInt(_)) =>
         {
-            let count = repeat_count(n, s.len())?;
+            let count = str_repeat_count(n, s.len())?;
             let mut out = String::new();
             if out
                 .try_reserve_exact(s.len().saturating_mul(count))
@@ -180,7 +175,7 @@ pub fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value, OpError> {
             Ok(Value::str(out))
         }
         (BinOp::Mul, Value::List(l), n) | (BinOp::Mul, n, Value::List(l))
-            if matches!(n, Value::Int(_) | Value::Bool(_)) =>
+            if matches!(n, Value::Int(_) | Value::Bool(_) | Value::BigInt(_)) =>
         {
             let items = l.snapshot();
             let count = repeat_count(n, items.len())?;
@@ -203,7 +198,10 @@ fn repeat_by_index(op: BinOp, a: &Value, b: &Value) -> Option<Result<Value, OpEr
     };
     Some(match crate::special::index_of(n) {
         Err(e) => Err(e),
-        Ok(Cow::Owned(Value::BigInt(_))) => err(OverflowError, not_index_sized(n)),
+        // CPython names the type of the operand, not of what its `__index__` gave.
+        Ok(Cow::Owned(Value::BigInt(b))) if num_traits::ToPrimitive::to_i64(&*b).is_none() => {
+            err(OverflowError, not_index_sized(n))
+        }
         Ok(Cow::Owned(count)) => binary(op, s, &count),
         Ok(Cow::Borrowed(_)) => err(
             TypeError,
@@ -220,18 +218,41 @@ fn not_index_sized(v: &Value) -> String {
     format!("cannot fit '{}' into an index-sized integer", v.type_name())
 }
 
-/// How many times to repeat a sequence of `len` items for `seq * n` (negative counts as 0).
+/// How many times to repeat a sequence of `len` items for `seq * n`: negative counts as 0, and
+/// an empty sequence needs no repeating (whatever the count).
 pub fn repeat_count(n: &Value, len: usize) -> Result<usize, OpError> {
-    let n = match n {
-        Value::Int(i) => *i,
-        Value::Bool(b) => *b as i64,
-        _ => 0,
-    };
+    let n = repeat_factor(n)?;
+    if len == 0 {
+        return Ok(0);
+    }
     let n = n.max(0) as u128;
     if n * len as u128 > MAX_SEQUENCE as u128 {
         return err(MemoryError, "sequence too large");
     }
     Ok(n as usize)
+}
+
+/// The count `n` of `seq * n` as CPython's `Py_ssize_t`: a big int past 2**62 but within 64
+/// bits is a count like any other, beyond them an `OverflowError`.
+fn repeat_factor(n: &Value) -> Result<i64, OpError> {
+    Ok(match n {
+        Value::Int(i) => *i,
+        Value::Bool(b) => *b as i64,
+        Value::BigInt(b) => match num_traits::ToPrimitive::to_i64(&**b) {
+            Some(i) => i,
+            None => return err(OverflowError, not_index_sized(n)),
+        },
+        _ => 0,
+    })
+}
+
+/// [`repeat_count`] for a str of `len` bytes, with CPython's `OverflowError` where the
+/// result's length would not fit 64 bits (before any `MemoryError`).
+fn str_repeat_count(n: &Value, len: usize) -> Result<usize, OpError> {
+    if repeat_factor(n)?.max(0) as i128 * len as i128 > i64::MAX as i128 {
+        return err(OverflowError, "repeated string is too long");
+    }
+    repeat_count(n, len)
 }
 
 /// `items` repeated `count` times; a `MemoryError` when the memory cannot be had (never an

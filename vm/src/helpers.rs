@@ -106,7 +106,11 @@ pub unsafe extern "C" fn stmjit_inplace(ctx: *mut Ctx, op: u64, a: Word, b: Word
         }
         if rt.is(a, rt.types.list)
             && (bop == BinOp::Add
-                || bop == BinOp::Mul && (is_int(b) || b == value::TRUE || b == value::FALSE))
+                || bop == BinOp::Mul
+                    && (is_int(b)
+                        || b == value::TRUE
+                        || b == value::FALSE
+                        || rt.is(b, rt.types.bigint)))
         {
             if bop == BinOp::Add {
                 // A list or tuple's items appended in place.

@@ -459,7 +459,7 @@ fn inplace(op: BinOp, cur: &Value, rhs: &Value) -> Result<Value, crate::value::O
                 lock(&l.items).extend(more);
                 return Ok(cur.clone());
             }
-            (BinOp::Mul, Value::Int(_) | Value::Bool(_)) => {
+            (BinOp::Mul, Value::Int(_) | Value::Bool(_) | Value::BigInt(_)) => {
                 let items = l.snapshot();
                 let count = ops::repeat_count(rhs, items.len())?;
                 *lock(&l.items) = ops::repeat_items(&items, count)?;
