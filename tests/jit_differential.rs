@@ -8,7 +8,7 @@ mod scratch;
 
 mod common;
 
-use common::Gen;
+use common::{spec, Gen};
 use std::process::Command;
 
 /// Definitions added after the shared prelude.
@@ -277,20 +277,26 @@ fn run(
     )
 }
 
-/// Generates `n` programs from `seed` and runs each on the interpreter and on the JIT with the
-/// environment `env(k)`: the outputs must be identical.
-fn compare_random_programs(
+/// Generates `n` programs with `make` from `seed` and runs each on the interpreter and on the
+/// JIT with the environment `env(k)`: the outputs must be identical, and together at least
+/// `min_lines` lines per program. With `STMJIT_DIFF_KEEP_GOING=1` every mismatch is reported
+/// (its program kept) before the test fails, not only the first.
+fn compare_programs(
     n: usize,
     seed: u64,
     tag: &str,
+    make: impl Fn(&mut Gen) -> String,
+    min_lines: usize,
     env: impl Fn(usize) -> Vec<(&'static str, &'static str)>,
 ) {
     let dir = scratch::dir(tag);
     std::fs::create_dir_all(&dir).unwrap();
+    let keep_going = std::env::var("STMJIT_DIFF_KEEP_GOING").is_ok_and(|v| v == "1");
     let mut g = Gen(seed);
     let mut compared_lines = 0;
+    let mut failures = Vec::new();
     for k in 0..n {
-        let src = program(&mut g, 40);
+        let src = make(&mut g);
         let path = dir.join(format!("p{k}.lang"));
         std::fs::write(&path, &src).unwrap();
         let want = run(&path, true, &[]);
@@ -310,7 +316,7 @@ fn compare_random_programs(
                 .zip(want.0.lines())
                 .position(|(x, y)| x != y)
                 .unwrap_or(0);
-            panic!(
+            let report = format!(
                 "{} ({env:?}) differs at line {}: jit {:?}, interp {:?}\njit exit {:?}, stderr: {}",
                 path.display(),
                 first + 1,
@@ -319,15 +325,40 @@ fn compare_random_programs(
                 got.2,
                 got.1
             );
+            assert!(keep_going, "{report}");
+            eprintln!("{report}");
+            failures.push(report);
         }
         compared_lines += want.0.lines().count();
     }
-    assert!(compared_lines > 20 * n, "too little output compared");
-    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        failures.is_empty(),
+        "{} of {n} programs differ",
+        failures.len()
+    );
+    assert!(compared_lines > min_lines * n, "too little output compared");
+    if !std::env::var("STMJIT_KEEP_TEST_FILES").is_ok_and(|v| v == "1") {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
-/// A program count from the environment variable `var`, else `default`.
-fn count(var: &str, default: usize) -> usize {
+/// [`compare_programs`] with the programs of [`program`] (40 statements each).
+fn compare_random_programs(
+    n: usize,
+    seed: u64,
+    tag: &str,
+    env: impl Fn(usize) -> Vec<(&'static str, &'static str)>,
+) {
+    compare_programs(n, seed, tag, |g| program(g, 40), 20, env);
+}
+
+/// A program of [`spec::Spec`]: four functions whose loops change the types of their locals.
+fn spec_program(g: &mut Gen) -> String {
+    spec::Spec::new(g).program(4)
+}
+
+/// The value of the environment variable `var` (a program count, a seed), else `default`.
+fn from_env<T: std::str::FromStr>(var: &str, default: T) -> T {
     std::env::var(var)
         .ok()
         .and_then(|s| s.parse().ok())
@@ -339,7 +370,7 @@ fn random_programs_agree_with_the_interpreter() {
     // Every tenth program with a 4 KiB nursery (a minor collection every few allocations),
     // every tenth compiled as huge functions are (`STMJIT_QUICK=1`).
     compare_random_programs(
-        count("STMJIT_DIFF_PROGRAMS", 500),
+        from_env("STMJIT_DIFF_PROGRAMS", 500),
         0x0123_4567_89ab_cdef,
         "jitdiff",
         |k| match k % 10 {
@@ -357,7 +388,7 @@ fn random_programs_agree_with_the_interpreter() {
 #[test]
 fn random_programs_agree_with_the_interpreter_under_aborts() {
     compare_random_programs(
-        count("STMJIT_DIFF_ABORT_PROGRAMS", 100),
+        from_env("STMJIT_DIFF_ABORT_PROGRAMS", 100),
         0x0bad_cafe_5eed_1234,
         "jitdiff-aborts",
         |k| {
@@ -365,6 +396,56 @@ fn random_programs_agree_with_the_interpreter_under_aborts() {
             // Restarts with the locals in frame slots (huge functions).
             if k % 4 == 1 {
                 env.push(("STMJIT_QUICK", "1"));
+            }
+            env
+        },
+    );
+}
+
+/// What type specialization can get wrong (issue 16): locals that change type at some
+/// iteration of nested loops, ints overflowing into big ints and back, int/float/bool mixing,
+/// float locals captured or passed to calls, attributes added and classes changed while a loop
+/// runs, list receivers replaced, inlined leaf functions rebound, exceptions from specialized
+/// code caught at several levels, parts inside `with atomic:` (see `common/spec.rs`). Every
+/// third program with a 4 KiB nursery, every fifth as huge functions are compiled. 40
+/// programs by default; `STMJIT_DIFF_SPEC_PROGRAMS=N` for more, `STMJIT_DIFF_SEED=S` for
+/// other programs, `STMJIT_DIFF_KEEP_GOING=1` to see every mismatch.
+#[test]
+fn type_changing_loops_agree_with_the_interpreter() {
+    compare_programs(
+        from_env("STMJIT_DIFF_SPEC_PROGRAMS", 40),
+        from_env("STMJIT_DIFF_SEED", 0x5bec_1a11_2e0f_0016),
+        "jitdiff-spec",
+        spec_program,
+        8,
+        |k| {
+            let mut env = Vec::new();
+            if k % 3 == 0 {
+                env.push(("STMJIT_NURSERY", "4096"));
+            }
+            if k % 5 == 4 {
+                env.push(("STMJIT_QUICK", "1"));
+            }
+            env
+        },
+    );
+}
+
+/// The same programs' guards failing under forced aborts: commits abort at probability 0.3 with
+/// short transactions, some with a 4 KiB nursery. 20 programs by default;
+/// `STMJIT_DIFF_SPEC_ABORT_PROGRAMS=N` for more.
+#[test]
+fn type_changing_loops_agree_with_the_interpreter_under_aborts() {
+    compare_programs(
+        from_env("STMJIT_DIFF_SPEC_ABORT_PROGRAMS", 20),
+        from_env("STMJIT_DIFF_SEED", 0x0ab0_27ed_5bec_0016),
+        "jitdiff-spec-aborts",
+        spec_program,
+        8,
+        |k| {
+            let mut env = vec![("STMJIT_ABORT_PROBABILITY", "0.3"), ("STMJIT_BUDGET", "50")];
+            if k % 2 == 1 {
+                env.push(("STMJIT_NURSERY", "4096"));
             }
             env
         },

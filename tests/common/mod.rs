@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod spec;
+
 /// Definitions every random program starts with.
 pub const PRELUDE: &str = "\
 i0 = 7
