@@ -3,10 +3,11 @@
 //!
 //! A part is compiled with its caller's context ([`Outer`]): the `with` blocks open (a
 //! `return` in the part leaves them, and `Ctx::atomic_depth` is known relative to them),
-//! the `finally` bodies that a `break` or `continue` runs on its way out (compiled into the
-//! part, as in place; a `return` leaves the part with its value, and the code calling it
-//! returns it through them, `tries.rs`), the running `except` clauses (a bare `raise` finds its exception in the shared
-//! frame) and the slot of the entry depth of the `try` handlers. For each `try` region open
+//! the running `except` clauses (a bare `raise` finds its exception in the shared
+//! frame) and the slot of the entry depth of the `try` handlers. Not the `finally` bodies
+//! around it: a `return` leaves the part with its value, a `break` or `continue` with a
+//! loop word (`loop_exits.rs`), and the code calling it goes on from there through them
+//! (`finally.rs`). For each `try` region open
 //! around it, the part has an *escape region*: an error there leaves the part returning an
 //! escape word, an odd word (never `NONE` nor `ERR`) that names the failing site and the
 //! region, and the caller jumps to that region's handler with that site, as its own error
@@ -15,7 +16,7 @@
 //! as any handler does (`stmjit_propagate`): the part restarts if it opened the aborted
 //! transaction; else the caller's handler does the same check for its own frame.
 
-use super::tries::{Finally, Region};
+use super::tries::Region;
 use super::FnCompiler;
 use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, Block, InstBuilder};
 use cranelift_codegen::ir::{types::I32, Value};
@@ -35,8 +36,6 @@ pub(crate) struct Outer {
     pub regions: usize,
     /// `with` blocks open.
     pub with_depth: usize,
-    /// `finally` bodies a `break` or `continue` runs (outside every loop of the part).
-    pub finallies: Vec<Finally>,
     /// Running `except` clauses: their `try` level and the slot of their exception.
     pub handling: Vec<(usize, usize)>,
     /// The slot of `Ctx::atomic_depth` at the function's entry, if the caller has one.
@@ -49,17 +48,6 @@ impl FnCompiler<'_, '_> {
         Outer {
             regions: self.tries.len(),
             with_depth: self.with_depth,
-            finallies: self
-                .finallies
-                .iter()
-                .map(|f| Finally {
-                    loops: 0,
-                    // The part compiles them in place: their shared return paths are
-                    // blocks of this code.
-                    exit: None,
-                    ..f.clone()
-                })
-                .collect(),
             handling: self.handling.clone(),
             entry_atomic: self.entry_atomic,
         }
@@ -70,7 +58,6 @@ impl FnCompiler<'_, '_> {
     pub(crate) fn enter_outer(&mut self, o: Outer) {
         self.with_depth = o.with_depth;
         self.outer_with = o.with_depth;
-        self.finallies = o.finallies;
         self.handling = o.handling;
         self.entry_atomic = o.entry_atomic;
         for _ in 0..o.regions {

@@ -346,6 +346,13 @@ impl FnCompiler<'_, '_> {
         let f = self.frame();
         self.b.ins().store(mf(), v, f, 8 * slot as i32);
     }
+    /// Takes `n` temporaries, written later: returns the first.
+    pub(crate) fn reserve_temps(&mut self, n: usize) -> usize {
+        let t = self.temp_mark();
+        self.temps += n;
+        self.max_temps = self.max_temps.max(self.temps);
+        t
+    }
     /// Frees the temporaries from `mark` on.
     pub(crate) fn pop_temps(&mut self, mark: usize) {
         self.temps = mark - self.nlocals;

@@ -1,15 +1,15 @@
 //! `break` and `continue` out of a part (`parts.rs`): a range of a loop's body holding a
 //! `break` or `continue` of that loop (the innermost loop around the part; one of a loop
 //! inside the part stays inside it) is a part like any other. In the part, such a
-//! statement runs the `finally` bodies and leaves the `with` blocks opened inside the part
-//! (as it would in place, the part's start standing for the loop's), then the part returns
+//! statement goes through the `finally` bodies and leaves the `with` blocks opened inside
+//! the part (as it would in place, the part's start standing for the loop's), then the part returns
 //! [`BREAK`] or [`CONTINUE`] (through its epilogue, a transaction boundary like any return,
 //! its return slot set to `UNBOUND` as at a fall off its end). The caller, seeing that
 //! word, compiles the same `break` or `continue` where it is: the `finally` bodies and
 //! `with` blocks between the part and the loop, then the jump to the loop's exit or latch.
 //! A part holding no such statement returns neither word, and its caller tests for none.
 
-use super::{tries::Exit, FnCompiler};
+use super::{finally::Exit, FnCompiler};
 use cranelift_codegen::ir::{condcodes::IntCC, types::I64, Block, InstBuilder, Value};
 use stmjit_vm::abi::Word;
 
@@ -37,14 +37,14 @@ const _: () = {
 impl FnCompiler<'_, '_> {
     /// `break` (`brk`) or `continue` of the innermost loop: leaving a `try` with a
     /// `finally` inside it, leaves the `with` blocks opened inside the `try` and jumps to
-    /// its shared `break` or `continue` path (`tries.rs`), which runs the `finally` body
-    /// once for all of them and goes on from there; otherwise runs the `finally` bodies
-    /// of the code around a part and leaves the `with` blocks inside the loop, then jumps
-    /// to its exit or latch.
+    /// its shared `break` or `continue` path (`finally.rs`), which runs the `finally` body
+    /// and goes on from there; otherwise leaves the `with` blocks inside the loop and jumps
+    /// to its exit or latch (in a part, the loop of [`Self::part_loop_exits`]: the `finally`
+    /// bodies around the part are run by the code calling it).
     pub(crate) fn loop_jump(&mut self, brk: bool) {
         let n = self.loops.len();
-        let shared = self.finallies.last().filter(|f| f.loops == n);
-        if let Some((id, with_depth)) = shared.and_then(|f| Some((f.exit?, f.with_depth))) {
+        if let Some(f) = self.finallies.last().filter(|f| f.loops == n) {
+            let (id, with_depth) = (f.exit, f.with_depth);
             self.leave_with_blocks(self.with_depth - with_depth);
             let kind = if brk { Exit::Break } else { Exit::Continue };
             let path = self.exit_block(id, kind);
@@ -52,8 +52,7 @@ impl FnCompiler<'_, '_> {
             return;
         }
         let (latch, exit, w) = *self.loops.last().expect("break or continue inside a loop");
-        let reached = self.run_finallies();
-        self.leave_with_blocks(reached - w);
+        self.leave_with_blocks(self.with_depth - w);
         let target = if brk { exit } else { latch };
         self.b.ins().jump(target, &[]);
     }

@@ -35,6 +35,7 @@ mod chains;
 mod compares;
 mod escapes;
 mod expr;
+mod finally;
 mod floats;
 mod frames;
 mod inline;
@@ -368,11 +369,12 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) accesses: Option<stmjit_vm::Accessed>,
     /// Active `try` regions, innermost last (`tries.rs`).
     pub(crate) tries: Vec<tries::Region>,
-    /// `finally` bodies that `break`, `continue` and `return` run on their way out.
-    pub(crate) finallies: Vec<tries::Finally>,
-    /// The shared paths out (`return`, `break`, `continue`: [`tries::Exit`]) of each `try`
+    /// The `try` statements with a `finally` around the code being compiled (in this code,
+    /// not around a part), innermost last: `break`, `continue` and `return` go through them.
+    pub(crate) finallies: Vec<finally::Finally>,
+    /// The shared paths out (`return`, `break`, `continue`: [`finally::Exit`]) of each `try`
     /// with a `finally` of this code, each once a way out needs it
-    /// ([`tries::Finally::exit`]).
+    /// ([`finally::Finally::exit`]).
     pub(crate) fin_exits: Vec<[Option<Block>; 3]>,
     /// The `with` blocks open around a part at its call (0 in a function): a `return` in
     /// the part leaves only those above, the code calling it the others.

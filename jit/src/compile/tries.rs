@@ -10,16 +10,10 @@
 //! says so and the frame returns `ERR` (or restarts, if it opened the transaction) with no
 //! handler run. Otherwise the exception object goes into a temporary, the `except`
 //! clauses test it in order, and one that does not match raises it again
-//! (`stmjit_reraise`) from the same site. `finally` bodies are compiled on each way out:
-//! after the body or a handler, on the exception path (which raises again at its end),
-//! and once for all the `return`s, once for all the `break`s and once for all the
-//! `continue`s that leave them: such a statement jumps (a `return` with its value) to the
-//! shared path of its kind of the innermost `try` it leaves ([`Finally::exit`], [`Exit`]),
-//! which runs the `finally` body (keeping a returned value in a temporary) and goes on the
-//! same way from the `try` statement (to the next `try`'s path, or out). Compiled at each
-//! way out, the `finally` bodies made code grow with the exits times their size, and
-//! nested ones exponentially with their depth.
+//! (`stmjit_reraise`) from the same site. A `finally` body is compiled once, entered by
+//! every way out of the statement with a word saying why (`finally.rs`).
 
+use super::finally::{in_place, Entries, Exit, Finally};
 use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, Block, InstBuilder, Value};
 use cranelift_frontend::Variable;
@@ -36,34 +30,6 @@ use stmjit_vm::{Ctx, ERR, RESTART, UNBOUND};
 pub(crate) struct Region {
     /// A block taking the failing site.
     pub target: Block,
-}
-
-/// A `finally` body that `break`, `continue` and `return` run on their way out.
-#[derive(Clone)]
-pub(crate) struct Finally {
-    /// Shared: each part compiled inside the `try` takes a copy of the context
-    /// (`escapes.rs`).
-    pub body: std::rc::Rc<[Stmt]>,
-    /// Loops open at the `try` (a `break` of a loop opened inside runs it).
-    pub loops: usize,
-    /// `with` blocks open at the `try`.
-    pub with_depth: usize,
-    /// Regions active around the `try`.
-    pub tries: usize,
-    /// Its shared paths out (an index of `FnCompiler::fin_exits`), or `None` for the
-    /// `finally` bodies of the code around a part (which the code calling the part runs
-    /// for a `return`, `Self::return_value`; a part compiles them in place for a `break`
-    /// or `continue`).
-    pub exit: Option<usize>,
-}
-
-/// A way out of a `try` with a `finally` that takes its shared path
-/// (`FnCompiler::fin_exits`, an index of each entry).
-#[derive(Clone, Copy)]
-pub(crate) enum Exit {
-    Return,
-    Break,
-    Continue,
 }
 
 /// Whether `stmts` hold a `try` statement (at any depth).
@@ -139,6 +105,19 @@ impl FnCompiler<'_, '_> {
     /// A handler's entry (see the module docs) in the current block: returns the slot of
     /// the exception object.
     fn catch(&mut self, site: Value, level: usize, with_depth: usize) -> usize {
+        let obj = self.catch_value(site, level, with_depth, false);
+        self.push_temp(obj)
+    }
+
+    /// A handler's entry in the current block: returns the exception object, in a new
+    /// block (`cold`: laid out with the cold code, as the blocks on its way).
+    pub(super) fn catch_value(
+        &mut self,
+        site: Value,
+        level: usize,
+        with_depth: usize,
+        cold: bool,
+    ) -> Value {
         self.region.marks.clear();
         self.local_of.clear();
         self.reset_top();
@@ -156,21 +135,34 @@ impl FnCompiler<'_, '_> {
         let restart = self.b.ins().icmp_imm(IntCC::Equal, r, RESTART as i64);
         let dispatch = self.dispatch_block();
         let not_restart = self.b.create_block();
+        let go = self.b.create_block();
+        if cold {
+            self.b.set_cold_block(not_restart);
+            self.b.set_cold_block(go);
+        }
         self.b.ins().brif(restart, dispatch, &[], not_restart, &[]);
         self.b.switch_to_block(not_restart);
         let is_err = self.b.ins().icmp_imm(IntCC::Equal, r, ERR as i64);
-        let go = self.b.create_block();
         let err = self.b.ins().iconst(I64, ERR as i64);
-        self.b
-            .ins()
-            .brif(is_err, self.ret_block, &[err.into()], go, &[]);
+        if cold {
+            // Its own block: an edge block that Cranelift would split there is not cold.
+            let out = self.b.create_block();
+            self.b.set_cold_block(out);
+            self.b.ins().brif(is_err, out, &[], go, &[]);
+            self.b.switch_to_block(out);
+            self.b.ins().jump(self.ret_block, &[err.into()]);
+        } else {
+            self.b
+                .ins()
+                .brif(is_err, self.ret_block, &[err.into()], go, &[]);
+        }
         self.b.switch_to_block(go);
-        self.push_temp(r)
+        r
     }
 
     /// Raises the exception in `obj_slot` again with the trace kept by the handler of
     /// `level`, and unwinds from `site`.
-    fn reraise(&mut self, obj_slot: usize, level: usize, site: Value) {
+    pub(super) fn reraise(&mut self, obj_slot: usize, level: usize, site: Value) {
         let obj = self.load_slot(obj_slot);
         let key = self.stash_key(level);
         self.call(Helper::Reraise, &[self.ctx, obj, key]);
@@ -190,7 +182,13 @@ impl FnCompiler<'_, '_> {
         let before = self.assigned.clone();
         let with_depth = self.with_depth;
         let has_fin = !finalbody.is_empty();
+        // With a `finally` not copied in place: its shared body's block, taking why it runs
+        // (`finally.rs`).
+        let word = has_fin && !in_place(finalbody);
         let normal_end = self.b.create_block();
+        if word {
+            self.b.append_block_param(normal_end, I64);
+        }
         let site_block = |c: &mut Self| {
             let b = c.b.create_block();
             c.b.append_block_param(b, I64);
@@ -204,11 +202,9 @@ impl FnCompiler<'_, '_> {
         if has_fin {
             self.fin_exits.push([None; 3]);
             self.finallies.push(Finally {
-                body: finalbody.into(),
                 loops: self.loops.len(),
                 with_depth,
-                tries: self.tries.len(),
-                exit: Some(exit),
+                exit,
             });
         }
         let fin_region = fin_exc.map(|target| Region { target });
@@ -227,7 +223,7 @@ impl FnCompiler<'_, '_> {
                 self.tries.pop();
             }
             if !self.is_filled() {
-                self.b.ins().jump(normal_end, &[]);
+                self.jump_normal_end(normal_end, word);
             }
         }
         // The handlers.
@@ -239,7 +235,7 @@ impl FnCompiler<'_, '_> {
             let obj = self.catch(site, level, with_depth);
             self.tries.extend(fin_region);
             for h in handlers {
-                self.handler(h, obj, level, normal_end);
+                self.handler(h, obj, level, normal_end, word);
             }
             // None matched: the same exception, from the same site.
             self.reraise(obj, level, site);
@@ -248,32 +244,31 @@ impl FnCompiler<'_, '_> {
             }
             self.pop_temps(mark);
         }
-        if has_fin {
-            self.finallies.truncate(fin_index);
-            self.exit_paths(exit, finalbody, &before);
-        }
-        // `finally` on the exception path: raises again at its end.
-        if let Some(f) = fin_exc {
-            self.b.switch_to_block(f);
-            let site = self.b.block_params(f)[0];
-            self.assigned = before.clone();
-            let mark = self.temp_mark();
-            let obj = self.catch(site, level, with_depth);
-            let tagged = self.b.ins().ishl_imm(site, 1);
-            let tagged = self.b.ins().bor_imm(tagged, 1);
-            let st = self.push_temp(tagged);
-            self.stmts(finalbody);
-            if !self.is_filled() {
-                let s = self.load_slot(st);
-                let s = self.b.ins().sshr_imm(s, 1);
-                self.reraise(obj, level, s);
+        match fin_exc {
+            Some(exception) => {
+                self.finallies.truncate(fin_index);
+                let (body, normal) = if word {
+                    (normal_end, None)
+                } else {
+                    let body = self.b.create_block();
+                    self.b.append_block_param(body, I64);
+                    (body, Some(normal_end))
+                };
+                let entries = Entries {
+                    body,
+                    normal,
+                    exception,
+                    exit,
+                    level,
+                    with_depth,
+                };
+                self.finally(entries, finalbody, &before);
             }
-            self.pop_temps(mark);
+            None => {
+                self.b.switch_to_block(normal_end);
+                self.assigned = before;
+            }
         }
-        // The normal way out.
-        self.b.switch_to_block(normal_end);
-        self.assigned = before;
-        self.stmts(finalbody);
     }
 
     /// The variable of the `except` clauses' class tests ([`FnCompiler::match_var`]): each
@@ -290,9 +285,9 @@ impl FnCompiler<'_, '_> {
     }
 
     /// One `except` clause: tests the exception in `obj` against its classes, runs its body
-    /// when one matches (jumping to `done` at its end), and leaves the builder where the
-    /// next clause's test goes.
-    fn handler(&mut self, h: &Handler, obj: usize, level: usize, done: Block) {
+    /// when one matches (jumping to `done` at its end, [`Self::jump_normal_end`]: with the
+    /// normal word when `word`), and leaves the builder where the next clause's test goes.
+    fn handler(&mut self, h: &Handler, obj: usize, level: usize, done: Block, word: bool) {
         let next = self.b.create_block();
         if !h.classes.is_empty() {
             // Every class is checked (`except (A, 5)` is a TypeError even for an `A`), as
@@ -330,7 +325,7 @@ impl FnCompiler<'_, '_> {
                     self.assigned[i] = false;
                 }
             }
-            self.b.ins().jump(done, &[]);
+            self.jump_normal_end(done, word);
         }
         self.assigned = before;
         self.b.switch_to_block(next);
@@ -381,8 +376,8 @@ impl FnCompiler<'_, '_> {
     /// `finally` bodies and `with` blocks ([`Self::call_fn_part`]), those of the code around
     /// the part (its `Outer`).
     pub(crate) fn return_value(&mut self, v: Value) {
-        if let Some(f) = self.finallies.last().filter(|f| f.exit.is_some()) {
-            let (with_depth, id) = (f.with_depth, f.exit.unwrap_or_default());
+        if let Some(f) = self.finallies.last() {
+            let (with_depth, id) = (f.with_depth, f.exit);
             self.leave_with_blocks(self.with_depth - with_depth);
             let exit = self.exit_block(id, Exit::Return);
             self.b.ins().jump(exit, &[v.into()]);
@@ -405,74 +400,6 @@ impl FnCompiler<'_, '_> {
         }
         self.fin_exits[id][kind as usize] = Some(b);
         b
-    }
-
-    /// The shared paths `exit` out of the `try` statement just compiled that a way out
-    /// took: each runs `finalbody` once in the context of the statement (its loops, `with`
-    /// blocks and regions; `before`: the locals assigned at its start), then goes on the
-    /// same way from there: returns the value (kept in a temporary meanwhile,
-    /// [`Self::return_value`]), or breaks or continues the innermost loop
-    /// ([`Self::loop_jump`]).
-    fn exit_paths(&mut self, exit: usize, finalbody: &[Stmt], before: &[bool]) {
-        for kind in [Exit::Return, Exit::Break, Exit::Continue] {
-            let Some(block) = self.fin_exits[exit][kind as usize] else {
-                continue;
-            };
-            self.b.switch_to_block(block);
-            self.local_of.clear();
-            let saved = std::mem::replace(&mut self.assigned, before.to_vec());
-            let mark = self.temp_mark();
-            let kept = matches!(kind, Exit::Return).then(|| {
-                let v = self.b.block_params(block)[0];
-                self.push_temp(v)
-            });
-            self.stmts(finalbody);
-            if !self.is_filled() {
-                match (kind, kept) {
-                    (Exit::Return, Some(t)) => {
-                        let v = self.load_slot(t);
-                        self.return_value(v);
-                    }
-                    _ => self.loop_jump(matches!(kind, Exit::Break)),
-                }
-            }
-            self.pop_temps(mark);
-            self.assigned = saved;
-        }
-    }
-
-    /// Before `break`/`continue` in a part: runs the `finally` bodies of the code around
-    /// it (those without shared paths) inside the innermost loop on the way out, innermost first, each after leaving the `with`
-    /// blocks opened inside it. Returns the `with` depth reached (the caller leaves the
-    /// rest).
-    pub(crate) fn run_finallies(&mut self) -> usize {
-        let n = self.loops.len();
-        let upto = self.finallies.iter().take_while(|f| f.loops < n).count();
-        let saved_fin = self.finallies.clone();
-        let saved_tries = self.tries.clone();
-        let saved_with = self.with_depth;
-        let mut with = self.with_depth;
-        for i in (upto..saved_fin.len()).rev() {
-            let f = saved_fin[i].clone();
-            if with > f.with_depth {
-                self.leave_with_blocks(with - f.with_depth);
-                with = f.with_depth;
-            }
-            self.finallies.truncate(i);
-            self.tries.truncate(f.tries);
-            self.with_depth = f.with_depth;
-            if self.is_filled() {
-                self.dead_block();
-            }
-            self.stmts(&f.body);
-        }
-        self.finallies = saved_fin;
-        self.tries = saved_tries;
-        self.with_depth = saved_with;
-        if self.is_filled() {
-            self.dead_block();
-        }
-        with
     }
 
     /// Patches the handlers' shadow-stack tops once the frame size is known.
