@@ -1219,6 +1219,27 @@ fn joins_after_a_write_restart_at_their_statement() {
     }
 }
 
+/// A join of a running thread right after a write, in a `finally` body with a `try` of its
+/// own (compiled once for every way out, `compile/finally.rs`), is a restart point: a
+/// restart there finds why the body runs (its normal end, a pending `return` value,
+/// exception, `break` or `continue`) in its frame slot, and goes on that way at the body's
+/// end. Exact results with forced aborts (also with a tiny nursery and under the IR
+/// verifier), on 1, 2 and 16 segments and under `--gil`.
+#[test]
+fn joins_in_finally_bodies_restart_with_their_pending_exit() {
+    let name = "finally_join";
+    check(name, &["--threads", "2"], ABORTS, &[]);
+    check(
+        name,
+        &["--threads", "4"],
+        &[ABORTS, &[SMALL_NURSERY, ("STMJIT_VERIFY", "1")]].concat(),
+        &[],
+    );
+    check(name, &["--threads", "1"], &[], &[]);
+    check(name, &["--threads", "16"], ABORTS, &[]);
+    check(name, &["--gil"], &[], &[]);
+}
+
 /// Joining a running writer thread inside an atomic block that can no longer restart (it
 /// called `shutdown()`: its transaction is inevitable) raises RuntimeError, in both commit
 /// modes, on 1, 2 and 16 segments, under `--gil` and with aborts; joining an ended thread or
