@@ -178,6 +178,8 @@ pub struct RewriteStats {
     /// Reloads of r15 after a runtime call (`mov r15, ...`, code whose IR passed
     /// [`check_ir_with`]).
     pub reloads: usize,
+    /// Dead copies removed after the rewrite (`dead_copies.rs`).
+    pub copies_removed: usize,
 }
 
 impl RewriteStats {
@@ -196,7 +198,7 @@ impl fmt::Display for RewriteStats {
         write!(
             f,
             "{} gs accesses {:?}, {} left in r15 form {:?}, {} copies, {} copy moves, {} nop bytes, \
-             {} copy value reads, {} reloads",
+             {} copy value reads, {} reloads, {} dead copies removed",
             self.total_rewritten(),
             self.rewritten,
             self.total_left(),
@@ -205,7 +207,8 @@ impl fmt::Display for RewriteStats {
             self.copy_moves,
             self.nop_bytes,
             self.copy_value_reads,
-            self.reloads
+            self.reloads,
+            self.copies_removed
         )
     }
 }
@@ -396,13 +399,13 @@ pub fn nop_padding(n: usize) -> Vec<u8> {
 }
 
 /// Set of general registers as a bit mask (bit i = i-th of rax..r15).
-type RegSet = u16;
+pub(crate) type RegSet = u16;
 
 /// Registers a call preserves (System V: rbx, rbp, r12-r15).
 const CALLEE_SAVED: RegSet = (1 << 3) | (1 << 5) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 15);
 
 /// Bit of a register's full 64-bit GPR, if it is one.
-fn gpr_bit(r: Register) -> Option<RegSet> {
+pub(crate) fn gpr_bit(r: Register) -> Option<RegSet> {
     let full = r.full_register();
     if full.is_gpr64() {
         Some(1 << (full as u32 - Register::RAX as u32))
@@ -425,7 +428,7 @@ fn has_mem_operand(i: &Instruction) -> bool {
 }
 
 /// `mov r64, r15`: the lowering of `get_pinned_reg`.
-fn is_copy(i: &Instruction) -> bool {
+pub(crate) fn is_copy(i: &Instruction) -> bool {
     i.mnemonic() == Mnemonic::Mov
         && i.op_count() == 2
         && i.op0_kind() == OpKind::Register
@@ -597,7 +600,7 @@ fn is_trap_stub(code: &[u8], t: u64) -> bool {
 /// block start, stopping early after an unconditional transfer that no
 /// pending forward branch of the block jumps over (what follows is data: an
 /// inline jump table, or, after the last block, trap stubs and constants).
-fn decode(code: &[u8], block_starts: &[u32]) -> Result<Vec<Instruction>, RewriteError> {
+pub(crate) fn decode(code: &[u8], block_starts: &[u32]) -> Result<Vec<Instruction>, RewriteError> {
     let mut starts: BTreeSet<u32> = block_starts
         .iter()
         .copied()
@@ -637,16 +640,16 @@ fn decode(code: &[u8], block_starts: &[u32]) -> Result<Vec<Instruction>, Rewrite
 
 /// A straight-line piece of code: instructions `first..=last` of the decode,
 /// entered only at `first`, with the regions control can flow to next.
-struct Region {
-    first: usize,
-    last: usize,
-    succs: Vec<usize>,
+pub(crate) struct Region {
+    pub(crate) first: usize,
+    pub(crate) last: usize,
+    pub(crate) succs: Vec<usize>,
 }
 
 /// Cut the decoded code into regions: at block starts, branch targets and
 /// after every branch; check every direct target is an instruction start or a
 /// trap stub.
-fn build_regions(
+pub(crate) fn build_regions(
     code: &[u8],
     insts: &[Instruction],
     block_starts: &[u32],

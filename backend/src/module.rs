@@ -683,7 +683,7 @@ fn prepare(
     let original = code.code_buffer().to_vec();
     let block_starts = code.bb_starts.clone();
     let mach_relocs = code.buffer.relocs().to_vec();
-    let stack_maps = code
+    let mut stack_maps: Vec<StackMapEntry> = code
         .buffer
         .user_stack_maps()
         .iter()
@@ -693,7 +693,7 @@ fn prepare(
             slots: map.entries().collect(),
         })
         .collect();
-    let srclocs = code
+    let mut srclocs: Vec<(std::ops::Range<u32>, ir::SourceLoc)> = code
         .buffer
         .get_srclocs_sorted()
         .iter()
@@ -719,13 +719,25 @@ fn prepare(
     } else {
         // The IR passed `check_ir` (in `compile`), so copy value reads are
         // register-allocator artifacts: count them, do not refuse.
-        gs_rewrite::rewrite_with(&original, &block_starts, mode, CopyReads::Count)
+        let mut rw = gs_rewrite::rewrite_with(&original, &block_starts, mode, CopyReads::Count)
             .inspect_err(|_| {
                 if std::env::var("STMJIT_DEBUG_REWRITE").is_ok_and(|v| v.trim() == "1") {
                     eprintln!("{}", ctx.func.display());
                 }
             })
-            .map_err(err)?
+            .map_err(err)?;
+        let mut reloc_offsets: Vec<u32> = relocs.iter().map(|r| r.offset).collect();
+        reloc_offsets.sort_unstable();
+        let moved = crate::dead_copies::remove_dead_copies(&mut rw, &block_starts, &reloc_offsets)
+            .map_err(err)?;
+        // Source ranges follow the code that moved (for listings).
+        for (range, _) in &mut srclocs {
+            *range = moved.map(range.start)..moved.map(range.end);
+        }
+        for m in &mut stack_maps {
+            m.return_offset = moved.map(m.return_offset);
+        }
+        rw
     };
     Ok(Prepared {
         id,

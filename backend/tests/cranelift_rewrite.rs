@@ -11,7 +11,7 @@ use cranelift_module::{FuncId, Linkage, Module};
 use iced_x86::{Decoder, DecoderOptions, Mnemonic, Register};
 use std::sync::atomic::{AtomicU64, Ordering};
 use stmjit_backend::disasm::{self, Syntax};
-use stmjit_backend::gs_rewrite::{AccessKind, SegmentBase};
+use stmjit_backend::gs_rewrite::{rewrite_with, AccessKind, CopyReads, SegmentBase};
 use stmjit_backend::Jit;
 
 static SLOW_CALLS: AtomicU64 = AtomicU64::new(0);
@@ -313,9 +313,16 @@ fn decode_all(code: &[u8], end: u32) -> Vec<iced_x86::Instruction> {
 #[test]
 fn rewrite_keeps_every_instruction_boundary() {
     let (jit, _, _) = compiled(SegmentBase::Gs);
-    let mut checked = 0;
+    let (mut checked, mut removed) = (0, 0);
     for f in jit.functions().filter(|f| !f.is_trampoline) {
-        let rw = &f.rewrite;
+        // The rewrite alone (the module then removes dead copies: checked below).
+        let rw = &rewrite_with(
+            &f.original,
+            &f.block_starts,
+            SegmentBase::Gs,
+            CopyReads::Count,
+        )
+        .unwrap();
         let before = decode_all(&f.original, rw.code_end);
         let after = decode_all(&rw.code, rw.code_end);
         let after_starts: std::collections::BTreeMap<u64, &iced_x86::Instruction> =
@@ -354,8 +361,48 @@ fn rewrite_keeps_every_instruction_boundary() {
             f.original[rw.code_end as usize..],
             rw.code[rw.code_end as usize..]
         );
+        // The final code: the rewrite's instructions in order, less the copies removed,
+        // same length, same tail, every block start still an instruction start.
+        let fin = &f.rewrite;
+        assert_eq!(fin.code.len(), rw.code.len());
+        assert_eq!(
+            fin.code[fin.code_end as usize..],
+            rw.code[rw.code_end as usize..]
+        );
+        let text = |i: &iced_x86::Instruction| format!("{i}");
+        let kept: Vec<_> = decode_all(&fin.code, fin.code_end)
+            .iter()
+            .map(|i| (i.ip(), text(i)))
+            .collect();
+        let mut k = 0;
+        let mut skipped = 0;
+        for i in &after {
+            if kept.get(k).is_some_and(|(_, t)| *t == text(i)) {
+                k += 1;
+            } else {
+                assert!(
+                    text(i).starts_with("mov") && text(i).ends_with(",r15"),
+                    "{}: {i} lost",
+                    f.name
+                );
+                skipped += 1;
+            }
+        }
+        assert_eq!(
+            (k, skipped),
+            (kept.len(), fin.stats.copies_removed),
+            "{}",
+            f.name
+        );
+        let starts: std::collections::BTreeSet<u64> = kept.iter().map(|(ip, _)| *ip).collect();
+        assert!(f
+            .block_starts
+            .iter()
+            .all(|b| *b >= fin.code_end || starts.contains(&(*b as u64))));
+        removed += skipped;
     }
     assert_eq!(checked, 6);
+    assert!(removed > 0, "the test functions have dead copies to remove");
 }
 
 /// Allocation fast path and safe-point poll, tagged with source locations

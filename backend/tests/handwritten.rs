@@ -2,20 +2,15 @@
 //! `CodeAssembler`): every rewritten form is re-decoded and compared with the
 //! expected `gs:` instruction; refusals and left-alone cases are checked.
 
+mod common;
+
+use common::{assemble, Asm};
 use iced_x86::code_asm::*;
 use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter};
 use stmjit_backend::gs_rewrite::{
     rewrite, rewrite_with, AccessKind, CopyReads, Escape, LeftReason, RewriteError, Rewritten,
     SegmentBase,
 };
-
-type Asm = fn(&mut CodeAssembler) -> Result<(), IcedError>;
-
-fn assemble(body: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> Vec<u8> {
-    let mut a = CodeAssembler::new(64).unwrap();
-    body(&mut a).unwrap();
-    a.assemble(0).unwrap()
-}
 
 fn decode(code: &[u8]) -> Vec<Instruction> {
     Decoder::with_ip(64, code, 0, DecoderOptions::NONE)

@@ -131,3 +131,15 @@ pub fn call_entry(f: *const u8, base: u64, x: u64, y: u64, sentinel: u64) -> (u6
     }
     (ret, after)
 }
+
+/// Emits a few instructions with iced-x86's assembler (hand-written test code).
+pub type Asm = fn(&mut iced_x86::code_asm::CodeAssembler) -> Result<(), iced_x86::IcedError>;
+
+/// The bytes of `body` assembled at address 0.
+pub fn assemble(
+    body: impl FnOnce(&mut iced_x86::code_asm::CodeAssembler) -> Result<(), iced_x86::IcedError>,
+) -> Vec<u8> {
+    let mut a = iced_x86::code_asm::CodeAssembler::new(64).unwrap();
+    body(&mut a).unwrap();
+    a.assemble(0).unwrap()
+}
