@@ -553,9 +553,9 @@ pub const LEGEND: &str = "\
 ;     `--segment-base r15`.
 ;   copies: `mov reg, r15` copies of the segment base (one per use Cranelift emits). After the
 ;     rewrite most are dead (their accesses now use gs:).
-;   dead copies removed: copies whose register is written before any read in their straight
-;     line, dropped; the code after one moves back up to an instruction written three bytes
-;     longer (a 4-byte displacement or immediate instead of 1), so nothing else moves.
+;   dead copies removed: copies whose register no path reads before writing it, dropped; the
+;     code after one moves back up to an instruction written three bytes longer (a 4-byte
+;     displacement or immediate instead of 1), so nothing else moves.
 ;   copy moves: register moves of such a copy that the pass followed.
 ;   nop bytes: padding after rewritten instructions, so that they keep their offsets.
 ;   copy value reads: instructions reading a register that may hold a copy as a plain value
