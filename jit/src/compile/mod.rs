@@ -46,6 +46,7 @@ mod lists;
 mod literals;
 mod loop_classes;
 mod loop_exits;
+mod moves;
 mod parts;
 mod raw_slots;
 mod sites;
@@ -355,6 +356,9 @@ pub struct FnCompiler<'a, 'b> {
     /// The unboxed value of each float local kept unboxed (`floats.rs`), by slot: what the
     /// local holds while its word is `UNBOXED`. None where locals live in frame slots.
     pub(crate) float_vars: Vec<Option<Variable>>,
+    /// The copies `n = m` of float locals that may move `m`'s unboxed value (`moves.rs`),
+    /// by statement address.
+    pub(crate) moves: std::collections::HashSet<*const stmjit_lang::ast::Stmt>,
     /// The opaque leaves of the float tree being compiled (`unboxed.rs`), the temporaries
     /// holding their values, and for a leaf read from an instance slot, the `f64` it holds
     /// where its temporary holds `UNBOXED` (`attrs.rs`).
@@ -568,6 +572,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         let locals_in_slots = locals_in_slots(body, nlocals, sh.quick);
         let float_locals = floats::float_locals(body, nlocals);
         let float_attrs = floats::float_attrs(body, &float_locals);
+        let moves = moves::moving_copies(body, &float_locals);
         FnCompiler {
             b,
             sh,
@@ -608,6 +613,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             float_locals,
             float_attrs,
             float_vars: Vec::new(),
+            moves,
             stmt_span: Span::default(),
             opaque_leaves: Vec::new(),
             line: 0,

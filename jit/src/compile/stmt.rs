@@ -201,7 +201,12 @@ impl FnCompiler<'_, '_> {
             StmtKind::Expr(e) => {
                 self.expr(e);
             }
-            StmtKind::Assign { targets, value } => self.assign_stmt(targets, value, s.span),
+            StmtKind::Assign { targets, value } => {
+                if !(self.moves.contains(&(s as *const Stmt)) && self.unboxed_move(targets, value))
+                {
+                    self.assign_stmt(targets, value, s.span)
+                }
+            }
             StmtKind::AugAssign { target, op, value } => {
                 self.aug_assign(target, *op, value, s.span)
             }

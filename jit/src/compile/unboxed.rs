@@ -21,7 +21,7 @@ use super::FnCompiler;
 use cranelift_codegen::ir::{condcodes::IntCC, types::F64, types::I64};
 use cranelift_codegen::ir::{Block, InstBuilder, Value};
 use cranelift_frontend::Variable;
-use stmjit_lang::ast::{BinOp, Builtin, Expr, ExprKind, Name, Slot};
+use stmjit_lang::ast::{BinOp, Builtin, Expr, ExprKind, Name, Slot, Target};
 use stmjit_lang::diag::Span;
 use stmjit_vm::abi::UNBOXED;
 
@@ -120,6 +120,31 @@ impl FnCompiler<'_, '_> {
             return true;
         }
         self.unboxed_mixed(i, fv, value, &opaque, false)
+    }
+
+    /// `n = m` of two float locals kept unboxed, `m` dead after it (`moves.rs`): `m`'s word
+    /// (`UNBOXED` included) and `f64` copied, no box; `false` (nothing emitted) where it
+    /// does not apply.
+    pub(crate) fn unboxed_move(&mut self, targets: &[Target], value: &Expr) -> bool {
+        let ([Target::Name(n)], ExprKind::Name(m)) = (targets, &value.kind) else {
+            return false;
+        };
+        let (Slot::Local(i), Slot::Local(j)) = (n.slot, m.slot) else {
+            return false;
+        };
+        let (Some(fi), Some(fj)) = (self.float_var(i), self.float_var(j)) else {
+            return false;
+        };
+        // An unbound `m` raises: the generic code says so.
+        if self.in_float_generic || !self.assigned[j] {
+            return false;
+        }
+        let w = self.raw_local(j);
+        let f = self.b.use_var(fj);
+        self.store_slot(i, w);
+        self.b.def_var(fi, f);
+        self.assigned[i] = true;
+        true
     }
 
     /// `n OP= value` (`OP` one of `+ - * /`) kept unboxed where `n` may be, as the float
