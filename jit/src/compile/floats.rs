@@ -566,8 +566,9 @@ impl FnCompiler<'_, '_> {
                 // A bare int local is not converted here: Python compares a float and an
                 // int exactly, which converting a big int would not. An int literal next
                 // to a float operand is exact (`EXACT_INT`).
-                let x = self.float_tree(first, false, generic);
-                let y = self.float_tree(second, false, generic);
+                let memo = &mut LeafMemo::default();
+                let x = self.float_tree_in(first, false, generic, memo);
+                let y = self.float_tree_in(second, false, generic, memo);
                 let c = self.b.ins().fcmp(cc, x, y);
                 self.b.ins().brif(c, then, &[], els, &[]);
                 self.b.set_cold_block(generic);
@@ -623,6 +624,18 @@ impl FnCompiler<'_, '_> {
     /// a local holds neither a float nor, where `int_ok` (the other operand of its operator
     /// gives a float: [`gives_float`]), an int, or when a divisor is zero.
     pub(super) fn float_tree(&mut self, e: &Expr, int_ok: bool, generic: Block) -> Value {
+        self.float_tree_in(e, int_ok, generic, &mut LeafMemo::default())
+    }
+
+    /// [`Self::float_tree`], the local leaves already tested on this straight-line path in
+    /// `memo`: a local read again (`zr * zr`) is not tested again.
+    fn float_tree_in(
+        &mut self,
+        e: &Expr,
+        int_ok: bool,
+        generic: Block,
+        memo: &mut LeafMemo,
+    ) -> Value {
         // An opaque leaf (any expression, `% 2` included), evaluated into its temporary first
         // (`unboxed.rs`).
         if let Some((t, raw)) = self.opaque_slot(e) {
@@ -640,25 +653,30 @@ impl FnCompiler<'_, '_> {
                 let Slot::Local(i) = n.slot else {
                     unreachable!("float tree leaves are locals")
                 };
+                if let Some(f) = memo.get(i, int_ok) {
+                    return f;
+                }
                 // No unbound check: UNBOUND is neither a float nor an int.
                 let w = self.raw_local(i);
-                match self.float_var(i) {
+                let f = match self.float_var(i) {
                     Some(fv) => {
                         let f = self.b.use_var(fv);
                         self.unboxed_leaf(w, f, int_ok, generic)
                     }
                     None => self.word_leaf(w, int_ok, generic),
-                }
+                };
+                memo.0.push((i, int_ok, f));
+                f
             }
             ExprKind::Binary(op, a, b) => {
-                let x = self.float_tree(a, gives_float(b), generic);
-                let y = self.float_tree(b, gives_float(a), generic);
+                let x = self.float_tree_in(a, gives_float(b), generic, memo);
+                let y = self.float_tree_in(b, gives_float(a), generic, memo);
                 self.float_op(*op, x, y, generic)
             }
             ExprKind::Call { .. } => {
                 let a = sqrt_arg(e).expect("a tree's calls are sqrt");
                 // An int converts as `float(x)` does (`gives_float`).
-                let x = self.float_tree(a, true, generic);
+                let x = self.float_tree_in(a, true, generic, memo);
                 self.float_sqrt(x, generic)
             }
             _ => unreachable!("not a float tree"),
@@ -688,6 +706,24 @@ impl FnCompiler<'_, '_> {
         } else {
             self.float_value(w, generic)
         }
+    }
+}
+
+/// The `f64` of each local leaf of the float trees being compiled, as tested on the fast
+/// path so far: `(slot, int_ok, f64)`. Valid on one straight-line path only (a tree's
+/// fast path, which has no effect between its leaves: opaque leaves were evaluated
+/// before): the test of a later read of the same local would pass the same way.
+#[derive(Default)]
+struct LeafMemo(Vec<(usize, bool, Value)>);
+
+impl LeafMemo {
+    /// The `f64` of local `slot` as a leaf that accepts an int where `int_ok`: a test that
+    /// accepted only a float answers both.
+    fn get(&self, slot: usize, int_ok: bool) -> Option<Value> {
+        self.0
+            .iter()
+            .find(|&&(s, ok, _)| s == slot && (!ok || int_ok))
+            .map(|&(_, _, f)| f)
     }
 }
 
