@@ -411,18 +411,10 @@ impl FnCompiler<'_, '_> {
             }
             ExprKind::Compare { first, rest } if rest.len() == 1 => {
                 let op = rest[0].0;
-                let cc = match op {
-                    CmpOp::Eq => IntCC::Equal,
-                    CmpOp::Ne => IntCC::NotEqual,
-                    CmpOp::Lt => IntCC::SignedLessThan,
-                    CmpOp::Le => IntCC::SignedLessThanOrEqual,
-                    CmpOp::Gt => IntCC::SignedGreaterThan,
-                    CmpOp::Ge => IntCC::SignedGreaterThanOrEqual,
-                    _ => {
-                        let v = self.expr(e);
-                        self.branch_truthy(v, e.span, then, els);
-                        return;
-                    }
+                let Some(cc) = int_cc(op) else {
+                    let v = self.expr(e);
+                    self.branch_truthy(v, e.span, then, els);
+                    return;
                 };
                 if self.int_tree_branch(e, then, els) {
                     return;
@@ -973,15 +965,7 @@ impl FnCompiler<'_, '_> {
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
         let slow = self.b.create_block();
-        let cc = match op {
-            CmpOp::Eq => Some(IntCC::Equal),
-            CmpOp::Ne => Some(IntCC::NotEqual),
-            CmpOp::Lt => Some(IntCC::SignedLessThan),
-            CmpOp::Le => Some(IntCC::SignedLessThanOrEqual),
-            CmpOp::Gt => Some(IntCC::SignedGreaterThan),
-            CmpOp::Ge => Some(IntCC::SignedGreaterThanOrEqual),
-            _ => None,
-        };
+        let cc = int_cc(op);
         if matches!(op, CmpOp::Is | CmpOp::IsNot) {
             // Same word: identical; different words are identical only for equal strs or
             // floats (two references: the helper decides).
@@ -1438,6 +1422,32 @@ fn builtin_by_name(func: &Expr) -> Option<Builtin> {
         _ => None,
     };
     b.filter(|b| !matches!(b, Builtin::ExcClass(_)))
+}
+
+/// The machine condition of the int comparison `op` (signed words); `None` for `in`, `is`
+/// and their negations, which are no order of ints.
+pub(crate) fn int_cc(op: CmpOp) -> Option<IntCC> {
+    Some(match op {
+        CmpOp::Eq => IntCC::Equal,
+        CmpOp::Ne => IntCC::NotEqual,
+        CmpOp::Lt => IntCC::SignedLessThan,
+        CmpOp::Le => IntCC::SignedLessThanOrEqual,
+        CmpOp::Gt => IntCC::SignedGreaterThan,
+        CmpOp::Ge => IntCC::SignedGreaterThanOrEqual,
+        _ => return None,
+    })
+}
+
+/// The sides and operator of `e` if it is one comparison (`a < b`, not a chain `a < b < c`):
+/// the shape that the int- and float-tree conditions branch on directly.
+pub(crate) fn single_compare(e: &Expr) -> Option<(&Expr, CmpOp, &Expr)> {
+    let ExprKind::Compare { first, rest } = &e.kind else {
+        return None;
+    };
+    let [(op, second)] = rest.as_slice() else {
+        return None;
+    };
+    Some((first, *op, second))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 //! program would. So the fast path is taken only when its result is the generic one: the
 //! same IEEE operations in the same order, on the same values.
 
+use super::expr::single_compare;
 use super::FnCompiler;
 use cranelift_codegen::ir::{condcodes::FloatCC, condcodes::IntCC, types::F64, types::I64};
 use cranelift_codegen::ir::{Block, InstBuilder, Value};
@@ -594,12 +595,7 @@ impl FnCompiler<'_, '_> {
         if self.in_float_generic || self.huge(e) {
             return None;
         }
-        let ExprKind::Compare { first, rest } = &e.kind else {
-            return None;
-        };
-        let [(op, second)] = rest.as_slice() else {
-            return None;
-        };
+        let (first, op, second) = single_compare(e)?;
         let cc = match op {
             CmpOp::Lt => FloatCC::LessThan,
             CmpOp::Le => FloatCC::LessThanOrEqual,
@@ -617,7 +613,7 @@ impl FnCompiler<'_, '_> {
         {
             return None;
         }
-        Some((&**first, second, cc))
+        Some((first, second, cc))
     }
 
     /// The `f64` of the float tree `e` (leaves in source order); branches to `generic` when

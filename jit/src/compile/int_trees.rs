@@ -11,10 +11,10 @@
 //! effects. The generic path then raises (or calls `__add__`) in Python's order, at the
 //! same positions.
 
-use super::expr::has_int_fast_path;
+use super::expr::{has_int_fast_path, int_cc, single_compare};
 use super::FnCompiler;
 use cranelift_codegen::ir::{condcodes::IntCC, Block, InstBuilder, Value};
-use stmjit_lang::ast::{BinOp, CmpOp, Expr, ExprKind, Slot};
+use stmjit_lang::ast::{BinOp, Expr, ExprKind, Slot};
 
 impl FnCompiler<'_, '_> {
     /// The sides and machine condition of `e` if it is an int-tree condition: one
@@ -24,24 +24,11 @@ impl FnCompiler<'_, '_> {
         if self.in_int_generic || self.compact {
             return None;
         }
-        let ExprKind::Compare { first, rest } = &e.kind else {
-            return None;
-        };
-        let [(op, second)] = rest.as_slice() else {
-            return None;
-        };
-        let cc = match op {
-            CmpOp::Eq => IntCC::Equal,
-            CmpOp::Ne => IntCC::NotEqual,
-            CmpOp::Lt => IntCC::SignedLessThan,
-            CmpOp::Le => IntCC::SignedLessThanOrEqual,
-            CmpOp::Gt => IntCC::SignedGreaterThan,
-            CmpOp::Ge => IntCC::SignedGreaterThanOrEqual,
-            _ => return None,
-        };
+        let (first, op, second) = single_compare(e)?;
+        let cc = int_cc(op)?;
         let side = |s: &Expr| self.is_int_tree(s) || self.is_int_leaf(s);
         ((self.is_int_tree(first) || self.is_int_tree(second)) && side(first) && side(second))
-            .then_some((&**first, second, cc))
+            .then_some((first, second, cc))
     }
 
     /// Branches to `then` or `els` on the int-tree condition `e` ([`Self::int_tree_cmp`]);
