@@ -76,11 +76,7 @@ impl Runtime {
             ("extend", &[src]) => return self.list_extend_from(l, src).map(|r| r.map(|_| NONE)),
             ("remove", &[v]) => {
                 // An `__eq__` may move the list: rooted across the search.
-                let m = self.mark();
-                let rl = self.root(l);
-                let found = self.list_find(l, v);
-                let l = self.get(rl);
-                self.release(m);
+                let (found, l) = self.keeping(l, |rt| rt.list_find(l, v));
                 match found {
                     Ok(Some(i)) => self.list_pop(l, i as i64).map(|_| NONE),
                     // The ValueError as the reference implementation words it.
@@ -109,11 +105,7 @@ impl Runtime {
                 self.dict_get(d, k).map(|v| v.unwrap_or(default))
             }
             ("get", &[k, default]) => {
-                let m = self.mark();
-                let rd = self.root(default);
-                let r = self.dict_lookup(d, k);
-                let default = self.get(rd);
-                self.release(m);
+                let (r, default) = self.keeping(default, |rt| rt.dict_lookup(d, k));
                 r.map(|v| v.unwrap_or(default))
             }
             ("keys", &[]) => self.dict_keys_list(d),
@@ -123,11 +115,7 @@ impl Runtime {
             }
             ("items", &[]) => self.dict_items_list(d),
             ("pop", &[k]) => {
-                let m = self.mark();
-                let rk = self.root(k);
-                let r = self.dict_del(d, k);
-                let k = self.get(rk);
-                self.release(m);
+                let (r, k) = self.keeping(k, |rt| rt.dict_del(d, k));
                 match r {
                     Ok(Some(v)) => Ok(v),
                     Ok(None) => self.repr(k).and_then(|r| Err(exc(ErrorKind::KeyError, r))),

@@ -101,6 +101,17 @@ impl Runtime {
         unsafe { *r.0 = w }
     }
 
+    /// Runs `f` with `w` rooted and returns its result with `w` as it is after `f` (a
+    /// collection inside `f` may move it): the mark, root, get, release of one word.
+    pub fn keeping<T>(&mut self, w: Word, f: impl FnOnce(&mut Self) -> T) -> (T, Word) {
+        let m = self.mark();
+        let r = self.root(w);
+        let out = f(self);
+        let w = self.get(r);
+        self.release(m);
+        (out, w)
+    }
+
     /// The shadow-stack mark to release to.
     pub fn mark(&self) -> *mut u64 {
         // SAFETY: ss is live.
