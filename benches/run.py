@@ -13,7 +13,8 @@ options:
                         interpreter, `run --interp`); env STMJIT_MODE; default: jit
   --threads LIST        thread counts for the multi-threaded systems (default 1..CPUs present)
   --runs N              runs per (program, system, threads); the median is reported (default 5)
-  --sizes quick|moderate|large
+  --sizes quick|moderate|large|steady
+                        steady: PyPy3 runs 1.0-1.5 s on one thread (per-core comparisons)
   --programs LIST       a subset of the programs
   --peers LIST          a subset of: cpython,pypy,c,libitm,rust-stm (default all)
   --report PATH         where to write the report (default benches/RESULTS.md; with --quick,
@@ -45,6 +46,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shlex
 import shutil
 import statistics
@@ -95,25 +97,28 @@ MODE_LABELS_BOTH = {
 # (its second argument); otherwise it uses a TransactionQueue, whose parallelism is the runtime's.
 # ---------------------------------------------------------------------------------------------
 PROGRAMS = {
-    #  name          quick   moderate  large    threaded  peers
-    "primes":      ("20000", "500000", "2000000", True, ["c"]),
-    "nqueens":     ("6", "12", "13", True, ["c"]),
-    "binarytrees": ("6", "13", "15", True, []),
-    "richards":    ("4", "80", "300", True, []),
-    "mandelbrot":  ("40", "250", "800", True, []),
-    "spectralnorm": ("20", "200", "1000", True, []),
-    "nbody":       ("100", "20000", "200000", True, []),
-    "bank":        ("2000", "500000", "2000000", True, ["libitm", "rust-stm"]),
-    "wordcount":   ("2000", "300000", "2000000", True, []),
-    "dictfill":    ("2000", "300000", "1000000", True, []),
-    "isqrt":       ("2000", "200000", "1000000", False, []),
-    "microtx":     ("2000", "3000000", "10000000", True, []),
-    "microtq":     ("2000", "500000", "3000000", False, []),
-    "server":      ("1000", "100000", "500000", False, []),
+    #  name          quick   moderate  large      steady      threaded  peers
+    "primes":      ("20000", "500000", "2000000", "8000000", True, ["c"]),
+    "primes_every": ("20000", "300000", "1000000", "5000000", True, []),
+    "nqueens":     ("6", "12", "13", "14", True, ["c"]),
+    "binarytrees": ("6", "13", "15", "16", True, []),
+    "richards":    ("4", "80", "300", "4500", True, []),
+    "mandelbrot":  ("40", "250", "800", "2000", True, []),
+    "spectralnorm": ("20", "200", "1000", "2000", True, []),
+    "nbody":       ("100", "20000", "200000", "600000", True, []),
+    "bank":        ("2000", "500000", "2000000", "20000000", True, ["libitm", "rust-stm"]),
+    "wordcount":   ("2000", "300000", "2000000", "7000000", True, []),
+    "dictfill":    ("2000", "300000", "1000000", "4000000", True, []),
+    "isqrt":       ("2000", "200000", "1000000", "10000000", False, []),
+    "microtx":     ("2000", "3000000", "10000000", "40000000", True, []),
+    "microtq":     ("2000", "500000", "3000000", "4000000", False, []),
+    "server":      ("1000", "100000", "500000", "1500000", False, []),
     # start-up: 200 functions of which 5 run (generated: benches/compile/gen.py startup)
-    "startup":     ("1", "1", "1", False, []),
+    "startup":     ("1", "1", "1", "1", False, []),
 }
-SIZE_INDEX = {"quick": 0, "moderate": 1, "large": 2}
+# `steady`: sizes at which PyPy3 needs 1.0-1.5 s of CPU on one thread (2-core AMD EPYC,
+# 2026-12-07), so that neither side's start-up or warm-up decides the ratio (issue 16).
+SIZE_INDEX = {"quick": 0, "moderate": 1, "large": 2, "steady": 3}
 LIBITM_METHODS = ["ml_wt", "gl_wt", "default"]
 ALL_PEERS = ["cpython", "pypy", "c", "libitm", "rust-stm"]
 
@@ -222,7 +227,7 @@ class System:
 
 def systems_for(prog, env, modes, thread_counts, peers, size):
     path = os.path.join(PROGRAMS_DIR, prog + ".lang")
-    _, _, _, threaded, prog_peers = PROGRAMS[prog]
+    threaded, prog_peers = PROGRAMS[prog][len(SIZE_INDEX):]
     out = []
     tcounts = thread_counts if (threaded or env.have_threads) else [None]
     for mode in modes:
@@ -272,6 +277,7 @@ class Result:
     def __init__(self, system):
         self.system = system
         self.times = []
+        self.cpu_times = []  # user + system seconds of the process (its threads together)
         self.outputs = set()  # last lines of stdout (the checksum)
         self.error = None
         self.stats = None  # from the extra `--stats-json` run (STM rows only): stats_from_json()
@@ -279,20 +285,33 @@ class Result:
     def median(self):
         return statistics.median(self.times) if self.times else None
 
+    def median_cpu(self):
+        return statistics.median(self.cpu_times) if self.cpu_times else None
+
+
+def children_cpu():
+    """User + system seconds of every child reaped so far: runs are one at a time, so the
+    difference around one run is that run's CPU time."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
 
 def run_once(system, timeout):
+    """(wall seconds, CPU seconds, last line of stdout, error)."""
+    c0 = children_cpu()
     t0 = time.perf_counter()
     try:
         r = subprocess.run(system.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            timeout=timeout, env=system.env, cwd=ROOT)
     except subprocess.TimeoutExpired:
-        return None, None, f"timed out after {timeout} s"
+        return None, None, None, f"timed out after {timeout} s"
     dt = time.perf_counter() - t0
+    cpu = children_cpu() - c0
     if r.returncode != 0:
         msg = (r.stderr.strip().splitlines() or ["(no message)"])[0]
-        return None, None, f"exit {r.returncode}: {msg}"
+        return None, None, None, f"exit {r.returncode}: {msg}"
     lines = r.stdout.strip().splitlines()
-    return dt, (lines[-1] if lines else ""), None
+    return dt, cpu, (lines[-1] if lines else ""), None
 
 
 def run_program(prog, systems, runs, timeout, quiet=False):
@@ -301,12 +320,13 @@ def run_program(prog, systems, runs, timeout, quiet=False):
         for res in results:
             if res.error:
                 continue
-            dt, line, err = run_once(res.system, timeout)
+            dt, cpu, line, err = run_once(res.system, timeout)
             if err:
                 res.error = err
                 log(f"  {prog}: {res.system.label} t={res.system.threads}: FAILED {err}")
                 continue
             res.times.append(dt)
+            res.cpu_times.append(cpu)
             res.outputs.add(line)
         done = ", ".join(f"{r.system.label}/{r.system.threads or '-'} {r.times[-1]:.2f}"
                          for r in results if r.times and len(r.times) == rep + 1)
@@ -472,10 +492,12 @@ def stmjit_table(A, env, mode, results):
             peers.append(r.system.label)
     show_gil = env.have_gil and mode in GIL_MODES
     med = lambda label, t: (by[(label, t)].median() if (label, t) in by and not by[(label, t)].error else None)
-    head = ["threads", "STM s", "speed-up"]
+    cpu = lambda label, t: (by[(label, t)].median_cpu() if (label, t) in by and not by[(label, t)].error
+                            else None)
+    head = ["threads", "STM s", "STM CPU s", "speed-up"]
     if show_gil:
         head += ["--gil s", "--gil speed-up", "STM/GIL"]
-    head += [f"÷ {p}" for p in peers]
+    head += [c for p in peers for c in (f"÷ {p}", f"÷ {p} CPU")]
     if env.have_stats:
         head += ["commits", "aborts", "aborts % wall", "sync pause % wall"]
     A("| " + " | ".join(head) + " |")
@@ -486,13 +508,14 @@ def stmjit_table(A, env, mode, results):
             A(f"| {t or 'runtime'} | failed: {r.error} |" + " |" * (len(head) - 2))
             continue
         m = r.median()
-        cells = [str(t or "runtime"), fmt(m), fmt(ratio(med(stm, 1), m), 2) if t and t > 1 else "—"]
+        cells = [str(t or "runtime"), fmt(m), fmt(r.median_cpu()),
+                 fmt(ratio(med(stm, 1), m), 2) if t and t > 1 else "—"]
         if show_gil:
             g = med(gil, t)
             cells += [fmt(g), fmt(ratio(med(gil, 1), g), 2) if t and t > 1 else "—", fmt(ratio(m, g), 2)]
         for p in peers:
-            pm = med(p, t) if (p, t) in by else med(p, None)
-            cells.append(fmt(ratio(m, pm), 2))
+            pt = t if (p, t) in by else None
+            cells += [fmt(ratio(m, med(p, pt)), 2), fmt(ratio(r.median_cpu(), cpu(p, pt)), 2)]
         if env.have_stats:
             cells += stat_cells(r.stats)
         A("| " + " | ".join(cells) + " |")
@@ -649,7 +672,7 @@ def write_json(path, env, modes, thread_counts, all_results):
     for prog, size, results in all_results:
         out["programs"][prog] = {"size": size, "rows": [
             {"system": r.system.label, "threads": r.system.threads, "median_s": r.median(),
-             "times_s": r.times, "checksums": sorted(r.outputs), "error": r.error, "stats": r.stats}
+             "times_s": r.times, "median_cpu_s": r.median_cpu(), "cpu_times_s": r.cpu_times, "checksums": sorted(r.outputs), "error": r.error, "stats": r.stats}
             for r in results]}
     with open(path, "w") as f:
         json.dump(out, f, indent=1)
@@ -699,7 +722,8 @@ def write_report(path, env, args, modes, thread_counts, all_results, versions, e
           "The multi-thread rows and speed-ups below measure time-slicing, not parallel scaling; "
           "read them as such and rerun on a quiet machine with more cores.**\n")
     A(f"Sizes: `{args.sizes}`; {args.runs} runs of every (program, system, threads), interleaved; "
-      f"times are the **median** wall-clock seconds of the whole process (start-up included). "
+      f"times are the **median** wall-clock seconds of the whole process (start-up included); "
+      f"*CPU s* is the median of its user + system seconds (all its threads). "
       f"Threads: {', '.join(map(str, thread_counts))}. Whole run: {elapsed:.0f} s. "
       "On a small shared machine the absolute times are noisy; the ratios of systems measured side "
       "by side are the figures to read.\n")
@@ -724,7 +748,7 @@ def write_report(path, env, args, modes, thread_counts, all_results, versions, e
       "seconds in STM mode; *speed-up*: time at 1 thread / time at T; *--gil s*, *--gil speed-up*: the "
       "same in `--gil` mode (one global lock, the baseline); *STM/GIL*: STM time / `--gil` time at the "
       "same T (the cost of STM; lower is better); *÷ PEER*: stmjit STM time / the peer's time at the "
-      "same T (below 1: stmjit is faster). From one extra `--stats-json` run per thread count (STM mode): "
+      "same T (below 1: stmjit is faster); *÷ PEER CPU*: the same for CPU seconds. From one extra `--stats-json` run per thread count (STM mode): "
       "*commits*, *aborts* (by cause: write-write, write-read, other), and the time lost to aborts and "
       "to sync (safe-point) pauses as a share of that run's wall time (summed over the threads, so it "
       "can pass 100% with several threads); n/a where `--stats-json` gave no such figure. Columns whose "
@@ -744,8 +768,8 @@ def write_report(path, env, args, modes, thread_counts, all_results, versions, e
       "(the STM overhead; needs `--gil`). *speed-up*: time at 1 thread / time at this count.\n")
     for prog, size, results in all_results:
         A(f"### {prog} ({size})\n")
-        A("| system | threads | median s | min s | vs stmjit 1T | vs --gil | speed-up |")
-        A("|---|---|---|---|---|---|---|")
+        A("| system | threads | median s | min s | median CPU s | vs stmjit 1T | vs --gil | speed-up |")
+        A("|---|---|---|---|---|---|---|---|")
         base = None
         for r in results:
             if r.system.label == f"stmjit {base_mode}" and r.system.threads in (1, None):
@@ -756,7 +780,7 @@ def write_report(path, env, args, modes, thread_counts, all_results, versions, e
             s = r.system
             med = r.median()
             if r.error:
-                A(f"| {s.label} | {s.threads or 'runtime'} | failed: {r.error} | | | | |")
+                A(f"| {s.label} | {s.threads or 'runtime'} | failed: {r.error} | | | | | |")
                 continue
             gil = None
             if s.group == "stmjit":
@@ -765,7 +789,7 @@ def write_report(path, env, args, modes, thread_counts, all_results, versions, e
             one = by.get((s.label, 1))
             sp = ratio(one.median() if one else None, med) if s.threads and s.threads > 1 else None
             A(f"| {s.label} | {s.threads or 'runtime'} | {fmt(med)} | {fmt(min(r.times) if r.times else None)} "
-              f"| {fmt(ratio(med, base), 2)} | {fmt(gil, 2)} | {fmt(sp, 2)} |")
+              f"| {fmt(r.median_cpu())} | {fmt(ratio(med, base), 2)} | {fmt(gil, 2)} | {fmt(sp, 2)} |")
         A("")
 
     # Summary: one line per program, the best thread count of each system family.
