@@ -104,6 +104,8 @@ impl FnCompiler<'_, '_> {
         if spill {
             self.reload_segment_base();
             self.reload_locals();
+            // It may have run Python code or ended the transaction (`global_cache.rs`).
+            self.reload_cached_globals();
         }
         r
     }

@@ -259,7 +259,10 @@ impl FnCompiler<'_, '_> {
                 v
             }
             Slot::Global(g) => {
-                let v = self.load_global(g, span);
+                let v = match self.cached_global(g) {
+                    Some(var) => self.b.use_var(var),
+                    None => self.load_global(g, span),
+                };
                 let unbound = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
                 let bad = self.b.create_block();
                 let ok = self.b.create_block();

@@ -29,19 +29,22 @@ use stmjit_lang::diag::Span;
 /// The most nodes a versioned loop's body may have (it is compiled twice).
 const MAX_BODY: usize = 400;
 
+/// Whether `k` is a loop, a `try`, a `with`, a `def` or a `class`: not a simple statement
+/// of an innermost loop.
+pub(super) fn complex(k: &StmtKind) -> bool {
+    matches!(
+        k,
+        StmtKind::While { .. }
+            | StmtKind::For { .. }
+            | StmtKind::Try { .. }
+            | StmtKind::With { .. }
+            | StmtKind::FunctionDef { .. }
+            | StmtKind::ClassDef { .. }
+    )
+}
+
 /// Whether `body` may be compiled twice as a versioned loop's (see the module docs).
 fn versionable(body: &[Stmt]) -> bool {
-    let complex = |k: &StmtKind| {
-        matches!(
-            k,
-            StmtKind::While { .. }
-                | StmtKind::For { .. }
-                | StmtKind::Try { .. }
-                | StmtKind::With { .. }
-                | StmtKind::FunctionDef { .. }
-                | StmtKind::ClassDef { .. }
-        )
-    };
     !any_stmt(body, true, &complex) && weight(body, MAX_BODY) <= MAX_BODY
 }
 

@@ -80,8 +80,7 @@ impl FnCompiler<'_, '_> {
             return;
         }
         let start = self.b.create_block();
-        self.join_point = Some(self.restarts.len() as u64);
-        self.restarts.push(start);
+        self.join_point = Some(self.push_restart(start) as u64);
         self.b.ins().jump(start, &[]);
         self.b.switch_to_block(start);
     }

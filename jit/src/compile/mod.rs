@@ -38,6 +38,7 @@ mod expr;
 mod finally;
 mod floats;
 mod frames;
+mod global_cache;
 mod inline;
 mod int_loops;
 mod int_trees;
@@ -329,6 +330,14 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) with_depth: usize,
     /// Restart points: the block each poll resumes at, by poll number.
     pub(crate) restarts: Vec<Block>,
+    /// The globals read through variables in the loops being compiled, innermost last
+    /// (`global_cache.rs`).
+    pub(crate) global_cache: Vec<global_cache::CachedGlobal>,
+    /// The variable of each global cached somewhere in this code (one per global: a
+    /// variable costs memory by the function's blocks, see [`Self::match_var`]).
+    pub(crate) global_vars: Vec<(usize, Variable)>,
+    /// The globals cached at each restart point made inside such a loop, by point number.
+    pub(crate) restart_globals: Vec<(usize, Vec<global_cache::CachedGlobal>)>,
     /// The restart dispatch block (created with the first error path).
     pub(crate) dispatch: Option<Block>,
     /// The restart point at the start of the join statement being compiled, until its
@@ -604,6 +613,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             known_ints: HashSet::new(),
             with_depth: 0,
             restarts: Vec::new(),
+            global_cache: Vec::new(),
+            global_vars: Vec::new(),
+            restart_globals: Vec::new(),
             dispatch: None,
             join_point: None,
             has_calls: false,

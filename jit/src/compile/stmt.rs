@@ -211,15 +211,19 @@ impl FnCompiler<'_, '_> {
                 self.aug_assign(target, *op, value, s.span)
             }
             StmtKind::If { cond, body, orelse } => self.if_stmt(cond, body, orelse),
-            StmtKind::While { cond, body, orelse } => {
-                self.loop_with_else(orelse, |c| c.while_loop(cond, body, s.span))
-            }
+            StmtKind::While { cond, body, orelse } => self.loop_with_else(orelse, |c| {
+                c.with_cached_globals(&[cond], None, body, |c| c.while_loop(cond, body, s.span))
+            }),
             StmtKind::For {
                 var,
                 iter,
                 body,
                 orelse,
-            } => self.loop_with_else(orelse, |c| c.for_loop(var, iter, body, s.span)),
+            } => self.loop_with_else(orelse, |c| {
+                c.with_cached_globals(&[iter], Some(var), body, |c| {
+                    c.for_loop(var, iter, body, s.span)
+                })
+            }),
             StmtKind::Break => self.loop_jump(true),
             StmtKind::Continue => self.loop_jump(false),
             StmtKind::Try {

@@ -64,8 +64,7 @@ impl FnCompiler<'_, '_> {
     pub(crate) fn poll_to(&mut self, span: Span, resume: Block) {
         use stmjit_runtime::{SegmentInfo, INFO_OFFSET};
         self.begin_sequence(super::LOC_POLL);
-        let point = self.restarts.len() as i64;
-        self.restarts.push(resume);
+        let point = self.push_restart(resume) as i64;
         if !self.sh.polls {
             self.end_sequence();
             self.b.ins().jump(resume, &[]);
@@ -103,9 +102,8 @@ impl FnCompiler<'_, '_> {
     /// before it again (that part's code is freed when the next one is compiled). `<module>`
     /// keeps nothing live across it.
     pub(crate) fn part_boundary(&mut self, span: Span) {
-        let point = self.restarts.len() as i64;
         let resume = self.b.create_block();
-        self.restarts.push(resume);
+        let point = self.push_restart(resume) as i64;
         let frame = self.frame();
         let p = self.b.ins().iconst(I64, point);
         self.call_checked(Helper::PartBoundary, &[self.ctx, frame, p], span);
@@ -167,7 +165,7 @@ impl FnCompiler<'_, '_> {
             .create_jump_table(ir::JumpTableData::new(calls[0], &calls));
         self.b.ins().br_table(id32, jt);
         let restart = self.helper(Helper::Restart);
-        for (&blk, &target) in blocks.iter().zip(&targets) {
+        for (k, (&blk, &target)) in blocks.iter().zip(&targets).enumerate() {
             self.b.set_cold_block(blk);
             self.b.switch_to_block(blk);
             let frame = self.frame();
@@ -176,6 +174,7 @@ impl FnCompiler<'_, '_> {
             self.reload_locals();
             // The locals are those saved at the boundary: their classes are unknown.
             self.forget_classes();
+            self.reload_restart_globals(k);
             self.b.ins().jump(target, &[]);
         }
     }
