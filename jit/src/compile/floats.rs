@@ -562,16 +562,9 @@ impl FnCompiler<'_, '_> {
     /// targets itself. `false` (nothing emitted) if `e` is not one.
     pub(crate) fn float_tree_branch(&mut self, e: &Expr, then: Block, els: Block) -> bool {
         self.float_tree_cmp(e)
-            .map(|(first, second, cc)| {
+            .map(|_| {
                 let generic = self.b.create_block();
-                // A bare int local is not converted here: Python compares a float and an
-                // int exactly, which converting a big int would not. An int literal next
-                // to a float operand is exact (`EXACT_INT`).
-                let memo = &mut LeafMemo::default();
-                let x = self.float_tree_in(first, false, generic, memo);
-                let y = self.float_tree_in(second, false, generic, memo);
-                let c = self.b.ins().fcmp(cc, x, y);
-                self.b.ins().brif(c, then, &[], els, &[]);
+                self.float_cmp_fast(e, then, els, generic);
                 self.b.set_cold_block(generic);
                 self.b.switch_to_block(generic);
                 // Through cold blocks of its own (see `cold_brif`).
@@ -589,9 +582,31 @@ impl FnCompiler<'_, '_> {
             .is_some()
     }
 
+    /// The fast path of the float-tree condition `e` ([`Self::float_tree_cmp`]): branches
+    /// to `then` or `els`, or to `generic` where a leaf is not a float; returns the `f64`
+    /// each local leaf gave, as `(slot, int_ok, f64)` (see [`LeafMemo`]).
+    pub(super) fn float_cmp_fast(
+        &mut self,
+        e: &Expr,
+        then: Block,
+        els: Block,
+        generic: Block,
+    ) -> Vec<(usize, bool, Value)> {
+        let (first, second, cc) = self.float_tree_cmp(e).expect("a float-tree condition");
+        // A bare int local is not converted here: Python compares a float and an int
+        // exactly, which converting a big int would not. An int literal next to a float
+        // operand is exact (`EXACT_INT`).
+        let mut memo = LeafMemo::default();
+        let x = self.float_tree_in(first, false, generic, &mut memo);
+        let y = self.float_tree_in(second, false, generic, &mut memo);
+        let c = self.b.ins().fcmp(cc, x, y);
+        self.b.ins().brif(c, then, &[], els, &[]);
+        memo.0
+    }
+
     /// The operands and condition of a float-tree condition (see
     /// [`Self::float_tree_branch`]), `None` if `e` is not one.
-    fn float_tree_cmp<'e>(&self, e: &'e Expr) -> Option<(&'e Expr, &'e Expr, FloatCC)> {
+    pub(super) fn float_tree_cmp<'e>(&self, e: &'e Expr) -> Option<(&'e Expr, &'e Expr, FloatCC)> {
         if self.in_float_generic || self.huge(e) {
             return None;
         }
@@ -649,7 +664,9 @@ impl FnCompiler<'_, '_> {
                 let Slot::Local(i) = n.slot else {
                     unreachable!("float tree leaves are locals")
                 };
-                if let Some(f) = memo.get(i, int_ok) {
+                if let Some(f) =
+                    leaf_of(&memo.0, i, int_ok).or(leaf_of(&self.loop_leaves, i, int_ok))
+                {
                     return f;
                 }
                 // No unbound check: UNBOUND is neither a float nor an int.
@@ -712,15 +729,13 @@ impl FnCompiler<'_, '_> {
 #[derive(Default)]
 struct LeafMemo(Vec<(usize, bool, Value)>);
 
-impl LeafMemo {
-    /// The `f64` of local `slot` as a leaf that accepts an int where `int_ok`: a test that
-    /// accepted only a float answers both.
-    fn get(&self, slot: usize, int_ok: bool) -> Option<Value> {
-        self.0
-            .iter()
-            .find(|&&(s, ok, _)| s == slot && (!ok || int_ok))
-            .map(|&(_, _, f)| f)
-    }
+/// The `f64` of local `slot` among `leaves` (a [`LeafMemo`]'s) as a leaf that accepts an
+/// int where `int_ok`: a test that accepted only a float answers both.
+fn leaf_of(leaves: &[(usize, bool, Value)], slot: usize, int_ok: bool) -> Option<Value> {
+    leaves
+        .iter()
+        .find(|&&(s, ok, _)| s == slot && (!ok || int_ok))
+        .map(|&(_, _, f)| f)
 }
 
 #[cfg(test)]

@@ -329,6 +329,7 @@ impl FnCompiler<'_, '_> {
         if slot < self.nlocals {
             self.local_of.retain(|_, l| *l != slot);
             self.int_locals.retain(|&l| l != slot);
+            self.loop_leaves.retain(|&(l, _, _)| l != slot);
             self.region.marks.forget(slot);
             if self.locals_in_slots {
                 let f = self.frame();

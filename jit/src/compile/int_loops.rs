@@ -44,7 +44,7 @@ pub(super) fn complex(k: &StmtKind) -> bool {
 }
 
 /// Whether `body` may be compiled twice as a versioned loop's (see the module docs).
-fn versionable(body: &[Stmt]) -> bool {
+pub(super) fn versionable(body: &[Stmt]) -> bool {
     !any_stmt(body, true, &complex) && weight(body, MAX_BODY) <= MAX_BODY
 }
 
@@ -219,12 +219,7 @@ impl FnCompiler<'_, '_> {
         let words: Vec<_> = entry.iter().map(|&i| self.load_slot(i)).collect();
         self.expect_ints(&words, generic);
         // The fast version.
-        let head = self.b.create_block();
-        let body_b = self.b.create_block();
-        let latch = self.b.create_block();
-        self.b.ins().jump(head, &[]);
-        self.expect_loop_classes(Some(cond), body);
-        self.b.switch_to_block(head);
+        let (head, body_b, latch) = self.fast_head(cond, body);
         let outer = self.int_locals.clone();
         self.int_locals.extend(entry.iter().copied());
         self.int_tree_fast(sides, body_b, exit, generic);
@@ -260,20 +255,50 @@ impl FnCompiler<'_, '_> {
             self.b.ins().jump(latch_g, &[]);
             self.cold_from(first_new);
         }
+        self.generic_version(cond, body, (generic, latch_g, exit), false, span);
+        true
+    }
+
+    /// Enters the head of a `while` loop (a versioned loop's fast version), the loop's class
+    /// facts expected ([`Self::expect_loop_classes`]); returns it, with the blocks of its
+    /// body and back-edge.
+    pub(super) fn fast_head(&mut self, cond: &Expr, body: &[Stmt]) -> (Block, Block, Block) {
+        let head = self.b.create_block();
+        let body_b = self.b.create_block();
+        let latch = self.b.create_block();
+        self.b.ins().jump(head, &[]);
+        self.expect_loop_classes(Some(cond), body);
+        self.b.switch_to_block(head);
+        (head, body_b, latch)
+    }
+
+    /// The generic version of a versioned loop, out of line: its head `generic` evaluates
+    /// `cond` generically (not as an int tree, nor as a float tree where `floats`), then
+    /// the body with its back-edge `latch_g`; continues at `exit`.
+    pub(super) fn generic_version(
+        &mut self,
+        cond: &Expr,
+        body: &[Stmt],
+        (generic, latch_g, exit): (Block, Block, Block),
+        floats: bool,
+        span: Span,
+    ) {
         self.b.set_cold_block(generic);
         let first_new = self.b.func.dfg.num_blocks();
         let body_g = self.b.create_block();
         self.b.switch_to_block(generic);
         self.expect_loop_classes(Some(cond), body);
+        let outer_floats = self.in_float_generic;
         self.in_int_generic = true;
+        self.in_float_generic |= floats;
         self.branch_cond(cond, body_g, exit);
         self.in_int_generic = false;
+        self.in_float_generic = outer_floats;
         self.b.switch_to_block(body_g);
         self.loop_body(body, latch_g, exit, |_| {});
         self.poll(span);
         self.b.ins().jump(generic, &[]);
         self.cold_from(first_new);
         self.b.switch_to_block(exit);
-        true
     }
 }

@@ -88,13 +88,18 @@ impl FnCompiler<'_, '_> {
         }
     }
 
-    /// A leaf of an int tree: an int literal, or a local assigned here whose word is read
-    /// as it is (not a float kept unboxed, which reading boxes).
-    fn is_int_leaf(&self, e: &Expr) -> bool {
+    /// A leaf of an int tree: an int literal, a local assigned here whose word is read
+    /// as it is (not a float kept unboxed, which reading boxes), or a global the loop
+    /// being compiled caches (`global_cache.rs`: reading it has no effect; `UNBOUND` is
+    /// not an int, so the generic path raises the NameError).
+    pub(crate) fn is_int_leaf(&self, e: &Expr) -> bool {
         match &e.kind {
             ExprKind::Int(_) => true,
-            ExprKind::Name(n) => matches!(n.slot, Slot::Local(i)
-                if self.assigned[i] && self.float_var(i).is_none()),
+            ExprKind::Name(n) => match n.slot {
+                Slot::Local(i) => self.assigned[i] && self.float_var(i).is_none(),
+                Slot::Global(g) => self.cached_global(g).is_some(),
+                _ => false,
+            },
             _ => false,
         }
     }

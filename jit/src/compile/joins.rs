@@ -80,6 +80,8 @@ impl FnCompiler<'_, '_> {
             return;
         }
         let start = self.b.create_block();
+        // Reached from the restart dispatch too: no value of the code before it holds there.
+        self.loop_leaves.clear();
         self.join_point = Some(self.push_restart(start) as u64);
         self.b.ins().jump(start, &[]);
         self.b.switch_to_block(start);

@@ -36,6 +36,7 @@ mod compares;
 mod escapes;
 mod expr;
 mod finally;
+mod float_loops;
 mod floats;
 mod frames;
 mod global_cache;
@@ -357,6 +358,10 @@ pub struct FnCompiler<'a, 'b> {
     /// loop, those its condition tests, until the body stores to them (`int_loops.rs`).
     /// Their reads are known ints.
     pub(crate) int_locals: Vec<usize>,
+    /// The `f64` of each float local the condition of the fast version of a float loop
+    /// read, in its body until the body stores to the local (`float_loops.rs`):
+    /// `(slot, int_ok, f64)` as a float tree's leaves memo has them (`floats.rs`).
+    pub(crate) loop_leaves: Vec<(usize, bool, Value)>,
     /// Locals the function assigns floats to (`floats.rs`), by slot.
     pub(crate) float_locals: Vec<bool>,
     /// Attribute names the function stores float trees to (`floats.rs`): a tree with such
@@ -622,6 +627,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             in_float_generic: false,
             in_int_generic: false,
             int_locals: Vec::new(),
+            loop_leaves: Vec::new(),
             float_locals,
             float_attrs,
             float_vars: Vec::new(),

@@ -339,16 +339,11 @@ impl FnCompiler<'_, '_> {
 
     /// `while cond: body`, with a poll at the back-edge.
     fn while_loop(&mut self, cond: &Expr, body: &[Stmt], span: Span) {
-        if self.int_while(cond, body, span) {
+        if self.int_while(cond, body, span) || self.float_while(cond, body, span) {
             return;
         }
-        let head = self.b.create_block();
-        let body_b = self.b.create_block();
-        let latch = self.b.create_block();
         let exit = self.b.create_block();
-        self.b.ins().jump(head, &[]);
-        self.expect_loop_classes(Some(cond), body);
-        self.b.switch_to_block(head);
+        let (head, body_b, latch) = self.fast_head(cond, body);
         self.branch_cond(cond, body_b, exit);
         self.b.switch_to_block(body_b);
         self.loop_body(body, latch, exit, |_| {});
