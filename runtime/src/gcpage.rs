@@ -257,7 +257,10 @@ impl OldSpace {
     }
 
     /// Frees a large object that was never published (young large object of an aborted
-    /// transaction or one that died young).
+    /// transaction or one that died young). Its pages are also taken off
+    /// `allocated_since_major`: they never became old garbage that only a major collection
+    /// could free (a shared dict whose growth conflicted allocated its new table again at
+    /// each retry, and those freed tables alone made dictfill run two major collections).
     pub fn free_large(&self, addr: u64) {
         let p = (addr - self.old_start) / PAGE_SIZE;
         let m = self.meta.at(p as usize).swap(0, Relaxed);
@@ -268,6 +271,10 @@ impl OldSpace {
         );
         let n = m >> 8;
         self.in_use_bytes.fetch_sub(n * PAGE_SIZE, Relaxed);
+        // Saturating: a major collection since its allocation reset the count.
+        let _ = self
+            .allocated_since_major
+            .fetch_update(Relaxed, Relaxed, |a| Some(a.saturating_sub(n * PAGE_SIZE)));
         self.runs.free(p, n);
     }
 

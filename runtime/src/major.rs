@@ -2,7 +2,9 @@
 //! followed by re-sharing of private pages.
 //!
 //! # Trigger
-//! Every promotion or large allocation counts towards `allocated_since_major`. A thread that
+//! Every promotion or large allocation counts towards `allocated_since_major` (a young large
+//! object freed before it was published, aborted or dead young, is taken off again: it never
+//! became old garbage). A thread that
 //! commits runs a major collection when that volume exceeds the threshold,
 //! `max(min_threshold, live bytes after the previous major collection)`, so the old space
 //! stays within about twice the live size. A transaction that allocates a lot without
