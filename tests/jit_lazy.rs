@@ -212,3 +212,76 @@ def g():
         "{err}"
     );
 }
+
+/// `compiled_inevitable` of the `--stats-json` file `path` (compilations that ran inside
+/// an inevitable transaction).
+fn compiled_inevitable(path: &std::path::Path) -> u64 {
+    let text = std::fs::read_to_string(path).expect("--stats-json wrote no file");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("--stats-json wrote JSON");
+    v["jit"]["compiled_inevitable"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no jit.compiled_inevitable in {text}"))
+}
+
+/// A function first called in the continuation of a return boundary (inevitable until the
+/// caller's next poll), while another thread commits writes: its compilation runs outside
+/// any transaction, so it holds no other segment's commits (nbody 200000 on 2 threads: the
+/// first call of `energy` after `advance` returned compiled inside the inevitable
+/// continuation, and the other thread waited up to 0.8 s). A function first called from
+/// Rust (a sort key) in such a continuation is still compiled inside it, and counted: the
+/// count is a real one.
+#[test]
+fn a_first_call_in_an_inevitable_continuation_compiles_outside_the_transaction() {
+    let src = "\
+def work(n):
+    t = 0
+    for k in range(n):
+        t += k
+    return t
+def later(x):
+    t = 0
+    for k in range(3):
+        t += x
+    return t + 1
+def keyfn(x):
+    return -x
+def writer(cells, stop):
+    while stop[0] == 0:
+        cells[0] += 1
+    return 0
+cells = [0]
+stop = [0]
+w = spawn(writer, cells, stop)
+while cells[0] == 0:
+    pass
+# work's loop makes boundaries (budget 1): it opens the transaction that its return ends,
+# and the rest of this line runs in an inevitable continuation, which calls later first.
+b = later(work(50))
+SORT
+stop[0] = 1
+w.join()
+print(b, cells[0] > 0)
+";
+    let dir = scratch::dir("lazy");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, sort, want, expected) in [
+        ("continuation", "", "3676 True\n", 0),
+        (
+            "continuation_sort",
+            "print(sorted([3, 1, 2], key=keyfn), work(50) + keyfn(0))",
+            "[3, 2, 1] 1225\n3676 True\n",
+            1,
+        ),
+    ] {
+        let json = dir.join(format!("{name}.json"));
+        let args = ["--threads", "2", "--stats-json", json.to_str().unwrap()];
+        let (out, err, code) = run(
+            &src.replace("SORT", sort),
+            name,
+            &args,
+            &[("STMJIT_BUDGET", "1")],
+        );
+        assert_eq!((out.as_str(), code), (want, 0), "{err}");
+        assert_eq!(compiled_inevitable(&json), expected, "{name}: {err}");
+    }
+}

@@ -264,6 +264,10 @@ pub struct CompileStats {
     pub code_bytes: AtomicU64,
     /// Bytes of it given back once it had run (the parts of a huge module body).
     pub code_freed: AtomicU64,
+    /// First calls that found their function not compiled yet while the calling thread's
+    /// transaction was inevitable and had to stay so (an atomic block, or a call from Rust):
+    /// each held the other segments' writer commits for the compilation's length.
+    pub inevitable: AtomicU64,
 }
 
 impl CodeTables {

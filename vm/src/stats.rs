@@ -460,6 +460,7 @@ pub fn report_json(rt: &Runtime) -> Value {
             "compile_cpu_ms": ms_f(rt.info.code.compiled.cpu_nanos.load(Relaxed)),
             "code_bytes": rt.info.code.compiled.code_bytes.load(Relaxed),
             "code_freed_bytes": rt.info.code.compiled.code_freed.load(Relaxed),
+            "compiled_inevitable": rt.info.code.compiled.inevitable.load(Relaxed),
         },
         "conflicts": s.conflicts_total,
         "definitions": { "conflicts": CONFLICTS_MEAN, "aborts": ABORTS_MEAN },

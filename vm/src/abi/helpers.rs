@@ -172,8 +172,9 @@ helpers! {
     /// Return from the frame that opened the transaction: a boundary.
     ReturnBoundary = "stmjit_return_boundary", txn::stmjit_return_boundary: fn(*mut Ctx, Word) -> Word, MayMove;
     /// The code address of a program function not compiled yet: compiles it (its first
-    /// call). Neither moves objects nor ends the transaction: compiling touches no heap.
-    Compile = "stmjit_compile", calls::stmjit_compile: fn(*mut Ctx, u64) -> Word, NoMove;
+    /// call). Compiling touches no heap, but an inevitable transaction outside atomic blocks
+    /// is ended first, and another begun after the compilation: it may move objects.
+    Compile = "stmjit_compile", calls::stmjit_compile: fn(*mut Ctx, u64) -> Word, MayMove;
     /// The code address of part `k` of a huge module body, compiled now; the code of the
     /// part before it is freed (it never runs again: `stmjit_part_boundary`).
     ModulePart = "stmjit_module_part", calls::stmjit_module_part: fn(*mut Ctx, u64) -> Word, NoMove;
