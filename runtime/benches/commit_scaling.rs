@@ -73,6 +73,7 @@ fn setup(n: usize) -> (Arc<Stm>, TypeId) {
         size: cell_size,
         trace: trace_none,
         carded: false,
+        trace_card: None,
     });
     (stm, cell)
 }

@@ -62,6 +62,7 @@ fn setup(nursery: u64) -> (Arc<Stm>, TypeId) {
         size: node_size,
         trace: node_trace,
         carded: false,
+        trace_card: None,
     });
     (stm, ty)
 }

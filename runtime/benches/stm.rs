@@ -58,12 +58,14 @@ fn setup(n: usize) -> (Arc<Stm>, TypeId, TypeId) {
         size: cell_size,
         trace: trace_none,
         carded: false,
+        trace_card: None,
     });
     let arr = stm.register_type(TypeInfo {
         name: "array",
         size: array_size,
         trace: trace_none,
         carded: true,
+        trace_card: None,
     });
     (stm, cell, arr)
 }

@@ -140,7 +140,8 @@ pub use layout::{
     PAGE_SIZE, REQUEST_ABORT, REQUEST_OTHER, REQUEST_SYNC, REQUEST_VALIDATE,
 };
 pub use object::{
-    trace_none, ObjectHeader, Ref, TypeId, TypeInfo, FLAGS_OFFSET, HEADER_SIZE, WRITE_BARRIER_FLAG,
+    trace_none, CardTraceFn, ObjectHeader, Ref, TypeId, TypeInfo, FLAGS_OFFSET, HEADER_SIZE,
+    WRITE_BARRIER_FLAG,
 };
 pub use shadowstack::{Frame, ShadowStack};
 pub use stats::{

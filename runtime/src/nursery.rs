@@ -207,6 +207,29 @@ impl Minor<'_> {
         }
     }
 
+    /// Rewrites the reference fields of the card at `card` of the carded object at `r`, if
+    /// its type traces cards ([`crate::object::TypeInfo::trace_card`]); `false` if not.
+    /// A committed carded object is written only through its cards' barriers, each of which
+    /// records its card: the cards are the only places that can refer to young objects.
+    fn trace_card(&mut self, r: Ref, card: u64) -> bool {
+        let p = self.base + r;
+        // SAFETY: r is an old object of our segment (a card record's): header mapped.
+        let ty = unsafe { *((p + 4) as *const u32) };
+        let Some(tc) = self.types.get(ty).trace_card else {
+            return false;
+        };
+        tc(p as *mut u8, card - r, &mut |q: *mut u64| {
+            // SAFETY: the hook gives addresses of value words inside the object.
+            unsafe {
+                let w = *q;
+                if is_ref(w) {
+                    *q = self.evacuate(w);
+                }
+            }
+        });
+        true
+    }
+
     /// Rewrites every reference field of the object at `r` (our segment's view).
     fn trace(&mut self, r: Ref) {
         let p = self.base + r;
@@ -339,7 +362,8 @@ impl StmThread {
             match rec.kind {
                 ModKind::Object => m.trace(rec.addr),
                 ModKind::Card => {
-                    if carded.insert(rec.obj) {
+                    if !carded.contains(&rec.obj) && !m.trace_card(rec.obj, rec.addr) {
+                        carded.insert(rec.obj);
                         m.trace(rec.obj)
                     }
                 }

@@ -868,6 +868,7 @@ fn card_marked_vector_holds_young_objects_across_minor_and_major_collections_in(
         size: vec_size,
         trace: vec_trace,
         carded: true,
+        trace_card: None,
     });
     const N: u64 = 2000; // 16 KiB: old (young large, promoted in place at commit)
     let mut th = stm.thread();

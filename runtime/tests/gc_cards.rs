@@ -36,6 +36,7 @@ fn vec_type(stm: &Stm) -> TypeId {
         size: vec_size,
         trace: vec_trace,
         carded: true,
+        trace_card: None,
     })
 }
 
@@ -288,6 +289,7 @@ fn big_card_marked_object_traced_once_per_view_in(log: bool) {
         size: vec_size,
         trace: counted_vec_trace,
         carded: true,
+        trace_card: None,
     });
     let mut th = stm.thread();
     let f = th.shadow_stack().push(1 + NODES);
@@ -358,4 +360,77 @@ fn big_card_marked_object_traced_once_per_view() {
 #[test]
 fn big_card_marked_object_traced_once_per_view_commit_log() {
     big_card_marked_object_traced_once_per_view_in(true);
+}
+
+/// The card trace hook of the counted vectors: the element words of the card at `card`.
+fn vec_trace_card(obj: *mut u8, card: u64, visit: &mut dyn FnMut(*mut u64)) {
+    let hi = (card as usize + 16).min(vec_size(obj));
+    for off in (card.max(16) as usize..hi).step_by(8) {
+        // SAFETY: the words lie inside the object.
+        visit(unsafe { obj.add(off) } as *mut u64);
+    }
+}
+
+/// A minor collection traces only the written cards of a committed card-marked object whose
+/// type has a card trace hook, never the whole object: a commit that wrote a few entries of
+/// a dict table of 1 000 000 traced the whole table (up to 73 ms per minor collection on a
+/// loaded machine, dictfill 1000000 on 2 threads). The young objects written into those
+/// cards are promoted and the elements updated.
+fn minor_collection_traces_only_the_written_cards_in(log: bool) {
+    let _serial = COUNTED_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    const N: u64 = 4096;
+    let stm = Stm::new(cfg_mode(log, 1)).unwrap();
+    stm.set_major_threshold(u64::MAX / 4);
+    let ty = node_type(&stm);
+    let vt = stm.register_type(TypeInfo {
+        name: "counted_vec",
+        size: vec_size,
+        trace: counted_vec_trace,
+        carded: true,
+        trace_card: Some(vec_trace_card),
+    });
+    let mut th = stm.thread();
+    let f = th.shadow_stack().push(1);
+    th.run(|tx| {
+        let v = tx.alloc(vt, 16 + 8 * N)?;
+        tx.store_u64(v, 8, int(N as i64));
+        tx.shadow_stack().set(f, 0, v);
+        Ok(())
+    });
+    let v = th.shadow_stack().get(f, 0);
+    let before = COUNTED_TRACES.load(SeqCst);
+    let at = |i: u64| 16 + 8 * (i * 97 % N);
+    th.begin();
+    // Young nodes held only by elements: each minor collection (a 4 KiB nursery fills every
+    // few nodes) must find them through their cards.
+    for i in 0..200 {
+        let node = new_node(&mut th, ty, 1000 + i as i64, 30).unwrap();
+        th.write_elem_u64(v, at(i), node).unwrap();
+    }
+    th.commit().unwrap();
+    assert!(stm.stats().minor_collections > 5);
+    assert_eq!(
+        COUNTED_TRACES.load(SeqCst) - before,
+        0,
+        "a minor collection traced the whole vector"
+    );
+    th.run(|tx| {
+        for i in 0..200 {
+            let node = tx.read_elem_u64(v, at(i))?;
+            assert!(node >= tx.stm().layout().old_start, "element {i} promoted");
+            assert_eq!(read_node(tx, node)?.0, 1000 + i as i64, "node {i}");
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn minor_collection_traces_only_the_written_cards() {
+    minor_collection_traces_only_the_written_cards_in(false);
+}
+
+/// The same with the commit log.
+#[test]
+fn minor_collection_traces_only_the_written_cards_commit_log() {
+    minor_collection_traces_only_the_written_cards_in(true);
 }

@@ -46,11 +46,7 @@ pub(crate) fn call_function(ctx: *mut Ctx, fobj: Word, fid: usize, args: &[Word]
 
 /// The array entry for a function of `words` words and the code of function `fid`,
 /// compiling either if it is not yet (the error of a failed compilation is a RuntimeError).
-pub(crate) fn entry_of(
-    rt: &mut Runtime,
-    fid: usize,
-    words: usize,
-) -> R<(crate::ArrayEntry, u64)> {
+pub(crate) fn entry_of(rt: &mut Runtime, fid: usize, words: usize) -> R<(crate::ArrayEntry, u64)> {
     let failed = |m| exc(ErrorKind::RuntimeError, m);
     count_inevitable_compile(rt, fid);
     let code = rt.info.code_of(fid).map_err(failed)?;

@@ -31,6 +31,7 @@ pub fn node_type(stm: &Stm) -> TypeId {
         size: node_size,
         trace: node_trace,
         carded: false,
+        trace_card: None,
     })
 }
 

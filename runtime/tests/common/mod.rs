@@ -53,12 +53,14 @@ pub fn types(stm: &Stm) -> Types {
             size: cell_size,
             trace: trace_none,
             carded: false,
+            trace_card: None,
         }),
         array: stm.register_type(TypeInfo {
             name: "array",
             size: array_size,
             trace: trace_none,
             carded: true,
+            trace_card: None,
         }),
     }
 }

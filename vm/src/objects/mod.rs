@@ -185,6 +185,16 @@ fn trace_array(obj: *mut u8, visit: &mut dyn FnMut(*mut u64)) {
     visit_words(obj, ARRAY_DATA as usize, cap, visit);
 }
 
+/// The card trace hook of the carded arrays: the data words of the card at `card`
+/// (`ARRAY_DATA` is a multiple of 16, so a card holds two words, or one at an odd end).
+fn trace_array_card(obj: *mut u8, card: u64, visit: &mut dyn FnMut(*mut u64)) {
+    let lo = card.max(ARRAY_DATA) as usize;
+    let hi = (card as usize + 16).min(size_array(obj));
+    if lo < hi {
+        visit_words(obj, lo, (hi - lo) / 8, visit);
+    }
+}
+
 /// A trace hook that visits the words in `[FROM, TO)` (fixed-size objects).
 fn trace_range<const FROM: usize, const TO: usize>(obj: *mut u8, visit: &mut dyn FnMut(*mut u64)) {
     visit_words(obj, FROM, (TO - FROM) / 8, visit);
@@ -199,6 +209,7 @@ fn fixed<T>(name: &'static str, trace: stmjit_runtime::object::TraceFn) -> TypeI
         size: size_of_t::<T>,
         trace,
         carded: false,
+        trace_card: None,
     }
 }
 
@@ -211,6 +222,7 @@ pub fn register(stm: &Stm) -> Types {
             size: size_str,
             trace: trace_none,
             carded: false,
+            trace_card: None,
         }),
         float: stm.register_type(fixed::<FloatObj>("float", trace_none)),
         list: stm.register_type(fixed::<ListObj>(
@@ -222,30 +234,35 @@ pub fn register(stm: &Stm) -> Types {
             size: size_array,
             trace: trace_array,
             carded: true,
+            trace_card: Some(trace_array_card),
         }),
         dict_array: stm.register_type(TypeInfo {
             name: "dict entries",
             size: size_array,
             trace: trace_array,
             carded: true,
+            trace_card: Some(trace_array_card),
         }),
         set_array: stm.register_type(TypeInfo {
             name: "set entries",
             size: size_array,
             trace: trace_array,
             carded: true,
+            trace_card: Some(trace_array_card),
         }),
         globals_array: stm.register_type(TypeInfo {
             name: "globals",
             size: size_array,
             trace: trace_array,
             carded: true,
+            trace_card: Some(trace_array_card),
         }),
         array: stm.register_type(TypeInfo {
             name: "array",
             size: size_array,
             trace: trace_array,
             carded: false,
+            trace_card: None,
         }),
         dict: stm.register_type(fixed::<DictObj>(
             "dict",
@@ -264,6 +281,7 @@ pub fn register(stm: &Stm) -> Types {
             size: size_instance,
             trace: trace_instance,
             carded: false,
+            trace_card: None,
         }),
         class: stm.register_type(fixed::<ClassObj>(
             "class",
@@ -302,12 +320,14 @@ pub fn register(stm: &Stm) -> Types {
             size: size_tuple,
             trace: trace_tuple,
             carded: false,
+            trace_card: None,
         }),
         bigint: stm.register_type(TypeInfo {
             name: "int",
             size: size_bigint,
             trace: trace_none,
             carded: false,
+            trace_card: None,
         }),
     }
 }
