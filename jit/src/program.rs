@@ -721,6 +721,8 @@ impl JitState {
         let arity = f.entry_words();
         let name = format!("f{fid}_{}", f.qualname);
         let part_sig = self.jit.signature(&[I64, I64], &[I64]);
+        // Made once: each part would otherwise walk the whole body again.
+        let facts = compile::BodyFacts::of(&f.body, nlocals, self.quick);
         let mut assigned: Vec<bool> = (0..nlocals)
             .map(|i| i < arity || f.cells.contains(&i))
             .collect();
@@ -733,7 +735,14 @@ impl JitState {
             let (func, inner) =
                 self.build_ir_with(info, id, part_sig.clone(), |func, fbc, sh| {
                     assigned = FnCompiler::compile_fn_part(
-                        func, fbc, sh, nlocals, &f.body, stmts, entry, fid as u32,
+                        func,
+                        fbc,
+                        sh,
+                        nlocals,
+                        (&f.body, &facts),
+                        stmts,
+                        entry,
+                        fid as u32,
                     );
                 })?;
             if self.verify {
@@ -751,7 +760,15 @@ impl JitState {
         let sig = self.funcs.sigs[fid].clone();
         let (func, _) = self.build_ir_with(info, id, sig, |func, fbc, sh| {
             FnCompiler::compile_fn_parts(
-                func, fbc, sh, arity, nlocals, &f.body, &f.cells, &parts, fid as u32,
+                func,
+                fbc,
+                sh,
+                arity,
+                nlocals,
+                (&f.body, &facts),
+                &f.cells,
+                &parts,
+                fid as u32,
             )
         })?;
         if self.verify {

@@ -35,6 +35,7 @@ mod chains;
 mod compares;
 mod escapes;
 mod expr;
+mod facts;
 mod finally;
 mod float_loops;
 mod floats;
@@ -60,6 +61,7 @@ mod values;
 mod weight;
 
 pub(crate) use barriers::Region;
+pub use facts::BodyFacts;
 pub use parts::{
     fn_part_locals, has_loop, is_huge, split_body, FN_PART, FN_SPLIT_ABOVE, MODULE_PART,
     MODULE_SPLIT_ABOVE,
@@ -248,6 +250,9 @@ pub(crate) struct Shape<'s> {
     pub temps: usize,
     /// The context of a part's caller (`escapes.rs`).
     pub outer: Option<escapes::Outer>,
+    /// The facts of `body`, when the caller made them already (a huge function's parts
+    /// share its own); else made from `body`.
+    pub facts: Option<BodyFacts>,
 }
 
 /// Compiler of one function body.
@@ -366,13 +371,13 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) float_locals: Vec<bool>,
     /// Attribute names the function stores float trees to (`floats.rs`): a tree with such
     /// an attribute among its leaves is one where a float is likely.
-    pub(crate) float_attrs: Vec<String>,
+    pub(crate) float_attrs: std::rc::Rc<[String]>,
     /// The unboxed value of each float local kept unboxed (`floats.rs`), by slot: what the
     /// local holds while its word is `UNBOXED`. None where locals live in frame slots.
     pub(crate) float_vars: Vec<Option<Variable>>,
     /// The copies `n = m` of float locals that may move `m`'s unboxed value (`moves.rs`),
     /// by statement address.
-    pub(crate) moves: std::collections::HashSet<*const stmjit_lang::ast::Stmt>,
+    pub(crate) moves: std::rc::Rc<HashSet<*const stmjit_lang::ast::Stmt>>,
     /// The opaque leaves of the float tree being compiled (`unboxed.rs`), the temporaries
     /// holding their values, and for a leaf read from an instance slot, the `f64` it holds
     /// where its temporary holds `UNBOXED` (`attrs.rs`).
@@ -446,6 +451,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             assigned: None,
             temps: 0,
             outer: None,
+            facts: None,
         };
         Self::compile_with(func, fbc, sh, shape, |c| c.stmts(body));
     }
@@ -472,9 +478,11 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             assigned,
             temps,
             outer,
+            facts,
         } = shape;
+        let facts = facts.unwrap_or_else(|| BodyFacts::of(body, nlocals, sh.quick));
         let b = FunctionBuilder::new(func, fbc);
-        let mut c = FnCompiler::new(b, sh, arity, nlocals, body, func_idx);
+        let mut c = FnCompiler::new(b, sh, arity, nlocals, facts, func_idx);
         if let Some(a) = assigned {
             c.assigned = a;
         }
@@ -580,13 +588,15 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         sh: &'b mut Shared<'a>,
         arity: usize,
         nlocals: usize,
-        body: &[stmjit_lang::ast::Stmt],
+        facts: BodyFacts,
         func_idx: u32,
     ) -> Self {
-        let locals_in_slots = locals_in_slots(body, nlocals, sh.quick);
-        let float_locals = floats::float_locals(body, nlocals);
-        let float_attrs = floats::float_attrs(body, &float_locals);
-        let moves = moves::moving_copies(body, &float_locals);
+        let BodyFacts {
+            in_slots: locals_in_slots,
+            float_locals,
+            float_attrs,
+            moves,
+        } = facts;
         FnCompiler {
             b,
             sh,

@@ -46,7 +46,7 @@
 //! (`escapes.rs`).
 
 use super::weight::{any_stmt, expr_weight, weight};
-use super::{FnCompiler, FrameKind, Shape};
+use super::{BodyFacts, FnCompiler, FrameKind, Shape};
 use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, InstBuilder, Value};
 use cranelift_module::{FuncId, Module};
 
@@ -209,6 +209,7 @@ fn module_shape(func_idx: u32) -> Shape<'static> {
         assigned: None,
         temps: 0,
         outer: None,
+        facts: None,
     }
 }
 
@@ -262,16 +263,17 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
     }
 
     /// Compiles into `func` part `stmts` of the body `whole` of function `func_idx` (of
-    /// `nlocals` locals, its return slot last: [`fn_part_locals`]), a function
-    /// `(ctx, frame) -> NONE | ERR` of the function's frame (see the module docs), given the
-    /// locals definitely assigned at its start; returns those assigned at its end.
+    /// `nlocals` locals, its return slot last: [`fn_part_locals`]; `facts` those of
+    /// `whole`), a function `(ctx, frame) -> NONE | ERR` of the function's frame (see the
+    /// module docs), given the locals definitely assigned at its start; returns those
+    /// assigned at its end.
     #[allow(clippy::too_many_arguments)]
     pub fn compile_fn_part(
         func: &'b mut ir::Function,
         fbc: &'b mut cranelift_frontend::FunctionBuilderContext,
         sh: &'b mut super::Shared<'a>,
         nlocals: usize,
-        whole: &[Stmt],
+        (whole, facts): (&[Stmt], &BodyFacts),
         stmts: &[Stmt],
         assigned: Vec<bool>,
         func_idx: u32,
@@ -290,14 +292,16 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             assigned: Some(assigned),
             temps: 0,
             outer: None,
+            facts: Some(facts.clone()),
         };
         Self::compile_with(func, fbc, sh, shape, |c| c.stmts(stmts))
     }
 
     /// Compiles into `func` function `func_idx` (`arity` entry words, `nlocals` locals with
-    /// its return slot last, body `whole`, cell variables `cells`) whose body is compiled as
-    /// `parts` ([`FnCompiler::compile_fn_part`]): it makes its frame and cells, calls each
-    /// part with its frame, and returns what a part returned, or `None` after the last.
+    /// its return slot last, body `whole` of facts `facts`, cell variables `cells`) whose
+    /// body is compiled as `parts` ([`FnCompiler::compile_fn_part`]): it makes its frame and
+    /// cells, calls each part with its frame, and returns what a part returned, or `None`
+    /// after the last.
     #[allow(clippy::too_many_arguments)]
     pub fn compile_fn_parts(
         func: &'b mut ir::Function,
@@ -305,7 +309,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         sh: &'b mut super::Shared<'a>,
         arity: usize,
         nlocals: usize,
-        whole: &[Stmt],
+        (whole, facts): (&[Stmt], &BodyFacts),
         cells: &[usize],
         parts: &[FuncId],
         func_idx: u32,
@@ -321,6 +325,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             assigned: None,
             temps: 0,
             outer: None,
+            facts: Some(facts.clone()),
         };
         Self::compile_with(func, fbc, sh, shape, |c| {
             for &part in parts {
@@ -504,6 +509,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
                 assigned: Some(assigned),
                 temps,
                 outer: Some(self.outer()),
+                facts: None,
             };
             Self::compile_with(&mut func, &mut fbc, &mut *self.sh, shape, emit)
         };
