@@ -162,6 +162,8 @@ pub struct Jit {
     /// `quick_above` IR instructions.
     quick_isa: OwnedTargetIsa,
     quick_above: usize,
+    /// The ISA of the compact tier ([`isa::Tier::Compact`]).
+    compact_isa: OwnedTargetIsa,
     mode: SegmentBase,
     functions: HashMap<FuncId, CompiledFunction>,
     /// Whether [`CompiledFunction`]s are kept (see [`Jit::keep_side_tables`]).
@@ -193,6 +195,7 @@ impl Jit {
             isa,
             quick_isa: isa::host_isa_tier(isa::Tier::Quick)?,
             quick_above: usize::MAX,
+            compact_isa: isa::host_isa_tier(isa::Tier::Compact)?,
             mode,
             functions: HashMap::new(),
             keep_side_tables: true,
@@ -239,6 +242,7 @@ impl Jit {
             optimized: &*self.isa,
             quick: &*self.quick_isa,
             quick_above: self.quick_above,
+            compact: &*self.compact_isa,
         }
     }
 
@@ -280,7 +284,7 @@ impl Jit {
         id: FuncId,
         func: ir::Function,
     ) -> Result<&CompiledFunction, JitError> {
-        self.define(id, func, Kind::Compiled, false)?;
+        self.define(id, func, Kind::Compiled, Pick::BySize)?;
         Ok(self
             .functions
             .get(&id)
@@ -289,7 +293,7 @@ impl Jit {
 
     /// [`Jit::compile`] whether or not side tables are kept; the size of the code in bytes.
     pub fn compile_code(&mut self, id: FuncId, func: ir::Function) -> Result<usize, JitError> {
-        self.define(id, func, Kind::Compiled, false)
+        self.define(id, func, Kind::Compiled, Pick::BySize)
     }
 
     /// [`Jit::compile_code`] with the quick tier ([`isa::Tier::Quick`]) whatever the size of
@@ -300,7 +304,18 @@ impl Jit {
         id: FuncId,
         func: ir::Function,
     ) -> Result<usize, JitError> {
-        self.define(id, func, Kind::Compiled, true)
+        self.define(id, func, Kind::Compiled, Pick::Quick)
+    }
+
+    /// [`Jit::compile_code`] with the compact tier ([`isa::Tier::Compact`]) whatever the
+    /// size of `func`: for code that runs rarely but stays for the run (the parts of a huge
+    /// function), where the size of the code counts more than its speed.
+    pub fn compile_code_compact(
+        &mut self,
+        id: FuncId,
+        func: ir::Function,
+    ) -> Result<usize, JitError> {
+        self.define(id, func, Kind::Compiled, Pick::Compact)
     }
 
     /// Define an entry trampoline `name(base: i64, args of target...) ->
@@ -379,7 +394,7 @@ impl Jit {
             b.seal_all_blocks();
             b.finalize(self.isa.frontend_config());
         }
-        self.define(id, func, kind, false)?;
+        self.define(id, func, kind, Pick::BySize)?;
         Ok(id)
     }
 
@@ -399,7 +414,7 @@ impl Jit {
         id: FuncId,
         func: ir::Function,
         kind: Kind,
-        quick: bool,
+        pick: Pick,
     ) -> Result<usize, JitError> {
         let name = self.name_of(id);
         let job = Job {
@@ -407,7 +422,7 @@ impl Jit {
             name,
             func,
             kind,
-            quick,
+            pick,
         };
         let prepared = prepare(
             self.isas(),
@@ -434,7 +449,7 @@ impl Jit {
                 name: self.name_of(id),
                 func,
                 kind: Kind::Compiled,
-                quick: false,
+                pick: Pick::BySize,
             })
             .collect();
         let workers = std::thread::available_parallelism()
@@ -593,24 +608,38 @@ impl Jit {
     }
 }
 
-/// The ISAs of the two tiers and which functions get the quick one.
+/// The ISAs of the tiers and which functions get the quick one.
 #[derive(Clone, Copy)]
 struct Isas<'a> {
     optimized: &'a dyn cranelift_codegen::isa::TargetIsa,
     quick: &'a dyn cranelift_codegen::isa::TargetIsa,
     /// Functions of more IR instructions than this get the quick tier.
     quick_above: usize,
+    compact: &'a dyn cranelift_codegen::isa::TargetIsa,
 }
 
 impl Isas<'_> {
-    /// The ISA a function of `insts` IR instructions is compiled with.
-    fn for_insts(&self, insts: usize) -> &dyn cranelift_codegen::isa::TargetIsa {
-        if insts > self.quick_above {
-            self.quick
-        } else {
-            self.optimized
+    /// The ISA a function of `insts` IR instructions is compiled with, by `pick`.
+    fn pick(&self, pick: Pick, insts: usize) -> &dyn cranelift_codegen::isa::TargetIsa {
+        match pick {
+            Pick::Quick => self.quick,
+            Pick::Compact => self.compact,
+            Pick::BySize if insts > self.quick_above => self.quick,
+            Pick::BySize => self.optimized,
         }
     }
+}
+
+/// Which tier a function's code comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pick {
+    /// The optimizing tier, or the quick one for a function of more IR instructions than
+    /// [`Jit::quick_tier_above`] said.
+    BySize,
+    /// The quick tier ([`isa::Tier::Quick`]).
+    Quick,
+    /// The compact tier ([`isa::Tier::Compact`]).
+    Compact,
 }
 
 /// Threads used at most to compile a program's functions.
@@ -625,8 +654,8 @@ struct Job {
     name: String,
     func: ir::Function,
     kind: Kind,
-    /// The quick tier whatever the function's size.
-    quick: bool,
+    /// Its tier.
+    pick: Pick,
 }
 
 /// Everything a function's definition needs, computed without the module: its final
@@ -662,7 +691,7 @@ fn prepare(
         name,
         func,
         kind,
-        quick,
+        pick,
     } = job;
     if kind == Kind::Compiled {
         gs_rewrite::check_ir_with(&func, reload).map_err(|error| JitError::Rewrite {
@@ -670,11 +699,7 @@ fn prepare(
             error,
         })?;
     }
-    let isa = if quick {
-        isas.quick
-    } else {
-        isas.for_insts(func.dfg.num_insts())
-    };
+    let isa = isas.pick(pick, func.dfg.num_insts());
     ctx.clear();
     ctx.func = func;
     let code = ctx

@@ -602,8 +602,7 @@ impl JitState {
     fn compile_function(&mut self, info: &ProgramInfo, fid: usize) -> Result<(), JitError> {
         if let Some(f) = info.program.functions.get(fid) {
             if compile::is_huge(&f.body) {
-                let ranges =
-                    compile::split_body(&f.body, compile::FN_SPLIT_ABOVE, compile::FN_PART);
+                let ranges = compile::split_fn_body(&f.body);
                 return self.compile_split_function(info, fid, ranges);
             }
         }
@@ -707,7 +706,7 @@ impl JitState {
     /// Compiles program function `fid`, whose body is cut into the statement ranges `ranges`,
     /// as parts sharing its frame (`compile::parts`), one after the other, so that compile
     /// memory is that of one part, and the function that calls them. Parts without loops
-    /// get the quick tier (they run once per call).
+    /// get the compact tier (they run once per call, and their code stays for the run).
     fn compile_split_function(
         &mut self,
         info: &ProgramInfo,
@@ -752,7 +751,7 @@ impl JitState {
             size += if compile::has_loop(stmts) {
                 self.jit.compile_code(id, func)?
             } else {
-                self.jit.compile_code_quick(id, func)?
+                self.jit.compile_code_compact(id, func)?
             };
             parts.push(id);
         }
@@ -838,8 +837,7 @@ impl JitState {
             // Functions compiled as parts here, one part at a time; the others on threads.
             let f = &info.program.functions[fid];
             if compile::is_huge(&f.body) {
-                let ranges =
-                    compile::split_body(&f.body, compile::FN_SPLIT_ABOVE, compile::FN_PART);
+                let ranges = compile::split_fn_body(&f.body);
                 let split = self.compile_split_function(info, fid, ranges);
                 if split.is_err() {
                     self.all_defined = false;

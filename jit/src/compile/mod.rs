@@ -63,8 +63,7 @@ mod weight;
 pub(crate) use barriers::Region;
 pub use facts::BodyFacts;
 pub use parts::{
-    fn_part_locals, has_loop, is_huge, split_body, FN_PART, FN_SPLIT_ABOVE, MODULE_PART,
-    MODULE_SPLIT_ABOVE,
+    fn_part_locals, has_loop, is_huge, split_body, split_fn_body, MODULE_PART, MODULE_SPLIT_ABOVE,
 };
 pub(crate) use raw_slots::raw_attrs;
 

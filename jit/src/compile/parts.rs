@@ -77,6 +77,23 @@ pub const LOOP_WEIGHT: usize = 4;
 /// (the last one may be smaller), a statement of `part` nodes or more alone in its range
 /// (the nodes of a statement holding a loop count [`LOOP_WEIGHT`] times).
 pub fn split_body(body: &[Stmt], split_above: usize, part: usize) -> Vec<Range<usize>> {
+    split_weighted(body, split_above, part, LOOP_WEIGHT)
+}
+
+/// The ranges of top-level statements of a huge function's body ([`is_huge`]) to compile
+/// as parts: as [`split_body`], of [`FN_PART`] nodes, a statement holding a loop counting
+/// [`FN_LOOP_WEIGHT`] times its nodes.
+pub fn split_fn_body(body: &[Stmt]) -> Vec<Range<usize>> {
+    split_weighted(body, FN_SPLIT_ABOVE, FN_PART, FN_LOOP_WEIGHT)
+}
+
+/// [`split_body`], a statement holding a loop counting `loop_weight` times its nodes.
+fn split_weighted(
+    body: &[Stmt],
+    split_above: usize,
+    part: usize,
+    loop_weight: usize,
+) -> Vec<Range<usize>> {
     if weight(body, split_above) <= split_above {
         let whole = 0..body.len();
         return vec![whole];
@@ -85,7 +102,7 @@ pub fn split_body(body: &[Stmt], split_above: usize, part: usize) -> Vec<Range<u
     let (mut start, mut size) = (0, 0);
     for (i, s) in body.iter().enumerate() {
         let one = std::slice::from_ref(s);
-        let w = weight(one, part) * if has_loop(one) { LOOP_WEIGHT } else { 1 };
+        let w = weight(one, part) * if has_loop(one) { loop_weight } else { 1 };
         if w >= part && start < i {
             parts.push(start..i);
             (start, size) = (i, 0);
@@ -110,8 +127,16 @@ pub fn is_huge(body: &[Stmt]) -> bool {
 /// A function body of more nodes than this is compiled as parts.
 pub const FN_SPLIT_ABOVE: usize = 4096;
 
-/// The nodes of a part of a function body, about (as [`MODULE_PART`]).
-pub const FN_PART: usize = 1024;
+/// The nodes of a part of a function body (or of a block in one), about (as
+/// [`MODULE_PART`]). A function's parts stay for the run, so those without loops get the
+/// compact tier (`Jit::compile_code_compact`), whose register allocator's time and memory
+/// grow faster than a part (its liveness sets are blocks times values): at 1 024 nodes, a
+/// part of calls took about 60 MB to compile, at 256 about 20 MB.
+pub const FN_PART: usize = 256;
+
+/// As [`LOOP_WEIGHT`], for the parts of a function body: a part with a loop gets the
+/// optimizing tier, whose memory per node is about the compact tier's.
+pub const FN_LOOP_WEIGHT: usize = 1;
 
 /// A block (the body of an `if`, `else`, `while`, `for`, `try`, `with`, `except` or
 /// `finally`) of more nodes than this is compiled as parts where it is
@@ -349,6 +374,15 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.switch_to_block(next);
     }
 
+    /// Whether this is (a part of) the module body, not of a function.
+    fn in_module(&self) -> bool {
+        self.sh
+            .program
+            .functions
+            .get(self.func_idx as usize)
+            .is_none()
+    }
+
     /// Whether code here may be compiled as parts ([`Self::items_part`],
     /// [`Self::stmts_part`]): not in the generic path of a float tree, nor under more
     /// `try` regions than an escape word names (`escapes.rs`).
@@ -376,7 +410,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
     }
 
     /// Compiles a block of statements here: as parts of about [`BLOCK_PART`] nodes
-    /// ([`Self::stmts_part`]) when it has more than [`BLOCK_SPLIT_ABOVE`] and parts are
+    /// ([`FN_PART`] in a function; [`Self::stmts_part`]) when it has more than [`BLOCK_SPLIT_ABOVE`] and parts are
     /// allowed here, except the statements that cannot be one (a `return` where the
     /// function has no return slot) and a huge
     /// `if`, `while`, `for`, `try` or `with` alone in its range, compiled in place with its
@@ -385,7 +419,11 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         if !self.parts_allowed() {
             return self.stmts_in_place(body);
         }
-        let ranges = split_body(body, BLOCK_SPLIT_ABOVE, BLOCK_PART);
+        let ranges = if self.in_module() {
+            split_body(body, BLOCK_SPLIT_ABOVE, BLOCK_PART)
+        } else {
+            split_weighted(body, BLOCK_SPLIT_ABOVE, FN_PART, FN_LOOP_WEIGHT)
+        };
         if ranges.len() <= 1 {
             return self.stmts_in_place(body);
         }
@@ -522,10 +560,14 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         // register allocator's code was about 2.4 times as large (it keeps every value in a
         // stack slot), so that their code, not their compile memory, bounded the memory of
         // such sources (a comparison of 100 000 operands: 75 MB of code, 33 MB optimized).
+        // A block's part in a function gets the compact tier: its code stays for the run.
+        // In the module body it runs once, and goes with its part of the body.
         let code = if has_loop(body) || body.is_empty() {
             self.sh.jit.compile_code(id, func)
-        } else {
+        } else if self.in_module() {
             self.sh.jit.compile_code_quick(id, func)
+        } else {
+            self.sh.jit.compile_code_compact(id, func)
         };
         match code {
             Ok(size) => self.sh.parts_code += size,
