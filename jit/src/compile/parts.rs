@@ -171,7 +171,8 @@ pub fn fn_part_locals(nlocals: usize) -> usize {
 }
 
 /// Whether `body` holds a loop (at any depth, not in the functions and classes it defines):
-/// a part without one runs once, and is compiled with the quick tier.
+/// a part without one runs once (per call), and is compiled with the quick tier (the compact
+/// one in a function, whose parts' code stays for the run).
 pub fn has_loop(body: &[Stmt]) -> bool {
     any_stmt(body, false, &|k| {
         matches!(k, StmtKind::While { .. } | StmtKind::For { .. })
@@ -451,8 +452,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         }
     }
 
-    /// Compiles `stmts` as a part sharing this frame, compiled now (the quick tier unless it
-    /// loops), and calls it; a `return` in it returns from here.
+    /// Compiles `stmts` as a part sharing this frame, compiled now (unless it loops, the
+    /// quick tier in the module body, the compact one in a function), and calls it; a `return` in it returns from here.
     fn stmts_part(&mut self, stmts: &[Stmt]) {
         let ret = self.ret_slot;
         let start = self.temp_mark();
