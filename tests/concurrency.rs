@@ -1325,6 +1325,44 @@ fn elided_write_barriers_keep_every_store_with_aborts() {
     check("elided_stores", &["--threads", "4"], &env, &[]);
 }
 
+// ---- 11. read markers kept across calls ----
+
+/// After a call, JIT code keeps the read markers of its region (`jit/src/compile/barriers.rs`,
+/// "Marks across calls"): the call made no boundary, or the caller goes on in an inevitable
+/// transaction, which no writer commit may overtake in either commit mode; a join
+/// statement's join restarts in the caller, so the markers are stored again after it. Readers
+/// of a pair that writers keep equal read it again across safe points after such a call and
+/// count torn reads (`marks_across_calls.lang`): budgets that make a boundary in the called
+/// loop, forced aborts, both commit modes, 1, 2 and 16 segments. Without the rule in the
+/// stop-the-world mode (writers committed over an inevitable reader's unmarked reads), the
+/// readers saw torn pairs in about 1 run of 4 (`readers`, `STMJIT_COMMIT_LOG=0`,
+/// `STMJIT_BUDGET=50`); `runtime/tests/commitlog.rs` checks the rule itself.
+#[test]
+fn read_markers_kept_across_calls_see_no_torn_pair() {
+    check("marks_across_calls", &["--threads", "2"], &[ABORTS[1]], &[]);
+    for log in ["1", "0"] {
+        let log = ("STMJIT_COMMIT_LOG", log);
+        for who in ["readers", "joiner"] {
+            no_torn_pair(&["--threads", "2"], &[log, ABORTS[1]], &["3000", who]);
+        }
+        no_torn_pair(&["--threads", "4"], &[log, ABORTS[0], ABORTS[1]], &["1000"]);
+        no_torn_pair(&["--threads", "16"], &[log, ABORTS[1]], &["1000"]);
+        no_torn_pair(&["--threads", "1"], &[log, ABORTS[1]], &["1000"]);
+        no_torn_pair(&["--threads", "2"], &[log], &["1000"]);
+    }
+}
+
+/// Runs `marks_across_calls.lang` (its size and readers in `args`): no torn pair, and the
+/// pair equal at the end.
+fn no_torn_pair(flags: &[&str], env: &[(&str, &str)], args: &[&str]) {
+    let r = run("marks_across_calls", flags, env, args);
+    assert!(
+        r.code == Some(0) && r.stdout.starts_with("torn 0\npair True "),
+        "marks_across_calls.lang {flags:?} {env:?} {args:?}\n{}",
+        r.describe()
+    );
+}
+
 // ---- the programs' expected outputs agree with the reference interpreter ----
 
 /// The `.out` files come from CPython; the interpreter (threads run one after the other)
@@ -1354,6 +1392,7 @@ fn expected_outputs_agree_with_the_interpreter() {
         "class_change",
         "method_change",
         "elided_stores",
+        "marks_across_calls",
         "many_threads_few_segments",
         "exceptions",
         "keyerror_loop",

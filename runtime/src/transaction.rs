@@ -667,60 +667,35 @@ impl StmThread {
             self.maybe_major();
             return Ok(());
         }
-        stm.enter_safe(me);
-        let guard = stm.commit_mutex.lock().unwrap_or_else(|e| e.into_inner());
-        stm.stop_the_world(me);
-        let world = WorldStopped(stm);
-        // From here until resume_world no other segment runs: we have exclusive access to
-        // every segment's memory and the doom flags are stable.
-        let st = stm.tx_state(me);
-        if st & DOOMED != 0 {
-            let a = self.abort_now(doom_cause(st));
-            drop(world);
-            drop(guard);
-            return Err(a);
-        }
-        let n = stm.num_segments();
-        // An inevitable reader of what we wrote wins: we abort.
-        let inev = stm.inevitable.load(SeqCst) as usize;
-        if inev != 0 && inev != me {
-            let rv = stm.mem.info(inev).read_version.load(SeqCst);
-            if let Some(rec) = self.gc.modified.iter().find(|r| {
-                r.kind != crate::transaction::ModKind::New && stm.marker_at(inev, r.addr) == rv
-            }) {
-                let type_id = stm.type_id_in(0, rec.obj);
-                stm.stats.log_conflict(Conflict {
-                    kind: ConflictKind::WriteRead,
-                    winner_segment: inev as u32,
-                    loser_segment: me as u32,
-                    object: rec.addr,
-                    site: rec.site,
-                    type_id,
-                });
-                // The reader wrote nothing here: where it read the object (recorded), or
-                // else its current site, is what we can name.
-                let read = stm.read_site_at(inev, rec.addr);
-                let winner = if read == NO_SITE {
-                    Side::was_at(stm.mem.info(inev).site.load(SeqCst))
-                } else {
-                    Side::read(read)
-                };
-                let info = ConflictInfo {
-                    kind: ConflictKind::WriteRead,
-                    object: rec.obj,
-                    addr: rec.addr,
-                    type_id,
-                    winner,
-                    loser: Side::wrote(rec.site),
-                    winner_segment: inev as u32,
-                    winner_seq: stm.tx_state(inev) >> SEQ_SHIFT,
-                };
-                let a = self.abort_with(AbortCause::WriteRead, Some(info));
+        // No commit while another transaction is inevitable (I5 of `docs/COMMITLOG.md`, as
+        // with the log): it must never abort, and it reads without markers where JIT code
+        // kept them from before a boundary (`jit/src/compile/barriers.rs`, "Marks across
+        // calls"), so nothing may be published over its snapshot. Checked with the world
+        // stopped: no segment becomes inevitable meanwhile (only a RUNNING one can).
+        let (world, guard, st) = loop {
+            stm.enter_safe(me);
+            let guard = stm.commit_mutex.lock().unwrap_or_else(|e| e.into_inner());
+            stm.stop_the_world(me);
+            let world = WorldStopped(stm);
+            // From here until resume_world no other segment runs: we have exclusive access
+            // to every segment's memory and the doom flags are stable.
+            let st = stm.tx_state(me);
+            if st & DOOMED != 0 {
+                let a = self.abort_now(doom_cause(st));
                 drop(world);
                 drop(guard);
                 return Err(a);
             }
-        }
+            let inev = stm.inevitable.load(SeqCst) as usize;
+            if inev == 0 || inev == me {
+                break (world, guard, st);
+            }
+            drop(world);
+            drop(guard);
+            stm.enter_running(me);
+            self.wait_for_inevitable(inev)?;
+        };
+        let n = stm.num_segments();
         // Write-read conflicts: doom the readers.
         for k in 1..=n {
             if k == me || stm.tx_state(k) & (IN_TX | DOOMED) != IN_TX {
@@ -1002,7 +977,7 @@ impl StmThread {
         e
     }
 
-    /// Commit log: waits at a safe point until segment `inev` is no longer inevitable (with
+    /// A writer commit (either mode): waits at a safe point until segment `inev` is no longer inevitable (with
     /// [`crate::WaitPolicy::AbortSelf`]: aborts instead). `Err` if aborted meanwhile.
     fn wait_for_inevitable(&mut self, inev: usize) -> Result<(), Abort> {
         let stm = self.stm.clone();

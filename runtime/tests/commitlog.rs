@@ -90,7 +90,23 @@ fn a_lock_taken_after_a_wait_is_released_when_validation_aborts() {
 /// could make it abort); it is never aborted, and the writers go on once it commits.
 #[test]
 fn writers_wait_for_an_inevitable_transaction() {
-    let stm = Stm::new(config_mode(true, 2, WaitPolicy::Wait)).unwrap();
+    writers_wait_for_an_inevitable_transaction_in(true);
+}
+
+/// The same without the commit log (stop-the-world commits): a writer does not publish
+/// while another transaction is inevitable either, also when the inevitable one has no read
+/// marker on what it writes. JIT code relies on it: after a call that made a boundary, the
+/// caller goes on in an inevitable transaction with the read markers of the one before
+/// (`jit/src/compile/barriers.rs`, "Marks across calls"); a writer publishing over its
+/// unmarked reads would show it a torn state. (Before, such a writer committed, and the
+/// inevitable transaction read the new value of `c[1]` below.)
+#[test]
+fn writers_wait_for_an_inevitable_transaction_without_the_log() {
+    writers_wait_for_an_inevitable_transaction_in(false);
+}
+
+fn writers_wait_for_an_inevitable_transaction_in(log: bool) {
+    let stm = Stm::new(config_mode(log, 2, WaitPolicy::Wait)).unwrap();
     let t = types(&stm);
     let c = make_cells(&stm, &t, &[0, 0]);
     let mut inev = stm.thread();
@@ -104,6 +120,10 @@ fn writers_wait_for_an_inevitable_transaction() {
         th.run(|tx| tx.write_u64(c1, 8, 7));
     });
     std::thread::sleep(Duration::from_millis(100));
+    // Safe points of the inevitable transaction: a writer stopping the world would run here.
+    inev.poll().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    inev.poll().unwrap();
     assert_eq!(stm.committed_u64(c[1], 8), 0, "the writer waits");
     assert_eq!(inev.read_u64(c[1], 8).unwrap(), 0);
     inev.write_u64(c[0], 8, 5).unwrap();

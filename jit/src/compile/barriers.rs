@@ -16,10 +16,32 @@
 //! - a region is a chain of blocks, each the only successor entered from the previous one
 //!   with no call in between ([`FnCompiler::follow`]); switching to any other block (a join,
 //!   a loop header, the code after a poll) starts an empty region;
-//! - every call (JIT function or runtime helper) empties it ([`FnCompiler::call`]): it may
-//!   end the transaction, and a minor GC may move the objects (locals are reloaded);
+//! - a call (JIT function or runtime helper) keeps its read markers and nothing else
+//!   (see "Marks across calls" below); a call whose boundary restarts in this frame (a
+//!   poll's slow path, a join statement's join) empties it;
 //! - objects are identified by the local variable holding them (SSA values do not survive
 //!   the joins, and a reload after a call defines new ones); assigning the local removes it.
+//!
+//! # Marks across calls
+//! A call either makes no transaction boundary, or makes one. Without one, the caller goes
+//! on in the same transaction: the read version and its markers hold, and a minor
+//! collection moved only objects this transaction allocated (the nursery is emptied at each
+//! commit), which no other transaction can write before it commits; locals are reloaded
+//! after the call and the marks are by local, so they name the moved objects. With one,
+//! the caller goes on in an *inevitable* transaction (`vm/src/txn.rs`: the return from the
+//! opener and the helpers that commit before waiting begin one without restart point),
+//! until its next poll; no writer commits while another transaction is inevitable, in
+//! either commit mode (`docs/COMMITLOG.md`, I5, and `StmThread::commit` without the log),
+//! so nothing it reads can be overwritten before it ends and it needs no read marker. So
+//! the read marks of a region survive every call except those whose boundary begins a
+//! transaction with its restart point in this frame
+//! ([`stmjit_vm::abi::Helper::restarts_in_caller`]: polls, the module's part boundaries, the
+//! restart, a join statement's join), which may abort and must mark again, and the calls of
+//! a module body's parts, which may assign the locals. The read version is loaded again
+//! after a call (a boundary bumps it), and the write-barrier tests are done again (a minor
+//! collection re-sets the flags of the objects it promotes). A call's error check and the
+//! join of a call's paths (a method call's cached and generic calls, an inline list
+//! method) keep the region ([`FnCompiler::jump_keeping`], [`FnCompiler::enter_kept`]).
 //!
 //! The write-barrier flag test of an instance (`o.name = v` of an inline slot,
 //! [`FnCompiler::write_barrier`]) is elided the same way, by the local holding the instance
@@ -54,6 +76,7 @@ use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{
     self, condcodes::IntCC, types::I64, types::I8, Block, InstBuilder, Value,
 };
+use std::collections::HashMap;
 use std::mem::offset_of;
 use stmjit_lang::diag::Span;
 use stmjit_vm::abi::Helper;
@@ -117,6 +140,14 @@ impl Marks {
         self.read_version = ReadVersion::Unknown;
     }
 
+    /// A call returns (one that does not restart in this frame: see
+    /// [`stmjit_vm::abi::Helper::restarts_in_caller`]): the read markers stay, the rest goes
+    /// (see "Marks across calls" in the module docs).
+    pub(super) fn after_call(&mut self) {
+        self.written.clear();
+        self.read_version = ReadVersion::Unknown;
+    }
+
     /// What both `self` and `other` have established (for a join of their two paths).
     pub(super) fn both(&self, other: &Marks) -> Marks {
         Marks {
@@ -140,7 +171,70 @@ impl Marks {
     }
 }
 
+/// The joins that keep the barrier region: for each join not entered yet, what its edges
+/// have established ([`Marks::both`] of them) and their number; for each entered one, the
+/// number of edges it was entered with (see [`FnCompiler::check_kept_joins`]).
+#[derive(Default)]
+pub(crate) struct KeptJoins {
+    open: HashMap<Block, (Marks, usize)>,
+    entered: Vec<(Block, usize)>,
+}
+
 impl FnCompiler<'_, '_> {
+    /// Jumps to the join `done` with `args`, recording what the region has established here
+    /// (nothing if it is not valid here): the join keeps what all its edges have
+    /// ([`Self::enter_kept`]). Every edge of such a join must come through here.
+    pub(crate) fn jump_keeping(&mut self, done: Block, args: &[ir::BlockArg]) {
+        let mut here = self.region_marked();
+        // The value does not dominate the join.
+        here.read_version = ReadVersion::Unknown;
+        let e = self.kept.open.entry(done).or_insert((here.clone(), 0));
+        e.0 = e.0.both(&here);
+        e.1 += 1;
+        self.b.ins().jump(done, args);
+    }
+    /// Switches to the join `done`, all of whose edges came through [`Self::jump_keeping`]:
+    /// the region goes on there with what every edge established.
+    pub(crate) fn enter_kept(&mut self, done: Block) {
+        let (marks, edges) = self.kept.open.remove(&done).unwrap_or_default();
+        self.kept.entered.push((done, edges));
+        self.b.switch_to_block(done);
+        // Values of one edge do not dominate the join: locals are read again.
+        self.local_of.clear();
+        self.region = Region {
+            block: Some(done),
+            marks,
+        };
+    }
+    /// Checks, once the function is built, that every join entered with
+    /// [`Self::enter_kept`] has no other edge than those recorded by
+    /// [`Self::jump_keeping`] (another edge would bring a region it knows nothing of).
+    pub(super) fn check_kept_joins(&mut self) {
+        if self.kept.entered.is_empty() {
+            return;
+        }
+        let mut edges: HashMap<Block, usize> =
+            self.kept.entered.iter().map(|&(b, _)| (b, 0)).collect();
+        let f = &self.b.func;
+        for blk in f.layout.blocks() {
+            for inst in f.layout.block_insts(blk) {
+                let dests = f.dfg.insts[inst]
+                    .branch_destination(&f.dfg.jump_tables, &f.dfg.exception_tables);
+                for d in dests {
+                    if let Some(n) = edges.get_mut(&d.block(&f.dfg.value_lists)) {
+                        *n += 1;
+                    }
+                }
+            }
+        }
+        for &(b, n) in &self.kept.entered {
+            assert_eq!(
+                edges[&b], n,
+                "stmjit: internal error: a join keeping the barrier region has an edge that \
+                 did not record its region"
+            );
+        }
+    }
     /// `iadd(get_pinned_reg, off)`: the address of segment byte `off` (fresh pinned read per
     /// access, as the `%gs` rewrite requires).
     pub(crate) fn seg_addr(&mut self, off: Value) -> Value {
@@ -356,6 +450,18 @@ impl FnCompiler<'_, '_> {
             self.b.switch_to_block(next);
             self.end_sequence();
         }
+    }
+    /// On a slow path after its call, before [`Self::jump_keeping`] to a join: marks again
+    /// the objects of `marks.read` ([`Self::repair_region`]; after a call, whatever it did,
+    /// the markers of the transaction running now), and goes on with them as its region.
+    pub(crate) fn repair_and_keep(&mut self, marks: &Marks, span: Span) {
+        let mut marks = marks.clone();
+        marks.after_call();
+        self.repair_region(&marks, span);
+        self.region = Region {
+            block: self.b.current_block(),
+            marks,
+        };
     }
     /// Enters the join `done` of a fast path whose end had `marks`, every other edge having
     /// been repaired ([`Self::repair_region`]) or having made no call since the region's

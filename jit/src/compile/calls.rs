@@ -78,6 +78,10 @@ impl FnCompiler<'_, '_> {
         let compile = self.b.create_block();
         let have = self.b.create_block();
         self.b.append_block_param(have, I64);
+        // The compiler neither ends the transaction nor moves objects: the region goes on
+        // at `have`, as it was before the test.
+        let region = self.region.clone();
+        let before = self.b.current_block();
         self.b
             .ins()
             .brif(missing, compile, &[], have, &[code.into()]);
@@ -86,6 +90,7 @@ impl FnCompiler<'_, '_> {
         let compiled = self.call_checked(Helper::Compile, &[self.ctx, fid], span);
         self.b.ins().jump(have, &[compiled.into()]);
         self.b.switch_to_block(have);
+        self.carry_region(&region, before, have);
         self.b.block_params(have)[0]
     }
     /// Calls `helper` and returns its result. Around a helper that may move objects or end
@@ -93,8 +98,13 @@ impl FnCompiler<'_, '_> {
     /// back, with the segment base.
     pub(crate) fn call(&mut self, helper: Helper, args: &[Value]) -> Value {
         let f = self.helper(helper);
-        // Any call may end the transaction or move objects: the region ends.
-        self.region.marks.clear();
+        // The read markers stay, unless the transaction that follows may restart here (see
+        // "Marks across calls" in `barriers.rs`).
+        if helper.restarts_in_caller() {
+            self.region.marks.clear();
+        } else {
+            self.region.marks.after_call();
+        }
         let spill = helper.decl().effects == Effects::MayMove;
         if spill {
             self.spill_locals();
@@ -126,6 +136,10 @@ impl FnCompiler<'_, '_> {
     pub(super) fn check_site(&mut self, r: Value, site: i64) {
         let is_err = self.b.ins().icmp_imm(IntCC::Equal, r, ERR as i64);
         let ok = self.b.create_block();
+        // The region goes on at `ok`, the only successor that continues (the error path's
+        // calls must not change it).
+        let region = self.region.clone();
+        let from = self.b.current_block();
         if self.compact && self.locals_in_slots && self.tries.is_empty() && !self.leave_built {
             // One exit for all (no locals to write back first: they are in their slots).
             let leave = *self.leave.get_or_insert_with(|| {
@@ -137,19 +151,19 @@ impl FnCompiler<'_, '_> {
             let s = self.b.ins().iconst(I64, site);
             self.b.ins().brif(is_err, leave, &[s.into()], ok, &[]);
             self.b.switch_to_block(ok);
+            self.carry_region(&region, from, ok);
             return;
         }
         let err = self.b.create_block();
         self.b.ins().brif(is_err, err, &[], ok, &[]);
         self.b.set_cold_block(err);
         self.b.switch_to_block(err);
-        if self.error_to_region(site) {
-            self.b.switch_to_block(ok);
-            return;
+        if !self.error_to_region(site) {
+            let s = self.b.ins().iconst(I64, site);
+            self.trace_and_leave(s);
         }
-        let s = self.b.ins().iconst(I64, site);
-        self.trace_and_leave(s);
         self.b.switch_to_block(ok);
+        self.carry_region(&region, from, ok);
     }
     /// The code of the shared error exit of compact code ([`FnCompiler::leave`]), if a check
     /// took it.

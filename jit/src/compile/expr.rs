@@ -1234,6 +1234,8 @@ impl FnCompiler<'_, '_> {
                 vals.push(self.load_slot(ft + 1 + k));
             }
             let sig = self.jit_signature(vals.len());
+            // The read markers stay (see "Marks across calls" in `barriers.rs`).
+            self.region.marks.after_call();
             self.spill_locals();
             // As any call of a JIT function: no r15 reload (the callee keeps it right).
             let inst = self.b.ins().call_indirect(sig, code, &vals);

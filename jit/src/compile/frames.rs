@@ -237,10 +237,10 @@ impl FnCompiler<'_, '_> {
     pub(crate) fn frame(&mut self) -> Value {
         self.b.use_var(self.frame_var)
     }
-    /// Writes every local to its frame slot (before a call that may move objects).
+    /// Writes every local to its frame slot (before a call that may move objects). What
+    /// the call leaves of the barrier region is the caller's to say (see "Marks across
+    /// calls" in `barriers.rs`).
     pub(crate) fn spill_locals(&mut self) {
-        // Before a call that may move objects (or end the transaction): the region ends.
-        self.region.marks.clear();
         if self.locals_in_slots {
             return;
         }

@@ -224,7 +224,7 @@ impl FnCompiler<'_, '_> {
             .ins()
             .store(mf(), new_len, la, offset_of!(ListObj, len) as i32);
         self.end_sequence();
-        self.b.ins().jump(done, &[result.into()]);
+        self.jump_keeping(done, &[result.into()]);
     }
 
     /// Goes on when the write-barrier flag of `obj` is clear (a store to it needs no

@@ -324,6 +324,10 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) inline_nodes: usize,
     /// The barrier-elision region (see the module docs).
     pub(crate) region: Region,
+    /// The joins that keep the region ([`FnCompiler::jump_keeping`]): what their edges so far
+    /// have established, and how many edges; checked against the finished code
+    /// ([`FnCompiler::check_kept_joins`]).
+    pub(crate) kept: barriers::KeptJoins,
     /// The local each value was loaded from, while the local still holds it (cleared at
     /// its assignment and at reloads).
     pub(crate) local_of: HashMap<Value, usize>,
@@ -573,6 +577,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         }
         c.build_restarts();
         c.patch_tops();
+        c.check_kept_joins();
         c.b.seal_all_blocks();
         let fc = c.sh.frontend;
         c.b.finalize(fc);
@@ -623,6 +628,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             leave_built: false,
             inline_nodes: 0,
             region: Region::default(),
+            kept: Default::default(),
             local_of: HashMap::new(),
             known_ints: HashSet::new(),
             with_depth: 0,

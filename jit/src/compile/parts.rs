@@ -279,6 +279,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
                 let code = c.call_checked(Helper::ModulePart, &[c.ctx, kv], span);
                 let sig = c.jit_signature(1);
                 // As any call of a JIT function: the callee keeps r15 right.
+                // A part may make boundaries restarting in `<module>`: the region ends.
+                c.region.marks.clear();
                 c.spill_locals();
                 let inst = c.b.ins().call_indirect(sig, code, &[c.ctx]);
                 let r = c.b.inst_results(inst)[0];
@@ -597,6 +599,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.b.func.dfg.ext_funcs[f].colocated = false;
         // The part reads the locals in their slots: none unboxed.
         self.box_all_unboxed();
+        // The part assigns this frame's locals and may restart in it: the region ends.
+        self.region.marks.clear();
         self.spill_locals();
         let frame = self.frame();
         let inst = self.b.ins().call(f, &[self.ctx, frame]);
@@ -627,7 +631,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         // cranelift-jit may place functions more than 2 GiB apart: call through an absolute
         // address.
         self.b.func.dfg.ext_funcs[f].colocated = false;
-        // As any call of a JIT function: the callee keeps r15 right.
+        // As any call of a JIT function: the callee keeps r15 right. A part may make
+        // boundaries restarting in `<module>`: the region ends.
+        self.region.marks.clear();
         self.spill_locals();
         let inst = self.b.ins().call(f, &[self.ctx]);
         let r = self.b.inst_results(inst)[0];

@@ -254,15 +254,21 @@ impl FnCompiler<'_, '_> {
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
         let slow = self.b.create_block();
+        // The region before the call: every way to `done` keeps it (the generic call's by a
+        // repair), so that what follows the call goes on with its read markers.
+        let marked = self.region_marked();
+        let region = self.region.clone();
+        let before = self.b.current_block();
         if let Some(m) = super::lists::ListMethod::of(name, args.len()) {
             let other = self.b.create_block();
             self.list_method_inline(m, mark, done, slow, other, span);
             self.b.switch_to_block(other);
+            self.carry_region(&region, before, other);
         }
         let word = self.probe_class(o, Some(mark), fact, record, cache, slow);
         let fid = self.payload(word);
         let r = self.call_cached(fid, mark, n, span);
-        self.b.ins().jump(done, &[r.into()]);
+        self.jump_keeping(done, &[r.into()]);
         self.b.switch_to_block(slow);
         let p = self.slot_addr(mark);
         let nv = self.b.ins().iconst(I64, n as i64);
@@ -274,8 +280,9 @@ impl FnCompiler<'_, '_> {
         let r = joined.unwrap_or_else(|| {
             self.call_checked(Helper::CallMethod, &[self.ctx, nid, p, nv, cp], span)
         });
-        self.b.ins().jump(done, &[r.into()]);
-        self.b.switch_to_block(done);
+        self.repair_and_keep(&marked, span);
+        self.jump_keeping(done, &[r.into()]);
+        self.enter_kept(done);
         self.pop_temps(mark);
         self.b.block_params(done)[0]
     }
@@ -290,7 +297,9 @@ impl FnCompiler<'_, '_> {
             vals.push(self.load_slot(first + k));
         }
         let sig = self.jit_signature(vals.len());
-        // As any call of a JIT function: no r15 reload (the callee keeps it right).
+        // As any call of a JIT function: no r15 reload (the callee keeps it right); the read
+        // markers stay (see "Marks across calls" in `barriers.rs`).
+        self.region.marks.after_call();
         self.spill_locals();
         let call = self.b.ins().call_indirect(sig, code, &vals);
         let r = self.b.inst_results(call)[0];

@@ -229,3 +229,20 @@ helpers! {
     /// Card write-barrier slow path of an array element (its site in the context).
     CardBarrierSlow = "stmjit_card_slow_status", txn::stmjit_card_slow_status: fn(*mut Ctx), PreserveAll { stub: "card_slow (preserve_all stub)" };
 }
+
+impl Helper {
+    /// Whether a call of it may end the transaction and begin the next one with its restart
+    /// point in the calling frame (a poll's slow path, the boundary before a module part,
+    /// the restart itself, a join statement's join): what the caller runs after it is then
+    /// in a transaction that may abort, so none of its read markers may be assumed stored.
+    /// Every other call returns in the same transaction or, if it made a boundary, in an
+    /// inevitable one (`txn.rs`: the return from an opener and the helpers that commit
+    /// before waiting begin one without restart point), which no writer commit can overtake
+    /// (`docs/COMMITLOG.md`, I5): so JIT code keeps its read markers across those calls.
+    pub fn restarts_in_caller(self) -> bool {
+        matches!(
+            self,
+            Helper::PollSlow | Helper::PartBoundary | Helper::Restart | Helper::JoinAt
+        )
+    }
+}
