@@ -1335,14 +1335,17 @@ fn elided_write_barriers_keep_every_store_with_aborts() {
 /// count torn reads (`marks_across_calls.lang`): budgets that make a boundary in the called
 /// loop, forced aborts, both commit modes, 1, 2 and 16 segments. Without the rule in the
 /// stop-the-world mode (writers committed over an inevitable reader's unmarked reads), the
-/// readers saw torn pairs in about 1 run of 4 (`readers`, `STMJIT_COMMIT_LOG=0`,
-/// `STMJIT_BUDGET=50`); `runtime/tests/commitlog.rs` checks the rule itself.
+/// readers saw torn pairs in 3 runs of 8 (`readers`, `STMJIT_COMMIT_LOG=0`,
+/// `STMJIT_BUDGET=50`, 2 and 4 segments); `runtime/tests/commitlog.rs` checks the rule
+/// itself, deterministically. (The generic call of a join statement's join stores the
+/// markers again after it anyway, as every generic method call does.)
 #[test]
 fn read_markers_kept_across_calls_see_no_torn_pair() {
     check("marks_across_calls", &["--threads", "2"], &[ABORTS[1]], &[]);
     for log in ["1", "0"] {
         let log = ("STMJIT_COMMIT_LOG", log);
-        for who in ["readers", "joiner"] {
+        // The readers three times: a torn pair shows in some runs only.
+        for who in ["readers", "readers", "readers", "joiner"] {
             no_torn_pair(&["--threads", "2"], &[log, ABORTS[1]], &["3000", who]);
         }
         no_torn_pair(&["--threads", "4"], &[log, ABORTS[0], ABORTS[1]], &["1000"]);
@@ -1357,7 +1360,7 @@ fn read_markers_kept_across_calls_see_no_torn_pair() {
 fn no_torn_pair(flags: &[&str], env: &[(&str, &str)], args: &[&str]) {
     let r = run("marks_across_calls", flags, env, args);
     assert!(
-        r.code == Some(0) && r.stdout.starts_with("torn 0\npair True "),
+        r.code == Some(0) && r.stdout == "torn 0\npair True\n",
         "marks_across_calls.lang {flags:?} {env:?} {args:?}\n{}",
         r.describe()
     );
@@ -1392,7 +1395,6 @@ fn expected_outputs_agree_with_the_interpreter() {
         "class_change",
         "method_change",
         "elided_stores",
-        "marks_across_calls",
         "many_threads_few_segments",
         "exceptions",
         "keyerror_loop",
