@@ -346,3 +346,37 @@ print(three(P(1, 2, 3)))
         "{rorx:?}"
     );
 }
+
+/// A call keeps the read markers of its caller's region (it returns in the same transaction
+/// or in an inevitable one: `barriers.rs`, "Marks across calls"): `p` is marked once across
+/// a method call. A join statement restarts at its start, a region of its own: `p` is marked
+/// again there.
+#[test]
+fn read_markers_survive_a_method_call() {
+    let src = format!(
+        "{CLASS_P}
+class T:
+    def spin(self):
+        return 0
+
+def across_call(p, t):
+    x = p.x
+    t.spin()
+    return x + p.y
+
+def nothing():
+    return 0
+
+def across_join(p, h):
+    x = p.x
+    r = h.join()
+    return x + p.y + r
+
+p = P(1, 2, 3)
+print(across_call(p, T()), across_join(p, spawn(nothing)))
+"
+    );
+    let m = hot_read_markers(&src);
+    assert_eq!(m["f3_across_call"], 1, "p.x; t.spin(); p.y: {m:?}");
+    assert_eq!(m["f5_across_join"], 2, "p.x; r = h.join(); p.y: {m:?}");
+}

@@ -457,7 +457,10 @@ impl FnCompiler<'_, '_> {
     pub(crate) fn repair_and_keep(&mut self, marks: &Marks, span: Span) {
         let mut marks = marks.clone();
         marks.after_call();
-        self.repair_region(&marks, span);
+        // Without read barriers (`--gil`) there is nothing to store again.
+        if self.sh.read_barriers {
+            self.repair_region(&marks, span);
+        }
         self.region = Region {
             block: self.b.current_block(),
             marks,
