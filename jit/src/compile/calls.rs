@@ -78,9 +78,11 @@ impl FnCompiler<'_, '_> {
         let compile = self.b.create_block();
         let have = self.b.create_block();
         self.b.append_block_param(have, I64);
-        // The compiler neither ends the transaction nor moves objects: the region goes on
-        // at `have`, as it was before the test.
-        let region = self.region.clone();
+        // The region goes on at `have` as after any call: the compile helper keeps the
+        // transaction, or ends an inevitable one and goes on in another (`stmjit_compile`),
+        // its commit collecting (see "Marks across calls" in `barriers.rs`).
+        let mut region = self.region.clone();
+        region.marks.after_call();
         let before = self.b.current_block();
         self.b
             .ins()
