@@ -225,6 +225,24 @@ fn a_builtin_calling_back_makes_no_transaction_per_call() {
     );
 }
 
+/// A thread spinning in a loop with no call and no allocation answers requests at its
+/// back-edge poll (one decrement and a sign branch, fused by the backend): with a budget of
+/// 2^40 back-edges, only another thread's commit asking it to validate (commit log) or to
+/// stop (without it) ends its transaction, and then it sees the write. A request lost or
+/// unread at the poll hangs the run (it does with `STMJIT_BENCH_OMIT=poll`).
+#[test]
+fn a_tight_loop_answers_requests_at_its_poll() {
+    for log in ["0", "1"] {
+        let env = &[
+            ("STMJIT_BUDGET", "1099511627776"),
+            ("STMJIT_COMMIT_LOG", log),
+        ];
+        for threads in ["2", "4"] {
+            check("spin_until_set", &["--threads", threads], env, &[]);
+        }
+    }
+}
+
 // ---- 1. a shared counter ----
 
 #[test]
@@ -1373,6 +1391,7 @@ fn no_torn_pair(flags: &[&str], env: &[(&str, &str)], args: &[&str]) {
 #[test]
 fn expected_outputs_agree_with_the_interpreter() {
     for name in [
+        "spin_until_set",
         "stop_iteration",
         "callback_entry",
         "counter",

@@ -59,7 +59,7 @@ impl OffsetMap {
 }
 
 /// What one instruction does to liveness: registers read, registers killed.
-fn use_kill(i: &Instruction, info: &mut InstructionInfoFactory) -> (RegSet, RegSet) {
+pub(crate) fn use_kill(i: &Instruction, info: &mut InstructionInfoFactory) -> (RegSet, RegSet) {
     if i.mnemonic() == Mnemonic::Nop {
         return (0, 0);
     }
@@ -90,7 +90,7 @@ fn use_kill(i: &Instruction, info: &mut InstructionInfoFactory) -> (RegSet, RegS
 /// Whether control may leave `end`, the last instruction of a region with `succs`
 /// successors, for somewhere no region names (a return, an indirect branch, a trap, a
 /// branch to a trap stub, a fall into data): everything is live there.
-fn leaves_unnamed(end: &Instruction, succs: usize) -> bool {
+pub(crate) fn leaves_unnamed(end: &Instruction, succs: usize) -> bool {
     match end.flow_control() {
         FlowControl::Next
         | FlowControl::Call
@@ -104,7 +104,7 @@ fn leaves_unnamed(end: &Instruction, succs: usize) -> bool {
 /// The registers live at the end of each region: a backward data-flow over the regions'
 /// successors (least fixpoint from nothing live), everything where control may leave
 /// for somewhere unnamed.
-fn live_out(
+pub(crate) fn live_out(
     insts: &[Instruction],
     regions: &[Region],
     effects: &[(RegSet, RegSet)],
@@ -149,7 +149,7 @@ fn live_out(
 
 /// Whether `i` may be moved to another offset: straight-line code that does not depend on
 /// where it sits and that nothing outside the code names by offset.
-fn movable(i: &Instruction, relocs: &[u32], info: &mut InstructionInfoFactory) -> bool {
+pub(crate) fn movable(i: &Instruction, relocs: &[u32], info: &mut InstructionInfoFactory) -> bool {
     if i.flow_control() != FlowControl::Next
         || i.is_ip_rel_memory_operand()
         || matches!(i.mnemonic(), Mnemonic::Div | Mnemonic::Idiv | Mnemonic::Ud2)

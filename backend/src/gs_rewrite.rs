@@ -180,6 +180,8 @@ pub struct RewriteStats {
     pub reloads: usize,
     /// Dead copies removed after the rewrite (`dead_copies.rs`).
     pub copies_removed: usize,
+    /// Polls fused into one `add` and a sign branch (`poll_fusion.rs`).
+    pub polls_fused: usize,
 }
 
 impl RewriteStats {
@@ -198,7 +200,7 @@ impl fmt::Display for RewriteStats {
         write!(
             f,
             "{} gs accesses {:?}, {} left in r15 form {:?}, {} copies, {} copy moves, {} nop bytes, \
-             {} copy value reads, {} reloads, {} dead copies removed",
+             {} copy value reads, {} reloads, {} dead copies removed, {} polls fused",
             self.total_rewritten(),
             self.rewritten,
             self.total_left(),
@@ -208,7 +210,8 @@ impl fmt::Display for RewriteStats {
             self.nop_bytes,
             self.copy_value_reads,
             self.reloads,
-            self.copies_removed
+            self.copies_removed,
+            self.polls_fused
         )
     }
 }
@@ -374,9 +377,11 @@ fn same_text(fmt: &mut IntelFormatter, a: &Instruction, b: &Instruction) -> bool
     x == y
 }
 
-/// Intel's recommended multi-byte NOPs (SDM vol. 2, "NOP"), longest first use.
+/// Intel's recommended multi-byte NOPs (SDM vol. 2, "NOP"), longest first use; 10 and 11
+/// bytes are the 9-byte one with a `cs` and a second operand-size prefix (binutils' forms),
+/// so that a fused poll's 11 bytes of padding are one instruction (`poll_fusion.rs`).
 pub fn nop_padding(n: usize) -> Vec<u8> {
-    const NOPS: [&[u8]; 10] = [
+    const NOPS: [&[u8]; 12] = [
         &[],
         &[0x90],
         &[0x66, 0x90],
@@ -387,11 +392,15 @@ pub fn nop_padding(n: usize) -> Vec<u8> {
         &[0x0F, 0x1F, 0x80, 0x00, 0x00, 0x00, 0x00],
         &[0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
         &[0x66, 0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+        &[0x66, 0x2E, 0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+        &[
+            0x66, 0x66, 0x2E, 0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ],
     ];
     let mut out = Vec::with_capacity(n);
     let mut left = n;
     while left > 0 {
-        let k = left.min(9);
+        let k = left.min(NOPS.len() - 1);
         out.extend_from_slice(NOPS[k]);
         left -= k;
     }
