@@ -104,7 +104,7 @@ pub(crate) fn leaves_unnamed(end: &Instruction, succs: usize) -> bool {
 /// The registers live at the end of each region: a backward data-flow over the regions'
 /// successors (least fixpoint from nothing live), everything where control may leave
 /// for somewhere unnamed.
-pub(crate) fn live_out(
+fn live_out(
     insts: &[Instruction],
     regions: &[Region],
     effects: &[(RegSet, RegSet)],

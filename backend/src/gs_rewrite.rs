@@ -959,7 +959,8 @@ pub fn rewrite(
 /// The steps: decode the code into instructions and straight-line regions, solve the
 /// copy sets at each region's entry (a data-flow over the branches), then walk every
 /// instruction with its region's state (`Pass::instruction`), rewriting the
-/// accesses it proves, and re-decode the result to verify it.
+/// accesses it proves, fuse the polls (`poll_fusion.rs`), and re-decode the result
+/// to verify it.
 pub fn rewrite_with(
     code: &[u8],
     block_starts: &[u32],
@@ -997,14 +998,16 @@ pub fn rewrite_with(
     }
     pass.accesses.sort_by_key(|a| a.offset);
     let instruction_starts: Vec<u32> = insts.iter().map(|i| i.ip() as u32).collect();
-    verify_boundaries(&pass.out, block_starts, &instruction_starts)?;
-    Ok(Rewritten {
+    let mut rw = Rewritten {
         code: pass.out,
         accesses: pass.accesses,
         stats: pass.stats,
         instruction_starts,
         code_end,
-    })
+    };
+    crate::poll_fusion::fuse_polls(&mut rw, &insts, &regions, mode)?;
+    verify_boundaries(&rw.code, block_starts, &rw.instruction_starts)?;
+    Ok(rw)
 }
 
 /// The pass over one function: its settings, the bytes it rewrites and what it found.

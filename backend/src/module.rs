@@ -753,8 +753,6 @@ fn prepare(
             .map_err(err)?;
         let mut reloc_offsets: Vec<u32> = relocs.iter().map(|r| r.offset).collect();
         reloc_offsets.sort_unstable();
-        crate::poll_fusion::fuse_polls(&mut rw, &block_starts, &reloc_offsets, mode)
-            .map_err(err)?;
         let moved = crate::dead_copies::remove_dead_copies(&mut rw, &block_starts, &reloc_offsets)
             .map_err(err)?;
         // Source ranges follow the code that moved (for listings).

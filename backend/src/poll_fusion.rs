@@ -1,4 +1,5 @@
-//! Poll fusion, after the `%gs` rewrite and before dead-copy removal: a compiler's
+//! Poll fusion, the last step of the `%gs` rewrite (on its decode, before its verification
+//! and before dead-copy removal): a compiler's
 //! one-word poll, a read-modify-write of a segment word that branches on the sign of the
 //! result, becomes one `add` and one branch on its flags.
 //!
@@ -29,7 +30,7 @@
 //!   or reach a call or a return first (they preserve no flags); checked over the regions
 //!   (Cranelift never keeps flags live across blocks).
 //! * The registers the copies and the reload wrote must be dead where the branch leaves
-//!   (the liveness of `dead_copies.rs`).
+//!   (written before read on every path from it: a search from the branch).
 //! * Instructions the scheduler put between the pattern's (`lea` of the next counter, say)
 //!   move after the `add` and its NOP: they must not touch flags, memory, the stack, or the
 //!   pattern's registers, so they commute with it.
@@ -38,17 +39,19 @@
 //!
 //! # Verification
 //! The replaced bytes are decoded again: the `add` intended, NOPs, the moved instructions
-//! unchanged, then the branch in its place (same length, same target).
+//! unchanged, then the branch in its place (same length, same target); then the rewrite's
+//! own check of the whole function runs on the new instruction starts.
 
-use crate::dead_copies::{leaves_unnamed, live_out, movable, use_kill};
+use crate::dead_copies::{leaves_unnamed, movable, use_kill};
 use crate::gs_rewrite::{
-    build_regions, decode, gpr_bit, intel, is_copy, nop_padding, AccessKind, LeftReason, RegSet,
-    Region, RewriteError, Rewritten, SegmentAccess, SegmentBase,
+    gpr_bit, intel, is_copy, nop_padding, AccessKind, LeftReason, RegSet, Region, RewriteError,
+    Rewritten, SegmentAccess, SegmentBase,
 };
 use iced_x86::{
     Code, Decoder, DecoderOptions, Encoder, FlowControl, Instruction, InstructionInfoFactory,
     Mnemonic, OpAccess, OpKind, Register, RflagsBits,
 };
+use std::collections::BTreeMap;
 
 /// The flags a fused poll's `add` leaves other than `test` did.
 const DIFFERING_FLAGS: u32 = RflagsBits::CF | RflagsBits::OF | RflagsBits::AF;
@@ -176,41 +179,58 @@ fn find_poll(
     })
 }
 
-/// Whether no path from `reg`'s end reads a flag in `mask` before writing it.
-fn flags_dead_after(insts: &[Instruction], regions: &[Region], reg: usize, mask: u32) -> bool {
-    let mut seen = vec![false; regions.len()];
-    let mut todo: Vec<(usize, u32)> = regions[reg].succs.iter().map(|&s| (s, mask)).collect();
-    if leaves_unnamed(&insts[regions[reg].last], regions[reg].succs.len()) {
-        return false;
-    }
-    while let Some((r, mut left)) = todo.pop() {
-        if seen[r] {
-            continue;
+/// Whether no path from `reg`'s end reads a register of `regs` or a flag of `flags` before
+/// writing it. A call or a return ends a path for flags (they preserve none) and reads
+/// every register, as does leaving for somewhere no region names. A search from the branch,
+/// not a liveness of the whole function: most paths write both within a few instructions.
+fn dead_after(
+    insts: &[Instruction],
+    regions: &[Region],
+    reg: usize,
+    regs: RegSet,
+    flags: u32,
+    info: &mut InstructionInfoFactory,
+) -> bool {
+    // Per region, the union of what was searched for from its start (a region is searched
+    // again only for something new).
+    let mut seen: BTreeMap<usize, (RegSet, u32)> = BTreeMap::new();
+    let mut todo = vec![(reg, regs, flags, true)];
+    while let Some((r, mut regs, mut flags, from_end)) = todo.pop() {
+        let region = &regions[r];
+        if !from_end {
+            let (sr, sf) = seen.get(&r).copied().unwrap_or((0, 0));
+            if regs & !sr == 0 && flags & !sf == 0 {
+                continue;
+            }
+            seen.insert(r, (sr | regs, sf | flags));
+            for i in &insts[region.first..=region.last] {
+                if i.rflags_read() & flags != 0 {
+                    return false;
+                }
+                flags &= !i.rflags_modified();
+                let (uses, kills) = use_kill(i, info);
+                if uses & regs != 0 {
+                    return false;
+                }
+                regs &= !kills;
+                if matches!(
+                    i.flow_control(),
+                    FlowControl::Call | FlowControl::IndirectCall | FlowControl::Return
+                ) {
+                    flags = 0;
+                }
+                if regs == 0 && flags == 0 {
+                    break;
+                }
+            }
+            if regs == 0 && flags == 0 {
+                continue;
+            }
         }
-        seen[r] = true;
-        for i in &insts[regions[r].first..=regions[r].last] {
-            if i.rflags_read() & left != 0 {
-                return false;
-            }
-            left &= !i.rflags_modified();
-            // The status flags are no input of a call or a return (System V: not preserved).
-            if matches!(
-                i.flow_control(),
-                FlowControl::Call | FlowControl::IndirectCall | FlowControl::Return
-            ) {
-                left = 0;
-            }
-            if left == 0 {
-                break;
-            }
+        if leaves_unnamed(&insts[region.last], region.succs.len()) {
+            return false;
         }
-        if left != 0 {
-            let end = &insts[regions[r].last];
-            if leaves_unnamed(end, regions[r].succs.len()) {
-                return false;
-            }
-            todo.extend(regions[r].succs.iter().map(|&s| (s, left)));
-        }
+        todo.extend(region.succs.iter().map(|&n| (n, regs, flags, false)));
     }
     true
 }
@@ -256,63 +276,50 @@ fn nop_count(n: usize) -> usize {
 }
 
 /// Fuses every poll of `rw` it can prove (see the module documentation), updating its
-/// code, accesses, instruction starts and statistics; `relocs` are the offsets of the
-/// function's relocations, ascending (no instruction holding one moves).
-pub fn fuse_polls(
+/// code, accesses, instruction starts and statistics. `insts` and `regions` are the decode
+/// of the code before the `%gs` rewrite, which moved nothing: each poll's bytes are written
+/// anew from these instructions. (No instruction that moves can hold a relocation: it has
+/// no memory operand, no 64-bit immediate, and is no call.)
+pub(crate) fn fuse_polls(
     rw: &mut Rewritten,
-    block_starts: &[u32],
-    relocs: &[u32],
+    insts: &[Instruction],
+    regions: &[Region],
     mode: SegmentBase,
 ) -> Result<(), RewriteError> {
-    let insts = decode(&rw.code, block_starts)?;
-    if insts.is_empty() {
-        return Ok(());
-    }
-    let regions = build_regions(&rw.code, &insts, block_starts)?;
     let mut info = InstructionInfoFactory::new();
-    let mut polls = Vec::new();
+    let mut fused = false;
     for (r, reg) in regions.iter().enumerate() {
-        if let Some(p) = find_poll(&insts, reg, &mut info) {
-            if p.movers
-                .iter()
-                .all(|&k| movable(&insts[k], relocs, &mut info))
-                && flags_dead_after(&insts, &regions, r, DIFFERING_FLAGS)
-            {
-                polls.push((r, p));
-            }
-        }
-    }
-    if polls.is_empty() {
-        return Ok(());
-    }
-    let effects: Vec<(RegSet, RegSet)> = insts.iter().map(|i| use_kill(i, &mut info)).collect();
-    let live = live_out(&insts, &regions, &effects);
-    for (r, p) in polls {
+        let Some(p) = find_poll(insts, reg, &mut info) else {
+            continue;
+        };
         let written: RegSet = (p.start..p.branch)
             .filter(|k| !p.movers.contains(k))
-            .map(|k| effects[k].1)
+            .map(|k| use_kill(&insts[k], &mut info).1)
             .fold(0, |a, b| a | b);
-        if written & live[r] != 0 {
-            continue;
+        if p.movers.iter().all(|&k| movable(&insts[k], &[], &mut info))
+            && dead_after(insts, regions, r, written, DIFFERING_FLAGS, &mut info)
+        {
+            fused |= fuse_one(rw, insts, &p, mode)?;
         }
-        fuse_one(rw, &insts, &p, mode)?;
     }
-    rw.instruction_starts.sort_unstable();
+    if fused {
+        rw.instruction_starts.sort_unstable();
+    }
     Ok(())
 }
 
-/// Rewrites one poll in place and records it.
+/// Rewrites one poll in place and records it; `false` if the fused `add` does not fit.
 fn fuse_one(
     rw: &mut Rewritten,
     insts: &[Instruction],
     p: &Poll,
     mode: SegmentBase,
-) -> Result<(), RewriteError> {
+) -> Result<bool, RewriteError> {
     let (s, e) = (insts[p.start].ip(), insts[p.branch].ip());
     let moved: usize = p.movers.iter().map(|&k| insts[k].len()).sum();
     let room = (e - s) as usize - moved;
     let Some(add) = fused_add(&insts[p.add], mode, s, room) else {
-        return Ok(());
+        return Ok(false);
     };
     let pad = nop_padding(room - add.len());
     let mut bytes = add.clone();
@@ -360,7 +367,7 @@ fn fuse_one(
         .retain(|&x| (x as u64) < s || (x as u64) >= e);
     rw.instruction_starts.extend(starts);
     record(rw, insts, p, mode, add.len(), pad.len());
-    Ok(())
+    Ok(true)
 }
 
 /// A failed check of the fused bytes (a bug here: the function is not compiled).
