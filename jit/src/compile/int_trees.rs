@@ -125,6 +125,18 @@ impl FnCompiler<'_, '_> {
                 self.int_leaves(a, out);
                 self.int_leaves(b, out);
             }
+            // A cached global as it is: `UNBOUND` is not an int, so the generic path raises.
+            ExprKind::Name(n) => {
+                let cached = match n.slot {
+                    Slot::Global(g) => self.cached_global(g),
+                    _ => None,
+                };
+                let w = match cached {
+                    Some(var) => self.b.use_var(var),
+                    None => self.expr(e),
+                };
+                out.push(w);
+            }
             _ => out.push(self.expr(e)),
         }
     }
