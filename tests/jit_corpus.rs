@@ -120,10 +120,18 @@ fn corpus_with_aborts() {
 /// transactions: each class or instance attribute change there commits soon, and the sites
 /// fill their caches again between the changes (in one long transaction they stay empty
 /// from the first class attribute assignment on), so a cache entry that a change should
-/// have removed gives a wrong sum.
+/// have removed gives a wrong sum. Likewise the methods computed inline at their call sites
+/// (`inline_methods.lang`), which run only where the site's cache gives their function.
 #[test]
 fn polymorphic_sites_with_short_transactions() {
-    let name = "polymorphic_sites";
+    for name in ["polymorphic_sites", "inline_methods"] {
+        sites_with_short_transactions(name);
+    }
+}
+
+/// Runs corpus program `name` with transaction budgets of 5, 20 and 100: its expected output
+/// each time.
+fn sites_with_short_transactions(name: &str) {
     let want = read(name, "out").expect("expected output");
     for budget in ["5", "20", "100"] {
         let out = run_jit(name, &[], &[("STMJIT_BUDGET", budget)]);

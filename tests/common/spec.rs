@@ -24,6 +24,8 @@ class P:
         self.v = v
     def m(self, t):
         return self.v + t
+    def lt(self, t):
+        return self.v < t or (self.v == t and len(self.k) > 0)
     def __repr__(self):
         return 'P(' + repr(self.v) + ')'
 
@@ -48,6 +50,8 @@ class S:
         self.v = v
     def m(self, t):
         return self.w * t
+    def lt(self, t):
+        return len(self.v) > t and self.w < 1
     def __repr__(self):
         return 'S(' + repr(self.v) + ',' + repr(self.w) + ')'
 
@@ -184,7 +188,7 @@ impl<'a> Spec<'a> {
     /// An expression that may raise for some types of `x` (or values of `n`, `f`, `o`, `r`).
     fn risky(&mut self) -> String {
         let v = self.v();
-        match self.g.below(66) {
+        match self.g.below(68) {
             0 => format!("x + {v}"),
             1 => "x * 2".to_string(),
             2 => format!("x < {v}"),
@@ -255,6 +259,9 @@ impl<'a> Spec<'a> {
             63 => "(x // 4, x % 8)".to_string(),
             // Int/float comparisons exact beyond 2**53.
             64 => "(n == float(n), n + 1 > float(n), float(n) < n)".to_string(),
+            // Methods computed inline at their calls (while `lt` may be rebound).
+            65 => format!("o.lt({v})"),
+            66 => format!("x.lt({v})"),
             _ => "int(f) + n".to_string(),
         }
     }
@@ -310,7 +317,11 @@ impl<'a> Spec<'a> {
             32 => format!("setattr(o, 'v', {v} * 0.5)"),
             33 => "out.append(getattr(o, 'w', -1))".to_string(),
             34 => format!("P.k = {}", self.value(&v)),
-            35 => format!("P.m = {}", self.g.pick(&["pm1", "pm2", "lambda s, t: t"])),
+            35 => format!(
+                "P.{} = {}",
+                self.g.pick(&["m", "lt"]),
+                self.g.pick(&["pm1", "pm2", "lambda s, t: t"])
+            ),
             36 => "out.append(hasattr(o, 'w'))".to_string(),
             37 => "o.v += f".to_string(),
             // The receiver `r`.
@@ -370,7 +381,8 @@ impl<'a> Spec<'a> {
             ),
             53 => format!("o.k = {v}"),
             54 => format!(
-                "o.m = {}",
+                "o.{} = {}",
+                self.g.pick(&["m", "lt"]),
                 self.g.pick(&["lambda t: t * 3", "pm1", "5"])
             ),
             55 => format!(

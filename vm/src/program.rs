@@ -22,7 +22,7 @@ use crate::txn::{Gil, TxnStats, DEFAULT_BUDGET};
 use crate::ArrayEntry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use stmjit_lang::ast::{ArgKind, Program};
 use stmjit_lang::diag::Span;
 use stmjit_runtime::value::Word;
@@ -216,6 +216,10 @@ pub struct CodeTables {
     pub call_shapes: AppendVec<Vec<ArgKind>>,
     /// Attribute-site caches: entries `class id << 32 | slot` (see `site_cache`).
     attr_caches: AppendVec<SiteCache>,
+    /// The cache of each attribute read by (name, line, column) in `attr_caches`: every
+    /// compiled copy of one read (its function's own, and those inlined at calls of it)
+    /// probes and fills the same cache.
+    read_sites: Mutex<HashMap<(u32, u32, u32), usize>>,
     /// Word tables compiled code reads by address: the (global, function object) pairs of
     /// runs of `def` statements (`calls::stmjit_define_globals`) and the items of constant
     /// displays.
@@ -279,6 +283,7 @@ impl CodeTables {
             classdefs: AppendVec::new(),
             call_shapes: AppendVec::new(),
             attr_caches: AppendVec::new(),
+            read_sites: Mutex::new(HashMap::new()),
             word_tables: AppendVec::new(),
             func_code: (0..nfuncs).map(|_| AtomicU64::new(0)).collect(),
             entries: (0..=max_words).map(|_| AtomicU64::new(0)).collect(),
@@ -305,6 +310,17 @@ impl CodeTables {
     /// A new attribute-site cache; its address (stable).
     pub fn new_attr_site(&self) -> *const SiteCache {
         let i = self.attr_caches.push(SiteCache::default());
+        &self.attr_caches[i]
+    }
+
+    /// The cache of the attribute read of `name` at `at` (made at its first use); its
+    /// address (stable). Why shared: a method body inlined at a call site has no slow path of
+    /// its own that fills a cache (it leaves through the call), the method's code fills it.
+    pub fn attr_read_site(&self, name: u32, at: Span) -> *const SiteCache {
+        let mut sites = self.read_sites.lock().unwrap_or_else(|e| e.into_inner());
+        let i = *sites
+            .entry((name, at.line, at.col))
+            .or_insert_with(|| self.attr_caches.push(SiteCache::default()));
         &self.attr_caches[i]
     }
 

@@ -91,7 +91,7 @@ impl FnCompiler<'_, '_> {
         raw: bool,
         maybe_raw: bool,
     ) -> AttrRead {
-        let cache = self.attr_site();
+        let cache = self.attr_read_site(name, span);
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
@@ -164,7 +164,7 @@ impl FnCompiler<'_, '_> {
 
     /// Whether slot `idx` of instance `o` holds a raw float: bit `idx` of its float bits
     /// (read under the instance's read marker, which the slot access stored).
-    fn slot_is_float(&mut self, o: Value, idx: Value) -> Value {
+    pub(crate) fn slot_is_float(&mut self, o: Value, idx: Value) -> Value {
         self.begin_sequence(super::LOC_FLOAT_BITS);
         let fa = self.seg_addr(o);
         let floats = self.b.ins().load(I64, mf(), fa, FLOATS);

@@ -1080,13 +1080,7 @@ impl FnCompiler<'_, '_> {
             let int = self.b.ins().band_imm(i, 1);
             self.only_if(int, slow);
         }
-        self.expect_type(o, self.sh.types.list.0, slow);
-        self.read_barrier_obj(o, span);
-        let la = self.seg_addr(o);
-        let len = self
-            .b
-            .ins()
-            .load(I64, mf(), la, offset_of!(ListObj, len) as i32);
+        let len = self.list_len_raw(o, span, slow);
         let ia = self.seg_addr(o);
         let items = self
             .b
@@ -1417,7 +1411,7 @@ pub(crate) fn mul_const_range(c: i64) -> (i64, i64) {
 
 /// The builtin a call of `func` runs by its helper, if `func` names one (the built-in
 /// exception classes are classes: called as values).
-fn builtin_by_name(func: &Expr) -> Option<Builtin> {
+pub(crate) fn builtin_by_name(func: &Expr) -> Option<Builtin> {
     let ExprKind::Name(n) = &func.kind else {
         return None;
     };

@@ -105,20 +105,10 @@ pub(crate) fn inlinable(f: &Function) -> Option<usize> {
 }
 
 impl FnCompiler<'_, '_> {
-    /// The result of a direct call of program function `fid` (which [`inlinable`] accepted,
-    /// counting `nodes`) on the words `args`, computed inline; branches to `call` (the call
-    /// itself) wherever the inline code cannot go on, or the call would raise a
-    /// RecursionError (the depth, or the room of the callee's frame, which has at most
-    /// `nodes` temporaries).
-    pub(crate) fn inline_call(
-        &mut self,
-        fid: usize,
-        nodes: usize,
-        args: &[Value],
-        call: Block,
-    ) -> Value {
-        let program = self.sh.program;
-        let f = &program.functions[fid];
+    /// Branches to `call` where a call of `f` (whose frame has at most `nodes` temporaries)
+    /// would raise a RecursionError: at the depth limit, or without shadow-stack room for
+    /// its frame. An inlined body runs only where the call would have run it.
+    pub(crate) fn inline_room(&mut self, f: &Function, nodes: usize, call: Block) {
         let depth = self
             .b
             .ins()
@@ -146,6 +136,23 @@ impl FnCompiler<'_, '_> {
             .iadd_imm(top, 8 * (f.locals.len() + nodes) as i64);
         let over = self.b.ins().icmp(IntCC::UnsignedGreaterThan, need, limit);
         self.unless(over, call);
+    }
+
+    /// The result of a direct call of program function `fid` (which [`inlinable`] accepted,
+    /// counting `nodes`) on the words `args`, computed inline; branches to `call` (the call
+    /// itself) wherever the inline code cannot go on, or the call would raise a
+    /// RecursionError (the depth, or the room of the callee's frame, which has at most
+    /// `nodes` temporaries).
+    pub(crate) fn inline_call(
+        &mut self,
+        fid: usize,
+        nodes: usize,
+        args: &[Value],
+        call: Block,
+    ) -> Value {
+        let program = self.sh.program;
+        let f = &program.functions[fid];
+        self.inline_room(f, nodes, call);
         if args.is_empty() {
             return self.inline_body(f, args, call);
         }

@@ -46,18 +46,8 @@ impl FnCompiler<'_, '_> {
         let slow = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
-        self.begin_sequence(super::LOC_LIST_FAST);
         let not_list = self.b.create_block();
-        self.expect_type(v, self.sh.types.list.0, not_list);
-        self.read_barrier_obj(v, span);
-        let a = self.seg_addr(v);
-        let n = self
-            .b
-            .ins()
-            .load(I64, mf(), a, offset_of!(ListObj, len) as i32);
-        let n = self.b.ins().ishl_imm(n, 1);
-        let tagged = self.b.ins().bor_imm(n, 1);
-        self.end_sequence();
+        let tagged = self.list_len_or(v, span, not_list);
         let marked = self.region_marked();
         self.b.ins().jump(done, &[tagged.into()]);
         // A str: its length in characters, immutable (no read barrier, as for its type).
@@ -90,6 +80,29 @@ impl FnCompiler<'_, '_> {
         self.b.ins().jump(done, &[r.into()]);
         self.enter_join(done, marked);
         self.b.block_params(done)[0]
+    }
+
+    /// The length of list `v` (a tagged int, known as one), read inline after the list's
+    /// read barrier; branches to `other` when `v` is no list.
+    pub(crate) fn list_len_or(&mut self, v: Value, span: Span, other: Block) -> Value {
+        self.begin_sequence(super::LOC_LIST_FAST);
+        let n = self.list_len_raw(v, span, other);
+        let n = self.b.ins().ishl_imm(n, 1);
+        let tagged = self.b.ins().bor_imm(n, 1);
+        self.end_sequence();
+        self.known_ints.insert(tagged);
+        tagged
+    }
+
+    /// The length of list `v` (untagged), read after its type test (branching to `other`
+    /// when `v` is no list) and its read barrier.
+    pub(crate) fn list_len_raw(&mut self, v: Value, span: Span, other: Block) -> Value {
+        self.expect_type(v, self.sh.types.list.0, other);
+        self.read_barrier_obj(v, span);
+        let a = self.seg_addr(v);
+        self.b
+            .ins()
+            .load(I64, mf(), a, offset_of!(ListObj, len) as i32)
     }
 
     /// Item `i` (a tagged int, from 0 up) of the iterator `it` of a `for` loop, or `UNBOUND` past its
@@ -157,13 +170,7 @@ impl FnCompiler<'_, '_> {
     ) {
         let recv = self.load_slot(first);
         self.begin_sequence(super::LOC_LIST_FAST);
-        self.expect_type(recv, self.sh.types.list.0, other);
-        self.read_barrier_obj(recv, span);
-        let la = self.seg_addr(recv);
-        let len = self
-            .b
-            .ins()
-            .load(I64, mf(), la, offset_of!(ListObj, len) as i32);
+        let len = self.list_len_raw(recv, span, other);
         let ia = self.seg_addr(recv);
         let items = self
             .b

@@ -22,7 +22,7 @@ const CONST_DISPLAY_MIN: usize = 16;
 
 impl FnCompiler<'_, '_> {
     /// The word of `e` if it is a constant known at compile time that never moves.
-    fn const_word(&self, e: &Expr) -> Option<u64> {
+    pub(crate) fn const_word(&self, e: &Expr) -> Option<u64> {
         Some(match &e.kind {
             ExprKind::Int(i) => tagged_int(*i),
             // `-5`: the parser keeps ints in the tagged range, which is symmetric but for its

@@ -42,6 +42,7 @@ mod floats;
 mod frames;
 mod global_cache;
 mod inline;
+mod inline_methods;
 mod int_loops;
 mod int_trees;
 mod joins;

@@ -23,6 +23,12 @@ impl FnCompiler<'_, '_> {
         self.sh.code.new_attr_site() as i64
     }
 
+    /// The cache of the attribute read of interned `name` at `span`, shared by every copy of
+    /// that read (`CodeTables::attr_read_site`).
+    pub(crate) fn attr_read_site(&mut self, name: u32, span: Span) -> i64 {
+        self.sh.code.attr_read_site(name, span) as i64
+    }
+
     /// Branches to `slow` unless `o` is an instance; returns its class id. No read barrier:
     /// an instance's class (set when it is created) and a class's id never change.
     fn class_id_of(&mut self, o: Value, slow: Block) -> Value {
@@ -267,6 +273,19 @@ impl FnCompiler<'_, '_> {
         }
         let word = self.probe_class(o, Some(mark), fact, record, cache, slow);
         let fid = self.payload(word);
+        // Simple arguments: `o` and theirs are the words in the slots (no call between).
+        let methods = if simple {
+            self.inline_methods_for(name, args.len())
+        } else {
+            Vec::new()
+        };
+        if !methods.is_empty() {
+            let call = self.b.create_block();
+            let mut vals = vec![o];
+            vals.extend((1..n).map(|k| self.load_slot(mark + k)));
+            self.inline_methods(fid, &methods, &vals, call, done);
+            self.b.switch_to_block(call);
+        }
         let r = self.call_cached(fid, mark, n, span);
         self.jump_keeping(done, &[r.into()]);
         self.b.switch_to_block(slow);
