@@ -1303,13 +1303,27 @@ impl StmThread {
                 return Ok(());
             }
             let f = stm.finishing.load(SeqCst) as usize;
-            if stm.config.commit_log && f != 0 && stm.tx_state(me) & INEVITABLE != 0 {
+            if f == 0 {
+                continue;
+            }
+            // The holder's transaction: its segment's next one may take the phase again
+            // before this thread sees it free.
+            let held = stm.tx_state(f) >> SEQ_SHIFT;
+            if stm.config.commit_log && stm.tx_state(me) & INEVITABLE != 0 {
                 // With the commit log its commit would wait for us: it yields instead
                 // (refused only while it appends, which ends soon).
                 stm.doom(f, AbortCause::WriteWrite, None, None);
             }
             let t0 = std::time::Instant::now();
-            self.pause_until(|| stm.finishing.load(SeqCst) == 0)?;
+            // Until the holder changes, not only until the phase is free: another transaction
+            // (of another segment, or the next one of the same segment, whose number is the
+            // same) may take it between our compare-and-swap and this wait, or during one
+            // sleep of it; if we are inevitable, its commit then waits for us while we wait
+            // for it (dictfill 1000000 on 2 threads hung so, about one run in five under
+            // load): it must be doomed too.
+            self.pause_until(|| {
+                stm.finishing.load(SeqCst) as usize != f || stm.tx_state(f) >> SEQ_SHIFT != held
+            })?;
             if let Some(t) = stm.tracer() {
                 t.span_since(SpanKind::CommitPhaseWait, t0);
             }
