@@ -89,3 +89,54 @@ fn a_million_element_list_literal_runs() {
         );
     }
 }
+
+/// `stmjit run --threads 2 FILE` under `ulimit -v KIB` (address space, KiB).
+fn run_under_address_limit(kib: u64, file: &std::path::Path) -> std::process::Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {kib} && exec \"$0\" run --threads 2 \"$1\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_stmjit"))
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
+/// An address-space limit too small for the runtime is a clean error at every size, never a
+/// panic: the big-stack parser thread, the segment reservation, the GC side tables and the
+/// main thread's shadow stack each say what they could not map (the side tables and the
+/// shadow stack panicked, exit 101, just under the smallest limit that runs).
+#[test]
+fn too_small_an_address_space_is_an_error_not_a_panic() {
+    let file = temp("one.lang");
+    std::fs::write(&file, "print(1)\n").unwrap();
+    let runs = |kib| {
+        let out = run_under_address_limit(kib, &file);
+        out.status.success() && out.stdout == b"1\n"
+    };
+    // The smallest limit (to 4 MiB) at which the program runs.
+    let (mut lo, mut hi) = (1u64 << 20, 1u64 << 36);
+    if !runs(hi) {
+        eprintln!("skipped: does not run even under a 64 TiB address-space limit");
+        return;
+    }
+    while hi - lo > 4096 {
+        let mid = (lo + hi) / 2;
+        if runs(mid) {
+            hi = mid
+        } else {
+            lo = mid
+        }
+    }
+    let below = (1..=32u64).map(|k| hi - k * 4096).chain([1 << 20, 4 << 20]);
+    for kib in below {
+        let out = run_under_address_limit(kib, &file);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.code() == Some(1) && err.starts_with("error: ") && !err.contains("panicked"),
+            "ulimit -v {kib} (runs from {hi}): exit {:?}: {err}",
+            out.status.code()
+        );
+    }
+}

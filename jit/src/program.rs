@@ -173,7 +173,13 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
         types,
         heap_limit,
     ));
-    let mut th = Box::new(stm.thread());
+    let mut th = match stm.try_thread() {
+        Ok(th) => Box::new(th),
+        Err(e) => {
+            eprintln!("error: MemoryError: cannot start the main thread: {e}");
+            return 1;
+        }
+    };
     th.begin();
     let (names, consts) = match allocate_constants(&info, &mut th) {
         Ok(c) => c,

@@ -25,7 +25,8 @@ fn stack_pointer() -> usize {
 }
 
 /// Runs `f` on a new thread with a [`BIG_STACK`]-byte stack and returns its result. Panics in
-/// `f` are propagated.
+/// `f` are propagated. When the thread cannot be started (an address-space limit), the
+/// process ends with a MemoryError, exit 1: there is no program position to report yet.
 pub fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| {
         let handle = std::thread::Builder::new()
@@ -34,7 +35,13 @@ pub fn on_big_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
                 mark_thread(BIG_STACK);
                 f()
             })
-            .expect("cannot start a thread");
+            .unwrap_or_else(|e| {
+                eprintln!(
+                    "error: MemoryError: cannot start a thread with a {} MiB stack: {e}",
+                    BIG_STACK >> 20
+                );
+                std::process::exit(1)
+            });
         match handle.join() {
             Ok(v) => v,
             Err(p) => std::panic::resume_unwind(p),

@@ -41,7 +41,9 @@ unsafe impl Send for SideTable {}
 unsafe impl Sync for SideTable {}
 
 impl SideTable {
-    fn new(len: usize) -> SideTable {
+    /// Maps `len` zeroed words, or says why it could not (an address-space limit: the
+    /// program reports it instead of panicking).
+    fn new(len: usize) -> std::io::Result<SideTable> {
         // SAFETY: a fresh anonymous mapping at an address of the kernel's choosing.
         let p = unsafe {
             libc::mmap(
@@ -53,11 +55,17 @@ impl SideTable {
                 0,
             )
         };
-        assert!(p != libc::MAP_FAILED, "stmjit: cannot map GC side table");
-        SideTable {
+        if p == libc::MAP_FAILED {
+            let e = std::io::Error::last_os_error();
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot map a GC side table ({} bytes): {e}", len * 8),
+            ));
+        }
+        Ok(SideTable {
             ptr: p as *const AtomicU64,
             len,
-        }
+        })
     }
 
     #[inline]
@@ -155,22 +163,23 @@ fn class_size(c: usize) -> u64 {
 }
 
 impl OldSpace {
-    /// The allocator for a layout with `num_segments` transaction segments.
-    pub fn new(l: &Layout) -> OldSpace {
+    /// The allocator for a layout with `num_segments` transaction segments, or `Err` when
+    /// its side tables cannot be mapped.
+    pub fn new(l: &Layout) -> std::io::Result<OldSpace> {
         let pages = l.old_pages();
-        OldSpace {
+        Ok(OldSpace {
             runs: PageRuns::new(pages),
             old_start: l.old_start,
-            meta: SideTable::new(pages as usize),
-            alloc_bits: SideTable::new(pages as usize * BITS_WORDS),
-            mark_bits: SideTable::new(pages as usize * BITS_WORDS),
+            meta: SideTable::new(pages as usize)?,
+            alloc_bits: SideTable::new(pages as usize * BITS_WORDS)?,
+            mark_bits: SideTable::new(pages as usize * BITS_WORDS)?,
             partial: Mutex::new(vec![Vec::new(); NUM_CLASSES]),
             current: (0..=l.num_segments)
                 .map(|_| Mutex::new([Current::default(); NUM_CLASSES]))
                 .collect(),
             in_use_bytes: AtomicU64::new(0),
             allocated_since_major: AtomicU64::new(0),
-        }
+        })
     }
 
     #[inline]

@@ -323,7 +323,7 @@ impl Stm {
             })
             .collect();
         let stm = Arc::new(Stm {
-            old: OldSpace::new(&layout),
+            old: OldSpace::new(&layout)?,
             large_limit: ((layout.nursery_end - layout.nursery_start) / 4)
                 .clamp(crate::gcpage::SMALL_MAX, 64 << 10),
             gc: GcGlobal::new(),
