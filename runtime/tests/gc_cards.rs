@@ -271,6 +271,18 @@ fn counted_vec_trace(obj: *mut u8, visit: &mut dyn FnMut(*mut u64)) {
     vec_trace(obj, visit);
 }
 
+/// The card-marked vector type whose traces [`COUNTED_TRACES`] counts, with or without a
+/// card trace hook.
+fn counted_vec_type(stm: &Stm, trace_card: Option<CardTraceFn>) -> TypeId {
+    stm.register_type(TypeInfo {
+        name: "counted_vec",
+        size: vec_size,
+        trace: counted_vec_trace,
+        carded: true,
+        trace_card,
+    })
+}
+
 /// A major collection in the middle of a transaction that wrote every card of a big
 /// card-marked vector (one modified record per 16-byte card) traces the vector's transaction
 /// version once, not once per card record: per record, a major collection was quadratic in
@@ -284,13 +296,7 @@ fn big_card_marked_object_traced_once_per_view_in(log: bool) {
     let stm = Stm::new(cfg_mode(log, 2)).unwrap();
     stm.set_major_threshold(u64::MAX / 4);
     let ty = node_type(&stm);
-    let vt = stm.register_type(TypeInfo {
-        name: "counted_vec",
-        size: vec_size,
-        trace: counted_vec_trace,
-        carded: true,
-        trace_card: None,
-    });
+    let vt = counted_vec_type(&stm, None);
     let mut th = stm.thread();
     let f = th.shadow_stack().push(1 + NODES);
     // A committed vector of N elements and NODES committed nodes held only by the frame.
@@ -382,13 +388,7 @@ fn minor_collection_traces_only_the_written_cards_in(log: bool) {
     let stm = Stm::new(cfg_mode(log, 1)).unwrap();
     stm.set_major_threshold(u64::MAX / 4);
     let ty = node_type(&stm);
-    let vt = stm.register_type(TypeInfo {
-        name: "counted_vec",
-        size: vec_size,
-        trace: counted_vec_trace,
-        carded: true,
-        trace_card: Some(vec_trace_card),
-    });
+    let vt = counted_vec_type(&stm, Some(vec_trace_card));
     let mut th = stm.thread();
     let f = th.shadow_stack().push(1);
     th.run(|tx| {
