@@ -1384,6 +1384,39 @@ fn no_torn_pair(flags: &[&str], env: &[(&str, &str)], args: &[&str]) {
     );
 }
 
+/// The branches of an `if` keep the read marks of its condition
+/// (`jit/src/compile/barriers.rs`, `enter_branch_target`), also where the condition's generic
+/// path ran user code that ended the transaction (`__lt__` and `__bool__` that spin through
+/// polls): readers mark a pair in (or before) the condition, read it again in the branch
+/// without marking across a safe point, and count torn reads (`marks_into_branches.lang`):
+/// budgets that make a boundary in the spin, forced aborts, both commit modes, 1, 2, 4 and
+/// 16 segments.
+#[test]
+fn read_marks_carried_into_branches_see_no_torn_pair() {
+    check(
+        "marks_into_branches",
+        &["--threads", "2"],
+        &[ABORTS[1]],
+        &[],
+    );
+    for log in ["1", "0"] {
+        let log = ("STMJIT_COMMIT_LOG", log);
+        for threads in ["2", "2", "4", "16", "1"] {
+            let r = run(
+                "marks_into_branches",
+                &["--threads", threads],
+                &[log, ABORTS[0], ABORTS[1]],
+                &["1000", "3"],
+            );
+            assert!(
+                r.code == Some(0) && r.stdout == "torn 0\npair True\n",
+                "marks_into_branches.lang --threads {threads} {log:?}\n{}",
+                r.describe()
+            );
+        }
+    }
+}
+
 // ---- the programs' expected outputs agree with the reference interpreter ----
 
 /// The `.out` files come from CPython; the interpreter (threads run one after the other)

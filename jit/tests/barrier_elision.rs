@@ -382,3 +382,55 @@ print(across_call(p, T()), across_join(p, spawn(nothing)))
     assert_eq!(m["f3_across_call"], 1, "p.x; t.spin(); p.y: {m:?}");
     assert_eq!(m["f5_across_join"], 2, "p.x; r = h.join(); p.y: {m:?}");
 }
+
+/// The branches of an `if` go on with the region of its condition, generic compares and
+/// truth tests included (`enter_branch_target`): what every edge into the branch had,
+/// the condition's slow paths repairing theirs after their calls. The join after the `if`
+/// still starts an empty region.
+#[test]
+fn branches_keep_the_region_of_their_condition() {
+    let src = format!(
+        "{CLASS_P}
+def compare(p):
+    if p.x > 0:
+        p.y = p.x
+    else:
+        p.z = p.x
+    return 0
+
+def truth(p):
+    p.x = 1
+    if p.y:
+        p.z = p.y
+    return 0
+
+def mod_zero(p):
+    if p.x % 2 == 0:
+        return p.y
+    else:
+        return p.z
+
+def after_if(p):
+    if p.x > 0:
+        pass
+    return p.y
+
+p = P(1, 2, 3)
+print(compare(p), truth(p), mod_zero(p), after_if(p))
+"
+    );
+    let m = hot_read_markers(&src);
+    let w = hot_flag_tests(&src);
+    // p marked in the condition only; one flag test in each branch.
+    assert_eq!(m["f2_compare"], 1, "if p.x > 0: p.y = p.x ...: {m:?}");
+    assert_eq!(w["f2_compare"], 2, "if p.x > 0: p.y = p.x ...: {w:?}");
+    // p marked and its flag tested before the `if`: neither again in the branch.
+    assert_eq!(m["f3_truth"], 1, "p.x = 1; if p.y: p.z = p.y: {m:?}");
+    assert_eq!(w["f3_truth"], 1, "p.x = 1; if p.y: p.z = p.y: {w:?}");
+    assert_eq!(
+        m["f4_mod_zero"], 1,
+        "if p.x % 2 == 0: return p.y else: return p.z: {m:?}"
+    );
+    // The join after the `if`: p marked again.
+    assert_eq!(m["f5_after_if"], 2, "if p.x > 0: pass; p.y: {m:?}");
+}

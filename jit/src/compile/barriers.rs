@@ -16,6 +16,9 @@
 //! - a region is a chain of blocks, each the only successor entered from the previous one
 //!   with no call in between ([`FnCompiler::follow`]); switching to any other block (a join,
 //!   a loop header, the code after a poll) starts an empty region;
+//! - the branches of an `if` go on with what every edge of its condition into them had
+//!   ([`FnCompiler::enter_branch_target`]): the condition's fast paths make no call, and its
+//!   slow paths repair their region after their call, as the inline fast paths' do below;
 //! - a call (JIT function or runtime helper) keeps its read markers and nothing else
 //!   (see "Marks across calls" below); a call whose boundary restarts in this frame (a
 //!   poll's slow path, a join statement's join) empties it;
@@ -185,13 +188,67 @@ impl FnCompiler<'_, '_> {
     /// (nothing if it is not valid here): the join keeps what all its edges have
     /// ([`Self::enter_kept`]). Every edge of such a join must come through here.
     pub(crate) fn jump_keeping(&mut self, done: Block, args: &[ir::BlockArg]) {
+        self.record_edge(done);
+        self.b.ins().jump(done, args);
+    }
+    /// Records what the region has established here (nothing if it is not valid here) for
+    /// the edge about to be made from the current block to `target` (see
+    /// [`Self::jump_keeping`]).
+    pub(crate) fn record_edge(&mut self, target: Block) {
         let mut here = self.region_marked();
         // The value does not dominate the join.
         here.read_version = ReadVersion::Unknown;
-        let e = self.kept.open.entry(done).or_insert((here.clone(), 0));
+        let e = self.kept.open.entry(target).or_insert((here.clone(), 0));
         e.0 = e.0.both(&here);
         e.1 += 1;
-        self.b.ins().jump(done, args);
+    }
+    /// `brif c, then, els`, recording both edges ([`Self::record_edge`]): a condition's
+    /// branch to the targets of an `if` ([`Self::enter_branch_target`]).
+    pub(crate) fn brif_keeping(&mut self, c: Value, then: Block, els: Block) {
+        self.record_edge(then);
+        self.record_edge(els);
+        self.b.ins().brif(c, then, &[], els, &[]);
+    }
+    /// Switches to `target`, a target of the condition just compiled, whose code began in
+    /// block `start` and in the blocks numbered from `first_new` (the only code that can
+    /// branch to it yet). If every one of its edges recorded its region (they came through
+    /// [`Self::brif_keeping`] or [`Self::jump_keeping`]), the region goes on there with what
+    /// all of them established ([`Self::enter_kept`]); else it starts empty.
+    ///
+    /// Why it is sound: each edge recorded the marks valid at its end, and a mark valid at
+    /// the end of every predecessor is valid at the start of the block. The condition's
+    /// slow paths call helpers that may end the transaction; an edge after such a call
+    /// records only what the call keeps (see "Marks across calls": read marks, unless the
+    /// helper restarts in this frame, which clears them) and what its repair redid after it.
+    pub(crate) fn enter_branch_target(
+        &mut self,
+        target: Block,
+        start: Option<Block>,
+        first_new: usize,
+    ) {
+        let recorded = self.kept.open.get(&target).map_or(0, |e| e.1);
+        let f = &self.b.func;
+        let blocks = (first_new..f.dfg.num_blocks()).map(|n| Block::from_u32(n as u32));
+        let mut edges = 0;
+        for blk in start.into_iter().chain(blocks) {
+            if !f.layout.is_block_inserted(blk) {
+                continue;
+            }
+            for inst in f.layout.block_insts(blk) {
+                let dests = f.dfg.insts[inst]
+                    .branch_destination(&f.dfg.jump_tables, &f.dfg.exception_tables);
+                edges += dests
+                    .iter()
+                    .filter(|d| d.block(&f.dfg.value_lists) == target)
+                    .count();
+            }
+        }
+        if edges > 0 && edges == recorded {
+            self.enter_kept(target);
+        } else {
+            self.kept.open.remove(&target);
+            self.b.switch_to_block(target);
+        }
     }
     /// Switches to the join `done`, all of whose edges came through [`Self::jump_keeping`]:
     /// the region goes on there with what every edge established.
@@ -413,7 +470,7 @@ impl FnCompiler<'_, '_> {
             self.end_sequence();
             rv
         });
-        for &l in &marks.read {
+        for &l in marks.read.iter().filter(|_| marking) {
             self.begin_sequence(super::LOC_REGION_REPAIR);
             let v = self.local_value(l);
             let not_ref = self.is_not_ref(v);
@@ -461,6 +518,28 @@ impl FnCompiler<'_, '_> {
         if self.sh.read_barriers {
             self.repair_region(&marks, span);
         }
+        self.region = Region {
+            block: self.b.current_block(),
+            marks,
+        };
+    }
+    /// On a slow path after its call: [`Self::repair_region`] of all of `marks` (the read
+    /// markers and the write-barrier flag tests), and goes on with them as its region, so
+    /// that its edges to a kept target ([`Self::record_edge`]) bring the fast path's marks.
+    pub(crate) fn repair_all_and_keep(&mut self, marks: &Marks, span: Span) {
+        let mut marks = marks.clone();
+        marks.read_version = ReadVersion::Unknown;
+        self.repair_region(&marks, span);
+        self.region = Region {
+            block: self.b.current_block(),
+            marks,
+        };
+    }
+    /// Goes on in the current block with `marks` as its region: the caller knows they hold
+    /// at its start (every path into it from where they were established makes no call).
+    pub(crate) fn region_with(&mut self, marks: &Marks) {
+        let mut marks = marks.clone();
+        marks.read_version = ReadVersion::Unknown;
         self.region = Region {
             block: self.b.current_block(),
             marks,

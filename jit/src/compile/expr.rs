@@ -375,9 +375,12 @@ impl FnCompiler<'_, '_> {
                 };
                 let (x, y) = self.operands(a, b);
                 let slow = self.b.create_block();
+                // No call from here to `slow`: its region is this one.
+                let marked = self.region_marked();
                 self.both_ints(x, y, slow);
                 let zero_divisor = self.b.ins().icmp_imm(IntCC::Equal, y, TAGGED_ZERO as i64);
                 let divb = self.b.create_block();
+                let marked = marked.both(&self.region_marked());
                 self.b.ins().brif(zero_divisor, slow, &[], divb, &[]);
                 self.b.switch_to_block(divb);
                 let xa = self.b.ins().sshr_imm(x, 1);
@@ -397,10 +400,13 @@ impl FnCompiler<'_, '_> {
                         self.b.ins().srem(xa, yd)
                     };
                     let c = self.b.ins().icmp_imm(cc, r, 0);
-                    self.b.ins().brif(c, then, &[], els, &[]);
+                    // No call since `marked` (the narrow division is inline).
+                    self.region_with(&marked);
+                    self.brif_keeping(c, then, els);
                 }
                 self.b.set_cold_block(slow);
                 self.b.switch_to_block(slow);
+                self.region_with(&marked);
                 let first_new = self.b.func.dfg.num_blocks();
                 // The generic path: `%` (raises on a zero divisor), then the comparison.
                 let m = self.binop(BinOp::Mod, x, y, first.span, false);
@@ -408,6 +414,7 @@ impl FnCompiler<'_, '_> {
                 let k = CMPOPS.iter().position(|o| *o == rest[0].0).unwrap() as i64;
                 let k = self.b.ins().iconst(I64, k);
                 let r = self.call_checked(Helper::Compare, &[self.ctx, k, m, int_zero], e.span);
+                self.repair_all_and_keep(&marked, e.span);
                 let t = self.b.ins().icmp_imm(IntCC::Equal, r, TRUE as i64);
                 self.cold_brif(t, then, els);
                 self.cold_from(first_new);
@@ -424,23 +431,29 @@ impl FnCompiler<'_, '_> {
                 }
                 let (x, y) = self.operands(first, &rest[0].1);
                 let slow = self.b.create_block();
+                // No call from here to `slow`, nor on its float path: their region is this one.
+                let marked = self.region_marked();
                 self.both_ints(x, y, slow);
                 let c = self.b.ins().icmp(cc, x, y);
-                self.b.ins().brif(c, then, &[], els, &[]);
+                self.brif_keeping(c, then, els);
                 self.b.set_cold_block(slow);
                 self.b.switch_to_block(slow);
+                self.region_with(&marked);
                 let first_new = self.b.func.dfg.num_blocks();
                 if let Some(c) = self.float_order(op) {
                     let (c, generic) = c;
                     let fx = self.float_value(x, generic);
                     let fy = self.float_value(y, generic);
                     let c = self.b.ins().fcmp(c, fx, fy);
+                    self.region_with(&marked);
                     self.cold_brif(c, then, els);
                     self.b.switch_to_block(generic);
+                    self.region_with(&marked);
                 }
                 let k = CMPOPS.iter().position(|o| *o == op).unwrap() as i64;
                 let k = self.b.ins().iconst(I64, k);
                 let r = self.call_checked(Helper::Compare, &[self.ctx, k, x, y], e.span);
+                self.repair_all_and_keep(&marked, e.span);
                 let t = self.b.ins().icmp_imm(IntCC::Equal, r, TRUE as i64);
                 self.cold_brif(t, then, els);
                 self.cold_from(first_new);
@@ -468,16 +481,20 @@ impl FnCompiler<'_, '_> {
     /// `brif c, then, els` from a slow path, through two cold blocks of its own: `then` and
     /// `els` have other predecessors, and Cranelift would otherwise split these critical
     /// edges into blocks that land in the hot code's layout (a taken jump around them).
+    /// Both edges record the region ([`Self::jump_keeping`]).
     pub(crate) fn cold_brif(&mut self, c: Value, then: Block, els: Block) {
         let t = self.b.create_block();
         let f = self.b.create_block();
         self.b.set_cold_block(t);
         self.b.set_cold_block(f);
+        let (region, from) = (self.region.clone(), self.b.current_block());
         self.b.ins().brif(c, t, &[], f, &[]);
         self.b.switch_to_block(t);
-        self.b.ins().jump(then, &[]);
+        self.carry_region(&region, from, t);
+        self.jump_keeping(then, &[]);
         self.b.switch_to_block(f);
-        self.b.ins().jump(els, &[]);
+        self.carry_region(&region, from, f);
+        self.jump_keeping(els, &[]);
     }
 
     /// Marks every block created since the block count was `first_new` as cold: the

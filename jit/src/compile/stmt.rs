@@ -291,9 +291,11 @@ impl FnCompiler<'_, '_> {
         let tb = self.b.create_block();
         let eb = self.b.create_block();
         let done = self.b.create_block();
+        let (start, first_new) = (self.b.current_block(), self.b.func.dfg.num_blocks());
         self.branch_cond(cond, tb, eb);
         let before = self.assigned.clone();
-        self.b.switch_to_block(tb);
+        // The branches keep the condition's barrier region (see `enter_branch_target`).
+        self.enter_branch_target(tb, start, first_new);
         self.stmts(body);
         // A branch that does not fall through does not constrain what follows.
         let after_body = (!self.is_filled()).then(|| self.assigned.clone());
@@ -301,7 +303,7 @@ impl FnCompiler<'_, '_> {
             self.b.ins().jump(done, &[]);
         }
         self.assigned = before.clone();
-        self.b.switch_to_block(eb);
+        self.enter_branch_target(eb, start, first_new);
         self.stmts(orelse);
         let after_else = (!self.is_filled()).then(|| self.assigned.clone());
         if after_else.is_some() {

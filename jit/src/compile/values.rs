@@ -69,22 +69,26 @@ impl FnCompiler<'_, '_> {
     /// `__bool__`/`__len__` (an error there unwinds at `span`), in cold blocks that branch
     /// to the targets themselves.
     pub(crate) fn branch_truthy(&mut self, v: Value, span: Span, then: Block, els: Block) {
+        // Every edge records the region (see `Self::enter_branch_target`).
+        let marked = self.region_marked();
         let is_true = self.b.ins().icmp_imm(IntCC::Equal, v, TRUE as i64);
         let not_true = self.b.create_block();
+        self.record_edge(then);
         self.b.ins().brif(is_true, then, &[], not_true, &[]);
-        self.b.switch_to_block(not_true);
+        self.follow(not_true);
         // None (0) and False (2) are the only words below 3.
         let falsy = self.b.ins().icmp_imm(IntCC::UnsignedLessThan, v, 3);
         let other = self.b.create_block();
+        self.record_edge(els);
         self.b.ins().brif(falsy, els, &[], other, &[]);
-        self.b.switch_to_block(other);
+        self.follow(other);
         let int = self.b.ins().band_imm(v, 1);
         let int_block = self.b.create_block();
         let obj_block = self.b.create_block();
         self.b.ins().brif(int, int_block, &[], obj_block, &[]);
-        self.b.switch_to_block(int_block);
+        self.follow(int_block);
         let nz = self.b.ins().icmp_imm(IntCC::NotEqual, v, 1);
-        self.b.ins().brif(nz, then, &[], els, &[]);
+        self.brif_keeping(nz, then, els);
         self.b.set_cold_block(obj_block);
         self.b.switch_to_block(obj_block);
         let first_new = self.b.func.dfg.num_blocks();
@@ -93,6 +97,8 @@ impl FnCompiler<'_, '_> {
         } else {
             self.call(Helper::Truthy, &[self.ctx, v])
         };
+        // Only the tests above since `marked`, no call: the repair keeps all of it.
+        self.repair_all_and_keep(&marked, span);
         self.cold_brif(r, then, els);
         self.cold_from(first_new);
     }
