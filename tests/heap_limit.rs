@@ -7,10 +7,17 @@
 use std::process::{Command, Output};
 
 fn run(file: &str, extra: &[(&str, &str)]) -> Output {
+    run_with(&[], file, extra)
+}
+
+/// [`run`] with more options before the file.
+fn run_with(opts: &[&str], file: &str, extra: &[(&str, &str)]) -> Output {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/heap");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stmjit"));
     cmd.current_dir(&dir)
-        .args(["run", "--stats", file])
+        .args(["run", "--stats"])
+        .args(opts)
+        .arg(file)
         .env("STMJIT_HEAP", (32u64 << 20).to_string())
         .env("STMJIT_NURSERY", (1u64 << 20).to_string())
         // Transactions of about 5 MB of allocation: what a collection inside a transaction
@@ -46,6 +53,43 @@ fn a_bounded_live_set_allocating_far_beyond_the_limit_runs_to_the_end() {
         // Below the default threshold, only the full heap made these collections.
         assert!(majors(&err) >= 2, "log {log}: {err}");
     }
+}
+
+/// `--stats` and `--stats-json` say where the major collections' time went, phase by phase
+/// (the stop, the log, marking, sweeping, re-sharing, releasing memory).
+#[test]
+fn stats_break_major_collections_down_by_phase() {
+    let json = std::env::temp_dir().join(format!("stmjit-phases-{}.json", std::process::id()));
+    let out = run_with(
+        &["--stats-json", json.to_str().unwrap()],
+        "bounded.lang",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(majors(&err) >= 2, "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.trim_start().starts_with("major collections: "))
+        .unwrap_or_else(|| panic!("no phase line in:\n{err}"));
+    let text = std::fs::read_to_string(&json).expect("--stats-json wrote no file");
+    let _ = std::fs::remove_file(&json);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let phases = &v["gc"]["major_phase_ms"];
+    let mut after_stop = 0.0;
+    for p in ["stop", "log", "mark", "sweep", "reshare", "release"] {
+        assert!(line.contains(&format!(" {p} ")), "no {p} in {line}");
+        let ms = phases[p].as_f64().unwrap_or_else(|| panic!("no {p}: {v}"));
+        if p != "stop" {
+            after_stop += ms;
+        }
+    }
+    let major = v["gc"]["major_ms"].as_f64().unwrap();
+    assert!(
+        (after_stop - major).abs() < 0.01,
+        "{after_stop} vs {major}: {v}"
+    );
+    assert!(phases["mark"].as_f64().unwrap() > 0.0, "{v}");
 }
 
 #[test]

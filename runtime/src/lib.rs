@@ -145,7 +145,8 @@ pub use object::{
 };
 pub use shadowstack::{Frame, ShadowStack};
 pub use stats::{
-    AbortCause, Access, Conflict, ConflictInfo, ConflictKind, Side, StatsSnapshot, NO_SITE,
+    AbortCause, Access, Conflict, ConflictInfo, ConflictKind, MajorPhase, Side, StatsSnapshot,
+    NO_SITE,
 };
 pub use stm::{
     default_segment_size, Stm, StmConfig, WaitPolicy, DEFAULT_TIME_SLICE, MAX_DEFAULT_SEGMENT,

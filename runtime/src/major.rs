@@ -60,7 +60,7 @@ use crate::addr_hash::AddrHash;
 use crate::layout::{GRANULE, MARKER_SHIFT, PAGE_SIZE};
 use crate::nursery::ThreadGc;
 use crate::object::Ref;
-use crate::stats::Stats;
+use crate::stats::{MajorPhase, Stats};
 use crate::stm::Stm;
 use crate::transaction::ModKind;
 use crate::value::is_ref;
@@ -260,9 +260,11 @@ impl Stm {
     /// may hold one in a transaction, at a safe point).
     pub(crate) fn major_collection(&self) {
         let guard = self.commit_mutex.lock().unwrap_or_else(|e| e.into_inner());
+        let stop = Instant::now();
         self.stop_the_world(0);
         let world = crate::transaction::WorldStopped(self);
-        let t0 = Instant::now();
+        let mut laps = Laps::new(stop);
+        laps.end(MajorPhase::Stop);
         // Commit log: bring the idle segments (no transaction) to the oldest revision a
         // transaction still sees, apply the entries up to it to segment 0 and free them
         // (`commitlog.rs`). The entries left are roots below, and pin their pages.
@@ -273,6 +275,7 @@ impl Stm {
                 .collect();
             self.advance_log_locked(&idle);
         }
+        laps.end(MajorPhase::Log);
         let threads = self.gc.threads.lock().unwrap();
         // SAFETY: registered pointers stay valid while registered (unregistered under this
         // mutex before the box is dropped); every thread in a transaction is stopped at a safe
@@ -370,6 +373,7 @@ impl Stm {
         while let Some((r, v)) = m.stack.pop() {
             m.trace(r, v);
         }
+        laps.end(MajorPhase::Mark);
         let n = self.num_segments();
         let frontier = self.old.runs.frontier();
         let res = self.old.sweep(|a, len| {
@@ -389,6 +393,7 @@ impl Stm {
                 }
             }
         });
+        laps.end(MajorPhase::Sweep);
         // Re-share private pages that hold only committed data.
         let mut reshared = 0;
         let mut runs_left = 0;
@@ -422,6 +427,7 @@ impl Stm {
             runs_left += self.segs[k].private.recount_runs();
         }
         self.gc.runs_after_major.store(runs_left, Relaxed);
+        laps.end(MajorPhase::Reshare);
         drop(m);
         drop(threads);
         // Release the memory of free page runs (shared in every segment by now).
@@ -440,13 +446,17 @@ impl Stm {
         }
         let min = self.gc.min_threshold.load(Relaxed);
         self.gc.threshold.store(min.max(res.live_bytes), Relaxed);
-        let ns = t0.elapsed().as_nanos() as u64;
+        laps.end(MajorPhase::Release);
+        let ns = laps.stopped_ns();
         let st = &self.stats;
+        for (c, v) in st.major_phase_ns.iter().zip(laps.ns) {
+            Stats::add(c, v);
+        }
         Stats::add(&st.major_collections, 1);
         Stats::add(&st.major_ns, ns);
         st.major_max_ns.fetch_max(ns, Relaxed);
         if let Some(t) = self.tracer() {
-            t.span_since(crate::trace::SpanKind::MajorCollection, t0);
+            t.span_since(crate::trace::SpanKind::MajorCollection, laps.after_stop);
         }
         Stats::add(&st.major_freed_bytes, res.freed_bytes);
         st.live_bytes.store(res.live_bytes, Relaxed);
@@ -542,6 +552,43 @@ pub(crate) fn start_idle_collector(stm: &Arc<Stm>, period: Duration) {
                 last = stm.idle_check(last);
             }
         });
+}
+
+/// Time of each phase of one major collection ([`MajorPhase`]).
+struct Laps {
+    last: Instant,
+    /// When the stop ended.
+    after_stop: Instant,
+    ns: [u64; MajorPhase::COUNT],
+}
+
+impl Laps {
+    fn new(start: Instant) -> Laps {
+        Laps {
+            last: start,
+            after_stop: start,
+            ns: [0; MajorPhase::COUNT],
+        }
+    }
+
+    /// Charges the time since the previous phase ended to `phase`.
+    fn end(&mut self, phase: MajorPhase) {
+        let now = Instant::now();
+        self.ns[phase as usize] += (now - self.last).as_nanos() as u64;
+        self.last = now;
+        if phase == MajorPhase::Stop {
+            self.after_stop = now;
+        }
+    }
+
+    /// The collection's time after the stop (`major_ns`).
+    fn stopped_ns(&self) -> u64 {
+        MajorPhase::ALL
+            .iter()
+            .filter(|&&p| p != MajorPhase::Stop)
+            .map(|&p| self.ns[p as usize])
+            .sum()
+    }
 }
 
 struct Marker<'a> {

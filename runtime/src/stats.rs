@@ -190,6 +190,51 @@ impl SegCounters {
     }
 }
 
+/// The phases of a major collection, as timed in [`StatsSnapshot::major_phase_ns`]: so
+/// that `--stats` says what part of the stopped time to shrink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MajorPhase {
+    /// Waiting for the running segments to reach a safe point (also in `sync_wait_ns`, and
+    /// not in `major_ns`).
+    Stop,
+    /// Bringing idle segments up to date and applying the commit log to segment 0.
+    Log,
+    /// Marking from the roots.
+    Mark,
+    /// Freeing unmarked objects and clearing their read markers.
+    Sweep,
+    /// Mapping private pages back to the shared memfd.
+    Reshare,
+    /// Punching the free page runs out of the memfd, and the rest.
+    Release,
+}
+
+impl MajorPhase {
+    /// Number of phases.
+    pub const COUNT: usize = 6;
+    /// Every phase, in the order they run.
+    pub const ALL: [MajorPhase; MajorPhase::COUNT] = [
+        MajorPhase::Stop,
+        MajorPhase::Log,
+        MajorPhase::Mark,
+        MajorPhase::Sweep,
+        MajorPhase::Reshare,
+        MajorPhase::Release,
+    ];
+
+    /// Its name in `--stats` and `--stats-json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MajorPhase::Stop => "stop",
+            MajorPhase::Log => "log",
+            MajorPhase::Mark => "mark",
+            MajorPhase::Sweep => "sweep",
+            MajorPhase::Reshare => "reshare",
+            MajorPhase::Release => "release",
+        }
+    }
+}
+
 /// Runtime counters shared by all threads (those bumped at every transaction are per
 /// segment: [`SegCounters`]).
 #[derive(Default)]
@@ -210,6 +255,7 @@ pub struct Stats {
     pub(crate) major_max_ns: AtomicU64,
     pub(crate) major_freed_bytes: AtomicU64,
     pub(crate) major_idle: AtomicU64,
+    pub(crate) major_phase_ns: [AtomicU64; MajorPhase::COUNT],
     pub(crate) live_bytes: AtomicU64,
     pub(crate) pages_reshared: AtomicU64,
     pub(crate) inevitable_waits: AtomicU64,
@@ -269,6 +315,9 @@ pub struct StatsSnapshot {
     pub major_max_ns: u64,
     /// Bytes freed by major collections.
     pub major_freed_bytes: u64,
+    /// Where the stopped time of major collections went, per phase, indexed by
+    /// [`MajorPhase`] (ns, all collections together; all but `Stop` add up to `major_ns`).
+    pub major_phase_ns: [u64; MajorPhase::COUNT],
     /// Major collections run because the program was idle with garbage left
     /// ([`crate::StmConfig::idle_collect`]); counted in `major_collections` too.
     pub major_idle: u64,
@@ -364,6 +413,7 @@ impl Stats {
             major_max_ns: self.major_max_ns.load(Relaxed),
             major_freed_bytes: self.major_freed_bytes.load(Relaxed),
             major_idle: self.major_idle.load(Relaxed),
+            major_phase_ns: self.major_phase_ns.each_ref().map(|c| c.load(Relaxed)),
             live_bytes: self.live_bytes.load(Relaxed),
             pages_reshared: self.pages_reshared.load(Relaxed),
             validations: 0,

@@ -422,6 +422,42 @@ fn major_collection_while_other_threads_are_inside_transactions_commit_log() {
     major_collection_while_other_threads_are_inside_transactions_in(true);
 }
 
+/// `--stats` says where a major collection's time went: every phase after the stop is
+/// timed, and together they make `major_ns` (what the other threads wait for).
+#[test]
+fn major_collection_phases_add_up_to_its_time() {
+    let stm = Stm::new(cfg(2)).unwrap();
+    let ty = node_type(&stm);
+    let mut th = stm.thread();
+    // Garbage to sweep: a chain of old nodes, then dropped.
+    let f = th.shadow_stack().push(1);
+    th.run(|tx| {
+        for i in 0..2000 {
+            let n = new_node(tx, ty, i, 1)?;
+            let head = tx.shadow_stack().get(f, 0);
+            tx.write_u64(n, field(0), head)?;
+            tx.shadow_stack().set(f, 0, n);
+        }
+        Ok(())
+    });
+    th.shadow_stack().pop(f);
+    th.collect_major().unwrap();
+    let s = stm.stats();
+    assert_eq!(s.major_collections, 1);
+    assert!(s.major_freed_bytes > 0, "{s:?}");
+    let ph = |p: MajorPhase| s.major_phase_ns[p as usize];
+    let after_stop: u64 = MajorPhase::ALL
+        .iter()
+        .filter(|&&p| p != MajorPhase::Stop)
+        .map(|&p| ph(p))
+        .sum();
+    assert_eq!(after_stop, s.major_ns, "{s:?}");
+    assert!(
+        ph(MajorPhase::Mark) > 0 && ph(MajorPhase::Sweep) > 0,
+        "{s:?}"
+    );
+}
+
 fn allocation_heavy_work_in_two_threads_does_not_conflict_in(log: bool) {
     let stm = Stm::new(cfg_mode(log, 2)).unwrap();
     stm.set_major_threshold(256 << 10);

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::io::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
-use stmjit_runtime::{Access, Side};
+use stmjit_runtime::{Access, MajorPhase, Side, StatsSnapshot};
 
 /// Conflict sites listed in the text report (the ones that lost the most time; the JSON
 /// lists all).
@@ -29,6 +29,15 @@ const ABORTS_MEAN: &str = "an abort: a transaction rolled back and run again, af
 
 fn ms(ns: u64) -> String {
     format!("{:.3} ms", ns as f64 / 1e6)
+}
+
+/// The time of each phase of the major collections (`stop 0.1 ms, log 0.0 ms, ...`).
+fn major_phases(s: &StatsSnapshot) -> String {
+    MajorPhase::ALL
+        .iter()
+        .map(|&p| format!("{} {}", p.name(), ms(s.major_phase_ns[p as usize])))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn ms_f(ns: u64) -> f64 {
@@ -314,6 +323,9 @@ pub fn report(rt: &Runtime) -> String {
         ms(s.major_max_ns),
         s.live_bytes / 1024
     );
+    if s.major_collections > 0 {
+        let _ = writeln!(o, "    major collections: {}", major_phases(s));
+    }
     let _ = writeln!(
         o,
         "  shadow stack: up to {} slots at a minor collection",
@@ -449,6 +461,10 @@ pub fn report_json(rt: &Runtime) -> Value {
             "major_idle": s.major_idle,
             "major_ms": ms_f(s.major_ns),
             "major_max_ms": ms_f(s.major_max_ns),
+            "major_phase_ms": MajorPhase::ALL
+                .iter()
+                .map(|&p| (p.name().to_string(), json!(ms_f(s.major_phase_ns[p as usize]))))
+                .collect::<serde_json::Map<_, _>>(),
             "live_bytes": s.live_bytes,
             "shadow_stack_max_slots": s.shadow_max_slots,
         },
