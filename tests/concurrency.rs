@@ -226,7 +226,7 @@ fn a_builtin_calling_back_makes_no_transaction_per_call() {
 }
 
 /// A thread spinning in a loop with no call and no allocation answers requests at its
-/// back-edge poll (one decrement and a sign branch, fused by the backend): with a budget of
+/// back-edge poll (one decrement of the budget word and a branch on its sign): with a budget of
 /// 2^40 back-edges, only another thread's commit asking it to validate (commit log) or to
 /// stop (without it) ends its transaction, and then it sees the write. A request lost or
 /// unread at the poll hangs the run (it does with `STMJIT_BENCH_OMIT=poll`).

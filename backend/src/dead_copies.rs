@@ -59,7 +59,7 @@ impl OffsetMap {
 }
 
 /// What one instruction does to liveness: registers read, registers killed.
-pub(crate) fn use_kill(i: &Instruction, info: &mut InstructionInfoFactory) -> (RegSet, RegSet) {
+fn use_kill(i: &Instruction, info: &mut InstructionInfoFactory) -> (RegSet, RegSet) {
     if i.mnemonic() == Mnemonic::Nop {
         return (0, 0);
     }
@@ -90,7 +90,7 @@ pub(crate) fn use_kill(i: &Instruction, info: &mut InstructionInfoFactory) -> (R
 /// Whether control may leave `end`, the last instruction of a region with `succs`
 /// successors, for somewhere no region names (a return, an indirect branch, a trap, a
 /// branch to a trap stub, a fall into data): everything is live there.
-pub(crate) fn leaves_unnamed(end: &Instruction, succs: usize) -> bool {
+fn leaves_unnamed(end: &Instruction, succs: usize) -> bool {
     match end.flow_control() {
         FlowControl::Next
         | FlowControl::Call
@@ -149,7 +149,7 @@ fn live_out(
 
 /// Whether `i` may be moved to another offset: straight-line code that does not depend on
 /// where it sits and that nothing outside the code names by offset.
-pub(crate) fn movable(i: &Instruction, relocs: &[u32], info: &mut InstructionInfoFactory) -> bool {
+fn movable(i: &Instruction, relocs: &[u32], info: &mut InstructionInfoFactory) -> bool {
     if i.flow_control() != FlowControl::Next
         || i.is_ip_rel_memory_operand()
         || matches!(i.mnemonic(), Mnemonic::Div | Mnemonic::Idiv | Mnemonic::Ud2)

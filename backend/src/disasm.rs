@@ -564,11 +564,10 @@ pub const LEGEND: &str = "\
 ;     another segment.
 ;   read barrier: the one-byte read-marker store `mov byte gs:[ref >> 4], version`.
 ;   write barrier: the flag test `test byte gs:[ref + flags], bit; jnz slow path`.
-;   safe-point poll (a compiler's, e.g. stmjit's): `add qword gs:[budget], -1`, a NOP (it
-;     keeps the offsets), `js slow path`: one word is both the transaction budget and the
+;   safe-point poll (a compiler's, e.g. stmjit's): `add qword [copy-of-r15 + budget], -1`,
+;     the word read again, `jl slow path`: one word is both the transaction budget and the
 ;     request flag (a request makes it very negative). At loop back-edges and at the entry of
-;     functions that have a loop or a call. Cranelift emits it as the `add`, the word read
-;     again, `test` and `jl`; the rewrite fuses that (polls fused: how many).
+;     functions that have a loop or a call.
 ";
 
 /// The `--dump-asm` text of the finalized functions of `jit` that `wanted` accepts, in

@@ -180,8 +180,6 @@ pub struct RewriteStats {
     pub reloads: usize,
     /// Dead copies removed after the rewrite (`dead_copies.rs`).
     pub copies_removed: usize,
-    /// Polls fused into one `add` and a sign branch (`poll_fusion.rs`).
-    pub polls_fused: usize,
 }
 
 impl RewriteStats {
@@ -200,7 +198,7 @@ impl fmt::Display for RewriteStats {
         write!(
             f,
             "{} gs accesses {:?}, {} left in r15 form {:?}, {} copies, {} copy moves, {} nop bytes, \
-             {} copy value reads, {} reloads, {} dead copies removed, {} polls fused",
+             {} copy value reads, {} reloads, {} dead copies removed",
             self.total_rewritten(),
             self.rewritten,
             self.total_left(),
@@ -210,8 +208,7 @@ impl fmt::Display for RewriteStats {
             self.nop_bytes,
             self.copy_value_reads,
             self.reloads,
-            self.copies_removed,
-            self.polls_fused
+            self.copies_removed
         )
     }
 }
@@ -377,11 +374,9 @@ fn same_text(fmt: &mut IntelFormatter, a: &Instruction, b: &Instruction) -> bool
     x == y
 }
 
-/// Intel's recommended multi-byte NOPs (SDM vol. 2, "NOP"), longest first use; 10 and 11
-/// bytes are the 9-byte one with a `cs` and a second operand-size prefix (binutils' forms),
-/// so that a fused poll's 11 bytes of padding are one instruction (`poll_fusion.rs`).
+/// Intel's recommended multi-byte NOPs (SDM vol. 2, "NOP"), longest first use.
 pub fn nop_padding(n: usize) -> Vec<u8> {
-    const NOPS: [&[u8]; 12] = [
+    const NOPS: [&[u8]; 10] = [
         &[],
         &[0x90],
         &[0x66, 0x90],
@@ -392,15 +387,11 @@ pub fn nop_padding(n: usize) -> Vec<u8> {
         &[0x0F, 0x1F, 0x80, 0x00, 0x00, 0x00, 0x00],
         &[0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
         &[0x66, 0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
-        &[0x66, 0x2E, 0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
-        &[
-            0x66, 0x66, 0x2E, 0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00,
-        ],
     ];
     let mut out = Vec::with_capacity(n);
     let mut left = n;
     while left > 0 {
-        let k = left.min(NOPS.len() - 1);
+        let k = left.min(9);
         out.extend_from_slice(NOPS[k]);
         left -= k;
     }
@@ -959,8 +950,7 @@ pub fn rewrite(
 /// The steps: decode the code into instructions and straight-line regions, solve the
 /// copy sets at each region's entry (a data-flow over the branches), then walk every
 /// instruction with its region's state (`Pass::instruction`), rewriting the
-/// accesses it proves, fuse the polls (`poll_fusion.rs`), and re-decode the result
-/// to verify it.
+/// accesses it proves, and re-decode the result to verify it.
 pub fn rewrite_with(
     code: &[u8],
     block_starts: &[u32],
@@ -998,16 +988,14 @@ pub fn rewrite_with(
     }
     pass.accesses.sort_by_key(|a| a.offset);
     let instruction_starts: Vec<u32> = insts.iter().map(|i| i.ip() as u32).collect();
-    let mut rw = Rewritten {
+    verify_boundaries(&pass.out, block_starts, &instruction_starts)?;
+    Ok(Rewritten {
         code: pass.out,
         accesses: pass.accesses,
         stats: pass.stats,
         instruction_starts,
         code_end,
-    };
-    crate::poll_fusion::fuse_polls(&mut rw, &insts, &regions, mode)?;
-    verify_boundaries(&rw.code, block_starts, &rw.instruction_starts)?;
-    Ok(rw)
+    })
 }
 
 /// The pass over one function: its settings, the bytes it rewrites and what it found.

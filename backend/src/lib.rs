@@ -12,9 +12,6 @@
 //!   source locations);
 //! * [`gs_rewrite`]: the verified rewrite of segment accesses into `gs:` form, and the
 //!   machine-level refusals;
-//! * [`poll_fusion`]: a compiler's one-word poll (decrement a segment word, branch on its
-//!   sign) made one `add` and one branch on its flags, then [`dead_copies`]: copies of
-//!   r15 the rewrite left dead, dropped;
 //! * [`disasm`]: `--dump-asm` listings with barrier annotations;
 //! * [`release`]: giving back the memory of code that never runs again.
 //!
@@ -69,7 +66,6 @@ pub mod ir_check;
 pub mod isa;
 pub mod module;
 pub mod oom;
-pub mod poll_fusion;
 pub mod release;
 
 pub use gs_rewrite::{RewriteError, SegmentBase};

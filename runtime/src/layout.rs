@@ -73,7 +73,7 @@ pub struct SegmentInfo {
     /// `safe_point_request`) to make the owner enter the runtime; the slow path restores it.
     pub nursery_end: AtomicU64,
     /// Transaction budget counter and poll word: the JIT's poll (loop back-edges, entries of
-    /// functions that loop or call) is `add qword gs:[budget], -1; js slow`. Negative means
+    /// functions that loop or call) is `add qword [budget], -1`, the word read again, `jl slow`. Negative means
     /// exhausted (the slow path ends the transaction: commit + begin) or, below
     /// [`BUDGET_MARKED_BELOW`], a pending request (see [`BUDGET_REQUEST`]). Requesters add the
     /// mark with a CAS; the owner's inline decrement is a plain read-modify-write and may

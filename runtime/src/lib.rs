@@ -29,7 +29,8 @@
 //!   (cacheable across code without runtime calls), `mov gs:[ref >> 4], al`;
 //! - write barrier: `test byte gs:[ref + FLAGS_OFFSET], WRITE_BARRIER_FLAG; jnz slow`, slow =
 //!   [`StmThread::write_barrier`]; cards: see the `barrier` module docs;
-//! - safe point: `add qword gs:[INFO_OFFSET + offset_of!(SegmentInfo, budget)], -1; js slow` at
+//! - safe point: `add qword [r15 + INFO_OFFSET + offset_of!(SegmentInfo, budget)], -1`, the word
+//!   read again and `jl slow` at
 //!   loop back-edges (and entries of functions that loop or call): one word serves as the
 //!   transaction budget and as the request flag (requesters add [`BUDGET_REQUEST`] to it);
 //!   the slow path calls [`StmThread::take_budget`] (removes the mark, returns the count),

@@ -54,15 +54,15 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(done);
     }
     /// Safe-point poll continuing at `resume`, which becomes a restart point (everything
-    /// live there must be in frame slots or locals). Cranelift has no flags output for a
-    /// memory read-modify-write, so the IR decrements the word and branches on a second
-    /// load of it (`add qword [budget], -1; mov rax, [budget]; test rax, rax; jl slow`, with
-    /// two copies of r15); the backend's poll fusion (`poll_fusion.rs` of stmjit-backend)
-    /// makes that `add qword gs:[budget], -1; nop; js slow`: the fast path is one
-    /// decrement and one branch (and a NOP that keeps every offset). One word is both the
-    /// transaction budget and the request flag: a requester marks it very negative
-    /// (`BUDGET_REQUEST` of the runtime). The slow path tells the two apart, may end the
-    /// transaction (a boundary) or pause for another segment's commit.
+    /// live there must be in frame slots or locals): `add qword [budget], -1; mov rax,
+    /// [budget]; test rax, rax; jl slow` (Cranelift has no flags output for a memory
+    /// read-modify-write, so the branch reads the word again; both accesses stay r15-based,
+    /// their `gs:` forms would be longer). Shorter shapes in the same bytes (the `add` and a
+    /// `js` on its flags with NOP padding; a load, `add`, store) measured 7-13% slower or no
+    /// faster on trial-division primes (AMD EPYC, issue 16). One word is both the transaction budget
+    /// and the request flag: a requester marks it very negative (`BUDGET_REQUEST` of the
+    /// runtime). The slow path tells the two apart, may end the transaction (a boundary) or
+    /// pause for another segment's commit.
     pub(crate) fn poll_to(&mut self, span: Span, resume: Block) {
         use stmjit_runtime::{SegmentInfo, INFO_OFFSET};
         self.begin_sequence(super::LOC_POLL);
