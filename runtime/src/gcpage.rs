@@ -8,10 +8,23 @@
 //!
 //! Concurrency: each segment owns, per size class, at most one *current* page it allocates
 //! from (promotions by its minor collections); the page's allocation bits are only set by that
-//! owner and only cleared by the major collection with the world stopped. Pages come from the
-//! partly-free lists (refilled by each sweep) or fresh from [`PageRuns`]; both behind mutexes
-//! taken once per page. Nothing here touches object memory: the caller copies or zeroes the
-//! object in its own segment's view, and commit publishes it (`New` records).
+//! owner and only cleared by the sweep. Pages come from the partly-free lists (refilled by
+//! each sweep) or fresh from [`PageRuns`]; both behind mutexes taken once per page. Nothing
+//! here touches object memory: the caller copies or zeroes the object in its own segment's
+//! view, and commit publishes it (`New` records).
+//!
+//! The sweep runs in two steps so that only the first stops the world:
+//! [`OldSpace::plan_sweep`], world stopped, takes every page with objects out of the
+//! allocators' hands (current pages dropped, partly-free lists emptied) and lists them with
+//! their kind; [`OldSpace::sweep`], with the world running, visits only the listed pages.
+//! Meanwhile allocators take fresh pages from [`PageRuns`], which the sweep never looks at,
+//! and a listed page returns to them only once swept (refilled partly-free lists; empty runs
+//! through [`OldSpace::release_runs`], after the caller has punched them out of the memfd).
+//! So the sweep and the allocators never touch the same page's bits. A listed large object
+//! that is live may be freed meanwhile by its owner (a young large object dying at a minor
+//! collection) and its pages reused: the sweep acts on a large object only when it is
+//! unmarked, which a young large object never is (the marker roots them), and uses the kind
+//! recorded in the plan, never the page's kind now.
 //!
 //! Side tables are `MAP_NORESERVE` anonymous memory touched lazily, sized for the whole old
 //! space (72 bytes of address space per page).
@@ -100,14 +113,26 @@ pub struct Current {
 /// What the sweep found.
 #[derive(Debug, Default)]
 pub struct SweepResult {
-    /// Bytes of old objects still allocated.
+    /// Bytes of the listed objects still allocated (objects allocated since the plan are not
+    /// counted).
     pub live_bytes: u64,
     /// Objects freed.
     pub freed_objects: u64,
     /// Bytes freed.
     pub freed_bytes: u64,
-    /// Whole page runs returned to the page allocator `(first page index, pages)`.
+    /// Whole page runs that became free `(first page index, pages)`: no allocator can have
+    /// them until they are given to [`OldSpace::release_runs`].
     pub freed_runs: Vec<(u64, u64)>,
+}
+
+/// The pages a sweep visits, listed with the world stopped ([`OldSpace::plan_sweep`]).
+#[must_use = "a planned sweep must run, or the listed pages never return to the allocators"]
+pub struct SweepPlan {
+    /// `(page index, page kind word)` of every page holding objects at the plan, a large
+    /// object's first page only.
+    pages: Vec<(u64, u64)>,
+    /// The frontier at the plan: no mark bit is set at or above it.
+    frontier: u64,
 }
 
 /// A segment's small-object allocator, locked for a batch of allocations (a minor
@@ -331,23 +356,45 @@ impl OldSpace {
         self.in_use_bytes.load(Relaxed)
     }
 
-    /// Sweeps after marking (world stopped): frees every unmarked object, calls `freed` with
-    /// each freed object's `(offset, size)`, returns pages that became empty to the page
-    /// allocator, refills the partly-free lists, drops every segment's current pages, and
-    /// clears the mark bits.
-    pub fn sweep(&self, mut freed: impl FnMut(u64, u64)) -> SweepResult {
-        let mut res = SweepResult::default();
+    /// First step of the sweep, after marking, world stopped: drops every segment's current
+    /// pages, empties the partly-free lists and lists the pages holding objects, so that no
+    /// allocator touches them until [`OldSpace::sweep`] has visited them; counts the bytes
+    /// allocated since the major collection from zero again.
+    pub fn plan_sweep(&self) -> SweepPlan {
         for c in &self.current {
             *c.lock().unwrap() = [Current::default(); NUM_CLASSES];
         }
-        let mut partial = self.partial.lock().unwrap();
-        for l in partial.iter_mut() {
+        for l in self.partial.lock().unwrap().iter_mut() {
             l.clear();
         }
         let frontier = self.runs.frontier();
+        let mut pages = Vec::new();
         let mut p = 0;
         while p < frontier {
             let m = self.meta.at(p as usize).load(Relaxed);
+            match m & 0xff {
+                KIND_SMALL => pages.push((p, m)),
+                KIND_LARGE => {
+                    pages.push((p, m));
+                    p += (m >> 8) - 1;
+                }
+                _ => {}
+            }
+            p += 1;
+        }
+        self.allocated_since_major.store(0, Relaxed);
+        SweepPlan { pages, frontier }
+    }
+
+    /// Second step, world running or not: frees every unmarked object of the plan's pages,
+    /// calls `freed` with each freed object's `(offset, size)` before its slot can be
+    /// reused, refills the partly-free lists and clears the mark bits. Whole free runs are
+    /// returned, not freed: see [`OldSpace::release_runs`]. Not concurrent with marking (the
+    /// caller holds the commit mutex throughout).
+    pub fn sweep(&self, plan: SweepPlan, mut freed: impl FnMut(u64, u64)) -> SweepResult {
+        let mut res = SweepResult::default();
+        let mut partial: Vec<Vec<u64>> = vec![Vec::new(); NUM_CLASSES];
+        for &(p, m) in &plan.pages {
             match m & 0xff {
                 KIND_SMALL => {
                     let c = (m >> 8) as usize;
@@ -375,38 +422,125 @@ impl OldSpace {
                     res.live_bytes += live * size;
                     if live == 0 {
                         self.meta.at(p as usize).store(0, Relaxed);
-                        self.runs.free(p, 1);
                         res.freed_runs.push((p, 1));
                     } else if free_slots > 0 {
                         partial[c].push(p);
                     }
-                    p += 1;
                 }
-                KIND_LARGE => {
+                _ => {
                     let n = m >> 8;
                     let a = self.page_addr(p);
                     if self.is_marked(a) {
                         res.live_bytes += n * PAGE_SIZE;
                     } else {
                         self.meta.at(p as usize).store(0, Relaxed);
-                        self.runs.free(p, n);
                         freed(a, n * PAGE_SIZE);
                         res.freed_objects += 1;
                         res.freed_bytes += n * PAGE_SIZE;
                         res.freed_runs.push((p, n));
                     }
-                    p += n;
                 }
-                _ => p += 1,
             }
         }
-        // Lowest addresses first: promotions then fill the bottom of the heap.
-        for l in partial.iter_mut() {
-            l.sort_unstable_by(|a, b| b.cmp(a));
+        self.mark_bits.clear(plan.frontier as usize * BITS_WORDS);
+        self.in_use_bytes.fetch_sub(res.freed_bytes, Relaxed);
+        let mut lists = self.partial.lock().unwrap();
+        for (l, mut swept) in lists.iter_mut().zip(partial) {
+            // Lowest addresses last, popped first: promotions then fill the bottom of the
+            // heap. (The lists were emptied by the plan and only the sweep fills them.)
+            swept.sort_unstable_by(|a, b| b.cmp(a));
+            *l = swept;
         }
-        self.mark_bits.clear(frontier as usize * BITS_WORDS);
-        self.in_use_bytes.store(res.live_bytes, Relaxed);
-        self.allocated_since_major.store(0, Relaxed);
         res
+    }
+
+    /// Gives the page runs a sweep found free back to the page allocator (after the caller
+    /// has released their memory: they are shared in every segment and nothing refers to
+    /// them).
+    pub fn release_runs(&self, runs: &[(u64, u64)]) {
+        for &(p, n) in runs {
+            self.runs.free(p, n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn space() -> OldSpace {
+        OldSpace::new(&Layout::new(64 << 20, 4096, 2)).unwrap()
+    }
+
+    fn page_of(s: &OldSpace, a: u64) -> u64 {
+        (a - s.old_start) / PAGE_SIZE
+    }
+
+    /// Objects allocated after the plan, while the world runs again, are not in it: the sweep
+    /// never frees them, and the planned pages return to the allocators only once swept.
+    #[test]
+    fn objects_allocated_between_plan_and_sweep_survive_it() {
+        let s = space();
+        let old: Vec<u64> = (0..10).map(|_| s.alloc_small(1, 32)).collect();
+        assert!(!s.test_and_mark(old[0]));
+        let plan = s.plan_sweep();
+        let young = s.alloc_small(1, 32);
+        assert_ne!(
+            page_of(&s, young),
+            page_of(&s, old[0]),
+            "a planned page stays out of the allocators' hands"
+        );
+        let large = s.alloc_large(3 * PAGE_SIZE);
+        let mut freed = Vec::new();
+        let res = s.sweep(plan, |a, len| freed.push((a, len)));
+        assert_eq!(res.freed_objects, 9);
+        assert_eq!(freed, old[1..].iter().map(|&a| (a, 32)).collect::<Vec<_>>());
+        assert_eq!(s.object_size(old[0]), Some(32));
+        assert_eq!(s.object_size(old[1]), None);
+        assert_eq!(s.object_size(young), Some(32), "allocated after the plan");
+        assert_eq!(s.object_size(large), Some(3 * PAGE_SIZE));
+        assert_eq!(s.in_use_bytes(), 32 + 32 + 3 * PAGE_SIZE);
+        // Swept, the partly-free page is handed out again (to a segment without a current
+        // page of that class).
+        assert_eq!(page_of(&s, s.alloc_small(2, 32)), page_of(&s, old[0]));
+    }
+
+    /// A page that the sweep found empty goes back to the page allocator only through
+    /// `release_runs` (after the caller punched it out of the memfd), never before.
+    #[test]
+    fn free_runs_are_handed_out_only_once_released() {
+        let s = space();
+        let dead = s.alloc_small(1, 32);
+        let plan = s.plan_sweep();
+        let res = s.sweep(plan, |_, _| {});
+        let p = page_of(&s, dead);
+        assert_eq!(res.freed_runs, vec![(p, 1)]);
+        assert_eq!(s.object_size(dead), None);
+        let meanwhile = s.alloc_small(1, 48);
+        assert_ne!(page_of(&s, meanwhile), p, "not yet released");
+        s.release_runs(&res.freed_runs);
+        assert_eq!(page_of(&s, s.alloc_small(1, 64)), p);
+    }
+
+    /// A live young large object of the plan may be freed by its owner while the world runs
+    /// and its pages reused for small objects: the sweep goes by the plan's kind of the page
+    /// (a marked large object: nothing to do), never by its kind now, so the new small
+    /// objects survive.
+    #[test]
+    fn a_large_object_freed_and_reused_during_the_sweep_is_not_swept() {
+        let s = space();
+        let large = s.alloc_large(PAGE_SIZE);
+        assert!(!s.test_and_mark(large));
+        let plan = s.plan_sweep();
+        s.free_large(large);
+        let small = s.alloc_small(1, 32);
+        assert_eq!(
+            page_of(&s, small),
+            page_of(&s, large),
+            "its page was reused"
+        );
+        let res = s.sweep(plan, |_, _| {});
+        assert_eq!(res.freed_objects, 0);
+        assert_eq!(s.object_size(small), Some(32));
     }
 }

@@ -34,13 +34,33 @@
 //! object's allocated size and unknown type ids are not traced, so stale memory (objects of
 //! aborted transactions) can never make the collector read outside the heap.
 //!
-//! # Sweep and re-sharing
-//! Unmarked objects are freed (`gcpage.rs`); their read markers are cleared in every segment
-//! so that a reused address does not inherit a stale "read" from an old transaction. Then,
-//! in each segment, every private page that the segment's running transaction (if any) has
-//! not modified or allocated on holds exactly the committed contents: it is mapped back to the
-//! shared memfd with `MAP_FIXED` and its private bit cleared. Finally the page runs that became
-//! free (now shared everywhere) are punched out of the memfd, which releases their memory.
+//! # Re-sharing and sweep
+//! With the world still stopped, in each segment, every private page that the segment's
+//! running transaction (if any) has not modified or allocated on holds exactly the committed
+//! contents: it is mapped back to the shared memfd with `MAP_FIXED` and its private bit
+//! cleared. The sweep is only planned meanwhile: the pages holding objects are listed and
+//! taken out of the allocators' hands (`gcpage.rs`).
+//!
+//! Then the world resumes, and the collecting thread, still holding the commit mutex (no
+//! other major collection marks meanwhile), sweeps the listed pages: unmarked objects are
+//! freed and their read markers cleared in every segment, so that a reused address does not
+//! inherit a stale "read" from an old transaction; the page runs that became free are punched
+//! out of the memfd, which releases their memory, and only then given back to the page
+//! allocator. This is sound with the other segments running because (invariants, also in
+//! `docs/MAJOR_GC.md`):
+//! - an unmarked object is unreachable from every segment, the committed state and the log,
+//!   so no transaction reads it, writes it or sets its read markers; the marks are final
+//!   (nothing marks until the next collection, which waits for the commit mutex);
+//! - allocators meanwhile take only pages outside the plan (fresh runs), and a planned page
+//!   returns to them only after its sweep cleared its dead objects' bits and markers;
+//! - a free run was re-shared in every segment with the world stopped, so punching it
+//!   changes no segment's view of a live object. A segment may privatize one meanwhile only
+//!   by widening a run of private pages (`pages.rs`); its copy then holds garbage, as a
+//!   private page without objects may after any collection, and objects allocated there
+//!   later reach that copy by the import of their `New` records.
+//!
+//! The stopped part is therefore the stop, the log, marking and re-sharing: `--stats`
+//! times each phase (`MajorPhase`).
 //!
 //! # Idle collection
 //! The threshold lets the old space grow by up to `min_threshold` (64 MiB) of garbage
@@ -65,7 +85,7 @@ use crate::stm::Stm;
 use crate::transaction::ModKind;
 use crate::value::is_ref;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -268,7 +288,7 @@ impl Stm {
         // Commit log: bring the idle segments (no transaction) to the oldest revision a
         // transaction still sees, apply the entries up to it to segment 0 and free them
         // (`commitlog.rs`). The entries left are roots below, and pin their pages.
-        let _apply = self.log.apply.lock().unwrap_or_else(|e| e.into_inner());
+        let apply = self.log.apply.lock().unwrap_or_else(|e| e.into_inner());
         if self.config.commit_log {
             let idle: Vec<usize> = (1..=self.num_segments())
                 .filter(|&k| self.tx_state(k) & crate::stm::IN_TX == 0)
@@ -373,28 +393,12 @@ impl Stm {
         while let Some((r, v)) = m.stack.pop() {
             m.trace(r, v);
         }
+        // The pages to sweep, out of the allocators' hands until swept (`gcpage.rs`).
+        let plan = self.old.plan_sweep();
         laps.end(MajorPhase::Mark);
+        // Re-share private pages that hold only committed data.
         let n = self.num_segments();
         let frontier = self.old.runs.frontier();
-        let res = self.old.sweep(|a, len| {
-            for k in 1..=n {
-                // SAFETY: the read markers of the old space are mapped in every transaction
-                // segment; the world is stopped, so nobody else accesses them.
-                let m = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        self.mem.addr(k, a >> MARKER_SHIFT),
-                        (len >> MARKER_SHIFT) as usize,
-                    )
-                };
-                // Reading an untouched marker page maps the zero page; writing would
-                // allocate it: write only where something is set.
-                if m.iter().any(|&b| b != 0) {
-                    m.fill(0);
-                }
-            }
-        });
-        laps.end(MajorPhase::Sweep);
-        // Re-share private pages that hold only committed data.
         let mut reshared = 0;
         let mut runs_left = 0;
         for k in 1..=n {
@@ -430,8 +434,60 @@ impl Stm {
         laps.end(MajorPhase::Reshare);
         drop(m);
         drop(threads);
-        // Release the memory of free page runs (shared in every segment by now).
-        let mut runs = res.freed_runs;
+        drop(apply);
+        let ns = laps.stopped_ns();
+        if let Some(t) = self.tracer() {
+            t.span_since(crate::trace::SpanKind::MajorCollection, laps.after_stop);
+        }
+        // From here on the world runs again (module docs, "Sweep and re-sharing"); the
+        // commit mutex stays held, so no other major collection marks meanwhile.
+        drop(world);
+        let res = self.old.sweep(plan, |a, len| self.clear_markers(a, len));
+        laps.end(MajorPhase::Sweep);
+        self.release_free_runs(res.freed_runs);
+        let min = self.gc.min_threshold.load(Relaxed);
+        self.gc.threshold.store(min.max(res.live_bytes), Relaxed);
+        laps.end(MajorPhase::Release);
+        let st = &self.stats;
+        for (c, v) in st.major_phase_ns.iter().zip(laps.ns) {
+            Stats::add(c, v);
+        }
+        Stats::add(&st.major_collections, 1);
+        Stats::add(&st.major_ns, ns);
+        st.major_max_ns.fetch_max(ns, Relaxed);
+        Stats::add(&st.major_freed_bytes, res.freed_bytes);
+        st.live_bytes.store(res.live_bytes, Relaxed);
+        Stats::add(&st.pages_reshared, reshared);
+        drop(guard);
+    }
+
+    /// Clears, in every transaction segment, the read markers of a freed object `[a, a +
+    /// len)`, so that its address, once reused, does not inherit a stale "read". Runs with
+    /// the world going: nothing can reach the object, so no transaction sets these markers,
+    /// and its slot is reused only after this (the sweep's order, `gcpage.rs`).
+    fn clear_markers(&self, a: u64, len: u64) {
+        for k in 1..=self.num_segments() {
+            let first = self.mem.addr(k, a >> MARKER_SHIFT) as *const AtomicU8;
+            for i in 0..(len >> MARKER_SHIFT) as usize {
+                // SAFETY: the old space's read markers are mapped in every transaction segment
+                // while the runtime lives; the only other writes to these bytes now are the
+                // owner's bulk resets, which store zero too.
+                let m = unsafe { &*first.add(i) };
+                // Reading an untouched marker page maps the zero page; writing would
+                // allocate it: write only where something is set.
+                if m.load(Relaxed) != 0 {
+                    m.store(0, Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Punches the free page runs a sweep found out of the memfd, which releases their
+    /// memory (the re-sharing, world stopped, made them shared in every segment, and no
+    /// segment privatizes a free page), then gives them to the page allocator: not before,
+    /// or a page could be punched under new objects.
+    fn release_free_runs(&self, mut runs: Vec<(u64, u64)>) {
+        let old_start = self.mem.layout.old_start;
         runs.sort_unstable();
         let mut i = 0;
         while i < runs.len() {
@@ -442,27 +498,9 @@ impl Stm {
                 i += 1;
             }
             self.mem
-                .punch_hole(l.old_start + s * PAGE_SIZE, len * PAGE_SIZE);
+                .punch_hole(old_start + s * PAGE_SIZE, len * PAGE_SIZE);
         }
-        let min = self.gc.min_threshold.load(Relaxed);
-        self.gc.threshold.store(min.max(res.live_bytes), Relaxed);
-        laps.end(MajorPhase::Release);
-        let ns = laps.stopped_ns();
-        let st = &self.stats;
-        for (c, v) in st.major_phase_ns.iter().zip(laps.ns) {
-            Stats::add(c, v);
-        }
-        Stats::add(&st.major_collections, 1);
-        Stats::add(&st.major_ns, ns);
-        st.major_max_ns.fetch_max(ns, Relaxed);
-        if let Some(t) = self.tracer() {
-            t.span_since(crate::trace::SpanKind::MajorCollection, laps.after_stop);
-        }
-        Stats::add(&st.major_freed_bytes, res.freed_bytes);
-        st.live_bytes.store(res.live_bytes, Relaxed);
-        Stats::add(&st.pages_reshared, reshared);
-        drop(world);
-        drop(guard);
+        self.old.release_runs(&runs);
     }
 
     /// Calls `f` on every entry of the commit log not yet applied to segment 0. The caller
@@ -581,11 +619,11 @@ impl Laps {
         }
     }
 
-    /// The collection's time after the stop (`major_ns`).
+    /// The collection's time with the world stopped, after the stop itself (`major_ns`).
     fn stopped_ns(&self) -> u64 {
         MajorPhase::ALL
             .iter()
-            .filter(|&&p| p != MajorPhase::Stop)
+            .filter(|&&p| p != MajorPhase::Stop && !p.world_running())
             .map(|&p| self.ns[p as usize])
             .sum()
     }

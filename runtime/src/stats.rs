@@ -197,15 +197,16 @@ pub enum MajorPhase {
     /// Waiting for the running segments to reach a safe point (also in `sync_wait_ns`, and
     /// not in `major_ns`).
     Stop,
-    /// Bringing idle segments up to date and applying the commit log to segment 0.
+    /// World stopped: bringing idle segments up to date and applying the commit log to
+    /// segment 0.
     Log,
-    /// Marking from the roots.
+    /// World stopped: marking from the roots, and listing the pages to sweep.
     Mark,
-    /// Freeing unmarked objects and clearing their read markers.
-    Sweep,
-    /// Mapping private pages back to the shared memfd.
+    /// World stopped: mapping private pages back to the shared memfd.
     Reshare,
-    /// Punching the free page runs out of the memfd, and the rest.
+    /// World running again: freeing unmarked objects and clearing their read markers.
+    Sweep,
+    /// World running: punching the free page runs out of the memfd, and the rest.
     Release,
 }
 
@@ -217,10 +218,16 @@ impl MajorPhase {
         MajorPhase::Stop,
         MajorPhase::Log,
         MajorPhase::Mark,
-        MajorPhase::Sweep,
         MajorPhase::Reshare,
+        MajorPhase::Sweep,
         MajorPhase::Release,
     ];
+
+    /// Whether the phase runs after the world resumed. The others after `Stop` make
+    /// `major_ns`, what the other threads wait for.
+    pub fn world_running(self) -> bool {
+        matches!(self, MajorPhase::Sweep | MajorPhase::Release)
+    }
 
     /// Its name in `--stats` and `--stats-json`.
     pub fn name(self) -> &'static str {
@@ -228,8 +235,8 @@ impl MajorPhase {
             MajorPhase::Stop => "stop",
             MajorPhase::Log => "log",
             MajorPhase::Mark => "mark",
-            MajorPhase::Sweep => "sweep",
             MajorPhase::Reshare => "reshare",
+            MajorPhase::Sweep => "sweep",
             MajorPhase::Release => "release",
         }
     }
@@ -309,14 +316,15 @@ pub struct StatsSnapshot {
     pub shadow_max_slots: u64,
     /// Major collections.
     pub major_collections: u64,
-    /// Total time of major collections, world stopped (ns).
+    /// Total time of major collections with the world stopped, after the stop itself (ns).
     pub major_ns: u64,
     /// Longest major collection (ns).
     pub major_max_ns: u64,
     /// Bytes freed by major collections.
     pub major_freed_bytes: u64,
     /// Where the stopped time of major collections went, per phase, indexed by
-    /// [`MajorPhase`] (ns, all collections together; all but `Stop` add up to `major_ns`).
+    /// [`MajorPhase`] (ns, all collections together; those with the world stopped add up to
+    /// `major_ns`, and the sweep and release run after the world resumed).
     pub major_phase_ns: [u64; MajorPhase::COUNT],
     /// Major collections run because the program was idle with garbage left
     /// ([`crate::StmConfig::idle_collect`]); counted in `major_collections` too.

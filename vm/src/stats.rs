@@ -31,13 +31,22 @@ fn ms(ns: u64) -> String {
     format!("{:.3} ms", ns as f64 / 1e6)
 }
 
-/// The time of each phase of the major collections (`stop 0.1 ms, log 0.0 ms, ...`).
+/// The time of each phase of the major collections (`stop 0.1 ms, log 0.0 ms, ...; then
+/// with the world running: sweep ...`).
 fn major_phases(s: &StatsSnapshot) -> String {
-    MajorPhase::ALL
-        .iter()
-        .map(|&p| format!("{} {}", p.name(), ms(s.major_phase_ns[p as usize])))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let list = |running: bool| {
+        MajorPhase::ALL
+            .iter()
+            .filter(|p| p.world_running() == running)
+            .map(|&p| format!("{} {}", p.name(), ms(s.major_phase_ns[p as usize])))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "{}; then with the world running: {}",
+        list(false),
+        list(true)
+    )
 }
 
 fn ms_f(ns: u64) -> f64 {
