@@ -339,11 +339,16 @@ impl OldSpace {
         }
     }
 
-    /// Sets the mark bit of the object at `addr`; returns whether it was already set.
+    /// Sets the mark bit of the object at `addr`; returns whether it was already set. Only
+    /// one thread marks (the major collection's, world stopped), so a plain load and store
+    /// do: no locked instruction per object.
     pub fn test_and_mark(&self, addr: u64) -> bool {
         let g = (addr - self.old_start) / GRANULE;
         let bit = 1u64 << (g % 64);
-        self.mark_bits.at((g / 64) as usize).fetch_or(bit, Relaxed) & bit != 0
+        let word = self.mark_bits.at((g / 64) as usize);
+        let w = word.load(Relaxed);
+        word.store(w | bit, Relaxed);
+        w & bit != 0
     }
 
     fn is_marked(&self, addr: u64) -> bool {

@@ -307,7 +307,7 @@ impl Stm {
         let mut m = Marker {
             stm: self,
             types: self.types.snapshot(),
-            owner: HashMap::new(),
+            owner: HashMap::default(),
             stack: Vec::new(),
             found: Vec::new(),
         };
@@ -351,7 +351,7 @@ impl Stm {
             // An object with many modified cards has a record per card: trace its segment-k
             // version once (tracing it per record made a major collection quadratic: a
             // 1.5 M-entry dict built in one transaction spent minutes here).
-            let mut traced: HashSet<Ref> = HashSet::new();
+            let mut traced: HashSet<Ref, AddrHash> = HashSet::default();
             for rec in tg.modified.iter() {
                 match rec.kind {
                     ModKind::New => m.mark(rec.addr),
@@ -390,8 +390,8 @@ impl Stm {
                 }
             }
         });
-        while let Some((r, v)) = m.stack.pop() {
-            m.trace(r, v);
+        while let Some((r, v, size)) = m.stack.pop() {
+            m.trace_sized(r, v, size);
         }
         // The pages to sweep, out of the allocators' hands until swept (`gcpage.rs`).
         let plan = self.old.plan_sweep();
@@ -402,7 +402,7 @@ impl Stm {
         let mut reshared = 0;
         let mut runs_left = 0;
         for k in 1..=n {
-            let mut busy: HashSet<u64> = HashSet::new();
+            let mut busy: HashSet<u64, AddrHash> = HashSet::default();
             let mut add = |a: u64, len: u64| {
                 for p in self.page_index(a)..=self.page_index(a + len.max(1) - 1) {
                     busy.insert(p);
@@ -520,7 +520,7 @@ impl Stm {
 
     /// Maps back to the memfd every private page of segment `k` below `frontier` that is not
     /// in `busy`; returns how many. World stopped.
-    fn reshare_segment(&self, k: usize, frontier: u64, busy: &HashSet<u64>) -> u64 {
+    fn reshare_segment(&self, k: usize, frontier: u64, busy: &HashSet<u64, AddrHash>) -> u64 {
         let private = &self.segs[k].private;
         let l = self.mem.layout;
         let mut done = 0;
@@ -633,29 +633,39 @@ struct Marker<'a> {
     stm: &'a Stm,
     types: Vec<crate::object::TypeInfo>,
     /// Objects allocated by a running transaction → its segment (their only valid view).
-    owner: HashMap<Ref, usize>,
-    stack: Vec<(Ref, usize)>,
+    owner: HashMap<Ref, usize, AddrHash>,
+    /// Marked objects left to trace: the object, its view, its allocated size.
+    stack: Vec<(Ref, usize, u64)>,
     /// Scratch buffer of `trace`.
     found: Vec<u64>,
 }
 
 impl Marker<'_> {
     fn mark(&mut self, w: u64) {
-        if is_ref(w) && self.stm.old.object_size(w).is_some() && !self.stm.old.test_and_mark(w) {
-            let v = if self.owner.is_empty() {
-                0
-            } else {
-                self.owner.get(&w).copied().unwrap_or(0)
-            };
-            self.stack.push((w, v));
+        if !is_ref(w) {
+            return;
+        }
+        if let Some(size) = self.stm.old.object_size(w) {
+            if !self.stm.old.test_and_mark(w) {
+                let v = if self.owner.is_empty() {
+                    0
+                } else {
+                    self.owner.get(&w).copied().unwrap_or(0)
+                };
+                self.stack.push((w, v, size));
+            }
         }
     }
 
     /// Marks the children of `r` as seen in segment `v`.
     fn trace(&mut self, r: Ref, v: usize) {
-        let Some(size) = self.stm.old.object_size(r) else {
-            return;
-        };
+        if let Some(size) = self.stm.old.object_size(r) {
+            self.trace_sized(r, v, size);
+        }
+    }
+
+    /// [`Marker::trace`] of an allocated object whose size is known.
+    fn trace_sized(&mut self, r: Ref, v: usize, size: u64) {
         let p = self.stm.mem.addr(v, r) as u64;
         // SAFETY: r is an allocated old object, mapped in every segment.
         let ty = unsafe { *((p + 4) as *const u32) };
