@@ -156,6 +156,10 @@ impl FnCompiler<'_, '_> {
         if args.is_empty() {
             return self.inline_body(f, args, call);
         }
+        if args.iter().all(|&a| self.known_int(a)) {
+            // Only the version for int arguments (a counted loop's variable, `eval_a(i, j)`).
+            return self.inline_on_ints(f, args, call);
+        }
         // Two versions: one for int arguments, where the operations on ints need no type
         // tests and no float paths (their results are ints too), and one for any others.
         let ints = self.b.create_block();
@@ -168,16 +172,23 @@ impl FnCompiler<'_, '_> {
         let bit = self.b.ins().band_imm(all, 1);
         self.b.ins().brif(bit, ints, &[], other, &[]);
         self.b.switch_to_block(ints);
-        let outer = self.known_ints.clone();
-        self.known_ints.extend(args.iter().copied());
-        let r = self.inline_body(f, args, call);
-        self.known_ints = outer;
+        let r = self.inline_on_ints(f, args, call);
         self.b.ins().jump(done, &[r.into()]);
         self.b.switch_to_block(other);
         let r = self.inline_body(f, args, call);
         self.b.ins().jump(done, &[r.into()]);
         self.b.switch_to_block(done);
         self.b.block_params(done)[0]
+    }
+
+    /// [`Self::inline_body`] on `args` known to be ints: the operations on them need no
+    /// type tests and no float paths.
+    fn inline_on_ints(&mut self, f: &Function, args: &[Value], call: Block) -> Value {
+        let outer = self.known_ints.clone();
+        self.known_ints.extend(args.iter().copied());
+        let r = self.inline_body(f, args, call);
+        self.known_ints = outer;
+        r
     }
 
     /// The body of `f` computed inline on the words `args` (see [`Self::inline_call`]).

@@ -52,6 +52,7 @@ mod loop_classes;
 mod loop_exits;
 mod moves;
 mod parts;
+mod range_loops;
 mod raw_slots;
 mod sites;
 mod stmt;

@@ -662,6 +662,8 @@ impl FnCompiler<'_, '_> {
     /// a frame slot holds the iterator in the second mode (`NONE` in the first), and the
     /// latch, after the poll, takes the next item the way the mode says. (A body per mode
     /// made 2^n copies of the innermost body of n nested loops: 8 in nbody's `advance`.)
+    /// An innermost loop that computes with its variable is versioned instead
+    /// (`range_loops.rs`).
     fn range_loop(
         &mut self,
         var: &Name,
@@ -671,6 +673,11 @@ impl FnCompiler<'_, '_> {
         body: &[Stmt],
         (span, iter_span): (Span, Span),
     ) {
+        let st = self.push_temp(start);
+        let et = self.push_temp(stop);
+        if self.range_versioned(var, (st, et), args, step, body, (span, iter_span)) {
+            return;
+        }
         let both = self.b.ins().band(start, stop);
         let bit = self.b.ins().band_imm(both, 1);
         let generic = self.b.create_block();
@@ -680,8 +687,6 @@ impl FnCompiler<'_, '_> {
         self.b.append_block_param(body_b, I64);
         let latch = self.b.create_block();
         let exit = self.b.create_block();
-        let st = self.push_temp(start);
-        let et = self.push_temp(stop);
         let none = self.b.ins().iconst(I64, stmjit_vm::abi::NONE as i64);
         let mode = self.push_temp(none);
         let int_zero = self.b.ins().iconst(I64, TAGGED_ZERO as i64);
@@ -700,29 +705,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().brif(go, body_b, &[cur.into()], exit, &[]);
         // Generic: build the range object and iterate it.
         self.b.switch_to_block(generic);
-        let first = self.temp_mark();
-        let argv = if args.len() == 1 {
-            vec![et]
-        } else {
-            vec![st, et]
-        };
-        for t in argv {
-            let v = self.load_slot(t);
-            self.push_temp(v);
-        }
-        if let Some(s) = args.get(2) {
-            let v = self.expr(s);
-            self.push_temp(v);
-        }
-        let k = Builtin::ALL
-            .iter()
-            .position(|x| *x == Builtin::Range)
-            .unwrap() as i64;
-        let k = self.b.ins().iconst(I64, k);
-        let p = self.slot_addr(first);
-        let n = self.b.ins().iconst(I64, args.len() as i64);
-        let r = self.call_checked(Helper::Builtin, &[self.ctx, k, p, n], iter_span);
-        self.pop_temps(first);
+        let r = self.range_object(args, (st, et), iter_span);
         let it = self.call_checked(Helper::Iter, &[self.ctx, r], iter_span);
         self.store_slot(mode, it);
         self.b.ins().jump(next_item, &[]);
@@ -756,8 +739,42 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(exit);
     }
 
+    /// The range object of `range(*args)` (a constant step), its bounds' words in the
+    /// temporaries `st` and `et`: made by the builtin, which raises where range() does.
+    pub(super) fn range_object(
+        &mut self,
+        args: &[Expr],
+        (st, et): (usize, usize),
+        iter_span: Span,
+    ) -> Value {
+        let first = self.temp_mark();
+        let argv = if args.len() == 1 {
+            vec![et]
+        } else {
+            vec![st, et]
+        };
+        for t in argv {
+            let v = self.load_slot(t);
+            self.push_temp(v);
+        }
+        if let Some(s) = args.get(2) {
+            let v = self.expr(s);
+            self.push_temp(v);
+        }
+        let k = Builtin::ALL
+            .iter()
+            .position(|x| *x == Builtin::Range)
+            .unwrap() as i64;
+        let k = self.b.ins().iconst(I64, k);
+        let p = self.slot_addr(first);
+        let n = self.b.ins().iconst(I64, args.len() as i64);
+        let r = self.call_checked(Helper::Builtin, &[self.ctx, k, p, n], iter_span);
+        self.pop_temps(first);
+        r
+    }
+
     /// The generic `for` loop over the value `v`; ends by jumping to `exit`.
-    fn iterate(
+    pub(super) fn iterate(
         &mut self,
         var: &Name,
         v: Value,
