@@ -556,6 +556,9 @@ pub const LEGEND: &str = "\
 ;   dead copies removed: copies whose register no path reads before writing it, dropped; the
 ;     code after one moves back up to an instruction written three bytes longer (a 4-byte
 ;     displacement or immediate instead of 1), so nothing else moves.
+;   loads fused: a byte load that would grow in gs form (`[copy + disp32]`), right after its copy
+;     and into the copy's register, written as one gs load over both (the read version's
+;     `movzx reg, byte gs:[1000h]`, with a 32-bit address: prefix 0x67).
 ;   copy moves: register moves of such a copy that the pass followed.
 ;   nop bytes: padding after rewritten instructions, so that they keep their offsets.
 ;   copy value reads: instructions reading a register that may hold a copy as a plain value

@@ -180,6 +180,8 @@ pub struct RewriteStats {
     pub reloads: usize,
     /// Dead copies removed after the rewrite (`dead_copies.rs`).
     pub copies_removed: usize,
+    /// Byte loads fused with the copy of r15 before them (`copy_fusion.rs`).
+    pub loads_fused: usize,
 }
 
 impl RewriteStats {
@@ -198,7 +200,7 @@ impl fmt::Display for RewriteStats {
         write!(
             f,
             "{} gs accesses {:?}, {} left in r15 form {:?}, {} copies, {} copy moves, {} nop bytes, \
-             {} copy value reads, {} reloads, {} dead copies removed",
+             {} copy value reads, {} reloads, {} dead copies removed, {} loads fused",
             self.total_rewritten(),
             self.rewritten,
             self.total_left(),
@@ -208,7 +210,8 @@ impl fmt::Display for RewriteStats {
             self.nop_bytes,
             self.copy_value_reads,
             self.reloads,
-            self.copies_removed
+            self.copies_removed,
+            self.loads_fused
         )
     }
 }
@@ -950,7 +953,8 @@ pub fn rewrite(
 /// The steps: decode the code into instructions and straight-line regions, solve the
 /// copy sets at each region's entry (a data-flow over the branches), then walk every
 /// instruction with its region's state (`Pass::instruction`), rewriting the
-/// accesses it proves, and re-decode the result to verify it.
+/// accesses it proves, fuse the byte loads that would grow with their copies
+/// (`copy_fusion.rs`), and re-decode the result to verify it.
 pub fn rewrite_with(
     code: &[u8],
     block_starts: &[u32],
@@ -988,14 +992,16 @@ pub fn rewrite_with(
     }
     pass.accesses.sort_by_key(|a| a.offset);
     let instruction_starts: Vec<u32> = insts.iter().map(|i| i.ip() as u32).collect();
-    verify_boundaries(&pass.out, block_starts, &instruction_starts)?;
-    Ok(Rewritten {
+    let mut rw = Rewritten {
         code: pass.out,
         accesses: pass.accesses,
         stats: pass.stats,
         instruction_starts,
         code_end,
-    })
+    };
+    crate::copy_fusion::fuse_copies(&mut rw, &insts, &regions, mode)?;
+    verify_boundaries(&rw.code, block_starts, &rw.instruction_starts)?;
+    Ok(rw)
 }
 
 /// The pass over one function: its settings, the bytes it rewrites and what it found.

@@ -59,6 +59,7 @@
 
 #![warn(missing_docs)]
 
+pub mod copy_fusion;
 pub mod dead_copies;
 pub mod disasm;
 pub mod gs_rewrite;
