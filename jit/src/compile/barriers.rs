@@ -18,7 +18,8 @@
 //!   a loop header, the code after a poll) starts an empty region;
 //! - the branches of an `if` go on with what every edge of its condition into them had
 //!   ([`FnCompiler::enter_branch_target`]): the condition's fast paths make no call, and its
-//!   slow paths repair their region after their call, as the inline fast paths' do below;
+//!   slow paths keep the read marks their calls keep and redo their flag tests
+//!   ([`FnCompiler::repair_all_and_keep`]);
 //! - a call (JIT function or runtime helper) keeps its read markers and nothing else
 //!   (see "Marks across calls" below); a call whose boundary restarts in this frame (a
 //!   poll's slow path, a join statement's join) empties it;
@@ -523,16 +524,28 @@ impl FnCompiler<'_, '_> {
             marks,
         };
     }
-    /// On a slow path after its call: [`Self::repair_region`] of all of `marks` (the read
-    /// markers and the write-barrier flag tests), and goes on with them as its region, so
-    /// that its edges to a kept target ([`Self::record_edge`]) bring the fast path's marks.
+    /// On a slow path after its calls, `marks` being the fast path's: goes on with the read
+    /// marks of `marks` that the calls kept (the region's here: see "Marks across calls"),
+    /// and redoes the write-barrier flag test of those of `marks.written` among them
+    /// ([`Self::repair_region`]), so that its edges to a kept target ([`Self::record_edge`])
+    /// bring the fast path's marks.
     pub(crate) fn repair_all_and_keep(&mut self, marks: &Marks, span: Span) {
-        let mut marks = marks.clone();
-        marks.read_version = ReadVersion::Unknown;
-        self.repair_region(&marks, span);
+        let kept = self.region_marked();
+        let read: Vec<usize> = (marks.read.iter().copied())
+            .filter(|l| kept.read.contains(l))
+            .collect();
+        let written: Vec<usize> = (marks.written.iter().copied())
+            .filter(|l| read.contains(l))
+            .collect();
+        let redo = Marks {
+            read: Vec::new(),
+            written,
+            read_version: ReadVersion::Unknown,
+        };
+        self.repair_region(&redo, span);
         self.region = Region {
             block: self.b.current_block(),
-            marks,
+            marks: Marks { read, ..redo },
         };
     }
     /// Goes on in the current block with `marks` as its region: the caller knows they hold

@@ -85,19 +85,20 @@ impl FnCompiler<'_, '_> {
         let int = self.b.ins().band_imm(v, 1);
         let int_block = self.b.create_block();
         let obj_block = self.b.create_block();
+        let (region, from) = (self.region.clone(), self.b.current_block());
         self.b.ins().brif(int, int_block, &[], obj_block, &[]);
         self.follow(int_block);
         let nz = self.b.ins().icmp_imm(IntCC::NotEqual, v, 1);
         self.brif_keeping(nz, then, els);
         self.b.set_cold_block(obj_block);
         self.b.switch_to_block(obj_block);
+        self.carry_region(&region, from, obj_block);
         let first_new = self.b.func.dfg.num_blocks();
         let r = if self.truth_methods() {
             self.call_checked(Helper::TruthySpecial, &[self.ctx, v], span)
         } else {
             self.call(Helper::Truthy, &[self.ctx, v])
         };
-        // Only the tests above since `marked`, no call: the repair keeps all of it.
         self.repair_all_and_keep(&marked, span);
         self.cold_brif(r, then, els);
         self.cold_from(first_new);
