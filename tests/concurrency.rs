@@ -1879,7 +1879,7 @@ fn spawn_under_limit(gib: u64) -> (String, Option<i32>) {
         .expect("start sh");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     let code = out.status.code();
-    if code == Some(1) && err.starts_with("error: cannot create the runtime: ") {
+    if code == Some(1) && err.starts_with("error: MemoryError: cannot create the runtime: ") {
         return (err, None);
     }
     if code != Some(0) {

@@ -103,25 +103,19 @@ fn run_under_address_limit(kib: u64, file: &std::path::Path) -> std::process::Ou
         .unwrap()
 }
 
-/// An address-space limit too small for the runtime is a clean error at every size, never a
-/// panic: the big-stack parser thread, the segment reservation, the GC side tables and the
-/// main thread's shadow stack each say what they could not map (the side tables and the
-/// shadow stack panicked, exit 101, just under the smallest limit that runs).
-#[test]
-fn too_small_an_address_space_is_an_error_not_a_panic() {
-    let file = temp("one.lang");
-    std::fs::write(&file, "print(1)\n").unwrap();
+/// The smallest address-space limit (KiB, to within `step` KiB) under which `file` prints `expect`,
+/// or `None` where it does not run even under 64 TiB.
+fn smallest_limit_that_runs(file: &std::path::Path, expect: &[u8], step: u64) -> Option<u64> {
     let runs = |kib| {
-        let out = run_under_address_limit(kib, &file);
-        out.status.success() && out.stdout == b"1\n"
+        let out = run_under_address_limit(kib, file);
+        out.status.success() && out.stdout == expect
     };
-    // The smallest limit (to 4 MiB) at which the program runs.
     let (mut lo, mut hi) = (1u64 << 20, 1u64 << 36);
     if !runs(hi) {
         eprintln!("skipped: does not run even under a 64 TiB address-space limit");
-        return;
+        return None;
     }
-    while hi - lo > 4096 {
+    while hi - lo > step {
         let mid = (lo + hi) / 2;
         if runs(mid) {
             hi = mid
@@ -129,14 +123,68 @@ fn too_small_an_address_space_is_an_error_not_a_panic() {
             lo = mid
         }
     }
+    Some(hi)
+}
+
+/// Asserts that `file` under `ulimit -v kib` ends with a `MemoryError` (exit 1, no panic);
+/// its message.
+fn assert_memory_error(kib: u64, file: &std::path::Path, runs_from: u64) -> String {
+    let out = run_under_address_limit(kib, file);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.code() == Some(1)
+            && err.starts_with("error: MemoryError: ")
+            && !err.contains("panicked"),
+        "ulimit -v {kib} (runs from {runs_from}): exit {:?}: {err}",
+        out.status.code()
+    );
+    err
+}
+
+/// An address-space limit too small for the runtime is a clean `MemoryError` at every size,
+/// never a panic: the big-stack parser thread, the segment reservation, the GC side tables
+/// and the main thread's shadow stack each say what they could not map (the side tables and
+/// the shadow stack panicked, exit 101, just under the smallest limit that runs; the
+/// reservation's error had no kind).
+#[test]
+fn too_small_an_address_space_is_an_error_not_a_panic() {
+    let file = temp("one.lang");
+    std::fs::write(&file, "print(1)\n").unwrap();
+    let Some(hi) = smallest_limit_that_runs(&file, b"1\n", 4096) else {
+        return;
+    };
     let below = (1..=32u64).map(|k| hi - k * 4096).chain([1 << 20, 4 << 20]);
     for kib in below {
-        let out = run_under_address_limit(kib, &file);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.code() == Some(1) && err.starts_with("error: ") && !err.contains("panicked"),
-            "ulimit -v {kib} (runs from {hi}): exit {:?}: {err}",
-            out.status.code()
-        );
+        assert_memory_error(kib, &file, hi);
+    }
+}
+
+/// A function whose code cannot be mapped (the address space runs out at its first call)
+/// raises a `MemoryError` at the call, not a `RuntimeError` (issue 20), and a limit just
+/// too small for the main thread's driver after `<module>` compiled is one too (it
+/// panicked).
+#[test]
+fn code_that_cannot_be_mapped_is_a_memory_error() {
+    let file = temp("code.lang");
+    // A function of ~350 KiB of code: a window of limits where everything but its code fits.
+    let mut src = String::from("def g(x):\n");
+    for i in 0..1500 {
+        src += &format!("    x = x * 3 + {i}\n");
+    }
+    src += "    return x\n\nprint(g(1) % 7)\n";
+    std::fs::write(&file, &src).unwrap();
+    let Some(hi) = smallest_limit_that_runs(&file, b"5\n", 16) else {
+        return;
+    };
+    let err = assert_memory_error(hi - 64, &file, hi);
+    assert!(
+        err.starts_with("error: MemoryError: cannot compile function 'g': ")
+            && err.contains(&format!("at {}:1504:7 in <module>", file.display())),
+        "ulimit -v {} (runs from {hi}): {err}",
+        hi - 64
+    );
+    // Every 256 KiB over 12 MiB below: the code, the driver's shadow stack, the side tables.
+    for kib in (1..=48u64).map(|k| hi - k * 256) {
+        assert_memory_error(kib, &file, hi);
     }
 }

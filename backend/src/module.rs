@@ -66,6 +66,14 @@ impl fmt::Display for JitError {
 
 impl std::error::Error for JitError {}
 
+impl JitError {
+    /// Whether memory for the code could not be mapped (an address-space limit, or no
+    /// memory left): the program's `MemoryError`, not a fault of the compiler.
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self, JitError::Module(e) if matches!(**e, ModuleError::Allocation { .. }))
+    }
+}
+
 impl From<ModuleError> for JitError {
     fn from(e: ModuleError) -> Self {
         JitError::Module(Box::new(e))

@@ -38,12 +38,15 @@ use stmjit_backend::disasm::Syntax;
 use stmjit_backend::JitError;
 use stmjit_backend::SegmentBase;
 use stmjit_lang::ast::*;
+use stmjit_lang::diag::ErrorKind;
 use stmjit_runtime::transaction::StmThread;
 use stmjit_runtime::value::NONE;
 use stmjit_runtime::{Stm, StmConfig};
 use stmjit_vm::abi::{Effects, Helper};
 use stmjit_vm::threads::Driver;
-use stmjit_vm::{Compiler, Constants, Ctx, Mode, Names, ProgramInfo, Runtime, Settings, UNBOUND};
+use stmjit_vm::{
+    CompileError, Compiler, Constants, Ctx, Mode, Names, ProgramInfo, Runtime, Settings, UNBOUND,
+};
 
 /// How to run a program.
 #[derive(Clone, Debug)]
@@ -149,7 +152,13 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     let stm = match start_runtime(opts, &switches) {
         Ok(stm) => stm,
         Err(e) => {
-            eprintln!("error: cannot create the runtime: {e}");
+            // Its memory could not be mapped (an address-space limit), or its file made.
+            let kind = if e.kind() == std::io::ErrorKind::OutOfMemory {
+                ErrorKind::MemoryError
+            } else {
+                ErrorKind::RuntimeError
+            };
+            eprintln!("error: {}: cannot create the runtime: {e}", kind.name());
             return 1;
         }
     };
@@ -219,7 +228,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     let jit = match Jit::new(&info, opts, &switches, &layout, listing.target.is_some()) {
         Ok(jit) => jit,
         Err(e) => {
-            eprintln!("error: JIT: {e}");
+            eprintln!("error: {}", start_error(&e));
             return 1;
         }
     };
@@ -233,7 +242,7 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
     let main = match jit.compile_start(&info, eager, body) {
         Ok(main) => main,
         Err(e) => {
-            eprintln!("error: JIT: {e}");
+            eprintln!("error: {}", start_error(&e));
             return 1;
         }
     };
@@ -275,7 +284,7 @@ const IDLE_COLLECT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The runtime instance: as many segments as `--threads` says (the CPUs by default; one
 /// with `--gil`).
-fn start_runtime(opts: &Options, switches: &Switches) -> Result<Arc<Stm>, String> {
+fn start_runtime(opts: &Options, switches: &Switches) -> std::io::Result<Arc<Stm>> {
     let threads = opts
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
@@ -301,7 +310,7 @@ fn start_runtime(opts: &Options, switches: &Switches) -> Result<Arc<Stm>, String
             Err(_) if config.segment_size > stmjit_runtime::MIN_DEFAULT_SEGMENT => {
                 config.segment_size /= 2;
             }
-            r => return r.map_err(|e| e.to_string()),
+            r => return r,
         }
     }
 }
@@ -554,7 +563,7 @@ impl Jit {
 }
 
 impl Compiler for Jit {
-    fn compile(&self, info: &ProgramInfo, fid: usize) -> Result<u64, String> {
+    fn compile(&self, info: &ProgramInfo, fid: usize) -> Result<u64, CompileError> {
         let span = info.program.functions[fid].span;
         let label = format!(
             "{}:{}:{} in {}",
@@ -567,17 +576,16 @@ impl Compiler for Jit {
             return Ok(code);
         }
         let name = &info.func_names[fid];
+        let what = format!("function '{name}'");
         st.compile_function(info, fid)
-            .map_err(|e| format!("cannot compile function '{name}': JIT: {e}"))?;
-        st.jit
-            .finalize()
-            .map_err(|e| format!("cannot compile function '{name}': JIT: {e}"))?;
+            .map_err(|e| compile_error(&what, e))?;
+        st.jit.finalize().map_err(|e| compile_error(&what, e))?;
         let code = st.jit.code_ptr(st.funcs.ids[fid]) as u64;
         info.code.publish_code(fid, code);
         Ok(code)
     }
 
-    fn array_entry(&self, info: &ProgramInfo, words: usize) -> Result<u64, String> {
+    fn array_entry(&self, info: &ProgramInfo, words: usize) -> Result<u64, CompileError> {
         let label = format!("{} (the entry of {words} words)", info.file);
         let _compiling = stmjit_backend::oom::Compiling::at(&label);
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -587,18 +595,41 @@ impl Compiler for Jit {
         let entry = st
             .define_array_entry(words)
             .and_then(|t| st.jit.finalize().map(|_| t))
-            .map_err(|e| format!("cannot make the entry of {words} words: JIT: {e}"))?;
+            .map_err(|e| compile_error(&format!("the entry of {words} words"), e))?;
         let address = st.jit.code_ptr(entry) as u64;
         info.code.publish_entry(words, address);
         Ok(address)
     }
 
-    fn module_part(&self, info: &ProgramInfo, k: usize) -> Result<u64, String> {
+    fn module_part(&self, info: &ProgramInfo, k: usize) -> Result<u64, CompileError> {
         let label = format!("{} in <module>", info.file);
         let _compiling = stmjit_backend::oom::Compiling::at(&label);
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.module_part(info, k)
-            .map_err(|e| format!("cannot compile <module>: JIT: {e}"))
+            .map_err(|e| compile_error("<module>", e))
+    }
+}
+
+/// The message of a compilation before the program runs that failed: a `MemoryError` where
+/// the memory for the code could not be mapped.
+fn start_error(e: &JitError) -> String {
+    if e.is_out_of_memory() {
+        format!("MemoryError: cannot compile <module>: JIT: {e}")
+    } else {
+        format!("JIT: {e}")
+    }
+}
+
+/// The exception of a call whose code (`what`) could not be made: a `MemoryError` where the
+/// memory for it could not be mapped, else a `RuntimeError`.
+fn compile_error(what: &str, e: JitError) -> CompileError {
+    CompileError {
+        kind: if e.is_out_of_memory() {
+            ErrorKind::MemoryError
+        } else {
+            ErrorKind::RuntimeError
+        },
+        message: format!("cannot compile {what}: JIT: {e}"),
     }
 }
 
@@ -1013,7 +1044,13 @@ fn run_main(info: Arc<ProgramInfo>, main: MainEntry) -> i32 {
     if let Some(t) = info.stm.tracer() {
         t.name_thread("main");
     }
-    let mut driver = Driver::new(info.clone());
+    let mut driver = match Driver::try_new(info.clone()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: MemoryError: cannot start the main thread: {e}");
+            return 1;
+        }
+    };
     driver.run(
         false,
         // SAFETY: ctx is the driver's live context; seg_base its transaction's segment.

@@ -45,12 +45,13 @@ pub(crate) fn call_function(ctx: *mut Ctx, fobj: Word, fid: usize, args: &[Word]
 }
 
 /// The array entry for a function of `words` words and the code of function `fid`,
-/// compiling either if it is not yet (the error of a failed compilation is a RuntimeError).
+/// compiling either if it is not yet (a failed compilation raises its [`CompileError`]).
+///
+/// [`CompileError`]: crate::CompileError
 pub(crate) fn entry_of(rt: &mut Runtime, fid: usize, words: usize) -> R<(crate::ArrayEntry, u64)> {
-    let failed = |m| exc(ErrorKind::RuntimeError, m);
     count_inevitable_compile(rt, fid);
-    let code = rt.info.code_of(fid).map_err(failed)?;
-    let entry = rt.info.array_entry(words).map_err(failed)?;
+    let code = rt.info.code_of(fid)?;
+    let entry = rt.info.array_entry(words)?;
     Ok((entry, code))
 }
 
@@ -78,14 +79,12 @@ pub unsafe extern "C" fn stmjit_compile(ctx: *mut Ctx, fid: u64) -> Word {
         rt.begin_without_restart_point(ctx);
         return match code {
             Ok(c) => c,
-            Err(m) => rt.raise(ErrorKind::RuntimeError, m),
+            Err(e) => rt.raise(e.kind, e.message),
         };
     }
     with_rt(ctx, |rt| {
         count_inevitable_compile(rt, fid);
-        rt.info
-            .code_of(fid)
-            .map_err(|m| exc(ErrorKind::RuntimeError, m))
+        Ok(rt.info.code_of(fid)?)
     })
 }
 
@@ -108,11 +107,7 @@ fn count_inevitable_compile(rt: &mut Runtime, fid: usize) {
 /// `ctx` must be the live context of the calling thread; no code of the parts before `k`
 /// runs again (the running transaction's restart point is after them).
 pub unsafe extern "C" fn stmjit_module_part(ctx: *mut Ctx, k: u64) -> Word {
-    with_rt(ctx, |rt| {
-        rt.info
-            .module_part(k as usize)
-            .map_err(|m| exc(ErrorKind::RuntimeError, m))
-    })
+    with_rt(ctx, |rt| Ok(rt.info.module_part(k as usize)?))
 }
 
 /// `f(args)` for any callable value.

@@ -76,8 +76,8 @@ pub use abi::{ArrayEntry, Ctx, ERR, INIT_NAME, MAX_DEPTH, MOVING, RESTART, TOMBS
 pub use class_table::ClassInfo;
 pub use error::{exc, stmjit_trace, Aborted, Unwind, R};
 pub use program::{
-    Accessed, ClassDef, CodeTables, CompileStats, Compiler, Constants, Mode, Names, ProgramInfo,
-    Settings, Site,
+    Accessed, ClassDef, CodeTables, CompileError, CompileStats, Compiler, Constants, Mode, Names,
+    ProgramInfo, Settings, Site,
 };
 pub use roots::{Held, Root};
 pub(crate) use runtime::rt_of;

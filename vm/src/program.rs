@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use stmjit_lang::ast::{ArgKind, Program};
-use stmjit_lang::diag::Span;
+use stmjit_lang::diag::{ErrorKind, Span};
 use stmjit_runtime::value::Word;
 use stmjit_runtime::Stm;
 
@@ -243,15 +243,32 @@ pub trait Compiler: Send + Sync + std::fmt::Debug {
     /// Compiles program function `fid`, unless it is (another thread may have done it
     /// meanwhile), and stores its code address in [`CodeTables::func_code`]; that address.
     /// `Err` is why it cannot be compiled.
-    fn compile(&self, info: &ProgramInfo, fid: usize) -> Result<u64, String>;
+    fn compile(&self, info: &ProgramInfo, fid: usize) -> Result<u64, CompileError>;
 
     /// Makes the [`ArrayEntry`] passing `words` words, unless it is made, and stores it; its
     /// address.
-    fn array_entry(&self, info: &ProgramInfo, words: usize) -> Result<u64, String>;
+    fn array_entry(&self, info: &ProgramInfo, words: usize) -> Result<u64, CompileError>;
 
     /// Compiles part `k` of a module body run by parts, unless it is, frees the code of
     /// the part before it (which never runs again), and returns its code address.
-    fn module_part(&self, info: &ProgramInfo, k: usize) -> Result<u64, String>;
+    fn module_part(&self, info: &ProgramInfo, k: usize) -> Result<u64, CompileError>;
+}
+
+/// Why code could not be made, as the exception the call that needed it raises: a
+/// `MemoryError` when memory for the code could not be had (a code space that cannot be
+/// mapped under `ulimit -v`), a `RuntimeError` for anything else.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompileError {
+    /// The exception's kind.
+    pub kind: ErrorKind,
+    /// Its message.
+    pub message: String,
+}
+
+impl From<CompileError> for crate::error::Unwind {
+    fn from(e: CompileError) -> Self {
+        crate::error::exc(e.kind, e.message)
+    }
 }
 
 /// How much compiling a run did (`--stats`).
@@ -497,7 +514,7 @@ impl ProgramInfo {
 
     /// The code address of program function `fid`, compiling it first if it is not
     /// compiled yet (its first call). `Err` is why it cannot be compiled.
-    pub fn code_of(&self, fid: usize) -> Result<u64, String> {
+    pub fn code_of(&self, fid: usize) -> Result<u64, CompileError> {
         if let Some(code) = self.code.compiled_code(fid) {
             return Ok(code);
         }
@@ -505,12 +522,12 @@ impl ProgramInfo {
     }
 
     /// The code of part `k` of a module body run by parts ([`Compiler::module_part`]).
-    pub fn module_part(&self, k: usize) -> Result<u64, String> {
+    pub fn module_part(&self, k: usize) -> Result<u64, CompileError> {
         self.compiler()?.module_part(self, k)
     }
 
     /// The entry calling a function of `words` words from an array (made at its first use).
-    pub fn array_entry(&self, words: usize) -> Result<ArrayEntry, String> {
+    pub fn array_entry(&self, words: usize) -> Result<ArrayEntry, CompileError> {
         let address = match self.code.made_entry(words) {
             Some(e) => e,
             None => self.compiler()?.array_entry(self, words)?,
@@ -520,11 +537,14 @@ impl ProgramInfo {
         Ok(unsafe { std::mem::transmute::<u64, ArrayEntry>(address) })
     }
 
-    fn compiler(&self) -> Result<&dyn Compiler, String> {
+    fn compiler(&self) -> Result<&dyn Compiler, CompileError> {
         self.code
             .compiler
             .get()
             .map(|c| &**c)
-            .ok_or_else(|| "no compiler: the program runs without JIT".to_string())
+            .ok_or_else(|| CompileError {
+                kind: ErrorKind::RuntimeError,
+                message: "no compiler: the program runs without JIT".to_string(),
+            })
     }
 }
