@@ -1285,8 +1285,9 @@ impl StmThread {
     /// Enters the running transaction's *commit phase*, for writes that must be done last,
     /// right before [`StmThread::commit`] (the JIT inserts a transaction's new dict keys
     /// there, so that inserting different keys does not conflict). Waits, at a safe point,
-    /// while another transaction is in its commit phase; the phase ends with the commit or
-    /// the abort. Meanwhile the transaction wins write-write conflicts against older ones
+    /// while another transaction is in its commit phase or inevitable (an inevitable waiter
+    /// dooms each transaction it finds in the phase); the phase ends with the commit or the
+    /// abort. Meanwhile the transaction wins write-write conflicts against older ones
     /// too (contention rules in `contention.rs`): others wait for it instead of dooming a
     /// transaction that is about to commit. `Err` if the transaction was doomed.
     pub fn enter_commit_phase(&mut self) -> Result<(), Abort> {
@@ -1294,11 +1295,22 @@ impl StmThread {
         let stm = self.stm.clone();
         let me = self.seg;
         loop {
-            if stm.finishing.load(SeqCst) as usize == me
-                || stm
-                    .finishing
-                    .compare_exchange(0, me as u8, SeqCst, SeqCst)
-                    .is_ok()
+            if stm.finishing.load(SeqCst) as usize == me {
+                return Ok(());
+            }
+            let inev = stm.inevitable.load(SeqCst) as usize;
+            if inev != 0 && inev != me {
+                // Our commit would wait for the inevitable transaction anyway; holding the
+                // phase meanwhile would keep it from that transaction if it wants the phase:
+                // it would doom us, and we would take the phase again before it looked
+                // (it starved, 3 threads in a tight loop of commit phases beside it).
+                self.wait_for_inevitable(inev)?;
+                continue;
+            }
+            if stm
+                .finishing
+                .compare_exchange(0, me as u8, SeqCst, SeqCst)
+                .is_ok()
             {
                 return Ok(());
             }
@@ -1309,9 +1321,10 @@ impl StmThread {
             // The holder's transaction: its segment's next one may take the phase again
             // before this thread sees it free.
             let held = stm.tx_state(f) >> SEQ_SHIFT;
-            if stm.config.commit_log && stm.tx_state(me) & INEVITABLE != 0 {
-                // With the commit log its commit would wait for us: it yields instead
-                // (refused only while it appends, which ends soon).
+            if stm.tx_state(me) & INEVITABLE != 0 {
+                // Its commit would wait for us (in either mode): it yields instead (with the
+                // commit log, refused only while it appends, which ends soon). We run here,
+                // so no commit has stopped the world meanwhile.
                 stm.doom(f, AbortCause::WriteWrite, None, None);
             }
             let t0 = std::time::Instant::now();

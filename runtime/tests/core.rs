@@ -606,12 +606,13 @@ fn commit_phase_takes_locks_from_older_holders_commit_log() {
 }
 
 /// The commit phase does not wait for an inevitable holder (which cannot be doomed, and
-/// may itself be waiting to enter the phase): it aborts itself.
+/// may itself be waiting to enter the phase): it aborts itself. (A transaction asking for the
+/// phase while another is inevitable waits for it first: this one entered it before.)
 fn commit_phase_yields_to_an_inevitable_holder_in(log: bool) {
     let (stm, c, mut inev, mut other) = cell_and_two_transactions(log, WaitPolicy::Wait);
+    other.enter_commit_phase().unwrap();
     inev.become_inevitable().unwrap();
     inev.write_u64(c, 8, 5).unwrap();
-    other.enter_commit_phase().unwrap();
     assert!(other.write_u64(c, 8, 6).is_err());
     inev.commit().unwrap();
     assert_eq!(stm.committed_u64(c, 8), 5);
