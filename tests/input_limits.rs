@@ -90,12 +90,13 @@ fn a_million_element_list_literal_runs() {
     }
 }
 
-/// `stmjit run --threads 2 FILE` under `ulimit -v KIB` (address space, KiB).
+/// `stmjit run --threads 2 FILE` under `ulimit -v KIB` (address space, KiB), killed after
+/// 60 s (exit 124: a server whose worker panicked never returned).
 fn run_under_address_limit(kib: u64, file: &std::path::Path) -> std::process::Output {
     Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "ulimit -v {kib} && exec \"$0\" run --threads 2 \"$1\""
+            "ulimit -v {kib} && exec timeout 60 \"$0\" run --threads 2 \"$1\""
         ))
         .arg(env!("CARGO_BIN_EXE_stmjit"))
         .arg(file)
@@ -129,7 +130,12 @@ fn smallest_limit_that_runs(file: &std::path::Path, expect: &[u8], step: u64) ->
 /// Asserts that `file` under `ulimit -v kib` ends with a `MemoryError` (exit 1, no panic);
 /// its message.
 fn assert_memory_error(kib: u64, file: &std::path::Path, runs_from: u64) -> String {
-    let out = run_under_address_limit(kib, file);
+    check_memory_error(run_under_address_limit(kib, file), kib, runs_from)
+}
+
+/// Asserts that `out`, a run under `ulimit -v kib`, ended with a `MemoryError` (exit 1, no
+/// panic); its message.
+fn check_memory_error(out: std::process::Output, kib: u64, runs_from: u64) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.code() == Some(1)
@@ -187,4 +193,61 @@ fn code_that_cannot_be_mapped_is_a_memory_error() {
     for kib in (1..=48u64).map(|k| hi - k * 256) {
         assert_memory_error(kib, &file, hi);
     }
+}
+
+/// Runs `file` (which prints `expect`) under 48 address-space limits from just under the
+/// smallest that runs down to a quarter of it (where the runtime itself no longer fits):
+/// each run prints `expect` or ends with a `MemoryError`, never a panic, and some of them
+/// with one at `call` (`line:col`), where worker threads start. How much address space the
+/// threads take varies from run to run (malloc arenas), so a limit in between may run or
+/// fail: either is right.
+fn workers_that_cannot_start_are_a_memory_error(file: &std::path::Path, expect: &[u8], call: &str) {
+    let Some(hi) = smallest_limit_that_runs(file, expect, 4096) else {
+        return;
+    };
+    let mut at_the_call = 0;
+    for kib in (1..=48u64).map(|k| hi - k * (hi / 64)) {
+        let out = run_under_address_limit(kib, file);
+        if out.status.success() && out.stdout == expect {
+            continue;
+        }
+        let err = check_memory_error(out, kib, hi);
+        if err.contains(&format!("at {}:{call} in <module>", file.display())) {
+            at_the_call += 1;
+        }
+    }
+    assert!(
+        at_the_call > 0,
+        "no limit reached the workers (runs from {hi} KiB)"
+    );
+}
+
+/// A TransactionQueue whose worker threads cannot start (no address space left for their
+/// stacks or shadow stacks) ends with a `MemoryError` at `q.run()`: the worker's thread and
+/// its driver panicked (exit 101) below about twice the smallest limit that runs.
+#[test]
+fn queue_workers_that_cannot_start_are_a_memory_error() {
+    let file = temp("queue.lang");
+    std::fs::write(
+        &file,
+        "q = TransactionQueue()\nout = [0] * 8\ndef work(i):\n    out[i] = i * i\n\
+         for i in range(8):\n    q.add(work, i)\nq.run()\nprint(sum(out))\n",
+    )
+    .unwrap();
+    workers_that_cannot_start_are_a_memory_error(&file, b"140\n", "7:1");
+}
+
+/// The same for a server's workers: `serve()` raises a `MemoryError` (its worker thread
+/// panicked, exit 101, then `serve` raised a ValueError). `shutdown()` first makes the
+/// server stop as soon as its workers have started.
+#[test]
+fn server_workers_that_cannot_start_are_a_memory_error() {
+    let file = temp("server.lang");
+    std::fs::write(
+        &file,
+        "def h(req):\n    return [200, \"text/plain\", \"ok\\n\"]\n\
+         shutdown()\nserve(0, h)\nprint(\"done\")\n",
+    )
+    .unwrap();
+    workers_that_cannot_start_are_a_memory_error(&file, b"done\n", "4:1");
 }

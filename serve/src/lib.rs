@@ -336,14 +336,19 @@ impl Server {
                     builder = builder.stack_size(n);
                 }
                 let queue = &*queue;
-                builder
-                    .spawn_scoped(s, move || {
-                        let mut handler = make_worker(i);
-                        while let Some(job) = queue.pop() {
-                            let _ = job.reply.send(handle(job.request, &mut handler));
-                        }
-                    })
-                    .expect("spawn serve worker");
+                let spawned = builder.spawn_scoped(s, move || {
+                    let mut handler = make_worker(i);
+                    while let Some(job) = queue.pop() {
+                        let _ = job.reply.send(handle(job.request, &mut handler));
+                    }
+                });
+                if let Err(e) = spawned {
+                    // No room for one more thread: the server does not start, and the
+                    // workers started so far end with the closed queue.
+                    queue.close();
+                    let msg = format!("cannot start a worker thread: {e}");
+                    return Err(stdio::Error::new(e.kind(), msg));
+                }
             }
             let r = runtime.block_on(front::serve(
                 self.listener,

@@ -197,7 +197,7 @@ pub(crate) fn serve(ctx: *mut Ctx, args: &[Word]) -> Word {
     rt.release(mark);
     match result {
         Ok(()) => NONE,
-        Err(msg) => rt.raise(ErrorKind::ValueError, msg),
+        Err((kind, msg)) => rt.raise(kind, msg),
     }
 }
 
@@ -329,10 +329,13 @@ fn run_server(
     limits: Limits,
     handler: Word,
     class: Word,
-) -> Result<(), String> {
+) -> Result<(), (ErrorKind, String)> {
     let info = rt.info.clone();
     let server = Server::bind_addr(addr, limits)
-        .map_err(|e| format!("serve(): cannot listen on {addr}: {e}"))?
+        .map_err(|e| {
+            let msg = format!("serve(): cannot listen on {addr}: {e}");
+            (ErrorKind::ValueError, msg)
+        })?
         .with_stack_size(stmjit_lang::stack::BIG_STACK)
         .on_answer(move |d| info.serve.latency.record(d));
     let stopper = server.shutdown_handle();
@@ -363,14 +366,27 @@ fn run_server(
     };
     let state = &rt.info.serve;
     state.start(&stopper);
+    let site = super::threads::current_site(rt);
     let r = server.run(workers, |_| {
         stmjit_lang::stack::mark_thread(stmjit_lang::stack::BIG_STACK);
-        let mut d = Driver::new(served.info.clone());
+        // No room for a worker's shadow stack: the MemoryError of a thread that cannot
+        // start, at `serve()`, never a panic.
+        let mut d = Driver::try_new(served.info.clone())
+            .unwrap_or_else(|e| super::threads::spawn_failed(&served.info, site, &e));
         let served = &served;
         move |req: Request| handle(&mut d, served, &req)
     });
     state.stop(stopper.port());
-    r.map_err(|e| format!("serve(): the server stopped: {e}"))
+    r.map_err(|e| {
+        // No room for one more thread (its stack) is a MemoryError, as at `spawn`.
+        let kind = match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::OutOfMemory => {
+                ErrorKind::MemoryError
+            }
+            _ => ErrorKind::ValueError,
+        };
+        (kind, format!("serve(): the server stopped: {e}"))
+    })
 }
 
 /// What one handler transaction produced.

@@ -307,7 +307,7 @@ fn detach(handle: std::thread::JoinHandle<()>, detached: &std::sync::atomic::Ato
 /// memory for one more stack or shadow stack): a MemoryError at the `spawn` call (trace
 /// site `site`, -1 if unknown). The call's transaction has committed (a thread starts only
 /// then), so it cannot be raised there: it ends the program, as an uncaught error would.
-fn spawn_failed(info: &ProgramInfo, site: i64, e: &std::io::Error) -> ! {
+pub(crate) fn spawn_failed(info: &ProgramInfo, site: i64, e: &std::io::Error) -> ! {
     let trace: Vec<TraceEntry> = usize::try_from(site)
         .ok()
         .and_then(|s| info.code.sites.get(s))
@@ -518,7 +518,7 @@ fn spawn_rooted(rt: &mut Runtime, slot: *mut Word, f: Word, args: &[Word]) -> su
 
 /// The trace site of the builtin call in progress (`Ctx::site`: `spawn`, `q.run()`), or -1
 /// when unknown.
-fn current_site(rt: &Runtime) -> i64 {
+pub(crate) fn current_site(rt: &Runtime) -> i64 {
     if rt.ctx.is_null() {
         return -1;
     }
@@ -965,16 +965,22 @@ pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
         let info = rt.info.clone();
         std::thread::scope(|s| {
             for _ in 0..workers {
-                let info = info.clone();
+                let worker_info = info.clone();
                 let (next, starts) = (&next, &starts);
                 std::thread::Builder::new()
                     .stack_size(stmjit_lang::stack::BIG_STACK)
                     .spawn_scoped(s, move || {
+                        let info = worker_info;
                         stmjit_lang::stack::mark_thread(stmjit_lang::stack::BIG_STACK);
                         if let Some(t) = info.stm.tracer() {
                             t.name_thread("queue worker");
                         }
-                        let mut d = Driver::new(info);
+                        // No room for its shadow stack: the MemoryError of a thread that
+                        // cannot start, at `q.run()`, never a panic.
+                        let mut d = match Driver::try_new(info.clone()) {
+                            Ok(d) => d,
+                            Err(e) => spawn_failed(&info, run_site, &e),
+                        };
                         let mut parts = Vec::new();
                         let mut batch = Batch::default();
                         while let Some(taken) = next.take() {
@@ -1006,7 +1012,7 @@ pub(crate) fn run_queue(ctx: *mut Ctx, queue: Word) -> Word {
                             }
                         }
                     })
-                    .expect("cannot start a worker thread");
+                    .unwrap_or_else(|e| spawn_failed(&info, run_site, &e));
             }
         });
         rt.stm.remove_root(round);
