@@ -5,23 +5,9 @@
 
 mod common;
 
-use common::assemble;
+use common::{assemble, texts};
 use iced_x86::code_asm::*;
-use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter};
 use stmjit_backend::gs_rewrite::{rewrite_with, CopyReads, Rewritten, SegmentBase};
-
-/// The instructions of `code`, NOPs included.
-fn texts(code: &[u8]) -> Vec<String> {
-    let mut f = IntelFormatter::new();
-    Decoder::with_ip(64, code, 0, DecoderOptions::NONE)
-        .iter()
-        .map(|i: Instruction| {
-            let mut s = String::new();
-            f.format(&i, &mut s);
-            s
-        })
-        .collect()
-}
 
 /// The read version's offset in the segment (any displacement below 2^31 does).
 const D: i32 = 0x1000;

@@ -3,23 +3,10 @@
 
 mod common;
 
-use common::{assemble, Asm as Emit};
+use common::{assemble, texts, Asm as Emit};
 use iced_x86::code_asm::*;
-use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter};
 use stmjit_backend::dead_copies::remove_dead_copies;
 use stmjit_backend::gs_rewrite::{rewrite_with, CopyReads, Rewritten, SegmentBase};
-
-fn texts(code: &[u8]) -> Vec<String> {
-    let mut f = IntelFormatter::new();
-    Decoder::with_ip(64, code, 0, DecoderOptions::NONE)
-        .iter()
-        .map(|i: Instruction| {
-            let mut s = String::new();
-            f.format(&i, &mut s);
-            s
-        })
-        .collect()
-}
 
 /// Rewrite `body`, then remove its dead copies (`relocs` at those offsets).
 fn removed(

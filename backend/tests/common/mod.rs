@@ -143,3 +143,17 @@ pub fn assemble(
     body(&mut a).unwrap();
     a.assemble(0).unwrap()
 }
+
+/// The instructions of `code` in Intel syntax, NOPs included, one string each.
+pub fn texts(code: &[u8]) -> Vec<String> {
+    use iced_x86::{Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter};
+    let mut f = IntelFormatter::new();
+    Decoder::with_ip(64, code, 0, DecoderOptions::NONE)
+        .iter()
+        .map(|i: Instruction| {
+            let mut s = String::new();
+            f.format(&i, &mut s);
+            s
+        })
+        .collect()
+}
