@@ -1376,10 +1376,16 @@ fn read_markers_kept_across_calls_see_no_torn_pair() {
 /// Runs `marks_across_calls.lang` (its size and readers in `args`): no torn pair, and the
 /// pair equal at the end.
 fn no_torn_pair(flags: &[&str], env: &[(&str, &str)], args: &[&str]) {
-    let r = run("marks_across_calls", flags, env, args);
+    program_sees_no_torn_pair("marks_across_calls", flags, env, args);
+}
+
+/// Runs the torn-pair reader program `name` (`marks_across_calls.lang` or
+/// `marks_into_branches.lang`): no torn pair, and the pair equal at the end.
+fn program_sees_no_torn_pair(name: &str, flags: &[&str], env: &[(&str, &str)], args: &[&str]) {
+    let r = run(name, flags, env, args);
     assert!(
         r.code == Some(0) && r.stdout == "torn 0\npair True\n",
-        "marks_across_calls.lang {flags:?} {env:?} {args:?}\n{}",
+        "{name}.lang {flags:?} {env:?} {args:?}\n{}",
         r.describe()
     );
 }
@@ -1402,16 +1408,11 @@ fn read_marks_carried_into_branches_see_no_torn_pair() {
     for log in ["1", "0"] {
         let log = ("STMJIT_COMMIT_LOG", log);
         for threads in ["2", "2", "4", "16", "1"] {
-            let r = run(
+            program_sees_no_torn_pair(
                 "marks_into_branches",
                 &["--threads", threads],
                 &[log, ABORTS[0], ABORTS[1]],
                 &["1000", "3"],
-            );
-            assert!(
-                r.code == Some(0) && r.stdout == "torn 0\npair True\n",
-                "marks_into_branches.lang --threads {threads} {log:?}\n{}",
-                r.describe()
             );
         }
     }

@@ -16,7 +16,7 @@
 use super::int_loops::versionable;
 use super::weight::{walk, Node};
 use super::FnCompiler;
-use cranelift_codegen::ir::{condcodes::IntCC, types::I64, InstBuilder};
+use cranelift_codegen::ir::{types::I64, InstBuilder};
 use stmjit_lang::ast::{Expr, ExprKind, Name, Slot, Stmt, Target};
 use stmjit_lang::diag::Span;
 
@@ -89,12 +89,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().brif(bit, first, &[], generic, &[]);
         // The fast version: the first item, if below the end.
         self.b.switch_to_block(first);
-        let cc = if step > 0 {
-            IntCC::SignedLessThan
-        } else {
-            IntCC::SignedGreaterThan
-        };
-        let go = self.b.ins().icmp(cc, start, stop);
+        let go = self.range_continues(step, start, stop);
         self.b.ins().brif(go, body_b, &[start.into()], exit, &[]);
         self.b.switch_to_block(body_b);
         self.local_of.clear();
@@ -117,7 +112,7 @@ impl FnCompiler<'_, '_> {
         self.b.ins().brif(of, exit, &[], more, &[]);
         self.b.switch_to_block(more);
         let end = self.load_slot(et);
-        let go = self.b.ins().icmp(cc, next, end);
+        let go = self.range_continues(step, next, end);
         self.b.ins().brif(go, body_b, &[next.into()], exit, &[]);
         // The generic version, out of line: the range object iterated.
         self.break_past_else = past_else;

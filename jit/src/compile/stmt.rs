@@ -696,12 +696,7 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(head);
         let cur = self.load_slot(st);
         let end = self.load_slot(et);
-        let cc = if step > 0 {
-            IntCC::SignedLessThan
-        } else {
-            IntCC::SignedGreaterThan
-        };
-        let go = self.b.ins().icmp(cc, cur, end);
+        let go = self.range_continues(step, cur, end);
         self.b.ins().brif(go, body_b, &[cur.into()], exit, &[]);
         // Generic: build the range object and iterate it.
         self.b.switch_to_block(generic);
@@ -737,6 +732,17 @@ impl FnCompiler<'_, '_> {
         self.store_slot(idx, i);
         self.b.ins().jump(next_item, &[]);
         self.b.switch_to_block(exit);
+    }
+
+    /// Whether a counted range loop goes on with the tagged int `cur` (below `end` for a
+    /// positive `step`, above it for a negative one): tagging keeps the order of ints.
+    pub(super) fn range_continues(&mut self, step: i64, cur: Value, end: Value) -> Value {
+        let cc = if step > 0 {
+            IntCC::SignedLessThan
+        } else {
+            IntCC::SignedGreaterThan
+        };
+        self.b.ins().icmp(cc, cur, end)
     }
 
     /// The range object of `range(*args)` (a constant step), its bounds' words in the
