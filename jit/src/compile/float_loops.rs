@@ -9,13 +9,17 @@
 //! there the condition's facts hold until the body stores to the local they are about: an
 //! int-tree comparison's locals are known ints (`i += 1` needs no tag test), and a float
 //! local the condition read has the `f64` the condition took ([`FnCompiler::loop_leaves`]):
-//! the body's float trees read it with no test (`t = zr * zr - zi * zi + cr`).
+//! the body's float trees read it with no test (`t = zr * zr - zi * zi + cr`). So does a
+//! float local the loop reads and never assigns (`cr`, `ci`): tested once, in a block before
+//! the loop's head that is also the restart point of its back-edge's poll (a restart finds
+//! the same float boxed in its slot), so that its `f64` dominates the whole fast version.
 
 use super::expr::{int_cc, single_compare};
 use super::int_loops::versionable;
+use super::weight::{walk, walk_expr, Node};
 use super::FnCompiler;
-use cranelift_codegen::ir::{condcodes::IntCC, InstBuilder};
-use stmjit_lang::ast::{Expr, ExprKind, Slot, Stmt};
+use cranelift_codegen::ir::{condcodes::IntCC, Block, InstBuilder, Value};
+use stmjit_lang::ast::{Expr, ExprKind, Slot, Stmt, Target};
 use stmjit_lang::diag::Span;
 
 /// One comparison of the condition, as its fast path compiles it.
@@ -77,10 +81,17 @@ impl FnCompiler<'_, '_> {
         let past_else = self.break_past_else;
         let exit = self.b.create_block();
         let generic = self.b.create_block();
+        // The float locals the loop reads and does not assign, tested once: here and at
+        // the restart point of its back-edge, which is this block (it dominates the loop).
+        let entry = self.b.create_block();
+        self.b.ins().jump(entry, &[]);
+        self.b.switch_to_block(entry);
+        let invariant = self.invariant_floats(cond, body, generic);
         let (head, body_b, latch) = self.fast_head(cond, body);
         // The fast version's condition: each comparison in turn, the last into the body.
         let mut ints = Vec::new();
-        let mut floats = Vec::new();
+        self.loop_leaves = invariant.clone();
+        let mut floats = invariant;
         let n = parts.len();
         for (k, part) in parts.into_iter().enumerate() {
             let then = if k + 1 == n {
@@ -105,13 +116,61 @@ impl FnCompiler<'_, '_> {
         self.loop_body(body, latch, exit, |_| {});
         self.loop_leaves.clear();
         self.int_locals = outer;
-        self.poll(span);
-        self.b.ins().jump(head, &[]);
+        self.poll_restarting_at(span, head, entry);
         // The generic version, out of line.
         self.break_past_else = past_else;
         let latch_g = self.b.create_block();
         self.generic_version(cond, body, (generic, latch_g, exit), true, span);
         true
+    }
+}
+
+impl FnCompiler<'_, '_> {
+    /// The `f64` of each float local ([`FnCompiler::float_var`]) that `cond` or `body`
+    /// reads and `body` does not assign or delete (`ci` in mandelbrot's inner loop), as
+    /// leaves of the loop's float trees take them (`(slot, false, f64)`); branches to
+    /// `generic` where one is not a float (an unbound one included). Tested once before
+    /// the loop: its trees then read them with no test ([`FnCompiler::loop_leaves`]).
+    fn invariant_floats(
+        &mut self,
+        cond: &Expr,
+        body: &[Stmt],
+        generic: Block,
+    ) -> Vec<(usize, bool, Value)> {
+        let mut read = Vec::new();
+        let mut bound = Vec::new();
+        let mut each = |n: Node| match n {
+            Node::Expr(Expr {
+                kind: ExprKind::Name(n),
+                ..
+            }) => {
+                if let Slot::Local(i) = n.slot {
+                    read.push(i);
+                }
+            }
+            Node::Target(Target::Name(n)) => {
+                if let Slot::Local(i) = n.slot {
+                    bound.push(i);
+                }
+            }
+            _ => {}
+        };
+        walk_expr(cond, &mut each);
+        walk(body, &mut each);
+        let mut out: Vec<(usize, bool, Value)> = Vec::new();
+        for i in read {
+            if bound.contains(&i) || out.iter().any(|&(l, _, _)| l == i) {
+                continue;
+            }
+            let Some(fv) = self.float_var(i) else {
+                continue;
+            };
+            let w = self.raw_local(i);
+            let f = self.b.use_var(fv);
+            let f = self.unboxed_leaf(w, f, false, generic);
+            out.push((i, false, f));
+        }
+        out
     }
 }
 

@@ -64,9 +64,15 @@ impl FnCompiler<'_, '_> {
     /// runtime). The slow path tells the two apart, may end the transaction (a boundary) or
     /// pause for another segment's commit.
     pub(crate) fn poll_to(&mut self, span: Span, resume: Block) {
+        self.poll_restarting_at(span, resume, resume);
+    }
+    /// [`Self::poll_to`] whose restart point is `restart` instead of `resume`: a loop head
+    /// reached through a block that computes what the loop's fast version keeps in SSA
+    /// values (`float_loops.rs`).
+    pub(crate) fn poll_restarting_at(&mut self, span: Span, resume: Block, restart: Block) {
         use stmjit_runtime::{SegmentInfo, INFO_OFFSET};
         self.begin_sequence(super::LOC_POLL);
-        let point = self.push_restart(resume) as i64;
+        let point = self.push_restart(restart) as i64;
         if !self.sh.polls {
             self.end_sequence();
             self.b.ins().jump(resume, &[]);
