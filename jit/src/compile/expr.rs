@@ -3,15 +3,15 @@
 use super::barriers::Marks;
 use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{
-    condcodes::FloatCC, condcodes::IntCC, types::I32, types::I64, types::I8, Block, InstBuilder,
-    Value,
+    condcodes::FloatCC, condcodes::IntCC, types::F64, types::I32, types::I64, types::I8, Block,
+    InstBuilder, Value,
 };
 use std::mem::offset_of;
 use stmjit_lang::ast::*;
 use stmjit_lang::diag::Span;
 use stmjit_runtime::value::{FALSE, NONE, TRUE};
 use stmjit_vm::abi::Helper;
-use stmjit_vm::abi::{tagged_int, young_header, BINOPS, CMPOPS, TAGGED_ZERO, UNOPS};
+use stmjit_vm::abi::{tagged_int, young_header, BINOPS, CMPOPS, TAGGED_ZERO, UNBOXED, UNOPS};
 use stmjit_vm::objects::{ListObj, ARRAY_DATA};
 use stmjit_vm::{Accessed, Ctx, UNBOUND};
 
@@ -1187,14 +1187,30 @@ impl FnCompiler<'_, '_> {
     }
 
     fn call_expr(&mut self, func: &Expr, args: &[Expr], span: Span) -> Value {
+        self.call_expr_in(func, args, span, false).0
+    }
+
+    /// `func(args)` as a word, and where `raw`, with an `f64`: the call's result is then
+    /// `UNBOXED` and that `f64` where the call is computed inline
+    /// ([`FnCompiler::inline_call`]; `raw` only for a callee whose `def` returns a true
+    /// division: [`Self::raw_callee`]), else its word and 0.0 (not `raw`: the word twice).
+    pub(super) fn call_expr_in(
+        &mut self,
+        func: &Expr,
+        args: &[Expr],
+        span: Span,
+        raw: bool,
+    ) -> (Value, Value) {
         if let Some(b) = builtin_by_name(func) {
             if b == Builtin::Len && args.len() == 1 {
-                return self.len_call(&args[0], span);
+                let r = self.len_call(&args[0], span);
+                return (r, r);
             }
+            // (Not `raw`: a builtin is no `raw_callee`.)
             let (mark, p, n) = self.eval_into_temps(args);
             let r = self.builtin_at(b, p, n, span);
             self.pop_temps(mark);
-            return r;
+            return (r, r);
         }
         let mark = self.temp_mark();
         let f = self.expr(func);
@@ -1204,6 +1220,18 @@ impl FnCompiler<'_, '_> {
         let f = self.load_slot(ft);
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
+        if raw {
+            self.b.append_block_param(done, F64);
+        }
+        // What the paths that do not compute inline give `done`: their word, and 0.0.
+        let to_done = |c: &mut Self, r: Value| -> Vec<cranelift_codegen::ir::BlockArg> {
+            if raw {
+                let z = c.b.ins().f64const(0.0);
+                vec![r.into(), z.into()]
+            } else {
+                vec![r.into()]
+            }
+        };
         let generic = self.b.create_block();
         // Direct call when the callee is the function a module-level `def` bound to this
         // global (and the arity matches); the generic path handles everything else.
@@ -1234,8 +1262,13 @@ impl FnCompiler<'_, '_> {
                 let vals: Vec<Value> = (0..args.len())
                     .map(|k| self.load_slot(ft + 1 + k))
                     .collect();
-                let r = self.inline_call(fid, nodes, &vals, call);
-                self.b.ins().jump(done, &[r.into()]);
+                let r = self.inline_call(fid, nodes, &vals, call, raw);
+                if raw {
+                    let u = self.b.ins().iconst(I64, UNBOXED as i64);
+                    self.b.ins().jump(done, &[u.into(), r.into()]);
+                } else {
+                    self.b.ins().jump(done, &[r.into()]);
+                }
                 self.b.set_cold_block(call);
                 self.b.switch_to_block(call);
             }
@@ -1252,8 +1285,11 @@ impl FnCompiler<'_, '_> {
             let inst = self.b.ins().call_indirect(sig, code, &vals);
             let r = self.b.inst_results(inst)[0];
             self.reload_locals();
+            // It may have run code that rebinds a global (`global_cache.rs`).
+            self.reload_cached_globals();
             self.check(r, span);
-            self.b.ins().jump(done, &[r.into()]);
+            let a = to_done(self, r);
+            self.b.ins().jump(done, &a);
         } else {
             self.b.ins().jump(generic, &[]);
         }
@@ -1261,6 +1297,7 @@ impl FnCompiler<'_, '_> {
         // A callee not known to be a function may be a class: `C(args)` through the site's
         // class cache (`sites.rs`), the generic helper filling it.
         let class_site = if direct_fid.is_none() {
+            debug_assert!(!raw, "raw_callee: a def-bound callee");
             let cache = self.sh.classes.new_method_site() as i64;
             let slow = self.b.create_block();
             self.class_call(ft, args.len(), cache, done, slow, span);
@@ -1278,10 +1315,33 @@ impl FnCompiler<'_, '_> {
             }
             None => self.call_checked(Helper::Call, &[self.ctx, f, p, n], span),
         };
-        self.b.ins().jump(done, &[r.into()]);
+        let a = to_done(self, r);
+        self.b.ins().jump(done, &a);
         self.b.switch_to_block(done);
         self.pop_temps(mark);
-        self.b.block_params(done)[0]
+        let ps = self.b.block_params(done);
+        (ps[0], if raw { ps[1] } else { ps[0] })
+    }
+
+    /// Whether a call of `func` with `nargs` arguments may give a raw `f64`
+    /// ([`Self::call_expr_in`]): a direct call of a function computed inline whose body
+    /// returns a true division.
+    pub(super) fn raw_callee(&self, func: &Expr, nargs: usize) -> bool {
+        let ExprKind::Name(Name {
+            slot: Slot::Global(g),
+            ..
+        }) = &func.kind
+        else {
+            return false;
+        };
+        !self.compact
+            && self.sh.def_of_global.get(g).is_some_and(|&fid| {
+                let f = &self.sh.program.functions[fid];
+                f.is_plain()
+                    && f.arity == nargs
+                    && super::inline::inlinable(f).is_some()
+                    && super::inline::returns_quotient(f)
+            })
     }
 }
 

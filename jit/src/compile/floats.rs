@@ -353,7 +353,7 @@ impl FnCompiler<'_, '_> {
 
     /// The `f64` quotient of the words `x` and `y` (see [`Self::true_div`]); branches to
     /// `other` for other operands and a zero divisor.
-    fn unboxed_div(&mut self, x: Value, y: Value, other: Block) -> Value {
+    pub(super) fn unboxed_div(&mut self, x: Value, y: Value, other: Block) -> Value {
         let fx = self.number_f64(x, other);
         let fy = self.number_f64(y, other);
         let zero = self.b.ins().f64const(0.0);

@@ -1,7 +1,8 @@
 //! Module globals read in a loop, read once (issue 16): `while i < MAXITER and ...` read
 //! `MAXITER` through a read barrier at every iteration.
 //!
-//! A loop that calls no JIT code (no call but of a builtin by name), stores to none of the
+//! A loop that calls no JIT code (no call but of a builtin by name, or of a function computed
+//! inline, whose out-of-line call reads the globals again after it), stores to none of the
 //! globals it reads, and has no nested loop, `try`, `with`, `def`, `class` or `del` gets a
 //! variable per global it reads, filled before the loop (read barrier included) and read in
 //! the loop instead of the global. The value stays right while nothing can rebind the
@@ -44,7 +45,12 @@ pub(crate) struct CachedGlobal {
 /// The globals read in `exprs` and `body` (a loop's head expressions and body) that may be
 /// cached while it runs, with the span of a read of each (see the module docs); empty where
 /// the loop does not qualify.
-fn cacheable(exprs: &[&Expr], extra_target: Option<&Name>, body: &[Stmt]) -> Vec<(usize, Span)> {
+fn cacheable(
+    exprs: &[&Expr],
+    extra_target: Option<&Name>,
+    body: &[Stmt],
+    inlined: &dyn Fn(&Expr, usize) -> bool,
+) -> Vec<(usize, Span)> {
     let mut reads: Vec<(usize, Span)> = Vec::new();
     let mut stored: Vec<usize> = Vec::new();
     let mut ok = true;
@@ -67,9 +73,10 @@ fn cacheable(exprs: &[&Expr], extra_target: Option<&Name>, body: &[Stmt]) -> Vec
                     }
                 }
             }
-            ExprKind::Call { func, .. } => {
+            ExprKind::Call { func, args } => {
                 ok &= matches!(&func.kind, ExprKind::Name(n)
-                    if matches!(n.slot, Slot::Builtin(_) | Slot::Unresolved));
+                    if matches!(n.slot, Slot::Builtin(_) | Slot::Unresolved))
+                    || inlined(func, args.len());
             }
             ExprKind::CallEx { .. } | ExprKind::MethodCall { .. } | ExprKind::Lambda(_) => {
                 ok = false
@@ -102,7 +109,8 @@ impl FnCompiler<'_, '_> {
         let reads = if self.compact || self.locals_in_slots {
             Vec::new()
         } else {
-            cacheable(exprs, target, body)
+            let inlined = |func: &Expr, nargs: usize| self.inlined_callee(func, nargs);
+            cacheable(exprs, target, body, &inlined)
         };
         let outer = self.global_cache.len();
         for (g, span) in reads {
@@ -123,6 +131,23 @@ impl FnCompiler<'_, '_> {
         }
         compile(self);
         self.global_cache.truncate(outer);
+    }
+
+    /// Whether a call of `func` with `nargs` arguments is a direct call of a function computed
+    /// inline (`inline.rs`): the inline code calls nothing, and the call it leaves for, out
+    /// of line, reads the cached globals again after it returns.
+    fn inlined_callee(&self, func: &Expr, nargs: usize) -> bool {
+        let ExprKind::Name(Name {
+            slot: Slot::Global(g),
+            ..
+        }) = &func.kind
+        else {
+            return false;
+        };
+        self.sh.def_of_global.get(g).is_some_and(|&fid| {
+            let f = &self.sh.program.functions[fid];
+            f.is_plain() && f.arity == nargs && super::inline::inlinable(f).is_some()
+        })
     }
 
     /// The variable holding global `g` in the loop being compiled, if it is cached.

@@ -19,7 +19,7 @@
 //! tried: the same result, the same error with the same trace, the same effects.
 
 use super::FnCompiler;
-use cranelift_codegen::ir::{condcodes::IntCC, types::I64, Block, InstBuilder, Value};
+use cranelift_codegen::ir::{condcodes::IntCC, types::F64, types::I64, Block, InstBuilder, Value};
 use std::mem::offset_of;
 use stmjit_lang::ast::{BinOp, Expr, ExprKind, Function, Slot, StmtKind, Target};
 use stmjit_lang::diag::Span;
@@ -104,6 +104,18 @@ pub(crate) fn inlinable(f: &Function) -> Option<usize> {
     (nodes <= MAX_NODES).then_some(nodes)
 }
 
+/// Whether the inlinable `f` returns a true division `a / b`: its inline result can be an
+/// unboxed `f64` ([`FnCompiler::inline_call`]).
+pub(crate) fn returns_quotient(f: &Function) -> bool {
+    matches!(
+        f.body.last().map(|s| &s.kind),
+        Some(StmtKind::Return(Some(Expr {
+            kind: ExprKind::Binary(BinOp::Div, _, _),
+            ..
+        })))
+    )
+}
+
 impl FnCompiler<'_, '_> {
     /// Branches to `call` where a call of `f` (whose frame has at most `nodes` temporaries)
     /// would raise a RecursionError: at the depth limit, or without shadow-stack room for
@@ -142,40 +154,43 @@ impl FnCompiler<'_, '_> {
     /// counting `nodes`) on the words `args`, computed inline; branches to `call` (the call
     /// itself) wherever the inline code cannot go on, or the call would raise a
     /// RecursionError (the depth, or the room of the callee's frame, which has at most
-    /// `nodes` temporaries).
+    /// `nodes` temporaries). Where `raw` (the body returns a true division:
+    /// [`returns_quotient`]), the result is the quotient's `f64`, not boxed: for a float
+    /// tree that has the call among its leaves (`s += eval_a(i, j) * u[j]`, `unboxed.rs`).
     pub(crate) fn inline_call(
         &mut self,
         fid: usize,
         nodes: usize,
         args: &[Value],
         call: Block,
+        raw: bool,
     ) -> Value {
         let program = self.sh.program;
         let f = &program.functions[fid];
         self.inline_room(f, nodes, call);
         if args.is_empty() {
-            return self.inline_body(f, args, call);
+            return self.inline_body(f, args, call, raw);
         }
         if args.iter().all(|&a| self.known_int(a)) {
             // Only the version for int arguments (a counted loop's variable, `eval_a(i, j)`).
-            return self.inline_on_ints(f, args, call);
+            return self.inline_on_ints(f, args, call, raw);
         }
         // Two versions: one for int arguments, where the operations on ints need no type
         // tests and no float paths (their results are ints too), and one for any others.
         let ints = self.b.create_block();
         let other = self.b.create_block();
         let done = self.b.create_block();
-        self.b.append_block_param(done, I64);
+        self.b.append_block_param(done, if raw { F64 } else { I64 });
         let all = args[1..]
             .iter()
             .fold(args[0], |acc, &a| self.b.ins().band(acc, a));
         let bit = self.b.ins().band_imm(all, 1);
         self.b.ins().brif(bit, ints, &[], other, &[]);
         self.b.switch_to_block(ints);
-        let r = self.inline_on_ints(f, args, call);
+        let r = self.inline_on_ints(f, args, call, raw);
         self.b.ins().jump(done, &[r.into()]);
         self.b.switch_to_block(other);
-        let r = self.inline_body(f, args, call);
+        let r = self.inline_body(f, args, call, raw);
         self.b.ins().jump(done, &[r.into()]);
         self.b.switch_to_block(done);
         self.b.block_params(done)[0]
@@ -183,16 +198,17 @@ impl FnCompiler<'_, '_> {
 
     /// [`Self::inline_body`] on `args` known to be ints: the operations on them need no
     /// type tests and no float paths.
-    fn inline_on_ints(&mut self, f: &Function, args: &[Value], call: Block) -> Value {
+    fn inline_on_ints(&mut self, f: &Function, args: &[Value], call: Block, raw: bool) -> Value {
         let outer = self.known_ints.clone();
         self.known_ints.extend(args.iter().copied());
-        let r = self.inline_body(f, args, call);
+        let r = self.inline_body(f, args, call, raw);
         self.known_ints = outer;
         r
     }
 
-    /// The body of `f` computed inline on the words `args` (see [`Self::inline_call`]).
-    fn inline_body(&mut self, f: &Function, args: &[Value], call: Block) -> Value {
+    /// The body of `f` computed inline on the words `args` (see [`Self::inline_call`]; the
+    /// quotient's `f64` where `raw`).
+    fn inline_body(&mut self, f: &Function, args: &[Value], call: Block, raw: bool) -> Value {
         let mut env: Vec<Option<Value>> = vec![None; f.locals.len()];
         for (slot, &a) in env.iter_mut().zip(args) {
             *slot = Some(a);
@@ -216,7 +232,14 @@ impl FnCompiler<'_, '_> {
         let StmtKind::Return(Some(e)) = &last.kind else {
             unreachable!("inlinable: a return")
         };
-        self.inline_expr(e, &env, call)
+        match &e.kind {
+            ExprKind::Binary(BinOp::Div, a, b) if raw => {
+                let x = self.inline_expr(a, &env, call);
+                let y = self.inline_expr(b, &env, call);
+                self.unboxed_div(x, y, call)
+            }
+            _ => self.inline_expr(e, &env, call),
+        }
     }
 
     /// The word of `e` in an inlined body whose locals hold `env`.

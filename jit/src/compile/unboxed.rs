@@ -220,7 +220,8 @@ impl FnCompiler<'_, '_> {
     /// `f64` if it was read so), and records them for [`FnCompiler::float_tree`]: the
     /// temporaries' mark, or `None` (nothing emitted) where a local leaf may be unbound (it
     /// would raise before the leaves after it are evaluated). An attribute leaf is read
-    /// raw ([`FnCompiler::getattr_raw`]): a float slot gives its `f64`, no box.
+    /// raw ([`FnCompiler::getattr_raw`]): a float slot gives its `f64`, no box; so is a call
+    /// computed inline that returns a quotient ([`FnCompiler::call_expr_in`]).
     fn enter_mixed(
         &mut self,
         e: &Expr,
@@ -239,6 +240,12 @@ impl FnCompiler<'_, '_> {
                     let o = self.expr(obj);
                     let r = self.getattr_raw(o, name, leaf.span);
                     (self.push_temp(r.word), Some(r.f))
+                }
+                // A call computed inline gives its quotient unboxed (`eval_a(i, j)`).
+                (_, ExprKind::Call { func, args }) if self.raw_callee(func, args.len()) => {
+                    self.has_calls = true;
+                    let (w, f) = self.call_expr_in(func, args, leaf.span, true);
+                    (self.push_temp(w), Some(f))
                 }
                 _ => {
                     let w = self.expr(leaf);
