@@ -102,6 +102,16 @@ impl FnCompiler<'_, '_> {
         // Before any branch: they dominate every edge into `done`.
         let zero = self.b.ins().f64const(0.0);
         let no_slot = self.b.ins().iconst(I64, NO_SLOT);
+        // A slot known when compiling: its fast path is emitted after the probed one's.
+        let guessed = self.guessed_slot(o, name, slow).map(|(is_k, s)| {
+            let fast = self.b.create_block();
+            let probed = self.b.create_block();
+            let before = self.b.current_block();
+            let region = self.region.clone();
+            self.b.ins().brif(is_k, fast, &[], probed, &[]);
+            self.follow(probed);
+            (fast, before, region, s)
+        });
         let (addr, idx) = self.attr_slot(o, cache, slow, span);
         let before = self.b.current_block();
         let region = self.region.clone();
@@ -153,13 +163,100 @@ impl FnCompiler<'_, '_> {
         let r = self.call_checked(Helper::GetAttrSite, &[self.ctx, o, nid, cp], span);
         self.repair_region(&marked, span);
         self.b.ins().jump(done, &args(r, no_slot));
-        self.enter_join(done, marked);
+        let mut join = marked.clone();
+        if let Some((fast, before, region, s)) = guessed {
+            self.b.switch_to_block(fast);
+            self.carry_region(&region, before, fast);
+            let m = self.getattr_at(o, s, raw, maybe_raw, slow, done, span);
+            join = join.both(&m);
+        }
+        self.enter_join(done, join);
         let params = self.b.block_params(done);
         AttrRead {
             word: params[0],
             f: raw.then(|| params[1]),
             slot: raw.then(|| params[2]),
         }
+    }
+
+    /// The fast path of `o.name` where `o`'s class is known to hold `name` at slot `s` (a
+    /// constant: [`Self::guessed_slot`]): as the probed path after its probe, the slot's
+    /// offset, float bit and bound folded into the instructions. Jumps to `done` as the
+    /// probed path does, or to `slow` (the helper, whose repair re-establishes the probed
+    /// path's marks after its call) where the slot is not inline or unbound; gives its marks
+    /// at the jump to `done`.
+    fn getattr_at(
+        &mut self,
+        o: Value,
+        s: i64,
+        raw: bool,
+        maybe_raw: bool,
+        slow: Block,
+        done: Block,
+        span: Span,
+    ) -> super::barriers::Marks {
+        self.begin_sequence(super::LOC_ATTR_FAST);
+        self.read_barrier_obj(o, span);
+        // The inline count never changes: no barrier of its own.
+        let sa = self.seg_addr(o);
+        let n = self
+            .b
+            .ins()
+            .load(I64, mf(), sa, offset_of!(InstanceObj, inline) as i32);
+        let inb = self.b.ins().icmp_imm(IntCC::UnsignedGreaterThan, n, s);
+        let inline = self.b.create_block();
+        self.b.ins().brif(inb, inline, &[], slow, &[]);
+        self.follow(inline);
+        let off = INSTANCE_DATA as i64 + 8 * s;
+        let addr = self.b.ins().iadd_imm(o, off);
+        self.end_sequence();
+        let idx = self.b.ins().iconst(I64, s);
+        let zero = self.b.ins().f64const(0.0);
+        let before = self.b.current_block();
+        let region = self.region.clone();
+        let float = maybe_raw.then(|| {
+            self.begin_sequence(super::LOC_FLOAT_BITS);
+            let fa = self.seg_addr(o);
+            let floats = self.b.ins().load(I64, mf(), fa, FLOATS);
+            let is_float = self.b.ins().band_imm(floats, 1i64 << s);
+            self.end_sequence();
+            let float = self.b.create_block();
+            let word = self.b.create_block();
+            self.b.ins().brif(is_float, float, &[], word, &[]);
+            self.follow(word);
+            float
+        });
+        let a = self.seg_addr(addr);
+        let v = self.b.ins().load(I64, mf(), a, 0);
+        let absent = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
+        let marked = self.region_marked();
+        let args = |w: Value| -> Vec<ir::BlockArg> {
+            if raw {
+                vec![w.into(), zero.into(), idx.into()]
+            } else {
+                vec![w.into()]
+            }
+        };
+        self.b.ins().brif(absent, slow, &[], done, &args(v));
+        if let Some(float) = float {
+            if !raw {
+                self.b.set_cold_block(float);
+            }
+            self.b.switch_to_block(float);
+            self.carry_region(&region, before, float);
+            let a = self.seg_addr(addr);
+            let f = self.b.ins().load(F64, mf(), a, 0);
+            if raw {
+                let u = self.b.ins().iconst(I64, UNBOXED as i64);
+                self.b.ins().jump(done, &[u.into(), f.into(), idx.into()]);
+            } else {
+                let first_new = self.b.func.dfg.num_blocks();
+                let boxed = self.box_float_with(f, span, None, &marked);
+                self.b.ins().jump(done, &[boxed.into()]);
+                self.cold_from(first_new);
+            }
+        }
+        marked
     }
 
     /// Whether slot `idx` of instance `o` holds a raw float: bit `idx` of its float bits

@@ -182,6 +182,60 @@ impl FnCompiler<'_, '_> {
         self.b.block_params(hit)[0]
     }
 
+    /// Where attribute `name` of `o` can be read at a slot known when compiling: exactly one
+    /// class of the program's class table (at compile time: functions compile at their first
+    /// call, after the classes they use have usually been made and their instances given
+    /// their attributes) has `name` in its shape, at slot `s` (below 64: the float bits cover
+    /// slots 0..64). Gives the condition "`o`'s class is that class" and `s`: one compare of
+    /// the class variable of the local holding `o` where it is known here
+    /// ([`Self::class_fact`]), else `o`'s type test (a branch to `slow` where it is no
+    /// instance) and class loads, recorded in that local's class variable.
+    ///
+    /// Sound whatever the guess: a class's slot of a name never changes once its shape has
+    /// it (shapes only grow), and an instance's class never changes, so where the condition
+    /// holds, slot `s` is `name`'s, exactly as a site-cache hit says; the caller still checks
+    /// the instance's inline count. Where it fails, the caller takes the site's probe.
+    pub(crate) fn guessed_slot(
+        &mut self,
+        o: Value,
+        name: u32,
+        slow: Block,
+    ) -> Option<(Value, i64)> {
+        let local = self.local_of.get(&o).copied();
+        let (id, s) = {
+            let classes = self.sh.classes.read();
+            let mut found = None;
+            for (id, c) in classes.iter().enumerate() {
+                if c.builtin {
+                    continue;
+                }
+                if let Some(s) = c.shape.iter().position(|&n| n == name) {
+                    if found.is_some() {
+                        return None;
+                    }
+                    found = Some((id, s));
+                }
+            }
+            found?
+        };
+        if s >= 64 || id >= NO_CLASS as usize {
+            return None;
+        }
+        if let Some(f) = local.and_then(|l| self.class_fact(l)) {
+            let want = (id as i64 ^ FACT_KEY) as i32 as i64;
+            return Some((self.b.ins().icmp_imm(IntCC::Equal, f, want), s as i64));
+        }
+        // Tested in full (as a probe without a fact would), and recorded for what follows.
+        let cid = self.class_id_of(o, slow);
+        if let Some(l) = local {
+            self.record_class(l, cid);
+        }
+        Some((
+            self.b.ins().icmp_imm(IntCC::Equal, cid, id as i64),
+            s as i64,
+        ))
+    }
+
     /// The payload (high half) of a cache entry word: one shift.
     fn payload(&mut self, word: Value) -> Value {
         self.b.ins().ushr_imm(word, 32)
