@@ -167,7 +167,7 @@ impl FnCompiler<'_, '_> {
         if let Some((fast, before, region, s)) = guessed {
             self.b.switch_to_block(fast);
             self.carry_region(&region, before, fast);
-            let m = self.getattr_at(o, s, raw, maybe_raw, slow, done, span);
+            let m = self.getattr_at(o, s, raw, maybe_raw, (slow, done), span);
             join = join.both(&m);
         }
         self.enter_join(done, join);
@@ -191,8 +191,7 @@ impl FnCompiler<'_, '_> {
         s: i64,
         raw: bool,
         maybe_raw: bool,
-        slow: Block,
-        done: Block,
+        (slow, done): (Block, Block),
         span: Span,
     ) -> super::barriers::Marks {
         self.begin_sequence(super::LOC_ATTR_FAST);
