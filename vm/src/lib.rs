@@ -67,6 +67,7 @@ pub mod sets;
 pub mod site_cache;
 pub mod special;
 pub mod stats;
+pub mod thread_pool;
 pub mod thread_room;
 pub mod threads;
 pub mod trace_json;

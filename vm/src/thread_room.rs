@@ -49,7 +49,7 @@ const ADDRESS_RESERVE: u64 = 256 << 20;
 
 /// The soft address-space limit (`ulimit -v`, `RLIMIT_AS`) in bytes, `None` if there is none
 /// (read once from `/proc/self/limits`: a program cannot change it).
-fn address_limit() -> Option<u64> {
+pub(crate) fn address_limit() -> Option<u64> {
     static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
     *LIMIT.get_or_init(|| {
         let text = std::fs::read_to_string("/proc/self/limits").ok()?;

@@ -11,6 +11,7 @@
 //! ordinary GC-managed, transactional data; only the "finished" flags and the traces of
 //! failed threads live outside the heap.
 
+use super::thread_pool::{self, POOL};
 use super::thread_room::room_for_a_thread;
 use super::txn::NO_OPENER;
 use super::{rt_of, Aborted, Ctx, ProgramInfo, Runtime, ERR};
@@ -272,15 +273,30 @@ pub(crate) fn start_pending(rt: &mut Runtime) {
             spawn_failed(&rt.info, site, &std::io::Error::other(m));
         }
         rt.info.threads.starting.fetch_add(1, Relaxed);
+        let job: thread_pool::Job = Box::new(move || {
+            let keep = thread_pool::pooled(&info);
+            thread_main(info, obj, site);
+            keep
+        });
+        let job = if thread_pool::pooled(&rt.info) {
+            match POOL.hand_to_idle(job) {
+                Ok(()) => continue,
+                Err(job) => job,
+            }
+        } else {
+            job
+        };
         let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let go = detached.clone();
         let started = std::thread::Builder::new()
             .stack_size(stmjit_lang::stack::BIG_STACK)
             .spawn(move || {
+                stmjit_lang::stack::mark_thread(stmjit_lang::stack::BIG_STACK);
+                POOL.worker(job);
+                // Not before it is detached (see `detach`).
                 while !go.load(Acquire) {
                     std::thread::park();
                 }
-                thread_main(info, obj, site)
             });
         match started {
             Ok(handle) => detach(handle, &detached),
@@ -289,13 +305,16 @@ pub(crate) fn start_pending(rt: &mut Runtime) {
     }
 }
 
-/// Detaches the new thread of `handle` (drops the handle), then lets it run (`detached`
-/// set, the thread unparked): it waits for that before its first statement. glibc's
+/// Detaches the new thread of `handle` (drops the handle), then lets it end (`detached`
+/// set, the thread unparked): it waits for that after its last statement. glibc's
 /// `pthread_detach` marks the thread detached and then reads its descriptor, at the top of
 /// its stack, while a thread that ends sees itself detached and frees that stack: a thread
 /// that ended between the two (a spawned call that returns at once, its spawner preempted)
 /// made the detach read unmapped memory (1 GiB stacks are never cached: freeing unmaps
-/// them), a segfault of the soak benchmark after 5 minutes (1 M threads).
+/// them), a segfault of the soak benchmark after 5 minutes (1 M threads). The wait is at
+/// the thread's end, not its start: there it is nearly always over already, where at the
+/// start the new thread usually parked and waited for its spawner to run again (a context
+/// switch per thread, issue 20).
 fn detach(handle: std::thread::JoinHandle<()>, detached: &std::sync::atomic::AtomicBool) {
     let thread = handle.thread().clone();
     drop(handle);
@@ -326,9 +345,9 @@ pub(crate) fn spawn_failed(info: &ProgramInfo, site: i64, e: &std::io::Error) ->
     (info.exit)(stmjit_lang::EXIT_RUNTIME_ERROR);
 }
 
-/// Body of a spawned OS thread (spawned at trace site `site`).
+/// Runs the Thread `obj` (spawned at trace site `site`) to its end on the calling OS thread
+/// (a new one, or one of the [`POOL`]'s).
 fn thread_main(info: Arc<ProgramInfo>, obj: Word, site: i64) {
-    stmjit_lang::stack::mark_thread(stmjit_lang::stack::BIG_STACK);
     // The OS thread exists but its shadow stack may still not fit (an address-space limit
     // reached by the threads started meanwhile): the same MemoryError, never a panic.
     let driver = Driver::try_new(info.clone());
