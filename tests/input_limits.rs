@@ -165,6 +165,49 @@ fn too_small_an_address_space_is_an_error_not_a_panic() {
     }
 }
 
+/// The idle collector's thread starts right after the runtime's GC side tables are mapped:
+/// under the address-space limits where its stack just fits but not what a std thread maps
+/// next in the new thread (its signal stack), std panicked in `stmjit-idle-gc` ("failed to
+/// allocate an alternative stack"), or the thread's first allocation failed (`memory
+/// allocation of 41 bytes failed`, glibc's `failed to register TLS destructor`), an abort,
+/// once a hang (issue 20). Every limit from where the side tables fit to 384 KiB above it
+/// is a clean outcome: the program's output, or a `MemoryError` and nothing else.
+#[test]
+fn an_idle_collector_that_cannot_start_is_no_panic() {
+    let file = temp("idle.lang");
+    std::fs::write(&file, "print(1)\n").unwrap();
+    let Some(hi) = smallest_limit_that_runs(&file, b"1\n", 4096) else {
+        return;
+    };
+    // The smallest limit (KiB) under which the runtime is made (the side tables fit): the
+    // run fails no earlier than at the main thread's driver.
+    let no_runtime = |kib| {
+        let out = run_under_address_limit(kib, &file);
+        !out.status.success()
+            && !String::from_utf8_lossy(&out.stderr).contains("cannot start the main thread")
+    };
+    let (mut lo, mut tables) = (1u64 << 20, hi);
+    while tables - lo > 1 {
+        let mid = (lo + tables) / 2;
+        if no_runtime(mid) {
+            lo = mid
+        } else {
+            tables = mid
+        }
+    }
+    for kib in tables..(tables + 384).min(hi) {
+        let out = run_under_address_limit(kib, &file);
+        if out.status.success() && out.stdout == b"1\n" {
+            continue;
+        }
+        let err = check_memory_error(out, kib, hi);
+        assert!(
+            !err.contains("memory allocation of") && !err.contains("Fatal glibc error"),
+            "ulimit -v {kib} (side tables fit from {tables}): {err}"
+        );
+    }
+}
+
 /// A function whose code cannot be mapped (the address space runs out at its first call)
 /// raises a `MemoryError` at the call, not a `RuntimeError` (issue 20), and a limit just
 /// too small for the main thread's driver after `<module>` compiled is one too (it

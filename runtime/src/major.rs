@@ -569,10 +569,9 @@ impl Drop for IdleStop {
 pub(crate) fn start_idle_collector(stm: &Arc<Stm>, period: Duration) {
     let weak = Arc::downgrade(stm);
     let stop = stm.idle_stop.0.clone();
-    let _ = std::thread::Builder::new()
-        .name("stmjit-idle-gc".into())
-        .stack_size(256 << 10)
-        .spawn(move || {
+    spawn_quiet_thread(
+        IDLE_STACK_BYTES,
+        Box::new(move || {
             let mut last = None;
             loop {
                 let (m, cv) = &*stop;
@@ -589,7 +588,52 @@ pub(crate) fn start_idle_collector(stm: &Arc<Stm>, period: Duration) {
                 };
                 last = stm.idle_check(last);
             }
-        });
+        }),
+    );
+}
+
+/// Stack of the idle collector's thread.
+const IDLE_STACK_BYTES: usize = 256 << 10;
+
+/// Starts a detached OS thread of `stack` bytes running `f`, or, when the thread cannot be
+/// started, drops `f` and returns false. Not `std::thread`: a std thread maps and installs
+/// its signal stack in the new thread, and panics there when that mapping fails, which a
+/// thread started just as the address space runs out (`ulimit -v`) did (issue 20: "failed
+/// to allocate an alternative stack", then `memory allocation failed` or glibc's "failed to
+/// register TLS destructor" aborts, or a hang). Here a thread either fails to start, in the
+/// caller, or starts with nothing more to map: its stack is mapped by `pthread_create`, it
+/// has no signal stack (a stack overflow, which its code has no deep recursion for, would
+/// end the process with a signal either way), and it touches no
+/// thread-local state of std until `f` does. A panic of `f` ends the thread only.
+fn spawn_quiet_thread(stack: usize, f: Box<dyn FnOnce() + Send>) -> bool {
+    extern "C" fn start(arg: *mut libc::c_void) -> *mut libc::c_void {
+        // SAFETY: `arg` is the box leaked below, handed to exactly this thread.
+        let f = unsafe { Box::from_raw(arg as *mut Box<dyn FnOnce() + Send>) };
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        std::ptr::null_mut()
+    }
+    let arg = Box::into_raw(Box::new(f)) as *mut libc::c_void;
+    // SAFETY: the attribute object is initialised before use and destroyed after; the
+    // thread is created detached (no `pthread_detach` afterwards, which would read a
+    // descriptor the ended thread may have freed); on failure `arg` is reclaimed here, on
+    // success the thread owns it.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_attr_init(&mut attr) != 0 {
+            drop(Box::from_raw(arg as *mut Box<dyn FnOnce() + Send>));
+            return false;
+        }
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        libc::pthread_attr_setstacksize(&mut attr, stack.max(libc::PTHREAD_STACK_MIN));
+        let mut tid: libc::pthread_t = std::mem::zeroed();
+        let r = libc::pthread_create(&mut tid, &attr, start, arg);
+        libc::pthread_attr_destroy(&mut attr);
+        if r != 0 {
+            drop(Box::from_raw(arg as *mut Box<dyn FnOnce() + Send>));
+            return false;
+        }
+    }
+    true
 }
 
 /// Time of each phase of one major collection ([`MajorPhase`]).
