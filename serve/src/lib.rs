@@ -314,9 +314,10 @@ impl Server {
     /// bounded queue; a worker skips a request whose connection closed meanwhile. A panic
     /// in the closure answers 500 and the worker goes on with the same closure; so does an
     /// answer that fails [`Response::check`] (the reason is printed). A failure to accept
-    /// (out of descriptors) is retried after a back-off and never ends serving. `Err`:
-    /// the I/O runtime could not start.
-    pub fn run<W, F>(self, workers: usize, make_worker: F) -> stdio::Result<()>
+    /// (out of descriptors) is retried after a back-off and never ends serving. `Err`: a
+    /// worker thread could not start ([`RunError::WorkerStart`]), or the I/O runtime could
+    /// not start ([`RunError::Io`]).
+    pub fn run<W, F>(self, workers: usize, make_worker: F) -> Result<(), RunError>
     where
         F: Fn(usize) -> W + Sync,
         W: FnMut(Request) -> Response,
@@ -326,7 +327,8 @@ impl Server {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
-            .build()?;
+            .build()
+            .map_err(RunError::Io)?;
         let make_worker = &make_worker;
         let stack_size = self.stack_size;
         std::thread::scope(|s| {
@@ -346,8 +348,7 @@ impl Server {
                     // No room for one more thread: the server does not start, and the
                     // workers started so far end with the closed queue.
                     queue.close();
-                    let msg = format!("cannot start a worker thread: {e}");
-                    return Err(stdio::Error::new(e.kind(), msg));
+                    return Err(RunError::WorkerStart(e));
                 }
             }
             let r = runtime.block_on(front::serve(
@@ -360,8 +361,37 @@ impl Server {
             // Closes every connection still open (past the drain deadline).
             drop(runtime);
             queue.close();
-            r
+            r.map_err(RunError::Io)
         })
+    }
+}
+
+/// Why [`Server::run`] stopped with an error: typed, so that a caller can tell a server
+/// that could not start its workers for want of memory (a MemoryError to the language's
+/// `serve()`) from one whose I/O failed, without guessing from an [`std::io::ErrorKind`].
+#[derive(Debug)]
+pub enum RunError {
+    /// A worker thread could not be started (no memory or address space for its stack, or
+    /// the process's thread limit): the server did not start; the error is the spawn's.
+    WorkerStart(stdio::Error),
+    /// The I/O runtime could not start, or serving failed.
+    Io(stdio::Error),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::WorkerStart(e) => write!(f, "cannot start a worker thread: {e}"),
+            RunError::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::WorkerStart(e) | RunError::Io(e) => Some(e),
+        }
     }
 }
 

@@ -14,7 +14,11 @@ use stmjit_serve::{Limits, Request, Response, Server, ShutdownHandle};
 fn start<W, F>(
     workers: usize,
     make: F,
-) -> (u16, ShutdownHandle, thread::JoinHandle<std::io::Result<()>>)
+) -> (
+    u16,
+    ShutdownHandle,
+    thread::JoinHandle<Result<(), stmjit_serve::RunError>>,
+)
 where
     F: Fn(usize) -> W + Sync + Send + 'static,
     W: FnMut(Request) -> Response,
@@ -85,7 +89,7 @@ fn counter_server(
 ) -> (
     u16,
     ShutdownHandle,
-    thread::JoinHandle<std::io::Result<()>>,
+    thread::JoinHandle<Result<(), stmjit_serve::RunError>>,
     Counters,
 ) {
     let counts: Counters = Arc::default();
@@ -624,4 +628,23 @@ fn work_for_a_closed_connection_is_dropped_before_its_handler_starts() {
     assert_eq!(*ran.lock().unwrap(), ["/block", "/after"]);
     h.shutdown();
     t.join().unwrap().unwrap();
+}
+
+/// A worker thread that cannot start (here: a stack larger than the address space) stops
+/// `run` with the typed [`stmjit_serve::RunError::WorkerStart`], which the language's
+/// `serve()` raises as a MemoryError (issue 20: it was told from the io::ErrorKind).
+#[test]
+fn a_worker_that_cannot_start_is_a_worker_start_error() {
+    let server = Server::bind(0, Limits::default())
+        .unwrap()
+        .with_stack_size(1 << 46);
+    match server.run(2, |_| |_req: Request| Response::text(200, "")) {
+        Err(e @ stmjit_serve::RunError::WorkerStart(_)) => {
+            assert!(
+                e.to_string().starts_with("cannot start a worker thread: "),
+                "{e}"
+            );
+        }
+        other => panic!("expected WorkerStart, got {other:?}"),
+    }
 }

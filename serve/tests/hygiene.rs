@@ -13,7 +13,7 @@ use stmjit_serve::{Limits, Request, Response, Server, ShutdownHandle};
 type Started = (
     u16,
     ShutdownHandle,
-    thread::JoinHandle<std::io::Result<()>>,
+    thread::JoinHandle<Result<(), stmjit_serve::RunError>>,
     Arc<Mutex<Vec<String>>>,
 );
 

@@ -13,7 +13,11 @@ fn start<W, F>(
     limits: Limits,
     workers: usize,
     make: F,
-) -> (u16, ShutdownHandle, thread::JoinHandle<std::io::Result<()>>)
+) -> (
+    u16,
+    ShutdownHandle,
+    thread::JoinHandle<Result<(), stmjit_serve::RunError>>,
+)
 where
     F: Fn(usize) -> W + Sync + Send + 'static,
     W: FnMut(Request) -> Response,
@@ -28,7 +32,13 @@ where
     )
 }
 
-fn echo(limits: Limits) -> (u16, ShutdownHandle, thread::JoinHandle<std::io::Result<()>>) {
+fn echo(
+    limits: Limits,
+) -> (
+    u16,
+    ShutdownHandle,
+    thread::JoinHandle<Result<(), stmjit_serve::RunError>>,
+) {
     start(limits, 2, |_| |req: Request| Response::text(200, req.path))
 }
 
@@ -80,7 +90,7 @@ fn get(port: u16, path: &str) -> (u16, String) {
     answer(&mut BufReader::new(s)).expect("an answer")
 }
 
-fn stop(h: ShutdownHandle, t: thread::JoinHandle<std::io::Result<()>>) {
+fn stop(h: ShutdownHandle, t: thread::JoinHandle<Result<(), stmjit_serve::RunError>>) {
     h.shutdown();
     t.join().unwrap().unwrap();
 }
@@ -223,7 +233,7 @@ fn gated(
 ) -> (
     u16,
     ShutdownHandle,
-    thread::JoinHandle<std::io::Result<()>>,
+    thread::JoinHandle<Result<(), stmjit_serve::RunError>>,
     Gate,
 ) {
     let gate: Gate = Arc::default();

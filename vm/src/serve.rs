@@ -24,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use stmjit_lang::diag::{render_runtime, ErrorKind};
 use stmjit_runtime::value::{self, Word, NONE};
-use stmjit_serve::{Latencies, Limits, Request, Response, Server, ShutdownHandle};
+use stmjit_serve::{Latencies, Limits, Request, Response, RunError, Server, ShutdownHandle};
 
 /// The request attributes, in slot order of the request class.
 const FIELDS: [&str; 6] = ["method", "path", "query", "headers", "body", "query_all"];
@@ -379,11 +379,9 @@ fn run_server(
     state.stop(stopper.port());
     r.map_err(|e| {
         // No room for one more thread (its stack) is a MemoryError, as at `spawn`.
-        let kind = match e.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::OutOfMemory => {
-                ErrorKind::MemoryError
-            }
-            _ => ErrorKind::ValueError,
+        let kind = match e {
+            RunError::WorkerStart(_) => ErrorKind::MemoryError,
+            RunError::Io(_) => ErrorKind::ValueError,
         };
         (kind, format!("serve(): the server stopped: {e}"))
     })
