@@ -47,6 +47,42 @@
 //! join of a call's paths (a method call's cached and generic calls, an inline list
 //! method) keep the region ([`FnCompiler::jump_keeping`], [`FnCompiler::enter_kept`]).
 //!
+//! # Marks held around loops
+//! A loop's region ends at its header (a join with the back-edge) and at every poll, so
+//! each iteration marked the objects it reads again, though a poll that does not end the
+//! transaction changes nothing. Instead, before a loop ([`FnCompiler::hold_loop_marks`]),
+//! the locals that the loop reads an attribute of (or calls a method of) and never assigns
+//! ([`held_locals`]) are marked once, and *held*: for as long as the loop's code is being
+//! compiled, each of them is marked in the running transaction wherever that code runs,
+//! so [`FnCompiler::read_barrier_obj`] elides their markers anywhere in it, across its
+//! joins, back-edges and polls. The same for the list a `for` loop iterates (held in its
+//! frame slot: [`FnCompiler::hold_temp`]). Why this holds (the invariant "the local's
+//! current object is marked in the running transaction, or that transaction is
+//! inevitable, or the object was allocated by it"):
+//! - it is established before the loop's first instruction (a marker too many is never
+//!   wrong: it can only make a conflict that was not needed);
+//! - the local keeps its object: nothing in the loop assigns it (and should the analysis
+//!   miss an assignment, [`FnCompiler::store_slot`] marks the new value: the invariant is
+//!   kept, not assumed);
+//! - a call keeps it, as it keeps a region's read marks (see "Marks across calls": the
+//!   caller goes on in the same transaction, or in an inevitable one that nothing can
+//!   overtake until its next poll; a minor collection moved only the transaction's own new
+//!   objects, the local is reloaded and names the moved one);
+//! - every way a transaction can begin with its restart point in this frame stores the held
+//!   markers again before the code after it runs: a poll's slow path after its call, the
+//!   restart dispatch before it jumps to the restart point (each point records the marks
+//!   held there, [`FnCompiler::push_restart`]), a join statement's join and a part's call
+//!   after they return ([`FnCompiler::remark_held`]); an abort anywhere else unwinds to
+//!   such a restart point (or leaves the frame, whose next run marks them before the loop
+//!   again);
+//! - the held marks are only those of the loops around the code being compiled, so no code
+//!   after a loop relies on them; code compiled apart (a part, an inlined function, a
+//!   lambda) holds none of its own.
+//!
+//! Only read markers are held: a write-barrier flag test is redone after every call (a
+//! minor collection re-sets flags), as before. Nothing is held in compact code, where locals
+//! live in slots, or without read barriers (`--gil`).
+//!
 //! The write-barrier flag test of an instance (`o.name = v` of an inline slot,
 //! [`FnCompiler::write_barrier`]) is elided the same way, by the local holding the instance
 //! (which its attribute fast path has read-marked in the region). Once tested, the flag
@@ -76,12 +112,14 @@
 //! rotated right by 4, one `rorx` (BMI2) that leaves `o` in its register, where a shift
 //! needs a copy first ([`FnCompiler::read_barrier_ref`]).
 
+use super::weight::{walk, walk_expr, Node};
 use super::{mf, FnCompiler};
 use cranelift_codegen::ir::{
     self, condcodes::IntCC, types::I64, types::I8, Block, InstBuilder, Value,
 };
 use std::collections::HashMap;
 use std::mem::offset_of;
+use stmjit_lang::ast::{Expr, ExprKind, Name, Slot, Stmt, StmtKind, Target};
 use stmjit_lang::diag::Span;
 use stmjit_vm::abi::Helper;
 use stmjit_vm::Ctx;
@@ -90,6 +128,65 @@ use stmjit_vm::Ctx;
 /// after `stmjit_aborted`, which always returns `ERR`; the restart dispatch of a function
 /// without polls).
 pub(crate) const TRAP_UNREACHABLE: u8 = 1;
+
+/// The locals below `nlocals` whose markers a loop of condition `cond` and body `body` can
+/// hold (see "Marks held around loops" in the module docs): those it reads an attribute of,
+/// calls a method of or stores an attribute of (so marking them before it costs nothing
+/// that an iteration would not mark anyway), and that nothing in it assigns, deletes,
+/// binds as a loop variable, a function, a class or an exception.
+pub(crate) fn held_locals(cond: Option<&Expr>, body: &[Stmt], nlocals: usize) -> Vec<usize> {
+    let mut accessed = vec![false; nlocals];
+    let mut assigned = vec![false; nlocals];
+    let local = |e: &Expr| match &e.kind {
+        ExprKind::Name(n) => match n.slot {
+            Slot::Local(i) if i < nlocals => Some(i),
+            _ => None,
+        },
+        _ => None,
+    };
+    let set = |v: &mut Vec<bool>, n: &Name| {
+        if let Slot::Local(i) | Slot::Cell(i) = n.slot {
+            if i < nlocals {
+                v[i] = true;
+            }
+        }
+    };
+    let mut each = |n: Node<'_>| match n {
+        Node::Expr(e) => match &e.kind {
+            ExprKind::Attr { obj, .. } | ExprKind::MethodCall { obj, .. } => {
+                if let Some(i) = local(obj) {
+                    accessed[i] = true;
+                }
+            }
+            _ => {}
+        },
+        Node::Target(Target::Attr { obj, .. }) => {
+            if let Some(i) = local(obj) {
+                accessed[i] = true;
+            }
+        }
+        Node::Target(Target::Name(n)) => set(&mut assigned, n),
+        Node::Stmt(s) => match &s.kind {
+            StmtKind::For { var: n, .. }
+            | StmtKind::FunctionDef { target: n, .. }
+            | StmtKind::ClassDef { target: n, .. } => set(&mut assigned, n),
+            StmtKind::Try { handlers, .. } => {
+                for n in handlers.iter().filter_map(|h| h.name.as_ref()) {
+                    set(&mut assigned, n);
+                }
+            }
+            _ => {}
+        },
+        _ => {}
+    };
+    if let Some(c) = cond {
+        walk_expr(c, &mut each);
+    }
+    walk(body, &mut each);
+    (0..nlocals)
+        .filter(|&i| accessed[i] && !assigned[i])
+        .collect()
+}
 
 /// The barriers already done in the current region: the block the region is valid in (it
 /// extends to single-entry successors), and the locals marked.
@@ -425,13 +522,126 @@ impl FnCompiler<'_, '_> {
         self.region_here();
         let local = self.local_of.get(&o).copied();
         if let Some(l) = local {
+            if self.held.contains(&l) && !self.region.marks.read.contains(&l) {
+                // Held by the loops around (see "Marks held around loops"): marked in the
+                // region too, so that its write-barrier test can be elided as there.
+                self.region.marks.read.push(l);
+            }
             if self.region.marks.read.contains(&l) {
                 return;
             }
         }
+        if self.held_values.contains(&o) {
+            return;
+        }
         self.read_barrier_ref(o, span);
         if let Some(l) = local {
             self.region.marks.read.push(l);
+        }
+    }
+    /// Before a loop of condition `cond` (`None` for a `for` loop), loop variable `var`
+    /// (`for` loops) and body `body`: marks the locals whose markers it can hold
+    /// ([`held_locals`], but its variable, and those not held already) and
+    /// holds them while it is compiled (see "Marks held around loops" in the module docs).
+    /// Returns what [`Self::release_held`] takes after the loop.
+    pub(crate) fn hold_loop_marks(
+        &mut self,
+        cond: Option<&Expr>,
+        var: Option<&Name>,
+        body: &[Stmt],
+        span: Span,
+    ) -> usize {
+        let before = self.held.len();
+        if !self.sh.read_barriers || self.compact || self.locals_in_slots {
+            return before;
+        }
+        let new: Vec<usize> = held_locals(cond, body, self.nlocals)
+            .into_iter()
+            .filter(|l| !self.held.contains(l))
+            .filter(|&l| var.is_none_or(|v| v.slot != Slot::Local(l) && v.slot != Slot::Cell(l)))
+            // A float local's word may be unboxed: boxing it for a marker would allocate.
+            .filter(|&l| {
+                self.float_var(l).is_none() && !self.float_locals.get(l).copied().unwrap_or(false)
+            })
+            .collect();
+        // Those the region has marked already need no marker again (same transaction).
+        let marked = self.region_marked().read;
+        let unmarked: Vec<usize> = (new.iter().copied())
+            .filter(|l| !marked.contains(l))
+            .collect();
+        self.mark_held(&unmarked, false, span);
+        self.held.extend(new);
+        before
+    }
+    /// Holds the marker of the object in frame slot `slot` (a loop temporary no code of
+    /// the loop stores to: the list a `for` loop iterates) while the loop is compiled,
+    /// marking it first; its loads are to be added to [`FnCompiler::held_values`]. Returns
+    /// what [`Self::release_held`] takes after the loop.
+    pub(crate) fn hold_temp(&mut self, slot: usize, span: Span) -> usize {
+        let before = self.held.len();
+        if self.sh.read_barriers && !self.compact {
+            self.mark_held(&[slot], false, span);
+            self.held.push(slot);
+        }
+        before
+    }
+    /// After the loop whose [`Self::hold_loop_marks`] or [`Self::hold_temp`] returned
+    /// `before`: its marks are no longer held (the code after it does not rely on them).
+    pub(crate) fn release_held(&mut self, before: usize) {
+        self.held.truncate(before);
+        if before == 0 {
+            self.held_values.clear();
+        }
+    }
+    /// After a call that may have begun a transaction whose restart point is in this frame
+    /// (a poll's slow path, a join, a part): stores the held markers again, out of line (see
+    /// "Marks held around loops" in the module docs).
+    /// `cold`: the code after it is a slow path's.
+    pub(crate) fn remark_held(&mut self, span: Span, cold: bool) {
+        let held = self.held.clone();
+        self.mark_held(&held, cold, span);
+    }
+    /// The current word of the held local or loop temporary `l`.
+    fn held_value(&mut self, l: usize) -> Value {
+        if l < self.nlocals {
+            self.local_value(l)
+        } else {
+            self.load_slot(l)
+        }
+    }
+    /// Stores the read marker of the objects in `held` (locals or loop temporaries; those
+    /// holding no reference are passed over), in blocks laid out as cold code where `cold`.
+    /// The region goes on after it where it was valid (nothing here calls).
+    pub(crate) fn mark_held(&mut self, held: &[usize], cold: bool, span: Span) {
+        if held.is_empty() || !self.sh.read_barriers {
+            return;
+        }
+        let carry = self.region.block.is_some() && self.region.block == self.b.current_block();
+        // Stored again after a boundary: slow-path code, labelled as the repairs are.
+        if cold {
+            self.begin_sequence(super::LOC_REGION_REPAIR);
+        }
+        let rv = self.read_version();
+        for &l in held {
+            let v = self.held_value(l);
+            let not_ref = self.is_not_ref(v);
+            let mark = self.b.create_block();
+            let next = self.b.create_block();
+            self.b.ins().brif(not_ref, next, &[], mark, &[]);
+            if cold {
+                self.b.set_cold_block(mark);
+                self.b.set_cold_block(next);
+            }
+            self.b.switch_to_block(mark);
+            self.read_barrier_ref_rv(v, rv, span);
+            self.b.ins().jump(next, &[]);
+            self.b.switch_to_block(next);
+        }
+        if cold {
+            self.end_sequence();
+        }
+        if carry {
+            self.region.block = self.b.current_block();
         }
     }
     /// Switches to `blk`, whose only predecessor is the current block (no call in between):

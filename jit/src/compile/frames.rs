@@ -326,6 +326,11 @@ impl FnCompiler<'_, '_> {
     }
     /// Stores a slot.
     pub(crate) fn store_slot(&mut self, slot: usize, v: Value) {
+        // A held mark is of a local its loop never assigns (`barriers::held_locals`).
+        assert!(
+            !self.held.contains(&slot),
+            "stmjit: internal error: a loop assigns a local whose read marker it holds"
+        );
         if slot < self.nlocals {
             self.local_of.retain(|_, l| *l != slot);
             self.int_locals.retain(|&l| l != slot);

@@ -173,6 +173,9 @@ impl FnCompiler<'_, '_> {
     pub(crate) fn push_restart(&mut self, resume: Block) -> usize {
         let point = self.restarts.len();
         self.restarts.push(resume);
+        if !self.held.is_empty() {
+            self.restart_held.push((point, self.held.clone()));
+        }
         if !self.global_cache.is_empty() {
             self.restart_globals
                 .push((point, self.global_cache.clone()));

@@ -104,6 +104,9 @@ impl FnCompiler<'_, '_> {
         let p = self.b.ins().iconst(I64, point as i64);
         let argv = self.slot_addr(mark);
         let args = [self.ctx, frame, p, name_id, argv, cache];
-        Some(self.call_checked(Helper::JoinAt, &args, span))
+        let r = self.call_checked(Helper::JoinAt, &args, span);
+        // It may have begun a transaction restarting here (`barriers.rs`).
+        self.remark_held(span, false);
+        Some(r)
     }
 }

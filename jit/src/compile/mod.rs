@@ -326,6 +326,16 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) inline_nodes: usize,
     /// The barrier-elision region (see the module docs).
     pub(crate) region: Region,
+    /// Loop-held read marks: the locals (and loop temporaries) whose object's read marker
+    /// is stored in the running transaction wherever the code being compiled runs, for the
+    /// loops around it (`barriers.rs`, "Marks held around loops").
+    pub(crate) held: Vec<usize>,
+    /// The values loaded from the held loop temporaries of [`Self::held`] (a list a `for`
+    /// loop iterates), whose read barrier is elided as a held local's.
+    pub(crate) held_values: Vec<Value>,
+    /// The held marks at each restart point made while some were held, by point number: the
+    /// restart dispatch stores them again before it resumes there.
+    pub(crate) restart_held: Vec<(usize, Vec<usize>)>,
     /// The joins that keep the region ([`FnCompiler::jump_keeping`]): what their edges so far
     /// have established, and how many edges; checked against the finished code
     /// ([`FnCompiler::check_kept_joins`]).
@@ -630,6 +640,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             leave_built: false,
             inline_nodes: 0,
             region: Region::default(),
+            held: Vec::new(),
+            held_values: Vec::new(),
+            restart_held: Vec::new(),
             kept: Default::default(),
             local_of: HashMap::new(),
             known_ints: HashSet::new(),

@@ -608,6 +608,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         // The part set the top past its own temporaries: this frame's again.
         self.reset_top();
         self.reload_locals();
+        // It may have begun a transaction restarting here (`barriers.rs`).
+        self.remark_held(self.stmt_span, false);
         if exits {
             self.take_loop_words(r);
         }

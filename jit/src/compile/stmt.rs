@@ -211,19 +211,27 @@ impl FnCompiler<'_, '_> {
                 self.aug_assign(target, *op, value, s.span)
             }
             StmtKind::If { cond, body, orelse } => self.if_stmt(cond, body, orelse),
-            StmtKind::While { cond, body, orelse } => self.loop_with_else(orelse, |c| {
-                c.with_cached_globals(&[cond], None, body, |c| c.while_loop(cond, body, s.span))
-            }),
+            StmtKind::While { cond, body, orelse } => {
+                let held = self.hold_loop_marks(Some(cond), None, body, s.span);
+                self.loop_with_else(orelse, |c| {
+                    c.with_cached_globals(&[cond], None, body, |c| c.while_loop(cond, body, s.span))
+                });
+                self.release_held(held);
+            }
             StmtKind::For {
                 var,
                 iter,
                 body,
                 orelse,
-            } => self.loop_with_else(orelse, |c| {
-                c.with_cached_globals(&[iter], Some(var), body, |c| {
-                    c.for_loop(var, iter, body, s.span)
-                })
-            }),
+            } => {
+                let held = self.hold_loop_marks(None, Some(var), body, s.span);
+                self.loop_with_else(orelse, |c| {
+                    c.with_cached_globals(&[iter], Some(var), body, |c| {
+                        c.for_loop(var, iter, body, s.span)
+                    })
+                });
+                self.release_held(held);
+            }
             StmtKind::Break => self.loop_jump(true),
             StmtKind::Continue => self.loop_jump(false),
             StmtKind::Try {
@@ -791,6 +799,8 @@ impl FnCompiler<'_, '_> {
     ) {
         let it = self.iter_of(v, iter_span);
         let itt = self.push_temp(it);
+        // Its list is marked once, not at each item (see "Marks held around loops").
+        let held = self.hold_temp(itt, iter_span);
         let int_zero = self.b.ins().iconst(I64, TAGGED_ZERO as i64);
         let idx = self.push_temp(int_zero);
         let head = self.b.create_block();
@@ -808,6 +818,7 @@ impl FnCompiler<'_, '_> {
         self.store_slot(idx, i);
         self.poll(span);
         self.b.ins().jump(head, &[]);
+        self.release_held(held);
     }
 
     /// The iterator of a `for` loop over `v`: a list is its own (as `stmjit_iter` answers),
@@ -830,6 +841,9 @@ impl FnCompiler<'_, '_> {
     /// its end), and whether it is past the end.
     fn iter_next(&mut self, itt: usize, idx: usize, iter_span: Span) -> (Value, Value) {
         let it = self.load_slot(itt);
+        if self.held.contains(&itt) {
+            self.held_values.push(it);
+        }
         let i = self.load_slot(idx);
         let x = self.iter_item(it, i, iter_span);
         let end = self.b.ins().icmp_imm(IntCC::Equal, x, UNBOUND as i64);

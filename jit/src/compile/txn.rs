@@ -103,6 +103,8 @@ impl FnCompiler<'_, '_> {
         let frame = self.frame();
         let p = self.b.ins().iconst(I64, point);
         self.call_checked(Helper::PollSlow, &[self.ctx, frame, p], span);
+        // It may have begun a transaction: the loops' held marks again (`barriers.rs`).
+        self.remark_held(span, true);
         self.b.ins().jump(resume, &[]);
     }
     /// The boundary before a part of a module body run by parts (`stmjit_part_boundary`):
@@ -115,6 +117,7 @@ impl FnCompiler<'_, '_> {
         let frame = self.frame();
         let p = self.b.ins().iconst(I64, point);
         self.call_checked(Helper::PartBoundary, &[self.ctx, frame, p], span);
+        self.remark_held(span, false);
         self.b.ins().jump(resume, &[]);
         self.b.switch_to_block(resume);
     }
@@ -183,6 +186,13 @@ impl FnCompiler<'_, '_> {
             // The locals are those saved at the boundary: their classes are unknown.
             self.forget_classes();
             self.reload_restart_globals(k);
+            // A new transaction: the marks held at the restart point again (`barriers.rs`).
+            if let Some(held) = (self.restart_held.iter())
+                .find(|(p, _)| *p == k)
+                .map(|(_, h)| h.clone())
+            {
+                self.mark_held(&held, true, Span::default());
+            }
             self.b.ins().jump(target, &[]);
         }
     }
