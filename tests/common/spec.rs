@@ -10,7 +10,9 @@
 //! calls of small leaf functions (which the JIT computes inline) with operands of every type
 //! while their global is rebound and restored, loops over a receiver the body grows, shrinks
 //! or replaces, `min`/`max` of mixed operands, `//` and `%` by powers of two, int/float
-//! comparisons beyond 2**53, attributes added under names computed at run time. Parts run
+//! comparisons beyond 2**53, attributes added under names computed at run time, int loops at
+//! the edges of the JIT's int fast paths (`int_loop`: squares passing 2**62, dividends and
+//! divisors around 2**31 and 2**32, `range` with big-int or variable bounds and steps). Parts run
 //! inside `with atomic:`. Programs are deterministic; each function is called several times
 //! with arguments of different types (int, float, big int, bool).
 
@@ -463,6 +465,7 @@ impl<'a> Spec<'a> {
         match roll {
             8 if depth < 3 => self.looped(ind, depth + 1),
             7 if depth < 3 => self.kernel(ind),
+            6 if depth < 3 && self.g.below(2) == 0 => self.int_loop(ind),
             9 if self.in_loop => {
                 let c = self.cond();
                 let word = self.g.pick(&["break", "continue"]);
@@ -581,6 +584,135 @@ impl<'a> Spec<'a> {
         }
         self.vars.pop();
         self.in_loop = was_in_loop;
+    }
+
+    /// A loop of int arithmetic at the edges the JIT specializes for (issue 16): trial
+    /// division (`while i * i <= m: ... m % i ...`, the square passing 2**62 or the fast
+    /// range of squares in the middle of the loop), an invariant dividend `m` around 2**31,
+    /// 2**32, 2**62 or negative (its range tested once before the loop), divisors around
+    /// 2**31 and 2**32 and zero, and `for` over `range` with variable, big-int or edge
+    /// bounds and constant or variable steps; sometimes `m` changes value or type in the
+    /// middle. At most 24 turns; what it raises is caught and printed.
+    fn int_loop(&mut self, ind: usize) {
+        self.counter += 1;
+        let c = self.counter;
+        let (i, m, k, j) = (format!("i{c}"), format!("m{c}"), format!("k{c}"), format!("j{c}"));
+        let base = self.g.pick(&[
+            "2 ** 31 - 1",
+            "2 ** 31",
+            "2 ** 31 + 1",
+            "2 ** 32 - 1",
+            "2 ** 32",
+            "2 ** 32 + 1",
+            "2 ** 33 - 1",
+            "2 ** 62 - 1",
+            "2 ** 62",
+            "2 ** 62 + 3",
+            "-(2 ** 62)",
+            "-(2 ** 31)",
+            "-7",
+            "0",
+            "1000003",
+            "4294967291",
+            "46341 * 46341",
+            "2 ** 64 + 1",
+            "7",
+        ]);
+        let plus = self.g.pick(&["", "", "", " + a", " - len(out)", " + n % 5"]);
+        self.line(ind, "try:");
+        let ind1 = ind + 1;
+        self.line(ind1, &format!("{m} = {base}{plus}\n{k} = 0\n{j} = 1"));
+        let was_in_loop = self.in_loop;
+        self.in_loop = true;
+        let mut step = None;
+        match self.g.below(3) {
+            0 => {
+                let start = self.g.pick(&[
+                    "1",
+                    "2",
+                    "3",
+                    "-3",
+                    "46339",
+                    "2 ** 30 - 2",
+                    "-(2 ** 30) - 1",
+                    "2 ** 31 - 3",
+                    "-(2 ** 31) - 1",
+                    "3037000497",
+                    "2 ** 32 - 2",
+                ]);
+                step = Some(self.g.pick(&["1", "2", "-1", "7", "65536"]));
+                let cmp = self.g.pick(&["<=", "<", ">"]);
+                self.line(ind1, &format!("{i} = {start}\nwhile {i} * {i} {cmp} {m}:"));
+            }
+            1 => {
+                let start = self.g.pick(&["1", "-12", "2 ** 31 - 4", "2 ** 32 - 3", "-(2 ** 31)"]);
+                step = Some(self.g.pick(&["1", "3", "-1"]));
+                self.line(
+                    ind1,
+                    &format!("{i} = {start}\n{j} = {i}\nwhile {i} - {j} < 24:"),
+                );
+            }
+            _ => {
+                let bounds = [
+                    ("1", "30"),
+                    ("-15", "15"),
+                    ("2 ** 31 - 10", "2 ** 31 + 10"),
+                    ("2 ** 32 - 10", "2 ** 32 + 10"),
+                    ("4611686018427387895", "4611686018427387903"),
+                    ("4611686018427387900", "4611686018427387910"),
+                    ("-4611686018427387904", "-4611686018427387896"),
+                    ("a", "a + 12"),
+                    ("n", "n + 8"),
+                    ("MM - 10", "MM"),
+                    ("b", "12"),
+                ];
+                let (lo, hi) = bounds[self.g.below(bounds.len() as u64) as usize];
+                let (lo, hi) = (lo.replace("MM", &m), hi.replace("MM", &m));
+                let st = self.g.pick(&["", "", ", 2", ", 3", ", -1", ", -3", ", JJ", ", JJ"]);
+                let (lo, hi) = if st.contains('-') { (hi, lo) } else { (lo, hi) };
+                if st.contains("JJ") {
+                    let s = self.g.pick(&["1", "-2", "2", "2 ** 40", "0", "1.0"]);
+                    self.line(ind1, &format!("{j} = {s}"));
+                }
+                let st = st.replace("JJ", &j);
+                self.line(ind1, &format!("for {i} in range({lo}, {hi}{st}):"));
+            }
+        }
+        let ind2 = ind1 + 1;
+        self.line(ind2, &format!("{k} += 1\nif {k} > 24:\n    break"));
+        let count = 1 + self.g.below(3);
+        for _ in 0..count {
+            let st = match self.g.below(9) {
+                0 => format!("if {m} % {i} == 0:\n    out.append(({i}, {m} // {i}))"),
+                1 => format!("out.append({m} % {i} + {m} // {i})"),
+                2 => format!("out.append({i} * {i} - {m})"),
+                3 => format!("if {m} % {i} != 1:\n    out.append(-{i})"),
+                4 => format!("out.append(({m} // {i}, {i} * {i} % 1000003))"),
+                5 => format!("{j} = {j} * {i} + 1"),
+                6 => {
+                    let at = self.g.below(4);
+                    let v = self.g.pick(&[
+                        "MM * 2 ** 33",
+                        "MM + 2 ** 32",
+                        "-MM",
+                        "MM // 3",
+                        "MM * 0.5",
+                        "str(MM)",
+                        "4611686018427387903",
+                    ]);
+                    format!("if {k} == {at}:\n    {m} = {}", v.replace("MM", &m))
+                }
+                7 => format!("out.append({m} % ({i} - 1))"),
+                _ => format!("out.append({m} // {i} * {i} + {m} % {i} == {m})"),
+            };
+            self.line(ind2, &st);
+        }
+        if let Some(st) = step {
+            self.line(ind2, &format!("{i} += {st}"));
+        }
+        self.in_loop = was_in_loop;
+        self.line(ind1, &format!("out.append(({k}, {j}))"));
+        self.line(ind, "except Exception as e:\n    out.append(err(e))");
     }
 
     /// A `for` or `while` loop whose body changes types.

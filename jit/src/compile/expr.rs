@@ -378,11 +378,7 @@ impl FnCompiler<'_, '_> {
                 // No call from here to `slow`: its region is this one.
                 let marked = self.region_marked();
                 self.both_ints(x, y, slow);
-                let zero_divisor = self.b.ins().icmp_imm(IntCC::Equal, y, TAGGED_ZERO as i64);
-                let divb = self.b.create_block();
                 let marked = marked.both(&self.region_marked());
-                self.b.ins().brif(zero_divisor, slow, &[], divb, &[]);
-                self.b.switch_to_block(divb);
                 let xa = self.b.ins().sshr_imm(x, 1);
                 let yd = self.b.ins().sshr_imm(y, 1);
                 let cc = if rest[0].0 == CmpOp::Eq {
@@ -391,11 +387,14 @@ impl FnCompiler<'_, '_> {
                     IntCC::NotEqual
                 };
                 // Two divisions (see `narrow_or_wide`), each branching itself.
-                let (narrow, wide) = self.narrow_or_wide(xa, yd);
+                let (narrow, wide) = self.narrow_or_wide(x, xa, yd);
+                self.b.switch_to_block(wide);
+                let wide = self.unless_zero_divisor(y, slow);
                 for (blk, is_narrow) in [(narrow, true), (wide, false)] {
                     self.b.switch_to_block(blk);
+                    // The 32-bit remainder compared as it is (`test edx, edx`).
                     let r = if is_narrow {
-                        self.narrow_div(BinOp::Mod, xa, yd)
+                        self.narrow_div32(BinOp::Mod, x, xa, yd)
                     } else {
                         self.b.ins().srem(xa, yd)
                     };
@@ -622,6 +621,7 @@ impl FnCompiler<'_, '_> {
                 (r, Some(of))
             }
             BinOp::Mul if yc.is_some() => self.int_mul_const(x, yc.unwrap_or(1) >> 1),
+            BinOp::Mul if x == y => (self.int_square(x, slow, false), None),
             BinOp::Mul => {
                 let xs = ins.sshr_imm(x, 1);
                 let y1 = self.b.ins().iadd_imm(y, -1);
@@ -662,6 +662,43 @@ impl FnCompiler<'_, '_> {
         (r, Some(of))
     }
 
+    /// `x * x` on an int `x` (tagged `2a+1`, `i * i` of a loop condition): where
+    /// `-2**30 <= a < 2**30` (`lea; cmp; ja` on `a`) the square fits 63 bits and is one
+    /// two-operand `imul` of `a` and `2a`, with no overflow flag (`seto; test; jne` after a
+    /// widening `imul`). Other `a` branch to `slow` where `leave` (an int tree's generic
+    /// path, which computes the square again in full), else take a cold path with the flag
+    /// that joins the fast one (and branches to `slow` on overflow).
+    pub(super) fn int_square(&mut self, x: Value, slow: Block, leave: bool) -> Value {
+        let a = self.b.ins().sshr_imm(x, 1);
+        let a2 = self.b.ins().iadd_imm(x, -1);
+        let off = self.b.ins().iadd_imm(a, SQUARE_HALF);
+        let out = self
+            .b
+            .ins()
+            .icmp_imm(IntCC::UnsignedGreaterThan, off, 2 * SQUARE_HALF - 1);
+        let fast = self.b.create_block();
+        if leave {
+            self.b.ins().brif(out, slow, &[], fast, &[]);
+            self.b.switch_to_block(fast);
+            let r = self.b.ins().imul(a, a2);
+            return self.b.ins().bor_imm(r, 1);
+        }
+        let (cold, join) = (self.b.create_block(), self.b.create_block());
+        self.b.append_block_param(join, I64);
+        self.b.ins().brif(out, cold, &[], fast, &[]);
+        self.b.switch_to_block(fast);
+        let r = self.b.ins().imul(a, a2);
+        let r = self.b.ins().bor_imm(r, 1);
+        self.b.ins().jump(join, &[r.into()]);
+        self.b.set_cold_block(cold);
+        self.b.switch_to_block(cold);
+        let (r, of) = self.b.ins().smul_overflow(a, a2);
+        let r = self.b.ins().bor_imm(r, 1);
+        self.b.ins().brif(of, slow, &[], join, &[r.into()]);
+        self.b.switch_to_block(join);
+        self.b.block_params(join)[0]
+    }
+
     /// `x << y` on ints. On the even form 2a of x: (2a << s) >> s == 2a iff a << s kept every
     /// bit and fits 63 bits. Counts outside 0..=62 (negative ones included, compared
     /// unsigned) take the slow path, which raises or gives 0 << s.
@@ -691,26 +728,26 @@ impl FnCompiler<'_, '_> {
     }
 
     /// `x // y` or `x % y` on ints, floored as in Python. A zero divisor and the one
-    /// overflowing quotient take the slow path, which raises. Operands that both fit 32
-    /// unsigned bits (`n % i` of most loops) divide in 32 bits, where floor and truncation
-    /// agree: a 64-bit `idiv` takes up to twice as long (trial division by `%`: 0.55 s in
-    /// C with `idiv`, 0.48 s with the 32-bit `div`).
+    /// overflowing quotient take the slow path, which raises. Non-negative operands below
+    /// 2**31 (`n % i` of most loops; see `narrow_or_wide`) divide in 32 bits unsigned,
+    /// where floor and truncation agree and no sign fix-up is needed: a 64-bit `idiv` takes
+    /// up to twice as long (trial division by `%`: 0.55 s in C with `idiv`, 0.48 s with the
+    /// 32-bit `div`).
     fn int_div(&mut self, op: BinOp, x: Value, y: Value, slow: Block) -> (Value, Option<Value>) {
         if let Some(k) = self.int_const(y).and_then(power_of_two) {
             return (self.int_div_pow2(op, x, k), None);
         }
-        let zero_divisor = self.b.ins().icmp_imm(IntCC::Equal, y, TAGGED_ZERO as i64);
-        let divb = self.b.create_block();
-        self.b.ins().brif(zero_divisor, slow, &[], divb, &[]);
-        self.b.switch_to_block(divb);
         let a = self.b.ins().sshr_imm(x, 1);
         let d = self.b.ins().sshr_imm(y, 1);
-        let (narrow, wide) = self.narrow_or_wide(a, d);
+        let (narrow, wide) = self.narrow_or_wide(x, a, d);
         let join = self.b.create_block();
         self.b.append_block_param(join, I64);
         self.b.switch_to_block(narrow);
-        let r = self.narrow_div(op, a, d);
+        let r = self.narrow_div32(op, x, a, d);
+        let r = self.b.ins().uextend(I64, r);
         self.b.ins().jump(join, &[r.into()]);
+        self.b.switch_to_block(wide);
+        let wide = self.unless_zero_divisor(y, slow);
         self.b.switch_to_block(wide);
         let r = self.int_div_wide(op, a, d);
         self.b.ins().jump(join, &[r.into()]);
@@ -726,28 +763,58 @@ impl FnCompiler<'_, '_> {
         }
     }
 
-    /// Branches to the first block returned where the untagged ints `a` and `d` both fit 32
-    /// unsigned bits, to the second (cold) otherwise.
-    fn narrow_or_wide(&mut self, a: Value, d: Value) -> (Block, Block) {
+    /// Branches to the first block returned where the untagged ints `a` (of the tagged `x`)
+    /// and `d` allow one 32-bit unsigned division (`0 <= a < 2**32`, `1 <= d <= 2**31`),
+    /// to the second (cold) otherwise, a zero divisor included. One test on `a | (d - 1)`
+    /// (`lea; or; cmp; ja`: the zero divisor is `d - 1` negative, so no test of its own),
+    /// or on `d - 1` alone where `a` is known to fit ([`FnCompiler::narrow_locals`]). The
+    /// bound is 2**31 rather than 2**32 so that it is an `x64` immediate: a divisor or
+    /// dividend in between takes the (exact) 64-bit path.
+    fn narrow_or_wide(&mut self, x: Value, a: Value, d: Value) -> (Block, Block) {
         let (narrow, wide) = (self.b.create_block(), self.b.create_block());
-        let both = self.b.ins().bor(a, d);
-        let high = self.b.ins().ushr_imm(both, 32);
-        self.b.ins().brif(high, wide, &[], narrow, &[]);
+        let dm1 = self.b.ins().iadd_imm(d, -1);
+        let both = if self.known_narrow.contains(&x) {
+            dm1
+        } else {
+            self.b.ins().bor(a, dm1)
+        };
+        let out = self
+            .b
+            .ins()
+            .icmp_imm(IntCC::UnsignedGreaterThan, both, NARROW_MAX);
+        self.b.ins().brif(out, wide, &[], narrow, &[]);
         self.b.set_cold_block(wide);
         (narrow, wide)
     }
 
-    /// The quotient (`//`) or remainder (`%`) of `a` and `d` (not 0) that both fit 32
-    /// unsigned bits, by one 32-bit division: floored and truncated agree there.
-    fn narrow_div(&mut self, op: BinOp, a: Value, d: Value) -> Value {
+    /// In the (cold) wide path of a division by the int `y`: branches to `slow` (which
+    /// raises ZeroDivisionError) where `y` is 0; returns the cold block where it is not.
+    fn unless_zero_divisor(&mut self, y: Value, slow: Block) -> Block {
+        let zero_divisor = self.b.ins().icmp_imm(IntCC::Equal, y, TAGGED_ZERO as i64);
+        let divb = self.b.create_block();
+        self.b.ins().brif(zero_divisor, slow, &[], divb, &[]);
+        self.b.set_cold_block(divb);
+        divb
+    }
+
+    /// The 32-bit quotient (`//`) or remainder (`%`) of `a` (of the tagged `x`) and `d`
+    /// where `narrow_or_wide` took its first block: one 32-bit unsigned division, where
+    /// floored and truncated agree. A dividend known to fit ([`FnCompiler::known_narrow`])
+    /// is shifted from its tagged word unsigned (`mov rax, rbx; shr rax, 1`; the tagged
+    /// word has 33 bits, so the shift is in 64 bits).
+    fn narrow_div32(&mut self, op: BinOp, x: Value, a: Value, d: Value) -> Value {
+        let a = if self.known_narrow.contains(&x) {
+            self.b.ins().ushr_imm(x, 1)
+        } else {
+            a
+        };
         let a32 = self.b.ins().ireduce(I32, a);
         let d32 = self.b.ins().ireduce(I32, d);
-        let r32 = if op == BinOp::Mod {
+        if op == BinOp::Mod {
             self.b.ins().urem(a32, d32)
         } else {
             self.b.ins().udiv(a32, d32)
-        };
-        self.b.ins().uextend(I64, r32)
+        }
     }
 
     /// The floored quotient (`//`) or remainder (`%`) of the untagged `a` and `d` (not 0)
@@ -1456,6 +1523,14 @@ impl FnCompiler<'_, '_> {
         (mark, p, n)
     }
 }
+
+/// The largest `a | (d - 1)` (untagged dividend, divisor less one) divided in 32 bits
+/// unsigned (`narrow_or_wide`): `2**31 - 1`, the largest such `x64` immediate.
+const NARROW_MAX: i64 = 0x7fff_ffff;
+
+/// Squares `a * a` of `-SQUARE_HALF <= a < SQUARE_HALF` are computed without the overflow
+/// flag (`int_square`): `2**30`, so that the range test is one `cmp` with an immediate.
+const SQUARE_HALF: i64 = 1 << 30;
 
 /// The smallest and largest 63-bit int.
 const INT_MIN: i64 = -(1 << 62);

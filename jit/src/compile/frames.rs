@@ -306,6 +306,9 @@ impl FnCompiler<'_, '_> {
             self.local_of.insert(v, slot);
             if self.int_locals.contains(&slot) {
                 self.known_ints.insert(v);
+                if self.narrow_locals.contains(&slot) {
+                    self.known_narrow.insert(v);
+                }
             }
             return v;
         }
@@ -334,6 +337,7 @@ impl FnCompiler<'_, '_> {
         if slot < self.nlocals {
             self.local_of.retain(|_, l| *l != slot);
             self.int_locals.retain(|&l| l != slot);
+            self.narrow_locals.retain(|&l| l != slot);
             self.loop_leaves.retain(|&(l, _, _)| l != slot);
             self.region.marks.forget(slot);
             if self.locals_in_slots {

@@ -20,10 +20,10 @@
 //! Only innermost loops of simple statements (no loop, `try`, `with`, `def` or `class` in
 //! the body) of bounded size are versioned: the body is compiled twice.
 
-use super::weight::{any_stmt, walk, weight, Node};
+use super::weight::{any_stmt, walk, walk_expr, weight, Node};
 use super::FnCompiler;
 use cranelift_codegen::ir::{Block, InstBuilder};
-use stmjit_lang::ast::{Expr, ExprKind, Slot, Stmt, StmtKind, Target};
+use stmjit_lang::ast::{BinOp, Expr, ExprKind, Slot, Stmt, StmtKind, Target};
 use stmjit_lang::diag::Span;
 
 /// The most nodes a versioned loop's body may have (it is compiled twice).
@@ -72,6 +72,22 @@ fn assignments(body: &[Stmt], slot: usize) -> usize {
         }
     });
     n
+}
+
+/// Whether local `slot` is the left operand of a `%` or `//` in `cond` or `body`: a
+/// dividend whose range the fast version tests once (see [`FnCompiler::int_while`]).
+fn divides(cond: &Expr, body: &[Stmt], slot: usize) -> bool {
+    let mut found = false;
+    let mut each = |n: Node| {
+        if let Node::Expr(e) = n {
+            if let ExprKind::Binary(BinOp::Mod | BinOp::FloorDiv, a, _) = &e.kind {
+                found |= matches!(&a.kind, ExprKind::Name(n) if n.slot == Slot::Local(slot));
+            }
+        }
+    };
+    walk_expr(cond, &mut each);
+    walk(body, &mut each);
+    found
 }
 
 /// The leaves of an int tree, left to right.
@@ -218,6 +234,23 @@ impl FnCompiler<'_, '_> {
         }
         let words: Vec<_> = entry.iter().map(|&i| self.load_slot(i)).collect();
         self.expect_ints(&words, generic);
+        // The invariant dividends (`n % i`), tested once to lie in `0..2**32` (the 32-bit
+        // division then tests only its divisor, `expr.rs`); another int runs the loop in the
+        // generic version.
+        let narrow: Vec<usize> = invariant
+            .iter()
+            .copied()
+            .filter(|&l| divides(cond, body, l))
+            .collect();
+        for &l in &narrow {
+            let w = self.load_slot(l);
+            let high = self.b.ins().ushr_imm(w, 33);
+            let next = self.b.create_block();
+            self.b.ins().brif(high, generic, &[], next, &[]);
+            self.b.switch_to_block(next);
+        }
+        let outer_narrow = self.narrow_locals.clone();
+        self.narrow_locals.extend(narrow.iter().copied());
         // The fast version.
         let (head, body_b, latch) = self.fast_head(cond, body);
         let outer = self.int_locals.clone();
@@ -242,6 +275,7 @@ impl FnCompiler<'_, '_> {
         self.poll(span);
         self.b.ins().jump(head, &[]);
         self.int_locals = outer;
+        self.narrow_locals = outer_narrow;
         // The generic version, out of line.
         self.break_past_else = past_else;
         let latch_g = self.b.create_block();

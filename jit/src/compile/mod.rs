@@ -378,6 +378,14 @@ pub struct FnCompiler<'a, 'b> {
     /// loop, those its condition tests, until the body stores to them (`int_loops.rs`).
     /// Their reads are known ints.
     pub(crate) int_locals: Vec<usize>,
+    /// Locals among [`Self::int_locals`] whose int is also known to lie in `0..2**32`
+    /// wherever the code being compiled runs: in the fast version of a `while` loop, the
+    /// dividends of its divisions that it does not assign, tested once before it
+    /// (`int_loops.rs`). Their reads go into [`Self::known_narrow`].
+    pub(crate) narrow_locals: Vec<usize>,
+    /// Tagged ints known to lie in `0..2**32`: a division of one needs no test of it for
+    /// the 32-bit path (`expr.rs`, `narrow_or_wide`).
+    pub(crate) known_narrow: HashSet<Value>,
     /// The `f64` of each float local the condition of the fast version of a float loop
     /// read, in its body until the body stores to the local (`float_loops.rs`):
     /// `(slot, int_ok, f64)` as a float tree's leaves memo has them (`floats.rs`).
@@ -657,6 +665,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             in_float_generic: false,
             in_int_generic: false,
             int_locals: Vec::new(),
+            narrow_locals: Vec::new(),
+            known_narrow: HashSet::new(),
             loop_leaves: Vec::new(),
             float_locals,
             float_attrs,
