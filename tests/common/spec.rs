@@ -596,7 +596,12 @@ impl<'a> Spec<'a> {
     fn int_loop(&mut self, ind: usize) {
         self.counter += 1;
         let c = self.counter;
-        let (i, m, k, j) = (format!("i{c}"), format!("m{c}"), format!("k{c}"), format!("j{c}"));
+        let (i, m, k, j) = (
+            format!("i{c}"),
+            format!("m{c}"),
+            format!("k{c}"),
+            format!("j{c}"),
+        );
         let base = self.g.pick(&[
             "2 ** 31 - 1",
             "2 ** 31",
@@ -605,6 +610,8 @@ impl<'a> Spec<'a> {
             "2 ** 32",
             "2 ** 32 + 1",
             "2 ** 33 - 1",
+            "2 ** 32 + 2 ** 31",
+            "2 ** 33 + 1",
             "2 ** 62 - 1",
             "2 ** 62",
             "2 ** 62 + 3",
@@ -618,7 +625,9 @@ impl<'a> Spec<'a> {
             "2 ** 64 + 1",
             "7",
         ]);
-        let plus = self.g.pick(&["", "", "", " + a", " - len(out)", " + n % 5"]);
+        let plus = self
+            .g
+            .pick(&["", "", "", " + a", " - len(out)", " + n % 5"]);
         self.line(ind, "try:");
         let ind1 = ind + 1;
         self.line(ind1, &format!("{m} = {base}{plus}\n{k} = 0\n{j} = 1"));
@@ -645,11 +654,14 @@ impl<'a> Spec<'a> {
                 self.line(ind1, &format!("{i} = {start}\nwhile {i} * {i} {cmp} {m}:"));
             }
             1 => {
-                let start = self.g.pick(&["1", "-12", "2 ** 31 - 4", "2 ** 32 - 3", "-(2 ** 31)"]);
+                let start = self
+                    .g
+                    .pick(&["1", "-12", "2 ** 31 - 4", "2 ** 32 - 3", "-(2 ** 31)"]);
                 step = Some(self.g.pick(&["1", "3", "-1"]));
                 self.line(
                     ind1,
-                    &format!("{i} = {start}\n{j} = {i}\nwhile {i} - {j} < 24:"),
+                    // `m` a leaf of the condition: tested once before the loop.
+                    &format!("{i} = {start}\n{j} = {i}\nwhile {i} - {j} < {m} - {m} + 24:"),
                 );
             }
             _ => {
@@ -668,7 +680,9 @@ impl<'a> Spec<'a> {
                 ];
                 let (lo, hi) = bounds[self.g.below(bounds.len() as u64) as usize];
                 let (lo, hi) = (lo.replace("MM", &m), hi.replace("MM", &m));
-                let st = self.g.pick(&["", "", ", 2", ", 3", ", -1", ", -3", ", JJ", ", JJ"]);
+                let st = self
+                    .g
+                    .pick(&["", "", ", 2", ", 3", ", -1", ", -3", ", JJ", ", JJ"]);
                 let (lo, hi) = if st.contains('-') { (hi, lo) } else { (lo, hi) };
                 if st.contains("JJ") {
                     let s = self.g.pick(&["1", "-2", "2", "2 ** 40", "0", "1.0"]);
