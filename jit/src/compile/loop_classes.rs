@@ -7,57 +7,17 @@
 //! A heuristic only: the class variable keeps its invariant (0 or the class of the local's
 //! current value) whatever this answers; a wrong answer costs a probe that misses.
 
-use super::weight::{walk, walk_expr, Node};
+use super::barriers::held_locals;
 use super::FnCompiler;
-use stmjit_lang::ast::{Expr, ExprKind, Slot, Stmt, StmtKind, Target};
+use stmjit_lang::ast::{Expr, Stmt};
 
 /// The locals below `nlocals` that `cond` or `body` access an attribute of or call a method
 /// of, and that `body` does not assign (an assignment leaves the variable 0 on the
-/// back-edge, unless an access follows it: then the probe would mostly miss).
+/// back-edge, unless an access follows it: then the probe would mostly miss). The same set
+/// as the loop's held read markers ([`held_locals`]): that one must be exact for soundness,
+/// this one only for speed, so they share the one walk.
 pub(crate) fn loop_class_locals(cond: Option<&Expr>, body: &[Stmt], nlocals: usize) -> Vec<usize> {
-    let mut accessed = vec![false; nlocals];
-    let mut assigned = vec![false; nlocals];
-    let local = |e: &Expr| match &e.kind {
-        ExprKind::Name(n) => match n.slot {
-            Slot::Local(i) if i < nlocals => Some(i),
-            _ => None,
-        },
-        _ => None,
-    };
-    let mut each = |n: Node<'_>| match n {
-        Node::Expr(e) => match &e.kind {
-            ExprKind::Attr { obj, .. } | ExprKind::MethodCall { obj, .. } => {
-                if let Some(i) = local(obj) {
-                    accessed[i] = true;
-                }
-            }
-            _ => {}
-        },
-        Node::Target(Target::Attr { obj, .. }) => {
-            if let Some(i) = local(obj) {
-                accessed[i] = true;
-            }
-        }
-        Node::Target(Target::Name(n))
-        | Node::Stmt(Stmt {
-            kind: StmtKind::For { var: n, .. } | StmtKind::FunctionDef { target: n, .. },
-            ..
-        }) => {
-            if let Slot::Local(i) = n.slot {
-                if i < nlocals {
-                    assigned[i] = true;
-                }
-            }
-        }
-        _ => {}
-    };
-    if let Some(c) = cond {
-        walk_expr(c, &mut each);
-    }
-    walk(body, &mut each);
-    (0..nlocals)
-        .filter(|&i| accessed[i] && !assigned[i])
-        .collect()
+    held_locals(cond, body, nlocals)
 }
 
 impl FnCompiler<'_, '_> {
@@ -76,6 +36,7 @@ impl FnCompiler<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stmjit_lang::ast::StmtKind;
 
     /// The body of the program's function `f`, and its local count.
     fn body_of_f(src: &str) -> (Vec<Stmt>, usize) {
