@@ -137,24 +137,14 @@ impl FnCompiler<'_, '_> {
         };
         self.b.ins().brif(absent, slow, &[], done, &args(v, idx));
         if let Some(float) = float {
-            // The raw float: under the same barriers as the word (no call before the join but
-            // the box's own slow path, which repairs the region).
-            if !raw {
-                self.b.set_cold_block(float);
-            }
-            self.b.switch_to_block(float);
-            self.carry_region(&region, before, float);
-            let a = self.seg_addr(addr);
-            let f = self.b.ins().load(F64, mf(), a, 0);
-            if raw {
-                let u = self.b.ins().iconst(I64, UNBOXED as i64);
-                self.b.ins().jump(done, &[u.into(), f.into(), idx.into()]);
-            } else {
-                let first_new = self.b.func.dfg.num_blocks();
-                let boxed = self.box_float_with(f, span, None, &marked);
-                self.b.ins().jump(done, &[boxed.into()]);
-                self.cold_from(first_new);
-            }
+            self.float_slot_exit(
+                (float, done),
+                raw,
+                (&region, before),
+                (addr, idx),
+                span,
+                &marked,
+            );
         }
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
@@ -176,6 +166,38 @@ impl FnCompiler<'_, '_> {
             word: params[0],
             f: raw.then(|| params[1]),
             slot: raw.then(|| params[2]),
+        }
+    }
+
+    /// The exit of an attribute read whose slot (at `addr`, index `idx`) holds a raw float,
+    /// from block `float` to `done`: under the same barriers as the word (`region` as it
+    /// was in `before`; no call before the join but the box's own slow path, which repairs
+    /// the region to `marked`). Raw mode passes `(UNBOXED, f, idx)`; otherwise the float is
+    /// boxed, out of line.
+    fn float_slot_exit(
+        &mut self,
+        (float, done): (Block, Block),
+        raw: bool,
+        (region, before): (&super::barriers::Region, Option<Block>),
+        (addr, idx): (Value, Value),
+        span: Span,
+        marked: &Marks,
+    ) {
+        if !raw {
+            self.b.set_cold_block(float);
+        }
+        self.b.switch_to_block(float);
+        self.carry_region(region, before, float);
+        let a = self.seg_addr(addr);
+        let f = self.b.ins().load(F64, mf(), a, 0);
+        if raw {
+            let u = self.b.ins().iconst(I64, UNBOXED as i64);
+            self.b.ins().jump(done, &[u.into(), f.into(), idx.into()]);
+        } else {
+            let first_new = self.b.func.dfg.num_blocks();
+            let boxed = self.box_float_with(f, span, None, marked);
+            self.b.ins().jump(done, &[boxed.into()]);
+            self.cold_from(first_new);
         }
     }
 
@@ -238,22 +260,14 @@ impl FnCompiler<'_, '_> {
         };
         self.b.ins().brif(absent, slow, &[], done, &args(v));
         if let Some(float) = float {
-            if !raw {
-                self.b.set_cold_block(float);
-            }
-            self.b.switch_to_block(float);
-            self.carry_region(&region, before, float);
-            let a = self.seg_addr(addr);
-            let f = self.b.ins().load(F64, mf(), a, 0);
-            if raw {
-                let u = self.b.ins().iconst(I64, UNBOXED as i64);
-                self.b.ins().jump(done, &[u.into(), f.into(), idx.into()]);
-            } else {
-                let first_new = self.b.func.dfg.num_blocks();
-                let boxed = self.box_float_with(f, span, None, &marked);
-                self.b.ins().jump(done, &[boxed.into()]);
-                self.cold_from(first_new);
-            }
+            self.float_slot_exit(
+                (float, done),
+                raw,
+                (&region, before),
+                (addr, idx),
+                span,
+                &marked,
+            );
         }
         marked
     }
