@@ -489,3 +489,36 @@ print(joins_in_body(p, 5), inner_loop(p, [1, 2], 20), reassigned(p, P(4, 5, 6), 
     // p is assigned in the loop: marked after the header and after the join.
     assert_eq!(m["f4_reassigned"], 2, "{m:?}");
 }
+
+/// A float local assigned a float tree (`dx = q.x - 1.0`, kept unboxed: `unboxed.rs`) keeps
+/// the region across the join of the tree's fast and generic paths (the generic path repairs
+/// it after its calls), so the statements after it do not mark `q` again (issue 16: each
+/// statement of n-body's inner loop marked its objects and loaded the read version again).
+#[test]
+fn a_float_local_assignment_keeps_the_region() {
+    let src = format!(
+        "{CLASS_P}
+def pairs(ps):
+    t = 0.0
+    for i in range(len(ps)):
+        q = ps[i]
+        dx = q.x - 1.0
+        dy = q.y - 2.0
+        dz = q.z - 3.0
+        q.x += dx * 0.5
+        q.y += dy * 0.5
+        q.z += dz * 0.5
+        t += dx * dx + dy * dy + dz * dz
+    return t
+
+print(pairs([P(1.5, 2.5, 3.5), P(0.5, 0.25, 0.125)]))
+"
+    );
+    let m = hot_read_markers(&src);
+    // Three for the loop's list (`len(ps)`, the held list, ...), two for `ps[i]` (the list,
+    // the item's granule), and `q` once, at `q.x`: not again at `q.y`, `q.z` and the stores.
+    assert_eq!(m["f2_pairs"], 6, "{m:?}");
+    // The read version: loaded once per region (the loop's, the body's), not per statement.
+    let rv = hot_sequences(&src, "read version");
+    assert_eq!(rv["f2_pairs"], 3, "{rv:?}");
+}

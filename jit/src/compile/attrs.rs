@@ -53,6 +53,22 @@ pub(crate) struct RawAttr {
     pub(crate) slot: Value,
 }
 
+/// The marks of a join of two fast paths of one attribute access that end with `a` and
+/// `b`, keeping the read version where both had it: [`Marks::both`] drops it, so the next
+/// barrier after `b.x` (guessed slot or probed) loaded it again (issue 16). Sound for
+/// these joins only: each edge into them defined [`FnCompiler::rv_var`] after its last
+/// call (the fast paths make none, and had it in their region, loaded after the region's
+/// last call; the helper's slow path and a boxing slow path repair to their fast path's
+/// marks, which loads it again after the call where those marks had it), which is what
+/// [`FnCompiler::enter_join`]'s `InVar` needs.
+fn join_keeping_version(a: &Marks, b: &Marks) -> Marks {
+    let mut j = a.both(b);
+    if a.read_version.known() && b.read_version.known() {
+        j.read_version = a.read_version;
+    }
+    j
+}
+
 impl FnCompiler<'_, '_> {
     /// `o.name`, inline for instance slots (a raw float boxed).
     pub(crate) fn getattr(&mut self, o: Value, name: &str, span: Span) -> Value {
@@ -102,6 +118,10 @@ impl FnCompiler<'_, '_> {
         // Before any branch: they dominate every edge into `done`.
         let zero = self.b.ins().f64const(0.0);
         let no_slot = self.b.ins().iconst(I64, NO_SLOT);
+        // The local holding `o`, for the guessed path's barriers: the slow path below calls
+        // a helper, whose reload of the locals forgets every value's local (`local_of`),
+        // though none of it runs on the way to the guessed path.
+        let o_local = self.local_of.get(&o).copied();
         // A slot known when compiling: its fast path is emitted after the probed one's.
         let guessed = self.guessed_slot(o, name, slow).map(|(is_k, s)| {
             let fast = self.b.create_block();
@@ -157,8 +177,15 @@ impl FnCompiler<'_, '_> {
         if let Some((fast, before, region, s)) = guessed {
             self.b.switch_to_block(fast);
             self.carry_region(&region, before, fast);
+            // `o` is still the local's value here (issue 16: without this, every guessed
+            // read stored its object's read marker again): `fast` is entered only from
+            // `before`, where it was, with no call or assignment since; the region's
+            // marks of that local (carried from `before`) hold for this very object.
+            if let Some(l) = o_local {
+                self.local_of.insert(o, l);
+            }
             let m = self.getattr_at(o, s, raw, maybe_raw, (slow, done), span);
-            join = join.both(&m);
+            join = join_keeping_version(&marked, &m);
         }
         self.enter_join(done, join);
         let params = self.b.block_params(done);
@@ -368,7 +395,7 @@ impl FnCompiler<'_, '_> {
         let first_new = self.b.func.dfg.num_blocks();
         let probed_marks = self.setattr_probed(o, name, v, FloatBit::Raw(f), done, span);
         self.cold_from(first_new);
-        self.enter_join(done, direct_marks.both(&probed_marks));
+        self.enter_join(done, join_keeping_version(&direct_marks, &probed_marks));
     }
 
     /// `o.name = v` through the site cache's probe, or the helper; jumps to `done`, and

@@ -228,7 +228,7 @@ pub(crate) enum ReadVersion {
 
 impl ReadVersion {
     /// Loaded or in the variable.
-    fn known(self) -> bool {
+    pub(super) fn known(self) -> bool {
         !matches!(self, ReadVersion::Unknown)
     }
 }

@@ -404,6 +404,16 @@ impl FnCompiler<'_, '_> {
         fast: impl FnOnce(&mut Self, Block) -> Value,
         generic: impl FnOnce(&mut Self) -> Value,
     ) {
+        // The barrier region goes on after the join (issue 16: `dx = b.x - b2.x` had ended
+        // it, so every statement of a float loop marked its objects and tested their
+        // write-barrier flags again). Sound as `with_generic_n`'s `keep`: the marks held
+        // before the tree hold at the end of its fast path, which makes no call (float
+        // operations, `sqrt`, leaf tests and unboxing loads; every failure branches to
+        // the generic block); the generic path's calls (binop helpers, `sqrt`) restart in
+        // no frame (no poll, no join statement), so after them the same transaction runs,
+        // or an inevitable one, and `repair_region` stores each marker again with the
+        // current read version and redoes each write-barrier flag test before the join.
+        let marked = self.region_marked();
         let generic_block = self.b.create_block();
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
@@ -417,10 +427,12 @@ impl FnCompiler<'_, '_> {
         self.in_float_generic = true;
         let w = generic(self);
         self.in_float_generic = false;
+        let span = self.stmt_span;
+        self.repair_region(&marked, span);
         let z = self.b.ins().f64const(0.0);
         self.b.ins().jump(done, &[w.into(), z.into()]);
         self.cold_from(first_new);
-        self.enter_join(done, Default::default());
+        self.enter_join(done, marked);
         let (w, f) = (self.b.block_params(done)[0], self.b.block_params(done)[1]);
         self.store_slot(i, w);
         self.b.def_var(fv, f);
