@@ -1,7 +1,7 @@
 //! `stmjit`: the command line.
 //!
 //! `stmjit run [--threads N] [--gil] [--stats] [--stats-json FILE] [--trace FILE] [--timeline FILE]
-//! [--dump-asm[=FILE]] [--asm-syntax intel|att] [--segment-base gs|r15] [--interp] prog.lang [ARGS...]`
+//! [--dump-asm[=FILE]] [--dump-asm-at start|exit] [--asm-syntax intel|att] [--segment-base gs|r15] [--interp] prog.lang [ARGS...]`
 //! runs a program: compiled by Cranelift (`stmjit-jit`) onto the STM runtime, its threads in
 //! parallel transactions, or on the reference interpreter of `stmjit-lang` with `--interp`.
 //!
@@ -77,6 +77,12 @@ enum Command {
         /// or `Account.deposit`, or its full listing name, e.g. `f0_fill`).
         #[arg(long, value_name = "NAME")]
         dump_asm_fn: Option<String>,
+        /// When `--dump-asm` compiles and lists: `start` compiles every function before the
+        /// program runs and lists them all; `exit` compiles each function at its first call,
+        /// as a run without a listing does (so with what the run knows by then, e.g. guessed
+        /// attribute slots), and lists the functions compiled when the program ends.
+        #[arg(long, value_enum, value_name = "WHEN", default_value_t = DumpAsmAt::Start)]
+        dump_asm_at: DumpAsmAt,
         /// Syntax of `--dump-asm`.
         #[arg(long, value_enum, default_value_t = AsmSyntax::Intel)]
         asm_syntax: AsmSyntax,
@@ -102,6 +108,12 @@ enum Command {
               value_parser = clap::value_parser!(u32).range(200..=20000))]
         width: u32,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DumpAsmAt {
+    Start,
+    Exit,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -139,6 +151,7 @@ fn main() -> ExitCode {
             timeline,
             dump_asm,
             dump_asm_fn,
+            dump_asm_at,
             asm_syntax,
             segment_base,
             program,
@@ -158,6 +171,7 @@ fn main() -> ExitCode {
                     }),
                     dump_asm,
                     dump_asm_only: dump_asm_fn,
+                    dump_asm_at_exit: matches!(dump_asm_at, DumpAsmAt::Exit),
                     syntax: match asm_syntax {
                         AsmSyntax::Intel => stmjit_jit::Syntax::Intel,
                         AsmSyntax::Att => stmjit_jit::Syntax::Att,

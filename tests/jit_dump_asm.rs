@@ -474,3 +474,85 @@ fn barriers_of_a_region_share_the_read_version() {
         .collect();
     assert_eq!(events[..3], ["load", "store", "store"], "{g}");
 }
+
+const LAZY_PROGRAM: &str = "\
+class P:
+    def __init__(self, x):
+        self.x = x
+
+def get(p):
+    return p.x
+
+def never(p):
+    return p.x + 1
+
+def worker(p, out):
+    out.append(get(p) * 2)
+
+p = P(5)
+out = []
+t = spawn(worker, p, out)
+t.join()
+print(get(p), out[0])
+";
+
+/// `--dump-asm-at exit` compiles each function at its first call, as a run without a listing
+/// does, and lists at the end the code that was compiled: functions first called on another
+/// thread are listed, one never called is not; `start` (the default) lists every function.
+#[test]
+fn dump_asm_at_exit_lists_the_code_compiled_during_the_run() {
+    let (out, text) = run_source(LAZY_PROGRAM, &["--dump-asm-at", "exit"], "at-exit");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "5 10\n");
+    assert!(out.status.success(), "{out:?}");
+    for name in ["f0_P.__init__", "f1_get", "f3_worker", "<module>"] {
+        assert!(
+            text.contains(&format!("; function {name}:")),
+            "{name}:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("f2_never"),
+        "a function never called is listed:\n{text}"
+    );
+    let (out, text) = run_source(LAZY_PROGRAM, &[], "at-start");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "5 10\n");
+    assert!(text.contains("; function f2_never:"), "{text}");
+}
+
+/// With `--dump-asm-at exit` a failing program still gets its listing, and keeps its exit
+/// status; `--dump-asm-fn` naming a function that never ran is reported after the run.
+#[test]
+fn dump_asm_at_exit_keeps_the_exit_status() {
+    let failing = format!("{LAZY_PROGRAM}print(never(None))\n");
+    let (out, text) = run_source(&failing, &["--dump-asm-at", "exit"], "at-exit-fail");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("AttributeError"),
+        "{out:?}"
+    );
+    assert!(text.contains("; function f2_never:"), "{text}");
+
+    let dir = scratch::dir("dump-at-exit-nofn");
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join("p.lang");
+    std::fs::write(&prog, LAZY_PROGRAM).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stmjit"))
+        .args([
+            "run",
+            "--dump-asm",
+            "--dump-asm-at",
+            "exit",
+            "--dump-asm-fn",
+            "never",
+        ])
+        .arg(&prog)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "5 10\n");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--dump-asm-fn never: no such function"),
+        "{err}"
+    );
+}

@@ -59,6 +59,11 @@ pub struct Options {
     pub syntax: Syntax,
     /// `--dump-asm-fn NAME`: list only that function (see [`crate::listing::function_matches`]).
     pub dump_asm_only: Option<String>,
+    /// `--dump-asm-at exit`: compile at first call, as a run without a listing does, and
+    /// list the code compiled when the program ends. The code a function gets at its first
+    /// call uses what the run has made by then (classes' shapes: guessed attribute slots),
+    /// which the listing made before the program runs cannot show.
+    pub dump_asm_at_exit: bool,
     /// Nursery size in bytes (default: the runtime's; `STMJIT_NURSERY` overrides).
     pub nursery: Option<u64>,
     /// `--threads N`: segments, i.e. transactions that may run in parallel (default: the
@@ -97,6 +102,7 @@ impl Options {
             dump_asm: None,
             syntax: Syntax::default(),
             dump_asm_only: None,
+            dump_asm_at_exit: false,
             nursery: None,
             threads: None,
             gil: false,
@@ -224,7 +230,8 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
         syntax: opts.syntax,
         only: opts.dump_asm_only.clone(),
     };
-    let eager = listing.target.is_some() || switches.eager;
+    let listed_at_exit = listing.target.is_some() && opts.dump_asm_at_exit;
+    let eager = (listing.target.is_some() && !listed_at_exit) || switches.eager;
     let jit = match Jit::new(&info, opts, &switches, &layout, listing.target.is_some()) {
         Ok(jit) => jit,
         Err(e) => {
@@ -246,18 +253,32 @@ pub fn run(program: Program, file: &str, args: Vec<String>, opts: &Options) -> i
             return 1;
         }
     };
-    if listing.target.is_some() {
-        // The source lines of the listing: from the file itself (a program given as a string
-        // has line numbers only).
-        let source = std::fs::read_to_string(file).ok();
-        let state = jit.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(status) = crate::listing::write_listing(&state.jit, &listing, source.as_deref())
-        {
+    if listing.target.is_some() && !listed_at_exit {
+        if let Err(status) = write_listing_of(&jit.state, &listing, file) {
             return status;
         }
     }
+    if listed_at_exit {
+        let state = jit.state.clone();
+        let file = file.to_string();
+        info.set_at_exit(Box::new(move || write_listing_of(&state, &listing, &file)));
+    }
     info.code.set_compiler(Box::new(jit));
     run_main(info, main)
+}
+
+/// Writes the listing `listing` asks for of the code compiled so far; `Err` is the exit
+/// status (see [`crate::listing::write_listing`]).
+fn write_listing_of(
+    state: &Mutex<JitState>,
+    listing: &crate::listing::ListingOptions,
+    file: &str,
+) -> Result<(), i32> {
+    // The source lines of the listing: from the file itself (a program given as a string
+    // has line numbers only).
+    let source = std::fs::read_to_string(file).ok();
+    let state = state.lock().unwrap_or_else(|e| e.into_inner());
+    crate::listing::write_listing(&state.jit, listing, source.as_deref())
 }
 
 /// How the run's transactions behave, from the options and the switches.
@@ -440,7 +461,9 @@ type MainEntry = unsafe extern "C" fn(u64, *mut Ctx) -> u64;
 /// ends).
 #[derive(Debug)]
 struct Jit {
-    state: Mutex<JitState>,
+    /// Shared with `run`, which lists the code at exit (`--dump-asm-at exit`) once the
+    /// compiler has been handed to the program.
+    state: Arc<Mutex<JitState>>,
 }
 
 /// What compiling a function needs, behind [`Jit`]'s lock.
@@ -510,7 +533,7 @@ impl Jit {
         let helpers = declare_helpers(&mut jit);
         let funcs = declare_functions(&mut jit, &info.program);
         Ok(Jit {
-            state: Mutex::new(JitState {
+            state: Arc::new(Mutex::new(JitState {
                 jit,
                 helpers,
                 funcs,
@@ -526,7 +549,7 @@ impl Jit {
                 quick: switches.quick,
                 all_defined: false,
                 module_parts: None,
-            }),
+            })),
         })
     }
 
@@ -1064,10 +1087,11 @@ fn run_main(info: Arc<ProgramInfo>, main: MainEntry) -> i32 {
     info.output.flush();
     stmjit_vm::stats::print_stats_if_asked(&driver.rt);
     stmjit_vm::trace_json::write_if_asked(&driver.rt);
+    let listed = info.run_at_exit();
     if failed {
         stmjit_lang::EXIT_RUNTIME_ERROR
     } else {
-        stmjit_lang::EXIT_OK
+        listed.err().unwrap_or(stmjit_lang::EXIT_OK)
     }
 }
 

@@ -437,7 +437,14 @@ pub struct ProgramInfo {
     pub trace_json: Option<std::path::PathBuf>,
     /// `--timeline FILE`: where to draw the event trace as SVG at exit (`trace_json.rs`).
     pub timeline_svg: Option<std::path::PathBuf>,
+    /// What the embedder writes when the program ends (`--dump-asm-at exit`'s listing):
+    /// the program may end in any thread, by an error ([`crate::threads`]' `fail`), so it
+    /// is kept here, taken and run once by whichever thread ends the run.
+    at_exit: Mutex<Option<AtExit>>,
 }
+
+/// A report written at the end of a run; `Err` is the exit status it asks for.
+pub type AtExit = Box<dyn FnOnce() -> Result<(), i32> + Send>;
 
 impl ProgramInfo {
     /// The data of `program` about to be compiled and run on `stm` (its types `types`): no
@@ -491,7 +498,24 @@ impl ProgramInfo {
             stats_json: None,
             trace_json: None,
             timeline_svg: None,
+            at_exit: Mutex::new(None),
         }
+    }
+
+    /// Sets what to write when the program ends (see [`ProgramInfo::run_at_exit`]).
+    pub fn set_at_exit(&self, report: AtExit) {
+        *self.at_exit.lock().unwrap_or_else(|e| e.into_inner()) = Some(report);
+    }
+
+    /// Writes the end-of-run report, if one is set and not yet written; `Err` is the exit
+    /// status it asks for (a listing that cannot be written).
+    pub fn run_at_exit(&self) -> Result<(), i32> {
+        let report = self
+            .at_exit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        report.map_or(Ok(()), |report| report())
     }
 
     /// Adds the program's names and constants (allocated in its first transaction), before

@@ -246,6 +246,7 @@ pub(crate) fn fail(rt: &mut Runtime) -> ! {
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
         crate::stats::print_stats_if_asked(rt);
         crate::trace_json::write_if_asked(rt);
+        let _ = info.run_at_exit();
     }
     (info.exit)(stmjit_lang::EXIT_RUNTIME_ERROR);
 }
@@ -342,6 +343,7 @@ pub(crate) fn spawn_failed(info: &ProgramInfo, site: i64, e: &std::io::Error) ->
     let _output = info.output.flush_and_hold();
     use std::io::Write;
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    let _ = info.run_at_exit();
     (info.exit)(stmjit_lang::EXIT_RUNTIME_ERROR);
 }
 
