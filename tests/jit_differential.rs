@@ -431,6 +431,33 @@ fn type_changing_loops_agree_with_the_interpreter() {
     );
 }
 
+/// Float loops of the shapes the JIT specializes (issue 16: invariant floats tested before a
+/// `while` loop, sums of inline quotients, float attribute updates), their operands starting
+/// as or turning into ints, big ints, bools, NaN, inf, -0.0, None and strings (see
+/// `common/spec.rs`, `float_loop`). Every third program with a 4 KiB nursery, every fourth
+/// under forced aborts with short transactions. 30 programs by default;
+/// `STMJIT_DIFF_FLOAT_PROGRAMS=N` for more, `STMJIT_DIFF_SEED=S` for other programs.
+#[test]
+fn float_loops_agree_with_the_interpreter() {
+    compare_programs(
+        from_env("STMJIT_DIFF_FLOAT_PROGRAMS", 30),
+        from_env("STMJIT_DIFF_SEED", 0xf10a_7100_b5ec_0016),
+        "jitdiff-float",
+        |g| spec::Spec::new(g).float_program(3),
+        5,
+        |k| {
+            let mut env = Vec::new();
+            if k % 3 == 0 {
+                env.push(("STMJIT_NURSERY", "4096"));
+            }
+            if k % 4 == 1 {
+                env.extend([("STMJIT_ABORT_PROBABILITY", "0.3"), ("STMJIT_BUDGET", "50")]);
+            }
+            env
+        },
+    );
+}
+
 /// The same programs' guards failing under forced aborts: commits abort at probability 0.3 with
 /// short transactions, some with a 4 KiB nursery. 20 programs by default;
 /// `STMJIT_DIFF_SPEC_ABORT_PROGRAMS=N` for more.

@@ -12,7 +12,9 @@
 //! or replaces, `min`/`max` of mixed operands, `//` and `%` by powers of two, int/float
 //! comparisons beyond 2**53, attributes added under names computed at run time, int loops at
 //! the edges of the JIT's int fast paths (`int_loop`: squares passing 2**62, dividends and
-//! divisors around 2**31 and 2**32, `range` with big-int or variable bounds and steps). Parts run
+//! divisors around 2**31 and 2**32, `range` with big-int or variable bounds and steps), float
+//! loops of the JIT's float shapes (`float_loop`: invariants tested before a `while` loop, sums
+//! of inline quotients, float attribute updates) on NaN, inf, -0.0, big ints and non-floats. Parts run
 //! inside `with atomic:`. Programs are deterministic; each function is called several times
 //! with arguments of different types (int, float, big int, bool).
 
@@ -107,6 +109,24 @@ lin0 = lin
 def swap():
     global lin
     lin = lin2 if lin is lin0 else lin0
+
+class B:
+    def __init__(self, x, v, m):
+        self.x = x
+        self.v = v
+        self.m = m
+
+def fq(i, j):
+    return 1.0 / ((i + j) * (i + j + 1) / 2 + i + 1)
+
+def fq2(i, j):
+    return i - j
+
+fq0 = fq
+
+def swapq():
+    global fq
+    fq = fq2 if fq is fq0 else fq0
 ";
 
 /// The generator: nesting of loops and blocks, the loop variables in scope.
@@ -465,7 +485,13 @@ impl<'a> Spec<'a> {
         match roll {
             8 if depth < 3 => self.looped(ind, depth + 1),
             7 if depth < 3 => self.kernel(ind),
-            6 if depth < 3 && self.g.below(2) == 0 => self.int_loop(ind),
+            6 if depth < 3 && self.g.below(2) == 0 => {
+                if self.g.below(2) == 0 {
+                    self.int_loop(ind)
+                } else {
+                    self.float_loop(ind)
+                }
+            }
             9 if self.in_loop => {
                 let c = self.cond();
                 let word = self.g.pick(&["break", "continue"]);
@@ -729,6 +755,174 @@ impl<'a> Spec<'a> {
         self.line(ind, "except Exception as e:\n    out.append(err(e))");
     }
 
+    /// A float loop of the shapes the JIT specializes (issue 16): a `while` loop whose
+    /// unassigned float locals are tested once before it (mandelbrot's `cr`, `ci`), a sum of
+    /// inline quotients (`s += fq(i, j) * u[j]`, spectral norm) whose function is rebound in
+    /// the middle, and float attribute updates of instances (`b.v -= d * c.m * g`, n-body).
+    /// The invariants and the items start as floats, ints, bools, big ints past 2**53 and
+    /// 1e308, NaN, inf, -0.0, None or strings, and sometimes change type or class in the
+    /// middle. At most 24 turns; what it raises is caught and printed.
+    fn float_loop(&mut self, ind: usize) {
+        self.counter += 1;
+        let c = self.counter;
+        let (k, s, u) = (format!("k{c}"), format!("s{c}"), format!("u{c}"));
+        let fv = |g: &mut Gen| {
+            // Mostly small floats (the fast versions run to the end), else an edge.
+            if g.below(3) != 0 {
+                return g
+                    .pick(&[
+                        "0.25", "-1.5", "0.125", "-0.75", "0.5", "b * 0.25", "a * 0.5",
+                    ])
+                    .to_string();
+            }
+            g.pick(&[
+                "0.25",
+                "-1.5",
+                "0.0",
+                "-0.0",
+                "1e308",
+                "float('inf')",
+                "float('nan')",
+                "3",
+                "-2",
+                "True",
+                "9007199254740993",
+                "4611686018427387904",
+                "2 ** 1100",
+                "None",
+                "'x'",
+                "a",
+                "b * 0.5",
+            ])
+            .to_string()
+        };
+        self.line(ind, "try:");
+        let ind1 = ind + 1;
+        let was_in_loop = self.in_loop;
+        self.in_loop = true;
+        self.line(ind1, &format!("{k} = 0"));
+        match self.g.below(3) {
+            0 => {
+                let (cr, ci, zr, zi) = (
+                    format!("cr{c}"),
+                    format!("ci{c}"),
+                    format!("zr{c}"),
+                    format!("zi{c}"),
+                );
+                let (v1, v2) = (fv(self.g), fv(self.g));
+                let z0 = self.g.pick(&["0.0", "0", "-0.0", "0.5"]);
+                let limit = self.g.pick(&["4.0", "4", "1e300", "float('inf')"]);
+                self.line(
+                    ind1,
+                    &format!(
+                        "{cr} = {v1}\n{ci} = {v2}\n{zr} = {z0}\n{zi} = {z0}\n\
+                         while {k} < 24 and {zr} * {zr} + {zi} * {zi} < {limit}:"
+                    ),
+                );
+                let ind2 = ind1 + 1;
+                self.line(
+                    ind2,
+                    &format!(
+                        "{k} += 1\n{zr}, {zi} = {zr} * {zr} - {zi} * {zi} + {cr}, 2.0 * {zr} * {zi} + {ci}"
+                    ),
+                );
+                if self.g.below(3) == 0 {
+                    let at = self.g.below(6);
+                    let v = self.g.pick(&["1", "'z'", "2 ** 70", "None", "-0.0"]);
+                    self.line(ind2, &format!("if {k} == {at}:\n    {zr} = {v}"));
+                }
+                if self.g.below(3) == 0 {
+                    self.line(ind2, &format!("out.append(({cr} * 2, {ci} / 4))"));
+                }
+                self.line(ind1, &format!("out.append(({k}, {zr}, {zi}, {cr}))"));
+            }
+            1 => {
+                let items: Vec<String> = (0..2 + self.g.below(4)).map(|_| fv(self.g)).collect();
+                let init = self.g.pick(&["0.0", "0", "-0.0", "1e308"]);
+                let (i, j) = (format!("i{c}"), format!("j{c}"));
+                self.line(
+                    ind1,
+                    &format!(
+                        "{u} = [{}]\n{s} = {init}\nfor {i} in range(len({u})):\n    for {j} in range(len({u})):",
+                        items.join(", ")
+                    ),
+                );
+                let ind3 = ind1 + 2;
+                let lo = self.g.pick(&["", "", "-", "0.5 + "]);
+                self.line(
+                    ind3,
+                    &format!("{k} += 1\n{s} += {lo}fq({i}, {j}) * {u}[{j}]"),
+                );
+                if self.g.below(3) == 0 {
+                    let at = self.g.below(8);
+                    let change = self.g.pick(&[
+                        "swapq()",
+                        "UU[0] = 'q'",
+                        "UU.append(2.5)",
+                        "UU[-1] = 2 ** 1100",
+                    ]);
+                    self.line(
+                        ind3,
+                        &format!("if {k} == {at}:\n    {}", change.replace("UU", &u)),
+                    );
+                }
+                self.line(ind1, &format!("out.append(({k}, {s}))"));
+                self.line(ind1, "if fq is not fq0:\n    swapq()");
+            }
+            _ => {
+                let (bs, b1, b2, d) = (
+                    format!("bs{c}"),
+                    format!("p{c}"),
+                    format!("q{c}"),
+                    format!("d{c}"),
+                );
+                let n = 2 + self.g.below(3);
+                let bodies: Vec<String> = (0..n)
+                    .map(|t| format!("B({}, {}, {})", fv(self.g), t as f64 * 0.5, fv(self.g)))
+                    .collect();
+                let g = self.g.pick(&["0.01", "0.5", "2", "1e-300"]);
+                self.line(
+                    ind1,
+                    &format!(
+                        "{bs} = [{}]\nfor {b1} in {bs}:\n    for {b2} in {bs}:",
+                        bodies.join(", ")
+                    ),
+                );
+                let ind3 = ind1 + 2;
+                self.line(
+                    ind3,
+                    &format!(
+                        "{k} += 1\n{d} = {b1}.x - {b2}.x\n{b1}.v -= {d} * {b2}.m * {g}\n{b2}.v += {d} * {b1}.m * {g}"
+                    ),
+                );
+                if self.g.below(3) == 0 {
+                    let at = self.g.below(8);
+                    let change = self.g.pick(&[
+                        "QQ.m = 'm'",
+                        "QQ.v = 1",
+                        "QQ.x = 2 ** 70",
+                        "BS[0] = Q(1.5)",
+                        "QQ.w = 0.5",
+                        "BS[-1] = B(0.5, 0.5, 0.5)",
+                    ]);
+                    self.line(
+                        ind3,
+                        &format!(
+                            "if {k} == {at}:\n    {}",
+                            change.replace("QQ", &b2).replace("BS", &bs)
+                        ),
+                    );
+                }
+                self.line(
+                    ind1,
+                    &format!("out.append([(e.x, e.v) for e in {bs} if type(e) is B])"),
+                );
+            }
+        }
+        self.in_loop = was_in_loop;
+        self.line(ind, "except Exception as e:\n    out.append(err(e))");
+    }
+
     /// A `for` or `while` loop whose body changes types.
     fn looped(&mut self, ind: usize, depth: u32) {
         self.counter += 1;
@@ -777,6 +971,37 @@ impl<'a> Spec<'a> {
     /// A function `name` and the statements that call it (with different argument types,
     /// sometimes inside `with atomic:`), printing its result or the exception that left it.
     pub fn function(&mut self, name: &str) -> String {
+        self.function_with(name, |spec| {
+            let loops = 1 + spec.g.below(2);
+            for _ in 0..loops {
+                if spec.g.below(3) == 0 {
+                    // Exceptions from the loop caught around it.
+                    spec.line(1, "try:");
+                    spec.looped(2, 1);
+                    spec.line(
+                        1,
+                        "except Exception as e:\n    out.append('outer ' + err(e))",
+                    );
+                } else {
+                    spec.looped(1, 1);
+                }
+            }
+        })
+    }
+
+    /// A function `name` made of two to four float loops ([`Spec::float_loop`]) and the
+    /// statements that call it, as [`Spec::function`].
+    pub fn float_function(&mut self, name: &str) -> String {
+        self.function_with(name, |spec| {
+            for _ in 0..2 + spec.g.below(3) {
+                spec.float_loop(1);
+            }
+        })
+    }
+
+    /// A function `name` whose locals are set up, whose body `body` writes, and the
+    /// statements that call it.
+    fn function_with(&mut self, name: &str, body: impl FnOnce(&mut Self)) -> String {
         self.out.clear();
         self.vars.clear();
         self.counter = 0;
@@ -788,20 +1013,7 @@ impl<'a> Spec<'a> {
             1,
             &format!("out = []\nx = {x0}\nn = a\nf = b * 0.5\no = P(a)\nr = [a, b]"),
         );
-        let loops = 1 + self.g.below(2);
-        for _ in 0..loops {
-            if self.g.below(3) == 0 {
-                // Exceptions from the loop caught around it.
-                self.line(1, "try:");
-                self.looped(2, 1);
-                self.line(
-                    1,
-                    "except Exception as e:\n    out.append('outer ' + err(e))",
-                );
-            } else {
-                self.looped(1, 1);
-            }
-        }
+        body(self);
         self.line(
             1,
             "out.append(x if type(x) is not float else round(x, 3))\nout.append(n)\nout.append(f)\nreturn out",
@@ -845,6 +1057,15 @@ impl<'a> Spec<'a> {
         let mut p = String::from(PRELUDE);
         for k in 0..functions {
             p.push_str(&self.function(&format!("t{k}")));
+        }
+        p
+    }
+
+    /// A program of float loops only: the prelude and `functions` [`Spec::float_function`]s.
+    pub fn float_program(&mut self, functions: usize) -> String {
+        let mut p = String::from(PRELUDE);
+        for k in 0..functions {
+            p.push_str(&self.float_function(&format!("t{k}")));
         }
         p
     }
