@@ -127,6 +127,13 @@ fq0 = fq
 def swapq():
     global fq
     fq = fq2 if fq is fq0 else fq0
+
+class M:
+    def __rmul__(self, o):
+        swapq()
+        return 0.5
+    def __radd__(self, o):
+        return o
 ";
 
 /// The generator: nesting of loops and blocks, the loop variables in scope.
@@ -837,7 +844,13 @@ impl<'a> Spec<'a> {
                 self.line(ind1, &format!("out.append(({k}, {zr}, {zi}, {cr}))"));
             }
             1 => {
-                let items: Vec<String> = (0..2 + self.g.below(4)).map(|_| fv(self.g)).collect();
+                // `M()`: its `__rmul__` rebinds `fq` (read again after the helper calls it).
+                let items: Vec<String> = (0..2 + self.g.below(4))
+                    .map(|_| match self.g.below(6) {
+                        0 => "M()".to_string(),
+                        _ => fv(self.g),
+                    })
+                    .collect();
                 let init = self.g.pick(&["0.0", "0", "-0.0", "1e308"]);
                 let (i, j) = (format!("i{c}"), format!("j{c}"));
                 self.line(
