@@ -20,12 +20,24 @@ fn hot_flag_tests(src: &str) -> std::collections::HashMap<String, usize> {
 /// The sequences labelled `label` of each function in the `--dump-asm` listing of `src`,
 /// outside the slow paths' region repairs.
 fn hot_sequences(src: &str, label: &str) -> std::collections::HashMap<String, usize> {
-    sequences(src, label, false)
+    sequences(src, label, false, false)
+}
+
+/// [`hot_read_markers`] of the code compiled at first call, as a run without a listing
+/// compiles it (`--dump-asm-at exit`): attribute reads at the slots guessed from the
+/// classes made by then.
+fn hot_read_markers_as_run(src: &str) -> std::collections::HashMap<String, usize> {
+    sequences(src, "read-marker store", false, true)
 }
 
 /// The sequences labelled `label` of each function in the `--dump-asm` listing of `src`,
 /// those of the slow paths' region repairs included where `repairs`.
-fn sequences(src: &str, label: &str, repairs: bool) -> std::collections::HashMap<String, usize> {
+fn sequences(
+    src: &str,
+    label: &str,
+    repairs: bool,
+    at_exit: bool,
+) -> std::collections::HashMap<String, usize> {
     // One program run at a time in this process.
     static RUN: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = RUN.lock().unwrap_or_else(|e| e.into_inner());
@@ -41,6 +53,7 @@ fn sequences(src: &str, label: &str, repairs: bool) -> std::collections::HashMap
     std::fs::write(&file, src).unwrap();
     let opts = stmjit_jit::program::Options {
         dump_asm: Some(Some(asm.clone())),
+        dump_asm_at_exit: at_exit,
         ..stmjit_jit::program::Options::new(std::process::exit)
     };
     assert_eq!(stmjit_jit::program::run_file(&file, Vec::new(), &opts), 0);
@@ -319,7 +332,7 @@ print(t.runnable(), t.after_call())
     // (its slow path calls the attribute helper) does not load it again.
     assert_eq!(hot["f1_T.runnable"], 1, "{hot:?}");
     // Each slow path loads the version after its call (the join's other edge).
-    let all = sequences(src, "read version", true);
+    let all = sequences(src, "read version", true, false);
     assert!(all["f1_T.runnable"] > hot["f1_T.runnable"], "{all:?}");
     // A call ends the region: the version is loaded again after it.
     assert_eq!(hot["f2_T.after_call"], 2, "{hot:?}");
@@ -521,4 +534,23 @@ print(pairs([P(1.5, 2.5, 3.5), P(0.5, 0.25, 0.125)]))
     // The read version: loaded once per region (the loop's, the body's), not per statement.
     let rv = hot_sequences(&src, "read version");
     assert_eq!(rv["f2_pairs"], 3, "{rv:?}");
+}
+
+/// Reads at a guessed slot (compiled at the first call, once the class has its shape) keep
+/// the region: the object is marked once for all of them, as the site-cache reads are.
+#[test]
+fn guessed_slot_reads_mark_their_object_once() {
+    let src = format!(
+        "{CLASS_P}
+def three(p):
+    return p.x + p.y + p.z
+
+p = P(1, 2, 3)
+print(three(p))
+"
+    );
+    let m = hot_read_markers_as_run(&src);
+    // `p` is marked at `p.x`, on each of its two ways (the guessed slot, the site's cache
+    // probe where the guess fails), and not again at `p.y` and `p.z`.
+    assert_eq!(m["f2_three"], 2, "p.x + p.y + p.z at guessed slots: {m:?}");
 }
