@@ -1635,6 +1635,26 @@ fn a_spawn_tree_of_a_thousand_threads_finishes() {
     );
 }
 
+/// A parent reads its children's writes right after joining them (issue 20): a thread's end
+/// passes its segment to its joiner, and threads start outside any transaction when their
+/// spawner waits next; the joiner still sees the joined thread's last commit, on one and two
+/// segments, with forced aborts and small budgets, with threads moving between segments,
+/// and under the GIL.
+#[test]
+fn a_join_sees_the_joined_threads_writes() {
+    for threads in ["1", "2", "3"] {
+        check("join_sees_writes", &["--threads", threads], &[], &["7"]);
+        check("join_sees_writes", &["--threads", threads], ABORTS, &["7"]);
+    }
+    check(
+        "join_sees_writes",
+        &["--threads", "2"],
+        &[("STMJIT_MOVE_THREADS", "1"), ("STMJIT_BUDGET", "20")],
+        &["7"],
+    );
+    check("join_sees_writes", &["--gil"], &[], &["7"]);
+}
+
 /// Threads joining each other in a cycle (of two, then three): exactly one join per cycle
 /// raises the deadlock RuntimeError and the others return, under every mode, with forced
 /// aborts and moving threads, and in the interpreter (before, they all waited forever and

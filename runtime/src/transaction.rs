@@ -296,6 +296,49 @@ impl StmThread {
         }
     }
 
+    /// Names this handle in hand-offs ([`StmThread::hand_kept_to`]): unique, never 0.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// Call outside a transaction: passes the segment this thread keeps between its
+    /// transactions (if it still has it) to the thread whose [`StmThread::token`] is `to`,
+    /// which takes it with [`StmThread::adopt_kept`] at its next begin, without queueing.
+    /// Returns the segment, `None` if there was none to pass.
+    ///
+    /// For a thread that ends and wakes the one joining it (issue 20): the joiner would
+    /// otherwise queue behind every thread waiting for a segment, parking a second time,
+    /// while this thread's segment went to the head of the queue. The hand-off passes only
+    /// the keeper's role: until the receiver takes it, the segment stays SAFE and the head of
+    /// the queue may still take it over ([`Stm::take_over_idle`]), as from any keeper.
+    pub fn hand_kept_to(&mut self, to: u64) -> Option<usize> {
+        debug_assert!(self.seg == 0, "hand_kept_to() inside a transaction");
+        let k = std::mem::take(&mut self.kept);
+        if k == 0 || to == 0 {
+            self.kept = k;
+            return None;
+        }
+        self.stm.segs[k]
+            .kept_by
+            .compare_exchange(self.token, to, SeqCst, SeqCst)
+            .is_ok()
+            .then_some(k)
+    }
+
+    /// Takes the segment `seg` another thread passed to this one ([`StmThread::hand_kept_to`])
+    /// as the one it keeps: its next begin reclaims it, unless someone has taken it over
+    /// meanwhile (then it queues as usual). Its time slice starts now. Call outside a
+    /// transaction; another segment this thread kept before is handed back first (not the
+    /// same one: the ender may have taken it over from this thread, and passes it back).
+    pub fn adopt_kept(&mut self, seg: usize) {
+        debug_assert!(self.seg == 0, "adopt_kept() inside a transaction");
+        if self.kept != seg {
+            self.give_back();
+        }
+        self.kept = seg;
+        self.slice_start = Instant::now();
+    }
+
     /// The segment this thread keeps between its transactions (0: none): for tests. Another
     /// thread may have taken it over since; the next begin finds out.
     pub fn kept_segment(&self) -> usize {

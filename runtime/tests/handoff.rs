@@ -242,3 +242,74 @@ fn many_threads_on_few_segments() {
         many_threads_on_few_segments_in(log, DEFAULT_TIME_SLICE, true);
     }
 }
+
+/// A thread that ends passes the segment it keeps to the thread joining it
+/// (`hand_kept_to`, issue 20): the joiner's next begin takes it without queueing (no
+/// wake-up, no take-over) and sees every commit, the ending thread's last one included.
+fn a_kept_segment_is_passed_to_another_thread_in(log: bool) {
+    let stm = stm_with(log, 1, LONG_SLICE);
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[0])[0];
+    let mut ender = stm.thread();
+    let mut joiner = stm.thread();
+    increment(&mut joiner, c);
+    joiner.detach();
+    // The only segment is free or kept by the joiner; the ender takes it over if need be.
+    increment(&mut ender, c);
+    let seg = ender.kept_segment();
+    assert_ne!(seg, 0, "the ender did not keep its segment");
+    let before = stm.stats();
+    assert_eq!(ender.hand_kept_to(joiner.token()), Some(seg));
+    assert_eq!(ender.kept_segment(), 0);
+    assert_eq!(ender.hand_kept_to(joiner.token()), None, "passed twice");
+    joiner.adopt_kept(seg);
+    joiner.begin();
+    assert_eq!(joiner.segment(), seg);
+    assert_eq!(
+        joiner.read_u64(c, 8).unwrap(),
+        2,
+        "the ender's commit is not seen"
+    );
+    joiner.write_u64(c, 8, 3).unwrap();
+    joiner.commit().unwrap();
+    let after = stm.stats();
+    assert_eq!(after.segment_wakeups, before.segment_wakeups);
+    assert_eq!(after.segment_takeovers, before.segment_takeovers);
+    assert_eq!(stm.committed_u64(c, 8), 3);
+}
+
+#[test]
+fn a_kept_segment_is_passed_to_another_thread() {
+    a_kept_segment_is_passed_to_another_thread_in(false);
+}
+
+#[test]
+fn a_kept_segment_is_passed_to_another_thread_commit_log() {
+    a_kept_segment_is_passed_to_another_thread_in(true);
+}
+
+/// A kept segment that another thread has taken over meanwhile is not passed on: the thread
+/// running in it keeps it alone, and the would-be receiver queues at its begin.
+#[test]
+fn a_segment_taken_over_is_not_passed_on() {
+    let stm = stm_with(true, 1, LONG_SLICE);
+    let t = types(&stm);
+    let c = make_cells(&stm, &t, &[0])[0];
+    let mut ender = stm.thread();
+    let receiver = stm.thread();
+    let mut other = stm.thread();
+    increment(&mut ender, c);
+    let seg = ender.kept_segment();
+    assert_ne!(seg, 0);
+    // No free segment: `other` takes the kept one over and runs in it.
+    other.begin();
+    assert_eq!(other.segment(), seg);
+    assert_eq!(
+        ender.hand_kept_to(receiver.token()),
+        None,
+        "a segment in use by another thread was passed on"
+    );
+    other.write_u64(c, 8, 5).unwrap();
+    other.commit().unwrap();
+    assert_eq!(stm.committed_u64(c, 8), 5);
+}

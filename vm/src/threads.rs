@@ -60,10 +60,13 @@ pub struct ThreadTable {
     pub done: Vec<bool>,
     /// Threads started and not finished.
     pub live: u64,
-    /// Threads parked in `join()` of thread `id`, by id: a thread's end wakes only them
-    /// (waking every waiter at every end made a spawn tree of a thousand threads spend
-    /// seconds in the kernel).
-    pub joiners: std::collections::HashMap<usize, Vec<std::thread::Thread>>,
+    /// Threads parked in `join()` of thread `id`, by id, each with its STM handle's token: a
+    /// thread's end wakes only them (waking every waiter at every end made a spawn tree of a
+    /// thousand threads spend seconds in the kernel), and passes its segment to the first.
+    pub joiners: std::collections::HashMap<usize, Vec<(std::thread::Thread, u64)>>,
+    /// Segments passed by an ending thread to a joiner, by the joiner's token, for it to take
+    /// when it wakes (see [`thread_main`]'s end).
+    pub handed: std::collections::HashMap<u64, usize>,
     /// The threads that ended with an uncaught exception, by id.
     pub failures: std::collections::HashMap<usize, ThreadFailure>,
     /// The thread each spawned thread waits for in `join()`, by id: a join that would close
@@ -254,32 +257,61 @@ pub(crate) fn fail(rt: &mut Runtime) -> ! {
 /// Starts the OS threads of the Thread objects that the committed transaction spawned
 /// (listed in the pending slot), inside the next transaction.
 pub(crate) fn start_pending(rt: &mut Runtime) {
+    let starts = take_pending(rt);
+    launch(&rt.info, starts);
+}
+
+/// A spawned thread to start ([`take_pending`], [`launch`]): its Thread object (committed,
+/// and a global root until the thread holds it) and the trace site of its `spawn`.
+pub(crate) struct Start {
+    obj: Word,
+    site: i64,
+}
+
+/// The threads that the committed transaction spawned (listed in the pending slot), taken
+/// out of it inside the next transaction (which only reads), counted as running and rooted,
+/// for [`launch`] to start, in or out of a transaction. A transaction that waits next
+/// starts them after its commit, without its segment (`commit_for_wait`): starting an OS
+/// thread (`mmap`, `clone3`, under the process's address-space lock) inside it kept one of
+/// the few segments idle while other threads queued for it (issue 20).
+pub(crate) fn take_pending(rt: &mut Runtime) -> Vec<Start> {
     let slot = rt.tx.pending_slot;
     // SAFETY: the pending slot is the driver's base-frame slot (or null without a driver).
     if slot.is_null() || unsafe { *slot } == NONE {
-        return;
+        return Vec::new();
     }
     // SAFETY: as above.
     let list = unsafe { std::mem::replace(&mut *slot, NONE) };
-    for obj in rt.list_items(list) {
+    let items = rt.list_items(list);
+    let mut starts = Vec::with_capacity(items.len());
+    for obj in items {
         // Committed (the list was committed), so it may be registered as a root until the
         // new thread has it in its own shadow stack.
         rt.stm.add_root(obj);
         rt.info.threads.table.lock().unwrap().live += 1;
-        let info = rt.info.clone();
         let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
         let site = value::to_int(rt.list_get(data, T_SITE));
-        let shadow = rt.stm.thread_reserve_bytes();
-        if let Err(m) = room_for_a_thread(&rt.info.threads, shadow) {
-            spawn_failed(&rt.info, site, &std::io::Error::other(m));
+        starts.push(Start { obj, site });
+    }
+    starts
+}
+
+/// Starts the threads of [`take_pending`]: hands each to an idle pooled OS thread, or
+/// starts a new one.
+pub(crate) fn launch(info: &Arc<ProgramInfo>, starts: Vec<Start>) {
+    for Start { obj, site } in starts {
+        let shadow = info.stm.thread_reserve_bytes();
+        if let Err(m) = room_for_a_thread(&info.threads, shadow) {
+            spawn_failed(info, site, &std::io::Error::other(m));
         }
-        rt.info.threads.starting.fetch_add(1, Relaxed);
+        info.threads.starting.fetch_add(1, Relaxed);
+        let job_info = info.clone();
         let job: thread_pool::Job = Box::new(move || {
-            let keep = thread_pool::pooled(&info);
-            thread_main(info, obj, site);
+            let keep = thread_pool::pooled(&job_info);
+            thread_main(job_info, obj, site);
             keep
         });
-        let job = if thread_pool::pooled(&rt.info) {
+        let job = if thread_pool::pooled(info) {
             match POOL.hand_to_idle(job) {
                 Ok(()) => continue,
                 Err(job) => job,
@@ -301,7 +333,7 @@ pub(crate) fn start_pending(rt: &mut Runtime) {
             });
         match started {
             Ok(handle) => detach(handle, &detached),
-            Err(e) => spawn_failed(&rt.info, site, &e),
+            Err(e) => spawn_failed(info, site, &e),
         }
     }
 }
@@ -412,7 +444,17 @@ fn thread_main(info: Arc<ProgramInfo>, obj: Word, site: i64) {
     let mut t = info.threads.table.lock().unwrap();
     t.done[id] = true;
     t.live -= 1;
-    for joiner in t.joiners.remove(&id).unwrap_or_default() {
+    let joiners = t.joiners.remove(&id).unwrap_or_default();
+    // The segment this thread keeps goes to the first joiner, which runs next anyway:
+    // queueing behind every thread that waits for a segment, it would park a second time
+    // (issue 20). Under the table's lock, with `done` set: the joiner takes it once it sees
+    // the end (`wait_done`).
+    if let Some(&(_, token)) = joiners.first() {
+        if let Some(seg) = d.th.hand_kept_to(token) {
+            t.handed.insert(token, seg);
+        }
+    }
+    for (joiner, _) in joiners {
         joiner.unpark();
     }
     if t.live == 0 {
@@ -556,11 +598,16 @@ pub(crate) fn current_site(rt: &Runtime) -> i64 {
 /// thread outside any transaction, its segment handed over if other threads wait for one.
 /// `Err` if the commit aborted (the opener restarts).
 pub(crate) fn commit_for_wait(rt: &mut Runtime, ctx: *mut Ctx) -> Result<(), Aborted> {
-    rt.boundary(ctx)?;
+    rt.commit()?;
+    rt.begin(ctx);
+    let mut starts = Vec::new();
     loop {
-        start_pending(rt);
+        // Taking them is not undone by an abort of this transaction (it only reads).
+        starts.append(&mut take_pending(rt));
         if rt.commit().is_ok() {
             rt.detach();
+            // Started without a segment: the next thread in line runs meanwhile.
+            launch(&rt.info, starts);
             return Ok(());
         }
         rt.begin(ctx);
@@ -755,8 +802,10 @@ fn is_pending(rt: &Runtime, obj: Word) -> bool {
 /// Blocks until thread `id` has ended (call outside any transaction: a thread waiting in
 /// one would keep the joined thread's writer commits waiting for it); false,
 /// without waiting, if `id` is waiting for the calling thread (a cycle of joins).
-pub(crate) fn wait_done(rt: &Runtime, id: usize) -> bool {
-    let threads = &rt.info.threads.table;
+pub(crate) fn wait_done(rt: &mut Runtime, id: usize) -> bool {
+    let token = rt.th().token();
+    let info = rt.info.clone();
+    let threads = &info.threads.table;
     let t0 = rt.stm.tracer().map(|_| std::time::Instant::now());
     let mut t = threads.lock().unwrap();
     let waited = !t.done[id];
@@ -776,19 +825,22 @@ pub(crate) fn wait_done(rt: &Runtime, id: usize) -> bool {
         t.joiners
             .entry(id)
             .or_default()
-            .push(std::thread::current());
+            .push((std::thread::current(), token));
         drop(t);
         std::thread::park();
         t = threads.lock().unwrap();
-        let me = std::thread::current().id();
         if let Some(list) = t.joiners.get_mut(&id) {
-            list.retain(|j| j.id() != me);
+            list.retain(|j| j.1 != token);
         }
     }
     if let Some(me) = me {
         t.waiting_for.remove(&me);
     }
+    let handed = t.handed.remove(&token);
     drop(t);
+    if let Some(seg) = handed {
+        rt.th().adopt_kept(seg);
+    }
     if let (Some(tracer), Some(t0), true) = (rt.stm.tracer(), t0, waited) {
         tracer.span_since(stmjit_runtime::trace::SpanKind::JoinWait, t0);
     }
