@@ -341,6 +341,11 @@ pub fn report(rt: &Runtime) -> String {
         s.shadow_max_slots
     );
     let _ = writeln!(o, "  pages privatized: {}", s.pages_privatized);
+    let _ = writeln!(
+        o,
+        "  segment hand-offs: {} wake-ups of a waiting thread, {} segments taken over from an idle keeper",
+        s.segment_wakeups, s.segment_takeovers
+    );
     let c = &rt.info.code.compiled;
     let _ = writeln!(
         o,
