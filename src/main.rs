@@ -1,7 +1,7 @@
 //! `stmjit`: the command line.
 //!
 //! `stmjit run [--threads N] [--gil] [--stats] [--stats-json FILE] [--trace FILE] [--timeline FILE]
-//! [--dump-asm[=FILE]] [--dump-asm-at start|exit] [--asm-syntax intel|att] [--segment-base gs|r15] [--interp] prog.lang [ARGS...]`
+//! [--dump-asm[=FILE]] [--dump-asm-at start|exit] [--perf-map] [--asm-syntax intel|att] [--segment-base gs|r15] [--interp] prog.lang [ARGS...]`
 //! runs a program: compiled by Cranelift (`stmjit-jit`) onto the STM runtime, its threads in
 //! parallel transactions, or on the reference interpreter of `stmjit-lang` with `--interp`.
 //!
@@ -83,6 +83,10 @@ enum Command {
         /// attribute slots), and lists the functions compiled when the program ends.
         #[arg(long, value_enum, value_name = "WHEN", default_value_t = DumpAsmAt::Start)]
         dump_asm_at: DumpAsmAt,
+        /// Write `/tmp/perf-PID.map`, which `perf report` reads to name JIT code: a line per
+        /// compiled function (address, size, name), written as each is compiled.
+        #[arg(long)]
+        perf_map: bool,
         /// Syntax of `--dump-asm`.
         #[arg(long, value_enum, default_value_t = AsmSyntax::Intel)]
         asm_syntax: AsmSyntax,
@@ -152,6 +156,7 @@ fn main() -> ExitCode {
             dump_asm,
             dump_asm_fn,
             dump_asm_at,
+            perf_map,
             asm_syntax,
             segment_base,
             program,
@@ -172,6 +177,7 @@ fn main() -> ExitCode {
                     dump_asm,
                     dump_asm_only: dump_asm_fn,
                     dump_asm_at_exit: matches!(dump_asm_at, DumpAsmAt::Exit),
+                    perf_map,
                     syntax: match asm_syntax {
                         AsmSyntax::Intel => stmjit_jit::Syntax::Intel,
                         AsmSyntax::Att => stmjit_jit::Syntax::Att,

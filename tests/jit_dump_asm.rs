@@ -556,3 +556,44 @@ fn dump_asm_at_exit_keeps_the_exit_status() {
         "{err}"
     );
 }
+
+/// `--perf-map` writes `/tmp/perf-PID.map`: a line `START SIZE NAME` (hexadecimal) for each
+/// function compiled, those compiled at their first call on another thread included, none
+/// for a function never called; the ranges do not overlap.
+#[test]
+fn perf_map_names_the_code_of_every_compiled_function() {
+    let dir = scratch::dir("perf-map");
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join("p.lang");
+    std::fs::write(&prog, LAZY_PROGRAM).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_stmjit"))
+        .args(["run", "--perf-map"])
+        .arg(&prog)
+        .env_remove("PERF_BUILDID_DIR")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let map = format!("/tmp/perf-{}.map", child.id());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "5 10\n");
+    let text = std::fs::read_to_string(&map).expect("perf map written");
+    let _ = std::fs::remove_file(&map);
+    let mut ranges = Vec::new();
+    let mut names = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ' ');
+        let start = u64::from_str_radix(parts.next().unwrap(), 16).unwrap();
+        let size = u64::from_str_radix(parts.next().unwrap(), 16).unwrap();
+        assert!(size > 0, "{line}");
+        ranges.push(start..start + size);
+        names.push(parts.next().unwrap().to_string());
+    }
+    for name in ["f0_P.__init__", "f1_get", "f3_worker", "<module>"] {
+        assert!(names.iter().any(|n| n == name), "{name}:\n{text}");
+    }
+    assert!(!names.iter().any(|n| n == "f2_never"), "{text}");
+    ranges.sort_by_key(|r| r.start);
+    for w in ranges.windows(2) {
+        assert!(w[0].end <= w[1].start, "overlapping ranges:\n{text}");
+    }
+}

@@ -67,6 +67,7 @@ pub mod ir_check;
 pub mod isa;
 pub mod module;
 pub mod oom;
+mod perf_map;
 pub mod release;
 
 pub use gs_rewrite::{RewriteError, SegmentBase};

@@ -21,6 +21,7 @@
 
 use crate::gs_rewrite::{self, CopyReads, RewriteError, Rewritten, SegmentBase};
 use crate::isa::{self, IsaError};
+use crate::perf_map::PerfMap;
 use cranelift_codegen::binemit::Reloc;
 use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{self, AbiParam, InstBuilder, SourceLoc, UserFuncName};
@@ -187,6 +188,8 @@ pub struct Jit {
     /// The language functions defined since the last [`Jit::take_defined`], with the size
     /// of their code.
     defined: Vec<(FuncId, usize)>,
+    /// `--perf-map`: the perf map written as code is finalized ([`Jit::write_perf_map`]).
+    perf_map: Option<PerfMap>,
 }
 
 impl Jit {
@@ -214,6 +217,7 @@ impl Jit {
                 .map(|&(name, ptr)| (name.to_string(), ptr as u64))
                 .collect(),
             defined: Vec::new(),
+            perf_map: None,
             import_addresses: symbols
                 .iter()
                 .map(|&(name, ptr)| (name.to_string(), ptr as u64))
@@ -236,6 +240,18 @@ impl Jit {
     /// functions as it runs and lists none needs none of them.
     pub fn keep_side_tables(&mut self, keep: bool) {
         self.keep_side_tables = keep;
+    }
+
+    /// Writes the perf map `/tmp/perf-PID.map` from now on (see `perf_map.rs`): a
+    /// line per function, trampolines and stubs included, as its code is finalized, so
+    /// that `perf report` names JIT code. `Err` if the file cannot be created.
+    /// With `PERF_BUILDID_DIR` set, cranelift-jit writes the same lines itself (and this
+    /// writes none, which would double them).
+    pub fn write_perf_map(&mut self) -> std::io::Result<()> {
+        if std::env::var_os("PERF_BUILDID_DIR").is_none() {
+            self.perf_map = Some(PerfMap::create()?);
+        }
+        Ok(())
     }
 
     /// Functions of more than `insts` IR instructions get their code from the quick tier
@@ -493,6 +509,9 @@ impl Jit {
         if p.kind == Kind::Compiled {
             self.defined.push((p.id, size));
         }
+        if let Some(map) = &mut self.perf_map {
+            map.defined(p.id, &p.name, size);
+        }
         if !keep {
             return Ok(size);
         }
@@ -541,7 +560,16 @@ impl Jit {
 
     /// Apply relocations and make every defined function executable.
     pub fn finalize(&mut self) -> Result<(), JitError> {
-        Ok(self.module.finalize_definitions()?)
+        self.module.finalize_definitions()?;
+        if let Some(map) = &mut self.perf_map {
+            let module = &self.module;
+            // A map that cannot be written (a full /tmp) costs the profile, not the run.
+            if let Err(e) = map.write_finalized(|id| module.get_finalized_function(id)) {
+                eprintln!("warning: --perf-map: cannot write /tmp/perf-PID.map: {e}");
+                self.perf_map = None;
+            }
+        }
+        Ok(())
     }
 
     /// Address of a finalized function (call it only through a trampoline

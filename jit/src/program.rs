@@ -64,6 +64,9 @@ pub struct Options {
     /// call uses what the run has made by then (classes' shapes: guessed attribute slots),
     /// which the listing made before the program runs cannot show.
     pub dump_asm_at_exit: bool,
+    /// `--perf-map`: write `/tmp/perf-PID.map` for `perf report` (a line per function of
+    /// JIT code, as it is compiled).
+    pub perf_map: bool,
     /// Nursery size in bytes (default: the runtime's; `STMJIT_NURSERY` overrides).
     pub nursery: Option<u64>,
     /// `--threads N`: segments, i.e. transactions that may run in parallel (default: the
@@ -103,6 +106,7 @@ impl Options {
             syntax: Syntax::default(),
             dump_asm_only: None,
             dump_asm_at_exit: false,
+            perf_map: false,
             nursery: None,
             threads: None,
             gil: false,
@@ -522,6 +526,11 @@ impl Jit {
             .map(|h| (h.decl().symbol, h.decl().address))
             .collect();
         let mut jit = stmjit_backend::Jit::new(mode, &symbols)?;
+        if opts.perf_map {
+            if let Err(e) = jit.write_perf_map() {
+                eprintln!("warning: --perf-map: cannot create /tmp/perf-PID.map: {e}");
+            }
+        }
         jit.keep_side_tables(listing);
         jit.quick_tier_above(if switches.quick { 0 } else { QUICK_TIER_ABOVE });
         // A runtime call may move the thread to another segment: JIT code reloads r15 after
