@@ -96,6 +96,20 @@ impl FnCompiler<'_, '_> {
         self.b
             .ins()
             .store(mf(), d1, self.ctx, offset_of!(Ctx, depth) as i32);
+        if let Some(slot) = self.room_slot {
+            // The test `inline_room` makes at each inlined call, made once: a frame's depth
+            // and shadow-stack top are the same all through its body (a call returns with
+            // both as they were; a part or a failed helper has its top set back before the
+            // body goes on: `reset_top`), and the stack's limit never moves.
+            let deep = self
+                .b
+                .ins()
+                .icmp_imm(IntCC::UnsignedGreaterThanOrEqual, d1, MAX_DEPTH as i64);
+            let need = self.b.ins().iadd_imm(top, self.room_need);
+            let over = self.b.ins().icmp(IntCC::UnsignedGreaterThan, need, limit);
+            let no_room = self.b.ins().bor(deep, over);
+            self.b.ins().stack_store(I64, no_room, slot, 0);
+        }
         for i in 0..self.nlocals {
             let v = if let Some(&param) = params[..arity].get(i) {
                 param

@@ -120,7 +120,35 @@ impl FnCompiler<'_, '_> {
     /// Branches to `call` where a call of `f` (whose frame has at most `nodes` temporaries)
     /// would raise a RecursionError: at the depth limit, or without shadow-stack room for
     /// its frame. An inlined body runs only where the call would have run it.
+    ///
+    /// In a function with a frame of its own the test is the prologue's, made once for all
+    /// such calls of the body with the largest frame among them (`FnCompiler::room_slot`): a
+    /// frame's depth and shadow-stack top do not change while its body runs. A part (whose
+    /// caller's top it may move) tests at each call.
     pub(crate) fn inline_room(&mut self, f: &Function, nodes: usize, call: Block) {
+        let need = 8 * (f.locals.len() + nodes) as i64;
+        if self.top_var.is_none() {
+            let slot = match self.room_slot {
+                Some(s) => s,
+                None => {
+                    let data = cranelift_codegen::ir::StackSlotData::new(
+                        cranelift_codegen::ir::StackSlotKind::ExplicitSlot,
+                        1,
+                        0,
+                    );
+                    let s = self.b.create_sized_stack_slot(data);
+                    self.room_slot = Some(s);
+                    s
+                }
+            };
+            self.room_need = self.room_need.max(need);
+            let no_room = self
+                .b
+                .ins()
+                .stack_load(I64, cranelift_codegen::ir::types::I8, slot, 0);
+            self.unless(no_room, call);
+            return;
+        }
         let depth = self
             .b
             .ins()
@@ -142,10 +170,7 @@ impl FnCompiler<'_, '_> {
             .b
             .ins()
             .load(I64, super::mf(), ss, offset_of!(ShadowStack, limit) as i32);
-        let need = self
-            .b
-            .ins()
-            .iadd_imm(top, 8 * (f.locals.len() + nodes) as i64);
+        let need = self.b.ins().iadd_imm(top, need);
         let over = self.b.ins().icmp(IntCC::UnsignedGreaterThan, need, limit);
         self.unless(over, call);
     }

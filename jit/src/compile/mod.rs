@@ -441,6 +441,15 @@ pub struct FnCompiler<'a, 'b> {
     pub(crate) escapes: Vec<Block>,
     /// A part's shadow-stack top, at least its caller's (`FnCompiler::part_prologue`).
     pub(crate) top_var: Option<Variable>,
+    /// Whether a call from this frame would raise a RecursionError (a byte, 1 if so),
+    /// computed once by the prologue for the inline calls and methods of the body
+    /// (`inline.rs`, `FnCompiler::inline_room`): made at the first of them, in a function
+    /// with a frame of its own (not a part). A stack slot, not a variable: Cranelift would
+    /// compute a variable's pure comparisons again at each use.
+    pub(crate) room_slot: Option<ir::StackSlot>,
+    /// The most shadow-stack bytes the frame of a callee inlined in this body may take:
+    /// what the prologue's [`Self::room_slot`] test asks room for.
+    pub(crate) room_need: i64,
 }
 
 /// Memory flags of shadow-stack and context accesses.
@@ -686,6 +695,8 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             match_var: None,
             escapes: Vec::new(),
             top_var: None,
+            room_slot: None,
+            room_need: 0,
         }
     }
 
