@@ -457,6 +457,27 @@ impl FnCompiler<'_, '_> {
                 self.cold_brif(t, then, els);
                 self.cold_from(first_new);
             }
+            // `if t.runnable():` where the method is computed inline and gives a bool: its
+            // comparison branches here (`inline_methods.rs`); a call's result is tested.
+            ExprKind::MethodCall { obj, name, args }
+                if self.is_simple(obj)
+                    && args.iter().all(|a| self.is_simple(a))
+                    && {
+                        let methods = self.inline_methods_for(name, args.len());
+                        self.bool_methods(&methods)
+                    } =>
+            {
+                // As `expr` compiles a small expression: counted, here.
+                let light = self.light;
+                if !light && self.parts_allowed() {
+                    self.inline_nodes += super::weight::expr_weight(e, super::chains::CHAIN_LIGHT);
+                    self.light = true;
+                }
+                self.has_calls = true;
+                let v = self.method_call_to(obj, name, args, e.span, Some((then, els)));
+                self.light = light;
+                self.branch_truthy(v, e.span, then, els);
+            }
             ExprKind::Not(a) => self.branch_cond(a, els, then),
             ExprKind::And(a, b) => {
                 let other = self.b.create_block();

@@ -69,6 +69,25 @@ fn expr_nodes(e: &Expr, arity: usize) -> Option<usize> {
     }
 }
 
+/// Whether the word of `e`, in an inlined method body that computed it, is always a bool:
+/// an int comparison (its inline way gives `True` or `False`; any other operands go to the
+/// call), a bool literal, or `and` / `or` of such (whose result is one of its operands).
+fn always_bool(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Compare { .. } | ExprKind::Bool(_) => true,
+        ExprKind::And(a, b) | ExprKind::Or(a, b) => always_bool(a) && always_bool(b),
+        _ => false,
+    }
+}
+
+/// The expression `return`ed by inlinable method `f`.
+fn body_expr(f: &Function) -> &Expr {
+    let StmtKind::Return(Some(e)) = &f.body[0].kind else {
+        unreachable!("inlinable_method: one return")
+    };
+    e
+}
+
 /// The expression nodes of method `f`'s body if a call of it can be computed inline (see
 /// the module docs), `None` if not.
 pub(crate) fn inlinable_method(f: &Function) -> Option<usize> {
@@ -99,11 +118,26 @@ impl FnCompiler<'_, '_> {
             .collect()
     }
 
+    /// Whether one of `methods` ([`Self::inline_methods_for`]) computes a result that is always
+    /// a bool: then the truth test of a call site that may run it can branch in the inline
+    /// body, on the comparison itself ([`Self::inline_methods`] with branch targets).
+    pub(crate) fn bool_methods(&self, methods: &[(usize, usize)]) -> bool {
+        let program = self.sh.program;
+        methods
+            .iter()
+            .any(|&(m, _)| always_bool(body_expr(&program.functions[m])))
+    }
+
     /// At a method-call site whose cache probe gave function id `fid` (a word), computes the
     /// call inline when `fid` is one of `methods` ([`Self::inline_methods_for`]), on the
     /// receiver and argument words `args`, and jumps to `done` with the result; continues
     /// in `call` (the current block on return: not switched to) for any other function and
     /// wherever an inline body cannot go on.
+    ///
+    /// With `branch` = `(then, els)` (the call is the condition of a branch), a body whose
+    /// result is always a bool ([`always_bool`]) branches there instead of making the bool
+    /// and joining the call's result at `done` to be tested again: an int comparison
+    /// branches on the machine compare. Its ways out to `call` are those of the word.
     pub(crate) fn inline_methods(
         &mut self,
         fid: Value,
@@ -111,6 +145,7 @@ impl FnCompiler<'_, '_> {
         args: &[Value],
         call: Block,
         done: Block,
+        branch: Option<(Block, Block)>,
     ) {
         let program = self.sh.program;
         for &(m, nodes) in methods {
@@ -125,12 +160,20 @@ impl FnCompiler<'_, '_> {
             self.b.switch_to_block(body);
             let f = &program.functions[m];
             self.inline_room(f, nodes, call);
-            let StmtKind::Return(Some(e)) = &f.body[0].kind else {
-                unreachable!("inlinable_method: one return")
-            };
-            let r = self.method_expr(e, args, call);
-            // `done` keeps the region (marks across calls): this edge records what it has.
-            self.jump_keeping(done, &[r.into()]);
+            let e = body_expr(f);
+            match branch {
+                Some((then, els)) if always_bool(e) => {
+                    let c = self.method_cond(e, args, call);
+                    // Both edges record the region, as `branch_cond`'s do.
+                    self.brif_keeping(c, then, els);
+                }
+                _ => {
+                    let r = self.method_expr(e, args, call);
+                    // `done` keeps the region (marks across calls): this edge records
+                    // what it has.
+                    self.jump_keeping(done, &[r.into()]);
+                }
+            }
             self.carry_region(&region, here, next);
             self.b.switch_to_block(next);
         }
@@ -166,6 +209,24 @@ impl FnCompiler<'_, '_> {
             ExprKind::And(a, b) => self.method_bool_op(a, b, false, env, call),
             ExprKind::Or(a, b) => self.method_bool_op(a, b, true, env, call),
             _ => unreachable!("inlinable_method: no other expression"),
+        }
+    }
+
+    /// The truth (an `i8`) of `e` in an inlined body, for a body that is [`always_bool`]: an
+    /// int comparison's own compare (no bool made), else the word compared with `True`.
+    fn method_cond(&mut self, e: &Expr, env: &[Value], call: Block) -> Value {
+        match &e.kind {
+            ExprKind::Compare { first, rest } => {
+                let x = self.method_expr(first, env, call);
+                let y = self.method_expr(&rest[0].1, env, call);
+                let cc = int_cc(rest[0].0).expect("inlinable_method: an int comparison");
+                self.both_ints(x, y, call);
+                self.b.ins().icmp(cc, x, y)
+            }
+            _ => {
+                let r = self.method_expr(e, env, call);
+                self.b.ins().icmp_imm(IntCC::Equal, r, TRUE as i64)
+            }
         }
     }
 

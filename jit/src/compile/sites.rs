@@ -293,6 +293,21 @@ impl FnCompiler<'_, '_> {
         args: &[Expr],
         span: Span,
     ) -> Value {
+        self.method_call_to(obj, name, args, span, None)
+    }
+
+    /// [`Self::method_call`] as the condition of a branch to `branch` = `(then, els)`:
+    /// a method computed inline whose result is always a bool branches there itself
+    /// (`FnCompiler::inline_methods`); the word returned (of a call, or of an inline body
+    /// of another kind) is the caller's to branch on.
+    pub(crate) fn method_call_to(
+        &mut self,
+        obj: &Expr,
+        name: &str,
+        args: &[Expr],
+        span: Span,
+        branch: Option<(Block, Block)>,
+    ) -> Value {
         let cache = self.sh.classes.new_method_site() as i64;
         let name_id = self.sh.names.intern(name) as i64;
         let mark = self.temp_mark();
@@ -337,7 +352,7 @@ impl FnCompiler<'_, '_> {
             let call = self.b.create_block();
             let mut vals = vec![o];
             vals.extend((1..n).map(|k| self.load_slot(mark + k)));
-            self.inline_methods(fid, &methods, &vals, call, done);
+            self.inline_methods(fid, &methods, &vals, call, done, branch);
             self.b.switch_to_block(call);
         }
         let r = self.call_cached(fid, mark, n, span);
