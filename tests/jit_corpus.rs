@@ -124,7 +124,11 @@ fn corpus_with_aborts() {
 /// (`inline_methods.lang`), which run only where the site's cache gives their function.
 #[test]
 fn polymorphic_sites_with_short_transactions() {
-    for name in ["polymorphic_sites", "inline_methods"] {
+    for name in [
+        "polymorphic_sites",
+        "inline_methods",
+        "inline_method_branches",
+    ] {
         sites_with_short_transactions(name);
     }
 }

@@ -460,12 +460,10 @@ impl FnCompiler<'_, '_> {
             // `if t.runnable():` where the method is computed inline and gives a bool: its
             // comparison branches here (`inline_methods.rs`); a call's result is tested.
             ExprKind::MethodCall { obj, name, args }
-                if self.is_simple(obj)
-                    && args.iter().all(|a| self.is_simple(a))
-                    && {
-                        let methods = self.inline_methods_for(name, args.len());
-                        self.bool_methods(&methods)
-                    } =>
+                if self.is_simple(obj) && args.iter().all(|a| self.is_simple(a)) && {
+                    let methods = self.inline_methods_for(name, args.len());
+                    self.bool_methods(&methods)
+                } =>
             {
                 // As `expr` compiles a small expression: counted, here.
                 let light = self.light;

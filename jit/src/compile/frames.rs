@@ -101,10 +101,10 @@ impl FnCompiler<'_, '_> {
             // and shadow-stack top are the same all through its body (a call returns with
             // both as they were; a part or a failed helper has its top set back before the
             // body goes on: `reset_top`), and the stack's limit never moves.
-            let deep = self
-                .b
-                .ins()
-                .icmp_imm(IntCC::UnsignedGreaterThanOrEqual, d1, MAX_DEPTH as i64);
+            let deep =
+                self.b
+                    .ins()
+                    .icmp_imm(IntCC::UnsignedGreaterThanOrEqual, d1, MAX_DEPTH as i64);
             let need = self.b.ins().iadd_imm(top, self.room_need);
             let over = self.b.ins().icmp(IntCC::UnsignedGreaterThan, need, limit);
             let no_room = self.b.ins().bor(deep, over);
