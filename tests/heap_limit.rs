@@ -117,6 +117,22 @@ fn a_live_set_beyond_the_limit_is_a_memory_error_at_its_line() {
     assert!(majors(&err) >= 1, "{err}");
 }
 
+/// The same with a chain of instances made at a class call site, whose JIT code allocates
+/// them inline in the nursery without testing the limit: the helper it calls when the nursery
+/// is full tests it (the runtime panicked when the old space ran out).
+#[test]
+fn a_live_set_of_instances_beyond_the_limit_is_a_memory_error_at_its_line() {
+    let out = run("exceed_instances.lang", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: MemoryError: out of memory\n  at exceed_instances.lang:"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(majors(&err) >= 1, "{err}");
+}
+
 /// A page that cannot be made private (its `mmap` fails: `vm.max_map_count` reached) ends
 /// the run with `error: MemoryError: cannot make a page private: ...` naming the mappings in
 /// use, exit 1, after the output of the transactions that committed; it panicked (exit 101).

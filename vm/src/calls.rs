@@ -290,14 +290,15 @@ fn init_result_error(ctx: *mut Ctx, r: Word) -> Word {
 }
 
 /// A new instance of class `cls` with `nslots` inline slots: the allocation of a class
-/// call site's cache hit, whose JIT code then calls the cached `__init__` itself. Why a
-/// helper of its own: the generic call path looks the class's shape and `__init__` up
-/// again at every call.
+/// call site's cache hit where the JIT code's inline bump found the nursery full (the
+/// heap limit is tested here), whose JIT code then calls the cached `__init__` itself.
+/// Why a helper of its own: the generic call path looks the class's shape and `__init__`
+/// up again at every call.
 ///
 /// # Safety
 /// `ctx` must be the live context; `cls` a class.
 pub unsafe extern "C" fn stmjit_new_instance(ctx: *mut Ctx, cls: Word, nslots: u64) -> Word {
-    with_rt(ctx, |rt| rt.new_instance_obj(cls, nslots))
+    with_rt(ctx, |rt| rt.new_instance_obj_tested(cls, nslots))
 }
 
 /// Raises the TypeError of an `__init__` called by a class call site's cache hit that

@@ -17,6 +17,9 @@ use stmjit_runtime::object::{FLAGS_OFFSET, TYPE_ID_OFFSET, WRITE_BARRIER_FLAG};
 use stmjit_runtime::value::{is_int, is_ref, Word, FALSE, NONE, TRUE};
 use stmjit_runtime::NO_SITE;
 
+/// Small allocations between two tests of the heap limit (`Runtime::heap_check`).
+pub(crate) const CHECK_EVERY: u64 = 256;
+
 impl Runtime {
     /// Address of the byte `off` of the segment.
     #[inline]
@@ -194,15 +197,15 @@ impl Runtime {
 
     /// Counts `n` allocations of `size` bytes in all against the heap limit: the old space
     /// must keep room for them and for a full nursery's survivors (the runtime panics when
-    /// it is exhausted): checked for every big object and every 256th small one (small
+    /// it is exhausted): checked for every big object and every [`CHECK_EVERY`]th small one (small
     /// ones go to the nursery first). A heap over the limit runs a major collection first,
     /// and is a MemoryError only if it is still over: the collection's own threshold
     /// (64 MiB allocated, or the live size) knows nothing of the limit, so garbage alone
     /// could fill a small heap (`STMJIT_HEAP`) and raise while most of it was dead.
     #[inline]
-    fn heap_check(&mut self, size: u64, n: u64) -> R<()> {
+    pub(crate) fn heap_check(&mut self, size: u64, n: u64) -> R<()> {
         self.allocs_unchecked += n;
-        if size > 4096 || self.allocs_unchecked >= 256 {
+        if size > 4096 || self.allocs_unchecked >= CHECK_EVERY {
             self.allocs_unchecked = 0;
             if size > self.info.heap_limit {
                 return Err(exc(ErrorKind::MemoryError, "out of memory"));

@@ -8,9 +8,11 @@ use cranelift_codegen::ir::{self, condcodes::IntCC, types::I64, Block, InstBuild
 use std::mem::offset_of;
 use stmjit_lang::ast::Expr;
 use stmjit_lang::diag::Span;
+use stmjit_vm::abi::young_header;
 use stmjit_vm::abi::Helper;
 use stmjit_vm::objects::{ClassObj, InstanceObj, INSTANCE_DATA};
 use stmjit_vm::site_cache::{NO_CLASS, WAYS};
+use stmjit_vm::UNBOUND;
 
 /// A known class id is kept as `id ^ FACT_KEY` in its local's class variable (see
 /// `FnCompiler::class_vars`), so that 0, "unknown", probes as [`NO_CLASS`], which no site
@@ -426,7 +428,7 @@ impl FnCompiler<'_, '_> {
         let word = self.probe_site(cid, cache, slow);
         let payload = self.payload(word);
         let nslots = self.b.ins().band_imm(payload, CLASS_SITE_SLOTS as i64);
-        let inst = self.call_checked(Helper::NewInstance, &[self.ctx, f, nslots], span);
+        let inst = self.new_instance(f, nslots, span);
         // The class is no longer needed: its slot roots the instance across `__init__`.
         self.store_slot(ft, inst);
         let fid = self.b.ins().ushr_imm(payload, CLASS_SITE_SHIFT as i64);
@@ -447,6 +449,87 @@ impl FnCompiler<'_, '_> {
         self.b.switch_to_block(ok);
         let inst = self.load_slot(ft);
         self.b.ins().jump(done, &[inst.into()]);
+    }
+
+    /// A new instance of class `f` with `nslots` inline slots (at most
+    /// [`MAX_INLINE`](stmjit_vm::objects::MAX_INLINE)), its slots unbound, allocated here in
+    /// the nursery by the bump of the runtime's protocol (`stmjit_runtime::nursery`, as
+    /// floats are boxed inline: `box_float_with`); where the nursery is full, by the helper,
+    /// which collects and tests the heap limit (then at every nursery of instances).
+    ///
+    /// Invariant (what `Runtime::new_instance_obj` makes, and the collector and barriers
+    /// expect of a new object): the size is `instance_size(n)` rounded up to 16, as
+    /// `Runtime::alloc` rounds it (at most 560 bytes: under the nursery's small-object
+    /// limit); the header is exactly `young_header(instance)` (flags 0: no
+    /// `WRITE_BARRIER_FLAG`, so this transaction writes it without a barrier, and nothing
+    /// else can see it before it commits); `class` and `inline` (which sizes the object for
+    /// the collector) are stored and every inline slot is `UNBOUND` before any call that may
+    /// collect, and the caller roots the instance in a frame slot before its next call;
+    /// `slots`, `hash` and `floats` are 0 as the nursery is handed out zeroed. No read
+    /// marker: a young object is this transaction's own.
+    fn new_instance(&mut self, f: Value, nslots: Value, span: Span) -> Value {
+        use stmjit_runtime::{SegmentInfo, INFO_OFFSET};
+        use stmjit_vm::objects::MAX_INLINE;
+        self.begin_sequence(super::LOC_ALLOC);
+        let cap = self.b.ins().iconst(I64, MAX_INLINE as i64);
+        let n = self.b.ins().umin(nslots, cap);
+        let bytes = self.b.ins().ishl_imm(n, 3);
+        let bytes = self.b.ins().iadd_imm(bytes, INSTANCE_DATA as i64 + 15);
+        let size = self.b.ins().band_imm(bytes, -16);
+        let cur_off = (INFO_OFFSET + offset_of!(SegmentInfo, nursery_current) as u64) as i64;
+        let end_off = (INFO_OFFSET + offset_of!(SegmentInfo, nursery_end) as u64) as i64;
+        let c = self.b.ins().iconst(I64, cur_off);
+        let ca = self.seg_addr(c);
+        let r = self.b.ins().load(I64, mf(), ca, 0);
+        let next = self.b.ins().iadd(r, size);
+        let e = self.b.ins().iconst(I64, end_off);
+        let ea = self.seg_addr(e);
+        let end = self.b.ins().load(I64, mf(), ea, 0);
+        let full = self.b.ins().icmp(IntCC::UnsignedGreaterThan, next, end);
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let made = self.b.create_block();
+        self.b.append_block_param(made, I64);
+        self.b.ins().brif(full, slow, &[], fast, &[]);
+        self.b.switch_to_block(fast);
+        let c2 = self.b.ins().iconst(I64, cur_off);
+        let ca2 = self.seg_addr(c2);
+        self.b.ins().store(mf(), next, ca2, 0);
+        let header = young_header(self.sh.types.instance) as i64;
+        let header = self.b.ins().iconst(I64, header);
+        let ia = self.seg_addr(r);
+        self.b.ins().store(mf(), header, ia, 0);
+        self.b
+            .ins()
+            .store(mf(), f, ia, offset_of!(InstanceObj, class) as i32);
+        self.b
+            .ins()
+            .store(mf(), n, ia, offset_of!(InstanceObj, inline) as i32);
+        // The slots, UNBOUND: a loop over the `n` words after the fields.
+        let first = self.b.ins().iadd_imm(r, INSTANCE_DATA as i64);
+        let words = self.b.ins().ishl_imm(n, 3);
+        let stop = self.b.ins().iadd(first, words);
+        let head = self.b.create_block();
+        let p = self.b.append_block_param(head, I64);
+        let body = self.b.create_block();
+        self.b.ins().jump(head, &[first.into()]);
+        self.b.switch_to_block(head);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, p, stop);
+        self.b.ins().brif(more, body, &[], made, &[r.into()]);
+        self.b.switch_to_block(body);
+        let unbound = self.b.ins().iconst(I64, UNBOUND as i64);
+        let pa = self.seg_addr(p);
+        self.b.ins().store(mf(), unbound, pa, 0);
+        let p2 = self.b.ins().iadd_imm(p, 8);
+        self.b.ins().jump(head, &[p2.into()]);
+        self.end_sequence();
+        self.b.set_cold_block(slow);
+        self.b.switch_to_block(slow);
+        let inst = self.call_checked(Helper::NewInstance, &[self.ctx, f, nslots], span);
+        self.b.ins().jump(made, &[inst.into()]);
+        // Two ways in (one after a call): the region starts again.
+        self.b.switch_to_block(made);
+        self.b.block_params(made)[0]
     }
 
     /// Raises the AttributeError of `o.name` if `o` has no attribute `name`, unless the

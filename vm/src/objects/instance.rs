@@ -56,7 +56,7 @@ pub const INSTANCE_DATA: u64 = size_of::<InstanceObj>() as u64;
 
 /// Most inline slots of an instance (the rest overflow), so that an instance stays a small
 /// (nursery-bumped) object.
-const MAX_INLINE: u64 = 64;
+pub const MAX_INLINE: u64 = 64;
 
 /// Inline slots of the first instances of a class whose shape is still empty (its
 /// `__init__` has not run yet): room for a typical `__init__`'s attributes.
@@ -87,6 +87,20 @@ impl Runtime {
         self.release(m);
         self.init_instance(inst, cls, n);
         Ok(inst)
+    }
+    /// [`Self::new_instance_obj`] after a test of the heap limit made now (not after so
+    /// many allocations): the allocation of a class call site of JIT code whose inline bump
+    /// found the nursery full (it allocates the others itself, never testing the limit), so
+    /// that the limit is tested at every nursery of instances.
+    pub fn new_instance_obj_tested(&mut self, cls: Word, n: u64) -> R<Word> {
+        let n = n.min(MAX_INLINE);
+        let m = self.mark();
+        let rc = self.root(cls);
+        // As many as make the count due.
+        self.heap_check(instance_size(n), crate::heap::CHECK_EVERY)?;
+        let cls = self.get(rc);
+        self.release(m);
+        self.new_instance_obj(cls, n)
     }
     /// Initializes new (zeroed, young) instance `inst` of `n` inline slots: class `cls`,
     /// slots unbound.

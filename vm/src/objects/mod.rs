@@ -50,7 +50,9 @@ pub(crate) use dict::D_ENTRIES;
 pub use dict::{DictObj, KeyRef, DICT_FIRST_ENTRY, DICT_LEN, DICT_USED};
 pub use float::FloatObj;
 pub use function::{BoundMethodObj, BuiltinObj, FunctionObj};
-pub use instance::{inline_slots, instance_size, InstanceObj, SlotValue, INSTANCE_DATA};
+pub use instance::{
+    inline_slots, instance_size, InstanceObj, SlotValue, INSTANCE_DATA, MAX_INLINE,
+};
 pub use list::ListObj;
 pub(crate) use opaque::new_opaque;
 pub use opaque::{
