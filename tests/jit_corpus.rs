@@ -128,6 +128,7 @@ fn polymorphic_sites_with_short_transactions() {
         "polymorphic_sites",
         "inline_methods",
         "inline_method_branches",
+        "inline_method_guessed",
     ] {
         sites_with_short_transactions(name);
     }

@@ -243,22 +243,7 @@ impl FnCompiler<'_, '_> {
         (slow, done): (Block, Block),
         span: Span,
     ) -> super::barriers::Marks {
-        self.begin_sequence(super::LOC_ATTR_FAST);
-        self.read_barrier_obj(o, span);
-        // The inline count never changes: no barrier of its own.
-        let sa = self.seg_addr(o);
-        let n = self
-            .b
-            .ins()
-            .load(I64, mf(), sa, offset_of!(InstanceObj, inline) as i32);
-        let inb = self.b.ins().icmp_imm(IntCC::UnsignedGreaterThan, n, s);
-        let inline = self.b.create_block();
-        self.b.ins().brif(inb, inline, &[], slow, &[]);
-        self.follow(inline);
-        let off = INSTANCE_DATA as i64 + 8 * s;
-        let addr = self.b.ins().iadd_imm(o, off);
-        self.end_sequence();
-        let idx = self.b.ins().iconst(I64, s);
+        let (addr, idx) = self.guessed_slot_addr(o, s, slow, span);
         let zero = self.b.ins().f64const(0.0);
         let before = self.b.current_block();
         let region = self.region.clone();

@@ -17,7 +17,8 @@
 //! markers a read needs (an extra marker is never wrong), and computed words of its own:
 //! the call does everything as if it had not been tried. An attribute read shares its site
 //! cache with the method's own code for that read (`CodeTables::attr_read_site`), whose
-//! slow path fills it.
+//! slow path fills it; where one class only has the name, both read it at the slot guessed
+//! when compiling (`FnCompiler::guessed_slot`) instead, and other classes take the call.
 
 use super::expr::{builtin_by_name, int_cc};
 use super::FnCompiler;
@@ -263,8 +264,18 @@ impl FnCompiler<'_, '_> {
     fn method_attr(&mut self, o: Value, name: &str, span: Span, call: Block) -> Value {
         let nid = self.sh.names.intern(name);
         let outer = self.accesses.replace(Accessed::Attr(nid));
-        let cache = self.attr_read_site(nid, span);
-        let (addr, idx) = self.attr_slot(o, cache, call, span);
+        let (addr, idx) = match self.guessed_slot(o, nid, call) {
+            // One class has the name: the method's own code reads it at that slot and
+            // never fills the site cache, so a probe of the cache would always miss here.
+            Some((is_class, s)) => {
+                self.only_if(is_class, call);
+                self.guessed_slot_addr(o, s, call, span)
+            }
+            None => {
+                let cache = self.attr_read_site(nid, span);
+                self.attr_slot(o, cache, call, span)
+            }
+        };
         if self.may_be_raw(name) {
             let is_float = self.slot_is_float(o, idx);
             self.unless(is_float, call);

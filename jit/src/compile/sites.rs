@@ -238,6 +238,31 @@ impl FnCompiler<'_, '_> {
         ))
     }
 
+    /// The segment offset of inline slot `s` of `o`, an instance of the class
+    /// [`Self::guessed_slot`] guessed (its condition held), and `s` as a value, after `o`'s
+    /// read barrier; branches to `slow` where `o` holds fewer than `s + 1` slots inline.
+    pub(crate) fn guessed_slot_addr(
+        &mut self,
+        o: Value,
+        s: i64,
+        slow: Block,
+        span: Span,
+    ) -> (Value, Value) {
+        self.begin_sequence(super::LOC_ATTR_FAST);
+        self.read_barrier_obj(o, span);
+        // The inline count never changes: no barrier of its own.
+        let sa = self.seg_addr(o);
+        let n = self
+            .b
+            .ins()
+            .load(I64, mf(), sa, offset_of!(InstanceObj, inline) as i32);
+        let inb = self.b.ins().icmp_imm(IntCC::UnsignedGreaterThan, n, s);
+        self.only_if(inb, slow);
+        let addr = self.b.ins().iadd_imm(o, INSTANCE_DATA as i64 + 8 * s);
+        self.end_sequence();
+        (addr, self.b.ins().iconst(I64, s))
+    }
+
     /// The payload (high half) of a cache entry word: one shift.
     fn payload(&mut self, word: Value) -> Value {
         self.b.ins().ushr_imm(word, 32)
