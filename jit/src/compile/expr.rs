@@ -990,36 +990,13 @@ impl FnCompiler<'_, '_> {
         full_to: Option<Block>,
         repair: &Marks,
     ) -> Value {
-        use stmjit_runtime::SegmentInfo;
         let size = std::mem::size_of::<stmjit_vm::objects::FloatObj>() as i64;
         self.begin_sequence(super::LOC_ALLOC);
-        let cur_off =
-            (stmjit_runtime::INFO_OFFSET + offset_of!(SegmentInfo, nursery_current) as u64) as i64;
-        let end_off =
-            (stmjit_runtime::INFO_OFFSET + offset_of!(SegmentInfo, nursery_end) as u64) as i64;
-        let c = self.b.ins().iconst(I64, cur_off);
-        let ca = self.seg_addr(c);
-        let r = self.b.ins().load(I64, mf(), ca, 0);
-        let n = self.b.ins().iadd_imm(r, size);
-        let e = self.b.ins().iconst(I64, end_off);
-        let ea = self.seg_addr(e);
-        let end = self.b.ins().load(I64, mf(), ea, 0);
-        let full = self.b.ins().icmp(IntCC::UnsignedGreaterThan, n, end);
-        let fast = self.b.create_block();
         let slow = full_to.unwrap_or_else(|| self.b.create_block());
         let done = self.b.create_block();
         self.b.append_block_param(done, I64);
-        self.b.ins().brif(full, slow, &[], fast, &[]);
-        self.b.switch_to_block(fast);
-        let c2 = self.b.ins().iconst(I64, cur_off);
-        let ca2 = self.seg_addr(c2);
-        self.b.ins().store(mf(), n, ca2, 0);
-        let header = self
-            .b
-            .ins()
-            .iconst(I64, young_header(self.sh.types.float) as i64);
-        let ha = self.seg_addr(r);
-        self.b.ins().store(mf(), header, ha, 0);
+        let size = self.b.ins().iconst(I64, size);
+        let r = self.nursery_bump(size, young_header(self.sh.types.float), slow);
         self.b.ins().jump(done, &[r.into()]);
         self.end_sequence();
         if full_to.is_none() {
@@ -1035,6 +1012,36 @@ impl FnCompiler<'_, '_> {
             offset_of!(stmjit_vm::objects::FloatObj, value) as i32,
         );
         obj
+    }
+
+    /// A young object of `size` bytes (a multiple of 16, under the nursery's small-object
+    /// limit) bumped from the segment's nursery by the runtime's protocol
+    /// (`stmjit_runtime::nursery`: the current pointer moves past it, its memory is zeroed
+    /// already): branches to `full` where it does not fit; else goes on in a new block with
+    /// the new current pointer and the object's `header` stored, and gives its offset. The
+    /// caller stores the rest before any call that may collect.
+    pub(crate) fn nursery_bump(&mut self, size: Value, header: u64, full: Block) -> Value {
+        use stmjit_runtime::{SegmentInfo, INFO_OFFSET};
+        let cur_off = (INFO_OFFSET + offset_of!(SegmentInfo, nursery_current) as u64) as i64;
+        let end_off = (INFO_OFFSET + offset_of!(SegmentInfo, nursery_end) as u64) as i64;
+        let c = self.b.ins().iconst(I64, cur_off);
+        let ca = self.seg_addr(c);
+        let r = self.b.ins().load(I64, mf(), ca, 0);
+        let next = self.b.ins().iadd(r, size);
+        let e = self.b.ins().iconst(I64, end_off);
+        let ea = self.seg_addr(e);
+        let end = self.b.ins().load(I64, mf(), ea, 0);
+        let over = self.b.ins().icmp(IntCC::UnsignedGreaterThan, next, end);
+        let fast = self.b.create_block();
+        self.b.ins().brif(over, full, &[], fast, &[]);
+        self.b.switch_to_block(fast);
+        let c2 = self.b.ins().iconst(I64, cur_off);
+        let ca2 = self.seg_addr(c2);
+        self.b.ins().store(mf(), next, ca2, 0);
+        let header = self.b.ins().iconst(I64, header as i64);
+        let ha = self.seg_addr(r);
+        self.b.ins().store(mf(), header, ha, 0);
+        r
     }
 
     /// The slow path of [`Self::box_float`] at `slow`: a float allocated by the helper (which

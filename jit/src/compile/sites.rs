@@ -493,7 +493,6 @@ impl FnCompiler<'_, '_> {
     /// `slots`, `hash` and `floats` are 0 as the nursery is handed out zeroed. No read
     /// marker: a young object is this transaction's own.
     fn new_instance(&mut self, f: Value, nslots: Value, span: Span) -> Value {
-        use stmjit_runtime::{SegmentInfo, INFO_OFFSET};
         use stmjit_vm::objects::MAX_INLINE;
         self.begin_sequence(super::LOC_ALLOC);
         let cap = self.b.ins().iconst(I64, MAX_INLINE as i64);
@@ -501,29 +500,11 @@ impl FnCompiler<'_, '_> {
         let bytes = self.b.ins().ishl_imm(n, 3);
         let bytes = self.b.ins().iadd_imm(bytes, INSTANCE_DATA as i64 + 15);
         let size = self.b.ins().band_imm(bytes, -16);
-        let cur_off = (INFO_OFFSET + offset_of!(SegmentInfo, nursery_current) as u64) as i64;
-        let end_off = (INFO_OFFSET + offset_of!(SegmentInfo, nursery_end) as u64) as i64;
-        let c = self.b.ins().iconst(I64, cur_off);
-        let ca = self.seg_addr(c);
-        let r = self.b.ins().load(I64, mf(), ca, 0);
-        let next = self.b.ins().iadd(r, size);
-        let e = self.b.ins().iconst(I64, end_off);
-        let ea = self.seg_addr(e);
-        let end = self.b.ins().load(I64, mf(), ea, 0);
-        let full = self.b.ins().icmp(IntCC::UnsignedGreaterThan, next, end);
-        let fast = self.b.create_block();
         let slow = self.b.create_block();
         let made = self.b.create_block();
         self.b.append_block_param(made, I64);
-        self.b.ins().brif(full, slow, &[], fast, &[]);
-        self.b.switch_to_block(fast);
-        let c2 = self.b.ins().iconst(I64, cur_off);
-        let ca2 = self.seg_addr(c2);
-        self.b.ins().store(mf(), next, ca2, 0);
-        let header = young_header(self.sh.types.instance) as i64;
-        let header = self.b.ins().iconst(I64, header);
+        let r = self.nursery_bump(size, young_header(self.sh.types.instance), slow);
         let ia = self.seg_addr(r);
-        self.b.ins().store(mf(), header, ia, 0);
         self.b
             .ins()
             .store(mf(), f, ia, offset_of!(InstanceObj, class) as i32);
