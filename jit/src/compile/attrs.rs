@@ -136,18 +136,16 @@ impl FnCompiler<'_, '_> {
         let before = self.b.current_block();
         let region = self.region.clone();
         // Only where the name's slots may hold raw floats is the float bit tested.
-        let float = maybe_raw.then(|| {
-            let is_float = self.slot_is_float(o, idx);
-            let float = self.b.create_block();
-            let word = self.b.create_block();
-            self.b.ins().brif(is_float, float, &[], word, &[]);
-            self.follow(word);
-            float
-        });
-        let a = self.seg_addr(addr);
-        let v = self.b.ins().load(I64, mf(), a, 0);
-        let absent = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
-        let marked = self.region_marked();
+        let is_float = maybe_raw.then(|| self.slot_is_float(o, idx));
+        let raw_zero = raw.then_some(zero);
+        let marked = self.slot_word_exit(
+            (addr, idx),
+            is_float,
+            raw_zero,
+            (slow, done),
+            (&region, before),
+            span,
+        );
         let args = |w: Value, slot: Value| -> Vec<_> {
             if raw {
                 vec![w.into(), zero.into(), slot.into()]
@@ -155,17 +153,6 @@ impl FnCompiler<'_, '_> {
                 vec![w.into()]
             }
         };
-        self.b.ins().brif(absent, slow, &[], done, &args(v, idx));
-        if let Some(float) = float {
-            self.float_slot_exit(
-                (float, done),
-                raw,
-                (&region, before),
-                (addr, idx),
-                span,
-                &marked,
-            );
-        }
         self.b.set_cold_block(slow);
         self.b.switch_to_block(slow);
         let nid = self.b.ins().iconst(I64, i64::from(name));
@@ -247,12 +234,40 @@ impl FnCompiler<'_, '_> {
         let zero = self.b.ins().f64const(0.0);
         let before = self.b.current_block();
         let region = self.region.clone();
-        let float = maybe_raw.then(|| {
+        let is_float = maybe_raw.then(|| {
             self.begin_sequence(super::LOC_FLOAT_BITS);
             let fa = self.seg_addr(o);
             let floats = self.b.ins().load(I64, mf(), fa, FLOATS);
             let is_float = self.b.ins().band_imm(floats, 1i64 << s);
             self.end_sequence();
+            is_float
+        });
+        let raw_zero = raw.then_some(zero);
+        self.slot_word_exit(
+            (addr, idx),
+            is_float,
+            raw_zero,
+            (slow, done),
+            (&region, before),
+            span,
+        )
+    }
+
+    /// The end of an inline slot read (the slot at `addr`, index `idx`), shared by the
+    /// probed and the guessed paths: where `is_float` (the slot's float bit, when tested)
+    /// is set, the raw float's exit ([`Self::float_slot_exit`], under `region` as it was in
+    /// `before`, ahead of the test); where the word is `UNBOUND`, `slow`; else the word to
+    /// `done`, with `raw_zero` and `idx` for a raw read. Gives the marks at that jump.
+    fn slot_word_exit(
+        &mut self,
+        (addr, idx): (Value, Value),
+        is_float: Option<Value>,
+        raw_zero: Option<Value>,
+        (slow, done): (Block, Block),
+        (region, before): (&super::barriers::Region, Option<Block>),
+        span: Span,
+    ) -> super::barriers::Marks {
+        let float = is_float.map(|is_float| {
             let float = self.b.create_block();
             let word = self.b.create_block();
             self.b.ins().brif(is_float, float, &[], word, &[]);
@@ -263,19 +278,16 @@ impl FnCompiler<'_, '_> {
         let v = self.b.ins().load(I64, mf(), a, 0);
         let absent = self.b.ins().icmp_imm(IntCC::Equal, v, UNBOUND as i64);
         let marked = self.region_marked();
-        let args = |w: Value| -> Vec<ir::BlockArg> {
-            if raw {
-                vec![w.into(), zero.into(), idx.into()]
-            } else {
-                vec![w.into()]
-            }
+        let args: Vec<ir::BlockArg> = match raw_zero {
+            Some(zero) => vec![v.into(), zero.into(), idx.into()],
+            None => vec![v.into()],
         };
-        self.b.ins().brif(absent, slow, &[], done, &args(v));
+        self.b.ins().brif(absent, slow, &[], done, &args);
         if let Some(float) = float {
             self.float_slot_exit(
                 (float, done),
-                raw,
-                (&region, before),
+                raw_zero.is_some(),
+                (region, before),
                 (addr, idx),
                 span,
                 &marked,
