@@ -230,6 +230,29 @@ pub struct Rewritten {
     pub instruction_starts: Vec<u32>,
     /// End of the decoded code (start of trap stubs / constant pool).
     pub code_end: u32,
+    /// The verification's decode of `code`, handed to dead-copy removal so that it
+    /// neither decodes nor asks iced about the code again (issue 16); taken by it.
+    pub(crate) decoded: Option<Box<Decoded>>,
+}
+
+/// What the rewrite knows about its output, for [`crate::dead_copies`]: used only while
+/// `code` and `block_starts` are still the ones it was made from.
+#[derive(Clone)]
+pub(crate) struct Decoded {
+    /// The bytes decoded, and the block starts the decode began from.
+    pub(crate) code: Vec<u8>,
+    pub(crate) block_starts: Vec<u32>,
+    /// The output decoded ([`decode`]).
+    pub(crate) insts: Vec<Instruction>,
+    /// Per instruction of `insts`: the facts of the original instruction it is (same
+    /// offset, same bytes), or `None` where the rewrite changed it (ask iced again).
+    pub(crate) facts: Vec<Option<Facts>>,
+}
+
+impl fmt::Debug for Decoded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Decoded({} instructions)", self.insts.len())
+    }
 }
 
 /// How the segment base escaped (see [`RewriteError::BaseEscapes`]).
@@ -479,16 +502,26 @@ struct State {
 }
 
 /// What the analysis needs to know about one instruction, asked of iced
-/// once per instruction.
-struct Facts {
+/// once per instruction (one `InstructionInfo`: it was three, a quarter of
+/// the pass, issue 16).
+#[derive(Clone, Copy)]
+pub(crate) struct Facts {
     /// A NOP (multi-byte NOPs name registers but use none).
     nop: bool,
     /// Registers possibly written (including conditional writes).
     may_write: RegSet,
     /// Registers surely written.
     must_write: RegSet,
-    /// Registers read as values (not as the explicit memory address).
-    value_reads: RegSet,
+    /// Registers possibly read, the explicit memory operand's base and index
+    /// included (for dead-copy removal's liveness).
+    pub(crate) reads: RegSet,
+    /// Registers written whole (a 64- or 32-bit write), for the same liveness.
+    pub(crate) whole_writes: RegSet,
+    /// Every register iced names, however it is used (dead-copy removal moves no
+    /// instruction touching the stack or frame pointer).
+    pub(crate) touches: RegSet,
+    /// Base and index of the explicit memory operand, if any.
+    address: RegSet,
     /// A call (clobbers the caller-saved registers).
     call: bool,
     /// The memory access of the explicit operand, if any.
@@ -496,30 +529,48 @@ struct Facts {
 }
 
 /// Ask iced about one instruction.
-fn facts(i: &Instruction, info: &mut InstructionInfoFactory) -> Facts {
-    let (mut may_write, mut must_write) = (0, 0);
-    for u in info.info(i).used_registers() {
+pub(crate) fn facts(i: &Instruction, info: &mut InstructionInfoFactory) -> Facts {
+    let (mut may_write, mut must_write, mut read, mut whole_writes) = (0, 0, 0, 0);
+    let mut touches = 0;
+    let inf = info.info(i);
+    for u in inf.used_registers() {
         if let Some(b) = gpr_bit(u.register()) {
+            touches |= b;
+            if reads(u.access()) {
+                read |= b;
+            }
             match u.access() {
                 OpAccess::Write | OpAccess::ReadWrite => {
                     may_write |= b;
                     must_write |= b;
+                    if u.access() == OpAccess::Write && u.register().size() >= 4 {
+                        whole_writes |= b;
+                    }
                 }
                 OpAccess::CondWrite | OpAccess::ReadCondWrite => may_write |= b,
                 _ => {}
             }
         }
     }
+    let access = access_kind(i, inf);
+    let address = if has_mem_operand(i) {
+        gpr_bit(i.memory_base()).unwrap_or(0) | gpr_bit(i.memory_index()).unwrap_or(0)
+    } else {
+        0
+    };
     Facts {
         nop: i.mnemonic() == Mnemonic::Nop,
         may_write,
         must_write,
-        value_reads: value_reads(i, info),
+        reads: read,
+        whole_writes,
+        touches,
+        address,
         call: matches!(
             i.flow_control(),
             FlowControl::Call | FlowControl::IndirectCall
         ),
-        access: access_kind(i, info),
+        access,
     }
 }
 
@@ -798,8 +849,7 @@ fn solve(regions: &[Region], insts: &[Instruction], facts: &[Facts]) -> Vec<Stat
 }
 
 /// Kind and width of the explicit memory access, if the instruction has one.
-fn access_kind(i: &Instruction, info: &mut InstructionInfoFactory) -> Option<(AccessKind, u32)> {
-    let inf = info.info(i);
+fn access_kind(i: &Instruction, inf: &iced_x86::InstructionInfo) -> Option<(AccessKind, u32)> {
     let m = inf.used_memory().first()?;
     let width = m.memory_size().size() as u32;
     let kind = match m.access() {
@@ -814,15 +864,24 @@ fn access_kind(i: &Instruction, info: &mut InstructionInfoFactory) -> Option<(Ac
     Some((kind, width))
 }
 
-/// Registers read as values: every read except the explicit memory operand's
-/// base and index (found by asking iced about the instruction with its
-/// address registers removed).
-fn value_reads(i: &Instruction, info: &mut InstructionInfoFactory) -> RegSet {
-    let mut probe = *i;
-    if has_mem_operand(i) {
-        probe.set_memory_base(Register::None);
-        probe.set_memory_index(Register::None);
+/// Registers read as values, as far as `relevant` goes: every read except the
+/// explicit memory operand's base and index. Outside the address registers that
+/// is what [`facts`] found; a register of the address may also be read as a
+/// value (`lock cmpxchg [rax], rcx` reads rax twice), so where one of them is
+/// relevant iced is asked again about the instruction with its address
+/// registers removed (only there: most instructions address no copy).
+fn value_reads(
+    i: &Instruction,
+    f: &Facts,
+    relevant: RegSet,
+    info: &mut InstructionInfoFactory,
+) -> RegSet {
+    if f.address & relevant == 0 {
+        return f.reads & !f.address;
     }
+    let mut probe = *i;
+    probe.set_memory_base(Register::None);
+    probe.set_memory_index(Register::None);
     let mut set = 0;
     for u in info.info(&probe).used_registers() {
         if reads(u.access()) {
@@ -889,7 +948,9 @@ fn encode_fitting(
     let same = first.code() == n.code()
         && first.len() == len
         && first.segment_prefix() == Register::GS
-        && same_text(fmt, &first, n);
+        // Equal fields print the same: the formatter (most of the check's cost) only
+        // where they differ, e.g. in how the displacement's size is recorded.
+        && (first == *n || same_text(fmt, &first, n));
     if !same {
         return Err(RewriteError::VerificationFailed {
             offset: ip as u32,
@@ -970,6 +1031,7 @@ pub fn rewrite_with(
         accesses: Vec::new(),
         stats: RewriteStats::default(),
         fmt: IntelFormatter::new(),
+        info: InstructionInfoFactory::new(),
     };
     if insts.is_empty() {
         return Ok(Rewritten {
@@ -978,6 +1040,7 @@ pub fn rewrite_with(
             stats: pass.stats,
             instruction_starts: vec![],
             code_end,
+            decoded: None,
         });
     }
     let regions = build_regions(code, &insts, block_starts)?;
@@ -998,9 +1061,31 @@ pub fn rewrite_with(
         stats: pass.stats,
         instruction_starts,
         code_end,
+        decoded: None,
     };
     crate::copy_fusion::fuse_copies(&mut rw, &insts, &regions, mode)?;
-    verify_boundaries(&rw.code, block_starts, &rw.instruction_starts)?;
+    let after = verify_boundaries(&rw.code, block_starts, &rw.instruction_starts)?;
+    // The output's instructions that are original ones, unchanged, keep their facts.
+    let mut k = 0;
+    let kept = after
+        .iter()
+        .map(|a| {
+            let s = a.ip();
+            while k < insts.len() && insts[k].ip() < s {
+                k += 1;
+            }
+            let o = insts.get(k)?;
+            let range = s as usize..a.next_ip() as usize;
+            (o.ip() == s && o.len() == a.len() && code[range.clone()] == rw.code[range])
+                .then_some(facts[k])
+        })
+        .collect();
+    rw.decoded = Some(Box::new(Decoded {
+        code: rw.code.clone(),
+        block_starts: block_starts.to_vec(),
+        insts: after,
+        facts: kept,
+    }));
     Ok(rw)
 }
 
@@ -1012,6 +1097,8 @@ struct Pass {
     accesses: Vec<SegmentAccess>,
     stats: RewriteStats,
     fmt: IntelFormatter,
+    /// For the few instructions whose value reads need a second look ([`value_reads`]).
+    info: InstructionInfoFactory,
 }
 
 /// The register-set bit of r15.
@@ -1065,7 +1152,7 @@ impl Pass {
     ) -> Result<(), RewriteError> {
         let r15 = r15_bit();
         let seg = st.may | r15;
-        let vals = f.value_reads;
+        let vals = value_reads(i, f, seg, &mut self.info);
         let refused = if self.copy_reads == CopyReads::Refuse {
             seg
         } else {
@@ -1221,7 +1308,12 @@ impl Pass {
 
 /// Re-decode the result and check that every original instruction start is
 /// still an instruction start (only NOPs may have appeared in between).
-fn verify_boundaries(out: &[u8], block_starts: &[u32], before: &[u32]) -> Result<(), RewriteError> {
+/// Returns the decode of `out`.
+fn verify_boundaries(
+    out: &[u8],
+    block_starts: &[u32],
+    before: &[u32],
+) -> Result<Vec<Instruction>, RewriteError> {
     let after = decode(out, block_starts)?;
     // Both ascend (decoded forward from sorted block starts): one merge walk finds the
     // first boundary lost and the first new instruction.
@@ -1249,7 +1341,7 @@ fn verify_boundaries(out: &[u8], block_starts: &[u32], before: &[u32]) -> Result
             what: format!("new non-NOP instruction `{}`", intel(extra)),
         });
     }
-    Ok(())
+    Ok(after)
 }
 
 /// Check an entry trampoline (the one function allowed to set r15): it must
@@ -1324,6 +1416,7 @@ pub fn rewrite_none(code: &[u8], block_starts: &[u32]) -> Result<Rewritten, Rewr
         stats: RewriteStats::default(),
         instruction_starts: insts.iter().map(|i| i.ip() as u32).collect(),
         code_end: insts.last().map_or(0, |i| i.next_ip() as u32),
+        decoded: None,
     })
 }
 
@@ -1338,7 +1431,7 @@ mod tests {
         // mov rax, rax (3 bytes); ret.
         let code = [0x48, 0x89, 0xc0, 0xc3];
         assert!(verify_boundaries(&code, &[], &[0, 3]).is_ok());
-        let offset = |r: Result<(), RewriteError>| match r {
+        let offset = |r: Result<Vec<Instruction>, RewriteError>| match r {
             Err(RewriteError::VerificationFailed { offset, what }) => (offset, what),
             other => panic!("{other:?}"),
         };

@@ -48,57 +48,57 @@ pub fn check_ir_with(
 ) -> Result<(), RewriteError> {
     use cranelift_codegen::ir::{Block, Inst, InstructionData, Opcode, Value};
     let dfg = &func.dfg;
-    let insts: Vec<_> = func
-        .layout
-        .blocks()
-        .flat_map(|b| func.layout.block_insts(b))
-        .collect();
     // Where each instruction is: its block and the number of calls and reloads
     // before it in that block ("epoch"). Tables indexed by entity number, not maps:
     // the check stays linear in the function's size (it runs on every function).
+    // One walk of the layout also lists the instructions, the `get_pinned_reg`s and
+    // the `iadd`s (the only instructions the fixpoint below looks at again).
+    let mut insts = Vec::with_capacity(dfg.num_insts());
+    let mut gets = Vec::new();
+    let mut iadds = Vec::new();
     let mut here: Vec<(Block, u32)> = vec![(Block::from_u32(0), 0); dfg.num_insts()];
     let here_of = |here: &[(Block, u32)], inst: Inst| here[inst.as_u32() as usize];
     for block in func.layout.blocks() {
         let mut epoch = 0u32;
         for inst in func.layout.block_insts(block) {
+            insts.push(inst);
             here[inst.as_u32() as usize] = (block, epoch);
             let op = dfg.insts[inst].opcode();
+            match op {
+                Opcode::GetPinnedReg => gets.push(inst),
+                Opcode::Iadd => iadds.push(inst),
+                _ => {}
+            }
             if op.is_call() || op == Opcode::SetPinnedReg {
                 epoch += 1;
             }
         }
     }
     // Values that are the segment base or an address inside the segment, with the
-    // place of the `get_pinned_reg` they come from. A fixpoint: the layout order is
-    // not the dominance order.
+    // place of the `get_pinned_reg` they come from. A fixpoint over the `iadd`s: the
+    // layout order is not the dominance order.
     let mut origin: Vec<Option<(Block, u32)>> = vec![None; dfg.num_values()];
-    let mut found_count = 0usize;
     let from = |origin: &[Option<(Block, u32)>], v: Value| {
         origin[dfg.resolve_aliases(v).as_u32() as usize]
     };
+    for &inst in &gets {
+        origin[dfg.inst_results(inst)[0].as_u32() as usize] = Some(here_of(&here, inst));
+    }
     loop {
-        let before = found_count;
-        for &inst in &insts {
-            let found = match dfg.insts[inst].opcode() {
-                Opcode::GetPinnedReg => Some(here_of(&here, inst)),
-                Opcode::Iadd => {
-                    let a = dfg.inst_args(inst);
-                    match (from(&origin, a[0]), from(&origin, a[1])) {
-                        (Some(o), None) | (None, Some(o)) => Some(o),
-                        _ => None,
-                    }
-                }
-                _ => None,
+        let mut found = false;
+        for &inst in &iadds {
+            let a = dfg.inst_args(inst);
+            let o = match (from(&origin, a[0]), from(&origin, a[1])) {
+                (Some(o), None) | (None, Some(o)) => o,
+                _ => continue,
             };
-            if let Some(o) = found {
-                let slot = &mut origin[dfg.inst_results(inst)[0].as_u32() as usize];
-                if slot.is_none() {
-                    *slot = Some(o);
-                    found_count += 1;
-                }
+            let slot = &mut origin[dfg.inst_results(inst)[0].as_u32() as usize];
+            if slot.is_none() {
+                *slot = Some(o);
+                found = true;
             }
         }
-        if found_count == before {
+        if !found {
             break;
         }
     }
@@ -139,9 +139,11 @@ pub fn check_ir_with(
             });
         }
         // A base used in another block, or after a call or reload: it may be stale.
+        let mut uses_base = false;
         for v in dfg.inst_values(inst) {
             let v = dfg.resolve_aliases(v);
             if let Some(o) = origin[v.as_u32() as usize] {
+                uses_base = true;
                 if o != here_of(&here, inst) {
                     return Err(RewriteError::BaseEscapes {
                         offset: inst.as_u32(),
@@ -150,6 +152,10 @@ pub fn check_ir_with(
                     });
                 }
             }
+        }
+        // The rest looks only at uses of a base.
+        if !uses_base {
+            continue;
         }
         let address = match *data {
             InstructionData::Load { arg, .. } => Some(arg),

@@ -776,3 +776,42 @@ fn ir_checked_code_trusts_the_proven_copy() {
     assert_eq!(r.code, doubtful);
     assert_eq!(r.stats.total_left(), 1, "{}", r.stats);
 }
+
+/// A copy that is the address of an access and also read as a value by the same
+/// instruction (explicitly, or implicitly as `cmpxchg`'s comparand in rax) escapes: the
+/// pass asks iced again about exactly these instructions (issue 16: it no longer asks
+/// about every instruction with its address removed), and must still see the value read.
+#[test]
+fn a_copy_both_address_and_value_of_one_instruction_escapes() {
+    assert_eq!(
+        escape(refused(|a| {
+            a.mov(rax, r15)?;
+            a.lock().cmpxchg(qword_ptr(rax + rdi), rcx)
+        })),
+        Escape::ValueUse
+    );
+    assert_eq!(
+        escape(refused(|a| {
+            a.mov(r9, r15)?;
+            a.add(r9, qword_ptr(r9 + 8))
+        })),
+        Escape::ValueUse
+    );
+    assert_eq!(
+        escape(refused(|a| {
+            a.mov(r9, r15)?;
+            a.mov(qword_ptr(r9 + rdi), r9)
+        })),
+        Escape::StoredToMemory
+    );
+    // Where the IR was checked such reads are counted, and the access still rewritten.
+    let code = assemble(|a| {
+        a.mov(r9, r15)?;
+        a.mov(qword_ptr(r9 + rdi), r9)?;
+        a.mov(rax, qword_ptr(r9 + rdi))?;
+        a.ret()
+    });
+    let r = rewrite_with(&code, &[], SegmentBase::Gs, CopyReads::Count).unwrap();
+    assert_eq!(r.stats.copy_value_reads, 1);
+    assert_eq!(r.stats.total_rewritten(), 2);
+}
