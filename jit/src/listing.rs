@@ -4,7 +4,7 @@
 
 use crate::compile::{
     loc_kind, loc_line, LOC_ALLOC, LOC_ATTR_FAST, LOC_CARD_WB, LOC_FLOAT_BITS, LOC_LIST_FAST,
-    LOC_POLL, LOC_REGION_REPAIR,
+    LOC_POLL, LOC_REGION_REPAIR, LOC_RV_RELOAD,
 };
 use cranelift_codegen::ir::SourceLoc;
 use std::io::Write;
@@ -59,6 +59,7 @@ fn sequence_label(loc: SourceLoc) -> Option<String> {
             LOC_REGION_REPAIR => "barrier region repair (slow path re-marks, re-tests)",
             LOC_ATTR_FAST => "attribute fast path (instance type, cached shape slot)",
             LOC_FLOAT_BITS => "float bits of an instance slot (raw float test or update)",
+            LOC_RV_RELOAD => "version reload after a call (for the next read markers)",
             _ => return None,
         }
         .into(),

@@ -18,7 +18,7 @@ fn hot_flag_tests(src: &str) -> std::collections::HashMap<String, usize> {
 }
 
 /// The sequences labelled `label` of each function in the `--dump-asm` listing of `src`,
-/// outside the slow paths' region repairs.
+/// outside the slow paths' region repairs and the read version's loads after calls.
 fn hot_sequences(src: &str, label: &str) -> std::collections::HashMap<String, usize> {
     sequences(src, label, false, false)
 }
@@ -31,7 +31,8 @@ fn hot_read_markers_as_run(src: &str) -> std::collections::HashMap<String, usize
 }
 
 /// The sequences labelled `label` of each function in the `--dump-asm` listing of `src`,
-/// those of the slow paths' region repairs included where `repairs`.
+/// those of the slow paths' region repairs and the read version's loads after calls
+/// included where `repairs`.
 fn sequences(
     src: &str,
     label: &str,
@@ -73,7 +74,7 @@ fn sequences(
             continue;
         }
         // An annotation range: its label on its first line, `|` on the next ones.
-        repair = if line.contains("region repair") {
+        repair = if line.contains("region repair") || line.contains("version reload after a call") {
             true
         } else {
             repair && line.contains("; |")
@@ -531,9 +532,10 @@ print(pairs([P(1.5, 2.5, 3.5), P(0.5, 0.25, 0.125)]))
     // Three for the loop's list (`len(ps)`, the held list, ...), two for `ps[i]` (the list,
     // the item's granule), and `q` once, at `q.x`: not again at `q.y`, `q.z` and the stores.
     assert_eq!(m["f2_pairs"], 6, "{m:?}");
-    // The read version: loaded once per region (the loop's, the body's), not per statement.
+    // The read version: loaded once before the loop (and after the slow paths' calls), not
+    // per statement, region or iteration.
     let rv = hot_sequences(&src, "read version");
-    assert_eq!(rv["f2_pairs"], 3, "{rv:?}");
+    assert_eq!(rv["f2_pairs"], 1, "{rv:?}");
 }
 
 /// Reads at a guessed slot (compiled at the first call, once the class has its shape) keep
@@ -553,4 +555,50 @@ print(three(p))
     // `p` is marked at `p.x`, on each of its two ways (the guessed slot, the site's cache
     // probe where the guess fails), and not again at `p.y` and `p.z`.
     assert_eq!(m["f2_three"], 2, "p.x + p.y + p.z at guessed slots: {m:?}");
+}
+
+/// In a loop, the read version is loaded before the loop and right after each call that
+/// may end the transaction, and every read marker takes it from there: the iterations, the
+/// joins of the fast paths and the polls' fast paths load it no more (issue 14: richards'
+/// scheduler loop loaded it twice per task scanned, for the scanned task and its queue).
+#[test]
+fn a_loop_loads_the_read_version_before_it_and_after_calls_only() {
+    let src = "class T:
+    def __init__(self, n):
+        self.q = [n]
+        self.n = n
+
+def scan(ts):
+    c = 0
+    for t in ts:
+        if len(t.q) > 0 and t.n > 1:
+            c += t.n
+    return c
+
+def scan_calling(ts):
+    c = 0
+    for t in ts:
+        if t.n > 1:
+            c += len(t.q)
+        print(c)
+        c += t.n
+    return c
+
+ts = [T(1), T(2), T(3)]
+print(scan(ts), scan_calling(ts))
+";
+    let hot = hot_sequences(src, "read version");
+    // The load before the loop only: its header, its joins and its poll read the variable.
+    assert_eq!(hot["f1_scan"], 1, "{hot:?}");
+    assert_eq!(hot["f2_scan_calling"], 1, "{hot:?}");
+    // `print` may end the transaction: the version is loaded again after it (not counted
+    // above), which the markers after it take.
+    let all = sequences(src, "version reload after a call", true, false);
+    assert!(
+        all.get("f2_scan_calling").is_some_and(|&n| n >= 1),
+        "{all:?}"
+    );
+    // The markers are all there: the list, each item's granule, `t` and its queue.
+    let m = hot_read_markers(src);
+    assert!(m["f1_scan"] >= 4, "{m:?}");
 }

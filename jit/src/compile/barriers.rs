@@ -108,6 +108,31 @@
 //! (card-marked arrays mark per granule, and the index differs), and card write barriers
 //! (globals, list items) are not elided (their join ends the region).
 //!
+//! # The read version in a variable
+//! The read version (the byte every read marker stores) changes only at a transaction
+//! boundary, and a boundary happens only inside a call: a helper that may end the
+//! transaction ([`stmjit_vm::abi::Effects::MayMove`]: a poll's slow path, the restart, the
+//! return boundary, the generic operations) or a JIT function (its polls and return
+//! boundaries). A loop's region ends at its header, its joins and its polls, and each
+//! region loaded the version again for its first marker (richards' scheduler loop: two
+//! loads per task scanned). So in `while` and `for` loops the read barriers take it from
+//! [`FnCompiler::rv_var`] instead: the variable is defined before the loop
+//! ([`FnCompiler::enter_loop_read_version`]), right after each call in the loop that may
+//! end the transaction (in the call's block, before anything can branch:
+//! [`FnCompiler::reload_read_version`]), and after the restart dispatch's call (a restart
+//! point may be in a loop); Cranelift makes it a block parameter where paths meet (the loop
+//! header, a fast path's join, a poll's resume), and the iterations load it no more. Why it
+//! is right: every way into a loop's code passes one of those definitions after its last
+//! call (the loop's entry, its own calls, the restart dispatch; a handler or a back-edge
+//! inside the loop comes from the loop's code), so the variable holds the version of the
+//! running transaction, in the running segment. [`FnCompiler::check_read_version_reloads`]
+//! checks in every function built that each call but those recorded as made outside loops
+//! or unable to end the transaction is followed by the load. Outside loops the version is
+//! loaded where needed, once per region, as without read barriers (`--gil`, where only the
+//! card write barriers compare with it): a load after every call would run on the fast path
+//! for the sake of a slow path's marker (binary trees' recursion: 1.2% more instructions
+//! that way), and Cranelift keeps an unused load.
+//!
 //! An object's header marker is at `o >> 4`; references are 16-byte aligned, so that is `o`
 //! rotated right by 4, one `rorx` (BMI2) that leaves `o` in its register, where a shift
 //! needs a copy first ([`FnCompiler::read_barrier_ref`]).
@@ -205,9 +230,10 @@ pub(crate) struct Marks {
     /// our segment, or the slow path cleared it): a subset of `read` (the instance fast path
     /// read-marks it first).
     pub(super) written: Vec<usize>,
-    /// The segment's read version, if loaded earlier in the region: a later barrier of the
-    /// region reuses it (the version changes only at a transaction boundary, which only a
-    /// call makes, and a call clears the marks).
+    /// The segment's read version, if read earlier in the region (from
+    /// [`FnCompiler::rv_var`], or loaded without read barriers): a later barrier of the
+    /// region reuses the value (the version changes only at a transaction boundary, which
+    /// only a call makes, and a call clears it).
     pub(super) read_version: ReadVersion,
 }
 
@@ -396,8 +422,10 @@ impl FnCompiler<'_, '_> {
         let base = self.b.ins().get_pinned_reg(I64);
         self.b.ins().iadd(base, off)
     }
-    /// The segment's read version (a byte of the segment-info page): loaded once per region
-    /// (see [`Marks::read_version`]).
+    /// The segment's read version (a byte of the segment-info page), from
+    /// [`FnCompiler::rv_var`] (see "The read version in a variable" in the module docs).
+    /// Once per region (see [`Marks::read_version`]): a use of the variable costs the code
+    /// generator a block parameter in each block it is read in first.
     pub(crate) fn read_version(&mut self) -> Value {
         let in_region = self.region.block.is_some() && self.region.block == self.b.current_block();
         if in_region {
@@ -411,14 +439,53 @@ impl FnCompiler<'_, '_> {
                 ReadVersion::Unknown => {}
             }
         }
-        let rv = self.load_read_version();
+        // In a loop, from the variable (see "The read version in a variable"); elsewhere,
+        // and without read barriers (`--gil`: only the card write barriers read it), loaded
+        // where needed.
+        let rv = if self.sh.read_barriers && self.loop_depth > 0 {
+            self.b.use_var(self.rv_var)
+        } else {
+            self.load_read_version()
+        };
         if in_region {
             self.region.marks.read_version = ReadVersion::Loaded(rv);
         }
         rv
     }
+    /// Before a `while` or `for` loop: defines [`FnCompiler::rv_var`] with the read version
+    /// (the region's, or loaded), from which the loop's read barriers take it, and enters
+    /// the loop (the caller leaves it after the loop: `loop_depth`).
+    pub(crate) fn enter_loop_read_version(&mut self) {
+        if self.sh.read_barriers {
+            let rv = self.read_version();
+            self.b.def_var(self.rv_var, rv);
+        }
+        self.loop_depth += 1;
+    }
+    /// After `call`, which may end the transaction: in a loop, defines
+    /// [`FnCompiler::rv_var`] with the running transaction's read version (see "The read
+    /// version in a variable"); elsewhere, and without read barriers, nothing (no barrier
+    /// reads the variable there), `call` recorded as such.
+    pub(crate) fn reload_read_version(&mut self, call: ir::Inst) {
+        if !self.sh.read_barriers || self.loop_depth == 0 {
+            self.unreloaded_calls.insert(call);
+        } else {
+            self.reload_read_version_anywhere();
+        }
+    }
+    /// [`Self::reload_read_version`] in or out of a loop (the restart dispatch, whose
+    /// restart points may be in loops).
+    pub(crate) fn reload_read_version_anywhere(&mut self) {
+        if self.sh.read_barriers {
+            // Labelled in `--dump-asm`, inside whatever sequence the call was part of.
+            let outer = self.b.srcloc();
+            self.begin_sequence(super::LOC_RV_RELOAD);
+            self.load_read_version();
+            self.b.set_srcloc(outer);
+        }
+    }
     /// Loads the read version, and defines [`FnCompiler::rv_var`] with it.
-    fn load_read_version(&mut self) -> Value {
+    pub(crate) fn load_read_version(&mut self) -> Value {
         let off = self.b.ins().iconst(
             I64,
             (stmjit_runtime::INFO_OFFSET
@@ -426,8 +493,44 @@ impl FnCompiler<'_, '_> {
         );
         let a = self.seg_addr(off);
         let rv = self.b.ins().load(I8, ir::MemFlagsData::trusted(), a, 0);
+        if let Some(inst) = self.b.func.dfg.value_def(rv).inst() {
+            self.rv_loads.insert(inst);
+        }
         self.b.def_var(self.rv_var, rv);
         rv
+    }
+    /// Checks, once the function is built, that every call but those recorded in
+    /// [`FnCompiler::unreloaded_calls`] is followed in its block, before any other call or
+    /// branch, by a load of the read version (see "The read version in a variable"): a
+    /// call without it would leave the variable with the version of a transaction that
+    /// may have ended, and the markers stored with it would mark nothing.
+    pub(super) fn check_read_version_reloads(&self) {
+        if !self.sh.read_barriers {
+            return;
+        }
+        let f = &self.b.func;
+        for blk in f.layout.blocks() {
+            let mut pending = None;
+            for inst in f.layout.block_insts(blk) {
+                if self.rv_loads.contains(&inst) {
+                    pending = None;
+                    continue;
+                }
+                let op = f.dfg.insts[inst].opcode();
+                let ends = op.is_call() || op.is_branch() || op.is_terminator();
+                assert!(
+                    pending.is_none() || !ends,
+                    "stmjit: internal error: a call without a load of the read version after it"
+                );
+                if op.is_call() && !self.unreloaded_calls.contains(&inst) {
+                    pending = Some(inst);
+                }
+            }
+            assert!(
+                pending.is_none(),
+                "stmjit: internal error: a call without a load of the read version after it"
+            );
+        }
     }
     /// Read barrier: `mov byte gs:[addr >> 4], rv`; when the runtime records read sites
     /// (`--stats`), also the site of `span` in the read-site table (see
@@ -675,12 +778,19 @@ impl FnCompiler<'_, '_> {
         // The version after the call, for the markers and for the join (which reads it from
         // the variable where the fast path had it: see `ReadVersion::InVar`).
         let marking = self.sh.read_barriers && !marks.read.is_empty();
-        let rv = (marks.read_version.known() || marking).then(|| {
-            self.begin_sequence(super::LOC_REGION_REPAIR);
-            let rv = self.load_read_version();
-            self.end_sequence();
-            rv
-        });
+        // In a loop, the call's reload defined the variable with the version after it;
+        // elsewhere the join reads it from the variable where the fast path had it (see
+        // `ReadVersion::InVar`): loaded here.
+        let rv = if self.sh.read_barriers && self.loop_depth > 0 {
+            marking.then(|| self.read_version())
+        } else {
+            marks.read_version.known().then(|| {
+                self.begin_sequence(super::LOC_REGION_REPAIR);
+                let rv = self.load_read_version();
+                self.end_sequence();
+                rv
+            })
+        };
         for &l in marks.read.iter().filter(|_| marking) {
             self.begin_sequence(super::LOC_REGION_REPAIR);
             let v = self.local_value(l);
@@ -896,7 +1006,9 @@ impl FnCompiler<'_, '_> {
         for (&v, off) in args.iter().zip(fields) {
             self.b.ins().store(mf(), v, self.ctx, off as i32);
         }
-        self.b.ins().call(f, &[self.ctx]);
+        let call = self.b.ins().call(f, &[self.ctx]);
+        // On success, the same transaction: the read version stays.
+        self.unreloaded_calls.insert(call);
         let st = self
             .b
             .ins()

@@ -115,9 +115,13 @@ impl FnCompiler<'_, '_> {
         let r = self.b.inst_results(inst)[0];
         if spill {
             self.reload_segment_base();
+            self.reload_read_version(inst);
             self.reload_locals();
             // It may have run Python code or ended the transaction (`global_cache.rs`).
             self.reload_cached_globals();
+        } else {
+            // No boundary: the read version stays (see "The read version in a variable").
+            self.unreloaded_calls.insert(inst);
         }
         r
     }

@@ -1377,6 +1377,7 @@ impl FnCompiler<'_, '_> {
             // As any call of a JIT function: no r15 reload (the callee keeps it right).
             let inst = self.b.ins().call_indirect(sig, code, &vals);
             let r = self.b.inst_results(inst)[0];
+            self.reload_read_version(inst);
             self.reload_locals();
             // It may have run code that rebinds a global (`global_cache.rs`).
             self.reload_cached_globals();

@@ -122,6 +122,9 @@ pub const LOC_REGION_REPAIR: u32 = 6;
 /// Marks the test and update of an instance slot's float bit (`attrs.rs`): only for the
 /// attribute names that some float tree stores raw (`raw_slots.rs`).
 pub const LOC_FLOAT_BITS: u32 = 7;
+/// Marks the load of the read version right after a call that may end the transaction
+/// (see "The read version in a variable" in `barriers.rs`).
+pub const LOC_RV_RELOAD: u32 = 8;
 
 /// What the compiler of one function needs from the program-level compiler.
 pub struct Shared<'a> {
@@ -263,10 +266,22 @@ pub struct FnCompiler<'a, 'b> {
     refs: HashMap<Helper, FuncRef>,
     pub(crate) ctx: Value,
     pub(crate) frame_var: Variable,
-    /// The segment's read version as last loaded: every load defines it, so that a join
-    /// whose every edge loaded it since its last call reads it from here (see
-    /// [`barriers::Marks::read_version`]).
+    /// The segment's read version, defined before each loop and again right after every
+    /// call in it that may end the transaction: the read barriers of loops read it from
+    /// here (see "The read version in a variable" in `barriers.rs`).
     pub(crate) rv_var: Variable,
+    /// The calls not followed by a load of the read version into [`Self::rv_var`]: those
+    /// that cannot end the transaction (helpers without
+    /// [`stmjit_vm::abi::Effects::MayMove`], barrier stubs) and those outside loops, where
+    /// no barrier reads the variable; [`Self::check_read_version_reloads`] checks every
+    /// other call.
+    pub(crate) unreloaded_calls: HashSet<ir::Inst>,
+    /// The loads of the read version ([`Self::load_read_version`]).
+    pub(crate) rv_loads: HashSet<ir::Inst>,
+    /// The `while` and `for` statements around the code being compiled, in which the read
+    /// barriers take the read version from [`Self::rv_var`] (see "The read version in a
+    /// variable" in `barriers.rs`).
+    pub(crate) loop_depth: usize,
     /// One SSA variable per local: locals live in registers and are written to their
     /// frame slots only around calls (where the GC may scan and update them).
     pub(crate) local_vars: Vec<Variable>,
@@ -607,6 +622,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         c.build_restarts();
         c.patch_tops();
         c.check_kept_joins();
+        c.check_read_version_reloads();
         c.b.seal_all_blocks();
         let fc = c.sh.frontend;
         c.b.finalize(fc);
@@ -637,6 +653,9 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
             ctx: Value::from_u32(0),
             frame_var: Variable::from_u32(0),
             rv_var: Variable::from_u32(0),
+            unreloaded_calls: HashSet::new(),
+            rv_loads: HashSet::new(),
+            loop_depth: 0,
             local_vars: Vec::new(),
             class_vars: Vec::new(),
             class_set: Vec::new(),

@@ -284,6 +284,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
                 c.spill_locals();
                 let inst = c.b.ins().call_indirect(sig, code, &[c.ctx]);
                 let r = c.b.inst_results(inst)[0];
+                c.reload_read_version(inst);
                 c.reload_locals();
                 c.propagate(r);
             }
@@ -605,6 +606,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         let frame = self.frame();
         let inst = self.b.ins().call(f, &[self.ctx, frame]);
         let r = self.b.inst_results(inst)[0];
+        self.reload_read_version(inst);
         // The part set the top past its own temporaries: this frame's again.
         self.reset_top();
         self.reload_locals();
@@ -639,6 +641,7 @@ impl<'a, 'b> FnCompiler<'a, 'b> {
         self.spill_locals();
         let inst = self.b.ins().call(f, &[self.ctx]);
         let r = self.b.inst_results(inst)[0];
+        self.reload_read_version(inst);
         self.reload_locals();
         self.propagate(r);
     }

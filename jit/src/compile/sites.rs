@@ -418,6 +418,7 @@ impl FnCompiler<'_, '_> {
         self.spill_locals();
         let call = self.b.ins().call_indirect(sig, code, &vals);
         let r = self.b.inst_results(call)[0];
+        self.reload_read_version(call);
         self.reload_locals();
         self.check(r, span);
         r

@@ -212,11 +212,13 @@ impl FnCompiler<'_, '_> {
             }
             StmtKind::If { cond, body, orelse } => self.if_stmt(cond, body, orelse),
             StmtKind::While { cond, body, orelse } => {
+                self.enter_loop_read_version();
                 let held = self.hold_loop_marks(Some(cond), None, body, s.span);
                 self.loop_with_else(orelse, |c| {
                     c.with_cached_globals(&[cond], None, body, |c| c.while_loop(cond, body, s.span))
                 });
                 self.release_held(held);
+                self.loop_depth -= 1;
             }
             StmtKind::For {
                 var,
@@ -224,6 +226,7 @@ impl FnCompiler<'_, '_> {
                 body,
                 orelse,
             } => {
+                self.enter_loop_read_version();
                 let held = self.hold_loop_marks(None, Some(var), body, s.span);
                 self.loop_with_else(orelse, |c| {
                     c.with_cached_globals(&[iter], Some(var), body, |c| {
@@ -231,6 +234,7 @@ impl FnCompiler<'_, '_> {
                     })
                 });
                 self.release_held(held);
+                self.loop_depth -= 1;
             }
             StmtKind::Break => self.loop_jump(true),
             StmtKind::Continue => self.loop_jump(false),

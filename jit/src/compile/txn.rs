@@ -43,6 +43,7 @@ impl FnCompiler<'_, '_> {
         let inst = self.b.ins().call(f, &[self.ctx, rv]);
         let r = self.b.inst_results(inst)[0];
         self.reload_segment_base();
+        self.reload_read_version(inst);
         let restart = self.b.ins().icmp_imm(IntCC::Equal, r, RESTART as i64);
         let dispatch = self.dispatch_block();
         self.b.ins().brif(restart, dispatch, &[], pop, &[r.into()]);
@@ -182,6 +183,8 @@ impl FnCompiler<'_, '_> {
             let frame = self.frame();
             self.b.ins().call(restart, &[self.ctx, frame]);
             self.reload_segment_base();
+            // The restart point may be in a loop (see "The read version in a variable").
+            self.reload_read_version_anywhere();
             self.reload_locals();
             // The locals are those saved at the boundary: their classes are unknown.
             self.forget_classes();
