@@ -109,6 +109,11 @@ pub(crate) struct GcGlobal {
     /// transactions wrote cannot be re-shared): the budget counts from there, so that they
     /// do not make every commit collect.
     pub runs_after_major: AtomicU64,
+    /// Shadow stacks of ended thread handles, for the next ones (at most
+    /// [`crate::shadowstack::POOLED_STACKS`]): mapping a stack and unmapping it at the end
+    /// (with the TLB shootdown of its touched pages) was a system call pair per thread of a
+    /// spawn tree (issue 20).
+    pub(crate) shadow_pool: Mutex<Vec<crate::shadowstack::Region>>,
 }
 
 impl GcGlobal {
@@ -120,6 +125,7 @@ impl GcGlobal {
             threshold: AtomicU64::new(DEFAULT_MIN_THRESHOLD),
             map_runs_budget: AtomicU64::new(max_map_count() / 8),
             runs_after_major: AtomicU64::new(0),
+            shadow_pool: Mutex::new(Vec::new()),
         }
     }
 }

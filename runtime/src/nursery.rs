@@ -66,7 +66,9 @@ pub(crate) struct ThreadGc {
     pub seg: AtomicUsize,
     /// The shadow stack (JIT frames, Rust helpers, restart snapshots).
     pub shadow: ShadowStack,
-    _region: Region,
+    /// The mapping of `shadow`; taken out when the thread handle is dropped, for the next
+    /// one to reuse ([`crate::Stm::try_thread`]).
+    pub(crate) region: Option<Region>,
     /// The transaction's modified records (objects, cards, and `New` objects).
     pub modified: Vec<ModRec>,
     /// Commit log: the contents before this transaction of the ranges of the `Object` and
@@ -91,12 +93,19 @@ pub(crate) struct ThreadGc {
 impl ThreadGc {
     /// A thread's GC state; its shadow stack has `slots` slots (see
     /// [`crate::shadowstack::slots_for_objects`]); `Err` if it cannot be mapped.
-    pub(crate) fn new(slots: usize) -> std::io::Result<ThreadGc> {
-        let (region, shadow) = Region::new(slots)?;
+    /// A stack of `reuse` (an ended thread's, see [`Region::recyclable`]) serves as well.
+    pub(crate) fn new(slots: usize, reuse: Option<Region>) -> std::io::Result<ThreadGc> {
+        let (region, shadow) = match reuse {
+            Some(r) => {
+                let s = r.empty_stack();
+                (r, s)
+            }
+            None => Region::new(slots)?,
+        };
         Ok(ThreadGc {
             seg: AtomicUsize::new(0),
             shadow,
-            _region: region,
+            region: Some(region),
             modified: Vec::new(),
             backups: Vec::new(),
             entry_recs: Vec::new(),

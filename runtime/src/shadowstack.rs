@@ -102,6 +102,29 @@ pub(crate) struct Region {
     len: usize,
 }
 
+// SAFETY: a Region only owns its mapping (no thread-local state); it moves between threads
+// only through the runtime's pool of unused stacks, when no thread handle uses it.
+unsafe impl Send for Region {}
+
+/// The most unused shadow stacks a runtime keeps for the next thread handles
+/// ([`Region::recyclable`]), as many as OS threads wait in the VM's thread pool.
+pub const POOLED_STACKS: usize = 256;
+
+/// Whether the process has no address-space limit (`ulimit -v`, `RLIMIT_AS`): only then are
+/// unused shadow stacks kept for reuse. Under a limit, a kept stack would be address space
+/// that a thread's stack or the heap could not use, and the VM counts each thread's start
+/// by the address space it adds (`vm/src/thread_room.rs`). Asked each time (a system call,
+/// cheap beside a thread's start): the process may set a limit at any time.
+pub(crate) fn no_address_limit() -> bool {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system call writing into the struct we pass.
+    let r = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut l) };
+    r == 0 && l.rlim_cur == libc::RLIM_INFINITY
+}
+
 impl Region {
     /// Maps `slots` slots (halving on failure, down to [`MIN_STACK_BYTES`]) and returns the
     /// region and an empty stack over it; `Err` when not even that much can be mapped (an
@@ -141,6 +164,46 @@ impl Region {
             limit: unsafe { base.add(len / 8) },
         };
         Ok((Region { map, len }, ss))
+    }
+}
+
+impl Region {
+    /// An empty stack over the whole region.
+    pub(crate) fn empty_stack(&self) -> ShadowStack {
+        let base = self.map as *mut u64;
+        ShadowStack {
+            top: base,
+            base,
+            // SAFETY: len / 8 slots lie inside the mapping.
+            limit: unsafe { base.add(self.len / 8) },
+        }
+    }
+
+    /// Readies the stack of a thread handle that ended for the next one, `false` if it is
+    /// not to be kept (an address-space limit, or smaller than `slots` slots, halved where
+    /// the address space was short). Its pages above the bottom [`KEEP_RESIDENT_BYTES`] are
+    /// given back (an operation that held many objects leaves no resident stack behind);
+    /// what the bottom holds is stale and never read (`top` starts at `base`, and a frame's
+    /// slots are written before `top` covers them).
+    pub(crate) fn recyclable(&self, slots: usize) -> bool {
+        let page = crate::layout::PAGE_SIZE as usize;
+        if !no_address_limit()
+            || self.len < (slots.max(MIN_STACK_BYTES / 8) * 8).next_multiple_of(page)
+        {
+            return false;
+        }
+        if self.len > KEEP_RESIDENT_BYTES {
+            // SAFETY: the range is whole pages of our mapping, which no thread handle uses
+            // any more (its owner is being dropped).
+            unsafe {
+                libc::madvise(
+                    (self.map as usize + KEEP_RESIDENT_BYTES) as *mut libc::c_void,
+                    self.len - KEEP_RESIDENT_BYTES,
+                    libc::MADV_DONTNEED,
+                );
+            }
+        }
+        true
     }
 }
 

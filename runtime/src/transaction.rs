@@ -147,7 +147,15 @@ impl Stm {
     /// mapped (an address-space limit: the program reports a MemoryError).
     pub fn try_thread(self: &Arc<Self>) -> std::io::Result<StmThread> {
         let slots = self.thread_reserve_bytes() / 8;
-        let gc = Box::new(crate::nursery::ThreadGc::new(slots)?);
+        // An ended thread's stack, only where there is no address-space limit: under one,
+        // each thread's start is counted by the address space it maps (see
+        // `Region::recyclable`).
+        let reuse = if crate::shadowstack::no_address_limit() {
+            self.gc.shadow_pool.lock().unwrap().pop()
+        } else {
+            None
+        };
+        let gc = Box::new(crate::nursery::ThreadGc::new(slots, reuse)?);
         self.gc
             .threads
             .lock()
@@ -1459,6 +1467,16 @@ impl Drop for StmThread {
         let mut t = self.stm.gc.threads.lock().unwrap();
         if let Some(i) = t.iter().position(|&p| p == me) {
             t.swap_remove(i);
+        }
+        drop(t);
+        // No collector sees this thread's stack any more: it may serve the next thread.
+        if let Some(r) = self.gc.region.take() {
+            if r.recyclable(self.stm.thread_reserve_bytes() / 8) {
+                let mut pool = self.stm.gc.shadow_pool.lock().unwrap();
+                if pool.len() < crate::shadowstack::POOLED_STACKS {
+                    pool.push(r);
+                }
+            }
         }
     }
 }

@@ -113,6 +113,37 @@ fn shadow_stack_is_capped_for_large_segments() {
     );
 }
 
+/// The shadow stack of an ended thread handle serves the next one (issue 20: mapping and
+/// unmapping one per thread was a system call pair per thread of a spawn tree), empty, and
+/// with no more than its bottom megabyte resident, however deep the ended thread went.
+#[test]
+fn an_ended_threads_shadow_stack_serves_the_next_one() {
+    let stm = Stm::new(cfg(2)).unwrap();
+    let mut a = stm.thread();
+    let ss = a.shadow_stack();
+    let base = ss.base;
+    let f = ss.push(3 << 20); // 24 MiB of slots, left pushed
+    ss.set(f, 0, int(42));
+    assert!(ss.resident_bytes() >= 23 << 20);
+    drop(a);
+    let mut b = stm.thread();
+    let ss = b.shadow_stack();
+    assert_eq!(ss.base, base, "not the ended thread's stack");
+    assert_eq!(ss.depth(), 0);
+    assert_eq!(ss.capacity(), stm.thread_reserve_bytes() / 8);
+    // SAFETY: the slot lies in the mapping (read only): what the ended thread left there.
+    assert_eq!(
+        unsafe { *ss.base },
+        int(42),
+        "a new mapping (zeroed), not the ended thread's stack"
+    );
+    let r = ss.resident_bytes();
+    assert!(r <= shadowstack::KEEP_RESIDENT_BYTES, "{r} bytes resident");
+    // Two at once: the second one maps its own.
+    let mut c = stm.thread();
+    assert_ne!(c.shadow_stack().base, base);
+}
+
 /// Releasing a deep stack gives its memory back; a small release on a deep stack, and the
 /// bottom megabyte, stay resident.
 #[test]
