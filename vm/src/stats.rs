@@ -346,6 +346,14 @@ pub fn report(rt: &Runtime) -> String {
         "  segment hand-offs: {} wake-ups of a waiting thread, {} segments taken over from an idle keeper",
         s.segment_wakeups, s.segment_takeovers
     );
+    let th = &rt.info.threads;
+    let _ = writeln!(
+        o,
+        "  threads: {} spawned, {} OS threads started for them, {} put off while others waited for a segment",
+        th.spawned_total.load(Relaxed),
+        th.os_threads.load(Relaxed),
+        th.deferred_total.load(Relaxed)
+    );
     let c = &rt.info.code.compiled;
     let _ = writeln!(
         o,

@@ -17,6 +17,7 @@ use super::txn::NO_OPENER;
 use super::{rt_of, Aborted, Ctx, ProgramInfo, Runtime, ERR};
 use crate::objects::{OpaqueObj, OPAQUE_THREAD};
 use std::mem::offset_of;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Condvar, Mutex};
 use stmjit_lang::diag::{render_runtime, render_thread_origin, ErrorKind, Span, TraceEntry};
@@ -51,6 +52,34 @@ pub struct Threads {
     /// Threads started whose shadow stack is not mapped yet: address space they will take
     /// that the process's size does not show yet ([`room_for_a_thread`]).
     pub starting: std::sync::atomic::AtomicU64,
+    /// Spawned threads not started yet because enough threads wait for a segment
+    /// ([`launch`]), the most recent last, each with when it was put off.
+    deferred: Mutex<Deferred>,
+    /// The length of `deferred`, readable without its lock.
+    pub(crate) deferred_len: std::sync::atomic::AtomicUsize,
+    /// Threads spawned by committed transactions (`--stats`).
+    pub spawned_total: AtomicU64,
+    /// Spawned threads that were put off before they started (`--stats`).
+    pub deferred_total: AtomicU64,
+    /// OS threads started for spawned threads, not counting reused ones (`--stats`).
+    pub os_threads: AtomicU64,
+}
+
+/// Spawned threads put off ([`launch`]).
+struct Deferred {
+    /// The threads, the most recent last, each with when it was put off.
+    list: std::collections::VecDeque<(Start, std::time::Instant)>,
+    /// When the last of them started (or the list became non-empty).
+    last_start: std::time::Instant,
+}
+
+impl Default for Deferred {
+    fn default() -> Deferred {
+        Deferred {
+            list: Default::default(),
+            last_start: std::time::Instant::now(),
+        }
+    }
 }
 
 /// "Finished" flags of the spawned threads, by id, and how many still run.
@@ -268,6 +297,67 @@ pub(crate) struct Start {
     site: i64,
 }
 
+/// How long the put-off threads ([`launch`]) may all stay put off: when none has started
+/// for that long, the oldest starts at the next opportunity whatever the queue for
+/// segments (so a program whose threads wait in loops for a thread not started yet goes
+/// on).
+const MAX_DEFER: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How long one put-off thread may wait at most (the most recent start first, an old one
+/// could wait for ever while threads are spawned): then it starts first.
+const MAX_AGE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Whether a thread spawned now would only wait for a segment behind others: at least two
+/// per segment wait, or are starting and will. It is then put off, without an OS thread
+/// (issue 20): a spawn tree started every thread at once, breadth first, nearly all of them
+/// parked in the queue, so that thousands of OS threads lived at once (16 K at depth 13,
+/// past `vm.max_map_count`), each created and destroyed (`clone3`, `mmap`, `munmap`: most
+/// of the run's CPU). Put-off threads start the most recent first, as threads end or block:
+/// depth first, few OS threads, each reused.
+fn queue_is_long(info: &ProgramInfo) -> bool {
+    let waiting = info.stm.threads_waiting_for_segment() + info.threads.starting.load(Relaxed);
+    waiting >= 2 * info.stm.num_segments() as u64
+}
+
+/// The next put-off thread to start: the oldest if it has waited [`MAX_AGE`], or
+/// [`MAX_DEFER`] while none started for as long; else the most recent, unless `only_aged`
+/// or the queue for segments is long.
+fn next_deferred(info: &ProgramInfo, only_aged: bool) -> Option<Start> {
+    let th = &info.threads;
+    if th.deferred_len.load(Relaxed) == 0 {
+        return None;
+    }
+    let mut d = th.deferred.lock().unwrap();
+    let stuck = d.last_start.elapsed() >= MAX_DEFER;
+    let aged = d.list.front().is_some_and(|(_, t)| {
+        let age = t.elapsed();
+        age >= MAX_AGE || stuck && age >= MAX_DEFER
+    });
+    let s = if aged {
+        d.list.pop_front()
+    } else if only_aged || queue_is_long(info) {
+        None
+    } else {
+        d.list.pop_back()
+    };
+    th.deferred_len.store(d.list.len(), Relaxed);
+    // Not for an aged one: once none started for a while, every aged one starts at once
+    // (threads that wait in loops for each other, a barrier, all go on together).
+    if s.is_some() && !aged {
+        d.last_start = std::time::Instant::now();
+    }
+    s.map(|(s, _)| s)
+}
+
+/// Starts the put-off threads that may start now ([`next_deferred`]): call where a thread
+/// blocks or ends (the queue for segments shortens), or, `only_aged`, at a transaction's
+/// begin. Cheap when none is put off.
+pub(crate) fn start_deferred(info: &Arc<ProgramInfo>, only_aged: bool) {
+    while let Some(s) = next_deferred(info, only_aged) {
+        start_now(info, s);
+    }
+}
+
 /// The threads that the committed transaction spawned (listed in the pending slot), taken
 /// out of it inside the next transaction (which only reads), counted as running and rooted,
 /// for [`launch`] to start, in or out of a transaction. A transaction that waits next
@@ -289,6 +379,7 @@ pub(crate) fn take_pending(rt: &mut Runtime) -> Vec<Start> {
         // new thread has it in its own shadow stack.
         rt.stm.add_root(obj);
         rt.info.threads.table.lock().unwrap().live += 1;
+        rt.info.threads.spawned_total.fetch_add(1, Relaxed);
         let data = rt.ld(obj, offset_of!(OpaqueObj, a) as u64);
         let site = value::to_int(rt.list_get(data, T_SITE));
         starts.push(Start { obj, site });
@@ -297,44 +388,85 @@ pub(crate) fn take_pending(rt: &mut Runtime) -> Vec<Start> {
 }
 
 /// Starts the threads of [`take_pending`]: hands each to an idle pooled OS thread, or
-/// starts a new one.
+/// starts a new one; or puts it off while the queue for segments is long
+/// ([`queue_is_long`]).
 pub(crate) fn launch(info: &Arc<ProgramInfo>, starts: Vec<Start>) {
-    for Start { obj, site } in starts {
-        let shadow = info.stm.thread_reserve_bytes();
-        if let Err(m) = room_for_a_thread(&info.threads, shadow) {
-            spawn_failed(info, site, &std::io::Error::other(m));
-        }
-        info.threads.starting.fetch_add(1, Relaxed);
-        let job_info = info.clone();
-        let job: thread_pool::Job = Box::new(move || {
-            let keep = thread_pool::pooled(&job_info);
-            thread_main(job_info, obj, site);
-            keep
-        });
-        let job = if thread_pool::pooled(info) {
-            match POOL.hand_to_idle(job) {
-                Ok(()) => continue,
-                Err(job) => job,
+    for s in starts {
+        if queue_is_long(info) {
+            let mut d = info.threads.deferred.lock().unwrap();
+            if d.list.is_empty() {
+                d.last_start = std::time::Instant::now();
             }
+            d.list.push_back((s, std::time::Instant::now()));
+            info.threads.deferred_total.fetch_add(1, Relaxed);
+            info.threads.deferred_len.store(d.list.len(), Relaxed);
         } else {
-            job
-        };
-        let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let go = detached.clone();
-        let started = std::thread::Builder::new()
-            .stack_size(stmjit_lang::stack::BIG_STACK)
-            .spawn(move || {
-                stmjit_lang::stack::mark_thread(stmjit_lang::stack::BIG_STACK);
-                POOL.worker(job);
-                // Not before it is detached (see `detach`).
-                while !go.load(Acquire) {
-                    std::thread::park();
-                }
-            });
-        match started {
-            Ok(handle) => detach(handle, &detached),
-            Err(e) => spawn_failed(info, site, &e),
+            start_now(info, s);
         }
+    }
+}
+
+/// Starts the thread of `start` on an idle pooled OS thread or a new one.
+fn start_now(info: &Arc<ProgramInfo>, start: Start) {
+    let Start { obj, site } = start;
+    let job_info = info.clone();
+    let job: thread_pool::Job = Box::new(move || {
+        let keep = thread_pool::pooled(&job_info);
+        thread_main(job_info.clone(), obj, site);
+        // A thread that ends leaves room for a put-off one: it runs next on this OS thread
+        // where OS threads are reused (see `thread_pool`), else on a new one. Every end
+        // looks, so the last thread to end before the queue for segments is short starts
+        // the put-off ones (a join may be waiting for one).
+        if !keep {
+            start_deferred(&job_info, false);
+        }
+        while let Some(Start { obj, site }) =
+            keep.then(|| next_deferred(&job_info, false)).flatten()
+        {
+            job_info.threads.starting.fetch_add(1, Relaxed);
+            thread_main(job_info.clone(), obj, site);
+        }
+        keep
+    });
+    // An idle pooled OS thread first: it adds no mapping (its stack and signal stack
+    // exist, and the shadow stack usually comes from the runtime's pool), so the room
+    // for a thread is not checked; that check reads /proc/self/maps near the limit
+    // (~55 ms with 64 K mappings, 12% of the CPU of a spawn tree of 16 K threads).
+    let job = if thread_pool::pooled(info) {
+        info.threads.starting.fetch_add(1, Relaxed);
+        match POOL.hand_to_idle(job) {
+            Ok(()) => return,
+            Err(job) => {
+                info.threads.starting.fetch_sub(1, Relaxed);
+                job
+            }
+        }
+    } else {
+        job
+    };
+    let shadow = info.stm.thread_reserve_bytes();
+    if let Err(m) = room_for_a_thread(&info.threads, shadow) {
+        spawn_failed(info, site, &std::io::Error::other(m));
+    }
+    info.threads.starting.fetch_add(1, Relaxed);
+    let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let go = detached.clone();
+    let started = std::thread::Builder::new()
+        .stack_size(stmjit_lang::stack::BIG_STACK)
+        .spawn(move || {
+            stmjit_lang::stack::mark_thread(stmjit_lang::stack::BIG_STACK);
+            POOL.worker(job);
+            // Not before it is detached (see `detach`).
+            while !go.load(Acquire) {
+                std::thread::park();
+            }
+        });
+    match started {
+        Ok(handle) => {
+            info.threads.os_threads.fetch_add(1, Relaxed);
+            detach(handle, &detached)
+        }
+        Err(e) => spawn_failed(info, site, &e),
     }
 }
 
@@ -818,6 +950,12 @@ pub(crate) fn wait_done(rt: &mut Runtime, id: usize) -> bool {
         }
         t.waiting_for.insert(me, id);
     }
+    if !t.done[id] && info.threads.deferred_len.load(Relaxed) > 0 {
+        // This thread blocks: a put-off thread (perhaps `id`) may start instead.
+        drop(t);
+        start_deferred(&info, false);
+        t = threads.lock().unwrap();
+    }
     while !t.done[id] {
         // Parked until thread `id` ends (its end unparks the joiners registered under its
         // id, under this mutex, so the wake-up cannot be missed); a spurious wake-up checks
@@ -848,10 +986,16 @@ pub(crate) fn wait_done(rt: &mut Runtime, id: usize) -> bool {
 }
 
 /// Waits until every spawned thread has ended (the end of the program, as in Python).
-pub fn wait_all(info: &ProgramInfo) {
+pub fn wait_all(info: &Arc<ProgramInfo>) {
     let mut t = info.threads.table.lock().unwrap();
     while t.live > 0 {
-        t = info.threads.ended.wait(t).unwrap();
+        drop(t);
+        // Put-off threads count as running: they start as others end, or once aged.
+        start_deferred(info, false);
+        t = info.threads.table.lock().unwrap();
+        if t.live > 0 {
+            t = info.threads.ended.wait_timeout(t, MAX_DEFER).unwrap().0;
+        }
     }
 }
 

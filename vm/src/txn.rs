@@ -194,6 +194,9 @@ impl Runtime {
     /// Begins a transaction (waiting for the GIL first with `--gil`) and points the helpers
     /// and the context at its segment.
     pub(crate) fn begin(&mut self, ctx: *mut Ctx) {
+        if self.info.threads.deferred_len.load(Relaxed) != 0 {
+            super::threads::start_deferred(&self.info, true);
+        }
         if let Some(id) = self.tx.wait_for_thread.take() {
             self.detach();
             // A cycle of joins is not waited for: the restarted block's join raises it.
@@ -454,6 +457,8 @@ impl Runtime {
     /// its transactions over to a thread waiting for one, if any (`StmThread::detach`).
     pub fn detach(&mut self) {
         self.th().detach();
+        // A thread that blocks leaves room for a put-off spawned thread.
+        super::threads::start_deferred(&self.info, false);
     }
 
     /// Commit + begin. Threads spawned by the committed transaction start here.
