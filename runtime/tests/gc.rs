@@ -132,8 +132,9 @@ fn an_ended_threads_shadow_stack_serves_the_next_one() {
     assert_eq!(ss.depth(), 0);
     assert_eq!(ss.capacity(), stm.thread_reserve_bytes() / 8);
     // SAFETY: the slot lies in the mapping (read only): what the ended thread left there.
+    let stale = unsafe { *ss.base };
     assert_eq!(
-        unsafe { *ss.base },
+        stale,
         int(42),
         "a new mapping (zeroed), not the ended thread's stack"
     );
