@@ -2020,8 +2020,8 @@ fn a_spawn_tree_starts_few_os_threads() {
 }
 
 /// Threads that wait in loops for each other (a barrier of 40 on 1 and 2 segments, and under
-/// `--gil`) all start, though spawned while others waited for a segment and put off: once
-/// none started for a while, every put-off thread starts.
+/// `--gil`) all start, though spawned while others waited for a segment and put off: while
+/// none starts otherwise, the oldest starts every 10 ms.
 #[test]
 fn put_off_threads_start_while_others_spin() {
     check("spawn_barrier", &["--threads", "2"], &[], &[]);

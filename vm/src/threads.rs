@@ -71,6 +71,8 @@ struct Deferred {
     list: std::collections::VecDeque<(Start, std::time::Instant)>,
     /// When the last of them started (or the list became non-empty).
     last_start: std::time::Instant,
+    /// When the last of them started for its age.
+    last_aged: std::time::Instant,
 }
 
 impl Default for Deferred {
@@ -78,6 +80,7 @@ impl Default for Deferred {
         Deferred {
             list: Default::default(),
             last_start: std::time::Instant::now(),
+            last_aged: std::time::Instant::now(),
         }
     }
 }
@@ -300,11 +303,11 @@ pub(crate) struct Start {
 /// How long the put-off threads ([`launch`]) may all stay put off: when none has started
 /// for that long, the oldest starts at the next opportunity whatever the queue for
 /// segments (so a program whose threads wait in loops for a thread not started yet goes
-/// on).
+/// on, one more thread each time).
 const MAX_DEFER: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// How long one put-off thread may wait at most (the most recent start first, an old one
-/// could wait for ever while threads are spawned): then it starts first.
+/// How long one put-off thread waits before it starts first (the most recent start first,
+/// an old one could wait for ever while threads are spawned), one per [`MAX_DEFER`].
 const MAX_AGE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Whether a thread spawned now would only wait for a segment behind others: at least two
@@ -319,19 +322,22 @@ fn queue_is_long(info: &ProgramInfo) -> bool {
     waiting >= 2 * info.stm.num_segments() as u64
 }
 
-/// The next put-off thread to start: the oldest if it has waited [`MAX_AGE`], or
-/// [`MAX_DEFER`] while none started for as long; else the most recent, unless `only_aged`
-/// or the queue for segments is long.
+/// The next put-off thread to start: the oldest if it has waited [`MAX_AGE`] (one per
+/// [`MAX_DEFER`]), or [`MAX_DEFER`] while none started for as long; else the most recent,
+/// unless `only_aged` or the queue for segments is long.
 fn next_deferred(info: &ProgramInfo, only_aged: bool) -> Option<Start> {
     let th = &info.threads;
     if th.deferred_len.load(Relaxed) == 0 {
         return None;
     }
     let mut d = th.deferred.lock().unwrap();
+    // One at a time, at most one per MAX_DEFER: starting every aged one at once made a
+    // spawn tree whose threads stalled for 10 ms (a loaded machine) start thousands of OS
+    // threads, breadth first.
     let stuck = d.last_start.elapsed() >= MAX_DEFER;
     let aged = d.list.front().is_some_and(|(_, t)| {
         let age = t.elapsed();
-        age >= MAX_AGE || stuck && age >= MAX_DEFER
+        stuck && age >= MAX_DEFER || age >= MAX_AGE && d.last_aged.elapsed() >= MAX_DEFER
     });
     let s = if aged {
         d.list.pop_front()
@@ -341,10 +347,12 @@ fn next_deferred(info: &ProgramInfo, only_aged: bool) -> Option<Start> {
         d.list.pop_back()
     };
     th.deferred_len.store(d.list.len(), Relaxed);
-    // Not for an aged one: once none started for a while, every aged one starts at once
-    // (threads that wait in loops for each other, a barrier, all go on together).
-    if s.is_some() && !aged {
-        d.last_start = std::time::Instant::now();
+    if s.is_some() {
+        let now = std::time::Instant::now();
+        d.last_start = now;
+        if aged {
+            d.last_aged = now;
+        }
     }
     s.map(|(s, _)| s)
 }
