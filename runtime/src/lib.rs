@@ -150,8 +150,8 @@ pub use stats::{
     NO_SITE,
 };
 pub use stm::{
-    default_segment_size, Stm, StmConfig, WaitPolicy, DEFAULT_TIME_SLICE, MAX_DEFAULT_SEGMENT,
-    MIN_DEFAULT_SEGMENT,
+    default_segment_size, futex_hash_slots, use_global_futex_hash, Stm, StmConfig, WaitPolicy,
+    DEFAULT_TIME_SLICE, MAX_DEFAULT_SEGMENT, MIN_DEFAULT_SEGMENT,
 };
 pub use trace::Tracer;
 pub use transaction::{Abort, StmThread};

@@ -257,7 +257,8 @@ pub struct Stm {
 }
 
 /// Makes this process's futexes (every parked thread: `join`, segment queue, locks) hash
-/// into the kernel's global futex table instead of a private one.
+/// into the kernel's global futex table instead of a private one. The object model calls it
+/// once a program has started many OS threads, on a thread of its own.
 ///
 /// Since Linux 6.16 a process gets a private futex hash sized by min(threads, CPUs): 16
 /// buckets on a 2-core machine. With thousands of threads parked (a spawn tree's parents in
@@ -265,9 +266,11 @@ pub struct Stm {
 /// a third of a 10 000-thread spawn tree's time went there. The global table has 256
 /// buckets per CPU. Older kernels (no `PR_FUTEX_HASH`) already use it: the call fails and
 /// nothing changes.
-fn use_global_futex_hash() {
-    const PR_FUTEX_HASH: libc::c_int = 78;
-    const PR_FUTEX_HASH_SET_SLOTS: libc::c_ulong = 1;
+///
+/// The switch waits for the kernel (about 40 ms on 6.18, asleep, not on the CPU): made in
+/// [`Stm::new`], it delayed every run by that much (a `print(1)` took 30-50 ms instead of
+/// under 10), so it is no longer made for programs that never start many threads.
+pub fn use_global_futex_hash() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // SAFETY: prctl with integer arguments only; an unknown option fails with EINVAL.
@@ -284,6 +287,28 @@ fn use_global_futex_hash() {
     });
 }
 
+/// The number of buckets of this process's private futex hash: 0 when it uses the kernel's
+/// global table ([`use_global_futex_hash`]), `None` where the kernel has no `PR_FUTEX_HASH`
+/// (before 6.16: always the global table).
+pub fn futex_hash_slots() -> Option<u64> {
+    // SAFETY: prctl with integer arguments only; an unknown option fails with EINVAL.
+    let r = unsafe {
+        libc::prctl(
+            PR_FUTEX_HASH,
+            PR_FUTEX_HASH_GET_SLOTS,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    u64::try_from(r).ok()
+}
+
+/// `prctl` options of Linux 6.16's private futex hash (`linux/prctl.h`).
+const PR_FUTEX_HASH: libc::c_int = 78;
+const PR_FUTEX_HASH_SET_SLOTS: libc::c_ulong = 1;
+const PR_FUTEX_HASH_GET_SLOTS: libc::c_ulong = 2;
+
 impl Stm {
     /// Creates a runtime instance (reserves and maps its segments).
     pub fn new(config: StmConfig) -> std::io::Result<Arc<Stm>> {
@@ -291,7 +316,6 @@ impl Stm {
             (1..=254).contains(&config.num_segments),
             "stmjit: num_segments must be in 1..=254"
         );
-        use_global_futex_hash();
         let layout = Layout::new(
             config.segment_size,
             config.nursery_size,

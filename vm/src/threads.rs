@@ -414,6 +414,12 @@ pub(crate) fn launch(info: &Arc<ProgramInfo>, starts: Vec<Start>) {
     }
 }
 
+/// OS threads started for spawned threads after which the process's futexes move to the
+/// kernel's global hash table (`stmjit_runtime::use_global_futex_hash`): with many threads
+/// parked, the private table's few buckets make every wake-up walk long chains; a program
+/// with fewer threads does not pay the switch (~40 ms of waiting).
+pub const MANY_OS_THREADS: u64 = 64;
+
 /// Starts the thread of `start` on an idle pooled OS thread or a new one.
 fn start_now(info: &Arc<ProgramInfo>, start: Start) {
     let Start { obj, site } = start;
@@ -471,7 +477,14 @@ fn start_now(info: &Arc<ProgramInfo>, start: Start) {
         });
     match started {
         Ok(handle) => {
-            info.threads.os_threads.fetch_add(1, Relaxed);
+            let started_before = info.threads.os_threads.fetch_add(1, Relaxed);
+            if started_before + 1 == MANY_OS_THREADS {
+                // On a thread of its own: the switch sleeps ~40 ms in the kernel. If that
+                // thread cannot start, wake-ups only walk longer bucket chains.
+                let _ = std::thread::Builder::new()
+                    .name("stmjit-futex-hash".into())
+                    .spawn(stmjit_runtime::use_global_futex_hash);
+            }
             detach(handle, &detached)
         }
         Err(e) => spawn_failed(info, site, &e),
