@@ -272,18 +272,9 @@ pub struct Stm {
 /// under 10), so it is no longer made for programs that never start many threads.
 pub fn use_global_futex_hash() {
     static ONCE: std::sync::Once = std::sync::Once::new();
+    // Slots 0: the global hash.
     ONCE.call_once(|| {
-        // SAFETY: prctl with integer arguments only; an unknown option fails with EINVAL.
-        // Slots 0: the global hash.
-        let _ = unsafe {
-            libc::prctl(
-                PR_FUTEX_HASH,
-                PR_FUTEX_HASH_SET_SLOTS,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-            )
-        };
+        let _ = futex_hash_prctl(PR_FUTEX_HASH_SET_SLOTS, 0);
     });
 }
 
@@ -291,17 +282,21 @@ pub fn use_global_futex_hash() {
 /// global table ([`use_global_futex_hash`]), `None` where the kernel has no `PR_FUTEX_HASH`
 /// (before 6.16: always the global table).
 pub fn futex_hash_slots() -> Option<u64> {
+    u64::try_from(futex_hash_prctl(PR_FUTEX_HASH_GET_SLOTS, 0)).ok()
+}
+
+/// `prctl(PR_FUTEX_HASH, op, arg)`: its result, negative where the kernel has no such option.
+fn futex_hash_prctl(op: libc::c_ulong, arg: libc::c_ulong) -> libc::c_int {
     // SAFETY: prctl with integer arguments only; an unknown option fails with EINVAL.
-    let r = unsafe {
+    unsafe {
         libc::prctl(
             PR_FUTEX_HASH,
-            PR_FUTEX_HASH_GET_SLOTS,
-            0 as libc::c_ulong,
+            op,
+            arg,
             0 as libc::c_ulong,
             0 as libc::c_ulong,
         )
-    };
-    u64::try_from(r).ok()
+    }
 }
 
 /// `prctl` options of Linux 6.16's private futex hash (`linux/prctl.h`).

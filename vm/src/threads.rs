@@ -418,7 +418,7 @@ pub(crate) fn launch(info: &Arc<ProgramInfo>, starts: Vec<Start>) {
 /// kernel's global hash table (`stmjit_runtime::use_global_futex_hash`): with many threads
 /// parked, the private table's few buckets make every wake-up walk long chains; a program
 /// with fewer threads does not pay the switch (~40 ms of waiting).
-pub const MANY_OS_THREADS: u64 = 64;
+const MANY_OS_THREADS: u64 = 64;
 
 /// Starts the thread of `start` on an idle pooled OS thread or a new one.
 fn start_now(info: &Arc<ProgramInfo>, start: Start) {
@@ -431,14 +431,13 @@ fn start_now(info: &Arc<ProgramInfo>, start: Start) {
         // where OS threads are reused (see `thread_pool`), else on a new one. Every end
         // looks, so the last thread to end before the queue for segments is short starts
         // the put-off ones (a join may be waiting for one).
-        if !keep {
+        if keep {
+            while let Some(Start { obj, site }) = next_deferred(&job_info, false) {
+                job_info.threads.starting.fetch_add(1, Relaxed);
+                thread_main(job_info.clone(), obj, site);
+            }
+        } else {
             start_deferred(&job_info, false);
-        }
-        while let Some(Start { obj, site }) =
-            keep.then(|| next_deferred(&job_info, false)).flatten()
-        {
-            job_info.threads.starting.fetch_add(1, Relaxed);
-            thread_main(job_info.clone(), obj, site);
         }
         keep
     });
