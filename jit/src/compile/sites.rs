@@ -250,17 +250,21 @@ impl FnCompiler<'_, '_> {
     ) -> (Value, Value) {
         self.begin_sequence(super::LOC_ATTR_FAST);
         self.read_barrier_obj(o, span);
-        // The inline count never changes: no barrier of its own.
-        let sa = self.seg_addr(o);
-        let n = self
-            .b
-            .ins()
-            .load(I64, mf(), sa, offset_of!(InstanceObj, inline) as i32);
+        let n = self.inline_count(o);
         let inb = self.b.ins().icmp_imm(IntCC::UnsignedGreaterThan, n, s);
         self.only_if(inb, slow);
         let addr = self.b.ins().iadd_imm(o, INSTANCE_DATA as i64 + 8 * s);
         self.end_sequence();
         (addr, self.b.ins().iconst(I64, s))
+    }
+
+    /// How many slots instance `o` holds inline. The count never changes after the
+    /// allocation: no barrier of its own.
+    fn inline_count(&mut self, o: Value) -> Value {
+        let sa = self.seg_addr(o);
+        self.b
+            .ins()
+            .load(I64, mf(), sa, offset_of!(InstanceObj, inline) as i32)
     }
 
     /// The payload (high half) of a cache entry word: one shift.
@@ -287,12 +291,7 @@ impl FnCompiler<'_, '_> {
         let word = self.probe_class(o, None, fact, local, cache, slow);
         self.read_barrier_obj(o, span);
         let idx = self.payload(word);
-        // The inline count never changes: no barrier of its own.
-        let sa = self.seg_addr(o);
-        let n = self
-            .b
-            .ins()
-            .load(I64, mf(), sa, offset_of!(InstanceObj, inline) as i32);
+        let n = self.inline_count(o);
         let inb = self.b.ins().icmp(IntCC::UnsignedLessThan, idx, n);
         let b5 = self.b.create_block();
         self.b.ins().brif(inb, b5, &[], slow, &[]);
